@@ -1,0 +1,137 @@
+// The contract between the tensor frontend and a device: untyped buffers, strided views over them,
+// and one `exec` entry point for a small closed set of ops. Shape inference, validation and
+// broadcasting happen in the frontend (src/ops); a backend only computes.
+// Designed for devices whose memory JavaScript cannot see (WebGPU): reads may be asynchronous
+// and `readSync` may refuse.
+import type { DType } from '../tensor/dtype.js';
+
+/** An opaque allocation owned by one backend. `byteLength` is what was asked for. */
+export interface BackendBuffer {
+  readonly backend: string;
+  readonly byteLength: number;
+}
+
+/**
+ * A strided view of a buffer as the backend receives it. `offset` and `strides` count elements
+ * (for packed 4-bit types, nibbles). A stride of 0 repeats an element (broadcast).
+ */
+export interface View {
+  readonly buffer: BackendBuffer;
+  readonly dtype: DType;
+  readonly shape: readonly number[];
+  readonly strides: readonly number[];
+  readonly offset: number;
+}
+
+export type UnaryFn =
+  | 'neg' | 'exp' | 'log' | 'sqrt' | 'rsqrt' | 'tanh' | 'abs' | 'sign'
+  | 'relu' | 'sigmoid' | 'silu' | 'gelu_tanh' | 'gelu_erf' | 'square' | 'recip' | 'sin' | 'cos';
+export type BinaryFn =
+  | 'add' | 'sub' | 'mul' | 'div' | 'pow' | 'maximum' | 'minimum'
+  | 'eq' | 'ne' | 'lt' | 'le' | 'gt' | 'ge';
+export type ReduceFn = 'sum' | 'mean' | 'max' | 'min' | 'argmax' | 'argmin';
+export type QuantType = 'q8_0' | 'q4_0';
+
+/**
+ * The closed set of ops a backend implements. Inputs and outputs are listed per op with their
+ * shapes; the frontend guarantees the shapes and dtypes given here, and allocates the outputs
+ * (contiguous unless said otherwise). `[...]` is any number of leading dims.
+ */
+export type OpDesc =
+  /** in: x (any view); out: y (any view, same shape). Converts dtype on the way (this is also `cast`). */
+  | { op: 'copy' }
+  /** out: y (any view). */
+  | { op: 'fill'; value: number }
+  /** in: x; out: y, same shape; float dtypes. */
+  | { op: 'unary'; fn: UnaryFn }
+  /** in: a, b (already broadcast to the output shape, stride 0 where repeated); out: y. Comparisons give u8 0/1. */
+  | { op: 'binary'; fn: BinaryFn }
+  /** in: cond (u8), a, b (broadcast views); out: y = cond ? a : b. */
+  | { op: 'where' }
+  /** in: x [..., n, ...]; out: y with `axis` of size 1 (arg* give i32). */
+  | { op: 'reduce'; fn: ReduceFn; axis: number }
+  /** in: x; out: y, same shape, running sum along `axis`. */
+  | { op: 'cumsum'; axis: number }
+  /** in: x [..., n]; out: values [..., k], indices i32 [..., k], largest first, ties by lower index. */
+  | { op: 'topk'; k: number }
+  /**
+   * in: a [...batch, M, K] (or [..., K, M] when transA), b [...batch, K, N] (or [..., N, K] when transB),
+   * batch dims already broadcast; out: y [...batch, M, N]. Transposition is also visible in the strides;
+   * the flags only say which logical layout the shapes are given in.
+   */
+  | { op: 'matmul'; transA: boolean; transB: boolean }
+  /**
+   * in: x [..., q, k], optional mask (u8 1 = keep, broadcast to x's shape); out: y same shape.
+   * `causal` hides key j > i + (k - q) for query i. Fully hidden rows give 0 (softmax) / -Inf (log).
+   */
+  | { op: 'softmax'; log: boolean; causal: boolean; masked: boolean }
+  /** in: x [..., d], optional weight [d], optional bias [d]; out: y. */
+  | { op: 'layernorm'; eps: number; hasWeight: boolean; hasBias: boolean }
+  /** in: x [..., d], optional weight [d]; out: y = x / rms(x) * (offset + weight). */
+  | { op: 'rmsnorm'; eps: number; offset: number; hasWeight: boolean }
+  /**
+   * in: x [b, t, h, d], positions i32 [b, t], invFreq f32 [rotaryDim / 2]; out: y [b, t, h, d].
+   * Rotates the first `rotaryDim` channels; 'half' pairs (i, i + rotaryDim/2), 'interleaved' pairs (2i, 2i+1).
+   */
+  | { op: 'rope'; mode: 'half' | 'interleaved'; rotaryDim: number }
+  /** in: table [n, ...row], ids i32 [...idx]; out: y [...idx, ...row]. */
+  | { op: 'gather' }
+  /** in: target [n, ...row], ids i32 [m], src [m, ...row]; out: y = target with src rows added at ids. */
+  | { op: 'scatterAdd' }
+  /**
+   * in: q [b, hq, tq, d], k [b, hkv, tk, d], v [b, hkv, tk, dv], optional keyMask u8 [b, tk] (1 = attend);
+   * out: y [b, hq, tq, dv], and probs [b, hq, tq, tk] when `returnProbs`. hq is a multiple of hkv
+   * (grouped-query: head h reads kv head floor(h / (hq / hkv))). `causal` as in softmax.
+   */
+  | { op: 'attention'; scale: number; causal: boolean; masked: boolean; returnProbs: boolean }
+  /** in: raw u8 [nBlocks * blockBytes] in GGML layout; out: f32 [nBlocks * 32]. */
+  | { op: 'dequantize'; type: QuantType };
+
+export type OpName = OpDesc['op'];
+export const OP_NAMES: readonly OpName[] = [
+  'copy', 'fill', 'unary', 'binary', 'where', 'reduce', 'cumsum', 'topk', 'matmul', 'softmax',
+  'layernorm', 'rmsnorm', 'rope', 'gather', 'scatterAdd', 'attention', 'dequantize',
+];
+
+export interface Backend {
+  readonly name: string;
+  /** True when `exec` has finished its work on return, so `readSync` can follow at once. */
+  readonly synchronous: boolean;
+  alloc(byteLength: number): BackendBuffer;
+  free(buffer: BackendBuffer): void;
+  write(buffer: BackendBuffer, byteOffset: number, bytes: Uint8Array): void;
+  read(buffer: BackendBuffer, byteOffset: number, byteLength: number): Promise<Uint8Array>;
+  /** Throws `SyncReadUnsupportedError` on backends whose memory cannot be read synchronously. */
+  readSync(buffer: BackendBuffer, byteOffset: number, byteLength: number): Uint8Array;
+  /** Whether `exec` can run this op on these views (dtypes, contiguity, ...). */
+  supportsOp(op: OpDesc, inputs: readonly View[], outputs: readonly View[]): boolean;
+  exec(op: OpDesc, inputs: readonly View[], outputs: readonly View[]): void;
+  /** Wait until all queued work is done (a no-op on synchronous backends). */
+  flush(): Promise<void>;
+  /** Bytes currently allocated. */
+  memoryInUse(): number;
+  dispose(): void;
+}
+
+export class UnsupportedOpError extends Error {
+  constructor(readonly backend: string, readonly op: OpDesc, detail: string) {
+    super(`backend '${backend}' does not support op '${op.op}'${opParams(op)}: ${detail}`);
+    this.name = 'UnsupportedOpError';
+  }
+}
+
+export class SyncReadUnsupportedError extends Error {
+  constructor(readonly backend: string) {
+    super(`backend '${backend}' cannot read synchronously; use await tensor.data()`);
+    this.name = 'SyncReadUnsupportedError';
+  }
+}
+
+export function opParams(op: OpDesc): string {
+  const rest = Object.entries(op).filter(([k]) => k !== 'op');
+  return rest.length ? `(${rest.map(([k, v]) => `${k}=${v}`).join(', ')})` : '';
+}
+
+export function describeView(v: View): string {
+  return `${v.dtype}[${v.shape.join(',')}]`;
+}
