@@ -1,20 +1,84 @@
-// Generic shape arithmetic shared by the frontend and the backends: element counts and
-// row-major strides. Not for: broadcasting rules or op-specific shape inference (src/ops).
+// Shape arithmetic: element counts, row-major strides, broadcasting and axis normalisation.
+// Pure functions over number arrays; every error names the op and the shapes.
+import { ShapeError } from './errors.js';
 
-/** Number of elements of a shape (1 for a scalar `[]`). */
-export function numel(shape: readonly number[]): number {
+export type Shape = readonly number[];
+
+export function numel(shape: Shape): number {
   let n = 1;
-  for (const s of shape) n *= s;
+  for (const d of shape) n *= d;
   return n;
 }
 
-/** Row-major (C-order) strides of a contiguous tensor of this shape, in elements. */
-export function contiguousStrides(shape: readonly number[]): number[] {
-  const strides = new Array<number>(shape.length);
-  let s = 1;
+export function contiguousStrides(shape: Shape): number[] {
+  const s = new Array<number>(shape.length);
+  let acc = 1;
   for (let i = shape.length - 1; i >= 0; i--) {
-    strides[i] = s;
-    s *= shape[i]!;
+    s[i] = acc;
+    acc *= shape[i]!;
   }
-  return strides;
+  return s;
+}
+
+export function isContiguous(shape: Shape, strides: readonly number[]): boolean {
+  let acc = 1;
+  for (let i = shape.length - 1; i >= 0; i--) {
+    if (shape[i] !== 1 && strides[i] !== acc) return false;
+    acc *= shape[i]!;
+  }
+  return true;
+}
+
+export function fmtShape(shape: Shape): string {
+  return `[${shape.join(', ')}]`;
+}
+
+export function assertShape(shape: readonly unknown[], where: string): number[] {
+  for (const d of shape) {
+    if (typeof d !== 'number' || !Number.isInteger(d) || d < 0) {
+      throw new ShapeError(`${where}: invalid shape ${JSON.stringify(shape)} (dims must be integers >= 0)`);
+    }
+  }
+  return shape as number[];
+}
+
+/** Normalises a possibly negative axis for a tensor of rank `rank`. */
+export function normAxis(axis: number, rank: number, where: string): number {
+  const a = axis < 0 ? axis + rank : axis;
+  if (!Number.isInteger(axis) || a < 0 || a >= rank) {
+    throw new ShapeError(`${where}: axis ${axis} out of range for a tensor of rank ${rank}`);
+  }
+  return a;
+}
+
+/** NumPy broadcasting of several shapes. */
+export function broadcastShapes(where: string, ...shapes: Shape[]): number[] {
+  const rank = Math.max(0, ...shapes.map((s) => s.length));
+  const out = new Array<number>(rank).fill(1);
+  for (const s of shapes) {
+    for (let i = 0; i < s.length; i++) {
+      const j = rank - s.length + i;
+      const d = s[i]!;
+      if (d === out[j]) continue;
+      if (out[j] === 1) out[j] = d;
+      else if (d !== 1) {
+        throw new ShapeError(`${where}: shapes ${shapes.map(fmtShape).join(' and ')} cannot be broadcast together (dim ${j - rank}: ${out[j]} vs ${d})`);
+      }
+    }
+  }
+  return out;
+}
+
+/** Strides that view (shape, strides) as `target` without copying: 0 where a dim is repeated. */
+export function broadcastStrides(shape: Shape, strides: readonly number[], target: Shape): number[] {
+  const out = new Array<number>(target.length).fill(0);
+  for (let i = 0; i < shape.length; i++) {
+    const j = target.length - shape.length + i;
+    out[j] = shape[i] === 1 && target[j] !== 1 ? 0 : strides[i]!;
+  }
+  return out;
+}
+
+export function shapesEqual(a: Shape, b: Shape): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
 }
