@@ -1,0 +1,8 @@
+// Every frontend op, in one namespace.
+export * from './creation.js';
+export * from './elementwise.js';
+export * from './reduce.js';
+export * from './linalg.js';
+export * from './nn.js';
+export * from './layout.js';
+export * from './quant.js';
