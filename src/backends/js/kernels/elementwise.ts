@@ -1,0 +1,170 @@
+// Reference elementwise ops: copy (cast), fill, unary, binary, where; and erf/erfc to full
+// double precision for gelu_erf. Inputs arrive already broadcast (stride 0 where repeated).
+import type { BinaryFn, OpDesc, UnaryFn } from '../../backend.js';
+import { numel } from '../access.js';
+import type { KernelContext } from './context.js';
+
+type Op<K extends OpDesc['op']> = Extract<OpDesc, { op: K }>;
+
+const TWO_OVER_SQRT_PI = 1.1283791670955126; // 2 / sqrt(pi)
+const ONE_OVER_SQRT_PI = 0.5641895835477563;
+const SQRT_2_OVER_PI = 0.7978845608028654;
+const SQRT_HALF = 0.7071067811865476;
+
+/**
+ * erf(x) for |x| < 1 by the all-positive series erf(x) = 2/sqrt(pi) e^{-x^2} sum_n 2^n x^{2n+1}
+ * / (2n+1)!!, which has no cancellation; beyond, 1 - erfc(x). Relative error ~1e-15.
+ */
+export function erf(x: number): number {
+  if (Number.isNaN(x)) return NaN;
+  const ax = Math.abs(x);
+  if (ax >= 1) return Math.sign(x) * (1 - erfcLarge(ax));
+  const x2 = ax * ax;
+  let term = ax;
+  let sum = ax;
+  for (let n = 1; n < 100; n++) {
+    term *= (2 * x2) / (2 * n + 1);
+    sum += term;
+    if (term < sum * 1e-17) break;
+  }
+  return Math.sign(x) * TWO_OVER_SQRT_PI * Math.exp(-x2) * sum;
+}
+
+/** erfc(x) = 1 - erf(x), accurate in relative terms for large positive x too. */
+export function erfc(x: number): number {
+  if (Number.isNaN(x)) return NaN;
+  if (x < 0) return 2 - erfc(-x);
+  if (x < 1) return 1 - erf(x);
+  return erfcLarge(x);
+}
+
+/**
+ * erfc for x >= 1 by its continued fraction e^{-x^2}/sqrt(pi) / (x + (1/2)/(x + 1/(x + (3/2)/(x + ...))))
+ * (modified Lentz; under 200 terms at x = 1, fewer further out).
+ */
+function erfcLarge(x: number): number {
+  if (x > 27.3) return 0; // below the smallest subnormal
+  const tiny = 1e-300;
+  let f = x;
+  let c = x;
+  let d = 0;
+  for (let n = 1; n < 1000; n++) {
+    const a = n / 2;
+    d = x + a * d;
+    d = d === 0 ? 1 / tiny : 1 / d;
+    c = x + a / c;
+    if (c === 0) c = tiny;
+    const delta = c * d;
+    f *= delta;
+    if (Math.abs(delta - 1) < 1e-16) break;
+  }
+  return (ONE_OVER_SQRT_PI * expNegSquare(x)) / f;
+}
+
+/** e^{-x^2} without the error of rounding x^2 first (which matters when x^2 is in the hundreds). */
+function expNegSquare(x: number): number {
+  const hi = Math.fround(x); // 24 significant bits, so hi * hi is exact in f64
+  const lo = x - hi;
+  return Math.exp(-hi * hi) * Math.exp(-(2 * hi * lo + lo * lo));
+}
+
+function sigmoid(x: number): number {
+  if (x >= 0) return 1 / (1 + Math.exp(-x));
+  const e = Math.exp(x);
+  return e / (1 + e);
+}
+
+export function unaryFn(fn: UnaryFn): (x: number) => number {
+  switch (fn) {
+    case 'neg': return (x) => -x;
+    case 'exp': return Math.exp;
+    case 'log': return Math.log;
+    case 'sqrt': return Math.sqrt;
+    case 'rsqrt': return (x) => 1 / Math.sqrt(x);
+    case 'tanh': return Math.tanh;
+    case 'abs': return Math.abs;
+    case 'sign': return (x) => (x > 0 ? 1 : x < 0 ? -1 : x === 0 ? 0 : NaN);
+    case 'relu': return (x) => (x > 0 ? x : Number.isNaN(x) ? NaN : 0);
+    case 'sigmoid': return sigmoid;
+    case 'silu': return (x) => (x === -Infinity ? 0 : x * sigmoid(x));
+    case 'gelu_tanh': return (x) => {
+      if (!Number.isFinite(x)) return x === -Infinity ? 0 : x;
+      return 0.5 * x * (1 + Math.tanh(SQRT_2_OVER_PI * (x + 0.044715 * x * x * x)));
+    };
+    // 0.5 x (1 + erf(x/sqrt2)) written as 0.5 x erfc(-x/sqrt2), exact in the far negative tail
+    case 'gelu_erf': return (x) => (x === -Infinity ? 0 : 0.5 * x * erfc(-x * SQRT_HALF));
+    case 'square': return (x) => x * x;
+    case 'recip': return (x) => 1 / x;
+    case 'sin': return Math.sin;
+    case 'cos': return Math.cos;
+  }
+}
+
+export function binaryFn(fn: BinaryFn, intOut: boolean): (a: number, b: number) => number {
+  switch (fn) {
+    case 'add': return (a, b) => a + b;
+    case 'sub': return (a, b) => a - b;
+    case 'mul': return (a, b) => a * b;
+    // integer division truncates toward zero (the int write does the truncation)
+    case 'div': return intOut ? (a, b) => Math.trunc(a / b) : (a, b) => a / b;
+    case 'pow': return Math.pow;
+    case 'maximum': return (a, b) => (Number.isNaN(a) || Number.isNaN(b) ? NaN : Math.max(a, b));
+    case 'minimum': return (a, b) => (Number.isNaN(a) || Number.isNaN(b) ? NaN : Math.min(a, b));
+    case 'eq': return (a, b) => (a === b ? 1 : 0);
+    case 'ne': return (a, b) => (a !== b ? 1 : 0);
+    case 'lt': return (a, b) => (a < b ? 1 : 0);
+    case 'le': return (a, b) => (a <= b ? 1 : 0);
+    case 'gt': return (a, b) => (a > b ? 1 : 0);
+    case 'ge': return (a, b) => (a >= b ? 1 : 0);
+  }
+}
+
+function expectSameShapes(ctx: KernelContext): void {
+  const shape = ctx.output(0).shape;
+  for (const v of ctx.inputs) ctx.expectShape(v, shape, 'every input');
+}
+
+export function copy(ctx: KernelContext<Op<'copy'>>): void {
+  ctx.expectArity(1, 1);
+  if (numel(ctx.input(0).shape) !== numel(ctx.output(0).shape)) ctx.fail('input and output sizes differ');
+  ctx.write(0, ctx.read(0));
+}
+
+export function fill(ctx: KernelContext<Op<'fill'>>): void {
+  ctx.expectArity(0, 1);
+  ctx.write(0, new Float64Array(numel(ctx.output(0).shape)).fill(ctx.op.value));
+}
+
+export function unary(ctx: KernelContext<Op<'unary'>>): void {
+  ctx.expectArity(1, 1);
+  expectSameShapes(ctx);
+  const f = unaryFn(ctx.op.fn);
+  const x = ctx.read(0);
+  for (let i = 0; i < x.length; i++) x[i] = f(x[i]!);
+  ctx.write(0, x);
+}
+
+const COMPARISONS: readonly BinaryFn[] = ['eq', 'ne', 'lt', 'le', 'gt', 'ge'];
+
+export function binary(ctx: KernelContext<Op<'binary'>>): void {
+  ctx.expectArity(2, 1);
+  expectSameShapes(ctx);
+  const y = ctx.output(0);
+  if (COMPARISONS.includes(ctx.op.fn) && y.dtype !== 'u8') ctx.fail('comparisons write a u8 output');
+  const intOut = y.dtype !== 'f32' && y.dtype !== 'f16' && y.dtype !== 'bf16';
+  const f = binaryFn(ctx.op.fn, intOut);
+  const a = ctx.read(0);
+  const b = ctx.read(1);
+  for (let i = 0; i < a.length; i++) a[i] = f(a[i]!, b[i]!);
+  ctx.write(0, a);
+}
+
+export function where(ctx: KernelContext<Op<'where'>>): void {
+  ctx.expectArity(3, 1);
+  expectSameShapes(ctx);
+  const cond = ctx.read(0);
+  const a = ctx.read(1);
+  const b = ctx.read(2);
+  for (let i = 0; i < a.length; i++) if (cond[i] === 0) a[i] = b[i]!;
+  ctx.write(0, a);
+}
