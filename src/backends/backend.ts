@@ -110,6 +110,10 @@ export interface Backend {
   flush(): Promise<void>;
   /** Bytes currently allocated. */
   memoryInUse(): number;
+  /** What the backend runs on (threads, SIMD features, adapter...), for reports. */
+  info?(): Record<string, string | number | boolean>;
+  /** Op names that run on the backend's own kernels (the rest fall back to the reference code). */
+  nativeOps?(): readonly OpName[];
   dispose(): void;
 }
 

@@ -1,0 +1,26 @@
+// `actlab test-ops`: the conformance matrix from the command line, with filters by op and backend.
+import '../backends/index.js';
+import { initBackend, disposeBackends } from '../tensor/engine.js';
+import { runConformance, summarize } from '../conformance/runner.js';
+
+export async function testOpsCommand(o: { op?: string[]; backend: string[]; json?: boolean; verbose?: boolean }): Promise<number> {
+  const ref = await initBackend('js');
+  let failed = 0;
+  try {
+    for (const name of o.backend) {
+      const test = await initBackend(name);
+      const results = await runConformance(ref, test, { ops: o.op });
+      for (const r of results) {
+        const bad = r.status === 'fail' || r.status === 'error';
+        if (bad) failed++;
+        if (o.json) console.log(JSON.stringify(r));
+        else if (bad || o.verbose) console.log(`${r.status.toUpperCase().padEnd(11)} ${r.backend} ${r.label}  nmse=${r.nmse.toExponential(2)} (budget ${r.budget})${r.detail ? '\n    ' + r.detail : ''}`);
+      }
+      if (!o.json) console.log(summarize(results));
+    }
+  } finally {
+    disposeBackends();
+  }
+  if (!o.json) console.log(failed ? `${failed} case(s) failed` : 'all cases passed');
+  return failed ? 1 : 0;
+}

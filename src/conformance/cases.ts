@@ -1,0 +1,224 @@
+// The conformance matrix, in the spirit of ggml's test-backend-ops: one case per op, crossed
+// with shapes (odd sizes, size 0 and 1, broadcasting, non-contiguous views) and dtypes. Each
+// variant is run on the reference backend and on the backend under test and compared under the
+// op's error budget (NMSE). Adding an op to the engine means adding its case here.
+import type { OpName } from '../backends/backend.js';
+import type { DType } from '../tensor/dtype.js';
+import type { Tensor } from '../tensor/tensor.js';
+import * as ops from '../ops/index.js';
+
+/** How an input is filled and laid out. */
+export interface InputSpec {
+  shape: number[];
+  dtype: DType;
+  /** normal(0,1) by default; 'uniform' in [lo, hi); 'ids' integers in [0, hi); 'mask' u8 0/1 with a few zeros; 'bytes' random u8. */
+  fill?: 'normal' | 'uniform' | 'ids' | 'mask' | 'bytes' | 'q8_0' | 'q4_0' | 'positions';
+  lo?: number;
+  hi?: number;
+  /** Make the input non-contiguous: stored with the last two dims swapped ('T'), or as a slice of a wider tensor ('slice'). */
+  layout?: 'T' | 'slice';
+  /** Sprinkle NaN / Inf into the data (tests propagation). */
+  special?: boolean;
+}
+
+export interface Variant {
+  op: OpName;
+  label: string;
+  inputs: InputSpec[];
+  /** Maximum normalised mean squared error per output; 0 means exact. */
+  budget: number;
+  run(xs: Tensor[]): Tensor[];
+}
+
+const FLOATS: DType[] = ['f32', 'f16', 'bf16'];
+const budgetFor = (d: DType, f32 = 1e-9) => (d === 'f32' ? f32 : d === 'f16' ? 1e-5 : 1e-4);
+const f = (shape: number[], dtype: DType = 'f32', extra: Partial<InputSpec> = {}): InputSpec => ({ shape, dtype, ...extra });
+
+function* unaryVariants(): Generator<Variant> {
+  const fns = ['neg', 'exp', 'log', 'sqrt', 'rsqrt', 'tanh', 'abs', 'sign', 'relu', 'sigmoid', 'silu', 'gelu_tanh', 'gelu_erf', 'square', 'recip', 'sin', 'cos'] as const;
+  for (const fn of fns) {
+    const positive = fn === 'log' || fn === 'sqrt' || fn === 'rsqrt';
+    for (const dtype of FLOATS) {
+      for (const [shape, layout] of [[[7, 33], undefined], [[0, 5], undefined], [[1], undefined], [[5, 9], 'T'], [[1000], undefined]] as const) {
+        const spec = f([...shape], dtype, { layout, ...(positive ? { fill: 'uniform', lo: 0.01, hi: 4 } : {}) });
+        yield { op: 'unary', label: `${fn} ${dtype} [${shape}]${layout ? ' ' + layout : ''}`, inputs: [spec], budget: budgetFor(dtype, 1e-10), run: ([x]) => [ops.unary(fn, x!)] };
+      }
+    }
+    yield { op: 'unary', label: `${fn} f32 NaN/Inf`, inputs: [f([64], 'f32', { special: true })], budget: 1e-10, run: ([x]) => [ops.unary(fn, x!)] };
+  }
+  yield { op: 'unary', label: 'neg i32', inputs: [f([17], 'i32', { fill: 'ids', hi: 100 })], budget: 0, run: ([x]) => [ops.neg(x!)] };
+}
+
+function* binaryVariants(): Generator<Variant> {
+  const fns = ['add', 'sub', 'mul', 'div', 'pow', 'maximum', 'minimum', 'eq', 'ne', 'lt', 'le', 'gt', 'ge'] as const;
+  const shapes: [number[], number[], string][] = [
+    [[7, 33], [7, 33], 'same'], [[4, 1, 5], [3, 1], 'bcast'], [[2, 3, 4], [], 'scalar'], [[0, 3], [3], 'empty'], [[1], [1], 'one'], [[6, 9], [6, 9], 'T'],
+  ];
+  for (const fn of fns) {
+    const cmp = ['eq', 'ne', 'lt', 'le', 'gt', 'ge'].includes(fn);
+    for (const dtype of FLOATS) {
+      for (const [sa, sb, tag] of shapes) {
+        const a = f(sa, dtype, { layout: tag === 'T' ? 'T' : undefined, ...(fn === 'pow' ? { fill: 'uniform', lo: 0.1, hi: 3 } : {}) });
+        const b = f(sb, dtype, { layout: tag === 'T' ? 'slice' : undefined, ...(fn === 'pow' ? { fill: 'uniform', lo: -2, hi: 2 } : {}) });
+        yield { op: 'binary', label: `${fn} ${dtype} [${sa}]·[${sb}] ${tag}`, inputs: [a, b], budget: cmp ? 0 : budgetFor(dtype), run: ([x, y]) => [ops.binary(fn, x!, y!)] };
+      }
+    }
+    if (fn !== 'pow') {
+      yield { op: 'binary', label: `${fn} i32`, inputs: [f([5, 7], 'i32', { fill: 'ids', lo: -50, hi: 50 }), f([7], 'i32', { fill: 'ids', lo: 1, hi: 9 })], budget: 0, run: ([x, y]) => [ops.binary(fn, x!, y!)] };
+    }
+    yield { op: 'binary', label: `${fn} f32 NaN/Inf`, inputs: [f([64], 'f32', { special: true }), f([64], 'f32', { special: true })], budget: cmp ? 0 : 1e-9, run: ([x, y]) => [ops.binary(fn, x!, y!)] };
+  }
+}
+
+function* whereVariants(): Generator<Variant> {
+  for (const dtype of [...FLOATS, 'i32'] as DType[]) {
+    yield { op: 'where', label: `where ${dtype} bcast`, inputs: [f([4, 1, 6], 'u8', { fill: 'mask' }), f([3, 6], dtype, { fill: dtype === 'i32' ? 'ids' : 'normal', hi: 9 }), f([4, 3, 1], dtype, { fill: dtype === 'i32' ? 'ids' : 'normal', hi: 9 })], budget: 0, run: ([c, a, b]) => [ops.where(c!, a!, b!)] };
+  }
+}
+
+function* copyVariants(): Generator<Variant> {
+  const all: DType[] = ['f32', 'f16', 'bf16', 'i32', 'i8', 'u8', 'i4', 'u4'];
+  for (const from of all) {
+    for (const to of all) {
+      const fill = from === 'f32' || from === 'f16' || from === 'bf16' ? 'uniform' : 'ids';
+      const [lo, hi] = from === 'u8' || from === 'u4' ? [0, 16] : [-9, 9];
+      yield { op: 'copy', label: `cast ${from}->${to}`, inputs: [f([3, 37], from, { fill, lo: fill === 'uniform' ? -300 : lo, hi: fill === 'uniform' ? 300 : hi })], budget: 0, run: ([x]) => [x!.cast(to)] };
+    }
+  }
+  for (const dtype of ['f32', 'f16', 'i32', 'u8'] as DType[]) {
+    yield { op: 'copy', label: `contiguous ${dtype} transposed`, inputs: [f([9, 13], dtype, { layout: 'T', fill: 'ids', hi: 100 })], budget: 0, run: ([x]) => [x!.contiguous()] };
+    yield { op: 'copy', label: `contiguous ${dtype} sliced`, inputs: [f([5, 11], dtype, { layout: 'slice', fill: 'ids', hi: 100 })], budget: 0, run: ([x]) => [x!.contiguous()] };
+  }
+  yield { op: 'copy', label: 'concat f32 axis 1', inputs: [f([3, 4]), f([3, 0]), f([3, 7], 'f32', { layout: 'slice' })], budget: 0, run: (xs) => [ops.concat(xs, 1)] };
+  yield { op: 'copy', label: 'pad f16', inputs: [f([3, 5], 'f16')], budget: 0, run: ([x]) => [ops.pad(x!, [[1, 2], [0, 3]], -1.5)] };
+  yield { op: 'copy', label: 'split+contiguous f32', inputs: [f([10, 6])], budget: 0, run: ([x]) => ops.split(x!, [3, 0, 7], 0).map((p) => p.contiguous()) };
+  yield { op: 'copy', label: 'broadcast copy f32', inputs: [f([1, 6])], budget: 0, run: ([x]) => [x!.broadcastTo([4, 6]).contiguous()] };
+}
+
+function* fillVariants(): Generator<Variant> {
+  for (const dtype of ['f32', 'f16', 'bf16', 'i32', 'i8', 'u8', 'i4', 'u4'] as DType[]) {
+    yield { op: 'fill', label: `fill ${dtype}`, inputs: [f([1], 'f32')], budget: 0, run: ([x]) => [ops.full([5, 3], 3, dtype, { backend: x!.backend })] };
+  }
+}
+
+function* reduceVariants(): Generator<Variant> {
+  for (const fn of ['sum', 'mean', 'max', 'min', 'argmax', 'argmin'] as const) {
+    for (const dtype of [...FLOATS, 'i32'] as DType[]) {
+      if (dtype === 'i32' && fn === 'mean') continue;
+      for (const [shape, axis, layout] of [[[7, 33], 1, undefined], [[7, 33], 0, undefined], [[3, 5, 4], 1, 'T'], [[1, 1], -1, undefined], [[2, 1000], 1, undefined]] as const) {
+        yield {
+          op: 'reduce', label: `${fn} ${dtype} [${shape}] axis ${axis}${layout ? ' ' + layout : ''}`,
+          inputs: [f([...shape], dtype, { layout, fill: dtype === 'i32' ? 'ids' : 'normal', hi: 1000 })],
+          budget: fn.startsWith('arg') || fn === 'max' || fn === 'min' ? 0 : budgetFor(dtype), run: ([x]) => [ops.reduce(fn, x!, axis)],
+        };
+      }
+    }
+    if (fn === 'sum' || fn === 'mean') {
+      yield { op: 'reduce', label: `${fn} f32 empty axis`, inputs: [f([3, 0])], budget: 0, run: ([x]) => [ops.reduce(fn, x!, 1)] };
+    }
+  }
+  for (const dtype of ['f32', 'i32'] as DType[]) {
+    yield { op: 'cumsum', label: `cumsum ${dtype}`, inputs: [f([5, 37], dtype, { fill: dtype === 'i32' ? 'ids' : 'normal', hi: 50 })], budget: budgetFor(dtype), run: ([x]) => [ops.cumsum(x!, 1), ops.cumsum(x!, 0)] };
+  }
+  for (const [shape, k] of [[[4, 50], 5], [[3, 7], 7], [[2, 1], 1], [[5, 9], 0]] as const) {
+    yield { op: 'topk', label: `topk f32 [${shape}] k=${k}`, inputs: [f([...shape])], budget: 0, run: ([x]) => { const r = ops.topk(x!, k); return [r.values, r.indices]; } };
+  }
+}
+
+function* matmulVariants(): Generator<Variant> {
+  const shapes: [number, number, number][] = [[1, 1, 1], [3, 5, 7], [17, 33, 65], [1, 64, 130], [64, 1, 8], [5, 0, 4], [0, 4, 3], [129, 67, 33], [32, 256, 48]];
+  for (const dtype of FLOATS) {
+    for (const [M, K, N] of shapes) {
+      for (const [ta, tb] of [[false, false], [false, true], [true, false], [true, true]] as const) {
+        if (dtype !== 'f32' && (ta || M > 64)) continue;
+        yield {
+          op: 'matmul', label: `matmul ${dtype} ${M}x${K}x${N}${ta ? ' Aᵀ' : ''}${tb ? ' Bᵀ' : ''}`,
+          inputs: [f(ta ? [K, M] : [M, K], dtype), f(tb ? [N, K] : [K, N], dtype)],
+          budget: budgetFor(dtype, 1e-9), run: ([a, b]) => [ops.matmul(a!, b!, { transA: ta, transB: tb })],
+        };
+      }
+    }
+  }
+  yield { op: 'matmul', label: 'matmul f32 batched bcast [2,3,5,7]@[3,7,4]', inputs: [f([2, 3, 5, 7]), f([3, 7, 4])], budget: 1e-9, run: ([a, b]) => [ops.matmul(a!, b!)] };
+  yield { op: 'matmul', label: 'matmul f32 transposed views', inputs: [f([9, 12], 'f32', { layout: 'T' }), f([9, 10], 'f32', { layout: 'T' })], budget: 1e-9, run: ([a, b]) => [ops.matmul(a!.transpose(), b!)] };
+  yield { op: 'matmul', label: 'matmul f32 sliced operand', inputs: [f([6, 9], 'f32', { layout: 'slice' }), f([9, 5])], budget: 1e-9, run: ([a, b]) => [ops.matmul(a!, b!)] };
+  yield { op: 'matmul', label: 'matmul f32 vector', inputs: [f([31]), f([31, 12])], budget: 1e-9, run: ([a, b]) => [ops.matmul(a!, b!)] };
+  yield { op: 'matmul', label: 'matmul f32 NaN/Inf', inputs: [f([8, 8], 'f32', { special: true }), f([8, 8])], budget: 1e-9, run: ([a, b]) => [ops.matmul(a!, b!)] };
+}
+
+function* nnVariants(): Generator<Variant> {
+  for (const dtype of FLOATS) {
+    for (const log of [false, true]) {
+      const sm = log ? ops.logSoftmax : ops.softmax;
+      const name = log ? 'logSoftmax' : 'softmax';
+      yield { op: 'softmax', label: `${name} ${dtype} [7,33]`, inputs: [f([7, 33], dtype)], budget: budgetFor(dtype), run: ([x]) => [sm(x!)] };
+      yield { op: 'softmax', label: `${name} ${dtype} causal [2,3,5,9]`, inputs: [f([2, 3, 5, 9], dtype)], budget: budgetFor(dtype), run: ([x]) => [sm(x!, { causal: true })] };
+      yield { op: 'softmax', label: `${name} ${dtype} padding mask`, inputs: [f([2, 3, 4, 6], dtype), f([2, 1, 1, 6], 'u8', { fill: 'mask' })], budget: budgetFor(dtype), run: ([x, m]) => [sm(x!, { mask: m!, causal: true })] };
+      yield { op: 'softmax', label: `${name} ${dtype} axis 0, T`, inputs: [f([5, 6], dtype, { layout: 'T' })], budget: budgetFor(dtype), run: ([x]) => [sm(x!, { axis: 0 })] };
+    }
+  }
+  yield { op: 'softmax', label: 'softmax f32 large row 5000', inputs: [f([2, 5000], 'f32', { fill: 'uniform', lo: -30, hi: 30 })], budget: 1e-9, run: ([x]) => [ops.softmax(x!)] };
+  yield { op: 'softmax', label: 'softmax f32 NaN/Inf', inputs: [f([4, 16], 'f32', { special: true })], budget: 1e-9, run: ([x]) => [ops.softmax(x!)] };
+  for (const dtype of FLOATS) {
+    for (const d of [1, 7, 64, 768]) {
+      yield { op: 'layernorm', label: `layerNorm ${dtype} d=${d} w+b`, inputs: [f([5, d], dtype), f([d], dtype), f([d], dtype)], budget: budgetFor(dtype), run: ([x, w, b]) => [ops.layerNorm(x!, w, b)] };
+      yield { op: 'rmsnorm', label: `rmsNorm ${dtype} d=${d} w`, inputs: [f([5, d], dtype), f([d], dtype)], budget: budgetFor(dtype), run: ([x, w]) => [ops.rmsNorm(x!, w, { eps: 1e-5 })] };
+    }
+    yield { op: 'layernorm', label: `layerNorm ${dtype} no params, T`, inputs: [f([6, 9], dtype, { layout: 'T' })], budget: budgetFor(dtype), run: ([x]) => [ops.layerNorm(x!)] };
+    yield { op: 'rmsnorm', label: `rmsNorm ${dtype} 1+w, no weight`, inputs: [f([3, 2, 40], dtype), f([40], dtype)], budget: budgetFor(dtype), run: ([x, w]) => [ops.rmsNorm(x!, w, { offset: 1 }), ops.rmsNorm(x!)] };
+  }
+  for (const dtype of FLOATS) {
+    for (const mode of ['half', 'interleaved'] as const) {
+      for (const [d, r] of [[16, 16], [32, 8], [6, 2]] as const) {
+        yield {
+          op: 'rope', label: `rope ${mode} ${dtype} d=${d} rot=${r}`,
+          inputs: [f([2, 5, 3, d], dtype), f([2, 5], 'i32', { fill: 'positions' }), f([r / 2], 'f32', { fill: 'uniform', lo: 0.001, hi: 1 })],
+          budget: budgetFor(dtype, 1e-9), run: ([x, p, inv]) => [ops.rope(x!, p!, inv!, { mode, rotaryDim: r })],
+        };
+      }
+    }
+  }
+  for (const dtype of [...FLOATS, 'i32'] as DType[]) {
+    yield { op: 'gather', label: `gather ${dtype}`, inputs: [f([11, 7], dtype, { fill: dtype === 'i32' ? 'ids' : 'normal', hi: 99 }), f([2, 9], 'i32', { fill: 'ids', hi: 11 })], budget: 0, run: ([t, i]) => [ops.gather(t!, i!)] };
+  }
+  yield { op: 'gather', label: 'gather f32 empty ids', inputs: [f([5, 3]), f([0], 'i32', { fill: 'ids', hi: 5 })], budget: 0, run: ([t, i]) => [ops.gather(t!, i!)] };
+  for (const dtype of FLOATS) {
+    yield { op: 'scatterAdd', label: `scatterAdd ${dtype} duplicates`, inputs: [f([6, 5], dtype), f([9], 'i32', { fill: 'ids', hi: 6 }), f([9, 5], dtype)], budget: budgetFor(dtype), run: ([t, i, s]) => [ops.scatterAdd(t!, i!, s!)] };
+  }
+  const attn: [string, number[], number[], boolean, boolean][] = [
+    ['mha causal', [2, 4, 7, 16], [2, 4, 7, 16], true, false],
+    ['gqa causal', [1, 8, 5, 8], [1, 2, 5, 8], true, false],
+    ['decode (tq=1) with cache', [2, 4, 1, 16], [2, 2, 9, 16], true, true],
+    ['cross, non-causal, masked', [2, 2, 3, 4], [2, 2, 6, 4], false, true],
+    ['long 130 d=64', [1, 2, 130, 64], [1, 2, 130, 64], true, false],
+  ];
+  for (const dtype of FLOATS) {
+    for (const [name, qs, ks, causal, masked] of attn) {
+      if (dtype !== 'f32' && qs[2]! > 100) continue;
+      const inputs = [f(qs, dtype), f(ks, dtype), f(ks, dtype)];
+      if (masked) inputs.push(f([ks[0]!, ks[2]!], 'u8', { fill: 'mask' }));
+      yield {
+        op: 'attention', label: `attention ${dtype} ${name}`, inputs, budget: budgetFor(dtype, 1e-9),
+        run: ([q, k, v, m]) => { const r = ops.attention(q!, k!, v!, { causal, keyMask: m, returnProbs: true }); return [r.out, r.probs!]; },
+      };
+    }
+  }
+  yield { op: 'attention', label: 'attention f32 no probs', inputs: [f([1, 4, 6, 8]), f([1, 1, 6, 8]), f([1, 1, 6, 8])], budget: 1e-9, run: ([q, k, v]) => [ops.attention(q!, k!, v!, { causal: true }).out] };
+}
+
+function* quantVariants(): Generator<Variant> {
+  for (const type of ['q8_0', 'q4_0'] as const) {
+    for (const blocks of [1, 3, 96]) {
+      const bytes = blocks * (type === 'q8_0' ? 34 : 18);
+      yield { op: 'dequantize', label: `dequantize ${type} ${blocks} blocks`, inputs: [f([bytes], 'u8', { fill: type })], budget: 0, run: ([r]) => [ops.dequantize(r!, type, [blocks, 32])] };
+    }
+  }
+}
+
+/** Every variant of every op. */
+export function allVariants(): Variant[] {
+  return [
+    ...copyVariants(), ...fillVariants(), ...unaryVariants(), ...binaryVariants(), ...whereVariants(),
+    ...reduceVariants(), ...matmulVariants(), ...nnVariants(), ...quantVariants(),
+  ];
+}
