@@ -92,7 +92,7 @@ export function bf16BitsToF32(h: number): number {
   return f32[0]!;
 }
 
-/** Saturating, round-half-to-even conversion of a real number to an integer dtype (as a cast does). */
+/** Saturating conversion of a real number to an integer dtype, truncating toward zero; NaN -> 0 (as a cast does). */
 export function toIntDType(x: number, d: 'i32' | 'i8' | 'u8' | 'i4' | 'u4'): number {
   if (Number.isNaN(x)) return 0;
   const [lo, hi] = intRange(d);
