@@ -1,0 +1,60 @@
+// WeightSource: the one interface every checkpoint format (safetensors, GGUF, llama2.c) offers to
+// the models, so an architecture loads its weights by HF name without knowing the file format.
+// Tensors are read one at a time: nothing here holds a whole checkpoint in memory.
+import type { Backend } from '../backends/backend.js';
+import { byteSize, type DType } from '../tensor/dtype.js';
+import { numel } from '../tensor/shape.js';
+import { Tensor } from '../tensor/tensor.js';
+
+export interface WeightInfo {
+  /** The dtype `load` gives by default (quantized GGUF tensors dequantize to f32). */
+  dtype: DType;
+  /** The dtype as the file stores it ('F32', 'BF16', 'Q4_K', ...). */
+  storedAs: string;
+  /** Row-major shape, as in the HF checkpoint. */
+  shape: number[];
+  /** Bytes the tensor takes in the file. */
+  bytes: number;
+}
+
+export interface LoadOptions {
+  /** Convert to this dtype after reading (default: `info(name).dtype`). */
+  dtype?: DType;
+}
+
+export interface WeightSource {
+  names(): string[];
+  has(name: string): boolean;
+  info(name: string): WeightInfo;
+  load(name: string, backend: Backend, opts?: LoadOptions): Promise<Tensor>;
+  /** Bytes of all tensors in the file(s). */
+  totalBytes(): number;
+  close(): Promise<void>;
+}
+
+/** Bytes `load` will allocate for every tensor when each is converted to `dtype` (or kept as is). */
+export function estimateLoadBytes(weights: WeightSource, dtype?: DType): number {
+  let total = 0;
+  for (const n of weights.names()) {
+    const i = weights.info(n);
+    total += byteSize(dtype ?? i.dtype, numel(i.shape));
+  }
+  return total;
+}
+
+/** Raw bytes of `dtype` -> a tensor on `backend`, cast to `want` when it differs (the uncast copy is freed). */
+export function bytesToTensor(bytes: Uint8Array, shape: readonly number[], dtype: DType, backend: Backend, want?: DType): Tensor {
+  const t = Tensor.fromBytes(bytes, shape, dtype, backend);
+  if (!want || want === dtype) return t;
+  try {
+    return t.cast(want);
+  } finally {
+    t.dispose();
+  }
+}
+
+/** Throws the error a missing tensor should give, listing a few names that do exist. */
+export function missingTensor(source: string, name: string, names: readonly string[]): never {
+  const close = names.filter((n) => n.includes(name.split('.').pop() ?? name)).slice(0, 5);
+  throw new Error(`${source}: no tensor named '${name}' (${names.length} tensors${close.length ? `; similar: ${close.join(', ')}` : ''})`);
+}

@@ -1,0 +1,23 @@
+// Node's platform adapter: files through fs/promises, memory from node:os, SHA-256 from node:crypto.
+import { createHash } from 'node:crypto';
+import { freemem, homedir, totalmem } from 'node:os';
+import { defaultFetch } from '../http.js';
+import type { Platform } from '../platform.js';
+import { NodeFileSource } from './file-source.js';
+import { NodeFileStore } from './file-store.js';
+
+export function createNodePlatform(): Platform {
+  return {
+    name: 'node',
+    openFile: (path) => NodeFileSource.open(path),
+    store: new NodeFileStore(),
+    get fetch() { return defaultFetch(); },
+    env: (name) => process.env[name],
+    homeDir: () => homedir(),
+    memory: () => ({ total: totalmem(), free: freemem() }),
+    sha256: () => {
+      const h = createHash('sha256');
+      return { update: (b) => { h.update(b); }, digest: async () => h.digest('hex') };
+    },
+  };
+}
