@@ -117,6 +117,11 @@ export class Tensor {
 
   // ---- views: share the buffer, no copy ----
 
+  /** Another handle on the same memory, with its own lifetime (the memory lives until both are disposed). */
+  share(): Tensor {
+    return this.derive(this.shape, this.strides, this.offset);
+  }
+
   private derive(shape: readonly number[], strides: readonly number[], offset: number): Tensor {
     return new Tensor(this.live('view').retain(), this.dtype, shape, strides, offset);
   }

@@ -1,0 +1,88 @@
+// Hook points: the named sites where a model hands an activation to user code.
+// Models call `hooks.at(name, tensor)` where the tensor is made; with no hooks registered this is
+// a property read and a return, so an un-hooked forward pays nothing. What is costly to make
+// (attention patterns, per-head results) is made only when `hooks.wants(name)` says so.
+import { ShapeError } from '../tensor/errors.js';
+import { fmtShape, shapesEqual } from '../tensor/shape.js';
+import type { Tensor } from '../tensor/tensor.js';
+
+/** Where and when a hook fires. `position` is the index of the first query position of this call (generation steps). */
+export interface HookPoint {
+  readonly name: string;
+  readonly position: number;
+}
+
+/**
+ * A hook reads an activation (it must not dispose it; to keep it past the call use
+ * `keep(t.share())`, as `runWithCache` does) or returns a replacement of the same shape and
+ * dtype, which the model then owns.
+ */
+export type HookFn = (activation: Tensor, hook: HookPoint) => Tensor | void;
+export type HookFilter = string | RegExp | ((name: string) => boolean);
+
+function matcher(f: HookFilter): (name: string) => boolean {
+  if (typeof f === 'string') return (n) => n === f;
+  if (f instanceof RegExp) return (n) => f.test(n);
+  return f;
+}
+
+/** The hooks of one forward call. */
+export class Hooks {
+  private readonly entries: { match: (name: string) => boolean; fn: HookFn }[] = [];
+  private readonly memo = new Map<string, HookFn[]>();
+  /** Index of the first query position in this call (0 for a prompt; the cache length while generating). */
+  position = 0;
+
+  constructor(list: readonly (readonly [HookFilter, HookFn])[] = []) {
+    for (const [f, fn] of list) this.add(f, fn);
+  }
+
+  add(filter: HookFilter, fn: HookFn): this {
+    this.entries.push({ match: matcher(filter), fn });
+    this.memo.clear();
+    return this;
+  }
+
+  get empty(): boolean {
+    return this.entries.length === 0;
+  }
+
+  private fns(name: string): HookFn[] {
+    let f = this.memo.get(name);
+    if (!f) {
+      f = this.entries.filter((e) => e.match(name)).map((e) => e.fn);
+      this.memo.set(name, f);
+    }
+    return f;
+  }
+
+  /** Whether any hook listens at `name` (models use this to skip optional work). */
+  wants(name: string): boolean {
+    return this.entries.length > 0 && this.fns(name).length > 0;
+  }
+
+  /**
+   * Passes `t` through the hooks at `name`; returns the tensor the model continues with. When a
+   * hook replaces it, the original is disposed (the caller gave it to the hook point).
+   */
+  at(name: string, t: Tensor): Tensor {
+    if (this.entries.length === 0) return t;
+    const fns = this.fns(name);
+    let cur = t;
+    for (const fn of fns) {
+      const r = fn(cur, { name, position: this.position });
+      if (r && r !== cur) {
+        if (!shapesEqual(r.shape, cur.shape)) {
+          throw new ShapeError(`hook at '${name}' returned ${r.dtype}${fmtShape(r.shape)}; the activation is ${cur.dtype}${fmtShape(cur.shape)} and a replacement must keep its shape`);
+        }
+        if (r.dtype !== cur.dtype) throw new ShapeError(`hook at '${name}' returned dtype ${r.dtype}; the activation is ${cur.dtype}`);
+        cur.dispose();
+        cur = r;
+      }
+    }
+    return cur;
+  }
+}
+
+/** The hooks object used when none are given. */
+export const NO_HOOKS = new Hooks();

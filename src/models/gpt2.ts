@@ -1,0 +1,96 @@
+// GPT-2 (transformers' GPT2LMHeadModel): learned absolute positions, pre-LN blocks, fused qkv
+// Conv1D projections ([in, out]), GELU (tanh) MLP, final LayerNorm, unembedding tied to wte.
+import { add } from '../ops/elementwise.js';
+import { gather } from '../ops/nn.js';
+import { matmul } from '../ops/linalg.js';
+import { split } from '../ops/layout.js';
+import type { Backend } from '../backends/backend.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { needInt, num, pick } from './config.js';
+import { attend } from './layers/attention.js';
+import { blockHookPoints, sequentialBlock } from './layers/block.js';
+import { project, type Linear } from './layers/linear.js';
+import { activation, runMlp, type Mlp } from './layers/mlp.js';
+import { applyNorm, type Norm } from './layers/norm.js';
+import { CausalLM, type ForwardContext, type HookPointInfo, type ModelDims } from './model.js';
+import type { WeightMap } from './weights.js';
+
+export function gpt2Dims(cfg: Record<string, unknown>): ModelDims {
+  const w = 'gpt2 config';
+  const d = needInt(cfg, ['n_embd', 'hidden_size'], w);
+  const h = needInt(cfg, ['n_head', 'num_attention_heads'], w);
+  return {
+    arch: 'gpt2', nLayers: needInt(cfg, ['n_layer', 'num_hidden_layers'], w), dModel: d, nHeads: h, nKvHeads: h, dHead: d / h,
+    dMlp: (pick(cfg, ['n_inner']) as number | undefined) ?? 4 * d, vocabSize: needInt(cfg, ['vocab_size'], w),
+    nCtx: needInt(cfg, ['n_positions', 'n_ctx', 'max_position_embeddings'], w),
+  };
+}
+
+export class Gpt2 extends CausalLM {
+  readonly dims: ModelDims;
+  private readonly blocks: { ln1: Norm; ln2: Norm; qkv: Linear; out: Linear; mlp: Mlp }[];
+  private readonly lnF: Norm;
+  private readonly wte: Tensor;
+  private readonly wpe: Tensor;
+  private readonly scaleByLayer: boolean;
+
+  constructor(readonly config: Record<string, unknown>, private readonly w: WeightMap, readonly backend: Backend) {
+    super();
+    const dm = (this.dims = gpt2Dims(config));
+    const pre = w.has('transformer.wte.weight') ? 'transformer.' : '';
+    const eps = num(config.layer_norm_epsilon ?? 1e-5, 'gpt2 config.layer_norm_epsilon');
+    const ln = (n: string): Norm => ({ kind: 'layernorm', eps, weight: w.get(`${pre}${n}.weight`, [dm.dModel]), bias: w.get(`${pre}${n}.bias`, [dm.dModel]) });
+    const conv = (n: string, i: number, o: number): Linear => ({ layout: 'in_out', weight: w.get(`${pre}${n}.weight`, [i, o]), bias: w.get(`${pre}${n}.bias`, [o]) });
+    const act = activation(config.activation_function ?? 'gelu_new', 'gpt2 config.activation_function');
+    this.blocks = Array.from({ length: dm.nLayers }, (_, i) => ({
+      ln1: ln(`h.${i}.ln_1`), ln2: ln(`h.${i}.ln_2`),
+      qkv: conv(`h.${i}.attn.c_attn`, dm.dModel, 3 * dm.dModel),
+      out: conv(`h.${i}.attn.c_proj`, dm.dModel, dm.dModel),
+      mlp: { in: conv(`h.${i}.mlp.c_fc`, dm.dModel, dm.dMlp), out: conv(`h.${i}.mlp.c_proj`, dm.dMlp, dm.dModel), act },
+    }));
+    this.lnF = ln('ln_f');
+    this.wte = w.get(`${pre}wte.weight`, [dm.vocabSize, dm.dModel]);
+    this.wpe = w.get(`${pre}wpe.weight`, [dm.nCtx, dm.dModel]);
+    this.scaleByLayer = config.scale_attn_by_inverse_layer_idx === true;
+  }
+
+  protected embed(ids: Tensor, c: ForwardContext): Tensor {
+    const maxPos = Math.max(0, ...c.positionsHost);
+    if (maxPos >= this.dims.nCtx) throw new RangeError(`gpt2: position ${maxPos} exceeds the ${this.dims.nCtx} learned positions`);
+    const tok = c.hooks.at('hook_embed', gather(this.wte, ids)); // [batch, pos, d_model]
+    const pos = c.hooks.at('hook_pos_embed', gather(this.wpe, c.positions)); // [batch, pos, d_model]
+    return add(tok, pos);
+  }
+
+  protected block(i: number, x: Tensor, c: ForwardContext): Tensor {
+    const bl = this.blocks[i]!;
+    const { nHeads: h, dHead: dh } = this.dims;
+    return sequentialBlock(i, x, c, {
+      ln1: bl.ln1, ln2: bl.ln2,
+      attn: (xn) => {
+        const [q, k, v] = split(project(xn, bl.qkv), 3, -1).map((t) => t.reshape([c.batch, c.pos, h, dh]));
+        const scale = 1 / Math.sqrt(dh) / (this.scaleByLayer ? i + 1 : 1);
+        return attend(q!, k!, v!, { hooks: c.hooks, prefix: `blocks.${i}.attn`, layer: i, cache: c.cache, keyMask: c.keyMask, keyMaskHost: c.keyMaskHost, scale, output: bl.out });
+      },
+      mlp: (xn) => runMlp(xn, bl.mlp, c.hooks, `blocks.${i}.mlp`),
+    });
+  }
+
+  protected unembed(x: Tensor, c: ForwardContext): Tensor {
+    const xn = applyNorm(x, this.lnF, c.hooks, 'ln_final');
+    return matmul(xn, this.wte, { transB: true }); // [batch, pos, d_vocab]
+  }
+
+  hookPoints(): HookPointInfo[] {
+    const d = ['batch', 'pos', 'd_model'];
+    return [
+      { name: 'hook_embed', shape: d }, { name: 'hook_pos_embed', shape: d },
+      ...Array.from({ length: this.dims.nLayers }, (_, i) => blockHookPoints(i, {})).flat(),
+      { name: 'ln_final.hook_scale', shape: ['batch', 'pos', '1'] }, { name: 'ln_final.hook_normalized', shape: d },
+    ];
+  }
+
+  dispose(): void {
+    this.w.dispose();
+  }
+}

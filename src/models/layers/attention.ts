@@ -1,0 +1,101 @@
+// Multi-head attention from per-head q, k, v: rotary embedding, KV cache, grouped-query heads,
+// causal and padding masks, and the hook points of TransformerLens' attention:
+//   <p>.hook_q / hook_k / hook_v   [batch, pos, head, d_head]
+//   <p>.hook_rot_q / hook_rot_k    [batch, pos, head, d_head]   (rotary models)
+//   <p>.hook_attn_scores           [batch, head, query_pos, key_pos]  (scaled, masked with -inf)
+//   <p>.hook_pattern               [batch, head, query_pos, key_pos]
+//   <p>.hook_z                     [batch, pos, head, d_head]
+//   <p>.hook_result                [batch, pos, head, d_model]  (computed only when asked)
+// The fused attention op runs unless someone listens at scores or pattern.
+import { add, mul, where } from '../../ops/elementwise.js';
+import { tensor } from '../../ops/creation.js';
+import { matmul } from '../../ops/linalg.js';
+import { attention, rope, softmax } from '../../ops/nn.js';
+import { sum } from '../../ops/reduce.js';
+import type { Hooks } from '../../hooks/hook-point.js';
+import type { Tensor } from '../../tensor/tensor.js';
+import type { KVCache } from './kv-cache.js';
+import { project, weightInOut, type Linear } from './linear.js';
+
+export interface RopeInputs {
+  positions: Tensor; // i32 [batch, pos]
+  invFreq: Tensor; // f32 [rotary_dim / 2]
+  rotaryDim: number;
+  mode: 'half' | 'interleaved';
+  /** Multiplies the rotated q and k (yarn); 1 otherwise. */
+  attentionFactor: number;
+}
+
+export interface AttendContext {
+  hooks: Hooks;
+  /** 'blocks.{i}.attn' */
+  prefix: string;
+  layer: number;
+  rope?: RopeInputs;
+  cache?: KVCache;
+  /** u8 [batch, key_pos], 1 = real token. */
+  keyMask?: Tensor;
+  /** Host copy of keyMask, for building explicit masks. */
+  keyMaskHost?: Uint8Array;
+  scale: number;
+  output: Linear;
+}
+
+/** q [b, tq, h, dh], k/v [b, tq, hkv, dh] -> attention output [b, tq, d_model] (before hook_attn_out). */
+export function attend(q: Tensor, k: Tensor, v: Tensor, c: AttendContext): Tensor {
+  const { hooks, prefix: p } = c;
+  q = hooks.at(`${p}.hook_q`, q); // [batch, pos, head, d_head]
+  k = hooks.at(`${p}.hook_k`, k); // [batch, pos, kv_head, d_head]
+  v = hooks.at(`${p}.hook_v`, v); // [batch, pos, kv_head, d_head]
+  if (c.rope) {
+    const r = c.rope;
+    q = rope(q, r.positions, r.invFreq, { mode: r.mode, rotaryDim: r.rotaryDim });
+    k = rope(k, r.positions, r.invFreq, { mode: r.mode, rotaryDim: r.rotaryDim });
+    if (r.attentionFactor !== 1) { q = mul(q, r.attentionFactor); k = mul(k, r.attentionFactor); }
+    q = hooks.at(`${p}.hook_rot_q`, q); // [batch, pos, head, d_head]
+    k = hooks.at(`${p}.hook_rot_k`, k); // [batch, pos, kv_head, d_head]
+  }
+  const [b, tq, h, dh] = q.shape as [number, number, number, number];
+  const hkv = k.shape[2]!;
+  let kh = k.permute([0, 2, 1, 3]); // [batch, kv_head, pos, d_head]
+  let vh = v.permute([0, 2, 1, 3]);
+  if (c.cache) ({ k: kh, v: vh } = c.cache.append(c.layer, kh, vh));
+  const tk = kh.shape[2]!;
+  const qh = q.permute([0, 2, 1, 3]); // [batch, head, pos, d_head]
+
+  let out: Tensor; // [batch, head, query_pos, d_head]
+  if (hooks.wants(`${p}.hook_attn_scores`) || hooks.wants(`${p}.hook_pattern`)) {
+    const g = h / hkv;
+    const q5 = qh.reshape([b, hkv, g, tq, dh]);
+    let scores = matmul(q5, kh.unsqueeze(2), { transB: true }).reshape([b, h, tq, tk]);
+    scores = mul(scores, c.scale);
+    const mask = visibleMask(b, tq, tk, c.keyMaskHost, q);
+    scores = hooks.at(`${p}.hook_attn_scores`, where(mask, scores, -Infinity)); // [batch, head, query_pos, key_pos]
+    let pattern = softmax(scores, { mask });
+    pattern = hooks.at(`${p}.hook_pattern`, pattern); // [batch, head, query_pos, key_pos]
+    out = matmul(pattern.reshape([b, hkv, g, tq, tk]), vh.unsqueeze(2)).reshape([b, h, tq, vh.shape[3]!]);
+  } else {
+    out = attention(qh, kh, vh, { causal: true, scale: c.scale, keyMask: c.keyMask }).out;
+  }
+  const z = hooks.at(`${p}.hook_z`, out.permute([0, 2, 1, 3])); // [batch, pos, head, d_head]
+  const dv = z.shape[3]!;
+  if (hooks.wants(`${p}.hook_result`)) {
+    const wo = weightInOut(c.output).reshape([h, dv, -1]); // [head, d_head, d_model]
+    let result = matmul(z.permute([0, 2, 1, 3]), wo).permute([0, 2, 1, 3]); // [batch, pos, head, d_model]
+    result = hooks.at(`${p}.hook_result`, result);
+    const summed = sum(result, 2);
+    return c.output.bias ? add(summed, c.output.bias) : summed;
+  }
+  return project(z.reshape([b, tq, h * dv]), c.output);
+}
+
+/** u8 [batch, 1, query, key]: 1 where query i may see key j (causal with offset, and not padding). */
+function visibleMask(b: number, tq: number, tk: number, keyMask: Uint8Array | undefined, like: Tensor): Tensor {
+  const m = new Uint8Array(b * tq * tk);
+  for (let s = 0; s < b; s++) {
+    for (let i = 0; i < tq; i++) {
+      for (let j = 0; j <= Math.min(tk - 1, i + tk - tq); j++) m[(s * tq + i) * tk + j] = keyMask ? keyMask[s * tk + j]! : 1;
+    }
+  }
+  return tensor(m, [b, 1, tq, tk], 'u8', { backend: like.backend });
+}

@@ -1,0 +1,188 @@
+// The Llama family (transformers' LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM):
+// RMSNorm, rotary embedding (rotate-half; rope scaling default/linear/dynamic/llama3/yarn),
+// grouped-query attention with optional q/k/v bias (Qwen2), SwiGLU MLP, optional tied unembedding.
+// Gemma, Mixtral and Qwen2-MoE reuse its parts with their differences in their own files.
+import { tensor } from '../ops/creation.js';
+import { mul } from '../ops/elementwise.js';
+import { gather } from '../ops/nn.js';
+import type { Backend } from '../backends/backend.js';
+import { keep } from '../tensor/engine.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { ConfigError, needInt, num, pick } from './config.js';
+import { attend, type RopeInputs } from './layers/attention.js';
+import { blockHookPoints, sequentialBlock } from './layers/block.js';
+import { project, type Linear } from './layers/linear.js';
+import { activation, runMlp, type Mlp } from './layers/mlp.js';
+import { applyNorm, type Norm } from './layers/norm.js';
+import { readRopeConfig, ropeFrequencies, type RopeConfig } from './layers/rope.js';
+import { CausalLM, type ForwardContext, type HookPointInfo, type ModelDims } from './model.js';
+import type { WeightMap } from './weights.js';
+
+export function llamaDims(cfg: Record<string, unknown>, arch = String(cfg.model_type ?? 'llama')): ModelDims {
+  const w = `${arch} config`;
+  const d = needInt(cfg, ['hidden_size'], w);
+  const h = needInt(cfg, ['num_attention_heads'], w);
+  return {
+    arch, nLayers: needInt(cfg, ['num_hidden_layers'], w), dModel: d, nHeads: h,
+    nKvHeads: (pick(cfg, ['num_key_value_heads']) as number | undefined) ?? h,
+    dHead: (pick(cfg, ['head_dim']) as number | undefined) ?? d / h,
+    dMlp: needInt(cfg, ['intermediate_size'], w), vocabSize: needInt(cfg, ['vocab_size'], w),
+    nCtx: (pick(cfg, ['max_position_embeddings']) as number | undefined) ?? 2048,
+  };
+}
+
+/** The attention half of a Llama-style block: q/k/v/o projections and the rotary set-up. */
+export interface LlamaAttn {
+  q: Linear;
+  k: Linear;
+  v: Linear;
+  o: Linear;
+}
+
+export function loadLlamaAttn(w: WeightMap, p: string, dm: ModelDims, bias: boolean, oBias = false): LlamaAttn {
+  const lin = (n: string, out: number, inp: number, b: boolean): Linear => ({
+    layout: 'out_in', weight: w.get(`${p}.${n}.weight`, [out, inp]), bias: b ? w.get(`${p}.${n}.bias`, [out]) : w.maybe(`${p}.${n}.bias`, [out]),
+  });
+  return {
+    q: lin('q_proj', dm.nHeads * dm.dHead, dm.dModel, bias),
+    k: lin('k_proj', dm.nKvHeads * dm.dHead, dm.dModel, bias),
+    v: lin('v_proj', dm.nKvHeads * dm.dHead, dm.dModel, bias),
+    o: lin('o_proj', dm.dModel, dm.nHeads * dm.dHead, oBias),
+  };
+}
+
+/** Shared machinery of the rotary, RMSNorm decoders (Llama, Mistral, Qwen2, Gemma, Mixtral, Qwen2-MoE). */
+export abstract class RotaryDecoder extends CausalLM {
+  abstract override readonly dims: ModelDims;
+  protected abstract readonly attn: LlamaAttn[];
+  protected abstract readonly norms: { ln1: Norm; ln2: Norm }[];
+  protected abstract readonly lnF: Norm;
+  protected abstract readonly embedTokens: Tensor;
+  protected abstract readonly lmHead: Tensor;
+  protected abstract readonly rope: RopeConfig;
+  protected abstract readonly weights: WeightMap;
+  /** Multiplies the token embeddings (Gemma: sqrt(d_model)). */
+  protected embedScale = 1;
+  private ropeCache?: { key: string; invFreq: Tensor; factor: number };
+  private ropeNow?: RopeInputs;
+
+  protected abstract mlpOf(layer: number, x: Tensor, c: ForwardContext): Tensor;
+
+  /** Mistral's sliding window, when it is shorter than the context. */
+  protected slidingWindow?: number;
+
+  protected override prepare(c: ForwardContext): void {
+    const len = c.past + c.pos;
+    if (this.slidingWindow !== undefined && len > this.slidingWindow) {
+      throw new RangeError(`${this.dims.arch}: sequences longer than the sliding window (${this.slidingWindow}) are not supported yet`);
+    }
+    const key = this.rope.type === 'dynamic' && len > this.rope.maxPositions ? `dyn${len}` : 'static';
+    if (this.ropeCache?.key !== key) {
+      this.ropeCache?.invFreq.dispose();
+      const { invFreq, attentionFactor } = ropeFrequencies(this.rope, len);
+      this.ropeCache = { key, invFreq: keep(tensor(invFreq, [invFreq.length], 'f32', { backend: this.backend })), factor: attentionFactor };
+    }
+    this.ropeNow = { positions: c.positions, invFreq: this.ropeCache.invFreq, rotaryDim: this.rope.rotaryDim, mode: this.rope.mode, attentionFactor: this.ropeCache.factor };
+  }
+
+  protected embed(ids: Tensor, c: ForwardContext): Tensor {
+    let x = gather(this.embedTokens, ids);
+    if (this.embedScale !== 1) x = mul(x, this.embedScale); // a scalar of x's dtype, as transformers rounds it
+    return c.hooks.at('hook_embed', x); // [batch, pos, d_model]
+  }
+
+  protected block(i: number, x: Tensor, c: ForwardContext): Tensor {
+    const a = this.attn[i]!;
+    const { nHeads, nKvHeads, dHead } = this.dims;
+    return sequentialBlock(i, x, c, {
+      ...this.norms[i]!,
+      attn: (xn) => {
+        const q = project(xn, a.q).reshape([c.batch, c.pos, nHeads, dHead]);
+        const k = project(xn, a.k).reshape([c.batch, c.pos, nKvHeads, dHead]);
+        const v = project(xn, a.v).reshape([c.batch, c.pos, nKvHeads, dHead]);
+        return attend(q, k, v, {
+          hooks: c.hooks, prefix: `blocks.${i}.attn`, layer: i, rope: this.ropeNow, cache: c.cache,
+          keyMask: c.keyMask, keyMaskHost: c.keyMaskHost, scale: this.attnScale(), output: a.o,
+        });
+      },
+      mlp: (xn) => this.mlpOf(i, xn, c),
+    });
+  }
+
+  protected attnScale(): number {
+    return 1 / Math.sqrt(this.dims.dHead);
+  }
+
+  protected unembed(x: Tensor, c: ForwardContext): Tensor {
+    const xn = applyNorm(x, this.lnF, c.hooks, 'ln_final');
+    return project(xn, { layout: 'out_in', weight: this.lmHead }); // [batch, pos, d_vocab]
+  }
+
+  protected blockHookOptions(): { gated?: boolean; experts?: number } {
+    return { gated: true };
+  }
+
+  hookPoints(): HookPointInfo[] {
+    const d = ['batch', 'pos', 'd_model'];
+    return [
+      { name: 'hook_embed', shape: d },
+      ...Array.from({ length: this.dims.nLayers }, (_, i) => blockHookPoints(i, { rotary: true, ...this.blockHookOptions() })).flat(),
+      { name: 'ln_final.hook_scale', shape: ['batch', 'pos', '1'] }, { name: 'ln_final.hook_normalized', shape: d },
+    ];
+  }
+
+  dispose(): void {
+    this.ropeCache?.invFreq.dispose();
+    this.weights.dispose();
+  }
+}
+
+export function rmsNorm(w: WeightMap, name: string, d: number, eps: number, offset = 0): Norm {
+  return { kind: 'rmsnorm', eps, offset, weight: w.get(name, [d]) };
+}
+
+export class Llama extends RotaryDecoder {
+  readonly dims: ModelDims;
+  protected readonly attn: LlamaAttn[];
+  protected readonly norms: { ln1: Norm; ln2: Norm }[];
+  protected readonly lnF: Norm;
+  protected readonly embedTokens: Tensor;
+  protected readonly lmHead: Tensor;
+  protected readonly rope: RopeConfig;
+  private readonly mlps: Mlp[];
+
+  constructor(readonly config: Record<string, unknown>, protected readonly weights: WeightMap, readonly backend: Backend) {
+    super();
+    const arch = String(config.model_type ?? 'llama');
+    const dm = (this.dims = llamaDims(config, arch));
+    const w = weights;
+    const eps = num(config.rms_norm_eps ?? 1e-6, `${arch} config.rms_norm_eps`);
+    const qkvBias = arch === 'qwen2' || config.attention_bias === true;
+    const mlpBias = config.mlp_bias === true;
+    const act = activation(config.hidden_act ?? 'silu', `${arch} config.hidden_act`);
+    if (config.use_sliding_window === true || (arch === 'mistral' && typeof config.sliding_window === 'number' && config.sliding_window < dm.nCtx)) {
+      this.slidingWindow = Number(config.sliding_window);
+    }
+    this.attn = [];
+    this.norms = [];
+    this.mlps = [];
+    for (let i = 0; i < dm.nLayers; i++) {
+      const p = `model.layers.${i}`;
+      this.attn.push(loadLlamaAttn(w, `${p}.self_attn`, dm, qkvBias, config.attention_bias === true && arch !== 'qwen2'));
+      this.norms.push({ ln1: rmsNorm(w, `${p}.input_layernorm.weight`, dm.dModel, eps), ln2: rmsNorm(w, `${p}.post_attention_layernorm.weight`, dm.dModel, eps) });
+      const lin = (n: string, out: number, inp: number): Linear => ({ layout: 'out_in', weight: w.get(`${p}.mlp.${n}.weight`, [out, inp]), bias: mlpBias ? w.get(`${p}.mlp.${n}.bias`, [out]) : undefined });
+      this.mlps.push({ in: lin('gate_proj', dm.dMlp, dm.dModel), up: lin('up_proj', dm.dMlp, dm.dModel), out: lin('down_proj', dm.dModel, dm.dMlp), act });
+    }
+    this.lnF = rmsNorm(w, 'model.norm.weight', dm.dModel, eps);
+    this.embedTokens = w.get('model.embed_tokens.weight', [dm.vocabSize, dm.dModel]);
+    this.lmHead = w.maybe('lm_head.weight', [dm.vocabSize, dm.dModel]) ?? this.embedTokens;
+    if (!w.has('lm_head.weight') && config.tie_word_embeddings === false) {
+      throw new ConfigError(`${arch}: lm_head.weight is missing and tie_word_embeddings is false`);
+    }
+    this.rope = readRopeConfig(config, dm.dHead, `${arch} config`);
+  }
+
+  protected mlpOf(i: number, x: Tensor, c: ForwardContext): Tensor {
+    return runMlp(x, this.mlps[i]!, c.hooks, `blocks.${i}.mlp`);
+  }
+}

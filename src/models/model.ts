@@ -1,0 +1,143 @@
+// The shape every architecture shares: embed -> blocks -> final norm -> unembed, with positions
+// from the attention mask (so left and right padding give each sequence its own positions), a KV
+// cache, start/stop layers, and the hook points. One file per architecture fills in the parts.
+import { tensor } from '../ops/creation.js';
+import { Hooks, NO_HOOKS } from '../hooks/hook-point.js';
+import { tidy } from '../tensor/engine.js';
+import { ShapeError } from '../tensor/errors.js';
+import { fmtShape } from '../tensor/shape.js';
+import type { Tensor } from '../tensor/tensor.js';
+import type { Backend } from '../backends/backend.js';
+import type { KVCache } from './layers/kv-cache.js';
+
+/** What every architecture reports about itself. */
+export interface ModelDims {
+  arch: string;
+  nLayers: number;
+  dModel: number;
+  nHeads: number;
+  nKvHeads: number;
+  dHead: number;
+  dMlp: number;
+  vocabSize: number;
+  nCtx: number;
+  /** Mixture-of-experts blocks: number of experts. */
+  nExperts?: number;
+  expertsPerToken?: number;
+}
+
+export interface ForwardOptions {
+  /** u8 or number [batch, past + pos]: 1 for real tokens, 0 for padding (cached positions included). */
+  attentionMask?: Tensor | readonly (readonly number[])[];
+  cache?: KVCache;
+  hooks?: Hooks;
+  /** Start at this block with `input` as the residual [batch, pos, d_model] instead of token ids. */
+  startAtLayer?: number;
+  /** Stop before this block and return the residual stream [batch, pos, d_model]. */
+  stopAtLayer?: number;
+}
+
+/** Per-call state handed to the architecture's parts. */
+export interface ForwardContext {
+  hooks: Hooks;
+  backend: Backend;
+  batch: number;
+  pos: number;
+  /** Index of the first position of this call (tokens already cached). */
+  past: number;
+  positions: Tensor; // i32 [batch, pos]
+  positionsHost: Int32Array;
+  keyMask?: Tensor; // u8 [batch, past + pos]
+  keyMaskHost?: Uint8Array;
+  cache?: KVCache;
+}
+
+export interface HookPointInfo {
+  name: string;
+  /** Symbolic dims as TransformerLens names them, with sizes where they are fixed. */
+  shape: string[];
+}
+
+export abstract class CausalLM {
+  abstract readonly dims: ModelDims;
+  abstract readonly backend: Backend;
+  /** ids i32 [batch, pos] -> residual [batch, pos, d_model]; fires hook_embed (and hook_pos_embed). */
+  protected abstract embed(ids: Tensor, c: ForwardContext): Tensor;
+  /** One block: residual in, residual out; fires the block's hooks. */
+  protected abstract block(layer: number, x: Tensor, c: ForwardContext): Tensor;
+  /** Final norm (fires ln_final.*) and unembedding -> logits [batch, pos, vocab]. */
+  protected abstract unembed(x: Tensor, c: ForwardContext): Tensor;
+  /** Called before the blocks, once per forward (e.g. rotary tables for this length). */
+  protected prepare(_c: ForwardContext): void {}
+  /** The hook points this model fires (optional ones included), with shapes. */
+  abstract hookPoints(): HookPointInfo[];
+  /** Frees the weights. */
+  abstract dispose(): void;
+
+  /**
+   * Token ids i32 [batch, pos] (or a residual [batch, pos, d_model] with `startAtLayer`) ->
+   * logits [batch, pos, vocab] (or the residual before `stopAtLayer`).
+   */
+  forward(input: Tensor, o: ForwardOptions = {}): Tensor {
+    const hooks = o.hooks ?? NO_HOOKS;
+    const start = o.startAtLayer ?? 0;
+    const stop = o.stopAtLayer ?? this.dims.nLayers;
+    if (start < 0 || stop > this.dims.nLayers || start > stop) {
+      throw new RangeError(`forward: layers [${start}, ${stop}) out of range for ${this.dims.nLayers} blocks`);
+    }
+    if (start === 0 && (input.dtype !== 'i32' || input.rank !== 2)) {
+      throw new ShapeError(`forward: expected token ids i32[batch, pos], got ${input.dtype}${fmtShape(input.shape)}`);
+    }
+    if (start > 0 && (input.rank !== 3 || input.shape[2] !== this.dims.dModel)) {
+      throw new ShapeError(`forward: startAtLayer ${start} expects a residual [batch, pos, ${this.dims.dModel}], got ${fmtShape(input.shape)}`);
+    }
+    const [batch, pos] = input.shape as [number, number];
+    const past = o.cache?.length ?? 0;
+    hooks.position = past;
+    return tidy(() => {
+      const c = this.context(batch, pos, past, hooks, o);
+      if (start === 0 && input.rank === 2) {
+        const vocab = this.dims.vocabSize;
+        for (const id of input.dataSync()) {
+          if (id < 0 || id >= vocab) throw new RangeError(`forward: token id ${id} out of range for vocabulary of ${vocab}`);
+        }
+      }
+      this.prepare(c);
+      let x = start === 0 ? this.embed(input, c) : input.share();
+      for (let l = start; l < stop; l++) x = this.block(l, x, c);
+      if (stop < this.dims.nLayers) return x;
+      o.cache?.commit();
+      return this.unembed(x, c);
+    });
+  }
+
+  private context(batch: number, pos: number, past: number, hooks: Hooks, o: ForwardOptions): ForwardContext {
+    const total = past + pos;
+    let maskHost: Uint8Array | undefined;
+    if (o.attentionMask) {
+      const m = o.attentionMask;
+      maskHost = Array.isArray(m) ? Uint8Array.from((m as number[][]).flat()) : Uint8Array.from((m as Tensor).dataSync());
+      const shape = Array.isArray(m) ? [m.length, (m[0] as number[] | undefined)?.length ?? 0] : (m as Tensor).shape;
+      if (shape[0] !== batch || shape[1] !== total) {
+        throw new ShapeError(`forward: attentionMask must be [${batch}, ${total}] (batch, cached + new positions), got ${fmtShape(shape)}`);
+      }
+    }
+    // Positions count real tokens only, as transformers does from the mask (cumsum - 1; padding gets 1).
+    const positionsHost = new Int32Array(batch * pos);
+    for (let b = 0; b < batch; b++) {
+      let seen = 0;
+      for (let j = 0; j < total; j++) {
+        const real = maskHost ? maskHost[b * total + j]! : 1;
+        if (j >= past) positionsHost[b * pos + j - past] = real ? seen : 1;
+        seen += real;
+      }
+    }
+    return {
+      hooks, backend: this.backend, batch, pos, past, cache: o.cache,
+      positions: tensor(positionsHost, [batch, pos], 'i32', { backend: this.backend }),
+      positionsHost,
+      keyMask: maskHost ? tensor(maskHost, [batch, total], 'u8', { backend: this.backend }) : undefined,
+      keyMaskHost: maskHost,
+    };
+  }
+}
