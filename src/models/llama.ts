@@ -2,11 +2,9 @@
 // RMSNorm, rotary embedding (rotate-half; rope scaling default/linear/dynamic/llama3/yarn),
 // grouped-query attention with optional q/k/v bias (Qwen2), SwiGLU MLP, optional tied unembedding.
 // Gemma, Mixtral and Qwen2-MoE reuse its parts with their differences in their own files.
-import { tensor } from '../ops/creation.js';
 import { mul } from '../ops/elementwise.js';
 import { gather } from '../ops/nn.js';
 import type { Backend } from '../backends/backend.js';
-import { keep } from '../tensor/engine.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { ConfigError, needInt, num, pick } from './config.js';
 import { attend, type RopeInputs } from './layers/attention.js';
@@ -14,7 +12,7 @@ import { blockHookPoints, sequentialBlock } from './layers/block.js';
 import { project, type Linear } from './layers/linear.js';
 import { activation, runMlp, type Mlp } from './layers/mlp.js';
 import { applyNorm, type Norm } from './layers/norm.js';
-import { readRopeConfig, ropeFrequencies, type RopeConfig } from './layers/rope.js';
+import { readRopeConfig, RopeTable } from './layers/rope.js';
 import { CausalLM, type ForwardContext, type HookPointInfo, type ModelDims } from './model.js';
 import type { WeightMap } from './weights.js';
 
@@ -59,11 +57,10 @@ export abstract class RotaryDecoder extends CausalLM {
   protected abstract readonly lnF: Norm;
   protected abstract readonly embedTokens: Tensor;
   protected abstract readonly lmHead: Tensor;
-  protected abstract readonly rope: RopeConfig;
+  protected abstract readonly rope: RopeTable;
   protected abstract readonly weights: WeightMap;
   /** Multiplies the token embeddings (Gemma: sqrt(d_model)). */
   protected embedScale = 1;
-  private ropeCache?: { key: string; invFreq: Tensor; factor: number };
   private ropeNow?: RopeInputs;
 
   protected abstract mlpOf(layer: number, x: Tensor, c: ForwardContext): Tensor;
@@ -76,13 +73,7 @@ export abstract class RotaryDecoder extends CausalLM {
     if (this.slidingWindow !== undefined && len > this.slidingWindow) {
       throw new RangeError(`${this.dims.arch}: sequences longer than the sliding window (${this.slidingWindow}) are not supported yet`);
     }
-    const key = this.rope.type === 'dynamic' && len > this.rope.maxPositions ? `dyn${len}` : 'static';
-    if (this.ropeCache?.key !== key) {
-      this.ropeCache?.invFreq.dispose();
-      const { invFreq, attentionFactor } = ropeFrequencies(this.rope, len);
-      this.ropeCache = { key, invFreq: keep(tensor(invFreq, [invFreq.length], 'f32', { backend: this.backend })), factor: attentionFactor };
-    }
-    this.ropeNow = { positions: c.positions, invFreq: this.ropeCache.invFreq, rotaryDim: this.rope.rotaryDim, mode: this.rope.mode, attentionFactor: this.ropeCache.factor };
+    this.ropeNow = this.rope.inputs(c.positions, len);
   }
 
   protected embed(ids: Tensor, c: ForwardContext): Tensor {
@@ -132,7 +123,7 @@ export abstract class RotaryDecoder extends CausalLM {
   }
 
   dispose(): void {
-    this.ropeCache?.invFreq.dispose();
+    this.rope.dispose();
     this.weights.dispose();
   }
 }
@@ -141,6 +132,19 @@ export function rmsNorm(w: WeightMap, name: string, d: number, eps: number, offs
   return { kind: 'rmsnorm', eps, offset, weight: w.get(name, [d]) };
 }
 
+/** What Llama's relatives change: the norm offset, the activation, the feed-forward sublayer. */
+export interface LlamaVariant {
+  normOffset?: number;
+  defaultAct?: string;
+  actKey?: string;
+  /** Builds layer i's feed-forward sublayer; the default is the SwiGLU MLP. */
+  feedForward?: (w: WeightMap, layer: number, prefix: string, dims: ModelDims) => FeedForward;
+  extraHooks?: { experts?: number };
+}
+
+/** normalized input [batch, pos, d_model] -> output [batch, pos, d_model], firing hooks under `blocks.{i}.mlp`. */
+export type FeedForward = (x: Tensor, c: ForwardContext, prefix: string) => Tensor;
+
 export class Llama extends RotaryDecoder {
   readonly dims: ModelDims;
   protected readonly attn: LlamaAttn[];
@@ -148,41 +152,58 @@ export class Llama extends RotaryDecoder {
   protected readonly lnF: Norm;
   protected readonly embedTokens: Tensor;
   protected readonly lmHead: Tensor;
-  protected readonly rope: RopeConfig;
-  private readonly mlps: Mlp[];
+  protected readonly rope: RopeTable;
+  private readonly ffs: FeedForward[];
+  private readonly variant: LlamaVariant;
 
-  constructor(readonly config: Record<string, unknown>, protected readonly weights: WeightMap, readonly backend: Backend) {
+  constructor(readonly config: Record<string, unknown>, protected readonly weights: WeightMap, readonly backend: Backend, variant: LlamaVariant = {}) {
     super();
+    this.variant = variant;
     const arch = String(config.model_type ?? 'llama');
-    const dm = (this.dims = llamaDims(config, arch));
+    const dm = (this.dims = { ...llamaDims(config, arch), ...(variant.extraHooks?.experts ? { nExperts: variant.extraHooks.experts } : {}) });
     const w = weights;
     const eps = num(config.rms_norm_eps ?? 1e-6, `${arch} config.rms_norm_eps`);
-    const qkvBias = arch === 'qwen2' || config.attention_bias === true;
+    const qkvBias = arch === 'qwen2' || arch === 'qwen2_moe' || config.attention_bias === true;
     const mlpBias = config.mlp_bias === true;
-    const act = activation(config.hidden_act ?? 'silu', `${arch} config.hidden_act`);
+    const act = activation(config[variant.actKey ?? 'hidden_act'] ?? variant.defaultAct ?? 'silu', `${arch} config.${variant.actKey ?? 'hidden_act'}`);
+    const off = variant.normOffset ?? 0;
     if (config.use_sliding_window === true || (arch === 'mistral' && typeof config.sliding_window === 'number' && config.sliding_window < dm.nCtx)) {
       this.slidingWindow = Number(config.sliding_window);
     }
     this.attn = [];
     this.norms = [];
-    this.mlps = [];
+    this.ffs = [];
     for (let i = 0; i < dm.nLayers; i++) {
       const p = `model.layers.${i}`;
-      this.attn.push(loadLlamaAttn(w, `${p}.self_attn`, dm, qkvBias, config.attention_bias === true && arch !== 'qwen2'));
-      this.norms.push({ ln1: rmsNorm(w, `${p}.input_layernorm.weight`, dm.dModel, eps), ln2: rmsNorm(w, `${p}.post_attention_layernorm.weight`, dm.dModel, eps) });
-      const lin = (n: string, out: number, inp: number): Linear => ({ layout: 'out_in', weight: w.get(`${p}.mlp.${n}.weight`, [out, inp]), bias: mlpBias ? w.get(`${p}.mlp.${n}.bias`, [out]) : undefined });
-      this.mlps.push({ in: lin('gate_proj', dm.dMlp, dm.dModel), up: lin('up_proj', dm.dMlp, dm.dModel), out: lin('down_proj', dm.dModel, dm.dMlp), act });
+      this.attn.push(loadLlamaAttn(w, `${p}.self_attn`, dm, qkvBias, config.attention_bias === true && !arch.startsWith('qwen2')));
+      this.norms.push({ ln1: rmsNorm(w, `${p}.input_layernorm.weight`, dm.dModel, eps, off), ln2: rmsNorm(w, `${p}.post_attention_layernorm.weight`, dm.dModel, eps, off) });
+      if (variant.feedForward) {
+        this.ffs.push(variant.feedForward(w, i, p, dm));
+      } else {
+        const mlp = swiGlu(w, `${p}.mlp`, dm.dModel, dm.dMlp, act, mlpBias);
+        this.ffs.push((x, c, pre) => runMlp(x, mlp, c.hooks, pre));
+      }
     }
-    this.lnF = rmsNorm(w, 'model.norm.weight', dm.dModel, eps);
+    this.lnF = rmsNorm(w, 'model.norm.weight', dm.dModel, eps, off);
     this.embedTokens = w.get('model.embed_tokens.weight', [dm.vocabSize, dm.dModel]);
     this.lmHead = w.maybe('lm_head.weight', [dm.vocabSize, dm.dModel]) ?? this.embedTokens;
     if (!w.has('lm_head.weight') && config.tie_word_embeddings === false) {
       throw new ConfigError(`${arch}: lm_head.weight is missing and tie_word_embeddings is false`);
     }
-    this.rope = readRopeConfig(config, dm.dHead, `${arch} config`);
+    this.rope = new RopeTable(readRopeConfig(config, dm.dHead, `${arch} config`), backend);
   }
 
   protected mlpOf(i: number, x: Tensor, c: ForwardContext): Tensor {
-    return runMlp(x, this.mlps[i]!, c.hooks, `blocks.${i}.mlp`);
+    return this.ffs[i]!(x, c, `blocks.${i}.mlp`);
   }
+
+  protected override blockHookOptions(): { gated?: boolean; experts?: number } {
+    return { gated: true, ...this.variant.extraHooks };
+  }
+}
+
+/** gate_proj / up_proj / down_proj of a gated MLP in HF layout. */
+export function swiGlu(w: WeightMap, p: string, d: number, dMlp: number, act: Mlp['act'], bias = false): Mlp {
+  const lin = (n: string, out: number, inp: number): Linear => ({ layout: 'out_in', weight: w.get(`${p}.${n}.weight`, [out, inp]), bias: bias ? w.get(`${p}.${n}.bias`, [out]) : undefined });
+  return { in: lin('gate_proj', dMlp, d), up: lin('up_proj', dMlp, d), out: lin('down_proj', d, dMlp), act };
 }

@@ -3,7 +3,12 @@
 // transformers 5's (`rope_parameters` with `rope_type`), and the inverse frequencies of each
 // rope type transformers implements (default, linear, dynamic, llama3, yarn), following
 // transformers' modeling_rope_utils.
+import type { Backend } from '../../backends/backend.js';
+import { tensor } from '../../ops/creation.js';
+import { keep } from '../../tensor/engine.js';
+import type { Tensor } from '../../tensor/tensor.js';
 import { ConfigError, num, opt } from '../config.js';
+import type { RopeInputs } from './attention.js';
 
 export interface RopeConfig {
   type: 'default' | 'linear' | 'dynamic' | 'llama3' | 'yarn';
@@ -92,5 +97,28 @@ export function ropeFrequencies(r: RopeConfig, seqLen = 0): { invFreq: Float32Ar
       });
       return { invFreq: inv, attentionFactor: att };
     }
+  }
+}
+
+/** The rotary frequencies of one model on its backend, remade only when a dynamic rope needs it. */
+export class RopeTable {
+  private current?: { key: string; invFreq: Tensor; factor: number };
+  constructor(readonly config: RopeConfig, private readonly backend: Backend) {}
+
+  /** The rope inputs for a call covering `len` positions at `positions` [batch, pos]. */
+  inputs(positions: Tensor, len: number): RopeInputs {
+    const r = this.config;
+    const key = r.type === 'dynamic' && len > r.maxPositions ? `dynamic:${len}` : 'static';
+    if (this.current?.key !== key) {
+      this.current?.invFreq.dispose();
+      const { invFreq, attentionFactor } = ropeFrequencies(r, len);
+      this.current = { key, invFreq: keep(tensor(invFreq, [invFreq.length], 'f32', { backend: this.backend })), factor: attentionFactor };
+    }
+    return { positions, invFreq: this.current.invFreq, rotaryDim: r.rotaryDim, mode: r.mode, attentionFactor: this.current.factor };
+  }
+
+  dispose(): void {
+    this.current?.invFreq.dispose();
+    this.current = undefined;
   }
 }
