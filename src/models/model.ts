@@ -35,6 +35,8 @@ export interface ForwardOptions {
   startAtLayer?: number;
   /** Stop before this block and return the residual stream [batch, pos, d_model]. */
   stopAtLayer?: number;
+  /** 'last': final norm and logits for the last position only ([batch, 1, vocab]), as generation needs. */
+  logits?: 'all' | 'last';
 }
 
 /** Per-call state handed to the architecture's parts. */
@@ -107,6 +109,7 @@ export abstract class CausalLM {
       for (let l = start; l < stop; l++) x = this.block(l, x, c);
       if (stop < this.dims.nLayers) return x;
       o.cache?.commit();
+      if (o.logits === 'last' && pos > 1) x = x.narrow(1, pos - 1, 1);
       return this.unembed(x, c);
     });
   }
