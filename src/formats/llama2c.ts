@@ -83,6 +83,7 @@ export function llama2cConfig(h: Llama2cHeader): Record<string, unknown> {
     hidden_act: 'silu',
     rms_norm_eps: 1e-5,
     rope_theta: 10000,
+    rope_parameters: { rope_type: 'default', rope_theta: 10000 },
     tie_word_embeddings: h.sharedClassifier,
     attention_bias: false,
     mlp_bias: false,

@@ -1,0 +1,149 @@
+// GGUF files (llama.cpp): metadata and tensor infos parsed by @huggingface/gguf (the maintained
+// parser), fed through a `fetch` that answers its range requests from our ByteSource, so local
+// files, Blobs and URLs all work; tensor data is then read one tensor at a time.
+// Shapes are given row-major (GGUF lists ne[0], the row length, first). Tensors load as:
+// F32/F16/BF16 -> a tensor of that dtype; Q8_0/Q4_0 -> raw u8 blocks for `dequantize` (src/ops/quant);
+// Q4_K/Q6_K -> f32, dequantised in gguf-quants.ts. HF names and config: gguf-hf.ts.
+import { gguf, type GGUFParseOutput, type MetadataValue } from '@huggingface/gguf';
+import type { Backend, QuantType } from '../backends/backend.js';
+import type { ByteSource } from '../io/byte-source.js';
+import { dequantize } from '../ops/quant.js';
+import type { DType } from '../tensor/dtype.js';
+import { Tensor } from '../tensor/tensor.js';
+import { dequantizeQ4K, dequantizeQ6K, ggmlBytes, ggmlTypeName, type GgmlTypeName } from './gguf-quants.js';
+
+export interface GgufTensorInfo {
+  name: string;
+  type: GgmlTypeName;
+  /** Row-major shape (GGUF's dims reversed). */
+  shape: number[];
+  /** Absolute byte offset in the file. */
+  offset: number;
+  bytes: number;
+}
+
+/** What `loadTensor` gives for each stored type. */
+const LOADS_AS: Partial<Record<GgmlTypeName, DType | QuantType>> = {
+  F32: 'f32', F16: 'f16', BF16: 'bf16', I8: 'i8', I32: 'i32', Q8_0: 'q8_0', Q4_0: 'q4_0', Q4_K: 'f32', Q6_K: 'f32',
+};
+
+export const GGUF_SUPPORTED_TYPES = Object.keys(LOADS_AS) as GgmlTypeName[];
+
+/** A fetch over a ByteSource, for the parser's `Range: bytes=a-b` requests. */
+function sourceFetch(src: ByteSource): typeof fetch {
+  return (async (_url: unknown, init?: RequestInit) => {
+    const range = new Headers(init?.headers).get('range') ?? `bytes=0-${src.size - 1}`;
+    const m = /bytes=(\d+)-(\d+)?/.exec(range);
+    const a = Math.min(Number(m?.[1] ?? 0), src.size);
+    const b = Math.min(m?.[2] !== undefined ? Number(m[2]) + 1 : src.size, src.size);
+    const bytes = await src.read(a, b - a);
+    return new Response(bytes as BlobPart, {
+      status: 206,
+      headers: { 'content-range': `bytes ${a}-${Math.max(a, b - 1)}/${src.size}`, 'content-length': String(b - a) },
+    });
+  }) as typeof fetch;
+}
+
+export class GgufFile {
+  private byName: Map<string, GgufTensorInfo>;
+
+  private constructor(
+    readonly source: ByteSource,
+    readonly metadata: Record<string, MetadataValue>,
+    readonly tensors: GgufTensorInfo[],
+  ) {
+    this.byName = new Map(tensors.map((t) => [t.name, t]));
+  }
+
+  static async open(source: ByteSource): Promise<GgufFile> {
+    const name = source.name;
+    const magic = await source.read(0, Math.min(4, source.size));
+    if (new TextDecoder().decode(magic) !== 'GGUF') throw new Error(`${name}: not a GGUF file (it does not start with 'GGUF')`);
+    let parsed: GGUFParseOutput<{ strict: false }>;
+    try {
+      parsed = await gguf(`https://actlab.invalid/${encodeURIComponent(name)}` /* never fetched: sourceFetch answers */, { fetch: sourceFetch(source) }) as GGUFParseOutput<{ strict: false }>;
+    } catch (e) {
+      throw new Error(`${name}: GGUF header does not parse: ${(e as Error).message}`);
+    }
+    const dataStart = Number(parsed.tensorDataOffset);
+    const tensors: GgufTensorInfo[] = parsed.tensorInfos.map((t) => {
+      const type = ggmlTypeName(t.dtype);
+      const shape = t.shape.map(Number).reverse();
+      const n = shape.reduce((a, b) => a * b, 1);
+      const offset = dataStart + Number(t.offset);
+      const where = `${name}: tensor '${t.name}'`;
+      if (!type) return { name: t.name, type: `type ${t.dtype}` as GgmlTypeName, shape, offset, bytes: 0 };
+      let bytes: number;
+      try {
+        bytes = ggmlBytes(type, n);
+      } catch (e) {
+        throw new Error(`${where}: ${(e as Error).message}`);
+      }
+      if (offset + bytes > source.size) throw new Error(`${where} (${type}[${shape.join(', ')}]) ends at byte ${offset + bytes}, past the end of the file (${source.size} bytes)`);
+      return { name: t.name, type, shape, offset, bytes };
+    });
+    return new GgufFile(source, parsed.metadata as Record<string, MetadataValue>, tensors);
+  }
+
+  get architecture(): string {
+    return String(this.metadata['general.architecture'] ?? 'unknown');
+  }
+
+  info(name: string): GgufTensorInfo {
+    const t = this.byName.get(name);
+    if (!t) throw new Error(`${this.source.name}: no tensor named '${name}' in the GGUF file (${this.tensors.length} tensors)`);
+    return t;
+  }
+
+  has(name: string): boolean {
+    return this.byName.has(name);
+  }
+
+  /** The dtype (or raw quant type) `loadTensor` returns; throws naming the type when unsupported. */
+  loadsAs(name: string): DType | QuantType {
+    const t = this.info(name);
+    const as = LOADS_AS[t.type];
+    if (!as) throw new Error(`${this.source.name}: tensor '${name}' is ${t.type}, which actlab cannot read yet (supported: ${GGUF_SUPPORTED_TYPES.join(', ')})`);
+    return as;
+  }
+
+  /** The tensor's bytes exactly as stored. */
+  async readRaw(name: string): Promise<Uint8Array> {
+    const t = this.info(name);
+    this.loadsAs(name);
+    return this.source.read(t.offset, t.bytes);
+  }
+
+  /**
+   * One tensor as stored: F32/F16/BF16/I8/I32 in that dtype with its shape; Q8_0/Q4_0 as raw u8
+   * [bytes] (see `dequantize`); Q4_K/Q6_K dequantised to f32. `raw` (when given) replaces the bytes
+   * read from the file (the caller permuted them).
+   */
+  async loadTensor(name: string, backend: Backend, raw?: Uint8Array): Promise<Tensor> {
+    const t = this.info(name);
+    const as = this.loadsAs(name);
+    const bytes = raw ?? await this.source.read(t.offset, t.bytes);
+    const n = t.shape.reduce((a, b) => a * b, 1);
+    if (t.type === 'Q4_K') return Tensor.fromBytes(new Uint8Array(dequantizeQ4K(bytes, n).buffer), t.shape, 'f32', backend);
+    if (t.type === 'Q6_K') return Tensor.fromBytes(new Uint8Array(dequantizeQ6K(bytes, n).buffer), t.shape, 'f32', backend);
+    if (as === 'q8_0' || as === 'q4_0') return Tensor.fromBytes(bytes, [bytes.byteLength], 'u8', backend);
+    return Tensor.fromBytes(bytes, t.shape, as, backend);
+  }
+
+  /** One tensor as f32 (or its float dtype), dequantising Q8_0/Q4_0 on the backend. */
+  async loadFloat(name: string, backend: Backend, raw?: Uint8Array): Promise<Tensor> {
+    const t = this.info(name);
+    const as = this.loadsAs(name);
+    const x = await this.loadTensor(name, backend, raw);
+    if (as !== 'q8_0' && as !== 'q4_0') return x;
+    try {
+      return dequantize(x, as, t.shape);
+    } finally {
+      x.dispose();
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.source.close();
+  }
+}
