@@ -43,6 +43,22 @@ export class Hooks {
     return this;
   }
 
+  /** Hooks of `a` then `b`, in that order (persistent hooks before a call's own). */
+  static merge(a: Hooks, b: Hooks): Hooks {
+    if (a.empty) return b;
+    if (b.empty) return a;
+    const h = new Hooks();
+    h.entries.push(...a.entries, ...b.entries);
+    return h;
+  }
+
+  /** Removes the entries added with `fn` (used by scoped hook contexts). */
+  remove(fn: HookFn): void {
+    const i = this.entries.findIndex((e) => e.fn === fn);
+    if (i >= 0) this.entries.splice(i, 1);
+    this.memo.clear();
+  }
+
   get empty(): boolean {
     return this.entries.length === 0;
   }

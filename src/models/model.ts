@@ -2,7 +2,7 @@
 // from the attention mask (so left and right padding give each sequence its own positions), a KV
 // cache, start/stop layers, and the hook points. One file per architecture fills in the parts.
 import { tensor } from '../ops/creation.js';
-import { Hooks, NO_HOOKS } from '../hooks/hook-point.js';
+import { Hooks, NO_HOOKS, type HookFilter, type HookFn } from '../hooks/hook-point.js';
 import { tidy } from '../tensor/engine.js';
 import { ShapeError } from '../tensor/errors.js';
 import { fmtShape } from '../tensor/shape.js';
@@ -80,8 +80,45 @@ export abstract class CausalLM {
    * Token ids i32 [batch, pos] (or a residual [batch, pos, d_model] with `startAtLayer`) ->
    * logits [batch, pos, vocab] (or the residual before `stopAtLayer`).
    */
+  /** Hooks that apply to every call until removed (see `withHooks`). */
+  readonly persistentHooks = new Hooks();
+
+  /**
+   * Runs `fn` with `hooks` added to every forward pass it makes (generation included), and removes
+   * them afterwards, also when `fn` throws. Returns what `fn` returns (awaited if a Promise).
+   */
+  withHooks<T>(hooks: readonly (readonly [HookFilter, HookFn])[], fn: () => T): T {
+    for (const [f, h] of hooks) this.persistentHooks.add(f, h);
+    const remove = () => { for (const [, h] of hooks) this.persistentHooks.remove(h); };
+    let out: T;
+    try {
+      out = fn();
+    } catch (e) {
+      remove();
+      throw e;
+    }
+    if (out instanceof Promise) return out.finally(remove) as T;
+    remove();
+    return out;
+  }
+
+  /** Final norm and unembedding of any residual state [batch, pos, d_model] (the logit lens), without hooks. */
+  logitsFromResidual(x: Tensor): Tensor {
+    return tidy(() => this.unembed(x, { hooks: NO_HOOKS } as ForwardContext));
+  }
+
+  /** The hook points with their sizes filled in where the model fixes them. */
+  hookPointShapes(): { name: string; shape: (string | number)[] }[] {
+    const d = this.dims;
+    const size: Record<string, number> = {
+      d_model: d.dModel, d_head: d.dHead, head_index: d.nHeads, kv_head_index: d.nKvHeads, d_mlp: d.dMlp, '1': 1,
+      ...(d.nExperts ? { n_experts: d.nExperts } : {}), ...(d.expertsPerToken ? { experts_per_token: d.expertsPerToken } : {}),
+    };
+    return this.hookPoints().map((h) => ({ name: h.name, shape: h.shape.map((s) => size[s] ?? s) }));
+  }
+
   forward(input: Tensor, o: ForwardOptions = {}): Tensor {
-    const hooks = o.hooks ?? NO_HOOKS;
+    const hooks = Hooks.merge(this.persistentHooks, o.hooks ?? NO_HOOKS);
     const start = o.startAtLayer ?? 0;
     const stop = o.stopAtLayer ?? this.dims.nLayers;
     if (start < 0 || stop > this.dims.nLayers || start > stop) {

@@ -83,3 +83,14 @@ export function assign(dst: Tensor, src: Tensor): void {
     if (s !== src) s.dispose();
   }
 }
+
+/** Tensors of one shape joined along a new first axis (a copy). */
+export function stack(ts: readonly Tensor[]): Tensor {
+  if (ts.length === 0) throw new ShapeError('stack: no tensors given');
+  const views = ts.map((t) => t.unsqueeze(0));
+  try {
+    return concat(views, 0);
+  } finally {
+    for (const v of views) v.dispose();
+  }
+}

@@ -1,0 +1,125 @@
+// Every architecture on random weights (no ../shared): padded batches equal sequences alone, the
+// KV cache equals a full forward, the optional hook paths (explicit attention, norm scale,
+// per-head results) equal the fused ones, and start/stop layers compose.
+import { beforeAll, describe, expect, it } from 'vitest';
+import * as al from '../src/index.js';
+import { randomModel } from '../src/models/random.js';
+import { KVCache } from '../src/models/layers/kv-cache.js';
+import { Hooks } from '../src/hooks/hook-point.js';
+import type { CausalLM } from '../src/models/model.js';
+
+const base = { vocab_size: 61, max_position_embeddings: 64 };
+export const TINY: Record<string, Record<string, unknown>> = {
+  gpt2: { model_type: 'gpt2', n_embd: 24, n_head: 3, n_layer: 2, n_positions: 64, vocab_size: 61 },
+  llama: { ...base, model_type: 'llama', hidden_size: 32, num_attention_heads: 4, num_key_value_heads: 2, num_hidden_layers: 2, intermediate_size: 40, rope_theta: 10000 },
+  'llama (llama3 rope, transformers 5 names)': { ...base, model_type: 'llama', hidden_size: 32, num_attention_heads: 4, num_key_value_heads: 1, num_hidden_layers: 2, intermediate_size: 40, rope_parameters: { rope_type: 'llama3', rope_theta: 500000, factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 16 } },
+  qwen2: { ...base, model_type: 'qwen2', hidden_size: 32, num_attention_heads: 4, num_key_value_heads: 2, num_hidden_layers: 2, intermediate_size: 40, rope_scaling: { type: 'yarn', factor: 2, original_max_position_embeddings: 32 } },
+  gpt_neox: { ...base, model_type: 'gpt_neox', hidden_size: 32, num_attention_heads: 4, num_hidden_layers: 2, intermediate_size: 64, rotary_pct: 0.5, rotary_emb_base: 10000, hidden_act: 'gelu' },
+  'gpt_neox (sequential)': { ...base, model_type: 'gpt_neox', hidden_size: 32, num_attention_heads: 4, num_hidden_layers: 2, intermediate_size: 64, rotary_pct: 0.25, use_parallel_residual: false },
+  gemma: { ...base, model_type: 'gemma', hidden_size: 32, num_attention_heads: 2, num_key_value_heads: 1, head_dim: 24, num_hidden_layers: 2, intermediate_size: 40 },
+  mixtral: { ...base, model_type: 'mixtral', hidden_size: 32, num_attention_heads: 4, num_key_value_heads: 2, num_hidden_layers: 2, intermediate_size: 24, num_local_experts: 4, num_experts_per_tok: 2 },
+  qwen2_moe: { ...base, model_type: 'qwen2_moe', hidden_size: 32, num_attention_heads: 4, num_key_value_heads: 2, num_hidden_layers: 2, intermediate_size: 48, moe_intermediate_size: 16, shared_expert_intermediate_size: 24, num_experts: 4, num_experts_per_tok: 2, norm_topk_prob: false },
+};
+
+function maxRelErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let m = 1;
+  let d = 0;
+  for (let i = 0; i < b.length; i++) { m = Math.max(m, Math.abs(b[i]!)); d = Math.max(d, Math.abs(a[i]! - b[i]!)); }
+  return d / m;
+}
+
+const seqA = [3, 14, 15, 9, 26, 5, 35];
+const seqB = [8, 9, 7, 9];
+
+describe.each(Object.keys(TINY))('%s', (name) => {
+  let model: CausalLM;
+  let backend: al.Backend;
+  const ids = (rows: number[][]) => al.tensor(rows.flat(), [rows.length, rows[0]!.length], 'i32', { backend });
+  const run = (rows: number[][], o: Parameters<CausalLM['forward']>[1] = {}) => {
+    const l = model.forward(ids(rows), o);
+    const d = l.dataSync();
+    l.dispose();
+    return d;
+  };
+  beforeAll(async () => {
+    backend = await al.initBackend('js');
+    model = randomModel(TINY[name]!, backend, { seed: 7 });
+  });
+
+  it('padded batches (left and right) equal each sequence alone', () => {
+    const V = model.dims.vocabSize;
+    const alone = [seqA, seqB].map((s) => run([s]));
+    const T = seqA.length;
+    for (const left of [true, false]) {
+      const padB = left ? [0, 0, 0, ...seqB] : [...seqB, 0, 0, 0];
+      const maskB = left ? [0, 0, 0, 1, 1, 1, 1] : [1, 1, 1, 1, 0, 0, 0];
+      const both = run([seqA, padB], { attentionMask: [seqA.map(() => 1), maskB] });
+      expect(maxRelErr(both.subarray(0, T * V), alone[0]!)).toBeLessThan(1e-5);
+      const off = left ? 3 : 0;
+      const err = maxRelErr(both.subarray((T + off) * V, (T + off + seqB.length) * V), alone[1]!);
+      expect(err, `${left ? 'left' : 'right'} padding`).toBeLessThan(1e-5);
+    }
+  });
+
+  it('the KV cache gives the logits of a full forward', () => {
+    const V = model.dims.vocabSize;
+    const full = run([seqA]);
+    const cache = new KVCache();
+    const first = run([seqA.slice(0, 4)], { cache });
+    const rest = seqA.slice(4).map((t) => run([[t]], { cache }));
+    cache.dispose();
+    expect(maxRelErr(first, full.subarray(0, 4 * V))).toBeLessThan(1e-5);
+    rest.forEach((r, i) => expect(maxRelErr(r, full.subarray((4 + i) * V, (5 + i) * V)), `step ${i}`).toBeLessThan(1e-5));
+  });
+
+  it('explicit attention, norm scale and per-head result paths equal the fused ones', () => {
+    const plain = run([seqA, seqB.concat([1, 2, 3])], { attentionMask: [seqA.map(() => 1), [1, 1, 1, 1, 1, 0, 1]] });
+    const seen: string[] = [];
+    const hooks = new Hooks([[/hook_pattern$|hook_scale$|hook_result$/, (_t, h) => { seen.push(h.name); }]]);
+    const hooked = run([seqA, seqB.concat([1, 2, 3])], { attentionMask: [seqA.map(() => 1), [1, 1, 1, 1, 1, 0, 1]], hooks });
+    const err = maxRelErr(hooked, plain);
+    expect(err).toBeLessThan(1e-5);
+    expect(seen).toContain('blocks.1.attn.hook_pattern');
+    expect(seen).toContain('ln_final.hook_scale');
+    expect(seen).toContain('blocks.0.attn.hook_result');
+  });
+
+  it('fires every listed hook point, with the listed shapes, and nothing unlisted', () => {
+    const shapes = new Map<string, number[]>();
+    const hooks = new Hooks([[() => true, (t, h) => { shapes.set(h.name, [...t.shape]); }]]);
+    run([seqA], { hooks });
+    const listed = model.hookPointShapes();
+    const dims: Record<string, number> = { batch: 1, pos: seqA.length, query_pos: seqA.length, key_pos: seqA.length };
+    const fired = new Set(shapes.keys());
+    for (const h of listed) {
+      if (/experts\.\d+\.hook_post/.test(h.name)) continue; // fires only when the expert gets tokens
+      expect(fired.has(h.name), `${h.name} fired`).toBe(true);
+      const want = h.shape.map((s) => (typeof s === 'number' ? s : dims[s]));
+      expect(shapes.get(h.name), h.name).toEqual(want);
+    }
+    const listedNames = new Set(listed.map((h) => h.name));
+    const extra = [...fired].filter((n) => !listedNames.has(n) && !/experts\.\d+\.hook_pre|shared_expert/.test(n));
+    expect(extra).toEqual([]);
+  });
+
+  it('start and stop layers compose to the full forward', () => {
+    const full = run([seqA]);
+    const mid = model.forward(ids([seqA]), { stopAtLayer: 1 });
+    const rest = model.forward(mid, { startAtLayer: 1 });
+    expect(maxRelErr(rest.dataSync(), full)).toBeLessThan(1e-6);
+    mid.dispose(); rest.dispose();
+  });
+});
+
+describe('memory', () => {
+  it('a forward leaves nothing allocated beyond its logits', async () => {
+    const backend = await al.initBackend('js');
+    const model = randomModel(TINY.llama!, backend);
+    const before = backend.memoryInUse();
+    const l = model.forward(al.tensor(seqA, [1, seqA.length], 'i32', { backend }));
+    const ids = 4 * seqA.length;
+    expect(backend.memoryInUse() - before - ids).toBeLessThanOrEqual(l.size * 4 + 64 * 4 /* rope table */);
+    l.dispose();
+    model.dispose();
+  });
+});
