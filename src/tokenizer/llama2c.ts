@@ -4,7 +4,8 @@
 // pair whose merge has the highest score is merged until none merges. Decoding follows run.c's
 // `decode`: the leading space after BOS (and of the first piece) is dropped; `<0xXX>` is a raw byte.
 // Hand-written because no maintained library reads this format (it is not a tokenizer.json).
-import type { ChatMessage, DecodeOptions, EncodeOptions, Tokenizer } from './tokenizer.js';
+import { renderChatTemplate } from './chat-template.js';
+import type { ChatMessage, ChatTemplateOptions, DecodeOptions, EncodeOptions, Tokenizer } from './tokenizer.js';
 
 export interface Llama2cVocab {
   /** Each token's bytes. */
@@ -19,6 +20,8 @@ export interface Llama2cTokenizerOptions {
   specialIds?: number[];
   /** Stand-in for ' ' in the vocabulary (SentencePiece's '▁' in GGUF llama vocabularies); default ' '. */
   spaceMarker?: string;
+  /** A Jinja chat template (GGUF files carry one in tokenizer.chat_template). */
+  chatTemplate?: string | null;
 }
 
 /** Parses a llama2.c tokenizer file. `name` is used in errors. */
@@ -59,7 +62,7 @@ export class Llama2cTokenizer implements Tokenizer {
   readonly eosId: number | null;
   readonly eosIds: readonly number[];
   readonly padId = null;
-  readonly chatTemplate = null;
+  readonly chatTemplate: string | null;
   private lookup = new Map<string, number>();
   private byteIds = new Int32Array(256).fill(-1);
   private byteOf: Int16Array;
@@ -72,6 +75,7 @@ export class Llama2cTokenizer implements Tokenizer {
     this.bosId = opts.bosId ?? 1;
     this.eosId = opts.eosId ?? 2;
     this.eosIds = [this.eosId];
+    this.chatTemplate = opts.chatTemplate ?? null;
     this.special = new Set(opts.specialIds ?? [0, this.bosId, this.eosId]);
     this.space = bin(new TextEncoder().encode(opts.spaceMarker ?? ' '));
     this.strs = vocab.pieces.map(bin);
@@ -170,8 +174,10 @@ export class Llama2cTokenizer implements Tokenizer {
     return this.lookup.get(bin(new TextEncoder().encode(token)));
   }
 
-  applyChatTemplate(_messages: readonly ChatMessage[]): string {
-    throw new Error('this llama2.c tokenizer has no chat template (llama2.c models are not chat models)');
+  applyChatTemplate(messages: readonly ChatMessage[], opts: ChatTemplateOptions = {}): string {
+    if (!this.chatTemplate) throw new Error('this tokenizer has no chat template (llama2.c models are not chat models)');
+    const text = (id: number | null): string | null => (id === null ? null : this.idToToken(id) ?? null);
+    return renderChatTemplate(this.chatTemplate, messages, { bos_token: text(this.bosId), eos_token: text(this.eosId) }, opts);
   }
 
   private checkId(id: number): void {
