@@ -15,6 +15,8 @@ import { HfTokenizer } from '../src/tokenizer/hf.js';
 import { GgufFile } from '../src/formats/gguf.js';
 import { GgufWeights } from '../src/formats/gguf-weights.js';
 import { convertToGguf } from '../src/formats/gguf-convert.js';
+import { estimateLoadBytes } from '../src/formats/weight-source.js';
+import { openCheckpoint } from '../src/models/checkpoint.js';
 
 const SHARED = join(__dirname, '../../shared');
 const HF = join(SHARED, 'fixtures/hf');
@@ -153,4 +155,39 @@ describe('GGUF writer -> reader round trip of the llama fixture', () => {
       await st.close();
     });
   }
+});
+
+describe('openCheckpoint on real files', () => {
+  it('an HF folder: config, generation config, tokenizer, weights', async () => {
+    const ck = await openCheckpoint(join(HF, 'llama'));
+    expect(ck.format).toBe('hf');
+    expect(ck.config).toMatchObject({ model_type: 'llama', hidden_size: 64 });
+    expect(ck.generationConfig).toMatchObject({ bos_token_id: 1, eos_token_id: 2 });
+    const ref = JSON.parse(readFileSync(join(HF, 'llama/reference.json'), 'utf8')) as { prompts: string[]; input_ids: number[][] };
+    expect(ck.tokenizer!.encode(ref.prompts[1]!, { addSpecialTokens: false })).toEqual(ref.input_ids[1]);
+    expect(ck.weights.totalBytes()).toBe(estimateLoadBytes(ck.weights));
+    await ck.weights.close();
+  });
+
+  it('stories260K with --tokenizer, and as a GGUF conversion (Q8_0) that loads back the same layout', async () => {
+    const ck = await openCheckpoint(join(STORIES, 'stories260K.bin'), { tokenizerPath: join(STORIES, 'tok512.bin') });
+    expect(ck.format).toBe('llama2c');
+    expect(ck.tokenizer!.decode(ck.tokenizer!.encode('Once upon a time'), { skipSpecialTokens: true })).toBe('Once upon a time');
+    const path = join(tmp, 'stories260K-q8.gguf');
+    await convertToGguf(new NodeFileStore(), path, ck.weights, ck.config, backend, { type: 'Q8_0' });
+    const g = await openCheckpoint(path);
+    expect(g.format).toBe('gguf');
+    expect(g.config).toMatchObject({ hidden_size: 64, num_hidden_layers: 5, num_attention_heads: 8, num_key_value_heads: 4, tie_word_embeddings: true });
+    let worst = 0;
+    for (const n of ck.weights.names()) {
+      const a = await ck.weights.load(n, backend);
+      const b = await g.weights.load(n, backend);
+      worst = Math.max(worst, maxDiff(a.dataSync(), b.dataSync()));
+      a.dispose(); b.dispose();
+    }
+    console.log(`stories260K -> GGUF Q8_0 -> HF layout: max |diff| = ${worst.toExponential(3)}`);
+    expect(worst).toBeLessThan(0.05);
+    await ck.weights.close();
+    await g.weights.close();
+  });
 });
