@@ -1,5 +1,7 @@
 // The command line: parses arguments (commander) and hands each subcommand to its module.
 import { Command, CommanderError } from 'commander';
+import { generateCommand } from './generate.js';
+import { hooksCommand } from './hooks.js';
 import { inspectCommand } from './inspect.js';
 import { testOpsCommand } from './test-ops.js';
 
@@ -15,6 +17,26 @@ export async function run(argv: string[]): Promise<number> {
     .option('--json', 'print one JSON object')
     .option('--backend <name...>', 'backends to check', ['js', 'wasm'])
     .action(async (o) => { code = await inspectCommand(o); });
+  const modelOptions = (c: Command) => c
+    .requiredOption('--model <M>', 'a local HF folder, a llama2.c .bin, a GGUF file or a hub id')
+    .option('--tokenizer <file>', 'tokenizer file (llama2.c .bin)')
+    .option('--backend <name>', 'js, wasm or auto', 'auto')
+    .option('--offline', 'use only the local cache for hub ids');
+  modelOptions(program.command('generate').description('Generate text (streamed; --json prints {"ids","text"})'))
+    .option('--prompt <text>', 'prompt text')
+    .option('--ids <list>', 'prompt token ids, comma-separated')
+    .requiredOption('--max-new-tokens <n>', 'tokens to generate')
+    .option('--temperature <t>', '0 is greedy', '0')
+    .option('--top-k <k>', 'sample among the k most likely tokens')
+    .option('--top-p <p>', 'sample within probability mass p')
+    .option('--repetition-penalty <r>', 'discourage repeated tokens (> 1)')
+    .option('--seed <n>', 'random seed for sampling')
+    .option('--stop <text...>', 'stop strings')
+    .option('--json', 'print {"ids": [...], "text": "..."}')
+    .action(async (o) => { code = await generateCommand(o); });
+  modelOptions(program.command('hooks').description('List the hook points of a model with their shapes'))
+    .option('--json', 'print one JSON object')
+    .action(async (o) => { code = await hooksCommand(o); });
   program
     .command('test-ops')
     .description('Run the op conformance matrix against the reference backend')
@@ -27,7 +49,9 @@ export async function run(argv: string[]): Promise<number> {
     await program.parseAsync(argv, { from: 'user' });
   } catch (e) {
     if (e instanceof CommanderError) return e.exitCode;
-    throw e;
+    process.stderr.write(`actlab: ${(e as Error).message}\n`);
+    if (process.env.ACTLAB_DEBUG) process.stderr.write(`${(e as Error).stack}\n`);
+    return 1;
   }
   return code;
 }
