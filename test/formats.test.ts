@@ -20,6 +20,7 @@ import { ggufToHfName, hfToGgufName } from '../src/formats/gguf-hf.js';
 import { permuteHalfToInterleaved, permuteInterleavedToHalf } from '../src/formats/rope-permute.js';
 import { Llama2cCheckpoint } from '../src/formats/llama2c.js';
 import { Llama2cTokenizer, parseLlama2cTokenizer } from '../src/tokenizer/llama2c.js';
+import { HfTokenizer } from '../src/tokenizer/hf.js';
 import { f16BitsToF32, f32ToF16Bits } from '../src/tensor/dtype.js';
 import { checkMemory, MemoryBudgetError, openCheckpoint } from '../src/models/checkpoint.js';
 
@@ -394,5 +395,45 @@ describe('io', () => {
     expect(Array.from(await s.read(95, 5))).toEqual([95, 96, 97, 98, 99]);
     await expect(s.read(98, 5)).rejects.toThrow(/bytes\.bin: read of 5 bytes at offset 98 is outside the file \(100 bytes\)/);
     await s.close();
+  });
+});
+
+describe('HF tokenizer (tokenizer.json through @huggingface/tokenizers, chat templates through @huggingface/jinja)', () => {
+  const tokenizer = {
+    version: '1.0',
+    added_tokens: [
+      { id: 0, content: '<s>', single_word: false, lstrip: false, rstrip: false, normalized: false, special: true },
+      { id: 1, content: '</s>', single_word: false, lstrip: false, rstrip: false, normalized: false, special: true },
+    ],
+    normalizer: null,
+    pre_tokenizer: { type: 'Whitespace' },
+    post_processor: {
+      type: 'TemplateProcessing', single: [{ SpecialToken: { id: '<s>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
+      pair: [], special_tokens: { '<s>': { id: '<s>', ids: [0], tokens: ['<s>'] } },
+    },
+    decoder: null,
+    model: { type: 'WordPiece', vocab: { '<s>': 0, '</s>': 1, '<unk>': 2, hello: 3, world: 4, user: 5, ':': 6 }, unk_token: '<unk>', continuing_subword_prefix: '##', max_input_chars_per_word: 100 },
+  };
+  const tokenizerConfig = {
+    bos_token: '<s>', eos_token: { content: '</s>' },
+    chat_template: "{{ bos_token }}{% for m in messages %}{{ m.role }}: {{ m.content }}{{ eos_token }}{% endfor %}{% if add_generation_prompt %}assistant:{% endif %}",
+  };
+
+  it('encodes with and without special tokens, and knows bos/eos/pad', () => {
+    const t = new HfTokenizer({ tokenizer, tokenizerConfig, generationConfig: { eos_token_id: [1, 4] } });
+    expect(t.encode('hello world')).toEqual([0, 3, 4]);
+    expect(t.encode('hello world', { addSpecialTokens: false })).toEqual([3, 4]);
+    expect(t.encode('hello there', { addSpecialTokens: false })).toEqual([3, 2]);
+    expect(t.decode([0, 3, 4], { skipSpecialTokens: true })).toBe('hello world');
+    expect([t.bosId, t.eosId, t.eosIds, t.padId, t.vocabSize]).toEqual([0, 1, [1, 4], null, 7]);
+  });
+
+  it('applies the chat template', () => {
+    const t = new HfTokenizer({ tokenizer, tokenizerConfig });
+    const msgs = [{ role: 'user', content: 'hello' }];
+    expect(t.applyChatTemplate(msgs)).toBe('<s>user: hello</s>assistant:');
+    expect(t.applyChatTemplate(msgs, { addGenerationPrompt: false })).toBe('<s>user: hello</s>');
+    const none = new HfTokenizer({ tokenizer, tokenizerConfig: { ...tokenizerConfig, chat_template: undefined } }, 'x/tokenizer.json');
+    expect(() => none.applyChatTemplate(msgs)).toThrow(/x\/tokenizer\.json: this model has no chat template/);
   });
 });

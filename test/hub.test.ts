@@ -14,6 +14,7 @@ import { HubFileNotFoundError, HubIntegrityError, HubInterruptedError, HubOfflin
 import { NodeFileStore } from '../src/io/node/file-store.js';
 import { NodeFileSource } from '../src/io/node/file-source.js';
 import { SafetensorsFile, writeSafetensors } from '../src/formats/safetensors.js';
+import { HttpSource } from '../src/io/http.js';
 
 let root: string; // the served folder: <root>/<id>/<file>
 let endpoint: string;
@@ -168,6 +169,18 @@ describe('resolveModel', () => {
     const dead = await resolveModel('tiny/model', { endpoint: 'http://127.0.0.1:9', cacheDir }).catch((e: unknown) => e);
     expect(dead).toBeInstanceOf(HubOfflineError);
     expect(String(dead)).toMatch(/the Hub is unreachable \(cannot reach http:\/\/127\.0\.0\.1:9/);
+  });
+
+  it('HttpSource reads a remote file by range requests (what the browser uses for URLs)', async () => {
+    const url = `${endpoint}/tiny/model/resolve/main/model.safetensors`;
+    const src = await HttpSource.open(url);
+    const f = await SafetensorsFile.open(src);
+    expect(f.info('model.norm.weight').shape).toEqual([256]);
+    const t = await f.load('model.norm.weight', al.getBackend());
+    const local = await SafetensorsFile.open(await NodeFileSource.open(join(root, 'tiny/model/model.safetensors')));
+    expect(Array.from(t.dataSync())).toEqual(Array.from((await local.load('model.norm.weight', al.getBackend())).dataSync()));
+    expect(log.filter((l) => l.method === 'GET').every((l) => /^bytes=\d+-\d+$/.test(l.range ?? ''))).toBe(true);
+    await local.close();
   });
 
   it('uses a local folder as is', async () => {
