@@ -2,6 +2,7 @@
 // (X-Linked-Size / X-Linked-Etag for LFS files, else Content-Length / ETag), GET into `<file>.part`
 // (resuming with `Range: bytes=<part size>-` when a .part is there), checks, then rename to the
 // final name. A file that fails a check is deleted; one cut off mid-way keeps its .part.
+// The sha256 is computed over the finished .part (one extra read), which also covers resumed files.
 import type { FileStore } from '../io/file-store.js';
 import type { Fetch } from '../io/http.js';
 import type { Hasher } from '../io/platform.js';
@@ -41,6 +42,7 @@ async function head(ctx: DownloadContext, url: string, file: string): Promise<{ 
   // 'manual' keeps the Hub's own headers of an LFS redirect (the CDN's ETag is not a sha256).
   let res = await request(ctx, url, { method: 'HEAD', headers: ctx.headers, redirect: 'manual' });
   if (res.type === 'opaqueredirect') res = await request(ctx, url, { method: 'HEAD', headers: ctx.headers });
+  if (res.status === 405 || res.status === 501) return { size: null, sha: null }; // a mirror without HEAD: no checks
   if (res.status >= 400) throw new HubFileNotFoundError(ctx.id, file, url, res.status);
   const h = res.headers;
   const size = Number(h.get('x-linked-size') ?? (res.status < 300 ? h.get('content-length') : null) ?? NaN);

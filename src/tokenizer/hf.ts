@@ -70,7 +70,7 @@ export class HfTokenizer implements Tokenizer {
 
   encode(text: string, opts: EncodeOptions = {}): number[] {
     const ids = this.lib.encode(text, { add_special_tokens: opts.addSpecialTokens ?? true }).ids;
-    if (ids.some((id) => typeof id !== 'number')) {
+    if (ids.some((id: unknown) => typeof id !== 'number')) {
       throw new Error(`${this.source}: the tokenizer gave a token without an id for ${JSON.stringify(text.slice(0, 40))} (a model type @huggingface/tokenizers does not support?)`);
     }
     return ids;
