@@ -1,0 +1,188 @@
+// The WebAssembly backend: buffers live in one shared WebAssembly.Memory, ops with a native kernel
+// (kernels/index.ts) run WebAssembly SIMD code on a thread pool, every other op runs the reference
+// kernels on views of that memory. Synchronous: `exec` returns when the work is done.
+// In a browser, threads need a cross-origin isolated page, and the calling thread must be allowed
+// to block: on a browser's main thread the backend runs single-threaded; create it inside a Web
+// Worker to use several threads.
+import type { Backend, BackendBuffer, OpDesc, OpName, View } from '../backend.js';
+import { hasReferenceKernel, runReference } from '../js/kernels.js';
+import { detectFeatures, base64ToBytes, type WasmFeatures } from './features.js';
+import { KERNEL_MODULES } from './generated/kernels.js';
+import { NATIVE_KERNELS, nativeOpNames } from './kernels/index.js';
+import { WasmMemory } from './memory.js';
+import { ThreadPool, type KernelModule } from './pool.js';
+import type { NativeKernel, WasmRuntime } from './runtime.js';
+import { canBlock, hardwareThreads } from './workers.js';
+
+export interface WasmBuffer extends BackendBuffer {
+  readonly backend: 'wasm';
+  readonly ptr: number;
+  freed: boolean;
+}
+
+export interface WasmBackendOptions {
+  /** Threads including the calling one; default: all hardware threads (1 on a browser main thread). */
+  threads?: number;
+  /** Use relaxed-SIMD kernels when the runtime has them (default true; ACTLAB_WASM_RELAXED=0 turns off). */
+  relaxed?: boolean;
+}
+
+export class WasmBackend implements Backend {
+  readonly name = 'wasm';
+  readonly synchronous = true;
+  private live = 0;
+  private readonly scratchAreas = new Map<string, { ptr: number; size: number }>();
+  private disposed = false;
+  /** What native kernels see; also used by tests and benchmarks. */
+  readonly runtime: WasmRuntime;
+
+  constructor(
+    readonly memory: WasmMemory,
+    readonly pool: ThreadPool,
+    readonly features: WasmFeatures,
+  ) {
+    const self = this;
+    this.runtime = {
+      memory, pool, threads: pool.threads,
+      ptrOf: (b) => self.own(b, 'kernel').ptr,
+      scratch: (name, n) => self.scratch(name, n),
+      temp: (n) => self.alloc(n),
+      release: (b) => self.free(b),
+      runReference: (op, inputs, outputs) => runReference(op, inputs, outputs, (b) => self.bytesOf(b, op.op)),
+    };
+  }
+
+  alloc(byteLength: number): WasmBuffer {
+    this.alive('alloc');
+    const ptr = this.memory.alloc(byteLength);
+    this.live += byteLength;
+    return { backend: 'wasm', byteLength, ptr, freed: false };
+  }
+
+  free(buffer: BackendBuffer): void {
+    const b = this.own(buffer, 'free');
+    b.freed = true;
+    this.live -= b.byteLength;
+    this.memory.free(b.ptr);
+  }
+
+  write(buffer: BackendBuffer, byteOffset: number, bytes: Uint8Array): void {
+    const b = this.own(buffer, 'write');
+    this.checkRange(b, byteOffset, bytes.byteLength, 'write');
+    this.memory.bytes().set(bytes, b.ptr + byteOffset);
+  }
+
+  read(buffer: BackendBuffer, byteOffset: number, byteLength: number): Promise<Uint8Array> {
+    try {
+      return Promise.resolve(this.readSync(buffer, byteOffset, byteLength));
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  readSync(buffer: BackendBuffer, byteOffset: number, byteLength: number): Uint8Array {
+    const b = this.own(buffer, 'read');
+    this.checkRange(b, byteOffset, byteLength, 'read');
+    return this.memory.bytes().slice(b.ptr + byteOffset, b.ptr + byteOffset + byteLength);
+  }
+
+  supportsOp(op: OpDesc, inputs: readonly View[], outputs: readonly View[]): boolean {
+    return hasReferenceKernel(op) && [...inputs, ...outputs].every((v) => v.buffer.backend === 'wasm');
+  }
+
+  exec(op: OpDesc, inputs: readonly View[], outputs: readonly View[]): void {
+    this.alive(`exec '${op.op}'`);
+    const native = NATIVE_KERNELS[op.op] as NativeKernel | undefined;
+    if (native && native.handles(op, inputs, outputs)) native.run(this.runtime, op, inputs, outputs);
+    else this.runtime.runReference(op, inputs, outputs);
+  }
+
+  /** Whether `exec` would run this op natively (else on the reference kernels). */
+  isNative(op: OpDesc, inputs: readonly View[], outputs: readonly View[]): boolean {
+    const native = NATIVE_KERNELS[op.op] as NativeKernel | undefined;
+    return !!native && native.handles(op, inputs, outputs);
+  }
+
+  /** Ops that have a native wasm kernel (for some dtypes / layouts). */
+  nativeOps(): readonly OpName[] {
+    return nativeOpNames();
+  }
+
+  flush(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  memoryInUse(): number {
+    return this.live;
+  }
+
+  info(): Record<string, string | number | boolean> {
+    return {
+      kind: 'WebAssembly SIMD128',
+      threads: this.pool.threads,
+      relaxedSimd: this.features.relaxed,
+      ...(this.features.relaxedNote ? { relaxedNote: this.features.relaxedNote } : {}),
+      memoryBytes: this.memory.byteLength(),
+      nativeOps: this.nativeOps().join(','),
+    };
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.pool.dispose();
+    this.live = 0;
+  }
+
+  private bytesOf(buffer: BackendBuffer, what: string): Uint8Array {
+    const b = this.own(buffer, `exec '${what}'`);
+    return this.memory.bytes().subarray(b.ptr, b.ptr + b.byteLength);
+  }
+
+  private scratch(name: string, byteLength: number): number {
+    const have = this.scratchAreas.get(name);
+    if (have && have.size >= byteLength) return have.ptr;
+    if (have) this.memory.free(have.ptr);
+    const size = Math.max(byteLength, have ? have.size * 2 : 0);
+    const ptr = this.memory.alloc(size);
+    this.scratchAreas.set(name, { ptr, size });
+    return ptr;
+  }
+
+  private alive(what: string): void {
+    if (this.disposed) throw new Error(`wasm backend: ${what} after dispose`);
+  }
+
+  private own(buffer: BackendBuffer, what: string): WasmBuffer {
+    if (buffer.backend !== 'wasm' || !('ptr' in buffer)) {
+      throw new Error(`wasm backend: ${what} got a buffer of backend '${buffer.backend}'`);
+    }
+    const b = buffer as WasmBuffer;
+    if (b.freed) throw new Error(`wasm backend: ${what} on a freed buffer (${b.byteLength} bytes)`);
+    return b;
+  }
+
+  private checkRange(b: WasmBuffer, byteOffset: number, byteLength: number, what: string): void {
+    if (byteOffset < 0 || byteLength < 0 || byteOffset + byteLength > b.byteLength) {
+      throw new Error(`wasm backend: ${what} of ${byteLength} bytes at ${byteOffset} outside a ${b.byteLength}-byte buffer`);
+    }
+  }
+}
+
+/** Compiles the kernels (relaxed SIMD when available), starts the thread pool. */
+export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<WasmBackend> {
+  const features = await detectFeatures(opts.relaxed);
+  if (!features.simd) throw new Error('wasm backend: this runtime has no WebAssembly SIMD128');
+  if (!features.threads) throw new Error('wasm backend: this runtime has no shared WebAssembly memory (threads)');
+  let threads = opts.threads ?? (await hardwareThreads());
+  if (!Number.isInteger(threads) || threads < 1) throw new Error(`wasm backend: threads must be a positive integer, got ${opts.threads}`);
+  if (!canBlock()) threads = 1; // a browser main thread may not Atomics.wait
+  const modules: KernelModule[] = await Promise.all(KERNEL_MODULES.map(async (m) => ({
+    name: m.name,
+    exportNames: m.exportNames,
+    module: await WebAssembly.compile(base64ToBytes(features.relaxed ? m.relaxed : m.simd)),
+  })));
+  const memory = new WasmMemory();
+  const pool = await ThreadPool.create(memory, modules, threads);
+  return new WasmBackend(memory, pool, features);
+}

@@ -1,0 +1,365 @@
+// Generator of the f32 GEMM kernel module (WebAssembly text). One exported entry point,
+// `gemm_f32(params, task, nTasks)`, runs this thread's share of a batched C = A·B whose operands
+// have arbitrary element strides; the parameter block layout is below and mirrored in
+// src/backends/wasm/matmul.ts. Emitted twice by scripts/build-wasm.mjs: plain SIMD128
+// (f32x4.mul + f32x4.add) and relaxed SIMD (f32x4.relaxed_madd).
+//
+// Design (BLIS-like): per thread, for each NC-wide block of its columns and each KC-deep slice of
+// K, B is packed into NR-wide panels (zero padded), A into MR-row strips, and an MR×NR register
+// blocked micro-kernel (accumulators in locals, A by load32_splat, B by v128.load) updates C.
+// Rows of A that are few (GEMV-like, M <= GEMV_M) with row-major B skip packing: the row kernel
+// streams B rows and keeps 8 vector accumulators over a 32-column chunk.
+// Not for: other dtypes (the runtime falls back to the reference kernels).
+
+export const MR = 6; // rows of the micro-kernel
+export const NR = 8; // columns of the micro-kernel (NR / 4 vectors)
+export const KC = 256; // depth of a packed slice
+export const NC = 512; // width of a packed block of B
+export const GEMV_M = 2; // at most this many rows: unpacked row kernel when B is row-major
+export const UNROLL = 2; // k-steps per micro-kernel loop iteration
+export const GEMV_CHUNK = 8; // vectors per chunk in the row kernel
+
+/** Parameter block, i32 fields at these byte offsets. */
+export const P = {
+  M: 0, N: 4, K: 8, nBatch: 12, table: 16, sam: 20, sak: 24, sbk: 28, sbn: 32, ldc: 36,
+  scratch: 40, scratchBytes: 44,
+};
+/** Bytes of scratch one task needs: packed B block, packed A strip, one tile. */
+export const SCRATCH_BYTES = KC * NC * 4 + MR * KC * 4 + MR * NR * 4 + 256;
+
+export const name = 'gemm';
+export const exportNames = ['gemm_f32'];
+
+const g = (n) => `(local.get $${n})`;
+const set = (n, v) => `(local.set $${n} ${v})`;
+const i32 = (n) => `(i32.const ${n})`;
+const add = (a, b) => `(i32.add ${a} ${b})`;
+const mul = (a, b) => `(i32.mul ${a} ${b})`;
+
+/** @param {{relaxed: boolean}} variant */
+export function generate({ relaxed }) {
+  const madd = (a, b, c) =>
+    relaxed ? `(f32x4.relaxed_madd ${a} ${b} ${c})` : `(f32x4.add (f32x4.mul ${a} ${b}) ${c})`;
+  const out = [];
+  out.push(`(module`);
+  out.push(`  (import "env" "memory" (memory 1 65536 shared))`);
+  for (let mr = 1; mr <= MR; mr++) out.push(micro(mr, madd));
+  out.push(packB(), packA(), gemvRow(madd), zeroTile(), runOne(), entry());
+  out.push(`  (export "gemm_f32" (func $gemm_f32))`);
+  out.push(`)`);
+  return out.join('\n');
+}
+
+// C[mr, nr] (+)= Ap[kc, mr]^T · Bp[kc, NR]. ap/bp packed, c row stride ldc bytes; kc >= 1.
+// nr < NR writes through `tile` and copies the valid columns.
+function micro(mr, madd) {
+  const nv = NR / 4;
+  const L = [];
+  L.push(`  (func $micro_${mr} (param $ap i32) (param $bp i32) (param $c i32) (param $ldc i32) (param $kc i32) (param $accum i32) (param $nr i32) (param $tile i32)`);
+  const locals = [];
+  for (let i = 0; i < mr; i++) for (let j = 0; j < nv; j++) locals.push(`$c${i}_${j}`);
+  for (let j = 0; j < nv; j++) locals.push(`$b${j}`);
+  locals.push('$a');
+  L.push(`    ${locals.map((x) => `(local ${x} v128)`).join(' ')} (local $i i32) (local $j i32) (local $p i32) (local $q i32) (local $t f32)`);
+  const step = (u) => {
+    const s = [];
+    for (let j = 0; j < nv; j++) s.push(set(`b${j}`, `(v128.load offset=${(u * NR + 4 * j) * 4} ${g('bp')})`));
+    for (let i = 0; i < mr; i++) {
+      s.push(set('a', `(v128.load32_splat offset=${(u * mr + i) * 4} ${g('ap')})`));
+      for (let j = 0; j < nv; j++) s.push(set(`c${i}_${j}`, madd(g('a'), g(`b${j}`), g(`c${i}_${j}`))));
+    }
+    return s.map((x) => '        ' + x).join('\n');
+  };
+  // main loop: UNROLL steps per iteration
+  L.push(`    (block $done_u (loop $ku`);
+  L.push(`      (br_if $done_u (i32.lt_u ${g('kc')} ${i32(UNROLL)}))`);
+  for (let u = 0; u < UNROLL; u++) L.push(step(u));
+  L.push(`      ${set('bp', add(g('bp'), i32(UNROLL * NR * 4)))} ${set('ap', add(g('ap'), i32(UNROLL * mr * 4)))}`);
+  L.push(`      ${set('kc', `(i32.sub ${g('kc')} ${i32(UNROLL)})`)}`);
+  L.push(`      (br $ku)))`);
+  // remainder
+  L.push(`    (block $done (loop $k1`);
+  L.push(`      (br_if $done (i32.eqz ${g('kc')}))`);
+  L.push(step(0));
+  L.push(`      ${set('bp', add(g('bp'), i32(NR * 4)))} ${set('ap', add(g('ap'), i32(mr * 4)))}`);
+  L.push(`      ${set('kc', `(i32.sub ${g('kc')} ${i32(1)})`)}`);
+  L.push(`      (br $k1)))`);
+  // full tile: store or accumulate straight into C
+  L.push(`    (if (i32.eq ${g('nr')} ${i32(NR)}) (then`);
+  for (let i = 0; i < mr; i++) {
+    const row = i === 0 ? g('c') : add(g('c'), mul(g('ldc'), i32(i)));
+    L.push(`      ${set('p', row)}`);
+    for (let j = 0; j < nv; j++) {
+      const acc = g(`c${i}_${j}`);
+      L.push(`      (if ${g('accum')} (then (v128.store offset=${16 * j} ${g('p')} (f32x4.add (v128.load offset=${16 * j} ${g('p')}) ${acc})))` +
+        ` (else (v128.store offset=${16 * j} ${g('p')} ${acc})))`);
+    }
+  }
+  L.push(`      (return)))`);
+  // partial tile: spill to tile[mr][NR], copy nr columns
+  for (let i = 0; i < mr; i++) for (let j = 0; j < nv; j++) {
+    L.push(`    (v128.store offset=${(i * NR + 4 * j) * 4} ${g('tile')} ${g(`c${i}_${j}`)})`);
+  }
+  L.push(`    ${set('i', i32(0))}`);
+  L.push(`    (loop $ri`);
+  L.push(`      ${set('p', add(g('c'), mul(g('i'), g('ldc'))))} ${set('q', add(g('tile'), mul(g('i'), i32(NR * 4))))} ${set('j', i32(0))}`);
+  L.push(`      (loop $rj`);
+  L.push(`        ${set('t', `(f32.load ${g('q')})`)}`);
+  L.push(`        (if ${g('accum')} (then ${set('t', `(f32.add (f32.load ${g('p')}) ${g('t')})`)}))`);
+  L.push(`        (f32.store ${g('p')} ${g('t')})`);
+  L.push(`        ${set('p', add(g('p'), i32(4)))} ${set('q', add(g('q'), i32(4)))} ${set('j', add(g('j'), i32(1)))}`);
+  L.push(`        (br_if $rj (i32.lt_u ${g('j')} ${g('nr')})))`);
+  L.push(`      ${set('i', add(g('i'), i32(1)))}`);
+  L.push(`      (br_if $ri (i32.lt_u ${g('i')} ${i32(mr)}))))`);
+  return L.join('\n');
+}
+
+// Bp[panel][k][NR] = B(k, panel*NR + j) for k < kc, columns < nc, zeros beyond nc.
+// b = address of B(0, 0) of the block, strides in elements.
+function packB() {
+  return `
+  (func $packB (param $b i32) (param $sbk i32) (param $sbn i32) (param $kc i32) (param $nc i32) (param $bp i32)
+    (local $k i32) (local $j i32) (local $col i32) (local $src i32) (local $dst i32) (local $full i32) (local $panelBytes i32)
+    ${set('panelBytes', mul(g('kc'), i32(NR * 4)))}
+    ${set('full', `(i32.mul (i32.div_u ${g('nc')} ${i32(NR)}) ${i32(NR)})`)}
+    ;; fast path: unit column stride, full panels, one B row at a time
+    (if (i32.eq ${g('sbn')} ${i32(1)}) (then
+      ${set('k', i32(0))}
+      (block $kd (loop $kl
+        (br_if $kd (i32.ge_u ${g('k')} ${g('kc')}))
+        ${set('src', add(g('b'), mul(mul(g('k'), g('sbk')), i32(4))))}
+        ${set('dst', add(g('bp'), mul(g('k'), i32(NR * 4))))}
+        ${set('col', i32(0))}
+        (block $jd (loop $jl
+          (br_if $jd (i32.ge_u ${g('col')} ${g('full')}))
+${Array.from({ length: NR / 4 }, (_, j) => `          (v128.store offset=${16 * j} ${g('dst')} (v128.load offset=${16 * j} ${g('src')}))`).join('\n')}
+          ${set('src', add(g('src'), i32(NR * 4)))} ${set('dst', add(g('dst'), g('panelBytes')))}
+          ${set('col', add(g('col'), i32(NR)))}
+          (br $jl)))
+        ${set('k', add(g('k'), i32(1)))}
+        (br $kl)))
+    ) (else ${set('full', i32(0))}))
+    ;; general path: every column from \`full\` on, any strides, zero padding
+    ${set('col', g('full'))}
+    (block $cd (loop $cl
+      (br_if $cd (i32.ge_u ${g('col')} (i32.mul (i32.div_u (i32.add ${g('nc')} ${i32(NR - 1)}) ${i32(NR)}) ${i32(NR)})))
+      ${set('dst', add(add(g('bp'), mul(`(i32.div_u ${g('col')} ${i32(NR)})`, g('panelBytes'))), mul(`(i32.rem_u ${g('col')} ${i32(NR)})`, i32(4))))}
+      (if (i32.lt_u ${g('col')} ${g('nc')}) (then
+        ${set('src', add(g('b'), mul(mul(g('col'), g('sbn')), i32(4))))}
+        ${set('k', g('kc'))}
+        (loop $kk
+          (f32.store ${g('dst')} (f32.load ${g('src')}))
+          ${set('src', add(g('src'), mul(g('sbk'), i32(4))))} ${set('dst', add(g('dst'), i32(NR * 4)))}
+          ${set('k', `(i32.sub ${g('k')} ${i32(1)})`)}
+          (br_if $kk ${g('k')}))
+      ) (else
+        ${set('k', g('kc'))}
+        (loop $kz
+          (f32.store ${g('dst')} (f32.const 0))
+          ${set('dst', add(g('dst'), i32(NR * 4)))}
+          ${set('k', `(i32.sub ${g('k')} ${i32(1)})`)}
+          (br_if $kz ${g('k')}))))
+      ${set('col', add(g('col'), i32(1)))}
+      (br $cl))))`;
+}
+
+// Ap[k][mr] = A(i, k) for i < mr, k < kc. a = address of A(0, 0) of the strip.
+function packA() {
+  return `
+  (func $packA (param $a i32) (param $sam i32) (param $sak i32) (param $mr i32) (param $kc i32) (param $ap i32)
+    (local $i i32) (local $k i32) (local $src i32) (local $dst i32) (local $stepK i32)
+    ${set('stepK', mul(g('sak'), i32(4)))}
+    ${set('i', i32(0))}
+    (loop $il
+      ${set('src', add(g('a'), mul(mul(g('i'), g('sam')), i32(4))))}
+      ${set('dst', add(g('ap'), mul(g('i'), i32(4))))}
+      ${set('k', g('kc'))}
+      (loop $kl
+        (f32.store ${g('dst')} (f32.load ${g('src')}))
+        ${set('src', add(g('src'), g('stepK')))} ${set('dst', add(g('dst'), mul(g('mr'), i32(4))))}
+        ${set('k', `(i32.sub ${g('k')} ${i32(1)})`)}
+        (br_if $kl ${g('k')}))
+      ${set('i', add(g('i'), i32(1)))}
+      (br_if $il (i32.lt_u ${g('i')} ${g('mr')}))))`;
+}
+
+// One row of C: c[0:n] = sum_k a[k*sak] * B(k, 0:n), B row-major (unit column stride); K >= 1.
+// Chunks of GEMV_CHUNK vectors, then single vectors, then scalar columns.
+function gemvRow(madd) {
+  const W = GEMV_CHUNK;
+  const accs = Array.from({ length: W }, (_, j) => `(local $v${j} v128)`).join(' ');
+  const chunk = (w, label) => {
+    const s = [];
+    s.push(`    (block $${label}_d (loop $${label}_l`);
+    s.push(`      (br_if $${label}_d (i32.gt_u (i32.add ${g('col')} ${i32(4 * w)}) ${g('n')}))`);
+    for (let j = 0; j < w; j++) s.push(`      ${set(`v${j}`, '(v128.const i32x4 0 0 0 0)')}`);
+    s.push(`      ${set('pa', g('a'))} ${set('pb', add(g('b'), mul(g('col'), i32(4))))} ${set('k', g('K'))}`);
+    s.push(`      (loop $${label}_k`);
+    s.push(`        ${set('x', `(v128.load32_splat ${g('pa')})`)}`);
+    for (let j = 0; j < w; j++) s.push(`        ${set(`v${j}`, madd(g('x'), `(v128.load offset=${16 * j} ${g('pb')})`, g(`v${j}`)))}`);
+    s.push(`        ${set('pa', add(g('pa'), g('stepA')))} ${set('pb', add(g('pb'), g('stepB')))}`);
+    s.push(`        ${set('k', `(i32.sub ${g('k')} ${i32(1)})`)}`);
+    s.push(`        (br_if $${label}_k ${g('k')}))`);
+    s.push(`      ${set('pc', add(g('c'), mul(g('col'), i32(4))))}`);
+    for (let j = 0; j < w; j++) s.push(`      (v128.store offset=${16 * j} ${g('pc')} ${g(`v${j}`)})`);
+    s.push(`      ${set('col', add(g('col'), i32(4 * w)))}`);
+    s.push(`      (br $${label}_l)))`);
+    return s.join('\n');
+  };
+  return `
+  (func $gemv_row (param $a i32) (param $sak i32) (param $b i32) (param $sbk i32) (param $c i32) (param $n i32) (param $K i32)
+    ${accs} (local $x v128) (local $col i32) (local $k i32) (local $pa i32) (local $pb i32) (local $pc i32)
+    (local $stepA i32) (local $stepB i32) (local $s f32)
+    ${set('stepA', mul(g('sak'), i32(4)))} ${set('stepB', mul(g('sbk'), i32(4)))}
+    ${set('col', i32(0))}
+${chunk(W, 'cw')}
+${chunk(1, 'c1')}
+    (block $cs_d (loop $cs_l
+      (br_if $cs_d (i32.ge_u ${g('col')} ${g('n')}))
+      ${set('s', '(f32.const 0)')}
+      ${set('pa', g('a'))} ${set('pb', add(g('b'), mul(g('col'), i32(4))))} ${set('k', g('K'))}
+      (loop $cs_k
+        ${set('s', `(f32.add ${g('s')} (f32.mul (f32.load ${g('pa')}) (f32.load ${g('pb')})))`)}
+        ${set('pa', add(g('pa'), g('stepA')))} ${set('pb', add(g('pb'), g('stepB')))}
+        ${set('k', `(i32.sub ${g('k')} ${i32(1)})`)}
+        (br_if $cs_k ${g('k')}))
+      (f32.store (i32.add ${g('c')} (i32.mul ${g('col')} ${i32(4)})) ${g('s')})
+      ${set('col', add(g('col'), i32(1)))}
+      (br $cs_l))))`;
+}
+
+// C[m, n] = 0 (K == 0).
+function zeroTile() {
+  return `
+  (func $zero (param $c i32) (param $ldc i32) (param $m i32) (param $n i32)
+    (local $i i32) (local $j i32) (local $p i32)
+    (block $id (loop $il
+      (br_if $id (i32.ge_u ${g('i')} ${g('m')}))
+      ${set('p', add(g('c'), mul(mul(g('i'), g('ldc')), i32(4))))} ${set('j', i32(0))}
+      (block $jd (loop $jl
+        (br_if $jd (i32.ge_u ${g('j')} ${g('n')}))
+        (f32.store ${g('p')} (f32.const 0))
+        ${set('p', add(g('p'), i32(4)))} ${set('j', add(g('j'), i32(1)))}
+        (br $jl)))
+      ${set('i', add(g('i'), i32(1)))}
+      (br $il))))`;
+}
+
+// One batch entry, rows [m0, m1), columns [n0, n1).
+function runOne() {
+  const f = (name) => `(i32.load offset=${P[name]} ${g('p')})`;
+  let microDispatch = '';
+  for (let mr = 1; mr <= MR; mr++) {
+    const call = `(call $micro_${mr} ${g('ap')} (i32.add ${g('bp')} (i32.mul ${g('jr')} (i32.mul ${g('kc')} ${i32(4)}))) ${g('cp')} ${g('ldcB')} ${g('kc')} ${g('accum')} ${g('nr')} ${g('tile')})`;
+    microDispatch = mr === 1 ? call : `(if (i32.eq ${g('mr')} ${i32(mr)}) (then ${call}) (else ${microDispatch}))`;
+  }
+  return `
+  (func $run_one (param $p i32) (param $bi i32) (param $m0 i32) (param $m1 i32) (param $n0 i32) (param $n1 i32) (param $scratch i32)
+    (local $M i32) (local $K i32) (local $sam i32) (local $sak i32) (local $sbk i32) (local $sbn i32) (local $ldc i32) (local $ldcB i32)
+    (local $a i32) (local $b i32) (local $c i32) (local $i i32)
+    (local $jc i32) (local $nc i32) (local $pc i32) (local $kc i32) (local $ir i32) (local $mr i32) (local $jr i32) (local $nr i32)
+    (local $bp i32) (local $ap i32) (local $tile i32) (local $cp i32) (local $accum i32) (local $t i32)
+    (if (i32.ge_s ${g('m0')} ${g('m1')}) (then (return)))
+    (if (i32.ge_s ${g('n0')} ${g('n1')}) (then (return)))
+    ${set('M', f('M'))} ${set('K', f('K'))}
+    ${set('sam', f('sam'))} ${set('sak', f('sak'))} ${set('sbk', f('sbk'))} ${set('sbn', f('sbn'))} ${set('ldc', f('ldc'))}
+    ${set('ldcB', mul(g('ldc'), i32(4)))}
+    ${set('t', add(f('table'), mul(g('bi'), i32(12))))}
+    ${set('a', '(i32.load offset=0 (local.get $t))')} ${set('b', '(i32.load offset=4 (local.get $t))')} ${set('c', '(i32.load offset=8 (local.get $t))')}
+    (if (i32.eqz ${g('K')}) (then
+      (call $zero (i32.add ${g('c')} (i32.mul (i32.add (i32.mul ${g('m0')} ${g('ldc')}) ${g('n0')}) ${i32(4)})) ${g('ldc')}
+        (i32.sub ${g('m1')} ${g('m0')}) (i32.sub ${g('n1')} ${g('n0')}))
+      (return)))
+    ;; few rows and row-major B: stream B without packing
+    (if (i32.and (i32.le_u ${g('M')} ${i32(GEMV_M)}) (i32.eq ${g('sbn')} ${i32(1)})) (then
+      ${set('i', g('m0'))}
+      (loop $gl
+        (call $gemv_row (i32.add ${g('a')} (i32.mul (i32.mul ${g('i')} ${g('sam')}) ${i32(4)})) ${g('sak')}
+          (i32.add ${g('b')} (i32.mul ${g('n0')} ${i32(4)})) ${g('sbk')}
+          (i32.add ${g('c')} (i32.mul (i32.add (i32.mul ${g('i')} ${g('ldc')}) ${g('n0')}) ${i32(4)}))
+          (i32.sub ${g('n1')} ${g('n0')}) ${g('K')})
+        ${set('i', add(g('i'), i32(1)))}
+        (br_if $gl (i32.lt_s ${g('i')} ${g('m1')})))
+      (return)))
+    ${set('bp', g('scratch'))}
+    ${set('ap', add(g('scratch'), i32(KC * NC * 4)))}
+    ${set('tile', add(g('ap'), i32(MR * KC * 4)))}
+    ${set('jc', g('n0'))}
+    (loop $jcl
+      ${set('nc', `(select (i32.sub ${g('n1')} ${g('jc')}) ${i32(NC)} (i32.lt_s (i32.sub ${g('n1')} ${g('jc')}) ${i32(NC)}))`)}
+      ${set('pc', i32(0))}
+      (loop $pcl
+        ${set('kc', `(select (i32.sub ${g('K')} ${g('pc')}) ${i32(KC)} (i32.lt_s (i32.sub ${g('K')} ${g('pc')}) ${i32(KC)}))`)}
+        ${set('accum', `(i32.ne ${g('pc')} ${i32(0)})`)}
+        (call $packB (i32.add ${g('b')} (i32.mul (i32.add (i32.mul ${g('pc')} ${g('sbk')}) (i32.mul ${g('jc')} ${g('sbn')})) ${i32(4)}))
+          ${g('sbk')} ${g('sbn')} ${g('kc')} ${g('nc')} ${g('bp')})
+        ${set('ir', g('m0'))}
+        (loop $irl
+          ${set('mr', `(select (i32.sub ${g('m1')} ${g('ir')}) ${i32(MR)} (i32.lt_s (i32.sub ${g('m1')} ${g('ir')}) ${i32(MR)}))`)}
+          (call $packA (i32.add ${g('a')} (i32.mul (i32.add (i32.mul ${g('ir')} ${g('sam')}) (i32.mul ${g('pc')} ${g('sak')})) ${i32(4)}))
+            ${g('sam')} ${g('sak')} ${g('mr')} ${g('kc')} ${g('ap')})
+          ${set('jr', i32(0))}
+          (loop $jrl
+            ${set('nr', `(select (i32.sub ${g('nc')} ${g('jr')}) ${i32(NR)} (i32.lt_s (i32.sub ${g('nc')} ${g('jr')}) ${i32(NR)}))`)}
+            ${set('cp', `(i32.add ${g('c')} (i32.mul (i32.add (i32.mul ${g('ir')} ${g('ldc')}) (i32.add ${g('jc')} ${g('jr')})) ${i32(4)}))`)}
+            ${microDispatch}
+            ${set('jr', add(g('jr'), i32(NR)))}
+            (br_if $jrl (i32.lt_s ${g('jr')} ${g('nc')})))
+          ${set('ir', add(g('ir'), i32(MR)))}
+          (br_if $irl (i32.lt_s ${g('ir')} ${g('m1')})))
+        ${set('pc', add(g('pc'), i32(KC)))}
+        (br_if $pcl (i32.lt_s ${g('pc')} ${g('K')})))
+      ${set('jc', add(g('jc'), i32(NC)))}
+      (br_if $jcl (i32.lt_s ${g('jc')} ${g('n1')}))))`;
+}
+
+// Splits the work of all batch entries over nTasks: whole entries per task when there are
+// enough of them, else columns (or rows, for tall narrow products) of every entry.
+function entry() {
+  const f = (name) => `(i32.load offset=${P[name]} ${g('p')})`;
+  return `
+  (func $gemm_f32 (param $p i32) (param $task i32) (param $nTasks i32)
+    (local $M i32) (local $N i32) (local $nBatch i32) (local $scratch i32) (local $bi i32)
+    (local $tilesM i32) (local $tilesN i32) (local $per i32) (local $lo i32) (local $hi i32)
+    ${set('M', f('M'))} ${set('N', f('N'))} ${set('nBatch', f('nBatch'))}
+    ${set('scratch', add(f('scratch'), mul(g('task'), f('scratchBytes'))))}
+    (if (i32.or (i32.eq ${g('nTasks')} ${i32(1)})
+          (i32.or (i32.ge_u ${g('nBatch')} (i32.mul ${g('nTasks')} ${i32(4)}))
+                  (i32.and (i32.ge_u ${g('nBatch')} ${g('nTasks')}) (i32.eqz (i32.rem_u ${g('nBatch')} ${g('nTasks')})))))
+      (then
+        ${set('bi', g('task'))}
+        (block $bd (loop $bl
+          (br_if $bd (i32.ge_u ${g('bi')} ${g('nBatch')}))
+          (call $run_one ${g('p')} ${g('bi')} ${i32(0)} ${g('M')} ${i32(0)} ${g('N')} ${g('scratch')})
+          ${set('bi', add(g('bi'), g('nTasks')))}
+          (br $bl)))
+        (return)))
+    ${set('tilesM', `(i32.div_u (i32.add ${g('M')} ${i32(MR - 1)}) ${i32(MR)})`)}
+    ${set('tilesN', `(i32.div_u (i32.add ${g('N')} ${i32(NR - 1)}) ${i32(NR)})`)}
+    (if (i32.or (i32.ge_u ${g('tilesN')} (i32.mul ${g('nTasks')} ${i32(4)})) (i32.ge_u ${g('tilesN')} ${g('tilesM')}))
+      (then
+        ${set('per', `(i32.mul (i32.div_u (i32.add ${g('tilesN')} (i32.sub ${g('nTasks')} ${i32(1)})) ${g('nTasks')}) ${i32(NR)})`)}
+        ${set('lo', mul(g('task'), g('per')))}
+        ${set('hi', `(select ${g('N')} (i32.add ${g('lo')} ${g('per')}) (i32.gt_u (i32.add ${g('lo')} ${g('per')}) ${g('N')}))`)}
+        (if (i32.gt_u ${g('lo')} ${g('N')}) (then ${set('lo', g('N'))}))
+        ${set('bi', i32(0))}
+        (block $nd (loop $nl
+          (br_if $nd (i32.ge_u ${g('bi')} ${g('nBatch')}))
+          (call $run_one ${g('p')} ${g('bi')} ${i32(0)} ${g('M')} ${g('lo')} ${g('hi')} ${g('scratch')})
+          ${set('bi', add(g('bi'), i32(1)))}
+          (br $nl))))
+      (else
+        ${set('per', `(i32.mul (i32.div_u (i32.add ${g('tilesM')} (i32.sub ${g('nTasks')} ${i32(1)})) ${g('nTasks')}) ${i32(MR)})`)}
+        ${set('lo', mul(g('task'), g('per')))}
+        ${set('hi', `(select ${g('M')} (i32.add ${g('lo')} ${g('per')}) (i32.gt_u (i32.add ${g('lo')} ${g('per')}) ${g('M')}))`)}
+        (if (i32.gt_u ${g('lo')} ${g('M')}) (then ${set('lo', g('M'))}))
+        ${set('bi', i32(0))}
+        (block $md (loop $ml
+          (br_if $md (i32.ge_u ${g('bi')} ${g('nBatch')}))
+          (call $run_one ${g('p')} ${g('bi')} ${g('lo')} ${g('hi')} ${i32(0)} ${g('N')} ${g('scratch')})
+          ${set('bi', add(g('bi'), i32(1)))}
+          (br $ml))))))`;
+}
+
+/** What the runtime needs to know about this module (written into generated/kernels.ts). */
+export const constants = { P, SCRATCH_BYTES, MR, NR, KC, NC, GEMV_M };

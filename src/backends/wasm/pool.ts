@@ -1,0 +1,343 @@
+// A thread pool for wasm kernels: N workers plus the calling thread, all instantiating the same
+// kernel modules over the same shared memory. A job is dispatched through a small control block in
+// that memory (generation counter + arguments, Atomics.notify), not through postMessage; every
+// thread calls `kernel(...args, task, nTasks)`, the caller runs task 0 and then waits for the
+// workers. A kernel that throws in a worker, or a worker that exits, turns into an Error that
+// names the worker and the kernel; the caller never waits forever on a dead thread.
+// Not for: choosing how to split work (kernels do that from task/nTasks).
+import type { WasmMemory } from './memory.js';
+import { spawnWorker, type WorkerEnv, type WorkerHandle } from './workers.js';
+
+export interface KernelModule {
+  readonly name: string;
+  readonly module: WebAssembly.Module;
+  readonly exportNames: readonly string[];
+}
+
+// control block, i32 indices (GEN and DONE on their own cache lines)
+const GEN = 0;
+const DONE = 16;
+const CMD = 32;
+const KERNEL = 33;
+const NTASKS = 34;
+const NARGS = 35;
+const FAULT_WORKER = 36;
+const FAULT_KIND = 37;
+const ARGS = 40;
+const MAX_ARGS = 24;
+const CTRL_INTS = 64;
+
+// per-worker status block, i32 indices
+const ST_STATE = 0; // STARTING, READY, INIT_FAILED, EXITED
+const ST_ERROR = 1; // the last job threw
+const ST_CODE = 2; // exit code
+const ST_MSG_LEN = 3;
+const STATUS_INTS = 16;
+const MSG_BYTES = 1024;
+
+const STARTING = 0;
+const READY = 1;
+const INIT_FAILED = 2;
+const EXITED = 3;
+
+const CMD_RUN = 1;
+const CMD_QUIT = 2;
+
+const FAULT_THROW = 1;
+const FAULT_EXIT = 2;
+
+export interface PoolData {
+  memory: WebAssembly.Memory;
+  modules: { module: WebAssembly.Module; exportNames: readonly string[] }[];
+  ctrlPtr: number;
+  statusPtr: number;
+  msgPtr: number;
+  index: number;
+  spinMs: number;
+}
+
+/**
+ * The body of every worker thread. Self-contained: it is shipped as source text.
+ * Waits on GEN (spinning briefly first), runs its task, reports through DONE.
+ */
+function workerMain(env: WorkerEnv): void {
+  const d = env.data as PoolData;
+  const ctrl = new Int32Array(d.memory.buffer, d.ctrlPtr, 64);
+  const st = new Int32Array(d.memory.buffer, d.statusPtr + d.index * 64, 16);
+  const report = (e: unknown): void => {
+    const text = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+    const bytes = new TextEncoder().encode(text).subarray(0, 1024);
+    new Uint8Array(d.memory.buffer, d.msgPtr + d.index * 1024, 1024).set(bytes);
+    Atomics.store(st, 3, bytes.length);
+  };
+  env.onExit((code) => {
+    Atomics.store(st, 2, code);
+    Atomics.store(st, 0, 3);
+    Atomics.notify(ctrl, 16);
+  });
+  let fns: ((...args: number[]) => void)[];
+  try {
+    fns = [];
+    for (const m of d.modules) {
+      const inst = new WebAssembly.Instance(m.module, { env: { memory: d.memory } });
+      for (const name of m.exportNames) fns.push(inst.exports[name] as (...args: number[]) => void);
+    }
+  } catch (e) {
+    report(e);
+    Atomics.store(st, 0, 2);
+    Atomics.notify(st, 0);
+    return;
+  }
+  Atomics.store(st, 0, 1);
+  Atomics.notify(st, 0);
+  let seen = Atomics.load(ctrl, 0);
+  const task = d.index + 1;
+  const args: number[] = [];
+  for (;;) {
+    let gen = Atomics.load(ctrl, 0);
+    if (gen === seen) {
+      const until = performance.now() + d.spinMs;
+      for (let i = 1; gen === seen; i++) {
+        gen = Atomics.load(ctrl, 0);
+        if ((i & 1023) === 0 && performance.now() > until) break;
+      }
+      if (gen === seen) {
+        Atomics.wait(ctrl, 0, seen);
+        continue;
+      }
+    }
+    seen = gen;
+    if (ctrl[32] === 2) return; // CMD_QUIT
+    const nTasks = ctrl[34]!;
+    if (task < nTasks) {
+      try {
+        if (ctrl[36] === d.index) {
+          if (ctrl[37] === 2) env.exit(13);
+          if (ctrl[37] === 1) throw new Error('fault injected by a test');
+        }
+        args.length = 0;
+        for (let i = 0; i < ctrl[35]!; i++) args.push(ctrl[40 + i]!);
+        args.push(task, nTasks);
+        fns[ctrl[33]!]!(...args);
+      } catch (e) {
+        report(e);
+        Atomics.store(st, 1, 1);
+      }
+    }
+    Atomics.add(ctrl, 16, 1);
+    Atomics.notify(ctrl, 16);
+  }
+}
+
+export class ThreadPool {
+  /** Threads taking part in a job: the workers plus the calling thread. */
+  readonly threads: number;
+  private readonly names: string[] = [];
+  private readonly ids = new Map<string, number>();
+  private readonly fns: ((...args: number[]) => void)[] = [];
+  private broken: string | null = null;
+  private disposed = false;
+  private fault: { worker: number; kind: number } | null = null;
+  private readonly exitInfo = new Map<number, { code: number; error?: Error }>();
+
+  private constructor(
+    private readonly mem: WasmMemory,
+    modules: readonly KernelModule[],
+    private readonly workers: WorkerHandle[],
+    private readonly ctrlPtr: number,
+    private readonly statusPtr: number,
+    private readonly msgPtr: number,
+    private readonly spinMs: number,
+  ) {
+    this.threads = workers.length + 1;
+    for (const m of modules) {
+      const inst = new WebAssembly.Instance(m.module, { env: { memory: mem.memory } });
+      for (const name of m.exportNames) {
+        this.ids.set(name, this.fns.length);
+        this.names.push(name);
+        this.fns.push(inst.exports[name] as (...args: number[]) => void);
+      }
+    }
+    workers.forEach((w, i) => w.onExit((code, error) => {
+      this.exitInfo.set(i, { code, error });
+      if (!this.disposed && !this.broken) this.broken = `worker ${i} exited with code ${code}${error ? ` (${error.message})` : ''}`;
+    }));
+  }
+
+  /** Starts `threads - 1` workers and waits until each has instantiated every module. */
+  static async create(mem: WasmMemory, modules: readonly KernelModule[], threads: number, spinMs = 2): Promise<ThreadPool> {
+    const nWorkers = Math.max(0, Math.floor(threads) - 1);
+    const ctrlPtr = mem.alloc(CTRL_INTS * 4);
+    const statusPtr = mem.alloc(Math.max(1, nWorkers) * STATUS_INTS * 4);
+    const msgPtr = mem.alloc(Math.max(1, nWorkers) * MSG_BYTES);
+    mem.bytes().fill(0, ctrlPtr, ctrlPtr + CTRL_INTS * 4);
+    mem.bytes().fill(0, statusPtr, statusPtr + Math.max(1, nWorkers) * STATUS_INTS * 4);
+    const source = `const workerMain = ${workerMain.toString()};`;
+    const workers: WorkerHandle[] = [];
+    const early = new Map<number, string>();
+    try {
+      for (let i = 0; i < nWorkers; i++) {
+        const data: PoolData = {
+          memory: mem.memory,
+          modules: modules.map((m) => ({ module: m.module, exportNames: [...m.exportNames] })),
+          ctrlPtr, statusPtr, msgPtr, index: i, spinMs,
+        };
+        const w = await spawnWorker(source, data);
+        w.onExit((code, error) => early.set(i, `exited with code ${code}${error ? ` (${error.message})` : ''}`));
+        workers.push(w);
+      }
+      const status = () => new Int32Array(mem.memory.buffer, statusPtr, Math.max(1, nWorkers) * STATUS_INTS);
+      const deadline = Date.now() + 30_000;
+      for (;;) {
+        const st = status();
+        let ready = 0;
+        for (let i = 0; i < nWorkers; i++) {
+          const s = Atomics.load(st, i * STATUS_INTS + ST_STATE);
+          if (s === INIT_FAILED) throw new Error(`wasm pool: worker ${i} failed to start: ${readMsg(mem, msgPtr, statusPtr, i)}`);
+          if (s === EXITED || early.has(i)) throw new Error(`wasm pool: worker ${i} ${early.get(i) ?? 'exited'} while starting`);
+          if (s === READY) ready++;
+        }
+        if (ready === nWorkers) break;
+        if (Date.now() > deadline) throw new Error(`wasm pool: only ${ready} of ${nWorkers} workers started within 30 s`);
+        await new Promise((r) => setTimeout(r, 1));
+      }
+    } catch (e) {
+      for (const w of workers) w.terminate();
+      throw e;
+    }
+    return new ThreadPool(mem, modules, workers, ctrlPtr, statusPtr, msgPtr, spinMs);
+  }
+
+  /** Names of every kernel the pool can run. */
+  kernels(): readonly string[] {
+    return this.names;
+  }
+
+  /**
+   * Runs `kernel(...args, task, nTasks)` on nTasks threads (the caller is task 0) and returns when
+   * all are done. Throws an Error naming the worker and the kernel if any thread failed.
+   */
+  run(kernel: string, args: readonly number[], nTasks = this.threads): void {
+    if (this.disposed) throw new Error(`wasm pool: run '${kernel}' after dispose`);
+    if (this.broken) throw new Error(`wasm pool: cannot run kernel '${kernel}': ${this.broken}`);
+    const id = this.ids.get(kernel);
+    if (id === undefined) throw new Error(`wasm pool: unknown kernel '${kernel}' (have ${this.names.join(', ')})`);
+    if (args.length > MAX_ARGS) throw new Error(`wasm pool: kernel '${kernel}' called with ${args.length} args (max ${MAX_ARGS})`);
+    const n = Math.max(1, Math.min(this.threads, Math.floor(nTasks)));
+    const fn = this.fns[id]!;
+    if (n === 1 && !this.fault) {
+      try {
+        fn(...args, 0, 1);
+      } catch (e) {
+        throw new Error(`wasm pool: kernel '${kernel}' failed on the calling thread: ${errText(e)}`, { cause: e });
+      }
+      return;
+    }
+    const ctrl = this.ctrl();
+    Atomics.store(ctrl, DONE, 0);
+    ctrl[CMD] = CMD_RUN;
+    ctrl[KERNEL] = id;
+    ctrl[NTASKS] = n;
+    ctrl[NARGS] = args.length;
+    ctrl[FAULT_WORKER] = this.fault ? this.fault.worker : -1;
+    ctrl[FAULT_KIND] = this.fault ? this.fault.kind : 0;
+    this.fault = null;
+    for (let i = 0; i < args.length; i++) ctrl[ARGS + i] = args[i]!;
+    Atomics.add(ctrl, GEN, 1);
+    Atomics.notify(ctrl, GEN);
+    let mainError: unknown = null;
+    try {
+      fn(...args, 0, n);
+    } catch (e) {
+      mainError = e;
+    }
+    this.waitDone(kernel);
+    const failures: string[] = [];
+    if (mainError !== null) failures.push(`calling thread: ${errText(mainError)}`);
+    const st = this.status();
+    for (let i = 0; i < this.workers.length; i++) {
+      if (Atomics.load(st, i * STATUS_INTS + ST_ERROR)) {
+        Atomics.store(st, i * STATUS_INTS + ST_ERROR, 0);
+        failures.push(`worker ${i}: ${readMsg(this.mem, this.msgPtr, this.statusPtr, i)}`);
+      }
+    }
+    if (failures.length) throw new Error(`wasm pool: kernel '${kernel}' failed on ${failures.join('; ')}`);
+  }
+
+  /** Test hook: on the next multi-threaded run, worker `worker` throws ('throw') or exits ('exit'). */
+  injectFaultForTest(worker: number, kind: 'throw' | 'exit'): void {
+    if (worker < 0 || worker >= this.workers.length) throw new Error(`wasm pool: no worker ${worker}`);
+    this.fault = { worker, kind: kind === 'throw' ? FAULT_THROW : FAULT_EXIT };
+  }
+
+  /** Why the pool cannot run jobs any more (a worker died), or null. */
+  brokenReason(): string | null {
+    return this.broken;
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    if (this.workers.length) {
+      const ctrl = this.ctrl();
+      ctrl[CMD] = CMD_QUIT;
+      Atomics.add(ctrl, GEN, 1);
+      Atomics.notify(ctrl, GEN);
+      for (const w of this.workers) w.terminate();
+    }
+    this.mem.free(this.ctrlPtr);
+    this.mem.free(this.statusPtr);
+    this.mem.free(this.msgPtr);
+  }
+
+  private waitDone(kernel: string): void {
+    const ctrl = this.ctrl();
+    const target = this.workers.length;
+    const spinUntil = performance.now() + this.spinMs;
+    for (let i = 1; ; i++) {
+      const done = Atomics.load(ctrl, DONE);
+      if (done >= target) return;
+      if ((i & 255) === 0) {
+        const dead = this.deadWorker();
+        if (dead !== null) {
+          this.broken = dead;
+          throw new Error(`wasm pool: ${dead} while running kernel '${kernel}'`);
+        }
+        if (performance.now() > spinUntil) Atomics.wait(ctrl, DONE, done, 20);
+      }
+    }
+  }
+
+  private deadWorker(): string | null {
+    const st = this.status();
+    for (let i = 0; i < this.workers.length; i++) {
+      if (Atomics.load(st, i * STATUS_INTS + ST_STATE) === EXITED) {
+        return `worker ${i} exited with code ${Atomics.load(st, i * STATUS_INTS + ST_CODE)}`;
+      }
+    }
+    return this.broken;
+  }
+
+  // Views made once: shared memory never moves, so they stay valid after growth.
+  private ctrlView: Int32Array | null = null;
+  private statusView: Int32Array | null = null;
+
+  private ctrl(): Int32Array {
+    return (this.ctrlView ??= new Int32Array(this.mem.memory.buffer, this.ctrlPtr, CTRL_INTS));
+  }
+
+  private status(): Int32Array {
+    return (this.statusView ??= new Int32Array(this.mem.memory.buffer, this.statusPtr, Math.max(1, this.workers.length) * STATUS_INTS));
+  }
+}
+
+function readMsg(mem: WasmMemory, msgPtr: number, statusPtr: number, i: number): string {
+  const st = new Int32Array(mem.memory.buffer, statusPtr, (i + 1) * STATUS_INTS);
+  const len = Math.min(MSG_BYTES, Atomics.load(st, i * STATUS_INTS + ST_MSG_LEN));
+  const start = msgPtr + i * MSG_BYTES;
+  return new TextDecoder().decode(mem.bytes().slice(start, start + len)) || 'unknown error';
+}
+
+function errText(e: unknown): string {
+  return e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+}
