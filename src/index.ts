@@ -10,3 +10,34 @@ export {
   initBackend, getBackend, setDefaultBackend, defaultBackendName, registerBackend, registeredBackends,
   disposeBackends, tidy, keep,
 } from './tensor/engine.js';
+
+// Checkpoints, formats, tokenizers, the hub, platform adapters.
+export { openCheckpoint, checkMemory, MemoryBudgetError, type Checkpoint, type CheckpointFormat, type OpenCheckpointOptions } from './models/checkpoint.js';
+export { estimateLoadBytes, type WeightSource, type WeightInfo, type LoadOptions } from './formats/weight-source.js';
+export { SafetensorsFile, SafetensorsError, writeSafetensors } from './formats/safetensors.js';
+export { GgufFile } from './formats/gguf.js';
+export { GgufWeights } from './formats/gguf-weights.js';
+export { writeGguf } from './formats/gguf-write.js';
+export { convertToGguf } from './formats/gguf-convert.js';
+export { Llama2cCheckpoint } from './formats/llama2c.js';
+export type { Tokenizer, ChatMessage } from './tokenizer/tokenizer.js';
+export { HfTokenizer } from './tokenizer/hf.js';
+export { Llama2cTokenizer, parseLlama2cTokenizer } from './tokenizer/llama2c.js';
+export { resolveModel, type ResolveOptions, type ResolvedModel } from './hub/resolve.js';
+export { HubError, HubFileNotFoundError, HubOfflineError, HubIntegrityError, HubInterruptedError } from './hub/errors.js';
+export { getPlatform, setPlatform, createBrowserPlatform, type Platform } from './io/platform.js';
+export { BytesSource, BlobSource, type ByteSource } from './io/byte-source.js';
+export { HttpSource } from './io/http.js';
+export { MemoryStore } from './io/memory-store.js';
+export { writeAtomic, type FileStore } from './io/file-store.js';
+
+// Models, hooks, generation.
+export { loadModel, type LoadModelOptions, type LoadedModel } from './models/load.js';
+export { buildModel, ARCHITECTURES, architectureOf } from './models/registry.js';
+export { randomModel } from './models/random.js';
+export { CausalLM, type ForwardOptions, type ModelDims, type HookPointInfo } from './models/model.js';
+export { KVCache } from './models/layers/kv-cache.js';
+export { generate, type GenerateOptions, type GenerateResult } from './models/generate.js';
+export { Hooks, type HookFn, type HookFilter, type HookPoint } from './hooks/hook-point.js';
+export { runWithCache, runWithHooks, type RunWithCacheOptions } from './hooks/run.js';
+export { ActivationCache } from './hooks/cache.js';

@@ -1,8 +1,10 @@
 // The command line: parses arguments (commander) and hands each subcommand to its module.
 import { Command, CommanderError } from 'commander';
+import { cacheCommand } from './cache.js';
 import { generateCommand } from './generate.js';
 import { hooksCommand } from './hooks.js';
 import { inspectCommand } from './inspect.js';
+import { runCommand } from './run.js';
 import { testOpsCommand } from './test-ops.js';
 
 export async function run(argv: string[]): Promise<number> {
@@ -37,6 +39,26 @@ export async function run(argv: string[]): Promise<number> {
   modelOptions(program.command('hooks').description('List the hook points of a model with their shapes'))
     .option('--json', 'print one JSON object')
     .action(async (o) => { code = await hooksCommand(o); });
+  modelOptions(program.command('run').description('One forward pass; save logits and the matched hook points to safetensors'))
+    .option('--prompt <text>', 'prompt text')
+    .option('--ids <list>', 'token ids, comma-separated')
+    .requiredOption('--hooks <patterns>', "comma-separated globs, e.g. 'blocks.*.hook_resid_pre,blocks.*.attn.hook_pattern'")
+    .requiredOption('--save <file>', 'output .safetensors')
+    .option('--json', 'print a JSON summary')
+    .action(async (o) => { code = await runCommand(o); });
+  modelOptions(program.command('cache').description('Stream activations over a corpus into a resumable activation store'))
+    .requiredOption('--corpus <file>', '.txt or .jsonl')
+    .requiredOption('--hooks <patterns>', 'comma-separated globs over hook names')
+    .requiredOption('--out <dir>', 'store folder (resumed when it exists)')
+    .option('--context <n>', 'tokens per context', '128')
+    .option('--max-tokens <n>', 'stop after this many tokens')
+    .option('--dtype <d>', 'f32, f16 or bf16', 'f32')
+    .option('--batch-size <n>', 'contexts per forward pass')
+    .option('--no-bos', 'do not start contexts with BOS')
+    .option('--field <name>', 'JSONL field holding the text', 'text')
+    .option('--split <mode>', "TXT documents: 'paragraph' or 'line'", 'paragraph')
+    .option('--verify', 'check shard checksums before resuming')
+    .action(async (o) => { code = await cacheCommand(o); });
   program
     .command('test-ops')
     .description('Run the op conformance matrix against the reference backend')

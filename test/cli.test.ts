@@ -1,0 +1,71 @@
+// The `actlab` command in-process, on the committed fixture models (no ../shared, no network).
+import { readFileSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it, vi } from 'vitest';
+import { run } from '../src/cli/main.js';
+import { SafetensorsFile } from '../src/formats/safetensors.js';
+import { NodeFileSource } from '../src/io/node/file-source.js';
+
+const FIX = new URL('../fixtures/hf/', import.meta.url).pathname;
+
+async function capture(argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const o = vi.spyOn(process.stdout, 'write').mockImplementation((s) => { out += String(s); return true; });
+  const e = vi.spyOn(process.stderr, 'write').mockImplementation((s) => { err += String(s); return true; });
+  const l = vi.spyOn(console, 'log').mockImplementation((...a) => { out += a.join(' ') + '\n'; });
+  try {
+    return { code: await run(argv), out, err };
+  } finally {
+    o.mockRestore(); e.mockRestore(); l.mockRestore();
+  }
+}
+
+describe('actlab CLI', () => {
+  it('generate --json gives the transformers greedy continuation', async () => {
+    for (const arch of ['llama3', 'gpt_neox']) {
+      const ref = JSON.parse(readFileSync(`${FIX}${arch}/reference.json`, 'utf8'));
+      const prompt: number[] = ref.input_ids[0];
+      const want: number[] = ref['b0.greedy'];
+      const r = await capture(['generate', '--model', `${FIX}${arch}`, '--ids', prompt.join(','), '--max-new-tokens', String(want.length - prompt.length), '--temperature', '0', '--json', '--backend', 'js']);
+      expect(r.code, r.err).toBe(0);
+      const j = JSON.parse(r.out.trim());
+      expect(j.ids).toEqual(want);
+    }
+  });
+
+  it('hooks --json lists the hook points with sizes', async () => {
+    const r = await capture(['hooks', '--model', `${FIX}gpt2`, '--json', '--backend', 'js']);
+    expect(r.code, r.err).toBe(0);
+    const j = JSON.parse(r.out.trim());
+    const names = j.hook_points.map((h: { name: string }) => h.name);
+    expect(names).toContain('hook_pos_embed');
+    expect(names).toContain('blocks.2.attn.hook_pattern');
+    expect(j.hook_points.find((h: { name: string }) => h.name === 'blocks.0.attn.hook_q').shape).toEqual(['batch', 'pos', 4, 16]);
+  });
+
+  it('run --save writes logits and every matched hook under its own name', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'actlab-run-'));
+    const file = join(dir, 'out.safetensors');
+    const r = await capture(['run', '--model', `${FIX}qwen2`, '--ids', '5,6,7,8', '--hooks', 'blocks.*.hook_resid_pre,blocks.1.attn.hook_pattern', '--save', file, '--backend', 'js']);
+    expect(r.code, r.err).toBe(0);
+    const f = await SafetensorsFile.open(await NodeFileSource.open(file));
+    expect(f.names().sort()).toEqual(['blocks.0.hook_resid_pre', 'blocks.1.attn.hook_pattern', 'blocks.1.hook_resid_pre', 'blocks.2.hook_resid_pre', 'logits']);
+    expect(f.info('blocks.1.attn.hook_pattern').shape).toEqual([1, 4, 4, 4]);
+    expect(f.info('logits').shape).toEqual([1, 4, 512]);
+    await f.close();
+  });
+
+  it('bad input: unknown hook pattern, out-of-range ids, missing model, each a clear error and exit 1', async () => {
+    let r = await capture(['run', '--model', `${FIX}gpt2`, '--ids', '1,2', '--hooks', 'blocks.*.hook_resid_pree', '--save', '/tmp/x.safetensors', '--backend', 'js']);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/closest 'blocks\.\*\.hook_resid_pre'/);
+    r = await capture(['generate', '--model', `${FIX}gpt2`, '--ids', '1,9999', '--max-new-tokens', '1', '--backend', 'js']);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/9999.*0\.\.511/);
+    r = await capture(['generate', '--model', '/nonexistent/model', '--ids', '1', '--max-new-tokens', '1', '--offline', '--backend', 'js']);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/nonexistent/);
+  });
+});
