@@ -71,8 +71,8 @@ export class ActivationCache {
   /** Per-head outputs of every block before `layer`: [layer·head, batch, pos, d_model] (needs attn.hook_result). */
   stackHeadResults(layer = this.model.dims.nLayers): { results: Tensor; labels: string[] } {
     const labels: string[] = [];
-    const parts: Tensor[] = [];
-    tidy(() => {
+    const results = tidy(() => {
+      const parts: Tensor[] = [];
       for (let i = 0; i < layer; i++) {
         const r = this.get(`blocks.${i}.attn.hook_result`); // [batch, pos, head, d_model]
         for (let h = 0; h < r.shape[2]!; h++) {
@@ -80,9 +80,8 @@ export class ActivationCache {
           labels.push(`L${i}H${h}`);
         }
       }
+      return stack(parts);
     });
-    const results = stack(parts);
-    for (const p of parts) p.dispose();
     return { results, labels };
   }
 
