@@ -181,8 +181,14 @@ export async function harvest(o: HarvestOptions): Promise<HarvestResult> {
       if (o.contextsPerShard !== undefined && o.contextsPerShard !== m.contextsPerShard) {
         warn(`keeping the store's ${m.contextsPerShard} contexts per shard (asked for ${o.contextsPerShard})`);
       }
-      m.shards = await validShards(store, dir, m, !!o.verify, sha256, warn);
-      m.contexts = m.shards.reduce((s, x) => s + x.contexts, 0);
+      const valid = await validShards(store, dir, m, !!o.verify, sha256, warn);
+      if (valid.length < m.shards.length) {
+        m.shards = valid;
+        m.contexts = valid.reduce((s, x) => s + x.contexts, 0);
+        m.tokenCount = m.contexts * context;
+        m.corpus.stats = emptyStats(); // recomputed from the corpus as the harvest goes on
+        m.complete = false;
+      }
     } else {
       const names = await store.list(dir);
       const foreign = names.filter((n) => !STORE_FILE.test(n));
