@@ -8,36 +8,48 @@
 // K, B is packed into NR-wide panels (zero padded), A into MR-row strips, and an MR×NR register
 // blocked micro-kernel (accumulators in locals, A by load32_splat, B by v128.load) updates C.
 // Rows of A that are few (GEMV-like, M <= GEMV_M) with row-major B skip packing: the row kernel
-// streams B rows and keeps 8 vector accumulators over a 32-column chunk.
+// streams a few rows of B at a time into the output row held in L1.
 // Not for: other dtypes (the runtime falls back to the reference kernels).
 
-export const MR = 6; // rows of the micro-kernel
-export const NR = 8; // columns of the micro-kernel (NR / 4 vectors)
-export const KC = 256; // depth of a packed slice
-export const NC = 512; // width of a packed block of B
-export const GEMV_M = 2; // at most this many rows: unpacked row kernel when B is row-major
-export const UNROLL = 2; // k-steps per micro-kernel loop iteration
-export const GEMV_CHUNK = 8; // vectors per chunk in the row kernel
+/**
+ * Tile sizes per variant, tuned on Zen 5 / V8 11.3 (x64 gives wasm 15 usable xmm registers:
+ * accumulators + B vectors + the A splat, + 1 temporary for mul/add, must fit or the loop spills).
+ * MR×NR: micro-kernel rows × columns (NR / 4 vectors). KC: depth of a packed slice. NC: width of a
+ * packed block of B (a multiple of NR). GEMV_M: at most this many rows with row-major B take the
+ * unpacked row kernel. UNROLL: k-steps per micro-kernel iteration (2 makes TurboFan spill).
+ * GEMV_ROWS: rows of B the row kernel streams together.
+ */
+export const CONFIGS = {
+  relaxed: { MR: 3, NR: 12, KC: 256, NC: 504, GEMV_M: 2, UNROLL: 1, GEMV_ROWS: 4 },
+  plain: { MR: 2, NR: 16, KC: 256, NC: 512, GEMV_M: 2, UNROLL: 1, GEMV_ROWS: 4 },
+};
 
 /** Parameter block, i32 fields at these byte offsets. */
 export const P = {
   M: 0, N: 4, K: 8, nBatch: 12, table: 16, sam: 20, sak: 24, sbk: 28, sbn: 32, ldc: 36,
   scratch: 40, scratchBytes: 44,
 };
+
 /** Bytes of scratch one task needs: packed B block, packed A strip, one tile. */
-export const SCRATCH_BYTES = KC * NC * 4 + MR * KC * 4 + MR * NR * 4 + 256;
+export function scratchBytes(c) {
+  return c.KC * c.NC * 4 + c.MR * c.KC * 4 + c.MR * c.NR * 4 + 256;
+}
+export const SCRATCH_BYTES = Math.max(...Object.values(CONFIGS).map(scratchBytes));
 
 export const name = 'gemm';
 export const exportNames = ['gemm_f32'];
 
+let cfg; // the configuration of the module being generated
 const g = (n) => `(local.get $${n})`;
 const set = (n, v) => `(local.set $${n} ${v})`;
 const i32 = (n) => `(i32.const ${n})`;
 const add = (a, b) => `(i32.add ${a} ${b})`;
 const mul = (a, b) => `(i32.mul ${a} ${b})`;
 
-/** @param {{relaxed: boolean}} variant */
-export function generate({ relaxed }) {
+/** @param {{relaxed: boolean}} variant @param {object} [config] overrides of CONFIGS (tuning) */
+export function generate({ relaxed }, config = {}) {
+  cfg = { ...CONFIGS[relaxed ? 'relaxed' : 'plain'], ...config };
+  const { MR } = cfg;
   const madd = (a, b, c) =>
     relaxed ? `(f32x4.relaxed_madd ${a} ${b} ${c})` : `(f32x4.add (f32x4.mul ${a} ${b}) ${c})`;
   const out = [];
@@ -53,6 +65,7 @@ export function generate({ relaxed }) {
 // C[mr, nr] (+)= Ap[kc, mr]^T · Bp[kc, NR]. ap/bp packed, c row stride ldc bytes; kc >= 1.
 // nr < NR writes through `tile` and copies the valid columns.
 function micro(mr, madd) {
+  const { MR, NR, KC, NC, GEMV_M, UNROLL, GEMV_ROWS } = cfg;
   const nv = NR / 4;
   const L = [];
   L.push(`  (func $micro_${mr} (param $ap i32) (param $bp i32) (param $c i32) (param $ldc i32) (param $kc i32) (param $accum i32) (param $nr i32) (param $tile i32)`);
@@ -117,6 +130,7 @@ function micro(mr, madd) {
 // Bp[panel][k][NR] = B(k, panel*NR + j) for k < kc, columns < nc, zeros beyond nc.
 // b = address of B(0, 0) of the block, strides in elements.
 function packB() {
+  const { MR, NR, KC, NC, GEMV_M, UNROLL, GEMV_ROWS } = cfg;
   return `
   (func $packB (param $b i32) (param $sbk i32) (param $sbn i32) (param $kc i32) (param $nc i32) (param $bp i32)
     (local $k i32) (local $j i32) (local $col i32) (local $src i32) (local $dst i32) (local $full i32) (local $panelBytes i32)
@@ -165,6 +179,7 @@ ${Array.from({ length: NR / 4 }, (_, j) => `          (v128.store offset=${16 * 
 
 // Ap[k][mr] = A(i, k) for i < mr, k < kc. a = address of A(0, 0) of the strip.
 function packA() {
+  const { MR, NR, KC, NC, GEMV_M, UNROLL, GEMV_ROWS } = cfg;
   return `
   (func $packA (param $a i32) (param $sam i32) (param $sak i32) (param $mr i32) (param $kc i32) (param $ap i32)
     (local $i i32) (local $k i32) (local $src i32) (local $dst i32) (local $stepK i32)
@@ -184,48 +199,51 @@ function packA() {
 }
 
 // One row of C: c[0:n] = sum_k a[k*sak] * B(k, 0:n), B row-major (unit column stride); K >= 1.
-// Chunks of GEMV_CHUNK vectors, then single vectors, then scalar columns.
+// Streams B: GEMV_ROWS rows of B at a time are read front to back (sequential streams the
+// prefetchers follow) and added into c, which stays in L1; then single rows; scalar column tail.
 function gemvRow(madd) {
-  const W = GEMV_CHUNK;
-  const accs = Array.from({ length: W }, (_, j) => `(local $v${j} v128)`).join(' ');
-  const chunk = (w, label) => {
+  const { GEMV_ROWS: R } = cfg;
+  const group = (r, label) => {
     const s = [];
+    const rows = Array.from({ length: r }, (_, j) => j);
     s.push(`    (block $${label}_d (loop $${label}_l`);
-    s.push(`      (br_if $${label}_d (i32.gt_u (i32.add ${g('col')} ${i32(4 * w)}) ${g('n')}))`);
-    for (let j = 0; j < w; j++) s.push(`      ${set(`v${j}`, '(v128.const i32x4 0 0 0 0)')}`);
-    s.push(`      ${set('pa', g('a'))} ${set('pb', add(g('b'), mul(g('col'), i32(4))))} ${set('k', g('K'))}`);
-    s.push(`      (loop $${label}_k`);
-    s.push(`        ${set('x', `(v128.load32_splat ${g('pa')})`)}`);
-    for (let j = 0; j < w; j++) s.push(`        ${set(`v${j}`, madd(g('x'), `(v128.load offset=${16 * j} ${g('pb')})`, g(`v${j}`)))}`);
-    s.push(`        ${set('pa', add(g('pa'), g('stepA')))} ${set('pb', add(g('pb'), g('stepB')))}`);
-    s.push(`        ${set('k', `(i32.sub ${g('k')} ${i32(1)})`)}`);
-    s.push(`        (br_if $${label}_k ${g('k')}))`);
-    s.push(`      ${set('pc', add(g('c'), mul(g('col'), i32(4))))}`);
-    for (let j = 0; j < w; j++) s.push(`      (v128.store offset=${16 * j} ${g('pc')} ${g(`v${j}`)})`);
-    s.push(`      ${set('col', add(g('col'), i32(4 * w)))}`);
+    s.push(`      (br_if $${label}_d (i32.gt_u (i32.add ${g('k')} ${i32(r)}) ${g('K')}))`);
+    for (const j of rows) {
+      s.push(`      ${set(`r${j}`, j === 0 ? g('pb') : add(g(`r${j - 1}`), g('stepB')))}`);
+      s.push(`      ${set(`x${j}`, `(v128.load32_splat ${j === 0 ? g('pa') : add(g('pa'), mul(g('stepA'), i32(j)))})`)}`);
+    }
+    s.push(`      ${set('p', i32(0))}`);
+    s.push(`      (block $${label}_vd (loop $${label}_vl`);
+    s.push(`        (br_if $${label}_vd (i32.ge_u ${g('p')} ${g('n4')}))`);
+    let y = `(v128.load (i32.add ${g('c')} ${g('p')}))`;
+    for (const j of rows) y = madd(g(`x${j}`), `(v128.load (i32.add ${g(`r${j}`)} ${g('p')}))`, y);
+    s.push(`        (v128.store (i32.add ${g('c')} ${g('p')}) ${y})`);
+    s.push(`        ${set('p', add(g('p'), i32(16)))}`);
+    s.push(`        (br $${label}_vl)))`);
+    s.push(`      (block $${label}_sd (loop $${label}_sl`);
+    s.push(`        (br_if $${label}_sd (i32.ge_u ${g('p')} ${g('nb')}))`);
+    let t = `(f32.load (i32.add ${g('c')} ${g('p')}))`;
+    for (const j of rows) t = `(f32.add ${t} (f32.mul (f32x4.extract_lane 0 ${g(`x${j}`)}) (f32.load (i32.add ${g(`r${j}`)} ${g('p')}))))`;
+    s.push(`        (f32.store (i32.add ${g('c')} ${g('p')}) ${t})`);
+    s.push(`        ${set('p', add(g('p'), i32(4)))}`);
+    s.push(`        (br $${label}_sl)))`);
+    s.push(`      ${set('k', add(g('k'), i32(r)))} ${set('pa', add(g('pa'), mul(g('stepA'), i32(r))))} ${set('pb', add(g('pb'), mul(g('stepB'), i32(r))))}`);
     s.push(`      (br $${label}_l)))`);
     return s.join('\n');
   };
+  const locals = [];
+  for (let j = 0; j < R; j++) locals.push(`(local $x${j} v128) (local $r${j} i32)`);
   return `
   (func $gemv_row (param $a i32) (param $sak i32) (param $b i32) (param $sbk i32) (param $c i32) (param $n i32) (param $K i32)
-    ${accs} (local $x v128) (local $col i32) (local $k i32) (local $pa i32) (local $pb i32) (local $pc i32)
-    (local $stepA i32) (local $stepB i32) (local $s f32)
+    ${locals.join(' ')} (local $k i32) (local $p i32) (local $pa i32) (local $pb i32)
+    (local $stepA i32) (local $stepB i32) (local $n4 i32) (local $nb i32)
     ${set('stepA', mul(g('sak'), i32(4)))} ${set('stepB', mul(g('sbk'), i32(4)))}
-    ${set('col', i32(0))}
-${chunk(W, 'cw')}
-${chunk(1, 'c1')}
-    (block $cs_d (loop $cs_l
-      (br_if $cs_d (i32.ge_u ${g('col')} ${g('n')}))
-      ${set('s', '(f32.const 0)')}
-      ${set('pa', g('a'))} ${set('pb', add(g('b'), mul(g('col'), i32(4))))} ${set('k', g('K'))}
-      (loop $cs_k
-        ${set('s', `(f32.add ${g('s')} (f32.mul (f32.load ${g('pa')}) (f32.load ${g('pb')})))`)}
-        ${set('pa', add(g('pa'), g('stepA')))} ${set('pb', add(g('pb'), g('stepB')))}
-        ${set('k', `(i32.sub ${g('k')} ${i32(1)})`)}
-        (br_if $cs_k ${g('k')}))
-      (f32.store (i32.add ${g('c')} (i32.mul ${g('col')} ${i32(4)})) ${g('s')})
-      ${set('col', add(g('col'), i32(1)))}
-      (br $cs_l))))`;
+    ${set('nb', mul(g('n'), i32(4)))} ${set('n4', `(i32.and ${g('nb')} ${i32(-16)})`)}
+    (memory.fill ${g('c')} ${i32(0)} ${g('nb')})
+    ${set('pa', g('a'))} ${set('pb', g('b'))} ${set('k', i32(0))}
+${group(R, 'g')}
+${group(1, 'g1')}
+  )`;
 }
 
 // C[m, n] = 0 (K == 0).
@@ -247,6 +265,7 @@ function zeroTile() {
 
 // One batch entry, rows [m0, m1), columns [n0, n1).
 function runOne() {
+  const { MR, NR, KC, NC, GEMV_M, UNROLL, GEMV_ROWS } = cfg;
   const f = (name) => `(i32.load offset=${P[name]} ${g('p')})`;
   let microDispatch = '';
   for (let mr = 1; mr <= MR; mr++) {
@@ -316,6 +335,7 @@ function runOne() {
 // Splits the work of all batch entries over nTasks: whole entries per task when there are
 // enough of them, else columns (or rows, for tall narrow products) of every entry.
 function entry() {
+  const { MR, NR, KC, NC, GEMV_M, UNROLL, GEMV_ROWS } = cfg;
   const f = (name) => `(i32.load offset=${P[name]} ${g('p')})`;
   return `
   (func $gemm_f32 (param $p i32) (param $task i32) (param $nTasks i32)
@@ -362,4 +382,4 @@ function entry() {
 }
 
 /** What the runtime needs to know about this module (written into generated/kernels.ts). */
-export const constants = { P, SCRATCH_BYTES, MR, NR, KC, NC, GEMV_M };
+export const constants = { P, SCRATCH_BYTES };
