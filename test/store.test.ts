@@ -425,5 +425,12 @@ describe('refusals', () => {
     await expect(harvest(base(mem))).rejects.toThrow(/not empty and has no manifest.json \(it holds notes.txt\)/);
     expect([...mem.files.keys()]).toEqual(['out/notes.txt']);
     await expect(harvest(base(new MemoryStore(), { hooks: ['blocks.0.hook_nope'] }))).rejects.toThrow(/no hook point named 'blocks.0.hook_nope'/);
+    // Shards whose manifest was deleted are not ours to clean up.
+    const orphan = new MemoryStore();
+    await harvest(base(orphan, { maxTokens: 16 * 6 }));
+    await orphan.remove('out/manifest.json');
+    const kept = await snapshot(orphan, 'out');
+    await expect(harvest(base(orphan))).rejects.toThrow(/it holds shard-000000.safetensors, shard-000001.safetensors/);
+    expectSameFiles(await snapshot(orphan, 'out'), kept, 'orphaned shards');
   });
 });

@@ -97,9 +97,17 @@ export function corpusFormatOf(name: string, format?: CorpusFormat): CorpusForma
 
 /** The lines of `source` as bytes (without '\n' or a trailing '\r'; a leading UTF-8 BOM removed), numbered from 1. */
 export async function* readLines(source: ByteSource, stats: CorpusStats, chunkBytes = 1 << 20): AsyncGenerator<{ bytes: Uint8Array; line: number }> {
-  let carry = new Uint8Array(0);
+  // The start of a line that runs past the current chunk, in pieces (joined once, when it ends).
+  let carry: Uint8Array[] = [];
   let line = 0;
-  const emit = (b: Uint8Array) => {
+  const emit = (tail: Uint8Array) => {
+    let b = tail;
+    if (carry.length) {
+      b = new Uint8Array(carry.reduce((n, c) => n + c.byteLength, tail.byteLength));
+      let o = 0;
+      for (const c of [...carry, tail]) { b.set(c, o); o += c.byteLength; }
+      carry = [];
+    }
     let e = b.byteLength;
     if (e > 0 && b[e - 1] === 0x0d) e--;
     let s = 0;
@@ -115,25 +123,11 @@ export async function* readLines(source: ByteSource, stats: CorpusStats, chunkBy
     for (let i = chunk.indexOf(0x0a); i >= 0; i = chunk.indexOf(0x0a, start)) {
       const piece = chunk.subarray(start, i);
       start = i + 1;
-      if (carry.byteLength) {
-        const joined = new Uint8Array(carry.byteLength + piece.byteLength);
-        joined.set(carry);
-        joined.set(piece, carry.byteLength);
-        carry = new Uint8Array(0);
-        yield emit(joined);
-      } else {
-        yield emit(piece);
-      }
+      yield emit(piece);
     }
-    const rest = chunk.subarray(start);
-    if (rest.byteLength) {
-      const joined = new Uint8Array(carry.byteLength + rest.byteLength);
-      joined.set(carry);
-      joined.set(rest, carry.byteLength);
-      carry = joined;
-    }
+    if (start < chunk.byteLength) carry.push(chunk.subarray(start));
   }
-  if (carry.byteLength) yield emit(carry);
+  if (carry.length) yield emit(new Uint8Array(0));
 }
 
 function isBlank(b: Uint8Array): boolean {

@@ -190,8 +190,9 @@ export async function harvest(o: HarvestOptions): Promise<HarvestResult> {
         m.complete = false;
       }
     } else {
+      // The manifest is written before any shard, so a folder without one holds at most its temporary files.
       const names = await store.list(dir);
-      const foreign = names.filter((n) => !STORE_FILE.test(n));
+      const foreign = names.filter((n) => !/^manifest\.json\.tmp-/.test(n));
       if (foreign.length) {
         throw new StoreMismatchError(dir, [`the folder is not empty and has no ${MANIFEST} (it holds ${foreign.slice(0, 5).join(', ')}${foreign.length > 5 ? ', …' : ''})`]);
       }
