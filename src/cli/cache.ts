@@ -20,7 +20,7 @@ export interface CacheArgs {
   tokenizer?: string;
   batchSize?: number | string;
   backend?: string;
-  /** Start contexts with BOS (default: when the tokenizer has one); commander's --no-bos gives false. */
+  /** false: no BOS; otherwise contexts start with BOS when the tokenizer has one (commander's --no-bos gives false). */
   bos?: boolean;
   offline?: boolean;
   /** JSONL: the field with the text. */
@@ -97,7 +97,7 @@ export async function cacheCommand(o: CacheArgs): Promise<number> {
       outDir: o.out,
       context,
       dtype,
-      bos: o.bos,
+      bos: o.bos === false ? false : undefined, // commander's --no-bos gives true by default; BOS then follows the tokenizer
       maxTokens: int(o.maxTokens, '--max-tokens', 1),
       batchSize: int(o.batchSize, '--batch-size', 1),
       verify: o.verify,
