@@ -1,7 +1,7 @@
 // GEMM benchmark: f32 C[M,N] = A[M,K]·B[K,N] on actlab-wasm (1 and 2 threads), actlab-js (the
 // reference backend; large shapes skipped) and onnxruntime-node's MatMul (a one-node ONNX model
 // encoded here by hand, both operands as graph inputs, intraOpNumThreads 2), side by side in one
-// run. Median of timed runs after warm-up. Prints a table; `--json` prints one JSON object a line.
+// run. Median of timed runs after warm-up, the implementations timed in turn over several rounds. Prints a table; `--json` prints one JSON object a line.
 // Usage: npm run bench:gemm [-- --json] [-- --quick]
 import os from 'node:os';
 import type { Backend, View } from '../src/backends/backend.js';
@@ -24,26 +24,41 @@ function rand(n: number): Float32Array {
   return a;
 }
 
-/** Median seconds of `fn` over timed runs (after warm-up), at least `minRuns`, about `budgetS` in all. */
-async function timeIt(fn: () => unknown, flops: number): Promise<number> {
-  const budgetS = quick ? 0.3 : 1.0;
-  const t0 = performance.now();
-  await fn();
-  const first = (performance.now() - t0) / 1e3;
-  const warm = Math.max(2, Math.min(20, Math.ceil(0.2 / Math.max(first, 1e-6))));
-  for (let i = 0; i < warm; i++) await fn();
-  const runs = Math.max(5, Math.min(500, Math.ceil(budgetS / Math.max(first, 1e-6))));
-  const times: number[] = [];
-  for (let i = 0; i < runs; i++) {
-    const s = performance.now();
-    await fn();
-    times.push((performance.now() - s) / 1e3);
+interface Runner { impl: string; threads: number; run: () => unknown; dispose: () => Promise<void> | void }
+
+/**
+ * GFLOP/s of each runner: warm-up, then ROUNDS rounds in which every runner is timed in turn
+ * (so that load from other processes hits all of them alike); median over all timed runs.
+ */
+async function measure(runners: Runner[], flops: number): Promise<number[]> {
+  const rounds = quick ? 3 : 7;
+  const perRoundS = quick ? 0.1 : 0.25;
+  const firsts: number[] = [];
+  for (const r of runners) {
+    const t0 = performance.now();
+    await r.run();
+    firsts.push((performance.now() - t0) / 1e3);
+    const warm = Math.max(2, Math.min(20, Math.ceil(0.2 / Math.max(firsts.at(-1)!, 1e-6))));
+    for (let i = 0; i < warm; i++) await r.run();
   }
-  times.sort((x, y) => x - y);
-  return flops / times[Math.floor(times.length / 2)]! / 1e9;
+  const times: number[][] = runners.map(() => []);
+  for (let round = 0; round < rounds; round++) {
+    for (let j = 0; j < runners.length; j++) {
+      const n = Math.max(1, Math.min(200, Math.ceil(perRoundS / Math.max(firsts[j]!, 1e-6))));
+      for (let i = 0; i < n; i++) {
+        const s = performance.now();
+        await runners[j]!.run();
+        times[j]!.push((performance.now() - s) / 1e3);
+      }
+    }
+  }
+  return times.map((t) => {
+    t.sort((x, y) => x - y);
+    return flops / t[Math.floor(t.length / 2)]! / 1e9;
+  });
 }
 
-async function benchBackend(be: Backend, M: number, K: number, N: number): Promise<number> {
+function backendRunner(be: Backend, impl: string, threads: number, M: number, K: number, N: number): Runner {
   const bytes = (a: Float32Array) => new Uint8Array(a.buffer);
   const A = be.alloc(M * K * 4);
   const B = be.alloc(K * N * 4);
@@ -53,11 +68,11 @@ async function benchBackend(be: Backend, M: number, K: number, N: number): Promi
   const v = (buffer: typeof A, shape: number[]): View => ({ buffer, dtype: 'f32', shape, strides: [shape[1]!, 1], offset: 0 });
   const ins = [v(A, [M, K]), v(B, [K, N])];
   const outs = [v(Y, [M, N])];
-  try {
-    return await timeIt(() => be.exec({ op: 'matmul', transA: false, transB: false }, ins, outs), 2 * M * N * K);
-  } finally {
-    for (const b of [A, B, Y]) be.free(b);
-  }
+  return {
+    impl, threads,
+    run: () => be.exec({ op: 'matmul', transA: false, transB: false }, ins, outs),
+    dispose: () => { for (const b of [A, B, Y]) be.free(b); },
+  };
 }
 
 // ---- a one-node ONNX model, protobuf encoded by hand ----
@@ -93,7 +108,7 @@ function matmulModel(M: number, K: number, N: number): Uint8Array {
   return new Uint8Array(model);
 }
 
-async function benchOrt(M: number, K: number, N: number, threads: number): Promise<number> {
+async function ortRunner(M: number, K: number, N: number, threads: number): Promise<Runner> {
   const ort = await import('onnxruntime-node');
   const session = await ort.InferenceSession.create(matmulModel(M, K, N), {
     intraOpNumThreads: threads, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all',
@@ -102,11 +117,7 @@ async function benchOrt(M: number, K: number, N: number, threads: number): Promi
     A: new ort.Tensor('float32', rand(M * K), [M, K]),
     B: new ort.Tensor('float32', rand(K * N), [K, N]),
   };
-  try {
-    return await timeIt(() => session.run(feeds), 2 * M * N * K);
-  } finally {
-    await session.release();
-  }
+  return { impl: 'onnxruntime-node', threads, run: () => session.run(feeds), dispose: () => session.release() };
 }
 
 function emit(rows: Row[], row: Row): void {
@@ -126,11 +137,15 @@ async function main(): Promise<void> {
   }
   for (const [M, K, N] of SHAPES) {
     const shape: [number, number, number] = [M, K, N];
-    if (M * K * N <= JS_MAX_MACS) emit(rows, { bench: 'gemm', shape, impl: 'actlab-js', threads: 1, gflops: await benchBackend(js, M, K, N) });
-    else emit(rows, { bench: 'gemm', shape, impl: 'actlab-js', threads: 1, gflops: null, note: 'skipped (too slow)' });
-    emit(rows, { bench: 'gemm', shape, impl: 'actlab-wasm', threads: 1, gflops: await benchBackend(wasm1, M, K, N) });
-    emit(rows, { bench: 'gemm', shape, impl: 'actlab-wasm', threads: 2, gflops: await benchBackend(wasm2, M, K, N) });
-    emit(rows, { bench: 'gemm', shape, impl: 'onnxruntime-node', threads: 2, gflops: await benchOrt(M, K, N, 2) });
+    const runners: Runner[] = [];
+    if (M * K * N <= JS_MAX_MACS) runners.push(backendRunner(js, 'actlab-js', 1, M, K, N));
+    runners.push(backendRunner(wasm1, 'actlab-wasm', 1, M, K, N));
+    runners.push(backendRunner(wasm2, 'actlab-wasm', 2, M, K, N));
+    runners.push(await ortRunner(M, K, N, 2));
+    const gflops = await measure(runners, 2 * M * N * K);
+    if (M * K * N > JS_MAX_MACS) emit(rows, { bench: 'gemm', shape, impl: 'actlab-js', threads: 1, gflops: null, note: 'skipped (too slow)' });
+    runners.forEach((r, i) => emit(rows, { bench: 'gemm', shape, impl: r.impl, threads: r.threads, gflops: gflops[i]! }));
+    for (const r of runners) await r.dispose();
   }
   wasm1.dispose();
   wasm2.dispose();

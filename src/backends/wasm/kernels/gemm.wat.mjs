@@ -39,6 +39,13 @@ export const SCRATCH_BYTES = Math.max(...Object.values(CONFIGS).map(scratchBytes
 export const name = 'gemm';
 export const exportNames = ['gemm_f32'];
 
+// i8x16.shuffle lane patterns of a 4x4 f32 transpose
+const lanes = (...f) => f.flatMap((x) => [4 * x, 4 * x + 1, 4 * x + 2, 4 * x + 3]).join(' ');
+const SH_LO = lanes(0, 4, 1, 5); // a0 b0 a1 b1
+const SH_HI = lanes(2, 6, 3, 7); // a2 b2 a3 b3
+const SH_A = lanes(0, 1, 4, 5);
+const SH_B = lanes(2, 3, 6, 7);
+
 let cfg; // the configuration of the module being generated
 const g = (n) => `(local.get $${n})`;
 const set = (n, v) => `(local.set $${n} ${v})`;
@@ -56,7 +63,7 @@ export function generate({ relaxed }, config = {}) {
   out.push(`(module`);
   out.push(`  (import "env" "memory" (memory 1 65536 shared))`);
   for (let mr = 1; mr <= MR; mr++) out.push(micro(mr, madd));
-  out.push(packB(), packA(), gemvRow(madd), zeroTile(), runOne(), entry());
+  out.push(packB(), packA(), gemvRow(madd), gemvDot(madd), zeroTile(), runOne(), entry());
   out.push(`  (export "gemm_f32" (func $gemm_f32))`);
   out.push(`)`);
   return out.join('\n');
@@ -134,6 +141,7 @@ function packB() {
   return `
   (func $packB (param $b i32) (param $sbk i32) (param $sbn i32) (param $kc i32) (param $nc i32) (param $bp i32)
     (local $k i32) (local $j i32) (local $col i32) (local $src i32) (local $dst i32) (local $full i32) (local $panelBytes i32)
+    (local $kc4 i32) (local $s0 i32) (local $s1 i32) (local $s2 i32) (local $s3 i32) (local $t0 v128) (local $t1 v128) (local $t2 v128) (local $t3 v128)
     ${set('panelBytes', mul(g('kc'), i32(NR * 4)))}
     ${set('full', `(i32.mul (i32.div_u ${g('nc')} ${i32(NR)}) ${i32(NR)})`)}
     ;; fast path: unit column stride, full panels, one B row at a time
@@ -152,7 +160,47 @@ ${Array.from({ length: NR / 4 }, (_, j) => `          (v128.store offset=${16 * 
           (br $jl)))
         ${set('k', add(g('k'), i32(1)))}
         (br $kl)))
-    ) (else ${set('full', i32(0))}))
+    ) (else (if (i32.eq ${g('sbk')} ${i32(1)}) (then
+      ;; transposed B (rows of B^T contiguous over k): 4 columns x 4 k at a time, 4x4 transposes
+      ${set('kc4', `(i32.and ${g('kc')} ${i32(-4)})`)}
+      ${set('col', i32(0))}
+      (block $td (loop $tl
+        (br_if $td (i32.ge_u ${g('col')} ${g('full')}))
+        ${set('dst', add(g('bp'), mul(`(i32.div_u ${g('col')} ${i32(NR)})`, g('panelBytes'))))}
+        ${set('j', i32(0))}
+        (loop $tj
+          ${set('s0', add(g('b'), mul(mul(add(g('col'), g('j')), g('sbn')), i32(4))))}
+          ${set('s1', add(g('s0'), mul(g('sbn'), i32(4))))}
+          ${set('s2', add(g('s1'), mul(g('sbn'), i32(4))))}
+          ${set('s3', add(g('s2'), mul(g('sbn'), i32(4))))}
+          ${set('src', i32(0))}
+          ${set('k', add(g('dst'), mul(g('j'), i32(4))))}
+          (block $tkd (loop $tkl
+            (br_if $tkd (i32.ge_u ${g('src')} (i32.mul ${g('kc4')} ${i32(4)})))
+            ${set('t0', `(i8x16.shuffle ${SH_LO} (v128.load (i32.add ${g('s0')} ${g('src')})) (v128.load (i32.add ${g('s1')} ${g('src')})))`)}
+            ${set('t1', `(i8x16.shuffle ${SH_HI} (v128.load (i32.add ${g('s0')} ${g('src')})) (v128.load (i32.add ${g('s1')} ${g('src')})))`)}
+            ${set('t2', `(i8x16.shuffle ${SH_LO} (v128.load (i32.add ${g('s2')} ${g('src')})) (v128.load (i32.add ${g('s3')} ${g('src')})))`)}
+            ${set('t3', `(i8x16.shuffle ${SH_HI} (v128.load (i32.add ${g('s2')} ${g('src')})) (v128.load (i32.add ${g('s3')} ${g('src')})))`)}
+            (v128.store offset=0 ${g('k')} (i8x16.shuffle ${SH_A} ${g('t0')} ${g('t2')}))
+            (v128.store offset=${NR * 4} ${g('k')} (i8x16.shuffle ${SH_B} ${g('t0')} ${g('t2')}))
+            (v128.store offset=${NR * 8} ${g('k')} (i8x16.shuffle ${SH_A} ${g('t1')} ${g('t3')}))
+            (v128.store offset=${NR * 12} ${g('k')} (i8x16.shuffle ${SH_B} ${g('t1')} ${g('t3')}))
+            ${set('src', add(g('src'), i32(16)))} ${set('k', add(g('k'), i32(NR * 16)))}
+            (br $tkl)))
+          ;; k tail of these 4 columns
+          (block $ttd (loop $ttl
+            (br_if $ttd (i32.ge_u ${g('src')} (i32.mul ${g('kc')} ${i32(4)})))
+            (f32.store offset=0 ${g('k')} (f32.load (i32.add ${g('s0')} ${g('src')})))
+            (f32.store offset=4 ${g('k')} (f32.load (i32.add ${g('s1')} ${g('src')})))
+            (f32.store offset=8 ${g('k')} (f32.load (i32.add ${g('s2')} ${g('src')})))
+            (f32.store offset=12 ${g('k')} (f32.load (i32.add ${g('s3')} ${g('src')})))
+            ${set('src', add(g('src'), i32(4)))} ${set('k', add(g('k'), i32(NR * 4)))}
+            (br $ttl)))
+          ${set('j', add(g('j'), i32(4)))}
+          (br_if $tj (i32.lt_u ${g('j')} ${i32(NR)})))
+        ${set('col', add(g('col'), i32(NR)))}
+        (br $tl)))
+    ) (else ${set('full', i32(0))}))))
     ;; general path: every column from \`full\` on, any strides, zero padding
     ${set('col', g('full'))}
     (block $cd (loop $cl
@@ -246,6 +294,76 @@ ${group(1, 'g1')}
   )`;
 }
 
+// One row of C against transposed B: c[j] = dot(a[0:K], B^T[j, 0:K]) for j < n, where a and the
+// rows of B^T (sbn elements apart) are contiguous; K >= 1. Four rows of B^T at a time, four
+// vector accumulators, a 4x4 transpose-add at the end; scalar k tail; one row at a time for n % 4.
+function gemvDot(madd) {
+  const hsum4 = `(f32x4.add
+          (i8x16.shuffle ${SH_A} (f32x4.add (i8x16.shuffle ${SH_LO} ${g('d0')} ${g('d1')}) (i8x16.shuffle ${SH_HI} ${g('d0')} ${g('d1')}))
+                                 (f32x4.add (i8x16.shuffle ${SH_LO} ${g('d2')} ${g('d3')}) (i8x16.shuffle ${SH_HI} ${g('d2')} ${g('d3')})))
+          (i8x16.shuffle ${SH_B} (f32x4.add (i8x16.shuffle ${SH_LO} ${g('d0')} ${g('d1')}) (i8x16.shuffle ${SH_HI} ${g('d0')} ${g('d1')}))
+                                 (f32x4.add (i8x16.shuffle ${SH_LO} ${g('d2')} ${g('d3')}) (i8x16.shuffle ${SH_HI} ${g('d2')} ${g('d3')}))))`;
+  return `
+  (func $gemv_dot (param $a i32) (param $b i32) (param $sbn i32) (param $c i32) (param $n i32) (param $K i32)
+    (local $d0 v128) (local $d1 v128) (local $d2 v128) (local $d3 v128) (local $x v128)
+    (local $j i32) (local $p i32) (local $kb4 i32) (local $kb i32) (local $row i32)
+    (local $r0 i32) (local $r1 i32) (local $r2 i32) (local $r3 i32) (local $s0 f32) (local $s1 f32) (local $s2 f32) (local $s3 f32) (local $xa f32)
+    ${set('row', mul(g('sbn'), i32(4)))}
+    ${set('kb', mul(g('K'), i32(4)))} ${set('kb4', `(i32.and ${g('kb')} ${i32(-16)})`)}
+    ${set('j', i32(0))}
+    (block $jd (loop $jl
+      (br_if $jd (i32.gt_u (i32.add ${g('j')} ${i32(4)}) ${g('n')}))
+      ${set('r0', add(g('b'), mul(g('j'), g('row'))))} ${set('r1', add(g('r0'), g('row')))}
+      ${set('r2', add(g('r1'), g('row')))} ${set('r3', add(g('r2'), g('row')))}
+      ${set('d0', '(v128.const i32x4 0 0 0 0)')} ${set('d1', '(v128.const i32x4 0 0 0 0)')}
+      ${set('d2', '(v128.const i32x4 0 0 0 0)')} ${set('d3', '(v128.const i32x4 0 0 0 0)')}
+      ${set('p', i32(0))}
+      (block $kd (loop $kl
+        (br_if $kd (i32.ge_u ${g('p')} ${g('kb4')}))
+        ${set('x', `(v128.load (i32.add ${g('a')} ${g('p')}))`)}
+        ${set('d0', madd(g('x'), `(v128.load (i32.add ${g('r0')} ${g('p')}))`, g('d0')))}
+        ${set('d1', madd(g('x'), `(v128.load (i32.add ${g('r1')} ${g('p')}))`, g('d1')))}
+        ${set('d2', madd(g('x'), `(v128.load (i32.add ${g('r2')} ${g('p')}))`, g('d2')))}
+        ${set('d3', madd(g('x'), `(v128.load (i32.add ${g('r3')} ${g('p')}))`, g('d3')))}
+        ${set('p', add(g('p'), i32(16)))}
+        (br $kl)))
+      ${set('s0', '(f32.const 0)')} ${set('s1', '(f32.const 0)')} ${set('s2', '(f32.const 0)')} ${set('s3', '(f32.const 0)')}
+      (block $td (loop $tl
+        (br_if $td (i32.ge_u ${g('p')} ${g('kb')}))
+        ${set('xa', `(f32.load (i32.add ${g('a')} ${g('p')}))`)}
+        ${set('s0', `(f32.add ${g('s0')} (f32.mul ${g('xa')} (f32.load (i32.add ${g('r0')} ${g('p')}))))`)}
+        ${set('s1', `(f32.add ${g('s1')} (f32.mul ${g('xa')} (f32.load (i32.add ${g('r1')} ${g('p')}))))`)}
+        ${set('s2', `(f32.add ${g('s2')} (f32.mul ${g('xa')} (f32.load (i32.add ${g('r2')} ${g('p')}))))`)}
+        ${set('s3', `(f32.add ${g('s3')} (f32.mul ${g('xa')} (f32.load (i32.add ${g('r3')} ${g('p')}))))`)}
+        ${set('p', add(g('p'), i32(4)))}
+        (br $tl)))
+      (v128.store (i32.add ${g('c')} (i32.mul ${g('j')} ${i32(4)}))
+        (f32x4.add ${hsum4}
+          (f32x4.replace_lane 3 (f32x4.replace_lane 2 (f32x4.replace_lane 1 (f32x4.splat ${g('s0')}) ${g('s1')}) ${g('s2')}) ${g('s3')})))
+      ${set('j', add(g('j'), i32(4)))}
+      (br $jl)))
+    ;; remaining columns one at a time
+    (block $od (loop $ol
+      (br_if $od (i32.ge_u ${g('j')} ${g('n')}))
+      ${set('r0', add(g('b'), mul(g('j'), g('row'))))}
+      ${set('d0', '(v128.const i32x4 0 0 0 0)')}
+      ${set('p', i32(0))}
+      (block $okd (loop $okl
+        (br_if $okd (i32.ge_u ${g('p')} ${g('kb4')}))
+        ${set('d0', madd(`(v128.load (i32.add ${g('a')} ${g('p')}))`, `(v128.load (i32.add ${g('r0')} ${g('p')}))`, g('d0')))}
+        ${set('p', add(g('p'), i32(16)))}
+        (br $okl)))
+      ${set('s0', `(f32.add (f32.add (f32x4.extract_lane 0 ${g('d0')}) (f32x4.extract_lane 1 ${g('d0')})) (f32.add (f32x4.extract_lane 2 ${g('d0')}) (f32x4.extract_lane 3 ${g('d0')})))`)}
+      (block $otd (loop $otl
+        (br_if $otd (i32.ge_u ${g('p')} ${g('kb')}))
+        ${set('s0', `(f32.add ${g('s0')} (f32.mul (f32.load (i32.add ${g('a')} ${g('p')})) (f32.load (i32.add ${g('r0')} ${g('p')}))))`)}
+        ${set('p', add(g('p'), i32(4)))}
+        (br $otl)))
+      (f32.store (i32.add ${g('c')} (i32.mul ${g('j')} ${i32(4)})) ${g('s0')})
+      ${set('j', add(g('j'), i32(1)))}
+      (br $ol))))`;
+}
+
 // C[m, n] = 0 (K == 0).
 function zeroTile() {
   return `
@@ -299,6 +417,17 @@ function runOne() {
           (i32.sub ${g('n1')} ${g('n0')}) ${g('K')})
         ${set('i', add(g('i'), i32(1)))}
         (br_if $gl (i32.lt_s ${g('i')} ${g('m1')})))
+      (return)))
+    ;; few rows against transposed B, contiguous rows of A: dot products, no packing
+    (if (i32.and (i32.le_u ${g('M')} ${i32(GEMV_M)}) (i32.and (i32.eq ${g('sbk')} ${i32(1)}) (i32.eq ${g('sak')} ${i32(1)}))) (then
+      ${set('i', g('m0'))}
+      (loop $dl
+        (call $gemv_dot (i32.add ${g('a')} (i32.mul (i32.mul ${g('i')} ${g('sam')}) ${i32(4)}))
+          (i32.add ${g('b')} (i32.mul (i32.mul ${g('n0')} ${g('sbn')}) ${i32(4)})) ${g('sbn')}
+          (i32.add ${g('c')} (i32.mul (i32.add (i32.mul ${g('i')} ${g('ldc')}) ${g('n0')}) ${i32(4)}))
+          (i32.sub ${g('n1')} ${g('n0')}) ${g('K')})
+        ${set('i', add(g('i'), i32(1)))}
+        (br_if $dl (i32.lt_s ${g('i')} ${g('m1')})))
       (return)))
     ${set('bp', g('scratch'))}
     ${set('ap', add(g('scratch'), i32(KC * NC * 4)))}
