@@ -1,15 +1,23 @@
 // The wasm backend's dispatch table: which ops have a native (WebAssembly SIMD) kernel. Every op
 // not listed here, or declined by its kernel's `handles`, runs the reference implementation on
 // views of the wasm memory. To add a native op, write its generator next to gemm.wat.mjs, its
-// runtime glue next to ../matmul.ts, and register it here.
+// runtime glue in ../ops/ (or ../matmul.ts), and register it here.
 import type { OpDesc, OpName } from '../../backend.js';
 import { matmulKernel } from '../matmul.js';
+import { copyKernel, gatherKernel } from '../ops/copy.js';
+import { binaryKernel, fillKernel, unaryKernel, whereKernel } from '../ops/elementwise.js';
 import type { NativeKernel } from '../runtime.js';
 
 export type NativeKernels = { [K in OpName]?: NativeKernel<Extract<OpDesc, { op: K }>> };
 
 export const NATIVE_KERNELS: NativeKernels = {
   matmul: matmulKernel,
+  copy: copyKernel,
+  fill: fillKernel,
+  gather: gatherKernel,
+  unary: unaryKernel,
+  binary: binaryKernel,
+  where: whereKernel,
 };
 
 /** Ops with a native kernel (for some of their dtypes / layouts). */
