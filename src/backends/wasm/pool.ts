@@ -1,9 +1,11 @@
 // A thread pool for wasm kernels: N workers plus the calling thread, all instantiating the same
 // kernel modules over the same shared memory. A job is dispatched through a small control block in
-// that memory (generation counter + arguments, Atomics.notify), not through postMessage; every
-// thread calls `kernel(...args, task, nTasks)`, the caller runs task 0 and then waits for the
-// workers. A kernel that throws in a worker, or a worker that exits, turns into an Error that
-// names the worker and the kernel; the caller never waits forever on a dead thread.
+// that memory (generation counter + arguments, Atomics.notify), not through postMessage; each task
+// is a call `kernel(...args, task, nTasks)`. The caller runs task 0; worker i claims task i + 1
+// when it wakes; then the caller claims and runs every task no worker has claimed yet (so a
+// worker that is slow to be scheduled costs no waiting), and waits only for claimed tasks.
+// A kernel that throws in a worker, or a worker that exits, turns into an Error that names the
+// worker and the kernel; the caller never waits forever on a dead thread.
 // Not for: choosing how to split work (kernels do that from task/nTasks).
 import type { WasmMemory } from './memory.js';
 import { spawnWorker, type WorkerEnv, type WorkerHandle } from './workers.js';
@@ -25,13 +27,16 @@ const FAULT_WORKER = 36;
 const FAULT_KIND = 37;
 const ARGS = 40;
 const MAX_ARGS = 24;
-const CTRL_INTS = 64;
+/** claim[t] = generation of the last job whose task t some thread took (CAS from older values) */
+const CLAIMS = 64;
+const ctrlInts = (threads: number) => CLAIMS + Math.ceil(threads / 16) * 16;
 
 // per-worker status block, i32 indices
 const ST_STATE = 0; // STARTING, READY, INIT_FAILED, EXITED
 const ST_ERROR = 1; // the last job threw
 const ST_CODE = 2; // exit code
 const ST_MSG_LEN = 3;
+const ST_CRASHED = 4; // the message is why the thread died
 const STATUS_INTS = 16;
 const MSG_BYTES = 1024;
 
@@ -50,6 +55,7 @@ export interface PoolData {
   memory: WebAssembly.Memory;
   modules: { module: WebAssembly.Module; exportNames: readonly string[] }[];
   ctrlPtr: number;
+  ctrlInts: number;
   statusPtr: number;
   msgPtr: number;
   index: number;
@@ -62,7 +68,7 @@ export interface PoolData {
  */
 function workerMain(env: WorkerEnv): void {
   const d = env.data as PoolData;
-  const ctrl = new Int32Array(d.memory.buffer, d.ctrlPtr, 64);
+  const ctrl = new Int32Array(d.memory.buffer, d.ctrlPtr, d.ctrlInts);
   const st = new Int32Array(d.memory.buffer, d.statusPtr + d.index * 64, 16);
   const report = (e: unknown): void => {
     const text = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
@@ -90,6 +96,14 @@ function workerMain(env: WorkerEnv): void {
   }
   Atomics.store(st, 0, 1);
   Atomics.notify(st, 0);
+  try {
+    jobLoop();
+  } catch (e) {
+    report(e); // the thread dies; the caller reads this next to the exit code
+    Atomics.store(st, 4, 1);
+    throw e;
+  }
+  function jobLoop(): void {
   let seen = Atomics.load(ctrl, 0);
   const task = d.index + 1;
   const args: number[] = [];
@@ -108,24 +122,28 @@ function workerMain(env: WorkerEnv): void {
     }
     seen = gen;
     if (ctrl[32] === 2) return; // CMD_QUIT
+    // claim this worker's task of job `gen`; if the caller already took it, or the job is over, skip
+    const c = Atomics.load(ctrl, 64 + task);
+    if (((c - gen) | 0) >= 0 || Atomics.compareExchange(ctrl, 64 + task, c, gen) !== c) continue;
+    if (Atomics.load(ctrl, 0) !== gen) continue; // job over; the claim is harmless for later jobs
     const nTasks = ctrl[34]!;
-    if (task < nTasks) {
-      try {
-        if (ctrl[36] === d.index) {
-          if (ctrl[37] === 2) env.exit(13);
-          if (ctrl[37] === 1) throw new Error('fault injected by a test');
-        }
-        args.length = 0;
-        for (let i = 0; i < ctrl[35]!; i++) args.push(ctrl[40 + i]!);
-        args.push(task, nTasks);
-        fns[ctrl[33]!]!(...args);
-      } catch (e) {
-        report(e);
-        Atomics.store(st, 1, 1);
+    if (task >= nTasks) continue;
+    try {
+      if (ctrl[36] === d.index) {
+        if (ctrl[37] === 2) env.exit(13);
+        if (ctrl[37] === 1) throw new Error('fault injected by a test');
       }
+      args.length = 0;
+      for (let i = 0; i < ctrl[35]!; i++) args.push(ctrl[40 + i]!);
+      args.push(task, nTasks);
+      fns[ctrl[33]!]!(...args);
+    } catch (e) {
+      report(e);
+      Atomics.store(st, 1, 1);
     }
     Atomics.add(ctrl, 16, 1);
     Atomics.notify(ctrl, 16);
+  }
   }
 }
 
@@ -165,12 +183,12 @@ export class ThreadPool {
   }
 
   /** Starts `threads - 1` workers and waits until each has instantiated every module. */
-  static async create(mem: WasmMemory, modules: readonly KernelModule[], threads: number, spinMs = 2): Promise<ThreadPool> {
+  static async create(mem: WasmMemory, modules: readonly KernelModule[], threads: number, spinMs = 1): Promise<ThreadPool> {
     const nWorkers = Math.max(0, Math.floor(threads) - 1);
-    const ctrlPtr = mem.alloc(CTRL_INTS * 4);
+    const ctrlPtr = mem.alloc(ctrlInts(nWorkers + 1) * 4);
     const statusPtr = mem.alloc(Math.max(1, nWorkers) * STATUS_INTS * 4);
     const msgPtr = mem.alloc(Math.max(1, nWorkers) * MSG_BYTES);
-    mem.bytes().fill(0, ctrlPtr, ctrlPtr + CTRL_INTS * 4);
+    mem.bytes().fill(0, ctrlPtr, ctrlPtr + ctrlInts(nWorkers + 1) * 4);
     mem.bytes().fill(0, statusPtr, statusPtr + Math.max(1, nWorkers) * STATUS_INTS * 4);
     const source = `const workerMain = ${workerMain.toString()};`;
     const workers: WorkerHandle[] = [];
@@ -180,7 +198,7 @@ export class ThreadPool {
         const data: PoolData = {
           memory: mem.memory,
           modules: modules.map((m) => ({ module: m.module, exportNames: [...m.exportNames] })),
-          ctrlPtr, statusPtr, msgPtr, index: i, spinMs,
+          ctrlPtr, ctrlInts: ctrlInts(nWorkers + 1), statusPtr, msgPtr, index: i, spinMs,
         };
         const w = await spawnWorker(source, data);
         w.onExit((code, error) => early.set(i, `exited with code ${code}${error ? ` (${error.message})` : ''}`));
@@ -233,6 +251,11 @@ export class ThreadPool {
       }
       return;
     }
+    const dead = this.deadWorker();
+    if (dead !== null) {
+      this.broken = dead;
+      throw new Error(`wasm pool: cannot run kernel '${kernel}': ${dead}`);
+    }
     const ctrl = this.ctrl();
     Atomics.store(ctrl, DONE, 0);
     ctrl[CMD] = CMD_RUN;
@@ -241,19 +264,30 @@ export class ThreadPool {
     ctrl[NARGS] = args.length;
     ctrl[FAULT_WORKER] = this.fault ? this.fault.worker : -1;
     ctrl[FAULT_KIND] = this.fault ? this.fault.kind : 0;
+    const faulty = this.fault ? this.fault.worker + 1 : -1;
     this.fault = null;
     for (let i = 0; i < args.length; i++) ctrl[ARGS + i] = args[i]!;
-    Atomics.add(ctrl, GEN, 1);
+    const gen = (Atomics.load(ctrl, GEN) + 1) | 0;
+    Atomics.store(ctrl, CLAIMS, gen);
+    Atomics.store(ctrl, GEN, gen);
     Atomics.notify(ctrl, GEN);
-    let mainError: unknown = null;
-    try {
-      fn(...args, 0, n);
-    } catch (e) {
-      mainError = e;
-    }
-    this.waitDone(kernel);
     const failures: string[] = [];
-    if (mainError !== null) failures.push(`calling thread: ${errText(mainError)}`);
+    const runHere = (task: number) => {
+      try {
+        fn(...args, task, n);
+      } catch (e) {
+        failures.push(`calling thread (task ${task}): ${errText(e)}`);
+      }
+      Atomics.add(ctrl, DONE, 1);
+    };
+    runHere(0);
+    // take over every task whose worker has not woken up yet (the faulty one is left to its worker)
+    for (let t = n - 1; t >= 1; t--) {
+      if (t === faulty) continue;
+      const c = Atomics.load(ctrl, CLAIMS + t);
+      if (((c - gen) | 0) < 0 && Atomics.compareExchange(ctrl, CLAIMS + t, c, gen) === c) runHere(t);
+    }
+    this.waitDone(kernel, n);
     const st = this.status();
     for (let i = 0; i < this.workers.length; i++) {
       if (Atomics.load(st, i * STATUS_INTS + ST_ERROR)) {
@@ -290,9 +324,8 @@ export class ThreadPool {
     this.mem.free(this.msgPtr);
   }
 
-  private waitDone(kernel: string): void {
+  private waitDone(kernel: string, target: number): void {
     const ctrl = this.ctrl();
-    const target = this.workers.length;
     const spinUntil = performance.now() + this.spinMs;
     for (let i = 1; ; i++) {
       const done = Atomics.load(ctrl, DONE);
@@ -312,7 +345,8 @@ export class ThreadPool {
     const st = this.status();
     for (let i = 0; i < this.workers.length; i++) {
       if (Atomics.load(st, i * STATUS_INTS + ST_STATE) === EXITED) {
-        return `worker ${i} exited with code ${Atomics.load(st, i * STATUS_INTS + ST_CODE)}`;
+        const why = Atomics.load(st, i * STATUS_INTS + ST_CRASHED) ? ` (${readMsg(this.mem, this.msgPtr, this.statusPtr, i)})` : '';
+        return `worker ${i} exited with code ${Atomics.load(st, i * STATUS_INTS + ST_CODE)}${why}`;
       }
     }
     return this.broken;
@@ -323,7 +357,7 @@ export class ThreadPool {
   private statusView: Int32Array | null = null;
 
   private ctrl(): Int32Array {
-    return (this.ctrlView ??= new Int32Array(this.mem.memory.buffer, this.ctrlPtr, CTRL_INTS));
+    return (this.ctrlView ??= new Int32Array(this.mem.memory.buffer, this.ctrlPtr, ctrlInts(this.threads)));
   }
 
   private status(): Int32Array {

@@ -395,7 +395,7 @@ function runOne() {
     (local $M i32) (local $K i32) (local $sam i32) (local $sak i32) (local $sbk i32) (local $sbn i32) (local $ldc i32) (local $ldcB i32)
     (local $a i32) (local $b i32) (local $c i32) (local $i i32)
     (local $jc i32) (local $nc i32) (local $pc i32) (local $kc i32) (local $ir i32) (local $mr i32) (local $jr i32) (local $nr i32)
-    (local $bp i32) (local $ap i32) (local $tile i32) (local $cp i32) (local $accum i32) (local $t i32)
+    (local $bp i32) (local $ap i32) (local $tile i32) (local $cp i32) (local $accum i32) (local $t i32) (local $ncb i32) (local $kcb i32)
     (if (i32.ge_s ${g('m0')} ${g('m1')}) (then (return)))
     (if (i32.ge_s ${g('n0')} ${g('n1')}) (then (return)))
     ${set('M', f('M'))} ${set('K', f('K'))}
@@ -432,12 +432,18 @@ function runOne() {
     ${set('bp', g('scratch'))}
     ${set('ap', add(g('scratch'), i32(KC * NC * 4)))}
     ${set('tile', add(g('ap'), i32(MR * KC * 4)))}
+    ;; block sizes: the fewest blocks of at most NC columns / KC depth, evened out (NC % NR == 0)
+    ${set('t', `(i32.div_u (i32.add (i32.sub ${g('n1')} ${g('n0')}) ${i32(NC - 1)}) ${i32(NC)})`)}
+    ${set('ncb', `(i32.div_u (i32.add (i32.sub ${g('n1')} ${g('n0')}) (i32.sub ${g('t')} ${i32(1)})) ${g('t')})`)}
+    ${set('ncb', `(i32.mul (i32.div_u (i32.add ${g('ncb')} ${i32(NR - 1)}) ${i32(NR)}) ${i32(NR)})`)}
+    ${set('t', `(i32.div_u (i32.add ${g('K')} ${i32(KC - 1)}) ${i32(KC)})`)}
+    ${set('kcb', `(i32.div_u (i32.add ${g('K')} (i32.sub ${g('t')} ${i32(1)})) ${g('t')})`)}
     ${set('jc', g('n0'))}
     (loop $jcl
-      ${set('nc', `(select (i32.sub ${g('n1')} ${g('jc')}) ${i32(NC)} (i32.lt_s (i32.sub ${g('n1')} ${g('jc')}) ${i32(NC)}))`)}
+      ${set('nc', `(select (i32.sub ${g('n1')} ${g('jc')}) ${g('ncb')} (i32.lt_s (i32.sub ${g('n1')} ${g('jc')}) ${g('ncb')}))`)}
       ${set('pc', i32(0))}
       (loop $pcl
-        ${set('kc', `(select (i32.sub ${g('K')} ${g('pc')}) ${i32(KC)} (i32.lt_s (i32.sub ${g('K')} ${g('pc')}) ${i32(KC)}))`)}
+        ${set('kc', `(select (i32.sub ${g('K')} ${g('pc')}) ${g('kcb')} (i32.lt_s (i32.sub ${g('K')} ${g('pc')}) ${g('kcb')}))`)}
         ${set('accum', `(i32.ne ${g('pc')} ${i32(0)})`)}
         (call $packB (i32.add ${g('b')} (i32.mul (i32.add (i32.mul ${g('pc')} ${g('sbk')}) (i32.mul ${g('jc')} ${g('sbn')})) ${i32(4)}))
           ${g('sbk')} ${g('sbn')} ${g('kc')} ${g('nc')} ${g('bp')})
@@ -455,9 +461,9 @@ function runOne() {
             (br_if $jrl (i32.lt_s ${g('jr')} ${g('nc')})))
           ${set('ir', add(g('ir'), i32(MR)))}
           (br_if $irl (i32.lt_s ${g('ir')} ${g('m1')})))
-        ${set('pc', add(g('pc'), i32(KC)))}
+        ${set('pc', add(g('pc'), g('kcb')))}
         (br_if $pcl (i32.lt_s ${g('pc')} ${g('K')})))
-      ${set('jc', add(g('jc'), i32(NC)))}
+      ${set('jc', add(g('jc'), g('ncb')))}
       (br_if $jcl (i32.lt_s ${g('jc')} ${g('n1')}))))`;
 }
 
