@@ -71,6 +71,9 @@ describe.each(Object.keys(TINY))('%s', (name) => {
     expect(seen).toContain('blocks.1.attn.hook_pattern');
     expect(seen).toContain('ln_final.hook_scale');
     expect(seen).toContain('blocks.0.attn.hook_result');
+    // Scores asked: the fully explicit path (scores -> mask -> softmax -> P·V).
+    const scored = run([seqA, seqB.concat([1, 2, 3])], { attentionMask: [seqA.map(() => 1), [1, 1, 1, 1, 1, 0, 1]], hooks: new Hooks([[/hook_attn_scores$/, () => {}]]) });
+    expect(maxRelErr(scored, plain)).toBeLessThan(1e-5);
   });
 
   it('fires every listed hook point, with the listed shapes, and nothing unlisted', () => {

@@ -6,7 +6,8 @@
 //   <p>.hook_pattern               [batch, head, query_pos, key_pos]
 //   <p>.hook_z                     [batch, pos, head, d_head]
 //   <p>.hook_result                [batch, pos, head, d_model]  (computed only when asked)
-// The fused attention op runs unless someone listens at scores or pattern.
+// The fused attention op runs unless someone listens at the scores; a pattern hook gets the
+// fused op's probabilities, and P·V is recomputed only when the hook replaces them.
 import { add, mul, where } from '../../ops/elementwise.js';
 import { tensor } from '../../ops/creation.js';
 import { matmul } from '../../ops/linalg.js';
@@ -64,16 +65,22 @@ export function attend(q: Tensor, k: Tensor, v: Tensor, c: AttendContext): Tenso
   const qh = q.permute([0, 2, 1, 3]); // [batch, head, pos, d_head]
 
   let out: Tensor; // [batch, head, query_pos, d_head]
-  if (hooks.wants(`${p}.hook_attn_scores`) || hooks.wants(`${p}.hook_pattern`)) {
-    const g = h / hkv;
+  const g = h / hkv;
+  const applyPattern = (pattern: Tensor) => matmul(pattern.reshape([b, hkv, g, tq, tk]), vh.unsqueeze(2)).reshape([b, h, tq, vh.shape[3]!]);
+  if (hooks.wants(`${p}.hook_attn_scores`)) {
+    // Scores are asked for: the explicit path (scores -> mask -> softmax -> pattern -> P·V).
     const q5 = qh.reshape([b, hkv, g, tq, dh]);
     let scores = matmul(q5, kh.unsqueeze(2), { transB: true }).reshape([b, h, tq, tk]);
     scores = mul(scores, c.scale);
     const mask = visibleMask(b, tq, tk, c.keyMaskHost, q);
     scores = hooks.at(`${p}.hook_attn_scores`, where(mask, scores, -Infinity)); // [batch, head, query_pos, key_pos]
-    let pattern = softmax(scores, { mask });
-    pattern = hooks.at(`${p}.hook_pattern`, pattern); // [batch, head, query_pos, key_pos]
-    out = matmul(pattern.reshape([b, hkv, g, tq, tk]), vh.unsqueeze(2)).reshape([b, h, tq, vh.shape[3]!]);
+    const pattern = hooks.at(`${p}.hook_pattern`, softmax(scores, { mask })); // [batch, head, query_pos, key_pos]
+    out = applyPattern(pattern);
+  } else if (hooks.wants(`${p}.hook_pattern`)) {
+    // The fused op also returns the probabilities; P·V is redone only if a hook replaces them.
+    const r = attention(qh, kh, vh, { causal: true, scale: c.scale, keyMask: c.keyMask, returnProbs: true });
+    const pattern = hooks.at(`${p}.hook_pattern`, r.probs!); // [batch, head, query_pos, key_pos]
+    out = pattern === r.probs ? r.out : applyPattern(pattern);
   } else {
     out = attention(qh, kh, vh, { causal: true, scale: c.scale, keyMask: c.keyMask }).out;
   }
