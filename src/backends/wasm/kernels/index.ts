@@ -6,6 +6,7 @@ import type { OpDesc, OpName } from '../../backend.js';
 import { matmulKernel } from '../matmul.js';
 import { copyKernel, gatherKernel } from '../ops/copy.js';
 import { binaryKernel, fillKernel, unaryKernel, whereKernel } from '../ops/elementwise.js';
+import { layernormKernel, reduceKernel, rmsnormKernel, ropeKernel, softmaxKernel } from '../ops/norm.js';
 import type { NativeKernel } from '../runtime.js';
 
 export type NativeKernels = { [K in OpName]?: NativeKernel<Extract<OpDesc, { op: K }>> };
@@ -18,6 +19,11 @@ export const NATIVE_KERNELS: NativeKernels = {
   unary: unaryKernel,
   binary: binaryKernel,
   where: whereKernel,
+  reduce: reduceKernel,
+  softmax: softmaxKernel,
+  layernorm: layernormKernel,
+  rmsnorm: rmsnormKernel,
+  rope: ropeKernel,
 };
 
 /** Ops with a native kernel (for some of their dtypes / layouts). */
