@@ -2,6 +2,8 @@
 // src/backends/wasm/ops/rows.ts (entries [len, dst row addr, src row addr], byte strides sy, sx):
 //   cp_copy32 / cp_copy16 / cp_copy8   same-size copy (memory.copy when both rows are contiguous)
 //   cp_f32_f16, cp_f16_f32, cp_f32_bf16, cp_bf16_f32, cp_f32_i32, cp_i32_f32   conversions
+// and the GGML block dequantizers (contiguous raw bytes in, contiguous f32 out, blocks split over tasks):
+//   cp_dequant_q8_0 / cp_dequant_q4_0(src, dst, nBlocks)
 // Conversions match src/tensor/dtype.ts bit for bit: f32 -> f16/bf16 round to nearest even with
 // overflow to Inf and quiet NaNs that keep the top payload bits; f32 -> i32 truncates and saturates
 // (NaN -> 0). Contiguous rows convert four lanes at a time, other strides one element at a time.
@@ -13,7 +15,7 @@ const CASTS = {
   f32_f16: { src: 4, dst: 2 }, f16_f32: { src: 2, dst: 4 }, f32_bf16: { src: 4, dst: 2 },
   bf16_f32: { src: 2, dst: 4 }, f32_i32: { src: 4, dst: 4 }, i32_f32: { src: 4, dst: 4 },
 };
-export const exportNames = ['cp_copy32', 'cp_copy16', 'cp_copy8', ...Object.keys(CASTS).map((k) => `cp_${k}`)];
+export const exportNames = ['cp_copy32', 'cp_copy16', 'cp_copy8', ...Object.keys(CASTS).map((k) => `cp_${k}`), 'cp_dequant_q8_0', 'cp_dequant_q4_0'];
 
 const v = '(local.get $v)';
 const a = '(local.get $a)';
@@ -112,11 +114,50 @@ function cast(key) {
         (br $sl)))`);
 }
 
+// q8_0: 34-byte blocks (f16 scale, 32 x i8); q4_0: 18-byte blocks (f16 scale, 16 bytes: element j
+// is the low nibble of byte j, element j + 16 the high nibble, value (nibble - 8)). value = d · q.
+function dequant(type) {
+  const q8 = type === 'q8_0';
+  const bytes = q8 ? 34 : 18;
+  const toF32 = (i16, half, off) => `(v128.store offset=${off} (local.get $y) (f32x4.mul (local.get $d) (f32x4.convert_i32x4_s (i32x4.extend_${half}_i16x8_s ${i16}))))`;
+  // four stores of 4 values from 16 signed bytes in $q, at byte offset base
+  const sixteen = (base) => ['low', 'high'].map((h8, a) => ['low', 'high'].map((h16, b) =>
+    toF32(`(i16x8.extend_${h8}_i8x16_s (local.get $q))`, h16, base + 32 * a + 16 * b)).join('\n        ')).join('\n        ');
+  const body = q8
+    ? `(local.set $q (v128.load offset=2 (local.get $x)))
+        ${sixteen(0)}
+        (local.set $q (v128.load offset=18 (local.get $x)))
+        ${sixteen(64)}`
+    : `(local.set $w (v128.load offset=2 (local.get $x)))
+        (local.set $q (i8x16.sub (v128.and (local.get $w) ${i4(0x0f0f0f0f)}) ${i4(0x08080808)}))
+        ${sixteen(0)}
+        (local.set $q (i8x16.sub (i8x16.shr_u (local.get $w) (i32.const 4)) ${i4(0x08080808)}))
+        ${sixteen(64)}`;
+  return `
+  (func $cp_dequant_${type} (param $src i32) (param $dst i32) (param $nBlocks i32) (param $task i32) (param $nTasks i32)
+    (local $b i32) (local $end i32) (local $x i32) (local $y i32) (local $d v128) (local $q v128) (local $w v128)
+    (local $v v128) (local $a v128) (local $s v128) (local $r v128)
+    (local.set $b (i32.div_u (i32.mul (local.get $nBlocks) (local.get $task)) (local.get $nTasks)))
+    (local.set $end (i32.div_u (i32.mul (local.get $nBlocks) (i32.add (local.get $task) (i32.const 1))) (local.get $nTasks)))
+    (local.set $x (i32.add (local.get $src) (i32.mul (local.get $b) (i32.const ${bytes}))))
+    (local.set $y (i32.add (local.get $dst) (i32.mul (local.get $b) (i32.const 128))))
+    (block $done (loop $blocks
+      (br_if $done (i32.ge_u (local.get $b) (local.get $end)))
+      (local.set $v (i32x4.splat (i32.load16_u (local.get $x))))
+      (local.set $d (block (result v128) ${CONVERT.f16_f32}))
+      ${body}
+      (local.set $x (i32.add (local.get $x) (i32.const ${bytes})))
+      (local.set $y (i32.add (local.get $y) (i32.const 128)))
+      (local.set $b (i32.add (local.get $b) (i32.const 1)))
+      (br $blocks))))`;
+}
+
 /** @param {{relaxed: boolean}} _variant  (identical builds) */
 export function generate(_variant) {
   const out = ['(module', '  (import "env" "memory" (memory 1 65536 shared))'];
   for (const s of [4, 2, 1]) out.push(plainCopy(s));
   for (const k of Object.keys(CASTS)) out.push(cast(k));
+  out.push(dequant('q8_0'), dequant('q4_0'));
   for (const e of exportNames) out.push(`  (export "${e}" (func $${e}))`);
   out.push(')');
   return out.join('\n');

@@ -4,7 +4,8 @@
 // runtime glue in ../ops/ (or ../matmul.ts), and register it here.
 import type { OpDesc, OpName } from '../../backend.js';
 import { matmulKernel } from '../matmul.js';
-import { copyKernel, gatherKernel } from '../ops/copy.js';
+import { attentionKernel } from '../ops/attention.js';
+import { copyKernel, dequantizeKernel, gatherKernel } from '../ops/copy.js';
 import { binaryKernel, fillKernel, unaryKernel, whereKernel } from '../ops/elementwise.js';
 import { layernormKernel, reduceKernel, rmsnormKernel, ropeKernel, softmaxKernel } from '../ops/norm.js';
 import type { NativeKernel } from '../runtime.js';
@@ -24,6 +25,8 @@ export const NATIVE_KERNELS: NativeKernels = {
   layernorm: layernormKernel,
   rmsnorm: rmsnormKernel,
   rope: ropeKernel,
+  attention: attentionKernel,
+  dequantize: dequantizeKernel,
 };
 
 /** Ops with a native kernel (for some of their dtypes / layouts). */

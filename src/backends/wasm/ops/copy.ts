@@ -1,4 +1,5 @@
-// Runtime glue of the copy/cast kernels (kernels/copy.wat.mjs) and of `gather`, which is a row copy.
+// Runtime glue of the copy/cast kernels (kernels/copy.wat.mjs), of `gather`, which is a row copy,
+// and of `dequantize` (q8_0 / q4_0 blocks from contiguous raw bytes to a contiguous f32 output).
 // copy: any strides on either side (transposed and permuted views included), same dtype of 1, 2 or
 // 4 bytes, or a cast f32 <-> f16 / bf16 / i32. gather: embedding rows of a table whose rows are
 // contiguous, i32 ids checked on the JS side (a bad id runs the reference, which throws its error).
@@ -71,3 +72,20 @@ function idsValid(id: Int32Array, n: number): boolean {
   for (let i = 0; i < id.length; i++) if (id[i]! < 0 || id[i]! >= n) return false;
   return true;
 }
+
+const QUANT_BLOCK_BYTES = { q8_0: 34, q4_0: 18 } as const;
+
+export const dequantizeKernel: NativeKernel<Op<'dequantize'>> = {
+  wasmKernels: ['cp_dequant_q8_0', 'cp_dequant_q4_0'],
+  handles(op, [raw], [y]) {
+    const bytes = QUANT_BLOCK_BYTES[op.type];
+    if (!raw || !y || !bytes || raw.dtype !== 'u8' || y.dtype !== 'f32') return false;
+    const n = numel(y.shape);
+    return n % 32 === 0 && numel(raw.shape) === (n / 32) * bytes && isContiguous(raw) && isContiguous(y) && inside(raw) && inside(y);
+  },
+  run(rt, op, [raw], [y]) {
+    const nBlocks = numel(y!.shape) / 32;
+    if (nBlocks === 0) return;
+    rt.pool.run(`cp_dequant_${op.type}`, [addr(rt, raw!), addr(rt, y!), nBlocks], threadsFor(rt, nBlocks * 32, nBlocks));
+  },
+};
