@@ -8,7 +8,7 @@
 // query attends to position 0, writes nothing); L1H0 induction head (query TOK matches key PREV,
 // copies TOK into OUT); L1H1 attends to the current token and writes nothing. MLPs: `dMlp` ReLU
 // units of which `activeUnits` are on for every token, writing nothing. Unembedding reads OUT
-// (and TOK at 0.1, so the logit lens sees a weak "repeat" guess before the induction head).
+// ×10 (and TOK ×1, so the logit lens sees a weak "repeat" guess before the induction head).
 import { add } from '../ops/elementwise.js';
 import { tensor } from '../ops/creation.js';
 import { gather } from '../ops/nn.js';
@@ -111,7 +111,7 @@ export class PlantedInductionModel extends CausalLM {
       } satisfies Mlp;
     });
     const U = new Float32Array(V * d);
-    for (let i = 0; i < V; i++) { U[i * d + OUT + i] = 1; U[i * d + TOK + i] = 0.1; }
+    for (let i = 0; i < V; i++) { U[i * d + OUT + i] = 10; U[i * d + TOK + i] = 1; }
     this.wU = t(U, [V, d]);
   }
 

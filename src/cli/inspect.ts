@@ -1,50 +1,172 @@
-// `actlab inspect`: until the analyses land, the engine's self-check: every backend found, what
-// it runs on, and a quick conformance pass of the core ops against the reference backend.
+// `actlab inspect`: the analyses report on one model and one prompt — a terminal summary, `--json`
+// (one object), `--html FILE` (self-contained, with pictures) and `--figures DIR` (the pictures as
+// SVG and PNG files) — plus the engine self-check as its last, short section.
+// With no --model it loads the default model (models/default in the package); when that folder is
+// missing it runs, and says so loudly, on the built-in hand-wired induction model.
 import '../backends/index.js';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseHTML } from 'linkedom';
 import { OP_NAMES } from '../backends/backend.js';
-import { disposeBackends, initBackend } from '../tensor/engine.js';
 import { runConformance } from '../conformance/runner.js';
+import { PlantedInductionModel } from '../analysis/planted.js';
+import { buildReport } from '../report/build.js';
+import { figureSvg, makeFigures } from '../report/figures.js';
+import { renderHtml } from '../report/html.js';
+import { reportText } from '../report/text.js';
+import { disposeBackends, initBackend } from '../tensor/engine.js';
+import type { CausalLM } from '../models/model.js';
+import type { Tokenizer } from '../tokenizer/tokenizer.js';
+import { inputIds, loadForCli, pickBackend } from './common.js';
 
 const QUICK = ['matmul f32', 'softmax f32', 'layerNorm f32', 'rmsNorm f32', 'rope half f32', 'attention f32', 'gelu_tanh f32', 'add f32', 'dequantize'];
 
-export async function inspectCommand(o: { json?: boolean; backend: string[] }): Promise<number> {
-  const report: Record<string, unknown>[] = [];
+export const DEFAULT_PROMPT = 'Once upon a time, there was a little girl named Lily. She had a red ball. One day, Lily lost her red ball. Lily';
+/** The built-in model's prompt: BOS, eight tokens (with the massive token 5), the same eight again. */
+const BUILTIN_IDS = [1, 5, 9, 14, 22, 31, 17, 40, 12, 5, 9, 14, 22, 31, 17, 40, 12];
+
+export interface InspectArgs {
+  model?: string;
+  tokenizer?: string;
+  backend?: string;
+  offline?: boolean;
+  prompt?: string;
+  ids?: string;
+  json?: boolean;
+  html?: string;
+  figures?: string;
+  generate?: string;
+  engine?: boolean;
+  check?: string[];
+}
+
+/** The folder holding package.json of actlab, from this file's location (src/ or dist/src/). */
+export function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 6; i++) {
+    const p = join(dir, 'package.json');
+    if (existsSync(p) && (JSON.parse(readFileSync(p, 'utf8')) as { name?: string }).name === 'actlab') return dir;
+    dir = dirname(dir);
+  }
+  throw new Error('actlab: cannot find the package root (package.json) from the CLI location');
+}
+
+export function defaultModelDir(): string {
+  return join(packageRoot(), 'models', 'default');
+}
+
+/** The engine self-check: each backend found, its features, and core ops against the reference. */
+export async function engineCheck(names: readonly string[]): Promise<{ backends: Record<string, unknown>[]; ok: boolean }> {
+  const backends: Record<string, unknown>[] = [];
+  let ok = true;
+  const ref = await initBackend('js');
+  for (const name of names) {
+    let b;
+    try {
+      b = await initBackend(name);
+    } catch (e) {
+      backends.push({ backend: name, available: false, error: (e as Error).message });
+      continue;
+    }
+    const results = name === 'js' ? [] : await runConformance(ref, b, { ops: QUICK });
+    const failed = results.filter((r) => r.status === 'fail' || r.status === 'error');
+    if (failed.length) ok = false;
+    backends.push({
+      backend: name, available: true, info: b.info?.() ?? {},
+      native_ops: b.nativeOps?.() ?? (name === 'js' ? OP_NAMES : []),
+      self_check: name === 'js' ? 'reference' : { cases: results.length, failed: failed.map((r) => r.label), worst_nmse: Math.max(0, ...results.map((r) => (Number.isFinite(r.nmse) ? r.nmse : 0))) },
+    });
+  }
+  return { backends, ok };
+}
+
+function engineText(e: { backends: Record<string, unknown>[]; ok: boolean }): string {
+  const out = ['engine self-check'];
+  for (const r of e.backends) {
+    if (!r.available) { out.push(`  ${r.backend}: not available (${r.error})`); continue; }
+    const sc = r.self_check as { cases: number; failed: string[]; worst_nmse: number } | string;
+    out.push(`  ${String(r.backend).padEnd(6)} ${typeof sc === 'string' ? sc : `${sc.cases - sc.failed.length}/${sc.cases} op cases within budget (worst NMSE ${sc.worst_nmse.toExponential(2)})${sc.failed.length ? '; FAILED: ' + sc.failed.join('; ') : ''}`}`);
+  }
+  out.push(e.ok ? '  engine OK' : '  engine self-check FAILED');
+  return out.join('\n');
+}
+
+interface Subject {
+  model: CausalLM;
+  tokenizer?: Tokenizer;
+  source: string;
+  warning?: string;
+  ids: number[];
+  text?: string;
+}
+
+async function subject(o: InspectArgs): Promise<Subject> {
+  const path = o.model ?? defaultModelDir();
+  if (o.model === undefined && !existsSync(path)) {
+    const backend = await pickBackend(o.backend ?? 'js');
+    const model = new PlantedInductionModel(backend);
+    const ids = o.ids ? o.ids.split(',').map(Number) : BUILTIN_IDS;
+    if (o.prompt !== undefined) throw new Error('the built-in model has no tokenizer; use --ids or --model');
+    return {
+      model, ids, source: 'built-in hand-wired induction model (src/analysis/planted.ts)',
+      warning: `NO TRAINED DEFAULT MODEL: ${path} is missing, so this report runs on the built-in hand-wired toy model (planted previous-token, induction and sink heads, a massive dimension), not on a trained network. Pass --model to inspect a real one.`,
+    };
+  }
+  const m = await loadForCli({ model: path, tokenizer: o.tokenizer, backend: o.backend ?? 'js', offline: o.offline });
+  const useDefaultPrompt = o.prompt === undefined && o.ids === undefined;
+  let ids: number[];
+  let text: string | undefined;
+  if (useDefaultPrompt && m.tokenizer) {
+    text = DEFAULT_PROMPT;
+    ids = inputIds({ prompt: text }, m);
+  } else if (useDefaultPrompt) {
+    ids = BUILTIN_IDS.filter((id) => id < m.model.dims.vocabSize);
+  } else {
+    ids = inputIds(o, m);
+    text = o.prompt;
+  }
+  return { model: m.model, tokenizer: m.tokenizer, source: m.source, ids, text };
+}
+
+export async function inspectCommand(o: InspectArgs): Promise<number> {
   let ok = true;
   try {
-    const ref = await initBackend('js');
-    for (const name of o.backend) {
-      let b;
-      try {
-        b = await initBackend(name);
-      } catch (e) {
-        report.push({ backend: name, available: false, error: (e as Error).message });
-        continue;
+    const s = await subject(o);
+    const report = buildReport(s.model, {
+      ids: s.ids, text: s.text, tokenizer: s.tokenizer, source: s.source, warning: s.warning,
+      generateTokens: o.generate !== undefined ? Number(o.generate) : undefined,
+    });
+    const engine = o.engine === false ? null : await engineCheck(o.check ?? ['js', 'wasm']);
+    if (engine) { report.json.engine = engine; ok = engine.ok; }
+    if (o.html || o.figures) {
+      const { document } = parseHTML('<!doctype html><html><head></head><body></body></html>');
+      const figs = makeFigures(report, document as unknown as Document);
+      if (o.html) {
+        mkdirSync(dirname(o.html), { recursive: true });
+        writeFileSync(o.html, renderHtml(report, figs, { title: `actlab inspect — ${s.source}` }));
+        process.stderr.write(`actlab: wrote ${o.html}\n`);
       }
-      const results = name === 'js' ? [] : await runConformance(ref, b, { ops: QUICK });
-      const failed = results.filter((r) => r.status === 'fail' || r.status === 'error');
-      if (failed.length) ok = false;
-      report.push({
-        backend: name, available: true, info: b.info?.() ?? {},
-        native_ops: b.nativeOps?.() ?? (name === 'js' ? OP_NAMES : []),
-        self_check: name === 'js' ? 'reference' : { cases: results.length, failed: failed.map((r) => r.label), worst_nmse: Math.max(0, ...results.map((r) => (Number.isFinite(r.nmse) ? r.nmse : 0))) },
-      });
+      if (o.figures) {
+        mkdirSync(o.figures, { recursive: true });
+        const files: [string, string | Uint8Array | undefined][] = [
+          ['massive.svg', figureSvg(figs.massive)], ['sinks.svg', figureSvg(figs.sinks)], ['induction.svg', figureSvg(figs.induction)],
+          ['sparsity.svg', figureSvg(figs.sparsity)], ['residual-norm.svg', figureSvg(figs.residualNorm)], ['logit-lens-ranks.svg', figureSvg(figs.lensRanks)],
+          ['voids-prompt.svg', figureSvg(figs.voidsPrompt)], ['voids-generation.svg', figs.voidsGeneration && figureSvg(figs.voidsGeneration)],
+          ['experts.svg', figs.experts && figureSvg(figs.experts)], ['attention.png', figs.attentionGrid],
+        ];
+        for (const [name, body] of files) if (body !== undefined) writeFileSync(join(o.figures, name), body);
+        process.stderr.write(`actlab: wrote ${files.filter((f) => f[1] !== undefined).length} figures to ${o.figures}\n`);
+      }
     }
+    if (o.json) console.log(JSON.stringify(report.json));
+    else {
+      console.log(reportText(report.json));
+      if (engine) { console.log(); console.log(engineText(engine)); }
+    }
+    s.model.dispose();
   } finally {
     disposeBackends();
-  }
-  if (o.json) {
-    console.log(JSON.stringify({ engine: report, ok }));
-  } else {
-    console.log('actlab engine self-check');
-    for (const r of report) {
-      if (!r.available) { console.log(`  ${r.backend}: not available (${r.error})`); continue; }
-      const info = Object.entries(r.info as object).map(([k, v]) => `${k}=${v}`).join(' ');
-      console.log(`  ${String(r.backend).padEnd(6)} ${info}`);
-      console.log(`         native ops: ${(r.native_ops as string[]).join(', ') || 'none'}`);
-      const sc = r.self_check as { cases: number; failed: string[]; worst_nmse: number } | string;
-      console.log(typeof sc === 'string' ? `         ${sc}` : `         self-check: ${sc.cases - sc.failed.length}/${sc.cases} cases within budget (worst NMSE ${sc.worst_nmse.toExponential(2)})${sc.failed.length ? '; FAILED: ' + sc.failed.join('; ') : ''}`);
-    }
-    console.log(ok ? 'engine OK' : 'engine self-check FAILED');
   }
   return ok ? 0 : 1;
 }

@@ -1,5 +1,6 @@
 // The command line: parses arguments (commander) and hands each subcommand to its module.
 import { Command, CommanderError } from 'commander';
+import { analyzeCommand } from './analyze.js';
 import { cacheCommand } from './cache.js';
 import { generateCommand } from './generate.js';
 import { hooksCommand } from './hooks.js';
@@ -15,10 +16,57 @@ export async function run(argv: string[]): Promise<number> {
   let code = 0;
   program
     .command('inspect')
-    .description('Engine self-check and the backends found (the analyses report lands with the analyses issue)')
+    .description('The analyses report on a model (default: models/default) and a prompt, with the engine self-check')
+    .option('--model <M>', 'a local HF folder, a llama2.c .bin, a GGUF file or a hub id (default: the package\'s models/default)')
+    .option('--tokenizer <file>', 'tokenizer file (llama2.c .bin)')
+    .option('--backend <name>', 'js, wasm or auto', 'js')
+    .option('--offline', 'use only the local cache for hub ids')
+    .option('--prompt <text>', 'prompt text')
+    .option('--ids <list>', 'prompt token ids, comma-separated')
+    .option('--generate <n>', 'greedy tokens for the generation phase of the void analysis', '16')
     .option('--json', 'print one JSON object')
-    .option('--backend <name...>', 'backends to check', ['js', 'wasm'])
+    .option('--html <file>', 'write a self-contained HTML report with pictures')
+    .option('--figures <dir>', 'write the pictures as SVG / PNG files')
+    .option('--no-engine', 'skip the engine self-check')
+    .option('--check <name...>', 'backends for the engine self-check', ['js', 'wasm'])
     .action(async (o) => { code = await inspectCommand(o); });
+  program
+    .command('analyze')
+    .description('One analysis as JSON: massive, sinks, sparsity, voids, logit-lens, induction, experts, neurons, similarity')
+    .argument('<name>', 'the analysis')
+    .option('--model <M>', 'a local HF folder, a llama2.c .bin, a GGUF file or a hub id')
+    .option('--tokenizer <file>', 'tokenizer file (llama2.c .bin)')
+    .option('--backend <name>', 'js, wasm or auto', 'js')
+    .option('--offline', 'use only the local cache for hub ids')
+    .option('--prompt <text>', 'prompt text')
+    .option('--ids <list>', 'token ids, comma-separated')
+    .option('--json', 'one line of JSON')
+    .option('--checkpoint <M...>', 'massive: a series of checkpoints (instead of --model)')
+    .option('--abs-threshold <x>', 'massive: |a| above this (100)')
+    .option('--ratio-threshold <x>', 'massive: and this multiple of the median |a| (1000)')
+    .option('--epsilon <x>', 'sinks: sink-head threshold (0.3); sparsity: |a| cut-off (0.01)')
+    .option('--cos <x>', 'sinks: |cos| for secondary sinks (0.9)')
+    .option('--mode <m>', 'sparsity: auto, zero or eps')
+    .option('--alpha <x>', 'voids: LAC alpha (0.8)')
+    .option('--generate <n>', 'voids: greedy tokens of the generation phase (16)')
+    .option('--position <i>', 'logit-lens: position (-1)')
+    .option('--top-k <k>', 'logit-lens: top tokens; neurons: examples')
+    .option('--length <n>', 'induction: random segment length')
+    .option('--sequences <n>', 'induction: sequences averaged')
+    .option('--threshold <x>', 'induction: score of an induction head (0.4)')
+    .option('--seed <n>', 'random seed')
+    .option('--store <dir>', 'neurons: activation store (actlab cache)')
+    .option('--hook <name>', 'neurons: stored hook')
+    .option('--neuron <n>', 'neurons: unit index')
+    .option('--facets <k>', 'neurons: facets (3; 0 for none)')
+    .option('--against <M>', 'similarity: a second model, compared layer by layer')
+    .option('--recording <file>', 'similarity: a recorded [stimuli, units] matrix (.npy, .csv, .safetensors)')
+    .option('--tensor <name>', 'similarity: the tensor of a .safetensors recording')
+    .option('--method <m>', 'similarity: cka, rsa or svcca (default all)')
+    .option('--units <n>', 'similarity: units subsampled per repeat')
+    .option('--stimuli <n>', 'similarity: stimuli subsampled per repeat')
+    .option('--repeats <n>', 'similarity: subsampling repeats')
+    .action(async (name, o) => { code = await analyzeCommand(name, o); });
   const modelOptions = (c: Command) => c
     .requiredOption('--model <M>', 'a local HF folder, a llama2.c .bin, a GGUF file or a hub id')
     .option('--tokenizer <file>', 'tokenizer file (llama2.c .bin)')

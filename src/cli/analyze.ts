@@ -1,0 +1,159 @@
+// `actlab analyze NAME`: one analysis of src/analysis on a model and a prompt (or an activation
+// store, or a recorded matrix), printed as JSON (indented; one line with --json).
+//   massive     [--checkpoint M ...] [--abs-threshold 100] [--ratio-threshold 1000]
+//   sinks       [--epsilon 0.3] [--cos 0.9]
+//   sparsity    [--mode auto|zero|eps] [--epsilon 0.01]
+//   voids       [--alpha 0.8] [--generate 16]
+//   logit-lens  [--position -1] [--top-k 5]
+//   induction   [--length N] [--sequences 4] [--threshold 0.4] [--seed 0]
+//   experts
+//   neurons     --store DIR --hook H --neuron N [--top-k 10] [--facets 3] [--model M for decoding]
+//   similarity  layers of --model; or --against M2 (layer by layer); or --recording FILE (.npy,
+//               .csv, .safetensors [--tensor NAME]) against each layer; [--method cka|rsa|svcca]
+//               [--units U] [--stimuli S] [--repeats R] [--seed 0]
+import '../backends/index.js';
+import { readFileSync } from 'node:fs';
+import { basename } from 'node:path';
+import { massiveActivations, massiveAcrossCheckpoints } from '../analysis/massive.js';
+import { attentionSinks } from '../analysis/sinks.js';
+import { activationSparsity } from '../analysis/sparsity.js';
+import { layerVoids } from '../analysis/voids.js';
+import { logitLens } from '../analysis/logit-lens.js';
+import { inductionScores } from '../analysis/induction.js';
+import { expertRouting } from '../analysis/experts.js';
+import { topActivatingExamples } from '../analysis/neurons.js';
+import { compareRepresentations, layerRepresentations, similarityGrid, SIMILARITY_METHODS, type SimilarityMethod } from '../analysis/similarity.js';
+import { parseMatrixFile } from '../analysis/matrix-file.js';
+import { ActivationStore } from '../store/reader.js';
+import { disposeBackends } from '../tensor/engine.js';
+import type { LoadedModel } from '../models/load.js';
+import { inputIds, loadForCli } from './common.js';
+import { DEFAULT_PROMPT } from './inspect.js';
+
+export const ANALYSES = ['massive', 'sinks', 'sparsity', 'voids', 'logit-lens', 'induction', 'experts', 'neurons', 'similarity'] as const;
+
+export interface AnalyzeArgs {
+  model?: string;
+  tokenizer?: string;
+  backend?: string;
+  offline?: boolean;
+  prompt?: string;
+  ids?: string;
+  json?: boolean;
+  checkpoint?: string[];
+  absThreshold?: string;
+  ratioThreshold?: string;
+  epsilon?: string;
+  cos?: string;
+  mode?: string;
+  alpha?: string;
+  generate?: string;
+  position?: string;
+  topK?: string;
+  length?: string;
+  sequences?: string;
+  threshold?: string;
+  seed?: string;
+  store?: string;
+  hook?: string;
+  neuron?: string;
+  facets?: string;
+  against?: string;
+  recording?: string;
+  tensor?: string;
+  method?: string;
+  units?: string;
+  stimuli?: string;
+  repeats?: string;
+}
+
+const num = (v: string | undefined, name: string): number | undefined => {
+  if (v === undefined) return undefined;
+  const x = Number(v);
+  if (!Number.isFinite(x)) throw new Error(`${name}: '${v}' is not a number`);
+  return x;
+};
+
+function promptIds(o: AnalyzeArgs, m: LoadedModel): { ids: number[]; text?: string } {
+  if (o.prompt === undefined && o.ids === undefined) {
+    if (!m.tokenizer) throw new Error(`${m.source} has no tokenizer; pass --ids`);
+    return { ids: inputIds({ prompt: DEFAULT_PROMPT }, m), text: DEFAULT_PROMPT };
+  }
+  return { ids: inputIds(o, m), text: o.prompt };
+}
+
+async function analyze(name: string, o: AnalyzeArgs): Promise<unknown> {
+  if (!(ANALYSES as readonly string[]).includes(name)) throw new Error(`unknown analysis '${name}' (have ${ANALYSES.join(', ')})`);
+  const load = (model: string) => loadForCli({ model, tokenizer: o.tokenizer, backend: o.backend ?? 'js', offline: o.offline });
+  if (name === 'neurons') {
+    if (!o.store || !o.hook || o.neuron === undefined) throw new Error('neurons: give --store DIR --hook NAME --neuron N');
+    const m = o.model ? await load(o.model) : undefined;
+    const store = await ActivationStore.open(o.store);
+    const r = await topActivatingExamples(store, { hook: o.hook, neuron: num(o.neuron, '--neuron')!, k: num(o.topK, '--top-k'), facets: num(o.facets, '--facets'), tokenizer: m?.tokenizer, seed: num(o.seed, '--seed') });
+    m?.model.dispose();
+    return r;
+  }
+  if (name === 'massive' && o.checkpoint?.length) {
+    const models = [];
+    for (const c of o.checkpoint) models.push({ label: c, m: await load(c) });
+    const { ids } = promptIds(o, models[0]!.m);
+    const r = massiveAcrossCheckpoints(models.map((x) => ({ label: x.label, model: x.m.model })), ids, { absThreshold: num(o.absThreshold, '--abs-threshold'), ratioThreshold: num(o.ratioThreshold, '--ratio-threshold'), tokenizer: models[0]!.m.tokenizer });
+    for (const x of models) x.m.model.dispose();
+    return { checkpoints: r };
+  }
+  if (!o.model) throw new Error(`${name}: give --model`);
+  const m = await load(o.model);
+  try {
+    const tok = m.tokenizer;
+    if (name === 'induction') {
+      return inductionScores(m.model, { length: num(o.length, '--length'), sequences: num(o.sequences, '--sequences'), threshold: num(o.threshold, '--threshold'), seed: num(o.seed, '--seed'), bos: tok ? tok.bosId : undefined });
+    }
+    const { ids } = promptIds(o, m);
+    switch (name) {
+      case 'massive': return massiveActivations(m.model, ids, { absThreshold: num(o.absThreshold, '--abs-threshold'), ratioThreshold: num(o.ratioThreshold, '--ratio-threshold'), tokenizer: tok });
+      case 'sinks': return attentionSinks(m.model, ids, { epsilon: num(o.epsilon, '--epsilon'), cosThreshold: num(o.cos, '--cos'), tokenizer: tok });
+      case 'sparsity': return activationSparsity(m.model, ids, { mode: o.mode as 'auto' | 'zero' | 'eps' | undefined, epsilon: num(o.epsilon, '--epsilon') });
+      case 'voids': return layerVoids(m.model, ids, { alpha: num(o.alpha, '--alpha'), generateTokens: num(o.generate, '--generate'), tokenizer: tok });
+      case 'logit-lens': return logitLens(m.model, ids, { position: num(o.position, '--position'), k: num(o.topK, '--top-k'), tokenizer: tok });
+      case 'experts': {
+        const r = expertRouting(m.model, ids, { tokenizer: tok });
+        if (!r) throw new Error(`experts: ${m.source} is not a mixture-of-experts model`);
+        return r;
+      }
+      case 'similarity': {
+        const methods = o.method ? [o.method as SimilarityMethod] : SIMILARITY_METHODS;
+        for (const x of methods) if (!SIMILARITY_METHODS.includes(x)) throw new Error(`--method: '${x}' (have ${SIMILARITY_METHODS.join(', ')})`);
+        const sub = { units: num(o.units, '--units'), stimuli: num(o.stimuli, '--stimuli'), repeats: num(o.repeats, '--repeats'), seed: num(o.seed, '--seed') };
+        const a = layerRepresentations(m.model, ids);
+        if (o.recording) {
+          const rec = await parseMatrixFile(basename(o.recording), new Uint8Array(readFileSync(o.recording)), o.tensor);
+          if (rec.rows !== ids.length) throw new Error(`similarity: ${o.recording} has ${rec.rows} stimuli (rows) but the prompt has ${ids.length} tokens; one row per token is needed`);
+          return { stimuli: ids.length, recording: { file: o.recording, rows: rec.rows, cols: rec.cols }, layers: a.labels.map((label, i) => ({ layer: label, ...compareRepresentations(a.matrices[i]!, rec, { ...sub, methods }) })) };
+        }
+        if (o.against) {
+          const m2 = await load(o.against);
+          try {
+            const b = layerRepresentations(m2.model, ids);
+            return { stimuli: ids.length, rows: a.labels, cols: b.labels, grids: Object.fromEntries(methods.map((x) => [x, similarityGrid(a.matrices, b.matrices, x, sub)])) };
+          } finally {
+            m2.model.dispose();
+          }
+        }
+        return { stimuli: ids.length, layers: a.labels, grids: Object.fromEntries(methods.map((x) => [x, similarityGrid(a.matrices, a.matrices, x, sub)])) };
+      }
+    }
+    throw new Error(`unknown analysis '${name}'`);
+  } finally {
+    m.model.dispose();
+  }
+}
+
+export async function analyzeCommand(name: string, o: AnalyzeArgs): Promise<number> {
+  try {
+    const r = await analyze(name, o);
+    console.log(o.json ? JSON.stringify(r) : JSON.stringify(r, null, 2));
+    return 0;
+  } finally {
+    disposeBackends();
+  }
+}
