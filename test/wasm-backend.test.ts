@@ -234,8 +234,13 @@ describe('wasm memory allocator', () => {
       const big = be.alloc(before * 2);
       expect(be.memory.byteLength()).toBeGreaterThan(before);
       expect([...download(be, { buffer: x, dtype: 'f32', shape: [1000], strides: [1], offset: 0 }, 1000)]).toEqual([...rand(1000, 9)]);
-      be.free(big);
+      // operands above the old end of memory: workers must see the grown memory too
+      const grown = be.memory.byteLength();
       expect(checkMatmul(be, { M: 70, K: 80, N: 90, transA: false, transB: true }).err).toBeLessThan(1e-4);
+      const huge = be.alloc(grown); // grows again, with the pool running
+      expect(checkMatmul(be, { M: 33, K: 300, N: 200, transA: true, transB: false }).err).toBeLessThan(1e-3);
+      be.free(huge);
+      be.free(big);
     } finally {
       be.dispose();
     }
