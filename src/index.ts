@@ -11,6 +11,12 @@ export {
   disposeBackends, tidy, keep,
 } from './tensor/engine.js';
 
+// Reverse-mode autodiff.
+export {
+  backward, clearTape, grad, isRecording, noGrad, NoGradientError, tapeMark, tapeStats, valueAndGrad, variable, zeroGrad,
+  type GradOptions,
+} from './autograd/index.js';
+
 // Checkpoints, formats, tokenizers, the hub, platform adapters.
 export { openCheckpoint, checkMemory, MemoryBudgetError, type Checkpoint, type CheckpointFormat, type OpenCheckpointOptions } from './models/checkpoint.js';
 export { estimateLoadBytes, type WeightSource, type WeightInfo, type LoadOptions } from './formats/weight-source.js';

@@ -114,6 +114,7 @@ export async function run(argv: string[]): Promise<number> {
     .option('--backend <name...>', 'backends to test', ['wasm'])
     .option('--json', 'one JSON line per case')
     .option('--verbose', 'print every case, not only failures')
+    .option('--mode <mode>', "'test' (outputs against the reference) or 'grad' (gradients against finite differences and the reference)", 'test')
     .action(async (o) => { code = await testOpsCommand(o); });
   try {
     await program.parseAsync(argv, { from: 'user' });

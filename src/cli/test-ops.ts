@@ -2,8 +2,11 @@
 import '../backends/index.js';
 import { initBackend, disposeBackends } from '../tensor/engine.js';
 import { runConformance, summarize } from '../conformance/runner.js';
+import { runGradConformance, summarizeGrad } from '../conformance/grad.js';
 
-export async function testOpsCommand(o: { op?: string[]; backend: string[]; json?: boolean; verbose?: boolean }): Promise<number> {
+export async function testOpsCommand(o: { op?: string[]; backend: string[]; json?: boolean; verbose?: boolean; mode?: string }): Promise<number> {
+  if (o.mode === 'grad') return testGradCommand(o);
+  if (o.mode && o.mode !== 'test') throw new Error(`test-ops: unknown mode '${o.mode}' (test or grad)`);
   const ref = await initBackend('js');
   let failed = 0;
   try {
@@ -17,6 +20,29 @@ export async function testOpsCommand(o: { op?: string[]; backend: string[]; json
         else if (bad || o.verbose) console.log(`${r.status.toUpperCase().padEnd(11)} ${r.backend} ${r.label}  nmse=${r.nmse.toExponential(2)} (budget ${r.budget})${r.detail ? '\n    ' + r.detail : ''}`);
       }
       if (!o.json) console.log(summarize(results));
+    }
+  } finally {
+    disposeBackends();
+  }
+  if (!o.json) console.log(failed ? `${failed} case(s) failed` : 'all cases passed');
+  return failed ? 1 : 0;
+}
+
+/** `--mode grad`: gradients against finite differences (reference) and each backend against the reference. */
+async function testGradCommand(o: { op?: string[]; backend: string[]; json?: boolean; verbose?: boolean }): Promise<number> {
+  const ref = await initBackend('js');
+  let failed = 0;
+  try {
+    for (const name of o.backend) {
+      const test = await initBackend(name);
+      const results = await runGradConformance(ref, test === ref ? null : test, { ops: o.op });
+      for (const r of results) {
+        const bad = r.status === 'fail' || r.status === 'error';
+        if (bad) failed++;
+        if (o.json) console.log(JSON.stringify(r));
+        else if (bad || o.verbose) console.log(`${r.status.toUpperCase().padEnd(11)} ${r.backend} ${r.label}  fd=${r.fdErr.toExponential(2)} (tol ${r.fdTol}) nmse=${r.nmse.toExponential(2)} (budget ${r.budget})${r.detail ? '\n    ' + r.detail : ''}`);
+      }
+      if (!o.json) console.log(summarizeGrad(results));
     }
   } finally {
     disposeBackends();

@@ -33,7 +33,7 @@ function swapLast2(shape: number[]): number[] {
 }
 
 /** Deterministic values for one input (in logical order of its final shape). */
-function values(spec: InputSpec, n: number, rng: Rng): number[] {
+export function values(spec: InputSpec, n: number, rng: Rng): number[] {
   const out = new Array<number>(n);
   const lo = spec.lo ?? 0;
   const hi = spec.hi ?? 1;
@@ -63,7 +63,7 @@ function values(spec: InputSpec, n: number, rng: Rng): number[] {
 }
 
 /** Builds the input on `b` with the spec's layout; the same numbers on every backend. */
-function makeInput(spec: InputSpec, b: Backend, vals: number[]): Tensor {
+export function makeInput(spec: InputSpec, b: Backend, vals: number[]): Tensor {
   const shape = spec.shape;
   if (spec.layout === 'T' && shape.length >= 2) {
     // Store transposed, then view it back: a non-contiguous tensor of the asked shape.
@@ -91,7 +91,7 @@ function makeInput(spec: InputSpec, b: Backend, vals: number[]): Tensor {
   return Tensor.from(vals, shape, spec.dtype, b);
 }
 
-function compare(ref: Tensor, got: Tensor): { nmse: number; detail?: string } {
+export function compare(ref: Tensor, got: Tensor): { nmse: number; detail?: string } {
   if (ref.dtype !== got.dtype || ref.shape.join() !== got.shape.join()) {
     return { nmse: Infinity, detail: `output ${got.dtype}[${got.shape}] vs reference ${ref.dtype}[${ref.shape}]` };
   }

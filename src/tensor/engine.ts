@@ -104,6 +104,15 @@ export function tidy<T>(fn: () => T): T {
 
 // ---- dispatch ----
 
+/** Called after every successful op (the autograd tape records here); null when nothing listens. */
+type OpRecorder = (op: OpDesc, inputs: readonly Tensor[], outputs: readonly Tensor[], into: boolean) => void;
+let onOp: OpRecorder | null = null;
+
+/** Installed by src/autograd so the engine does not depend on it. */
+export function setOpRecorder(f: OpRecorder | null): void {
+  onOp = f;
+}
+
 export interface OutSpec {
   shape: readonly number[];
   dtype: DType;
@@ -134,6 +143,7 @@ export function dispatch(op: OpDesc, inputs: readonly Tensor[], outs: readonly O
     for (const t of outputs) t.dispose();
     throw e;
   }
+  if (onOp) onOp(op, inputs, outputs, false);
   return outputs;
 }
 
@@ -150,6 +160,7 @@ export function dispatchInto(op: OpDesc, inputs: readonly Tensor[], outputs: rea
     throw new UnsupportedOpError(b.name, op, `inputs ${views.map(describeView).join(', ')}`);
   }
   b.exec(op, views, outViews);
+  if (onOp) onOp(op, inputs, outputs, true);
 }
 
 export function allocStorage(b: Backend, dtype: DType, shape: readonly number[]): Storage {

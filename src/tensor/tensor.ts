@@ -35,8 +35,35 @@ export type DataFor<D extends DType> =
   D extends 'i32' ? Int32Array : D extends 'i8' | 'i4' ? Int8Array : Uint8Array;
 export type TensorData = Float32Array | Int32Array | Int8Array | Uint8Array;
 
+/** What a view method did, for the autograd tape (src/autograd), which records its inverse. */
+export type ViewKind =
+  | { kind: 'share' }
+  | { kind: 'reshape'; from: readonly number[] }
+  | { kind: 'permute'; perm: readonly number[] }
+  | { kind: 'slice'; starts: readonly number[]; from: readonly number[] }
+  | { kind: 'broadcast'; from: readonly number[] };
+
+type ViewRecorder = (src: Tensor, out: Tensor, v: ViewKind) => void;
+let viewRecorder: ViewRecorder | null = null;
+
+/** Installed by src/autograd: called after a view of a tensor that requires grad is made. */
+export function setViewRecorder(f: ViewRecorder | null): void {
+  viewRecorder = f;
+}
+
+function recorded(src: Tensor, out: Tensor, v: () => ViewKind): Tensor {
+  if (viewRecorder && src.requiresGrad) viewRecorder(src, out, v());
+  return out;
+}
+
 export class Tensor {
   private storage: Storage | null;
+  /** Autograd (src/autograd): gradients flow to this tensor. Set by `variable()` / `requireGrad()` and on recorded outputs. */
+  requiresGrad = false;
+  /** Autograd: the tape node that made this tensor and which of its outputs it is (null for leaves). */
+  gradFn: { readonly node: unknown; readonly index: number } | null = null;
+  /** Autograd: a leaf's accumulated gradient after `backward()` (owned by the tensor's user; dispose it). */
+  grad: Tensor | null = null;
 
   constructor(
     storage: Storage,
@@ -115,11 +142,27 @@ export class Tensor {
     return `Tensor(${this.dtype}${fmtShape(this.shape)} on ${this.storage ? this.storage.backend.name : 'disposed'})`;
   }
 
+  /** Marks this tensor as a leaf that gradients flow to (see src/autograd). */
+  requireGrad(on = true): this {
+    this.requiresGrad = on;
+    return this;
+  }
+
+  /** The shared memory's identity (autograd uses it to follow writes into views). */
+  get storageKey(): object {
+    return this.live('storageKey');
+  }
+
+  /** A view with explicit geometry over this tensor's memory (autograd addresses written regions with it). */
+  asStrided(shape: readonly number[], strides: readonly number[], offset: number): Tensor {
+    return this.derive(shape, strides, offset);
+  }
+
   // ---- views: share the buffer, no copy ----
 
   /** Another handle on the same memory, with its own lifetime (the memory lives until both are disposed). */
   share(): Tensor {
-    return this.derive(this.shape, this.strides, this.offset);
+    return recorded(this, this.derive(this.shape, this.strides, this.offset), () => ({ kind: 'share' }));
   }
 
   private derive(shape: readonly number[], strides: readonly number[], offset: number): Tensor {
@@ -129,7 +172,9 @@ export class Tensor {
   reshape(shape: readonly number[]): Tensor {
     this.live('reshape');
     const out = resolveReshape(shape, this.size, this.shape);
-    if (isContiguous(this.shape, this.strides)) return this.derive(out, contiguousStrides(out), this.offset);
+    if (isContiguous(this.shape, this.strides)) {
+      return recorded(this, this.derive(out, contiguousStrides(out), this.offset), () => ({ kind: 'reshape', from: this.shape }));
+    }
     // Not expressible as a view: materialise, then view the copy (the result owns it).
     const c = this.contiguous();
     const r = c.reshape(out);
@@ -143,7 +188,7 @@ export class Tensor {
       throw new ShapeError(`permute: ${JSON.stringify(perm)} is not a permutation of the ${this.rank} dims of ${fmtShape(this.shape)}`);
     }
     const p = perm.map((x) => normAxis(x, this.rank, 'permute'));
-    return this.derive(p.map((i) => this.shape[i]!), p.map((i) => this.strides[i]!), this.offset);
+    return recorded(this, this.derive(p.map((i) => this.shape[i]!), p.map((i) => this.strides[i]!), this.offset), () => ({ kind: 'permute', perm: p }));
   }
 
   /** Swaps two axes (default: the last two). */
@@ -160,6 +205,7 @@ export class Tensor {
     if (starts.length > this.rank) throw new ShapeError(`slice: ${starts.length} starts for a tensor of rank ${this.rank}`);
     const shape = [...this.shape];
     let off = this.offset;
+    const from: number[] = [];
     for (let i = 0; i < starts.length; i++) {
       const n = this.shape[i]!;
       const s0 = starts[i]! < 0 ? starts[i]! + n : starts[i]!;
@@ -170,8 +216,9 @@ export class Tensor {
       }
       shape[i] = e0 - s0;
       off += s0 * this.strides[i]!;
+      from.push(s0);
     }
-    return this.derive(shape, this.strides, off);
+    return recorded(this, this.derive(shape, this.strides, off), () => ({ kind: 'slice', starts: from, from: this.shape }));
   }
 
   /** One index range along one axis. */
@@ -190,7 +237,7 @@ export class Tensor {
     if (target.length !== shape.length || target.some((d, i) => d !== shape[i])) {
       throw new ShapeError(`broadcastTo: cannot broadcast ${fmtShape(this.shape)} to ${fmtShape(shape)}`);
     }
-    return this.derive(target, broadcastStrides(this.shape, this.strides, target), this.offset);
+    return recorded(this, this.derive(target, broadcastStrides(this.shape, this.strides, target), this.offset), () => ({ kind: 'broadcast', from: this.shape }));
   }
 
   unsqueeze(axis: number): Tensor {
@@ -199,7 +246,7 @@ export class Tensor {
     const strides = [...this.strides];
     shape.splice(a, 0, 1);
     strides.splice(a, 0, a < this.rank ? this.strides[a]! * this.shape[a]! : 1);
-    return this.derive(shape, strides, this.offset);
+    return recorded(this, this.derive(shape, strides, this.offset), () => ({ kind: 'reshape', from: this.shape }));
   }
 
   squeeze(axis?: number): Tensor {
@@ -209,7 +256,8 @@ export class Tensor {
     for (const i of drop) {
       if (this.shape[i] !== 1) throw new ShapeError(`squeeze: dim ${i} of ${fmtShape(this.shape)} has size ${this.shape[i]}, not 1`);
     }
-    return this.derive(this.shape.filter((_, i) => !drop.includes(i)), this.strides.filter((_, i) => !drop.includes(i)), this.offset);
+    const out = this.derive(this.shape.filter((_, i) => !drop.includes(i)), this.strides.filter((_, i) => !drop.includes(i)), this.offset);
+    return recorded(this, out, () => ({ kind: 'reshape', from: this.shape }));
   }
 
   // ---- copies ----
