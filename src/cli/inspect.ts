@@ -7,6 +7,7 @@ import '../backends/index.js';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { deflateSync } from 'node:zlib';
 import { parseHTML } from 'linkedom';
 import { OP_NAMES } from '../backends/backend.js';
 import { runConformance } from '../conformance/runner.js';
@@ -141,7 +142,7 @@ export async function inspectCommand(o: InspectArgs): Promise<number> {
     if (engine) { report.json.engine = engine; ok = engine.ok; }
     if (o.html || o.figures) {
       const { document } = parseHTML('<!doctype html><html><head></head><body></body></html>');
-      const figs = makeFigures(report, document as unknown as Document);
+      const figs = makeFigures(report, document as unknown as Document, { deflate: (raw) => new Uint8Array(deflateSync(raw, { level: 9 })) });
       if (o.html) {
         mkdirSync(dirname(o.html), { recursive: true });
         writeFileSync(o.html, renderHtml(report, figs, { title: `actlab inspect — ${s.source}` }));

@@ -4,7 +4,7 @@
 // DOM lacks). Attention patterns are PNG images (see png.ts), coloured with Plot's own scale.
 import * as Plot from '@observablehq/plot';
 import type { InspectJson, InspectReport } from './build.js';
-import { base64, encodePng } from './png.js';
+import { base64, encodePng, type Deflate } from './png.js';
 
 type Doc = Document;
 type Row = Record<string, number | string | boolean>;
@@ -99,7 +99,8 @@ export interface Figures {
   attentionGrid: Uint8Array;
 }
 
-export function makeFigures(r: InspectReport, doc: Doc): Figures {
+/** `deflate` compresses the PNGs (the CLI passes node:zlib's; without it they are stored uncompressed). */
+export function makeFigures(r: InspectReport, doc: Doc, o: { deflate?: Deflate } = {}): Figures {
   const j: InspectJson = r.json;
   const massiveRows = j.massive_summary.max_abs.flatMap((dims, layer) => dims.map((v, dim) => ({ layer, dim, v: Math.log10(Math.max(v, 1e-6)) })));
   const massive = heatmap(doc, massiveRows, {
@@ -134,7 +135,7 @@ export function makeFigures(r: InspectReport, doc: Doc): Figures {
     const n = a.size;
     const rgb = new Uint8Array(n * n * 3);
     for (let i = 0; i < n * n; i++) rgb.set(px(a.pattern[i]!), i * 3);
-    return { layer: a.layer, head: a.head, uri: `data:image/png;base64,${base64(encodePng(n, n, rgb))}` };
+    return { layer: a.layer, head: a.head, uri: `data:image/png;base64,${base64(encodePng(n, n, rgb, o.deflate))}` };
   });
   // The grid: each head scaled ×z, 4 white pixels between heads.
   const n = T;
@@ -150,6 +151,6 @@ export function makeFigures(r: InspectReport, doc: Doc): Figures {
       grid.set(px(a.pattern[Math.floor(i / z) * n + Math.floor(k / z)]!), ((a.layer * cell + i) * gw + a.head * cell + k) * 3);
     }
   }
-  const attentionGrid = encodePng(gw, gh, grid);
+  const attentionGrid = encodePng(gw, gh, grid, o.deflate);
   return { massive, sinks, induction, sparsity, residualNorm, lensRanks, voidsPrompt, voidsGeneration, experts, attention, attentionGrid };
 }

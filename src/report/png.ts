@@ -1,4 +1,4 @@
-// A minimal PNG encoder (RGB, 8-bit, deflate "stored" blocks: no compression) for the attention
+// A minimal PNG encoder (RGB, 8-bit; compressed with the caller's deflate, else stored) for the attention
 // pictures. Written by hand because the attention grid has too many cells for SVG (a few heads of
 // a 40-token prompt are tens of thousands of rects) and an image is the right medium; the PNG
 // container is ~40 lines, and a library would bring zlib bindings the browser build cannot use.
@@ -29,10 +29,28 @@ function chunk(type: string, data: Uint8Array): Uint8Array {
   return out;
 }
 
-/** rgb: width*height*3 bytes, row-major. */
-export function encodePng(width: number, height: number, rgb: Uint8Array): Uint8Array {
+/** zlib-format compression (e.g. node:zlib's deflateSync), when the caller has one. */
+export type Deflate = (raw: Uint8Array) => Uint8Array;
+
+/** rgb: width*height*3 bytes, row-major. Without `deflate`, the image data is stored uncompressed. */
+export function encodePng(width: number, height: number, rgb: Uint8Array, deflate?: Deflate): Uint8Array {
   const raw = new Uint8Array(height * (1 + width * 3));
   for (let y = 0; y < height; y++) raw.set(rgb.subarray(y * width * 3, (y + 1) * width * 3), y * (1 + width * 3) + 1);
+  const z = deflate ? deflate(raw) : stored(raw);
+  const ihdr = new Uint8Array(13);
+  const dv = new DataView(ihdr.buffer);
+  dv.setUint32(0, width); dv.setUint32(4, height);
+  ihdr[8] = 8; ihdr[9] = 2;
+  const sig = Uint8Array.from([137, 80, 78, 71, 13, 10, 26, 10]);
+  const parts = [sig, chunk('IHDR', ihdr), chunk('IDAT', z), chunk('IEND', new Uint8Array(0))];
+  const out = new Uint8Array(parts.reduce((s, p) => s + p.length, 0));
+  let k = 0;
+  for (const p of parts) { out.set(p, k); k += p.length; }
+  return out;
+}
+
+/** A zlib stream of "stored" (uncompressed) deflate blocks. */
+function stored(raw: Uint8Array): Uint8Array {
   const blocks = Math.max(1, Math.ceil(raw.length / 65535));
   const z = new Uint8Array(2 + raw.length + blocks * 5 + 4);
   z[0] = 0x78; z[1] = 0x01;
@@ -49,16 +67,7 @@ export function encodePng(width: number, height: number, rgb: Uint8Array): Uint8
   let bsum = 0;
   for (const x of raw) { a = (a + x) % 65521; bsum = (bsum + a) % 65521; }
   new DataView(z.buffer).setUint32(o, ((bsum << 16) | a) >>> 0);
-  const ihdr = new Uint8Array(13);
-  const dv = new DataView(ihdr.buffer);
-  dv.setUint32(0, width); dv.setUint32(4, height);
-  ihdr[8] = 8; ihdr[9] = 2;
-  const sig = Uint8Array.from([137, 80, 78, 71, 13, 10, 26, 10]);
-  const parts = [sig, chunk('IHDR', ihdr), chunk('IDAT', z), chunk('IEND', new Uint8Array(0))];
-  const out = new Uint8Array(parts.reduce((s, p) => s + p.length, 0));
-  let k = 0;
-  for (const p of parts) { out.set(p, k); k += p.length; }
-  return out;
+  return z;
 }
 
 export function base64(bytes: Uint8Array): string {

@@ -43,6 +43,8 @@ export function reportText(r: InspectJson): string {
   const best = [...r.induction].sort((a, b) => b.score - a.score).slice(0, 5);
   line(`induction heads (prefix matching on [BOS] r r, r = ${ind.length} random tokens; Olsson et al. 2022; threshold ${ind.threshold})`);
   line(`  induction heads: ${ind.induction_heads.length ? ind.induction_heads.map((h) => `L${h.layer}H${h.head}`).join(', ') : 'none'}`);
+  const prev = r.induction.filter((h) => h.prev_token >= 0.5).sort((a, b) => b.prev_token - a.prev_token);
+  line(`  previous-token heads (attention to i-1 ≥ 0.5): ${prev.length ? prev.map((h) => `L${h.layer}H${h.head} ${f(h.prev_token, 2)}`).join(', ') : 'none'}`);
   line(`  top scores: ${best.map((h) => `L${h.layer}H${h.head} ${f(h.score, 2)} (copy ${h.copying === null ? '-' : f(h.copying, 2)}, prev ${f(h.prev_token, 2)})`).join('  ')}`);
   if (r.experts) {
     line();
