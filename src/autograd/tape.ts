@@ -215,6 +215,33 @@ function recordView(src: Tensor, out: Tensor, v: ViewKind): void {
   makeNode(v.kind, [src], [out], [], (g) => [g[0] ? viewBackward(v, g[0], src.shape) : null], () => true);
 }
 
+/**
+ * An identity on the tape whose backward calls `fn` with the gradient flowing through `t`; `fn` may
+ * return a replacement of the same shape (which the tape then owns). The result requires grad even
+ * when `t` does not, so that gradients reach it. Returns `t` itself while not recording.
+ */
+export function tap(t: Tensor, fn: (g: Tensor) => Tensor | void, name = 'tap'): Tensor {
+  if (noGradDepth > 0) return t;
+  tracks(t);
+  noGradDepth++;
+  let out: Tensor;
+  try {
+    out = t.share();
+  } finally {
+    noGradDepth--;
+  }
+  makeNode(name, [t], [out], [], ([g]) => {
+    if (!g) return [null];
+    const r = fn(g);
+    if (!r || r === g) return [g.share()];
+    if (!shapesEqual(r.shape, g.shape) || r.dtype !== g.dtype) {
+      throw new Error(`${name}: a backward hook returned ${r.dtype}${fmtShape(r.shape)}; the gradient is ${g.dtype}${fmtShape(g.shape)} and a replacement must keep its shape and dtype`);
+    }
+    return [r];
+  }, () => true);
+  return out;
+}
+
 setOpRecorder(recordOp);
 setViewRecorder(recordView);
 

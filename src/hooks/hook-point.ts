@@ -2,6 +2,7 @@
 // Models call `hooks.at(name, tensor)` where the tensor is made; with no hooks registered this is
 // a property read and a return, so an un-hooked forward pays nothing. What is costly to make
 // (attention patterns, per-head results) is made only when `hooks.wants(name)` says so.
+import { tap } from '../autograd/tape.js';
 import { ShapeError } from '../tensor/errors.js';
 import { fmtShape, shapesEqual } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -19,6 +20,11 @@ export interface HookPoint {
  */
 export type HookFn = (activation: Tensor, hook: HookPoint) => Tensor | void;
 export type HookFilter = string | RegExp | ((name: string) => boolean);
+/**
+ * A backward hook reads the gradient flowing back through an activation (it must not dispose it;
+ * `keep(g.share())` keeps it) or returns a replacement of the same shape and dtype.
+ */
+export type BackwardHookFn = (grad: Tensor, hook: HookPoint) => Tensor | void;
 
 function matcher(f: HookFilter): (name: string) => boolean {
   if (typeof f === 'string') return (n) => n === f;
@@ -30,6 +36,7 @@ function matcher(f: HookFilter): (name: string) => boolean {
 export class Hooks {
   private readonly entries: { match: (name: string) => boolean; fn: HookFn }[] = [];
   private readonly memo = new Map<string, HookFn[]>();
+  private readonly backwardEntries: { match: (name: string) => boolean; fn: BackwardHookFn }[] = [];
   /** Index of the first query position in this call (0 for a prompt; the cache length while generating). */
   position = 0;
 
@@ -43,24 +50,38 @@ export class Hooks {
     return this;
   }
 
+  /**
+   * A hook on the gradient at matching hook points, called during `backward`/`grad` (src/autograd)
+   * with the gradient of the activation; it may return a replacement. The activation is put on the
+   * tape (it requires grad from there on), so forward passes with backward hooks record a tape:
+   * call backward, or free it with `clearTape()`.
+   */
+  addBackward(filter: HookFilter, fn: BackwardHookFn): this {
+    this.backwardEntries.push({ match: matcher(filter), fn });
+    return this;
+  }
+
   /** Hooks of `a` then `b`, in that order (persistent hooks before a call's own). */
   static merge(a: Hooks, b: Hooks): Hooks {
     if (a.empty) return b;
     if (b.empty) return a;
     const h = new Hooks();
     h.entries.push(...a.entries, ...b.entries);
+    h.backwardEntries.push(...a.backwardEntries, ...b.backwardEntries);
     return h;
   }
 
   /** Removes the entries added with `fn` (used by scoped hook contexts). */
-  remove(fn: HookFn): void {
+  remove(fn: HookFn | BackwardHookFn): void {
     const i = this.entries.findIndex((e) => e.fn === fn);
     if (i >= 0) this.entries.splice(i, 1);
+    const j = this.backwardEntries.findIndex((e) => e.fn === fn);
+    if (j >= 0) this.backwardEntries.splice(j, 1);
     this.memo.clear();
   }
 
   get empty(): boolean {
-    return this.entries.length === 0;
+    return this.entries.length === 0 && this.backwardEntries.length === 0;
   }
 
   private fns(name: string): HookFn[] {
@@ -74,7 +95,7 @@ export class Hooks {
 
   /** Whether any hook listens at `name` (models use this to skip optional work). */
   wants(name: string): boolean {
-    return this.entries.length > 0 && this.fns(name).length > 0;
+    return (this.entries.length > 0 && this.fns(name).length > 0) || this.backwardEntries.some((e) => e.match(name));
   }
 
   /**
@@ -82,8 +103,8 @@ export class Hooks {
    * hook replaces it, the original is disposed (the caller gave it to the hook point).
    */
   at(name: string, t: Tensor): Tensor {
-    if (this.entries.length === 0) return t;
-    const fns = this.fns(name);
+    if (this.empty) return t;
+    const fns = this.entries.length ? this.fns(name) : [];
     let cur = t;
     for (const fn of fns) {
       const r = fn(cur, { name, position: this.position });
@@ -94,6 +115,22 @@ export class Hooks {
         if (r.dtype !== cur.dtype) throw new ShapeError(`hook at '${name}' returned dtype ${r.dtype}; the activation is ${cur.dtype}`);
         cur.dispose();
         cur = r;
+      }
+    }
+    const back = this.backwardEntries.filter((e) => e.match(name));
+    if (back.length) {
+      const point = { name, position: this.position };
+      const tapped = tap(cur, (g) => {
+        let gc = g;
+        for (const e of back) {
+          const r = e.fn(gc, point);
+          if (r && r !== gc) gc = r;
+        }
+        return gc;
+      }, `backward hook at '${name}'`);
+      if (tapped !== cur) {
+        cur.dispose();
+        cur = tapped;
       }
     }
     return cur;
