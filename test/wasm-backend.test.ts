@@ -163,6 +163,22 @@ for (const variant of variants) {
   });
 }
 
+describe('wasm gemm with more threads than cores', () => {
+  it('gives the same results with 3 threads, many jobs in a row', async () => {
+    const be = await createWasmBackend({ threads: 3 });
+    try {
+      expect(be.info().threads).toBe(3);
+      for (let i = 0; i < 30; i++) {
+        const c: Case = { M: 1 + (i % 7) * 9, K: 40 + i, N: 50 + 3 * i, transA: i % 2 === 1, transB: i % 3 === 1, batch: i % 5 === 0 ? [3] : [] };
+        const { err, tol } = checkMatmul(be, c, i);
+        expect(err, JSON.stringify(c)).toBeLessThanOrEqual(tol);
+      }
+    } finally {
+      be.dispose();
+    }
+  });
+});
+
 describe('wasm backend: other ops and buffers', () => {
   let be: WasmBackend;
   beforeAll(async () => { be = await createWasmBackend({ threads: 2 }); });

@@ -125,9 +125,9 @@ function workerMain(env: WorkerEnv): void {
     // claim this worker's task of job `gen`; if the caller already took it, or the job is over, skip
     const c = Atomics.load(ctrl, 64 + task);
     if (((c - gen) | 0) >= 0 || Atomics.compareExchange(ctrl, 64 + task, c, gen) !== c) continue;
-    if (Atomics.load(ctrl, 0) !== gen) continue; // job over; the claim is harmless for later jobs
+    // the caller marks tasks outside a job as taken before publishing it, so from here on the job
+    // (its arguments included) lasts until this task reports done
     const nTasks = ctrl[34]!;
-    if (task >= nTasks) continue;
     try {
       if (ctrl[36] === d.index) {
         if (ctrl[37] === 2) env.exit(13);
@@ -268,7 +268,10 @@ export class ThreadPool {
     this.fault = null;
     for (let i = 0; i < args.length; i++) ctrl[ARGS + i] = args[i]!;
     const gen = (Atomics.load(ctrl, GEN) + 1) | 0;
+    // task 0 and tasks outside this job are taken before the job is published, so a successful
+    // claim by a worker means its task belongs to a job that cannot end before the task does
     Atomics.store(ctrl, CLAIMS, gen);
+    for (let t = n; t < this.threads; t++) Atomics.store(ctrl, CLAIMS + t, gen);
     Atomics.store(ctrl, GEN, gen);
     Atomics.notify(ctrl, GEN);
     const failures: string[] = [];
