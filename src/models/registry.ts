@@ -12,6 +12,7 @@ import { Mixtral } from './mixtral.js';
 import type { CausalLM } from './model.js';
 import { GptNeox } from './neox.js';
 import { Qwen2Moe } from './qwen2-moe.js';
+import { ToyTransformer } from './toy.js';
 import { WeightMap } from './weights.js';
 
 type Ctor = new (config: Record<string, unknown>, w: WeightMap, b: Backend) => CausalLM;
@@ -25,6 +26,7 @@ export const ARCHITECTURES: Record<string, Ctor> = {
   gemma: Gemma,
   mixtral: Mixtral,
   qwen2_moe: Qwen2Moe,
+  actlab_toy: ToyTransformer,
 };
 
 const BY_CLASS: Record<string, string> = {

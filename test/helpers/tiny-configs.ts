@@ -11,4 +11,6 @@ export const TINY: Record<string, Record<string, unknown>> = {
   gemma: { ...base, model_type: 'gemma', hidden_size: 32, num_attention_heads: 2, num_key_value_heads: 1, head_dim: 24, num_hidden_layers: 2, intermediate_size: 40 },
   mixtral: { ...base, model_type: 'mixtral', hidden_size: 32, num_attention_heads: 4, num_key_value_heads: 2, num_hidden_layers: 2, intermediate_size: 24, num_local_experts: 4, num_experts_per_tok: 2 },
   qwen2_moe: { ...base, model_type: 'qwen2_moe', hidden_size: 32, num_attention_heads: 4, num_key_value_heads: 2, num_hidden_layers: 2, intermediate_size: 48, moe_intermediate_size: 16, shared_expert_intermediate_size: 24, num_experts: 4, num_experts_per_tok: 2, norm_topk_prob: false },
+  'actlab_toy (attention-only)': { model_type: 'actlab_toy', d_model: 32, n_heads: 4, n_layers: 2, d_mlp: 0, d_vocab: 61, n_ctx: 64 },
+  'actlab_toy (MLP, LayerNorm)': { model_type: 'actlab_toy', d_model: 32, n_heads: 2, d_head: 8, n_layers: 2, d_mlp: 64, d_vocab: 61, n_ctx: 64, normalization: 'LN', act_fn: 'gelu' },
 };
