@@ -17,11 +17,12 @@
  * MR×NR: micro-kernel rows × columns (NR / 4 vectors). KC: depth of a packed slice. NC: width of a
  * packed block of B (a multiple of NR). GEMV_M: at most this many rows with row-major B take the
  * unpacked row kernel. UNROLL: k-steps per micro-kernel iteration (2 makes TurboFan spill).
- * GEMV_ROWS: rows of B the row kernel streams together.
+ * GEMV_ROWS: rows of B the row kernel streams together, GEMV_UNROLL vectors of each per iteration
+ * (immediate offsets keep address arithmetic off the front end).
  */
 export const CONFIGS = {
-  relaxed: { MR: 3, NR: 12, KC: 256, NC: 504, GEMV_M: 2, UNROLL: 1, GEMV_ROWS: 4 },
-  plain: { MR: 2, NR: 16, KC: 256, NC: 512, GEMV_M: 2, UNROLL: 1, GEMV_ROWS: 4 },
+  relaxed: { MR: 3, NR: 12, KC: 256, NC: 504, GEMV_M: 2, UNROLL: 1, GEMV_ROWS: 2, GEMV_UNROLL: 16 },
+  plain: { MR: 2, NR: 16, KC: 256, NC: 512, GEMV_M: 2, UNROLL: 1, GEMV_ROWS: 2, GEMV_UNROLL: 16 },
 };
 
 /** Parameter block, i32 fields at these byte offsets. */
@@ -250,7 +251,7 @@ function packA() {
 // Streams B: GEMV_ROWS rows of B at a time are read front to back (sequential streams the
 // prefetchers follow) and added into c, which stays in L1; then single rows; scalar column tail.
 function gemvRow(madd) {
-  const { GEMV_ROWS: R } = cfg;
+  const { GEMV_ROWS: R, GEMV_UNROLL: U } = cfg;
   const group = (r, label) => {
     const s = [];
     const rows = Array.from({ length: r }, (_, j) => j);
@@ -260,7 +261,19 @@ function gemvRow(madd) {
       s.push(`      ${set(`r${j}`, j === 0 ? g('pb') : add(g(`r${j - 1}`), g('stepB')))}`);
       s.push(`      ${set(`x${j}`, `(v128.load32_splat ${j === 0 ? g('pa') : add(g('pa'), mul(g('stepA'), i32(j)))})`)}`);
     }
-    s.push(`      ${set('p', i32(0))}`);
+    // wide part: U vectors per row per iteration, addressed by immediate offsets
+    s.push(`      ${set('p', i32(0))} ${set('cq', g('c'))}`);
+    for (const j of rows) s.push(`      ${set(`q${j}`, g(`r${j}`))}`);
+    s.push(`      (block $${label}_wd (loop $${label}_wl`);
+    s.push(`        (br_if $${label}_wd (i32.gt_u (i32.add ${g('p')} ${i32(16 * U)}) ${g('n4')}))`);
+    for (let u = 0; u < U; u++) {
+      let yu = `(v128.load offset=${16 * u} ${g('cq')})`;
+      for (const j of rows) yu = madd(g(`x${j}`), `(v128.load offset=${16 * u} ${g(`q${j}`)})`, yu);
+      s.push(`        (v128.store offset=${16 * u} ${g('cq')} ${yu})`);
+    }
+    for (const j of rows) s.push(`        ${set(`q${j}`, add(g(`q${j}`), i32(16 * U)))}`);
+    s.push(`        ${set('cq', add(g('cq'), i32(16 * U)))} ${set('p', add(g('p'), i32(16 * U)))}`);
+    s.push(`        (br $${label}_wl)))`);
     s.push(`      (block $${label}_vd (loop $${label}_vl`);
     s.push(`        (br_if $${label}_vd (i32.ge_u ${g('p')} ${g('n4')}))`);
     let y = `(v128.load (i32.add ${g('c')} ${g('p')}))`;
@@ -280,7 +293,8 @@ function gemvRow(madd) {
     return s.join('\n');
   };
   const locals = [];
-  for (let j = 0; j < R; j++) locals.push(`(local $x${j} v128) (local $r${j} i32)`);
+  for (let j = 0; j < R; j++) locals.push(`(local $x${j} v128) (local $r${j} i32) (local $q${j} i32)`);
+  locals.push('(local $cq i32)');
   return `
   (func $gemv_row (param $a i32) (param $sak i32) (param $b i32) (param $sbk i32) (param $c i32) (param $n i32) (param $K i32)
     ${locals.join(' ')} (local $k i32) (local $p i32) (local $pa i32) (local $pb i32)
