@@ -46,5 +46,8 @@ export { KVCache } from './models/layers/kv-cache.js';
 export { generate, type GenerateOptions, type GenerateResult } from './models/generate.js';
 export { Hooks, type HookFn, type HookFilter, type HookPoint, type BackwardHookFn } from './hooks/hook-point.js';
 export { gradAt, type GradAtResult } from './hooks/grad.js';
+
+// Training.
+export * from './train/index.js';
 export { runWithCache, runWithHooks, type RunWithCacheOptions } from './hooks/run.js';
 export { ActivationCache } from './hooks/cache.js';

@@ -9,6 +9,7 @@ import { fmtShape } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { Backend } from '../backends/backend.js';
 import type { KVCache } from './layers/kv-cache.js';
+import { WeightMap } from './weights.js';
 
 /** What every architecture reports about itself. */
 export interface ModelDims {
@@ -105,6 +106,23 @@ export abstract class CausalLM {
   /** Final norm and unembedding of any residual state [batch, pos, d_model] (the logit lens), without hooks. */
   logitsFromResidual(x: Tensor): Tensor {
     return tidy(() => this.unembed(x, { hooks: NO_HOOKS } as ForwardContext));
+  }
+
+  /**
+   * The trainable tensors by their checkpoint (HF) names: the model's WeightMap. Tied weights
+   * appear once. The model reads these very tensors, so updating them in place trains it.
+   */
+  parameters(): Map<string, Tensor> {
+    // Every architecture keeps its WeightMap as a field (the constructor's `w` / `weights`).
+    for (const v of Object.values(this)) if (v instanceof WeightMap) return v.entries();
+    throw new Error(`${this.dims.arch}: this model keeps no WeightMap, so it has no parameters to list`);
+  }
+
+  /** The checkpoint's config (config.json), as the architecture was built from it. */
+  get hfConfig(): Record<string, unknown> {
+    const c = (this as unknown as { config?: Record<string, unknown> }).config;
+    if (!c) throw new Error(`${this.dims.arch}: this model does not keep its config`);
+    return c;
   }
 
   /** The hook points with their sizes filled in where the model fixes them. */

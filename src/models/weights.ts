@@ -30,6 +30,11 @@ export class WeightMap {
     return this.tensors.has(name) ? this.get(name, shape) : undefined;
   }
 
+  /** Every tensor by checkpoint name (the model's parameters, for training). */
+  entries(): Map<string, Tensor> {
+    return new Map(this.names().map((n) => [n, this.get(n)]));
+  }
+
   /** Total bytes of the loaded tensors. */
   bytes(): number {
     let n = 0;

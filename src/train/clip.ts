@@ -1,0 +1,44 @@
+// Gradient clipping by global norm (PyTorch's clip_grad_norm_), and the per-tensor norms the
+// trainer also uses to find non-finite gradients.
+import { mul, square } from '../ops/elementwise.js';
+import { sum } from '../ops/reduce.js';
+import { tidy } from '../tensor/engine.js';
+import type { Tensor } from '../tensor/tensor.js';
+
+/** ‖g‖₂ of each tensor, in float64 on the host (NaN/Inf when a gradient holds them). */
+export function gradNorms(grads: ReadonlyMap<string, Tensor>): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const [name, g] of grads) {
+    out.set(name, g.size === 0 ? 0 : Math.sqrt(tidy(() => sum(square(g.reshape([-1])), 0).item())));
+  }
+  return out;
+}
+
+/** The global norm sqrt(Σ ‖g‖²) of per-tensor norms. */
+export function globalNorm(norms: Iterable<number>): number {
+  let s = 0;
+  for (const n of norms) s += n * n;
+  return Math.sqrt(s);
+}
+
+/** The factor PyTorch scales gradients by: min(1, maxNorm / (norm + 1e-6)). */
+export function clipFactor(norm: number, maxNorm: number): number {
+  if (!(maxNorm > 0)) return 1;
+  return Math.min(1, maxNorm / (norm + 1e-6));
+}
+
+/**
+ * Scales `grads` so their global norm is at most `maxNorm`; returns the norm before clipping and
+ * the scaled gradients (new tensors; the inputs are disposed when scaled).
+ */
+export function clipGradNorm(grads: Map<string, Tensor>, maxNorm: number): { norm: number; grads: Map<string, Tensor> } {
+  const norm = globalNorm(gradNorms(grads).values());
+  const f = clipFactor(norm, maxNorm);
+  if (f === 1) return { norm, grads };
+  const out = new Map<string, Tensor>();
+  for (const [k, g] of grads) {
+    out.set(k, mul(g, f));
+    g.dispose();
+  }
+  return { norm, grads: out };
+}

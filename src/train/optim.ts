@@ -1,0 +1,165 @@
+// Optimizers over a model's parameters, updated in place (the model reads these very tensors):
+// SGD with momentum (PyTorch's SGD) and AdamW with decoupled weight decay (PyTorch's AdamW:
+// decay p ← p(1 - lr·wd), bias-corrected moments, eps added outside the square root).
+// Parameters are split into named groups (by default 'decay' for matrices, 'no_decay' for
+// biases and norm weights); a group sets the weight decay. Updates run without recording.
+import { noGrad } from '../autograd/tape.js';
+import { zeros } from '../ops/creation.js';
+import { add, div, mul, sqrt, square, sub } from '../ops/elementwise.js';
+import { assign } from '../ops/layout.js';
+import { keep, tidy } from '../tensor/engine.js';
+import type { Tensor } from '../tensor/tensor.js';
+
+export interface ParamGroup {
+  name: string;
+  /** Parameter names in this group. */
+  params: string[];
+  weightDecay: number;
+}
+
+/** 'decay' (rank >= 2: matrices, embeddings) and 'no_decay' (biases, norm weights), as nanoGPT does. */
+export function defaultGroups(params: ReadonlyMap<string, Tensor>, weightDecay: number): ParamGroup[] {
+  const decay: string[] = [];
+  const rest: string[] = [];
+  for (const [n, t] of params) (t.rank >= 2 ? decay : rest).push(n);
+  return [{ name: 'decay', params: decay, weightDecay }, { name: 'no_decay', params: rest, weightDecay: 0 }].filter((g) => g.params.length > 0);
+}
+
+export interface OptimizerState {
+  tensors: Map<string, Tensor>;
+  meta: Record<string, string>;
+}
+
+export abstract class Optimizer {
+  abstract readonly kind: string;
+  /** Updates taken so far. */
+  step = 0;
+  protected readonly group = new Map<string, ParamGroup>();
+  protected readonly slots = new Map<string, Tensor>();
+
+  constructor(readonly params: ReadonlyMap<string, Tensor>, readonly groups: ParamGroup[]) {
+    for (const g of groups) for (const n of g.params) {
+      if (!params.has(n)) throw new Error(`optimizer: group '${g.name}' names '${n}', which is not a parameter`);
+      this.group.set(n, g);
+    }
+    for (const n of params.keys()) if (!this.group.has(n)) throw new Error(`optimizer: parameter '${n}' is in no group`);
+  }
+
+  /** The group a parameter belongs to. */
+  groupOf(name: string): string {
+    return this.group.get(name)!.name;
+  }
+
+  /**
+   * One update with learning rate `lr` from `grads` (by parameter name; a missing gradient skips
+   * that parameter), each multiplied by `gradScale` first (gradient clipping).
+   */
+  update(grads: ReadonlyMap<string, Tensor>, lr: number, gradScale = 1): void {
+    this.step++;
+    noGrad(() => {
+      for (const [name, p] of this.params) {
+        const g = grads.get(name);
+        if (!g) continue;
+        tidy(() => {
+          const gs = gradScale === 1 ? g : mul(g, gradScale);
+          const next = this.updateOne(name, p, gs, lr, this.group.get(name)!.weightDecay);
+          assign(p, next);
+        });
+      }
+    });
+  }
+
+  /** The new value of `p` (a new tensor); may replace its slots (keep them). */
+  protected abstract updateOne(name: string, p: Tensor, g: Tensor, lr: number, wd: number): Tensor;
+
+  protected slot(key: string, like: Tensor): Tensor {
+    let s = this.slots.get(key);
+    if (!s) {
+      s = keep(zeros(like.shape, like.dtype, { backend: like.backend }));
+      this.slots.set(key, s);
+    }
+    return s;
+  }
+
+  protected setSlot(key: string, t: Tensor): void {
+    const old = this.slots.get(key);
+    this.slots.set(key, keep(t));
+    if (old && old !== t) old.dispose();
+  }
+
+  /** Moments / buffers by name, and the scalars (for checkpoints). The tensors stay owned by the optimizer. */
+  state(): OptimizerState {
+    return { tensors: new Map(this.slots), meta: { kind: this.kind, step: String(this.step) } };
+  }
+
+  /** Restores `state()` (the tensors are taken over). */
+  loadState(s: OptimizerState): void {
+    if (s.meta.kind !== this.kind) throw new Error(`optimizer: the checkpoint holds ${s.meta.kind} state, this run uses ${this.kind}`);
+    for (const t of this.slots.values()) t.dispose();
+    this.slots.clear();
+    for (const [k, t] of s.tensors) this.slots.set(k, keep(t));
+    this.step = Number(s.meta.step);
+  }
+
+  dispose(): void {
+    for (const t of this.slots.values()) t.dispose();
+    this.slots.clear();
+  }
+}
+
+export interface AdamWOptions {
+  betas?: [number, number];
+  eps?: number;
+}
+
+export class AdamW extends Optimizer {
+  readonly kind = 'adamw';
+  readonly beta1: number;
+  readonly beta2: number;
+  readonly eps: number;
+
+  constructor(params: ReadonlyMap<string, Tensor>, groups: ParamGroup[], o: AdamWOptions = {}) {
+    super(params, groups);
+    [this.beta1, this.beta2] = o.betas ?? [0.9, 0.999];
+    this.eps = o.eps ?? 1e-8;
+  }
+
+  protected updateOne(name: string, p: Tensor, g: Tensor, lr: number, wd: number): Tensor {
+    const { beta1: b1, beta2: b2, eps, step: t } = this;
+    const decayed = wd ? mul(p, 1 - lr * wd) : p;
+    const m = add(mul(this.slot(`exp_avg.${name}`, p), b1), mul(g, 1 - b1));
+    const v = add(mul(this.slot(`exp_avg_sq.${name}`, p), b2), mul(square(g), 1 - b2));
+    this.setSlot(`exp_avg.${name}`, m);
+    this.setSlot(`exp_avg_sq.${name}`, v);
+    const bc1 = 1 - b1 ** t;
+    const bc2 = 1 - b2 ** t;
+    const denom = add(div(sqrt(v), Math.sqrt(bc2)), eps);
+    return sub(decayed, mul(div(m, denom), lr / bc1));
+  }
+}
+
+export interface SgdOptions {
+  momentum?: number;
+  dampening?: number;
+  nesterov?: boolean;
+}
+
+/** PyTorch's SGD: weight decay added to the gradient (coupled), then momentum. */
+export class Sgd extends Optimizer {
+  readonly kind = 'sgd';
+  constructor(params: ReadonlyMap<string, Tensor>, groups: ParamGroup[], readonly o: SgdOptions = {}) {
+    super(params, groups);
+  }
+
+  protected updateOne(name: string, p: Tensor, g: Tensor, lr: number, wd: number): Tensor {
+    const mom = this.o.momentum ?? 0;
+    let d = wd ? add(g, mul(p, wd)) : g;
+    if (mom) {
+      const key = `momentum_buffer.${name}`;
+      const buf = this.step === 1 || !this.slots.has(key) ? d.contiguous() : add(mul(this.slots.get(key)!, mom), mul(d, 1 - (this.o.dampening ?? 0)));
+      this.setSlot(key, buf);
+      d = this.o.nesterov ? add(d, mul(buf, mom)) : buf;
+    }
+    return sub(p, mul(d, lr));
+  }
+}

@@ -1,0 +1,220 @@
+// The training loop for causal language models: seeded shuffled data order, gradient
+// accumulation, warmup + cosine schedule, global-norm clipping, SGD or AdamW, a NaN/Inf check of
+// the loss and of every gradient (training stops naming the step, the parameter and its group,
+// and the last good checkpoint stays as it was), HF-layout checkpoints every N steps that resume
+// exactly, and a JSON-lines log (step, loss, lr, grad_norm, tokens, ms) written through the
+// platform's store. Progress is reported through `onStep`; drawing a bar is the CLI's job.
+// Not for: distributed or mixed-precision training.
+import { clearTape, grad, noGrad, tapeMark } from '../autograd/tape.js';
+import { Rng, tensor } from '../ops/creation.js';
+import { add, mul, square } from '../ops/elementwise.js';
+import { sum } from '../ops/reduce.js';
+import { getPlatform } from '../io/platform.js';
+import type { FileStore, WriteSink } from '../io/file-store.js';
+import { keep, tidy } from '../tensor/engine.js';
+import type { Tensor } from '../tensor/tensor.js';
+import type { CausalLM } from '../models/model.js';
+import { clipFactor, globalNorm, gradNorms } from './clip.js';
+import { latestCheckpoint, loadCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.js';
+import { crossEntropy } from './loss.js';
+import { AdamW, defaultGroups, Sgd, type Optimizer } from './optim.js';
+import { warmupCosine } from './schedule.js';
+
+export interface TrainOptions {
+  /** Updates to reach (a resumed run continues up to this count). */
+  steps: number;
+  /** Sequences per micro-batch. */
+  batchSize: number;
+  /** Micro-batches per update (the loss of each is divided by this). */
+  gradAccum?: number;
+  lr: number;
+  minLr?: number;
+  warmupSteps?: number;
+  optimizer?: 'adamw' | 'sgd';
+  betas?: [number, number];
+  eps?: number;
+  weightDecay?: number;
+  momentum?: number;
+  /** Maximum global gradient norm; 0 or absent: no clipping. */
+  clip?: number;
+  /** Seed of the data order (a fresh permutation each epoch). */
+  seed?: number;
+  /** Save a checkpoint every this many steps (and after the last). 0: only after the last. */
+  checkpointEvery?: number;
+  /** Folder for checkpoints and the log; none: nothing is written. */
+  outDir?: string;
+  /** Where files go (default: the platform's store). */
+  store?: FileStore;
+  /** The log's path (default `<outDir>/train_log.jsonl`). */
+  logFile?: string;
+  /** Return (after a checkpoint) once this many updates are done, though the schedule runs to `steps`: a run split in parts. */
+  untilStep?: number;
+  /** Continue from the newest checkpoint in outDir (true), or from this folder. */
+  resume?: boolean | string;
+  /** Model config written to config.json (default: the model's own). */
+  config?: Record<string, unknown>;
+  /** Called after each update. */
+  onStep?: (s: StepInfo) => void;
+}
+
+export interface StepInfo {
+  /** Updates taken, including this one. */
+  step: number;
+  steps: number;
+  loss: number;
+  lr: number;
+  gradNorm: number;
+  tokens: number;
+  ms: number;
+}
+
+export interface TrainResult {
+  step: number;
+  loss: number;
+  /** Folder of the last checkpoint written (or resumed from). */
+  checkpoint: string | null;
+}
+
+/** Training stopped on a non-finite loss or gradient; nothing of the bad step was applied or saved. */
+export class TrainingStoppedError extends Error {
+  constructor(readonly step: number, readonly group: string, readonly param: string, readonly lastCheckpoint: string | null, detail: string) {
+    super(`training stopped at step ${step}: ${detail} (parameter group '${group}', parameter '${param}'); ${lastCheckpoint ? `the last good checkpoint is ${lastCheckpoint}` : 'no checkpoint was written yet'}`);
+    this.name = 'TrainingStoppedError';
+  }
+}
+
+/** The order of `n` examples in `epoch` (Fisher-Yates with a seed derived from both). */
+export function epochOrder(n: number, seed: number, epoch: number): Int32Array {
+  const rng = new Rng((seed * 1000003 + epoch * 7919) >>> 0);
+  const p = Int32Array.from({ length: n }, (_, i) => i);
+  for (let i = n - 1; i > 0; i--) {
+    const j = rng.int(i + 1);
+    [p[i], p[j]] = [p[j]!, p[i]!];
+  }
+  return p;
+}
+
+/**
+ * Trains `model` in place on `data`, sequences of token ids that all have one length T + 1 (input
+ * = the first T, target = the last T). Returns after `steps` updates.
+ */
+export async function train(model: CausalLM, data: readonly ArrayLike<number>[], o: TrainOptions): Promise<TrainResult> {
+  if (data.length === 0) throw new Error('train: no data');
+  const len = data[0]!.length;
+  if (len < 2 || data.some((d) => d.length !== len)) throw new Error(`train: every sequence must have the same length >= 2 (got ${data[0]!.length} and others)`);
+  const T = len - 1;
+  const accum = o.gradAccum ?? 1;
+  const seed = o.seed ?? 0;
+  const params = model.parameters();
+  for (const [n, p] of params) if (p.dtype !== 'f32') throw new Error(`train: parameter '${n}' is ${p.dtype}; training needs f32 parameters`);
+  const groups = defaultGroups(params, o.weightDecay ?? (o.optimizer === 'sgd' ? 0 : 0.01));
+  const opt: Optimizer = o.optimizer === 'sgd'
+    ? new Sgd(params, groups, { momentum: o.momentum ?? 0.9 })
+    : new AdamW(params, groups, { betas: o.betas, eps: o.eps });
+  const schedule = warmupCosine({ lr: o.lr, minLr: o.minLr ?? 0, warmupSteps: o.warmupSteps ?? 0, totalSteps: o.steps });
+  const config = o.config ?? model.hfConfig;
+  const store = o.outDir ? o.store ?? (await getPlatform()).store : null;
+  const run = { seed, batch_size: o.batchSize, grad_accum: accum, examples: data.length, seq_len: T, optimizer: opt.kind };
+
+  let step = 0;
+  let position = 0;
+  let lastCkpt: string | null = null;
+  if (o.resume && store && o.outDir) {
+    const dir = typeof o.resume === 'string' ? o.resume : await latestCheckpoint(store, o.outDir);
+    if (dir) {
+      const st = await loadCheckpoint(store, dir, params, config, opt, run);
+      step = st.global_step;
+      position = st.data_position;
+      lastCkpt = dir;
+    }
+  }
+
+  let log: WriteSink | null = null;
+  if (store && o.outDir) log = await store.openAppend(o.logFile ?? store.join(o.outDir, 'train_log.jsonl'));
+  const order = new Map<number, Int32Array>();
+  const example = (k: number): ArrayLike<number> => {
+    const epoch = Math.floor(k / data.length);
+    let p = order.get(epoch);
+    if (!p) {
+      order.clear();
+      p = epochOrder(data.length, seed, epoch);
+      order.set(epoch, p);
+    }
+    return data[p[k % data.length]!]!;
+  };
+  const backend = params.values().next().value!.backend;
+  const list = [...params];
+  const saved = list.map(([, p]) => p.requiresGrad);
+  for (const [, p] of list) p.requireGrad(true);
+  let loss = NaN;
+  const save = async (): Promise<void> => {
+    if (!store || !o.outDir) return;
+    const dir = store.join(o.outDir, `checkpoint-${step}`);
+    const state: TrainerState = { global_step: step, data_position: position, epoch: Math.floor(position / data.length), run };
+    await saveCheckpoint(store, dir, params, config, opt, state);
+    lastCkpt = dir;
+  };
+  const stop = (detail: string, grads: Map<string, number> | null): never => {
+    // Name the first parameter holding non-finite values, else the first with a non-finite gradient.
+    const bad = list.find(([, p]) => !Number.isFinite(noGrad(() => tidy(() => sum(square(p.reshape([-1])), 0).item()))))?.[0]
+      ?? (grads ? [...grads].find(([, v]) => !Number.isFinite(v))?.[0] : undefined) ?? list[0]![0];
+    const what = grads?.has(bad) && !Number.isFinite(grads.get(bad)!) ? `${detail}; its gradient norm is ${grads.get(bad)}` : detail;
+    throw new TrainingStoppedError(step + 1, opt.groupOf(bad), bad, lastCkpt, what);
+  };
+  try {
+    const end = Math.min(o.steps, o.untilStep ?? o.steps);
+    while (step < end) {
+      const t0 = performance.now();
+      const lr = schedule(step);
+      const acc = new Map<string, Tensor>();
+      let lossSum = 0;
+      try {
+        for (let a = 0; a < accum; a++) {
+          const ids = new Int32Array(o.batchSize * T);
+          const tgt = new Int32Array(o.batchSize * T);
+          for (let b = 0; b < o.batchSize; b++) {
+            const ex = example(position++);
+            for (let j = 0; j < T; j++) { ids[b * T + j] = ex[j]!; tgt[b * T + j] = ex[j + 1]!; }
+          }
+          const mark = tapeMark();
+          try {
+            tidy(() => {
+              const logits = model.forward(tensor(ids, [o.batchSize, T], 'i32', { backend }));
+              const l = crossEntropy(logits, tensor(tgt, [o.batchSize, T], 'i32', { backend }));
+              lossSum += l.item();
+              const gs = grad(accum === 1 ? l : mul(l, 1 / accum), list.map(([, p]) => p));
+              list.forEach(([n], i) => {
+                const prev = acc.get(n);
+                acc.set(n, keep(prev ? add(prev, gs[i]!) : gs[i]!));
+                prev?.dispose();
+              });
+            });
+          } finally {
+            clearTape(mark - 1);
+          }
+        }
+        loss = lossSum / accum;
+        const norms = gradNorms(acc);
+        if (!Number.isFinite(loss)) stop(`the loss is ${loss}`, norms);
+        const badGrad = [...norms].find(([, v]) => !Number.isFinite(v));
+        if (badGrad) stop(`the gradient of '${badGrad[0]}' is not finite (norm ${badGrad[1]})`, norms);
+        const norm = globalNorm(norms.values());
+        opt.update(acc, lr, clipFactor(norm, o.clip ?? 0));
+        step++;
+        const ms = performance.now() - t0;
+        const line = { step, loss, lr, grad_norm: norm, tokens: o.batchSize * T * accum, ms: Math.round(ms * 10) / 10 };
+        if (log) await log.write(new TextEncoder().encode(JSON.stringify(line) + '\n'));
+        o.onStep?.({ step, steps: o.steps, loss, lr, gradNorm: norm, tokens: line.tokens, ms });
+      } finally {
+        for (const g of acc.values()) g.dispose();
+      }
+      if (o.checkpointEvery && step % o.checkpointEvery === 0 && step < end) await save();
+    }
+    if (lastCkpt !== (store && o.outDir ? store.join(o.outDir, `checkpoint-${step}`) : null)) await save();
+    return { step, loss, checkpoint: lastCkpt };
+  } finally {
+    list.forEach(([, p], i) => p.requireGrad(saved[i]));
+    opt.dispose();
+    await log?.close();
+  }
+}
