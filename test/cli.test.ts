@@ -57,6 +57,16 @@ describe('actlab CLI', () => {
     await f.close();
   });
 
+  it('patch --compare --json gives both maps and their correlation', async () => {
+    const r = await capture(['patch', '--model', `${FIX}gpt2`, '--clean-ids', '5,17,3,9,22,8', '--corrupt-ids', '5,17,3,30,22,8', '--answer', '12', '--wrong', '13', '--compare', '--json', '--backend', 'js']);
+    expect(r.code, r.err).toBe(0);
+    const j = JSON.parse(r.out.trim());
+    expect(j.activation.effects).toHaveLength(3);
+    expect(j.activation.effects[0].slice(0, 3)).toEqual([0, 0, 0]);
+    expect(Math.abs(j.activation.effects[0][3])).toBeGreaterThan(1e-3);
+    expect(j.correlation).toBeGreaterThan(0.5);
+  });
+
   it('bad input: unknown hook pattern, out-of-range ids, missing model, each a clear error and exit 1', async () => {
     let r = await capture(['run', '--model', `${FIX}gpt2`, '--ids', '1,2', '--hooks', 'blocks.*.hook_resid_pree', '--save', '/tmp/x.safetensors', '--backend', 'js']);
     expect(r.code).toBe(1);

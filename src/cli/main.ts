@@ -5,6 +5,7 @@ import { cacheCommand } from './cache.js';
 import { generateCommand } from './generate.js';
 import { hooksCommand } from './hooks.js';
 import { inspectCommand } from './inspect.js';
+import { patchCommand } from './patch.js';
 import { runCommand } from './run.js';
 import { testOpsCommand } from './test-ops.js';
 
@@ -94,6 +95,18 @@ export async function run(argv: string[]): Promise<number> {
     .requiredOption('--save <file>', 'output .safetensors')
     .option('--json', 'print a JSON summary')
     .action(async (o) => { code = await runCommand(o); });
+  modelOptions(program.command('patch').description('Activation or attribution patching between a clean and a corrupted prompt (metric: logit difference at the last position)'))
+    .option('--clean <text>', 'clean prompt')
+    .option('--corrupt <text>', 'corrupted prompt (same length in tokens)')
+    .option('--clean-ids <list>', 'clean token ids')
+    .option('--corrupt-ids <list>', 'corrupted token ids')
+    .requiredOption('--answer <token>', 'the correct next token (text or id)')
+    .requiredOption('--wrong <token>', 'the competing token (text or id)')
+    .option('--method <m>', 'activation or attribution', 'attribution')
+    .option('--site <s>', 'resid, heads or neurons', 'resid')
+    .option('--compare', 'run both methods and print their correlation')
+    .option('--json', 'print one JSON object')
+    .action(async (o) => { code = await patchCommand(o); });
   modelOptions(program.command('cache').description('Stream activations over a corpus into a resumable activation store'))
     .requiredOption('--corpus <file>', '.txt or .jsonl')
     .requiredOption('--hooks <patterns>', 'comma-separated globs over hook names')

@@ -1,0 +1,154 @@
+// Activation patching and attribution patching (Nanda 2023, "Attribution Patching: Activation
+// Patching At Industrial Scale"; Syed et al. 2023). Both measure how much each site matters to a
+// metric when the clean run's activation there is replaced by the corrupted run's:
+//   activation patching: metric(clean run with a_corrupt patched in at the site) − metric(clean)
+//   attribution patching: (a_corrupt − a_clean) · ∂metric/∂a, evaluated at the clean run
+// over residual positions (blocks.{l}.hook_resid_pre × pos), attention heads (attn.hook_z per
+// head, all positions) and MLP neurons (mlp.hook_post per neuron, all positions).
+import { gradAt } from '../hooks/grad.js';
+import { Hooks } from '../hooks/hook-point.js';
+import { runWithCache } from '../hooks/run.js';
+import { mul, sub, where } from '../ops/elementwise.js';
+import { tensor } from '../ops/creation.js';
+import { sum } from '../ops/reduce.js';
+import type { CausalLM } from '../models/model.js';
+import { ShapeError } from '../tensor/errors.js';
+import { tidy } from '../tensor/engine.js';
+import type { Tensor } from '../tensor/tensor.js';
+
+export type PatchSite = 'resid' | 'heads' | 'neurons';
+
+export interface PatchingResult {
+  site: PatchSite;
+  /** Rows are layers; columns are positions (resid), heads or neurons. */
+  effects: Float32Array[];
+  labels: { rows: string[]; cols: string[] };
+  cleanMetric: number;
+  corruptMetric: number;
+}
+
+/** The hook point whose activation a site patches, and the axis (in [batch, pos, ...]) that selects the unit. */
+function siteHook(site: PatchSite, layer: number): { name: string; unitAxis: number | null } {
+  switch (site) {
+    case 'resid': return { name: `blocks.${layer}.hook_resid_pre`, unitAxis: 1 };
+    case 'heads': return { name: `blocks.${layer}.attn.hook_z`, unitAxis: 2 };
+    case 'neurons': return { name: `blocks.${layer}.mlp.hook_post`, unitAxis: 2 };
+  }
+}
+
+function units(model: CausalLM, site: PatchSite, pos: number): number {
+  return site === 'resid' ? pos : site === 'heads' ? model.dims.nHeads : model.dims.dMlp;
+}
+
+function checkPair(clean: Tensor, corrupt: Tensor): void {
+  if (clean.dtype !== 'i32' || corrupt.dtype !== 'i32' || clean.rank !== 2 || clean.shape.join() !== corrupt.shape.join() || clean.shape[0] !== 1) {
+    throw new ShapeError(`patching: clean and corrupted inputs must both be i32[1, pos] of one length, got ${clean.dtype}[${clean.shape}] and ${corrupt.dtype}[${corrupt.shape}]`);
+  }
+}
+
+/** u8 mask over `shape` selecting index `u` along `axis` (all other indices). */
+function unitMask(shape: readonly number[], axis: number, u: number, like: Tensor): Tensor {
+  const bshape = shape.map((d, i) => (i === axis ? d : 1));
+  const m = new Uint8Array(shape[axis]!);
+  m[u] = 1;
+  return tensor(m, bshape, 'u8', { backend: like.backend });
+}
+
+/**
+ * Activation patching: for every layer and unit, the clean run with that unit's activation
+ * replaced by the corrupted run's; effect = metric(patched) − metric(clean). Each patched run
+ * starts at the patched layer from the cached clean residual. `layers` and `unitsFilter` restrict
+ * the sweep (a full neuron sweep costs layers × d_mlp forward passes).
+ */
+export function activationPatching(
+  model: CausalLM, clean: Tensor, corrupt: Tensor, metric: (logits: Tensor) => Tensor, site: PatchSite,
+  o: { layers?: number[]; units?: (layer: number) => number[] } = {},
+): PatchingResult {
+  checkPair(clean, corrupt);
+  const L = model.dims.nLayers;
+  const layers = o.layers ?? [...Array(L).keys()];
+  const names = layers.flatMap((l) => [siteHook(site, l).name, `blocks.${l}.hook_resid_pre`]);
+  const c = runWithCache(model, clean, { names: [...new Set(names)] });
+  const k = runWithCache(model, corrupt, { names: layers.map((l) => siteHook(site, l).name) });
+  const score = (logits: Tensor) => tidy(() => metric(logits).item());
+  try {
+    const cleanMetric = score(c.logits);
+    const corruptMetric = score(k.logits);
+    const pos = clean.shape[1]!;
+    const effects = layers.map((l) => {
+      const { name, unitAxis } = siteHook(site, l);
+      const a = k.cache.get(name);
+      const resid = c.cache.get(`blocks.${l}.hook_resid_pre`);
+      const list = o.units?.(l) ?? [...Array(units(model, site, pos)).keys()];
+      const out = new Float32Array(units(model, site, pos)).fill(NaN);
+      for (const u of list) {
+        out[u] = tidy(() => {
+          const mask = unitMask(a.shape, unitAxis!, u, a);
+          const patch = (t: Tensor) => where(mask, a, t);
+          const hooks = new Hooks([[name, patch]]);
+          // Start at the patched block from the cached clean residual (block 0 starts from the ids).
+          const logits = l === 0 ? model.forward(clean, { hooks }) : model.forward(resid, { startAtLayer: l, hooks });
+          return score(logits) - cleanMetric;
+        });
+      }
+      return out;
+    });
+    return { site, effects, labels: labelsFor(model, site, layers, pos), cleanMetric, corruptMetric };
+  } finally {
+    for (const r of [c, k]) { r.logits.dispose(); r.cache.dispose(); }
+  }
+}
+
+/**
+ * Attribution patching: one clean forward and backward, one corrupted forward; effect of a unit
+ * = Σ over its entries of (a_corrupt − a_clean) · ∂metric/∂a at the clean run.
+ */
+export function attributionPatching(
+  model: CausalLM, clean: Tensor, corrupt: Tensor, metric: (logits: Tensor) => Tensor, site: PatchSite,
+  o: { layers?: number[] } = {},
+): PatchingResult {
+  checkPair(clean, corrupt);
+  const layers = o.layers ?? [...Array(model.dims.nLayers).keys()];
+  const names = layers.map((l) => siteHook(site, l).name);
+  const g = gradAt(model, clean, metric, names, { activations: true });
+  const k = runWithCache(model, corrupt, { names });
+  try {
+    const corruptMetric = tidy(() => metric(k.logits).item());
+    const pos = clean.shape[1]!;
+    const effects = layers.map((l) => tidy(() => {
+      const { name, unitAxis } = siteHook(site, l);
+      const prod = mul(sub(k.cache.get(name), g.activations!.get(name)!), g.grads.get(name)!); // [1, pos, ...]
+      // Sum every axis but the unit axis.
+      let t: Tensor = prod;
+      for (let ax = prod.rank - 1; ax >= 0; ax--) if (ax !== unitAxis) t = sum(t, ax, { keepDims: true });
+      return Float32Array.from(t.dataSync());
+    }));
+    return { site, effects, labels: labelsFor(model, site, layers, pos), cleanMetric: g.value, corruptMetric };
+  } finally {
+    k.logits.dispose();
+    k.cache.dispose();
+    for (const t of [...g.grads.values(), ...(g.activations?.values() ?? [])]) t.dispose();
+  }
+}
+
+function labelsFor(model: CausalLM, site: PatchSite, layers: number[], pos: number): { rows: string[]; cols: string[] } {
+  const n = units(model, site, pos);
+  const prefix = site === 'resid' ? 'pos' : site === 'heads' ? 'H' : 'N';
+  return { rows: layers.map((l) => `L${l}`), cols: Array.from({ length: n }, (_, i) => `${prefix}${i}`) };
+}
+
+/** Pearson correlation of two effect maps (NaN entries skipped): how well attribution tracks activation patching. */
+export function correlation(a: PatchingResult, b: PatchingResult): number {
+  const xs: number[] = [];
+  const ys: number[] = [];
+  a.effects.forEach((row, i) => row.forEach((x, j) => {
+    const y = b.effects[i]![j]!;
+    if (Number.isFinite(x) && Number.isFinite(y)) { xs.push(x); ys.push(y); }
+  }));
+  const n = xs.length;
+  const mx = xs.reduce((s, x) => s + x, 0) / n;
+  const my = ys.reduce((s, y) => s + y, 0) / n;
+  let sxy = 0; let sxx = 0; let syy = 0;
+  for (let i = 0; i < n; i++) { sxy += (xs[i]! - mx) * (ys[i]! - my); sxx += (xs[i]! - mx) ** 2; syy += (ys[i]! - my) ** 2; }
+  return sxy / Math.sqrt(sxx * syy);
+}
