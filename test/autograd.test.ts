@@ -70,6 +70,32 @@ describe('views', () => {
   });
 });
 
+describe('matmul with a weight broadcast over the batch', () => {
+  it('gives the weight the same gradient as the flattened product (plain, transB, transA)', () => {
+    al.tidy(() => {
+      const xv = al.randn([2, 3, 5], { seed: 1 });
+      for (const [wShape, o] of [[[5, 4], {}], [[4, 5], { transB: true }]] as const) {
+        const w = variable(al.randn([...wShape], { seed: 2 }));
+        const x = variable(xv.share());
+        const [gx, gw] = grad(project(al.matmul(x, w, o)), [x, w]);
+        const x2 = variable(xv.reshape([6, 5]));
+        const [gx2, gw2] = grad(project(al.matmul(x2, w, o)), [x2, w]);
+        close(arr(gw!), arr(gw2!), 1e-5);
+        close(arr(gx!), arr(gx2!), 1e-5);
+      }
+      // transA: x is [b, K, M]
+      const w = variable(al.randn([5, 4], { seed: 3 }));
+      const xt = variable(al.randn([2, 5, 3], { seed: 4 }));
+      const [, gw] = grad(project(al.matmul(xt, w, { transA: true })), [xt, w]);
+      const parts = [0, 1].map((i) => grad(project(al.matmul(xt.narrow(0, i, 1).squeeze(0), w, { transA: true })), [w])[0]!);
+      // Each part weights r from 1; offset the second by the first part's size through linearity.
+      const r2 = al.tensor(Array.from({ length: 12 }, (_, i) => i + 13), [3, 4]);
+      const [gSecond] = grad(al.sum(al.mul(al.matmul(xt.narrow(0, 1, 1).squeeze(0), w, { transA: true }), r2).reshape([-1]), 0), [w]);
+      close(arr(gw!), arr(al.add(parts[0]!, gSecond!)), 1e-5);
+    });
+  });
+});
+
 describe('tape', () => {
   it('records nothing under noGrad, and nothing for tensors that do not require grad', () => {
     al.tidy(() => {
@@ -181,4 +207,55 @@ describe('hook points', () => {
     for (const t of grads.values()) t.dispose();
     model.dispose();
   });
+});
+
+describe('models', () => {
+  for (const arch of ['gpt2', 'llama', 'gpt_neox', 'mixtral']) {
+    it(`parameter gradients of a tiny ${arch} equal finite differences`, async () => {
+      const { crossEntropy } = await import('../src/train/loss.js');
+      const model = randomModel(TINY[arch]!, backend, { seed: 4 });
+      const ids = al.tensor([[3, 7, 1, 9, 4, 2]], [1, 6], 'i32');
+      const tgt = al.tensor([[7, 1, 9, 4, 2, 8]], [1, 6], 'i32');
+      const params = model.parameters();
+      const names = [...params.keys()].filter((_, i, a) => i % Math.ceil(a.length / 6) === 0);
+      const loss = () => crossEntropy(model.forward(ids), tgt);
+      const gs = al.tidy(() => {
+        for (const n of names) params.get(n)!.requireGrad();
+        try {
+          return grad(loss(), names.map((n) => params.get(n)!)).map((g) => arr(g));
+        } finally {
+          for (const n of names) params.get(n)!.requireGrad(false);
+        }
+      });
+      let worst = 0;
+      let kinks = 0;
+      const rng = new al.Rng(1);
+      names.forEach((n, k) => {
+        const p = params.get(n)!;
+        for (let s = 0; s < 3; s++) {
+          const j = rng.int(p.size);
+          const x0 = arr(p);
+          const at = (d: number) => noGrad(() => al.tidy(() => {
+            const x = [...x0];
+            x[j] = x0[j]! + d;
+            al.assign(p, al.tensor(x, [...p.shape]));
+            const v = loss().item();
+            al.assign(p, al.tensor(x0, [...p.shape]));
+            return v;
+          }));
+          const h = 1e-2;
+          const [lp, l0, lm] = [at(h), at(0), at(-h)];
+          // MoE routing is piecewise: skip an element whose step flips a routing choice (one-sided slopes disagree).
+          if (Math.abs((lp - l0) - (l0 - lm)) / h > 0.2 * Math.max(Math.abs(lp - l0) / h, Math.abs(l0 - lm) / h, 0.1)) { kinks++; continue; }
+          const num = (lp - lm) / (2 * h);
+          worst = Math.max(worst, Math.abs(num - gs[k]![j]!) / (Math.abs(num) + 1e-2));
+        }
+      });
+      console.log(`${arch}: parameter gradients vs finite differences, max rel err ${worst.toExponential(2)} (${kinks} of ${names.length * 3} elements skipped on a routing switch)`);
+      expect(worst).toBeLessThan(2e-2);
+      expect(kinks).toBeLessThanOrEqual(arch === 'mixtral' ? 3 : 0);
+      expect(tapeStats().nodes).toBe(0);
+      model.dispose();
+    });
+  }
 });

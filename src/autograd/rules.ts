@@ -212,8 +212,20 @@ export const RULES: { [K in OpName]?: Rule<K> } = {
       const B = c.input(1);
       // Y = op(A) op(B): d op(A) = G op(B)ᵀ, d op(B) = op(A)ᵀ G, transposed back where the flag is set.
       const gA = !c.needs(0) ? null : ta ? matmul(B, g, { transA: tb, transB: true }) : matmul(g, B, { transB: !tb });
-      const gB = !c.needs(1) ? null : tb ? matmul(g, A, { transA: true, transB: ta }) : matmul(A, g, { transA: !ta });
-      return [gA, gB];
+      if (!c.needs(1)) return [gA, null];
+      if (B.rank === 2 && A.rank > 2) {
+        // B is a weight the tape recorded unbroadcast: d B = Σ over the batch, as one product of flattened rows.
+        const K = c.inShape(0).at(ta ? -2 : -1)!;
+        const N = g.shape.at(-1)!;
+        if (!ta) {
+          const a2 = A.reshape([-1, K]);
+          const g2 = g.reshape([-1, N]);
+          return [gA, tb ? matmul(g2, a2, { transA: true }) : matmul(a2, g2, { transA: true })];
+        }
+        const full = tb ? matmul(g, A, { transA: true, transB: true }) : matmul(A, g);
+        return [gA, sum(full.reshape([-1, ...full.shape.slice(-2)]), 0)];
+      }
+      return [gA, tb ? matmul(g, A, { transA: true, transB: ta }) : matmul(A, g, { transA: !ta })];
     },
   },
   softmax: {

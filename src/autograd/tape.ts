@@ -189,6 +189,7 @@ function recordOp(op: OpDesc, inputs: readonly Tensor[], outputs: readonly Tenso
     makeNode(name, inputs, outputs, [], () => { throw new NoGradientError(name, `inputs ${inputs.map((t) => t.dtype + fmtShape(t.shape)).join(', ')}`); }, diff);
     return;
   }
+  if (op.op === 'matmul') inputs = throughWeightBroadcast(inputs);
   const want = rule.save?.(op as never) ?? { inputs: inputs.map((_, i) => i), outputs: outputs.map((_, i) => i) };
   const savedIn = new Map<number, Tensor>();
   const savedOut = new Map<number, Tensor>();
@@ -204,6 +205,25 @@ function recordOp(op: OpDesc, inputs: readonly Tensor[], outputs: readonly Tenso
     needs: (i) => node.needs[i]!,
   };
   node = makeNode(name, inputs, outputs, [...savedIn.values(), ...savedOut.values()], (g) => rule.backward(op as never, ctx, g), diff);
+}
+
+/**
+ * A matrix [K, N] broadcast over the batch of a matmul (a weight: x [b, t, K] @ W) is recorded as
+ * the matmul's input itself, so its gradient is one flattened product instead of a batched one
+ * summed over the batch (the matmul rule sees the rank-2 input shape).
+ */
+function throughWeightBroadcast(inputs: readonly Tensor[]): Tensor[] {
+  const out = [...inputs];
+  const b = inputs[1]!;
+  const f = b.gradFn as { node: TapeNode } | null;
+  const src = f?.node.name === 'broadcast' ? f.node.inputs[0] : undefined;
+  if (src && src.rank === 2 && b.rank > 2 && b.strides.slice(0, -2).every((s) => s === 0)) {
+    out[1] = src;
+    // The broadcast node keeps no tensors; it stays valid for any other reader of the view but is
+    // no longer the tape's to free.
+    live.delete(f!.node);
+  }
+  return out;
 }
 
 function missing(name: string, what: string, i: number): never {
