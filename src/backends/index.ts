@@ -1,9 +1,16 @@
 // The backends actlab ships, registered by name and created on first use.
-// 'js' is the plain-TypeScript reference; 'wasm' the multi-threaded SIMD backend.
+// 'js' is the plain-TypeScript reference; 'wasm' the multi-threaded SIMD backend; 'webgpu' the GPU one.
 import { registerBackend } from '../tensor/engine.js';
 
 registerBackend('js', async () => (await import('./js/backend.js')).createJsBackend());
 registerBackend('wasm', async () => (await import('./wasm/backend.js')).createWasmBackend());
+// 'webgpu' needs a GPU adapter; ACTLAB_WEBGPU_FALLBACK=wasm|js lets it fall back to a CPU backend instead of failing.
+registerBackend('webgpu', async () => (await import('./webgpu/backend.js')).createWebGpuBackend({ fallback: webgpuFallback() }));
+
+function webgpuFallback(): 'wasm' | 'js' | undefined {
+  const v = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.ACTLAB_WEBGPU_FALLBACK;
+  return v === 'wasm' || v === 'js' ? v : undefined;
+}
 
 export { UnsupportedOpError, SyncReadUnsupportedError, OP_NAMES } from './backend.js';
 export type { Backend, BackendBuffer, View, OpDesc, OpName, UnaryFn, BinaryFn, ReduceFn, QuantType } from './backend.js';

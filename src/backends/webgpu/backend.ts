@@ -1,0 +1,293 @@
+/// <reference types="@webgpu/types" />
+// The WebGPU backend: buffers live on the GPU and every op of OpDesc runs as a WGSL kernel
+// (kernels/*). Asynchronous: `exec` queues work and returns; `read` waits for it; `readSync`
+// works only for buffers last written from JavaScript (token ids, masks), whose host copy is kept.
+// Works in Node (the `webgpu` package, Dawn) and in browsers (navigator.gpu).
+// Not for: kernel code (kernels/), device discovery (device.ts), batching (runtime.ts).
+import type { Backend, BackendBuffer, OpDesc, OpName, View } from '../backend.js';
+import { OP_NAMES, SyncReadUnsupportedError, describeView, opParams } from '../backend.js';
+import { byteSize } from '../../tensor/dtype.js';
+import { openDevice, WebGpuUnavailableError, type DeviceOptions, type GpuHandle } from './device.js';
+import { GpuRuntime, fmtBytes, type GpuBuffer, type Grid, type Kernel } from './runtime.js';
+import { Params, numel, type Dense, type OpContext } from './kernels/context.js';
+import { binary, copy, fill, isRowMajor, rowMajor, spliceBytes, unary, where } from './kernels/elementwise.js';
+import { cumsum, reduce, topk } from './kernels/reduce.js';
+import { matmul } from './kernels/matmul.js';
+import { gather, layernorm, rmsnorm, rope, scatterAdd, softmax } from './kernels/nn.js';
+import { attention, ATTENTION_MAX_D } from './kernels/attention.js';
+import { dequantize } from './kernels/quant.js';
+
+export { WebGpuUnavailableError } from './device.js';
+export { WebGpuError } from './runtime.js';
+
+type KernelFn = (ctx: OpContext<never>) => void;
+const KERNELS: Record<OpName, KernelFn> = {
+  copy, fill, unary, binary, where, reduce, cumsum, topk, matmul, softmax,
+  layernorm, rmsnorm, rope, gather, scatterAdd, attention, dequantize,
+} as Record<OpName, KernelFn>;
+
+export interface WebGpuBackendOptions extends DeviceOptions {
+  /** Largest buffer whose host copy is kept for `readSync` after a write (default 1 MiB). */
+  shadowLimitBytes?: number;
+  /** Bytes of freed buffers kept for reuse (default 4 GiB). */
+  poolLimitBytes?: number;
+}
+
+export class WebGpuBackend implements Backend {
+  readonly name = 'webgpu';
+  readonly synchronous = false;
+  readonly rt: GpuRuntime;
+  private readonly kernels = new Map<string, Kernel>();
+  private readonly shadowLimit: number;
+  private disposed = false;
+
+  constructor(readonly handle: GpuHandle, opts: WebGpuBackendOptions = {}) {
+    this.rt = new GpuRuntime(handle, { poolLimitBytes: opts.poolLimitBytes });
+    this.shadowLimit = opts.shadowLimitBytes ?? 1 << 20;
+  }
+
+  alloc(byteLength: number): GpuBuffer {
+    this.alive('alloc');
+    return this.rt.alloc(byteLength);
+  }
+
+  free(buffer: BackendBuffer): void {
+    if (this.disposed) return;
+    this.rt.free(this.own(buffer, 'free'));
+  }
+
+  write(buffer: BackendBuffer, byteOffset: number, bytes: Uint8Array): void {
+    this.alive('write');
+    const b = this.own(buffer, 'write');
+    if (byteOffset < 0 || byteOffset + bytes.byteLength > b.byteLength) {
+      throw new Error(`webgpu backend: write of ${bytes.byteLength} bytes at ${byteOffset} outside a ${b.byteLength}-byte buffer`);
+    }
+    this.rt.write(b, byteOffset, bytes, (dst, off, data) => {
+      const ctx = this.context({ op: 'copy' }, [], []);
+      spliceBytes(ctx, dst.gpu, off, data);
+      ctx.finish();
+    });
+    if (byteOffset === 0 && bytes.byteLength === b.byteLength && b.byteLength <= this.shadowLimit) b.shadow = bytes.slice();
+    else if (b.shadow) b.shadow.set(bytes, byteOffset);
+  }
+
+  read(buffer: BackendBuffer, byteOffset: number, byteLength: number): Promise<Uint8Array> {
+    try {
+      this.alive('read');
+      const b = this.own(buffer, 'read');
+      this.checkRange(b, byteOffset, byteLength, 'read');
+      return this.rt.read(b, byteOffset, byteLength);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  readSync(buffer: BackendBuffer, byteOffset: number, byteLength: number): Uint8Array {
+    const b = this.own(buffer, 'read');
+    this.checkRange(b, byteOffset, byteLength, 'read');
+    if (b.shadow) return b.shadow.slice(byteOffset, byteOffset + byteLength);
+    throw new SyncReadUnsupportedError(this.name);
+  }
+
+  supportsOp(op: OpDesc, inputs: readonly View[], outputs: readonly View[]): boolean {
+    if (!Object.prototype.hasOwnProperty.call(KERNELS, op.op)) return false;
+    if (![...inputs, ...outputs].every((v) => v.buffer.backend === 'webgpu')) return false;
+    if (op.op === 'attention') {
+      const d = inputs[0]?.shape[3] ?? 0;
+      const dv = inputs[2]?.shape[3] ?? 0;
+      if (d > ATTENTION_MAX_D || dv > ATTENTION_MAX_D) return false;
+    }
+    const max = this.rt.maxBinding;
+    return [...inputs, ...outputs].every((v) => v.buffer.byteLength <= max);
+  }
+
+  exec(op: OpDesc, inputs: readonly View[], outputs: readonly View[]): void {
+    this.alive(`exec '${op.op}'`);
+    for (const v of [...inputs, ...outputs]) this.own(v.buffer, `exec '${op.op}'`);
+    // A buffer may not be read and written by one dispatch: copy aliased inputs first.
+    const outBufs = new Set(outputs.map((v) => v.buffer));
+    const ctx = this.context(op, inputs, outputs);
+    try {
+      const ins = inputs.map((v) => (outBufs.has(v.buffer) ? ctx.copyToTemp(v) : v));
+      ctx.setInputs(ins);
+      KERNELS[op.op](ctx as unknown as OpContext<never>);
+    } finally {
+      ctx.finish();
+    }
+    for (const v of outputs) (v.buffer as GpuBuffer).shadow = null;
+  }
+
+  flush(): Promise<void> {
+    if (this.disposed) return Promise.resolve();
+    return this.rt.flush();
+  }
+
+  memoryInUse(): number {
+    return this.rt.live;
+  }
+
+  info(): Record<string, string | number | boolean> {
+    const a = this.handle.adapterInfo;
+    const f = this.handle.features;
+    return {
+      kind: 'WebGPU (WGSL kernels)',
+      adapter: [a.vendor, a.architecture, a.device].filter(Boolean).join(' ') || a.description || 'unknown',
+      shaderF16: f.f16,
+      subgroups: f.subgroups,
+      subgroupMatrix: f.subgroupMatrix,
+      maxBufferBytes: this.handle.device.limits.maxBufferSize,
+      maxBindingBytes: this.handle.device.limits.maxStorageBufferBindingSize,
+      pipelines: this.rt.stats.pipelines,
+    };
+  }
+
+  nativeOps(): readonly OpName[] {
+    return OP_NAMES;
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.rt.dispose();
+  }
+
+  private alive(what: string): void {
+    if (this.disposed) throw new Error(`webgpu backend: ${what} after dispose`);
+  }
+
+  private own(buffer: BackendBuffer, what: string): GpuBuffer {
+    if (buffer.backend !== 'webgpu' || !('gpu' in buffer)) {
+      throw new Error(`webgpu backend: ${what} got a buffer of backend '${buffer.backend}'`);
+    }
+    const b = buffer as GpuBuffer;
+    if (b.freed) throw new Error(`webgpu backend: ${what} on a freed buffer (${fmtBytes(b.byteLength)})`);
+    return b;
+  }
+
+  private checkRange(b: GpuBuffer, byteOffset: number, byteLength: number, what: string): void {
+    if (byteOffset < 0 || byteLength < 0 || byteOffset + byteLength > b.byteLength) {
+      throw new Error(`webgpu backend: ${what} of ${byteLength} bytes at ${byteOffset} outside a ${b.byteLength}-byte buffer`);
+    }
+  }
+
+  private context(op: OpDesc, inputs: readonly View[], outputs: readonly View[]): ExecContext {
+    return new ExecContext(this, op, inputs, outputs, this.kernels);
+  }
+}
+
+/** One op's execution: the OpContext the kernels see, plus its temporaries. */
+class ExecContext implements OpContext {
+  private temps: GpuBuffer[] = [];
+  private copyBacks: { from: View; to: View }[] = [];
+  inputs: readonly View[];
+
+  constructor(
+    private readonly be: WebGpuBackend,
+    readonly op: OpDesc,
+    inputs: readonly View[],
+    readonly outputs: readonly View[],
+    private readonly cache: Map<string, Kernel>,
+  ) {
+    this.inputs = inputs;
+  }
+
+  get rt(): GpuRuntime {
+    return this.be.rt;
+  }
+
+  get features() {
+    return this.be.handle.features;
+  }
+
+  setInputs(v: readonly View[]): void {
+    this.inputs = v;
+  }
+
+  buffer(v: View): GPUBuffer {
+    return (v.buffer as GpuBuffer).gpu;
+  }
+
+  temp(byteLength: number): GpuBuffer {
+    const t = this.rt.alloc(byteLength);
+    this.temps.push(t);
+    return t;
+  }
+
+  /** A contiguous copy of `v` in a temporary. */
+  copyToTemp(v: View): View {
+    const t = this.temp(byteSize(v.dtype, numel(v.shape)));
+    const to: View = { buffer: t, dtype: v.dtype, shape: v.shape, strides: rowMajor(v.shape), offset: 0 };
+    this.subCopy(v, to);
+    return to;
+  }
+
+  private subCopy(from: View, to: View): void {
+    const sub = new ExecContext(this.be, { op: 'copy' }, [from], [to], this.cache);
+    copy(sub as unknown as OpContext<Extract<OpDesc, { op: 'copy' }>>);
+    sub.finish();
+  }
+
+  dense(i: number): Dense {
+    const v = this.inputs[i];
+    if (!v) this.fail(`missing input ${i}`);
+    const d = isRowMajor(v) ? v : this.copyToTemp(v);
+    return { gpu: this.buffer(d), offset: d.offset, dtype: d.dtype, shape: d.shape };
+  }
+
+  denseOut(j: number): Dense {
+    const v = this.outputs[j];
+    if (!v) this.fail(`missing output ${j}`);
+    if (isRowMajor(v)) return { gpu: this.buffer(v), offset: v.offset, dtype: v.dtype, shape: v.shape };
+    const t = this.temp(byteSize(v.dtype, numel(v.shape)));
+    const from: View = { buffer: t, dtype: v.dtype, shape: v.shape, strides: rowMajor(v.shape), offset: 0 };
+    this.copyBacks.push({ from, to: v });
+    return { gpu: t.gpu, offset: 0, dtype: v.dtype, shape: v.shape };
+  }
+
+  kernel(key: string, make: () => string): Kernel {
+    let k = this.cache.get(key);
+    if (!k) {
+      k = this.rt.kernel(key, make());
+      this.cache.set(key, k);
+    }
+    return k;
+  }
+
+  run(k: Kernel, buffers: readonly GPUBuffer[], params: Params, grid: Grid): void {
+    this.rt.dispatch(k, buffers, params.build(), grid);
+  }
+
+  /** Copies temporaries back into non-contiguous outputs and releases them. */
+  finish(): void {
+    const backs = this.copyBacks.splice(0);
+    for (const { from, to } of backs) this.subCopy(from, to);
+    for (const t of this.temps.splice(0)) this.rt.free(t);
+  }
+
+  fail(detail: string): never {
+    const ins = this.inputs.map(describeView).join(', ');
+    const outs = this.outputs.map(describeView).join(', ');
+    throw new Error(`webgpu backend: op '${this.op.op}'${opParams(this.op)}: ${detail} (inputs: ${ins || 'none'}; outputs: ${outs || 'none'})`);
+  }
+}
+
+export interface CreateWebGpuOptions extends WebGpuBackendOptions {
+  /**
+   * A CPU backend to use instead when no WebGPU device can be had ('wasm' or 'js'); the reason is
+   * passed to `onFallback` (default: printed to stderr / the console). Off unless given.
+   */
+  fallback?: 'wasm' | 'js';
+  onFallback?: (reason: Error) => void;
+}
+
+/** Opens the adapter and device; throws WebGpuUnavailableError (or falls back when allowed). */
+export async function createWebGpuBackend(opts: CreateWebGpuOptions = {}): Promise<Backend> {
+  try {
+    return new WebGpuBackend(await openDevice(opts), opts);
+  } catch (e) {
+    if (!opts.fallback || !(e instanceof WebGpuUnavailableError)) throw e;
+    (opts.onFallback ?? ((r: Error) => console.warn(`actlab: ${r.message}; falling back to the ${opts.fallback} backend`)))(e);
+    if (opts.fallback === 'wasm') return (await import('../wasm/backend.js')).createWasmBackend();
+    return (await import('../js/backend.js')).createJsBackend();
+  }
+}

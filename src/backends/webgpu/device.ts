@@ -1,0 +1,102 @@
+/// <reference types="@webgpu/types" />
+// Finding a WebGPU adapter and opening a device: the browser's `navigator.gpu`, or in Node the
+// `webgpu` package (Dawn). Asks for the optional features the kernels can use (shader-f16,
+// subgroups, subgroup matrices for tensor cores) and the adapter's largest limits.
+// Errors say which backend failed and why, so a caller can fall back to a CPU backend.
+// Not for: buffers or kernels (runtime.ts, kernels/).
+
+export class WebGpuUnavailableError extends Error {
+  constructor(detail: string) {
+    super(`webgpu backend: ${detail}`);
+    this.name = 'WebGpuUnavailableError';
+  }
+}
+
+export interface DeviceOptions {
+  /** 'high-performance' by default. */
+  powerPreference?: GPUPowerPreference;
+  /** Ask for shader-f16 / subgroup matrices when offered (default true). */
+  f16?: boolean;
+  /** Extra Dawn toggles for Node (`create()` flags). */
+  dawnFlags?: string[];
+}
+
+export interface GpuHandle {
+  gpu: GPU;
+  adapter: GPUAdapter;
+  device: GPUDevice;
+  features: {
+    f16: boolean;
+    subgroups: boolean;
+    subgroupMatrix: boolean;
+    timestamps: boolean;
+  };
+  adapterInfo: { vendor: string; architecture: string; device: string; description: string };
+}
+
+const isNode = () => typeof (globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node === 'string';
+
+/** Dawn toggles that the H200 needs for f16 and tensor cores; harmless elsewhere. */
+const NODE_FLAGS = [
+  'enable-dawn-features=allow_unsafe_apis,vulkan_enable_f16_on_nvidia',
+];
+
+async function nodeGpu(flags: string[]): Promise<GPU> {
+  let mod: { create: (o: string[]) => GPU };
+  try {
+    const name = 'webgpu'; // a variable keeps bundlers from pulling the Node addon into browser builds
+    mod = (await import(/* @vite-ignore */ name)) as typeof mod;
+  } catch (e) {
+    throw new WebGpuUnavailableError(`the 'webgpu' npm package (Dawn for Node) could not be loaded: ${(e as Error).message}`);
+  }
+  return mod.create(flags);
+}
+
+export async function openDevice(o: DeviceOptions = {}): Promise<GpuHandle> {
+  const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator;
+  let gpu: GPU | undefined = nav?.gpu;
+  if (!gpu) {
+    if (!isNode()) throw new WebGpuUnavailableError('this browser offers no navigator.gpu (WebGPU is off or unsupported)');
+    gpu = await nodeGpu([...NODE_FLAGS, ...(o.dawnFlags ?? [])]);
+  }
+  const adapter = await gpu.requestAdapter({ powerPreference: o.powerPreference ?? 'high-performance' });
+  if (!adapter) {
+    throw new WebGpuUnavailableError(
+      'no WebGPU adapter found (no GPU, or no Vulkan/Metal/D3D12 driver for it on this machine)',
+    );
+  }
+  const want: string[] = [];
+  const has = (f: string) => adapter.features.has(f as GPUFeatureName);
+  const f16 = (o.f16 ?? true) && has('shader-f16');
+  if (f16) want.push('shader-f16');
+  const subgroups = has('subgroups');
+  if (subgroups) want.push('subgroups');
+  const subgroupMatrix = f16 && has('chromium-experimental-subgroup-matrix');
+  if (subgroupMatrix) want.push('chromium-experimental-subgroup-matrix');
+  const timestamps = has('timestamp-query');
+  if (timestamps) want.push('timestamp-query');
+  const L = adapter.limits;
+  const requiredLimits: Record<string, number> = {
+    maxBufferSize: L.maxBufferSize,
+    maxStorageBufferBindingSize: L.maxStorageBufferBindingSize,
+    maxComputeWorkgroupStorageSize: L.maxComputeWorkgroupStorageSize,
+    maxComputeInvocationsPerWorkgroup: L.maxComputeInvocationsPerWorkgroup,
+    maxComputeWorkgroupSizeX: L.maxComputeWorkgroupSizeX,
+    maxStorageBuffersPerShaderStage: L.maxStorageBuffersPerShaderStage,
+    maxComputeWorkgroupsPerDimension: L.maxComputeWorkgroupsPerDimension,
+  };
+  let device: GPUDevice;
+  try {
+    device = await adapter.requestDevice({ requiredFeatures: want as GPUFeatureName[], requiredLimits });
+  } catch (e) {
+    throw new WebGpuUnavailableError(`the adapter refused a device: ${(e as Error).message}`);
+  }
+  const info = adapter.info ?? ({} as GPUAdapterInfo);
+  return {
+    gpu, adapter, device,
+    features: { f16, subgroups, subgroupMatrix, timestamps },
+    adapterInfo: {
+      vendor: info.vendor ?? '', architecture: info.architecture ?? '', device: info.device ?? '', description: info.description ?? '',
+    },
+  };
+}

@@ -1,0 +1,85 @@
+// What a WebGPU kernel receives: the runtime, ways to bind views (made contiguous on the GPU when
+// the kernel needs it), temporaries freed after the op, a cached pipeline lookup, and a parameter
+// word builder. Not for: WGSL itself (wgsl.ts and the kernel files).
+import type { OpDesc, View } from '../../backend.js';
+import type { DType } from '../../../tensor/dtype.js';
+import type { GpuBuffer, GpuRuntime, Grid, Kernel } from '../runtime.js';
+
+/** Parameter words of one dispatch (binding 0 of every kernel). */
+export class Params {
+  private readonly words: number[] = [];
+  private static readonly f = new Float32Array(1);
+  private static readonly u = new Uint32Array(Params.f.buffer);
+  u32(...v: number[]): this {
+    for (const x of v) this.words.push(x >>> 0);
+    return this;
+  }
+  i32(...v: number[]): this {
+    for (const x of v) this.words.push(x | 0);
+    return this;
+  }
+  f32(...v: number[]): this {
+    for (const x of v) {
+      Params.f[0] = x;
+      this.words.push(Params.u[0]!);
+    }
+    return this;
+  }
+  get length(): number {
+    return this.words.length;
+  }
+  build(): Uint32Array {
+    return Uint32Array.from(this.words.length ? this.words : [0]);
+  }
+}
+
+/** A view made contiguous: its buffer and element offset. */
+export interface Dense {
+  gpu: GPUBuffer;
+  offset: number;
+  dtype: DType;
+  shape: readonly number[];
+}
+
+export interface OpContext<O extends OpDesc = OpDesc> {
+  readonly op: O;
+  readonly inputs: readonly View[];
+  readonly outputs: readonly View[];
+  readonly rt: GpuRuntime;
+  readonly features: { f16: boolean; subgroups: boolean; subgroupMatrix: boolean };
+  /** The GPU buffer of a view (any layout). */
+  buffer(v: View): GPUBuffer;
+  /** Input i as a contiguous row-major array (copied on the GPU when it is not one). */
+  dense(i: number): Dense;
+  /**
+   * Output j as a contiguous array to write: the output itself when it is contiguous, else a
+   * temporary that is copied into the output view when the op ends.
+   */
+  denseOut(j: number): Dense;
+  /** A temporary buffer freed when the op ends. */
+  temp(byteLength: number): GpuBuffer;
+  /** A pipeline compiled once per key. */
+  kernel(key: string, make: () => string): Kernel;
+  run(k: Kernel, buffers: readonly GPUBuffer[], params: Params, grid: Grid): void;
+  fail(detail: string): never;
+}
+
+/** Splits a row-major shape around `axis` into (outer, n, inner). */
+export function splitAt(shape: readonly number[], axis: number): [number, number, number] {
+  let outer = 1;
+  let inner = 1;
+  for (let i = 0; i < axis; i++) outer *= shape[i]!;
+  for (let i = axis + 1; i < shape.length; i++) inner *= shape[i]!;
+  return [outer, shape[axis]!, inner];
+}
+
+export function numel(shape: readonly number[]): number {
+  let n = 1;
+  for (const s of shape) n *= s;
+  return n;
+}
+
+/** The linear workgroup index of a 1-d grid folded into (x, y). */
+export const WG_INDEX = 'let wg = wid.x + wid.y * nwg.x;';
+export const BUILTINS =
+  '@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32';

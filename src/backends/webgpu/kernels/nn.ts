@@ -1,0 +1,283 @@
+// Row kernels of neural nets: softmax / log-softmax (causal, masked), layernorm, rmsnorm (one
+// workgroup per row, f32 accumulation), rotary embeddings, gather and scatterAdd.
+import type { OpDesc } from '../../backend.js';
+import { BUILTINS, Params, WG_INDEX, numel, type OpContext } from './context.js';
+import { MATH, PRELUDE, cdiv, inBinding, isFloatDType, loaders, outBinding, storers } from '../wgsl.js';
+
+type Op<K extends OpDesc['op']> = Extract<OpDesc, { op: K }>;
+const WG = 256;
+
+/** Workgroup tree reduction of one f32 per thread in `buf`; leaves the result in buf[0]. */
+const treeSum = (buf: string, op = '+') => `
+  workgroupBarrier();
+  for (var w = ${WG / 2}u; w > 0u; w = w >> 1u) {
+    if (li < w) { ${op === '+' ? `${buf}[li] = ${buf}[li] + ${buf}[li + w];` : `${buf}[li] = ${op}(${buf}[li], ${buf}[li + w]);`} }
+    workgroupBarrier();
+  }`;
+
+export function softmax(ctx: OpContext<Op<'softmax'>>): void {
+  const { log, causal, masked } = ctx.op;
+  const x = ctx.inputs[0]!;
+  const rank = x.shape.length;
+  if (rank < (causal ? 2 : 1)) ctx.fail(`x needs rank >= ${causal ? 2 : 1}`);
+  const k = x.shape[rank - 1]!;
+  const q = causal ? x.shape[rank - 2]! : 1;
+  const rows = k === 0 ? 0 : numel(x.shape) / k;
+  if (rows === 0) return;
+  const xd = ctx.dense(0);
+  const md = masked ? ctx.dense(1) : null;
+  const yd = ctx.denseOut(0);
+  const kern = ctx.kernel(`softmax ${xd.dtype}>${yd.dtype} ${log ? 'log' : ''} ${causal ? 'causal' : ''} ${masked ? 'masked' : ''}`, () => `${PRELUDE}${MATH}
+@group(0) @binding(0) var<storage, read> P: array<u32>;
+${inBinding(1, 'x')}
+${outBinding(2, 'y', yd.dtype)}
+${masked ? inBinding(3, 'm') : ''}
+${loaders('x', xd.dtype)}
+${storers('y', yd.dtype)}
+${masked ? loaders('m', 'u8') : ''}
+var<workgroup> red: array<f32, ${WG}>;
+var<workgroup> cnt: array<f32, ${WG}>;
+fn keep(row: u32, j: u32) -> bool {
+  ${causal ? 'if (i32(j) > i32(row % P[1]) + i32(P[0]) - i32(P[1])) { return false; }' : ''}
+  ${masked ? 'if (ldb_m(P[5] + row * P[0] + j) == 0u) { return false; }' : ''}
+  return true;
+}
+@compute @workgroup_size(${WG})
+fn main(${BUILTINS}) {
+  ${WG_INDEX}
+  let row = wg;
+  if (row >= P[2]) { return; }
+  let k = P[0];
+  let xb = P[3] + row * k;
+  let yb = P[4] + row * k;
+  var mx = -inf_f32(); var n = 0.0;
+  for (var j = li; j < k; j += ${WG}u) { if (keep(row, j)) { mx = max_nan(mx, ldf_x(xb + j)); n = n + 1.0; } }
+  red[li] = mx; cnt[li] = n;
+  workgroupBarrier();
+  for (var w = ${WG / 2}u; w > 0u; w = w >> 1u) {
+    if (li < w) { red[li] = max_nan(red[li], red[li + w]); cnt[li] = cnt[li] + cnt[li + w]; }
+    workgroupBarrier();
+  }
+  let m = red[0];
+  let any = cnt[0] > 0.0;
+  workgroupBarrier();
+  var s = 0.0;
+  for (var j = li; j < k; j += ${WG}u) { if (keep(row, j)) { s = s + exp_safe(ldf_x(xb + j) - m); } }
+  red[li] = s;
+  ${treeSum('red')}
+  let total = red[0];
+  let ls = log_safe(total);
+  for (var j = li; j < k; j += ${WG}u) {
+    var v = ${log ? '-inf_f32()' : '0.0'};
+    if (any && keep(row, j)) {
+      let d = ldf_x(xb + j) - m;
+      v = ${log ? 'd - ls' : 'exp_safe(d) / total'};
+    }
+    stf_y(yb + j, v);
+  }
+}`);
+  const bufs = [xd.gpu, yd.gpu];
+  if (md) bufs.push(md.gpu);
+  ctx.run(kern, bufs, new Params().u32(k, q, rows, xd.offset, yd.offset, md?.offset ?? 0), [rows]);
+}
+
+export function layernorm(ctx: OpContext<Op<'layernorm'>>): void {
+  const { eps, hasWeight, hasBias } = ctx.op;
+  norm(ctx, 'layer', eps, 0, hasWeight, hasBias);
+}
+
+export function rmsnorm(ctx: OpContext<Op<'rmsnorm'>>): void {
+  const { eps, offset, hasWeight } = ctx.op;
+  norm(ctx, 'rms', eps, offset, hasWeight, false);
+}
+
+function norm(ctx: OpContext, kind: 'layer' | 'rms', eps: number, offset: number, hasW: boolean, hasB: boolean): void {
+  const x = ctx.inputs[0]!;
+  if (x.shape.length === 0) ctx.fail('x needs rank >= 1');
+  const d = x.shape[x.shape.length - 1]!;
+  const rows = d === 0 ? 0 : numel(x.shape) / d;
+  if (rows === 0) return;
+  for (let i = 1; i < ctx.inputs.length; i++) if (numel(ctx.inputs[i]!.shape) !== d) ctx.fail(`parameter ${i - 1} must have ${d} elements`);
+  const xd = ctx.dense(0);
+  const wd = hasW ? ctx.dense(1) : null;
+  const bd = hasB ? ctx.dense(hasW ? 2 : 1) : null;
+  const yd = ctx.denseOut(0);
+  const key = `norm ${kind} ${xd.dtype}>${yd.dtype} w${wd?.dtype ?? '-'} b${bd?.dtype ?? '-'}`;
+  const kern = ctx.kernel(key, () => {
+    let bi = 3;
+    const wb = wd ? bi++ : 0;
+    const bb = bd ? bi++ : 0;
+    const scale = kind === 'layer'
+      ? `var v = (ldf_x(xb + j) - mean) * inv; ${wd ? 'v = v * ldf_w(P[5] + j);' : ''} ${bd ? 'v = v + ldf_bias(P[6] + j);' : ''}`
+      : `var v = ldf_x(xb + j) * inv; ${wd ? 'v = v * (bitcast<f32>(P[8]) + ldf_w(P[5] + j));' : ''}`;
+    return `${PRELUDE}${MATH}
+@group(0) @binding(0) var<storage, read> P: array<u32>;
+${inBinding(1, 'x')}
+${outBinding(2, 'y', yd.dtype)}
+${wd ? inBinding(wb, 'w') : ''}
+${bd ? inBinding(bb, 'bias') : ''}
+${loaders('x', xd.dtype)}
+${storers('y', yd.dtype)}
+${wd ? loaders('w', wd.dtype) : ''}
+${bd ? loaders('bias', bd.dtype) : ''}
+var<workgroup> red: array<f32, ${WG}>;
+@compute @workgroup_size(${WG})
+fn main(${BUILTINS}) {
+  ${WG_INDEX}
+  let row = wg;
+  if (row >= P[1]) { return; }
+  let d = P[0];
+  let xb = P[2] + row * d;
+  let yb = P[3] + row * d;
+  let eps = bitcast<f32>(P[4]);
+  ${kind === 'layer' ? `
+  var s = 0.0;
+  for (var j = li; j < d; j += ${WG}u) { s = s + ldf_x(xb + j); }
+  red[li] = s;
+  ${treeSum('red')}
+  let mean = red[0] / f32(d);
+  workgroupBarrier();
+  var q = 0.0;
+  for (var j = li; j < d; j += ${WG}u) { let c = ldf_x(xb + j) - mean; q = q + c * c; }
+  red[li] = q;
+  ${treeSum('red')}
+  let inv = 1.0 / sqrt_safe(red[0] / f32(d) + eps);` : `
+  var q = 0.0;
+  for (var j = li; j < d; j += ${WG}u) { let c = ldf_x(xb + j); q = q + c * c; }
+  red[li] = q;
+  ${treeSum('red')}
+  let inv = 1.0 / sqrt_safe(red[0] / f32(d) + eps);`}
+  for (var j = li; j < d; j += ${WG}u) {
+    ${scale}
+    stf_y(yb + j, v);
+  }
+}`;
+  });
+  const bufs = [xd.gpu, yd.gpu];
+  if (wd) bufs.push(wd.gpu);
+  if (bd) bufs.push(bd.gpu);
+  const p = new Params().u32(d, rows, xd.offset, yd.offset).f32(eps).u32(wd?.offset ?? 0, bd?.offset ?? 0, 0).f32(offset);
+  ctx.run(kern, bufs, p, [rows]);
+}
+
+export function rope(ctx: OpContext<Op<'rope'>>): void {
+  const { mode, rotaryDim: r } = ctx.op;
+  const x = ctx.inputs[0]!;
+  if (x.shape.length !== 4) ctx.fail('x must be [b, t, h, d]');
+  const [B, T, H, D] = x.shape as [number, number, number, number];
+  if (!Number.isInteger(r) || r < 0 || r % 2 !== 0 || r > D) ctx.fail(`rotaryDim ${r} must be even and <= d=${D}`);
+  if (mode !== 'half' && mode !== 'interleaved') ctx.fail(`unknown mode '${mode}'`);
+  const n = B * T * H * D;
+  if (n === 0) return;
+  const xd = ctx.dense(0);
+  const pd = ctx.dense(1);
+  const fd = ctx.dense(2);
+  const yd = ctx.denseOut(0);
+  const kern = ctx.kernel(`rope ${mode} ${xd.dtype}>${yd.dtype} ${pd.dtype} ${fd.dtype}`, () => `${PRELUDE}${MATH}
+@group(0) @binding(0) var<storage, read> P: array<u32>;
+${inBinding(1, 'x')}
+${inBinding(2, 'pos')}
+${inBinding(3, 'fr')}
+${outBinding(4, 'y', yd.dtype)}
+${loaders('x', xd.dtype)}
+${loaders('pos', pd.dtype)}
+${loaders('fr', fd.dtype)}
+${storers('y', yd.dtype)}
+@compute @workgroup_size(${WG})
+fn main(${BUILTINS}) {
+  ${WG_INDEX}
+  let e = wg * ${WG}u + li;
+  let n = P[0]; let D = P[1]; let HD = P[2]; let r = P[3];
+  if (e >= n) { return; }
+  let c = e % D;
+  let row = e - c;
+  if (c >= r) { stf_y(P[5] + e, ldf_x(P[4] + e)); return; }
+  let half = r / 2u;
+  ${mode === 'half'
+    ? 'let i = c % half; let first = c < half; let partner = select(c - half, c + half, first);'
+    : 'let i = c / 2u; let first = (c & 1u) == 0u; let partner = c ^ 1u;'}
+  let bt = e / HD;
+  let ang = angle_pf(ldi_pos(P[6] + bt), ldf_fr(P[7] + i));
+  let sc = sincos_acc(ang); let cs = sc.y; let sn = sc.x;
+  let me = ldf_x(P[4] + row + c);
+  let other = ldf_x(P[4] + row + partner);
+  let v = select(me * cs + other * sn, me * cs - other * sn, first);
+  stf_y(P[5] + e, v);
+}`);
+  ctx.run(kern, [xd.gpu, pd.gpu, fd.gpu, yd.gpu], new Params().u32(n, D, H * D, r, xd.offset, yd.offset, pd.offset, fd.offset), [cdiv(n, WG)]);
+}
+
+export function gather(ctx: OpContext<Op<'gather'>>): void {
+  const table = ctx.inputs[0]!;
+  if (table.shape.length === 0) ctx.fail('table needs rank >= 1');
+  const rows = table.shape[0]!;
+  const rowLen = numel(table.shape.slice(1));
+  const nIds = numel(ctx.inputs[1]!.shape);
+  const n = nIds * rowLen;
+  if (n === 0) return;
+  const td = ctx.dense(0);
+  const id = ctx.dense(1);
+  const yd = ctx.denseOut(0);
+  if (td.dtype !== yd.dtype) ctx.fail('output dtype must be the table dtype');
+  const kern = ctx.kernel(`gather ${td.dtype} ${id.dtype}`, () => `${PRELUDE}
+@group(0) @binding(0) var<storage, read> P: array<u32>;
+${inBinding(1, 't')}
+${inBinding(2, 'ids')}
+${outBinding(3, 'y', yd.dtype)}
+${loaders('t', td.dtype)}
+${loaders('ids', id.dtype)}
+${storers('y', yd.dtype)}
+@compute @workgroup_size(${WG})
+fn main(${BUILTINS}) {
+  ${WG_INDEX}
+  let e = wg * ${WG}u + li;
+  if (e >= P[0]) { return; }
+  let len = P[1];
+  let i = e / len; let j = e % len;
+  let id = ldi_ids(P[4] + i);
+  // Out-of-range ids (rejected by the reference) read as zeros here: a kernel cannot throw.
+  var bits = 0u;
+  if (id >= 0 && u32(id) < P[2]) { bits = ldb_t(P[3] + u32(id) * len + j); }
+  stb_y(P[5] + e, bits);
+}`);
+  ctx.run(kern, [td.gpu, id.gpu, yd.gpu], new Params().u32(n, rowLen, rows, td.offset, id.offset, yd.offset), [cdiv(n, WG)]);
+}
+
+export function scatterAdd(ctx: OpContext<Op<'scatterAdd'>>): void {
+  const target = ctx.inputs[0]!;
+  if (target.shape.length === 0) ctx.fail('target needs rank >= 1');
+  if (ctx.inputs[1]!.shape.length !== 1) ctx.fail('ids must be 1-d');
+  const rowLen = numel(target.shape.slice(1));
+  const m = ctx.inputs[1]!.shape[0]!;
+  const n = numel(target.shape);
+  if (n === 0) return;
+  const td = ctx.dense(0);
+  const id = ctx.dense(1);
+  const sd = ctx.dense(2);
+  const yd = ctx.denseOut(0);
+  const intPath = !isFloatDType(yd.dtype);
+  const kern = ctx.kernel(`scatterAdd ${td.dtype} ${sd.dtype}>${yd.dtype}`, () => `${PRELUDE}
+@group(0) @binding(0) var<storage, read> P: array<u32>;
+${inBinding(1, 't')}
+${inBinding(2, 'ids')}
+${inBinding(3, 's')}
+${outBinding(4, 'y', yd.dtype)}
+${loaders('t', td.dtype)}
+${loaders('ids', id.dtype)}
+${loaders('s', sd.dtype)}
+${storers('y', yd.dtype)}
+@compute @workgroup_size(${WG})
+fn main(${BUILTINS}) {
+  ${WG_INDEX}
+  let e = wg * ${WG}u + li;
+  if (e >= P[0]) { return; }
+  let len = P[1];
+  let r = i32(e / len); let j = e % len;
+  var acc = ${intPath ? 'ldi_t' : 'ldf_t'}(P[3] + e);
+  for (var i = 0u; i < P[2]; i++) {
+    if (ldi_ids(P[4] + i) == r) { acc = acc + ${intPath ? 'ldi_s' : 'ldf_s'}(P[5] + i * len + j); }
+  }
+  ${intPath ? 'sti_y' : 'stf_y'}(P[6] + e, acc);
+}`);
+  ctx.run(kern, [td.gpu, id.gpu, sd.gpu, yd.gpu], new Params().u32(n, rowLen, m, td.offset, id.offset, sd.offset, yd.offset), [cdiv(n, WG)]);
+}

@@ -1,0 +1,186 @@
+// Reductions along one axis: reduce (sum/mean/max/min/argmax/argmin), cumsum, topk, with the
+// reference's NaN policy (max/min propagate NaN; arg* and topk rank NaN highest, first wins).
+// Rows along the last axis reduce in one workgroup each; other axes one thread per output.
+import type { OpDesc } from '../../backend.js';
+import { BUILTINS, Params, WG_INDEX, splitAt, numel, type OpContext } from './context.js';
+import { PRELUDE, cdiv, inBinding, isFloatDType, loaders, outBinding, storers } from '../wgsl.js';
+
+type Op<K extends OpDesc['op']> = Extract<OpDesc, { op: K }>;
+const WG = 256;
+
+function normAxis(ctx: OpContext, axis: number, rank: number): number {
+  const a = axis < 0 ? axis + rank : axis;
+  if (!Number.isInteger(a) || a < 0 || a >= rank) ctx.fail(`axis ${axis} out of range for rank ${rank}`);
+  return a;
+}
+
+export function reduce(ctx: OpContext<Op<'reduce'>>): void {
+  const x = ctx.inputs[0]!;
+  const { fn } = ctx.op;
+  const axis = normAxis(ctx, ctx.op.axis, x.shape.length);
+  const [outer, n, inner] = splitAt(x.shape, axis);
+  const y = ctx.outputs[0]!;
+  if ((fn === 'argmax' || fn === 'argmin') && y.dtype !== 'i32') ctx.fail(`${fn} writes i32`);
+  if (n === 0 && fn !== 'sum' && fn !== 'mean') ctx.fail(`cannot take ${fn} over axis ${axis} of size 0`);
+  if (outer * inner === 0) return;
+  const xd = ctx.dense(0);
+  const yd = ctx.denseOut(0);
+  const intPath = !isFloatDType(xd.dtype);
+  const rowWise = inner === 1 && n >= 32 && !intPath;
+  const key = `reduce ${fn} ${xd.dtype}>${yd.dtype} ${rowWise ? 'row' : 'seq'}`;
+  const k = ctx.kernel(key, () => {
+    const T = intPath ? 'i32' : 'f32';
+    const ld = intPath ? 'ldi_x' : 'ldf_x';
+    const st = intPath ? 'sti_y' : 'stf_y';
+    const better = (v: string, best: string) => (intPath
+      ? (fn === 'max' || fn === 'argmax' ? `${v} > ${best}` : `${v} < ${best}`)
+      : `is_nan(${v}) || ${fn === 'max' || fn === 'argmax' ? `${v} > ${best}` : `${v} < ${best}`}`);
+    const head = `${PRELUDE}
+@group(0) @binding(0) var<storage, read> P: array<u32>;
+${inBinding(1, 'x')}
+${outBinding(2, 'y', yd.dtype)}
+${loaders('x', xd.dtype)}
+${storers('y', yd.dtype)}`;
+    if (!rowWise) {
+      // P: outer, n, inner, xoff, yoff
+      let loop: string;
+      let fin: string;
+      if (fn === 'sum' || fn === 'mean') {
+        loop = `var s: ${T} = ${T}(0); for (var j = 0u; j < n; j++) { s = s + ${ld}(base + j * inner); }`;
+        fin = fn === 'sum' ? `${st}(yo, s);` : 'stf_y(yo, s / f32(n));';
+      } else {
+        const arg = fn === 'argmax' || fn === 'argmin';
+        const stop = intPath ? '' : 'if (is_nan(best)) { break; }';
+        loop = `var best = ${ld}(base); var at = 0u;
+    for (var j = 1u; j < n; j++) { ${stop} let v = ${ld}(base + j * inner); if (${better('v', 'best')}) { best = v; at = j; } }`;
+        fin = arg ? 'sti_y(yo, i32(at));' : (intPath ? 'sti_y(yo, best);' : 'stf_y(yo, best);');
+      }
+      return `${head}
+@compute @workgroup_size(${WG})
+fn main(${BUILTINS}) {
+  ${WG_INDEX}
+  let t = wg * ${WG}u + li;
+  let outer = P[0]; let n = P[1]; let inner = P[2];
+  if (t >= outer * inner) { return; }
+  let o = t / inner; let i = t % inner;
+  let base = P[3] + o * n * inner + i;
+  let yo = P[4] + t;
+  ${loop}
+  ${fin}
+}`;
+    }
+    // One workgroup per row: strided partials, then a tree in shared memory.
+    const arg = fn === 'argmax' || fn === 'argmin';
+    const sum = fn === 'sum' || fn === 'mean';
+    const cmp = fn === 'max' || fn === 'argmax' ? '>' : '<';
+    return `${head}
+var<workgroup> sv: array<f32, ${WG}>;
+var<workgroup> si: array<u32, ${WG}>;
+fn take(v: f32, vi: u32, best: f32, bi: u32) -> bool {
+  if (is_nan(best)) { return is_nan(v) && vi < bi; }
+  if (is_nan(v)) { return true; }
+  return v ${cmp} best || (v == best && vi < bi);
+}
+@compute @workgroup_size(${WG})
+fn main(${BUILTINS}) {
+  ${WG_INDEX}
+  let row = wg;
+  let n = P[1];
+  if (row >= P[0]) { return; }
+  let base = P[3] + row * n;
+  ${sum ? `var s = 0.0; for (var j = li; j < n; j += ${WG}u) { s = s + ldf_x(base + j); } sv[li] = s;`
+    : `var best = ldf_x(base + min(li, n - 1u)); var bi = min(li, n - 1u);
+  for (var j = li + ${WG}u; j < n; j += ${WG}u) { let v = ldf_x(base + j); if (take(v, j, best, bi)) { best = v; bi = j; } }
+  sv[li] = best; si[li] = bi;`}
+  workgroupBarrier();
+  for (var w = ${WG / 2}u; w > 0u; w = w >> 1u) {
+    if (li < w) {
+      ${sum ? 'sv[li] = sv[li] + sv[li + w];' : 'if (take(sv[li + w], si[li + w], sv[li], si[li])) { sv[li] = sv[li + w]; si[li] = si[li + w]; }'}
+    }
+    workgroupBarrier();
+  }
+  if (li == 0u) {
+    ${sum ? (fn === 'sum' ? 'stf_y(P[4] + row, sv[0]);' : 'stf_y(P[4] + row, sv[0] / f32(n));') : arg ? 'sti_y(P[4] + row, i32(si[0]));' : 'stf_y(P[4] + row, sv[0]);'}
+  }
+}`;
+  });
+  const p = new Params().u32(outer, n, inner, xd.offset, yd.offset);
+  ctx.run(k, [xd.gpu, yd.gpu], p, [rowWise ? outer : cdiv(outer * inner, WG)]);
+}
+
+export function cumsum(ctx: OpContext<Op<'cumsum'>>): void {
+  const x = ctx.inputs[0]!;
+  const axis = normAxis(ctx, ctx.op.axis, x.shape.length);
+  const [outer, n, inner] = splitAt(x.shape, axis);
+  if (outer * n * inner === 0) return;
+  const xd = ctx.dense(0);
+  const yd = ctx.denseOut(0);
+  const intPath = !isFloatDType(xd.dtype) && !isFloatDType(yd.dtype);
+  const k = ctx.kernel(`cumsum ${xd.dtype}>${yd.dtype}`, () => `${PRELUDE}
+@group(0) @binding(0) var<storage, read> P: array<u32>;
+${inBinding(1, 'x')}
+${outBinding(2, 'y', yd.dtype)}
+${loaders('x', xd.dtype)}
+${storers('y', yd.dtype)}
+@compute @workgroup_size(${WG})
+fn main(${BUILTINS}) {
+  ${WG_INDEX}
+  let t = wg * ${WG}u + li;
+  let outer = P[0]; let n = P[1]; let inner = P[2];
+  if (t >= outer * inner) { return; }
+  let o = t / inner; let i = t % inner;
+  let at = o * n * inner + i;
+  var s = ${intPath ? '0' : '0.0'};
+  for (var j = 0u; j < n; j++) {
+    s = s + ${intPath ? 'ldi_x' : 'ldf_x'}(P[3] + at + j * inner);
+    ${intPath ? 'sti_y' : 'stf_y'}(P[4] + at + j * inner, s);
+  }
+}`);
+  ctx.run(k, [xd.gpu, yd.gpu], new Params().u32(outer, n, inner, xd.offset, yd.offset), [cdiv(outer * inner, WG)]);
+}
+
+export function topk(ctx: OpContext<Op<'topk'>>): void {
+  const x = ctx.inputs[0]!;
+  const { k } = ctx.op;
+  const n = x.shape[x.shape.length - 1]!;
+  if (!Number.isInteger(k) || k < 0 || k > n) ctx.fail(`k=${k} must be an integer in [0, ${n}]`);
+  if (ctx.outputs[1]!.dtype !== 'i32') ctx.fail('indices must be i32');
+  const rows = n === 0 ? 0 : numel(x.shape) / n;
+  if (rows === 0 || k === 0) return;
+  const xd = ctx.dense(0);
+  const vd = ctx.denseOut(0);
+  const id = ctx.denseOut(1);
+  // One thread per element: its rank among its row (NaN above all, ties by index); rank < k writes.
+  const kern = ctx.kernel(`topk ${xd.dtype}>${vd.dtype}`, () => `${PRELUDE}
+@group(0) @binding(0) var<storage, read> P: array<u32>;
+${inBinding(1, 'x')}
+${outBinding(2, 'v', vd.dtype)}
+${outBinding(3, 'ix', 'i32')}
+${loaders('x', xd.dtype)}
+${storers('v', vd.dtype)}
+${storers('ix', 'i32')}
+fn above(a: f32, ai: u32, b: f32, bi: u32) -> bool {
+  let an = is_nan(a); let bn = is_nan(b);
+  if (an != bn) { return an; }
+  if (!an && a != b) { return a > b; }
+  return ai < bi;
+}
+@compute @workgroup_size(${WG})
+fn main(${BUILTINS}) {
+  ${WG_INDEX}
+  let t = wg * ${WG}u + li;
+  let rows = P[0]; let n = P[1]; let k = P[2];
+  if (t >= rows * n) { return; }
+  let r = t / n; let i = t % n;
+  let base = P[3] + r * n;
+  let v = ldf_x(base + i);
+  var rank = 0u;
+  for (var j = 0u; j < n; j++) { if (j != i && above(ldf_x(base + j), j, v, i)) { rank++; if (rank >= k) { break; } } }
+  if (rank < k) {
+    stb_v(P[4] + r * k + rank, ldb_x(base + i));
+    sti_ix(P[5] + r * k + rank, i32(i));
+  }
+}`);
+  if (xd.dtype !== vd.dtype) ctx.fail('values must have the input dtype');
+  ctx.run(kern, [xd.gpu, vd.gpu, id.gpu], new Params().u32(rows, n, k, xd.offset, vd.offset, id.offset), [cdiv(rows * n, WG)]);
+}

@@ -1,0 +1,56 @@
+// The WebGPU backend: the conformance matrix against the reference, readback rules, and clear
+// errors. Runs wherever an adapter exists (the GPU machine; any machine with Debian's Chromium,
+// through SwiftShader); elsewhere every test is skipped with the reason printed.
+// Filters: ACTLAB_OPS=matmul,softmax
+import { afterAll, describe, expect, it } from 'vitest';
+import '../src/backends/index.js';
+import type { Backend } from '../src/backends/backend.js';
+import { createJsBackend } from '../src/backends/js/backend.js';
+import { runConformance, summarize } from '../src/conformance/runner.js';
+import { Tensor } from '../src/tensor/tensor.js';
+import { openWebGpu } from './webgpu-helpers.js';
+
+const { backend, reason, driver } = await openWebGpu();
+if (!backend) console.log(`webgpu tests skipped: ${reason}`);
+else console.log(`webgpu tests on ${JSON.stringify(backend.info?.())} via ${driver}`);
+const ops = process.env.ACTLAB_OPS?.split(',').filter(Boolean);
+
+describe.skipIf(!backend)('webgpu backend', () => {
+  const gpu = backend as Backend;
+  const ref = createJsBackend();
+  afterAll(() => gpu?.dispose());
+
+  it('matches the reference on every conformance case', async () => {
+    const results = await runConformance(ref, gpu, { ops });
+    console.log(summarize(results));
+    const bad = results.filter((r) => r.status !== 'pass');
+    for (const r of bad) console.log(`${r.status} ${r.label}: nmse ${r.nmse} > ${r.budget} ${r.detail ?? ''}`);
+    expect(results.length).toBeGreaterThan(ops ? 0 : 400);
+    expect(bad.map((r) => `${r.label} (${r.status}, nmse ${r.nmse})`)).toEqual([]);
+  }, 900_000);
+
+  it('reads synchronously only what JavaScript wrote', async () => {
+    const ids = Tensor.from([3, 1, 4], [3], 'i32', gpu);
+    expect(Array.from(ids.dataSync())).toEqual([3, 1, 4]);
+    const y = ids.cast('f32');
+    expect(() => y.dataSync()).toThrow(/cannot read synchronously/);
+    expect(Array.from(await y.data())).toEqual([3, 1, 4]);
+    ids.dispose();
+    y.dispose();
+  });
+
+  it('names the backend and the size of an allocation it cannot make', () => {
+    expect(() => gpu.alloc(2 ** 52)).toThrow(/webgpu backend: cannot allocate 4503599627370496 bytes/);
+  });
+
+  it('writes unaligned byte ranges', async () => {
+    const t = Tensor.from([1, 2, 3, 4, 5, 6, 7], [7], 'u8', gpu);
+    await gpu.flush();
+    const buf = (t as unknown as { storage: { buffer: import('../src/backends/backend.js').BackendBuffer } }).storage.buffer;
+    gpu.write(buf, 1, new Uint8Array([20, 30]));
+    const y = t.cast('i32');
+    expect(Array.from(await y.data())).toEqual([1, 20, 30, 4, 5, 6, 7]);
+    t.dispose();
+    y.dispose();
+  });
+});
