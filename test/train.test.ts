@@ -68,12 +68,13 @@ describe('optimizers', () => {
 });
 
 describe('schedule and clipping', () => {
-  it('linear warmup, then cosine to the minimum at the last step', () => {
+  it('linear warmup, then cosine reaching the minimum at totalSteps', () => {
     const f = warmupCosine({ lr: 1, warmupSteps: 4, totalSteps: 14, minLr: 0.1 });
     expect([0, 1, 2, 3].map(f)).toEqual([0.25, 0.5, 0.75, 1]);
     expect(f(4)).toBeCloseTo(1, 12);
-    expect(f(13)).toBeCloseTo(0.1, 12);
-    expect(f(8)).toBeCloseTo(0.1 + 0.45 * (1 + Math.cos((Math.PI * 4) / 9)), 12);
+    expect(f(8)).toBeCloseTo(0.1 + 0.45 * (1 + Math.cos((Math.PI * 4) / 10)), 12);
+    expect(f(13)).toBeCloseTo(0.1 + 0.45 * (1 + Math.cos((Math.PI * 9) / 10)), 12);
+    expect(f(14)).toBeCloseTo(0.1, 12);
     expect(f(100)).toBeCloseTo(0.1, 12);
   });
 

@@ -8,6 +8,7 @@ import { inspectCommand } from './inspect.js';
 import { patchCommand } from './patch.js';
 import { runCommand } from './run.js';
 import { testOpsCommand } from './test-ops.js';
+import { trainCommand } from './train.js';
 
 export async function run(argv: string[]): Promise<number> {
   const program = new Command('actlab')
@@ -120,6 +121,27 @@ export async function run(argv: string[]): Promise<number> {
     .option('--split <mode>', "TXT documents: 'paragraph' or 'line'", 'paragraph')
     .option('--verify', 'check shard checksums before resuming')
     .action(async (o) => { code = await cacheCommand(o); });
+  modelOptions(program.command('train').description('Train a model on a text corpus (HF-layout checkpoints, JSONL log, --resume)'))
+    .requiredOption('--corpus <file>', '.txt or .jsonl')
+    .requiredOption('--out <dir>', 'checkpoints and train_log.jsonl go here')
+    .requiredOption('--steps <n>', 'updates to reach')
+    .option('--context <n>', 'tokens per training sequence', '128')
+    .option('--max-contexts <n>', 'read at most this many sequences from the corpus', '10000')
+    .option('--batch-size <n>', 'sequences per micro-batch', '8')
+    .option('--grad-accum <n>', 'micro-batches per update', '1')
+    .option('--lr <x>', 'peak learning rate', '3e-4')
+    .option('--min-lr <x>', 'learning rate at the end of the cosine', '0')
+    .option('--warmup <n>', 'linear warmup steps', '0')
+    .option('--weight-decay <x>', 'decoupled weight decay of matrices', '0.01')
+    .option('--clip <x>', 'maximum global gradient norm (0: none)', '1')
+    .option('--optimizer <name>', 'adamw or sgd', 'adamw')
+    .option('--seed <n>', 'seed of the data order', '0')
+    .option('--checkpoint-every <n>', 'save every n steps (0: at the end only)', '0')
+    .option('--resume', 'continue from the newest checkpoint in --out')
+    .option('--field <name>', 'JSONL field holding the text', 'text')
+    .option('--no-bos', 'do not start sequences with BOS')
+    .option('--json', 'one JSON line per step on stdout')
+    .action(async (o) => { code = await trainCommand(o); });
   program
     .command('test-ops')
     .description('Run the op conformance matrix against the reference backend')

@@ -5,18 +5,18 @@ export interface WarmupCosineOptions {
   lr: number;
   /** Steps of linear warmup: step s < warmup uses lr·(s+1)/warmup. */
   warmupSteps: number;
-  /** Total steps; after warmup the rate follows a half cosine from lr down to minLr at the last step. */
+  /** Total steps; after warmup the rate follows a half cosine from lr that would reach minLr at step `totalSteps` (as transformers' schedule). */
   totalSteps: number;
   minLr?: number;
 }
 
-/** Linear warmup, then cosine decay to `minLr` (nanoGPT's schedule, warmup counted from step 1). */
+/** Linear warmup (counted from step 1, so the first update is not wasted), then cosine decay toward `minLr`. */
 export function warmupCosine(o: WarmupCosineOptions): (step: number) => number {
   const min = o.minLr ?? 0;
   const warm = Math.max(0, o.warmupSteps);
   return (step) => {
     if (step < warm) return (o.lr * (step + 1)) / warm;
-    const span = Math.max(1, o.totalSteps - 1 - warm);
+    const span = Math.max(1, o.totalSteps - warm);
     const p = Math.min(1, Math.max(0, (step - warm) / span));
     return min + 0.5 * (o.lr - min) * (1 + Math.cos(Math.PI * p));
   };
