@@ -63,6 +63,8 @@ describe('views', () => {
       expect(arr(gs!)).toEqual([1 + 10, 2 + 12, 3 + 14, 4 + 16]);
       const [gp] = grad(project(al.pad(a, [[1, 0], [0, 1]])), [a]);
       expect(arr(gp!)).toEqual([4, 5, 7, 8]);
+      const [gv] = grad(project(al.concat([a, b], 1).narrow(1, 1, 2)), [b]);
+      expect(arr(gv!)).toEqual([2, 4]);
       const [p, q] = al.split(a, [1, 1], 0);
       const [gq] = grad(al.add(project(p!), al.mul(project(q!), 10)), [a]);
       expect(arr(gq!)).toEqual([1, 2, 10, 20]);

@@ -230,8 +230,9 @@ function missing(name: string, what: string, i: number): never {
   throw new Error(`autograd rule for '${name}' reads ${what} ${i}, which its save() did not keep`);
 }
 
-function recordView(src: Tensor, out: Tensor, v: ViewKind): void {
+function recordView(src: Tensor, out: Tensor, view: () => ViewKind): void {
   if (noGradDepth > 0 || !tracks(src)) return;
+  const v = view();
   makeNode(v.kind, [src], [out], [], (g) => [g[0] ? viewBackward(v, g[0], src.shape) : null], () => true);
 }
 

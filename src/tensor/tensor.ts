@@ -43,7 +43,7 @@ export type ViewKind =
   | { kind: 'slice'; starts: readonly number[]; from: readonly number[] }
   | { kind: 'broadcast'; from: readonly number[] };
 
-type ViewRecorder = (src: Tensor, out: Tensor, v: ViewKind) => void;
+type ViewRecorder = (src: Tensor, out: Tensor, v: () => ViewKind) => void;
 let viewRecorder: ViewRecorder | null = null;
 
 /** Installed by src/autograd: called after a view of a tensor that requires grad is made. */
@@ -52,7 +52,7 @@ export function setViewRecorder(f: ViewRecorder | null): void {
 }
 
 function recorded(src: Tensor, out: Tensor, v: () => ViewKind): Tensor {
-  if (viewRecorder && src.requiresGrad) viewRecorder(src, out, v());
+  if (viewRecorder && src.requiresGrad) viewRecorder(src, out, v);
   return out;
 }
 
