@@ -5,6 +5,7 @@ import { cacheCommand } from './cache.js';
 import { generateCommand } from './generate.js';
 import { hooksCommand } from './hooks.js';
 import { inspectCommand } from './inspect.js';
+import { organismsEvalCommand, organismsTrainCommand } from './organisms.js';
 import { patchCommand } from './patch.js';
 import { runCommand } from './run.js';
 import { testOpsCommand } from './test-ops.js';
@@ -142,6 +143,21 @@ export async function run(argv: string[]): Promise<number> {
     .option('--no-bos', 'do not start sequences with BOS')
     .option('--json', 'one JSON line per step on stdout')
     .action(async (o) => { code = await trainCommand(o); });
+  const organisms = program.command('organisms').description('Model organisms trained by actlab (modular-addition, induction)');
+  organisms.command('eval <name>').description('Evaluate a trained organism (default: the committed models/organisms/NAME)')
+    .option('--model <dir>', 'another trained copy')
+    .option('--backend <name>', 'js, wasm or auto', 'auto')
+    .option('--json', 'one line of JSON')
+    .action(async (name, o) => { code = await organismsEvalCommand(name, o); });
+  organisms.command('train <name>').description('Train an organism with actlab\'s trainer into models/organisms/NAME (or --out)')
+    .option('--out <dir>', 'output folder')
+    .option('--steps <n>', 'updates (default: the recipe)')
+    .option('--seed <n>', 'initialisation and data-order seed')
+    .option('--eval-every <n>', 'evaluate every n steps', '50')
+    .option('--ablate <L.H...>', 'induction: zero these heads during training')
+    .option('--resume', 'continue from the newest checkpoint')
+    .option('--backend <name>', 'js, wasm or auto', 'auto')
+    .action(async (name, o) => { code = await organismsTrainCommand(name, o); });
   program
     .command('test-ops')
     .description('Run the op conformance matrix against the reference backend')

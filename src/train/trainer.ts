@@ -55,6 +55,8 @@ export interface TrainOptions {
   config?: Record<string, unknown>;
   /** Called after each update. */
   onStep?: (s: StepInfo) => void;
+  /** Only these input positions count in the loss (e.g. [T - 1]: predict the last token only); default all. */
+  lossPositions?: readonly number[];
 }
 
 export interface StepInfo {
@@ -74,6 +76,8 @@ export interface TrainResult {
   /** Folder of the last checkpoint written (or resumed from). */
   checkpoint: string | null;
 }
+
+const IGNORE = -100;
 
 /** Training stopped on a non-finite loss or gradient; nothing of the bad step was applied or saved. */
 export class TrainingStoppedError extends Error {
@@ -103,6 +107,8 @@ export async function train(model: CausalLM, data: readonly ArrayLike<number>[],
   const len = data[0]!.length;
   if (len < 2 || data.some((d) => d.length !== len)) throw new Error(`train: every sequence must have the same length >= 2 (got ${data[0]!.length} and others)`);
   const T = len - 1;
+  const counted = Array.from({ length: T }, (_, j) => !o.lossPositions || o.lossPositions.includes(j));
+  if (o.lossPositions?.some((p) => !Number.isInteger(p) || p < 0 || p >= T)) throw new Error(`train: lossPositions ${JSON.stringify(o.lossPositions)} must lie in [0, ${T})`);
   const accum = o.gradAccum ?? 1;
   const seed = o.seed ?? 0;
   const params = model.parameters();
@@ -174,13 +180,13 @@ export async function train(model: CausalLM, data: readonly ArrayLike<number>[],
           const tgt = new Int32Array(o.batchSize * T);
           for (let b = 0; b < o.batchSize; b++) {
             const ex = example(position++);
-            for (let j = 0; j < T; j++) { ids[b * T + j] = ex[j]!; tgt[b * T + j] = ex[j + 1]!; }
+            for (let j = 0; j < T; j++) { ids[b * T + j] = ex[j]!; tgt[b * T + j] = counted[j] ? ex[j + 1]! : IGNORE; }
           }
           const mark = tapeMark();
           try {
             tidy(() => {
               const logits = model.forward(tensor(ids, [o.batchSize, T], 'i32', { backend }));
-              const l = crossEntropy(logits, tensor(tgt, [o.batchSize, T], 'i32', { backend }));
+              const l = crossEntropy(logits, tensor(tgt, [o.batchSize, T], 'i32', { backend }), { ignoreIndex: IGNORE });
               lossSum += l.item();
               const gs = grad(accum === 1 ? l : mul(l, 1 / accum), list.map(([, p]) => p));
               list.forEach(([n], i) => {

@@ -1,0 +1,97 @@
+// `actlab organisms train|eval NAME`: train a model organism with actlab's own trainer into
+// models/organisms/NAME (weights in HF layout, training and evaluation logs, curves as SVG), or
+// evaluate the committed one.
+import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import cliProgress from 'cli-progress';
+import * as Plot from '@observablehq/plot';
+import { parseHTML } from 'linkedom';
+import { loadModel } from '../models/load.js';
+import { evaluateOrganism, ORGANISMS, trainOrganism, type OrganismName } from '../organisms/index.js';
+import { disposeBackends } from '../tensor/engine.js';
+import { pickBackend } from './common.js';
+
+const PACKAGE_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+const defaultDir = (name: string) => join(PACKAGE_ROOT, 'models', 'organisms', name);
+
+function organism(name: string): OrganismName {
+  if (!(ORGANISMS as readonly string[]).includes(name)) throw new Error(`unknown organism '${name}' (have ${ORGANISMS.join(', ')})`);
+  return name as OrganismName;
+}
+
+export async function organismsEvalCommand(nameArg: string, o: { model?: string; backend?: string; json?: boolean }): Promise<number> {
+  const name = organism(nameArg);
+  const dir = o.model ?? defaultDir(name);
+  const m = await loadModel(dir, { backend: await pickBackend(o.backend) });
+  try {
+    const r = evaluateOrganism(name, m.model);
+    if (o.json) {
+      const { fourier: _f, all_heads: _a, ...short } = r as Record<string, unknown>;
+      console.log(JSON.stringify(short));
+    } else console.log(JSON.stringify(r, null, 2));
+    return 0;
+  } finally {
+    m.model.dispose();
+    disposeBackends();
+  }
+}
+
+export async function organismsTrainCommand(nameArg: string, o: { out?: string; steps?: string; backend?: string; evalEvery?: string; seed?: string; ablate?: string[]; resume?: boolean }): Promise<number> {
+  const name = organism(nameArg);
+  const out = o.out ?? defaultDir(name);
+  const work = join(out, 'checkpoints');
+  mkdirSync(work, { recursive: true });
+  const evalLog = join(out, 'eval_log.jsonl');
+  if (!o.resume) writeFileSync(evalLog, '');
+  const bar = new cliProgress.SingleBar({ stream: process.stderr, format: `${name} |{bar}| {value}/{total} steps | loss {loss} | {ms} ms/step`, hideCursor: true }, cliProgress.Presets.shades_classic);
+  let started = false;
+  const backend = await pickBackend(o.backend);
+  try {
+    const model = await trainOrganism(name, {
+      backend, outDir: work, steps: o.steps ? Number(o.steps) : undefined, seed: o.seed ? Number(o.seed) : undefined,
+      evalEvery: Number(o.evalEvery ?? 50), ablate: o.ablate, resume: o.resume,
+      onStep: (s) => {
+        if (!started) { bar.start(s.steps, 0, { loss: '-', ms: '-' }); started = true; }
+        bar.update(s.step, { loss: s.loss.toFixed(4), ms: s.ms.toFixed(0) });
+      },
+      onEval: (e) => writeFileSync(evalLog, JSON.stringify(e) + '\n', { flag: 'a' }),
+    });
+    if (started) bar.stop();
+    const steps = (JSON.parse(readFileSync(join(work, 'train_log.jsonl'), 'utf8').trim().split('\n').pop()!) as { step: number }).step;
+    const last = join(work, `checkpoint-${steps}`);
+    for (const f of ['model.safetensors', 'config.json']) copyFileSync(join(last, f), join(out, f));
+    copyFileSync(join(work, 'train_log.jsonl'), join(out, 'train_log.jsonl'));
+    writeCurves(name, join(out, 'train_log.jsonl'), evalLog, out);
+    const r = evaluateOrganism(name, model);
+    const { fourier: _f, ...short } = r as Record<string, unknown>;
+    writeFileSync(join(out, 'eval.json'), JSON.stringify(r, null, 1) + '\n');
+    console.log(JSON.stringify(short));
+    model.dispose();
+    return 0;
+  } finally {
+    disposeBackends();
+  }
+}
+
+/** The training curves as SVG files: loss (log scale), and the organism's progress measure, each series labelled at its end. */
+function writeCurves(name: OrganismName, trainLog: string, evalLog: string, out: string): void {
+  const { document } = parseHTML('<!doctype html><html><body></body></html>');
+  const tr = readFileSync(trainLog, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { step: number; loss: number });
+  const ev = existsSync(evalLog) ? readFileSync(evalLog, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>) : [];
+  const svg = (el: unknown) => (el as Element).outerHTML.replace('<svg ', '<svg xmlns="http://www.w3.org/2000/svg" ') + '\n';
+  writeFileSync(join(out, 'loss.svg'), svg(Plot.plot({
+    document, width: 640, height: 280, marginLeft: 50, y: { type: 'log', label: 'training loss (nats)', grid: true }, x: { label: 'step' },
+    marks: [Plot.line(tr.filter((r) => r.loss > 0), { x: 'step', y: 'loss', stroke: 'steelblue' })],
+  })));
+  const rows: { step: number; value: number; series: string }[] = name === 'modular-addition'
+    ? ev.flatMap((e) => [{ step: e.step as number, value: e.train_accuracy as number, series: 'train accuracy' }, { step: e.step as number, value: e.test_accuracy as number, series: 'test accuracy' }])
+    : ev.flatMap((e) => [{ step: e.step as number, value: e.in_context_loss_drop as number, series: 'in-context loss drop' },
+      ...(e.heads as { layer: number; head: number; score: number }[]).map((h) => ({ step: e.step as number, value: h.score, series: `L${h.layer}H${h.head}` }))]);
+  const ends = [...new Map(rows.map((r) => [r.series, r])).values()];
+  writeFileSync(join(out, name === 'modular-addition' ? 'accuracy.svg' : 'induction.svg'), svg(Plot.plot({
+    document, width: 700, height: 320, marginLeft: 50, marginRight: 150, x: { label: 'step' },
+    y: { grid: true, label: name === 'modular-addition' ? 'accuracy' : 'induction score (heads) / nats (loss drop)' },
+    marks: [Plot.line(rows, { x: 'step', y: 'value', stroke: 'series' }), Plot.text(ends, { x: 'step', y: 'value', text: 'series', fill: 'series', dx: 6, textAnchor: 'start' })],
+  })));
+}
