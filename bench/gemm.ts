@@ -2,7 +2,7 @@
 // reference backend; large shapes skipped) and onnxruntime-node's MatMul (a one-node ONNX model
 // encoded here by hand, both operands as graph inputs, intraOpNumThreads 2), side by side in one
 // run. Median of timed runs after warm-up, the implementations timed in turn over several rounds. Prints a table; `--json` prints one JSON object a line.
-// Usage: npm run bench:gemm [-- --json] [-- --quick]
+// Usage: npm run bench:gemm [-- --json] [-- --quick]   (-- --backend webgpu: bench/webgpu-gemm.ts, beside PyTorch CUDA)
 import os from 'node:os';
 import type { Backend, View } from '../src/backends/backend.js';
 import { createJsBackend } from '../src/backends/js/backend.js';
@@ -163,4 +163,5 @@ async function main(): Promise<void> {
   console.log('(GFLOP/s, median; actlab-js skipped above 5e6 multiply-adds)');
 }
 
-main().then(() => process.exit(0), (e) => { console.error(e); process.exit(1); });
+const viaWebGpu = args[args.indexOf('--backend') + 1] === 'webgpu' && args.includes('--backend');
+(viaWebGpu ? import('./webgpu-gemm.js').then((m) => m.main(args)) : main()).then(() => process.exit(0), (e) => { console.error(e); process.exit(1); });

@@ -23,6 +23,7 @@ const args = process.argv.slice(2);
 const flag = (n: string) => args.includes(`--${n}`);
 const opt = (n: string, d: string) => { const i = args.indexOf(`--${n}`); return i >= 0 ? args[i + 1]! : d; };
 const backendName = opt('backend', 'wasm');
+if (backendName === 'webgpu') { await (await import('./webgpu-model.js')).main(args); process.exit(0); } // beside PyTorch CUDA
 const runs = Number(opt('runs', flag('quick') ? '3' : '7'));
 const warmup = 2;
 const json = flag('json');

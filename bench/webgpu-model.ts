@@ -1,0 +1,130 @@
+// GPT-2-small and GPT-2-medium-shaped models (random weights, f32, batch 1) on the WebGPU
+// backend beside PyTorch CUDA eager in the same run (bench/gpu_torch.py): prefill tokens/s with
+// full logits (T=128, 512; timed to the end of the GPU work), greedy decode ms/token from a
+// 128-token prompt (argmax on the device, 4 bytes read back per step, as PyTorch's .item()), and
+// cache_all_ratio for the small model (runWithCache of the usual hook points / plain forward).
+// Usage: npm run bench:model -- --backend webgpu [--json] [--quick] [--no-peers] [--models small,medium]
+import { spawnSync } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import '../src/backends/index.js';
+import { tensor } from '../src/ops/creation.js';
+import { reduce } from '../src/ops/reduce.js';
+import { disposeBackends, initBackend } from '../src/tensor/engine.js';
+import { randomModel } from '../src/models/random.js';
+import { KVCache } from '../src/models/layers/kv-cache.js';
+import { runWithCache } from '../src/hooks/run.js';
+import type { CausalLM } from '../src/models/model.js';
+import type { Backend } from '../src/backends/backend.js';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const CONFIGS: Record<string, Record<string, unknown>> = {
+  'gpt2-small': { model_type: 'gpt2', n_embd: 768, n_head: 12, n_layer: 12, n_positions: 1024, vocab_size: 50257 },
+  'gpt2-tiny': { model_type: 'gpt2', n_embd: 64, n_head: 4, n_layer: 2, n_positions: 1024, vocab_size: 1000 },
+  'gpt2-medium': { model_type: 'gpt2', n_embd: 1024, n_head: 16, n_layer: 24, n_positions: 1024, vocab_size: 50257 },
+};
+
+interface Row { bench: 'model'; model: string; impl: string; metric: string; T: number; value: number; ms?: number; note?: string }
+
+function ids(T: number, vocab: number, seed = 1): number[] {
+  let x = seed;
+  return Array.from({ length: T }, () => (x = (x * 1103515245 + 12345) % 2147483648) % vocab);
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+async function timeAsync(fn: () => Promise<void>, runs: number, warm = 2): Promise<number> {
+  for (let i = 0; i < warm; i++) await fn();
+  const ts: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const t0 = performance.now();
+    await fn();
+    ts.push(performance.now() - t0);
+  }
+  return median(ts);
+}
+
+async function benchModel(label: string, model: CausalLM, be: Backend, quick: boolean, emit: (r: Row) => void): Promise<void> {
+  const V = model.dims.vocabSize;
+  const impl = 'actlab-webgpu';
+  for (const T of [128, 512]) {
+    const x = tensor(ids(T, V), [1, T], 'i32', { backend: be });
+    const ms = await timeAsync(async () => { model.forward(x).dispose(); await be.flush(); }, quick ? 3 : 7);
+    x.dispose();
+    emit({ bench: 'model', model: label, impl, metric: 'prefill_tok_s', T, value: T / (ms / 1e3), ms });
+  }
+  const steps = quick ? 16 : 64;
+  const per: number[] = [];
+  const next = async (logits: ReturnType<CausalLM['forward']>) => {
+    const am = reduce('argmax', logits.reshape([-1]), 0);
+    logits.dispose();
+    const id = (await am.data())[0]!;
+    am.dispose();
+    return id;
+  };
+  for (let r = 0; r < 4; r++) {
+    const cache = new KVCache();
+    const p = tensor(ids(128, V, 7), [1, 128], 'i32', { backend: be });
+    let id = await next(model.forward(p, { cache, logits: 'last' }));
+    p.dispose();
+    const t0 = performance.now();
+    for (let s = 0; s < steps; s++) {
+      const t = tensor([id], [1, 1], 'i32', { backend: be });
+      const lg = model.forward(t, { cache, logits: 'last' });
+      t.dispose();
+      id = await next(lg);
+    }
+    if (r > 0) per.push((performance.now() - t0) / steps);
+    cache.dispose();
+  }
+  emit({ bench: 'model', model: label, impl, metric: 'decode_ms_per_token', T: 128, value: median(per) });
+  if (label === 'gpt2-small') {
+    const x = tensor(ids(128, V, 3), [1, 128], 'i32', { backend: be });
+    const names = /^blocks\.\d+\.(hook_resid_(pre|mid|post)|attn\.hook_(q|k|v|pattern|z)|hook_attn_out|mlp\.hook_(pre|post)|hook_mlp_out)$/;
+    const plain = await timeAsync(async () => { model.forward(x).dispose(); await be.flush(); }, quick ? 3 : 7);
+    const cached = await timeAsync(async () => { const r = runWithCache(model, x, { names }); r.logits.dispose(); await be.flush(); r.cache.dispose(); }, quick ? 3 : 7);
+    x.dispose();
+    emit({ bench: 'model', model: label, impl, metric: 'cache_all_ratio', T: 128, value: cached / plain, note: `${cached.toFixed(2)} / ${plain.toFixed(2)} ms` });
+  }
+}
+
+export async function main(args: string[]): Promise<void> {
+  const json = args.includes('--json');
+  const quick = args.includes('--quick');
+  const mi = args.indexOf('--models');
+  const models = (mi >= 0 ? args[mi + 1]! : 'small,medium').split(',').map((m) => `gpt2-${m}`);
+  const rows: Row[] = [];
+  const emit = (r: Row) => { rows.push(r); if (json) console.log(JSON.stringify(r)); };
+  const be = await initBackend('webgpu');
+  if (!json) console.log(`models on webgpu: ${JSON.stringify(be.info?.())}`);
+  for (const label of models) {
+    const t0 = performance.now();
+    const model = randomModel(CONFIGS[label]!, be, { seed: 0, std: 0.02 });
+    await be.flush();
+    if (!json) console.log(`${label}: weights made and uploaded in ${((performance.now() - t0) / 1e3).toFixed(1)} s`);
+    await benchModel(label, model, be, quick, emit);
+    model.dispose();
+    await be.flush();
+  }
+  disposeBackends();
+  if (!args.includes('--no-peers')) {
+    const py = spawnSync('python3', [join(root, 'bench', 'gpu_torch.py'), 'model', ...(quick ? ['--quick'] : [])], { encoding: 'utf8', maxBuffer: 1 << 24 });
+    if (py.status === 0) for (const line of py.stdout.trim().split('\n')) emit(JSON.parse(line));
+    else console.error(`PyTorch peer skipped: ${(py.stderr || py.error?.message || '').trim().split('\n').pop()}`);
+  }
+  if (json) return;
+  console.log('\n| model | metric | T | actlab-webgpu | PyTorch CUDA eager | ratio (≥ 1 is faster) |');
+  console.log('|---|---|---|---:|---:|---:|');
+  for (const r of rows.filter((x) => x.impl === 'actlab-webgpu')) {
+    const pt = rows.find((x) => x.impl.startsWith('pytorch') && x.model === r.model && x.metric === r.metric && x.T === r.T);
+    const fmt = (v: number) => (r.metric === 'prefill_tok_s' ? v.toFixed(0) : v.toFixed(r.metric === 'cache_all_ratio' ? 3 : 2));
+    const ratio = !pt ? '-' : r.metric === 'decode_ms_per_token' ? (pt.value / r.value).toFixed(2) + '×' : r.metric === 'prefill_tok_s' ? (r.value / pt.value).toFixed(2) + '×' : '-';
+    console.log(`| ${r.model} | ${r.metric} | ${r.T} | ${fmt(r.value)} | ${pt ? fmt(pt.value) : '-'} | ${ratio} |`);
+  }
+  const pt = rows.find((r) => r.impl.startsWith('pytorch'));
+  console.log(`(prefill in tokens/s with full logits, decode in ms/token; PyTorch: ${pt?.impl ?? 'not run'})`);
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  main(process.argv.slice(2)).then(() => process.exit(0), (e) => { console.error(e); process.exit(1); });
+}
