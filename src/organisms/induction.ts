@@ -24,21 +24,19 @@ export function inductionConfig(): Record<string, unknown> {
 }
 
 /**
- * Training sequences of 2·segment + 1 tokens: [BOS], random filler, a random segment r (6 to 16
- * tokens), a random gap (0 to 8), r again, random filler. The repeat's offset varies, so only an
- * induction circuit (not a fixed positional shortcut) predicts the second r.
+ * Training sequences of 2·segment + 1 tokens: [BOS], a few random tokens, then a random segment
+ * r (5 to 24 tokens) repeated to the end. The period varies from sequence to sequence, so only an
+ * induction circuit (not a fixed positional shortcut) predicts the repeats.
  */
 export function inductionTrainingData(n: number, seed: number, segment = INDUCTION.segment): number[][] {
   const rng = new Rng(seed);
   const tok = () => INDUCTION.minId + rng.int(INDUCTION.vocab - INDUCTION.minId);
-  const total = 2 * segment;
   return Array.from({ length: n }, () => {
-    const L = 6 + rng.int(11);
-    const gap = rng.int(9);
-    const pre = rng.int(total - 2 * L - gap + 1);
+    const L = 5 + rng.int(20);
+    const pre = rng.int(9);
     const r = Array.from({ length: L }, tok);
-    const seq = [INDUCTION.bos, ...Array.from({ length: pre }, tok), ...r, ...Array.from({ length: gap }, tok), ...r];
-    while (seq.length < total + 1) seq.push(tok());
+    const seq = [INDUCTION.bos, ...Array.from({ length: pre }, tok)];
+    for (let i = 0; seq.length < 2 * segment + 1; i++) seq.push(r[i % L]!);
     return seq;
   });
 }
