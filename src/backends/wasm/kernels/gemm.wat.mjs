@@ -7,8 +7,10 @@
 // Design (BLIS-like): per thread, for each NC-wide block of its columns and each KC-deep slice of
 // K, B is packed into NR-wide panels (zero padded), A into MR-row strips, and an MR×NR register
 // blocked micro-kernel (accumulators in locals, A by load32_splat, B by v128.load) updates C.
-// Rows of A that are few (GEMV-like, M <= GEMV_M) with row-major B skip packing: the row kernel
-// streams a few rows of B at a time into the output row held in L1.
+// Rows of A that are few (GEMV-like, M <= GEMV_M) skip packing: with row-major B the row kernel
+// streams a few rows of B at a time into the output row held in L1; with transposed B (rows of
+// B^T contiguous, the x·Wᵀ of linear layers) a dot-product kernel reads four rows of B^T at once.
+// Transposed B is packed with 4x4 SIMD transposes; any other strides with a scalar loop.
 // Not for: other dtypes (the runtime falls back to the reference kernels).
 
 /**
