@@ -51,7 +51,7 @@ export async function main(args: string[]): Promise<void> {
       const outs = [v(Y, [M, N])];
       const run = () => be.exec({ op: 'matmul', transA: false, transB: false }, ins, outs);
       const flops = 2 * M * N * K;
-      const variants = dtype === 'f16' && be.handle.features.subgroupMatrix ? [false, true] : [false];
+      const variants = dtype === 'f16' && be.handle.features.subgroupMatrix && M % 128 === 0 && N % 128 === 0 ? [false, true] : [false];
       let baseline: Uint8Array | null = null;
       for (const sgmat of variants) {
         enableSubgroupMatmul(sgmat);

@@ -8,6 +8,7 @@ import type { Backend } from '../src/backends/backend.js';
 import { createJsBackend } from '../src/backends/js/backend.js';
 import { runConformance, summarize } from '../src/conformance/runner.js';
 import { Tensor } from '../src/tensor/tensor.js';
+import * as F from '../src/ops/index.js';
 import { openWebGpu } from './webgpu-helpers.js';
 
 const { backend, reason, driver } = await openWebGpu();
@@ -28,6 +29,19 @@ describe.skipIf(!backend)('webgpu backend', () => {
     expect(results.length).toBeGreaterThan(ops ? 0 : 400);
     expect(bad.map((r) => `${r.label} (${r.status}, nmse ${r.nmse})`)).toEqual([]);
   }, 900_000);
+
+  it('large matmuls (128x128 tiles, split-K GEMV, both weight layouts) match the reference', async () => {
+    const cases: [number, number, number, boolean][] = [[1024, 40, 1920, false], [3, 700, 300, false], [1, 512, 200, true], [5, 1000, 64, true]];
+    for (const [M, K, N, transB] of cases) {
+      const a = Array.from({ length: M * K }, (_, i) => Math.sin(i * 0.37));
+      const b = Array.from({ length: K * N }, (_, i) => Math.cos(i * 0.11));
+      const yr = F.matmul(Tensor.from(a, [M, K], 'f32', ref), Tensor.from(b, transB ? [N, K] : [K, N], 'f32', ref), { transB }).dataSync();
+      const yg = await F.matmul(Tensor.from(a, [M, K], 'f32', gpu), Tensor.from(b, transB ? [N, K] : [K, N], 'f32', gpu), { transB }).data();
+      let num = 0; let den = 0;
+      for (let i = 0; i < yr.length; i++) { num += (yr[i]! - yg[i]!) ** 2; den += yr[i]! ** 2; }
+      expect(num / den, `${M}x${K}x${N}${transB ? ' Bᵀ' : ''}`).toBeLessThan(1e-10);
+    }
+  }, 300_000);
 
   it('reads synchronously only what JavaScript wrote', async () => {
     const ids = Tensor.from([3, 1, 4], [3], 'i32', gpu);

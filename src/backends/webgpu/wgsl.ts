@@ -107,9 +107,14 @@ export function storers(name: string, d: DType): string {
     }
   })();
   const fromI = isFloatDType(d) ? `stf_${name}(e, f32(v));` : `stb_${name}(e, bitcast<u32>(clamp(v, ${lo}, ${hi})));`;
+  // two neighbours at once: one whole-word store when a 16-bit pair shares an aligned word
+  const stf2 = bits === 16
+    ? `if ((e & 1u) == 0u) { atomicStore(&${name}[e >> 1u], ${fromF.replace('(v)', '(v0)')} | (${fromF.replace('(v)', '(v1)')} << 16u)); } else { stf_${name}(e, v0); stf_${name}(e + 1u, v1); }`
+    : `stf_${name}(e, v0); stf_${name}(e + 1u, v1);`;
   return `
 fn stb_${name}(e: u32, bits: u32) { ${stb} }
 fn stf_${name}(e: u32, v: f32) { stb_${name}(e, ${fromF}); }
+fn stf2_${name}(e: u32, v0: f32, v1: f32) { ${stf2} }
 fn sti_${name}(e: u32, v: i32) { ${fromI} }`;
 }
 

@@ -104,6 +104,78 @@ fn main(${BUILTINS}) { ${WG_INDEX} let i = wg * 256u + li; if (i < P[0]) { stb_y
   else tiled(ctx, plan, a.dtype, b.dtype, ab, bb, yd.dtype, yd.gpu, yd.offset, batches);
 }
 
+const lines = (n: number, f: (i: number) => string) => Array.from({ length: n }, (_, i) => f(i)).join('\n');
+
+/** Unrolled WGSL of the tiled kernel: T x T outputs per thread (T = 8 or 4), BK = 16. */
+function tiledCode(T: number, aKFast: boolean, bNFast: boolean, adt: string, bdt: string, ydt: string): string {
+  const BM = 16 * T;
+  const BK = 16;
+  const S = BM + 4; // padded row of the staged tiles (bank conflicts)
+  const LA = (BM * BK) / 256;
+  // Per load l: (row, k) of A and (k, col) of B relative to the tile, as thread base + constant.
+  const aAt = (l: number) => (aKFast ? [`am0 + ${l * (256 / BK)}u`, 'ak0'] : ['am0', `ak0 + ${l * (256 / BM)}u`]);
+  const bAt = (l: number) => (bNFast ? [`bk0 + ${l * (256 / BM)}u`, 'bn0'] : ['bk0', `bn0 + ${l * (256 / BK)}u`]);
+  const rows = (i: number) => `${Math.floor(i / 4) * 64 + (i % 4)}u`;
+  const G = T / 4;
+  return `${PRELUDE}
+@group(0) @binding(0) var<storage, read> P: array<u32>;
+${inBinding(1, 'a')}
+${inBinding(2, 'b')}
+${outBinding(3, 'y', ydt as never)}
+${loaders('a', adt as never)}
+${loaders('b', bdt as never)}
+${storers('y', ydt as never)}
+var<workgroup> As: array<vec4<f32>, ${(BK * S) / 4}>;
+var<workgroup> Bs: array<vec4<f32>, ${(BK * S) / 4}>;
+@compute @workgroup_size(256)
+fn main(${BUILTINS}) {
+  ${PLAN_HEAD}
+  let m0 = wid.y * ${BM}u; let n0 = wid.x * ${BM}u;
+  let tx = li % 16u; let ty = li / 16u;
+  ${aKFast ? `let am0 = li / ${BK}u; let ak0 = li % ${BK}u;` : `let am0 = li % ${BM}u; let ak0 = li / ${BM}u;`}
+  ${bNFast ? `let bk0 = li / ${BM}u; let bn0 = li % ${BM}u;` : `let bk0 = li % ${BK}u; let bn0 = li / ${BK}u;`}
+${lines(T * T, (q) => `  var c${q} = 0.0;`)}
+${lines(LA, (l) => `  var ra${l} = 0.0; var rb${l} = 0.0;`)}
+  let ntiles = (K + ${BK - 1}u) / ${BK}u;
+  for (var t = 0u; t <= ntiles; t++) {
+    if (t > 0u) {
+      workgroupBarrier();
+${lines(LA, (l) => {
+    const [am, ak] = aAt(l);
+    const [bk, bn] = bAt(l);
+    return `      { let ia = (${ak}) * ${S}u + ${am}; As[ia >> 2u][ia & 3u] = ra${l}; let ib = (${bk}) * ${S}u + ${bn}; Bs[ib >> 2u][ib & 3u] = rb${l}; }`;
+  })}
+      workgroupBarrier();
+    }
+    if (t < ntiles) {
+      let k0 = t * ${BK}u;
+${lines(LA, (l) => {
+    const [am, ak] = aAt(l);
+    const [bk, bn] = bAt(l);
+    return `      { let gm = m0 + ${am}; let gk = k0 + ${ak}; ra${l} = select(0.0, ldf_a(u32(abase + i32(gm) * sam + i32(gk) * sak)), gm < M && gk < K);
+        let hk = k0 + ${bk}; let gn = n0 + ${bn}; rb${l} = select(0.0, ldf_b(u32(bbase + i32(hk) * sbk + i32(gn) * sbn)), hk < K && gn < N); }`;
+  })}
+    }
+    if (t > 0u) {
+      for (var kk = 0u; kk < ${BK}u; kk++) {
+${lines(G, (g) => `        let a${g} = As[(kk * ${S}u + ${g * 64}u + ty * 4u) >> 2u]; let b${g} = Bs[(kk * ${S}u + ${g * 64}u + tx * 4u) >> 2u];`)}
+${lines(T * T, (q) => {
+    const i = Math.floor(q / T);
+    const j = q % T;
+    return `        c${q} = fma(a${Math.floor(i / 4)}[${i % 4}], b${Math.floor(j / 4)}[${j % 4}], c${q});`;
+  })}
+      }
+    }
+  }
+${lines(T, (i) => `  { let m = m0 + ${rows(i)} + ty * 4u; if (m < M) {
+${lines(T / 2, (jj) => {
+    const j = jj * 2;
+    return `    { let n = n0 + ${rows(j)} + tx * 4u; if (n + 1u < N) { stf2_y(ybase + m * N + n, c${i * T + j}, c${i * T + j + 1}); } else if (n < N) { stf_y(ybase + m * N + n, c${i * T + j}); } }`;
+  })}
+  } }`)}
+}`;
+}
+
 function tiled(
   ctx: OpContext, p: MatmulPlan, adt: string, bdt: string, ab: GPUBuffer, bb: GPUBuffer,
   ydt: string, yb: GPUBuffer, yoff: number, batches: number,
@@ -111,118 +183,64 @@ function tiled(
   const tiles128 = cdiv(p.M, 128) * cdiv(p.N, 128) * batches;
   const T = tiles128 >= 120 ? 8 : 4; // outputs per thread per dim
   const BM = 16 * T;
-  const BK = 8;
   const aKFast = p.sak === 1;
   const bNFast = p.sbn === 1;
   const key = `mm tiled T${T} ${adt}x${bdt}>${ydt} ${aKFast ? 'aK' : 'aM'} ${bNFast ? 'bN' : 'bK'}`;
-  const k = ctx.kernel(key, () => {
-    const LA = (BM * BK) / 256;
-    // Which (row, k) element the l-th load of this thread fetches.
-    const aMap = aKFast ? ['idx / 8u', 'idx % 8u'] : ['idx % BM', 'idx / BM'];
-    const bMap = bNFast ? ['idx / BM', 'idx % BM'] : ['idx % 8u', 'idx / 8u']; // (k, n)
-    const G = T / 4;
-    return `${PRELUDE}
-@group(0) @binding(0) var<storage, read> P: array<u32>;
-${inBinding(1, 'a')}
-${inBinding(2, 'b')}
-${outBinding(3, 'y', ydt as never)}
-${loaders('a', adt as never)}
-${loaders('b', bdt as never)}
-${storers('y', ydt as never)}
-const BM = ${BM}u;
-var<workgroup> As: array<vec4<f32>, ${(BK * BM) / 4}>;
-var<workgroup> Bs: array<vec4<f32>, ${(BK * BM) / 4}>;
-@compute @workgroup_size(256)
-fn main(${BUILTINS}) {
-  ${PLAN_HEAD}
-  let m0 = wid.y * BM; let n0 = wid.x * BM;
-  let tx = li % 16u; let ty = li / 16u;
-  var acc: array<array<f32, ${T}>, ${T}>;
-  for (var i = 0u; i < ${T}u; i++) { for (var j = 0u; j < ${T}u; j++) { acc[i][j] = 0.0; } }
-  var ra: array<f32, ${LA}>;
-  var rb: array<f32, ${LA}>;
-  let ntiles = (K + 7u) / 8u;
-  for (var t = 0u; t <= ntiles; t++) {
-    if (t > 0u) {
-      workgroupBarrier();
-      for (var l = 0u; l < ${LA}u; l++) {
-        let idx = li + l * 256u;
-        let am = ${aMap[0]}; let ak = ${aMap[1]};
-        As[(ak * BM + am) / 4u][(ak * BM + am) % 4u] = ra[l];
-        let bk = ${bMap[0]}; let bn = ${bMap[1]};
-        Bs[(bk * BM + bn) / 4u][(bk * BM + bn) % 4u] = rb[l];
-      }
-      workgroupBarrier();
-    }
-    if (t < ntiles) {
-      let k0 = t * 8u;
-      for (var l = 0u; l < ${LA}u; l++) {
-        let idx = li + l * 256u;
-        let am = ${aMap[0]}; let ak = ${aMap[1]};
-        let gm = m0 + am; let gk = k0 + ak;
-        ra[l] = select(0.0, ldf_a(u32(abase + i32(gm) * sam + i32(gk) * sak)), gm < M && gk < K);
-        let bk = ${bMap[0]}; let bn = ${bMap[1]};
-        let gk2 = k0 + bk; let gn = n0 + bn;
-        rb[l] = select(0.0, ldf_b(u32(bbase + i32(gk2) * sbk + i32(gn) * sbn)), gk2 < K && gn < N);
-      }
-    }
-    if (t > 0u) {
-      for (var kk = 0u; kk < 8u; kk++) {
-        var av: array<f32, ${T}>;
-        var bv: array<f32, ${T}>;
-        for (var g = 0u; g < ${G}u; g++) {
-          let a4 = As[(kk * BM + g * 64u + ty * 4u) / 4u];
-          let b4 = Bs[(kk * BM + g * 64u + tx * 4u) / 4u];
-          for (var c = 0u; c < 4u; c++) { av[g * 4u + c] = a4[c]; bv[g * 4u + c] = b4[c]; }
-        }
-        for (var i = 0u; i < ${T}u; i++) { for (var j = 0u; j < ${T}u; j++) { acc[i][j] = fma(av[i], bv[j], acc[i][j]); } }
-      }
-    }
-  }
-  for (var i = 0u; i < ${T}u; i++) {
-    let m = m0 + (i / 4u) * 64u + ty * 4u + (i % 4u);
-    if (m >= M) { continue; }
-    for (var j = 0u; j < ${T}u; j++) {
-      let n = n0 + (j / 4u) * 64u + tx * 4u + (j % 4u);
-      if (n < N) { stf_y(ybase + m * N + n, acc[i][j]); }
-    }
-  }
-}`;
-  });
+  const k = ctx.kernel(key, () => tiledCode(T, aKFast, bNFast, adt, bdt, ydt));
   ctx.run(k, [ab, bb, yb], planParams(p, yoff), [cdiv(p.N, BM), cdiv(p.M, BM), batches]);
 }
 
+/**
+ * M <= 8 rows against a wide B, split along K over grid.y so that enough workgroups stream B:
+ * partial sums go to a temporary and a second pass adds them (one pass when K is not split).
+ */
 function gemv(
   ctx: OpContext, p: MatmulPlan, adt: string, bdt: string, ab: GPUBuffer, bb: GPUBuffer,
   ydt: string, yb: GPUBuffer, yoff: number, batches: number,
 ): void {
   const bK = p.sbk === 1 && p.sbn !== 1;
-  // bK: 8 columns per workgroup, 32 lanes along k each; else 32 columns x 8 k-slices.
-  const COLS = bK ? 8 : 32;
-  const LANES = bK ? 32 : 8;
-  const key = `mm gemv ${bK ? 'bK' : 'bN'} ${adt}x${bdt}>${ydt}`;
+  // bK: 8 columns per workgroup, 32 lanes along k each; else 64 columns x 4 k-slices.
+  const COLS = bK ? 8 : 64;
+  const LANES = bK ? 32 : 4;
+  const wgs = cdiv(p.N, COLS) * batches;
+  const S = Math.max(1, Math.min(cdiv(528, wgs), Math.floor(p.K / 64), 64));
+  const chunk = cdiv(p.K, S);
+  const split = S > 1;
+  const key = `mm gemv ${bK ? 'bK' : 'bN'} ${adt}x${bdt}>${split ? 'f32' : ydt} ${split ? 'split' : ''}`;
   const k = ctx.kernel(key, () => `${PRELUDE}
 @group(0) @binding(0) var<storage, read> P: array<u32>;
 ${inBinding(1, 'a')}
 ${inBinding(2, 'b')}
-${outBinding(3, 'y', ydt as never)}
+${outBinding(3, 'y', (split ? 'f32' : ydt) as never)}
 ${loaders('a', adt as never)}
 ${loaders('b', bdt as never)}
-${storers('y', ydt as never)}
+${storers('y', (split ? 'f32' : ydt) as never)}
 var<workgroup> red: array<f32, ${8 * 256}>;
 @compute @workgroup_size(256)
 fn main(${BUILTINS}) {
   ${PLAN_HEAD}
-  ${bK ? 'let col = li / 32u; let lane = li % 32u;' : 'let col = li % 32u; let lane = li / 32u;'}
-  let n = (wid.x + wid.y * nwg.x) * ${COLS}u + col;
+  ${bK ? 'let col = li / 32u; let lane = li % 32u;' : `let col = li % ${COLS}u; let lane = li / ${COLS}u;`}
+  let n = wid.x * ${COLS}u + col;
+  let kbeg = wid.y * P[19];
+  let kend = min(K, kbeg + P[19]);
   var acc: array<f32, 8>;
   for (var m = 0u; m < 8u; m++) { acc[m] = 0.0; }
   if (n < N) {
     let bcol = bbase + i32(n) * sbn;
-    for (var k = lane; k < K; k += ${LANES}u) {
-      let bv = ldf_b(u32(bcol + i32(k) * sbk));
+    var k = kbeg + lane;
+    for (; k + ${LANES}u < kend; k += ${2 * LANES}u) {
+      let b0 = ldf_b(u32(bcol + i32(k) * sbk));
+      let b1 = ldf_b(u32(bcol + i32(k + ${LANES}u) * sbk));
       let ak = abase + i32(k) * sak;
-      for (var m = 0u; m < M; m++) { acc[m] = fma(ldf_a(u32(ak + i32(m) * sam)), bv, acc[m]); }
+      for (var m = 0u; m < M; m++) {
+        let am = ak + i32(m) * sam;
+        acc[m] = fma(ldf_a(u32(am)), b0, fma(ldf_a(u32(am + ${LANES} * sak)), b1, acc[m]));
+      }
+    }
+    if (k < kend) {
+      let b0 = ldf_b(u32(bcol + i32(k) * sbk));
+      let ak = abase + i32(k) * sak;
+      for (var m = 0u; m < M; m++) { acc[m] = fma(ldf_a(u32(ak + i32(m) * sam)), b0, acc[m]); }
     }
   }
   for (var m = 0u; m < M; m++) { red[m * 256u + li] = acc[m]; }
@@ -230,14 +248,40 @@ fn main(${BUILTINS}) {
   for (var w = ${LANES / 2}u; w > 0u; w = w >> 1u) {
     if (lane < w) {
       for (var m = 0u; m < M; m++) {
-        red[m * 256u + li] = red[m * 256u + li] + red[m * 256u + li + w * ${bK ? 1 : 32}u];
+        red[m * 256u + li] = red[m * 256u + li] + red[m * 256u + li + w * ${bK ? 1 : COLS}u];
       }
     }
     workgroupBarrier();
   }
   if (lane == 0u && n < N) {
-    for (var m = 0u; m < M; m++) { stf_y(ybase + m * N + n, red[m * 256u + li]); }
+    // split: partial sums at [(z * S + split) * M + m] * N + n of a temporary
+    let out = ${split ? '((wid.z * nwg.y + wid.y) * M) * N' : 'ybase'};
+    for (var m = 0u; m < M; m++) { stf_y(out + m * N + n, red[m * 256u + li]); }
   }
 }`);
-  ctx.run(k, [ab, bb, yb], planParams(p, yoff), [cdiv(p.N, COLS), 1, batches]);
+  const params = planParams(p, yoff).u32(chunk);
+  if (!split) {
+    ctx.run(k, [ab, bb, yb], params, [cdiv(p.N, COLS), 1, batches]);
+    return;
+  }
+  const part = ctx.temp(batches * S * p.M * p.N * 4);
+  ctx.run(k, [ab, bb, part.gpu], params, [cdiv(p.N, COLS), S, batches]);
+  const sum = ctx.kernel(`mm gemv sum >${ydt}`, () => `${PRELUDE}
+@group(0) @binding(0) var<storage, read> P: array<u32>;
+${inBinding(1, 'x')}
+${outBinding(2, 'y', ydt as never)}
+${storers('y', ydt as never)}
+@compute @workgroup_size(256)
+fn main(${BUILTINS}) {
+  ${WG_INDEX}
+  let e = wg * 256u + li;
+  let MN = P[0]; let S = P[1];
+  if (e >= MN * P[2]) { return; }
+  let z = e / MN; let r = e % MN;
+  var s = 0.0;
+  for (var i = 0u; i < S; i++) { s = s + bitcast<f32>(x[(z * S + i) * MN + r]); }
+  stf_y(P[3] + e, s);
+}`);
+  const n = p.M * p.N * batches;
+  ctx.run(sum, [part.gpu, yb], new Params().u32(p.M * p.N, S, batches, yoff), [cdiv(n, 256)]);
 }
