@@ -22,15 +22,18 @@ export function horner(coeffs, x, add = fadd, mul = fmul, k = f4) {
   return r;
 }
 
-// exp(x): n = round(x·log2 e), r = x - n·ln2 (Cody-Waite), Taylor to r^7, times 2^n in two steps so
-// that subnormal results and the overflow edge come out right. x is clamped to [-104, 89] first.
+// exp(x): n = round(x·log2 e) by the 1.5·2^23 trick (its bits also give n as an integer),
+// r = x - n·ln2 (Cody-Waite), Taylor to r^7, times 2^n in two steps so that subnormal results and
+// the overflow edge come out right. x is clamped to [-104, 89] first (pmin/pmax keep NaN).
 const EXP_TAYLOR = [1 / 5040, 1 / 720, 1 / 120, 1 / 24, 1 / 6, 0.5, 1, 1];
+const ROUNDER = 12582912; // 1.5 * 2^23
 export const expFn = `
   (func $exp (param $x v128) (result v128) (local $n v128) (local $r v128) (local $ni v128) (local $h v128)
-    (local.set $x (f32x4.max (f32x4.min ${get('x')} ${f4(89)}) ${f4(-104)}))
-    (local.set $n (f32x4.nearest ${fmul(get('x'), f4(1.4426950408889634))}))
+    (local.set $x (f32x4.pmax (f32x4.pmin ${get('x')} ${f4(89)}) ${f4(-104)}))
+    (local.set $n ${fadd(fmul(get('x'), f4(1.4426950408889634)), f4(ROUNDER))})
+    (local.set $ni (i32x4.sub ${get('n')} ${i4(0x4b400000)}))
+    (local.set $n ${fsub(get('n'), f4(ROUNDER))})
     (local.set $r ${fsub(fsub(get('x'), fmul(get('n'), f4(0.693359375))), fmul(get('n'), f4(-2.12194440e-4)))})
-    (local.set $ni (i32x4.trunc_sat_f32x4_s ${get('n')}))
     (local.set $h (i32x4.shr_s ${get('ni')} (i32.const 1)))
     ${fmul(fmul(horner(EXP_TAYLOR, get('r')),
       `(i32x4.shl (i32x4.add ${get('h')} ${i4(127)}) (i32.const 23))`),
