@@ -83,7 +83,10 @@ describe.skipIf(!existsSync(`${MODELS}modular-addition/model.safetensors`))('the
     console.log(`train ${r.train_accuracy}, test ${r.test_accuracy}, key frequencies ${r.key_frequencies} (${(100 * r.key_frequency_share).toFixed(1)}% of the embedding)`);
     expect(r.train_accuracy).toBe(1);
     expect(r.test_accuracy).toBeGreaterThanOrEqual(0.99);
+    expect(r.key_frequencies.length).toBeGreaterThanOrEqual(2);
     expect(r.key_frequencies.length).toBeLessThanOrEqual(8);
+    expect(r.key_frequency_share).toBeGreaterThan(0.6);
+    expect((r as unknown as { neurons_explained_by_one_frequency: number }).neurons_explained_by_one_frequency).toBeGreaterThan(0.5);
     model.dispose();
   }, 120_000);
 });

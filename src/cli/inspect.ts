@@ -1,7 +1,7 @@
 // `actlab inspect`: the analyses report on one model and one prompt — a terminal summary, `--json`
 // (one object), `--html FILE` (self-contained, with pictures) and `--figures DIR` (the pictures as
 // SVG and PNG files) — plus the engine self-check as its last, short section.
-// With no --model it loads the default model (models/default in the package); when that folder is
+// With no --model it loads the default model (the induction organism, models/organisms/induction); when that folder is
 // missing it runs, and says so loudly, on the built-in hand-wired induction model.
 import '../backends/index.js';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -54,7 +54,7 @@ export function packageRoot(): string {
 }
 
 export function defaultModelDir(): string {
-  return join(packageRoot(), 'models', 'default');
+  return join(packageRoot(), 'models', 'organisms', 'induction');
 }
 
 /** The engine self-check: each backend found, its features, and core ops against the reference. */

@@ -19,8 +19,8 @@ export async function run(argv: string[]): Promise<number> {
   let code = 0;
   program
     .command('inspect')
-    .description('The analyses report on a model (default: models/default) and a prompt, with the engine self-check')
-    .option('--model <M>', 'a local HF folder, a llama2.c .bin, a GGUF file or a hub id (default: the package\'s models/default)')
+    .description('The analyses report on a model (default: the induction organism) and a prompt, with the engine self-check')
+    .option('--model <M>', 'a local HF folder, a llama2.c .bin, a GGUF file or a hub id (default: the package\'s models/organisms/induction)')
     .option('--tokenizer <file>', 'tokenizer file (llama2.c .bin)')
     .option('--backend <name>', 'js, wasm or auto', 'js')
     .option('--offline', 'use only the local cache for hub ids')

@@ -75,7 +75,7 @@ export async function organismsTrainCommand(nameArg: string, o: { out?: string; 
 }
 
 /** The training curves as SVG files: loss (log scale), and the organism's progress measure, each series labelled at its end. */
-function writeCurves(name: OrganismName, trainLog: string, evalLog: string, out: string): void {
+export function writeCurves(name: OrganismName, trainLog: string, evalLog: string, out: string): void {
   const { document } = parseHTML('<!doctype html><html><body></body></html>');
   const tr = readFileSync(trainLog, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { step: number; loss: number });
   const ev = existsSync(evalLog) ? readFileSync(evalLog, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>) : [];
@@ -84,14 +84,18 @@ function writeCurves(name: OrganismName, trainLog: string, evalLog: string, out:
     document, width: 640, height: 280, marginLeft: 50, y: { type: 'log', label: 'training loss (nats)', grid: true }, x: { label: 'step' },
     marks: [Plot.line(tr.filter((r) => r.loss > 0), { x: 'step', y: 'loss', stroke: 'steelblue' })],
   })));
-  const rows: { step: number; value: number; series: string }[] = name === 'modular-addition'
-    ? ev.flatMap((e) => [{ step: e.step as number, value: e.train_accuracy as number, series: 'train accuracy' }, { step: e.step as number, value: e.test_accuracy as number, series: 'test accuracy' }])
-    : ev.flatMap((e) => [{ step: e.step as number, value: e.in_context_loss_drop as number, series: 'in-context loss drop' },
-      ...(e.heads as { layer: number; head: number; score: number }[]).map((h) => ({ step: e.step as number, value: h.score, series: `L${h.layer}H${h.head}` }))]);
-  const ends = [...new Map(rows.map((r) => [r.series, r])).values()];
-  writeFileSync(join(out, name === 'modular-addition' ? 'accuracy.svg' : 'induction.svg'), svg(Plot.plot({
-    document, width: 700, height: 320, marginLeft: 50, marginRight: 150, x: { label: 'step' },
-    y: { grid: true, label: name === 'modular-addition' ? 'accuracy' : 'induction score (heads) / nats (loss drop)' },
-    marks: [Plot.line(rows, { x: 'step', y: 'value', stroke: 'series' }), Plot.text(ends, { x: 'step', y: 'value', text: 'series', fill: 'series', dx: 6, textAnchor: 'start' })],
-  })));
+  const line = (file: string, label: string, rows: { step: number; value: number; series: string }[]) => {
+    const ends = [...new Map(rows.map((r) => [r.series, r])).values()];
+    writeFileSync(join(out, file), svg(Plot.plot({
+      document, width: 700, height: 300, marginLeft: 50, marginRight: 150, x: { label: 'step' }, y: { grid: true, label },
+      marks: [Plot.line(rows, { x: 'step', y: 'value', stroke: 'series' }), Plot.text(ends, { x: 'step', y: 'value', text: 'series', fill: 'series', dx: 6, textAnchor: 'start' })],
+    })));
+  };
+  const at = (e: Record<string, unknown>) => e.step as number;
+  if (name === 'modular-addition') {
+    line('accuracy.svg', 'accuracy', ev.flatMap((e) => [{ step: at(e), value: e.train_accuracy as number, series: 'train' }, { step: at(e), value: e.test_accuracy as number, series: 'test (held out)' }]));
+  } else {
+    line('in-context.svg', 'in-context loss drop (nats)', ev.map((e) => ({ step: at(e), value: e.in_context_loss_drop as number, series: 'first − second repeat' })));
+    line('induction.svg', 'induction (prefix-matching) score', ev.flatMap((e) => (e.heads as { layer: number; head: number; score: number }[]).map((h) => ({ step: at(e), value: h.score, series: `L${h.layer}H${h.head}` }))));
+  }
 }

@@ -32,7 +32,7 @@ export function organismConfig(name: OrganismName): Record<string, unknown> {
 /** The training recipe of each organism (the defaults reproduce the committed models). */
 export const RECIPES = {
   'modular-addition': { steps: 6000, lr: 3e-3, weightDecay: 1.0, betas: [0.9, 0.98] as [number, number], warmupSteps: 10, frac: 0.3, dataSeed: 598, d_model: 64 },
-  induction: { steps: 1500, lr: 1e-3, weightDecay: 0.01, betas: [0.9, 0.99] as [number, number], warmupSteps: 50, batchSize: 32, examples: 16384, dataSeed: 1 },
+  induction: { steps: 3000, lr: 1e-3, weightDecay: 0.01, betas: [0.9, 0.99] as [number, number], warmupSteps: 50, batchSize: 32, examples: 16384, dataSeed: 1 },
 };
 
 export async function trainOrganism(name: OrganismName, o: OrganismTrainOptions): Promise<CausalLM> {

@@ -34,7 +34,7 @@ export function modularAdditionData(p = P, frac = 0.3, seed = 598): { train: num
 export interface FourierReport {
   /** Frequencies k (1..(p-1)/2) by the share of the embedding's norm² they hold, largest first. */
   embedding: { k: number; share: number }[];
-  /** The smallest set of frequencies holding ≥ 90% of the embedding's non-constant norm². */
+  /** Frequencies holding more than 3× a uniform share (3 / ((p-1)/2)) of the embedding's non-constant norm². */
   keyFrequencies: number[];
   keyShare: number;
   /** Per key frequency: neurons whose activation over all (a, b) it explains best, and their mean share explained. */
@@ -67,13 +67,10 @@ export function fourierAnalysis(model: CausalLM, p = P): FourierReport {
   });
   const total = power.reduce((a, b) => a + b, 0);
   const embedding = Array.from(power, (v, i) => ({ k: i + 1, share: v / total })).sort((a, b) => b.share - a.share);
-  const keyFrequencies: number[] = [];
-  let keyShare = 0;
-  for (const e of embedding) {
-    if (keyShare >= 0.9) break;
-    keyFrequencies.push(e.k);
-    keyShare += e.share;
-  }
+  const uniform = 1 / power.length;
+  const key = embedding.filter((e) => e.share > 3 * uniform);
+  const keyFrequencies = key.map((e) => e.k);
+  const keyShare = key.reduce((a, e) => a + e.share, 0);
   // Neurons: activation at "=" over the whole (a, b) grid, projected on the 2-D Fourier basis.
   const ids: number[] = [];
   for (let a = 0; a < p; a++) for (let b = 0; b < p; b++) ids.push(a, b, p);

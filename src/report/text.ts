@@ -28,7 +28,8 @@ export function reportText(r: InspectJson): string {
   line();
   const sp = r.sparsity;
   line(`MLP activation sparsity (Lazy Neuron; active = ${sp.mode === 'zero' ? 'non-zero' : `|a| ≥ ${sp.epsilon}`})`);
-  line(`  active share per block: ${sp.layers.map((l) => `${l.layer}:${f(l.active, 3)}`).join('  ')}`);
+  const withMlp = sp.layers.filter((l) => Number.isFinite(l.active));
+  line(withMlp.length ? `  active share per block: ${withMlp.map((l) => `${l.layer}:${f(l.active, 3)}`).join('  ')}` : '  no MLP (attention-only model)');
   line();
   const v = r.voids;
   line(`layer voids (LAC, α = ${v.alpha}; share of tokens for which each block is a void)`);
