@@ -156,7 +156,6 @@ export class ThreadPool {
   private broken: string | null = null;
   private disposed = false;
   private fault: { worker: number; kind: number } | null = null;
-  private readonly exitInfo = new Map<number, { code: number; error?: Error }>();
 
   private constructor(
     private readonly mem: WasmMemory,
@@ -177,7 +176,6 @@ export class ThreadPool {
       }
     }
     workers.forEach((w, i) => w.onExit((code, error) => {
-      this.exitInfo.set(i, { code, error });
       if (!this.disposed && !this.broken) this.broken = `worker ${i} exited with code ${code}${error ? ` (${error.message})` : ''}`;
     }));
   }
