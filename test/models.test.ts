@@ -115,3 +115,24 @@ describe('memory', () => {
     model.dispose();
   });
 });
+
+describe('mixture of experts without host readback (the path asynchronous backends take)', () => {
+  it.each(['mixtral', 'qwen2_moe'])('%s: dense routing on the device equals routed experts', async (name) => {
+    const js = await al.initBackend('js');
+    // The reference backend, presented as asynchronous: the MoE layer must not read routing back.
+    const asyncJs = Object.create(js, { synchronous: { value: false } }) as al.Backend;
+    const routed = randomModel(TINY[name]!, js, { seed: 5 });
+    const dense = randomModel(TINY[name]!, asyncJs, { seed: 5 });
+    const a = routed.forward(al.tensor(seqA, [1, seqA.length], 'i32', { backend: js }));
+    const rows: number[] = [];
+    const hooks = new Hooks([[/experts\.\d+\.hook_post$/, (t) => { rows.push(t.shape[0]!); }]]);
+    const b = dense.forward(al.tensor(seqA, [1, seqA.length], 'i32', { backend: asyncJs }), { hooks });
+    // Every expert ran on every token (the dense path), not only on the routed ones.
+    expect(rows.length).toBe(dense.dims.nLayers * dense.dims.nExperts!);
+    expect(new Set(rows)).toEqual(new Set([seqA.length]));
+    const err = maxRelErr(b.dataSync(), a.dataSync());
+    console.log(`${name}: dense vs routed MoE, max rel err ${err.toExponential(2)}`);
+    expect(err).toBeLessThan(1e-5);
+    a.dispose(); b.dispose(); routed.dispose(); dense.dispose();
+  });
+});

@@ -153,7 +153,8 @@ export abstract class CausalLM {
     hooks.position = past;
     return tidy(() => {
       const c = this.context(batch, pos, past, hooks, o);
-      if (start === 0 && input.rank === 2) {
+      // On CPU backends the ids are checked here for a clear error; GPU backends check in their gather.
+      if (start === 0 && input.rank === 2 && this.backend.synchronous) {
         const vocab = this.dims.vocabSize;
         for (const id of input.dataSync()) {
           if (id < 0 || id >= vocab) throw new RangeError(`forward: token id ${id} out of range for vocabulary of ${vocab}`);

@@ -7,7 +7,7 @@
 //   <p>.experts.{e}.hook_pre / hook_pre_linear / hook_post   [routed_tokens, d_mlp]
 //   <p>.shared_expert.hook_*      [batch, pos, d_mlp]
 import { div, mul, sigmoid, add } from '../../ops/elementwise.js';
-import { tensor, zeros } from '../../ops/creation.js';
+import { arange, tensor, zeros } from '../../ops/creation.js';
 import { gather, scatterAdd, softmax } from '../../ops/nn.js';
 import { sum, topk } from '../../ops/reduce.js';
 import type { Hooks } from '../../hooks/hook-point.js';
@@ -33,6 +33,7 @@ export function runMoe(x: Tensor, m: Moe, hooks: Hooks, p: string): Tensor {
   let weights = m.normTopK ? div(top.values, sum(top.values, -1, { keepDims: true })) : top.values;
   weights = hooks.at(`${p}.hook_expert_weights`, weights); // [batch, pos, experts_per_token]
   const indices = hooks.at(`${p}.hook_expert_indices`, top.indices); // [batch, pos, experts_per_token]
+  if (!x.backend.synchronous) return denseMoe(x, m, weights, indices, hooks, p);
   const chosen = indices.dataSync();
   const flatX = x.reshape([n, d]);
   const flatW = weights.reshape([n * m.topK]);
@@ -49,10 +50,34 @@ export function runMoe(x: Tensor, m: Moe, hooks: Hooks, p: string): Tensor {
     const y = runMlp(gather(flatX, ids), m.experts[e]!, hooks, `${p}.experts.${e}`); // [routed_tokens, d_model]
     out = scatterAdd(out, ids, mul(y, w));
   }
-  let result = out.reshape([b, t, d]);
-  if (m.shared) {
-    const s = runMlp(x, m.shared.mlp, hooks, `${p}.shared_expert`);
-    result = add(result, mul(s, sigmoid(project(x, m.shared.gate))));
+  return addShared(out.reshape([b, t, d]), x, m, hooks, p);
+}
+
+function addShared(result: Tensor, x: Tensor, m: Moe, hooks: Hooks, p: string): Tensor {
+  if (!m.shared) return result;
+  const s = runMlp(x, m.shared.mlp, hooks, `${p}.shared_expert`);
+  return add(result, mul(s, sigmoid(project(x, m.shared.gate))));
+}
+
+/**
+ * The same layer without reading the routing back to JavaScript (for asynchronous backends such
+ * as WebGPU): the top-k weights are scattered on the device into a dense [tokens, experts] matrix
+ * (zero where an expert was not chosen) and every expert runs on every token. Costs n_experts /
+ * k times the expert compute; the expert hooks then see all tokens ([batch·pos, d_mlp]).
+ */
+function denseMoe(x: Tensor, m: Moe, weights: Tensor, indices: Tensor, hooks: Hooks, p: string): Tensor {
+  const [b, t, d] = x.shape as [number, number, number];
+  const n = b * t;
+  const E = m.experts.length;
+  const k = m.topK;
+  const rowBase = mul(arange(0, n, 1, 'i32', { backend: x.backend }).reshape([n, 1]), E); // [n, 1]
+  const slots = add(indices.reshape([n, k]), rowBase).reshape([n * k]); // token·E + expert
+  const dense = scatterAdd(zeros([n * E, 1], x.dtype, { backend: x.backend }), slots, weights.reshape([n * k, 1])).reshape([n, E]);
+  const flatX = x.reshape([n, d]);
+  let out = zeros([n, d], x.dtype, { backend: x.backend });
+  for (let e = 0; e < E; e++) {
+    const y = runMlp(flatX, m.experts[e]!, hooks, `${p}.experts.${e}`); // [tokens, d_model]
+    out = add(out, mul(y, dense.narrow(1, e, 1)));
   }
-  return result;
+  return addShared(out.reshape([b, t, d]), x, m, hooks, p);
 }
