@@ -136,3 +136,16 @@ describe('mixture of experts without host readback (the path asynchronous backen
     a.dispose(); b.dispose(); routed.dispose(); dense.dispose();
   });
 });
+
+describe('generateAsync', () => {
+  it('gives what generate gives (greedy and sampled), reading logits asynchronously', async () => {
+    const js = await al.initBackend('js');
+    const model = randomModel(TINY.llama!, js, { seed: 9 });
+    for (const o of [{ maxNewTokens: 6 }, { maxNewTokens: 6, temperature: 0.8, topK: 10, seed: 3 }]) {
+      const a = al.generate(model, [[3, 1, 4], [5, 9]], o);
+      const b = await al.generateAsync(model, [[3, 1, 4], [5, 9]], o);
+      expect(b.ids).toEqual(a.ids);
+    }
+    model.dispose();
+  });
+});

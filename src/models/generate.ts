@@ -7,6 +7,7 @@ import type { Hooks } from '../hooks/hook-point.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { KVCache } from './layers/kv-cache.js';
 import type { CausalLM } from './model.js';
+import type { Tensor } from '../tensor/tensor.js';
 import { pickToken, type SamplingOptions } from './sampling.js';
 
 export interface GenerateOptions extends SamplingOptions {
@@ -33,62 +34,113 @@ export interface GenerateResult {
   finishReason: ('eos' | 'stop_string' | 'length')[];
 }
 
-export function generate(model: CausalLM, prompts: readonly (readonly number[])[], o: GenerateOptions): GenerateResult {
-  const batch = prompts.length;
-  if (batch === 0) throw new Error('generate: no prompts');
-  if (prompts.some((p) => p.length === 0)) throw new Error('generate: every prompt needs at least one token (e.g. BOS)');
-  const eos = new Set(o.eosTokenIds ?? (o.tokenizer?.eosIds ?? []));
-  const pad = o.padTokenId ?? o.tokenizer?.padId ?? [...eos][0] ?? 0;
-  const width = Math.max(...prompts.map((p) => p.length));
-  const rng = new Rng(o.seed ?? 0);
-  const cache = new KVCache();
-  const mask: number[][] = prompts.map((p) => [...new Array<number>(width - p.length).fill(0), ...p.map(() => 1)]);
-  const seen = prompts.map((p) => [...p]);
-  const newIds: number[][] = prompts.map(() => []);
-  const done: (GenerateResult['finishReason'][number] | null)[] = prompts.map(() => null);
-  const text: string[] = prompts.map(() => '');
-  let step = 0;
-  let input = prompts.map((p) => [...new Array<number>(width - p.length).fill(pad), ...p]);
-  try {
-    while (step < o.maxNewTokens && done.some((d) => d === null)) {
-      const ids = tensor(input.flat(), [batch, input[0]!.length], 'i32', { backend: model.backend });
-      const logits = model.forward(ids, { cache, attentionMask: mask, hooks: o.hooks, logits: 'last' });
+/** The state of one generation: what to feed next, and what to do with the logits that come back. */
+class Generation {
+  private readonly eos: Set<number>;
+  private readonly pad: number;
+  private readonly rng: Rng;
+  readonly cache = new KVCache();
+  private readonly mask: number[][];
+  private readonly seen: number[][];
+  private readonly newIds: number[][];
+  private readonly done: (GenerateResult['finishReason'][number] | null)[];
+  private readonly text: string[];
+  private step = 0;
+  private input: number[][];
+
+  constructor(private readonly model: CausalLM, private readonly prompts: readonly (readonly number[])[], private readonly o: GenerateOptions) {
+    if (prompts.length === 0) throw new Error('generate: no prompts');
+    if (prompts.some((p) => p.length === 0)) throw new Error('generate: every prompt needs at least one token (e.g. BOS)');
+    this.eos = new Set(o.eosTokenIds ?? (o.tokenizer?.eosIds ?? []));
+    this.pad = o.padTokenId ?? o.tokenizer?.padId ?? [...this.eos][0] ?? 0;
+    const width = Math.max(...prompts.map((p) => p.length));
+    this.rng = new Rng(o.seed ?? 0);
+    this.mask = prompts.map((p) => [...new Array<number>(width - p.length).fill(0), ...p.map(() => 1)]);
+    this.seen = prompts.map((p) => [...p]);
+    this.newIds = prompts.map(() => []);
+    this.done = prompts.map(() => null);
+    this.text = prompts.map(() => '');
+    this.input = prompts.map((p) => [...new Array<number>(width - p.length).fill(this.pad), ...p]);
+  }
+
+  /** Logits [batch, 1, vocab] of the next step (the caller reads and disposes them), or null when finished. */
+  forward(): Tensor | null {
+    if (this.step >= this.o.maxNewTokens || this.done.every((d) => d !== null)) return null;
+    const ids = tensor(this.input.flat(), [this.prompts.length, this.input[0]!.length], 'i32', { backend: this.model.backend });
+    try {
+      return this.model.forward(ids, { cache: this.cache, attentionMask: this.mask, hooks: this.o.hooks, logits: 'last' });
+    } finally {
       ids.dispose();
+    }
+  }
+
+  /** Chooses each sequence's next token from the step's logits (host copy). */
+  accept(rows: Float32Array): void {
+    const o = this.o;
+    const batch = this.prompts.length;
+    const vocab = rows.length / batch;
+    const next: number[] = [];
+    for (let s = 0; s < batch; s++) {
+      if (this.done[s] !== null) { next.push(this.pad); continue; }
+      const id = pickToken(rows.subarray(s * vocab, (s + 1) * vocab), this.seen[s]!, o, this.rng);
+      next.push(id);
+      this.seen[s]!.push(id);
+      this.newIds[s]!.push(id);
+      let piece: string | undefined;
+      if (o.tokenizer) {
+        const full = o.tokenizer.decode(this.newIds[s]!, { skipSpecialTokens: true });
+        piece = full.slice(this.text[s]!.length);
+        this.text[s] = full;
+      }
+      o.onToken?.({ sequence: s, id, step: this.step, text: piece });
+      if (this.eos.has(id)) this.done[s] = 'eos';
+      else if (o.stopStrings?.length && o.stopStrings.some((st) => this.text[s]!.includes(st))) {
+        this.done[s] = 'stop_string';
+        const cut = Math.min(...o.stopStrings.map((st) => this.text[s]!.indexOf(st)).filter((i) => i >= 0));
+        this.text[s] = this.text[s]!.slice(0, cut);
+      }
+    }
+    for (let s = 0; s < batch; s++) this.mask[s]!.push(1);
+    this.input = next.map((id) => [id]);
+    this.step++;
+  }
+
+  result(): GenerateResult {
+    return {
+      ids: this.prompts.map((p, s) => [...p, ...this.newIds[s]!]),
+      newIds: this.newIds,
+      text: this.o.tokenizer ? this.text : undefined,
+      finishReason: this.done.map((d) => d ?? 'length'),
+    };
+  }
+}
+
+/** Generation on a synchronous (CPU) backend. */
+export function generate(model: CausalLM, prompts: readonly (readonly number[])[], o: GenerateOptions): GenerateResult {
+  const g = new Generation(model, prompts, o);
+  try {
+    for (let logits = g.forward(); logits; logits = g.forward()) {
       const rows = logits.dataSync() as Float32Array;
       logits.dispose();
-      const vocab = rows.length / batch;
-      const next: number[] = [];
-      for (let s = 0; s < batch; s++) {
-        if (done[s] !== null) { next.push(pad); continue; }
-        const id = pickToken(rows.subarray(s * vocab, (s + 1) * vocab), seen[s]!, o, rng);
-        next.push(id);
-        seen[s]!.push(id);
-        newIds[s]!.push(id);
-        let piece: string | undefined;
-        if (o.tokenizer) {
-          const full = o.tokenizer.decode(newIds[s]!, { skipSpecialTokens: true });
-          piece = full.slice(text[s]!.length);
-          text[s] = full;
-        }
-        o.onToken?.({ sequence: s, id, step, text: piece });
-        if (eos.has(id)) done[s] = 'eos';
-        else if (o.stopStrings?.length && o.stopStrings.some((st) => text[s]!.includes(st))) {
-          done[s] = 'stop_string';
-          const cut = Math.min(...o.stopStrings.map((st) => text[s]!.indexOf(st)).filter((i) => i >= 0));
-          text[s] = text[s]!.slice(0, cut);
-        }
-      }
-      for (let s = 0; s < batch; s++) mask[s]!.push(1);
-      input = next.map((id) => [id]);
-      step++;
+      g.accept(rows);
     }
+    return g.result();
   } finally {
-    cache.dispose();
+    g.cache.dispose();
   }
-  return {
-    ids: prompts.map((p, s) => [...p, ...newIds[s]!]),
-    newIds,
-    text: o.tokenizer ? text : undefined,
-    finishReason: done.map((d) => d ?? 'length'),
-  };
+}
+
+/** Generation on any backend, reading each step's logits asynchronously (WebGPU). */
+export async function generateAsync(model: CausalLM, prompts: readonly (readonly number[])[], o: GenerateOptions): Promise<GenerateResult> {
+  const g = new Generation(model, prompts, o);
+  try {
+    for (let logits = g.forward(); logits; logits = g.forward()) {
+      const rows = (await logits.data()) as Float32Array;
+      logits.dispose();
+      g.accept(rows);
+    }
+    return g.result();
+  } finally {
+    g.cache.dispose();
+  }
 }
