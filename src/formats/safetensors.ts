@@ -177,6 +177,39 @@ export interface WriteSafetensorsOptions {
 }
 
 /**
+ * The bytes that open a safetensors file for tensors of these names, dtypes and shapes, stored
+ * back to back in the order given: the 8-byte header length and the JSON header, padded with
+ * spaces so the data starts 8-byte aligned (as the reference writer does). `dataBytes` is the
+ * length of the data that must follow.
+ */
+export function encodeSafetensorsHeader(
+  where: string, entries: readonly { name: string; dtype: DType; shape: readonly number[] }[], metadata?: Record<string, string>,
+): { prefix: Uint8Array; dataBytes: number } {
+  const header: Record<string, unknown> = {};
+  if (metadata) {
+    for (const [k, v] of Object.entries(metadata)) {
+      if (typeof v !== 'string') throw new TypeError(`${where}: metadata '${k}' must be a string`);
+    }
+    header.__metadata__ = metadata;
+  }
+  let offset = 0;
+  for (const { name, dtype, shape } of entries) {
+    const fileDType = TO_FILE_DTYPE[dtype];
+    if (!fileDType) throw new TypeError(`${where}: tensor '${name}' has dtype ${dtype}, which safetensors cannot store`);
+    if (name === '__metadata__' || name in header) throw new TypeError(`${where}: duplicate or reserved tensor name '${name}'`);
+    const bytes = byteSize(dtype, numel(shape));
+    header[name] = { dtype: fileDType, shape: [...shape], data_offsets: [offset, offset + bytes] };
+    offset += bytes;
+  }
+  const json = new TextEncoder().encode(JSON.stringify(header));
+  const padded = Math.ceil(json.byteLength / 8) * 8;
+  const prefix = new Uint8Array(8 + padded).fill(0x20, 8);
+  prefix.set(json, 8);
+  new DataView(prefix.buffer).setBigUint64(0, BigInt(padded), true);
+  return { prefix, dataBytes: offset };
+}
+
+/**
  * Writes `tensors` (in the order given) to `path` in `store`, atomically: a temporary file is
  * renamed to `path` only once every tensor was written. Each tensor is read from its backend in
  * turn, so only one tensor's bytes are in JavaScript memory at a time.
@@ -187,34 +220,9 @@ export async function writeSafetensors(
 ): Promise<void> {
   const list: ReadonlyArray<readonly [string, Tensor]> = Array.isArray(tensors)
     ? tensors as ReadonlyArray<readonly [string, Tensor]> : Object.entries(tensors);
-  const header: Record<string, unknown> = {};
-  if (opts.metadata) {
-    for (const [k, v] of Object.entries(opts.metadata)) {
-      if (typeof v !== 'string') throw new TypeError(`writeSafetensors(${path}): metadata '${k}' must be a string`);
-    }
-    header.__metadata__ = opts.metadata;
-  }
-  let offset = 0;
-  for (const [name, t] of list) {
-    const fileDType = TO_FILE_DTYPE[t.dtype];
-    if (!fileDType) throw new TypeError(`writeSafetensors(${path}): tensor '${name}' has dtype ${t.dtype}, which safetensors cannot store`);
-    if (name === '__metadata__' || name in header) throw new TypeError(`writeSafetensors(${path}): duplicate or reserved tensor name '${name}'`);
-    const bytes = byteSize(t.dtype, t.size);
-    header[name] = { dtype: fileDType, shape: [...t.shape], data_offsets: [offset, offset + bytes] };
-    offset += bytes;
-  }
-  let json = new TextEncoder().encode(JSON.stringify(header));
-  const padded = Math.ceil(json.byteLength / 8) * 8; // data starts 8-byte aligned, as the reference writer does
-  if (padded !== json.byteLength) {
-    const p = new Uint8Array(padded).fill(0x20);
-    p.set(json);
-    json = p;
-  }
-  const len = new Uint8Array(8);
-  new DataView(len.buffer).setBigUint64(0, BigInt(json.byteLength), true);
+  const { prefix } = encodeSafetensorsHeader(`writeSafetensors(${path})`, list.map(([name, t]) => ({ name, dtype: t.dtype, shape: t.shape })), opts.metadata);
   await writeAtomic(store, path, async (sink) => {
-    await sink.write(len);
-    await sink.write(json);
+    await sink.write(prefix);
     for (const [, t] of list) await sink.write(await t.bytes());
   });
 }

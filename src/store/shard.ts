@@ -2,12 +2,14 @@
 // batch of contexts, per tensor), atomically (temporary name, then rename through the FileStore),
 // hashing the bytes with SHA-256 as they go out. Read back with SafetensorsFile.
 // Not for: deciding what goes in a shard (writer.ts) or reading rows (reader.ts).
+import { encodeSafetensorsHeader } from '../formats/safetensors.js';
 import { writeAtomic, type FileStore } from '../io/file-store.js';
 import type { Hasher } from '../io/platform.js';
 import { byteSize, type DType } from '../tensor/dtype.js';
 import { numel } from '../tensor/shape.js';
 
-const FILE_DTYPE: Partial<Record<DType, string>> = { f32: 'F32', f16: 'F16', bf16: 'BF16', i32: 'I32' };
+/** What a store holds: activations in f32/f16/bf16 and token ids in i32. */
+const FILE_DTYPE = new Set<DType>(['f32', 'f16', 'bf16', 'i32']);
 
 export interface ShardTensor {
   name: string;
@@ -29,36 +31,22 @@ export const STORE_FILE = /^(shard-\d{6,}\.safetensors|manifest\.json)(\.tmp-.+)
 export async function writeShard(
   store: FileStore, path: string, tensors: ShardTensor[], hasher: Hasher, metadata: Record<string, string> = {},
 ): Promise<{ bytes: number; sha256: string }> {
-  const header: Record<string, unknown> = { __metadata__: metadata };
-  let offset = 0;
   for (const t of tensors) {
-    const fileDType = FILE_DTYPE[t.dtype];
-    if (!fileDType) throw new TypeError(`shard ${path}: tensor '${t.name}' has dtype ${t.dtype}, which a store cannot hold`);
+    if (!FILE_DTYPE.has(t.dtype)) throw new TypeError(`shard ${path}: tensor '${t.name}' has dtype ${t.dtype}, which a store cannot hold`);
     const need = byteSize(t.dtype, numel(t.shape));
     const have = t.chunks.reduce((s, c) => s + c.byteLength, 0);
     if (have !== need) throw new Error(`shard ${path}: tensor '${t.name}' ${t.dtype}[${t.shape.join(', ')}] needs ${need} bytes, got ${have}`);
-    header[t.name] = { dtype: fileDType, shape: t.shape, data_offsets: [offset, offset + need] };
-    offset += need;
   }
-  let json = new TextEncoder().encode(JSON.stringify(header));
-  const padded = Math.ceil(json.byteLength / 8) * 8;
-  if (padded !== json.byteLength) {
-    const p = new Uint8Array(padded).fill(0x20);
-    p.set(json);
-    json = p;
-  }
-  const len = new Uint8Array(8);
-  new DataView(len.buffer).setBigUint64(0, BigInt(json.byteLength), true);
+  const { prefix, dataBytes } = encodeSafetensorsHeader(`shard ${path}`, tensors, metadata);
   await writeAtomic(store, path, async (sink) => {
     const put = async (b: Uint8Array) => {
       hasher.update(b);
       await sink.write(b);
     };
-    await put(len);
-    await put(json);
+    await put(prefix);
     for (const t of tensors) for (const c of t.chunks) await put(c);
   });
-  return { bytes: 8 + json.byteLength + offset, sha256: await hasher.digest() };
+  return { bytes: prefix.byteLength + dataBytes, sha256: await hasher.digest() };
 }
 
 /** SHA-256 of a whole file, read in pieces. */
