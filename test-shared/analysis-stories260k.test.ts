@@ -4,23 +4,10 @@
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it, vi } from 'vitest';
-import { run } from '../src/cli/main.js';
+import { describe, expect, it } from 'vitest';
+import { capture } from '../test/helpers/capture.js';
 
 const DIR = new URL('../../shared/data/stories260K/', import.meta.url).pathname;
-
-async function capture(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const o = vi.spyOn(process.stdout, 'write').mockImplementation((s) => { out += String(s); return true; });
-  const e = vi.spyOn(process.stderr, 'write').mockImplementation((s) => { err += String(s); return true; });
-  const l = vi.spyOn(console, 'log').mockImplementation((...a) => { out += a.join(' ') + '\n'; });
-  try {
-    return { code: await run(argv), out, err };
-  } finally {
-    o.mockRestore(); e.mockRestore(); l.mockRestore();
-  }
-}
 
 describe('stories260K inspect report', () => {
   it('runs, writes the HTML and figures, and finds what the committed docs report', async () => {

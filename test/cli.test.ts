@@ -2,25 +2,12 @@
 import { readFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it, vi } from 'vitest';
-import { run } from '../src/cli/main.js';
+import { describe, expect, it } from 'vitest';
+import { capture } from './helpers/capture.js';
 import { SafetensorsFile } from '../src/formats/safetensors.js';
 import { NodeFileSource } from '../src/io/node/file-source.js';
 
 const FIX = new URL('../fixtures/hf/', import.meta.url).pathname;
-
-async function capture(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const o = vi.spyOn(process.stdout, 'write').mockImplementation((s) => { out += String(s); return true; });
-  const e = vi.spyOn(process.stderr, 'write').mockImplementation((s) => { err += String(s); return true; });
-  const l = vi.spyOn(console, 'log').mockImplementation((...a) => { out += a.join(' ') + '\n'; });
-  try {
-    return { code: await run(argv), out, err };
-  } finally {
-    o.mockRestore(); e.mockRestore(); l.mockRestore();
-  }
-}
 
 describe('actlab CLI', () => {
   it('generate --json gives the transformers greedy continuation', async () => {

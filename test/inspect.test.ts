@@ -4,24 +4,11 @@
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it, vi } from 'vitest';
-import { run } from '../src/cli/main.js';
+import { describe, expect, it } from 'vitest';
+import { capture } from './helpers/capture.js';
 import { defaultModelDir } from '../src/cli/inspect.js';
 
 const FIX = new URL('../fixtures/hf/', import.meta.url).pathname;
-
-async function capture(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const o = vi.spyOn(process.stdout, 'write').mockImplementation((s) => { out += String(s); return true; });
-  const e = vi.spyOn(process.stderr, 'write').mockImplementation((s) => { err += String(s); return true; });
-  const l = vi.spyOn(console, 'log').mockImplementation((...a) => { out += a.join(' ') + '\n'; });
-  try {
-    return { code: await run(argv), out, err };
-  } finally {
-    o.mockRestore(); e.mockRestore(); l.mockRestore();
-  }
-}
 
 describe('actlab inspect', () => {
   it('--json has every key; on the built-in model it finds the planted heads and dimension', async () => {
