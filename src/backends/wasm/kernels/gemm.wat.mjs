@@ -23,8 +23,8 @@
  * (immediate offsets keep address arithmetic off the front end).
  */
 export const CONFIGS = {
-  relaxed: { MR: 3, NR: 12, KC: 256, NC: 504, GEMV_M: 2, UNROLL: 1, GEMV_ROWS: 2, GEMV_UNROLL: 16 },
-  plain: { MR: 2, NR: 16, KC: 256, NC: 512, GEMV_M: 2, UNROLL: 1, GEMV_ROWS: 2, GEMV_UNROLL: 16 },
+  relaxed: { MR: 3, NR: 12, KC: 256, NC: 504, GEMV_M: 2, UNROLL: 1, GEMV_ROWS: 3, GEMV_UNROLL: 8 },
+  plain: { MR: 2, NR: 16, KC: 256, NC: 512, GEMV_M: 2, UNROLL: 1, GEMV_ROWS: 3, GEMV_UNROLL: 8 },
 };
 
 /** Parameter block, i32 fields at these byte offsets. */
