@@ -101,4 +101,4 @@ for (const [k, wat] of Object.entries(PROBES)) lines.push(`  ${k}: '${assemble(`
 lines.push('} as const;', '');
 mkdirSync(dirname(outFile), { recursive: true });
 writeFileSync(outFile, lines.join('\n'));
-console.log(`build-wasm: ${mods.length} kernel module(s) -> ${outFile.slice(root.length + 1)}`);
+console.error(`build-wasm: ${mods.length} kernel module(s) -> ${outFile.slice(root.length + 1)}`);
