@@ -30,6 +30,9 @@ export interface OptimizerState {
   meta: Record<string, string>;
 }
 
+/** Bytes of a parameter block updated at once. */
+const CHUNK_BYTES = 4 << 20;
+
 export abstract class Optimizer {
   abstract readonly kind: string;
   /** Updates taken so far. */
@@ -60,32 +63,47 @@ export abstract class Optimizer {
       for (const [name, p] of this.params) {
         const g = grads.get(name);
         if (!g) continue;
-        tidy(() => {
-          const gs = gradScale === 1 ? g : mul(g, gradScale);
-          const next = this.updateOne(name, p, gs, lr, this.group.get(name)!.weightDecay);
-          assign(p, next);
-        });
+        const wd = this.group.get(name)!.weightDecay;
+        // Large parameters are updated a block of rows at a time, so the temporaries of the update
+        // stay small (an embedding's would otherwise be several copies of it at once).
+        const rows = p.rank === 0 ? 1 : p.shape[0]!;
+        const rowBytes = (p.size / Math.max(rows, 1)) * 4;
+        const step = p.rank === 0 ? 1 : Math.max(1, Math.floor(CHUNK_BYTES / Math.max(rowBytes, 1)));
+        for (let r0 = 0; r0 < rows; r0 += step) {
+          tidy(() => {
+            const n = Math.min(step, rows - r0);
+            const whole = p.rank === 0 || n === rows;
+            const pv = whole ? p : p.narrow(0, r0, n);
+            const gv = whole ? g : g.narrow(0, r0, n);
+            const gs = gradScale === 1 ? gv : mul(gv, gradScale);
+            const view = (key: string) => { const full = this.slot(key, p); return whole ? full : full.narrow(0, r0, n); };
+            assign(pv, this.updateOne(name, pv, gs, lr, wd, view));
+          });
+        }
       }
     });
+    this.fresh.clear();
   }
 
-  /** The new value of `p` (a new tensor); may replace its slots (keep them). */
-  protected abstract updateOne(name: string, p: Tensor, g: Tensor, lr: number, wd: number): Tensor;
+  /**
+   * The new value of `p` (a block of rows of a parameter, or all of it) from its gradient `g`;
+   * `slot(key)` is the same block of a state buffer (zeros at first), which the rule updates in
+   * place with `assign`.
+   */
+  protected abstract updateOne(name: string, p: Tensor, g: Tensor, lr: number, wd: number, slot: (key: string) => Tensor): Tensor;
 
   protected slot(key: string, like: Tensor): Tensor {
     let s = this.slots.get(key);
     if (!s) {
       s = keep(zeros(like.shape, like.dtype, { backend: like.backend }));
       this.slots.set(key, s);
+      this.fresh.add(key);
     }
     return s;
   }
 
-  protected setSlot(key: string, t: Tensor): void {
-    const old = this.slots.get(key);
-    this.slots.set(key, keep(t));
-    if (old && old !== t) old.dispose();
-  }
+  /** Slots created during the current step (SGD's momentum starts from the first gradient). */
+  protected readonly fresh = new Set<string>();
 
   /** Moments / buffers by name, and the scalars (for checkpoints). The tensors stay owned by the optimizer. */
   state(): OptimizerState {
@@ -124,13 +142,13 @@ export class AdamW extends Optimizer {
     this.eps = o.eps ?? 1e-8;
   }
 
-  protected updateOne(name: string, p: Tensor, g: Tensor, lr: number, wd: number): Tensor {
+  protected updateOne(name: string, p: Tensor, g: Tensor, lr: number, wd: number, slot: (key: string) => Tensor): Tensor {
     const { beta1: b1, beta2: b2, eps, step: t } = this;
     const decayed = wd ? mul(p, 1 - lr * wd) : p;
-    const m = add(mul(this.slot(`exp_avg.${name}`, p), b1), mul(g, 1 - b1));
-    const v = add(mul(this.slot(`exp_avg_sq.${name}`, p), b2), mul(square(g), 1 - b2));
-    this.setSlot(`exp_avg.${name}`, m);
-    this.setSlot(`exp_avg_sq.${name}`, v);
+    const m = slot(`exp_avg.${name}`);
+    const v = slot(`exp_avg_sq.${name}`);
+    assign(m, add(mul(m, b1), mul(g, 1 - b1)));
+    assign(v, add(mul(v, b2), mul(square(g), 1 - b2)));
     const bc1 = 1 - b1 ** t;
     const bc2 = 1 - b2 ** t;
     const denom = add(div(sqrt(v), Math.sqrt(bc2)), eps);
@@ -151,13 +169,13 @@ export class Sgd extends Optimizer {
     super(params, groups);
   }
 
-  protected updateOne(name: string, p: Tensor, g: Tensor, lr: number, wd: number): Tensor {
+  protected updateOne(name: string, p: Tensor, g: Tensor, lr: number, wd: number, slot: (key: string) => Tensor): Tensor {
     const mom = this.o.momentum ?? 0;
     let d = wd ? add(g, mul(p, wd)) : g;
     if (mom) {
       const key = `momentum_buffer.${name}`;
-      const buf = this.step === 1 || !this.slots.has(key) ? d.contiguous() : add(mul(this.slots.get(key)!, mom), mul(d, 1 - (this.o.dampening ?? 0)));
-      this.setSlot(key, buf);
+      const buf = slot(key);
+      assign(buf, this.step === 1 || this.fresh.has(key) ? d : add(mul(buf, mom), mul(d, 1 - (this.o.dampening ?? 0))));
       d = this.o.nesterov ? add(d, mul(buf, mom)) : buf;
     }
     return sub(p, mul(d, lr));
