@@ -26,10 +26,9 @@ const model = randomModel({ model_type: 'gpt2', n_embd: 768, n_head: 12, n_layer
 let x = 1;
 const data = Array.from({ length: B * (warmup + runs) }, () => Array.from({ length: T + 1 }, () => (x = (x * 1103515245 + 12345) % 2147483648) % 50257));
 const times: number[] = [];
-// The batch of 4 is taken as 4 accumulated micro-batches of 1: the same update, with a quarter of
-// the activations alive at once, because the whole batch's activations, gradients and AdamW
-// moments exceed the 4 GiB a wasm32 memory can address.
-const micro = Number(opt('micro-batch', '1'));
+// `--micro-batch 1|2` takes the batch of 4 as accumulated micro-batches (the same update with
+// fewer activations alive at once), for memories smaller than wasm32's 4 GiB.
+const micro = Number(opt('micro-batch', String(B)));
 await train(model, data, {
   steps: warmup + runs, batchSize: micro, gradAccum: B / micro, lr: 1e-4, weightDecay: 0.1,
   onStep: (s) => { if (s.step > warmup) times.push(s.ms); },
