@@ -12,7 +12,7 @@ import { NodeFileSource } from '../src/io/node/file-source.js';
 import { buildModel } from '../src/models/registry.js';
 import { Llama2cTokenizer, parseLlama2cTokenizer } from '../src/tokenizer/llama2c.js';
 import { describeStats } from '../src/store/corpus.js';
-import { matchHookPatterns } from '../src/store/patterns.js';
+import { matchHookPatterns } from '../src/hooks/patterns.js';
 import { ActivationStore } from '../src/store/reader.js';
 import { harvest } from '../src/store/writer.js';
 import { f16BitsToF32, f32ToF16Bits } from '../src/tensor/dtype.js';

@@ -65,7 +65,7 @@ describe('runWithCache', () => {
   });
 
   it('an unknown hook name is an error listing what exists', () => {
-    expect(() => al.runWithCache(model, ids(seq), { names: ['blocks.0.hook_resid_pree'] })).toThrow(/no hook point named 'blocks.0.hook_resid_pree'/);
+    expect(() => al.runWithCache(model, ids(seq), { names: ['blocks.0.hook_resid_pree'] })).toThrow(/no hook point named 'blocks.0.hook_resid_pree' \(closest: 'blocks.0.hook_resid_pre'/);
   });
 });
 

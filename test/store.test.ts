@@ -19,7 +19,7 @@ import { bf16BitsToF32, f16BitsToF32, f32ToBf16Bits, f32ToF16Bits } from '../src
 import type { Tokenizer } from '../src/tokenizer/tokenizer.js';
 import { describeStats, emptyStats, readContexts } from '../src/store/corpus.js';
 import { StoreMismatchError, type StoreDType } from '../src/store/manifest.js';
-import { closestHookNames, matchHookPatterns } from '../src/store/patterns.js';
+import { closestHookNames, matchHookPatterns } from '../src/hooks/patterns.js';
 import { ActivationStore } from '../src/store/reader.js';
 import { harvest, type HarvestOptions } from '../src/store/writer.js';
 

@@ -3,7 +3,7 @@
 import cliProgress from 'cli-progress';
 import { describeStats } from '../store/corpus.js';
 import { StoreMismatchError, type StoreDType } from '../store/manifest.js';
-import { matchHookPatterns } from '../store/patterns.js';
+import { matchHookPatterns } from '../hooks/patterns.js';
 import { harvest, type HarvestProgress } from '../store/writer.js';
 import { disposeBackends } from '../tensor/engine.js';
 import { loadForCli } from './common.js';

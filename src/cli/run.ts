@@ -4,7 +4,7 @@ import { writeSafetensors } from '../formats/safetensors.js';
 import { runWithCache } from '../hooks/run.js';
 import { getPlatform } from '../io/platform.js';
 import { tensor } from '../ops/creation.js';
-import { matchHookPatterns } from '../store/patterns.js';
+import { matchHookPatterns } from '../hooks/patterns.js';
 import { disposeBackends } from '../tensor/engine.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { inputIds, loadForCli, type ModelArgs } from './common.js';

@@ -6,6 +6,7 @@ import { add } from '../ops/elementwise.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { CausalLM, ForwardOptions } from '../models/model.js';
 import { Hooks } from './hook-point.js';
+import { assertHookNames } from './patterns.js';
 
 export interface GradAtResult {
   /** The metric's value. */
@@ -25,9 +26,7 @@ export function gradAt(
   model: CausalLM, input: Tensor, metric: (logits: Tensor) => Tensor, names: readonly string[],
   o: Omit<ForwardOptions, 'hooks'> & { activations?: boolean } = {},
 ): GradAtResult {
-  const known = new Set(model.hookPoints().map((h) => h.name));
-  const unknown = names.filter((n) => !known.has(n));
-  if (unknown.length) throw new Error(`gradAt: no hook point named ${unknown.map((n) => `'${n}'`).join(', ')} in this ${model.dims.arch} model (see model.hookPoints())`);
+  assertHookNames(names, model.hookPoints().map((h) => h.name), 'gradAt', model.dims.arch);
   const want = new Set(names);
   const grads = new Map<string, Tensor>();
   const acts = new Map<string, Tensor>();

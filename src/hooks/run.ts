@@ -6,6 +6,7 @@ import { keep, tidy } from '../tensor/engine.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { CausalLM, ForwardOptions } from '../models/model.js';
 import { ActivationCache } from './cache.js';
+import { assertHookNames } from './patterns.js';
 import { Hooks, type HookFilter, type HookFn } from './hook-point.js';
 
 export interface RunWithCacheOptions extends Omit<ForwardOptions, 'hooks'> {
@@ -36,11 +37,7 @@ function filterOf(n: RunWithCacheOptions['names']): (name: string) => boolean {
 export function runWithCache(model: CausalLM, input: Tensor, o: RunWithCacheOptions = {}): { logits: Tensor; cache: ActivationCache } {
   const entries = new Map<string, Tensor>();
   const want = filterOf(o.names);
-  if (Array.isArray(o.names)) {
-    const known = new Set(model.hookPoints().map((h) => h.name));
-    const unknown = (o.names as string[]).filter((n) => !known.has(n));
-    if (unknown.length) throw new Error(`runWithCache: no hook point named ${unknown.map((n) => `'${n}'`).join(', ')} in this ${model.dims.arch} model (see model.hookPoints())`);
-  }
+  if (Array.isArray(o.names)) assertHookNames(o.names as string[], model.hookPoints().map((h) => h.name), 'runWithCache', model.dims.arch);
   const pos = o.positions ? [...o.positions] : undefined;
   const hooks = new Hooks(o.hooks ?? []);
   hooks.add(want, (t, h) => {

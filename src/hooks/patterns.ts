@@ -73,3 +73,12 @@ export function globDistance(pattern: string, name: string): number {
   }
   return prev[n]!;
 }
+
+/** Throws, naming each unknown name with its closest hook points, unless every name is one of `known`. */
+export function assertHookNames(names: readonly string[], known: readonly string[], where: string, arch: string): void {
+  const set = new Set(known);
+  const unknown = names.filter((n) => !set.has(n));
+  if (unknown.length === 0) return;
+  const list = unknown.map((n) => `'${n}' (closest: ${closestHookNames(n, [...known], 3).map((c) => `'${c}'`).join(', ')})`);
+  throw new Error(`${where}: no hook point named ${list.join('; ')} in this ${arch} model`);
+}
