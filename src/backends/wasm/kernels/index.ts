@@ -7,7 +7,8 @@ import { matmulKernel } from '../matmul.js';
 import { attentionKernel } from '../ops/attention.js';
 import { copyKernel, dequantizeKernel, gatherKernel } from '../ops/copy.js';
 import { binaryKernel, fillKernel, unaryKernel, whereKernel } from '../ops/elementwise.js';
-import { layernormKernel, reduceKernel, rmsnormKernel, ropeKernel, softmaxKernel } from '../ops/norm.js';
+import { layernormKernel, rmsnormKernel, ropeKernel, softmaxKernel } from '../ops/norm.js';
+import { reduceAnyAxisKernel, scatterAddKernel } from '../ops/scatter.js';
 import type { NativeKernel } from '../runtime.js';
 
 export type NativeKernels = { [K in OpName]?: NativeKernel<Extract<OpDesc, { op: K }>> };
@@ -20,7 +21,8 @@ export const NATIVE_KERNELS: NativeKernels = {
   unary: unaryKernel,
   binary: binaryKernel,
   where: whereKernel,
-  reduce: reduceKernel,
+  reduce: reduceAnyAxisKernel,
+  scatterAdd: scatterAddKernel,
   softmax: softmaxKernel,
   layernorm: layernormKernel,
   rmsnorm: rmsnormKernel,
