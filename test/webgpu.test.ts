@@ -7,6 +7,7 @@ import '../src/backends/index.js';
 import type { Backend } from '../src/backends/backend.js';
 import { createJsBackend } from '../src/backends/js/backend.js';
 import { runConformance, summarize } from '../src/conformance/runner.js';
+import { runGradConformance, summarizeGrad } from '../src/conformance/grad.js';
 import { Tensor } from '../src/tensor/tensor.js';
 import * as F from '../src/ops/index.js';
 import { openWebGpu } from './webgpu-helpers.js';
@@ -29,6 +30,14 @@ describe.skipIf(!backend)('webgpu backend', () => {
     expect(results.length).toBeGreaterThan(ops ? 0 : 400);
     expect(bad.map((r) => `${r.label} (${r.status}, nmse ${r.nmse})`)).toEqual([]);
   }, 900_000);
+
+  it('backward: every op\'s gradient on webgpu equals the reference\'s (and finite differences)', async () => {
+    const results = await runGradConformance(ref, gpu, { ops });
+    console.log(summarizeGrad(results));
+    const bad = results.filter((r) => r.status === 'fail' || r.status === 'error');
+    expect(results.length).toBeGreaterThan(ops ? 0 : 200);
+    expect(bad.map((r) => `${r.label}: ${r.detail}`)).toEqual([]);
+  }, 600_000);
 
   it('large matmuls (128x128 tiles, split-K GEMV, both weight layouts) match the reference', async () => {
     const cases: [number, number, number, boolean][] = [[1024, 40, 1920, false], [3, 700, 300, false], [1, 512, 200, true], [5, 1000, 64, true]];

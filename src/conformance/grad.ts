@@ -68,11 +68,15 @@ function hostLoss(v: Variant, b: Backend, vals: Vals, r: Float64Array[]): number
   }));
 }
 
-/** Analytic gradients of Σ r·out with respect to the float inputs, read back to the host. */
-function analytic(v: Variant, b: Backend, vals: Vals, r: Float64Array[], fi: number[]): Float32Array[] {
+/**
+ * Analytic gradients of Σ r·out with respect to the float inputs, read back to the host
+ * (asynchronously, so that backends without synchronous reads, such as WebGPU, are checked too).
+ */
+async function analytic(v: Variant, b: Backend, vals: Vals, r: Float64Array[], fi: number[]): Promise<Float32Array[]> {
   const mark = tapeMark();
+  let grads: Tensor[] | null;
   try {
-    return tidy(() => {
+    grads = tidy(() => {
       const xs = v.inputs.map((s, i) => makeInput(s, b, vals[i]!));
       for (const i of fi) xs[i]!.requireGrad();
       const outs = v.run(xs);
@@ -87,11 +91,16 @@ function analytic(v: Variant, b: Backend, vals: Vals, r: Float64Array[], fi: num
         loss = loss ? add(loss, term) : term;
       });
       const l = loss as Tensor | null;
-      if (!l || !l.requiresGrad) return fi.map((i) => new Float32Array(xs[i]!.size)); // empty outputs
-      return grad(l, fi.map((i) => xs[i]!)).map((g) => g.dataSync() as Float32Array);
+      return !l || !l.requiresGrad ? null : grad(l, fi.map((i) => xs[i]!));
     });
   } finally {
     clearTape(mark - 1);
+  }
+  if (!grads) return fi.map((i) => new Float32Array(vals[i]!.length)); // empty outputs
+  try {
+    return await Promise.all(grads.map(async (g) => (await g.data()) as Float32Array));
+  } finally {
+    for (const g of grads) g.dispose();
   }
 }
 
@@ -148,7 +157,7 @@ async function runGradVariant(v: Variant, ref: Backend, test: Backend | null, se
   if (!r.some((x) => x)) return null; // no float output: comparisons, arg*, casts to int
   let refGrads: Float32Array[];
   try {
-    refGrads = analytic(v, ref, vals, r, fi);
+    refGrads = await analytic(v, ref, vals, r, fi);
   } catch (e) {
     return { ...base, status: 'error', fdErr: NaN, checked: 0, kinks: 0, nmse: NaN, detail: `reference gradient failed: ${(e as Error).stack ?? e}` };
   }
@@ -195,7 +204,7 @@ async function runGradVariant(v: Variant, ref: Backend, test: Backend | null, se
   let worstN = 0;
   if (test && test !== ref) {
     try {
-      const got = analytic(v, test, vals, r, fi);
+      const got = await analytic(v, test, vals, r, fi);
       got.forEach((g, k) => { worstN = Math.max(worstN, nmse(refGrads[k]!, g)); });
     } catch (e) {
       const err = e as Error;
