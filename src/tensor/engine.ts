@@ -2,9 +2,8 @@
 // ownership, and `dispatch`, the one place where a frontend op reaches a backend.
 // Not for: op validation or shape inference (src/ops does that before calling dispatch).
 import { UnsupportedOpError, describeView, opParams, type Backend, type OpDesc, type View } from '../backends/backend.js';
-import { byteSize, type DType } from './dtype.js';
-import { numel } from './shape.js';
-import { Tensor, Storage } from './tensor.js';
+import type { DType } from './dtype.js';
+import { Tensor } from './tensor.js';
 
 type Factory = () => Backend | Promise<Backend>;
 
@@ -123,12 +122,12 @@ export interface OutSpec {
  * All inputs must live on one backend and be alive.
  */
 export function dispatch(op: OpDesc, inputs: readonly Tensor[], outs: readonly OutSpec[], backend?: Backend): Tensor[] {
-  const where = `${op.op}${opParams(op)}`;
+  const where = () => `${op.op}${opParams(op)}`; // built only for an error message
   const views: View[] = inputs.map((t) => t.view(where));
   const b = backend ?? inputs[0]?.backend ?? getBackend();
   for (const t of inputs) {
     if (t.backend !== b) {
-      throw new Error(`${where}: inputs live on different backends ('${inputs.map((x) => x.backend.name).join("', '")}'); move them with .to(backend) first`);
+      throw new Error(`${where()}: inputs live on different backends ('${inputs.map((x) => x.backend.name).join("', '")}'); move them with .to(backend) first`);
     }
   }
   const outputs = outs.map((o) => Tensor.empty(o.shape, o.dtype, b));
@@ -149,20 +148,16 @@ export function dispatch(op: OpDesc, inputs: readonly Tensor[], outs: readonly O
 
 /** Runs an op that writes into existing output views (used by concat, pad, setSlice). */
 export function dispatchInto(op: OpDesc, inputs: readonly Tensor[], outputs: readonly Tensor[]): void {
-  const where = `${op.op}${opParams(op)}`;
+  const where = () => `${op.op}${opParams(op)}`;
   const b = outputs[0]!.backend;
   const views = inputs.map((t) => t.view(where));
   const outViews = outputs.map((t) => t.view(where));
   for (const t of [...inputs, ...outputs]) {
-    if (t.backend !== b) throw new Error(`${where}: tensors live on different backends`);
+    if (t.backend !== b) throw new Error(`${where()}: tensors live on different backends`);
   }
   if (!b.supportsOp(op, views, outViews)) {
     throw new UnsupportedOpError(b.name, op, `inputs ${views.map(describeView).join(', ')}`);
   }
   b.exec(op, views, outViews);
   if (onOp) onOp(op, inputs, outputs, true);
-}
-
-export function allocStorage(b: Backend, dtype: DType, shape: readonly number[]): Storage {
-  return new Storage(b, b.alloc(byteSize(dtype, numel(shape))));
 }

@@ -123,7 +123,7 @@ export class Tensor {
   }
 
   /** The backend-level view; throws if disposed. `where` names the op for the error. */
-  view(where = 'tensor'): View {
+  view(where: string | (() => string) = 'tensor'): View {
     const s = this.live(where);
     return { buffer: s.buffer, dtype: this.dtype, shape: this.shape, strides: this.strides, offset: this.offset };
   }
@@ -331,8 +331,8 @@ export class Tensor {
     return this.dataSync()[0]!;
   }
 
-  private live(where: string): Storage {
-    if (!this.storage) throw new DisposedError(`${where} on ${this.dtype}${fmtShape(this.shape)}`);
+  private live(where: string | (() => string)): Storage {
+    if (!this.storage) throw new DisposedError(`${typeof where === 'function' ? where() : where} on ${this.dtype}${fmtShape(this.shape)}`);
     return this.storage;
   }
 }
