@@ -149,3 +149,14 @@ describe('generateAsync', () => {
     model.dispose();
   });
 });
+
+describe('batched generation', () => {
+  it.each(['gpt2', 'llama', 'gpt_neox'])('%s: a left-padded batch generates what each prompt generates alone', async (name) => {
+    const js = await al.initBackend('js');
+    const model = randomModel(TINY[name]!, js, { seed: 21 });
+    const prompts = [[3, 1, 4, 1, 5], [9, 2], [6, 5, 3, 5]];
+    const together = al.generate(model, prompts, { maxNewTokens: 6, eosTokenIds: [] });
+    prompts.forEach((p, i) => expect(together.ids[i]).toEqual(al.generate(model, [p], { maxNewTokens: 6, eosTokenIds: [] }).ids[0]));
+    model.dispose();
+  });
+});
