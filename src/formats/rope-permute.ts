@@ -11,27 +11,15 @@
  * `rows` = nHeads * headDim. Output row h*hd + j*hd/2 + i = input row h*hd + 2i + j.
  */
 export function permuteInterleavedToHalf(bytes: Uint8Array, nHeads: number, rowBytes: number): Uint8Array {
-  const rows = bytes.byteLength / rowBytes;
-  const hd = rows / nHeads;
-  if (!Number.isInteger(rows) || !Number.isInteger(hd) || hd % 2) {
-    throw new Error(`rope permute: ${bytes.byteLength} bytes of rows of ${rowBytes} bytes do not split into ${nHeads} heads of an even size`);
-  }
-  const half = hd / 2;
-  const out = new Uint8Array(bytes.byteLength);
-  for (let h = 0; h < nHeads; h++) {
-    for (let i = 0; i < half; i++) {
-      for (let j = 0; j < 2; j++) {
-        const src = (h * hd + 2 * i + j) * rowBytes;
-        const dst = (h * hd + j * half + i) * rowBytes;
-        out.set(bytes.subarray(src, src + rowBytes), dst);
-      }
-    }
-  }
-  return out;
+  return permuteRows(bytes, nHeads, rowBytes, false);
 }
 
 /** The inverse: HF (rotate-half) rows -> Meta (interleaved) rows, as llama.cpp's converter does. */
 export function permuteHalfToInterleaved(bytes: Uint8Array, nHeads: number, rowBytes: number): Uint8Array {
+  return permuteRows(bytes, nHeads, rowBytes, true);
+}
+
+function permuteRows(bytes: Uint8Array, nHeads: number, rowBytes: number, inverse: boolean): Uint8Array {
   const rows = bytes.byteLength / rowBytes;
   const hd = rows / nHeads;
   if (!Number.isInteger(rows) || !Number.isInteger(hd) || hd % 2) {
@@ -42,8 +30,9 @@ export function permuteHalfToInterleaved(bytes: Uint8Array, nHeads: number, rowB
   for (let h = 0; h < nHeads; h++) {
     for (let i = 0; i < half; i++) {
       for (let j = 0; j < 2; j++) {
-        const dst = (h * hd + 2 * i + j) * rowBytes;
-        const src = (h * hd + j * half + i) * rowBytes;
+        const meta = (h * hd + 2 * i + j) * rowBytes;
+        const hf = (h * hd + j * half + i) * rowBytes;
+        const [src, dst] = inverse ? [hf, meta] : [meta, hf];
         out.set(bytes.subarray(src, src + rowBytes), dst);
       }
     }
