@@ -94,11 +94,11 @@ export function sinksFromActs(acts: HostActs, nLayers: number, o: SinkOptions = 
   const secondary: SecondarySink[] = [];
   for (let t = 1; t < T; t++) {
     const layers: number[] = [];
-    for (let l = window[0]; l <= window[1]; l++) if (Math.abs(cosine(row(states[l]!, t), row(states[l]!, 0))) > cosT) layers.push(l);
+    // Hidden state l is what block l reads. The last state (after the final block) is read by no
+    // attention, so nothing in it can be a sink: only states blocks read are searched.
+    for (let l = window[0]; l <= Math.min(window[1], nLayers - 1); l++) if (Math.abs(cosine(row(states[l]!, t), row(states[l]!, 0))) > cosT) layers.push(l);
     if (!layers.length) continue;
-    // hidden state l is what block l reads; the last state (after the final block) is read by no block.
-    const readers = layers.filter((l) => l < nLayers);
-    const attention = readers.length ? readers.reduce((s, l) => s + received[l]![t]!, 0) / readers.length : 0;
+    const attention = layers.reduce((s, l) => s + received[l]![t]!, 0) / layers.length;
     secondary.push({ pos: t, token: tokenLabel(acts.ids[t]!, o.tokenizer), layers, lifetime: layers.length, attention });
   }
   const sinkHeads = heads.filter((h) => h.score > eps);
