@@ -1,6 +1,7 @@
 // Batched matmul on strided views (transposes and broadcast batches need no copy):
 //   tiled      128x128 (or 64x64) output tiles, 8x8 (4x4) per thread, k-steps of 8 staged in
 //              workgroup memory with the next step prefetched into registers; any float dtype.
+//   f32v4      f32 with 16-byte aligned operands: the same scheme on vec4 loads (matmul-f32.ts).
 //   gemv       M <= 8 (decode): each workgroup streams a strip of B once for all rows of A.
 //   sgmat      f16 x f16 on tensor cores through subgroup matrices (matmul-f16.ts) when offered.
 // Weights shared by every batch (stride 0) fold the batch into M.
@@ -9,6 +10,7 @@ import { collapse } from './elementwise.js';
 import { BUILTINS, Params, WG_INDEX, type OpContext } from './context.js';
 import { PRELUDE, cdiv, inBinding, loaders, outBinding, storers } from '../wgsl.js';
 import { trySubgroupMatmul } from './matmul-f16.js';
+import { f32Vec4Fits, tiledF32 } from './matmul-f32.js';
 
 type Op<K extends OpDesc['op']> = Extract<OpDesc, { op: K }>;
 
@@ -101,6 +103,7 @@ fn main(${BUILTINS}) { ${WG_INDEX} let i = wg * 256u + li; if (i < P[0]) { stb_y
   const bb = ctx.buffer(b);
   if (trySubgroupMatmul(ctx, plan, a.dtype, b.dtype, ab, bb, yd)) return;
   if (plan.M <= 8) gemv(ctx, plan, a.dtype, b.dtype, ab, bb, yd.dtype, yd.gpu, yd.offset, batches);
+  else if (f32Vec4Fits(plan, a.dtype, b.dtype, yd.dtype, yd.offset)) tiledF32(ctx, plan, ab, bb, yd.gpu, yd.offset, batches);
   else tiled(ctx, plan, a.dtype, b.dtype, ab, bb, yd.dtype, yd.gpu, yd.offset, batches);
 }
 

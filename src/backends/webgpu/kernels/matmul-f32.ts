@@ -1,0 +1,168 @@
+// f32 x f32 -> f32 matmul with 16-byte accesses: every operand is bound as vec4<f32>, tiles of
+// BM x BN outputs (TM x TN per thread, 256 threads) over k-steps of BK, staged in two workgroup
+// buffers (one barrier per step) with the next step's loads in flight in registers meanwhile.
+// A tile whose k axis is the fast one is transposed into workgroup memory as it is stored; the
+// inner loop reads vec4 rows of A and B and runs TM*TN/4 vec4 FMAs per k.
+// Used when each operand's fast axis has unit stride and every other stride, offset and the
+// fast dims are multiples of 4 (else the scalar tiled kernel in matmul.ts).
+import { Params, type OpContext } from './context.js';
+import type { MatmulPlan } from './matmul.js';
+
+export interface F32Tile { TM: 4 | 8; TN: 4 | 8; BK: 8 | 16; DB?: boolean; UN?: boolean }
+
+let vec4On = true;
+/** Turns the vec4 kernel off (the scalar tiled kernel runs instead), for comparisons. */
+export function enableF32Vec4(on: boolean): void {
+  vec4On = on;
+}
+
+let forced: F32Tile | null = null;
+/** Fixes the tile (benchmarks and tuning); null restores the size heuristic. */
+export function setF32Tile(t: F32Tile | null): void {
+  forced = t;
+}
+
+function pickTile(p: MatmulPlan, batches: number): F32Tile {
+  if (forced) return forced;
+  const tiles = (bm: number, bn: number) => Math.ceil(p.M / bm) * Math.ceil(p.N / bn) * batches;
+  // from a sweep on the H200 (bench/RESULTS.md): unrolled 8-deep k-steps for large outputs,
+  // single-buffered 128x64 / 64x64 tiles where fewer tiles would leave SMs idle
+  if (tiles(128, 128) >= 600) return { TM: 8, TN: 8, BK: 8, UN: true };
+  if (tiles(128, 64) >= 264) return { TM: 8, TN: 4, BK: 16, DB: false };
+  return { TM: 4, TN: 4, BK: 16, DB: false };
+}
+
+const lines = (n: number, f: (i: number) => string) => Array.from({ length: n }, (_, i) => f(i)).join('\n');
+
+/** Whether the vec4 kernel applies (see the header). */
+export function f32Vec4Fits(p: MatmulPlan, adt: string, bdt: string, ydt: string, yoff: number): boolean {
+  if (!vec4On || adt !== 'f32' || bdt !== 'f32' || ydt !== 'f32') return false;
+  const m4 = (...xs: number[]) => xs.every((x) => x % 4 === 0);
+  const aOk = (p.sak === 1 && m4(p.sam, p.K)) || (p.sam === 1 && m4(p.sak, p.M));
+  const bOk = (p.sbn === 1 && m4(p.sbk, p.N)) || (p.sbk === 1 && m4(p.sbn, p.K));
+  return aOk && bOk && m4(p.aoff, p.boff, yoff, p.N, ...p.abs, ...p.bbs);
+}
+
+function code(t: F32Tile, aKFast: boolean, bKFast: boolean): string {
+  const { TM, TN, BK } = t;
+  const DB = t.DB ?? true;
+  const UN = t.UN ?? false;
+  const BM = 16 * TM;
+  const BN = 16 * TN;
+  const SA = BM + (aKFast ? 4 : 0); // row of the staged A tile (padded when stored transposed)
+  const SB = BN + (bKFast ? 4 : 0);
+  const A4 = (BK * SA) / 4; // vec4 per buffer
+  const B4 = (BK * SB) / 4;
+  // Loads per thread: a tile of R x BK (R = BM or BN) has R*BK/4 vec4, 256 threads.
+  const LA = (BM * BK) / 4 / 256;
+  const LB = (BN * BK) / 4 / 256;
+  if (!Number.isInteger(LA) || !Number.isInteger(LB)) throw new Error(`f32 tile ${TM}x${TN}x${BK}: loads do not divide among 256 threads`);
+  // Thread mapping of a load (row r along m/n, k): kFast: 4 lanes along k of a row then rows;
+  // else R/4 lanes along the row, then k.
+  const map = (kFast: boolean, R: number, L: number, name: string) => {
+    if (kFast) {
+      const per = BK / 4; // vec4 per row
+      return { init: `let ${name}r = li / ${per}u; let ${name}k = (li % ${per}u) * 4u;`, r: (l: number) => `${name}r + ${l * (256 / per)}u`, k: () => `${name}k` , L };
+    }
+    const per = R / 4;
+    return { init: `let ${name}r = (li % ${per}u) * 4u; let ${name}k = li / ${per}u;`, r: () => `${name}r`, k: (l: number) => `${name}k + ${l * (256 / per)}u`, L };
+  };
+  const ma = map(aKFast, BM, LA, 'a');
+  const mb = map(bKFast, BN, LB, 'b');
+  // global vec4 index of (row, k) of an operand
+  const ga = (r: string, k: string) => aKFast ? `(abase + (m0 + ${r}) * sam + k0 + ${k}) >> 2u` : `(abase + (k0 + ${k}) * sak + m0 + ${r}) >> 2u`;
+  const gb = (r: string, k: string) => bKFast ? `(bbase + (n0 + ${r}) * sbn + k0 + ${k}) >> 2u` : `(bbase + (k0 + ${k}) * sbk + n0 + ${r}) >> 2u`;
+  const loadCond = (kFast: boolean, r: string, k: string, R: string) => kFast ? `${r} < ${R} && k0 + ${k} < K` : `${r} < ${R} && k0 + ${k} < K`;
+  const store = (kFast: boolean, S: number, arr: string, off: string, r: string, k: string, v: string) => kFast
+    ? lines(4, (c) => `      ${arr}[${off} + ((${k} + ${c}u) * ${S}u + ${r}) / 4u][(${r}) % 4u] = ${v}[${c}];`)
+      .replace(/\[\(([^\]]*)\) % 4u\]/g, '[($1) & 3u]')
+    : `      ${arr}[${off} + ((${k}) * ${S}u + ${r}) / 4u] = ${v};`;
+  const rowsOf = (T: number, id: string) => (i: number) => `${Math.floor(i / 4) * 64}u + ${id} * 4u + ${i % 4}u`;
+  const mRow = rowsOf(TM, 'ty');
+  const inner = (kk: string) => `    {
+${lines(TM / 4, (g) => `      let a${g} = As[ao + ${kk} * ${SA / 4}u + ${g * 16}u];`)}
+${lines(TN / 4, (g) => `      let b${g} = Bs[bo + ${kk} * ${SB / 4}u + ${g * 16}u];`)}
+${lines((TM * TN) / 4, (q) => {
+    const i = Math.floor(q / (TN / 4));
+    const g = q % (TN / 4);
+    return `      c${q} = fma(vec4<f32>(a${Math.floor(i / 4)}[${i % 4}]), b${g}, c${q});`;
+  })}
+    }`;
+  return `
+@group(0) @binding(0) var<storage, read> P: array<u32>;
+@group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> b: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> y: array<vec4<f32>>;
+var<workgroup> As: array<vec4<f32>, ${(DB ? 2 : 1) * A4}>;
+var<workgroup> Bs: array<vec4<f32>, ${(DB ? 2 : 1) * B4}>;
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  let M = P[0]; let K = P[1]; let N = P[2];
+  let z = wid.z;
+  let z0 = z % P[3]; let z1 = (z / P[3]) % P[4]; let z2 = z / (P[3] * P[4]);
+  let abase = u32(bitcast<i32>(P[16]) + i32(z0) * bitcast<i32>(P[6]) + i32(z1) * bitcast<i32>(P[7]) + i32(z2) * bitcast<i32>(P[8]));
+  let bbase = u32(bitcast<i32>(P[17]) + i32(z0) * bitcast<i32>(P[9]) + i32(z1) * bitcast<i32>(P[10]) + i32(z2) * bitcast<i32>(P[11]));
+  let sam = P[12]; let sak = P[13]; let sbk = P[14]; let sbn = P[15];
+  let ybase = P[18] + z * M * N;
+  let m0 = wid.y * ${BM}u; let n0 = wid.x * ${BN}u;
+  let tx = li % 16u; let ty = li / 16u;
+  ${ma.init}
+  ${mb.init}
+  let rm = M - min(M, m0); let rn = N - min(N, n0);
+${lines(LA, (l) => `  var ra${l}: vec4<f32>;`)}
+${lines(LB, (l) => `  var rb${l}: vec4<f32>;`)}
+${lines((TM * TN) / 4, (q) => `  var c${q} = vec4<f32>(0.0);`)}
+  let ntiles = (K + ${BK - 1}u) / ${BK}u;
+  var k0 = 0u;
+${lines(LA, (l) => `  ra${l} = select(vec4<f32>(0.0), a[${ga(ma.r(l), ma.k(l))}], ${loadCond(aKFast, ma.r(l), ma.k(l), 'rm')});`)}
+${lines(LB, (l) => `  rb${l} = select(vec4<f32>(0.0), b[${gb(mb.r(l), mb.k(l))}], ${loadCond(bKFast, mb.r(l), mb.k(l), 'rn')});`)}
+${DB ? `  {
+${lines(LA, (l) => store(aKFast, SA, 'As', '0u', ma.r(l), ma.k(l), `ra${l}`))}
+${lines(LB, (l) => store(bKFast, SB, 'Bs', '0u', mb.r(l), mb.k(l), `rb${l}`))}
+  }` : ''}
+${DB ? '  workgroupBarrier();' : ''}
+  for (var t = 0u; t < ntiles; t++) {
+    let cur = ${DB ? '(t & 1u)' : '0u'};
+    let nxt = t + 1u < ntiles;
+${DB ? '' : `    if (t > 0u) { workgroupBarrier(); }
+${lines(LA, (l) => store(aKFast, SA, 'As', '0u', ma.r(l), ma.k(l), `ra${l}`))}
+${lines(LB, (l) => store(bKFast, SB, 'Bs', '0u', mb.r(l), mb.k(l), `rb${l}`))}
+    workgroupBarrier();`}
+    k0 = (t + 1u) * ${BK}u;
+    if (nxt) {
+${lines(LA, (l) => `      ra${l} = select(vec4<f32>(0.0), a[${ga(ma.r(l), ma.k(l))}], ${loadCond(aKFast, ma.r(l), ma.k(l), 'rm')});`)}
+${lines(LB, (l) => `      rb${l} = select(vec4<f32>(0.0), b[${gb(mb.r(l), mb.k(l))}], ${loadCond(bKFast, mb.r(l), mb.k(l), 'rn')});`)}
+    }
+    let ao = cur * ${A4}u + ty; let bo = cur * ${B4}u + tx;
+${UN ? lines(BK, (kk) => inner(`${kk}u`)) : `    for (var kk = 0u; kk < ${BK}u; kk++) {
+${inner('kk')}
+    }`}
+${DB ? `    if (nxt) {
+      let off = (1u - cur);
+${lines(LA, (l) => store(aKFast, SA, 'As', `off * ${A4}u`, ma.r(l), ma.k(l), `ra${l}`))}
+${lines(LB, (l) => store(bKFast, SB, 'Bs', `off * ${B4}u`, mb.r(l), mb.k(l), `rb${l}`))}
+    }
+    workgroupBarrier();` : ''}
+  }
+${lines(TM, (i) => `  { let m = ${mRow(i)}; if (m < rm) {
+${lines(TN / 4, (g) => `    { let n = ${g * 64}u + tx * 4u; if (n < rn) { y[(ybase + (m0 + m) * N + n0 + n) >> 2u] = c${i * (TN / 4) + g}; } }`)}
+  } }`)}
+}`;
+}
+
+/** Bytes of workgroup memory a tile takes (two buffers of each operand's tile). */
+function smemBytes(t: F32Tile, aKFast: boolean, bKFast: boolean): number {
+  return (t.DB === false ? 1 : 2) * 4 * t.BK * (16 * t.TM + (aKFast ? 4 : 0) + 16 * t.TN + (bKFast ? 4 : 0));
+}
+
+export function tiledF32(ctx: OpContext, p: MatmulPlan, ab: GPUBuffer, bb: GPUBuffer, yb: GPUBuffer, yoff: number, batches: number): void {
+  const aKFast = p.sak === 1;
+  const bKFast = p.sbn !== 1;
+  let t = pickTile(p, batches);
+  // halve the k-step where the device offers less workgroup memory (32 KiB is the WebGPU default)
+  if (smemBytes(t, aKFast, bKFast) > ctx.rt.device.limits.maxComputeWorkgroupStorageSize && t.TM === 8) t = { ...t, BK: 8 };
+  const key = `mm f32v4 ${t.TM}x${t.TN}x${t.BK}${t.DB === false ? ' sb' : ''}${t.UN ? ' un' : ''} ${aKFast ? 'aK' : 'aM'} ${bKFast ? 'bK' : 'bN'}`;
+  const k = ctx.kernel(key, () => code(t, aKFast, bKFast));
+  const params = new Params().u32(p.M, p.K, p.N, ...p.bshape).i32(...p.abs, ...p.bbs, p.sam, p.sak, p.sbk, p.sbn, p.aoff, p.boff, yoff);
+  ctx.run(k, [ab, bb, yb], params, [Math.ceil(p.N / (16 * t.TN)), Math.ceil(p.M / (16 * t.TM)), batches]);
+}
