@@ -25,9 +25,9 @@ export function setF32Tile(t: F32Tile | null): void {
 function pickTile(p: MatmulPlan, batches: number): F32Tile {
   if (forced) return forced;
   const tiles = (bm: number, bn: number) => Math.ceil(p.M / bm) * Math.ceil(p.N / bn) * batches;
-  // from a sweep on the H200 (bench/RESULTS.md): unrolled 8-deep k-steps for large outputs,
-  // single-buffered 128x64 / 64x64 tiles where fewer tiles would leave SMs idle
-  if (tiles(128, 128) >= 600) return { TM: 8, TN: 8, BK: 8, UN: true };
+  // from sweeps on the H200 (bench/RESULTS.md): 128x128 tiles, single-buffered 16-deep unrolled
+  // k-steps for large outputs; 128x64 / 64x64 tiles where fewer tiles would leave SMs idle
+  if (tiles(128, 128) >= 300) return { TM: 8, TN: 8, BK: 16, DB: false, UN: true };
   if (tiles(128, 64) >= 264) return { TM: 8, TN: 4, BK: 16, DB: false };
   return { TM: 4, TN: 4, BK: 16, DB: false };
 }
