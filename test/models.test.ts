@@ -160,3 +160,40 @@ describe('batched generation', () => {
     model.dispose();
   });
 });
+
+describe('sliding-window attention (Mistral)', () => {
+  const cfg = (window: number, layers = 1) => ({ ...TINY.llama!, model_type: 'mistral', num_hidden_layers: layers, sliding_window: window, max_position_embeddings: 64 });
+  const seq = [3, 14, 15, 9, 26, 5, 35, 8, 9, 7];
+
+  it('a one-layer model sees exactly the last `window` tokens (rotary positions are relative)', async () => {
+    const js = await al.initBackend('js');
+    const model = randomModel(cfg(4), js, { seed: 13 });
+    const V = model.dims.vocabSize;
+    const full = model.forward(al.tensor(seq, [1, seq.length], 'i32', { backend: js })).dataSync();
+    const tail = seq.slice(-4);
+    const alone = model.forward(al.tensor(tail, [1, 4], 'i32', { backend: js })).dataSync();
+    const err = maxRelErr(full.subarray((seq.length - 1) * V), alone.subarray(3 * V));
+    console.log(`sliding window 4: last position vs the last 4 tokens alone, rel err ${err.toExponential(2)}`);
+    expect(err).toBeLessThan(1e-5);
+    // Without the window the last position sees all ten tokens and differs.
+    const open = randomModel(cfg(64), js, { seed: 13 });
+    const unwindowed = open.forward(al.tensor(seq, [1, seq.length], 'i32', { backend: js })).dataSync();
+    expect(maxRelErr(unwindowed.subarray((seq.length - 1) * V), alone.subarray(3 * V))).toBeGreaterThan(1e-3);
+    model.dispose(); open.dispose();
+  });
+
+  it('the KV cache gives the windowed full forward, step by step (two layers)', async () => {
+    const js = await al.initBackend('js');
+    const model = randomModel(cfg(3, 2), js, { seed: 17 });
+    const V = model.dims.vocabSize;
+    const full = model.forward(al.tensor(seq, [1, seq.length], 'i32', { backend: js })).dataSync();
+    const cache = new KVCache();
+    model.forward(al.tensor(seq.slice(0, 2), [1, 2], 'i32', { backend: js }), { cache }).dispose();
+    for (let i = 2; i < seq.length; i++) {
+      const step = model.forward(al.tensor([seq[i]!], [1, 1], 'i32', { backend: js }), { cache }).dataSync();
+      expect(maxRelErr(step, full.subarray(i * V, (i + 1) * V)), `position ${i}`).toBeLessThan(1e-5);
+    }
+    cache.dispose();
+    model.dispose();
+  });
+});

@@ -65,15 +65,11 @@ export abstract class RotaryDecoder extends CausalLM {
 
   protected abstract mlpOf(layer: number, x: Tensor, c: ForwardContext): Tensor;
 
-  /** Mistral's sliding window, when it is shorter than the context. */
+  /** Mistral's sliding window (a query sees the last `slidingWindow` keys), when shorter than the context. */
   protected slidingWindow?: number;
 
   protected override prepare(c: ForwardContext): void {
-    const len = c.past + c.pos;
-    if (this.slidingWindow !== undefined && len > this.slidingWindow) {
-      throw new RangeError(`${this.dims.arch}: sequences longer than the sliding window (${this.slidingWindow}) are not supported yet`);
-    }
-    this.ropeNow = this.rope.inputs(c.positions, len);
+    this.ropeNow = this.rope.inputs(c.positions, c.past + c.pos);
   }
 
   protected embed(ids: Tensor, c: ForwardContext): Tensor {
@@ -93,7 +89,7 @@ export abstract class RotaryDecoder extends CausalLM {
         const v = project(xn, a.v).reshape([c.batch, c.pos, nKvHeads, dHead]);
         return attend(q, k, v, {
           hooks: c.hooks, prefix: `blocks.${i}.attn`, layer: i, rope: this.ropeNow, cache: c.cache,
-          keyMask: c.keyMask, keyMaskHost: c.keyMaskHost, scale: this.attnScale(), output: a.o,
+          keyMask: c.keyMask, keyMaskHost: c.keyMaskHost, scale: this.attnScale(), output: a.o, slidingWindow: this.slidingWindow,
         });
       },
       mlp: (xn) => this.mlpOf(i, xn, c),

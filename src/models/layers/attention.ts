@@ -40,6 +40,8 @@ export interface AttendContext {
   keyMaskHost?: Uint8Array;
   scale: number;
   output: Linear;
+  /** Query i sees only the last `slidingWindow` keys (j > i - window), as Mistral; none by default. */
+  slidingWindow?: number;
 }
 
 /** q [b, tq, h, dh], k/v [b, tq, hkv, dh] -> attention output [b, tq, d_model] (before hook_attn_out). */
@@ -67,12 +69,14 @@ export function attend(q: Tensor, k: Tensor, v: Tensor, c: AttendContext): Tenso
   let out: Tensor; // [batch, head, query_pos, d_head]
   const g = h / hkv;
   const applyPattern = (pattern: Tensor) => matmul(pattern.reshape([b, hkv, g, tq, tk]), vh.unsqueeze(2)).reshape([b, h, tq, vh.shape[3]!]);
-  if (hooks.wants(`${p}.hook_attn_scores`)) {
-    // Scores are asked for: the explicit path (scores -> mask -> softmax -> pattern -> P·V).
+  const windowed = c.slidingWindow !== undefined && tk > c.slidingWindow;
+  if (hooks.wants(`${p}.hook_attn_scores`) || windowed) {
+    // Scores are asked for, or a sliding window hides old keys (the fused op knows only causal and
+    // padding masks): the explicit path (scores -> mask -> softmax -> pattern -> P·V).
     const q5 = qh.reshape([b, hkv, g, tq, dh]);
     let scores = matmul(q5, kh.unsqueeze(2), { transB: true }).reshape([b, h, tq, tk]);
     scores = mul(scores, c.scale);
-    const mask = visibleMask(b, tq, tk, c.keyMaskHost, q);
+    const mask = visibleMask(b, tq, tk, c.keyMaskHost, q, windowed ? c.slidingWindow : undefined);
     scores = hooks.at(`${p}.hook_attn_scores`, where(mask, scores, -Infinity)); // [batch, head, query_pos, key_pos]
     const pattern = hooks.at(`${p}.hook_pattern`, softmax(scores, { mask })); // [batch, head, query_pos, key_pos]
     out = applyPattern(pattern);
@@ -96,12 +100,17 @@ export function attend(q: Tensor, k: Tensor, v: Tensor, c: AttendContext): Tenso
   return project(z.reshape([b, tq, h * dv]), c.output);
 }
 
-/** u8 [batch, 1, query, key]: 1 where query i may see key j (causal with offset, and not padding). */
-function visibleMask(b: number, tq: number, tk: number, keyMask: Uint8Array | undefined, like: Tensor): Tensor {
+/**
+ * u8 [batch, 1, query, key]: 1 where query i may see key j — causal with offset, not padding,
+ * and within the sliding window when there is one (key positions count cached keys too).
+ */
+function visibleMask(b: number, tq: number, tk: number, keyMask: Uint8Array | undefined, like: Tensor, window?: number): Tensor {
   const m = new Uint8Array(b * tq * tk);
   for (let s = 0; s < b; s++) {
     for (let i = 0; i < tq; i++) {
-      for (let j = 0; j <= Math.min(tk - 1, i + tk - tq); j++) m[(s * tq + i) * tk + j] = keyMask ? keyMask[s * tk + j]! : 1;
+      const last = Math.min(tk - 1, i + tk - tq);
+      const first = window === undefined ? 0 : Math.max(0, last - window + 1);
+      for (let j = first; j <= last; j++) m[(s * tq + i) * tk + j] = keyMask ? keyMask[s * tk + j]! : 1;
     }
   }
   return tensor(m, [b, 1, tq, tk], 'u8', { backend: like.backend });
