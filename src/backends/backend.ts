@@ -4,6 +4,7 @@
 // Designed for devices whose memory JavaScript cannot see (WebGPU): reads may be asynchronous
 // and `readSync` may refuse.
 import type { DType } from '../tensor/dtype.js';
+import { isContiguous } from '../tensor/shape.js';
 
 /** An opaque allocation owned by one backend. `byteLength` is what was asked for. */
 export interface BackendBuffer {
@@ -138,4 +139,29 @@ export function opParams(op: OpDesc): string {
 
 export function describeView(v: View): string {
   return `${v.dtype}[${v.shape.join(',')}]`;
+}
+
+/** True when the view is row-major contiguous from its offset (size-1 dims may have any stride). */
+export function viewIsContiguous(v: View): boolean {
+  return isContiguous(v.shape, v.strides);
+}
+
+/**
+ * `buffer` as this backend's own buffer type (it must carry `field`), alive; otherwise an error
+ * naming the backend and the operation `what`.
+ */
+export function ownBuffer<B extends BackendBuffer & { freed: boolean }>(backend: string, buffer: BackendBuffer, field: string, what: string): B {
+  if (buffer.backend !== backend || !(field in buffer)) {
+    throw new Error(`${backend} backend: ${what} got a buffer of backend '${buffer.backend}'`);
+  }
+  const b = buffer as B;
+  if (b.freed) throw new Error(`${backend} backend: ${what} on a freed buffer (${b.byteLength} bytes)`);
+  return b;
+}
+
+/** Throws, naming the backend and the operation, unless [byteOffset, byteOffset + byteLength) lies in `buffer`. */
+export function checkByteRange(backend: string, buffer: BackendBuffer, byteOffset: number, byteLength: number, what: string): void {
+  if (byteOffset < 0 || byteLength < 0 || byteOffset + byteLength > buffer.byteLength) {
+    throw new Error(`${backend} backend: ${what} of ${byteLength} bytes at ${byteOffset} outside a ${buffer.byteLength}-byte buffer`);
+  }
 }

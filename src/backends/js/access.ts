@@ -2,6 +2,7 @@
 // This is how the reference kernels see memory: every op reads dense f64 copies of its inputs and
 // writes its results back through `writeView`, which does the dtype conversion (rounding,
 // saturation). Not for: speed; fast kernels work on the bytes directly.
+import { viewIsContiguous } from '../backend.js';
 import type { View } from '../backend.js';
 import { describeView } from '../backend.js';
 import {
@@ -11,16 +12,8 @@ import { contiguousStrides, numel } from '../../tensor/shape.js';
 
 export { contiguousStrides, numel };
 
-/** True when the view is row-major contiguous (size-1 dims may have any stride). */
-export function isContiguous(v: View): boolean {
-  let expected = 1;
-  for (let i = v.shape.length - 1; i >= 0; i--) {
-    const s = v.shape[i]!;
-    if (s !== 1 && v.strides[i] !== expected) return false;
-    expected *= s;
-  }
-  return true;
-}
+/** Row-major contiguous from its offset (the contract's definition). */
+export const isContiguous = viewIsContiguous;
 
 /**
  * Element offsets (in elements, `offset` included) of every logical element of the view, in

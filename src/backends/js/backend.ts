@@ -1,6 +1,7 @@
 // The plain-TypeScript backend: memory is ordinary Uint8Arrays and every op runs the reference
 // kernels. Synchronous, slow, and the yardstick every other backend is tested against.
 import type { Backend, BackendBuffer, OpDesc, OpName, View } from '../backend.js';
+import { checkByteRange, ownBuffer } from '../backend.js';
 import { OP_NAMES } from '../backend.js';
 import { hasReferenceKernel, runReference } from './kernels.js';
 
@@ -76,18 +77,11 @@ export class JsBackend implements Backend {
   }
 
   private own(buffer: BackendBuffer, what: string): JsBuffer {
-    if (buffer.backend !== 'js' || !('bytes' in buffer)) {
-      throw new Error(`js backend: ${what} got a buffer of backend '${buffer.backend}'`);
-    }
-    const b = buffer as JsBuffer;
-    if (b.freed) throw new Error(`js backend: ${what} on a freed buffer (${b.byteLength} bytes)`);
-    return b;
+    return ownBuffer<JsBuffer>('js', buffer, 'bytes', what);
   }
 
   private checkRange(b: JsBuffer, byteOffset: number, byteLength: number, what: string): void {
-    if (byteOffset < 0 || byteLength < 0 || byteOffset + byteLength > b.byteLength) {
-      throw new Error(`js backend: ${what} of ${byteLength} bytes at ${byteOffset} outside a ${b.byteLength}-byte buffer`);
-    }
+    checkByteRange('js', b, byteOffset, byteLength, what);
   }
 }
 

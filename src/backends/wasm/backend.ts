@@ -5,6 +5,7 @@
 // to block: on a browser's main thread the backend runs single-threaded; create it inside a Web
 // Worker to use several threads.
 import type { Backend, BackendBuffer, OpDesc, OpName, View } from '../backend.js';
+import { checkByteRange, ownBuffer } from '../backend.js';
 import { hasReferenceKernel, runReference } from '../js/kernels.js';
 import { detectFeatures, base64ToBytes, type WasmFeatures } from './features.js';
 import { KERNEL_MODULES } from './generated/kernels.js';
@@ -154,18 +155,11 @@ export class WasmBackend implements Backend {
   }
 
   private own(buffer: BackendBuffer, what: string): WasmBuffer {
-    if (buffer.backend !== 'wasm' || !('ptr' in buffer)) {
-      throw new Error(`wasm backend: ${what} got a buffer of backend '${buffer.backend}'`);
-    }
-    const b = buffer as WasmBuffer;
-    if (b.freed) throw new Error(`wasm backend: ${what} on a freed buffer (${b.byteLength} bytes)`);
-    return b;
+    return ownBuffer<WasmBuffer>('wasm', buffer, 'ptr', what);
   }
 
   private checkRange(b: WasmBuffer, byteOffset: number, byteLength: number, what: string): void {
-    if (byteOffset < 0 || byteLength < 0 || byteOffset + byteLength > b.byteLength) {
-      throw new Error(`wasm backend: ${what} of ${byteLength} bytes at ${byteOffset} outside a ${b.byteLength}-byte buffer`);
-    }
+    checkByteRange('wasm', b, byteOffset, byteLength, what);
   }
 }
 

@@ -5,6 +5,7 @@
 // Works in Node (the `webgpu` package, Dawn) and in browsers (navigator.gpu).
 // Not for: kernel code (kernels/), device discovery (device.ts), batching (runtime.ts).
 import type { Backend, BackendBuffer, OpDesc, OpName, View } from '../backend.js';
+import { checkByteRange, ownBuffer } from '../backend.js';
 import { OP_NAMES, SyncReadUnsupportedError, describeView, opParams } from '../backend.js';
 import { byteSize } from '../../tensor/dtype.js';
 import { openDevice, WebGpuUnavailableError, type DeviceOptions, type GpuHandle } from './device.js';
@@ -59,9 +60,7 @@ export class WebGpuBackend implements Backend {
   write(buffer: BackendBuffer, byteOffset: number, bytes: Uint8Array): void {
     this.alive('write');
     const b = this.own(buffer, 'write');
-    if (byteOffset < 0 || byteOffset + bytes.byteLength > b.byteLength) {
-      throw new Error(`webgpu backend: write of ${bytes.byteLength} bytes at ${byteOffset} outside a ${b.byteLength}-byte buffer`);
-    }
+    this.checkRange(b, byteOffset, bytes.byteLength, 'write');
     this.rt.write(b, byteOffset, bytes, (dst, off, data) => {
       const ctx = this.context({ op: 'copy' }, [], []);
       spliceBytes(ctx, dst.gpu, off, data);
@@ -156,18 +155,11 @@ export class WebGpuBackend implements Backend {
   }
 
   private own(buffer: BackendBuffer, what: string): GpuBuffer {
-    if (buffer.backend !== 'webgpu' || !('gpu' in buffer)) {
-      throw new Error(`webgpu backend: ${what} got a buffer of backend '${buffer.backend}'`);
-    }
-    const b = buffer as GpuBuffer;
-    if (b.freed) throw new Error(`webgpu backend: ${what} on a freed buffer (${fmtBytes(b.byteLength)})`);
-    return b;
+    return ownBuffer<GpuBuffer>('webgpu', buffer, 'gpu', what);
   }
 
   private checkRange(b: GpuBuffer, byteOffset: number, byteLength: number, what: string): void {
-    if (byteOffset < 0 || byteLength < 0 || byteOffset + byteLength > b.byteLength) {
-      throw new Error(`webgpu backend: ${what} of ${byteLength} bytes at ${byteOffset} outside a ${b.byteLength}-byte buffer`);
-    }
+    checkByteRange('webgpu', b, byteOffset, byteLength, what);
   }
 
   private context(op: OpDesc, inputs: readonly View[], outputs: readonly View[]): ExecContext {

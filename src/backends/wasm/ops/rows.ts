@@ -4,6 +4,8 @@
 // Dims that are contiguous for every operand are merged first, so a contiguous tensor is one long
 // row (split into pieces for the threads) and [n, d] ⊕ [d] is n rows with a stride-0 outer dim.
 // Not for: the arithmetic (kernels/*.wat.mjs) or op semantics (ops/*.ts).
+import { numel } from '../../../tensor/shape.js';
+import { viewIsContiguous } from '../../backend.js';
 import type { View } from '../../backend.js';
 import type { DType } from '../../../tensor/dtype.js';
 import type { WasmRuntime } from '../runtime.js';
@@ -39,19 +41,10 @@ export function sameShape(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((s, i) => s === b[i]);
 }
 
-export function numel(shape: readonly number[]): number {
-  return shape.reduce((p, s) => p * s, 1);
-}
+export { numel };
 
-export function isContiguous(v: View): boolean {
-  let expected = 1;
-  for (let i = v.shape.length - 1; i >= 0; i--) {
-    const s = v.shape[i]!;
-    if (s !== 1 && v.strides[i] !== expected) return false;
-    expected *= s;
-  }
-  return true;
-}
+/** Row-major contiguous from its offset (the contract's definition). */
+export const isContiguous = viewIsContiguous;
 
 /** Whether every element of `v` lies inside its buffer (kernels do not check addresses). */
 export function inside(v: View): boolean {

@@ -2,6 +2,8 @@
 // One thread per output element; each operand's element offset comes from the output index,
 // the (collapsed) shape and that operand's strides, so broadcasts (stride 0), transposes and
 // slices need no copy. Integer dtypes compute in i32, floats in f32.
+import { contiguousStrides } from '../../../tensor/shape.js';
+import { viewIsContiguous } from '../../backend.js';
 import type { BinaryFn, OpDesc, UnaryFn, View } from '../../backend.js';
 import { f32ToBf16Bits, f32ToF16Bits, toIntDType, type DType } from '../../../tensor/dtype.js';
 import { BUILTINS, Params, WG_INDEX, numel, type OpContext } from './context.js';
@@ -98,22 +100,11 @@ export function copy(ctx: OpContext<Op<'copy'>>): void {
   elementwise(ctx, `copy`, [{ name: 'x', view: xv }, { name: 'y', view: y, out: true }], body);
 }
 
-export function rowMajor(shape: readonly number[]): number[] {
-  const s = new Array<number>(shape.length);
-  let acc = 1;
-  for (let i = shape.length - 1; i >= 0; i--) { s[i] = acc; acc *= shape[i]!; }
-  return s;
-}
+/** Row-major strides of `shape`. */
+export const rowMajor = contiguousStrides;
 
-export function isRowMajor(v: View): boolean {
-  let expected = 1;
-  for (let i = v.shape.length - 1; i >= 0; i--) {
-    const s = v.shape[i]!;
-    if (s !== 1 && v.strides[i] !== expected) return false;
-    expected *= s;
-  }
-  return true;
-}
+/** Row-major contiguous from its offset (the contract's definition). */
+export const isRowMajor = viewIsContiguous;
 
 /** Raw bits of `value` stored as dtype `d`. */
 export function valueBits(value: number, d: DType): number {
