@@ -27,18 +27,12 @@ import { parseMatrixFile } from '../analysis/matrix-file.js';
 import { ActivationStore } from '../store/reader.js';
 import { disposeBackends } from '../tensor/engine.js';
 import type { LoadedModel } from '../models/load.js';
-import { inputIds, loadForCli } from './common.js';
+import { inputIds, loadForCli, type ModelArgs, type PromptArgs } from './common.js';
 import { DEFAULT_PROMPT } from './inspect.js';
 
 export const ANALYSES = ['massive', 'sinks', 'sparsity', 'voids', 'logit-lens', 'induction', 'experts', 'neurons', 'similarity'] as const;
 
-export interface AnalyzeArgs {
-  model?: string;
-  tokenizer?: string;
-  backend?: string;
-  offline?: boolean;
-  prompt?: string;
-  ids?: string;
+export interface AnalyzeArgs extends Partial<ModelArgs>, PromptArgs {
   json?: boolean;
   checkpoint?: string[];
   absThreshold?: string;

@@ -13,6 +13,12 @@ export interface ModelArgs {
   offline?: boolean;
 }
 
+/** A prompt, as text or as token ids. */
+export interface PromptArgs {
+  prompt?: string;
+  ids?: string;
+}
+
 /** The named backend; 'auto' takes wasm and falls back to js (saying so on stderr). */
 export async function pickBackend(name = 'auto'): Promise<Backend> {
   if (name !== 'auto') return initBackend(name);

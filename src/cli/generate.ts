@@ -1,11 +1,9 @@
 // `actlab generate`: text from a model, streamed to stdout; `--json` prints {"ids", "text"}.
 import { generate } from '../models/generate.js';
 import { disposeBackends } from '../tensor/engine.js';
-import { inputIds, loadForCli, type ModelArgs } from './common.js';
+import { inputIds, loadForCli, type ModelArgs, type PromptArgs } from './common.js';
 
-export interface GenerateArgs extends ModelArgs {
-  prompt?: string;
-  ids?: string;
+export interface GenerateArgs extends ModelArgs, PromptArgs {
   maxNewTokens: string;
   temperature?: string;
   topK?: string;

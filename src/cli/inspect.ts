@@ -19,7 +19,7 @@ import { reportText } from '../report/text.js';
 import { disposeBackends, initBackend } from '../tensor/engine.js';
 import type { CausalLM } from '../models/model.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
-import { inputIds, loadForCli, pickBackend } from './common.js';
+import { inputIds, loadForCli, pickBackend, type ModelArgs, type PromptArgs } from './common.js';
 
 const QUICK = ['matmul f32', 'softmax f32', 'layerNorm f32', 'rmsNorm f32', 'rope half f32', 'attention f32', 'gelu_tanh f32', 'add f32', 'dequantize'];
 
@@ -27,13 +27,7 @@ export const DEFAULT_PROMPT = 'Once upon a time, there was a little girl named L
 /** The built-in model's prompt: BOS, eight tokens (with the massive token 5), the same eight again. */
 const BUILTIN_IDS = [1, 5, 9, 14, 22, 31, 17, 40, 12, 5, 9, 14, 22, 31, 17, 40, 12];
 
-export interface InspectArgs {
-  model?: string;
-  tokenizer?: string;
-  backend?: string;
-  offline?: boolean;
-  prompt?: string;
-  ids?: string;
+export interface InspectArgs extends Partial<ModelArgs>, PromptArgs {
   json?: boolean;
   html?: string;
   figures?: string;

@@ -7,11 +7,9 @@ import { tensor } from '../ops/creation.js';
 import { matchHookPatterns } from '../hooks/patterns.js';
 import { disposeBackends } from '../tensor/engine.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { inputIds, loadForCli, type ModelArgs } from './common.js';
+import { inputIds, loadForCli, type ModelArgs, type PromptArgs } from './common.js';
 
-export interface RunArgs extends ModelArgs {
-  prompt?: string;
-  ids?: string;
+export interface RunArgs extends ModelArgs, PromptArgs {
   hooks: string;
   save: string;
   json?: boolean;

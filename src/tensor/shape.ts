@@ -82,3 +82,12 @@ export function broadcastStrides(shape: Shape, strides: readonly number[], targe
 export function shapesEqual(a: Shape, b: Shape): boolean {
   return a.length === b.length && a.every((d, i) => d === b[i]);
 }
+
+/** Splits a row-major shape around `axis` into (outer, n, inner) element counts. */
+export function splitAt(shape: Shape, axis: number): [number, number, number] {
+  let outer = 1;
+  let inner = 1;
+  for (let i = 0; i < axis; i++) outer *= shape[i]!;
+  for (let i = axis + 1; i < shape.length; i++) inner *= shape[i]!;
+  return [outer, shape[axis]!, inner];
+}

@@ -1,5 +1,7 @@
 // What every reference kernel receives: its op, its views, dense f64 reads of the inputs, a
 // writer for the outputs, and one way to fail with a message naming op, shapes and dtypes.
+import { splitAt } from '../../../tensor/shape.js';
+export { splitAt };
 import type { BackendBuffer, OpDesc, View } from '../../backend.js';
 import { describeView, opParams } from '../../backend.js';
 import { readView, writeView } from '../access.js';
@@ -64,11 +66,3 @@ export function normAxis(ctx: KernelContext, axis: number, rank: number): number
   return a;
 }
 
-/** Splits a shape around `axis` into (outer, n, inner) counts. */
-export function splitAt(shape: readonly number[], axis: number): [number, number, number] {
-  let outer = 1;
-  let inner = 1;
-  for (let i = 0; i < axis; i++) outer *= shape[i]!;
-  for (let i = axis + 1; i < shape.length; i++) inner *= shape[i]!;
-  return [outer, shape[axis]!, inner];
-}

@@ -1,6 +1,8 @@
 // What a WebGPU kernel receives: the runtime, ways to bind views (made contiguous on the GPU when
 // the kernel needs it), temporaries freed after the op, a cached pipeline lookup, and a parameter
 // word builder. Not for: WGSL itself (wgsl.ts and the kernel files).
+import { numel, splitAt } from '../../../tensor/shape.js';
+export { numel, splitAt };
 import type { OpDesc, View } from '../../backend.js';
 import type { DType } from '../../../tensor/dtype.js';
 import type { GpuBuffer, GpuRuntime, Grid, Kernel } from '../runtime.js';
@@ -64,20 +66,7 @@ export interface OpContext<O extends OpDesc = OpDesc> {
   fail(detail: string): never;
 }
 
-/** Splits a row-major shape around `axis` into (outer, n, inner). */
-export function splitAt(shape: readonly number[], axis: number): [number, number, number] {
-  let outer = 1;
-  let inner = 1;
-  for (let i = 0; i < axis; i++) outer *= shape[i]!;
-  for (let i = axis + 1; i < shape.length; i++) inner *= shape[i]!;
-  return [outer, shape[axis]!, inner];
-}
 
-export function numel(shape: readonly number[]): number {
-  let n = 1;
-  for (const s of shape) n *= s;
-  return n;
-}
 
 /** The linear workgroup index of a 1-d grid folded into (x, y). */
 export const WG_INDEX = 'let wg = wid.x + wid.y * nwg.x;';
