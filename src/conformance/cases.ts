@@ -139,6 +139,18 @@ function* matmulVariants(): Generator<Variant> {
       }
     }
   }
+  // few-row products (the GEMV kernels): threaded split over K (K >= 2, with an empty last range
+  // at K = 3), split over columns (K = 1; partials larger than the scratch), rows of A 1..4
+  const gemv: [number, number, number][] = [[1, 300, 129], [2, 3, 6000], [3, 37, 300], [4, 257, 33], [1, 1, 40000], [1, 2, 140000], [4, 1027, 19]];
+  for (const [M, K, N] of gemv) {
+    for (const [ta, tb] of [[false, false], [false, true], [true, false]] as const) {
+      yield {
+        op: 'matmul', label: `matmul f32 ${M}x${K}x${N}${ta ? ' Aᵀ' : ''}${tb ? ' Bᵀ' : ''} (few rows)`,
+        inputs: [f(ta ? [K, M] : [M, K]), f(tb ? [N, K] : [K, N])],
+        budget: 1e-9, run: ([a, b]) => [ops.matmul(a!, b!, { transA: ta, transB: tb })],
+      };
+    }
+  }
   yield { op: 'matmul', label: 'matmul f32 batched bcast [2,3,5,7]@[3,7,4]', inputs: [f([2, 3, 5, 7]), f([3, 7, 4])], budget: 1e-9, run: ([a, b]) => [ops.matmul(a!, b!)] };
   yield { op: 'matmul', label: 'matmul f32 transposed views', inputs: [f([9, 12], 'f32', { layout: 'T' }), f([9, 10], 'f32', { layout: 'T' })], budget: 1e-9, run: ([a, b]) => [ops.matmul(a!.transpose(), b!)] };
   yield { op: 'matmul', label: 'matmul f32 sliced operand', inputs: [f([6, 9], 'f32', { layout: 'slice' }), f([9, 5])], budget: 1e-9, run: ([a, b]) => [ops.matmul(a!, b!)] };

@@ -104,6 +104,7 @@ function runMatmul(rt: WasmRuntime, op: MatmulOp, inputs: readonly View[], outpu
     p[P.ldc / 4] = ldc;
     p[P.scratch / 4] = scratch;
     p[P.scratchBytes / 4] = G.SCRATCH_BYTES;
+    p[P.sync / 4] = 0;
     rt.pool.run('gemm_f32', [params], threads);
     if (!direct) rt.runReference({ op: 'copy' }, [out], [y]);
   } finally {

@@ -7,9 +7,11 @@
 // Design (BLIS-like): per thread, for each NC-wide block of its columns and each KC-deep slice of
 // K, B is packed into NR-wide panels (zero padded), A into MR-row strips, and an MR×NR register
 // blocked micro-kernel (accumulators in locals, A by load32_splat, B by v128.load) updates C.
-// Rows of A that are few (GEMV-like, M <= GEMV_M) skip packing: with row-major B the row kernel
-// streams a few rows of B at a time into the output row held in L1; with transposed B (rows of
-// B^T contiguous, the x·Wᵀ of linear layers) a dot-product kernel reads four rows of B^T at once.
+// Rows of A that are few (GEMV-like, M <= GEMV_M) skip packing and read B as one sequential
+// stream per thread: with row-major B the row kernel adds one row of B after the other into the
+// output rows (a single product is split over K between threads, each into its own partial, and
+// the last thread to finish sums the partials); with transposed B (rows of B^T contiguous, the
+// x·Wᵀ of linear layers) a dot-product kernel reads one row of B^T after the other.
 // Transposed B is packed with 4x4 SIMD transposes; any other strides with a scalar loop.
 // Not for: other dtypes (the runtime falls back to the reference kernels).
 
@@ -19,18 +21,18 @@
  * MR×NR: micro-kernel rows × columns (NR / 4 vectors). KC: depth of a packed slice. NC: width of a
  * packed block of B (a multiple of NR). GEMV_M: at most this many rows with row-major B take the
  * unpacked row kernel. UNROLL: k-steps per micro-kernel iteration (2 makes TurboFan spill).
- * GEMV_ROWS: rows of B the row kernel streams together, GEMV_UNROLL vectors of each per iteration
- * (immediate offsets keep address arithmetic off the front end).
+ * GEMV_UNROLL: vectors of a row of B per iteration of the row kernel (immediate offsets keep
+ * address arithmetic off the front end).
  */
 export const CONFIGS = {
-  relaxed: { MR: 3, NR: 12, KC: 256, NC: 504, GEMV_M: 2, UNROLL: 1, GEMV_ROWS: 3, GEMV_UNROLL: 8 },
-  plain: { MR: 2, NR: 16, KC: 256, NC: 512, GEMV_M: 2, UNROLL: 1, GEMV_ROWS: 3, GEMV_UNROLL: 8 },
+  relaxed: { MR: 3, NR: 12, KC: 256, NC: 504, GEMV_M: 4, UNROLL: 1, GEMV_UNROLL: 8 },
+  plain: { MR: 2, NR: 16, KC: 256, NC: 512, GEMV_M: 4, UNROLL: 1, GEMV_UNROLL: 8 },
 };
 
-/** Parameter block, i32 fields at these byte offsets. */
+/** Parameter block, i32 fields at these byte offsets (`sync`: a counter the caller zeroes). */
 export const P = {
   M: 0, N: 4, K: 8, nBatch: 12, table: 16, sam: 20, sak: 24, sbk: 28, sbn: 32, ldc: 36,
-  scratch: 40, scratchBytes: 44,
+  scratch: 40, scratchBytes: 44, sync: 48,
 };
 
 /** Bytes of scratch one task needs: packed B block, packed A strip, one tile. */
@@ -66,7 +68,7 @@ export function generate({ relaxed }, config = {}) {
   out.push(`(module`);
   out.push(`  (import "env" "memory" (memory 1 65536 shared))`);
   for (let mr = 1; mr <= MR; mr++) out.push(micro(mr, madd));
-  out.push(packB(), packA(), gemvRow(madd), gemvDot(madd), zeroTile(), runOne(), entry());
+  out.push(packB(), packA(), gemvRow(madd), gemvDot(madd), gemvSplit(), zeroTile(), runOne(), entry());
   out.push(`  (export "gemm_f32" (func $gemm_f32))`);
   out.push(`)`);
   return out.join('\n');
@@ -75,7 +77,7 @@ export function generate({ relaxed }, config = {}) {
 // C[mr, nr] (+)= Ap[kc, mr]^T · Bp[kc, NR]. ap/bp packed, c row stride ldc bytes; kc >= 1.
 // nr < NR writes through `tile` and copies the valid columns.
 function micro(mr, madd) {
-  const { MR, NR, KC, NC, GEMV_M, UNROLL, GEMV_ROWS } = cfg;
+  const { NR, UNROLL } = cfg;
   const nv = NR / 4;
   const L = [];
   L.push(`  (func $micro_${mr} (param $ap i32) (param $bp i32) (param $c i32) (param $ldc i32) (param $kc i32) (param $accum i32) (param $nr i32) (param $tile i32)`);
@@ -140,7 +142,7 @@ function micro(mr, madd) {
 // Bp[panel][k][NR] = B(k, panel*NR + j) for k < kc, columns < nc, zeros beyond nc.
 // b = address of B(0, 0) of the block, strides in elements.
 function packB() {
-  const { MR, NR, KC, NC, GEMV_M, UNROLL, GEMV_ROWS } = cfg;
+  const { NR } = cfg;
   return `
   (func $packB (param $b i32) (param $sbk i32) (param $sbn i32) (param $kc i32) (param $nc i32) (param $bp i32)
     (local $k i32) (local $j i32) (local $col i32) (local $src i32) (local $dst i32) (local $full i32) (local $panelBytes i32)
@@ -230,7 +232,6 @@ ${Array.from({ length: NR / 4 }, (_, j) => `          (v128.store offset=${16 * 
 
 // Ap[k][mr] = A(i, k) for i < mr, k < kc. a = address of A(0, 0) of the strip.
 function packA() {
-  const { MR, NR, KC, NC, GEMV_M, UNROLL, GEMV_ROWS } = cfg;
   return `
   (func $packA (param $a i32) (param $sam i32) (param $sak i32) (param $mr i32) (param $kc i32) (param $ap i32)
     (local $i i32) (local $k i32) (local $src i32) (local $dst i32) (local $stepK i32)
@@ -249,135 +250,103 @@ function packA() {
       (br_if $il (i32.lt_u ${g('i')} ${g('mr')}))))`;
 }
 
-// One row of C: c[0:n] = sum_k a[k*sak] * B(k, 0:n), B row-major (unit column stride); K >= 1.
-// Streams B: GEMV_ROWS rows of B at a time are read front to back (sequential streams the
-// prefetchers follow) and added into c, which stays in L1; then single rows; scalar column tail.
+// m rows of C: C(i, 0:n) = sum_k A(i, k) * B(k, 0:n) for i < m, B row-major (unit column
+// stride); K >= 0 (K = 0 writes zeros). B is read exactly once, one row after the other, front to
+// back: a single sequential stream is what the prefetchers follow best (on Zen 5 one stream reads
+// at ~35 GB/s per core, two or three interleaved rows at ~18-24). Each row of B is added into the
+// m output rows, which stay in L1/L2. GEMV_UNROLL vectors per iteration, by immediate offsets.
 function gemvRow(madd) {
-  const { GEMV_ROWS: R, GEMV_UNROLL: U } = cfg;
-  const group = (r, label) => {
-    const s = [];
-    const rows = Array.from({ length: r }, (_, j) => j);
-    s.push(`    (block $${label}_d (loop $${label}_l`);
-    s.push(`      (br_if $${label}_d (i32.gt_u (i32.add ${g('k')} ${i32(r)}) ${g('K')}))`);
-    for (const j of rows) {
-      s.push(`      ${set(`r${j}`, j === 0 ? g('pb') : add(g(`r${j - 1}`), g('stepB')))}`);
-      s.push(`      ${set(`x${j}`, `(v128.load32_splat ${j === 0 ? g('pa') : add(g('pa'), mul(g('stepA'), i32(j)))})`)}`);
-    }
-    // wide part: U vectors per row per iteration, addressed by immediate offsets
-    s.push(`      ${set('p', i32(0))} ${set('cq', g('c'))}`);
-    for (const j of rows) s.push(`      ${set(`q${j}`, g(`r${j}`))}`);
-    s.push(`      (block $${label}_wd (loop $${label}_wl`);
-    s.push(`        (br_if $${label}_wd (i32.gt_u (i32.add ${g('p')} ${i32(16 * U)}) ${g('n4')}))`);
-    for (let u = 0; u < U; u++) {
-      let yu = `(v128.load offset=${16 * u} ${g('cq')})`;
-      for (const j of rows) yu = madd(g(`x${j}`), `(v128.load offset=${16 * u} ${g(`q${j}`)})`, yu);
-      s.push(`        (v128.store offset=${16 * u} ${g('cq')} ${yu})`);
-    }
-    for (const j of rows) s.push(`        ${set(`q${j}`, add(g(`q${j}`), i32(16 * U)))}`);
-    s.push(`        ${set('cq', add(g('cq'), i32(16 * U)))} ${set('p', add(g('p'), i32(16 * U)))}`);
-    s.push(`        (br $${label}_wl)))`);
-    s.push(`      (block $${label}_vd (loop $${label}_vl`);
-    s.push(`        (br_if $${label}_vd (i32.ge_u ${g('p')} ${g('n4')}))`);
-    let y = `(v128.load (i32.add ${g('c')} ${g('p')}))`;
-    for (const j of rows) y = madd(g(`x${j}`), `(v128.load (i32.add ${g(`r${j}`)} ${g('p')}))`, y);
-    s.push(`        (v128.store (i32.add ${g('c')} ${g('p')}) ${y})`);
-    s.push(`        ${set('p', add(g('p'), i32(16)))}`);
-    s.push(`        (br $${label}_vl)))`);
-    s.push(`      (block $${label}_sd (loop $${label}_sl`);
-    s.push(`        (br_if $${label}_sd (i32.ge_u ${g('p')} ${g('nb')}))`);
-    let t = `(f32.load (i32.add ${g('c')} ${g('p')}))`;
-    for (const j of rows) t = `(f32.add ${t} (f32.mul (f32x4.extract_lane 0 ${g(`x${j}`)}) (f32.load (i32.add ${g(`r${j}`)} ${g('p')}))))`;
-    s.push(`        (f32.store (i32.add ${g('c')} ${g('p')}) ${t})`);
-    s.push(`        ${set('p', add(g('p'), i32(4)))}`);
-    s.push(`        (br $${label}_sl)))`);
-    s.push(`      ${set('k', add(g('k'), i32(r)))} ${set('pa', add(g('pa'), mul(g('stepA'), i32(r))))} ${set('pb', add(g('pb'), mul(g('stepB'), i32(r))))}`);
-    s.push(`      (br $${label}_l)))`);
-    return s.join('\n');
-  };
-  const locals = [];
-  for (let j = 0; j < R; j++) locals.push(`(local $x${j} v128) (local $r${j} i32) (local $q${j} i32)`);
-  locals.push('(local $cq i32)');
+  const { GEMV_UNROLL: U } = cfg;
+  const wide = [];
+  for (let u = 0; u < U; u++) {
+    wide.push(`          (v128.store offset=${16 * u} ${g('cq')} ${madd(g('x'), `(v128.load offset=${16 * u} ${g('q')})`, `(v128.load offset=${16 * u} ${g('cq')})`)})`);
+  }
   return `
-  (func $gemv_row (param $a i32) (param $sak i32) (param $b i32) (param $sbk i32) (param $c i32) (param $n i32) (param $K i32)
-    ${locals.join(' ')} (local $k i32) (local $p i32) (local $pa i32) (local $pb i32)
-    (local $stepA i32) (local $stepB i32) (local $n4 i32) (local $nb i32)
-    ${set('stepA', mul(g('sak'), i32(4)))} ${set('stepB', mul(g('sbk'), i32(4)))}
+  (func $gemv_row (param $a i32) (param $sam i32) (param $sak i32) (param $b i32) (param $sbk i32) (param $c i32) (param $ldc i32) (param $m i32) (param $n i32) (param $K i32)
+    (local $x v128) (local $i i32) (local $k i32) (local $q i32) (local $cq i32) (local $end i32) (local $p i32) (local $ci i32)
+    (local $nb i32) (local $nU i32) (local $n4 i32) (local $pb i32) (local $xa f32)
     ${set('nb', mul(g('n'), i32(4)))} ${set('n4', `(i32.and ${g('nb')} ${i32(-16)})`)}
-    (memory.fill ${g('c')} ${i32(0)} ${g('nb')})
-    ${set('pa', g('a'))} ${set('pb', g('b'))} ${set('k', i32(0))}
-${group(R, 'g')}
-${group(1, 'g1')}
-  )`;
+    ${set('nU', `(i32.and ${g('nb')} ${i32(-16 * U)})`)}
+    ${set('i', i32(0))}
+    (loop $zl
+      (memory.fill ${add(g('c'), mul(mul(g('i'), g('ldc')), i32(4)))} ${i32(0)} ${g('nb')})
+      ${set('i', add(g('i'), i32(1)))}
+      (br_if $zl (i32.lt_u ${g('i')} ${g('m')})))
+    ${set('pb', g('b'))} ${set('k', i32(0))}
+    (block $kd (loop $kl
+      (br_if $kd (i32.ge_u ${g('k')} ${g('K')}))
+      ${set('i', i32(0))}
+      (loop $il
+        ${set('x', `(v128.load32_splat ${add(g('a'), mul(add(mul(g('i'), g('sam')), mul(g('k'), g('sak'))), i32(4)))})`)}
+        ${set('ci', add(g('c'), mul(mul(g('i'), g('ldc')), i32(4))))}
+        ${set('q', g('pb'))} ${set('cq', g('ci'))} ${set('end', add(g('pb'), g('nU')))}
+        (block $wd (loop $wl
+          (br_if $wd (i32.ge_u ${g('q')} ${g('end')}))
+${wide.join('\n')}
+          ${set('q', add(g('q'), i32(16 * U)))} ${set('cq', add(g('cq'), i32(16 * U)))}
+          (br $wl)))
+        ${set('p', g('nU'))}
+        (block $vd (loop $vl
+          (br_if $vd (i32.ge_u ${g('p')} ${g('n4')}))
+          (v128.store ${add(g('ci'), g('p'))} ${madd(g('x'), `(v128.load ${add(g('pb'), g('p'))})`, `(v128.load ${add(g('ci'), g('p'))})`)})
+          ${set('p', add(g('p'), i32(16)))}
+          (br $vl)))
+        ${set('xa', `(f32x4.extract_lane 0 ${g('x')})`)}
+        (block $sd (loop $sl
+          (br_if $sd (i32.ge_u ${g('p')} ${g('nb')}))
+          (f32.store ${add(g('ci'), g('p'))} (f32.add (f32.load ${add(g('ci'), g('p'))}) (f32.mul ${g('xa')} (f32.load ${add(g('pb'), g('p'))}))))
+          ${set('p', add(g('p'), i32(4)))}
+          (br $sl)))
+        ${set('i', add(g('i'), i32(1)))}
+        (br_if $il (i32.lt_u ${g('i')} ${g('m')})))
+      ${set('k', add(g('k'), i32(1)))} ${set('pb', add(g('pb'), mul(g('sbk'), i32(4))))}
+      (br $kl))))`;
 }
 
-// One row of C against transposed B: c[j] = dot(a[0:K], B^T[j, 0:K]) for j < n, where a and the
-// rows of B^T (sbn elements apart) are contiguous; K >= 1. Four rows of B^T at a time, four
-// vector accumulators, a 4x4 transpose-add at the end; scalar k tail; one row at a time for n % 4.
+// m rows of C against transposed B: C(i, j) = dot(A(i, 0:K), B^T(j, 0:K)) for i < m, j < n, where
+// the rows of A (sam elements apart) and of B^T (sbn apart) are contiguous; K >= 1. One row of
+// B^T at a time, read front to back (a single sequential stream, see gemvRow), four vector
+// accumulators per dot product; for m > 1 the row is re-read from L1.
 function gemvDot(madd) {
-  const hsum4 = `(f32x4.add
-          (i8x16.shuffle ${SH_A} (f32x4.add (i8x16.shuffle ${SH_LO} ${g('d0')} ${g('d1')}) (i8x16.shuffle ${SH_HI} ${g('d0')} ${g('d1')}))
-                                 (f32x4.add (i8x16.shuffle ${SH_LO} ${g('d2')} ${g('d3')}) (i8x16.shuffle ${SH_HI} ${g('d2')} ${g('d3')})))
-          (i8x16.shuffle ${SH_B} (f32x4.add (i8x16.shuffle ${SH_LO} ${g('d0')} ${g('d1')}) (i8x16.shuffle ${SH_HI} ${g('d0')} ${g('d1')}))
-                                 (f32x4.add (i8x16.shuffle ${SH_LO} ${g('d2')} ${g('d3')}) (i8x16.shuffle ${SH_HI} ${g('d2')} ${g('d3')}))))`;
+  const hsum = `(f32x4.add ${g('d0')} (i8x16.shuffle ${lanes(2, 3, 0, 1)} ${g('d0')} ${g('d0')}))`;
   return `
-  (func $gemv_dot (param $a i32) (param $b i32) (param $sbn i32) (param $c i32) (param $n i32) (param $K i32)
-    (local $d0 v128) (local $d1 v128) (local $d2 v128) (local $d3 v128) (local $x v128)
-    (local $j i32) (local $p i32) (local $kb4 i32) (local $kb i32) (local $row i32)
-    (local $r0 i32) (local $r1 i32) (local $r2 i32) (local $r3 i32) (local $s0 f32) (local $s1 f32) (local $s2 f32) (local $s3 f32) (local $xa f32)
-    ${set('row', mul(g('sbn'), i32(4)))}
-    ${set('kb', mul(g('K'), i32(4)))} ${set('kb4', `(i32.and ${g('kb')} ${i32(-16)})`)}
+  (func $gemv_dot (param $a i32) (param $sam i32) (param $b i32) (param $sbn i32) (param $c i32) (param $ldc i32) (param $m i32) (param $n i32) (param $K i32)
+    (local $d0 v128) (local $d1 v128) (local $d2 v128) (local $d3 v128)
+    (local $i i32) (local $j i32) (local $p i32) (local $kb i32) (local $kb4 i32) (local $kb16 i32) (local $row i32) (local $ai i32) (local $s f32)
+    ${set('kb', mul(g('K'), i32(4)))} ${set('kb4', `(i32.and ${g('kb')} ${i32(-16)})`)} ${set('kb16', `(i32.and ${g('kb')} ${i32(-64)})`)}
     ${set('j', i32(0))}
     (block $jd (loop $jl
-      (br_if $jd (i32.gt_u (i32.add ${g('j')} ${i32(4)}) ${g('n')}))
-      ${set('r0', add(g('b'), mul(g('j'), g('row'))))} ${set('r1', add(g('r0'), g('row')))}
-      ${set('r2', add(g('r1'), g('row')))} ${set('r3', add(g('r2'), g('row')))}
-      ${set('d0', '(v128.const i32x4 0 0 0 0)')} ${set('d1', '(v128.const i32x4 0 0 0 0)')}
-      ${set('d2', '(v128.const i32x4 0 0 0 0)')} ${set('d3', '(v128.const i32x4 0 0 0 0)')}
-      ${set('p', i32(0))}
-      (block $kd (loop $kl
-        (br_if $kd (i32.ge_u ${g('p')} ${g('kb4')}))
-        ${set('x', `(v128.load (i32.add ${g('a')} ${g('p')}))`)}
-        ${set('d0', madd(g('x'), `(v128.load (i32.add ${g('r0')} ${g('p')}))`, g('d0')))}
-        ${set('d1', madd(g('x'), `(v128.load (i32.add ${g('r1')} ${g('p')}))`, g('d1')))}
-        ${set('d2', madd(g('x'), `(v128.load (i32.add ${g('r2')} ${g('p')}))`, g('d2')))}
-        ${set('d3', madd(g('x'), `(v128.load (i32.add ${g('r3')} ${g('p')}))`, g('d3')))}
-        ${set('p', add(g('p'), i32(16)))}
-        (br $kl)))
-      ${set('s0', '(f32.const 0)')} ${set('s1', '(f32.const 0)')} ${set('s2', '(f32.const 0)')} ${set('s3', '(f32.const 0)')}
-      (block $td (loop $tl
-        (br_if $td (i32.ge_u ${g('p')} ${g('kb')}))
-        ${set('xa', `(f32.load (i32.add ${g('a')} ${g('p')}))`)}
-        ${set('s0', `(f32.add ${g('s0')} (f32.mul ${g('xa')} (f32.load (i32.add ${g('r0')} ${g('p')}))))`)}
-        ${set('s1', `(f32.add ${g('s1')} (f32.mul ${g('xa')} (f32.load (i32.add ${g('r1')} ${g('p')}))))`)}
-        ${set('s2', `(f32.add ${g('s2')} (f32.mul ${g('xa')} (f32.load (i32.add ${g('r2')} ${g('p')}))))`)}
-        ${set('s3', `(f32.add ${g('s3')} (f32.mul ${g('xa')} (f32.load (i32.add ${g('r3')} ${g('p')}))))`)}
-        ${set('p', add(g('p'), i32(4)))}
-        (br $tl)))
-      (v128.store (i32.add ${g('c')} (i32.mul ${g('j')} ${i32(4)}))
-        (f32x4.add ${hsum4}
-          (f32x4.replace_lane 3 (f32x4.replace_lane 2 (f32x4.replace_lane 1 (f32x4.splat ${g('s0')}) ${g('s1')}) ${g('s2')}) ${g('s3')})))
-      ${set('j', add(g('j'), i32(4)))}
-      (br $jl)))
-    ;; remaining columns one at a time
-    (block $od (loop $ol
-      (br_if $od (i32.ge_u ${g('j')} ${g('n')}))
-      ${set('r0', add(g('b'), mul(g('j'), g('row'))))}
-      ${set('d0', '(v128.const i32x4 0 0 0 0)')}
-      ${set('p', i32(0))}
-      (block $okd (loop $okl
-        (br_if $okd (i32.ge_u ${g('p')} ${g('kb4')}))
-        ${set('d0', madd(`(v128.load (i32.add ${g('a')} ${g('p')}))`, `(v128.load (i32.add ${g('r0')} ${g('p')}))`, g('d0')))}
-        ${set('p', add(g('p'), i32(16)))}
-        (br $okl)))
-      ${set('s0', `(f32.add (f32.add (f32x4.extract_lane 0 ${g('d0')}) (f32x4.extract_lane 1 ${g('d0')})) (f32.add (f32x4.extract_lane 2 ${g('d0')}) (f32x4.extract_lane 3 ${g('d0')})))`)}
-      (block $otd (loop $otl
-        (br_if $otd (i32.ge_u ${g('p')} ${g('kb')}))
-        ${set('s0', `(f32.add ${g('s0')} (f32.mul (f32.load (i32.add ${g('a')} ${g('p')})) (f32.load (i32.add ${g('r0')} ${g('p')}))))`)}
-        ${set('p', add(g('p'), i32(4)))}
-        (br $otl)))
-      (f32.store (i32.add ${g('c')} (i32.mul ${g('j')} ${i32(4)})) ${g('s0')})
+      (br_if $jd (i32.ge_u ${g('j')} ${g('n')}))
+      ${set('row', add(g('b'), mul(mul(g('j'), g('sbn')), i32(4))))}
+      ${set('i', i32(0))}
+      (loop $il
+        ${set('ai', add(g('a'), mul(mul(g('i'), g('sam')), i32(4))))}
+        ${set('d0', '(v128.const i32x4 0 0 0 0)')} ${set('d1', '(v128.const i32x4 0 0 0 0)')}
+        ${set('d2', '(v128.const i32x4 0 0 0 0)')} ${set('d3', '(v128.const i32x4 0 0 0 0)')}
+        ${set('p', i32(0))}
+        (block $kd (loop $kl
+          (br_if $kd (i32.ge_u ${g('p')} ${g('kb16')}))
+${[0, 1, 2, 3].map((u) => `          ${set(`d${u}`, madd(`(v128.load offset=${16 * u} ${add(g('ai'), g('p'))})`, `(v128.load offset=${16 * u} ${add(g('row'), g('p'))})`, g(`d${u}`)))}`).join('\n')}
+          ${set('p', add(g('p'), i32(64)))}
+          (br $kl)))
+        (block $vd (loop $vl
+          (br_if $vd (i32.ge_u ${g('p')} ${g('kb4')}))
+          ${set('d0', madd(`(v128.load ${add(g('ai'), g('p'))})`, `(v128.load ${add(g('row'), g('p'))})`, g('d0')))}
+          ${set('p', add(g('p'), i32(16)))}
+          (br $vl)))
+        ${set('d0', `(f32x4.add (f32x4.add ${g('d0')} ${g('d1')}) (f32x4.add ${g('d2')} ${g('d3')}))`)}
+        ${set('d0', hsum)}
+        ${set('s', `(f32.add (f32x4.extract_lane 0 ${g('d0')}) (f32x4.extract_lane 1 ${g('d0')}))`)}
+        (block $td (loop $tl
+          (br_if $td (i32.ge_u ${g('p')} ${g('kb')}))
+          ${set('s', `(f32.add ${g('s')} (f32.mul (f32.load ${add(g('ai'), g('p'))}) (f32.load ${add(g('row'), g('p'))})))`)}
+          ${set('p', add(g('p'), i32(4)))}
+          (br $tl)))
+        (f32.store ${add(g('c'), mul(add(mul(g('i'), g('ldc')), g('j')), i32(4)))} ${g('s')})
+        ${set('i', add(g('i'), i32(1)))}
+        (br_if $il (i32.lt_u ${g('i')} ${g('m')})))
       ${set('j', add(g('j'), i32(1)))}
-      (br $ol))))`;
+      (br $jl))))`;
 }
 
 // C[m, n] = 0 (K == 0).
@@ -399,7 +368,7 @@ function zeroTile() {
 
 // One batch entry, rows [m0, m1), columns [n0, n1).
 function runOne() {
-  const { MR, NR, KC, NC, GEMV_M, UNROLL, GEMV_ROWS } = cfg;
+  const { MR, NR, KC, NC, GEMV_M } = cfg;
   const f = (name) => `(i32.load offset=${P[name]} ${g('p')})`;
   let microDispatch = '';
   for (let mr = 1; mr <= MR; mr++) {
@@ -425,25 +394,17 @@ function runOne() {
       (return)))
     ;; few rows and row-major B: stream B without packing
     (if (i32.and (i32.le_u ${g('M')} ${i32(GEMV_M)}) (i32.eq ${g('sbn')} ${i32(1)})) (then
-      ${set('i', g('m0'))}
-      (loop $gl
-        (call $gemv_row (i32.add ${g('a')} (i32.mul (i32.mul ${g('i')} ${g('sam')}) ${i32(4)})) ${g('sak')}
-          (i32.add ${g('b')} (i32.mul ${g('n0')} ${i32(4)})) ${g('sbk')}
-          (i32.add ${g('c')} (i32.mul (i32.add (i32.mul ${g('i')} ${g('ldc')}) ${g('n0')}) ${i32(4)}))
-          (i32.sub ${g('n1')} ${g('n0')}) ${g('K')})
-        ${set('i', add(g('i'), i32(1)))}
-        (br_if $gl (i32.lt_s ${g('i')} ${g('m1')})))
+      (call $gemv_row (i32.add ${g('a')} (i32.mul (i32.mul ${g('m0')} ${g('sam')}) ${i32(4)})) ${g('sam')} ${g('sak')}
+        (i32.add ${g('b')} (i32.mul ${g('n0')} ${i32(4)})) ${g('sbk')}
+        (i32.add ${g('c')} (i32.mul (i32.add (i32.mul ${g('m0')} ${g('ldc')}) ${g('n0')}) ${i32(4)})) ${g('ldc')}
+        (i32.sub ${g('m1')} ${g('m0')}) (i32.sub ${g('n1')} ${g('n0')}) ${g('K')})
       (return)))
     ;; few rows against transposed B, contiguous rows of A: dot products, no packing
     (if (i32.and (i32.le_u ${g('M')} ${i32(GEMV_M)}) (i32.and (i32.eq ${g('sbk')} ${i32(1)}) (i32.eq ${g('sak')} ${i32(1)}))) (then
-      ${set('i', g('m0'))}
-      (loop $dl
-        (call $gemv_dot (i32.add ${g('a')} (i32.mul (i32.mul ${g('i')} ${g('sam')}) ${i32(4)}))
-          (i32.add ${g('b')} (i32.mul (i32.mul ${g('n0')} ${g('sbn')}) ${i32(4)})) ${g('sbn')}
-          (i32.add ${g('c')} (i32.mul (i32.add (i32.mul ${g('i')} ${g('ldc')}) ${g('n0')}) ${i32(4)}))
-          (i32.sub ${g('n1')} ${g('n0')}) ${g('K')})
-        ${set('i', add(g('i'), i32(1)))}
-        (br_if $dl (i32.lt_s ${g('i')} ${g('m1')})))
+      (call $gemv_dot (i32.add ${g('a')} (i32.mul (i32.mul ${g('m0')} ${g('sam')}) ${i32(4)})) ${g('sam')}
+        (i32.add ${g('b')} (i32.mul (i32.mul ${g('n0')} ${g('sbn')}) ${i32(4)})) ${g('sbn')}
+        (i32.add ${g('c')} (i32.mul (i32.add (i32.mul ${g('m0')} ${g('ldc')}) ${g('n0')}) ${i32(4)})) ${g('ldc')}
+        (i32.sub ${g('m1')} ${g('m0')}) (i32.sub ${g('n1')} ${g('n0')}) ${g('K')})
       (return)))
     ${set('bp', g('scratch'))}
     ${set('ap', add(g('scratch'), i32(KC * NC * 4)))}
@@ -483,10 +444,60 @@ function runOne() {
       (br_if $jcl (i32.lt_s ${g('jc')} ${g('n1')}))))`;
 }
 
+// One product C[M, N] = A·B with few rows and row-major B, split over K: task t computes the
+// partial product of its K range into C (task 0) or its scratch (others), then counts itself done
+// on `sync` (an atomic add, which also publishes its stores); the task that finishes last adds the
+// partials into C. Requires K >= nTasks and M·N·4 <= scratchBytes.
+function gemvSplit() {
+  const f = (name) => `(i32.load offset=${P[name]} ${g('p')})`;
+  return `
+  (func $gemv_split (param $p i32) (param $task i32) (param $nTasks i32)
+    (local $M i32) (local $N i32) (local $K i32) (local $sam i32) (local $sak i32) (local $sbk i32) (local $ldc i32)
+    (local $a i32) (local $b i32) (local $c i32) (local $per i32) (local $k0 i32) (local $kn i32) (local $dst i32) (local $ld i32)
+    (local $t i32) (local $i i32) (local $q i32) (local $cq i32) (local $e i32) (local $nb i32) (local $n4 i32)
+    ${set('M', f('M'))} ${set('N', f('N'))} ${set('K', f('K'))}
+    ${set('sam', f('sam'))} ${set('sak', f('sak'))} ${set('sbk', f('sbk'))} ${set('ldc', f('ldc'))}
+    ${set('t', f('table'))}
+    ${set('a', '(i32.load offset=0 (local.get $t))')} ${set('b', '(i32.load offset=4 (local.get $t))')} ${set('c', '(i32.load offset=8 (local.get $t))')}
+    ${set('per', `(i32.div_u (i32.add ${g('K')} (i32.sub ${g('nTasks')} ${i32(1)})) ${g('nTasks')})`)}
+    ${set('k0', mul(g('task'), g('per')))}
+    ${set('kn', `(select (i32.sub ${g('K')} ${g('k0')}) ${g('per')} (i32.lt_s (i32.sub ${g('K')} ${g('k0')}) ${g('per')}))`)}
+    (if (i32.lt_s ${g('kn')} ${i32(0)}) (then ${set('kn', i32(0))}))
+    (if (i32.eqz ${g('task')})
+      (then ${set('dst', g('c'))} ${set('ld', g('ldc'))})
+      (else ${set('dst', add(f('scratch'), mul(g('task'), f('scratchBytes'))))} ${set('ld', g('N'))}))
+    (call $gemv_row (i32.add ${g('a')} (i32.mul (i32.mul ${g('k0')} ${g('sak')}) ${i32(4)})) ${g('sam')} ${g('sak')}
+      (i32.add ${g('b')} (i32.mul (i32.mul ${g('k0')} ${g('sbk')}) ${i32(4)})) ${g('sbk')} ${g('dst')} ${g('ld')} ${g('M')} ${g('N')} ${g('kn')})
+    (if (i32.ne (i32.atomic.rmw.add offset=${P.sync} ${g('p')} ${i32(1)}) (i32.sub ${g('nTasks')} ${i32(1)})) (then (return)))
+    ;; last one done: C += every other task's partial
+    ${set('nb', mul(g('N'), i32(4)))} ${set('n4', `(i32.and ${g('nb')} ${i32(-16)})`)}
+    ${set('t', i32(1))}
+    (loop $tl
+      ${set('i', i32(0))}
+      (loop $il
+        ${set('cq', add(g('c'), mul(mul(g('i'), g('ldc')), i32(4))))}
+        ${set('q', add(add(f('scratch'), mul(g('t'), f('scratchBytes'))), mul(g('i'), g('nb'))))}
+        ${set('e', i32(0))}
+        (block $vd (loop $vl
+          (br_if $vd (i32.ge_u ${g('e')} ${g('n4')}))
+          (v128.store ${add(g('cq'), g('e'))} (f32x4.add (v128.load ${add(g('cq'), g('e'))}) (v128.load ${add(g('q'), g('e'))})))
+          ${set('e', add(g('e'), i32(16)))}
+          (br $vl)))
+        (block $sd (loop $sl
+          (br_if $sd (i32.ge_u ${g('e')} ${g('nb')}))
+          (f32.store ${add(g('cq'), g('e'))} (f32.add (f32.load ${add(g('cq'), g('e'))}) (f32.load ${add(g('q'), g('e'))})))
+          ${set('e', add(g('e'), i32(4)))}
+          (br $sl)))
+        ${set('i', add(g('i'), i32(1)))}
+        (br_if $il (i32.lt_u ${g('i')} ${g('M')})))
+      ${set('t', add(g('t'), i32(1)))}
+      (br_if $tl (i32.lt_u ${g('t')} ${g('nTasks')}))))`;
+}
+
 // Splits the work of all batch entries over nTasks: whole entries per task when there are
 // enough of them, else columns (or rows, for tall narrow products) of every entry.
 function entry() {
-  const { MR, NR, KC, NC, GEMV_M, UNROLL, GEMV_ROWS } = cfg;
+  const { MR, NR, GEMV_M } = cfg;
   const f = (name) => `(i32.load offset=${P[name]} ${g('p')})`;
   return `
   (func $gemm_f32 (param $p i32) (param $task i32) (param $nTasks i32)
@@ -494,6 +505,11 @@ function entry() {
     (local $tilesM i32) (local $tilesN i32) (local $per i32) (local $lo i32) (local $hi i32)
     ${set('M', f('M'))} ${set('N', f('N'))} ${set('nBatch', f('nBatch'))}
     ${set('scratch', add(f('scratch'), mul(g('task'), f('scratchBytes'))))}
+    ;; one few-row product with row-major B: split K, so each thread streams its own rows of B
+    (if (i32.and (i32.and (i32.gt_u ${g('nTasks')} ${i32(1)}) (i32.eq ${g('nBatch')} ${i32(1)}))
+          (i32.and (i32.and (i32.le_u ${g('M')} ${i32(GEMV_M)}) (i32.eq ${f('sbn')} ${i32(1)}))
+                   (i32.and (i32.ge_u ${f('K')} ${g('nTasks')}) (i32.le_u (i32.mul (i32.mul ${g('M')} ${g('N')}) ${i32(4)}) ${f('scratchBytes')}))))
+      (then (call $gemv_split ${g('p')} ${g('task')} ${g('nTasks')}) (return)))
     (if (i32.or (i32.eq ${g('nTasks')} ${i32(1)})
           (i32.or (i32.ge_u ${g('nBatch')} (i32.mul ${g('nTasks')} ${i32(4)}))
                   (i32.and (i32.ge_u ${g('nBatch')} ${g('nTasks')}) (i32.eqz (i32.rem_u ${g('nBatch')} ${g('nTasks')})))))
