@@ -233,6 +233,18 @@ describe('GGUF', () => {
       expect(hfToGgufName(h!)).toBe(g);
     }
     expect(ggufToHfName('rope_freqs.weight')).toBe('rope_freqs.weight');
+    for (const [arch, g, h] of [
+      ['gpt2', 'blk.2.attn_qkv.weight', 'transformer.h.2.attn.c_attn.weight'], ['gpt2', 'position_embd.weight', 'transformer.wpe.weight'],
+      ['gptneox', 'blk.1.attn_qkv.bias', 'gpt_neox.layers.1.attention.query_key_value.bias'], ['gptneox', 'output.weight', 'embed_out.weight'],
+      ['llama', 'blk.0.ffn_gate_inp.weight', 'model.layers.0.block_sparse_moe.gate.weight'],
+      ['qwen2moe', 'blk.1.ffn_gate_inp_shexp.weight', 'model.layers.1.mlp.shared_expert_gate.weight'],
+      ['qwen2moe', 'blk.1.ffn_down_shexp.weight', 'model.layers.1.mlp.shared_expert.down_proj.weight'],
+    ] as const) {
+      expect(ggufToHfName(g, arch)).toBe(h);
+      expect(hfToGgufName(h, arch)).toBe(g);
+    }
+    expect(hfToGgufName('model.layers.3.block_sparse_moe.experts.7.w2.weight', 'llama')).toBe('blk.3.ffn_down_exps.weight');
+    expect(ggufToHfName('blk.3.ffn_up_exps.weight', 'qwen2moe')).toBe('model.layers.3.mlp.experts.{e}.up_proj.weight');
   });
 
   it('rope permutations are inverse, and match transformers permute on a small case', () => {
@@ -280,7 +292,7 @@ describe('GGUF', () => {
     const g = new GgufWeights(file);
     expect(g.config).toMatchObject({
       model_type: 'llama', hidden_size: 32, num_hidden_layers: 1, num_attention_heads: 4, num_key_value_heads: 2,
-      rope_theta: 500000, max_position_embeddings: 64, tie_word_embeddings: false, vocab_size: 6, bos_token_id: 1, eos_token_id: 2,
+      rope_theta: 500000, max_position_embeddings: 64, tie_word_embeddings: false, vocab_size: 16 /* token_embd rows */, bos_token_id: 1, eos_token_id: 2,
     });
     expect(Array.from((await g.load('model.layers.0.self_attn.q_proj.weight', backend)).dataSync())).toEqual(Array.from(q));
     const kq = (await g.load('model.layers.0.self_attn.k_proj.weight', backend)).dataSync();

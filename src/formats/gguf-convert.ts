@@ -1,14 +1,18 @@
-// HF weights -> a GGUF file, as llama.cpp's convert_hf_to_gguf.py does for llama/qwen2: names and
-// metadata from gguf-hf.ts, llama q/k rows permuted to interleaved RoPE order, 2-D weights encoded
-// in the chosen type (1-D norms stay F32; rows that are not whole blocks fall back to F32, as
-// llama.cpp does). For tests and small conversions: each tensor is read, encoded, and kept until
-// the file is written.
+// HF weights -> a GGUF file, as llama.cpp's convert_hf_to_gguf.py writes it for every
+// architecture gguf-hf.ts maps: names and metadata from the architecture's rules, layouts changed
+// (RoPE row order, NeoX qkv order, GPT-2 transposes, Gemma norm + 1), experts stacked into one
+// [E, out, in] tensor per kind, extra tensors added (Llama 3 rope_freqs). Types follow the
+// converter's rules (conversion/base.py prepare_tensors): 1-D tensors, `*_norm.weight`, biases, the
+// MoE router `ffn_gate_inp` and `position_embd` stay F32; other 2-D+ weights take the chosen type,
+// falling back to F16 when rows are not whole blocks. For tests and small conversions: each tensor
+// is read, encoded, and kept until the file is written.
 import type { Backend } from '../backends/backend.js';
 import type { FileStore } from '../io/file-store.js';
 import { GGML_BLOCK, type GgmlTypeName } from './gguf-quants.js';
-import { GGUF_ARCHITECTURES, hfConfigToGgufMetadata, hfToGgufName } from './gguf-hf.js';
-import { encodeGgml, u32, f32, writeGguf, type GgufWriteTensor, type GgufWriteValue } from './gguf-write.js';
-import { permuteHalfToInterleaved } from './rope-permute.js';
+import { GGUF_ARCHITECTURES, hfConfigToGgufMetadata, planGgufTensors, type ConvertedTensor } from './gguf-hf.js';
+import { HfConfig } from './gguf-arch.js';
+import { isRowLayout, permuteLayoutRows, transformValues } from './gguf-layout.js';
+import { encodeGgml, writeGguf, type GgufWriteTensor, type GgufWriteValue } from './gguf-write.js';
 import type { WeightSource } from './weight-source.js';
 
 export interface ConvertOptions {
@@ -18,30 +22,49 @@ export interface ConvertOptions {
   metadata?: Record<string, GgufWriteValue>;
 }
 
+/** The type llama.cpp's converter gives a tensor of `shape` named `name` when asked for `want`. */
+export function ggufTensorType(name: string, shape: readonly number[], want: GgmlTypeName): GgmlTypeName {
+  const stem = name.replace(/^blk\.\d+\./, '').replace(/\.(weight|bias)$/, '');
+  if (shape.length <= 1 || name.endsWith('_norm.weight') || !name.endsWith('.weight') || stem === 'ffn_gate_inp' || stem === 'position_embd') return 'F32';
+  return shape[shape.length - 1]! % GGML_BLOCK[want].values === 0 ? want : 'F16';
+}
+
 export async function convertToGguf(
   store: FileStore, path: string, weights: WeightSource, config: Record<string, unknown>, backend: Backend, opts: ConvertOptions,
 ): Promise<void> {
   const { arch, kv } = hfConfigToGgufMetadata(config);
-  const meta: Record<string, GgufWriteValue> = {};
-  for (const [k, v] of Object.entries(kv)) {
-    meta[k] = typeof v !== 'number' ? v : Number.isInteger(v) && !k.endsWith('epsilon') && !k.endsWith('freq_base') ? u32(v) : f32(v);
-  }
-  Object.assign(meta, opts.metadata ?? {});
-  const heads = config.num_attention_heads as number;
-  const kvHeads = (config.num_key_value_heads as number | undefined) ?? heads;
+  const meta: Record<string, GgufWriteValue> = { ...kv, ...(opts.metadata ?? {}) };
   const tensors: GgufWriteTensor[] = [];
-  for (const name of weights.names()) {
-    const x = await weights.load(name, backend, { dtype: 'f32' });
-    let values = (await x.data()) as Float32Array;
-    const shape = [...x.shape];
-    x.dispose();
-    const rowLen = shape[shape.length - 1]!;
-    const type: GgmlTypeName = shape.length >= 2 && rowLen % GGML_BLOCK[opts.type].values === 0 ? opts.type : 'F32';
-    if (GGUF_ARCHITECTURES[arch]!.ropeInterleaved) {
-      const h = /\.self_attn\.q_proj\./.test(name) ? heads : /\.self_attn\.k_proj\./.test(name) ? kvHeads : 0;
-      if (h) values = new Float32Array(permuteHalfToInterleaved(new Uint8Array(values.buffer), h, (values.length / shape[0]!) * 4).buffer);
-    }
-    tensors.push({ name: hfToGgufName(name), type, shape, data: encodeGgml(values, type) });
+  for (const t of planGgufTensors(arch, weights.names(), config)) {
+    const { values, shape } = await convertTensor(t, weights, config, backend);
+    const type = ggufTensorType(t.gguf, shape, opts.type);
+    tensors.push({ name: t.gguf, type, shape, data: encodeGgml(values, type) });
+  }
+  for (const x of GGUF_ARCHITECTURES[arch]!.extraTensors?.(new HfConfig(config)) ?? []) {
+    tensors.push({ name: x.name, type: 'F32', shape: [x.values.length], data: encodeGgml(x.values, 'F32') });
   }
   await writeGguf(store, path, meta, tensors);
+}
+
+/** One GGUF tensor's f32 values: its HF source(s) read, re-laid-out, and stacked when experts. */
+async function convertTensor(t: ConvertedTensor, weights: WeightSource, config: Record<string, unknown>, backend: Backend): Promise<{ values: Float32Array; shape: number[] }> {
+  const parts: { values: Float32Array; shape: number[] }[] = [];
+  for (const name of t.sources) {
+    const x = await weights.load(name, backend, { dtype: 'f32' });
+    let values = (await x.data()) as Float32Array;
+    let shape = [...x.shape];
+    x.dispose();
+    if (t.layout && isRowLayout(t.layout)) {
+      const bytes = permuteLayoutRows(new Uint8Array(values.buffer, values.byteOffset, values.byteLength), t.layout, config, values.byteLength / shape[0]!, true);
+      values = new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
+    } else if (t.layout && !(t.isBias && t.layout === 'transpose')) {
+      ({ values, shape } = transformValues(values, shape, t.layout, true));
+    }
+    parts.push({ values, shape });
+  }
+  if (parts.length === 1 && !/_exps\./.test(t.gguf)) return parts[0]!;
+  const per = parts[0]!.values.length;
+  const all = new Float32Array(per * parts.length);
+  parts.forEach((p, e) => all.set(p.values, e * per));
+  return { values: all, shape: [parts.length, ...parts[0]!.shape] };
 }

@@ -1,130 +1,161 @@
-// GGUF <-> Hugging Face: tensor names (llama.cpp's `blk.N.attn_q` <-> HF's
-// `model.layers.N.self_attn.q_proj`) and the llama/qwen2 hyper-parameters (GGUF metadata
-// <-> config.json keys), so a GGUF file loads into the same architectures as an HF folder.
-// Not for: reading tensor data (gguf.ts, gguf-weights.ts).
+// GGUF <-> Hugging Face: which architectures map (gguf-arch-llama.ts, gguf-arch-gpt.ts declare
+// them), and the plans built from their rules: every HF tensor a GGUF file serves (its GGUF tensor,
+// expert slice and layout change), every GGUF tensor an HF checkpoint converts to, the config from
+// GGUF metadata and the metadata from a config.
+// Not for: reading or writing tensor data (gguf-weights.ts, gguf-convert.ts).
 import type { MetadataValue } from '@huggingface/gguf';
+import type { GgufWriteValue } from './gguf-write.js';
+import { GgufMeta, HfConfig, type GgufArchSpec, type Layout, type TensorRule, type TensorShapes } from './gguf-arch.js';
+import { GEMMA, LLAMA, QWEN2, QWEN2MOE } from './gguf-arch-llama.js';
+import { GPT2, GPTNEOX } from './gguf-arch-gpt.js';
 
-/** GGUF architectures this mapping knows, and their HF class names. */
-export const GGUF_ARCHITECTURES: Record<string, { modelType: string; hfClass: string; ropeInterleaved: boolean; attentionBias: boolean }> = {
-  // llama.cpp's converter stores llama q/k rows in Meta's interleaved-RoPE order; qwen2 it leaves as is.
-  llama: { modelType: 'llama', hfClass: 'LlamaForCausalLM', ropeInterleaved: true, attentionBias: false },
-  qwen2: { modelType: 'qwen2', hfClass: 'Qwen2ForCausalLM', ropeInterleaved: false, attentionBias: true },
+/** llama.cpp's `general.architecture` -> its mapping. */
+export const GGUF_ARCHITECTURES: Record<string, GgufArchSpec> = {
+  llama: LLAMA, qwen2: QWEN2, qwen2moe: QWEN2MOE, gemma: GEMMA, gpt2: GPT2, gptneox: GPTNEOX,
 };
 
-const TOP: [string, string][] = [
-  ['token_embd.weight', 'model.embed_tokens.weight'],
-  ['output_norm.weight', 'model.norm.weight'],
-  ['output.weight', 'lm_head.weight'],
-];
+const supported = () => Object.keys(GGUF_ARCHITECTURES).join(', ');
 
-const BLOCK: [string, string][] = [
-  ['attn_q', 'self_attn.q_proj'],
-  ['attn_k', 'self_attn.k_proj'],
-  ['attn_v', 'self_attn.v_proj'],
-  ['attn_output', 'self_attn.o_proj'],
-  ['ffn_gate', 'mlp.gate_proj'],
-  ['ffn_up', 'mlp.up_proj'],
-  ['ffn_down', 'mlp.down_proj'],
-  ['attn_norm', 'input_layernorm'],
-  ['ffn_norm', 'post_attention_layernorm'],
-];
+export function ggufArch(arch: string, source = 'GGUF'): GgufArchSpec {
+  const spec = GGUF_ARCHITECTURES[arch];
+  if (!spec) throw new Error(`${source}: GGUF architecture '${arch}' is not supported (supported: ${supported()})`);
+  return spec;
+}
 
-/** llama.cpp tensor name -> HF name; names with no HF equivalent (rope_freqs) come back unchanged. */
-export function ggufToHfName(name: string): string {
-  for (const [g, h] of TOP) if (name === g) return h;
-  const m = /^blk\.(\d+)\.([a-z_]+)\.(weight|bias)$/.exec(name);
-  if (m) {
-    const hit = BLOCK.find(([g]) => g === m[2]);
-    if (hit) return `model.layers.${m[1]}.${hit[1]}.${m[3]}`;
+/** The GGUF architecture llama.cpp's converter writes for an HF model_type. */
+export function ggufArchOfModelType(modelType: string): string {
+  const hit = Object.entries(GGUF_ARCHITECTURES).find(([, s]) => s.modelTypes.includes(modelType));
+  if (!hit) {
+    const all = Object.values(GGUF_ARCHITECTURES).flatMap((s) => s.modelTypes).join(', ');
+    throw new Error(`GGUF conversion: model_type '${modelType}' is not supported (supported: ${all})`);
   }
-  return name;
+  return hit[0];
+}
+
+/** One HF tensor as a GGUF file holds it. */
+export interface ServedTensor {
+  gguf: string;
+  /** Index along the leading (expert) axis of a stacked 3-D GGUF tensor. */
+  expert?: number;
+  layout?: Layout;
+  isBias: boolean;
+}
+
+const SUFFIX = /\.(weight|bias)$/;
+
+/** Every HF tensor name a GGUF file of `arch` serves, from its tensor names and shapes. */
+export function planHfTensors(arch: string, shapes: TensorShapes): Map<string, ServedTensor> {
+  const spec = ggufArch(arch);
+  const out = new Map<string, ServedTensor>();
+  for (const [name, shape] of shapes) {
+    const suffix = SUFFIX.exec(name)?.[1];
+    if (!suffix) continue;
+    const stem = name.slice(0, -suffix.length - 1);
+    const blk = /^blk\.(\d+)\.(.+)$/.exec(stem);
+    const rule = (blk ? spec.block : spec.top).find((r) => r.gguf === (blk ? blk[2] : stem));
+    if (!rule) continue;
+    const hf = (blk ? spec.blockPrefix(Number(blk[1])) : '') + rule.hf;
+    const s = { gguf: name, layout: rule.layout, isBias: suffix === 'bias' };
+    if (!hf.includes('{e}')) out.set(`${hf}.${suffix}`, s);
+    else for (let e = 0; e < shape[0]!; e++) out.set(`${hf.replace('{e}', String(e))}.${suffix}`, { ...s, expert: e });
+  }
+  return out;
+}
+
+/** Throws naming the first GGUF tensor an architecture needs that the file lacks. */
+export function checkRequiredTensors(arch: string, shapes: TensorShapes, blocks: number, source: string): void {
+  const spec = ggufArch(arch);
+  const need = (name: string) => {
+    if (!shapes.has(name)) throw new Error(`${source}: GGUF tensor '${name}' is missing (architecture '${arch}' needs it)`);
+  };
+  for (const r of spec.top) if (r.required) need(`${r.gguf}.weight`);
+  for (let i = 0; i < blocks; i++) for (const r of spec.block) if (r.required) need(`blk.${i}.${r.gguf}.weight`);
+}
+
+/** One GGUF tensor an HF checkpoint converts to: its HF sources (E of them when experts stack). */
+export interface ConvertedTensor {
+  gguf: string;
+  sources: string[];
+  layout?: Layout;
+  isBias: boolean;
+}
+
+/** llama.cpp name of an HF tensor under `arch`, with the rule and expert index. */
+function matchHf(spec: GgufArchSpec, name: string): { gguf: string; rule: TensorRule; expert?: number } | undefined {
+  const suffix = SUFFIX.exec(name)?.[1];
+  if (!suffix) return undefined;
+  const stem = name.slice(0, -suffix.length - 1);
+  for (const r of spec.top) if (r.hf === stem) return { gguf: `${r.gguf}.${suffix}`, rule: r };
+  const probe = spec.blockPrefix(987654321);
+  const [pre, post] = probe.split('987654321') as [string, string];
+  if (!stem.startsWith(pre)) return undefined;
+  const m = /^(\d+)/.exec(stem.slice(pre.length));
+  if (!m || !stem.slice(pre.length + m[1]!.length).startsWith(post)) return undefined;
+  const rest = stem.slice(pre.length + m[1]!.length + post.length);
+  for (const r of spec.block) {
+    const re = new RegExp(`^${r.hf.replace(/\./g, '\\.').replace('{e}', '(\\d+)')}$`);
+    const e = re.exec(rest);
+    if (e) return { gguf: `blk.${m[1]}.${r.gguf}.${suffix}`, rule: r, expert: r.hf.includes('{e}') ? Number(e[1]) : undefined };
+  }
+  return undefined;
+}
+
+/** The GGUF tensors (in HF order, experts stacked) an HF checkpoint of `config` converts to. */
+export function planGgufTensors(arch: string, hfNames: readonly string[], config: Record<string, unknown>): ConvertedTensor[] {
+  const spec = ggufArch(arch);
+  const c = new HfConfig(config);
+  const out = new Map<string, ConvertedTensor & { experts?: string[] }>();
+  for (const name of hfNames) {
+    if (spec.skip?.(name, c)) continue;
+    const hit = matchHf(spec, name);
+    if (!hit) throw new Error(`GGUF conversion: HF tensor '${name}' has no llama.cpp name in architecture '${arch}'`);
+    const t = out.get(hit.gguf) ?? { gguf: hit.gguf, sources: [], layout: hit.rule.layout, isBias: hit.gguf.endsWith('.bias') };
+    if (hit.expert === undefined) t.sources.push(name);
+    else (t.experts ??= [])[hit.expert] = name;
+    out.set(hit.gguf, t);
+  }
+  return [...out.values()].map((t) => {
+    if (!t.experts) return t;
+    const n = c.num(['num_local_experts', 'num_experts']);
+    const missing = Array.from({ length: n }, (_, e) => e).filter((e) => !t.experts![e]);
+    if (missing.length) throw new Error(`GGUF conversion: '${t.gguf}' stacks ${n} experts but expert ${missing[0]} is missing`);
+    return { gguf: t.gguf, sources: t.experts, layout: t.layout, isBias: t.isBias };
+  });
+}
+
+/** llama.cpp tensor name -> HF name under `arch` (expert tensors: the stem with `{e}`); unknown names come back unchanged. */
+export function ggufToHfName(name: string, arch = 'llama'): string {
+  const suffix = SUFFIX.exec(name)?.[1];
+  if (!suffix) return name;
+  const spec = ggufArch(arch);
+  const stem = name.slice(0, -suffix.length - 1);
+  const blk = /^blk\.(\d+)\.(.+)$/.exec(stem);
+  const rule = (blk ? spec.block : spec.top).find((r) => r.gguf === (blk ? blk[2] : stem));
+  return rule ? `${(blk ? spec.blockPrefix(Number(blk[1])) : '') + rule.hf}.${suffix}` : name;
 }
 
 /** HF name -> llama.cpp tensor name (the inverse of `ggufToHfName`). */
-export function hfToGgufName(name: string): string {
-  for (const [g, h] of TOP) if (name === h) return g;
-  const m = /^model\.layers\.(\d+)\.(.+)\.(weight|bias)$/.exec(name);
-  if (m) {
-    const hit = BLOCK.find(([, h]) => h === m[2]);
-    if (hit) return `blk.${m[1]}.${hit[0]}.${m[3]}`;
-  }
-  return name;
+export function hfToGgufName(name: string, arch = 'llama'): string {
+  return matchHf(ggufArch(arch), name)?.gguf ?? name;
 }
 
-const num = (v: MetadataValue | undefined): number | undefined =>
-  typeof v === 'number' ? v : typeof v === 'bigint' ? Number(v) : undefined;
-
-/** GGUF metadata -> an HF-style config.json object. `tensorNames` (GGUF names) say whether lm_head is tied. */
-export function ggufToHfConfig(meta: Record<string, MetadataValue>, tensorNames: readonly string[], source = 'GGUF'): Record<string, unknown> {
+/** GGUF metadata -> an HF-style config.json object, for the architecture the file names. */
+export function ggufToHfConfig(meta: Record<string, MetadataValue>, shapes: TensorShapes, source = 'GGUF'): Record<string, unknown> {
   const arch = String(meta['general.architecture'] ?? '');
-  const spec = GGUF_ARCHITECTURES[arch];
-  if (!spec) throw new Error(`${source}: GGUF architecture '${arch}' is not supported (supported: ${Object.keys(GGUF_ARCHITECTURES).join(', ')})`);
-  const k = (key: string): number | undefined => num(meta[`${arch}.${key}`]);
-  const need = (key: string): number => {
-    const v = k(key);
-    if (v === undefined) throw new Error(`${source}: GGUF metadata has no '${arch}.${key}'`);
-    return v;
-  };
-  const hidden = need('embedding_length');
-  const heads = need('attention.head_count');
-  const tokens = meta['tokenizer.ggml.tokens'];
-  const cfg: Record<string, unknown> = {
-    architectures: [spec.hfClass],
-    model_type: spec.modelType,
-    hidden_size: hidden,
-    intermediate_size: need('feed_forward_length'),
-    num_hidden_layers: need('block_count'),
-    num_attention_heads: heads,
-    num_key_value_heads: k('attention.head_count_kv') ?? heads,
-    head_dim: k('attention.key_length') ?? hidden / heads,
-    max_position_embeddings: k('context_length') ?? 2048,
-    rms_norm_eps: k('attention.layer_norm_rms_epsilon') ?? 1e-6,
-    rope_theta: k('rope.freq_base') ?? 10000,
-    rope_parameters: { rope_type: 'default', rope_theta: k('rope.freq_base') ?? 10000 },
-    hidden_act: 'silu',
-    vocab_size: k('vocab_size') ?? (Array.isArray(tokens) ? tokens.length : undefined),
-    tie_word_embeddings: !tensorNames.includes('output.weight'),
-    attention_bias: spec.attentionBias,
-  };
-  const bos = num(meta['tokenizer.ggml.bos_token_id']);
-  const eos = num(meta['tokenizer.ggml.eos_token_id']);
-  const pad = num(meta['tokenizer.ggml.padding_token_id']);
-  if (bos !== undefined) cfg.bos_token_id = bos;
-  if (eos !== undefined) cfg.eos_token_id = eos;
-  if (pad !== undefined) cfg.pad_token_id = pad;
+  const cfg = ggufArch(arch, source).toConfig(new GgufMeta(meta, arch, source), shapes);
+  const num = (v: MetadataValue | undefined) => (typeof v === 'number' ? v : typeof v === 'bigint' ? Number(v) : undefined);
+  for (const k of ['bos', 'eos', 'padding'] as const) {
+    const v = num(meta[`tokenizer.ggml.${k}_token_id`]);
+    if (v !== undefined) cfg[`${k === 'padding' ? 'pad' : k}_token_id`] = v;
+  }
   if (meta['general.name'] !== undefined) cfg._name_or_path = String(meta['general.name']);
   return cfg;
 }
 
-/** An HF llama/qwen2 config -> GGUF metadata (what llama.cpp's converter writes), for the GGUF writer. */
-export function hfConfigToGgufMetadata(cfg: Record<string, unknown>): { arch: string; kv: Record<string, number | string | boolean> } {
-  const arch = String(cfg.model_type);
-  if (!GGUF_ARCHITECTURES[arch]) throw new Error(`GGUF conversion: model_type '${arch}' is not supported (supported: ${Object.keys(GGUF_ARCHITECTURES).join(', ')})`);
-  const n = (key: string, d?: number): number => {
-    const v = cfg[key] ?? d;
-    if (typeof v !== 'number') throw new Error(`GGUF conversion: config has no number '${key}'`);
-    return v;
-  };
-  const kv: Record<string, number | string | boolean> = {
-    'general.architecture': arch,
-    [`${arch}.embedding_length`]: n('hidden_size'),
-    [`${arch}.feed_forward_length`]: n('intermediate_size'),
-    [`${arch}.block_count`]: n('num_hidden_layers'),
-    [`${arch}.attention.head_count`]: n('num_attention_heads'),
-    [`${arch}.attention.head_count_kv`]: n('num_key_value_heads', n('num_attention_heads')),
-    [`${arch}.context_length`]: n('max_position_embeddings', 2048),
-    [`${arch}.attention.layer_norm_rms_epsilon`]: n('rms_norm_eps', 1e-6),
-    [`${arch}.rope.freq_base`]: ropeTheta(cfg),
-    [`${arch}.vocab_size`]: n('vocab_size'),
-  };
-  if (typeof cfg.head_dim === 'number') kv[`${arch}.attention.key_length`] = cfg.head_dim;
+/** An HF config -> GGUF metadata (what llama.cpp's converter writes), for the GGUF writer. */
+export function hfConfigToGgufMetadata(config: Record<string, unknown>): { arch: string; kv: Record<string, GgufWriteValue> } {
+  const arch = ggufArchOfModelType(String(config.model_type));
+  const kv: Record<string, GgufWriteValue> = { 'general.architecture': arch };
+  for (const [k, v] of Object.entries(GGUF_ARCHITECTURES[arch]!.toMetadata(new HfConfig(config)))) kv[`${arch}.${k}`] = v;
   return { arch, kv };
-}
-
-/** rope_theta from a config of transformers 4 (`rope_theta`) or 5 (`rope_parameters.rope_theta`). */
-export function ropeTheta(cfg: Record<string, unknown>): number {
-  const p = cfg.rope_parameters as { rope_theta?: unknown } | undefined;
-  const v = cfg.rope_theta ?? p?.rope_theta ?? 10000;
-  if (typeof v !== 'number') throw new Error(`config: rope_theta is ${JSON.stringify(v)}, not a number`);
-  return v;
 }

@@ -115,29 +115,43 @@ export class GgufFile {
   }
 
   /**
+   * The bytes of slice `index` along the leading axis (one expert of a stacked [E, rows, cols]
+   * tensor); each slice holds whole rows, so whole quant blocks.
+   */
+  async readSlice(name: string, index: number): Promise<Uint8Array> {
+    const t = this.info(name);
+    this.loadsAs(name);
+    const n = t.shape[0]!;
+    if (t.shape.length < 2 || !(index >= 0 && index < n)) throw new Error(`${this.source.name}: tensor '${name}' [${t.shape.join(', ')}] has no slice ${index}`);
+    const per = t.bytes / n;
+    return this.source.read(t.offset + index * per, per);
+  }
+
+  /**
    * One tensor as stored: F32/F16/BF16/I8/I32 in that dtype with its shape; Q8_0/Q4_0 as raw u8
    * [bytes] (see `dequantize`); Q4_K/Q6_K dequantised to f32. `raw` (when given) replaces the bytes
-   * read from the file (the caller permuted them).
+   * read from the file (the caller permuted or sliced them), with `shape` (default: the tensor's).
    */
-  async loadTensor(name: string, backend: Backend, raw?: Uint8Array): Promise<Tensor> {
+  async loadTensor(name: string, backend: Backend, raw?: Uint8Array, shape?: readonly number[]): Promise<Tensor> {
     const t = this.info(name);
     const as = this.loadsAs(name);
     const bytes = raw ?? await this.source.read(t.offset, t.bytes);
-    const n = t.shape.reduce((a, b) => a * b, 1);
-    if (t.type === 'Q4_K') return Tensor.fromBytes(new Uint8Array(dequantizeQ4K(bytes, n).buffer), t.shape, 'f32', backend);
-    if (t.type === 'Q6_K') return Tensor.fromBytes(new Uint8Array(dequantizeQ6K(bytes, n).buffer), t.shape, 'f32', backend);
+    const s = [...(shape ?? t.shape)];
+    const n = s.reduce((a, b) => a * b, 1);
+    if (t.type === 'Q4_K') return Tensor.fromBytes(new Uint8Array(dequantizeQ4K(bytes, n).buffer), s, 'f32', backend);
+    if (t.type === 'Q6_K') return Tensor.fromBytes(new Uint8Array(dequantizeQ6K(bytes, n).buffer), s, 'f32', backend);
     if (as === 'q8_0' || as === 'q4_0') return Tensor.fromBytes(bytes, [bytes.byteLength], 'u8', backend);
-    return Tensor.fromBytes(bytes, t.shape, as, backend);
+    return Tensor.fromBytes(bytes, s, as, backend);
   }
 
-  /** One tensor as f32 (or its float dtype), dequantising Q8_0/Q4_0 on the backend. */
-  async loadFloat(name: string, backend: Backend, raw?: Uint8Array): Promise<Tensor> {
+  /** One tensor as f32 (or its float dtype), dequantising Q8_0/Q4_0 on the backend; `raw`/`shape` as in `loadTensor`. */
+  async loadFloat(name: string, backend: Backend, raw?: Uint8Array, shape?: readonly number[]): Promise<Tensor> {
     const t = this.info(name);
     const as = this.loadsAs(name);
-    const x = await this.loadTensor(name, backend, raw);
+    const x = await this.loadTensor(name, backend, raw, shape);
     if (as !== 'q8_0' && as !== 'q4_0') return x;
     try {
-      return dequantize(x, as, t.shape);
+      return dequantize(x, as, shape ?? t.shape);
     } finally {
       x.dispose();
     }

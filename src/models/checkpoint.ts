@@ -100,7 +100,8 @@ async function openSource(p: Platform, src: ByteSource, path: string | null, opt
   const head = await src.read(0, Math.min(28, src.size));
   try {
     if (new TextDecoder().decode(head.subarray(0, 4)) === 'GGUF') {
-      const weights = new GgufWeights(await GgufFile.open(src));
+      const weights = await GgufWeights.open(await GgufFile.open(src));
+      weights.checkComplete();
       const m = weights.file.metadata;
       const gen: Record<string, unknown> = {};
       for (const k of ['bos_token_id', 'eos_token_id', 'pad_token_id']) if (k in weights.config) gen[k] = weights.config[k];

@@ -32,6 +32,8 @@ export class Gpt2 extends CausalLM {
   private readonly lnF: Norm;
   private readonly wte: Tensor;
   private readonly wpe: Tensor;
+  /** The unembedding: wte (tied), or lm_head when the checkpoint has one (GGUF files may store `output`). */
+  private readonly lmHead: Tensor;
   private readonly scaleByLayer: boolean;
 
   constructor(readonly config: Record<string, unknown>, private readonly w: WeightMap, readonly backend: Backend) {
@@ -51,6 +53,7 @@ export class Gpt2 extends CausalLM {
     this.lnF = ln('ln_f');
     this.wte = w.get(`${pre}wte.weight`, [dm.vocabSize, dm.dModel]);
     this.wpe = w.get(`${pre}wpe.weight`, [dm.nCtx, dm.dModel]);
+    this.lmHead = w.maybe('lm_head.weight', [dm.vocabSize, dm.dModel]) ?? this.wte;
     this.scaleByLayer = config.scale_attn_by_inverse_layer_idx === true;
   }
 
@@ -78,7 +81,7 @@ export class Gpt2 extends CausalLM {
 
   protected unembed(x: Tensor, c: ForwardContext): Tensor {
     const xn = applyNorm(x, this.lnF, c.hooks, 'ln_final');
-    return matmul(xn, this.wte, { transB: true }); // [batch, pos, d_vocab]
+    return matmul(xn, this.lmHead, { transB: true }); // [batch, pos, d_vocab]
   }
 
   hookPoints(): HookPointInfo[] {

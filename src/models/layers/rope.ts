@@ -42,6 +42,18 @@ export function readRopeConfig(cfg: Record<string, unknown>, headDim: number, wh
  * attention factor; 1 otherwise). `seqLen` matters only for 'dynamic'.
  */
 export function ropeFrequencies(r: RopeConfig, seqLen = 0): { invFreq: Float32Array; attentionFactor: number } {
+  const f = typeFrequencies(r, seqLen);
+  // llama.cpp's rope_freqs tensor (a GGUF's Llama 3 scaling, mapped here by gguf-weights.ts): each
+  // inverse frequency divided by its factor.
+  const ff = r.params.freq_factors;
+  if (Array.isArray(ff)) {
+    if (ff.length !== f.invFreq.length) throw new ConfigError(`rope: ${ff.length} freq_factors for ${f.invFreq.length} frequencies`);
+    f.invFreq = f.invFreq.map((v, i) => v / Number(ff[i]));
+  }
+  return f;
+}
+
+function typeFrequencies(r: RopeConfig, seqLen: number): { invFreq: Float32Array; attentionFactor: number } {
   const dim = r.rotaryDim;
   const p = r.params;
   const base = (b: number) => Float64Array.from({ length: dim / 2 }, (_, i) => 1 / b ** ((2 * i) / dim));
