@@ -184,7 +184,8 @@ export const QWEN2MOE: GgufArchSpec = {
       ...cfg, num_experts: m.need('expert_count'), num_experts_per_tok: m.need('expert_used_count'),
       moe_intermediate_size: m.num('expert_feed_forward_length') ?? shapeOf(t, `blk.${first}.ffn_gate_exps.weight`, m.source)[1],
       shared_expert_intermediate_size: m.num('expert_shared_feed_forward_length') ?? shexp?.[0] ?? 0,
-      // llama.cpp's qwen2moe graph (src/models/qwen2moe.cpp) calls build_moe_ffn with norm_w = false.
+      // llama.cpp's qwen2moe graph (src/models/qwen2moe.cpp) calls build_moe_ffn with norm_w = false;
+      // `expert_weights_norm` (which that graph ignores) is written by actlab for norm_topk_prob = true.
       norm_topk_prob: m.bool('expert_weights_norm') ?? false,
       decoder_sparse_step: 1,
       mlp_only_layers: Array.from({ length: layers }, (_, i) => i).filter((i) => !sparse(i)),
