@@ -27,6 +27,14 @@ const FIXTURES: Record<string, string> = {
   gpt2: 'gpt2', llama3: 'llama', qwen2: 'qwen2', mistral: 'llama', mistral_window: 'llama',
   gpt_neox: 'gptneox', gemma: 'gemma', mixtral: 'llama', qwen2_moe: 'qwen2moe',
 };
+/** Config fields that must come back from GGUF metadata as the HF config has them (when it has them). */
+const CONFIG_KEYS = [
+  'hidden_size', 'n_embd', 'num_hidden_layers', 'n_layer', 'num_attention_heads', 'n_head', 'num_key_value_heads', 'head_dim',
+  'intermediate_size', 'vocab_size', 'max_position_embeddings', 'n_positions', 'rms_norm_eps', 'layer_norm_eps', 'layer_norm_epsilon',
+  'rope_theta', 'partial_rotary_factor', 'use_parallel_residual', 'sliding_window', 'tie_word_embeddings',
+  'num_local_experts', 'num_experts', 'num_experts_per_tok', 'moe_intermediate_size', 'shared_expert_intermediate_size', 'norm_topk_prob',
+];
+
 /**
  * Q8_0 budget on logits (max abs error relative to max(1, max |reference|)). The fixtures' random
  * weights make logits of ~10 that amplify weight noise: Q8_0 round-trips of the HF weights in their
@@ -73,7 +81,16 @@ describe.each(Object.keys(FIXTURES))('GGUF %s', (fx) => {
       expect(Array.from(b.dataSync()), n).toEqual(Array.from(a.dataSync()));
       a.dispose(); b.dispose();
     }
-    const hfModel = await buildModel(config(fx), st, backend);
+    const hfCfg = config(fx);
+    const rp = (hfCfg.rope_parameters ?? {}) as Record<string, unknown>;
+    for (const k of CONFIG_KEYS) {
+      const want = hfCfg[k] ?? rp[k];
+      if (want === undefined || want === null || (k === 'sliding_window' && (hfCfg.model_type !== 'mistral' || Number(want) >= Number(hfCfg.max_position_embeddings)))) continue;
+      const got = g.config[k] ?? (g.config.rope_parameters as Record<string, unknown> | undefined)?.[k];
+      if (typeof want === 'number') expect(got as number, k).toBeCloseTo(want, 9);
+      else expect(got, k).toEqual(want);
+    }
+    const hfModel = await buildModel(hfCfg, st, backend);
     const loaded = await al.loadModel(path, { backend });
     expect(loaded.format).toBe('gguf');
     // llama.cpp writes Mistral (without a window) as plain `llama`: the same model under another name.
@@ -118,6 +135,63 @@ describe.each(Object.keys(FIXTURES))('GGUF %s', (fx) => {
     model.dispose();
     console.log(`GGUF Q8_0 ${fx}: logits rel err ${worst.toExponential(2)} (types ${[...types].sort().join(', ')}; budget ${Q8_BUDGET})`);
     expect(worst).toBeLessThan(Q8_BUDGET);
+  });
+});
+
+/** Reads a GGUF tensor as stored (no HF mapping) and an HF tensor, as f32 arrays with shapes. */
+async function stored(path: string, fx: string, gguf: string, hf: string) {
+  const file = await GgufFile.open(await NodeFileSource.open(path));
+  const st = await openHf(fx);
+  const g = await file.loadFloat(gguf, backend);
+  const h = await st.load(hf, backend);
+  const out = { g: Array.from(g.dataSync()), gShape: [...g.shape], h: Array.from(h.dataSync()), hShape: [...h.shape] };
+  g.dispose(); h.dispose();
+  await file.close(); await st.close();
+  return out;
+}
+
+describe('GGUF tensors are stored as llama.cpp stores them', () => {
+  it('gpt2: Conv1D c_attn [in, out] stored transposed as attn_qkv [out, in]', async () => {
+    const { g, gShape, h, hShape } = await stored(await convert('gpt2', 'F32'), 'gpt2', 'blk.0.attn_qkv.weight', 'transformer.h.0.attn.c_attn.weight');
+    expect(gShape).toEqual([hShape[1], hShape[0]]);
+    const [rows, cols] = hShape as [number, number];
+    for (const [i, j] of [[0, 0], [3, 100], [rows - 1, cols - 1]] as const) expect(g[j * rows + i]).toBe(h[i * cols + j]);
+  });
+
+  it('gpt_neox: per-head [head, (q|k|v), d] rows stored as [(q|k|v), head, d]', async () => {
+    const { g, h, hShape } = await stored(await convert('gpt_neox', 'F32'), 'gpt_neox', 'blk.0.attn_qkv.weight', 'gpt_neox.layers.0.attention.query_key_value.weight');
+    const [heads, d] = [config('gpt_neox').num_attention_heads as number, hShape[1]!];
+    const dh = hShape[0]! / 3 / heads;
+    const row = (a: number[], r: number) => a.slice(r * d, (r + 1) * d);
+    // k of head 2, channel 5: HF row 2*3*dh + dh + 5, llama.cpp row heads*dh + 2*dh + 5
+    expect(row(g, heads * dh + 2 * dh + 5)).toEqual(row(h, 2 * 3 * dh + dh + 5));
+  });
+
+  it('gemma: RMSNorm weights stored as w + 1', async () => {
+    const { g, h } = await stored(await convert('gemma', 'F32'), 'gemma', 'blk.0.attn_norm.weight', 'model.layers.0.input_layernorm.weight');
+    expect(g).toEqual(h.map((v) => Math.fround(v + 1)));
+  });
+
+  it('llama3: q rows in interleaved RoPE order, rope_freqs written', async () => {
+    const path = await convert('llama3', 'F32');
+    const { g, h, hShape } = await stored(path, 'llama3', 'blk.0.attn_q.weight', 'model.layers.0.self_attn.q_proj.weight');
+    const [d, hd] = [hShape[1]!, config('llama3').head_dim as number];
+    const row = (a: number[], r: number) => a.slice(r * d, (r + 1) * d);
+    // head 1, pair i = 3: llama.cpp rows (2i, 2i+1) are HF rows (i, i + hd/2)
+    expect(row(g, hd + 7)).toEqual(row(h, hd + 3 + hd / 2));
+    const file = await GgufFile.open(await NodeFileSource.open(path));
+    expect(file.info('rope_freqs.weight').shape).toEqual([hd / 2]);
+    await file.close();
+  });
+
+  it('mixtral and qwen2_moe: experts stacked [E, out, in]; the shared-expert gate 1-D', async () => {
+    const { g, gShape, h, hShape } = await stored(await convert('mixtral', 'F32'), 'mixtral', 'blk.1.ffn_down_exps.weight', 'model.layers.1.block_sparse_moe.experts.2.w2.weight');
+    expect(gShape).toEqual([config('mixtral').num_local_experts, ...hShape]);
+    const n = h.length;
+    expect(g.slice(2 * n, 3 * n)).toEqual(h);
+    const q = await stored(await convert('qwen2_moe', 'F32'), 'qwen2_moe', 'blk.0.ffn_gate_inp_shexp.weight', 'model.layers.0.mlp.shared_expert_gate.weight');
+    expect(q.gShape).toEqual([q.hShape[1]]);
+    expect(q.g).toEqual(q.h);
   });
 });
 
