@@ -11,7 +11,7 @@ import { shapeOf, type GgufArchSpec } from './gguf-arch.js';
 
 export const GPT2: GgufArchSpec = {
   modelTypes: ['gpt2'],
-  blockPrefix: (i) => `transformer.h.${i}.`,
+  blockPrefix: 'transformer.h.{i}.',
   top: [
     { gguf: 'token_embd', hf: 'transformer.wte', required: true },
     { gguf: 'position_embd', hf: 'transformer.wpe', required: true },
@@ -54,7 +54,7 @@ export const GPT2: GgufArchSpec = {
 
 export const GPTNEOX: GgufArchSpec = {
   modelTypes: ['gpt_neox'],
-  blockPrefix: (i) => `gpt_neox.layers.${i}.`,
+  blockPrefix: 'gpt_neox.layers.{i}.',
   top: [
     { gguf: 'token_embd', hf: 'gpt_neox.embed_in', required: true },
     { gguf: 'output_norm', hf: 'gpt_neox.final_layer_norm', required: true },

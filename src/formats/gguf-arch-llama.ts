@@ -10,7 +10,7 @@
 import { f32, u32, type GgufWriteValue } from './gguf-write.js';
 import { GgufMeta, HfConfig, shapeOf, type GgufArchSpec, type TensorRule, type TensorShapes } from './gguf-arch.js';
 
-const blockPrefix = (i: number) => `model.layers.${i}.`;
+const blockPrefix = 'model.layers.{i}.';
 
 const top = (normLayout?: 'norm+1'): TensorRule[] => [
   { gguf: 'token_embd', hf: 'model.embed_tokens', required: true },

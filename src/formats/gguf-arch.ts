@@ -63,8 +63,8 @@ export type TensorShapes = ReadonlyMap<string, readonly number[]>;
 export interface GgufArchSpec {
   /** HF `model_type`s that llama.cpp's converter writes as this architecture. */
   modelTypes: string[];
-  /** HF prefix of block i's tensors. */
-  blockPrefix: (i: number) => string;
+  /** HF prefix of the block tensors, `{i}` standing for the block index ('model.layers.{i}.'). */
+  blockPrefix: string;
   /** Tensors outside the blocks (HF names are whole). */
   top: TensorRule[];
   block: TensorRule[];

@@ -54,7 +54,7 @@ export function planHfTensors(arch: string, shapes: TensorShapes): Map<string, S
     const blk = /^blk\.(\d+)\.(.+)$/.exec(stem);
     const rule = (blk ? spec.block : spec.top).find((r) => r.gguf === (blk ? blk[2] : stem));
     if (!rule) continue;
-    const hf = (blk ? spec.blockPrefix(Number(blk[1])) : '') + rule.hf;
+    const hf = (blk ? spec.blockPrefix.replace('{i}', blk[1]!) : '') + rule.hf;
     const s = { gguf: name, layout: rule.layout, isBias: suffix === 'bias' };
     if (!hf.includes('{e}')) out.set(`${hf}.${suffix}`, s);
     else for (let e = 0; e < shape[0]!; e++) out.set(`${hf.replace('{e}', String(e))}.${suffix}`, { ...s, expert: e });
@@ -86,16 +86,10 @@ function matchHf(spec: GgufArchSpec, name: string): { gguf: string; rule: Tensor
   if (!suffix) return undefined;
   const stem = name.slice(0, -suffix.length - 1);
   for (const r of spec.top) if (r.hf === stem) return { gguf: `${r.gguf}.${suffix}`, rule: r };
-  const probe = spec.blockPrefix(987654321);
-  const [pre, post] = probe.split('987654321') as [string, string];
-  if (!stem.startsWith(pre)) return undefined;
-  const m = /^(\d+)/.exec(stem.slice(pre.length));
-  if (!m || !stem.slice(pre.length + m[1]!.length).startsWith(post)) return undefined;
-  const rest = stem.slice(pre.length + m[1]!.length + post.length);
+  const pattern = (x: string) => x.replace(/\./g, '\\.').replace('{i}', '(\\d+)').replace('{e}', '(\\d+)');
   for (const r of spec.block) {
-    const re = new RegExp(`^${r.hf.replace(/\./g, '\\.').replace('{e}', '(\\d+)')}$`);
-    const e = re.exec(rest);
-    if (e) return { gguf: `blk.${m[1]}.${r.gguf}.${suffix}`, rule: r, expert: r.hf.includes('{e}') ? Number(e[1]) : undefined };
+    const m = new RegExp(`^${pattern(spec.blockPrefix + r.hf)}$`).exec(stem);
+    if (m) return { gguf: `blk.${m[1]}.${r.gguf}.${suffix}`, rule: r, expert: r.hf.includes('{e}') ? Number(m[2]) : undefined };
   }
   return undefined;
 }
@@ -131,7 +125,7 @@ export function ggufToHfName(name: string, arch = 'llama'): string {
   const stem = name.slice(0, -suffix.length - 1);
   const blk = /^blk\.(\d+)\.(.+)$/.exec(stem);
   const rule = (blk ? spec.block : spec.top).find((r) => r.gguf === (blk ? blk[2] : stem));
-  return rule ? `${(blk ? spec.blockPrefix(Number(blk[1])) : '') + rule.hf}.${suffix}` : name;
+  return rule ? `${(blk ? spec.blockPrefix.replace('{i}', blk[1]!) : '') + rule.hf}.${suffix}` : name;
 }
 
 /** HF name -> llama.cpp tensor name (the inverse of `ggufToHfName`). */
