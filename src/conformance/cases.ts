@@ -203,6 +203,10 @@ function* nnVariants(): Generator<Variant> {
     ['decode (tq=1) with cache', [2, 4, 1, 16], [2, 2, 9, 16], true, true],
     ['cross, non-causal, masked', [2, 2, 3, 4], [2, 2, 6, 4], false, true],
     ['long 130 d=64', [1, 2, 130, 64], [1, 2, 130, 64], true, false],
+    // few query rows: the fused row kernel (odd head size, threaded, more queries than keys)
+    ['decode d=5 gqa', [2, 6, 1, 5], [2, 3, 11, 5], true, true],
+    ['decode threaded', [1, 12, 1, 64], [1, 12, 200, 64], true, false],
+    ['tq=4 > tk=2 causal', [1, 2, 4, 8], [1, 2, 2, 8], true, false],
   ];
   for (const dtype of FLOATS) {
     for (const [name, qs, ks, causal, masked] of attn) {
@@ -215,6 +219,11 @@ function* nnVariants(): Generator<Variant> {
       };
     }
   }
+  // q, k, v as [b, t, h, d] data permuted to [b, h, t, d] (strided heads and positions), no probs
+  yield {
+    op: 'attention', label: 'attention f32 decode, permuted views, no probs', inputs: [f([2, 1, 4, 8]), f([2, 9, 2, 8]), f([2, 9, 2, 8])], budget: 1e-9,
+    run: ([q, k, v]) => [ops.attention(q!.transpose(1, 2), k!.transpose(1, 2), v!.transpose(1, 2), { causal: true }).out],
+  };
   yield { op: 'attention', label: 'attention f32 no probs', inputs: [f([1, 4, 6, 8]), f([1, 1, 6, 8]), f([1, 1, 6, 8])], budget: 1e-9, run: ([q, k, v]) => [ops.attention(q!, k!, v!, { causal: true }).out] };
 }
 

@@ -7,6 +7,7 @@
 //   nm_rmsnorm(table, nRows, d, epsBits, offsetBits, w or 0) entry [x, y]
 //   nm_rope_half / nm_rope_inter(table, nRows, d, rot)      entry [x, y, cos/sin row of rot/2 each]
 //   nm_reduce_<fn>(table, nRows, n)                         entry [x, y]
+//   nm_attn_rows(params)                                    attention, one query row at a time (ATTN below)
 // Hidden softmax entries give 0 (-Inf for log); a row with nothing visible is all hidden. NaN
 // propagates as in the reference (max/min propagate; argmax/argmin return the first NaN).
 // Not for: other axes, strided rows or f16/bf16 (reference kernels).
@@ -14,7 +15,7 @@ import { expFn, logFn, f4, i4 } from './simd-math.mjs';
 
 export const name = 'norm';
 export const REDUCE_FNS = ['sum', 'mean', 'max', 'min', 'argmax', 'argmin'];
-export const exportNames = ['nm_softmax', 'nm_layernorm', 'nm_rmsnorm', 'nm_rope_half', 'nm_rope_inter', ...REDUCE_FNS.map((f) => `nm_reduce_${f}`)];
+export const exportNames = ['nm_softmax', 'nm_layernorm', 'nm_rmsnorm', 'nm_rope_half', 'nm_rope_inter', 'nm_attn_rows', ...REDUCE_FNS.map((f) => `nm_reduce_${f}`)];
 
 const g = (n) => `(local.get $${n})`;
 const set = (n, v) => `(local.set $${n} ${v})`;
@@ -238,12 +239,118 @@ function reduce(fn) {
     ${rowsLoop(8, body)})`;
 }
 
+
+// ---- attention, one query row at a time ------------------------------------------------------
+/**
+ * Parameter block of nm_attn_rows, i32 fields at these byte offsets. Strides are in elements
+ * (q/k/v/y per batch, head, position; the last axis is contiguous); q, k, v, y, probs, mask,
+ * scratch are byte addresses. probs (0: none) is [b, hq, tq, tk] contiguous; mask (0: none) is
+ * u8 [b, tk] contiguous; scratch holds tk floats per task, `scratchStride` bytes apart.
+ */
+export const ATTN = {
+  B: 0, HQ: 4, G: 8, TQ: 12, TK: 16, D: 20, DV: 24,
+  q: 28, qsb: 32, qsh: 36, qst: 40, k: 44, ksb: 48, ksh: 52, kst: 56,
+  v: 60, vsb: 64, vsh: 68, vst: 72, y: 76, ysb: 80, ysh: 84, yst: 88,
+  probs: 92, mask: 96, causal: 100, scaleBits: 104, scratch: 108, scratchStride: 112, BYTES: 128,
+};
+
+// For each query row (b, h, i) of this task: scores against the visible keys (causal prefix with
+// offset tk - tq) as dot products, the masked softmax of the softmax kernel, then y = sum p_j v_j
+// over the keys with p_j != 0 (as the reference). Keys and values are read front to back, so a
+// decode step streams its cache once; prefill-sized queries use the GEMM path instead.
+function attnRows() {
+  const f = (n) => `(i32.load offset=${ATTN[n]} ${g('prm')})`;
+  const at = (base, ...terms) => `(i32.add ${g(base)} (i32.shl ${terms.reduce((a, t) => `(i32.add ${a} ${t})`)} (i32.const 2)))`;
+  return `
+  (func $nm_attn_rows (param $prm i32) (param $task i32) (param $nTasks i32)
+    (local $r i32) (local $end i32) (local $nRows i32) (local $i i32) (local $h i32) (local $b i32) (local $bh i32)
+    (local $TQ i32) (local $TK i32) (local $D i32) (local $DV i32) (local $HQ i32)
+    (local $qa i32) (local $ka i32) (local $va i32) (local $ya i32) (local $s i32) (local $m i32) (local $nv i32)
+    (local $kst i32) (local $vst i32) (local $kr i32) (local $j i32) (local $c i32) (local $d4 i32) (local $dv4 i32)
+    (local $a0 v128) (local $a1 v128) (local $pj f32) (local $pv v128) (local $t f32) (local $sc v128)
+    ${set('TQ', f('TQ'))} ${set('TK', f('TK'))} ${set('D', f('D'))} ${set('DV', f('DV'))} ${set('HQ', f('HQ'))}
+    ${set('kst', `(i32.shl ${f('kst')} (i32.const 2))`)} ${set('vst', `(i32.shl ${f('vst')} (i32.const 2))`)}
+    ${set('d4', `(i32.and ${g('D')} (i32.const -4))`)} ${set('dv4', `(i32.and ${g('DV')} (i32.const -4))`)}
+    ${set('sc', `(f32x4.splat (f32.reinterpret_i32 ${f('scaleBits')}))`)}
+    ${set('nRows', `(i32.mul (i32.mul ${f('B')} ${g('HQ')}) ${g('TQ')})`)}
+    ${set('r', `(i32.div_u (i32.mul ${g('nRows')} ${g('task')}) ${g('nTasks')})`)}
+    ${set('end', `(i32.div_u (i32.mul ${g('nRows')} (i32.add ${g('task')} (i32.const 1))) ${g('nTasks')})`)}
+    (block $rows_d (loop $rows_l
+      (br_if $rows_d (i32.ge_u ${g('r')} ${g('end')}))
+      ${set('i', `(i32.rem_u ${g('r')} ${g('TQ')})`)} ${set('bh', `(i32.div_u ${g('r')} ${g('TQ')})`)}
+      ${set('h', `(i32.rem_u ${g('bh')} ${g('HQ')})`)} ${set('b', `(i32.div_u ${g('bh')} ${g('HQ')})`)}
+      ${set('qa', `(i32.add ${f('q')} (i32.shl (i32.add (i32.add (i32.mul ${g('b')} ${f('qsb')}) (i32.mul ${g('h')} ${f('qsh')})) (i32.mul ${g('i')} ${f('qst')})) (i32.const 2)))`)}
+      ${set('ya', `(i32.add ${f('y')} (i32.shl (i32.add (i32.add (i32.mul ${g('b')} ${f('ysb')}) (i32.mul ${g('h')} ${f('ysh')})) (i32.mul ${g('i')} ${f('yst')})) (i32.const 2)))`)}
+      ${set('ka', `(i32.add ${f('k')} (i32.shl (i32.add (i32.mul ${g('b')} ${f('ksb')}) (i32.mul (i32.div_u ${g('h')} ${f('G')}) ${f('ksh')})) (i32.const 2)))`)}
+      ${set('va', `(i32.add ${f('v')} (i32.shl (i32.add (i32.mul ${g('b')} ${f('vsb')}) (i32.mul (i32.div_u ${g('h')} ${f('G')}) ${f('vsh')})) (i32.const 2)))`)}
+      ${set('nv', g('TK'))}
+      (if ${f('causal')} (then
+        ${set('nv', `(i32.add ${g('i')} (i32.sub ${g('TK')} (i32.sub ${g('TQ')} (i32.const 1))))`)}
+        (if (i32.lt_s ${g('nv')} (i32.const 0)) (then ${set('nv', '(i32.const 0)')}))
+        (if (i32.gt_s ${g('nv')} ${g('TK')}) (then ${set('nv', g('TK'))}))))
+      ${set('s', `(select (i32.add ${f('probs')} (i32.shl (i32.mul ${g('r')} ${g('TK')}) (i32.const 2))) (i32.add ${f('scratch')} (i32.mul ${g('task')} ${f('scratchStride')})) (i32.ne ${f('probs')} (i32.const 0)))`)}
+      ${set('m', `(select (i32.add ${f('mask')} (i32.mul ${g('b')} ${g('TK')})) (i32.const 0) (i32.ne ${f('mask')} (i32.const 0)))`)}
+      ;; scores of the visible prefix
+      ${set('kr', g('ka'))} ${set('j', '(i32.const 0)')}
+      (block $sd (loop $sl
+        (br_if $sd (i32.ge_u ${g('j')} ${g('nv')}))
+        ${set('a0', f4(0))} ${set('a1', f4(0))} ${set('c', '(i32.const 0)')}
+        (block $d8d (loop $d8l
+          (br_if $d8d (i32.gt_u (i32.add ${g('c')} (i32.const 8)) ${g('d4')}))
+          ${set('a0', `(f32x4.add ${g('a0')} (f32x4.mul (v128.load ${at('qa', g('c'))}) (v128.load ${at('kr', g('c'))})))`)}
+          ${set('a1', `(f32x4.add ${g('a1')} (f32x4.mul (v128.load offset=16 ${at('qa', g('c'))}) (v128.load offset=16 ${at('kr', g('c'))})))`)}
+          ${inc('c', 8)}
+          (br $d8l)))
+        (block $d4d (loop $d4l
+          (br_if $d4d (i32.ge_u ${g('c')} ${g('d4')}))
+          ${set('a0', `(f32x4.add ${g('a0')} (f32x4.mul (v128.load ${at('qa', g('c'))}) (v128.load ${at('kr', g('c'))})))`)}
+          ${inc('c', 4)}
+          (br $d4l)))
+        ${set('t', `(call $hadd (f32x4.add ${g('a0')} ${g('a1')}))`)}
+        (block $d1d (loop $d1l
+          (br_if $d1d (i32.ge_u ${g('c')} ${g('D')}))
+          ${set('t', `(f32.add ${g('t')} (f32.mul (f32.load ${at('qa', g('c'))}) (f32.load ${at('kr', g('c'))})))`)}
+          ${inc('c', 1)}
+          (br $d1l)))
+        (f32.store ${at('s', g('j'))} ${g('t')})
+        ${inc('kr', g('kst'))} ${inc('j', 1)}
+        (br $sl)))
+      (if ${g('m')}
+        (then (call $softmax_m ${g('s')} ${g('s')} ${g('m')} ${g('nv')} ${g('TK')} (i32.const 0) ${g('sc')}))
+        (else (call $softmax_p ${g('s')} ${g('s')} ${g('m')} ${g('nv')} ${g('TK')} (i32.const 0) ${g('sc')})))
+      ;; y = sum over kept keys of p_j v_j
+      (memory.fill ${g('ya')} (i32.const 0) (i32.shl ${g('DV')} (i32.const 2)))
+      ${set('kr', g('va'))} ${set('j', '(i32.const 0)')}
+      (block $vd (loop $vl
+        (br_if $vd (i32.ge_u ${g('j')} ${g('nv')}))
+        ${set('pj', `(f32.load ${at('s', g('j'))})`)}
+        (if (f32.ne ${g('pj')} (f32.const 0)) (then
+          ${set('pv', `(f32x4.splat ${g('pj')})`)} ${set('c', '(i32.const 0)')}
+          (block $yd (loop $yl
+            (br_if $yd (i32.ge_u ${g('c')} ${g('dv4')}))
+            (v128.store ${at('ya', g('c'))} (f32x4.add (v128.load ${at('ya', g('c'))}) (f32x4.mul ${g('pv')} (v128.load ${at('kr', g('c'))}))))
+            ${inc('c', 4)}
+            (br $yl)))
+          (block $y1d (loop $y1l
+            (br_if $y1d (i32.ge_u ${g('c')} ${g('DV')}))
+            (f32.store ${at('ya', g('c'))} (f32.add (f32.load ${at('ya', g('c'))}) (f32.mul ${g('pj')} (f32.load ${at('kr', g('c'))}))))
+            ${inc('c', 1)}
+            (br $y1l)))))
+        ${inc('kr', g('vst'))} ${inc('j', 1)}
+        (br $vl)))
+      ${inc('r', 1)}
+      (br $rows_l))))`;
+}
+
 /** @param {{relaxed: boolean}} _variant  (identical builds) */
 export function generate(_variant) {
   const out = ['(module', '  (import "env" "memory" (memory 1 65536 shared))', expFn, logFn, HORIZONTAL, softmax(), norms(),
-    rope('half'), rope('interleaved')];
+    rope('half'), rope('interleaved'), attnRows()];
   for (const fn of REDUCE_FNS) out.push(reduce(fn));
   for (const e of exportNames) out.push(`  (export "${e}" (func $${e}))`);
   out.push(')');
   return out.join('\n');
 }
+
+/** What the runtime needs to know about this module (written into generated/kernels.ts). */
+export const constants = { ATTN };

@@ -1,4 +1,6 @@
-// Native scaled dot-product attention for f32, built from the native GEMM and softmax kernels:
+// Native scaled dot-product attention for f32. A few query rows (decode: tq <= FUSED_MAX_TQ) take
+// the fused row kernel nm_attn_rows (scores, softmax and p·v per query row, keys and values read
+// once, one dispatch); longer queries are built from the native GEMM and softmax kernels:
 //   scores [b, hkv, group, tq, tk] = q · kᵀ        (batched GEMM; k repeated over the group by a stride-0 dim)
 //   probs = softmax(scale · scores)                  (causal prefix with offset tk - tq, key mask; in place)
 //   y [b, hkv, group, tq, dv] = probs · v            (batched GEMM, written straight into y)
@@ -10,15 +12,20 @@
 import type { OpDesc, View } from '../../backend.js';
 import { matmulKernel } from '../matmul.js';
 import type { NativeKernel, WasmRuntime } from '../runtime.js';
+import { KERNEL_CONSTANTS } from '../generated/kernels.js';
 import { runSoftmax } from './norm.js';
-import { addr, inside, isContiguous, numel, sameShape } from './rows.js';
+import { addr, inside, isContiguous, numel, sameShape, threadsFor } from './rows.js';
 
 type AttentionOp = Extract<OpDesc, { op: 'attention' }>;
 const MATMUL_NT = { op: 'matmul', transA: false, transB: true } as const;
 const MATMUL_NN = { op: 'matmul', transA: false, transB: false } as const;
+const A = KERNEL_CONSTANTS.norm.ATTN;
+/** Query rows per (batch, head) up to which the fused row kernel runs (above: GEMM, GEMM-bound). */
+const FUSED_MAX_TQ = 4;
+const f32Bits = (x: number) => new Int32Array(new Float32Array([x]).buffer)[0]!;
 
 export const attentionKernel: NativeKernel<AttentionOp> = {
-  wasmKernels: ['gemm_f32', 'nm_softmax'],
+  wasmKernels: ['gemm_f32', 'nm_softmax', 'nm_attn_rows'],
   handles(op, inputs, outputs) {
     if (inputs.length !== (op.masked ? 4 : 3) || outputs.length !== (op.returnProbs ? 2 : 1)) return false;
     const [q, k, v, m] = inputs as [View, View, View, View | undefined];
@@ -69,6 +76,10 @@ function runAttention(rt: WasmRuntime, op: AttentionOp, inputs: readonly View[],
   }
   const temps: View['buffer'][] = [];
   try {
+    const mask = m ? keyMask(rt, m, B, TK, temps) : null;
+    if (TQ <= FUSED_MAX_TQ && [q, k, v, y].every((t) => t.shape[3]! <= 1 || t.strides[3] === 1)) {
+      return runFused(rt, op, q, k, v, y, p, mask);
+    }
     const sBuf = p ? p.buffer : rt.temp(B * HQ * TQ * TK * 4);
     if (!p) temps.push(sBuf);
     const scores: View = p ? split5(p, G) : contiguous(sBuf, 'f32', [B, HKV, G, TQ, TK]);
@@ -76,18 +87,8 @@ function runAttention(rt: WasmRuntime, op: AttentionOp, inputs: readonly View[],
     if (!matmulKernel.handles(MATMUL_NT, qk, [scores])) return rt.runReference(op, inputs, outputs);
     matmulKernel.run(rt, MATMUL_NT, qk, [scores]);
 
-    let mask: View | null = null;
-    if (m) { // the key mask as a contiguous [b, tk] copy, viewed as [b, hkv, group, tq, tk]
-      const mBuf = rt.temp(B * TK);
-      temps.push(mBuf);
-      const src = rt.memory.bytes();
-      const dst = addr(rt, contiguous(mBuf, 'u8', [B, TK]));
-      for (let b = 0; b < B; b++) {
-        for (let j = 0; j < TK; j++) src[dst + b * TK + j] = src[rt.ptrOf(m.buffer) + m.offset + b * m.strides[0]! + j * m.strides[1]!]!;
-      }
-      mask = { buffer: mBuf, dtype: 'u8', shape: [B, HKV, G, TQ, TK], strides: [TK, 0, 0, 0, 1], offset: 0 };
-    }
-    runSoftmax(rt, { log: false, causal: op.causal }, scores, mask, scores, op.scale);
+    const mask5: View | null = mask && { ...mask, shape: [B, HKV, G, TQ, TK], strides: [TK, 0, 0, 0, 1] };
+    runSoftmax(rt, { log: false, causal: op.causal }, scores, mask5, scores, op.scale);
 
     const pv = [scores, repeat5(v, G)];
     const out = split5(y, G);
@@ -96,4 +97,43 @@ function runAttention(rt: WasmRuntime, op: AttentionOp, inputs: readonly View[],
   } finally {
     for (const t of temps) rt.release(t);
   }
+}
+
+/** The key mask as a contiguous u8 [b, tk] copy (a temporary, released by the caller). */
+function keyMask(rt: WasmRuntime, m: View, B: number, TK: number, temps: View['buffer'][]): View {
+  const mBuf = rt.temp(Math.max(1, B * TK));
+  temps.push(mBuf);
+  const bytes = rt.memory.bytes();
+  const dst = rt.ptrOf(mBuf);
+  const src = rt.ptrOf(m.buffer) + m.offset;
+  for (let b = 0; b < B; b++) {
+    for (let j = 0; j < TK; j++) bytes[dst + b * TK + j] = bytes[src + b * m.strides[0]! + j * m.strides[1]!]!;
+  }
+  return contiguous(mBuf, 'u8', [B, TK]);
+}
+
+function runFused(rt: WasmRuntime, op: AttentionOp, q: View, k: View, v: View, y: View, p: View | undefined, mask: View | null): void {
+  const [B, HQ, TQ, D] = q.shape as [number, number, number, number];
+  const [, HKV, TK] = k.shape as [number, number, number, number];
+  const DV = v.shape[3]!;
+  const rows = B * HQ * TQ;
+  const threads = threadsFor(rt, rows * TK * (D + DV), rows);
+  const stride = Math.ceil((TK * 4) / 64) * 64;
+  const scratch = rt.scratch('attn.scores', Math.max(64, stride * threads));
+  const prm = rt.scratch('attn.params', A.BYTES);
+  const P = new Int32Array(rt.memory.bytes().buffer, prm, A.BYTES / 4);
+  const put = (field: keyof typeof A, x: number) => { P[A[field] / 4] = x; };
+  put('B', B); put('HQ', HQ); put('G', HQ / HKV); put('TQ', TQ); put('TK', TK); put('D', D); put('DV', DV);
+  const views: [View, 'q' | 'k' | 'v' | 'y'][] = [[q, 'q'], [k, 'k'], [v, 'v'], [y, 'y']];
+  for (const [t, n] of views) {
+    put(n, addr(rt, t));
+    put(`${n}sb`, t.strides[0]!); put(`${n}sh`, t.strides[1]!); put(`${n}st`, t.strides[2]!);
+  }
+  put('probs', p ? addr(rt, p) : 0);
+  put('mask', mask ? addr(rt, mask) : 0);
+  put('causal', op.causal ? 1 : 0);
+  put('scaleBits', f32Bits(op.scale));
+  put('scratch', scratch);
+  put('scratchStride', stride);
+  rt.pool.run('nm_attn_rows', [prm], threads);
 }
