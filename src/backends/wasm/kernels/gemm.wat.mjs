@@ -22,11 +22,11 @@
  * packed block of B (a multiple of NR). GEMV_M: at most this many rows with row-major B take the
  * unpacked row kernel. UNROLL: k-steps per micro-kernel iteration (2 makes TurboFan spill).
  * GEMV_UNROLL: vectors of a row of B per iteration of the row kernel (immediate offsets keep
- * address arithmetic off the front end).
+ * address arithmetic off the front end). GEMV_STREAMS: chunks of rows of B it reads at once.
  */
 export const CONFIGS = {
-  relaxed: { MR: 3, NR: 12, KC: 256, NC: 504, GEMV_M: 4, UNROLL: 1, GEMV_UNROLL: 8 },
-  plain: { MR: 2, NR: 16, KC: 256, NC: 512, GEMV_M: 4, UNROLL: 1, GEMV_UNROLL: 8 },
+  relaxed: { MR: 3, NR: 12, KC: 256, NC: 504, GEMV_M: 4, UNROLL: 1, GEMV_UNROLL: 8, GEMV_STREAMS: 4 },
+  plain: { MR: 2, NR: 16, KC: 256, NC: 512, GEMV_M: 4, UNROLL: 1, GEMV_UNROLL: 8, GEMV_STREAMS: 4 },
 };
 
 /** Parameter block, i32 fields at these byte offsets (`sync`: a counter the caller zeroes). */
@@ -251,20 +251,59 @@ function packA() {
 }
 
 // m rows of C: C(i, 0:n) = sum_k A(i, k) * B(k, 0:n) for i < m, B row-major (unit column
-// stride); K >= 0 (K = 0 writes zeros). B is read exactly once, one row after the other, front to
-// back: a single sequential stream is what the prefetchers follow best (on Zen 5 one stream reads
-// at ~35 GB/s per core, two or three interleaved rows at ~18-24). Each row of B is added into the
-// m output rows, which stay in L1/L2. GEMV_UNROLL vectors per iteration, by immediate offsets.
+// stride); K >= 0 (K = 0 writes zeros). B is read exactly once as GEMV_STREAMS sequential streams:
+// K is cut into that many contiguous chunks of rows and step s adds row s of every chunk into the
+// m output rows (which stay in L1/L2), so each stream runs front to back through its chunk, the
+// pattern the prefetchers follow (rows interleaved k, k+1, ... at once read at half the speed from
+// DRAM), while the output is loaded and stored once per GEMV_STREAMS rows. Leftover rows (K mod
+// GEMV_STREAMS) go one at a time. GEMV_UNROLL vectors per iteration, by immediate offsets.
 function gemvRow(madd) {
-  const { GEMV_UNROLL: U } = cfg;
-  const wide = [];
-  for (let u = 0; u < U; u++) {
-    wide.push(`          (v128.store offset=${16 * u} ${g('cq')} ${madd(g('x'), `(v128.load offset=${16 * u} ${g('q')})`, `(v128.load offset=${16 * u} ${g('cq')})`)})`);
-  }
+  const { GEMV_UNROLL: U, GEMV_STREAMS: S } = cfg;
+  // adds rows pb + r*span (r < streams) times x_r into the m output rows
+  const step = (streams, label) => {
+    const rs = Array.from({ length: streams }, (_, r) => r);
+    const wide = [];
+    for (let u = 0; u < U; u++) {
+      let y = `(v128.load offset=${16 * u} ${g('cq')})`;
+      for (const r of rs) y = madd(g(`x${r}`), `(v128.load offset=${16 * u} ${g(`q${r}`)})`, y);
+      wide.push(`            (v128.store offset=${16 * u} ${g('cq')} ${y})`);
+    }
+    let vec = `(v128.load ${add(g('ci'), g('p'))})`;
+    for (const r of rs) vec = madd(g(`x${r}`), `(v128.load ${add(g(`q${r}`), g('p'))})`, vec);
+    let one = `(f32.load ${add(g('ci'), g('p'))})`;
+    for (const r of rs) one = `(f32.add ${one} (f32.mul (f32x4.extract_lane 0 ${g(`x${r}`)}) (f32.load ${add(g(`q${r}`), g('p'))})))`;
+    return `
+        ${set('i', i32(0))}
+        (loop $${label}_il
+          ${rs.map((r) => set(`x${r}`, `(v128.load32_splat ${add(g('a'), mul(add(mul(g('i'), g('sam')), mul(add(g('k'), mul(g('kq'), i32(r))), g('sak'))), i32(4)))})`)).join(' ')}
+          ${set('ci', add(g('c'), mul(mul(g('i'), g('ldc')), i32(4))))}
+          ${rs.map((r) => set(`q${r}`, r === 0 ? g('pb') : add(g(`q${r - 1}`), g('span')))).join(' ')}
+          ${set('cq', g('ci'))} ${set('end', add(g('ci'), g('nU')))}
+          (block $${label}_wd (loop $${label}_wl
+            (br_if $${label}_wd (i32.ge_u ${g('cq')} ${g('end')}))
+${wide.join('\n')}
+            ${rs.map((r) => set(`q${r}`, add(g(`q${r}`), i32(16 * U)))).join(' ')} ${set('cq', add(g('cq'), i32(16 * U)))}
+            (br $${label}_wl)))
+          ${rs.map((r) => set(`q${r}`, r === 0 ? g('pb') : add(g(`q${r - 1}`), g('span')))).join(' ')}
+          ${set('p', g('nU'))}
+          (block $${label}_vd (loop $${label}_vl
+            (br_if $${label}_vd (i32.ge_u ${g('p')} ${g('n4')}))
+            (v128.store ${add(g('ci'), g('p'))} ${vec})
+            ${set('p', add(g('p'), i32(16)))}
+            (br $${label}_vl)))
+          (block $${label}_sd (loop $${label}_sl
+            (br_if $${label}_sd (i32.ge_u ${g('p')} ${g('nb')}))
+            (f32.store ${add(g('ci'), g('p'))} ${one})
+            ${set('p', add(g('p'), i32(4)))}
+            (br $${label}_sl)))
+          ${set('i', add(g('i'), i32(1)))}
+          (br_if $${label}_il (i32.lt_u ${g('i')} ${g('m')})))`;
+  };
+  const locals = Array.from({ length: S }, (_, r) => `(local $x${r} v128) (local $q${r} i32)`).join(' ');
   return `
   (func $gemv_row (param $a i32) (param $sam i32) (param $sak i32) (param $b i32) (param $sbk i32) (param $c i32) (param $ldc i32) (param $m i32) (param $n i32) (param $K i32)
-    (local $x v128) (local $i i32) (local $k i32) (local $q i32) (local $cq i32) (local $end i32) (local $p i32) (local $ci i32)
-    (local $nb i32) (local $nU i32) (local $n4 i32) (local $pb i32) (local $xa f32)
+    ${locals} (local $i i32) (local $k i32) (local $kq i32) (local $span i32) (local $cq i32) (local $end i32) (local $p i32) (local $ci i32)
+    (local $nb i32) (local $nU i32) (local $n4 i32) (local $pb i32)
     ${set('nb', mul(g('n'), i32(4)))} ${set('n4', `(i32.and ${g('nb')} ${i32(-16)})`)}
     ${set('nU', `(i32.and ${g('nb')} ${i32(-16 * U)})`)}
     ${set('i', i32(0))}
@@ -272,35 +311,22 @@ function gemvRow(madd) {
       (memory.fill ${add(g('c'), mul(mul(g('i'), g('ldc')), i32(4)))} ${i32(0)} ${g('nb')})
       ${set('i', add(g('i'), i32(1)))}
       (br_if $zl (i32.lt_u ${g('i')} ${g('m')})))
+    ;; rows k, k + kq, k + 2kq, ... together for k < kq
+    ${set('kq', `(i32.div_u ${g('K')} ${i32(S)})`)} ${set('span', mul(mul(g('kq'), g('sbk')), i32(4)))}
     ${set('pb', g('b'))} ${set('k', i32(0))}
     (block $kd (loop $kl
-      (br_if $kd (i32.ge_u ${g('k')} ${g('K')}))
-      ${set('i', i32(0))}
-      (loop $il
-        ${set('x', `(v128.load32_splat ${add(g('a'), mul(add(mul(g('i'), g('sam')), mul(g('k'), g('sak'))), i32(4)))})`)}
-        ${set('ci', add(g('c'), mul(mul(g('i'), g('ldc')), i32(4))))}
-        ${set('q', g('pb'))} ${set('cq', g('ci'))} ${set('end', add(g('pb'), g('nU')))}
-        (block $wd (loop $wl
-          (br_if $wd (i32.ge_u ${g('q')} ${g('end')}))
-${wide.join('\n')}
-          ${set('q', add(g('q'), i32(16 * U)))} ${set('cq', add(g('cq'), i32(16 * U)))}
-          (br $wl)))
-        ${set('p', g('nU'))}
-        (block $vd (loop $vl
-          (br_if $vd (i32.ge_u ${g('p')} ${g('n4')}))
-          (v128.store ${add(g('ci'), g('p'))} ${madd(g('x'), `(v128.load ${add(g('pb'), g('p'))})`, `(v128.load ${add(g('ci'), g('p'))})`)})
-          ${set('p', add(g('p'), i32(16)))}
-          (br $vl)))
-        ${set('xa', `(f32x4.extract_lane 0 ${g('x')})`)}
-        (block $sd (loop $sl
-          (br_if $sd (i32.ge_u ${g('p')} ${g('nb')}))
-          (f32.store ${add(g('ci'), g('p'))} (f32.add (f32.load ${add(g('ci'), g('p'))}) (f32.mul ${g('xa')} (f32.load ${add(g('pb'), g('p'))}))))
-          ${set('p', add(g('p'), i32(4)))}
-          (br $sl)))
-        ${set('i', add(g('i'), i32(1)))}
-        (br_if $il (i32.lt_u ${g('i')} ${g('m')})))
+      (br_if $kd (i32.ge_u ${g('k')} ${g('kq')}))
+${step(S, 'g')}
       ${set('k', add(g('k'), i32(1)))} ${set('pb', add(g('pb'), mul(g('sbk'), i32(4))))}
-      (br $kl))))`;
+      (br $kl)))
+    ;; leftover rows one at a time
+    ${set('k', mul(g('kq'), i32(S)))} ${set('kq', i32(0))}
+    ${set('pb', add(g('b'), mul(mul(g('k'), g('sbk')), i32(4))))}
+    (block $ld (loop $ll
+      (br_if $ld (i32.ge_u ${g('k')} ${g('K')}))
+${step(1, 'g1')}
+      ${set('k', add(g('k'), i32(1)))} ${set('pb', add(g('pb'), mul(g('sbk'), i32(4))))}
+      (br $ll))))`;
 }
 
 // m rows of C against transposed B: C(i, j) = dot(A(i, 0:K), B^T(j, 0:K)) for i < m, j < n, where
