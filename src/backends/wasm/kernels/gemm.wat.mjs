@@ -330,49 +330,74 @@ ${step(1, 'g1')}
 }
 
 // m rows of C against transposed B: C(i, j) = dot(A(i, 0:K), B^T(j, 0:K)) for i < m, j < n, where
-// the rows of A (sam elements apart) and of B^T (sbn apart) are contiguous; K >= 1. One row of
-// B^T at a time, read front to back (a single sequential stream, see gemvRow), four vector
-// accumulators per dot product; for m > 1 the row is re-read from L1.
+// the rows of A (sam elements apart) and of B^T (sbn apart) are contiguous; K >= 1. As in gemvRow,
+// the n rows of B^T are cut into GEMV_STREAMS chunks read front to back together (step j takes row
+// j of every chunk, so one load of A serves them all), two vector accumulators per dot product;
+// leftover rows one at a time; for m > 1 the rows are re-read from L1.
 function gemvDot(madd) {
-  const hsum = `(f32x4.add ${g('d0')} (i8x16.shuffle ${lanes(2, 3, 0, 1)} ${g('d0')} ${g('d0')}))`;
+  const { GEMV_STREAMS: S } = cfg;
+  const hsum = (v) => `(call $hsum ${v})`;
+  const step = (streams, label) => {
+    const rs = Array.from({ length: streams }, (_, r) => r);
+    const acc = (r, h) => `d${r}_${h}`;
+    return `
+        ${set('i', i32(0))}
+        (loop $${label}_il
+          ${set('ai', add(g('a'), mul(mul(g('i'), g('sam')), i32(4))))}
+          ${rs.map((r) => `${set(acc(r, 0), '(v128.const i32x4 0 0 0 0)')} ${set(acc(r, 1), '(v128.const i32x4 0 0 0 0)')}`).join(' ')}
+          ${set('p', i32(0))}
+          (block $${label}_kd (loop $${label}_kl
+            (br_if $${label}_kd (i32.ge_u ${g('p')} ${g('kb8')}))
+            ${set('x0', `(v128.load ${add(g('ai'), g('p'))})`)} ${set('x1', `(v128.load offset=16 ${add(g('ai'), g('p'))})`)}
+${rs.map((r) => `            ${set(acc(r, 0), madd(g('x0'), `(v128.load ${add(g(`r${r}`), g('p'))})`, g(acc(r, 0))))}
+            ${set(acc(r, 1), madd(g('x1'), `(v128.load offset=16 ${add(g(`r${r}`), g('p'))})`, g(acc(r, 1))))}`).join('\n')}
+            ${set('p', add(g('p'), i32(32)))}
+            (br $${label}_kl)))
+          (if (i32.lt_u ${g('p')} ${g('kb4')}) (then
+            ${set('x0', `(v128.load ${add(g('ai'), g('p'))})`)}
+${rs.map((r) => `            ${set(acc(r, 0), madd(g('x0'), `(v128.load ${add(g(`r${r}`), g('p'))})`, g(acc(r, 0))))}`).join('\n')}
+            ${set('p', add(g('p'), i32(16)))}))
+${rs.map((r) => `          ${set(`s${r}`, hsum(`(f32x4.add ${g(acc(r, 0))} ${g(acc(r, 1))})`))}`).join('\n')}
+          (block $${label}_td (loop $${label}_tl
+            (br_if $${label}_td (i32.ge_u ${g('p')} ${g('kb')}))
+            ${set('xa', `(f32.load ${add(g('ai'), g('p'))})`)}
+${rs.map((r) => `            ${set(`s${r}`, `(f32.add ${g(`s${r}`)} (f32.mul ${g('xa')} (f32.load ${add(g(`r${r}`), g('p'))})))`)}`).join('\n')}
+            ${set('p', add(g('p'), i32(4)))}
+            (br $${label}_tl)))
+          ${set('ci', add(g('c'), mul(add(mul(g('i'), g('ldc')), g('j')), i32(4))))}
+${rs.map((r) => `          (f32.store ${r === 0 ? g('ci') : add(g('ci'), mul(mul(g('nq'), i32(r)), i32(4)))} ${g(`s${r}`)})`).join('\n')}
+          ${set('i', add(g('i'), i32(1)))}
+          (br_if $${label}_il (i32.lt_u ${g('i')} ${g('m')})))`;
+  };
+  const locals = [];
+  for (let r = 0; r < S; r++) locals.push(`(local $d${r}_0 v128) (local $d${r}_1 v128) (local $r${r} i32) (local $s${r} f32)`);
   return `
+  (func $hsum (param $v v128) (result f32)
+    (local.set $v (f32x4.add ${g('v')} (i8x16.shuffle ${lanes(2, 3, 0, 1)} ${g('v')} ${g('v')})))
+    (f32.add (f32x4.extract_lane 0 ${g('v')}) (f32x4.extract_lane 1 ${g('v')})))
   (func $gemv_dot (param $a i32) (param $sam i32) (param $b i32) (param $sbn i32) (param $c i32) (param $ldc i32) (param $m i32) (param $n i32) (param $K i32)
-    (local $d0 v128) (local $d1 v128) (local $d2 v128) (local $d3 v128)
-    (local $i i32) (local $j i32) (local $p i32) (local $kb i32) (local $kb4 i32) (local $kb16 i32) (local $row i32) (local $ai i32) (local $s f32)
-    ${set('kb', mul(g('K'), i32(4)))} ${set('kb4', `(i32.and ${g('kb')} ${i32(-16)})`)} ${set('kb16', `(i32.and ${g('kb')} ${i32(-64)})`)}
+    ${locals.join(' ')} (local $x0 v128) (local $x1 v128) (local $xa f32)
+    (local $i i32) (local $j i32) (local $p i32) (local $kb i32) (local $kb4 i32) (local $kb8 i32) (local $ai i32) (local $ci i32)
+    (local $nq i32) (local $row i32) (local $span i32)
+    ${set('kb', mul(g('K'), i32(4)))} ${set('kb4', `(i32.and ${g('kb')} ${i32(-16)})`)} ${set('kb8', `(i32.and ${g('kb')} ${i32(-32)})`)}
+    ${set('row', mul(g('sbn'), i32(4)))}
+    ;; rows j, j + nq, j + 2nq, ... together for j < nq
+    ${set('nq', `(i32.div_u ${g('n')} ${i32(S)})`)} ${set('span', mul(g('nq'), g('row')))}
     ${set('j', i32(0))}
     (block $jd (loop $jl
-      (br_if $jd (i32.ge_u ${g('j')} ${g('n')}))
-      ${set('row', add(g('b'), mul(mul(g('j'), g('sbn')), i32(4))))}
-      ${set('i', i32(0))}
-      (loop $il
-        ${set('ai', add(g('a'), mul(mul(g('i'), g('sam')), i32(4))))}
-        ${set('d0', '(v128.const i32x4 0 0 0 0)')} ${set('d1', '(v128.const i32x4 0 0 0 0)')}
-        ${set('d2', '(v128.const i32x4 0 0 0 0)')} ${set('d3', '(v128.const i32x4 0 0 0 0)')}
-        ${set('p', i32(0))}
-        (block $kd (loop $kl
-          (br_if $kd (i32.ge_u ${g('p')} ${g('kb16')}))
-${[0, 1, 2, 3].map((u) => `          ${set(`d${u}`, madd(`(v128.load offset=${16 * u} ${add(g('ai'), g('p'))})`, `(v128.load offset=${16 * u} ${add(g('row'), g('p'))})`, g(`d${u}`)))}`).join('\n')}
-          ${set('p', add(g('p'), i32(64)))}
-          (br $kl)))
-        (block $vd (loop $vl
-          (br_if $vd (i32.ge_u ${g('p')} ${g('kb4')}))
-          ${set('d0', madd(`(v128.load ${add(g('ai'), g('p'))})`, `(v128.load ${add(g('row'), g('p'))})`, g('d0')))}
-          ${set('p', add(g('p'), i32(16)))}
-          (br $vl)))
-        ${set('d0', `(f32x4.add (f32x4.add ${g('d0')} ${g('d1')}) (f32x4.add ${g('d2')} ${g('d3')}))`)}
-        ${set('d0', hsum)}
-        ${set('s', `(f32.add (f32x4.extract_lane 0 ${g('d0')}) (f32x4.extract_lane 1 ${g('d0')}))`)}
-        (block $td (loop $tl
-          (br_if $td (i32.ge_u ${g('p')} ${g('kb')}))
-          ${set('s', `(f32.add ${g('s')} (f32.mul (f32.load ${add(g('ai'), g('p'))}) (f32.load ${add(g('row'), g('p'))})))`)}
-          ${set('p', add(g('p'), i32(4)))}
-          (br $tl)))
-        (f32.store ${add(g('c'), mul(add(mul(g('i'), g('ldc')), g('j')), i32(4)))} ${g('s')})
-        ${set('i', add(g('i'), i32(1)))}
-        (br_if $il (i32.lt_u ${g('i')} ${g('m')})))
+      (br_if $jd (i32.ge_u ${g('j')} ${g('nq')}))
+      ${Array.from({ length: S }, (_, r) => set(`r${r}`, r === 0 ? add(g('b'), mul(g('j'), g('row'))) : add(g(`r${r - 1}`), g('span')))).join(' ')}
+${step(S, 'g')}
       ${set('j', add(g('j'), i32(1)))}
-      (br $jl))))`;
+      (br $jl)))
+    ;; leftover rows one at a time
+    ${set('j', mul(g('nq'), i32(S)))}
+    (block $od (loop $ol
+      (br_if $od (i32.ge_u ${g('j')} ${g('n')}))
+      ${set('r0', add(g('b'), mul(g('j'), g('row'))))}
+${step(1, 'g1')}
+      ${set('j', add(g('j'), i32(1)))}
+      (br $ol))))`;
 }
 
 // C[m, n] = 0 (K == 0).
