@@ -1,7 +1,7 @@
 // GEMM on the WebGPU backend beside PyTorch CUDA in the same run (bench/gpu_torch.py, when a
 // python3 with torch and a CUDA GPU is there): f32 (PyTorch with TF32 off) and f16 (tensor
 // cores on both sides when the adapter offers subgroup matrices). Time per product = wall time of
-// many queued products / count, after a flush. Also checks each result against the f32 tiled
+// many queued products (about 8 TFLOP per round) / count, after a flush; median of 5 rounds. Also checks each result against the f32 tiled
 // kernel on a few sampled entries. Prints a table; `--json` one JSON object a line.
 // Usage: npm run bench:gemm -- --backend webgpu [--json] [--quick] [--no-peers]
 import { spawnSync } from 'node:child_process';
@@ -58,7 +58,8 @@ export async function main(args: string[]): Promise<void> {
         try {
           run();
           await be.flush();
-          const reps = Math.max(3, Math.min(quick ? 200 : 1000, Math.floor(2e11 / flops)));
+          // rounds of about 8 TFLOP (at least 20 products): short rounds measure the flush, not the kernel
+          const reps = Math.max(20, Math.min(quick ? 200 : 2000, Math.floor(8e12 / flops)));
           const times: number[] = [];
           for (let r = 0; r < (quick ? 3 : 5); r++) {
             const t0 = performance.now();

@@ -37,9 +37,13 @@ export interface GpuHandle {
 const isNode = () => typeof (globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node === 'string';
 
 /** Dawn toggles that the H200 needs for f16 and tensor cores; harmless elsewhere. */
-const NODE_FLAGS = [
-  'enable-dawn-features=allow_unsafe_apis,vulkan_enable_f16_on_nvidia',
-];
+const NODE_TOGGLES = ['allow_unsafe_apis', 'vulkan_enable_f16_on_nvidia'];
+
+/** More Dawn toggles to enable from ACTLAB_DAWN_TOGGLES (comma-separated), for experiments. */
+function envToggles(): string[] {
+  const v = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.ACTLAB_DAWN_TOGGLES;
+  return v ? v.split(',').map((t) => t.trim()).filter(Boolean) : [];
+}
 
 async function nodeGpu(flags: string[]): Promise<GPU> {
   let mod: { create: (o: string[]) => GPU };
@@ -57,7 +61,7 @@ export async function openDevice(o: DeviceOptions = {}): Promise<GpuHandle> {
   let gpu: GPU | undefined = nav?.gpu;
   if (!gpu) {
     if (!isNode()) throw new WebGpuUnavailableError('this browser offers no navigator.gpu (WebGPU is off or unsupported)');
-    gpu = await nodeGpu([...NODE_FLAGS, ...(o.dawnFlags ?? [])]);
+    gpu = await nodeGpu([`enable-dawn-features=${[...NODE_TOGGLES, ...envToggles()].join(',')}`, ...(o.dawnFlags ?? [])]);
   }
   const adapter = await gpu.requestAdapter({ powerPreference: o.powerPreference ?? 'high-performance' });
   if (!adapter) {

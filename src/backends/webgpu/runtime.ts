@@ -1,7 +1,8 @@
 /// <reference types="@webgpu/types" />
 // What the WebGPU kernels run on: a pool of storage buffers, compiled pipelines cached by source,
 // and a command stream that batches many dispatches into one submit (each dispatch's parameters
-// go into one arena uploaded just before the submit). Errors (validation, out of memory, a lost
+// go into one arena uploaded just before the submit, bound at a dynamic offset, so that the bind
+// group of a kernel over the same buffers is made once and reused: decode repeats them). Errors (validation, out of memory, a lost
 // device) are collected per batch and thrown at the next call with the backend and sizes named.
 // Not for: op semantics (kernels/*), the Backend contract (backend.ts).
 import type { BackendBuffer } from '../backend.js';
@@ -22,6 +23,9 @@ export interface GpuBuffer extends BackendBuffer {
 export interface Kernel {
   readonly name: string;
   readonly pipeline: GPUComputePipeline;
+  readonly layout: GPUBindGroupLayout;
+  /** Distinguishes kernels in the bind-group cache. */
+  readonly id: number;
 }
 
 /** Grid of workgroups; x is split into (x, y) above the per-dimension limit. */
@@ -36,6 +40,23 @@ export class WebGpuError extends Error {
 
 const ARENA_BYTES = 1 << 20;
 const BATCH_DISPATCHES = 96;
+/** Bind groups kept for reuse (all are dropped when a buffer is destroyed). */
+const BIND_CACHE_MAX = 8192;
+const COMPUTE = 4; // GPUShaderStage.COMPUTE
+
+/** Storage bindings of group 0 (binding 0 must be the read-only parameter words), from the WGSL. */
+function bindingLayout(code: string): GPUBindGroupLayoutEntry[] {
+  const entries: GPUBindGroupLayoutEntry[] = [];
+  for (const m of code.matchAll(/@group\(0\)\s*@binding\((\d+)\)\s*var<storage,\s*(read_write|read)>/g)) {
+    const binding = Number(m[1]);
+    const type = m[2] === 'read' ? 'read-only-storage' : 'storage';
+    entries.push({ binding, visibility: COMPUTE, buffer: { type, hasDynamicOffset: binding === 0 } });
+  }
+  if (!entries.some((e) => e.binding === 0 && e.buffer?.type === 'read-only-storage')) {
+    throw new WebGpuError('webgpu backend: a kernel must declare its parameter words as `@group(0) @binding(0) var<storage, read>`');
+  }
+  return entries.sort((a, b) => a.binding - b.binding);
+}
 
 export class GpuRuntime {
   readonly device: GPUDevice;
@@ -55,6 +76,11 @@ export class GpuRuntime {
   private firstError: string | null = null;
   private lost: string | null = null;
   private scoped = false;
+  private readonly bindCache = new Map<string, GPUBindGroup>();
+  /** Reuse bind groups (off: one per dispatch, for comparisons). */
+  reuseBindGroups = true;
+  private readonly bufferIds = new WeakMap<GPUBuffer, number>();
+  private nextId = 1;
   live = 0;
   /** Counters for reports and benchmarks. */
   readonly stats = { dispatches: 0, submits: 0, reads: 0, readBytes: 0, writes: 0, writeBytes: 0, pipelines: 0 };
@@ -217,8 +243,10 @@ export class GpuRuntime {
     const have = this.pipelines.get(code);
     if (have) return have;
     const module = this.device.createShaderModule({ code, label: name });
-    const pipeline = this.device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' }, label: name });
-    const k = { name, pipeline };
+    const layout = this.device.createBindGroupLayout({ entries: bindingLayout(code), label: name });
+    const pipelineLayout = this.device.createPipelineLayout({ bindGroupLayouts: [layout] });
+    const pipeline = this.device.createComputePipeline({ layout: pipelineLayout, compute: { module, entryPoint: 'main' }, label: name });
+    const k = { name, pipeline, layout, id: this.nextId++ };
     this.pipelines.set(code, k);
     this.stats.pipelines++;
     return k;
@@ -252,21 +280,38 @@ export class GpuRuntime {
       x = lim;
     }
     if (y > lim || z > lim) throw new WebGpuError(`webgpu backend: kernel ${k.name}: grid ${grid.join('x')} too large`);
-    const bytes = Math.max(16, params.byteLength);
+    // parameter bindings come in sizes of 64 bytes (part of the bind group's key)
+    const bytes = Math.max(64, Math.ceil(params.byteLength / 64) * 64);
     if (this.arenaUsed + bytes > ARENA_BYTES) this.submit('params arena full');
     const off = this.arenaUsed;
     this.arenaHost.set(new Uint8Array(params.buffer, params.byteOffset, params.byteLength), off);
     this.arenaUsed = Math.ceil((off + bytes) / this.align) * this.align;
-    const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: this.arena, offset: off, size: bytes } }];
-    buffers.forEach((buffer, i) => entries.push({ binding: i + 1, resource: { buffer } }));
     this.openScopes();
-    const group = this.device.createBindGroup({ layout: k.pipeline.getBindGroupLayout(0), entries });
+    const group = this.bindGroup(k, buffers, bytes);
     if (!this.pass) this.pass = this.enc().beginComputePass();
     this.pass.setPipeline(k.pipeline);
-    this.pass.setBindGroup(0, group);
+    this.pass.setBindGroup(0, group, [off]);
     this.pass.dispatchWorkgroups(x, y, z);
     this.stats.dispatches++;
     if (++this.dispatches >= BATCH_DISPATCHES) this.submit('batch');
+  }
+
+  private bindGroup(k: Kernel, buffers: readonly GPUBuffer[], paramBytes: number): GPUBindGroup {
+    let key = `${k.id}:${paramBytes}`;
+    for (const b of buffers) {
+      let id = this.bufferIds.get(b);
+      if (id === undefined) this.bufferIds.set(b, (id = this.nextId++));
+      key += `:${id}`;
+    }
+    let group = this.reuseBindGroups ? this.bindCache.get(key) : undefined;
+    if (!group) {
+      const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: this.arena, offset: 0, size: paramBytes } }];
+      buffers.forEach((buffer, i) => entries.push({ binding: i + 1, resource: { buffer } }));
+      group = this.device.createBindGroup({ layout: k.layout, entries });
+      if (this.bindCache.size >= BIND_CACHE_MAX) this.bindCache.clear();
+      this.bindCache.set(key, group);
+    }
+    return group;
   }
 
   /** Submits what is queued (parameters first). */
@@ -281,6 +326,7 @@ export class GpuRuntime {
     this.closeScopes(what);
     this.arenaUsed = 0;
     this.dispatches = 0;
+    if (this.toDestroy.length) this.bindCache.clear();
     for (const b of this.toDestroy) b.destroy();
     this.toDestroy = [];
   }

@@ -4,10 +4,12 @@
 // A tile whose k axis is the fast one is transposed into workgroup memory as it is stored; the
 // inner loop reads vec4 rows of A and B and runs TM*TN/4 vec4 FMAs per k.
 // Used when each operand's fast axis has unit stride and every other stride, offset and the
-// fast dims are multiples of 4 (else the scalar tiled kernel in matmul.ts).
+// fast dims are multiples of 4 (else the scalar tiled kernel in matmul.ts); outputs whose N or
+// offset is not are stored element by element (the LM head: N = vocabulary size).
 import { Params, type OpContext } from './context.js';
 import type { MatmulPlan } from './matmul.js';
 
+/** TM x TN outputs per thread, k-steps of BK; DB: two staging buffers; UN: unrolled k-step. */
 export interface F32Tile { TM: 4 | 8; TN: 4 | 8; BK: 8 | 16; DB?: boolean; UN?: boolean }
 
 let vec4On = true;
@@ -28,7 +30,7 @@ function pickTile(p: MatmulPlan, batches: number): F32Tile {
   // from sweeps on the H200 (bench/RESULTS.md): 128x128 tiles, single-buffered 16-deep unrolled
   // k-steps for large outputs; 128x64 / 64x64 tiles where fewer tiles would leave SMs idle
   if (tiles(128, 128) >= 300) return { TM: 8, TN: 8, BK: 16, DB: false, UN: true };
-  if (tiles(128, 64) >= 264) return { TM: 8, TN: 4, BK: 16, DB: false };
+  if (tiles(128, 64) >= 256) return { TM: 8, TN: 4, BK: 16, DB: false, UN: true };
   return { TM: 4, TN: 4, BK: 16, DB: false };
 }
 
@@ -40,10 +42,11 @@ export function f32Vec4Fits(p: MatmulPlan, adt: string, bdt: string, ydt: string
   const m4 = (...xs: number[]) => xs.every((x) => x % 4 === 0);
   const aOk = (p.sak === 1 && m4(p.sam, p.K)) || (p.sam === 1 && m4(p.sak, p.M));
   const bOk = (p.sbn === 1 && m4(p.sbk, p.N)) || (p.sbk === 1 && m4(p.sbn, p.K));
-  return aOk && bOk && m4(p.aoff, p.boff, yoff, p.N, ...p.abs, ...p.bbs);
+  // the output is stored as vec4 when N and its offset allow, else element by element
+  return aOk && bOk && m4(p.aoff, p.boff, ...p.abs, ...p.bbs);
 }
 
-function code(t: F32Tile, aKFast: boolean, bKFast: boolean): string {
+function code(t: F32Tile, aKFast: boolean, bKFast: boolean, vecOut: boolean): string {
   const { TM, TN, BK } = t;
   const DB = t.DB ?? true;
   const UN = t.UN ?? false;
@@ -72,7 +75,11 @@ function code(t: F32Tile, aKFast: boolean, bKFast: boolean): string {
   // global vec4 index of (row, k) of an operand
   const ga = (r: string, k: string) => aKFast ? `(abase + (m0 + ${r}) * sam + k0 + ${k}) >> 2u` : `(abase + (k0 + ${k}) * sak + m0 + ${r}) >> 2u`;
   const gb = (r: string, k: string) => bKFast ? `(bbase + (n0 + ${r}) * sbn + k0 + ${k}) >> 2u` : `(bbase + (k0 + ${k}) * sbk + n0 + ${r}) >> 2u`;
-  const loadCond = (kFast: boolean, r: string, k: string, R: string) => kFast ? `${r} < ${R} && k0 + ${k} < K` : `${r} < ${R} && k0 + ${k} < K`;
+  const loadCond = (r: string, k: string, R: string) => `${r} < ${R} && k0 + ${k} < K`;
+  // a clamped index keeps the load inside the buffer when the element is masked
+  const load = (arr: string, idx: string, cond: string) => `select(vec4<f32>(0.0), ${arr}[select(0u, ${idx}, ${cond})], ${cond})`;
+  const ldA = (l: number) => load('a', ga(ma.r(l), ma.k(l)), loadCond(ma.r(l), ma.k(l), 'rm'));
+  const ldB = (l: number) => load('b', gb(mb.r(l), mb.k(l)), loadCond(mb.r(l), mb.k(l), 'rn'));
   const store = (kFast: boolean, S: number, arr: string, off: string, r: string, k: string, v: string) => kFast
     ? lines(4, (c) => `      ${arr}[${off} + ((${k} + ${c}u) * ${S}u + ${r}) / 4u][(${r}) % 4u] = ${v}[${c}];`)
       .replace(/\[\(([^\]]*)\) % 4u\]/g, '[($1) & 3u]')
@@ -92,7 +99,7 @@ ${lines((TM * TN) / 4, (q) => {
 @group(0) @binding(0) var<storage, read> P: array<u32>;
 @group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> b: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read_write> y: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> y: array<${vecOut ? 'vec4<f32>' : 'f32'}>;
 var<workgroup> As: array<vec4<f32>, ${(DB ? 2 : 1) * A4}>;
 var<workgroup> Bs: array<vec4<f32>, ${(DB ? 2 : 1) * B4}>;
 @compute @workgroup_size(256)
@@ -114,8 +121,8 @@ ${lines(LB, (l) => `  var rb${l}: vec4<f32>;`)}
 ${lines((TM * TN) / 4, (q) => `  var c${q} = vec4<f32>(0.0);`)}
   let ntiles = (K + ${BK - 1}u) / ${BK}u;
   var k0 = 0u;
-${lines(LA, (l) => `  ra${l} = select(vec4<f32>(0.0), a[${ga(ma.r(l), ma.k(l))}], ${loadCond(aKFast, ma.r(l), ma.k(l), 'rm')});`)}
-${lines(LB, (l) => `  rb${l} = select(vec4<f32>(0.0), b[${gb(mb.r(l), mb.k(l))}], ${loadCond(bKFast, mb.r(l), mb.k(l), 'rn')});`)}
+${lines(LA, (l) => `  ra${l} = ${ldA(l)};`)}
+${lines(LB, (l) => `  rb${l} = ${ldB(l)};`)}
 ${DB ? `  {
 ${lines(LA, (l) => store(aKFast, SA, 'As', '0u', ma.r(l), ma.k(l), `ra${l}`))}
 ${lines(LB, (l) => store(bKFast, SB, 'Bs', '0u', mb.r(l), mb.k(l), `rb${l}`))}
@@ -130,8 +137,8 @@ ${lines(LB, (l) => store(bKFast, SB, 'Bs', '0u', mb.r(l), mb.k(l), `rb${l}`))}
     workgroupBarrier();`}
     k0 = (t + 1u) * ${BK}u;
     if (nxt) {
-${lines(LA, (l) => `      ra${l} = select(vec4<f32>(0.0), a[${ga(ma.r(l), ma.k(l))}], ${loadCond(aKFast, ma.r(l), ma.k(l), 'rm')});`)}
-${lines(LB, (l) => `      rb${l} = select(vec4<f32>(0.0), b[${gb(mb.r(l), mb.k(l))}], ${loadCond(bKFast, mb.r(l), mb.k(l), 'rn')});`)}
+${lines(LA, (l) => `      ra${l} = ${ldA(l)};`)}
+${lines(LB, (l) => `      rb${l} = ${ldB(l)};`)}
     }
     let ao = cur * ${A4}u + ty; let bo = cur * ${B4}u + tx;
 ${UN ? lines(BK, (kk) => inner(`${kk}u`)) : `    for (var kk = 0u; kk < ${BK}u; kk++) {
@@ -145,7 +152,10 @@ ${lines(LB, (l) => store(bKFast, SB, 'Bs', `off * ${B4}u`, mb.r(l), mb.k(l), `rb
     workgroupBarrier();` : ''}
   }
 ${lines(TM, (i) => `  { let m = ${mRow(i)}; if (m < rm) {
-${lines(TN / 4, (g) => `    { let n = ${g * 64}u + tx * 4u; if (n < rn) { y[(ybase + (m0 + m) * N + n0 + n) >> 2u] = c${i * (TN / 4) + g}; } }`)}
+${lines(TN / 4, (g) => vecOut
+    ? `    { let n = ${g * 64}u + tx * 4u; if (n < rn) { y[(ybase + (m0 + m) * N + n0 + n) >> 2u] = c${i * (TN / 4) + g}; } }`
+    : `    { let n = ${g * 64}u + tx * 4u; let o = ybase + (m0 + m) * N + n0 + n;
+${lines(4, (c) => `      if (n + ${c}u < rn) { y[o + ${c}u] = c${i * (TN / 4) + g}[${c}]; }`)} }`)}
   } }`)}
 }`;
 }
@@ -161,8 +171,9 @@ export function tiledF32(ctx: OpContext, p: MatmulPlan, ab: GPUBuffer, bb: GPUBu
   let t = pickTile(p, batches);
   // halve the k-step where the device offers less workgroup memory (32 KiB is the WebGPU default)
   if (smemBytes(t, aKFast, bKFast) > ctx.rt.device.limits.maxComputeWorkgroupStorageSize && t.TM === 8) t = { ...t, BK: 8 };
-  const key = `mm f32v4 ${t.TM}x${t.TN}x${t.BK}${t.DB === false ? ' sb' : ''}${t.UN ? ' un' : ''} ${aKFast ? 'aK' : 'aM'} ${bKFast ? 'bK' : 'bN'}`;
-  const k = ctx.kernel(key, () => code(t, aKFast, bKFast));
+  const vecOut = p.N % 4 === 0 && yoff % 4 === 0;
+  const key = `mm f32v4 ${t.TM}x${t.TN}x${t.BK}${t.DB === false ? ' sb' : ''}${t.UN ? ' un' : ''} ${aKFast ? 'aK' : 'aM'} ${bKFast ? 'bK' : 'bN'}${vecOut ? '' : ' y1'}`;
+  const k = ctx.kernel(key, () => code(t, aKFast, bKFast, vecOut));
   const params = new Params().u32(p.M, p.K, p.N, ...p.bshape).i32(...p.abs, ...p.bbs, p.sam, p.sak, p.sbk, p.sbn, p.aoff, p.boff, yoff);
   ctx.run(k, [ab, bb, yb], params, [Math.ceil(p.N / (16 * t.TN)), Math.ceil(p.M / (16 * t.TM)), batches]);
 }

@@ -1,0 +1,276 @@
+// Kernel variant sweeps on the WebGPU backend, for choosing the matmul tiles (not a benchmark
+// against peers: bench/webgpu-gemm.ts is). `check` runs every variant on small odd shapes with
+// all transposes against a float64 CPU product; `gemm` times the variants on the target shapes
+// (queued products of about 8 TFLOP per round, best of 5) and checks sampled entries;
+// `decode` times greedy decode of a GPT-2-medium-shaped model and splits host encoding from
+// waiting; `prefill` sums GPU time per op of a T=512 prefill. Prints one line per measurement (and writes them to <outdir>/tune.txt).
+// Usage: node dist/bench/webgpu-tune.js check,gemm,prefill,decode [outdir]
+import { writeFileSync } from 'node:fs';
+import type { View } from '../src/backends/backend.js';
+import { createWebGpuBackend, WebGpuBackend } from '../src/backends/webgpu/backend.js';
+import { enableF32Vec4, setF32Tile, type F32Tile } from '../src/backends/webgpu/kernels/matmul-f32.js';
+import { enableSubgroupMatmul, setSubgroupTile, type SgTile } from '../src/backends/webgpu/kernels/matmul-f16.js';
+import { f16BitsToF32, f32ToF16Bits } from '../src/tensor/dtype.js';
+
+type F32Variant = F32Tile | 'scalar' | null;
+const F32: F32Variant[] = [
+  null,
+  { TM: 8, TN: 8, BK: 16, DB: false, UN: true },
+  { TM: 8, TN: 8, BK: 8, DB: false, UN: true },
+  { TM: 8, TN: 4, BK: 16, DB: false, UN: true },
+  { TM: 4, TN: 8, BK: 16, DB: false, UN: true },
+  { TM: 4, TN: 4, BK: 16, DB: false },
+  { TM: 4, TN: 4, BK: 16, DB: false, UN: true },
+];
+const SG: (SgTile | null)[] = [
+  null,
+  { SGM: 2, SGN: 2, FM: 4, FN: 4, DB: false },
+  { SGM: 2, SGN: 2, FM: 4, FN: 4, DB: true },
+  { SGM: 2, SGN: 4, FM: 4, FN: 2, DB: false },
+  { SGM: 2, SGN: 2, FM: 4, FN: 4, G: true },
+];
+
+const log: string[] = [];
+const say = (s: string) => { console.log(s); log.push(s); };
+const name = (t: unknown) => (t === null ? 'default' : JSON.stringify(t));
+
+function setF32(t: F32Variant): void {
+  enableF32Vec4(t !== 'scalar');
+  setF32Tile(t === 'scalar' ? null : t);
+}
+
+interface Case { run: () => void; err: (samples: number) => Promise<number>; free: () => void }
+
+function setup(be: WebGpuBackend, dtype: 'f32' | 'f16', M: number, K: number, N: number, tA: boolean, tB: boolean): Case {
+  const es = dtype === 'f32' ? 4 : 2;
+  const [A, B, Y] = [be.alloc(M * K * es), be.alloc(K * N * es), be.alloc(M * N * es)];
+  const make = (n: number): [Uint8Array, Float64Array] => {
+    const r = new Float64Array(n);
+    if (dtype === 'f32') {
+      const f = new Float32Array(n);
+      for (let i = 0; i < n; i++) r[i] = f[i] = Math.random() - 0.5;
+      return [new Uint8Array(f.buffer), r];
+    }
+    const h = new Uint16Array(n);
+    for (let i = 0; i < n; i++) { h[i] = f32ToF16Bits(Math.random() - 0.5); r[i] = f16BitsToF32(h[i]!); }
+    return [new Uint8Array(h.buffer), r];
+  };
+  const [ab, av] = make(M * K);
+  const [bb, bv] = make(K * N);
+  be.write(A, 0, ab);
+  be.write(B, 0, bb);
+  const view = (buffer: typeof A, shape: number[]): View => ({ buffer, dtype, shape, strides: [shape[1]!, 1], offset: 0 });
+  const ins = [view(A, tA ? [K, M] : [M, K]), view(B, tB ? [N, K] : [K, N])];
+  const outs = [view(Y, [M, N])];
+  const aAt = (m: number, k: number) => av[tA ? k * M + m : m * K + k]!;
+  const bAt = (k: number, n: number) => bv[tB ? n * K + k : k * N + n]!;
+  return {
+    run: () => be.exec({ op: 'matmul', transA: tA, transB: tB }, ins, outs),
+    // worst |error| / sqrt(K) over sampled (or all) entries
+    err: async (samples) => {
+      const o = await be.read(Y, 0, M * N * es);
+      const y = dtype === 'f32' ? new Float32Array(o.buffer, o.byteOffset, M * N) : Array.from(new Uint16Array(o.buffer, o.byteOffset, M * N), f16BitsToF32);
+      const idx = samples >= M * N ? [...Array(M * N).keys()] : Array.from({ length: samples }, () => Math.floor(Math.random() * M * N));
+      let worst = 0;
+      for (const e of idx) {
+        const m = Math.floor(e / N), n = e % N;
+        let s = 0;
+        for (let k = 0; k < K; k++) s += aAt(m, k) * bAt(k, n);
+        const d = Math.abs(s - y[e]!);
+        worst = Math.max(worst, Number.isNaN(d) ? Infinity : d / Math.sqrt(K));
+      }
+      return worst;
+    },
+    free: () => { for (const b of [A, B, Y]) be.free(b); },
+  };
+}
+
+async function checks(be: WebGpuBackend): Promise<void> {
+  let bad = 0;
+  const shapes = [[200, 96, 136], [64, 32, 64], [130, 20, 67], [257, 100, 261], [256, 128, 512]];
+  for (const t of F32) for (const [M, K, N] of shapes) for (const tA of [false, true]) for (const tB of [false, true]) {
+    setF32(t);
+    const c = setup(be, 'f32', M!, K!, N!, tA, tB);
+    try {
+      c.run();
+      const w = await c.err(Infinity);
+      if (!(w < 1e-5)) { bad++; say(`FAIL f32 ${name(t)} ${M}x${K}x${N} tA=${tA} tB=${tB}: ${w}`); }
+    } catch (e) { bad++; say(`ERR f32 ${name(t)}: ${(e as Error).message.split('\n').slice(0, 6).join(' | ')}`); }
+    c.free();
+  }
+  setF32(null);
+  if (be.handle.features.subgroupMatrix) {
+    enableSubgroupMatmul(true);
+    for (const t of SG) for (const [M, K, N] of [[200, 96, 136], [256, 64, 128], [130, 40, 264], [128, 512, 256], [256, 192, 512]]) {
+      setSubgroupTile(t);
+      const c = setup(be, 'f16', M!, K!, N!, false, false);
+      try {
+        c.run();
+        const w = await c.err(2000);
+        // f16 output: rounding of values up to ~sqrt(K)/2
+        if (!(w < 2e-3)) { bad++; say(`FAIL f16 ${name(t)} ${M}x${K}x${N}: ${w}`); }
+      } catch (e) { bad++; say(`ERR f16 ${name(t)}: ${(e as Error).message.split('\n').slice(0, 8).join(' | ')}`); }
+      c.free();
+    }
+    setSubgroupTile(null);
+  }
+  say(`checks done: ${bad} bad`);
+}
+
+async function time(be: WebGpuBackend, dtype: 'f32' | 'f16', M: number, K: number, N: number, tB = false): Promise<string> {
+  const c = setup(be, dtype, M, K, N, false, tB);
+  try {
+    c.run();
+    await be.flush();
+    const flops = 2 * M * N * K;
+    const reps = Math.max(20, Math.min(2000, Math.floor(8e12 / flops)));
+    const ts: number[] = [];
+    for (let r = 0; r < 5; r++) {
+      const t0 = performance.now();
+      for (let i = 0; i < reps; i++) c.run();
+      await be.flush();
+      ts.push((performance.now() - t0) / reps);
+    }
+    const tf = ts.map((t) => flops / (t / 1e3) / 1e12).sort((a, b) => b - a);
+    const err = await c.err(32);
+    return `${tf[0]!.toFixed(1)} TFLOP/s (rounds ${tf.map((x) => x.toFixed(0)).join(' ')}; err ${err.toExponential(0)})`;
+  } catch (e) {
+    return `ERR ${(e as Error).message.split('\n').slice(0, 4).join(' | ')}`;
+  } finally {
+    c.free();
+  }
+}
+
+async function gemm(be: WebGpuBackend): Promise<void> {
+  const shapes: [number, number, number, boolean][] = [[4096, 4096, 4096, false], [2048, 768, 3072, false]];
+  const prefillShapes: [number, number, number, boolean][] = [[512, 1024, 3072, false], [512, 1024, 1024, false], [512, 4096, 1024, false], [512, 1024, 4096, false], [512, 1024, 50257, true]];
+  for (const [M, K, N, tB] of shapes) for (const t of F32.slice(0, 4)) { setF32(t); say(`f32 ${M}x${K}x${N} ${name(t)}: ${await time(be, 'f32', M, K, N, tB)}`); }
+  for (const [M, K, N, tB] of prefillShapes) for (const t of [null, ...F32.slice(4), F32[1]!]) { setF32(t); say(`f32 ${M}x${K}x${N}${tB ? ' tB' : ''} ${name(t)}: ${await time(be, 'f32', M, K, N, tB)}`); }
+  setF32(null);
+  if (!be.handle.features.subgroupMatrix) return;
+  enableSubgroupMatmul(true);
+  for (const [M, K, N] of shapes) for (const t of SG) {
+    setSubgroupTile(t);
+    say(`f16 ${M}x${K}x${N} ${name(t)}: ${await time(be, 'f16', M, K, N)}`);
+  }
+  setSubgroupTile(null);
+}
+
+async function decode(): Promise<void> {
+  await import('../src/backends/index.js');
+  const { initBackend, disposeBackends } = await import('../src/tensor/engine.js');
+  const { randomModel } = await import('../src/models/random.js');
+  const { KVCache } = await import('../src/models/layers/kv-cache.js');
+  const { tensor } = await import('../src/ops/creation.js');
+  const { reduce } = await import('../src/ops/reduce.js');
+  const be = (await initBackend('webgpu')) as WebGpuBackend;
+  const cfg = { model_type: 'gpt2', n_embd: 1024, n_head: 16, n_layer: 24, n_positions: 1024, vocab_size: 50257 };
+  const model = randomModel(cfg, be, { seed: 0, std: 0.02 });
+  await be.flush();
+  for (let r = 0; r < 4; r++) {
+    be.rt.reuseBindGroups = r !== 2;
+    const cache = new KVCache();
+    const p = tensor(Array.from({ length: 128 }, (_, i) => (i * 7919) % 50257), [1, 128], 'i32', { backend: be });
+    model.forward(p, { cache, logits: 'last' }).dispose();
+    p.dispose();
+    await be.flush();
+    let id = 11;
+    const steps = 32;
+    let host = 0;
+    const s0 = { ...be.rt.stats };
+    const t0 = performance.now();
+    for (let s = 0; s < steps; s++) {
+      const h0 = performance.now();
+      const x = tensor([id], [1, 1], 'i32', { backend: be });
+      const lg = model.forward(x, { cache, logits: 'last' });
+      const am = reduce('argmax', lg.reshape([-1]), 0);
+      lg.dispose();
+      x.dispose();
+      host += performance.now() - h0;
+      id = (await am.data())[0]!;
+      am.dispose();
+    }
+    const ms = (performance.now() - t0) / steps;
+    const st = be.rt.stats;
+    say(`decode gpt2-medium (bind groups ${be.rt.reuseBindGroups ? 'reused' : 'made per dispatch'}): ${ms.toFixed(2)} ms/token, host encode ${(host / steps).toFixed(2)} ms/token, ` +
+      `${((st.dispatches - s0.dispatches) / steps).toFixed(0)} dispatches, ${((st.submits - s0.submits) / steps).toFixed(1)} submits per token`);
+    cache.dispose();
+  }
+  model.dispose();
+  disposeBackends();
+}
+
+/**
+ * GPU time per op of a GPT-2-medium-shaped prefill at T=512: one forward records its ops, then
+ * each is replayed on its own (5 queued copies, then a flush; an empty flush is subtracted).
+ */
+async function prefill(): Promise<void> {
+  await import('../src/backends/index.js');
+  const { initBackend, disposeBackends } = await import('../src/tensor/engine.js');
+  const { randomModel } = await import('../src/models/random.js');
+  const { tensor } = await import('../src/ops/creation.js');
+  const be = (await initBackend('webgpu')) as WebGpuBackend;
+  const cfg = { model_type: 'gpt2', n_embd: 1024, n_head: 16, n_layer: 24, n_positions: 1024, vocab_size: 50257 };
+  const model = randomModel(cfg, be, { seed: 0, std: 0.02 });
+  const x = tensor(Array.from({ length: 512 }, (_, i) => (i * 7919) % 50257), [1, 512], 'i32', { backend: be });
+  model.forward(x).dispose();
+  await be.flush();
+  for (const reuse of [true, false, true]) {
+    be.rt.reuseBindGroups = reuse;
+    const ts: number[] = [];
+    for (let i = 0; i < 4; i++) {
+      const t0 = performance.now();
+      model.forward(x).dispose();
+      await be.flush();
+      ts.push(performance.now() - t0);
+    }
+    say(`prefill gpt2-medium T=512 (bind groups ${reuse ? 'reused' : 'made per dispatch'}): ${ts.map((t) => t.toFixed(1)).join(' ')} ms`);
+  }
+  // record one forward; its buffers are freed only after the replay
+  const rec: Parameters<WebGpuBackend['exec']>[] = [];
+  const exec = be.exec.bind(be);
+  const free = be.free.bind(be);
+  const freed: Parameters<WebGpuBackend['free']>[0][] = [];
+  be.exec = (...a) => { rec.push(a); exec(...a); };
+  be.free = (b) => { freed.push(b); };
+  const h0 = performance.now();
+  model.forward(x).dispose();
+  const host = performance.now() - h0;
+  await be.flush();
+  be.exec = exec;
+  be.free = free;
+  const flushOnly = async () => { const t = performance.now(); await be.flush(); return performance.now() - t; };
+  const base = Math.min(...(await Promise.all([0, 1, 2, 3, 4].map(() => flushOnly()))));
+  const by = new Map<string, { ms: number; n: number }>();
+  let total = 0;
+  for (const [op, ins, outs] of rec) {
+    const t = performance.now();
+    for (let i = 0; i < 5; i++) exec(op, ins, outs);
+    await be.flush();
+    const ms = Math.max(0, (performance.now() - t - base) / 5);
+    total += ms;
+    const key = `${op.op}${'transB' in op && op.transB ? ' tB' : ''} ${ins.map((v) => `${v.dtype}[${v.shape.join(',')}]`).join(' ')}`;
+    const e = by.get(key) ?? { ms: 0, n: 0 };
+    by.set(key, { ms: e.ms + ms, n: e.n + 1 });
+  }
+  for (const b of freed) free(b);
+  say(`prefill ops: ${rec.length} dispatching execs, host encode ${host.toFixed(1)} ms, sum of per-op GPU time ${total.toFixed(1)} ms (flush ${base.toFixed(3)} ms subtracted)`);
+  for (const [k, v] of [...by].sort((a, b) => b[1].ms - a[1].ms).slice(0, 25)) say(`  ${v.ms.toFixed(2).padStart(8)} ms  x${v.n}  ${k}`);
+  x.dispose();
+  model.dispose();
+  disposeBackends();
+}
+
+const modes = (process.argv[2] ?? 'check').split(',');
+const out = process.argv[3] ?? '/tmp';
+if (modes.includes('check') || modes.includes('gemm')) {
+  const be = (await createWebGpuBackend()) as WebGpuBackend;
+  say(`${process.env.ACTLAB_DAWN_TOGGLES ?? ''} ${JSON.stringify(be.info())}`);
+  if (modes.includes('check')) await checks(be);
+  if (modes.includes('gemm')) await gemm(be);
+  be.dispose();
+}
+if (modes.includes('prefill')) await prefill();
+if (modes.includes('decode')) await decode();
+writeFileSync(`${out}/tune${process.env.ACTLAB_DAWN_TOGGLES ? '-' + process.env.ACTLAB_DAWN_TOGGLES.replace(/\W+/g, '_') : ''}.txt`, log.join('\n') + '\n');
+process.exit(0);
