@@ -7,11 +7,12 @@
 // Design (BLIS-like): per thread, for each NC-wide block of its columns and each KC-deep slice of
 // K, B is packed into NR-wide panels (zero padded), A into MR-row strips, and an MR×NR register
 // blocked micro-kernel (accumulators in locals, A by load32_splat, B by v128.load) updates C.
-// Rows of A that are few (GEMV-like, M <= GEMV_M) skip packing and read B as one sequential
-// stream per thread: with row-major B the row kernel adds one row of B after the other into the
-// output rows (a single product is split over K between threads, each into its own partial, and
-// the last thread to finish sums the partials); with transposed B (rows of B^T contiguous, the
-// x·Wᵀ of linear layers) a dot-product kernel reads one row of B^T after the other.
+// Rows of A that are few (GEMV-like, M <= GEMV_M) skip packing: each thread reads its part of B
+// once, as GEMV_STREAMS sequential streams over separate chunks of rows (what the prefetchers
+// follow best; interleaved neighbouring rows stream from DRAM at half the speed). With row-major B
+// the row kernel adds rows of B into the output rows (a single product is split over K between
+// threads, each into its own partial, and the last thread to finish sums the partials); with
+// transposed B (rows of B^T contiguous, the x·Wᵀ of linear layers) a dot-product kernel.
 // Transposed B is packed with 4x4 SIMD transposes; any other strides with a scalar loop.
 // Not for: other dtypes (the runtime falls back to the reference kernels).
 
@@ -19,10 +20,10 @@
  * Tile sizes per variant, tuned on Zen 5 / V8 11.3 (x64 gives wasm 15 usable xmm registers:
  * accumulators + B vectors + the A splat, + 1 temporary for mul/add, must fit or the loop spills).
  * MR×NR: micro-kernel rows × columns (NR / 4 vectors). KC: depth of a packed slice. NC: width of a
- * packed block of B (a multiple of NR). GEMV_M: at most this many rows with row-major B take the
- * unpacked row kernel. UNROLL: k-steps per micro-kernel iteration (2 makes TurboFan spill).
+ * packed block of B (a multiple of NR). GEMV_M: at most this many rows of A take the
+ * unpacked GEMV kernels. UNROLL: k-steps per micro-kernel iteration (2 makes TurboFan spill).
  * GEMV_UNROLL: vectors of a row of B per iteration of the row kernel (immediate offsets keep
- * address arithmetic off the front end). GEMV_STREAMS: chunks of rows of B it reads at once.
+ * address arithmetic off the front end). GEMV_STREAMS: chunks of rows of B (or Bᵀ) the GEMV kernels read at once.
  */
 export const CONFIGS = {
   relaxed: { MR: 3, NR: 12, KC: 256, NC: 504, GEMV_M: 4, UNROLL: 1, GEMV_UNROLL: 8, GEMV_STREAMS: 4 },

@@ -31,6 +31,14 @@ function loop(label, limit, step, body) {
         (br $${label}_l)))`;
 }
 
+// [sum a, sum b, sum c, sum d] of four vectors (a 4x4 transpose folded into the adds)
+const HADD4 = `
+  (func $hadd4 (param $a v128) (param $b v128) (param $c v128) (param $d v128) (result v128)
+    (local $t v128) (local $u v128)
+    (local.set $t (f32x4.add (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 ${g('a')} ${g('b')}) (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 ${g('a')} ${g('b')})))
+    (local.set $u (f32x4.add (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 ${g('c')} ${g('d')}) (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 ${g('c')} ${g('d')})))
+    (f32x4.add (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 ${g('t')} ${g('u')}) (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 ${g('t')} ${g('u')})))`;
+
 const HORIZONTAL = ['max', 'min', 'add'].map((op) => `
   (func $h${op} (param $v v128) (result f32)
     (local.set $v (f32x4.${op} ${g('v')} (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 ${g('v')} ${g('v')})))
@@ -267,7 +275,7 @@ function attnRows() {
     (local $TQ i32) (local $TK i32) (local $D i32) (local $DV i32) (local $HQ i32)
     (local $qa i32) (local $ka i32) (local $va i32) (local $ya i32) (local $s i32) (local $m i32) (local $nv i32)
     (local $kst i32) (local $vst i32) (local $kr i32) (local $j i32) (local $c i32) (local $d4 i32) (local $dv4 i32)
-    (local $a0 v128) (local $a1 v128) (local $pj f32) (local $pv v128) (local $t f32) (local $sc v128)
+    (local $a0 v128) (local $a1 v128) (local $b0 v128) (local $b1 v128) (local $b2 v128) (local $b3 v128) (local $pj f32) (local $pv v128) (local $t f32) (local $sc v128)
     ${set('TQ', f('TQ'))} ${set('TK', f('TK'))} ${set('D', f('D'))} ${set('DV', f('DV'))} ${set('HQ', f('HQ'))}
     ${set('kst', `(i32.shl ${f('kst')} (i32.const 2))`)} ${set('vst', `(i32.shl ${f('vst')} (i32.const 2))`)}
     ${set('d4', `(i32.and ${g('D')} (i32.const -4))`)} ${set('dv4', `(i32.and ${g('DV')} (i32.const -4))`)}
@@ -290,8 +298,27 @@ function attnRows() {
         (if (i32.gt_s ${g('nv')} ${g('TK')}) (then ${set('nv', g('TK'))}))))
       ${set('s', `(select (i32.add ${f('probs')} (i32.shl (i32.mul ${g('r')} ${g('TK')}) (i32.const 2))) (i32.add ${f('scratch')} (i32.mul ${g('task')} ${f('scratchStride')})) (i32.ne ${f('probs')} (i32.const 0)))`)}
       ${set('m', `(select (i32.add ${f('mask')} (i32.mul ${g('b')} ${g('TK')})) (i32.const 0) (i32.ne ${f('mask')} (i32.const 0)))`)}
-      ;; scores of the visible prefix
+      ;; scores of the visible prefix, four keys at a time (one load of q serves them all)
       ${set('kr', g('ka'))} ${set('j', '(i32.const 0)')}
+      (block $s4d (loop $s4l
+        (br_if $s4d (i32.gt_u (i32.add ${g('j')} (i32.const 4)) ${g('nv')}))
+        ${[0, 1, 2, 3].map((u) => set(`b${u}`, f4(0))).join(' ')} ${set('c', '(i32.const 0)')}
+        (block $e4d (loop $e4l
+          (br_if $e4d (i32.ge_u ${g('c')} ${g('d4')}))
+          ${set('a0', `(v128.load ${at('qa', g('c'))})`)}
+          ${[0, 1, 2, 3].map((u) => set(`b${u}`, `(f32x4.add ${g(`b${u}`)} (f32x4.mul ${g('a0')} (v128.load ${u === 0 ? at('kr', g('c')) : `(i32.add ${at('kr', g('c'))} (i32.mul ${g('kst')} (i32.const ${u})))`})))`)).join('\n          ')}
+          ${inc('c', 4)}
+          (br $e4l)))
+        ${set('a0', `(call $hadd4 ${g('b0')} ${g('b1')} ${g('b2')} ${g('b3')})`)}
+        (block $e1d (loop $e1l
+          (br_if $e1d (i32.ge_u ${g('c')} ${g('D')}))
+          ${set('t', `(f32.load ${at('qa', g('c'))})`)}
+          ${[0, 1, 2, 3].map((u) => set('a0', `(f32x4.replace_lane ${u} ${g('a0')} (f32.add (f32x4.extract_lane ${u} ${g('a0')}) (f32.mul ${g('t')} (f32.load ${u === 0 ? at('kr', g('c')) : `(i32.add ${at('kr', g('c'))} (i32.mul ${g('kst')} (i32.const ${u})))`}))))`)).join('\n          ')}
+          ${inc('c', 1)}
+          (br $e1l)))
+        (v128.store ${at('s', g('j'))} ${g('a0')})
+        ${inc('kr', `(i32.shl ${g('kst')} (i32.const 2))`)} ${inc('j', 4)}
+        (br $s4l)))
       (block $sd (loop $sl
         (br_if $sd (i32.ge_u ${g('j')} ${g('nv')}))
         ${set('a0', f4(0))} ${set('a1', f4(0))} ${set('c', '(i32.const 0)')}
@@ -321,6 +348,29 @@ function attnRows() {
       ;; y = sum over kept keys of p_j v_j
       (memory.fill ${g('ya')} (i32.const 0) (i32.shl ${g('DV')} (i32.const 2)))
       ${set('kr', g('va'))} ${set('j', '(i32.const 0)')}
+      ;; four keys at a time while none of the four is dropped (p = 0 keys are skipped below)
+      (block $v4d (loop $v4l
+        (br_if $v4d (i32.gt_u (i32.add ${g('j')} (i32.const 4)) ${g('nv')}))
+        ${set('pv', `(v128.load ${at('s', g('j'))})`)}
+        (br_if $v4d (i32.eqz (i32x4.all_true (f32x4.ne ${g('pv')} ${f4(0)}))))
+        ${[0, 1, 2, 3].map((u) => set(`b${u}`, `(f32x4.splat (f32x4.extract_lane ${u} ${g('pv')}))`)).join(' ')}
+        ${set('c', '(i32.const 0)')}
+        (block $w4d (loop $w4l
+          (br_if $w4d (i32.ge_u ${g('c')} ${g('dv4')}))
+          (v128.store ${at('ya', g('c'))} (f32x4.add (v128.load ${at('ya', g('c'))})
+            (f32x4.add (f32x4.add (f32x4.mul ${g('b0')} (v128.load ${at('kr', g('c'))})) (f32x4.mul ${g('b1')} (v128.load (i32.add ${at('kr', g('c'))} ${g('vst')}))))
+                       (f32x4.add (f32x4.mul ${g('b2')} (v128.load (i32.add ${at('kr', g('c'))} (i32.mul ${g('vst')} (i32.const 2))))) (f32x4.mul ${g('b3')} (v128.load (i32.add ${at('kr', g('c'))} (i32.mul ${g('vst')} (i32.const 3)))))))))
+          ${inc('c', 4)}
+          (br $w4l)))
+        (block $w1d (loop $w1l
+          (br_if $w1d (i32.ge_u ${g('c')} ${g('DV')}))
+          (f32.store ${at('ya', g('c'))} (f32.add (f32.load ${at('ya', g('c'))})
+            (f32.add (f32.add (f32.mul (f32x4.extract_lane 0 ${g('pv')}) (f32.load ${at('kr', g('c'))})) (f32.mul (f32x4.extract_lane 1 ${g('pv')}) (f32.load (i32.add ${at('kr', g('c'))} ${g('vst')}))))
+                     (f32.add (f32.mul (f32x4.extract_lane 2 ${g('pv')}) (f32.load (i32.add ${at('kr', g('c'))} (i32.mul ${g('vst')} (i32.const 2))))) (f32.mul (f32x4.extract_lane 3 ${g('pv')}) (f32.load (i32.add ${at('kr', g('c'))} (i32.mul ${g('vst')} (i32.const 3)))))))))
+          ${inc('c', 1)}
+          (br $w1l)))
+        ${inc('kr', `(i32.shl ${g('vst')} (i32.const 2))`)} ${inc('j', 4)}
+        (br $v4l)))
       (block $vd (loop $vl
         (br_if $vd (i32.ge_u ${g('j')} ${g('nv')}))
         ${set('pj', `(f32.load ${at('s', g('j'))})`)}
@@ -344,7 +394,7 @@ function attnRows() {
 
 /** @param {{relaxed: boolean}} _variant  (identical builds) */
 export function generate(_variant) {
-  const out = ['(module', '  (import "env" "memory" (memory 1 65536 shared))', expFn, logFn, HORIZONTAL, softmax(), norms(),
+  const out = ['(module', '  (import "env" "memory" (memory 1 65536 shared))', expFn, logFn, HORIZONTAL, HADD4, softmax(), norms(),
     rope('half'), rope('interleaved'), attnRows()];
   for (const fn of REDUCE_FNS) out.push(reduce(fn));
   for (const e of exportNames) out.push(`  (export "${e}" (func $${e}))`);
