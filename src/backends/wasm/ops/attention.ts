@@ -22,6 +22,9 @@ const MATMUL_NN = { op: 'matmul', transA: false, transB: false } as const;
 const A = KERNEL_CONSTANTS.norm.ATTN;
 /** Query rows per (batch, head) up to which the fused row kernel runs (above: GEMM, GEMM-bound). */
 const FUSED_MAX_TQ = 4;
+/** Causal attention runs its query rows in up to MAX_CAUSAL_BLOCKS blocks of at least MIN_CAUSAL_BLOCK rows. */
+const MAX_CAUSAL_BLOCKS = 8;
+const MIN_CAUSAL_BLOCK = 32;
 const f32Bits = (x: number) => new Int32Array(new Float32Array([x]).buffer)[0]!;
 
 export const attentionKernel: NativeKernel<AttentionOp> = {
@@ -83,20 +86,49 @@ function runAttention(rt: WasmRuntime, op: AttentionOp, inputs: readonly View[],
     const sBuf = p ? p.buffer : rt.temp(B * HQ * TQ * TK * 4);
     if (!p) temps.push(sBuf);
     const scores: View = p ? split5(p, G) : contiguous(sBuf, 'f32', [B, HKV, G, TQ, TK]);
-    const qk = [split5(q, G), repeat5(k, G)];
-    if (!matmulKernel.handles(MATMUL_NT, qk, [scores])) return rt.runReference(op, inputs, outputs);
-    matmulKernel.run(rt, MATMUL_NT, qk, [scores]);
-
+    const DV = v.shape[3]!;
+    const [q5, k5, v5, y5] = [split5(q, G), repeat5(k, G), repeat5(v, G), split5(y, G)];
     const mask5: View | null = mask && { ...mask, shape: [B, HKV, G, TQ, TK], strides: [TK, 0, 0, 0, 1] };
-    runSoftmax(rt, { log: false, causal: op.causal }, scores, mask5, scores, op.scale);
-
-    const pv = [scores, repeat5(v, G)];
-    const out = split5(y, G);
-    if (!matmulKernel.handles(MATMUL_NN, pv, [out])) return rt.runReference(op, inputs, outputs);
-    matmulKernel.run(rt, MATMUL_NN, pv, [out]);
+    // causal: query rows in blocks, each against the keys its last row sees (skips most of the
+    // hidden upper triangle); the hidden tail of the block's rows is zeroed only if probs are kept
+    const nBlocks = op.causal ? Math.min(MAX_CAUSAL_BLOCKS, Math.ceil(TQ / MIN_CAUSAL_BLOCK)) : 1;
+    const rows = Math.ceil(TQ / nBlocks);
+    for (let i0 = 0; i0 < TQ; i0 += rows) {
+      const i1 = Math.min(TQ, i0 + rows);
+      const seen = op.causal ? Math.min(TK, i1 + TK - TQ) : TK;
+      const blockRows = (v5x: View, width: number) => narrow5(v5x, i0, i1 - i0, width);
+      if (seen <= 0) { // nothing visible: zero outputs (and probs)
+        fill0(rt, blockRows(y5, DV));
+        if (p) fill0(rt, blockRows(scores, TK));
+        continue;
+      }
+      const s = blockRows(scores, seen);
+      const qk = [blockRows(q5, q.shape[3]!), narrow5(k5, 0, seen, k.shape[3]!)];
+      if (!matmulKernel.handles(MATMUL_NT, qk, [s])) return rt.runReference(op, inputs, outputs);
+      matmulKernel.run(rt, MATMUL_NT, qk, [s]);
+      runSoftmax(rt, { log: false, causal: op.causal }, s, mask5 && blockRows(mask5, seen), s, op.scale);
+      if (p && seen < TK) fill0(rt, { ...blockRows(scores, TK - seen), offset: scores.offset + seen });
+      const pv = [s, narrow5(v5, 0, seen, DV)];
+      const out = blockRows(y5, DV);
+      if (!matmulKernel.handles(MATMUL_NN, pv, [out])) return rt.runReference(op, inputs, outputs);
+      matmulKernel.run(rt, MATMUL_NN, pv, [out]);
+    }
   } finally {
     for (const t of temps) rt.release(t);
   }
+}
+
+/** Rows [start, start + n) of dim 3 of a 5-d view, and its last dim cut to `width`. */
+function narrow5(v: View, start: number, n: number, width: number): View {
+  const shape = [...v.shape];
+  shape[3] = n;
+  shape[4] = width;
+  return { ...v, shape, offset: v.offset + start * v.strides[3]! };
+}
+
+/** Zeroes an f32 view (any strides) in place. */
+function fill0(rt: WasmRuntime, v: View): void {
+  if (numel(v.shape) > 0) rt.runReference({ op: 'fill', value: 0 }, [], [v]);
 }
 
 /** The key mask as a contiguous u8 [b, tk] copy (a temporary, released by the caller). */
