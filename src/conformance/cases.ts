@@ -207,6 +207,8 @@ function* nnVariants(): Generator<Variant> {
     ['decode d=5 gqa', [2, 6, 1, 5], [2, 3, 11, 5], true, true],
     ['decode threaded', [1, 12, 1, 64], [1, 12, 200, 64], true, false],
     ['tq=4 > tk=2 causal', [1, 2, 4, 8], [1, 2, 2, 8], true, false],
+    // causal query blocks: a block that sees no key, one that sees a few
+    ['tq=40 > tk=5 causal', [1, 2, 40, 8], [1, 2, 5, 8], true, false],
   ];
   for (const dtype of FLOATS) {
     for (const [name, qs, ks, causal, masked] of attn) {
