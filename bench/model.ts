@@ -65,11 +65,12 @@ function benchActlab(model: CausalLM, impl: string): void {
     x.dispose();
     rows.push({ impl, metric: 'prefill_tok_s', T, value: round(T / (ms / 1000)), note: `${ms.toFixed(1)} ms` });
   }
-  // Decode: 128-token prompt into the KV cache, then 64 greedy steps.
+  // Decode: 128-token prompt into the KV cache, then 64 greedy steps; 5 timed runs after the
+  // warm-up, as ../shared/anchors/gpt2_torch.py times PyTorch's decode.
   const prompt = ids(128, V, 7);
   const steps = flag('quick') ? 16 : 64;
   const perToken: number[] = [];
-  for (let r = 0; r < warmup + Math.max(3, Math.ceil(runs / 2)); r++) {
+  for (let r = 0; r < warmup + (flag('quick') ? 3 : 5); r++) {
     const cache = new KVCache();
     const p = tensor(prompt, [1, 128], 'i32', { backend: b });
     let logits = model.forward(p, { cache, logits: 'last' });

@@ -4,16 +4,18 @@
 //   scores [b, hkv, group, tq, tk] = q · kᵀ        (batched GEMM; k repeated over the group by a stride-0 dim)
 //   probs = softmax(scale · scores)                  (causal prefix with offset tk - tq, key mask; in place)
 //   y [b, hkv, group, tq, dv] = probs · v            (batched GEMM, written straight into y)
+// Causal queries run in blocks of rows, each against the keys its last row sees.
 // q, k, v may be any strided views (permuted [b, t, h, d] data, KV-cache slices): the GEMM packs
 // through their strides. Probabilities go to the `probs` output when asked for and contiguous,
 // else to a temporary. Threads: the GEMM splits over (batch × head) entries, softmax over rows.
-// Difference from the reference: a key whose probability is exactly 0 (masked) still meets the
-// GEMM, so an Inf/NaN in its v row would reach y (the reference skips it).
+// Difference from the reference, GEMM path only: a key whose probability is exactly 0 (masked)
+// still meets the GEMM, so an Inf/NaN in its v row would reach y (the reference and the fused
+// kernel skip it).
 import type { OpDesc, View } from '../../backend.js';
 import { matmulKernel } from '../matmul.js';
 import type { NativeKernel, WasmRuntime } from '../runtime.js';
 import { KERNEL_CONSTANTS } from '../generated/kernels.js';
-import { runSoftmax } from './norm.js';
+import { f32Bits, runSoftmax } from './norm.js';
 import { addr, inside, isContiguous, numel, sameShape, threadsFor } from './rows.js';
 
 type AttentionOp = Extract<OpDesc, { op: 'attention' }>;
@@ -25,7 +27,6 @@ const FUSED_MAX_TQ = 4;
 /** Causal attention runs its query rows in up to MAX_CAUSAL_BLOCKS blocks of at least MIN_CAUSAL_BLOCK rows. */
 const MAX_CAUSAL_BLOCKS = 8;
 const MIN_CAUSAL_BLOCK = 32;
-const f32Bits = (x: number) => new Int32Array(new Float32Array([x]).buffer)[0]!;
 
 export const attentionKernel: NativeKernel<AttentionOp> = {
   wasmKernels: ['gemm_f32', 'nm_softmax', 'nm_attn_rows'],
@@ -48,14 +49,14 @@ export const attentionKernel: NativeKernel<AttentionOp> = {
 /** A 5-d view [b, hkv, group, t, c] of a 4-d [b, h, t, c] view, h split as (hkv, group). */
 function split5(v: View, group: number): View {
   const [B, H, T, C] = v.shape as [number, number, number, number];
-  const [s0, s1, s2, s3, s4] = v.strides as [number, number, number, number, number];
+  const [s0, s1, s2, s3] = v.strides as [number, number, number, number];
   return { ...v, shape: [B, H / group, group, T, C], strides: [s0, s1 * group, s1, s2, s3] };
 }
 
 /** k or v [b, hkv, t, c] repeated over the group: [b, hkv, group, t, c] with a stride-0 dim. */
 function repeat5(v: View, group: number): View {
   const [B, H, T, C] = v.shape as [number, number, number, number];
-  const [s0, s1, s2, s3, s4] = v.strides as [number, number, number, number, number];
+  const [s0, s1, s2, s3] = v.strides as [number, number, number, number];
   return { ...v, shape: [B, H, group, T, C], strides: [s0, s1, 0, s2, s3] };
 }
 
