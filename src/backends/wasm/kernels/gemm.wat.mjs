@@ -23,7 +23,8 @@
  * packed block of B (a multiple of NR). GEMV_M: at most this many rows of A take the
  * unpacked GEMV kernels. UNROLL: k-steps per micro-kernel iteration (2 makes TurboFan spill).
  * GEMV_UNROLL: vectors of a row of B per iteration of the row kernel (immediate offsets keep
- * address arithmetic off the front end). GEMV_STREAMS: chunks of rows of B (or Bᵀ) the GEMV kernels read at once.
+ * address arithmetic off the front end). GEMV_STREAMS: chunks of rows of B (or Bᵀ) the GEMV
+ * kernels read at once.
  */
 export const CONFIGS = {
   relaxed: { MR: 3, NR: 12, KC: 256, NC: 504, GEMV_M: 4, UNROLL: 1, GEMV_UNROLL: 8, GEMV_STREAMS: 4 },
