@@ -44,7 +44,9 @@ async function measure(runners: Runner[], flops: number): Promise<number[]> {
   const times: number[][] = runners.map(() => []);
   for (let round = 0; round < rounds; round++) {
     for (let j = 0; j < runners.length; j++) {
-      const n = Math.max(1, Math.min(200, Math.ceil(perRoundS / Math.max(firsts[j]!, 1e-6))));
+      // a turn lasts ~perRoundS: shorter turns (this was capped at 200 calls, 11 ms of the GEMV)
+      // time a runner while the previous one's threads still hold the cores (ORT's pool spins)
+      const n = Math.max(1, Math.min(20000, Math.ceil(perRoundS / Math.max(firsts[j]!, 1e-6))));
       for (let i = 0; i < n; i++) {
         const s = performance.now();
         await runners[j]!.run();
