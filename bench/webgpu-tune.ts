@@ -3,13 +3,16 @@
 // all transposes against a float64 CPU product; `gemm` times the variants on the target shapes
 // (queued products of about 8 TFLOP per round, best of 5) and checks sampled entries;
 // `decode` times greedy decode of a GPT-2-medium-shaped model and splits host encoding from
-// waiting; `prefill` sums GPU time per op of a T=512 prefill. Prints one line per measurement (and writes them to <outdir>/tune.txt).
-// Usage: node dist/bench/webgpu-tune.js check,gemm,prefill,decode [outdir]
+// waiting; `prefill` sums GPU time per op of a T=512 prefill; `attn` times the attention kernels
+// (row kernel, tiled variants) on GPT-2 prefill shapes, each checked against the row kernel.
+// Prints one line per measurement (and writes them to <outdir>/tune.txt).
+// `f32` times only the f32 target shapes. Usage: node dist/bench/webgpu-tune.js check,gemm,f32,prefill,decode,attn [outdir]
 import { writeFileSync } from 'node:fs';
 import type { View } from '../src/backends/backend.js';
 import { createWebGpuBackend, WebGpuBackend } from '../src/backends/webgpu/backend.js';
 import { enableF32Vec4, setF32Tile, type F32Tile } from '../src/backends/webgpu/kernels/matmul-f32.js';
 import { enableSubgroupMatmul, setSubgroupTile, type SgTile } from '../src/backends/webgpu/kernels/matmul-f16.js';
+import { enableFlashAttention, setFlashTile, type FlashTile } from '../src/backends/webgpu/kernels/attention-flash.js';
 import { f16BitsToF32, f32ToF16Bits } from '../src/tensor/dtype.js';
 
 type F32Variant = F32Tile | 'scalar' | null;
@@ -21,6 +24,10 @@ const F32: F32Variant[] = [
   { TM: 4, TN: 8, BK: 16, DB: false, UN: true },
   { TM: 4, TN: 4, BK: 16, DB: false },
   { TM: 4, TN: 4, BK: 16, DB: false, UN: true },
+  { TM: 8, TN: 8, BK: 16, DB: false, UN: true, NP: true },
+  { TM: 8, TN: 8, BK: 8, DB: false, UN: true, NP: true },
+  { TM: 8, TN: 8, BK: 32, DB: false, UN: true },
+  { TM: 8, TN: 8, BK: 32, DB: false, UN: true, NP: true },
 ];
 const SG: (SgTile | null)[] = [
   null,
@@ -141,12 +148,18 @@ async function time(be: WebGpuBackend, dtype: 'f32' | 'f16', M: number, K: numbe
   }
 }
 
-async function gemm(be: WebGpuBackend): Promise<void> {
+async function gemm(be: WebGpuBackend, f32Only = false): Promise<void> {
   const shapes: [number, number, number, boolean][] = [[4096, 4096, 4096, false], [2048, 768, 3072, false]];
+  if (f32Only) { // the target shapes only: the default against the tiles without register prefetch
+    for (const [M, K, N, tB] of shapes) for (const t of [null, ...F32.slice(-4)]) { setF32(t); say(`f32 ${M}x${K}x${N} ${name(t)}: ${await time(be, 'f32', M, K, N, tB)}`); }
+    setF32(null);
+    return;
+  }
   const prefillShapes: [number, number, number, boolean][] = [[512, 1024, 3072, false], [512, 1024, 1024, false], [512, 4096, 1024, false], [512, 1024, 4096, false], [512, 1024, 50257, true]];
   for (const [M, K, N, tB] of shapes) for (const t of F32.slice(0, 4)) { setF32(t); say(`f32 ${M}x${K}x${N} ${name(t)}: ${await time(be, 'f32', M, K, N, tB)}`); }
   for (const [M, K, N, tB] of prefillShapes) for (const t of [null, ...F32.slice(4), F32[1]!]) { setF32(t); say(`f32 ${M}x${K}x${N}${tB ? ' tB' : ''} ${name(t)}: ${await time(be, 'f32', M, K, N, tB)}`); }
   setF32(null);
+  if (f32Only) return;
   if (!be.handle.features.subgroupMatrix) return;
   enableSubgroupMatmul(true);
   for (const [M, K, N] of shapes) for (const t of SG) {
@@ -261,16 +274,59 @@ async function prefill(): Promise<void> {
   disposeBackends();
 }
 
+const FLASH: (FlashTile | 'row' | null)[] = ['row', null, { BQ: 32, RPT: 4, BK: 32 }, { BQ: 64, RPT: 4, BK: 32 }, { BQ: 64, RPT: 2, BK: 32 }, { BQ: 16, RPT: 2, BK: 32 }, { BQ: 32, RPT: 2, BK: 16 }];
+
+/** Causal self-attention [1, H, T, 64] per kernel variant: best of 5 rounds of 40, and the max difference to the row kernel. */
+async function attn(): Promise<void> {
+  await import('../src/backends/index.js');
+  const { initBackend, disposeBackends } = await import('../src/tensor/engine.js');
+  const { Tensor } = await import('../src/tensor/tensor.js');
+  const F = await import('../src/ops/index.js');
+  const be = (await initBackend('webgpu')) as WebGpuBackend;
+  for (const [H, T] of [[16, 512], [12, 512], [16, 128]] as const) {
+    const n = H * T * 64;
+    const mk = (s: number) => Tensor.from(Array.from({ length: n }, (_, i) => Math.sin(i * s) * 2), [1, H, T, 64], 'f32', be);
+    const [q, k, v] = [mk(0.37), mk(0.11), mk(0.07)];
+    let ref: Float32Array | null = null;
+    for (const t of FLASH) {
+      enableFlashAttention(t !== 'row');
+      setFlashTile(t === 'row' ? null : t);
+      const y = F.attention(q, k, v, { causal: true }).out;
+      const yv = (await y.data()) as Float32Array;
+      y.dispose();
+      ref ??= yv;
+      let err = 0;
+      for (let i = 0; i < n; i++) err = Math.max(err, Math.abs(yv[i]! - ref[i]!));
+      const ts: number[] = [];
+      for (let r = 0; r < 5; r++) {
+        const t0 = performance.now();
+        for (let i = 0; i < 40; i++) F.attention(q, k, v, { causal: true }).out.dispose();
+        await be.flush();
+        ts.push((performance.now() - t0) / 40);
+      }
+      const ms = Math.min(...ts);
+      const flops = 4 * H * T * T * 64 / 2;
+      say(`attn [1,${H},${T},64] causal ${name(t)}: ${ms.toFixed(3)} ms (${(flops / ms / 1e9).toFixed(2)} TFLOP/s), max diff to row kernel ${err.toExponential(1)}`);
+    }
+    for (const x of [q, k, v]) x.dispose();
+  }
+  enableFlashAttention(true);
+  setFlashTile(null);
+  disposeBackends();
+}
+
 const modes = (process.argv[2] ?? 'check').split(',');
 const out = process.argv[3] ?? '/tmp';
-if (modes.includes('check') || modes.includes('gemm')) {
+if (modes.includes('check') || modes.includes('gemm') || modes.includes('f32')) {
   const be = (await createWebGpuBackend()) as WebGpuBackend;
   say(`${process.env.ACTLAB_DAWN_TOGGLES ?? ''} ${JSON.stringify(be.info())}`);
   if (modes.includes('check')) await checks(be);
   if (modes.includes('gemm')) await gemm(be);
+  else if (modes.includes('f32')) await gemm(be, true);
   be.dispose();
 }
 if (modes.includes('prefill')) await prefill();
 if (modes.includes('decode')) await decode();
+if (modes.includes('attn')) await attn();
 writeFileSync(`${out}/tune${process.env.ACTLAB_DAWN_TOGGLES ? '-' + process.env.ACTLAB_DAWN_TOGGLES.replace(/\W+/g, '_') : ''}.txt`, log.join('\n') + '\n');
 process.exit(0);

@@ -227,6 +227,30 @@ function* nnVariants(): Generator<Variant> {
     run: ([q, k, v]) => [ops.attention(q!.transpose(1, 2), k!.transpose(1, 2), v!.transpose(1, 2), { causal: true }).out],
   };
   yield { op: 'attention', label: 'attention f32 no probs', inputs: [f([1, 4, 6, 8]), f([1, 1, 6, 8]), f([1, 1, 6, 8])], budget: 1e-9, run: ([q, k, v]) => [ops.attention(q!, k!, v!, { causal: true }).out] };
+  // prefill without probabilities (the tiled kernels): several query blocks and key tiles, head
+  // sizes 64, 80, 128 and odd, grouped-query heads, masks, tq != tk (rows that see no key give 0)
+  const prefill: [string, number[], number[], number, boolean, boolean, DType[]][] = [
+    ['mha causal t=200 d=64', [1, 3, 200, 64], [1, 3, 200, 64], 64, true, false, FLOATS],
+    ['gqa causal masked d=80 tq=40 < tk=97', [2, 8, 40, 80], [2, 2, 97, 80], 80, true, true, ['f32']],
+    ['non-causal masked d=5 dv=12 tq=50 > tk=19', [1, 2, 50, 5], [1, 2, 19, 5], 12, false, true, ['f32']],
+    ['causal tq=45 > tk=20 d=16', [1, 2, 45, 16], [1, 2, 20, 16], 16, true, false, ['f32']],
+    ['causal d=128 t=70', [1, 2, 70, 128], [1, 2, 70, 128], 128, true, false, ['f32']],
+    ['causal t=9 d=3 gqa 3:1', [1, 3, 9, 3], [1, 1, 9, 3], 3, true, true, ['f32']],
+  ];
+  for (const [name, qs, ks, dv, causal, masked, dtypes] of prefill) {
+    for (const dtype of dtypes) {
+      const inputs = [f(qs, dtype), f(ks, dtype), f([...ks.slice(0, 3), dv], dtype)];
+      if (masked) inputs.push(f([ks[0]!, ks[2]!], 'u8', { fill: 'mask' }));
+      yield {
+        op: 'attention', label: `attention ${dtype} prefill ${name}, no probs`, inputs, budget: budgetFor(dtype, 1e-9),
+        run: ([q, k, v, m]) => [ops.attention(q!, k!, v!, { causal, keyMask: m }).out],
+      };
+    }
+  }
+  yield {
+    op: 'attention', label: 'attention f32 prefill, permuted views, no probs', inputs: [f([2, 37, 4, 16]), f([2, 37, 2, 16]), f([2, 37, 2, 16])], budget: 1e-9,
+    run: ([q, k, v]) => [ops.attention(q!.transpose(1, 2), k!.transpose(1, 2), v!.transpose(1, 2), { causal: true }).out],
+  };
 }
 
 function* quantVariants(): Generator<Variant> {

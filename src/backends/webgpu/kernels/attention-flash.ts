@@ -1,0 +1,213 @@
+// Tiled attention for prefill (flash-attention style), used when the probabilities are not asked
+// for and there are enough query rows: one workgroup per (batch·head, block of BQ query rows).
+// The query block is staged in workgroup memory once; the keys and values are walked in tiles of
+// BK rows staged in workgroup memory, with an online softmax (running max and sum per row) and the
+// output accumulated in registers. Causal tiles above the diagonal of the block are skipped.
+// A thread owns RPT query rows (strided by BQ/RPT) against 8 key lanes: it computes an RPT x BK/8
+// block of scores and RPT rows x DV/32 vec4 columns of the output. Same semantics as the row
+// kernel in attention.ts (grouped-query heads, causal offset tk - tq, u8 key mask, fully masked
+// rows give zeros). Not for: decode (few query rows) or returning probabilities (attention.ts).
+import type { View } from '../../backend.js';
+import { BUILTINS, Params, WG_INDEX, type Dense, type OpContext } from './context.js';
+import { MATH, PRELUDE, inBinding, loaders, outBinding, storers } from '../wgsl.js';
+
+/** Query rows per workgroup, rows per thread, keys per tile. */
+export interface FlashTile { BQ: number; RPT: number; BK: number }
+
+export const FLASH_MAX_D = 128;
+/** Fewest query rows per (batch, head) that take this kernel. */
+export const FLASH_MIN_TQ = 8;
+let tile: FlashTile | null = null;
+let enabled = process.env.ACTLAB_WEBGPU_FLASH !== '0';
+
+/** For tuning: a fixed tile (null: the default pick). */
+export function setFlashTile(t: FlashTile | null): void { tile = t; }
+export function enableFlashAttention(on: boolean): void { enabled = on; }
+
+export function flashEligible(returnProbs: boolean, TQ: number, D: number, DV: number): boolean {
+  return enabled && !returnProbs && TQ >= FLASH_MIN_TQ && D <= FLASH_MAX_D && DV <= FLASH_MAX_D;
+}
+
+const vec4Stride = (n4: number) => (n4 % 2 === 1 ? n4 : n4 + 1); // odd: 8 lanes hit 8 bank groups
+
+function pick(D4: number, DV4: number, maxBytes: number): FlashTile {
+  const bytes = (t: FlashTile) => 16 * (t.BQ * vec4Stride(D4) + t.BK * vec4Stride(D4) + t.BK * DV4) + 4 * (t.BQ * t.BK + t.BQ * 8);
+  // H200, [1, 16, 512, 64] causal: 64/2/32 0.116 ms, 32/2/16 0.140, 64/4/32 0.146, 32/2/32 0.185,
+  // 16/2/32 0.223, 32/4/32 0.273 (the row kernel 0.886); where memory is short, keys first to 16
+  const t = { ...(tile ?? { BQ: 64, RPT: 2, BK: 32 }) };
+  while (t.BK > 16 && bytes(t) > maxBytes) t.BK /= 2;
+  while (t.BQ > 8 * t.RPT && bytes(t) > maxBytes) t.BQ /= 2;
+  while (t.BK > 8 && bytes(t) > maxBytes) t.BK /= 2;
+  return t;
+}
+
+/** y = softmax(q kᵀ · scale) v with the query rows in blocks; `md` is the dense u8 key mask. */
+export function flashAttention(ctx: OpContext, q: View, k: View, v: View, md: Dense | null, yd: Dense, scale: number, causal: boolean): void {
+  const [B, HQ, TQ, D] = q.shape as [number, number, number, number];
+  const [, HKV, TK] = k.shape as [number, number, number, number];
+  const DV = v.shape[3]!;
+  const D4 = Math.ceil(D / 4);
+  const DV4 = Math.ceil(DV / 4);
+  const t = pick(D4, DV4, ctx.rt.device.limits.maxComputeWorkgroupStorageSize);
+  const { BQ, RPT, BK } = t;
+  const RQ = BQ / RPT; // row groups: thread (ty, tx) owns rows ty + RQ * ii
+  const NT = RQ * 8;
+  const JN = BK / 8;
+  const NC = Math.ceil(DV4 / 8);
+  const QS = vec4Stride(D4);
+  const nqb = Math.ceil(TQ / BQ);
+  const key = `flash ${q.dtype}${k.dtype}${v.dtype}>${yd.dtype} d${D}v${DV} ${BQ}/${RPT}/${BK} ${causal ? 'c' : ''}${md ? 'm' : ''}`;
+  const kern = ctx.kernel(key, () => `${PRELUDE}${MATH}
+@group(0) @binding(0) var<storage, read> P: array<u32>;
+${inBinding(1, 'q')}
+${inBinding(2, 'k')}
+${inBinding(3, 'v')}
+${outBinding(4, 'y', yd.dtype)}
+${md ? inBinding(5, 'mask') : ''}
+${loaders('q', q.dtype)}
+${loaders('k', k.dtype)}
+${loaders('v', v.dtype)}
+${storers('y', yd.dtype)}
+${md ? loaders('mask', 'u8') : ''}
+const D = ${D}u; const DV = ${DV}u; const D4 = ${D4}u; const DV4 = ${DV4}u; const QS = ${QS}u;
+const BQ = ${BQ}u; const BK = ${BK}u; const RQ = ${RQ}u; const NT = ${NT}u;
+var<workgroup> Qs: array<vec4<f32>, ${BQ * QS}>;
+var<workgroup> Ks: array<vec4<f32>, ${BK * QS}>;
+var<workgroup> Vs: array<vec4<f32>, ${BK * DV4}>;
+var<workgroup> Ps: array<f32, ${BQ * BK}>;
+var<workgroup> red: array<f32, ${BQ * 8}>;
+fn sp(i: u32) -> i32 { return bitcast<i32>(P[i]); }
+@compute @workgroup_size(${NT})
+fn main(${BUILTINS}) {
+  ${WG_INDEX}
+  // P: B HQ TQ D | HKV TK DV group | scale | q strides 4, q off | k strides 4, k off | v strides 4, v off | y off, mask off
+  let HQ = P[1]; let TQ = P[2]; let TK = P[5]; let group = P[7];
+  let scale = bitcast<f32>(P[8]);
+  let nqb = (TQ + BQ - 1u) / BQ;
+  if (wg >= P[0] * HQ * nqb) { return; }
+  let bh = wg / nqb;
+  let q0 = (nqb - 1u - wg % nqb) * BQ; // the longest causal blocks first
+  let h = bh % HQ; let b = bh / HQ; let kvh = h / group;
+  let tx = li % 8u; let ty = li / 8u;
+  let qb = sp(13) + i32(b) * sp(9) + i32(h) * sp(10);
+  let kb = sp(18) + i32(b) * sp(14) + i32(kvh) * sp(15);
+  let vb = sp(23) + i32(b) * sp(19) + i32(kvh) * sp(20);
+  for (var e = li; e < BQ * D4; e += NT) {
+    let r = e / D4; let c = (e % D4) * 4u; let i = q0 + r;
+    var x = vec4<f32>(0.0);
+    if (i < TQ) {
+      let at = qb + i32(i) * sp(11);
+      for (var u = 0u; u < 4u; u++) { if (c + u < D) { x[u] = ldf_q(u32(at + i32(c + u) * sp(12))); } }
+    }
+    Qs[r * QS + e % D4] = x;
+  }
+  let qlast = i32(min(q0 + BQ, TQ)) - 1;
+  let kend = ${causal ? 'min(qlast + i32(TK) - i32(TQ), i32(TK) - 1)' : 'i32(TK) - 1'};
+  var m: array<f32, ${RPT}>;
+  var l: array<f32, ${RPT}>;
+  var acc: array<vec4<f32>, ${RPT * NC}>;
+  for (var ii = 0u; ii < ${RPT}u; ii++) { m[ii] = -inf_f32(); l[ii] = 0.0; }
+  for (var a = 0u; a < ${RPT * NC}u; a++) { acc[a] = vec4<f32>(0.0); }
+  for (var k0 = 0; k0 <= kend; k0 += i32(BK)) {
+    workgroupBarrier();
+    for (var e = li; e < BK * D4; e += NT) {
+      let j = e / D4; let c = (e % D4) * 4u; let jg = k0 + i32(j);
+      var x = vec4<f32>(0.0);
+      if (jg < i32(TK)) {
+        let at = kb + jg * sp(16);
+        for (var u = 0u; u < 4u; u++) { if (c + u < D) { x[u] = ldf_k(u32(at + i32(c + u) * sp(17))); } }
+      }
+      Ks[j * QS + e % D4] = x;
+    }
+    for (var e = li; e < BK * DV4; e += NT) {
+      let j = e / DV4; let c = (e % DV4) * 4u; let jg = k0 + i32(j);
+      var x = vec4<f32>(0.0);
+      if (jg < i32(TK)) {
+        let at = vb + jg * sp(21);
+        for (var u = 0u; u < 4u; u++) { if (c + u < DV) { x[u] = ldf_v(u32(at + i32(c + u) * sp(22))); } }
+      }
+      Vs[e] = x;
+    }
+    workgroupBarrier();
+    var s: array<array<f32, ${JN}>, ${RPT}>;
+    for (var ii = 0u; ii < ${RPT}u; ii++) { for (var jj = 0u; jj < ${JN}u; jj++) { s[ii][jj] = 0.0; } }
+    for (var c = 0u; c < D4; c++) {
+      var kv: array<vec4<f32>, ${JN}>;
+      for (var jj = 0u; jj < ${JN}u; jj++) { kv[jj] = Ks[(tx + 8u * jj) * QS + c]; }
+      for (var ii = 0u; ii < ${RPT}u; ii++) {
+        let qv = Qs[(ty + RQ * ii) * QS + c];
+        for (var jj = 0u; jj < ${JN}u; jj++) {
+          let p = qv * kv[jj];
+          s[ii][jj] = s[ii][jj] + ((p.x + p.y) + (p.z + p.w));
+        }
+      }
+    }
+    for (var ii = 0u; ii < ${RPT}u; ii++) {
+      let limit = ${causal ? 'i32(q0 + ty + RQ * ii) + i32(TK) - i32(TQ)' : 'i32(TK) - 1'};
+      var pm = -inf_f32();
+      for (var jj = 0u; jj < ${JN}u; jj++) {
+        let jg = k0 + i32(tx + 8u * jj);
+        var kept = jg <= limit && jg < i32(TK);
+        ${md ? 'if (kept) { kept = ldb_mask(P[25] + b * TK + u32(jg)) != 0u; }' : ''}
+        s[ii][jj] = select(-inf_f32(), s[ii][jj] * scale, kept);
+        pm = max(pm, s[ii][jj]);
+      }
+      red[(ty + RQ * ii) * 8u + tx] = pm;
+    }
+    workgroupBarrier();
+    for (var ii = 0u; ii < ${RPT}u; ii++) {
+      let r = ty + RQ * ii;
+      var cm = red[r * 8u];
+      for (var t = 1u; t < 8u; t++) { cm = max(cm, red[r * 8u + t]); }
+      let nm = max(m[ii], cm);
+      let live = nm != -inf_f32(); // no visible key yet: nothing changes
+      let alpha = select(1.0, exp_safe(m[ii] - nm), live);
+      var ps = 0.0;
+      for (var jj = 0u; jj < ${JN}u; jj++) {
+        let p = select(0.0, exp_safe(s[ii][jj] - nm), live && s[ii][jj] != -inf_f32());
+        Ps[r * BK + tx + 8u * jj] = p;
+        ps = ps + p;
+      }
+      l[ii] = l[ii] * alpha + ps;
+      for (var cc = 0u; cc < ${NC}u; cc++) { acc[ii * ${NC}u + cc] = acc[ii * ${NC}u + cc] * alpha; }
+      m[ii] = nm;
+    }
+    workgroupBarrier();
+    let nj = min(BK, u32(i32(TK) - k0));
+    for (var j = 0u; j < nj; j++) {
+      var pv: array<f32, ${RPT}>;
+      for (var ii = 0u; ii < ${RPT}u; ii++) { pv[ii] = Ps[(ty + RQ * ii) * BK + j]; }
+      for (var cc = 0u; cc < ${NC}u; cc++) {
+        let c = tx + 8u * cc;
+        if (c < DV4) {
+          let vv = Vs[j * DV4 + c];
+          for (var ii = 0u; ii < ${RPT}u; ii++) { acc[ii * ${NC}u + cc] = fma(vec4<f32>(pv[ii]), vv, acc[ii * ${NC}u + cc]); }
+        }
+      }
+    }
+  }
+  workgroupBarrier();
+  for (var ii = 0u; ii < ${RPT}u; ii++) { red[(ty + RQ * ii) * 8u + tx] = l[ii]; }
+  workgroupBarrier();
+  for (var ii = 0u; ii < ${RPT}u; ii++) {
+    let r = ty + RQ * ii; let i = q0 + r;
+    if (i >= TQ) { continue; }
+    var lt = 0.0;
+    for (var t = 0u; t < 8u; t++) { lt = lt + red[r * 8u + t]; }
+    let yb = P[24] + (bh * TQ + i) * DV;
+    for (var cc = 0u; cc < ${NC}u; cc++) {
+      let c = (tx + 8u * cc) * 4u;
+      if (c >= DV) { continue; }
+      let o = select(vec4<f32>(0.0), acc[ii * ${NC}u + cc] / lt, lt > 0.0);
+      for (var u = 0u; u < 4u; u++) { if (c + u < DV) { stf_y(yb + c + u, o[u]); } }
+    }
+  }
+}`);
+  const p = new Params()
+    .u32(B, HQ, TQ, D, HKV, TK, DV, HQ / HKV).f32(scale)
+    .i32(...q.strides, q.offset, ...k.strides, k.offset, ...v.strides, v.offset)
+    .u32(yd.offset, md?.offset ?? 0);
+  const bufs = [ctx.buffer(q), ctx.buffer(k), ctx.buffer(v), yd.gpu];
+  if (md) bufs.push(md.gpu);
+  ctx.run(kern, bufs, p, [B * HQ * nqb]);
+}
