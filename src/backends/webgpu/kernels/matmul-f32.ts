@@ -9,8 +9,11 @@
 import { Params, type OpContext } from './context.js';
 import type { MatmulPlan } from './matmul.js';
 
-/** TM x TN outputs per thread, k-steps of BK; DB: two staging buffers; UN: unrolled k-step. */
-export interface F32Tile { TM: 4 | 8; TN: 4 | 8; BK: 8 | 16; DB?: boolean; UN?: boolean }
+/**
+ * TM x TN outputs per thread, k-steps of BK; DB: two staging buffers; UN: unrolled k-step;
+ * NP (single buffer only): no register prefetch of the next step (fewer live registers).
+ */
+export interface F32Tile { TM: 4 | 8; TN: 4 | 8; BK: 8 | 16 | 32; DB?: boolean; UN?: boolean; NP?: boolean }
 
 let vec4On = true;
 /** Turns the vec4 kernel off (the scalar tiled kernel runs instead), for comparisons. */
@@ -50,6 +53,7 @@ function code(t: F32Tile, aKFast: boolean, bKFast: boolean, vecOut: boolean): st
   const { TM, TN, BK } = t;
   const DB = t.DB ?? true;
   const UN = t.UN ?? false;
+  const NP = !DB && (t.NP ?? false);
   const BM = 16 * TM;
   const BN = 16 * TN;
   const SA = BM + (aKFast ? 4 : 0); // row of the staged A tile (padded when stored transposed)
@@ -132,14 +136,19 @@ ${DB ? '  workgroupBarrier();' : ''}
     let cur = ${DB ? '(t & 1u)' : '0u'};
     let nxt = t + 1u < ntiles;
 ${DB ? '' : `    if (t > 0u) { workgroupBarrier(); }
+${NP ? `    k0 = t * ${BK}u;
+    if (t > 0u) {
+${lines(LA, (l) => `      ra${l} = ${ldA(l)};`)}
+${lines(LB, (l) => `      rb${l} = ${ldB(l)};`)}
+    }` : ''}
 ${lines(LA, (l) => store(aKFast, SA, 'As', '0u', ma.r(l), ma.k(l), `ra${l}`))}
 ${lines(LB, (l) => store(bKFast, SB, 'Bs', '0u', mb.r(l), mb.k(l), `rb${l}`))}
     workgroupBarrier();`}
     k0 = (t + 1u) * ${BK}u;
-    if (nxt) {
+${NP ? '' : `    if (nxt) {
 ${lines(LA, (l) => `      ra${l} = ${ldA(l)};`)}
 ${lines(LB, (l) => `      rb${l} = ${ldB(l)};`)}
-    }
+    }`}
     let ao = cur * ${A4}u + ty; let bo = cur * ${B4}u + tx;
 ${UN ? lines(BK, (kk) => inner(`${kk}u`)) : `    for (var kk = 0u; kk < ${BK}u; kk++) {
 ${inner('kk')}
@@ -172,7 +181,7 @@ export function tiledF32(ctx: OpContext, p: MatmulPlan, ab: GPUBuffer, bb: GPUBu
   // halve the k-step where the device offers less workgroup memory (32 KiB is the WebGPU default)
   if (smemBytes(t, aKFast, bKFast) > ctx.rt.device.limits.maxComputeWorkgroupStorageSize && t.TM === 8) t = { ...t, BK: 8 };
   const vecOut = p.N % 4 === 0 && yoff % 4 === 0;
-  const key = `mm f32v4 ${t.TM}x${t.TN}x${t.BK}${t.DB === false ? ' sb' : ''}${t.UN ? ' un' : ''} ${aKFast ? 'aK' : 'aM'} ${bKFast ? 'bK' : 'bN'}${vecOut ? '' : ' y1'}`;
+  const key = `mm f32v4 ${t.TM}x${t.TN}x${t.BK}${t.DB === false ? ' sb' : ''}${t.UN ? ' un' : ''}${t.NP && t.DB === false ? ' np' : ''} ${aKFast ? 'aK' : 'aM'} ${bKFast ? 'bK' : 'bN'}${vecOut ? '' : ' y1'}`;
   const k = ctx.kernel(key, () => code(t, aKFast, bKFast, vecOut));
   const params = new Params().u32(p.M, p.K, p.N, ...p.bshape).i32(...p.abs, ...p.bbs, p.sam, p.sak, p.sbk, p.sbn, p.aoff, p.boff, yoff);
   ctx.run(k, [ab, bb, yb], params, [Math.ceil(p.N / (16 * t.TN)), Math.ceil(p.M / (16 * t.TM)), batches]);
