@@ -26,6 +26,11 @@ export interface WasmBackendOptions {
   threads?: number;
   /** Use relaxed-SIMD kernels when the runtime has them (default true; ACTLAB_WASM_RELAXED=0 turns off). */
   relaxed?: boolean;
+  /**
+   * Fill every new buffer with 0xFF bytes (NaN as f32) instead of leaving what the memory held, so
+   * that a kernel which leaves part of its output unwritten fails a comparison. For tests.
+   */
+  poison?: boolean;
 }
 
 export class WasmBackend implements Backend {
@@ -41,6 +46,7 @@ export class WasmBackend implements Backend {
     readonly memory: WasmMemory,
     readonly pool: ThreadPool,
     readonly features: WasmFeatures,
+    private readonly poison = false,
   ) {
     const self = this;
     this.runtime = {
@@ -56,6 +62,7 @@ export class WasmBackend implements Backend {
   alloc(byteLength: number): WasmBuffer {
     this.alive('alloc');
     const ptr = this.memory.alloc(byteLength);
+    if (this.poison) this.memory.bytes().fill(0xff, ptr, ptr + byteLength);
     this.live += byteLength;
     return { backend: 'wasm', byteLength, ptr, freed: false };
   }
@@ -178,5 +185,5 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
   })));
   const memory = new WasmMemory();
   const pool = await ThreadPool.create(memory, modules, threads);
-  return new WasmBackend(memory, pool, features);
+  return new WasmBackend(memory, pool, features, opts.poison);
 }

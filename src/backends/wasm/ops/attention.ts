@@ -108,7 +108,10 @@ function runAttention(rt: WasmRuntime, op: AttentionOp, inputs: readonly View[],
       if (!matmulKernel.handles(MATMUL_NT, qk, [s])) return rt.runReference(op, inputs, outputs);
       matmulKernel.run(rt, MATMUL_NT, qk, [s]);
       runSoftmax(rt, { log: false, causal: op.causal }, s, mask5 && blockRows(mask5, seen), s, op.scale);
-      if (p && seen < TK) fill0(rt, { ...blockRows(scores, TK - seen), offset: scores.offset + seen });
+      if (p && seen < TK) { // probabilities past `seen` are hidden: zero
+        const tail = blockRows(scores, TK - seen);
+        fill0(rt, { ...tail, offset: tail.offset + seen });
+      }
       const pv = [s, narrow5(v5, 0, seen, DV)];
       const out = blockRows(y5, DV);
       if (!matmulKernel.handles(MATMUL_NN, pv, [out])) return rt.runReference(op, inputs, outputs);
