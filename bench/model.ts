@@ -16,7 +16,7 @@ import { disposeBackends, initBackend } from '../src/tensor/engine.js';
 import { randomModel } from '../src/models/random.js';
 import { KVCache } from '../src/models/layers/kv-cache.js';
 import { runWithCache } from '../src/hooks/run.js';
-import { argmax } from '../src/models/sampling.js';
+import { reduce } from '../src/ops/reduce.js';
 import type { CausalLM } from '../src/models/model.js';
 
 const args = process.argv.slice(2);
@@ -67,23 +67,27 @@ function benchActlab(model: CausalLM, impl: string): void {
   }
   // Decode: 128-token prompt into the KV cache, then 64 greedy steps; 5 timed runs after the
   // warm-up, as ../shared/anchors/gpt2_torch.py times PyTorch's decode.
+  // The next token by argmax on the backend, 4 bytes read back (PyTorch's loop: argmax, .item()).
   const prompt = ids(128, V, 7);
   const steps = flag('quick') ? 16 : 64;
+  const pick = (logits: ReturnType<CausalLM['forward']>): number => {
+    const am = reduce('argmax', logits.reshape([-1]), 0);
+    logits.dispose();
+    const id = am.dataSync()[0]!;
+    am.dispose();
+    return id;
+  };
   const perToken: number[] = [];
   for (let r = 0; r < warmup + (flag('quick') ? 3 : 5); r++) {
     const cache = new KVCache();
     const p = tensor(prompt, [1, 128], 'i32', { backend: b });
-    let logits = model.forward(p, { cache, logits: 'last' });
+    let next = pick(model.forward(p, { cache, logits: 'last' }));
     p.dispose();
-    let next = argmax(logits.dataSync());
-    logits.dispose();
     const t0 = performance.now();
     for (let s = 0; s < steps; s++) {
       const t = tensor([next], [1, 1], 'i32', { backend: b });
-      logits = model.forward(t, { cache, logits: 'last' });
+      next = pick(model.forward(t, { cache, logits: 'last' }));
       t.dispose();
-      next = argmax(logits.dataSync());
-      logits.dispose();
     }
     if (r >= warmup) perToken.push((performance.now() - t0) / steps);
     cache.dispose();
