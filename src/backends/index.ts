@@ -1,6 +1,7 @@
 // The backends actlab ships, registered by name and created on first use.
 // 'js' is the plain-TypeScript reference; 'wasm' the multi-threaded SIMD backend; 'webgpu' the GPU one.
 import { registerBackend } from '../tensor/engine.js';
+import { envVar } from '../io/env.js';
 
 registerBackend('js', async () => (await import('./js/backend.js')).createJsBackend());
 registerBackend('wasm', async () => (await import('./wasm/backend.js')).createWasmBackend());
@@ -8,7 +9,7 @@ registerBackend('wasm', async () => (await import('./wasm/backend.js')).createWa
 registerBackend('webgpu', async () => (await import('./webgpu/backend.js')).createWebGpuBackend({ fallback: webgpuFallback() }));
 
 function webgpuFallback(): 'wasm' | 'js' | undefined {
-  const v = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.ACTLAB_WEBGPU_FALLBACK;
+  const v = envVar('ACTLAB_WEBGPU_FALLBACK');
   return v === 'wasm' || v === 'js' ? v : undefined;
 }
 

@@ -3,6 +3,7 @@
 // sits behind a V8 flag that can be switched on at run time before compiling.
 // `ACTLAB_WASM_RELAXED=0` (or `relaxed: false`) forces the plain SIMD128 kernels.
 import { FEATURE_PROBES } from './generated/kernels.js';
+import { envVar } from '../../io/env.js';
 
 export interface WasmFeatures {
   simd: boolean;
@@ -33,8 +34,7 @@ export function isNode(): boolean {
 }
 
 function envRelaxed(): string | undefined {
-  const p = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process;
-  return p?.env?.ACTLAB_WASM_RELAXED;
+  return envVar('ACTLAB_WASM_RELAXED');
 }
 
 let relaxedFlagTried = false;

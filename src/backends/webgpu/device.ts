@@ -4,6 +4,7 @@
 // subgroups, subgroup matrices for tensor cores) and the adapter's largest limits.
 // Errors say which backend failed and why, so a caller can fall back to a CPU backend.
 // Not for: buffers or kernels (runtime.ts, kernels/).
+import { envVar } from '../../io/env.js';
 
 export class WebGpuUnavailableError extends Error {
   constructor(detail: string) {
@@ -41,7 +42,7 @@ const NODE_TOGGLES = ['allow_unsafe_apis', 'vulkan_enable_f16_on_nvidia'];
 
 /** More Dawn toggles to enable from ACTLAB_DAWN_TOGGLES (comma-separated), for experiments. */
 function envToggles(): string[] {
-  const v = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.ACTLAB_DAWN_TOGGLES;
+  const v = envVar('ACTLAB_DAWN_TOGGLES');
   return v ? v.split(',').map((t) => t.trim()).filter(Boolean) : [];
 }
 

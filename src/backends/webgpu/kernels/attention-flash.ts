@@ -10,6 +10,7 @@
 import type { View } from '../../backend.js';
 import { BUILTINS, Params, WG_INDEX, type Dense, type OpContext } from './context.js';
 import { MATH, PRELUDE, inBinding, loaders, outBinding, storers } from '../wgsl.js';
+import { envVar } from '../../../io/env.js';
 
 /** Query rows per workgroup, rows per thread, keys per tile. */
 export interface FlashTile { BQ: number; RPT: number; BK: number }
@@ -18,7 +19,7 @@ export const FLASH_MAX_D = 128;
 /** Fewest query rows per (batch, head) that take this kernel. */
 export const FLASH_MIN_TQ = 8;
 let tile: FlashTile | null = null;
-let enabled = process.env.ACTLAB_WEBGPU_FLASH !== '0';
+let enabled = envVar('ACTLAB_WEBGPU_FLASH') !== '0';
 
 /** For tuning: a fixed tile (null: the default pick). */
 export function setFlashTile(t: FlashTile | null): void { tile = t; }

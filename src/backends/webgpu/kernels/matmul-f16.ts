@@ -13,10 +13,11 @@ import type { DType } from '../../../tensor/dtype.js';
 import { Params, type Dense, type OpContext } from './context.js';
 import { PRELUDE, outBinding, storers } from '../wgsl.js';
 import type { MatmulPlan } from './matmul.js';
+import { envVar } from '../../../io/env.js';
 
 type Op<K extends OpDesc['op']> = Extract<OpDesc, { op: K }>;
 
-let enabled = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.ACTLAB_WEBGPU_SGMAT !== '0';
+let enabled = envVar('ACTLAB_WEBGPU_SGMAT') !== '0';
 
 /** Turns the subgroup-matrix path on or off. */
 export function enableSubgroupMatmul(on: boolean): void {
