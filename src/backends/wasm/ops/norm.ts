@@ -10,8 +10,13 @@ import { addr, inside, isContiguous, numel, sameShape, threadsFor } from './rows
 
 type Op<K extends OpDesc['op']> = Extract<OpDesc, { op: K }>;
 
+const bitsF = new Float32Array(1);
+const bitsI = new Int32Array(bitsF.buffer);
 /** The bits of x as an f32, for kernels that take an f32 through an i32 argument. */
-export const f32Bits = (x: number) => new Int32Array(new Float32Array([x]).buffer)[0]!;
+export function f32Bits(x: number): number {
+  bitsF[0] = x;
+  return bitsI[0]!;
+}
 const lastUnit = (v: View) => v.shape.length === 0 || v.shape.at(-1)! <= 1 || v.strides.at(-1) === 1;
 const isF32 = (...vs: (View | undefined)[]) => vs.every((v) => !!v && v.dtype === 'f32');
 
