@@ -2,8 +2,9 @@
 // What the WebGPU kernels run on: a pool of storage buffers, compiled pipelines cached by source,
 // and a command stream that batches many dispatches into one submit (each dispatch's parameters
 // go into one arena uploaded just before the submit, bound at a dynamic offset, so that the bind
-// group of a kernel over the same buffers is made once and reused: decode repeats them). Errors (validation, out of memory, a lost
-// device) are collected per batch and thrown at the next call with the backend and sizes named.
+// group of a kernel over the same buffers is made once and reused: decode repeats them).
+// Errors (validation, out of memory, a lost device) are collected per batch and thrown at the
+// next call with the backend and sizes named.
 // Not for: op semantics (kernels/*), the Backend contract (backend.ts).
 import type { BackendBuffer } from '../backend.js';
 import type { GpuHandle } from './device.js';
