@@ -151,6 +151,9 @@ function* matmulVariants(): Generator<Variant> {
       };
     }
   }
+  // few-row products in a batch (whole entries per thread, or columns of each entry)
+  yield { op: 'matmul', label: 'matmul f32 batched few rows [3,2,40]@[3,40,333]', inputs: [f([3, 2, 40]), f([3, 40, 333])], budget: 1e-9, run: ([a, b]) => [ops.matmul(a!, b!)] };
+  yield { op: 'matmul', label: 'matmul f32 batched few rows [9,1,64]@[9,70,64]ᵀ', inputs: [f([9, 1, 64]), f([9, 70, 64])], budget: 1e-9, run: ([a, b]) => [ops.matmul(a!, b!, { transB: true })] };
   yield { op: 'matmul', label: 'matmul f32 batched bcast [2,3,5,7]@[3,7,4]', inputs: [f([2, 3, 5, 7]), f([3, 7, 4])], budget: 1e-9, run: ([a, b]) => [ops.matmul(a!, b!)] };
   yield { op: 'matmul', label: 'matmul f32 transposed views', inputs: [f([9, 12], 'f32', { layout: 'T' }), f([9, 10], 'f32', { layout: 'T' })], budget: 1e-9, run: ([a, b]) => [ops.matmul(a!.transpose(), b!)] };
   yield { op: 'matmul', label: 'matmul f32 sliced operand', inputs: [f([6, 9], 'f32', { layout: 'slice' }), f([9, 5])], budget: 1e-9, run: ([a, b]) => [ops.matmul(a!, b!)] };
