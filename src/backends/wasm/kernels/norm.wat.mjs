@@ -253,13 +253,14 @@ function reduce(fn) {
  * Parameter block of nm_attn_rows, i32 fields at these byte offsets. Strides are in elements
  * (q/k/v/y per batch, head, position; the last axis is contiguous); q, k, v, y, probs, mask,
  * scratch are byte addresses. probs (0: none) is [b, hq, tq, tk] contiguous; mask (0: none) is
- * u8 [b, tk] contiguous; scratch holds tk floats per task, `scratchStride` bytes apart.
+ * u8 [b, tk] contiguous; scratch holds tk floats per task, `scratchStride` bytes apart; touch
+ * (0/1): read one word per cache line of a row's visible keys and values before computing.
  */
 export const ATTN = {
   B: 0, HQ: 4, G: 8, TQ: 12, TK: 16, D: 20, DV: 24,
   q: 28, qsb: 32, qsh: 36, qst: 40, k: 44, ksb: 48, ksh: 52, kst: 56,
   v: 60, vsb: 64, vsh: 68, vst: 72, y: 76, ysb: 80, ysh: 84, yst: 88,
-  probs: 92, mask: 96, causal: 100, scaleBits: 104, scratch: 108, scratchStride: 112, BYTES: 128,
+  probs: 92, mask: 96, causal: 100, scaleBits: 104, scratch: 108, scratchStride: 112, touch: 116, BYTES: 128,
 };
 
 // For each query row (b, h, i) of this task: scores against the visible keys (causal prefix with
@@ -275,7 +276,7 @@ function attnRows() {
     (local $TQ i32) (local $TK i32) (local $D i32) (local $DV i32) (local $HQ i32)
     (local $qa i32) (local $ka i32) (local $va i32) (local $ya i32) (local $s i32) (local $m i32) (local $nv i32)
     (local $kst i32) (local $vst i32) (local $kr i32) (local $j i32) (local $c i32) (local $d4 i32) (local $dv4 i32)
-    (local $a0 v128) (local $a1 v128) (local $b0 v128) (local $b1 v128) (local $b2 v128) (local $b3 v128) (local $pj f32) (local $pv v128) (local $t f32) (local $sc v128)
+    (local $tch i32) (local $a0 v128) (local $a1 v128) (local $b0 v128) (local $b1 v128) (local $b2 v128) (local $b3 v128) (local $pj f32) (local $pv v128) (local $t f32) (local $sc v128)
     ${set('TQ', f('TQ'))} ${set('TK', f('TK'))} ${set('D', f('D'))} ${set('DV', f('DV'))} ${set('HQ', f('HQ'))}
     ${set('kst', `(i32.shl ${f('kst')} (i32.const 2))`)} ${set('vst', `(i32.shl ${f('vst')} (i32.const 2))`)}
     ${set('d4', `(i32.and ${g('D')} (i32.const -4))`)} ${set('dv4', `(i32.and ${g('DV')} (i32.const -4))`)}
@@ -298,6 +299,20 @@ function attnRows() {
         (if (i32.gt_s ${g('nv')} ${g('TK')}) (then ${set('nv', g('TK'))}))))
       ${set('s', `(select (i32.add ${f('probs')} (i32.shl (i32.mul ${g('r')} ${g('TK')}) (i32.const 2))) (i32.add ${f('scratch')} (i32.mul ${g('task')} ${f('scratchStride')})) (i32.ne ${f('probs')} (i32.const 0)))`)}
       ${set('m', `(select (i32.add ${f('mask')} (i32.mul ${g('b')} ${g('TK')})) (i32.const 0) (i32.ne ${f('mask')} (i32.const 0)))`)}
+      ;; touch one word per cache line of the visible keys and values first: independent loads the
+      ;; core keeps many of in flight, where the loops below wait on one stream at a time (a
+      ;; decode step finds the cache in DRAM: the weights streamed since evicted it)
+      (if (i32.ne ${f('touch')} (i32.const 0)) (then
+        ${set('kr', '(i32.const 0)')} ${set('j', '(i32.const 0)')}
+        (block $pd (loop $pl
+          (br_if $pd (i32.ge_u ${g('j')} ${g('nv')}))
+          ${set('c', '(i32.const 0)')}
+          (loop $pcl
+            ${set('tch', `(i32.or ${g('tch')} (i32.or (i32.load (i32.add (i32.add ${g('ka')} ${g('kr')}) ${g('c')})) (i32.load (i32.add (i32.add ${g('va')} (i32.mul ${g('j')} ${g('vst')})) ${g('c')}))))`)}
+            ${inc('c', 64)}
+            (br_if $pcl (i32.lt_u ${g('c')} (i32.shl ${g('D')} (i32.const 2)))))
+          ${inc('kr', g('kst'))} ${inc('j', 1)}
+          (br $pl)))))
       ;; scores of the visible prefix, four keys at a time (one load of q serves them all)
       ${set('kr', g('ka'))} ${set('j', '(i32.const 0)')}
       (block $s4d (loop $s4l
@@ -389,7 +404,8 @@ function attnRows() {
         ${inc('kr', g('vst'))} ${inc('j', 1)}
         (br $vl)))
       ${inc('r', 1)}
-      (br $rows_l))))`;
+      (br $rows_l)))
+    (i32.store ${f('scratch')} ${g('tch')}))`;
 }
 
 /** @param {{relaxed: boolean}} _variant  (identical builds) */

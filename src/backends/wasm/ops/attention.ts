@@ -27,6 +27,8 @@ const FUSED_MAX_TQ = 4;
 /** Causal attention runs its query rows in up to MAX_CAUSAL_BLOCKS blocks of at least MIN_CAUSAL_BLOCK rows. */
 const MAX_CAUSAL_BLOCKS = 8;
 const MIN_CAUSAL_BLOCK = 32;
+/** Keys + values of a fused call from which the kernel touches them all before computing. */
+const TOUCH_MIN_BYTES = 512 << 10;
 
 export const attentionKernel: NativeKernel<AttentionOp> = {
   wasmKernels: ['gemm_f32', 'nm_softmax', 'nm_attn_rows'],
@@ -181,5 +183,7 @@ function runFused(rt: WasmRuntime, op: AttentionOp, q: View, k: View, v: View, y
   put('scaleBits', f32Bits(op.scale));
   put('scratch', scratch);
   put('scratchStride', stride);
+  // large caches are cold in decode (the weights streamed since evicted them): touch them first
+  put('touch', B * HKV * TK * (D + DV) * 4 >= TOUCH_MIN_BYTES ? 1 : 0);
   rt.pool.run('nm_attn_rows', [prm], threads);
 }
