@@ -6,7 +6,8 @@
 // waiting; `prefill` sums GPU time per op of a T=512 prefill; `attn` times the attention kernels
 // (row kernel, tiled variants) on GPT-2 prefill shapes, each checked against the row kernel.
 // Prints one line per measurement (and writes them to <outdir>/tune.txt).
-// `f32` times only the f32 target shapes. Usage: node dist/bench/webgpu-tune.js check,gemm,f32,prefill,decode,attn [outdir]
+// `f32` / `f16` time only the f32 / f16 target shapes.
+// Usage: node dist/bench/webgpu-tune.js check,gemm,f32,f16,prefill,decode,attn [outdir]
 import { writeFileSync } from 'node:fs';
 import type { View } from '../src/backends/backend.js';
 import { createWebGpuBackend, WebGpuBackend } from '../src/backends/webgpu/backend.js';
@@ -35,6 +36,11 @@ const SG: (SgTile | null)[] = [
   { SGM: 2, SGN: 2, FM: 4, FN: 4, DB: true },
   { SGM: 2, SGN: 4, FM: 4, FN: 2, DB: false },
   { SGM: 2, SGN: 2, FM: 4, FN: 4, G: true },
+  // larger tiles: more multiply-adds per staged half (the scalar f16 staging stores are the suspect)
+  { SGM: 4, SGN: 2, FM: 4, FN: 4, DB: false },
+  { SGM: 2, SGN: 4, FM: 4, FN: 4, DB: false },
+  { SGM: 4, SGN: 4, FM: 2, FN: 2, DB: false },
+  { SGM: 4, SGN: 4, FM: 2, FN: 4, DB: false },
 ];
 
 const log: string[] = [];
@@ -146,6 +152,17 @@ async function time(be: WebGpuBackend, dtype: 'f32' | 'f16', M: number, K: numbe
   } finally {
     c.free();
   }
+}
+
+/** f16 on subgroup matrices at the two target shapes, every tile of SG. */
+async function f16(be: WebGpuBackend): Promise<void> {
+  if (!be.handle.features.subgroupMatrix) { say('f16: no subgroup matrices on this adapter'); return; }
+  enableSubgroupMatmul(true);
+  for (const [M, K, N] of [[4096, 4096, 4096], [2048, 768, 3072]] as const) for (const t of SG) {
+    setSubgroupTile(t);
+    say(`f16 ${M}x${K}x${N} ${name(t)}: ${await time(be, 'f16', M, K, N)}`);
+  }
+  setSubgroupTile(null);
 }
 
 async function gemm(be: WebGpuBackend, f32Only = false): Promise<void> {
@@ -317,12 +334,13 @@ async function attn(): Promise<void> {
 
 const modes = (process.argv[2] ?? 'check').split(',');
 const out = process.argv[3] ?? '/tmp';
-if (modes.includes('check') || modes.includes('gemm') || modes.includes('f32')) {
+if (modes.includes('check') || modes.includes('gemm') || modes.includes('f32') || modes.includes('f16')) {
   const be = (await createWebGpuBackend()) as WebGpuBackend;
   say(`${process.env.ACTLAB_DAWN_TOGGLES ?? ''} ${JSON.stringify(be.info())}`);
   if (modes.includes('check')) await checks(be);
   if (modes.includes('gemm')) await gemm(be);
   else if (modes.includes('f32')) await gemm(be, true);
+  if (modes.includes('f16')) await f16(be);
   be.dispose();
 }
 if (modes.includes('prefill')) await prefill();

@@ -31,11 +31,22 @@ export function setSubgroupTile(t: SgTile | null): void {
   forced = t;
 }
 
+/** ACTLAB_WEBGPU_SGTILE=SGM,SGN,FM,FN fixes the tile from the environment (experiments). */
+function envTile(): SgTile | null {
+  const v = envVar('ACTLAB_WEBGPU_SGTILE')?.split(',').map(Number);
+  return v && v.length === 4 && v.every((x) => Number.isInteger(x) && x > 0) ? { SGM: v[0]!, SGN: v[1]!, FM: v[2]!, FN: v[3]!, DB: false } : null;
+}
+const fromEnv = envTile();
+
 function pickTile(p: MatmulPlan, batches: number): SgTile {
   if (forced) return forced;
+  if (fromEnv) return fromEnv;
   const tiles = (bm: number, bn: number) => Math.ceil(p.M / bm) * Math.ceil(p.N / bn) * batches;
+  // H200 sweeps (bench/RESULTS.md): 2x2 subgroups of 4x4 fragments for many tiles; below that,
+  // 4x4 subgroups of 2x2 fragments (same 128x128 tile, 512 threads: 80.9 vs 66.9 TFLOP/s at
+  // 2048x768x3072)
   if (tiles(128, 128) >= 600) return { SGM: 2, SGN: 2, FM: 4, FN: 4, DB: false };
-  return { SGM: 2, SGN: 4, FM: 4, FN: 2, DB: false };
+  return { SGM: 4, SGN: 4, FM: 2, FN: 2, DB: false };
 }
 
 const BK = 32;
