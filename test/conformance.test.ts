@@ -30,6 +30,21 @@ describe('conformance matrix', () => {
     }, 600_000);
   }
 
+  it('wasm with an odd thread count (3) matches on the kernels that split work', async () => {
+    // this machine's default is 2 threads; the GEMV split over K and the row splits must not
+    // depend on it
+    const test = await createWasmBackend({ threads: 3, poison: true });
+    try {
+      const results = await runConformance(ref, test, { ops: ['matmul', 'attention', 'softmax'] });
+      const bad = results.filter((r) => r.status === 'fail' || r.status === 'error');
+      for (const r of bad) console.log(`${r.status} ${r.label}: nmse ${r.nmse} > ${r.budget} ${r.detail ?? ''}`);
+      expect(results.length).toBeGreaterThan(100);
+      expect(bad.map((r) => r.label)).toEqual([]);
+    } finally {
+      test.dispose();
+    }
+  }, 600_000);
+
   it('covers every op of the backend contract', async () => {
     const { OP_NAMES } = await import('../src/backends/backend.js');
     const covered = new Set(selectVariants().map((v) => v.op));
