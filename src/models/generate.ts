@@ -9,6 +9,7 @@ import { KVCache } from './layers/kv-cache.js';
 import type { CausalLM } from './model.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { pickToken, type SamplingOptions } from './sampling.js';
+import { reduce } from '../ops/reduce.js';
 
 export interface GenerateOptions extends SamplingOptions {
   maxNewTokens: number;
@@ -74,15 +75,37 @@ class Generation {
     }
   }
 
+  /**
+   * Greedy with no repetition penalty: the next tokens are the logits' argmax, which the backend
+   * can take where the logits are (4 bytes per sequence read back instead of the vocabulary).
+   */
+  get greedy(): boolean {
+    return !((this.o.temperature ?? 0) > 0) && (this.o.repetitionPenalty ?? 1) === 1;
+  }
+
+  /** The step's logits [batch, 1, vocab] -> their argmax per sequence [batch] (disposes the logits). */
+  argmaxOf(logits: Tensor): Tensor {
+    const am = reduce('argmax', logits.reshape([this.prompts.length, -1]), 1);
+    logits.dispose();
+    return am;
+  }
+
   /** Chooses each sequence's next token from the step's logits (host copy). */
   accept(rows: Float32Array): void {
-    const o = this.o;
     const batch = this.prompts.length;
     const vocab = rows.length / batch;
+    this.commit(Array.from({ length: batch }, (_, s) =>
+      this.done[s] !== null ? this.pad : pickToken(rows.subarray(s * vocab, (s + 1) * vocab), this.seen[s]!, this.o, this.rng)));
+  }
+
+  /** Takes the step's chosen ids (one per sequence; finished sequences are fed padding). */
+  commit(chosen: ArrayLike<number>): void {
+    const o = this.o;
+    const batch = this.prompts.length;
     const next: number[] = [];
     for (let s = 0; s < batch; s++) {
       if (this.done[s] !== null) { next.push(this.pad); continue; }
-      const id = pickToken(rows.subarray(s * vocab, (s + 1) * vocab), this.seen[s]!, o, this.rng);
+      const id = chosen[s]!;
       next.push(id);
       this.seen[s]!.push(id);
       this.newIds[s]!.push(id);
@@ -120,6 +143,13 @@ export function generate(model: CausalLM, prompts: readonly (readonly number[])[
   const g = new Generation(model, prompts, o);
   try {
     for (let logits = g.forward(); logits; logits = g.forward()) {
+      if (g.greedy) {
+        const am = g.argmaxOf(logits);
+        const ids = am.dataSync();
+        am.dispose();
+        g.commit(ids);
+        continue;
+      }
       const rows = logits.dataSync() as Float32Array;
       logits.dispose();
       g.accept(rows);
@@ -135,6 +165,15 @@ export async function generateAsync(model: CausalLM, prompts: readonly (readonly
   const g = new Generation(model, prompts, o);
   try {
     for (let logits = g.forward(); logits; logits = g.forward()) {
+      if (g.greedy) {
+        const am = g.argmaxOf(logits);
+        try {
+          g.commit(await am.data());
+        } finally {
+          am.dispose();
+        }
+        continue;
+      }
       const rows = (await logits.data()) as Float32Array;
       logits.dispose();
       g.accept(rows);
