@@ -165,3 +165,12 @@ export function checkByteRange(backend: string, buffer: BackendBuffer, byteOffse
     throw new Error(`${backend} backend: ${what} of ${byteLength} bytes at ${byteOffset} outside a ${buffer.byteLength}-byte buffer`);
   }
 }
+
+/** `f()` as a settled promise (its value, or its error as a rejection): `read` of host-memory backends. */
+export function settled<T>(f: () => T): Promise<T> {
+  try {
+    return Promise.resolve(f());
+  } catch (e) {
+    return Promise.reject(e);
+  }
+}

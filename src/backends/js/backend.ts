@@ -1,7 +1,7 @@
 // The plain-TypeScript backend: memory is ordinary Uint8Arrays and every op runs the reference
 // kernels. Synchronous, slow, and the yardstick every other backend is tested against.
 import type { Backend, BackendBuffer, OpDesc, OpName, View } from '../backend.js';
-import { checkByteRange, ownBuffer } from '../backend.js';
+import { checkByteRange, ownBuffer, settled } from '../backend.js';
 import { OP_NAMES } from '../backend.js';
 import { hasReferenceKernel, runReference } from './kernels.js';
 
@@ -35,11 +35,7 @@ export class JsBackend implements Backend {
   }
 
   read(buffer: BackendBuffer, byteOffset: number, byteLength: number): Promise<Uint8Array> {
-    try {
-      return Promise.resolve(this.readSync(buffer, byteOffset, byteLength));
-    } catch (e) {
-      return Promise.reject(e);
-    }
+    return settled(() => this.readSync(buffer, byteOffset, byteLength));
   }
 
   readSync(buffer: BackendBuffer, byteOffset: number, byteLength: number): Uint8Array {

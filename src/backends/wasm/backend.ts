@@ -5,7 +5,7 @@
 // to block: on a browser's main thread the backend runs single-threaded; create it inside a Web
 // Worker to use several threads.
 import type { Backend, BackendBuffer, OpDesc, OpName, View } from '../backend.js';
-import { checkByteRange, ownBuffer } from '../backend.js';
+import { checkByteRange, ownBuffer, settled } from '../backend.js';
 import { hasReferenceKernel, runReference } from '../js/kernels.js';
 import { detectFeatures, base64ToBytes, type WasmFeatures } from './features.js';
 import { KERNEL_MODULES } from './generated/kernels.js';
@@ -81,11 +81,7 @@ export class WasmBackend implements Backend {
   }
 
   read(buffer: BackendBuffer, byteOffset: number, byteLength: number): Promise<Uint8Array> {
-    try {
-      return Promise.resolve(this.readSync(buffer, byteOffset, byteLength));
-    } catch (e) {
-      return Promise.reject(e);
-    }
+    return settled(() => this.readSync(buffer, byteOffset, byteLength));
   }
 
   readSync(buffer: BackendBuffer, byteOffset: number, byteLength: number): Uint8Array {
