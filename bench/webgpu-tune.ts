@@ -6,7 +6,7 @@
 // waiting; `prefill` sums GPU time per op of a T=512 prefill; `attn` times the attention kernels
 // (row kernel, tiled variants) on GPT-2 prefill shapes, each checked against the row kernel.
 // Prints one line per measurement (and writes them to <outdir>/tune.txt).
-// `f32` / `f16` time only the f32 / f16 target shapes.
+// `f32` / `f16` time only the f32 / f16 target shapes; `sgcheck` checks only the f16 tiles.
 // Usage: node dist/bench/webgpu-tune.js check,gemm,f32,f16,prefill,decode,attn [outdir]
 import { writeFileSync } from 'node:fs';
 import type { View } from '../src/backends/backend.js';
@@ -32,16 +32,14 @@ const F32: F32Variant[] = [
 ];
 const SG: (SgTile | null)[] = [
   null,
-  { SGM: 2, SGN: 2, FM: 4, FN: 4, DB: false },
-  { SGM: 2, SGN: 2, FM: 4, FN: 4, DB: true },
-  { SGM: 2, SGN: 4, FM: 4, FN: 2, DB: false },
-  { SGM: 2, SGN: 2, FM: 4, FN: 4, G: true },
-  // larger tiles: more multiply-adds per staged half (the scalar f16 staging stores are the suspect)
-  { SGM: 4, SGN: 2, FM: 4, FN: 4, DB: false },
-  { SGM: 2, SGN: 4, FM: 4, FN: 4, DB: false },
-  { SGM: 4, SGN: 4, FM: 2, FN: 2, DB: false },
-  { SGM: 4, SGN: 4, FM: 2, FN: 4, DB: false },
+  { SGM: 2, SGN: 2, FM: 4, FN: 4 },
+  { SGM: 4, SGN: 4, FM: 2, FN: 2 },
+  { SGM: 2, SGN: 4, FM: 4, FN: 2 },
+  { SGM: 4, SGN: 2, FM: 4, FN: 4 },
+  { SGM: 2, SGN: 2, FM: 4, FN: 4, BK: 64 },
 ];
+/** Tiles timed by `f32`. */
+const F32T: F32Variant[] = [null, ...F32.slice(-4)];
 
 const log: string[] = [];
 const say = (s: string) => { console.log(s); log.push(s); };
@@ -98,8 +96,9 @@ function setup(be: WebGpuBackend, dtype: 'f32' | 'f16', M: number, K: number, N:
   };
 }
 
-async function checks(be: WebGpuBackend): Promise<void> {
+async function checks(be: WebGpuBackend, f16Only = false): Promise<void> {
   let bad = 0;
+  if (!f16Only) {
   const shapes = [[200, 96, 136], [64, 32, 64], [130, 20, 67], [257, 100, 261], [256, 128, 512]];
   for (const t of F32) for (const [M, K, N] of shapes) for (const tA of [false, true]) for (const tB of [false, true]) {
     setF32(t);
@@ -112,6 +111,7 @@ async function checks(be: WebGpuBackend): Promise<void> {
     c.free();
   }
   setF32(null);
+  }
   if (be.handle.features.subgroupMatrix) {
     enableSubgroupMatmul(true);
     for (const t of SG) for (const [M, K, N] of [[200, 96, 136], [256, 64, 128], [130, 40, 264], [128, 512, 256], [256, 192, 512]]) {
@@ -168,7 +168,7 @@ async function f16(be: WebGpuBackend): Promise<void> {
 async function gemm(be: WebGpuBackend, f32Only = false): Promise<void> {
   const shapes: [number, number, number, boolean][] = [[4096, 4096, 4096, false], [2048, 768, 3072, false]];
   if (f32Only) { // the target shapes only: the default against the tiles without register prefetch
-    for (const [M, K, N, tB] of shapes) for (const t of [null, ...F32.slice(-4)]) { setF32(t); say(`f32 ${M}x${K}x${N} ${name(t)}: ${await time(be, 'f32', M, K, N, tB)}`); }
+    for (const [M, K, N, tB] of shapes) for (const t of F32T) { setF32(t); say(`f32 ${M}x${K}x${N} ${name(t)}: ${await time(be, 'f32', M, K, N, tB)}`); }
     setF32(null);
     return;
   }
@@ -334,10 +334,11 @@ async function attn(): Promise<void> {
 
 const modes = (process.argv[2] ?? 'check').split(',');
 const out = process.argv[3] ?? '/tmp';
-if (modes.includes('check') || modes.includes('gemm') || modes.includes('f32') || modes.includes('f16')) {
+if (modes.includes('check') || modes.includes('sgcheck') || modes.includes('gemm') || modes.includes('f32') || modes.includes('f16')) {
   const be = (await createWebGpuBackend()) as WebGpuBackend;
   say(`${process.env.ACTLAB_DAWN_TOGGLES ?? ''} ${JSON.stringify(be.info())}`);
   if (modes.includes('check')) await checks(be);
+  else if (modes.includes('sgcheck')) await checks(be, true);
   if (modes.includes('gemm')) await gemm(be);
   else if (modes.includes('f32')) await gemm(be, true);
   if (modes.includes('f16')) await f16(be);
