@@ -52,6 +52,21 @@ describe.skipIf(!backend)('webgpu backend', () => {
     }
   }, 300_000);
 
+  it('few-row products on 16-byte loads (f32 and f16 weights, both layouts, split K or not) match the reference', async () => {
+    // [M, K, N, transB]: K split over many workgroups (few columns) and not (many columns)
+    const cases: [number, number, number, boolean][] = [[1, 4096, 64, false], [4, 512, 2048, false], [1, 4096, 24, true], [3, 256, 2304, true], [8, 1024, 96, true]];
+    for (const dt of ['f32', 'f16'] as const) for (const [M, K, N, transB] of cases) {
+      const a = Array.from({ length: M * K }, (_, i) => Math.sin(i * 0.37));
+      const b = Array.from({ length: K * N }, (_, i) => Math.cos(i * 0.11));
+      const yr = F.matmul(Tensor.from(a, [M, K], dt, ref), Tensor.from(b, transB ? [N, K] : [K, N], dt, ref), { transB }).dataSync();
+      const yg = await F.matmul(Tensor.from(a, [M, K], dt, gpu), Tensor.from(b, transB ? [N, K] : [K, N], dt, gpu), { transB }).data();
+      let num = 0; let den = 0;
+      for (let i = 0; i < yr.length; i++) { num += (yr[i]! - yg[i]!) ** 2; den += yr[i]! ** 2; }
+      // f16 outputs: both sides round the f32 sum to f16 (NMSE of f16 rounding is ~1e-8)
+      expect(num / den, `${dt} ${M}x${K}x${N}${transB ? ' Bᵀ' : ''}`).toBeLessThan(dt === 'f32' ? 1e-10 : 1e-6);
+    }
+  }, 300_000);
+
   it('reads synchronously only what JavaScript wrote', async () => {
     const ids = Tensor.from([3, 1, 4], [3], 'i32', gpu);
     expect(Array.from(ids.dataSync())).toEqual([3, 1, 4]);

@@ -2,7 +2,8 @@
 //   tiled      128x128 (or 64x64) output tiles, 8x8 (4x4) per thread, k-steps of 8 staged in
 //              workgroup memory with the next step prefetched into registers; any float dtype.
 //   f32v4      f32 with 16-byte aligned operands: the same scheme on vec4 loads (matmul-f32.ts).
-//   gemv       M <= 8 (decode): each workgroup streams a strip of B once for all rows of A.
+//   gemv4      M <= 8 (decode), f32/f16 B: 16-byte loads of B (matmul-gemv.ts).
+//   gemv       M <= 8 otherwise: each workgroup streams a strip of B once for all rows of A.
 //   sgmat      f16 x f16 on tensor cores through subgroup matrices (matmul-f16.ts) when offered.
 // Weights shared by every batch (stride 0) fold the batch into M.
 import type { OpDesc, View } from '../../backend.js';
@@ -11,6 +12,7 @@ import { BUILTINS, Params, WG_INDEX, type OpContext } from './context.js';
 import { PRELUDE, cdiv, inBinding, loaders, outBinding, storers } from '../wgsl.js';
 import { trySubgroupMatmul } from './matmul-f16.js';
 import { f32Vec4Fits, tiledF32 } from './matmul-f32.js';
+import { splitSum, vecGemv, vecGemvFits } from './matmul-gemv.js';
 
 type Op<K extends OpDesc['op']> = Extract<OpDesc, { op: K }>;
 
@@ -102,7 +104,8 @@ fn main(${BUILTINS}) { ${WG_INDEX} let i = wg * 256u + li; if (i < P[0]) { stb_y
   const ab = ctx.buffer(a);
   const bb = ctx.buffer(b);
   if (trySubgroupMatmul(ctx, plan, a.dtype, b.dtype, ab, bb, yd)) return;
-  if (plan.M <= 8) gemv(ctx, plan, a.dtype, b.dtype, ab, bb, yd.dtype, yd.gpu, yd.offset, batches);
+  if (plan.M <= 8 && vecGemvFits(plan, a.dtype, b.dtype)) vecGemv(ctx, plan, a.dtype, b.dtype, ab, bb, yd.dtype, yd.gpu, yd.offset, batches);
+  else if (plan.M <= 8) gemv(ctx, plan, a.dtype, b.dtype, ab, bb, yd.dtype, yd.gpu, yd.offset, batches);
   else if (f32Vec4Fits(plan, a.dtype, b.dtype, yd.dtype, yd.offset)) tiledF32(ctx, plan, ab, bb, yd.gpu, yd.offset, batches);
   else tiled(ctx, plan, a.dtype, b.dtype, ab, bb, yd.dtype, yd.gpu, yd.offset, batches);
 }
@@ -269,22 +272,5 @@ fn main(${BUILTINS}) {
   }
   const part = ctx.temp(batches * S * p.M * p.N * 4);
   ctx.run(k, [ab, bb, part.gpu], params, [cdiv(p.N, COLS), S, batches]);
-  const sum = ctx.kernel(`mm gemv sum >${ydt}`, () => `${PRELUDE}
-@group(0) @binding(0) var<storage, read> P: array<u32>;
-${inBinding(1, 'x')}
-${outBinding(2, 'y', ydt as never)}
-${storers('y', ydt as never)}
-@compute @workgroup_size(256)
-fn main(${BUILTINS}) {
-  ${WG_INDEX}
-  let e = wg * 256u + li;
-  let MN = P[0]; let S = P[1];
-  if (e >= MN * P[2]) { return; }
-  let z = e / MN; let r = e % MN;
-  var s = 0.0;
-  for (var i = 0u; i < S; i++) { s = s + bitcast<f32>(x[(z * S + i) * MN + r]); }
-  stf_y(P[3] + e, s);
-}`);
-  const n = p.M * p.N * batches;
-  ctx.run(sum, [part.gpu, yb], new Params().u32(p.M * p.N, S, batches, yoff), [cdiv(n, 256)]);
+  splitSum(ctx, part.gpu, S, p.M * p.N, batches, ydt, yb, yoff);
 }

@@ -1,0 +1,198 @@
+// Few-row products (M <= 8, decode) on 16-byte loads of B: each lane reads B in chunks of 4 f32 or
+// 8 f16 (one vec4<u32>), so a workgroup streams B at close to the memory bandwidth.
+//   bK  B's k axis is the fast one (weights as [N, K], nn.Linear): 256/T rows per workgroup,
+//       T lanes along each row, A read in matching 16-byte chunks; lanes summed in workgroup memory.
+//   bN  B's n axis is the fast one (weights as [K, N], GPT-2's Conv1D): each lane owns one chunk
+//       of columns, 256/CH lanes along k; k-slices summed in workgroup memory.
+// Where the columns alone leave the GPU short of workgroups, K is split over grid.y: partial sums
+// go to a temporary and `splitSum` adds them. Used when the dtypes and alignment fit (see
+// `vecGemvFits`); the scalar `gemv` of matmul.ts takes the rest.
+import type { DType } from '../../../tensor/dtype.js';
+import { BUILTINS, Params, WG_INDEX, type OpContext } from './context.js';
+import { PRELUDE, cdiv, inBinding, loaders, outBinding, storers } from '../wgsl.js';
+import type { MatmulPlan } from './matmul.js';
+
+/** Elements of B per 16-byte chunk. */
+const chunkOf = (d: string) => (d === 'f32' ? 4 : d === 'f16' ? 8 : 0);
+
+let on = true;
+/** Turns the vec4 GEMV off (the scalar one runs instead), for comparisons. */
+export function enableVecGemv(v: boolean): void {
+  on = v;
+}
+
+/** Whether the vec4 GEMV applies: f32/f16 B with 16-byte aligned chunks (and A's, for bK). */
+export function vecGemvFits(p: MatmulPlan, adt: string, bdt: string): boolean {
+  const V = chunkOf(bdt);
+  if (!on || !V || (adt !== 'f32' && adt !== 'f16')) return false;
+  const mul = (q: number, ...xs: number[]) => xs.every((x) => x % q === 0);
+  if (p.sbk === 1 && p.sbn !== 1) {
+    // A in chunks of V along k too: f32 A (V*4 bytes) or f16 A with V = 8 (16 bytes)
+    if (adt === 'f16' && V !== 8) return false;
+    const VA = adt === 'f32' ? 4 : 8;
+    return p.sak === 1 && mul(V, p.K, p.sbn, p.boff, ...p.bbs) && mul(VA, p.sam, p.aoff, ...p.abs);
+  }
+  return p.sbn === 1 && mul(V, p.N, p.sbk, p.boff, ...p.bbs);
+}
+
+/** WGSL: the chunk q (vec4<u32>) of dtype d as vec4<f32> values `${out}0` (and `${out}1` for f16). */
+function decode(d: string, q: string, out: string): string {
+  return d === 'f32'
+    ? `let ${out}0 = bitcast<vec4<f32>>(${q});`
+    : `let ${out}0 = vec4<f32>(unpack2x16float(${q}.x), unpack2x16float(${q}.y)); let ${out}1 = vec4<f32>(unpack2x16float(${q}.z), unpack2x16float(${q}.w));`;
+}
+
+const PLAN_HEAD = `
+  let M = P[0]; let K = P[1]; let N = P[2];
+  let z = wid.z;
+  let z0 = z % P[3]; let z1 = (z / P[3]) % P[4]; let z2 = z / (P[3] * P[4]);
+  let abase = u32(bitcast<i32>(P[16]) + i32(z0) * bitcast<i32>(P[6]) + i32(z1) * bitcast<i32>(P[7]) + i32(z2) * bitcast<i32>(P[8]));
+  let bbase = u32(bitcast<i32>(P[17]) + i32(z0) * bitcast<i32>(P[9]) + i32(z1) * bitcast<i32>(P[10]) + i32(z2) * bitcast<i32>(P[11]));
+  let sam = P[12]; let sak = P[13]; let sbk = P[14]; let sbn = P[15];
+  let ybase = P[18] + z * M * N;
+  let kbeg = wid.y * P[19]; let kend = min(K, kbeg + P[19]);`;
+
+const lines = (n: number, f: (i: number) => string) => Array.from({ length: n }, (_, i) => f(i)).join('\n');
+
+/** Where the output of (m, column n) goes: y itself, or the split's partial sums (f32). */
+const OUT = (split: boolean) => (split ? '((wid.z * nwg.y + wid.y) * M + m) * N + n' : 'ybase + m * N + n');
+
+function bKCode(M: number, T: number, adt: string, bdt: string, ydt: string, split: boolean): string {
+  const V = chunkOf(bdt);
+  // A's chunk of V elements at element e, as vec4<f32> a0 (and a1 when V = 8)
+  const loadA = (e: string) => adt === 'f16'
+    ? decode('f16', `a[(${e}) >> 3u]`, 'a')
+    : V === 4 ? `let a0 = bitcast<vec4<f32>>(a[(${e}) >> 2u]);`
+      : `let a0 = bitcast<vec4<f32>>(a[(${e}) >> 2u]); let a1 = bitcast<vec4<f32>>(a[((${e}) >> 2u) + 1u]);`;
+  const dotm = (m: number) => `      { ${loadA(`ak + ${m}u * sam`)} acc${m} = acc${m} + dot(a0, b0)${V === 8 ? ' + dot(a1, b1)' : ''}; }`;
+  return `${PRELUDE}
+@group(0) @binding(0) var<storage, read> P: array<u32>;
+@group(0) @binding(1) var<storage, read> a: array<vec4<u32>>;
+@group(0) @binding(2) var<storage, read> b: array<vec4<u32>>;
+${outBinding(3, 'y', (split ? 'f32' : ydt) as DType)}
+${storers('y', (split ? 'f32' : ydt) as DType)}
+var<workgroup> red: array<f32, ${M * 256}>;
+@compute @workgroup_size(256)
+fn main(${BUILTINS}) {
+  ${PLAN_HEAD}
+  let r = li / ${T}u; let t = li % ${T}u;
+  let n = wid.x * ${256 / T}u + r;
+${lines(M, (m) => `  var acc${m} = 0.0;`)}
+  if (n < N) {
+    let brow = bbase + n * sbn;
+    for (var k = kbeg + t * ${V}u; k < kend; k += ${T * V}u) {
+      let q = b[(brow + k) >> ${Math.log2(V)}u];
+      ${decode(bdt, 'q', 'b')}
+      let ak = abase + k;
+${lines(M, dotm)}
+    }
+  }
+${lines(M, (m) => `  red[${m * 256}u + li] = acc${m};`)}
+  workgroupBarrier();
+  for (var w = ${T / 2}u; w > 0u; w = w >> 1u) {
+    if (t < w) {
+${lines(M, (m) => `      red[${m * 256}u + li] = red[${m * 256}u + li] + red[${m * 256}u + li + w];`)}
+    }
+    workgroupBarrier();
+  }
+  if (t == 0u && n < N) {
+    for (var m = 0u; m < M; m++) { stf_y(${OUT(split)}, red[m * 256u + li]); }
+  }
+}`;
+}
+
+function bNCode(M: number, CH: number, adt: string, bdt: string, ydt: string, split: boolean): string {
+  const V = chunkOf(bdt);
+  const KS = 256 / CH;
+  const G = V / 4; // vec4 accumulators per row of A
+  return `${PRELUDE}
+@group(0) @binding(0) var<storage, read> P: array<u32>;
+${inBinding(1, 'a')}
+@group(0) @binding(2) var<storage, read> b: array<vec4<u32>>;
+${outBinding(3, 'y', (split ? 'f32' : ydt) as DType)}
+${loaders('a', adt as DType)}
+${storers('y', (split ? 'f32' : ydt) as DType)}
+var<workgroup> red: array<vec4<f32>, ${256 * G}>;
+@compute @workgroup_size(256)
+fn main(${BUILTINS}) {
+  ${PLAN_HEAD}
+  let c = li % ${CH}u; let s = li / ${CH}u;
+  let n0 = (wid.x * ${CH}u + c) * ${V}u;
+${lines(M * G, (i) => `  var acc${i} = vec4<f32>(0.0);`)}
+  if (n0 < N) {
+    for (var k = kbeg + s; k < kend; k += ${KS}u) {
+      let q = b[(bbase + k * sbk + n0) >> ${Math.log2(V)}u];
+      ${decode(bdt, 'q', 'b')}
+      let ak = abase + k * sak;
+${lines(M, (m) => `      { let x = vec4<f32>(ldf_a(ak + ${m}u * sam)); ${lines(G, (g) => `acc${m * G + g} = fma(x, b${g}, acc${m * G + g});`)} }`)}
+    }
+  }
+${lines(M, (m) => `  {
+${lines(G, (g) => `    red[li * ${G}u + ${g}u] = acc${m * G + g};`)}
+    workgroupBarrier();
+    for (var w = ${KS / 2}u; w > 0u; w = w >> 1u) {
+      if (s < w) {
+${lines(G, (g) => `        red[li * ${G}u + ${g}u] = red[li * ${G}u + ${g}u] + red[(li + w * ${CH}u) * ${G}u + ${g}u];`)}
+      }
+      workgroupBarrier();
+    }
+    if (s == 0u && n0 < N) {
+      let m = ${m}u;
+${lines(V, (e) => `      { let n = n0 + ${e}u; stf_y(${OUT(split)}, red[li * ${G}u + ${e >> 2}u][${e & 3}]); }`)}
+    }
+    workgroupBarrier();
+  }`)}
+}`;
+}
+
+/** Runs the vec4 GEMV (the caller checked `vecGemvFits`). */
+export function vecGemv(
+  ctx: OpContext, p: MatmulPlan, adt: string, bdt: string, ab: GPUBuffer, bb: GPUBuffer,
+  ydt: string, yb: GPUBuffer, yoff: number, batches: number,
+): void {
+  const V = chunkOf(bdt);
+  const bK = p.sbk === 1 && p.sbn !== 1;
+  const chunks = cdiv(p.K, V); // per row of B (bK)
+  // bK: lanes per row, from 32 (8 rows per workgroup) up to 256 for short and few rows
+  const T = bK ? Math.min(256, Math.max(32, 2 ** Math.ceil(Math.log2(Math.max(1, chunks / 16))))) : 0;
+  const CH = bK ? 0 : Math.min(32, 2 ** Math.ceil(Math.log2(cdiv(p.N, V))));
+  const wgs = (bK ? cdiv(p.N, 256 / T) : cdiv(p.N, CH * V)) * batches;
+  // split K until about 4 workgroups per SM of a large GPU (132 SMs), each k-range >= 4 steps
+  const step = bK ? T * V : 256 / CH;
+  const S = wgs >= 256 ? 1 : Math.max(1, Math.min(cdiv(528, wgs), Math.floor(p.K / (4 * step)), 64));
+  const chunk = bK ? cdiv(cdiv(p.K, S), V) * V : cdiv(p.K, S);
+  const split = S > 1;
+  const key = `mm gemv4 ${bK ? `bK${T}` : `bN${CH}`} m${p.M} ${adt}x${bdt}>${split ? 'f32 split' : ydt}`;
+  const k = ctx.kernel(key, () => (bK ? bKCode(p.M, T, adt, bdt, ydt, split) : bNCode(p.M, CH, adt, bdt, ydt, split)));
+  const params = new Params().u32(p.M, p.K, p.N, ...p.bshape).i32(...p.abs, ...p.bbs, p.sam, p.sak, p.sbk, p.sbn, p.aoff, p.boff, yoff).u32(chunk);
+  const grid: [number, number, number] = [bK ? cdiv(p.N, 256 / T) : cdiv(p.N, CH * V), S, batches];
+  if (!split) {
+    ctx.run(k, [ab, bb, yb], params, grid);
+    return;
+  }
+  const part = ctx.temp(batches * S * p.M * p.N * 4);
+  ctx.run(k, [ab, bb, part.gpu], params, grid);
+  splitSum(ctx, part.gpu, S, p.M * p.N, batches, ydt, yb, yoff);
+}
+
+/** y[z, r] = Σ_i x[(z * S + i) * MN + r]: the partial sums of a k-split product. */
+export function splitSum(ctx: OpContext, x: GPUBuffer, S: number, MN: number, batches: number, ydt: string, yb: GPUBuffer, yoff: number): void {
+  const sum = ctx.kernel(`mm gemv sum >${ydt}`, () => `${PRELUDE}
+@group(0) @binding(0) var<storage, read> P: array<u32>;
+${inBinding(1, 'x')}
+${outBinding(2, 'y', ydt as DType)}
+${storers('y', ydt as DType)}
+@compute @workgroup_size(256)
+fn main(${BUILTINS}) {
+  ${WG_INDEX}
+  let e = wg * 256u + li;
+  let MN = P[0]; let S = P[1];
+  if (e >= MN * P[2]) { return; }
+  let z = e / MN; let r = e % MN;
+  var s = 0.0;
+  for (var i = 0u; i < S; i++) { s = s + bitcast<f32>(x[(z * S + i) * MN + r]); }
+  stf_y(P[3] + e, s);
+}`);
+  const n = MN * batches;
+  ctx.run(sum, [x, yb], new Params().u32(MN, S, batches, yoff), [cdiv(n, 256)]);
+}
