@@ -240,11 +240,24 @@ async function prefill(): Promise<void> {
   const { randomModel } = await import('../src/models/random.js');
   const { tensor } = await import('../src/ops/creation.js');
   const be = (await initBackend('webgpu')) as WebGpuBackend;
-  const cfg = { model_type: 'gpt2', n_embd: 1024, n_head: 16, n_layer: 24, n_positions: 1024, vocab_size: 50257 };
+  // ACTLAB_TUNE_PREFILL=small|medium:T picks the model and length (default medium:512)
+  const [size, Ts] = (process.env.ACTLAB_TUNE_PREFILL ?? 'medium:512').split(':');
+  const T = Number(Ts ?? 512);
+  const label = `gpt2-${size} T=${T}`;
+  const cfg = size === 'small'
+    ? { model_type: 'gpt2', n_embd: 768, n_head: 12, n_layer: 12, n_positions: 1024, vocab_size: 50257 }
+    : { model_type: 'gpt2', n_embd: 1024, n_head: 16, n_layer: 24, n_positions: 1024, vocab_size: 50257 };
   const model = randomModel(cfg, be, { seed: 0, std: 0.02 });
-  const x = tensor(Array.from({ length: 512 }, (_, i) => (i * 7919) % 50257), [1, 512], 'i32', { backend: be });
-  model.forward(x).dispose();
   await be.flush();
+  const x = tensor(Array.from({ length: T }, (_, i) => (i * 7919) % 50257), [1, T], 'i32', { backend: be });
+  const first: number[] = [];
+  for (let i = 0; i < 10; i++) {
+    const t0 = performance.now();
+    model.forward(x).dispose();
+    await be.flush();
+    first.push(performance.now() - t0);
+  }
+  say(`prefill ${label}, first 10 forwards: ${first.map((t) => t.toFixed(1)).join(' ')} ms`);
   for (const reuse of [true, false, true]) {
     be.rt.reuseBindGroups = reuse;
     const ts: number[] = [];
@@ -254,7 +267,7 @@ async function prefill(): Promise<void> {
       await be.flush();
       ts.push(performance.now() - t0);
     }
-    say(`prefill gpt2-medium T=512 (bind groups ${reuse ? 'reused' : 'made per dispatch'}): ${ts.map((t) => t.toFixed(1)).join(' ')} ms`);
+    say(`prefill ${label} (bind groups ${reuse ? 'reused' : 'made per dispatch'}): ${ts.map((t) => t.toFixed(1)).join(' ')} ms`);
   }
   // record one forward; its buffers are freed only after the replay
   const rec: Parameters<WebGpuBackend['exec']>[] = [];
