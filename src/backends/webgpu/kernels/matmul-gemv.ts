@@ -166,6 +166,8 @@ export function vecGemv(
   const k = ctx.kernel(key, () => (bK ? bKCode(p.M, T, adt, bdt, ydt, split) : bNCode(p.M, CH, adt, bdt, ydt, split)));
   const params = new Params().u32(p.M, p.K, p.N, ...p.bshape).i32(...p.abs, ...p.bbs, p.sam, p.sak, p.sbk, p.sbn, p.aoff, p.boff, yoff).u32(chunk);
   const grid: [number, number, number] = [bK ? cdiv(p.N, 256 / T) : cdiv(p.N, CH * V), S, batches];
+  // the kernels index columns by wid.x alone (wid.y is the k-split)
+  if (grid[0] > ctx.rt.device.limits.maxComputeWorkgroupsPerDimension) ctx.fail(`N = ${p.N} needs ${grid[0]} workgroups along x, over the device's limit`);
   if (!split) {
     ctx.run(k, [ab, bb, yb], params, grid);
     return;
