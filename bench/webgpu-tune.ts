@@ -3,7 +3,8 @@
 // all transposes against a float64 CPU product; `gemm` times the variants on the target shapes
 // (queued products of about 8 TFLOP per round, best of 5) and checks sampled entries;
 // `decode` times greedy decode of a GPT-2-medium-shaped model and splits host encoding from
-// waiting; `prefill` sums GPU time per op of a T=512 prefill; `attn` times the attention kernels
+// waiting; `prefill` sums GPU time per op of a prefill (ACTLAB_TUNE_PREFILL=small|medium:T, default
+// medium:512) after timing its first forwards; `attn` times the attention kernels
 // (row kernel, tiled variants) on GPT-2 prefill shapes, each checked against the row kernel.
 // Prints one line per measurement (and writes them to <outdir>/tune.txt).
 // `f32` / `f16` time only the f32 / f16 target shapes; `sgcheck` checks only the f16 tiles.
@@ -99,18 +100,18 @@ function setup(be: WebGpuBackend, dtype: 'f32' | 'f16', M: number, K: number, N:
 async function checks(be: WebGpuBackend, f16Only = false): Promise<void> {
   let bad = 0;
   if (!f16Only) {
-  const shapes = [[200, 96, 136], [64, 32, 64], [130, 20, 67], [257, 100, 261], [256, 128, 512]];
-  for (const t of F32) for (const [M, K, N] of shapes) for (const tA of [false, true]) for (const tB of [false, true]) {
-    setF32(t);
-    const c = setup(be, 'f32', M!, K!, N!, tA, tB);
-    try {
-      c.run();
-      const w = await c.err(Infinity);
-      if (!(w < 1e-5)) { bad++; say(`FAIL f32 ${name(t)} ${M}x${K}x${N} tA=${tA} tB=${tB}: ${w}`); }
-    } catch (e) { bad++; say(`ERR f32 ${name(t)}: ${(e as Error).message.split('\n').slice(0, 6).join(' | ')}`); }
-    c.free();
-  }
-  setF32(null);
+    const shapes = [[200, 96, 136], [64, 32, 64], [130, 20, 67], [257, 100, 261], [256, 128, 512]];
+    for (const t of F32) for (const [M, K, N] of shapes) for (const tA of [false, true]) for (const tB of [false, true]) {
+      setF32(t);
+      const c = setup(be, 'f32', M!, K!, N!, tA, tB);
+      try {
+        c.run();
+        const w = await c.err(Infinity);
+        if (!(w < 1e-5)) { bad++; say(`FAIL f32 ${name(t)} ${M}x${K}x${N} tA=${tA} tB=${tB}: ${w}`); }
+      } catch (e) { bad++; say(`ERR f32 ${name(t)}: ${(e as Error).message.split('\n').slice(0, 6).join(' | ')}`); }
+      c.free();
+    }
+    setF32(null);
   }
   if (be.handle.features.subgroupMatrix) {
     enableSubgroupMatmul(true);
