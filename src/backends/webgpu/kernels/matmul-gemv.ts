@@ -25,14 +25,16 @@ export function enableVecGemv(v: boolean): void {
 export function vecGemvFits(p: MatmulPlan, adt: string, bdt: string): boolean {
   const V = chunkOf(bdt);
   if (!on || !V || (adt !== 'f32' && adt !== 'f16')) return false;
-  const mul = (q: number, ...xs: number[]) => xs.every((x) => x % q === 0);
+  // (checked on every decode step: no rest arguments or closures)
+  const bOk = (x: number) => p.boff % V === 0 && p.bbs[0] % V === 0 && p.bbs[1] % V === 0 && p.bbs[2] % V === 0 && x % V === 0;
   if (p.sbk === 1 && p.sbn !== 1) {
     // A in chunks of V along k too: f32 A (V*4 bytes) or f16 A with V = 8 (16 bytes)
     if (adt === 'f16' && V !== 8) return false;
     const VA = adt === 'f32' ? 4 : 8;
-    return p.sak === 1 && mul(V, p.K, p.sbn, p.boff, ...p.bbs) && mul(VA, p.sam, p.aoff, ...p.abs);
+    const aOk = p.sam % VA === 0 && p.aoff % VA === 0 && p.abs[0] % VA === 0 && p.abs[1] % VA === 0 && p.abs[2] % VA === 0;
+    return p.sak === 1 && p.K % V === 0 && bOk(p.sbn) && aOk;
   }
-  return p.sbn === 1 && mul(V, p.N, p.sbk, p.boff, ...p.bbs);
+  return p.sbn === 1 && p.N % V === 0 && bOk(p.sbk);
 }
 
 /** WGSL: the chunk q (vec4<u32>) of dtype d as vec4<f32> values `${out}0` (and `${out}1` for f16). */
