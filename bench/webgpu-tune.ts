@@ -251,24 +251,21 @@ async function prefill(): Promise<void> {
   const model = randomModel(cfg, be, { seed: 0, std: 0.02 });
   await be.flush();
   const x = tensor(Array.from({ length: T }, (_, i) => (i * 7919) % 50257), [1, T], 'i32', { backend: be });
-  const first: number[] = [];
-  for (let i = 0; i < 10; i++) {
-    const t0 = performance.now();
-    model.forward(x).dispose();
-    await be.flush();
-    first.push(performance.now() - t0);
-  }
-  say(`prefill ${label}, first 10 forwards: ${first.map((t) => t.toFixed(1)).join(' ')} ms`);
-  for (const reuse of [true, false, true]) {
-    be.rt.reuseBindGroups = reuse;
-    const ts: number[] = [];
-    for (let i = 0; i < 4; i++) {
+  // ms of each of n forwards, one after the other
+  const forwards = async (n: number) => {
+    const ts: string[] = [];
+    for (let i = 0; i < n; i++) {
       const t0 = performance.now();
       model.forward(x).dispose();
       await be.flush();
-      ts.push(performance.now() - t0);
+      ts.push((performance.now() - t0).toFixed(1));
     }
-    say(`prefill ${label} (bind groups ${reuse ? 'reused' : 'made per dispatch'}): ${ts.map((t) => t.toFixed(1)).join(' ')} ms`);
+    return ts.join(' ');
+  };
+  say(`prefill ${label}, first 10 forwards: ${await forwards(10)} ms`);
+  for (const reuse of [true, false, true]) {
+    be.rt.reuseBindGroups = reuse;
+    say(`prefill ${label} (bind groups ${reuse ? 'reused' : 'made per dispatch'}): ${await forwards(4)} ms`);
   }
   // record one forward; its buffers are freed only after the replay
   const rec: Parameters<WebGpuBackend['exec']>[] = [];

@@ -9,7 +9,7 @@ import { checkByteRange, ownBuffer } from '../backend.js';
 import { OP_NAMES, SyncReadUnsupportedError, describeView, opParams } from '../backend.js';
 import { byteSize } from '../../tensor/dtype.js';
 import { openDevice, WebGpuUnavailableError, type DeviceOptions, type GpuHandle } from './device.js';
-import { GpuRuntime, fmtBytes, type GpuBuffer, type Grid, type Kernel } from './runtime.js';
+import { GpuRuntime, type GpuBuffer, type Grid, type Kernel } from './runtime.js';
 import { Params, numel, type Dense, type OpContext } from './kernels/context.js';
 import { binary, copy, fill, isRowMajor, rowMajor, spliceBytes, unary, where } from './kernels/elementwise.js';
 import { cumsum, reduce, topk } from './kernels/reduce.js';

@@ -6,6 +6,7 @@
 import type { OpDesc, View } from '../../backend.js';
 import type { NativeKernel } from '../runtime.js';
 import { reduceKernel } from './norm.js';
+import { splitAt } from '../../../tensor/shape.js';
 import { addr, inside, isContiguous, numel } from './rows.js';
 
 type Op<K extends OpDesc['op']> = Extract<OpDesc, { op: K }>;
@@ -52,9 +53,7 @@ export const reduceAnyAxisKernel: NativeKernel<Op<'reduce'>> = {
   run(rt, op, inputs, outputs) {
     if (reduceKernel.handles(op, inputs, outputs)) return reduceKernel.run(rt, op, inputs, outputs);
     const x = inputs[0]!;
-    const outer = numel(x.shape.slice(0, op.axis));
-    const r = x.shape[op.axis]!;
-    const inner = numel(x.shape.slice(op.axis + 1));
+    const [outer, r, inner] = splitAt(x.shape, op.axis);
     const src = f32s(rt, x);
     const dst = f32s(rt, outputs[0]!);
     // Accumulate in f64 rows, as the reference does, then store.

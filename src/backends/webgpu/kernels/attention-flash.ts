@@ -21,6 +21,23 @@ export const FLASH_MIN_TQ = 8;
 let tile: FlashTile | null = null;
 let enabled = envVar('ACTLAB_WEBGPU_FLASH') !== '0';
 
+/**
+ * WGSL loop that stages `rows` rows of a strided operand into workgroup memory as vec4 (n values
+ * a row, zero-padded to n4 vec4; rows past the end read as zeros): g is the row's index in the
+ * operand, `at` its first element, `col` the element stride.
+ */
+function stageRows(o: { dst: string; stride: string; rows: string; n4: string; n: string; row: string; ok: string; at: string; col: string; ld: string }): string {
+  return `  for (var e = li; e < ${o.rows} * ${o.n4}; e += NT) {
+    let r = e / ${o.n4}; let c = (e % ${o.n4}) * 4u; ${o.row}
+    var x = vec4<f32>(0.0);
+    if (${o.ok}) {
+      let at = ${o.at};
+      for (var u = 0u; u < 4u; u++) { if (c + u < ${o.n}) { x[u] = ${o.ld}(u32(at + i32(c + u) * ${o.col})); } }
+    }
+    ${o.dst}[r * ${o.stride} + e % ${o.n4}] = x;
+  }`;
+}
+
 /** For tuning: a fixed tile (null: the default pick). */
 export function setFlashTile(t: FlashTile | null): void { tile = t; }
 export function enableFlashAttention(on: boolean): void { enabled = on; }
@@ -93,15 +110,7 @@ fn main(${BUILTINS}) {
   let qb = sp(13) + i32(b) * sp(9) + i32(h) * sp(10);
   let kb = sp(18) + i32(b) * sp(14) + i32(kvh) * sp(15);
   let vb = sp(23) + i32(b) * sp(19) + i32(kvh) * sp(20);
-  for (var e = li; e < BQ * D4; e += NT) {
-    let r = e / D4; let c = (e % D4) * 4u; let i = q0 + r;
-    var x = vec4<f32>(0.0);
-    if (i < TQ) {
-      let at = qb + i32(i) * sp(11);
-      for (var u = 0u; u < 4u; u++) { if (c + u < D) { x[u] = ldf_q(u32(at + i32(c + u) * sp(12))); } }
-    }
-    Qs[r * QS + e % D4] = x;
-  }
+${stageRows({ dst: 'Qs', stride: 'QS', rows: 'BQ', n4: 'D4', n: 'D', row: 'let g = q0 + r;', ok: 'g < TQ', at: 'qb + i32(g) * sp(11)', col: 'sp(12)', ld: 'ldf_q' })}
   let qlast = i32(min(q0 + BQ, TQ)) - 1;
   let kend = ${causal ? 'min(qlast + i32(TK) - i32(TQ), i32(TK) - 1)' : 'i32(TK) - 1'};
   var m: array<f32, ${RPT}>;
@@ -111,24 +120,8 @@ fn main(${BUILTINS}) {
   for (var a = 0u; a < ${RPT * NC}u; a++) { acc[a] = vec4<f32>(0.0); }
   for (var k0 = 0; k0 <= kend; k0 += i32(BK)) {
     workgroupBarrier();
-    for (var e = li; e < BK * D4; e += NT) {
-      let j = e / D4; let c = (e % D4) * 4u; let jg = k0 + i32(j);
-      var x = vec4<f32>(0.0);
-      if (jg < i32(TK)) {
-        let at = kb + jg * sp(16);
-        for (var u = 0u; u < 4u; u++) { if (c + u < D) { x[u] = ldf_k(u32(at + i32(c + u) * sp(17))); } }
-      }
-      Ks[j * QS + e % D4] = x;
-    }
-    for (var e = li; e < BK * DV4; e += NT) {
-      let j = e / DV4; let c = (e % DV4) * 4u; let jg = k0 + i32(j);
-      var x = vec4<f32>(0.0);
-      if (jg < i32(TK)) {
-        let at = vb + jg * sp(21);
-        for (var u = 0u; u < 4u; u++) { if (c + u < DV) { x[u] = ldf_v(u32(at + i32(c + u) * sp(22))); } }
-      }
-      Vs[e] = x;
-    }
+${stageRows({ dst: 'Ks', stride: 'QS', rows: 'BK', n4: 'D4', n: 'D', row: 'let g = k0 + i32(r);', ok: 'g < i32(TK)', at: 'kb + g * sp(16)', col: 'sp(17)', ld: 'ldf_k' })}
+${stageRows({ dst: 'Vs', stride: 'DV4', rows: 'BK', n4: 'DV4', n: 'DV', row: 'let g = k0 + i32(r);', ok: 'g < i32(TK)', at: 'vb + g * sp(21)', col: 'sp(22)', ld: 'ldf_v' })}
     workgroupBarrier();
     var s: array<array<f32, ${JN}>, ${RPT}>;
     for (var ii = 0u; ii < ${RPT}u; ii++) { for (var jj = 0u; jj < ${JN}u; jj++) { s[ii][jj] = 0.0; } }

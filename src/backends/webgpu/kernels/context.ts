@@ -66,8 +66,6 @@ export interface OpContext<O extends OpDesc = OpDesc> {
   fail(detail: string): never;
 }
 
-
-
 /** The linear workgroup index of a 1-d grid folded into (x, y). */
 export const WG_INDEX = 'let wg = wid.x + wid.y * nwg.x;';
 export const BUILTINS =

@@ -10,9 +10,9 @@
 // default, ACTLAB_WEBGPU_SGMAT=0 (or `enableSubgroupMatmul(false)`) turns it off.
 import type { OpDesc } from '../../backend.js';
 import type { DType } from '../../../tensor/dtype.js';
-import { Params, type Dense, type OpContext } from './context.js';
+import type { Dense, OpContext } from './context.js';
 import { PRELUDE, outBinding, storers } from '../wgsl.js';
-import type { MatmulPlan } from './matmul.js';
+import { PLAN_HEAD, planParams, type MatmulPlan } from './matmul-plan.js';
 import { envVar } from '../../../io/env.js';
 
 type Op<K extends OpDesc['op']> = Extract<OpDesc, { op: K }>;
@@ -122,13 +122,7 @@ var<workgroup> stage: array<array<f32, 256>, ${SGM * SGN}>;
 @compute @workgroup_size(${NT})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32,
         @builtin(subgroup_invocation_id) sl: u32) {
-  let M = P[0]; let K = P[1]; let N = P[2];
-  let z = wid.z;
-  let z0 = z % P[3]; let z1 = (z / P[3]) % P[4]; let z2 = z / (P[3] * P[4]);
-  let abase = u32(bitcast<i32>(P[16]) + i32(z0) * bitcast<i32>(P[6]) + i32(z1) * bitcast<i32>(P[7]) + i32(z2) * bitcast<i32>(P[8]));
-  let bbase = u32(bitcast<i32>(P[17]) + i32(z0) * bitcast<i32>(P[9]) + i32(z1) * bitcast<i32>(P[10]) + i32(z2) * bitcast<i32>(P[11]));
-  let sam = P[12]; let sbk = P[14];
-  let ybase = P[18] + z * M * N;
+  ${PLAN_HEAD}
   let m0 = wid.y * ${16 * SGM * FM}u; let n0 = wid.x * ${16 * SGN * FN}u;
   let sg = li / 32u;
   let sgm = sg / ${SGN}u; let sgn = sg % ${SGN}u;
@@ -163,7 +157,7 @@ export function trySubgroupMatmul(
   const L = layout(t);
   if (L.smem > ctx.rt.device.limits.maxComputeWorkgroupStorageSize) return false;
   const k = ctx.kernel(`mm sgmat ${t.SGM}x${t.SGN}x${t.FM}x${t.FN}x${L.BK} f16>${y.dtype}`, () => code(t, y.dtype));
-  ctx.run(k, [ab, bb, y.gpu], new Params().u32(p.M, p.K, p.N, ...p.bshape).i32(...p.abs, ...p.bbs, p.sam, p.sak, p.sbk, p.sbn, p.aoff, p.boff, y.offset), [Math.ceil(p.N / (16 * t.SGN * t.FN)), Math.ceil(p.M / (16 * t.SGM * t.FM)), batches]);
+  ctx.run(k, [ab, bb, y.gpu], planParams(p, y.offset), [Math.ceil(p.N / (16 * t.SGN * t.FN)), Math.ceil(p.M / (16 * t.SGM * t.FM)), batches]);
   return true;
 }
 

@@ -6,8 +6,8 @@
 // Used when each operand's fast axis has unit stride and every other stride, offset and the
 // fast dims are multiples of 4 (else the scalar tiled kernel in matmul.ts); outputs whose N or
 // offset is not are stored element by element (the LM head: N = vocabulary size).
-import { Params, type OpContext } from './context.js';
-import type { MatmulPlan } from './matmul.js';
+import type { OpContext } from './context.js';
+import { PLAN_HEAD, planParams, type MatmulPlan } from './matmul-plan.js';
 
 /**
  * TM x TN outputs per thread, k-steps of BK; DB: two staging buffers; UN: unrolled k-step;
@@ -40,7 +40,7 @@ function pickTile(p: MatmulPlan, batches: number): F32Tile {
 const lines = (n: number, f: (i: number) => string) => Array.from({ length: n }, (_, i) => f(i)).join('\n');
 
 /** Whether the vec4 kernel applies (see the header). */
-export function f32Vec4Fits(p: MatmulPlan, adt: string, bdt: string, ydt: string, yoff: number): boolean {
+export function f32Vec4Fits(p: MatmulPlan, adt: string, bdt: string, ydt: string): boolean {
   if (!vec4On || adt !== 'f32' || bdt !== 'f32' || ydt !== 'f32') return false;
   const m4 = (...xs: number[]) => xs.every((x) => x % 4 === 0);
   const aOk = (p.sak === 1 && m4(p.sam, p.K)) || (p.sam === 1 && m4(p.sak, p.M));
@@ -88,8 +88,8 @@ function code(t: F32Tile, aKFast: boolean, bKFast: boolean, vecOut: boolean): st
     ? lines(4, (c) => `      ${arr}[${off} + ((${k} + ${c}u) * ${S}u + ${r}) / 4u][(${r}) % 4u] = ${v}[${c}];`)
       .replace(/\[\(([^\]]*)\) % 4u\]/g, '[($1) & 3u]')
     : `      ${arr}[${off} + ((${k}) * ${S}u + ${r}) / 4u] = ${v};`;
-  const rowsOf = (T: number, id: string) => (i: number) => `${Math.floor(i / 4) * 64}u + ${id} * 4u + ${i % 4}u`;
-  const mRow = rowsOf(TM, 'ty');
+  // output row of a thread's i-th row: groups of 4 rows, 64 rows apart
+  const mRow = (i: number) => `${Math.floor(i / 4) * 64}u + ty * 4u + ${i % 4}u`;
   const inner = (kk: string) => `    {
 ${lines(TM / 4, (g) => `      let a${g} = As[ao + ${kk} * ${SA / 4}u + ${g * 16}u];`)}
 ${lines(TN / 4, (g) => `      let b${g} = Bs[bo + ${kk} * ${SB / 4}u + ${g * 16}u];`)}
@@ -108,13 +108,7 @@ var<workgroup> As: array<vec4<f32>, ${(DB ? 2 : 1) * A4}>;
 var<workgroup> Bs: array<vec4<f32>, ${(DB ? 2 : 1) * B4}>;
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-  let M = P[0]; let K = P[1]; let N = P[2];
-  let z = wid.z;
-  let z0 = z % P[3]; let z1 = (z / P[3]) % P[4]; let z2 = z / (P[3] * P[4]);
-  let abase = u32(bitcast<i32>(P[16]) + i32(z0) * bitcast<i32>(P[6]) + i32(z1) * bitcast<i32>(P[7]) + i32(z2) * bitcast<i32>(P[8]));
-  let bbase = u32(bitcast<i32>(P[17]) + i32(z0) * bitcast<i32>(P[9]) + i32(z1) * bitcast<i32>(P[10]) + i32(z2) * bitcast<i32>(P[11]));
-  let sam = P[12]; let sak = P[13]; let sbk = P[14]; let sbn = P[15];
-  let ybase = P[18] + z * M * N;
+  ${PLAN_HEAD}
   let m0 = wid.y * ${BM}u; let n0 = wid.x * ${BN}u;
   let tx = li % 16u; let ty = li / 16u;
   ${ma.init}
@@ -183,6 +177,6 @@ export function tiledF32(ctx: OpContext, p: MatmulPlan, ab: GPUBuffer, bb: GPUBu
   const vecOut = p.N % 4 === 0 && yoff % 4 === 0;
   const key = `mm f32v4 ${t.TM}x${t.TN}x${t.BK}${t.DB === false ? ' sb' : ''}${t.UN ? ' un' : ''}${t.NP && t.DB === false ? ' np' : ''} ${aKFast ? 'aK' : 'aM'} ${bKFast ? 'bK' : 'bN'}${vecOut ? '' : ' y1'}`;
   const k = ctx.kernel(key, () => code(t, aKFast, bKFast, vecOut));
-  const params = new Params().u32(p.M, p.K, p.N, ...p.bshape).i32(...p.abs, ...p.bbs, p.sam, p.sak, p.sbk, p.sbn, p.aoff, p.boff, yoff);
+  const params = planParams(p, yoff);
   ctx.run(k, [ab, bb, yb], params, [Math.ceil(p.N / (16 * t.TN)), Math.ceil(p.M / (16 * t.TM)), batches]);
 }

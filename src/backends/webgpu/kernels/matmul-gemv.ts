@@ -10,7 +10,7 @@
 import type { DType } from '../../../tensor/dtype.js';
 import { BUILTINS, Params, WG_INDEX, type OpContext } from './context.js';
 import { PRELUDE, cdiv, inBinding, loaders, outBinding, storers } from '../wgsl.js';
-import type { MatmulPlan } from './matmul.js';
+import { PLAN_HEAD, planParams, type MatmulPlan } from './matmul-plan.js';
 
 /** Elements of B per 16-byte chunk. */
 const chunkOf = (d: string) => (d === 'f32' ? 4 : d === 'f16' ? 8 : 0);
@@ -44,15 +44,6 @@ function decode(d: string, q: string, out: string): string {
     : `let ${out}0 = vec4<f32>(unpack2x16float(${q}.x), unpack2x16float(${q}.y)); let ${out}1 = vec4<f32>(unpack2x16float(${q}.z), unpack2x16float(${q}.w));`;
 }
 
-const PLAN_HEAD = `
-  let M = P[0]; let K = P[1]; let N = P[2];
-  let z = wid.z;
-  let z0 = z % P[3]; let z1 = (z / P[3]) % P[4]; let z2 = z / (P[3] * P[4]);
-  let abase = u32(bitcast<i32>(P[16]) + i32(z0) * bitcast<i32>(P[6]) + i32(z1) * bitcast<i32>(P[7]) + i32(z2) * bitcast<i32>(P[8]));
-  let bbase = u32(bitcast<i32>(P[17]) + i32(z0) * bitcast<i32>(P[9]) + i32(z1) * bitcast<i32>(P[10]) + i32(z2) * bitcast<i32>(P[11]));
-  let sam = P[12]; let sak = P[13]; let sbk = P[14]; let sbn = P[15];
-  let ybase = P[18] + z * M * N;
-  let kbeg = wid.y * P[19]; let kend = min(K, kbeg + P[19]);`;
 
 const lines = (n: number, f: (i: number) => string) => Array.from({ length: n }, (_, i) => f(i)).join('\n');
 
@@ -77,6 +68,7 @@ var<workgroup> red: array<f32, ${M * 256}>;
 @compute @workgroup_size(256)
 fn main(${BUILTINS}) {
   ${PLAN_HEAD}
+  let kbeg = wid.y * P[19]; let kend = min(K, kbeg + P[19]);
   let r = li / ${T}u; let t = li % ${T}u;
   let n = wid.x * ${256 / T}u + r;
 ${lines(M, (m) => `  var acc${m} = 0.0;`)}
@@ -118,6 +110,7 @@ var<workgroup> red: array<vec4<f32>, ${256 * G}>;
 @compute @workgroup_size(256)
 fn main(${BUILTINS}) {
   ${PLAN_HEAD}
+  let kbeg = wid.y * P[19]; let kend = min(K, kbeg + P[19]);
   let c = li % ${CH}u; let s = li / ${CH}u;
   let n0 = (wid.x * ${CH}u + c) * ${V}u;
 ${lines(M * G, (i) => `  var acc${i} = vec4<f32>(0.0);`)}
@@ -166,7 +159,7 @@ export function vecGemv(
   const split = S > 1;
   const key = `mm gemv4 ${bK ? `bK${T}` : `bN${CH}`} m${p.M} ${adt}x${bdt}>${split ? 'f32 split' : ydt}`;
   const k = ctx.kernel(key, () => (bK ? bKCode(p.M, T, adt, bdt, ydt, split) : bNCode(p.M, CH, adt, bdt, ydt, split)));
-  const params = new Params().u32(p.M, p.K, p.N, ...p.bshape).i32(...p.abs, ...p.bbs, p.sam, p.sak, p.sbk, p.sbn, p.aoff, p.boff, yoff).u32(chunk);
+  const params = planParams(p, yoff).u32(chunk);
   const grid: [number, number, number] = [bK ? cdiv(p.N, 256 / T) : cdiv(p.N, CH * V), S, batches];
   // the kernels index columns by wid.x alone (wid.y is the k-split)
   if (grid[0] > ctx.rt.device.limits.maxComputeWorkgroupsPerDimension) ctx.fail(`N = ${p.N} needs ${grid[0]} workgroups along x, over the device's limit`);

@@ -5,88 +5,21 @@
 //   gemv4      M <= 8 (decode), f32/f16 B: 16-byte loads of B (matmul-gemv.ts).
 //   gemv       M <= 8 otherwise: each workgroup streams a strip of B once for all rows of A.
 //   sgmat      f16 x f16 on tensor cores through subgroup matrices (matmul-f16.ts) when offered.
-// Weights shared by every batch (stride 0) fold the batch into M.
-import type { OpDesc, View } from '../../backend.js';
-import { collapse } from './elementwise.js';
+// Weights shared by every batch (stride 0) fold the batch into M (matmul-plan.ts).
+import type { OpDesc } from '../../backend.js';
 import { BUILTINS, Params, WG_INDEX, type OpContext } from './context.js';
 import { PRELUDE, cdiv, inBinding, loaders, outBinding, storers } from '../wgsl.js';
 import { trySubgroupMatmul } from './matmul-f16.js';
 import { f32Vec4Fits, tiledF32 } from './matmul-f32.js';
 import { splitSum, vecGemv, vecGemvFits } from './matmul-gemv.js';
+import { PLAN_HEAD_I32 as PLAN_HEAD, planMatmul, planParams, type MatmulPlan } from './matmul-plan.js';
 
 type Op<K extends OpDesc['op']> = Extract<OpDesc, { op: K }>;
-
-export interface MatmulPlan {
-  M: number; K: number; N: number;
-  /** Up to 3 batch dims (padded with 1) and their strides per operand (elements). */
-  bshape: [number, number, number];
-  abs: [number, number, number];
-  bbs: [number, number, number];
-  sam: number; sak: number; sbk: number; sbn: number;
-  aoff: number; boff: number;
-}
-
-/** Shapes and strides of a matmul, with broadcast weights folded into M. */
-export function planMatmul(ctx: OpContext<Op<'matmul'>>, a: View, b: View, yShape: readonly number[]): MatmulPlan {
-  const { transA, transB } = ctx.op;
-  const r = a.shape.length;
-  if (r < 2 || b.shape.length !== r) ctx.fail('a and b need the same rank >= 2 (batch dims already broadcast)');
-  const [a0, a1] = [a.shape[r - 2]!, a.shape[r - 1]!];
-  const [b0, b1] = [b.shape[r - 2]!, b.shape[r - 1]!];
-  let [M, K] = transA ? [a1, a0] : [a0, a1];
-  const [Kb, N] = transB ? [b1, b0] : [b0, b1];
-  if (K !== Kb) ctx.fail(`inner dims differ: K=${K} from a, ${Kb} from b`);
-  let sam = transA ? a.strides[r - 1]! : a.strides[r - 2]!;
-  const sak = transA ? a.strides[r - 2]! : a.strides[r - 1]!;
-  const sbk = transB ? b.strides[r - 1]! : b.strides[r - 2]!;
-  const sbn = transB ? b.strides[r - 2]! : b.strides[r - 1]!;
-  const batchShape = a.shape.slice(0, r - 2);
-  const yStrides = contiguousBatchStrides(batchShape, M * N);
-  const c = collapse(batchShape, [a.strides.slice(0, r - 2), b.strides.slice(0, r - 2), yStrides]);
-  let bshape = c.shape;
-  let [as, bs] = [c.strides[0]!, c.strides[1]!];
-  // One batch dim where B is shared and A's rows run on: a taller A.
-  if (bshape.length === 1 && bs[0] === 0 && (M === 1 || as[0] === M * sam) && M > 0) {
-    if (M === 1) sam = as[0]!;
-    M *= bshape[0]!;
-    bshape = [];
-    as = [];
-    bs = [];
-  }
-  if (bshape.length > 3) ctx.fail(`at most 3 batch dims after merging, got [${bshape.join(',')}]`);
-  // innermost batch dim first, as the kernel decomposes the batch index z
-  const pad = (xs: number[], v: number) => [...[...xs].reverse(), ...new Array<number>(3 - xs.length).fill(v)] as [number, number, number];
-  return {
-    M, K, N, bshape: pad(bshape, 1), abs: pad(as, 0), bbs: pad(bs, 0), sam, sak, sbk, sbn, aoff: a.offset, boff: b.offset,
-  };
-}
-
-function contiguousBatchStrides(batch: readonly number[], inner: number): number[] {
-  const s = new Array<number>(batch.length);
-  let acc = inner;
-  for (let i = batch.length - 1; i >= 0; i--) { s[i] = acc; acc *= batch[i]!; }
-  return s;
-}
-
-function planParams(p: MatmulPlan, yoff: number): Params {
-  return new Params().u32(p.M, p.K, p.N, ...p.bshape).i32(...p.abs, ...p.bbs, p.sam, p.sak, p.sbk, p.sbn, p.aoff, p.boff, yoff);
-}
-
-/** WGSL lines reading the plan words (see planParams) and locating batch z. */
-const PLAN_HEAD = `
-  let M = P[0]; let K = P[1]; let N = P[2];
-  let z = wid.z;
-  let z0 = z % P[3]; let z1 = (z / P[3]) % P[4]; let z2 = z / (P[3] * P[4]);
-  let abase = bitcast<i32>(P[16]) + i32(z0) * bitcast<i32>(P[6]) + i32(z1) * bitcast<i32>(P[7]) + i32(z2) * bitcast<i32>(P[8]);
-  let bbase = bitcast<i32>(P[17]) + i32(z0) * bitcast<i32>(P[9]) + i32(z1) * bitcast<i32>(P[10]) + i32(z2) * bitcast<i32>(P[11]);
-  let sam = bitcast<i32>(P[12]); let sak = bitcast<i32>(P[13]); let sbk = bitcast<i32>(P[14]); let sbn = bitcast<i32>(P[15]);
-  let ybase = P[18] + z * M * N;`;
 
 export function matmul(ctx: OpContext<Op<'matmul'>>): void {
   const [a, b] = ctx.inputs;
   if (!a || !b || ctx.inputs.length !== 2 || ctx.outputs.length !== 1) ctx.fail('matmul takes a, b and one output');
-  const y = ctx.outputs[0]!;
-  const plan = planMatmul(ctx, a, b, y.shape);
+  const plan = planMatmul(ctx, a, b);
   const batches = plan.bshape[0] * plan.bshape[1] * plan.bshape[2];
   if (plan.M === 0 || plan.N === 0 || batches === 0) return;
   const yd = ctx.denseOut(0);
@@ -106,7 +39,7 @@ fn main(${BUILTINS}) { ${WG_INDEX} let i = wg * 256u + li; if (i < P[0]) { stb_y
   if (trySubgroupMatmul(ctx, plan, a.dtype, b.dtype, ab, bb, yd)) return;
   if (plan.M <= 8 && vecGemvFits(plan, a.dtype, b.dtype)) vecGemv(ctx, plan, a.dtype, b.dtype, ab, bb, yd.dtype, yd.gpu, yd.offset, batches);
   else if (plan.M <= 8) gemv(ctx, plan, a.dtype, b.dtype, ab, bb, yd.dtype, yd.gpu, yd.offset, batches);
-  else if (f32Vec4Fits(plan, a.dtype, b.dtype, yd.dtype, yd.offset)) tiledF32(ctx, plan, ab, bb, yd.gpu, yd.offset, batches);
+  else if (f32Vec4Fits(plan, a.dtype, b.dtype, yd.dtype)) tiledF32(ctx, plan, ab, bb, yd.gpu, yd.offset, batches);
   else tiled(ctx, plan, a.dtype, b.dtype, ab, bb, yd.dtype, yd.gpu, yd.offset, batches);
 }
 
