@@ -7,8 +7,10 @@
 // medium:512) after timing its first forwards; `attn` times the attention kernels
 // (row kernel, tiled variants) on GPT-2 prefill shapes, each checked against the row kernel.
 // Prints one line per measurement (and writes them to <outdir>/tune.txt).
-// `f32` / `f16` time only the f32 / f16 target shapes; `sgcheck` checks only the f16 tiles.
-// Usage: node dist/bench/webgpu-tune.js check,gemm,f32,f16,prefill,decode,attn [outdir]
+// `f32` / `f16` time only the f32 / f16 target shapes; `sgcheck` checks only the f16 tiles;
+// `f32wg` checks and times the thread grids of F32WG; `f32big` times 8x8 against 8x16 per thread
+// on aligned shapes of 256 to 1024 tiles; `base` times only the default kernels.
+// Usage: node dist/bench/webgpu-tune.js check,gemm,f32,f16,f32wg,f32big,base,prefill,decode,attn [outdir]
 import { writeFileSync } from 'node:fs';
 import type { View } from '../src/backends/backend.js';
 import { createWebGpuBackend, WebGpuBackend } from '../src/backends/webgpu/backend.js';
@@ -30,6 +32,7 @@ const F32: F32Variant[] = [
   { TM: 8, TN: 8, BK: 8, DB: false, UN: true, NP: true },
   { TM: 8, TN: 8, BK: 32, DB: false, UN: true },
   { TM: 8, TN: 8, BK: 32, DB: false, UN: true, NP: true },
+  { TM: 8, TN: 16, BK: 16, DB: false, UN: true, TX: 8, TY: 16 },
 ];
 const SG: (SgTile | null)[] = [
   null,
@@ -40,7 +43,20 @@ const SG: (SgTile | null)[] = [
   { SGM: 2, SGN: 2, FM: 4, FN: 4, BK: 64 },
 ];
 /** Tiles timed by `f32`. */
-const F32T: F32Variant[] = [null, ...F32.slice(-4)];
+const F32T: F32Variant[] = [null, ...F32.slice(-5, -1)];
+/**
+ * Thread grids other than 16x16 (`f32wg`): 512 threads (which cap the registers of a thread),
+ * and 128 threads of 8x16 / 16x8 outputs (8x16 is the default for many aligned tiles).
+ */
+const F32WG: F32Tile[] = [
+  { TM: 8, TN: 16, BK: 16, DB: false, UN: true, TX: 8, TY: 16 },
+  { TM: 8, TN: 16, BK: 16, DB: false, UN: true, NP: true, TX: 8, TY: 16 },
+  { TM: 16, TN: 8, BK: 16, DB: false, UN: true, TX: 16, TY: 8 },
+  { TM: 8, TN: 8, BK: 16, DB: false, UN: true, TX: 8, TY: 16 },
+  { TM: 8, TN: 8, BK: 16, DB: false, UN: true, TX: 16, TY: 32 },
+  { TM: 8, TN: 8, BK: 16, DB: false, UN: true, TX: 32, TY: 16 },
+  { TM: 4, TN: 8, BK: 16, DB: false, UN: true, TX: 16, TY: 32 },
+];
 
 const log: string[] = [];
 const say = (s: string) => { console.log(s); log.push(s); };
@@ -185,6 +201,27 @@ async function gemm(be: WebGpuBackend, f32Only = false): Promise<void> {
     say(`f16 ${M}x${K}x${N} ${name(t)}: ${await time(be, 'f16', M, K, N)}`);
   }
   setSubgroupTile(null);
+}
+
+/** `f32wg`: each F32WG grid checked on odd shapes, then timed at the target shapes beside the default. */
+async function f32wg(be: WebGpuBackend): Promise<void> {
+  let bad = 0;
+  for (const t of F32WG) for (const [M, K, N] of [[200, 96, 136], [257, 100, 261], [300, 64, 520]]) for (const tA of [false, true]) for (const tB of [false, true]) {
+    setF32(t);
+    const c = setup(be, 'f32', M!, K!, N!, tA, tB);
+    try {
+      c.run();
+      const w = await c.err(Infinity);
+      if (!(w < 1e-5)) { bad++; say(`FAIL f32 ${name(t)} ${M}x${K}x${N} tA=${tA} tB=${tB}: ${w}`); }
+    } catch (e) { bad++; say(`ERR f32 ${name(t)}: ${(e as Error).message.split('\n').slice(0, 6).join(' | ')}`); }
+    c.free();
+  }
+  say(`f32wg checks: ${bad} bad`);
+  for (const [M, K, N] of [[4096, 4096, 4096], [2048, 768, 3072]] as const) for (const t of [null, ...F32WG]) {
+    setF32(t);
+    say(`f32 ${M}x${K}x${N} ${name(t)}: ${await time(be, 'f32', M, K, N)}`);
+  }
+  setF32(null);
 }
 
 async function decode(): Promise<void> {
@@ -345,7 +382,7 @@ async function attn(): Promise<void> {
 
 const modes = (process.argv[2] ?? 'check').split(',');
 const out = process.argv[3] ?? '/tmp';
-if (modes.includes('check') || modes.includes('sgcheck') || modes.includes('gemm') || modes.includes('f32') || modes.includes('f16')) {
+if (modes.includes('check') || modes.includes('sgcheck') || modes.includes('gemm') || modes.includes('f32') || modes.includes('f16') || modes.includes('f32wg') || modes.includes('base') || modes.includes('f32big')) {
   const be = (await createWebGpuBackend()) as WebGpuBackend;
   say(`${process.env.ACTLAB_DAWN_TOGGLES ?? ''} ${JSON.stringify(be.info())}`);
   if (modes.includes('check')) await checks(be);
@@ -353,6 +390,17 @@ if (modes.includes('check') || modes.includes('sgcheck') || modes.includes('gemm
   if (modes.includes('gemm')) await gemm(be);
   else if (modes.includes('f32')) await gemm(be, true);
   if (modes.includes('f16')) await f16(be);
+  if (modes.includes('f32wg')) await f32wg(be);
+  if (modes.includes('f32big')) { // 8x8 on 256 threads against 8x16 on 128, aligned shapes of many tiles
+    const wide: F32Tile = { TM: 8, TN: 16, BK: 16, DB: false, UN: true, TX: 8, TY: 16 };
+    for (const [M, K, N] of [[1024, 4096, 4096], [2048, 4096, 4096], [3072, 4096, 4096], [4096, 1024, 4096], [4096, 4096, 4096], [2048, 768, 3072], [4096, 768, 3072], [4096, 1024, 1024]] as const) {
+      for (const t of [F32[1]!, wide]) { setF32(t); say(`f32 ${M}x${K}x${N} ${name(t)}: ${await time(be, 'f32', M, K, N)}`); }
+    }
+    setF32(null);
+  }
+  if (modes.includes('base')) { // the default kernels only, at the target shapes
+    for (const dt of ['f32', 'f16'] as const) for (const [M, K, N] of [[4096, 4096, 4096], [2048, 768, 3072]] as const) say(`${dt} ${M}x${K}x${N} default: ${await time(be, dt, M, K, N)}`);
+  }
   be.dispose();
 }
 if (modes.includes('prefill')) await prefill();

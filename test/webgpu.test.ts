@@ -39,8 +39,13 @@ describe.skipIf(!backend)('webgpu backend', () => {
     expect(bad.map((r) => `${r.label}: ${r.detail}`)).toEqual([]);
   }, 600_000);
 
-  it('large matmuls (128x128 tiles, split-K GEMV, both weight layouts) match the reference', async () => {
-    const cases: [number, number, number, boolean][] = [[1024, 40, 1920, false], [3, 700, 300, false], [1, 512, 200, true], [5, 1000, 64, true]];
+  it('large matmuls (128x128 tiles with and without bounds tests, split-K GEMV, both weight layouts) match the reference', async () => {
+    // 2560x32x3840: 600 aligned tiles (8x16 per thread); 2048x48x2432: aligned 8x8 per thread;
+    // 2000x40x2500: 8x8 per thread with bounds tests on every axis
+    const cases: [number, number, number, boolean][] = [
+      [1024, 40, 1920, false], [2560, 32, 3840, false], [2560, 32, 3840, true], [2048, 48, 2432, false], [2000, 40, 2500, true],
+      [3, 700, 300, false], [1, 512, 200, true], [5, 1000, 64, true],
+    ];
     for (const [M, K, N, transB] of cases) {
       const a = Array.from({ length: M * K }, (_, i) => Math.sin(i * 0.37));
       const b = Array.from({ length: K * N }, (_, i) => Math.cos(i * 0.11));

@@ -74,14 +74,21 @@ function layout(t: SgTile) {
   return { BK, NT, RA, CB, SA, SB, APR, BPR, LA, LB, ABLK, BBLK, smem };
 }
 
-function code(t: SgTile, ydt: DType): string {
+/** Axes the tile divides: loads along them need no bounds test. */
+interface Aligned { m: boolean; n: boolean; k: boolean }
+
+function code(t: SgTile, ydt: DType, al: Aligned): string {
   const { SGM, SGN, FM, FN } = t;
   const { BK, NT, RA, CB, SA, SB, APR, BPR, LA, LB, ABLK, BBLK } = layout(t);
   if (!Number.isInteger(LA) || !Number.isInteger(LB)) throw new Error(`subgroup tile ${JSON.stringify(t)}: loads do not divide among ${NT} threads`);
   const ar = (l: number) => `ar + ${(l * NT) / APR}u`;
   const bk = (l: number) => `bk + ${(l * NT) / BPR}u`;
-  const ldA = (l: number) => `select(vec4<u32>(0u), a[(abase + (m0 + ${ar(l)}) * sam + k0 + ak) >> 3u], m0 + ${ar(l)} < M && k0 + ak < K)`;
-  const ldB = (l: number) => `select(vec4<u32>(0u), b[(bbase + (k0 + ${bk(l)}) * sbk + n0 + bn) >> 3u], k0 + ${bk(l)} < K && n0 + bn < N)`;
+  const masked = (v: string, ...conds: string[]) => {
+    const c = conds.filter(Boolean).join(' && ');
+    return c ? `select(vec4<u32>(0u), ${v}, ${c})` : v;
+  };
+  const ldA = (l: number) => masked(`a[(abase + (m0 + ${ar(l)}) * sam + k0 + ak) >> 3u]`, al.m ? '' : `m0 + ${ar(l)} < M`, al.k ? '' : 'k0 + ak < K');
+  const ldB = (l: number) => masked(`b[(bbase + (k0 + ${bk(l)}) * sbk + n0 + bn) >> 3u]`, al.k ? '' : `k0 + ${bk(l)} < K`, al.n ? '' : 'n0 + bn < N');
   const loads = (ind: string) => [...Array.from({ length: LA }, (_, l) => `${ind}ra${l} = ${ldA(l)};`), ...Array.from({ length: LB }, (_, l) => `${ind}rb${l} = ${ldB(l)};`)].join('\n');
   // 8 f16 stores per 16-byte chunk (subgroupMatrixLoad wants an array<f16>; the compiler merges them)
   const st = (blk: string, idx: string, v: string) => lines(4, (c) => `      { let h = bitcast<vec2<f16>>(${v}[${c}]); ${blk}[${idx} + ${2 * c}u] = h.x; ${blk}[${idx} + ${2 * c + 1}u] = h.y; }`);
@@ -156,7 +163,8 @@ export function trySubgroupMatmul(
   const t = pickTile(p, batches);
   const L = layout(t);
   if (L.smem > ctx.rt.device.limits.maxComputeWorkgroupStorageSize) return false;
-  const k = ctx.kernel(`mm sgmat ${t.SGM}x${t.SGN}x${t.FM}x${t.FN}x${L.BK} f16>${y.dtype}`, () => code(t, y.dtype));
+  const al: Aligned = { m: p.M % (16 * t.SGM * t.FM) === 0, n: p.N % (16 * t.SGN * t.FN) === 0, k: p.K % L.BK === 0 };
+  const k = ctx.kernel(`mm sgmat ${t.SGM}x${t.SGN}x${t.FM}x${t.FN}x${L.BK} f16>${y.dtype}${al.m ? ' am' : ''}${al.n ? ' an' : ''}${al.k ? ' ak' : ''}`, () => code(t, y.dtype, al));
   ctx.run(k, [ab, bb, y.gpu], planParams(p, y.offset), [Math.ceil(p.N / (16 * t.SGN * t.FN)), Math.ceil(p.M / (16 * t.SGM * t.FM)), batches]);
   return true;
 }

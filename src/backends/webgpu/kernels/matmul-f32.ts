@@ -1,8 +1,9 @@
 // f32 x f32 -> f32 matmul with 16-byte accesses: every operand is bound as vec4<f32>, tiles of
-// BM x BN outputs (TM x TN per thread, 256 threads) over k-steps of BK, staged in two workgroup
-// buffers (one barrier per step) with the next step's loads in flight in registers meanwhile.
-// A tile whose k axis is the fast one is transposed into workgroup memory as it is stored; the
-// inner loop reads vec4 rows of A and B and runs TM*TN/4 vec4 FMAs per k.
+// BM x BN outputs (TM x TN per thread on a TX x TY grid of threads) over k-steps of BK, staged in
+// workgroup memory with the next step's loads in flight in registers meanwhile. A tile whose k
+// axis is the fast one is transposed into workgroup memory as it is stored; the inner loop reads
+// vec4 rows of A and B and runs TM*TN/4 vec4 FMAs per k. Loads along an axis the tile divides
+// carry no bounds test (H200: 4096³ 37.8 -> 40.6 TFLOP/s, 2048x768x3072 33.8 -> 39.0).
 // Used when each operand's fast axis has unit stride and every other stride, offset and the
 // fast dims are multiples of 4 (else the scalar tiled kernel in matmul.ts); outputs whose N or
 // offset is not are stored element by element (the LM head: N = vocabulary size).
@@ -11,9 +12,10 @@ import { PLAN_HEAD, planParams, type MatmulPlan } from './matmul-plan.js';
 
 /**
  * TM x TN outputs per thread, k-steps of BK; DB: two staging buffers; UN: unrolled k-step;
- * NP (single buffer only): no register prefetch of the next step (fewer live registers).
+ * NP (single buffer only): no register prefetch of the next step (fewer live registers);
+ * TX x TY threads along n and m (default 16 x 16).
  */
-export interface F32Tile { TM: 4 | 8; TN: 4 | 8; BK: 8 | 16 | 32; DB?: boolean; UN?: boolean; NP?: boolean }
+export interface F32Tile { TM: 4 | 8 | 16; TN: 4 | 8 | 16; BK: 8 | 16 | 32; DB?: boolean; UN?: boolean; NP?: boolean; TX?: 8 | 16 | 32; TY?: 8 | 16 | 32 }
 
 let vec4On = true;
 /** Turns the vec4 kernel off (the scalar tiled kernel runs instead), for comparisons. */
@@ -27,11 +29,21 @@ export function setF32Tile(t: F32Tile | null): void {
   forced = t;
 }
 
+/**
+ * 8x16 outputs per thread on 128 threads (the same 128x128 tile): 10-15% faster than 8x8 on 256
+ * threads on the H200 when no load needs a bounds test, but fewer workgroups fit an SM, so
+ * with 384 tiles (2048x768x3072) its last wave runs half empty and it loses (33 against 39
+ * TFLOP/s); from 600 tiles on it won every shape measured (bench/RESULTS.md).
+ */
+const WIDE: F32Tile = { TM: 8, TN: 16, BK: 16, DB: false, UN: true, TX: 8, TY: 16 };
+const WIDE_MIN_TILES = 600;
+
 function pickTile(p: MatmulPlan, batches: number): F32Tile {
   if (forced) return forced;
   const tiles = (bm: number, bn: number) => Math.ceil(p.M / bm) * Math.ceil(p.N / bn) * batches;
   // from sweeps on the H200 (bench/RESULTS.md): 128x128 tiles, single-buffered 16-deep unrolled
   // k-steps for large outputs; 128x64 / 64x64 tiles where fewer tiles would leave SMs idle
+  if (tiles(128, 128) >= WIDE_MIN_TILES && p.M % 128 === 0 && p.N % 128 === 0 && p.K % 16 === 0) return WIDE;
   if (tiles(128, 128) >= 300) return { TM: 8, TN: 8, BK: 16, DB: false, UN: true };
   if (tiles(128, 64) >= 256) return { TM: 8, TN: 4, BK: 16, DB: false, UN: true };
   return { TM: 4, TN: 4, BK: 16, DB: false };
@@ -49,50 +61,60 @@ export function f32Vec4Fits(p: MatmulPlan, adt: string, bdt: string, ydt: string
   return aOk && bOk && m4(p.aoff, p.boff, ...p.abs, ...p.bbs);
 }
 
-function code(t: F32Tile, aKFast: boolean, bKFast: boolean, vecOut: boolean): string {
+/** Threads along n (TX) and m (TY), NT in all, and the BM x BN outputs of a workgroup. */
+function grid(t: F32Tile) {
+  const TX = t.TX ?? 16;
+  const TY = t.TY ?? 16;
+  return { TX, TY, NT: TX * TY, BM: TY * t.TM, BN: TX * t.TN };
+}
+
+/** Axes the tile divides: loads along them need no bounds test. */
+interface Aligned { m: boolean; n: boolean; k: boolean }
+
+function code(t: F32Tile, aKFast: boolean, bKFast: boolean, vecOut: boolean, al: Aligned): string {
   const { TM, TN, BK } = t;
   const DB = t.DB ?? true;
   const UN = t.UN ?? false;
   const NP = !DB && (t.NP ?? false);
-  const BM = 16 * TM;
-  const BN = 16 * TN;
+  const { TX, TY, NT, BM, BN } = grid(t);
   const SA = BM + (aKFast ? 4 : 0); // row of the staged A tile (padded when stored transposed)
   const SB = BN + (bKFast ? 4 : 0);
   const A4 = (BK * SA) / 4; // vec4 per buffer
   const B4 = (BK * SB) / 4;
-  // Loads per thread: a tile of R x BK (R = BM or BN) has R*BK/4 vec4, 256 threads.
-  const LA = (BM * BK) / 4 / 256;
-  const LB = (BN * BK) / 4 / 256;
-  if (!Number.isInteger(LA) || !Number.isInteger(LB)) throw new Error(`f32 tile ${TM}x${TN}x${BK}: loads do not divide among 256 threads`);
+  // Loads per thread: a tile of R x BK (R = BM or BN) has R*BK/4 vec4, NT threads.
+  const LA = (BM * BK) / 4 / NT;
+  const LB = (BN * BK) / 4 / NT;
+  if (!Number.isInteger(LA) || !Number.isInteger(LB)) throw new Error(`f32 tile ${TM}x${TN}x${BK} on ${TX}x${TY} threads: loads do not divide among them`);
   // Thread mapping of a load (row r along m/n, k): kFast: 4 lanes along k of a row then rows;
   // else R/4 lanes along the row, then k.
   const map = (kFast: boolean, R: number, L: number, name: string) => {
     if (kFast) {
       const per = BK / 4; // vec4 per row
-      return { init: `let ${name}r = li / ${per}u; let ${name}k = (li % ${per}u) * 4u;`, r: (l: number) => `${name}r + ${l * (256 / per)}u`, k: () => `${name}k` , L };
+      return { init: `let ${name}r = li / ${per}u; let ${name}k = (li % ${per}u) * 4u;`, r: (l: number) => `${name}r + ${l * (NT / per)}u`, k: () => `${name}k` , L };
     }
     const per = R / 4;
-    return { init: `let ${name}r = (li % ${per}u) * 4u; let ${name}k = li / ${per}u;`, r: () => `${name}r`, k: (l: number) => `${name}k + ${l * (256 / per)}u`, L };
+    return { init: `let ${name}r = (li % ${per}u) * 4u; let ${name}k = li / ${per}u;`, r: () => `${name}r`, k: (l: number) => `${name}k + ${l * (NT / per)}u`, L };
   };
   const ma = map(aKFast, BM, LA, 'a');
   const mb = map(bKFast, BN, LB, 'b');
   // global vec4 index of (row, k) of an operand
   const ga = (r: string, k: string) => aKFast ? `(abase + (m0 + ${r}) * sam + k0 + ${k}) >> 2u` : `(abase + (k0 + ${k}) * sak + m0 + ${r}) >> 2u`;
   const gb = (r: string, k: string) => bKFast ? `(bbase + (n0 + ${r}) * sbn + k0 + ${k}) >> 2u` : `(bbase + (k0 + ${k}) * sbk + n0 + ${r}) >> 2u`;
-  const loadCond = (r: string, k: string, R: string) => `${r} < ${R} && k0 + ${k} < K`;
+  // bounds tests only along the axes the tile does not divide (none: plain loads)
+  const loadCond = (r: string, k: string, R: string, rOk: boolean) => [rOk ? '' : `${r} < ${R}`, al.k ? '' : `k0 + ${k} < K`].filter(Boolean).join(' && ');
   // a clamped index keeps the load inside the buffer when the element is masked
-  const load = (arr: string, idx: string, cond: string) => `select(vec4<f32>(0.0), ${arr}[select(0u, ${idx}, ${cond})], ${cond})`;
-  const ldA = (l: number) => load('a', ga(ma.r(l), ma.k(l)), loadCond(ma.r(l), ma.k(l), 'rm'));
-  const ldB = (l: number) => load('b', gb(mb.r(l), mb.k(l)), loadCond(mb.r(l), mb.k(l), 'rn'));
+  const load = (arr: string, idx: string, cond: string) => cond === '' ? `${arr}[${idx}]` : `select(vec4<f32>(0.0), ${arr}[select(0u, ${idx}, ${cond})], ${cond})`;
+  const ldA = (l: number) => load('a', ga(ma.r(l), ma.k(l)), loadCond(ma.r(l), ma.k(l), 'rm', al.m));
+  const ldB = (l: number) => load('b', gb(mb.r(l), mb.k(l)), loadCond(mb.r(l), mb.k(l), 'rn', al.n));
   const store = (kFast: boolean, S: number, arr: string, off: string, r: string, k: string, v: string) => kFast
     ? lines(4, (c) => `      ${arr}[${off} + ((${k} + ${c}u) * ${S}u + ${r}) / 4u][(${r}) % 4u] = ${v}[${c}];`)
       .replace(/\[\(([^\]]*)\) % 4u\]/g, '[($1) & 3u]')
     : `      ${arr}[${off} + ((${k}) * ${S}u + ${r}) / 4u] = ${v};`;
-  // output row of a thread's i-th row: groups of 4 rows, 64 rows apart
-  const mRow = (i: number) => `${Math.floor(i / 4) * 64}u + ty * 4u + ${i % 4}u`;
+  // output row of a thread's i-th row: groups of 4 rows, 4*TY rows apart (columns: 4*TX apart)
+  const mRow = (i: number) => `${Math.floor(i / 4) * 4 * TY}u + ty * 4u + ${i % 4}u`;
   const inner = (kk: string) => `    {
-${lines(TM / 4, (g) => `      let a${g} = As[ao + ${kk} * ${SA / 4}u + ${g * 16}u];`)}
-${lines(TN / 4, (g) => `      let b${g} = Bs[bo + ${kk} * ${SB / 4}u + ${g * 16}u];`)}
+${lines(TM / 4, (g) => `      let a${g} = As[ao + ${kk} * ${SA / 4}u + ${g * TY}u];`)}
+${lines(TN / 4, (g) => `      let b${g} = Bs[bo + ${kk} * ${SB / 4}u + ${g * TX}u];`)}
 ${lines((TM * TN) / 4, (q) => {
     const i = Math.floor(q / (TN / 4));
     const g = q % (TN / 4);
@@ -106,11 +128,11 @@ ${lines((TM * TN) / 4, (q) => {
 @group(0) @binding(3) var<storage, read_write> y: array<${vecOut ? 'vec4<f32>' : 'f32'}>;
 var<workgroup> As: array<vec4<f32>, ${(DB ? 2 : 1) * A4}>;
 var<workgroup> Bs: array<vec4<f32>, ${(DB ? 2 : 1) * B4}>;
-@compute @workgroup_size(256)
+@compute @workgroup_size(${NT})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
   ${PLAN_HEAD}
   let m0 = wid.y * ${BM}u; let n0 = wid.x * ${BN}u;
-  let tx = li % 16u; let ty = li / 16u;
+  let tx = li % ${TX}u; let ty = li / ${TX}u;
   ${ma.init}
   ${mb.init}
   let rm = M - min(M, m0); let rn = N - min(N, n0);
@@ -156,16 +178,17 @@ ${lines(LB, (l) => store(bKFast, SB, 'Bs', `off * ${B4}u`, mb.r(l), mb.k(l), `rb
   }
 ${lines(TM, (i) => `  { let m = ${mRow(i)}; if (m < rm) {
 ${lines(TN / 4, (g) => vecOut
-    ? `    { let n = ${g * 64}u + tx * 4u; if (n < rn) { y[(ybase + (m0 + m) * N + n0 + n) >> 2u] = c${i * (TN / 4) + g}; } }`
-    : `    { let n = ${g * 64}u + tx * 4u; let o = ybase + (m0 + m) * N + n0 + n;
+    ? `    { let n = ${g * 4 * TX}u + tx * 4u; if (n < rn) { y[(ybase + (m0 + m) * N + n0 + n) >> 2u] = c${i * (TN / 4) + g}; } }`
+    : `    { let n = ${g * 4 * TX}u + tx * 4u; let o = ybase + (m0 + m) * N + n0 + n;
 ${lines(4, (c) => `      if (n + ${c}u < rn) { y[o + ${c}u] = c${i * (TN / 4) + g}[${c}]; }`)} }`)}
   } }`)}
 }`;
 }
 
-/** Bytes of workgroup memory a tile takes (two buffers of each operand's tile). */
+/** Bytes of workgroup memory a tile takes (one or two buffers of each operand's tile). */
 function smemBytes(t: F32Tile, aKFast: boolean, bKFast: boolean): number {
-  return (t.DB === false ? 1 : 2) * 4 * t.BK * (16 * t.TM + (aKFast ? 4 : 0) + 16 * t.TN + (bKFast ? 4 : 0));
+  const { BM, BN } = grid(t);
+  return (t.DB === false ? 1 : 2) * 4 * t.BK * (BM + (aKFast ? 4 : 0) + BN + (bKFast ? 4 : 0));
 }
 
 export function tiledF32(ctx: OpContext, p: MatmulPlan, ab: GPUBuffer, bb: GPUBuffer, yb: GPUBuffer, yoff: number, batches: number): void {
@@ -175,8 +198,10 @@ export function tiledF32(ctx: OpContext, p: MatmulPlan, ab: GPUBuffer, bb: GPUBu
   // halve the k-step where the device offers less workgroup memory (32 KiB is the WebGPU default)
   if (smemBytes(t, aKFast, bKFast) > ctx.rt.device.limits.maxComputeWorkgroupStorageSize && t.TM === 8) t = { ...t, BK: 8 };
   const vecOut = p.N % 4 === 0 && yoff % 4 === 0;
-  const key = `mm f32v4 ${t.TM}x${t.TN}x${t.BK}${t.DB === false ? ' sb' : ''}${t.UN ? ' un' : ''}${t.NP && t.DB === false ? ' np' : ''} ${aKFast ? 'aK' : 'aM'} ${bKFast ? 'bK' : 'bN'}${vecOut ? '' : ' y1'}`;
-  const k = ctx.kernel(key, () => code(t, aKFast, bKFast, vecOut));
+  const { TX, TY, BM, BN } = grid(t);
+  const al: Aligned = { m: p.M % BM === 0, n: p.N % BN === 0, k: p.K % t.BK === 0 };
+  const key = `mm f32v4 ${t.TM}x${t.TN}x${t.BK}${t.DB === false ? ' sb' : ''}${t.UN ? ' un' : ''}${t.NP && t.DB === false ? ' np' : ''} ${TX}x${TY} ${aKFast ? 'aK' : 'aM'} ${bKFast ? 'bK' : 'bN'}${vecOut ? '' : ' y1'}${al.m ? ' am' : ''}${al.n ? ' an' : ''}${al.k ? ' ak' : ''}`;
+  const k = ctx.kernel(key, () => code(t, aKFast, bKFast, vecOut, al));
   const params = planParams(p, yoff);
-  ctx.run(k, [ab, bb, yb], params, [Math.ceil(p.N / (16 * t.TN)), Math.ceil(p.M / (16 * t.TM)), batches]);
+  ctx.run(k, [ab, bb, yb], params, [Math.ceil(p.N / BN), Math.ceil(p.M / BM), batches]);
 }
