@@ -382,7 +382,7 @@ async function attn(): Promise<void> {
 
 const modes = (process.argv[2] ?? 'check').split(',');
 const out = process.argv[3] ?? '/tmp';
-if (modes.includes('check') || modes.includes('sgcheck') || modes.includes('gemm') || modes.includes('f32') || modes.includes('f16') || modes.includes('f32wg') || modes.includes('base') || modes.includes('f32big')) {
+if (modes.includes('check') || modes.includes('sgcheck') || modes.includes('gemm') || modes.includes('f32') || modes.includes('f16') || modes.includes('f32wg') || modes.includes('base') || modes.includes('f32big') || modes.includes('f32pre')) {
   const be = (await createWebGpuBackend()) as WebGpuBackend;
   say(`${process.env.ACTLAB_DAWN_TOGGLES ?? ''} ${JSON.stringify(be.info())}`);
   if (modes.includes('check')) await checks(be);
@@ -395,6 +395,13 @@ if (modes.includes('check') || modes.includes('sgcheck') || modes.includes('gemm
     const wide: F32Tile = { TM: 8, TN: 16, BK: 16, DB: false, UN: true, TX: 8, TY: 16 };
     for (const [M, K, N] of [[1024, 4096, 4096], [2048, 4096, 4096], [3072, 4096, 4096], [4096, 1024, 4096], [4096, 4096, 4096], [2048, 768, 3072], [4096, 768, 3072], [4096, 1024, 1024]] as const) {
       for (const t of [F32[1]!, wide]) { setF32(t); say(`f32 ${M}x${K}x${N} ${name(t)}: ${await time(be, 'f32', M, K, N)}`); }
+    }
+    setF32(null);
+  }
+  if (modes.includes('f32pre')) { // GPT-2 prefill projections at T=512: the size heuristic's tiles side by side
+    const T: F32Variant[] = [null, F32[1]!, { TM: 8, TN: 4, BK: 16, DB: false, UN: true }, { TM: 4, TN: 4, BK: 16, DB: false }, F32WG[0]!, F32WG[3]!, { TM: 4, TN: 8, BK: 16, DB: false, UN: true, TX: 8, TY: 16 }];
+    for (const [M, K, N, tB] of [[512, 768, 2304, false], [512, 768, 768, false], [512, 768, 3072, false], [512, 3072, 768, false], [512, 1024, 3072, false], [512, 1024, 1024, false], [512, 1024, 4096, false], [512, 4096, 1024, false], [512, 768, 50257, true]] as const) {
+      for (const t of T) { setF32(t); say(`f32 ${M}x${K}x${N}${tB ? ' tB' : ''} ${name(t)}: ${await time(be, 'f32', M, K, N, tB)}`); }
     }
     setF32(null);
   }

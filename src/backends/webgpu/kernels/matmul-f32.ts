@@ -30,10 +30,13 @@ export function setF32Tile(t: F32Tile | null): void {
 }
 
 /**
- * 8x16 outputs per thread on 128 threads (the same 128x128 tile): 10-15% faster than 8x8 on 256
- * threads on the H200 when no load needs a bounds test, but fewer workgroups fit an SM, so
- * with 384 tiles (2048x768x3072) its last wave runs half empty and it loses (33 against 39
- * TFLOP/s); from 600 tiles on it won every shape measured (bench/RESULTS.md).
+ * Tiles from sweeps on the H200 (bench/RESULTS.md, sixth pass), all single-buffered with 16-deep
+ * unrolled k-steps. WIDE (8x16 outputs per thread, 128 threads, 128x128) beat 8x8 on 256 threads
+ * by 10-15% from 600 tiles on, with or without bounds tests (the LM head: 27.9 -> 34.6
+ * TFLOP/s), but lost at 384 tiles (2048x768x3072: 33 against 39), presumably its last wave
+ * running half empty. Below 300 tiles of 128x128 the smaller tiles keep SMs busy; there the
+ * 128-thread grids won on aligned shapes (GPT-2 prefill projections: up to +10%), and the
+ * 256-thread ones stay for shapes that need bounds tests, where they were not compared.
  */
 const WIDE: F32Tile = { TM: 8, TN: 16, BK: 16, DB: false, UN: true, TX: 8, TY: 16 };
 const WIDE_MIN_TILES = 600;
@@ -41,12 +44,11 @@ const WIDE_MIN_TILES = 600;
 function pickTile(p: MatmulPlan, batches: number): F32Tile {
   if (forced) return forced;
   const tiles = (bm: number, bn: number) => Math.ceil(p.M / bm) * Math.ceil(p.N / bn) * batches;
-  // from sweeps on the H200 (bench/RESULTS.md): 128x128 tiles, single-buffered 16-deep unrolled
-  // k-steps for large outputs; 128x64 / 64x64 tiles where fewer tiles would leave SMs idle
-  if (tiles(128, 128) >= WIDE_MIN_TILES && p.M % 128 === 0 && p.N % 128 === 0 && p.K % 16 === 0) return WIDE;
+  const aligned = (bm: number, bn: number) => p.M % bm === 0 && p.N % bn === 0 && p.K % 16 === 0;
+  if (tiles(128, 128) >= WIDE_MIN_TILES) return WIDE;
   if (tiles(128, 128) >= 300) return { TM: 8, TN: 8, BK: 16, DB: false, UN: true };
-  if (tiles(128, 64) >= 256) return { TM: 8, TN: 4, BK: 16, DB: false, UN: true };
-  return { TM: 4, TN: 4, BK: 16, DB: false };
+  if (tiles(128, 64) >= 256) return aligned(128, 64) ? { TM: 8, TN: 8, BK: 16, DB: false, UN: true, TX: 8, TY: 16 } : { TM: 8, TN: 4, BK: 16, DB: false, UN: true };
+  return aligned(64, 64) ? { TM: 4, TN: 8, BK: 16, DB: false, UN: true, TX: 8, TY: 16 } : { TM: 4, TN: 4, BK: 16, DB: false };
 }
 
 const lines = (n: number, f: (i: number) => string) => Array.from({ length: n }, (_, i) => f(i)).join('\n');
