@@ -9,8 +9,9 @@
 // Prints one line per measurement (and writes them to <outdir>/tune.txt).
 // `f32` / `f16` time only the f32 / f16 target shapes; `sgcheck` checks only the f16 tiles;
 // `f32wg` checks and times the thread grids of F32WG; `f32big` times 8x8 against 8x16 per thread
-// on aligned shapes of 256 to 1024 tiles; `base` times only the default kernels.
-// Usage: node dist/bench/webgpu-tune.js check,gemm,f32,f16,f32wg,f32big,base,prefill,decode,attn [outdir]
+// on aligned shapes of 256 to 1024 tiles; `f32pre` times the tiles on GPT-2 prefill projections;
+// `base` times only the default kernels.
+// Usage: node dist/bench/webgpu-tune.js check,gemm,f32,f16,f32wg,f32big,f32pre,base,prefill,decode,attn [outdir]
 import { writeFileSync } from 'node:fs';
 import type { View } from '../src/backends/backend.js';
 import { createWebGpuBackend, WebGpuBackend } from '../src/backends/webgpu/backend.js';
