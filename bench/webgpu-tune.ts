@@ -46,14 +46,16 @@ const SG: (SgTile | null)[] = [
 /** Tiles timed by `f32`. */
 const F32T: F32Variant[] = [null, ...F32.slice(-5, -1)];
 /**
- * Thread grids other than 16x16 (`f32wg`): 512 threads (which cap the registers of a thread),
- * and 128 threads of 8x16 / 16x8 outputs (8x16 is the default for many aligned tiles).
+ * Thread grids other than 16x16 (`f32wg`): 128 threads (8x16 per thread: the default from 600
+ * tiles on; 8x8 and 4x8: the defaults for smaller aligned outputs) and 512 threads (which cap
+ * the registers of a thread).
  */
 const F32WG: F32Tile[] = [
   { TM: 8, TN: 16, BK: 16, DB: false, UN: true, TX: 8, TY: 16 },
   { TM: 8, TN: 16, BK: 16, DB: false, UN: true, NP: true, TX: 8, TY: 16 },
   { TM: 16, TN: 8, BK: 16, DB: false, UN: true, TX: 16, TY: 8 },
   { TM: 8, TN: 8, BK: 16, DB: false, UN: true, TX: 8, TY: 16 },
+  { TM: 4, TN: 8, BK: 16, DB: false, UN: true, TX: 8, TY: 16 },
   { TM: 8, TN: 8, BK: 16, DB: false, UN: true, TX: 16, TY: 32 },
   { TM: 8, TN: 8, BK: 16, DB: false, UN: true, TX: 32, TY: 16 },
   { TM: 4, TN: 8, BK: 16, DB: false, UN: true, TX: 16, TY: 32 },
@@ -114,22 +116,26 @@ function setup(be: WebGpuBackend, dtype: 'f32' | 'f16', M: number, K: number, N:
   };
 }
 
+/** Every f32 tile on every shape with all transposes against the float64 product; the failures. */
+async function checkF32(be: WebGpuBackend, tiles: F32Variant[], shapes: number[][]): Promise<number> {
+  let bad = 0;
+  for (const t of tiles) for (const [M, K, N] of shapes) for (const tA of [false, true]) for (const tB of [false, true]) {
+    setF32(t);
+    const c = setup(be, 'f32', M!, K!, N!, tA, tB);
+    try {
+      c.run();
+      const w = await c.err(Infinity);
+      if (!(w < 1e-5)) { bad++; say(`FAIL f32 ${name(t)} ${M}x${K}x${N} tA=${tA} tB=${tB}: ${w}`); }
+    } catch (e) { bad++; say(`ERR f32 ${name(t)}: ${(e as Error).message.split('\n').slice(0, 6).join(' | ')}`); }
+    c.free();
+  }
+  setF32(null);
+  return bad;
+}
+
 async function checks(be: WebGpuBackend, f16Only = false): Promise<void> {
   let bad = 0;
-  if (!f16Only) {
-    const shapes = [[200, 96, 136], [64, 32, 64], [130, 20, 67], [257, 100, 261], [256, 128, 512]];
-    for (const t of F32) for (const [M, K, N] of shapes) for (const tA of [false, true]) for (const tB of [false, true]) {
-      setF32(t);
-      const c = setup(be, 'f32', M!, K!, N!, tA, tB);
-      try {
-        c.run();
-        const w = await c.err(Infinity);
-        if (!(w < 1e-5)) { bad++; say(`FAIL f32 ${name(t)} ${M}x${K}x${N} tA=${tA} tB=${tB}: ${w}`); }
-      } catch (e) { bad++; say(`ERR f32 ${name(t)}: ${(e as Error).message.split('\n').slice(0, 6).join(' | ')}`); }
-      c.free();
-    }
-    setF32(null);
-  }
+  if (!f16Only) bad += await checkF32(be, F32, [[200, 96, 136], [64, 32, 64], [130, 20, 67], [257, 100, 261], [256, 128, 512]]);
   if (be.handle.features.subgroupMatrix) {
     enableSubgroupMatmul(true);
     for (const t of SG) for (const [M, K, N] of [[200, 96, 136], [256, 64, 128], [130, 40, 264], [128, 512, 256], [256, 192, 512]]) {
@@ -206,17 +212,7 @@ async function gemm(be: WebGpuBackend, f32Only = false): Promise<void> {
 
 /** `f32wg`: each F32WG grid checked on odd shapes, then timed at the target shapes beside the default. */
 async function f32wg(be: WebGpuBackend): Promise<void> {
-  let bad = 0;
-  for (const t of F32WG) for (const [M, K, N] of [[200, 96, 136], [257, 100, 261], [300, 64, 520]]) for (const tA of [false, true]) for (const tB of [false, true]) {
-    setF32(t);
-    const c = setup(be, 'f32', M!, K!, N!, tA, tB);
-    try {
-      c.run();
-      const w = await c.err(Infinity);
-      if (!(w < 1e-5)) { bad++; say(`FAIL f32 ${name(t)} ${M}x${K}x${N} tA=${tA} tB=${tB}: ${w}`); }
-    } catch (e) { bad++; say(`ERR f32 ${name(t)}: ${(e as Error).message.split('\n').slice(0, 6).join(' | ')}`); }
-    c.free();
-  }
+  const bad = await checkF32(be, F32WG, [[200, 96, 136], [257, 100, 261], [300, 64, 520], [256, 64, 512]]);
   say(`f32wg checks: ${bad} bad`);
   for (const [M, K, N] of [[4096, 4096, 4096], [2048, 768, 3072]] as const) for (const t of [null, ...F32WG]) {
     setF32(t);
@@ -400,7 +396,7 @@ if (modes.includes('check') || modes.includes('sgcheck') || modes.includes('gemm
     setF32(null);
   }
   if (modes.includes('f32pre')) { // GPT-2 prefill projections at T=512: the size heuristic's tiles side by side
-    const T: F32Variant[] = [null, F32[1]!, { TM: 8, TN: 4, BK: 16, DB: false, UN: true }, { TM: 4, TN: 4, BK: 16, DB: false }, F32WG[0]!, F32WG[3]!, { TM: 4, TN: 8, BK: 16, DB: false, UN: true, TX: 8, TY: 16 }];
+    const T: F32Variant[] = [null, F32[1]!, { TM: 8, TN: 4, BK: 16, DB: false, UN: true }, { TM: 4, TN: 4, BK: 16, DB: false }, F32WG[0]!, F32WG[3]!, F32WG[4]!];
     for (const [M, K, N, tB] of [[512, 768, 2304, false], [512, 768, 768, false], [512, 768, 3072, false], [512, 3072, 768, false], [512, 1024, 3072, false], [512, 1024, 1024, false], [512, 1024, 4096, false], [512, 4096, 1024, false], [512, 768, 50257, true]] as const) {
       for (const t of T) { setF32(t); say(`f32 ${M}x${K}x${N}${tB ? ' tB' : ''} ${name(t)}: ${await time(be, 'f32', M, K, N, tB)}`); }
     }
