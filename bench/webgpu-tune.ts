@@ -43,8 +43,8 @@ const SG: (SgTile | null)[] = [
   { SGM: 4, SGN: 2, FM: 4, FN: 4 },
   { SGM: 2, SGN: 2, FM: 4, FN: 4, BK: 64 },
 ];
-/** Tiles timed by `f32`. */
-const F32T: F32Variant[] = [null, ...F32.slice(-5, -1)];
+/** Tiles timed by `f32`: the default against the 8x8 tiles without register prefetch or with 32-deep steps. */
+const F32T: F32Variant[] = [null, ...F32.filter((t) => t !== null && t !== 'scalar' && t.TN === 8 && (t.NP || t.BK === 32))];
 /**
  * Thread grids other than 16x16 (`f32wg`): 128 threads (8x16 per thread: the default from 600
  * tiles on; 8x8 and 4x8: the defaults for smaller aligned outputs) and 512 threads (which cap
@@ -379,7 +379,7 @@ async function attn(): Promise<void> {
 
 const modes = (process.argv[2] ?? 'check').split(',');
 const out = process.argv[3] ?? '/tmp';
-if (modes.includes('check') || modes.includes('sgcheck') || modes.includes('gemm') || modes.includes('f32') || modes.includes('f16') || modes.includes('f32wg') || modes.includes('base') || modes.includes('f32big') || modes.includes('f32pre')) {
+if (modes.some((m) => ['check', 'sgcheck', 'gemm', 'f32', 'f16', 'f32wg', 'f32big', 'f32pre', 'base'].includes(m))) {
   const be = (await createWebGpuBackend()) as WebGpuBackend;
   say(`${process.env.ACTLAB_DAWN_TOGGLES ?? ''} ${JSON.stringify(be.info())}`);
   if (modes.includes('check')) await checks(be);
