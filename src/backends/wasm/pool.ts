@@ -94,6 +94,10 @@ function workerMain(env: WorkerEnv): void {
     Atomics.notify(st, 0);
     return;
   }
+  // The generation is read before READY is reported: no job is published until every worker is
+  // ready, so a worker descheduled right after READY cannot mistake the first job for an old one
+  // (the caller takes over unclaimed tasks, but not an injected fault's, which then waited forever).
+  const seen0 = Atomics.load(ctrl, 0);
   Atomics.store(st, 0, 1);
   Atomics.notify(st, 0);
   try {
@@ -104,7 +108,7 @@ function workerMain(env: WorkerEnv): void {
     throw e;
   }
   function jobLoop(): void {
-  let seen = Atomics.load(ctrl, 0);
+  let seen = seen0;
   const task = d.index + 1;
   const args: number[] = [];
   for (;;) {
