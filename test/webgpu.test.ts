@@ -43,20 +43,23 @@ describe.skipIf(!backend)('webgpu backend', () => {
     // 2560x32x3840: 600 aligned tiles (8x16 per thread); 520x24x15401 Bᵀ: the same kernel with
     // bounds tests and scalar stores (an LM head); 2048x48x2432: aligned 8x8 per thread;
     // 2000x40x2500: 8x8 with bounds tests on every axis; 512x32x4096 and 512x64x768: the
-    // 128-thread grids of 128x64 and 64x64 tiles; 1024x40x1920: 64x64 tiles with bounds tests
-    const cases: [number, number, number, boolean][] = [
+    // 128-thread grids of 128x64 and 64x64 tiles; 1024x40x1920: 64x64 tiles with bounds tests;
+    // Aᵀ (A stored [K, M]) on the aligned paths
+    const cases: [number, number, number, boolean, boolean?][] = [
       [1024, 40, 1920, false], [2560, 32, 3840, false], [2560, 32, 3840, true], [520, 24, 15401, true], [2048, 48, 2432, false],
       [2000, 40, 2500, true], [512, 32, 4096, false], [512, 64, 768, true],
+      [2560, 32, 3840, false, true], [512, 32, 4096, true, true], [512, 64, 768, false, true],
       [3, 700, 300, false], [1, 512, 200, true], [5, 1000, 64, true],
     ];
-    for (const [M, K, N, transB] of cases) {
+    for (const [M, K, N, transB, transA = false] of cases) {
       const a = Array.from({ length: M * K }, (_, i) => Math.sin(i * 0.37));
       const b = Array.from({ length: K * N }, (_, i) => Math.cos(i * 0.11));
-      const yr = F.matmul(Tensor.from(a, [M, K], 'f32', ref), Tensor.from(b, transB ? [N, K] : [K, N], 'f32', ref), { transB }).dataSync();
-      const yg = await F.matmul(Tensor.from(a, [M, K], 'f32', gpu), Tensor.from(b, transB ? [N, K] : [K, N], 'f32', gpu), { transB }).data();
+      const mm = (be: Backend) => F.matmul(Tensor.from(a, transA ? [K, M] : [M, K], 'f32', be), Tensor.from(b, transB ? [N, K] : [K, N], 'f32', be), { transA, transB });
+      const yr = mm(ref).dataSync();
+      const yg = await mm(gpu).data();
       let num = 0; let den = 0;
       for (let i = 0; i < yr.length; i++) { num += (yr[i]! - yg[i]!) ** 2; den += yr[i]! ** 2; }
-      expect(num / den, `${M}x${K}x${N}${transB ? ' Bᵀ' : ''}`).toBeLessThan(1e-10);
+      expect(num / den, `${M}x${K}x${N}${transA ? ' Aᵀ' : ''}${transB ? ' Bᵀ' : ''}`).toBeLessThan(1e-10);
     }
   }, 300_000);
 
