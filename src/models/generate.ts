@@ -145,9 +145,11 @@ export function generate(model: CausalLM, prompts: readonly (readonly number[])[
     for (let logits = g.forward(); logits; logits = g.forward()) {
       if (g.greedy) {
         const am = g.argmaxOf(logits);
-        const ids = am.dataSync();
-        am.dispose();
-        g.commit(ids);
+        try {
+          g.commit(am.dataSync());
+        } finally {
+          am.dispose();
+        }
         continue;
       }
       const rows = logits.dataSync() as Float32Array;

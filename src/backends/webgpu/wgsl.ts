@@ -300,5 +300,8 @@ fn pow_js(a: f32, b: f32) -> f32 {
 }
 `;
 
+/** `f(0)`, ..., `f(n - 1)` joined by newlines: the unrolled lines of a generated kernel. */
+export const lines = (n: number, f: (i: number) => string) => Array.from({ length: n }, (_, i) => f(i)).join('\n');
+
 /** Ceil division. */
 export const cdiv = (a: number, b: number) => Math.floor((a + b - 1) / b);

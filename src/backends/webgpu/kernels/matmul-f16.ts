@@ -11,8 +11,8 @@
 import type { OpDesc } from '../../backend.js';
 import type { DType } from '../../../tensor/dtype.js';
 import type { Dense, OpContext } from './context.js';
-import { PRELUDE, outBinding, storers } from '../wgsl.js';
-import { PLAN_HEAD, planParams, type MatmulPlan } from './matmul-plan.js';
+import { PRELUDE, lines, outBinding, storers } from '../wgsl.js';
+import { PLAN_HEAD, alignedAxes, alignedKey, planParams, type Aligned, type MatmulPlan } from './matmul-plan.js';
 import { envVar } from '../../../io/env.js';
 
 type Op<K extends OpDesc['op']> = Extract<OpDesc, { op: K }>;
@@ -49,8 +49,6 @@ function pickTile(p: MatmulPlan, batches: number): SgTile {
   return { SGM: 4, SGN: 4, FM: 2, FN: 2 };
 }
 
-const lines = (n: number, f: (i: number) => string) => Array.from({ length: n }, (_, i) => f(i)).join('\n');
-
 /**
  * Workgroup-memory layout of the staged tiles. Each subgroup reads its fragments from its own
  * block, At[g] (its 16*FM rows of A, k fast, rows padded to SA halves) and Bt[h] (BK rows of its
@@ -73,9 +71,6 @@ function layout(t: SgTile) {
   const smem = 2 * (t.SGM * ABLK + t.SGN * BBLK) + 4 * 256 * t.SGM * t.SGN;
   return { BK, NT, RA, CB, SA, SB, APR, BPR, LA, LB, ABLK, BBLK, smem };
 }
-
-/** Axes the tile divides: loads along them need no bounds test. */
-interface Aligned { m: boolean; n: boolean; k: boolean }
 
 function code(t: SgTile, ydt: DType, al: Aligned): string {
   const { SGM, SGN, FM, FN } = t;
@@ -163,8 +158,8 @@ export function trySubgroupMatmul(
   const t = pickTile(p, batches);
   const L = layout(t);
   if (L.smem > ctx.rt.device.limits.maxComputeWorkgroupStorageSize) return false;
-  const al: Aligned = { m: p.M % (16 * t.SGM * t.FM) === 0, n: p.N % (16 * t.SGN * t.FN) === 0, k: p.K % L.BK === 0 };
-  const k = ctx.kernel(`mm sgmat ${t.SGM}x${t.SGN}x${t.FM}x${t.FN}x${L.BK} f16>${y.dtype}${al.m ? ' am' : ''}${al.n ? ' an' : ''}${al.k ? ' ak' : ''}`, () => code(t, y.dtype, al));
+  const al = alignedAxes(p, 16 * t.SGM * t.FM, 16 * t.SGN * t.FN, L.BK);
+  const k = ctx.kernel(`mm sgmat ${t.SGM}x${t.SGN}x${t.FM}x${t.FN}x${L.BK} f16>${y.dtype}${alignedKey(al)}`, () => code(t, y.dtype, al));
   ctx.run(k, [ab, bb, y.gpu], planParams(p, y.offset), [Math.ceil(p.N / (16 * t.SGN * t.FN)), Math.ceil(p.M / (16 * t.SGM * t.FM)), batches]);
   return true;
 }

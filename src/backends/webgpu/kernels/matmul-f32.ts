@@ -8,7 +8,8 @@
 // fast dims are multiples of 4 (else the scalar tiled kernel in matmul.ts); outputs whose N or
 // offset is not are stored element by element (the LM head: N = vocabulary size).
 import type { OpContext } from './context.js';
-import { PLAN_HEAD, planParams, type MatmulPlan } from './matmul-plan.js';
+import { PLAN_HEAD, alignedAxes, alignedKey, planParams, type Aligned, type MatmulPlan } from './matmul-plan.js';
+import { lines } from '../wgsl.js';
 
 /**
  * TM x TN outputs per thread, k-steps of BK; DB: two staging buffers; UN: unrolled k-step;
@@ -51,8 +52,6 @@ function pickTile(p: MatmulPlan, batches: number): F32Tile {
   return aligned(64, 64) ? { TM: 4, TN: 8, BK: 16, DB: false, UN: true, TX: 8, TY: 16 } : { TM: 4, TN: 4, BK: 16, DB: false };
 }
 
-const lines = (n: number, f: (i: number) => string) => Array.from({ length: n }, (_, i) => f(i)).join('\n');
-
 /** Whether the vec4 kernel applies (see the header). */
 export function f32Vec4Fits(p: MatmulPlan, adt: string, bdt: string, ydt: string): boolean {
   if (!vec4On || adt !== 'f32' || bdt !== 'f32' || ydt !== 'f32') return false;
@@ -69,9 +68,6 @@ function grid(t: F32Tile) {
   const TY = t.TY ?? 16;
   return { TX, TY, NT: TX * TY, BM: TY * t.TM, BN: TX * t.TN };
 }
-
-/** Axes the tile divides: loads along them need no bounds test. */
-interface Aligned { m: boolean; n: boolean; k: boolean }
 
 function code(t: F32Tile, aKFast: boolean, bKFast: boolean, vecOut: boolean, al: Aligned): string {
   const { TM, TN, BK } = t;
@@ -201,8 +197,8 @@ export function tiledF32(ctx: OpContext, p: MatmulPlan, ab: GPUBuffer, bb: GPUBu
   if (smemBytes(t, aKFast, bKFast) > ctx.rt.device.limits.maxComputeWorkgroupStorageSize && t.TM === 8) t = { ...t, BK: 8 };
   const vecOut = p.N % 4 === 0 && yoff % 4 === 0;
   const { TX, TY, BM, BN } = grid(t);
-  const al: Aligned = { m: p.M % BM === 0, n: p.N % BN === 0, k: p.K % t.BK === 0 };
-  const key = `mm f32v4 ${t.TM}x${t.TN}x${t.BK}${t.DB === false ? ' sb' : ''}${t.UN ? ' un' : ''}${t.NP && t.DB === false ? ' np' : ''} ${TX}x${TY} ${aKFast ? 'aK' : 'aM'} ${bKFast ? 'bK' : 'bN'}${vecOut ? '' : ' y1'}${al.m ? ' am' : ''}${al.n ? ' an' : ''}${al.k ? ' ak' : ''}`;
+  const al = alignedAxes(p, BM, BN, t.BK);
+  const key = `mm f32v4 ${t.TM}x${t.TN}x${t.BK}${t.DB === false ? ' sb' : ''}${t.UN ? ' un' : ''}${t.NP && t.DB === false ? ' np' : ''} ${TX}x${TY} ${aKFast ? 'aK' : 'aM'} ${bKFast ? 'bK' : 'bN'}${vecOut ? '' : ' y1'}${alignedKey(al)}`;
   const k = ctx.kernel(key, () => code(t, aKFast, bKFast, vecOut, al));
   const params = planParams(p, yoff);
   ctx.run(k, [ab, bb, yb], params, [Math.ceil(p.N / BN), Math.ceil(p.M / BM), batches]);

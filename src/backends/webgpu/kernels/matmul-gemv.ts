@@ -9,7 +9,7 @@
 // `vecGemvFits`); the scalar `gemv` of matmul.ts takes the rest.
 import type { DType } from '../../../tensor/dtype.js';
 import { BUILTINS, Params, WG_INDEX, type OpContext } from './context.js';
-import { PRELUDE, cdiv, inBinding, loaders, outBinding, storers } from '../wgsl.js';
+import { PRELUDE, cdiv, inBinding, lines, loaders, outBinding, storers } from '../wgsl.js';
 import { PLAN_HEAD, planParams, type MatmulPlan } from './matmul-plan.js';
 
 /** Elements of B per 16-byte chunk. */
@@ -43,9 +43,6 @@ function decode(d: string, q: string, out: string): string {
     ? `let ${out}0 = bitcast<vec4<f32>>(${q});`
     : `let ${out}0 = vec4<f32>(unpack2x16float(${q}.x), unpack2x16float(${q}.y)); let ${out}1 = vec4<f32>(unpack2x16float(${q}.z), unpack2x16float(${q}.w));`;
 }
-
-
-const lines = (n: number, f: (i: number) => string) => Array.from({ length: n }, (_, i) => f(i)).join('\n');
 
 /** Where the output of (m, column n) goes: y itself, or the split's partial sums (f32). */
 const OUT = (split: boolean) => (split ? '((wid.z * nwg.y + wid.y) * M + m) * N + n' : 'ybase + m * N + n');

@@ -59,6 +59,16 @@ function contiguousBatchStrides(batch: readonly number[], inner: number): number
   return s;
 }
 
+/** Axes a BM x BN tile with k-steps of BK divides: loads along them need no bounds test. */
+export interface Aligned { m: boolean; n: boolean; k: boolean }
+
+export function alignedAxes(p: MatmulPlan, BM: number, BN: number, BK: number): Aligned {
+  return { m: p.M % BM === 0, n: p.N % BN === 0, k: p.K % BK === 0 };
+}
+
+/** Kernel-cache key suffix naming the aligned axes. */
+export const alignedKey = (al: Aligned) => `${al.m ? ' am' : ''}${al.n ? ' an' : ''}${al.k ? ' ak' : ''}`;
+
 export function planParams(p: MatmulPlan, yoff: number): Params {
   return new Params().u32(p.M, p.K, p.N, ...p.bshape).i32(...p.abs, ...p.bbs, p.sam, p.sak, p.sbk, p.sbn, p.aoff, p.boff, yoff);
 }

@@ -8,7 +8,7 @@
 // Weights shared by every batch (stride 0) fold the batch into M (matmul-plan.ts).
 import type { OpDesc } from '../../backend.js';
 import { BUILTINS, Params, WG_INDEX, type OpContext } from './context.js';
-import { PRELUDE, cdiv, inBinding, loaders, outBinding, storers } from '../wgsl.js';
+import { PRELUDE, cdiv, inBinding, lines, loaders, outBinding, storers } from '../wgsl.js';
 import { trySubgroupMatmul } from './matmul-f16.js';
 import { f32Vec4Fits, tiledF32 } from './matmul-f32.js';
 import { splitSum, vecGemv, vecGemvFits } from './matmul-gemv.js';
@@ -42,8 +42,6 @@ fn main(${BUILTINS}) { ${WG_INDEX} let i = wg * 256u + li; if (i < P[0]) { stb_y
   else if (f32Vec4Fits(plan, a.dtype, b.dtype, yd.dtype)) tiledF32(ctx, plan, ab, bb, yd.gpu, yd.offset, batches);
   else tiled(ctx, plan, a.dtype, b.dtype, ab, bb, yd.dtype, yd.gpu, yd.offset, batches);
 }
-
-const lines = (n: number, f: (i: number) => string) => Array.from({ length: n }, (_, i) => f(i)).join('\n');
 
 /** Unrolled WGSL of the tiled kernel: T x T outputs per thread (T = 8 or 4), BK = 16. */
 function tiledCode(T: number, aKFast: boolean, bNFast: boolean, adt: string, bdt: string, ydt: string): string {
