@@ -186,3 +186,33 @@ describe('native wasm kernels', () => {
     expect(() => wasm.exec({ op: 'gather' }, [table, ids], [y])).toThrow(/id 10 out of range/);
   });
 });
+
+describe('wasm fused attention across threads', () => {
+  // Each task of the fused attention kernel scores its rows in its own scratch slot; a task that
+  // wrote into another's slot corrupted one row now and then (seen under load in CI). Many short
+  // rows on more threads than cores make the tasks interleave; every run must equal the first.
+  it('gives bit-identical results on repeated runs with 3 threads (no task writes another task\'s scratch)', async () => {
+    const be = await createWasmBackend({ threads: 3 });
+    try {
+      const shape = [4000, 4, 3, 16];
+      const n = shape.reduce((a, b) => a * b, 1);
+      const spec = (s: number): Spec => ({ dtype: 'f32', shape, fill: (i) => Math.sin(i * 0.731 + s) * 2 });
+      const ins = [spec(0), spec(1), spec(2)].map((s) => place(be, s));
+      const out = place(be, { dtype: 'f32', shape, bytes: new Uint8Array(n * 4) });
+      const op = { op: 'attention', scale: 0.25, causal: true, masked: false, returnProbs: false } as const;
+      expect(be.isNative(op, ins, [out])).toBe(true);
+      let first: Float64Array | null = null;
+      let bad = 0;
+      for (let r = 0; r < 60; r++) {
+        be.exec(op, ins, [out]);
+        const y = readF(be, out);
+        if (!first) { first = y; continue; }
+        for (let i = 0; i < n; i++) if (y[i] !== first[i]) { bad++; break; }
+      }
+      console.log(`fused attention, 60 runs on 3 threads: ${bad} differed from the first`);
+      expect(bad).toBe(0);
+    } finally {
+      be.dispose();
+    }
+  });
+});

@@ -405,7 +405,9 @@ function attnRows() {
         (br $vl)))
       ${inc('r', 1)}
       (br $rows_l)))
-    (i32.store ${f('scratch')} ${g('tch')}))`;
+    ;; keep the touch loads alive: their OR goes to this task's own scratch slot, which no other
+    ;; task uses (task 0's slot, as before, raced with task 0 still scoring a row)
+    (i32.store (i32.add ${f('scratch')} (i32.mul ${g('task')} ${f('scratchStride')})) ${g('tch')}))`;
 }
 
 /** @param {{relaxed: boolean}} _variant  (identical builds) */
