@@ -36,11 +36,14 @@ try { console.log('configs', JSON.stringify(adapter.info.subgroupMatrixConfigs ?
  *   2  global loads two steps ahead (two register sets);  K  k-steps of 64;
  *   q  (diagnostic) one f16 of each chunk stored;  w  (diagnostic) 16-byte stores to a u32 shadow;
  *   z  no initialisation of workgroup memory.
+ * `x+D` (no workgroup memory): every subgroup loads its fragments straight from operands packed
+ * fragment by fragment (a constant offset into one array element per fragment), D k16-steps ahead.
  */
 function kernel(mode, FM, FN, SGM, SGN) {
   const BK = mode.includes('K') ? 64 : 32;
   const SA = BK + 8, SB = 24, NT = 32 * SGM * SGN, BM = 16 * FM * SGM, BN = 16 * FN * SGN, NW = SGM * SGN;
   const [base, flags = ''] = mode.split('+');
+  if (base === 'x' && (K / 16) % Number(flags || 1)) throw new Error('x+D: D must divide K/16');
   const has = (f) => flags.includes(f);
   const G = has('g'), S = has('s'), B = has('b'), C = has('c');
   const alt = base === 'lds' && !S && !C; // alternate two copies so fragment loads cannot be hoisted
@@ -52,7 +55,19 @@ function kernel(mode, FM, FN, SGM, SGN) {
 ${lines(FN, (j) => `let b${j} = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, row_major>(&Bt[${off[1]}sgn * ${FN}u + ${j}u], ${ks * SB}u, ${SB}u);`)}`;
   const kstep = (ks) => `{\n${frLoads(ks)}\n${mmas} }`;
   let loop;
-  if (base === 'mma') {
+  if (base === 'x') { // no workgroup memory: fragments straight from operands packed fragment by fragment, D k16-steps ahead
+    const D = Number(flags || 1);
+    const set = (q) => `${lines(FM, (i) => `var fa${q}_${i}: subgroup_matrix_left<f16, 16, 16>;`)}\n${lines(FN, (j) => `var fb${q}_${j}: subgroup_matrix_right<f16, 16, 16>;`)}`;
+    // a[slab * K/16 + kf]: the 16x16 fragment of A rows 16*slab.., k 16*kf.. (row-major); b likewise per 16-column slab
+    const load = (q, kf) => `${lines(FM, (i) => `fa${q}_${i} = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&a[(m0 / 16u + sgm * ${FM}u + ${i}u) * ${K / 16}u + ${kf}], 0u, 16u);`)}
+${lines(FN, (j) => `fb${q}_${j} = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, row_major>(&b[(n0 / 16u + sgn * ${FN}u + ${j}u) * ${K / 16}u + ${kf}], 0u, 16u);`)}`;
+    const mm = (q) => frags.map(([i, j]) => `c${i}_${j} = subgroupMatrixMultiplyAccumulate(fa${q}_${i}, fb${q}_${j}, c${i}_${j});`).join('\n');
+    loop = `${lines(D, set)}
+${lines(D, (q) => load(q, `${q}u`))}
+for (var t = 0u; t < ${K / 16}u; t += ${D}u) {
+${lines(D, (q) => `${mm(q)}\nif (t + ${q + D}u < ${K / 16}u) {\n${load(q, `t + ${q + D}u`)}\n}`)}
+}`;
+  } else if (base === 'mma') {
     loop = `${frLoads(0)}
 for (var t = 0u; t < ${K / 16}u; t++) {\n${mmas}\n}`;
   } else {
@@ -143,7 +158,7 @@ for (var t = 0u; t < ${K / BK}u; t++) {
 if (sink == 12345u) { y[0] = 1.0; }`;
     }
   }
-  const gt = C ? 'f16' : 'vec4<u32>';
+  const gt = base === 'x' ? 'array<f16, 256>' : C ? 'f16' : 'vec4<u32>';
   return `enable f16;
 enable subgroups;
 enable chromium_experimental_subgroup_matrix;
@@ -151,15 +166,15 @@ diagnostic(off, chromium.subgroup_matrix_uniformity);
 @group(0) @binding(0) var<storage, read_write> y: array<f32>;
 @group(0) @binding(1) var<storage, read> a: array<${gt}>;
 @group(0) @binding(2) var<storage, read> b: array<${gt}>;
-var<workgroup> At: array<array<f16, ${16 * SA}>, ${NA}>;
-var<workgroup> Bt: array<array<f16, ${BK * SB}>, ${NB}>;
+${base === 'x' ? '' : `var<workgroup> At: array<array<f16, ${16 * SA}>, ${NA}>;
+var<workgroup> Bt: array<array<f16, ${BK * SB}>, ${NB}>;`}
 ${has('w') ? `var<workgroup> Wa: array<array<vec4<u32>, ${(16 * SA) / 8}>, ${NA}>;\nvar<workgroup> Wb: array<array<vec4<u32>, ${(BK * SB) / 8}>, ${NB}>;` : ''}
 @compute @workgroup_size(${NT})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
   let sg = li / 32u; let sgm = sg / ${SGN}u; let sgn = sg % ${SGN}u;
   let m0 = wid.y * ${BM}u; let n0 = wid.x * ${BN}u;
 ${frags.map(([i, j]) => `  var c${i}_${j} = subgroup_matrix_result<f32, 16, 16>();`).join('\n')}
-${has('z') ? '' : `  for (var e = li; e < ${16 * SA}u; e += ${NT}u) { for (var q = 0u; q < ${NA}u; q++) { At[q][e] = f16(f32((e + q) % 7u) * 0.1 - 0.3); } }
+${has('z') || base === 'x' ? '' : `  for (var e = li; e < ${16 * SA}u; e += ${NT}u) { for (var q = 0u; q < ${NA}u; q++) { At[q][e] = f16(f32((e + q) % 7u) * 0.1 - 0.3); } }
   for (var e = li; e < ${BK * SB}u; e += ${NT}u) { for (var q = 0u; q < ${NB}u; q++) { Bt[q][e] = f16(f32((e + q) % 5u) * 0.1 - 0.2); } }`}
   workgroupBarrier();
 ${loop}
