@@ -4,7 +4,7 @@
 // (global loads, stores to workgroup memory, barriers) switched on alone or together. The kernels
 // compute nothing useful, so nothing is checked. Timing: GPU timestamps around a pass of 30
 // dispatches, after 3 s of warm-up, three passes over all modes, best reported (bench/RESULTS.md,
-// "f16 staging decomposition"). Plain JavaScript on purpose: it runs from the source tree.
+// "WebGPU f16: staging decomposition"). Plain JavaScript on purpose: it runs from the source tree.
 // Usage (device, after `source .gpu/setup.sh`): node scripts/gpu/sgmat-probe.mjs MODE[:FM:FN:SGM:SGN],...
 // (results also go to $OUT/probe.txt); `print MODE FM FN SGM SGN` prints one kernel's WGSL.
 import { create, globals } from 'webgpu';
@@ -19,8 +19,6 @@ const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' }
 const feats = ['shader-f16', 'subgroups', 'chromium-experimental-subgroup-matrix', 'timestamp-query'].filter((f) => adapter.features.has(f));
 const device = await adapter.requestDevice({ requiredFeatures: feats, requiredLimits: Object.fromEntries(['maxComputeWorkgroupStorageSize', 'maxComputeInvocationsPerWorkgroup', 'maxComputeWorkgroupSizeX'].map((k) => [k, adapter.limits[k]])) });
 device.addEventListener?.('uncapturederror', (e) => console.log('uncaptured', e.error.message));
-try { console.log('configs', JSON.stringify(adapter.info.subgroupMatrixConfigs ?? null)); } catch {}
-
 
 /**
  * SGM x SGN subgroups of FM x FN 16x16 fragments, k-steps of 32 (64 with K). Workgroup memory holds
