@@ -9,6 +9,7 @@
 // `vecGemvFits`); the scalar `gemv` of matmul.ts takes the rest.
 import type { DType } from '../../../tensor/dtype.js';
 import { BUILTINS, Params, WG_INDEX, type OpContext } from './context.js';
+import type { Kernel } from '../runtime.js';
 import { PRELUDE, cdiv, inBinding, lines, loaders, outBinding, storers } from '../wgsl.js';
 import { PLAN_HEAD, planParams, type MatmulPlan } from './matmul-plan.js';
 
@@ -156,21 +157,30 @@ export function vecGemv(
   const split = S > 1;
   const key = `mm gemv4 ${bK ? `bK${T}` : `bN${CH}`} m${p.M} ${adt}x${bdt}>${split ? 'f32 split' : ydt}`;
   const k = ctx.kernel(key, () => (bK ? bKCode(p.M, T, adt, bdt, ydt, split) : bNCode(p.M, CH, adt, bdt, ydt, split)));
-  const params = planParams(p, yoff).u32(chunk);
-  const grid: [number, number, number] = [bK ? cdiv(p.N, 256 / T) : cdiv(p.N, CH * V), S, batches];
-  // the kernels index columns by wid.x alone (wid.y is the k-split)
-  if (grid[0] > ctx.rt.device.limits.maxComputeWorkgroupsPerDimension) ctx.fail(`N = ${p.N} needs ${grid[0]} workgroups along x, over the device's limit`);
-  if (!split) {
-    ctx.run(k, [ab, bb, yb], params, grid);
+  runSplitK(ctx, k, p, planParams(p, yoff).u32(chunk), bK ? cdiv(p.N, 256 / T) : cdiv(p.N, CH * V), S, batches, [ab, bb], ydt, yb, yoff);
+}
+
+/**
+ * Runs a GEMV kernel on a grid of (column groups, S k-ranges, batches): straight into y when S = 1,
+ * else into f32 partial sums that `splitSum` then adds into y.
+ */
+export function runSplitK(
+  ctx: OpContext, k: Kernel, p: MatmulPlan, params: Params, cols: number, S: number, batches: number,
+  inputs: [GPUBuffer, GPUBuffer], ydt: string, yb: GPUBuffer, yoff: number,
+): void {
+  // the kernels index columns by wid.x alone (wid.y is the k-split), so x cannot be folded
+  if (cols > ctx.rt.device.limits.maxComputeWorkgroupsPerDimension) ctx.fail(`N = ${p.N} needs ${cols} workgroups along x, over the device's limit`);
+  if (S === 1) {
+    ctx.run(k, [...inputs, yb], params, [cols, 1, batches]);
     return;
   }
   const part = ctx.temp(batches * S * p.M * p.N * 4);
-  ctx.run(k, [ab, bb, part.gpu], params, grid);
+  ctx.run(k, [...inputs, part.gpu], params, [cols, S, batches]);
   splitSum(ctx, part.gpu, S, p.M * p.N, batches, ydt, yb, yoff);
 }
 
 /** y[z, r] = Σ_i x[(z * S + i) * MN + r]: the partial sums of a k-split product. */
-export function splitSum(ctx: OpContext, x: GPUBuffer, S: number, MN: number, batches: number, ydt: string, yb: GPUBuffer, yoff: number): void {
+function splitSum(ctx: OpContext, x: GPUBuffer, S: number, MN: number, batches: number, ydt: string, yb: GPUBuffer, yoff: number): void {
   const sum = ctx.kernel(`mm gemv sum >${ydt}`, () => `${PRELUDE}
 @group(0) @binding(0) var<storage, read> P: array<u32>;
 ${inBinding(1, 'x')}

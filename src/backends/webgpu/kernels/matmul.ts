@@ -11,7 +11,7 @@ import { BUILTINS, Params, WG_INDEX, type OpContext } from './context.js';
 import { PRELUDE, cdiv, inBinding, lines, loaders, outBinding, storers } from '../wgsl.js';
 import { trySubgroupMatmul } from './matmul-f16.js';
 import { f32Vec4Fits, tiledF32 } from './matmul-f32.js';
-import { splitSum, vecGemv, vecGemvFits } from './matmul-gemv.js';
+import { runSplitK, vecGemv, vecGemvFits } from './matmul-gemv.js';
 import { PLAN_HEAD_I32 as PLAN_HEAD, planMatmul, planParams, type MatmulPlan } from './matmul-plan.js';
 
 type Op<K extends OpDesc['op']> = Extract<OpDesc, { op: K }>;
@@ -196,12 +196,5 @@ fn main(${BUILTINS}) {
     for (var m = 0u; m < M; m++) { stf_y(out + m * N + n, red[m * 256u + li]); }
   }
 }`);
-  const params = planParams(p, yoff).u32(chunk);
-  if (!split) {
-    ctx.run(k, [ab, bb, yb], params, [cdiv(p.N, COLS), 1, batches]);
-    return;
-  }
-  const part = ctx.temp(batches * S * p.M * p.N * 4);
-  ctx.run(k, [ab, bb, part.gpu], params, [cdiv(p.N, COLS), S, batches]);
-  splitSum(ctx, part.gpu, S, p.M * p.N, batches, ydt, yb, yoff);
+  runSplitK(ctx, k, p, planParams(p, yoff).u32(chunk), cdiv(p.N, COLS), S, batches, [ab, bb], ydt, yb, yoff);
 }
