@@ -58,4 +58,16 @@ describe('live tensors', () => {
     y.dispose();
     be.dispose();
   }, 60_000);
+
+  it('greedy generation leaves nothing alive (each step\'s logits view was kept alive before)', async () => {
+    const { model } = await al.loadModel(new URL('../models/organisms/induction', import.meta.url).pathname, { backend: 'js' });
+    const before = al.liveTensors();
+    const out = al.generate(model, [[1, 7, 12, 30, 7, 12]], { maxNewTokens: 6 });
+    const after = al.liveTensors();
+    console.log('generate: new ids', out.newIds[0], 'buffers left', after.buffers - before.buffers);
+    expect(out.newIds[0]).toHaveLength(6);
+    expect(after.buffers - before.buffers, JSON.stringify(after.byOrigin)).toBe(0);
+    expect(after.tensors - before.tensors).toBe(0);
+    model.dispose();
+  }, 60_000);
 });
