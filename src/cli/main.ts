@@ -5,6 +5,7 @@ import { cacheCommand } from './cache.js';
 import { generateCommand } from './generate.js';
 import { hooksCommand } from './hooks.js';
 import { inspectCommand } from './inspect.js';
+import { packageVersion } from './package-info.js';
 import { organismsEvalCommand, organismsTrainCommand } from './organisms.js';
 import { patchCommand } from './patch.js';
 import { runCommand } from './run.js';
@@ -14,6 +15,7 @@ import { trainCommand } from './train.js';
 export async function run(argv: string[]): Promise<number> {
   const program = new Command('actlab')
     .description('An activation laboratory for neural networks.')
+    .version(packageVersion(), '-V, --version', "print actlab's version")
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
   let code = 0;
