@@ -4,6 +4,9 @@
 // runs before the worker processes start, so they inherit it. `import ... from 'actlab/...'`
 // resolves through package.json's exports to the sources (dist/src/X.js -> src/X.ts), so tests
 // (and the README's examples) use the package's own entry points without a build.
+// The suite runs on shared, loaded machines, where a test of 1-2 s idle takes several times
+// that: the default budget is a minute (no test may depend on speed; a hung one still fails),
+// and heavy tests name their own larger budgets.
 import { readFileSync } from 'node:fs';
 import { defineConfig } from 'vitest/config';
 import { exposeVulkanLoader } from './test/helpers/vulkan-loader.js';
@@ -23,6 +26,8 @@ const alias = Object.entries(pkg.exports)
 export default defineConfig({
   resolve: { alias },
   test: {
+    testTimeout: 60_000,
+    hookTimeout: 60_000,
     globalSetup: ['./test/helpers/tmp-setup.ts'],
   },
 });
