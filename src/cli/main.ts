@@ -11,6 +11,7 @@ import * as organisms from './organisms.js';
 import * as patch from './patch.js';
 import * as runCmd from './run.js';
 import * as testOps from './test-ops.js';
+import * as tokenize from './tokenize.js';
 import * as train from './train.js';
 
 export async function run(argv: string[]): Promise<number> {
@@ -28,6 +29,7 @@ export async function run(argv: string[]): Promise<number> {
   train.register(program);
   organisms.register(program);
   testOps.register(program);
+  tokenize.register(program);
   try {
     await program.parseAsync(argv, { from: 'user' });
   } catch (e) {

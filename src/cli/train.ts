@@ -1,12 +1,16 @@
 // `actlab train`: fine-tunes (or trains) a model on a text corpus: fixed-length contexts from the
 // corpus reader (src/store/corpus.ts), the training loop of src/train with its checkpoints and
-// JSON-lines log, and a progress bar with the loss. Run it again with --resume to continue.
+// JSON-lines log, and progress on stderr (a bar on a terminal, a line every few seconds otherwise).
+// Checkpoints carry the model's tokenizer. Run it again with --resume to continue.
+import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { Option, type Command } from 'commander';
 import { getPlatform } from '../io/platform.js';
 import { emptyStats, readContexts } from '../store/corpus.js';
 import { disposeBackends } from '../tensor/engine.js';
 import { train, type TrainOptions } from '../train/trainer.js';
-import { loadForCli } from './common.js';
+import type { LoadedModel } from '../models/load.js';
+import { tokenizerFiles } from '../tokenizer/load.js';
+import { checkContext, loadForCli } from './common.js';
 import { createTrainProgress } from './train-progress.js';
 import { action, int, modelOptions, num } from './options.js';
 
@@ -60,11 +64,41 @@ export function register(program: Command): void {
     .action(action(trainCommand));
 }
 
+/**
+ * Refuses an --out that would mix runs: a folder holding another training run without --resume,
+ * or a non-empty folder holding something else. Returns whether the folder existed.
+ */
+export function checkTrainOut(out: string, resume: boolean): boolean {
+  if (!existsSync(out)) return false;
+  if (!statSync(out).isDirectory()) throw new Error(`--out ${out}: a file, not a folder`);
+  const entries = readdirSync(out);
+  if (entries.length === 0) return true;
+  const run = entries.filter((e) => /^checkpoint-\d+$/.test(e) || e === 'train_log.jsonl').sort();
+  if (run.length === 0) {
+    throw new Error(`--out ${out}: the folder is not empty and holds no training run (${entries.slice(0, 3).join(', ')}${entries.length > 3 ? ', …' : ''}); choose a new or empty folder`);
+  }
+  if (!resume) throw new Error(`--out ${out}: the folder already holds a training run (${run.slice(-2).join(', ')}); pass --resume to continue it, or choose a new or empty folder`);
+  return true;
+}
+
+/** Where the model's tokenizer comes from, as a file or folder that src/tokenizer/load.ts reads. */
+function tokenizerOrigin(m: LoadedModel, given: string | undefined): string | null {
+  if (given) return given;
+  if (m.format === 'hf' || m.format === 'gguf') return m.source;
+  const sibling = m.source.replace(/[^/\\]*$/, 'tokenizer.bin');
+  return existsSync(sibling) ? sibling : null;
+}
+
 export async function trainCommand(a: TrainArgs): Promise<number> {
   const { context, maxContexts } = a;
+  const existed = checkTrainOut(a.out, !!a.resume);
   const m = await loadForCli(a);
+  let started = false;
   try {
     if (!m.tokenizer) throw new Error(`${m.source} has no tokenizer; pass --tokenizer FILE`);
+    checkContext(m, context, '--context');
+    const origin = tokenizerOrigin(m, a.tokenizer);
+    const checkpointFiles = origin ? await tokenizerFiles(origin) : [];
     const platform = await getPlatform();
     const source = await platform.openFile(a.corpus);
     const data: Int32Array[] = [];
@@ -77,7 +111,7 @@ export async function trainCommand(a: TrainArgs): Promise<number> {
       await source.close();
     }
     if (data.length === 0) throw new Error(`${a.corpus}: no context of ${context + 1} tokens could be cut from the corpus`);
-    const bar = process.stderr.isTTY && !a.json ? createTrainProgress() : null;
+    const progress = a.json ? null : createTrainProgress();
     const o: TrainOptions = {
       steps: a.steps,
       batchSize: a.batchSize,
@@ -93,18 +127,31 @@ export async function trainCommand(a: TrainArgs): Promise<number> {
       outDir: a.out,
       resume: !!a.resume,
       config: m.config,
+      checkpointFiles,
+      onNotice: (msg) => process.stderr.write(`train: ${msg}\n`),
       onStep: (s) => {
-        bar?.onStep(s);
+        progress?.onStep(s);
         if (a.json) console.log(JSON.stringify({ step: s.step, loss: s.loss, lr: s.lr, grad_norm: s.gradNorm }));
       },
     };
+    started = true;
     try {
       const r = await train(m.model, data, o);
-      if (!a.json) console.log(`trained to step ${r.step}, loss ${r.loss.toFixed(4)}; checkpoint ${r.checkpoint}`);
+      progress?.stop();
+      if (r.updates === 0) {
+        process.stderr.write(`train: nothing to do: ${r.checkpoint ?? a.out} is at step ${r.step} and --steps is ${a.steps}\n`);
+      } else if (!a.json) {
+        const from = r.resumedFrom !== undefined ? ` (resumed at step ${r.resumedFrom})` : '';
+        console.log(`trained to step ${r.step}${from}, loss ${r.loss.toFixed(4)}; checkpoint ${r.checkpoint}`);
+      }
     } finally {
-      bar?.stop();
+      progress?.stop();
     }
     return 0;
+  } catch (e) {
+    // A run that failed before its first checkpoint leaves no folder it created behind.
+    if (started && !existed && existsSync(a.out) && !readdirSync(a.out).some((f) => /^checkpoint-\d+$/.test(f))) rmSync(a.out, { recursive: true, force: true });
+    throw e;
   } finally {
     m.model.dispose();
     disposeBackends();
