@@ -14,7 +14,23 @@ import * as testOps from './test-ops.js';
 import * as tokenize from './tokenize.js';
 import * as train from './train.js';
 
-export async function run(argv: string[]): Promise<number> {
+/**
+ * Writing to a closed pipe (`actlab test-ops --json | head -2`) ends the command quietly with
+ * status 0, as `head` asked for no more; any other stream error is still thrown.
+ */
+export function endQuietlyOnClosedPipe(): void {
+  for (const stream of [process.stdout, process.stderr]) {
+    if (stream.listeners('error').some((l) => (l as { actlabPipe?: boolean }).actlabPipe)) continue;
+    const onError = Object.assign((e: NodeJS.ErrnoException) => {
+      if (e.code !== 'EPIPE') throw e;
+      process.exit(0);
+    }, { actlabPipe: true });
+    stream.on('error', onError);
+  }
+}
+
+/** The `actlab` program with every command registered. */
+export function buildProgram(): Command {
   const program = new Command('actlab')
     .description('An activation laboratory for neural networks.')
     .exitOverride()
@@ -30,6 +46,12 @@ export async function run(argv: string[]): Promise<number> {
   organisms.register(program);
   testOps.register(program);
   tokenize.register(program);
+  return program;
+}
+
+export async function run(argv: string[]): Promise<number> {
+  endQuietlyOnClosedPipe();
+  const program = buildProgram();
   try {
     await program.parseAsync(argv, { from: 'user' });
   } catch (e) {
