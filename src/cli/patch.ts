@@ -1,17 +1,19 @@
 // `actlab patch`: activation or attribution patching between a clean and a corrupted prompt, with
 // the metric logit(answer) − logit(wrong) at the last position; prints the effect map, and with
 // --compare both methods side by side and their correlation.
+import { Option, type Command } from 'commander';
 import { logitDiff } from '../interventions/metrics.js';
 import { activationPatching, attributionPatching, correlation, type PatchingResult, type PatchSite } from '../interventions/patching.js';
 import { tensor } from '../ops/creation.js';
 import { disposeBackends } from '../tensor/engine.js';
-import { inputIds, loadForCli, type ModelArgs } from './common.js';
+import { checkContext, inputIds, loadForCli, type ModelArgs } from './common.js';
+import { action, intList, modelOptions } from './options.js';
 
 export interface PatchArgs extends ModelArgs {
   clean?: string;
   corrupt?: string;
-  cleanIds?: string;
-  corruptIds?: string;
+  cleanIds?: number[];
+  corruptIds?: number[];
   answer: string;
   wrong: string;
   method: string;
@@ -20,13 +22,29 @@ export interface PatchArgs extends ModelArgs {
   json?: boolean;
 }
 
+export function register(program: Command): void {
+  modelOptions(program.command('patch').description('Activation or attribution patching between a clean and a corrupted prompt (metric: logit difference at the last position)'))
+    .addOption(new Option('--clean <text>', 'clean prompt').conflicts('cleanIds'))
+    .addOption(new Option('--corrupt <text>', 'corrupted prompt (same length in tokens)').conflicts('corruptIds'))
+    .option('--clean-ids <list>', 'clean token ids', intList)
+    .option('--corrupt-ids <list>', 'corrupted token ids', intList)
+    .requiredOption('--answer <token>', 'the correct next token (text or id)')
+    .requiredOption('--wrong <token>', 'the competing token (text or id)')
+    .addOption(new Option('--method <m>', 'activation or attribution').choices(['activation', 'attribution']).default('attribution'))
+    .addOption(new Option('--site <s>', 'resid, heads or neurons').choices(['resid', 'heads', 'neurons']).default('resid'))
+    .option('--compare', 'run both methods and print their correlation')
+    .option('--json', 'print one JSON object')
+    .action(action(patchCommand));
+}
+
 export async function patchCommand(a: PatchArgs): Promise<number> {
   if (!['activation', 'attribution'].includes(a.method)) throw new Error(`--method must be activation or attribution, not '${a.method}'`);
   if (!['resid', 'heads', 'neurons'].includes(a.site)) throw new Error(`--site must be resid, heads or neurons, not '${a.site}'`);
   const m = await loadForCli(a);
   try {
-    const clean = inputIds({ prompt: a.clean, ids: a.cleanIds }, m);
-    const corrupt = inputIds({ prompt: a.corrupt, ids: a.corruptIds }, m);
+    const clean = inputIds({ prompt: a.clean, ids: a.cleanIds }, m, true, { prompt: '--clean', ids: '--clean-ids' });
+    const corrupt = inputIds({ prompt: a.corrupt, ids: a.corruptIds }, m, true, { prompt: '--corrupt', ids: '--corrupt-ids' });
+    checkContext(m, clean.length);
     if (clean.length !== corrupt.length) throw new Error(`clean (${clean.length} tokens) and corrupted (${corrupt.length} tokens) prompts must have the same length`);
     const token = (s: string, flag: string) => {
       if (/^\d+$/.test(s)) return Number(s);
