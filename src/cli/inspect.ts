@@ -11,7 +11,7 @@ import type { Command } from 'commander';
 import { parseHTML } from 'linkedom';
 import { OP_NAMES } from '../backends/backend.js';
 import { runConformance } from '../conformance/runner.js';
-import { PlantedInductionModel } from '../analysis/planted.js';
+import { PlantedInductionModel } from '../organisms/planted.js';
 import { buildReport } from '../report/build.js';
 import { figureSvg, makeFigures } from '../report/figures.js';
 import { renderHtml } from '../report/html.js';
@@ -110,7 +110,7 @@ async function subject(o: InspectArgs): Promise<Subject> {
     const ids = o.ids !== undefined ? inputIdsOf(o.ids) : BUILTIN_IDS;
     if (o.prompt !== undefined) throw new Error('the built-in model has no tokenizer; use --ids or --model');
     return {
-      model, ids, source: 'built-in hand-wired induction model (src/analysis/planted.ts)',
+      model, ids, source: 'built-in hand-wired induction model (src/organisms/planted.ts)',
       warning: `NO TRAINED DEFAULT MODEL: ${path} is missing, so this report runs on the built-in hand-wired toy model (planted previous-token, induction and sink heads, a massive dimension), not on a trained network. Pass --model to inspect a real one.`,
     };
   }

@@ -107,3 +107,4 @@ export function evaluateOrganism(name: OrganismName, model: CausalLM): Record<st
 export { initToy, evaluate } from './common.js';
 export { ablateHead, inContextLossDrop, inductionConfig, inductionData, inductionTrainingData, INDUCTION } from './induction.js';
 export { fourierAnalysis, modularAdditionConfig, modularAdditionData, P, type FourierReport } from './modular-addition.js';
+export { PlantedInductionModel, type PlantedOptions, type PlantedTruth } from './planted.js';
