@@ -5,7 +5,7 @@ import '../backends/index.js';
 import { createProgressBars } from '../hub/progress-bar.js';
 import { loadModel, type LoadedModel } from '../models/load.js';
 import { initBackend } from '../tensor/engine.js';
-import type { Backend } from '../backends/backend.js';
+import type { Backend } from '../tensor/backend.js';
 import { DEFAULT_BACKEND } from './options.js';
 
 export interface ModelArgs {

@@ -9,7 +9,7 @@ import { dirname, join } from 'node:path';
 import { deflateSync } from 'node:zlib';
 import type { Command } from 'commander';
 import { parseHTML } from 'linkedom';
-import { OP_NAMES } from '../backends/backend.js';
+import { OP_NAMES } from '../tensor/backend.js';
 import { runConformance } from '../conformance/runner.js';
 import { PlantedInductionModel } from '../organisms/planted.js';
 import { buildReport } from '../report/build.js';

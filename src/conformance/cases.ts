@@ -2,7 +2,7 @@
 // with shapes (odd sizes, size 0 and 1, broadcasting, non-contiguous views) and dtypes. Each
 // variant is run on the reference backend and on the backend under test and compared under the
 // op's error budget (NMSE). Adding an op to the engine means adding its case here.
-import type { OpName } from '../backends/backend.js';
+import type { OpName } from '../tensor/backend.js';
 import type { DType } from '../tensor/dtype.js';
 import type { Tensor } from '../tensor/tensor.js';
 import * as ops from '../ops/index.js';

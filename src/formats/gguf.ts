@@ -5,7 +5,7 @@
 // F32/F16/BF16 -> a tensor of that dtype; Q8_0/Q4_0 -> raw u8 blocks for `dequantize` (src/ops/quant);
 // Q4_K/Q6_K -> f32, dequantised in gguf-quants.ts. HF names and config: gguf-hf.ts.
 import { gguf, type GGUFParseOutput, type MetadataValue } from '@huggingface/gguf';
-import type { Backend, QuantType } from '../backends/backend.js';
+import type { Backend, QuantType } from '../tensor/backend.js';
 import type { ByteSource } from '../io/byte-source.js';
 import { dequantize } from '../ops/quant.js';
 import type { DType } from '../tensor/dtype.js';

@@ -4,7 +4,7 @@ import { add } from '../ops/elementwise.js';
 import { gather } from '../ops/nn.js';
 import { matmul } from '../ops/linalg.js';
 import { split } from '../ops/layout.js';
-import type { Backend } from '../backends/backend.js';
+import type { Backend } from '../tensor/backend.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { needInt, num, pick } from './config.js';
 import { attend } from './layers/attention.js';

@@ -4,7 +4,7 @@
 // Gemma, Mixtral and Qwen2-MoE reuse its parts with their differences in their own files.
 import { mul } from '../ops/elementwise.js';
 import { gather } from '../ops/nn.js';
-import type { Backend } from '../backends/backend.js';
+import type { Backend } from '../tensor/backend.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { ConfigError, needInt, num, pick } from './config.js';
 import { attend, type RopeInputs } from './layers/attention.js';

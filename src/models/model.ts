@@ -7,7 +7,7 @@ import { tidy } from '../tensor/engine.js';
 import { ShapeError } from '../tensor/errors.js';
 import { fmtShape } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
-import type { Backend } from '../backends/backend.js';
+import type { Backend } from '../tensor/backend.js';
 import type { KVCache } from './layers/kv-cache.js';
 import { WeightMap } from './weights.js';
 

@@ -3,7 +3,7 @@
 // residual (use_parallel_residual, the default) or sequential, untied embed_out.
 import { gather } from '../ops/nn.js';
 import { split } from '../ops/layout.js';
-import type { Backend } from '../backends/backend.js';
+import type { Backend } from '../tensor/backend.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { needInt, num } from './config.js';
 import { attend, type RopeInputs } from './layers/attention.js';

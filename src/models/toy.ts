@@ -3,7 +3,7 @@
 // attention (optionally attention-only, no MLP), optional LayerNorm, ReLU/GELU MLP, no biases,
 // untied unembedding. model_type 'actlab_toy' in config.json; weights under TransformerLens-like
 // names (embed.W_E, pos_embed.W_pos, blocks.{i}.attn.W_Q ... as [out, in] linears, unembed.W_U).
-import type { Backend } from '../backends/backend.js';
+import type { Backend } from '../tensor/backend.js';
 import { add } from '../ops/elementwise.js';
 import { gather } from '../ops/nn.js';
 import type { Tensor } from '../tensor/tensor.js';

@@ -1,5 +1,5 @@
 // Dequantisation of GGML block-quantised weights (Q8_0, Q4_0: 32 values per block).
-import type { QuantType } from '../backends/backend.js';
+import type { QuantType } from '../tensor/backend.js';
 import { DTypeError, ShapeError } from '../tensor/errors.js';
 import { dispatch } from '../tensor/engine.js';
 import { fmtShape, numel } from '../tensor/shape.js';

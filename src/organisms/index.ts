@@ -1,6 +1,6 @@
 // The model organisms actlab trains and ships (models/organisms/<name>): how to train each with
 // actlab's own trainer, and how to evaluate the committed weights.
-import type { Backend } from '../backends/backend.js';
+import type { Backend } from '../tensor/backend.js';
 import { inductionScores } from '../analysis/induction.js';
 import type { CausalLM } from '../models/model.js';
 import { train, type StepInfo } from '../train/trainer.js';

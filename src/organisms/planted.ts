@@ -17,7 +17,7 @@ import { blockHookPoints } from '../models/layers/block.js';
 import { project, type Linear } from '../models/layers/linear.js';
 import { runMlp, type Mlp } from '../models/layers/mlp.js';
 import { CausalLM, type ForwardContext, type HookPointInfo, type ModelDims } from '../models/model.js';
-import type { Backend } from '../backends/backend.js';
+import type { Backend } from '../tensor/backend.js';
 import type { Tensor } from '../tensor/tensor.js';
 
 export interface PlantedOptions {

@@ -2,7 +2,7 @@
 //   <p>.hook_pre         [batch, pos, d_mlp]  (pre-activation; the gate projection when gated)
 //   <p>.hook_pre_linear  [batch, pos, d_mlp]  (the up projection of a gated MLP)
 //   <p>.hook_post        [batch, pos, d_mlp]  (after activation and gating)
-import type { UnaryFn } from '../../backends/backend.js';
+import type { UnaryFn } from '../../tensor/backend.js';
 import { mul, unary } from '../../ops/elementwise.js';
 import type { Hooks } from '../../hooks/hook-point.js';
 import type { Tensor } from '../../tensor/tensor.js';

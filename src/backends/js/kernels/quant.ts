@@ -2,7 +2,7 @@
 //   q8_0: 34 bytes = f16 d, 32 x int8 q;            value = d * q
 //   q4_0: 18 bytes = f16 d, 16 bytes of nibbles;     element j = low nibble of byte j,
 //         element j + 16 = high nibble of byte j;    value = d * (nibble - 8)
-import type { OpDesc, QuantType } from '../../backend.js';
+import type { OpDesc, QuantType } from '../../../tensor/backend.js';
 import { f16BitsToF32 } from '../../../tensor/dtype.js';
 import { numel } from '../access.js';
 import type { KernelContext } from './context.js';
