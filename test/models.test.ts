@@ -5,7 +5,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import * as al from '../src/index.js';
 import { randomModel } from '../src/models/random.js';
 import { KVCache } from '../src/models/layers/kv-cache.js';
-import { Hooks } from '../src/hooks/hook-point.js';
+import { Hooks } from '../src/models/hook-point.js';
 import type { CausalLM } from '../src/models/model.js';
 import { TINY } from './helpers/tiny-configs.js';
 

@@ -6,7 +6,7 @@
 import { generate } from '../models/generate.js';
 import type { CausalLM } from '../models/model.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
-import type { HookFn } from '../hooks/hook-point.js';
+import type { HookFn } from '../models/hook-point.js';
 import { blockNames, collect, tokenLabel } from './acts.js';
 import { l2 } from './stats.js';
 

@@ -6,7 +6,7 @@
 // over residual positions (blocks.{l}.hook_resid_pre × pos), attention heads (attn.hook_z per
 // head, all positions) and MLP neurons (mlp.hook_post per neuron, all positions).
 import { gradAt } from '../hooks/grad.js';
-import { Hooks } from '../hooks/hook-point.js';
+import { Hooks } from '../models/hook-point.js';
 import { runWithCache } from '../hooks/run.js';
 import { mul, sub, where } from '../ops/elementwise.js';
 import { tensor } from '../ops/creation.js';

@@ -2,7 +2,7 @@
 // from the attention mask (so left and right padding give each sequence its own positions), a KV
 // cache, start/stop layers, and the hook points. One file per architecture fills in the parts.
 import { tensor } from '../ops/creation.js';
-import { Hooks, NO_HOOKS, type HookFilter, type HookFn } from '../hooks/hook-point.js';
+import { Hooks, NO_HOOKS, type HookFilter, type HookFn } from './hook-point.js';
 import { tidy } from '../tensor/engine.js';
 import { ShapeError } from '../tensor/errors.js';
 import { fmtShape } from '../tensor/shape.js';

@@ -11,7 +11,7 @@ import { noGrad } from '../autograd/tape.js';
 import { tidy } from '../tensor/engine.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { CausalLM } from '../models/model.js';
-import type { HookFn } from '../hooks/hook-point.js';
+import type { HookFn } from '../models/hook-point.js';
 
 export const INDUCTION = { vocab: 64, bos: 1, minId: 3, segment: 24 };
 

@@ -13,7 +13,7 @@ import { tensor } from '../../ops/creation.js';
 import { matmul } from '../../ops/linalg.js';
 import { attention, rope, softmax } from '../../ops/nn.js';
 import { sum } from '../../ops/reduce.js';
-import type { Hooks } from '../../hooks/hook-point.js';
+import type { Hooks } from '../hook-point.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import type { KVCache } from './kv-cache.js';
 import { project, weightInOut, type Linear } from './linear.js';

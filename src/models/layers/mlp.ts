@@ -4,7 +4,7 @@
 //   <p>.hook_post        [batch, pos, d_mlp]  (after activation and gating)
 import type { UnaryFn } from '../../tensor/backend.js';
 import { mul, unary } from '../../ops/elementwise.js';
-import type { Hooks } from '../../hooks/hook-point.js';
+import type { Hooks } from '../hook-point.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { project, type Linear } from './linear.js';
 

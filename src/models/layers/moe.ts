@@ -10,7 +10,7 @@ import { div, mul, sigmoid, add } from '../../ops/elementwise.js';
 import { arange, tensor, zeros } from '../../ops/creation.js';
 import { gather, scatterAdd, softmax } from '../../ops/nn.js';
 import { sum, topk } from '../../ops/reduce.js';
-import type { Hooks } from '../../hooks/hook-point.js';
+import type { Hooks } from '../hook-point.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { project, type Linear } from './linear.js';
 import { runMlp, type Mlp } from './mlp.js';

@@ -6,7 +6,7 @@ import { layerNorm, rmsNorm } from '../../ops/nn.js';
 import { mean } from '../../ops/reduce.js';
 import { tidy } from '../../tensor/engine.js';
 import type { Tensor } from '../../tensor/tensor.js';
-import type { Hooks } from '../../hooks/hook-point.js';
+import type { Hooks } from '../hook-point.js';
 
 export interface Norm {
   kind: 'layernorm' | 'rmsnorm';
