@@ -13,6 +13,7 @@ import * as runCmd from './run.js';
 import * as testOps from './test-ops.js';
 import * as tokenize from './tokenize.js';
 import * as train from './train.js';
+import { packageVersion } from './package-info.js';
 
 /**
  * Writing to a closed pipe (`actlab test-ops --json | head -2`) ends the command quietly with
@@ -33,6 +34,7 @@ export function endQuietlyOnClosedPipe(): void {
 export function buildProgram(): Command {
   const program = new Command('actlab')
     .description('An activation laboratory for neural networks.')
+    .version(packageVersion(), '-V, --version', "print actlab's version")
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
   inspect.register(program);
