@@ -7,3 +7,8 @@ export {
 export { compileInterventions, withInterventions, addInterventions, CompiledInterventions } from './apply.js';
 export { loadInterventions, saveInterventions, resolveVectors, readSafetensorsVector, denseOf, type DenseVector } from './vector-ref.js';
 export { resampleIndex } from './operations.js';
+export { parseContrastJsonl, checkContrastSet, encodeText, type ContrastSet, type ContrastItem } from './contrastive.js';
+export {
+  steeringVectors, steeringIntervention, actAdd, collectActivations, firstPrincipalComponent, hookFor, STEERING_METHODS, DEFAULT_STEERING_HOOK,
+  type SteeringMethod, type SteeringVectors, type SteeringVectorOptions, type LayerSeparation, type ReadPosition,
+} from './steering-vectors.js';
