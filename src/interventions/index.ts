@@ -12,3 +12,6 @@ export {
   steeringVectors, steeringIntervention, actAdd, collectActivations, firstPrincipalComponent, hookFor, STEERING_METHODS, DEFAULT_STEERING_HOOK,
   type SteeringMethod, type SteeringVectors, type SteeringVectorOptions, type LayerSeparation, type ReadPosition,
 } from './steering-vectors.js';
+export {
+  readControlVector, writeControlVector, controlVectorFromSteering, controlVectorInterventions, ControlVectorError, type ControlVector,
+} from './control-vector.js';
