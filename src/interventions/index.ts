@@ -15,3 +15,7 @@ export {
 export {
   readControlVector, writeControlVector, controlVectorFromSteering, controlVectorInterventions, ControlVectorError, type ControlVector,
 } from './control-vector.js';
+export {
+  ablationSweep, registerAblationMethod, ablationMethods, evaluateMetric, datasetStats, parseAblationData, siteHooks, ABLATION_SITES, ABLATION_METRICS,
+  type AblationSite, type AblationMetric, type AblationItem, type AblationMethod, type AblationUnit, type AblationStats, type AblationResult, type AblationOptions,
+} from './ablation.js';
