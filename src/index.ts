@@ -52,3 +52,6 @@ export { gradAt, type GradAtResult } from './hooks/grad.js';
 export * from './train/index.js';
 export { runWithCache, runWithHooks, type RunWithCacheOptions } from './hooks/run.js';
 export { ActivationCache } from './hooks/cache.js';
+
+// Interventions (steering, ablation, ...): one serialisable model, compiled into hooks.
+export * from './interventions/index.js';
