@@ -104,9 +104,9 @@ export async function run(argv: string[]): Promise<number> {
     .option('--corrupt-ids <list>', 'corrupted token ids')
     .requiredOption('--answer <token>', 'the correct next token (text or id)')
     .requiredOption('--wrong <token>', 'the competing token (text or id)')
-    .option('--method <m>', 'activation or attribution', 'attribution')
+    .option('--method <m>', 'activation, attribution or relp (relevance patching)', 'attribution')
     .option('--site <s>', 'resid, heads or neurons', 'resid')
-    .option('--compare', 'run both methods and print their correlation')
+    .option('--compare', 'run all three methods and print their correlations')
     .option('--json', 'print one JSON object')
     .action(async (o) => { code = await patchCommand(o); });
   modelOptions(program.command('cache').description('Stream activations over a corpus into a resumable activation store'))
