@@ -52,6 +52,9 @@ export * from './train/index.js';
 export { runWithCache, runWithHooks, type RunWithCacheOptions } from './hooks/run.js';
 export { ActivationCache } from './hooks/cache.js';
 
-// Interventions and the papers' methods that find what to change.
+// Interventions (steering, ablation, ...): one serialisable model, compiled into hooks.
+export * from './interventions/index.js';
+
+// The papers' methods that find what to change.
 export { activationPatching, attributionPatching, correlation, type PatchingResult, type PatchSite } from './interventions/patching.js';
 export { relevancePatching, lrpHooks, lrpGradAt, LRP_RULES, type LrpRule } from './interventions/relp.js';

@@ -153,6 +153,7 @@ export abstract class CausalLM {
     hooks.position = past;
     return tidy(() => {
       const c = this.context(batch, pos, past, hooks, o);
+      if (!hooks.empty) hooks.tokenPositions = tokenPositions(c);
       // On CPU backends the ids are checked here for a clear error; GPU backends check in their gather.
       if (start === 0 && input.rank === 2 && this.backend.synchronous) {
         const vocab = this.dims.vocabSize;
@@ -199,4 +200,15 @@ export abstract class CausalLM {
       keyMaskHost: maskHost,
     };
   }
+}
+
+/** Each query position's place in its own sequence, -1 for padding ([batch * pos], row-major). */
+function tokenPositions(c: ForwardContext): Int32Array {
+  const out = Int32Array.from(c.positionsHost);
+  if (!c.keyMaskHost) return out;
+  const total = c.past + c.pos;
+  for (let b = 0; b < c.batch; b++) {
+    for (let j = 0; j < c.pos; j++) if (!c.keyMaskHost[b * total + c.past + j]) out[b * c.pos + j] = -1;
+  }
+  return out;
 }
