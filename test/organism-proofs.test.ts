@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import * as al from '../src/index.js';
 import { loadModel } from '../src/models/load.js';
-import { inductionProof, fourierAblation } from '../src/organisms/proofs.js';
+import { inductionProof, fourierAblation, fourierDirectionAblation } from '../src/organisms/proofs.js';
 import { fourierAnalysis, modularAdditionData, P } from '../src/organisms/modular-addition.js';
 
 const MODELS = new URL('../models/organisms/', import.meta.url).pathname;
@@ -46,7 +46,29 @@ describe.skipIf(!existsSync(`${MODELS}induction/model.safetensors`))('induction 
 });
 
 describe.skipIf(!existsSync(`${MODELS}modular-addition/model.safetensors`))('modular-addition organism: Fourier ablation', () => {
-  it('ablating the key frequencies from the embedding destroys held-out accuracy; ablating all the others does not', async () => {
+  it('projecting out the key frequencies\' directions destroys held-out accuracy; the next strongest frequencies\' directions do not', async () => {
+    await al.initBackend('wasm');
+    const { model } = await loadModel(`${MODELS}modular-addition`, { backend: 'wasm' });
+    const { test } = modularAdditionData();
+    const f = fourierAnalysis(model);
+    const key = f.keyFrequencies;
+    const next = f.embedding.map((e) => e.k).filter((k) => !key.includes(k)).slice(0, key.length);
+    const base = fourierDirectionAblation(model, [], test);
+    const noKey = fourierDirectionAblation(model, key, test);
+    const noNext = fourierDirectionAblation(model, next, test);
+    console.log([
+      `key frequencies ${key.join(', ')}; the next strongest ${next.join(', ')}; held-out pairs ${test.length}`,
+      `intact:                                           accuracy ${f3(base.accuracy)}  loss ${f3(base.loss)}`,
+      `key frequencies' ${noKey.directions} directions projected out:        accuracy ${f3(noKey.accuracy)}  loss ${f3(noKey.loss)}`,
+      `next frequencies' ${noNext.directions} directions projected out:       accuracy ${f3(noNext.accuracy)}  loss ${f3(noNext.loss)}`,
+    ].join('\n'));
+    expect(base.accuracy).toBeGreaterThan(0.99);
+    expect(noKey.accuracy).toBeLessThan(0.05);
+    expect(noNext.accuracy).toBeGreaterThan(0.99);
+    model.dispose();
+  }, 240_000);
+
+  it('removing the key frequencies from the embedding destroys held-out accuracy; removing all the others does not', async () => {
     await al.initBackend('wasm');
     const { model } = await loadModel(`${MODELS}modular-addition`, { backend: 'wasm' });
     const { test } = modularAdditionData();

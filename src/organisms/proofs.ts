@@ -18,6 +18,9 @@ import { relevancePatching } from '../interventions/relp.js';
 import { keep, tidy } from '../tensor/engine.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { CausalLM } from '../models/model.js';
+import { withInterventions } from '../interventions/apply.js';
+import type { Intervention } from '../interventions/intervention.js';
+import { evaluate } from './common.js';
 import { INDUCTION, inContextLossDrop, inductionData } from './induction.js';
 import { P } from './modular-addition.js';
 
@@ -49,15 +52,21 @@ function secondRepeatMetric(seq: readonly number[], backend: CausalLM['backend']
   return (logits) => sum(mul(logSoftmax(logits), mask).reshape([-1]), 0);
 }
 
-/** Hooks that zero (or, with `from`, replace by `from`'s) output of the given heads at every position. */
-function headHooks(heads: { layer: number; head: number }[], from?: Map<number, Tensor>): [string, HookFn][] {
+/** Interventions that zero the output (hook_z) of the given heads at every position. */
+export function ablateHeads(heads: readonly { layer: number; head: number }[]): Intervention[] {
+  const layers = [...new Set(heads.map((h) => h.layer))];
+  return layers.map((l) => ({ hook: `blocks.${l}.attn.hook_z`, unit: { heads: heads.filter((h) => h.layer === l).map((h) => h.head) }, op: 'zero' }));
+}
+
+/** Hooks that replace the given heads' output by `from`'s (the activation patching of a whole batch). */
+function patchHeads(heads: { layer: number; head: number }[], from: Map<number, Tensor>): [string, HookFn][] {
   const layers = [...new Set(heads.map((h) => h.layer))];
   return layers.map((l) => [`blocks.${l}.attn.hook_z`, (z: Tensor) => {
     const H = z.shape[2]!;
     const sel = new Uint8Array(H);
     for (const h of heads) if (h.layer === l) sel[h.head] = 1;
     const m = tensor(sel, [1, 1, H, 1], 'u8', { backend: z.backend });
-    return where(m, from ? from.get(l)! : 0, z);
+    return where(m, from.get(l)!, z);
   }]);
 }
 
@@ -76,7 +85,7 @@ export function inductionProof(model: CausalLM, o: { sequences?: number; seed?: 
   const heads = ind.heads.filter((h) => h.score >= 0.4).map((h) => ({ layer: h.layer, head: h.head, score: h.score }));
   if (heads.length === 0) throw new Error('inductionProof: the model has no head with an induction score ≥ 0.4');
   const intact = inContextLossDrop(model, clean);
-  const ablated = model.withHooks(headHooks(heads), () => inContextLossDrop(model, clean));
+  const ablated = withInterventions(model, ablateHeads(heads), () => inContextLossDrop(model, clean));
   const corrupted = inContextLossDrop(model, corrupt);
   // The clean run's head outputs, for the whole batch, patched into the corrupted batch.
   const T = clean[0]!.length - 1;
@@ -90,7 +99,7 @@ export function inductionProof(model: CausalLM, o: { sequences?: number; seed?: 
   });
   let restored: Drop;
   try {
-    restored = model.withHooks(headHooks(heads, z), () => inContextLossDrop(model, corrupt));
+    restored = model.withHooks(patchHeads(heads, z), () => inContextLossDrop(model, corrupt));
   } finally {
     for (const t of z.values()) t.dispose();
   }
@@ -184,4 +193,41 @@ export function fourierAblation(model: CausalLM, freqs: readonly number[], data:
     WE.dispose();
   }
   return { accuracy: correct / data.length, loss: loss / data.length };
+}
+
+/**
+ * Orthonormal directions in d_model spanned by the embedding's components at frequencies
+ * `freqs` (Wᵀ_E c_k and Wᵀ_E s_k, Gram–Schmidt): the residual-stream directions those
+ * frequencies write at hook_embed. Rows of [n, d_model].
+ */
+export function fourierDirections(model: CausalLM, freqs: readonly number[], p = P): number[][] {
+  const WE = tidy(() => model.parameters().get('embed.W_E')!.dataSync());
+  const d = model.dims.dModel;
+  const out: number[][] = [];
+  for (const k of freqs) {
+    for (const f of [Math.cos, Math.sin]) {
+      const v = new Float64Array(d);
+      for (let x = 0; x < p; x++) {
+        const b = f((2 * Math.PI * k * x) / p);
+        for (let j = 0; j < d; j++) v[j]! += b * WE[x * d + j]!;
+      }
+      for (const u of out) {
+        const c = u.reduce((s, uj, j) => s + uj * v[j]!, 0);
+        for (let j = 0; j < d; j++) v[j]! -= c * u[j]!;
+      }
+      const n = Math.hypot(...v);
+      if (n > 1e-6) out.push(Array.from(v, (x) => x / n));
+    }
+  }
+  return out;
+}
+
+/**
+ * Accuracy and loss at '=' over `data` with the residual-stream directions of frequencies
+ * `freqs` projected out at hook_embed: one `project_out` intervention per direction.
+ */
+export function fourierDirectionAblation(model: CausalLM, freqs: readonly number[], data: readonly number[][], p = P): { directions: number; accuracy: number; loss: number } {
+  const dirs = fourierDirections(model, freqs, p);
+  const list = dirs.map((vector) => ({ hook: 'hook_embed', positions: [0, 1], op: 'project_out', vector }));
+  return { directions: dirs.length, ...withInterventions(model, list, () => evaluate(model, data, [2])) };
 }
