@@ -1,18 +1,20 @@
 // `actlab patch`: activation, attribution or relevance (RelP) patching between a clean and a
 // corrupted prompt, with the metric logit(answer) − logit(wrong) at the last position; prints the
 // effect map, and with --compare all three methods side by side and their pairwise correlations.
+import { Option, type Command } from 'commander';
 import { logitDiff } from '../interventions/metrics.js';
 import { activationPatching, attributionPatching, correlation, type PatchingResult, type PatchSite } from '../interventions/patching.js';
+import { relevancePatching } from '../interventions/relp.js';
 import { tensor } from '../ops/creation.js';
 import { disposeBackends } from '../tensor/engine.js';
-import { relevancePatching } from '../interventions/relp.js';
-import { inputIds, loadForCli, type ModelArgs } from './common.js';
+import { checkContext, inputIds, loadForCli, type ModelArgs } from './common.js';
+import { action, intList, modelOptions } from './options.js';
 
 export interface PatchArgs extends ModelArgs {
   clean?: string;
   corrupt?: string;
-  cleanIds?: string;
-  corruptIds?: string;
+  cleanIds?: number[];
+  corruptIds?: number[];
   answer: string;
   wrong: string;
   method: string;
@@ -23,13 +25,29 @@ export interface PatchArgs extends ModelArgs {
 
 const METHODS = ['activation', 'attribution', 'relp'];
 
+export function register(program: Command): void {
+  modelOptions(program.command('patch').description('Activation, attribution or relevance (RelP) patching between a clean and a corrupted prompt (metric: logit difference at the last position)'))
+    .addOption(new Option('--clean <text>', 'clean prompt').conflicts('cleanIds'))
+    .addOption(new Option('--corrupt <text>', 'corrupted prompt (same length in tokens)').conflicts('corruptIds'))
+    .option('--clean-ids <list>', 'clean token ids', intList)
+    .option('--corrupt-ids <list>', 'corrupted token ids', intList)
+    .requiredOption('--answer <token>', 'the correct next token (text or id)')
+    .requiredOption('--wrong <token>', 'the competing token (text or id)')
+    .addOption(new Option('--method <m>', 'activation, attribution or relp (relevance patching: LRP rules in place of the gradient)').choices(METHODS).default('attribution'))
+    .addOption(new Option('--site <s>', 'resid, heads or neurons').choices(['resid', 'heads', 'neurons']).default('resid'))
+    .option('--compare', 'run all three methods and print their correlations')
+    .option('--json', 'print one JSON object')
+    .action(action(patchCommand));
+}
+
 export async function patchCommand(a: PatchArgs): Promise<number> {
   if (!METHODS.includes(a.method)) throw new Error(`--method must be ${METHODS.join(', ')}, not '${a.method}'`);
   if (!['resid', 'heads', 'neurons'].includes(a.site)) throw new Error(`--site must be resid, heads or neurons, not '${a.site}'`);
   const m = await loadForCli(a);
   try {
-    const clean = inputIds({ prompt: a.clean, ids: a.cleanIds }, m);
-    const corrupt = inputIds({ prompt: a.corrupt, ids: a.corruptIds }, m);
+    const clean = inputIds({ prompt: a.clean, ids: a.cleanIds }, m, true, { prompt: '--clean', ids: '--clean-ids' });
+    const corrupt = inputIds({ prompt: a.corrupt, ids: a.corruptIds }, m, true, { prompt: '--corrupt', ids: '--corrupt-ids' });
+    checkContext(m, clean.length);
     if (clean.length !== corrupt.length) throw new Error(`clean (${clean.length} tokens) and corrupted (${corrupt.length} tokens) prompts must have the same length`);
     const token = (s: string, flag: string) => {
       if (/^\d+$/.test(s)) return Number(s);
@@ -46,7 +64,7 @@ export async function patchCommand(a: PatchArgs): Promise<number> {
     const site = a.site as PatchSite;
     const run = { activation: activationPatching, attribution: attributionPatching, relp: relevancePatching };
     const methods = a.compare ? METHODS : [a.method];
-    const results = methods.map((k) => run[k as keyof typeof run](m.model, x, y, metric, site));
+    const results: PatchingResult[] = methods.map((k) => run[k as keyof typeof run](m.model, x, y, metric, site));
     x.dispose();
     y.dispose();
     // Pearson correlation of each pair of methods (activation patching is the reference).
@@ -55,7 +73,7 @@ export async function patchCommand(a: PatchArgs): Promise<number> {
     if (a.json) {
       console.log(JSON.stringify({
         site, clean_metric: results[0]!.cleanMetric, corrupt_metric: results[0]!.corruptMetric,
-        ...Object.fromEntries(results.map((r: PatchingResult, i) => [methods[i], { rows: r.labels.rows, cols: r.labels.cols, effects: r.effects.map((e) => Array.from(e)) }])),
+        ...Object.fromEntries(results.map((r, i) => [methods[i], { rows: r.labels.rows, cols: r.labels.cols, effects: r.effects.map((e) => Array.from(e)) }])),
         // `correlation` (attribution ~ activation) as before; `correlations` holds every pair.
         ...(a.compare ? { correlation: corr['activation~attribution'], correlations: corr } : {}),
       }));

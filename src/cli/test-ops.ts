@@ -1,8 +1,22 @@
 // `actlab test-ops`: the conformance matrix from the command line, with filters by op and backend.
 import '../backends/index.js';
+import { Option, type Command } from 'commander';
+import { action } from './options.js';
 import { initBackend, disposeBackends } from '../tensor/engine.js';
 import { runConformance, summarize } from '../conformance/runner.js';
 import { runGradConformance, summarizeGrad } from '../conformance/grad.js';
+
+export function register(program: Command): void {
+  program
+    .command('test-ops')
+    .description('Run the op conformance matrix against the reference backend')
+    .option('--op <name...>', 'only these ops (op names or label substrings)')
+    .option('--backend <name...>', 'backends to test', ['wasm'])
+    .option('--json', 'one JSON line per case')
+    .option('--verbose', 'print every case, not only failures')
+    .addOption(new Option('--mode <mode>', "'test' (outputs against the reference) or 'grad' (gradients against finite differences and the reference)").choices(['test', 'grad']).default('test'))
+    .action(action(testOpsCommand));
+}
 
 export async function testOpsCommand(o: { op?: string[]; backend: string[]; json?: boolean; verbose?: boolean; mode?: string }): Promise<number> {
   if (o.mode === 'grad') return testGradCommand(o);
