@@ -8,6 +8,9 @@ import type { CausalLM } from '../src/models/model.js';
 import { layerVoids } from '../src/analysis/voids.js';
 import { flopsPerToken, lacMaskHooks, layerSkipReport, withSkippedLayers } from '../src/interventions/layer-skip.js';
 import { TINY } from './helpers/tiny-configs.js';
+import { capture } from './helpers/capture.js';
+
+const FIX = new URL('../fixtures/hf/', import.meta.url).pathname;
 
 const cfg = { ...TINY.llama!, num_hidden_layers: 4 };
 const prompt = [1, 5, 17, 3, 9, 22, 8, 40, 11, 7, 19, 2];
@@ -94,4 +97,22 @@ describe('layer skipping', () => {
     a.dispose();
     b.dispose();
   }, 60_000);
+
+  it('actlab skip-layers --json reports both modes; a bad layer or rate is a clear error', async () => {
+    for (const mode of ['static', 'mask']) {
+      const r = await capture(['skip-layers', '--model', `${FIX}llama3`, '--ids', '1,5,9,13,17,21,25,29', '--mode', mode, '--min-void-rate', '0', '--max-new-tokens', '4', '--json', '--backend', 'js']);
+      expect(r.code, r.err).toBe(0);
+      const j = JSON.parse(r.out.trim());
+      expect(j.mode).toBe(mode);
+      expect(j.generation.full).toHaveLength(4);
+      expect(j.quality.top1).toBeGreaterThanOrEqual(0);
+      if (mode === 'static') expect(j.skipped.length).toBeGreaterThan(0);
+    }
+    const bad = await capture(['skip-layers', '--model', `${FIX}llama3`, '--ids', '1,5', '--min-void-rate', '2', '--backend', 'js']);
+    expect(bad.code).toBe(1);
+    expect(bad.err).toMatch(/min-void-rate/);
+    const model = randomModel(cfg, js, { seed: 1 });
+    expect(() => withSkippedLayers(model, [4], () => 0)).toThrow(/layer 4 is out of range; this model has 4 blocks/);
+    model.dispose();
+  });
 });
