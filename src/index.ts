@@ -60,3 +60,4 @@ export { activationPatching, attributionPatching, correlation, type PatchingResu
 export { relevancePatching, lrpHooks, lrpGradAt, LRP_RULES, type LrpRule } from './interventions/relp.js';
 export { withSkippedLayers, lacMaskHooks, layerSkipReport, flopsPerToken, type LayerSkipReport } from './interventions/layer-skip.js';
 export { ftri, expertActivationRates, deactivateExperts, forceExperts, type ExpertRef, type FtriResult } from './interventions/experts.js';
+export { CamaTable, camaHooks, abpHooks, allForOneHooks, type AbpMode } from './interventions/cama.js';
