@@ -61,3 +61,4 @@ export { relevancePatching, lrpHooks, lrpGradAt, LRP_RULES, type LrpRule } from 
 export { withSkippedLayers, lacMaskHooks, layerSkipReport, flopsPerToken, type LayerSkipReport } from './interventions/layer-skip.js';
 export { ftri, expertActivationRates, deactivateExperts, forceExperts, type ExpertRef, type FtriResult } from './interventions/experts.js';
 export { CamaTable, camaHooks, abpHooks, allForOneHooks, type AbpMode } from './interventions/cama.js';
+export { softPagHooks, perturbedGuidance, headHunter, type HeadRef } from './interventions/head-perturb.js';
