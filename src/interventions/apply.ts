@@ -207,8 +207,10 @@ function isSuffix(v: readonly number[], feat: readonly (number | string)[]): boo
 }
 
 /**
- * A vector argument in the hook's feature shape (a suffix of it, broadcast from the right): the
- * unit's own shape is embedded into the full one with zeros elsewhere (masked out anyway).
+ * A vector argument in the hook's feature shape (a suffix of it, broadcast from the right). With a
+ * unit selection it may also be full width along the unit axis (indexed by unit), or one row per
+ * selected unit (in the order listed), which is embedded into the full shape with zeros elsewhere
+ * (masked out anyway).
  */
 function embed(v: DenseVector, lay: Layout, shape: (string | number)[], unitAxis: number | null, unitIdx: number[] | null, at: string, field: string): DenseVector {
   const feat = lay.feat;
@@ -224,11 +226,12 @@ function embed(v: DenseVector, lay: Layout, shape: (string | number)[], unitAxis
   const k = lay.featAxes.indexOf(unitAxis); // the unit's place among the feature axes
   const after = f.slice(k + 1);
   if (isSuffix(v.shape, after) && !(v.shape.length === after.length + 1)) return v; // the same for every selected unit
+  const full = [f[k]!, ...after];
+  if (isSuffix(v.shape, full) && v.shape.length === full.length) return v; // full width, indexed by unit
   const per = [unitIdx.length, ...after];
   if (v.shape.length !== per.length || !v.shape.every((d, i) => d === per[i])) {
-    throw new InterventionError(`${at}: '${field}' has shape ${fmt(v.shape)}; with ${unitIdx.length} selected unit(s) it must be ${fmt(per)} (one row per unit) or ${after.length ? fmt(after) : 'a number'} (shared)`);
+    throw new InterventionError(`${at}: '${field}' has shape ${fmt(v.shape)}; with ${unitIdx.length} selected unit(s) it must be ${fmt(per)} (one row per selected unit), ${fmt(full)} (full width) or ${after.length ? fmt(after) : 'a number'} (shared)`);
   }
-  const full = [f[k]!, ...after];
   const inner = after.reduce((a, b) => a * b, 1);
   const data = new Float32Array(full.reduce((a, b) => a * b, 1));
   unitIdx.forEach((u, r) => data.set(v.data.subarray(r * inner, (r + 1) * inner), u * inner));
@@ -265,7 +268,7 @@ function hostConstants(spec: Intervention, lay: Layout, shape: (string | number)
     }
     case 'resample': {
       if (!spec.source) return {};
-      if (lay.posAxis !== 1 || lay.batchAxis !== 0) throw new InterventionError(`${at}: resampling from a source needs a [batch, pos, ...] hook point`);
+      if (lay.batchAxis !== null && lay.posAxis !== 1) throw new InterventionError(`${at}: resampling from a source needs a [batch, pos, ...] (or per-expert) hook point`);
       const s = denseOf(spec.source, `${at}.source`);
       const f = lay.feat as number[];
       if (s.shape.length !== f.length + 1 || !f.every((d, i) => s.shape[i + 1] === d)) {

@@ -7,3 +7,15 @@ export {
 export { compileInterventions, withInterventions, addInterventions, CompiledInterventions } from './apply.js';
 export { loadInterventions, saveInterventions, resolveVectors, readSafetensorsVector, denseOf, type DenseVector } from './vector-ref.js';
 export { resampleIndex } from './operations.js';
+export { parseContrastJsonl, checkContrastSet, encodeText, type ContrastSet, type ContrastItem } from './contrastive.js';
+export {
+  steeringVectors, steeringIntervention, actAdd, collectActivations, firstPrincipalComponent, hookFor, STEERING_METHODS, DEFAULT_STEERING_HOOK,
+  type SteeringMethod, type SteeringVectors, type SteeringVectorOptions, type LayerSeparation, type ReadPosition,
+} from './steering-vectors.js';
+export {
+  readControlVector, writeControlVector, controlVectorFromSteering, controlVectorInterventions, ControlVectorError, type ControlVector,
+} from './control-vector.js';
+export {
+  ablationSweep, registerAblationMethod, ablationMethods, evaluateMetric, datasetStats, parseAblationData, siteHooks, ABLATION_SITES, ABLATION_METRICS,
+  type AblationSite, type AblationMetric, type AblationItem, type AblationMethod, type AblationUnit, type AblationStats, type AblationResult, type AblationOptions,
+} from './ablation.js';

@@ -82,6 +82,12 @@ export function replacement(x: Tensor, lay: Layout, call: OpCall, k: OpConstants
       return sub(x, mul(mul(coef, d), call.strength ?? 1));
     }
     case 'resample': {
+      if (k.source && lay.batchAxis === null) { // per-expert rows: row i takes the source row of (seed, i)
+        const n = k.source.shape[0]!;
+        const R = x.shape[0]!;
+        const idx = Int32Array.from({ length: R }, (_, i) => resampleIndex(call.seed ?? 0, i, 0, n));
+        return gather(k.source, tensor(idx, [R], 'i32', { backend: x.backend })).reshape(x.shape);
+      }
       if (k.source) {
         const [B, P] = [x.shape[lay.batchAxis!]!, x.shape[lay.posAxis!]!];
         const n = k.source.shape[0]!;
