@@ -10,6 +10,7 @@ import * as inspect from './inspect.js';
 import * as organisms from './organisms.js';
 import * as patch from './patch.js';
 import * as runCmd from './run.js';
+import * as skipLayers from './skip-layers.js';
 import * as testOps from './test-ops.js';
 import * as tokenize from './tokenize.js';
 import * as train from './train.js';
@@ -48,6 +49,7 @@ export function buildProgram(): Command {
   organisms.register(program);
   testOps.register(program);
   tokenize.register(program);
+  skipLayers.register(program);
   return program;
 }
 

@@ -83,6 +83,12 @@ export abstract class CausalLM {
    */
   /** Hooks that apply to every call until removed (see `withHooks`). */
   readonly persistentHooks = new Hooks();
+  /**
+   * Blocks every forward pass skips (their residual passes through unchanged, their hooks do not
+   * fire, their KV cache stays empty): layer skipping (src/interventions/layer-skip.ts). Change it
+   * only between generations.
+   */
+  readonly skippedLayers = new Set<number>();
 
   /**
    * Runs `fn` with `hooks` added to every forward pass it makes (generation included), and removes
@@ -163,7 +169,7 @@ export abstract class CausalLM {
       }
       this.prepare(c);
       let x = start === 0 ? this.embed(input, c) : input.share();
-      for (let l = start; l < stop; l++) x = this.block(l, x, c);
+      for (let l = start; l < stop; l++) if (!this.skippedLayers.has(l)) x = this.block(l, x, c);
       if (stop < this.dims.nLayers) return x;
       o.cache?.commit();
       if (o.logits === 'last' && pos > 1) x = x.narrow(1, pos - 1, 1);
