@@ -101,7 +101,7 @@ export function configFromSaeLens(raw: unknown, where: string): SaeConfig {
     metadata: meta,
   };
   if (arch === 'topk' || arch === 'batchtopk') c.k = num('k')!;
-  if (arch === 'topk') c.rescale_acts_by_decoder_norm = !!r.rescale_acts_by_decoder_norm;
+  if (arch === 'topk' && r.rescale_acts_by_decoder_norm !== undefined) c.rescale_acts_by_decoder_norm = !!r.rescale_acts_by_decoder_norm;
   if (isTranscoder(c)) c.d_out = num('d_out')!;
   const known = new Set(['architecture', 'd_in', 'd_sae', 'd_out', 'k', 'apply_b_dec_to_input', 'normalize_activations', 'dtype', 'metadata', 'rescale_acts_by_decoder_norm']);
   const extra: Record<string, unknown> = {};
@@ -112,7 +112,7 @@ export function configFromSaeLens(raw: unknown, where: string): SaeConfig {
 
 /** The cfg.json object SAELens 6 writes for this config. */
 export function configToSaeLens(c: SaeConfig): Record<string, unknown> {
-  const out: Record<string, unknown> = { ...(c.extra ?? {}) };
+  const out: Record<string, unknown> = {};
   out.d_in = c.d_in;
   out.d_sae = c.d_sae;
   out.dtype = c.dtype;
@@ -125,5 +125,6 @@ export function configToSaeLens(c: SaeConfig): Record<string, unknown> {
   if (c.k !== undefined) out.k = c.k;
   if (c.rescale_acts_by_decoder_norm !== undefined) out.rescale_acts_by_decoder_norm = c.rescale_acts_by_decoder_norm;
   if (c.d_out !== undefined) out.d_out = c.d_out;
+  for (const [k, v] of Object.entries(c.extra ?? {})) if (!(k in out)) out[k] = v;
   return out;
 }
