@@ -8,6 +8,7 @@ import { inspectCommand } from './inspect.js';
 import { organismsEvalCommand, organismsTrainCommand } from './organisms.js';
 import { patchCommand } from './patch.js';
 import { runCommand } from './run.js';
+import * as sae from './sae.js';
 import { testOpsCommand } from './test-ops.js';
 import { trainCommand } from './train.js';
 
@@ -167,6 +168,7 @@ export async function run(argv: string[]): Promise<number> {
     .option('--verbose', 'print every case, not only failures')
     .option('--mode <mode>', "'test' (outputs against the reference) or 'grad' (gradients against finite differences and the reference)", 'test')
     .action(async (o) => { code = await testOpsCommand(o); });
+  sae.register(program, (c) => { code = c; });
   try {
     await program.parseAsync(argv, { from: 'user' });
   } catch (e) {
