@@ -10,6 +10,7 @@ import * as inspect from './inspect.js';
 import * as organisms from './organisms.js';
 import * as patch from './patch.js';
 import * as runCmd from './run.js';
+import * as sae from './sae.js';
 import * as skipLayers from './skip-layers.js';
 import * as testOps from './test-ops.js';
 import * as tokenize from './tokenize.js';
@@ -50,6 +51,7 @@ export function buildProgram(): Command {
   testOps.register(program);
   tokenize.register(program);
   skipLayers.register(program);
+  sae.register(program);
   return program;
 }
 
