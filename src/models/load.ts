@@ -15,6 +15,8 @@ export interface LoadModelOptions extends Omit<OpenCheckpointOptions, 'dtype'> {
   /** Floating-point weights are loaded as this dtype (default f32). */
   dtype?: DType;
   onTensor?: (name: string, done: number, total: number) => void;
+  /** Block-quantized GGUF matrices: kept in their blocks ('keep', default) or expanded to f32 at load. */
+  quantized?: 'keep' | 'dequantize';
 }
 
 export interface LoadedModel {
@@ -31,7 +33,7 @@ export async function loadModel(pathOrId: string, o: LoadModelOptions = {}): Pro
   const dtype = o.dtype ?? 'f32';
   const ck = await openCheckpoint(pathOrId, { ...o, dtype });
   try {
-    const model = await buildModel(ck.config, ck.weights, backend, { dtype, onTensor: o.onTensor });
+    const model = await buildModel(ck.config, ck.weights, backend, { dtype, onTensor: o.onTensor, quantized: o.quantized });
     const tok = ck.tokenizer;
     if (tok && tok.vocabSize > model.dims.vocabSize) {
       model.dispose();
