@@ -71,6 +71,53 @@ describe('QuantizedTensor', () => {
     }
   });
 
+  it('wasm qmatmul computes ggml\'s scheme exactly: x rounded to 8 bits per 32 values, integer dots, f32 scales', async () => {
+    // Emulated here from the definition: xq = round(x · 127 / max|x|) per 32 values, y = Σ_blocks
+    // d_x · Σ_k xq_k · w_k with w the dequantized weight. The wasm kernel must agree to f32 rounding;
+    // against the exact product it is off by the activation rounding (the conformance budget).
+    const wasm = await createWasmBackend({ threads: 2 });
+    try {
+      const r = new Rng(11);
+      for (const type of ['q8_0', 'q4_0', 'q4_k', 'q6_k'] as const) {
+        const bv = type.endsWith('_k') ? 256 : 32;
+        const bb = { q8_0: 34, q4_0: 18, q4_k: 144, q6_k: 210 }[type];
+        for (const [M, N, K] of [[1, 7, bv], [6, 9, 2 * bv], [1, 33, 3 * bv]]) {
+          const raw = Uint8Array.from({ length: N * (K / bv) * bb }, () => r.int(256));
+          // small finite f16 scales where each format keeps them
+          const f16At = { q8_0: [0], q4_0: [0], q4_k: [0, 2], q6_k: [208] }[type];
+          for (let o = 0; o < raw.length; o += bb) for (const a of f16At) { raw[o + a] = r.int(256); raw[o + a + 1] = 0x20 + r.int(8); }
+          const x = Float32Array.from({ length: M * K }, () => r.normal());
+          const wq = QuantizedTensor.fromBytes(raw, type, [N, K], wasm);
+          const xt = al.tensor(x, [M, K], 'f32', { backend: wasm });
+          const got = qmatmul(xt, wq).dataSync();
+          const wf = dequantize(QuantizedTensor.fromBytes(raw, type, [N, K], js).raw, type, [N, K]).dataSync();
+          const want = new Float64Array(M * N);
+          for (let m = 0; m < M; m++) {
+            for (let b = 0; b < K / 32; b++) {
+              let amax = 0;
+              for (let k = 0; k < 32; k++) amax = Math.max(amax, Math.abs(x[m * K + b * 32 + k]!));
+              const d = Math.fround(amax / 127);
+              const id = amax > 0 ? Math.fround(127 / amax) : 0;
+              for (let k = 0; k < 32; k++) {
+                const v = Math.fround(x[m * K + b * 32 + k]! * id);
+                let q = Math.round(v);
+                if (Math.abs(v % 1) === 0.5) q = 2 * Math.round(v / 2); // ties to even, as f32x4.nearest
+                for (let n = 0; n < N; n++) want[m * N + n]! += d * q * wf[n * K + b * 32 + k]!;
+              }
+            }
+          }
+          const err = maxRel(want, got);
+          console.log(`wasm qmatmul ${type} [${M}, ${N}, ${K}] vs emulated q8-activation scheme: max rel err ${err.toExponential(2)}`);
+          expect(err).toBeLessThan(2e-5);
+          xt.dispose();
+          wq.dispose();
+        }
+      }
+    } finally {
+      wasm.dispose();
+    }
+  });
+
   it('qmatmul rejects x whose last dim is not the weight\'s input width', () => {
     const w = QuantizedTensor.fromBytes(quantizeQ8_0(normal(64, 4)), 'q8_0', [2, 32], js);
     const x = al.tensor(normal(16, 5), [1, 16]);

@@ -271,7 +271,7 @@ function* quantVariants(): Generator<Variant> {
       yield { op: 'dequantize', label: `dequantize ${type} ${blocks} blocks`, inputs: [f([blocks * bb], 'u8', { fill: type })], budget: 0, run: ([r]) => [ops.dequantize(r!, type, [blocks, bv])] };
     }
     // [M, N, K]: decode (M = 1, the GEMV path), a few rows, and prefill-sized M (the blocked GEMM path)
-    const shapes: [number, number, number, string][] = [[1, 5, bv, 'gemv one block'], [1, 37, 3 * bv, 'gemv'], [3, 19, 2 * bv, 'few rows'], [37, 23, 2 * bv, 'gemm']];
+    const shapes: [number, number, number, string][] = [[1, 16, bv, 'gemv one block'], [1, 37, 3 * bv, 'gemv'], [3, 19, 2 * bv, 'few rows'], [37, 23, 2 * bv, 'gemm']];
     if (bv === 32) shapes.push([1, 64, 768, 'gemv d=768'], [70, 40, 768, 'gemm d=768']);
     for (const [M, N, K, tag] of shapes) {
       yield {
