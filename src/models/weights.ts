@@ -88,15 +88,15 @@ export class WeightMap {
    * it is held quantized in [rows = shape[0], cols = shape[1]] orientation, else the f32 tensor.
    */
   matrix(name: string, shape: readonly [number, number]): Tensor | QuantizedTensor {
-    const w = this.held(name);
+    const w = this.tensors.get(name);
+    if (!isQuantized(w) || w.transposed) return this.get(name, shape);
     this.checkShape(name, w, shape);
-    if (!isQuantized(w) || w.transposed) return this.get(name);
     w.inUse = true;
     return w.q;
   }
 
   maybeMatrix(name: string, shape: readonly [number, number]): Tensor | QuantizedTensor | undefined {
-    return this.tensors.has(name) ? this.matrix(name, shape) : undefined;
+    return this.has(name) ? this.matrix(name, shape) : undefined;
   }
 
   /**
@@ -104,13 +104,13 @@ export class WeightMap {
    * ([out, in] for 'out_in', [in, out] for GPT-2's 'in_out'); a quantized weight stays quantized.
    */
   linear(name: string, shape: readonly [number, number], layout: Linear['layout'], bias?: Tensor): Linear {
-    const w = this.held(name);
-    this.checkShape(name, w, shape);
+    const w = this.tensors.get(name);
     if (isQuantized(w) && w.transposed === (layout === 'in_out')) {
+      this.checkShape(name, w, shape);
       w.inUse = true;
       return { layout: 'out_in', weight: w.q, bias };
     }
-    return { layout, weight: this.get(name), bias };
+    return { layout, weight: this.get(name, shape), bias };
   }
 
   /** How many weights are held quantized. */
