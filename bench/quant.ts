@@ -86,7 +86,8 @@ async function gpt2SmallF32(): Promise<string> {
   await vocab.close();
   const backend = await createWasmBackend({ threads });
   const model = randomModel(GPT2_SMALL, backend, { seed: 0, std: 0.02 });
-  const params = model.parameters();
+  // HF names (transformers' GPT2LMHeadModel keeps the blocks under `transformer.`)
+  const params = new Map([...model.parameters()].map(([n, t]) => [n.startsWith('lm_head') || n.startsWith('transformer.') ? n : `transformer.${n}`, t]));
   const source: WeightSource = {
     names: () => [...params.keys()],
     has: (n) => params.has(n),

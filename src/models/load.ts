@@ -26,6 +26,8 @@ export interface LoadedModel {
   config: Record<string, unknown>;
   format: CheckpointFormat;
   source: string;
+  /** Bytes of the checkpoint's tensors in the file(s), beside `model.weightMemory()`. */
+  fileBytes: number;
 }
 
 export async function loadModel(pathOrId: string, o: LoadModelOptions = {}): Promise<LoadedModel> {
@@ -39,7 +41,7 @@ export async function loadModel(pathOrId: string, o: LoadModelOptions = {}): Pro
       model.dispose();
       throw new Error(`${ck.source}: the tokenizer has ${tok.vocabSize} tokens but the model's vocabulary is ${model.dims.vocabSize}; they do not belong together`);
     }
-    return { model, tokenizer: tok, generationConfig: ck.generationConfig, config: ck.config, format: ck.format, source: ck.source };
+    return { model, tokenizer: tok, generationConfig: ck.generationConfig, config: ck.config, format: ck.format, source: ck.source, fileBytes: ck.weights.totalBytes() };
   } finally {
     await ck.weights.close();
   }
