@@ -19,7 +19,7 @@ import { reportText } from '../report/text.js';
 import { disposeBackends, initBackend } from '../tensor/engine.js';
 import type { CausalLM } from '../models/model.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
-import { checkContext, inputIds, loadForCli, pickBackend, type ModelArgs, type PromptArgs } from './common.js';
+import { checkContext, inputIds, loadForCli, pickBackend, weightMemory, type ModelArgs, type PromptArgs } from './common.js';
 import { action, int, modelOptions, promptOptions } from './options.js';
 import { packageRoot } from './package-info.js';
 
@@ -50,6 +50,7 @@ export function register(program: Command): void {
     .option('--check <name...>', 'backends for the engine self-check', ['js', 'wasm'])
     .action(action(inspectCommand));
 }
+
 
 export function defaultModelDir(): string {
   return join(packageRoot(), 'models', 'organisms', 'induction');
@@ -100,6 +101,7 @@ interface Subject {
   warning?: string;
   ids: number[];
   text?: string;
+  memory?: ReturnType<typeof weightMemory>;
 }
 
 async function subject(o: InspectArgs): Promise<Subject> {
@@ -128,7 +130,7 @@ async function subject(o: InspectArgs): Promise<Subject> {
     text = o.prompt;
   }
   checkContext(m, ids.length);
-  return { model: m.model, tokenizer: m.tokenizer, source: m.source, ids, text };
+  return { model: m.model, tokenizer: m.tokenizer, source: m.source, ids, text, memory: weightMemory(m) };
 }
 
 export async function inspectCommand(o: InspectArgs): Promise<number> {
@@ -141,6 +143,7 @@ export async function inspectCommand(o: InspectArgs): Promise<number> {
     });
     const engine = o.engine === false ? null : await engineCheck(o.check ?? ['js', 'wasm']);
     if (engine) { report.json.engine = engine; ok = engine.ok; }
+    if (s.memory) report.json.memory = s.memory.json;
     if (o.html || o.figures) {
       const { document } = parseHTML('<!doctype html><html><head></head><body></body></html>');
       const figs = makeFigures(report, document as unknown as Document, { deflate: (raw) => new Uint8Array(deflateSync(raw, { level: 9 })) });
@@ -164,6 +167,7 @@ export async function inspectCommand(o: InspectArgs): Promise<number> {
     if (o.json) console.log(JSON.stringify(report.json));
     else {
       console.log(reportText(report.json));
+      if (s.memory) console.log(s.memory.text);
       if (engine) { console.log(); console.log(engineText(engine)); }
     }
     s.model.dispose();

@@ -11,6 +11,8 @@ import * as inspect from './inspect.js';
 import * as organisms from './organisms.js';
 import * as patch from './patch.js';
 import * as runCmd from './run.js';
+import * as sae from './sae.js';
+import * as skipLayers from './skip-layers.js';
 import * as testOps from './test-ops.js';
 import * as tokenize from './tokenize.js';
 import * as train from './train.js';
@@ -48,6 +50,8 @@ export function buildProgram(): Command {
   organisms.register(program);
   testOps.register(program);
   tokenize.register(program);
+  skipLayers.register(program);
+  sae.register(program);
   return program;
 }
 
