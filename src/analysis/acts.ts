@@ -6,6 +6,7 @@ import { tensor } from '../ops/creation.js';
 import { runWithCache } from '../hooks/run.js';
 import type { CausalLM } from '../models/model.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
+import { blockHook } from '../models/hook-point.js';
 
 export interface HostTensor {
   data: Float32Array;
@@ -49,7 +50,7 @@ export function collect(model: CausalLM, ids: readonly number[], names: readonly
 
 /** The hook names of every block for a per-block suffix, e.g. blockNames(model, 'hook_resid_post'). */
 export function blockNames(model: CausalLM, suffix: string): string[] {
-  return Array.from({ length: model.dims.nLayers }, (_, i) => `blocks.${i}.${suffix}`);
+  return Array.from({ length: model.dims.nLayers }, (_, i) => blockHook(i, suffix));
 }
 
 /** A printable label for a token id: the tokenizer's piece, else '#id'. */

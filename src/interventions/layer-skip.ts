@@ -68,7 +68,7 @@ export function lacMaskHooks(model: CausalLM, alpha = 0.8): { hooks: [HookFilter
   let pre: Tensor | null = null;
   let preNorm: Float64Array | null = null;
   let deltas: number[][] = []; // per token row, Δ of the blocks so far
-  const layerOf = (h: HookPoint) => Number(/^blocks\.(\d+)\./.exec(h.name)![1]);
+  const layerOf = (h: HookPoint) => h.layer!;
   const onPre: HookFn = (x, h) => {
     const l = layerOf(h);
     const n = rowNorms(x);

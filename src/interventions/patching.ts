@@ -6,7 +6,7 @@
 // over residual positions (blocks.{l}.hook_resid_pre × pos), attention heads (attn.hook_z per
 // head, all positions) and MLP neurons (mlp.hook_post per neuron, all positions).
 import { gradAt } from '../hooks/grad.js';
-import { Hooks, type HookFilter, type HookFn } from '../models/hook-point.js';
+import { blockHook, Hooks, type HookFilter, type HookFn } from '../models/hook-point.js';
 import { runWithCache } from '../hooks/run.js';
 import { mul, sub, where } from '../ops/elementwise.js';
 import { tensor } from '../ops/creation.js';
@@ -30,9 +30,9 @@ export interface PatchingResult {
 /** The hook point whose activation a site patches, and the axis (in [batch, pos, ...]) that selects the unit. */
 function siteHook(site: PatchSite, layer: number): { name: string; unitAxis: number | null } {
   switch (site) {
-    case 'resid': return { name: `blocks.${layer}.hook_resid_pre`, unitAxis: 1 };
-    case 'heads': return { name: `blocks.${layer}.attn.hook_z`, unitAxis: 2 };
-    case 'neurons': return { name: `blocks.${layer}.mlp.hook_post`, unitAxis: 2 };
+    case 'resid': return { name: blockHook(layer, 'hook_resid_pre'), unitAxis: 1 };
+    case 'heads': return { name: blockHook(layer, 'attn.hook_z'), unitAxis: 2 };
+    case 'neurons': return { name: blockHook(layer, 'mlp.hook_post'), unitAxis: 2 };
   }
 }
 
@@ -67,7 +67,7 @@ export function activationPatching(
   checkPair(clean, corrupt);
   const L = model.dims.nLayers;
   const layers = o.layers ?? [...Array(L).keys()];
-  const names = layers.flatMap((l) => [siteHook(site, l).name, `blocks.${l}.hook_resid_pre`]);
+  const names = layers.flatMap((l) => [siteHook(site, l).name, blockHook(l, 'hook_resid_pre')]);
   const c = runWithCache(model, clean, { names: [...new Set(names)] });
   const k = runWithCache(model, corrupt, { names: layers.map((l) => siteHook(site, l).name) });
   const score = (logits: Tensor) => tidy(() => metric(logits).item());
@@ -78,7 +78,7 @@ export function activationPatching(
     const effects = layers.map((l) => {
       const { name, unitAxis } = siteHook(site, l);
       const a = k.cache.get(name);
-      const resid = c.cache.get(`blocks.${l}.hook_resid_pre`);
+      const resid = c.cache.get(blockHook(l, 'hook_resid_pre'));
       const list = o.units?.(l) ?? [...Array(units(model, site, pos)).keys()];
       const out = new Float32Array(units(model, site, pos)).fill(NaN);
       for (const u of list) {

@@ -4,7 +4,7 @@
 //   <p>.hook_post        [batch, pos, d_mlp]  (after activation and gating)
 import type { UnaryFn } from '../../tensor/backend.js';
 import { mul, unary } from '../../ops/elementwise.js';
-import type { Hooks } from '../hook-point.js';
+import { SHAPE, type Hooks, type HookShape } from '../hook-point.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { project, type Linear } from './linear.js';
 
@@ -17,15 +17,22 @@ export interface Mlp {
   act: UnaryFn;
 }
 
-/** The MLP's output before the residual add (the caller fires hook_mlp_out). */
-export function runMlp(x: Tensor, m: Mlp, hooks: Hooks, p: string): Tensor {
-  const pre = hooks.at(`${p}.hook_pre`, project(x, m.in)); // [batch, pos, d_mlp]
+const ROWS: HookShape = ['batch', 'pos'];
+
+/**
+ * The MLP's output before the residual add (the caller fires hook_mlp_out). `rows` names the
+ * leading dims of x in hook shapes: [batch, pos] for a block's MLP, [routed_tokens] for an expert;
+ * `width` names its hidden width (d_mlp, or an expert's own).
+ */
+export function runMlp(x: Tensor, m: Mlp, hooks: Hooks, p: string, rows: HookShape = ROWS, width = 'd_mlp'): Tensor {
+  const shape = rows === ROWS && width === 'd_mlp' ? SHAPE.mlp : [...rows, width];
+  const pre = hooks.at(`${p}.hook_pre`, project(x, m.in), shape); // [batch, pos, d_mlp]
   let post = unary(m.act, pre);
   if (m.up) {
-    const lin = hooks.at(`${p}.hook_pre_linear`, project(x, m.up)); // [batch, pos, d_mlp]
+    const lin = hooks.at(`${p}.hook_pre_linear`, project(x, m.up), shape); // [batch, pos, d_mlp]
     post = mul(post, lin);
   }
-  post = hooks.at(`${p}.hook_post`, post); // [batch, pos, d_mlp]
+  post = hooks.at(`${p}.hook_post`, post, shape); // [batch, pos, d_mlp]
   return project(post, m.out);
 }
 
