@@ -86,8 +86,10 @@ describe.each(Object.keys(TINY))('%s', (name) => {
     for (const h of listed) {
       if (/experts\.\d+\./.test(h.name) && !fired.has(h.name)) continue; // fires only when the expert gets tokens
       expect(fired.has(h.name), `${h.name} fired`).toBe(true);
-      // Dims the model does not fix (routed_tokens, an expert's own width) match any size.
-      const want = h.shape.map((s) => (typeof s === 'number' ? s : dims[s] ?? -1));
+      // Dims the model does not fix (routed_tokens) match any size; so does an expert MLP's width
+      // (Qwen2-MoE's experts and shared expert have their own, not d_mlp).
+      const own = /experts\.\d+\.|shared_expert\./.test(h.name);
+      const want = h.shape.map((s, i) => (own && i === h.shape.length - 1 ? -1 : typeof s === 'number' ? s : dims[s] ?? -1));
       const got = shapes.get(h.name)!.map((n, i) => (want[i] === -1 ? -1 : n));
       expect(got, h.name).toEqual(want);
     }

@@ -21,11 +21,10 @@ const ROWS: HookShape = ['batch', 'pos'];
 
 /**
  * The MLP's output before the residual add (the caller fires hook_mlp_out). `rows` names the
- * leading dims of x in hook shapes: [batch, pos] for a block's MLP, [routed_tokens] for an expert;
- * `width` names its hidden width (d_mlp, or an expert's own).
+ * leading dims of x in hook shapes: [batch, pos] for a block's MLP, [routed_tokens] for an expert.
  */
-export function runMlp(x: Tensor, m: Mlp, hooks: Hooks, p: string, rows: HookShape = ROWS, width = 'd_mlp'): Tensor {
-  const shape = rows === ROWS && width === 'd_mlp' ? SHAPE.mlp : [...rows, width];
+export function runMlp(x: Tensor, m: Mlp, hooks: Hooks, p: string, rows: HookShape = ROWS): Tensor {
+  const shape = rows === ROWS ? SHAPE.mlp : [...rows, 'd_mlp'];
   const pre = hooks.at(`${p}.hook_pre`, project(x, m.in), shape); // [batch, pos, d_mlp]
   let post = unary(m.act, pre);
   if (m.up) {

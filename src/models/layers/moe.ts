@@ -24,7 +24,7 @@ export interface Moe {
   shared?: { mlp: Mlp; gate: Linear };
 }
 
-/** Expert MLPs see the tokens routed to them, [routed_tokens, d_model]; their width is their own (d_expert_mlp). */
+/** Expert MLPs see the tokens routed to them, [routed_tokens, d_model]. */
 const ROUTED: HookShape = ['routed_tokens'];
 
 export function runMoe(x: Tensor, m: Moe, hooks: Hooks, p: string): Tensor {
@@ -51,7 +51,7 @@ export function runMoe(x: Tensor, m: Moe, hooks: Hooks, p: string): Tensor {
     if (rows.length === 0) continue;
     const ids = tensor(rows, [rows.length], 'i32', { backend: x.backend });
     const w = gather(flatW, tensor(slots, [slots.length], 'i32', { backend: x.backend })).reshape([rows.length, 1]);
-    const y = runMlp(gather(flatX, ids), m.experts[e]!, hooks, `${p}.experts.${e}`, ROUTED, 'd_expert_mlp'); // [routed_tokens, d_model]
+    const y = runMlp(gather(flatX, ids), m.experts[e]!, hooks, `${p}.experts.${e}`, ROUTED); // [routed_tokens, d_model]
     out = scatterAdd(out, ids, mul(y, w));
   }
   return addShared(out.reshape([b, t, d]), x, m, hooks, p);
@@ -59,7 +59,7 @@ export function runMoe(x: Tensor, m: Moe, hooks: Hooks, p: string): Tensor {
 
 function addShared(result: Tensor, x: Tensor, m: Moe, hooks: Hooks, p: string): Tensor {
   if (!m.shared) return result;
-  const s = runMlp(x, m.shared.mlp, hooks, `${p}.shared_expert`, undefined, 'd_shared_mlp');
+  const s = runMlp(x, m.shared.mlp, hooks, `${p}.shared_expert`);
   return add(result, mul(s, sigmoid(project(x, m.shared.gate))));
 }
 
@@ -80,7 +80,7 @@ function denseMoe(x: Tensor, m: Moe, weights: Tensor, indices: Tensor, hooks: Ho
   const flatX = x.reshape([n, d]);
   let out = zeros([n, d], x.dtype, { backend: x.backend });
   for (let e = 0; e < E; e++) {
-    const y = runMlp(flatX, m.experts[e]!, hooks, `${p}.experts.${e}`, ROUTED, 'd_expert_mlp'); // [tokens, d_model]
+    const y = runMlp(flatX, m.experts[e]!, hooks, `${p}.experts.${e}`, ROUTED); // [tokens, d_model]
     out = add(out, mul(y, dense.narrow(1, e, 1)));
   }
   return addShared(out.reshape([b, t, d]), x, m, hooks, p);
