@@ -20,6 +20,9 @@ import type { Backend } from '../tensor/backend.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { blockHook, SHAPE } from '../models/hook-point.js';
 
+/** A prompt for the planted model: BOS, eight tokens (with the massive token 5), the same eight again. */
+export const PLANTED_PROMPT: readonly number[] = [1, 5, 9, 14, 22, 31, 17, 40, 12, 5, 9, 14, 22, 31, 17, 40, 12];
+
 export interface PlantedOptions {
   vocab?: number;
   nCtx?: number;
