@@ -2,6 +2,8 @@
 // errors. Runs wherever an adapter exists (the GPU machine; any machine with Debian's Chromium,
 // through SwiftShader); elsewhere every test is skipped with the reason printed.
 // Filters: ACTLAB_OPS=matmul,softmax
+// Budgets: on SwiftShader (a CPU Vulkan driver) on a loaded 2-core machine the matrix took 10 min
+// and the gradients 8.5 min; each budget is about twice what was seen.
 import { afterAll, describe, expect, it } from 'vitest';
 import '../src/backends/index.js';
 import type { Backend } from '../src/tensor/backend.js';
@@ -29,7 +31,7 @@ describe.skipIf(!backend)('webgpu backend', () => {
     for (const r of bad) console.log(`${r.status} ${r.label}: nmse ${r.nmse} > ${r.budget} ${r.detail ?? ''}`);
     expect(results.length).toBeGreaterThan(ops ? 0 : 400);
     expect(bad.map((r) => `${r.label} (${r.status}, nmse ${r.nmse})`)).toEqual([]);
-  }, 900_000);
+  }, 1_800_000);
 
   it('backward: every op\'s gradient on webgpu equals the reference\'s (and finite differences)', async () => {
     const results = await runGradConformance(ref, gpu, { ops });
@@ -37,7 +39,7 @@ describe.skipIf(!backend)('webgpu backend', () => {
     const bad = results.filter((r) => r.status === 'fail' || r.status === 'error');
     expect(results.length).toBeGreaterThan(ops ? 0 : 200);
     expect(bad.map((r) => `${r.label}: ${r.detail}`)).toEqual([]);
-  }, 600_000);
+  }, 1_800_000);
 
   it('large matmuls (128x128 tiles with and without bounds tests, split-K GEMV, both weight layouts) match the reference', async () => {
     // 2560x32x3840: 600 aligned tiles (8x16 per thread); 520x24x15401 Bᵀ: the same kernel with
@@ -61,7 +63,7 @@ describe.skipIf(!backend)('webgpu backend', () => {
       for (let i = 0; i < yr.length; i++) { num += (yr[i]! - yg[i]!) ** 2; den += yr[i]! ** 2; }
       expect(num / den, `${M}x${K}x${N}${transA ? ' Aᵀ' : ''}${transB ? ' Bᵀ' : ''}`).toBeLessThan(1e-10);
     }
-  }, 300_000);
+  }, 900_000);
 
   it('few-row products on 16-byte loads (f32 and f16 weights, both layouts, split K or not) match the reference', async () => {
     // [M, K, N, transB]: K split over many workgroups (few columns) and not (many columns)
@@ -76,7 +78,7 @@ describe.skipIf(!backend)('webgpu backend', () => {
       // f16 outputs: both sides round the f32 sum to f16 (NMSE of f16 rounding is ~1e-8)
       expect(num / den, `${dt} ${M}x${K}x${N}${transB ? ' Bᵀ' : ''}`).toBeLessThan(dt === 'f32' ? 1e-10 : 1e-6);
     }
-  }, 300_000);
+  }, 600_000);
 
   it('reads synchronously only what JavaScript wrote', async () => {
     const ids = Tensor.from([3, 1, 4], [3], 'i32', gpu);
