@@ -3,14 +3,15 @@
 // files, Blobs and URLs all work; tensor data is then read one tensor at a time.
 // Shapes are given row-major (GGUF lists ne[0], the row length, first). Tensors load as:
 // F32/F16/BF16 -> a tensor of that dtype; Q8_0/Q4_0 -> raw u8 blocks for `dequantize` (src/ops/quant);
-// Q4_K/Q6_K -> f32, dequantised in gguf-quants.ts. HF names and config: gguf-hf.ts.
+// Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL -> f32, dequantised on the host by
+// gguf-quants.ts's block decoders. HF names and config: gguf-hf.ts.
 import { gguf, type GGUFParseOutput, type MetadataValue } from '@huggingface/gguf';
 import type { Backend, QuantType } from '../backends/backend.js';
 import type { ByteSource } from '../io/byte-source.js';
 import { dequantize } from '../ops/quant.js';
 import type { DType } from '../tensor/dtype.js';
 import { Tensor } from '../tensor/tensor.js';
-import { dequantizeQ4K, dequantizeQ6K, ggmlBytes, ggmlTypeName, type GgmlTypeName } from './gguf-quants.js';
+import { dequantizeGgml, ggmlBytes, ggmlTypeName, type GgmlTypeName } from './gguf-quants.js';
 
 export interface GgufTensorInfo {
   name: string;
@@ -24,7 +25,8 @@ export interface GgufTensorInfo {
 
 /** What `loadTensor` gives for each stored type. */
 const LOADS_AS: Partial<Record<GgmlTypeName, DType | QuantType>> = {
-  F32: 'f32', F16: 'f16', BF16: 'bf16', I8: 'i8', I32: 'i32', Q8_0: 'q8_0', Q4_0: 'q4_0', Q4_K: 'f32', Q6_K: 'f32',
+  F32: 'f32', F16: 'f16', BF16: 'bf16', I8: 'i8', I32: 'i32', Q8_0: 'q8_0', Q4_0: 'q4_0',
+  Q4_1: 'f32', Q5_0: 'f32', Q5_1: 'f32', Q2_K: 'f32', Q3_K: 'f32', Q4_K: 'f32', Q5_K: 'f32', Q6_K: 'f32', IQ4_NL: 'f32',
 };
 
 export const GGUF_SUPPORTED_TYPES = Object.keys(LOADS_AS) as GgmlTypeName[];
@@ -129,7 +131,7 @@ export class GgufFile {
 
   /**
    * One tensor as stored: F32/F16/BF16/I8/I32 in that dtype with its shape; Q8_0/Q4_0 as raw u8
-   * [bytes] (see `dequantize`); Q4_K/Q6_K dequantised to f32. `raw` (when given) replaces the bytes
+   * [bytes] (see `dequantize`); the other block types dequantised to f32. `raw` (when given) replaces the bytes
    * read from the file (the caller permuted or sliced them), with `shape` (default: the tensor's).
    */
   async loadTensor(name: string, backend: Backend, raw?: Uint8Array, shape?: readonly number[]): Promise<Tensor> {
@@ -138,8 +140,7 @@ export class GgufFile {
     const bytes = raw ?? await this.source.read(t.offset, t.bytes);
     const s = [...(shape ?? t.shape)];
     const n = s.reduce((a, b) => a * b, 1);
-    if (t.type === 'Q4_K') return Tensor.fromBytes(new Uint8Array(dequantizeQ4K(bytes, n).buffer), s, 'f32', backend);
-    if (t.type === 'Q6_K') return Tensor.fromBytes(new Uint8Array(dequantizeQ6K(bytes, n).buffer), s, 'f32', backend);
+    if (as === 'f32' && t.type !== 'F32') return Tensor.fromBytes(new Uint8Array(dequantizeGgml(t.type, bytes, n).buffer), s, 'f32', backend);
     if (as === 'q8_0' || as === 'q4_0') return Tensor.fromBytes(bytes, [bytes.byteLength], 'u8', backend);
     return Tensor.fromBytes(bytes, s, as, backend);
   }
