@@ -4,9 +4,8 @@
 // With no --model it loads the default model (the induction organism, models/organisms/induction); when that folder is
 // missing it runs, and says so loudly, on the built-in hand-wired induction model.
 import '../backends/index.js';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { deflateSync } from 'node:zlib';
 import type { Command } from 'commander';
 import { parseHTML } from 'linkedom';
@@ -22,6 +21,7 @@ import type { CausalLM } from '../models/model.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { checkContext, inputIds, loadForCli, pickBackend, type ModelArgs, type PromptArgs } from './common.js';
 import { action, int, modelOptions, promptOptions } from './options.js';
+import { packageRoot } from './package-info.js';
 
 const QUICK = ['matmul f32', 'softmax f32', 'layerNorm f32', 'rmsNorm f32', 'rope half f32', 'attention f32', 'gelu_tanh f32', 'add f32', 'dequantize'];
 
@@ -51,16 +51,6 @@ export function register(program: Command): void {
     .action(action(inspectCommand));
 }
 
-/** The folder holding package.json of actlab, from this file's location (src/ or dist/src/). */
-export function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 6; i++) {
-    const p = join(dir, 'package.json');
-    if (existsSync(p) && (JSON.parse(readFileSync(p, 'utf8')) as { name?: string }).name === 'actlab') return dir;
-    dir = dirname(dir);
-  }
-  throw new Error('actlab: cannot find the package root (package.json) from the CLI location');
-}
 
 export function defaultModelDir(): string {
   return join(packageRoot(), 'models', 'organisms', 'induction');

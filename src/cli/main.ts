@@ -10,9 +10,12 @@ import * as inspect from './inspect.js';
 import * as organisms from './organisms.js';
 import * as patch from './patch.js';
 import * as runCmd from './run.js';
+import * as sae from './sae.js';
+import * as skipLayers from './skip-layers.js';
 import * as testOps from './test-ops.js';
 import * as tokenize from './tokenize.js';
 import * as train from './train.js';
+import { packageVersion } from './package-info.js';
 
 /**
  * Writing to a closed pipe (`actlab test-ops --json | head -2`) ends the command quietly with
@@ -33,6 +36,7 @@ export function endQuietlyOnClosedPipe(): void {
 export function buildProgram(): Command {
   const program = new Command('actlab')
     .description('An activation laboratory for neural networks.')
+    .version(packageVersion(), '-V, --version', "print actlab's version")
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
   inspect.register(program);
@@ -46,6 +50,8 @@ export function buildProgram(): Command {
   organisms.register(program);
   testOps.register(program);
   tokenize.register(program);
+  skipLayers.register(program);
+  sae.register(program);
   return program;
 }
 
