@@ -1,5 +1,5 @@
 // Every command that runs a model works on the WebGPU backend (no synchronous reads): generate,
-// inspect, analyze and train give what the js reference gives. Runs where a
+// inspect, analyze, patch and train give what the js reference gives. Runs where a
 // WebGPU adapter exists (Chromium's SwiftShader driver is enough, test/webgpu-helpers.ts); skips otherwise.
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -42,12 +42,13 @@ describe.skipIf(!backend)('the CLI on WebGPU', () => {
   it('generate, inspect and every analysis give the js results', async () => {
     const ids = '1,5,9,14,22,31,17,40,12,5,9,14,22,31,17,40';
     // inspect runs every analysis (massive, sinks, sparsity, voids with generation, logit lens,
-    // induction); similarity and generate read through their own paths. Kept to three runs: each
+    // induction); similarity, generate and patch read through their own paths. Kept to four runs: each
     // starts a WebGPU device, which a software driver makes slow.
     const runs: [string, string[]][] = [
       ['generate', ['generate', '--model', LLAMA, '--ids', ids, '--max-new-tokens', '3', '--json']],
       ['inspect', ['inspect', '--model', LLAMA, '--ids', ids, '--no-engine', '--generate', '2', '--json']],
       ['similarity', ['analyze', 'similarity', '--model', LLAMA, '--ids', ids, '--method', 'cka', '--json']],
+      ['patch', ['patch', '--model', LLAMA, '--clean-ids', '5,17,3,9,22,8', '--corrupt-ids', '5,17,3,30,22,8', '--answer', '12', '--wrong', '13', '--compare', '--json']],
     ];
     for (const [name, argv] of runs) {
       const d = await both(argv);

@@ -4,7 +4,7 @@
 // Not for: keeping tensors on a device (that is runWithCache's ActivationCache).
 import { tensor } from '../ops/creation.js';
 import { runWithCache } from '../hooks/run.js';
-import { readAsync, readSync, type Reads } from './read.js';
+import { readAsync, readSync, type Reads } from '../tensor/read.js';
 import type { CausalLM } from '../models/model.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 
@@ -38,7 +38,7 @@ export function collectAsync(model: CausalLM, ids: readonly number[], names: rea
   return readAsync(collectReads(model, ids, names));
 }
 
-/** `collect` as a read step (src/analysis/read.ts), for analyses that run on every backend. */
+/** `collect` as a read step (src/tensor/read.ts), for analyses that run on every backend. */
 export function* collectReads(model: CausalLM, ids: readonly number[], names: readonly string[] | RegExp): Reads<HostActs> {
   const known = new Set(model.hookPoints().map((h) => h.name));
   const want = names instanceof RegExp ? names : [...new Set(names)].filter((n) => known.has(n));

@@ -12,7 +12,7 @@ import { tensor } from '../ops/creation.js';
 import type { CausalLM } from '../models/model.js';
 import type { TensorData } from '../tensor/tensor.js';
 import { blockNames, collectReads, type HostActs } from './acts.js';
-import { readAsync, readSync, type Reads } from './read.js';
+import { readAsync, readSync, type Reads } from '../tensor/read.js';
 import { SeededRandom, rankOf } from './stats.js';
 
 export interface InductionOptions {
@@ -64,7 +64,7 @@ export function inductionScoresAsync(model: CausalLM, o: InductionOptions = {}):
   return readAsync(inductionReads(model, o));
 }
 
-/** `inductionScores` as a read step (src/analysis/read.ts). */
+/** `inductionScores` as a read step (src/tensor/read.ts). */
 export function* inductionReads(model: CausalLM, o: InductionOptions = {}): Reads<InductionResult> {
   const { nLayers: L, nHeads: H, vocabSize: V, nCtx } = model.dims;
   const bos = o.bos === undefined ? (V > 1 ? 1 : null) : o.bos;

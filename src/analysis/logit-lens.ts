@@ -6,7 +6,7 @@ import { tensor } from '../ops/creation.js';
 import type { CausalLM } from '../models/model.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { blockNames, collect, collectAsync, tokenLabel, type HostActs } from './acts.js';
-import { readAsync, readSync, type Reads } from './read.js';
+import { readAsync, readSync, type Reads } from '../tensor/read.js';
 import { argmax, rankOf, softmax, topIndices } from './stats.js';
 
 export interface LogitLensOptions {
@@ -43,7 +43,7 @@ export async function logitLensAsync(model: CausalLM, ids: readonly number[], o:
   return readAsync(logitLensReads(model, await collectAsync(model, ids, logitLensHookNames(model)), o));
 }
 
-/** `logitLensFromActs` as a read step (src/analysis/read.ts). */
+/** `logitLensFromActs` as a read step (src/tensor/read.ts). */
 export function* logitLensReads(model: CausalLM, acts: HostActs, o: LogitLensOptions = {}): Reads<LogitLensResult> {
   const L = model.dims.nLayers;
   const names = logitLensHookNames(model);

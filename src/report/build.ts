@@ -6,7 +6,7 @@ import { collect, collectAsync, tokenLabel, type HostActs } from '../analysis/ac
 import { expertHookNames, expertsFromActs, type ExpertResult } from '../analysis/experts.js';
 import { inductionScores, inductionScoresAsync, type InductionResult } from '../analysis/induction.js';
 import { logitLensFromActs, logitLensHookNames, logitLensReads, type LogitLensResult } from '../analysis/logit-lens.js';
-import { readAsync } from '../analysis/read.js';
+import { readAsync } from '../tensor/read.js';
 import { massiveFromActs, massiveHookNames, type MassiveEntry, type MassiveResult } from '../analysis/massive.js';
 import { hiddenStates, sinkHookNames, sinksFromActs, type SinkResult } from '../analysis/sinks.js';
 import { sparsityFromActs, sparsityHookNames, type SparsityResult } from '../analysis/sparsity.js';

@@ -2,7 +2,7 @@
 // written once as a generator that yields each tensor it needs on the host and receives its data;
 // `readSync` drives it with synchronous reads (CPU backends), `readAsync` with `await data()`
 // (every backend, WebGPU included). The generator owns what it yields (it disposes after reading).
-import type { Tensor, TensorData } from '../tensor/tensor.js';
+import type { Tensor, TensorData } from './tensor.js';
 
 /** An analysis step that reads tensors: yields a tensor, gets its data back, returns R. */
 export type Reads<R> = Generator<Tensor, R, TensorData>;
