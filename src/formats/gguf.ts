@@ -7,7 +7,7 @@
 // Q2_K, Q3_K, Q5_K, IQ4_NL -> f32, dequantised on the host by gguf-quants.ts's block decoders.
 // HF names and config: gguf-hf.ts.
 import { gguf, type GGUFParseOutput, type MetadataValue } from '@huggingface/gguf';
-import type { Backend, QuantType } from '../backends/backend.js';
+import type { Backend, QuantType } from '../tensor/backend.js';
 import type { ByteSource } from '../io/byte-source.js';
 import { dequantize } from '../ops/quant.js';
 import type { DType } from '../tensor/dtype.js';

@@ -154,3 +154,14 @@ export function makeFigures(r: InspectReport, doc: Doc, o: { deflate?: Deflate }
   const attentionGrid = encodePng(gw, gh, grid, o.deflate);
   return { massive, sinks, induction, sparsity, residualNorm, lensRanks, voidsPrompt, voidsGeneration, experts, attention, attentionGrid };
 }
+
+/** The figures as files (name, SVG text or PNG bytes), those the report has. */
+export function figureFiles(figs: Figures): [string, string | Uint8Array][] {
+  const files: [string, string | Uint8Array | undefined][] = [
+    ['massive.svg', figureSvg(figs.massive)], ['sinks.svg', figureSvg(figs.sinks)], ['induction.svg', figureSvg(figs.induction)],
+    ['sparsity.svg', figureSvg(figs.sparsity)], ['residual-norm.svg', figureSvg(figs.residualNorm)], ['logit-lens-ranks.svg', figureSvg(figs.lensRanks)],
+    ['voids-prompt.svg', figureSvg(figs.voidsPrompt)], ['voids-generation.svg', figs.voidsGeneration && figureSvg(figs.voidsGeneration)],
+    ['experts.svg', figs.experts && figureSvg(figs.experts)], ['attention.png', figs.attentionGrid],
+  ];
+  return files.filter((f): f is [string, string | Uint8Array] => f[1] !== undefined);
+}
