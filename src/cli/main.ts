@@ -8,6 +8,7 @@ import { inspectCommand } from './inspect.js';
 import { organismsEvalCommand, organismsTrainCommand } from './organisms.js';
 import { patchCommand } from './patch.js';
 import { runCommand } from './run.js';
+import * as steer from './steer.js';
 import { testOpsCommand } from './test-ops.js';
 import { trainCommand } from './train.js';
 
@@ -158,6 +159,7 @@ export async function run(argv: string[]): Promise<number> {
     .option('--resume', 'continue from the newest checkpoint')
     .option('--backend <name>', 'js, wasm or auto', 'auto')
     .action(async (name, o) => { code = await organismsTrainCommand(name, o); });
+  steer.register(program, (c) => { code = c; });
   program
     .command('test-ops')
     .description('Run the op conformance matrix against the reference backend')
