@@ -9,6 +9,7 @@ import { organismsEvalCommand, organismsTrainCommand } from './organisms.js';
 import { patchCommand } from './patch.js';
 import { runCommand } from './run.js';
 import * as steer from './steer.js';
+import * as ablate from './ablate.js';
 import { testOpsCommand } from './test-ops.js';
 import { trainCommand } from './train.js';
 
@@ -160,6 +161,7 @@ export async function run(argv: string[]): Promise<number> {
     .option('--backend <name>', 'js, wasm or auto', 'auto')
     .action(async (name, o) => { code = await organismsTrainCommand(name, o); });
   steer.register(program, (c) => { code = c; });
+  ablate.register(program, (c) => { code = c; });
   program
     .command('test-ops')
     .description('Run the op conformance matrix against the reference backend')

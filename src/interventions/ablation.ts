@@ -98,20 +98,31 @@ export function siteHooks(model: CausalLM, site: AblationSite, layer: number): {
   }
 }
 
-/** Parses ablation data: JSONL of {prompt, answer, wrong?} or {text}, or plain text (one item per line). */
-export function parseAblationData(text: string, tok: Tokenizer, where = 'data'): AblationItem[] {
+/**
+ * Parses ablation data: JSONL of {prompt, answer, wrong?} or {text}, or plain text (one item per
+ * line); or, without a tokenizer, {ids: [...], answer: id, wrong: id} with token ids.
+ */
+export function parseAblationData(text: string, tok: Tokenizer | undefined, where = 'data'): AblationItem[] {
   const items: AblationItem[] = [];
-  const first = (s: string, field: string, at: string) => {
-    const ids = tok.encode(s, { addSpecialTokens: false });
-    if (ids.length === 0) throw new InterventionError(`${at}: '${field}' ${JSON.stringify(s)} encodes to no tokens`);
-    return ids[0]!;
+  // The answer's first token as the model reads it after the prompt (tokenizers such as
+  // SentencePiece merge across the boundary, so the answer is not encoded on its own).
+  const encode = (s: string, at: string) => {
+    if (!tok) throw new InterventionError(`${at}: text needs a tokenizer (give {"ids": [...], "answer": id, "wrong": id} or a model with a tokenizer)`);
+    return tok.encode(s);
+  };
+  const next = (prompt: number[], text: string, s: string, field: string, at: string) => {
+    const ids = encode(text + s, at);
+    let k = 0;
+    while (k < prompt.length && k < ids.length && ids[k] === prompt[k]) k++;
+    if (k >= ids.length) throw new InterventionError(`${at}: '${field}' ${JSON.stringify(s)} adds no token to the prompt`);
+    return ids[k]!;
   };
   text.split(/\r?\n/).forEach((line, i) => {
     const s = line.trim();
     if (s === '' || s.startsWith('#')) return;
     const at = `${where}:${i + 1}`;
     if (!s.startsWith('{')) {
-      items.push({ ids: tok.encode(s) });
+      items.push({ ids: encode(s, at) });
       return;
     }
     let o: Record<string, unknown>;
@@ -120,13 +131,26 @@ export function parseAblationData(text: string, tok: Tokenizer, where = 'data'):
     } catch (e) {
       throw new InterventionError(`${at}: not valid JSON (${(e as Error).message})`);
     }
-    if (typeof o.text === 'string' && o.text !== '') { items.push({ ids: tok.encode(o.text) }); return; }
-    if (typeof o.prompt !== 'string' || o.prompt === '') throw new InterventionError(`${at}: expected {"prompt", "answer", "wrong"} or {"text"}, got keys ${Object.keys(o).join(', ')}`);
+    if (typeof o.text === 'string' && o.text !== '') { items.push({ ids: encode(o.text, at) }); return; }
+    if (Array.isArray(o.ids)) {
+      const id = (v: unknown, f: string) => {
+        if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) throw new InterventionError(`${at}: '${f}' must be a token id, got ${JSON.stringify(v)}`);
+        return v;
+      };
+      const item: AblationItem = { ids: o.ids.map((v, k) => id(v, `ids[${k}]`)) };
+      if (o.answer !== undefined) item.answer = id(o.answer, 'answer');
+      if (o.wrong !== undefined) item.wrong = id(o.wrong, 'wrong');
+      items.push(item);
+      return;
+    }
+    if (typeof o.prompt !== 'string' || o.prompt === '') throw new InterventionError(`${at}: expected {"prompt", "answer", "wrong"}, {"text"} or {"ids", "answer", "wrong"}, got keys ${Object.keys(o).join(', ')}`);
     if (typeof o.answer !== 'string' || o.answer === '') throw new InterventionError(`${at}: 'answer' must be a non-empty string`);
-    const item: AblationItem = { ids: tok.encode(o.prompt), answer: first(o.answer, 'answer', at) };
+    const ids = encode(o.prompt, at);
+    const item: AblationItem = { ids, answer: next(ids, o.prompt, o.answer, 'answer', at) };
     if (o.wrong !== undefined) {
       if (typeof o.wrong !== 'string' || o.wrong === '') throw new InterventionError(`${at}: 'wrong' must be a non-empty string`);
-      item.wrong = first(o.wrong, 'wrong', at);
+      item.wrong = next(ids, o.prompt, o.wrong, 'wrong', at);
+      if (item.wrong === item.answer) throw new InterventionError(`${at}: 'answer' and 'wrong' start with the same token (${item.answer}), so their logit difference is 0`);
     }
     items.push(item);
   });
@@ -136,8 +160,10 @@ export function parseAblationData(text: string, tok: Tokenizer, where = 'data'):
 
 function checkItems(items: AblationItem[], metric: AblationMetric, model: CausalLM): void {
   if (items.length === 0) throw new InterventionError('ablation: no data items');
+  const V = model.dims.vocabSize;
   items.forEach((it, i) => {
     if (it.ids.length === 0) throw new InterventionError(`item ${i + 1}: no tokens`);
+    for (const t of [...it.ids, it.answer ?? 0, it.wrong ?? 0]) if (t >= V) throw new InterventionError(`item ${i + 1}: token id ${t} is past the vocabulary (${V})`);
     if (it.ids.length > model.dims.nCtx) throw new InterventionError(`item ${i + 1}: ${it.ids.length} tokens, past the model's context of ${model.dims.nCtx}`);
     if (metric === 'logit-diff' && (it.answer === undefined || it.wrong === undefined)) throw new InterventionError(`item ${i + 1}: metric logit-diff needs {"prompt", "answer", "wrong"}`);
     if (metric === 'accuracy' && it.answer === undefined) throw new InterventionError(`item ${i + 1}: metric accuracy needs {"prompt", "answer"}`);
