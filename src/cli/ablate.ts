@@ -14,6 +14,7 @@ import {
 } from '../interventions/ablation.js';
 import { InterventionError } from '../interventions/intervention.js';
 import { loadForCli, type ModelArgs } from './common.js';
+import { action, modelOptions } from './options.js';
 
 export interface AblateArgs extends ModelArgs {
   site: string;
@@ -28,13 +29,8 @@ export interface AblateArgs extends ModelArgs {
   html?: string;
 }
 
-export function register(program: Command, setCode: (code: number) => void): void {
-  program.command('ablate')
-    .description('Ablate each head, neuron, layer or expert in turn and report its effect on a metric over a data file')
-    .requiredOption('--model <M>', 'a local HF folder, a llama2.c .bin, a GGUF file or a hub id')
-    .option('--tokenizer <file>', 'tokenizer file (llama2.c .bin)')
-    .option('--backend <name>', 'js, wasm or auto', 'auto')
-    .option('--offline', 'use only the local cache for hub ids')
+export function register(program: Command): void {
+  modelOptions(program.command('ablate').description('Ablate each head, neuron, layer or expert in turn and report its effect on a metric over a data file'))
     .requiredOption('--site <s>', ABLATION_SITES.join(', '))
     .option('--method <m>', `${ablationMethods().join(', ')} (or a registered method)`, 'zero')
     .option('--metric <m>', ABLATION_METRICS.join(', '), 'logit-diff')
@@ -45,7 +41,7 @@ export function register(program: Command, setCode: (code: number) => void): voi
     .option('--batch-size <n>', 'items per forward pass', '32')
     .option('--json', 'print one JSON object')
     .option('--html <file>', 'write an HTML page with the heatmap of effects')
-    .action(async (o: AblateArgs) => { setCode(await ablateCommand(o)); });
+    .action(action(ablateCommand));
 }
 
 function ints(v: string | undefined, flag: string): number[] | undefined {

@@ -19,6 +19,7 @@ import {
 import { loadInterventions, saveInterventions } from '../interventions/vector-ref.js';
 import type { LoadedModel } from '../models/load.js';
 import { inputIds, loadForCli, type ModelArgs, type PromptArgs } from './common.js';
+import { action, modelOptions, promptOptions } from './options.js';
 
 export interface SteerArgs extends ModelArgs, PromptArgs {
   vector?: string;
@@ -39,15 +40,8 @@ export interface SteerArgs extends ModelArgs, PromptArgs {
   json?: boolean;
 }
 
-export function register(program: Command, setCode: (code: number) => void): void {
-  program.command('steer')
-    .description('Generate with and without a steering vector, side by side (same seed)')
-    .requiredOption('--model <M>', 'a local HF folder, a llama2.c .bin, a GGUF file or a hub id')
-    .option('--tokenizer <file>', 'tokenizer file (llama2.c .bin)')
-    .option('--backend <name>', 'js, wasm or auto', 'auto')
-    .option('--offline', 'use only the local cache for hub ids')
-    .option('--prompt <text>', 'prompt text')
-    .option('--ids <list>', 'prompt token ids, comma-separated')
+export function register(program: Command): void {
+  promptOptions(modelOptions(program.command('steer').description('Generate with and without a steering vector, side by side (same seed)')))
     .option('--vector <file>', 'a llama.cpp control vector (.gguf), a .safetensors (direction.N or one 1-D tensor) or an intervention file (.json)')
     .option('--pairs <file>', 'contrastive JSONL ({positive, negative}, {prompt, positive, negative}, CAA files or {text, label}) to compute the vector from')
     .option('--layer <L>', 'block whose residual is steered (a .gguf without --layer applies every direction)')
@@ -64,7 +58,7 @@ export function register(program: Command, setCode: (code: number) => void): voi
     .option('--top-p <p>', 'sample within probability mass p')
     .option('--seed <n>', 'random seed for sampling (the same for every column)', '0')
     .option('--json', 'print one JSON object')
-    .action(async (o: SteerArgs) => { setCode(await steerCommand(o)); });
+    .action(action(steerCommand));
 }
 
 function num(v: string | undefined, flag: string, o: { int?: boolean; min?: number } = {}): number | undefined {
