@@ -32,3 +32,15 @@ describe.each(['js', 'wasm'])('golden steering on stories260K (%s)', (backendNam
     model.dispose();
   }, 120_000);
 });
+
+describe('actlab steer --pairs on stories260K', () => {
+  it('computes the same vector from the pairs file and prints the golden steered tokens', async () => {
+    const { capture } = await import('../test/helpers/capture.js');
+    const r = await capture(['steer', '--model', GGUF, '--pairs', PAIRS, '--read', 'mean', '--layer', '2', '--strength', '0,3', '--max-new-tokens', '32', '--prompt', PROMPT, '--json', '--backend', 'wasm']);
+    expect(r.code, r.err).toBe(0);
+    const j = JSON.parse(r.out.trim());
+    expect(j.unsteered.ids).toEqual(UNSTEERED);
+    expect(j.steered.map((s: { ids: number[] }) => s.ids)).toEqual([UNSTEERED, STEERED]);
+    expect(j.hook).toBe('blocks.2.hook_resid_post');
+  }, 120_000);
+});
