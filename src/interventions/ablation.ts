@@ -229,9 +229,10 @@ function nll(x: Float32Array, target: number): number {
 
 /**
  * The mean over every real token of the data at each hook (feature-shaped), and up to `maxRows`
- * stored rows (evenly spaced) for resampling.
+ * stored rows (evenly spaced; default 2048, 0 for none) for resampling.
  */
 export function datasetStats(model: CausalLM, items: AblationItem[], hooks: string[], o: { maxRows?: number; batchSize?: number } = {}): AblationStats {
+  const maxRows = o.maxRows ?? 2048;
   const sums = new Map<string, { sum: Float64Array; n: number; rows: Float32Array[]; feat: number[] }>();
   for (const b of batches(items, o.batchSize ?? 32)) {
     const input = tensor(b.ids, [b.items.length, b.P], 'i32', { backend: model.backend });
@@ -251,7 +252,7 @@ export function datasetStats(model: CausalLM, items: AblationItem[], hooks: stri
         const r = d.subarray(off * F, (off + 1) * F);
         for (let i = 0; i < F; i++) e!.sum[i]! += r[i]!;
         e!.n++;
-        e!.rows.push(Float32Array.from(r));
+        if (maxRows > 0) e!.rows.push(Float32Array.from(r));
       };
       if (expert) for (let i = 0; i < t.shape[0]!; i++) take(i);
       else b.items.forEach((it, r) => { for (let j = b.P - it.ids.length; j < b.P; j++) take(r * b.P + j); });
@@ -259,11 +260,11 @@ export function datasetStats(model: CausalLM, items: AblationItem[], hooks: stri
     cache.dispose();
   }
   const stats: AblationStats = { mean: new Map(), source: new Map() };
-  const maxRows = o.maxRows ?? 2048;
   for (const h of hooks) {
     const e = sums.get(h);
     if (!e || e.n === 0) continue;
     stats.mean.set(h, { shape: e.feat, data: Float32Array.from(e.sum, (x) => x / e.n) });
+    if (maxRows === 0) continue;
     const step = Math.max(1, Math.ceil(e.rows.length / maxRows));
     const kept = e.rows.filter((_, i) => i % step === 0);
     const F = e.sum.length;
@@ -316,7 +317,9 @@ export function ablationSweep(model: CausalLM, items: AblationItem[], o: Ablatio
     }
   }
   const allHooks = [...new Set(plan.flatMap((p) => p.hooks))];
-  const stats: AblationStats = method.needs.length ? datasetStats(model, items, allHooks, { batchSize: o.batchSize }) : { mean: new Map(), source: new Map() };
+  const stats: AblationStats = method.needs.length
+    ? datasetStats(model, items, allHooks, { batchSize: o.batchSize, maxRows: method.needs.includes('source') ? undefined : 0 })
+    : { mean: new Map(), source: new Map() };
   const clean = evaluateMetric(model, items, o.metric, o.batchSize);
   const effects: AblationResult['effects'] = [];
   plan.forEach((u, i) => {
