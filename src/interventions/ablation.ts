@@ -13,6 +13,7 @@
 //   experts  blocks.L.mlp.experts.E.hook_post (the expert's output for its routed tokens)
 // Metrics, on the last position of each prompt (or every position of a text, for loss):
 //   logit-diff  logit(answer) − logit(wrong);  loss  cross-entropy;  accuracy  argmax == answer.
+import type { HookFilter, HookFn } from '../hooks/hook-point.js';
 import { runWithCache } from '../hooks/run.js';
 import { tensor } from '../ops/creation.js';
 import type { CausalLM } from '../models/model.js';
@@ -48,10 +49,18 @@ export interface AblationUnit {
   hooks: string[];
 }
 
+/**
+ * An ablation method: interventions for a unit (zero, mean, resample), or, for methods that
+ * depend on each input (context-aware ones), hooks made per evaluation batch from its token rows.
+ */
 export interface AblationMethod {
   /** Dataset statistics the method needs (computed once, before the sweep). */
   needs: ('mean' | 'source')[];
-  interventions(u: AblationUnit, stats: AblationStats, model: CausalLM): Intervention[];
+  /** Once before the sweep: the method's own state from the data (e.g. a table of context means). */
+  prepare?(model: CausalLM, items: AblationItem[], hooks: string[]): unknown;
+  interventions?(u: AblationUnit, stats: AblationStats, model: CausalLM): Intervention[];
+  /** Hooks for one batch; `ids` are its rows, left-padded to one length with each row's first token. */
+  hooks?(u: AblationUnit, c: { model: CausalLM; stats: AblationStats; state: unknown; ids: number[][] }): [HookFilter, HookFn][];
 }
 
 function unitSpec(u: AblationUnit): Intervention['unit'] {
@@ -186,12 +195,19 @@ function batches(items: AblationItem[], size: number): { items: AblationItem[]; 
   return out;
 }
 
-/** The metric over every item (averaged over items; a text's loss averages its tokens first). */
-export function evaluateMetric(model: CausalLM, items: AblationItem[], metric: AblationMetric, batchSize = 32): number {
+/**
+ * The metric over every item (averaged over items; a text's loss averages its tokens first).
+ * `hooksFor` gives hooks for each batch from its (left-padded) token rows.
+ */
+export function evaluateMetric(
+  model: CausalLM, items: AblationItem[], metric: AblationMetric, batchSize = 32, hooksFor?: (ids: number[][]) => [HookFilter, HookFn][],
+): number {
   let total = 0;
   for (const b of batches(items, batchSize)) {
     const input = tensor(b.ids, [b.items.length, b.P], 'i32', { backend: model.backend });
-    const logits = model.forward(input, { attentionMask: b.items.length > 1 ? b.mask : undefined });
+    const rows = Array.from({ length: b.items.length }, (_, r) => b.ids.slice(r * b.P, (r + 1) * b.P));
+    const fwd = () => model.forward(input, { attentionMask: b.items.length > 1 ? b.mask : undefined });
+    const logits = hooksFor ? model.withHooks(hooksFor(rows), fwd) : fwd();
     input.dispose();
     const l = logits.dataSync() as Float32Array;
     logits.dispose();
@@ -320,14 +336,18 @@ export function ablationSweep(model: CausalLM, items: AblationItem[], o: Ablatio
   const stats: AblationStats = method.needs.length
     ? datasetStats(model, items, allHooks, { batchSize: o.batchSize, maxRows: method.needs.includes('source') ? undefined : 0 })
     : { mean: new Map(), source: new Map() };
+  if (!method.interventions && !method.hooks) throw new InterventionError(`ablation method '${o.method}' gives neither interventions nor hooks`);
+  const state = method.prepare?.(model, items, allHooks);
   const clean = evaluateMetric(model, items, o.metric, o.batchSize);
   const effects: AblationResult['effects'] = [];
   plan.forEach((u, i) => {
     const present = u.hooks.filter((h) => !method.needs.length || stats.mean.has(h));
     let m = clean;
-    if (present.length) {
+    if (present.length && method.interventions) {
       const ivs = method.interventions({ ...u, hooks: present }, stats, model);
       m = withInterventions(model, ivs, () => evaluateMetric(model, items, o.metric, o.batchSize));
+    } else if (present.length) {
+      m = evaluateMetric(model, items, o.metric, o.batchSize, (ids) => method.hooks!({ ...u, hooks: present }, { model, stats, state, ids }));
     }
     effects.push({ layer: u.layer, unit: u.unit, metric: m, effect: m - clean });
     o.onProgress?.(i + 1, plan.length);
