@@ -5,7 +5,8 @@ export * from './ops/index.js';
 export * from './backends/index.js';
 export { Tensor, type TensorData } from './tensor/tensor.js';
 export { DTYPES, type DType } from './tensor/dtype.js';
-export { ShapeError, DTypeError, DisposedError } from './tensor/errors.js';
+export { ShapeError, DTypeError, DisposedError, OutOfMemoryError } from './tensor/errors.js';
+export { liveTensors, type LiveTensors, type LiveOrigin } from './tensor/live.js';
 export {
   initBackend, getBackend, setDefaultBackend, defaultBackendName, registerBackend, registeredBackends,
   disposeBackends, tidy, keep,

@@ -28,7 +28,7 @@ import { parseMatrixFile } from '../analysis/matrix-file.js';
 import { ActivationStore } from '../store/reader.js';
 import { disposeBackends } from '../tensor/engine.js';
 import type { LoadedModel } from '../models/load.js';
-import { inputIds, loadForCli, type ModelArgs, type PromptArgs } from './common.js';
+import { checkContext, inputIds, loadForCli, pickBackend, type ModelArgs, type PromptArgs } from './common.js';
 import { DEFAULT_PROMPT } from './inspect.js';
 import { action, int, modelOptions, num, promptOptions } from './options.js';
 
@@ -107,14 +107,18 @@ function promptIds(o: AnalyzeArgs, m: LoadedModel): { ids: number[]; text?: stri
 
 async function analyze(name: string, o: AnalyzeArgs): Promise<unknown> {
   if (!(ANALYSES as readonly string[]).includes(name)) throw new Error(`unknown analysis '${name}' (have ${ANALYSES.join(', ')})`);
-  const load = (model: string) => loadForCli({ model, tokenizer: o.tokenizer, backend: o.backend, offline: o.offline });
+  const load = (model: string, tokenizer = o.tokenizer) => loadForCli({ model, tokenizer, backend: o.backend, offline: o.offline });
   if (name === 'neurons') {
     if (!o.store || !o.hook || o.neuron === undefined) throw new Error('neurons: give --store DIR --hook NAME --neuron N');
+    // --model only decodes the examples' tokens; without it the examples are token ids.
     const m = o.model ? await load(o.model) : undefined;
-    const store = await ActivationStore.open(o.store);
-    const r = await topActivatingExamples(store, { hook: o.hook, neuron: o.neuron, k: o.topK, facets: o.facets, tokenizer: m?.tokenizer, seed: o.seed });
-    m?.model.dispose();
-    return r;
+    try {
+      const store = await ActivationStore.open(o.store);
+      const backend = m?.model.backend ?? await pickBackend(o.backend);
+      return await topActivatingExamples(store, { hook: o.hook, neuron: o.neuron, k: o.topK, facets: o.facets, tokenizer: m?.tokenizer, seed: o.seed, backend });
+    } finally {
+      m?.model.dispose();
+    }
   }
   if (name === 'massive' && o.checkpoint?.length) {
     const models = [];
@@ -131,7 +135,8 @@ async function analyze(name: string, o: AnalyzeArgs): Promise<unknown> {
     if (name === 'induction') {
       return inductionScores(m.model, { length: o.length, sequences: o.sequences, threshold: o.threshold, seed: o.seed, bos: tok ? tok.bosId : undefined });
     }
-    const { ids } = promptIds(o, m);
+    const { ids, text } = promptIds(o, m);
+    checkContext(m, ids.length);
     switch (name) {
       case 'massive': return massiveActivations(m.model, ids, { absThreshold: o.absThreshold, ratioThreshold: o.ratioThreshold, tokenizer: tok });
       case 'sinks': return attentionSinks(m.model, ids, { epsilon: o.epsilon, cosThreshold: o.cos, tokenizer: tok });
@@ -154,8 +159,10 @@ async function analyze(name: string, o: AnalyzeArgs): Promise<unknown> {
           return { stimuli: ids.length, recording: { file: o.recording, rows: rec.rows, cols: rec.cols }, layers: a.labels.map((label, i) => ({ layer: label, ...compareRepresentations(a.matrices[i]!, rec, { ...sub, methods }) })) };
         }
         if (o.against) {
-          const m2 = await load(o.against);
+          const m2 = await load(o.against, undefined);
           try {
+            checkSameInput(m, m2, ids, text);
+            checkContext(m2, ids.length, `--against ${o.against}`);
             const b = layerRepresentations(m2.model, ids);
             return { stimuli: ids.length, rows: a.labels, cols: b.labels, grids: Object.fromEntries(methods.map((x) => [x, similarityGrid(a.matrices, b.matrices, x, sub)])) };
           } finally {
@@ -168,6 +175,30 @@ async function analyze(name: string, o: AnalyzeArgs): Promise<unknown> {
     throw new Error(`unknown analysis '${name}'`);
   } finally {
     m.model.dispose();
+  }
+}
+
+/**
+ * Refuses to compare two models on one list of ids unless those ids mean the same text to both:
+ * the second model's tokenizer must encode the prompt to the same ids (or, without tokenizers,
+ * the vocabularies must have one size).
+ */
+export function checkSameInput(m: LoadedModel, m2: LoadedModel, ids: readonly number[], text: string | undefined): void {
+  const t1 = m.tokenizer;
+  const t2 = m2.tokenizer;
+  if (t1 && t2) {
+    const prompt = text ?? t1.decode(ids, { skipSpecialTokens: true });
+    const a = t1.encode(prompt);
+    const b = t2.encode(prompt);
+    if (a.length !== b.length || a.some((x, i) => x !== b[i])) {
+      throw new Error(`similarity --against: ${m2.source} has another tokenizer than ${m.source} (the prompt is ${b.length} tokens [${b.slice(0, 6).join(', ')}${b.length > 6 ? ', …' : ''}] for it, `
+        + `${a.length} tokens [${a.slice(0, 6).join(', ')}${a.length > 6 ? ', …' : ''}] for the first); the two would read different texts, so their layers cannot be compared token by token`);
+    }
+    return;
+  }
+  if (t1 || t2) process.stderr.write(`actlab: similarity --against: ${(t1 ? m2 : m).source} has no tokenizer, so the ids are assumed to mean the same text to both models\n`);
+  if (m.model.dims.vocabSize !== m2.model.dims.vocabSize) {
+    throw new Error(`similarity --against: ${m2.source} has a vocabulary of ${m2.model.dims.vocabSize} tokens and ${m.source} of ${m.model.dims.vocabSize}; the same ids would be different texts to them`);
   }
 }
 

@@ -44,6 +44,16 @@ export async function loadForCli(a: ModelArgs): Promise<LoadedModel> {
   }
 }
 
+/** The weights' resident size beside their size in the file (JSON and one line of text). */
+export function weightMemory(m: LoadedModel): { json: Record<string, number>; text: string } {
+  const w = m.model.weightMemory();
+  const mb = (n: number) => `${(n / 2 ** 20).toFixed(n < 2 ** 20 ? 2 : 1)} MiB`;
+  return {
+    json: { resident_bytes: w.bytes, file_bytes: m.fileBytes, quantized_matrices: w.quantized },
+    text: `weights: ${mb(w.bytes)} resident (${(w.bytes / Math.max(1, m.fileBytes)).toFixed(2)}x the file's ${mb(m.fileBytes)})${w.quantized ? `, ${w.quantized} matrices kept quantized` : ''}`,
+  };
+}
+
 /** Token ids from --ids (list or "1,2,3") or --prompt TEXT (which needs a tokenizer); never both. */
 export function inputIds(o: PromptArgs, m: LoadedModel, addSpecialTokens = true, flags = { prompt: '--prompt', ids: '--ids' }): number[] {
   if (o.ids !== undefined && o.prompt !== undefined) throw new Error(`give ${flags.prompt} or ${flags.ids}, not both`);

@@ -4,9 +4,8 @@
 // With no --model it loads the default model (the induction organism, models/organisms/induction); when that folder is
 // missing it runs, and says so loudly, on the built-in hand-wired induction model.
 import '../backends/index.js';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { deflateSync } from 'node:zlib';
 import type { Command } from 'commander';
 import { parseHTML } from 'linkedom';
@@ -20,8 +19,9 @@ import { reportText } from '../report/text.js';
 import { disposeBackends, initBackend } from '../tensor/engine.js';
 import type { CausalLM } from '../models/model.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
-import { checkContext, inputIds, loadForCli, pickBackend, type ModelArgs, type PromptArgs } from './common.js';
+import { checkContext, inputIds, loadForCli, pickBackend, weightMemory, type ModelArgs, type PromptArgs } from './common.js';
 import { action, int, modelOptions, promptOptions } from './options.js';
+import { packageRoot } from './package-info.js';
 
 const QUICK = ['matmul f32', 'softmax f32', 'layerNorm f32', 'rmsNorm f32', 'rope half f32', 'attention f32', 'gelu_tanh f32', 'add f32', 'dequantize'];
 
@@ -51,16 +51,6 @@ export function register(program: Command): void {
     .action(action(inspectCommand));
 }
 
-/** The folder holding package.json of actlab, from this file's location (src/ or dist/src/). */
-export function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 6; i++) {
-    const p = join(dir, 'package.json');
-    if (existsSync(p) && (JSON.parse(readFileSync(p, 'utf8')) as { name?: string }).name === 'actlab') return dir;
-    dir = dirname(dir);
-  }
-  throw new Error('actlab: cannot find the package root (package.json) from the CLI location');
-}
 
 export function defaultModelDir(): string {
   return join(packageRoot(), 'models', 'organisms', 'induction');
@@ -111,6 +101,7 @@ interface Subject {
   warning?: string;
   ids: number[];
   text?: string;
+  memory?: ReturnType<typeof weightMemory>;
 }
 
 async function subject(o: InspectArgs): Promise<Subject> {
@@ -139,7 +130,7 @@ async function subject(o: InspectArgs): Promise<Subject> {
     text = o.prompt;
   }
   checkContext(m, ids.length);
-  return { model: m.model, tokenizer: m.tokenizer, source: m.source, ids, text };
+  return { model: m.model, tokenizer: m.tokenizer, source: m.source, ids, text, memory: weightMemory(m) };
 }
 
 export async function inspectCommand(o: InspectArgs): Promise<number> {
@@ -152,6 +143,7 @@ export async function inspectCommand(o: InspectArgs): Promise<number> {
     });
     const engine = o.engine === false ? null : await engineCheck(o.check ?? ['js', 'wasm']);
     if (engine) { report.json.engine = engine; ok = engine.ok; }
+    if (s.memory) report.json.memory = s.memory.json;
     if (o.html || o.figures) {
       const { document } = parseHTML('<!doctype html><html><head></head><body></body></html>');
       const figs = makeFigures(report, document as unknown as Document, { deflate: (raw) => new Uint8Array(deflateSync(raw, { level: 9 })) });
@@ -175,6 +167,7 @@ export async function inspectCommand(o: InspectArgs): Promise<number> {
     if (o.json) console.log(JSON.stringify(report.json));
     else {
       console.log(reportText(report.json));
+      if (s.memory) console.log(s.memory.text);
       if (engine) { console.log(); console.log(engineText(engine)); }
     }
     s.model.dispose();

@@ -10,14 +10,33 @@ import * as inspect from './inspect.js';
 import * as organisms from './organisms.js';
 import * as patch from './patch.js';
 import * as runCmd from './run.js';
+import * as sae from './sae.js';
 import * as skipLayers from './skip-layers.js';
 import * as testOps from './test-ops.js';
 import * as tokenize from './tokenize.js';
 import * as train from './train.js';
+import { packageVersion } from './package-info.js';
 
-export async function run(argv: string[]): Promise<number> {
+/**
+ * Writing to a closed pipe (`actlab test-ops --json | head -2`) ends the command quietly with
+ * status 0, as `head` asked for no more; any other stream error is still thrown.
+ */
+export function endQuietlyOnClosedPipe(): void {
+  for (const stream of [process.stdout, process.stderr]) {
+    if (stream.listeners('error').some((l) => (l as { actlabPipe?: boolean }).actlabPipe)) continue;
+    const onError = Object.assign((e: NodeJS.ErrnoException) => {
+      if (e.code !== 'EPIPE') throw e;
+      process.exit(0);
+    }, { actlabPipe: true });
+    stream.on('error', onError);
+  }
+}
+
+/** The `actlab` program with every command registered. */
+export function buildProgram(): Command {
   const program = new Command('actlab')
     .description('An activation laboratory for neural networks.')
+    .version(packageVersion(), '-V, --version', "print actlab's version")
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
   inspect.register(program);
@@ -32,6 +51,13 @@ export async function run(argv: string[]): Promise<number> {
   testOps.register(program);
   tokenize.register(program);
   skipLayers.register(program);
+  sae.register(program);
+  return program;
+}
+
+export async function run(argv: string[]): Promise<number> {
+  endQuietlyOnClosedPipe();
+  const program = buildProgram();
   try {
     await program.parseAsync(argv, { from: 'user' });
   } catch (e) {

@@ -12,7 +12,7 @@ import { loadModel } from '../models/load.js';
 import { evaluateOrganism, ORGANISMS, trainOrganism, type OrganismName } from '../organisms/index.js';
 import { disposeBackends } from '../tensor/engine.js';
 import { pickBackend } from './common.js';
-import { packageRoot } from './inspect.js';
+import { packageRoot } from './package-info.js';
 import { action, backendOption, int } from './options.js';
 
 const defaultDir = (name: string) => join(packageRoot(), 'models', 'organisms', name);

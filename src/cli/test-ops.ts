@@ -3,8 +3,9 @@ import '../backends/index.js';
 import { Option, type Command } from 'commander';
 import { action } from './options.js';
 import { initBackend, disposeBackends } from '../tensor/engine.js';
-import { runConformance, summarize } from '../conformance/runner.js';
-import { runGradConformance, summarizeGrad } from '../conformance/grad.js';
+import { runConformance, selectVariants, summarize } from '../conformance/runner.js';
+import { gradVariants, runGradConformance, summarizeGrad } from '../conformance/grad.js';
+import { registeredBackends } from '../tensor/engine.js';
 
 export function register(program: Command): void {
   program
@@ -18,9 +19,22 @@ export function register(program: Command): void {
     .action(action(testOpsCommand));
 }
 
+/** Refuses an --op that selects no case and a --backend that is not registered, before anything runs. */
+export function checkSelection(o: { op?: string[]; backend: string[]; mode?: string }): void {
+  const select = o.mode === 'grad' ? gradVariants : selectVariants;
+  const all = select();
+  for (const name of o.op ?? []) {
+    if (select({ ops: [name] }).length > 0) continue;
+    const ops = [...new Set(all.map((v) => v.op))].sort();
+    throw new Error(`test-ops: --op '${name}' matches no ${o.mode === 'grad' ? 'gradient ' : ''}case (ops: ${ops.join(', ')}; a label substring such as 'matmul f16' also works)`);
+  }
+  const known = registeredBackends();
+  for (const b of o.backend) if (!known.includes(b)) throw new Error(`test-ops: --backend '${b}' is not a backend (have ${known.join(', ')})`);
+}
+
 export async function testOpsCommand(o: { op?: string[]; backend: string[]; json?: boolean; verbose?: boolean; mode?: string }): Promise<number> {
+  checkSelection(o);
   if (o.mode === 'grad') return testGradCommand(o);
-  if (o.mode && o.mode !== 'test') throw new Error(`test-ops: unknown mode '${o.mode}' (test or grad)`);
   const ref = await initBackend('js');
   let failed = 0;
   try {

@@ -1,5 +1,10 @@
-// Interventions: one composable, serialisable description of every change to activations
-// (steering, ablation, clamping, resampling), compiled against a model into hooks.
+// Interventions on activations (the `actlab/interventions` entry point): one composable,
+// serialisable description of every change to activations (steering, ablation, clamping,
+// resampling) compiled against a model into hooks; activation and attribution patching.
+export {
+  activationPatching, attributionPatching, correlation, type PatchSite, type PatchingResult,
+} from './patching.js';
+export { logitDiff } from './metrics.js';
 export {
   parseIntervention, parseInterventions, interventionsToJSON, InterventionError, INTERVENTION_OPS,
   type Intervention, type InterventionFile, type Operation, type InterventionOp, type PositionSpec, type UnitSpec, type ValueRef, type VectorRef,

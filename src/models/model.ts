@@ -124,6 +124,15 @@ export abstract class CausalLM {
     throw new Error(`${this.dims.arch}: this model keeps no WeightMap, so it has no parameters to list`);
   }
 
+  /**
+   * Bytes the weights take in memory, quantized blocks at their size, and how many weights are
+   * held quantized (0 for a model of float tensors).
+   */
+  weightMemory(): { bytes: number; quantized: number } {
+    for (const v of Object.values(this)) if (v instanceof WeightMap) return { bytes: v.bytes(), quantized: v.quantizedCount() };
+    return { bytes: 0, quantized: 0 };
+  }
+
   /** The checkpoint's config (config.json), as the architecture was built from it. */
   get hfConfig(): Record<string, unknown> {
     const c = (this as unknown as { config?: Record<string, unknown> }).config;

@@ -14,7 +14,7 @@ import { writeBytesAtomic, type FileStore, type WriteSink } from '../io/file-sto
 import { keep, tidy } from '../tensor/engine.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { CausalLM } from '../models/model.js';
-import { clipFactor, globalNorm, gradNorms } from './clip.js';
+import { clipFactor, globalNorm, gradNormsAsync } from './clip.js';
 import { latestCheckpoint, loadCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.js';
 import { crossEntropy } from './loss.js';
 import { AdamW, defaultGroups, Sgd, type Optimizer } from './optim.js';
@@ -214,11 +214,12 @@ export async function train(model: CausalLM, data: readonly ArrayLike<number>[],
             for (let j = 0; j < T; j++) { ids[b * T + j] = ex[j]!; tgt[b * T + j] = counted[j] ? ex[j + 1]! : IGNORE; }
           }
           const mark = tapeMark();
+          let lossT: Tensor | null = null;
           try {
             tidy(() => {
               const logits = model.forward(tensor(ids, [o.batchSize, T], 'i32', { backend }));
               const l = crossEntropy(logits, tensor(tgt, [o.batchSize, T], 'i32', { backend }), { ignoreIndex: IGNORE });
-              lossSum += l.item();
+              lossT = keep(l);
               const gs = grad(accum === 1 ? l : mul(l, 1 / accum), list.map(([, p]) => p));
               list.forEach(([n], i) => {
                 const prev = acc.get(n);
@@ -226,12 +227,15 @@ export async function train(model: CausalLM, data: readonly ArrayLike<number>[],
                 prev?.dispose();
               });
             });
+            // Read asynchronously, so training runs on every backend (WebGPU has no synchronous read).
+            lossSum += (await lossT!.data())[0] as number;
           } finally {
+            (lossT as Tensor | null)?.dispose();
             clearTape(mark - 1);
           }
         }
         loss = lossSum / accum;
-        const norms = gradNorms(acc);
+        const norms = await gradNormsAsync(acc);
         if (!Number.isFinite(loss)) stop(`the loss is ${loss}`, norms);
         const badGrad = [...norms].find(([, v]) => !Number.isFinite(v));
         if (badGrad) stop(`the gradient of '${badGrad[0]}' is not finite (norm ${badGrad[1]})`, norms);
