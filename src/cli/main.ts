@@ -12,6 +12,8 @@ import * as patch from './patch.js';
 import * as runCmd from './run.js';
 import * as sae from './sae.js';
 import * as skipLayers from './skip-layers.js';
+import * as steer from './steer.js';
+import * as ablate from './ablate.js';
 import * as testOps from './test-ops.js';
 import * as tokenize from './tokenize.js';
 import * as train from './train.js';
@@ -52,6 +54,8 @@ export function buildProgram(): Command {
   tokenize.register(program);
   skipLayers.register(program);
   sae.register(program);
+  steer.register(program);
+  ablate.register(program);
   return program;
 }
 
