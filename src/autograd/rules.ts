@@ -10,6 +10,7 @@ import { arange, zeros } from '../ops/creation.js';
 import * as E from '../ops/elementwise.js';
 import { matmul } from '../ops/linalg.js';
 import { gather, rope, scatterAdd } from '../ops/nn.js';
+import { dequantize } from '../ops/quant.js';
 import { cumsum, mean, sum } from '../ops/reduce.js';
 import { attentionBackward } from './attention.js';
 
@@ -284,6 +285,20 @@ export const RULES: { [K in OpName]?: Rule<K> } = {
   attention: {
     save: (op) => ({ inputs: op.masked ? [0, 1, 2, 3] : [0, 1, 2], outputs: op.returnProbs ? [1] : [] }),
     backward: (op, c, g) => attentionBackward(op, c, g),
+  },
+  qmatmul: {
+    save: () => ({ inputs: [1] }),
+    // y = x Wᵀ with W quantized: dx = g W (W dequantized for the product); the blocks get none.
+    backward: (op, c, [g]) => {
+      if (!g || !c.needs(0)) return [null, null];
+      const [M, K] = c.inShape(0) as [number, number];
+      const N = c.outShape(0)[1]!;
+      const w = dequantize(c.input(1), op.type, [N, K]);
+      const gx = matmul(g, w);
+      w.dispose();
+      if (gx.shape[0] !== M) throw new Error(`qmatmul backward: gradient rows ${gx.shape[0]} vs ${M}`);
+      return [gx, null];
+    },
   },
   // fill has no inputs; dequantize has no gradient (the tape names it when one is asked for).
 };

@@ -6,6 +6,7 @@ import { disposeBackends } from '../tensor/engine.js';
 import { evaluateSae } from '../sae/eval.js';
 import { loadSaeFromHub, loadSaeLens, type LoadedSae } from '../sae/saelens.js';
 import { loadForCli } from './common.js';
+import { action } from './options.js';
 
 export interface SaeEvalArgs {
   sae: string;
@@ -57,7 +58,7 @@ export async function saeEvalCommand(a: SaeEvalArgs): Promise<number> {
   }
 }
 
-export function registerSaeEval(sae: Command, done: (code: number) => void): void {
+export function registerSaeEval(sae: Command): void {
   sae.command('eval').description('Splice an SAE into its model over a store\'s contexts: L0, FVU, CE loss recovered, dead/dense features')
     .requiredOption('--sae <dir>', 'an SAELens folder (cfg.json + sae_weights.safetensors) or hf:ORG/REPO/FOLDER')
     .requiredOption('--store <dir>', 'activation store whose contexts are evaluated')
@@ -69,5 +70,5 @@ export function registerSaeEval(sae: Command, done: (code: number) => void): voi
     .option('--contexts <n>', 'contexts evaluated', '32')
     .option('--batch-size <n>', 'contexts per forward pass', '8')
     .option('--json', 'print one JSON object')
-    .action(async (o) => { done(await saeEvalCommand(o)); });
+    .action(action(saeEvalCommand));
 }

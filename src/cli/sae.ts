@@ -11,6 +11,7 @@ import { SaeDivergedError, trainSae, type SaeStepInfo } from '../sae/train.js';
 import type { SaeArchitecture } from '../sae/config.js';
 import { pickBackend } from './common.js';
 import { registerSaeEval } from './sae-eval.js';
+import { action } from './options.js';
 
 const ARCHS: Record<string, SaeArchitecture> = {
   'relu-l1': 'standard', standard: 'standard', topk: 'topk', batchtopk: 'batchtopk', jumprelu: 'jumprelu',
@@ -156,7 +157,7 @@ export async function saeTrainCommand(a: SaeTrainArgs): Promise<number> {
   }
 }
 
-export function register(program: Command, done: (code: number) => void = (c) => { process.exitCode = c; }): void {
+export function register(program: Command): void {
   const sae = program.command('sae').description('Sparse autoencoders and transcoders: train on an activation store, evaluate, inspect features (SAELens format)');
   sae.command('train').description('Train an SAE (or transcoder) on a stored hook; writes cfg.json + sae_weights.safetensors (SAELens) into --out')
     .requiredOption('--store <dir>', 'activation store (actlab cache)')
@@ -184,6 +185,6 @@ export function register(program: Command, done: (code: number) => void = (c) =>
     .option('--resume', 'continue from the newest checkpoint in DIR/checkpoints')
     .option('--backend <name>', 'js, wasm or auto', 'auto')
     .option('--json', 'print a JSON summary')
-    .action(async (o) => { done(await saeTrainCommand(o)); });
-  registerSaeEval(sae, done);
+    .action(action(saeTrainCommand));
+  registerSaeEval(sae);
 }

@@ -3,13 +3,13 @@
 // grouped-query attention with optional q/k/v bias (Qwen2), SwiGLU MLP, optional tied unembedding.
 // Gemma, Mixtral and Qwen2-MoE reuse its parts with their differences in their own files.
 import { mul } from '../ops/elementwise.js';
-import { gather } from '../ops/nn.js';
 import type { Backend } from '../backends/backend.js';
+import type { QuantizedTensor } from '../tensor/quantized.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { ConfigError, needInt, num, pick } from './config.js';
 import { attend, type RopeInputs } from './layers/attention.js';
 import { blockHookPoints, sequentialBlock } from './layers/block.js';
-import { project, type Linear } from './layers/linear.js';
+import { embedRows, project, type Linear } from './layers/linear.js';
 import { activation, runMlp, type Mlp } from './layers/mlp.js';
 import { applyNorm, type Norm } from './layers/norm.js';
 import { readRopeConfig, RopeTable } from './layers/rope.js';
@@ -38,9 +38,8 @@ export interface LlamaAttn {
 }
 
 export function loadLlamaAttn(w: WeightMap, p: string, dm: ModelDims, bias: boolean, oBias = false): LlamaAttn {
-  const lin = (n: string, out: number, inp: number, b: boolean): Linear => ({
-    layout: 'out_in', weight: w.get(`${p}.${n}.weight`, [out, inp]), bias: b ? w.get(`${p}.${n}.bias`, [out]) : w.maybe(`${p}.${n}.bias`, [out]),
-  });
+  const lin = (n: string, out: number, inp: number, b: boolean): Linear =>
+    w.linear(`${p}.${n}.weight`, [out, inp], 'out_in', b ? w.get(`${p}.${n}.bias`, [out]) : w.maybe(`${p}.${n}.bias`, [out]));
   return {
     q: lin('q_proj', dm.nHeads * dm.dHead, dm.dModel, bias),
     k: lin('k_proj', dm.nKvHeads * dm.dHead, dm.dModel, bias),
@@ -55,8 +54,8 @@ export abstract class RotaryDecoder extends CausalLM {
   protected abstract readonly attn: LlamaAttn[];
   protected abstract readonly norms: { ln1: Norm; ln2: Norm }[];
   protected abstract readonly lnF: Norm;
-  protected abstract readonly embedTokens: Tensor;
-  protected abstract readonly lmHead: Tensor;
+  protected abstract readonly embedTokens: Tensor | QuantizedTensor;
+  protected abstract readonly lmHead: Tensor | QuantizedTensor;
   protected abstract readonly rope: RopeTable;
   protected abstract readonly weights: WeightMap;
   /** Multiplies the token embeddings (Gemma: sqrt(d_model)). */
@@ -73,7 +72,7 @@ export abstract class RotaryDecoder extends CausalLM {
   }
 
   protected embed(ids: Tensor, c: ForwardContext): Tensor {
-    let x = gather(this.embedTokens, ids);
+    let x = embedRows(this.embedTokens, ids);
     if (this.embedScale !== 1) x = mul(x, this.embedScale); // a scalar of x's dtype, as transformers rounds it
     return c.hooks.at('hook_embed', x); // [batch, pos, d_model]
   }
@@ -146,8 +145,8 @@ export class Llama extends RotaryDecoder {
   protected readonly attn: LlamaAttn[];
   protected readonly norms: { ln1: Norm; ln2: Norm }[];
   protected readonly lnF: Norm;
-  protected readonly embedTokens: Tensor;
-  protected readonly lmHead: Tensor;
+  protected readonly embedTokens: Tensor | QuantizedTensor;
+  protected readonly lmHead: Tensor | QuantizedTensor;
   protected readonly rope: RopeTable;
   private readonly ffs: FeedForward[];
   private readonly variant: LlamaVariant;
@@ -181,8 +180,8 @@ export class Llama extends RotaryDecoder {
       }
     }
     this.lnF = rmsNorm(w, 'model.norm.weight', dm.dModel, eps, off);
-    this.embedTokens = w.get('model.embed_tokens.weight', [dm.vocabSize, dm.dModel]);
-    this.lmHead = w.maybe('lm_head.weight', [dm.vocabSize, dm.dModel]) ?? this.embedTokens;
+    this.embedTokens = w.matrix('model.embed_tokens.weight', [dm.vocabSize, dm.dModel]);
+    this.lmHead = w.maybeMatrix('lm_head.weight', [dm.vocabSize, dm.dModel]) ?? this.embedTokens;
     if (!w.has('lm_head.weight') && config.tie_word_embeddings === false) {
       throw new ConfigError(`${arch}: lm_head.weight is missing and tie_word_embeddings is false`);
     }
@@ -200,6 +199,6 @@ export class Llama extends RotaryDecoder {
 
 /** gate_proj / up_proj / down_proj of a gated MLP in HF layout. */
 export function swiGlu(w: WeightMap, p: string, d: number, dMlp: number, act: Mlp['act'], bias = false): Mlp {
-  const lin = (n: string, out: number, inp: number): Linear => ({ layout: 'out_in', weight: w.get(`${p}.${n}.weight`, [out, inp]), bias: bias ? w.get(`${p}.${n}.bias`, [out]) : undefined });
+  const lin = (n: string, out: number, inp: number): Linear => w.linear(`${p}.${n}.weight`, [out, inp], 'out_in', bias ? w.get(`${p}.${n}.bias`, [out]) : undefined);
   return { in: lin('gate_proj', dMlp, d), up: lin('up_proj', dMlp, d), out: lin('down_proj', d, dMlp), act };
 }

@@ -83,6 +83,12 @@ export abstract class CausalLM {
    */
   /** Hooks that apply to every call until removed (see `withHooks`). */
   readonly persistentHooks = new Hooks();
+  /**
+   * Blocks every forward pass skips (their residual passes through unchanged, their hooks do not
+   * fire, their KV cache stays empty): layer skipping (src/interventions/layer-skip.ts). Change it
+   * only between generations.
+   */
+  readonly skippedLayers = new Set<number>();
 
   /**
    * Runs `fn` with `hooks` added to every forward pass it makes (generation included), and removes
@@ -116,6 +122,15 @@ export abstract class CausalLM {
     // Every architecture keeps its WeightMap as a field (the constructor's `w` / `weights`).
     for (const v of Object.values(this)) if (v instanceof WeightMap) return v.entries();
     throw new Error(`${this.dims.arch}: this model keeps no WeightMap, so it has no parameters to list`);
+  }
+
+  /**
+   * Bytes the weights take in memory, quantized blocks at their size, and how many weights are
+   * held quantized (0 for a model of float tensors).
+   */
+  weightMemory(): { bytes: number; quantized: number } {
+    for (const v of Object.values(this)) if (v instanceof WeightMap) return { bytes: v.bytes(), quantized: v.quantizedCount() };
+    return { bytes: 0, quantized: 0 };
   }
 
   /** The checkpoint's config (config.json), as the architecture was built from it. */
@@ -153,6 +168,7 @@ export abstract class CausalLM {
     hooks.position = past;
     return tidy(() => {
       const c = this.context(batch, pos, past, hooks, o);
+      if (!hooks.empty) hooks.tokenPositions = tokenPositions(c);
       // On CPU backends the ids are checked here for a clear error; GPU backends check in their gather.
       if (start === 0 && input.rank === 2 && this.backend.synchronous) {
         const vocab = this.dims.vocabSize;
@@ -162,7 +178,7 @@ export abstract class CausalLM {
       }
       this.prepare(c);
       let x = start === 0 ? this.embed(input, c) : input.share();
-      for (let l = start; l < stop; l++) x = this.block(l, x, c);
+      for (let l = start; l < stop; l++) if (!this.skippedLayers.has(l)) x = this.block(l, x, c);
       if (stop < this.dims.nLayers) return x;
       o.cache?.commit();
       if (o.logits === 'last' && pos > 1) x = x.narrow(1, pos - 1, 1);
@@ -199,4 +215,15 @@ export abstract class CausalLM {
       keyMaskHost: maskHost,
     };
   }
+}
+
+/** Each query position's place in its own sequence, -1 for padding ([batch * pos], row-major). */
+function tokenPositions(c: ForwardContext): Int32Array {
+  const out = Int32Array.from(c.positionsHost);
+  if (!c.keyMaskHost) return out;
+  const total = c.past + c.pos;
+  for (let b = 0; b < c.batch; b++) {
+    for (let j = 0; j < c.pos; j++) if (!c.keyMaskHost[b * total + c.past + j]) out[b * c.pos + j] = -1;
+  }
+  return out;
 }

@@ -73,7 +73,7 @@ function idsValid(id: Int32Array, n: number): boolean {
   return true;
 }
 
-const QUANT_BLOCK_BYTES = { q8_0: 34, q4_0: 18 } as const;
+const QUANT_BLOCK_BYTES: Record<string, number | undefined> = { q8_0: 34, q4_0: 18 };
 
 export const dequantizeKernel: NativeKernel<Op<'dequantize'>> = {
   wasmKernels: ['cp_dequant_q8_0', 'cp_dequant_q4_0'],

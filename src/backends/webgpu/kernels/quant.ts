@@ -6,7 +6,10 @@ import { BUILTINS, Params, WG_INDEX, numel, type OpContext } from './context.js'
 import { PRELUDE, cdiv, inBinding, loaders, outBinding, storers } from '../wgsl.js';
 
 type Op<K extends OpDesc['op']> = Extract<OpDesc, { op: K }>;
-const BLOCK = { q8_0: 34, q4_0: 18 } as const;
+const BLOCK: Record<string, number | undefined> = { q8_0: 34, q4_0: 18 };
+
+/** The formats these kernels decode (others are declined in supportsOp). */
+export const WEBGPU_QUANT_TYPES = new Set(Object.keys(BLOCK));
 
 export function dequantize(ctx: OpContext<Op<'dequantize'>>): void {
   const { type } = ctx.op;
