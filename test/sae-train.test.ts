@@ -179,3 +179,38 @@ describe('SAE features through the interventions API', () => {
     expect(model.hookPoints().some((p) => p.name.includes('.sae.'))).toBe(false);
   });
 });
+
+describe('feature views', () => {
+  it('top contexts hold the largest activations (checked against encoding the stored rows), logit effects, histogram, HTML', async () => {
+    const { featureViews, featureViewsHtml } = await import('../src/sae/features.js');
+    const store = new MemoryStore();
+    const text = Array.from({ length: 30 }, (_, i) => `Line ${i}: ${'abc '.repeat(i % 4)}the end.`).join('\n\n');
+    await harvest({ model, tokenizer: byteTokenizer(), corpus: new BytesSource(new TextEncoder().encode(text), 'c.txt'), outDir: 'f', context: 16, hooks: ['blocks.1.hook_resid_post'], store, source: 'random-llama' });
+    const s = await ActivationStore.open('f', { store });
+    const cfg: SaeConfig = { architecture: 'topk', d_in: 32, d_sae: 40, k: 5, apply_b_dec_to_input: true, normalize_activations: 'none', dtype: 'float32', metadata: { hook_name: 'blocks.1.hook_resid_post' } };
+    const sae = initSae(cfg, { seed: 4 });
+    const r = await featureViews(sae, s, { top: 3, examples: 4, model, tokenizer: byteTokenizer() });
+    expect(r.features).toHaveLength(3);
+    // Reference: encode every stored row directly.
+    const rows: Float32Array[] = [];
+    for await (const t of s.batches({ hook: 'blocks.1.hook_resid_post', batchSize: 1000 })) { const a = sae.encode(t); rows.push(a.dataSync() as Float32Array); a.dispose(); t.dispose(); }
+    const all = new Float32Array(rows.reduce((q, x) => q + x.length, 0));
+    let o = 0;
+    for (const x of rows) { all.set(x, o); o += x.length; }
+    for (const v of r.features) {
+      let max = 0;
+      let fired = 0;
+      for (let i = v.feature; i < all.length; i += 40) { if (all[i]! > max) max = all[i]!; if (all[i] !== 0) fired++; }
+      expect(v.maxActivation).toBeCloseTo(max, 6);
+      expect(v.examples[0]!.activation).toBeCloseTo(max, 6);
+      expect(v.density).toBeCloseTo(fired / (all.length / 40), 9);
+      const e = v.examples[0]!;
+      expect(e.acts[e.tokens.length - 1 - Math.min(3, 15 - e.position)]).toBeCloseTo(e.activation, 6);
+      expect(v.histogram.counts.reduce((a, b) => a + b, 0)).toBe(fired);
+      expect(v.logits!.promoted[0]!.logit).toBeGreaterThanOrEqual(v.logits!.suppressed[0]!.logit);
+    }
+    const html = featureViewsHtml(r);
+    expect(html).toContain(`<h2>feature ${r.features[0]!.feature}</h2>`);
+    expect(html).toContain('<svg');
+  }, 60_000);
+});
