@@ -63,3 +63,6 @@ export { withSkippedLayers, lacMaskHooks, layerSkipReport, flopsPerToken, type L
 export { ftri, expertActivationRates, deactivateExperts, forceExperts, type ExpertRef, type FtriResult } from './interventions/experts.js';
 export { CamaTable, camaHooks, abpHooks, allForOneHooks, type AbpMode } from './interventions/cama.js';
 export { softPagHooks, perturbedGuidance, headHunter, type HeadRef } from './interventions/head-perturb.js';
+
+// Sparse autoencoders and transcoders (SAELens-compatible).
+export * from './sae/index.js';

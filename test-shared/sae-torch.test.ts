@@ -30,8 +30,8 @@ beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'actlab-sae-torch-'));
   stories = await loadModel(`${DIR}stories260K.bin`, { backend: wasm, tokenizerPath: `${DIR}tok512.bin` });
   await harvest({
-    model: stories.model, tokenizer: stories.tokenizer!, corpus: CORPUS, hooks: [HOOK], outDir: storeDir(), context: 128,
-    maxTokens: 128 * 900, source: 'stories260K',
+    model: stories.model, tokenizer: stories.tokenizer!, corpus: CORPUS, outDir: storeDir(), context: 128,
+    maxTokens: 128 * 900, source: 'stories260K', hooks: [HOOK, 'blocks.2.ln2.hook_normalized', 'blocks.2.hook_mlp_out'],
   });
 }, 300_000);
 afterAll(() => { stories?.model.dispose(); rmSync(work, { recursive: true, force: true }); });
@@ -83,4 +83,21 @@ describe('a TopK SAE spliced into stories260K', () => {
     console.log(`greedy, SAE spliced: ${JSON.stringify(tok.decode(b))}  (first ${same - ids.length} new tokens identical)`);
     expect(ev.ce_loss_recovered).toBeGreaterThan(0.5);
   }, 600_000);
+});
+
+describe('transcoders spliced into stories260K', () => {
+  for (const arch of ['transcoder', 'skip_transcoder'] as const) {
+    it(`${arch} of block 2's MLP (ln2 output -> hook_mlp_out): CE loss recovered`, async () => {
+      const store = await ActivationStore.open(storeDir());
+      const data = storeSource(store, { hook: 'blocks.2.ln2.hook_normalized', targetHook: 'blocks.2.hook_mlp_out', batchSize: 2048, seed: 1, backend: wasm });
+      const r = await trainSae(data, {
+        architecture: arch, dSae: 512, coefficient: 0.5, tokens: 2048 * 60, batchSize: 2048, lr: 3e-3, backend: wasm,
+        normalizeActivations: 'none', metadata: { hook_name: 'blocks.2.ln2.hook_normalized', hook_name_out: 'blocks.2.hook_mlp_out' },
+      });
+      const ev = await evaluateSae(stories.model, r.sae, store, { contexts: 32 });
+      console.log(`stories260K + ${arch} (512 features) at blocks.2 MLP: L0 ${ev.l0.toFixed(1)}, FVU ${ev.fvu.toFixed(4)}, CE clean ${ev.ce_clean.toFixed(4)}, with transcoder ${ev.ce_sae.toFixed(4)}, MLP zero-ablated ${ev.ce_zero_ablation.toFixed(4)}, CE loss recovered ${(100 * ev.ce_loss_recovered).toFixed(1)}%`);
+      expect(ev.fvu).toBeLessThan(1);
+      expect(ev.ce_loss_recovered).toBeGreaterThan(0.3);
+    }, 600_000);
+  }
 });
