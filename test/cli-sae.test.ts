@@ -65,4 +65,15 @@ describe('actlab sae', () => {
     expect(d.code).toBe(1);
     expect(d.err).toMatch(/no cfg.json/);
   }, 60_000);
+
+  it('actlab probe: per-layer accuracy of a token-derived label; bad label named', async () => {
+    const r = await capture(['probe', '--store', store, '--hooks', 'blocks.*.hook_resid_post', '--label', 'seen-before', '--kind', 'linear', '--backend', 'js', '--json']);
+    expect(r.code, r.err).toBe(0);
+    const j = JSON.parse(r.out.trim());
+    expect(j.layers.map((l: { hook: string }) => l.hook)).toEqual(['blocks.0.hook_resid_post', 'blocks.1.hook_resid_post']);
+    for (const l of j.layers) expect(l.testAccuracy).toBeGreaterThan(l.baselineAccuracy);
+    const bad = await capture(['probe', '--store', store, '--hooks', 'blocks.*.hook_resid_post', '--label', 'colour']);
+    expect(bad.code).toBe(2);
+    expect(bad.err).toMatch(/--label must be one of token, prev-token, next-token, seen-before/);
+  }, 60_000);
 });

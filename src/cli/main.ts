@@ -11,6 +11,7 @@ import * as organisms from './organisms.js';
 import * as patch from './patch.js';
 import * as runCmd from './run.js';
 import * as sae from './sae.js';
+import * as probe from './probe.js';
 import * as skipLayers from './skip-layers.js';
 import * as testOps from './test-ops.js';
 import * as tokenize from './tokenize.js';
@@ -52,6 +53,7 @@ export function buildProgram(): Command {
   tokenize.register(program);
   skipLayers.register(program);
   sae.register(program);
+  probe.register(program);
   return program;
 }
 
