@@ -65,3 +65,6 @@ export { CamaTable, camaHooks, abpHooks, allForOneHooks, type AbpMode } from './
 export { softPagHooks, perturbedGuidance, headHunter, type HeadRef } from './interventions/head-perturb.js';
 export { gact, gactHooks, kMeans, trainProbe, conceptDirections, conceptIntervention, type GactLayer, type LinearProbe } from './interventions/gact.js';
 export { activationMomenta, selectAtomicUnits, auSteerInterventions, type AtomicUnit } from './interventions/austeer.js';
+
+// Sparse autoencoders and transcoders (SAELens-compatible).
+export * from './sae/index.js';

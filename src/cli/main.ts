@@ -12,6 +12,7 @@ import * as organisms from './organisms.js';
 import * as patch from './patch.js';
 import * as runCmd from './run.js';
 import * as sae from './sae.js';
+import * as probe from './probe.js';
 import * as skipLayers from './skip-layers.js';
 import * as steer from './steer.js';
 import * as ablate from './ablate.js';
@@ -56,6 +57,7 @@ export function buildProgram(): Command {
   sae.register(program);
   steer.register(program);
   ablate.register(program);
+  probe.register(program);
   return program;
 }
 
