@@ -75,7 +75,8 @@ describe('QuantizedTensor', () => {
     // Emulated here from the definition: xq = round(x · 127 / max|x|) per 32 values, y = Σ_blocks
     // d_x · Σ_k xq_k · w_k with w the dequantized weight. The wasm kernel must agree to f32 rounding;
     // against the exact product it is off by the activation rounding (the conformance budget).
-    const wasm = await createWasmBackend({ threads: 2 });
+    for (const relaxed of [true, false]) {
+    const wasm = await createWasmBackend({ threads: 2, relaxed });
     try {
       const r = new Rng(11);
       for (const type of ['q8_0', 'q4_0', 'q4_k', 'q6_k'] as const) {
@@ -107,7 +108,7 @@ describe('QuantizedTensor', () => {
             }
           }
           const err = maxRel(want, got);
-          console.log(`wasm qmatmul ${type} [${M}, ${N}, ${K}] vs emulated q8-activation scheme: max rel err ${err.toExponential(2)}`);
+          console.log(`wasm${wasm.features.relaxed ? ' (relaxed SIMD)' : ''} qmatmul ${type} [${M}, ${N}, ${K}] vs emulated q8-activation scheme: max rel err ${err.toExponential(2)}`);
           expect(err).toBeLessThan(2e-5);
           xt.dispose();
           wq.dispose();
@@ -116,7 +117,8 @@ describe('QuantizedTensor', () => {
     } finally {
       wasm.dispose();
     }
-  });
+    }
+  }, 60_000);
 
   it('qmatmul rejects x whose last dim is not the weight\'s input width', () => {
     const w = QuantizedTensor.fromBytes(quantizeQ8_0(normal(64, 4)), 'q8_0', [2, 32], js);
