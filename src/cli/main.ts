@@ -10,6 +10,7 @@ import { patchCommand } from './patch.js';
 import { runCommand } from './run.js';
 import { testOpsCommand } from './test-ops.js';
 import { trainCommand } from './train.js';
+import { register as registerQuantize } from './quantize.js';
 
 export async function run(argv: string[]): Promise<number> {
   const program = new Command('actlab')
@@ -167,6 +168,7 @@ export async function run(argv: string[]): Promise<number> {
     .option('--verbose', 'print every case, not only failures')
     .option('--mode <mode>', "'test' (outputs against the reference) or 'grad' (gradients against finite differences and the reference)", 'test')
     .action(async (o) => { code = await testOpsCommand(o); });
+  registerQuantize(program, (c) => { code = c; });
   try {
     await program.parseAsync(argv, { from: 'user' });
   } catch (e) {
