@@ -5,7 +5,8 @@ export * from './ops/index.js';
 export * from './backends/index.js';
 export { Tensor, type TensorData } from './tensor/tensor.js';
 export { DTYPES, type DType } from './tensor/dtype.js';
-export { ShapeError, DTypeError, DisposedError } from './tensor/errors.js';
+export { ShapeError, DTypeError, DisposedError, OutOfMemoryError } from './tensor/errors.js';
+export { liveTensors, type LiveTensors, type LiveOrigin } from './tensor/live.js';
 export {
   initBackend, getBackend, setDefaultBackend, defaultBackendName, registerBackend, registeredBackends,
   disposeBackends, tidy, keep,
@@ -51,3 +52,14 @@ export { gradAt, type GradAtResult } from './hooks/grad.js';
 export * from './train/index.js';
 export { runWithCache, runWithHooks, type RunWithCacheOptions } from './hooks/run.js';
 export { ActivationCache } from './hooks/cache.js';
+
+// Interventions (steering, ablation, ...): one serialisable model, compiled into hooks.
+export * from './interventions/index.js';
+
+// The papers' methods that find what to change.
+export { activationPatching, attributionPatching, correlation, type PatchingResult, type PatchSite } from './interventions/patching.js';
+export { relevancePatching, lrpHooks, lrpGradAt, LRP_RULES, type LrpRule } from './interventions/relp.js';
+export { withSkippedLayers, lacMaskHooks, layerSkipReport, flopsPerToken, type LayerSkipReport } from './interventions/layer-skip.js';
+export { ftri, expertActivationRates, deactivateExperts, forceExperts, type ExpertRef, type FtriResult } from './interventions/experts.js';
+export { CamaTable, camaHooks, abpHooks, allForOneHooks, type AbpMode } from './interventions/cama.js';
+export { softPagHooks, perturbedGuidance, headHunter, type HeadRef } from './interventions/head-perturb.js';

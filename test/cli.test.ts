@@ -44,7 +44,7 @@ describe('actlab CLI', () => {
     await f.close();
   });
 
-  it('patch --compare --json gives both maps and their correlation', async () => {
+  it('patch --compare --json gives the three maps (activation, attribution, relp) and their correlations', async () => {
     const r = await capture(['patch', '--model', `${FIX}gpt2`, '--clean-ids', '5,17,3,9,22,8', '--corrupt-ids', '5,17,3,30,22,8', '--answer', '12', '--wrong', '13', '--compare', '--json', '--backend', 'js']);
     expect(r.code, r.err).toBe(0);
     const j = JSON.parse(r.out.trim());
@@ -52,6 +52,9 @@ describe('actlab CLI', () => {
     expect(j.activation.effects[0].slice(0, 3)).toEqual([0, 0, 0]);
     expect(Math.abs(j.activation.effects[0][3])).toBeGreaterThan(1e-3);
     expect(j.correlation).toBeGreaterThan(0.5);
+    expect(j.relp.effects).toHaveLength(3);
+    expect(Object.keys(j.correlations).sort()).toEqual(['activation~attribution', 'activation~relp', 'attribution~relp']);
+    expect(j.correlations['activation~attribution']).toBe(j.correlation);
   });
 
   it('bad input: unknown hook pattern, out-of-range ids, missing model, each a clear error and exit 1', async () => {

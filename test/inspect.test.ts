@@ -90,6 +90,6 @@ describe('actlab analyze', () => {
     expect(bad.err).toMatch(/6 stimuli.*3 tokens/);
     const unknown = await capture(['analyze', 'nonsense', '--model', `${FIX}gpt2`]);
     expect(unknown.code).toBe(1);
-    expect(unknown.err).toMatch(/unknown analysis/);
+    expect(unknown.err).toMatch(/'nonsense' is invalid for argument 'name'. Allowed choices are massive/);
   });
 });

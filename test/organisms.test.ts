@@ -41,7 +41,7 @@ describe('modular addition', () => {
     expect(f.keyFrequencies.sort((a, b) => a - b)).toEqual([5, 17]);
     expect(f.keyShare).toBeGreaterThan(0.999);
     model.dispose();
-  });
+  }, 60_000);
 });
 
 describe('induction', () => {

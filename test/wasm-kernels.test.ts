@@ -214,5 +214,5 @@ describe('wasm fused attention across threads', () => {
     } finally {
       be.dispose();
     }
-  });
+  }, 120_000);
 });

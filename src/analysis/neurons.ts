@@ -6,6 +6,7 @@
 // unit; for text a facet is shown as its examples and their most common tokens.
 // Not for: harvesting the store (src/store/writer.ts).
 import type { ActivationStore } from '../store/reader.js';
+import type { Backend } from '../backends/backend.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { tokenLabel } from './acts.js';
 import { kmeans } from './stats.js';
@@ -25,6 +26,8 @@ export interface NeuronOptions {
   batchContexts?: number;
   tokenizer?: Tokenizer;
   seed?: number;
+  /** Where the stored batches are read into (default: the default backend). */
+  backend?: Backend;
 }
 
 export interface NeuronExample {
@@ -58,8 +61,8 @@ export async function topActivatingExamples(store: ActivationStore, o: NeuronOpt
   const bc = o.batchContexts ?? 16;
   // Candidates kept sorted, largest first; each with its full activation vector (for facets).
   const best: { value: number; context: number; pos: number; vec: Float32Array }[] = [];
-  const acts = store.batches({ hook: o.hook, batchSize: bc, flatten: 'contexts' });
-  const toks = store.batches({ hook: 'tokens', batchSize: bc, flatten: 'contexts' });
+  const acts = store.batches({ hook: o.hook, batchSize: bc, flatten: 'contexts', backend: o.backend });
+  const toks = store.batches({ hook: 'tokens', batchSize: bc, flatten: 'contexts', backend: o.backend });
   const tokens: Int32Array[] = [];
   let context = 0;
   for (;;) {

@@ -1,12 +1,14 @@
 // `actlab cache`: harvest activations at hook patterns over a corpus into an activation store
 // (src/store), with a progress bar; run it again on the same folder to resume after a kill.
 import cliProgress from 'cli-progress';
+import { Option, type Command } from 'commander';
 import { describeStats } from '../store/corpus.js';
 import { StoreMismatchError, type StoreDType } from '../store/manifest.js';
 import { matchHookPatterns } from '../hooks/patterns.js';
 import { harvest, type HarvestProgress } from '../store/writer.js';
 import { disposeBackends } from '../tensor/engine.js';
 import { loadForCli } from './common.js';
+import { action, int, modelOptions } from './options.js';
 
 export interface CacheArgs {
   model: string;
@@ -14,11 +16,11 @@ export interface CacheArgs {
   /** Comma-separated globs over hook names (`*` matches any characters). */
   hooks: string;
   out: string;
-  context?: number | string;
-  maxTokens?: number | string;
+  context?: number;
+  maxTokens?: number;
   dtype?: string;
   tokenizer?: string;
-  batchSize?: number | string;
+  batchSize?: number;
   backend?: string;
   /** false: no BOS; otherwise contexts start with BOS when the tokenizer has one (commander's --no-bos gives false). */
   bos?: boolean;
@@ -31,11 +33,20 @@ export interface CacheArgs {
   verify?: boolean;
 }
 
-function int(v: number | string | undefined, flag: string, min: number): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min) throw new Error(`${flag}: '${v}' must be an integer >= ${min}`);
-  return n;
+export function register(program: Command): void {
+  modelOptions(program.command('cache').description('Stream activations over a corpus into a resumable activation store'))
+    .requiredOption('--corpus <file>', '.txt or .jsonl')
+    .requiredOption('--hooks <patterns>', 'comma-separated globs over hook names')
+    .requiredOption('--out <dir>', 'store folder (resumed when it exists)')
+    .option('--context <n>', 'tokens per context (default: 128, or the model\'s context when shorter)', int(1))
+    .option('--max-tokens <n>', 'stop after this many tokens', int(1))
+    .addOption(new Option('--dtype <d>', 'f32, f16 or bf16').choices(['f32', 'f16', 'bf16']).default('f32'))
+    .option('--batch-size <n>', 'contexts per forward pass', int(1))
+    .option('--no-bos', 'do not start contexts with BOS')
+    .option('--field <name>', 'JSONL field holding the text', 'text')
+    .addOption(new Option('--split <mode>', "TXT documents: 'paragraph' or 'line'").choices(['paragraph', 'line']).default('paragraph'))
+    .option('--verify', 'check shard checksums before resuming')
+    .action(action(cacheCommand));
 }
 
 /** A progress bar on stderr (tokens done / total, tokens/s); plain lines every 5 s when stderr is not a terminal. */
@@ -86,7 +97,7 @@ export async function cacheCommand(o: CacheArgs): Promise<number> {
   try {
     if (!m.tokenizer) throw new Error(`${m.source} has no tokenizer; pass --tokenizer FILE`);
     const hooks = matchHookPatterns(o.hooks, m.model.hookPoints().map((h) => h.name));
-    const context = int(o.context, '--context', 1) ?? Math.min(128, m.model.dims.nCtx || 128);
+    const context = o.context ?? Math.min(128, m.model.dims.nCtx || 128);
     const r = await harvest({
       model: m.model,
       tokenizer: m.tokenizer,
@@ -98,8 +109,8 @@ export async function cacheCommand(o: CacheArgs): Promise<number> {
       context,
       dtype,
       bos: o.bos === false ? false : undefined, // commander's --no-bos gives true by default; BOS then follows the tokenizer
-      maxTokens: int(o.maxTokens, '--max-tokens', 1),
-      batchSize: int(o.batchSize, '--batch-size', 1),
+      maxTokens: o.maxTokens,
+      batchSize: o.batchSize,
       verify: o.verify,
       onProgress: bar.update,
       onWarning: (w) => process.stderr.write(`cache: ${w}\n`),

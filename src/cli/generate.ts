@@ -1,41 +1,50 @@
 // `actlab generate`: text from a model, streamed to stdout; `--json` prints {"ids", "text"}.
-import { generate } from '../models/generate.js';
+// Runs on every backend: the logits of each step are read asynchronously (generateAsync).
+import type { Command } from 'commander';
+import { generateAsync } from '../models/generate.js';
 import { disposeBackends } from '../tensor/engine.js';
-import { inputIds, loadForCli, type ModelArgs, type PromptArgs } from './common.js';
+import { checkContext, inputIds, loadForCli, type ModelArgs, type PromptArgs } from './common.js';
+import { action, int, modelOptions, num, promptOptions } from './options.js';
 
 export interface GenerateArgs extends ModelArgs, PromptArgs {
-  maxNewTokens: string;
-  temperature?: string;
-  topK?: string;
-  topP?: string;
-  repetitionPenalty?: string;
-  seed?: string;
+  maxNewTokens: number;
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  repetitionPenalty?: number;
+  seed?: number;
   stop?: string[];
   json?: boolean;
 }
 
-function number(v: string | undefined, flag: string): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isFinite(n)) throw new Error(`${flag}: '${v}' is not a number`);
-  return n;
+export function register(program: Command): void {
+  const c = modelOptions(program.command('generate').description('Generate text (streamed; --json prints {"ids","text"})'));
+  promptOptions(c)
+    .requiredOption('--max-new-tokens <n>', 'tokens to generate', int(0))
+    .option('--temperature <t>', '0 is greedy', num({ min: 0 }), 0)
+    .option('--top-k <k>', 'sample among the k most likely tokens', int(1))
+    .option('--top-p <p>', 'sample within probability mass p', num({ above: 0, max: 1 }))
+    .option('--repetition-penalty <r>', 'discourage repeated tokens (> 1)', num({ above: 0 }))
+    .option('--seed <n>', 'random seed for sampling', int(0))
+    .option('--stop <text...>', 'stop strings')
+    .option('--json', 'print {"ids": [...], "text": "..."}')
+    .action(action(generateCommand));
 }
 
 export async function generateCommand(a: GenerateArgs): Promise<number> {
   const m = await loadForCli(a);
   try {
     const prompt = inputIds(a, m);
-    const maxNew = number(a.maxNewTokens, '--max-new-tokens')!;
-    if (!Number.isInteger(maxNew) || maxNew < 0) throw new Error(`--max-new-tokens: '${a.maxNewTokens}' must be an integer >= 0`);
+    checkContext(m, prompt.length + a.maxNewTokens, 'prompt and --max-new-tokens');
     const gen = m.generationConfig ?? {};
     const eos = gen.eos_token_id ?? m.config.eos_token_id;
-    const r = generate(m.model, [prompt], {
-      maxNewTokens: maxNew,
-      temperature: number(a.temperature, '--temperature') ?? 0,
-      topK: number(a.topK, '--top-k'),
-      topP: number(a.topP, '--top-p'),
-      repetitionPenalty: number(a.repetitionPenalty, '--repetition-penalty'),
-      seed: number(a.seed, '--seed'),
+    const r = await generateAsync(m.model, [prompt], {
+      maxNewTokens: a.maxNewTokens,
+      temperature: a.temperature ?? 0,
+      topK: a.topK,
+      topP: a.topP,
+      repetitionPenalty: a.repetitionPenalty,
+      seed: a.seed,
       eosTokenIds: eos === undefined || eos === null ? undefined : ([] as number[]).concat(eos as number | number[]),
       stopStrings: a.stop,
       tokenizer: m.tokenizer,

@@ -1,6 +1,14 @@
 // `actlab hooks`: every hook point of a model with its shape (TransformerLens' names).
+import type { Command } from 'commander';
 import { disposeBackends } from '../tensor/engine.js';
 import { loadForCli, weightMemory, type ModelArgs } from './common.js';
+import { action, modelOptions } from './options.js';
+
+export function register(program: Command): void {
+  modelOptions(program.command('hooks').description('List the hook points of a model with their shapes'))
+    .option('--json', 'print one JSON object')
+    .action(action(hooksCommand));
+}
 
 export async function hooksCommand(a: ModelArgs & { json?: boolean }): Promise<number> {
   const m = await loadForCli(a);

@@ -4,10 +4,10 @@
 // With no --model it loads the default model (the induction organism, models/organisms/induction); when that folder is
 // missing it runs, and says so loudly, on the built-in hand-wired induction model.
 import '../backends/index.js';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { deflateSync } from 'node:zlib';
+import type { Command } from 'commander';
 import { parseHTML } from 'linkedom';
 import { OP_NAMES } from '../backends/backend.js';
 import { runConformance } from '../conformance/runner.js';
@@ -19,7 +19,9 @@ import { reportText } from '../report/text.js';
 import { disposeBackends, initBackend } from '../tensor/engine.js';
 import type { CausalLM } from '../models/model.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
-import { inputIds, loadForCli, pickBackend, weightMemory, type ModelArgs, type PromptArgs } from './common.js';
+import { checkContext, inputIds, loadForCli, pickBackend, weightMemory, type ModelArgs, type PromptArgs } from './common.js';
+import { action, int, modelOptions, promptOptions } from './options.js';
+import { packageRoot } from './package-info.js';
 
 const QUICK = ['matmul f32', 'softmax f32', 'layerNorm f32', 'rmsNorm f32', 'rope half f32', 'attention f32', 'gelu_tanh f32', 'add f32', 'dequantize'];
 
@@ -31,21 +33,24 @@ export interface InspectArgs extends Partial<ModelArgs>, PromptArgs {
   json?: boolean;
   html?: string;
   figures?: string;
-  generate?: string;
+  generate?: number;
   engine?: boolean;
   check?: string[];
 }
 
-/** The folder holding package.json of actlab, from this file's location (src/ or dist/src/). */
-export function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 6; i++) {
-    const p = join(dir, 'package.json');
-    if (existsSync(p) && (JSON.parse(readFileSync(p, 'utf8')) as { name?: string }).name === 'actlab') return dir;
-    dir = dirname(dir);
-  }
-  throw new Error('actlab: cannot find the package root (package.json) from the CLI location');
+export function register(program: Command): void {
+  const c = modelOptions(program.command('inspect')
+    .description('The analyses report on a model (default: the induction organism) and a prompt, with the engine self-check'), { optional: "default: the package's models/organisms/induction" });
+  promptOptions(c)
+    .option('--generate <n>', 'greedy tokens for the generation phase of the void analysis', int(0), 16)
+    .option('--json', 'print one JSON object')
+    .option('--html <file>', 'write a self-contained HTML report with pictures')
+    .option('--figures <dir>', 'write the pictures as SVG / PNG files')
+    .option('--no-engine', 'skip the engine self-check')
+    .option('--check <name...>', 'backends for the engine self-check', ['js', 'wasm'])
+    .action(action(inspectCommand));
 }
+
 
 export function defaultModelDir(): string {
   return join(packageRoot(), 'models', 'organisms', 'induction');
@@ -87,6 +92,8 @@ function engineText(e: { backends: Record<string, unknown>[]; ok: boolean }): st
   return out.join('\n');
 }
 
+const inputIdsOf = (ids: number[] | string): number[] => (typeof ids === 'string' ? ids.split(',').map(Number) : ids);
+
 interface Subject {
   model: CausalLM;
   tokenizer?: Tokenizer;
@@ -100,16 +107,16 @@ interface Subject {
 async function subject(o: InspectArgs): Promise<Subject> {
   const path = o.model ?? defaultModelDir();
   if (o.model === undefined && !existsSync(path)) {
-    const backend = await pickBackend(o.backend ?? 'js');
+    const backend = await pickBackend(o.backend);
     const model = new PlantedInductionModel(backend);
-    const ids = o.ids ? o.ids.split(',').map(Number) : BUILTIN_IDS;
+    const ids = o.ids !== undefined ? inputIdsOf(o.ids) : BUILTIN_IDS;
     if (o.prompt !== undefined) throw new Error('the built-in model has no tokenizer; use --ids or --model');
     return {
       model, ids, source: 'built-in hand-wired induction model (src/analysis/planted.ts)',
       warning: `NO TRAINED DEFAULT MODEL: ${path} is missing, so this report runs on the built-in hand-wired toy model (planted previous-token, induction and sink heads, a massive dimension), not on a trained network. Pass --model to inspect a real one.`,
     };
   }
-  const m = await loadForCli({ model: path, tokenizer: o.tokenizer, backend: o.backend ?? 'js', offline: o.offline });
+  const m = await loadForCli({ model: path, tokenizer: o.tokenizer, backend: o.backend, offline: o.offline });
   const useDefaultPrompt = o.prompt === undefined && o.ids === undefined;
   let ids: number[];
   let text: string | undefined;
@@ -122,6 +129,7 @@ async function subject(o: InspectArgs): Promise<Subject> {
     ids = inputIds(o, m);
     text = o.prompt;
   }
+  checkContext(m, ids.length);
   return { model: m.model, tokenizer: m.tokenizer, source: m.source, ids, text, memory: weightMemory(m) };
 }
 
@@ -131,7 +139,7 @@ export async function inspectCommand(o: InspectArgs): Promise<number> {
     const s = await subject(o);
     const report = buildReport(s.model, {
       ids: s.ids, text: s.text, tokenizer: s.tokenizer, source: s.source, warning: s.warning,
-      generateTokens: o.generate !== undefined ? Number(o.generate) : undefined,
+      generateTokens: o.generate,
     });
     const engine = o.engine === false ? null : await engineCheck(o.check ?? ['js', 'wasm']);
     if (engine) { report.json.engine = engine; ok = engine.ok; }

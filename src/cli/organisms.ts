@@ -1,19 +1,42 @@
-// `actlab organisms train|eval NAME`: train a model organism with actlab's own trainer into
-// models/organisms/NAME (weights in HF layout, training and evaluation logs, curves as SVG), or
-// evaluate the committed one.
+// `actlab organisms train|eval NAME`: train a model organism with actlab's own trainer into --out
+// (default ./organisms/NAME under the working directory; the committed models/ are written only
+// when --out names them) with weights in HF layout, training and evaluation logs and curves as SVG;
+// or evaluate the committed one.
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import cliProgress from 'cli-progress';
+import type { Command } from 'commander';
 import * as Plot from '@observablehq/plot';
 import { parseHTML } from 'linkedom';
 import { loadModel } from '../models/load.js';
 import { evaluateOrganism, ORGANISMS, trainOrganism, type OrganismName } from '../organisms/index.js';
 import { disposeBackends } from '../tensor/engine.js';
 import { pickBackend } from './common.js';
+import { packageRoot } from './package-info.js';
+import { action, backendOption, int } from './options.js';
 
-const PACKAGE_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-const defaultDir = (name: string) => join(PACKAGE_ROOT, 'models', 'organisms', name);
+const defaultDir = (name: string) => join(packageRoot(), 'models', 'organisms', name);
+
+export function register(program: Command): void {
+  const organisms = program.command('organisms').description('Model organisms trained by actlab (modular-addition, induction)');
+  organisms.command('eval <name>').description('Evaluate a trained organism (default: the committed models/organisms/NAME)')
+    .option('--model <dir>', 'another trained copy')
+    .addOption(backendOption())
+    .option('--json', 'one line of JSON')
+    .action(action(organismsEvalCommand));
+  organisms.command('train <name>').description('Train an organism with actlab\'s trainer into --out (default: ./organisms/NAME)')
+    .option('--out <dir>', 'output folder (default: organisms/NAME under the working directory)')
+    .option('--steps <n>', 'updates (default: the recipe)', int(1))
+    .option('--seed <n>', 'initialisation and data-order seed', int(0))
+    .option('--eval-every <n>', 'evaluate every n steps', int(1), 50)
+    .option('--ablate <L.H...>', 'induction: zero these heads during training')
+    .option('--resume', 'continue from the newest checkpoint')
+    .addOption(backendOption())
+    .action(action(organismsTrainCommand));
+}
+
+/** Where `organisms train NAME` writes without --out: under the working directory, never the package's models/. */
+export const defaultTrainDir = (name: string) => join(process.cwd(), 'organisms', name);
 
 function organism(name: string): OrganismName {
   if (!(ORGANISMS as readonly string[]).includes(name)) throw new Error(`unknown organism '${name}' (have ${ORGANISMS.join(', ')})`);
@@ -37,9 +60,10 @@ export async function organismsEvalCommand(nameArg: string, o: { model?: string;
   }
 }
 
-export async function organismsTrainCommand(nameArg: string, o: { out?: string; steps?: string; backend?: string; evalEvery?: string; seed?: string; ablate?: string[]; resume?: boolean }): Promise<number> {
+export async function organismsTrainCommand(nameArg: string, o: { out?: string; steps?: number; backend?: string; evalEvery?: number; seed?: number; ablate?: string[]; resume?: boolean }): Promise<number> {
   const name = organism(nameArg);
-  const out = o.out ?? defaultDir(name);
+  const out = o.out ?? defaultTrainDir(name);
+  process.stderr.write(`organisms: training ${name} into ${out}\n`);
   const work = join(out, 'checkpoints');
   mkdirSync(work, { recursive: true });
   const evalLog = join(out, 'eval_log.jsonl');
@@ -49,8 +73,8 @@ export async function organismsTrainCommand(nameArg: string, o: { out?: string; 
   const backend = await pickBackend(o.backend);
   try {
     const model = await trainOrganism(name, {
-      backend, outDir: work, steps: o.steps ? Number(o.steps) : undefined, seed: o.seed ? Number(o.seed) : undefined,
-      evalEvery: Number(o.evalEvery ?? 50), ablate: o.ablate, resume: o.resume,
+      backend, outDir: work, steps: o.steps, seed: o.seed,
+      evalEvery: o.evalEvery ?? 50, ablate: o.ablate, resume: o.resume,
       onStep: (s) => {
         if (!started) { bar.start(s.steps, 0, { loss: '-', ms: '-' }); started = true; }
         bar.update(s.step, { loss: s.loss.toFixed(4), ms: s.ms.toFixed(0) });

@@ -13,6 +13,7 @@ import { NodeFileSource } from '../io/node/file-source.js';
 import { NodeFileStore } from '../io/node/file-store.js';
 import { openCheckpoint } from '../models/checkpoint.js';
 import { disposeBackends, initBackend } from '../tensor/engine.js';
+import { action } from './options.js';
 
 /** --type names -> GGML types. */
 export const QUANTIZE_TYPES: Record<string, GgmlTypeName> = {
@@ -96,7 +97,7 @@ export async function quantizeCommand(a: QuantizeArgs): Promise<number> {
   }
 }
 
-export function register(program: Command, done: (code: number) => void): void {
+export function register(program: Command): void {
   program.command('quantize')
     .description('Write a model as a GGUF file in Q8_0, Q4_0, Q4_K or Q6_K (mixed per tensor with --tensor-type), loadable by llama.cpp')
     .requiredOption('--model <path>', 'HF folder, GGUF file, llama2.c .bin or hub id')
@@ -106,5 +107,5 @@ export function register(program: Command, done: (code: number) => void): void {
     .option('--on-indivisible <mode>', "rows a block does not divide: 'fallback' to F16 (default) or 'error'", 'fallback')
     .option('--tokenizer <file>', 'llama2.c tokenizer .bin')
     .option('--json', 'print a JSON summary')
-    .action(async (o: QuantizeArgs) => { done(await quantizeCommand(o)); });
+    .action(action(quantizeCommand));
 }

@@ -1,5 +1,6 @@
 // `actlab run`: one forward pass, saving the logits and every hook point matched by --hooks
 // (comma-separated globs) to a safetensors file, each under its own name.
+import type { Command } from 'commander';
 import { writeSafetensors } from '../formats/safetensors.js';
 import { runWithCache } from '../hooks/run.js';
 import { getPlatform } from '../io/platform.js';
@@ -7,7 +8,8 @@ import { tensor } from '../ops/creation.js';
 import { matchHookPatterns } from '../hooks/patterns.js';
 import { disposeBackends } from '../tensor/engine.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { inputIds, loadForCli, type ModelArgs, type PromptArgs } from './common.js';
+import { checkContext, inputIds, loadForCli, type ModelArgs, type PromptArgs } from './common.js';
+import { action, modelOptions, promptOptions } from './options.js';
 
 export interface RunArgs extends ModelArgs, PromptArgs {
   hooks: string;
@@ -15,10 +17,19 @@ export interface RunArgs extends ModelArgs, PromptArgs {
   json?: boolean;
 }
 
+export function register(program: Command): void {
+  promptOptions(modelOptions(program.command('run').description('One forward pass; save logits and the matched hook points to safetensors')))
+    .requiredOption('--hooks <patterns>', "comma-separated globs, e.g. 'blocks.*.hook_resid_pre,blocks.*.attn.hook_pattern'")
+    .requiredOption('--save <file>', 'output .safetensors')
+    .option('--json', 'print a JSON summary')
+    .action(action(runCommand));
+}
+
 export async function runCommand(a: RunArgs): Promise<number> {
   const m = await loadForCli(a);
   try {
     const ids = inputIds(a, m);
+    checkContext(m, ids.length);
     const names = matchHookPatterns(a.hooks, m.model.hookPoints().map((h) => h.name));
     const input = tensor(ids, [1, ids.length], 'i32', { backend: m.model.backend });
     const { logits, cache } = runWithCache(m.model, input, { names });

@@ -144,6 +144,17 @@ function header(metadata: Record<string, GgufWriteValue>, tensors: readonly Gguf
   return { head: b.bytes(), offsets };
 }
 
+/** A whole GGUF file in memory (small files: a tokenizer's metadata, test fixtures). */
+export function writeGgufBytes(metadata: Record<string, GgufWriteValue>, tensors: readonly GgufWriteTensor[]): Uint8Array {
+  const { head } = header(metadata, tensors);
+  const parts: Uint8Array[] = [head];
+  for (const t of tensors) parts.push(t.data, new Uint8Array((ALIGN - (t.data.byteLength % ALIGN)) % ALIGN));
+  const out = new Uint8Array(parts.reduce((a, b) => a + b.byteLength, 0));
+  let o = 0;
+  for (const b of parts) { out.set(b, o); o += b.byteLength; }
+  return out;
+}
+
 /** Writes a GGUF file at `path`, atomically. */
 export async function writeGguf(
   store: FileStore, path: string, metadata: Record<string, GgufWriteValue>, tensors: readonly GgufWriteTensor[],

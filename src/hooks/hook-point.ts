@@ -11,6 +11,12 @@ import type { Tensor } from '../tensor/tensor.js';
 export interface HookPoint {
   readonly name: string;
   readonly position: number;
+  /**
+   * Per row and query position of this call, row-major [batch * pos]: the token's position in its
+   * own sequence (padding excluded, as the attention mask counts), or -1 for a padding slot. Set
+   * by `CausalLM.forward` whenever hooks are registered.
+   */
+  readonly tokenPositions?: Int32Array;
 }
 
 /**
@@ -39,6 +45,8 @@ export class Hooks {
   private readonly backwardEntries: { match: (name: string) => boolean; fn: BackwardHookFn }[] = [];
   /** Index of the first query position in this call (0 for a prompt; the cache length while generating). */
   position = 0;
+  /** Per-row token positions of this call's query positions (see `HookPoint.tokenPositions`). */
+  tokenPositions?: Int32Array;
 
   constructor(list: readonly (readonly [HookFilter, HookFn])[] = []) {
     for (const [f, fn] of list) this.add(f, fn);
@@ -107,7 +115,7 @@ export class Hooks {
     const fns = this.entries.length ? this.fns(name) : [];
     let cur = t;
     for (const fn of fns) {
-      const r = fn(cur, { name, position: this.position });
+      const r = fn(cur, { name, position: this.position, tokenPositions: this.tokenPositions });
       if (r && r !== cur) {
         if (!shapesEqual(r.shape, cur.shape)) {
           throw new ShapeError(`hook at '${name}' returned ${r.dtype}${fmtShape(r.shape)}; the activation is ${cur.dtype}${fmtShape(cur.shape)} and a replacement must keep its shape`);
@@ -119,7 +127,7 @@ export class Hooks {
     }
     const back = this.backwardEntries.filter((e) => e.match(name));
     if (back.length) {
-      const point = { name, position: this.position };
+      const point = { name, position: this.position, tokenPositions: this.tokenPositions };
       const tapped = tap(cur, (g) => {
         let gc = g;
         for (const e of back) {

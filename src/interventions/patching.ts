@@ -6,7 +6,7 @@
 // over residual positions (blocks.{l}.hook_resid_pre × pos), attention heads (attn.hook_z per
 // head, all positions) and MLP neurons (mlp.hook_post per neuron, all positions).
 import { gradAt } from '../hooks/grad.js';
-import { Hooks } from '../hooks/hook-point.js';
+import { Hooks, type HookFilter, type HookFn } from '../hooks/hook-point.js';
 import { runWithCache } from '../hooks/run.js';
 import { mul, sub, where } from '../ops/elementwise.js';
 import { tensor } from '../ops/creation.js';
@@ -105,12 +105,13 @@ export function activationPatching(
  */
 export function attributionPatching(
   model: CausalLM, clean: Tensor, corrupt: Tensor, metric: (logits: Tensor) => Tensor, site: PatchSite,
-  o: { layers?: number[] } = {},
+  o: { layers?: number[]; cleanHooks?: readonly (readonly [HookFilter, HookFn])[] } = {},
 ): PatchingResult {
   checkPair(clean, corrupt);
   const layers = o.layers ?? [...Array(model.dims.nLayers).keys()];
   const names = layers.map((l) => siteHook(site, l).name);
-  const g = gradAt(model, clean, metric, names, { activations: true });
+  // `cleanHooks` change what the clean backward computes (RelP's LRP rules, ./relp.ts).
+  const g = model.withHooks(o.cleanHooks ?? [], () => gradAt(model, clean, metric, names, { activations: true }));
   const k = runWithCache(model, corrupt, { names });
   try {
     const corruptMetric = tidy(() => metric(k.logits).item());

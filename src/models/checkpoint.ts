@@ -17,6 +17,7 @@ import type { DType } from '../tensor/dtype.js';
 import { HfTokenizer } from '../tokenizer/hf.js';
 import { ggufTokenizer } from '../tokenizer/gguf.js';
 import { Llama2cTokenizer, parseLlama2cTokenizer } from '../tokenizer/llama2c.js';
+import { loadTokenizer } from '../tokenizer/load.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 
 export type CheckpointFormat = 'hf' | 'llama2c' | 'gguf';
@@ -33,7 +34,11 @@ export interface Checkpoint {
 }
 
 export interface OpenCheckpointOptions extends ResolveOptions {
-  /** llama2.c: the tokenizer .bin (default: tokenizer.bin next to the model, when there). */
+  /**
+   * A tokenizer for any format, replacing the checkpoint's own: a tokenizer.json, a llama2.c .bin,
+   * a GGUF file or a folder holding one (src/tokenizer/load.ts). Default: the checkpoint's own
+   * (llama2.c: tokenizer.bin next to the model, when there).
+   */
   tokenizerPath?: string;
   /** The dtype the weights will be loaded as, for the memory check (default: as stored). */
   dtype?: DType;
@@ -70,6 +75,10 @@ export async function openCheckpoint(pathOrId: string | ByteSource, opts: OpenCh
   const p = await getPlatform();
   const ck = typeof pathOrId === 'string' ? await openPath(p, pathOrId, opts) : await openSource(p, pathOrId, null, opts);
   try {
+    if (opts.tokenizerPath && ck.format !== 'llama2c') {
+      const vocab = ck.config.vocab_size;
+      ck.tokenizer = await loadTokenizer(opts.tokenizerPath, { vocabSize: typeof vocab === 'number' ? vocab : undefined, config: ck.config, generationConfig: ck.generationConfig });
+    }
     await checkMemory(ck.weights, ck.source, opts);
   } catch (e) {
     await ck.weights.close();
@@ -124,6 +133,7 @@ async function openSource(p: Platform, src: ByteSource, path: string | null, opt
 }
 
 async function llama2cTokenizer(p: Platform, modelPath: string | null, vocab: number, given?: string): Promise<Tokenizer | undefined> {
+  if (given) return loadTokenizer(given, { vocabSize: vocab });
   let path = given;
   if (!path && modelPath) {
     const sibling = modelPath.replace(/[^/\\]*$/, 'tokenizer.bin');
@@ -149,6 +159,15 @@ async function openHfFolder(store: FileStore, dir: string, _opts: OpenCheckpoint
   const weights = await openSafetensorsWeights(store, dir);
   let tokenizer: Tokenizer | undefined;
   const tokJson = await optionalJson(store, store.join(dir, 'tokenizer.json'));
+  if (!tokJson) {
+    // A folder written by actlab's trainer from a llama2.c or GGUF model carries that tokenizer.
+    for (const name of ['tokenizer.bin', 'tokenizer.gguf']) {
+      if (!(await store.stat(store.join(dir, name)))) continue;
+      const vocab = config.vocab_size;
+      tokenizer = await loadTokenizer(store.join(dir, name), { vocabSize: typeof vocab === 'number' ? vocab : undefined, config, generationConfig });
+      break;
+    }
+  }
   if (tokJson) {
     tokenizer = new HfTokenizer({
       tokenizer: tokJson,

@@ -85,9 +85,13 @@ class Generation {
 
   /** The step's logits [batch, 1, vocab] -> their argmax per sequence [batch] (disposes the logits). */
   argmaxOf(logits: Tensor): Tensor {
-    const am = reduce('argmax', logits.reshape([this.prompts.length, -1]), 1);
-    logits.dispose();
-    return am;
+    const rows = logits.reshape([this.prompts.length, -1]); // a view: it holds the buffer too
+    try {
+      return reduce('argmax', rows, 1);
+    } finally {
+      rows.dispose();
+      logits.dispose();
+    }
   }
 
   /** Chooses each sequence's next token from the step's logits (host copy). */

@@ -83,6 +83,12 @@ export abstract class CausalLM {
    */
   /** Hooks that apply to every call until removed (see `withHooks`). */
   readonly persistentHooks = new Hooks();
+  /**
+   * Blocks every forward pass skips (their residual passes through unchanged, their hooks do not
+   * fire, their KV cache stays empty): layer skipping (src/interventions/layer-skip.ts). Change it
+   * only between generations.
+   */
+  readonly skippedLayers = new Set<number>();
 
   /**
    * Runs `fn` with `hooks` added to every forward pass it makes (generation included), and removes
@@ -162,6 +168,7 @@ export abstract class CausalLM {
     hooks.position = past;
     return tidy(() => {
       const c = this.context(batch, pos, past, hooks, o);
+      if (!hooks.empty) hooks.tokenPositions = tokenPositions(c);
       // On CPU backends the ids are checked here for a clear error; GPU backends check in their gather.
       if (start === 0 && input.rank === 2 && this.backend.synchronous) {
         const vocab = this.dims.vocabSize;
@@ -171,7 +178,7 @@ export abstract class CausalLM {
       }
       this.prepare(c);
       let x = start === 0 ? this.embed(input, c) : input.share();
-      for (let l = start; l < stop; l++) x = this.block(l, x, c);
+      for (let l = start; l < stop; l++) if (!this.skippedLayers.has(l)) x = this.block(l, x, c);
       if (stop < this.dims.nLayers) return x;
       o.cache?.commit();
       if (o.logits === 'last' && pos > 1) x = x.narrow(1, pos - 1, 1);
@@ -208,4 +215,15 @@ export abstract class CausalLM {
       keyMaskHost: maskHost,
     };
   }
+}
+
+/** Each query position's place in its own sequence, -1 for padding ([batch * pos], row-major). */
+function tokenPositions(c: ForwardContext): Int32Array {
+  const out = Int32Array.from(c.positionsHost);
+  if (!c.keyMaskHost) return out;
+  const total = c.past + c.pos;
+  for (let b = 0; b < c.batch; b++) {
+    for (let j = 0; j < c.pos; j++) if (!c.keyMaskHost[b * total + c.past + j]) out[b * c.pos + j] = -1;
+  }
+  return out;
 }

@@ -30,7 +30,7 @@ export function scalar(value: number, dtype: DType = 'f32', at: Placement = {}):
 }
 
 export function full(shape: readonly number[], value: number, dtype: DType = 'f32', at: Placement = {}): Tensor {
-  const t = Tensor.empty(assertShape(shape, 'full'), dtype, at.backend ?? getBackend());
+  const t = Tensor.empty(assertShape(shape, 'full'), dtype, at.backend ?? getBackend(), 'full');
   if (numel(shape) > 0) dispatchInto({ op: 'fill', value }, [], [t]);
   return t;
 }

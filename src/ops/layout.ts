@@ -19,7 +19,7 @@ export function concat(ts: readonly Tensor[], axis = 0): Tensor {
   }
   const shape = [...first.shape];
   shape[a] = ts.reduce((s, t) => s + t.shape[a]!, 0);
-  const out = Tensor.empty(shape, first.dtype, first.backend);
+  const out = Tensor.empty(shape, first.dtype, first.backend, 'concat');
   let at = 0;
   for (const t of ts) {
     const n = t.shape[a]!;

@@ -102,3 +102,8 @@ export function evaluateOrganism(name: OrganismName, model: CausalLM): Record<st
   const heads = (e.heads as { layer: number; head: number; score: number }[]).filter((h) => h.score >= 0.4).sort((a, b) => b.score - a.score);
   return { in_context_loss_drop: e.in_context_loss_drop, first_half_loss: e.first_half_loss, second_half_loss: e.second_half_loss, induction_heads: heads, all_heads: e.heads };
 }
+
+// The organisms' data, analyses and interventions, for library use (`actlab/organisms`).
+export { initToy, evaluate } from './common.js';
+export { ablateHead, inContextLossDrop, inductionConfig, inductionData, inductionTrainingData, INDUCTION } from './induction.js';
+export { fourierAnalysis, modularAdditionConfig, modularAdditionData, P, type FourierReport } from './modular-addition.js';

@@ -3,6 +3,7 @@
 // Not for: op validation or shape inference (src/ops does that before calling dispatch).
 import { UnsupportedOpError, describeView, opParams, type Backend, type OpDesc, type View } from '../backends/backend.js';
 import type { DType } from './dtype.js';
+import { allocatingFor } from './live.js';
 import { Tensor } from './tensor.js';
 
 type Factory = () => Backend | Promise<Backend>;
@@ -130,7 +131,7 @@ export function dispatch(op: OpDesc, inputs: readonly Tensor[], outs: readonly O
       throw new Error(`${where()}: inputs live on different backends ('${inputs.map((x) => x.backend.name).join("', '")}'); move them with .to(backend) first`);
     }
   }
-  const outputs = outs.map((o) => Tensor.empty(o.shape, o.dtype, b));
+  const outputs = allocatingFor('fn' in op ? op.fn : op.op, () => outs.map((o) => Tensor.empty(o.shape, o.dtype, b)));
   const outViews = outputs.map((t) => t.view(where));
   if (!b.supportsOp(op, views, outViews)) {
     for (const t of outputs) t.dispose();

@@ -20,3 +20,11 @@ export class DisposedError extends Error {
     this.name = 'DisposedError';
   }
 }
+
+/** A backend could not allocate a buffer; the message says what is alive and which ops made it. */
+export class OutOfMemoryError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'OutOfMemoryError';
+  }
+}

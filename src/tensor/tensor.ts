@@ -3,7 +3,7 @@
 // share the buffer and never copy; the buffer is freed when the last tensor viewing it is disposed.
 // Not for: arithmetic (src/ops), device code (src/backends).
 import type { Backend, BackendBuffer, View } from '../backends/backend.js';
-import { DisposedError, DTypeError, ShapeError } from './errors.js';
+import { DisposedError, DTypeError, OutOfMemoryError, ShapeError } from './errors.js';
 import {
   bf16BitsToF32, byteSize, f16BitsToF32, f32ToBf16Bits, f32ToF16Bits, isPacked, toIntDType, type DType,
 } from './dtype.js';
@@ -12,17 +12,25 @@ import {
   type Shape,
 } from './shape.js';
 import { dispatch, getBackend, track } from './engine.js';
+import { describeLive, noteAlloc, noteFree, noteTensor } from './live.js';
 
 /** A backend buffer shared by the tensors that view it; freed when the last one lets go. */
 export class Storage {
   private refs = 1;
-  constructor(readonly backend: Backend, readonly buffer: BackendBuffer) {}
+  /** The op (or creation function) that allocated the buffer, for the live-tensor bookkeeping (live.ts). */
+  private readonly origin: string;
+  constructor(readonly backend: Backend, readonly buffer: BackendBuffer, origin = 'tensor') {
+    this.origin = noteAlloc(buffer.byteLength, origin);
+  }
   retain(): this {
     this.refs++;
     return this;
   }
   release(): void {
-    if (--this.refs === 0) this.backend.free(this.buffer);
+    if (--this.refs === 0) {
+      noteFree(this.origin, this.buffer.byteLength);
+      this.backend.free(this.buffer);
+    }
   }
   get alive(): boolean {
     return this.refs > 0;
@@ -73,14 +81,24 @@ export class Tensor {
     readonly offset = 0,
   ) {
     this.storage = storage;
+    noteTensor(1);
     track(this);
   }
 
-  /** An uninitialised contiguous tensor (zero-filled on CPU backends). */
-  static empty(shape: Shape, dtype: DType, backend: Backend = getBackend()): Tensor {
+  /**
+   * An uninitialised contiguous tensor (zero-filled on CPU backends). When the backend cannot
+   * allocate, the error says how many tensors are alive and which ops made most of them.
+   */
+  static empty(shape: Shape, dtype: DType, backend: Backend = getBackend(), origin = 'tensor'): Tensor {
     assertShape(shape, 'empty');
-    const buf = backend.alloc(byteSize(dtype, numel(shape)));
-    return new Tensor(new Storage(backend, buf), dtype, [...shape], contiguousStrides(shape));
+    const n = byteSize(dtype, numel(shape));
+    let buf: BackendBuffer;
+    try {
+      buf = backend.alloc(n);
+    } catch (e) {
+      throw new OutOfMemoryError(`${(e as Error).message}\n  while allocating ${dtype}${fmtShape(shape)} (${n} bytes) on ${backend.name}: ${describeLive()}`, { cause: e });
+    }
+    return new Tensor(new Storage(backend, buf, origin), dtype, [...shape], contiguousStrides(shape));
   }
 
   /** A contiguous tensor holding `values` (numbers converted to `dtype` as a cast would). */
@@ -101,7 +119,7 @@ export class Tensor {
     if (bytes.byteLength !== need) {
       throw new ShapeError(`fromBytes: ${bytes.byteLength} bytes given for ${dtype}${fmtShape(shape)}, which needs ${need}`);
     }
-    const t = Tensor.empty(shape, dtype, backend);
+    const t = Tensor.empty(shape, dtype, backend, 'fromBytes');
     backend.write(t.storage!.buffer, 0, bytes);
     return t;
   }
@@ -132,6 +150,7 @@ export class Tensor {
     if (this.storage) {
       this.storage.release();
       this.storage = null;
+      noteTensor(-1);
     }
   }
   [Symbol.dispose](): void {

@@ -2,6 +2,7 @@
 //   <out>/checkpoint-<step>/model.safetensors      parameters under their HF names
 //                          /config.json            the model's config
 //                          /optimizer.safetensors  moments / buffers, with kind and step in the metadata
+//                          /tokenizer files        when given (tokenizer.json, tokenizer.bin, ...)
 //                          /trainer_state.json     step, data position, seed, run settings (written last:
 //                                                  a folder without it is incomplete and ignored)
 // Resuming restores all of it, so N/2 + resume + N/2 steps equal N steps bit for bit. A checkpoint
@@ -32,6 +33,8 @@ export interface TrainerState {
   run: Record<string, number | string>;
   /** The last log line written. */
   last_log?: Record<string, number>;
+  /** The learning-rate schedule the run followed (warmup + cosine). */
+  schedule?: { lr: number; min_lr: number; warmup_steps: number; total_steps: number };
 }
 
 const json = (v: unknown) => new TextEncoder().encode(JSON.stringify(v, null, 2) + '\n');
@@ -47,9 +50,11 @@ function canonical(v: unknown): string {
 
 export async function saveCheckpoint(
   store: FileStore, dir: string, params: ReadonlyMap<string, Tensor>, config: Record<string, unknown>, opt: Optimizer, state: TrainerState,
+  files: readonly { name: string; bytes: Uint8Array }[] = [],
 ): Promise<void> {
   await writeSafetensors(store, store.join(dir, 'model.safetensors'), [...params], { metadata: { format: 'pt' } });
   await writeBytesAtomic(store, store.join(dir, 'config.json'), json(config));
+  for (const f of files) await writeBytesAtomic(store, store.join(dir, f.name), f.bytes);
   const s = opt.state();
   await writeSafetensors(store, store.join(dir, 'optimizer.safetensors'), [...s.tensors], { metadata: s.meta });
   await writeBytesAtomic(store, store.join(dir, 'trainer_state.json'), json(state));

@@ -14,6 +14,21 @@ export function gradNorms(grads: ReadonlyMap<string, Tensor>): Map<string, numbe
   return out;
 }
 
+/** `gradNorms` reading the device asynchronously, so it runs on every backend (WebGPU included); the same numbers. */
+export async function gradNormsAsync(grads: ReadonlyMap<string, Tensor>): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  for (const [name, g] of grads) {
+    if (g.size === 0) { out.set(name, 0); continue; }
+    const sq = tidy(() => sum(square(g.reshape([-1])), 0));
+    try {
+      out.set(name, Math.sqrt((await sq.data())[0] as number));
+    } finally {
+      sq.dispose();
+    }
+  }
+  return out;
+}
+
 /** The global norm sqrt(Σ ‖g‖²) of per-tensor norms. */
 export function globalNorm(norms: Iterable<number>): number {
   let s = 0;

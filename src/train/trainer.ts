@@ -10,11 +10,11 @@ import { Rng, tensor } from '../ops/creation.js';
 import { add, mul, square } from '../ops/elementwise.js';
 import { sum } from '../ops/reduce.js';
 import { getPlatform } from '../io/platform.js';
-import type { FileStore, WriteSink } from '../io/file-store.js';
+import { writeBytesAtomic, type FileStore, type WriteSink } from '../io/file-store.js';
 import { keep, tidy } from '../tensor/engine.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { CausalLM } from '../models/model.js';
-import { clipFactor, globalNorm, gradNorms } from './clip.js';
+import { clipFactor, globalNorm, gradNormsAsync } from './clip.js';
 import { latestCheckpoint, loadCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.js';
 import { crossEntropy } from './loss.js';
 import { AdamW, defaultGroups, Sgd, type Optimizer } from './optim.js';
@@ -51,10 +51,14 @@ export interface TrainOptions {
   untilStep?: number;
   /** Continue from the newest checkpoint in outDir (true), or from this folder. */
   resume?: boolean | string;
+  /** Files written into every checkpoint folder beside the weights (the tokenizer, so the folder loads with it). */
+  checkpointFiles?: readonly { name: string; bytes: Uint8Array }[];
   /** Model config written to config.json (default: the model's own). */
   config?: Record<string, unknown>;
   /** Called after each update. */
   onStep?: (s: StepInfo) => void;
+  /** Told what a resumed run changes (a schedule for another step count), in a sentence. */
+  onNotice?: (message: string) => void;
   /** Only these input positions count in the loss (e.g. [T - 1]: predict the last token only); default all. */
   lossPositions?: readonly number[];
 }
@@ -72,7 +76,12 @@ export interface StepInfo {
 
 export interface TrainResult {
   step: number;
+  /** The loss of the last update (of this call, or the one logged in the checkpoint resumed from). */
   loss: number;
+  /** The step the run resumed from (undefined: it started fresh). */
+  resumedFrom?: number;
+  /** Updates taken by this call (0: the checkpoint was already at `steps`). */
+  updates: number;
   /** Folder of the last checkpoint written (or resumed from). */
   checkpoint: string | null;
 }
@@ -117,7 +126,8 @@ export async function train(model: CausalLM, data: readonly ArrayLike<number>[],
   const opt: Optimizer = o.optimizer === 'sgd'
     ? new Sgd(params, groups, { momentum: o.momentum ?? 0.9 })
     : new AdamW(params, groups, { betas: o.betas, eps: o.eps });
-  const schedule = warmupCosine({ lr: o.lr, minLr: o.minLr ?? 0, warmupSteps: o.warmupSteps ?? 0, totalSteps: o.steps });
+  const sched = { lr: o.lr, min_lr: o.minLr ?? 0, warmup_steps: o.warmupSteps ?? 0, total_steps: o.steps };
+  const schedule = warmupCosine({ lr: sched.lr, minLr: sched.min_lr, warmupSteps: sched.warmup_steps, totalSteps: sched.total_steps });
   const config = o.config ?? model.hfConfig;
   const store = o.outDir ? o.store ?? (await getPlatform()).store : null;
   const run = { seed, batch_size: o.batchSize, grad_accum: accum, examples: data.length, seq_len: T, optimizer: opt.kind };
@@ -125,6 +135,8 @@ export async function train(model: CausalLM, data: readonly ArrayLike<number>[],
   let step = 0;
   let position = 0;
   let lastCkpt: string | null = null;
+  let resumedFrom: number | undefined;
+  let loss = NaN;
   if (o.resume && store && o.outDir) {
     const dir = typeof o.resume === 'string' ? o.resume : await latestCheckpoint(store, o.outDir);
     if (dir) {
@@ -132,11 +144,31 @@ export async function train(model: CausalLM, data: readonly ArrayLike<number>[],
       step = st.global_step;
       position = st.data_position;
       lastCkpt = dir;
+      resumedFrom = step;
+      loss = st.last_log?.loss ?? NaN;
+      const was = st.schedule;
+      if (was && step < o.steps && (Object.keys(sched) as (keyof typeof sched)[]).some((k) => was[k] !== sched[k])) {
+        const before = warmupCosine({ lr: was.lr, minLr: was.min_lr, warmupSteps: was.warmup_steps, totalSteps: was.total_steps })(step);
+        o.onNotice?.(`the learning-rate schedule changes at step ${step + 1}: ${dir} was trained with warmup ${was.warmup_steps} + cosine from ${was.lr} to ${was.min_lr} over ${was.total_steps} steps, `
+          + `this run uses warmup ${sched.warmup_steps} + cosine from ${sched.lr} to ${sched.min_lr} over ${sched.total_steps} steps (lr at step ${step + 1}: ${before.toExponential(3)} before, ${schedule(step).toExponential(3)} now)`);
+      }
     }
   }
 
   let log: WriteSink | null = null;
-  if (store && o.outDir) log = await store.openAppend(o.logFile ?? store.join(o.outDir, 'train_log.jsonl'));
+  if (store && o.outDir) {
+    // The log holds each step once: lines past the step this run starts from (written after the
+    // checkpoint it resumes from, or by an earlier run in this folder) are dropped.
+    const logPath = o.logFile ?? store.join(o.outDir, 'train_log.jsonl');
+    if (await store.stat(logPath)) {
+      const text = new TextDecoder().decode(await store.readBytes(logPath));
+      const lines = text.split('\n').filter((l) => l.trim() !== '');
+      const kept = lines.filter((l) => { try { return (JSON.parse(l) as { step: number }).step <= step; } catch { return false; } });
+      if (kept.length !== lines.length) await writeBytesAtomic(store, logPath, new TextEncoder().encode(kept.map((l) => l + '\n').join('')));
+    }
+    log = await store.openAppend(logPath);
+  }
+  let lastLine: Record<string, number> | undefined;
   const order = new Map<number, Int32Array>();
   const example = (k: number): ArrayLike<number> => {
     const epoch = Math.floor(k / data.length);
@@ -152,12 +184,11 @@ export async function train(model: CausalLM, data: readonly ArrayLike<number>[],
   const list = [...params];
   const saved = list.map(([, p]) => p.requiresGrad);
   for (const [, p] of list) p.requireGrad(true);
-  let loss = NaN;
   const save = async (): Promise<void> => {
     if (!store || !o.outDir) return;
     const dir = store.join(o.outDir, `checkpoint-${step}`);
-    const state: TrainerState = { global_step: step, data_position: position, epoch: Math.floor(position / data.length), run };
-    await saveCheckpoint(store, dir, params, config, opt, state);
+    const state: TrainerState = { global_step: step, data_position: position, epoch: Math.floor(position / data.length), run, schedule: sched, ...(lastLine ? { last_log: lastLine } : {}) };
+    await saveCheckpoint(store, dir, params, config, opt, state, o.checkpointFiles);
     lastCkpt = dir;
   };
   const stop = (detail: string, grads: Map<string, number> | null): never => {
@@ -183,11 +214,12 @@ export async function train(model: CausalLM, data: readonly ArrayLike<number>[],
             for (let j = 0; j < T; j++) { ids[b * T + j] = ex[j]!; tgt[b * T + j] = counted[j] ? ex[j + 1]! : IGNORE; }
           }
           const mark = tapeMark();
+          let lossT: Tensor | null = null;
           try {
             tidy(() => {
               const logits = model.forward(tensor(ids, [o.batchSize, T], 'i32', { backend }));
               const l = crossEntropy(logits, tensor(tgt, [o.batchSize, T], 'i32', { backend }), { ignoreIndex: IGNORE });
-              lossSum += l.item();
+              lossT = keep(l);
               const gs = grad(accum === 1 ? l : mul(l, 1 / accum), list.map(([, p]) => p));
               list.forEach(([n], i) => {
                 const prev = acc.get(n);
@@ -195,12 +227,15 @@ export async function train(model: CausalLM, data: readonly ArrayLike<number>[],
                 prev?.dispose();
               });
             });
+            // Read asynchronously, so training runs on every backend (WebGPU has no synchronous read).
+            lossSum += (await lossT!.data())[0] as number;
           } finally {
+            (lossT as Tensor | null)?.dispose();
             clearTape(mark - 1);
           }
         }
         loss = lossSum / accum;
-        const norms = gradNorms(acc);
+        const norms = await gradNormsAsync(acc);
         if (!Number.isFinite(loss)) stop(`the loss is ${loss}`, norms);
         const badGrad = [...norms].find(([, v]) => !Number.isFinite(v));
         if (badGrad) stop(`the gradient of '${badGrad[0]}' is not finite (norm ${badGrad[1]})`, norms);
@@ -209,6 +244,7 @@ export async function train(model: CausalLM, data: readonly ArrayLike<number>[],
         step++;
         const ms = performance.now() - t0;
         const line = { step, loss, lr, grad_norm: norm, tokens: o.batchSize * T * accum, ms: Math.round(ms * 10) / 10 };
+        lastLine = line;
         if (log) await log.write(new TextEncoder().encode(JSON.stringify(line) + '\n'));
         o.onStep?.({ step, steps: o.steps, loss, lr, gradNorm: norm, tokens: line.tokens, ms });
       } finally {
@@ -216,8 +252,9 @@ export async function train(model: CausalLM, data: readonly ArrayLike<number>[],
       }
       if (o.checkpointEvery && step % o.checkpointEvery === 0 && step < end) await save();
     }
-    if (lastCkpt !== (store && o.outDir ? store.join(o.outDir, `checkpoint-${step}`) : null)) await save();
-    return { step, loss, checkpoint: lastCkpt };
+    const updates = step - (resumedFrom ?? 0);
+    if (updates > 0 && lastCkpt !== (store && o.outDir ? store.join(o.outDir, `checkpoint-${step}`) : null)) await save();
+    return { step, loss, resumedFrom, updates, checkpoint: lastCkpt };
   } finally {
     list.forEach(([, p], i) => p.requireGrad(saved[i]));
     opt.dispose();

@@ -31,6 +31,8 @@ export interface WasmBackendOptions {
    * that a kernel which leaves part of its output unwritten fails a comparison. For tests.
    */
   poison?: boolean;
+  /** Cap on the wasm memory in bytes (default: the 4 GiB a wasm32 memory can address). */
+  maxBytes?: number;
 }
 
 export class WasmBackend implements Backend {
@@ -179,7 +181,8 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
     exportNames: m.exportNames,
     module: await WebAssembly.compile(base64ToBytes(features.relaxed ? m.relaxed : m.simd)),
   })));
-  const memory = new WasmMemory();
+  if (opts.maxBytes !== undefined && !(opts.maxBytes > 0)) throw new Error(`wasm backend: maxBytes must be a positive number, got ${opts.maxBytes}`);
+  const memory = new WasmMemory(undefined, opts.maxBytes);
   const pool = await ThreadPool.create(memory, modules, threads);
   return new WasmBackend(memory, pool, features, opts.poison);
 }

@@ -20,10 +20,13 @@ export class WasmMemory {
   private readonly freeList: Block[] = []; // sorted by ptr, coalesced
   private readonly sizes = new Map<number, number>(); // ptr -> reserved size
   private live = 0;
+  /** The most pages this memory may grow to (MAX_PAGES unless a smaller cap was asked for). */
+  private readonly maxPages: number;
 
-  constructor(initialPages = 32) {
+  constructor(initialPages = 32, maxBytes?: number) {
+    this.maxPages = maxBytes === undefined ? MAX_PAGES : Math.min(MAX_PAGES, Math.max(initialPages, Math.ceil(maxBytes / PAGE_BYTES)));
     try {
-      this.memory = new WebAssembly.Memory({ initial: initialPages, maximum: MAX_PAGES, shared: true });
+      this.memory = new WebAssembly.Memory({ initial: initialPages, maximum: this.maxPages, shared: true });
     } catch (e) {
       throw new Error(
         `wasm backend: cannot create a shared WebAssembly.Memory (${(e as Error).message}); ` +
@@ -117,13 +120,15 @@ export class WasmMemory {
   private ensure(end: number): void {
     const have = this.memory.buffer.byteLength;
     if (end <= have) return;
-    if (end > MAX_PAGES * PAGE_BYTES) {
-      throw new Error(`wasm memory: ${end} bytes needed, more than the 4 GiB a wasm32 memory can hold`);
+    if (end > this.maxPages * PAGE_BYTES) {
+      throw new Error(this.maxPages === MAX_PAGES
+        ? `wasm memory: ${end} bytes needed, more than the 4 GiB a wasm32 memory can hold`
+        : `wasm memory: ${end} bytes needed, more than the ${this.maxPages * PAGE_BYTES} bytes this backend may use (maxBytes)`);
     }
     const havePages = have / PAGE_BYTES;
     const needPages = Math.ceil(end / PAGE_BYTES) - havePages;
     // grow geometrically (by at least a quarter) to keep the number of grow calls small
-    const pages = Math.min(MAX_PAGES - havePages, Math.max(needPages, Math.ceil(havePages / 4)));
+    const pages = Math.min(this.maxPages - havePages, Math.max(needPages, Math.ceil(havePages / 4)));
     try {
       this.memory.grow(pages);
     } catch (e) {

@@ -23,7 +23,7 @@ export class KVCache {
     if (!old || old.k.shape[2]! < need) {
       const cap = Math.max(need, 2 * (old?.k.shape[2] ?? 0), 16);
       const grow = (src: Tensor, prev?: Tensor) => {
-        const next = keep(Tensor.empty([src.shape[0]!, src.shape[1]!, cap, src.shape[3]!], src.dtype, src.backend));
+        const next = keep(Tensor.empty([src.shape[0]!, src.shape[1]!, cap, src.shape[3]!], src.dtype, src.backend, 'kvCache'));
         if (prev && this.length > 0) tidy(() => assign(next.narrow(2, 0, this.length), prev.narrow(2, 0, this.length)));
         prev?.dispose();
         return next;

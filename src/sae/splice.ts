@@ -1,0 +1,63 @@
+// Splicing an SAE (or transcoder) into a model: hooks that replace the activation at the SAE's
+// site by its reconstruction, firing the SAE's own hook points under the site's name, as SAELens'
+// HookedSAETransformer names them (`blocks.2.hook_resid_post.sae.hook_sae_acts_post`, ...), so a
+// feature can be read, ablated, clamped or steered with ordinary hooks on those names.
+// A transcoder reads its input site (hook_name) and replaces its output site (hook_name_out).
+// Not for: metrics (eval.ts).
+import { Hooks, type HookFilter, type HookFn } from '../hooks/hook-point.js';
+import { add, sub } from '../ops/elementwise.js';
+import { keep } from '../tensor/engine.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { hookName, hookNameOut, isTranscoder } from './config.js';
+import type { Sae } from './sae.js';
+
+export interface SpliceOptions {
+  /** The model hook the SAE reads (default: its cfg's hook_name). */
+  site?: string;
+  /** Transcoders: the hook it replaces (default: hook_name_out). */
+  outSite?: string;
+  /** Hooks on the SAE's hook points, by full name ('<site>.sae.hook_sae_acts_post', ...). */
+  hooks?: readonly (readonly [HookFilter, HookFn])[];
+  /** Keep the SAE's error, so the model's output changes only through what the hooks change. */
+  useErrorTerm?: boolean;
+}
+
+/** The site the SAE reads, from options or its config; an error naming the SAE when neither says. */
+export function saeSite(sae: Sae, site?: string): string {
+  const s = site ?? hookName(sae.cfg);
+  if (!s) throw new Error(`SAE (${sae.cfg.architecture}, d_in ${sae.dIn}): its cfg.json names no hook_name; give the site explicitly`);
+  return s;
+}
+
+/** [filter, fn] pairs to pass to runWithHooks / model.withHooks. */
+export function saeHooks(sae: Sae, o: SpliceOptions = {}): [HookFilter, HookFn][] {
+  const site = saeSite(sae, o.site);
+  const prefix = `${site}.sae.`;
+  const inner = new Hooks(o.hooks ?? []);
+  if (!isTranscoder(sae.cfg)) {
+    return [[site, (x) => sae.forward(x, { hooks: inner, prefix, useErrorTerm: o.useErrorTerm })]];
+  }
+  const outSite = o.outSite ?? hookNameOut(sae.cfg)!;
+  if (outSite === site) throw new Error(`transcoder at ${site}: its output site (hook_name_out) must differ from its input site`);
+  let input: Tensor | null = null;
+  return [
+    [site, (x) => { input?.dispose(); input = keep(x.share()); }],
+    [outSite, (y) => {
+      if (!input) throw new Error(`transcoder: ${outSite} fired before ${site}; is ${site} upstream of ${outSite} in this model?`);
+      const x = input;
+      input = null;
+      try {
+        const out = sae.forward(x, { hooks: inner, prefix });
+        if (!o.useErrorTerm) return out;
+        const clean = sae.forward(x, { prefix });
+        const err = inner.at(`${prefix}hook_sae_error`, sub(y, clean));
+        clean.dispose();
+        const r = add(out, err);
+        out.dispose();
+        return r;
+      } finally {
+        x.dispose();
+      }
+    }],
+  ];
+}
