@@ -3,7 +3,8 @@
 // format's error (llama.cpp also rounds activations to 8 bits before each quantized product), and
 // actlab's K-quant blocks match llama-quantize's for the same weights. Needs the peers
 // (../shared/peers/llama.cpp), g++, and llama.cpp's headers at the peers' commit:
-// ACTLAB_LLAMA_CPP_SRC=<llama.cpp source tree> (its include/ and ggml/include/); skipped otherwise.
+// LLAMA_CPP_SRC=<llama.cpp checkout> (its include/ and ggml/include/, as scripts/llamacpp/build.sh);
+// skipped otherwise.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -21,10 +22,10 @@ import { randomModel } from '../src/models/random.js';
 
 const PEERS = new URL('../../shared/peers/llama.cpp/', import.meta.url).pathname;
 const STORIES = new URL('../../shared/data/stories260K-gguf/stories260K.gguf', import.meta.url).pathname;
-const SRC = process.env.ACTLAB_LLAMA_CPP_SRC ?? '';
+const SRC = process.env.LLAMA_CPP_SRC ?? '';
 const have = existsSync(join(PEERS, 'llama-quantize')) && existsSync(STORIES) && !!SRC && existsSync(join(SRC, 'include', 'llama.h'))
   && spawnSync('g++', ['--version']).status === 0;
-if (!have) console.log('gguf-llama-cpp: skipped (needs ../shared/peers/llama.cpp, g++ and ACTLAB_LLAMA_CPP_SRC with llama.cpp\'s headers)');
+if (!have) console.log('gguf-llama-cpp: skipped (needs ../shared/peers/llama.cpp, g++ and LLAMA_CPP_SRC with llama.cpp\'s headers)');
 
 // A Llama-shaped model whose rows hold 256-value K-quant blocks, with stories260K's 512-token vocabulary.
 const CONFIG = {
