@@ -8,6 +8,7 @@ import * as generate from './generate.js';
 import * as hooks from './hooks.js';
 import * as inspect from './inspect.js';
 import * as organisms from './organisms.js';
+import * as evalCmd from './eval.js';
 import * as patch from './patch.js';
 import * as quantize from './quantize.js';
 import * as runCmd from './run.js';
@@ -54,6 +55,7 @@ export function buildProgram(): Command {
   skipLayers.register(program);
   sae.register(program);
   quantize.register(program);
+  evalCmd.register(program);
   return program;
 }
 
