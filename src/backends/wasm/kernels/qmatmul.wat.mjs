@@ -197,14 +197,82 @@ ${perBlock.join('\n')}
 ${stores.join('\n')})`;
 }
 
-/** Entry: this task's rows of W, each against every activation row (MT at a time, then singly). */
-function entry(type) {
+/**
+ * Decode (fewer than MT activation rows): two weight rows against one activation row, so that the
+ * activation's loads and scale are shared and the two rows' chains run side by side.
+ */
+function pairKernel(type, madd, relaxed) {
+  const F = FORMAT[type];
+  const rdot = relaxed && (type === 'q4_0' || type === 'q4_k');
+  const mins = type === 'q4_k' || (rdot && type === 'q4_0');
+  // the second row's decode: the first row's code on $wq into its own locals
+  const second = (code) => code.replace(/\$w([0-3])\b/g, '$v$1').replace(/\$wp\b/g, '$wq').replace(/\$ws\b/g, '$vs')
+    .replace(/\$wm\b/g, '$vm').replace(/\$dmin\b/g, '$emin').replace(/\$dd\b/g, '$ed');
+  const perBlock = [];
+  if (type === 'q4_k') {
+    perBlock.push(`        ${set('dd', f16(g('wp')))} ${set('dmin', f16(`(i32.add ${g('wp')} ${i32(2)})`))}`);
+    perBlock.push(`        ${set('ed', f16(g('wq')))} ${set('emin', f16(`(i32.add ${g('wq')} ${i32(2)})`))}`);
+  }
+  if (type === 'q6_k') perBlock.push(`        ${set('dd', f16(`(i32.add ${g('wp')} ${i32(208)})`))} ${set('ed', f16(`(i32.add ${g('wq')} ${i32(208)})`))}`);
+  for (let j = 0; j < F.units; j++) {
+    const dec = decodeUnit(type, j, rdot);
+    perBlock.push(dec, second(dec));
+    const L = [];
+    if (rdot) {
+      for (const k of [0, 1]) L.push(set(`xv${k}`, `(v128.load offset=${32 * j + 16 * k} ${add(g('x8'), `(i32.shr_u ${g('xo')} ${i32(1)})`)})`));
+    } else {
+      for (const k of [0, 1, 2, 3]) L.push(set(`xv${k}`, `(v128.load offset=${64 * j + 16 * k} ${add(g('x'), g('xo'))})`));
+    }
+    L.push(set('dx', `(f32.load offset=${4 * j} ${add(g('d'), g('do'))})`));
+    if (mins) L.push(set('xs', `(f32.load offset=${4 * j} ${add(g('s'), g('do'))})`));
+    for (const [w, acc, sc, mn, msc] of [['w', 'accA', 'ws', 'mnA', 'wm'], ['v', 'accB', 'vs', 'mnB', 'vm']]) {
+      if (rdot) {
+        const rd = (k) => `(i32x4.extadd_pairwise_i16x8_s (i16x8.relaxed_dot_i8x16_i7x16_s ${g(`xv${k}`)} ${g(`${w}${k}`)}))`;
+        L.push(set('isum', `(i32x4.add ${rd(0)} ${rd(1)})`));
+      } else {
+        const dot = (k) => `(i32x4.dot_i16x8_s ${g(`${w}${k}`)} ${g(`xv${k}`)})`;
+        L.push(set('isum', `(i32x4.add (i32x4.add ${dot(0)} ${dot(1)}) (i32x4.add ${dot(2)} ${dot(3)}))`));
+      }
+      L.push(set(acc, madd(`(f32x4.convert_i32x4_s ${g('isum')})`, `(f32x4.splat (f32.mul ${g(sc)} ${g('dx')}))`, g(acc))));
+      if (mins) L.push(set(mn, `(f32.add ${g(mn)} (f32.mul ${g(msc)} ${g('xs')}))`));
+    }
+    perBlock.push(L.map((x) => '        ' + x).join('\n'));
+  }
+  const v = (n, t) => n.map((x) => `(local $${x} ${t})`).join(' ');
+  return `
+  (func $qm_${type}_p2 (param $wp i32) (param $wq i32) (param $nb i32) (param $x i32) (param $d i32) (param $s i32) (param $tab i32) (param $y i32) (param $x8 i32)
+    ${v(['w0', 'w1', 'w2', 'w3', 'v0', 'v1', 'v2', 'v3', 'xv0', 'xv1', 'xv2', 'xv3', 't', 't2', 'isum', 'accA', 'accB'], 'v128')}
+    ${v(['ws', 'wm', 'vs', 'vm', 'dd', 'dmin', 'ed', 'emin', 'dx', 'xs', 'mnA', 'mnB'], 'f32')} ${v(['xo', 'do', 'i'], 'i32')}
+    (block $done (loop $blocks
+      (br_if $done (i32.ge_u ${g('i')} ${g('nb')}))
+${perBlock.join('\n')}
+      ${set('wp', add(g('wp'), i32(F.bytes)))} ${set('wq', add(g('wq'), i32(F.bytes)))} ${set('xo', add(g('xo'), i32(64 * F.units)))} ${set('do', add(g('do'), i32(4 * F.units)))}
+      ${set('i', add(g('i'), i32(1)))}
+      (br $blocks)))
+    (f32.store ${g('y')} (f32.sub ${hsum(g('accA'))} ${g('mnA')}))
+    (f32.store offset=4 ${g('y')} (f32.sub ${hsum(g('accB'))} ${g('mnB')})))`;
+}
+
+/** Entry: this task's rows of W, each against every activation row (MT at a time, then singly; with `pair`, fewer than MT rows take two weight rows at a time). */
+function entry(type, pair) {
   const F = FORMAT[type];
   const ld = (f) => `(i32.load offset=${P[f]} ${g('p')})`;
   const call = (mt) => `(call $qm_${type}_r${mt} ${g('wp')} ${g('nb')} (i32.add ${g('xq')} (i32.mul ${g('m')} ${g('xrs')})) ${g('xrs')}
               (i32.add ${g('xd')} (i32.mul ${g('m')} ${g('drs')})) ${g('drs')} (i32.add ${g('xs')} (i32.mul ${g('m')} ${g('drs')})) ${g('tab')}
               (i32.add ${g('y')} (i32.shl (i32.add (i32.mul ${g('m')} ${g('N')}) ${g('n')}) ${i32(2)})) (i32.shl ${g('N')} ${i32(2)})
               (i32.add ${g('xq8')} (i32.mul ${g('m')} ${g('K')})))`;
+  const pairBlock = !pair ? '' : `      (if (i32.and (i32.lt_u ${g('M')} ${i32(MT)}) (i32.lt_u (i32.add ${g('n')} ${i32(1)}) ${g('end')})) (then
+        ${set('m', i32(0))}
+        (block $pairs_done (loop $pairs
+          (br_if $pairs_done (i32.ge_u ${g('m')} ${g('M')}))
+          (call $qm_${type}_p2 ${g('wp')} (i32.add ${g('wp')} ${g('rb')}) ${g('nb')} (i32.add ${g('xq')} (i32.mul ${g('m')} ${g('xrs')}))
+            (i32.add ${g('xd')} (i32.mul ${g('m')} ${g('drs')})) (i32.add ${g('xs')} (i32.mul ${g('m')} ${g('drs')})) ${g('tab')}
+            (i32.add ${g('y')} (i32.shl (i32.add (i32.mul ${g('m')} ${g('N')}) ${g('n')}) ${i32(2)})) (i32.add ${g('xq8')} (i32.mul ${g('m')} ${g('K')})))
+          ${set('m', add(g('m'), i32(1)))}
+          (br $pairs)))
+        ${set('n', add(g('n'), i32(2)))}
+        (br $rows)))
+`;
   return `
   (func $qm_${type} (param $p i32) (param $task i32) (param $nTasks i32)
     (local $M i32) (local $N i32) (local $K i32) (local $n i32) (local $end i32) (local $m i32) (local $nb i32) (local $wp i32)
@@ -218,7 +286,7 @@ function entry(type) {
     (block $rows_done (loop $rows
       (br_if $rows_done (i32.ge_u ${g('n')} ${g('end')}))
       ${set('wp', add(g('w'), mul(g('n'), g('rb'))))}
-      ${set('m', i32(0))}
+${pairBlock}      ${set('m', i32(0))}
       (block $tiles_done (loop $tiles
         (br_if $tiles_done (i32.gt_u (i32.add ${g('m')} ${i32(MT)}) ${g('M')}))
         ${call(MT)}
@@ -237,7 +305,14 @@ function entry(type) {
 export function generate({ relaxed }) {
   const madd = (a, b, c) => (relaxed ? `(f32x4.relaxed_madd ${a} ${b} ${c})` : `(f32x4.add (f32x4.mul ${a} ${b}) ${c})`);
   const out = ['(module', '  (import "env" "memory" (memory 1 65536 shared))', quantX()];
-  for (const t of TYPES) out.push(rowKernel(t, MT, madd, relaxed), rowKernel(t, 1, madd, relaxed), entry(t));
+  for (const t of TYPES) {
+    // the two-row decode kernel pays off where the unpacked unit is small (the i8 relaxed dot on
+    // nibbles); with 16-bit operands its two rows' vectors no longer fit the registers
+    const pair = relaxed && (t === 'q4_0' || t === 'q4_k');
+    out.push(rowKernel(t, MT, madd, relaxed), rowKernel(t, 1, madd, relaxed));
+    if (pair) out.push(pairKernel(t, madd, relaxed));
+    out.push(entry(t, pair));
+  }
   for (const e of exportNames) out.push(`  (export "${e}" (func $${e}))`);
   out.push(')');
   return out.join('\n');
