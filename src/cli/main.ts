@@ -9,7 +9,9 @@ import * as generate from './generate.js';
 import * as hooks from './hooks.js';
 import * as inspect from './inspect.js';
 import * as organisms from './organisms.js';
+import * as evalCmd from './eval.js';
 import * as patch from './patch.js';
+import * as quantize from './quantize.js';
 import * as runCmd from './run.js';
 import * as sae from './sae.js';
 import * as probe from './probe.js';
@@ -58,6 +60,8 @@ export function buildProgram(): Command {
   steer.register(program);
   ablate.register(program);
   probe.register(program);
+  quantize.register(program);
+  evalCmd.register(program);
   return program;
 }
 
