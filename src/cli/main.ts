@@ -7,6 +7,7 @@ import * as cache from './cache.js';
 import * as generate from './generate.js';
 import * as hooks from './hooks.js';
 import * as inspect from './inspect.js';
+import * as lab from './lab.js';
 import * as organisms from './organisms.js';
 import * as patch from './patch.js';
 import * as runCmd from './run.js';
@@ -52,6 +53,7 @@ export function buildProgram(): Command {
   tokenize.register(program);
   skipLayers.register(program);
   sae.register(program);
+  lab.register(program);
   return program;
 }
 
