@@ -6,6 +6,7 @@
 // and generation lengths are capped; bad requests get a 4xx with a message and the server keeps
 // serving. One job runs at a time (loads included), queued jobs are answered in order, and a
 // client that disconnects cancels its job, queued or running.
+import '../backends/index.js';
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { createReadStream, existsSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -39,6 +40,8 @@ export interface LabServer {
   server: Server;
   /** Jobs queued or running. */
   pending(): number;
+  /** Jobs finished and jobs cancelled (their client went away) since start. */
+  stats(): { completed: number; cancelled: number };
   close(): Promise<void>;
 }
 
@@ -151,6 +154,7 @@ export async function startLabServer(o: LabServerOptions = {}): Promise<LabServe
   const backend = o.backend ?? 'js';
   const log = o.log ?? (() => {});
   const queue = new JobQueue();
+  const stats = { completed: 0, cancelled: 0 };
   let current: { lab: LabModel; loaded: LoadedModel; source: string } | null = null;
 
   async function load(spec: { path?: unknown; organism?: unknown }): Promise<Record<string, unknown>> {
@@ -228,6 +232,7 @@ export async function startLabServer(o: LabServerOptions = {}): Promise<LabServe
         });
         write({ type: 'result', value });
         res.end();
+        stats.completed++;
       });
       return;
     }
@@ -254,6 +259,7 @@ export async function startLabServer(o: LabServerOptions = {}): Promise<LabServe
     if (!tokenOk(given, token)) { req.resume(); sendJson(res, 403, { error: 'wrong token' }); return; }
     api(req, res, url, ac.signal).catch((e: unknown) => {
       if (e instanceof LabCancelledError || ac.signal.aborted) {
+        stats.cancelled++;
         if (!res.writableEnded) res.destroy();
         return;
       }
@@ -280,6 +286,7 @@ export async function startLabServer(o: LabServerOptions = {}): Promise<LabServe
     url: `http://${shownHost}:${port}/?token=${token}`,
     token, port, server,
     pending: () => queue.count,
+    stats: () => ({ ...stats }),
     close: () => new Promise<void>((ok) => {
       server.closeAllConnections();
       server.close(() => { current?.loaded.model.dispose(); current = null; ok(); });
