@@ -111,7 +111,7 @@ function App() {
         <h1>actlab lab</h1>
         <span class="mode">
           {server
-            ? <label>Run in <select data-testid="mode" value={mode} onChange={(e) => { setMode((e.target as HTMLSelectElement).value as 'tab' | 'server'); setInfo(null); }}>
+            ? <label>Run in <select data-testid="mode" value={mode} onChange={(e) => { setMode((e.target as HTMLSelectElement).value as 'tab' | 'server'); setInfo(null); setError(''); }}>
               <option value="server">the lab server (Node)</option><option value="tab">this tab (worker)</option></select></label>
             : <span>Runs in this tab (no server)</span>}
           {mode === 'tab' && <label> backend <select data-testid="backend" value={backend} onChange={(e) => setBackend((e.target as HTMLSelectElement).value)}><option value="js">js (reference)</option><option value="wasm">wasm</option><option value="webgpu">webgpu</option></select></label>}
@@ -146,7 +146,7 @@ function App() {
         <>
           <label class="prompt">Prompt{info.text_tokenizer ? '' : ' (token ids: this model has no tokenizer)'}
             <textarea data-testid="prompt" rows={2} value={prompt} onInput={(e) => setPrompt((e.target as HTMLTextAreaElement).value)} /></label>
-          <nav>{VIEWS.map((v) => <button data-testid={`tab-${v.key}`} class={v.key === view ? 'active' : ''} onClick={() => setView(v.key)}>{v.title}</button>)}</nav>
+          <nav>{VIEWS.map((v) => <button data-testid={`tab-${v.key}`} class={v.key === view ? 'active' : ''} onClick={() => { setView(v.key); setError(''); }}>{v.title}</button>)}</nav>
           <main data-testid={`view-${view}`}><Current key={`${view}-${info.name}-${mode}`} info={info} prompt={prompt} run={run} /></main>
         </>
       )}

@@ -1,7 +1,6 @@
 // The messages between the page and its worker (and, as NDJSON events, the lab server's answers):
 // one job id per request; progress, streamed tokens, then a result or an error.
 export type LoadSpec =
-  | { organism: string }
   | { files: { name: string; blob: Blob }[] }
   | { urls: { name: string; url: string; optional?: boolean }[]; name: string };
 

@@ -35,7 +35,12 @@ export class TabRunner implements Runner {
     return { result, cancel: () => this.worker.postMessage({ id, kind: 'cancel' }) };
   }
 
-  load(spec: LoadSpec, backend: string, onEvent?: (e: LabEvent) => void): Job {
+  load(spec: LoadSpec | { organism: string }, backend: string, onEvent?: (e: LabEvent) => void): Job {
+    if ('organism' in spec) {
+      // The organisms ship beside the page (organisms/NAME/...), resolved against the page, not the worker.
+      const at = (f: string) => new URL(`organisms/${spec.organism}/${f}`, document.baseURI).href;
+      spec = { urls: [{ name: 'config.json', url: at('config.json') }, { name: 'model.safetensors', url: at('model.safetensors') }], name: spec.organism };
+    }
     return this.send({ kind: 'load', spec, backend }, onEvent);
   }
 

@@ -20,13 +20,7 @@ async function job(msg: Exclude<ToWorker, { kind: 'cancel' }>): Promise<void> {
     if (msg.kind === 'load') {
       const progress = (done: number, total: number) => post(msg.id, { type: 'progress', done, total, what: 'loading weights' });
       const s = msg.spec;
-      const pageUrl = (p: string) => new URL(p, self.location.href).href;
-      const m = 'organism' in s
-        ? await loadUrls([
-          { name: 'config.json', url: pageUrl(`organisms/${s.organism}/config.json`) },
-          { name: 'model.safetensors', url: pageUrl(`organisms/${s.organism}/model.safetensors`) },
-        ], msg.backend, s.organism, progress)
-        : 'files' in s ? await loadFiles(s.files, msg.backend, s.files.map((f) => f.name).join(', '), progress)
+      const m = 'files' in s ? await loadFiles(s.files, msg.backend, s.files.map((f) => f.name).join(', '), progress)
           : await loadUrls(s.urls, msg.backend, s.name, progress);
       current?.model.dispose();
       current = m;

@@ -1,0 +1,198 @@
+// The lab page, driven in Debian's Chromium (playwright-core) against the lab server, with the
+// induction organism: every view runs and is photographed; the attention view's numbers equal
+// runWithCache's hook_pattern; an ablation click shows the logit change the library computes;
+// steering alters the streamed continuation exactly as generate() under the steering intervention
+// does; and the same views run in the tab (the worker) give the same numbers as on the server.
+// Skips, saying so, where /usr/bin/chromium is absent (apt-get install chromium).
+import { rmSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import '../src/backends/index.js';
+import { collect } from '../src/analysis/acts.js';
+import { argmax } from '../src/analysis/stats.js';
+import { organismDir } from '../src/cli/lab-server.js';
+import { runWithCache } from '../src/hooks/run.js';
+import { withInterventions } from '../src/interventions/apply.js';
+import { steeringIntervention, steeringVectors } from '../src/interventions/steering-vectors.js';
+import { labModel } from '../src/lab/model.js';
+import type { LabModel } from '../src/lab/views.js';
+import { generate } from '../src/models/generate.js';
+import { loadModel } from '../src/models/load.js';
+import { tensor } from '../src/ops/creation.js';
+import { buildPage, click, haveChromium, idle, openLab, patternOnPage, shot, SHOTS, type LabPage } from './helpers/lab-page.js';
+
+if (!haveChromium) console.log('lab page tests skipped: /usr/bin/chromium not found (apt-get install chromium)');
+
+const PROMPT = '1 5 9 12 30 7 41 5 9 12 30 7';
+const IDS = PROMPT.split(' ').map(Number);
+
+describe.skipIf(!haveChromium)('lab page (Chromium)', () => {
+  let pageDir = '';
+  let lp: LabPage;
+  let ref: LabModel;
+
+  beforeAll(async () => {
+    pageDir = await buildPage();
+    lp = await openLab({ staticDir: pageDir });
+    ref = labModel(await loadModel(organismDir('induction'), { backend: 'js' }), 'induction');
+    console.log(`screenshots: ${SHOTS}`);
+  }, 180_000);
+  afterAll(async () => {
+    await lp?.close();
+    ref?.model.dispose();
+    if (pageDir) rmSync(pageDir, { recursive: true, force: true });
+  });
+
+  async function setPrompt(p: string): Promise<void> {
+    await lp.page.fill('[data-testid="prompt"]', p);
+  }
+
+  it('runs every view on the server and matches the library', async () => {
+    const { page } = lp;
+    await click(page, 'load-organism');
+    expect(await page.textContent('[data-testid="model-info"]')).toMatch(/induction.*2 layers × 4 heads.*server/);
+    await setPrompt(PROMPT);
+
+    await click(page, 'run-tokens');
+    await shot(page, 'tokens');
+    const chips = await page.$$eval('[data-testid="token-chips"] .chip', (s) => s.map((x) => Number(x.getAttribute('data-loss') || NaN)));
+    const logits = collect(ref.model, IDS, []).logits!;
+    const V = logits.shape[2]!;
+    // Loss of the token after position 5, from the library's logits.
+    const row = Array.from(logits.data.subarray(5 * V, 6 * V));
+    const mx = Math.max(...row);
+    const lse = mx + Math.log(row.reduce((s, x) => s + Math.exp(x - mx), 0));
+    console.log(`loss at 5: page ${chips[5]} library ${lse - row[IDS[6]!]!}`);
+    expect(Math.abs(chips[5]! - (lse - row[IDS[6]!]!))).toBeLessThan(1e-6);
+
+    // Attention: the enlarged head's numbers are runWithCache's hook_pattern.
+    await click(page, 'tab-attention');
+    await click(page, 'run-attention');
+    await shot(page, 'attention-grid');
+    await click(page, 'head-1-2');
+    const onPage = await patternOnPage(page);
+    const x = tensor(IDS, [1, IDS.length], 'i32', { backend: ref.model.backend });
+    const { logits: lg, cache } = runWithCache(ref.model, x, { names: ['blocks.1.attn.hook_pattern'] });
+    const pat = cache.get('blocks.1.attn.hook_pattern').dataSync() as Float32Array; // [1, head, q, k]
+    lg.dispose(); cache.dispose(); x.dispose();
+    const T = IDS.length;
+    let maxDiff = 0;
+    for (let q = 0; q < T; q++) for (let k = 0; k <= q; k++) maxDiff = Math.max(maxDiff, Math.abs(onPage[q]![k]! - pat[(2 * T + q) * T + k]!));
+    console.log(`attention L1H2: page vs runWithCache max |diff| ${maxDiff}`);
+    expect(onPage.length).toBe(T);
+    expect(maxDiff).toBe(0);
+    await page.click('.enlarged summary'); // open the values
+    await shot(page, 'attention-head');
+
+    // Ablation: a click zeroes the head; the page shows the library's logit change.
+    await click(page, 'ablate-head');
+    const shown = Number(await page.getAttribute('[data-testid="ablation-result"]', 'data-change'));
+    const last = () => { const a = collect(ref.model, IDS, []).logits!; return a.data.slice((T - 1) * V, T * V); };
+    const before = last();
+    const after = withInterventions(ref.model, [{ hook: 'blocks.1.attn.hook_z', op: 'zero', unit: { heads: [2] } }], last);
+    const target = argmax(before);
+    console.log(`ablate L1H2: page logit change ${shown}, library ${after[target]! - before[target]!}`);
+    expect(shown).toBe(after[target]! - before[target]!);
+    expect(shown).not.toBe(0);
+    await click(page, 'tab-ablate');
+    await click(page, 'ablate-0-1');
+    const other = Number(await page.getAttribute('[data-testid="ablation-result"]', 'data-change'));
+    expect(other).not.toBe(shown);
+    await shot(page, 'ablation');
+
+    await click(page, 'tab-lens');
+    await click(page, 'run-lens');
+    expect(await page.textContent('[data-testid="lens-final"]')).toMatch(/^#\d+$/);
+    await shot(page, 'logit-lens');
+
+    await click(page, 'tab-activations');
+    await click(page, 'run-activations');
+    expect(await page.locator('[data-testid="massive-heatmap"] svg').count()).toBeGreaterThan(0);
+    await shot(page, 'activations');
+
+    await click(page, 'tab-patch');
+    await page.fill('[data-testid="patch-clean"]', PROMPT);
+    await page.fill('[data-testid="patch-corrupt"]', '1 5 9 12 30 7 41 5 9 12 30 9');
+    await page.fill('[data-testid="patch-answer"]', '41');
+    await page.fill('[data-testid="patch-wrong"]', '12');
+    await click(page, 'run-patch');
+    expect(await page.locator('[data-testid="patch-heatmap"] svg').count()).toBeGreaterThan(0);
+    await shot(page, 'patching');
+  }, 300_000);
+
+  it('steering changes the streamed continuation exactly as the library does', async () => {
+    const { page } = lp;
+    await click(page, 'tab-steer');
+    const layer = 1;
+    const n = 12;
+    const setRange = (v: number) => page.$eval('[data-testid="steer-strength"]', (el, val) => {
+      (el as HTMLInputElement).value = String(val);
+      el.dispatchEvent(new Event('input', { bubbles: true }));
+    }, v);
+    await page.selectOption('[data-testid="steer-layer"]', String(layer));
+    await page.fill('[data-testid="steer-max"]', String(n));
+    const streams = async (strength: number) => {
+      await setRange(strength);
+      await click(page, 'run-steer');
+      await page.waitForSelector('[data-testid="steer-done"]');
+      return { base: (await page.textContent('[data-testid="stream-base"]'))!, steered: (await page.textContent('[data-testid="stream-steered"]'))! };
+    };
+    const zero = await streams(0);
+    expect(zero.steered).toBe(zero.base);
+    const strong = await streams(8);
+    await shot(page, 'steering');
+    console.log(`steering: unsteered "${strong.base}" | steered ×8 "${strong.steered}"`);
+    expect(strong.base).toBe(zero.base);
+    expect(strong.steered).not.toBe(strong.base);
+    // The library: the vector from the same sets, the same intervention, generate().
+    const pos = (await page.inputValue('[data-testid="steer-pos"]')).split('\n');
+    const neg = (await page.inputValue('[data-testid="steer-neg"]')).split('\n');
+    const sv = steeringVectors(ref.model, ref.tokenizer, { pairs: pos.map((p, i) => ({ positive: p, negative: neg[i]! })), positives: [], negatives: [] }, { layers: [layer], method: 'mean_diff' });
+    const lib = (strength: number) => withInterventions(ref.model, [steeringIntervention(sv, layer, strength)], () => generate(ref.model, [IDS], { maxNewTokens: n, eosTokenIds: [] }))
+      .newIds[0]!.map((i) => `#${i}`).join(' ');
+    expect(strong.steered).toBe(lib(8));
+    expect(strong.base).toBe(lib(0));
+  }, 300_000);
+
+  it('cancels long work from the page', async () => {
+    const { page } = lp;
+    await page.fill('[data-testid="steer-max"]', '200');
+    await setPrompt('1 5 9');
+    await page.click('[data-testid="run-steer"]');
+    await page.waitForFunction(() => (document.querySelector('[data-testid="stream-steered"]')?.textContent ?? '').length > 0, undefined, { timeout: 60_000 });
+    await page.click('[data-testid="cancel"]');
+    await page.waitForFunction(() => !document.querySelector('[data-testid="busy"]'), undefined, { timeout: 60_000 });
+    expect(await page.textContent('[data-testid="error"]')).toMatch(/cancelled/);
+    const got = (await page.textContent('[data-testid="stream-steered"]'))!.split(' ').length;
+    console.log(`cancelled after ${got} of 200 tokens`);
+    expect(got).toBeLessThan(200);
+    await setPrompt(PROMPT);
+  }, 120_000);
+
+  it('gives the same numbers in the tab (worker) as on the server', async () => {
+    const { page } = lp;
+    const served = await numbers();
+    await page.selectOption('[data-testid="mode"]', 'tab');
+    await click(page, 'load-organism');
+    expect(await page.textContent('[data-testid="model-info"]')).toMatch(/induction.*tab on js/);
+    await setPrompt(PROMPT);
+    const inTab = await numbers();
+    console.log(`in-tab vs served: mean loss ${inTab.loss} vs ${served.loss}; ablation ${inTab.change} vs ${served.change}`);
+    expect(inTab).toEqual(served);
+    await shot(page, 'attention-in-tab');
+    expect(lp.logs).toEqual([]);
+
+    async function numbers(): Promise<{ loss: string | null; pattern: number[][]; change: string | null }> {
+      await click(page, 'tab-tokens');
+      await click(page, 'run-tokens');
+      const loss = await page.textContent('[data-testid="mean-loss"]');
+      await click(page, 'tab-attention');
+      await click(page, 'run-attention');
+      await click(page, 'head-1-2');
+      const pattern = await patternOnPage(page);
+      await click(page, 'ablate-head');
+      const change = await page.getAttribute('[data-testid="ablation-result"]', 'data-change');
+      await idle(page);
+      return { loss, pattern, change };
+    }
+  }, 300_000);
+});
