@@ -10,7 +10,7 @@ import '../backends/index.js';
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { createReadStream, existsSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { extname, isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { basename, dirname, extname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { loadModel, type LoadedModel } from '../models/load.js';
 import { LAB_ORGANISMS, labModel } from '../lab/model.js';
 import { LabRequestError, LIMITS, parseBody, str, oneOf } from '../lab/request.js';
@@ -73,20 +73,45 @@ export function insideRoots(path: string, roots: readonly string[]): string {
   throw new LabRequestError(`path: ${path} is outside the folders this lab serves (${roots.join(', ') || 'none'})`, 403);
 }
 
+/** The llama2.c tokenizer beside a .bin model: tokenizer.bin, else the first tok*.bin (llama2.c names them tok512.bin ...). */
+function llama2cTokenizerBeside(model: string): string | undefined {
+  const dir = dirname(model);
+  const names = readdirSync(dir);
+  if (names.includes('tokenizer.bin')) return join(dir, 'tokenizer.bin');
+  const t = names.filter((n) => /^tok.*\.bin$/.test(n)).sort()[0];
+  return t ? join(dir, t) : undefined;
+}
+
+export interface LabModelEntry {
+  path: string;
+  /** The files that make up the model (name as the loader expects it, and path), for loading it in the page. */
+  files: { name: string; path: string }[];
+}
+
+function modelEntry(p: string): LabModelEntry {
+  if (statSync(p).isDirectory()) {
+    const names = readdirSync(p).filter((n) => n.endsWith('.json') || n.endsWith('.safetensors') || n === 'tokenizer.bin' || n === 'tokenizer.gguf');
+    return { path: p, files: names.sort().map((n) => ({ name: n, path: join(p, n) })) };
+  }
+  const tok = p.endsWith('.bin') ? llama2cTokenizerBeside(p) : undefined;
+  return { path: p, files: [{ name: basename(p), path: p }, ...(tok ? [{ name: 'tokenizer.bin', path: tok }] : [])] };
+}
+
 /** Model files and folders under `roots` (one level down): HF folders, .gguf, llama2.c .bin. */
-function listModels(roots: readonly string[]): string[] {
+function listModels(roots: readonly string[]): LabModelEntry[] {
   const out: string[] = [];
   for (const root of roots) {
     let names: string[];
     try { names = readdirSync(root); } catch { continue; }
     for (const n of names.sort()) {
       const p = join(root, n);
-      if (n.endsWith('.gguf') || (n.endsWith('.bin') && !n.startsWith('tok'))) out.push(p);
-      else if (existsSync(join(p, 'config.json'))) out.push(p);
+      try {
+        if (n.endsWith('.gguf') || (n.endsWith('.bin') && !n.startsWith('tok'))) { if (statSync(p).isFile()) out.push(p); } else if (existsSync(join(p, 'config.json'))) out.push(p);
+      } catch { /* a dangling link: not a model */ }
     }
     if (existsSync(join(root, 'config.json'))) out.push(root);
   }
-  return out.slice(0, 200);
+  return out.slice(0, 200).map(modelEntry);
 }
 
 class JobQueue {
@@ -169,7 +194,8 @@ export async function startLabServer(o: LabServerOptions = {}): Promise<LabServe
     }
     let loaded: LoadedModel;
     try {
-      loaded = await loadModel(path, { backend });
+      const tokenizerPath = path.endsWith('.bin') && statSync(path).isFile() ? llama2cTokenizerBeside(path) : undefined;
+      loaded = await loadModel(path, { backend, tokenizerPath });
     } catch (e) {
       throw new LabRequestError(`cannot load ${name}: ${(e as Error).message}`, 422);
     }

@@ -46,11 +46,11 @@ function App() {
   const [error, setError] = useState('');
   const [organism, setOrganism] = useState('induction');
   const [url, setUrl] = useState('');
-  const [serverModels, setServerModels] = useState<string[]>([]);
+  const [serverModels, setServerModels] = useState<{ path: string; files: { name: string; path: string }[] }[]>([]);
   const [serverPick, setServerPick] = useState('');
 
   useEffect(() => {
-    server?.models().then((m) => { setServerModels(m.models); setServerPick(m.models[0] ?? ''); }).catch((e: Error) => setError(e.message));
+    server?.models().then((m) => { setServerModels(m.models); setServerPick(m.models[0]?.path ?? ''); }).catch((e: Error) => setError(e.message));
   }, [server]);
 
   const runner = (): Runner => {
@@ -96,7 +96,12 @@ function App() {
     if (!serverPick || !server) return;
     const r = runner();
     if (r.mode === 'server') loaded(await track(`loading ${serverPick}`, (on) => r.load({ path: serverPick }, backend, on)));
-    else loaded(await track(`loading ${serverPick} in the tab`, (on) => r.load({ urls: modelUrls(serverPick, (p) => server.url(`file?path=${encodeURIComponent(p)}`)), name: serverPick }, backend, on)));
+    else {
+      // The same files the server reads, fetched through its /api/file route.
+      const files = serverModels.find((m) => m.path === serverPick)?.files ?? [];
+      const urls = files.map((f) => ({ name: f.name, url: server.url(`file?path=${encodeURIComponent(f.path)}`) }));
+      loaded(await track(`loading ${serverPick} in the tab`, (on) => r.load({ urls, name: serverPick }, backend, on)));
+    }
   };
 
   const run: ViewProps['run'] = (name, args, onEvent) => {
@@ -122,7 +127,7 @@ function App() {
         <button data-testid="load-organism" onClick={loadOrganism}>Load</button>
         {server && (
           <>
-            <label> · On the server's disk <select data-testid="server-model" value={serverPick} onChange={(e) => setServerPick((e.target as HTMLSelectElement).value)}>{serverModels.map((m) => <option value={m}>{m}</option>)}</select></label>
+            <label> · On the server's disk <select data-testid="server-model" value={serverPick} onChange={(e) => setServerPick((e.target as HTMLSelectElement).value)}>{serverModels.map((m) => <option value={m.path}>{m.path}</option>)}</select></label>
             <button data-testid="load-server-model" onClick={loadServerModel} disabled={!serverPick}>Load</button>
           </>
         )}

@@ -54,7 +54,8 @@ export class ServerRunner implements Runner {
   constructor(readonly token: string) {}
 
   url(path: string): string {
-    return `api/${path}${path.includes('?') ? '&' : '?'}token=${encodeURIComponent(this.token)}`;
+    // Absolute, so that the worker (whose base is its script's URL) can fetch it too.
+    return new URL(`api/${path}${path.includes('?') ? '&' : '?'}token=${encodeURIComponent(this.token)}`, document.baseURI).href;
   }
 
   private post(path: string, body: unknown, onEvent?: (e: LabEvent) => void): Job {
@@ -97,7 +98,7 @@ export class ServerRunner implements Runner {
     return this.post(`view/${name}`, args, onEvent);
   }
 
-  async models(): Promise<{ dirs: string[]; models: string[]; organisms: string[]; loaded: string | null; backend: string }> {
+  async models(): Promise<{ dirs: string[]; models: { path: string; files: { name: string; path: string }[] }[]; organisms: string[]; loaded: string | null; backend: string }> {
     const r = await fetch(this.url('models'));
     if (!r.ok) throw new Error(`the lab server answered ${r.status}`);
     return r.json();

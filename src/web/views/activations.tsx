@@ -9,7 +9,7 @@ interface ActsResult {
   tokens: string[];
   massive: { max_abs: number[][]; entries: { layer: number; pos: number; token: string; dim: number; value: number; ratio_to_median: number }[]; top: { layer: number; token: string; dim: number; value: number; ratio_to_median: number }[]; abs_threshold: number; ratio_threshold: number };
   sparsity: { mode: string; layers: { layer: number; active: number; sparsity: number }[] } | null;
-  voids: { alpha: number; prompt: { void_rate: number[]; void_layers: number[]; tokens: { pos: number; token: string; delta: number[] }[] } };
+  voids: { alpha: number; prompt: { void_rate: number[]; void_layers: number[]; tokens: { pos: number; token: string; delta: number[]; void: boolean[] }[] } };
 }
 
 export function ActivationsView({ prompt, run }: ViewProps) {
@@ -44,7 +44,10 @@ export function ActivationsView({ prompt, run }: ViewProps) {
           <PlotFigure deps={[r]} make={() => Plot.plot({
             title: 'Δ‖h‖ per block and token (voids outlined)', width: 620, height: 60 + 22 * r.voids.prompt.void_rate.length, marginBottom: 60,
             x: { label: 'token', tickFormat: (t: number) => r.tokens[t], tickRotate: -60 }, y: { label: 'block' }, color: { scheme: 'rdbu', legend: true, label: 'Δ norm' },
-            marks: [Plot.cell(r.voids.prompt.tokens.flatMap((t) => t.delta.map((d, l) => ({ t: t.pos, l, d }))), { x: 't', y: 'l', fill: 'd', tip: true })],
+            marks: [
+              Plot.cell(r.voids.prompt.tokens.flatMap((t) => t.delta.map((d, l) => ({ t: t.pos, l, d }))), { x: 't', y: 'l', fill: 'd', tip: true }),
+              Plot.cell(r.voids.prompt.tokens.flatMap((t) => t.void.flatMap((v, l) => (v ? [{ t: t.pos, l }] : []))), { x: 't', y: 'l', stroke: 'black', strokeWidth: 2, inset: 1 }),
+            ],
           })} />
         </>
       )}

@@ -15,7 +15,7 @@ export function TokensView({ prompt, run }: ViewProps) {
       <button data-testid="run-tokens" onClick={go}>Tokenize and score</button>
       {r && (
         <>
-          <p>{r.ids.length} tokens · mean loss <b data-testid="mean-loss">{fmt(r.mean_loss)}</b> nats</p>
+          <p>{r.ids.length} tokens · mean loss <b data-testid="mean-loss" data-value={String(r.mean_loss)}>{fmt(r.mean_loss)}</b> nats</p>
           <div class="chips" data-testid="token-chips">
             {r.tokens.map((t, i) => (
               <span class="chip" title={`id ${r.ids[i]} · loss of the next token ${fmt(r.loss[i])}`} data-loss={r.loss[i] ?? ''}
