@@ -50,7 +50,12 @@ function App() {
   const [serverPick, setServerPick] = useState('');
 
   useEffect(() => {
-    server?.models().then((m) => { setServerModels(m.models); setServerPick(m.models[0]?.path ?? ''); }).catch((e: Error) => setError(e.message));
+    server?.models().then(async (m) => {
+      setServerModels(m.models);
+      setServerPick(m.models[0]?.path ?? '');
+      // A model the server loaded at start (actlab lab --model M) is ready to use.
+      if (m.loaded) loaded(await server.view('info', {}).result);
+    }).catch((e: Error) => setError(e.message));
   }, [server]);
 
   const runner = (): Runner => {

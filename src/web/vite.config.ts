@@ -34,6 +34,7 @@ export default defineConfig({
     emptyOutDir: true,
     target: 'es2022',
     chunkSizeWarningLimit: 2000,
-    rollupOptions: { external: [/^node:/, 'webgpu'] },
+    // The worker's transform is slow on a loaded machine; that is not worth a warning on every build.
+    rollupOptions: { external: [/^node:/, 'webgpu'], checks: { pluginTimings: false } },
   },
 });
