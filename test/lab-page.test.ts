@@ -111,9 +111,9 @@ describe.skipIf(!haveChromium)('lab page (Chromium)', () => {
 
     await click(page, 'tab-patch');
     await page.fill('[data-testid="patch-clean"]', PROMPT);
-    await page.fill('[data-testid="patch-corrupt"]', '1 5 9 12 30 7 41 5 9 12 30 9');
+    await page.fill('[data-testid="patch-corrupt"]', '1 5 9 12 30 7 43 5 9 12 30 7');
     await page.fill('[data-testid="patch-answer"]', '41');
-    await page.fill('[data-testid="patch-wrong"]', '12');
+    await page.fill('[data-testid="patch-wrong"]', '43');
     await click(page, 'run-patch');
     expect(await page.locator('[data-testid="patch-heatmap"] svg').count()).toBeGreaterThan(0);
     await shot(page, 'patching');

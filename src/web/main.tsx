@@ -132,7 +132,7 @@ function App() {
         <button data-testid="load-organism" onClick={loadOrganism}>Load</button>
         {server && (
           <>
-            <label> · On the server's disk <select data-testid="server-model" value={serverPick} onChange={(e) => setServerPick((e.target as HTMLSelectElement).value)}>{serverModels.map((m) => <option value={m.path}>{m.path}</option>)}</select></label>
+            <label> · On the server's disk <select data-testid="server-model" value={serverPick} onChange={(e) => setServerPick((e.target as HTMLSelectElement).value)}>{serverModels.map((m) => <option value={m.path} title={m.path}>{m.path.split('/').slice(-2).join('/')}</option>)}</select></label>
             <button data-testid="load-server-model" onClick={loadServerModel} disabled={!serverPick}>Load</button>
           </>
         )}
