@@ -4,7 +4,9 @@
 // steering alters the streamed continuation exactly as generate() under the steering intervention
 // does; and the same views run in the tab (the worker) give the same numbers as on the server.
 // Skips, saying so, where /usr/bin/chromium is absent (apt-get install chromium).
-import { rmSync } from 'node:fs';
+import { createReadStream, existsSync, rmSync, statSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { extname, join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import '../src/backends/index.js';
 import { collect } from '../src/analysis/acts.js';
@@ -14,7 +16,7 @@ import { runWithCache } from '../src/hooks/run.js';
 import { withInterventions } from '../src/interventions/apply.js';
 import { steeringIntervention, steeringVectors } from '../src/interventions/steering-vectors.js';
 import { labModel } from '../src/lab/model.js';
-import type { LabModel } from '../src/lab/views.js';
+import { runView, type LabModel } from '../src/lab/views.js';
 import { generate } from '../src/models/generate.js';
 import { loadModel } from '../src/models/load.js';
 import { tensor } from '../src/ops/creation.js';
@@ -193,6 +195,52 @@ describe.skipIf(!haveChromium)('lab page (Chromium)', () => {
       const change = await page.getAttribute('[data-testid="ablation-result"]', 'data-change');
       await idle(page);
       return { loss, pattern, change };
+    }
+  }, 300_000);
+
+  it('works from a plain static host: an organism, picked files or a URL, in the tab', async () => {
+    // A bare file server: no token, no API, no cross-origin isolation headers.
+    const types: Record<string, string> = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css' };
+    const organisms = resolve(organismDir('induction'), '..');
+    const server = createServer((req, res) => {
+      const path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
+      const file = path.startsWith('/models/') ? join(organisms, path.slice('/models/'.length)) : join(pageDir, path === '/' ? 'index.html' : path);
+      if (!existsSync(file) || !statSync(file).isFile()) { res.writeHead(404).end('not found'); return; }
+      res.writeHead(200, { 'Content-Type': types[extname(file)] ?? 'application/octet-stream' });
+      createReadStream(file).pipe(res);
+    });
+    await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
+    const port = (server.address() as { port: number }).port;
+    const page = await lp.page.context().newPage();
+    try {
+      await page.goto(`http://127.0.0.1:${port}/`);
+      expect(await page.textContent('header')).toMatch(/Runs in this tab/);
+      const mean = async () => {
+        await click(page, 'tab-tokens');
+        await click(page, 'run-tokens');
+        return page.getAttribute('[data-testid="mean-loss"]', 'data-value');
+      };
+      await click(page, 'load-organism');
+      await page.fill('[data-testid="prompt"]', PROMPT);
+      const fromOrganism = await mean();
+      await page.setInputFiles('[data-testid="files"]', [join(organismDir('induction'), 'config.json'), join(organismDir('induction'), 'model.safetensors')]);
+      await idle(page);
+      expect(await page.textContent('[data-testid="model-info"]')).toMatch(/config.json, model.safetensors/);
+      await page.fill('[data-testid="prompt"]', PROMPT);
+      const fromFiles = await mean();
+      await page.fill('[data-testid="url"]', `http://127.0.0.1:${port}/models/induction`);
+      await click(page, 'load-url');
+      await page.fill('[data-testid="prompt"]', PROMPT);
+      const fromUrl = await mean();
+      const here = (await runView(ref, 'tokens', { prompt: PROMPT })).mean_loss;
+      console.log(`static host: mean loss organism ${fromOrganism}, files ${fromFiles}, URL ${fromUrl}; in Node ${here}`);
+      expect(Number(fromOrganism)).toBe(here);
+      expect(fromOrganism).not.toBeNull();
+      expect(fromFiles).toBe(fromOrganism);
+      expect(fromUrl).toBe(fromOrganism);
+    } finally {
+      await page.close();
+      server.close();
     }
   }, 300_000);
 });

@@ -136,6 +136,25 @@ describe('lab server', () => {
     expect(lab.pending()).toBe(0);
   }, 120_000);
 
+  it('answers queued requests in the order they came, one job at a time', async () => {
+    const done: string[] = [];
+    const jobs = [
+      ['steer', { prompt: PROMPT, positives: ['1 5 9'], negatives: ['1 30 7'], layer: 1, strength: 2, max_new_tokens: 30 }],
+      ['tokens', { prompt: PROMPT }],
+      ['attention', { prompt: PROMPT }],
+      ['ablate', { prompt: PROMPT, layer: 0, unit: 1 }],
+    ] as const;
+    const started: Promise<void>[] = [];
+    for (const [i, [name, args]] of jobs.entries()) {
+      started.push(view(name, args).then((r) => { expect(r.status).toBe(200); done.push(`${i}:${name}`); }));
+      // Send the next one only once this one is in the queue (or already answered).
+      while (lab.pending() + done.length < i + 1) await new Promise((ok) => setTimeout(ok, 5));
+    }
+    await Promise.all(started);
+    console.log(`completion order: ${done.join(' ')}`);
+    expect(done).toEqual(jobs.map(([name], i) => `${i}:${name}`));
+  }, 120_000);
+
   it('cancels a generation when its client disconnects, and keeps serving', async () => {
     const before = lab.stats();
     const ac = new AbortController();

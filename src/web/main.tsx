@@ -140,7 +140,7 @@ function App() {
           <>
             <label> · Files <input data-testid="files" type="file" multiple onChange={(e) => loadFiles((e.target as HTMLInputElement).files)} /></label>
             <label> · URL <input data-testid="url" size={30} placeholder="https://…/model.gguf or an HF folder" value={url} onInput={(e) => setUrl((e.target as HTMLInputElement).value)} /></label>
-            <button onClick={loadUrl} disabled={!url}>Load</button>
+            <button data-testid="load-url" onClick={loadUrl} disabled={!url}>Load</button>
           </>
         )}
       </div>
