@@ -9,7 +9,7 @@ import { runWithCache } from '../src/hooks/run.js';
 import { withInterventions } from '../src/interventions/apply.js';
 import { steeringIntervention, steeringVectors } from '../src/interventions/steering-vectors.js';
 import { labModel } from '../src/lab/model.js';
-import type { LabModel } from '../src/lab/views.js';
+import { runView, type LabModel } from '../src/lab/views.js';
 import { generate } from '../src/models/generate.js';
 import { loadModel } from '../src/models/load.js';
 import { tensor } from '../src/ops/creation.js';
@@ -117,5 +117,26 @@ describe.skipIf(!have)('lab page with stories260K (Chromium)', () => {
     const tokensOf = (list: number[]) => list.map((i) => ref.tokenizer.idToToken(i)!.replace(/\u2581|Ġ/g, ' ').replace(/\n|Ċ/g, '\\n')).join('');
     expect(steered).toBe(tokensOf(lib(strength)));
     expect(base).toBe(tokensOf(lib(0)));
+  }, 300_000);
+
+  it('lists a neuron\'s top-activating contexts from a pasted corpus, as the library does', async () => {
+    const { page } = lp;
+    await page.selectOption('[data-testid="mode"]', 'server');
+    await page.selectOption('[data-testid="server-model"]', `${DIR}stories260K.bin`);
+    await click(page, 'load-server-model');
+    await page.fill('[data-testid="prompt"]', PROMPT);
+    await click(page, 'tab-neurons');
+    await page.fill('[data-testid="neurons-layer"]', '2');
+    await page.fill('[data-testid="neurons-unit"]', '17');
+    await click(page, 'run-neurons');
+    await shot(page, 'stories-neurons');
+    const values = await page.$$eval('[data-testid="neurons-examples"] tbody tr', (rows) => rows.map((r) => Number(r.getAttribute('data-value'))));
+    const corpus = await page.inputValue('[data-testid="neurons-corpus"]');
+    const lib = await runView(ref, 'neurons', { site: 'mlp', layer: 2, neuron: 17, context: 16, corpus, prompt: PROMPT, k: 10 });
+    const want = (lib.examples as { value: number }[]).map((e) => e.value);
+    console.log(`neurons L2 #17: page top ${values.slice(0, 3).join(', ')}; library ${want.slice(0, 3).join(', ')}`);
+    expect(values.length).toBe(10);
+    expect(values).toEqual(want);
+    for (let i = 1; i < values.length; i++) expect(values[i]!).toBeLessThanOrEqual(values[i - 1]!);
   }, 300_000);
 });

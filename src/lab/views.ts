@@ -21,6 +21,7 @@ import { generate } from '../models/generate.js';
 import type { CausalLM } from '../models/model.js';
 import { tensor } from '../ops/creation.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
+import { neuronsView } from './neurons.js';
 import { LabRequestError, LIMITS, int, num, oneOf, str, strList } from './request.js';
 
 export interface LabModel {
@@ -45,7 +46,7 @@ export class LabCancelledError extends Error {
   }
 }
 
-export const VIEWS = ['info', 'tokens', 'attention', 'lens', 'activations', 'steer', 'ablate', 'patch'] as const;
+export const VIEWS = ['info', 'tokens', 'attention', 'lens', 'activations', 'neurons', 'steer', 'ablate', 'patch'] as const;
 export type ViewName = (typeof VIEWS)[number];
 
 /** Lets queued events (cancel messages, a closed socket) arrive between steps of long work. */
@@ -289,6 +290,7 @@ export async function runView(m: LabModel, name: string, args: unknown, ctx: Lab
     case 'attention': return attentionView(m, a, ctx);
     case 'lens': return lensView(m, a);
     case 'activations': return activationsView(m, a);
+    case 'neurons': return neuronsView(m, a, ctx);
     case 'steer': return steerView(m, a, ctx);
     case 'ablate': return ablateView(m, a);
     case 'patch': return patchView(m, a, ctx);

@@ -11,6 +11,7 @@ import { ActivationsView } from './views/activations.js';
 import { AblateView } from './views/ablate.js';
 import { AttentionView } from './views/attention.js';
 import { LensView } from './views/lens.js';
+import { NeuronsView } from './views/neurons.js';
 import { PatchView } from './views/patch.js';
 import { SteerView } from './views/steer.js';
 import { TokensView } from './views/tokens.js';
@@ -21,6 +22,7 @@ const VIEWS: { key: string; title: string; C: (p: ViewProps) => preact.JSX.Eleme
   { key: 'attention', title: 'Attention', C: AttentionView },
   { key: 'lens', title: 'Logit lens', C: LensView },
   { key: 'activations', title: 'Activations', C: ActivationsView },
+  { key: 'neurons', title: 'Neurons', C: NeuronsView },
   { key: 'steer', title: 'Steering', C: SteerView },
   { key: 'ablate', title: 'Ablation', C: AblateView },
   { key: 'patch', title: 'Patching', C: PatchView },
