@@ -198,6 +198,22 @@ describe.skipIf(!haveChromium)('lab page (Chromium)', () => {
     }
   }, 300_000);
 
+  it('runs on the wasm backend in the tab, close to the reference', async () => {
+    const { page } = lp;
+    await page.selectOption('[data-testid="mode"]', 'tab');
+    await page.selectOption('[data-testid="backend"]', 'wasm');
+    await click(page, 'load-organism');
+    expect(await page.textContent('[data-testid="model-info"]')).toMatch(/tab on wasm/);
+    await page.fill('[data-testid="prompt"]', PROMPT);
+    await click(page, 'tab-tokens');
+    await click(page, 'run-tokens');
+    const wasm = Number(await page.getAttribute('[data-testid="mean-loss"]', 'data-value'));
+    const js = (await runView(ref, 'tokens', { prompt: PROMPT })).mean_loss as number;
+    console.log(`wasm in the tab: mean loss ${wasm} vs js ${js} (|diff| ${Math.abs(wasm - js).toExponential(2)})`);
+    expect(Math.abs(wasm - js)).toBeLessThan(1e-4);
+    await page.selectOption('[data-testid="backend"]', 'js');
+  }, 120_000);
+
   it('works from a plain static host: an organism, picked files or a URL, in the tab', async () => {
     // A bare file server: no token, no API, no cross-origin isolation headers.
     const types: Record<string, string> = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css' };
