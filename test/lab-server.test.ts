@@ -72,6 +72,8 @@ describe('lab server', () => {
       const r = await fetch(`${base}${p}`);
       expect(r.status).toBe(404);
     }
+    expect((await fetch(`${base}/%E0%A4%A`)).status).toBe(400);
+    expect((await fetch(`${base}/`)).status).toBe(200);
   });
 
   it('answers oversized bodies, malformed JSON, unknown views and bad arguments with 4xx and keeps serving', async () => {

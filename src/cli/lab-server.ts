@@ -190,7 +190,8 @@ export async function startLabServer(o: LabServerOptions = {}): Promise<LabServe
       path = organismDir(name);
     } else {
       path = insideRoots(str(spec.path, 'path', 4096), roots);
-      name = relative(roots.find((r) => path.startsWith(realpathSync(r))) ?? '', path) || path;
+      const root = roots.find((r) => { try { return path.startsWith(realpathSync(r)); } catch { return false; } });
+      name = (root ? relative(realpathSync(root), path) : '') || path;
     }
     let loaded: LoadedModel;
     try {
@@ -277,7 +278,11 @@ export async function startLabServer(o: LabServerOptions = {}): Promise<LabServe
     }
     if (!url.pathname.startsWith('/api/')) {
       if (req.method !== 'GET' && req.method !== 'HEAD') { sendJson(res, 405, { error: `${req.method} is not allowed here` }); return; }
-      serveStatic(res, url.pathname);
+      try {
+        serveStatic(res, url.pathname);
+      } catch (e) {
+        sendJson(res, 400, { error: `bad path ${url.pathname}: ${(e as Error).message}` });
+      }
       return;
     }
     const given = url.searchParams.get('token');

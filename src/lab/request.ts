@@ -15,6 +15,8 @@ export const LIMITS = {
   maxNewTokens: 256,
   /** Texts per side of a contrast set. */
   setItems: 64,
+  /** Attention values (layers × heads × tokens²) one attention view sends. */
+  attentionValues: 4_000_000,
   /** Bytes of a request body. */
   bodyBytes: 64 * 1024,
 };

@@ -105,8 +105,11 @@ export function tokensView(m: LabModel, a: Record<string, unknown>): Record<stri
 export async function attentionView(m: LabModel, a: Record<string, unknown>, ctx: LabContext = {}): Promise<Record<string, unknown>> {
   const ids = encode(m, str(a.prompt, 'prompt'));
   const { nLayers: L, nHeads: H } = m.model.dims;
-  const acts = collect(m.model, ids, sinkHookNames(m.model));
   const T = ids.length;
+  if (L * H * T * T > LIMITS.attentionValues) {
+    throw new LabRequestError(`prompt: ${T} tokens make ${L} layers × ${H} heads × ${T}² = ${L * H * T * T} attention values; the view sends at most ${LIMITS.attentionValues} (use a shorter prompt)`);
+  }
+  const acts = collect(m.model, ids, sinkHookNames(m.model));
   // [layer][head][query][key]
   const patterns = Array.from({ length: L }, (_, l) => {
     const p = acts.get(`blocks.${l}.attn.hook_pattern`).data; // [1, head, query, key]
