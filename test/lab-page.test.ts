@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import '../src/backends/index.js';
 import { collect } from '../src/analysis/acts.js';
 import { argmax } from '../src/analysis/stats.js';
-import { organismDir } from '../src/cli/lab-server.js';
+import { organismDir, startLabServer } from '../src/cli/lab-server.js';
 import { runWithCache } from '../src/hooks/run.js';
 import { withInterventions } from '../src/interventions/apply.js';
 import { steeringIntervention, steeringVectors } from '../src/interventions/steering-vectors.js';
@@ -209,8 +209,18 @@ describe.skipIf(!haveChromium)('lab page (Chromium)', () => {
     await click(page, 'run-tokens');
     const wasm = Number(await page.getAttribute('[data-testid="mean-loss"]', 'data-value'));
     const js = (await runView(ref, 'tokens', { prompt: PROMPT })).mean_loss as number;
-    console.log(`wasm in the tab: mean loss ${wasm} vs js ${js} (|diff| ${Math.abs(wasm - js).toExponential(2)})`);
+    // The lab server on wasm (as `actlab lab` picks by default) gives the tab's wasm numbers.
+    const served = await startLabServer({ port: 0, staticDir: pageDir, backend: 'wasm', model: 'induction' });
+    let onServer: number;
+    try {
+      const r = await fetch(`http://127.0.0.1:${served.port}/api/view/tokens?token=${served.token}`, { method: 'POST', body: JSON.stringify({ prompt: PROMPT }) });
+      onServer = (JSON.parse((await r.text()).trim().split('\n').at(-1)!) as { value: { mean_loss: number } }).value.mean_loss;
+    } finally {
+      await served.close();
+    }
+    console.log(`wasm in the tab: mean loss ${wasm}, wasm on the server ${onServer}, js ${js} (|wasm − js| ${Math.abs(wasm - js).toExponential(2)})`);
     expect(Math.abs(wasm - js)).toBeLessThan(1e-4);
+    expect(wasm).toBe(onServer);
     await page.selectOption('[data-testid="backend"]', 'js');
   }, 120_000);
 

@@ -2,10 +2,11 @@
 // per-run token; runs until interrupted. The page itself is the prebuilt dist/lab.
 import { existsSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { Option, type Command } from 'commander';
+import type { Command } from 'commander';
 import { LAB_ORGANISMS } from '../lab/model.js';
 import { startLabServer } from './lab-server.js';
-import { action, int } from './options.js';
+import { pickBackend } from './common.js';
+import { action, backendOption, int } from './options.js';
 
 interface LabArgs {
   model?: string;
@@ -21,7 +22,7 @@ export function register(program: Command): void {
     .option('--dir <folder...>', 'folders whose models the page may open (the --model folder is always one)')
     .option('--port <n>', 'port (0 picks a free one)', int(0, 65535), 7860)
     .option('--host <addr>', 'address to bind; anything but 127.0.0.1 / localhost exposes the lab to the network', '127.0.0.1')
-    .addOption(new Option('--backend <name>', 'the backend the server runs models on').choices(['js', 'wasm']).default('js'))
+    .addOption(backendOption())
     .action(action(labCommand));
 }
 
@@ -41,7 +42,9 @@ export async function labCommand(a: LabArgs): Promise<number> {
   if (!['127.0.0.1', 'localhost', '::1'].includes(a.host)) {
     process.stderr.write(`actlab lab: warning: binding ${a.host} exposes the lab (and the models in ${dirs.join(', ') || 'no folder'}) to the network; anyone with the URL's token can run them\n`);
   }
-  const lab = await startLabServer({ host: a.host, port: a.port, dirs, model, backend: a.backend, log: (s) => process.stderr.write(`actlab lab: ${s}\n`) });
+  // The page's tab runs on the same backend by default, so both modes give the same numbers.
+  const backend = (await pickBackend(a.backend)).name;
+  const lab = await startLabServer({ host: a.host, port: a.port, dirs, model, backend, log: (s) => process.stderr.write(`actlab lab: ${s}\n`) });
   process.stdout.write(`actlab lab: open ${lab.url}\n`);
   await new Promise<void>((ok) => {
     const stop = () => { void lab.close().then(ok); };

@@ -54,6 +54,8 @@ function App() {
   useEffect(() => {
     server?.models().then(async (m) => {
       setServerModels(m.models);
+      // The tab uses the server's backend by default, so that both modes give the same numbers.
+      if (['js', 'wasm', 'webgpu'].includes(m.backend)) setBackend(m.backend);
       setServerPick(m.models[0]?.path ?? '');
       // A model the server loaded at start (actlab lab --model M) is ready to use.
       if (m.loaded) loaded(await server.view('info', {}).result);
