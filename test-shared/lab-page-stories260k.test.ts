@@ -48,7 +48,7 @@ describe.skipIf(!have)('lab page with stories260K (Chromium)', () => {
     await click(page, 'head-3-1');
     const pattern = await patternOnPage(page);
     await click(page, 'ablate-head');
-    const change = await page.getAttribute('[data-testid="ablation-result"]', 'data-change');
+    const change = await page.getAttribute('[data-testid="head-ablation-result"]', 'data-change');
     await idle(page);
     return { loss, pattern, change, chips };
   }

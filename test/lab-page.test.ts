@@ -87,7 +87,7 @@ describe.skipIf(!haveChromium)('lab page (Chromium)', () => {
 
     // Ablation: a click zeroes the head; the page shows the library's logit change.
     await click(page, 'ablate-head');
-    const shown = Number(await page.getAttribute('[data-testid="ablation-result"]', 'data-change'));
+    const shown = Number(await page.getAttribute('[data-testid="head-ablation-result"]', 'data-change'));
     const last = () => { const a = collect(ref.model, IDS, []).logits!; return a.data.slice((T - 1) * V, T * V); };
     const before = last();
     const after = withInterventions(ref.model, [{ hook: 'blocks.1.attn.hook_z', op: 'zero', unit: { heads: [2] } }], last);
@@ -192,7 +192,7 @@ describe.skipIf(!haveChromium)('lab page (Chromium)', () => {
       await click(page, 'head-1-2');
       const pattern = await patternOnPage(page);
       await click(page, 'ablate-head');
-      const change = await page.getAttribute('[data-testid="ablation-result"]', 'data-change');
+      const change = await page.getAttribute('[data-testid="head-ablation-result"]', 'data-change');
       await idle(page);
       return { loss, pattern, change };
     }

@@ -118,7 +118,6 @@ function App() {
     return track(name, (on) => r.view(name, args, (e) => { on(e); onEvent?.(e); }));
   };
 
-  const Current = VIEWS.find((v) => v.key === view)!.C;
   return (
     <>
       <header>
@@ -161,7 +160,10 @@ function App() {
           <label class="prompt">Prompt{info.text_tokenizer ? '' : ' (token ids: this model has no tokenizer)'}
             <textarea data-testid="prompt" rows={2} value={prompt} onInput={(e) => setPrompt((e.target as HTMLTextAreaElement).value)} /></label>
           <nav>{VIEWS.map((v) => <button data-testid={`tab-${v.key}`} class={v.key === view ? 'active' : ''} onClick={() => { setView(v.key); setError(''); }}>{v.title}</button>)}</nav>
-          <main data-testid={`view-${view}`}><Current key={`${view}-${info.name}-${mode}`} info={info} prompt={prompt} run={run} /></main>
+          {/* Every view stays mounted (hidden when not shown), so its last result is there when you come back. */}
+          {VIEWS.map(({ key, C }) => (
+            <main data-testid={`view-${key}`} hidden={key !== view}><C key={`${key}-${info.name}-${mode}`} info={info} prompt={prompt} run={run} /></main>
+          ))}
         </>
       )}
     </>

@@ -11,12 +11,12 @@ export interface AblateResult {
   logit_before: number; logit_after: number; logit_change: number; prob_before: number; prob_after: number; top_before: Top; top_after: Top;
 }
 
-export function AblationResult({ r }: { r: AblateResult }) {
+export function AblationResult({ r, testid = 'ablation-result' }: { r: AblateResult; testid?: string }) {
   const rows = [...r.top_before.map((t) => ({ ...t, when: 'before' })), ...r.top_after.map((t) => ({ ...t, when: 'after' }))];
   return (
-    <div class="ablation" data-testid="ablation-result" data-change={String(r.logit_change)} data-before={String(r.logit_before)} data-after={String(r.logit_after)}>
+    <div class="ablation" data-testid={testid} data-change={String(r.logit_change)} data-before={String(r.logit_before)} data-after={String(r.logit_after)}>
       <p>Zeroing {r.site === 'heads' ? 'head' : 'neuron'} {r.unit} at <code>{r.hook}</code>: logit of <b>{r.target.token}</b> {fmt(r.logit_before)} → {fmt(r.logit_after)} (
-        <b class={r.logit_change < 0 ? 'down' : 'up'} data-testid="logit-change">{r.logit_change >= 0 ? '+' : ''}{fmt(r.logit_change)}</b>), probability {fmt(r.prob_before)} → {fmt(r.prob_after)}</p>
+        <b class={r.logit_change < 0 ? 'down' : 'up'} data-testid={`${testid}-change`}>{r.logit_change >= 0 ? '+' : ''}{fmt(r.logit_change)}</b>), probability {fmt(r.prob_before)} → {fmt(r.prob_after)}</p>
       <PlotFigure deps={[r]} make={() => Plot.plot({
         height: 200, width: 520, marginLeft: 80, x: { label: 'probability' }, fy: { label: null }, color: { domain: ['before', 'after'], range: ['#999', '#d62'], legend: true },
         marks: [Plot.barX(rows, { y: 'token', x: 'prob', fill: 'when', fy: 'when', tip: true })],

@@ -49,7 +49,7 @@ export function AttentionView({ prompt, run, info }: ViewProps) {
               <p>
                 <button data-testid="ablate-head" onClick={() => ablate(sel[0], sel[1])}>Ablate this head (zero its hook_z)</button>
               </p>
-              {abl && <AblationResult r={abl} />}
+              {abl && <AblationResult r={abl} testid="head-ablation-result" />}
               <details>
                 <summary>Values</summary>
                 <table class="values" data-testid="pattern-table">
