@@ -11,7 +11,7 @@ import type { Command } from 'commander';
 import { parseHTML } from 'linkedom';
 import { engineCheck, engineText } from '../conformance/engine-check.js';
 import { PLANTED_PROMPT, PlantedInductionModel } from '../organisms/planted.js';
-import { buildReport } from '../report/build.js';
+import { buildReportAsync } from '../report/build.js';
 import { figureFiles, makeFigures } from '../report/figures.js';
 import { renderHtml } from '../report/html.js';
 import { reportText } from '../report/text.js';
@@ -96,7 +96,7 @@ export async function inspectCommand(o: InspectArgs): Promise<number> {
   let ok = true;
   try {
     const s = await subject(o);
-    const report = buildReport(s.model, {
+    const report = await buildReportAsync(s.model, {
       ids: s.ids, text: s.text, tokenizer: s.tokenizer, source: s.source, warning: s.warning,
       generateTokens: o.generate,
     });

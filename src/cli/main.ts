@@ -8,11 +8,17 @@ import * as cache from './cache.js';
 import * as generate from './generate.js';
 import * as hooks from './hooks.js';
 import * as inspect from './inspect.js';
+import * as lab from './lab.js';
 import * as organisms from './organisms.js';
+import * as evalCmd from './eval.js';
 import * as patch from './patch.js';
+import * as quantize from './quantize.js';
 import * as runCmd from './run.js';
 import * as sae from './sae.js';
+import * as probe from './probe.js';
 import * as skipLayers from './skip-layers.js';
+import * as steer from './steer.js';
+import * as ablate from './ablate.js';
 import * as testOps from './test-ops.js';
 import * as tokenize from './tokenize.js';
 import * as train from './train.js';
@@ -52,6 +58,12 @@ export function buildProgram(): Command {
   tokenize.register(program);
   skipLayers.register(program);
   sae.register(program);
+  steer.register(program);
+  ablate.register(program);
+  probe.register(program);
+  quantize.register(program);
+  evalCmd.register(program);
+  lab.register(program);
   return program;
 }
 

@@ -38,7 +38,7 @@ export function figureSvg(f: Figure): string {
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${f.width}" height="${f.height}" viewBox="0 0 ${f.width} ${f.height}"><rect width="100%" height="100%" fill="white"/>${f.legend ? asGroup(f.legend, 0) : ''}${asGroup(f.plot, f.legendHeight)}</svg>\n`;
 }
 
-interface HeatOptions {
+export interface HeatOptions {
   x: string;
   y: string;
   fill: string;
@@ -54,7 +54,7 @@ interface HeatOptions {
   xFormat?: (v: number) => string;
 }
 
-function heatmap(doc: Doc, data: Row[], o: HeatOptions): Figure {
+export function heatmap(doc: Doc, data: Row[], o: HeatOptions): Figure {
   const xs = new Set(data.map((d) => d[o.x])).size;
   const ys = new Set(data.map((d) => d[o.y])).size;
   const cw = o.cellWidth ?? 28;
