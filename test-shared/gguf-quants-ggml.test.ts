@@ -17,7 +17,7 @@ import { f32, f32s, i32s, u32, writeGgufBytes, type GgufWriteTensor } from '../s
 import { NodeFileSource } from '../src/io/node/file-source.js';
 import { initBackend } from '../src/tensor/engine.js';
 import '../src/backends/index.js';
-import type { Backend } from '../src/backends/backend.js';
+import type { Backend } from '../src/tensor/backend.js';
 
 const PEERS = join(__dirname, '../../shared/peers/llama.cpp');
 const QUANTIZE = join(PEERS, 'llama-quantize');
