@@ -7,6 +7,7 @@ import { runWithCache } from '../hooks/run.js';
 import { readAsync, readSync, type Reads } from '../tensor/read.js';
 import type { CausalLM } from '../models/model.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
+import { blockHook } from '../models/hook-point.js';
 
 export interface HostTensor {
   data: Float32Array;
@@ -60,7 +61,7 @@ export function* collectReads(model: CausalLM, ids: readonly number[], names: re
 
 /** The hook names of every block for a per-block suffix, e.g. blockNames(model, 'hook_resid_post'). */
 export function blockNames(model: CausalLM, suffix: string): string[] {
-  return Array.from({ length: model.dims.nLayers }, (_, i) => `blocks.${i}.${suffix}`);
+  return Array.from({ length: model.dims.nLayers }, (_, i) => blockHook(i, suffix));
 }
 
 /** A printable label for a token id: the tokenizer's piece, else '#id'. */

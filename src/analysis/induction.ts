@@ -14,6 +14,7 @@ import type { TensorData } from '../tensor/tensor.js';
 import { blockNames, collectReads, type HostActs } from './acts.js';
 import { readAsync, readSync, type Reads } from '../tensor/read.js';
 import { SeededRandom, rankOf } from './stats.js';
+import { blockHook } from '../models/hook-point.js';
 
 export interface InductionOptions {
   /** Length of the random segment (default min(25, (nCtx - 1) / 2)). */
@@ -82,7 +83,7 @@ export function* inductionReads(model: CausalLM, o: InductionOptions = {}): Read
     const acts: HostActs = yield* collectReads(model, ids, names);
     const T = ids.length;
     for (let l = 0; l < L; l++) {
-      const p = acts.get(`blocks.${l}.attn.hook_pattern`).data; // [1, head, query, key]
+      const p = acts.get(blockHook(l, 'attn.hook_pattern')).data; // [1, head, query, key]
       for (let h = 0; h < H; h++) {
         const A = (i: number, j: number) => p[(h * T + i) * T + j]!;
         let s = 0;
@@ -94,7 +95,7 @@ export function* inductionReads(model: CausalLM, o: InductionOptions = {}): Read
       }
       if (copying) {
         // The head's output at each second-repeat query, through the final norm and unembedding.
-        const r = acts.get(`blocks.${l}.attn.hook_result`); // [1, pos, head, d_model]
+        const r = acts.get(blockHook(l, 'attn.hook_result')); // [1, pos, head, d_model]
         const d = r.shape[3]!;
         const rows = new Float32Array(H * len * d);
         for (let h = 0; h < H; h++) for (let j = 0; j < len; j++) {

@@ -8,6 +8,7 @@ import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { blockNames, collect, collectAsync, tokenLabel, type HostActs } from './acts.js';
 import { readAsync, readSync, type Reads } from '../tensor/read.js';
 import { argmax, rankOf, softmax, topIndices } from './stats.js';
+import { blockHook } from '../models/hook-point.js';
 
 export interface LogitLensOptions {
   /** The position whose top tokens are listed (default: the last). */
@@ -27,7 +28,7 @@ export interface LogitLensResult {
 }
 
 export function logitLensHookNames(model: CausalLM): string[] {
-  return [...blockNames(model, 'hook_resid_pre'), `blocks.${model.dims.nLayers - 1}.hook_resid_post`];
+  return [...blockNames(model, 'hook_resid_pre'), blockHook(model.dims.nLayers - 1, 'hook_resid_post')];
 }
 
 export function logitLens(model: CausalLM, ids: readonly number[], o: LogitLensOptions = {}): LogitLensResult {

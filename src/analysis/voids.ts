@@ -9,7 +9,7 @@ import { keep } from '../tensor/engine.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { CausalLM } from '../models/model.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
-import type { HookFn } from '../hooks/hook-point.js';
+import type { HookFn } from '../models/hook-point.js';
 import { blockNames, collect, collectAsync, tokenLabel, type HostActs } from './acts.js';
 import { l2 } from './stats.js';
 

@@ -1,8 +1,8 @@
-// Gradient rules, one per op of the backend contract (src/backends/backend.ts), written with
+// Gradient rules, one per op of the backend contract (src/tensor/backend.ts), written with
 // frontend ops so they run on every backend. A rule says which inputs/outputs its backward reads
 // (only those are kept on the tape) and maps output gradients to input gradients (null: none).
 // Rules run with recording off; every tensor they make and do not return is disposed by the tape.
-import type { OpDesc, OpName, UnaryFn } from '../backends/backend.js';
+import type { OpDesc, OpName, UnaryFn } from '../tensor/backend.js';
 import { isFloat, type DType } from '../tensor/dtype.js';
 import { numel } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -10,6 +10,7 @@ import { arange, zeros } from '../ops/creation.js';
 import * as E from '../ops/elementwise.js';
 import { matmul } from '../ops/linalg.js';
 import { gather, rope, scatterAdd } from '../ops/nn.js';
+import { dequantize } from '../ops/quant.js';
 import { cumsum, mean, sum } from '../ops/reduce.js';
 import { attentionBackward } from './attention.js';
 
@@ -284,6 +285,20 @@ export const RULES: { [K in OpName]?: Rule<K> } = {
   attention: {
     save: (op) => ({ inputs: op.masked ? [0, 1, 2, 3] : [0, 1, 2], outputs: op.returnProbs ? [1] : [] }),
     backward: (op, c, g) => attentionBackward(op, c, g),
+  },
+  qmatmul: {
+    save: () => ({ inputs: [1] }),
+    // y = x Wᵀ with W quantized: dx = g W (W dequantized for the product); the blocks get none.
+    backward: (op, c, [g]) => {
+      if (!g || !c.needs(0)) return [null, null];
+      const [M, K] = c.inShape(0) as [number, number];
+      const N = c.outShape(0)[1]!;
+      const w = dequantize(c.input(1), op.type, [N, K]);
+      const gx = matmul(g, w);
+      w.dispose();
+      if (gx.shape[0] !== M) throw new Error(`qmatmul backward: gradient rows ${gx.shape[0]} vs ${M}`);
+      return [gx, null];
+    },
   },
   // fill has no inputs; dequantize has no gradient (the tape names it when one is asked for).
 };

@@ -2,10 +2,10 @@
 // (folder, .bin, .gguf or hub id) with download progress and an optional --tokenizer of any kind,
 // reading --prompt / --ids into token ids, and the context-length check.
 import '../backends/index.js';
-import { createProgressBars } from '../hub/progress-bar.js';
+import { createProgressBars } from './download-progress.js';
 import { loadModel, type LoadedModel } from '../models/load.js';
 import { initBackend } from '../tensor/engine.js';
-import type { Backend } from '../backends/backend.js';
+import type { Backend } from '../tensor/backend.js';
 import { DEFAULT_BACKEND } from './options.js';
 
 export interface ModelArgs {
@@ -42,6 +42,16 @@ export async function loadForCli(a: ModelArgs): Promise<LoadedModel> {
   } finally {
     bars?.stop();
   }
+}
+
+/** The weights' resident size beside their size in the file (JSON and one line of text). */
+export function weightMemory(m: LoadedModel): { json: Record<string, number>; text: string } {
+  const w = m.model.weightMemory();
+  const mb = (n: number) => `${(n / 2 ** 20).toFixed(n < 2 ** 20 ? 2 : 1)} MiB`;
+  return {
+    json: { resident_bytes: w.bytes, file_bytes: m.fileBytes, quantized_matrices: w.quantized },
+    text: `weights: ${mb(w.bytes)} resident (${(w.bytes / Math.max(1, m.fileBytes)).toFixed(2)}x the file's ${mb(m.fileBytes)})${w.quantized ? `, ${w.quantized} matrices kept quantized` : ''}`,
+  };
 }
 
 /** Token ids from --ids (list or "1,2,3") or --prompt TEXT (which needs a tokenizer); never both. */

@@ -9,25 +9,20 @@ import { dirname, join } from 'node:path';
 import { deflateSync } from 'node:zlib';
 import type { Command } from 'commander';
 import { parseHTML } from 'linkedom';
-import { OP_NAMES } from '../backends/backend.js';
-import { runConformance } from '../conformance/runner.js';
-import { PlantedInductionModel } from '../analysis/planted.js';
+import { engineCheck, engineText } from '../conformance/engine-check.js';
+import { PLANTED_PROMPT, PlantedInductionModel } from '../organisms/planted.js';
 import { buildReportAsync } from '../report/build.js';
-import { figureSvg, makeFigures } from '../report/figures.js';
+import { figureFiles, makeFigures } from '../report/figures.js';
 import { renderHtml } from '../report/html.js';
 import { reportText } from '../report/text.js';
 import { disposeBackends, initBackend } from '../tensor/engine.js';
 import type { CausalLM } from '../models/model.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
-import { checkContext, inputIds, loadForCli, pickBackend, type ModelArgs, type PromptArgs } from './common.js';
+import { checkContext, inputIds, loadForCli, pickBackend, weightMemory, type ModelArgs, type PromptArgs } from './common.js';
 import { action, int, modelOptions, promptOptions } from './options.js';
 import { packageRoot } from './package-info.js';
 
-const QUICK = ['matmul f32', 'softmax f32', 'layerNorm f32', 'rmsNorm f32', 'rope half f32', 'attention f32', 'gelu_tanh f32', 'add f32', 'dequantize'];
-
 export const DEFAULT_PROMPT = 'Once upon a time, there was a little girl named Lily. She had a red ball. One day, Lily lost her red ball. Lily';
-/** The built-in model's prompt: BOS, eight tokens (with the massive token 5), the same eight again. */
-const BUILTIN_IDS = [1, 5, 9, 14, 22, 31, 17, 40, 12, 5, 9, 14, 22, 31, 17, 40, 12];
 
 export interface InspectArgs extends Partial<ModelArgs>, PromptArgs {
   json?: boolean;
@@ -56,42 +51,6 @@ export function defaultModelDir(): string {
   return join(packageRoot(), 'models', 'organisms', 'induction');
 }
 
-/** The engine self-check: each backend found, its features, and core ops against the reference. */
-export async function engineCheck(names: readonly string[]): Promise<{ backends: Record<string, unknown>[]; ok: boolean }> {
-  const backends: Record<string, unknown>[] = [];
-  let ok = true;
-  const ref = await initBackend('js');
-  for (const name of names) {
-    let b;
-    try {
-      b = await initBackend(name);
-    } catch (e) {
-      backends.push({ backend: name, available: false, error: (e as Error).message });
-      continue;
-    }
-    const results = name === 'js' ? [] : await runConformance(ref, b, { ops: QUICK });
-    const failed = results.filter((r) => r.status === 'fail' || r.status === 'error');
-    if (failed.length) ok = false;
-    backends.push({
-      backend: name, available: true, info: b.info?.() ?? {},
-      native_ops: b.nativeOps?.() ?? (name === 'js' ? OP_NAMES : []),
-      self_check: name === 'js' ? 'reference' : { cases: results.length, failed: failed.map((r) => r.label), worst_nmse: Math.max(0, ...results.map((r) => (Number.isFinite(r.nmse) ? r.nmse : 0))) },
-    });
-  }
-  return { backends, ok };
-}
-
-function engineText(e: { backends: Record<string, unknown>[]; ok: boolean }): string {
-  const out = ['engine self-check'];
-  for (const r of e.backends) {
-    if (!r.available) { out.push(`  ${r.backend}: not available (${r.error})`); continue; }
-    const sc = r.self_check as { cases: number; failed: string[]; worst_nmse: number } | string;
-    out.push(`  ${String(r.backend).padEnd(6)} ${typeof sc === 'string' ? sc : `${sc.cases - sc.failed.length}/${sc.cases} op cases within budget (worst NMSE ${sc.worst_nmse.toExponential(2)})${sc.failed.length ? '; FAILED: ' + sc.failed.join('; ') : ''}`}`);
-  }
-  out.push(e.ok ? '  engine OK' : '  engine self-check FAILED');
-  return out.join('\n');
-}
-
 const inputIdsOf = (ids: number[] | string): number[] => (typeof ids === 'string' ? ids.split(',').map(Number) : ids);
 
 interface Subject {
@@ -101,6 +60,7 @@ interface Subject {
   warning?: string;
   ids: number[];
   text?: string;
+  memory?: ReturnType<typeof weightMemory>;
 }
 
 async function subject(o: InspectArgs): Promise<Subject> {
@@ -108,10 +68,10 @@ async function subject(o: InspectArgs): Promise<Subject> {
   if (o.model === undefined && !existsSync(path)) {
     const backend = await pickBackend(o.backend);
     const model = new PlantedInductionModel(backend);
-    const ids = o.ids !== undefined ? inputIdsOf(o.ids) : BUILTIN_IDS;
+    const ids = o.ids !== undefined ? inputIdsOf(o.ids) : [...PLANTED_PROMPT];
     if (o.prompt !== undefined) throw new Error('the built-in model has no tokenizer; use --ids or --model');
     return {
-      model, ids, source: 'built-in hand-wired induction model (src/analysis/planted.ts)',
+      model, ids, source: 'built-in hand-wired induction model (src/organisms/planted.ts)',
       warning: `NO TRAINED DEFAULT MODEL: ${path} is missing, so this report runs on the built-in hand-wired toy model (planted previous-token, induction and sink heads, a massive dimension), not on a trained network. Pass --model to inspect a real one.`,
     };
   }
@@ -123,13 +83,13 @@ async function subject(o: InspectArgs): Promise<Subject> {
     text = DEFAULT_PROMPT;
     ids = inputIds({ prompt: text }, m);
   } else if (useDefaultPrompt) {
-    ids = BUILTIN_IDS.filter((id) => id < m.model.dims.vocabSize);
+    ids = PLANTED_PROMPT.filter((id) => id < m.model.dims.vocabSize);
   } else {
     ids = inputIds(o, m);
     text = o.prompt;
   }
   checkContext(m, ids.length);
-  return { model: m.model, tokenizer: m.tokenizer, source: m.source, ids, text };
+  return { model: m.model, tokenizer: m.tokenizer, source: m.source, ids, text, memory: weightMemory(m) };
 }
 
 export async function inspectCommand(o: InspectArgs): Promise<number> {
@@ -142,6 +102,7 @@ export async function inspectCommand(o: InspectArgs): Promise<number> {
     });
     const engine = o.engine === false ? null : await engineCheck(o.check ?? ['js', 'wasm']);
     if (engine) { report.json.engine = engine; ok = engine.ok; }
+    if (s.memory) report.json.memory = s.memory.json;
     if (o.html || o.figures) {
       const { document } = parseHTML('<!doctype html><html><head></head><body></body></html>');
       const figs = makeFigures(report, document as unknown as Document, { deflate: (raw) => new Uint8Array(deflateSync(raw, { level: 9 })) });
@@ -152,19 +113,15 @@ export async function inspectCommand(o: InspectArgs): Promise<number> {
       }
       if (o.figures) {
         mkdirSync(o.figures, { recursive: true });
-        const files: [string, string | Uint8Array | undefined][] = [
-          ['massive.svg', figureSvg(figs.massive)], ['sinks.svg', figureSvg(figs.sinks)], ['induction.svg', figureSvg(figs.induction)],
-          ['sparsity.svg', figureSvg(figs.sparsity)], ['residual-norm.svg', figureSvg(figs.residualNorm)], ['logit-lens-ranks.svg', figureSvg(figs.lensRanks)],
-          ['voids-prompt.svg', figureSvg(figs.voidsPrompt)], ['voids-generation.svg', figs.voidsGeneration && figureSvg(figs.voidsGeneration)],
-          ['experts.svg', figs.experts && figureSvg(figs.experts)], ['attention.png', figs.attentionGrid],
-        ];
-        for (const [name, body] of files) if (body !== undefined) writeFileSync(join(o.figures, name), body);
-        process.stderr.write(`actlab: wrote ${files.filter((f) => f[1] !== undefined).length} figures to ${o.figures}\n`);
+        const files = figureFiles(figs);
+        for (const [name, body] of files) writeFileSync(join(o.figures, name), body);
+        process.stderr.write(`actlab: wrote ${files.length} figures to ${o.figures}\n`);
       }
     }
     if (o.json) console.log(JSON.stringify(report.json));
     else {
       console.log(reportText(report.json));
+      if (s.memory) console.log(s.memory.text);
       if (engine) { console.log(); console.log(engineText(engine)); }
     }
     s.model.dispose();

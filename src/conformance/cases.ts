@@ -2,7 +2,8 @@
 // with shapes (odd sizes, size 0 and 1, broadcasting, non-contiguous views) and dtypes. Each
 // variant is run on the reference backend and on the backend under test and compared under the
 // op's error budget (NMSE). Adding an op to the engine means adding its case here.
-import type { OpName } from '../backends/backend.js';
+import type { OpName, QuantType } from '../tensor/backend.js';
+import { QUANT_BLOCK, QUANT_TYPES, QuantizedTensor } from '../tensor/quantized.js';
 import type { DType } from '../tensor/dtype.js';
 import type { Tensor } from '../tensor/tensor.js';
 import * as ops from '../ops/index.js';
@@ -12,7 +13,7 @@ export interface InputSpec {
   shape: number[];
   dtype: DType;
   /** normal(0,1) by default; 'uniform' in [lo, hi); 'ids' integers in [0, hi); 'mask' u8 0/1 with a few zeros; 'bytes' random u8. */
-  fill?: 'normal' | 'uniform' | 'ids' | 'mask' | 'bytes' | 'q8_0' | 'q4_0' | 'positions';
+  fill?: 'normal' | 'uniform' | 'ids' | 'mask' | 'bytes' | 'positions' | QuantType;
   lo?: number;
   hi?: number;
   /** Make the input non-contiguous: stored with the last two dims swapped ('T'), or as a slice of a wider tensor ('slice'). */
@@ -256,11 +257,27 @@ function* nnVariants(): Generator<Variant> {
   };
 }
 
+/**
+ * qmatmul's budget: the reference multiplies x as it is; the fast kernels round x to 8 bits per
+ * 32 values first (ggml's q8 activations), an error of at most half a step of max|x|/127 per value,
+ * NMSE ~2e-5 on normal data; 1e-4 leaves room for unlucky blocks and none for a wrong block layout.
+ */
+export const QMATMUL_BUDGET = 1e-4;
+
 function* quantVariants(): Generator<Variant> {
-  for (const type of ['q8_0', 'q4_0'] as const) {
+  for (const type of QUANT_TYPES) {
+    const { values: bv, bytes: bb } = QUANT_BLOCK[type];
     for (const blocks of [1, 3, 96]) {
-      const bytes = blocks * (type === 'q8_0' ? 34 : 18);
-      yield { op: 'dequantize', label: `dequantize ${type} ${blocks} blocks`, inputs: [f([bytes], 'u8', { fill: type })], budget: 0, run: ([r]) => [ops.dequantize(r!, type, [blocks, 32])] };
+      yield { op: 'dequantize', label: `dequantize ${type} ${blocks} blocks`, inputs: [f([blocks * bb], 'u8', { fill: type })], budget: 0, run: ([r]) => [ops.dequantize(r!, type, [blocks, bv])] };
+    }
+    // [M, N, K]: decode (M = 1, the GEMV path), a few rows, and prefill-sized M (the blocked GEMM path)
+    const shapes: [number, number, number, string][] = [[1, 16, bv, 'gemv one block'], [1, 37, 3 * bv, 'gemv'], [3, 19, 2 * bv, 'few rows'], [37, 23, 2 * bv, 'gemm']];
+    if (bv === 32) shapes.push([1, 64, 768, 'gemv d=768'], [70, 40, 768, 'gemm d=768']);
+    for (const [M, N, K, tag] of shapes) {
+      yield {
+        op: 'qmatmul', label: `qmatmul ${type} ${tag} M=${M} N=${N} K=${K}`, inputs: [f([M, K]), f([N * (K / bv) * bb], 'u8', { fill: type })], budget: QMATMUL_BUDGET,
+        run: ([x, r]) => [ops.qmatmul(x!, new QuantizedTensor(r!.share(), type, [N, K]))],
+      };
     }
   }
 }

@@ -1,12 +1,17 @@
 // Runs the conformance matrix: each variant on the reference backend and on the backend under
 // test, outputs compared by NMSE (sum of squared differences over sum of squared reference
 // values, as ggml's test-backend-ops) with NaN/Inf required at the same places.
-import type { Backend } from '../backends/backend.js';
+import type { Backend } from '../tensor/backend.js';
 import { f32ToF16Bits, type DType } from '../tensor/dtype.js';
 import { tidy } from '../tensor/engine.js';
 import { Tensor } from '../tensor/tensor.js';
 import { Rng } from '../ops/creation.js';
+import type { QuantType } from '../tensor/backend.js';
+import { QUANT_BLOCK } from '../tensor/quantized.js';
 import { allVariants, type InputSpec, type Variant } from './cases.js';
+
+/** Byte offsets of the f16 scales inside one block of each format (d; and dmin for q4_k). */
+const F16_AT: Record<QuantType, number[]> = { q8_0: [0], q4_0: [0], q4_k: [0, 2], q6_k: [208] };
 
 export interface CaseResult {
   backend: string;
@@ -45,11 +50,12 @@ export function values(spec: InputSpec, n: number, rng: Rng): number[] {
       case 'mask': out[i] = rng.uniform() < 0.8 || i % 7 === 0 ? 1 : 0; break;
       case 'bytes': out[i] = rng.int(256); break;
       case 'positions': out[i] = rng.int(4096); break;
-      case 'q8_0': case 'q4_0': {
-        // A scale (f16, finite, small) at the start of each block, random bytes elsewhere.
-        const block = spec.fill === 'q8_0' ? 34 : 18;
+      case 'q8_0': case 'q4_0': case 'q4_k': case 'q6_k': {
+        // Scales (f16, finite, small) where the block keeps them, random bytes elsewhere.
+        const qt = spec.fill as QuantType;
+        const block = QUANT_BLOCK[qt].bytes;
         const j = i % block;
-        if (j === 0) { const h = f32ToF16Bits((rng.uniform() - 0.5) * 0.1); out[i] = h & 0xff; out[i + 1] = h >> 8; i++; }
+        if (F16_AT[qt].includes(j)) { const h = f32ToF16Bits((rng.uniform() - 0.5) * 0.1); out[i] = h & 0xff; out[i + 1] = h >> 8; i++; }
         else out[i] = rng.int(256);
         break;
       }

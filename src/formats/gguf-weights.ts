@@ -1,14 +1,14 @@
 // A GGUF file as a WeightSource under HF names and in HF layouts, for every architecture
 // gguf-hf.ts maps: tensors renamed, experts sliced out of stacked tensors, rows un-permuted
 // (RoPE order, NeoX qkv), GPT-2 weights transposed back, Gemma norms shifted back, quantized
-// tensors dequantised to f32 on load (one tensor at a time). llama.cpp's `rope_freqs` (Llama 3 rope
+// matrices kept in their blocks (`loadQuantized`) or dequantised to f32 on load (one tensor at a time). llama.cpp's `rope_freqs` (Llama 3 rope
 // scaling) is not a weight: `open` reads it into the config's rope_parameters.freq_factors.
-import type { Backend } from '../backends/backend.js';
+import type { Backend } from '../tensor/backend.js';
 import { Tensor } from '../tensor/tensor.js';
 import { checkRequiredTensors, ggufToHfConfig, planHfTensors, type ServedTensor } from './gguf-hf.js';
 import { isRowLayout, permuteLayoutRows, transformValues } from './gguf-layout.js';
-import type { GgufFile } from './gguf.js';
-import { missingTensor, type LoadOptions, type WeightInfo, type WeightSource } from './weight-source.js';
+import { quantTypeOf, type GgufFile } from './gguf.js';
+import { missingTensor, type LoadOptions, type QuantizedWeight, type WeightInfo, type WeightSource } from './weight-source.js';
 
 /** Transposed GPT-2 weights and shifted Gemma norms are remade on the host as f32. */
 const valueLayout = (s: ServedTensor): boolean => !s.isBias && (s.layout === 'transpose' || s.layout === 'norm+1');
@@ -65,7 +65,7 @@ export class GgufWeights implements WeightSource {
     const s = this.served(name);
     const t = this.file.info(s.gguf);
     const as = this.file.loadsAs(t.name);
-    const dtype = as === 'q8_0' || as === 'q4_0' || valueLayout(s) ? 'f32' : as;
+    const dtype = quantTypeOf(t.type) || valueLayout(s) ? 'f32' : as;
     let shape = s.expert !== undefined ? t.shape.slice(1) : [...t.shape];
     if (s.layout === 'transpose' && !s.isBias) shape = [shape[1]!, shape[0]!];
     if (s.layout === 'row' && shape.length === 1) shape = [1, shape[0]!];
@@ -97,6 +97,23 @@ export class GgufWeights implements WeightSource {
     } finally {
       x.dispose();
     }
+  }
+
+  /**
+   * The tensor kept in its blocks, when it is a quantized matrix that reaches the model unchanged
+   * but for a permutation of whole rows: `transposed` says that the HF tensor is its transpose
+   * (GPT-2's Conv1D weights, which llama.cpp stores as [out, in]). Null for anything else.
+   */
+  async loadQuantized(name: string, backend: Backend): Promise<QuantizedWeight | null> {
+    const s = this.served(name);
+    const t = this.file.info(s.gguf);
+    if (!quantTypeOf(t.type) || s.isBias || (s.layout && !isRowLayout(s.layout) && s.layout !== 'transpose')) return null;
+    const shape = s.expert !== undefined ? t.shape.slice(1) : t.shape;
+    if (shape.length !== 2) return null;
+    let raw = s.expert !== undefined ? await this.file.readSlice(s.gguf, s.expert) : await this.file.readRaw(s.gguf);
+    if (isRowLayout(s.layout)) raw = permuteLayoutRows(raw, s.layout!, this.config, raw.byteLength / shape[0]!, false);
+    const weight = await this.file.loadQuantized(s.gguf, backend, raw, shape);
+    return weight && { weight, transposed: s.layout === 'transpose' };
   }
 
   totalBytes(): number {

@@ -2,14 +2,16 @@
 // parser), fed through a `fetch` that answers its range requests from our ByteSource, so local
 // files, Blobs and URLs all work; tensor data is then read one tensor at a time.
 // Shapes are given row-major (GGUF lists ne[0], the row length, first). Tensors load as:
-// F32/F16/BF16 -> a tensor of that dtype; Q8_0/Q4_0 -> raw u8 blocks for `dequantize` (src/ops/quant);
-// Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL -> f32, dequantised on the host by
-// gguf-quants.ts's block decoders. HF names and config: gguf-hf.ts.
+// F32/F16/BF16 -> a tensor of that dtype; Q8_0/Q4_0/Q4_K/Q6_K -> raw u8 blocks, kept as such in a
+// QuantizedTensor (`loadQuantized`) or expanded by `dequantize` (src/ops/quant); Q4_1, Q5_0, Q5_1,
+// Q2_K, Q3_K, Q5_K, IQ4_NL -> f32, dequantised on the host by gguf-quants.ts's block decoders.
+// HF names and config: gguf-hf.ts.
 import { gguf, type GGUFParseOutput, type MetadataValue } from '@huggingface/gguf';
-import type { Backend, QuantType } from '../backends/backend.js';
+import type { Backend, QuantType } from '../tensor/backend.js';
 import type { ByteSource } from '../io/byte-source.js';
 import { dequantize } from '../ops/quant.js';
 import type { DType } from '../tensor/dtype.js';
+import { QuantizedTensor } from '../tensor/quantized.js';
 import { Tensor } from '../tensor/tensor.js';
 import { dequantizeGgml, ggmlBytes, ggmlTypeName, type GgmlTypeName } from './gguf-quants.js';
 
@@ -25,9 +27,15 @@ export interface GgufTensorInfo {
 
 /** What `loadTensor` gives for each stored type. */
 const LOADS_AS: Partial<Record<GgmlTypeName, DType | QuantType>> = {
-  F32: 'f32', F16: 'f16', BF16: 'bf16', I8: 'i8', I32: 'i32', Q8_0: 'q8_0', Q4_0: 'q4_0',
-  Q4_1: 'f32', Q5_0: 'f32', Q5_1: 'f32', Q2_K: 'f32', Q3_K: 'f32', Q4_K: 'f32', Q5_K: 'f32', Q6_K: 'f32', IQ4_NL: 'f32',
+  F32: 'f32', F16: 'f16', BF16: 'bf16', I8: 'i8', I32: 'i32', Q8_0: 'q8_0', Q4_0: 'q4_0', Q4_K: 'q4_k', Q6_K: 'q6_k',
+  Q4_1: 'f32', Q5_0: 'f32', Q5_1: 'f32', Q2_K: 'f32', Q3_K: 'f32', Q5_K: 'f32', IQ4_NL: 'f32',
 };
+
+/** The block format a stored type stays in, or null for plain dtypes. */
+export function quantTypeOf(type: GgmlTypeName): QuantType | null {
+  const as = LOADS_AS[type];
+  return as === 'q8_0' || as === 'q4_0' || as === 'q4_k' || as === 'q6_k' ? as : null;
+}
 
 export const GGUF_SUPPORTED_TYPES = Object.keys(LOADS_AS) as GgmlTypeName[];
 
@@ -130,29 +138,45 @@ export class GgufFile {
   }
 
   /**
-   * One tensor as stored: F32/F16/BF16/I8/I32 in that dtype with its shape; Q8_0/Q4_0 as raw u8
-   * [bytes] (see `dequantize`); the other block types dequantised to f32. `raw` (when given) replaces the bytes
-   * read from the file (the caller permuted or sliced them), with `shape` (default: the tensor's).
+   * One tensor as stored: F32/F16/BF16/I8/I32 in that dtype with its shape; Q8_0/Q4_0/Q4_K/Q6_K
+   * as raw u8 [bytes] (see `dequantize`); the other block types dequantised to f32. `raw` (when
+   * given) replaces the bytes read from the file (the caller permuted or sliced them), with `shape`
+   * (default: the tensor's).
    */
   async loadTensor(name: string, backend: Backend, raw?: Uint8Array, shape?: readonly number[]): Promise<Tensor> {
     const t = this.info(name);
     const as = this.loadsAs(name);
     const bytes = raw ?? await this.source.read(t.offset, t.bytes);
     const s = [...(shape ?? t.shape)];
-    const n = s.reduce((a, b) => a * b, 1);
-    if (as === 'f32' && t.type !== 'F32') return Tensor.fromBytes(new Uint8Array(dequantizeGgml(t.type, bytes, n).buffer), s, 'f32', backend);
-    if (as === 'q8_0' || as === 'q4_0') return Tensor.fromBytes(bytes, [bytes.byteLength], 'u8', backend);
-    return Tensor.fromBytes(bytes, s, as, backend);
+    if (quantTypeOf(t.type)) return Tensor.fromBytes(bytes, [bytes.byteLength], 'u8', backend);
+    if (as === 'f32' && t.type !== 'F32') {
+      const n = s.reduce((a, b) => a * b, 1);
+      return Tensor.fromBytes(new Uint8Array(dequantizeGgml(t.type, bytes, n).buffer), s, 'f32', backend);
+    }
+    return Tensor.fromBytes(bytes, s, as as DType, backend);
   }
 
-  /** One tensor as f32 (or its float dtype), dequantising Q8_0/Q4_0 on the backend; `raw`/`shape` as in `loadTensor`. */
+  /**
+   * A quantized matrix kept in its blocks (memory = its bytes in the file), or null when the tensor
+   * is not in a block format or not 2-D. `raw`/`shape` as in `loadTensor`.
+   */
+  async loadQuantized(name: string, backend: Backend, raw?: Uint8Array, shape?: readonly number[]): Promise<QuantizedTensor | null> {
+    const t = this.info(name);
+    const q = quantTypeOf(t.type);
+    const s = shape ?? t.shape;
+    if (!q || s.length !== 2) return null;
+    const bytes = raw ?? await this.source.read(t.offset, t.bytes);
+    return QuantizedTensor.fromBytes(bytes, q, s, backend, `${this.source.name}: tensor '${name}'`);
+  }
+
+  /** One tensor as f32 (or its float dtype), dequantising block formats on the backend; `raw`/`shape` as in `loadTensor`. */
   async loadFloat(name: string, backend: Backend, raw?: Uint8Array, shape?: readonly number[]): Promise<Tensor> {
     const t = this.info(name);
-    const as = this.loadsAs(name);
     const x = await this.loadTensor(name, backend, raw, shape);
-    if (as !== 'q8_0' && as !== 'q4_0') return x;
+    const q = quantTypeOf(t.type);
+    if (!q) return x;
     try {
-      return dequantize(x, as, shape ?? t.shape);
+      return dequantize(x, q, shape ?? t.shape);
     } finally {
       x.dispose();
     }

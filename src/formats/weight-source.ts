@@ -1,9 +1,10 @@
 // WeightSource: the one interface every checkpoint format (safetensors, GGUF, llama2.c) offers to
 // the models, so an architecture loads its weights by HF name without knowing the file format.
 // Tensors are read one at a time: nothing here holds a whole checkpoint in memory.
-import type { Backend } from '../backends/backend.js';
+import type { Backend } from '../tensor/backend.js';
 import { byteSize, type DType } from '../tensor/dtype.js';
 import { numel } from '../tensor/shape.js';
+import { isQuantType, type QuantizedTensor } from '../tensor/quantized.js';
 import { Tensor } from '../tensor/tensor.js';
 
 export interface WeightInfo {
@@ -22,21 +23,33 @@ export interface LoadOptions {
   dtype?: DType;
 }
 
+/** A matrix kept in its quantized blocks; `transposed`: the HF tensor is its transpose. */
+export interface QuantizedWeight {
+  weight: QuantizedTensor;
+  transposed: boolean;
+}
+
 export interface WeightSource {
   names(): string[];
   has(name: string): boolean;
   info(name: string): WeightInfo;
   load(name: string, backend: Backend, opts?: LoadOptions): Promise<Tensor>;
+  /** Formats with block-quantized tensors: the tensor kept quantized, or null when it cannot be. */
+  loadQuantized?(name: string, backend: Backend): Promise<QuantizedWeight | null>;
   /** Bytes of all tensors in the file(s). */
   totalBytes(): number;
   close(): Promise<void>;
 }
 
-/** Bytes `load` will allocate for every tensor when each is converted to `dtype` (or kept as is). */
+/**
+ * Bytes `load` will allocate for every tensor when each is converted to `dtype` (or kept as is);
+ * block-quantized tensors count at their stored size (the loader keeps them so by default).
+ */
 export function estimateLoadBytes(weights: WeightSource, dtype?: DType): number {
   let total = 0;
   for (const n of weights.names()) {
     const i = weights.info(n);
+    if (weights.loadQuantized && isQuantType(i.storedAs.toLowerCase())) { total += i.bytes; continue; }
     total += byteSize(dtype ?? i.dtype, numel(i.shape));
   }
   return total;

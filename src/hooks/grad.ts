@@ -5,7 +5,7 @@ import { keep, tidy } from '../tensor/engine.js';
 import { add } from '../ops/elementwise.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { CausalLM, ForwardOptions } from '../models/model.js';
-import { Hooks } from './hook-point.js';
+import { Hooks } from '../models/hook-point.js';
 import { assertHookNames } from './patterns.js';
 
 export interface GradAtResult {

@@ -7,7 +7,7 @@
 // head, all positions) and MLP neurons (mlp.hook_post per neuron, all positions).
 import { gradAtDevice } from '../hooks/grad.js';
 import { readAsync, readSync, type Reads } from '../tensor/read.js';
-import { Hooks, type HookFilter, type HookFn } from '../hooks/hook-point.js';
+import { blockHook, Hooks, type HookFilter, type HookFn } from '../models/hook-point.js';
 import { runWithCache } from '../hooks/run.js';
 import { mul, sub, where } from '../ops/elementwise.js';
 import { tensor } from '../ops/creation.js';
@@ -31,9 +31,9 @@ export interface PatchingResult {
 /** The hook point whose activation a site patches, and the axis (in [batch, pos, ...]) that selects the unit. */
 function siteHook(site: PatchSite, layer: number): { name: string; unitAxis: number | null } {
   switch (site) {
-    case 'resid': return { name: `blocks.${layer}.hook_resid_pre`, unitAxis: 1 };
-    case 'heads': return { name: `blocks.${layer}.attn.hook_z`, unitAxis: 2 };
-    case 'neurons': return { name: `blocks.${layer}.mlp.hook_post`, unitAxis: 2 };
+    case 'resid': return { name: blockHook(layer, 'hook_resid_pre'), unitAxis: 1 };
+    case 'heads': return { name: blockHook(layer, 'attn.hook_z'), unitAxis: 2 };
+    case 'neurons': return { name: blockHook(layer, 'mlp.hook_post'), unitAxis: 2 };
   }
 }
 
@@ -93,7 +93,7 @@ function* activationPatchingReads(
   checkPair(clean, corrupt);
   const L = model.dims.nLayers;
   const layers = o.layers ?? [...Array(L).keys()];
-  const names = layers.flatMap((l) => [siteHook(site, l).name, `blocks.${l}.hook_resid_pre`]);
+  const names = layers.flatMap((l) => [siteHook(site, l).name, blockHook(l, 'hook_resid_pre')]);
   const c = runWithCache(model, clean, { names: [...new Set(names)] });
   const k = runWithCache(model, corrupt, { names: layers.map((l) => siteHook(site, l).name) });
   try {
@@ -104,7 +104,7 @@ function* activationPatchingReads(
     for (const l of layers) {
       const { name, unitAxis } = siteHook(site, l);
       const a = k.cache.get(name);
-      const resid = c.cache.get(`blocks.${l}.hook_resid_pre`);
+      const resid = c.cache.get(blockHook(l, 'hook_resid_pre'));
       const list = o.units?.(l) ?? [...Array(units(model, site, pos)).keys()];
       const out = new Float32Array(units(model, site, pos)).fill(NaN);
       for (const u of list) {

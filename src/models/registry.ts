@@ -1,8 +1,9 @@
 // Which class runs which checkpoint: transformers' `model_type` (or `architectures`) -> the
 // architecture file, and `buildModel`, which reads the weights one tensor at a time onto a backend.
-import type { Backend } from '../backends/backend.js';
+import type { Backend } from '../tensor/backend.js';
 import type { DType } from '../tensor/dtype.js';
 import type { Tensor } from '../tensor/tensor.js';
+import { isQuantType } from '../tensor/quantized.js';
 import type { WeightSource } from '../formats/weight-source.js';
 import { ConfigError } from './config.js';
 import { Gemma } from './gemma.js';
@@ -13,7 +14,7 @@ import type { CausalLM } from './model.js';
 import { GptNeox } from './neox.js';
 import { Qwen2Moe } from './qwen2-moe.js';
 import { ToyTransformer } from './toy.js';
-import { WeightMap } from './weights.js';
+import { WeightMap, type HeldWeight } from './weights.js';
 
 type Ctor = new (config: Record<string, unknown>, w: WeightMap, b: Backend) => CausalLM;
 
@@ -46,24 +47,36 @@ export interface BuildOptions {
   dtype?: DType;
   /** Called after each tensor is read. */
   onTensor?: (name: string, done: number, total: number) => void;
+  /**
+   * Block-quantized matrices (GGUF Q8_0, Q4_0, Q4_K, Q6_K): 'keep' (default) holds them in their
+   * blocks (memory = the file's bytes) and multiplies them where they lie; 'dequantize' expands
+   * them to f32 at load (for training, or exact f32 products).
+   */
+  quantized?: 'keep' | 'dequantize';
 }
 
 /** Reads every weight (one tensor in memory at a time besides the loaded ones) and builds the model. */
 export async function buildModel(config: Record<string, unknown>, weights: WeightSource, backend: Backend, o: BuildOptions = {}): Promise<CausalLM> {
   const arch = architectureOf(config);
   const names = weights.names();
-  const map = new Map<string, Tensor>();
+  const map = new Map<string, HeldWeight>();
+  const keep = (o.quantized ?? 'keep') === 'keep';
   try {
     for (let i = 0; i < names.length; i++) {
       const n = names[i]!;
       const info = weights.info(n);
-      const float = info.dtype === 'f32' || info.dtype === 'f16' || info.dtype === 'bf16';
-      map.set(n, await weights.load(n, backend, float ? { dtype: o.dtype ?? 'f32' } : {}));
+      const q = keep && weights.loadQuantized && isQuantType(info.storedAs.toLowerCase()) ? await weights.loadQuantized(n, backend) : null;
+      if (q) {
+        map.set(n, { q: q.weight, transposed: q.transposed });
+      } else {
+        const float = info.dtype === 'f32' || info.dtype === 'f16' || info.dtype === 'bf16';
+        map.set(n, await weights.load(n, backend, float ? { dtype: o.dtype ?? 'f32' } : {}));
+      }
       o.onTensor?.(n, i + 1, names.length);
     }
     return new ARCHITECTURES[arch]!({ ...config, model_type: arch }, new WeightMap(map, `${arch} checkpoint`), backend);
   } catch (e) {
-    for (const t of map.values()) t.dispose();
+    for (const t of map.values()) ('q' in t ? t.q : t).dispose();
     throw e;
   }
 }

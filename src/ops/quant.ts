@@ -1,19 +1,21 @@
-// Dequantisation of GGML block-quantised weights (Q8_0, Q4_0: 32 values per block).
-import type { QuantType } from '../backends/backend.js';
+// Ops on GGML block-quantized data: `dequantize` (raw blocks -> f32), `qmatmul` (x · Wᵀ with W
+// kept in its blocks), `qembedding` (rows of a quantized table, dequantized) and `qdequantize`
+// (a whole QuantizedTensor to f32). Block sizes: src/tensor/quantized.ts.
+import type { QuantType } from '../tensor/backend.js';
 import { DTypeError, ShapeError } from '../tensor/errors.js';
 import { dispatch } from '../tensor/engine.js';
+import { QUANT_BLOCK, QUANT_TYPES, QuantizedTensor } from '../tensor/quantized.js';
 import { fmtShape, numel } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
+import { gather } from './nn.js';
+import { matmul } from './linalg.js';
 
-export const QUANT_BLOCK: Record<QuantType, { values: number; bytes: number }> = {
-  q8_0: { values: 32, bytes: 34 },
-  q4_0: { values: 32, bytes: 18 },
-};
+export { QUANT_BLOCK };
 
 /** Raw blocks (u8) -> f32 of `shape` (numel must be a whole number of blocks). */
 export function dequantize(raw: Tensor, type: QuantType, shape: readonly number[]): Tensor {
   const spec = QUANT_BLOCK[type];
-  if (!spec) throw new DTypeError(`dequantize: unknown quant type '${type}' (have ${Object.keys(QUANT_BLOCK).join(', ')})`);
+  if (!spec) throw new DTypeError(`dequantize: unknown quant type '${type}' (have ${QUANT_TYPES.join(', ')})`);
   if (raw.dtype !== 'u8' || raw.rank !== 1) throw new DTypeError(`dequantize: raw must be u8[bytes], got ${raw.dtype}${fmtShape(raw.shape)}`);
   const n = numel(shape);
   if (n % spec.values || raw.size !== (n / spec.values) * spec.bytes) {
@@ -23,4 +25,67 @@ export function dequantize(raw: Tensor, type: QuantType, shape: readonly number[
   const r = y.reshape(shape);
   y.dispose();
   return r;
+}
+
+/** The whole matrix as f32 [rows, cols] (a new tensor the caller owns). */
+export function qdequantize(w: QuantizedTensor): Tensor {
+  return dequantize(w.raw, w.type, w.shape);
+}
+
+/**
+ * x [..., K] · Wᵀ with W a quantized [N, K] matrix -> f32 [..., N]. Runs the backend's `qmatmul`;
+ * a backend without one gets W dequantized for this call (memory of one f32 copy while it runs).
+ */
+export function qmatmul(x: Tensor, w: QuantizedTensor): Tensor {
+  const [N, K] = w.shape;
+  if (x.dtype !== 'f32') throw new DTypeError(`qmatmul: x must be f32, got ${x.dtype}${fmtShape(x.shape)}`);
+  if (x.rank < 1 || x.shape.at(-1) !== K) {
+    throw new ShapeError(`qmatmul: x ${fmtShape(x.shape)} does not end in the weight's ${K} input features (${w.type}[${N}, ${K}])`);
+  }
+  const lead = x.shape.slice(0, -1);
+  const M = numel(lead);
+  const op = { op: 'qmatmul', type: w.type } as const;
+  const x2 = x.reshape([M, K]);
+  const xc = x2.isContiguous ? x2 : x2.contiguous();
+  try {
+    const b = x.backend;
+    const probe = [xc.view(), w.raw.view()];
+    if (!b.supportsOp(op, probe, [{ ...probe[0]!, shape: [M, N], strides: [N, 1] }])) {
+      const wf = qdequantize(w);
+      try {
+        const y = matmul(xc, wf, { transB: true });
+        const r = y.reshape([...lead, N]);
+        y.dispose();
+        return r;
+      } finally {
+        wf.dispose();
+      }
+    }
+    const y = dispatch(op, [xc, w.raw], [{ shape: [M, N], dtype: 'f32' }])[0]!;
+    const r = y.reshape([...lead, N]);
+    y.dispose();
+    return r;
+  } finally {
+    if (xc !== x2) xc.dispose();
+    x2.dispose();
+  }
+}
+
+/** Rows `ids` (i32, any shape) of a quantized table [n, d] -> f32 [...ids, d]; only those rows are dequantized. */
+export function qembedding(table: QuantizedTensor, ids: Tensor): Tensor {
+  const [n, d] = table.shape;
+  const rows = table.raw.reshape([n, table.rowBytes]); // [n, rowBytes] u8
+  try {
+    const picked = gather(rows, ids.reshape([ids.size])); // [m, rowBytes]
+    try {
+      const flat = picked.reshape([picked.size]);
+      const y = dequantize(flat, table.type, [...ids.shape, d]);
+      flat.dispose();
+      return y;
+    } finally {
+      picked.dispose();
+    }
+  } finally {
+    rows.dispose();
+  }
 }

@@ -1,6 +1,6 @@
 // The model organisms actlab trains and ships (models/organisms/<name>): how to train each with
 // actlab's own trainer, and how to evaluate the committed weights.
-import type { Backend } from '../backends/backend.js';
+import type { Backend } from '../tensor/backend.js';
 import { inductionReads } from '../analysis/induction.js';
 import { readAsync, readSync, type Reads } from '../tensor/read.js';
 import type { CausalLM } from '../models/model.js';
@@ -123,3 +123,4 @@ function* evaluateOrganismReads(name: OrganismName, model: CausalLM): Reads<Reco
 export { initToy, evaluate } from './common.js';
 export { ablateHead, inContextLossDrop, inductionConfig, inductionData, inductionTrainingData, INDUCTION } from './induction.js';
 export { fourierAnalysis, modularAdditionConfig, modularAdditionData, P, type FourierReport } from './modular-addition.js';
+export { PlantedInductionModel, type PlantedOptions, type PlantedTruth } from './planted.js';

@@ -41,6 +41,8 @@ export interface InspectJson {
   /** Sections that failed, with the error (the others still ran). */
   errors?: Record<string, string>;
   engine?: unknown;
+  /** Weights in memory beside the file (resident_bytes, file_bytes, quantized_matrices). */
+  memory?: Record<string, number>;
 }
 
 export interface InspectReport {

@@ -2,20 +2,20 @@
 // backends are tested against. Computes in float64 on dense copies of the inputs and writes
 // results back with dtype conversion. Touches memory only through `bytesOf`, so the wasm backend
 // reuses it on its own linear memory. Not for: speed.
-import type { BackendBuffer, OpDesc, OpName, View } from '../backend.js';
+import type { BackendBuffer, OpDesc, OpName, View } from '../../tensor/backend.js';
 import { attention } from './kernels/attention.js';
 import { KernelContext } from './kernels/context.js';
 import { binary, copy, fill, unary, where } from './kernels/elementwise.js';
 import { matmul } from './kernels/linalg.js';
 import { gather, layernorm, rmsnorm, rope, scatterAdd, softmax } from './kernels/nn.js';
-import { dequantize } from './kernels/quant.js';
+import { dequantize, qmatmul } from './kernels/quant.js';
 import { cumsum, reduce, topk } from './kernels/reduce.js';
 
 type Kernel<K extends OpName> = (ctx: KernelContext<Extract<OpDesc, { op: K }>>) => void;
 
 const KERNELS: { [K in OpName]: Kernel<K> } = {
   copy, fill, unary, binary, where, reduce, cumsum, topk, matmul, softmax,
-  layernorm, rmsnorm, rope, gather, scatterAdd, attention, dequantize,
+  layernorm, rmsnorm, rope, gather, scatterAdd, attention, dequantize, qmatmul,
 };
 
 /** Whether the reference implements this op name (all of OpDesc). */

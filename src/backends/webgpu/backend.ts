@@ -4,9 +4,9 @@
 // works only for buffers last written from JavaScript (token ids, masks), whose host copy is kept.
 // Works in Node (the `webgpu` package, Dawn) and in browsers (navigator.gpu).
 // Not for: kernel code (kernels/), device discovery (device.ts), batching (runtime.ts).
-import type { Backend, BackendBuffer, OpDesc, OpName, View } from '../backend.js';
-import { checkByteRange, ownBuffer } from '../backend.js';
-import { OP_NAMES, SyncReadUnsupportedError, describeView, opParams } from '../backend.js';
+import type { Backend, BackendBuffer, OpDesc, OpName, View } from '../../tensor/backend.js';
+import { checkByteRange, ownBuffer } from '../../tensor/backend.js';
+import { OP_NAMES, SyncReadUnsupportedError, describeView, opParams } from '../../tensor/backend.js';
 import { byteSize } from '../../tensor/dtype.js';
 import { openDevice, WebGpuUnavailableError, type DeviceOptions, type GpuHandle } from './device.js';
 import { GpuRuntime, type GpuBuffer, type Grid, type Kernel } from './runtime.js';
@@ -16,16 +16,17 @@ import { cumsum, reduce, topk } from './kernels/reduce.js';
 import { matmul } from './kernels/matmul.js';
 import { gather, layernorm, rmsnorm, rope, scatterAdd, softmax } from './kernels/nn.js';
 import { attention, ATTENTION_MAX_D } from './kernels/attention.js';
-import { dequantize } from './kernels/quant.js';
+import { WEBGPU_QUANT_TYPES, dequantize } from './kernels/quant.js';
 
 export { WebGpuUnavailableError } from './device.js';
 export { WebGpuError } from './runtime.js';
 
 type KernelFn = (ctx: OpContext<never>) => void;
-const KERNELS: Record<OpName, KernelFn> = {
+/** `qmatmul` has no WebGPU kernel yet: the frontend dequantizes for it. */
+const KERNELS: Partial<Record<OpName, KernelFn>> = {
   copy, fill, unary, binary, where, reduce, cumsum, topk, matmul, softmax,
   layernorm, rmsnorm, rope, gather, scatterAdd, attention, dequantize,
-} as Record<OpName, KernelFn>;
+} as Partial<Record<OpName, KernelFn>>;
 
 export interface WebGpuBackendOptions extends DeviceOptions {
   /** Largest buffer whose host copy is kept for `readSync` after a write (default 1 MiB). */
@@ -91,6 +92,7 @@ export class WebGpuBackend implements Backend {
   supportsOp(op: OpDesc, inputs: readonly View[], outputs: readonly View[]): boolean {
     if (!Object.prototype.hasOwnProperty.call(KERNELS, op.op)) return false;
     if (![...inputs, ...outputs].every((v) => v.buffer.backend === 'webgpu')) return false;
+    if (op.op === 'dequantize' && !WEBGPU_QUANT_TYPES.has(op.type)) return false;
     if (op.op === 'attention') {
       const d = inputs[0]?.shape[3] ?? 0;
       const dv = inputs[2]?.shape[3] ?? 0;
@@ -109,7 +111,7 @@ export class WebGpuBackend implements Backend {
     try {
       const ins = inputs.map((v) => (outBufs.has(v.buffer) ? ctx.copyToTemp(v) : v));
       ctx.setInputs(ins);
-      KERNELS[op.op](ctx as unknown as OpContext<never>);
+      KERNELS[op.op]!(ctx as unknown as OpContext<never>);
     } finally {
       ctx.finish();
     }
@@ -141,7 +143,7 @@ export class WebGpuBackend implements Backend {
   }
 
   nativeOps(): readonly OpName[] {
-    return OP_NAMES;
+    return OP_NAMES.filter((o) => Object.prototype.hasOwnProperty.call(KERNELS, o));
   }
 
   dispose(): void {

@@ -1,29 +1,55 @@
 // A linear projection as checkpoints store it: PyTorch Linear ([out, in], y = x Wᵀ + b) or
 // GPT-2's Conv1D ([in, out], y = x W + b). Keeping the stored layout avoids a transpose copy at load.
+// A weight held quantized (GGUF blocks) is always [out, in] and runs through `qmatmul`; embedding
+// tables may be quantized too (`embedRows`, `unembedWith`).
 import { add } from '../../ops/elementwise.js';
 import { matmul } from '../../ops/linalg.js';
+import { gather } from '../../ops/nn.js';
+import { qdequantize, qembedding, qmatmul } from '../../ops/quant.js';
+import { QuantizedTensor } from '../../tensor/quantized.js';
 import type { Tensor } from '../../tensor/tensor.js';
 
 export interface Linear {
-  weight: Tensor;
+  weight: Tensor | QuantizedTensor;
   bias?: Tensor;
-  /** 'out_in' for torch.nn.Linear, 'in_out' for GPT-2's Conv1D. */
+  /** 'out_in' for torch.nn.Linear (and every quantized weight), 'in_out' for GPT-2's Conv1D. */
   layout: 'out_in' | 'in_out';
 }
 
+/** x [..., in] · W -> [..., out] (+ bias). */
+export function matmulWeight(x: Tensor, w: Tensor | QuantizedTensor, layout: Linear['layout']): Tensor {
+  return w instanceof QuantizedTensor ? qmatmul(x, w) : matmul(x, w, { transB: layout === 'out_in' });
+}
+
 export function project(x: Tensor, l: Linear): Tensor {
-  const y = matmul(x, l.weight, { transB: l.layout === 'out_in' });
+  const y = matmulWeight(x, l.weight, l.layout);
   if (!l.bias) return y;
   const z = add(y, l.bias);
   y.dispose();
   return z;
 }
 
-/** The weight as [in, out] (a view when stored out_in). */
+/** The weight as [in, out] (a view when stored out_in; a dequantized copy when quantized). The caller disposes it. */
 export function weightInOut(l: Linear): Tensor {
+  if (l.weight instanceof QuantizedTensor) {
+    const f = qdequantize(l.weight);
+    const t = f.transpose();
+    f.dispose();
+    return t;
+  }
   return l.layout === 'in_out' ? l.weight.share() : l.weight.transpose();
 }
 
 export function outFeatures(l: Linear): number {
   return l.layout === 'out_in' ? l.weight.shape[0]! : l.weight.shape[1]!;
+}
+
+/** Rows `ids` of an embedding table [vocab, d] -> [...ids, d] (only those rows of a quantized table are expanded). */
+export function embedRows(table: Tensor | QuantizedTensor, ids: Tensor): Tensor {
+  return table instanceof QuantizedTensor ? qembedding(table, ids) : gather(table, ids);
+}
+
+/** x [..., d] · tableᵀ -> logits [..., vocab], for an unembedding stored [vocab, d]. */
+export function unembedWith(x: Tensor, table: Tensor | QuantizedTensor): Tensor {
+  return matmulWeight(x, table, 'out_in');
 }

@@ -1,34 +1,29 @@
-// Reference dequantization of GGML block formats (32 values per block, f16 scale first).
+// Reference kernels of GGML block formats: `dequantize` and `qmatmul`, the specification that the
+// fast kernels are tested against.
 //   q8_0: 34 bytes = f16 d, 32 x int8 q;            value = d * q
 //   q4_0: 18 bytes = f16 d, 16 bytes of nibbles;     element j = low nibble of byte j,
 //         element j + 16 = high nibble of byte j;    value = d * (nibble - 8)
-import type { OpDesc, QuantType } from '../../backend.js';
+//   q4_k, q6_k: 256-value super-blocks, decoded as ggml-quants.c's dequantize_row_q4_K / _q6_K do
+//         (src/formats/gguf-quants.ts holds those decoders, shared with the GGUF reader).
+// qmatmul is specified as dequantize-then-f32: W's values exactly as `dequantize` gives them (f32),
+// products of x and W summed in float64, rounded once to f32. Backends that quantize x to 8 bits
+// per block (as ggml does) differ from it by that rounding; the conformance matrix holds the budget.
+import type { OpDesc, QuantType } from '../../../tensor/backend.js';
 import { f16BitsToF32 } from '../../../tensor/dtype.js';
+import { QUANT_BLOCK } from '../../../tensor/quantized.js';
+import { dequantizeQ4K, dequantizeQ6K } from '../../../formats/gguf-quants.js';
 import { numel } from '../access.js';
 import type { KernelContext } from './context.js';
 
 type Op<K extends OpDesc['op']> = Extract<OpDesc, { op: K }>;
 
-export const QUANT_BLOCK: Record<QuantType, { values: number; bytes: number }> = {
-  q8_0: { values: 32, bytes: 34 },
-  q4_0: { values: 32, bytes: 18 },
-};
-
-export function dequantize(ctx: KernelContext<Op<'dequantize'>>): void {
-  ctx.expectArity(1, 1);
-  const { type } = ctx.op;
+/** `n` values of `type` from raw GGML blocks (n a whole number of blocks; the caller checks sizes). */
+export function dequantizeBlocks(raw: Uint8Array, type: QuantType, n: number): Float32Array {
+  if (type === 'q4_k') return dequantizeQ4K(raw, n);
+  if (type === 'q6_k') return dequantizeQ6K(raw, n);
   const block = QUANT_BLOCK[type];
-  if (!block) ctx.fail(`unknown quant type '${type}'`);
-  if (ctx.input(0).dtype !== 'u8') ctx.fail('raw input must be u8');
-  const nOut = numel(ctx.output(0).shape);
-  if (nOut % block.values !== 0) ctx.fail(`output size ${nOut} is not a multiple of ${block.values}`);
-  const nBlocks = nOut / block.values;
-  const nIn = numel(ctx.input(0).shape);
-  if (nIn !== nBlocks * block.bytes) ctx.fail(`expected ${nBlocks * block.bytes} raw bytes for ${nBlocks} blocks, got ${nIn}`);
-
-  const raw = ctx.read(0);
-  const y = new Float64Array(nOut);
-  for (let blk = 0; blk < nBlocks; blk++) {
+  const y = new Float32Array(n);
+  for (let blk = 0; blk < n / 32; blk++) {
     const at = blk * block.bytes;
     const d = f16BitsToF32(raw[at]! | (raw[at + 1]! << 8));
     const out = blk * 32;
@@ -45,5 +40,51 @@ export function dequantize(ctx: KernelContext<Op<'dequantize'>>): void {
       }
     }
   }
-  ctx.write(0, y);
+  return y;
+}
+
+function rawBytes(ctx: KernelContext, i: number): Uint8Array {
+  if (ctx.input(i).dtype !== 'u8') ctx.fail(`raw input ${i} must be u8`);
+  return Uint8Array.from(ctx.read(i));
+}
+
+export function dequantize(ctx: KernelContext<Op<'dequantize'>>): void {
+  ctx.expectArity(1, 1);
+  const { type } = ctx.op;
+  const block = QUANT_BLOCK[type];
+  if (!block) ctx.fail(`unknown quant type '${type}'`);
+  if (ctx.input(0).dtype !== 'u8') ctx.fail('raw input must be u8');
+  const nOut = numel(ctx.output(0).shape);
+  if (nOut % block.values !== 0) ctx.fail(`output size ${nOut} is not a multiple of ${block.values}`);
+  const nBlocks = nOut / block.values;
+  const nIn = numel(ctx.input(0).shape);
+  if (nIn !== nBlocks * block.bytes) ctx.fail(`expected ${nBlocks * block.bytes} raw bytes for ${nBlocks} blocks, got ${nIn}`);
+  ctx.write(0, dequantizeBlocks(rawBytes(ctx, 0), type, nOut));
+}
+
+export function qmatmul(ctx: KernelContext<Op<'qmatmul'>>): void {
+  ctx.expectArity(2, 1);
+  const { type } = ctx.op;
+  const block = QUANT_BLOCK[type];
+  if (!block) ctx.fail(`unknown quant type '${type}'`);
+  const x = ctx.input(0);
+  const y = ctx.output(0);
+  if (x.dtype !== 'f32' || x.shape.length !== 2) ctx.fail('x must be f32 [M, K]');
+  const [M, K] = x.shape as [number, number];
+  if (y.shape.length !== 2 || y.shape[0] !== M) ctx.fail('output must be [M, N]');
+  const N = y.shape[1]!;
+  if (K % block.values) ctx.fail(`K = ${K} is not a multiple of the ${type} block of ${block.values}`);
+  const nIn = numel(ctx.input(1).shape);
+  if (nIn !== (N * K / block.values) * block.bytes) ctx.fail(`expected ${(N * K / block.values) * block.bytes} raw bytes for a [${N}, ${K}] weight, got ${nIn}`);
+  const W = dequantizeBlocks(rawBytes(ctx, 1), type, N * K); // [N, K]
+  const X = ctx.read(0); // [M, K]
+  const Y = new Float64Array(M * N);
+  for (let m = 0; m < M; m++) {
+    for (let n = 0; n < N; n++) {
+      let s = 0;
+      for (let k = 0; k < K; k++) s += X[m * K + k]! * W[n * K + k]!;
+      Y[m * N + n] = s;
+    }
+  }
+  ctx.write(0, Y);
 }

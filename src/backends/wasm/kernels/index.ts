@@ -2,10 +2,11 @@
 // not listed here, or declined by its kernel's `handles`, runs the reference implementation on
 // views of the wasm memory. To add a native op, write its generator next to gemm.wat.mjs, its
 // runtime glue in ../ops/ (or ../matmul.ts), and register it here.
-import type { OpDesc, OpName } from '../../backend.js';
+import type { OpDesc, OpName } from '../../../tensor/backend.js';
 import { matmulKernel } from '../matmul.js';
 import { attentionKernel } from '../ops/attention.js';
 import { copyKernel, dequantizeKernel, gatherKernel } from '../ops/copy.js';
+import { qmatmulKernel } from '../ops/qmatmul.js';
 import { binaryKernel, fillKernel, unaryKernel, whereKernel } from '../ops/elementwise.js';
 import { layernormKernel, rmsnormKernel, ropeKernel, softmaxKernel } from '../ops/norm.js';
 import { reduceAnyAxisKernel, scatterAddKernel } from '../ops/scatter.js';
@@ -29,6 +30,7 @@ export const NATIVE_KERNELS: NativeKernels = {
   rope: ropeKernel,
   attention: attentionKernel,
   dequantize: dequantizeKernel,
+  qmatmul: qmatmulKernel,
 };
 
 /** Ops with a native kernel (for some of their dtypes / layouts). */

@@ -4,7 +4,7 @@
 // 4 bytes, or a cast f32 <-> f16 / bf16 / i32. gather: embedding rows of a table whose rows are
 // contiguous, i32 ids checked on the JS side (a bad id runs the reference, which throws its error).
 // Not for: packed 4-bit types or casts between two integer or two 16-bit float types (reference).
-import type { OpDesc } from '../../backend.js';
+import type { OpDesc } from '../../../tensor/backend.js';
 import type { DType } from '../../../tensor/dtype.js';
 import type { NativeKernel } from '../runtime.js';
 import { addr, dtypeBytes, elemBytes, inside, isContiguous, numel, planRows, runRows, sameShape, threadsFor } from './rows.js';
@@ -73,7 +73,7 @@ function idsValid(id: Int32Array, n: number): boolean {
   return true;
 }
 
-const QUANT_BLOCK_BYTES = { q8_0: 34, q4_0: 18 } as const;
+const QUANT_BLOCK_BYTES: Record<string, number | undefined> = { q8_0: 34, q4_0: 18 };
 
 export const dequantizeKernel: NativeKernel<Op<'dequantize'>> = {
   wasmKernels: ['cp_dequant_q8_0', 'cp_dequant_q4_0'],

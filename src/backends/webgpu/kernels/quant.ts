@@ -1,12 +1,15 @@
 // Dequantization of GGML blocks (32 values each, f16 scale first): q8_0 (34 bytes: d, 32 x i8)
 // and q4_0 (18 bytes: d, 16 bytes of nibbles, low nibbles first). One thread per value; the
 // products are exact in f32, as in the reference.
-import type { OpDesc } from '../../backend.js';
+import type { OpDesc } from '../../../tensor/backend.js';
 import { BUILTINS, Params, WG_INDEX, numel, type OpContext } from './context.js';
 import { PRELUDE, cdiv, inBinding, loaders, outBinding, storers } from '../wgsl.js';
 
 type Op<K extends OpDesc['op']> = Extract<OpDesc, { op: K }>;
-const BLOCK = { q8_0: 34, q4_0: 18 } as const;
+const BLOCK: Record<string, number | undefined> = { q8_0: 34, q4_0: 18 };
+
+/** The formats these kernels decode (others are declined in supportsOp). */
+export const WEBGPU_QUANT_TYPES = new Set(Object.keys(BLOCK));
 
 export function dequantize(ctx: OpContext<Op<'dequantize'>>): void {
   const { type } = ctx.op;

@@ -3,8 +3,8 @@
 // broadcasting happen in the frontend (src/ops); a backend only computes.
 // Designed for devices whose memory JavaScript cannot see (WebGPU): reads may be asynchronous
 // and `readSync` may refuse.
-import type { DType } from '../tensor/dtype.js';
-import { isContiguous } from '../tensor/shape.js';
+import type { DType } from './dtype.js';
+import { isContiguous } from './shape.js';
 
 /** An opaque allocation owned by one backend. `byteLength` is what was asked for. */
 export interface BackendBuffer {
@@ -31,7 +31,8 @@ export type BinaryFn =
   | 'add' | 'sub' | 'mul' | 'div' | 'pow' | 'maximum' | 'minimum'
   | 'eq' | 'ne' | 'lt' | 'le' | 'gt' | 'ge';
 export type ReduceFn = 'sum' | 'mean' | 'max' | 'min' | 'argmax' | 'argmin';
-export type QuantType = 'q8_0' | 'q4_0';
+/** GGML block formats a tensor can stay in (lower-case ggml type names); block sizes in src/tensor/quantized.ts. */
+export type QuantType = 'q8_0' | 'q4_0' | 'q4_k' | 'q6_k';
 
 /**
  * The closed set of ops a backend implements. Inputs and outputs are listed per op with their
@@ -85,13 +86,20 @@ export type OpDesc =
    * (grouped-query: head h reads kv head floor(h / (hq / hkv))). `causal` as in softmax.
    */
   | { op: 'attention'; scale: number; causal: boolean; masked: boolean; returnProbs: boolean }
-  /** in: raw u8 [nBlocks * blockBytes] in GGML layout; out: f32 [nBlocks * 32]. */
-  | { op: 'dequantize'; type: QuantType };
+  /** in: raw u8 [nBlocks * blockBytes] in GGML layout; out: f32 [nBlocks * blockValues]. */
+  | { op: 'dequantize'; type: QuantType }
+  /**
+   * in: x f32 [M, K] (contiguous), w u8 [N * K / blockValues * blockBytes] (raw GGML blocks, row n of
+   * the weight = output n, K a multiple of the block size); out: y f32 [M, N] = x · dequantize(w)ᵀ.
+   * Backends may quantize x to 8 bits per block on the way, as ggml does (the conformance matrix
+   * states the error budget this leaves).
+   */
+  | { op: 'qmatmul'; type: QuantType };
 
 export type OpName = OpDesc['op'];
 export const OP_NAMES: readonly OpName[] = [
   'copy', 'fill', 'unary', 'binary', 'where', 'reduce', 'cumsum', 'topk', 'matmul', 'softmax',
-  'layernorm', 'rmsnorm', 'rope', 'gather', 'scatterAdd', 'attention', 'dequantize',
+  'layernorm', 'rmsnorm', 'rope', 'gather', 'scatterAdd', 'attention', 'dequantize', 'qmatmul',
 ];
 
 export interface Backend {

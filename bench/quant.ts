@@ -1,0 +1,204 @@
+// Benchmark: quantized GGUF models on actlab's wasm backend, weights kept in their blocks, beside
+// llama.cpp's llama-bench on the very same files with the same thread count, interleaved (each
+// file: actlab, then llama.cpp) so that a busy machine slows both alike. Models: a GPT-2-small-
+// shaped model (random weights, GPT-2's vocabulary; made once into bench/.cache/quant) and
+// stories260K (../shared/data). Types: F32, Q8_0, Q4_0 and, where rows hold 256-value blocks,
+// Q4_K_M, all made by llama-quantize. Metrics: prefill tokens/s (T = 128, logits of the last
+// position, as llama-bench's pp128) and decode ms/token (64 greedy steps from one token, as tg64).
+// Usage: npm run bench:quant [-- --json] [--threads 2] [--runs 3] [--quick] [--only gpt2s|stories260K]
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, unlinkSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import '../src/backends/index.js';
+import { createWasmBackend } from '../src/backends/wasm/backend.js';
+import { convertToGguf } from '../src/formats/gguf-convert.js';
+import { GgufFile } from '../src/formats/gguf.js';
+import { GGUF_VALUE, i32s, u32, type GgufWriteValue } from '../src/formats/gguf-write.js';
+import type { WeightSource } from '../src/formats/weight-source.js';
+import { NodeFileSource } from '../src/io/node/file-source.js';
+import { NodeFileStore } from '../src/io/node/file-store.js';
+import { KVCache } from '../src/models/layers/kv-cache.js';
+import { loadModel } from '../src/models/load.js';
+import type { CausalLM } from '../src/models/model.js';
+import { randomModel } from '../src/models/random.js';
+import { tensor } from '../src/ops/creation.js';
+import { reduce } from '../src/ops/reduce.js';
+
+const args = process.argv.slice(2);
+const flag = (n: string) => args.includes(`--${n}`);
+const opt = (n: string, d: string) => { const i = args.indexOf(`--${n}`); return i >= 0 ? args[i + 1]! : d; };
+const threads = Number(opt('threads', '2'));
+const runs = Number(opt('runs', flag('quick') ? '2' : '3'));
+const steps = flag('quick') ? 16 : 64;
+const T = 128;
+const json = flag('json');
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const shared = join(root, '..', 'shared');
+const peers = join(shared, 'peers', 'llama.cpp');
+const cache = join(root, 'bench', '.cache', 'quant');
+mkdirSync(cache, { recursive: true });
+
+const GPT2_SMALL = { model_type: 'gpt2', n_embd: 768, n_head: 12, n_layer: 12, n_positions: 1024, vocab_size: 50257, n_inner: 3072 };
+
+/** The peers' shared libraries with their version links restored (a copy may hold them as small text files naming the target). */
+function peerLibs(): string {
+  const dir = join(cache, 'llama-lib');
+  mkdirSync(dir, { recursive: true });
+  for (const f of readdirSync(peers).filter((x) => x.includes('.so'))) {
+    const src = join(peers, f);
+    const size = statSync(src).size;
+    const target = size < 256 ? join(peers, readFileSync(src, 'utf8').trim()) : src;
+    const link = join(dir, f);
+    if (existsSync(link)) unlinkSync(link);
+    symlinkSync(target, link);
+  }
+  return dir;
+}
+
+const haveLlama = existsSync(join(peers, 'llama-bench'));
+const env = haveLlama ? { ...process.env, LD_LIBRARY_PATH: peerLibs() } : process.env;
+
+function llamaQuantize(src: string, dst: string, type: string, extra: string[] = []): void {
+  if (existsSync(dst)) return;
+  execFileSync(join(peers, 'llama-quantize'), [...extra, src, dst, type, String(threads)], { env, stdio: 'ignore' });
+}
+
+/** GGUF metadata values of another file's tokenizer, typed for the writer. */
+function tokenizerMetadata(meta: Record<string, unknown>): Record<string, GgufWriteValue> {
+  const out: Record<string, GgufWriteValue> = {};
+  for (const [k, v] of Object.entries(meta)) {
+    if (!k.startsWith('tokenizer.')) continue;
+    if (Array.isArray(v)) out[k] = typeof v[0] === 'string' ? (v as string[]) : i32s((v as unknown[]).map(Number));
+    else if (typeof v === 'number') out[k] = u32(v);
+    else if (typeof v === 'bigint') out[k] = u32(Number(v));
+    else if (typeof v === 'string' || typeof v === 'boolean') out[k] = v;
+  }
+  return out;
+}
+
+/** The GPT-2-small-shaped F32 GGUF (random weights N(0, 0.02), GPT-2's tokenizer), made once. */
+async function gpt2SmallF32(): Promise<string> {
+  const path = join(cache, 'gpt2s-F32.gguf');
+  if (existsSync(path)) return path;
+  const vocab = await GgufFile.open(await NodeFileSource.open(join(shared, 'data', 'vocab-gguf', 'ggml-vocab-gpt-2.gguf')));
+  const tok = tokenizerMetadata(vocab.metadata as Record<string, unknown>);
+  await vocab.close();
+  const backend = await createWasmBackend({ threads });
+  const model = randomModel(GPT2_SMALL, backend, { seed: 0, std: 0.02 });
+  // HF names (transformers' GPT2LMHeadModel keeps the blocks under `transformer.`)
+  const params = new Map([...model.parameters()].map(([n, t]) => [n.startsWith('lm_head') || n.startsWith('transformer.') ? n : `transformer.${n}`, t]));
+  const source: WeightSource = {
+    names: () => [...params.keys()],
+    has: (n) => params.has(n),
+    info: (n) => ({ dtype: 'f32', storedAs: 'F32', shape: [...params.get(n)!.shape], bytes: params.get(n)!.size * 4 }),
+    load: async (n) => params.get(n)!.share(),
+    totalBytes: () => [...params.values()].reduce((s, t) => s + t.size * 4, 0),
+    close: async () => {},
+  };
+  await convertToGguf(new NodeFileStore(), path, source, { ...GPT2_SMALL, layer_norm_epsilon: 1e-5 }, backend, {
+    type: 'F32', metadata: { 'general.name': 'gpt2-small-shaped (random)', ...tok, 'tokenizer.ggml.model': { type: GGUF_VALUE.STRING, value: 'gpt2' } },
+  });
+  model.dispose();
+  backend.dispose();
+  return path;
+}
+
+interface Row { model: string; type: string; impl: string; prefill_tok_s: number; decode_ms_per_token: number; resident_mib?: number; file_mib: number }
+const rows: Row[] = [];
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const round = (x: number, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
+const mib = (b: number) => round(b / 2 ** 20, 1);
+
+function ids(n: number, vocab: number, seed: number): number[] {
+  let x = seed;
+  return Array.from({ length: n }, () => (x = (x * 1103515245 + 12345) % 2147483648) % vocab);
+}
+
+function benchActlab(model: CausalLM): { prefill: number; decode: number } {
+  const b = model.backend;
+  const V = model.dims.vocabSize;
+  const x = tensor(ids(T, V, 3), [1, T], 'i32', { backend: b });
+  const pre: number[] = [];
+  for (let r = 0; r < runs + 1; r++) {
+    const t0 = performance.now();
+    model.forward(x, { logits: 'last' }).dispose();
+    if (r > 0) pre.push(performance.now() - t0);
+  }
+  x.dispose();
+  const pick = (logits: ReturnType<CausalLM['forward']>): number => {
+    const am = reduce('argmax', logits.reshape([-1]), 0);
+    logits.dispose();
+    const id = am.dataSync()[0]!;
+    am.dispose();
+    return id;
+  };
+  const dec: number[] = [];
+  for (let r = 0; r < runs + 1; r++) {
+    const kv = new KVCache();
+    let next = 1;
+    const t0 = performance.now();
+    for (let s = 0; s < steps; s++) {
+      const t = tensor([next], [1, 1], 'i32', { backend: b });
+      next = pick(model.forward(t, { cache: kv, logits: 'last' }));
+      t.dispose();
+    }
+    if (r > 0) dec.push((performance.now() - t0) / steps);
+    kv.dispose();
+  }
+  return { prefill: T / (median(pre) / 1000), decode: median(dec) };
+}
+
+function benchLlama(file: string): { prefill: number; decode: number } | null {
+  if (!haveLlama) return null;
+  const r = spawnSync(join(peers, 'llama-bench'), ['-m', file, '-t', String(threads), '-p', String(T), '-n', String(steps), '-r', String(runs), '-o', 'json'], { env, encoding: 'utf8', maxBuffer: 1 << 24 });
+  if (r.status !== 0) { console.error(`llama-bench failed on ${file}: ${r.stderr.split('\n').slice(-3).join(' ')}`); return null; }
+  const out = JSON.parse(r.stdout) as { n_prompt: number; n_gen: number; avg_ts: number }[];
+  const pp = out.find((e) => e.n_prompt === T && e.n_gen === 0)!;
+  const tg = out.find((e) => e.n_gen === steps && e.n_prompt === 0)!;
+  return { prefill: pp.avg_ts, decode: 1000 / tg.avg_ts };
+}
+
+const backend = await createWasmBackend({ threads });
+const models: [string, () => Promise<string>, string[], string[]][] = [
+  ['gpt2s', gpt2SmallF32, ['Q8_0', 'Q4_0', 'Q4_K_M'], []],
+  // stories260K's MLP rows are 172 wide: no 32-block fits, llama.cpp keeps ffn_down F16 (as actlab's
+  // loader then holds it in f32); rows of 64 hold no 256-value K-quant block, so no Q4_K file.
+  ['stories260K', async () => join(shared, 'data', 'stories260K-gguf', 'stories260K.gguf'), ['Q8_0', 'Q4_0'], ['--tensor-type', 'ffn_down=f16']],
+];
+for (const [name, f32File, types, extra] of models) {
+  if (opt('only', name) !== name) continue;
+  const src = await f32File();
+  const files: [string, string][] = [['F32', src]];
+  for (const t of types) {
+    const dst = join(cache, `${name}-${t}.gguf`);
+    if (haveLlama) llamaQuantize(src, dst, t, extra);
+    if (existsSync(dst)) files.push([t, dst]);
+  }
+  for (const [type, file] of files) {
+    const fileMib = mib(statSync(file).size);
+    const m = await loadModel(file, { backend, memoryBudget: 0 });
+    const mem = m.model.weightMemory();
+    const a = benchActlab(m.model);
+    m.model.dispose();
+    rows.push({ model: name, type, impl: `actlab-wasm ${threads}t`, prefill_tok_s: round(a.prefill, 1), decode_ms_per_token: round(a.decode), resident_mib: mib(mem.bytes), file_mib: fileMib });
+    const l = benchLlama(file);
+    if (l) rows.push({ model: name, type, impl: `llama.cpp ${threads}t`, prefill_tok_s: round(l.prefill, 1), decode_ms_per_token: round(l.decode), file_mib: fileMib });
+  }
+}
+backend.dispose();
+
+const find = (model: string, type: string, impl: string) => rows.find((r) => r.model === model && r.type === type && r.impl.startsWith(impl));
+if (json) {
+  for (const r of rows) console.log(JSON.stringify({ bench: 'quant', ...r }));
+} else {
+  console.log(`quantized GGUF, batch 1, ${threads} threads, median of ${runs} runs; prefill T=${T} (last-position logits), decode ${steps} steps from one token`);
+  console.log('| model | type | impl | prefill tok/s | decode ms/token | resident MiB | file MiB |\n|---|---|---|---|---|---|---|');
+  for (const r of rows) console.log(`| ${r.model} | ${r.type} | ${r.impl} | ${r.prefill_tok_s} | ${r.decode_ms_per_token} | ${r.resident_mib ?? ''} | ${r.file_mib} |`);
+  console.log('\n| model | type | decode time vs actlab F32 | decode speed vs llama.cpp | prefill speed vs llama.cpp |\n|---|---|---|---|---|');
+  for (const r of rows.filter((x) => x.impl.startsWith('actlab'))) {
+    const f32 = find(r.model, 'F32', 'actlab')!;
+    const l = find(r.model, r.type, 'llama.cpp');
+    console.log(`| ${r.model} | ${r.type} | ${round(r.decode_ms_per_token / f32.decode_ms_per_token)}x | ${l ? `${round(l.decode_ms_per_token / r.decode_ms_per_token)}x` : ''} | ${l ? `${round(r.prefill_tok_s / l.prefill_tok_s)}x` : ''} |`);
+  }
+}

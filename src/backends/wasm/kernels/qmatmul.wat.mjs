@@ -1,0 +1,215 @@
+// Generator of the quantized matrix product module: y [M, N] = x [M, K] · Wᵀ with W [N, K] kept in
+// GGML blocks (q8_0, q4_0, q4_k, q6_k), as ggml's CPU backend computes it: the activation is first
+// rounded to 8 bits per 32 values (qm_quant_x: scale d = max|x| / 127, q = nearest(x / d), also
+// d · Σq per block for the q4_k minimums), then each 32-value unit of a weight row meets each
+// activation row in integer dot products (i32x4.dot_i16x8_s over 16-bit copies of both), scaled by
+// the two block scales in f32. Exports, each `(params, task, nTasks)`, parameter block P below:
+//   qm_quant_x     blocks of x split over tasks -> xq (i16 [M, K]), xd, xs (f32 [M, K/32])
+//   qm_<type>      rows of W split over tasks; per row, x rows in groups of MT (the weight unit is
+//                  unpacked once per group: decode is GEMV with MT = 1, prefill is a blocked GEMM)
+// f16 scales are read through a 65536-entry f32 table (P.tab) that the runtime fills once.
+// Block layouts (ggml-common.h): q8_0 [f16 d, 32 x i8]; q4_0 [f16 d, 16 bytes: element j the low
+// nibble of byte j, element j + 16 the high one, minus 8]; q4_k [f16 d, f16 dmin, 12 bytes of
+// 6-bit scales and mins, 128 bytes of nibbles: sub-block 2p the low nibbles of bytes 32p..32p+31,
+// 2p + 1 the high ones; value d·sc·q − dmin·m]; q6_k [128 bytes low nibbles, 64 bytes of 2-bit
+// high parts, 16 i8 scales per 16 values, f16 d; value d·sc·(q − 32)].
+// Not for: other formats (the runtime falls back to the reference kernel).
+
+export const name = 'qmatmul';
+export const TYPES = ['q8_0', 'q4_0', 'q4_k', 'q6_k'];
+export const exportNames = ['qm_quant_x', ...TYPES.map((t) => `qm_${t}`)];
+
+/** Parameter block, i32 fields at these byte offsets (pointers are byte addresses). */
+export const P = { M: 0, N: 4, K: 8, x: 12, xq: 16, xd: 20, xs: 24, w: 28, y: 32, tab: 36, rowBytes: 40 };
+/** Activation rows per weight-unit decode in the GEMM path. */
+export const MT = 4;
+export const constants = { P, MT };
+
+const FORMAT = {
+  q8_0: { values: 32, bytes: 34, units: 1 },
+  q4_0: { values: 32, bytes: 18, units: 1 },
+  q4_k: { values: 256, bytes: 144, units: 8 },
+  q6_k: { values: 256, bytes: 210, units: 8 },
+};
+
+const g = (n) => `(local.get $${n})`;
+const set = (n, v) => `(local.set $${n} ${v})`;
+const i32 = (n) => `(i32.const ${n})`;
+const add = (a, b) => `(i32.add ${a} ${b})`;
+const mul = (a, b) => `(i32.mul ${a} ${b})`;
+const b16 = (c) => `(v128.const i8x16 ${Array(16).fill(c).join(' ')})`;
+const f16 = (addr) => `(f32.load (i32.add ${g('tab')} (i32.shl (i32.load16_u ${addr}) ${i32(2)})))`;
+const hsum = (v) => `(f32.add (f32.add (f32x4.extract_lane 0 ${v}) (f32x4.extract_lane 1 ${v})) (f32.add (f32x4.extract_lane 2 ${v}) (f32x4.extract_lane 3 ${v})))`;
+
+/** Activation quantisation: 32 f32 -> 32 i16 in [-127, 127], d and d·Σq. */
+function quantX() {
+  const loads = Array.from({ length: 8 }, (_, i) => set(`v${i}`, `(v128.load offset=${16 * i} ${g('x')})`)).join('\n      ');
+  const abs = (i) => `(f32x4.abs ${g(`v${i}`)})`;
+  const q = (i) => `(i32x4.trunc_sat_f32x4_s (f32x4.nearest (f32x4.mul ${g(`v${i}`)} ${g('ids')})))`;
+  const stores = [0, 1, 2, 3].map((k) => set(`q${k}`, `(i16x8.narrow_i32x4_s ${q(2 * k)} ${q(2 * k + 1)})`) + `\n      (v128.store offset=${16 * k} ${g('q')} ${g(`q${k}`)})`).join('\n      ');
+  return `
+  (func $qm_quant_x (param $p i32) (param $task i32) (param $nTasks i32)
+    (local $b i32) (local $end i32) (local $n i32) (local $x i32) (local $q i32) (local $d i32) (local $s i32)
+    ${Array.from({ length: 8 }, (_, i) => `(local $v${i} v128)`).join(' ')} (local $m v128) (local $ids v128)
+    (local $q0 v128) (local $q1 v128) (local $q2 v128) (local $q3 v128) (local $am f32) (local $dd f32) (local $sum v128)
+    (local.set $n (i32.div_u (i32.mul (i32.load offset=${P.M} ${g('p')}) (i32.load offset=${P.K} ${g('p')})) ${i32(32)}))
+    (local.set $b (i32.div_u (i32.mul ${g('n')} ${g('task')}) ${g('nTasks')}))
+    (local.set $end (i32.div_u (i32.mul ${g('n')} (i32.add ${g('task')} ${i32(1)})) ${g('nTasks')}))
+    (local.set $x (i32.add (i32.load offset=${P.x} ${g('p')}) (i32.shl ${g('b')} ${i32(7)})))
+    (local.set $q (i32.add (i32.load offset=${P.xq} ${g('p')}) (i32.shl ${g('b')} ${i32(6)})))
+    (local.set $d (i32.add (i32.load offset=${P.xd} ${g('p')}) (i32.shl ${g('b')} ${i32(2)})))
+    (local.set $s (i32.add (i32.load offset=${P.xs} ${g('p')}) (i32.shl ${g('b')} ${i32(2)})))
+    (block $done (loop $blocks
+      (br_if $done (i32.ge_u ${g('b')} ${g('end')}))
+      ${loads}
+      (local.set $m (f32x4.max (f32x4.max (f32x4.max ${abs(0)} ${abs(1)}) (f32x4.max ${abs(2)} ${abs(3)}))
+                               (f32x4.max (f32x4.max ${abs(4)} ${abs(5)}) (f32x4.max ${abs(6)} ${abs(7)}))))
+      (local.set $am (f32.max (f32.max (f32x4.extract_lane 0 ${g('m')}) (f32x4.extract_lane 1 ${g('m')}))
+                              (f32.max (f32x4.extract_lane 2 ${g('m')}) (f32x4.extract_lane 3 ${g('m')}))))
+      (local.set $dd (f32.div ${g('am')} (f32.const 127)))
+      (local.set $ids (f32x4.splat (select (f32.div (f32.const 127) ${g('am')}) (f32.const 0) (f32.gt ${g('am')} (f32.const 0)))))
+      ${stores}
+      (local.set $sum (i32x4.extadd_pairwise_i16x8_s (i16x8.add (i16x8.add ${g('q0')} ${g('q1')}) (i16x8.add ${g('q2')} ${g('q3')}))))
+      (f32.store ${g('d')} ${g('dd')})
+      (f32.store ${g('s')} (f32.mul ${g('dd')} (f32.convert_i32_s (i32.add (i32.add (i32x4.extract_lane 0 ${g('sum')}) (i32x4.extract_lane 1 ${g('sum')}))
+                                                                  (i32.add (i32x4.extract_lane 2 ${g('sum')}) (i32x4.extract_lane 3 ${g('sum')}))))))
+      (local.set $x (i32.add ${g('x')} ${i32(128)}))
+      (local.set $q (i32.add ${g('q')} ${i32(64)}))
+      (local.set $d (i32.add ${g('d')} ${i32(4)}))
+      (local.set $s (i32.add ${g('s')} ${i32(4)}))
+      (local.set $b (i32.add ${g('b')} ${i32(1)}))
+      (br $blocks))))`;
+}
+
+/**
+ * Code that leaves unit `j` of the block at $wp in $w0..$w3 (i16x8, values 0..31 of the unit in
+ * order) and its f32 scale in $ws (and q4_k's min scale in $wm).
+ */
+function decodeUnit(type, j) {
+  const L = [];
+  const ext = (dst0, dst1, v, sign) => `${set(dst0, `(i16x8.extend_low_i8x16_${sign} ${v})`)} ${set(dst1, `(i16x8.extend_high_i8x16_${sign} ${v})`)}`;
+  if (type === 'q8_0') {
+    L.push(set('ws', f16(g('wp'))));
+    L.push(set('t', `(v128.load offset=2 ${g('wp')})`), ext('w0', 'w1', g('t'), 's'));
+    L.push(set('t', `(v128.load offset=18 ${g('wp')})`), ext('w2', 'w3', g('t'), 's'));
+  } else if (type === 'q4_0') {
+    L.push(set('ws', f16(g('wp'))));
+    L.push(set('t', `(v128.load offset=2 ${g('wp')})`));
+    L.push(set('t2', `(i8x16.sub (v128.and ${g('t')} ${b16(15)}) ${b16(8)})`), ext('w0', 'w1', g('t2'), 's'));
+    L.push(set('t2', `(i8x16.sub (i8x16.shr_u ${g('t')} ${i32(4)}) ${b16(8)})`), ext('w2', 'w3', g('t2'), 's'));
+  } else if (type === 'q4_k') {
+    // 6-bit scale and min of sub-block j (ggml's get_scale_min_k4)
+    const s = (i) => `(i32.load8_u offset=${4 + i} ${g('wp')})`;
+    const sc = j < 4 ? `(i32.and ${s(j)} ${i32(63)})` : `(i32.or (i32.and ${s(j + 4)} ${i32(15)}) (i32.shl (i32.shr_u ${s(j - 4)} ${i32(6)}) ${i32(4)}))`;
+    const mn = j < 4 ? `(i32.and ${s(j + 4)} ${i32(63)})` : `(i32.or (i32.shr_u ${s(j + 4)} ${i32(4)}) (i32.shl (i32.shr_u ${s(j)} ${i32(6)}) ${i32(4)}))`;
+    L.push(set('ws', `(f32.mul ${g('dd')} (f32.convert_i32_u ${sc}))`));
+    L.push(set('wm', `(f32.mul ${g('dmin')} (f32.convert_i32_u ${mn}))`));
+    const p = j >> 1;
+    const nib = (v) => (j & 1 ? `(i8x16.shr_u ${v} ${i32(4)})` : `(v128.and ${v} ${b16(15)})`);
+    L.push(set('t', nib(`(v128.load offset=${16 + 32 * p} ${g('wp')})`)), ext('w0', 'w1', g('t'), 'u'));
+    L.push(set('t', nib(`(v128.load offset=${16 + 32 * p + 16} ${g('wp')})`)), ext('w2', 'w3', g('t'), 'u'));
+  } else if (type === 'q6_k') {
+    const h = j >> 2;
+    const t = j & 3;
+    const qlBase = 64 * h + (t & 1 ? 32 : 0);
+    const qhBase = 128 + 32 * h;
+    const nib = (v) => (t < 2 ? `(v128.and ${v} ${b16(15)})` : `(i8x16.shr_u ${v} ${i32(4)})`);
+    const hi = (v) => `(i8x16.shl (v128.and (i8x16.shr_u ${v} ${i32(2 * t)}) ${b16(3)}) ${i32(4)})`;
+    const val = (k) => `(i8x16.sub (v128.or ${nib(`(v128.load offset=${qlBase + 16 * k} ${g('wp')})`)} ${hi(`(v128.load offset=${qhBase + 16 * k} ${g('wp')})`)}) ${b16(32)})`;
+    const scale = (k) => `(i16x8.splat (i32.load8_s offset=${192 + 8 * h + 2 * t + k} ${g('wp')}))`;
+    L.push(set('ws', g('dd')));
+    for (const k of [0, 1]) {
+      L.push(set('t', val(k)), set('t2', scale(k)));
+      L.push(set(`w${2 * k}`, `(i16x8.mul (i16x8.extend_low_i8x16_s ${g('t')}) ${g('t2')})`));
+      L.push(set(`w${2 * k + 1}`, `(i16x8.mul (i16x8.extend_high_i8x16_s ${g('t')}) ${g('t2')})`));
+    }
+  }
+  return L.map((x) => '        ' + x).join('\n');
+}
+
+/** The dot products of the unpacked unit j with `mt` activation rows, accumulated. */
+function unitDots(type, j, mt, madd) {
+  const L = [];
+  for (let r = 0; r < mt; r++) {
+    const xa = add(g(`xr${r}`), g('xo'));
+    const dot = (k) => `(i32x4.dot_i16x8_s ${g(`w${k}`)} (v128.load offset=${64 * j + 16 * k} ${xa}))`;
+    L.push(set('isum', `(i32x4.add (i32x4.add ${dot(0)} ${dot(1)}) (i32x4.add ${dot(2)} ${dot(3)}))`));
+    const dx = `(f32.load offset=${4 * j} ${add(g(`dr${r}`), g('do'))})`;
+    L.push(set(`acc${r}`, madd(`(f32x4.convert_i32x4_s ${g('isum')})`, `(f32x4.splat (f32.mul ${g('ws')} ${dx}))`, g(`acc${r}`))));
+    if (type === 'q4_k') L.push(set(`mn${r}`, `(f32.add ${g(`mn${r}`)} (f32.mul ${g('wm')} (f32.load offset=${4 * j} ${add(g(`sr${r}`), g('do'))})))`));
+  }
+  return L.map((x) => '        ' + x).join('\n');
+}
+
+/** One weight row against `mt` activation rows: y[r] = Σ over the row's blocks. */
+function rowKernel(type, mt, madd) {
+  const F = FORMAT[type];
+  const rows = [...Array(mt).keys()];
+  const locals = [
+    ...rows.flatMap((r) => [`(local $xr${r} i32)`, `(local $dr${r} i32)`, `(local $sr${r} i32)`, `(local $acc${r} v128)`, `(local $mn${r} f32)`]),
+    '(local $w0 v128) (local $w1 v128) (local $w2 v128) (local $w3 v128) (local $t v128) (local $t2 v128) (local $isum v128)',
+    '(local $ws f32) (local $wm f32) (local $dd f32) (local $dmin f32) (local $xo i32) (local $do i32) (local $i i32)',
+  ];
+  const init = rows.map((r) => `${set(`xr${r}`, add(g('x'), mul(g('xrs'), i32(r))))} ${set(`dr${r}`, add(g('d'), mul(g('drs'), i32(r))))} ${set(`sr${r}`, add(g('s'), mul(g('drs'), i32(r))))}`);
+  const perBlock = [];
+  if (type === 'q4_k') perBlock.push(`        ${set('dd', f16(g('wp')))} ${set('dmin', f16(`(i32.add ${g('wp')} ${i32(2)})`))}`);
+  if (type === 'q6_k') perBlock.push(`        ${set('dd', f16(`(i32.add ${g('wp')} ${i32(208)})`))}`);
+  for (let j = 0; j < F.units; j++) perBlock.push(decodeUnit(type, j), unitDots(type, j, mt, madd));
+  const stores = rows.map((r) => `    (f32.store ${add(g('y'), mul(g('ldy'), i32(r)))} (f32.sub ${hsum(g(`acc${r}`))} ${g(`mn${r}`)}))`);
+  return `
+  (func $qm_${type}_r${mt} (param $wp i32) (param $nb i32) (param $x i32) (param $xrs i32) (param $d i32) (param $drs i32) (param $s i32) (param $tab i32) (param $y i32) (param $ldy i32)
+    ${locals.join(' ')}
+    ${init.join('\n    ')}
+    (block $done (loop $blocks
+      (br_if $done (i32.ge_u ${g('i')} ${g('nb')}))
+${perBlock.join('\n')}
+      ${set('wp', add(g('wp'), i32(F.bytes)))} ${set('xo', add(g('xo'), i32(64 * F.units)))} ${set('do', add(g('do'), i32(4 * F.units)))}
+      ${set('i', add(g('i'), i32(1)))}
+      (br $blocks)))
+${stores.join('\n')})`;
+}
+
+/** Entry: this task's rows of W, each against every activation row (MT at a time, then singly). */
+function entry(type) {
+  const F = FORMAT[type];
+  const ld = (f) => `(i32.load offset=${P[f]} ${g('p')})`;
+  const call = (mt) => `(call $qm_${type}_r${mt} ${g('wp')} ${g('nb')} (i32.add ${g('xq')} (i32.mul ${g('m')} ${g('xrs')})) ${g('xrs')}
+              (i32.add ${g('xd')} (i32.mul ${g('m')} ${g('drs')})) ${g('drs')} (i32.add ${g('xs')} (i32.mul ${g('m')} ${g('drs')})) ${g('tab')}
+              (i32.add ${g('y')} (i32.shl (i32.add (i32.mul ${g('m')} ${g('N')}) ${g('n')}) ${i32(2)})) (i32.shl ${g('N')} ${i32(2)}))`;
+  return `
+  (func $qm_${type} (param $p i32) (param $task i32) (param $nTasks i32)
+    (local $M i32) (local $N i32) (local $K i32) (local $n i32) (local $end i32) (local $m i32) (local $nb i32) (local $wp i32)
+    (local $xq i32) (local $xd i32) (local $xs i32) (local $y i32) (local $tab i32) (local $xrs i32) (local $drs i32) (local $w i32) (local $rb i32)
+    ${set('M', ld('M'))} ${set('N', ld('N'))} ${set('K', ld('K'))}
+    ${set('xq', ld('xq'))} ${set('xd', ld('xd'))} ${set('xs', ld('xs'))} ${set('y', ld('y'))} ${set('tab', ld('tab'))} ${set('w', ld('w'))} ${set('rb', ld('rowBytes'))}
+    ${set('nb', `(i32.div_u ${g('K')} ${i32(F.values)})`)}
+    ${set('xrs', `(i32.shl ${g('K')} ${i32(1)})`)} ${set('drs', `(i32.shl (i32.shr_u ${g('K')} ${i32(5)}) ${i32(2)})`)}
+    ${set('n', `(i32.div_u (i32.mul ${g('N')} ${g('task')}) ${g('nTasks')})`)}
+    ${set('end', `(i32.div_u (i32.mul ${g('N')} (i32.add ${g('task')} ${i32(1)})) ${g('nTasks')})`)}
+    (block $rows_done (loop $rows
+      (br_if $rows_done (i32.ge_u ${g('n')} ${g('end')}))
+      ${set('wp', add(g('w'), mul(g('n'), g('rb'))))}
+      ${set('m', i32(0))}
+      (block $tiles_done (loop $tiles
+        (br_if $tiles_done (i32.gt_u (i32.add ${g('m')} ${i32(MT)}) ${g('M')}))
+        ${call(MT)}
+        ${set('m', add(g('m'), i32(MT)))}
+        (br $tiles)))
+      (block $single_done (loop $single
+        (br_if $single_done (i32.ge_u ${g('m')} ${g('M')}))
+        ${call(1)}
+        ${set('m', add(g('m'), i32(1)))}
+        (br $single)))
+      ${set('n', add(g('n'), i32(1)))}
+      (br $rows))))`;
+}
+
+/** @param {{relaxed: boolean}} variant */
+export function generate({ relaxed }) {
+  const madd = (a, b, c) => (relaxed ? `(f32x4.relaxed_madd ${a} ${b} ${c})` : `(f32x4.add (f32x4.mul ${a} ${b}) ${c})`);
+  const out = ['(module', '  (import "env" "memory" (memory 1 65536 shared))', quantX()];
+  for (const t of TYPES) out.push(rowKernel(t, MT, madd), rowKernel(t, 1, madd), entry(t));
+  for (const e of exportNames) out.push(`  (export "${e}" (func $${e}))`);
+  out.push(')');
+  return out.join('\n');
+}

@@ -1,0 +1,73 @@
+// Runtime glue of the quantized matrix product (kernels/qmatmul.wat.mjs): rounds x to 8 bits per
+// 32 values into scratch (qm_quant_x), then runs the format's kernel with the rows of W split over
+// the pool's threads. The f16 -> f32 table the kernels read scales through is built once per
+// backend. Weights are read where they lie: nothing of W is copied or expanded.
+import type { OpDesc, View } from '../../../tensor/backend.js';
+import { f16BitsToF32 } from '../../../tensor/dtype.js';
+import { QUANT_BLOCK } from '../../../tensor/quantized.js';
+import { KERNEL_CONSTANTS } from '../generated/kernels.js';
+import type { NativeKernel, WasmRuntime } from '../runtime.js';
+import { addr, inside, isContiguous, numel } from './rows.js';
+
+type Op = Extract<OpDesc, { op: 'qmatmul' }>;
+
+const P = KERNEL_CONSTANTS.qmatmul.P;
+const NATIVE = new Set<string>(['q8_0', 'q4_0', 'q4_k', 'q6_k']);
+/** Below this many weight bytes a product runs on the calling thread only. */
+const MIN_THREADED_BYTES = 1 << 14;
+
+const tables = new WeakMap<object, number>();
+
+/** Address of the 65536-entry f16 -> f32 table in this runtime's memory (built on first use). */
+function f16Table(rt: WasmRuntime): number {
+  const have = tables.get(rt.memory);
+  if (have !== undefined) return have;
+  const ptr = rt.scratch('qmatmul.f16', 65536 * 4);
+  const t = new Float32Array(rt.memory.bytes().buffer, ptr, 65536);
+  for (let h = 0; h < 65536; h++) t[h] = f16BitsToF32(h);
+  tables.set(rt.memory, ptr);
+  return ptr;
+}
+
+export const qmatmulKernel: NativeKernel<Op> = {
+  wasmKernels: ['qm_quant_x', 'qm_q8_0', 'qm_q4_0', 'qm_q4_k', 'qm_q6_k'],
+  handles(op, [x, w], [y]) {
+    if (!x || !w || !y || !NATIVE.has(op.type)) return false;
+    if (x.dtype !== 'f32' || w.dtype !== 'u8' || y.dtype !== 'f32' || x.shape.length !== 2 || y.shape.length !== 2) return false;
+    const [M, K] = x.shape as [number, number];
+    const N = y.shape[1]!;
+    const b = QUANT_BLOCK[op.type];
+    return y.shape[0] === M && K % b.values === 0 && numel(w.shape) === (N * K / b.values) * b.bytes &&
+      isContiguous(x) && isContiguous(w) && isContiguous(y) && inside(x) && inside(w) && inside(y);
+  },
+  run(rt, op, inputs, outputs) {
+    const [x, w] = inputs as [View, View];
+    const y = outputs[0]!;
+    const [M, K] = x.shape as [number, number];
+    const N = y.shape[1]!;
+    if (M === 0 || N === 0) return;
+    const b = QUANT_BLOCK[op.type];
+    const rowBytes = (K / b.values) * b.bytes;
+    const nBlocks = (M * K) / 32;
+    const tab = f16Table(rt);
+    const xq = rt.scratch('qmatmul.xq', M * K * 2);
+    const xd = rt.scratch('qmatmul.xd', nBlocks * 4);
+    const xs = rt.scratch('qmatmul.xs', nBlocks * 4);
+    const params = rt.scratch('qmatmul.params', 64);
+    const p = new Int32Array(rt.memory.bytes().buffer, params, 16);
+    p[P.M / 4] = M;
+    p[P.N / 4] = N;
+    p[P.K / 4] = K;
+    p[P.x / 4] = addr(rt, x);
+    p[P.xq / 4] = xq;
+    p[P.xd / 4] = xd;
+    p[P.xs / 4] = xs;
+    p[P.w / 4] = addr(rt, w);
+    p[P.y / 4] = addr(rt, y);
+    p[P.tab / 4] = tab;
+    p[P.rowBytes / 4] = rowBytes;
+    rt.pool.run('qm_quant_x', [params], Math.max(1, Math.min(rt.threads, Math.floor(nBlocks / 64))));
+    const threads = N * rowBytes < MIN_THREADED_BYTES ? 1 : Math.min(rt.threads, N);
+    rt.pool.run(`qm_${op.type}`, [params], threads);
+  },
+};
