@@ -9,7 +9,7 @@ import type { Command } from 'commander';
 import * as Plot from '@observablehq/plot';
 import { parseHTML } from 'linkedom';
 import { loadModel } from '../models/load.js';
-import { evaluateOrganism, ORGANISMS, trainOrganism, type OrganismName } from '../organisms/index.js';
+import { evaluateOrganism, evaluateOrganismAsync, ORGANISMS, trainOrganism, type OrganismName } from '../organisms/index.js';
 import { disposeBackends } from '../tensor/engine.js';
 import { pickBackend } from './common.js';
 import { packageRoot } from './package-info.js';
@@ -48,7 +48,7 @@ export async function organismsEvalCommand(nameArg: string, o: { model?: string;
   const dir = o.model ?? defaultDir(name);
   const m = await loadModel(dir, { backend: await pickBackend(o.backend) });
   try {
-    const r = evaluateOrganism(name, m.model);
+    const r = await evaluateOrganismAsync(name, m.model);
     if (o.json) {
       const { fourier: _f, all_heads: _a, ...short } = r as Record<string, unknown>;
       console.log(JSON.stringify(short));

@@ -5,7 +5,8 @@ import { randn, tensor } from '../ops/creation.js';
 import { logSoftmax } from '../ops/nn.js';
 import { noGrad } from '../autograd/tape.js';
 import { tidy } from '../tensor/engine.js';
-import type { Tensor } from '../tensor/tensor.js';
+import type { Tensor, TensorData } from '../tensor/tensor.js';
+import { readAsync, readSync, type Reads } from '../tensor/read.js';
 import type { CausalLM } from '../models/model.js';
 import { ToyTransformer, toyWeightShapes } from '../models/toy.js';
 import { WeightMap } from '../models/weights.js';
@@ -27,28 +28,41 @@ export function initToy(config: Record<string, unknown>, backend: Backend, seed:
  * `positions`, over `data` (sequences of one length), in batches.
  */
 export function evaluate(model: CausalLM, data: readonly ArrayLike<number>[], positions: readonly number[], batch = 1024): { accuracy: number; loss: number } {
+  return readSync(evaluateReads(model, data, positions, batch));
+}
+
+/** `evaluate` on any backend (WebGPU included): log-probabilities read asynchronously. */
+export function evaluateAsync(model: CausalLM, data: readonly ArrayLike<number>[], positions: readonly number[], batch = 1024): Promise<{ accuracy: number; loss: number }> {
+  return readAsync(evaluateReads(model, data, positions, batch));
+}
+
+export function* evaluateReads(model: CausalLM, data: readonly ArrayLike<number>[], positions: readonly number[], batch = 1024): Reads<{ accuracy: number; loss: number }> {
   let correct = 0;
   let loss = 0;
   let n = 0;
   const T = data[0]!.length - 1;
-  noGrad(() => {
-    for (let s = 0; s < data.length; s += batch) {
-      const part = data.slice(s, s + batch);
-      const ids = new Int32Array(part.length * T);
-      part.forEach((d, i) => { for (let j = 0; j < T; j++) ids[i * T + j] = d[j]!; });
-      const lp = tidy(() => logSoftmax(model.forward(tensor(ids, [part.length, T], 'i32', { backend: model.backend }))).dataSync());
-      const V = lp.length / (part.length * T);
-      part.forEach((d, i) => {
-        for (const p of positions) {
-          const row = lp.subarray((i * T + p) * V, (i * T + p + 1) * V);
-          let best = 0;
-          for (let v = 1; v < V; v++) if (row[v]! > row[best]!) best = v;
-          if (best === d[p + 1]) correct++;
-          loss -= row[d[p + 1]!]!;
-          n++;
-        }
-      });
+  for (let s = 0; s < data.length; s += batch) {
+    const part = data.slice(s, s + batch);
+    const ids = new Int32Array(part.length * T);
+    part.forEach((d, i) => { for (let j = 0; j < T; j++) ids[i * T + j] = d[j]!; });
+    const lpT = noGrad(() => tidy(() => logSoftmax(model.forward(tensor(ids, [part.length, T], 'i32', { backend: model.backend })))));
+    let lp: TensorData;
+    try {
+      lp = yield lpT;
+    } finally {
+      lpT.dispose();
     }
-  });
+    const V = lp.length / (part.length * T);
+    part.forEach((d, i) => {
+      for (const p of positions) {
+        const row = lp.subarray((i * T + p) * V, (i * T + p + 1) * V);
+        let best = 0;
+        for (let v = 1; v < V; v++) if (row[v]! > row[best]!) best = v;
+        if (best === d[p + 1]) correct++;
+        loss -= row[d[p + 1]!]!;
+        n++;
+      }
+    });
+  }
   return { accuracy: correct / n, loss: loss / n };
 }

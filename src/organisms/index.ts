@@ -1,12 +1,13 @@
 // The model organisms actlab trains and ships (models/organisms/<name>): how to train each with
 // actlab's own trainer, and how to evaluate the committed weights.
 import type { Backend } from '../tensor/backend.js';
-import { inductionScores } from '../analysis/induction.js';
+import { inductionReads } from '../analysis/induction.js';
+import { readAsync, readSync, type Reads } from '../tensor/read.js';
 import type { CausalLM } from '../models/model.js';
 import { train, type StepInfo } from '../train/trainer.js';
-import { evaluate, initToy } from './common.js';
-import { ablateHead, inContextLossDrop, inductionConfig, inductionData, inductionTrainingData, INDUCTION } from './induction.js';
-import { fourierAnalysis, modularAdditionConfig, modularAdditionData, P } from './modular-addition.js';
+import { evaluate, evaluateReads, initToy } from './common.js';
+import { ablateHead, inContextLossDropReads, inductionConfig, inductionData, inductionTrainingData, INDUCTION } from './induction.js';
+import { fourierReads, modularAdditionConfig, modularAdditionData, P } from './modular-addition.js';
 
 export const ORGANISMS = ['modular-addition', 'induction'] as const;
 export type OrganismName = (typeof ORGANISMS)[number];
@@ -78,8 +79,12 @@ function prefix(p: string, o: Record<string, number>): Record<string, number> {
 
 /** In-context loss drop and per-head induction scores on held-out sequences. */
 export function inductionEval(model: CausalLM, held = inductionData(64, RECIPES.induction.dataSeed + 1)): Record<string, unknown> {
-  const icl = inContextLossDrop(model, held);
-  const ind = inductionScores(model, { length: INDUCTION.segment, bos: INDUCTION.bos, minId: INDUCTION.minId, sequences: 8, copying: false });
+  return readSync(inductionEvalReads(model, held));
+}
+
+function* inductionEvalReads(model: CausalLM, held = inductionData(64, RECIPES.induction.dataSeed + 1)): Reads<Record<string, unknown>> {
+  const icl = yield* inContextLossDropReads(model, held);
+  const ind = yield* inductionReads(model, { length: INDUCTION.segment, bos: INDUCTION.bos, minId: INDUCTION.minId, sequences: 8, copying: false });
   return {
     in_context_loss_drop: icl.drop, first_half_loss: icl.first, second_half_loss: icl.second,
     heads: ind.heads.map((h) => ({ layer: h.layer, head: h.head, score: h.score, prev_token: h.prev_token })),
@@ -88,17 +93,28 @@ export function inductionEval(model: CausalLM, held = inductionData(64, RECIPES.
 
 /** What `actlab organisms eval NAME --json` prints for a trained model. */
 export function evaluateOrganism(name: OrganismName, model: CausalLM): Record<string, unknown> {
+  return readSync(evaluateOrganismReads(name, model));
+}
+
+/** `evaluateOrganism` on any backend (WebGPU included): every read is asynchronous. */
+export function evaluateOrganismAsync(name: OrganismName, model: CausalLM): Promise<Record<string, unknown>> {
+  return readAsync(evaluateOrganismReads(name, model));
+}
+
+function* evaluateOrganismReads(name: OrganismName, model: CausalLM): Reads<Record<string, unknown>> {
   const cfg = (model as CausalLM & { hfConfig: Record<string, unknown> }).hfConfig;
   if (name === 'modular-addition') {
     const { train: tr, test } = modularAdditionData(Number(cfg.p ?? P), Number(cfg.train_fraction ?? 0.3), Number(cfg.data_seed ?? 598));
-    const f = fourierAnalysis(model, Number(cfg.p ?? P));
+    const f = yield* fourierReads(model, Number(cfg.p ?? P));
+    const trainAcc = (yield* evaluateReads(model, tr, [2])).accuracy;
+    const testAcc = (yield* evaluateReads(model, test, [2])).accuracy;
     return {
-      train_accuracy: evaluate(model, tr, [2]).accuracy, test_accuracy: evaluate(model, test, [2]).accuracy,
+      train_accuracy: trainAcc, test_accuracy: testAcc,
       key_frequencies: f.keyFrequencies, key_frequency_share: f.keyShare, neurons_explained_by_one_frequency: f.neuronsExplained,
       fourier: f,
     };
   }
-  const e = inductionEval(model);
+  const e = yield* inductionEvalReads(model);
   const heads = (e.heads as { layer: number; head: number; score: number }[]).filter((h) => h.score >= 0.4).sort((a, b) => b.score - a.score);
   return { in_context_loss_drop: e.in_context_loss_drop, first_half_loss: e.first_half_loss, second_half_loss: e.second_half_loss, induction_heads: heads, all_heads: e.heads };
 }

@@ -9,7 +9,8 @@ import { logSoftmax } from '../ops/nn.js';
 import { mul } from '../ops/elementwise.js';
 import { noGrad } from '../autograd/tape.js';
 import { tidy } from '../tensor/engine.js';
-import type { Tensor } from '../tensor/tensor.js';
+import type { Tensor, TensorData } from '../tensor/tensor.js';
+import { readSync, type Reads } from '../tensor/read.js';
 import type { CausalLM } from '../models/model.js';
 import { blockHook, type HookFn } from '../models/hook-point.js';
 
@@ -56,20 +57,28 @@ export function inductionData(n: number, seed: number, segment = INDUCTION.segme
  * learning score for this task, in nats.
  */
 export function inContextLossDrop(model: CausalLM, data: readonly number[][]): { first: number; second: number; drop: number } {
+  return readSync(inContextLossDropReads(model, data));
+}
+
+export function* inContextLossDropReads(model: CausalLM, data: readonly number[][]): Reads<{ first: number; second: number; drop: number }> {
   const T = data[0]!.length - 1;
   const L = (T) / 2;
   let first = 0;
   let second = 0;
-  noGrad(() => {
-    const ids = Int32Array.from(data.flatMap((d) => d.slice(0, T)));
-    const lp = tidy(() => logSoftmax(model.forward(tensor(ids, [data.length, T], 'i32', { backend: model.backend }))).dataSync());
-    const V = lp.length / (data.length * T);
-    data.forEach((d, i) => {
-      for (let p = 1; p < T; p++) {
-        const nll = -lp[(i * T + p) * V + d[p + 1]!]!;
-        if (p < L) first += nll; else second += nll;
-      }
-    });
+  const ids = Int32Array.from(data.flatMap((d) => d.slice(0, T)));
+  const lpT = noGrad(() => tidy(() => logSoftmax(model.forward(tensor(ids, [data.length, T], 'i32', { backend: model.backend })))));
+  let lp: TensorData;
+  try {
+    lp = yield lpT;
+  } finally {
+    lpT.dispose();
+  }
+  const V = lp.length / (data.length * T);
+  data.forEach((d, i) => {
+    for (let p = 1; p < T; p++) {
+      const nll = -lp[(i * T + p) * V + d[p + 1]!]!;
+      if (p < L) first += nll; else second += nll;
+    }
   });
   first /= data.length * (L - 1);
   second /= data.length * L;

@@ -10,6 +10,8 @@ import { noGrad } from '../autograd/tape.js';
 import { tidy } from '../tensor/engine.js';
 import { runWithCache } from '../hooks/run.js';
 import type { CausalLM } from '../models/model.js';
+import type { TensorData } from '../tensor/tensor.js';
+import { readSync, type Reads } from '../tensor/read.js';
 
 export const P = 113;
 
@@ -54,8 +56,12 @@ function fourierBasis(p: number): Float64Array[] {
 
 /** The Fourier analysis of a trained modular-addition model. */
 export function fourierAnalysis(model: CausalLM, p = P): FourierReport {
+  return readSync(fourierReads(model, p));
+}
+
+export function* fourierReads(model: CausalLM, p = P): Reads<FourierReport> {
   const d = model.dims.dModel;
-  const WE = tidy(() => model.parameters().get('embed.W_E')!.dataSync());
+  const WE = yield model.parameters().get('embed.W_E')!;
   const basis = fourierBasis(p);
   const power = new Float64Array((p - 1) / 2);
   basis.forEach((row, r) => {
@@ -74,13 +80,14 @@ export function fourierAnalysis(model: CausalLM, p = P): FourierReport {
   // Neurons: activation at "=" over the whole (a, b) grid, projected on the 2-D Fourier basis.
   const ids: number[] = [];
   for (let a = 0; a < p; a++) for (let b = 0; b < p; b++) ids.push(a, b, p);
-  const acts = noGrad(() => {
-    const x = tensor(ids, [p * p, 3], 'i32', { backend: model.backend });
-    const { logits, cache } = runWithCache(model, x, { names: ['blocks.0.mlp.hook_post'], positions: [2] });
-    const a = cache.get('blocks.0.mlp.hook_post').dataSync();
-    logits.dispose(); cache.dispose(); x.dispose();
-    return a;
-  });
+  const x = tensor(ids, [p * p, 3], 'i32', { backend: model.backend });
+  const run = noGrad(() => runWithCache(model, x, { names: ['blocks.0.mlp.hook_post'], positions: [2] }));
+  let acts: TensorData;
+  try {
+    acts = yield run.cache.get('blocks.0.mlp.hook_post');
+  } finally {
+    run.logits.dispose(); run.cache.dispose(); x.dispose();
+  }
   const m = model.dims.dMlp;
   const half = (p - 1) / 2;
   const byK = new Map<number, { count: number; sum: number }>();
