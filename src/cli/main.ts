@@ -8,8 +8,11 @@ import * as cache from './cache.js';
 import * as generate from './generate.js';
 import * as hooks from './hooks.js';
 import * as inspect from './inspect.js';
+import * as lab from './lab.js';
 import * as organisms from './organisms.js';
+import * as evalCmd from './eval.js';
 import * as patch from './patch.js';
+import * as quantize from './quantize.js';
 import * as runCmd from './run.js';
 import * as sae from './sae.js';
 import * as probe from './probe.js';
@@ -58,6 +61,9 @@ export function buildProgram(): Command {
   steer.register(program);
   ablate.register(program);
   probe.register(program);
+  quantize.register(program);
+  evalCmd.register(program);
+  lab.register(program);
   return program;
 }
 
