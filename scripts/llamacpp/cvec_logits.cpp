@@ -4,7 +4,8 @@
 // 1-D, N >= 1, each scaled by STRENGTH; direction N goes to slot N - 1 of the buffer) and applied
 // with llama_set_adapter_cvec over layers [LAYER_START, LAYER_END] (default 1 .. n_layer).
 // Writes OUT.logits.bin (float32 [n_tokens, n_vocab], every prompt position) and prints one JSON
-// line {"n_tokens", "n_vocab", "n_embd", "n_layer", "directions": [...], "greedy": [...]}.
+// line {"n_tokens", "n_vocab", "n_embd", "n_layer", "decode_ms" (the N_GEN - 1 one-token decodes),
+// "directions": [...], "greedy": [...]}.
 //
 // usage: cvec_logits MODEL.gguf OUT_PREFIX IDS(comma separated) [--cvec FILE.gguf --strength S]
 //                    [--layers START END] [--gen N] [--threads N]
@@ -13,6 +14,7 @@
 #include "llama.h"
 #include "gguf.h"
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -144,6 +146,7 @@ int main(int argc, char ** argv) {
 
     std::vector<llama_token> seq = ids;
     int next = argmax(&all[(size_t) (n - 1) * n_vocab], n_vocab);
+    const auto t0 = std::chrono::steady_clock::now();
     for (int g = 0; g < n_gen; g++) {
         seq.push_back(next);
         if (g + 1 == n_gen) break;
@@ -159,7 +162,8 @@ int main(int argc, char ** argv) {
         llama_batch_free(b1);
     }
 
-    printf("{\"n_tokens\": %d, \"n_vocab\": %d, \"n_embd\": %d, \"n_layer\": %d, \"directions\": [", n, n_vocab, n_embd, n_layer);
+    const double decode_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    printf("{\"n_tokens\": %d, \"n_vocab\": %d, \"n_embd\": %d, \"n_layer\": %d, \"decode_ms\": %.3f, \"directions\": [", n, n_vocab, n_embd, n_layer, decode_ms);
     for (size_t i = 0; i < layers.size(); i++) printf("%s%d", i ? ", " : "", layers[i]);
     printf("], \"greedy\": [");
     for (size_t i = 0; i < seq.size(); i++) printf("%s%d", i ? ", " : "", seq[i]);
