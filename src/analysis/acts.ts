@@ -4,6 +4,7 @@
 // Not for: keeping tensors on a device (that is runWithCache's ActivationCache).
 import { tensor } from '../ops/creation.js';
 import { runWithCache } from '../hooks/run.js';
+import { readAsync, readSync, type Reads } from '../tensor/read.js';
 import type { CausalLM } from '../models/model.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 
@@ -29,6 +30,16 @@ export class HostActs {
 
 /** Runs `model` on one sequence and copies out the hook points matching `names` (and the logits). */
 export function collect(model: CausalLM, ids: readonly number[], names: readonly string[] | RegExp): HostActs {
+  return readSync(collectReads(model, ids, names));
+}
+
+/** `collect` on any backend (WebGPU included): the copies are read asynchronously. */
+export function collectAsync(model: CausalLM, ids: readonly number[], names: readonly string[] | RegExp): Promise<HostActs> {
+  return readAsync(collectReads(model, ids, names));
+}
+
+/** `collect` as a read step (src/tensor/read.ts), for analyses that run on every backend. */
+export function* collectReads(model: CausalLM, ids: readonly number[], names: readonly string[] | RegExp): Reads<HostActs> {
   const known = new Set(model.hookPoints().map((h) => h.name));
   const want = names instanceof RegExp ? names : [...new Set(names)].filter((n) => known.has(n));
   const input = tensor([...ids], [1, ids.length], 'i32', { backend: model.backend });
@@ -38,9 +49,9 @@ export function collect(model: CausalLM, ids: readonly number[], names: readonly
     const entries = new Map<string, HostTensor>();
     for (const n of cache.names()) {
       const t = cache.get(n);
-      entries.set(n, { data: Float32Array.from(t.dataSync()), shape: [...t.shape] });
+      entries.set(n, { data: Float32Array.from(yield t), shape: [...t.shape] });
     }
-    return new HostActs(entries, ids, { data: Float32Array.from(logits.dataSync()), shape: [...logits.shape] });
+    return new HostActs(entries, ids, { data: Float32Array.from(yield logits), shape: [...logits.shape] });
   } finally {
     logits.dispose();
     cache.dispose();

@@ -10,7 +10,9 @@
 // the paper ranks heads by the score).
 import { tensor } from '../ops/creation.js';
 import type { CausalLM } from '../models/model.js';
-import { blockNames, collect } from './acts.js';
+import type { TensorData } from '../tensor/tensor.js';
+import { blockNames, collectReads, type HostActs } from './acts.js';
+import { readAsync, readSync, type Reads } from '../tensor/read.js';
 import { SeededRandom, rankOf } from './stats.js';
 
 export interface InductionOptions {
@@ -54,6 +56,16 @@ export function repeatedRandomTokens(vocab: number, length: number, rng: SeededR
 }
 
 export function inductionScores(model: CausalLM, o: InductionOptions = {}): InductionResult {
+  return readSync(inductionReads(model, o));
+}
+
+/** `inductionScores` on any backend (WebGPU included): activations read asynchronously. */
+export function inductionScoresAsync(model: CausalLM, o: InductionOptions = {}): Promise<InductionResult> {
+  return readAsync(inductionReads(model, o));
+}
+
+/** `inductionScores` as a read step (src/tensor/read.ts). */
+export function* inductionReads(model: CausalLM, o: InductionOptions = {}): Reads<InductionResult> {
   const { nLayers: L, nHeads: H, vocabSize: V, nCtx } = model.dims;
   const bos = o.bos === undefined ? (V > 1 ? 1 : null) : o.bos;
   const n = o.length ?? Math.max(2, Math.min(25, Math.floor((nCtx - 1) / 2)));
@@ -67,7 +79,7 @@ export function inductionScores(model: CausalLM, o: InductionOptions = {}): Indu
   for (const ids of seqs) {
     const off = bos === null ? 0 : 1;
     const len = (ids.length - off) / 2;
-    const acts = collect(model, ids, names);
+    const acts: HostActs = yield* collectReads(model, ids, names);
     const T = ids.length;
     for (let l = 0; l < L; l++) {
       const p = acts.get(`blocks.${l}.attn.hook_pattern`).data; // [1, head, query, key]
@@ -92,8 +104,12 @@ export function inductionScores(model: CausalLM, o: InductionOptions = {}): Indu
         const x = tensor(rows, [H, len, d], 'f32', { backend: model.backend });
         const lg = model.logitsFromResidual(x);
         x.dispose();
-        const logits = lg.dataSync();
-        lg.dispose();
+        let logits: TensorData;
+        try {
+          logits = yield lg;
+        } finally {
+          lg.dispose();
+        }
         for (let h = 0; h < H; h++) {
           let hit = 0;
           for (let j = 0; j < len; j++) {

@@ -12,7 +12,7 @@ import { parseHTML } from 'linkedom';
 import { OP_NAMES } from '../backends/backend.js';
 import { runConformance } from '../conformance/runner.js';
 import { PlantedInductionModel } from '../analysis/planted.js';
-import { buildReport } from '../report/build.js';
+import { buildReportAsync } from '../report/build.js';
 import { figureSvg, makeFigures } from '../report/figures.js';
 import { renderHtml } from '../report/html.js';
 import { reportText } from '../report/text.js';
@@ -137,7 +137,7 @@ export async function inspectCommand(o: InspectArgs): Promise<number> {
   let ok = true;
   try {
     const s = await subject(o);
-    const report = buildReport(s.model, {
+    const report = await buildReportAsync(s.model, {
       ids: s.ids, text: s.text, tokenizer: s.tokenizer, source: s.source, warning: s.warning,
       generateTokens: o.generate,
     });
