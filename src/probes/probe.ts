@@ -5,7 +5,7 @@
 // with labels read from the store's tokens (current, previous or next token; whether the token
 // already appeared in its context).
 // Not for: SAEs (src/sae).
-import type { Backend } from '../backends/backend.js';
+import type { Backend } from '../tensor/backend.js';
 import { valueAndGrad } from '../autograd/tape.js';
 import { Rng } from '../ops/creation.js';
 import { add, mul, square } from '../ops/elementwise.js';

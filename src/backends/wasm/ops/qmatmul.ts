@@ -2,7 +2,7 @@
 // 32 values into scratch (qm_quant_x), then runs the format's kernel with the rows of W split over
 // the pool's threads. The f16 -> f32 table the kernels read scales through is built once per
 // backend. Weights are read where they lie: nothing of W is copied or expanded.
-import type { OpDesc, View } from '../../backend.js';
+import type { OpDesc, View } from '../../../tensor/backend.js';
 import { f16BitsToF32 } from '../../../tensor/dtype.js';
 import { QUANT_BLOCK } from '../../../tensor/quantized.js';
 import { KERNEL_CONSTANTS } from '../generated/kernels.js';
@@ -51,6 +51,7 @@ export const qmatmulKernel: NativeKernel<Op> = {
     const nBlocks = (M * K) / 32;
     const tab = f16Table(rt);
     const xq = rt.scratch('qmatmul.xq', M * K * 2);
+    const xq8 = rt.scratch('qmatmul.xq8', M * K);
     const xd = rt.scratch('qmatmul.xd', nBlocks * 4);
     const xs = rt.scratch('qmatmul.xs', nBlocks * 4);
     const params = rt.scratch('qmatmul.params', 64);
@@ -60,6 +61,7 @@ export const qmatmulKernel: NativeKernel<Op> = {
     p[P.K / 4] = K;
     p[P.x / 4] = addr(rt, x);
     p[P.xq / 4] = xq;
+    p[P.xq8 / 4] = xq8;
     p[P.xd / 4] = xd;
     p[P.xs / 4] = xs;
     p[P.w / 4] = addr(rt, w);
