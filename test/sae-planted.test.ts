@@ -33,6 +33,24 @@ describe('planted truth', () => {
     console.log(`relu-l1: ${(rec.fraction * 100).toFixed(1)}% of ${FEATURES} directions at cos >= 0.9 (median best cos ${median(rec.best).toFixed(3)}), FVU ${r.last!.fvu.toFixed(4)}, L0 ${r.last!.l0.toFixed(2)}`);
     expect(rec.fraction).toBeGreaterThanOrEqual(0.9);
   }, 180_000);
+
+  it('BatchTopK (saved as JumpReLU with its running threshold) and JumpReLU recover >= 90% too', async () => {
+    const p = data();
+    for (const [arch, extra] of [['batchtopk', { k: 4 }], ['jumprelu', { coefficient: 0.3, coefficientWarmupSteps: 100, initThreshold: 0.1 }]] as const) {
+      const r = await trainSae(arraySource(p.x, D, { batchSize: 256, seed: 1 }), {
+        architecture: arch, dSae: 2 * FEATURES, tokens: 256 * 1500, batchSize: 256, lr: 3e-3, seed: 2, deadFeatureWindow: 100, backend: wasm, ...extra,
+      });
+      const rec = recoveredDirections(r.sae, p.directions, D);
+      const x = al.Tensor.from(p.x.subarray(0, D * 2000), [2000, D], 'f32', wasm);
+      const acts = r.sae.encode(x);
+      const l0 = (acts.dataSync() as Float32Array).filter((v) => v !== 0).length / 2000;
+      acts.dispose();
+      x.dispose();
+      console.log(`${arch}: ${(rec.fraction * 100).toFixed(1)}% of directions at cos >= 0.9; training L0 ${r.last!.l0.toFixed(2)}, inference L0 ${l0.toFixed(2)}, FVU ${r.last!.fvu.toFixed(4)}`);
+      expect(rec.fraction).toBeGreaterThanOrEqual(0.9);
+      if (arch === 'batchtopk') expect(Math.abs(l0 - 4)).toBeLessThan(0.5);
+    }
+  }, 300_000);
 });
 
 function median(a: Float32Array): number {

@@ -6,7 +6,7 @@ import { ActivationStore } from '../store/reader.js';
 import { disposeBackends } from '../tensor/engine.js';
 import { probeLayers, type ProbeKind, type ProbeLabel } from '../probes/probe.js';
 import { pickBackend } from './common.js';
-import { action } from './options.js';
+import { action, backendOption } from './options.js';
 
 const LABELS: ProbeLabel[] = ['token', 'prev-token', 'next-token', 'seen-before'];
 
@@ -76,7 +76,7 @@ export function register(program: Command): void {
     .option('--test-fraction <x>', 'contexts held out for testing', '0.2')
     .option('--contexts <n>', 'contexts read (default all)')
     .option('--seed <n>', 'split seed', '0')
-    .option('--backend <name>', 'js, wasm or auto', 'auto')
+    .addOption(backendOption())
     .option('--json', 'print one JSON object')
     .action(action(probeCommand));
 }

@@ -6,7 +6,7 @@ import { disposeBackends } from '../tensor/engine.js';
 import { evaluateSae } from '../sae/eval.js';
 import { loadSaeFromHub, loadSaeLens, type LoadedSae } from '../sae/saelens.js';
 import { loadForCli } from './common.js';
-import { action } from './options.js';
+import { action, modelOptions } from './options.js';
 
 export interface SaeEvalArgs {
   sae: string;
@@ -59,13 +59,9 @@ export async function saeEvalCommand(a: SaeEvalArgs): Promise<number> {
 }
 
 export function registerSaeEval(sae: Command): void {
-  sae.command('eval').description('Splice an SAE into its model over a store\'s contexts: L0, FVU, CE loss recovered, dead/dense features')
+  modelOptions(sae.command('eval').description('Splice an SAE into its model over a store\'s contexts: L0, FVU, CE loss recovered, dead/dense features'), { optional: "default: the model the store was made with" })
     .requiredOption('--sae <dir>', 'an SAELens folder (cfg.json + sae_weights.safetensors) or hf:ORG/REPO/FOLDER')
     .requiredOption('--store <dir>', 'activation store whose contexts are evaluated')
-    .option('--model <M>', 'the model (default: the one the store was made with)')
-    .option('--tokenizer <file>', 'tokenizer file (llama2.c .bin)')
-    .option('--backend <name>', 'js, wasm or auto', 'auto')
-    .option('--offline', 'use only the local cache for hub ids')
     .option('--site <hook>', 'the hook the SAE reads (default: its hook_name)')
     .option('--contexts <n>', 'contexts evaluated', '32')
     .option('--batch-size <n>', 'contexts per forward pass', '8')

@@ -7,7 +7,7 @@ import { ActivationStore } from '../store/reader.js';
 import { disposeBackends } from '../tensor/engine.js';
 import { featureViews, featureViewsHtml } from '../sae/features.js';
 import { loadForCli } from './common.js';
-import { action } from './options.js';
+import { action, modelOptions } from './options.js';
 import { loadSaeArg } from './sae-eval.js';
 
 export interface SaeFeaturesArgs {
@@ -65,13 +65,9 @@ export async function saeFeaturesCommand(a: SaeFeaturesArgs): Promise<number> {
 }
 
 export function registerSaeFeatures(sae: Command): void {
-  sae.command('features').description('Feature views: top-activating contexts from a store, logit effects, activation histograms (--json, --html)')
+  modelOptions(sae.command('features').description('Feature views: top-activating contexts from a store, logit effects, activation histograms (--json, --html)'), { optional: "default: the model the store was made with" })
     .requiredOption('--sae <dir>', 'an SAELens folder or hf:ORG/REPO/FOLDER')
     .requiredOption('--store <dir>', 'activation store holding the SAE\'s hook')
-    .option('--model <M>', 'the model, for logit effects and the tokenizer (default: the store\'s)')
-    .option('--tokenizer <file>', 'tokenizer file (llama2.c .bin)')
-    .option('--backend <name>', 'js, wasm or auto', 'auto')
-    .option('--offline', 'use only the local cache for hub ids')
     .option('--features <list>', 'feature indices, comma-separated (default: the most frequent)')
     .option('--top <n>', 'how many of the most frequent features', '16')
     .option('--examples <n>', 'top contexts per feature', '8')

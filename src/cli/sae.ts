@@ -12,7 +12,7 @@ import type { SaeArchitecture } from '../sae/config.js';
 import { pickBackend } from './common.js';
 import { registerSaeEval } from './sae-eval.js';
 import { registerSaeFeatures } from './sae-features.js';
-import { action } from './options.js';
+import { action, backendOption } from './options.js';
 
 const ARCHS: Record<string, SaeArchitecture> = {
   'relu-l1': 'standard', standard: 'standard', topk: 'topk', batchtopk: 'batchtopk', jumprelu: 'jumprelu',
@@ -184,7 +184,7 @@ export function register(program: Command): void {
     .option('--seed <n>', 'initialisation and data-order seed', '0')
     .option('--checkpoint-every <steps>', 'checkpoint period (default: every 10%)')
     .option('--resume', 'continue from the newest checkpoint in DIR/checkpoints')
-    .option('--backend <name>', 'js, wasm or auto', 'auto')
+    .addOption(backendOption())
     .option('--json', 'print a JSON summary')
     .action(action(saeTrainCommand));
   registerSaeEval(sae);

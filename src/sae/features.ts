@@ -56,28 +56,33 @@ export async function featureViews(sae: Sae, store: ActivationStore, o: FeatureV
   const n = sae.dSae;
   const backend = o.model?.backend;
   const limit = o.maxTokens ?? Infinity;
-  // Pass 1: every row's activations are needed for the windows, so they are kept for the chosen features only.
-  const allActs: Float32Array[] = [];
+  // Pass 1 counts firings (and picks the most frequent features when none are given); pass 2 keeps
+  // the chosen features' columns only, so memory is rows x chosen features, not rows x d_sae.
   const fire = new Float64Array(n);
-  let rows = 0;
-  for await (const x of store.batches({ hook: site, batchSize: 64 * P, dtype: 'f32', ...(backend ? { backend } : {}) })) {
-    const a = sae.encode(x);
-    const host = a.dataSync() as Float32Array;
-    a.dispose();
-    x.dispose();
-    for (let i = 0; i < host.length; i++) if (host[i] !== 0) fire[i % n]++;
-    allActs.push(host);
-    rows += host.length / n;
-    if (rows >= limit) break;
-  }
+  const pass = async (each: (acts: Float32Array, rows: number) => void): Promise<number> => {
+    let rows = 0;
+    for await (const x of store.batches({ hook: site, batchSize: 64 * P, dtype: 'f32', ...(backend ? { backend } : {}) })) {
+      const a = sae.encode(x);
+      const host = a.dataSync() as Float32Array;
+      a.dispose();
+      x.dispose();
+      const r = Math.min(host.length / n, limit - rows);
+      each(host, r);
+      rows += r;
+      if (rows >= limit) break;
+    }
+    return rows;
+  };
+  const rows = await pass((h, r) => { for (let i = 0; i < r; i++) for (let f = 0; f < n; f++) if (h[i * n + f] !== 0) fire[f]++; });
   const features = o.features ?? [...Array(n).keys()].sort((a, b) => fire[b]! - fire[a]! || a - b).slice(0, o.top ?? 16);
   for (const f of features) if (!Number.isInteger(f) || f < 0 || f >= n) throw new RangeError(`feature ${f} out of range (the SAE has ${n})`);
-  const col = (f: number): Float32Array => {
-    const out = new Float32Array(rows);
-    let r = 0;
-    for (const h of allActs) for (let i = 0; i < h.length / n && r < rows; i++, r++) out[r] = h[i * n + f]!;
-    return out;
-  };
+  const cols = features.map(() => new Float32Array(rows));
+  let at = 0;
+  await pass((h, r) => {
+    for (let i = 0; i < r; i++) features.forEach((f, q) => { cols[q]![at + i] = h[i * n + f]!; });
+    at += r;
+  });
+  const col = (f: number): Float32Array => cols[features.indexOf(f)]!;
   const tokens: Int32Array[] = [];
   for await (const t of store.batches({ hook: 'tokens', flatten: 'contexts', batchSize: 256, ...(backend ? { backend } : {}) })) {
     tokens.push(t.dataSync() as Int32Array);
