@@ -45,7 +45,7 @@ export { randomModel } from './models/random.js';
 export { CausalLM, type ForwardOptions, type ModelDims, type HookPointInfo } from './models/model.js';
 export { KVCache } from './models/layers/kv-cache.js';
 export { generate, generateAsync, type GenerateOptions, type GenerateResult } from './models/generate.js';
-export { Hooks, type HookFn, type HookFilter, type HookPoint, type BackwardHookFn } from './hooks/hook-point.js';
+export { Hooks, HookRecorder, blockHook, hookLayer, SHAPE, type HookFn, type HookFilter, type HookPoint, type HookShape, type BackwardHookFn } from './models/hook-point.js';
 export { gradAt, type GradAtResult } from './hooks/grad.js';
 
 // Training.

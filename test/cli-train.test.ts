@@ -9,7 +9,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { capture } from './helpers/capture.js';
 import { writeTinyTokenizers } from './helpers/tiny-tokenizers.js';
 import { defaultTrainDir } from '../src/cli/organisms.js';
-import { packageRoot } from '../src/cli/inspect.js';
+import { packageRoot } from '../src/cli/package-info.js';
 
 const LLAMA = new URL('../fixtures/hf/llama3', import.meta.url).pathname;
 let dir = '';

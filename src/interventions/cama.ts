@@ -13,7 +13,7 @@
 // Hooks act on the ids of the batch they are made for (CAMA's mean depends on the token), so a
 // caller runs `camaHooks(table, ids)` around the forward pass of exactly those ids.
 import { noGrad } from '../autograd/tape.js';
-import type { HookFilter, HookFn } from '../hooks/hook-point.js';
+import type { HookFilter, HookFn } from '../models/hook-point.js';
 import { runWithCache } from '../hooks/run.js';
 import { tensor } from '../ops/creation.js';
 import { where } from '../ops/elementwise.js';

@@ -4,7 +4,7 @@
 // feature can be read, ablated, clamped or steered with ordinary hooks on those names.
 // A transcoder reads its input site (hook_name) and replaces its output site (hook_name_out).
 // Not for: metrics (eval.ts).
-import { Hooks, type HookFilter, type HookFn } from '../hooks/hook-point.js';
+import { Hooks, type HookFilter, type HookFn } from '../models/hook-point.js';
 import { add, sub } from '../ops/elementwise.js';
 import { keep } from '../tensor/engine.js';
 import type { Tensor } from '../tensor/tensor.js';

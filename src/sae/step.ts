@@ -8,7 +8,7 @@
 // selections and masks in one pass over host arrays; test/sae-step.test.ts checks every gradient
 // against autodiff on the reference backend.
 // Not for: the optimizer, schedules or data (train.ts).
-import type { Backend } from '../backends/backend.js';
+import type { Backend } from '../tensor/backend.js';
 import { matmul } from '../ops/linalg.js';
 import { Tensor } from '../tensor/tensor.js';
 import { batchTopkAct, jumpreluAct, reluAct, topkAct, topkRows, type ActivationResult } from './activation.js';
