@@ -63,3 +63,8 @@ export { withSkippedLayers, lacMaskHooks, layerSkipReport, flopsPerToken, type L
 export { ftri, expertActivationRates, deactivateExperts, forceExperts, type ExpertRef, type FtriResult } from './interventions/experts.js';
 export { CamaTable, camaHooks, abpHooks, allForOneHooks, type AbpMode } from './interventions/cama.js';
 export { softPagHooks, perturbedGuidance, headHunter, type HeadRef } from './interventions/head-perturb.js';
+export { gact, gactHooks, kMeans, trainProbe, conceptDirections, conceptIntervention, type GactLayer, type LinearProbe } from './interventions/gact.js';
+export { activationMomenta, selectAtomicUnits, auSteerInterventions, type AtomicUnit } from './interventions/austeer.js';
+
+// Sparse autoencoders and transcoders (SAELens-compatible).
+export * from './sae/index.js';

@@ -14,6 +14,7 @@ import * as patch from './patch.js';
 import * as quantize from './quantize.js';
 import * as runCmd from './run.js';
 import * as sae from './sae.js';
+import * as probe from './probe.js';
 import * as skipLayers from './skip-layers.js';
 import * as steer from './steer.js';
 import * as ablate from './ablate.js';
@@ -58,6 +59,7 @@ export function buildProgram(): Command {
   sae.register(program);
   steer.register(program);
   ablate.register(program);
+  probe.register(program);
   quantize.register(program);
   evalCmd.register(program);
   return program;

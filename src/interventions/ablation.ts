@@ -13,7 +13,7 @@
 //   experts  blocks.L.mlp.experts.E.hook_post (the expert's output for its routed tokens)
 // Metrics, on the last position of each prompt (or every position of a text, for loss):
 //   logit-diff  logit(answer) − logit(wrong);  loss  cross-entropy;  accuracy  argmax == answer.
-import type { HookFilter, HookFn } from '../hooks/hook-point.js';
+import type { HookFilter, HookFn } from '../models/hook-point.js';
 import { runWithCache } from '../hooks/run.js';
 import { tensor } from '../ops/creation.js';
 import type { CausalLM } from '../models/model.js';
@@ -21,6 +21,7 @@ import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { withInterventions } from './apply.js';
 import { InterventionError, type Intervention } from './intervention.js';
 import type { DenseVector } from './vector-ref.js';
+import { camaAblation } from './cama.js';
 
 export type AblationSite = 'heads' | 'neurons' | 'layers' | 'experts';
 export const ABLATION_SITES: readonly AblationSite[] = ['heads', 'neurons', 'layers', 'experts'];
@@ -80,6 +81,9 @@ const METHODS = new Map<string, AblationMethod>([
     interventions: (u, s) => u.hooks.map((hook) => ({ hook, op: 'resample', source: s.source.get(hook)!, seed: u.layer * 65536 + u.unit, ...(unitSpec(u) ? { unit: unitSpec(u) } : {}) }) as Intervention),
   }],
 ]);
+
+// Context-aware mean ablation ("All for One", src/interventions/cama.ts): per-token means, made per batch.
+METHODS.set('cama', camaAblation);
 
 /** Adds an ablation method (by name) for `ablationSweep` and `actlab ablate --method NAME`. */
 export function registerAblationMethod(name: string, m: AblationMethod): void {

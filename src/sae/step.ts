@@ -163,7 +163,7 @@ export function saeStep(sae: Sae, input: StepInput, s: StepSettings, backend: Ba
     const gPre = new Float32Array(B * n);
     const fireCounts = new Float32Array(n);
     let active = 0;
-    for (let i = 0; i < acts.length; i++) if (acts[i] !== 0) { fireCounts[i % n]++; active++; }
+    for (let r = 0; r < B; r++) for (let i = 0, o = r * n; i < n; i++) if (acts[o + i] !== 0) { fireCounts[i]++; active++; }
 
     if (arch === 'standard' || arch === 'transcoder' || arch === 'skip_transcoder') {
       // L1 of the activations weighted by the decoder row norms, mean over rows (SAELens 'standard').
