@@ -35,6 +35,8 @@ describe('package', () => {
         expect(files.has(v.types.slice(2)), v.types).toBe(true);
       }
     }
+    // The lab page, prebuilt by `npm run build` (actlab lab serves it).
+    if (existsSync(join(ROOT, 'dist', 'lab', 'index.html'))) expect(files.has('dist/lab/index.html')).toBe(true);
     const stray = [...files].filter((f) => /^(test|test-shared|fixtures|bench|scripts|dist\/bench)\/|train_log|checkpoints\//.test(f));
     expect(stray).toEqual([]);
   }, 120_000);

@@ -8,6 +8,7 @@ import * as cache from './cache.js';
 import * as generate from './generate.js';
 import * as hooks from './hooks.js';
 import * as inspect from './inspect.js';
+import * as lab from './lab.js';
 import * as organisms from './organisms.js';
 import * as evalCmd from './eval.js';
 import * as patch from './patch.js';
@@ -62,6 +63,7 @@ export function buildProgram(): Command {
   probe.register(program);
   quantize.register(program);
   evalCmd.register(program);
+  lab.register(program);
   return program;
 }
 

@@ -2,6 +2,7 @@
 // generation config. The memory check runs before any weight is read; weights are read one
 // tensor at a time and the file is closed afterwards.
 import type { Backend } from '../tensor/backend.js';
+import type { ByteSource } from '../io/byte-source.js';
 import { initBackend } from '../tensor/engine.js';
 import type { DType } from '../tensor/dtype.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
@@ -30,7 +31,8 @@ export interface LoadedModel {
   fileBytes: number;
 }
 
-export async function loadModel(pathOrId: string, o: LoadModelOptions = {}): Promise<LoadedModel> {
+/** `pathOrId`: a path or hub id, or an open GGUF / llama2.c file (a File picked in the browser, say). */
+export async function loadModel(pathOrId: string | ByteSource, o: LoadModelOptions = {}): Promise<LoadedModel> {
   const backend = typeof o.backend === 'object' ? o.backend : await initBackend(o.backend ?? 'js');
   const dtype = o.dtype ?? 'f32';
   const ck = await openCheckpoint(pathOrId, { ...o, dtype });
