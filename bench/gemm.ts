@@ -4,7 +4,7 @@
 // run. Median of timed runs after warm-up, the implementations timed in turn over several rounds. Prints a table; `--json` prints one JSON object a line.
 // Usage: npm run bench:gemm [-- --json] [-- --quick]   (-- --backend webgpu: bench/webgpu-gemm.ts, beside PyTorch CUDA)
 import os from 'node:os';
-import type { Backend, View } from '../src/backends/backend.js';
+import type { Backend, View } from '../src/tensor/backend.js';
 import { createJsBackend } from '../src/backends/js/backend.js';
 import { createWasmBackend } from '../src/backends/wasm/backend.js';
 

@@ -9,7 +9,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Backend } from '../src/backends/backend.js';
+import type { Backend } from '../src/tensor/backend.js';
 import { encodeSafetensorsHeader } from '../src/formats/safetensors.js';
 import { writeAtomic } from '../src/io/file-store.js';
 import { BytesSource } from '../src/io/byte-source.js';

@@ -2,7 +2,7 @@
 // GPT-2 small (d_model 768, 12 heads of 64, d_mlp 3072, T = 128 / 512, decode with 640 cached keys).
 // Prints µs per op (median) for native (all threads and 1 thread) and the reference kernels.
 // Usage: npm run build && node dist/bench/wasm-ops.js [--quick] [--filter softmax] [--threads N]
-import type { OpDesc, View } from '../src/backends/backend.js';
+import type { OpDesc, View } from '../src/tensor/backend.js';
 import { createWasmBackend, type WasmBackend } from '../src/backends/wasm/backend.js';
 import { f32ToF16Bits } from '../src/tensor/dtype.js';
 

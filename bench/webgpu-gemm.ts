@@ -7,7 +7,7 @@
 import { spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { View } from '../src/backends/backend.js';
+import type { View } from '../src/tensor/backend.js';
 import { createWebGpuBackend, WebGpuBackend } from '../src/backends/webgpu/backend.js';
 import { enableSubgroupMatmul } from '../src/backends/webgpu/kernels/matmul-f16.js';
 import { f16BitsToF32 } from '../src/tensor/dtype.js';

@@ -15,7 +15,7 @@ import { randomModel } from '../src/models/random.js';
 import { KVCache } from '../src/models/layers/kv-cache.js';
 import { runWithCache } from '../src/hooks/run.js';
 import type { CausalLM } from '../src/models/model.js';
-import type { Backend } from '../src/backends/backend.js';
+import type { Backend } from '../src/tensor/backend.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const CONFIGS: Record<string, Record<string, unknown>> = {

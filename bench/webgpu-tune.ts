@@ -13,7 +13,7 @@
 // `base` times only the default kernels.
 // Usage: node dist/bench/webgpu-tune.js check,gemm,f32,f16,f32wg,f32big,f32pre,base,prefill,decode,attn [outdir]
 import { writeFileSync } from 'node:fs';
-import type { View } from '../src/backends/backend.js';
+import type { View } from '../src/tensor/backend.js';
 import { createWebGpuBackend, WebGpuBackend } from '../src/backends/webgpu/backend.js';
 import { enableF32Vec4, setF32Tile, type F32Tile } from '../src/backends/webgpu/kernels/matmul-f32.js';
 import { enableSubgroupMatmul, setSubgroupTile, type SgTile } from '../src/backends/webgpu/kernels/matmul-f16.js';

@@ -45,7 +45,7 @@ export { randomModel } from './models/random.js';
 export { CausalLM, type ForwardOptions, type ModelDims, type HookPointInfo } from './models/model.js';
 export { KVCache } from './models/layers/kv-cache.js';
 export { generate, generateAsync, type GenerateOptions, type GenerateResult } from './models/generate.js';
-export { Hooks, type HookFn, type HookFilter, type HookPoint, type BackwardHookFn } from './hooks/hook-point.js';
+export { Hooks, HookRecorder, blockHook, hookLayer, SHAPE, type HookFn, type HookFilter, type HookPoint, type HookShape, type BackwardHookFn } from './models/hook-point.js';
 export { gradAt, type GradAtResult } from './hooks/grad.js';
 
 // Training.
@@ -63,3 +63,8 @@ export { withSkippedLayers, lacMaskHooks, layerSkipReport, flopsPerToken, type L
 export { ftri, expertActivationRates, deactivateExperts, forceExperts, type ExpertRef, type FtriResult } from './interventions/experts.js';
 export { CamaTable, camaHooks, abpHooks, allForOneHooks, type AbpMode } from './interventions/cama.js';
 export { softPagHooks, perturbedGuidance, headHunter, type HeadRef } from './interventions/head-perturb.js';
+export { gact, gactHooks, kMeans, trainProbe, conceptDirections, conceptIntervention, type GactLayer, type LinearProbe } from './interventions/gact.js';
+export { activationMomenta, selectAtomicUnits, auSteerInterventions, type AtomicUnit } from './interventions/austeer.js';
+
+// Sparse autoencoders and transcoders (SAELens-compatible).
+export * from './sae/index.js';

@@ -1,4 +1,4 @@
-// The two models of ../shared/fixtures/hf (made by the project's CEO with transformers 5.17) and
+// The two models of ../shared/fixtures/hf (made with transformers 5.17) and
 // the real stories260K (llama2.c, read by actlab's own loader) against transformers' outputs.
 import { existsSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, it } from 'vitest';

@@ -129,6 +129,28 @@ describe('ablation sweeps', () => {
     expect(Math.abs(r.effects[0]!.metric - hand)).toBeLessThan(1e-5);
   });
 
+  it('a hook-based method gets each batch\'s token rows and its prepared state (for context-aware methods)', () => {
+    const seen: number[][][] = [];
+    registerAblationMethod('half-hooks', {
+      needs: [],
+      prepare: (_m, its) => its.length,
+      hooks: (u, c) => {
+        seen.push(c.ids);
+        expect(c.state).toBe(items.length);
+        return [[`blocks.${u.layer}.attn.hook_z`, (t) => {
+          const d = Float32Array.from(t.dataSync() as Float32Array);
+          const [, P, H, D] = t.shape as [number, number, number, number];
+          for (let p = 0; p < P * t.shape[0]!; p++) for (let k = 0; k < D; k++) d[(p * H + u.unit) * D + k]! *= 0.5;
+          return al.tensor(d, [...t.shape], 'f32', { backend: js });
+        }]];
+      },
+    });
+    const a = ablationSweep(model, items, { site: 'heads', method: 'half-hooks', metric: 'logit-diff', layers: [1], units: [2], batchSize: 2 });
+    const b = ablationSweep(model, items, { site: 'heads', method: 'half', metric: 'logit-diff', layers: [1], units: [2], batchSize: 2 });
+    expect(Math.abs(a.effects[0]!.metric - b.effects[0]!.metric)).toBeLessThan(1e-5);
+    expect(seen.map((ids) => ids.map((r) => r.length))).toEqual([[5, 5], [7]]); // left-padded rows of each batch
+  });
+
   it('bad input is refused before any forward pass', () => {
     expect(() => ablationSweep(model, items, { site: 'heads', method: 'nope', metric: 'logit-diff' })).toThrow(/unknown ablation method 'nope' \(one of zero, mean, resample/);
     expect(() => ablationSweep(model, items, { site: 'experts', method: 'zero', metric: 'logit-diff' })).toThrow(/needs a mixture-of-experts model/);

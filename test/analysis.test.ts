@@ -1,5 +1,5 @@
 // The analyses on models with planted ground truth: each must find exactly what was planted and
-// nothing else of its kind. A hand-wired induction model (src/analysis/planted.ts) plants a
+// nothing else of its kind. A hand-wired induction model (src/organisms/planted.ts) plants a
 // previous-token head, an induction head, a sink head, a massive dimension and a fixed MLP
 // density; random Llama / GPT-2 / Mixtral models get a massive embedding entry, a first-token
 // head and routing to check the same analyses on the real architectures.
@@ -8,8 +8,9 @@ import * as al from '../src/index.js';
 import { ARCHITECTURES, architectureOf } from '../src/models/registry.js';
 import { WeightMap } from '../src/models/weights.js';
 import { Rng } from '../src/ops/creation.js';
+import { PlantedInductionModel } from '../src/organisms/planted.js';
 import {
-  PlantedInductionModel, activationSparsity, attentionSinks, compareRepresentations, expertRouting, inductionScores,
+  activationSparsity, attentionSinks, compareRepresentations, expertRouting, inductionScores,
   lacVoids, layerRepresentations, layerVoids, linearCka, logitLens, massiveActivations, massiveAcrossCheckpoints,
   parseCsv, parseNpy, rsa, svcca, type Matrix,
 } from '../src/analysis/index.js';

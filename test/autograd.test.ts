@@ -2,7 +2,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as al from '../src/index.js';
 import { grad, noGrad, NoGradientError, tapeStats, valueAndGrad, variable, backward, zeroGrad, clearTape } from '../src/autograd/index.js';
-import { Hooks } from '../src/hooks/hook-point.js';
+import { Hooks } from '../src/models/hook-point.js';
 import { gradAt } from '../src/hooks/grad.js';
 import { randomModel } from '../src/models/random.js';
 import { TINY } from './helpers/tiny-configs.js';

@@ -6,7 +6,14 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import * as al from '../src/index.js';
 import { randomModel } from '../src/models/random.js';
 import { abpHooks, allForOneHooks, CamaTable, camaHooks } from '../src/interventions/cama.js';
+import { ablationSweep, type AblationItem } from '../src/interventions/ablation.js';
 import { TINY } from './helpers/tiny-configs.js';
+import { capture } from './helpers/capture.js';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const FIX = new URL('../fixtures/hf/', import.meta.url).pathname;
 
 let js: al.Backend;
 const data = [[1, 5, 9, 4], [1, 5, 7, 4], [1, 6, 9, 3], [1, 6, 7, 4]];
@@ -70,6 +77,45 @@ describe('CAMA', () => {
     cache.dispose(); c2.dispose();
     model.dispose();
   });
+});
+
+describe('CAMA as an ablation method', () => {
+  it('ablationSweep --method cama equals CAMA hooks on each item alone (padded batches included)', () => {
+    const model = randomModel(TINY.gpt2!, js, { seed: 4, std: 0.2 });
+    const items: AblationItem[] = [
+      { ids: [1, 5, 9, 4], answer: 12, wrong: 13 },
+      { ids: [1, 6, 7], answer: 7, wrong: 12 },
+      { ids: [1, 5, 7, 4, 9], answer: 3, wrong: 40 },
+    ];
+    const r = ablationSweep(model, items, { site: 'heads', method: 'cama', metric: 'logit-diff', layers: [1] });
+    const table = CamaTable.build(model, items.map((i) => i.ids), ['blocks.1.attn.hook_z']);
+    for (const h of [0, 2]) {
+      let want = 0;
+      for (const it of items) {
+        const l = model.withHooks(camaHooks(table, [it.ids], { unit: { heads: [h] } }), () => model.forward(al.tensor(it.ids, [1, it.ids.length], 'i32', { backend: js })).dataSync());
+        const V = model.dims.vocabSize;
+        const last = (it.ids.length - 1) * V;
+        want += (l[last + it.answer!]! - l[last + it.wrong!]!) / items.length;
+      }
+      const got = r.effects.find((e) => e.layer === 1 && e.unit === h)!.metric;
+      console.log(`CAMA ablation of L1H${h}: sweep ${got.toFixed(6)}, by hand ${want.toFixed(6)} (clean ${r.clean.toFixed(6)})`);
+      expect(Math.abs(got - want)).toBeLessThan(1e-4);
+    }
+    expect(() => ablationSweep(randomModel(TINY.mixtral!, js, { seed: 1 }), items, { site: 'experts', method: 'cama', metric: 'logit-diff' })).toThrow(/CAMA: site 'experts'/);
+    model.dispose();
+  });
+
+  it('actlab ablate --method cama', async () => {
+    const data = join(mkdtempSync(join(tmpdir(), 'actlab-cama-')), 'data.jsonl');
+    // The same tokens in different contexts, so the context-aware means differ from each activation.
+    writeFileSync(data, [[5, 17, 3, 9], [5, 30, 3, 9], [7, 17, 3, 9, 2]].map((x) => JSON.stringify({ ids: x, answer: 12, wrong: 13 })).join('\n'));
+    const r = await capture(['ablate', '--model', `${FIX}llama3`, '--site', 'heads', '--method', 'cama', '--data', data, '--json', '--backend', 'js']);
+    expect(r.code, r.err).toBe(0);
+    const j = JSON.parse(r.out.trim());
+    expect(j.method).toBe('cama');
+    expect(j.effects.length).toBeGreaterThan(0);
+    expect(j.effects.some((e: { effect: number }) => Math.abs(e.effect) > 0)).toBe(true);
+  }, 60_000);
 });
 
 describe('ABP', () => {

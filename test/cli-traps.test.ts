@@ -104,7 +104,7 @@ describe('CLI traps', () => {
   it('every command that runs a model defaults to --backend auto', () => {
     const walk = (c: Command): Command[] => [c, ...c.commands.flatMap(walk)];
     const withBackend = walk(buildProgram()).filter((c) => c.options.some((o) => o.long === '--backend') && c.name() !== 'test-ops');
-    expect(withBackend.map((c) => c.name())).toEqual(expect.arrayContaining(['analyze', 'cache', 'eval', 'generate', 'hooks', 'inspect', 'patch', 'run', 'train']));
+    expect(withBackend.map((c) => c.name())).toEqual(expect.arrayContaining(['analyze', 'cache', 'eval', 'generate', 'hooks', 'inspect', 'patch', 'run', 'skip-layers', 'train']));
     for (const c of withBackend) expect(c.options.find((o) => o.long === '--backend')!.defaultValue, c.name()).toBe('auto');
   });
 });

@@ -2,7 +2,7 @@
 // Filters: ACTLAB_OPS=matmul,softmax  ACTLAB_BACKENDS=wasm
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import '../src/backends/index.js';
-import type { Backend, OpDesc, View } from '../src/backends/backend.js';
+import type { Backend, OpDesc, View } from '../src/tensor/backend.js';
 import { createJsBackend } from '../src/backends/js/backend.js';
 import { createWasmBackend } from '../src/backends/wasm/backend.js';
 import { disposeBackends, initBackend } from '../src/tensor/engine.js';
@@ -46,7 +46,7 @@ describe('conformance matrix', () => {
   }, 600_000);
 
   it('covers every op of the backend contract', async () => {
-    const { OP_NAMES } = await import('../src/backends/backend.js');
+    const { OP_NAMES } = await import('../src/tensor/backend.js');
     const covered = new Set(selectVariants().map((v) => v.op));
     expect(OP_NAMES.filter((o) => !covered.has(o))).toEqual([]);
   });

@@ -17,18 +17,17 @@ const positive = base.map((p) => p.map((t) => t || A));
 const negative = base.map((p) => p.map((t) => t || B));
 let js: al.Backend;
 
-/** A random Mixtral whose layer-0 router sends token A to expert 3 and token B (= −A) never there. */
+/** A random Mixtral whose layer-0 router sends token A (embedding +10u) to expert 3 and token B (−10u) never there. */
 function planted(b: al.Backend): CausalLM {
   const m = randomModel(TINY.mixtral!, b, { seed: 9, std: 0.2 });
   const p = m.parameters();
   const emb = p.get('model.embed_tokens.weight')!;
   const d = m.dims.dModel;
-  const rows = emb.dataSync();
-  const a = Float32Array.from(rows.subarray(A * d, (A + 1) * d));
-  const norm = Math.hypot(...a);
-  b.write(emb.view().buffer, (emb.offset + B * d) * 4, new Uint8Array(Float32Array.from(a, (x) => -x).buffer));
-  const router = p.get('model.layers.0.block_sparse_moe.gate.weight')!; // [n_experts, d_model]
-  b.write(router.view().buffer, (router.offset + 3 * d) * 4, new Uint8Array(Float32Array.from(a, (x) => (50 * x) / norm).buffer));
+  const u = Float32Array.from({ length: d }, (_, j) => (j % 2 === 0 ? 1 : -1) / Math.sqrt(d));
+  const put = (t: al.Tensor, row: number, v: Float32Array) => b.write(t.view().buffer, (t.offset + row * d) * 4, new Uint8Array(v.buffer));
+  put(emb, A, u.map((x) => 10 * x));
+  put(emb, B, u.map((x) => -10 * x));
+  put(p.get('model.layers.0.block_sparse_moe.gate.weight')!, 3, u.map((x) => 50 * x)); // [n_experts, d_model]
   return m;
 }
 
@@ -44,7 +43,16 @@ describe('MoE experts: fTRI, deactivation, forcing', () => {
     // In the planted layer the planted expert leads by far (later layers see A's identity too).
     const l0 = r.ranking.filter((e) => e.layer === 0);
     expect(l0[0]).toMatchObject({ layer: 0, expert: 3 });
-    expect(l0[0]!.diff).toBeGreaterThan(l0[1]!.diff + 0.2);
+    expect(l0[0]!.diff).toBeGreaterThan(l0[1]!.diff);
+    // The plant itself: every A token goes to expert 3 in layer 0, no B token does.
+    for (const [set, tok, has] of [[positive, A, true], [negative, B, false]] as const) {
+      for (const pr of set) {
+        const { logits, cache } = al.runWithCache(model, al.tensor(pr, [1, pr.length], 'i32', { backend: js }), { names: ['blocks.0.mlp.hook_expert_indices'] });
+        const idx = cache.get('blocks.0.mlp.hook_expert_indices').dataSync();
+        pr.forEach((t, p) => { if (t === tok) expect([idx[2 * p], idx[2 * p + 1]].includes(3)).toBe(has); });
+        logits.dispose(); cache.dispose();
+      }
+    }
     // Rates by hand from the routing hook.
     const want = Array.from({ length: 2 }, () => new Array(4).fill(0));
     let n = 0;

@@ -3,10 +3,10 @@
 // Filters: ACTLAB_OPS=matmul,softmax  ACTLAB_BACKENDS=wasm
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import '../src/backends/index.js';
-import type { Backend } from '../src/backends/backend.js';
+import type { Backend } from '../src/tensor/backend.js';
 import { disposeBackends, initBackend } from '../src/tensor/engine.js';
 import { runGradConformance, summarizeGrad } from '../src/conformance/grad.js';
-import { OP_NAMES } from '../src/backends/backend.js';
+import { OP_NAMES } from '../src/tensor/backend.js';
 
 const ops = process.env.ACTLAB_OPS?.split(',').filter(Boolean);
 const backends = (process.env.ACTLAB_BACKENDS ?? 'wasm').split(',').filter(Boolean);

@@ -1,5 +1,5 @@
 // Every architecture against transformers 5.17 (fixtures/hf, made by
-// scripts/fixtures/make_hf_fixtures.py on the device machine): logits, residual stream and
+// scripts/fixtures/make_hf_fixtures.py with torch and transformers): logits, residual stream and
 // attention patterns within 1e-4, greedy continuation identical, padded batches exact.
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, it } from 'vitest';

@@ -25,6 +25,27 @@ const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
   return m;
 };
 
+describe('hook points', () => {
+  it('are derived from what the model fires: declared shapes, in firing order, persistent hooks left out', () => {
+    const listed = model.hookPoints();
+    const fired: string[] = [];
+    const out = model.withHooks([[() => true, (_t, h) => { fired.push(h.name); }]], () => model.hookPoints());
+    expect(fired).toEqual([]); // the recording run does not call the model's own hooks
+    expect(out).toEqual(listed);
+    expect(listed[0]).toEqual({ name: 'hook_embed', shape: ['batch', 'pos', 'd_model'] });
+    expect(listed.find((h) => h.name === 'blocks.1.attn.hook_rot_k')?.shape).toEqual(['batch', 'pos', 'kv_head_index', 'd_head']);
+    expect(listed.find((h) => h.name === 'blocks.0.mlp.hook_pre_linear')?.shape).toEqual(['batch', 'pos', 'd_mlp']);
+    expect(gpt2.hookPoints().some((h) => h.name.includes('rot_') || h.name.includes('pre_linear'))).toBe(false);
+    expect(new Set(listed.map((h) => h.name)).size).toBe(listed.length);
+  });
+
+  it('hand hooks the block index with the name', () => {
+    const seen = new Map<string, number | null>();
+    al.runWithHooks(model, ids(seq), { hooks: [[/hook_embed$|hook_resid_post$|attn\.hook_z$/, (_t, h) => { seen.set(h.name, h.layer); }]] }).dispose();
+    expect(Object.fromEntries(seen)).toEqual({ hook_embed: null, 'blocks.0.attn.hook_z': 0, 'blocks.0.hook_resid_post': 0, 'blocks.1.attn.hook_z': 1, 'blocks.1.hook_resid_post': 1 });
+  });
+});
+
 describe('runWithCache', () => {
   it('keeps exactly the asked names, and its logits equal a plain forward', () => {
     const plain = model.forward(ids(seq));

@@ -1,7 +1,7 @@
 // Tests of the plain-TypeScript reference backend against hand-computed and published values:
 // dtype conversions, strided access, every op family, and the error messages for bad input.
 import { describe, expect, it } from 'vitest';
-import type { OpDesc, View } from '../src/backends/backend.js';
+import type { OpDesc, View } from '../src/tensor/backend.js';
 import { readView, writeView } from '../src/backends/js/access.js';
 import { createJsBackend, type JsBuffer } from '../src/backends/js/backend.js';
 import { erf, erfc, unaryFn } from '../src/backends/js/kernels/elementwise.js';

@@ -2,7 +2,7 @@
 // batches and broadcast batches, strided operands and outputs, NaN/Inf, both kernel variants
 // (relaxed and plain SIMD) on 1 and 2 threads; the allocator; faults in workers.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { View } from '../src/backends/backend.js';
+import type { View } from '../src/tensor/backend.js';
 import { createWasmBackend, type WasmBackend } from '../src/backends/wasm/backend.js';
 import { WasmMemory, PAGE_BYTES } from '../src/backends/wasm/memory.js';
 

@@ -2,7 +2,7 @@
 // native path (not the reference fallback), their error against the reference on large
 // GPT-2-sized inputs (printed), and bit-exact f16/bf16 conversions over many bit patterns.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Backend, OpDesc, View } from '../src/backends/backend.js';
+import type { Backend, OpDesc, View } from '../src/tensor/backend.js';
 import { createJsBackend } from '../src/backends/js/backend.js';
 import { createWasmBackend, type WasmBackend } from '../src/backends/wasm/backend.js';
 import { f32ToBf16Bits, f32ToF16Bits, type DType } from '../src/tensor/dtype.js';

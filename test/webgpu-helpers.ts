@@ -3,7 +3,7 @@
 // kernels run for real on any machine with /usr/lib/chromium; elsewhere the tests skip and say why.
 // ACTLAB_WEBGPU_ICD=none turns SwiftShader off; =PATH picks another Vulkan ICD json.
 import { existsSync } from 'node:fs';
-import type { Backend } from '../src/backends/backend.js';
+import type { Backend } from '../src/tensor/backend.js';
 
 const SWIFTSHADER = '/usr/lib/chromium/vk_swiftshader_icd.json';
 

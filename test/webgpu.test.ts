@@ -4,7 +4,7 @@
 // Filters: ACTLAB_OPS=matmul,softmax
 import { afterAll, describe, expect, it } from 'vitest';
 import '../src/backends/index.js';
-import type { Backend } from '../src/backends/backend.js';
+import type { Backend } from '../src/tensor/backend.js';
 import { createJsBackend } from '../src/backends/js/backend.js';
 import { runConformance, summarize } from '../src/conformance/runner.js';
 import { runGradConformance, summarizeGrad } from '../src/conformance/grad.js';
@@ -95,7 +95,7 @@ describe.skipIf(!backend)('webgpu backend', () => {
   it('writes unaligned byte ranges', async () => {
     const t = Tensor.from([1, 2, 3, 4, 5, 6, 7], [7], 'u8', gpu);
     await gpu.flush();
-    const buf = (t as unknown as { storage: { buffer: import('../src/backends/backend.js').BackendBuffer } }).storage.buffer;
+    const buf = (t as unknown as { storage: { buffer: import('../src/tensor/backend.js').BackendBuffer } }).storage.buffer;
     gpu.write(buf, 1, new Uint8Array([20, 30]));
     const y = t.cast('i32');
     expect(Array.from(await y.data())).toEqual([1, 20, 30, 4, 5, 6, 7]);

@@ -1,5 +1,5 @@
 // Summarizes a V8 .cpuprofile (node --cpu-prof): self time per function, largest first, so a
-// profile taken on the device machine comes back as a few lines of text.
+// profile taken on the GPU machine comes back as a few lines of text.
 // Usage: node scripts/gpu/cpuprofile-top.mjs <file.cpuprofile> [count]
 import { readFileSync } from 'node:fs';
 

@@ -1,7 +1,7 @@
 #!/bin/bash
-# One run on the GPU device machine (see ../shared/gpu/README.md): the conformance matrix, the
+# One run on the GPU machine (see ../shared/gpu/README.md): the conformance matrix, the
 # models against transformers, then the GEMM and/or model benchmarks beside PyTorch CUDA.
-# Usage (device `run`, carry [".gpu", "dist"]): bash scripts/gpu/device-run.sh [checks] [gemm] [model]
+# Usage (on the GPU machine, from a checkout with .gpu/ and a built dist/): bash scripts/gpu/device-run.sh [checks] [gemm] [model]
 # Results go to $OUT/*.txt (and models.json).
 source .gpu/setup.sh
 export ACTLAB_WEBGPU_FALLBACK=

@@ -1,7 +1,7 @@
 #!/bin/bash
-# One device run for the GEMM tiles: every f16 tile checked on odd shapes, then the f32 and f16
+# One GPU run for the GEMM tiles: every f16 tile checked on odd shapes, then the f32 and f16
 # tiles timed on the target shapes (robust-off: with Dawn's disable_robustness).
-# Usage (device `run`, carry [".gpu", "dist"]): bash scripts/gpu/f16-tiles.sh [robust-off]
+# Usage (on the GPU machine, with .gpu/ and a built dist/): bash scripts/gpu/f16-tiles.sh [robust-off]
 source .gpu/setup.sh >/dev/null 2>&1
 export ACTLAB_WEBGPU_FALLBACK=
 [ "$1" = robust-off ] && export ACTLAB_DAWN_TOGGLES=disable_robustness

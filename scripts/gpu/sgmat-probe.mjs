@@ -1,4 +1,4 @@
-// Diagnostic only: times stripped-down subgroup-matrix kernels on the device machine to find
+// Diagnostic only: times stripped-down subgroup-matrix kernels on the GPU to find
 // where the f16 GEMM of src/backends/webgpu/kernels/matmul-f16.ts loses time: the raw
 // multiply-accumulate rate, fragment loads from workgroup memory, and each part of the staging
 // (global loads, stores to workgroup memory, barriers) switched on alone or together. The kernels

@@ -1,6 +1,6 @@
 #!/bin/bash
 # Dawn toggles against the GEMM kernels: the f32 and f16 target shapes under each toggle set.
-# Usage (device `run`, carry [".gpu", "dist"]): bash scripts/gpu/toggles.sh
+# Usage (on the GPU machine, with .gpu/ and a built dist/): bash scripts/gpu/toggles.sh
 source .gpu/setup.sh >/dev/null 2>&1
 export ACTLAB_WEBGPU_FALLBACK=
 for tg in "" use_vulkan_memory_model use_vulkan_memory_model,disable_robustness; do

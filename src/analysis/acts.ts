@@ -4,8 +4,10 @@
 // Not for: keeping tensors on a device (that is runWithCache's ActivationCache).
 import { tensor } from '../ops/creation.js';
 import { runWithCache } from '../hooks/run.js';
+import { readAsync, readSync, type Reads } from '../tensor/read.js';
 import type { CausalLM } from '../models/model.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
+import { blockHook } from '../models/hook-point.js';
 
 export interface HostTensor {
   data: Float32Array;
@@ -29,6 +31,16 @@ export class HostActs {
 
 /** Runs `model` on one sequence and copies out the hook points matching `names` (and the logits). */
 export function collect(model: CausalLM, ids: readonly number[], names: readonly string[] | RegExp): HostActs {
+  return readSync(collectReads(model, ids, names));
+}
+
+/** `collect` on any backend (WebGPU included): the copies are read asynchronously. */
+export function collectAsync(model: CausalLM, ids: readonly number[], names: readonly string[] | RegExp): Promise<HostActs> {
+  return readAsync(collectReads(model, ids, names));
+}
+
+/** `collect` as a read step (src/tensor/read.ts), for analyses that run on every backend. */
+export function* collectReads(model: CausalLM, ids: readonly number[], names: readonly string[] | RegExp): Reads<HostActs> {
   const known = new Set(model.hookPoints().map((h) => h.name));
   const want = names instanceof RegExp ? names : [...new Set(names)].filter((n) => known.has(n));
   const input = tensor([...ids], [1, ids.length], 'i32', { backend: model.backend });
@@ -38,9 +50,9 @@ export function collect(model: CausalLM, ids: readonly number[], names: readonly
     const entries = new Map<string, HostTensor>();
     for (const n of cache.names()) {
       const t = cache.get(n);
-      entries.set(n, { data: Float32Array.from(t.dataSync()), shape: [...t.shape] });
+      entries.set(n, { data: Float32Array.from(yield t), shape: [...t.shape] });
     }
-    return new HostActs(entries, ids, { data: Float32Array.from(logits.dataSync()), shape: [...logits.shape] });
+    return new HostActs(entries, ids, { data: Float32Array.from(yield logits), shape: [...logits.shape] });
   } finally {
     logits.dispose();
     cache.dispose();
@@ -49,7 +61,7 @@ export function collect(model: CausalLM, ids: readonly number[], names: readonly
 
 /** The hook names of every block for a per-block suffix, e.g. blockNames(model, 'hook_resid_post'). */
 export function blockNames(model: CausalLM, suffix: string): string[] {
-  return Array.from({ length: model.dims.nLayers }, (_, i) => `blocks.${i}.${suffix}`);
+  return Array.from({ length: model.dims.nLayers }, (_, i) => blockHook(i, suffix));
 }
 
 /** A printable label for a token id: the tokenizer's piece, else '#id'. */

@@ -6,6 +6,7 @@ import type { CausalLM } from '../models/model.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { blockNames, collect, tokenLabel, type HostActs } from './acts.js';
 import { entropy, mean, softmax } from './stats.js';
+import { blockHook } from '../models/hook-point.js';
 
 export interface ExpertLayer {
   layer: number;
@@ -42,8 +43,8 @@ export function expertsFromActs(acts: HostActs, nLayers: number, o: { tokenizer?
   let E = 0;
   let K = 0;
   for (let l = 0; l < nLayers; l++) {
-    const logits = acts.get(`blocks.${l}.mlp.hook_router_logits`); // [1, pos, n_experts]
-    const idx = acts.get(`blocks.${l}.mlp.hook_expert_indices`); // [1, pos, k]
+    const logits = acts.get(blockHook(l, 'mlp.hook_router_logits')); // [1, pos, n_experts]
+    const idx = acts.get(blockHook(l, 'mlp.hook_expert_indices')); // [1, pos, k]
     E = logits.shape[2]!;
     K = idx.shape[2]!;
     const counts = new Array<number>(E).fill(0);

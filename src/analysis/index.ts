@@ -14,4 +14,3 @@ export {
 } from './similarity.js';
 export { parseNpy, parseCsv, parseSafetensorsMatrix, parseMatrixFile } from './matrix-file.js';
 export { expertRouting, expertsFromActs, type ExpertResult, type ExpertLayer } from './experts.js';
-export { PlantedInductionModel, type PlantedOptions, type PlantedTruth } from './planted.js';

@@ -10,8 +10,11 @@
 // the paper ranks heads by the score).
 import { tensor } from '../ops/creation.js';
 import type { CausalLM } from '../models/model.js';
-import { blockNames, collect } from './acts.js';
+import type { TensorData } from '../tensor/tensor.js';
+import { blockNames, collectReads, type HostActs } from './acts.js';
+import { readAsync, readSync, type Reads } from '../tensor/read.js';
 import { SeededRandom, rankOf } from './stats.js';
+import { blockHook } from '../models/hook-point.js';
 
 export interface InductionOptions {
   /** Length of the random segment (default min(25, (nCtx - 1) / 2)). */
@@ -54,6 +57,16 @@ export function repeatedRandomTokens(vocab: number, length: number, rng: SeededR
 }
 
 export function inductionScores(model: CausalLM, o: InductionOptions = {}): InductionResult {
+  return readSync(inductionReads(model, o));
+}
+
+/** `inductionScores` on any backend (WebGPU included): activations read asynchronously. */
+export function inductionScoresAsync(model: CausalLM, o: InductionOptions = {}): Promise<InductionResult> {
+  return readAsync(inductionReads(model, o));
+}
+
+/** `inductionScores` as a read step (src/tensor/read.ts). */
+export function* inductionReads(model: CausalLM, o: InductionOptions = {}): Reads<InductionResult> {
   const { nLayers: L, nHeads: H, vocabSize: V, nCtx } = model.dims;
   const bos = o.bos === undefined ? (V > 1 ? 1 : null) : o.bos;
   const n = o.length ?? Math.max(2, Math.min(25, Math.floor((nCtx - 1) / 2)));
@@ -67,10 +80,10 @@ export function inductionScores(model: CausalLM, o: InductionOptions = {}): Indu
   for (const ids of seqs) {
     const off = bos === null ? 0 : 1;
     const len = (ids.length - off) / 2;
-    const acts = collect(model, ids, names);
+    const acts: HostActs = yield* collectReads(model, ids, names);
     const T = ids.length;
     for (let l = 0; l < L; l++) {
-      const p = acts.get(`blocks.${l}.attn.hook_pattern`).data; // [1, head, query, key]
+      const p = acts.get(blockHook(l, 'attn.hook_pattern')).data; // [1, head, query, key]
       for (let h = 0; h < H; h++) {
         const A = (i: number, j: number) => p[(h * T + i) * T + j]!;
         let s = 0;
@@ -82,7 +95,7 @@ export function inductionScores(model: CausalLM, o: InductionOptions = {}): Indu
       }
       if (copying) {
         // The head's output at each second-repeat query, through the final norm and unembedding.
-        const r = acts.get(`blocks.${l}.attn.hook_result`); // [1, pos, head, d_model]
+        const r = acts.get(blockHook(l, 'attn.hook_result')); // [1, pos, head, d_model]
         const d = r.shape[3]!;
         const rows = new Float32Array(H * len * d);
         for (let h = 0; h < H; h++) for (let j = 0; j < len; j++) {
@@ -92,8 +105,12 @@ export function inductionScores(model: CausalLM, o: InductionOptions = {}): Indu
         const x = tensor(rows, [H, len, d], 'f32', { backend: model.backend });
         const lg = model.logitsFromResidual(x);
         x.dispose();
-        const logits = lg.dataSync();
-        lg.dispose();
+        let logits: TensorData;
+        try {
+          logits = yield lg;
+        } finally {
+          lg.dispose();
+        }
         for (let h = 0; h < H; h++) {
           let hit = 0;
           for (let j = 0; j < len; j++) {

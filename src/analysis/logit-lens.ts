@@ -5,8 +5,10 @@
 import { tensor } from '../ops/creation.js';
 import type { CausalLM } from '../models/model.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
-import { blockNames, collect, tokenLabel, type HostActs } from './acts.js';
+import { blockNames, collect, collectAsync, tokenLabel, type HostActs } from './acts.js';
+import { readAsync, readSync, type Reads } from '../tensor/read.js';
 import { argmax, rankOf, softmax, topIndices } from './stats.js';
+import { blockHook } from '../models/hook-point.js';
 
 export interface LogitLensOptions {
   /** The position whose top tokens are listed (default: the last). */
@@ -26,7 +28,7 @@ export interface LogitLensResult {
 }
 
 export function logitLensHookNames(model: CausalLM): string[] {
-  return [...blockNames(model, 'hook_resid_pre'), `blocks.${model.dims.nLayers - 1}.hook_resid_post`];
+  return [...blockNames(model, 'hook_resid_pre'), blockHook(model.dims.nLayers - 1, 'hook_resid_post')];
 }
 
 export function logitLens(model: CausalLM, ids: readonly number[], o: LogitLensOptions = {}): LogitLensResult {
@@ -34,6 +36,16 @@ export function logitLens(model: CausalLM, ids: readonly number[], o: LogitLensO
 }
 
 export function logitLensFromActs(model: CausalLM, acts: HostActs, o: LogitLensOptions = {}): LogitLensResult {
+  return readSync(logitLensReads(model, acts, o));
+}
+
+/** The logit lens on any backend (WebGPU included): activations and lens logits read asynchronously. */
+export async function logitLensAsync(model: CausalLM, ids: readonly number[], o: LogitLensOptions = {}): Promise<LogitLensResult> {
+  return readAsync(logitLensReads(model, await collectAsync(model, ids, logitLensHookNames(model)), o));
+}
+
+/** `logitLensFromActs` as a read step (src/tensor/read.ts). */
+export function* logitLensReads(model: CausalLM, acts: HostActs, o: LogitLensOptions = {}): Reads<LogitLensResult> {
   const L = model.dims.nLayers;
   const names = logitLensHookNames(model);
   const labels = [...Array.from({ length: L }, (_, i) => `${i}_pre`), 'final'];
@@ -41,15 +53,18 @@ export function logitLensFromActs(model: CausalLM, acts: HostActs, o: LogitLensO
   const pos = o.position === undefined ? T - 1 : o.position < 0 ? T + o.position : o.position;
   if (pos < 0 || pos >= T) throw new RangeError(`logit lens: position ${o.position} out of range for ${T} tokens`);
   const k = o.k ?? 5;
-  const perLayer = names.map((n) => {
+  const perLayer: Float32Array[] = [];
+  for (const n of names) {
     const s = acts.get(n);
     const x = tensor(s.data, s.shape, 'f32', { backend: model.backend });
     const lg = model.logitsFromResidual(x);
     x.dispose();
-    const d = Float32Array.from(lg.dataSync());
-    lg.dispose();
-    return d;
-  });
+    try {
+      perLayer.push(Float32Array.from(yield lg));
+    } finally {
+      lg.dispose();
+    }
+  }
   const V = perLayer[0]!.length / T;
   const at = (l: number, t: number) => perLayer[l]!.subarray(t * V, (t + 1) * V);
   const finalIds = Array.from({ length: T }, (_, t) => argmax(at(L, t)));

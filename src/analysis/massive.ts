@@ -9,6 +9,7 @@ import type { CausalLM } from '../models/model.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { blockNames, collect, row, tokenLabel, type HostActs } from './acts.js';
 import { median } from './stats.js';
+import { blockHook } from '../models/hook-point.js';
 
 export interface MassiveOptions {
   /** |a| must exceed this (default 100, Sun et al.). */
@@ -60,7 +61,7 @@ export function massiveFromActs(acts: HostActs, nLayers: number, o: MassiveOptio
   const maxAbs: number[][] = [];
   const top: MassiveResult['top'] = [];
   for (let l = 0; l < nLayers; l++) {
-    const h = acts.get(`blocks.${l}.hook_resid_post`); // [1, pos, d_model]
+    const h = acts.get(blockHook(l, 'hook_resid_post')); // [1, pos, d_model]
     const [, T, d] = h.shape as [number, number, number];
     const m = new Array<number>(d).fill(0);
     let best = { layer: l, pos: 0, token: '', dim: 0, value: 0, ratio_to_median: 0 };

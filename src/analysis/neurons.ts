@@ -6,7 +6,7 @@
 // unit; for text a facet is shown as its examples and their most common tokens.
 // Not for: harvesting the store (src/store/writer.ts).
 import type { ActivationStore } from '../store/reader.js';
-import type { Backend } from '../backends/backend.js';
+import type { Backend } from '../tensor/backend.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { tokenLabel } from './acts.js';
 import { kmeans } from './stats.js';

@@ -11,7 +11,7 @@
 // reveals functional properties in mouse visual cortex") compares networks with recordings.
 // Also: every layer against every layer, two models layer by layer, a model against a recording.
 import type { CausalLM } from '../models/model.js';
-import { blockNames, collect } from './acts.js';
+import { blockNames, collect, collectAsync, type HostActs } from './acts.js';
 import { mean, sd, SeededRandom, spearman, symmetricEigen } from './stats.js';
 
 /** A row-major [rows, cols] matrix (rows = stimuli). */
@@ -183,8 +183,20 @@ export function compareRepresentations(x: Matrix, y: Matrix, o: SubsampleOptions
 
 /** The residual stream after each block (and the embedding, layer 'embed'), stimuli = token positions. */
 export function layerRepresentations(model: CausalLM, ids: readonly number[]): { labels: string[]; matrices: Matrix[] } {
-  const names = ['blocks.0.hook_resid_pre', ...blockNames(model, 'hook_resid_post')];
-  const acts = collect(model, ids, names);
+  return representationsFromActs(model, collect(model, ids, representationHookNames(model)));
+}
+
+/** `layerRepresentations` on any backend (WebGPU included): activations read asynchronously. */
+export async function layerRepresentationsAsync(model: CausalLM, ids: readonly number[]): Promise<{ labels: string[]; matrices: Matrix[] }> {
+  return representationsFromActs(model, await collectAsync(model, ids, representationHookNames(model)));
+}
+
+export function representationHookNames(model: CausalLM): string[] {
+  return ['blocks.0.hook_resid_pre', ...blockNames(model, 'hook_resid_post')];
+}
+
+export function representationsFromActs(model: CausalLM, acts: HostActs): { labels: string[]; matrices: Matrix[] } {
+  const names = representationHookNames(model);
   return {
     labels: ['embed', ...blockNames(model, 'hook_resid_post').map((_, i) => String(i))],
     matrices: names.map((n) => { const t = acts.get(n); return { data: t.data, rows: t.shape[1]!, cols: t.shape[2]! }; }),

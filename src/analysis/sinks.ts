@@ -12,6 +12,7 @@ import type { CausalLM } from '../models/model.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { blockNames, collect, row, tokenLabel, type HostActs } from './acts.js';
 import { cosine, l2 } from './stats.js';
+import { blockHook } from '../models/hook-point.js';
 
 export interface SinkOptions {
   /** Heads with sink score above this count as sink heads (default 0.3, Gu et al.). */
@@ -54,7 +55,7 @@ export function attentionSinks(model: CausalLM, ids: readonly number[], o: SinkO
 
 /** The hidden states h_0 (embedding, as the first block sees it) .. h_L (after each block). */
 export function hiddenStates(acts: HostActs, nLayers: number): ReturnType<HostActs['get']>[] {
-  return [acts.get('blocks.0.hook_resid_pre'), ...Array.from({ length: nLayers }, (_, l) => acts.get(`blocks.${l}.hook_resid_post`))];
+  return [acts.get('blocks.0.hook_resid_pre'), ...Array.from({ length: nLayers }, (_, l) => acts.get(blockHook(l, 'hook_resid_post')))];
 }
 
 export function sinksFromActs(acts: HostActs, nLayers: number, o: SinkOptions = {}): SinkResult {
@@ -63,7 +64,7 @@ export function sinksFromActs(acts: HostActs, nLayers: number, o: SinkOptions = 
   const heads: SinkResult['heads'] = [];
   const received: Float64Array[] = []; // per layer: mean attention each key receives from later queries, over heads
   for (let l = 0; l < nLayers; l++) {
-    const p = acts.get(`blocks.${l}.attn.hook_pattern`); // [1, head, query, key]
+    const p = acts.get(blockHook(l, 'attn.hook_pattern')); // [1, head, query, key]
     const [, H, T, K] = p.shape as [number, number, number, number];
     const recv = new Float64Array(K);
     for (let h = 0; h < H; h++) {

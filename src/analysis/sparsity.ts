@@ -7,6 +7,7 @@
 // routed to each expert, not positions).
 import type { CausalLM } from '../models/model.js';
 import { collect, type HostActs } from './acts.js';
+import { blockHook } from '../models/hook-point.js';
 
 export interface SparsityOptions {
   /** 'zero': active = non-zero; 'eps': active = |a| >= epsilon; 'auto' (default): 'zero' when at least 1% of entries are exactly 0. */
@@ -39,12 +40,12 @@ export function sparsityFromActs(acts: HostActs, nLayers: number, o: SparsityOpt
   let total = 0;
   for (let l = 0; l < nLayers; l++) {
     const parts: { data: Float32Array; cols: number; perToken: boolean }[] = [];
-    const dense = `blocks.${l}.mlp.hook_post`;
+    const dense = blockHook(l, 'mlp.hook_post');
     if (acts.has(dense)) {
       const t = acts.get(dense);
       parts.push({ data: t.data, cols: t.shape.at(-1)!, perToken: true });
     } else {
-      for (const [name, t] of acts.entries) if (name.startsWith(`blocks.${l}.mlp.experts.`) && name.endsWith('.hook_post')) parts.push({ data: t.data, cols: t.shape.at(-1)!, perToken: false });
+      for (const [name, t] of acts.entries) if (name.startsWith(blockHook(l, 'mlp.experts.')) && name.endsWith('.hook_post')) parts.push({ data: t.data, cols: t.shape.at(-1)!, perToken: false });
     }
     for (const p of parts) for (const v of p.data) { zeros += v === 0 ? 1 : 0; total++; }
     perLayer.push(parts);

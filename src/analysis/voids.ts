@@ -3,11 +3,14 @@
 // void (not activated) for that token when Δℓ < α·(max Δ − min Δ over the earlier blocks), with
 // α = 0.8. The first block has no earlier ones and is never a void. Reported separately for
 // prompt processing (one forward pass) and generation (one token per step, with the KV cache).
-import { generate } from '../models/generate.js';
+import { generate, generateAsync } from '../models/generate.js';
+import { mul } from '../ops/elementwise.js';
+import { keep } from '../tensor/engine.js';
+import type { Tensor } from '../tensor/tensor.js';
 import type { CausalLM } from '../models/model.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
-import type { HookFn } from '../hooks/hook-point.js';
-import { blockNames, collect, tokenLabel } from './acts.js';
+import type { HookFn } from '../models/hook-point.js';
+import { blockNames, collect, collectAsync, tokenLabel, type HostActs } from './acts.js';
 import { l2 } from './stats.js';
 
 export interface VoidOptions {
@@ -59,34 +62,72 @@ function normsOf(states: { data: ArrayLike<number>; shape: number[] }[]): number
   return Array.from({ length: T }, (_, t) => states.map((s) => l2(Array.prototype.slice.call(s.data, t * d, (t + 1) * d))));
 }
 
+type Residuals = Map<string, { data: Float32Array; shape: number[] }>;
+
+function promptPhase(model: CausalLM, ids: readonly number[], acts: HostActs, o: VoidOptions): VoidPhase {
+  const names = voidHookNames(model);
+  const promptNorms = normsOf(names.map((n) => acts.get(n)));
+  return phase(promptNorms.map((n, t) => ({ pos: t, id: ids[t]!, token: tokenLabel(ids[t]!, o.tokenizer), ...lacVoids(n, o.alpha ?? 0.8) })), model.dims.nLayers);
+}
+
+/** The generation phase from each call's residuals: call 0 is the prompt, call k (k >= 1) processes new token k-1 at position ids.length + k - 1. */
+function generationPhase(model: CausalLM, ids: readonly number[], calls: Residuals[], newIds: readonly number[], o: VoidOptions): VoidPhase {
+  const names = voidHookNames(model);
+  const tokens: VoidPhase['tokens'] = [];
+  for (let k = 1; k < calls.length; k++) {
+    const id = newIds[k - 1]!;
+    const n = normsOf(names.map((x) => calls[k]!.get(x)!))[0]!;
+    tokens.push({ pos: ids.length + k - 1, id, token: tokenLabel(id, o.tokenizer), ...lacVoids(n, o.alpha ?? 0.8) });
+  }
+  return phase(tokens, model.dims.nLayers);
+}
+
 export function layerVoids(model: CausalLM, ids: readonly number[], o: VoidOptions = {}): VoidResult {
   const alpha = o.alpha ?? 0.8;
-  const L = model.dims.nLayers;
   const names = voidHookNames(model);
-  const acts = collect(model, ids, names);
-  const promptNorms = normsOf(names.map((n) => acts.get(n)));
-  const promptTokens = promptNorms.map((n, t) => ({ pos: t, id: ids[t]!, token: tokenLabel(ids[t]!, o.tokenizer), ...lacVoids(n, alpha) }));
+  const prompt = promptPhase(model, ids, collect(model, ids, names), o);
   const steps = o.generateTokens ?? 16;
   let generation: VoidPhase | null = null;
   if (steps > 0) {
-    // Capture each call's residuals: call 0 is the prompt (done above), call k processes new token k-1;
-    // steps + 1 tokens are generated so that `steps` of them go through the model.
-    const calls: Map<string, { data: Float32Array; shape: number[] }>[] = [];
+    // Capture each call's residuals; steps + 1 tokens are generated so that `steps` of them go through the model.
+    const calls: Residuals[] = [];
     const want = new Set(names);
     const fn: HookFn = (t, h) => {
       if (h.name === names[0]) calls.push(new Map());
       calls.at(-1)!.set(h.name, { data: Float32Array.from(t.dataSync()), shape: [...t.shape] });
     };
     const r = model.withHooks([[(n: string) => want.has(n), fn]], () => generate(model, [ids], { maxNewTokens: steps + 1, eosTokenIds: [] }));
-    const newIds = r.newIds[0]!;
-    const tokens: VoidPhase['tokens'] = [];
-    // call k (k >= 1) processes the token chosen at step k-1, at position ids.length + k - 1.
-    for (let k = 1; k < calls.length; k++) {
-      const id = newIds[k - 1]!;
-      const n = normsOf(names.map((x) => calls[k]!.get(x)!))[0]!;
-      tokens.push({ pos: ids.length + k - 1, id, token: tokenLabel(id, o.tokenizer), ...lacVoids(n, alpha) });
-    }
-    generation = phase(tokens, L);
+    generation = generationPhase(model, ids, calls, r.newIds[0]!, o);
   }
-  return { alpha, prompt: phase(promptTokens, L), generation };
+  return { alpha, prompt, generation };
+}
+
+/** `layerVoids` on any backend (WebGPU included): residuals are copied on the device during generation and read afterwards. */
+export async function layerVoidsAsync(model: CausalLM, ids: readonly number[], o: VoidOptions = {}): Promise<VoidResult> {
+  const alpha = o.alpha ?? 0.8;
+  const names = voidHookNames(model);
+  const prompt = promptPhase(model, ids, await collectAsync(model, ids, names), o);
+  const steps = o.generateTokens ?? 16;
+  let generation: VoidPhase | null = null;
+  if (steps > 0) {
+    const kept: Map<string, Tensor>[] = [];
+    const want = new Set(names);
+    const fn: HookFn = (t, h) => {
+      if (h.name === names[0]) kept.push(new Map());
+      kept.at(-1)!.set(h.name, keep(mul(t, 1))); // a copy that outlives the step
+    };
+    try {
+      const r = await model.withHooks([[(n: string) => want.has(n), fn]], () => generateAsync(model, [ids], { maxNewTokens: steps + 1, eosTokenIds: [] }));
+      const calls: Residuals[] = [];
+      for (const m of kept) {
+        const c: Residuals = new Map();
+        for (const [n, t] of m) c.set(n, { data: Float32Array.from(await t.data()), shape: [...t.shape] });
+        calls.push(c);
+      }
+      generation = generationPhase(model, ids, calls, r.newIds[0]!, o);
+    } finally {
+      for (const m of kept) for (const t of m.values()) t.dispose();
+    }
+  }
+  return { alpha, prompt, generation };
 }

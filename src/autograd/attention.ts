@@ -3,7 +3,7 @@
 // adjacent), so no kv head is repeated in memory.
 //   S = scale q kᵀ, P = softmax(S, masks), O = P v
 //   dP = dO vᵀ (+ d probs), dS = P ⊙ (dP - rowsum(dP ⊙ P)), dq = scale dS k, dk = scale dSᵀ q, dv = Pᵀ dO
-import type { OpDesc } from '../backends/backend.js';
+import type { OpDesc } from '../tensor/backend.js';
 import * as E from '../ops/elementwise.js';
 import { matmul } from '../ops/linalg.js';
 import { softmax } from '../ops/nn.js';

@@ -1,8 +1,8 @@
-// Gradient rules, one per op of the backend contract (src/backends/backend.ts), written with
+// Gradient rules, one per op of the backend contract (src/tensor/backend.ts), written with
 // frontend ops so they run on every backend. A rule says which inputs/outputs its backward reads
 // (only those are kept on the tape) and maps output gradients to input gradients (null: none).
 // Rules run with recording off; every tensor they make and do not return is disposed by the tape.
-import type { OpDesc, OpName, UnaryFn } from '../backends/backend.js';
+import type { OpDesc, OpName, UnaryFn } from '../tensor/backend.js';
 import { isFloat, type DType } from '../tensor/dtype.js';
 import { numel } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';

@@ -15,7 +15,7 @@ import { isFloat, type DType } from '../tensor/dtype.js';
 import { keep, setOpRecorder, tidy, track } from '../tensor/engine.js';
 import { fmtShape, shapesEqual } from '../tensor/shape.js';
 import { setViewRecorder, Tensor, type ViewKind } from '../tensor/tensor.js';
-import { opParams, type OpDesc } from '../backends/backend.js';
+import { opParams, type OpDesc } from '../tensor/backend.js';
 import { add } from '../ops/elementwise.js';
 import { ones, zeros } from '../ops/creation.js';
 import { RULES, type BackCtx, type Grad } from './rules.js';

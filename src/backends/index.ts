@@ -13,5 +13,5 @@ function webgpuFallback(): 'wasm' | 'js' | undefined {
   return v === 'wasm' || v === 'js' ? v : undefined;
 }
 
-export { UnsupportedOpError, SyncReadUnsupportedError, OP_NAMES } from './backend.js';
-export type { Backend, BackendBuffer, View, OpDesc, OpName, UnaryFn, BinaryFn, ReduceFn, QuantType } from './backend.js';
+export { UnsupportedOpError, SyncReadUnsupportedError, OP_NAMES } from '../tensor/backend.js';
+export type { Backend, BackendBuffer, View, OpDesc, OpName, UnaryFn, BinaryFn, ReduceFn, QuantType } from '../tensor/backend.js';

@@ -15,15 +15,16 @@ import '../backends/index.js';
 import { Argument, Option, type Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
-import { massiveActivations, massiveAcrossCheckpoints } from '../analysis/massive.js';
-import { attentionSinks } from '../analysis/sinks.js';
-import { activationSparsity } from '../analysis/sparsity.js';
-import { layerVoids } from '../analysis/voids.js';
-import { logitLens } from '../analysis/logit-lens.js';
-import { inductionScores } from '../analysis/induction.js';
-import { expertRouting } from '../analysis/experts.js';
+import { massiveAcrossCheckpoints, massiveFromActs, massiveHookNames } from '../analysis/massive.js';
+import { sinkHookNames, sinksFromActs } from '../analysis/sinks.js';
+import { sparsityFromActs, sparsityHookNames } from '../analysis/sparsity.js';
+import { layerVoidsAsync } from '../analysis/voids.js';
+import { logitLensAsync } from '../analysis/logit-lens.js';
+import { inductionScoresAsync } from '../analysis/induction.js';
+import { expertHookNames, expertsFromActs } from '../analysis/experts.js';
+import { collectAsync } from '../analysis/acts.js';
 import { topActivatingExamples } from '../analysis/neurons.js';
-import { compareRepresentations, layerRepresentations, similarityGrid, SIMILARITY_METHODS, type SimilarityMethod } from '../analysis/similarity.js';
+import { compareRepresentations, layerRepresentationsAsync, similarityGrid, SIMILARITY_METHODS, type SimilarityMethod } from '../analysis/similarity.js';
 import { parseMatrixFile } from '../analysis/matrix-file.js';
 import { ActivationStore } from '../store/reader.js';
 import { disposeBackends } from '../tensor/engine.js';
@@ -132,27 +133,28 @@ async function analyze(name: string, o: AnalyzeArgs): Promise<unknown> {
   const m = await load(o.model);
   try {
     const tok = m.tokenizer;
+    // Every analysis reads its activations asynchronously, so it runs on every backend (WebGPU included).
+    const L = m.model.dims.nLayers;
     if (name === 'induction') {
-      return inductionScores(m.model, { length: o.length, sequences: o.sequences, threshold: o.threshold, seed: o.seed, bos: tok ? tok.bosId : undefined });
+      return await inductionScoresAsync(m.model, { length: o.length, sequences: o.sequences, threshold: o.threshold, seed: o.seed, bos: tok ? tok.bosId : undefined });
     }
     const { ids, text } = promptIds(o, m);
     checkContext(m, ids.length);
     switch (name) {
-      case 'massive': return massiveActivations(m.model, ids, { absThreshold: o.absThreshold, ratioThreshold: o.ratioThreshold, tokenizer: tok });
-      case 'sinks': return attentionSinks(m.model, ids, { epsilon: o.epsilon, cosThreshold: o.cos, tokenizer: tok });
-      case 'sparsity': return activationSparsity(m.model, ids, { mode: o.mode as 'auto' | 'zero' | 'eps' | undefined, epsilon: o.epsilon });
-      case 'voids': return layerVoids(m.model, ids, { alpha: o.alpha, generateTokens: o.generate, tokenizer: tok });
-      case 'logit-lens': return logitLens(m.model, ids, { position: o.position, k: o.topK, tokenizer: tok });
+      case 'massive': return massiveFromActs(await collectAsync(m.model, ids, massiveHookNames(m.model)), L, { absThreshold: o.absThreshold, ratioThreshold: o.ratioThreshold, tokenizer: tok });
+      case 'sinks': return sinksFromActs(await collectAsync(m.model, ids, sinkHookNames(m.model)), L, { epsilon: o.epsilon, cosThreshold: o.cos, tokenizer: tok });
+      case 'sparsity': return sparsityFromActs(await collectAsync(m.model, ids, sparsityHookNames(m.model)), L, { mode: o.mode as 'auto' | 'zero' | 'eps' | undefined, epsilon: o.epsilon });
+      case 'voids': return await layerVoidsAsync(m.model, ids, { alpha: o.alpha, generateTokens: o.generate, tokenizer: tok });
+      case 'logit-lens': return await logitLensAsync(m.model, ids, { position: o.position, k: o.topK, tokenizer: tok });
       case 'experts': {
-        const r = expertRouting(m.model, ids, { tokenizer: tok });
-        if (!r) throw new Error(`experts: ${m.source} is not a mixture-of-experts model`);
-        return r;
+        if (!m.model.dims.nExperts) throw new Error(`experts: ${m.source} is not a mixture-of-experts model`);
+        return expertsFromActs(await collectAsync(m.model, ids, expertHookNames(m.model)), L, { tokenizer: tok });
       }
       case 'similarity': {
         const methods = o.method ? [o.method as SimilarityMethod] : SIMILARITY_METHODS;
         for (const x of methods) if (!SIMILARITY_METHODS.includes(x)) throw new Error(`--method: '${x}' (have ${SIMILARITY_METHODS.join(', ')})`);
         const sub = { units: o.units, stimuli: o.stimuli, repeats: o.repeats, seed: o.seed };
-        const a = layerRepresentations(m.model, ids);
+        const a = await layerRepresentationsAsync(m.model, ids);
         if (o.recording) {
           const rec = await parseMatrixFile(basename(o.recording), new Uint8Array(readFileSync(o.recording)), o.tensor);
           if (rec.rows !== ids.length) throw new Error(`similarity: ${o.recording} has ${rec.rows} stimuli (rows) but the prompt has ${ids.length} tokens; one row per token is needed`);
@@ -163,7 +165,7 @@ async function analyze(name: string, o: AnalyzeArgs): Promise<unknown> {
           try {
             checkSameInput(m, m2, ids, text);
             checkContext(m2, ids.length, `--against ${o.against}`);
-            const b = layerRepresentations(m2.model, ids);
+            const b = await layerRepresentationsAsync(m2.model, ids);
             return { stimuli: ids.length, rows: a.labels, cols: b.labels, grids: Object.fromEntries(methods.map((x) => [x, similarityGrid(a.matrices, b.matrices, x, sub)])) };
           } finally {
             m2.model.dispose();

@@ -2,10 +2,10 @@
 // (folder, .bin, .gguf or hub id) with download progress and an optional --tokenizer of any kind,
 // reading --prompt / --ids into token ids, and the context-length check.
 import '../backends/index.js';
-import { createProgressBars } from '../hub/progress-bar.js';
+import { createProgressBars } from './download-progress.js';
 import { loadModel, type LoadedModel } from '../models/load.js';
 import { initBackend } from '../tensor/engine.js';
-import type { Backend } from '../backends/backend.js';
+import type { Backend } from '../tensor/backend.js';
 import { DEFAULT_BACKEND } from './options.js';
 
 export interface ModelArgs {

@@ -9,11 +9,10 @@ import { dirname, join } from 'node:path';
 import { deflateSync } from 'node:zlib';
 import type { Command } from 'commander';
 import { parseHTML } from 'linkedom';
-import { OP_NAMES } from '../backends/backend.js';
-import { runConformance } from '../conformance/runner.js';
-import { PlantedInductionModel } from '../analysis/planted.js';
-import { buildReport } from '../report/build.js';
-import { figureSvg, makeFigures } from '../report/figures.js';
+import { engineCheck, engineText } from '../conformance/engine-check.js';
+import { PLANTED_PROMPT, PlantedInductionModel } from '../organisms/planted.js';
+import { buildReportAsync } from '../report/build.js';
+import { figureFiles, makeFigures } from '../report/figures.js';
 import { renderHtml } from '../report/html.js';
 import { reportText } from '../report/text.js';
 import { disposeBackends, initBackend } from '../tensor/engine.js';
@@ -23,11 +22,7 @@ import { checkContext, inputIds, loadForCli, pickBackend, weightMemory, type Mod
 import { action, int, modelOptions, promptOptions } from './options.js';
 import { packageRoot } from './package-info.js';
 
-const QUICK = ['matmul f32', 'softmax f32', 'layerNorm f32', 'rmsNorm f32', 'rope half f32', 'attention f32', 'gelu_tanh f32', 'add f32', 'dequantize'];
-
 export const DEFAULT_PROMPT = 'Once upon a time, there was a little girl named Lily. She had a red ball. One day, Lily lost her red ball. Lily';
-/** The built-in model's prompt: BOS, eight tokens (with the massive token 5), the same eight again. */
-const BUILTIN_IDS = [1, 5, 9, 14, 22, 31, 17, 40, 12, 5, 9, 14, 22, 31, 17, 40, 12];
 
 export interface InspectArgs extends Partial<ModelArgs>, PromptArgs {
   json?: boolean;
@@ -56,42 +51,6 @@ export function defaultModelDir(): string {
   return join(packageRoot(), 'models', 'organisms', 'induction');
 }
 
-/** The engine self-check: each backend found, its features, and core ops against the reference. */
-export async function engineCheck(names: readonly string[]): Promise<{ backends: Record<string, unknown>[]; ok: boolean }> {
-  const backends: Record<string, unknown>[] = [];
-  let ok = true;
-  const ref = await initBackend('js');
-  for (const name of names) {
-    let b;
-    try {
-      b = await initBackend(name);
-    } catch (e) {
-      backends.push({ backend: name, available: false, error: (e as Error).message });
-      continue;
-    }
-    const results = name === 'js' ? [] : await runConformance(ref, b, { ops: QUICK });
-    const failed = results.filter((r) => r.status === 'fail' || r.status === 'error');
-    if (failed.length) ok = false;
-    backends.push({
-      backend: name, available: true, info: b.info?.() ?? {},
-      native_ops: b.nativeOps?.() ?? (name === 'js' ? OP_NAMES : []),
-      self_check: name === 'js' ? 'reference' : { cases: results.length, failed: failed.map((r) => r.label), worst_nmse: Math.max(0, ...results.map((r) => (Number.isFinite(r.nmse) ? r.nmse : 0))) },
-    });
-  }
-  return { backends, ok };
-}
-
-function engineText(e: { backends: Record<string, unknown>[]; ok: boolean }): string {
-  const out = ['engine self-check'];
-  for (const r of e.backends) {
-    if (!r.available) { out.push(`  ${r.backend}: not available (${r.error})`); continue; }
-    const sc = r.self_check as { cases: number; failed: string[]; worst_nmse: number } | string;
-    out.push(`  ${String(r.backend).padEnd(6)} ${typeof sc === 'string' ? sc : `${sc.cases - sc.failed.length}/${sc.cases} op cases within budget (worst NMSE ${sc.worst_nmse.toExponential(2)})${sc.failed.length ? '; FAILED: ' + sc.failed.join('; ') : ''}`}`);
-  }
-  out.push(e.ok ? '  engine OK' : '  engine self-check FAILED');
-  return out.join('\n');
-}
-
 const inputIdsOf = (ids: number[] | string): number[] => (typeof ids === 'string' ? ids.split(',').map(Number) : ids);
 
 interface Subject {
@@ -109,10 +68,10 @@ async function subject(o: InspectArgs): Promise<Subject> {
   if (o.model === undefined && !existsSync(path)) {
     const backend = await pickBackend(o.backend);
     const model = new PlantedInductionModel(backend);
-    const ids = o.ids !== undefined ? inputIdsOf(o.ids) : BUILTIN_IDS;
+    const ids = o.ids !== undefined ? inputIdsOf(o.ids) : [...PLANTED_PROMPT];
     if (o.prompt !== undefined) throw new Error('the built-in model has no tokenizer; use --ids or --model');
     return {
-      model, ids, source: 'built-in hand-wired induction model (src/analysis/planted.ts)',
+      model, ids, source: 'built-in hand-wired induction model (src/organisms/planted.ts)',
       warning: `NO TRAINED DEFAULT MODEL: ${path} is missing, so this report runs on the built-in hand-wired toy model (planted previous-token, induction and sink heads, a massive dimension), not on a trained network. Pass --model to inspect a real one.`,
     };
   }
@@ -124,7 +83,7 @@ async function subject(o: InspectArgs): Promise<Subject> {
     text = DEFAULT_PROMPT;
     ids = inputIds({ prompt: text }, m);
   } else if (useDefaultPrompt) {
-    ids = BUILTIN_IDS.filter((id) => id < m.model.dims.vocabSize);
+    ids = PLANTED_PROMPT.filter((id) => id < m.model.dims.vocabSize);
   } else {
     ids = inputIds(o, m);
     text = o.prompt;
@@ -137,7 +96,7 @@ export async function inspectCommand(o: InspectArgs): Promise<number> {
   let ok = true;
   try {
     const s = await subject(o);
-    const report = buildReport(s.model, {
+    const report = await buildReportAsync(s.model, {
       ids: s.ids, text: s.text, tokenizer: s.tokenizer, source: s.source, warning: s.warning,
       generateTokens: o.generate,
     });
@@ -154,14 +113,9 @@ export async function inspectCommand(o: InspectArgs): Promise<number> {
       }
       if (o.figures) {
         mkdirSync(o.figures, { recursive: true });
-        const files: [string, string | Uint8Array | undefined][] = [
-          ['massive.svg', figureSvg(figs.massive)], ['sinks.svg', figureSvg(figs.sinks)], ['induction.svg', figureSvg(figs.induction)],
-          ['sparsity.svg', figureSvg(figs.sparsity)], ['residual-norm.svg', figureSvg(figs.residualNorm)], ['logit-lens-ranks.svg', figureSvg(figs.lensRanks)],
-          ['voids-prompt.svg', figureSvg(figs.voidsPrompt)], ['voids-generation.svg', figs.voidsGeneration && figureSvg(figs.voidsGeneration)],
-          ['experts.svg', figs.experts && figureSvg(figs.experts)], ['attention.png', figs.attentionGrid],
-        ];
-        for (const [name, body] of files) if (body !== undefined) writeFileSync(join(o.figures, name), body);
-        process.stderr.write(`actlab: wrote ${files.filter((f) => f[1] !== undefined).length} figures to ${o.figures}\n`);
+        const files = figureFiles(figs);
+        for (const [name, body] of files) writeFileSync(join(o.figures, name), body);
+        process.stderr.write(`actlab: wrote ${files.length} figures to ${o.figures}\n`);
       }
     }
     if (o.json) console.log(JSON.stringify(report.json));

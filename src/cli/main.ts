@@ -2,6 +2,7 @@
 // (each file under src/cli declares its options and action) and returns the exit code.
 import { Command, CommanderError } from 'commander';
 import { exitCodeOf } from './options.js';
+import { packageVersion } from './package-info.js';
 import * as analyze from './analyze.js';
 import * as cache from './cache.js';
 import * as generate from './generate.js';
@@ -12,11 +13,13 @@ import * as organisms from './organisms.js';
 import * as patch from './patch.js';
 import * as runCmd from './run.js';
 import * as sae from './sae.js';
+import * as probe from './probe.js';
 import * as skipLayers from './skip-layers.js';
+import * as steer from './steer.js';
+import * as ablate from './ablate.js';
 import * as testOps from './test-ops.js';
 import * as tokenize from './tokenize.js';
 import * as train from './train.js';
-import { packageVersion } from './package-info.js';
 
 /**
  * Writing to a closed pipe (`actlab test-ops --json | head -2`) ends the command quietly with
@@ -53,6 +56,9 @@ export function buildProgram(): Command {
   tokenize.register(program);
   skipLayers.register(program);
   sae.register(program);
+  steer.register(program);
+  ablate.register(program);
+  probe.register(program);
   lab.register(program);
   return program;
 }

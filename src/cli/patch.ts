@@ -3,8 +3,8 @@
 // effect map, and with --compare all three methods side by side and their pairwise correlations.
 import { Option, type Command } from 'commander';
 import { logitDiff } from '../interventions/metrics.js';
-import { activationPatching, attributionPatching, correlation, type PatchingResult, type PatchSite } from '../interventions/patching.js';
-import { relevancePatching } from '../interventions/relp.js';
+import { activationPatchingAsync, attributionPatchingAsync, correlation, type PatchingResult, type PatchSite } from '../interventions/patching.js';
+import { lrpHooks } from '../interventions/relp.js';
 import { tensor } from '../ops/creation.js';
 import { disposeBackends } from '../tensor/engine.js';
 import { checkContext, inputIds, loadForCli, type ModelArgs } from './common.js';
@@ -62,9 +62,15 @@ export async function patchCommand(a: PatchArgs): Promise<number> {
     const y = tensor(corrupt, [1, corrupt.length], 'i32', { backend: b });
     const metric = logitDiff(ans, wrong);
     const site = a.site as PatchSite;
-    const run = { activation: activationPatching, attribution: attributionPatching, relp: relevancePatching };
+    // The asynchronous forms read every metric with `await`, so patching runs on every backend (WebGPU included).
+    const run = {
+      activation: () => activationPatchingAsync(m.model, x, y, metric, site),
+      attribution: () => attributionPatchingAsync(m.model, x, y, metric, site),
+      relp: () => attributionPatchingAsync(m.model, x, y, metric, site, { cleanHooks: lrpHooks(m.model) }), // relevancePatching
+    };
     const methods = a.compare ? METHODS : [a.method];
-    const results: PatchingResult[] = methods.map((k) => run[k as keyof typeof run](m.model, x, y, metric, site));
+    const results: PatchingResult[] = [];
+    for (const k of methods) results.push(await run[k as keyof typeof run]());
     x.dispose();
     y.dispose();
     // Pearson correlation of each pair of methods (activation patching is the reference).

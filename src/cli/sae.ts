@@ -11,6 +11,7 @@ import { SaeDivergedError, trainSae, type SaeStepInfo } from '../sae/train.js';
 import type { SaeArchitecture } from '../sae/config.js';
 import { pickBackend } from './common.js';
 import { registerSaeEval } from './sae-eval.js';
+import { registerSaeFeatures } from './sae-features.js';
 import { action } from './options.js';
 
 const ARCHS: Record<string, SaeArchitecture> = {
@@ -187,4 +188,5 @@ export function register(program: Command): void {
     .option('--json', 'print a JSON summary')
     .action(action(saeTrainCommand));
   registerSaeEval(sae);
+  registerSaeFeatures(sae);
 }

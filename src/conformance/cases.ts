@@ -2,7 +2,7 @@
 // with shapes (odd sizes, size 0 and 1, broadcasting, non-contiguous views) and dtypes. Each
 // variant is run on the reference backend and on the backend under test and compared under the
 // op's error budget (NMSE). Adding an op to the engine means adding its case here.
-import type { OpName, QuantType } from '../backends/backend.js';
+import type { OpName, QuantType } from '../tensor/backend.js';
 import { QUANT_BLOCK, QUANT_TYPES, QuantizedTensor } from '../tensor/quantized.js';
 import type { DType } from '../tensor/dtype.js';
 import type { Tensor } from '../tensor/tensor.js';

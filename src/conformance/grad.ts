@@ -5,7 +5,7 @@
 // and are skipped and counted), under a per-op tolerance on the relative error; and
 // (ii) the gradient computed on the backend under test is compared with the reference backend's
 // under an NMSE budget.
-import type { Backend } from '../backends/backend.js';
+import type { Backend } from '../tensor/backend.js';
 import { clearTape, grad, noGrad, NoGradientError, tapeMark } from '../autograd/tape.js';
 import { Rng } from '../ops/creation.js';
 import { abs, add, gt, mul, where } from '../ops/elementwise.js';

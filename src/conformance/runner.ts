@@ -1,12 +1,12 @@
 // Runs the conformance matrix: each variant on the reference backend and on the backend under
 // test, outputs compared by NMSE (sum of squared differences over sum of squared reference
 // values, as ggml's test-backend-ops) with NaN/Inf required at the same places.
-import type { Backend } from '../backends/backend.js';
+import type { Backend } from '../tensor/backend.js';
 import { f32ToF16Bits, type DType } from '../tensor/dtype.js';
 import { tidy } from '../tensor/engine.js';
 import { Tensor } from '../tensor/tensor.js';
 import { Rng } from '../ops/creation.js';
-import type { QuantType } from '../backends/backend.js';
+import type { QuantType } from '../tensor/backend.js';
 import { QUANT_BLOCK } from '../tensor/quantized.js';
 import { allVariants, type InputSpec, type Variant } from './cases.js';
 

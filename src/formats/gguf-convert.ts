@@ -6,7 +6,7 @@
 // MoE router `ffn_gate_inp` and `position_embd` stay F32; other 2-D+ weights take the chosen type,
 // falling back to F16 when rows are not whole blocks. For tests and small conversions: each tensor
 // is read, encoded, and kept until the file is written.
-import type { Backend } from '../backends/backend.js';
+import type { Backend } from '../tensor/backend.js';
 import type { FileStore } from '../io/file-store.js';
 import { GGML_BLOCK, type GgmlTypeName } from './gguf-quants.js';
 import { GGUF_ARCHITECTURES, hfConfigToGgufMetadata, planGgufTensors, type ConvertedTensor } from './gguf-hf.js';

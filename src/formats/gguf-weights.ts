@@ -3,7 +3,7 @@
 // (RoPE order, NeoX qkv), GPT-2 weights transposed back, Gemma norms shifted back, quantized
 // matrices kept in their blocks (`loadQuantized`) or dequantised to f32 on load (one tensor at a time). llama.cpp's `rope_freqs` (Llama 3 rope
 // scaling) is not a weight: `open` reads it into the config's rope_parameters.freq_factors.
-import type { Backend } from '../backends/backend.js';
+import type { Backend } from '../tensor/backend.js';
 import { Tensor } from '../tensor/tensor.js';
 import { checkRequiredTensors, ggufToHfConfig, planHfTensors, type ServedTensor } from './gguf-hf.js';
 import { isRowLayout, permuteLayoutRows, transformValues } from './gguf-layout.js';

@@ -3,16 +3,17 @@
 // files, Blobs and URLs all work; tensor data is then read one tensor at a time.
 // Shapes are given row-major (GGUF lists ne[0], the row length, first). Tensors load as:
 // F32/F16/BF16 -> a tensor of that dtype; Q8_0/Q4_0/Q4_K/Q6_K -> raw u8 blocks, kept as such in a
-// QuantizedTensor (`loadQuantized`) or expanded by `dequantize` (src/ops/quant). HF names and
-// config: gguf-hf.ts.
+// QuantizedTensor (`loadQuantized`) or expanded by `dequantize` (src/ops/quant); Q4_1, Q5_0, Q5_1,
+// Q2_K, Q3_K, Q5_K, IQ4_NL -> f32, dequantised on the host by gguf-quants.ts's block decoders.
+// HF names and config: gguf-hf.ts.
 import { gguf, type GGUFParseOutput, type MetadataValue } from '@huggingface/gguf';
-import type { Backend, QuantType } from '../backends/backend.js';
+import type { Backend, QuantType } from '../tensor/backend.js';
 import type { ByteSource } from '../io/byte-source.js';
 import { dequantize } from '../ops/quant.js';
 import type { DType } from '../tensor/dtype.js';
 import { QuantizedTensor } from '../tensor/quantized.js';
 import { Tensor } from '../tensor/tensor.js';
-import { ggmlBytes, ggmlTypeName, type GgmlTypeName } from './gguf-quants.js';
+import { dequantizeGgml, ggmlBytes, ggmlTypeName, type GgmlTypeName } from './gguf-quants.js';
 
 export interface GgufTensorInfo {
   name: string;
@@ -27,6 +28,7 @@ export interface GgufTensorInfo {
 /** What `loadTensor` gives for each stored type. */
 const LOADS_AS: Partial<Record<GgmlTypeName, DType | QuantType>> = {
   F32: 'f32', F16: 'f16', BF16: 'bf16', I8: 'i8', I32: 'i32', Q8_0: 'q8_0', Q4_0: 'q4_0', Q4_K: 'q4_k', Q6_K: 'q6_k',
+  Q4_1: 'f32', Q5_0: 'f32', Q5_1: 'f32', Q2_K: 'f32', Q3_K: 'f32', Q5_K: 'f32', IQ4_NL: 'f32',
 };
 
 /** The block format a stored type stays in, or null for plain dtypes. */
@@ -136,9 +138,10 @@ export class GgufFile {
   }
 
   /**
-   * One tensor as stored: F32/F16/BF16/I8/I32 in that dtype with its shape; quantized types as raw
-   * u8 [bytes] (see `dequantize`). `raw` (when given) replaces the bytes read from the file (the
-   * caller permuted or sliced them), with `shape` (default: the tensor's).
+   * One tensor as stored: F32/F16/BF16/I8/I32 in that dtype with its shape; Q8_0/Q4_0/Q4_K/Q6_K
+   * as raw u8 [bytes] (see `dequantize`); the other block types dequantised to f32. `raw` (when
+   * given) replaces the bytes read from the file (the caller permuted or sliced them), with `shape`
+   * (default: the tensor's).
    */
   async loadTensor(name: string, backend: Backend, raw?: Uint8Array, shape?: readonly number[]): Promise<Tensor> {
     const t = this.info(name);
@@ -146,6 +149,10 @@ export class GgufFile {
     const bytes = raw ?? await this.source.read(t.offset, t.bytes);
     const s = [...(shape ?? t.shape)];
     if (quantTypeOf(t.type)) return Tensor.fromBytes(bytes, [bytes.byteLength], 'u8', backend);
+    if (as === 'f32' && t.type !== 'F32') {
+      const n = s.reduce((a, b) => a * b, 1);
+      return Tensor.fromBytes(new Uint8Array(dequantizeGgml(t.type, bytes, n).buffer), s, 'f32', backend);
+    }
     return Tensor.fromBytes(bytes, s, as as DType, backend);
   }
 

@@ -4,7 +4,7 @@
 // HF llama names and an HF-style llama config; q/k rows are permuted from Meta's interleaved RoPE
 // layout to HF's rotate-half layout. Hand-written: no library reads this format.
 // The tokenizer .bin is src/tokenizer/llama2c.ts.
-import type { Backend } from '../backends/backend.js';
+import type { Backend } from '../tensor/backend.js';
 import type { ByteSource } from '../io/byte-source.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { permuteInterleavedToHalf } from './rope-permute.js';

@@ -3,7 +3,7 @@
 // then the raw tensor bytes. Reading validates the header and takes one tensor at a time from a
 // ByteSource; writing goes through a FileStore under a temporary name that is renamed at the end.
 // Hand-written because the official library is Rust/Python only and the format is 30 lines of spec.
-import type { Backend } from '../backends/backend.js';
+import type { Backend } from '../tensor/backend.js';
 import type { ByteSource } from '../io/byte-source.js';
 import { writeAtomic, type FileStore } from '../io/file-store.js';
 import { byteSize, type DType } from '../tensor/dtype.js';

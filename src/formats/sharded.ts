@@ -1,6 +1,6 @@
 // Several weight files seen as one WeightSource (sharded safetensors: model.safetensors.index.json
 // maps each tensor name to its shard).
-import type { Backend } from '../backends/backend.js';
+import type { Backend } from '../tensor/backend.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { missingTensor, type LoadOptions, type WeightInfo, type WeightSource } from './weight-source.js';
 

@@ -1,7 +1,7 @@
 // WeightSource: the one interface every checkpoint format (safetensors, GGUF, llama2.c) offers to
 // the models, so an architecture loads its weights by HF name without knowing the file format.
 // Tensors are read one at a time: nothing here holds a whole checkpoint in memory.
-import type { Backend } from '../backends/backend.js';
+import type { Backend } from '../tensor/backend.js';
 import { byteSize, type DType } from '../tensor/dtype.js';
 import { numel } from '../tensor/shape.js';
 import { isQuantType, type QuantizedTensor } from '../tensor/quantized.js';

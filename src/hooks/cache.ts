@@ -6,6 +6,7 @@ import { byteSize } from '../tensor/dtype.js';
 import { tidy } from '../tensor/engine.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { CausalLM } from '../models/model.js';
+import { blockHook } from '../models/hook-point.js';
 
 export class ActivationCache {
   constructor(private readonly entries: Map<string, Tensor>, readonly model: CausalLM) {}
@@ -42,11 +43,11 @@ export class ActivationCache {
     const parts: Tensor[] = [];
     const labels: string[] = [];
     for (let i = 0; i < Math.min(layer + 1, L); i++) {
-      parts.push(this.get(`blocks.${i}.hook_resid_pre`));
+      parts.push(this.get(blockHook(i, 'hook_resid_pre')));
       labels.push(`${i}_pre`);
     }
     if (layer >= L) {
-      parts.push(this.get(`blocks.${L - 1}.hook_resid_post`));
+      parts.push(this.get(blockHook(L - 1, 'hook_resid_post')));
       labels.push('final_post');
     }
     return { resid: stack(parts), labels };
@@ -62,7 +63,7 @@ export class ActivationCache {
     const labels = ['embed'];
     if (this.has('hook_pos_embed')) { parts.push(this.get('hook_pos_embed')); labels.push('pos_embed'); }
     for (let i = 0; i < layer; i++) {
-      parts.push(this.get(`blocks.${i}.hook_attn_out`), this.get(`blocks.${i}.hook_mlp_out`));
+      parts.push(this.get(blockHook(i, 'hook_attn_out')), this.get(blockHook(i, 'hook_mlp_out')));
       labels.push(`${i}_attn_out`, `${i}_mlp_out`);
     }
     return { components: stack(parts), labels };
@@ -74,7 +75,7 @@ export class ActivationCache {
     const results = tidy(() => {
       const parts: Tensor[] = [];
       for (let i = 0; i < layer; i++) {
-        const r = this.get(`blocks.${i}.attn.hook_result`); // [batch, pos, head, d_model]
+        const r = this.get(blockHook(i, 'attn.hook_result')); // [batch, pos, head, d_model]
         for (let h = 0; h < r.shape[2]!; h++) {
           parts.push(r.narrow(2, h, 1).squeeze(2));
           labels.push(`L${i}H${h}`);

@@ -5,7 +5,7 @@ import { keep, tidy } from '../tensor/engine.js';
 import { add } from '../ops/elementwise.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { CausalLM, ForwardOptions } from '../models/model.js';
-import { Hooks } from './hook-point.js';
+import { Hooks } from '../models/hook-point.js';
 import { assertHookNames } from './patterns.js';
 
 export interface GradAtResult {
@@ -26,6 +26,19 @@ export function gradAt(
   model: CausalLM, input: Tensor, metric: (logits: Tensor) => Tensor, names: readonly string[],
   o: Omit<ForwardOptions, 'hooks'> & { activations?: boolean } = {},
 ): GradAtResult {
+  const r = gradAtDevice(model, input, metric, names, o);
+  try {
+    return { ...r, value: r.metric.item() };
+  } finally {
+    r.metric.dispose();
+  }
+}
+
+/** `gradAt` with the metric left on the device (a [1] tensor the caller owns), for backends that read asynchronously. */
+export function gradAtDevice(
+  model: CausalLM, input: Tensor, metric: (logits: Tensor) => Tensor, names: readonly string[],
+  o: Omit<ForwardOptions, 'hooks'> & { activations?: boolean } = {},
+): Omit<GradAtResult, 'value'> & { metric: Tensor } {
   assertHookNames(names, model.hookPoints().map((h) => h.name), 'gradAt', model.dims.arch);
   const want = new Set(names);
   const grads = new Map<string, Tensor>();
@@ -43,11 +56,10 @@ export function gradAt(
       const logits = model.forward(input, { ...o, hooks });
       const m = metric(logits);
       if (m.size !== 1) throw new Error(`gradAt: the metric must be a scalar, got shape [${m.shape.join(', ')}]`);
-      const v = m.item();
       grad(m, []);
-      return v;
+      return keep(m.reshape([1]));
     });
-    return { value, grads, ...(o.activations ? { activations: acts } : {}) };
+    return { metric: value, grads, ...(o.activations ? { activations: acts } : {}) };
   } catch (e) {
     for (const t of [...grads.values(), ...acts.values()]) t.dispose();
     throw e;

@@ -7,7 +7,7 @@ import type { Tensor } from '../tensor/tensor.js';
 import type { CausalLM, ForwardOptions } from '../models/model.js';
 import { ActivationCache } from './cache.js';
 import { assertHookNames } from './patterns.js';
-import { Hooks, type HookFilter, type HookFn } from './hook-point.js';
+import { Hooks, type HookFilter, type HookFn } from '../models/hook-point.js';
 
 export interface RunWithCacheOptions extends Omit<ForwardOptions, 'hooks'> {
   /** Which activations to keep: names, a RegExp, or a predicate (default: every hook point). */

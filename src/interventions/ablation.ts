@@ -13,6 +13,7 @@
 //   experts  blocks.L.mlp.experts.E.hook_post (the expert's output for its routed tokens)
 // Metrics, on the last position of each prompt (or every position of a text, for loss):
 //   logit-diff  logit(answer) − logit(wrong);  loss  cross-entropy;  accuracy  argmax == answer.
+import type { HookFilter, HookFn } from '../models/hook-point.js';
 import { runWithCache } from '../hooks/run.js';
 import { tensor } from '../ops/creation.js';
 import type { CausalLM } from '../models/model.js';
@@ -20,6 +21,7 @@ import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { withInterventions } from './apply.js';
 import { InterventionError, type Intervention } from './intervention.js';
 import type { DenseVector } from './vector-ref.js';
+import { camaAblation } from './cama.js';
 
 export type AblationSite = 'heads' | 'neurons' | 'layers' | 'experts';
 export const ABLATION_SITES: readonly AblationSite[] = ['heads', 'neurons', 'layers', 'experts'];
@@ -48,10 +50,18 @@ export interface AblationUnit {
   hooks: string[];
 }
 
+/**
+ * An ablation method: interventions for a unit (zero, mean, resample), or, for methods that
+ * depend on each input (context-aware ones), hooks made per evaluation batch from its token rows.
+ */
 export interface AblationMethod {
   /** Dataset statistics the method needs (computed once, before the sweep). */
   needs: ('mean' | 'source')[];
-  interventions(u: AblationUnit, stats: AblationStats, model: CausalLM): Intervention[];
+  /** Once before the sweep: the method's own state from the data (e.g. a table of context means). */
+  prepare?(model: CausalLM, items: AblationItem[], hooks: string[]): unknown;
+  interventions?(u: AblationUnit, stats: AblationStats, model: CausalLM): Intervention[];
+  /** Hooks for one batch; `ids` are its rows, left-padded to one length with each row's first token. */
+  hooks?(u: AblationUnit, c: { model: CausalLM; stats: AblationStats; state: unknown; ids: number[][] }): [HookFilter, HookFn][];
 }
 
 function unitSpec(u: AblationUnit): Intervention['unit'] {
@@ -71,6 +81,9 @@ const METHODS = new Map<string, AblationMethod>([
     interventions: (u, s) => u.hooks.map((hook) => ({ hook, op: 'resample', source: s.source.get(hook)!, seed: u.layer * 65536 + u.unit, ...(unitSpec(u) ? { unit: unitSpec(u) } : {}) }) as Intervention),
   }],
 ]);
+
+// Context-aware mean ablation ("All for One", src/interventions/cama.ts): per-token means, made per batch.
+METHODS.set('cama', camaAblation);
 
 /** Adds an ablation method (by name) for `ablationSweep` and `actlab ablate --method NAME`. */
 export function registerAblationMethod(name: string, m: AblationMethod): void {
@@ -98,20 +111,31 @@ export function siteHooks(model: CausalLM, site: AblationSite, layer: number): {
   }
 }
 
-/** Parses ablation data: JSONL of {prompt, answer, wrong?} or {text}, or plain text (one item per line). */
-export function parseAblationData(text: string, tok: Tokenizer, where = 'data'): AblationItem[] {
+/**
+ * Parses ablation data: JSONL of {prompt, answer, wrong?} or {text}, or plain text (one item per
+ * line); or, without a tokenizer, {ids: [...], answer: id, wrong: id} with token ids.
+ */
+export function parseAblationData(text: string, tok: Tokenizer | undefined, where = 'data'): AblationItem[] {
   const items: AblationItem[] = [];
-  const first = (s: string, field: string, at: string) => {
-    const ids = tok.encode(s, { addSpecialTokens: false });
-    if (ids.length === 0) throw new InterventionError(`${at}: '${field}' ${JSON.stringify(s)} encodes to no tokens`);
-    return ids[0]!;
+  // The answer's first token as the model reads it after the prompt (tokenizers such as
+  // SentencePiece merge across the boundary, so the answer is not encoded on its own).
+  const encode = (s: string, at: string) => {
+    if (!tok) throw new InterventionError(`${at}: text needs a tokenizer (give {"ids": [...], "answer": id, "wrong": id} or a model with a tokenizer)`);
+    return tok.encode(s);
+  };
+  const next = (prompt: number[], text: string, s: string, field: string, at: string) => {
+    const ids = encode(text + s, at);
+    let k = 0;
+    while (k < prompt.length && k < ids.length && ids[k] === prompt[k]) k++;
+    if (k >= ids.length) throw new InterventionError(`${at}: '${field}' ${JSON.stringify(s)} adds no token to the prompt`);
+    return ids[k]!;
   };
   text.split(/\r?\n/).forEach((line, i) => {
     const s = line.trim();
     if (s === '' || s.startsWith('#')) return;
     const at = `${where}:${i + 1}`;
     if (!s.startsWith('{')) {
-      items.push({ ids: tok.encode(s) });
+      items.push({ ids: encode(s, at) });
       return;
     }
     let o: Record<string, unknown>;
@@ -120,13 +144,26 @@ export function parseAblationData(text: string, tok: Tokenizer, where = 'data'):
     } catch (e) {
       throw new InterventionError(`${at}: not valid JSON (${(e as Error).message})`);
     }
-    if (typeof o.text === 'string' && o.text !== '') { items.push({ ids: tok.encode(o.text) }); return; }
-    if (typeof o.prompt !== 'string' || o.prompt === '') throw new InterventionError(`${at}: expected {"prompt", "answer", "wrong"} or {"text"}, got keys ${Object.keys(o).join(', ')}`);
+    if (typeof o.text === 'string' && o.text !== '') { items.push({ ids: encode(o.text, at) }); return; }
+    if (Array.isArray(o.ids)) {
+      const id = (v: unknown, f: string) => {
+        if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) throw new InterventionError(`${at}: '${f}' must be a token id, got ${JSON.stringify(v)}`);
+        return v;
+      };
+      const item: AblationItem = { ids: o.ids.map((v, k) => id(v, `ids[${k}]`)) };
+      if (o.answer !== undefined) item.answer = id(o.answer, 'answer');
+      if (o.wrong !== undefined) item.wrong = id(o.wrong, 'wrong');
+      items.push(item);
+      return;
+    }
+    if (typeof o.prompt !== 'string' || o.prompt === '') throw new InterventionError(`${at}: expected {"prompt", "answer", "wrong"}, {"text"} or {"ids", "answer", "wrong"}, got keys ${Object.keys(o).join(', ')}`);
     if (typeof o.answer !== 'string' || o.answer === '') throw new InterventionError(`${at}: 'answer' must be a non-empty string`);
-    const item: AblationItem = { ids: tok.encode(o.prompt), answer: first(o.answer, 'answer', at) };
+    const ids = encode(o.prompt, at);
+    const item: AblationItem = { ids, answer: next(ids, o.prompt, o.answer, 'answer', at) };
     if (o.wrong !== undefined) {
       if (typeof o.wrong !== 'string' || o.wrong === '') throw new InterventionError(`${at}: 'wrong' must be a non-empty string`);
-      item.wrong = first(o.wrong, 'wrong', at);
+      item.wrong = next(ids, o.prompt, o.wrong, 'wrong', at);
+      if (item.wrong === item.answer) throw new InterventionError(`${at}: 'answer' and 'wrong' start with the same token (${item.answer}), so their logit difference is 0`);
     }
     items.push(item);
   });
@@ -136,8 +173,10 @@ export function parseAblationData(text: string, tok: Tokenizer, where = 'data'):
 
 function checkItems(items: AblationItem[], metric: AblationMetric, model: CausalLM): void {
   if (items.length === 0) throw new InterventionError('ablation: no data items');
+  const V = model.dims.vocabSize;
   items.forEach((it, i) => {
     if (it.ids.length === 0) throw new InterventionError(`item ${i + 1}: no tokens`);
+    for (const t of [...it.ids, it.answer ?? 0, it.wrong ?? 0]) if (t >= V) throw new InterventionError(`item ${i + 1}: token id ${t} is past the vocabulary (${V})`);
     if (it.ids.length > model.dims.nCtx) throw new InterventionError(`item ${i + 1}: ${it.ids.length} tokens, past the model's context of ${model.dims.nCtx}`);
     if (metric === 'logit-diff' && (it.answer === undefined || it.wrong === undefined)) throw new InterventionError(`item ${i + 1}: metric logit-diff needs {"prompt", "answer", "wrong"}`);
     if (metric === 'accuracy' && it.answer === undefined) throw new InterventionError(`item ${i + 1}: metric accuracy needs {"prompt", "answer"}`);
@@ -160,12 +199,19 @@ function batches(items: AblationItem[], size: number): { items: AblationItem[]; 
   return out;
 }
 
-/** The metric over every item (averaged over items; a text's loss averages its tokens first). */
-export function evaluateMetric(model: CausalLM, items: AblationItem[], metric: AblationMetric, batchSize = 32): number {
+/**
+ * The metric over every item (averaged over items; a text's loss averages its tokens first).
+ * `hooksFor` gives hooks for each batch from its (left-padded) token rows.
+ */
+export function evaluateMetric(
+  model: CausalLM, items: AblationItem[], metric: AblationMetric, batchSize = 32, hooksFor?: (ids: number[][]) => [HookFilter, HookFn][],
+): number {
   let total = 0;
   for (const b of batches(items, batchSize)) {
     const input = tensor(b.ids, [b.items.length, b.P], 'i32', { backend: model.backend });
-    const logits = model.forward(input, { attentionMask: b.items.length > 1 ? b.mask : undefined });
+    const rows = Array.from({ length: b.items.length }, (_, r) => b.ids.slice(r * b.P, (r + 1) * b.P));
+    const fwd = () => model.forward(input, { attentionMask: b.items.length > 1 ? b.mask : undefined });
+    const logits = hooksFor ? model.withHooks(hooksFor(rows), fwd) : fwd();
     input.dispose();
     const l = logits.dataSync() as Float32Array;
     logits.dispose();
@@ -203,9 +249,10 @@ function nll(x: Float32Array, target: number): number {
 
 /**
  * The mean over every real token of the data at each hook (feature-shaped), and up to `maxRows`
- * stored rows (evenly spaced) for resampling.
+ * stored rows (evenly spaced; default 2048, 0 for none) for resampling.
  */
 export function datasetStats(model: CausalLM, items: AblationItem[], hooks: string[], o: { maxRows?: number; batchSize?: number } = {}): AblationStats {
+  const maxRows = o.maxRows ?? 2048;
   const sums = new Map<string, { sum: Float64Array; n: number; rows: Float32Array[]; feat: number[] }>();
   for (const b of batches(items, o.batchSize ?? 32)) {
     const input = tensor(b.ids, [b.items.length, b.P], 'i32', { backend: model.backend });
@@ -225,7 +272,7 @@ export function datasetStats(model: CausalLM, items: AblationItem[], hooks: stri
         const r = d.subarray(off * F, (off + 1) * F);
         for (let i = 0; i < F; i++) e!.sum[i]! += r[i]!;
         e!.n++;
-        e!.rows.push(Float32Array.from(r));
+        if (maxRows > 0) e!.rows.push(Float32Array.from(r));
       };
       if (expert) for (let i = 0; i < t.shape[0]!; i++) take(i);
       else b.items.forEach((it, r) => { for (let j = b.P - it.ids.length; j < b.P; j++) take(r * b.P + j); });
@@ -233,11 +280,11 @@ export function datasetStats(model: CausalLM, items: AblationItem[], hooks: stri
     cache.dispose();
   }
   const stats: AblationStats = { mean: new Map(), source: new Map() };
-  const maxRows = o.maxRows ?? 2048;
   for (const h of hooks) {
     const e = sums.get(h);
     if (!e || e.n === 0) continue;
     stats.mean.set(h, { shape: e.feat, data: Float32Array.from(e.sum, (x) => x / e.n) });
+    if (maxRows === 0) continue;
     const step = Math.max(1, Math.ceil(e.rows.length / maxRows));
     const kept = e.rows.filter((_, i) => i % step === 0);
     const F = e.sum.length;
@@ -290,15 +337,21 @@ export function ablationSweep(model: CausalLM, items: AblationItem[], o: Ablatio
     }
   }
   const allHooks = [...new Set(plan.flatMap((p) => p.hooks))];
-  const stats: AblationStats = method.needs.length ? datasetStats(model, items, allHooks, { batchSize: o.batchSize }) : { mean: new Map(), source: new Map() };
+  const stats: AblationStats = method.needs.length
+    ? datasetStats(model, items, allHooks, { batchSize: o.batchSize, maxRows: method.needs.includes('source') ? undefined : 0 })
+    : { mean: new Map(), source: new Map() };
+  if (!method.interventions && !method.hooks) throw new InterventionError(`ablation method '${o.method}' gives neither interventions nor hooks`);
+  const state = method.prepare?.(model, items, allHooks);
   const clean = evaluateMetric(model, items, o.metric, o.batchSize);
   const effects: AblationResult['effects'] = [];
   plan.forEach((u, i) => {
     const present = u.hooks.filter((h) => !method.needs.length || stats.mean.has(h));
     let m = clean;
-    if (present.length) {
+    if (present.length && method.interventions) {
       const ivs = method.interventions({ ...u, hooks: present }, stats, model);
       m = withInterventions(model, ivs, () => evaluateMetric(model, items, o.metric, o.batchSize));
+    } else if (present.length) {
+      m = evaluateMetric(model, items, o.metric, o.batchSize, (ids) => method.hooks!({ ...u, hooks: present }, { model, stats, state, ids }));
     }
     effects.push({ layer: u.layer, unit: u.unit, metric: m, effect: m - clean });
     o.onProgress?.(i + 1, plan.length);

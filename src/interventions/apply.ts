@@ -6,7 +6,7 @@
 // Order: the interventions apply in list order at each hook point; hooks registered later (a
 // call's own hooks, runWithCache's cache) see the intervened activation. Removing them leaves the
 // model as it was (its logits are bit-identical to before).
-import type { HookFilter, HookFn, HookPoint } from '../hooks/hook-point.js';
+import type { HookFilter, HookFn, HookPoint } from '../models/hook-point.js';
 import { closestHookNames, globToRegExp } from '../hooks/patterns.js';
 import { tensor } from '../ops/creation.js';
 import type { CausalLM } from '../models/model.js';

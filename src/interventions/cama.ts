@@ -11,15 +11,18 @@
 //   paper's All-for-One subgraph is CAMA at the residual entering layer L_wait, 'peek' for the
 //   next L_transfer layers and 'self' for the rest.
 // Hooks act on the ids of the batch they are made for (CAMA's mean depends on the token), so a
-// caller runs `camaHooks(table, ids)` around the forward pass of exactly those ids.
+// caller runs `camaHooks(table, ids)` around the forward pass of exactly those ids; as an
+// ablation method (`camaAblation`, `actlab ablate --method cama`) the sweep makes them per batch.
 import { noGrad } from '../autograd/tape.js';
-import type { HookFilter, HookFn } from '../hooks/hook-point.js';
+import type { HookFilter, HookFn, HookPoint } from '../models/hook-point.js';
 import { runWithCache } from '../hooks/run.js';
 import { tensor } from '../ops/creation.js';
 import { where } from '../ops/elementwise.js';
 import type { CausalLM } from '../models/model.js';
 import { assertHookNames } from '../hooks/patterns.js';
 import type { Tensor } from '../tensor/tensor.js';
+import type { AblationMethod } from './ablation.js';
+import { InterventionError } from './intervention.js';
 
 interface Acc { sum: Float64Array; n: number }
 
@@ -144,3 +147,43 @@ export function allForOneHooks(model: CausalLM, table: CamaTable, ids: readonly 
     ...abpHooks(model, range(wait + transfer, L), 'self'),
   ];
 }
+
+/**
+ * CAMA as an ablation method (`ablationSweep` / `actlab ablate --method cama`): the unit's
+ * activation at each real token is replaced by its context-aware mean over the sweep's data.
+ */
+export const camaAblation: AblationMethod = {
+  needs: [],
+  prepare: (model, items, hooks) => {
+    if (hooks.some((h) => /\.experts\.\d+\./.test(h))) throw new InterventionError("CAMA: site 'experts' has no [batch, pos, ...] layout (its rows are the tokens routed to one expert); use heads, neurons or layers");
+    return CamaTable.build(model, items.map((i) => i.ids), hooks);
+  },
+  hooks: (u, c) => {
+    const table = c.state as CamaTable;
+    return u.hooks.map((name) => [name, (x: Tensor, hp: HookPoint) => {
+      const [B, T] = x.shape as [number, number];
+      const pos = hp.tokenPositions;
+      const feat = x.shape.slice(2);
+      const F = feat.reduce((a, b) => a * b, 1);
+      const rep = new Float32Array(B * T * F);
+      const real = new Uint8Array(B * T);
+      for (let r = 0; r < B; r++) for (let t = 0; t < T; t++) {
+        const p = pos ? pos[r * T + t]! : t;
+        if (p < 0) continue; // padding keeps its activation
+        real[r * T + t] = 1;
+        rep.set(table.mean(name, p, c.ids[r]![t]!), (r * T + t) * F);
+      }
+      // Only the unit's part: a head (axis 2 of hook_z) or a neuron (last axis); a layer's whole output.
+      const sel = new Uint8Array(B * T * F);
+      const H = u.site === 'heads' ? x.shape[2]! : 1;
+      const inner = F / H;
+      for (let i = 0; i < B * T; i++) {
+        if (!real[i]) continue;
+        if (u.site === 'heads') sel.fill(1, i * F + u.unit * inner, i * F + (u.unit + 1) * inner);
+        else if (u.site === 'neurons') sel[i * F + u.unit] = 1;
+        else sel.fill(1, i * F, (i + 1) * F);
+      }
+      return where(tensor(sel, x.shape, 'u8', { backend: x.backend }), tensor(rep, x.shape, x.dtype, { backend: x.backend }), x);
+    }]);
+  },
+};

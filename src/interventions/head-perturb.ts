@@ -9,7 +9,7 @@
 //   budget is small, a handful of heads per objective).
 //   Perturbed-attention guidance: logits + w · (logits − logits with the heads perturbed), the
 //   "guide away from a weakened model" use of the perturbation.
-import type { HookFilter, HookFn } from '../hooks/hook-point.js';
+import type { HookFilter, HookFn } from '../models/hook-point.js';
 import { tensor } from '../ops/creation.js';
 import { add, mul, sub, where } from '../ops/elementwise.js';
 import type { CausalLM } from '../models/model.js';

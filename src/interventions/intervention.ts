@@ -129,7 +129,8 @@ function vectorRef(v: unknown, where: string): VectorRef {
       return { file: o.file, tensor: o.tensor };
     }
     if ('data' in o) {
-      const shape = intList(o.shape, `${where}.shape`);
+      if (!Array.isArray(o.shape) || o.shape.length === 0) throw new InterventionError(`${where}.shape must be a non-empty list of sizes, got ${JSON.stringify(o.shape)}`);
+      const shape = o.shape.map((x, i) => num(x, `${where}.shape[${i}]`, { int: true, min: 1 }));
       const data = vectorRef(o.data, `${where}.data`) as number[] | Float32Array;
       const n = shape.reduce((a, b) => a * b, 1);
       if (data.length !== n) throw new InterventionError(`${where}: shape [${shape}] needs ${n} values, data has ${data.length}`);

@@ -9,7 +9,7 @@
 // `layerSkipReport` measures what skipping costs: KL(full ‖ skipped) of the next-token
 // distributions and top-1 agreement over a reference text, and greedy generations side by side.
 import { noGrad } from '../autograd/tape.js';
-import type { HookFilter, HookFn, HookPoint } from '../hooks/hook-point.js';
+import type { HookFilter, HookFn, HookPoint } from '../models/hook-point.js';
 import { tensor } from '../ops/creation.js';
 import { where } from '../ops/elementwise.js';
 import { logSoftmax } from '../ops/nn.js';
@@ -68,7 +68,7 @@ export function lacMaskHooks(model: CausalLM, alpha = 0.8): { hooks: [HookFilter
   let pre: Tensor | null = null;
   let preNorm: Float64Array | null = null;
   let deltas: number[][] = []; // per token row, Δ of the blocks so far
-  const layerOf = (h: HookPoint) => Number(/^blocks\.(\d+)\./.exec(h.name)![1]);
+  const layerOf = (h: HookPoint) => h.layer!;
   const onPre: HookFn = (x, h) => {
     const l = layerOf(h);
     const n = rowNorms(x);

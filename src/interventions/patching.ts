@@ -5,8 +5,9 @@
 //   attribution patching: (a_corrupt − a_clean) · ∂metric/∂a, evaluated at the clean run
 // over residual positions (blocks.{l}.hook_resid_pre × pos), attention heads (attn.hook_z per
 // head, all positions) and MLP neurons (mlp.hook_post per neuron, all positions).
-import { gradAt } from '../hooks/grad.js';
-import { Hooks, type HookFilter, type HookFn } from '../hooks/hook-point.js';
+import { gradAtDevice } from '../hooks/grad.js';
+import { readAsync, readSync, type Reads } from '../tensor/read.js';
+import { blockHook, Hooks, type HookFilter, type HookFn } from '../models/hook-point.js';
 import { runWithCache } from '../hooks/run.js';
 import { mul, sub, where } from '../ops/elementwise.js';
 import { tensor } from '../ops/creation.js';
@@ -30,9 +31,9 @@ export interface PatchingResult {
 /** The hook point whose activation a site patches, and the axis (in [batch, pos, ...]) that selects the unit. */
 function siteHook(site: PatchSite, layer: number): { name: string; unitAxis: number | null } {
   switch (site) {
-    case 'resid': return { name: `blocks.${layer}.hook_resid_pre`, unitAxis: 1 };
-    case 'heads': return { name: `blocks.${layer}.attn.hook_z`, unitAxis: 2 };
-    case 'neurons': return { name: `blocks.${layer}.mlp.hook_post`, unitAxis: 2 };
+    case 'resid': return { name: blockHook(layer, 'hook_resid_pre'), unitAxis: 1 };
+    case 'heads': return { name: blockHook(layer, 'attn.hook_z'), unitAxis: 2 };
+    case 'neurons': return { name: blockHook(layer, 'mlp.hook_post'), unitAxis: 2 };
   }
 }
 
@@ -64,35 +65,61 @@ export function activationPatching(
   model: CausalLM, clean: Tensor, corrupt: Tensor, metric: (logits: Tensor) => Tensor, site: PatchSite,
   o: { layers?: number[]; units?: (layer: number) => number[] } = {},
 ): PatchingResult {
+  return readSync(activationPatchingReads(model, clean, corrupt, metric, site, o));
+}
+
+/** `activationPatching` on any backend (WebGPU included): each metric is read asynchronously. */
+export function activationPatchingAsync(
+  model: CausalLM, clean: Tensor, corrupt: Tensor, metric: (logits: Tensor) => Tensor, site: PatchSite,
+  o: { layers?: number[]; units?: (layer: number) => number[] } = {},
+): Promise<PatchingResult> {
+  return readAsync(activationPatchingReads(model, clean, corrupt, metric, site, o));
+}
+
+/** The metric of `logits` as a number, read through the driver (src/tensor/read.ts). */
+function* readMetric(metric: (logits: Tensor) => Tensor, logits: () => Tensor): Reads<number> {
+  const m = tidy(() => metric(logits()));
+  try {
+    return (yield m)[0]!;
+  } finally {
+    m.dispose();
+  }
+}
+
+function* activationPatchingReads(
+  model: CausalLM, clean: Tensor, corrupt: Tensor, metric: (logits: Tensor) => Tensor, site: PatchSite,
+  o: { layers?: number[]; units?: (layer: number) => number[] },
+): Reads<PatchingResult> {
   checkPair(clean, corrupt);
   const L = model.dims.nLayers;
   const layers = o.layers ?? [...Array(L).keys()];
-  const names = layers.flatMap((l) => [siteHook(site, l).name, `blocks.${l}.hook_resid_pre`]);
+  const names = layers.flatMap((l) => [siteHook(site, l).name, blockHook(l, 'hook_resid_pre')]);
   const c = runWithCache(model, clean, { names: [...new Set(names)] });
   const k = runWithCache(model, corrupt, { names: layers.map((l) => siteHook(site, l).name) });
-  const score = (logits: Tensor) => tidy(() => metric(logits).item());
   try {
-    const cleanMetric = score(c.logits);
-    const corruptMetric = score(k.logits);
+    const cleanMetric = yield* readMetric(metric, () => c.logits);
+    const corruptMetric = yield* readMetric(metric, () => k.logits);
     const pos = clean.shape[1]!;
-    const effects = layers.map((l) => {
+    const effects: Float32Array[] = [];
+    for (const l of layers) {
       const { name, unitAxis } = siteHook(site, l);
       const a = k.cache.get(name);
-      const resid = c.cache.get(`blocks.${l}.hook_resid_pre`);
+      const resid = c.cache.get(blockHook(l, 'hook_resid_pre'));
       const list = o.units?.(l) ?? [...Array(units(model, site, pos)).keys()];
       const out = new Float32Array(units(model, site, pos)).fill(NaN);
       for (const u of list) {
-        out[u] = tidy(() => {
-          const mask = unitMask(a.shape, unitAxis!, u, a);
-          const patch = (t: Tensor) => where(mask, a, t);
-          const hooks = new Hooks([[name, patch]]);
-          // Start at the patched block from the cached clean residual (block 0 starts from the ids).
-          const logits = l === 0 ? model.forward(clean, { hooks }) : model.forward(resid, { startAtLayer: l, hooks });
-          return score(logits) - cleanMetric;
-        });
+        const mask = unitMask(a.shape, unitAxis!, u, a);
+        const patch = (t: Tensor) => where(mask, a, t);
+        const hooks = new Hooks([[name, patch]]);
+        // Start at the patched block from the cached clean residual (block 0 starts from the ids).
+        try {
+          out[u] = (yield* readMetric(metric, () => (l === 0 ? model.forward(clean, { hooks }) : model.forward(resid, { startAtLayer: l, hooks })))) - cleanMetric;
+        } finally {
+          mask.dispose();
+        }
       }
-      return out;
-    });
+      effects.push(out);
+    }
     return { site, effects, labels: labelsFor(model, site, layers, pos), cleanMetric, corruptMetric };
   } finally {
     for (const r of [c, k]) { r.logits.dispose(); r.cache.dispose(); }
@@ -107,27 +134,52 @@ export function attributionPatching(
   model: CausalLM, clean: Tensor, corrupt: Tensor, metric: (logits: Tensor) => Tensor, site: PatchSite,
   o: { layers?: number[]; cleanHooks?: readonly (readonly [HookFilter, HookFn])[] } = {},
 ): PatchingResult {
+  return readSync(attributionPatchingReads(model, clean, corrupt, metric, site, o));
+}
+
+/** `attributionPatching` on any backend (WebGPU included): metrics and effects are read asynchronously. */
+export function attributionPatchingAsync(
+  model: CausalLM, clean: Tensor, corrupt: Tensor, metric: (logits: Tensor) => Tensor, site: PatchSite,
+  o: { layers?: number[]; cleanHooks?: readonly (readonly [HookFilter, HookFn])[] } = {},
+): Promise<PatchingResult> {
+  return readAsync(attributionPatchingReads(model, clean, corrupt, metric, site, o));
+}
+
+function* attributionPatchingReads(
+  model: CausalLM, clean: Tensor, corrupt: Tensor, metric: (logits: Tensor) => Tensor, site: PatchSite,
+  o: { layers?: number[]; cleanHooks?: readonly (readonly [HookFilter, HookFn])[] },
+): Reads<PatchingResult> {
   checkPair(clean, corrupt);
   const layers = o.layers ?? [...Array(model.dims.nLayers).keys()];
   const names = layers.map((l) => siteHook(site, l).name);
   // `cleanHooks` change what the clean backward computes (RelP's LRP rules, ./relp.ts).
-  const g = model.withHooks(o.cleanHooks ?? [], () => gradAt(model, clean, metric, names, { activations: true }));
+  const g = model.withHooks(o.cleanHooks ?? [], () => gradAtDevice(model, clean, metric, names, { activations: true }));
   const k = runWithCache(model, corrupt, { names });
   try {
-    const corruptMetric = tidy(() => metric(k.logits).item());
+    const cleanMetric = (yield g.metric)[0]!;
+    const corruptMetric = yield* readMetric(metric, () => k.logits);
     const pos = clean.shape[1]!;
-    const effects = layers.map((l) => tidy(() => {
-      const { name, unitAxis } = siteHook(site, l);
-      const prod = mul(sub(k.cache.get(name), g.activations!.get(name)!), g.grads.get(name)!); // [1, pos, ...]
-      // Sum every axis but the unit axis.
-      let t: Tensor = prod;
-      for (let ax = prod.rank - 1; ax >= 0; ax--) if (ax !== unitAxis) t = sum(t, ax, { keepDims: true });
-      return Float32Array.from(t.dataSync());
-    }));
-    return { site, effects, labels: labelsFor(model, site, layers, pos), cleanMetric: g.value, corruptMetric };
+    const effects: Float32Array[] = [];
+    for (const l of layers) {
+      const t = tidy(() => {
+        const { name, unitAxis } = siteHook(site, l);
+        const prod = mul(sub(k.cache.get(name), g.activations!.get(name)!), g.grads.get(name)!); // [1, pos, ...]
+        // Sum every axis but the unit axis.
+        let r: Tensor = prod;
+        for (let ax = prod.rank - 1; ax >= 0; ax--) if (ax !== unitAxis) r = sum(r, ax, { keepDims: true });
+        return r;
+      });
+      try {
+        effects.push(Float32Array.from(yield t));
+      } finally {
+        t.dispose();
+      }
+    }
+    return { site, effects, labels: labelsFor(model, site, layers, pos), cleanMetric, corruptMetric };
   } finally {
     k.logits.dispose();
     k.cache.dispose();
+    g.metric.dispose();
     for (const t of [...g.grads.values(), ...(g.activations?.values() ?? [])]) t.dispose();
   }
 }

@@ -24,12 +24,12 @@
 // (the rule rebuilds the MLP output from those activations).
 import { noGrad } from '../autograd/tape.js';
 import { gradAt, type GradAtResult } from '../hooks/grad.js';
-import type { HookFilter, HookFn } from '../hooks/hook-point.js';
+import type { HookFilter, HookFn } from '../models/hook-point.js';
 import { add, div, eq, mul, sign, unary, where } from '../ops/elementwise.js';
 import { activation } from '../models/layers/mlp.js';
 import type { CausalLM } from '../models/model.js';
 import type { Tensor } from '../tensor/tensor.js';
-import type { UnaryFn } from '../backends/backend.js';
+import type { UnaryFn } from '../tensor/backend.js';
 import { attributionPatching, type PatchingResult, type PatchSite } from './patching.js';
 
 export type LrpRule = 'ln' | 'identity' | 'half' | 'attention';

@@ -2,7 +2,8 @@
 // separates the two sets. Methods:
 // - 'mean_diff': the difference of the means of positive and negative activations. Contrastive
 //   Activation Addition (Rimsky et al. 2024, "Steering Llama 2 via Contrastive Activation
-//   Addition", ACL): A/B answers, the activation at the answer token, mean over pairs of
+//   Addition", ACL): A/B answers, the activation at the answer letter (their code reads
+//   position −2 of "...(A)", i.e. `read: -2`) of each decoder layer's output, mean over pairs of
 //   (a+ − a−), added at every position after the prompt with multipliers around ±1 (their layer
 //   13 of 32 for Llama 2 7B chat). The vector keeps its natural scale.
 // - 'pca_diff' / 'pca_center': as repeng (Vogel 2024, `read_representations`, default

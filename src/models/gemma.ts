@@ -1,6 +1,6 @@
 // Gemma (transformers' GemmaForCausalLM): the Llama layout with RMSNorm scaled by (1 + weight),
 // token embeddings multiplied by sqrt(hidden_size), a GeGLU MLP (gelu tanh), tied unembedding.
-import type { Backend } from '../backends/backend.js';
+import type { Backend } from '../tensor/backend.js';
 import { Llama } from './llama.js';
 import type { WeightMap } from './weights.js';
 

@@ -3,7 +3,7 @@
 // sequence until EOS, a stop string or the token budget. Hooks see every step, with its position.
 import { tensor } from '../ops/creation.js';
 import { Rng } from '../ops/creation.js';
-import type { Hooks } from '../hooks/hook-point.js';
+import type { Hooks } from './hook-point.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { KVCache } from './layers/kv-cache.js';
 import type { CausalLM } from './model.js';

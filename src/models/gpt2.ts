@@ -3,17 +3,18 @@
 import { add } from '../ops/elementwise.js';
 import { gather } from '../ops/nn.js';
 import { split } from '../ops/layout.js';
-import type { Backend } from '../backends/backend.js';
+import type { Backend } from '../tensor/backend.js';
 import type { QuantizedTensor } from '../tensor/quantized.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { needInt, num, pick } from './config.js';
 import { attend } from './layers/attention.js';
-import { blockHookPoints, sequentialBlock } from './layers/block.js';
+import { sequentialBlock } from './layers/block.js';
 import { embedRows, project, unembedWith, type Linear } from './layers/linear.js';
 import { activation, runMlp, type Mlp } from './layers/mlp.js';
 import { applyNorm, type Norm } from './layers/norm.js';
-import { CausalLM, type ForwardContext, type HookPointInfo, type ModelDims } from './model.js';
+import { CausalLM, type ForwardContext, type ModelDims } from './model.js';
 import type { WeightMap } from './weights.js';
+import { blockHook, SHAPE } from './hook-point.js';
 
 export function gpt2Dims(cfg: Record<string, unknown>): ModelDims {
   const w = 'gpt2 config';
@@ -60,8 +61,8 @@ export class Gpt2 extends CausalLM {
   protected embed(ids: Tensor, c: ForwardContext): Tensor {
     const maxPos = Math.max(0, ...c.positionsHost);
     if (maxPos >= this.dims.nCtx) throw new RangeError(`gpt2: position ${maxPos} exceeds the ${this.dims.nCtx} learned positions`);
-    const tok = c.hooks.at('hook_embed', embedRows(this.wte, ids)); // [batch, pos, d_model]
-    const pos = c.hooks.at('hook_pos_embed', gather(this.wpe, c.positions)); // [batch, pos, d_model]
+    const tok = c.hooks.at('hook_embed', embedRows(this.wte, ids), SHAPE.resid); // [batch, pos, d_model]
+    const pos = c.hooks.at('hook_pos_embed', gather(this.wpe, c.positions), SHAPE.resid); // [batch, pos, d_model]
     return add(tok, pos);
   }
 
@@ -73,24 +74,15 @@ export class Gpt2 extends CausalLM {
       attn: (xn) => {
         const [q, k, v] = split(project(xn, bl.qkv), 3, -1).map((t) => t.reshape([c.batch, c.pos, h, dh]));
         const scale = 1 / Math.sqrt(dh) / (this.scaleByLayer ? i + 1 : 1);
-        return attend(q!, k!, v!, { hooks: c.hooks, prefix: `blocks.${i}.attn`, layer: i, cache: c.cache, keyMask: c.keyMask, keyMaskHost: c.keyMaskHost, scale, output: bl.out });
+        return attend(q!, k!, v!, { hooks: c.hooks, prefix: blockHook(i, 'attn'), layer: i, cache: c.cache, keyMask: c.keyMask, keyMaskHost: c.keyMaskHost, scale, output: bl.out });
       },
-      mlp: (xn) => runMlp(xn, bl.mlp, c.hooks, `blocks.${i}.mlp`),
+      mlp: (xn) => runMlp(xn, bl.mlp, c.hooks, blockHook(i, 'mlp')),
     });
   }
 
   protected unembed(x: Tensor, c: ForwardContext): Tensor {
     const xn = applyNorm(x, this.lnF, c.hooks, 'ln_final');
     return unembedWith(xn, this.lmHead); // [batch, pos, d_vocab]
-  }
-
-  hookPoints(): HookPointInfo[] {
-    const d = ['batch', 'pos', 'd_model'];
-    return [
-      { name: 'hook_embed', shape: d }, { name: 'hook_pos_embed', shape: d },
-      ...Array.from({ length: this.dims.nLayers }, (_, i) => blockHookPoints(i, {})).flat(),
-      { name: 'ln_final.hook_scale', shape: ['batch', 'pos', '1'] }, { name: 'ln_final.hook_normalized', shape: d },
-    ];
   }
 
   dispose(): void {

@@ -3,18 +3,19 @@
 // grouped-query attention with optional q/k/v bias (Qwen2), SwiGLU MLP, optional tied unembedding.
 // Gemma, Mixtral and Qwen2-MoE reuse its parts with their differences in their own files.
 import { mul } from '../ops/elementwise.js';
-import type { Backend } from '../backends/backend.js';
+import type { Backend } from '../tensor/backend.js';
 import type { QuantizedTensor } from '../tensor/quantized.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { ConfigError, needInt, num, pick } from './config.js';
 import { attend, type RopeInputs } from './layers/attention.js';
-import { blockHookPoints, sequentialBlock } from './layers/block.js';
+import { sequentialBlock } from './layers/block.js';
 import { embedRows, project, type Linear } from './layers/linear.js';
 import { activation, runMlp, type Mlp } from './layers/mlp.js';
 import { applyNorm, type Norm } from './layers/norm.js';
 import { readRopeConfig, RopeTable } from './layers/rope.js';
-import { CausalLM, type ForwardContext, type HookPointInfo, type ModelDims } from './model.js';
+import { CausalLM, type ForwardContext, type ModelDims } from './model.js';
 import type { WeightMap } from './weights.js';
+import { blockHook, SHAPE } from './hook-point.js';
 
 export function llamaDims(cfg: Record<string, unknown>, arch = String(cfg.model_type ?? 'llama')): ModelDims {
   const w = `${arch} config`;
@@ -74,7 +75,7 @@ export abstract class RotaryDecoder extends CausalLM {
   protected embed(ids: Tensor, c: ForwardContext): Tensor {
     let x = embedRows(this.embedTokens, ids);
     if (this.embedScale !== 1) x = mul(x, this.embedScale); // a scalar of x's dtype, as transformers rounds it
-    return c.hooks.at('hook_embed', x); // [batch, pos, d_model]
+    return c.hooks.at('hook_embed', x, SHAPE.resid); // [batch, pos, d_model]
   }
 
   protected block(i: number, x: Tensor, c: ForwardContext): Tensor {
@@ -87,7 +88,7 @@ export abstract class RotaryDecoder extends CausalLM {
         const k = project(xn, a.k).reshape([c.batch, c.pos, nKvHeads, dHead]);
         const v = project(xn, a.v).reshape([c.batch, c.pos, nKvHeads, dHead]);
         return attend(q, k, v, {
-          hooks: c.hooks, prefix: `blocks.${i}.attn`, layer: i, rope: this.ropeNow, cache: c.cache,
+          hooks: c.hooks, prefix: blockHook(i, 'attn'), layer: i, rope: this.ropeNow, cache: c.cache,
           keyMask: c.keyMask, keyMaskHost: c.keyMaskHost, scale: this.attnScale(), output: a.o, slidingWindow: this.slidingWindow,
         });
       },
@@ -104,18 +105,6 @@ export abstract class RotaryDecoder extends CausalLM {
     return project(xn, { layout: 'out_in', weight: this.lmHead }); // [batch, pos, d_vocab]
   }
 
-  protected blockHookOptions(): { gated?: boolean; experts?: number } {
-    return { gated: true };
-  }
-
-  hookPoints(): HookPointInfo[] {
-    const d = ['batch', 'pos', 'd_model'];
-    return [
-      { name: 'hook_embed', shape: d },
-      ...Array.from({ length: this.dims.nLayers }, (_, i) => blockHookPoints(i, { rotary: true, ...this.blockHookOptions() })).flat(),
-      { name: 'ln_final.hook_scale', shape: ['batch', 'pos', '1'] }, { name: 'ln_final.hook_normalized', shape: d },
-    ];
-  }
 
   dispose(): void {
     this.rope.dispose();
@@ -189,12 +178,9 @@ export class Llama extends RotaryDecoder {
   }
 
   protected mlpOf(i: number, x: Tensor, c: ForwardContext): Tensor {
-    return this.ffs[i]!(x, c, `blocks.${i}.mlp`);
+    return this.ffs[i]!(x, c, blockHook(i, 'mlp'));
   }
 
-  protected override blockHookOptions(): { gated?: boolean; experts?: number } {
-    return { gated: true, ...this.variant.extraHooks };
-  }
 }
 
 /** gate_proj / up_proj / down_proj of a gated MLP in HF layout. */

@@ -1,7 +1,7 @@
 // loadModel: from a path or hub id to a ready model on a backend, with its tokenizer and
 // generation config. The memory check runs before any weight is read; weights are read one
 // tensor at a time and the file is closed afterwards.
-import type { Backend } from '../backends/backend.js';
+import type { Backend } from '../tensor/backend.js';
 import type { ByteSource } from '../io/byte-source.js';
 import { initBackend } from '../tensor/engine.js';
 import type { DType } from '../tensor/dtype.js';

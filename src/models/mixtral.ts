@@ -2,7 +2,7 @@
 // router `block_sparse_moe.gate`, experts w1 (gate) / w3 (up) / w2 (down), top-k renormalised.
 // Also reads transformers 5's fused layout (mlp.gate, mlp.experts.gate_up_proj [E, 2·I, d],
 // mlp.experts.down_proj [E, d, I]).
-import type { Backend } from '../backends/backend.js';
+import type { Backend } from '../tensor/backend.js';
 import { split } from '../ops/layout.js';
 import { needInt } from './config.js';
 import { runMoe, type Moe } from './layers/moe.js';

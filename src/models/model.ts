@@ -2,12 +2,13 @@
 // from the attention mask (so left and right padding give each sequence its own positions), a KV
 // cache, start/stop layers, and the hook points. One file per architecture fills in the parts.
 import { tensor } from '../ops/creation.js';
-import { Hooks, NO_HOOKS, type HookFilter, type HookFn } from '../hooks/hook-point.js';
+import { noGrad } from '../autograd/tape.js';
+import { HookRecorder, Hooks, NO_HOOKS, type HookFilter, type HookFn } from './hook-point.js';
 import { tidy } from '../tensor/engine.js';
 import { ShapeError } from '../tensor/errors.js';
 import { fmtShape } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
-import type { Backend } from '../backends/backend.js';
+import type { Backend } from '../tensor/backend.js';
 import type { KVCache } from './layers/kv-cache.js';
 import { WeightMap } from './weights.js';
 
@@ -72,8 +73,31 @@ export abstract class CausalLM {
   protected abstract unembed(x: Tensor, c: ForwardContext): Tensor;
   /** Called before the blocks, once per forward (e.g. rotary tables for this length). */
   protected prepare(_c: ForwardContext): void {}
-  /** The hook points this model fires (optional ones included), with shapes. */
-  abstract hookPoints(): HookPointInfo[];
+  /** The hook points, recorded once (see hookPoints). */
+  private recordedHookPoints?: HookPointInfo[];
+
+  /**
+   * The hook points this model fires (optional ones included), in firing order, with the shapes
+   * their sites declare. Derived, not listed: one forward of one token with a HookRecorder, which
+   * wants every point (so optional ones fire too) and changes nothing; kept for the model's life.
+   */
+  hookPoints(): HookPointInfo[] {
+    if (!this.recordedHookPoints) {
+      const rec = new HookRecorder();
+      noGrad(() => {
+        const ids = tensor([0], [1, 1], 'i32', { backend: this.backend });
+        try {
+          this.forward(ids, { hooks: rec }).dispose();
+        } finally {
+          ids.dispose();
+        }
+      });
+      const undeclared = rec.points.filter((p) => !p.shape).map((p) => p.name);
+      if (undeclared.length) throw new Error(`${this.dims.arch}: hook points fired without a declared shape: ${undeclared.join(', ')}`);
+      this.recordedHookPoints = rec.points.map((p) => ({ name: p.name, shape: [...p.shape!] }));
+    }
+    return this.recordedHookPoints.map((h) => ({ name: h.name, shape: [...h.shape] }));
+  }
   /** Frees the weights. */
   abstract dispose(): void;
 
@@ -151,7 +175,8 @@ export abstract class CausalLM {
   }
 
   forward(input: Tensor, o: ForwardOptions = {}): Tensor {
-    const hooks = Hooks.merge(this.persistentHooks, o.hooks ?? NO_HOOKS);
+    // A recorder lists the model's own points: persistent hooks stay out of it.
+    const hooks = o.hooks instanceof HookRecorder ? o.hooks : Hooks.merge(this.persistentHooks, o.hooks ?? NO_HOOKS);
     const start = o.startAtLayer ?? 0;
     const stop = o.stopAtLayer ?? this.dims.nLayers;
     if (start < 0 || stop > this.dims.nLayers || start > stop) {

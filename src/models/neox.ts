@@ -3,17 +3,18 @@
 // residual (use_parallel_residual, the default) or sequential, untied embed_out.
 import { gather } from '../ops/nn.js';
 import { split } from '../ops/layout.js';
-import type { Backend } from '../backends/backend.js';
+import type { Backend } from '../tensor/backend.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { needInt, num } from './config.js';
 import { attend, type RopeInputs } from './layers/attention.js';
-import { blockHookPoints, parallelBlock, sequentialBlock } from './layers/block.js';
+import { parallelBlock, sequentialBlock } from './layers/block.js';
 import { project, type Linear } from './layers/linear.js';
 import { activation, runMlp, type Mlp } from './layers/mlp.js';
 import { applyNorm, type Norm } from './layers/norm.js';
 import { readRopeConfig, RopeTable } from './layers/rope.js';
-import { CausalLM, type ForwardContext, type HookPointInfo, type ModelDims } from './model.js';
+import { CausalLM, type ForwardContext, type ModelDims } from './model.js';
 import type { WeightMap } from './weights.js';
+import { blockHook, SHAPE } from './hook-point.js';
 
 export function neoxDims(cfg: Record<string, unknown>): ModelDims {
   const w = 'gpt_neox config';
@@ -64,7 +65,7 @@ export class GptNeox extends CausalLM {
   }
 
   protected embed(ids: Tensor, c: ForwardContext): Tensor {
-    return c.hooks.at('hook_embed', gather(this.embedIn, ids)); // [batch, pos, d_model]
+    return c.hooks.at('hook_embed', gather(this.embedIn, ids), SHAPE.resid); // [batch, pos, d_model]
   }
 
   protected block(i: number, x: Tensor, c: ForwardContext): Tensor {
@@ -76,23 +77,14 @@ export class GptNeox extends CausalLM {
       attn: (xn) => {
         const qkv = project(xn, bl.qkv).reshape([c.batch, c.pos, h, 3 * dh]);
         const [q, k, v] = split(qkv, 3, -1);
-        return attend(q!, k!, v!, { hooks: c.hooks, prefix: `blocks.${i}.attn`, layer: i, rope: this.ropeNow, cache: c.cache, keyMask: c.keyMask, keyMaskHost: c.keyMaskHost, scale: 1 / Math.sqrt(dh), output: bl.out });
+        return attend(q!, k!, v!, { hooks: c.hooks, prefix: blockHook(i, 'attn'), layer: i, rope: this.ropeNow, cache: c.cache, keyMask: c.keyMask, keyMaskHost: c.keyMaskHost, scale: 1 / Math.sqrt(dh), output: bl.out });
       },
-      mlp: (xn) => runMlp(xn, bl.mlp, c.hooks, `blocks.${i}.mlp`),
+      mlp: (xn) => runMlp(xn, bl.mlp, c.hooks, blockHook(i, 'mlp')),
     });
   }
 
   protected unembed(x: Tensor, c: ForwardContext): Tensor {
     return project(applyNorm(x, this.lnF, c.hooks, 'ln_final'), { layout: 'out_in', weight: this.embedOut }); // [batch, pos, d_vocab]
-  }
-
-  hookPoints(): HookPointInfo[] {
-    const d = ['batch', 'pos', 'd_model'];
-    return [
-      { name: 'hook_embed', shape: d },
-      ...Array.from({ length: this.dims.nLayers }, (_, i) => blockHookPoints(i, { rotary: true, parallel: this.parallel })).flat(),
-      { name: 'ln_final.hook_scale', shape: ['batch', 'pos', '1'] }, { name: 'ln_final.hook_normalized', shape: d },
-    ];
   }
 
   dispose(): void {

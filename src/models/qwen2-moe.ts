@@ -2,7 +2,7 @@
 // feed-forward: router `mlp.gate`, experts gate/up/down_proj of moe_intermediate_size, top-k
 // renormalised when norm_topk_prob, plus a shared expert scaled by sigmoid(shared_expert_gate(x)).
 // Layers listed in mlp_only_layers, or off the decoder_sparse_step grid, keep a dense MLP.
-import type { Backend } from '../backends/backend.js';
+import type { Backend } from '../tensor/backend.js';
 import { needInt } from './config.js';
 import { runMoe, type Moe } from './layers/moe.js';
 import { activation, runMlp } from './layers/mlp.js';

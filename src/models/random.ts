@@ -1,6 +1,6 @@
 // Random-weight models of any architecture, for tests and benchmarks: the architecture asks for
 // each weight by name and shape, and gets a seeded random tensor (norm weights near 1).
-import type { Backend } from '../backends/backend.js';
+import type { Backend } from '../tensor/backend.js';
 import { randn } from '../ops/creation.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { fmtShape } from '../tensor/shape.js';

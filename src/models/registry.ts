@@ -1,6 +1,6 @@
 // Which class runs which checkpoint: transformers' `model_type` (or `architectures`) -> the
 // architecture file, and `buildModel`, which reads the weights one tensor at a time onto a backend.
-import type { Backend } from '../backends/backend.js';
+import type { Backend } from '../tensor/backend.js';
 import type { DType } from '../tensor/dtype.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { isQuantType } from '../tensor/quantized.js';

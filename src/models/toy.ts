@@ -3,18 +3,18 @@
 // attention (optionally attention-only, no MLP), optional LayerNorm, ReLU/GELU MLP, no biases,
 // untied unembedding. model_type 'actlab_toy' in config.json; weights under TransformerLens-like
 // names (embed.W_E, pos_embed.W_pos, blocks.{i}.attn.W_Q ... as [out, in] linears, unembed.W_U).
-import type { Backend } from '../backends/backend.js';
+import type { Backend } from '../tensor/backend.js';
 import { add } from '../ops/elementwise.js';
 import { gather } from '../ops/nn.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { needInt, num } from './config.js';
 import { attend } from './layers/attention.js';
-import { blockHookPoints } from './layers/block.js';
 import { project, type Linear } from './layers/linear.js';
 import { activation, runMlp, type Mlp } from './layers/mlp.js';
 import { applyNorm, type Norm } from './layers/norm.js';
-import { CausalLM, type ForwardContext, type HookPointInfo, type ModelDims } from './model.js';
+import { CausalLM, type ForwardContext, type ModelDims } from './model.js';
 import type { WeightMap } from './weights.js';
+import { blockHook, SHAPE } from './hook-point.js';
 
 export function toyDims(cfg: Record<string, unknown>): ModelDims {
   const w = 'actlab_toy config';
@@ -33,12 +33,11 @@ export function toyWeightShapes(cfg: Record<string, unknown>): [string, number[]
   const hd = d.nHeads * d.dHead;
   const out: [string, number[]][] = [['embed.W_E', [d.vocabSize, d.dModel]], ['pos_embed.W_pos', [d.nCtx, d.dModel]]];
   for (let i = 0; i < d.nLayers; i++) {
-    const p = `blocks.${i}`;
-    if (cfg.normalization === 'LN') out.push([`${p}.ln1.w`, [d.dModel]], [`${p}.ln1.b`, [d.dModel]]);
-    out.push([`${p}.attn.W_Q`, [hd, d.dModel]], [`${p}.attn.W_K`, [hd, d.dModel]], [`${p}.attn.W_V`, [hd, d.dModel]], [`${p}.attn.W_O`, [d.dModel, hd]]);
+    if (cfg.normalization === 'LN') out.push([blockHook(i, 'ln1.w'), [d.dModel]], [blockHook(i, 'ln1.b'), [d.dModel]]);
+    out.push([blockHook(i, 'attn.W_Q'), [hd, d.dModel]], [blockHook(i, 'attn.W_K'), [hd, d.dModel]], [blockHook(i, 'attn.W_V'), [hd, d.dModel]], [blockHook(i, 'attn.W_O'), [d.dModel, hd]]);
     if (d.dMlp > 0) {
-      if (cfg.normalization === 'LN') out.push([`${p}.ln2.w`, [d.dModel]], [`${p}.ln2.b`, [d.dModel]]);
-      out.push([`${p}.mlp.W_in`, [d.dMlp, d.dModel]], [`${p}.mlp.W_out`, [d.dModel, d.dMlp]]);
+      if (cfg.normalization === 'LN') out.push([blockHook(i, 'ln2.w'), [d.dModel]], [blockHook(i, 'ln2.b'), [d.dModel]]);
+      out.push([blockHook(i, 'mlp.W_in'), [d.dMlp, d.dModel]], [blockHook(i, 'mlp.W_out'), [d.dModel, d.dMlp]]);
     }
   }
   if (cfg.normalization === 'LN') out.push(['ln_final.w', [d.dModel]], ['ln_final.b', [d.dModel]]);
@@ -64,11 +63,10 @@ export class ToyTransformer extends CausalLM {
     const norm = (p: string): Norm | undefined => (ln ? { kind: 'layernorm', eps, weight: w.get(`${p}.w`, [dm.dModel]), bias: w.get(`${p}.b`, [dm.dModel]) } : undefined);
     const act = activation(config.act_fn ?? 'relu', 'actlab_toy config.act_fn');
     this.blocks = Array.from({ length: dm.nLayers }, (_, i) => {
-      const p = `blocks.${i}`;
       return {
-        ln1: norm(`${p}.ln1`), ln2: dm.dMlp > 0 ? norm(`${p}.ln2`) : undefined,
-        q: lin(`${p}.attn.W_Q`, hd, dm.dModel), k: lin(`${p}.attn.W_K`, hd, dm.dModel), v: lin(`${p}.attn.W_V`, hd, dm.dModel), o: lin(`${p}.attn.W_O`, dm.dModel, hd),
-        mlp: dm.dMlp > 0 ? { in: lin(`${p}.mlp.W_in`, dm.dMlp, dm.dModel), out: lin(`${p}.mlp.W_out`, dm.dModel, dm.dMlp), act } : undefined,
+        ln1: norm(blockHook(i, 'ln1')), ln2: dm.dMlp > 0 ? norm(blockHook(i, 'ln2')) : undefined,
+        q: lin(blockHook(i, 'attn.W_Q'), hd, dm.dModel), k: lin(blockHook(i, 'attn.W_K'), hd, dm.dModel), v: lin(blockHook(i, 'attn.W_V'), hd, dm.dModel), o: lin(blockHook(i, 'attn.W_O'), dm.dModel, hd),
+        mlp: dm.dMlp > 0 ? { in: lin(blockHook(i, 'mlp.W_in'), dm.dMlp, dm.dModel), out: lin(blockHook(i, 'mlp.W_out'), dm.dModel, dm.dMlp), act } : undefined,
       };
     });
     this.lnF = norm('ln_final');
@@ -80,51 +78,33 @@ export class ToyTransformer extends CausalLM {
   protected embed(ids: Tensor, c: ForwardContext): Tensor {
     const maxPos = Math.max(0, ...c.positionsHost);
     if (maxPos >= this.dims.nCtx) throw new RangeError(`actlab_toy: position ${maxPos} exceeds n_ctx ${this.dims.nCtx}`);
-    const tok = c.hooks.at('hook_embed', gather(this.embedW, ids)); // [batch, pos, d_model]
-    const pos = c.hooks.at('hook_pos_embed', gather(this.posW, c.positions)); // [batch, pos, d_model]
+    const tok = c.hooks.at('hook_embed', gather(this.embedW, ids), SHAPE.resid); // [batch, pos, d_model]
+    const pos = c.hooks.at('hook_pos_embed', gather(this.posW, c.positions), SHAPE.resid); // [batch, pos, d_model]
     return add(tok, pos);
   }
 
   protected block(i: number, x: Tensor, c: ForwardContext): Tensor {
     const bl = this.blocks[i]!;
     const h = c.hooks;
-    const b = `blocks.${i}`;
     const { nHeads, dHead } = this.dims;
-    x = h.at(`${b}.hook_resid_pre`, x); // [batch, pos, d_model]
-    const attnIn = h.at(`${b}.hook_attn_in`, x); // [batch, pos, d_model]
-    const xn = bl.ln1 ? applyNorm(attnIn, bl.ln1, h, `${b}.ln1`) : attnIn;
+    x = h.at(blockHook(i, 'hook_resid_pre'), x, SHAPE.resid); // [batch, pos, d_model]
+    const attnIn = h.at(blockHook(i, 'hook_attn_in'), x, SHAPE.resid); // [batch, pos, d_model]
+    const xn = bl.ln1 ? applyNorm(attnIn, bl.ln1, h, blockHook(i, 'ln1')) : attnIn;
     const shape = [c.batch, c.pos, nHeads, dHead];
-    const attnOut = h.at(`${b}.hook_attn_out`, attend(project(xn, bl.q).reshape(shape), project(xn, bl.k).reshape(shape), project(xn, bl.v).reshape(shape), {
-      hooks: h, prefix: `${b}.attn`, layer: i, cache: c.cache, keyMask: c.keyMask, keyMaskHost: c.keyMaskHost, scale: 1 / Math.sqrt(dHead), output: bl.o,
-    })); // [batch, pos, d_model]
-    if (!bl.mlp) return h.at(`${b}.hook_resid_post`, add(x, attnOut)); // [batch, pos, d_model]
-    const mid = h.at(`${b}.hook_resid_mid`, add(x, attnOut)); // [batch, pos, d_model]
-    const mlpIn = h.at(`${b}.hook_mlp_in`, mid); // [batch, pos, d_model]
-    const mn = bl.ln2 ? applyNorm(mlpIn, bl.ln2, h, `${b}.ln2`) : mlpIn;
-    const mlpOut = h.at(`${b}.hook_mlp_out`, runMlp(mn, bl.mlp, h, `${b}.mlp`)); // [batch, pos, d_model]
-    return h.at(`${b}.hook_resid_post`, add(mid, mlpOut)); // [batch, pos, d_model]
+    const attnOut = h.at(blockHook(i, 'hook_attn_out'), attend(project(xn, bl.q).reshape(shape), project(xn, bl.k).reshape(shape), project(xn, bl.v).reshape(shape), {
+      hooks: h, prefix: blockHook(i, 'attn'), layer: i, cache: c.cache, keyMask: c.keyMask, keyMaskHost: c.keyMaskHost, scale: 1 / Math.sqrt(dHead), output: bl.o,
+    }), SHAPE.resid); // [batch, pos, d_model]
+    if (!bl.mlp) return h.at(blockHook(i, 'hook_resid_post'), add(x, attnOut), SHAPE.resid); // [batch, pos, d_model]
+    const mid = h.at(blockHook(i, 'hook_resid_mid'), add(x, attnOut), SHAPE.resid); // [batch, pos, d_model]
+    const mlpIn = h.at(blockHook(i, 'hook_mlp_in'), mid, SHAPE.resid); // [batch, pos, d_model]
+    const mn = bl.ln2 ? applyNorm(mlpIn, bl.ln2, h, blockHook(i, 'ln2')) : mlpIn;
+    const mlpOut = h.at(blockHook(i, 'hook_mlp_out'), runMlp(mn, bl.mlp, h, blockHook(i, 'mlp')), SHAPE.resid); // [batch, pos, d_model]
+    return h.at(blockHook(i, 'hook_resid_post'), add(mid, mlpOut), SHAPE.resid); // [batch, pos, d_model]
   }
 
   protected unembed(x: Tensor, c: ForwardContext): Tensor {
     const xn = this.lnF ? applyNorm(x, this.lnF, c.hooks, 'ln_final') : x;
     return project(xn, { layout: 'out_in', weight: this.unembedW }); // [batch, pos, d_vocab]
-  }
-
-  hookPoints(): HookPointInfo[] {
-    const ln = this.config.normalization === 'LN';
-    const d = ['batch', 'pos', 'd_model'];
-    const list: HookPointInfo[] = [{ name: 'hook_embed', shape: d }, { name: 'hook_pos_embed', shape: d }];
-    for (let i = 0; i < this.dims.nLayers; i++) {
-      const mlp = this.dims.dMlp > 0;
-      list.push(...blockHookPoints(i, {}).filter((p) => {
-        const n = p.name.slice(`blocks.${i}.`.length);
-        if (!ln && n.startsWith('ln')) return false;
-        if (!mlp && (n.startsWith('ln2') || n.startsWith('mlp') || n === 'hook_mlp_in' || n === 'hook_mlp_out' || n === 'hook_resid_mid')) return false;
-        return true;
-      }));
-    }
-    if (ln) list.push({ name: 'ln_final.hook_scale', shape: ['batch', 'pos', '1'] }, { name: 'ln_final.hook_normalized', shape: d });
-    return list;
   }
 
   dispose(): void {

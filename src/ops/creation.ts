@@ -1,5 +1,5 @@
 // Making tensors: from values, filled, ranges, and seeded random numbers.
-import type { Backend } from '../backends/backend.js';
+import type { Backend } from '../tensor/backend.js';
 import type { DType } from '../tensor/dtype.js';
 import { dispatchInto, getBackend } from '../tensor/engine.js';
 import { assertShape, numel } from '../tensor/shape.js';

@@ -1,7 +1,7 @@
 // Elementwise ops with NumPy broadcasting: unary math and activations, binary arithmetic,
 // comparisons (u8 0/1 results) and `where`. Numbers are accepted as operands and take the
 // tensor's dtype.
-import type { BinaryFn, UnaryFn } from '../backends/backend.js';
+import type { BinaryFn, UnaryFn } from '../tensor/backend.js';
 import { isFloat, type DType } from '../tensor/dtype.js';
 import { DTypeError } from '../tensor/errors.js';
 import { dispatch } from '../tensor/engine.js';

@@ -1,7 +1,7 @@
 // Ops on GGML block-quantized data: `dequantize` (raw blocks -> f32), `qmatmul` (x · Wᵀ with W
 // kept in its blocks), `qembedding` (rows of a quantized table, dequantized) and `qdequantize`
 // (a whole QuantizedTensor to f32). Block sizes: src/tensor/quantized.ts.
-import type { QuantType } from '../backends/backend.js';
+import type { QuantType } from '../tensor/backend.js';
 import { DTypeError, ShapeError } from '../tensor/errors.js';
 import { dispatch } from '../tensor/engine.js';
 import { QUANT_BLOCK, QUANT_TYPES, QuantizedTensor } from '../tensor/quantized.js';

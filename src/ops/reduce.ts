@@ -1,5 +1,5 @@
 // Reductions along an axis (sum, mean, max, min, argmax, argmin), cumulative sum and top-k.
-import type { ReduceFn } from '../backends/backend.js';
+import type { ReduceFn } from '../tensor/backend.js';
 import { DTypeError, ShapeError } from '../tensor/errors.js';
 import { dispatch } from '../tensor/engine.js';
 import { fmtShape, normAxis } from '../tensor/shape.js';

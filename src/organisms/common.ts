@@ -1,6 +1,6 @@
 // What the model organisms share: building a fresh toy transformer with TransformerLens' default
 // initialisation, and evaluating next-token accuracy/loss at chosen positions.
-import type { Backend } from '../backends/backend.js';
+import type { Backend } from '../tensor/backend.js';
 import { randn, tensor } from '../ops/creation.js';
 import { logSoftmax } from '../ops/nn.js';
 import { noGrad } from '../autograd/tape.js';

@@ -1,6 +1,6 @@
 // The model organisms actlab trains and ships (models/organisms/<name>): how to train each with
 // actlab's own trainer, and how to evaluate the committed weights.
-import type { Backend } from '../backends/backend.js';
+import type { Backend } from '../tensor/backend.js';
 import { inductionScores } from '../analysis/induction.js';
 import type { CausalLM } from '../models/model.js';
 import { train, type StepInfo } from '../train/trainer.js';
@@ -107,3 +107,4 @@ export function evaluateOrganism(name: OrganismName, model: CausalLM): Record<st
 export { initToy, evaluate } from './common.js';
 export { ablateHead, inContextLossDrop, inductionConfig, inductionData, inductionTrainingData, INDUCTION } from './induction.js';
 export { fourierAnalysis, modularAdditionConfig, modularAdditionData, P, type FourierReport } from './modular-addition.js';
+export { PlantedInductionModel, type PlantedOptions, type PlantedTruth } from './planted.js';

@@ -11,7 +11,7 @@ import { noGrad } from '../autograd/tape.js';
 import { tidy } from '../tensor/engine.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { CausalLM } from '../models/model.js';
-import type { HookFn } from '../hooks/hook-point.js';
+import { blockHook, type HookFn } from '../models/hook-point.js';
 
 export const INDUCTION = { vocab: 64, bos: 1, minId: 3, segment: 24 };
 
@@ -78,7 +78,7 @@ export function inContextLossDrop(model: CausalLM, data: readonly number[][]): {
 
 /** Hooks that zero head `head` of layer `layer` (its hook_z), for clamped training runs. */
 export function ablateHead(layer: number, head: number): [string, HookFn] {
-  return [`blocks.${layer}.attn.hook_z`, (z: Tensor) => {
+  return [blockHook(layer, 'attn.hook_z'), (z: Tensor) => {
     const m = new Float32Array(z.shape[2]!).fill(1);
     m[head] = 0;
     return mul(z, tensor(m, [1, 1, z.shape[2]!, 1], z.dtype, { backend: z.backend }));

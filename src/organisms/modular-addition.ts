@@ -4,7 +4,7 @@
 // at the last position. 30% of the p² pairs train it, full batch, AdamW with weight decay 1.0;
 // it memorises first and generalises (groks) much later. The Fourier analysis finds the few key
 // frequencies its embedding and MLP neurons use.
-import type { Backend } from '../backends/backend.js';
+import type { Backend } from '../tensor/backend.js';
 import { Rng, tensor } from '../ops/creation.js';
 import { noGrad } from '../autograd/tape.js';
 import { tidy } from '../tensor/engine.js';

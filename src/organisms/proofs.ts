@@ -8,7 +8,7 @@
 import { noGrad } from '../autograd/tape.js';
 import { inductionScores } from '../analysis/induction.js';
 import { runWithCache } from '../hooks/run.js';
-import type { HookFn } from '../hooks/hook-point.js';
+import type { HookFn } from '../models/hook-point.js';
 import { Rng, tensor } from '../ops/creation.js';
 import { mul, where } from '../ops/elementwise.js';
 import { gather, logSoftmax } from '../ops/nn.js';

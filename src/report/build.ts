@@ -2,15 +2,16 @@
 // into one object. `json` is what `actlab inspect --json` prints (the keys the issue names);
 // `attention` (every head's pattern) and the residual norms feed the HTML pictures only.
 // Not for: rendering (text.ts, html.ts) or loading models (the CLI).
-import { collect, tokenLabel } from '../analysis/acts.js';
+import { collect, collectAsync, tokenLabel, type HostActs } from '../analysis/acts.js';
 import { expertHookNames, expertsFromActs, type ExpertResult } from '../analysis/experts.js';
-import { inductionScores, type InductionResult } from '../analysis/induction.js';
-import { logitLensFromActs, logitLensHookNames, type LogitLensResult } from '../analysis/logit-lens.js';
+import { inductionScores, inductionScoresAsync, type InductionResult } from '../analysis/induction.js';
+import { logitLensFromActs, logitLensHookNames, logitLensReads, type LogitLensResult } from '../analysis/logit-lens.js';
+import { readAsync } from '../tensor/read.js';
 import { massiveFromActs, massiveHookNames, type MassiveEntry, type MassiveResult } from '../analysis/massive.js';
 import { hiddenStates, sinkHookNames, sinksFromActs, type SinkResult } from '../analysis/sinks.js';
 import { sparsityFromActs, sparsityHookNames, type SparsityResult } from '../analysis/sparsity.js';
 import { l2 } from '../analysis/stats.js';
-import { layerVoids, type VoidResult } from '../analysis/voids.js';
+import { layerVoids, layerVoidsAsync, type VoidResult } from '../analysis/voids.js';
 import { blockNames } from '../analysis/acts.js';
 import type { CausalLM, ModelDims } from '../models/model.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
@@ -74,22 +75,59 @@ function guard<T>(errors: Record<string, string>, name: string, fn: () => T, fal
 }
 
 export function buildReport(model: CausalLM, o: BuildOptions): InspectReport {
-  const L = model.dims.nLayers;
   const tok = o.tokenizer;
-  const names = [
-    ...massiveHookNames(model), ...sinkHookNames(model), ...sparsityHookNames(model), ...logitLensHookNames(model),
-    ...(model.dims.nExperts ? expertHookNames(model) : []),
-  ];
-  const acts = collect(model, o.ids, names);
   const errors: Record<string, string> = {};
-  const massive = guard(errors, 'massive', () => massiveFromActs(acts, L, { tokenizer: tok }), null);
-  const sinks = guard(errors, 'sinks', () => sinksFromActs(acts, L, { tokenizer: tok }), null);
-  const sparsity = guard(errors, 'sparsity', () => sparsityFromActs(acts, L), null);
+  const acts = collect(model, o.ids, reportHookNames(model));
   const lens = guard(errors, 'logit_lens', () => logitLensFromActs(model, acts, { tokenizer: tok }), null);
-  const experts = guard(errors, 'experts', () => expertsFromActs(acts, L, { tokenizer: tok }), null);
   const voids = guard(errors, 'voids', () => layerVoids(model, o.ids, { tokenizer: tok, generateTokens: o.generateTokens }), null);
   const bos = o.bos !== undefined ? o.bos : tok ? tok.bosId : null;
   const induction = guard(errors, 'induction', () => inductionScores(model, { length: o.inductionLength, sequences: o.inductionSequences, bos }), null);
+  return assembleReport(model, o, acts, { lens, voids, induction }, errors);
+}
+
+/** `buildReport` on any backend (WebGPU included): every activation is read asynchronously. */
+export async function buildReportAsync(model: CausalLM, o: BuildOptions): Promise<InspectReport> {
+  const tok = o.tokenizer;
+  const errors: Record<string, string> = {};
+  const acts = await collectAsync(model, o.ids, reportHookNames(model));
+  const lens = await guardAsync(errors, 'logit_lens', () => readAsync(logitLensReads(model, acts, { tokenizer: tok })), null);
+  const voids = await guardAsync(errors, 'voids', () => layerVoidsAsync(model, o.ids, { tokenizer: tok, generateTokens: o.generateTokens }), null);
+  const bos = o.bos !== undefined ? o.bos : tok ? tok.bosId : null;
+  const induction = await guardAsync(errors, 'induction', () => inductionScoresAsync(model, { length: o.inductionLength, sequences: o.inductionSequences, bos }), null);
+  return assembleReport(model, o, acts, { lens, voids, induction }, errors);
+}
+
+async function guardAsync<T>(errors: Record<string, string>, name: string, fn: () => Promise<T>, fallback: T): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    errors[name] = (e as Error).message;
+    return fallback;
+  }
+}
+
+function reportHookNames(model: CausalLM): string[] {
+  return [
+    ...massiveHookNames(model), ...sinkHookNames(model), ...sparsityHookNames(model), ...logitLensHookNames(model),
+    ...(model.dims.nExperts ? expertHookNames(model) : []),
+  ];
+}
+
+interface DeviceParts {
+  lens: LogitLensResult | null;
+  voids: VoidResult | null;
+  induction: InductionResult | null;
+}
+
+/** The report from the host activations and the parts that needed the device again. */
+function assembleReport(model: CausalLM, o: BuildOptions, acts: HostActs, parts: DeviceParts, errors: Record<string, string>): InspectReport {
+  const L = model.dims.nLayers;
+  const tok = o.tokenizer;
+  const { lens, voids, induction } = parts;
+  const massive = guard(errors, 'massive', () => massiveFromActs(acts, L, { tokenizer: tok }), null);
+  const sinks = guard(errors, 'sinks', () => sinksFromActs(acts, L, { tokenizer: tok }), null);
+  const sparsity = guard(errors, 'sparsity', () => sparsityFromActs(acts, L), null);
+  const experts = guard(errors, 'experts', () => expertsFromActs(acts, L, { tokenizer: tok }), null);
   const states = hiddenStates(acts, L);
   const T = o.ids.length;
   const residualNorm = states.map((s) => {

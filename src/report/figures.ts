@@ -38,7 +38,7 @@ export function figureSvg(f: Figure): string {
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${f.width}" height="${f.height}" viewBox="0 0 ${f.width} ${f.height}"><rect width="100%" height="100%" fill="white"/>${f.legend ? asGroup(f.legend, 0) : ''}${asGroup(f.plot, f.legendHeight)}</svg>\n`;
 }
 
-interface HeatOptions {
+export interface HeatOptions {
   x: string;
   y: string;
   fill: string;
@@ -54,7 +54,7 @@ interface HeatOptions {
   xFormat?: (v: number) => string;
 }
 
-function heatmap(doc: Doc, data: Row[], o: HeatOptions): Figure {
+export function heatmap(doc: Doc, data: Row[], o: HeatOptions): Figure {
   const xs = new Set(data.map((d) => d[o.x])).size;
   const ys = new Set(data.map((d) => d[o.y])).size;
   const cw = o.cellWidth ?? 28;
@@ -153,4 +153,15 @@ export function makeFigures(r: InspectReport, doc: Doc, o: { deflate?: Deflate }
   }
   const attentionGrid = encodePng(gw, gh, grid, o.deflate);
   return { massive, sinks, induction, sparsity, residualNorm, lensRanks, voidsPrompt, voidsGeneration, experts, attention, attentionGrid };
+}
+
+/** The figures as files (name, SVG text or PNG bytes), those the report has. */
+export function figureFiles(figs: Figures): [string, string | Uint8Array][] {
+  const files: [string, string | Uint8Array | undefined][] = [
+    ['massive.svg', figureSvg(figs.massive)], ['sinks.svg', figureSvg(figs.sinks)], ['induction.svg', figureSvg(figs.induction)],
+    ['sparsity.svg', figureSvg(figs.sparsity)], ['residual-norm.svg', figureSvg(figs.residualNorm)], ['logit-lens-ranks.svg', figureSvg(figs.lensRanks)],
+    ['voids-prompt.svg', figureSvg(figs.voidsPrompt)], ['voids-generation.svg', figs.voidsGeneration && figureSvg(figs.voidsGeneration)],
+    ['experts.svg', figs.experts && figureSvg(figs.experts)], ['attention.png', figs.attentionGrid],
+  ];
+  return files.filter((f): f is [string, string | Uint8Array] => f[1] !== undefined);
 }

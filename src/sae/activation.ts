@@ -48,33 +48,43 @@ export function kthLargest(v: Float32Array, len: number, k: number, scratch: Flo
 
 /**
  * Marks the k largest entries of each row (exactly k; among equal values the lower index first, as
- * torch.topk on CPU does for distinct values) in `sel`.
+ * torch.topk on CPU does for distinct values) in `sel`; with `valid`, only columns where it is 1.
+ * A min-heap of the k best so far: most entries lose one comparison against its root.
  */
 export function topkRows(pre: Float32Array, rows: number, n: number, k: number, sel: Uint8Array, valid?: Uint8Array): void {
-  const scratch = new Float32Array(n);
-  const row = new Float32Array(n);
   sel.fill(0);
+  const hv = new Float32Array(Math.max(k, 1));
+  const hi = new Int32Array(Math.max(k, 1));
+  // Heap order: smaller value first; among equal values the larger index first (it is evicted first).
+  const less = (a: number, b: number) => hv[a]! < hv[b]! || (hv[a] === hv[b] && hi[a]! > hi[b]!);
+  const swap = (a: number, b: number) => {
+    const v = hv[a]!; hv[a] = hv[b]!; hv[b] = v;
+    const i = hi[a]!; hi[a] = hi[b]!; hi[b] = i;
+  };
   for (let r = 0; r < rows; r++) {
     const o = r * n;
-    let m = 0;
-    if (valid) {
-      for (let j = 0; j < n; j++) if (valid[j]) row[m++] = pre[o + j]!;
-    } else {
-      m = n;
-      row.set(pre.subarray(o, o + n));
-    }
-    const kk = Math.min(k, m);
-    if (kk <= 0) continue;
-    const kth = kthLargest(row, m, kk, scratch);
-    let above = 0;
-    for (let j = 0; j < n; j++) if ((!valid || valid[j]) && pre[o + j]! > kth) above++;
-    let ties = kk - above;
+    let size = 0;
     for (let j = 0; j < n; j++) {
       if (valid && !valid[j]) continue;
       const x = pre[o + j]!;
-      if (x > kth) sel[o + j] = 1;
-      else if (x === kth && ties > 0) { sel[o + j] = 1; ties--; }
+      if (size < k) {
+        hv[size] = x; hi[size] = j;
+        let c = size++;
+        while (c > 0) { const p = (c - 1) >> 1; if (!less(c, p)) break; swap(c, p); c = p; }
+      } else if (x > hv[0]!) {
+        hv[0] = x; hi[0] = j;
+        let c = 0;
+        for (;;) {
+          const l = 2 * c + 1;
+          if (l >= size) break;
+          const m = l + 1 < size && less(l + 1, l) ? l + 1 : l;
+          if (!less(m, c)) break;
+          swap(m, c);
+          c = m;
+        }
+      }
     }
+    for (let q = 0; q < size; q++) sel[o + hi[q]!] = 1;
   }
 }
 

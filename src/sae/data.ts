@@ -29,7 +29,7 @@ export interface StoreSourceOptions {
   /** Shards shuffled together (default 4). */
   bufferShards?: number;
   /** Backend the store's batches pass through (default: the default backend). */
-  backend?: import('../backends/backend.js').Backend;
+  backend?: import('../tensor/backend.js').Backend;
 }
 
 function vectorWidth(store: ActivationStore, hook: string): number {

@@ -3,7 +3,7 @@
 // the geometric median or the mean of a sample, and SAELens' input scaling factor.
 // Not for: the training loop (train.ts).
 import { Rng } from '../ops/creation.js';
-import type { SaeConfig } from './config.js';
+import { isTranscoder, type SaeConfig } from './config.js';
 import { Sae } from './sae.js';
 
 export interface InitOptions {
@@ -33,11 +33,13 @@ export function initSae(cfg: SaeConfig, o: InitOptions = {}): Sae {
     for (let j = 0; j < dOut; j++) Wdec[i * dOut + j] *= f;
   }
   const Wenc = sae.param('W_enc');
-  if (dIn === dOut) {
+  if (!isTranscoder(cfg)) {
     for (let i = 0; i < n; i++) for (let j = 0; j < dIn; j++) Wenc[j * n + i] = Wdec[i * dOut + j]!;
   } else {
-    // A transcoder's encoder reads another space than its decoder writes: its own Kaiming rows.
-    const b = 1 / Math.sqrt(dIn);
+    // A transcoder's encoder reads another space than its decoder writes: its own Kaiming rows,
+    // scaled by 0.1 (SAELens' decoder_init_norm heuristic, moved to the encoder because the
+    // decoder rows are held at unit norm), so the first reconstructions are small, not ~√(active) large.
+    const b = 0.1 / Math.sqrt(dIn);
     for (let i = 0; i < Wenc.length; i++) Wenc[i] = (2 * rng.uniform() - 1) * b;
   }
   if (sae.params.has('threshold')) sae.param('threshold').fill(o.initThreshold ?? 0.01);

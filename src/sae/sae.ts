@@ -4,8 +4,8 @@
 // `.hook_sae_error`, `.hook_sae_output`) so features can be read, ablated, clamped or steered.
 // Shapes: x [..., d_in] -> acts [..., d_sae] -> out [..., d_out].
 // Not for: training (step.ts, train.ts) or files (saelens.ts).
-import type { Backend } from '../backends/backend.js';
-import { Hooks, NO_HOOKS } from '../hooks/hook-point.js';
+import type { Backend } from '../tensor/backend.js';
+import { Hooks, NO_HOOKS } from '../models/hook-point.js';
 import { add, div, gt, mul, relu, sqrt, square, sub, where } from '../ops/elementwise.js';
 import { matmul } from '../ops/linalg.js';
 import { mean, sum } from '../ops/reduce.js';

@@ -8,7 +8,7 @@
 // selections and masks in one pass over host arrays; test/sae-step.test.ts checks every gradient
 // against autodiff on the reference backend.
 // Not for: the optimizer, schedules or data (train.ts).
-import type { Backend } from '../backends/backend.js';
+import type { Backend } from '../tensor/backend.js';
 import { matmul } from '../ops/linalg.js';
 import { Tensor } from '../tensor/tensor.js';
 import { batchTopkAct, jumpreluAct, reluAct, topkAct, topkRows, type ActivationResult } from './activation.js';
@@ -163,7 +163,7 @@ export function saeStep(sae: Sae, input: StepInput, s: StepSettings, backend: Ba
     const gPre = new Float32Array(B * n);
     const fireCounts = new Float32Array(n);
     let active = 0;
-    for (let i = 0; i < acts.length; i++) if (acts[i] !== 0) { fireCounts[i % n]++; active++; }
+    for (let r = 0; r < B; r++) for (let i = 0, o = r * n; i < n; i++) if (acts[o + i] !== 0) { fireCounts[i]++; active++; }
 
     if (arch === 'standard' || arch === 'transcoder' || arch === 'skip_transcoder') {
       // L1 of the activations weighted by the decoder row norms, mean over rows (SAELens 'standard').

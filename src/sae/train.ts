@@ -7,7 +7,7 @@
 // Checkpoints are single files written atomically, so a kill never leaves half of one; a NaN or
 // infinite loss stops the run naming the step, the last checkpoint untouched.
 // Not for: the forward/backward arithmetic (step.ts) or file formats (saelens.ts).
-import type { Backend } from '../backends/backend.js';
+import type { Backend } from '../tensor/backend.js';
 import type { FileStore } from '../io/file-store.js';
 import { getPlatform } from '../io/platform.js';
 import { getBackend } from '../tensor/engine.js';

@@ -7,7 +7,7 @@
 // of those shards are shuffled together, so memory stays at a few shards.
 // Only shards the manifest lists are read, so a shard being written (or never recorded) is never seen.
 // Not for: writing (writer.ts).
-import type { Backend } from '../backends/backend.js';
+import type { Backend } from '../tensor/backend.js';
 import type { FileStore } from '../io/file-store.js';
 import { getPlatform } from '../io/platform.js';
 import { positionAxis } from '../hooks/run.js';

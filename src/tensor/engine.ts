@@ -1,7 +1,7 @@
 // The engine: which backends exist, which is the default, the scope stack that tracks tensor
 // ownership, and `dispatch`, the one place where a frontend op reaches a backend.
 // Not for: op validation or shape inference (src/ops does that before calling dispatch).
-import { UnsupportedOpError, describeView, opParams, type Backend, type OpDesc, type View } from '../backends/backend.js';
+import { UnsupportedOpError, describeView, opParams, type Backend, type OpDesc, type View } from './backend.js';
 import type { DType } from './dtype.js';
 import { allocatingFor } from './live.js';
 import { Tensor } from './tensor.js';

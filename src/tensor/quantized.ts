@@ -3,7 +3,7 @@
 // along each row ([rows, cols] with cols a multiple of the block size), as GGUF stores the weights
 // of linear layers and embeddings.
 // Not for: arithmetic (src/ops/quant.ts: qmatmul, dequantize, embedding rows) or quantizers.
-import type { Backend, QuantType } from '../backends/backend.js';
+import type { Backend, QuantType } from './backend.js';
 import { ShapeError } from './errors.js';
 import { fmtShape } from './shape.js';
 import { Tensor } from './tensor.js';

@@ -2,7 +2,7 @@
 // Views (reshape of contiguous data, transpose, permute, slice, broadcastTo, squeeze, unsqueeze)
 // share the buffer and never copy; the buffer is freed when the last tensor viewing it is disposed.
 // Not for: arithmetic (src/ops), device code (src/backends).
-import type { Backend, BackendBuffer, View } from '../backends/backend.js';
+import type { Backend, BackendBuffer, View } from './backend.js';
 import { DisposedError, DTypeError, OutOfMemoryError, ShapeError } from './errors.js';
 import {
   bf16BitsToF32, byteSize, f16BitsToF32, f32ToBf16Bits, f32ToF16Bits, isPacked, toIntDType, type DType,

@@ -6,7 +6,7 @@ import { expect } from 'vitest';
 import * as al from '../../src/index.js';
 import { SafetensorsFile } from '../../src/formats/safetensors.js';
 import { NodeFileSource } from '../../src/io/node/file-source.js';
-import { Hooks } from '../../src/hooks/hook-point.js';
+import { Hooks } from '../../src/models/hook-point.js';
 import { generate } from '../../src/models/generate.js';
 import type { CausalLM } from '../../src/models/model.js';
 

@@ -2,9 +2,9 @@
 // This is how the reference kernels see memory: every op reads dense f64 copies of its inputs and
 // writes its results back through `writeView`, which does the dtype conversion (rounding,
 // saturation). Not for: speed; fast kernels work on the bytes directly.
-import { viewIsContiguous } from '../backend.js';
-import type { View } from '../backend.js';
-import { describeView } from '../backend.js';
+import { viewIsContiguous } from '../../tensor/backend.js';
+import type { View } from '../../tensor/backend.js';
+import { describeView } from '../../tensor/backend.js';
 import {
   bf16BitsToF32, byteSize, f16BitsToF32, f32ToBf16Bits, f32ToF16Bits, toIntDType,
 } from '../../tensor/dtype.js';

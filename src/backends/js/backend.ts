@@ -1,8 +1,8 @@
 // The plain-TypeScript backend: memory is ordinary Uint8Arrays and every op runs the reference
 // kernels. Synchronous, slow, and the yardstick every other backend is tested against.
-import type { Backend, BackendBuffer, OpDesc, OpName, View } from '../backend.js';
-import { checkByteRange, ownBuffer, settled } from '../backend.js';
-import { OP_NAMES } from '../backend.js';
+import type { Backend, BackendBuffer, OpDesc, OpName, View } from '../../tensor/backend.js';
+import { checkByteRange, ownBuffer, settled } from '../../tensor/backend.js';
+import { OP_NAMES } from '../../tensor/backend.js';
 import { hasReferenceKernel, runReference } from './kernels.js';
 
 export interface JsBuffer extends BackendBuffer {

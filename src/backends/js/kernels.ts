@@ -2,7 +2,7 @@
 // backends are tested against. Computes in float64 on dense copies of the inputs and writes
 // results back with dtype conversion. Touches memory only through `bytesOf`, so the wasm backend
 // reuses it on its own linear memory. Not for: speed.
-import type { BackendBuffer, OpDesc, OpName, View } from '../backend.js';
+import type { BackendBuffer, OpDesc, OpName, View } from '../../tensor/backend.js';
 import { attention } from './kernels/attention.js';
 import { KernelContext } from './kernels/context.js';
 import { binary, copy, fill, unary, where } from './kernels/elementwise.js';

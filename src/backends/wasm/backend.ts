@@ -4,8 +4,8 @@
 // In a browser, threads need a cross-origin isolated page, and the calling thread must be allowed
 // to block: on a browser's main thread the backend runs single-threaded; create it inside a Web
 // Worker to use several threads.
-import type { Backend, BackendBuffer, OpDesc, OpName, View } from '../backend.js';
-import { checkByteRange, ownBuffer, settled } from '../backend.js';
+import type { Backend, BackendBuffer, OpDesc, OpName, View } from '../../tensor/backend.js';
+import { checkByteRange, ownBuffer, settled } from '../../tensor/backend.js';
 import { hasReferenceKernel, runReference } from '../js/kernels.js';
 import { detectFeatures, base64ToBytes, type WasmFeatures } from './features.js';
 import { KERNEL_MODULES } from './generated/kernels.js';

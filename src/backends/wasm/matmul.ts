@@ -3,7 +3,7 @@
 // entry) and runs it on the thread pool. Any strides work (the kernel packs through them); an
 // output whose columns are not unit-stride is computed into a contiguous temporary and copied.
 // Not for: other dtypes (the reference path handles them).
-import type { OpDesc, View } from '../backend.js';
+import type { OpDesc, View } from '../../tensor/backend.js';
 import { KERNEL_CONSTANTS } from './generated/kernels.js';
 import type { NativeKernel, WasmRuntime } from './runtime.js';
 

@@ -1,7 +1,7 @@
 // What a native wasm kernel sees of the backend: the shared memory, the thread pool, buffer
 // addresses, reusable scratch, and the reference path for cases it does not handle.
 // Not for: buffer ownership rules (backend.ts).
-import type { BackendBuffer, OpDesc, View } from '../backend.js';
+import type { BackendBuffer, OpDesc, View } from '../../tensor/backend.js';
 import type { WasmMemory } from './memory.js';
 import type { ThreadPool } from './pool.js';
 

@@ -4,9 +4,9 @@
 // works only for buffers last written from JavaScript (token ids, masks), whose host copy is kept.
 // Works in Node (the `webgpu` package, Dawn) and in browsers (navigator.gpu).
 // Not for: kernel code (kernels/), device discovery (device.ts), batching (runtime.ts).
-import type { Backend, BackendBuffer, OpDesc, OpName, View } from '../backend.js';
-import { checkByteRange, ownBuffer } from '../backend.js';
-import { OP_NAMES, SyncReadUnsupportedError, describeView, opParams } from '../backend.js';
+import type { Backend, BackendBuffer, OpDesc, OpName, View } from '../../tensor/backend.js';
+import { checkByteRange, ownBuffer } from '../../tensor/backend.js';
+import { OP_NAMES, SyncReadUnsupportedError, describeView, opParams } from '../../tensor/backend.js';
 import { byteSize } from '../../tensor/dtype.js';
 import { openDevice, WebGpuUnavailableError, type DeviceOptions, type GpuHandle } from './device.js';
 import { GpuRuntime, type GpuBuffer, type Grid, type Kernel } from './runtime.js';

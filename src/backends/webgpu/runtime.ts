@@ -5,8 +5,8 @@
 // group of a kernel over the same buffers is made once and reused: decode repeats them).
 // Errors (validation, out of memory, a lost device) are collected per batch and thrown at the
 // next call with the backend and sizes named.
-// Not for: op semantics (kernels/*), the Backend contract (backend.ts).
-import type { BackendBuffer } from '../backend.js';
+// Not for: op semantics (kernels/*), the Backend contract (src/tensor/backend.ts).
+import type { BackendBuffer } from '../../tensor/backend.js';
 import type { GpuHandle } from './device.js';
 
 export const USAGE = { MAP_READ: 1, COPY_SRC: 4, COPY_DST: 8, STORAGE: 128 } as const;

@@ -13,7 +13,7 @@ import { tensor } from '../../ops/creation.js';
 import { matmul } from '../../ops/linalg.js';
 import { attention, rope, softmax } from '../../ops/nn.js';
 import { sum } from '../../ops/reduce.js';
-import type { Hooks } from '../../hooks/hook-point.js';
+import { SHAPE, type Hooks } from '../hook-point.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import type { KVCache } from './kv-cache.js';
 import { project, weightInOut, type Linear } from './linear.js';
@@ -47,16 +47,16 @@ export interface AttendContext {
 /** q [b, tq, h, dh], k/v [b, tq, hkv, dh] -> attention output [b, tq, d_model] (before hook_attn_out). */
 export function attend(q: Tensor, k: Tensor, v: Tensor, c: AttendContext): Tensor {
   const { hooks, prefix: p } = c;
-  q = hooks.at(`${p}.hook_q`, q); // [batch, pos, head, d_head]
-  k = hooks.at(`${p}.hook_k`, k); // [batch, pos, kv_head, d_head]
-  v = hooks.at(`${p}.hook_v`, v); // [batch, pos, kv_head, d_head]
+  q = hooks.at(`${p}.hook_q`, q, SHAPE.head); // [batch, pos, head, d_head]
+  k = hooks.at(`${p}.hook_k`, k, SHAPE.kvHead); // [batch, pos, kv_head, d_head]
+  v = hooks.at(`${p}.hook_v`, v, SHAPE.kvHead); // [batch, pos, kv_head, d_head]
   if (c.rope) {
     const r = c.rope;
     q = rope(q, r.positions, r.invFreq, { mode: r.mode, rotaryDim: r.rotaryDim });
     k = rope(k, r.positions, r.invFreq, { mode: r.mode, rotaryDim: r.rotaryDim });
     if (r.attentionFactor !== 1) { q = mul(q, r.attentionFactor); k = mul(k, r.attentionFactor); }
-    q = hooks.at(`${p}.hook_rot_q`, q); // [batch, pos, head, d_head]
-    k = hooks.at(`${p}.hook_rot_k`, k); // [batch, pos, kv_head, d_head]
+    q = hooks.at(`${p}.hook_rot_q`, q, SHAPE.head); // [batch, pos, head, d_head]
+    k = hooks.at(`${p}.hook_rot_k`, k, SHAPE.kvHead); // [batch, pos, kv_head, d_head]
   }
   const [b, tq, h, dh] = q.shape as [number, number, number, number];
   const hkv = k.shape[2]!;
@@ -77,23 +77,23 @@ export function attend(q: Tensor, k: Tensor, v: Tensor, c: AttendContext): Tenso
     let scores = matmul(q5, kh.unsqueeze(2), { transB: true }).reshape([b, h, tq, tk]);
     scores = mul(scores, c.scale);
     const mask = visibleMask(b, tq, tk, c.keyMaskHost, q, windowed ? c.slidingWindow : undefined);
-    scores = hooks.at(`${p}.hook_attn_scores`, where(mask, scores, -Infinity)); // [batch, head, query_pos, key_pos]
-    const pattern = hooks.at(`${p}.hook_pattern`, softmax(scores, { mask })); // [batch, head, query_pos, key_pos]
+    scores = hooks.at(`${p}.hook_attn_scores`, where(mask, scores, -Infinity), SHAPE.pattern); // [batch, head, query_pos, key_pos]
+    const pattern = hooks.at(`${p}.hook_pattern`, softmax(scores, { mask }), SHAPE.pattern); // [batch, head, query_pos, key_pos]
     out = applyPattern(pattern);
   } else if (hooks.wants(`${p}.hook_pattern`)) {
     // The fused op also returns the probabilities; P·V is redone only if a hook replaces them.
     const r = attention(qh, kh, vh, { causal: true, scale: c.scale, keyMask: c.keyMask, returnProbs: true });
-    const pattern = hooks.at(`${p}.hook_pattern`, r.probs!); // [batch, head, query_pos, key_pos]
+    const pattern = hooks.at(`${p}.hook_pattern`, r.probs!, SHAPE.pattern); // [batch, head, query_pos, key_pos]
     out = pattern === r.probs ? r.out : applyPattern(pattern);
   } else {
     out = attention(qh, kh, vh, { causal: true, scale: c.scale, keyMask: c.keyMask }).out;
   }
-  const z = hooks.at(`${p}.hook_z`, out.permute([0, 2, 1, 3])); // [batch, pos, head, d_head]
+  const z = hooks.at(`${p}.hook_z`, out.permute([0, 2, 1, 3]), SHAPE.head); // [batch, pos, head, d_head]
   const dv = z.shape[3]!;
   if (hooks.wants(`${p}.hook_result`)) {
     const wo = weightInOut(c.output).reshape([h, dv, -1]); // [head, d_head, d_model]
     let result = matmul(z.permute([0, 2, 1, 3]), wo).permute([0, 2, 1, 3]); // [batch, pos, head, d_model]
-    result = hooks.at(`${p}.hook_result`, result);
+    result = hooks.at(`${p}.hook_result`, result, SHAPE.headResult); // [batch, pos, head, d_model]
     const summed = sum(result, 2);
     return c.output.bias ? add(summed, c.output.bias) : summed;
   }

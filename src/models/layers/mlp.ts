@@ -2,9 +2,9 @@
 //   <p>.hook_pre         [batch, pos, d_mlp]  (pre-activation; the gate projection when gated)
 //   <p>.hook_pre_linear  [batch, pos, d_mlp]  (the up projection of a gated MLP)
 //   <p>.hook_post        [batch, pos, d_mlp]  (after activation and gating)
-import type { UnaryFn } from '../../backends/backend.js';
+import type { UnaryFn } from '../../tensor/backend.js';
 import { mul, unary } from '../../ops/elementwise.js';
-import type { Hooks } from '../../hooks/hook-point.js';
+import { SHAPE, type Hooks, type HookShape } from '../hook-point.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { project, type Linear } from './linear.js';
 
@@ -17,15 +17,21 @@ export interface Mlp {
   act: UnaryFn;
 }
 
-/** The MLP's output before the residual add (the caller fires hook_mlp_out). */
-export function runMlp(x: Tensor, m: Mlp, hooks: Hooks, p: string): Tensor {
-  const pre = hooks.at(`${p}.hook_pre`, project(x, m.in)); // [batch, pos, d_mlp]
+const ROWS: HookShape = ['batch', 'pos'];
+
+/**
+ * The MLP's output before the residual add (the caller fires hook_mlp_out). `rows` names the
+ * leading dims of x in hook shapes: [batch, pos] for a block's MLP, [routed_tokens] for an expert.
+ */
+export function runMlp(x: Tensor, m: Mlp, hooks: Hooks, p: string, rows: HookShape = ROWS): Tensor {
+  const shape = rows === ROWS ? SHAPE.mlp : [...rows, 'd_mlp'];
+  const pre = hooks.at(`${p}.hook_pre`, project(x, m.in), shape); // [batch, pos, d_mlp]
   let post = unary(m.act, pre);
   if (m.up) {
-    const lin = hooks.at(`${p}.hook_pre_linear`, project(x, m.up)); // [batch, pos, d_mlp]
+    const lin = hooks.at(`${p}.hook_pre_linear`, project(x, m.up), shape); // [batch, pos, d_mlp]
     post = mul(post, lin);
   }
-  post = hooks.at(`${p}.hook_post`, post); // [batch, pos, d_mlp]
+  post = hooks.at(`${p}.hook_post`, post, shape); // [batch, pos, d_mlp]
   return project(post, m.out);
 }
 

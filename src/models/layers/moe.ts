@@ -10,7 +10,7 @@ import { div, mul, sigmoid, add } from '../../ops/elementwise.js';
 import { arange, tensor, zeros } from '../../ops/creation.js';
 import { gather, scatterAdd, softmax } from '../../ops/nn.js';
 import { sum, topk } from '../../ops/reduce.js';
-import type { Hooks } from '../../hooks/hook-point.js';
+import { SHAPE, type Hooks, type HookShape } from '../hook-point.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { project, type Linear } from './linear.js';
 import { runMlp, type Mlp } from './mlp.js';
@@ -24,16 +24,20 @@ export interface Moe {
   shared?: { mlp: Mlp; gate: Linear };
 }
 
+/** Expert MLPs see the tokens routed to them, [routed_tokens, d_model]. */
+const ROUTED: HookShape = ['routed_tokens'];
+
 export function runMoe(x: Tensor, m: Moe, hooks: Hooks, p: string): Tensor {
   const [b, t, d] = x.shape as [number, number, number];
   const n = b * t;
-  const logits = hooks.at(`${p}.hook_router_logits`, project(x, m.router)); // [batch, pos, n_experts]
+  const logits = hooks.at(`${p}.hook_router_logits`, project(x, m.router), SHAPE.router); // [batch, pos, n_experts]
   const probs = softmax(logits);
   const top = topk(probs, m.topK);
   let weights = m.normTopK ? div(top.values, sum(top.values, -1, { keepDims: true })) : top.values;
-  weights = hooks.at(`${p}.hook_expert_weights`, weights); // [batch, pos, experts_per_token]
-  const indices = hooks.at(`${p}.hook_expert_indices`, top.indices); // [batch, pos, experts_per_token]
-  if (!x.backend.synchronous) return denseMoe(x, m, weights, indices, hooks, p);
+  weights = hooks.at(`${p}.hook_expert_weights`, weights, SHAPE.perExpertSlot); // [batch, pos, experts_per_token]
+  const indices = hooks.at(`${p}.hook_expert_indices`, top.indices, SHAPE.perExpertSlot); // [batch, pos, experts_per_token]
+  // The dense path on asynchronous backends, and when recording hook points (every expert fires).
+  if (!x.backend.synchronous || hooks.recording) return denseMoe(x, m, weights, indices, hooks, p);
   const chosen = indices.dataSync();
   const flatX = x.reshape([n, d]);
   const flatW = weights.reshape([n * m.topK]);
@@ -47,7 +51,7 @@ export function runMoe(x: Tensor, m: Moe, hooks: Hooks, p: string): Tensor {
     if (rows.length === 0) continue;
     const ids = tensor(rows, [rows.length], 'i32', { backend: x.backend });
     const w = gather(flatW, tensor(slots, [slots.length], 'i32', { backend: x.backend })).reshape([rows.length, 1]);
-    const y = runMlp(gather(flatX, ids), m.experts[e]!, hooks, `${p}.experts.${e}`); // [routed_tokens, d_model]
+    const y = runMlp(gather(flatX, ids), m.experts[e]!, hooks, `${p}.experts.${e}`, ROUTED); // [routed_tokens, d_model]
     out = scatterAdd(out, ids, mul(y, w));
   }
   return addShared(out.reshape([b, t, d]), x, m, hooks, p);
@@ -76,7 +80,7 @@ function denseMoe(x: Tensor, m: Moe, weights: Tensor, indices: Tensor, hooks: Ho
   const flatX = x.reshape([n, d]);
   let out = zeros([n, d], x.dtype, { backend: x.backend });
   for (let e = 0; e < E; e++) {
-    const y = runMlp(flatX, m.experts[e]!, hooks, `${p}.experts.${e}`); // [tokens, d_model]
+    const y = runMlp(flatX, m.experts[e]!, hooks, `${p}.experts.${e}`, ROUTED); // [tokens, d_model]
     out = add(out, mul(y, dense.narrow(1, e, 1)));
   }
   return addShared(out.reshape([b, t, d]), x, m, hooks, p);

@@ -6,7 +6,7 @@ import { layerNorm, rmsNorm } from '../../ops/nn.js';
 import { mean } from '../../ops/reduce.js';
 import { tidy } from '../../tensor/engine.js';
 import type { Tensor } from '../../tensor/tensor.js';
-import type { Hooks } from '../../hooks/hook-point.js';
+import { SHAPE, type Hooks } from '../hook-point.js';
 
 export interface Norm {
   kind: 'layernorm' | 'rmsnorm';
@@ -25,12 +25,12 @@ export function applyNorm(x: Tensor, n: Norm, hooks: Hooks, prefix: string): Ten
     y = tidy(() => {
       const centered = n.kind === 'layernorm' ? sub(x, mean(x, -1, { keepDims: true })) : x;
       let scale = sqrt(add(mean(mul(centered, centered), -1, { keepDims: true }), n.eps)); // [batch, pos, 1]
-      scale = hooks.at(`${prefix}.hook_scale`, scale);
+      scale = hooks.at(`${prefix}.hook_scale`, scale, SHAPE.scale); // [batch, pos, 1]
       let out = div(centered, scale);
       if (n.weight) out = mul(out, n.kind === 'rmsnorm' && n.offset ? add(n.weight, n.offset) : n.weight);
       if (n.bias) out = add(out, n.bias);
       return out;
     });
   }
-  return hooks.at(`${prefix}.hook_normalized`, y); // [batch, pos, d_model]
+  return hooks.at(`${prefix}.hook_normalized`, y, SHAPE.resid); // [batch, pos, d_model]
 }

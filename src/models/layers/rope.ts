@@ -3,7 +3,7 @@
 // transformers 5's (`rope_parameters` with `rope_type`), and the inverse frequencies of each
 // rope type transformers implements (default, linear, dynamic, llama3, yarn), following
 // transformers' modeling_rope_utils.
-import type { Backend } from '../../backends/backend.js';
+import type { Backend } from '../../tensor/backend.js';
 import { tensor } from '../../ops/creation.js';
 import { keep } from '../../tensor/engine.js';
 import type { Tensor } from '../../tensor/tensor.js';

@@ -1,6 +1,6 @@
 // Reference scaled dot-product attention with grouped-query heads, causal offset and key mask:
 // y = softmax(q k^T * scale) v, per (batch, head). Fully masked query rows give zeros.
-import type { OpDesc } from '../../backend.js';
+import type { OpDesc } from '../../../tensor/backend.js';
 import type { KernelContext } from './context.js';
 import { softmaxRow } from './nn.js';
 

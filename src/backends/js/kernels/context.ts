@@ -2,8 +2,8 @@
 // writer for the outputs, and one way to fail with a message naming op, shapes and dtypes.
 import { splitAt } from '../../../tensor/shape.js';
 export { splitAt };
-import type { BackendBuffer, OpDesc, View } from '../../backend.js';
-import { describeView, opParams } from '../../backend.js';
+import type { BackendBuffer, OpDesc, View } from '../../../tensor/backend.js';
+import { describeView, opParams } from '../../../tensor/backend.js';
 import { readView, writeView } from '../access.js';
 
 export class KernelContext<O extends OpDesc = OpDesc> {

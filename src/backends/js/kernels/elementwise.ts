@@ -1,6 +1,6 @@
 // Reference elementwise ops: copy (cast), fill, unary, binary, where; and erf/erfc to full
 // double precision for gelu_erf. Inputs arrive already broadcast (stride 0 where repeated).
-import type { BinaryFn, OpDesc, UnaryFn } from '../../backend.js';
+import type { BinaryFn, OpDesc, UnaryFn } from '../../../tensor/backend.js';
 import { numel } from '../access.js';
 import type { KernelContext } from './context.js';
 

@@ -1,5 +1,5 @@
 // Reference matrix product: batched matmul with transposition flags, accumulated in f64.
-import type { OpDesc } from '../../backend.js';
+import type { OpDesc } from '../../../tensor/backend.js';
 import type { KernelContext } from './context.js';
 
 type Op<K extends OpDesc['op']> = Extract<OpDesc, { op: K }>;

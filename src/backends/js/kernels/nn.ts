@@ -1,6 +1,6 @@
 // Reference neural-net ops: masked/causal softmax, layernorm, rmsnorm, rotary embeddings,
 // gather and scatterAdd. Rows are the last axis unless said otherwise.
-import type { OpDesc } from '../../backend.js';
+import type { OpDesc } from '../../../tensor/backend.js';
 import { numel } from '../access.js';
 import type { KernelContext } from './context.js';
 

@@ -8,7 +8,7 @@
 // qmatmul is specified as dequantize-then-f32: W's values exactly as `dequantize` gives them (f32),
 // products of x and W summed in float64, rounded once to f32. Backends that quantize x to 8 bits
 // per block (as ggml does) differ from it by that rounding; the conformance matrix holds the budget.
-import type { OpDesc, QuantType } from '../../backend.js';
+import type { OpDesc, QuantType } from '../../../tensor/backend.js';
 import { f16BitsToF32 } from '../../../tensor/dtype.js';
 import { QUANT_BLOCK } from '../../../tensor/quantized.js';
 import { dequantizeQ4K, dequantizeQ6K } from '../../../formats/gguf-quants.js';

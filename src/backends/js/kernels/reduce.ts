@@ -1,7 +1,7 @@
 // Reference reductions along one axis: reduce (sum/mean/max/min/argmax/argmin), cumsum, topk.
 // NaN policy follows PyTorch: max/min propagate NaN, argmax/argmin and topk treat NaN as the
 // extreme value (first occurrence wins).
-import type { OpDesc } from '../../backend.js';
+import type { OpDesc } from '../../../tensor/backend.js';
 import type { KernelContext } from './context.js';
 import { normAxis, splitAt } from './context.js';
 

@@ -2,7 +2,7 @@
 // not listed here, or declined by its kernel's `handles`, runs the reference implementation on
 // views of the wasm memory. To add a native op, write its generator next to gemm.wat.mjs, its
 // runtime glue in ../ops/ (or ../matmul.ts), and register it here.
-import type { OpDesc, OpName } from '../../backend.js';
+import type { OpDesc, OpName } from '../../../tensor/backend.js';
 import { matmulKernel } from '../matmul.js';
 import { attentionKernel } from '../ops/attention.js';
 import { copyKernel, dequantizeKernel, gatherKernel } from '../ops/copy.js';

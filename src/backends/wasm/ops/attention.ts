@@ -11,7 +11,7 @@
 // Difference from the reference, GEMM path only: a key whose probability is exactly 0 (masked)
 // still meets the GEMM, so an Inf/NaN in its v row would reach y (the reference and the fused
 // kernel skip it).
-import type { OpDesc, View } from '../../backend.js';
+import type { OpDesc, View } from '../../../tensor/backend.js';
 import { matmulKernel } from '../matmul.js';
 import type { NativeKernel, WasmRuntime } from '../runtime.js';
 import { KERNEL_CONSTANTS } from '../generated/kernels.js';

@@ -4,7 +4,7 @@
 // 4 bytes, or a cast f32 <-> f16 / bf16 / i32. gather: embedding rows of a table whose rows are
 // contiguous, i32 ids checked on the JS side (a bad id runs the reference, which throws its error).
 // Not for: packed 4-bit types or casts between two integer or two 16-bit float types (reference).
-import type { OpDesc } from '../../backend.js';
+import type { OpDesc } from '../../../tensor/backend.js';
 import type { DType } from '../../../tensor/dtype.js';
 import type { NativeKernel } from '../runtime.js';
 import { addr, dtypeBytes, elemBytes, inside, isContiguous, numel, planRows, runRows, sameShape, threadsFor } from './rows.js';

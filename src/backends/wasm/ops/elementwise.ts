@@ -3,7 +3,7 @@
 // Views of any strides are accepted (rows.ts makes the row table); dtypes other than f32 (u8 for
 // comparison outputs, i32 for where) are declined and run on the reference kernels, as is `pow`.
 // sin/cos run natively only while every |x| < 1e7 (their argument reduction is exact up to there).
-import type { BinaryFn, OpDesc, UnaryFn, View } from '../../backend.js';
+import type { BinaryFn, OpDesc, UnaryFn, View } from '../../../tensor/backend.js';
 import { f32ToBf16Bits, f32ToF16Bits, toIntDType } from '../../../tensor/dtype.js';
 import type { NativeKernel, WasmRuntime } from '../runtime.js';
 import { addr, elemBytes, inside, isContiguous, numel, planRows, runRows, sameShape } from './rows.js';

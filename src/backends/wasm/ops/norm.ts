@@ -4,7 +4,7 @@
 // table (one entry per row: addresses and, for softmax, the visible prefix) is built here.
 // rope: cos/sin of (position · invFreq) are computed once in f64 into a table indexed by position
 // and kept between calls while invFreq stays the same. Everything else is declined.
-import type { OpDesc, View } from '../../backend.js';
+import type { OpDesc, View } from '../../../tensor/backend.js';
 import type { NativeKernel, WasmRuntime } from '../runtime.js';
 import { addr, inside, isContiguous, numel, sameShape, threadsFor } from './rows.js';
 

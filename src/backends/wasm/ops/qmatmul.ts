@@ -2,7 +2,7 @@
 // 32 values into scratch (qm_quant_x), then runs the format's kernel with the rows of W split over
 // the pool's threads. The f16 -> f32 table the kernels read scales through is built once per
 // backend. Weights are read where they lie: nothing of W is copied or expanded.
-import type { OpDesc, View } from '../../backend.js';
+import type { OpDesc, View } from '../../../tensor/backend.js';
 import { f16BitsToF32 } from '../../../tensor/dtype.js';
 import { QUANT_BLOCK } from '../../../tensor/quantized.js';
 import { KERNEL_CONSTANTS } from '../generated/kernels.js';

@@ -5,8 +5,8 @@
 // row (split into pieces for the threads) and [n, d] ⊕ [d] is n rows with a stride-0 outer dim.
 // Not for: the arithmetic (kernels/*.wat.mjs) or op semantics (ops/*.ts).
 import { numel } from '../../../tensor/shape.js';
-import { viewIsContiguous } from '../../backend.js';
-import type { View } from '../../backend.js';
+import { viewIsContiguous } from '../../../tensor/backend.js';
+import type { View } from '../../../tensor/backend.js';
 import type { DType } from '../../../tensor/dtype.js';
 import type { WasmRuntime } from '../runtime.js';
 

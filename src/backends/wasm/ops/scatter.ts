@@ -3,7 +3,7 @@
 //   scatterAdd (the gradient of an embedding gather): copy the target, add each src row at its id;
 //   reduce sum/mean over a leading axis (bias gradients), on contiguous f32.
 // Last-axis reductions stay with the SIMD kernel of ops/norm.ts; everything else is declined.
-import type { OpDesc, View } from '../../backend.js';
+import type { OpDesc, View } from '../../../tensor/backend.js';
 import type { NativeKernel } from '../runtime.js';
 import { reduceKernel } from './norm.js';
 import { splitAt } from '../../../tensor/shape.js';

@@ -7,7 +7,7 @@
 // block of scores and RPT rows x DV/32 vec4 columns of the output. Same semantics as the row
 // kernel in attention.ts (grouped-query heads, causal offset tk - tq, u8 key mask, fully masked
 // rows give zeros). Not for: decode (few query rows) or returning probabilities (attention.ts).
-import type { View } from '../../backend.js';
+import type { View } from '../../../tensor/backend.js';
 import { BUILTINS, Params, WG_INDEX, type Dense, type OpContext } from './context.js';
 import { MATH, PRELUDE, inBinding, loaders, outBinding, storers } from '../wgsl.js';
 import { envVar } from '../../../io/env.js';

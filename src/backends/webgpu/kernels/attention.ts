@@ -5,7 +5,7 @@
 // memory does not grow with the key length. q, k, v are read through their strides: views of a
 // KV cache or of a fused qkv projection need no copy. Prefill without probabilities takes the
 // tiled kernel of attention-flash.ts instead.
-import type { OpDesc, View } from '../../backend.js';
+import type { OpDesc, View } from '../../../tensor/backend.js';
 import { BUILTINS, Params, WG_INDEX, type OpContext } from './context.js';
 import { MATH, PRELUDE, inBinding, loaders, outBinding, storers } from '../wgsl.js';
 import { flashAttention, flashEligible } from './attention-flash.js';

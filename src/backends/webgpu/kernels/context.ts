@@ -3,7 +3,7 @@
 // word builder. Not for: WGSL itself (wgsl.ts and the kernel files).
 import { numel, splitAt } from '../../../tensor/shape.js';
 export { numel, splitAt };
-import type { OpDesc, View } from '../../backend.js';
+import type { OpDesc, View } from '../../../tensor/backend.js';
 import type { DType } from '../../../tensor/dtype.js';
 import type { GpuBuffer, GpuRuntime, Grid, Kernel } from '../runtime.js';
 

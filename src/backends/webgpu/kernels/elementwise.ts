@@ -3,8 +3,8 @@
 // the (collapsed) shape and that operand's strides, so broadcasts (stride 0), transposes and
 // slices need no copy. Integer dtypes compute in i32, floats in f32.
 import { contiguousStrides } from '../../../tensor/shape.js';
-import { viewIsContiguous } from '../../backend.js';
-import type { BinaryFn, OpDesc, UnaryFn, View } from '../../backend.js';
+import { viewIsContiguous } from '../../../tensor/backend.js';
+import type { BinaryFn, OpDesc, UnaryFn, View } from '../../../tensor/backend.js';
 import { f32ToBf16Bits, f32ToF16Bits, toIntDType, type DType } from '../../../tensor/dtype.js';
 import { BUILTINS, Params, WG_INDEX, numel, type OpContext } from './context.js';
 import { MATH, PRELUDE, cdiv, inBinding, isFloatDType, loaders, outBinding, storers } from '../wgsl.js';

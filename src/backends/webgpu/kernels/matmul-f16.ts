@@ -8,7 +8,7 @@
 // Used when the adapter offers the feature (subgroup size 32), both operands are f16, A is
 // row-major (k fast) and B has n fast, and strides/offsets/K/N are multiples of 8 halves; on by
 // default, ACTLAB_WEBGPU_SGMAT=0 (or `enableSubgroupMatmul(false)`) turns it off.
-import type { OpDesc } from '../../backend.js';
+import type { OpDesc } from '../../../tensor/backend.js';
 import type { DType } from '../../../tensor/dtype.js';
 import type { Dense, OpContext } from './context.js';
 import { PRELUDE, lines, outBinding, storers } from '../wgsl.js';

@@ -1,7 +1,7 @@
 // The plan of a batched matmul on strided views, shared by every matmul kernel: shapes and
 // strides with broadcast weights folded into M, the parameter words that carry them to the GPU
 // (planParams), and the WGSL lines that read those words back (PLAN_HEAD).
-import type { OpDesc, View } from '../../backend.js';
+import type { OpDesc, View } from '../../../tensor/backend.js';
 import { collapse } from './elementwise.js';
 import { Params, type OpContext } from './context.js';
 

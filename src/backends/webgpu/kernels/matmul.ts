@@ -6,7 +6,7 @@
 //   gemv       M <= 8 otherwise: each workgroup streams a strip of B once for all rows of A.
 //   sgmat      f16 x f16 on tensor cores through subgroup matrices (matmul-f16.ts) when offered.
 // Weights shared by every batch (stride 0) fold the batch into M (matmul-plan.ts).
-import type { OpDesc } from '../../backend.js';
+import type { OpDesc } from '../../../tensor/backend.js';
 import { BUILTINS, Params, WG_INDEX, type OpContext } from './context.js';
 import { PRELUDE, cdiv, inBinding, lines, loaders, outBinding, storers } from '../wgsl.js';
 import { trySubgroupMatmul } from './matmul-f16.js';

@@ -1,6 +1,6 @@
 // Row kernels of neural nets: softmax / log-softmax (causal, masked), layernorm, rmsnorm (one
 // workgroup per row, f32 accumulation), rotary embeddings, gather and scatterAdd.
-import type { OpDesc } from '../../backend.js';
+import type { OpDesc } from '../../../tensor/backend.js';
 import { BUILTINS, Params, WG_INDEX, numel, type OpContext } from './context.js';
 import { MATH, PRELUDE, cdiv, inBinding, isFloatDType, loaders, outBinding, storers } from '../wgsl.js';
 

@@ -1,7 +1,7 @@
 // Dequantization of GGML blocks (32 values each, f16 scale first): q8_0 (34 bytes: d, 32 x i8)
 // and q4_0 (18 bytes: d, 16 bytes of nibbles, low nibbles first). One thread per value; the
 // products are exact in f32, as in the reference.
-import type { OpDesc } from '../../backend.js';
+import type { OpDesc } from '../../../tensor/backend.js';
 import { BUILTINS, Params, WG_INDEX, numel, type OpContext } from './context.js';
 import { PRELUDE, cdiv, inBinding, loaders, outBinding, storers } from '../wgsl.js';
 

@@ -1,7 +1,7 @@
 // Reductions along one axis: reduce (sum/mean/max/min/argmax/argmin), cumsum, topk, with the
 // reference's NaN policy (max/min propagate NaN; arg* and topk rank NaN highest, first wins).
 // Rows along the last axis reduce in one workgroup each; other axes one thread per output.
-import type { OpDesc } from '../../backend.js';
+import type { OpDesc } from '../../../tensor/backend.js';
 import { BUILTINS, Params, WG_INDEX, splitAt, numel, type OpContext } from './context.js';
 import { PRELUDE, cdiv, inBinding, isFloatDType, loaders, outBinding, storers } from '../wgsl.js';
 

@@ -1,7 +1,8 @@
 // Download progress in a terminal: one cli-progress bar per file, fed by resolveModel's onProgress.
-// Node/CLI only (cli-progress writes to a TTY); the core takes any callback.
+// CLI only (cli-progress draws on a terminal stream); the library reports download progress only
+// through resolveModel's onProgress callback, and this is one consumer of it.
 import cliProgress from 'cli-progress';
-import type { DownloadProgress } from './download.js';
+import type { DownloadProgress } from '../hub/download.js';
 
 const mb = (n: number): string => (n / 2 ** 20).toFixed(1);
 

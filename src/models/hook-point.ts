@@ -1,7 +1,12 @@
 // Hook points: the named sites where a model hands an activation to user code.
-// Models call `hooks.at(name, tensor)` where the tensor is made; with no hooks registered this is
-// a property read and a return, so an un-hooked forward pays nothing. What is costly to make
-// (attention patterns, per-head results) is made only when `hooks.wants(name)` says so.
+// Models call `hooks.at(name, tensor, shape)` where the tensor is made, declaring its shape in
+// TransformerLens' dim names; that call is the only declaration: a model's list of hook points
+// is derived by running it once with a `HookRecorder` (CausalLM.hookPoints), so what is listed
+// is exactly what fires. With no hooks registered `at` is a property read and a return, so an
+// un-hooked forward pays nothing. What is costly to make (attention patterns, per-head results)
+// is made only when `hooks.wants(name)` says so. Names are paths built by `blockHook` (inside a
+// block) or given whole (outside the blocks); the layer travels to hook functions as
+// `hook.layer`.
 import { tap } from '../autograd/tape.js';
 import { ShapeError } from '../tensor/errors.js';
 import { fmtShape, shapesEqual } from '../tensor/shape.js';
@@ -17,6 +22,35 @@ export interface HookPoint {
    * by `CausalLM.forward` whenever hooks are registered.
    */
   readonly tokenPositions?: Int32Array;
+  /** The block the hook point sits in (`blocks.3.attn.hook_z` -> 3), null outside the blocks. */
+  readonly layer: number | null;
+}
+
+/** A hook point's shape in TransformerLens' dim names (`['batch', 'pos', 'd_model']`). */
+export type HookShape = readonly string[];
+
+/** The shapes hook points declare (each is a TransformerLens shape). */
+export const SHAPE = {
+  resid: ['batch', 'pos', 'd_model'],
+  scale: ['batch', 'pos', '1'],
+  head: ['batch', 'pos', 'head_index', 'd_head'],
+  kvHead: ['batch', 'pos', 'kv_head_index', 'd_head'],
+  pattern: ['batch', 'head_index', 'query_pos', 'key_pos'],
+  headResult: ['batch', 'pos', 'head_index', 'd_model'],
+  mlp: ['batch', 'pos', 'd_mlp'],
+  router: ['batch', 'pos', 'n_experts'],
+  perExpertSlot: ['batch', 'pos', 'experts_per_token'],
+} as const satisfies Record<string, HookShape>;
+
+/** The name of a hook point inside block `layer`: `blockHook(3, 'attn.hook_z')` is `blocks.3.attn.hook_z`. */
+export function blockHook(layer: number, path: string): string {
+  return `blocks.${layer}.${path}`;
+}
+
+/** The block index in a hook point name, or null for points outside the blocks. */
+export function hookLayer(name: string): number | null {
+  const m = /^blocks\.(\d+)\./.exec(name);
+  return m ? Number(m[1]) : null;
 }
 
 /**
@@ -42,6 +76,7 @@ function matcher(f: HookFilter): (name: string) => boolean {
 export class Hooks {
   private readonly entries: { match: (name: string) => boolean; fn: HookFn }[] = [];
   private readonly memo = new Map<string, HookFn[]>();
+  private readonly layers = new Map<string, number | null>();
   private readonly backwardEntries: { match: (name: string) => boolean; fn: BackwardHookFn }[] = [];
   /** Index of the first query position in this call (0 for a prompt; the cache length while generating). */
   position = 0;
@@ -92,6 +127,17 @@ export class Hooks {
     return this.entries.length === 0 && this.backwardEntries.length === 0;
   }
 
+  /** True for a HookRecorder: models then take the path that fires every point (e.g. every expert). */
+  get recording(): boolean {
+    return false;
+  }
+
+  private point(name: string): HookPoint {
+    let layer = this.layers.get(name);
+    if (layer === undefined) this.layers.set(name, (layer = hookLayer(name)));
+    return { name, position: this.position, tokenPositions: this.tokenPositions, layer };
+  }
+
   private fns(name: string): HookFn[] {
     let f = this.memo.get(name);
     if (!f) {
@@ -110,12 +156,12 @@ export class Hooks {
    * Passes `t` through the hooks at `name`; returns the tensor the model continues with. When a
    * hook replaces it, the original is disposed (the caller gave it to the hook point).
    */
-  at(name: string, t: Tensor): Tensor {
+  at(name: string, t: Tensor, _shape?: HookShape): Tensor {
     if (this.empty) return t;
     const fns = this.entries.length ? this.fns(name) : [];
     let cur = t;
     for (const fn of fns) {
-      const r = fn(cur, { name, position: this.position, tokenPositions: this.tokenPositions });
+      const r = fn(cur, this.point(name));
       if (r && r !== cur) {
         if (!shapesEqual(r.shape, cur.shape)) {
           throw new ShapeError(`hook at '${name}' returned ${r.dtype}${fmtShape(r.shape)}; the activation is ${cur.dtype}${fmtShape(cur.shape)} and a replacement must keep its shape`);
@@ -127,7 +173,7 @@ export class Hooks {
     }
     const back = this.backwardEntries.filter((e) => e.match(name));
     if (back.length) {
-      const point = { name, position: this.position, tokenPositions: this.tokenPositions };
+      const point = this.point(name);
       const tapped = tap(cur, (g) => {
         let gc = g;
         for (const e of back) {
@@ -147,3 +193,38 @@ export class Hooks {
 
 /** The hooks object used when none are given. */
 export const NO_HOOKS = new Hooks();
+
+/** What a model declared at one hook point. */
+export interface RecordedHookPoint {
+  name: string;
+  /** The declared shape (TransformerLens dim names); null where the site declared none. */
+  shape: HookShape | null;
+  /** The shape the tensor had in the recorded run. */
+  actual: readonly number[];
+}
+
+/**
+ * Hooks that want every point and change nothing, recording each point's name and declared
+ * shape in firing order: one forward with it lists a model's hook points (CausalLM.hookPoints).
+ */
+export class HookRecorder extends Hooks {
+  readonly points: RecordedHookPoint[] = [];
+  private readonly seen = new Set<string>();
+
+  override get empty(): boolean {
+    return false;
+  }
+  override get recording(): boolean {
+    return true;
+  }
+  override wants(): boolean {
+    return true;
+  }
+  override at(name: string, t: Tensor, shape?: HookShape): Tensor {
+    if (!this.seen.has(name)) {
+      this.seen.add(name);
+      this.points.push({ name, shape: shape ?? null, actual: [...t.shape] });
+    }
+    return t;
+  }
+}

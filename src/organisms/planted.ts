@@ -13,12 +13,15 @@ import { add } from '../ops/elementwise.js';
 import { tensor } from '../ops/creation.js';
 import { gather } from '../ops/nn.js';
 import { attend } from '../models/layers/attention.js';
-import { blockHookPoints } from '../models/layers/block.js';
 import { project, type Linear } from '../models/layers/linear.js';
 import { runMlp, type Mlp } from '../models/layers/mlp.js';
-import { CausalLM, type ForwardContext, type HookPointInfo, type ModelDims } from '../models/model.js';
-import type { Backend } from '../backends/backend.js';
+import { CausalLM, type ForwardContext, type ModelDims } from '../models/model.js';
+import type { Backend } from '../tensor/backend.js';
 import type { Tensor } from '../tensor/tensor.js';
+import { blockHook, SHAPE } from '../models/hook-point.js';
+
+/** A prompt for the planted model: BOS, eight tokens (with the massive token 5), the same eight again. */
+export const PLANTED_PROMPT: readonly number[] = [1, 5, 9, 14, 22, 31, 17, 40, 12, 5, 9, 14, 22, 31, 17, 40, 12];
 
 export interface PlantedOptions {
   vocab?: number;
@@ -116,38 +119,31 @@ export class PlantedInductionModel extends CausalLM {
   }
 
   protected embed(ids: Tensor, c: ForwardContext): Tensor {
-    const tok = c.hooks.at('hook_embed', gather(this.wte, ids)); // [batch, pos, d_model]
-    const pos = c.hooks.at('hook_pos_embed', gather(this.wpe, c.positions)); // [batch, pos, d_model]
+    const tok = c.hooks.at('hook_embed', gather(this.wte, ids), SHAPE.resid); // [batch, pos, d_model]
+    const pos = c.hooks.at('hook_pos_embed', gather(this.wpe, c.positions), SHAPE.resid); // [batch, pos, d_model]
     return add(tok, pos);
   }
 
   protected block(i: number, x: Tensor, c: ForwardContext): Tensor {
     const h = c.hooks;
-    const b = `blocks.${i}`;
     const a = this.attn[i]!;
     const { nHeads, dHead } = this.dims;
-    x = h.at(`${b}.hook_resid_pre`, x); // [batch, pos, d_model]
-    const xa = h.at(`${b}.hook_attn_in`, x);
+    x = h.at(blockHook(i, 'hook_resid_pre'), x, SHAPE.resid); // [batch, pos, d_model]
+    const xa = h.at(blockHook(i, 'hook_attn_in'), x, SHAPE.resid); // [batch, pos, d_model]
     const q = project(xa, a.q).reshape([c.batch, c.pos, nHeads, dHead]);
     const k = project(xa, a.k).reshape([c.batch, c.pos, nHeads, dHead]);
     const v = project(xa, a.v).reshape([c.batch, c.pos, nHeads, dHead]);
-    const attnOut = h.at(`${b}.hook_attn_out`, attend(q, k, v, {
-      hooks: h, prefix: `${b}.attn`, layer: i, cache: c.cache, keyMask: c.keyMask, keyMaskHost: c.keyMaskHost, scale: 1, output: a.o,
-    }));
-    const mid = h.at(`${b}.hook_resid_mid`, add(x, attnOut));
-    const mlpIn = h.at(`${b}.hook_mlp_in`, mid);
-    const mlpOut = h.at(`${b}.hook_mlp_out`, runMlp(mlpIn, this.mlps[i]!, h, `${b}.mlp`));
-    return h.at(`${b}.hook_resid_post`, add(mid, mlpOut));
+    const attnOut = h.at(blockHook(i, 'hook_attn_out'), attend(q, k, v, {
+      hooks: h, prefix: blockHook(i, 'attn'), layer: i, cache: c.cache, keyMask: c.keyMask, keyMaskHost: c.keyMaskHost, scale: 1, output: a.o,
+    }), SHAPE.resid); // [batch, pos, d_model]
+    const mid = h.at(blockHook(i, 'hook_resid_mid'), add(x, attnOut), SHAPE.resid); // [batch, pos, d_model]
+    const mlpIn = h.at(blockHook(i, 'hook_mlp_in'), mid, SHAPE.resid); // [batch, pos, d_model]
+    const mlpOut = h.at(blockHook(i, 'hook_mlp_out'), runMlp(mlpIn, this.mlps[i]!, h, blockHook(i, 'mlp')), SHAPE.resid); // [batch, pos, d_model]
+    return h.at(blockHook(i, 'hook_resid_post'), add(mid, mlpOut), SHAPE.resid); // [batch, pos, d_model]
   }
 
   protected unembed(x: Tensor): Tensor {
     return project(x, { layout: 'out_in', weight: this.wU }); // [batch, pos, vocab]
-  }
-
-  hookPoints(): HookPointInfo[] {
-    const d = ['batch', 'pos', 'd_model'];
-    const blocks = [0, 1].flatMap((i) => blockHookPoints(i, {}).filter((p) => !/\.ln\d\./.test(p.name)));
-    return [{ name: 'hook_embed', shape: d }, { name: 'hook_pos_embed', shape: d }, ...blocks];
   }
 
   dispose(): void {

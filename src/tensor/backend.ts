@@ -3,8 +3,8 @@
 // broadcasting happen in the frontend (src/ops); a backend only computes.
 // Designed for devices whose memory JavaScript cannot see (WebGPU): reads may be asynchronous
 // and `readSync` may refuse.
-import type { DType } from '../tensor/dtype.js';
-import { isContiguous } from '../tensor/shape.js';
+import type { DType } from './dtype.js';
+import { isContiguous } from './shape.js';
 
 /** An opaque allocation owned by one backend. `byteLength` is what was asked for. */
 export interface BackendBuffer {
