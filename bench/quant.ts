@@ -47,8 +47,8 @@ function peerLibs(): string {
   mkdirSync(dir, { recursive: true });
   for (const f of readdirSync(peers).filter((x) => x.includes('.so'))) {
     const src = join(peers, f);
-    const size = statSync(src).size;
-    const target = size < 256 ? join(peers, readFileSync(src, 'utf8').trim()) : src;
+    let target = src;
+    while (statSync(target).size < 256) target = join(peers, readFileSync(target, 'utf8').trim());
     const link = join(dir, f);
     if (existsSync(link)) unlinkSync(link);
     symlinkSync(target, link);
@@ -86,8 +86,9 @@ async function gpt2SmallF32(): Promise<string> {
   await vocab.close();
   const backend = await createWasmBackend({ threads });
   const model = randomModel(GPT2_SMALL, backend, { seed: 0, std: 0.02 });
-  // HF names (transformers' GPT2LMHeadModel keeps the blocks under `transformer.`)
-  const params = new Map([...model.parameters()].map(([n, t]) => [n.startsWith('lm_head') || n.startsWith('transformer.') ? n : `transformer.${n}`, t]));
+  // HF names (transformers' GPT2LMHeadModel keeps the blocks under `transformer.`); the unembedding
+  // is tied to wte, as in GPT-2, so no lm_head.
+  const params = new Map([...model.parameters()].filter(([n]) => !n.startsWith('lm_head')).map(([n, t]) => [n.startsWith('transformer.') ? n : `transformer.${n}`, t]));
   const source: WeightSource = {
     names: () => [...params.keys()],
     has: (n) => params.has(n),

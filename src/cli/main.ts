@@ -10,7 +10,9 @@ import * as hooks from './hooks.js';
 import * as inspect from './inspect.js';
 import * as lab from './lab.js';
 import * as organisms from './organisms.js';
+import * as evalCmd from './eval.js';
 import * as patch from './patch.js';
+import * as quantize from './quantize.js';
 import * as runCmd from './run.js';
 import * as sae from './sae.js';
 import * as probe from './probe.js';
@@ -59,6 +61,8 @@ export function buildProgram(): Command {
   steer.register(program);
   ablate.register(program);
   probe.register(program);
+  quantize.register(program);
+  evalCmd.register(program);
   lab.register(program);
   return program;
 }

@@ -259,10 +259,12 @@ function* nnVariants(): Generator<Variant> {
 
 /**
  * qmatmul's budget: the reference multiplies x as it is; the fast kernels round x to 8 bits per
- * 32 values first (ggml's q8 activations), an error of at most half a step of max|x|/127 per value,
- * NMSE ~2e-5 on normal data; 1e-4 leaves room for unlucky blocks and none for a wrong block layout.
+ * 32 values first (ggml's q8 activations), a uniform error of at most half a step d = max|x|/127
+ * per value, so NMSE ≈ mean over blocks of (d²/12) / mean(x²) = (max|x|/σ)² · 5.2e-6: ~2e-5 to
+ * 5e-5 on normal data averaged over many blocks, but up to ~1.3e-4 for a single block holding a
+ * 5σ value (the one-block cases). 3e-4 covers that and nothing like a wrong block layout (NMSE ~1).
  */
-export const QMATMUL_BUDGET = 1e-4;
+export const QMATMUL_BUDGET = 3e-4;
 
 function* quantVariants(): Generator<Variant> {
   for (const type of QUANT_TYPES) {

@@ -16,8 +16,20 @@ import { encodeGgml, writeGguf, type GgufWriteTensor, type GgufWriteValue } from
 import type { WeightSource } from './weight-source.js';
 
 export interface ConvertOptions {
-  /** Type of 2-D weights: F32, F16, BF16, Q8_0 or Q4_0. */
+  /** Type of 2-D weights: F32, F16, BF16, Q8_0, Q4_0, Q4_K or Q6_K. */
   type: GgmlTypeName;
+  /** Per-tensor types (mixed files): the type for a GGUF tensor name, or undefined for the rule's. */
+  typeFor?: (ggufName: string, shape: readonly number[]) => GgmlTypeName | undefined;
+  /**
+   * Rows no block of the type divides: 'fallback' (default) writes F16 as llama.cpp's converter
+   * does and reports the tensor through `onFallback`; 'error' stops, naming the tensor.
+   */
+  onIndivisible?: 'fallback' | 'error';
+  onFallback?: (ggufName: string, shape: readonly number[], wanted: GgmlTypeName) => void;
+  /** Called after each tensor is encoded (for a progress bar). */
+  onTensor?: (ggufName: string, done: number, total: number) => void;
+  /** Called with each tensor's written type. */
+  onEncoded?: (ggufName: string, type: GgmlTypeName) => void;
   /** Extra metadata (tokenizer.ggml.*, general.name, ...). */
   metadata?: Record<string, GgufWriteValue>;
 }
@@ -35,10 +47,25 @@ export async function convertToGguf(
   const { arch, kv } = hfConfigToGgufMetadata(config);
   const meta: Record<string, GgufWriteValue> = { ...kv, ...(opts.metadata ?? {}) };
   const tensors: GgufWriteTensor[] = [];
-  for (const t of planGgufTensors(arch, weights.names(), config)) {
+  const plan = planGgufTensors(arch, weights.names(), config);
+  for (const [i, t] of plan.entries()) {
     const { values, shape } = await convertTensor(t, weights, config, backend);
-    const type = ggufTensorType(t.gguf, shape, opts.type);
-    tensors.push({ name: t.gguf, type, shape, data: encodeGgml(values, type) });
+    const wanted = opts.typeFor?.(t.gguf, shape) ?? opts.type;
+    const type = ggufTensorType(t.gguf, shape, wanted);
+    if (type === 'F16' && wanted !== 'F16' && shape.length > 1) {
+      const msg = `tensor '${t.gguf}' [${shape.join(', ')}]: rows of ${shape.at(-1)} values are not a whole number of ${wanted} blocks of ${GGML_BLOCK[wanted].values}`;
+      if (opts.onIndivisible === 'error') throw new Error(`GGUF conversion: ${msg}`);
+      opts.onFallback?.(t.gguf, shape, wanted);
+    }
+    let data: Uint8Array;
+    try {
+      data = encodeGgml(values, type);
+    } catch (e) {
+      throw new Error(`GGUF conversion: tensor '${t.gguf}' (from ${t.sources.join(', ')}): ${(e as Error).message}`);
+    }
+    tensors.push({ name: t.gguf, type, shape, data });
+    opts.onEncoded?.(t.gguf, type);
+    opts.onTensor?.(t.gguf, i + 1, plan.length);
   }
   for (const x of GGUF_ARCHITECTURES[arch]!.extraTensors?.(new HfConfig(config)) ?? []) {
     tensors.push({ name: x.name, type: 'F32', shape: [x.values.length], data: encodeGgml(x.values, 'F32') });

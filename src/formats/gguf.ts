@@ -39,6 +39,21 @@ export function quantTypeOf(type: GgmlTypeName): QuantType | null {
 
 export const GGUF_SUPPORTED_TYPES = Object.keys(LOADS_AS) as GgmlTypeName[];
 
+/**
+ * The metadata keys of a GGUF file that start with `prefix`, with their stored value types, as the
+ * writer takes them (to carry a tokenizer over into a re-encoded file exactly).
+ */
+export async function ggufMetadataTyped(source: ByteSource, prefix = ''): Promise<Record<string, { type: number; value: never }>> {
+  const parsed = await gguf(`https://actlab.invalid/${encodeURIComponent(source.name)}`, { fetch: sourceFetch(source), typedMetadata: true });
+  const out: Record<string, { type: number; value: never }> = {};
+  for (const [k, v] of Object.entries(parsed.typedMetadata)) {
+    if (!k.startsWith(prefix) || !v || typeof v !== 'object' || !('type' in v)) continue;
+    const t = v as { type: number; subType?: number; value: unknown };
+    out[k] = { type: t.subType ?? t.type, value: t.value as never };
+  }
+  return out;
+}
+
 /** A fetch over a ByteSource, for the parser's `Range: bytes=a-b` requests. */
 function sourceFetch(src: ByteSource): typeof fetch {
   return (async (_url: unknown, init?: RequestInit) => {

@@ -43,7 +43,7 @@ export class Gpt2 extends CausalLM {
     const pre = w.has('transformer.wte.weight') ? 'transformer.' : '';
     const eps = num(config.layer_norm_epsilon ?? 1e-5, 'gpt2 config.layer_norm_epsilon');
     const ln = (n: string): Norm => ({ kind: 'layernorm', eps, weight: w.get(`${pre}${n}.weight`, [dm.dModel]), bias: w.get(`${pre}${n}.bias`, [dm.dModel]) });
-    const conv = (n: string, i: number, o: number): Linear => w.linear(`${pre}${n}.weight`, [i, o], 'in_out', w.get(`${pre}${n}.bias`, [o]));
+    const conv = (n: string, i: number, o: number): Linear => w.linear(`${pre}${n}.weight`, [i, o], 'in_out', () => w.get(`${pre}${n}.bias`, [o]));
     const act = activation(config.activation_function ?? 'gelu_new', 'gpt2 config.activation_function');
     this.blocks = Array.from({ length: dm.nLayers }, (_, i) => ({
       ln1: ln(`h.${i}.ln_1`), ln2: ln(`h.${i}.ln_2`),

@@ -40,7 +40,7 @@ export interface LlamaAttn {
 
 export function loadLlamaAttn(w: WeightMap, p: string, dm: ModelDims, bias: boolean, oBias = false): LlamaAttn {
   const lin = (n: string, out: number, inp: number, b: boolean): Linear =>
-    w.linear(`${p}.${n}.weight`, [out, inp], 'out_in', b ? w.get(`${p}.${n}.bias`, [out]) : w.maybe(`${p}.${n}.bias`, [out]));
+    w.linear(`${p}.${n}.weight`, [out, inp], 'out_in', () => (b ? w.get(`${p}.${n}.bias`, [out]) : w.maybe(`${p}.${n}.bias`, [out])));
   return {
     q: lin('q_proj', dm.nHeads * dm.dHead, dm.dModel, bias),
     k: lin('k_proj', dm.nKvHeads * dm.dHead, dm.dModel, bias),
@@ -185,6 +185,6 @@ export class Llama extends RotaryDecoder {
 
 /** gate_proj / up_proj / down_proj of a gated MLP in HF layout. */
 export function swiGlu(w: WeightMap, p: string, d: number, dMlp: number, act: Mlp['act'], bias = false): Mlp {
-  const lin = (n: string, out: number, inp: number): Linear => w.linear(`${p}.${n}.weight`, [out, inp], 'out_in', bias ? w.get(`${p}.${n}.bias`, [out]) : undefined);
+  const lin = (n: string, out: number, inp: number): Linear => w.linear(`${p}.${n}.weight`, [out, inp], 'out_in', () => (bias ? w.get(`${p}.${n}.bias`, [out]) : undefined));
   return { in: lin('gate_proj', dMlp, d), up: lin('up_proj', dMlp, d), out: lin('down_proj', d, dMlp), act };
 }

@@ -102,15 +102,17 @@ export class WeightMap {
   /**
    * A linear layer from weight `name` stored in HF layout `layout` with HF shape `shape`
    * ([out, in] for 'out_in', [in, out] for GPT-2's 'in_out'); a quantized weight stays quantized.
+   * `bias` is asked for after the weight (random-weight models seed each weight in request order).
    */
-  linear(name: string, shape: readonly [number, number], layout: Linear['layout'], bias?: Tensor): Linear {
+  linear(name: string, shape: readonly [number, number], layout: Linear['layout'], bias?: () => Tensor | undefined): Linear {
     const w = this.tensors.get(name);
     if (isQuantized(w) && w.transposed === (layout === 'in_out')) {
       this.checkShape(name, w, shape);
       w.inUse = true;
-      return { layout: 'out_in', weight: w.q, bias };
+      return { layout: 'out_in', weight: w.q, bias: bias?.() };
     }
-    return { layout, weight: this.get(name, shape), bias };
+    const weight = this.get(name, shape);
+    return { layout, weight, bias: bias?.() };
   }
 
   /** How many weights are held quantized. */

@@ -8,6 +8,9 @@
 //   qm_<type>      rows of W split over tasks; per row, x rows in groups of MT (the weight unit is
 //                  unpacked once per group: decode is GEMV with MT = 1, prefill is a blocked GEMM)
 // f16 scales are read through a 65536-entry f32 table (P.tab) that the runtime fills once.
+// The relaxed-SIMD build runs q4_0 and q4_k on i16x8.relaxed_dot_i8x16_i7x16_s instead: an i8
+// copy of the activation (xq8) against the raw nibbles (0..15, inside the instruction's 7-bit
+// operand, so every implementation gives the exact sum), q4_0's −8 folded into the min term.
 // Block layouts (ggml-common.h): q8_0 [f16 d, 32 x i8]; q4_0 [f16 d, 16 bytes: element j the low
 // nibble of byte j, element j + 16 the high one, minus 8]; q4_k [f16 d, f16 dmin, 12 bytes of
 // 6-bit scales and mins, 128 bytes of nibbles: sub-block 2p the low nibbles of bytes 32p..32p+31,
@@ -20,7 +23,7 @@ export const TYPES = ['q8_0', 'q4_0', 'q4_k', 'q6_k'];
 export const exportNames = ['qm_quant_x', ...TYPES.map((t) => `qm_${t}`)];
 
 /** Parameter block, i32 fields at these byte offsets (pointers are byte addresses). */
-export const P = { M: 0, N: 4, K: 8, x: 12, xq: 16, xd: 20, xs: 24, w: 28, y: 32, tab: 36, rowBytes: 40 };
+export const P = { M: 0, N: 4, K: 8, x: 12, xq: 16, xd: 20, xs: 24, w: 28, y: 32, tab: 36, rowBytes: 40, xq8: 44 };
 /** Activation rows per weight-unit decode in the GEMM path. */
 export const MT = 4;
 export const constants = { P, MT };
@@ -49,7 +52,7 @@ function quantX() {
   const stores = [0, 1, 2, 3].map((k) => set(`q${k}`, `(i16x8.narrow_i32x4_s ${q(2 * k)} ${q(2 * k + 1)})`) + `\n      (v128.store offset=${16 * k} ${g('q')} ${g(`q${k}`)})`).join('\n      ');
   return `
   (func $qm_quant_x (param $p i32) (param $task i32) (param $nTasks i32)
-    (local $b i32) (local $end i32) (local $n i32) (local $x i32) (local $q i32) (local $d i32) (local $s i32)
+    (local $b i32) (local $end i32) (local $n i32) (local $x i32) (local $q i32) (local $d i32) (local $s i32) (local $q8 i32)
     ${Array.from({ length: 8 }, (_, i) => `(local $v${i} v128)`).join(' ')} (local $m v128) (local $ids v128)
     (local $q0 v128) (local $q1 v128) (local $q2 v128) (local $q3 v128) (local $am f32) (local $dd f32) (local $sum v128)
     (local.set $n (i32.div_u (i32.mul (i32.load offset=${P.M} ${g('p')}) (i32.load offset=${P.K} ${g('p')})) ${i32(32)}))
@@ -59,6 +62,7 @@ function quantX() {
     (local.set $q (i32.add (i32.load offset=${P.xq} ${g('p')}) (i32.shl ${g('b')} ${i32(6)})))
     (local.set $d (i32.add (i32.load offset=${P.xd} ${g('p')}) (i32.shl ${g('b')} ${i32(2)})))
     (local.set $s (i32.add (i32.load offset=${P.xs} ${g('p')}) (i32.shl ${g('b')} ${i32(2)})))
+    (local.set $q8 (i32.add (i32.load offset=${P.xq8} ${g('p')}) (i32.shl ${g('b')} ${i32(5)})))
     (block $done (loop $blocks
       (br_if $done (i32.ge_u ${g('b')} ${g('end')}))
       ${loads}
@@ -70,11 +74,14 @@ function quantX() {
       (local.set $ids (f32x4.splat (select (f32.div (f32.const 127) ${g('am')}) (f32.const 0) (f32.gt ${g('am')} (f32.const 0)))))
       ${stores}
       (local.set $sum (i32x4.extadd_pairwise_i16x8_s (i16x8.add (i16x8.add ${g('q0')} ${g('q1')}) (i16x8.add ${g('q2')} ${g('q3')}))))
+      (v128.store ${g('q8')} (i8x16.narrow_i16x8_s ${g('q0')} ${g('q1')}))
+      (v128.store offset=16 ${g('q8')} (i8x16.narrow_i16x8_s ${g('q2')} ${g('q3')}))
       (f32.store ${g('d')} ${g('dd')})
       (f32.store ${g('s')} (f32.mul ${g('dd')} (f32.convert_i32_s (i32.add (i32.add (i32x4.extract_lane 0 ${g('sum')}) (i32x4.extract_lane 1 ${g('sum')}))
                                                                   (i32.add (i32x4.extract_lane 2 ${g('sum')}) (i32x4.extract_lane 3 ${g('sum')}))))))
       (local.set $x (i32.add ${g('x')} ${i32(128)}))
       (local.set $q (i32.add ${g('q')} ${i32(64)}))
+      (local.set $q8 (i32.add ${g('q8')} ${i32(32)}))
       (local.set $d (i32.add ${g('d')} ${i32(4)}))
       (local.set $s (i32.add ${g('s')} ${i32(4)}))
       (local.set $b (i32.add ${g('b')} ${i32(1)}))
@@ -85,8 +92,14 @@ function quantX() {
  * Code that leaves unit `j` of the block at $wp in $w0..$w3 (i16x8, values 0..31 of the unit in
  * order) and its f32 scale in $ws (and q4_k's min scale in $wm).
  */
-function decodeUnit(type, j) {
+function decodeUnit(type, j, rdot) {
   const L = [];
+  if (rdot && type === 'q4_0') {
+    // nibbles as they are (0..15, the 7-bit operand of the relaxed dot); the -8 goes to the min term
+    L.push(set('ws', f16(g('wp'))), set('wm', `(f32.mul ${g('ws')} (f32.const 8))`));
+    L.push(set('t', `(v128.load offset=2 ${g('wp')})`), set('w0', `(v128.and ${g('t')} ${b16(15)})`), set('w1', `(i8x16.shr_u ${g('t')} ${i32(4)})`));
+    return L.map((x) => '        ' + x).join('\n');
+  }
   const ext = (dst0, dst1, v, sign) => `${set(dst0, `(i16x8.extend_low_i8x16_${sign} ${v})`)} ${set(dst1, `(i16x8.extend_high_i8x16_${sign} ${v})`)}`;
   if (type === 'q8_0') {
     L.push(set('ws', f16(g('wp'))));
@@ -106,8 +119,12 @@ function decodeUnit(type, j) {
     L.push(set('wm', `(f32.mul ${g('dmin')} (f32.convert_i32_u ${mn}))`));
     const p = j >> 1;
     const nib = (v) => (j & 1 ? `(i8x16.shr_u ${v} ${i32(4)})` : `(v128.and ${v} ${b16(15)})`);
-    L.push(set('t', nib(`(v128.load offset=${16 + 32 * p} ${g('wp')})`)), ext('w0', 'w1', g('t'), 'u'));
-    L.push(set('t', nib(`(v128.load offset=${16 + 32 * p + 16} ${g('wp')})`)), ext('w2', 'w3', g('t'), 'u'));
+    if (rdot) {
+      L.push(set('w0', nib(`(v128.load offset=${16 + 32 * p} ${g('wp')})`)), set('w1', nib(`(v128.load offset=${16 + 32 * p + 16} ${g('wp')})`)));
+    } else {
+      L.push(set('t', nib(`(v128.load offset=${16 + 32 * p} ${g('wp')})`)), ext('w0', 'w1', g('t'), 'u'));
+      L.push(set('t', nib(`(v128.load offset=${16 + 32 * p + 16} ${g('wp')})`)), ext('w2', 'w3', g('t'), 'u'));
+    }
   } else if (type === 'q6_k') {
     const h = j >> 2;
     const t = j & 3;
@@ -128,36 +145,47 @@ function decodeUnit(type, j) {
 }
 
 /** The dot products of the unpacked unit j with `mt` activation rows, accumulated. */
-function unitDots(type, j, mt, madd) {
+function unitDots(type, j, mt, madd, rdot) {
   const L = [];
   for (let r = 0; r < mt; r++) {
-    const xa = add(g(`xr${r}`), g('xo'));
-    const dot = (k) => `(i32x4.dot_i16x8_s ${g(`w${k}`)} (v128.load offset=${64 * j + 16 * k} ${xa}))`;
-    L.push(set('isum', `(i32x4.add (i32x4.add ${dot(0)} ${dot(1)}) (i32x4.add ${dot(2)} ${dot(3)}))`));
+    if (rdot) {
+      // i8 activations · 7-bit nibbles, 16 products per instruction (pmaddubsw + pmaddwd on x64)
+      const xa = add(g(`xb${r}`), `(i32.shr_u ${g('xo')} ${i32(1)})`);
+      const x8 = (k) => `(v128.load offset=${32 * j + 16 * k} ${xa})`;
+      // (pairs of u7·i8 products stay within i16: 2·127·128 < 32768). Not the fused
+      // i32x4.relaxed_dot_i8x16_i7x16_add_s: V8 11.3 (Node 20) returns twice the dot and drops the addend.
+      const rd = (k) => `(i32x4.extadd_pairwise_i16x8_s (i16x8.relaxed_dot_i8x16_i7x16_s ${x8(k)} ${g(`w${k}`)}))`;
+      L.push(set('isum', `(i32x4.add ${rd(0)} ${rd(1)})`));
+    } else {
+      const xa = add(g(`xr${r}`), g('xo'));
+      const dot = (k) => `(i32x4.dot_i16x8_s ${g(`w${k}`)} (v128.load offset=${64 * j + 16 * k} ${xa}))`;
+      L.push(set('isum', `(i32x4.add (i32x4.add ${dot(0)} ${dot(1)}) (i32x4.add ${dot(2)} ${dot(3)}))`));
+    }
     const dx = `(f32.load offset=${4 * j} ${add(g(`dr${r}`), g('do'))})`;
     L.push(set(`acc${r}`, madd(`(f32x4.convert_i32x4_s ${g('isum')})`, `(f32x4.splat (f32.mul ${g('ws')} ${dx}))`, g(`acc${r}`))));
-    if (type === 'q4_k') L.push(set(`mn${r}`, `(f32.add ${g(`mn${r}`)} (f32.mul ${g('wm')} (f32.load offset=${4 * j} ${add(g(`sr${r}`), g('do'))})))`));
+    if (type === 'q4_k' || (rdot && type === 'q4_0')) L.push(set(`mn${r}`, `(f32.add ${g(`mn${r}`)} (f32.mul ${g('wm')} (f32.load offset=${4 * j} ${add(g(`sr${r}`), g('do'))})))`));
   }
   return L.map((x) => '        ' + x).join('\n');
 }
 
 /** One weight row against `mt` activation rows: y[r] = Σ over the row's blocks. */
-function rowKernel(type, mt, madd) {
+function rowKernel(type, mt, madd, relaxed) {
   const F = FORMAT[type];
+  const rdot = relaxed && (type === 'q4_0' || type === 'q4_k');
   const rows = [...Array(mt).keys()];
   const locals = [
-    ...rows.flatMap((r) => [`(local $xr${r} i32)`, `(local $dr${r} i32)`, `(local $sr${r} i32)`, `(local $acc${r} v128)`, `(local $mn${r} f32)`]),
+    ...rows.flatMap((r) => [`(local $xb${r} i32)`, `(local $xr${r} i32)`, `(local $dr${r} i32)`, `(local $sr${r} i32)`, `(local $acc${r} v128)`, `(local $mn${r} f32)`]),
     '(local $w0 v128) (local $w1 v128) (local $w2 v128) (local $w3 v128) (local $t v128) (local $t2 v128) (local $isum v128)',
     '(local $ws f32) (local $wm f32) (local $dd f32) (local $dmin f32) (local $xo i32) (local $do i32) (local $i i32)',
   ];
-  const init = rows.map((r) => `${set(`xr${r}`, add(g('x'), mul(g('xrs'), i32(r))))} ${set(`dr${r}`, add(g('d'), mul(g('drs'), i32(r))))} ${set(`sr${r}`, add(g('s'), mul(g('drs'), i32(r))))}`);
+  const init = rows.map((r) => `${set(`xb${r}`, add(g('x8'), mul(`(i32.shr_u ${g('xrs')} ${i32(1)})`, i32(r))))} ${set(`xr${r}`, add(g('x'), mul(g('xrs'), i32(r))))} ${set(`dr${r}`, add(g('d'), mul(g('drs'), i32(r))))} ${set(`sr${r}`, add(g('s'), mul(g('drs'), i32(r))))}`);
   const perBlock = [];
   if (type === 'q4_k') perBlock.push(`        ${set('dd', f16(g('wp')))} ${set('dmin', f16(`(i32.add ${g('wp')} ${i32(2)})`))}`);
   if (type === 'q6_k') perBlock.push(`        ${set('dd', f16(`(i32.add ${g('wp')} ${i32(208)})`))}`);
-  for (let j = 0; j < F.units; j++) perBlock.push(decodeUnit(type, j), unitDots(type, j, mt, madd));
+  for (let j = 0; j < F.units; j++) perBlock.push(decodeUnit(type, j, rdot), unitDots(type, j, mt, madd, rdot));
   const stores = rows.map((r) => `    (f32.store ${add(g('y'), mul(g('ldy'), i32(r)))} (f32.sub ${hsum(g(`acc${r}`))} ${g(`mn${r}`)}))`);
   return `
-  (func $qm_${type}_r${mt} (param $wp i32) (param $nb i32) (param $x i32) (param $xrs i32) (param $d i32) (param $drs i32) (param $s i32) (param $tab i32) (param $y i32) (param $ldy i32)
+  (func $qm_${type}_r${mt} (param $wp i32) (param $nb i32) (param $x i32) (param $xrs i32) (param $d i32) (param $drs i32) (param $s i32) (param $tab i32) (param $y i32) (param $ldy i32) (param $x8 i32)
     ${locals.join(' ')}
     ${init.join('\n    ')}
     (block $done (loop $blocks
@@ -169,19 +197,88 @@ ${perBlock.join('\n')}
 ${stores.join('\n')})`;
 }
 
-/** Entry: this task's rows of W, each against every activation row (MT at a time, then singly). */
-function entry(type) {
+/**
+ * Decode (fewer than MT activation rows): two weight rows against one activation row, so that the
+ * activation's loads and scale are shared and the two rows' chains run side by side.
+ */
+function pairKernel(type, madd, relaxed) {
+  const F = FORMAT[type];
+  const rdot = relaxed && (type === 'q4_0' || type === 'q4_k');
+  const mins = type === 'q4_k' || (rdot && type === 'q4_0');
+  // the second row's decode: the first row's code on $wq into its own locals
+  const second = (code) => code.replace(/\$w([0-3])\b/g, '$v$1').replace(/\$wp\b/g, '$wq').replace(/\$ws\b/g, '$vs')
+    .replace(/\$wm\b/g, '$vm').replace(/\$dmin\b/g, '$emin').replace(/\$dd\b/g, '$ed');
+  const perBlock = [];
+  if (type === 'q4_k') {
+    perBlock.push(`        ${set('dd', f16(g('wp')))} ${set('dmin', f16(`(i32.add ${g('wp')} ${i32(2)})`))}`);
+    perBlock.push(`        ${set('ed', f16(g('wq')))} ${set('emin', f16(`(i32.add ${g('wq')} ${i32(2)})`))}`);
+  }
+  if (type === 'q6_k') perBlock.push(`        ${set('dd', f16(`(i32.add ${g('wp')} ${i32(208)})`))} ${set('ed', f16(`(i32.add ${g('wq')} ${i32(208)})`))}`);
+  for (let j = 0; j < F.units; j++) {
+    const dec = decodeUnit(type, j, rdot);
+    perBlock.push(dec, second(dec));
+    const L = [];
+    if (rdot) {
+      for (const k of [0, 1]) L.push(set(`xv${k}`, `(v128.load offset=${32 * j + 16 * k} ${add(g('x8'), `(i32.shr_u ${g('xo')} ${i32(1)})`)})`));
+    } else {
+      for (const k of [0, 1, 2, 3]) L.push(set(`xv${k}`, `(v128.load offset=${64 * j + 16 * k} ${add(g('x'), g('xo'))})`));
+    }
+    L.push(set('dx', `(f32.load offset=${4 * j} ${add(g('d'), g('do'))})`));
+    if (mins) L.push(set('xs', `(f32.load offset=${4 * j} ${add(g('s'), g('do'))})`));
+    for (const [w, acc, sc, mn, msc] of [['w', 'accA', 'ws', 'mnA', 'wm'], ['v', 'accB', 'vs', 'mnB', 'vm']]) {
+      if (rdot) {
+        const rd = (k) => `(i32x4.extadd_pairwise_i16x8_s (i16x8.relaxed_dot_i8x16_i7x16_s ${g(`xv${k}`)} ${g(`${w}${k}`)}))`;
+        L.push(set('isum', `(i32x4.add ${rd(0)} ${rd(1)})`));
+      } else {
+        const dot = (k) => `(i32x4.dot_i16x8_s ${g(`${w}${k}`)} ${g(`xv${k}`)})`;
+        L.push(set('isum', `(i32x4.add (i32x4.add ${dot(0)} ${dot(1)}) (i32x4.add ${dot(2)} ${dot(3)}))`));
+      }
+      L.push(set(acc, madd(`(f32x4.convert_i32x4_s ${g('isum')})`, `(f32x4.splat (f32.mul ${g(sc)} ${g('dx')}))`, g(acc))));
+      if (mins) L.push(set(mn, `(f32.add ${g(mn)} (f32.mul ${g(msc)} ${g('xs')}))`));
+    }
+    perBlock.push(L.map((x) => '        ' + x).join('\n'));
+  }
+  const v = (n, t) => n.map((x) => `(local $${x} ${t})`).join(' ');
+  return `
+  (func $qm_${type}_p2 (param $wp i32) (param $wq i32) (param $nb i32) (param $x i32) (param $d i32) (param $s i32) (param $tab i32) (param $y i32) (param $x8 i32)
+    ${v(['w0', 'w1', 'w2', 'w3', 'v0', 'v1', 'v2', 'v3', 'xv0', 'xv1', 'xv2', 'xv3', 't', 't2', 'isum', 'accA', 'accB'], 'v128')}
+    ${v(['ws', 'wm', 'vs', 'vm', 'dd', 'dmin', 'ed', 'emin', 'dx', 'xs', 'mnA', 'mnB'], 'f32')} ${v(['xo', 'do', 'i'], 'i32')}
+    (block $done (loop $blocks
+      (br_if $done (i32.ge_u ${g('i')} ${g('nb')}))
+${perBlock.join('\n')}
+      ${set('wp', add(g('wp'), i32(F.bytes)))} ${set('wq', add(g('wq'), i32(F.bytes)))} ${set('xo', add(g('xo'), i32(64 * F.units)))} ${set('do', add(g('do'), i32(4 * F.units)))}
+      ${set('i', add(g('i'), i32(1)))}
+      (br $blocks)))
+    (f32.store ${g('y')} (f32.sub ${hsum(g('accA'))} ${g('mnA')}))
+    (f32.store offset=4 ${g('y')} (f32.sub ${hsum(g('accB'))} ${g('mnB')})))`;
+}
+
+/** Entry: this task's rows of W, each against every activation row (MT at a time, then singly; with `pair`, fewer than MT rows take two weight rows at a time). */
+function entry(type, pair) {
   const F = FORMAT[type];
   const ld = (f) => `(i32.load offset=${P[f]} ${g('p')})`;
   const call = (mt) => `(call $qm_${type}_r${mt} ${g('wp')} ${g('nb')} (i32.add ${g('xq')} (i32.mul ${g('m')} ${g('xrs')})) ${g('xrs')}
               (i32.add ${g('xd')} (i32.mul ${g('m')} ${g('drs')})) ${g('drs')} (i32.add ${g('xs')} (i32.mul ${g('m')} ${g('drs')})) ${g('tab')}
-              (i32.add ${g('y')} (i32.shl (i32.add (i32.mul ${g('m')} ${g('N')}) ${g('n')}) ${i32(2)})) (i32.shl ${g('N')} ${i32(2)}))`;
+              (i32.add ${g('y')} (i32.shl (i32.add (i32.mul ${g('m')} ${g('N')}) ${g('n')}) ${i32(2)})) (i32.shl ${g('N')} ${i32(2)})
+              (i32.add ${g('xq8')} (i32.mul ${g('m')} ${g('K')})))`;
+  const pairBlock = !pair ? '' : `      (if (i32.and (i32.lt_u ${g('M')} ${i32(MT)}) (i32.lt_u (i32.add ${g('n')} ${i32(1)}) ${g('end')})) (then
+        ${set('m', i32(0))}
+        (block $pairs_done (loop $pairs
+          (br_if $pairs_done (i32.ge_u ${g('m')} ${g('M')}))
+          (call $qm_${type}_p2 ${g('wp')} (i32.add ${g('wp')} ${g('rb')}) ${g('nb')} (i32.add ${g('xq')} (i32.mul ${g('m')} ${g('xrs')}))
+            (i32.add ${g('xd')} (i32.mul ${g('m')} ${g('drs')})) (i32.add ${g('xs')} (i32.mul ${g('m')} ${g('drs')})) ${g('tab')}
+            (i32.add ${g('y')} (i32.shl (i32.add (i32.mul ${g('m')} ${g('N')}) ${g('n')}) ${i32(2)})) (i32.add ${g('xq8')} (i32.mul ${g('m')} ${g('K')})))
+          ${set('m', add(g('m'), i32(1)))}
+          (br $pairs)))
+        ${set('n', add(g('n'), i32(2)))}
+        (br $rows)))
+`;
   return `
   (func $qm_${type} (param $p i32) (param $task i32) (param $nTasks i32)
     (local $M i32) (local $N i32) (local $K i32) (local $n i32) (local $end i32) (local $m i32) (local $nb i32) (local $wp i32)
-    (local $xq i32) (local $xd i32) (local $xs i32) (local $y i32) (local $tab i32) (local $xrs i32) (local $drs i32) (local $w i32) (local $rb i32)
+    (local $xq i32) (local $xq8 i32) (local $xd i32) (local $xs i32) (local $y i32) (local $tab i32) (local $xrs i32) (local $drs i32) (local $w i32) (local $rb i32)
     ${set('M', ld('M'))} ${set('N', ld('N'))} ${set('K', ld('K'))}
-    ${set('xq', ld('xq'))} ${set('xd', ld('xd'))} ${set('xs', ld('xs'))} ${set('y', ld('y'))} ${set('tab', ld('tab'))} ${set('w', ld('w'))} ${set('rb', ld('rowBytes'))}
+    ${set('xq', ld('xq'))} ${set('xq8', ld('xq8'))} ${set('xd', ld('xd'))} ${set('xs', ld('xs'))} ${set('y', ld('y'))} ${set('tab', ld('tab'))} ${set('w', ld('w'))} ${set('rb', ld('rowBytes'))}
     ${set('nb', `(i32.div_u ${g('K')} ${i32(F.values)})`)}
     ${set('xrs', `(i32.shl ${g('K')} ${i32(1)})`)} ${set('drs', `(i32.shl (i32.shr_u ${g('K')} ${i32(5)}) ${i32(2)})`)}
     ${set('n', `(i32.div_u (i32.mul ${g('N')} ${g('task')}) ${g('nTasks')})`)}
@@ -189,7 +286,7 @@ function entry(type) {
     (block $rows_done (loop $rows
       (br_if $rows_done (i32.ge_u ${g('n')} ${g('end')}))
       ${set('wp', add(g('w'), mul(g('n'), g('rb'))))}
-      ${set('m', i32(0))}
+${pairBlock}      ${set('m', i32(0))}
       (block $tiles_done (loop $tiles
         (br_if $tiles_done (i32.gt_u (i32.add ${g('m')} ${i32(MT)}) ${g('M')}))
         ${call(MT)}
@@ -208,7 +305,14 @@ function entry(type) {
 export function generate({ relaxed }) {
   const madd = (a, b, c) => (relaxed ? `(f32x4.relaxed_madd ${a} ${b} ${c})` : `(f32x4.add (f32x4.mul ${a} ${b}) ${c})`);
   const out = ['(module', '  (import "env" "memory" (memory 1 65536 shared))', quantX()];
-  for (const t of TYPES) out.push(rowKernel(t, MT, madd), rowKernel(t, 1, madd), entry(t));
+  for (const t of TYPES) {
+    // the two-row decode kernel pays off where the unpacked unit is small (the i8 relaxed dot on
+    // nibbles); with 16-bit operands its two rows' vectors no longer fit the registers
+    const pair = relaxed && (t === 'q4_0' || t === 'q4_k');
+    out.push(rowKernel(t, MT, madd, relaxed), rowKernel(t, 1, madd, relaxed));
+    if (pair) out.push(pairKernel(t, madd, relaxed));
+    out.push(entry(t, pair));
+  }
   for (const e of exportNames) out.push(`  (export "${e}" (func $${e}))`);
   out.push(')');
   return out.join('\n');

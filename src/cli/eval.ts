@@ -1,0 +1,73 @@
+// `actlab eval`: perplexity of a model on a text file, and with --ref the mean KL divergence to
+// the reference model's next-token distribution and the top-1 agreement, as llama.cpp's
+// `llama-perplexity --kl-divergence` reports them (chunks of --ctx tokens, second half scored:
+// src/models/evaluate.ts), plus tokens/s. Both models read the text through the evaluated
+// model's tokenizer.
+import { readFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import { evaluateLM } from '../models/evaluate.js';
+import { disposeBackends } from '../tensor/engine.js';
+import { inputIds, loadForCli, weightMemory, type ModelArgs } from './common.js';
+import { action, int, modelOptions } from './options.js';
+
+export interface EvalArgs extends ModelArgs {
+  ref?: string;
+  data: string;
+  ctx?: number;
+  chunks?: number;
+  json?: boolean;
+}
+
+export async function evalCommand(a: EvalArgs): Promise<number> {
+  let text: string;
+  try {
+    text = readFileSync(a.data, 'utf8');
+  } catch (e) {
+    throw new Error(`--data: cannot read ${a.data} (${(e as Error).message})`);
+  }
+  const m = await loadForCli(a);
+  const ref = a.ref ? await loadForCli({ ...a, model: a.ref }) : undefined;
+  try {
+    // With --chunks, tokenize only as much text as the chunks need (a tokenizer in JavaScript
+    // takes seconds per megabyte): a prefix, doubled until it yields enough tokens.
+    let ids: number[];
+    const need = a.chunks !== undefined ? a.chunks * (a.ctx ?? Math.min(m.model.dims.nCtx, 512)) : Infinity;
+    for (let chars = Number.isFinite(need) ? need * 8 : text.length; ; chars *= 2) {
+      ids = inputIds({ prompt: text.slice(0, chars) }, m, false);
+      if (ids.length >= need || chars >= text.length) break;
+    }
+    const r = evaluateLM(m.model, ids, {
+      ctx: a.ctx, maxChunks: a.chunks, ref: ref?.model,
+      onChunk: a.json ? undefined : (d, n) => process.stderr.write(`\reval: chunk ${d}/${n}`),
+    });
+    if (!a.json) process.stderr.write('\n');
+    const mem = weightMemory(m);
+    const out = {
+      model: m.source, ref: ref?.source, data: a.data, tokens: ids.length, ctx: r.ctx, chunks: r.chunks, scored: r.scored,
+      perplexity: r.perplexity, nll: r.nll, ...(r.kl !== undefined ? { kl_divergence: r.kl, top1_agreement: r.top1, ref_perplexity: r.refPerplexity } : {}),
+      tokens_per_second: r.tokensPerSecond, memory: mem.json,
+    };
+    if (a.json) console.log(JSON.stringify(out));
+    else {
+      console.log(`${m.source} on ${a.data}: ${r.scored} tokens scored in ${r.chunks} chunks of ${r.ctx}`);
+      console.log(`perplexity ${r.perplexity.toFixed(4)}${r.refPerplexity !== undefined ? ` (reference ${r.refPerplexity.toFixed(4)})` : ''}`);
+      if (r.kl !== undefined) console.log(`mean KL(ref || model) ${r.kl.toExponential(4)} nats, top-1 agreement ${(100 * r.top1!).toFixed(2)}%`);
+      console.log(`${r.tokensPerSecond.toFixed(1)} tokens/s; ${mem.text}`);
+    }
+    return 0;
+  } finally {
+    m.model.dispose();
+    ref?.model.dispose();
+    disposeBackends();
+  }
+}
+
+export function register(program: Command): void {
+  modelOptions(program.command('eval').description('Perplexity on a text file; with --ref, mean KL divergence and top-1 agreement to a reference model (as llama-perplexity --kl-divergence)'))
+    .option('--ref <M>', 'the reference model (e.g. the F32 or F16 original)')
+    .requiredOption('--data <file>', 'a UTF-8 text file')
+    .option('--ctx <n>', 'tokens per chunk (default: min(model context, 512)); the second half of each chunk is scored', int(2))
+    .option('--chunks <n>', 'at most this many chunks', int(1))
+    .option('--json', 'print one JSON object')
+    .action(action(evalCommand));
+}

@@ -1,0 +1,111 @@
+// `actlab quantize`: any model actlab loads (HF folder, GGUF, llama2.c) -> a GGUF file in Q8_0,
+// Q4_0, Q4_K, Q6_K (or F16/F32), with per-tensor overrides for mixed files, written atomically
+// with a progress bar. A GGUF input keeps its tokenizer (its `tokenizer.*` metadata, types
+// included), so llama.cpp runs the result. Rows that no block of the type divides fall back to F16
+// (named on stderr) or stop the command (`--on-indivisible error`).
+import cliProgress from 'cli-progress';
+import type { Command } from 'commander';
+import { convertToGguf } from '../formats/gguf-convert.js';
+import { ggufMetadataTyped } from '../formats/gguf.js';
+import type { GgmlTypeName } from '../formats/gguf-quants.js';
+import type { GgufWriteValue } from '../formats/gguf-write.js';
+import { NodeFileSource } from '../io/node/file-source.js';
+import { NodeFileStore } from '../io/node/file-store.js';
+import { openCheckpoint } from '../models/checkpoint.js';
+import { disposeBackends, initBackend } from '../tensor/engine.js';
+import { action } from './options.js';
+
+/** --type names -> GGML types. */
+export const QUANTIZE_TYPES: Record<string, GgmlTypeName> = {
+  q8_0: 'Q8_0', q4_0: 'Q4_0', q4_k: 'Q4_K', q6_k: 'Q6_K', f16: 'F16', f32: 'F32', bf16: 'BF16',
+};
+
+function typeOf(name: string, where: string): GgmlTypeName {
+  const t = QUANTIZE_TYPES[name.toLowerCase()];
+  if (!t) throw new Error(`${where}: unknown type '${name}' (actlab writes ${Object.keys(QUANTIZE_TYPES).join(', ')})`);
+  return t;
+}
+
+export interface QuantizeArgs {
+  model: string;
+  type: string;
+  out: string;
+  tensorType?: string[];
+  onIndivisible?: string;
+  tokenizer?: string;
+  json?: boolean;
+}
+
+export async function quantizeCommand(a: QuantizeArgs): Promise<number> {
+  const type = typeOf(a.type, '--type');
+  const overrides = (a.tensorType ?? []).map((spec) => {
+    const eq = spec.lastIndexOf('=');
+    if (eq <= 0) throw new Error(`--tensor-type: '${spec}' is not PATTERN=TYPE (e.g. 'ffn_down=q6_k')`);
+    let re: RegExp;
+    try {
+      re = new RegExp(spec.slice(0, eq));
+    } catch (e) {
+      throw new Error(`--tensor-type: '${spec.slice(0, eq)}' is not a regular expression (${(e as Error).message})`);
+    }
+    return { re, type: typeOf(spec.slice(eq + 1), `--tensor-type ${spec}`) };
+  });
+  const onIndivisible = a.onIndivisible ?? 'fallback';
+  if (onIndivisible !== 'fallback' && onIndivisible !== 'error') throw new Error(`--on-indivisible: '${onIndivisible}' is neither 'fallback' nor 'error'`);
+  const ck = await openCheckpoint(a.model, { tokenizerPath: a.tokenizer, memoryBudget: 0 });
+  const backend = await initBackend('js');
+  const bar = process.stderr.isTTY && !a.json
+    ? new cliProgress.SingleBar({ stream: process.stderr, hideCursor: true, format: 'quantize |{bar}| {value}/{total} tensors {tensor}' }, cliProgress.Presets.shades_classic)
+    : null;
+  const fallbacks: string[] = [];
+  const counts: Record<string, number> = {};
+  try {
+    let metadata: Record<string, GgufWriteValue> = { 'general.name': ck.source.split('/').pop() ?? ck.source };
+    if (ck.format === 'gguf') {
+      const src = await NodeFileSource.open(ck.source);
+      try {
+        metadata = { ...metadata, ...(await ggufMetadataTyped(src, 'tokenizer.')) as Record<string, GgufWriteValue> };
+      } finally {
+        await src.close();
+      }
+    }
+    let started = false;
+    await convertToGguf(new NodeFileStore(), a.out, ck.weights, ck.config, backend, {
+      type,
+      typeFor: (name) => overrides.find((o) => o.re.test(name))?.type,
+      onIndivisible,
+      onFallback: (name, shape, wanted) => fallbacks.push(`${name} [${shape.join(', ')}] (${wanted} -> F16)`),
+      onTensor: (name, done, total) => {
+        if (!bar) return;
+        if (!started) { bar.start(total, 0, { tensor: '' }); started = true; }
+        bar.update(done, { tensor: name });
+      },
+      onEncoded: (_name, t) => { counts[t] = (counts[t] ?? 0) + 1; },
+      metadata,
+    });
+    bar?.stop();
+    const summary = { out: a.out, type, tensors: counts, fallbacks };
+    if (a.json) console.log(JSON.stringify(summary));
+    else {
+      for (const f of fallbacks) process.stderr.write(`actlab: rows not divisible by the block: ${f}\n`);
+      console.log(`wrote ${a.out}: ${Object.entries(counts).map(([t, n]) => `${n} ${t}`).join(', ')}`);
+    }
+    return 0;
+  } finally {
+    bar?.stop();
+    await ck.weights.close();
+    disposeBackends();
+  }
+}
+
+export function register(program: Command): void {
+  program.command('quantize')
+    .description('Write a model as a GGUF file in Q8_0, Q4_0, Q4_K or Q6_K (mixed per tensor with --tensor-type), loadable by llama.cpp')
+    .requiredOption('--model <path>', 'HF folder, GGUF file, llama2.c .bin or hub id')
+    .requiredOption('--type <type>', `type of the 2-D weights: ${Object.keys(QUANTIZE_TYPES).join(', ')}`)
+    .requiredOption('--out <file>', 'output .gguf (written to a temporary name, then renamed)')
+    .option('--tensor-type <pattern=type...>', "per-tensor types by regular expression on GGUF names, e.g. 'ffn_down=q6_k' 'output=q8_0'")
+    .option('--on-indivisible <mode>', "rows a block does not divide: 'fallback' to F16 (default) or 'error'", 'fallback')
+    .option('--tokenizer <file>', 'llama2.c tokenizer .bin')
+    .option('--json', 'print a JSON summary')
+    .action(action(quantizeCommand));
+}
