@@ -40,7 +40,8 @@ export async function labCommand(a: LabArgs): Promise<number> {
     model = p;
   }
   if (!['127.0.0.1', 'localhost', '::1'].includes(a.host)) {
-    process.stderr.write(`actlab lab: warning: binding ${a.host} exposes the lab (and the models in ${dirs.join(', ') || 'no folder'}) to the network; anyone with the URL's token can run them\n`);
+    const what = dirs.length ? `the lab and the models in ${dirs.join(', ')}` : 'the lab';
+    process.stderr.write(`actlab lab: warning: binding ${a.host} exposes ${what} to the network; anyone with the URL's token can use them\n`);
   }
   // The page's tab runs on the same backend by default, so both modes give the same numbers.
   const backend = (await pickBackend(a.backend)).name;

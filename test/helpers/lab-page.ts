@@ -25,7 +25,7 @@ export interface LabPage {
 export async function buildPage(): Promise<string> {
   const out = mkdtempSync(join(tmpdir(), 'actlab-lab-page-'));
   const { build } = await import('vite');
-  await build({ configFile: new URL('../../src/web/vite.config.ts', import.meta.url).pathname, logLevel: 'error', build: { outDir: out, emptyOutDir: true } });
+  await build({ configFile: new URL('../../scripts/vite-lab.config.ts', import.meta.url).pathname, logLevel: 'error', build: { outDir: out, emptyOutDir: true } });
   return out;
 }
 

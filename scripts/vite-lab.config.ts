@@ -1,4 +1,4 @@
-// Builds the lab page (src/web) into dist/lab: a static site that works from any host (relative
+// Builds the lab page (src/web) into dist/lab (kept out of src/: it is a Node build script): a static site that works from any host (relative
 // paths), with the organisms' weights beside it so the page can load them without a server.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { defineConfig, type Plugin } from 'vite';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
-const root = join(here, '..', '..');
+const root = join(here, '..');
 
 /** Copies models/organisms/NAME/{config.json, model.safetensors} into the build as organisms/NAME/... */
 function organisms(): Plugin {
@@ -23,7 +23,7 @@ function organisms(): Plugin {
 }
 
 export default defineConfig({
-  root: here,
+  root: join(root, 'src', 'web'),
   base: './',
   logLevel: 'warn',
   plugins: [organisms()],
