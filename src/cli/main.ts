@@ -16,6 +16,7 @@ import * as quantize from './quantize.js';
 import * as runCmd from './run.js';
 import * as sae from './sae.js';
 import * as probe from './probe.js';
+import * as neurons from './neurons.js';
 import * as skipLayers from './skip-layers.js';
 import * as steer from './steer.js';
 import * as ablate from './ablate.js';
@@ -61,6 +62,7 @@ export function buildProgram(): Command {
   steer.register(program);
   ablate.register(program);
   probe.register(program);
+  neurons.register(program);
   quantize.register(program);
   evalCmd.register(program);
   lab.register(program);
