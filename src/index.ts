@@ -68,3 +68,7 @@ export { activationMomenta, selectAtomicUnits, auSteerInterventions, type Atomic
 
 // Sparse autoencoders and transcoders (SAELens-compatible).
 export * from './sae/index.js';
+// Neuron methods: concept neurons (Neural FOXP2) and co-activation bricks.
+export { conceptNeurons, conceptShift, labelMassAndLoss, interventionWindow, type ConceptOptions, type ConceptResult, type ConceptUnit, type ConceptLayer, type ShiftOptions } from './probes/concept-neurons.js';
+export { coactivationBricks, brickAblation, brickTokens, hookRows, firing, coactivation, type Brick, type BrickPartition, type BrickOptions, type BrickEffects, type AblationEffect } from './probes/bricks.js';
+export { UnitMoments, selectivity, labelTokens, differenceSpectrum, type UnitSelectivity, type LabelTokens, type DifferenceSpectrum } from './probes/unit-stats.js';
