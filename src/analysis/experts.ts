@@ -4,7 +4,8 @@
 // the coefficient of variation of the loads), and which experts each token went to.
 import type { CausalLM } from '../models/model.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
-import { blockNames, collect, tokenLabel, type HostActs } from './acts.js';
+import { blockNames, collect, collectAsync, tokenLabel, type HostActs } from './acts.js';
+import type { Analysis } from './registry.js';
 import { entropy, mean, softmax } from './stats.js';
 import { blockHook } from '../models/hook-point.js';
 
@@ -62,3 +63,12 @@ export function expertsFromActs(acts: HostActs, nLayers: number, o: { tokenizer?
   }
   return { n_experts: E, experts_per_token: K, layers, tokens };
 }
+
+export const expertsAnalysis: Analysis = {
+  name: 'experts',
+  input: 'prompt',
+  run: async ({ m, ids }) => {
+    if (!m.model.dims.nExperts) throw new Error(`experts: ${m.source} is not a mixture-of-experts model`);
+    return expertsFromActs(await collectAsync(m.model, ids, expertHookNames(m.model)), m.model.dims.nLayers, { tokenizer: m.tokenizer });
+  },
+};

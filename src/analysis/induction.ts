@@ -15,6 +15,7 @@ import { blockNames, collectReads, type HostActs } from './acts.js';
 import { readAsync, readSync, type Reads } from '../tensor/read.js';
 import { SeededRandom, rankOf } from './stats.js';
 import { blockHook } from '../models/hook-point.js';
+import type { Analysis } from './registry.js';
 
 export interface InductionOptions {
   /** Length of the random segment (default min(25, (nCtx - 1) / 2)). */
@@ -129,3 +130,18 @@ export function* inductionReads(model: CausalLM, o: InductionOptions = {}): Read
   }
   return { threshold, length: n, sequences: seqs, heads, induction_heads: heads.filter((x) => x.score >= threshold) };
 }
+
+export const inductionAnalysis: Analysis = {
+  name: 'induction',
+  options: [
+    { flags: '--length <n>', help: 'random segment length', type: 'int', min: 1 },
+    { flags: '--sequences <n>', help: 'sequences averaged', type: 'int', min: 1 },
+    { flags: '--threshold <x>', help: 'score of an induction head (0.4)', type: 'number' },
+    { flags: '--seed <n>', help: 'random seed', type: 'int', min: 0, shared: true },
+  ],
+  input: 'model',
+  run: async ({ m }, env) => {
+    const a = env.args as { length?: number; sequences?: number; threshold?: number; seed?: number };
+    return inductionScoresAsync(m.model, { length: a.length, sequences: a.sequences, threshold: a.threshold, seed: a.seed, bos: m.tokenizer ? m.tokenizer.bosId : undefined });
+  },
+};

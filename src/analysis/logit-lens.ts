@@ -9,6 +9,7 @@ import { blockNames, collect, collectAsync, tokenLabel, type HostActs } from './
 import { readAsync, readSync, type Reads } from '../tensor/read.js';
 import { argmax, rankOf, softmax, topIndices } from './stats.js';
 import { blockHook } from '../models/hook-point.js';
+import type { Analysis } from './registry.js';
 
 export interface LogitLensOptions {
   /** The position whose top tokens are listed (default: the last). */
@@ -80,3 +81,16 @@ export function* logitLensReads(model: CausalLM, acts: HostActs, o: LogitLensOpt
   const ranks = labels.map((_, l) => finalIds.map((f, t) => rankOf(at(l, t), f)));
   return { position: pos, final: { id: finalId, token: tokenLabel(finalId, o.tokenizer) }, layers, ranks };
 }
+
+export const logitLensAnalysis: Analysis = {
+  name: 'logit-lens',
+  options: [
+    { flags: '--position <i>', help: 'position (-1)', type: 'int' },
+    { flags: '--top-k <k>', help: 'top tokens', type: 'int', min: 1 },
+  ],
+  input: 'prompt',
+  run: async ({ m, ids }, env) => {
+    const a = env.args as { position?: number; topK?: number };
+    return logitLensAsync(m.model, ids, { position: a.position, k: a.topK, tokenizer: m.tokenizer });
+  },
+};

@@ -10,6 +10,8 @@ import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { blockNames, collect, row, tokenLabel, type HostActs } from './acts.js';
 import { median } from './stats.js';
 import { blockHook } from '../models/hook-point.js';
+import type { Analysis, AnalysisEnv } from './registry.js';
+import { collectAsync } from './acts.js';
 
 export interface MassiveOptions {
   /** |a| must exceed this (default 100, Sun et al.). */
@@ -110,13 +112,59 @@ export interface CheckpointMassive {
  * which dimensions, and how large they grow.
  */
 export function massiveAcrossCheckpoints(checkpoints: readonly { label: string; model: CausalLM }[], ids: readonly number[], o: MassiveOptions = {}): CheckpointMassive[] {
-  return checkpoints.map(({ label, model }) => {
-    const r = massiveActivations(model, ids, o);
-    return {
-      label, count: r.entries.length, dims: r.dims,
-      first_layer: r.entries.length ? Math.min(...r.entries.map((e) => e.layer)) : null,
-      max_abs: Math.max(0, ...r.top.map((t) => Math.abs(t.value))),
-      max_ratio: Math.max(0, ...r.top.map((t) => t.ratio_to_median)),
-    };
-  });
+  return checkpoints.map(({ label, model }) => checkpointSummary(label, massiveActivations(model, ids, o)));
 }
+
+/** One checkpoint's line of `massiveAcrossCheckpoints`. */
+export function checkpointSummary(label: string, r: MassiveResult): CheckpointMassive {
+  return {
+    label, count: r.entries.length, dims: r.dims,
+    first_layer: r.entries.length ? Math.min(...r.entries.map((e) => e.layer)) : null,
+    max_abs: Math.max(0, ...r.top.map((t) => Math.abs(t.value))),
+    max_ratio: Math.max(0, ...r.top.map((t) => t.ratio_to_median)),
+  };
+}
+
+interface MassiveArgs { checkpoint?: string[]; absThreshold?: number; ratioThreshold?: number }
+
+/**
+ * Massive activations over a series of checkpoints (`--checkpoint M ...`, no --model): the prompt's
+ * ids come from the first; one checkpoint is loaded at a time and its activations read
+ * asynchronously, so every backend (WebGPU included) runs it.
+ */
+async function checkpointsOf(env: AnalysisEnv, paths: readonly string[]): Promise<{ checkpoints: CheckpointMassive[] }> {
+  const a = env.args as MassiveArgs;
+  const out: CheckpointMassive[] = [];
+  let ids: number[] = [];
+  let tokenizer;
+  for (const [i, path] of paths.entries()) {
+    const m = await env.load(path);
+    try {
+      if (i === 0) { ids = env.promptIds(m).ids; tokenizer = m.tokenizer; }
+      env.checkContext(m, ids.length, `the prompt (checkpoint ${path})`);
+      const acts = await collectAsync(m.model, ids, massiveHookNames(m.model));
+      out.push(checkpointSummary(path, massiveFromActs(acts, m.model.dims.nLayers, { absThreshold: a.absThreshold, ratioThreshold: a.ratioThreshold, tokenizer })));
+    } finally {
+      m.model.dispose();
+    }
+  }
+  return { checkpoints: out };
+}
+
+export const massiveAnalysis: Analysis = {
+  name: 'massive',
+  options: [
+    { flags: '--checkpoint <M...>', help: 'a series of checkpoints (instead of --model)', type: 'list' },
+    { flags: '--abs-threshold <x>', help: '|a| above this (100)', type: 'number', min: 0 },
+    { flags: '--ratio-threshold <x>', help: 'and this multiple of the median |a| (1000)', type: 'number', min: 0 },
+  ],
+  input: 'prompt',
+  override: (env) => {
+    const cps = (env.args as MassiveArgs).checkpoint;
+    return cps?.length ? checkpointsOf(env, cps) : undefined;
+  },
+  run: async ({ m, ids }, env) => {
+    const a = env.args as MassiveArgs;
+    return massiveFromActs(await collectAsync(m.model, ids, massiveHookNames(m.model)), m.model.dims.nLayers, { absThreshold: a.absThreshold, ratioThreshold: a.ratioThreshold, tokenizer: m.tokenizer });
+  },
+};

@@ -5,7 +5,8 @@
 // each example (the paper clusters fc7 codes), so each facet is one kind of input that drives the
 // unit; for text a facet is shown as its examples and their most common tokens.
 // Not for: harvesting the store (src/store/writer.ts).
-import type { ActivationStore } from '../store/reader.js';
+import { ActivationStore } from '../store/reader.js';
+import type { Analysis } from './registry.js';
 import type { Backend } from '../tensor/backend.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { tokenLabel } from './acts.js';
@@ -114,3 +115,29 @@ export async function topActivatingExamples(store: ActivationStore, o: NeuronOpt
   }
   return { hook: o.hook, neuron: o.neuron, examples: best.slice(0, k).map(example), facets, scanned: context * P };
 }
+
+export const neuronsAnalysis: Analysis = {
+  name: 'neurons',
+  options: [
+    { flags: '--top-k <k>', help: 'examples', type: 'int', min: 1 },
+    { flags: '--seed <n>', help: 'random seed', type: 'int', min: 0, shared: true },
+    { flags: '--store <dir>', help: 'activation store (actlab cache)' },
+    { flags: '--hook <name>', help: 'stored hook' },
+    { flags: '--neuron <n>', help: 'unit index', type: 'int', min: 0 },
+    { flags: '--facets <k>', help: 'facets (3; 0 for none)', type: 'int', min: 0 },
+  ],
+  input: 'custom',
+  run: async (env) => {
+    const a = env.args as { store?: string; hook?: string; neuron?: number; topK?: number; facets?: number; seed?: number; model?: string };
+    if (!a.store || !a.hook || a.neuron === undefined) throw new Error('neurons: give --store DIR --hook NAME --neuron N');
+    // --model only decodes the examples' tokens; without it the examples are token ids.
+    const m = a.model ? await env.load(a.model) : undefined;
+    try {
+      const store = await ActivationStore.open(a.store);
+      const backend = m?.model.backend ?? await env.backend();
+      return await topActivatingExamples(store, { hook: a.hook, neuron: a.neuron, k: a.topK, facets: a.facets, tokenizer: m?.tokenizer, seed: a.seed, backend });
+    } finally {
+      m?.model.dispose();
+    }
+  },
+};

@@ -13,6 +13,9 @@
 import type { CausalLM } from '../models/model.js';
 import { blockNames, collect, collectAsync, type HostActs } from './acts.js';
 import { mean, sd, SeededRandom, spearman, symmetricEigen } from './stats.js';
+import { parseMatrixFile } from './matrix-file.js';
+import type { Analysis } from './registry.js';
+import type { LoadedModel } from '../models/load.js';
 
 /** A row-major [rows, cols] matrix (rows = stimuli). */
 export interface Matrix {
@@ -207,3 +210,69 @@ export function representationsFromActs(model: CausalLM, acts: HostActs): { labe
 export function similarityGrid(a: readonly Matrix[], b: readonly Matrix[], method: SimilarityMethod, o: SubsampleOptions = {}): number[][] {
   return a.map((x) => b.map((y) => compareRepresentations(x, y, { ...o, methods: [method] })[method].mean));
 }
+
+/**
+ * Refuses to compare two models on one list of ids unless those ids mean the same text to both:
+ * the second model's tokenizer must encode the prompt to the same ids (or, without tokenizers,
+ * the vocabularies must have one size).
+ */
+export function checkSameInput(m: LoadedModel, m2: LoadedModel, ids: readonly number[], text: string | undefined, warn: (message: string) => void): void {
+  const t1 = m.tokenizer;
+  const t2 = m2.tokenizer;
+  if (t1 && t2) {
+    const prompt = text ?? t1.decode(ids, { skipSpecialTokens: true });
+    const a = t1.encode(prompt);
+    const b = t2.encode(prompt);
+    if (a.length !== b.length || a.some((x, i) => x !== b[i])) {
+      throw new Error(`similarity --against: ${m2.source} has another tokenizer than ${m.source} (the prompt is ${b.length} tokens [${b.slice(0, 6).join(', ')}${b.length > 6 ? ', …' : ''}] for it, `
+        + `${a.length} tokens [${a.slice(0, 6).join(', ')}${a.length > 6 ? ', …' : ''}] for the first); the two would read different texts, so their layers cannot be compared token by token`);
+    }
+    return;
+  }
+  if (t1 || t2) warn(`similarity --against: ${(t1 ? m2 : m).source} has no tokenizer, so the ids are assumed to mean the same text to both models`);
+  if (m.model.dims.vocabSize !== m2.model.dims.vocabSize) {
+    throw new Error(`similarity --against: ${m2.source} has a vocabulary of ${m2.model.dims.vocabSize} tokens and ${m.source} of ${m.model.dims.vocabSize}; the same ids would be different texts to them`);
+  }
+}
+
+interface SimilarityArgs { method?: SimilarityMethod; units?: number; stimuli?: number; repeats?: number; seed?: number; recording?: string; tensor?: string; against?: string }
+
+export const similarityAnalysis: Analysis = {
+  name: 'similarity',
+  options: [
+    { flags: '--seed <n>', help: 'random seed', type: 'int', min: 0, shared: true },
+    { flags: '--against <M>', help: 'a second model with the same tokenizer, compared layer by layer' },
+    { flags: '--recording <file>', help: 'a recorded [stimuli, units] matrix (.npy, .csv, .safetensors)' },
+    { flags: '--tensor <name>', help: 'the tensor of a .safetensors recording' },
+    { flags: '--method <m>', help: 'cka, rsa or svcca (default all)', type: 'choice', choices: SIMILARITY_METHODS },
+    { flags: '--units <n>', help: 'units subsampled per repeat', type: 'int', min: 1 },
+    { flags: '--stimuli <n>', help: 'stimuli subsampled per repeat', type: 'int', min: 1 },
+    { flags: '--repeats <n>', help: 'subsampling repeats', type: 'int', min: 1 },
+  ],
+  input: 'prompt',
+  run: async ({ m, ids, text }, env) => {
+    const o = env.args as SimilarityArgs;
+    const methods = o.method ? [o.method] : SIMILARITY_METHODS;
+    for (const x of methods) if (!SIMILARITY_METHODS.includes(x)) throw new Error(`--method: '${x}' (have ${SIMILARITY_METHODS.join(', ')})`);
+    const sub = { units: o.units, stimuli: o.stimuli, repeats: o.repeats, seed: o.seed };
+    const a = await layerRepresentationsAsync(m.model, ids);
+    if (o.recording) {
+      const name = o.recording.split(/[\\/]/).pop()!;
+      const rec = await parseMatrixFile(name, await env.readFile(o.recording), o.tensor);
+      if (rec.rows !== ids.length) throw new Error(`similarity: ${o.recording} has ${rec.rows} stimuli (rows) but the prompt has ${ids.length} tokens; one row per token is needed`);
+      return { stimuli: ids.length, recording: { file: o.recording, rows: rec.rows, cols: rec.cols }, layers: a.labels.map((label, i) => ({ layer: label, ...compareRepresentations(a.matrices[i]!, rec, { ...sub, methods }) })) };
+    }
+    if (o.against) {
+      const m2 = await env.load(o.against);
+      try {
+        checkSameInput(m, m2, ids, text, env.warn);
+        env.checkContext(m2, ids.length, `--against ${o.against}`);
+        const b = await layerRepresentationsAsync(m2.model, ids);
+        return { stimuli: ids.length, rows: a.labels, cols: b.labels, grids: Object.fromEntries(methods.map((x) => [x, similarityGrid(a.matrices, b.matrices, x, sub)])) };
+      } finally {
+        m2.model.dispose();
+      }
+    }
+    return { stimuli: ids.length, layers: a.labels, grids: Object.fromEntries(methods.map((x) => [x, similarityGrid(a.matrices, a.matrices, x, sub)])) };
+  },
+};

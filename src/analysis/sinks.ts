@@ -10,7 +10,8 @@
 // and the attention it receives there.
 import type { CausalLM } from '../models/model.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
-import { blockNames, collect, row, tokenLabel, type HostActs } from './acts.js';
+import { blockNames, collect, collectAsync, row, tokenLabel, type HostActs } from './acts.js';
+import type { Analysis } from './registry.js';
 import { cosine, l2 } from './stats.js';
 import { blockHook } from '../models/hook-point.js';
 
@@ -105,3 +106,16 @@ export function sinksFromActs(acts: HostActs, nLayers: number, o: SinkOptions = 
   const sinkHeads = heads.filter((h) => h.score > eps);
   return { epsilon: eps, heads, rate: heads.length ? sinkHeads.length / heads.length : 0, sink_heads: sinkHeads, first_token_norm: norms, window, secondary };
 }
+
+export const sinksAnalysis: Analysis = {
+  name: 'sinks',
+  options: [
+    { flags: '--epsilon <x>', help: 'sink-head threshold (0.3)', type: 'number', min: 0 },
+    { flags: '--cos <x>', help: '|cos| for secondary sinks (0.9)', type: 'number', min: 0, max: 1 },
+  ],
+  input: 'prompt',
+  run: async ({ m, ids }, env) => {
+    const a = env.args as { epsilon?: number; cos?: number };
+    return sinksFromActs(await collectAsync(m.model, ids, sinkHookNames(m.model)), m.model.dims.nLayers, { epsilon: a.epsilon, cosThreshold: a.cos, tokenizer: m.tokenizer });
+  },
+};

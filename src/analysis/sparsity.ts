@@ -6,7 +6,8 @@
 // Mixture-of-experts layers: the routed experts' activations, per layer only (their rows are tokens
 // routed to each expert, not positions).
 import type { CausalLM } from '../models/model.js';
-import { collect, type HostActs } from './acts.js';
+import { collect, collectAsync, type HostActs } from './acts.js';
+import type { Analysis } from './registry.js';
 import { blockHook } from '../models/hook-point.js';
 
 export interface SparsityOptions {
@@ -72,3 +73,16 @@ export function sparsityFromActs(acts: HostActs, nLayers: number, o: SparsityOpt
   });
   return { mode, epsilon: eps, layers, per_token: perToken };
 }
+
+export const sparsityAnalysis: Analysis = {
+  name: 'sparsity',
+  options: [
+    { flags: '--mode <m>', help: 'auto, zero or eps', type: 'choice', choices: ['auto', 'zero', 'eps'] },
+    { flags: '--epsilon <x>', help: '|a| cut-off (0.01)', type: 'number', min: 0 },
+  ],
+  input: 'prompt',
+  run: async ({ m, ids }, env) => {
+    const a = env.args as { mode?: SparsityOptions['mode']; epsilon?: number };
+    return sparsityFromActs(await collectAsync(m.model, ids, sparsityHookNames(m.model)), m.model.dims.nLayers, { mode: a.mode, epsilon: a.epsilon });
+  },
+};

@@ -12,6 +12,7 @@ import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import type { HookFn } from '../models/hook-point.js';
 import { blockNames, collect, collectAsync, tokenLabel, type HostActs } from './acts.js';
 import { l2 } from './stats.js';
+import type { Analysis } from './registry.js';
 
 export interface VoidOptions {
   /** Default 0.8 (LAC). */
@@ -131,3 +132,16 @@ export async function layerVoidsAsync(model: CausalLM, ids: readonly number[], o
   }
   return { alpha, prompt, generation };
 }
+
+export const voidsAnalysis: Analysis = {
+  name: 'voids',
+  options: [
+    { flags: '--alpha <x>', help: 'LAC alpha (0.8)', type: 'number', above: 0, max: 1 },
+    { flags: '--generate <n>', help: 'greedy tokens of the generation phase (16)', type: 'int', min: 0 },
+  ],
+  input: 'prompt',
+  run: async ({ m, ids }, env) => {
+    const a = env.args as { alpha?: number; generate?: number };
+    return layerVoidsAsync(m.model, ids, { alpha: a.alpha, generateTokens: a.generate, tokenizer: m.tokenizer });
+  },
+};
