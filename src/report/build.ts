@@ -1,20 +1,20 @@
-// The inspect report: every analysis of src/analysis run on one model and one prompt, gathered
-// into one object. `json` is what `actlab inspect --json` prints (the keys the issue names);
+// The inspect report: every analysis section (src/report/sections, one file each) run on one model
+// and one prompt, gathered into one object. `json` is what `actlab inspect --json` prints (the keys the issue names);
 // `attention` (every head's pattern) and the residual norms feed the HTML pictures only.
 // Not for: rendering (text.ts, html.ts) or loading models (the CLI).
-import { collect, collectAsync, tokenLabel, type HostActs } from '../analysis/acts.js';
-import { expertHookNames, expertsFromActs, type ExpertResult } from '../analysis/experts.js';
-import { inductionScores, inductionScoresAsync, type InductionResult } from '../analysis/induction.js';
-import { logitLensFromActs, logitLensHookNames, logitLensReads, type LogitLensResult } from '../analysis/logit-lens.js';
-import { readAsync } from '../tensor/read.js';
-import { massiveFromActs, massiveHookNames, type MassiveEntry, type MassiveResult } from '../analysis/massive.js';
-import { hiddenStates, sinkHookNames, sinksFromActs, type SinkResult } from '../analysis/sinks.js';
-import { sparsityFromActs, sparsityHookNames, type SparsityResult } from '../analysis/sparsity.js';
+import { blockNames, collect, collectAsync, tokenLabel, type HostActs } from '../analysis/acts.js';
+import type { ExpertResult } from '../analysis/experts.js';
+import type { InductionResult } from '../analysis/induction.js';
+import type { LogitLensResult } from '../analysis/logit-lens.js';
+import type { MassiveEntry, MassiveResult } from '../analysis/massive.js';
+import { hiddenStates, type SinkResult } from '../analysis/sinks.js';
+import type { SparsityResult } from '../analysis/sparsity.js';
 import { l2 } from '../analysis/stats.js';
-import { layerVoids, layerVoidsAsync, type VoidResult } from '../analysis/voids.js';
-import { blockNames } from '../analysis/acts.js';
+import type { VoidResult } from '../analysis/voids.js';
 import type { CausalLM, ModelDims } from '../models/model.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
+import type { ReportSection, SectionInput } from './section.js';
+import { REPORT_SECTIONS } from './sections/index.js';
 
 export interface ReportModel {
   /** What was loaded (a path, a hub id, or a description of the built-in model). */
@@ -74,29 +74,6 @@ function guard<T>(errors: Record<string, string>, name: string, fn: () => T, fal
   }
 }
 
-export function buildReport(model: CausalLM, o: BuildOptions): InspectReport {
-  const tok = o.tokenizer;
-  const errors: Record<string, string> = {};
-  const acts = collect(model, o.ids, reportHookNames(model));
-  const lens = guard(errors, 'logit_lens', () => logitLensFromActs(model, acts, { tokenizer: tok }), null);
-  const voids = guard(errors, 'voids', () => layerVoids(model, o.ids, { tokenizer: tok, generateTokens: o.generateTokens }), null);
-  const bos = o.bos !== undefined ? o.bos : tok ? tok.bosId : null;
-  const induction = guard(errors, 'induction', () => inductionScores(model, { length: o.inductionLength, sequences: o.inductionSequences, bos }), null);
-  return assembleReport(model, o, acts, { lens, voids, induction }, errors);
-}
-
-/** `buildReport` on any backend (WebGPU included): every activation is read asynchronously. */
-export async function buildReportAsync(model: CausalLM, o: BuildOptions): Promise<InspectReport> {
-  const tok = o.tokenizer;
-  const errors: Record<string, string> = {};
-  const acts = await collectAsync(model, o.ids, reportHookNames(model));
-  const lens = await guardAsync(errors, 'logit_lens', () => readAsync(logitLensReads(model, acts, { tokenizer: tok })), null);
-  const voids = await guardAsync(errors, 'voids', () => layerVoidsAsync(model, o.ids, { tokenizer: tok, generateTokens: o.generateTokens }), null);
-  const bos = o.bos !== undefined ? o.bos : tok ? tok.bosId : null;
-  const induction = await guardAsync(errors, 'induction', () => inductionScoresAsync(model, { length: o.inductionLength, sequences: o.inductionSequences, bos }), null);
-  return assembleReport(model, o, acts, { lens, voids, induction }, errors);
-}
-
 async function guardAsync<T>(errors: Record<string, string>, name: string, fn: () => Promise<T>, fallback: T): Promise<T> {
   try {
     return await fn();
@@ -106,28 +83,40 @@ async function guardAsync<T>(errors: Record<string, string>, name: string, fn: (
   }
 }
 
+/** Sections that run the model again first, then the ones that only read the shared activations. */
+const computeOrder = (): ReportSection[] => [...REPORT_SECTIONS.filter((s) => s.device), ...REPORT_SECTIONS.filter((s) => !s.device)];
+const errorKey = (s: ReportSection) => s.errorKey ?? s.id;
+
+function sectionInput(model: CausalLM, o: BuildOptions, acts: HostActs): SectionInput {
+  const tok = o.tokenizer;
+  return { model, o, acts, tokenizer: tok, bos: o.bos !== undefined ? o.bos : tok ? tok.bosId : null };
+}
+
+export function buildReport(model: CausalLM, o: BuildOptions): InspectReport {
+  const errors: Record<string, string> = {};
+  const x = sectionInput(model, o, collect(model, o.ids, reportHookNames(model)));
+  const results = new Map<ReportSection, unknown>();
+  for (const s of computeOrder()) results.set(s, guard(errors, errorKey(s), () => s.compute(x), null));
+  return assembleReport(model, o, x.acts, results, errors);
+}
+
+/** `buildReport` on any backend (WebGPU included): every activation is read asynchronously. */
+export async function buildReportAsync(model: CausalLM, o: BuildOptions): Promise<InspectReport> {
+  const errors: Record<string, string> = {};
+  const x = sectionInput(model, o, await collectAsync(model, o.ids, reportHookNames(model)));
+  const results = new Map<ReportSection, unknown>();
+  for (const s of computeOrder()) results.set(s, await guardAsync(errors, errorKey(s), async () => (s.computeAsync ? s.computeAsync(x) : s.compute(x)), null));
+  return assembleReport(model, o, x.acts, results, errors);
+}
+
 function reportHookNames(model: CausalLM): string[] {
-  return [
-    ...massiveHookNames(model), ...sinkHookNames(model), ...sparsityHookNames(model), ...logitLensHookNames(model),
-    ...(model.dims.nExperts ? expertHookNames(model) : []),
-  ];
+  return REPORT_SECTIONS.flatMap((s) => s.hooks?.(model) ?? []);
 }
 
-interface DeviceParts {
-  lens: LogitLensResult | null;
-  voids: VoidResult | null;
-  induction: InductionResult | null;
-}
-
-/** The report from the host activations and the parts that needed the device again. */
-function assembleReport(model: CausalLM, o: BuildOptions, acts: HostActs, parts: DeviceParts, errors: Record<string, string>): InspectReport {
+/** The report from the sections' results and the shared host activations. */
+function assembleReport(model: CausalLM, o: BuildOptions, acts: HostActs, results: Map<ReportSection, unknown>, errors: Record<string, string>): InspectReport {
   const L = model.dims.nLayers;
   const tok = o.tokenizer;
-  const { lens, voids, induction } = parts;
-  const massive = guard(errors, 'massive', () => massiveFromActs(acts, L, { tokenizer: tok }), null);
-  const sinks = guard(errors, 'sinks', () => sinksFromActs(acts, L, { tokenizer: tok }), null);
-  const sparsity = guard(errors, 'sparsity', () => sparsityFromActs(acts, L), null);
-  const experts = guard(errors, 'experts', () => expertsFromActs(acts, L, { tokenizer: tok }), null);
   const states = hiddenStates(acts, L);
   const T = o.ids.length;
   const residualNorm = states.map((s) => {
@@ -142,22 +131,12 @@ function assembleReport(model: CausalLM, o: BuildOptions, acts: HostActs, parts:
     const H = p.shape[1]!;
     for (let h = 0; h < H; h++) attention.push({ layer, head: h, size: T, pattern: p.data.slice(h * T * T, (h + 1) * T * T) });
   });
-  const { entries, ...massiveSummary } = massive ?? { entries: [], abs_threshold: 100, ratio_threshold: 1000, dims: [], max_abs: [], top: [] };
-  const { heads: indHeads, ...indSummary } = induction ?? { heads: [], threshold: 0.4, length: 0, sequences: [], induction_heads: [] };
-  const json: InspectJson = {
+  const json = {
     model: { source: o.source, dims: { ...model.dims }, ...(o.warning ? { warning: o.warning } : {}) },
     prompt: { ...(o.text !== undefined ? { text: o.text } : {}), ids: [...o.ids], tokens: o.ids.map((id) => tokenLabel(id, tok)) },
-    massive: entries,
-    massive_summary: massiveSummary,
-    sinks: sinks ?? { heads: [], secondary: [], epsilon: 0.3, rate: 0, sink_heads: [], first_token_norm: [], window: [0, 0] },
-    sparsity: sparsity ?? { mode: 'eps', epsilon: 0.01, layers: [], per_token: [] },
-    voids: voids ?? { alpha: 0.8, prompt: { tokens: [], void_rate: [], void_layers: [] }, generation: null },
-    logit_lens: lens ?? { position: 0, final: { id: 0, token: '' }, layers: [], ranks: [] },
-    induction: indHeads,
-    induction_summary: indSummary,
-    ...(experts ? { experts } : {}),
+    ...Object.assign({}, ...REPORT_SECTIONS.map((s) => s.json((results.get(s) ?? null) as never))),
     residual_norm: residualNorm,
     ...(Object.keys(errors).length ? { errors } : {}),
-  };
+  } as InspectJson;
   return { json, attention };
 }
