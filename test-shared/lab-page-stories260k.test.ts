@@ -1,8 +1,12 @@
 // The lab page with a real pretrained model from the server's disk: llama2.c's stories260K
 // (../shared/data/stories260K) loaded by the lab server and, through its /api/file route, in the
 // tab. The attention view's numbers equal runWithCache's, steering alters the streamed text as
-// generate() under the intervention does, and the tab gives the server's numbers.
-import { existsSync, rmSync } from 'node:fs';
+// generate() under the intervention does, and the tab gives the server's numbers. The neurons view
+// reads an activation store and an SAE from the server's folders: its top contexts and the SAE
+// features' activations and logit effects equal topActivatingExamples' and featureViews'.
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import '../src/backends/index.js';
 import { runWithCache } from '../src/hooks/run.js';
@@ -13,6 +17,12 @@ import { runView, type LabModel } from '../src/lab/views.js';
 import { generate } from '../src/models/generate.js';
 import { loadModel } from '../src/models/load.js';
 import { tensor } from '../src/ops/creation.js';
+import { topActivatingExamples } from '../src/analysis/neurons.js';
+import { featureViews } from '../src/sae/features.js';
+import { initSae } from '../src/sae/init.js';
+import { saveSaeLens } from '../src/sae/saelens.js';
+import { ActivationStore } from '../src/store/reader.js';
+import { harvest } from '../src/store/writer.js';
 import { buildPage, click, haveChromium, idle, openLab, patternOnPage, shot, SHOTS, type LabPage } from '../test/helpers/lab-page.js';
 
 const DIR = new URL('../../shared/data/stories260K/', import.meta.url).pathname;
@@ -25,10 +35,12 @@ describe.skipIf(!have)('lab page with stories260K (Chromium)', () => {
   let pageDir = '';
   let lp: LabPage;
   let ref: LabModel;
+  let work = '';
 
   beforeAll(async () => {
     pageDir = await buildPage();
-    lp = await openLab({ staticDir: pageDir, dirs: [DIR] });
+    work = mkdtempSync(join(tmpdir(), 'actlab-lab-store-'));
+    lp = await openLab({ staticDir: pageDir, dirs: [DIR, work] });
     ref = labModel(await loadModel(`${DIR}stories260K.bin`, { backend: 'js', tokenizerPath: `${DIR}tok512.bin` }), 'stories260K');
     console.log(`screenshots: ${SHOTS}`);
   }, 180_000);
@@ -36,6 +48,7 @@ describe.skipIf(!have)('lab page with stories260K (Chromium)', () => {
     await lp?.close();
     ref?.model.dispose();
     if (pageDir) rmSync(pageDir, { recursive: true, force: true });
+    if (work) rmSync(work, { recursive: true, force: true });
   });
 
   async function numbers(page: LabPage['page']): Promise<{ loss: string | null; pattern: number[][]; change: string | null; chips: string[] }> {
@@ -138,5 +151,55 @@ describe.skipIf(!have)('lab page with stories260K (Chromium)', () => {
     expect(values.length).toBe(10);
     expect(values).toEqual(want);
     for (let i = 1; i < values.length; i++) expect(values[i]!).toBeLessThanOrEqual(values[i - 1]!);
+  }, 300_000);
+
+  it('reads an activation store and an SAE from the server\'s folders: neurons and features as the library gives them', async () => {
+    const { page } = lp;
+    // A store of 24 contexts of 32 tokens at layer 2 (made by the library, as `actlab cache` makes one) and an SAE on its residual stream.
+    const story = 'Once upon a time, there was a little girl named Lily. She loved to play outside in the sun. One day, she saw a big red ball in the park.\nTom and his dog went to the shop. The dog was happy and wagged its tail. Tom bought a cake for his mom.\n';
+    const corpus = join(work, 'corpus.txt');
+    (await import('node:fs')).writeFileSync(corpus, story.repeat(20));
+    const storeDir = join(work, 'store');
+    await harvest({ model: ref.model, tokenizer: ref.tokenizer, corpus, hooks: ['blocks.2.mlp.hook_post', 'blocks.2.hook_resid_post'], outDir: storeDir, context: 32, maxTokens: 24 * 32 });
+    const saeDir = join(work, 'sae');
+    const sae = initSae({ architecture: 'standard', d_in: 64, d_sae: 128, apply_b_dec_to_input: true, normalize_activations: 'none', dtype: 'float32', metadata: { hook_name: 'blocks.2.hook_resid_post' } }, { seed: 7 });
+    await saveSaeLens(sae, saeDir);
+    const store = await ActivationStore.open(storeDir);
+
+    await page.selectOption('[data-testid="mode"]', 'server');
+    await page.selectOption('[data-testid="server-model"]', `${DIR}stories260K.bin`);
+    await click(page, 'load-server-model');
+    await click(page, 'tab-neurons');
+    await page.selectOption('[data-testid="neurons-units"]', 'neurons');
+    await page.selectOption('[data-testid="neurons-source"]', 'store');
+    await page.fill('[data-testid="neurons-store"]', storeDir);
+    await page.fill('[data-testid="neurons-layer"]', '2');
+    await page.fill('[data-testid="neurons-unit"]', '17');
+    await click(page, 'run-neurons');
+    const values = await page.$$eval('[data-testid="neurons-examples"] tbody tr', (rows) => rows.map((r) => Number(r.getAttribute('data-value'))));
+    const lib = await topActivatingExamples(store, { hook: 'blocks.2.mlp.hook_post', neuron: 17, k: 10, tokenizer: ref.tokenizer, backend: ref.model.backend });
+    console.log(`store neuron L2 #17: page ${values.slice(0, 3).join(', ')}; library ${lib.examples.slice(0, 3).map((e) => e.value).join(', ')}`);
+    expect(values).toEqual(lib.examples.map((e) => e.value));
+
+    await page.selectOption('[data-testid="neurons-units"]', 'sae');
+    await page.fill('[data-testid="features-sae"]', saeDir);
+    await page.fill('[data-testid="features-list"]', '3,40');
+    await click(page, 'run-features');
+    await shot(page, 'stories-features');
+    const want = await featureViews(sae, store, { features: [3, 40], examples: 8, model: ref.model, tokenizer: ref.tokenizer });
+    for (const f of want.features) {
+      const acts = await page.$$eval(`[data-testid="feature-${f.feature}-examples"] tbody tr`, (rows) => rows.map((r) => Number(r.getAttribute('data-value'))));
+      const logits = await page.$$eval(`[data-testid="feature-${f.feature}-promoted"] tr`, (rows) => rows.map((r) => [Number(r.getAttribute('data-token')), Number(r.getAttribute('data-logit'))]));
+      console.log(`feature ${f.feature}: density ${f.density.toFixed(3)}; page top ${acts.slice(0, 2).join(', ')} library ${f.examples.slice(0, 2).map((e) => e.activation).join(', ')}; promotes ${logits.slice(0, 3).map((l) => l[0]).join(',')}`);
+      expect(acts.length).toBeGreaterThan(0);
+      expect(acts).toEqual(f.examples.map((e) => e.activation));
+      expect(logits).toEqual(f.logits!.promoted.map((l) => [l.token, l.logit]));
+    }
+    // A folder outside the served ones is refused by the server, and the page says so.
+    await page.fill('[data-testid="features-sae"]', '/etc');
+    await page.click('[data-testid="run-features"]');
+    await page.waitForSelector('[data-testid="error"]', { timeout: 30_000 });
+    expect(await page.textContent('[data-testid="error"]')).toMatch(/outside the folders this lab serves/);
+    sae.dispose();
   }, 300_000);
 });

@@ -2,9 +2,12 @@
 // induction organism: every view runs and is photographed; the attention view's numbers equal
 // runWithCache's hook_pattern; an ablation click shows the logit change the library computes;
 // steering alters the streamed continuation exactly as generate() under the steering intervention
-// does; and the same views run in the tab (the worker) give the same numbers as on the server.
+// does; the neurons view reads an activation store and an SAE from the server's folders and shows
+// the numbers topActivatingExamples and featureViews give; and the same views run in the tab (the
+// worker) give the same numbers as on the server.
 // Skips, saying so, where /usr/bin/chromium is absent (apt-get install chromium).
-import { createReadStream, existsSync, rmSync, statSync } from 'node:fs';
+import { createReadStream, existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createServer } from 'node:http';
 import { extname, join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,10 +19,17 @@ import { runWithCache } from '../src/hooks/run.js';
 import { withInterventions } from '../src/interventions/apply.js';
 import { steeringIntervention, steeringVectors } from '../src/interventions/steering-vectors.js';
 import { labModel } from '../src/lab/model.js';
+import { IdTokenizer } from '../src/lab/id-tokenizer.js';
 import { runView, type LabModel } from '../src/lab/views.js';
 import { generate } from '../src/models/generate.js';
 import { loadModel } from '../src/models/load.js';
-import { tensor } from '../src/ops/creation.js';
+import { Rng, tensor } from '../src/ops/creation.js';
+import { topActivatingExamples } from '../src/analysis/neurons.js';
+import { featureViews } from '../src/sae/features.js';
+import { initSae } from '../src/sae/init.js';
+import { saveSaeLens } from '../src/sae/saelens.js';
+import { ActivationStore } from '../src/store/reader.js';
+import { harvest } from '../src/store/writer.js';
 import { buildPage, click, haveChromium, idle, openLab, patternOnPage, shot, SHOTS, type LabPage } from './helpers/lab-page.js';
 
 if (!haveChromium) console.log('lab page tests skipped: /usr/bin/chromium not found (apt-get install chromium)');
@@ -32,9 +42,12 @@ describe.skipIf(!haveChromium)('lab page (Chromium)', () => {
   let lp: LabPage;
   let ref: LabModel;
 
+  let work = '';
+
   beforeAll(async () => {
     pageDir = await buildPage();
-    lp = await openLab({ staticDir: pageDir });
+    work = mkdtempSync(join(tmpdir(), 'actlab-lab-work-'));
+    lp = await openLab({ staticDir: pageDir, dirs: [work] });
     ref = labModel(await loadModel(organismDir('induction'), { backend: 'js' }), 'induction');
     console.log(`screenshots: ${SHOTS}`);
   }, 180_000);
@@ -42,6 +55,7 @@ describe.skipIf(!haveChromium)('lab page (Chromium)', () => {
     await lp?.close();
     ref?.model.dispose();
     if (pageDir) rmSync(pageDir, { recursive: true, force: true });
+    if (work) rmSync(work, { recursive: true, force: true });
   });
 
   async function setPrompt(p: string): Promise<void> {
@@ -119,6 +133,55 @@ describe.skipIf(!haveChromium)('lab page (Chromium)', () => {
     await click(page, 'run-patch');
     expect(await page.locator('[data-testid="patch-heatmap"] svg').count()).toBeGreaterThan(0);
     await shot(page, 'patching');
+  }, 300_000);
+
+  it('reads an activation store and an SAE from the server\'s folders, with the library\'s numbers', async () => {
+    const { page } = lp;
+    // A store of the organism's residual stream over repeated random sequences, and an SAE on it.
+    const r = new Rng(3);
+    const lines = Array.from({ length: 40 }, () => { const seq = Array.from({ length: 8 }, () => 2 + r.int(60)); return [...seq, ...seq].join(' '); });
+    const corpus = join(work, 'ids.txt');
+    writeFileSync(corpus, `${lines.join('\n')}\n`);
+    const storeDir = join(work, 'store');
+    // The organism has no tokenizer: its corpus is lines of ids, and the store's tokenizer identity
+    // (the ids of a probe sentence) is recorded as empty.
+    class IdsOnly extends IdTokenizer { override encode(t: string): number[] { return /^[\d\s,#]*$/.test(t) ? super.encode(t) : []; } }
+    await harvest({ model: ref.model, tokenizer: new IdsOnly(64), corpus, corpusOptions: { split: 'line' }, hooks: ['blocks.1.hook_resid_post'], outDir: storeDir, context: 16, bos: false });
+    const sae = initSae({ architecture: 'standard', d_in: 64, d_sae: 96, apply_b_dec_to_input: true, normalize_activations: 'none', dtype: 'float32', metadata: { hook_name: 'blocks.1.hook_resid_post' } }, { seed: 5 });
+    const saeDir = join(work, 'sae');
+    await saveSaeLens(sae, saeDir);
+    const store = await ActivationStore.open(storeDir);
+
+    await click(page, 'tab-neurons');
+    await page.selectOption('[data-testid="neurons-units"]', 'neurons');
+    await page.selectOption('[data-testid="neurons-source"]', 'store');
+    await page.fill('[data-testid="neurons-store"]', storeDir);
+    await page.fill('[data-testid="neurons-layer"]', '1');
+    await page.fill('[data-testid="neurons-unit"]', '5');
+    await click(page, 'run-neurons');
+    await shot(page, 'neurons-store');
+    const values = await page.$$eval('[data-testid="neurons-examples"] tbody tr', (rows) => rows.map((x) => Number(x.getAttribute('data-value'))));
+    const lib = await topActivatingExamples(store, { hook: 'blocks.1.hook_resid_post', neuron: 5, k: 10, tokenizer: ref.tokenizer, backend: ref.model.backend });
+    console.log(`store: resid L1 dim 5 top ${values.slice(0, 3).join(', ')} (library ${lib.examples.slice(0, 3).map((e) => e.value).join(', ')})`);
+    expect(values.length).toBe(10);
+    expect(values).toEqual(lib.examples.map((e) => e.value));
+
+    await page.selectOption('[data-testid="neurons-units"]', 'sae');
+    await page.fill('[data-testid="features-sae"]', saeDir);
+    await page.fill('[data-testid="features-list"]', '');
+    await click(page, 'run-features');
+    await shot(page, 'sae-features');
+    const want = await featureViews(sae, store, { top: 4, examples: 8, model: ref.model, tokenizer: ref.tokenizer });
+    const shown = await page.$$eval('[data-testid^="feature-"][data-testid$="-examples"]', (ts) => ts.map((t) => Number(t.getAttribute('data-testid')!.split('-')[1])));
+    expect(shown).toEqual(want.features.map((f) => f.feature));
+    for (const f of want.features) {
+      const acts = await page.$$eval(`[data-testid="feature-${f.feature}-examples"] tbody tr`, (rows) => rows.map((x) => Number(x.getAttribute('data-value'))));
+      const logits = await page.$$eval(`[data-testid="feature-${f.feature}-promoted"] tr`, (rows) => rows.map((x) => [Number(x.getAttribute('data-token')), Number(x.getAttribute('data-logit'))]));
+      expect(acts).toEqual(f.examples.map((e) => e.activation));
+      expect(logits).toEqual(f.logits!.promoted.map((l) => [l.token, l.logit]));
+    }
+    console.log(`SAE features (most frequent first): ${want.features.map((f) => `#${f.feature} density ${f.density.toFixed(2)} max ${f.maxActivation.toFixed(2)}`).join('; ')}`);
+    sae.dispose();
   }, 300_000);
 
   it('steering changes the streamed continuation exactly as the library does', async () => {

@@ -74,6 +74,18 @@ describe('lab server', () => {
     }
     expect((await fetch(`${base}/%E0%A4%A`)).status).toBe(400);
     expect((await fetch(`${base}/`)).status).toBe(200);
+    // The folders a view reads (activation stores, SAEs) are held to the same rule.
+    for (const [v, args] of [['neurons', { store: '../' }], ['features', { sae: '/etc' }], ['features', { sae: 'escape.bin', store: '.' }]] as const) {
+      const r = await view(v, args);
+      console.log(`view ${v} ${JSON.stringify(args)}: ${r.status} ${r.error}`);
+      expect(r.status).toBe(403);
+      expect(r.error).toMatch(/outside the folders/);
+    }
+    const missing = await view('features', { sae: 'no-such-sae' });
+    expect(missing.status).toBe(404);
+    const notSae = await view('features', { sae: '.' });
+    expect(notSae.status).toBe(422);
+    expect(notSae.error).toMatch(/^sae: /);
   });
 
   it('answers oversized bodies, malformed JSON, unknown views and bad arguments with 4xx and keeps serving', async () => {

@@ -2,9 +2,9 @@
 // views (src/lab/views.ts) on the engine in Node, for models on the user's disk. Node's own http
 // module is enough here (a dozen routes, streamed answers); no framework is needed.
 // Safety: binds 127.0.0.1 unless told otherwise; every /api call carries the per-run token
-// (?token=); model paths must lie inside the folders the user passed (symlinks resolved); bodies
-// and generation lengths are capped; bad requests get a 4xx with a message and the server keeps
-// serving. One job runs at a time (loads included), queued jobs are answered in order, and a
+// (?token=); model paths, activation stores and SAEs must lie inside the folders the user passed
+// (symlinks resolved); bodies and generation lengths are capped; bad requests get a 4xx with a
+// message and the server keeps serving. One job runs at a time (loads included), queued jobs are answered in order, and a
 // client that disconnects cancels its job, queued or running.
 import '../backends/index.js';
 import { randomBytes, timingSafeEqual } from 'node:crypto';
@@ -55,6 +55,9 @@ const BASE_HEADERS = { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origi
 
 /** The folder of a named organism in the package. */
 export const organismDir = (name: string): string => join(packageRoot(), 'models', 'organisms', name);
+
+/** Request fields of the views that name folders on the server's disk. */
+const PATH_FIELDS = ['store', 'sae'] as const;
 
 /** Resolves `path` (absolute, or relative to the first folder) and refuses it unless it lies inside one of `roots`. */
 export function insideRoots(path: string, roots: readonly string[]): string {
@@ -246,6 +249,11 @@ export async function startLabServer(o: LabServerOptions = {}): Promise<LabServe
     if (route.startsWith('view/')) {
       const view = oneOf(route.slice(5), 'view', VIEWS);
       const body = parseBody(await readBody(req, maxBody));
+      // Folders a view reads (an activation store, an SAE) must lie inside the served folders.
+      if (body && typeof body === 'object' && !Array.isArray(body)) {
+        const b = body as Record<string, unknown>;
+        for (const k of PATH_FIELDS) if (b[k] !== undefined) b[k] = insideRoots(str(b[k], k, 4096), roots);
+      }
       await queue.run(signal, async () => {
         if (!current) throw new LabRequestError('no model is loaded; POST /api/load first', 409);
         // The answer is NDJSON: progress and token events as they happen, then the result.

@@ -1,7 +1,7 @@
 // The lab's views as plain functions: a loaded model and a JSON request in, a JSON-ready answer
 // out, each made by the library's own analyses (collect, attentionSinks, inductionScores,
 // logitLens, massiveActivations, activationSparsity, layerVoids, steeringVectors,
-// withInterventions, activationPatching, generate). The Web Worker of the page and the local
+// withInterventions, activationPatching, generate, featureViews). The Web Worker of the page and the local
 // server both call these, so the two modes give the same numbers by construction.
 // Not for: drawing (src/web) or transport (src/web/worker.ts, src/cli/lab-server.ts).
 import { collect, tokenLabel } from '../analysis/acts.js';
@@ -22,6 +22,7 @@ import type { CausalLM } from '../models/model.js';
 import { tensor } from '../ops/creation.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { neuronsView } from './neurons.js';
+import { featuresView } from './features.js';
 import { LabRequestError, LIMITS, int, num, oneOf, str, strList } from './request.js';
 
 export interface LabModel {
@@ -46,7 +47,7 @@ export class LabCancelledError extends Error {
   }
 }
 
-export const VIEWS = ['info', 'tokens', 'attention', 'lens', 'activations', 'neurons', 'steer', 'ablate', 'patch'] as const;
+export const VIEWS = ['info', 'tokens', 'attention', 'lens', 'activations', 'neurons', 'features', 'steer', 'ablate', 'patch'] as const;
 export type ViewName = (typeof VIEWS)[number];
 
 /** Lets queued events (cancel messages, a closed socket) arrive between steps of long work. */
@@ -294,6 +295,7 @@ export async function runView(m: LabModel, name: string, args: unknown, ctx: Lab
     case 'lens': return lensView(m, a);
     case 'activations': return activationsView(m, a);
     case 'neurons': return neuronsView(m, a, ctx);
+    case 'features': return featuresView(m, a, ctx);
     case 'steer': return steerView(m, a, ctx);
     case 'ablate': return ablateView(m, a);
     case 'patch': return patchView(m, a, ctx);

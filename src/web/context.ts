@@ -14,5 +14,7 @@ export interface ModelInfo {
 export interface ViewProps {
   info: ModelInfo;
   prompt: string;
+  /** True when the views run on the lab server (which can read stores and SAEs in its folders). */
+  server?: boolean;
   run: (name: string, args: Record<string, unknown>, onEvent?: (e: LabEvent) => void) => Promise<Record<string, unknown> | null>;
 }

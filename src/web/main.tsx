@@ -162,7 +162,7 @@ function App() {
           <nav>{VIEWS.map((v) => <button data-testid={`tab-${v.key}`} class={v.key === view ? 'active' : ''} onClick={() => { setView(v.key); setError(''); }}>{v.title}</button>)}</nav>
           {/* Every view stays mounted (hidden when not shown), so its last result is there when you come back. */}
           {VIEWS.map(({ key, C }) => (
-            <main data-testid={`view-${key}`} hidden={key !== view}><C key={`${key}-${info.name}-${mode}`} info={info} prompt={prompt} run={run} /></main>
+            <main data-testid={`view-${key}`} hidden={key !== view}><C key={`${key}-${info.name}-${mode}`} info={info} prompt={prompt} server={mode === 'server'} run={run} /></main>
           ))}
         </>
       )}
