@@ -42,12 +42,13 @@ describe.skipIf(!backend)('the CLI on WebGPU', () => {
   it('generate, inspect and every analysis give the js results', async () => {
     const ids = '1,5,9,14,22,31,17,40,12,5,9,14,22,31,17,40';
     // inspect runs every analysis (massive, sinks, sparsity, voids with generation, logit lens,
-    // induction); similarity, generate and patch read through their own paths. Kept to four runs: each
+    // induction); similarity, massive over checkpoints, generate and patch read through their own paths. Kept to five runs: each
     // starts a WebGPU device, which a software driver makes slow.
     const runs: [string, string[]][] = [
       ['generate', ['generate', '--model', LLAMA, '--ids', ids, '--max-new-tokens', '3', '--json']],
       ['inspect', ['inspect', '--model', LLAMA, '--ids', ids, '--no-engine', '--generate', '2', '--json']],
       ['similarity', ['analyze', 'similarity', '--model', LLAMA, '--ids', ids, '--method', 'cka', '--json']],
+      ['massive --checkpoint', ['analyze', 'massive', '--checkpoint', LLAMA, LLAMA, '--ids', ids, '--json']],
       ['patch', ['patch', '--model', LLAMA, '--clean-ids', '5,17,3,9,22,8', '--corrupt-ids', '5,17,3,30,22,8', '--answer', '12', '--wrong', '13', '--compare', '--json']],
     ];
     for (const [name, argv] of runs) {

@@ -14,3 +14,4 @@ export {
 } from './similarity.js';
 export { parseNpy, parseCsv, parseSafetensorsMatrix, parseMatrixFile } from './matrix-file.js';
 export { expertRouting, expertsFromActs, type ExpertResult, type ExpertLayer } from './experts.js';
+export { ANALYSIS_LIST, analysisNames, getAnalysis, runAnalysis, type Analysis, type AnalysisEnv, type AnalysisOption, type PromptInput } from './registry.js';
