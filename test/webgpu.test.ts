@@ -27,13 +27,14 @@ describe.skipIf(!backend)('webgpu backend', () => {
   it('matches the reference on every conformance case', async () => {
     const results = await runConformance(ref, gpu, { ops });
     console.log(summarize(results));
-    // K-quant blocks have no WebGPU kernel yet (docs/quantization.md): their cases must say so, nothing else may
-    const noKernel = (r: { status: string; label: string }) => r.status === 'unsupported' && /^(dequantize|qmatmul) q[46]_k /.test(r.label);
-    console.log(`without a WebGPU kernel: ${results.filter(noKernel).length} K-quant cases`);
-    const bad = results.filter((r) => r.status !== 'pass' && !noKernel(r));
+    const bad = results.filter((r) => r.status !== 'pass');
     for (const r of bad) console.log(`${r.status} ${r.label}: nmse ${r.nmse} > ${r.budget} ${r.detail ?? ''}`);
     expect(results.length).toBeGreaterThan(ops ? 0 : 400);
     expect(bad.map((r) => `${r.label} (${r.status}, nmse ${r.nmse})`)).toEqual([]);
+    // the WebGPU block kernels multiply x as it is, in f32: far inside the budget set for 8-bit activations
+    const q = results.filter((r) => r.op === 'qmatmul');
+    if (q.length) console.log(`webgpu qmatmul: ${q.length} cases, worst NMSE ${Math.max(...q.map((r) => r.nmse)).toExponential(2)} (budget for f32 accumulation 1e-10)`);
+    expect(q.filter((r) => !(r.nmse <= 1e-10)).map((r) => `${r.label}: ${r.nmse}`)).toEqual([]);
   }, 1_800_000);
 
   it('backward: every op\'s gradient on webgpu equals the reference\'s (and finite differences)', async () => {

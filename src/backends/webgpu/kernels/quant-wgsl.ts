@@ -1,0 +1,142 @@
+// WGSL decoders of GGML blocks read from a storage buffer of u32 words (binding `W`), shared by the
+// dequantize, GEMV and GEMM kernels of quant.ts. A row of a weight is a run of 32-value units
+// (q8_0 / q4_0: one block; q4_k / q6_k: one eighth of a 256-value super-block), addressed by the
+// row's byte address `rb` and the unit index `u`:
+//   deq8(rb, u, p)  values 8p .. 8p + 7 of unit u, as two vec4<f32> (dequantize, GEMM tiles)
+//   unit(rb, u)     the whole unit as value = a · q + b, q 32 integers in 8 vec4<f32> (GEMV:
+//                   the scale and the min are applied once per unit, not per value)
+// Block layouts are ggml-common.h's, as the reference decodes them (src/formats/gguf-quants.ts):
+//   q8_0 34 bytes: f16 d, 32 x i8                              value d·q
+//   q4_0 18 bytes: f16 d, 16 bytes; element j = low nibble of byte j, j + 16 the high one; d·(q − 8)
+//   q4_k 144 bytes: f16 d, f16 dmin, 12 bytes of 6-bit scales/mins, 128 bytes of nibbles (unit 2i
+//        the low nibbles of bytes 32i..32i+31, unit 2i + 1 the high ones); d·sc·q − dmin·m
+//   q6_k 210 bytes: 128 bytes low nibbles, 64 bytes of 2-bit high parts, 16 i8 scales, f16 d;
+//        d·sc·(q − 32)
+// q8_0, q4_0 and q6_k blocks start at even bytes only (34, 18, 210 bytes long), so a 32-bit read at
+// block offset o is either one word or the upper half of one and the lower half of the next
+// (`ww`); q4_k blocks are word-aligned. The kernels require the weight's byte offset to be a
+// multiple of 4. deq8 gives the reference's values exactly: every product of an f16 scale and
+// small integers is exact in f32, and the one subtraction (q4_k's min) rounds once as it does there.
+import type { QuantType } from '../../../tensor/backend.js';
+
+/** Bytes per block and units (32 values) per block. */
+export const WGSL_BLOCK: Record<QuantType, { bytes: number; units: number }> = {
+  q8_0: { bytes: 34, units: 1 },
+  q4_0: { bytes: 18, units: 1 },
+  q4_k: { bytes: 144, units: 8 },
+  q6_k: { bytes: 210, units: 8 },
+};
+
+/** Readers of bytes, even halves and even-aligned words of W (byte addresses). */
+const READERS = /* wgsl */ `
+fn wb(o: u32) -> u32 { return (W[o >> 2u] >> ((o & 3u) * 8u)) & 0xffu; }
+fn wh(o: u32) -> u32 { return (W[o >> 2u] >> ((o & 2u) * 8u)) & 0xffffu; }
+fn ww(o: u32) -> u32 {
+  let i = o >> 2u; let lo = W[i];
+  return select((lo >> 16u) | (W[i + 1u] << 16u), lo, (o & 2u) == 0u);
+}
+/** The four bytes of w as unsigned / signed values. */
+fn u8x4(w: u32) -> vec4<f32> { return vec4<f32>((vec4<u32>(w) >> vec4<u32>(0u, 8u, 16u, 24u)) & vec4<u32>(0xffu)); }
+fn i8x4(w: u32) -> vec4<f32> { return vec4<f32>(bitcast<vec4<i32>>(vec4<u32>(w) << vec4<u32>(24u, 16u, 8u, 0u)) >> vec4<u32>(24u)); }
+const NIB: u32 = 0x0f0f0f0fu;
+struct Unit { q: array<vec4<f32>, 8>, a: f32, b: f32 }
+`;
+
+const DECODERS: Record<QuantType, string> = {
+  q8_0: /* wgsl */ `
+fn deq8(rb: u32, u: u32, p: u32) -> array<vec4<f32>, 2> {
+  let at = rb + u * 34u;
+  let d = f16_to_f32(wh(at));
+  return array<vec4<f32>, 2>(d * i8x4(ww(at + 2u + 8u * p)), d * i8x4(ww(at + 6u + 8u * p)));
+}
+fn unit(rb: u32, u: u32) -> Unit {
+  let at = rb + u * 34u; let i = at >> 2u; let al = (at & 2u) == 0u;
+  var w: array<u32, 9>;
+  for (var k = 0u; k < 9u; k++) { w[k] = W[i + k]; }
+  var r: Unit;
+  r.a = f16_to_f32(select(w[0] >> 16u, w[0] & 0xffffu, al));
+  r.b = 0.0;
+  for (var k = 0u; k < 8u; k++) { r.q[k] = i8x4(select(w[k + 1u], (w[k] >> 16u) | (w[k + 1u] << 16u), al)); }
+  return r;
+}`,
+  q4_0: /* wgsl */ `
+fn deq8(rb: u32, u: u32, p: u32) -> array<vec4<f32>, 2> {
+  let at = rb + u * 18u;
+  let d = f16_to_f32(wh(at));
+  let o = at + 2u + 8u * (p & 1u); let sh = (p >> 1u) * 4u;
+  return array<vec4<f32>, 2>(d * (u8x4((ww(o) >> sh) & NIB) - 8.0), d * (u8x4((ww(o + 4u) >> sh) & NIB) - 8.0));
+}
+fn unit(rb: u32, u: u32) -> Unit {
+  let at = rb + u * 18u; let i = at >> 2u; let al = (at & 2u) == 0u;
+  let w0 = W[i]; let w1 = W[i + 1u]; let w2 = W[i + 2u]; let w3 = W[i + 3u]; let w4 = W[i + 4u];
+  let q0 = select(w1, (w0 >> 16u) | (w1 << 16u), al);
+  let q1 = select(w2, (w1 >> 16u) | (w2 << 16u), al);
+  let q2 = select(w3, (w2 >> 16u) | (w3 << 16u), al);
+  let q3 = select(w4, (w3 >> 16u) | (w4 << 16u), al);
+  var r: Unit;
+  r.a = f16_to_f32(select(w0 >> 16u, w0 & 0xffffu, al));
+  r.b = 0.0;
+  r.q = array<vec4<f32>, 8>(u8x4(q0 & NIB) - 8.0, u8x4(q1 & NIB) - 8.0, u8x4(q2 & NIB) - 8.0, u8x4(q3 & NIB) - 8.0,
+    u8x4((q0 >> 4u) & NIB) - 8.0, u8x4((q1 >> 4u) & NIB) - 8.0, u8x4((q2 >> 4u) & NIB) - 8.0, u8x4((q3 >> 4u) & NIB) - 8.0);
+  return r;
+}`,
+  q4_k: /* wgsl */ `
+/** Sub-block j's 6-bit scale and min from the 12 bytes at sb (ggml's get_scale_min_k4). */
+fn scale_min_k4(sb: u32, j: u32) -> vec2<u32> {
+  let qa = wb(sb + j); let qb = wb(sb + j + 4u); let qc = wb(sb + (j & 3u));
+  if (j < 4u) { return vec2<u32>(qa & 63u, qb & 63u); }
+  return vec2<u32>((qb & 15u) | ((qc >> 6u) << 4u), (qb >> 4u) | ((qa >> 6u) << 4u));
+}
+fn deq8(rb: u32, u: u32, p: u32) -> array<vec4<f32>, 2> {
+  let at = rb + (u >> 3u) * 144u; let j = u & 7u;
+  let h = W[at >> 2u];
+  let sm = scale_min_k4(at + 4u, j);
+  let d1 = f16_to_f32(h & 0xffffu) * f32(sm.x); let m1 = f16_to_f32(h >> 16u) * f32(sm.y);
+  let o = (at + 16u + 32u * (j >> 1u) + 8u * p) >> 2u; let sh = (j & 1u) * 4u;
+  return array<vec4<f32>, 2>(d1 * u8x4((W[o] >> sh) & NIB) - m1, d1 * u8x4((W[o + 1u] >> sh) & NIB) - m1);
+}
+fn unit(rb: u32, u: u32) -> Unit {
+  let at = rb + (u >> 3u) * 144u; let j = u & 7u;
+  let h = W[at >> 2u];
+  let sm = scale_min_k4(at + 4u, j);
+  var r: Unit;
+  r.a = f16_to_f32(h & 0xffffu) * f32(sm.x);
+  r.b = -(f16_to_f32(h >> 16u) * f32(sm.y));
+  let o = (at + 16u + 32u * (j >> 1u)) >> 2u; let sh = (j & 1u) * 4u;
+  for (var k = 0u; k < 8u; k++) { r.q[k] = u8x4((W[o + k] >> sh) & NIB); }
+  return r;
+}`,
+  q6_k: /* wgsl */ `
+fn deq8(rb: u32, u: u32, p: u32) -> array<vec4<f32>, 2> {
+  let at = rb + (u >> 3u) * 210u; let j = u & 7u;
+  let h = j >> 2u; let t = j & 3u;
+  let sc = f32(bitcast<i32>(wb(at + 192u + 8u * h + (p >> 1u) + 2u * t) << 24u) >> 24u);
+  let ds = f16_to_f32(wh(at + 208u)) * sc;
+  let ql = at + 64u * h + 32u * (t & 1u) + 8u * p; let qh = at + 128u + 32u * h + 8u * p;
+  let ns = (t >> 1u) * 4u; let hs = 2u * t;
+  let a = ((ww(ql) >> ns) & NIB) | (((ww(qh) >> hs) & 0x03030303u) << 4u);
+  let b = ((ww(ql + 4u) >> ns) & NIB) | (((ww(qh + 4u) >> hs) & 0x03030303u) << 4u);
+  return array<vec4<f32>, 2>(ds * (u8x4(a) - 32.0), ds * (u8x4(b) - 32.0));
+}
+fn unit(rb: u32, u: u32) -> Unit {
+  let at = rb + (u >> 3u) * 210u; let j = u & 7u;
+  let h = j >> 2u; let t = j & 3u;
+  let s0 = f32(bitcast<i32>(wb(at + 192u + 8u * h + 2u * t) << 24u) >> 24u);
+  let s1 = f32(bitcast<i32>(wb(at + 193u + 8u * h + 2u * t) << 24u) >> 24u);
+  let ql = at + 64u * h + 32u * (t & 1u); let qh = at + 128u + 32u * h;
+  let ns = (t >> 1u) * 4u; let hs = 2u * t;
+  var r: Unit;
+  r.a = f16_to_f32(wh(at + 208u));
+  r.b = 0.0;
+  for (var k = 0u; k < 8u; k++) {
+    let q = ((ww(ql + 4u * k) >> ns) & NIB) | (((ww(qh + 4u * k) >> hs) & 0x03030303u) << 4u);
+    r.q[k] = (u8x4(q) - 32.0) * select(s1, s0, k < 4u);
+  }
+  return r;
+}`,
+};
+
+/** The readers and the decoders of `type`, over a read-only binding `W: array<u32>` declared by the kernel. */
+export function quantDecoders(type: QuantType): string {
+  return READERS + DECODERS[type];
+}
