@@ -2,9 +2,10 @@
 // of u32 words (decoders: quant-wgsl.ts):
 //   dequantize  one thread per 8 values, bit for bit the reference's values
 //   qmatmul     y [M, N] = x [M, K] · Wᵀ, f32 accumulation, x used as it is (not rounded to 8 bits):
-//     gemv  M <= 8 (decode): T lanes per weight row, each lane takes every T-th 32-value unit,
-//           decodes it once for all M rows of x (scale and min applied once per unit), lanes
-//           summed in workgroup memory; the weight streams through once.
+//     gemv  M <= 8 (decode): T lanes per group of weight rows (4 rows when M = 1, else 2), each
+//           lane takes every T-th 32-value unit of them, decodes it once for all M rows of x
+//           (scale and min applied once per unit), lanes summed in workgroup memory; the weight
+//           streams through once.
 //     gemm  otherwise (prefill): 64 x 64 output tiles, 4 x 4 per thread; per step of 32 values
 //           along k the x tile and the dequantized weight tile are staged in workgroup memory.
 // Not for: other block types (declined in supportsOp: the frontend dequantizes on the reference).
@@ -92,10 +93,20 @@ export function qmatmul(ctx: OpContext<Op<'qmatmul'>>): void {
 
 function gemv(ctx: OpContext, type: QuantType, M: number, N: number, K: number, rowBytes: number, xd: Dense, wd: Dense, yd: Dense): void {
   const unitsPerRow = K / 32;
-  // lanes per row: a warp for long rows, fewer for short ones (at least 2 units per lane)
+  // lanes per row: a warp for long rows, fewer for short ones (at least 2 units per lane); each
+  // lane takes RR neighbouring rows (x read once for all of them when M = 1)
   const T = Math.max(4, Math.min(32, 2 ** Math.ceil(Math.log2(Math.max(1, unitsPerRow / 2)))));
-  const R = 256 / T;
+  const RR = M === 1 ? 4 : 2;
+  const R = (256 / T) * RR;
   const key = `qmatmul gemv ${type} m${M} t${T}`;
+  const xAt = (m: number) => lines(8, (k) => `let x${k} = X[xb + ${m}u * K4 + ${k}u];`);
+  const dots = (m: number, i: number) => `{
+          let s = (dot(w.q[0], x0) + dot(w.q[1], x1)) + (dot(w.q[2], x2) + dot(w.q[3], x3))
+                + (dot(w.q[4], x4) + dot(w.q[5], x5)) + (dot(w.q[6], x6) + dot(w.q[7], x7));
+          var sx = 0.0;
+          if (w.b != 0.0) { sx = dot((x0 + x1) + (x2 + x3) + (x4 + x5) + (x6 + x7), vec4<f32>(1.0)); }
+          acc${m}_${i} = acc${m}_${i} + w.a * s + w.b * sx;
+        }`;
   const k = ctx.kernel(key, () => `${PRELUDE}
 @group(0) @binding(0) var<storage, read> P: array<u32>;
 @group(0) @binding(1) var<storage, read> X: array<vec4<f32>>;
@@ -103,40 +114,39 @@ ${W_BINDING(2)}
 ${outBinding(3, 'y', 'f32')}
 ${quantDecoders(type)}
 ${storers('y', 'f32')}
-var<workgroup> red: array<f32, ${M * 256}>;
+var<workgroup> red: array<f32, ${M * RR * 256}>;
 @compute @workgroup_size(256)
 fn main(${BUILTINS}) {
   ${WG_INDEX}
   let N = P[0]; let K4 = P[1] / 4u; let units = P[1] / 32u; let rowBytes = P[2];
   let r = li / ${T}u; let t = li % ${T}u;
-  let n = wg * ${R}u + r;
-${lines(M, (m) => `  var acc${m} = 0.0;`)}
-  if (n < N) {
-    let rb = P[3] + n * rowBytes;
+  let n0 = (wg * ${256 / T}u + r) * ${RR}u;
+${lines(M * RR, (q) => `  var acc${Math.floor(q / RR)}_${q % RR} = 0.0;`)}
+  if (n0 < N) {
+    // rows past the end repeat the last one (their sums are not stored)
+${lines(RR, (i) => `    let rb${i} = P[3] + min(n0 + ${i}u, N - 1u) * rowBytes;`)}
     for (var u = t; u < units; u += ${T}u) {
-      let w = unit(rb, u);
       let xb = P[4] + u * 8u;
-${lines(M, (m) => `      {
-        let x0 = X[xb + ${m}u * K4]; let x1 = X[xb + ${m}u * K4 + 1u]; let x2 = X[xb + ${m}u * K4 + 2u]; let x3 = X[xb + ${m}u * K4 + 3u];
-        let x4 = X[xb + ${m}u * K4 + 4u]; let x5 = X[xb + ${m}u * K4 + 5u]; let x6 = X[xb + ${m}u * K4 + 6u]; let x7 = X[xb + ${m}u * K4 + 7u];
-        let s = (dot(w.q[0], x0) + dot(w.q[1], x1)) + (dot(w.q[2], x2) + dot(w.q[3], x3))
-              + (dot(w.q[4], x4) + dot(w.q[5], x5)) + (dot(w.q[6], x6) + dot(w.q[7], x7));
-        var sx = 0.0;
-        if (w.b != 0.0) { sx = dot((x0 + x1) + (x2 + x3) + (x4 + x5) + (x6 + x7), vec4<f32>(1.0)); }
-        acc${m} = acc${m} + w.a * s + w.b * sx;
+${M === 1 ? `      ${xAt(0).replace(/\n/g, ' ')}` : ''}
+${lines(RR, (i) => `      {
+        let w = unit(rb${i}, u);
+${lines(M, (m) => `        {
+${M === 1 ? '' : `          ${xAt(m).replace(/\n/g, ' ')}`}
+          ${dots(m, i)}
+        }`)}
       }`)}
     }
   }
-${lines(M, (m) => `  red[${m * 256}u + li] = acc${m};`)}
+${lines(M * RR, (q) => `  red[${q * 256}u + li] = acc${Math.floor(q / RR)}_${q % RR};`)}
   workgroupBarrier();
   for (var s = ${T / 2}u; s > 0u; s = s >> 1u) {
     if (t < s) {
-${lines(M, (m) => `      red[${m * 256}u + li] = red[${m * 256}u + li] + red[${m * 256}u + li + s];`)}
+${lines(M * RR, (q) => `      red[${q * 256}u + li] = red[${q * 256}u + li] + red[${q * 256}u + li + s];`)}
     }
     workgroupBarrier();
   }
-  if (t == 0u && n < N) {
-${lines(M, (m) => `    stf_y(P[5] + ${m}u * N + n, red[${m * 256}u + li]);`)}
+  if (t == 0u) {
+${lines(M * RR, (q) => `    if (n0 + ${q % RR}u < N) { stf_y(P[5] + ${Math.floor(q / RR)}u * N + n0 + ${q % RR}u, red[${q * 256}u + li]); }`)}
   }
 }`);
   const params = new Params().u32(N, K, rowBytes, wd.offset, xd.offset / 4, yd.offset);
