@@ -32,7 +32,7 @@ export type BinaryFn =
   | 'eq' | 'ne' | 'lt' | 'le' | 'gt' | 'ge';
 export type ReduceFn = 'sum' | 'mean' | 'max' | 'min' | 'argmax' | 'argmin';
 /** GGML block formats a tensor can stay in (lower-case ggml type names); block sizes in src/tensor/quantized.ts. */
-export type QuantType = 'q8_0' | 'q4_0' | 'q4_k' | 'q6_k';
+export type QuantType = 'q8_0' | 'q4_0' | 'q4_k' | 'q6_k' | 'q4_1' | 'q5_0' | 'q5_1' | 'q5_k' | 'iq4_nl';
 
 /**
  * The closed set of ops a backend implements. Inputs and outputs are listed per op with their

@@ -12,9 +12,15 @@
 //        the low nibbles of bytes 32i..32i+31, unit 2i + 1 the high ones); d·sc·q − dmin·m
 //   q6_k 210 bytes: 128 bytes low nibbles, 64 bytes of 2-bit high parts, 16 i8 scales, f16 d;
 //        d·sc·(q − 32)
-// q8_0, q4_0 and q6_k blocks start at even bytes only (34, 18, 210 bytes long), so a 32-bit read at
+//   q4_1 20 bytes: f16 d, f16 m, nibbles as q4_0; d·q + m
+//   q5_0 22 bytes: f16 d, u32 qh (bit e the fifth bit of element e), nibbles as q4_0; d·(q − 16)
+//   q5_1 24 bytes: f16 d, f16 m, u32 qh, nibbles; d·q + m
+//   q5_k 176 bytes: f16 d, f16 dmin, 12 bytes of scales/mins (as q4_k), 32 bytes qh (bit j of byte
+//        l the fifth bit of value l of unit j), 128 bytes of nibbles (as q4_k); d·sc·q − dmin·m
+//   iq4_nl 18 bytes: f16 d, nibbles as q4_0 indexing a 16-level grid; d·grid[q]
+// q8_0, q4_0, q5_0, iq4_nl and q6_k blocks start at even bytes only, so a 32-bit read at
 // block offset o is either one word or the upper half of one and the lower half of the next
-// (`ww`); q4_k blocks are word-aligned. The kernels require the weight's byte offset to be a
+// (`ww`); q4_1, q5_1, q4_k and q5_k blocks are word-aligned. The kernels require the weight's byte offset to be a
 // multiple of 4. deq8 gives the reference's values exactly: every product of an f16 scale and
 // small integers is exact in f32, and the one subtraction (q4_k's min) rounds once as it does there.
 import type { QuantType } from '../../../tensor/backend.js';
@@ -25,6 +31,11 @@ export const WGSL_BLOCK: Record<QuantType, { bytes: number; units: number }> = {
   q4_0: { bytes: 18, units: 1 },
   q4_k: { bytes: 144, units: 8 },
   q6_k: { bytes: 210, units: 8 },
+  q4_1: { bytes: 20, units: 1 },
+  q5_0: { bytes: 22, units: 1 },
+  q5_1: { bytes: 24, units: 1 },
+  q5_k: { bytes: 176, units: 8 },
+  iq4_nl: { bytes: 18, units: 1 },
 };
 
 /** Readers of bytes, even halves and even-aligned words of W (byte addresses). */
@@ -47,6 +58,8 @@ fn i8x4(w: u32) -> vec4<f32> {
   return bitcast<vec4<f32>>(((vec4<u32>(w ^ 0x80808080u) >> vec4<u32>(0u, 8u, 16u, 24u)) & vec4<u32>(0xffu)) | vec4<u32>(0x4b000000u)) - 8388736.0;
 }
 const NIB: u32 = 0x0f0f0f0fu;
+/** Bits 0..3 of h moved to bit 4 of bytes 0..3 (the fifth bits of Q5 values). */
+fn spread4(h: u32) -> u32 { return ((h & 1u) | ((h & 2u) << 7u) | ((h & 4u) << 14u) | ((h & 8u) << 21u)) << 4u; }
 struct Unit { q: array<vec4<f32>, 8>, a: f32, b: f32 }
 `;
 
@@ -140,6 +153,96 @@ fn unit(rb: u32, u: u32) -> Unit {
     let q = ((ww(ql + 4u * k) >> ns) & NIB) | (((ww(qh + 4u * k) >> hs) & 0x03030303u) << 4u);
     r.q[k] = (u8x4(q) - 32.0) * select(s1, s0, k < 4u);
   }
+  return r;
+}`,
+  q4_1: /* wgsl */ `
+fn deq8(rb: u32, u: u32, p: u32) -> array<vec4<f32>, 2> {
+  let at = (rb + u * 20u) >> 2u;
+  let h = W[at]; let d = f16_to_f32(h & 0xffffu); let m = f16_to_f32(h >> 16u);
+  let o = at + 1u + 2u * (p & 1u); let sh = (p >> 1u) * 4u;
+  return array<vec4<f32>, 2>(d * u8x4((W[o] >> sh) & NIB) + m, d * u8x4((W[o + 1u] >> sh) & NIB) + m);
+}
+fn unit(rb: u32, u: u32) -> Unit {
+  let at = (rb + u * 20u) >> 2u;
+  let h = W[at];
+  var r: Unit;
+  r.a = f16_to_f32(h & 0xffffu); r.b = f16_to_f32(h >> 16u);
+  for (var k = 0u; k < 8u; k++) { r.q[k] = u8x4((W[at + 1u + (k & 3u)] >> ((k >> 2u) * 4u)) & NIB); }
+  return r;
+}`,
+  q5_0: /* wgsl */ `
+/** Elements 4k..4k+3 (k < 8) of a Q5 block: nibbles of the 16 bytes at qs, fifth bits from qh. */
+fn q5x4(qs: u32, qh: u32, k: u32) -> vec4<f32> { return u8x4(((ww(qs + 4u * (k & 3u)) >> ((k >> 2u) * 4u)) & NIB) | spread4(qh >> (4u * k))); }
+fn deq8(rb: u32, u: u32, p: u32) -> array<vec4<f32>, 2> {
+  let at = rb + u * 22u;
+  let d = f16_to_f32(wh(at)); let qh = ww(at + 2u);
+  return array<vec4<f32>, 2>(d * (q5x4(at + 6u, qh, 2u * p) - 16.0), d * (q5x4(at + 6u, qh, 2u * p + 1u) - 16.0));
+}
+fn unit(rb: u32, u: u32) -> Unit {
+  let at = rb + u * 22u;
+  let qh = ww(at + 2u);
+  var r: Unit;
+  r.a = f16_to_f32(wh(at)); r.b = 0.0;
+  for (var k = 0u; k < 8u; k++) { r.q[k] = q5x4(at + 6u, qh, k) - 16.0; }
+  return r;
+}`,
+  q5_1: /* wgsl */ `
+fn q5x4(qs: u32, qh: u32, k: u32) -> vec4<f32> { return u8x4(((W[(qs >> 2u) + (k & 3u)] >> ((k >> 2u) * 4u)) & NIB) | spread4(qh >> (4u * k))); }
+fn deq8(rb: u32, u: u32, p: u32) -> array<vec4<f32>, 2> {
+  let at = rb + u * 24u;
+  let h = W[at >> 2u]; let d = f16_to_f32(h & 0xffffu); let m = f16_to_f32(h >> 16u); let qh = W[(at >> 2u) + 1u];
+  return array<vec4<f32>, 2>(d * q5x4(at + 8u, qh, 2u * p) + m, d * q5x4(at + 8u, qh, 2u * p + 1u) + m);
+}
+fn unit(rb: u32, u: u32) -> Unit {
+  let at = rb + u * 24u;
+  let h = W[at >> 2u]; let qh = W[(at >> 2u) + 1u];
+  var r: Unit;
+  r.a = f16_to_f32(h & 0xffffu); r.b = f16_to_f32(h >> 16u);
+  for (var k = 0u; k < 8u; k++) { r.q[k] = q5x4(at + 8u, qh, k); }
+  return r;
+}`,
+  q5_k: /* wgsl */ `
+fn scale_min_k4(sb: u32, j: u32) -> vec2<u32> {
+  let qa = wb(sb + j); let qb = wb(sb + j + 4u); let qc = wb(sb + (j & 3u));
+  if (j < 4u) { return vec2<u32>(qa & 63u, qb & 63u); }
+  return vec2<u32>((qb & 15u) | ((qc >> 6u) << 4u), (qb >> 4u) | ((qa >> 6u) << 4u));
+}
+/** Values 4i..4i+3 of unit j of the super-block at word aw: nibbles, and bit j of the qh bytes. */
+fn q5k4(aw: u32, j: u32, i: u32) -> vec4<f32> {
+  let n = (W[aw + 12u + 8u * (j >> 1u) + i] >> ((j & 1u) * 4u)) & NIB;
+  return u8x4(n | (((W[aw + 4u + i] >> j) & 0x01010101u) << 4u));
+}
+fn deq8(rb: u32, u: u32, p: u32) -> array<vec4<f32>, 2> {
+  let at = rb + (u >> 3u) * 176u; let j = u & 7u; let aw = at >> 2u;
+  let h = W[aw];
+  let sm = scale_min_k4(at + 4u, j);
+  let d1 = f16_to_f32(h & 0xffffu) * f32(sm.x); let m1 = f16_to_f32(h >> 16u) * f32(sm.y);
+  return array<vec4<f32>, 2>(d1 * q5k4(aw, j, 2u * p) - m1, d1 * q5k4(aw, j, 2u * p + 1u) - m1);
+}
+fn unit(rb: u32, u: u32) -> Unit {
+  let at = rb + (u >> 3u) * 176u; let j = u & 7u; let aw = at >> 2u;
+  let h = W[aw];
+  let sm = scale_min_k4(at + 4u, j);
+  var r: Unit;
+  r.a = f16_to_f32(h & 0xffffu) * f32(sm.x);
+  r.b = -(f16_to_f32(h >> 16u) * f32(sm.y));
+  for (var k = 0u; k < 8u; k++) { r.q[k] = q5k4(aw, j, k); }
+  return r;
+}`,
+  iq4_nl: /* wgsl */ `
+var<private> IQ4NL: array<f32, 16> = array<f32, 16>(-127.0, -104.0, -83.0, -65.0, -49.0, -35.0, -22.0, -10.0, 1.0, 13.0, 25.0, 38.0, 53.0, 69.0, 89.0, 113.0);
+fn grid4(n: u32) -> vec4<f32> { return vec4<f32>(IQ4NL[n & 15u], IQ4NL[(n >> 8u) & 15u], IQ4NL[(n >> 16u) & 15u], IQ4NL[(n >> 24u) & 15u]); }
+fn deq8(rb: u32, u: u32, p: u32) -> array<vec4<f32>, 2> {
+  let at = rb + u * 18u;
+  let d = f16_to_f32(wh(at));
+  let o = at + 2u + 8u * (p & 1u); let sh = (p >> 1u) * 4u;
+  return array<vec4<f32>, 2>(d * grid4(ww(o) >> sh), d * grid4(ww(o + 4u) >> sh));
+}
+fn unit(rb: u32, u: u32) -> Unit {
+  let at = rb + u * 18u;
+  var r: Unit;
+  r.a = f16_to_f32(wh(at)); r.b = 0.0;
+  for (var k = 0u; k < 8u; k++) { r.q[k] = grid4(ww(at + 2u + 4u * (k & 3u)) >> ((k >> 2u) * 4u)); }
   return r;
 }`,
 };
