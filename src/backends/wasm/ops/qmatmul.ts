@@ -12,7 +12,7 @@ import { addr, inside, isContiguous, numel } from './rows.js';
 type Op = Extract<OpDesc, { op: 'qmatmul' }>;
 
 const P = KERNEL_CONSTANTS.qmatmul.P;
-const NATIVE = new Set<string>(['q8_0', 'q4_0', 'q4_k', 'q6_k']);
+const NATIVE = new Set<string>(KERNEL_CONSTANTS.qmatmul.TYPES);
 /** Below this many weight bytes a product runs on the calling thread only. */
 const MIN_THREADED_BYTES = 1 << 14;
 
@@ -30,7 +30,7 @@ function f16Table(rt: WasmRuntime): number {
 }
 
 export const qmatmulKernel: NativeKernel<Op> = {
-  wasmKernels: ['qm_quant_x', 'qm_q8_0', 'qm_q4_0', 'qm_q4_k', 'qm_q6_k'],
+  wasmKernels: ['qm_*'],
   handles(op, [x, w], [y]) {
     if (!x || !w || !y || !NATIVE.has(op.type)) return false;
     if (x.dtype !== 'f32' || w.dtype !== 'u8' || y.dtype !== 'f32' || x.shape.length !== 2 || y.shape.length !== 2) return false;
