@@ -107,6 +107,12 @@ export interface Backend {
   /** True when `exec` has finished its work on return, so `readSync` can follow at once. */
   readonly synchronous: boolean;
   alloc(byteLength: number): BackendBuffer;
+  /**
+   * Memory for a weight that ops only read (quantized blocks): a backend may place it outside the
+   * memory its kernels address and stream it in where it is used (wasm: past a cap, in host
+   * memory). Optional; `alloc` otherwise.
+   */
+  allocWeights?(byteLength: number): BackendBuffer;
   free(buffer: BackendBuffer): void;
   write(buffer: BackendBuffer, byteOffset: number, bytes: Uint8Array): void;
   read(buffer: BackendBuffer, byteOffset: number, byteLength: number): Promise<Uint8Array>;

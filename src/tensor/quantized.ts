@@ -58,7 +58,7 @@ export class QuantizedTensor {
     if (bytes.byteLength !== need) {
       throw new ShapeError(`${what}: ${type}${fmtShape(shape)} needs ${need} bytes, got ${bytes.byteLength} (${bytes.byteLength < need ? 'truncated' : 'too long'})`);
     }
-    return new QuantizedTensor(Tensor.fromBytes(bytes, [need], 'u8', backend), type, [shape[0]!, shape[1]!]);
+    return new QuantizedTensor(Tensor.fromBytes(bytes, [need], 'u8', backend, { weight: true }), type, [shape[0]!, shape[1]!]);
   }
 
   get backend(): Backend {

@@ -5,7 +5,8 @@
 // activation row in integer dot products (i32x4.dot_i16x8_s over 16-bit copies of both), scaled by
 // the two block scales in f32. Exports, each `(params, task, nTasks)`, parameter block P below:
 //   qm_quant_x     blocks of x split over tasks -> xq (i16 [M, K]), xd, xs (f32 [M, K/32])
-//   qm_<type>      rows of W split over tasks; per row, x rows in groups of MT (the weight unit is
+//   qm_<type>      rows rowBeg..rowEnd of W (W points at row rowBeg: a panel of a larger weight,
+//                  y's rows stay N long) split over tasks; per row, x rows in groups of MT (the weight unit is
 //                  unpacked once per group: decode is GEMV with MT = 1, prefill is a blocked GEMM)
 // f16 scales are read through a 65536-entry f32 table (P.tab) that the runtime fills once.
 // The relaxed-SIMD build runs q4_0 and q4_k on i16x8.relaxed_dot_i8x16_i7x16_s instead: an i8
@@ -28,7 +29,7 @@ export const TYPES = ['q8_0', 'q4_0', 'q4_k', 'q6_k', 'q4_1', 'q5_0', 'q5_1', 'q
 export const exportNames = ['qm_quant_x', ...TYPES.map((t) => `qm_${t}`)];
 
 /** Parameter block, i32 fields at these byte offsets (pointers are byte addresses). */
-export const P = { M: 0, N: 4, K: 8, x: 12, xq: 16, xd: 20, xs: 24, w: 28, y: 32, tab: 36, rowBytes: 40, xq8: 44 };
+export const P = { M: 0, N: 4, K: 8, x: 12, xq: 16, xd: 20, xs: 24, w: 28, y: 32, tab: 36, rowBytes: 40, xq8: 44, rowBeg: 48, rowEnd: 52 };
 /** Activation rows per weight-unit decode in the GEMM path. */
 export const MT = 4;
 export const constants = { P, MT, TYPES };
@@ -337,15 +338,17 @@ function entry(type, pair) {
   (func $qm_${type} (param $p i32) (param $task i32) (param $nTasks i32)
     (local $M i32) (local $N i32) (local $K i32) (local $n i32) (local $end i32) (local $m i32) (local $nb i32) (local $wp i32)
     (local $xq i32) (local $xq8 i32) (local $xd i32) (local $xs i32) (local $y i32) (local $tab i32) (local $xrs i32) (local $drs i32) (local $w i32) (local $rb i32)
+    (local $r0 i32) (local $r1 i32)
+    ${set('r0', ld('rowBeg'))} ${set('r1', ld('rowEnd'))}
     ${set('M', ld('M'))} ${set('N', ld('N'))} ${set('K', ld('K'))}
     ${set('xq', ld('xq'))} ${set('xq8', ld('xq8'))} ${set('xd', ld('xd'))} ${set('xs', ld('xs'))} ${set('y', ld('y'))} ${set('tab', ld('tab'))} ${set('w', ld('w'))} ${set('rb', ld('rowBytes'))}
     ${set('nb', `(i32.div_u ${g('K')} ${i32(F.values)})`)}
     ${set('xrs', `(i32.shl ${g('K')} ${i32(1)})`)} ${set('drs', `(i32.shl (i32.shr_u ${g('K')} ${i32(5)}) ${i32(2)})`)}
-    ${set('n', `(i32.div_u (i32.mul ${g('N')} ${g('task')}) ${g('nTasks')})`)}
-    ${set('end', `(i32.div_u (i32.mul ${g('N')} (i32.add ${g('task')} ${i32(1)})) ${g('nTasks')})`)}
+    ${set('n', add(g('r0'), `(i32.div_u (i32.mul (i32.sub ${g('r1')} ${g('r0')}) ${g('task')}) ${g('nTasks')})`))}
+    ${set('end', add(g('r0'), `(i32.div_u (i32.mul (i32.sub ${g('r1')} ${g('r0')}) (i32.add ${g('task')} ${i32(1)})) ${g('nTasks')})`))}
     (block $rows_done (loop $rows
       (br_if $rows_done (i32.ge_u ${g('n')} ${g('end')}))
-      ${set('wp', add(g('w'), mul(g('n'), g('rb'))))}
+      ${set('wp', add(g('w'), mul(`(i32.sub ${g('n')} ${g('r0')})`, g('rb'))))}
 ${pairBlock}      ${set('m', i32(0))}
       (block $tiles_done (loop $tiles
         (br_if $tiles_done (i32.gt_u (i32.add ${g('m')} ${i32(MT)}) ${g('M')}))
