@@ -1,5 +1,5 @@
-// WebGPU kernels on GGML blocks (q8_0, q4_0, q4_k, q6_k) read where they lie, from a storage buffer
-// of u32 words (decoders: quant-wgsl.ts):
+// WebGPU kernels on GGML blocks (q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k, q6_k, iq4_nl) read
+// where they lie, from a storage buffer of u32 words (decoders: quant-wgsl.ts):
 //   dequantize  one thread per 8 values, bit for bit the reference's values
 //   qmatmul     y [M, N] = x [M, K] · Wᵀ, f32 accumulation, x used as it is (not rounded to 8 bits):
 //     gemv  M <= 8 (decode): T lanes per group of weight rows (4 rows when M = 1, else 2), each
@@ -8,7 +8,7 @@
 //           streams through once.
 //     gemm  otherwise (prefill): 64 x 64 output tiles, 4 x 4 per thread; per step of 32 values
 //           along k the x tile and the dequantized weight tile are staged in workgroup memory.
-// Not for: other block types (declined in supportsOp: the frontend dequantizes on the reference).
+// Not for: block types outside WGSL_BLOCK (declined in supportsOp).
 import type { OpDesc, QuantType } from '../../../tensor/backend.js';
 import { BUILTINS, Params, WG_INDEX, numel, type Dense, type OpContext } from './context.js';
 import { PRELUDE, cdiv, lines, outBinding, storers } from '../wgsl.js';
