@@ -13,6 +13,8 @@ import { runGradConformance, summarizeGrad } from '../src/conformance/grad.js';
 import { Tensor } from '../src/tensor/tensor.js';
 import * as F from '../src/ops/index.js';
 import { openWebGpu } from './webgpu-helpers.js';
+import { qmatmul } from '../src/ops/quant.js';
+import { QuantizedTensor } from '../src/tensor/quantized.js';
 
 const { backend, reason, driver } = await openWebGpu();
 if (!backend) console.log(`webgpu tests skipped: ${reason}`);
@@ -83,6 +85,29 @@ describe.skipIf(!backend)('webgpu backend', () => {
       expect(num / den, `${dt} ${M}x${K}x${N}${transB ? ' Bᵀ' : ''}`).toBeLessThan(dt === 'f32' ? 1e-10 : 1e-6);
     }
   }, 600_000);
+
+  it('quantized blocks at byte offsets that are not word-aligned (views into a larger buffer) give the reference product', async () => {
+    // rows of 3 q4_0 / q6_k blocks: 54 / 630 bytes, so every other row starts at an odd half-word;
+    // the weight itself starts 2 bytes into its buffer, and x one element into its own
+    for (const [type, K] of [['q4_0', 96], ['q6_k', 768], ['q4_k', 512]] as const) {
+      const bytes = { q4_0: 18, q6_k: 210, q4_k: 144 }[type];
+      const N = 5;
+      const need = N * (K / (type === 'q4_0' ? 32 : 256)) * bytes;
+      const raw = Array.from({ length: need + 4 }, (_, i) => (i * 37 + 11) % 256);
+      for (let o = 2; o < need + 2; o += bytes) { const a = type === 'q6_k' ? o + 208 : o; raw[a] = 0x34; raw[a + 1] = 0x12; if (type === 'q4_k') { raw[o + 2] = 0x10; raw[o + 3] = 0x11; } }
+      const xs = Array.from({ length: 2 * K + 1 }, (_, i) => Math.sin(i * 0.3));
+      const run = (be: Backend) => {
+        const r = Tensor.from(raw, [need + 4], 'u8', be).narrow(0, 2, need);
+        const x = Tensor.from(xs, [2 * K + 1], 'f32', be).narrow(0, 1, 2 * K).reshape([2, K]);
+        return qmatmul(x, new QuantizedTensor(r, type, [N, K]));
+      };
+      const yr = run(ref).dataSync();
+      const yg = await run(gpu).data();
+      let num = 0; let den = 0;
+      for (let i = 0; i < yr.length; i++) { num += (yr[i]! - yg[i]!) ** 2; den += yr[i]! ** 2; }
+      expect(num / den, type).toBeLessThan(1e-10);
+    }
+  }, 300_000);
 
   it('reads synchronously only what JavaScript wrote', async () => {
     const ids = Tensor.from([3, 1, 4], [3], 'i32', gpu);
