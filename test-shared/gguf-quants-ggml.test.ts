@@ -4,6 +4,7 @@
 // dequantize_row_*); actlab's decoders must give the same f32 values bit for bit. Skips without the peers.
 // ACTLAB_QUANT_GOLDEN=FILE also writes the first block of each type with ggml's values, the golden
 // file of the default suite (fixtures/gguf-quants/ggml-blocks.json, test/gguf-quants.test.ts).
+// Files of the types kept in their blocks load as such and give the dequantized load's logits.
 // Also: the real stories260K GGUF quantized as Q4_K_M (its 64-wide rows get Q5_0, as llama.cpp
 // falls back when rows are not whole super-blocks) loads and runs close to the F32 file.
 import { execFileSync } from 'node:child_process';
@@ -129,6 +130,47 @@ describe.skipIf(!have)('GGUF block types against ggml (llama-quantize)', () => {
       expect(checked).toBeGreaterThan(0);
     }, 120_000);
   }
+
+  it('Q4_1, Q5_0, Q5_1, Q5_K and IQ4_NL files keep their matrices in blocks: logits equal the dequantized load', async () => {
+    const { loadModel } = await import('../src/models/load.js');
+    const { tensor } = await import('../src/ops/creation.js');
+    const { createWasmBackend } = await import('../src/backends/wasm/backend.js');
+    const wasm = await createWasmBackend({ threads: 2 });
+    const ids = [1, 40, 47, 261, 378, 124, 11, 263];
+    const run = async (p: string, be: Backend, quantized: 'keep' | 'dequantize') => {
+      const m = await loadModel(p, { backend: be, quantized });
+      const mem = m.model.weightMemory();
+      const out = m.model.forward(tensor(ids, [1, ids.length], 'i32', { backend: be }));
+      const d = Float32Array.from(await out.data() as Float32Array);
+      out.dispose();
+      m.model.dispose();
+      return { d, mem };
+    };
+    const nmse = (a: Float32Array, b: Float32Array) => {
+      let num = 0, den = 0;
+      for (let i = 0; i < a.length; i++) { num += (a[i]! - b[i]!) ** 2; den += a[i]! ** 2; }
+      return num / den;
+    };
+    try {
+      for (const type of ['Q4_1', 'Q5_0', 'Q5_1', 'Q5_K', 'IQ4_NL'] as const) {
+        const q = join(dir, `${type}-kept.gguf`);
+        quantize(['--pure', join(dir, 'f32.gguf'), q, type]);
+        const exact = await run(q, backend, 'dequantize');
+        const kept = await run(q, backend, 'keep');
+        const fast = await run(q, wasm, 'keep');
+        const file = statSync(q).size;
+        const e1 = nmse(exact.d, kept.d);
+        const e2 = nmse(exact.d, fast.d);
+        console.log(`${type}: ${kept.mem.quantized} matrices kept, ${(kept.mem.bytes / 2 ** 20).toFixed(2)} MiB resident (file ${(file / 2 ** 20).toFixed(2)} MiB, f32 load ${(exact.mem.bytes / 2 ** 20).toFixed(2)} MiB); logits NMSE vs the dequantized load: reference ${e1.toExponential(2)}, wasm (8-bit activations) ${e2.toExponential(2)}`);
+        expect(kept.mem.quantized).toBe(9);
+        expect(kept.mem.bytes).toBeLessThan(1.05 * file);
+        expect(e1).toBeLessThan(1e-10);
+        expect(e2).toBeLessThan(1e-3);
+      }
+    } finally {
+      wasm.dispose();
+    }
+  }, 180_000);
 
   it('stories260K as Q4_K_M (Q5_0 where rows are not super-blocks) loads and runs close to F32', async () => {
     const src = join(__dirname, '../../shared/data/stories260K-gguf/stories260K.gguf');

@@ -16,7 +16,7 @@ import { quantizeQ4_0, quantizeQ8_0 } from '../src/formats/gguf-quants.js';
 import { NodeFileSource } from '../src/io/node/file-source.js';
 import { NodeFileStore } from '../src/io/node/file-store.js';
 import { dequantize, qembedding, qmatmul } from '../src/ops/quant.js';
-import { QuantizedTensor } from '../src/tensor/quantized.js';
+import { QUANT_BLOCK, QUANT_TYPES, QuantizedTensor } from '../src/tensor/quantized.js';
 import { Rng } from '../src/ops/creation.js';
 
 const ROOT = new URL('../fixtures/hf/', import.meta.url).pathname;
@@ -79,13 +79,12 @@ describe('QuantizedTensor', () => {
     const wasm = await createWasmBackend({ threads: 2, relaxed });
     try {
       const r = new Rng(11);
-      for (const type of ['q8_0', 'q4_0', 'q4_k', 'q6_k'] as const) {
-        const bv = type.endsWith('_k') ? 256 : 32;
-        const bb = { q8_0: 34, q4_0: 18, q4_k: 144, q6_k: 210 }[type];
+      for (const type of QUANT_TYPES) {
+        const { values: bv, bytes: bb } = QUANT_BLOCK[type];
         for (const [M, N, K] of [[1, 7, bv], [6, 9, 2 * bv], [1, 33, 3 * bv]]) {
           const raw = Uint8Array.from({ length: N * (K / bv) * bb }, () => r.int(256));
           // small finite f16 scales where each format keeps them
-          const f16At = { q8_0: [0], q4_0: [0], q4_k: [0, 2], q6_k: [208] }[type];
+          const f16At = { q8_0: [0], q4_0: [0], q4_k: [0, 2], q6_k: [208], q4_1: [0, 2], q5_0: [0], q5_1: [0, 2], q5_k: [0, 2], iq4_nl: [0] }[type];
           for (let o = 0; o < raw.length; o += bb) for (const a of f16At) { raw[o + a] = r.int(256); raw[o + a + 1] = 0x20 + r.int(8); }
           const x = Float32Array.from({ length: M * K }, () => r.normal());
           const wq = QuantizedTensor.fromBytes(raw, type, [N, K], wasm);

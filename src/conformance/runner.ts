@@ -11,7 +11,9 @@ import { QUANT_BLOCK } from '../tensor/quantized.js';
 import { allVariants, type InputSpec, type Variant } from './cases.js';
 
 /** Byte offsets of the f16 scales inside one block of each format (d; and dmin for q4_k). */
-const F16_AT: Record<QuantType, number[]> = { q8_0: [0], q4_0: [0], q4_k: [0, 2], q6_k: [208] };
+const F16_AT: Record<QuantType, number[]> = {
+  q8_0: [0], q4_0: [0], q4_k: [0, 2], q6_k: [208], q4_1: [0, 2], q5_0: [0], q5_1: [0, 2], q5_k: [0, 2], iq4_nl: [0],
+};
 
 export interface CaseResult {
   backend: string;
@@ -50,7 +52,7 @@ export function values(spec: InputSpec, n: number, rng: Rng): number[] {
       case 'mask': out[i] = rng.uniform() < 0.8 || i % 7 === 0 ? 1 : 0; break;
       case 'bytes': out[i] = rng.int(256); break;
       case 'positions': out[i] = rng.int(4096); break;
-      case 'q8_0': case 'q4_0': case 'q4_k': case 'q6_k': {
+      case 'q8_0': case 'q4_0': case 'q4_k': case 'q6_k': case 'q4_1': case 'q5_0': case 'q5_1': case 'q5_k': case 'iq4_nl': {
         // Scales (f16, finite, small) where the block keeps them, random bytes elsewhere.
         const qt = spec.fill as QuantType;
         const block = QUANT_BLOCK[qt].bytes;

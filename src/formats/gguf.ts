@@ -2,16 +2,16 @@
 // parser), fed through a `fetch` that answers its range requests from our ByteSource, so local
 // files, Blobs and URLs all work; tensor data is then read one tensor at a time.
 // Shapes are given row-major (GGUF lists ne[0], the row length, first). Tensors load as:
-// F32/F16/BF16 -> a tensor of that dtype; Q8_0/Q4_0/Q4_K/Q6_K -> raw u8 blocks, kept as such in a
-// QuantizedTensor (`loadQuantized`) or expanded by `dequantize` (src/ops/quant); Q4_1, Q5_0, Q5_1,
-// Q2_K, Q3_K, Q5_K, IQ4_NL -> f32, dequantised on the host by gguf-quants.ts's block decoders.
+// F32/F16/BF16 -> a tensor of that dtype; Q8_0/Q4_0/Q4_1/Q5_0/Q5_1/Q4_K/Q5_K/Q6_K/IQ4_NL -> raw u8
+// blocks, kept as such in a QuantizedTensor (`loadQuantized`) or expanded by `dequantize`
+// (src/ops/quant); Q2_K, Q3_K -> f32, dequantised on the host by gguf-quants.ts's block decoders.
 // HF names and config: gguf-hf.ts.
 import { gguf, type GGUFParseOutput, type MetadataValue } from '@huggingface/gguf';
 import type { Backend, QuantType } from '../tensor/backend.js';
 import type { ByteSource } from '../io/byte-source.js';
 import { dequantize } from '../ops/quant.js';
 import type { DType } from '../tensor/dtype.js';
-import { QuantizedTensor } from '../tensor/quantized.js';
+import { QuantizedTensor, isQuantType } from '../tensor/quantized.js';
 import { Tensor } from '../tensor/tensor.js';
 import { dequantizeGgml, ggmlBytes, ggmlTypeName, type GgmlTypeName } from './gguf-quants.js';
 
@@ -28,13 +28,13 @@ export interface GgufTensorInfo {
 /** What `loadTensor` gives for each stored type. */
 const LOADS_AS: Partial<Record<GgmlTypeName, DType | QuantType>> = {
   F32: 'f32', F16: 'f16', BF16: 'bf16', I8: 'i8', I32: 'i32', Q8_0: 'q8_0', Q4_0: 'q4_0', Q4_K: 'q4_k', Q6_K: 'q6_k',
-  Q4_1: 'f32', Q5_0: 'f32', Q5_1: 'f32', Q2_K: 'f32', Q3_K: 'f32', Q5_K: 'f32', IQ4_NL: 'f32',
+  Q4_1: 'q4_1', Q5_0: 'q5_0', Q5_1: 'q5_1', Q5_K: 'q5_k', IQ4_NL: 'iq4_nl', Q2_K: 'f32', Q3_K: 'f32',
 };
 
 /** The block format a stored type stays in, or null for plain dtypes. */
 export function quantTypeOf(type: GgmlTypeName): QuantType | null {
   const as = LOADS_AS[type];
-  return as === 'q8_0' || as === 'q4_0' || as === 'q4_k' || as === 'q6_k' ? as : null;
+  return as !== undefined && isQuantType(as) ? as : null;
 }
 
 export const GGUF_SUPPORTED_TYPES = Object.keys(LOADS_AS) as GgmlTypeName[];
@@ -153,8 +153,8 @@ export class GgufFile {
   }
 
   /**
-   * One tensor as stored: F32/F16/BF16/I8/I32 in that dtype with its shape; Q8_0/Q4_0/Q4_K/Q6_K
-   * as raw u8 [bytes] (see `dequantize`); the other block types dequantised to f32. `raw` (when
+   * One tensor as stored: F32/F16/BF16/I8/I32 in that dtype with its shape; the block types kept
+   * quantized (LOADS_AS) as raw u8 [bytes] (see `dequantize`); Q2_K/Q3_K dequantised to f32. `raw` (when
    * given) replaces the bytes read from the file (the caller permuted or sliced them), with `shape`
    * (default: the tensor's).
    */

@@ -48,7 +48,7 @@ export interface BuildOptions {
   /** Called after each tensor is read. */
   onTensor?: (name: string, done: number, total: number) => void;
   /**
-   * Block-quantized matrices (GGUF Q8_0, Q4_0, Q4_K, Q6_K): 'keep' (default) holds them in their
+   * Block-quantized matrices (GGUF Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K, IQ4_NL): 'keep' (default) holds them in their
    * blocks (memory = the file's bytes) and multiplies them where they lie; 'dequantize' expands
    * them to f32 at load (for training, or exact f32 products).
    */

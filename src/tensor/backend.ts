@@ -32,7 +32,7 @@ export type BinaryFn =
   | 'eq' | 'ne' | 'lt' | 'le' | 'gt' | 'ge';
 export type ReduceFn = 'sum' | 'mean' | 'max' | 'min' | 'argmax' | 'argmin';
 /** GGML block formats a tensor can stay in (lower-case ggml type names); block sizes in src/tensor/quantized.ts. */
-export type QuantType = 'q8_0' | 'q4_0' | 'q4_k' | 'q6_k';
+export type QuantType = 'q8_0' | 'q4_0' | 'q4_k' | 'q6_k' | 'q4_1' | 'q5_0' | 'q5_1' | 'q5_k' | 'iq4_nl';
 
 /**
  * The closed set of ops a backend implements. Inputs and outputs are listed per op with their
@@ -107,6 +107,12 @@ export interface Backend {
   /** True when `exec` has finished its work on return, so `readSync` can follow at once. */
   readonly synchronous: boolean;
   alloc(byteLength: number): BackendBuffer;
+  /**
+   * Memory for a weight that ops only read (quantized blocks): a backend may place it outside the
+   * memory its kernels address and stream it in where it is used (wasm: past a cap, in host
+   * memory). Optional; `alloc` otherwise.
+   */
+  allocWeights?(byteLength: number): BackendBuffer;
   free(buffer: BackendBuffer): void;
   write(buffer: BackendBuffer, byteOffset: number, bytes: Uint8Array): void;
   read(buffer: BackendBuffer, byteOffset: number, byteLength: number): Promise<Uint8Array>;

@@ -14,6 +14,11 @@ export const QUANT_BLOCK: Record<QuantType, { values: number; bytes: number; ggm
   q4_0: { values: 32, bytes: 18, ggml: 'Q4_0' },
   q4_k: { values: 256, bytes: 144, ggml: 'Q4_K' },
   q6_k: { values: 256, bytes: 210, ggml: 'Q6_K' },
+  q4_1: { values: 32, bytes: 20, ggml: 'Q4_1' },
+  q5_0: { values: 32, bytes: 22, ggml: 'Q5_0' },
+  q5_1: { values: 32, bytes: 24, ggml: 'Q5_1' },
+  q5_k: { values: 256, bytes: 176, ggml: 'Q5_K' },
+  iq4_nl: { values: 32, bytes: 18, ggml: 'IQ4_NL' },
 };
 
 export const QUANT_TYPES = Object.keys(QUANT_BLOCK) as QuantType[];
@@ -53,7 +58,7 @@ export class QuantizedTensor {
     if (bytes.byteLength !== need) {
       throw new ShapeError(`${what}: ${type}${fmtShape(shape)} needs ${need} bytes, got ${bytes.byteLength} (${bytes.byteLength < need ? 'truncated' : 'too long'})`);
     }
-    return new QuantizedTensor(Tensor.fromBytes(bytes, [need], 'u8', backend), type, [shape[0]!, shape[1]!]);
+    return new QuantizedTensor(Tensor.fromBytes(bytes, [need], 'u8', backend, { weight: true }), type, [shape[0]!, shape[1]!]);
   }
 
   get backend(): Backend {

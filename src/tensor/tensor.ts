@@ -112,14 +112,19 @@ export class Tensor {
     return t;
   }
 
-  /** A contiguous tensor over raw little-endian bytes of `dtype`. */
-  static fromBytes(bytes: Uint8Array, shape: Shape, dtype: DType, backend: Backend = getBackend()): Tensor {
+  /**
+   * A contiguous tensor over raw little-endian bytes of `dtype`. `weight`: the bytes are a weight
+   * that ops only read, which the backend may keep outside its kernel memory (`allocWeights`).
+   */
+  static fromBytes(bytes: Uint8Array, shape: Shape, dtype: DType, backend: Backend = getBackend(), opts: { weight?: boolean } = {}): Tensor {
     assertShape(shape, 'fromBytes');
     const need = byteSize(dtype, numel(shape));
     if (bytes.byteLength !== need) {
       throw new ShapeError(`fromBytes: ${bytes.byteLength} bytes given for ${dtype}${fmtShape(shape)}, which needs ${need}`);
     }
-    const t = Tensor.empty(shape, dtype, backend, 'fromBytes');
+    const t = opts.weight && backend.allocWeights
+      ? new Tensor(new Storage(backend, backend.allocWeights(need), 'fromBytes'), dtype, [...shape], contiguousStrides(shape))
+      : Tensor.empty(shape, dtype, backend, 'fromBytes');
     backend.write(t.storage!.buffer, 0, bytes);
     return t;
   }

@@ -4,6 +4,10 @@
 // In a browser, threads need a cross-origin isolated page, and the calling thread must be allowed
 // to block: on a browser's main thread the backend runs single-threaded; create it inside a Web
 // Worker to use several threads.
+// Weights (`allocWeights`: quantized blocks) go into the memory up to `heapWeightBytes`, past it
+// into host memory (JavaScript ArrayBuffers), so that the weights of a model are not bounded by
+// the 4 GiB a wasm32 memory holds: qmatmul streams such a weight into the memory in row panels,
+// every other op on it runs the reference kernel on its host bytes.
 import type { Backend, BackendBuffer, OpDesc, OpName, View } from '../../tensor/backend.js';
 import { checkByteRange, ownBuffer, settled } from '../../tensor/backend.js';
 import { hasReferenceKernel, runReference } from '../js/kernels.js';
@@ -17,9 +21,17 @@ import { canBlock, hardwareThreads } from './workers.js';
 
 export interface WasmBuffer extends BackendBuffer {
   readonly backend: 'wasm';
+  /** Address in the memory (-1 for a host buffer). */
   readonly ptr: number;
+  /** The bytes of a weight kept outside the memory. */
+  readonly host?: Uint8Array;
+  /** Counted against heapWeightBytes. */
+  readonly heapWeight?: boolean;
   freed: boolean;
 }
+
+/** Default cap on weight bytes inside the memory: half of a wasm32 memory, the rest left to activations, caches and scratch. */
+export const HEAP_WEIGHT_BYTES = 2 * 2 ** 30;
 
 export interface WasmBackendOptions {
   /** Threads including the calling one; default: all hardware threads (1 on a browser main thread). */
@@ -33,12 +45,22 @@ export interface WasmBackendOptions {
   poison?: boolean;
   /** Cap on the wasm memory in bytes (default: the 4 GiB a wasm32 memory can address). */
   maxBytes?: number;
+  /**
+   * Weight bytes (`allocWeights`) kept inside the memory; weights past it live in host memory and
+   * are streamed in by the products that read them (default HEAP_WEIGHT_BYTES, 2 GiB; 0: every
+   * weight outside, Infinity: all inside).
+   */
+  heapWeightBytes?: number;
+  /** Bytes of a host weight copied into the memory per kernel call (default 8 MiB). */
+  weightPanelBytes?: number;
 }
 
 export class WasmBackend implements Backend {
   readonly name = 'wasm';
   readonly synchronous = true;
   private live = 0;
+  private heapWeights = 0;
+  private hostWeights = 0;
   private readonly scratchAreas = new Map<string, { ptr: number; size: number }>();
   private disposed = false;
   /** What native kernels see; also used by tests and benchmarks. */
@@ -49,11 +71,18 @@ export class WasmBackend implements Backend {
     readonly pool: ThreadPool,
     readonly features: WasmFeatures,
     private readonly poison = false,
+    private readonly heapWeightBytes = HEAP_WEIGHT_BYTES,
+    weightPanelBytes = 8 << 20,
   ) {
     const self = this;
     this.runtime = {
-      memory, pool, threads: pool.threads,
-      ptrOf: (b) => self.own(b, 'kernel').ptr,
+      memory, pool, threads: pool.threads, weightPanelBytes,
+      ptrOf: (b) => {
+        const w = self.own(b, 'kernel');
+        if (w.host) throw new Error(`wasm backend: a kernel asked for the address of a ${w.byteLength}-byte weight kept in host memory`);
+        return w.ptr;
+      },
+      hostBytes: (b) => self.own(b, 'kernel').host ?? null,
       scratch: (name, n) => self.scratch(name, n),
       temp: (n) => self.alloc(n),
       release: (b) => self.free(b),
@@ -69,17 +98,39 @@ export class WasmBackend implements Backend {
     return { backend: 'wasm', byteLength, ptr, freed: false };
   }
 
+  /** A weight's memory: inside the wasm memory while under heapWeightBytes, else in host memory. */
+  allocWeights(byteLength: number): WasmBuffer {
+    this.alive('allocWeights');
+    if (this.heapWeights + byteLength <= this.heapWeightBytes) {
+      const b = { ...this.alloc(byteLength), heapWeight: true };
+      this.heapWeights += byteLength;
+      return b;
+    }
+    let host: Uint8Array;
+    try {
+      host = new Uint8Array(byteLength);
+    } catch (e) {
+      throw new Error(`wasm backend: cannot allocate ${byteLength} bytes of host memory for a weight (${(e as Error).message})`);
+    }
+    this.live += byteLength;
+    this.hostWeights += byteLength;
+    return { backend: 'wasm', byteLength, ptr: -1, host, freed: false };
+  }
+
   free(buffer: BackendBuffer): void {
     const b = this.own(buffer, 'free');
     b.freed = true;
     this.live -= b.byteLength;
+    if (b.host) { this.hostWeights -= b.byteLength; return; }
+    if (b.heapWeight) this.heapWeights -= b.byteLength;
     this.memory.free(b.ptr);
   }
 
   write(buffer: BackendBuffer, byteOffset: number, bytes: Uint8Array): void {
     const b = this.own(buffer, 'write');
     this.checkRange(b, byteOffset, bytes.byteLength, 'write');
-    this.memory.bytes().set(bytes, b.ptr + byteOffset);
+    if (b.host) b.host.set(bytes, byteOffset);
+    else this.memory.bytes().set(bytes, b.ptr + byteOffset);
   }
 
   read(buffer: BackendBuffer, byteOffset: number, byteLength: number): Promise<Uint8Array> {
@@ -89,6 +140,7 @@ export class WasmBackend implements Backend {
   readSync(buffer: BackendBuffer, byteOffset: number, byteLength: number): Uint8Array {
     const b = this.own(buffer, 'read');
     this.checkRange(b, byteOffset, byteLength, 'read');
+    if (b.host) return b.host.slice(byteOffset, byteOffset + byteLength);
     return this.memory.bytes().slice(b.ptr + byteOffset, b.ptr + byteOffset + byteLength);
   }
 
@@ -99,14 +151,21 @@ export class WasmBackend implements Backend {
   exec(op: OpDesc, inputs: readonly View[], outputs: readonly View[]): void {
     this.alive(`exec '${op.op}'`);
     const native = NATIVE_KERNELS[op.op] as NativeKernel | undefined;
-    if (native && native.handles(op, inputs, outputs)) native.run(this.runtime, op, inputs, outputs);
+    if (native && this.nativeReaches(op, inputs, outputs) && native.handles(op, inputs, outputs)) native.run(this.runtime, op, inputs, outputs);
     else this.runtime.runReference(op, inputs, outputs);
+  }
+
+  /** Native kernels address the memory only; a host weight is streamed in by qmatmul (its input 1), read by the reference elsewhere. */
+  private nativeReaches(op: OpDesc, inputs: readonly View[], outputs: readonly View[]): boolean {
+    const host = (v: View) => !!(v.buffer as WasmBuffer).host;
+    if (!inputs.some(host) && !outputs.some(host)) return true;
+    return op.op === 'qmatmul' && !host(inputs[0]!) && !outputs.some(host);
   }
 
   /** Whether `exec` would run this op natively (else on the reference kernels). */
   isNative(op: OpDesc, inputs: readonly View[], outputs: readonly View[]): boolean {
     const native = NATIVE_KERNELS[op.op] as NativeKernel | undefined;
-    return !!native && native.handles(op, inputs, outputs);
+    return !!native && this.nativeReaches(op, inputs, outputs) && native.handles(op, inputs, outputs);
   }
 
   /** Ops that have a native wasm kernel (for some dtypes / layouts). */
@@ -129,6 +188,7 @@ export class WasmBackend implements Backend {
       relaxedSimd: this.features.relaxed,
       ...(this.features.relaxedNote ? { relaxedNote: this.features.relaxedNote } : {}),
       memoryBytes: this.memory.byteLength(),
+      hostWeightBytes: this.hostWeights,
       nativeOps: this.nativeOps().join(','),
     };
   }
@@ -142,6 +202,7 @@ export class WasmBackend implements Backend {
 
   private bytesOf(buffer: BackendBuffer, what: string): Uint8Array {
     const b = this.own(buffer, `exec '${what}'`);
+    if (b.host) return b.host;
     return this.memory.bytes().subarray(b.ptr, b.ptr + b.byteLength);
   }
 
@@ -182,7 +243,9 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
     module: await WebAssembly.compile(base64ToBytes(features.relaxed ? m.relaxed : m.simd)),
   })));
   if (opts.maxBytes !== undefined && !(opts.maxBytes > 0)) throw new Error(`wasm backend: maxBytes must be a positive number, got ${opts.maxBytes}`);
+  if (opts.heapWeightBytes !== undefined && !(opts.heapWeightBytes >= 0)) throw new Error(`wasm backend: heapWeightBytes must be a number >= 0, got ${opts.heapWeightBytes}`);
   const memory = new WasmMemory(undefined, opts.maxBytes);
   const pool = await ThreadPool.create(memory, modules, threads);
-  return new WasmBackend(memory, pool, features, opts.poison);
+  if (opts.weightPanelBytes !== undefined && !(opts.weightPanelBytes >= 1)) throw new Error(`wasm backend: weightPanelBytes must be a number >= 1, got ${opts.weightPanelBytes}`);
+  return new WasmBackend(memory, pool, features, opts.poison, opts.heapWeightBytes, opts.weightPanelBytes);
 }

@@ -10,8 +10,12 @@ export interface WasmRuntime {
   readonly pool: ThreadPool;
   /** Threads a large job should use (the pool's size unless limited by options). */
   readonly threads: number;
+  /** Bytes of a host weight copied into the memory per kernel call. */
+  readonly weightPanelBytes: number;
   /** Address of a buffer in the shared memory. */
   ptrOf(buffer: BackendBuffer): number;
+  /** The bytes of a buffer kept outside the shared memory (host weights), or null for one inside it. */
+  hostBytes(buffer: BackendBuffer): Uint8Array | null;
   /** A named scratch area of at least `byteLength` bytes, kept between calls. */
   scratch(name: string, byteLength: number): number;
   /** Temporary buffer; free with `release`. */

@@ -16,16 +16,15 @@ import { cumsum, reduce, topk } from './kernels/reduce.js';
 import { matmul } from './kernels/matmul.js';
 import { gather, layernorm, rmsnorm, rope, scatterAdd, softmax } from './kernels/nn.js';
 import { attention, ATTENTION_MAX_D } from './kernels/attention.js';
-import { WEBGPU_QUANT_TYPES, dequantize } from './kernels/quant.js';
+import { WEBGPU_QUANT_TYPES, dequantize, qmatmul } from './kernels/quant.js';
 
 export { WebGpuUnavailableError } from './device.js';
 export { WebGpuError } from './runtime.js';
 
 type KernelFn = (ctx: OpContext<never>) => void;
-/** `qmatmul` has no WebGPU kernel yet: the frontend dequantizes for it. */
 const KERNELS: Partial<Record<OpName, KernelFn>> = {
   copy, fill, unary, binary, where, reduce, cumsum, topk, matmul, softmax,
-  layernorm, rmsnorm, rope, gather, scatterAdd, attention, dequantize,
+  layernorm, rmsnorm, rope, gather, scatterAdd, attention, dequantize, qmatmul,
 } as Partial<Record<OpName, KernelFn>>;
 
 export interface WebGpuBackendOptions extends DeviceOptions {
@@ -92,7 +91,7 @@ export class WebGpuBackend implements Backend {
   supportsOp(op: OpDesc, inputs: readonly View[], outputs: readonly View[]): boolean {
     if (!Object.prototype.hasOwnProperty.call(KERNELS, op.op)) return false;
     if (![...inputs, ...outputs].every((v) => v.buffer.backend === 'webgpu')) return false;
-    if (op.op === 'dequantize' && !WEBGPU_QUANT_TYPES.has(op.type)) return false;
+    if ((op.op === 'dequantize' || op.op === 'qmatmul') && !WEBGPU_QUANT_TYPES.has(op.type)) return false;
     if (op.op === 'attention') {
       const d = inputs[0]?.shape[3] ?? 0;
       const dv = inputs[2]?.shape[3] ?? 0;
@@ -226,6 +225,11 @@ class ExecContext implements OpContext {
     if (!v) this.fail(`missing input ${i}`);
     const d = isRowMajor(v) ? v : this.copyToTemp(v);
     return { gpu: this.buffer(d), offset: d.offset, dtype: d.dtype, shape: d.shape };
+  }
+
+  denseCopy(v: View): Dense {
+    const d = this.copyToTemp(v);
+    return { gpu: this.buffer(d), offset: 0, dtype: d.dtype, shape: d.shape };
   }
 
   denseOut(j: number): Dense {

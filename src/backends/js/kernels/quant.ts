@@ -3,15 +3,15 @@
 //   q8_0: 34 bytes = f16 d, 32 x int8 q;            value = d * q
 //   q4_0: 18 bytes = f16 d, 16 bytes of nibbles;     element j = low nibble of byte j,
 //         element j + 16 = high nibble of byte j;    value = d * (nibble - 8)
-//   q4_k, q6_k: 256-value super-blocks, decoded as ggml-quants.c's dequantize_row_q4_K / _q6_K do
-//         (src/formats/gguf-quants.ts holds those decoders, shared with the GGUF reader).
+//   q4_1, q5_0, q5_1, iq4_nl (32 values) and q4_k, q5_k, q6_k (256-value super-blocks): decoded
+//         as ggml-quants.c's dequantize_row_* do (src/formats/gguf-quants.ts holds every decoder,
+//         shared with the GGUF reader).
 // qmatmul is specified as dequantize-then-f32: W's values exactly as `dequantize` gives them (f32),
 // products of x and W summed in float64, rounded once to f32. Backends that quantize x to 8 bits
 // per block (as ggml does) differ from it by that rounding; the conformance matrix holds the budget.
 import type { OpDesc, QuantType } from '../../../tensor/backend.js';
-import { f16BitsToF32 } from '../../../tensor/dtype.js';
 import { QUANT_BLOCK } from '../../../tensor/quantized.js';
-import { dequantizeQ4K, dequantizeQ6K } from '../../../formats/gguf-quants.js';
+import { dequantizeGgml, type GgmlTypeName } from '../../../formats/gguf-quants.js';
 import { numel } from '../access.js';
 import type { KernelContext } from './context.js';
 
@@ -19,28 +19,7 @@ type Op<K extends OpDesc['op']> = Extract<OpDesc, { op: K }>;
 
 /** `n` values of `type` from raw GGML blocks (n a whole number of blocks; the caller checks sizes). */
 export function dequantizeBlocks(raw: Uint8Array, type: QuantType, n: number): Float32Array {
-  if (type === 'q4_k') return dequantizeQ4K(raw, n);
-  if (type === 'q6_k') return dequantizeQ6K(raw, n);
-  const block = QUANT_BLOCK[type];
-  const y = new Float32Array(n);
-  for (let blk = 0; blk < n / 32; blk++) {
-    const at = blk * block.bytes;
-    const d = f16BitsToF32(raw[at]! | (raw[at + 1]! << 8));
-    const out = blk * 32;
-    if (type === 'q8_0') {
-      for (let j = 0; j < 32; j++) {
-        const q = raw[at + 2 + j]!;
-        y[out + j] = d * (q >= 128 ? q - 256 : q);
-      }
-    } else {
-      for (let j = 0; j < 16; j++) {
-        const byte = raw[at + 2 + j]!;
-        y[out + j] = d * ((byte & 0xf) - 8);
-        y[out + j + 16] = d * ((byte >>> 4) - 8);
-      }
-    }
-  }
-  return y;
+  return dequantizeGgml(QUANT_BLOCK[type].ggml as GgmlTypeName, raw, n);
 }
 
 function rawBytes(ctx: KernelContext, i: number): Uint8Array {

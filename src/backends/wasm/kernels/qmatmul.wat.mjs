@@ -5,7 +5,8 @@
 // activation row in integer dot products (i32x4.dot_i16x8_s over 16-bit copies of both), scaled by
 // the two block scales in f32. Exports, each `(params, task, nTasks)`, parameter block P below:
 //   qm_quant_x     blocks of x split over tasks -> xq (i16 [M, K]), xd, xs (f32 [M, K/32])
-//   qm_<type>      rows of W split over tasks; per row, x rows in groups of MT (the weight unit is
+//   qm_<type>      rows rowBeg..rowEnd of W (W points at row rowBeg: a panel of a larger weight,
+//                  y's rows stay N long) split over tasks; per row, x rows in groups of MT (the weight unit is
 //                  unpacked once per group: decode is GEMV with MT = 1, prefill is a blocked GEMM)
 // f16 scales are read through a 65536-entry f32 table (P.tab) that the runtime fills once.
 // The relaxed-SIMD build runs q4_0 and q4_k on i16x8.relaxed_dot_i8x16_i7x16_s instead: an i8
@@ -16,24 +17,43 @@
 // 6-bit scales and mins, 128 bytes of nibbles: sub-block 2p the low nibbles of bytes 32p..32p+31,
 // 2p + 1 the high ones; value d·sc·q − dmin·m]; q6_k [128 bytes low nibbles, 64 bytes of 2-bit
 // high parts, 16 i8 scales per 16 values, f16 d; value d·sc·(q − 32)].
+// q4_1 / q5_1 [f16 d, f16 m, (u32 qh,) nibbles: value d·q + m, m·Σx through x's block sums];
+// q5_0 [f16 d, u32 qh (bit e the fifth bit of element e), nibbles: d·(q − 16)]; q5_k [as q4_k, with
+// 32 bytes of fifth bits (bit j of byte l: value l of unit j) before the nibbles]; iq4_nl [as q4_0,
+// nibbles indexing a 16-level grid, looked up with i8x16.swizzle]. The 5-bit formats run on the
+// relaxed dot too (values 0..31); iq4_nl's signed levels take the 16-bit dot everywhere.
 // Not for: other formats (the runtime falls back to the reference kernel).
 
 export const name = 'qmatmul';
-export const TYPES = ['q8_0', 'q4_0', 'q4_k', 'q6_k'];
+export const TYPES = ['q8_0', 'q4_0', 'q4_k', 'q6_k', 'q4_1', 'q5_0', 'q5_1', 'q5_k', 'iq4_nl'];
 export const exportNames = ['qm_quant_x', ...TYPES.map((t) => `qm_${t}`)];
 
 /** Parameter block, i32 fields at these byte offsets (pointers are byte addresses). */
-export const P = { M: 0, N: 4, K: 8, x: 12, xq: 16, xd: 20, xs: 24, w: 28, y: 32, tab: 36, rowBytes: 40, xq8: 44 };
+export const P = { M: 0, N: 4, K: 8, x: 12, xq: 16, xd: 20, xs: 24, w: 28, y: 32, tab: 36, rowBytes: 40, xq8: 44, rowBeg: 48, rowEnd: 52 };
 /** Activation rows per weight-unit decode in the GEMM path. */
 export const MT = 4;
-export const constants = { P, MT };
+export const constants = { P, MT, TYPES };
 
 const FORMAT = {
   q8_0: { values: 32, bytes: 34, units: 1 },
   q4_0: { values: 32, bytes: 18, units: 1 },
   q4_k: { values: 256, bytes: 144, units: 8 },
   q6_k: { values: 256, bytes: 210, units: 8 },
+  q4_1: { values: 32, bytes: 20, units: 1 },
+  q5_0: { values: 32, bytes: 22, units: 1 },
+  q5_1: { values: 32, bytes: 24, units: 1 },
+  q5_k: { values: 256, bytes: 176, units: 8 },
+  iq4_nl: { values: 32, bytes: 18, units: 1 },
 };
+
+/** Formats whose weight values are 0..31 as stored (their offsets go to the min term): the relaxed i8·i7 dot applies. */
+const RDOT = new Set(['q4_0', 'q4_k', 'q4_1', 'q5_0', 'q5_1', 'q5_k']);
+/** Formats with a per-unit min term (value = s·q + m): x's block sums are needed. */
+const hasMin = (type, rdot) => ['q4_k', 'q4_1', 'q5_1', 'q5_k'].includes(type) || (rdot && (type === 'q4_0' || type === 'q5_0'));
+/** Formats with a super-block scale pair (d, dmin) read once per block. */
+const KMIN = new Set(['q4_k', 'q5_k']);
+/** IQ4_NL's 16 levels (ggml-common.h kvalues_iq4nl), as a swizzle table. */
+const IQ4_NL = [-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113];
 
 const g = (n) => `(local.get $${n})`;
 const set = (n, v) => `(local.set $${n} ${v})`;
@@ -41,6 +61,13 @@ const i32 = (n) => `(i32.const ${n})`;
 const add = (a, b) => `(i32.add ${a} ${b})`;
 const mul = (a, b) => `(i32.mul ${a} ${b})`;
 const b16 = (c) => `(v128.const i8x16 ${Array(16).fill(c).join(' ')})`;
+const bytes16 = (a) => `(v128.const i8x16 ${a.join(' ')})`;
+/**
+ * The fifth bits of elements 16h .. 16h + 15 of a Q5 block (bit e of the u32 at `addr`) as 0x10
+ * or 0 per byte: the two bytes of qh spread over 8 lanes each, one bit tested per lane.
+ */
+const q5High = (addr, h) => `(v128.and (i8x16.ne (v128.and (i8x16.swizzle (i32x4.splat (i32.load ${addr})) ${bytes16([...Array(8).fill(2 * h), ...Array(8).fill(2 * h + 1)])})
+        ${bytes16([1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128])}) ${b16(0)}) ${b16(16)})`;
 const f16 = (addr) => `(f32.load (i32.add ${g('tab')} (i32.shl (i32.load16_u ${addr}) ${i32(2)})))`;
 const hsum = (v) => `(f32.add (f32.add (f32x4.extract_lane 0 ${v}) (f32x4.extract_lane 1 ${v})) (f32.add (f32x4.extract_lane 2 ${v}) (f32x4.extract_lane 3 ${v})))`;
 
@@ -101,6 +128,35 @@ function decodeUnit(type, j, rdot) {
     return L.map((x) => '        ' + x).join('\n');
   }
   const ext = (dst0, dst1, v, sign) => `${set(dst0, `(i16x8.extend_low_i8x16_${sign} ${v})`)} ${set(dst1, `(i16x8.extend_high_i8x16_${sign} ${v})`)}`;
+  if (type === 'q4_1' || type === 'q5_0' || type === 'q5_1') {
+    // lo: elements 0..15 (low nibbles), hi: 16..31 (high nibbles), with the fifth bits for q5_*
+    const q5 = type !== 'q4_1';
+    const qs = { q4_1: 4, q5_0: 6, q5_1: 8 }[type];
+    L.push(set('ws', f16(g('wp'))));
+    if (type === 'q5_0') L.push(set('wm', `(f32.mul ${g('ws')} (f32.const 16))`));
+    else L.push(set('wm', `(f32.neg ${f16(add(g('wp'), i32(2)))})`));
+    const qh = add(g('wp'), i32(type === 'q5_0' ? 2 : 4));
+    L.push(set('t', `(v128.load offset=${qs} ${g('wp')})`));
+    L.push(set('t2', q5 ? `(v128.or (v128.and ${g('t')} ${b16(15)}) ${q5High(qh, 0)})` : `(v128.and ${g('t')} ${b16(15)})`));
+    L.push(set('t3', q5 ? `(v128.or (i8x16.shr_u ${g('t')} ${i32(4)}) ${q5High(qh, 1)})` : `(i8x16.shr_u ${g('t')} ${i32(4)})`));
+    if (rdot) {
+      L.push(set('w0', g('t2')), set('w1', g('t3')));
+    } else if (type === 'q5_0') {
+      // signed values q − 16; the min term is not used on this path
+      L.push(set('wm', '(f32.const 0)'));
+      L.push(ext('w0', 'w1', `(i8x16.sub ${g('t2')} ${b16(16)})`, 's'), ext('w2', 'w3', `(i8x16.sub ${g('t3')} ${b16(16)})`, 's'));
+    } else {
+      L.push(ext('w0', 'w1', g('t2'), 'u'), ext('w2', 'w3', g('t3'), 'u'));
+    }
+    return L.map((x) => '        ' + x).join('\n');
+  }
+  if (type === 'iq4_nl') {
+    L.push(set('ws', f16(g('wp'))));
+    L.push(set('t', `(v128.load offset=2 ${g('wp')})`));
+    L.push(set('t2', `(i8x16.swizzle ${bytes16(IQ4_NL)} (v128.and ${g('t')} ${b16(15)}))`), ext('w0', 'w1', g('t2'), 's'));
+    L.push(set('t2', `(i8x16.swizzle ${bytes16(IQ4_NL)} (i8x16.shr_u ${g('t')} ${i32(4)}))`), ext('w2', 'w3', g('t2'), 's'));
+    return L.map((x) => '        ' + x).join('\n');
+  }
   if (type === 'q8_0') {
     L.push(set('ws', f16(g('wp'))));
     L.push(set('t', `(v128.load offset=2 ${g('wp')})`), ext('w0', 'w1', g('t'), 's'));
@@ -110,7 +166,7 @@ function decodeUnit(type, j, rdot) {
     L.push(set('t', `(v128.load offset=2 ${g('wp')})`));
     L.push(set('t2', `(i8x16.sub (v128.and ${g('t')} ${b16(15)}) ${b16(8)})`), ext('w0', 'w1', g('t2'), 's'));
     L.push(set('t2', `(i8x16.sub (i8x16.shr_u ${g('t')} ${i32(4)}) ${b16(8)})`), ext('w2', 'w3', g('t2'), 's'));
-  } else if (type === 'q4_k') {
+  } else if (type === 'q4_k' || type === 'q5_k') {
     // 6-bit scale and min of sub-block j (ggml's get_scale_min_k4)
     const s = (i) => `(i32.load8_u offset=${4 + i} ${g('wp')})`;
     const sc = j < 4 ? `(i32.and ${s(j)} ${i32(63)})` : `(i32.or (i32.and ${s(j + 4)} ${i32(15)}) (i32.shl (i32.shr_u ${s(j - 4)} ${i32(6)}) ${i32(4)}))`;
@@ -118,12 +174,17 @@ function decodeUnit(type, j, rdot) {
     L.push(set('ws', `(f32.mul ${g('dd')} (f32.convert_i32_u ${sc}))`));
     L.push(set('wm', `(f32.mul ${g('dmin')} (f32.convert_i32_u ${mn}))`));
     const p = j >> 1;
+    const qs = type === 'q5_k' ? 48 : 16;
     const nib = (v) => (j & 1 ? `(i8x16.shr_u ${v} ${i32(4)})` : `(v128.and ${v} ${b16(15)})`);
+    // q5_k: bit j of each of the 32 qh bytes, moved to bit 4
+    const high = (k) => (j <= 4 ? `(v128.and (i8x16.shl (v128.load offset=${16 + 16 * k} ${g('wp')}) ${i32(4 - j)}) ${b16(16)})`
+      : `(v128.and (i8x16.shr_u (v128.load offset=${16 + 16 * k} ${g('wp')}) ${i32(j - 4)}) ${b16(16)})`);
+    const val = (k) => (type === 'q5_k' ? `(v128.or ${nib(`(v128.load offset=${qs + 32 * p + 16 * k} ${g('wp')})`)} ${high(k)})` : nib(`(v128.load offset=${qs + 32 * p + 16 * k} ${g('wp')})`));
     if (rdot) {
-      L.push(set('w0', nib(`(v128.load offset=${16 + 32 * p} ${g('wp')})`)), set('w1', nib(`(v128.load offset=${16 + 32 * p + 16} ${g('wp')})`)));
+      L.push(set('w0', val(0)), set('w1', val(1)));
     } else {
-      L.push(set('t', nib(`(v128.load offset=${16 + 32 * p} ${g('wp')})`)), ext('w0', 'w1', g('t'), 'u'));
-      L.push(set('t', nib(`(v128.load offset=${16 + 32 * p + 16} ${g('wp')})`)), ext('w2', 'w3', g('t'), 'u'));
+      L.push(set('t', val(0)), ext('w0', 'w1', g('t'), 'u'));
+      L.push(set('t', val(1)), ext('w2', 'w3', g('t'), 'u'));
     }
   } else if (type === 'q6_k') {
     const h = j >> 2;
@@ -163,7 +224,7 @@ function unitDots(type, j, mt, madd, rdot) {
     }
     const dx = `(f32.load offset=${4 * j} ${add(g(`dr${r}`), g('do'))})`;
     L.push(set(`acc${r}`, madd(`(f32x4.convert_i32x4_s ${g('isum')})`, `(f32x4.splat (f32.mul ${g('ws')} ${dx}))`, g(`acc${r}`))));
-    if (type === 'q4_k' || (rdot && type === 'q4_0')) L.push(set(`mn${r}`, `(f32.add ${g(`mn${r}`)} (f32.mul ${g('wm')} (f32.load offset=${4 * j} ${add(g(`sr${r}`), g('do'))})))`));
+    if (hasMin(type, rdot)) L.push(set(`mn${r}`, `(f32.add ${g(`mn${r}`)} (f32.mul ${g('wm')} (f32.load offset=${4 * j} ${add(g(`sr${r}`), g('do'))})))`));
   }
   return L.map((x) => '        ' + x).join('\n');
 }
@@ -171,16 +232,16 @@ function unitDots(type, j, mt, madd, rdot) {
 /** One weight row against `mt` activation rows: y[r] = Σ over the row's blocks. */
 function rowKernel(type, mt, madd, relaxed) {
   const F = FORMAT[type];
-  const rdot = relaxed && (type === 'q4_0' || type === 'q4_k');
+  const rdot = relaxed && RDOT.has(type);
   const rows = [...Array(mt).keys()];
   const locals = [
     ...rows.flatMap((r) => [`(local $xb${r} i32)`, `(local $xr${r} i32)`, `(local $dr${r} i32)`, `(local $sr${r} i32)`, `(local $acc${r} v128)`, `(local $mn${r} f32)`]),
-    '(local $w0 v128) (local $w1 v128) (local $w2 v128) (local $w3 v128) (local $t v128) (local $t2 v128) (local $isum v128)',
+    '(local $w0 v128) (local $w1 v128) (local $w2 v128) (local $w3 v128) (local $t v128) (local $t2 v128) (local $t3 v128) (local $isum v128)',
     '(local $ws f32) (local $wm f32) (local $dd f32) (local $dmin f32) (local $xo i32) (local $do i32) (local $i i32)',
   ];
   const init = rows.map((r) => `${set(`xb${r}`, add(g('x8'), mul(`(i32.shr_u ${g('xrs')} ${i32(1)})`, i32(r))))} ${set(`xr${r}`, add(g('x'), mul(g('xrs'), i32(r))))} ${set(`dr${r}`, add(g('d'), mul(g('drs'), i32(r))))} ${set(`sr${r}`, add(g('s'), mul(g('drs'), i32(r))))}`);
   const perBlock = [];
-  if (type === 'q4_k') perBlock.push(`        ${set('dd', f16(g('wp')))} ${set('dmin', f16(`(i32.add ${g('wp')} ${i32(2)})`))}`);
+  if (KMIN.has(type)) perBlock.push(`        ${set('dd', f16(g('wp')))} ${set('dmin', f16(`(i32.add ${g('wp')} ${i32(2)})`))}`);
   if (type === 'q6_k') perBlock.push(`        ${set('dd', f16(`(i32.add ${g('wp')} ${i32(208)})`))}`);
   for (let j = 0; j < F.units; j++) perBlock.push(decodeUnit(type, j, rdot), unitDots(type, j, mt, madd, rdot));
   const stores = rows.map((r) => `    (f32.store ${add(g('y'), mul(g('ldy'), i32(r)))} (f32.sub ${hsum(g(`acc${r}`))} ${g(`mn${r}`)}))`);
@@ -203,13 +264,13 @@ ${stores.join('\n')})`;
  */
 function pairKernel(type, madd, relaxed) {
   const F = FORMAT[type];
-  const rdot = relaxed && (type === 'q4_0' || type === 'q4_k');
-  const mins = type === 'q4_k' || (rdot && type === 'q4_0');
+  const rdot = relaxed && RDOT.has(type);
+  const mins = hasMin(type, rdot);
   // the second row's decode: the first row's code on $wq into its own locals
   const second = (code) => code.replace(/\$w([0-3])\b/g, '$v$1').replace(/\$wp\b/g, '$wq').replace(/\$ws\b/g, '$vs')
     .replace(/\$wm\b/g, '$vm').replace(/\$dmin\b/g, '$emin').replace(/\$dd\b/g, '$ed');
   const perBlock = [];
-  if (type === 'q4_k') {
+  if (KMIN.has(type)) {
     perBlock.push(`        ${set('dd', f16(g('wp')))} ${set('dmin', f16(`(i32.add ${g('wp')} ${i32(2)})`))}`);
     perBlock.push(`        ${set('ed', f16(g('wq')))} ${set('emin', f16(`(i32.add ${g('wq')} ${i32(2)})`))}`);
   }
@@ -241,7 +302,7 @@ function pairKernel(type, madd, relaxed) {
   const v = (n, t) => n.map((x) => `(local $${x} ${t})`).join(' ');
   return `
   (func $qm_${type}_p2 (param $wp i32) (param $wq i32) (param $nb i32) (param $x i32) (param $d i32) (param $s i32) (param $tab i32) (param $y i32) (param $x8 i32)
-    ${v(['w0', 'w1', 'w2', 'w3', 'v0', 'v1', 'v2', 'v3', 'xv0', 'xv1', 'xv2', 'xv3', 't', 't2', 'isum', 'accA', 'accB'], 'v128')}
+    ${v(['w0', 'w1', 'w2', 'w3', 'v0', 'v1', 'v2', 'v3', 'xv0', 'xv1', 'xv2', 'xv3', 't', 't2', 't3', 'isum', 'accA', 'accB'], 'v128')}
     ${v(['ws', 'wm', 'vs', 'vm', 'dd', 'dmin', 'ed', 'emin', 'dx', 'xs', 'mnA', 'mnB'], 'f32')} ${v(['xo', 'do', 'i'], 'i32')}
     (block $done (loop $blocks
       (br_if $done (i32.ge_u ${g('i')} ${g('nb')}))
@@ -277,15 +338,17 @@ function entry(type, pair) {
   (func $qm_${type} (param $p i32) (param $task i32) (param $nTasks i32)
     (local $M i32) (local $N i32) (local $K i32) (local $n i32) (local $end i32) (local $m i32) (local $nb i32) (local $wp i32)
     (local $xq i32) (local $xq8 i32) (local $xd i32) (local $xs i32) (local $y i32) (local $tab i32) (local $xrs i32) (local $drs i32) (local $w i32) (local $rb i32)
+    (local $r0 i32) (local $r1 i32)
+    ${set('r0', ld('rowBeg'))} ${set('r1', ld('rowEnd'))}
     ${set('M', ld('M'))} ${set('N', ld('N'))} ${set('K', ld('K'))}
     ${set('xq', ld('xq'))} ${set('xq8', ld('xq8'))} ${set('xd', ld('xd'))} ${set('xs', ld('xs'))} ${set('y', ld('y'))} ${set('tab', ld('tab'))} ${set('w', ld('w'))} ${set('rb', ld('rowBytes'))}
     ${set('nb', `(i32.div_u ${g('K')} ${i32(F.values)})`)}
     ${set('xrs', `(i32.shl ${g('K')} ${i32(1)})`)} ${set('drs', `(i32.shl (i32.shr_u ${g('K')} ${i32(5)}) ${i32(2)})`)}
-    ${set('n', `(i32.div_u (i32.mul ${g('N')} ${g('task')}) ${g('nTasks')})`)}
-    ${set('end', `(i32.div_u (i32.mul ${g('N')} (i32.add ${g('task')} ${i32(1)})) ${g('nTasks')})`)}
+    ${set('n', add(g('r0'), `(i32.div_u (i32.mul (i32.sub ${g('r1')} ${g('r0')}) ${g('task')}) ${g('nTasks')})`))}
+    ${set('end', add(g('r0'), `(i32.div_u (i32.mul (i32.sub ${g('r1')} ${g('r0')}) (i32.add ${g('task')} ${i32(1)})) ${g('nTasks')})`))}
     (block $rows_done (loop $rows
       (br_if $rows_done (i32.ge_u ${g('n')} ${g('end')}))
-      ${set('wp', add(g('w'), mul(g('n'), g('rb'))))}
+      ${set('wp', add(g('w'), mul(`(i32.sub ${g('n')} ${g('r0')})`, g('rb'))))}
 ${pairBlock}      ${set('m', i32(0))}
       (block $tiles_done (loop $tiles
         (br_if $tiles_done (i32.gt_u (i32.add ${g('m')} ${i32(MT)}) ${g('M')}))
@@ -308,7 +371,7 @@ export function generate({ relaxed }) {
   for (const t of TYPES) {
     // the two-row decode kernel pays off where the unpacked unit is small (the i8 relaxed dot on
     // nibbles); with 16-bit operands its two rows' vectors no longer fit the registers
-    const pair = relaxed && (t === 'q4_0' || t === 'q4_k');
+    const pair = relaxed && RDOT.has(t);
     out.push(rowKernel(t, MT, madd, relaxed), rowKernel(t, 1, madd, relaxed));
     if (pair) out.push(pairKernel(t, madd, relaxed));
     out.push(entry(t, pair));

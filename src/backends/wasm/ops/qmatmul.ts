@@ -1,7 +1,9 @@
 // Runtime glue of the quantized matrix product (kernels/qmatmul.wat.mjs): rounds x to 8 bits per
 // 32 values into scratch (qm_quant_x), then runs the format's kernel with the rows of W split over
 // the pool's threads. The f16 -> f32 table the kernels read scales through is built once per
-// backend. Weights are read where they lie: nothing of W is copied or expanded.
+// backend. Weights in the memory are read where they lie: nothing of W is copied or expanded; a
+// weight kept in host memory (backend.ts, heapWeightBytes) is copied in panels of rows of up to
+// weightPanelBytes (8 MiB) into one scratch area, each panel multiplied before the next is copied.
 import type { OpDesc, View } from '../../../tensor/backend.js';
 import { f16BitsToF32 } from '../../../tensor/dtype.js';
 import { QUANT_BLOCK } from '../../../tensor/quantized.js';
@@ -12,7 +14,7 @@ import { addr, inside, isContiguous, numel } from './rows.js';
 type Op = Extract<OpDesc, { op: 'qmatmul' }>;
 
 const P = KERNEL_CONSTANTS.qmatmul.P;
-const NATIVE = new Set<string>(['q8_0', 'q4_0', 'q4_k', 'q6_k']);
+const NATIVE = new Set<string>(KERNEL_CONSTANTS.qmatmul.TYPES);
 /** Below this many weight bytes a product runs on the calling thread only. */
 const MIN_THREADED_BYTES = 1 << 14;
 
@@ -30,7 +32,7 @@ function f16Table(rt: WasmRuntime): number {
 }
 
 export const qmatmulKernel: NativeKernel<Op> = {
-  wasmKernels: ['qm_quant_x', 'qm_q8_0', 'qm_q4_0', 'qm_q4_k', 'qm_q6_k'],
+  wasmKernels: ['qm_*'],
   handles(op, [x, w], [y]) {
     if (!x || !w || !y || !NATIVE.has(op.type)) return false;
     if (x.dtype !== 'f32' || w.dtype !== 'u8' || y.dtype !== 'f32' || x.shape.length !== 2 || y.shape.length !== 2) return false;
@@ -49,11 +51,15 @@ export const qmatmulKernel: NativeKernel<Op> = {
     const b = QUANT_BLOCK[op.type];
     const rowBytes = (K / b.values) * b.bytes;
     const nBlocks = (M * K) / 32;
+    const host = rt.hostBytes(w.buffer);
+    const panelRows = host ? Math.max(1, Math.min(N, Math.floor(rt.weightPanelBytes / rowBytes))) : N;
+    // every scratch area first: growing the memory moves nothing, but views made before see only the old length
     const tab = f16Table(rt);
     const xq = rt.scratch('qmatmul.xq', M * K * 2);
     const xq8 = rt.scratch('qmatmul.xq8', M * K);
     const xd = rt.scratch('qmatmul.xd', nBlocks * 4);
     const xs = rt.scratch('qmatmul.xs', nBlocks * 4);
+    const panel = host ? rt.scratch('qmatmul.panel', panelRows * rowBytes) : 0;
     const params = rt.scratch('qmatmul.params', 64);
     const p = new Int32Array(rt.memory.bytes().buffer, params, 16);
     p[P.M / 4] = M;
@@ -64,12 +70,27 @@ export const qmatmulKernel: NativeKernel<Op> = {
     p[P.xq8 / 4] = xq8;
     p[P.xd / 4] = xd;
     p[P.xs / 4] = xs;
-    p[P.w / 4] = addr(rt, w);
     p[P.y / 4] = addr(rt, y);
     p[P.tab / 4] = tab;
     p[P.rowBytes / 4] = rowBytes;
     rt.pool.run('qm_quant_x', [params], Math.max(1, Math.min(rt.threads, Math.floor(nBlocks / 64))));
-    const threads = N * rowBytes < MIN_THREADED_BYTES ? 1 : Math.min(rt.threads, N);
-    rt.pool.run(`qm_${op.type}`, [params], threads);
+    const threads = (rows: number) => (rows * rowBytes < MIN_THREADED_BYTES ? 1 : Math.min(rt.threads, rows));
+    if (!host) {
+      p[P.w / 4] = addr(rt, w);
+      p[P.rowBeg / 4] = 0;
+      p[P.rowEnd / 4] = N;
+      rt.pool.run(`qm_${op.type}`, [params], threads(N));
+      return;
+    }
+    // a weight in host memory: copied into the memory one panel of rows at a time
+    const mem = rt.memory.bytes();
+    for (let n0 = 0; n0 < N; n0 += panelRows) {
+      const n1 = Math.min(N, n0 + panelRows);
+      mem.set(host.subarray(w.offset + n0 * rowBytes, w.offset + n1 * rowBytes), panel);
+      p[P.w / 4] = panel;
+      p[P.rowBeg / 4] = n0;
+      p[P.rowEnd / 4] = n1;
+      rt.pool.run(`qm_${op.type}`, [params], threads(n1 - n0));
+    }
   },
 };

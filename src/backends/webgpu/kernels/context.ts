@@ -58,6 +58,8 @@ export interface OpContext<O extends OpDesc = OpDesc> {
    * temporary that is copied into the output view when the op ends.
    */
   denseOut(j: number): Dense;
+  /** A contiguous copy of `v` at offset 0 of a temporary (for kernels that need aligned offsets). */
+  denseCopy(v: View): Dense;
   /** A temporary buffer freed when the op ends. */
   temp(byteLength: number): GpuBuffer;
   /** A pipeline compiled once per key. */
