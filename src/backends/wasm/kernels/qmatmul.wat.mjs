@@ -16,10 +16,13 @@
 // 6-bit scales and mins, 128 bytes of nibbles: sub-block 2p the low nibbles of bytes 32p..32p+31,
 // 2p + 1 the high ones; value d·sc·q − dmin·m]; q6_k [128 bytes low nibbles, 64 bytes of 2-bit
 // high parts, 16 i8 scales per 16 values, f16 d; value d·sc·(q − 32)].
+// actlab's int8 (per-channel: i8 blocks, the row's f32 scale after them) and int4 groups
+// (symmetric like q4_0 over 32-value units, asymmetric with an offset in the min term) run the
+// same scheme (src/quant/group.ts has their layouts).
 // Not for: other formats (the runtime falls back to the reference kernel).
 
 export const name = 'qmatmul';
-export const TYPES = ['q8_0', 'q4_0', 'q4_k', 'q6_k'];
+export const TYPES = ['q8_0', 'q4_0', 'q4_k', 'q6_k', 'int8', 'int4_g32', 'int4_g64', 'int4_g128', 'int4a_g32', 'int4a_g64', 'int4a_g128'];
 export const exportNames = ['qm_quant_x', ...TYPES.map((t) => `qm_${t}`)];
 
 /** Parameter block, i32 fields at these byte offsets (pointers are byte addresses). */
@@ -33,7 +36,16 @@ const FORMAT = {
   q4_0: { values: 32, bytes: 18, units: 1 },
   q4_k: { values: 256, bytes: 144, units: 8 },
   q6_k: { values: 256, bytes: 210, units: 8 },
+  // actlab's formats (src/quant/group.ts): int8 rows of 32-byte blocks of i8 then an f32 scale
+  // per row (rowTail); int4 groups [f16 d, (f16 offset,) nibbles of 32 values per unit as q4_0]
+  int8: { values: 32, bytes: 32, units: 1, rowTail: true },
+  ...Object.fromEntries([32, 64, 128].flatMap((gs) => [[`int4_g${gs}`, { values: gs, bytes: 2 + gs / 2, units: gs / 32 }], [`int4a_g${gs}`, { values: gs, bytes: 4 + gs / 2, units: gs / 32 }]])),
 };
+const INT4 = /^int4(a?)_g\d+$/;
+/** Formats whose raw nibbles (0..15) meet i8 activations in the relaxed dot. */
+const nibbleDot = (type) => type === 'q4_0' || type === 'q4_k' || INT4.test(type);
+/** Formats with a term subtracted per unit (q4_k's minimums, asymmetric offsets, the -8 of raw nibbles). */
+const hasMins = (type, rdot) => type === 'q4_k' || /^int4a_/.test(type) || (rdot && (type === 'q4_0' || INT4.test(type)));
 
 const g = (n) => `(local.get $${n})`;
 const set = (n, v) => `(local.set $${n} ${v})`;
@@ -101,7 +113,32 @@ function decodeUnit(type, j, rdot) {
     return L.map((x) => '        ' + x).join('\n');
   }
   const ext = (dst0, dst1, v, sign) => `${set(dst0, `(i16x8.extend_low_i8x16_${sign} ${v})`)} ${set(dst1, `(i16x8.extend_high_i8x16_${sign} ${v})`)}`;
-  if (type === 'q8_0') {
+  const i4 = type.match(INT4);
+  if (i4) {
+    // value d·(q − 8) (symmetric) or d·q + m (asymmetric: m enters through the min term as −m)
+    const asym = i4[1] === 'a';
+    const off = (asym ? 4 : 2) + 16 * j;
+    L.push(set('ws', f16(g('wp'))));
+    if (asym) L.push(set('wm', `(f32.neg ${f16(`(i32.add ${g('wp')} ${i32(2)})`)})`));
+    else if (rdot) L.push(set('wm', `(f32.mul ${g('ws')} (f32.const 8))`));
+    L.push(set('t', `(v128.load offset=${off} ${g('wp')})`));
+    if (rdot) {
+      L.push(set('w0', `(v128.and ${g('t')} ${b16(15)})`), set('w1', `(i8x16.shr_u ${g('t')} ${i32(4)})`));
+    } else if (asym) {
+      L.push(set('t2', `(v128.and ${g('t')} ${b16(15)})`), ext('w0', 'w1', g('t2'), 'u'));
+      L.push(set('t2', `(i8x16.shr_u ${g('t')} ${i32(4)})`), ext('w2', 'w3', g('t2'), 'u'));
+    } else {
+      L.push(set('t2', `(i8x16.sub (v128.and ${g('t')} ${b16(15)}) ${b16(8)})`), ext('w0', 'w1', g('t2'), 's'));
+      L.push(set('t2', `(i8x16.sub (i8x16.shr_u ${g('t')} ${i32(4)}) ${b16(8)})`), ext('w2', 'w3', g('t2'), 's'));
+    }
+    return L.map((x) => '        ' + x).join('\n');
+  }
+  if (type === 'int8') {
+    // the row's f32 scale is applied once after the row (rowTail): units carry scale 1
+    L.push(set('ws', '(f32.const 1)'));
+    L.push(set('t', `(v128.load ${g('wp')})`), ext('w0', 'w1', g('t'), 's'));
+    L.push(set('t', `(v128.load offset=16 ${g('wp')})`), ext('w2', 'w3', g('t'), 's'));
+  } else if (type === 'q8_0') {
     L.push(set('ws', f16(g('wp'))));
     L.push(set('t', `(v128.load offset=2 ${g('wp')})`), ext('w0', 'w1', g('t'), 's'));
     L.push(set('t', `(v128.load offset=18 ${g('wp')})`), ext('w2', 'w3', g('t'), 's'));
@@ -163,7 +200,7 @@ function unitDots(type, j, mt, madd, rdot) {
     }
     const dx = `(f32.load offset=${4 * j} ${add(g(`dr${r}`), g('do'))})`;
     L.push(set(`acc${r}`, madd(`(f32x4.convert_i32x4_s ${g('isum')})`, `(f32x4.splat (f32.mul ${g('ws')} ${dx}))`, g(`acc${r}`))));
-    if (type === 'q4_k' || (rdot && type === 'q4_0')) L.push(set(`mn${r}`, `(f32.add ${g(`mn${r}`)} (f32.mul ${g('wm')} (f32.load offset=${4 * j} ${add(g(`sr${r}`), g('do'))})))`));
+    if (hasMins(type, rdot)) L.push(set(`mn${r}`, `(f32.add ${g(`mn${r}`)} (f32.mul ${g('wm')} (f32.load offset=${4 * j} ${add(g(`sr${r}`), g('do'))})))`));
   }
   return L.map((x) => '        ' + x).join('\n');
 }
@@ -171,19 +208,21 @@ function unitDots(type, j, mt, madd, rdot) {
 /** One weight row against `mt` activation rows: y[r] = Σ over the row's blocks. */
 function rowKernel(type, mt, madd, relaxed) {
   const F = FORMAT[type];
-  const rdot = relaxed && (type === 'q4_0' || type === 'q4_k');
+  const rdot = relaxed && nibbleDot(type);
   const rows = [...Array(mt).keys()];
   const locals = [
     ...rows.flatMap((r) => [`(local $xb${r} i32)`, `(local $xr${r} i32)`, `(local $dr${r} i32)`, `(local $sr${r} i32)`, `(local $acc${r} v128)`, `(local $mn${r} f32)`]),
     '(local $w0 v128) (local $w1 v128) (local $w2 v128) (local $w3 v128) (local $t v128) (local $t2 v128) (local $isum v128)',
-    '(local $ws f32) (local $wm f32) (local $dd f32) (local $dmin f32) (local $xo i32) (local $do i32) (local $i i32)',
+    '(local $ws f32) (local $wm f32) (local $dd f32) (local $dmin f32) (local $rs f32) (local $xo i32) (local $do i32) (local $i i32)',
   ];
   const init = rows.map((r) => `${set(`xb${r}`, add(g('x8'), mul(`(i32.shr_u ${g('xrs')} ${i32(1)})`, i32(r))))} ${set(`xr${r}`, add(g('x'), mul(g('xrs'), i32(r))))} ${set(`dr${r}`, add(g('d'), mul(g('drs'), i32(r))))} ${set(`sr${r}`, add(g('s'), mul(g('drs'), i32(r))))}`);
   const perBlock = [];
   if (type === 'q4_k') perBlock.push(`        ${set('dd', f16(g('wp')))} ${set('dmin', f16(`(i32.add ${g('wp')} ${i32(2)})`))}`);
   if (type === 'q6_k') perBlock.push(`        ${set('dd', f16(`(i32.add ${g('wp')} ${i32(208)})`))}`);
   for (let j = 0; j < F.units; j++) perBlock.push(decodeUnit(type, j, rdot), unitDots(type, j, mt, madd, rdot));
-  const stores = rows.map((r) => `    (f32.store ${add(g('y'), mul(g('ldy'), i32(r)))} (f32.sub ${hsum(g(`acc${r}`))} ${g(`mn${r}`)}))`);
+  // rowTail: $wp ends on the row's f32 scale
+  const scaled = (v) => (F.rowTail ? `(f32.mul ${v} (f32.load ${g('wp')}))` : v);
+  const stores = rows.map((r) => `    (f32.store ${add(g('y'), mul(g('ldy'), i32(r)))} ${scaled(`(f32.sub ${hsum(g(`acc${r}`))} ${g(`mn${r}`)})`)})`);
   return `
   (func $qm_${type}_r${mt} (param $wp i32) (param $nb i32) (param $x i32) (param $xrs i32) (param $d i32) (param $drs i32) (param $s i32) (param $tab i32) (param $y i32) (param $ldy i32) (param $x8 i32)
     ${locals.join(' ')}
@@ -203,8 +242,8 @@ ${stores.join('\n')})`;
  */
 function pairKernel(type, madd, relaxed) {
   const F = FORMAT[type];
-  const rdot = relaxed && (type === 'q4_0' || type === 'q4_k');
-  const mins = type === 'q4_k' || (rdot && type === 'q4_0');
+  const rdot = relaxed && nibbleDot(type);
+  const mins = hasMins(type, rdot);
   // the second row's decode: the first row's code on $wq into its own locals
   const second = (code) => code.replace(/\$w([0-3])\b/g, '$v$1').replace(/\$wp\b/g, '$wq').replace(/\$ws\b/g, '$vs')
     .replace(/\$wm\b/g, '$vm').replace(/\$dmin\b/g, '$emin').replace(/\$dd\b/g, '$ed');
@@ -308,7 +347,7 @@ export function generate({ relaxed }) {
   for (const t of TYPES) {
     // the two-row decode kernel pays off where the unpacked unit is small (the i8 relaxed dot on
     // nibbles); with 16-bit operands its two rows' vectors no longer fit the registers
-    const pair = relaxed && (t === 'q4_0' || t === 'q4_k');
+    const pair = relaxed && nibbleDot(t);
     out.push(rowKernel(t, MT, madd, relaxed), rowKernel(t, 1, madd, relaxed));
     if (pair) out.push(pairKernel(t, madd, relaxed));
     out.push(entry(t, pair));

@@ -4,7 +4,7 @@
 // backend. Weights are read where they lie: nothing of W is copied or expanded.
 import type { OpDesc, View } from '../../../tensor/backend.js';
 import { f16BitsToF32 } from '../../../tensor/dtype.js';
-import { QUANT_BLOCK } from '../../../tensor/quantized.js';
+import { QUANT_BLOCK, quantRowBytes } from '../../../tensor/quantized.js';
 import { KERNEL_CONSTANTS } from '../generated/kernels.js';
 import type { NativeKernel, WasmRuntime } from '../runtime.js';
 import { addr, inside, isContiguous, numel } from './rows.js';
@@ -12,7 +12,7 @@ import { addr, inside, isContiguous, numel } from './rows.js';
 type Op = Extract<OpDesc, { op: 'qmatmul' }>;
 
 const P = KERNEL_CONSTANTS.qmatmul.P;
-const NATIVE = new Set<string>(['q8_0', 'q4_0', 'q4_k', 'q6_k']);
+const NATIVE = new Set<string>(['q8_0', 'q4_0', 'q4_k', 'q6_k', 'int8', 'int4_g32', 'int4_g64', 'int4_g128', 'int4a_g32', 'int4a_g64', 'int4a_g128']);
 /** Below this many weight bytes a product runs on the calling thread only. */
 const MIN_THREADED_BYTES = 1 << 14;
 
@@ -30,14 +30,14 @@ function f16Table(rt: WasmRuntime): number {
 }
 
 export const qmatmulKernel: NativeKernel<Op> = {
-  wasmKernels: ['qm_quant_x', 'qm_q8_0', 'qm_q4_0', 'qm_q4_k', 'qm_q6_k'],
+  wasmKernels: ['qm_quant_x', ...[...NATIVE].map((t) => `qm_${t}`)],
   handles(op, [x, w], [y]) {
     if (!x || !w || !y || !NATIVE.has(op.type)) return false;
     if (x.dtype !== 'f32' || w.dtype !== 'u8' || y.dtype !== 'f32' || x.shape.length !== 2 || y.shape.length !== 2) return false;
     const [M, K] = x.shape as [number, number];
     const N = y.shape[1]!;
     const b = QUANT_BLOCK[op.type];
-    return y.shape[0] === M && K % b.values === 0 && numel(w.shape) === (N * K / b.values) * b.bytes &&
+    return y.shape[0] === M && K % b.values === 0 && numel(w.shape) === N * quantRowBytes(op.type, K) &&
       isContiguous(x) && isContiguous(w) && isContiguous(y) && inside(x) && inside(w) && inside(y);
   },
   run(rt, op, inputs, outputs) {
@@ -46,8 +46,7 @@ export const qmatmulKernel: NativeKernel<Op> = {
     const [M, K] = x.shape as [number, number];
     const N = y.shape[1]!;
     if (M === 0 || N === 0) return;
-    const b = QUANT_BLOCK[op.type];
-    const rowBytes = (K / b.values) * b.bytes;
+    const rowBytes = quantRowBytes(op.type, K);
     const nBlocks = (M * K) / 32;
     const tab = f16Table(rt);
     const xq = rt.scratch('qmatmul.xq', M * K * 2);
