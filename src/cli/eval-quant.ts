@@ -70,7 +70,7 @@ export function applyQuantEval(m: LoadedModel, a: QuantEvalArgs): QuantEvalSetup
       names = m.model.hookPoints().map((h) => h.name).filter((n) => re.test(n));
       if (!names.length) throw new Error(`--acts-hooks ${a.actsHooks}: no hook point of this model matches (see 'actlab hooks')`);
     } else {
-      names = [...new Set([...m.model.parameters().keys()].map(linearInputHook).filter((h): h is string => !!h))];
+      names = [...new Set([...m.model.parameters().keys()].map((n) => linearInputHook(n, m.config)).filter((h): h is string => !!h))];
       if (!names.length) throw new Error(`--acts: no linear-layer inputs known for ${m.config.model_type}; name the hook points with --acts-hooks REGEX`);
     }
     if (!a.calib) throw new Error('--acts needs calibration text for its ranges: pass --calib FILE (a text other than --data)');

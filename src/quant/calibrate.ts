@@ -22,9 +22,13 @@ const RULES: [RegExp, string][] = [
   [/^(?:transformer\.)?h\.(\d+)\.mlp\.c_proj\.weight$/, 'blocks.$1.mlp.hook_post'],
 ];
 
-/** The hook point whose activation is the input of weight `name`, or null when not known. */
-export function linearInputHook(name: string): string | null {
+/**
+ * The hook point whose activation is the input of weight `name`, or null when not known; a tied
+ * embedding (`tie_word_embeddings` in `config`) counts as the unembedding it also is.
+ */
+export function linearInputHook(name: string, config: Record<string, unknown> = {}): string | null {
   for (const [re, hook] of RULES) if (re.test(name)) return name.replace(re, hook);
+  if (config.tie_word_embeddings && /^(model\.embed_tokens|(transformer\.)?wte)\.weight$/.test(name)) return 'ln_final.hook_normalized';
   return null;
 }
 

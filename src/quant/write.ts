@@ -12,13 +12,15 @@ import type { WeightSource } from '../formats/weight-source.js';
 import type { Backend } from '../tensor/backend.js';
 import type { DType } from '../tensor/dtype.js';
 import { checkFinite, quantizeWeights, weightFormat, type ActlabQuantType } from './formats.js';
-import { layoutBlock } from './group.js';
+import { layoutBlock, type Clip } from './group.js';
 import { quantizeLlmFp4, type LlmFp4Choice } from './llm-fp4.js';
 import { PACKED_METADATA_KEY, type PackedEntry, type PackedManifest } from './packed-weights.js';
 
 /** Whether `name` (HF) is a matrix to pack, and whether its HF layout is [in, out]. */
 export function packRole(name: string, shape: readonly number[], config: Record<string, unknown>): { pack: boolean; transposed: boolean } {
-  const pack = shape.length === 2 && name.endsWith('.weight') && !/norm|(^|\.)ln_|\.ln\d?\.|wpe|position|\.gate\.weight$|router/.test(name);
+  // HF '.weight' matrices, and the organisms' TransformerLens names (W_Q, W_in, W_E, W_U, ...)
+  const named = name.endsWith('.weight') || /(^|\.)W_(Q|K|V|O|in|out|E|U)$/.test(name);
+  const pack = shape.length === 2 && named && !/norm|(^|\.)ln_|\.ln\d?\.|wpe|position|\.gate\.weight$|router/.test(name);
   const transposed = pack && config.model_type === 'gpt2' && /\.(c_attn|c_proj|c_fc)\.weight$/.test(name);
   return { pack, transposed };
 }
@@ -72,6 +74,8 @@ export interface PackOptions {
   /** Calibration inputs [tokens, in] of the matrix `name`, for the LLM-FP4 search. */
   calib?: (name: string) => Float32Array | undefined;
   onIndivisible?: 'fallback' | 'error';
+  /** Range setting for every matrix (default: each format's own). */
+  clip?: Clip;
   onFallback?: (name: string, shape: readonly number[], wanted: string) => void;
   onTensor?: (name: string, done: number, total: number) => void;
 }
@@ -124,7 +128,7 @@ export function packTensors(all: Map<string, HfMatrix>, config: Record<string, u
         llmFp4[name] = r.choice;
       } else {
         type = choice;
-        bytes = quantizeWeights(type, w, rows, cols, { what: `tensor '${name}'` });
+        bytes = quantizeWeights(type, w, rows, cols, { what: `tensor '${name}'`, clip: o.clip });
       }
       const rb = bytes.byteLength / rows;
       tensors.push({ name, dtype: 'u8', shape: [rows, rb], bytes, packed: { type, shape: [rows, cols], transposed: role.transposed } });
