@@ -164,3 +164,29 @@ describe('activation fake quantization', () => {
     m.model.dispose();
   }, 60_000);
 });
+
+describe('quantization-aware training', () => {
+  it('fake-quantizes around each pass, restores the f32 weights, and lowers the quantized loss', async () => {
+    const { initToy, modularAdditionConfig, modularAdditionData, evaluate } = await import('../src/organisms/index.js');
+    const { qatPass, qatTrain } = await import('../src/quant/qat.js');
+    const config = { ...modularAdditionConfig(23), d_model: 32, d_head: 8, d_mlp: 64 };
+    const model = initToy(config, al.getBackend(), 3);
+    const { train: tr } = modularAdditionData(23, 0.5, 1);
+    const w = model.parameters().get('blocks.0.mlp.W_in')!;
+    const orig = Array.from(w.dataSync());
+    const pass = qatPass(model, config, 'int4_g32');
+    pass.before();
+    const during = Array.from(w.dataSync());
+    expect(during).not.toEqual(orig);
+    expect(new Set(during.slice(0, 32).map((v) => Math.round(v / Math.max(...during.slice(0, 32).map(Math.abs)) * 7))).size).toBeLessThanOrEqual(15);
+    pass.after();
+    expect(Array.from(w.dataSync())).toEqual(orig);
+    const quantLoss = () => { const q = fakeQuantizeModel(model, config, () => 'int4_g32'); const l = evaluate(model, tr, [2]).loss; q.restore(); return l; };
+    const before = quantLoss();
+    await qatTrain(model, tr, 'int4_g32', { steps: 8, batchSize: tr.length, lr: 3e-3, weightDecay: 0, lossPositions: [2], seed: 1, modelConfig: config });
+    const after = quantLoss();
+    console.log(`QAT int4_g32, 8 steps: loss of the quantized model ${before.toFixed(4)} -> ${after.toFixed(4)}`);
+    expect(after).toBeLessThan(before);
+    model.dispose();
+  }, 120_000);
+});
