@@ -11,6 +11,7 @@ import { openCheckpoint } from '../models/checkpoint.js';
 import { loadModel } from '../models/load.js';
 import { ACTLAB_QUANT_TYPES, isActlabQuantType, type ActlabQuantType } from '../quant/formats.js';
 import { checkCalibration, collectInputs, linearInputHook } from '../quant/calibrate.js';
+import { applyFold, expBiasFactors, foldGroups, searchScaleFold } from '../quant/fold.js';
 import { allocateBits, measureSensitivity, uniformAt, type Allocation } from '../quant/mixed.js';
 import { packTensors, readAllF32, writePackedCheckpoint, type TensorChoice } from '../quant/write.js';
 import { disposeBackends, initBackend } from '../tensor/engine.js';
@@ -44,6 +45,7 @@ export interface PackedQuantizeArgs {
   tokenizer?: string;
   calib?: string;
   calibTokens?: number;
+  fold?: string;
   json?: boolean;
 }
 
@@ -80,6 +82,7 @@ export async function quantizePackedCommand(a: PackedQuantizeArgs): Promise<numb
   if (onIndivisible !== 'fallback' && onIndivisible !== 'error') throw new Error(`--on-indivisible: '${onIndivisible}' is neither 'fallback' nor 'error'`);
   if (existsSync(a.out) && !existsSync(`${a.out}/config.json`) && readdirNonEmpty(a.out)) throw new Error(`--out ${a.out}: a folder that is not empty and holds no model; choose a new or empty folder`);
 
+  if (a.fold !== undefined && a.fold !== 'exp-bias' && a.fold !== 'scale') throw new Error(`--fold: '${a.fold}' is neither 'exp-bias' nor 'scale'`);
   const ck = await openCheckpoint(a.model, { tokenizerPath: a.tokenizer, memoryBudget: 0 });
   const js = await initBackend('js');
   const notes: string[] = [];
@@ -89,12 +92,14 @@ export async function quantizePackedCommand(a: PackedQuantizeArgs): Promise<numb
   try {
     const all = await readAllF32(ck.weights, js);
     const wantsLlmFp4 = base === 'llm-fp4' || overrides.some((o) => o.type === 'llm-fp4');
-    if (mixed !== null || (wantsLlmFp4 && a.calib)) {
-      const { ids, loaded } = await calibIds(a, mixed !== null ? 128 : 64, mixed !== null ? `--type ${a.type}` : 'the LLM-FP4 search');
+    const groups = a.fold ? foldGroups([...all.keys()], ck.config) : [];
+    if (a.fold && !groups.length) throw new Error(`--fold ${a.fold}: no norm feeding linear layers is known in this ${ck.config.model_type} checkpoint`);
+    if (mixed !== null || (wantsLlmFp4 && a.calib) || a.fold) {
+      const { ids, loaded } = await calibIds(a, mixed !== null ? 128 : 64, mixed !== null ? `--type ${a.type}` : a.fold ? `--fold ${a.fold}` : 'the LLM-FP4 search');
       try {
-        if (wantsLlmFp4) {
-          const hooks = [...all.keys()].map(linearInputHook).filter((h): h is string => !!h);
-          calib = collectInputs(loaded.model, ids, hooks);
+        if (wantsLlmFp4 || a.fold) {
+          const hooks = [...all.keys()].map((n) => linearInputHook(n, ck.config)).filter((h): h is string => !!h);
+          calib = collectInputs(loaded.model, ids, [...hooks, ...groups.map((g) => g.hook)]);
           if (!hooks.length) notes.push('no calibration hooks known for this architecture: LLM-FP4 searched on the weights\' own error');
         }
         if (mixed !== null) {
@@ -115,12 +120,29 @@ export async function quantizePackedCommand(a: PackedQuantizeArgs): Promise<numb
       notes.push('no --calib: LLM-FP4 searched each matrix on its own squared error');
     }
     const choose = (name: string): TensorChoice => overrides.find((o) => o.re.test(name))?.type ?? (allocation ? allocation.types[name] ?? null : base);
+    const folds: Record<string, unknown>[] = [];
+    for (const g of groups) {
+      const x = calib!.get(g.hook)!;
+      const d = all.get(g.norm)!.values.length;
+      let f: Float32Array;
+      if (a.fold === 'exp-bias') {
+        f = expBiasFactors(x, d);
+        folds.push({ norm: g.norm, channels_shifted: f.filter((v) => v !== 1).length, min_factor: Math.min(...f) });
+      } else {
+        const typeOf = (n: string) => { const c = choose(n); return c === 'llm-fp4' ? 'llmfp4_e2m1' : c; };
+        const r = searchScaleFold(all, g, x, typeOf);
+        f = r.factors;
+        folds.push({ norm: g.norm, alpha: r.alpha, error: r.error, error_unfolded: r.errorUnfolded });
+      }
+      applyFold(all, g, f);
+      calib!.set(g.hook, x.map((v, i) => v / f[i % d]!)); // the consumers now read x / f
+    }
     const fallbacks: string[] = [];
     const bar = process.stderr.isTTY && !a.json ? new cliProgress.SingleBar({ stream: process.stderr, hideCursor: true, format: 'quantize |{bar}| {value}/{total} tensors {tensor}' }, cliProgress.Presets.shades_classic) : null;
     let started = false;
     const report = packTensors(all, ck.config, {
       choose,
-      calib: (name) => { const h = linearInputHook(name); return h ? calib?.get(h) : undefined; },
+      calib: (name) => { const h = linearInputHook(name, ck.config); return h ? calib?.get(h) : undefined; },
       onIndivisible,
       onFallback: (name, shape, wanted) => fallbacks.push(`${name} [${shape.join(', ')}] (${wanted} -> f32)`),
       onTensor: (name, done, total) => { if (!bar) return; if (!started) { bar.start(total, 0, { tensor: '' }); started = true; } bar.update(done, { tensor: name }); },
@@ -130,9 +152,10 @@ export async function quantizePackedCommand(a: PackedQuantizeArgs): Promise<numb
     const files = origin ? await tokenizerFiles(origin) : [];
     const quantization: Record<string, unknown> = { type: a.type, ...(allocation ? { mixed: { budget: mixed, allocation: allocation.types, uniform: uniform?.types[Object.keys(uniform.types)[0]!] } } : {}) };
     if (Object.keys(report.llmFp4).length) quantization.llm_fp4 = report.llmFp4;
+    if (a.fold) quantization.fold = { kind: a.fold, norms: folds };
     await writePackedCheckpoint(new NodeFileStore(), a.out, ck.config, report, { files, quantization });
     const summary = {
-      out: a.out, type: a.type, bits_per_weight: report.bitsPerWeight, tensors: report.counts, fallbacks, notes,
+      out: a.out, type: a.type, bits_per_weight: report.bitsPerWeight, tensors: report.counts, fallbacks, notes, ...(a.fold ? { fold: { kind: a.fold, norms: folds } } : {}),
       ...(Object.keys(report.llmFp4).length ? { llm_fp4: report.llmFp4 } : {}),
       ...(allocation ? { mixed: { budget: mixed, bits_per_weight: allocation.bitsPerWeight, predicted_kl: allocation.predictedKl, allocation: allocation.types, uniform: { type: Object.values(uniform!.types)[0], bits_per_weight: uniform!.bitsPerWeight, predicted_kl: uniform!.predictedKl } } } : {}),
     };

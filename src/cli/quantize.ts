@@ -37,6 +37,7 @@ export interface QuantizeArgs {
   json?: boolean;
   calib?: string;
   calibTokens?: number;
+  fold?: string;
 }
 
 export async function quantizeCommand(a: QuantizeArgs): Promise<number> {
@@ -109,6 +110,7 @@ export function register(program: Command): void {
     .requiredOption('--out <file>', 'output .gguf, or the model folder for actlab\'s formats (files written to a temporary name, then renamed)')
     .option('--calib <file>', 'calibration text (llm-fp4 search, mixed:BITS sensitivity)')
     .option('--calib-tokens <n>', 'calibration tokens to use (default 1024)', int(16))
+    .option('--fold <kind>', "actlab's formats: fold per-channel scales between norms and their linear layers before quantizing: 'exp-bias' (LLM-FP4) or 'scale' (scale folding of outliers); needs --calib")
     .option('--tensor-type <pattern=type...>', "per-tensor types by regular expression on GGUF names, e.g. 'ffn_down=q6_k' 'output=q8_0'")
     .option('--on-indivisible <mode>', "rows a block does not divide: 'fallback' to F16 (default) or 'error'", 'fallback')
     .option('--tokenizer <file>', 'llama2.c tokenizer .bin')
