@@ -190,3 +190,46 @@ describe('quantization-aware training', () => {
     model.dispose();
   }, 120_000);
 });
+
+describe('folds', () => {
+  for (const fx of ['llama3', 'gpt2']) {
+    it(`${fx}: exponent-bias and scale folds leave the f32 model's logits unchanged; the scale search never raises the error`, async () => {
+      const { applyFold, expBiasFactors, foldGroups, searchScaleFold } = await import('../src/quant/fold.js');
+      const { collectInputs } = await import('../src/quant/calibrate.js');
+      const st = await SafetensorsFile.open(await NodeFileSource.open(`${ROOT}${fx}/model.safetensors`));
+      const all = await readAllF32(st, al.getBackend());
+      await st.close();
+      const cfg = config(fx);
+      const groups = foldGroups([...all.keys()], cfg);
+      expect(groups.length).toBe(2 * Number(cfg.num_hidden_layers ?? cfg.n_layer));
+      const m = await al.loadModel(`${ROOT}${fx}`, { backend: 'js' });
+      const calibIds = ids(64, Number(cfg.vocab_size), 8);
+      const acts = collectInputs(m.model, calibIds, groups.map((g) => g.hook));
+      for (const [i, g] of groups.entries()) {
+        const x = acts.get(g.hook)!;
+        const d = all.get(g.norm)!.values.length;
+        if (i % 2) {
+          applyFold(all, g, expBiasFactors(x, d));
+        } else {
+          const r = searchScaleFold(all, g, x, () => 'int4_g32');
+          expect(r.error).toBeLessThanOrEqual(r.errorUnfolded);
+          applyFold(all, g, r.factors);
+        }
+      }
+      const report = packTensors(all, cfg, { choose: () => null });
+      const dir = join(tmp, `${fx}-folded`);
+      await writePackedCheckpoint(new NodeFileStore(), dir, cfg, report);
+      const folded = await al.loadModel(dir, { backend: 'js' });
+      const input = al.tensor(ids(10, Number(cfg.vocab_size), 9), [1, 10], 'i32');
+      const a = m.model.forward(input).dataSync();
+      const b = folded.model.forward(input).dataSync();
+      let err = 0, mx = 0;
+      for (let k = 0; k < a.length; k++) { err = Math.max(err, Math.abs(a[k]! - b[k]!)); mx = Math.max(mx, Math.abs(a[k]!)); }
+      console.log(`${fx}: folded vs original f32 logits, max |diff| / max |logit| ${(err / mx).toExponential(2)}`);
+      expect(err / mx).toBeLessThan(1e-5);
+      input.dispose();
+      m.model.dispose();
+      folded.model.dispose();
+    }, 120_000);
+  }
+});
