@@ -233,3 +233,24 @@ describe('folds', () => {
     }, 120_000);
   }
 });
+
+describe('actlab eval --weights / --acts', () => {
+  it('fake-quantizes weights and restores them; refuses unknown formats and activations without calibration', async () => {
+    const { applyQuantEval } = await import('../src/cli/eval-quant.js');
+    const m = await al.loadModel(`${ROOT}llama3`, { backend: 'js' });
+    const input = al.tensor(ids(8, Number(m.config.vocab_size), 2), [1, 8], 'i32');
+    const before = Array.from(m.model.forward(input).dataSync());
+    expect(() => applyQuantEval(m, { weights: 'int4' })).toThrow(/--weights int4: no matrix of this model has rows that int4_g128 blocks divide/);
+    const q = applyQuantEval(m, { weights: 'int4_g32' })!;
+    expect((q.summary.weights as { matrices: number }).matrices).toBeGreaterThan(5);
+    expect(Array.from(m.model.forward(input).dataSync())).not.toEqual(before);
+    q.restore();
+    expect(Array.from(m.model.forward(input).dataSync())).toEqual(before);
+    expect(() => applyQuantEval(m, { weights: 'int3' })).toThrow(/--weights: unknown type 'int3'/);
+    expect(() => applyQuantEval(m, { acts: 'int9' })).toThrow(/--acts: unknown activation format 'int9'/);
+    expect(() => applyQuantEval(m, { acts: 'int8' })).toThrow(/--acts needs calibration text/);
+    expect(() => applyQuantEval(m, { acts: 'int8', actsHooks: 'no_such_hook', calib: 'x' })).toThrow(/no hook point of this model matches/);
+    input.dispose();
+    m.model.dispose();
+  }, 60_000);
+});

@@ -55,6 +55,11 @@ export function applyQuantEval(m: LoadedModel, a: QuantEvalArgs): QuantEvalSetup
     if (t === 'llm-fp4') throw new Error("--weights llm-fp4 needs the calibrated search: write the model with 'actlab quantize --type llm-fp4 --calib FILE' and evaluate that folder");
     const r = fakeQuantizeModel(m.model, m.config, () => t);
     restore = r.restore;
+    if (!Object.keys(r.applied).length) {
+      r.restore();
+      throw new Error(`--weights ${a.weights}: no matrix of this model has rows that ${t} blocks divide (${r.skipped.length} matrices tried); pick a smaller group`);
+    }
+    if (r.skipped.length) process.stderr.write(`actlab: --weights ${t}: kept f32 (rows not divisible): ${r.skipped.join(', ')}\n`);
     summary.weights = { type: t, matrices: Object.keys(r.applied).length, kept_f32: r.skipped };
   }
   let hooks: [string, HookFn][] = [];

@@ -148,6 +148,9 @@ export async function quantizePackedCommand(a: PackedQuantizeArgs): Promise<numb
       onTensor: (name, done, total) => { if (!bar) return; if (!started) { bar.start(total, 0, { tensor: '' }); started = true; } bar.update(done, { tensor: name }); },
     });
     bar?.stop();
+    if (!report.tensors.some((t) => t.packed)) {
+      throw new Error(`--type ${a.type}: no matrix of ${ck.source} could be packed (${fallbacks.length} kept f32 because their rows are not whole blocks: ${fallbacks.slice(0, 3).join('; ')}${fallbacks.length > 3 ? '; ...' : ''}); nothing written`);
+    }
     const origin = a.tokenizer ?? (ck.format === 'llama2c' ? [ck.source.replace(/[^/\\]*$/, 'tokenizer.bin')].find(existsSync) : ck.source);
     const files = origin ? await tokenizerFiles(origin) : [];
     const quantization: Record<string, unknown> = { type: a.type, ...(allocation ? { mixed: { budget: mixed, allocation: allocation.types, uniform: uniform?.types[Object.keys(uniform.types)[0]!] } } : {}) };
