@@ -250,6 +250,10 @@ describe('actlab eval --weights / --acts', () => {
     expect(() => applyQuantEval(m, { acts: 'int9' })).toThrow(/--acts: unknown activation format 'int9'/);
     expect(() => applyQuantEval(m, { acts: 'int8' })).toThrow(/--acts needs calibration text/);
     expect(() => applyQuantEval(m, { acts: 'int8', actsHooks: 'no_such_hook', calib: 'x' })).toThrow(/no hook point of this model matches/);
+    // a packed model (no f32 parameters) finds its linear inputs from the checkpoint's names
+    const packed = await al.loadModel(await writePacked('llama3', 'int8'), { backend: 'js' });
+    expect(() => applyQuantEval(packed, { acts: 'int8' })).toThrow(/--acts needs calibration text/);
+    packed.model.dispose();
     input.dispose();
     m.model.dispose();
   }, 60_000);

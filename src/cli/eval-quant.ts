@@ -10,6 +10,7 @@ import type { HookFn } from '../models/hook-point.js';
 import { actQuantHooks, actReport, calibrateActivations, parseActFormat, type ActQuantOptions } from '../quant/acts.js';
 import { linearInputHook } from '../quant/calibrate.js';
 import { fakeQuantizeModel } from '../quant/fake.js';
+import { WeightMap } from '../models/weights.js';
 import { packedChoice } from './quantize-packed.js';
 import { int } from './options.js';
 
@@ -75,7 +76,9 @@ export function applyQuantEval(m: LoadedModel, a: QuantEvalArgs): QuantEvalSetup
       names = m.model.hookPoints().map((h) => h.name).filter((n) => re.test(n));
       if (!names.length) throw new Error(`--acts-hooks ${a.actsHooks}: no hook point of this model matches (see 'actlab hooks')`);
     } else {
-      names = [...new Set([...m.model.parameters().keys()].map((n) => linearInputHook(n, m.config)).filter((h): h is string => !!h))];
+      // the checkpoint's names (a packed model has no f32 parameters to list)
+      const map = Object.values(m.model).find((v) => v instanceof WeightMap) as WeightMap | undefined;
+      names = [...new Set((map?.names() ?? []).map((n) => linearInputHook(n, m.config)).filter((h): h is string => !!h))];
       if (!names.length) throw new Error(`--acts: no linear-layer inputs known for ${m.config.model_type}; name the hook points with --acts-hooks REGEX`);
     }
     if (!a.calib) throw new Error('--acts needs calibration text for its ranges: pass --calib FILE (a text other than --data)');
