@@ -20,7 +20,7 @@ import type { CausalLM } from '../src/models/model.js';
 import { randomModel } from '../src/models/random.js';
 import { tensor } from '../src/ops/creation.js';
 import { reduce } from '../src/ops/reduce.js';
-import { packTensors, readAllF32, writePackedCheckpoint } from '../src/quant/write.js';
+import { packTensors, readAllF32, writePackedCheckpoint } from '../src/quantize/write.js';
 import type { ActlabQuantType } from '../src/quant/formats.js';
 
 const args = process.argv.slice(2);

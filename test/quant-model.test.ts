@@ -12,12 +12,12 @@ import { encodeSafetensorsHeader, SafetensorsFile } from '../src/formats/safeten
 import { NodeFileSource } from '../src/io/node/file-source.js';
 import { NodeFileStore } from '../src/io/node/file-store.js';
 import { Rng } from '../src/ops/creation.js';
-import { actQuantHooks, actReport, calibrateActivations, calibrateRows } from '../src/quant/acts.js';
-import { checkCalibration } from '../src/quant/calibrate.js';
-import { fakeQuantizeModel } from '../src/quant/fake.js';
-import { allocateBits, measureSensitivity, uniformAt } from '../src/quant/mixed.js';
+import { actQuantHooks, actReport, calibrateActivations, calibrateRows } from '../src/quantize/acts.js';
+import { checkCalibration } from '../src/quantize/calibrate.js';
+import { fakeQuantizeModel } from '../src/quantize/fake.js';
+import { allocateBits, measureSensitivity, uniformAt } from '../src/quantize/mixed.js';
 import { PACKED_METADATA_KEY, packedManifest } from '../src/quant/packed-weights.js';
-import { packTensors, readAllF32, writePackedCheckpoint } from '../src/quant/write.js';
+import { packTensors, readAllF32, writePackedCheckpoint } from '../src/quantize/write.js';
 import { quantizeCommand } from '../src/cli/quantize.js';
 
 const ROOT = new URL('../fixtures/hf/', import.meta.url).pathname;
@@ -168,7 +168,7 @@ describe('activation fake quantization', () => {
 describe('quantization-aware training', () => {
   it('fake-quantizes around each pass, restores the f32 weights, and lowers the quantized loss', async () => {
     const { initToy, modularAdditionConfig, modularAdditionData, evaluate } = await import('../src/organisms/index.js');
-    const { qatPass, qatTrain } = await import('../src/quant/qat.js');
+    const { qatPass, qatTrain } = await import('../src/quantize/qat.js');
     const config = { ...modularAdditionConfig(23), d_model: 32, d_head: 8, d_mlp: 64 };
     const model = initToy(config, al.getBackend(), 3);
     const { train: tr } = modularAdditionData(23, 0.5, 1);
@@ -195,7 +195,7 @@ describe('folds', () => {
   for (const fx of ['llama3', 'gpt2']) {
     it(`${fx}: exponent-bias and scale folds leave the f32 model's logits unchanged; the scale search never raises the error`, async () => {
       const { applyFold, expBiasFactors, foldGroups, searchScaleFold } = await import('../src/quant/fold.js');
-      const { collectInputs } = await import('../src/quant/calibrate.js');
+      const { collectInputs } = await import('../src/quantize/calibrate.js');
       const st = await SafetensorsFile.open(await NodeFileSource.open(`${ROOT}${fx}/model.safetensors`));
       const all = await readAllF32(st, al.getBackend());
       await st.close();

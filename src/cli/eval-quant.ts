@@ -1,15 +1,15 @@
 // The quantization options of `actlab eval`: --weights TYPE fake-quantizes the loaded model's
-// matrices in place (src/quant/fake.ts: the values of actlab's packed format, products in f32),
+// matrices in place (src/quantize/fake.ts: the values of actlab's packed format, products in f32),
 // --acts FORMAT fake-quantizes activations at the linear layers' inputs (or --acts-hooks REGEX)
-// with ranges calibrated on --calib text (src/quant/acts.ts), and --act-report prints the
+// with ranges calibrated on --calib text (src/quantize/acts.ts), and --act-report prints the
 // per-layer ranges and errors. W8A8: --weights int8 --acts int8; W4A8: --weights int4_g32 --acts int8.
 import { readFileSync } from 'node:fs';
 import { Option, type Command } from 'commander';
 import type { LoadedModel } from '../models/load.js';
 import type { HookFn } from '../models/hook-point.js';
-import { actQuantHooks, actReport, calibrateActivations, parseActFormat, type ActQuantOptions } from '../quant/acts.js';
-import { linearInputHook } from '../quant/calibrate.js';
-import { fakeQuantizeModel } from '../quant/fake.js';
+import { actQuantHooks, actReport, calibrateActivations, parseActFormat, type ActQuantOptions } from '../quantize/acts.js';
+import { linearInputHook } from '../quantize/calibrate.js';
+import { fakeQuantizeModel } from '../quantize/fake.js';
 import { WeightMap } from '../models/weights.js';
 import { packedChoice } from './quantize-packed.js';
 import { int } from './options.js';

@@ -1,8 +1,8 @@
 // `actlab quantize --type int8|int4|nf4|fp8|fp4|llm-fp4|mixed:B ...`: a model -> actlab's
-// quantized checkpoint folder (src/quant/write.ts: packed safetensors + config.json with its
+// quantized checkpoint folder (src/quantize/write.ts: packed safetensors + config.json with its
 // quantization_config + the tokenizer), loadable by every command. `llm-fp4` searches each
 // matrix's 4-bit float format on calibration inputs (--calib TEXT); `mixed:B` allocates formats
-// to matrices from their measured sensitivity at B bits per weight on average (src/quant/mixed.ts)
+// to matrices from their measured sensitivity at B bits per weight on average (src/quantize/mixed.ts)
 // and prints the uniform allocation's predicted KL beside it.
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import cliProgress from 'cli-progress';
@@ -10,10 +10,10 @@ import { NodeFileStore } from '../io/node/file-store.js';
 import { openCheckpoint } from '../models/checkpoint.js';
 import { loadModel } from '../models/load.js';
 import { ACTLAB_QUANT_TYPES, isActlabQuantType, type ActlabQuantType } from '../quant/formats.js';
-import { checkCalibration, collectInputs, linearInputHook } from '../quant/calibrate.js';
+import { checkCalibration, collectInputs, linearInputHook } from '../quantize/calibrate.js';
 import { applyFold, expBiasFactors, foldGroups, searchScaleFold } from '../quant/fold.js';
-import { allocateBits, measureSensitivity, uniformAt, type Allocation } from '../quant/mixed.js';
-import { packTensors, readAllF32, writePackedCheckpoint, type TensorChoice } from '../quant/write.js';
+import { allocateBits, measureSensitivity, uniformAt, type Allocation } from '../quantize/mixed.js';
+import { packTensors, readAllF32, writePackedCheckpoint, type TensorChoice } from '../quantize/write.js';
 import { disposeBackends, initBackend } from '../tensor/engine.js';
 import { tokenizerFiles } from '../tokenizer/load.js';
 import { pickBackend } from './common.js';

@@ -12,8 +12,15 @@
 //    channels that carry large activations get larger, better-resolved weights.
 // Covers Llama-family (input_layernorm / post_attention_layernorm -> q,k,v / gate,up) and GPT-2
 // (ln_1 / ln_2 -> c_attn / c_fc) names; Gemma's (1 + w) norms are left alone.
+import type { DType } from '../tensor/dtype.js';
 import { fakeQuantizeWeights, type ActlabQuantType } from './formats.js';
-import type { HfMatrix } from './write.js';
+
+/** A checkpoint tensor as f32 values in HF layout (non-float tensors kept as `raw`). */
+export interface HfMatrix {
+  values: Float32Array;
+  shape: number[];
+  raw?: { dtype: DType; bytes: Uint8Array };
+}
 
 export interface FoldGroup {
   /** The norm's weight (and bias) names. */

@@ -5,7 +5,7 @@
 // and int4 group-wise, symmetric ([-7, 7], f16 scale) or asymmetric (uint4 with an f16 scale and
 // offset, zero kept inside the range), groups of 32, 64 or 128 values, with the paper's MSE range
 // setting (§3.4: at 4 bits min-max clips too little).
-// Not for: activations (src/quant/acts.ts).
+// Not for: activations (src/quantize/acts.ts).
 import { BOOKS } from './codebook.js';
 import type { GroupLayout } from './group.js';
 

@@ -4,7 +4,7 @@
 // transposed}}}: rows are outputs, `transposed` when the HF tensor is [in, out], as GPT-2's
 // Conv1D), beside the config.json's `quantization_config`. `PackedWeights` serves such a file as
 // any other WeightSource: the packed matrices kept quantized (`loadQuantized`) or expanded to f32.
-// Writing: src/quant/write.ts.
+// Writing: src/quantize/write.ts.
 import type { Backend } from '../tensor/backend.js';
 import { isQuantType, QuantizedTensor, quantRowBytes } from '../tensor/quantized.js';
 import { Tensor } from '../tensor/tensor.js';

@@ -15,9 +15,9 @@ import type { CausalLM } from '../models/model.js';
 import type { HookFn } from '../models/hook-point.js';
 import { tensor } from '../ops/creation.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { BOOKS, nearestCode, type Codebook } from './codebook.js';
+import { BOOKS, nearestCode, type Codebook } from '../quant/codebook.js';
 import { collectInputs } from './calibrate.js';
-import { MSE_RATIOS } from './group.js';
+import { MSE_RATIOS } from '../quant/group.js';
 
 export const ACT_FORMATS = ['int8', 'int4', 'fp8_e4m3', 'fp8_e5m2', 'fp4'] as const;
 export type ActFormat = (typeof ACT_FORMATS)[number];

@@ -1,14 +1,14 @@
 // Weight fake quantization of a loaded f32 model, in place: each packable matrix replaced by the
 // values its format gives back (quantize, then dequantize), so any forward pass, hook or analysis
-// sees the quantized model. The values equal those of the packed checkpoint (src/quant/write.ts);
+// sees the quantized model. The values equal those of the packed checkpoint (src/quantize/write.ts);
 // the products differ only where a backend's packed kernel rounds activations (wasm: 8 bits per
 // 32 values). `restore` puts the f32 weights back.
 import type { CausalLM } from '../models/model.js';
 import { tensor } from '../ops/creation.js';
 import { assign } from '../ops/layout.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { fakeQuantizeWeights, weightFormat, type ActlabQuantType } from './formats.js';
-import { layoutBlock } from './group.js';
+import { fakeQuantizeWeights, weightFormat, type ActlabQuantType } from '../quant/formats.js';
+import { layoutBlock } from '../quant/group.js';
 import { packRole, transpose2 } from './write.js';
 
 /** Replaces one parameter's values by `values` (HF layout); returns the old values. */

@@ -11,10 +11,11 @@ import { encodeSafetensorsHeader } from '../formats/safetensors.js';
 import type { WeightSource } from '../formats/weight-source.js';
 import type { Backend } from '../tensor/backend.js';
 import type { DType } from '../tensor/dtype.js';
-import { checkFinite, quantizeWeights, weightFormat, type ActlabQuantType } from './formats.js';
-import { layoutBlock, type Clip } from './group.js';
-import { quantizeLlmFp4, type LlmFp4Choice } from './llm-fp4.js';
-import { PACKED_METADATA_KEY, type PackedEntry, type PackedManifest } from './packed-weights.js';
+import { checkFinite, quantizeWeights, weightFormat, type ActlabQuantType } from '../quant/formats.js';
+import { layoutBlock, type Clip } from '../quant/group.js';
+import { quantizeLlmFp4, type LlmFp4Choice } from '../quant/llm-fp4.js';
+import type { HfMatrix } from '../quant/fold.js';
+import { PACKED_METADATA_KEY, type PackedEntry, type PackedManifest } from '../quant/packed-weights.js';
 
 /** Whether `name` (HF) is a matrix to pack, and whether its HF layout is [in, out]. */
 export function packRole(name: string, shape: readonly number[], config: Record<string, unknown>): { pack: boolean; transposed: boolean } {
@@ -34,12 +35,7 @@ export interface OutTensor {
   packed?: PackedEntry;
 }
 
-export interface HfMatrix {
-  /** f32 values in HF layout (empty for a non-float tensor, kept as `raw`). */
-  values: Float32Array;
-  shape: number[];
-  raw?: { dtype: DType; bytes: Uint8Array };
-}
+export type { HfMatrix };
 
 /** Reads every tensor of `weights` as f32 (HF layout), in order. */
 export async function readAllF32(weights: WeightSource, backend: Backend): Promise<Map<string, HfMatrix>> {

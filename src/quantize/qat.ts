@@ -1,5 +1,5 @@
 // Quantization-aware training (the whitepaper's QAT: Nagel et al. 2021, arXiv:2106.08295, §4):
-// every step runs forward and backward on fake-quantized weights (src/quant/fake.ts: the values
+// every step runs forward and backward on fake-quantized weights (src/quantize/fake.ts: the values
 // the format gives back) and applies the gradient to the f32 weights underneath — the
 // straight-through estimator, ∂Q(w)/∂w taken as 1. Plugs into actlab's trainer through its
 // `aroundPass` option; `qatTrain` fine-tunes a model and leaves its f32 weights trained for the
@@ -7,7 +7,7 @@
 import type { CausalLM } from '../models/model.js';
 import { train, type TrainOptions, type TrainResult } from '../train/trainer.js';
 import { fakeQuantizeModel, type FakeQuantResult } from './fake.js';
-import type { ActlabQuantType } from './formats.js';
+import type { ActlabQuantType } from '../quant/formats.js';
 
 /** The trainer hook: fake-quantize before each pass, restore the f32 weights after it. */
 export function qatPass(model: CausalLM, config: Record<string, unknown>, type: ActlabQuantType): NonNullable<TrainOptions['aroundPass']> & { passes: number } {

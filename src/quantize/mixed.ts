@@ -2,7 +2,7 @@
 // measured on calibration data, bit widths allocated to meet an average bits-per-weight target):
 // each packable matrix's sensitivity to each format of a ladder (int4 g128 / g64 / g32, int4
 // asymmetric g32, int8) is the mean KL divergence of the model's next-token distribution on
-// calibration tokens when that matrix alone is quantized (fake quantization, src/quant/fake.ts);
+// calibration tokens when that matrix alone is quantized (fake quantization, src/quantize/fake.ts);
 // the allocation starts every matrix at its cheapest format and, while the budget allows, takes
 // the upgrade with the largest KL reduction per added bit (a greedy knapsack over the ladder).
 // `uniformAt` gives the single format of the ladder a uniform allocation affords at the same
@@ -11,7 +11,7 @@ import type { CausalLM } from '../models/model.js';
 import { tensor } from '../ops/creation.js';
 import { logSoftmax } from '../ops/nn.js';
 import { tidy } from '../tensor/engine.js';
-import { bitsPerWeight, type ActlabQuantType } from './formats.js';
+import { bitsPerWeight, type ActlabQuantType } from '../quant/formats.js';
 import { fakeQuantParameter, setParameter } from './fake.js';
 import { packRole } from './write.js';
 
