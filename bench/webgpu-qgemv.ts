@@ -42,12 +42,12 @@ function filled(be: Backend, rows: number, rowBytes: number, pattern: Uint8Array
 /** Random blocks with finite f16 scales (where each format keeps them) for 64 rows. */
 function blockPattern(type: QuantType, rowBytes: number): Uint8Array {
   const { bytes } = QUANT_BLOCK[type];
-  const scaleAt: Record<QuantType, number[]> = { q8_0: [0], q4_0: [0], q4_k: [0, 2], q6_k: [208], q4_1: [0, 2], q5_0: [0], q5_1: [0, 2], q5_k: [0, 2], iq4_nl: [0] };
+  const scaleAt: Partial<Record<QuantType, number[]>> = { q8_0: [0], q4_0: [0], q4_k: [0, 2], q6_k: [208], q4_1: [0, 2], q5_0: [0], q5_1: [0, 2], q5_k: [0, 2], iq4_nl: [0] };
   const p = new Uint8Array(64 * rowBytes);
   let s = 12345;
   for (let i = 0; i < p.length; i++) p[i] = (s = (s * 1103515245 + 12345) >>> 0) >>> 24;
   const h = f32ToF16Bits(0.01);
-  for (let b = 0; b < p.length / bytes; b++) for (const o of scaleAt[type]) { p[b * bytes + o] = h & 0xff; p[b * bytes + o + 1] = h >> 8; }
+  for (let b = 0; b < p.length / bytes; b++) for (const o of scaleAt[type] ?? []) { p[b * bytes + o] = h & 0xff; p[b * bytes + o + 1] = h >> 8; }
   return p;
 }
 

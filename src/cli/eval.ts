@@ -9,8 +9,9 @@ import { evaluateLM } from '../models/evaluate.js';
 import { disposeBackends } from '../tensor/engine.js';
 import { inputIds, loadForCli, weightMemory, type ModelArgs } from './common.js';
 import { action, int, modelOptions } from './options.js';
+import { applyQuantEval, quantEvalOptions, type QuantEvalArgs } from './eval-quant.js';
 
-export interface EvalArgs extends ModelArgs {
+export interface EvalArgs extends ModelArgs, QuantEvalArgs {
   ref?: string;
   data: string;
   ctx?: number;
@@ -36,16 +37,18 @@ export async function evalCommand(a: EvalArgs): Promise<number> {
       ids = inputIds({ prompt: text.slice(0, chars) }, m, false);
       if (ids.length >= need || chars >= text.length) break;
     }
-    const r = evaluateLM(m.model, ids, {
+    const quant = applyQuantEval(m, a);
+    const r = m.model.withHooks(quant?.hooks ?? [], () => evaluateLM(m.model, ids, {
       ctx: a.ctx, maxChunks: a.chunks, ref: ref?.model,
       onChunk: a.json ? undefined : (d, n) => process.stderr.write(`\reval: chunk ${d}/${n}`),
-    });
+    }));
+    quant?.restore();
     if (!a.json) process.stderr.write('\n');
     const mem = weightMemory(m);
     const out = {
       model: m.source, ref: ref?.source, data: a.data, tokens: ids.length, ctx: r.ctx, chunks: r.chunks, scored: r.scored,
       perplexity: r.perplexity, nll: r.nll, ...(r.kl !== undefined ? { kl_divergence: r.kl, top1_agreement: r.top1, ref_perplexity: r.refPerplexity } : {}),
-      tokens_per_second: r.tokensPerSecond, memory: mem.json,
+      tokens_per_second: r.tokensPerSecond, memory: mem.json, ...(quant ? { quantization: quant.summary } : {}),
     };
     if (a.json) console.log(JSON.stringify(out));
     else {
@@ -53,6 +56,7 @@ export async function evalCommand(a: EvalArgs): Promise<number> {
       console.log(`perplexity ${r.perplexity.toFixed(4)}${r.refPerplexity !== undefined ? ` (reference ${r.refPerplexity.toFixed(4)})` : ''}`);
       if (r.kl !== undefined) console.log(`mean KL(ref || model) ${r.kl.toExponential(4)} nats, top-1 agreement ${(100 * r.top1!).toFixed(2)}%`);
       console.log(`${r.tokensPerSecond.toFixed(1)} tokens/s; ${mem.text}`);
+      if (quant) console.log(`quantization: ${JSON.stringify(quant.summary)}`);
     }
     return 0;
   } finally {
@@ -63,11 +67,11 @@ export async function evalCommand(a: EvalArgs): Promise<number> {
 }
 
 export function register(program: Command): void {
-  modelOptions(program.command('eval').description('Perplexity on a text file; with --ref, mean KL divergence and top-1 agreement to a reference model (as llama-perplexity --kl-divergence)'))
+  quantEvalOptions(modelOptions(program.command('eval').description('Perplexity on a text file; with --ref, mean KL divergence and top-1 agreement to a reference model (as llama-perplexity --kl-divergence)'))
     .option('--ref <M>', 'the reference model (e.g. the F32 or F16 original)')
     .requiredOption('--data <file>', 'a UTF-8 text file')
     .option('--ctx <n>', 'tokens per chunk (default: min(model context, 512)); the second half of each chunk is scored', int(2))
     .option('--chunks <n>', 'at most this many chunks', int(1))
-    .option('--json', 'print one JSON object')
+    .option('--json', 'print one JSON object'))
     .action(action(evalCommand));
 }

@@ -13,7 +13,8 @@ import { NodeFileSource } from '../io/node/file-source.js';
 import { NodeFileStore } from '../io/node/file-store.js';
 import { openCheckpoint } from '../models/checkpoint.js';
 import { disposeBackends, initBackend } from '../tensor/engine.js';
-import { action } from './options.js';
+import { action, int } from './options.js';
+import { isPackedTypeName, PACKED_TYPE_HELP, quantizePackedCommand } from './quantize-packed.js';
 
 /** --type names -> GGML types. */
 export const QUANTIZE_TYPES: Record<string, GgmlTypeName> = {
@@ -34,9 +35,13 @@ export interface QuantizeArgs {
   onIndivisible?: string;
   tokenizer?: string;
   json?: boolean;
+  calib?: string;
+  calibTokens?: number;
+  fold?: string;
 }
 
 export async function quantizeCommand(a: QuantizeArgs): Promise<number> {
+  if (isPackedTypeName(a.type)) return quantizePackedCommand(a);
   const type = typeOf(a.type, '--type');
   const overrides = (a.tensorType ?? []).map((spec) => {
     const eq = spec.lastIndexOf('=');
@@ -99,10 +104,13 @@ export async function quantizeCommand(a: QuantizeArgs): Promise<number> {
 
 export function register(program: Command): void {
   program.command('quantize')
-    .description('Write a model as a GGUF file in Q8_0, Q4_0, Q4_K or Q6_K (mixed per tensor with --tensor-type), loadable by llama.cpp')
+    .description("Write a model as a GGUF file in Q8_0, Q4_0, Q4_K or Q6_K (mixed per tensor with --tensor-type), loadable by llama.cpp, or in actlab's own formats as a model folder (docs/quantization.md)")
     .requiredOption('--model <path>', 'HF folder, GGUF file, llama2.c .bin or hub id')
-    .requiredOption('--type <type>', `type of the 2-D weights: ${Object.keys(QUANTIZE_TYPES).join(', ')}`)
-    .requiredOption('--out <file>', 'output .gguf (written to a temporary name, then renamed)')
+    .requiredOption('--type <type>', `type of the 2-D weights: GGUF ${Object.keys(QUANTIZE_TYPES).join(', ')}; actlab's ${PACKED_TYPE_HELP}`)
+    .requiredOption('--out <file>', 'output .gguf, or the model folder for actlab\'s formats (files written to a temporary name, then renamed)')
+    .option('--calib <file>', 'calibration text (llm-fp4 search, mixed:BITS sensitivity)')
+    .option('--calib-tokens <n>', 'calibration tokens to use (default 1024)', int(16))
+    .option('--fold <kind>', "actlab's formats: fold per-channel scales between norms and their linear layers before quantizing: 'exp-bias' (LLM-FP4) or 'scale' (scale folding of outliers); needs --calib")
     .option('--tensor-type <pattern=type...>', "per-tensor types by regular expression on GGUF names, e.g. 'ffn_down=q6_k' 'output=q8_0'")
     .option('--on-indivisible <mode>', "rows a block does not divide: 'fallback' to F16 (default) or 'error'", 'fallback')
     .option('--tokenizer <file>', 'llama2.c tokenizer .bin')

@@ -3,7 +3,7 @@
 // variant is run on the reference backend and on the backend under test and compared under the
 // op's error budget (NMSE). Adding an op to the engine means adding its case here.
 import type { OpName, QuantType } from '../tensor/backend.js';
-import { QUANT_BLOCK, QUANT_TYPES, QuantizedTensor } from '../tensor/quantized.js';
+import { QUANT_BLOCK, QUANT_TYPES, QuantizedTensor, quantRowBytes } from '../tensor/quantized.js';
 import type { DType } from '../tensor/dtype.js';
 import type { Tensor } from '../tensor/tensor.js';
 import * as ops from '../ops/index.js';
@@ -20,6 +20,8 @@ export interface InputSpec {
   layout?: 'T' | 'slice';
   /** Sprinkle NaN / Inf into the data (tests propagation). */
   special?: boolean;
+  /** Quantized fills of actlab's formats: values per row (their blocks end each row in a tail). */
+  cols?: number;
 }
 
 export interface Variant {
@@ -268,16 +270,19 @@ export const QMATMUL_BUDGET = 3e-4;
 
 function* quantVariants(): Generator<Variant> {
   for (const type of QUANT_TYPES) {
-    const { values: bv, bytes: bb } = QUANT_BLOCK[type];
+    const { values: bv, bytes: bb, tail } = QUANT_BLOCK[type];
     for (const blocks of [1, 3, 96]) {
-      yield { op: 'dequantize', label: `dequantize ${type} ${blocks} blocks`, inputs: [f([blocks * bb], 'u8', { fill: type })], budget: 0, run: ([r]) => [ops.dequantize(r!, type, [blocks, bv])] };
+      // GGML's formats: a flat run of blocks; actlab's: rows of 3 blocks, each ending in its tail
+      const [rows, cols] = tail ? [blocks, 3 * bv] : [blocks, bv];
+      const bytes = tail ? rows * quantRowBytes(type, cols) : blocks * bb;
+      yield { op: 'dequantize', label: `dequantize ${type} ${blocks} ${tail ? 'rows' : 'blocks'}`, inputs: [f([bytes], 'u8', { fill: type, cols })], budget: 0, run: ([r]) => [ops.dequantize(r!, type, [rows, cols])] };
     }
     // [M, N, K]: decode (M = 1, the GEMV path), a few rows, and prefill-sized M (the blocked GEMM path)
     const shapes: [number, number, number, string][] = [[1, 16, bv, 'gemv one block'], [1, 37, 3 * bv, 'gemv'], [3, 19, 2 * bv, 'few rows'], [37, 23, 2 * bv, 'gemm']];
     if (bv === 32) shapes.push([1, 64, 768, 'gemv d=768'], [70, 40, 768, 'gemm d=768']);
     for (const [M, N, K, tag] of shapes) {
       yield {
-        op: 'qmatmul', label: `qmatmul ${type} ${tag} M=${M} N=${N} K=${K}`, inputs: [f([M, K]), f([N * (K / bv) * bb], 'u8', { fill: type })], budget: QMATMUL_BUDGET,
+        op: 'qmatmul', label: `qmatmul ${type} ${tag} M=${M} N=${N} K=${K}`, inputs: [f([M, K]), f([N * quantRowBytes(type, K)], 'u8', { fill: type, cols: K })], budget: QMATMUL_BUDGET,
         run: ([x, r]) => [ops.qmatmul(x!, new QuantizedTensor(r!.share(), type, [N, K]))],
       };
     }

@@ -7,11 +7,12 @@ import { tidy } from '../tensor/engine.js';
 import { Tensor } from '../tensor/tensor.js';
 import { Rng } from '../ops/creation.js';
 import type { QuantType } from '../tensor/backend.js';
-import { QUANT_BLOCK } from '../tensor/quantized.js';
+import { QUANT_BLOCK, quantRowBytes } from '../tensor/quantized.js';
+import { isActlabQuantType, quantizeWeights } from '../quant/formats.js';
 import { allVariants, type InputSpec, type Variant } from './cases.js';
 
 /** Byte offsets of the f16 scales inside one block of each format (d; and dmin for q4_k). */
-const F16_AT: Record<QuantType, number[]> = {
+const F16_AT: Partial<Record<QuantType, number[]>> = {
   q8_0: [0], q4_0: [0], q4_k: [0, 2], q6_k: [208], q4_1: [0, 2], q5_0: [0], q5_1: [0, 2], q5_k: [0, 2], iq4_nl: [0],
 };
 
@@ -57,9 +58,19 @@ export function values(spec: InputSpec, n: number, rng: Rng): number[] {
         const qt = spec.fill as QuantType;
         const block = QUANT_BLOCK[qt].bytes;
         const j = i % block;
-        if (F16_AT[qt].includes(j)) { const h = f32ToF16Bits((rng.uniform() - 0.5) * 0.1); out[i] = h & 0xff; out[i + 1] = h >> 8; i++; }
+        if (F16_AT[qt]!.includes(j)) { const h = f32ToF16Bits((rng.uniform() - 0.5) * 0.1); out[i] = h & 0xff; out[i + 1] = h >> 8; i++; }
         else out[i] = rng.int(256);
         break;
+      }
+      default: {
+        // actlab's formats: rows of `spec.cols` normal weights encoded by the format's quantizer.
+        if (!isActlabQuantType(spec.fill!)) break;
+        const cols = spec.cols ?? QUANT_BLOCK[spec.fill].values;
+        const rows = n / quantRowBytes(spec.fill, cols);
+        const w = Float32Array.from({ length: rows * cols }, () => rng.normal());
+        const bytes = quantizeWeights(spec.fill, w, rows, cols);
+        for (let k = 0; k < n; k++) out[k] = bytes[k]!;
+        i = n;
       }
     }
   }

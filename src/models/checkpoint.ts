@@ -10,6 +10,7 @@ import { GgufFile } from '../formats/gguf.js';
 import { GgufWeights } from '../formats/gguf-weights.js';
 import { Llama2cCheckpoint, parseLlama2cHeader } from '../formats/llama2c.js';
 import { SafetensorsFile } from '../formats/safetensors.js';
+import { PackedWeights } from '../quant/packed-weights.js';
 import { ShardedWeights } from '../formats/sharded.js';
 import { estimateLoadBytes, type WeightSource } from '../formats/weight-source.js';
 import { resolveModel, type ResolveOptions } from '../hub/resolve.js';
@@ -180,7 +181,7 @@ async function openHfFolder(store: FileStore, dir: string, _opts: OpenCheckpoint
 
 async function openSafetensorsWeights(store: FileStore, dir: string): Promise<WeightSource> {
   const single = store.join(dir, 'model.safetensors');
-  if (await store.stat(single)) return SafetensorsFile.open(await store.openRead(single));
+  if (await store.stat(single)) return PackedWeights.wrap(await SafetensorsFile.open(await store.openRead(single)));
   const indexPath = store.join(dir, 'model.safetensors.index.json');
   if (!(await store.stat(indexPath))) throw new Error(`${dir}: no model.safetensors or model.safetensors.index.json`);
   const index = await readJson(store, indexPath) as { weight_map?: Record<string, string> };

@@ -12,16 +12,19 @@ import { matmul } from './linalg.js';
 
 export { QUANT_BLOCK };
 
-/** Raw blocks (u8) -> f32 of `shape` (numel must be a whole number of blocks). */
+/** Raw blocks (u8) -> f32 of `shape` (its last dim a whole number of blocks: the rows). */
 export function dequantize(raw: Tensor, type: QuantType, shape: readonly number[]): Tensor {
   const spec = QUANT_BLOCK[type];
   if (!spec) throw new DTypeError(`dequantize: unknown quant type '${type}' (have ${QUANT_TYPES.join(', ')})`);
   if (raw.dtype !== 'u8' || raw.rank !== 1) throw new DTypeError(`dequantize: raw must be u8[bytes], got ${raw.dtype}${fmtShape(raw.shape)}`);
   const n = numel(shape);
-  if (n % spec.values || raw.size !== (n / spec.values) * spec.bytes) {
-    throw new ShapeError(`dequantize(${type}): ${raw.size} bytes do not hold ${fmtShape(shape)} (${n} values = ${n / spec.values} blocks of ${spec.bytes} bytes)`);
+  // GGML's formats are flat runs of blocks; actlab's rows end in a tail, so the rows matter.
+  const cols = spec.tail ? shape.at(-1) ?? 0 : spec.values;
+  const rows = cols ? n / cols : 0;
+  if (n % spec.values || cols % spec.values || !Number.isInteger(rows) || raw.size !== rows * ((cols / spec.values) * spec.bytes + spec.tail)) {
+    throw new ShapeError(`dequantize(${type}): ${raw.size} bytes do not hold ${fmtShape(shape)} (${n} values in blocks of ${spec.values} values = ${spec.bytes} bytes${spec.tail ? `, plus ${spec.tail} bytes per row of ${cols}` : ''})`);
   }
-  const y = dispatch({ op: 'dequantize', type }, [raw], [{ shape: [n], dtype: 'f32' }])[0]!;
+  const y = dispatch({ op: 'dequantize', type }, [raw], [{ shape: [rows, cols], dtype: 'f32' }])[0]!;
   const r = y.reshape(shape);
   y.dispose();
   return r;

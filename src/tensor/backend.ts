@@ -31,8 +31,14 @@ export type BinaryFn =
   | 'add' | 'sub' | 'mul' | 'div' | 'pow' | 'maximum' | 'minimum'
   | 'eq' | 'ne' | 'lt' | 'le' | 'gt' | 'ge';
 export type ReduceFn = 'sum' | 'mean' | 'max' | 'min' | 'argmax' | 'argmin';
-/** GGML block formats a tensor can stay in (lower-case ggml type names); block sizes in src/tensor/quantized.ts. */
-export type QuantType = 'q8_0' | 'q4_0' | 'q4_k' | 'q6_k' | 'q4_1' | 'q5_0' | 'q5_1' | 'q5_k' | 'iq4_nl';
+/**
+ * Block formats a tensor can stay in: GGML's (lower-case ggml type names) and actlab's own
+ * (src/quant/formats.ts); block sizes in src/tensor/quantized.ts.
+ */
+export type GgmlQuantType = 'q8_0' | 'q4_0' | 'q4_k' | 'q6_k' | 'q4_1' | 'q5_0' | 'q5_1' | 'q5_k' | 'iq4_nl';
+export type QuantType = GgmlQuantType
+  | 'int8' | 'int4_g32' | 'int4_g64' | 'int4_g128' | 'int4a_g32' | 'int4a_g64' | 'int4a_g128'
+  | 'nf4' | 'nf4_dq' | 'fp8_e4m3' | 'fp8_e5m2' | 'fp4' | 'llmfp4_e1m2' | 'llmfp4_e2m1' | 'llmfp4_e3m0';
 
 /**
  * The closed set of ops a backend implements. Inputs and outputs are listed per op with their
@@ -86,10 +92,13 @@ export type OpDesc =
    * (grouped-query: head h reads kv head floor(h / (hq / hkv))). `causal` as in softmax.
    */
   | { op: 'attention'; scale: number; causal: boolean; masked: boolean; returnProbs: boolean }
-  /** in: raw u8 [nBlocks * blockBytes] in GGML layout; out: f32 [nBlocks * blockValues]. */
+  /**
+   * in: raw u8 [rows * rowBytes] (GGML blocks, or actlab's rows: blocks then a per-row tail);
+   * out: f32 [rows, cols] (or any shape whose last dim is cols).
+   */
   | { op: 'dequantize'; type: QuantType }
   /**
-   * in: x f32 [M, K] (contiguous), w u8 [N * K / blockValues * blockBytes] (raw GGML blocks, row n of
+   * in: x f32 [M, K] (contiguous), w u8 [N * rowBytes(K)] (raw blocks, quantRowBytes; row n of
    * the weight = output n, K a multiple of the block size); out: y f32 [M, N] = x · dequantize(w)ᵀ.
    * Backends may quantize x to 8 bits per block on the way, as ggml does (the conformance matrix
    * states the error budget this leaves).

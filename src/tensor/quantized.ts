@@ -1,5 +1,6 @@
-// QuantizedTensor: a weight matrix kept in GGML blocks exactly as the file stores them (memory =
-// the file's bytes), multiplied where it lies by the `qmatmul` op. Rows are outputs, blocks run
+// QuantizedTensor: a weight matrix kept in GGML blocks (or actlab's own packed rows,
+// src/quant/formats.ts) exactly as the file stores them (memory = the file's bytes), multiplied
+// where it lies by the `qmatmul` op. Rows are outputs, blocks run
 // along each row ([rows, cols] with cols a multiple of the block size), as GGUF stores the weights
 // of linear layers and embeddings.
 // Not for: arithmetic (src/ops/quant.ts: qmatmul, dequantize, embedding rows) or quantizers.
@@ -8,17 +9,44 @@ import { ShapeError } from './errors.js';
 import { fmtShape } from './shape.js';
 import { Tensor } from './tensor.js';
 
-/** Values and bytes per block of each format (ggml's type traits), and the GGML type name. */
-export const QUANT_BLOCK: Record<QuantType, { values: number; bytes: number; ggml: string }> = {
-  q8_0: { values: 32, bytes: 34, ggml: 'Q8_0' },
-  q4_0: { values: 32, bytes: 18, ggml: 'Q4_0' },
-  q4_k: { values: 256, bytes: 144, ggml: 'Q4_K' },
-  q6_k: { values: 256, bytes: 210, ggml: 'Q6_K' },
-  q4_1: { values: 32, bytes: 20, ggml: 'Q4_1' },
-  q5_0: { values: 32, bytes: 22, ggml: 'Q5_0' },
-  q5_1: { values: 32, bytes: 24, ggml: 'Q5_1' },
-  q5_k: { values: 256, bytes: 176, ggml: 'Q5_K' },
-  iq4_nl: { values: 32, bytes: 18, ggml: 'IQ4_NL' },
+export interface QuantBlock {
+  values: number;
+  bytes: number;
+  /** Bytes after each row's blocks (actlab's per-channel scales); 0 for GGML's formats. */
+  tail: number;
+  /** The GGML type name, for GGML's formats. */
+  ggml?: string;
+}
+
+/**
+ * Values and bytes per block of each format (ggml's type traits; actlab's formats as
+ * src/quant/group.ts lays them out, kept equal by test/quant-formats.test.ts), and the GGML name.
+ */
+export const QUANT_BLOCK: Record<QuantType, QuantBlock> = {
+  q8_0: { values: 32, bytes: 34, tail: 0, ggml: 'Q8_0' },
+  q4_0: { values: 32, bytes: 18, tail: 0, ggml: 'Q4_0' },
+  q4_k: { values: 256, bytes: 144, tail: 0, ggml: 'Q4_K' },
+  q6_k: { values: 256, bytes: 210, tail: 0, ggml: 'Q6_K' },
+  q4_1: { values: 32, bytes: 20, tail: 0, ggml: 'Q4_1' },
+  q5_0: { values: 32, bytes: 22, tail: 0, ggml: 'Q5_0' },
+  q5_1: { values: 32, bytes: 24, tail: 0, ggml: 'Q5_1' },
+  q5_k: { values: 256, bytes: 176, tail: 0, ggml: 'Q5_K' },
+  iq4_nl: { values: 32, bytes: 18, tail: 0, ggml: 'IQ4_NL' },
+  int8: { values: 32, bytes: 32, tail: 4 },
+  int4_g32: { values: 32, bytes: 18, tail: 0 },
+  int4_g64: { values: 64, bytes: 34, tail: 0 },
+  int4_g128: { values: 128, bytes: 66, tail: 0 },
+  int4a_g32: { values: 32, bytes: 20, tail: 0 },
+  int4a_g64: { values: 64, bytes: 36, tail: 0 },
+  int4a_g128: { values: 128, bytes: 68, tail: 0 },
+  nf4: { values: 64, bytes: 36, tail: 0 },
+  nf4_dq: { values: 64, bytes: 33, tail: 8 },
+  fp8_e4m3: { values: 32, bytes: 32, tail: 4 },
+  fp8_e5m2: { values: 32, bytes: 32, tail: 4 },
+  fp4: { values: 32, bytes: 18, tail: 0 },
+  llmfp4_e1m2: { values: 32, bytes: 16, tail: 4 },
+  llmfp4_e2m1: { values: 32, bytes: 16, tail: 4 },
+  llmfp4_e3m0: { values: 32, bytes: 16, tail: 4 },
 };
 
 export const QUANT_TYPES = Object.keys(QUANT_BLOCK) as QuantType[];
@@ -34,7 +62,7 @@ export function quantRowBytes(type: QuantType, cols: number, what = 'tensor'): n
   if (!Number.isInteger(cols) || cols <= 0 || cols % b.values) {
     throw new ShapeError(`${what}: rows of ${cols} values are not a whole number of ${type} blocks of ${b.values}`);
   }
-  return (cols / b.values) * b.bytes;
+  return (cols / b.values) * b.bytes + b.tail;
 }
 
 export class QuantizedTensor {
@@ -75,8 +103,7 @@ export class QuantizedTensor {
   }
 
   get bitsPerWeight(): number {
-    const b = QUANT_BLOCK[this.type];
-    return (8 * b.bytes) / b.values;
+    return (8 * this.rowBytes) / this.shape[1];
   }
 
   get isDisposed(): boolean {

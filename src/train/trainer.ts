@@ -61,6 +61,12 @@ export interface TrainOptions {
   onNotice?: (message: string) => void;
   /** Only these input positions count in the loss (e.g. [T - 1]: predict the last token only); default all. */
   lossPositions?: readonly number[];
+  /**
+   * Called around each forward and backward pass: `before` may change the parameters in place (fake
+   * quantization), `after` must put them back; the gradients, taken at the changed values, update
+   * the originals (the straight-through estimator of quantization-aware training).
+   */
+  aroundPass?: { before(): void; after(): void };
 }
 
 export interface StepInfo {
@@ -215,6 +221,7 @@ export async function train(model: CausalLM, data: readonly ArrayLike<number>[],
           }
           const mark = tapeMark();
           let lossT: Tensor | null = null;
+          o.aroundPass?.before();
           try {
             tidy(() => {
               const logits = model.forward(tensor(ids, [o.batchSize, T], 'i32', { backend }));
@@ -230,6 +237,7 @@ export async function train(model: CausalLM, data: readonly ArrayLike<number>[],
             // Read asynchronously, so training runs on every backend (WebGPU has no synchronous read).
             lossSum += (await lossT!.data())[0] as number;
           } finally {
+            o.aroundPass?.after();
             (lossT as Tensor | null)?.dispose();
             clearTape(mark - 1);
           }

@@ -12,13 +12,18 @@
 import type { OpDesc, QuantType } from '../../../tensor/backend.js';
 import { QUANT_BLOCK } from '../../../tensor/quantized.js';
 import { dequantizeGgml, type GgmlTypeName } from '../../../formats/gguf-quants.js';
+import { dequantizeWeights, isActlabQuantType } from '../../../quant/formats.js';
 import { numel } from '../access.js';
 import type { KernelContext } from './context.js';
 
 type Op<K extends OpDesc['op']> = Extract<OpDesc, { op: K }>;
 
-/** `n` values of `type` from raw GGML blocks (n a whole number of blocks; the caller checks sizes). */
-export function dequantizeBlocks(raw: Uint8Array, type: QuantType, n: number): Float32Array {
+/**
+ * `n` values of `type` from raw blocks (n a whole number of blocks; the caller checks sizes);
+ * actlab's formats (src/quant/formats.ts) in rows of `cols`.
+ */
+export function dequantizeBlocks(raw: Uint8Array, type: QuantType, n: number, cols = QUANT_BLOCK[type].values): Float32Array {
+  if (isActlabQuantType(type)) return dequantizeWeights(type, raw, n / cols, cols);
   return dequantizeGgml(QUANT_BLOCK[type].ggml as GgmlTypeName, raw, n);
 }
 
@@ -34,11 +39,12 @@ export function dequantize(ctx: KernelContext<Op<'dequantize'>>): void {
   if (!block) ctx.fail(`unknown quant type '${type}'`);
   if (ctx.input(0).dtype !== 'u8') ctx.fail('raw input must be u8');
   const nOut = numel(ctx.output(0).shape);
-  if (nOut % block.values !== 0) ctx.fail(`output size ${nOut} is not a multiple of ${block.values}`);
-  const nBlocks = nOut / block.values;
+  const cols = block.tail ? ctx.output(0).shape.at(-1) ?? 0 : block.values;
+  if (nOut % block.values !== 0 || cols % block.values !== 0) ctx.fail(`output size ${nOut} (rows of ${cols}) is not a multiple of ${block.values}`);
+  const need = (nOut / cols) * ((cols / block.values) * block.bytes + block.tail);
   const nIn = numel(ctx.input(0).shape);
-  if (nIn !== nBlocks * block.bytes) ctx.fail(`expected ${nBlocks * block.bytes} raw bytes for ${nBlocks} blocks, got ${nIn}`);
-  ctx.write(0, dequantizeBlocks(rawBytes(ctx, 0), type, nOut));
+  if (nIn !== need) ctx.fail(`expected ${need} raw bytes for ${nOut} values, got ${nIn}`);
+  ctx.write(0, dequantizeBlocks(rawBytes(ctx, 0), type, nOut, cols));
 }
 
 export function qmatmul(ctx: KernelContext<Op<'qmatmul'>>): void {
@@ -54,8 +60,9 @@ export function qmatmul(ctx: KernelContext<Op<'qmatmul'>>): void {
   const N = y.shape[1]!;
   if (K % block.values) ctx.fail(`K = ${K} is not a multiple of the ${type} block of ${block.values}`);
   const nIn = numel(ctx.input(1).shape);
-  if (nIn !== (N * K / block.values) * block.bytes) ctx.fail(`expected ${(N * K / block.values) * block.bytes} raw bytes for a [${N}, ${K}] weight, got ${nIn}`);
-  const W = dequantizeBlocks(rawBytes(ctx, 1), type, N * K); // [N, K]
+  const need = N * ((K / block.values) * block.bytes + block.tail);
+  if (nIn !== need) ctx.fail(`expected ${need} raw bytes for a [${N}, ${K}] weight, got ${nIn}`);
+  const W = dequantizeBlocks(rawBytes(ctx, 1), type, N * K, K); // [N, K]
   const X = ctx.read(0); // [M, K]
   const Y = new Float64Array(M * N);
   for (let m = 0; m < M; m++) {

@@ -22,10 +22,13 @@
 // 32 bytes of fifth bits (bit j of byte l: value l of unit j) before the nibbles]; iq4_nl [as q4_0,
 // nibbles indexing a 16-level grid, looked up with i8x16.swizzle]. The 5-bit formats run on the
 // relaxed dot too (values 0..31); iq4_nl's signed levels take the 16-bit dot everywhere.
+// actlab's int8 (per-channel: i8 blocks, the row's f32 scale after them) and int4 groups
+// (symmetric like q4_0 over 32-value units, asymmetric with an offset in the min term) run the
+// same scheme (src/quant/group.ts has their layouts).
 // Not for: other formats (the runtime falls back to the reference kernel).
 
 export const name = 'qmatmul';
-export const TYPES = ['q8_0', 'q4_0', 'q4_k', 'q6_k', 'q4_1', 'q5_0', 'q5_1', 'q5_k', 'iq4_nl'];
+export const TYPES = ['q8_0', 'q4_0', 'q4_k', 'q6_k', 'q4_1', 'q5_0', 'q5_1', 'q5_k', 'iq4_nl', 'int8', 'int4_g32', 'int4_g64', 'int4_g128', 'int4a_g32', 'int4a_g64', 'int4a_g128'];
 export const exportNames = ['qm_quant_x', ...TYPES.map((t) => `qm_${t}`)];
 
 /** Parameter block, i32 fields at these byte offsets (pointers are byte addresses). */
@@ -44,12 +47,17 @@ const FORMAT = {
   q5_1: { values: 32, bytes: 24, units: 1 },
   q5_k: { values: 256, bytes: 176, units: 8 },
   iq4_nl: { values: 32, bytes: 18, units: 1 },
+  // actlab's formats (src/quant/group.ts): int8 rows of 32-byte blocks of i8 then an f32 scale
+  // per row (rowTail); int4 groups [f16 d, (f16 offset,) nibbles of 32 values per unit as q4_0]
+  int8: { values: 32, bytes: 32, units: 1, rowTail: true },
+  ...Object.fromEntries([32, 64, 128].flatMap((gs) => [[`int4_g${gs}`, { values: gs, bytes: 2 + gs / 2, units: gs / 32 }], [`int4a_g${gs}`, { values: gs, bytes: 4 + gs / 2, units: gs / 32 }]])),
 };
+const INT4 = /^int4(a?)_g\d+$/;
 
 /** Formats whose weight values are 0..31 as stored (their offsets go to the min term): the relaxed i8·i7 dot applies. */
-const RDOT = new Set(['q4_0', 'q4_k', 'q4_1', 'q5_0', 'q5_1', 'q5_k']);
+const RDOT = new Set(['q4_0', 'q4_k', 'q4_1', 'q5_0', 'q5_1', 'q5_k', ...[32, 64, 128].flatMap((gs) => [`int4_g${gs}`, `int4a_g${gs}`])]);
 /** Formats with a per-unit min term (value = s·q + m): x's block sums are needed. */
-const hasMin = (type, rdot) => ['q4_k', 'q4_1', 'q5_1', 'q5_k'].includes(type) || (rdot && (type === 'q4_0' || type === 'q5_0'));
+const hasMin = (type, rdot) => ['q4_k', 'q4_1', 'q5_1', 'q5_k'].includes(type) || /^int4a_/.test(type) || (rdot && (type === 'q4_0' || type === 'q5_0' || INT4.test(type)));
 /** Formats with a super-block scale pair (d, dmin) read once per block. */
 const KMIN = new Set(['q4_k', 'q5_k']);
 /** IQ4_NL's 16 levels (ggml-common.h kvalues_iq4nl), as a swizzle table. */
@@ -157,7 +165,32 @@ function decodeUnit(type, j, rdot) {
     L.push(set('t2', `(i8x16.swizzle ${bytes16(IQ4_NL)} (i8x16.shr_u ${g('t')} ${i32(4)}))`), ext('w2', 'w3', g('t2'), 's'));
     return L.map((x) => '        ' + x).join('\n');
   }
-  if (type === 'q8_0') {
+  const i4 = type.match(INT4);
+  if (i4) {
+    // value d·(q − 8) (symmetric) or d·q + m (asymmetric: m enters through the min term as −m)
+    const asym = i4[1] === 'a';
+    const off = (asym ? 4 : 2) + 16 * j;
+    L.push(set('ws', f16(g('wp'))));
+    if (asym) L.push(set('wm', `(f32.neg ${f16(`(i32.add ${g('wp')} ${i32(2)})`)})`));
+    else if (rdot) L.push(set('wm', `(f32.mul ${g('ws')} (f32.const 8))`));
+    L.push(set('t', `(v128.load offset=${off} ${g('wp')})`));
+    if (rdot) {
+      L.push(set('w0', `(v128.and ${g('t')} ${b16(15)})`), set('w1', `(i8x16.shr_u ${g('t')} ${i32(4)})`));
+    } else if (asym) {
+      L.push(set('t2', `(v128.and ${g('t')} ${b16(15)})`), ext('w0', 'w1', g('t2'), 'u'));
+      L.push(set('t2', `(i8x16.shr_u ${g('t')} ${i32(4)})`), ext('w2', 'w3', g('t2'), 'u'));
+    } else {
+      L.push(set('t2', `(i8x16.sub (v128.and ${g('t')} ${b16(15)}) ${b16(8)})`), ext('w0', 'w1', g('t2'), 's'));
+      L.push(set('t2', `(i8x16.sub (i8x16.shr_u ${g('t')} ${i32(4)}) ${b16(8)})`), ext('w2', 'w3', g('t2'), 's'));
+    }
+    return L.map((x) => '        ' + x).join('\n');
+  }
+  if (type === 'int8') {
+    // the row's f32 scale is applied once after the row (rowTail): units carry scale 1
+    L.push(set('ws', '(f32.const 1)'));
+    L.push(set('t', `(v128.load ${g('wp')})`), ext('w0', 'w1', g('t'), 's'));
+    L.push(set('t', `(v128.load offset=16 ${g('wp')})`), ext('w2', 'w3', g('t'), 's'));
+  } else if (type === 'q8_0') {
     L.push(set('ws', f16(g('wp'))));
     L.push(set('t', `(v128.load offset=2 ${g('wp')})`), ext('w0', 'w1', g('t'), 's'));
     L.push(set('t', `(v128.load offset=18 ${g('wp')})`), ext('w2', 'w3', g('t'), 's'));
@@ -237,14 +270,16 @@ function rowKernel(type, mt, madd, relaxed) {
   const locals = [
     ...rows.flatMap((r) => [`(local $xb${r} i32)`, `(local $xr${r} i32)`, `(local $dr${r} i32)`, `(local $sr${r} i32)`, `(local $acc${r} v128)`, `(local $mn${r} f32)`]),
     '(local $w0 v128) (local $w1 v128) (local $w2 v128) (local $w3 v128) (local $t v128) (local $t2 v128) (local $t3 v128) (local $isum v128)',
-    '(local $ws f32) (local $wm f32) (local $dd f32) (local $dmin f32) (local $xo i32) (local $do i32) (local $i i32)',
+    '(local $ws f32) (local $wm f32) (local $dd f32) (local $dmin f32) (local $rs f32) (local $xo i32) (local $do i32) (local $i i32)',
   ];
   const init = rows.map((r) => `${set(`xb${r}`, add(g('x8'), mul(`(i32.shr_u ${g('xrs')} ${i32(1)})`, i32(r))))} ${set(`xr${r}`, add(g('x'), mul(g('xrs'), i32(r))))} ${set(`dr${r}`, add(g('d'), mul(g('drs'), i32(r))))} ${set(`sr${r}`, add(g('s'), mul(g('drs'), i32(r))))}`);
   const perBlock = [];
   if (KMIN.has(type)) perBlock.push(`        ${set('dd', f16(g('wp')))} ${set('dmin', f16(`(i32.add ${g('wp')} ${i32(2)})`))}`);
   if (type === 'q6_k') perBlock.push(`        ${set('dd', f16(`(i32.add ${g('wp')} ${i32(208)})`))}`);
   for (let j = 0; j < F.units; j++) perBlock.push(decodeUnit(type, j, rdot), unitDots(type, j, mt, madd, rdot));
-  const stores = rows.map((r) => `    (f32.store ${add(g('y'), mul(g('ldy'), i32(r)))} (f32.sub ${hsum(g(`acc${r}`))} ${g(`mn${r}`)}))`);
+  // rowTail: $wp ends on the row's f32 scale
+  const scaled = (v) => (F.rowTail ? `(f32.mul ${v} (f32.load ${g('wp')}))` : v);
+  const stores = rows.map((r) => `    (f32.store ${add(g('y'), mul(g('ldy'), i32(r)))} ${scaled(`(f32.sub ${hsum(g(`acc${r}`))} ${g(`mn${r}`)})`)})`);
   return `
   (func $qm_${type}_r${mt} (param $wp i32) (param $nb i32) (param $x i32) (param $xrs i32) (param $d i32) (param $drs i32) (param $s i32) (param $tab i32) (param $y i32) (param $ldy i32) (param $x8 i32)
     ${locals.join(' ')}

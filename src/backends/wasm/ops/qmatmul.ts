@@ -6,7 +6,7 @@
 // weightPanelBytes (8 MiB) into one scratch area, each panel multiplied before the next is copied.
 import type { OpDesc, View } from '../../../tensor/backend.js';
 import { f16BitsToF32 } from '../../../tensor/dtype.js';
-import { QUANT_BLOCK } from '../../../tensor/quantized.js';
+import { QUANT_BLOCK, quantRowBytes } from '../../../tensor/quantized.js';
 import { KERNEL_CONSTANTS } from '../generated/kernels.js';
 import type { NativeKernel, WasmRuntime } from '../runtime.js';
 import { addr, inside, isContiguous, numel } from './rows.js';
@@ -39,7 +39,7 @@ export const qmatmulKernel: NativeKernel<Op> = {
     const [M, K] = x.shape as [number, number];
     const N = y.shape[1]!;
     const b = QUANT_BLOCK[op.type];
-    return y.shape[0] === M && K % b.values === 0 && numel(w.shape) === (N * K / b.values) * b.bytes &&
+    return y.shape[0] === M && K % b.values === 0 && numel(w.shape) === N * quantRowBytes(op.type, K) &&
       isContiguous(x) && isContiguous(w) && isContiguous(y) && inside(x) && inside(w) && inside(y);
   },
   run(rt, op, inputs, outputs) {
@@ -48,8 +48,7 @@ export const qmatmulKernel: NativeKernel<Op> = {
     const [M, K] = x.shape as [number, number];
     const N = y.shape[1]!;
     if (M === 0 || N === 0) return;
-    const b = QUANT_BLOCK[op.type];
-    const rowBytes = (K / b.values) * b.bytes;
+    const rowBytes = quantRowBytes(op.type, K);
     const nBlocks = (M * K) / 32;
     const host = rt.hostBytes(w.buffer);
     const panelRows = host ? Math.max(1, Math.min(N, Math.floor(rt.weightPanelBytes / rowBytes))) : N;

@@ -23,10 +23,10 @@
 // (`ww`); q4_1, q5_1, q4_k and q5_k blocks are word-aligned. The kernels require the weight's byte offset to be a
 // multiple of 4. deq8 gives the reference's values exactly: every product of an f16 scale and
 // small integers is exact in f32, and the one subtraction (q4_k's min) rounds once as it does there.
-import type { QuantType } from '../../../tensor/backend.js';
+import type { GgmlQuantType, QuantType } from '../../../tensor/backend.js';
 
 /** Bytes per block and units (32 values) per block. */
-export const WGSL_BLOCK: Record<QuantType, { bytes: number; units: number }> = {
+export const WGSL_BLOCK: Record<GgmlQuantType, { bytes: number; units: number }> = {
   q8_0: { bytes: 34, units: 1 },
   q4_0: { bytes: 18, units: 1 },
   q4_k: { bytes: 144, units: 8 },
@@ -63,7 +63,7 @@ fn spread4(h: u32) -> u32 { return ((h & 1u) | ((h & 2u) << 7u) | ((h & 4u) << 1
 struct Unit { q: array<vec4<f32>, 8>, a: f32, b: f32 }
 `;
 
-const DECODERS: Record<QuantType, string> = {
+const DECODERS: Record<GgmlQuantType, string> = {
   q8_0: /* wgsl */ `
 fn deq8(rb: u32, u: u32, p: u32) -> array<vec4<f32>, 2> {
   let at = rb + u * 34u;
@@ -249,5 +249,5 @@ fn unit(rb: u32, u: u32) -> Unit {
 
 /** The readers and the decoders of `type`, over a read-only binding `W: array<u32>` declared by the kernel. */
 export function quantDecoders(type: QuantType): string {
-  return READERS + DECODERS[type];
+  return READERS + DECODERS[type as GgmlQuantType];
 }

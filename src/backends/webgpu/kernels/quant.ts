@@ -34,7 +34,7 @@ function rawBlocks(ctx: OpContext, i: number): Dense {
 }
 
 function blocksOf(ctx: OpContext, type: QuantType): { bytes: number; units: number } {
-  const b = WGSL_BLOCK[type];
+  const b = (WGSL_BLOCK as Partial<Record<QuantType, { bytes: number; units: number }>>)[type];
   if (!b) ctx.fail(`unknown quant type '${type}'`);
   return b;
 }
