@@ -1,0 +1,202 @@
+// Generator of the packed KV-cache attention module: attention of f32 queries against a quantized
+// KV cache read where it lies (layout and decode rule: src/kvquant/codec.ts). For each query row
+// (batch b, head h, position i) of this task:
+//   for each visible key j: the key's head slice is decoded from its codes (lut[code] · scale +
+//     offset, per channel or per group with f16 params through a 65536-entry table), its exact
+//     sparse entries written over it, RoPE applied at the key's stored position when the cache
+//     holds pre-RoPE keys (cos/sin table [position, rot/2, 2]), then dotted with q;
+//   masked softmax of scale · scores (causal prefix with offset tk − tq, u8 key mask);
+//   y = Σ p_j v_j over keys with p_j ≠ 0, each value slice decoded the same way.
+// Rows are row = j · B + b (position-major). Scalar code: each value is decoded once per query
+// head and never stored beyond a d_head scratch.
+//   kv_attn_rows(params, task, nTasks)   parameter block KVA below, streams at KVA.k / KVA.v (KVS)
+import { expFn, f4 } from './simd-math.mjs';
+
+export const name = 'kvattn';
+export const exportNames = ['kv_attn_rows'];
+
+/** One stream's fields (byte offsets inside its sub-block); addresses are absolute. */
+export const KVS = {
+  main: 0, out: 4, bits: 8, R: 12, rowBytes: 16, params: 20, G: 24, grpBytes: 28,
+  oGrp: 32, oRowptr: 36, oPos: 40, oLut: 44, oChan: 48, oVal: 52, sparse: 56, BYTES: 64,
+};
+/** Parameter block (i32 fields at byte offsets); q strides in elements; y contiguous [b, hq, tq, dv]. */
+export const KVA = {
+  B: 0, HQ: 4, G: 8, TQ: 12, TK: 16, D: 20, DV: 24, q: 28, qsb: 32, qsh: 36, qst: 40, y: 44,
+  mask: 48, causal: 52, scaleBits: 56, scratch: 60, scratchStride: 64, tab: 68,
+  rope: 72, rot: 76, ropeMode: 80, k: 128, v: 192, BYTES: 256,
+};
+export const constants = { KVA, KVS };
+
+const g = (n) => `(local.get $${n})`;
+const set = (n, v) => `(local.set $${n} ${v})`;
+const inc = (n, by) => set(n, `(i32.add ${g(n)} ${typeof by === 'number' ? `(i32.const ${by})` : by})`);
+const i32 = (n) => `(i32.const ${n})`;
+
+// decodes values [c0, c0 + n) of row `row` of the stream at `s` into f32 `out`
+const DECODE = `
+  (func $dec (param $s i32) (param $row i32) (param $c0 i32) (param $n i32) (param $out i32) (param $tab i32)
+    (local $main i32) (local $bits i32) (local $msk i32) (local $codes i32) (local $lut i32) (local $c i32) (local $end i32)
+    (local $bit i32) (local $l f32) (local $ch i32) (local $ga i32) (local $gb i32) (local $G i32) (local $ng i32) (local $ov i32)
+    (local $e i32) (local $e1 i32) (local $o i32)
+    ${set('main', `(i32.load offset=${KVS.main} ${g('s')})`)}
+    ${set('bits', `(i32.load offset=${KVS.bits} ${g('s')})`)}
+    ${set('msk', `(i32.sub (i32.shl ${i32(1)} ${g('bits')}) ${i32(1)})`)}
+    ${set('codes', `(i32.add ${g('main')} (i32.mul ${g('row')} (i32.load offset=${KVS.rowBytes} ${g('s')})))`)}
+    ${set('lut', `(i32.add ${g('main')} (i32.load offset=${KVS.oLut} ${g('s')}))`)}
+    ${set('c', g('c0'))} ${set('end', `(i32.add ${g('c0')} ${g('n')})`)} ${set('o', g('out'))}
+    (if (i32.eqz (i32.load offset=${KVS.params} ${g('s')}))
+      (then
+        ${set('ch', `(i32.add ${g('main')} (i32.load offset=${KVS.oChan} ${g('s')}))`)}
+        ${set('ov', `(i32.shl (i32.load offset=${KVS.R} ${g('s')}) ${i32(2)})`)}
+        (block $cd (loop $cl
+          (br_if $cd (i32.ge_u ${g('c')} ${g('end')}))
+          ${set('bit', `(i32.mul ${g('c')} ${g('bits')})`)}
+          ${set('l', `(f32.load (i32.add ${g('lut')} (i32.shl (i32.and (i32.shr_u (i32.load align=1 (i32.add ${g('codes')} (i32.shr_u ${g('bit')} ${i32(3)}))) (i32.and ${g('bit')} ${i32(7)})) ${g('msk')}) ${i32(2)})))`)}
+          (f32.store ${g('o')} (f32.add (f32.mul ${g('l')} (f32.load (i32.add ${g('ch')} (i32.shl ${g('c')} ${i32(2)}))))
+                                        (f32.load (i32.add (i32.add ${g('ch')} ${g('ov')}) (i32.shl ${g('c')} ${i32(2)})))))
+          ${inc('o', 4)} ${inc('c', 1)}
+          (br $cl))))
+      (else
+        ${set('G', `(i32.load offset=${KVS.G} ${g('s')})`)}
+        ${set('gb', `(i32.load offset=${KVS.grpBytes} ${g('s')})`)}
+        ${set('ng', `(i32.div_u (i32.load offset=${KVS.R} ${g('s')}) ${g('G')})`)}
+        (block $gd (loop $gl
+          (br_if $gd (i32.ge_u ${g('c')} ${g('end')}))
+          ${set('ga', `(i32.add (i32.add ${g('main')} (i32.load offset=${KVS.oGrp} ${g('s')})) (i32.mul (i32.add (i32.mul ${g('row')} ${g('ng')}) (i32.div_u ${g('c')} ${g('G')})) ${g('gb')}))`)}
+          ${set('bit', `(i32.mul ${g('c')} ${g('bits')})`)}
+          ${set('l', `(f32.load (i32.add ${g('lut')} (i32.shl (i32.and (i32.shr_u (i32.load align=1 (i32.add ${g('codes')} (i32.shr_u ${g('bit')} ${i32(3)}))) (i32.and ${g('bit')} ${i32(7)})) ${g('msk')}) ${i32(2)})))`)}
+          ${set('l', `(f32.mul ${g('l')} (f32.load (i32.add ${g('tab')} (i32.shl (i32.load16_u ${g('ga')}) ${i32(2)}))))`)}
+          (if (i32.eq ${g('gb')} ${i32(4)}) (then
+            ${set('l', `(f32.add ${g('l')} (f32.load (i32.add ${g('tab')} (i32.shl (i32.load16_u offset=2 ${g('ga')}) ${i32(2)}))))`)}))
+          (f32.store ${g('o')} ${g('l')})
+          ${inc('o', 4)} ${inc('c', 1)}
+          (br $gl)))))
+    ;; exact sparse entries of this row inside [c0, c0 + n)
+    (if (i32.eqz (i32.load offset=${KVS.sparse} ${g('s')})) (then (return)))
+    ${set('e', `(i32.load (i32.add (i32.add ${g('main')} (i32.load offset=${KVS.oRowptr} ${g('s')})) (i32.shl ${g('row')} ${i32(2)})))`)}
+    ${set('e1', `(i32.load offset=4 (i32.add (i32.add ${g('main')} (i32.load offset=${KVS.oRowptr} ${g('s')})) (i32.shl ${g('row')} ${i32(2)})))`)}
+    ${set('ov', `(i32.load offset=${KVS.out} ${g('s')})`)}
+    (block $ed (loop $el
+      (br_if $ed (i32.ge_u ${g('e')} ${g('e1')}))
+      ${set('c', `(i32.sub (i32.load16_u (i32.add ${g('ov')} (i32.shl ${g('e')} ${i32(1)}))) ${g('c0')})`)}
+      (if (i32.lt_u ${g('c')} ${g('n')}) (then
+        (f32.store (i32.add ${g('out')} (i32.shl ${g('c')} ${i32(2)}))
+          (f32.load (i32.add (i32.add ${g('ov')} (i32.load offset=${KVS.oVal} ${g('s')})) (i32.shl ${g('e')} ${i32(2)}))))))
+      ${inc('e', 1)}
+      (br $el))))`;
+
+// rotates pairs of buf by the angles of position pos: half pairs (i, i + rot/2) or interleaved (2i, 2i + 1)
+const ROTATE = `
+  (func $rot (param $buf i32) (param $tab i32) (param $pos i32) (param $rot i32) (param $mode i32)
+    (local $half i32) (local $i i32) (local $a i32) (local $b i32) (local $cs i32) (local $xa f32) (local $xb f32) (local $co f32) (local $si f32)
+    ${set('half', `(i32.shr_u ${g('rot')} ${i32(1)})`)}
+    ${set('cs', `(i32.add ${g('tab')} (i32.shl (i32.mul ${g('pos')} ${g('half')}) ${i32(3)}))`)}
+    (block $d (loop $l
+      (br_if $d (i32.ge_u ${g('i')} ${g('half')}))
+      (if ${g('mode')}
+        (then ${set('a', `(i32.add ${g('buf')} (i32.shl ${g('i')} ${i32(3)}))`)} ${set('b', `(i32.add ${g('a')} ${i32(4)})`)})
+        (else ${set('a', `(i32.add ${g('buf')} (i32.shl ${g('i')} ${i32(2)}))`)} ${set('b', `(i32.add ${g('a')} (i32.shl ${g('half')} ${i32(2)}))`)}))
+      ${set('xa', `(f32.load ${g('a')})`)} ${set('xb', `(f32.load ${g('b')})`)}
+      ${set('co', `(f32.load ${g('cs')})`)} ${set('si', `(f32.load offset=4 ${g('cs')})`)}
+      (f32.store ${g('a')} (f32.sub (f32.mul ${g('xa')} ${g('co')}) (f32.mul ${g('xb')} ${g('si')})))
+      (f32.store ${g('b')} (f32.add (f32.mul ${g('xb')} ${g('co')}) (f32.mul ${g('xa')} ${g('si')})))
+      ${inc('cs', 8)} ${inc('i', 1)}
+      (br $l))))`;
+
+function attnRows() {
+  const f = (n) => `(i32.load offset=${KVA[n]} ${g('prm')})`;
+  return `
+  (func $kv_attn_rows (param $prm i32) (param $task i32) (param $nTasks i32)
+    (local $r i32) (local $end i32) (local $nRows i32) (local $i i32) (local $h i32) (local $b i32) (local $bh i32)
+    (local $B i32) (local $TQ i32) (local $TK i32) (local $D i32) (local $DV i32) (local $HQ i32) (local $kvh i32)
+    (local $qa i32) (local $ya i32) (local $s i32) (local $kb i32) (local $vb i32) (local $m i32) (local $nv i32)
+    (local $j i32) (local $c i32) (local $row i32) (local $ks i32) (local $vs i32) (local $tab i32) (local $rope i32)
+    (local $t f32) (local $mx f32) (local $sum f32) (local $p f32) (local $scale f32)
+    ${set('B', f('B'))} ${set('TQ', f('TQ'))} ${set('TK', f('TK'))} ${set('D', f('D'))} ${set('DV', f('DV'))} ${set('HQ', f('HQ'))}
+    ${set('ks', `(i32.add ${g('prm')} ${i32(KVA.k)})`)} ${set('vs', `(i32.add ${g('prm')} ${i32(KVA.v)})`)}
+    ${set('tab', f('tab'))} ${set('rope', f('rope'))}
+    ${set('scale', `(f32.reinterpret_i32 ${f('scaleBits')})`)}
+    ${set('s', `(i32.add ${f('scratch')} (i32.mul ${g('task')} ${f('scratchStride')}))`)}
+    ${set('kb', `(i32.add ${g('s')} (i32.shl ${g('TK')} ${i32(2)}))`)}
+    ${set('vb', `(i32.add ${g('kb')} (i32.shl ${g('D')} ${i32(2)}))`)}
+    ${set('nRows', `(i32.mul (i32.mul ${g('B')} ${g('HQ')}) ${g('TQ')})`)}
+    ${set('r', `(i32.div_u (i32.mul ${g('nRows')} ${g('task')}) ${g('nTasks')})`)}
+    ${set('end', `(i32.div_u (i32.mul ${g('nRows')} (i32.add ${g('task')} ${i32(1)})) ${g('nTasks')})`)}
+    (block $rows_d (loop $rows_l
+      (br_if $rows_d (i32.ge_u ${g('r')} ${g('end')}))
+      ${set('i', `(i32.rem_u ${g('r')} ${g('TQ')})`)} ${set('bh', `(i32.div_u ${g('r')} ${g('TQ')})`)}
+      ${set('h', `(i32.rem_u ${g('bh')} ${g('HQ')})`)} ${set('b', `(i32.div_u ${g('bh')} ${g('HQ')})`)}
+      ${set('kvh', `(i32.div_u ${g('h')} ${f('G')})`)}
+      ${set('qa', `(i32.add ${f('q')} (i32.shl (i32.add (i32.add (i32.mul ${g('b')} ${f('qsb')}) (i32.mul ${g('h')} ${f('qsh')})) (i32.mul ${g('i')} ${f('qst')})) ${i32(2)}))`)}
+      ${set('ya', `(i32.add ${f('y')} (i32.shl (i32.mul ${g('r')} ${g('DV')}) ${i32(2)}))`)}
+      ${set('nv', g('TK'))}
+      (if ${f('causal')} (then
+        ${set('nv', `(i32.add ${g('i')} (i32.sub ${g('TK')} (i32.sub ${g('TQ')} ${i32(1)})))`)}
+        (if (i32.lt_s ${g('nv')} ${i32(0)}) (then ${set('nv', i32(0))}))
+        (if (i32.gt_s ${g('nv')} ${g('TK')}) (then ${set('nv', g('TK'))}))))
+      ${set('m', `(select (i32.add ${f('mask')} (i32.mul ${g('b')} ${g('TK')})) ${i32(0)} (i32.ne ${f('mask')} ${i32(0)}))`)}
+      ;; scores (scaled), and their max over visible, unmasked keys
+      ${set('mx', '(f32.const -inf)')} ${set('j', i32(0))}
+      (block $sd (loop $sl
+        (br_if $sd (i32.ge_u ${g('j')} ${g('nv')}))
+        ${set('row', `(i32.add (i32.mul ${g('j')} ${g('B')}) ${g('b')})`)}
+        (if (i32.or (i32.eqz ${g('m')}) (i32.load8_u (i32.add ${g('m')} ${g('j')})))
+          (then
+            (call $dec ${g('ks')} ${g('row')} (i32.mul ${g('kvh')} ${g('D')}) ${g('D')} ${g('kb')} ${g('tab')})
+            (if ${g('rope')} (then
+              (call $rot ${g('kb')} ${g('rope')}
+                (i32.load (i32.add (i32.add (i32.load offset=${KVS.main} ${g('ks')}) (i32.load offset=${KVS.oPos} ${g('ks')})) (i32.shl ${g('row')} ${i32(2)})))
+                ${f('rot')} ${f('ropeMode')})))
+            ${set('t', '(f32.const 0)')} ${set('c', i32(0))}
+            (block $dd (loop $dl
+              (br_if $dd (i32.ge_u ${g('c')} ${g('D')}))
+              ${set('t', `(f32.add ${g('t')} (f32.mul (f32.load (i32.add ${g('qa')} (i32.shl ${g('c')} ${i32(2)}))) (f32.load (i32.add ${g('kb')} (i32.shl ${g('c')} ${i32(2)})))))`)}
+              ${inc('c', 1)}
+              (br $dl)))
+            ${set('t', `(f32.mul ${g('t')} ${g('scale')})`)}
+            ${set('mx', `(f32.max ${g('mx')} ${g('t')})`)})
+          (else ${set('t', '(f32.const -inf)')}))
+        (f32.store (i32.add ${g('s')} (i32.shl ${g('j')} ${i32(2)})) ${g('t')})
+        ${inc('j', 1)}
+        (br $sl)))
+      ;; softmax over the visible prefix (nothing visible: all zero)
+      ${set('sum', '(f32.const 0)')} ${set('j', i32(0))}
+      (block $ed (loop $el
+        (br_if $ed (i32.ge_u ${g('j')} ${g('nv')}))
+        ${set('t', `(f32.load (i32.add ${g('s')} (i32.shl ${g('j')} ${i32(2)})))`)}
+        ${set('p', `(select (f32x4.extract_lane 0 (call $exp (f32x4.splat (f32.sub ${g('t')} ${g('mx')})))) (f32.const 0) (f32.ne ${g('t')} (f32.const -inf)))`)}
+        (f32.store (i32.add ${g('s')} (i32.shl ${g('j')} ${i32(2)})) ${g('p')})
+        ${set('sum', `(f32.add ${g('sum')} ${g('p')})`)}
+        ${inc('j', 1)}
+        (br $el)))
+      ;; y = Σ p_j v_j / sum
+      (memory.fill ${g('ya')} ${i32(0)} (i32.shl ${g('DV')} ${i32(2)}))
+      ${set('j', i32(0))}
+      (block $vd (loop $vl
+        (br_if $vd (i32.ge_u ${g('j')} ${g('nv')}))
+        ${set('p', `(f32.load (i32.add ${g('s')} (i32.shl ${g('j')} ${i32(2)})))`)}
+        (if (f32.ne ${g('p')} (f32.const 0)) (then
+          ${set('p', `(f32.div ${g('p')} ${g('sum')})`)}
+          (call $dec ${g('vs')} (i32.add (i32.mul ${g('j')} ${g('B')}) ${g('b')}) (i32.mul ${g('kvh')} ${g('DV')}) ${g('DV')} ${g('vb')} ${g('tab')})
+          ${set('c', i32(0))}
+          (block $yd (loop $yl
+            (br_if $yd (i32.ge_u ${g('c')} ${g('DV')}))
+            (f32.store (i32.add ${g('ya')} (i32.shl ${g('c')} ${i32(2)}))
+              (f32.add (f32.load (i32.add ${g('ya')} (i32.shl ${g('c')} ${i32(2)}))) (f32.mul ${g('p')} (f32.load (i32.add ${g('vb')} (i32.shl ${g('c')} ${i32(2)}))))))
+            ${inc('c', 1)}
+            (br $yl)))))
+        ${inc('j', 1)}
+        (br $vl)))
+      ${inc('r', 1)}
+      (br $rows_l))))`;
+}
+
+/** @param {{relaxed: boolean}} _variant  (identical builds) */
+export function generate(_variant) {
+  void f4;
+  const out = ['(module', '  (import "env" "memory" (memory 1 65536 shared))', expFn, DECODE, ROTATE, attnRows()];
+  for (const e of exportNames) out.push(`  (export "${e}" (func $${e}))`);
+  out.push(')');
+  return out.join('\n');
+}
