@@ -9,8 +9,9 @@ import { evaluateLM } from '../models/evaluate.js';
 import { disposeBackends } from '../tensor/engine.js';
 import { inputIds, loadForCli, weightMemory, type ModelArgs } from './common.js';
 import { action, int, modelOptions } from './options.js';
+import { kvCacheOptions, kvCacheSpec, kvMemoryText, type KVCacheArgs } from './kv-cache.js';
 
-export interface EvalArgs extends ModelArgs {
+export interface EvalArgs extends ModelArgs, KVCacheArgs {
   ref?: string;
   data: string;
   ctx?: number;
@@ -36,8 +37,12 @@ export async function evalCommand(a: EvalArgs): Promise<number> {
       ids = inputIds({ prompt: text.slice(0, chars) }, m, false);
       if (ids.length >= need || chars >= text.length) break;
     }
+    const ctx = a.ctx ?? Math.min(m.model.dims.nCtx, 512);
+    const used = Math.min(Math.floor(ids.length / ctx), a.chunks ?? Infinity) * ctx;
+    const all = ids;
+    const kvCache = kvCacheSpec(a, m, () => all.slice(used));
     const r = evaluateLM(m.model, ids, {
-      ctx: a.ctx, maxChunks: a.chunks, ref: ref?.model,
+      ctx: a.ctx, maxChunks: a.chunks, ref: ref?.model, kvCache,
       onChunk: a.json ? undefined : (d, n) => process.stderr.write(`\reval: chunk ${d}/${n}`),
     });
     if (!a.json) process.stderr.write('\n');
@@ -46,6 +51,7 @@ export async function evalCommand(a: EvalArgs): Promise<number> {
       model: m.source, ref: ref?.source, data: a.data, tokens: ids.length, ctx: r.ctx, chunks: r.chunks, scored: r.scored,
       perplexity: r.perplexity, nll: r.nll, ...(r.kl !== undefined ? { kl_divergence: r.kl, top1_agreement: r.top1, ref_perplexity: r.refPerplexity } : {}),
       tokens_per_second: r.tokensPerSecond, memory: mem.json,
+      ...(r.kvMemory ? { kv_cache: { type: a.kvCache, bytes_per_token: r.kvMemory.bytesPerToken, ratio_to_f32: r.kvMemory.bytesPerToken / r.kvMemory.f32BytesPerToken, fixed_bytes: r.kvMemory.fixedBytes, exact_share: r.kvMemory.sparseShare } } : {}),
     };
     if (a.json) console.log(JSON.stringify(out));
     else {
@@ -53,6 +59,7 @@ export async function evalCommand(a: EvalArgs): Promise<number> {
       console.log(`perplexity ${r.perplexity.toFixed(4)}${r.refPerplexity !== undefined ? ` (reference ${r.refPerplexity.toFixed(4)})` : ''}`);
       if (r.kl !== undefined) console.log(`mean KL(ref || model) ${r.kl.toExponential(4)} nats, top-1 agreement ${(100 * r.top1!).toFixed(2)}%`);
       console.log(`${r.tokensPerSecond.toFixed(1)} tokens/s; ${mem.text}`);
+      if (r.kvMemory) console.log(kvMemoryText(a.kvCache!, r.kvMemory));
     }
     return 0;
   } finally {
@@ -63,11 +70,11 @@ export async function evalCommand(a: EvalArgs): Promise<number> {
 }
 
 export function register(program: Command): void {
-  modelOptions(program.command('eval').description('Perplexity on a text file; with --ref, mean KL divergence and top-1 agreement to a reference model (as llama-perplexity --kl-divergence)'))
+  kvCacheOptions(modelOptions(program.command('eval').description('Perplexity on a text file; with --ref, mean KL divergence and top-1 agreement to a reference model (as llama-perplexity --kl-divergence)'))
     .option('--ref <M>', 'the reference model (e.g. the F32 or F16 original)')
     .requiredOption('--data <file>', 'a UTF-8 text file')
     .option('--ctx <n>', 'tokens per chunk (default: min(model context, 512)); the second half of each chunk is scored', int(2))
     .option('--chunks <n>', 'at most this many chunks', int(1))
-    .option('--json', 'print one JSON object')
+    .option('--json', 'print one JSON object'))
     .action(action(evalCommand));
 }

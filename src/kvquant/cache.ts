@@ -45,12 +45,14 @@ export interface CacheRope {
 }
 
 export interface KVMemory {
-  /** Bytes of the packed streams in use (codes, params, sparse entries, positions), all layers. */
-  bytes: number;
-  /** The same for an f32 cache of the same positions. */
-  f32Bytes: number;
-  tokens: number;
+  /** Bytes the packed streams use per token, all layers: codes, group params, row pointers, positions, sparse entries. */
   bytesPerToken: number;
+  /** The same for an f32 cache. */
+  f32BytesPerToken: number;
+  /** Bytes that do not grow with the context (lookup tables, per-channel ranges), all layers. */
+  fixedBytes: number;
+  /** Positions held (tokens × sequences). */
+  tokens: number;
   /** Exact (sparse) entries over all values held. */
   sparseShare: number;
 }
@@ -331,21 +333,22 @@ export class KVCacheQuant extends KVCache {
 
   /** Bytes held per token, against an f32 cache of the same positions. */
   memory(): KVMemory {
-    let bytes = 0, f32 = 0, sparse = 0, values = 0;
+    let bytes = 0, f32 = 0, fixed = 0, sparse = 0, values = 0;
     for (const l of this.qlayers) {
       if (!l) continue;
       const rows = this.length * l.batch;
       for (const s of [l.k, l.v]) {
         const L = s.layout;
         const nGroups = L.params === 'group' ? L.R / L.G : 0;
-        bytes += rows * (L.rowBytes + nGroups * L.grpBytes + (L.sparse ? 4 : 0) + (s.positions ? 4 : 0)) + 6 * s.nOut + 4 * (1 << L.bits) + (L.params === 'channel' ? 8 * L.R : 0);
+        bytes += rows * (L.rowBytes + nGroups * L.grpBytes + (L.sparse ? 4 : 0) + (s.positions ? 4 : 0)) + 6 * s.nOut;
+        fixed += 4 * (1 << L.bits) + (L.params === 'channel' ? 8 * L.R : 0);
         f32 += rows * L.R * 4;
         sparse += s.nOut;
         values += rows * L.R;
       }
     }
     const tokens = this.length * (this.qlayers.find(Boolean)?.batch ?? 1);
-    return { bytes, f32Bytes: f32, tokens, bytesPerToken: tokens ? bytes / tokens : 0, sparseShare: values ? sparse / values : 0 };
+    return { bytesPerToken: tokens ? bytes / tokens : 0, f32BytesPerToken: tokens ? f32 / tokens : 0, fixedBytes: fixed, tokens, sparseShare: values ? sparse / values : 0 };
   }
 
   override dispose(): void {

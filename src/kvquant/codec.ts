@@ -198,8 +198,8 @@ export function decodeRow(L: StreamLayout, s: StreamBytes, row: number, c0: numb
     } else {
       const g = L.oGrp + (row * (L.R / L.G) + Math.floor(c / L.G)) * L.grpBytes;
       const scale = f16BitsToF32(dv.getUint16(g, true));
-      const offset = L.grpBytes === 4 ? f16BitsToF32(dv.getUint16(g + 2, true)) : 0;
-      v = Math.fround(Math.fround(l * scale) + offset);
+      v = Math.fround(l * scale);
+      if (L.grpBytes === 4) v = Math.fround(v + f16BitsToF32(dv.getUint16(g + 2, true)));
     }
     y[yAt + c - c0] = v;
   }
