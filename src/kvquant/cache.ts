@@ -12,11 +12,19 @@ import type { Backend } from '../tensor/backend.js';
 import { Tensor } from '../tensor/tensor.js';
 import { keep } from '../tensor/engine.js';
 import { KVCache } from '../models/layers/kv-cache.js';
-import { WasmBackend } from '../backends/wasm/backend.js';
-import { runKVAttentionWasm } from '../backends/wasm/ops/kv-attention.js';
+import type { KVAttentionArgs } from '../backends/wasm/ops/kv-attention.js';
 import { encodeRow, fixedLut, streamLayout, type RowEncoder, type StreamLayout } from './codec.js';
 import { kvAttentionReference, dequantizeStream, type HostRope, type HostStream } from './reference.js';
 import { kvSpecLabel, needsCalibration, resolveKVSpec, type KVCacheSpec, type ResolvedKVSpec } from './spec.js';
+
+/** A backend with the packed-cache kernel (the wasm backend). */
+interface KVAttentionBackend extends Backend {
+  runKVAttention(args: KVAttentionArgs): void;
+}
+
+function kernelOf(b: Backend): KVAttentionBackend | undefined {
+  return typeof (b as Partial<KVAttentionBackend>).runKVAttention === 'function' ? (b as KVAttentionBackend) : undefined;
+}
 
 interface QStream {
   enc: RowEncoder;
@@ -87,7 +95,7 @@ export class KVCacheQuant extends KVCache {
 
   /** Whether `wasm` runs the packed kernel here (else the js reference reads the bytes). */
   get native(): boolean {
-    return this.backend instanceof WasmBackend;
+    return !!kernelOf(this.backend);
   }
 
   private encoders(layer: number, R: number): { k: RowEncoder; v: RowEncoder } {
@@ -276,13 +284,14 @@ export class KVCacheQuant extends KVCache {
     const tk = this.length + this.qpending;
     const rope = this.preRope && o.rope ? this.ropeTable(o.rope, this.maxPos) : undefined;
     const y = Tensor.empty([B, HQ, TQ, l.dv], 'f32', this.backend, 'kvAttention');
-    if (this.backend instanceof WasmBackend && !o.reference) {
+    const kb = kernelOf(this.backend);
+    if (kb && !o.reference) {
       const qc = q.view().strides[3] === 1 ? q : q.contiguous();
       try {
         if (rope && !this.ropeDevice) this.ropeDevice = keep(Tensor.from(rope.table, [rope.table.length], 'f32', this.backend));
         const mask = o.keyMask ? (o.keyMask.isContiguous ? o.keyMask : o.keyMask.contiguous()) : undefined;
         try {
-          runKVAttentionWasm(this.backend.runtime, {
+          kb.runKVAttention({
             q: qc.view(), y: y.view(), mask: mask?.view(),
             k: { layout: l.k.layout, main: l.k.main.view(), out: l.k.out.view() },
             v: { layout: l.v.layout, main: l.v.main.view(), out: l.v.out.view() },
