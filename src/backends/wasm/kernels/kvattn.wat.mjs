@@ -7,8 +7,9 @@
 //     holds pre-RoPE keys (cos/sin table [position, rot/2, 2]), then dotted with q;
 //   masked softmax of scale · scores (causal prefix with offset tk − tq, u8 key mask);
 //   y = Σ p_j v_j over keys with p_j ≠ 0, each value slice decoded the same way.
-// Rows are row = j · B + b (position-major). Scalar code: each value is decoded once per query
-// head and never stored beyond a d_head scratch.
+// Rows are row = j · B + b (position-major). A task row is (batch, kv head, query position): each
+// key and value is decoded once for the query heads that share it (grouped-query attention) and
+// never stored beyond a d_head scratch. Scalar code.
 //   kv_attn_rows(params, task, nTasks)   parameter block KVA below, streams at KVA.k / KVA.v (KVS)
 import { expFn, f4 } from './simd-math.mjs';
 
@@ -38,7 +39,7 @@ const DECODE = `
   (func $dec (param $s i32) (param $row i32) (param $c0 i32) (param $n i32) (param $out i32) (param $tab i32)
     (local $main i32) (local $bits i32) (local $msk i32) (local $codes i32) (local $lut i32) (local $c i32) (local $end i32)
     (local $bit i32) (local $l f32) (local $ch i32) (local $ga i32) (local $gb i32) (local $G i32) (local $ng i32) (local $ov i32)
-    (local $e i32) (local $e1 i32) (local $o i32)
+    (local $e i32) (local $e1 i32) (local $o i32) (local $sc f32) (local $of f32)
     ${set('main', `(i32.load offset=${KVS.main} ${g('s')})`)}
     ${set('bits', `(i32.load offset=${KVS.bits} ${g('s')})`)}
     ${set('msk', `(i32.sub (i32.shl ${i32(1)} ${g('bits')}) ${i32(1)})`)}
@@ -61,16 +62,31 @@ const DECODE = `
         ${set('G', `(i32.load offset=${KVS.G} ${g('s')})`)}
         ${set('gb', `(i32.load offset=${KVS.grpBytes} ${g('s')})`)}
         ${set('ng', `(i32.div_u (i32.load offset=${KVS.R} ${g('s')}) ${g('G')})`)}
+        ;; a group at a time: its scale (and offset) read once
         (block $gd (loop $gl
           (br_if $gd (i32.ge_u ${g('c')} ${g('end')}))
-          ${set('ga', `(i32.add (i32.add ${g('main')} (i32.load offset=${KVS.oGrp} ${g('s')})) (i32.mul (i32.add (i32.mul ${g('row')} ${g('ng')}) (i32.div_u ${g('c')} ${g('G')})) ${g('gb')}))`)}
-          ${set('bit', `(i32.mul ${g('c')} ${g('bits')})`)}
-          ${set('l', `(f32.load (i32.add ${g('lut')} (i32.shl (i32.and (i32.shr_u (i32.load align=1 (i32.add ${g('codes')} (i32.shr_u ${g('bit')} ${i32(3)}))) (i32.and ${g('bit')} ${i32(7)})) ${g('msk')}) ${i32(2)})))`)}
-          ${set('l', `(f32.mul ${g('l')} (f32.load (i32.add ${g('tab')} (i32.shl (i32.load16_u ${g('ga')}) ${i32(2)}))))`)}
-          (if (i32.eq ${g('gb')} ${i32(4)}) (then
-            ${set('l', `(f32.add ${g('l')} (f32.load (i32.add ${g('tab')} (i32.shl (i32.load16_u offset=2 ${g('ga')}) ${i32(2)}))))`)}))
-          (f32.store ${g('o')} ${g('l')})
-          ${inc('o', 4)} ${inc('c', 1)}
+          ${set('e', `(i32.div_u ${g('c')} ${g('G')})`)}
+          ${set('ga', `(i32.add (i32.add ${g('main')} (i32.load offset=${KVS.oGrp} ${g('s')})) (i32.mul (i32.add (i32.mul ${g('row')} ${g('ng')}) ${g('e')}) ${g('gb')}))`)}
+          ${set('e1', `(i32.mul (i32.add ${g('e')} ${i32(1)}) ${g('G')})`)}
+          (if (i32.gt_u ${g('e1')} ${g('end')}) (then ${set('e1', g('end'))}))
+          ${set('sc', `(f32.load (i32.add ${g('tab')} (i32.shl (i32.load16_u ${g('ga')}) ${i32(2)})))`)}
+          ${set('of', `(select (f32.load (i32.add ${g('tab')} (i32.shl (i32.load16_u offset=2 ${g('ga')}) ${i32(2)}))) (f32.const 0) (i32.eq ${g('gb')} ${i32(4)}))`)}
+          (if (i32.eq ${g('gb')} ${i32(4)})
+            (then
+              (block $id (loop $il
+                (br_if $id (i32.ge_u ${g('c')} ${g('e1')}))
+                ${set('bit', `(i32.mul ${g('c')} ${g('bits')})`)}
+                (f32.store ${g('o')} (f32.add (f32.mul (f32.load (i32.add ${g('lut')} (i32.shl (i32.and (i32.shr_u (i32.load align=1 (i32.add ${g('codes')} (i32.shr_u ${g('bit')} ${i32(3)}))) (i32.and ${g('bit')} ${i32(7)})) ${g('msk')}) ${i32(2)}))) ${g('sc')}) ${g('of')}))
+                ${inc('o', 4)} ${inc('c', 1)}
+                (br $il))))
+            (else
+              ;; no offset: lut · scale alone (keeps ggml's −0 where it has one)
+              (block $jd (loop $jl
+                (br_if $jd (i32.ge_u ${g('c')} ${g('e1')}))
+                ${set('bit', `(i32.mul ${g('c')} ${g('bits')})`)}
+                (f32.store ${g('o')} (f32.mul (f32.load (i32.add ${g('lut')} (i32.shl (i32.and (i32.shr_u (i32.load align=1 (i32.add ${g('codes')} (i32.shr_u ${g('bit')} ${i32(3)}))) (i32.and ${g('bit')} ${i32(7)})) ${g('msk')}) ${i32(2)}))) ${g('sc')}))
+                ${inc('o', 4)} ${inc('c', 1)}
+                (br $jl)))))
           (br $gl)))))
     ;; exact sparse entries of this row inside [c0, c0 + n)
     (if (i32.eqz (i32.load offset=${KVS.sparse} ${g('s')})) (then (return)))
@@ -106,38 +122,48 @@ const ROTATE = `
 
 function attnRows() {
   const f = (n) => `(i32.load offset=${KVA[n]} ${g('prm')})`;
+  const F = (base, idx) => `(i32.add ${g(base)} (i32.shl ${idx} ${i32(2)}))`; // f32 address base[idx]
   return `
   (func $kv_attn_rows (param $prm i32) (param $task i32) (param $nTasks i32)
-    (local $r i32) (local $end i32) (local $nRows i32) (local $i i32) (local $h i32) (local $b i32) (local $bh i32)
-    (local $B i32) (local $TQ i32) (local $TK i32) (local $D i32) (local $DV i32) (local $HQ i32) (local $kvh i32)
-    (local $qa i32) (local $ya i32) (local $s i32) (local $kb i32) (local $vb i32) (local $m i32) (local $nv i32)
-    (local $j i32) (local $c i32) (local $row i32) (local $ks i32) (local $vs i32) (local $tab i32) (local $rope i32)
-    (local $t f32) (local $mx f32) (local $sum f32) (local $p f32) (local $scale f32)
-    ${set('B', f('B'))} ${set('TQ', f('TQ'))} ${set('TK', f('TK'))} ${set('D', f('D'))} ${set('DV', f('DV'))} ${set('HQ', f('HQ'))}
+    (local $r i32) (local $end i32) (local $nRows i32) (local $i i32) (local $b i32) (local $bk i32) (local $G i32) (local $gg i32)
+    (local $B i32) (local $TQ i32) (local $TK i32) (local $D i32) (local $DV i32) (local $HQ i32) (local $HKV i32) (local $kvh i32)
+    (local $qa i32) (local $ya i32) (local $s i32) (local $sg i32) (local $kb i32) (local $vb i32) (local $mx i32) (local $sm i32) (local $m i32) (local $nv i32)
+    (local $j i32) (local $c i32) (local $row i32) (local $ks i32) (local $vs i32) (local $tab i32) (local $rope i32) (local $any i32)
+    (local $t f32) (local $p f32) (local $scale f32)
+    ${set('B', f('B'))} ${set('TQ', f('TQ'))} ${set('TK', f('TK'))} ${set('D', f('D'))} ${set('DV', f('DV'))} ${set('HQ', f('HQ'))} ${set('G', f('G'))}
+    ${set('HKV', `(i32.div_u ${g('HQ')} ${g('G')})`)}
     ${set('ks', `(i32.add ${g('prm')} ${i32(KVA.k)})`)} ${set('vs', `(i32.add ${g('prm')} ${i32(KVA.v)})`)}
     ${set('tab', f('tab'))} ${set('rope', f('rope'))}
     ${set('scale', `(f32.reinterpret_i32 ${f('scaleBits')})`)}
+    ;; this task's scratch: scores [G, TK], the decoded key [D] and value [DV], max [G], sum [G]
     ${set('s', `(i32.add ${f('scratch')} (i32.mul ${g('task')} ${f('scratchStride')}))`)}
-    ${set('kb', `(i32.add ${g('s')} (i32.shl ${g('TK')} ${i32(2)}))`)}
-    ${set('vb', `(i32.add ${g('kb')} (i32.shl ${g('D')} ${i32(2)}))`)}
-    ${set('nRows', `(i32.mul (i32.mul ${g('B')} ${g('HQ')}) ${g('TQ')})`)}
+    ${set('kb', F('s', `(i32.mul ${g('G')} ${g('TK')})`))}
+    ${set('vb', F('kb', g('D')))}
+    ${set('mx', F('vb', g('DV')))}
+    ${set('sm', F('mx', g('G')))}
+    ;; a task row is (batch, kv head, query position): each key and value is decoded once for the G query heads that read it
+    ${set('nRows', `(i32.mul (i32.mul ${g('B')} ${g('HKV')}) ${g('TQ')})`)}
     ${set('r', `(i32.div_u (i32.mul ${g('nRows')} ${g('task')}) ${g('nTasks')})`)}
     ${set('end', `(i32.div_u (i32.mul ${g('nRows')} (i32.add ${g('task')} ${i32(1)})) ${g('nTasks')})`)}
     (block $rows_d (loop $rows_l
       (br_if $rows_d (i32.ge_u ${g('r')} ${g('end')}))
-      ${set('i', `(i32.rem_u ${g('r')} ${g('TQ')})`)} ${set('bh', `(i32.div_u ${g('r')} ${g('TQ')})`)}
-      ${set('h', `(i32.rem_u ${g('bh')} ${g('HQ')})`)} ${set('b', `(i32.div_u ${g('bh')} ${g('HQ')})`)}
-      ${set('kvh', `(i32.div_u ${g('h')} ${f('G')})`)}
-      ${set('qa', `(i32.add ${f('q')} (i32.shl (i32.add (i32.add (i32.mul ${g('b')} ${f('qsb')}) (i32.mul ${g('h')} ${f('qsh')})) (i32.mul ${g('i')} ${f('qst')})) ${i32(2)}))`)}
-      ${set('ya', `(i32.add ${f('y')} (i32.shl (i32.mul ${g('r')} ${g('DV')}) ${i32(2)}))`)}
+      ${set('i', `(i32.rem_u ${g('r')} ${g('TQ')})`)} ${set('bk', `(i32.div_u ${g('r')} ${g('TQ')})`)}
+      ${set('kvh', `(i32.rem_u ${g('bk')} ${g('HKV')})`)} ${set('b', `(i32.div_u ${g('bk')} ${g('HKV')})`)}
       ${set('nv', g('TK'))}
       (if ${f('causal')} (then
         ${set('nv', `(i32.add ${g('i')} (i32.sub ${g('TK')} (i32.sub ${g('TQ')} ${i32(1)})))`)}
         (if (i32.lt_s ${g('nv')} ${i32(0)}) (then ${set('nv', i32(0))}))
         (if (i32.gt_s ${g('nv')} ${g('TK')}) (then ${set('nv', g('TK'))}))))
       ${set('m', `(select (i32.add ${f('mask')} (i32.mul ${g('b')} ${g('TK')})) ${i32(0)} (i32.ne ${f('mask')} ${i32(0)}))`)}
-      ;; scores (scaled), and their max over visible, unmasked keys
-      ${set('mx', '(f32.const -inf)')} ${set('j', i32(0))}
+      ${set('gg', i32(0))}
+      (block $id (loop $il
+        (br_if $id (i32.ge_u ${g('gg')} ${g('G')}))
+        (f32.store ${F('mx', g('gg'))} (f32.const -inf))
+        (f32.store ${F('sm', g('gg'))} (f32.const 0))
+        ${inc('gg', 1)}
+        (br $il)))
+      ;; scores (scaled) of the G heads, and their maxima
+      ${set('j', i32(0))}
       (block $sd (loop $sl
         (br_if $sd (i32.ge_u ${g('j')} ${g('nv')}))
         ${set('row', `(i32.add (i32.mul ${g('j')} ${g('B')}) ${g('b')})`)}
@@ -148,44 +174,75 @@ function attnRows() {
               (call $rot ${g('kb')} ${g('rope')}
                 (i32.load (i32.add (i32.add (i32.load offset=${KVS.main} ${g('ks')}) (i32.load offset=${KVS.oPos} ${g('ks')})) (i32.shl ${g('row')} ${i32(2)})))
                 ${f('rot')} ${f('ropeMode')})))
-            ${set('t', '(f32.const 0)')} ${set('c', i32(0))}
-            (block $dd (loop $dl
-              (br_if $dd (i32.ge_u ${g('c')} ${g('D')}))
-              ${set('t', `(f32.add ${g('t')} (f32.mul (f32.load (i32.add ${g('qa')} (i32.shl ${g('c')} ${i32(2)}))) (f32.load (i32.add ${g('kb')} (i32.shl ${g('c')} ${i32(2)})))))`)}
-              ${inc('c', 1)}
-              (br $dl)))
-            ${set('t', `(f32.mul ${g('t')} ${g('scale')})`)}
-            ${set('mx', `(f32.max ${g('mx')} ${g('t')})`)})
-          (else ${set('t', '(f32.const -inf)')}))
-        (f32.store (i32.add ${g('s')} (i32.shl ${g('j')} ${i32(2)})) ${g('t')})
+            ${set('gg', i32(0))}
+            (block $gd (loop $gl
+              (br_if $gd (i32.ge_u ${g('gg')} ${g('G')}))
+              ${set('qa', `(i32.add ${f('q')} (i32.shl (i32.add (i32.add (i32.mul ${g('b')} ${f('qsb')}) (i32.mul (i32.add (i32.mul ${g('kvh')} ${g('G')}) ${g('gg')}) ${f('qsh')})) (i32.mul ${g('i')} ${f('qst')})) ${i32(2)}))`)}
+              ${set('t', '(f32.const 0)')} ${set('c', i32(0))}
+              (block $dd (loop $dl
+                (br_if $dd (i32.ge_u ${g('c')} ${g('D')}))
+                ${set('t', `(f32.add ${g('t')} (f32.mul (f32.load ${F('qa', g('c'))}) (f32.load ${F('kb', g('c'))})))`)}
+                ${inc('c', 1)}
+                (br $dl)))
+              ${set('t', `(f32.mul ${g('t')} ${g('scale')})`)}
+              (f32.store ${F('s', `(i32.add (i32.mul ${g('gg')} ${g('TK')}) ${g('j')})`)} ${g('t')})
+              (f32.store ${F('mx', g('gg'))} (f32.max (f32.load ${F('mx', g('gg'))}) ${g('t')}))
+              ${inc('gg', 1)}
+              (br $gl))))
+          (else
+            ${set('gg', i32(0))}
+            (block $md (loop $ml
+              (br_if $md (i32.ge_u ${g('gg')} ${g('G')}))
+              (f32.store ${F('s', `(i32.add (i32.mul ${g('gg')} ${g('TK')}) ${g('j')})`)} (f32.const -inf))
+              ${inc('gg', 1)}
+              (br $ml)))))
         ${inc('j', 1)}
         (br $sl)))
-      ;; softmax over the visible prefix (nothing visible: all zero)
-      ${set('sum', '(f32.const 0)')} ${set('j', i32(0))}
-      (block $ed (loop $el
-        (br_if $ed (i32.ge_u ${g('j')} ${g('nv')}))
-        ${set('t', `(f32.load (i32.add ${g('s')} (i32.shl ${g('j')} ${i32(2)})))`)}
-        ${set('p', `(select (f32x4.extract_lane 0 (call $exp (f32x4.splat (f32.sub ${g('t')} ${g('mx')})))) (f32.const 0) (f32.ne ${g('t')} (f32.const -inf)))`)}
-        (f32.store (i32.add ${g('s')} (i32.shl ${g('j')} ${i32(2)})) ${g('p')})
-        ${set('sum', `(f32.add ${g('sum')} ${g('p')})`)}
-        ${inc('j', 1)}
-        (br $el)))
-      ;; y = Σ p_j v_j / sum
-      (memory.fill ${g('ya')} ${i32(0)} (i32.shl ${g('DV')} ${i32(2)}))
+      ;; softmax numerators and sums per head (nothing visible: all zero)
+      ${set('gg', i32(0))}
+      (block $hd (loop $hl
+        (br_if $hd (i32.ge_u ${g('gg')} ${g('G')}))
+        ${set('sg', F('s', `(i32.mul ${g('gg')} ${g('TK')})`))}
+        ${set('j', i32(0))}
+        (block $ed (loop $el
+          (br_if $ed (i32.ge_u ${g('j')} ${g('nv')}))
+          ${set('t', `(f32.load ${F('sg', g('j'))})`)}
+          ${set('p', `(select (f32x4.extract_lane 0 (call $exp (f32x4.splat (f32.sub ${g('t')} (f32.load ${F('mx', g('gg'))}))))) (f32.const 0) (f32.ne ${g('t')} (f32.const -inf)))`)}
+          (f32.store ${F('sg', g('j'))} ${g('p')})
+          (f32.store ${F('sm', g('gg'))} (f32.add (f32.load ${F('sm', g('gg'))}) ${g('p')}))
+          ${inc('j', 1)}
+          (br $el)))
+        ;; y row of this head zeroed
+        (memory.fill (i32.add ${f('y')} (i32.shl (i32.mul (i32.add (i32.mul (i32.add (i32.mul ${g('b')} ${g('HQ')}) (i32.add (i32.mul ${g('kvh')} ${g('G')}) ${g('gg')})) ${g('TQ')}) ${g('i')}) ${g('DV')}) ${i32(2)})) ${i32(0)} (i32.shl ${g('DV')} ${i32(2)}))
+        ${inc('gg', 1)}
+        (br $hl)))
+      ;; y_h = Σ_j p_hj v_j / sum_h, each value decoded once when any head keeps it
       ${set('j', i32(0))}
       (block $vd (loop $vl
         (br_if $vd (i32.ge_u ${g('j')} ${g('nv')}))
-        ${set('p', `(f32.load (i32.add ${g('s')} (i32.shl ${g('j')} ${i32(2)})))`)}
-        (if (f32.ne ${g('p')} (f32.const 0)) (then
-          ${set('p', `(f32.div ${g('p')} ${g('sum')})`)}
+        ${set('any', i32(0))} ${set('gg', i32(0))}
+        (block $ad (loop $al
+          (br_if $ad (i32.ge_u ${g('gg')} ${g('G')}))
+          (if (f32.ne (f32.load ${F('s', `(i32.add (i32.mul ${g('gg')} ${g('TK')}) ${g('j')})`)}) (f32.const 0)) (then ${set('any', i32(1))}))
+          ${inc('gg', 1)}
+          (br $al)))
+        (if ${g('any')} (then
           (call $dec ${g('vs')} (i32.add (i32.mul ${g('j')} ${g('B')}) ${g('b')}) (i32.mul ${g('kvh')} ${g('DV')}) ${g('DV')} ${g('vb')} ${g('tab')})
-          ${set('c', i32(0))}
-          (block $yd (loop $yl
-            (br_if $yd (i32.ge_u ${g('c')} ${g('DV')}))
-            (f32.store (i32.add ${g('ya')} (i32.shl ${g('c')} ${i32(2)}))
-              (f32.add (f32.load (i32.add ${g('ya')} (i32.shl ${g('c')} ${i32(2)}))) (f32.mul ${g('p')} (f32.load (i32.add ${g('vb')} (i32.shl ${g('c')} ${i32(2)}))))))
-            ${inc('c', 1)}
-            (br $yl)))))
+          ${set('gg', i32(0))}
+          (block $pd (loop $pl
+            (br_if $pd (i32.ge_u ${g('gg')} ${g('G')}))
+            ${set('p', `(f32.load ${F('s', `(i32.add (i32.mul ${g('gg')} ${g('TK')}) ${g('j')})`)})`)}
+            (if (f32.ne ${g('p')} (f32.const 0)) (then
+              ${set('p', `(f32.div ${g('p')} (f32.load ${F('sm', g('gg'))}))`)}
+              ${set('ya', `(i32.add ${f('y')} (i32.shl (i32.mul (i32.add (i32.mul (i32.add (i32.mul ${g('b')} ${g('HQ')}) (i32.add (i32.mul ${g('kvh')} ${g('G')}) ${g('gg')})) ${g('TQ')}) ${g('i')}) ${g('DV')}) ${i32(2)}))`)}
+              ${set('c', i32(0))}
+              (block $yd (loop $yl
+                (br_if $yd (i32.ge_u ${g('c')} ${g('DV')}))
+                (f32.store ${F('ya', g('c'))} (f32.add (f32.load ${F('ya', g('c'))}) (f32.mul ${g('p')} (f32.load ${F('vb', g('c'))}))))
+                ${inc('c', 1)}
+                (br $yl)))))
+            ${inc('gg', 1)}
+            (br $pl)))))
         ${inc('j', 1)}
         (br $vl)))
       ${inc('r', 1)}

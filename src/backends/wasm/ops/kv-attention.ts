@@ -41,14 +41,15 @@ export function runKVAttentionWasm(rt: WasmRuntime, a: KVAttentionArgs): void {
   for (const v of [a.q, a.y, a.k.main, a.k.out, a.v.main, a.v.out, ...(a.mask ? [a.mask] : []), ...(a.rope ? [a.rope.table] : [])]) {
     if (!inside(v)) throw new Error('kv attention: a view reaches outside its buffer');
   }
-  const rows = B * HQ * TQ;
+  const G = HQ / a.hkv;
+  const rows = B * a.hkv * TQ;
   const threads = threadsFor(rt, rows * a.tk * (D + DV) * 8, rows);
-  const stride = Math.ceil(((a.tk + D + DV) * 4) / 64) * 64;
+  const stride = Math.ceil(((G * a.tk + D + DV + 2 * G) * 4) / 64) * 64;
   const scratch = rt.scratch('kvattn.scores', Math.max(64, stride * threads));
   const prm = rt.scratch('kvattn.params', KVA.BYTES);
   const P = new Int32Array(rt.memory.bytes().buffer, prm, KVA.BYTES / 4);
   const put = (at: number, x: number) => { P[at / 4] = x; };
-  put(KVA.B, B); put(KVA.HQ, HQ); put(KVA.G, HQ / a.hkv); put(KVA.TQ, TQ); put(KVA.TK, a.tk); put(KVA.D, D); put(KVA.DV, DV);
+  put(KVA.B, B); put(KVA.HQ, HQ); put(KVA.G, G); put(KVA.TQ, TQ); put(KVA.TK, a.tk); put(KVA.D, D); put(KVA.DV, DV);
   put(KVA.q, addr(rt, a.q)); put(KVA.qsb, a.q.strides[0]!); put(KVA.qsh, a.q.strides[1]!); put(KVA.qst, a.q.strides[2]!);
   put(KVA.y, addr(rt, a.y));
   put(KVA.mask, a.mask ? addr(rt, a.mask) : 0);
