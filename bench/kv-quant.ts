@@ -244,11 +244,14 @@ if (haveLlama && (!only || only === 'peer')) {
   const rb = ppl(['-m', file, '-f', text, '-c', String(ctx), '--chunks', String(chunks), '-t', t, '--kl-divergence-base', base]);
   if (rb.status !== 0) throw new Error(`llama-perplexity base run failed: ${rb.stderr.slice(-400)}`);
   for (const type of ['q8_0', 'q4_0']) {
-    const r = ppl(['-m', file, '-f', text, '-c', String(ctx), '--chunks', String(chunks), '-t', t, '--kl-divergence-base', base, '--kl-divergence', '-ctk', type, '-ctv', type, '-fa', 'on']);
+    // a run that ends without its summary (killed on a busy machine) is repeated once
+    const run = () => ppl(['-m', file, '-f', text, '-c', String(ctx), '--chunks', String(chunks), '-t', t, '--kl-divergence-base', base, '--kl-divergence', '-ctk', type, '-ctv', type, '-fa', 'on']);
+    let r = run();
+    if (!/Mean\s+KLD:/.test(r.stdout + r.stderr)) r = run();
     const out = r.stdout + r.stderr;
     const kl = /Mean\s+KLD:\s+([-\d.e+]+)/.exec(out);
     const top = /Same top p:\s+([\d.]+)/.exec(out);
-    peerRows.push({ cache: type, impl: 'llama.cpp', kl: kl ? Number(kl[1]) : null, top1: top ? Number(top[1]) / 100 : null, ...(kl ? {} : { note: out.slice(-300) }) });
+    peerRows.push({ cache: type, impl: 'llama.cpp', kl: kl ? Number(kl[1]) : null, top1: top ? Number(top[1]) / 100 : null, ...(kl ? {} : { note: `exit ${r.status ?? r.signal}: ${out.slice(-200)}` }) });
   }
   // actlab on the same file and text (its own tokenizer; each model against its own f32 cache)
   const { model, tokenizer } = await loadModel(file, { backend });
