@@ -129,7 +129,7 @@ function attnRows() {
     (local $B i32) (local $TQ i32) (local $TK i32) (local $D i32) (local $DV i32) (local $HQ i32) (local $HKV i32) (local $kvh i32)
     (local $qa i32) (local $ya i32) (local $s i32) (local $sg i32) (local $kb i32) (local $vb i32) (local $mx i32) (local $sm i32) (local $m i32) (local $nv i32)
     (local $j i32) (local $c i32) (local $row i32) (local $ks i32) (local $vs i32) (local $tab i32) (local $rope i32) (local $any i32)
-    (local $t f32) (local $p f32) (local $scale f32)
+    (local $t f32) (local $p f32) (local $scale f32) (local $acc v128) (local $mv v128) (local $sv v128) (local $pv v128)
     ${set('B', f('B'))} ${set('TQ', f('TQ'))} ${set('TK', f('TK'))} ${set('D', f('D'))} ${set('DV', f('DV'))} ${set('HQ', f('HQ'))} ${set('G', f('G'))}
     ${set('HKV', `(i32.div_u ${g('HQ')} ${g('G')})`)}
     ${set('ks', `(i32.add ${g('prm')} ${i32(KVA.k)})`)} ${set('vs', `(i32.add ${g('prm')} ${i32(KVA.v)})`)}
@@ -178,7 +178,13 @@ function attnRows() {
             (block $gd (loop $gl
               (br_if $gd (i32.ge_u ${g('gg')} ${g('G')}))
               ${set('qa', `(i32.add ${f('q')} (i32.shl (i32.add (i32.add (i32.mul ${g('b')} ${f('qsb')}) (i32.mul (i32.add (i32.mul ${g('kvh')} ${g('G')}) ${g('gg')}) ${f('qsh')})) (i32.mul ${g('i')} ${f('qst')})) ${i32(2)}))`)}
-              ${set('t', '(f32.const 0)')} ${set('c', i32(0))}
+              ${set('acc', f4(0))} ${set('c', i32(0))}
+              (block $d4d (loop $d4l
+                (br_if $d4d (i32.gt_u (i32.add ${g('c')} ${i32(4)}) ${g('D')}))
+                ${set('acc', `(f32x4.add ${g('acc')} (f32x4.mul (v128.load ${F('qa', g('c'))}) (v128.load ${F('kb', g('c'))})))`)}
+                ${inc('c', 4)}
+                (br $d4l)))
+              ${set('t', `(f32.add (f32.add (f32x4.extract_lane 0 ${g('acc')}) (f32x4.extract_lane 1 ${g('acc')})) (f32.add (f32x4.extract_lane 2 ${g('acc')}) (f32x4.extract_lane 3 ${g('acc')})))`)}
               (block $dd (loop $dl
                 (br_if $dd (i32.ge_u ${g('c')} ${g('D')}))
                 ${set('t', `(f32.add ${g('t')} (f32.mul (f32.load ${F('qa', g('c'))}) (f32.load ${F('kb', g('c'))})))`)}
@@ -204,6 +210,16 @@ function attnRows() {
         (br_if $hd (i32.ge_u ${g('gg')} ${g('G')}))
         ${set('sg', F('s', `(i32.mul ${g('gg')} ${g('TK')})`))}
         ${set('j', i32(0))}
+        ${set('mv', `(f32x4.splat (f32.load ${F('mx', g('gg'))}))`)} ${set('acc', f4(0))}
+        (block $e4d (loop $e4l
+          (br_if $e4d (i32.gt_u (i32.add ${g('j')} ${i32(4)}) ${g('nv')}))
+          ${set('sv', `(v128.load ${F('sg', g('j'))})`)}
+          ${set('sv', `(v128.andnot (call $exp (f32x4.sub ${g('sv')} ${g('mv')})) (f32x4.eq ${g('sv')} ${f4('-inf')}))`)}
+          (v128.store ${F('sg', g('j'))} ${g('sv')})
+          ${set('acc', `(f32x4.add ${g('acc')} ${g('sv')})`)}
+          ${inc('j', 4)}
+          (br $e4l)))
+        (f32.store ${F('sm', g('gg'))} (f32.add (f32.add (f32x4.extract_lane 0 ${g('acc')}) (f32x4.extract_lane 1 ${g('acc')})) (f32.add (f32x4.extract_lane 2 ${g('acc')}) (f32x4.extract_lane 3 ${g('acc')}))))
         (block $ed (loop $el
           (br_if $ed (i32.ge_u ${g('j')} ${g('nv')}))
           ${set('t', `(f32.load ${F('sg', g('j'))})`)}
@@ -235,7 +251,12 @@ function attnRows() {
             (if (f32.ne ${g('p')} (f32.const 0)) (then
               ${set('p', `(f32.div ${g('p')} (f32.load ${F('sm', g('gg'))}))`)}
               ${set('ya', `(i32.add ${f('y')} (i32.shl (i32.mul (i32.add (i32.mul (i32.add (i32.mul ${g('b')} ${g('HQ')}) (i32.add (i32.mul ${g('kvh')} ${g('G')}) ${g('gg')})) ${g('TQ')}) ${g('i')}) ${g('DV')}) ${i32(2)}))`)}
-              ${set('c', i32(0))}
+              ${set('c', i32(0))} ${set('pv', `(f32x4.splat ${g('p')})`)}
+              (block $y4d (loop $y4l
+                (br_if $y4d (i32.gt_u (i32.add ${g('c')} ${i32(4)}) ${g('DV')}))
+                (v128.store ${F('ya', g('c'))} (f32x4.add (v128.load ${F('ya', g('c'))}) (f32x4.mul ${g('pv')} (v128.load ${F('vb', g('c'))}))))
+                ${inc('c', 4)}
+                (br $y4l)))
               (block $yd (loop $yl
                 (br_if $yd (i32.ge_u ${g('c')} ${g('DV')}))
                 (f32.store ${F('ya', g('c'))} (f32.add (f32.load ${F('ya', g('c'))}) (f32.mul ${g('p')} (f32.load ${F('vb', g('c'))}))))
@@ -251,7 +272,6 @@ function attnRows() {
 
 /** @param {{relaxed: boolean}} _variant  (identical builds) */
 export function generate(_variant) {
-  void f4;
   const out = ['(module', '  (import "env" "memory" (memory 1 65536 shared))', expFn, DECODE, ROTATE, attnRows()];
   for (const e of exportNames) out.push(`  (export "${e}" (func $${e}))`);
   out.push(')');
