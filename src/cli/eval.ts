@@ -9,7 +9,7 @@ import { evaluateLM } from '../models/evaluate.js';
 import { disposeBackends } from '../tensor/engine.js';
 import { inputIds, loadForCli, weightMemory, type ModelArgs } from './common.js';
 import { action, int, modelOptions } from './options.js';
-import { kvCacheOptions, kvCacheSpec, kvMemoryText, type KVCacheArgs } from './kv-cache.js';
+import { checkKVCacheArg, kvCacheOptions, kvCacheSpec, kvMemoryText, type KVCacheArgs } from './kv-cache.js';
 
 export interface EvalArgs extends ModelArgs, KVCacheArgs {
   ref?: string;
@@ -20,6 +20,7 @@ export interface EvalArgs extends ModelArgs, KVCacheArgs {
 }
 
 export async function evalCommand(a: EvalArgs): Promise<number> {
+  checkKVCacheArg(a);
   let text: string;
   try {
     text = readFileSync(a.data, 'utf8');
@@ -32,7 +33,9 @@ export async function evalCommand(a: EvalArgs): Promise<number> {
     // With --chunks, tokenize only as much text as the chunks need (a tokenizer in JavaScript
     // takes seconds per megabyte): a prefix, doubled until it yields enough tokens.
     let ids: number[];
-    const need = a.chunks !== undefined ? a.chunks * (a.ctx ?? Math.min(m.model.dims.nCtx, 512)) : Infinity;
+    // kvquant types calibrate on the tokens after the evaluated chunks unless given --kv-calib-data
+    const calib = a.kvCache?.startsWith('kvquant') && a.kvCalibData === undefined ? (a.kvCalibTokens ?? 2048) : 0;
+    const need = a.chunks !== undefined ? a.chunks * (a.ctx ?? Math.min(m.model.dims.nCtx, 512)) + calib : Infinity;
     for (let chars = Number.isFinite(need) ? need * 8 : text.length; ; chars *= 2) {
       ids = inputIds({ prompt: text.slice(0, chars) }, m, false);
       if (ids.length >= need || chars >= text.length) break;

@@ -5,7 +5,7 @@ import { generateAsync } from '../models/generate.js';
 import { disposeBackends } from '../tensor/engine.js';
 import { checkContext, inputIds, loadForCli, type ModelArgs, type PromptArgs } from './common.js';
 import { action, int, modelOptions, num, promptOptions } from './options.js';
-import { kvCacheOptions, kvCacheSpec, type KVCacheArgs } from './kv-cache.js';
+import { checkKVCacheArg, kvCacheOptions, kvCacheSpec, type KVCacheArgs } from './kv-cache.js';
 
 export interface GenerateArgs extends ModelArgs, PromptArgs, KVCacheArgs {
   maxNewTokens: number;
@@ -33,6 +33,7 @@ export function register(program: Command): void {
 }
 
 export async function generateCommand(a: GenerateArgs): Promise<number> {
+  checkKVCacheArg(a);
   const m = await loadForCli(a);
   try {
     const prompt = inputIds(a, m);

@@ -23,6 +23,11 @@ export function kvCacheOptions(c: Command): Command {
     .option('--kv-calib-tokens <n>', 'kvquant types: calibration tokens (default 2048)', int(1));
 }
 
+/** Checks --kv-cache before anything is loaded (unknown types and bit widths fail at once). */
+export function checkKVCacheArg(a: KVCacheArgs): void {
+  if (a.kvCache !== undefined && a.kvCache !== 'f32') resolveKVSpec(parseKVCacheType(a.kvCache), '--kv-cache');
+}
+
 /**
  * The spec for --kv-cache (undefined for f32), calibrated where the type needs it: on
  * --kv-calib-data, else on `fallback` (token ids the caller set aside), printing what it does.
