@@ -1,4 +1,4 @@
-// Benchmark: the quantized KV cache (src/kvquant) on actlab's wasm backend. Per model, the
+// Benchmark: the quantized KV cache (src/models/kvquant) on actlab's wasm backend. Per model, the
 // KVQuant ablation (each component switched off in turn: per-channel keys, pre-RoPE keys, nuq,
 // 1% outliers, the attention sink) at 4, 3 and 2 bits beside llama.cpp's cache types q8_0 and
 // q4_0 (ggml's block quantizers, bit for bit): perplexity, KL(f32 cache ‖ quantized cache) and
@@ -25,7 +25,7 @@ import type { WeightSource } from '../src/formats/weight-source.js';
 import { NodeFileSource } from '../src/io/node/file-source.js';
 import { NodeFileStore } from '../src/io/node/file-store.js';
 import { collectKV, fitKV, type KVStats } from '../src/kvquant/calibrate.js';
-import { resolveKVSpec, kvSpecLabel, type KVCacheSpec } from '../src/kvquant/spec.js';
+import { resolveKVSpec, kvSpecLabel, type KVCacheSpec } from '../src/models/kvquant/spec.js';
 import { evaluateLM } from '../src/models/evaluate.js';
 import { generate } from '../src/models/generate.js';
 import { loadModel } from '../src/models/load.js';
@@ -251,7 +251,7 @@ if (haveLlama && (!only || only === 'peer')) {
     const out = r.stdout + r.stderr;
     const kl = /Mean\s+KLD:\s+([-\d.e+]+)/.exec(out);
     const top = /Same top p:\s+([\d.]+)/.exec(out);
-    peerRows.push({ cache: type, impl: 'llama.cpp', kl: kl ? Number(kl[1]) : null, top1: top ? Number(top[1]) / 100 : null, ...(kl ? {} : { note: `exit ${r.status ?? r.signal}: ${out.slice(-200)}` }) });
+    peerRows.push({ cache: type, impl: 'llama.cpp', kl: kl ? Number(kl[1]) : null, top1: top ? Number(top[1]) / 100 : null, ...(kl ? {} : { note: `exit ${r.status ?? r.signal}, ${r.stdout.length} bytes of output without a KL summary` }) });
   }
   // actlab on the same file and text (its own tokenizer; each model against its own f32 cache)
   const { model, tokenizer } = await loadModel(file, { backend });

@@ -1,4 +1,4 @@
-// The quantized KV cache (src/kvquant): packed rows against reference quantize-dequantize (ggml's
+// The quantized KV cache (src/models/kvquant): packed rows against reference quantize-dequantize (ggml's
 // q8_0 / q4_0 bit for bit; KVQuant's per-token, per-channel, nuq and outlier rules), the wasm
 // kernel against the js reference on the same bytes, the reference against the plain attention op
 // on the dequantized cache, whole models with the cache on and off, and bad input.
@@ -9,10 +9,10 @@ import { randomModel } from '../src/models/random.js';
 import type { CausalLM } from '../src/models/model.js';
 import { decodeBlockQ4_0, decodeBlockQ8_0, quantizeQ4_0, quantizeQ8_0 } from '../src/formats/gguf-quants.js';
 import { f16BitsToF32, f32ToF16Bits } from '../src/tensor/dtype.js';
-import { decodeRow, encodeRow, fixedLut, streamLayout, type RowEncoder } from '../src/kvquant/codec.js';
-import { KVCacheQuant } from '../src/kvquant/cache.js';
+import { decodeRow, encodeRow, fixedLut, streamLayout, type RowEncoder } from '../src/models/kvquant/codec.js';
+import { KVCacheQuant } from '../src/models/kvquant/cache.js';
 import { calibrateKV, collectKV, fitKV, weightedKMeans } from '../src/kvquant/calibrate.js';
-import { parseKVCacheType, resolveKVSpec, type KVCacheSpec } from '../src/kvquant/spec.js';
+import { parseKVCacheType, resolveKVSpec, type KVCacheSpec } from '../src/models/kvquant/spec.js';
 import { evaluateLM } from '../src/models/evaluate.js';
 import { generate } from '../src/models/generate.js';
 import { TINY } from './helpers/tiny-configs.js';

@@ -1,11 +1,11 @@
 // The --kv-cache flags shared by `actlab eval` and `actlab generate`: which quantized KV cache
-// (src/kvquant) the model runs over, and for KVQuant's types the calibration text (offline
+// (src/models/kvquant) the model runs over, and for KVQuant's types the calibration text (offline
 // calibration: per-channel key ranges, outlier thresholds, the Fisher-weighted nuq codebooks).
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { calibrateKV, minCalibrationTokens } from '../kvquant/calibrate.js';
-import type { KVMemory } from '../kvquant/cache.js';
-import { needsCalibration, parseKVCacheType, resolveKVSpec, KV_CACHE_TYPES, type KVCacheSpec } from '../kvquant/spec.js';
+import type { KVMemory } from '../models/kvquant/cache.js';
+import { needsCalibration, parseKVCacheType, resolveKVSpec, KV_CACHE_TYPES, type KVCacheSpec } from '../models/kvquant/spec.js';
 import type { LoadedModel } from '../models/load.js';
 import { inputIds } from './common.js';
 import { int } from './options.js';

@@ -14,7 +14,9 @@ import { tensor } from '../ops/creation.js';
 import type { CausalLM } from '../models/model.js';
 import { gradAt } from '../hooks/grad.js';
 import { crossEntropy } from '../train/loss.js';
-import type { ResolvedKVSpec } from './spec.js';
+import type { KVCalibration, KVStreamCalibration, ResolvedKVSpec } from '../models/kvquant/spec.js';
+
+export type { KVCalibration, KVStreamCalibration };
 
 export interface KVLayerStats {
   keysPre: Float32Array; // [tokens, R]
@@ -31,26 +33,6 @@ export interface KVStats {
   tokens: number;
   rotary: boolean;
   layers: KVLayerStats[];
-}
-
-export interface KVStreamCalibration {
-  /** Per-channel keys: the range [lo, hi] of each channel. */
-  lo?: number[];
-  hi?: number[];
-  /** Per-token rows: outlier threshold on |x − median(row)| (absent: no outliers). */
-  tau?: number;
-  /** nuq: sorted codebook in [−1, 1]. */
-  lut?: number[];
-}
-
-export interface KVCalibration {
-  bits: number;
-  keys: 'per-channel' | 'per-token';
-  preRope: boolean;
-  nuq: boolean;
-  outliers: number;
-  tokens: number;
-  layers: { keys: KVStreamCalibration; values: KVStreamCalibration }[];
 }
 
 /** Calibration tokens a spec needs: 64, and enough that each tail of a 1% share holds a token. */

@@ -9,8 +9,8 @@ import { tidy } from '../tensor/engine.js';
 import { tensor } from '../ops/creation.js';
 import { logSoftmax } from '../ops/nn.js';
 import type { CausalLM } from './model.js';
-import { KVCacheQuant, type KVMemory } from '../kvquant/cache.js';
-import type { KVCacheSpec } from '../kvquant/spec.js';
+import { KVCacheQuant, type KVMemory } from './kvquant/cache.js';
+import type { KVCacheSpec } from './kvquant/spec.js';
 
 export interface EvalOptions {
   /** Tokens per chunk (default: min(model context, 512)). */
@@ -21,7 +21,7 @@ export interface EvalOptions {
   ref?: CausalLM;
   onChunk?: (done: number, total: number) => void;
   /**
-   * Run the evaluated model over a quantized KV cache (src/kvquant): each chunk is appended to a
+   * Run the evaluated model over a quantized KV cache (src/models/kvquant): each chunk is appended to a
    * fresh cache and attends over its packed keys and values, as llama-perplexity does with -ctk/-ctv.
    */
   kvCache?: KVCacheSpec;

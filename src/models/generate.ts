@@ -6,8 +6,8 @@ import { Rng } from '../ops/creation.js';
 import type { Hooks } from './hook-point.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { KVCache } from './layers/kv-cache.js';
-import { KVCacheQuant } from '../kvquant/cache.js';
-import type { KVCacheSpec } from '../kvquant/spec.js';
+import { KVCacheQuant } from './kvquant/cache.js';
+import type { KVCacheSpec } from './kvquant/spec.js';
 import type { CausalLM } from './model.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { pickToken, type SamplingOptions } from './sampling.js';
@@ -24,7 +24,7 @@ export interface GenerateOptions extends SamplingOptions {
   /** Id used to pad shorter prompts and finished sequences (default: tokenizer pad, else EOS, else 0). */
   padTokenId?: number;
   hooks?: Hooks;
-  /** A quantized KV cache (src/kvquant): q8_0, q4_0 or KVQuant's scheme; default f32. */
+  /** A quantized KV cache (src/models/kvquant): q8_0, q4_0 or KVQuant's scheme; default f32. */
   kvCache?: KVCacheSpec;
   /** Called for each new token of each sequence, as it is chosen. */
   onToken?: (token: { sequence: number; id: number; step: number; text?: string }) => void;

@@ -110,7 +110,7 @@ export class WasmBackend implements Backend {
     return !!native && native.handles(op, inputs, outputs);
   }
 
-  /** Attention over a packed KV cache where its codes lie (src/kvquant/cache.ts; not a contract op). */
+  /** Attention over a packed KV cache where its codes lie (src/models/kvquant/cache.ts; not a contract op). */
   runKVAttention(args: KVAttentionArgs): void {
     this.alive('kv attention');
     runKVAttentionWasm(this.runtime, args);

@@ -17,7 +17,7 @@ import { sum } from '../../ops/reduce.js';
 import { SHAPE, type Hooks } from '../hook-point.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import type { KVCache } from './kv-cache.js';
-import { KVCacheQuant } from '../../kvquant/cache.js';
+import { KVCacheQuant } from '../kvquant/cache.js';
 import { project, weightInOut, type Linear } from './linear.js';
 
 export interface RopeInputs {

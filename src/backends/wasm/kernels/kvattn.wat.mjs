@@ -1,5 +1,5 @@
 // Generator of the packed KV-cache attention module: attention of f32 queries against a quantized
-// KV cache read where it lies (layout and decode rule: src/kvquant/codec.ts). For each query row
+// KV cache read where it lies (layout and decode rule: src/models/kvquant/codec.ts). For each query row
 // (batch b, head h, position i) of this task:
 //   for each visible key j: the key's head slice is decoded from its codes (lut[code] · scale +
 //     offset, per channel or per group with f16 params through a 65536-entry table), its exact

@@ -1,10 +1,9 @@
 // Runtime glue of the packed KV-cache attention kernel (kernels/kvattn.wat.mjs): fills its
 // parameter block with the addresses of the query, the output and the two packed streams, and
 // splits the query rows over the thread pool. Not an op of the backend contract: the quantized
-// cache (src/kvquant/cache.ts) calls it directly on the wasm backend and runs its reference
-// (src/kvquant/reference.ts) elsewhere.
+// cache (src/models/kvquant/cache.ts) calls it directly on the wasm backend and runs its reference
+// (src/models/kvquant/reference.ts) elsewhere.
 import type { View } from '../../../tensor/backend.js';
-import type { StreamLayout as PackedStreamLayout } from '../../../kvquant/codec.js';
 import { KERNEL_CONSTANTS } from '../generated/kernels.js';
 import type { WasmRuntime } from '../runtime.js';
 import { f32Bits } from './norm.js';
@@ -12,6 +11,23 @@ import { f16Table } from './qmatmul.js';
 import { addr, inside, isContiguous, threadsFor } from './rows.js';
 
 const { KVA, KVS } = KERNEL_CONSTANTS.kvattn;
+
+/** Where a packed stream keeps what (byte offsets in its main buffer; src/models/kvquant/codec.ts `StreamLayout`). */
+export interface PackedStreamLayout {
+  bits: number;
+  R: number;
+  rowBytes: number;
+  params: 'channel' | 'group';
+  G: number;
+  grpBytes: number;
+  oGrp: number;
+  oRowptr: number;
+  oPos: number;
+  oLut: number;
+  oChan: number;
+  oVal: number;
+  sparse: boolean;
+}
 
 export interface PackedStreamViews {
   layout: PackedStreamLayout;

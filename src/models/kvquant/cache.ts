@@ -8,11 +8,11 @@
 // Backends that cannot read buffers synchronously (webgpu) have no packed path: constructing the
 // cache there throws, naming the backends that have it.
 // Not for: calibration (calibrate.ts) or the bit layout (codec.ts).
-import type { Backend } from '../tensor/backend.js';
-import { Tensor } from '../tensor/tensor.js';
-import { keep } from '../tensor/engine.js';
-import { KVCache } from '../models/layers/kv-cache.js';
-import type { KVAttentionArgs } from '../backends/wasm/ops/kv-attention.js';
+import type { Backend } from '../../tensor/backend.js';
+import { Tensor } from '../../tensor/tensor.js';
+import { keep } from '../../tensor/engine.js';
+import { KVCache } from '../layers/kv-cache.js';
+import type { KVAttentionArgs } from '../../backends/wasm/ops/kv-attention.js';
 import { encodeRow, fixedLut, streamLayout, type RowEncoder, type StreamLayout } from './codec.js';
 import { kvAttentionReference, dequantizeStream, type HostRope, type HostStream } from './reference.js';
 import { kvSpecLabel, needsCalibration, resolveKVSpec, type KVCacheSpec, type ResolvedKVSpec } from './spec.js';

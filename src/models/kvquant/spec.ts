@@ -4,8 +4,28 @@
 // for ablations: keys per channel (offline-calibrated ranges) or per token, keys quantized before
 // or after RoPE, the nuq datatype (a per-layer Fisher-weighted k-means codebook) or uniform
 // levels, a share of outliers kept exact and sparse, the first token kept exact (attention sink).
-// Not for: the packed layout (layout.ts), encoding (codec.ts), calibration (calibrate.ts).
-import type { KVCalibration } from './calibrate.js';
+// Not for: the packed layout and encoding (codec.ts), fitting the calibration (src/kvquant/calibrate.ts).
+
+/** What the offline calibration (src/kvquant/calibrate.ts) fits, per layer. */
+export interface KVStreamCalibration {
+  /** Per-channel keys: the range [lo, hi] of each channel. */
+  lo?: number[];
+  hi?: number[];
+  /** Per-token rows: outlier threshold on |x − median(row)| (absent: no outliers). */
+  tau?: number;
+  /** nuq: sorted codebook in [−1, 1]. */
+  lut?: number[];
+}
+
+export interface KVCalibration {
+  bits: number;
+  keys: 'per-channel' | 'per-token';
+  preRope: boolean;
+  nuq: boolean;
+  outliers: number;
+  tokens: number;
+  layers: { keys: KVStreamCalibration; values: KVStreamCalibration }[];
+}
 
 export interface KVCacheSpec {
   /** 'q8_0' | 'q4_0' (ggml's blocks) or 'kvquant'. */

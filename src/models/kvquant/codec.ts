@@ -18,8 +18,8 @@
 // keys only: the position RoPE is applied with on read), lut f32 [2^bits], channel scale and offset.
 // Outlier buffer: channel u16 [outCap], then value f32 [outCap] at oVal.
 // Not for: choosing the scheme (spec.ts) or calibration (calibrate.ts).
-import { quantizeQ4_0, quantizeQ8_0 } from '../formats/gguf-quants.js';
-import { f16BitsToF32, f32ToF16Bits } from '../tensor/dtype.js';
+import { quantizeQ4_0, quantizeQ8_0 } from '../../formats/gguf-quants.js';
+import { f16BitsToF32, f32ToF16Bits } from '../../tensor/dtype.js';
 
 export interface StreamLayout {
   bits: number;
