@@ -182,7 +182,8 @@ export class KVCacheQuant extends KVCache {
     if (!l) {
       const e = this.encoders(layer, R);
       const cap = Math.max(16, past + T) * B;
-      l = { k: this.newStream(e.k, cap, 64, this.preRope), v: this.newStream(e.v, cap, 64, false), batch: B, hkv, d, dv };
+      // positions are kept only where RoPE will be applied on read (pre-RoPE keys of a rotary model)
+      l = { k: this.newStream(e.k, cap, 64, this.preRope && positions !== undefined), v: this.newStream(e.v, cap, 64, false), batch: B, hkv, d, dv };
       this.qlayers[layer] = l;
     }
     if (l.batch !== B || l.hkv !== hkv || l.d !== d) throw new Error(`KV cache ${this.label}: layer ${layer} holds [${l.batch}, ${l.hkv}, *, ${l.d}], got ${k.shape.join('x')}`);
