@@ -10,8 +10,9 @@ import { disposeBackends } from '../tensor/engine.js';
 import { inputIds, loadForCli, weightMemory, type ModelArgs } from './common.js';
 import { action, int, modelOptions } from './options.js';
 import { applyQuantEval, quantEvalOptions, type QuantEvalArgs } from './eval-quant.js';
+import { checkKVCacheArg, kvCacheOptions, kvCacheSpec, kvMemoryText, type KVCacheArgs } from './kv-cache.js';
 
-export interface EvalArgs extends ModelArgs, QuantEvalArgs {
+export interface EvalArgs extends ModelArgs, QuantEvalArgs, KVCacheArgs {
   ref?: string;
   data: string;
   ctx?: number;
@@ -20,6 +21,7 @@ export interface EvalArgs extends ModelArgs, QuantEvalArgs {
 }
 
 export async function evalCommand(a: EvalArgs): Promise<number> {
+  checkKVCacheArg(a);
   let text: string;
   try {
     text = readFileSync(a.data, 'utf8');
@@ -32,14 +34,20 @@ export async function evalCommand(a: EvalArgs): Promise<number> {
     // With --chunks, tokenize only as much text as the chunks need (a tokenizer in JavaScript
     // takes seconds per megabyte): a prefix, doubled until it yields enough tokens.
     let ids: number[];
-    const need = a.chunks !== undefined ? a.chunks * (a.ctx ?? Math.min(m.model.dims.nCtx, 512)) : Infinity;
+    // kvquant types calibrate on the tokens after the evaluated chunks unless given --kv-calib-data
+    const calib = a.kvCache?.startsWith('kvquant') && a.kvCalibData === undefined ? (a.kvCalibTokens ?? 2048) : 0;
+    const need = a.chunks !== undefined ? a.chunks * (a.ctx ?? Math.min(m.model.dims.nCtx, 512)) + calib : Infinity;
     for (let chars = Number.isFinite(need) ? need * 8 : text.length; ; chars *= 2) {
       ids = inputIds({ prompt: text.slice(0, chars) }, m, false);
       if (ids.length >= need || chars >= text.length) break;
     }
+    const ctx = a.ctx ?? Math.min(m.model.dims.nCtx, 512);
+    const used = Math.min(Math.floor(ids.length / ctx), a.chunks ?? Infinity) * ctx;
+    const all = ids;
+    const kvCache = kvCacheSpec(a, m, () => all.slice(used));
     const quant = applyQuantEval(m, a);
     const r = m.model.withHooks(quant?.hooks ?? [], () => evaluateLM(m.model, ids, {
-      ctx: a.ctx, maxChunks: a.chunks, ref: ref?.model,
+      ctx: a.ctx, maxChunks: a.chunks, ref: ref?.model, kvCache,
       onChunk: a.json ? undefined : (d, n) => process.stderr.write(`\reval: chunk ${d}/${n}`),
     }));
     quant?.restore();
@@ -49,6 +57,7 @@ export async function evalCommand(a: EvalArgs): Promise<number> {
       model: m.source, ref: ref?.source, data: a.data, tokens: ids.length, ctx: r.ctx, chunks: r.chunks, scored: r.scored,
       perplexity: r.perplexity, nll: r.nll, ...(r.kl !== undefined ? { kl_divergence: r.kl, top1_agreement: r.top1, ref_perplexity: r.refPerplexity } : {}),
       tokens_per_second: r.tokensPerSecond, memory: mem.json, ...(quant ? { quantization: quant.summary } : {}),
+      ...(r.kvMemory ? { kv_cache: { type: a.kvCache, bytes_per_token: r.kvMemory.bytesPerToken, ratio_to_f32: r.kvMemory.bytesPerToken / r.kvMemory.f32BytesPerToken, fixed_bytes: r.kvMemory.fixedBytes, exact_share: r.kvMemory.sparseShare } } : {}),
     };
     if (a.json) console.log(JSON.stringify(out));
     else {
@@ -57,6 +66,7 @@ export async function evalCommand(a: EvalArgs): Promise<number> {
       if (r.kl !== undefined) console.log(`mean KL(ref || model) ${r.kl.toExponential(4)} nats, top-1 agreement ${(100 * r.top1!).toFixed(2)}%`);
       console.log(`${r.tokensPerSecond.toFixed(1)} tokens/s; ${mem.text}`);
       if (quant) console.log(`quantization: ${JSON.stringify(quant.summary)}`);
+      if (r.kvMemory) console.log(kvMemoryText(a.kvCache!, r.kvMemory));
     }
     return 0;
   } finally {
@@ -67,7 +77,7 @@ export async function evalCommand(a: EvalArgs): Promise<number> {
 }
 
 export function register(program: Command): void {
-  quantEvalOptions(modelOptions(program.command('eval').description('Perplexity on a text file; with --ref, mean KL divergence and top-1 agreement to a reference model (as llama-perplexity --kl-divergence)'))
+  kvCacheOptions(quantEvalOptions(modelOptions(program.command('eval').description('Perplexity on a text file; with --ref, mean KL divergence and top-1 agreement to a reference model (as llama-perplexity --kl-divergence)')))
     .option('--ref <M>', 'the reference model (e.g. the F32 or F16 original)')
     .requiredOption('--data <file>', 'a UTF-8 text file')
     .option('--ctx <n>', 'tokens per chunk (default: min(model context, 512)); the second half of each chunk is scored', int(2))

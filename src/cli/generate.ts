@@ -5,8 +5,9 @@ import { generateAsync } from '../models/generate.js';
 import { disposeBackends } from '../tensor/engine.js';
 import { checkContext, inputIds, loadForCli, type ModelArgs, type PromptArgs } from './common.js';
 import { action, int, modelOptions, num, promptOptions } from './options.js';
+import { checkKVCacheArg, kvCacheOptions, kvCacheSpec, type KVCacheArgs } from './kv-cache.js';
 
-export interface GenerateArgs extends ModelArgs, PromptArgs {
+export interface GenerateArgs extends ModelArgs, PromptArgs, KVCacheArgs {
   maxNewTokens: number;
   temperature?: number;
   topK?: number;
@@ -27,11 +28,12 @@ export function register(program: Command): void {
     .option('--repetition-penalty <r>', 'discourage repeated tokens (> 1)', num({ above: 0 }))
     .option('--seed <n>', 'random seed for sampling', int(0))
     .option('--stop <text...>', 'stop strings')
-    .option('--json', 'print {"ids": [...], "text": "..."}')
-    .action(action(generateCommand));
+    .option('--json', 'print {"ids": [...], "text": "..."}');
+  kvCacheOptions(c).action(action(generateCommand));
 }
 
 export async function generateCommand(a: GenerateArgs): Promise<number> {
+  checkKVCacheArg(a);
   const m = await loadForCli(a);
   try {
     const prompt = inputIds(a, m);
@@ -48,6 +50,7 @@ export async function generateCommand(a: GenerateArgs): Promise<number> {
       eosTokenIds: eos === undefined || eos === null ? undefined : ([] as number[]).concat(eos as number | number[]),
       stopStrings: a.stop,
       tokenizer: m.tokenizer,
+      kvCache: kvCacheSpec(a, m),
       onToken: a.json ? undefined : (t) => { if (t.text) process.stdout.write(t.text); else if (!m.tokenizer) process.stdout.write(`${t.id} `); },
     });
     if (a.json) console.log(JSON.stringify({ ids: r.ids[0], text: r.text?.[0] ?? null }));

@@ -9,6 +9,8 @@ import { tidy } from '../tensor/engine.js';
 import { tensor } from '../ops/creation.js';
 import { logSoftmax } from '../ops/nn.js';
 import type { CausalLM } from './model.js';
+import { KVCacheQuant, type KVMemory } from './kvquant/cache.js';
+import type { KVCacheSpec } from './kvquant/spec.js';
 
 export interface EvalOptions {
   /** Tokens per chunk (default: min(model context, 512)). */
@@ -18,6 +20,11 @@ export interface EvalOptions {
   /** The reference model for KL divergence and top-1 agreement (same vocabulary). */
   ref?: CausalLM;
   onChunk?: (done: number, total: number) => void;
+  /**
+   * Run the evaluated model over a quantized KV cache (src/models/kvquant): each chunk is appended to a
+   * fresh cache and attends over its packed keys and values, as llama-perplexity does with -ctk/-ctv.
+   */
+  kvCache?: KVCacheSpec;
 }
 
 export interface EvalResult {
@@ -35,15 +42,17 @@ export interface EvalResult {
   refPerplexity?: number;
   /** Tokens through the evaluated model per second of its forward passes. */
   tokensPerSecond: number;
+  /** With kvCache: the packed cache's memory after the last chunk. */
+  kvMemory?: KVMemory;
 }
 
 const now = (): number => (typeof performance !== 'undefined' ? performance.now() : Date.now());
 
 /** Log-probabilities [pos, vocab] of one chunk (a host copy). */
-function logProbs(model: CausalLM, ids: number[]): Float32Array {
+function logProbs(model: CausalLM, ids: number[], cache?: KVCacheQuant): Float32Array {
   return tidy(() => {
     const x = tensor(ids, [1, ids.length], 'i32', { backend: model.backend });
-    return logSoftmax(model.forward(x)).dataSync() as Float32Array;
+    return logSoftmax(model.forward(x, cache ? { cache } : {})).dataSync() as Float32Array;
   });
 }
 
@@ -60,10 +69,18 @@ export function evaluateLM(model: CausalLM, ids: readonly number[], o: EvalOptio
   const V = model.dims.vocabSize;
   const first = Math.floor(ctx / 2);
   let nll = 0, refNll = 0, kl = 0, agree = 0, scored = 0, ms = 0;
+  let kvMemory: KVMemory | undefined;
   for (let c = 0; c < chunks; c++) {
     const chunk = ids.slice(c * ctx, (c + 1) * ctx) as number[];
+    const cache = o.kvCache ? new KVCacheQuant(o.kvCache, model.backend) : undefined;
     const t0 = now();
-    const lp = logProbs(model, chunk);
+    let lp: Float32Array;
+    try {
+      lp = logProbs(model, chunk, cache);
+      kvMemory = cache?.memory();
+    } finally {
+      cache?.dispose();
+    }
     ms += now() - t0;
     const rp = o.ref ? logProbs(o.ref, chunk) : null;
     // position i predicts token i + 1; score predictions of the second half
@@ -87,6 +104,7 @@ export function evaluateLM(model: CausalLM, ids: readonly number[], o: EvalOptio
   }
   const out: EvalResult = {
     ctx, chunks, scored, nll: nll / scored, perplexity: Math.exp(nll / scored), tokensPerSecond: (chunks * ctx) / (ms / 1000),
+    ...(kvMemory ? { kvMemory } : {}),
   };
   if (o.ref) {
     out.kl = kl / scored;

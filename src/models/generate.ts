@@ -6,6 +6,8 @@ import { Rng } from '../ops/creation.js';
 import type { Hooks } from './hook-point.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { KVCache } from './layers/kv-cache.js';
+import { KVCacheQuant } from './kvquant/cache.js';
+import type { KVCacheSpec } from './kvquant/spec.js';
 import type { CausalLM } from './model.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { pickToken, type SamplingOptions } from './sampling.js';
@@ -22,6 +24,8 @@ export interface GenerateOptions extends SamplingOptions {
   /** Id used to pad shorter prompts and finished sequences (default: tokenizer pad, else EOS, else 0). */
   padTokenId?: number;
   hooks?: Hooks;
+  /** A quantized KV cache (src/models/kvquant): q8_0, q4_0 or KVQuant's scheme; default f32. */
+  kvCache?: KVCacheSpec;
   /** Called for each new token of each sequence, as it is chosen. */
   onToken?: (token: { sequence: number; id: number; step: number; text?: string }) => void;
 }
@@ -40,7 +44,7 @@ class Generation {
   private readonly eos: Set<number>;
   private readonly pad: number;
   private readonly rng: Rng;
-  readonly cache = new KVCache();
+  readonly cache: KVCache;
   private readonly mask: number[][];
   private readonly seen: number[][];
   private readonly newIds: number[][];
@@ -52,6 +56,7 @@ class Generation {
   constructor(private readonly model: CausalLM, private readonly prompts: readonly (readonly number[])[], private readonly o: GenerateOptions) {
     if (prompts.length === 0) throw new Error('generate: no prompts');
     if (prompts.some((p) => p.length === 0)) throw new Error('generate: every prompt needs at least one token (e.g. BOS)');
+    this.cache = o.kvCache ? new KVCacheQuant(o.kvCache, model.backend) : new KVCache();
     this.eos = new Set(o.eosTokenIds ?? (o.tokenizer?.eosIds ?? []));
     this.pad = o.padTokenId ?? o.tokenizer?.padId ?? [...this.eos][0] ?? 0;
     const width = Math.max(...prompts.map((p) => p.length));

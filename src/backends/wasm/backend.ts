@@ -18,6 +18,7 @@ import { WasmMemory } from './memory.js';
 import { ThreadPool, type KernelModule } from './pool.js';
 import type { NativeKernel, WasmRuntime } from './runtime.js';
 import { canBlock, hardwareThreads } from './workers.js';
+import { runKVAttentionWasm, type KVAttentionArgs } from './ops/kv-attention.js';
 
 export interface WasmBuffer extends BackendBuffer {
   readonly backend: 'wasm';
@@ -166,6 +167,12 @@ export class WasmBackend implements Backend {
   isNative(op: OpDesc, inputs: readonly View[], outputs: readonly View[]): boolean {
     const native = NATIVE_KERNELS[op.op] as NativeKernel | undefined;
     return !!native && this.nativeReaches(op, inputs, outputs) && native.handles(op, inputs, outputs);
+  }
+
+  /** Attention over a packed KV cache where its codes lie (src/models/kvquant/cache.ts; not a contract op). */
+  runKVAttention(args: KVAttentionArgs): void {
+    this.alive('kv attention');
+    runKVAttentionWasm(this.runtime, args);
   }
 
   /** Ops that have a native wasm kernel (for some dtypes / layouts). */

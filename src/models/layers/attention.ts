@@ -7,7 +7,8 @@
 //   <p>.hook_z                     [batch, pos, head, d_head]
 //   <p>.hook_result                [batch, pos, head, d_model]  (computed only when asked)
 // The fused attention op runs unless someone listens at the scores; a pattern hook gets the
-// fused op's probabilities, and P·V is recomputed only when the hook replaces them.
+// fused op's probabilities, and P·V is recomputed only when the hook replaces them. A packed
+// (quantized) cache attends where its codes lie unless scores or patterns are hooked.
 import { add, mul, where } from '../../ops/elementwise.js';
 import { tensor } from '../../ops/creation.js';
 import { matmul } from '../../ops/linalg.js';
@@ -16,6 +17,7 @@ import { sum } from '../../ops/reduce.js';
 import { SHAPE, type Hooks } from '../hook-point.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import type { KVCache } from './kv-cache.js';
+import { KVCacheQuant } from '../kvquant/cache.js';
 import { project, weightInOut, type Linear } from './linear.js';
 
 export interface RopeInputs {
@@ -50,27 +52,45 @@ export function attend(q: Tensor, k: Tensor, v: Tensor, c: AttendContext): Tenso
   q = hooks.at(`${p}.hook_q`, q, SHAPE.head); // [batch, pos, head, d_head]
   k = hooks.at(`${p}.hook_k`, k, SHAPE.kvHead); // [batch, pos, kv_head, d_head]
   v = hooks.at(`${p}.hook_v`, v, SHAPE.kvHead); // [batch, pos, kv_head, d_head]
+  // a packed cache holding pre-RoPE keys stores k as it is here and rotates on read
+  const quant = c.cache instanceof KVCacheQuant ? c.cache : undefined;
+  const kPre = k;
   if (c.rope) {
     const r = c.rope;
     q = rope(q, r.positions, r.invFreq, { mode: r.mode, rotaryDim: r.rotaryDim });
-    k = rope(k, r.positions, r.invFreq, { mode: r.mode, rotaryDim: r.rotaryDim });
-    if (r.attentionFactor !== 1) { q = mul(q, r.attentionFactor); k = mul(k, r.attentionFactor); }
+    if (!quant?.preRope || hooks.wants(`${p}.hook_rot_k`)) k = rope(k, r.positions, r.invFreq, { mode: r.mode, rotaryDim: r.rotaryDim });
+    if (r.attentionFactor !== 1) { q = mul(q, r.attentionFactor); if (k !== kPre) k = mul(k, r.attentionFactor); }
     q = hooks.at(`${p}.hook_rot_q`, q, SHAPE.head); // [batch, pos, head, d_head]
-    k = hooks.at(`${p}.hook_rot_k`, k, SHAPE.kvHead); // [batch, pos, kv_head, d_head]
+    if (k !== kPre) k = hooks.at(`${p}.hook_rot_k`, k, SHAPE.kvHead); // [batch, pos, kv_head, d_head]
   }
   const [b, tq, h, dh] = q.shape as [number, number, number, number];
   const hkv = k.shape[2]!;
   let kh = k.permute([0, 2, 1, 3]); // [batch, kv_head, pos, d_head]
   let vh = v.permute([0, 2, 1, 3]);
-  if (c.cache) ({ k: kh, v: vh } = c.cache.append(c.layer, kh, vh));
-  const tk = kh.shape[2]!;
   const qh = q.permute([0, 2, 1, 3]); // [batch, head, pos, d_head]
+  let out: Tensor | undefined; // [batch, head, query_pos, d_head]
+  if (quant) {
+    const r = c.rope;
+    const cacheRope = r && { invFreq: r.invFreq, rotaryDim: r.rotaryDim, mode: r.mode };
+    const pre = quant.preRope && !!r;
+    quant.store(c.layer, (pre ? kPre : k).permute([0, 2, 1, 3]), vh, r ? (r.positions.dataSync() as Int32Array) : undefined, c.keyMaskHost);
+    const tkNow = quant.length + tq;
+    const explicit = hooks.wants(`${p}.hook_attn_scores`) || hooks.wants(`${p}.hook_pattern`) || (c.slidingWindow !== undefined && tkNow > c.slidingWindow);
+    if (!explicit) {
+      out = quant.attend(c.layer, qh, { scale: c.scale * (pre ? r.attentionFactor : 1), keyMask: c.keyMask, keyMaskHost: c.keyMaskHost, rope: cacheRope });
+    } else {
+      ({ k: kh, v: vh } = quant.dequantized(c.layer, cacheRope));
+      if (pre && r.attentionFactor !== 1) kh = mul(kh, r.attentionFactor);
+    }
+  } else if (c.cache) ({ k: kh, v: vh } = c.cache.append(c.layer, kh, vh));
+  const tk = kh.shape[2]!;
 
-  let out: Tensor; // [batch, head, query_pos, d_head]
   const g = h / hkv;
   const applyPattern = (pattern: Tensor) => matmul(pattern.reshape([b, hkv, g, tq, tk]), vh.unsqueeze(2)).reshape([b, h, tq, vh.shape[3]!]);
   const windowed = c.slidingWindow !== undefined && tk > c.slidingWindow;
-  if (hooks.wants(`${p}.hook_attn_scores`) || windowed) {
+  if (out) {
+    // the packed cache attended already
+  } else if (hooks.wants(`${p}.hook_attn_scores`) || windowed) {
     // Scores are asked for, or a sliding window hides old keys (the fused op knows only causal and
     // padding masks): the explicit path (scores -> mask -> softmax -> pattern -> P·V).
     const q5 = qh.reshape([b, hkv, g, tq, dh]);

@@ -21,7 +21,7 @@ const MIN_THREADED_BYTES = 1 << 14;
 const tables = new WeakMap<object, number>();
 
 /** Address of the 65536-entry f16 -> f32 table in this runtime's memory (built on first use). */
-function f16Table(rt: WasmRuntime): number {
+export function f16Table(rt: WasmRuntime): number {
   const have = tables.get(rt.memory);
   if (have !== undefined) return have;
   const ptr = rt.scratch('qmatmul.f16', 65536 * 4);

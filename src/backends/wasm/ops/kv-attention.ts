@@ -1,0 +1,89 @@
+// Runtime glue of the packed KV-cache attention kernel (kernels/kvattn.wat.mjs): fills its
+// parameter block with the addresses of the query, the output and the two packed streams, and
+// splits the query rows over the thread pool. Not an op of the backend contract: the quantized
+// cache (src/models/kvquant/cache.ts) calls it directly on the wasm backend and runs its reference
+// (src/models/kvquant/reference.ts) elsewhere.
+import type { View } from '../../../tensor/backend.js';
+import { KERNEL_CONSTANTS } from '../generated/kernels.js';
+import type { WasmRuntime } from '../runtime.js';
+import { f32Bits } from './norm.js';
+import { f16Table } from './qmatmul.js';
+import { addr, inside, isContiguous, threadsFor } from './rows.js';
+
+const { KVA, KVS } = KERNEL_CONSTANTS.kvattn;
+
+/** Where a packed stream keeps what (byte offsets in its main buffer; src/models/kvquant/codec.ts `StreamLayout`). */
+export interface PackedStreamLayout {
+  bits: number;
+  R: number;
+  rowBytes: number;
+  params: 'channel' | 'group';
+  G: number;
+  grpBytes: number;
+  oGrp: number;
+  oRowptr: number;
+  oPos: number;
+  oLut: number;
+  oChan: number;
+  oVal: number;
+  sparse: boolean;
+}
+
+export interface PackedStreamViews {
+  layout: PackedStreamLayout;
+  main: View; // u8 [layout.bytes]
+  out: View; // u8 [layout.outBytes]
+}
+
+export interface KVAttentionArgs {
+  q: View; // f32 [b, hq, tq, d], last axis contiguous
+  y: View; // f32 [b, hq, tq, dv], contiguous
+  mask?: View; // u8 [b, tk], contiguous
+  k: PackedStreamViews;
+  v: PackedStreamViews;
+  /** Pre-RoPE keys: cos/sin table f32 [positions, rot / 2, 2]. */
+  rope?: { table: View; rotaryDim: number; mode: 'half' | 'interleaved' };
+  hkv: number;
+  /** Key positions held (rows = tk · b). */
+  tk: number;
+  scale: number;
+  causal: boolean;
+}
+
+export function runKVAttentionWasm(rt: WasmRuntime, a: KVAttentionArgs): void {
+  const [B, HQ, TQ, D] = a.q.shape as [number, number, number, number];
+  const DV = a.y.shape[3]!;
+  if (a.q.strides[3] !== 1 || !isContiguous(a.y) || (a.mask && !isContiguous(a.mask))) throw new Error('kv attention: q needs a contiguous last axis, y and the mask contiguous');
+  for (const v of [a.q, a.y, a.k.main, a.k.out, a.v.main, a.v.out, ...(a.mask ? [a.mask] : []), ...(a.rope ? [a.rope.table] : [])]) {
+    if (!inside(v)) throw new Error('kv attention: a view reaches outside its buffer');
+  }
+  const G = HQ / a.hkv;
+  const rows = B * a.hkv * TQ;
+  const threads = threadsFor(rt, rows * a.tk * (D + DV) * 8, rows);
+  const stride = Math.ceil(((G * a.tk + D + DV + 2 * G) * 4) / 64) * 64;
+  const scratch = rt.scratch('kvattn.scores', Math.max(64, stride * threads));
+  const prm = rt.scratch('kvattn.params', KVA.BYTES);
+  const P = new Int32Array(rt.memory.bytes().buffer, prm, KVA.BYTES / 4);
+  const put = (at: number, x: number) => { P[at / 4] = x; };
+  put(KVA.B, B); put(KVA.HQ, HQ); put(KVA.G, G); put(KVA.TQ, TQ); put(KVA.TK, a.tk); put(KVA.D, D); put(KVA.DV, DV);
+  put(KVA.q, addr(rt, a.q)); put(KVA.qsb, a.q.strides[0]!); put(KVA.qsh, a.q.strides[1]!); put(KVA.qst, a.q.strides[2]!);
+  put(KVA.y, addr(rt, a.y));
+  put(KVA.mask, a.mask ? addr(rt, a.mask) : 0);
+  put(KVA.causal, a.causal ? 1 : 0);
+  put(KVA.scaleBits, f32Bits(a.scale));
+  put(KVA.scratch, scratch); put(KVA.scratchStride, stride);
+  put(KVA.tab, f16Table(rt));
+  put(KVA.rope, a.rope ? addr(rt, a.rope.table) : 0);
+  put(KVA.rot, a.rope?.rotaryDim ?? 0);
+  put(KVA.ropeMode, a.rope?.mode === 'interleaved' ? 1 : 0);
+  for (const [base, s] of [[KVA.k, a.k], [KVA.v, a.v]] as const) {
+    const L = s.layout;
+    put(base + KVS.main, addr(rt, s.main)); put(base + KVS.out, addr(rt, s.out));
+    put(base + KVS.bits, L.bits); put(base + KVS.R, L.R); put(base + KVS.rowBytes, L.rowBytes);
+    put(base + KVS.params, L.params === 'channel' ? 0 : 1); put(base + KVS.G, L.G); put(base + KVS.grpBytes, L.grpBytes);
+    put(base + KVS.oGrp, L.oGrp); put(base + KVS.oRowptr, L.oRowptr); put(base + KVS.oPos, L.oPos);
+    put(base + KVS.oLut, L.oLut); put(base + KVS.oChan, L.oChan); put(base + KVS.oVal, L.oVal);
+    put(base + KVS.sparse, L.sparse ? 1 : 0);
+  }
+  rt.pool.run('kv_attn_rows', [prm], threads);
+}

@@ -1,0 +1,373 @@
+// KVCacheQuant: a generation cache that holds keys and values packed (codec.ts), quantized online
+// as each step appends them, and attends over them where they lie: on wasm a kernel reads the codes
+// (kernels/kvattn.wat.mjs), on js the reference (reference.ts) reads the same bytes. Same
+// interface as KVCache (length, commit, dispose), chosen by `kvCache` on generate / eval / forward.
+// Pre-RoPE keys: the cache stores keys before the rotary embedding with their positions, and RoPE
+// is applied on read. Hooks that read scores or patterns get the dequantized cache (`dequantized`)
+// and the explicit attention path; their numbers are the same as the kernel's to f32 rounding.
+// Backends that cannot read buffers synchronously (webgpu) have no packed path: constructing the
+// cache there throws, naming the backends that have it.
+// Not for: calibration (calibrate.ts) or the bit layout (codec.ts).
+import type { Backend } from '../../tensor/backend.js';
+import { Tensor } from '../../tensor/tensor.js';
+import { keep } from '../../tensor/engine.js';
+import { KVCache } from '../layers/kv-cache.js';
+import type { KVAttentionArgs } from '../../backends/wasm/ops/kv-attention.js';
+import { encodeRow, fixedLut, streamLayout, type RowEncoder, type StreamLayout } from './codec.js';
+import { kvAttentionReference, dequantizeStream, type HostRope, type HostStream } from './reference.js';
+import { kvSpecLabel, needsCalibration, resolveKVSpec, type KVCacheSpec, type ResolvedKVSpec } from './spec.js';
+
+/** A backend with the packed-cache kernel (the wasm backend). */
+interface KVAttentionBackend extends Backend {
+  runKVAttention(args: KVAttentionArgs): void;
+}
+
+function kernelOf(b: Backend): KVAttentionBackend | undefined {
+  return typeof (b as Partial<KVAttentionBackend>).runKVAttention === 'function' ? (b as KVAttentionBackend) : undefined;
+}
+
+interface QStream {
+  enc: RowEncoder;
+  layout: StreamLayout;
+  main: Tensor; // u8 [layout.bytes]
+  out: Tensor; // u8 [layout.outBytes]
+  nOut: number;
+  /** Holds each row's rotary position (pre-RoPE keys). */
+  positions: boolean;
+}
+
+interface QLayer {
+  k: QStream;
+  v: QStream;
+  batch: number;
+  hkv: number;
+  d: number;
+  dv: number;
+}
+
+/** What the attention layer hands the cache about the rotary embedding. */
+export interface CacheRope {
+  invFreq: Tensor; // f32 [rotaryDim / 2]
+  rotaryDim: number;
+  mode: 'half' | 'interleaved';
+}
+
+export interface KVMemory {
+  /** Bytes the packed streams use per token, all layers: codes, group params, row pointers, positions, sparse entries. */
+  bytesPerToken: number;
+  /** The same for an f32 cache. */
+  f32BytesPerToken: number;
+  /** Bytes that do not grow with the context (lookup tables, per-channel ranges), all layers. */
+  fixedBytes: number;
+  /** Positions held (tokens × sequences). */
+  tokens: number;
+  /** Exact (sparse) entries over all values held. */
+  sparseShare: number;
+}
+
+export class KVCacheQuant extends KVCache {
+  readonly spec: ResolvedKVSpec;
+  readonly label: string;
+  private qlayers: (QLayer | undefined)[] = [];
+  private qpending = 0;
+  private ropeHost?: { table: Float32Array; invFreq: Float32Array; rotaryDim: number; mode: 'half' | 'interleaved' };
+  private ropeDevice?: Tensor;
+
+  constructor(spec: KVCacheSpec, readonly backend: Backend) {
+    super();
+    this.spec = resolveKVSpec(spec);
+    this.label = kvSpecLabel(spec);
+    if (!backend.synchronous) {
+      throw new Error(`KV cache ${this.label}: the ${backend.name} backend has no packed KV-cache kernel (it exists for wasm, and js runs the reference); use --backend wasm or an f32 cache`);
+    }
+    const c = this.spec.calibration;
+    if (needsCalibration(this.spec)) {
+      if (!c) throw new Error(`KV cache ${this.label}: needs an offline calibration (calibrateKV) for per-channel keys, nuq or outliers`);
+      const same = c.bits === this.spec.bits && c.keys === this.spec.keys && c.preRope === this.spec.preRope && c.nuq === this.spec.nuq && c.outliers === this.spec.outliers;
+      if (!same) throw new Error(`KV cache ${this.label}: the calibration was fitted for ${kvSpecLabel({ type: 'kvquant', ...c })}; calibrate for this spec`);
+    }
+  }
+
+  /** Whether keys are stored before RoPE (and rotated on read). */
+  get preRope(): boolean {
+    return this.spec.type === 'kvquant' && this.spec.preRope;
+  }
+
+  /** Whether `wasm` runs the packed kernel here (else the js reference reads the bytes). */
+  get native(): boolean {
+    return !!kernelOf(this.backend);
+  }
+
+  private encoders(layer: number, R: number): { k: RowEncoder; v: RowEncoder } {
+    const s = this.spec;
+    if (s.type !== 'kvquant') {
+      if (R % 32) throw new RangeError(`KV cache ${s.type}: rows of kv_head · d_head = ${R} values are not a whole number of 32-value blocks`);
+      const e: RowEncoder = { kind: s.type, bits: s.bits, R, params: 'group', G: 32, grpBytes: 2, lut: fixedLut(s.type, s.bits), tau: Infinity };
+      return { k: e, v: e };
+    }
+    const cal = s.calibration?.layers[layer];
+    if (needsCalibration(s) && !cal) throw new Error(`KV cache ${this.label}: the calibration has no layer ${layer}`);
+    const kind = s.nuq ? 'nuq' : 'uniform';
+    const lutOf = (l?: number[]) => (s.nuq ? Float32Array.from(l!) : fixedLut('uniform', s.bits));
+    const perToken = (c?: { tau?: number; lut?: number[] }): RowEncoder => ({
+      kind, bits: s.bits, R, params: 'group', G: R, grpBytes: 4, lut: lutOf(c?.lut), tau: s.outliers > 0 ? (c?.tau ?? Infinity) : Infinity,
+    });
+    let k: RowEncoder;
+    if (s.keys === 'per-channel') {
+      const lo = Float32Array.from(cal!.keys.lo!), hi = Float32Array.from(cal!.keys.hi!);
+      if (lo.length !== R) throw new Error(`KV cache ${this.label}: the calibration has ${lo.length} key channels at layer ${layer}, the model ${R}`);
+      const n = (1 << s.bits) - 1;
+      k = {
+        kind, bits: s.bits, R, params: 'channel', G: R, grpBytes: 0, lut: lutOf(cal!.keys.lut), tau: Infinity,
+        chanScale: Float32Array.from(lo, (l, c) => (s.nuq ? (hi[c]! - l) / 2 : (hi[c]! - l) / n)),
+        chanOffset: Float32Array.from(lo, (l, c) => (s.nuq ? (hi[c]! + l) / 2 : l)),
+        ...(s.outliers > 0 ? { lo, hi } : {}),
+      };
+    } else k = perToken(cal?.keys);
+    return { k, v: perToken(cal?.values) };
+  }
+
+  private newStream(enc: RowEncoder, capRows: number, outCap: number, positions: boolean): QStream {
+    const sparse = this.spec.sink || Number.isFinite(enc.tau) || !!enc.lo;
+    const layout = streamLayout(enc.bits, enc.R, enc.params, enc.G, enc.grpBytes, capRows, outCap, positions, sparse);
+    const main = keep(Tensor.empty([layout.bytes], 'u8', this.backend, 'kvCacheQuant'));
+    const out = keep(Tensor.empty([Math.max(4, layout.outBytes)], 'u8', this.backend, 'kvCacheQuant'));
+    const head = new Uint8Array(layout.bytes - layout.oRowptr);
+    const dv = new DataView(head.buffer);
+    new Uint8Array(head.buffer, layout.oLut - layout.oRowptr, enc.lut.length * 4).set(new Uint8Array(enc.lut.buffer, enc.lut.byteOffset, enc.lut.length * 4));
+    if (enc.params === 'channel') {
+      for (let c = 0; c < enc.R; c++) {
+        dv.setFloat32(layout.oChan - layout.oRowptr + 4 * c, enc.chanScale![c]!, true);
+        dv.setFloat32(layout.oChan - layout.oRowptr + 4 * (enc.R + c), enc.chanOffset![c]!, true);
+      }
+    }
+    this.backend.write(main.view().buffer, layout.oRowptr, head);
+    return { enc, layout, main, out, nOut: 0, positions };
+  }
+
+  /** Moves a stream into buffers of `capRows` rows / `outCap` entries, keeping its first `rows` rows. */
+  private grow(s: QStream, rows: number, capRows: number, outCap: number): QStream {
+    const n = this.newStream(s.enc, capRows, outCap, s.positions);
+    const o = s.layout, L = n.layout, b = this.backend;
+    const read = (t: Tensor, at: number, len: number) => b.readSync(t.view().buffer, at, len);
+    const copy = (from: number, to: number, len: number) => { if (len > 0) b.write(n.main.view().buffer, to, read(s.main, from, len)); };
+    copy(0, 0, rows * o.rowBytes);
+    copy(o.oGrp, L.oGrp, rows * (o.R / o.G) * o.grpBytes * (o.params === 'group' ? 1 : 0));
+    if (o.sparse) copy(o.oRowptr, L.oRowptr, (rows + 1) * 4);
+    if (s.positions) copy(o.oPos, L.oPos, rows * 4);
+    if (s.nOut > 0) {
+      b.write(n.out.view().buffer, 0, read(s.out, 0, 2 * s.nOut));
+      b.write(n.out.view().buffer, L.oVal, read(s.out, o.oVal, 4 * s.nOut));
+    }
+    n.nOut = s.nOut;
+    s.main.dispose();
+    s.out.dispose();
+    return n;
+  }
+
+  /**
+   * Quantizes and appends k [batch, kv_head, t, d] (before RoPE when `preRope`) and v
+   * [batch, kv_head, t, dv] at `layer`. `positions` (batch-major [batch · t]) are the rotary
+   * positions of the new keys; `keyMask` [batch, past + t] marks real tokens (the sink is each
+   * sequence's first real token).
+   */
+  store(layer: number, k: Tensor, v: Tensor, positions?: Int32Array, keyMask?: Uint8Array): void {
+    const [B, hkv, T, d] = k.shape as [number, number, number, number];
+    const dv = v.shape[3]!;
+    const R = hkv * d;
+    if (dv !== d) throw new Error(`KV cache ${this.label}: keys and values of different head sizes (${d}, ${dv}) are not supported`);
+    let l = this.qlayers[layer];
+    const past = this.length;
+    const needRows = (past + T) * B;
+    if (!l) {
+      const e = this.encoders(layer, R);
+      const cap = Math.max(16, past + T) * B;
+      // positions are kept only where RoPE will be applied on read (pre-RoPE keys of a rotary model)
+      l = { k: this.newStream(e.k, cap, 64, this.preRope && positions !== undefined), v: this.newStream(e.v, cap, 64, false), batch: B, hkv, d, dv };
+      this.qlayers[layer] = l;
+    }
+    if (l.batch !== B || l.hkv !== hkv || l.d !== d) throw new Error(`KV cache ${this.label}: layer ${layer} holds [${l.batch}, ${l.hkv}, *, ${l.d}], got ${k.shape.join('x')}`);
+    const kx = k.dataSync() as Float32Array, vx = v.dataSync() as Float32Array;
+    const total = past + T;
+    const isSink = (b: number, t: number): boolean => {
+      if (!this.spec.sink) return false;
+      const col = past + t;
+      if (!keyMask) return col === 0;
+      if (!keyMask[b * total + col]) return false;
+      for (let j = 0; j < col; j++) if (keyMask[b * total + j]) return false;
+      return true;
+    };
+    for (const [which, x] of [['k', kx], ['v', vx]] as const) {
+      let s = l[which];
+      const rows: ReturnType<typeof encodeRow>[] = [];
+      const row = new Float32Array(R);
+      for (let t = 0; t < T; t++) {
+        for (let b = 0; b < B; b++) {
+          for (let h = 0; h < hkv; h++) row.set(x.subarray(((b * hkv + h) * T + t) * d, ((b * hkv + h) * T + t + 1) * d), h * d);
+          rows.push(encodeRow(s.enc, row, isSink(b, t)));
+        }
+      }
+      const nNew = rows.reduce((a, r) => a + r.outIdx.length, 0);
+      if (needRows > s.layout.cap || s.nOut + nNew > s.layout.outCap) {
+        const cap = needRows > s.layout.cap ? Math.max(needRows, 2 * s.layout.cap) : s.layout.cap;
+        const outCap = s.nOut + nNew > s.layout.outCap ? Math.max(s.nOut + nNew, 2 * s.layout.outCap) : s.layout.outCap;
+        s = l[which] = this.grow(s, past * B, cap, outCap);
+      }
+      const L = s.layout, r0 = past * B, n = T * B;
+      const codes = new Uint8Array(n * L.rowBytes);
+      const nGroups = L.params === 'group' ? L.R / L.G : 0;
+      const grp = new Uint8Array(n * nGroups * L.grpBytes);
+      const rowptr = new Int32Array(n);
+      const pos = new Int32Array(n);
+      const idx = new Uint16Array(nNew), val = new Float32Array(nNew);
+      let e = 0;
+      rows.forEach((r, i) => {
+        codes.set(r.codes, i * L.rowBytes);
+        grp.set(r.grp, i * nGroups * L.grpBytes);
+        for (let j = 0; j < r.outIdx.length; j++, e++) { idx[e] = r.outIdx[j]!; val[e] = r.outVal[j]!; }
+        rowptr[i] = s.nOut + e;
+        const t = Math.floor(i / B), b = i % B;
+        pos[i] = positions ? positions[b * T + t]! : past + t;
+        this.maxPos = Math.max(this.maxPos, pos[i]!);
+      });
+      const buf = s.main.view().buffer, ob = s.out.view().buffer, w = this.backend;
+      const bytes = (a: ArrayBufferView) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+      w.write(buf, r0 * L.rowBytes, codes);
+      if (grp.length) w.write(buf, L.oGrp + r0 * nGroups * L.grpBytes, grp);
+      if (L.sparse) w.write(buf, L.oRowptr + 4 * (r0 + 1), bytes(rowptr));
+      if (s.positions) w.write(buf, L.oPos + 4 * r0, bytes(pos));
+      if (nNew) {
+        w.write(ob, 2 * s.nOut, bytes(idx));
+        w.write(ob, L.oVal + 4 * s.nOut, bytes(val));
+      }
+      s.nOut += nNew;
+    }
+    this.qpending = T;
+  }
+
+  private host(s: QStream): HostStream {
+    return { layout: s.layout, bytes: { main: s.main.bytesSync(), out: s.out.bytesSync() } };
+  }
+
+  /** cos/sin of every position up to `maxPos` (host and device copies grow together). */
+  private ropeTable(rope: CacheRope, maxPos: number): HostRope {
+    const half = rope.rotaryDim / 2;
+    let h = this.ropeHost;
+    if (!h || h.table.length < (maxPos + 1) * half * 2) {
+      const invFreq = h?.invFreq ?? (rope.invFreq.dataSync() as Float32Array);
+      const n = Math.max(maxPos + 1, 2 * (h ? h.table.length / (2 * half) : 0), 64);
+      const table = new Float32Array(n * half * 2);
+      for (let p = 0; p < n; p++) {
+        for (let i = 0; i < half; i++) {
+          const a = p * invFreq[i]!;
+          table[(p * half + i) * 2] = Math.cos(a);
+          table[(p * half + i) * 2 + 1] = Math.sin(a);
+        }
+      }
+      h = this.ropeHost = { table, invFreq, rotaryDim: rope.rotaryDim, mode: rope.mode };
+      this.ropeDevice?.dispose();
+      this.ropeDevice = undefined;
+    }
+    return { table: h.table, rotaryDim: h.rotaryDim, mode: h.mode };
+  }
+
+  /** The largest rotary position stored so far. */
+  private maxPos = 0;
+
+  /**
+   * Attention of q [batch, head, tq, d] over every position held at `layer` (the step's included)
+   * -> [batch, head, tq, dv]. Causal with offset tk − tq; keyMask u8 [batch, tk].
+   */
+  attend(layer: number, q: Tensor, o: { scale: number; keyMask?: Tensor; keyMaskHost?: Uint8Array; rope?: CacheRope; reference?: boolean }): Tensor {
+    const l = this.qlayers[layer];
+    if (!l) throw new Error(`KV cache ${this.label}: nothing stored at layer ${layer}`);
+    const [B, HQ, TQ] = q.shape as [number, number, number, number];
+    const tk = this.length + this.qpending;
+    const rope = this.preRope && o.rope ? this.ropeTable(o.rope, this.maxPos) : undefined;
+    const y = Tensor.empty([B, HQ, TQ, l.dv], 'f32', this.backend, 'kvAttention');
+    const kb = kernelOf(this.backend);
+    if (kb && !o.reference) {
+      const qc = q.view().strides[3] === 1 ? q : q.contiguous();
+      try {
+        if (rope && !this.ropeDevice) this.ropeDevice = keep(Tensor.from(rope.table, [rope.table.length], 'f32', this.backend));
+        const mask = o.keyMask ? (o.keyMask.isContiguous ? o.keyMask : o.keyMask.contiguous()) : undefined;
+        try {
+          kb.runKVAttention({
+            q: qc.view(), y: y.view(), mask: mask?.view(),
+            k: { layout: l.k.layout, main: l.k.main.view(), out: l.k.out.view() },
+            v: { layout: l.v.layout, main: l.v.main.view(), out: l.v.out.view() },
+            rope: rope ? { table: this.ropeDevice!.view(), rotaryDim: rope.rotaryDim, mode: rope.mode } : undefined,
+            hkv: l.hkv, tk, scale: o.scale, causal: true,
+          });
+        } finally {
+          if (mask && mask !== o.keyMask) mask.dispose();
+        }
+      } finally {
+        if (qc !== q) qc.dispose();
+      }
+      return y;
+    }
+    const qd = Float32Array.from(q.dataSync() as Float32Array);
+    const out = kvAttentionReference(qd, [B, HQ, TQ, q.shape[3]!], this.host(l.k), this.host(l.v), {
+      hkv: l.hkv, tk, dv: l.dv, scale: o.scale, causal: true, mask: o.keyMaskHost, rope,
+    });
+    y.dispose();
+    return Tensor.from(out, [B, HQ, TQ, l.dv], 'f32', this.backend);
+  }
+
+  /** The held keys (rotated) and values dequantized, f32 [batch, kv_head, tk, d] each (new tensors). */
+  dequantized(layer: number, rope?: CacheRope): { k: Tensor; v: Tensor } {
+    const l = this.qlayers[layer];
+    if (!l) throw new Error(`KV cache ${this.label}: nothing stored at layer ${layer}`);
+    const tk = this.length + this.qpending;
+    const r = this.preRope && rope ? this.ropeTable(rope, this.maxPos) : undefined;
+    const k = dequantizeStream(this.host(l.k), l.batch, l.hkv, tk, l.d, r);
+    const v = dequantizeStream(this.host(l.v), l.batch, l.hkv, tk, l.dv);
+    return {
+      k: Tensor.from(k, [l.batch, l.hkv, tk, l.d], 'f32', this.backend),
+      v: Tensor.from(v, [l.batch, l.hkv, tk, l.dv], 'f32', this.backend),
+    };
+  }
+
+  /** KVCache's interface for callers that want f32 views: stores, then returns the dequantized cache. */
+  override append(layer: number, k: Tensor, v: Tensor): { k: Tensor; v: Tensor } {
+    if (this.preRope) throw new Error(`KV cache ${this.label}: pre-RoPE keys need the attention layer's packed path (store + attend)`);
+    this.store(layer, k, v);
+    return this.dequantized(layer);
+  }
+
+  override commit(): void {
+    this.length += this.qpending;
+    this.qpending = 0;
+  }
+
+  /** Bytes held per token, against an f32 cache of the same positions. */
+  memory(): KVMemory {
+    let bytes = 0, f32 = 0, fixed = 0, sparse = 0, values = 0;
+    for (const l of this.qlayers) {
+      if (!l) continue;
+      const rows = this.length * l.batch;
+      for (const s of [l.k, l.v]) {
+        const L = s.layout;
+        const nGroups = L.params === 'group' ? L.R / L.G : 0;
+        bytes += rows * (L.rowBytes + nGroups * L.grpBytes + (L.sparse ? 4 : 0) + (s.positions ? 4 : 0)) + 6 * s.nOut;
+        fixed += 4 * (1 << L.bits) + (L.params === 'channel' ? 8 * L.R : 0);
+        f32 += rows * L.R * 4;
+        sparse += s.nOut;
+        values += rows * L.R;
+      }
+    }
+    const tokens = this.length * (this.qlayers.find(Boolean)?.batch ?? 1);
+    return { bytesPerToken: tokens ? bytes / tokens : 0, f32BytesPerToken: tokens ? f32 / tokens : 0, fixedBytes: fixed, tokens, sparseShare: values ? sparse / values : 0 };
+  }
+
+  override dispose(): void {
+    for (const l of this.qlayers) if (l) for (const s of [l.k, l.v]) { s.main.dispose(); s.out.dispose(); }
+    this.qlayers = [];
+    this.ropeDevice?.dispose();
+    this.ropeDevice = undefined;
+    this.length = 0;
+    this.qpending = 0;
+    this.maxPos = 0;
+  }
+}

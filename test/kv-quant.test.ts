@@ -1,0 +1,258 @@
+// The quantized KV cache (src/models/kvquant): packed rows against reference quantize-dequantize (ggml's
+// q8_0 / q4_0 bit for bit; KVQuant's per-token, per-channel, nuq and outlier rules), the wasm
+// kernel against the js reference on the same bytes, the reference against the plain attention op
+// on the dequantized cache, whole models with the cache on and off, and bad input.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as al from '../src/index.js';
+import { initBackend } from '../src/tensor/engine.js';
+import { randomModel } from '../src/models/random.js';
+import type { CausalLM } from '../src/models/model.js';
+import { decodeBlockQ4_0, decodeBlockQ8_0, quantizeQ4_0, quantizeQ8_0 } from '../src/formats/gguf-quants.js';
+import { f16BitsToF32, f32ToF16Bits } from '../src/tensor/dtype.js';
+import { decodeRow, encodeRow, fixedLut, streamLayout, type RowEncoder } from '../src/models/kvquant/codec.js';
+import { KVCacheQuant } from '../src/models/kvquant/cache.js';
+import { calibrateKV, collectKV, fitKV, weightedKMeans } from '../src/kvquant/calibrate.js';
+import { parseKVCacheType, resolveKVSpec, type KVCacheSpec } from '../src/models/kvquant/spec.js';
+import { evaluateLM } from '../src/models/evaluate.js';
+import { generate } from '../src/models/generate.js';
+import { TINY } from './helpers/tiny-configs.js';
+
+const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+  return m;
+};
+const maxAbs = (a: ArrayLike<number>) => { let m = 0; for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]!)); return m; };
+
+/** Writes one encoded row into fresh stream buffers and decodes it back (codec only, no backend). */
+function roundTrip(e: RowEncoder, x: Float32Array, exact = false): { y: Float32Array; nOut: number } {
+  const r = encodeRow(e, x, exact);
+  const L = streamLayout(e.bits, e.R, e.params, e.G, e.grpBytes, 1, Math.max(1, r.outIdx.length), false, true);
+  const main = new Uint8Array(L.bytes), out = new Uint8Array(L.outBytes);
+  const dv = new DataView(main.buffer), ov = new DataView(out.buffer);
+  main.set(r.codes, 0);
+  main.set(r.grp, L.oGrp);
+  dv.setInt32(L.oRowptr + 4, r.outIdx.length, true);
+  e.lut.forEach((v, i) => dv.setFloat32(L.oLut + 4 * i, v, true));
+  if (e.params === 'channel') for (let c = 0; c < e.R; c++) { dv.setFloat32(L.oChan + 4 * c, e.chanScale![c]!, true); dv.setFloat32(L.oChan + 4 * (e.R + c), e.chanOffset![c]!, true); }
+  r.outIdx.forEach((c, i) => { ov.setUint16(2 * i, c, true); ov.setFloat32(L.oVal + 4 * i, r.outVal[i]!, true); });
+  const y = new Float32Array(e.R);
+  decodeRow(L, { main, out }, 0, 0, e.R, y);
+  return { y, nOut: r.outIdx.length };
+}
+
+function randomRow(n: number, seed: number, outlierEvery = 0): Float32Array {
+  let s = seed;
+  const rnd = () => { s = (s * 1103515245 + 12345) >>> 0; return s / 2 ** 32; };
+  return Float32Array.from({ length: n }, (_, i) => (rnd() * 2 - 1) * (outlierEvery && i % outlierEvery === 3 ? 40 : 1));
+}
+
+const f16 = (x: number) => f16BitsToF32(f32ToF16Bits(x));
+
+describe('packed rows', () => {
+  it('q8_0 and q4_0 rows decode to ggml\'s values bit for bit', () => {
+    for (const [kind, quant, dec, bb] of [['q8_0', quantizeQ8_0, decodeBlockQ8_0, 34], ['q4_0', quantizeQ4_0, decodeBlockQ4_0, 18]] as const) {
+      const x = randomRow(96, 7, 11);
+      const e: RowEncoder = { kind, bits: kind === 'q8_0' ? 8 : 4, R: 96, params: 'group', G: 32, grpBytes: 2, lut: fixedLut(kind, kind === 'q8_0' ? 8 : 4), tau: Infinity };
+      const { y } = roundTrip(e, x);
+      const blocks = quant(x);
+      const want = new Float32Array(96);
+      for (let b = 0; b < 3; b++) dec(blocks, b * bb, want, b * 32);
+      console.log(`${kind}: max |packed − ggml| = ${maxDiff(y, want)}, quantization error ${maxDiff(y, x).toExponential(2)}`);
+      expect(Array.from(y)).toEqual(Array.from(want));
+    }
+  });
+
+  it('kvquant per-token rows: min-max (uniform) or the codebook (nuq), f16 params, outliers exact', () => {
+    const R = 48;
+    for (const bits of [2, 3, 4]) {
+      for (const nuq of [false, true]) {
+        const x = randomRow(R, 11 + bits, 13);
+        const lut = nuq ? Float32Array.from(weightedKMeans(Array.from(randomRow(500, 3)), new Array(500).fill(1), 1 << bits)) : fixedLut('uniform', bits);
+        const e: RowEncoder = { kind: nuq ? 'nuq' : 'uniform', bits, R, params: 'group', G: R, grpBytes: 4, lut, tau: 5 };
+        const { y, nOut } = roundTrip(e, x);
+        // the rule written out: outliers are |x − median| > tau, the rest spans [mn, mx]
+        const sorted = Array.from(x).sort((a, b) => a - b);
+        const med = (sorted[R / 2 - 1]! + sorted[R / 2]!) / 2;
+        const inl = Array.from(x).filter((v) => Math.abs(v - med) <= 5);
+        const mn = Math.min(...inl), mx = Math.max(...inl);
+        const [scale, offset] = nuq ? [f16((mx - mn) / 2), f16((mx + mn) / 2)] : [f16((mx - mn) / ((1 << bits) - 1)), f16(mn)];
+        const want = Float32Array.from(x, (v) => {
+          if (Math.abs(v - med) > 5) return v;
+          const t = (v - offset) / scale;
+          let best = 0;
+          for (let i = 1; i < lut.length; i++) if (Math.abs(lut[i]! - t) < Math.abs(lut[best]! - t)) best = i;
+          return Math.fround(Math.fround(lut[best]! * scale) + offset);
+        });
+        expect(nOut).toBe(R - inl.length);
+        expect(nOut).toBeGreaterThan(0);
+        expect(maxDiff(y, want)).toBe(0);
+      }
+    }
+  });
+
+  it('kvquant per-channel rows: calibrated ranges, values outside kept exact, a sink row all exact', () => {
+    const R = 32, bits = 3;
+    const lo = Float32Array.from({ length: R }, (_, c) => -1 - c / R), hi = Float32Array.from({ length: R }, (_, c) => 1 + c / R);
+    const lut = fixedLut('uniform', bits);
+    const e: RowEncoder = {
+      kind: 'uniform', bits, R, params: 'channel', G: R, grpBytes: 0, lut, tau: Infinity, lo, hi,
+      chanScale: Float32Array.from(lo, (l, c) => (hi[c]! - l) / 7), chanOffset: Float32Array.from(lo),
+    };
+    const x = randomRow(R, 5, 9);
+    const { y, nOut } = roundTrip(e, x);
+    const want = Float32Array.from(x, (v, c) => {
+      if (v < lo[c]! || v > hi[c]!) return v;
+      const q = Math.min(7, Math.max(0, Math.round((v - e.chanOffset![c]!) / e.chanScale![c]!)));
+      return Math.fround(Math.fround(q * e.chanScale![c]!) + e.chanOffset![c]!);
+    });
+    expect(nOut).toBe(Array.from(x).filter((v, c) => v < lo[c]! || v > hi[c]!).length);
+    expect(maxDiff(y, want)).toBe(0);
+    const sink = roundTrip(e, x, true);
+    expect(sink.nOut).toBe(R);
+    expect(Array.from(sink.y)).toEqual(Array.from(x));
+  });
+
+  it('weighted k-means follows the weights', () => {
+    const xs = Array.from({ length: 1000 }, (_, i) => -1 + (2 * i) / 999);
+    const plain = weightedKMeans(xs, xs.map(() => 1), 4);
+    const heavy = weightedKMeans(xs, xs.map((x) => (Math.abs(x - 0.5) < 0.05 ? 1000 : 1)), 4);
+    console.log('k-means centroids, uniform weights:', plain.map((c) => c.toFixed(3)).join(' '), '| weight at 0.5:', heavy.map((c) => c.toFixed(3)).join(' '));
+    expect(plain[0]).toBeCloseTo(-0.75, 1);
+    expect(Math.min(...heavy.map((c) => Math.abs(c - 0.5)))).toBeLessThan(0.02);
+  });
+});
+
+describe('packed attention', () => {
+  let wasm: al.Backend;
+  let js: al.Backend;
+  let model: CausalLM;
+  let modelJs: CausalLM;
+  const cfg = { ...TINY.llama!, hidden_size: 64, num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 128 };
+  const calibIds = Array.from({ length: 320 }, (_, i) => (i * 7 + 3 + (i >> 4)) % 60);
+  const seq = [1, 5, 9, 22, 31, 5, 9, 22, 40, 41, 3, 7, 12, 5, 9, 22, 31, 50, 2, 8, 17, 33, 5, 9];
+  const specs: Record<string, KVCacheSpec> = {};
+
+  beforeAll(async () => {
+    wasm = await initBackend('wasm');
+    js = await initBackend('js');
+    model = randomModel(cfg, wasm, { seed: 3 });
+    modelJs = randomModel(cfg, js, { seed: 3 });
+    const stats = collectKV(model, calibIds, { ctx: 64 });
+    specs.q8_0 = { type: 'q8_0' };
+    specs.q4_0 = { type: 'q4_0' };
+    for (const s of [{ bits: 4 }, { bits: 3, preRope: false }, { bits: 2, nuq: false, keys: 'per-token' as const }, { bits: 4, outliers: 0, sink: false }]) {
+      const spec: KVCacheSpec = { type: 'kvquant', ...s };
+      spec.calibration = fitKV(stats, resolveKVSpec(spec));
+      specs[`kvquant-${s.bits} ${JSON.stringify(s)}`] = spec;
+    }
+  }, 120_000);
+  afterAll(() => { model.dispose(); modelJs.dispose(); });
+
+  const forward = (m: CausalLM, b: al.Backend, cache?: KVCacheQuant, hooks?: al.Hooks) => al.tidy(() => {
+    const x = al.tensor(seq, [1, seq.length], 'i32', { backend: b });
+    return m.forward(x, { cache, hooks }).dataSync() as Float32Array;
+  });
+
+  it('the wasm kernel equals the js reference on the same packed bytes', () => {
+    for (const [name, spec] of Object.entries(specs)) {
+      const cache = new KVCacheQuant(spec, wasm);
+      forward(model, wasm, cache);
+      // 3 query rows, batch 1, against the 24 cached positions of layer 1
+      const q = al.randn([1, 4, 3, 16], { seed: 5, backend: wasm });
+      const inv = al.tensor(Array.from({ length: 8 }, (_, i) => 1 / 10000 ** (i / 8)), [8], 'f32', { backend: wasm });
+      const o = { scale: 0.25, rope: { invFreq: inv, rotaryDim: 16, mode: 'half' as const } };
+      const yk = cache.attend(1, q, o), yr = cache.attend(1, q, { ...o, reference: true });
+      const [a, b] = [yk.dataSync(), yr.dataSync()];
+      const err = maxDiff(a, b) / maxAbs(b);
+      console.log(`${name}: kernel vs reference, max relative error ${err.toExponential(2)}`);
+      expect(err).toBeLessThan(1e-5);
+      for (const t of [q, inv, yk, yr]) t.dispose();
+      cache.dispose();
+    }
+  });
+
+  it('attention over the packed cache equals the attention op over the dequantized cache', () => {
+    // A hook at the pattern makes the layer take the explicit path over `dequantized()` (RoPE by
+    // the rope table, then softmax and P·V by the plain ops); without it the kernel runs.
+    for (const [name, spec] of Object.entries(specs)) {
+      const c1 = new KVCacheQuant(spec, wasm), c2 = new KVCacheQuant(spec, wasm);
+      const packed = forward(model, wasm, c1);
+      const hooks = new al.Hooks();
+      hooks.add(/hook_pattern$/, (t) => t);
+      const plain = forward(model, wasm, c2, hooks);
+      const err = maxDiff(packed, plain) / maxAbs(plain);
+      console.log(`${name}: packed kernel vs attention op on the dequantized cache, max relative logit error ${err.toExponential(2)}`);
+      expect(err).toBeLessThan(1e-4);
+      c1.dispose(); c2.dispose();
+    }
+  });
+
+  it('left-padded batches: the kernel (key mask, per-sequence sink and positions) equals the explicit path', () => {
+    const ids = [[0, 0, 0, 0, ...seq.slice(0, 12)], seq.slice(4, 20)];
+    const mask = [[0, 0, 0, 0, ...new Array(12).fill(1)], new Array(16).fill(1)];
+    for (const name of ['q4_0', 'kvquant-4 {"bits":4}']) {
+      const run = (hooks?: al.Hooks) => al.tidy(() => {
+        const c = new KVCacheQuant(specs[name]!, wasm);
+        try {
+          const x = al.tensor(ids.flat(), [2, 16], 'i32', { backend: wasm });
+          return model.forward(x, { cache: c, attentionMask: mask, hooks }).dataSync() as Float32Array;
+        } finally {
+          c.dispose();
+        }
+      });
+      const hooks = new al.Hooks();
+      hooks.add(/hook_pattern$/, (t) => t);
+      const [a, b] = [run(), run(hooks)];
+      const V = a.length / 32;
+      // the real positions: sequence 0 from position 4 on, then all of sequence 1 (batch-major)
+      const real = (y: Float32Array) => y.subarray(4 * V);
+      const err = maxDiff(real(a), real(b)) / maxAbs(real(b));
+      console.log(`${name}, batch of 2 with left padding: kernel vs explicit path, max relative logit error ${err.toExponential(2)}`);
+      expect(err).toBeLessThan(1e-4);
+    }
+  });
+
+  it('on js the reference runs the model; quantized logits stay near the f32 cache\'s', () => {
+    const f = forward(modelJs, js);
+    for (const [name, spec] of Object.entries(specs)) {
+      const c = new KVCacheQuant(spec, js);
+      const y = forward(modelJs, js, c);
+      const m = c.memory();
+      const err = maxDiff(y, f) / maxAbs(f);
+      console.log(`${name}: relative logit error vs f32 ${err.toExponential(2)}, ${m.bytesPerToken.toFixed(1)} bytes/token = ${(m.bytesPerToken / m.f32BytesPerToken).toFixed(3)}x f32, exact ${(100 * m.sparseShare).toFixed(2)}%`);
+      expect(err).toBeLessThan(name.startsWith('kvquant-2') ? 1 : 0.5);
+      expect(m.bytesPerToken / m.f32BytesPerToken).toBeLessThan(0.3);
+      c.dispose();
+    }
+  });
+
+  it('generation and evaluation take kvCache; the cache frees what it held', () => {
+    const before = al.liveTensors().tensors;
+    const f32 = generate(model, [seq.slice(0, 6)], { maxNewTokens: 8 });
+    const q8 = generate(model, [seq.slice(0, 6)], { maxNewTokens: 8, kvCache: specs.q8_0 });
+    console.log('greedy f32', f32.newIds[0]!.join(','), '| q8_0', q8.newIds[0]!.join(','));
+    expect(q8.newIds[0]!.length).toBe(8);
+    const r = evaluateLM(model, calibIds, { ctx: 32, maxChunks: 2, ref: model, kvCache: specs['kvquant-4 {"bits":4}'] });
+    console.log(`eval kvquant-4: ppl ${r.perplexity.toFixed(3)} (f32 ${r.refPerplexity!.toFixed(3)}), KL ${r.kl!.toExponential(3)}, top-1 ${r.top1}, ${r.kvMemory!.bytesPerToken.toFixed(1)} bytes/token`);
+    expect(r.kl!).toBeGreaterThan(0);
+    expect(r.kvMemory!.bytesPerToken / r.kvMemory!.f32BytesPerToken).toBeLessThan(0.3);
+    expect(al.liveTensors().tensors).toBe(before);
+  }, 120_000);
+
+  it('bad input: bits, calibration length, block size, backend, calibration mismatch', () => {
+    expect(() => resolveKVSpec({ type: 'kvquant', bits: 9 })).toThrow(/bits: 9 is out of range \(kvquant takes 2\.\.8 bits\)/);
+    expect(() => resolveKVSpec({ type: 'kvquant', bits: 1 })).toThrow(/out of range/);
+    expect(() => parseKVCacheType('q5_1')).toThrow(/unknown KV cache type 'q5_1'/);
+    expect(() => calibrateKV(model, calibIds.slice(0, 100), resolveKVSpec({ type: 'kvquant', bits: 4 }))).toThrow(/100 tokens are too few .* need at least 200/);
+    expect(() => new KVCacheQuant({ type: 'kvquant', bits: 4 }, wasm)).toThrow(/needs an offline calibration/);
+    expect(() => new KVCacheQuant({ ...specs['kvquant-4 {"bits":4}']!, bits: 3 }, wasm)).toThrow(/fitted for kvquant-4/);
+    const gpu = { name: 'webgpu', synchronous: false } as unknown as al.Backend;
+    expect(() => new KVCacheQuant({ type: 'q4_0' }, gpu)).toThrow(/webgpu backend has no packed KV-cache kernel .*--backend wasm/);
+    const narrow = randomModel(TINY.llama!, wasm, { seed: 1 }); // kv_head · d_head = 16
+    const c = new KVCacheQuant({ type: 'q4_0' }, wasm);
+    expect(() => forward(narrow, wasm, c)).toThrow(/rows of kv_head · d_head = 16 values are not a whole number of 32-value blocks/);
+    c.dispose();
+    narrow.dispose();
+  });
+});
