@@ -6,6 +6,7 @@ import { add } from '../../ops/elementwise.js';
 import { matmul } from '../../ops/linalg.js';
 import { gather } from '../../ops/nn.js';
 import { qdequantize, qembedding, qmatmul } from '../../ops/quant.js';
+import { sparseMatmul } from '../../ops/sparse.js';
 import { QuantizedTensor } from '../../tensor/quantized.js';
 import type { Tensor } from '../../tensor/tensor.js';
 
@@ -14,6 +15,18 @@ export interface Linear {
   bias?: Tensor;
   /** 'out_in' for torch.nn.Linear (and every quantized weight), 'in_out' for GPT-2's Conv1D. */
   layout: 'out_in' | 'in_out';
+  /** Input sparsity (src/sparsity): inputs with |x| below a threshold are zeroed before the product. */
+  sparse?: LinearSparsity;
+}
+
+/** Zeroes small inputs of a projection (CHESS's attention sparsification) and skips their weight rows. */
+export interface LinearSparsity {
+  /** x [..., in] -> the same with zeros (owned by the caller). */
+  sparsify(x: Tensor): Tensor;
+  /** The weight as f32 [in, out], contiguous: `sparseMatmul` reads only the rows of non-zero inputs. */
+  rows?: Tensor;
+  /** Products of at most this many rows (decode) use `rows`; larger ones the dense weight. */
+  maxKernelRows: number;
 }
 
 /** x [..., in] · W -> [..., out] (+ bias). */
@@ -22,11 +35,26 @@ export function matmulWeight(x: Tensor, w: Tensor | QuantizedTensor, layout: Lin
 }
 
 export function project(x: Tensor, l: Linear): Tensor {
+  if (l.sparse) return projectSparse(x, l, l.sparse);
   const y = matmulWeight(x, l.weight, l.layout);
   if (!l.bias) return y;
   const z = add(y, l.bias);
   y.dispose();
   return z;
+}
+
+function projectSparse(x: Tensor, l: Linear, s: LinearSparsity): Tensor {
+  const xs = s.sparsify(x); // [..., in]
+  try {
+    const rows = x.size / x.shape.at(-1)!;
+    const y = s.rows && rows <= s.maxKernelRows ? sparseMatmul(xs, s.rows) : matmulWeight(xs, l.weight, l.layout);
+    if (!l.bias) return y;
+    const z = add(y, l.bias);
+    y.dispose();
+    return z;
+  } finally {
+    xs.dispose();
+  }
 }
 
 /** The weight as [in, out] (a view when stored out_in; a dequantized copy when quantized). The caller disposes it. */

@@ -22,7 +22,7 @@ function params(rt: WasmRuntime, fields: Partial<Record<keyof typeof P, number>>
 }
 
 export const sparseMatmulKernel: NativeKernel<Extract<OpDesc, { op: 'sparseMatmul' }>> = {
-  wasmKernels: ['sp_rows'],
+  wasmKernels: ['sp_rows', 'sp_rows_sum'],
   handles(_op, [x, w], [y]) {
     if (!f32Matrix(x) || !f32Matrix(w) || !f32Matrix(y)) return false;
     const [M, K] = x.shape as [number, number];
@@ -33,11 +33,14 @@ export const sparseMatmulKernel: NativeKernel<Extract<OpDesc, { op: 'sparseMatmu
     const [M, K] = x!.shape as [number, number];
     const N = w!.shape[1]!;
     if (M === 0 || N === 0) return;
-    const threads = K * N < MIN_THREADED_WEIGHTS ? 1 : Math.max(1, Math.min(rt.threads, N / 4));
-    const listStride = Math.max(8, K * 8);
+    // rows of w split over the threads, each into its own partial of y (task 0 into y itself)
+    const threads = K * N < MIN_THREADED_WEIGHTS ? 1 : Math.max(1, Math.min(rt.threads, K));
+    const listStride = Math.max(8, Math.ceil(K / threads + 1) * 8);
     const list = rt.scratch('sparse.list', listStride * threads);
-    const p = params(rt, { M, N, K, x: addr(rt, x!), w: addr(rt, w!), y: addr(rt, y!), list, listStride });
+    const part = threads > 1 ? rt.scratch('sparse.part', (threads - 1) * M * N * 4) : 0;
+    const p = params(rt, { M, N, K, x: addr(rt, x!), w: addr(rt, w!), y: addr(rt, y!), list, listStride, part, nParts: threads - 1 });
     rt.pool.run('sp_rows', [p], threads);
+    if (threads > 1) rt.pool.run('sp_rows_sum', [p], M * N * threads < MIN_THREADED_WEIGHTS ? 1 : Math.min(rt.threads, (M * N) / 4));
   },
 };
 
