@@ -11,6 +11,7 @@ import * as inspect from './inspect.js';
 import * as lab from './lab.js';
 import * as organisms from './organisms.js';
 import * as evalCmd from './eval.js';
+import * as faults from './faults.js';
 import * as patch from './patch.js';
 import * as quantize from './quantize.js';
 import * as runCmd from './run.js';
@@ -63,6 +64,7 @@ export function buildProgram(): Command {
   probe.register(program);
   quantize.register(program);
   evalCmd.register(program);
+  faults.register(program);
   lab.register(program);
   return program;
 }
