@@ -12,6 +12,7 @@ import * as lab from './lab.js';
 import * as organisms from './organisms.js';
 import * as evalCmd from './eval.js';
 import * as faults from './faults.js';
+import * as delta from './delta.js';
 import * as patch from './patch.js';
 import * as quantize from './quantize.js';
 import * as runCmd from './run.js';
@@ -65,6 +66,7 @@ export function buildProgram(): Command {
   quantize.register(program);
   evalCmd.register(program);
   faults.register(program);
+  delta.register(program);
   lab.register(program);
   return program;
 }

@@ -86,7 +86,7 @@ export class Gpt2 extends CausalLM {
   }
 
   override sparsityParts(i: number): SparsityParts {
-    return { mlp: this.blocks[i]?.mlp, o: this.blocks[i]?.out };
+    return { mlp: this.blocks[i]?.mlp, o: this.blocks[i]?.out, attnIn: this.blocks[i] ? [this.blocks[i]!.qkv] : undefined };
   }
 
   dispose(): void {

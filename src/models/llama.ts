@@ -184,7 +184,8 @@ export class Llama extends RotaryDecoder {
   }
 
   override sparsityParts(i: number): SparsityParts {
-    return { mlp: this.mlps[i], q: this.attn[i]?.q, o: this.attn[i]?.o };
+    const a = this.attn[i];
+    return { mlp: this.mlps[i], q: a?.q, o: a?.o, attnIn: a ? [a.q, a.k, a.v] : undefined };
   }
 
 }

@@ -20,6 +20,8 @@ export interface SparsityParts {
   mlp?: Mlp;
   /** The attention's query projection, where it is a separate matrix (not a fused qkv). */
   q?: Linear;
+  /** Every projection of the attention's input: q, k, v, or one fused qkv. */
+  attnIn?: Linear[];
   /** The attention's output projection. */
   o?: Linear;
 }

@@ -88,7 +88,7 @@ export class GptNeox extends CausalLM {
   }
 
   override sparsityParts(i: number): SparsityParts {
-    return { mlp: this.blocks[i]?.mlp, o: this.blocks[i]?.out };
+    return { mlp: this.blocks[i]?.mlp, o: this.blocks[i]?.out, attnIn: this.blocks[i] ? [this.blocks[i]!.qkv] : undefined };
   }
 
   dispose(): void {

@@ -108,7 +108,7 @@ export class ToyTransformer extends CausalLM {
   }
 
   override sparsityParts(i: number): SparsityParts {
-    return { mlp: this.blocks[i]?.mlp, q: this.blocks[i]?.q, o: this.blocks[i]?.o };
+    return { mlp: this.blocks[i]?.mlp, q: this.blocks[i]?.q, o: this.blocks[i]?.o, attnIn: this.blocks[i] ? [this.blocks[i]!.q, this.blocks[i]!.k, this.blocks[i]!.v] : undefined };
   }
 
   dispose(): void {

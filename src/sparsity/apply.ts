@@ -34,7 +34,7 @@ export interface AppliedSparsity {
 }
 
 /** The weight as a contiguous f32 [in, out] tensor the caller owns, or undefined when it is quantized. */
-function rowsOf(l: Linear): Tensor | undefined {
+export function rowsOf(l: Linear): Tensor | undefined {
   if (l.weight instanceof QuantizedTensor || l.weight.dtype !== 'f32') return undefined;
   const w = l.weight;
   const t = l.layout === 'in_out' ? w.share() : w.transpose();

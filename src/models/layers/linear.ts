@@ -17,6 +17,8 @@ export interface Linear {
   layout: 'out_in' | 'in_out';
   /** Input sparsity (src/sparsity): inputs with |x| below a threshold are zeroed before the product. */
   sparse?: LinearSparsity;
+  /** Delta inference (src/sparsity/delta.ts): a stateful replacement of the product; undefined = not handled. */
+  delta?: { project(x: Tensor, l: Linear): Tensor | undefined };
 }
 
 /** Zeroes small inputs of a projection (CHESS's attention sparsification) and skips their weight rows. */
@@ -35,6 +37,8 @@ export function matmulWeight(x: Tensor, w: Tensor | QuantizedTensor, layout: Lin
 }
 
 export function project(x: Tensor, l: Linear): Tensor {
+  const d = l.delta?.project(x, l);
+  if (d) return d;
   if (l.sparse) return projectSparse(x, l, l.sparse);
   const y = matmulWeight(x, l.weight, l.layout);
   if (!l.bias) return y;
