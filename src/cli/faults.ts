@@ -26,6 +26,7 @@ export interface FaultsArgs extends ModelArgs {
   data?: string;
   ctx?: number;
   chunks?: number;
+  calibrationChunks?: number;
   json?: boolean;
 }
 
@@ -50,7 +51,8 @@ export async function faultsCommand(a: FaultsArgs): Promise<number> {
       const ctx = a.ctx ?? Math.min(128, m.model.dims.nCtx - 1);
       if (ctx + 1 > m.model.dims.nCtx) throw new Error(`--ctx ${ctx}: the model reads at most ${m.model.dims.nCtx - 1} tokens before a target`);
       const chunks = a.chunks ?? 8;
-      task = textTask(inputIds({ prompt: text.slice(0, (chunks + 2) * (ctx + 1) * 12) }, m, false), ctx, chunks);
+      const calib = a.calibrationChunks ?? 8;
+      task = textTask(inputIds({ prompt: text.slice(0, (chunks + calib) * (ctx + 1) * 12) }, m, false), ctx, chunks, calib);
     }
     const r = faultReport(m.model, task, {
       target: a.target, rate: a.rate, bit: a.bit, sites: a.site, weights: a.weights, seed: a.seed, trials: a.trials,
@@ -92,6 +94,7 @@ export function register(program: Command): void {
     .option('--data <file>', 'text for next-token accuracy (models that are not organisms)')
     .option('--ctx <n>', 'tokens per text chunk (default min(128, context - 1))', int(2))
     .option('--chunks <n>', 'text chunks scored (default 8)', int(1))
+    .option('--calibration-chunks <n>', 'text chunks before them that calibrate the clipping bounds (default 8)', int(1))
     .option('--json', 'print one JSON object')
     .action(action(faultsCommand));
 }

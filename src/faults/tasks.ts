@@ -31,7 +31,7 @@ export function organismTask(model: CausalLM, n = 256): FaultTask | null {
 }
 
 /** Next-token prediction on text: chunks of ctx + 1 tokens, second half scored; the first `calib` chunks calibrate. */
-export function textTask(ids: readonly number[], ctx: number, chunks = 8, calib = 2): FaultTask {
+export function textTask(ids: readonly number[], ctx: number, chunks = 8, calib = 8): FaultTask {
   const need = (chunks + calib) * (ctx + 1);
   if (ids.length < need) throw new Error(`faults: the text gives ${ids.length} tokens; ${chunks} chunks of ${ctx + 1} plus ${calib} for calibration need ${need} (give more text, or fewer --chunks / a smaller --ctx)`);
   const all = Array.from({ length: chunks + calib }, (_, c) => ids.slice(c * (ctx + 1), (c + 1) * (ctx + 1)) as number[]);
