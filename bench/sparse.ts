@@ -10,13 +10,17 @@
 //      whose weight reads dominate (d_model 1024, d_ff 4096, 4 layers, 16 heads, vocabulary 512),
 //      dense kernels vs the sparse ones (`sparseMatmul` / `maskedMatmul`), plus the sparse mode with
 //      dense products ("zeroed only") to show what the thresholding itself costs.
+//   3. The down projection alone, from memory: the dense product against sparseMatmul reading all
+//      rows, a contiguous half, and a half, a quarter and a tenth of the rows at random.
 // Usage: npm run bench:sparse [-- --json] [--runs N] [--steps N] [--quick]
 import { existsSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import '../src/backends/index.js';
-import { tensor } from '../src/ops/creation.js';
+import { randn, Rng, tensor } from '../src/ops/creation.js';
+import { matmul } from '../src/ops/linalg.js';
+import { sparseMatmul } from '../src/ops/sparse.js';
 import { reduce } from '../src/ops/reduce.js';
 import { disposeBackends, initBackend, keep } from '../src/tensor/engine.js';
 import { Tensor } from '../src/tensor/tensor.js';
@@ -185,9 +189,44 @@ const bigCalib = Array.from({ length: 128 }, (_, i) => (i * 7919 + 13) % LLAMA.v
 timeModes('llama-1024x4096 (random)', big, bigCalib, specs);
 big.dispose();
 
+// ---- 3. the down projection alone: what skipping rows at random costs ----
+// 8 copies of a 4096 x 1024 matrix (128 MiB) in turn, so each product reads from memory, not cache.
+interface OpRow { case: string; active: number; ms: number; vs_dense: number }
+const opRows: OpRow[] = [];
+{
+  const K = 4096, N = 1024, C = 8;
+  const ws = Array.from({ length: C }, (_, i) => randn([K, N], { seed: 100 + i, backend }));
+  const rng = new Rng(5);
+  const pattern = (name: string, f: (k: number) => boolean) => ({ name, x: tensor(Float32Array.from({ length: K }, (_, k) => (f(k) ? 0.5 + rng.uniform() : 0)), [1, K], 'f32', { backend }) });
+  const cases = [
+    { ...pattern('dense product (matmul)', () => true), dense: true },
+    { ...pattern('all rows', () => true), dense: false },
+    { ...pattern('first half of the rows', (k) => k < K / 2), dense: false },
+    { ...pattern('half of the rows at random', () => rng.uniform() < 0.5), dense: false },
+    { ...pattern('a quarter at random', () => rng.uniform() < 0.25), dense: false },
+    { ...pattern('a tenth at random', () => rng.uniform() < 0.1), dense: false },
+  ];
+  const t = cases.map(() => [] as number[]);
+  for (let r = 0; r < (flag('quick') ? 8 : 24); r++) {
+    cases.forEach((c, i) => {
+      const w = ws[(r * cases.length + i) % C]!;
+      const t0 = performance.now();
+      (c.dense ? matmul(c.x, w) : sparseMatmul(c.x, w)).dispose();
+      if (r > 1) t[i]!.push(performance.now() - t0);
+    });
+  }
+  const base = median(t[0]!);
+  cases.forEach((c, i) => {
+    const xs = c.x.dataSync();
+    opRows.push({ case: c.name, active: xs.filter((v) => v !== 0).length / K, ms: Math.round(median(t[i]!) * 1000) / 1000, vs_dense: Math.round((base / median(t[i]!)) * 100) / 100 });
+    c.x.dispose();
+  });
+  for (const w of ws) w.dispose();
+}
+
 const info = { date: new Date().toISOString(), cpu: cpus()[0]?.model ?? 'unknown', cpus: cpus().length, threads: backend.info?.().threads, node: process.version, steps, runs };
 if (json) {
-  console.log(JSON.stringify({ info, kl_budget: KL_BUDGET, chosen, quality, speed }));
+  console.log(JSON.stringify({ info, kl_budget: KL_BUDGET, chosen, quality, speed, down_projection: opRows }));
 } else {
   log(`wasm, ${info.threads} threads, ${info.cpu}, ${info.date}`);
   log('\n| method | target sparsity | calibration sparsity | KL (nats) | top-1 | ppl (dense) |');
@@ -198,5 +237,8 @@ if (json) {
   log('|---|---|---|---:|---:|---:|---:|');
   const x = (v: number | null) => (v === null ? '' : `${v.toFixed(2)}x`);
   for (const s of speed) log(`| ${s.model} | ${s.mode} | ${s.spec ?? ''} | ${s.ms_per_token.toFixed(2)} | ${s.p10_ms.toFixed(2)} | ${x(s.speedup)} | ${x(s.paired_speedup)} |`);
+  log('\n| down projection 4096 x 1024 [in, out], from memory | rows read | ms | speed vs dense |');
+  log('|---|---:|---:|---:|');
+  for (const o of opRows) log(`| ${o.case} | ${(100 * o.active).toFixed(0)}% | ${o.ms.toFixed(3)} | ${o.vs_dense.toFixed(2)}x |`);
 }
 disposeBackends();
