@@ -2,6 +2,9 @@
 // GPT-2's Conv1D ([in, out], y = x W + b). Keeping the stored layout avoids a transpose copy at load.
 // A weight held quantized (GGUF blocks) is always [out, in] and runs through `qmatmul`; embedding
 // tables may be quantized too (`embedRows`, `unembedWith`).
+// Two runtime modes can take over a projection (both off unless set, by src/sparsity): input
+// sparsity (`sparse`: small inputs zeroed, their weight rows skipped at decode) and delta
+// inference (`delta`: a stateful product over input changes).
 import { add } from '../../ops/elementwise.js';
 import { matmul } from '../../ops/linalg.js';
 import { gather } from '../../ops/nn.js';
