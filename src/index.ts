@@ -75,3 +75,13 @@ export * from './sae/index.js';
 export { conceptNeurons, conceptShift, labelMassAndLoss, interventionWindow, type ConceptOptions, type ConceptResult, type ConceptUnit, type ConceptLayer, type ShiftOptions } from './probes/concept-neurons.js';
 export { coactivationBricks, brickAblation, brickTokens, hookRows, firing, coactivation, type Brick, type BrickPartition, type BrickOptions, type BrickEffects, type AblationEffect } from './probes/bricks.js';
 export { UnitMoments, selectivity, labelTokens, differenceSpectrum, type UnitSelectivity, type LabelTokens, type DifferenceSpectrum } from './probes/unit-stats.js';
+
+// Activation sparsity as a runtime mode (top-k, thresholds, CHESS), delta inference, fault injection.
+export { parseSparsity, formatSpec, type SparsitySpec, type SparsityMethod } from './sparsity/spec.js';
+export { planSparsity, type SparsityPlan, type LayerPlan } from './sparsity/calibrate.js';
+export { applySparsity, type AppliedSparsity, type ApplyOptions } from './sparsity/apply.js';
+export { topkSparsify, thresholdSparsify, topkHook, thresholdHook } from './sparsity/rules.js';
+export { applyDelta, deltaSweep, type AppliedDelta, type DeltaRow } from './sparsity/delta.js';
+export { flipF32Bit, flipBitsInPlace, injectWeightFaults, activationFaultHook, type FaultSpec, type WeightFaults } from './faults/bitflip.js';
+export { calibrateClipBounds, clipHooks, type ClipBounds, type BoundGranularity } from './faults/proact.js';
+export { faultReport, type FaultTask, type FaultReport, type FaultOptions } from './faults/evaluate.js';

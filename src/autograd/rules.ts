@@ -300,6 +300,25 @@ export const RULES: { [K in OpName]?: Rule<K> } = {
       return [gx, null];
     },
   },
+  // The activation-sparsity products are x · w (skipping zero rows changes no value) and a masked
+  // x · wᵀ; the mask is piecewise constant and gets no gradient.
+  sparseMatmul: {
+    save: () => ({ inputs: [0, 1] }),
+    backward: (_op, c, [g]) => [
+      g && c.needs(0) ? matmul(g, c.input(1), { transB: true }) : null,
+      g && c.needs(1) ? matmul(c.input(0), g, { transA: true }) : null,
+    ],
+  },
+  maskedMatmul: {
+    save: () => ({ inputs: [0, 1, 2] }),
+    backward: (_op, c, [g]) => {
+      if (!g) return [null, null, null];
+      const gm = E.where(E.ne(c.input(2), 0), g, 0); // [M, N]
+      const out = [c.needs(0) ? matmul(gm, c.input(1)) : null, c.needs(1) ? matmul(gm, c.input(0), { transA: true }) : null, null];
+      gm.dispose();
+      return out;
+    },
+  },
   // fill has no inputs; dequantize has no gradient (the tape names it when one is asked for).
 };
 

@@ -10,9 +10,11 @@ import { disposeBackends } from '../tensor/engine.js';
 import { inputIds, loadForCli, weightMemory, type ModelArgs } from './common.js';
 import { action, int, modelOptions } from './options.js';
 import { applyQuantEval, quantEvalOptions, type QuantEvalArgs } from './eval-quant.js';
+import { sparsityForEval, type SparsityArgs } from './eval-sparsity.js';
 import { checkKVCacheArg, kvCacheOptions, kvCacheSpec, kvMemoryText, type KVCacheArgs } from './kv-cache.js';
+import { parseSparsity } from '../sparsity/spec.js';
 
-export interface EvalArgs extends ModelArgs, QuantEvalArgs, KVCacheArgs {
+export interface EvalArgs extends ModelArgs, QuantEvalArgs, KVCacheArgs, SparsityArgs {
   ref?: string;
   data: string;
   ctx?: number;
@@ -28,8 +30,11 @@ export async function evalCommand(a: EvalArgs): Promise<number> {
   } catch (e) {
     throw new Error(`--data: cannot read ${a.data} (${(e as Error).message})`);
   }
+  if (a.sparsity) parseSparsity(a.sparsity); // a bad spec fails before any model is read
   const m = await loadForCli(a);
-  const ref = a.ref ? await loadForCli({ ...a, model: a.ref }) : undefined;
+  // with --sparsity the dense checkpoint is the reference unless --ref names one
+  const ref = a.ref || a.sparsity ? await loadForCli({ ...a, model: a.ref ?? a.model }) : undefined;
+  let sp: ReturnType<typeof sparsityForEval> | undefined;
   try {
     // With --chunks, tokenize only as much text as the chunks need (a tokenizer in JavaScript
     // takes seconds per megabyte): a prefix, doubled until it yields enough tokens.
@@ -39,8 +44,10 @@ export async function evalCommand(a: EvalArgs): Promise<number> {
     const need = a.chunks !== undefined ? a.chunks * (a.ctx ?? Math.min(m.model.dims.nCtx, 512)) + calib : Infinity;
     for (let chars = Number.isFinite(need) ? need * 8 : text.length; ; chars *= 2) {
       ids = inputIds({ prompt: text.slice(0, chars) }, m, false);
-      if (ids.length >= need || chars >= text.length) break;
+      if (ids.length >= need + (a.sparsity ? a.calibrationTokens ?? 512 : 0) || chars >= text.length) break;
     }
+    sp = a.sparsity ? sparsityForEval(a, m, ids) : undefined;
+    if (sp) ids = ids.slice(sp.skip);
     const ctx = a.ctx ?? Math.min(m.model.dims.nCtx, 512);
     const used = Math.min(Math.floor(ids.length / ctx), a.chunks ?? Infinity) * ctx;
     const all = ids;
@@ -56,12 +63,13 @@ export async function evalCommand(a: EvalArgs): Promise<number> {
     const out = {
       model: m.source, ref: ref?.source, data: a.data, tokens: ids.length, ctx: r.ctx, chunks: r.chunks, scored: r.scored,
       perplexity: r.perplexity, nll: r.nll, ...(r.kl !== undefined ? { kl_divergence: r.kl, top1_agreement: r.top1, ref_perplexity: r.refPerplexity } : {}),
-      tokens_per_second: r.tokensPerSecond, memory: mem.json, ...(quant ? { quantization: quant.summary } : {}),
+      tokens_per_second: r.tokensPerSecond, memory: mem.json, ...(quant ? { quantization: quant.summary } : {}), ...(sp ? { sparsity: sp.json } : {}),
       ...(r.kvMemory ? { kv_cache: { type: a.kvCache, bytes_per_token: r.kvMemory.bytesPerToken, ratio_to_f32: r.kvMemory.bytesPerToken / r.kvMemory.f32BytesPerToken, fixed_bytes: r.kvMemory.fixedBytes, exact_share: r.kvMemory.sparseShare } } : {}),
     };
     if (a.json) console.log(JSON.stringify(out));
     else {
       console.log(`${m.source} on ${a.data}: ${r.scored} tokens scored in ${r.chunks} chunks of ${r.ctx}`);
+      if (sp) console.log(sp.text);
       console.log(`perplexity ${r.perplexity.toFixed(4)}${r.refPerplexity !== undefined ? ` (reference ${r.refPerplexity.toFixed(4)})` : ''}`);
       if (r.kl !== undefined) console.log(`mean KL(ref || model) ${r.kl.toExponential(4)} nats, top-1 agreement ${(100 * r.top1!).toFixed(2)}%`);
       console.log(`${r.tokensPerSecond.toFixed(1)} tokens/s; ${mem.text}`);
@@ -70,6 +78,7 @@ export async function evalCommand(a: EvalArgs): Promise<number> {
     }
     return 0;
   } finally {
+    sp?.applied.remove();
     m.model.dispose();
     ref?.model.dispose();
     disposeBackends();
@@ -82,6 +91,9 @@ export function register(program: Command): void {
     .requiredOption('--data <file>', 'a UTF-8 text file')
     .option('--ctx <n>', 'tokens per chunk (default: min(model context, 512)); the second half of each chunk is scored', int(2))
     .option('--chunks <n>', 'at most this many chunks', int(1))
+    .option('--sparsity <spec>', 'activation sparsity: topk:F|topk:K|threshold:T|cats:F|chess:F|chess+:F (docs/sparsity.md); compared with the dense model')
+    .option('--calibration <file>', 'calibration text for --sparsity (default: the start of --data, then not scored)')
+    .option('--calibration-tokens <n>', 'calibration tokens for --sparsity (default 512)', int(1))
     .option('--json', 'print one JSON object'))
     .action(action(evalCommand));
 }

@@ -11,6 +11,8 @@ import * as inspect from './inspect.js';
 import * as lab from './lab.js';
 import * as organisms from './organisms.js';
 import * as evalCmd from './eval.js';
+import * as faults from './faults.js';
+import * as delta from './delta.js';
 import * as patch from './patch.js';
 import * as quantize from './quantize.js';
 import * as runCmd from './run.js';
@@ -65,6 +67,8 @@ export function buildProgram(): Command {
   neurons.register(program);
   quantize.register(program);
   evalCmd.register(program);
+  faults.register(program);
+  delta.register(program);
   lab.register(program);
   return program;
 }

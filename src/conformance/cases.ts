@@ -289,10 +289,21 @@ function* quantVariants(): Generator<Variant> {
   }
 }
 
+/** The activation-sparsity products: about half the activations (or mask entries) are 0 (relu of normal data). */
+function* sparseVariants(): Generator<Variant> {
+  const shapes: [number, number, number, string][] = [[1, 172, 64, 'decode'], [1, 1024, 256, 'decode threaded'], [3, 300, 1000, 'few rows threaded'], [2, 9, 10, 'odd sizes']];
+  for (const [M, K, N, tag] of shapes) {
+    yield { op: 'sparseMatmul', label: `sparseMatmul f32 ${tag} M=${M} K=${K} N=${N}`, inputs: [f([M, K]), f([K, N])], budget: 1e-9, run: ([x, w]) => [ops.sparseMatmul(ops.relu(x!), w!)] };
+    yield { op: 'maskedMatmul', label: `maskedMatmul f32 ${tag} M=${M} K=${N} N=${K}`, inputs: [f([M, N]), f([K, N]), f([M, K])], budget: 1e-9, run: ([x, w, g]) => [ops.maskedMatmul(x!, w!, ops.relu(g!))] };
+  }
+  yield { op: 'sparseMatmul', label: 'sparseMatmul f32 all zero', inputs: [f([1, 64]), f([64, 32])], budget: 0, run: ([x, w]) => [ops.sparseMatmul(ops.mul(x!, 0), w!)] };
+  yield { op: 'maskedMatmul', label: 'maskedMatmul f32 all masked', inputs: [f([1, 64]), f([32, 64]), f([1, 32])], budget: 0, run: ([x, w, g]) => [ops.maskedMatmul(x!, w!, ops.mul(g!, 0))] };
+}
+
 /** Every variant of every op. */
 export function allVariants(): Variant[] {
   return [
     ...copyVariants(), ...fillVariants(), ...unaryVariants(), ...binaryVariants(), ...whereVariants(),
-    ...reduceVariants(), ...matmulVariants(), ...nnVariants(), ...quantVariants(),
+    ...reduceVariants(), ...matmulVariants(), ...nnVariants(), ...quantVariants(), ...sparseVariants(),
   ];
 }

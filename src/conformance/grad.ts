@@ -45,8 +45,8 @@ export function gradVariants(opts: ConformanceOptions = {}): Variant[] {
 
 type Vals = number[][];
 
-/** Float inputs that are tables, not values: no gradient is defined for them (rope's inverse frequencies). */
-const CONSTANT_INPUTS: Record<string, number[]> = { rope: [2] };
+/** Float inputs that are tables, not values: no gradient is defined for them (rope's inverse frequencies, maskedMatmul's mask). */
+const CONSTANT_INPUTS: Record<string, number[]> = { rope: [2], maskedMatmul: [2] };
 
 function floatInputs(v: Variant): number[] {
   const skip = CONSTANT_INPUTS[v.op] ?? [];

@@ -13,7 +13,7 @@ import { embedRows, project, type Linear } from './layers/linear.js';
 import { activation, runMlp, type Mlp } from './layers/mlp.js';
 import { applyNorm, type Norm } from './layers/norm.js';
 import { readRopeConfig, RopeTable } from './layers/rope.js';
-import { CausalLM, type ForwardContext, type ModelDims } from './model.js';
+import { CausalLM, type ForwardContext, type ModelDims, type SparsityParts } from './model.js';
 import type { WeightMap } from './weights.js';
 import { blockHook, SHAPE } from './hook-point.js';
 
@@ -138,6 +138,7 @@ export class Llama extends RotaryDecoder {
   protected readonly lmHead: Tensor | QuantizedTensor;
   protected readonly rope: RopeTable;
   private readonly ffs: FeedForward[];
+  private readonly mlps: (Mlp | undefined)[] = [];
   private readonly variant: LlamaVariant;
 
   constructor(readonly config: Record<string, unknown>, protected readonly weights: WeightMap, readonly backend: Backend, variant: LlamaVariant = {}) {
@@ -165,6 +166,7 @@ export class Llama extends RotaryDecoder {
         this.ffs.push(variant.feedForward(w, i, p, dm));
       } else {
         const mlp = swiGlu(w, `${p}.mlp`, dm.dModel, dm.dMlp, act, mlpBias);
+        this.mlps[i] = mlp;
         this.ffs.push((x, c, pre) => runMlp(x, mlp, c.hooks, pre));
       }
     }
@@ -179,6 +181,11 @@ export class Llama extends RotaryDecoder {
 
   protected mlpOf(i: number, x: Tensor, c: ForwardContext): Tensor {
     return this.ffs[i]!(x, c, blockHook(i, 'mlp'));
+  }
+
+  override sparsityParts(i: number): SparsityParts {
+    const a = this.attn[i];
+    return { mlp: this.mlps[i], q: a?.q, o: a?.o, attnIn: a ? [a.q, a.k, a.v] : undefined };
   }
 
 }

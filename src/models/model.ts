@@ -11,6 +11,20 @@ import type { Tensor } from '../tensor/tensor.js';
 import type { Backend } from '../tensor/backend.js';
 import type { KVCache } from './layers/kv-cache.js';
 import { WeightMap } from './weights.js';
+import type { Linear } from './layers/linear.js';
+import type { Mlp } from './layers/mlp.js';
+
+/** The parts of a block that activation sparsity reaches (src/sparsity). */
+export interface SparsityParts {
+  /** The dense MLP (absent in attention-only and mixture-of-experts blocks). */
+  mlp?: Mlp;
+  /** The attention's query projection, where it is a separate matrix (not a fused qkv). */
+  q?: Linear;
+  /** Every projection of the attention's input: q, k, v, or one fused qkv. */
+  attnIn?: Linear[];
+  /** The attention's output projection. */
+  o?: Linear;
+}
 
 /** What every architecture reports about itself. */
 export interface ModelDims {
@@ -100,6 +114,11 @@ export abstract class CausalLM {
   }
   /** Frees the weights. */
   abstract dispose(): void;
+
+  /** Block `layer`'s MLP and attention projections for activation sparsity; none unless the architecture lists them. */
+  sparsityParts(_layer: number): SparsityParts {
+    return {};
+  }
 
   /**
    * Token ids i32 [batch, pos] (or a residual [batch, pos, d_model] with `startAtLayer`) ->

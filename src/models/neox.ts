@@ -12,7 +12,7 @@ import { project, type Linear } from './layers/linear.js';
 import { activation, runMlp, type Mlp } from './layers/mlp.js';
 import { applyNorm, type Norm } from './layers/norm.js';
 import { readRopeConfig, RopeTable } from './layers/rope.js';
-import { CausalLM, type ForwardContext, type ModelDims } from './model.js';
+import { CausalLM, type ForwardContext, type ModelDims, type SparsityParts } from './model.js';
 import type { WeightMap } from './weights.js';
 import { blockHook, SHAPE } from './hook-point.js';
 
@@ -85,6 +85,10 @@ export class GptNeox extends CausalLM {
 
   protected unembed(x: Tensor, c: ForwardContext): Tensor {
     return project(applyNorm(x, this.lnF, c.hooks, 'ln_final'), { layout: 'out_in', weight: this.embedOut }); // [batch, pos, d_vocab]
+  }
+
+  override sparsityParts(i: number): SparsityParts {
+    return { mlp: this.blocks[i]?.mlp, o: this.blocks[i]?.out, attnIn: this.blocks[i] ? [this.blocks[i]!.qkv] : undefined };
   }
 
   dispose(): void {

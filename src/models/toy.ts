@@ -12,7 +12,7 @@ import { attend } from './layers/attention.js';
 import { project, type Linear } from './layers/linear.js';
 import { activation, runMlp, type Mlp } from './layers/mlp.js';
 import { applyNorm, type Norm } from './layers/norm.js';
-import { CausalLM, type ForwardContext, type ModelDims } from './model.js';
+import { CausalLM, type ForwardContext, type ModelDims, type SparsityParts } from './model.js';
 import type { WeightMap } from './weights.js';
 import { blockHook, SHAPE } from './hook-point.js';
 
@@ -105,6 +105,10 @@ export class ToyTransformer extends CausalLM {
   protected unembed(x: Tensor, c: ForwardContext): Tensor {
     const xn = this.lnF ? applyNorm(x, this.lnF, c.hooks, 'ln_final') : x;
     return project(xn, { layout: 'out_in', weight: this.unembedW }); // [batch, pos, d_vocab]
+  }
+
+  override sparsityParts(i: number): SparsityParts {
+    return { mlp: this.blocks[i]?.mlp, q: this.blocks[i]?.q, o: this.blocks[i]?.o, attnIn: this.blocks[i] ? [this.blocks[i]!.q, this.blocks[i]!.k, this.blocks[i]!.v] : undefined };
   }
 
   dispose(): void {

@@ -15,7 +15,7 @@ import { gather } from '../ops/nn.js';
 import { attend } from '../models/layers/attention.js';
 import { project, type Linear } from '../models/layers/linear.js';
 import { runMlp, type Mlp } from '../models/layers/mlp.js';
-import { CausalLM, type ForwardContext, type ModelDims } from '../models/model.js';
+import { CausalLM, type ForwardContext, type ModelDims, type SparsityParts } from '../models/model.js';
 import type { Backend } from '../tensor/backend.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { blockHook, SHAPE } from '../models/hook-point.js';
@@ -144,6 +144,10 @@ export class PlantedInductionModel extends CausalLM {
 
   protected unembed(x: Tensor): Tensor {
     return project(x, { layout: 'out_in', weight: this.wU }); // [batch, pos, vocab]
+  }
+
+  override sparsityParts(i: number): SparsityParts {
+    return { mlp: this.mlps[i] };
   }
 
   dispose(): void {

@@ -103,12 +103,25 @@ export type OpDesc =
    * Backends may quantize x to 8 bits per block on the way, as ggml does (the conformance matrix
    * states the error budget this leaves).
    */
-  | { op: 'qmatmul'; type: QuantType };
+  | { op: 'qmatmul'; type: QuantType }
+  /**
+   * Activation sparsity, input side. in: x f32 [M, K], w f32 [K, N] (a linear layer stored [in, out]);
+   * out: y f32 [M, N] = x · w, where row k of w is read only for the rows m with x[m, k] ≠ 0 (a zero
+   * activation skips its weight row, so 0 · Inf in w gives 0 here, not NaN).
+   */
+  | { op: 'sparseMatmul' }
+  /**
+   * Activation sparsity, output side. in: x f32 [M, K], w f32 [N, K] (a linear layer stored [out, in]),
+   * mask f32 [M, N]; out: y f32 [M, N] = x · w[n]ᵀ where mask[m, n] ≠ 0, else 0 (row n of w is read
+   * only for the rows that need it).
+   */
+  | { op: 'maskedMatmul' };
 
 export type OpName = OpDesc['op'];
 export const OP_NAMES: readonly OpName[] = [
   'copy', 'fill', 'unary', 'binary', 'where', 'reduce', 'cumsum', 'topk', 'matmul', 'softmax',
   'layernorm', 'rmsnorm', 'rope', 'gather', 'scatterAdd', 'attention', 'dequantize', 'qmatmul',
+  'sparseMatmul', 'maskedMatmul',
 ];
 
 export interface Backend {

@@ -10,12 +10,14 @@ import { matmul } from './kernels/linalg.js';
 import { gather, layernorm, rmsnorm, rope, scatterAdd, softmax } from './kernels/nn.js';
 import { dequantize, qmatmul } from './kernels/quant.js';
 import { cumsum, reduce, topk } from './kernels/reduce.js';
+import { maskedMatmul, sparseMatmul } from './kernels/sparse.js';
 
 type Kernel<K extends OpName> = (ctx: KernelContext<Extract<OpDesc, { op: K }>>) => void;
 
 const KERNELS: { [K in OpName]: Kernel<K> } = {
   copy, fill, unary, binary, where, reduce, cumsum, topk, matmul, softmax,
   layernorm, rmsnorm, rope, gather, scatterAdd, attention, dequantize, qmatmul,
+  sparseMatmul, maskedMatmul,
 };
 
 /** Whether the reference implements this op name (all of OpDesc). */

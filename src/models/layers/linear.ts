@@ -2,10 +2,14 @@
 // GPT-2's Conv1D ([in, out], y = x W + b). Keeping the stored layout avoids a transpose copy at load.
 // A weight held quantized (GGUF blocks) is always [out, in] and runs through `qmatmul`; embedding
 // tables may be quantized too (`embedRows`, `unembedWith`).
+// Two runtime modes can take over a projection (both off unless set, by src/sparsity): input
+// sparsity (`sparse`: small inputs zeroed, their weight rows skipped at decode) and delta
+// inference (`delta`: a stateful product over input changes).
 import { add } from '../../ops/elementwise.js';
 import { matmul } from '../../ops/linalg.js';
 import { gather } from '../../ops/nn.js';
 import { qdequantize, qembedding, qmatmul } from '../../ops/quant.js';
+import { sparseMatmul } from '../../ops/sparse.js';
 import { QuantizedTensor } from '../../tensor/quantized.js';
 import type { Tensor } from '../../tensor/tensor.js';
 
@@ -14,6 +18,20 @@ export interface Linear {
   bias?: Tensor;
   /** 'out_in' for torch.nn.Linear (and every quantized weight), 'in_out' for GPT-2's Conv1D. */
   layout: 'out_in' | 'in_out';
+  /** Input sparsity (src/sparsity): inputs with |x| below a threshold are zeroed before the product. */
+  sparse?: LinearSparsity;
+  /** Delta inference (src/sparsity/delta.ts): a stateful replacement of the product; undefined = not handled. */
+  delta?: { project(x: Tensor, l: Linear): Tensor | undefined };
+}
+
+/** Zeroes small inputs of a projection (CHESS's attention sparsification) and skips their weight rows. */
+export interface LinearSparsity {
+  /** x [..., in] -> the same with zeros (owned by the caller). */
+  sparsify(x: Tensor): Tensor;
+  /** The weight as f32 [in, out], contiguous: `sparseMatmul` reads only the rows of non-zero inputs. */
+  rows?: Tensor;
+  /** Products of at most this many rows (decode) use `rows`; larger ones the dense weight. */
+  maxKernelRows: number;
 }
 
 /** x [..., in] · W -> [..., out] (+ bias). */
@@ -22,11 +40,28 @@ export function matmulWeight(x: Tensor, w: Tensor | QuantizedTensor, layout: Lin
 }
 
 export function project(x: Tensor, l: Linear): Tensor {
+  const d = l.delta?.project(x, l);
+  if (d) return d;
+  if (l.sparse) return projectSparse(x, l, l.sparse);
   const y = matmulWeight(x, l.weight, l.layout);
   if (!l.bias) return y;
   const z = add(y, l.bias);
   y.dispose();
   return z;
+}
+
+function projectSparse(x: Tensor, l: Linear, s: LinearSparsity): Tensor {
+  const xs = s.sparsify(x); // [..., in]
+  try {
+    const rows = x.size / x.shape.at(-1)!;
+    const y = s.rows && rows <= s.maxKernelRows ? sparseMatmul(xs, s.rows) : matmulWeight(xs, l.weight, l.layout);
+    if (!l.bias) return y;
+    const z = add(y, l.bias);
+    y.dispose();
+    return z;
+  } finally {
+    xs.dispose();
+  }
 }
 
 /** The weight as [in, out] (a view when stored out_in; a dequantized copy when quantized). The caller disposes it. */

@@ -10,6 +10,7 @@ import { qmatmulKernel } from '../ops/qmatmul.js';
 import { binaryKernel, fillKernel, unaryKernel, whereKernel } from '../ops/elementwise.js';
 import { layernormKernel, rmsnormKernel, ropeKernel, softmaxKernel } from '../ops/norm.js';
 import { reduceAnyAxisKernel, scatterAddKernel } from '../ops/scatter.js';
+import { maskedMatmulKernel, sparseMatmulKernel } from '../ops/sparse.js';
 import type { NativeKernel } from '../runtime.js';
 
 export type NativeKernels = { [K in OpName]?: NativeKernel<Extract<OpDesc, { op: K }>> };
@@ -31,6 +32,8 @@ export const NATIVE_KERNELS: NativeKernels = {
   attention: attentionKernel,
   dequantize: dequantizeKernel,
   qmatmul: qmatmulKernel,
+  sparseMatmul: sparseMatmulKernel,
+  maskedMatmul: maskedMatmulKernel,
 };
 
 /** Ops with a native kernel (for some of their dtypes / layouts). */

@@ -1,0 +1,244 @@
+// Benchmark: activation sparsity as a runtime mode on wasm, decode ms/token dense vs sparse on the
+// same model, at the sparsity that costs at most 0.05 nats of KL.
+//   1. Quality (needs ../shared/data/stories260K): CHESS (FFN) and CHESS+ (FFN + query/output
+//      projections) on stories260K, calibrated on 512 tokens the model sampled itself, KL(dense ‖
+//      sparse), top-1 agreement and perplexity on 1,024 other sampled tokens, per target sparsity;
+//      the largest sparsity with KL ≤ 0.05 is kept per method.
+//   2. Speed: decode ms/token (16-token prompt into a KV cache per mode, then greedy steps with
+//      the modes interleaved step by step; median of all steps) on stories260K and on a random
+//      Llama-shaped model
+//      whose weight reads dominate (d_model 1024, d_ff 4096, 4 layers, 16 heads, vocabulary 512),
+//      dense kernels vs the sparse ones (`sparseMatmul` / `maskedMatmul`), plus the sparse mode with
+//      dense products ("zeroed only") to show what the thresholding itself costs.
+//   3. The down projection alone, from memory: the dense product against sparseMatmul reading all
+//      rows, a contiguous half, and a half, a quarter and a tenth of the rows at random.
+// Usage: npm run bench:sparse [-- --json] [--runs N] [--steps N] [--quick]
+import { existsSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import '../src/backends/index.js';
+import { randn, Rng, tensor } from '../src/ops/creation.js';
+import { matmul } from '../src/ops/linalg.js';
+import { sparseMatmul } from '../src/ops/sparse.js';
+import { reduce } from '../src/ops/reduce.js';
+import { disposeBackends, initBackend, keep } from '../src/tensor/engine.js';
+import { Tensor } from '../src/tensor/tensor.js';
+import { randomModel } from '../src/models/random.js';
+import { loadModel } from '../src/models/load.js';
+import { generate } from '../src/models/generate.js';
+import { evaluateLM } from '../src/models/evaluate.js';
+import { KVCache } from '../src/models/layers/kv-cache.js';
+import type { CausalLM } from '../src/models/model.js';
+import { planSparsity } from '../src/sparsity/calibrate.js';
+import { applySparsity } from '../src/sparsity/apply.js';
+import { formatSpec, type SparsitySpec } from '../src/sparsity/spec.js';
+
+const args = process.argv.slice(2);
+const flag = (n: string) => args.includes(`--${n}`);
+const opt = (n: string, d: string) => { const i = args.indexOf(`--${n}`); return i >= 0 ? args[i + 1]! : d; };
+const json = flag('json');
+const runs = Number(opt('runs', flag('quick') ? '3' : '5'));
+const steps = Number(opt('steps', flag('quick') ? '8' : '24'));
+const KL_BUDGET = 0.05;
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const stories = join(root, '..', 'shared', 'data', 'stories260K');
+const log = (s: string) => { if (!json) console.log(s); };
+
+const backend = await initBackend('wasm');
+
+interface QualityRow { method: string; sparsity: number; kl: number; top1: number; ppl: number; ref_ppl: number; calibration_sparsity: number }
+interface SpeedRow { model: string; mode: string; spec: string | null; ms_per_token: number; p10_ms: number; speedup: number | null; paired_speedup: number | null }
+const quality: QualityRow[] = [];
+const speed: SpeedRow[] = [];
+const chosen: Record<string, number> = {};
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+/**
+ * Stores the down, query and output projections as [in, out] (what the sparse products read), so
+ * that switching sparsity on and off copies nothing; the dense path reads the same matrices with
+ * its own kernel for that layout.
+ */
+function rowsLayout(model: CausalLM): void {
+  for (let l = 0; l < model.dims.nLayers; l++) {
+    const p = model.sparsityParts(l);
+    for (const lin of [p.mlp?.out, p.q, p.o]) {
+      if (!lin || lin.layout === 'in_out' || !(lin.weight instanceof Tensor)) continue;
+      const t = lin.weight.transpose();
+      lin.weight = keep(t.contiguous());
+      lin.layout = 'in_out';
+      t.dispose();
+    }
+  }
+}
+
+/**
+ * Decode timing: a 16-token prompt into one KV cache per mode, then greedy steps (tokens of the
+ * dense mode fed to every mode); within each step the modes run one after the other, so the load
+ * of the machine falls on all of them alike. Per mode: the median of all step times.
+ */
+function timeModes(name: string, model: CausalLM, calibration: number[], specs: SparsitySpec[]): void {
+  rowsLayout(model);
+  const modes: { mode: string; spec: SparsitySpec | null; kernels: boolean }[] = [{ mode: 'dense', spec: null, kernels: false }];
+  for (const s of specs) modes.push({ mode: 'sparse kernels', spec: s, kernels: true }, { mode: 'zeroed only', spec: s, kernels: false });
+  const plans = new Map(specs.map((s) => [formatSpec(s), planSparsity(model, s, calibration)]));
+  const times = modes.map(() => [] as number[]);
+  const V = model.dims.vocabSize;
+  const with_ = <T>(i: number, fn: () => T): T => {
+    const m = modes[i]!;
+    const ap = m.spec ? applySparsity(model, plans.get(formatSpec(m.spec))!, { kernels: m.kernels }) : undefined;
+    try { return fn(); } finally { ap?.remove(); }
+  };
+  const pick = (logits: Tensor): number => {
+    const am = reduce('argmax', logits.reshape([-1]), 0);
+    logits.dispose();
+    const id = am.dataSync()[0]!;
+    am.dispose();
+    return id;
+  };
+  for (let r = 0; r < runs + 1; r++) {
+    const caches = modes.map(() => new KVCache());
+    const prompt = Array.from({ length: 16 }, (_, i) => (i * 37 + 11 + r) % V);
+    let next = 0;
+    modes.forEach((_, i) => with_(i, () => {
+      const p = tensor(prompt, [1, prompt.length], 'i32', { backend });
+      const id = pick(model.forward(p, { cache: caches[i], logits: 'last' }));
+      if (i === 0) next = id;
+      p.dispose();
+    }));
+    for (let s = 0; s < steps; s++) {
+      let dense = 0;
+      modes.forEach((_, i) => with_(i, () => {
+        const t = tensor([next], [1, 1], 'i32', { backend });
+        const t0 = performance.now();
+        const id = pick(model.forward(t, { cache: caches[i], logits: 'last' }));
+        if (r > 0) times[i]!.push(performance.now() - t0); // run 0 warms up
+        if (i === 0) dense = id;
+        t.dispose();
+      }));
+      next = dense;
+    }
+    for (const c of caches) c.dispose();
+  }
+  const dense = median(times[0]!);
+  const r2 = (x: number) => Math.round(x * 100) / 100;
+  const p10 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 10)]!;
+  modes.forEach((m, i) => {
+    const ms = median(times[i]!);
+    // each step's dense time over this mode's time in the same step: the load is common to both
+    const paired = m.spec ? median(times[i]!.map((t, k) => times[0]![k]! / t)) : null;
+    speed.push({
+      model: name, mode: m.mode, spec: m.spec ? formatSpec(m.spec) : null, ms_per_token: r2(ms), p10_ms: r2(p10(times[i]!)),
+      speedup: m.spec ? r2(dense / ms) : null, paired_speedup: paired === null ? null : r2(paired),
+    });
+  });
+}
+
+// ---- 1. quality on stories260K ----
+let storiesModel: CausalLM | undefined;
+let storiesCalib: number[] = [];
+if (existsSync(join(stories, 'stories260K.bin'))) {
+  const load = () => loadModel(join(stories, 'stories260K.bin'), { backend, tokenizerPath: join(stories, 'tok512.bin') });
+  const a = await load();
+  const ref = await load();
+  // Text the model samples itself (temperature 1, fixed seed): in its own distribution.
+  const g = generate(ref.model, [[1], [1], [1]], { maxNewTokens: 511, temperature: 1, seed: 7 });
+  const seqs = g.ids.map((x) => x.slice(0, 512));
+  storiesCalib = seqs[0]!;
+  const evalIds = seqs.slice(1).flat();
+  for (const method of ['chess', 'chess+'] as const) {
+    for (const F of flag('quick') ? [0.2, 0.3, 0.4] : [0.2, 0.25, 0.3, 0.35, 0.4, 0.5]) {
+      const spec: SparsitySpec = { method, value: F };
+      const plan = planSparsity(a.model, spec, storiesCalib);
+      const ap = applySparsity(a.model, plan, { kernels: false });
+      try {
+        const r = evaluateLM(a.model, evalIds, { ctx: 512, ref: ref.model });
+        const cs = plan.layers.reduce((s, l) => s + (l.calibrationSparsity ?? 0), 0) / plan.layers.length;
+        quality.push({ method, sparsity: F, kl: r.kl!, top1: r.top1!, ppl: r.perplexity, ref_ppl: r.refPerplexity!, calibration_sparsity: cs });
+        if (r.kl! <= KL_BUDGET) chosen[method] = Math.max(chosen[method] ?? 0, F);
+      } finally {
+        ap.remove();
+      }
+    }
+  }
+  ref.model.dispose();
+  storiesModel = a.model;
+} else {
+  log(`(no ${stories}: the quality sweep is skipped; speed runs at chess:0.3 and chess+:0.3)`);
+  chosen.chess = 0.3;
+  chosen['chess+'] = 0.3;
+}
+
+// ---- 2. decode speed ----
+const specs: SparsitySpec[] = Object.entries(chosen).map(([m, v]) => ({ method: m as SparsitySpec['method'], value: v }));
+if (!specs.some((s) => s.method === 'chess' && s.value === 0.5)) specs.push({ method: 'chess', value: 0.5 });
+if (storiesModel) {
+  timeModes('stories260K', storiesModel, storiesCalib, specs);
+  storiesModel.dispose();
+}
+const LLAMA = {
+  model_type: 'llama', hidden_size: 1024, intermediate_size: 4096, num_hidden_layers: 4, num_attention_heads: 16,
+  num_key_value_heads: 16, vocab_size: 512, max_position_embeddings: 512, rms_norm_eps: 1e-5, tie_word_embeddings: false,
+};
+const big = randomModel(LLAMA, backend, { seed: 3, std: 0.03 });
+const bigCalib = Array.from({ length: 128 }, (_, i) => (i * 7919 + 13) % LLAMA.vocab_size);
+timeModes('llama-1024x4096 (random)', big, bigCalib, specs);
+big.dispose();
+
+// ---- 3. the down projection alone: what skipping rows at random costs ----
+// 8 copies of a 4096 x 1024 matrix (128 MiB) in turn, so each product reads from memory, not cache.
+interface OpRow { case: string; active: number; ms: number; vs_dense: number }
+const opRows: OpRow[] = [];
+{
+  const K = 4096, N = 1024, C = 8;
+  const ws = Array.from({ length: C }, (_, i) => randn([K, N], { seed: 100 + i, backend }));
+  const rng = new Rng(5);
+  const pattern = (name: string, f: (k: number) => boolean) => ({ name, x: tensor(Float32Array.from({ length: K }, (_, k) => (f(k) ? 0.5 + rng.uniform() : 0)), [1, K], 'f32', { backend }) });
+  const cases = [
+    { ...pattern('dense product (matmul)', () => true), dense: true },
+    { ...pattern('all rows', () => true), dense: false },
+    { ...pattern('first half of the rows', (k) => k < K / 2), dense: false },
+    { ...pattern('half of the rows at random', () => rng.uniform() < 0.5), dense: false },
+    { ...pattern('a quarter at random', () => rng.uniform() < 0.25), dense: false },
+    { ...pattern('a tenth at random', () => rng.uniform() < 0.1), dense: false },
+  ];
+  const t = cases.map(() => [] as number[]);
+  for (let r = 0; r < (flag('quick') ? 8 : 24); r++) {
+    cases.forEach((c, i) => {
+      const w = ws[(r * cases.length + i) % C]!;
+      const t0 = performance.now();
+      (c.dense ? matmul(c.x, w) : sparseMatmul(c.x, w)).dispose();
+      if (r > 1) t[i]!.push(performance.now() - t0);
+    });
+  }
+  const base = median(t[0]!);
+  cases.forEach((c, i) => {
+    const xs = c.x.dataSync();
+    opRows.push({ case: c.name, active: xs.filter((v) => v !== 0).length / K, ms: Math.round(median(t[i]!) * 1000) / 1000, vs_dense: Math.round((base / median(t[i]!)) * 100) / 100 });
+    c.x.dispose();
+  });
+  for (const w of ws) w.dispose();
+}
+
+const info = { date: new Date().toISOString(), cpu: cpus()[0]?.model ?? 'unknown', cpus: cpus().length, threads: backend.info?.().threads, node: process.version, steps, runs };
+if (json) {
+  console.log(JSON.stringify({ info, kl_budget: KL_BUDGET, chosen, quality, speed, down_projection: opRows }));
+} else {
+  log(`wasm, ${info.threads} threads, ${info.cpu}, ${info.date}`);
+  log('\n| method | target sparsity | calibration sparsity | KL (nats) | top-1 | ppl (dense) |');
+  log('|---|---:|---:|---:|---:|---:|');
+  for (const q of quality) log(`| ${q.method} | ${q.sparsity} | ${q.calibration_sparsity.toFixed(3)} | ${q.kl.toFixed(4)} | ${(100 * q.top1).toFixed(1)}% | ${q.ppl.toFixed(3)} (${q.ref_ppl.toFixed(3)}) |`);
+  log(`\nlargest sparsity with KL ≤ ${KL_BUDGET}: ${Object.entries(chosen).map(([m, v]) => `${m} ${v}`).join(', ') || 'none'}`);
+  log('\n| model | mode | sparsity | decode ms/token (median) | 10th percentile ms | speedup (medians) | speedup (median of per-step pairs) |');
+  log('|---|---|---|---:|---:|---:|---:|');
+  const x = (v: number | null) => (v === null ? '' : `${v.toFixed(2)}x`);
+  for (const s of speed) log(`| ${s.model} | ${s.mode} | ${s.spec ?? ''} | ${s.ms_per_token.toFixed(2)} | ${s.p10_ms.toFixed(2)} | ${x(s.speedup)} | ${x(s.paired_speedup)} |`);
+  log('\n| down projection 4096 x 1024 [in, out], from memory | rows read | ms | speed vs dense |');
+  log('|---|---:|---:|---:|');
+  for (const o of opRows) log(`| ${o.case} | ${(100 * o.active).toFixed(0)}% | ${o.ms.toFixed(3)} | ${o.vs_dense.toFixed(2)}x |`);
+}
+disposeBackends();

@@ -1,0 +1,97 @@
+// Installs a sparsity plan on a model as a runtime mode: every MLP the plan names sparsifies its
+// activation (src/models/layers/mlp.ts), chess+ also thresholds the inputs of the query and
+// output projections (src/models/layers/linear.ts). With kernels on (the default), decode-sized
+// calls (at most `maxKernelRows` rows) run the sparse products: the up projection only where the
+// activation is non-zero, the down projection over the rows of the non-zero activations. For that
+// the down (and q/o) weights are also kept as f32 [in, out] copies (a layer stored [out, in] is
+// transposed once here; memory: one more copy of those matrices while the mode is on). Quantized
+// weights keep the dense products on the zeroed activations.
+// `remove()` restores the dense model and frees the copies.
+import { tensor } from '../ops/creation.js';
+import { keep } from '../tensor/engine.js';
+import { QuantizedTensor } from '../tensor/quantized.js';
+import type { Tensor } from '../tensor/tensor.js';
+import type { Linear, LinearSparsity } from '../models/layers/linear.js';
+import type { MlpSparsity } from '../models/layers/mlp.js';
+import type { CausalLM } from '../models/model.js';
+import { thresholdSparsify, topkSparsify } from './rules.js';
+import { topkKeep } from './spec.js';
+import type { SparsityPlan } from './calibrate.js';
+
+export interface ApplyOptions {
+  /** Run the sparse products at decode sizes (default true); false keeps dense products on the zeroed activations. */
+  kernels?: boolean;
+  /** Calls of at most this many rows (batch · pos) use the sparse products (default 1: single-token decode). */
+  maxKernelRows?: number;
+}
+
+export interface AppliedSparsity {
+  readonly plan: SparsityPlan;
+  /** Bytes of the [in, out] weight copies the sparse products read. */
+  readonly extraBytes: number;
+  /** Restores the dense model and frees what the mode made. */
+  remove(): void;
+}
+
+/** The weight as a contiguous f32 [in, out] tensor the caller owns, or undefined when it is quantized. */
+export function rowsOf(l: Linear): Tensor | undefined {
+  if (l.weight instanceof QuantizedTensor || l.weight.dtype !== 'f32') return undefined;
+  const w = l.weight;
+  const t = l.layout === 'in_out' ? w.share() : w.transpose();
+  if (t.isContiguous) return keep(t);
+  const c = keep(t.contiguous());
+  t.dispose();
+  return c;
+}
+
+export function applySparsity(model: CausalLM, plan: SparsityPlan, o: ApplyOptions = {}): AppliedSparsity {
+  const kernels = o.kernels ?? true;
+  const maxKernelRows = o.maxKernelRows ?? 1;
+  const owned: Tensor[] = [];
+  const undo: (() => void)[] = [];
+  const own = <T extends Tensor | undefined>(t: T): T => { if (t) owned.push(t); return t; };
+  const spec = plan.spec;
+  try {
+    for (const lp of plan.layers) {
+      const parts = model.sparsityParts(lp.layer);
+      const mlp = parts.mlp;
+      if (!mlp) throw new Error(`applySparsity: block ${lp.layer} has no dense MLP`);
+      if (mlp.sparse) throw new Error(`applySparsity: block ${lp.layer} already has sparsity applied; remove it first`);
+      let sparsify: (a: Tensor) => Tensor;
+      if (spec.method === 'topk') {
+        sparsify = (a) => topkSparsify(a, topkKeep(spec, a.shape.at(-1)!));
+      } else if (lp.channelThresholds) {
+        const t = own(keep(tensor(lp.channelThresholds, [lp.channelThresholds.length], 'f32', { backend: model.backend }))); // [d_mlp]
+        sparsify = (a) => thresholdSparsify(a, t);
+      } else {
+        const t = lp.threshold;
+        if (t === undefined) throw new Error(`applySparsity: the plan has no threshold for block ${lp.layer}`);
+        sparsify = (a) => thresholdSparsify(a, t);
+      }
+      const ms: MlpSparsity = { sparsify, maxKernelRows, downRows: kernels ? own(rowsOf(mlp.out)) : undefined };
+      mlp.sparse = ms;
+      undo.push(() => { delete mlp.sparse; });
+      for (const [lin, t] of [[parts.q, lp.qThreshold], [parts.o, lp.oThreshold]] as const) {
+        if (!lin || t === undefined) continue;
+        const ls: LinearSparsity = { sparsify: (x) => thresholdSparsify(x, t), maxKernelRows, rows: kernels ? own(rowsOf(lin)) : undefined };
+        lin.sparse = ls;
+        undo.push(() => { delete lin.sparse; });
+      }
+    }
+  } catch (e) {
+    for (const u of undo) u();
+    for (const t of owned) t.dispose();
+    throw e;
+  }
+  let removed = false;
+  return {
+    plan,
+    extraBytes: owned.reduce((n, t) => n + t.size * 4, 0),
+    remove() {
+      if (removed) return;
+      removed = true;
+      for (const u of undo) u();
+      for (const t of owned) t.dispose();
+    },
+  };
+}
