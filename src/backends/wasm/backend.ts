@@ -4,6 +4,8 @@
 // In a browser, threads need a cross-origin isolated page, and the calling thread must be allowed
 // to block: on a browser's main thread the backend runs single-threaded; create it inside a Web
 // Worker to use several threads.
+// Large f32 matrix products go to a native GEMM when the platform has one (native-gemm.ts: ONNX
+// Runtime's MLAS in Node); without it, or in a browser, they run on the wasm kernel, said once.
 import type { Backend, BackendBuffer, OpDesc, OpName, View } from '../../tensor/backend.js';
 import { checkByteRange, ownBuffer, settled } from '../../tensor/backend.js';
 import { hasReferenceKernel, runReference } from '../js/kernels.js';
@@ -14,6 +16,9 @@ import { WasmMemory } from './memory.js';
 import { ThreadPool, type KernelModule } from './pool.js';
 import type { NativeKernel, WasmRuntime } from './runtime.js';
 import { canBlock, hardwareThreads } from './workers.js';
+import { DEFAULT_NATIVE_GEMM_POLICY, tryNativeMatmul, type NativeGemm, type NativeGemmPolicy } from './native-gemm.js';
+import { getPlatform } from '../../io/platform.js';
+import { envVar } from '../../io/env.js';
 
 export interface WasmBuffer extends BackendBuffer {
   readonly backend: 'wasm';
@@ -33,7 +38,17 @@ export interface WasmBackendOptions {
   poison?: boolean;
   /** Cap on the wasm memory in bytes (default: the 4 GiB a wasm32 memory can address). */
   maxBytes?: number;
+  /**
+   * Large matrix products on a native GEMM: default (undefined) the platform's when it has one;
+   * false never (ACTLAB_NATIVE_GEMM=0 does the same); or this one (tests, embedders).
+   */
+  nativeGemm?: NativeGemm | false;
+  /** When a product counts as large (DEFAULT_NATIVE_GEMM_POLICY where not given). */
+  nativeGemmPolicy?: Partial<NativeGemmPolicy>;
 }
+
+/** The native GEMM a backend uses, or why it has none. */
+export type WasmNativeGemm = { gemm: NativeGemm; policy: NativeGemmPolicy } | { gemm: null; reason: string };
 
 export class WasmBackend implements Backend {
   readonly name = 'wasm';
@@ -41,6 +56,8 @@ export class WasmBackend implements Backend {
   private live = 0;
   private readonly scratchAreas = new Map<string, { ptr: number; size: number }>();
   private disposed = false;
+  /** Bumped when a buffer is written, so that a native GEMM knows when a packed weight went stale. */
+  private readonly versions = new WeakMap<BackendBuffer, number>();
   /** What native kernels see; also used by tests and benchmarks. */
   readonly runtime: WasmRuntime;
 
@@ -49,6 +66,8 @@ export class WasmBackend implements Backend {
     readonly pool: ThreadPool,
     readonly features: WasmFeatures,
     private readonly poison = false,
+    /** Large products' native GEMM, or why there is none. */
+    readonly native: WasmNativeGemm = { gemm: null, reason: 'not asked for' },
   ) {
     const self = this;
     this.runtime = {
@@ -72,6 +91,7 @@ export class WasmBackend implements Backend {
   free(buffer: BackendBuffer): void {
     const b = this.own(buffer, 'free');
     b.freed = true;
+    this.native.gemm?.forget(b);
     this.live -= b.byteLength;
     this.memory.free(b.ptr);
   }
@@ -79,6 +99,7 @@ export class WasmBackend implements Backend {
   write(buffer: BackendBuffer, byteOffset: number, bytes: Uint8Array): void {
     const b = this.own(buffer, 'write');
     this.checkRange(b, byteOffset, bytes.byteLength, 'write');
+    this.touch(b);
     this.memory.bytes().set(bytes, b.ptr + byteOffset);
   }
 
@@ -98,6 +119,9 @@ export class WasmBackend implements Backend {
 
   exec(op: OpDesc, inputs: readonly View[], outputs: readonly View[]): void {
     this.alive(`exec '${op.op}'`);
+    for (const o of outputs) this.touch(o.buffer);
+    const { gemm } = this.native;
+    if (gemm && op.op === 'matmul' && tryNativeMatmul(this.runtime, gemm, this.native.policy, (b) => this.versions.get(b) ?? 0, op, inputs, outputs)) return;
     const native = NATIVE_KERNELS[op.op] as NativeKernel | undefined;
     if (native && native.handles(op, inputs, outputs)) native.run(this.runtime, op, inputs, outputs);
     else this.runtime.runReference(op, inputs, outputs);
@@ -130,14 +154,20 @@ export class WasmBackend implements Backend {
       ...(this.features.relaxedNote ? { relaxedNote: this.features.relaxedNote } : {}),
       memoryBytes: this.memory.byteLength(),
       nativeOps: this.nativeOps().join(','),
+      nativeGemm: this.native.gemm ? this.native.gemm.name : `off (${this.native.reason})`,
     };
   }
 
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
+    this.native.gemm?.dispose();
     this.pool.dispose();
     this.live = 0;
+  }
+
+  private touch(buffer: BackendBuffer): void {
+    this.versions.set(buffer, (this.versions.get(buffer) ?? 0) + 1);
   }
 
   private bytesOf(buffer: BackendBuffer, what: string): Uint8Array {
@@ -184,5 +214,23 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
   if (opts.maxBytes !== undefined && !(opts.maxBytes > 0)) throw new Error(`wasm backend: maxBytes must be a positive number, got ${opts.maxBytes}`);
   const memory = new WasmMemory(undefined, opts.maxBytes);
   const pool = await ThreadPool.create(memory, modules, threads);
-  return new WasmBackend(memory, pool, features, opts.poison);
+  const native = await nativeGemmFor(opts, threads);
+  return new WasmBackend(memory, pool, features, opts.poison, native);
+}
+
+let toldNoNative = false;
+
+async function nativeGemmFor(opts: WasmBackendOptions, threads: number): Promise<WasmNativeGemm> {
+  const policy = { ...DEFAULT_NATIVE_GEMM_POLICY, ...opts.nativeGemmPolicy };
+  if (opts.nativeGemm === false) return { gemm: null, reason: 'turned off by the nativeGemm option' };
+  if (opts.nativeGemm) return { gemm: opts.nativeGemm, policy };
+  if (envVar('ACTLAB_NATIVE_GEMM') === '0') return { gemm: null, reason: 'turned off by ACTLAB_NATIVE_GEMM=0' };
+  const platform = await getPlatform();
+  const load = platform.nativeGemm ? await platform.nativeGemm(threads) : { gemm: null, reason: `the ${platform.name} platform has none` };
+  if (load.gemm) return { gemm: load.gemm, policy };
+  if (!toldNoNative) {
+    toldNoNative = true;
+    console.warn(`actlab: no native GEMM (${load.reason}); large matrix products run on wasm SIMD`);
+  }
+  return load;
 }

@@ -1,4 +1,5 @@
-// Node's platform adapter: files through fs/promises, memory from node:os, SHA-256 from node:crypto.
+// Node's platform adapter: files through fs/promises, memory from node:os, SHA-256 from node:crypto,
+// the wasm backend's native GEMM from onnxruntime-node when it is installed (native-gemm.ts).
 import { createHash } from 'node:crypto';
 import { freemem, homedir, totalmem } from 'node:os';
 import { defaultFetch } from '../http.js';
@@ -15,6 +16,7 @@ export function createNodePlatform(): Platform {
     env: (name) => process.env[name],
     homeDir: () => homedir(),
     memory: () => ({ total: totalmem(), free: freemem() }),
+    nativeGemm: async (threads) => (await import('./native-gemm.js')).loadNativeGemm(threads),
     sha256: () => {
       const h = createHash('sha256');
       return { update: (b) => { h.update(b); }, digest: async () => h.digest('hex') };
