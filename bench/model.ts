@@ -203,7 +203,8 @@ for (let round = 0; round < rounds; round++) {
   if (backendName === 'wasm' && !flag('no-wasm-only')) benchActlabChild(true);
   benchPeers();
   perRound.push([...rows]);
-  if (!json) console.error(`round ${round + 1}/${rounds} done`);
+  // each round's figures on stderr as they come, so that a long run interrupted keeps what it measured
+  console.error(`round ${round + 1}/${rounds}: ${JSON.stringify(rows.map((r) => ({ impl: r.impl, metric: r.metric, T: r.T, value: r.value })))}`);
 }
 // the median over rounds of each (impl, metric, T), with the range
 rows.length = 0;

@@ -15,6 +15,9 @@ import { runWithCache } from '../src/hooks/run.js';
 import type { Backend, BackendBuffer } from '../src/tensor/backend.js';
 import type { Tensor } from '../src/tensor/tensor.js';
 import { TINY } from './helpers/tiny-configs.js';
+import { grad, variable } from '../src/autograd/index.js';
+import { mul } from '../src/ops/elementwise.js';
+import { sum } from '../src/ops/reduce.js';
 
 function rand(n: number, seed: number): Float32Array {
   const out = new Float32Array(n);
@@ -164,6 +167,37 @@ describe.skipIf(!available)('native GEMM (onnxruntime-node)', () => {
     }
     console.log(`hooks native vs wasm: ${native.size} activations, worst relative max diff ${worst.err.toExponential(2)} at ${worst.name}`);
     expect(worst.err).toBeLessThan(1e-4);
+  });
+
+  it('gradients of a two-layer product (the training path: xᵀ·dy, dy·Wᵀ) match the js reference', () => {
+    const [T, D, H] = [48, 64, 96];
+    const X = rand(T * D, 21);
+    const W1 = rand(D * H, 22);
+    const W2 = rand(H * D, 23);
+    const R = rand(T * D, 24);
+    const grads = (backend: Backend) => {
+      const x = variable(tensor(X, [1, T, D], 'f32', { backend }));
+      const w1 = variable(tensor(W1, [D, H], 'f32', { backend }));
+      const w2 = variable(tensor(W2, [D, H], 'f32', { backend })); // used transposed, as torch's Linear
+      const r = tensor(R, [1, T, D], 'f32', { backend });
+      const h = matmul(x, w1);
+      const y = matmul(h, w2, { transB: true });
+      const loss = sum(mul(y, r).reshape([-1]));
+      const gs = grad(loss, [x, w1, w2]).map((g) => g.dataSync() as Float32Array);
+      for (const t of [x, w1, w2, r, h, y, loss]) t.dispose();
+      return gs;
+    };
+    const before = gemm.calls;
+    const got = grads(be);
+    expect(gemm.calls - before).toBeGreaterThanOrEqual(5); // forward 2, backward 3 (dx, dw1, dw2 and dh)
+    const want = grads(js);
+    got.forEach((g, i) => {
+      let scale = 1;
+      for (const e of want[i]!) scale = Math.max(scale, Math.abs(e));
+      const err = maxAbsDiff(g, want[i]!) / scale;
+      console.log(`native gemm gradient ${['x', 'w1', 'w2'][i]}: relative max diff ${err.toExponential(2)}`);
+      expect(err).toBeLessThan(1e-5);
+    });
   });
 
   it('leaves decode-sized products and batched products on the wasm kernel under the default policy', async () => {
