@@ -6,7 +6,7 @@ import { BlobSource, type ByteSource } from './byte-source.js';
 import type { FileStore } from './file-store.js';
 import { defaultFetch, HttpSource, type Fetch } from './http.js';
 import { MemoryStore } from './memory-store.js';
-import type { NativeGemmLoad } from '../backends/wasm/native-gemm.js';
+import type { NativeGemmLoad } from './native-gemm.js';
 
 /** Incremental SHA-256. */
 export interface Hasher {

@@ -12,8 +12,7 @@
 // Not for: the browser, or any op other than f32 matrix products (src/backends/wasm/native-gemm.ts).
 import { createRequire } from 'node:module';
 import type * as Protobuf from 'protobufjs';
-import type { BackendBuffer } from '../../tensor/backend.js';
-import type { GemmCall, NativeGemm, NativeGemmLoad } from '../../backends/wasm/native-gemm.js';
+import type { GemmCall, NativeGemm, NativeGemmLoad } from '../native-gemm.js';
 import { GemmModelWriter } from './onnx-gemm.js';
 
 /** The part of onnxruntime-node's binding used here (dist/binding.d.ts of 1.30.0). */
@@ -72,7 +71,7 @@ interface Packed {
 
 class OrtGemm implements NativeGemm {
   readonly name: string;
-  private readonly packed = new Map<BackendBuffer, Map<string, Packed>>();
+  private readonly packed = new Map<object, Map<string, Packed>>();
   private readonly dynamic = new Map<string, OrtSession>();
   private stageA: Float32Array<ArrayBuffer> = new Float32Array(0);
   private stageB: Float32Array<ArrayBuffer> = new Float32Array(0);
@@ -112,7 +111,7 @@ class OrtGemm implements NativeGemm {
     call.c.set(c);
   }
 
-  forget(key: BackendBuffer): void {
+  forget(key: object): void {
     const byLayout = this.packed.get(key);
     if (!byLayout) return;
     for (const p of byLayout.values()) p.session?.dispose();
