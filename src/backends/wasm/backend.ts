@@ -9,7 +9,7 @@
 import type { Backend, BackendBuffer, OpDesc, OpName, View } from '../../tensor/backend.js';
 import { checkByteRange, ownBuffer, settled } from '../../tensor/backend.js';
 import { hasReferenceKernel, runReference } from '../js/kernels.js';
-import { detectFeatures, base64ToBytes, type WasmFeatures } from './features.js';
+import { detectFeatures, base64ToBytes, isNode, type WasmFeatures } from './features.js';
 import { KERNEL_MODULES } from './generated/kernels.js';
 import { NATIVE_KERNELS, nativeOpNames } from './kernels/index.js';
 import { WasmMemory } from './memory.js';
@@ -17,7 +17,6 @@ import { ThreadPool, type KernelModule } from './pool.js';
 import type { NativeKernel, WasmRuntime } from './runtime.js';
 import { canBlock, hardwareThreads } from './workers.js';
 import { DEFAULT_NATIVE_GEMM_POLICY, tryNativeMatmul, type NativeGemm, type NativeGemmPolicy } from './native-gemm.js';
-import { getPlatform } from '../../io/platform.js';
 import { envVar } from '../../io/env.js';
 
 export interface WasmBuffer extends BackendBuffer {
@@ -218,6 +217,7 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
   return new WasmBackend(memory, pool, features, opts.poison, native);
 }
 
+const PLATFORM_MODULE = '../../io/platform.js';
 let toldNoNative = false;
 
 async function nativeGemmFor(opts: WasmBackendOptions, threads: number): Promise<WasmNativeGemm> {
@@ -225,7 +225,9 @@ async function nativeGemmFor(opts: WasmBackendOptions, threads: number): Promise
   if (opts.nativeGemm === false) return { gemm: null, reason: 'turned off by the nativeGemm option' };
   if (opts.nativeGemm) return { gemm: opts.nativeGemm, policy };
   if (envVar('ACTLAB_NATIVE_GEMM') === '0') return { gemm: null, reason: 'turned off by ACTLAB_NATIVE_GEMM=0' };
-  const platform = await getPlatform();
+  if (!isNode()) return { gemm: null, reason: 'a browser has none' }; // quietly: the browser never has one
+  // a computed specifier: browser bundles of the wasm backend must not pull in the platform adapters
+  const platform = await ((await import(/* @vite-ignore */ PLATFORM_MODULE)) as typeof import('../../io/platform.js')).getPlatform();
   const load = platform.nativeGemm ? await platform.nativeGemm(threads) : { gemm: null, reason: `the ${platform.name} platform has none` };
   if (load.gemm) return { gemm: load.gemm, policy };
   if (!toldNoNative) {

@@ -7,6 +7,8 @@ import type { Platform } from '../platform.js';
 import { NodeFileSource } from './file-source.js';
 import { NodeFileStore } from './file-store.js';
 
+const NATIVE_GEMM_ADAPTER = './native-gemm.js';
+
 export function createNodePlatform(): Platform {
   return {
     name: 'node',
@@ -16,7 +18,8 @@ export function createNodePlatform(): Platform {
     env: (name) => process.env[name],
     homeDir: () => homedir(),
     memory: () => ({ total: totalmem(), free: freemem() }),
-    nativeGemm: async (threads) => (await import('./native-gemm.js')).loadNativeGemm(threads),
+    // a computed specifier, so that browser bundles of the core do not pull in the Node adapter
+    nativeGemm: async (threads) => ((await import(/* @vite-ignore */ NATIVE_GEMM_ADAPTER)) as typeof import('./native-gemm.js')).loadNativeGemm(threads),
     sha256: () => {
       const h = createHash('sha256');
       return { update: (b) => { h.update(b); }, digest: async () => h.digest('hex') };
