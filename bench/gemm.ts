@@ -1,5 +1,7 @@
-// GEMM benchmark: f32 C[M,N] = A[M,K]·B[K,N] on actlab-wasm (1 and 2 threads), actlab-js (the
-// reference backend; large shapes skipped) and onnxruntime-node's MatMul (a one-node ONNX model
+// GEMM benchmark: f32 C[M,N] = A[M,K]·B[K,N] on actlab-wasm's own kernel (1 and 2 threads), the
+// wasm backend as dispatched (its native GEMM, ONNX Runtime's MLAS with B packed once, for large
+// products; wasm below the size policy), actlab-js (the reference backend; large shapes skipped)
+// and onnxruntime-node's MatMul (a one-node ONNX model
 // encoded here by hand, both operands as graph inputs, intraOpNumThreads 2), side by side in one
 // run. Median of timed runs after warm-up, the implementations timed in turn over several rounds. Prints a table; `--json` prints one JSON object a line.
 // Usage: npm run bench:gemm [-- --json] [-- --quick]   (-- --backend webgpu: bench/webgpu-gemm.ts, beside PyTorch CUDA)
@@ -129,13 +131,14 @@ function emit(rows: Row[], row: Row): void {
 
 async function main(): Promise<void> {
   const rows: Row[] = [];
-  const wasm1 = await createWasmBackend({ threads: 1 });
-  const wasm2 = await createWasmBackend({ threads: 2 });
+  const wasm1 = await createWasmBackend({ threads: 1, nativeGemm: false });
+  const wasm2 = await createWasmBackend({ threads: 2, nativeGemm: false });
+  const dispatched = await createWasmBackend({ threads: 2 });
   const js = createJsBackend();
   const relaxed = wasm2.info().relaxedSimd;
   if (!json) {
     console.log(`GEMM f32 on ${os.cpus()[0]?.model ?? 'unknown CPU'} (${os.availableParallelism()} threads), Node ${process.version}; ` +
-      `relaxed SIMD ${relaxed ? 'on' : `off (${wasm2.info().relaxedNote})`}`);
+      `relaxed SIMD ${relaxed ? 'on' : `off (${wasm2.info().relaxedNote})`}; native GEMM: ${dispatched.info().nativeGemm}`);
   }
   for (const [M, K, N] of SHAPES) {
     const shape: [number, number, number] = [M, K, N];
@@ -143,6 +146,7 @@ async function main(): Promise<void> {
     if (M * K * N <= JS_MAX_MACS) runners.push(backendRunner(js, 'actlab-js', 1, M, K, N));
     runners.push(backendRunner(wasm1, 'actlab-wasm', 1, M, K, N));
     runners.push(backendRunner(wasm2, 'actlab-wasm', 2, M, K, N));
+    runners.push(backendRunner(dispatched, 'actlab-wasm+native', 2, M, K, N));
     runners.push(await ortRunner(M, K, N, 2));
     const gflops = await measure(runners, 2 * M * N * K);
     if (M * K * N > JS_MAX_MACS) emit(rows, { bench: 'gemm', shape, impl: 'actlab-js', threads: 1, gflops: null, note: 'skipped (too slow)' });
@@ -151,16 +155,19 @@ async function main(): Promise<void> {
   }
   wasm1.dispose();
   wasm2.dispose();
+  dispatched.dispose();
   if (json) return;
   const fmt = (x: number | null) => (x === null ? 'skipped' : x.toFixed(1));
   console.log('');
-  console.log('| M, K, N | actlab-js | wasm 1 thr | wasm 2 thr | ORT 2 thr | wasm 2 thr / ORT |');
-  console.log('|---|---:|---:|---:|---:|---:|');
+  console.log('| M, K, N | actlab-js | wasm 1 thr | wasm 2 thr | wasm+native 2 thr | ORT 2 thr | wasm 2 thr / ORT | wasm+native / ORT |');
+  console.log('|---|---:|---:|---:|---:|---:|---:|---:|');
   for (const [M, K, N] of SHAPES) {
     const get = (impl: string, t: number) => rows.find((r) => r.shape[0] === M && r.shape[1] === K && r.shape[2] === N && r.impl === impl && r.threads === t)?.gflops ?? null;
     const w2 = get('actlab-wasm', 2);
     const ort = get('onnxruntime-node', 2);
-    console.log(`| ${M}, ${K}, ${N} | ${fmt(get('actlab-js', 1))} | ${fmt(get('actlab-wasm', 1))} | ${fmt(w2)} | ${fmt(ort)} | ${w2 && ort ? (w2 / ort).toFixed(2) + '×' : '-'} |`);
+    const nat = get('actlab-wasm+native', 2);
+    const ratio = (x: number | null) => (x && ort ? (x / ort).toFixed(2) + '×' : '-');
+    console.log(`| ${M}, ${K}, ${N} | ${fmt(get('actlab-js', 1))} | ${fmt(get('actlab-wasm', 1))} | ${fmt(w2)} | ${fmt(nat)} | ${fmt(ort)} | ${ratio(w2)} | ${ratio(nat)} |`);
   }
   console.log('(GFLOP/s, median; actlab-js skipped above 5e6 multiply-adds)');
 }

@@ -3,11 +3,14 @@
 // folder and the peers are installed). Metrics: prefill tokens/s with full logits (T=128, 512),
 // decode ms/token from a 128-token prompt, and cache_all_ratio (run-with-cache of resid pre/mid/
 // post, q/k/v, pattern, z, attn_out, mlp pre/post, mlp_out for every layer at T=128, divided by
-// the plain forward).
-// Usage: npm run bench:model [-- --backend wasm|js] [--json] [--runs N] [--no-peers] [--quick]
+// the plain forward) and each process's peak resident memory.
+// Each implementation runs in its own process, and the set runs `--rounds` times in turn (actlab
+// with its native GEMM, actlab on wasm SIMD alone, PyTorch, ONNX Runtime), so that load from other
+// work hits all alike; the table gives the median over rounds and the range.
+// Usage: npm run bench:model [-- --backend wasm|js] [--json] [--runs N] [--rounds R] [--no-peers] [--quick]
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
-import { cpus } from 'node:os';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import '../src/backends/index.js';
@@ -32,7 +35,7 @@ const anchors = join(root, '..', 'shared', 'anchors');
 
 const GPT2_SMALL = { model_type: 'gpt2', n_embd: 768, n_head: 12, n_layer: 12, n_positions: 1024, vocab_size: 50257 };
 
-interface Row { impl: string; metric: string; T: number | null; value: number; note?: string }
+interface Row { impl: string; metric: string; T: number | null; value: number; note?: string; range?: [number, number] }
 const rows: Row[] = [];
 
 function median(xs: number[]): number {
@@ -126,9 +129,10 @@ function benchPeers(): void {
     console.error('PyTorch skipped: no python3 with torch (apt-get install python3-torch)');
   } else {
     const env = { ...process.env, OMP_WAIT_POLICY: 'passive', OMP_NUM_THREADS: String(cpus().length) };
-    const out = execFileSync(py, [join(anchors, 'gpt2_torch.py'), '--runs', String(runs)], { env, encoding: 'utf8', maxBuffer: 1 << 24 });
+    const { stdout: out, rssMb } = measured(py, [join(anchors, 'gpt2_torch.py'), '--runs', String(runs)], env);
     const j = JSON.parse(out.trim().split('\n').pop()!);
     const impl = `pytorch ${j.torch} (passive)`;
+    if (rssMb) rows.push({ impl, metric: 'peak_rss_mb', T: null, value: rssMb });
     for (const T of [128, 512]) if (j[`prefill_T${T}_tok_s`]) rows.push({ impl, metric: 'prefill_tok_s', T, value: j[`prefill_T${T}_tok_s`], note: `${j[`prefill_T${T}_ms`]} ms` });
     rows.push({ impl, metric: 'decode_ms_per_token', T: 128, value: j.decode_ms_per_tok });
     rows.push({ impl, metric: 'cache_all_ratio', T: 128, value: j.cache_T128_ratio, note: `${j.cache_T128_ms} / ${j.cache_T128_plain_ms} ms` });
@@ -139,9 +143,10 @@ function benchPeers(): void {
       mkdirSync(cache, { recursive: true });
       execFileSync(py, [join(anchors, 'gpt2_torch.py'), '--export-onnx', onnx], { stdio: 'ignore' });
     }
-    const ort = spawnSync(process.execPath, [join(anchors, 'gpt2_ort.mjs'), onnx], { env: { ...process.env, NODE_PATH: join(root, 'node_modules') }, encoding: 'utf8', maxBuffer: 1 << 24 });
+    const ort = measured(process.execPath, [join(anchors, 'gpt2_ort.mjs'), onnx], { ...process.env, NODE_PATH: join(root, 'node_modules') });
     if (ort.status === 0) {
       const o = JSON.parse(ort.stdout.trim().split('\n').pop()!);
+      if (ort.rssMb) rows.push({ impl: `onnxruntime-node ${o.ort}`, metric: 'peak_rss_mb', T: null, value: ort.rssMb });
       for (const T of [128, 512]) if (o[`prefill_T${T}_tok_s`]) rows.push({ impl: `onnxruntime-node ${o.ort}`, metric: 'prefill_tok_s', T, value: o[`prefill_T${T}_tok_s`], note: `${o[`prefill_T${T}_ms`]} ms` });
     } else {
       console.error(`ONNX Runtime skipped: ${ort.stderr.split('\n')[0]}`);
@@ -149,24 +154,79 @@ function benchPeers(): void {
   }
 }
 
-const backend = await initBackend(backendName);
-const model = randomModel(GPT2_SMALL, backend, { seed: 0, std: 0.02 });
-const impl = `actlab-${backendName}`;
-benchActlab(model, impl);
-model.dispose();
-disposeBackends();
-benchPeers();
+/** Runs a command under GNU time for its peak resident memory (MB; null where /usr/bin/time is missing). */
+function measured(cmd: string, argv: string[], env: NodeJS.ProcessEnv): { stdout: string; stderr: string; status: number | null; rssMb: number | null } {
+  const timeBin = '/usr/bin/time';
+  if (!existsSync(timeBin)) {
+    const r = spawnSync(cmd, argv, { env, encoding: 'utf8', maxBuffer: 1 << 26 });
+    return { stdout: r.stdout, stderr: r.stderr, status: r.status, rssMb: null };
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'actlab-bench-'));
+  const file = join(dir, 'rss');
+  try {
+    const r = spawnSync(timeBin, ['-f', '%M', '-o', file, cmd, ...argv], { env, encoding: 'utf8', maxBuffer: 1 << 26 });
+    const kb = existsSync(file) ? Number(readFileSync(file, 'utf8').trim().split('\n').pop()) : NaN;
+    return { stdout: r.stdout, stderr: r.stderr, status: r.status, rssMb: Number.isFinite(kb) ? round(kb / 1024, 0) : null };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** One actlab process (this script with --child): its rows and peak memory. */
+function benchActlabChild(wasmOnly: boolean): void {
+  const argv = [fileURLToPath(import.meta.url), '--child', '--backend', backendName, '--runs', String(runs), ...(flag('quick') ? ['--quick'] : [])];
+  const env = { ...process.env, ...(wasmOnly ? { ACTLAB_NATIVE_GEMM: '0' } : {}) };
+  const r = measured(process.execPath, argv, env);
+  if (r.status !== 0) throw new Error(`actlab child failed: ${r.stderr}`);
+  const got = r.stdout.trim().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Row & { gemm?: string });
+  const impl = wasmOnly ? `actlab-${backendName} (wasm GEMM only)` : `actlab-${backendName}`;
+  for (const g of got) rows.push({ ...g, impl });
+  if (r.rssMb) rows.push({ impl, metric: 'peak_rss_mb', T: null, value: r.rssMb });
+}
+
+if (flag('child')) {
+  const backend = await initBackend(backendName);
+  const model = randomModel(GPT2_SMALL, backend, { seed: 0, std: 0.02 });
+  benchActlab(model, `actlab-${backendName}`);
+  console.error(`actlab child: ${JSON.stringify(backend.info?.() ?? {})}`);
+  model.dispose();
+  disposeBackends();
+  for (const r of rows) console.log(JSON.stringify(r));
+  process.exit(0);
+}
+
+const rounds = Number(opt('rounds', flag('quick') ? '1' : '3'));
+const perRound: Row[][] = [];
+for (let round = 0; round < rounds; round++) {
+  rows.length = 0;
+  benchActlabChild(false);
+  if (backendName === 'wasm' && !flag('no-wasm-only')) benchActlabChild(true);
+  benchPeers();
+  perRound.push([...rows]);
+  // each round's figures on stderr as they come, so that a long run interrupted keeps what it measured
+  console.error(`round ${round + 1}/${rounds}: ${JSON.stringify(rows.map((r) => ({ impl: r.impl, metric: r.metric, T: r.T, value: r.value })))}`);
+}
+// the median over rounds of each (impl, metric, T), with the range
+rows.length = 0;
+for (const r of perRound[0]!) {
+  const vals = perRound.map((rs) => rs.find((x) => x.impl === r.impl && x.metric === r.metric && x.T === r.T)?.value).filter((v): v is number => v !== undefined);
+  rows.push({ ...r, value: median(vals), range: [Math.min(...vals), Math.max(...vals)], note: rounds > 1 ? `${rounds} rounds: ${vals.join(' / ')}` : r.note });
+}
 
 if (json) {
-  for (const r of rows) console.log(JSON.stringify({ bench: 'model', impl: r.impl, metric: r.metric, T: r.T, value: r.value }));
+  for (const r of rows) console.log(JSON.stringify({ bench: 'model', impl: r.impl, metric: r.metric, T: r.T, value: r.value, range: r.range, rounds }));
 } else {
-  console.log(`GPT-2 small shape (124M params, random weights), batch 1, f32, ${cpus().length} threads; median of ${runs} runs`);
+  console.log(`GPT-2 small shape (124M params, random weights), batch 1, f32, ${cpus().length} threads; median of ${runs} runs in each of ${rounds} rounds, median over rounds`);
   console.log('| impl | metric | T | value | detail |\n|---|---|---|---|---|');
   for (const r of rows) console.log(`| ${r.impl} | ${r.metric} | ${r.T ?? ''} | ${r.value} | ${r.note ?? ''} |`);
-  const get = (i: string, m: string, T: number) => rows.find((r) => r.impl.startsWith(i) && r.metric === m && r.T === T)?.value;
-  const py128 = get('pytorch', 'prefill_tok_s', 128);
-  const me128 = get(impl, 'prefill_tok_s', 128);
-  if (py128 && me128) console.log(`prefill T=128: ${(me128 / py128).toFixed(2)}x PyTorch`);
+  const impl = `actlab-${backendName}`;
+  const get = (i: string, m: string, T: number) => rows.find((r) => (r.impl === i || (i !== impl && r.impl.startsWith(i))) && r.metric === m && r.T === T)?.value;
+  for (const T of [128, 512]) {
+    const me = get(impl, 'prefill_tok_s', T);
+    const py = get('pytorch', 'prefill_tok_s', T);
+    const ort = get('onnxruntime-node', 'prefill_tok_s', T);
+    if (me && py) console.log(`prefill T=${T}: ${(me / py).toFixed(2)}x PyTorch${ort ? `, ${(me / ort).toFixed(2)}x ONNX Runtime` : ''}`);
+  }
   const pyDec = get('pytorch', 'decode_ms_per_token', 128);
   const meDec = get(impl, 'decode_ms_per_token', 128);
   if (pyDec && meDec) console.log(`decode: ${(pyDec / meDec).toFixed(2)}x faster than PyTorch`);

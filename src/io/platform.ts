@@ -6,6 +6,7 @@ import { BlobSource, type ByteSource } from './byte-source.js';
 import type { FileStore } from './file-store.js';
 import { defaultFetch, HttpSource, type Fetch } from './http.js';
 import { MemoryStore } from './memory-store.js';
+import type { NativeGemmLoad } from './native-gemm.js';
 
 /** Incremental SHA-256. */
 export interface Hasher {
@@ -27,6 +28,8 @@ export interface Platform {
   /** Physical and available memory in bytes, or null when the platform does not say. */
   memory(): { total: number; free: number } | null;
   sha256(): Hasher;
+  /** A native f32 GEMM for the wasm backend's large products (Node with onnxruntime-node); absent in the browser. */
+  nativeGemm?(threads: number): Promise<NativeGemmLoad>;
 }
 
 let current: Promise<Platform> | null = null;

@@ -8,10 +8,12 @@
 // into host memory (JavaScript ArrayBuffers), so that the weights of a model are not bounded by
 // the 4 GiB a wasm32 memory holds: qmatmul streams such a weight into the memory in row panels,
 // every other op on it runs the reference kernel on its host bytes.
+// Large f32 matrix products go to a native GEMM when the platform has one (native-gemm.ts: ONNX
+// Runtime's MLAS in Node); without it, or in a browser, they run on the wasm kernel, said once.
 import type { Backend, BackendBuffer, OpDesc, OpName, View } from '../../tensor/backend.js';
 import { checkByteRange, ownBuffer, settled } from '../../tensor/backend.js';
 import { hasReferenceKernel, runReference } from '../js/kernels.js';
-import { detectFeatures, base64ToBytes, type WasmFeatures } from './features.js';
+import { detectFeatures, base64ToBytes, isNode, type WasmFeatures } from './features.js';
 import { KERNEL_MODULES } from './generated/kernels.js';
 import { NATIVE_KERNELS, nativeOpNames } from './kernels/index.js';
 import { WasmMemory } from './memory.js';
@@ -19,6 +21,8 @@ import { ThreadPool, type KernelModule } from './pool.js';
 import type { NativeKernel, WasmRuntime } from './runtime.js';
 import { canBlock, hardwareThreads } from './workers.js';
 import { runKVAttentionWasm, type KVAttentionArgs } from './ops/kv-attention.js';
+import { DEFAULT_NATIVE_GEMM_POLICY, tryNativeMatmul, type NativeGemm, type NativeGemmPolicy } from './native-gemm.js';
+import { envVar } from '../../io/env.js';
 
 export interface WasmBuffer extends BackendBuffer {
   readonly backend: 'wasm';
@@ -54,7 +58,17 @@ export interface WasmBackendOptions {
   heapWeightBytes?: number;
   /** Bytes of a host weight copied into the memory per kernel call (default 8 MiB). */
   weightPanelBytes?: number;
+  /**
+   * Large matrix products on a native GEMM: default (undefined) the platform's when it has one;
+   * false never (ACTLAB_NATIVE_GEMM=0 does the same); or this one (tests, embedders).
+   */
+  nativeGemm?: NativeGemm | false;
+  /** When a product counts as large (DEFAULT_NATIVE_GEMM_POLICY where not given). */
+  nativeGemmPolicy?: Partial<NativeGemmPolicy>;
 }
+
+/** The native GEMM a backend uses, or why it has none. */
+export type WasmNativeGemm = { gemm: NativeGemm; policy: NativeGemmPolicy } | { gemm: null; reason: string };
 
 export class WasmBackend implements Backend {
   readonly name = 'wasm';
@@ -64,6 +78,8 @@ export class WasmBackend implements Backend {
   private hostWeights = 0;
   private readonly scratchAreas = new Map<string, { ptr: number; size: number }>();
   private disposed = false;
+  /** Bumped when a buffer is written, so that a native GEMM knows when a packed weight went stale. */
+  private readonly versions = new WeakMap<BackendBuffer, number>();
   /** What native kernels see; also used by tests and benchmarks. */
   readonly runtime: WasmRuntime;
 
@@ -74,6 +90,8 @@ export class WasmBackend implements Backend {
     private readonly poison = false,
     private readonly heapWeightBytes = HEAP_WEIGHT_BYTES,
     weightPanelBytes = 8 << 20,
+    /** Large products' native GEMM, or why there is none. */
+    readonly native: WasmNativeGemm = { gemm: null, reason: 'not asked for' },
   ) {
     const self = this;
     this.runtime = {
@@ -121,6 +139,7 @@ export class WasmBackend implements Backend {
   free(buffer: BackendBuffer): void {
     const b = this.own(buffer, 'free');
     b.freed = true;
+    this.native.gemm?.forget(b);
     this.live -= b.byteLength;
     if (b.host) { this.hostWeights -= b.byteLength; return; }
     if (b.heapWeight) this.heapWeights -= b.byteLength;
@@ -130,6 +149,7 @@ export class WasmBackend implements Backend {
   write(buffer: BackendBuffer, byteOffset: number, bytes: Uint8Array): void {
     const b = this.own(buffer, 'write');
     this.checkRange(b, byteOffset, bytes.byteLength, 'write');
+    this.touch(b);
     if (b.host) b.host.set(bytes, byteOffset);
     else this.memory.bytes().set(bytes, b.ptr + byteOffset);
   }
@@ -151,6 +171,9 @@ export class WasmBackend implements Backend {
 
   exec(op: OpDesc, inputs: readonly View[], outputs: readonly View[]): void {
     this.alive(`exec '${op.op}'`);
+    for (const o of outputs) this.touch(o.buffer);
+    const { gemm } = this.native;
+    if (gemm && op.op === 'matmul' && tryNativeMatmul(this.runtime, gemm, this.native.policy, (b) => this.versions.get(b) ?? 0, op, inputs, outputs)) return;
     const native = NATIVE_KERNELS[op.op] as NativeKernel | undefined;
     if (native && this.nativeReaches(op, inputs, outputs) && native.handles(op, inputs, outputs)) native.run(this.runtime, op, inputs, outputs);
     else this.runtime.runReference(op, inputs, outputs);
@@ -197,14 +220,20 @@ export class WasmBackend implements Backend {
       memoryBytes: this.memory.byteLength(),
       hostWeightBytes: this.hostWeights,
       nativeOps: this.nativeOps().join(','),
+      nativeGemm: this.native.gemm ? this.native.gemm.name : `off (${this.native.reason})`,
     };
   }
 
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
+    this.native.gemm?.dispose();
     this.pool.dispose();
     this.live = 0;
+  }
+
+  private touch(buffer: BackendBuffer): void {
+    this.versions.set(buffer, (this.versions.get(buffer) ?? 0) + 1);
   }
 
   private bytesOf(buffer: BackendBuffer, what: string): Uint8Array {
@@ -254,5 +283,26 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
   const memory = new WasmMemory(undefined, opts.maxBytes);
   const pool = await ThreadPool.create(memory, modules, threads);
   if (opts.weightPanelBytes !== undefined && !(opts.weightPanelBytes >= 1)) throw new Error(`wasm backend: weightPanelBytes must be a number >= 1, got ${opts.weightPanelBytes}`);
-  return new WasmBackend(memory, pool, features, opts.poison, opts.heapWeightBytes, opts.weightPanelBytes);
+  const native = await nativeGemmFor(opts, threads);
+  return new WasmBackend(memory, pool, features, opts.poison, opts.heapWeightBytes, opts.weightPanelBytes, native);
+}
+
+const PLATFORM_MODULE = '../../io/platform.js';
+let toldNoNative = false;
+
+async function nativeGemmFor(opts: WasmBackendOptions, threads: number): Promise<WasmNativeGemm> {
+  const policy = { ...DEFAULT_NATIVE_GEMM_POLICY, ...opts.nativeGemmPolicy };
+  if (opts.nativeGemm === false) return { gemm: null, reason: 'turned off by the nativeGemm option' };
+  if (opts.nativeGemm) return { gemm: opts.nativeGemm, policy };
+  if (envVar('ACTLAB_NATIVE_GEMM') === '0') return { gemm: null, reason: 'turned off by ACTLAB_NATIVE_GEMM=0' };
+  if (!isNode()) return { gemm: null, reason: 'a browser has none' }; // quietly: the browser never has one
+  // a computed specifier: browser bundles of the wasm backend must not pull in the platform adapters
+  const platform = await ((await import(/* @vite-ignore */ PLATFORM_MODULE)) as typeof import('../../io/platform.js')).getPlatform();
+  const load = platform.nativeGemm ? await platform.nativeGemm(threads) : { gemm: null, reason: `the ${platform.name} platform has none` };
+  if (load.gemm) return { gemm: load.gemm, policy };
+  if (!toldNoNative) {
+    toldNoNative = true;
+    console.warn(`actlab: no native GEMM (${load.reason}); large matrix products run on wasm SIMD`);
+  }
+  return load;
 }
