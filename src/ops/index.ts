@@ -6,3 +6,4 @@ export * from './linalg.js';
 export * from './nn.js';
 export * from './layout.js';
 export * from './quant.js';
+export * from './random.js';

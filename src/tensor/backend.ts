@@ -44,6 +44,11 @@ export type OpDesc =
   | { op: 'copy' }
   /** out: y (any view). */
   | { op: 'fill'; value: number }
+  /**
+   * out: y (any view, f32): uniform numbers in [0, 1), y[i] = randomUniformAt(seed, i) for
+   * the row-major index i of each element (src/tensor/random-hash.ts): the same numbers on every backend.
+   */
+  | { op: 'random'; seed: number }
   /** in: x; out: y, same shape; float dtypes. */
   | { op: 'unary'; fn: UnaryFn }
   /** in: a, b (already broadcast to the output shape, stride 0 where repeated); out: y. Comparisons give u8 0/1. */
@@ -98,7 +103,7 @@ export type OpDesc =
 
 export type OpName = OpDesc['op'];
 export const OP_NAMES: readonly OpName[] = [
-  'copy', 'fill', 'unary', 'binary', 'where', 'reduce', 'cumsum', 'topk', 'matmul', 'softmax',
+  'copy', 'fill', 'random', 'unary', 'binary', 'where', 'reduce', 'cumsum', 'topk', 'matmul', 'softmax',
   'layernorm', 'rmsnorm', 'rope', 'gather', 'scatterAdd', 'attention', 'dequantize', 'qmatmul',
 ];
 

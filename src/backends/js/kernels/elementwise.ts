@@ -2,6 +2,7 @@
 // double precision for gelu_erf. Inputs arrive already broadcast (stride 0 where repeated).
 import type { BinaryFn, OpDesc, UnaryFn } from '../../../tensor/backend.js';
 import { numel } from '../access.js';
+import { randomUniformAt } from '../../../tensor/random-hash.js';
 import type { KernelContext } from './context.js';
 
 type Op<K extends OpDesc['op']> = Extract<OpDesc, { op: K }>;
@@ -133,6 +134,15 @@ export function copy(ctx: KernelContext<Op<'copy'>>): void {
 export function fill(ctx: KernelContext<Op<'fill'>>): void {
   ctx.expectArity(0, 1);
   ctx.write(0, new Float64Array(numel(ctx.output(0).shape)).fill(ctx.op.value));
+}
+
+export function random(ctx: KernelContext<Op<'random'>>): void {
+  ctx.expectArity(0, 1);
+  const y = ctx.output(0);
+  if (y.dtype !== 'f32') ctx.fail(`random writes f32, got ${y.dtype}`);
+  const out = new Float64Array(numel(y.shape));
+  for (let i = 0; i < out.length; i++) out[i] = randomUniformAt(ctx.op.seed, i);
+  ctx.write(0, out);
 }
 
 export function unary(ctx: KernelContext<Op<'unary'>>): void {

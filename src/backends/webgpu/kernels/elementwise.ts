@@ -7,6 +7,7 @@ import { viewIsContiguous } from '../../../tensor/backend.js';
 import type { BinaryFn, OpDesc, UnaryFn, View } from '../../../tensor/backend.js';
 import { f32ToBf16Bits, f32ToF16Bits, toIntDType, type DType } from '../../../tensor/dtype.js';
 import { BUILTINS, Params, WG_INDEX, numel, type OpContext } from './context.js';
+import { randomKey, WGSL_RANDOM } from '../../../tensor/random-hash.js';
 import { MATH, PRELUDE, cdiv, inBinding, isFloatDType, loaders, outBinding, storers } from '../wgsl.js';
 
 type Op<K extends OpDesc['op']> = Extract<OpDesc, { op: K }>;
@@ -38,7 +39,7 @@ interface Operand { name: string; view: View; out?: boolean }
  * Builds and runs an elementwise kernel over the output's shape. `body` sees `e_<name>` (u32 element
  * offset of each operand) and the load/store functions of wgsl.ts.
  */
-function elementwise(ctx: OpContext, key: string, operands: Operand[], body: string, params: Params = new Params()): void {
+function elementwise(ctx: OpContext, key: string, operands: Operand[], body: string, params: Params = new Params(), extra = ''): void {
   const shape = operands.find((o) => o.out)!.view.shape;
   const n = numel(shape);
   if (n === 0) return;
@@ -63,7 +64,7 @@ function elementwise(ctx: OpContext, key: string, operands: Operand[], body: str
       for (let d = 0; d < R; d++) terms.push(`c${d} * bitcast<i32>(P[${at + 1 + d}])`);
       idx.push(`let e_${o.name} = u32(${terms.join(' + ')});`);
     });
-    return `${PRELUDE}${MATH}
+    return `${PRELUDE}${MATH}${extra}
 @group(0) @binding(0) var<storage, read> P: array<u32>;
 ${decls}
 ${fns}
@@ -125,6 +126,15 @@ export function fill(ctx: OpContext<Op<'fill'>>): void {
   if (!y || ctx.inputs.length !== 0) ctx.fail('fill takes no input and one output');
   const p = new Params().u32(valueBits(ctx.op.value, y.dtype));
   elementwise(ctx, 'fill', [{ name: 'y', view: y, out: true }], 'stb_y(e_y, P[0]);', p);
+}
+
+/** Uniform [0, 1) numbers from the counter-based hash of src/tensor/random-hash.ts (the key is a parameter, so one kernel serves every seed). */
+export function random(ctx: OpContext<Op<'random'>>): void {
+  const [y] = ctx.outputs;
+  if (!y || ctx.inputs.length !== 0) ctx.fail('random takes no input and one output');
+  if (y.dtype !== 'f32') ctx.fail(`random writes f32, got ${y.dtype}`);
+  const p = new Params().u32(randomKey(ctx.op.seed));
+  elementwise(ctx, 'random', [{ name: 'y', view: y, out: true }], 'stf_y(e_y, rand_uniform(i, P[0]));', p, WGSL_RANDOM);
 }
 
 function unaryExpr(fn: UnaryFn): string {
