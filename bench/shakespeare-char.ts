@@ -41,6 +41,9 @@ const evalEvery = Number(opt('eval-every', '250'));
 const pDrop = Number(opt('dropout', '0.2'));
 const seed = Number(opt('seed', '1337'));
 const timeSteps = Number(opt('time-steps', '0'));
+// 'explicit': scores, softmax, dropout and P·V as separate ops (batched GEMMs); 'probs': the fused
+// attention op returning its probabilities (its row kernel), P·V redone on the dropped-out pattern.
+const attnPath = opt('attn', 'explicit');
 const B = 64;
 const T = 256;
 const L = 6;
@@ -106,7 +109,10 @@ function initModel(backend: Backend): CausalLM {
 function dropoutHooks(p: number): [RegExp, HookFn][] {
   let calls = 0;
   const fn: HookFn = (x) => dropout(x, p, (seed * 7919 + calls++) >>> 0);
-  return [[/^blocks\.0\.hook_resid_pre$|^blocks\.\d+\.(hook_attn_out|hook_mlp_out|attn\.hook_pattern)$/, fn]];
+  const hooks: [RegExp, HookFn][] = [[/^blocks\.0\.hook_resid_pre$|^blocks\.\d+\.(hook_attn_out|hook_mlp_out|attn\.hook_pattern)$/, fn]];
+  // A listener at the scores (it changes nothing) selects the explicit attention path.
+  if (attnPath === 'explicit') hooks.push([/^blocks\.\d+\.attn\.hook_attn_scores$/, () => undefined]);
+  return hooks;
 }
 
 /** Mean loss over every non-overlapping window of `src` (no dropout). */
@@ -146,7 +152,7 @@ if (timeSteps > 0) {
   const ms: number[] = [];
   await model.withHooks(hooks, () => train(model, data, { ...common, steps: timeSteps, onStep: (s) => { ms.push(s.ms); console.log(`step ${s.step} loss ${s.loss.toFixed(4)} ${s.ms.toFixed(1)} ms`); } }));
   const tail = ms.slice(Math.min(5, ms.length - 1)).sort((a, b) => a - b);
-  console.log(JSON.stringify({ bench: 'shakespeare-char-step', impl: `actlab-${backendName}`, dropout: pDrop, batch: B, T, step_ms: Math.round(tail[Math.floor(tail.length / 2)]! * 10) / 10 }));
+  console.log(JSON.stringify({ bench: 'shakespeare-char-step', impl: `actlab-${backendName}`, dropout: pDrop, attn: attnPath, batch: B, T, step_ms: Math.round(tail[Math.floor(tail.length / 2)]! * 10) / 10 }));
 } else {
   if (!outDir) throw new Error('--out DIR is required for a training run');
   const store = (await getPlatform()).store;

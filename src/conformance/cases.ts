@@ -102,6 +102,13 @@ function* fillVariants(): Generator<Variant> {
   }
 }
 
+function* randomVariants(): Generator<Variant> {
+  // Exact: every backend computes the same integer hash; a strided view numbers its elements row-major.
+  yield { op: 'random', label: 'random f32 [7, 300]', inputs: [f([1], 'f32')], budget: 0, run: ([x]) => [ops.randomUniform([7, 300], 12345, { backend: x!.backend })] };
+  yield { op: 'random', label: 'random f32 [3, 5, 4] seed 2^32-1', inputs: [f([1], 'f32')], budget: 0, run: ([x]) => [ops.randomUniform([3, 5, 4], 0xffffffff, { backend: x!.backend })] };
+  yield { op: 'random', label: 'dropout p=0.3 f32 [9, 33]', inputs: [f([9, 33])], budget: 0, run: ([x]) => [ops.dropout(x!, 0.3, 7)] };
+}
+
 function* reduceVariants(): Generator<Variant> {
   for (const fn of ['sum', 'mean', 'max', 'min', 'argmax', 'argmin'] as const) {
     for (const dtype of [...FLOATS, 'i32'] as DType[]) {
@@ -287,7 +294,7 @@ function* quantVariants(): Generator<Variant> {
 /** Every variant of every op. */
 export function allVariants(): Variant[] {
   return [
-    ...copyVariants(), ...fillVariants(), ...unaryVariants(), ...binaryVariants(), ...whereVariants(),
+    ...copyVariants(), ...fillVariants(), ...randomVariants(), ...unaryVariants(), ...binaryVariants(), ...whereVariants(),
     ...reduceVariants(), ...matmulVariants(), ...nnVariants(), ...quantVariants(),
   ];
 }
