@@ -11,7 +11,7 @@
 // windows of the validation text is logged (nanoGPT samples 200 random batches instead).
 // Usage: node dist/bench/shakespeare-char.js --data DIR(with input.txt) --out DIR [--backend webgpu]
 //   [--steps 5000] [--until N] [--budget-s S] [--eval-every 250] [--dropout 0.2] [--seed 1337]
-//   [--time-steps N: only time N steps (no checkpoints) and print ms/step]
+//   [--time-steps N: only time N steps (no checkpoints) and print ms/step] [--batch 64] [--val-batches N] (smaller: smoke tests)
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import '../src/backends/index.js';
@@ -44,7 +44,8 @@ const timeSteps = Number(opt('time-steps', '0'));
 // 'explicit': scores, softmax, dropout and P·V as separate ops (batched GEMMs); 'probs': the fused
 // attention op returning its probabilities (its row kernel), P·V redone on the dropped-out pattern.
 const attnPath = opt('attn', 'explicit');
-const B = 64;
+const B = Number(opt('batch', '64'));
+const valBatches = Number(opt('val-batches', 'Infinity'));
 const T = 256;
 const L = 6;
 const H = 6;
@@ -173,8 +174,8 @@ if (timeSteps > 0) {
       onStep: (s) => { lastMs = s.ms; if (s.step % 50 === 0) console.log(`step ${s.step} loss ${s.loss.toFixed(4)} lr ${s.lr.toExponential(2)} norm ${s.gradNorm.toFixed(3)} ${s.ms.toFixed(1)} ms`); },
     }));
     chunkS = (performance.now() - c0) / 1000;
-    const val = await evalLoss(model, valIds);
-    const trainEst = await evalLoss(model, trainIds, 8);
+    const val = await evalLoss(model, valIds, valBatches);
+    const trainEst = await evalLoss(model, trainIds, Math.min(8, valBatches));
     const line = { step: r.step, val_loss: val, train_loss_8_batches: trainEst, last_step_ms: lastMs, chunk_s: Math.round(chunkS * 10) / 10, time: new Date().toISOString() };
     console.log(JSON.stringify(line));
     const sink = await store.openAppend(evalLog);

@@ -109,6 +109,13 @@ function* randomVariants(): Generator<Variant> {
   yield { op: 'random', label: 'dropout p=0.3 f32 [9, 33]', inputs: [f([9, 33])], budget: 0, run: ([x]) => [ops.dropout(x!, 0.3, 7)] };
 }
 
+function* adamwVariants(): Generator<Variant> {
+  const step = (p: Tensor, g: Tensor, m: Tensor, v: Tensor, t: number, gradScale: number) =>
+    ops.adamwStep(p, g, m, v, { lr: 1e-3, beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0.1, step: t, gradScale });
+  yield { op: 'adamw', label: 'adamw f32 [37, 65] step 1', inputs: [f([37, 65]), f([37, 65]), f([37, 65]), f([37, 65], 'f32', { lo: 0, hi: 1 })], budget: 1e-10, run: ([p, g, m, v]) => step(p!, g!, m!, v!, 1, 1) };
+  yield { op: 'adamw', label: 'adamw f32 [300] step 7 clipped', inputs: [f([300]), f([300]), f([300]), f([300], 'f32', { lo: 0, hi: 1 })], budget: 1e-10, run: ([p, g, m, v]) => step(p!, g!, m!, v!, 7, 0.25) };
+}
+
 function* reduceVariants(): Generator<Variant> {
   for (const fn of ['sum', 'mean', 'max', 'min', 'argmax', 'argmin'] as const) {
     for (const dtype of [...FLOATS, 'i32'] as DType[]) {
@@ -294,7 +301,7 @@ function* quantVariants(): Generator<Variant> {
 /** Every variant of every op. */
 export function allVariants(): Variant[] {
   return [
-    ...copyVariants(), ...fillVariants(), ...randomVariants(), ...unaryVariants(), ...binaryVariants(), ...whereVariants(),
+    ...copyVariants(), ...fillVariants(), ...randomVariants(), ...adamwVariants(), ...unaryVariants(), ...binaryVariants(), ...whereVariants(),
     ...reduceVariants(), ...matmulVariants(), ...nnVariants(), ...quantVariants(),
   ];
 }

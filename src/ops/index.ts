@@ -7,3 +7,4 @@ export * from './nn.js';
 export * from './layout.js';
 export * from './quant.js';
 export * from './random.js';
+export * from './optim.js';

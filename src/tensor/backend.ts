@@ -99,12 +99,18 @@ export type OpDesc =
    * Backends may quantize x to 8 bits per block on the way, as ggml does (the conformance matrix
    * states the error budget this leaves).
    */
-  | { op: 'qmatmul'; type: QuantType };
+  | { op: 'qmatmul'; type: QuantType }
+  /**
+   * One AdamW update (PyTorch's, decoupled weight decay), fused. in: p, g, m, v (f32, one shape);
+   * out: p', m', v' (f32, same shape). With g̃ = g·gradScale: m' = β1·m + (1-β1)·g̃,
+   * v' = β2·v + (1-β2)·g̃², p' = p·(1 - lr·weightDecay) - lr/(1-β1^step) · m' / (√v' / √(1-β2^step) + eps).
+   */
+  | { op: 'adamw'; lr: number; beta1: number; beta2: number; eps: number; weightDecay: number; step: number; gradScale: number };
 
 export type OpName = OpDesc['op'];
 export const OP_NAMES: readonly OpName[] = [
   'copy', 'fill', 'random', 'unary', 'binary', 'where', 'reduce', 'cumsum', 'topk', 'matmul', 'softmax',
-  'layernorm', 'rmsnorm', 'rope', 'gather', 'scatterAdd', 'attention', 'dequantize', 'qmatmul',
+  'layernorm', 'rmsnorm', 'rope', 'gather', 'scatterAdd', 'attention', 'dequantize', 'qmatmul', 'adamw',
 ];
 
 export interface Backend {

@@ -145,6 +145,25 @@ export function random(ctx: KernelContext<Op<'random'>>): void {
   ctx.write(0, out);
 }
 
+export function adamw(ctx: KernelContext<Op<'adamw'>>): void {
+  ctx.expectArity(4, 3);
+  expectSameShapes(ctx);
+  for (const v of [...ctx.inputs, ...ctx.outputs]) if (v.dtype !== 'f32') ctx.fail(`adamw works on f32, got ${v.dtype}`);
+  const { lr, beta1: b1, beta2: b2, eps, weightDecay: wd, step, gradScale } = ctx.op;
+  const p = ctx.read(0), g = ctx.read(1), m = ctx.read(2), v = ctx.read(3);
+  const bc1 = 1 - b1 ** step;
+  const sbc2 = Math.sqrt(1 - b2 ** step);
+  for (let i = 0; i < p.length; i++) {
+    const gi = g[i]! * gradScale;
+    m[i] = b1 * m[i]! + (1 - b1) * gi;
+    v[i] = b2 * v[i]! + (1 - b2) * gi * gi;
+    p[i] = p[i]! * (1 - lr * wd) - (lr / bc1) * m[i]! / (Math.sqrt(v[i]!) / sbc2 + eps);
+  }
+  ctx.write(0, p);
+  ctx.write(1, m);
+  ctx.write(2, v);
+}
+
 export function unary(ctx: KernelContext<Op<'unary'>>): void {
   ctx.expectArity(1, 1);
   expectSameShapes(ctx);

@@ -137,6 +137,31 @@ export function random(ctx: OpContext<Op<'random'>>): void {
   elementwise(ctx, 'random', [{ name: 'y', view: y, out: true }], 'stf_y(e_y, rand_uniform(i, P[0]));', p, WGSL_RANDOM);
 }
 
+/** A fused AdamW update: four f32 inputs (p, g, m, v), three f32 outputs (p', m', v'), one pass. */
+export function adamw(ctx: OpContext<Op<'adamw'>>): void {
+  const [p, g, m, v] = ctx.inputs;
+  const [po, mo, vo] = ctx.outputs;
+  if (!p || !g || !m || !v || !po || !mo || !vo || ctx.inputs.length !== 4 || ctx.outputs.length !== 3) ctx.fail('adamw takes p, g, m, v and gives p, m, v');
+  for (const x of [...ctx.inputs, ...ctx.outputs]) {
+    if (x.dtype !== 'f32') ctx.fail(`adamw works on f32, got ${x.dtype}`);
+    if (x.shape.join() !== p.shape.join()) ctx.fail('adamw operands must share one shape');
+  }
+  const { lr, beta1: b1, beta2: b2, eps, weightDecay: wd, step, gradScale } = ctx.op;
+  // P[0..6]: b1, 1-b1, b2, 1-b2, 1-lr·wd, lr/(1-b1^t), 1/sqrt(1-b2^t); P[7]: eps; P[8]: gradScale
+  const prm = new Params().f32(b1, 1 - b1, b2, 1 - b2, 1 - lr * wd, lr / (1 - b1 ** step), 1 / Math.sqrt(1 - b2 ** step), eps, gradScale);
+  const f = (k: number) => `bitcast<f32>(P[${k}])`;
+  const body = `let gi = ldf_g(e_g) * ${f(8)};
+  let mi = ${f(0)} * ldf_m(e_m) + ${f(1)} * gi;
+  let vi = ${f(2)} * ldf_v(e_v) + ${f(3)} * gi * gi;
+  stf_mo(e_mo, mi);
+  stf_vo(e_vo, vi);
+  stf_po(e_po, ldf_p(e_p) * ${f(4)} - ${f(5)} * mi / (sqrt(vi) * ${f(6)} + ${f(7)}));`;
+  elementwise(ctx, 'adamw', [
+    { name: 'p', view: p }, { name: 'g', view: g }, { name: 'm', view: m }, { name: 'v', view: v },
+    { name: 'po', view: po, out: true }, { name: 'mo', view: mo, out: true }, { name: 'vo', view: vo, out: true },
+  ], body, prm);
+}
+
 function unaryExpr(fn: UnaryFn): string {
   switch (fn) {
     case 'neg': return '-x';

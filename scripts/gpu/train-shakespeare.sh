@@ -1,0 +1,15 @@
+#!/bin/bash
+# One part of the shakespeare-char training run on the GPU machine (see bench/shakespeare-char.ts):
+# trains from the newest checkpoint in /tmp/shakespeare-char for at most BUDGET seconds, then copies
+# the logs and the newest model (split in 15 MB parts, rejoin with cat) to $OUT.
+# Usage (from a staged folder, scripts/gpu/stage.sh): bash scripts/gpu/train-shakespeare.sh BUDGET
+source .gpu/setup.sh >/dev/null
+export ACTLAB_WEBGPU_FALLBACK= ACTLAB_WEBGPU_POOL_MB=32768
+dir=/tmp/shakespeare-char
+node dist/bench/shakespeare-char.js --data .gpu/data --out $dir --budget-s "${1:-500}" --eval-every 250 2>&1 | tee -a $OUT/train.txt
+cp $dir/eval_log.jsonl $dir/train_log.jsonl $OUT/ 2>/dev/null
+last=$(ls -d $dir/checkpoint-* | sort -t- -k2 -n | tail -1)
+echo "newest checkpoint: $last"
+cp $last/trainer_state.json $OUT/
+split -b 15000000 $last/model.safetensors $OUT/model.safetensors.part-
+ls -la $OUT
