@@ -2,7 +2,8 @@
 # One part of the shakespeare-char training run on the GPU machine (see bench/shakespeare-char.ts):
 # trains from the newest checkpoint in /tmp/shakespeare-char for at most BUDGET seconds, then copies
 # the logs and the newest model (split in 15 MB parts, rejoin with cat) to $OUT.
-# Usage (from a staged folder, scripts/gpu/stage.sh): bash scripts/gpu/train-shakespeare.sh BUDGET
+# Usage (from a staged folder, scripts/gpu/stage.sh): bash scripts/gpu/train-shakespeare.sh BUDGET [peer]
+# With `peer`, PyTorch then times the same training step on the same GPU (bench/shakespeare_char_torch.py).
 source .gpu/setup.sh >/dev/null
 export ACTLAB_WEBGPU_FALLBACK= ACTLAB_WEBGPU_POOL_MB=32768
 dir=/tmp/shakespeare-char
@@ -12,4 +13,5 @@ last=$(ls -d $dir/checkpoint-* | sort -t- -k2 -n | tail -1)
 echo "newest checkpoint: $last"
 cp $last/trainer_state.json $OUT/
 split -b 15000000 $last/model.safetensors $OUT/model.safetensors.part-
+[ "$2" = peer ] && PYTHONUNBUFFERED=1 timeout 60 python3 bench/shakespeare_char_torch.py --runs 20 2>&1 | tee $OUT/torch.txt
 ls -la $OUT
