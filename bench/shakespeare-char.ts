@@ -181,11 +181,6 @@ if (timeSteps > 0) {
     const sink = await store.openAppend(evalLog);
     await sink.write(new TextEncoder().encode(JSON.stringify(line) + '\n'));
     await sink.close();
-    // Old checkpoints are removed; the last two stay.
-    for (const name of await store.list(outDir)) {
-      const m = /^checkpoint-(\d+)$/.exec(name);
-      if (m && Number(m[1]) < r.step - evalEvery) await store.remove(join(outDir, name));
-    }
   }
 }
 model.dispose();

@@ -25,7 +25,7 @@ const config = {
 };
 writeFileSync(join(out, 'config.json'), JSON.stringify(config, null, 2) + '\n');
 const tokenizer = {
-  version: '1.0', truncation: null, padding: null, added_tokens: [], normalizer: null, pre_tokenizer: null, post_processor: null, decoder: null,
+  version: '1.0', truncation: null, padding: null, added_tokens: [], normalizer: null, pre_tokenizer: null, post_processor: null, decoder: { type: 'Fuse' },
   model: { type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: false, byte_fallback: false, ignore_merges: false, vocab: Object.fromEntries(chars.map((c, i) => [c, i])), merges: [] },
 };
 writeFileSync(join(out, 'tokenizer.json'), JSON.stringify(tokenizer) + '\n');

@@ -9,7 +9,7 @@ export ACTLAB_WEBGPU_FALLBACK= ACTLAB_WEBGPU_POOL_MB=32768
 dir=/tmp/shakespeare-char
 node dist/bench/shakespeare-char.js --data .gpu/data --out $dir --budget-s "${1:-500}" --eval-every 250 2>&1 | tee -a $OUT/train.txt
 cp $dir/eval_log.jsonl $dir/train_log.jsonl $OUT/ 2>/dev/null
-last=$(ls -d $dir/checkpoint-* | sort -t- -k2 -n | tail -1)
+last=$dir/checkpoint-$(ls $dir | sed -n 's/^checkpoint-\([0-9]*\)$/\1/p' | sort -n | tail -1)
 echo "newest checkpoint: $last"
 cp $last/trainer_state.json $OUT/
 split -b 15000000 $last/model.safetensors $OUT/model.safetensors.part-
