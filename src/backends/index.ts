@@ -6,7 +6,17 @@ import { envVar } from '../io/env.js';
 registerBackend('js', async () => (await import('./js/backend.js')).createJsBackend());
 registerBackend('wasm', async () => (await import('./wasm/backend.js')).createWasmBackend());
 // 'webgpu' needs a GPU adapter; ACTLAB_WEBGPU_FALLBACK=wasm|js lets it fall back to a CPU backend instead of failing.
-registerBackend('webgpu', async () => (await import('./webgpu/backend.js')).createWebGpuBackend({ fallback: webgpuFallback() }));
+// ACTLAB_WEBGPU_POOL_MB sets how many bytes of freed GPU buffers are kept for reuse (default 4 GiB):
+// training works on more memory than that per step, and buffers made anew cost a zero-fill each.
+registerBackend('webgpu', async () => (await import('./webgpu/backend.js')).createWebGpuBackend({ fallback: webgpuFallback(), poolLimitBytes: webgpuPool() }));
+
+function webgpuPool(): number | undefined {
+  const v = envVar('ACTLAB_WEBGPU_POOL_MB');
+  if (v === undefined || v === '') return undefined;
+  const mb = Number(v);
+  if (!(mb >= 0)) throw new Error(`ACTLAB_WEBGPU_POOL_MB must be a number of MiB, got '${v}'`);
+  return mb * 2 ** 20;
+}
 
 function webgpuFallback(): 'wasm' | 'js' | undefined {
   const v = envVar('ACTLAB_WEBGPU_FALLBACK');

@@ -104,6 +104,20 @@ function* fillVariants(): Generator<Variant> {
   }
 }
 
+function* randomVariants(): Generator<Variant> {
+  // Exact: every backend computes the same integer hash; a strided view numbers its elements row-major.
+  yield { op: 'random', label: 'random f32 [7, 300]', inputs: [f([1], 'f32')], budget: 0, run: ([x]) => [ops.randomUniform([7, 300], 12345, { backend: x!.backend })] };
+  yield { op: 'random', label: 'random f32 [3, 5, 4] seed 2^32-1', inputs: [f([1], 'f32')], budget: 0, run: ([x]) => [ops.randomUniform([3, 5, 4], 0xffffffff, { backend: x!.backend })] };
+  yield { op: 'random', label: 'dropout p=0.3 f32 [9, 33]', inputs: [f([9, 33])], budget: 0, run: ([x]) => [ops.dropout(x!, 0.3, 7)] };
+}
+
+function* adamwVariants(): Generator<Variant> {
+  const step = (p: Tensor, g: Tensor, m: Tensor, v: Tensor, t: number, gradScale: number) =>
+    ops.adamwStep(p, g, m, v, { lr: 1e-3, beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0.1, step: t, gradScale });
+  yield { op: 'adamw', label: 'adamw f32 [37, 65] step 1', inputs: [f([37, 65]), f([37, 65]), f([37, 65]), f([37, 65], 'f32', { lo: 0, hi: 1 })], budget: 1e-10, run: ([p, g, m, v]) => step(p!, g!, m!, v!, 1, 1) };
+  yield { op: 'adamw', label: 'adamw f32 [300] step 7 clipped', inputs: [f([300]), f([300]), f([300]), f([300], 'f32', { lo: 0, hi: 1 })], budget: 1e-10, run: ([p, g, m, v]) => step(p!, g!, m!, v!, 7, 0.25) };
+}
+
 function* reduceVariants(): Generator<Variant> {
   for (const fn of ['sum', 'mean', 'max', 'min', 'argmax', 'argmin'] as const) {
     for (const dtype of [...FLOATS, 'i32'] as DType[]) {
@@ -303,7 +317,7 @@ function* sparseVariants(): Generator<Variant> {
 /** Every variant of every op. */
 export function allVariants(): Variant[] {
   return [
-    ...copyVariants(), ...fillVariants(), ...unaryVariants(), ...binaryVariants(), ...whereVariants(),
+    ...copyVariants(), ...fillVariants(), ...randomVariants(), ...adamwVariants(), ...unaryVariants(), ...binaryVariants(), ...whereVariants(),
     ...reduceVariants(), ...matmulVariants(), ...nnVariants(), ...quantVariants(), ...sparseVariants(),
   ];
 }

@@ -37,9 +37,12 @@ export interface GradCaseResult {
 const FD_TOL: Record<string, number> = { default: 1e-2, attention: 2e-2, layernorm: 2e-2, rmsnorm: 2e-2, softmax: 2e-2 };
 const SAMPLES = 12;
 
+/** Ops with no gradient: fill and random make values from no input; adamw is an optimizer step, outside autograd. */
+export const NO_GRADIENT: ReadonlySet<string> = new Set(['fill', 'random', 'adamw']);
+
 /** Variants whose gradient is checked: f32 inputs only, no NaN/Inf inputs, ops that have a gradient. */
 export function gradVariants(opts: ConformanceOptions = {}): Variant[] {
-  return selectVariants(opts).filter((v) => v.op === 'dequantize' || v.op !== 'fill' && !v.inputs.some((s) => s.special)
+  return selectVariants(opts).filter((v) => v.op === 'dequantize' || !NO_GRADIENT.has(v.op) && !v.inputs.some((s) => s.special)
     && v.inputs.some((s) => isFloat(s.dtype)) && v.inputs.every((s) => !isFloat(s.dtype) || s.dtype === 'f32'));
 }
 

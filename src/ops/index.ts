@@ -7,3 +7,5 @@ export * from './nn.js';
 export * from './layout.js';
 export * from './quant.js';
 export * from './sparse.js';
+export * from './random.js';
+export * from './optim.js';

@@ -50,6 +50,11 @@ export type OpDesc =
   | { op: 'copy' }
   /** out: y (any view). */
   | { op: 'fill'; value: number }
+  /**
+   * out: y (any view, f32): uniform numbers in [0, 1), y[i] = randomUniformAt(seed, i) for
+   * the row-major index i of each element (src/tensor/random-hash.ts): the same numbers on every backend.
+   */
+  | { op: 'random'; seed: number }
   /** in: x; out: y, same shape; float dtypes. */
   | { op: 'unary'; fn: UnaryFn }
   /** in: a, b (already broadcast to the output shape, stride 0 where repeated); out: y. Comparisons give u8 0/1. */
@@ -115,12 +120,18 @@ export type OpDesc =
    * mask f32 [M, N]; out: y f32 [M, N] = x · w[n]ᵀ where mask[m, n] ≠ 0, else 0 (row n of w is read
    * only for the rows that need it).
    */
-  | { op: 'maskedMatmul' };
+  | { op: 'maskedMatmul' }
+  /**
+   * One AdamW update (PyTorch's, decoupled weight decay), fused. in: p, g, m, v (f32, one shape);
+   * out: p', m', v' (f32, same shape). With g̃ = g·gradScale: m' = β1·m + (1-β1)·g̃,
+   * v' = β2·v + (1-β2)·g̃², p' = p·(1 - lr·weightDecay) - lr/(1-β1^step) · m' / (√v' / √(1-β2^step) + eps).
+   */
+  | { op: 'adamw'; lr: number; beta1: number; beta2: number; eps: number; weightDecay: number; step: number; gradScale: number };
 
 export type OpName = OpDesc['op'];
 export const OP_NAMES: readonly OpName[] = [
-  'copy', 'fill', 'unary', 'binary', 'where', 'reduce', 'cumsum', 'topk', 'matmul', 'softmax',
-  'layernorm', 'rmsnorm', 'rope', 'gather', 'scatterAdd', 'attention', 'dequantize', 'qmatmul',
+  'copy', 'fill', 'random', 'unary', 'binary', 'where', 'reduce', 'cumsum', 'topk', 'matmul', 'softmax',
+  'layernorm', 'rmsnorm', 'rope', 'gather', 'scatterAdd', 'attention', 'dequantize', 'qmatmul', 'adamw',
   'sparseMatmul', 'maskedMatmul',
 ];
 

@@ -2,6 +2,7 @@
 // trainer also uses to find non-finite gradients.
 import { mul, square } from '../ops/elementwise.js';
 import { sum } from '../ops/reduce.js';
+import { concat } from '../ops/layout.js';
 import { tidy } from '../tensor/engine.js';
 import type { Tensor } from '../tensor/tensor.js';
 
@@ -14,19 +15,25 @@ export function gradNorms(grads: ReadonlyMap<string, Tensor>): Map<string, numbe
   return out;
 }
 
-/** `gradNorms` reading the device asynchronously, so it runs on every backend (WebGPU included); the same numbers. */
+/**
+ * `gradNorms` reading the device asynchronously, so it runs on every backend (WebGPU included); the
+ * same numbers. The squared norms are gathered into one tensor and read at once (one round trip to
+ * the device instead of one per parameter).
+ */
 export async function gradNormsAsync(grads: ReadonlyMap<string, Tensor>): Promise<Map<string, number>> {
   const out = new Map<string, number>();
-  for (const [name, g] of grads) {
-    if (g.size === 0) { out.set(name, 0); continue; }
-    const sq = tidy(() => sum(square(g.reshape([-1])), 0));
+  const names = [...grads.keys()].filter((n) => grads.get(n)!.size > 0);
+  if (names.length) {
+    const sq = tidy(() => concat(names.map((n) => sum(square(grads.get(n)!.reshape([-1])), 0, { keepDims: true })), 0)); // [n]
     try {
-      out.set(name, Math.sqrt((await sq.data())[0] as number));
+      const v = await sq.data();
+      names.forEach((n, i) => out.set(n, Math.sqrt(v[i] as number)));
     } finally {
       sq.dispose();
     }
   }
-  return out;
+  for (const [n, g] of grads) if (g.size === 0) out.set(n, 0);
+  return new Map([...grads.keys()].map((n) => [n, out.get(n)!]));
 }
 
 /** The global norm sqrt(Σ ‖g‖²) of per-tensor norms. */

@@ -7,6 +7,7 @@ import { noGrad } from '../autograd/tape.js';
 import { zeros } from '../ops/creation.js';
 import { add, div, mul, sqrt, square, sub } from '../ops/elementwise.js';
 import { assign } from '../ops/layout.js';
+import { adamwStep, hasNativeAdamW } from '../ops/optim.js';
 import { keep, tidy } from '../tensor/engine.js';
 import type { Tensor } from '../tensor/tensor.js';
 
@@ -75,9 +76,9 @@ export abstract class Optimizer {
             const whole = p.rank === 0 || n === rows;
             const pv = whole ? p : p.narrow(0, r0, n);
             const gv = whole ? g : g.narrow(0, r0, n);
-            const gs = gradScale === 1 ? gv : mul(gv, gradScale);
             const view = (key: string) => { const full = this.slot(key, p); return whole ? full : full.narrow(0, r0, n); };
-            assign(pv, this.updateOne(name, pv, gs, lr, wd, view));
+            const fused = this.fusedUpdate(name, pv, gv, lr, wd, view, gradScale);
+            assign(pv, fused ?? this.updateOne(name, pv, gradScale === 1 ? gv : mul(gv, gradScale), lr, wd, view));
           });
         }
       }
@@ -91,6 +92,14 @@ export abstract class Optimizer {
    * place with `assign`.
    */
   protected abstract updateOne(name: string, p: Tensor, g: Tensor, lr: number, wd: number, slot: (key: string) => Tensor): Tensor;
+
+  /**
+   * The same update as one fused op where the backend runs one natively (the gradient not yet
+   * multiplied by `gradScale`); null: use `updateOne`.
+   */
+  protected fusedUpdate(_name: string, _p: Tensor, _g: Tensor, _lr: number, _wd: number, _slot: (key: string) => Tensor, _gradScale: number): Tensor | null {
+    return null;
+  }
 
   protected slot(key: string, like: Tensor): Tensor {
     let s = this.slots.get(key);
@@ -128,6 +137,8 @@ export abstract class Optimizer {
 export interface AdamWOptions {
   betas?: [number, number];
   eps?: number;
+  /** Use the fused `adamw` op where the backend runs it natively (default true). */
+  fused?: boolean;
 }
 
 export class AdamW extends Optimizer {
@@ -135,11 +146,24 @@ export class AdamW extends Optimizer {
   readonly beta1: number;
   readonly beta2: number;
   readonly eps: number;
+  private readonly fuse: boolean;
 
   constructor(params: ReadonlyMap<string, Tensor>, groups: ParamGroup[], o: AdamWOptions = {}) {
     super(params, groups);
     [this.beta1, this.beta2] = o.betas ?? [0.9, 0.999];
     this.eps = o.eps ?? 1e-8;
+    this.fuse = o.fused ?? true;
+  }
+
+  /** One `adamw` op per block where the backend has the kernel (WebGPU): 4 dispatches instead of about 18. */
+  protected override fusedUpdate(name: string, p: Tensor, g: Tensor, lr: number, wd: number, slot: (key: string) => Tensor, gradScale: number): Tensor | null {
+    if (!this.fuse || !hasNativeAdamW(p)) return null;
+    const m = slot(`exp_avg.${name}`);
+    const v = slot(`exp_avg_sq.${name}`);
+    const [np, nm, nv] = adamwStep(p, g, m, v, { lr, beta1: this.beta1, beta2: this.beta2, eps: this.eps, weightDecay: wd, step: this.step, gradScale });
+    assign(m, nm);
+    assign(v, nv);
+    return np;
   }
 
   protected updateOne(name: string, p: Tensor, g: Tensor, lr: number, wd: number, slot: (key: string) => Tensor): Tensor {

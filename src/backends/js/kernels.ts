@@ -5,7 +5,7 @@
 import type { BackendBuffer, OpDesc, OpName, View } from '../../tensor/backend.js';
 import { attention } from './kernels/attention.js';
 import { KernelContext } from './kernels/context.js';
-import { binary, copy, fill, unary, where } from './kernels/elementwise.js';
+import { adamw, binary, copy, fill, random, unary, where } from './kernels/elementwise.js';
 import { matmul } from './kernels/linalg.js';
 import { gather, layernorm, rmsnorm, rope, scatterAdd, softmax } from './kernels/nn.js';
 import { dequantize, qmatmul } from './kernels/quant.js';
@@ -15,8 +15,8 @@ import { maskedMatmul, sparseMatmul } from './kernels/sparse.js';
 type Kernel<K extends OpName> = (ctx: KernelContext<Extract<OpDesc, { op: K }>>) => void;
 
 const KERNELS: { [K in OpName]: Kernel<K> } = {
-  copy, fill, unary, binary, where, reduce, cumsum, topk, matmul, softmax,
-  layernorm, rmsnorm, rope, gather, scatterAdd, attention, dequantize, qmatmul,
+  copy, fill, random, unary, binary, where, reduce, cumsum, topk, matmul, softmax,
+  layernorm, rmsnorm, rope, gather, scatterAdd, attention, dequantize, qmatmul, adamw,
   sparseMatmul, maskedMatmul,
 };
 

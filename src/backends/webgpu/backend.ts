@@ -11,7 +11,7 @@ import { byteSize } from '../../tensor/dtype.js';
 import { openDevice, WebGpuUnavailableError, type DeviceOptions, type GpuHandle } from './device.js';
 import { GpuRuntime, type GpuBuffer, type Grid, type Kernel } from './runtime.js';
 import { Params, numel, type Dense, type OpContext } from './kernels/context.js';
-import { binary, copy, fill, isRowMajor, rowMajor, spliceBytes, unary, where } from './kernels/elementwise.js';
+import { adamw, binary, copy, fill, random, isRowMajor, rowMajor, spliceBytes, unary, where } from './kernels/elementwise.js';
 import { cumsum, reduce, topk } from './kernels/reduce.js';
 import { matmul } from './kernels/matmul.js';
 import { gather, layernorm, rmsnorm, rope, scatterAdd, softmax } from './kernels/nn.js';
@@ -23,8 +23,8 @@ export { WebGpuError } from './runtime.js';
 
 type KernelFn = (ctx: OpContext<never>) => void;
 const KERNELS: Partial<Record<OpName, KernelFn>> = {
-  copy, fill, unary, binary, where, reduce, cumsum, topk, matmul, softmax,
-  layernorm, rmsnorm, rope, gather, scatterAdd, attention, dequantize, qmatmul,
+  copy, fill, random, unary, binary, where, reduce, cumsum, topk, matmul, softmax,
+  layernorm, rmsnorm, rope, gather, scatterAdd, attention, dequantize, qmatmul, adamw,
 } as Partial<Record<OpName, KernelFn>>;
 
 export interface WebGpuBackendOptions extends DeviceOptions {

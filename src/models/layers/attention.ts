@@ -96,7 +96,8 @@ export function attend(q: Tensor, k: Tensor, v: Tensor, c: AttendContext): Tenso
     const q5 = qh.reshape([b, hkv, g, tq, dh]);
     let scores = matmul(q5, kh.unsqueeze(2), { transB: true }).reshape([b, h, tq, tk]);
     scores = mul(scores, c.scale);
-    const mask = visibleMask(b, tq, tk, c.keyMaskHost, q, windowed ? c.slidingWindow : undefined);
+    // Without padding the mask is the same for every sequence: one [1, 1, q, k] broadcast over the batch.
+    const mask = visibleMask(c.keyMaskHost ? b : 1, tq, tk, c.keyMaskHost, q, windowed ? c.slidingWindow : undefined);
     scores = hooks.at(`${p}.hook_attn_scores`, where(mask, scores, -Infinity), SHAPE.pattern); // [batch, head, query_pos, key_pos]
     const pattern = hooks.at(`${p}.hook_pattern`, softmax(scores, { mask }), SHAPE.pattern); // [batch, head, query_pos, key_pos]
     out = applyPattern(pattern);

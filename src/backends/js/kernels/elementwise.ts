@@ -2,6 +2,7 @@
 // double precision for gelu_erf. Inputs arrive already broadcast (stride 0 where repeated).
 import type { BinaryFn, OpDesc, UnaryFn } from '../../../tensor/backend.js';
 import { numel } from '../access.js';
+import { randomUniformAt } from '../../../tensor/random-hash.js';
 import type { KernelContext } from './context.js';
 
 type Op<K extends OpDesc['op']> = Extract<OpDesc, { op: K }>;
@@ -133,6 +134,34 @@ export function copy(ctx: KernelContext<Op<'copy'>>): void {
 export function fill(ctx: KernelContext<Op<'fill'>>): void {
   ctx.expectArity(0, 1);
   ctx.write(0, new Float64Array(numel(ctx.output(0).shape)).fill(ctx.op.value));
+}
+
+export function random(ctx: KernelContext<Op<'random'>>): void {
+  ctx.expectArity(0, 1);
+  const y = ctx.output(0);
+  if (y.dtype !== 'f32') ctx.fail(`random writes f32, got ${y.dtype}`);
+  const out = new Float64Array(numel(y.shape));
+  for (let i = 0; i < out.length; i++) out[i] = randomUniformAt(ctx.op.seed, i);
+  ctx.write(0, out);
+}
+
+export function adamw(ctx: KernelContext<Op<'adamw'>>): void {
+  ctx.expectArity(4, 3);
+  expectSameShapes(ctx);
+  for (const v of [...ctx.inputs, ...ctx.outputs]) if (v.dtype !== 'f32') ctx.fail(`adamw works on f32, got ${v.dtype}`);
+  const { lr, beta1: b1, beta2: b2, eps, weightDecay: wd, step, gradScale } = ctx.op;
+  const p = ctx.read(0), g = ctx.read(1), m = ctx.read(2), v = ctx.read(3);
+  const bc1 = 1 - b1 ** step;
+  const sbc2 = Math.sqrt(1 - b2 ** step);
+  for (let i = 0; i < p.length; i++) {
+    const gi = g[i]! * gradScale;
+    m[i] = b1 * m[i]! + (1 - b1) * gi;
+    v[i] = b2 * v[i]! + (1 - b2) * gi * gi;
+    p[i] = p[i]! * (1 - lr * wd) - (lr / bc1) * m[i]! / (Math.sqrt(v[i]!) / sbc2 + eps);
+  }
+  ctx.write(0, p);
+  ctx.write(1, m);
+  ctx.write(2, v);
 }
 
 export function unary(ctx: KernelContext<Op<'unary'>>): void {

@@ -7,6 +7,7 @@ import { viewIsContiguous } from '../../../tensor/backend.js';
 import type { BinaryFn, OpDesc, UnaryFn, View } from '../../../tensor/backend.js';
 import { f32ToBf16Bits, f32ToF16Bits, toIntDType, type DType } from '../../../tensor/dtype.js';
 import { BUILTINS, Params, WG_INDEX, numel, type OpContext } from './context.js';
+import { randomKey, WGSL_RANDOM } from '../../../tensor/random-hash.js';
 import { MATH, PRELUDE, cdiv, inBinding, isFloatDType, loaders, outBinding, storers } from '../wgsl.js';
 
 type Op<K extends OpDesc['op']> = Extract<OpDesc, { op: K }>;
@@ -38,7 +39,7 @@ interface Operand { name: string; view: View; out?: boolean }
  * Builds and runs an elementwise kernel over the output's shape. `body` sees `e_<name>` (u32 element
  * offset of each operand) and the load/store functions of wgsl.ts.
  */
-function elementwise(ctx: OpContext, key: string, operands: Operand[], body: string, params: Params = new Params()): void {
+function elementwise(ctx: OpContext, key: string, operands: Operand[], body: string, params: Params = new Params(), extra = ''): void {
   const shape = operands.find((o) => o.out)!.view.shape;
   const n = numel(shape);
   if (n === 0) return;
@@ -63,7 +64,7 @@ function elementwise(ctx: OpContext, key: string, operands: Operand[], body: str
       for (let d = 0; d < R; d++) terms.push(`c${d} * bitcast<i32>(P[${at + 1 + d}])`);
       idx.push(`let e_${o.name} = u32(${terms.join(' + ')});`);
     });
-    return `${PRELUDE}${MATH}
+    return `${PRELUDE}${MATH}${extra}
 @group(0) @binding(0) var<storage, read> P: array<u32>;
 ${decls}
 ${fns}
@@ -125,6 +126,40 @@ export function fill(ctx: OpContext<Op<'fill'>>): void {
   if (!y || ctx.inputs.length !== 0) ctx.fail('fill takes no input and one output');
   const p = new Params().u32(valueBits(ctx.op.value, y.dtype));
   elementwise(ctx, 'fill', [{ name: 'y', view: y, out: true }], 'stb_y(e_y, P[0]);', p);
+}
+
+/** Uniform [0, 1) numbers from the counter-based hash of src/tensor/random-hash.ts (the key is a parameter, so one kernel serves every seed). */
+export function random(ctx: OpContext<Op<'random'>>): void {
+  const [y] = ctx.outputs;
+  if (!y || ctx.inputs.length !== 0) ctx.fail('random takes no input and one output');
+  if (y.dtype !== 'f32') ctx.fail(`random writes f32, got ${y.dtype}`);
+  const p = new Params().u32(randomKey(ctx.op.seed));
+  elementwise(ctx, 'random', [{ name: 'y', view: y, out: true }], 'stf_y(e_y, rand_uniform(i, P[0]));', p, WGSL_RANDOM);
+}
+
+/** A fused AdamW update: four f32 inputs (p, g, m, v), three f32 outputs (p', m', v'), one pass. */
+export function adamw(ctx: OpContext<Op<'adamw'>>): void {
+  const [p, g, m, v] = ctx.inputs;
+  const [po, mo, vo] = ctx.outputs;
+  if (!p || !g || !m || !v || !po || !mo || !vo || ctx.inputs.length !== 4 || ctx.outputs.length !== 3) ctx.fail('adamw takes p, g, m, v and gives p, m, v');
+  for (const x of [...ctx.inputs, ...ctx.outputs]) {
+    if (x.dtype !== 'f32') ctx.fail(`adamw works on f32, got ${x.dtype}`);
+    if (x.shape.join() !== p.shape.join()) ctx.fail('adamw operands must share one shape');
+  }
+  const { lr, beta1: b1, beta2: b2, eps, weightDecay: wd, step, gradScale } = ctx.op;
+  // P[0..6]: b1, 1-b1, b2, 1-b2, 1-lr·wd, lr/(1-b1^t), 1/sqrt(1-b2^t); P[7]: eps; P[8]: gradScale
+  const prm = new Params().f32(b1, 1 - b1, b2, 1 - b2, 1 - lr * wd, lr / (1 - b1 ** step), 1 / Math.sqrt(1 - b2 ** step), eps, gradScale);
+  const f = (k: number) => `bitcast<f32>(P[${k}])`;
+  const body = `let gi = ldf_g(e_g) * ${f(8)};
+  let mi = ${f(0)} * ldf_m(e_m) + ${f(1)} * gi;
+  let vi = ${f(2)} * ldf_v(e_v) + ${f(3)} * gi * gi;
+  stf_mo(e_mo, mi);
+  stf_vo(e_vo, vi);
+  stf_po(e_po, ldf_p(e_p) * ${f(4)} - ${f(5)} * mi / (sqrt(vi) * ${f(6)} + ${f(7)}));`;
+  elementwise(ctx, 'adamw', [
+    { name: 'p', view: p }, { name: 'g', view: g }, { name: 'm', view: m }, { name: 'v', view: v },
+    { name: 'po', view: po, out: true }, { name: 'mo', view: mo, out: true }, { name: 'vo', view: vo, out: true },
+  ], body, prm);
 }
 
 function unaryExpr(fn: UnaryFn): string {

@@ -1,0 +1,26 @@
+// Random numbers drawn on the tensor's own backend (the `random` op: a counter-based hash, the
+// same numbers on every backend, no transfer from the host) and dropout built on them.
+import { dispatchInto, getBackend, tidy } from '../tensor/engine.js';
+import { assertShape, numel } from '../tensor/shape.js';
+import { Tensor } from '../tensor/tensor.js';
+import { ge, mul, where } from './elementwise.js';
+import type { Placement } from './creation.js';
+
+/** f32 numbers uniform in [0, 1), element i a pure function of (seed, i); computed on the backend. */
+export function randomUniform(shape: readonly number[], seed: number, at: Placement = {}): Tensor {
+  if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw new RangeError(`randomUniform: seed must be an integer in [0, 2^32), got ${seed}`);
+  const t = Tensor.empty(assertShape(shape, 'randomUniform'), 'f32', at.backend ?? getBackend(), 'random');
+  if (numel(shape) > 0) dispatchInto({ op: 'random', seed }, [], [t]);
+  return t;
+}
+
+/**
+ * Inverted dropout (PyTorch's F.dropout in training): each element is zeroed with probability `p`
+ * and the rest scaled by 1 / (1 - p); the mask comes from `randomUniform(x.shape, seed)`, so the
+ * same seed drops the same elements. Differentiable in x (the gradient passes through the mask).
+ */
+export function dropout(x: Tensor, p: number, seed: number): Tensor {
+  if (!(p >= 0 && p < 1)) throw new RangeError(`dropout: p must lie in [0, 1), got ${p}`);
+  if (p === 0) return x.share();
+  return tidy(() => where(ge(randomUniform(x.shape, seed, { backend: x.backend }), p), mul(x, 1 / (1 - p)), 0));
+}
