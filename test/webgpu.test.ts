@@ -37,7 +37,7 @@ describe.skipIf(!backend)('webgpu backend', () => {
     expect(results.length).toBeGreaterThan(ops ? 0 : 400);
     expect(bad.map((r) => `${r.label} (${r.status}, nmse ${r.nmse})`)).toEqual([]);
     // the WebGPU block kernels multiply x as it is, in f32: far inside the budget set for 8-bit activations
-    const q = results.filter((r) => r.op === 'qmatmul');
+    const q = results.filter((r) => r.op === 'qmatmul' && !noKernel(r));
     if (q.length) console.log(`webgpu qmatmul: ${q.length} cases, worst NMSE ${Math.max(...q.map((r) => r.nmse)).toExponential(2)} (budget for f32 accumulation 1e-10)`);
     expect(q.filter((r) => !(r.nmse <= 1e-10)).map((r) => `${r.label}: ${r.nmse}`)).toEqual([]);
   }, 1_800_000);
