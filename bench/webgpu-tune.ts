@@ -280,10 +280,19 @@ async function prefill(): Promise<void> {
   const { randomModel } = await import('../src/models/random.js');
   const { tensor } = await import('../src/ops/creation.js');
   const be = (await initBackend('webgpu')) as WebGpuBackend;
-  // ACTLAB_TUNE_PREFILL=small|medium:T picks the model and length (default medium:512)
-  const [size, Ts] = (process.env.ACTLAB_TUNE_PREFILL ?? 'medium:512').split(':');
+  // ACTLAB_TUNE_PREFILL=small|medium:T[:cache] picks the model and length (default medium:512);
+  // `cache` records a runWithCache of the model benchmark's hook points instead of a plain forward
+  const [size, Ts, mode] = (process.env.ACTLAB_TUNE_PREFILL ?? 'medium:512').split(':');
   const T = Number(Ts ?? 512);
-  const label = `gpt2-${size} T=${T}`;
+  const label = `gpt2-${size} T=${T}${mode === 'cache' ? ' runWithCache' : ''}`;
+  const { runWithCache } = await import('../src/hooks/run.js');
+  const { CACHE_NAMES } = await import('./webgpu-counts.js');
+  const once = () => {
+    if (mode !== 'cache') { model.forward(x).dispose(); return; }
+    const r = runWithCache(model, x, { names: CACHE_NAMES });
+    r.logits.dispose();
+    r.cache.dispose();
+  };
   const cfg = size === 'small'
     ? { model_type: 'gpt2', n_embd: 768, n_head: 12, n_layer: 12, n_positions: 1024, vocab_size: 50257 }
     : { model_type: 'gpt2', n_embd: 1024, n_head: 16, n_layer: 24, n_positions: 1024, vocab_size: 50257 };
@@ -295,7 +304,7 @@ async function prefill(): Promise<void> {
     const ts: string[] = [];
     for (let i = 0; i < n; i++) {
       const t0 = performance.now();
-      model.forward(x).dispose();
+      once();
       await be.flush();
       ts.push((performance.now() - t0).toFixed(1));
     }
@@ -314,7 +323,7 @@ async function prefill(): Promise<void> {
   be.exec = (...a) => { rec.push(a); exec(...a); };
   be.free = (b) => { freed.push(b); };
   const h0 = performance.now();
-  model.forward(x).dispose();
+  once();
   const host = performance.now() - h0;
   await be.flush();
   be.exec = exec;

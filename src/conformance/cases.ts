@@ -266,6 +266,13 @@ function* nnVariants(): Generator<Variant> {
         run: ([q, k, v, m]) => [ops.attention(q!, k!, v!, { causal, keyMask: m }).out],
       };
     }
+    // the same with probabilities (a pattern hook): the tiled kernels' second walk over the keys
+    const inputs = [f(qs), f(ks), f([...ks.slice(0, 3), dv])];
+    if (masked) inputs.push(f([ks[0]!, ks[2]!], 'u8', { fill: 'mask' }));
+    yield {
+      op: 'attention', label: `attention f32 prefill ${name}, probs`, inputs, budget: 1e-9,
+      run: ([q, k, v, m]) => { const r = ops.attention(q!, k!, v!, { causal, keyMask: m, returnProbs: true }); return [r.out, r.probs!]; },
+    };
   }
   yield {
     op: 'attention', label: 'attention f32 prefill, permuted views, no probs', inputs: [f([2, 37, 4, 16]), f([2, 37, 2, 16]), f([2, 37, 2, 16])], budget: 1e-9,

@@ -84,7 +84,7 @@ export class GpuRuntime {
   private nextId = 1;
   live = 0;
   /** Counters for reports and benchmarks. */
-  readonly stats = { dispatches: 0, submits: 0, reads: 0, readBytes: 0, writes: 0, writeBytes: 0, pipelines: 0 };
+  readonly stats = { dispatches: 0, submits: 0, reads: 0, readBytes: 0, writes: 0, writeBytes: 0, pipelines: 0, bindGroups: 0, buffersCreated: 0 };
 
   constructor(readonly handle: GpuHandle, opts: { poolLimitBytes?: number } = {}) {
     this.device = handle.device;
@@ -158,6 +158,7 @@ export class GpuRuntime {
     } else {
       this.device.pushErrorScope('out-of-memory');
       gpu = this.device.createBuffer({ size, usage: USAGE.STORAGE | USAGE.COPY_SRC | USAGE.COPY_DST });
+      this.stats.buffersCreated++;
       const inUse = this.live;
       this.pendingChecks.push(this.device.popErrorScope().then((err) => {
         if (err) this.record(`webgpu backend: out of memory allocating ${fmtBytes(byteLength)} (${fmtBytes(inUse)} already in use): ${err.message}`);
@@ -309,6 +310,7 @@ export class GpuRuntime {
       const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: this.arena, offset: 0, size: paramBytes } }];
       buffers.forEach((buffer, i) => entries.push({ binding: i + 1, resource: { buffer } }));
       group = this.device.createBindGroup({ layout: k.layout, entries });
+      this.stats.bindGroups++;
       if (this.bindCache.size >= BIND_CACHE_MAX) this.bindCache.clear();
       this.bindCache.set(key, group);
     }

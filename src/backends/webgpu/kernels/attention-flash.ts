@@ -6,7 +6,9 @@
 // A thread owns RPT query rows (strided by BQ/RPT) against 8 key lanes: it computes an RPT x BK/8
 // block of scores and RPT rows x DV/32 vec4 columns of the output. Same semantics as the row
 // kernel in attention.ts (grouped-query heads, causal offset tk - tq, u8 key mask, fully masked
-// rows give zeros). Not for: decode (few query rows) or returning probabilities (attention.ts).
+// rows give zeros). When the probabilities are asked for (a pattern hook), a second walk over the
+// key tiles recomputes the scores with each row's final max and sum and writes them (zeros past
+// the last visible key). Not for: decode (few query rows: attention.ts).
 import type { View } from '../../../tensor/backend.js';
 import { BUILTINS, Params, WG_INDEX, type Dense, type OpContext } from './context.js';
 import { MATH, PRELUDE, inBinding, loaders, outBinding, storers } from '../wgsl.js';
@@ -42,8 +44,8 @@ function stageRows(o: { dst: string; stride: string; rows: string; n4: string; n
 export function setFlashTile(t: FlashTile | null): void { tile = t; }
 export function enableFlashAttention(on: boolean): void { enabled = on; }
 
-export function flashEligible(returnProbs: boolean, TQ: number, D: number, DV: number): boolean {
-  return enabled && !returnProbs && TQ >= FLASH_MIN_TQ && D <= FLASH_MAX_D && DV <= FLASH_MAX_D;
+export function flashEligible(TQ: number, D: number, DV: number): boolean {
+  return enabled && TQ >= FLASH_MIN_TQ && D <= FLASH_MAX_D && DV <= FLASH_MAX_D;
 }
 
 const vec4Stride = (n4: number) => (n4 % 2 === 1 ? n4 : n4 + 1); // odd: 8 lanes hit 8 bank groups
@@ -59,8 +61,8 @@ function pick(D4: number, DV4: number, maxBytes: number): FlashTile {
   return t;
 }
 
-/** y = softmax(q kᵀ · scale) v with the query rows in blocks; `md` is the dense u8 key mask. */
-export function flashAttention(ctx: OpContext, q: View, k: View, v: View, md: Dense | null, yd: Dense, scale: number, causal: boolean): void {
+/** y = softmax(q kᵀ · scale) v with the query rows in blocks; `md` is the dense u8 key mask, `pd` the probabilities (when asked for). */
+export function flashAttention(ctx: OpContext, q: View, k: View, v: View, md: Dense | null, yd: Dense, scale: number, causal: boolean, pd: Dense | null = null): void {
   const [B, HQ, TQ, D] = q.shape as [number, number, number, number];
   const [, HKV, TK] = k.shape as [number, number, number, number];
   const DV = v.shape[3]!;
@@ -74,7 +76,31 @@ export function flashAttention(ctx: OpContext, q: View, k: View, v: View, md: De
   const NC = Math.ceil(DV4 / 8);
   const QS = vec4Stride(D4);
   const nqb = Math.ceil(TQ / BQ);
-  const key = `flash ${q.dtype}${k.dtype}${v.dtype}>${yd.dtype} d${D}v${DV} ${BQ}/${RPT}/${BK} ${causal ? 'c' : ''}${md ? 'm' : ''}`;
+  const key = `flash ${q.dtype}${k.dtype}${v.dtype}>${yd.dtype} d${D}v${DV} ${BQ}/${RPT}/${BK} ${causal ? 'c' : ''}${md ? 'm' : ''}${pd ? `p${pd.dtype}` : ''}`;
+  // the scores of key tile k0 for this thread's rows, scaled and masked (-inf where hidden), into s
+  const scores = `    var s: array<array<f32, ${JN}>, ${RPT}>;
+    for (var ii = 0u; ii < ${RPT}u; ii++) { for (var jj = 0u; jj < ${JN}u; jj++) { s[ii][jj] = 0.0; } }
+    for (var c = 0u; c < D4; c++) {
+      var kv: array<vec4<f32>, ${JN}>;
+      for (var jj = 0u; jj < ${JN}u; jj++) { kv[jj] = Ks[(tx + 8u * jj) * QS + c]; }
+      for (var ii = 0u; ii < ${RPT}u; ii++) {
+        let qv = Qs[(ty + RQ * ii) * QS + c];
+        for (var jj = 0u; jj < ${JN}u; jj++) {
+          let p = qv * kv[jj];
+          s[ii][jj] = s[ii][jj] + ((p.x + p.y) + (p.z + p.w));
+        }
+      }
+    }
+    for (var ii = 0u; ii < ${RPT}u; ii++) {
+      let limit = ${causal ? 'i32(q0 + ty + RQ * ii) + i32(TK) - i32(TQ)' : 'i32(TK) - 1'};
+      for (var jj = 0u; jj < ${JN}u; jj++) {
+        let jg = k0 + i32(tx + 8u * jj);
+        var kept = jg <= limit && jg < i32(TK);
+        ${md ? 'if (kept) { kept = ldb_mask(P[25] + b * TK + u32(jg)) != 0u; }' : ''}
+        s[ii][jj] = select(-inf_f32(), s[ii][jj] * scale, kept);
+      }
+    }`;
+  const stageK = `${stageRows({ dst: 'Ks', stride: 'QS', rows: 'BK', n4: 'D4', n: 'D', row: 'let g = k0 + i32(r);', ok: 'g < i32(TK)', at: 'kb + g * sp(16)', col: 'sp(17)', ld: 'ldf_k' })}`;
   const kern = ctx.kernel(key, () => `${PRELUDE}${MATH}
 @group(0) @binding(0) var<storage, read> P: array<u32>;
 ${inBinding(1, 'q')}
@@ -82,6 +108,8 @@ ${inBinding(2, 'k')}
 ${inBinding(3, 'v')}
 ${outBinding(4, 'y', yd.dtype)}
 ${md ? inBinding(5, 'mask') : ''}
+${pd ? outBinding(md ? 6 : 5, 'pr', pd.dtype) : ''}
+${pd ? storers('pr', pd.dtype) : ''}
 ${loaders('q', q.dtype)}
 ${loaders('k', k.dtype)}
 ${loaders('v', v.dtype)}
@@ -120,32 +148,13 @@ ${stageRows({ dst: 'Qs', stride: 'QS', rows: 'BQ', n4: 'D4', n: 'D', row: 'let g
   for (var a = 0u; a < ${RPT * NC}u; a++) { acc[a] = vec4<f32>(0.0); }
   for (var k0 = 0; k0 <= kend; k0 += i32(BK)) {
     workgroupBarrier();
-${stageRows({ dst: 'Ks', stride: 'QS', rows: 'BK', n4: 'D4', n: 'D', row: 'let g = k0 + i32(r);', ok: 'g < i32(TK)', at: 'kb + g * sp(16)', col: 'sp(17)', ld: 'ldf_k' })}
+${stageK}
 ${stageRows({ dst: 'Vs', stride: 'DV4', rows: 'BK', n4: 'DV4', n: 'DV', row: 'let g = k0 + i32(r);', ok: 'g < i32(TK)', at: 'vb + g * sp(21)', col: 'sp(22)', ld: 'ldf_v' })}
     workgroupBarrier();
-    var s: array<array<f32, ${JN}>, ${RPT}>;
-    for (var ii = 0u; ii < ${RPT}u; ii++) { for (var jj = 0u; jj < ${JN}u; jj++) { s[ii][jj] = 0.0; } }
-    for (var c = 0u; c < D4; c++) {
-      var kv: array<vec4<f32>, ${JN}>;
-      for (var jj = 0u; jj < ${JN}u; jj++) { kv[jj] = Ks[(tx + 8u * jj) * QS + c]; }
-      for (var ii = 0u; ii < ${RPT}u; ii++) {
-        let qv = Qs[(ty + RQ * ii) * QS + c];
-        for (var jj = 0u; jj < ${JN}u; jj++) {
-          let p = qv * kv[jj];
-          s[ii][jj] = s[ii][jj] + ((p.x + p.y) + (p.z + p.w));
-        }
-      }
-    }
+${scores}
     for (var ii = 0u; ii < ${RPT}u; ii++) {
-      let limit = ${causal ? 'i32(q0 + ty + RQ * ii) + i32(TK) - i32(TQ)' : 'i32(TK) - 1'};
       var pm = -inf_f32();
-      for (var jj = 0u; jj < ${JN}u; jj++) {
-        let jg = k0 + i32(tx + 8u * jj);
-        var kept = jg <= limit && jg < i32(TK);
-        ${md ? 'if (kept) { kept = ldb_mask(P[25] + b * TK + u32(jg)) != 0u; }' : ''}
-        s[ii][jj] = select(-inf_f32(), s[ii][jj] * scale, kept);
-        pm = max(pm, s[ii][jj]);
-      }
+      for (var jj = 0u; jj < ${JN}u; jj++) { pm = max(pm, s[ii][jj]); }
       red[(ty + RQ * ii) * 8u + tx] = pm;
     }
     workgroupBarrier();
@@ -183,11 +192,17 @@ ${stageRows({ dst: 'Vs', stride: 'DV4', rows: 'BK', n4: 'DV4', n: 'DV', row: 'le
   workgroupBarrier();
   for (var ii = 0u; ii < ${RPT}u; ii++) { red[(ty + RQ * ii) * 8u + tx] = l[ii]; }
   workgroupBarrier();
+  var lts: array<f32, ${RPT}>;
+  for (var ii = 0u; ii < ${RPT}u; ii++) {
+    let r = ty + RQ * ii;
+    var lt = 0.0;
+    for (var t = 0u; t < 8u; t++) { lt = lt + red[r * 8u + t]; }
+    lts[ii] = lt;
+  }
   for (var ii = 0u; ii < ${RPT}u; ii++) {
     let r = ty + RQ * ii; let i = q0 + r;
     if (i >= TQ) { continue; }
-    var lt = 0.0;
-    for (var t = 0u; t < 8u; t++) { lt = lt + red[r * 8u + t]; }
+    let lt = lts[ii];
     let yb = P[24] + (bh * TQ + i) * DV;
     for (var cc = 0u; cc < ${NC}u; cc++) {
       let c = (tx + 8u * cc) * 4u;
@@ -195,13 +210,40 @@ ${stageRows({ dst: 'Vs', stride: 'DV4', rows: 'BK', n4: 'DV4', n: 'DV', row: 'le
       let o = select(vec4<f32>(0.0), acc[ii * ${NC}u + cc] / lt, lt > 0.0);
       for (var u = 0u; u < 4u; u++) { if (c + u < DV) { stf_y(yb + c + u, o[u]); } }
     }
+  }${pd ? `
+  // the probabilities: the scores again, with each row's final max and sum
+  for (var k0 = 0; k0 <= kend; k0 += i32(BK)) {
+    workgroupBarrier();
+${stageK}
+    workgroupBarrier();
+${scores}
+    for (var ii = 0u; ii < ${RPT}u; ii++) {
+      let i = q0 + ty + RQ * ii;
+      if (i >= TQ) { continue; }
+      let pb = P[26] + (bh * TQ + i) * TK;
+      for (var jj = 0u; jj < ${JN}u; jj++) {
+        let jg = k0 + i32(tx + 8u * jj);
+        if (jg < i32(TK)) {
+          let p = select(0.0, exp_safe(s[ii][jj] - m[ii]) / lts[ii], lts[ii] > 0.0 && s[ii][jj] != -inf_f32());
+          stf_pr(pb + u32(jg), p);
+        }
+      }
+    }
   }
+  // keys past the last one the block sees
+  for (var ii = 0u; ii < ${RPT}u; ii++) {
+    let i = q0 + ty + RQ * ii;
+    if (i >= TQ) { continue; }
+    let pb = P[26] + (bh * TQ + i) * TK;
+    for (var j = u32(max(kend + 1, 0)) + tx; j < TK; j += 8u) { stf_pr(pb + j, 0.0); }
+  }` : ''}
 }`);
   const p = new Params()
     .u32(B, HQ, TQ, D, HKV, TK, DV, HQ / HKV).f32(scale)
     .i32(...q.strides, q.offset, ...k.strides, k.offset, ...v.strides, v.offset)
-    .u32(yd.offset, md?.offset ?? 0);
+    .u32(yd.offset, md?.offset ?? 0, pd?.offset ?? 0);
   const bufs = [ctx.buffer(q), ctx.buffer(k), ctx.buffer(v), yd.gpu];
   if (md) bufs.push(md.gpu);
+  if (pd) bufs.push(pd.gpu);
   ctx.run(kern, bufs, p, [B * HQ * nqb]);
 }

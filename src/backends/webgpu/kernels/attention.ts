@@ -3,8 +3,8 @@
 // when asked (a second pass recomputes the scores with the final max and sum). One workgroup per
 // query row walks the keys in chunks of 64 with an online softmax (flash-attention style), so
 // memory does not grow with the key length. q, k, v are read through their strides: views of a
-// KV cache or of a fused qkv projection need no copy. Prefill without probabilities takes the
-// tiled kernel of attention-flash.ts instead.
+// KV cache or of a fused qkv projection need no copy. Prefill takes the
+// tiled kernel of attention-flash.ts instead (probabilities included).
 import type { OpDesc, View } from '../../../tensor/backend.js';
 import { BUILTINS, Params, WG_INDEX, type OpContext } from './context.js';
 import { MATH, PRELUDE, inBinding, loaders, outBinding, storers } from '../wgsl.js';
@@ -27,8 +27,8 @@ export function attention(ctx: OpContext<Op<'attention'>>): void {
   if (rows === 0) return;
   const md = masked ? ctx.dense(3) : null;
   const yd = ctx.denseOut(0);
-  if (flashEligible(returnProbs, TQ, D, DV)) return flashAttention(ctx, q, k, v, md, yd, scale, causal);
   const pd = returnProbs ? ctx.denseOut(1) : null;
+  if (flashEligible(TQ, D, DV)) return flashAttention(ctx, q, k, v, md, yd, scale, causal, pd);
   const slots = Math.max(1, Math.ceil(DV / CH));
   const key = `attention ${q.dtype}${k.dtype}${v.dtype}>${yd.dtype} s${slots} ${causal ? 'c' : ''}${masked ? 'm' : ''}${returnProbs ? 'p' : ''}`;
   const kern = ctx.kernel(key, () => {
