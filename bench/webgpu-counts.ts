@@ -41,7 +41,9 @@ export async function decodeCounts(model: CausalLM, be: WebGpuBackend, steps: nu
   const V = model.dims.vocabSize;
   let encode = 0;
   const next = async (logits: ReturnType<CausalLM['forward']>, h0: number) => {
-    const am = reduce('argmax', logits.reshape([-1]), 0);
+    const flat = logits.reshape([-1]); // a view: it holds the logits' buffer too
+    const am = reduce('argmax', flat, 0);
+    flat.dispose();
     logits.dispose();
     const read = am.data();
     encode += performance.now() - h0;

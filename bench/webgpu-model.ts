@@ -62,7 +62,9 @@ async function benchModel(label: string, model: CausalLM, be: Backend, quick: bo
   }
   const steps = quick ? 16 : 64;
   const next = async (logits: ReturnType<CausalLM['forward']>) => {
-    const am = reduce('argmax', logits.reshape([-1]), 0);
+    const flat = logits.reshape([-1]); // a view: it holds the logits' buffer too
+    const am = reduce('argmax', flat, 0);
+    flat.dispose();
     logits.dispose();
     const id = (await am.data())[0]!;
     am.dispose();

@@ -253,7 +253,9 @@ async function decode(): Promise<void> {
       const h0 = performance.now();
       const x = tensor([id], [1, 1], 'i32', { backend: be });
       const lg = model.forward(x, { cache, logits: 'last' });
-      const am = reduce('argmax', lg.reshape([-1]), 0);
+      const flat = lg.reshape([-1]); // a view: it holds the logits' buffer too
+      const am = reduce('argmax', flat, 0);
+      flat.dispose();
       lg.dispose();
       x.dispose();
       host += performance.now() - h0;

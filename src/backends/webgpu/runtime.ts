@@ -3,11 +3,15 @@
 // and a command stream that batches many dispatches into one submit (each dispatch's parameters
 // go into one arena uploaded just before the submit, bound at a dynamic offset, so that the bind
 // group of a kernel over the same buffers is made once and reused: decode repeats them).
+// The pool hands out the lowest-numbered free buffer of a size class, so a repeated sequence of
+// allocations (decode steps, forwards over one shape) gets the same buffers every time and finds
+// its bind groups cached. Staging buffers for reads are pooled too.
 // Errors (validation, out of memory, a lost device) are collected per batch and thrown at the
 // next call with the backend and sizes named.
 // Not for: op semantics (kernels/*), the Backend contract (src/tensor/backend.ts).
 import type { BackendBuffer } from '../../tensor/backend.js';
 import type { GpuHandle } from './device.js';
+import { envVar } from '../../io/env.js';
 
 export const USAGE = { MAP_READ: 1, COPY_SRC: 4, COPY_DST: 8, STORAGE: 128 } as const;
 
@@ -40,7 +44,10 @@ export class WebGpuError extends Error {
 }
 
 const ARENA_BYTES = 1 << 20;
+/** Dispatches per submit by default: the GPU starts on the first ones while the rest are encoded. */
 const BATCH_DISPATCHES = 96;
+/** Largest staging buffer kept for the next read. */
+const STAGING_KEEP_BYTES = 1 << 20;
 /** Bind groups kept for reuse (all are dropped when a buffer is destroyed). */
 const BIND_CACHE_MAX = 8192;
 const COMPUTE = 4; // GPUShaderStage.COMPUTE
@@ -80,6 +87,9 @@ export class GpuRuntime {
   private readonly bindCache = new Map<string, GPUBindGroup>();
   /** Reuse bind groups (off: one per dispatch, for comparisons). */
   reuseBindGroups = true;
+  /** Dispatches queued before a submit (ACTLAB_WEBGPU_BATCH overrides the default). */
+  batchDispatches = BATCH_DISPATCHES;
+  private readonly staging = new Map<number, GPUBuffer[]>();
   private readonly bufferIds = new WeakMap<GPUBuffer, number>();
   private nextId = 1;
   live = 0;
@@ -90,6 +100,8 @@ export class GpuRuntime {
     this.device = handle.device;
     this.align = Math.max(16, this.device.limits.minStorageBufferOffsetAlignment);
     this.poolLimit = opts.poolLimitBytes ?? 4 * 2 ** 30;
+    const batch = Number(envVar('ACTLAB_WEBGPU_BATCH'));
+    if (Number.isInteger(batch) && batch > 0) this.batchDispatches = batch;
     this.arena = this.device.createBuffer({ size: ARENA_BYTES, usage: USAGE.STORAGE | USAGE.COPY_DST, label: 'actlab params' });
     void this.device.lost.then((info) => {
       this.lost = `webgpu backend: device lost (${info.reason}): ${info.message || 'no message'}`;
@@ -158,6 +170,7 @@ export class GpuRuntime {
     } else {
       this.device.pushErrorScope('out-of-memory');
       gpu = this.device.createBuffer({ size, usage: USAGE.STORAGE | USAGE.COPY_SRC | USAGE.COPY_DST });
+      this.bufferIds.set(gpu, this.nextId++);
       this.stats.buffersCreated++;
       const inUse = this.live;
       this.pendingChecks.push(this.device.popErrorScope().then((err) => {
@@ -174,9 +187,18 @@ export class GpuRuntime {
     b.shadow = null;
     this.live -= b.byteLength;
     if (this.pooledBytes + b.size <= this.poolLimit) {
-      const list = this.pool.get(b.size) ?? [];
-      list.push(b.gpu);
-      this.pool.set(b.size, list);
+      let list = this.pool.get(b.size);
+      if (!list) this.pool.set(b.size, (list = []));
+      // kept by descending id: pop() gives the lowest-numbered buffer
+      const id = this.bufferIds.get(b.gpu)!;
+      let lo = 0;
+      let hi = list.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if (this.bufferIds.get(list[mid]!)! > id) lo = mid + 1;
+        else hi = mid;
+      }
+      list.splice(lo, 0, b.gpu);
       this.pooledBytes += b.size;
     } else {
       this.toDestroy.push(b.gpu);
@@ -219,21 +241,26 @@ export class GpuRuntime {
     if (byteLength === 0) return new Uint8Array(0);
     const start = byteOffset & ~3;
     const end = Math.min(b.size, Math.ceil((byteOffset + byteLength) / 4) * 4);
-    const staging = this.device.createBuffer({ size: end - start, usage: USAGE.MAP_READ | USAGE.COPY_DST });
+    const stagingSize = GpuRuntime.sizeClass(end - start);
+    const staging = this.staging.get(stagingSize)?.pop() ?? this.device.createBuffer({ size: stagingSize, usage: USAGE.MAP_READ | USAGE.COPY_DST });
     this.endPass();
     this.openScopes();
     this.enc().copyBufferToBuffer(b.gpu, start, staging, 0, end - start);
     this.submit('read');
     try {
-      await staging.mapAsync(1);
+      await staging.mapAsync(1, 0, end - start);
     } catch (e) {
       await this.settle();
       this.check('read');
       throw new WebGpuError(`webgpu backend: reading ${fmtBytes(byteLength)} back failed: ${(e as Error).message}`);
     }
-    const out = new Uint8Array(staging.getMappedRange()).slice(byteOffset - start, byteOffset - start + byteLength);
+    const out = new Uint8Array(staging.getMappedRange(0, end - start)).slice(byteOffset - start, byteOffset - start + byteLength);
     staging.unmap();
-    staging.destroy();
+    if (stagingSize <= STAGING_KEEP_BYTES) {
+      let list = this.staging.get(stagingSize);
+      if (!list) this.staging.set(stagingSize, (list = []));
+      list.push(staging);
+    } else staging.destroy();
     await this.settle();
     this.check('read');
     return out;
@@ -295,7 +322,7 @@ export class GpuRuntime {
     this.pass.setBindGroup(0, group, [off]);
     this.pass.dispatchWorkgroups(x, y, z);
     this.stats.dispatches++;
-    if (++this.dispatches >= BATCH_DISPATCHES) this.submit('batch');
+    if (++this.dispatches >= this.batchDispatches) this.submit('batch');
   }
 
   private bindGroup(k: Kernel, buffers: readonly GPUBuffer[], paramBytes: number): GPUBindGroup {
@@ -351,6 +378,8 @@ export class GpuRuntime {
   dispose(): void {
     this.submit('dispose');
     this.trimPool();
+    for (const list of this.staging.values()) for (const b of list) b.destroy();
+    this.staging.clear();
     this.submit('dispose');
     this.arena.destroy();
     this.device.destroy();
