@@ -50,17 +50,19 @@ describe.skipIf(!backend)('webgpu backend', () => {
     expect(bad.map((r) => `${r.label}: ${r.detail}`)).toEqual([]);
   }, 1_800_000);
 
-  it('large matmuls (128x128 tiles with and without bounds tests, split-K GEMV, both weight layouts) match the reference', async () => {
+  it('large matmuls (128x128 tiles with and without bounds tests, split-K GEMV and GEMM, both weight layouts) match the reference', async () => {
     // 2560x32x3840: 600 aligned tiles (8x16 per thread); 520x24x15401 Bᵀ: the same kernel with
     // bounds tests and scalar stores (an LM head); 2048x48x2432: aligned 8x8 per thread;
     // 2000x40x2500: 8x8 with bounds tests on every axis; 512x32x4096 and 512x64x768: the
     // 128-thread grids of 128x64 and 64x64 tiles; 1024x40x1920: 64x64 tiles with bounds tests;
-    // Aᵀ (A stored [K, M]) on the aligned paths
+    // Aᵀ (A stored [K, M]) on the aligned paths; 128x4096x256, 96x2048x192 Bᵀ, 64x3072x128 Aᵀ: few
+    // tiles and a long K, split into 8 / 4 / 4 k-ranges added by a second pass
     const cases: [number, number, number, boolean, boolean?][] = [
       [1024, 40, 1920, false], [2560, 32, 3840, false], [2560, 32, 3840, true], [520, 24, 15401, true], [2048, 48, 2432, false],
       [2000, 40, 2500, true], [512, 32, 4096, false], [512, 64, 768, true],
       [2560, 32, 3840, false, true], [512, 32, 4096, true, true], [512, 64, 768, false, true],
       [3, 700, 300, false], [1, 512, 200, true], [5, 1000, 64, true],
+      [128, 4096, 256, false], [96, 2048, 192, true], [64, 3072, 128, false, true],
     ];
     for (const [M, K, N, transB, transA = false] of cases) {
       const a = Array.from({ length: M * K }, (_, i) => Math.sin(i * 0.37));

@@ -180,7 +180,7 @@ export function runSplitK(
 }
 
 /** y[z, r] = Σ_i x[(z * S + i) * MN + r]: the partial sums of a k-split product. */
-function splitSum(ctx: OpContext, x: GPUBuffer, S: number, MN: number, batches: number, ydt: string, yb: GPUBuffer, yoff: number): void {
+export function splitSum(ctx: OpContext, x: GPUBuffer, S: number, MN: number, batches: number, ydt: string, yb: GPUBuffer, yoff: number): void {
   const sum = ctx.kernel(`mm gemv sum >${ydt}`, () => `${PRELUDE}
 @group(0) @binding(0) var<storage, read> P: array<u32>;
 ${inBinding(1, 'x')}

@@ -5,13 +5,16 @@
 //   gemv4      M <= 8 (decode), f32/f16 B: 16-byte loads of B (matmul-gemv.ts).
 //   gemv       M <= 8 otherwise: each workgroup streams a strip of B once for all rows of A.
 //   sgmat      f16 x f16 on tensor cores through subgroup matrices (matmul-f16.ts) when offered.
-// Weights shared by every batch (stride 0) fold the batch into M (matmul-plan.ts).
+// Weights shared by every batch (stride 0) fold the batch into M (matmul-plan.ts). A product with
+// few output tiles and a long K (GPT-2's MLP down-projection in prefill) is split along K: the
+// k-ranges become a batch of partial products, which a second pass adds.
 import type { OpDesc } from '../../../tensor/backend.js';
 import { BUILTINS, Params, WG_INDEX, type OpContext } from './context.js';
 import { PRELUDE, cdiv, inBinding, lines, loaders, outBinding, storers } from '../wgsl.js';
 import { trySubgroupMatmul } from './matmul-f16.js';
 import { f32Vec4Fits, tiledF32 } from './matmul-f32.js';
-import { runSplitK, vecGemv, vecGemvFits } from './matmul-gemv.js';
+import { runSplitK, splitSum, vecGemv, vecGemvFits } from './matmul-gemv.js';
+import { envVar } from '../../../io/env.js';
 import { PLAN_HEAD_I32 as PLAN_HEAD, planMatmul, planParams, type MatmulPlan } from './matmul-plan.js';
 
 type Op<K extends OpDesc['op']> = Extract<OpDesc, { op: K }>;
@@ -39,8 +42,35 @@ fn main(${BUILTINS}) { ${WG_INDEX} let i = wg * 256u + li; if (i < P[0]) { stb_y
   if (trySubgroupMatmul(ctx, plan, a.dtype, b.dtype, ab, bb, yd)) return;
   if (plan.M <= 8 && vecGemvFits(plan, a.dtype, b.dtype)) vecGemv(ctx, plan, a.dtype, b.dtype, ab, bb, yd.dtype, yd.gpu, yd.offset, batches);
   else if (plan.M <= 8) gemv(ctx, plan, a.dtype, b.dtype, ab, bb, yd.dtype, yd.gpu, yd.offset, batches);
-  else if (f32Vec4Fits(plan, a.dtype, b.dtype, yd.dtype)) tiledF32(ctx, plan, ab, bb, yd.gpu, yd.offset, batches);
+  else if (f32Vec4Fits(plan, a.dtype, b.dtype, yd.dtype)) {
+    const S = batches === 1 ? splitKOf(plan) : 1;
+    if (S === 1) tiledF32(ctx, plan, ab, bb, yd.gpu, yd.offset, batches);
+    else {
+      // k-range i of the split is batch i: A and B step by a chunk of K, partial products at i·M·N
+      const chunk = plan.K / S;
+      const part = ctx.temp(S * plan.M * plan.N * 4);
+      const split: MatmulPlan = { ...plan, K: chunk, bshape: [S, 1, 1], abs: [chunk * plan.sak, 0, 0], bbs: [chunk * plan.sbk, 0, 0] };
+      tiledF32(ctx, split, ab, bb, part.gpu, 0, S);
+      splitSum(ctx, part.gpu, S, plan.M * plan.N, 1, yd.dtype, yd.gpu, yd.offset);
+    }
+  }
   else tiled(ctx, plan, a.dtype, b.dtype, ab, bb, yd.dtype, yd.gpu, yd.offset, batches);
+}
+
+const SPLIT_K = envVar('ACTLAB_WEBGPU_SPLITK');
+
+/**
+ * How many k-ranges a single f32 product is split into: where its 128x128 tiles fill less than
+ * half of a large GPU's 132 SMs and K is long, up to 8 ranges of at least 512 (each a multiple of
+ * 16), keeping the tiles of all ranges within two waves. ACTLAB_WEBGPU_SPLITK=S forces S (1: off).
+ */
+function splitKOf(p: MatmulPlan): number {
+  const fits = (S: number) => p.K % (16 * S) === 0;
+  if (SPLIT_K) { const S = Number(SPLIT_K); return S > 1 && fits(S) ? S : 1; }
+  const tiles = Math.ceil(p.M / 128) * Math.ceil(p.N / 128);
+  if (p.M < 64 || tiles >= 66 || p.K < 2048) return 1;
+  for (const S of [8, 4, 2]) if (p.K / S >= 512 && fits(S) && tiles * S <= 264) return S;
+  return 1;
 }
 
 /** Unrolled WGSL of the tiled kernel: T x T outputs per thread (T = 8 or 4), BK = 16. */
