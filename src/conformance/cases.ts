@@ -2,7 +2,7 @@
 // with shapes (odd sizes, size 0 and 1, broadcasting, non-contiguous views) and dtypes. Each
 // variant is run on the reference backend and on the backend under test and compared under the
 // op's error budget (NMSE). Adding an op to the engine means adding its case here.
-import type { OpName, QuantType } from '../tensor/backend.js';
+import type { OpName, QuantType, UnaryFn } from '../tensor/backend.js';
 import { QUANT_BLOCK, QUANT_TYPES, QuantizedTensor, quantRowBytes } from '../tensor/quantized.js';
 import type { DType } from '../tensor/dtype.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -167,6 +167,19 @@ function* matmulVariants(): Generator<Variant> {
         budget: 1e-9, run: ([a, b]) => [ops.matmul(a!, b!, { transA: ta, transB: tb })],
       };
     }
+  }
+  // linear layers, product + bias + activation as one op: GEMVs (split or not, both weight
+  // layouts), vec4 tiles, scalar tiles, a product split along K
+  const lin: [number, number, number, boolean, UnaryFn | null][] = [
+    [1, 64, 96, false, 'gelu_tanh'], [1, 768, 2304, false, null], [3, 200, 50, true, 'silu'], [2, 300, 129, true, null],
+    [70, 64, 72, false, 'gelu_tanh'], [33, 30, 17, false, 'relu'], [128, 2048, 64, false, 'gelu_tanh'], [64, 32, 40, true, null],
+  ];
+  for (const [M, K, N, tb, act] of lin) {
+    yield {
+      op: 'linear', label: `linear f32 ${M}x${K}x${N}${tb ? ' Wᵀ' : ''} ${act ?? 'no activation'}`,
+      inputs: [f([M, K]), f(tb ? [N, K] : [K, N]), f([N])], budget: 1e-9,
+      run: ([x, w, b]) => [ops.fusedLinear(x!, w!, b!, { transB: tb, act: act ?? undefined, force: true })],
+    };
   }
   // few-row products in a batch (whole entries per thread, or columns of each entry)
   yield { op: 'matmul', label: 'matmul f32 batched few rows [3,2,40]@[3,40,333]', inputs: [f([3, 2, 40]), f([3, 40, 333])], budget: 1e-9, run: ([a, b]) => [ops.matmul(a!, b!)] };

@@ -1,5 +1,6 @@
 // Matrix products: batched matmul with broadcast batch dims and transposed operands.
-import { add } from './elementwise.js';
+import { add, unary } from './elementwise.js';
+import type { UnaryFn } from '../tensor/backend.js';
 import { isFloat } from '../tensor/dtype.js';
 import { DTypeError, ShapeError } from '../tensor/errors.js';
 import { dispatch } from '../tensor/engine.js';
@@ -74,4 +75,36 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor): Tensor {
   const z = add(y, bias);
   y.dispose();
   return z;
+}
+
+/**
+ * x [..., K] -> act(x · w + bias) [..., N], with w [K, N] (or [N, K] with transB) and bias [N]:
+ * one 'linear' op where the backend prefers it (`prefersFusedLinear`), else matmul, add and unary.
+ */
+export function fusedLinear(x: Tensor, w: Tensor, bias: Tensor, o: { transB?: boolean; act?: UnaryFn; force?: boolean } = {}): Tensor {
+  const transB = !!o.transB;
+  const K = x.shape.at(-1)!;
+  const N = transB ? w.shape[0]! : w.shape[1]!;
+  // `force`: the 'linear' op on any backend (the conformance matrix), while no gradient is asked for
+  const fuse = (o.force === true || x.backend.prefersFusedLinear === true) && w.rank === 2 && bias.rank === 1 && bias.shape[0] === N
+    && x.dtype === 'f32' && w.dtype === 'f32' && bias.dtype === 'f32' && K === (transB ? w.shape[1] : w.shape[0])
+    && !x.requiresGrad && !w.requiresGrad && !bias.requiresGrad; // the tape knows matmul, add and unary
+  if (!fuse) {
+    const y = matmul(x, w, { transB });
+    const z = add(y, bias);
+    y.dispose();
+    if (!o.act) return z;
+    const a = unary(o.act, z);
+    z.dispose();
+    return a;
+  }
+  const x2 = x.reshape([-1, K]); // [M, K]
+  try {
+    const y = dispatch({ op: 'linear', transB, act: o.act ?? null }, [x2, w, bias], [{ shape: [x2.shape[0]!, N], dtype: 'f32' }])[0]!;
+    const out = y.reshape([...x.shape.slice(0, -1), N]);
+    y.dispose();
+    return out;
+  } finally {
+    x2.dispose();
+  }
 }

@@ -74,6 +74,12 @@ export type OpDesc =
    */
   | { op: 'matmul'; transA: boolean; transB: boolean }
   /**
+   * A linear layer with its epilogue. in: x [M, K], w [K, N] (or [N, K] when transB), bias [N];
+   * out: y [M, N] = act(x · w + bias), act a UnaryFn or none. Backends that fuse it say so with
+   * `prefersFusedLinear`; models use matmul + add (+ unary) elsewhere.
+   */
+  | { op: 'linear'; transB: boolean; act: UnaryFn | null }
+  /**
    * in: x [..., q, k], optional mask (u8 1 = keep, broadcast to x's shape); out: y same shape.
    * `causal` hides key j > i + (k - q) for query i. Fully hidden rows give 0 (softmax) / -Inf (log).
    */
@@ -130,7 +136,7 @@ export type OpDesc =
 
 export type OpName = OpDesc['op'];
 export const OP_NAMES: readonly OpName[] = [
-  'copy', 'fill', 'random', 'unary', 'binary', 'where', 'reduce', 'cumsum', 'topk', 'matmul', 'softmax',
+  'copy', 'fill', 'random', 'unary', 'binary', 'where', 'reduce', 'cumsum', 'topk', 'matmul', 'linear', 'softmax',
   'layernorm', 'rmsnorm', 'rope', 'gather', 'scatterAdd', 'attention', 'dequantize', 'qmatmul', 'adamw',
   'sparseMatmul', 'maskedMatmul',
 ];
@@ -160,6 +166,8 @@ export interface Backend {
   memoryInUse(): number;
   /** What the backend runs on (threads, SIMD features, adapter...), for reports. */
   info?(): Record<string, string | number | boolean>;
+  /** True when its 'linear' op (product, bias, activation in one) beats matmul + add + unary. */
+  readonly prefersFusedLinear?: boolean;
   /** Op names that run on the backend's own kernels (the rest fall back to the reference code). */
   nativeOps?(): readonly OpName[];
   dispose(): void;

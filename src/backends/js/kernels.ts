@@ -6,7 +6,7 @@ import type { BackendBuffer, OpDesc, OpName, View } from '../../tensor/backend.j
 import { attention } from './kernels/attention.js';
 import { KernelContext } from './kernels/context.js';
 import { adamw, binary, copy, fill, random, unary, where } from './kernels/elementwise.js';
-import { matmul } from './kernels/linalg.js';
+import { linear, matmul } from './kernels/linalg.js';
 import { gather, layernorm, rmsnorm, rope, scatterAdd, softmax } from './kernels/nn.js';
 import { dequantize, qmatmul } from './kernels/quant.js';
 import { cumsum, reduce, topk } from './kernels/reduce.js';
@@ -15,7 +15,7 @@ import { maskedMatmul, sparseMatmul } from './kernels/sparse.js';
 type Kernel<K extends OpName> = (ctx: KernelContext<Extract<OpDesc, { op: K }>>) => void;
 
 const KERNELS: { [K in OpName]: Kernel<K> } = {
-  copy, fill, random, unary, binary, where, reduce, cumsum, topk, matmul, softmax,
+  copy, fill, random, unary, binary, where, reduce, cumsum, topk, matmul, linear, softmax,
   layernorm, rmsnorm, rope, gather, scatterAdd, attention, dequantize, qmatmul, adamw,
   sparseMatmul, maskedMatmul,
 };

@@ -13,7 +13,7 @@ import { GpuRuntime, type GpuBuffer, type Grid, type Kernel } from './runtime.js
 import { Params, numel, type Dense, type OpContext } from './kernels/context.js';
 import { adamw, binary, copy, fill, random, isRowMajor, rowMajor, spliceBytes, unary, where } from './kernels/elementwise.js';
 import { cumsum, reduce, topk } from './kernels/reduce.js';
-import { matmul } from './kernels/matmul.js';
+import { linear, matmul } from './kernels/matmul.js';
 import { gather, layernorm, rmsnorm, rope, scatterAdd, softmax } from './kernels/nn.js';
 import { attention, ATTENTION_MAX_D } from './kernels/attention.js';
 import { WEBGPU_QUANT_TYPES, dequantize, qmatmul } from './kernels/quant.js';
@@ -23,7 +23,7 @@ export { WebGpuError } from './runtime.js';
 
 type KernelFn = (ctx: OpContext<never>) => void;
 const KERNELS: Partial<Record<OpName, KernelFn>> = {
-  copy, fill, random, unary, binary, where, reduce, cumsum, topk, matmul, softmax,
+  copy, fill, random, unary, binary, where, reduce, cumsum, topk, matmul, linear, softmax,
   layernorm, rmsnorm, rope, gather, scatterAdd, attention, dequantize, qmatmul, adamw,
 } as Partial<Record<OpName, KernelFn>>;
 
@@ -37,6 +37,8 @@ export interface WebGpuBackendOptions extends DeviceOptions {
 export class WebGpuBackend implements Backend {
   readonly name = 'webgpu';
   readonly synchronous = false;
+  /** Product, bias and activation in one dispatch (or two, split along K): fewer dispatches per layer. */
+  readonly prefersFusedLinear = true;
   readonly rt: GpuRuntime;
   private readonly kernels = new Map<string, Kernel>();
   private readonly shadowLimit: number;

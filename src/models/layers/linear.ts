@@ -5,8 +5,9 @@
 // Two runtime modes can take over a projection (both off unless set, by src/sparsity): input
 // sparsity (`sparse`: small inputs zeroed, their weight rows skipped at decode) and delta
 // inference (`delta`: a stateful product over input changes).
-import { add } from '../../ops/elementwise.js';
-import { matmul } from '../../ops/linalg.js';
+import { add, unary } from '../../ops/elementwise.js';
+import { fusedLinear, matmul } from '../../ops/linalg.js';
+import type { UnaryFn } from '../../tensor/backend.js';
 import { gather } from '../../ops/nn.js';
 import { qdequantize, qembedding, qmatmul } from '../../ops/quant.js';
 import { sparseMatmul } from '../../ops/sparse.js';
@@ -39,7 +40,22 @@ export function matmulWeight(x: Tensor, w: Tensor | QuantizedTensor, layout: Lin
   return w instanceof QuantizedTensor ? qmatmul(x, w) : matmul(x, w, { transB: layout === 'out_in' });
 }
 
-export function project(x: Tensor, l: Linear): Tensor {
+/**
+ * x [..., in] -> [..., out]: the product, the bias, and `act` when given (the caller then gets
+ * the activation only: a backend that prefers it runs all three as one 'linear' op).
+ */
+export function project(x: Tensor, l: Linear, act?: UnaryFn): Tensor {
+  if (!l.delta && !l.sparse && l.bias && !(l.weight instanceof QuantizedTensor) && x.backend.prefersFusedLinear) {
+    return fusedLinear(x, l.weight, l.bias, { transB: l.layout === 'out_in', act });
+  }
+  const y = projectPlain(x, l);
+  if (!act) return y;
+  const a = unary(act, y);
+  y.dispose();
+  return a;
+}
+
+function projectPlain(x: Tensor, l: Linear): Tensor {
   const d = l.delta?.project(x, l);
   if (d) return d;
   if (l.sparse) return projectSparse(x, l, l.sparse);

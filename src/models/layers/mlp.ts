@@ -43,6 +43,11 @@ const ROWS: HookShape = ['batch', 'pos'];
  */
 export function runMlp(x: Tensor, m: Mlp, hooks: Hooks, p: string, rows: HookShape = ROWS): Tensor {
   const shape = rows === ROWS ? SHAPE.mlp : [...rows, 'd_mlp'];
+  if (!m.sparse && !m.up && !hooks.wants(`${p}.hook_pre`)) {
+    // nothing listens at the pre-activation: the activation joins the product (one op where the backend fuses)
+    const post = hooks.at(`${p}.hook_post`, project(x, m.in, m.act), shape); // [batch, pos, d_mlp]
+    return project(post, m.out);
+  }
   const pre = hooks.at(`${p}.hook_pre`, project(x, m.in), shape); // [batch, pos, d_mlp]
   let post = unary(m.act, pre);
   if (m.sparse) return runSparseMlp(x, post, m, m.sparse, hooks, p, shape);

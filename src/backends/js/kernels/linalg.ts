@@ -1,6 +1,7 @@
 // Reference matrix product: batched matmul with transposition flags, accumulated in f64.
 import type { OpDesc } from '../../../tensor/backend.js';
 import type { KernelContext } from './context.js';
+import { unaryFn } from './elementwise.js';
 
 type Op<K extends OpDesc['op']> = Extract<OpDesc, { op: K }>;
 
@@ -43,6 +44,34 @@ export function matmul(ctx: KernelContext<Op<'matmul'>>): void {
         for (let k = 0; k < K; k++) s += rowA[k]! * Bt[off + k]!;
         Y[(p * M + m) * N + n] = s;
       }
+    }
+  }
+  ctx.write(0, Y);
+}
+
+/** y = act(x · w + bias): the product in f64, then the bias, then the activation. */
+export function linear(ctx: KernelContext<Op<'linear'>>): void {
+  ctx.expectArity(3, 1);
+  const { transB, act } = ctx.op;
+  const x = ctx.input(0);
+  const w = ctx.input(1);
+  if (x.shape.length !== 2 || w.shape.length !== 2) ctx.fail('x and w must be 2-d');
+  const [M, K] = x.shape as [number, number];
+  const [Kw, N] = transB ? [w.shape[1]!, w.shape[0]!] : [w.shape[0]!, w.shape[1]!];
+  if (K !== Kw) ctx.fail(`inner dims differ: K=${K} from x, ${Kw} from w`);
+  ctx.expectShape(ctx.input(2), [N], 'bias');
+  ctx.expectShape(ctx.output(0), [M, N], 'output');
+  const X = ctx.read(0);
+  const W = ctx.read(1);
+  const bias = ctx.read(2);
+  const f = act ? unaryFn(act) : null;
+  const Y = new Float64Array(M * N);
+  for (let m = 0; m < M; m++) {
+    for (let n = 0; n < N; n++) {
+      let s = 0;
+      for (let k = 0; k < K; k++) s += X[m * K + k]! * (transB ? W[n * K + k]! : W[k * N + n]!);
+      s += bias[n]!;
+      Y[m * N + n] = f ? f(s) : s;
     }
   }
   ctx.write(0, Y);

@@ -162,7 +162,7 @@ export function adamw(ctx: OpContext<Op<'adamw'>>): void {
   ], body, prm);
 }
 
-function unaryExpr(fn: UnaryFn): string {
+export function unaryExpr(fn: UnaryFn): string {
   switch (fn) {
     case 'neg': return '-x';
     case 'exp': return 'exp_safe(x)';

@@ -8,8 +8,8 @@
 // fast dims are multiples of 4 (else the scalar tiled kernel in matmul.ts); outputs whose N or
 // offset is not are stored element by element (the LM head: N = vocabulary size).
 import type { OpContext } from './context.js';
-import { PLAN_HEAD, alignedAxes, alignedKey, planParams, type Aligned, type MatmulPlan } from './matmul-plan.js';
-import { lines } from '../wgsl.js';
+import { PLAN_HEAD, alignedAxes, alignedKey, epiCode, epiKey, planParams, type Aligned, type Epilogue, type MatmulPlan } from './matmul-plan.js';
+import { MATH, PRELUDE, lines } from '../wgsl.js';
 
 /**
  * TM x TN outputs per thread, k-steps of BK; DB: two staging buffers; UN: unrolled k-step;
@@ -69,7 +69,7 @@ function grid(t: F32Tile) {
   return { TX, TY, NT: TX * TY, BM: TY * t.TM, BN: TX * t.TN };
 }
 
-function code(t: F32Tile, aKFast: boolean, bKFast: boolean, vecOut: boolean, al: Aligned): string {
+function code(t: F32Tile, aKFast: boolean, bKFast: boolean, vecOut: boolean, al: Aligned, epi: Epilogue | null): string {
   const { TM, TN, BK } = t;
   const DB = t.DB ?? true;
   const UN = t.UN ?? false;
@@ -119,11 +119,14 @@ ${lines((TM * TN) / 4, (q) => {
     return `      c${q} = fma(vec4<f32>(a${Math.floor(i / 4)}[${i % 4}]), b${g}, c${q});`;
   })}
     }`;
-  return `
+  // the stored value of output column (expression) n: the epilogue's when there is one
+  const out = (v: string, n: string) => (epi ? `epi(${v}, ${n})` : v);
+  return `${epi ? `${PRELUDE}${MATH}` : ''}
 @group(0) @binding(0) var<storage, read> P: array<u32>;
 @group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> b: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> y: array<${vecOut ? 'vec4<f32>' : 'f32'}>;
+${epi ? epiCode(epi, 4, 19) : ''}
 var<workgroup> As: array<vec4<f32>, ${(DB ? 2 : 1) * A4}>;
 var<workgroup> Bs: array<vec4<f32>, ${(DB ? 2 : 1) * B4}>;
 @compute @workgroup_size(${NT})
@@ -176,9 +179,9 @@ ${lines(LB, (l) => store(bKFast, SB, 'Bs', `off * ${B4}u`, mb.r(l), mb.k(l), `rb
   }
 ${lines(TM, (i) => `  { let m = ${mRow(i)}; if (m < rm) {
 ${lines(TN / 4, (g) => vecOut
-    ? `    { let n = ${g * 4 * TX}u + tx * 4u; if (n < rn) { y[(ybase + (m0 + m) * N + n0 + n) >> 2u] = c${i * (TN / 4) + g}; } }`
+    ? `    { let n = ${g * 4 * TX}u + tx * 4u; if (n < rn) { let v = c${i * (TN / 4) + g}; let nn = n0 + n; y[(ybase + (m0 + m) * N + nn) >> 2u] = ${epi ? 'vec4<f32>(epi(v.x, nn), epi(v.y, nn + 1u), epi(v.z, nn + 2u), epi(v.w, nn + 3u))' : 'v'}; } }`
     : `    { let n = ${g * 4 * TX}u + tx * 4u; let o = ybase + (m0 + m) * N + n0 + n;
-${lines(4, (c) => `      if (n + ${c}u < rn) { y[o + ${c}u] = c${i * (TN / 4) + g}[${c}]; }`)} }`)}
+${lines(4, (c) => `      if (n + ${c}u < rn) { y[o + ${c}u] = ${out(`c${i * (TN / 4) + g}[${c}]`, `n0 + n + ${c}u`)}; }`)} }`)}
   } }`)}
 }`;
 }
@@ -189,7 +192,7 @@ function smemBytes(t: F32Tile, aKFast: boolean, bKFast: boolean): number {
   return (t.DB === false ? 1 : 2) * 4 * t.BK * (BM + (aKFast ? 4 : 0) + BN + (bKFast ? 4 : 0));
 }
 
-export function tiledF32(ctx: OpContext, p: MatmulPlan, ab: GPUBuffer, bb: GPUBuffer, yb: GPUBuffer, yoff: number, batches: number): void {
+export function tiledF32(ctx: OpContext, p: MatmulPlan, ab: GPUBuffer, bb: GPUBuffer, yb: GPUBuffer, yoff: number, batches: number, epi: Epilogue | null = null): void {
   const aKFast = p.sak === 1;
   const bKFast = p.sbn !== 1;
   let t = pickTile(p, batches);
@@ -198,8 +201,9 @@ export function tiledF32(ctx: OpContext, p: MatmulPlan, ab: GPUBuffer, bb: GPUBu
   const vecOut = p.N % 4 === 0 && yoff % 4 === 0;
   const { TX, TY, BM, BN } = grid(t);
   const al = alignedAxes(p, BM, BN, t.BK);
-  const key = `mm f32v4 ${t.TM}x${t.TN}x${t.BK}${t.DB === false ? ' sb' : ''}${t.UN ? ' un' : ''}${t.NP && t.DB === false ? ' np' : ''} ${TX}x${TY} ${aKFast ? 'aK' : 'aM'} ${bKFast ? 'bK' : 'bN'}${vecOut ? '' : ' y1'}${alignedKey(al)}`;
-  const k = ctx.kernel(key, () => code(t, aKFast, bKFast, vecOut, al));
+  const key = `mm f32v4 ${t.TM}x${t.TN}x${t.BK}${t.DB === false ? ' sb' : ''}${t.UN ? ' un' : ''}${t.NP && t.DB === false ? ' np' : ''} ${TX}x${TY} ${aKFast ? 'aK' : 'aM'} ${bKFast ? 'bK' : 'bN'}${vecOut ? '' : ' y1'}${alignedKey(al)}${epiKey(epi)}`;
+  const k = ctx.kernel(key, () => code(t, aKFast, bKFast, vecOut, al, epi));
   const params = planParams(p, yoff);
-  ctx.run(k, [ab, bb, yb], params, [Math.ceil(p.N / BN), Math.ceil(p.M / BM), batches]);
+  if (epi) params.u32(epi.boff);
+  ctx.run(k, epi ? [ab, bb, yb, epi.bias] : [ab, bb, yb], params, [Math.ceil(p.N / BN), Math.ceil(p.M / BM), batches]);
 }

@@ -10,8 +10,8 @@
 import type { DType } from '../../../tensor/dtype.js';
 import { BUILTINS, Params, WG_INDEX, type OpContext } from './context.js';
 import type { Kernel } from '../runtime.js';
-import { PRELUDE, cdiv, inBinding, lines, loaders, outBinding, storers } from '../wgsl.js';
-import { PLAN_HEAD, planParams, type MatmulPlan } from './matmul-plan.js';
+import { MATH, PRELUDE, cdiv, inBinding, lines, loaders, outBinding, storers } from '../wgsl.js';
+import { PLAN_HEAD, applyEpilogue, epiCode, epiKey, planParams, type Epilogue, type MatmulPlan } from './matmul-plan.js';
 
 /** Elements of B per 16-byte chunk. */
 const chunkOf = (d: string) => (d === 'f32' ? 4 : d === 'f16' ? 8 : 0);
@@ -141,7 +141,7 @@ ${lines(V, (e) => `      { let n = n0 + ${e}u; stf_y(${OUT(split)}, red[li * ${G
 /** Runs the vec4 GEMV (the caller checked `vecGemvFits`). */
 export function vecGemv(
   ctx: OpContext, p: MatmulPlan, adt: string, bdt: string, ab: GPUBuffer, bb: GPUBuffer,
-  ydt: string, yb: GPUBuffer, yoff: number, batches: number,
+  ydt: string, yb: GPUBuffer, yoff: number, batches: number, epi: Epilogue | null = null,
 ): void {
   const V = chunkOf(bdt);
   const bK = p.sbk === 1 && p.sbn !== 1;
@@ -157,7 +157,7 @@ export function vecGemv(
   const split = S > 1;
   const key = `mm gemv4 ${bK ? `bK${T}` : `bN${CH}`} m${p.M} ${adt}x${bdt}>${split ? 'f32 split' : ydt}`;
   const k = ctx.kernel(key, () => (bK ? bKCode(p.M, T, adt, bdt, ydt, split) : bNCode(p.M, CH, adt, bdt, ydt, split)));
-  runSplitK(ctx, k, p, planParams(p, yoff).u32(chunk), bK ? cdiv(p.N, 256 / T) : cdiv(p.N, CH * V), S, batches, [ab, bb], ydt, yb, yoff);
+  runSplitK(ctx, k, p, planParams(p, yoff).u32(chunk), bK ? cdiv(p.N, 256 / T) : cdiv(p.N, CH * V), S, batches, [ab, bb], ydt, yb, yoff, epi);
 }
 
 /**
@@ -166,26 +166,34 @@ export function vecGemv(
  */
 export function runSplitK(
   ctx: OpContext, k: Kernel, p: MatmulPlan, params: Params, cols: number, S: number, batches: number,
-  inputs: [GPUBuffer, GPUBuffer], ydt: string, yb: GPUBuffer, yoff: number,
+  inputs: [GPUBuffer, GPUBuffer], ydt: string, yb: GPUBuffer, yoff: number, epi: Epilogue | null = null,
 ): void {
   // the kernels index columns by wid.x alone (wid.y is the k-split), so x cannot be folded
   if (cols > ctx.rt.device.limits.maxComputeWorkgroupsPerDimension) ctx.fail(`N = ${p.N} needs ${cols} workgroups along x, over the device's limit`);
   if (S === 1) {
     ctx.run(k, [...inputs, yb], params, [cols, 1, batches]);
+    if (epi) applyEpilogue(ctx, yb, yoff, batches * p.M * p.N, p.N, epi);
     return;
   }
   const part = ctx.temp(batches * S * p.M * p.N * 4);
   ctx.run(k, [...inputs, part.gpu], params, [cols, S, batches]);
-  splitSum(ctx, part.gpu, S, p.M * p.N, batches, ydt, yb, yoff);
+  splitSum(ctx, part.gpu, S, p.M * p.N, batches, ydt, yb, yoff, epi ? { ...epi, N: p.N } : null);
 }
 
-/** y[z, r] = Σ_i x[(z * S + i) * MN + r]: the partial sums of a k-split product. */
-export function splitSum(ctx: OpContext, x: GPUBuffer, S: number, MN: number, batches: number, ydt: string, yb: GPUBuffer, yoff: number): void {
-  const sum = ctx.kernel(`mm gemv sum >${ydt}`, () => `${PRELUDE}
+/**
+ * y[z, r] = Σ_i x[(z * S + i) * MN + r]: the partial sums of a k-split product (then the
+ * epilogue, for a linear layer: act(sum + bias[r % N])).
+ */
+export function splitSum(
+  ctx: OpContext, x: GPUBuffer, S: number, MN: number, batches: number, ydt: string, yb: GPUBuffer, yoff: number,
+  epi: (Epilogue & { N: number }) | null = null,
+): void {
+  const sum = ctx.kernel(`mm gemv sum >${ydt}${epiKey(epi)}`, () => `${PRELUDE}${epi ? MATH : ''}
 @group(0) @binding(0) var<storage, read> P: array<u32>;
 ${inBinding(1, 'x')}
 ${outBinding(2, 'y', ydt as DType)}
 ${storers('y', ydt as DType)}
+${epi ? epiCode(epi, 3, 4) : ''}
 @compute @workgroup_size(256)
 fn main(${BUILTINS}) {
   ${WG_INDEX}
@@ -195,8 +203,10 @@ fn main(${BUILTINS}) {
   let z = e / MN; let r = e % MN;
   var s = 0.0;
   for (var i = 0u; i < S; i++) { s = s + bitcast<f32>(x[(z * S + i) * MN + r]); }
-  stf_y(P[3] + e, s);
+  stf_y(P[3] + e, ${epi ? 'epi(s, r % P[5])' : 's'});
 }`);
   const n = MN * batches;
-  ctx.run(sum, [x, yb], new Params().u32(MN, S, batches, yoff), [cdiv(n, 256)]);
+  const params = new Params().u32(MN, S, batches, yoff);
+  if (epi) params.u32(epi.boff, epi.N);
+  ctx.run(sum, epi ? [x, yb, epi.bias] : [x, yb], params, [cdiv(n, 256)]);
 }

@@ -1,9 +1,10 @@
 // The plan of a batched matmul on strided views, shared by every matmul kernel: shapes and
 // strides with broadcast weights folded into M, the parameter words that carry them to the GPU
 // (planParams), and the WGSL lines that read those words back (PLAN_HEAD).
-import type { OpDesc, View } from '../../../tensor/backend.js';
-import { collapse } from './elementwise.js';
-import { Params, type OpContext } from './context.js';
+import type { OpDesc, UnaryFn, View } from '../../../tensor/backend.js';
+import { collapse, unaryExpr } from './elementwise.js';
+import { BUILTINS, Params, WG_INDEX, type OpContext } from './context.js';
+import { MATH, PRELUDE, cdiv } from '../wgsl.js';
 
 type Op<K extends OpDesc['op']> = Extract<OpDesc, { op: K }>;
 
@@ -18,8 +19,7 @@ export interface MatmulPlan {
 }
 
 /** Shapes and strides of a matmul, with broadcast weights folded into M. */
-export function planMatmul(ctx: OpContext<Op<'matmul'>>, a: View, b: View): MatmulPlan {
-  const { transA, transB } = ctx.op;
+export function planMatmul(ctx: OpContext, a: View, b: View, transA = (ctx.op as Op<'matmul'>).transA, transB = (ctx.op as Op<'matmul'>).transB): MatmulPlan {
   const r = a.shape.length;
   if (r < 2 || b.shape.length !== r) ctx.fail('a and b need the same rank >= 2 (batch dims already broadcast)');
   const [a0, a1] = [a.shape[r - 2]!, a.shape[r - 1]!];
@@ -95,3 +95,31 @@ export const PLAN_HEAD = `
   let bbase = u32(bitcast<i32>(P[17]) + i32(z0) * bitcast<i32>(P[9]) + i32(z1) * bitcast<i32>(P[10]) + i32(z2) * bitcast<i32>(P[11]));
   let sam = P[12]; let sak = P[13]; let sbk = P[14]; let sbn = P[15];
   let ybase = P[18] + z * M * N;`;
+
+/** A linear layer's epilogue applied where the product is stored: y = act(y + bias[n]) (bias f32). */
+export interface Epilogue { bias: GPUBuffer; boff: number; act: UnaryFn | null }
+
+/** Kernel-cache key suffix of an epilogue. */
+export const epiKey = (e: Epilogue | null | undefined) => (e ? ` +b${e.act ? ` ${e.act}` : ''}` : '');
+
+/** WGSL: the bias binding and `fn epi(v, n)`, the bias offset read from word P[word]. */
+export function epiCode(e: Epilogue, binding: number, word: number): string {
+  return `@group(0) @binding(${binding}) var<storage, read> bias: array<f32>;
+fn epi(v: f32, n: u32) -> f32 { let x = v + bias[P[${word}] + n]; return ${e.act ? unaryExpr(e.act) : 'x'}; }`;
+}
+
+/** y[i] = epi(y[i], i % N) over `count` elements from `yoff`, in place (products whose kernel has no epilogue). */
+export function applyEpilogue(ctx: OpContext, yb: GPUBuffer, yoff: number, count: number, N: number, e: Epilogue): void {
+  const k = ctx.kernel(`epilogue${epiKey(e)}`, () => `${PRELUDE}${MATH}
+@group(0) @binding(0) var<storage, read> P: array<u32>;
+@group(0) @binding(1) var<storage, read_write> y: array<f32>;
+${epiCode(e, 2, 3)}
+@compute @workgroup_size(256)
+fn main(${BUILTINS}) {
+  ${WG_INDEX}
+  let i = wg * 256u + li;
+  if (i >= P[0]) { return; }
+  y[P[2] + i] = epi(y[P[2] + i], i % P[1]);
+}`);
+  ctx.run(k, [yb, e.bias], new Params().u32(count, N, yoff, e.boff), [cdiv(count, 256)]);
+}

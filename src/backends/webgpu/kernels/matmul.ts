@@ -8,24 +8,41 @@
 // Weights shared by every batch (stride 0) fold the batch into M (matmul-plan.ts). A product with
 // few output tiles and a long K (GPT-2's MLP down-projection in prefill) is split along K: the
 // k-ranges become a batch of partial products, which a second pass adds.
-import type { OpDesc } from '../../../tensor/backend.js';
+import type { OpDesc, View } from '../../../tensor/backend.js';
 import { BUILTINS, Params, WG_INDEX, type OpContext } from './context.js';
 import { PRELUDE, cdiv, inBinding, lines, loaders, outBinding, storers } from '../wgsl.js';
 import { trySubgroupMatmul } from './matmul-f16.js';
 import { f32Vec4Fits, tiledF32 } from './matmul-f32.js';
 import { runSplitK, splitSum, vecGemv, vecGemvFits } from './matmul-gemv.js';
 import { envVar } from '../../../io/env.js';
-import { PLAN_HEAD_I32 as PLAN_HEAD, planMatmul, planParams, type MatmulPlan } from './matmul-plan.js';
+import { PLAN_HEAD_I32 as PLAN_HEAD, applyEpilogue, planMatmul, planParams, type Epilogue, type MatmulPlan } from './matmul-plan.js';
 
 type Op<K extends OpDesc['op']> = Extract<OpDesc, { op: K }>;
 
 export function matmul(ctx: OpContext<Op<'matmul'>>): void {
   const [a, b] = ctx.inputs;
   if (!a || !b || ctx.inputs.length !== 2 || ctx.outputs.length !== 1) ctx.fail('matmul takes a, b and one output');
-  const plan = planMatmul(ctx, a, b);
+  product(ctx, planMatmul(ctx, a, b), a, b, null);
+}
+
+/**
+ * y = act(x · w + bias), x [M, K]: the GEMV and vec4 f32 kernels (and the sum of a split product)
+ * apply the bias and activation as they store; other paths run the product, then the epilogue.
+ */
+export function linear(ctx: OpContext<Op<'linear'>>): void {
+  const [x, w, bias] = ctx.inputs;
+  if (!x || !w || !bias || ctx.inputs.length !== 3 || ctx.outputs.length !== 1) ctx.fail('linear takes x, w, bias and one output');
+  if (bias.dtype !== 'f32' || bias.shape.length !== 1) ctx.fail('bias must be f32 [N]');
+  const plan = planMatmul(ctx, x, w, false, ctx.op.transB);
+  const bd = ctx.dense(2);
+  product(ctx, plan, x, w, { bias: bd.gpu, boff: bd.offset, act: ctx.op.act });
+}
+
+function product(ctx: OpContext, plan: MatmulPlan, a: View, b: View, epi: Epilogue | null): void {
   const batches = plan.bshape[0] * plan.bshape[1] * plan.bshape[2];
   if (plan.M === 0 || plan.N === 0 || batches === 0) return;
   const yd = ctx.denseOut(0);
+  const later = () => { if (epi) applyEpilogue(ctx, yd.gpu, yd.offset, batches * plan.M * plan.N, plan.N, epi); };
   if (plan.K === 0) {
     const k = ctx.kernel(`zero ${yd.dtype}`, () => `${PRELUDE}
 @group(0) @binding(0) var<storage, read> P: array<u32>;
@@ -35,26 +52,29 @@ ${storers('y', yd.dtype)}
 fn main(${BUILTINS}) { ${WG_INDEX} let i = wg * 256u + li; if (i < P[0]) { stb_y(P[1] + i, 0u); } }`);
     const n = plan.M * plan.N * batches;
     ctx.run(k, [yd.gpu], new Params().u32(n, yd.offset), [cdiv(n, 256)]);
+    later();
     return;
   }
   const ab = ctx.buffer(a);
   const bb = ctx.buffer(b);
-  if (trySubgroupMatmul(ctx, plan, a.dtype, b.dtype, ab, bb, yd)) return;
-  if (plan.M <= 8 && vecGemvFits(plan, a.dtype, b.dtype)) vecGemv(ctx, plan, a.dtype, b.dtype, ab, bb, yd.dtype, yd.gpu, yd.offset, batches);
-  else if (plan.M <= 8) gemv(ctx, plan, a.dtype, b.dtype, ab, bb, yd.dtype, yd.gpu, yd.offset, batches);
+  if (trySubgroupMatmul(ctx as OpContext<Op<'matmul'>>, plan, a.dtype, b.dtype, ab, bb, yd)) { later(); return; }
+  if (plan.M <= 8 && vecGemvFits(plan, a.dtype, b.dtype)) vecGemv(ctx, plan, a.dtype, b.dtype, ab, bb, yd.dtype, yd.gpu, yd.offset, batches, epi);
+  else if (plan.M <= 8) gemv(ctx, plan, a.dtype, b.dtype, ab, bb, yd.dtype, yd.gpu, yd.offset, batches, epi);
   else if (f32Vec4Fits(plan, a.dtype, b.dtype, yd.dtype)) {
     const S = batches === 1 ? splitKOf(plan) : 1;
-    if (S === 1) tiledF32(ctx, plan, ab, bb, yd.gpu, yd.offset, batches);
+    if (S === 1) tiledF32(ctx, plan, ab, bb, yd.gpu, yd.offset, batches, epi);
     else {
       // k-range i of the split is batch i: A and B step by a chunk of K, partial products at i·M·N
       const chunk = plan.K / S;
       const part = ctx.temp(S * plan.M * plan.N * 4);
       const split: MatmulPlan = { ...plan, K: chunk, bshape: [S, 1, 1], abs: [chunk * plan.sak, 0, 0], bbs: [chunk * plan.sbk, 0, 0] };
       tiledF32(ctx, split, ab, bb, part.gpu, 0, S);
-      splitSum(ctx, part.gpu, S, plan.M * plan.N, 1, yd.dtype, yd.gpu, yd.offset);
+      splitSum(ctx, part.gpu, S, plan.M * plan.N, 1, yd.dtype, yd.gpu, yd.offset, epi ? { ...epi, N: plan.N } : null);
     }
+  } else {
+    tiled(ctx, plan, a.dtype, b.dtype, ab, bb, yd.dtype, yd.gpu, yd.offset, batches);
+    later();
   }
-  else tiled(ctx, plan, a.dtype, b.dtype, ab, bb, yd.dtype, yd.gpu, yd.offset, batches);
 }
 
 const SPLIT_K = envVar('ACTLAB_WEBGPU_SPLITK');
@@ -163,7 +183,7 @@ function tiled(
  */
 function gemv(
   ctx: OpContext, p: MatmulPlan, adt: string, bdt: string, ab: GPUBuffer, bb: GPUBuffer,
-  ydt: string, yb: GPUBuffer, yoff: number, batches: number,
+  ydt: string, yb: GPUBuffer, yoff: number, batches: number, epi: Epilogue | null,
 ): void {
   const bK = p.sbk === 1 && p.sbn !== 1;
   // bK: 8 columns per workgroup, 32 lanes along k each; else 64 columns x 4 k-slices.
@@ -226,5 +246,5 @@ fn main(${BUILTINS}) {
     for (var m = 0u; m < M; m++) { stf_y(out + m * N + n, red[m * 256u + li]); }
   }
 }`);
-  runSplitK(ctx, k, p, planParams(p, yoff).u32(chunk), cdiv(p.N, COLS), S, batches, [ab, bb], ydt, yb, yoff);
+  runSplitK(ctx, k, p, planParams(p, yoff).u32(chunk), cdiv(p.N, COLS), S, batches, [ab, bb], ydt, yb, yoff, epi);
 }
