@@ -15,6 +15,7 @@ import * as F from '../src/ops/index.js';
 import { openWebGpu } from './webgpu-helpers.js';
 import { qmatmul } from '../src/ops/quant.js';
 import { QuantizedTensor } from '../src/tensor/quantized.js';
+import { setMatmulSplitK } from '../src/backends/webgpu/kernels/matmul.js';
 
 const { backend, reason, driver } = await openWebGpu();
 if (!backend) console.log(`webgpu tests skipped: ${reason}`);
@@ -64,6 +65,7 @@ describe.skipIf(!backend)('webgpu backend', () => {
       [3, 700, 300, false], [1, 512, 200, true], [5, 1000, 64, true],
       [128, 4096, 256, false], [96, 2048, 192, true], [64, 3072, 128, false, true],
     ];
+    setMatmulSplitK('auto'); // off by default
     for (const [M, K, N, transB, transA = false] of cases) {
       const a = Array.from({ length: M * K }, (_, i) => Math.sin(i * 0.37));
       const b = Array.from({ length: K * N }, (_, i) => Math.cos(i * 0.11));
@@ -74,6 +76,7 @@ describe.skipIf(!backend)('webgpu backend', () => {
       for (let i = 0; i < yr.length; i++) { num += (yr[i]! - yg[i]!) ** 2; den += yr[i]! ** 2; }
       expect(num / den, `${M}x${K}x${N}${transA ? ' Aᵀ' : ''}${transB ? ' Bᵀ' : ''}`).toBeLessThan(1e-10);
     }
+    setMatmulSplitK(1);
   }, 900_000);
 
   it('few-row products on 16-byte loads (f32 and f16 weights, both layouts, split K or not) match the reference', async () => {

@@ -2,7 +2,8 @@
 # The forward-speed run on the GPU machine, from a folder made by pack.sh: host-side counts per
 # decode step and per runWithCache (webgpu-counts), a CPU profile of decode, GPU time per op of a
 # runWithCache and of a GPT-2-medium prefill (webgpu-tune), and the model benchmark beside PyTorch.
-# Usage: cd PACKED && bash scripts/gpu/fwd-run.sh [counts] [profile] [ops] [model] [model-quick] [checks]
+# Usage: cd PACKED && bash scripts/gpu/fwd-run.sh [counts] [counts1] [profile] [ops] [model] [model-quick] [checks]
+# (checks: ACTLAB_OPS=op,op limits the conformance matrix)
 # Results go to $OUT/*.txt.
 source unpack.sh
 export ACTLAB_WEBGPU_FALLBACK=
@@ -10,7 +11,10 @@ nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | t
 for step in "$@"; do
   t0=$(date +%s)
   case "$step" in
-    counts) timeout 120 node dist/bench/webgpu-counts.js --model small --steps 64 --T 128 2>&1 | tee "$OUT/counts.txt" ;;
+    counts) timeout 120 node dist/bench/webgpu-counts.js --model small --steps 64 --T 128 2>&1 | tee -a "$OUT/counts.txt" ;;
+    counts1) # every dispatch of a step in one submit
+      echo "ACTLAB_WEBGPU_BATCH=100000" | tee -a "$OUT/counts.txt"
+      ACTLAB_WEBGPU_BATCH=100000 timeout 120 node dist/bench/webgpu-counts.js --model small --steps 64 --T 128 2>&1 | tee -a "$OUT/counts.txt" ;;
     profile)
       rm -rf /tmp/prof && timeout 120 node --cpu-prof --cpu-prof-dir=/tmp/prof dist/bench/webgpu-counts.js --model small --steps 256 --T 128 >/dev/null 2>&1
       node scripts/gpu/cpuprofile-top.mjs /tmp/prof/*.cpuprofile 60 > "$OUT/profile.txt"; head -30 "$OUT/profile.txt" ;;
@@ -21,7 +25,7 @@ for step in "$@"; do
     model) timeout 330 node dist/bench/webgpu-model.js 2>&1 | tee "$OUT/model.txt" | tail -20 ;;
     model-quick) timeout 240 node dist/bench/webgpu-model.js --quick 2>&1 | tee "$OUT/model.txt" | tail -20 ;;
     checks)
-      timeout 150 node scripts/gpu/conformance.mjs 2>&1 | tee "$OUT/conformance.txt" | tail -8
+      timeout 150 node scripts/gpu/conformance.mjs "${ACTLAB_OPS:-}" 2>&1 | tee "$OUT/conformance.txt" | tail -8
       ln -sfn ../../fixtures fixtures  # the travelling checkout's transformers fixtures
       timeout 150 node scripts/gpu/check-models.mjs --backend webgpu 2>&1 | tee "$OUT/models.txt" | tail -12 ;;
   esac

@@ -6,8 +6,9 @@
 //   gemv       M <= 8 otherwise: each workgroup streams a strip of B once for all rows of A.
 //   sgmat      f16 x f16 on tensor cores through subgroup matrices (matmul-f16.ts) when offered.
 // Weights shared by every batch (stride 0) fold the batch into M (matmul-plan.ts). A product with
-// few output tiles and a long K (GPT-2's MLP down-projection in prefill) is split along K: the
-// k-ranges become a batch of partial products, which a second pass adds.
+// few output tiles and a long K can be split along K (off by default: on the H200 the split
+// GPT-2-medium down-projection at T=512 measured 8% slower than one pass): the k-ranges become a
+// batch of partial products, which a second pass adds.
 import type { OpDesc, View } from '../../../tensor/backend.js';
 import { BUILTINS, Params, WG_INDEX, type OpContext } from './context.js';
 import { PRELUDE, cdiv, inBinding, lines, loaders, outBinding, storers } from '../wgsl.js';
@@ -77,16 +78,20 @@ fn main(${BUILTINS}) { ${WG_INDEX} let i = wg * 256u + li; if (i < P[0]) { stb_y
   }
 }
 
-const SPLIT_K = envVar('ACTLAB_WEBGPU_SPLITK');
+let splitK: number | 'auto' = envVar('ACTLAB_WEBGPU_SPLITK') === 'auto' ? 'auto' : Number(envVar('ACTLAB_WEBGPU_SPLITK') ?? 1) || 1;
+/** K-split of single f32 products: S ranges, 'auto' (the heuristic below), or 1 (off, the default; ACTLAB_WEBGPU_SPLITK sets it too). */
+export function setMatmulSplitK(s: number | 'auto'): void {
+  splitK = s;
+}
 
 /**
- * How many k-ranges a single f32 product is split into: where its 128x128 tiles fill less than
- * half of a large GPU's 132 SMs and K is long, up to 8 ranges of at least 512 (each a multiple of
- * 16), keeping the tiles of all ranges within two waves. ACTLAB_WEBGPU_SPLITK=S forces S (1: off).
+ * How many k-ranges a single f32 product is split into. 'auto': where its 128x128 tiles fill less
+ * than half of a large GPU's 132 SMs and K is long, up to 8 ranges of at least 512 (each a
+ * multiple of 16), keeping the tiles of all ranges within two waves.
  */
 function splitKOf(p: MatmulPlan): number {
   const fits = (S: number) => p.K % (16 * S) === 0;
-  if (SPLIT_K) { const S = Number(SPLIT_K); return S > 1 && fits(S) ? S : 1; }
+  if (splitK !== 'auto') return splitK > 1 && fits(splitK) ? splitK : 1;
   const tiles = Math.ceil(p.M / 128) * Math.ceil(p.N / 128);
   if (p.M < 64 || tiles >= 66 || p.K < 2048) return 1;
   for (const S of [8, 4, 2]) if (p.K / S >= 512 && fits(S) && tiles * S <= 264) return S;
