@@ -1,6 +1,6 @@
 #!/bin/bash
-# Packs what a GPU-machine run needs into one small folder, for when the checkout that travels
-# leaves little room under the 64 MiB limit: a stripped node binary (xz), node_modules with only
+# Packs what a run on a GPU machine without Node needs into one small folder: a stripped node
+# binary (xz), node_modules with only
 # the `webgpu` package (Dawn for linux-x64; nothing else is loaded by the WebGPU benchmarks), the
 # Vulkan/EGL loader .debs, the build's JavaScript (no maps, no .d.ts), the Python peers and
 # scripts/gpu; about 27 MB in all. On the GPU machine: `source DEST/unpack.sh` from DEST.
