@@ -193,4 +193,24 @@ describe('lab server', () => {
     expect(after.cancelled).toBe(before.cancelled + 1);
     expect(lab.pending()).toBe(0);
   }, 120_000);
+
+  it('refuses to start on a port in use, or with a model that does not load, and says which option is wrong', async () => {
+    // The port the shared server holds: a second server there fails with advice, not EADDRINUSE alone.
+    const busy = await startLabServer({ port: lab.port, staticDir: page }).then((l) => l.close().then(() => null), (e: Error) => e.message);
+    console.log(`port in use: ${busy}`);
+    expect(busy).toMatch(new RegExp(`--port ${lab.port}: 127\\.0\\.0\\.1:${lab.port} is already in use.*--port 0`));
+    // A --model that is not a model: the error names it and the server stops listening (else the
+    // command would print the error and then hang, serving nothing).
+    const bad = join(models, 'notes.bin');
+    writeFileSync(bad, 'not a model');
+    const free = await startLabServer({ port: 0, staticDir: page });
+    const port = free.port;
+    await free.close();
+    const failed = await startLabServer({ port, staticDir: page, dirs: [models], model: bad }).then((l) => l.close().then(() => null), (e: Error) => e.message);
+    console.log(`bad model: ${failed}`);
+    expect(failed).toMatch(/notes\.bin/);
+    const again = await startLabServer({ port, staticDir: page });
+    expect(again.port).toBe(port);
+    await again.close();
+  }, 60_000);
 });
