@@ -1,6 +1,7 @@
 // Reductions along one axis: reduce (sum/mean/max/min/argmax/argmin), cumsum, topk, with the
 // reference's NaN policy (max/min propagate NaN; arg* and topk rank NaN highest, first wins).
-// Rows along the last axis reduce in one workgroup each; other axes one thread per output.
+// Rows along the last axis of WG elements or more reduce in one workgroup each; shorter rows and
+// other axes one thread per output.
 import type { OpDesc } from '../../../tensor/backend.js';
 import { BUILTINS, Params, WG_INDEX, splitAt, numel, type OpContext } from './context.js';
 import { PRELUDE, cdiv, inBinding, isFloatDType, loaders, outBinding, storers } from '../wgsl.js';
@@ -26,7 +27,10 @@ export function reduce(ctx: OpContext<Op<'reduce'>>): void {
   const xd = ctx.dense(0);
   const yd = ctx.denseOut(0);
   const intPath = !isFloatDType(xd.dtype);
-  const rowWise = inner === 1 && n >= 32 && !intPath;
+  // A workgroup per row pays off for long rows; a row shorter than the workgroup leaves most of
+  // its threads idle at every barrier (on a software driver such as SwiftShader as costly as
+  // working), so short rows take one thread each.
+  const rowWise = inner === 1 && n >= WG && !intPath;
   const key = `reduce ${fn} ${xd.dtype}>${yd.dtype} ${rowWise ? 'row' : 'seq'}`;
   const k = ctx.kernel(key, () => {
     const T = intPath ? 'i32' : 'f32';
