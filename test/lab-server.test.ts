@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startLabServer, type LabServer } from '../src/cli/lab-server.js';
+import { capture } from './helpers/capture.js';
 import { organismDir } from '../src/cli/lab-server.js';
 import { labModel } from '../src/lab/model.js';
 import { runView } from '../src/lab/views.js';
@@ -55,6 +56,8 @@ describe('lab server', () => {
     console.log(`missing token: ${missing.status} ${JSON.stringify(await missing.json())}`);
     const wrong = await api('models', undefined, 'x'.repeat(48));
     expect(wrong.status).toBe(403);
+    // A page left open from an earlier run: the message says what to do.
+    expect(((await wrong.json()) as { error: string }).error).toMatch(/wrong token.*open the URL it printed/);
     expect((await api('models')).status).toBe(200);
   });
 
@@ -213,4 +216,10 @@ describe('lab server', () => {
     expect(again.port).toBe(port);
     await again.close();
   }, 60_000);
+
+  it('actlab lab --help says how to open the page, with examples', async () => {
+    const r = await capture(['lab', '--help']);
+    expect(r.code).toBe(0);
+    for (const want of [/--model <M>/, /--dir <folder\.\.\.>/, /--port <n>.*0 picks a free one/, /token, new at every run/, /Examples:\n\s+actlab lab /, /docs\/lab\.md/]) expect(r.out).toMatch(want);
+  });
 });

@@ -295,7 +295,7 @@ export async function startLabServer(o: LabServerOptions = {}): Promise<LabServe
     }
     const given = url.searchParams.get('token');
     if (!given) { req.resume(); sendJson(res, 401, { error: 'missing token: every API call needs ?token= (printed by `actlab lab`)' }); return; }
-    if (!tokenOk(given, token)) { req.resume(); sendJson(res, 403, { error: 'wrong token' }); return; }
+    if (!tokenOk(given, token)) { req.resume(); sendJson(res, 403, { error: 'wrong token: each run of `actlab lab` has its own; open the URL it printed' }); return; }
     api(req, res, url, ac.signal).catch((e: unknown) => {
       if (e instanceof LabCancelledError || ac.signal.aborted) {
         stats.cancelled++;
