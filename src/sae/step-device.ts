@@ -6,13 +6,12 @@
 // path when the backend cannot read synchronously. TopK and ReLU-L1 ('standard') SAEs.
 // Not for: transcoders, BatchTopK, JumpReLU or ghost grads on such backends (train.ts says so).
 import type { Backend } from '../tensor/backend.js';
-import { arange, zeros } from '../ops/creation.js';
-import { add, gt, mul, ne, relu, rsqrt, sqrt, square, sub, where, div } from '../ops/elementwise.js';
+import { zeros } from '../ops/creation.js';
+import { add, div, ge, gt, mul, ne, relu, rsqrt, sqrt, square, sub, where } from '../ops/elementwise.js';
 import { cast, concat } from '../ops/layout.js';
 import { matmul } from '../ops/linalg.js';
-import { gather, scatterAdd } from '../ops/nn.js';
 import { adamwStep } from '../ops/optim.js';
-import { mean, sum, topk } from '../ops/reduce.js';
+import { mean, reduce, sum, topk } from '../ops/reduce.js';
 import { keep, tidy } from '../tensor/engine.js';
 import { Tensor } from '../tensor/tensor.js';
 import type { Sae } from './sae.js';
@@ -20,35 +19,21 @@ import type { Sae } from './sae.js';
 /** The architectures whose training step runs on an asynchronous backend. */
 export const DEVICE_SAE_ARCHITECTURES = ['topk', 'standard'] as const;
 
-/** Flat indices of `indices` [rows, k] into a [rows, n] block, as i32 [rows * k]. */
-function flatIndices(indices: Tensor, rows: number, n: number): Tensor {
-  const k = indices.shape[1]!;
-  const base = arange(0, rows * n, n, 'i32', { backend: indices.backend }).reshape([rows, 1]);
-  return add(indices, base).reshape([rows * k]);
-}
-
-/** [rows, n] zeros with `values` [rows * k] placed at the flat positions `flat` [rows * k]. */
-function scatterFlat(values: Tensor, flat: Tensor, rows: number, n: number): Tensor {
-  const z = zeros([rows * n, 1], 'f32', { backend: values.backend });
-  return scatterAdd(z, flat, values.reshape([flat.shape[0]!, 1])).reshape([rows, n]);
-}
-
-/** The values of `block` [rows, n] at the flat positions `flat`, as [rows * k]. */
-function gatherFlat(block: Tensor, flat: Tensor): Tensor {
-  return gather(block.reshape([block.shape[0]! * block.shape[1]!, 1]), flat).reshape([flat.shape[0]!]);
-}
-
 /**
- * TopK activations on the backend: the k largest entries of each row of pre [rows, n] (ties keep the
- * lower index), ReLU'd, the rest 0. Also the flat positions and the gate (selected and > 0) [rows * k].
+ * The k largest entries of each row of pre [rows, n] as a u8 mask: entries at or above the row's
+ * k-th largest value (the `topk` op's last value). Exactly k per row unless values tie at the k-th
+ * (then all of them pass; the host trainer keeps the lower indices), which real-valued
+ * pre-activations do with probability ~0. A mask, not a scatter of the selected indices: the
+ * backend's scatterAdd visits every (target, index) pair, far too slow at [4096, 24576].
  */
-export function topkActsDevice(pre: Tensor, k: number): { acts: Tensor; flat: Tensor; gate: Tensor } {
-  const [rows, n] = [pre.shape[0]!, pre.shape[1]!];
-  const { values, indices } = topk(pre, k, -1);
-  const flat = flatIndices(indices, rows, n);
-  const v = values.reshape([rows * k]);
-  const acts = scatterFlat(relu(v), flat, rows, n);
-  return { acts, flat, gate: gt(v, 0) };
+export function topkMaskDevice(pre: Tensor, k: number): Tensor {
+  return tidy(() => ge(pre, reduce('min', topk(pre, k, -1).values, -1, { keepDims: true })));
+}
+
+/** TopK activations on the backend: the k largest entries of each row of pre [rows, n], ReLU'd, the rest 0. */
+export function topkActsDevice(pre: Tensor, k: number): { acts: Tensor; mask: Tensor } {
+  const mask = topkMaskDevice(pre, k);
+  return { acts: where(mask, relu(pre), 0), mask };
 }
 
 export interface DeviceStepSettings {
@@ -126,7 +111,7 @@ export class DeviceSaeTrainer {
       if (arch === 'topk') {
         const a = topkActsDevice(pre, sae.cfg.k!);
         acts = a.acts;
-        gPreOf = (gActs) => scatterFlat(where(a.gate, gatherFlat(gActs, a.flat), 0), a.flat, rows, n);
+        gPreOf = (gActs) => where(a.mask, where(gt(pre, 0), gActs, 0), 0);
       } else {
         // ReLU with the L1 penalty weighted by the decoder row norms (SAELens 'standard').
         acts = relu(pre);
@@ -154,15 +139,14 @@ export class DeviceSaeTrainer {
         kAux = Math.min(kAux, numDead);
         const deadMask = gt(this.sinceFired, s.window); // [d_sae] u8
         const masked = where(deadMask, pre, -Infinity);
-        const { indices } = topk(masked, kAux, -1);
-        const flat = flatIndices(indices, rows, n);
-        const auxActs = scatterFlat(gatherFlat(pre, flat), flat, rows, n);
+        const sel = topkMaskDevice(masked, kAux); // dead units only: kAux <= dead, the others are -inf
+        const auxActs = where(sel, pre, 0);
         const v = add(add(matmul(auxActs, Wdec), bdec), e); // recons − residual
         aux = mul(sum(square(v).reshape([-1]), 0, { keepDims: true }), coef / rows);
         const gAux = mul(v, (2 * coef) / rows);
         dbdec = add(dbdec, sum(gAux, 0));
         dWdec = add(dWdec, matmul(auxActs, gAux, { transA: true }));
-        gPre = add(gPre, scatterFlat(gatherFlat(matmul(gAux, Wdec, { transB: true }), flat), flat, rows, n));
+        gPre = add(gPre, where(sel, matmul(gAux, Wdec, { transB: true }), 0));
       }
       const dWenc = matmul(xc, gPre, { transA: true }); // [d_in, d_sae]
       const dbenc = sum(gPre, 0); // [d_sae]
