@@ -19,7 +19,7 @@ fi
 if [ ! -f "$dest/nm.tar.xz" ]; then
   list=$(mktemp)
   (cd "$nm/.." && npm ls --omit=dev --all --parseable 2>/dev/null | sed "s#^$PWD/##" | grep '^node_modules/' \
-    | grep -v -E 'onnxruntime-node|@huggingface/tasks|@webgpu/types|^node_modules/webgpu$' | sort -u) > "$list"
+    | grep -v -E 'onnxruntime-node|@webgpu/types|^node_modules/webgpu$' | sort -u) > "$list"
   (cd "$nm/.." && ls -d node_modules/webgpu/* | grep -v '/dist$'; echo node_modules/webgpu/dist/linux-x64) >> "$list"
   tar cJf "$dest/nm.tar.xz" -C "$nm/.." -T "$list"
   rm "$list"
