@@ -131,6 +131,7 @@ export function rand(shape: readonly number[], opts: { seed?: number; low?: numb
   const rng = new Rng(opts.seed ?? 0);
   const lo = opts.low ?? 0;
   const hi = opts.high ?? 1;
-  const v = Float32Array.from({ length: numel(shape) }, () => lo + (hi - lo) * rng.uniform());
+  const v = new Float32Array(numel(shape));
+  for (let i = 0; i < v.length; i++) v[i] = lo + (hi - lo) * rng.uniform();
   return Tensor.from(v, shape, opts.dtype ?? 'f32', opts.backend ?? getBackend());
 }
