@@ -240,14 +240,14 @@ const rowLoop = (bits, pk) => `
         ;; order, so a binary search finds the first, and the run ends at the first past the slice
         (if ${g('sparse')} (then
           ${set('e', `(i32.load ${g('rp')})`)} ${set('e1', `(i32.load offset=4 ${g('rp')})`)}
+          ${set('len', `(i32.sub ${g('e1')} ${g('e')})`)}
           (block $bd (loop $bl
-            (br_if $bd (i32.ge_u ${g('e')} ${g('e1')}))
-            ${set('k', `(i32.shr_u (i32.add ${g('e')} ${g('e1')}) ${i32(1)})`)}
-            (if (i32.lt_u (i32.load16_u (i32.add ${g('ov')} (i32.shl ${g('k')} ${i32(1)}))) ${g('c0')})
-              (then ${set('e', `(i32.add ${g('k')} ${i32(1)})`)})
-              (else ${set('e1', g('k'))}))
+            (br_if $bd (i32.eqz ${g('len')}))
+            ${set('k', `(i32.add ${g('e')} (i32.shr_u ${g('len')} ${i32(1)}))`)}
+            ${set('lt', `(i32.lt_u (i32.load16_u (i32.add ${g('ov')} (i32.shl ${g('k')} ${i32(1)}))) ${g('c0')})`)}
+            ${set('e', `(select (i32.add ${g('k')} ${i32(1)}) ${g('e')} ${g('lt')})`)}
+            ${set('len', `(select (i32.sub (i32.sub ${g('len')} (i32.shr_u ${g('len')} ${i32(1)})) ${i32(1)}) (i32.shr_u ${g('len')} ${i32(1)}) ${g('lt')})`)}
             (br $bl)))
-          ${set('e1', `(i32.load offset=4 ${g('rp')})`)}
           (block $ed (loop $el
             (br_if $ed (i32.ge_u ${g('e')} ${g('e1')}))
             ${set('k', `(i32.sub (i32.load16_u (i32.add ${g('ov')} (i32.shl ${g('e')} ${i32(1)}))) ${g('c0')})`)}
@@ -271,7 +271,7 @@ const DEC_ROWS = `
   (func $dec_rows (param $s i32) (param $row0 i32) (param $rstep i32) (param $nr i32) (param $c0 i32) (param $n i32) (param $out i32) (param $tab i32)
     (local $fast i32) (local $main i32) (local $r i32) (local $codes i32) (local $codesStep i32) (local $c i32) (local $cEnd i32) (local $o i32)
     (local $params i32) (local $gb i32) (local $G i32) (local $ng i32) (local $span i32) (local $ga i32) (local $gRow i32) (local $gStep i32)
-    (local $chs i32) (local $cho i32) (local $sparse i32) (local $rp i32) (local $rpStep i32) (local $ov i32) (local $oval i32) (local $e i32) (local $e1 i32) (local $k i32)
+    (local $chs i32) (local $cho i32) (local $sparse i32) (local $rp i32) (local $rpStep i32) (local $ov i32) (local $oval i32) (local $e i32) (local $e1 i32) (local $k i32) (local $len i32) (local $lt i32)
     (local $cv v128) (local $mlo v128) (local $p0 v128) (local $p1 v128) (local $p2 v128) (local $p3 v128) (local $z0 v128) (local $z1 v128) (local $z2 v128) (local $z3 v128)
     (local $l0 v128) (local $l1 v128) (local $l2 v128) (local $l3 v128) (local $xmv v128) (local $bias v128) (local $scv v128) (local $ofv v128) (local $a v128) (local $b v128)
     ${set('fast', `(i32.load offset=${KVS.fast} ${g('s')})`)}

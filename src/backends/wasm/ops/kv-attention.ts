@@ -13,13 +13,25 @@ import { addr, inside, isContiguous, threadsFor } from './rows.js';
 
 const { KVA, KVS, NB } = KERNEL_CONSTANTS.kvattn;
 
+interface FastPath { fast: number; xm: number; bias: number }
+/** Per layout object (a stream keeps its layout and table until it grows) and slice width. */
+const fastPaths = new WeakMap<object, Map<number, FastPath>>();
+
+function fastPath(s: PackedStreamViews, n: number, rt: WasmRuntime): FastPath {
+  let byN = fastPaths.get(s.layout);
+  if (!byN) fastPaths.set(s.layout, (byN = new Map()));
+  let fp = byN.get(n);
+  if (!fp) byN.set(n, (fp = findFastPath(s, n, rt)));
+  return fp;
+}
+
 /**
  * Which decoder the kernel may use on head slices of `n` values (KVS.fast, xm, bias): 4-bit codes
  * through the table's byte planes, 8-bit codes whose table is an integer ramp (q8_0's int8(i),
  * uniform i) by conversion. Both need whole 8-value chunks and, for group params, a slice made of
  * whole groups or lying inside one. 0: a value at a time.
  */
-function fastPath(s: PackedStreamViews, n: number, rt: WasmRuntime): { fast: number; xm: number; bias: number } {
+function findFastPath(s: PackedStreamViews, n: number, rt: WasmRuntime): FastPath {
   const L = s.layout;
   const none = { fast: 0, xm: 0, bias: 0 };
   if (n % 8 !== 0 || (L.params === 'group' && !((n % L.G === 0 && L.G % 8 === 0) || L.G % n === 0))) return none;
