@@ -113,6 +113,21 @@ describe('packed rows', () => {
     expect(Array.from(sink.y)).toEqual(Array.from(x));
   });
 
+  it('per-token outliers: |x − median(row)| > tau for odd and even rows with ties', () => {
+    let mismatches = 0;
+    for (let t = 0; t < 300; t++) {
+      const n = 1 + (t % 67);
+      const x = Float32Array.from(randomRow(n, 100 + t), (v) => Math.round(v * (t % 3 ? 10 : 3)) / (t % 2 ? 1 : 7));
+      const s = Array.from(x).sort((a, b) => a - b);
+      const med = n % 2 ? s[n >> 1]! : (s[(n >> 1) - 1]! + s[n >> 1]!) / 2;
+      const want = Array.from(x).flatMap((v, i) => (Math.abs(v - med) > 0.4 ? [i] : []));
+      const e: RowEncoder = { kind: 'uniform', bits: 4, R: n, params: 'group', G: n, grpBytes: 4, lut: fixedLut('uniform', 4), tau: 0.4 };
+      if (JSON.stringify(encodeRow(e, x).outIdx) !== JSON.stringify(want)) mismatches++;
+    }
+    console.log(`outlier rule against a sorted median: ${mismatches} of 300 rows differ`);
+    expect(mismatches).toBe(0);
+  });
+
   it('weighted k-means follows the weights', () => {
     const xs = Array.from({ length: 1000 }, (_, i) => -1 + (2 * i) / 999);
     const plain = weightedKMeans(xs, xs.map(() => 1), 4);

@@ -96,6 +96,25 @@ function nearest(lut: Float32Array, x: number): number {
 
 const f16 = (x: number): number => f16BitsToF32(f32ToF16Bits(x));
 
+/**
+ * The k-th smallest of a[0, end) (Hoare's selection, in place: afterwards a[0, k) ≤ a[k] ≤ a[k, end)).
+ * A row's median without sorting it (hand-written: no library selects in a typed array).
+ */
+function select(a: Float32Array, k: number, end = a.length): number {
+  let lo = 0, hi = end - 1;
+  while (lo < hi) {
+    const pivot = a[(lo + hi) >> 1]!;
+    let i = lo, j = hi;
+    while (i <= j) {
+      while (a[i]! < pivot) i++;
+      while (a[j]! > pivot) j--;
+      if (i <= j) { const t = a[i]!; a[i] = a[j]!; a[j] = t; i++; j--; }
+    }
+    if (k <= j) hi = j; else if (k >= i) lo = i; else break;
+  }
+  return a[k]!;
+}
+
 /** Encodes one row; `exact` keeps every value in the sparse list (a sink row). */
 export function encodeRow(e: RowEncoder, x: Float32Array, exact = false): EncodedRow {
   const { R, bits } = e;
@@ -132,9 +151,9 @@ export function encodeRow(e: RowEncoder, x: Float32Array, exact = false): Encode
       let med = 0;
       if (sorted) {
         sorted.set(row);
-        sorted.sort();
         const m = e.G >> 1;
-        med = e.G % 2 ? sorted[m]! : (sorted[m - 1]! + sorted[m]!) / 2;
+        const hi = select(sorted, m);
+        med = e.G % 2 ? hi : (select(sorted, m - 1, m) + hi) / 2;
       }
       let mn = Infinity, mx = -Infinity;
       for (let j = 0; j < e.G; j++) {
