@@ -21,8 +21,8 @@ export const exportNames = ['kv_attn_rows'];
 export const KVS = {
   main: 0, out: 4, bits: 8, R: 12, rowBytes: 16, params: 20, G: 24, grpBytes: 28,
   oGrp: 32, oRowptr: 36, oPos: 40, oLut: 44, oChan: 48, oVal: 52, sparse: 56,
-  /** 0: a value at a time; 4: 4-bit codes through the table's byte planes; 8: 8-bit integer ramp lut[i] = (i ^ xm) + bias. */
-  fast: 60, xm: 64, bias: 68, BYTES: 96,
+  /** 0: a value at a time; 4: 4-bit codes through the table's byte planes; 8: 8-bit lut[i] = int8(i); 9: 8-bit lut[i] = i. */
+  fast: 60, BYTES: 96,
 };
 /** Parameter block (i32 fields at byte offsets); q strides in elements; y contiguous [b, hq, tq, dv]. */
 export const KVA = {
@@ -163,7 +163,7 @@ const ROTATE = `
 // into four byte planes (byte k of every entry), each code picks its byte from each plane
 // (i8x16.swizzle) and zips rebuild the f32 lanes, so any table (uniform, q4_0's i − 8, a
 // calibrated codebook) decodes sixteen values in sixteen SIMD ops. Eight-bit codes whose table is
-// an integer ramp (q8_0's int8(i), uniform i) convert directly: ((code ^ xm) as u8) + bias.
+// the integers (q8_0's int8(i), uniform i) convert directly by sign or zero extension.
 const zipLo = '0 16 1 17 2 18 3 19 4 20 5 21 6 22 7 23';
 const zipHi = '8 24 9 25 10 26 11 27 12 28 13 29 14 30 15 31';
 const pairLo = '0 1 16 17 2 3 18 19 4 5 20 21 6 7 22 23';
@@ -185,14 +185,15 @@ function lut4(w) {
   if (w === 16) out += ` ${set('l2', `(i8x16.shuffle ${pairLo} ${g('z2')} ${g('z3')})`)} ${set('l3', `(i8x16.shuffle ${pairHi} ${g('z2')} ${g('z3')})`)}`;
   return out;
 }
-function lut8(w) {
-  const cvt = (lane, ext) => set(lane, `(f32x4.add (f32x4.convert_i32x4_s (i32x4.${ext}_i16x8_u ${g('cv')})) ${g('bias')})`);
+/** sign: 's' (q8_0's int8(i)) or 'u' (uniform i). */
+function lut8(w, sign) {
+  const cvt = (lane, ext) => set(lane, `(f32x4.convert_i32x4_s (i32x4.${ext}_i16x8_${sign} ${g('cv')}))`);
   let out = `
-          ${set('cv', `(i16x8.extend_low_i8x16_u (v128.xor (v128.load64_zero (i32.add ${g('codes')} ${g('c')})) ${g('xmv')}))`)}
+          ${set('cv', `(i16x8.extend_low_i8x16_${sign} (v128.load64_zero (i32.add ${g('codes')} ${g('c')})))`)}
           ${cvt('l0', 'extend_low')} ${cvt('l1', 'extend_high')}`;
   if (w === 16) {
     out += `
-          ${set('cv', `(i16x8.extend_low_i8x16_u (v128.xor (v128.load64_zero offset=8 (i32.add ${g('codes')} ${g('c')})) ${g('xmv')}))`)}
+          ${set('cv', `(i16x8.extend_low_i8x16_${sign} (v128.load64_zero offset=8 (i32.add ${g('codes')} ${g('c')})))`)}
           ${cvt('l2', 'extend_low')} ${cvt('l3', 'extend_high')}`;
   }
   return out;
@@ -214,7 +215,7 @@ function apply(pk, w) {
 const chunkLoop = (bits, pk, w) => `
           (block $d${bits}${pk}${w} (loop $l${bits}${pk}${w}
             (br_if $d${bits}${pk}${w} (i32.gt_u (i32.add ${g('c')} ${i32(w)}) ${g('cEnd')}))
-            ${bits === 4 ? lut4(w) : lut8(w)}
+            ${bits === 4 ? lut4(w) : lut8(w, bits === 8 ? 's' : 'u')}
             ${apply(pk, w)}
             ${Array.from({ length: w / 4 }, (_, u) => `(v128.store ${u ? `offset=${16 * u} ` : ''}${g('o')} ${g(`l${u}`)})`).join(' ')}
             ${inc('o', 4 * w)} ${inc('c', w)}
@@ -237,10 +238,20 @@ const rowLoop = (bits, pk) => `
           ${inc('ga', g('gb'))}
           (br $sl${bits}${pk})))
         ;; exact sparse entries of this row inside [c0, c0 + n): a row's entries are in channel
-        ;; order, so a binary search finds the first, and the run ends at the first past the slice
+        ;; order, so a count (or, in long runs, a binary search) finds the first, and the run ends at
+        ;; the first past the slice
         (if ${g('sparse')} (then
           ${set('e', `(i32.load ${g('rp')})`)} ${set('e1', `(i32.load offset=4 ${g('rp')})`)}
           ${set('len', `(i32.sub ${g('e1')} ${g('e')})`)}
+          ;; a short run: count the entries before the slice (independent loads, no chain of them)
+          (if (i32.le_u ${g('len')} ${i32(32)}) (then
+            ${set('k', g('e'))}
+            (block $cd (loop $cl
+              (br_if $cd (i32.ge_u ${g('k')} ${g('e1')}))
+              ${set('e', `(i32.add ${g('e')} (i32.lt_u (i32.load16_u (i32.add ${g('ov')} (i32.shl ${g('k')} ${i32(1)}))) ${g('c0')}))`)}
+              ${inc('k', 1)}
+              (br $cl)))
+            ${set('len', i32(0))}))
           (block $bd (loop $bl
             (br_if $bd (i32.eqz ${g('len')}))
             ${set('k', `(i32.add ${g('e')} (i32.shr_u ${g('len')} ${i32(1)}))`)}
@@ -273,7 +284,7 @@ const DEC_ROWS = `
     (local $params i32) (local $gb i32) (local $G i32) (local $ng i32) (local $span i32) (local $ga i32) (local $gRow i32) (local $gStep i32)
     (local $chs i32) (local $cho i32) (local $sparse i32) (local $rp i32) (local $rpStep i32) (local $ov i32) (local $oval i32) (local $e i32) (local $e1 i32) (local $k i32) (local $len i32) (local $lt i32)
     (local $cv v128) (local $mlo v128) (local $p0 v128) (local $p1 v128) (local $p2 v128) (local $p3 v128) (local $z0 v128) (local $z1 v128) (local $z2 v128) (local $z3 v128)
-    (local $l0 v128) (local $l1 v128) (local $l2 v128) (local $l3 v128) (local $xmv v128) (local $bias v128) (local $scv v128) (local $ofv v128) (local $a v128) (local $b v128)
+    (local $l0 v128) (local $l1 v128) (local $l2 v128) (local $l3 v128) (local $scv v128) (local $ofv v128) (local $a v128) (local $b v128)
     ${set('fast', `(i32.load offset=${KVS.fast} ${g('s')})`)}
     (if (i32.eqz ${g('fast')}) (then
       (block $gd (loop $gl
@@ -314,10 +325,7 @@ const DEC_ROWS = `
         ${set('p3', `(i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 ${g('a')} ${g('b')})`)}
         ${set('mlo', '(v128.const i32x4 0x0f0f0f0f 0x0f0f0f0f 0x0f0f0f0f 0x0f0f0f0f)')}
         ${perParams(4)})
-      (else
-        ${set('xmv', `(i8x16.splat (i32.load offset=${KVS.xm} ${g('s')}))`)}
-        ${set('bias', `(f32x4.splat (f32.load offset=${KVS.bias} ${g('s')}))`)}
-        ${perParams(8)})))`;
+      (else (if (i32.eq ${g('fast')} ${i32(8)}) (then ${perParams(8)}) (else ${perParams(9)})))))`;
 
 // RoPE of nb decoded keys buf [nb, D] at their stored positions (i32 at `pos`, `pstep` bytes
 // apart), four pairs at a time where the rotary width allows (the same f32 products and sums as

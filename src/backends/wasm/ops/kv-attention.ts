@@ -13,7 +13,7 @@ import { addr, inside, isContiguous, threadsFor } from './rows.js';
 
 const { KVA, KVS, NB } = KERNEL_CONSTANTS.kvattn;
 
-interface FastPath { fast: number; xm: number; bias: number }
+interface FastPath { fast: number }
 /** Per layout object (a stream keeps its layout and table until it grows) and slice width. */
 const fastPaths = new WeakMap<object, Map<number, FastPath>>();
 
@@ -26,21 +26,20 @@ function fastPath(s: PackedStreamViews, n: number, rt: WasmRuntime): FastPath {
 }
 
 /**
- * Which decoder the kernel may use on head slices of `n` values (KVS.fast, xm, bias): 4-bit codes
- * through the table's byte planes, 8-bit codes whose table is an integer ramp (q8_0's int8(i),
- * uniform i) by conversion. Both need whole 8-value chunks and, for group params, a slice made of
+ * Which decoder the kernel may use on head slices of `n` values (KVS.fast): 4-bit codes through
+ * the table's byte planes, 8-bit codes whose table is the integers (q8_0's int8(i), uniform i) by
+ * conversion. Both need whole 8-value chunks and, for group params, a slice made of
  * whole groups or lying inside one. 0: a value at a time.
  */
 function findFastPath(s: PackedStreamViews, n: number, rt: WasmRuntime): FastPath {
   const L = s.layout;
-  const none = { fast: 0, xm: 0, bias: 0 };
+  const none = { fast: 0 };
   if (n % 8 !== 0 || (L.params === 'group' && !((n % L.G === 0 && L.G % 8 === 0) || L.G % n === 0))) return none;
-  if (L.bits === 4) return { fast: 4, xm: 0, bias: 0 };
+  if (L.bits === 4) return { fast: 4 };
   if (L.bits !== 8) return none;
   const lut = new Float32Array(rt.memory.bytes().buffer, addr(rt, s.main) + L.oLut, 256);
-  for (const [xm, bias] of [[0x80, -128], [0, lut[0]!]] as const) {
-    if (lut.every((v, i) => v === ((i ^ xm) + bias))) return { fast: 8, xm, bias };
-  }
+  if (lut.every((v, i) => v === ((i << 24) >> 24))) return { fast: 8 };
+  if (lut.every((v, i) => v === i)) return { fast: 9 };
   return none;
 }
 
@@ -73,7 +72,7 @@ export function runKVAttentionWasm(rt: WasmRuntime, a: KVAttentionArgs): void {
   for (const [base, s, n] of [[KVA.k, a.k, D], [KVA.v, a.v, DV]] as const) {
     const L = s.layout;
     const fp = fastPath(s, n, rt);
-    put(base + KVS.fast, fp.fast); put(base + KVS.xm, fp.xm); put(base + KVS.bias, f32Bits(fp.bias));
+    put(base + KVS.fast, fp.fast);
     put(base + KVS.main, addr(rt, s.main)); put(base + KVS.out, addr(rt, s.out));
     put(base + KVS.bits, L.bits); put(base + KVS.R, L.R); put(base + KVS.rowBytes, L.rowBytes);
     put(base + KVS.params, L.params === 'channel' ? 0 : 1); put(base + KVS.G, L.G); put(base + KVS.grpBytes, L.grpBytes);
