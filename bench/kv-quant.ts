@@ -3,8 +3,8 @@
 // 1% outliers, the attention sink) at 4, 3 and 2 bits beside llama.cpp's cache types q8_0 and
 // q4_0 (ggml's block quantizers, bit for bit): perplexity, KL(f32 cache ‖ quantized cache) and
 // top-1 agreement over chunks scored as llama-perplexity scores them, and the cache's bytes per
-// token against f32. Then decode speed at context 512 (f32 cache vs packed 4-bit caches, runs
-// interleaved so a busy machine slows all alike), and the peer: llama-perplexity
+// token against f32. Then decode speed at context 512 (f32 cache vs packed caches on stories260K
+// and on a llama shape with 64-wide heads, runs interleaved so a busy machine slows all alike), and the peer: llama-perplexity
 // --kl-divergence with -ctk/-ctv q8_0 and q4_0 on the same GGUF beside actlab's eval of that file.
 // Models: stories260K (../shared/data; eval text sampled from the model itself at temperature 1,
 // calibration text from another seed), the induction organism (models/organisms/induction; eval
@@ -125,44 +125,71 @@ if (!only || only === 'induction') {
 }
 
 // ---- decode speed at context 512 --------------------------------------------------------------
-interface SpeedRow { model: string; cache: string; decode_ms_per_token: number; context: number; bytes_per_token: number; ratio_to_f32: number }
+// Greedy decode from a 448-token prompt to context 512 with each cache, runs interleaved (f32, then
+// each packed cache, repeated) so that a busy machine slows all alike. Each step is timed alone;
+// the table gives the median step and the 10th percentile (the steps least disturbed by other work
+// on a shared machine), each against the f32 cache's same statistic, and with one thread the
+// median of each step's process CPU time (which time slices given to other work do not inflate). Models: stories260K (heads of
+// 8) and a llama shape where the cache weighs more (d_model 1024, 16 heads of 64, random weights).
+interface SpeedRow { model: string; cache: string; decode_ms_per_token: number; p10_ms: number; ratio_median: number; ratio_p10: number; cpu_ms: number | null; ratio_cpu: number | null; context: number; bytes_per_token: number; ratio_to_f32: number }
 const speedRows: SpeedRow[] = [];
-if (stories && (!only || only === 'speed')) {
-  const calIds = sample(stories, 2048, 2000);
-  const stats = collectKV(stories, calIds, { ctx: 256 });
-  const prompt = sample(stories, 448, 3000);
-  const steps = quick ? 16 : 63;
+const LLAMA_1024 = {
+  model_type: 'llama', hidden_size: 1024, num_attention_heads: 16, num_key_value_heads: 16, num_hidden_layers: 4, intermediate_size: 2816,
+  vocab_size: 512, max_position_embeddings: 1024, rope_theta: 10000, rms_norm_eps: 1e-5, tie_word_embeddings: false,
+};
+
+function speedTable(name: string, model: CausalLM, prompt: number[], calIds: number[], steps: number, runs: number): void {
+  const stats = collectKV(model, calIds, { ctx: 256 });
+  const kvq = (s: KVCacheSpec): KVCacheSpec => ({ ...s, calibration: fitKV(stats, resolveKVSpec(s)) });
   const kinds: [string, KVCacheSpec | undefined][] = [
     ['f32', undefined], ['q8_0', { type: 'q8_0' }], ['q4_0', { type: 'q4_0' }],
-    ['kvquant-4', { type: 'kvquant', bits: 4, calibration: fitKV(stats, resolveKVSpec({ type: 'kvquant', bits: 4 })) }],
-    ['kvquant-4 (uniform, no outliers, no sink)', { type: 'kvquant', bits: 4, nuq: false, outliers: 0, sink: false, calibration: fitKV(stats, resolveKVSpec({ type: 'kvquant', bits: 4, nuq: false, outliers: 0, sink: false })) }],
+    ['kvquant-4', kvq({ type: 'kvquant', bits: 4 })],
+    ['kvquant-4 (uniform, no outliers, no sink)', kvq({ type: 'kvquant', bits: 4, nuq: false, outliers: 0, sink: false })],
   ];
-  const times = new Map<string, number[]>();
-  const runs = quick ? 2 : 5;
+  const steps_ = new Map<string, number[]>(), cpuSteps = new Map<string, number[]>();
+  const cpuMs = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1000; };
   for (let r = 0; r < runs; r++) {
-    for (const [name, spec] of kinds) {
-      const stamps: number[] = [];
-      generate(stories, [prompt], { maxNewTokens: steps + 1, eosTokenIds: [], kvCache: spec, onToken: () => stamps.push(performance.now()) });
-      const ms = (stamps.at(-1)! - stamps[0]!) / (stamps.length - 1);
-      times.set(name, [...(times.get(name) ?? []), ms]);
+    for (const [kind, spec] of kinds) {
+      const stamps: number[] = [], cpu: number[] = [];
+      generate(model, [prompt], { maxNewTokens: steps + 1, eosTokenIds: [], kvCache: spec, onToken: () => { stamps.push(performance.now()); cpu.push(cpuMs()); } });
+      steps_.set(kind, [...(steps_.get(kind) ?? []), ...stamps.slice(1).map((t, i) => t - stamps[i]!)]);
+      cpuSteps.set(kind, [...(cpuSteps.get(kind) ?? []), ...cpu.slice(1).map((t, i) => t - cpu[i]!)]);
     }
   }
-  const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-  // memory per token of each cache at this context (one prefill of the prompt)
-  log(`\nstories260K decode at context ${prompt.length}..${prompt.length + steps} (greedy, ${threads} threads, median of ${runs} interleaved runs)`);
-  log('| cache | decode ms/token | × f32 speed | bytes/token | × f32 memory |');
-  log('|---|---|---|---|---|');
-  const f32ms = med(times.get('f32')!);
-  for (const [name, spec] of kinds) {
-    let bpt = 0, ratio = 1;
+  const at = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.floor(q * (xs.length - 1))]!;
+  const ctx = prompt.length + steps + 1;
+  log(`\n${name} decode at context ${prompt.length}..${ctx} (greedy, ${threads} threads, ${runs} interleaved runs of ${steps} steps, each step timed)`);
+  const oneThread = threads === 1;
+  log(`| cache | median ms/step | × f32 | p10 ms/step | × f32 |${oneThread ? ' median CPU ms/step | × f32 |' : ''} bytes/token | × f32 memory |`);
+  log(`|---|---|---|---|---|${oneThread ? '---|---|' : ''}---|---|`);
+  const f32 = steps_.get('f32')!;
+  const [f50, f10, fc] = [at(f32, 0.5), at(f32, 0.1), at(cpuSteps.get('f32')!, 0.5)];
+  const { nLayers, dHead } = model.dims;
+  const hkv = model.dims.nKvHeads ?? model.dims.nHeads;
+  for (const [kind, spec] of kinds) {
+    let bpt = 2 * nLayers * hkv * dHead * 4, ratio = 1;
     if (spec) {
-      const e = evaluateLM(stories, prompt.slice(0, 448), { ctx: 448, kvCache: spec });
+      const e = evaluateLM(model, prompt, { ctx: prompt.length, kvCache: spec });
       bpt = e.kvMemory!.bytesPerToken; ratio = e.kvMemory!.bytesPerToken / e.kvMemory!.f32BytesPerToken;
-    } else bpt = 2 * stories.dims.nLayers * (stories.dims.nKvHeads ?? stories.dims.nHeads) * stories.dims.dHead * 4;
-    const ms = med(times.get(name)!);
-    speedRows.push({ model: 'stories260K', cache: name, decode_ms_per_token: round(ms, 3), context: 512, bytes_per_token: round(bpt, 1), ratio_to_f32: round(ratio, 3) });
-    log(`| ${name} | ${ms.toFixed(3)} | ${(f32ms / ms).toFixed(3)} | ${bpt.toFixed(1)} | ${ratio.toFixed(3)} |`);
+    }
+    const xs = steps_.get(kind)!;
+    const [m50, m10, mc] = [at(xs, 0.5), at(xs, 0.1), at(cpuSteps.get(kind)!, 0.5)];
+    speedRows.push({
+      model: name, cache: kind, decode_ms_per_token: round(m50, 3), p10_ms: round(m10, 3), ratio_median: round(f50 / m50, 3), ratio_p10: round(f10 / m10, 3),
+      cpu_ms: oneThread ? round(mc, 3) : null, ratio_cpu: oneThread ? round(fc / mc, 3) : null, context: ctx, bytes_per_token: round(bpt, 1), ratio_to_f32: round(ratio, 3),
+    });
+    log(`| ${kind} | ${m50.toFixed(3)} | ${(f50 / m50).toFixed(3)} | ${m10.toFixed(3)} | ${(f10 / m10).toFixed(3)} |${oneThread ? ` ${mc.toFixed(3)} | ${(fc / mc).toFixed(3)} |` : ''} ${bpt.toFixed(1)} | ${ratio.toFixed(3)} |`);
   }
+}
+
+if (!only || only === 'speed') {
+  const steps = quick ? 16 : 63;
+  const runs = quick ? 2 : 5;
+  if (stories) speedTable('stories260K', stories, sample(stories, 448, 3000), sample(stories, 2048, 2000), steps, runs);
+  const big = randomModel(LLAMA_1024, backend, { seed: 0, std: 0.03 });
+  const ids = (n: number, seed: number) => Array.from({ length: n }, (_, i) => 3 + ((i * 7919 + seed * 104729) % 509));
+  speedTable('llama d1024 (16 heads of 64, 4 layers, random weights)', big, ids(448, 1), ids(1024, 2), quick ? 8 : 31, quick ? 2 : 4);
+  big.dispose();
 }
 stories?.dispose();
 
@@ -203,13 +230,13 @@ const PEER_CFG = {
 };
 
 /** A llama-shaped F32 GGUF with heads of 32 (random N(0, 0.08) weights, stories260K's tokenizer), made once. */
-async function peerGguf(): Promise<string> {
-  const path = join(cacheDir, 'llama-d32-F32.gguf');
+async function peerGguf(cfg: Record<string, unknown> = PEER_CFG, name = 'llama-d32', std = 0.08): Promise<string> {
+  const path = join(cacheDir, `${name}-F32.gguf`);
   if (existsSync(path)) return path;
   const vocab = await GgufFile.open(await NodeFileSource.open(join(shared, 'data', 'stories260K-gguf', 'stories260K.gguf')));
   const tok = tokenizerMetadata(vocab.metadata as Record<string, unknown>);
   await vocab.close();
-  const model = randomModel(PEER_CFG, backend, { seed: 0, std: 0.08 });
+  const model = randomModel(cfg, backend, { seed: 0, std });
   const params = new Map([...model.parameters()]);
   const source: WeightSource = {
     names: () => [...params.keys()],
@@ -219,7 +246,7 @@ async function peerGguf(): Promise<string> {
     totalBytes: () => [...params.values()].reduce((s, t) => s + t.size * 4, 0),
     close: async () => {},
   };
-  await convertToGguf(new NodeFileStore(), path, source, PEER_CFG, backend, { type: 'F32', metadata: { 'general.name': 'llama-d32 (random)', ...tok } });
+  await convertToGguf(new NodeFileStore(), path, source, cfg, backend, { type: 'F32', metadata: { 'general.name': `${name} (random)`, ...tok } });
   model.dispose();
   return path;
 }
@@ -274,6 +301,36 @@ if (haveLlama && (!only || only === 'peer')) {
   }
 } else if (!haveLlama) log('\nllama.cpp peer: ../shared/peers/llama.cpp/llama-perplexity not found; peer rows skipped');
 
+// ---- the peer's decode speed: llama.cpp's quantized caches against its f16 cache ---------------
+// llama-bench on the same llama shape (d_model 1024, heads of 64, 4 layers, random weights as a GGUF),
+// 32 generated tokens after a depth of 448 (context 448..480), flash attention (which llama.cpp's
+// quantized V cache needs), the same thread count. llama-bench takes no f32 cache (-ctk f32 is
+// refused), so its baseline is its default f16 cache.
+interface PeerSpeedRow { cache: string; ms_per_token: number | null; ratio_to_f16: number | null; note?: string }
+const peerSpeed: PeerSpeedRow[] = [];
+if (haveLlama && (!only || only === 'speed')) {
+  const env = { ...process.env, LD_LIBRARY_PATH: peerLibs() };
+  const file = await peerGguf(LLAMA_1024, 'llama-d1024', 0.03);
+  const ms = new Map<string, number | null>();
+  for (const type of ['f16', 'q8_0', 'q4_0']) {
+    const r = spawnSync(join(peers, 'llama-bench'), ['-m', file, '-p', '0', '-n', '32', '-d', '448', '-ctk', type, '-ctv', type, '-fa', 'on', '-t', String(threads), '-r', quick ? '2' : '5', '-o', 'json'], { env, encoding: 'utf8', maxBuffer: 1 << 26 });
+    let v: number | null = null;
+    try { v = 1000 / (JSON.parse(r.stdout) as { avg_ts: number }[])[0]!.avg_ts; } catch { v = null; }
+    ms.set(type, v);
+    if (v === null) peerSpeed.push({ cache: type, ms_per_token: null, ratio_to_f16: null, note: `exit ${r.status ?? r.signal}: ${r.stderr.trim().split('\n').at(-1) ?? ''}` });
+  }
+  log(`\nllama.cpp (llama-bench) on the same llama d1024 shape, tg32 at depth 448, ${threads} threads: decode ms/token`);
+  log('| cache | ms/token | × f16 cache speed |');
+  log('|---|---|---|');
+  for (const [type, v] of ms) {
+    if (v === null) { log(`| ${type} | failed: ${peerSpeed.find((p) => p.cache === type)?.note} | |`); continue; }
+    const f16 = ms.get('f16');
+    const row: PeerSpeedRow = { cache: type, ms_per_token: round(v, 3), ratio_to_f16: f16 ? round(f16 / v, 3) : null };
+    peerSpeed.push(row);
+    log(`| ${type} | ${v.toFixed(3)} | ${row.ratio_to_f16?.toFixed(3) ?? ''} |`);
+  }
+}
+
 const cpu = (() => { try { return execFileSync('sh', ['-c', "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"], { encoding: 'utf8' }).trim(); } catch { return 'unknown'; } })();
-if (json) console.log(JSON.stringify({ date: new Date().toISOString(), cpu, threads, eval: evalRows, speed: speedRows, peer: peerRows }));
+if (json) console.log(JSON.stringify({ date: new Date().toISOString(), cpu, threads, eval: evalRows, speed: speedRows, peer_speed: peerSpeed, peer: peerRows }));
 backend.dispose();

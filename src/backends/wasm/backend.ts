@@ -20,7 +20,8 @@ import { WasmMemory } from './memory.js';
 import { ThreadPool, type KernelModule } from './pool.js';
 import type { NativeKernel, WasmRuntime } from './runtime.js';
 import { canBlock, hardwareThreads } from './workers.js';
-import { runKVAttentionWasm, type KVAttentionArgs } from './ops/kv-attention.js';
+import { runKVAttentionWasm } from './ops/kv-attention.js';
+import type { KVAttentionArgs } from '../../tensor/packed-kv.js';
 import { DEFAULT_NATIVE_GEMM_POLICY, tryNativeMatmul, type NativeGemm, type NativeGemmPolicy } from './native-gemm.js';
 import { envVar } from '../../io/env.js';
 

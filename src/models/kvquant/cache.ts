@@ -12,15 +12,13 @@ import type { Backend } from '../../tensor/backend.js';
 import { Tensor } from '../../tensor/tensor.js';
 import { keep } from '../../tensor/engine.js';
 import { KVCache } from '../layers/kv-cache.js';
-import type { KVAttentionArgs } from '../../backends/wasm/ops/kv-attention.js';
+import type { PackedKVKernel } from '../../tensor/packed-kv.js';
 import { encodeRow, fixedLut, streamLayout, type RowEncoder, type StreamLayout } from './codec.js';
 import { kvAttentionReference, dequantizeStream, type HostRope, type HostStream } from './reference.js';
 import { kvSpecLabel, needsCalibration, resolveKVSpec, type KVCacheSpec, type ResolvedKVSpec } from './spec.js';
 
 /** A backend with the packed-cache kernel (the wasm backend). */
-interface KVAttentionBackend extends Backend {
-  runKVAttention(args: KVAttentionArgs): void;
-}
+type KVAttentionBackend = Backend & PackedKVKernel;
 
 function kernelOf(b: Backend): KVAttentionBackend | undefined {
   return typeof (b as Partial<KVAttentionBackend>).runKVAttention === 'function' ? (b as KVAttentionBackend) : undefined;
@@ -260,8 +258,8 @@ export class KVCacheQuant extends KVCache {
       for (let p = 0; p < n; p++) {
         for (let i = 0; i < half; i++) {
           const a = p * invFreq[i]!;
-          table[(p * half + i) * 2] = Math.cos(a);
-          table[(p * half + i) * 2 + 1] = Math.sin(a);
+          table[p * 2 * half + i] = Math.cos(a);
+          table[(p * 2 + 1) * half + i] = Math.sin(a);
         }
       }
       h = this.ropeHost = { table, invFreq, rotaryDim: rope.rotaryDim, mode: rope.mode };

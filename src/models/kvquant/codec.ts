@@ -11,8 +11,9 @@
 //   kvquant uniform  lut[i] = i, min-max range;  nuq  lut = the calibrated codebook in [−1, 1],
 //          scale = half the range, offset = its midpoint
 // Exact values (outliers, and every value of a sequence's first token when the sink is kept) go to
-// a sparse list in CSR form: rowptr i32 [rows + 1] into (channel u16, value f32) entries; they
-// replace the dense value on decode. Streams that keep nothing exact (q8_0, q4_0) store no rowptr.
+// a sparse list in CSR form: rowptr i32 [rows + 1] into (channel u16, value f32) entries, a row's
+// entries in increasing channel order (kernels binary-search them); they replace the dense value
+// on decode. Streams that keep nothing exact (q8_0, q4_0) store no rowptr.
 // Main buffer of a stream, byte offsets in StreamLayout: codes [cap · rowBytes] (+4 bytes so a
 // kernel may read a 32-bit word at any code), group params, rowptr, positions i32 [cap] (pre-RoPE
 // keys only: the position RoPE is applied with on read), lut f32 [2^bits], channel scale and offset.
@@ -20,32 +21,9 @@
 // Not for: choosing the scheme (spec.ts) or calibration (calibrate.ts).
 import { quantizeQ4_0, quantizeQ8_0 } from '../../formats/gguf-quants.js';
 import { f16BitsToF32, f32ToF16Bits } from '../../tensor/dtype.js';
+import type { StreamLayout } from '../../tensor/packed-kv.js';
 
-export interface StreamLayout {
-  bits: number;
-  /** Values per row (kv_head · d_head). */
-  R: number;
-  rowBytes: number;
-  params: 'channel' | 'group';
-  /** Values per group ('group'). */
-  G: number;
-  /** Bytes of one group's params: 2 (f16 scale) or 4 (f16 scale, f16 offset); 0 for 'channel'. */
-  grpBytes: number;
-  /** Rows the buffers hold. */
-  cap: number;
-  oGrp: number;
-  oRowptr: number;
-  oPos: number;
-  oLut: number;
-  oChan: number;
-  bytes: number;
-  /** Outlier entries the outlier buffer holds. */
-  outCap: number;
-  oVal: number;
-  outBytes: number;
-  /** Whether rows have sparse entries (else no rowptr is stored). */
-  sparse: boolean;
-}
+export type { StreamLayout };
 
 const align4 = (n: number): number => (n + 3) & ~3;
 
@@ -89,6 +67,8 @@ export interface EncodedRow {
 }
 
 function putCode(codes: Uint8Array, c: number, bits: number, q: number): void {
+  if (bits === 4) { codes[c >> 1] = codes[c >> 1]! | ((q & 15) << ((c & 1) << 2)); return; }
+  if (bits === 8) { codes[c] = q & 255; return; }
   let bit = c * bits;
   for (let left = bits; left > 0;) {
     const byte = bit >> 3, sh = bit & 7, take = Math.min(left, 8 - sh);
@@ -116,10 +96,23 @@ function nearest(lut: Float32Array, x: number): number {
 
 const f16 = (x: number): number => f16BitsToF32(f32ToF16Bits(x));
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+/**
+ * The k-th smallest of a[0, end) (Hoare's selection, in place: afterwards a[0, k) ≤ a[k] ≤ a[k, end)).
+ * A row's median without sorting it (hand-written: no library selects in a typed array).
+ */
+function select(a: Float32Array, k: number, end = a.length): number {
+  let lo = 0, hi = end - 1;
+  while (lo < hi) {
+    const pivot = a[(lo + hi) >> 1]!;
+    let i = lo, j = hi;
+    while (i <= j) {
+      while (a[i]! < pivot) i++;
+      while (a[j]! > pivot) j--;
+      if (i <= j) { const t = a[i]!; a[i] = a[j]!; a[j] = t; i++; j--; }
+    }
+    if (k <= j) hi = j; else if (k >= i) lo = i; else break;
+  }
+  return a[k]!;
 }
 
 /** Encodes one row; `exact` keeps every value in the sparse list (a sink row). */
@@ -149,22 +142,34 @@ export function encodeRow(e: RowEncoder, x: Float32Array, exact = false): Encode
       putCode(codes, c, bits, Number.isFinite(t) ? q : 0);
     }
   } else {
+    const hasTau = Number.isFinite(e.tau);
+    const sorted = hasTau ? new Float32Array(e.G) : undefined;
+    const top = (1 << bits) - 1;
     for (let g = 0; g < nGroups; g++) {
       const c0 = g * e.G;
-      const row = Array.from(x.subarray(c0, c0 + e.G));
-      const med = Number.isFinite(e.tau) ? median(row) : 0;
-      const isOut = row.map((v) => Number.isFinite(e.tau) && Math.abs(v - med) > e.tau);
+      const row = x.subarray(c0, c0 + e.G);
+      let med = 0;
+      if (sorted) {
+        sorted.set(row);
+        const m = e.G >> 1;
+        const hi = select(sorted, m);
+        med = e.G % 2 ? hi : (select(sorted, m - 1, m) + hi) / 2;
+      }
       let mn = Infinity, mx = -Infinity;
-      row.forEach((v, j) => { if (isOut[j]) keep(c0 + j); else { mn = Math.min(mn, v); mx = Math.max(mx, v); } });
+      for (let j = 0; j < e.G; j++) {
+        const v = row[j]!;
+        if (hasTau && Math.abs(v - med) > e.tau) keep(c0 + j);
+        else { mn = Math.min(mn, v); mx = Math.max(mx, v); }
+      }
       if (mn > mx) mn = mx = med;
       const [scale, offset] = e.kind === 'uniform'
-        ? [f16((mx - mn) / ((1 << bits) - 1)), f16(mn)]
+        ? [f16((mx - mn) / top), f16(mn)]
         : [f16((mx - mn) / 2), f16((mx + mn) / 2)];
       const sb = f32ToF16Bits(scale), ob = f32ToF16Bits(offset);
       grp[4 * g] = sb & 0xff; grp[4 * g + 1] = sb >> 8; grp[4 * g + 2] = ob & 0xff; grp[4 * g + 3] = ob >> 8;
       for (let j = 0; j < e.G; j++) {
         const t = scale ? (row[j]! - offset) / scale : 0;
-        const q = e.kind === 'uniform' ? Math.min((1 << bits) - 1, Math.max(0, Math.round(t))) : nearest(e.lut, t);
+        const q = e.kind === 'uniform' ? Math.min(top, Math.max(0, Math.round(t))) : nearest(e.lut, t);
         putCode(codes, c0 + j, bits, q);
       }
     }

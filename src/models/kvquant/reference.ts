@@ -11,7 +11,7 @@ export interface HostStream {
 }
 
 export interface HostRope {
-  /** cos/sin f32 [positions, rot / 2, 2]. */
+  /** cos and sin f32 [positions, 2, rot / 2] (each position's cos row, then its sin row). */
   table: Float32Array;
   rotaryDim: number;
   mode: 'half' | 'interleaved';
@@ -22,7 +22,7 @@ export function rotateAt(x: Float32Array, at: number, pos: number, r: HostRope):
   const half = r.rotaryDim / 2;
   for (let i = 0; i < half; i++) {
     const [a, b] = r.mode === 'half' ? [at + i, at + i + half] : [at + 2 * i, at + 2 * i + 1];
-    const co = r.table[(pos * half + i) * 2]!, si = r.table[(pos * half + i) * 2 + 1]!;
+    const co = r.table[pos * 2 * half + i]!, si = r.table[(pos * 2 + 1) * half + i]!;
     const xa = x[a]!, xb = x[b]!;
     x[a] = Math.fround(Math.fround(xa * co) - Math.fround(xb * si));
     x[b] = Math.fround(Math.fround(xb * co) + Math.fround(xa * si));

@@ -4,50 +4,43 @@
 // cache (src/models/kvquant/cache.ts) calls it directly on the wasm backend and runs its reference
 // (src/models/kvquant/reference.ts) elsewhere.
 import type { View } from '../../../tensor/backend.js';
+import type { KVAttentionArgs, PackedStreamViews } from '../../../tensor/packed-kv.js';
 import { KERNEL_CONSTANTS } from '../generated/kernels.js';
 import type { WasmRuntime } from '../runtime.js';
 import { f32Bits } from './norm.js';
 import { f16Table } from './qmatmul.js';
 import { addr, inside, isContiguous, threadsFor } from './rows.js';
 
-const { KVA, KVS } = KERNEL_CONSTANTS.kvattn;
+const { KVA, KVS, NB } = KERNEL_CONSTANTS.kvattn;
 
-/** Where a packed stream keeps what (byte offsets in its main buffer; src/models/kvquant/codec.ts `StreamLayout`). */
-export interface PackedStreamLayout {
-  bits: number;
-  R: number;
-  rowBytes: number;
-  params: 'channel' | 'group';
-  G: number;
-  grpBytes: number;
-  oGrp: number;
-  oRowptr: number;
-  oPos: number;
-  oLut: number;
-  oChan: number;
-  oVal: number;
-  sparse: boolean;
+interface FastPath { fast: number }
+/** Per layout object (a stream keeps its layout and table until it grows) and slice width. */
+const fastPaths = new WeakMap<object, Map<number, FastPath>>();
+
+function fastPath(s: PackedStreamViews, n: number, rt: WasmRuntime): FastPath {
+  let byN = fastPaths.get(s.layout);
+  if (!byN) fastPaths.set(s.layout, (byN = new Map()));
+  let fp = byN.get(n);
+  if (!fp) byN.set(n, (fp = findFastPath(s, n, rt)));
+  return fp;
 }
 
-export interface PackedStreamViews {
-  layout: PackedStreamLayout;
-  main: View; // u8 [layout.bytes]
-  out: View; // u8 [layout.outBytes]
-}
-
-export interface KVAttentionArgs {
-  q: View; // f32 [b, hq, tq, d], last axis contiguous
-  y: View; // f32 [b, hq, tq, dv], contiguous
-  mask?: View; // u8 [b, tk], contiguous
-  k: PackedStreamViews;
-  v: PackedStreamViews;
-  /** Pre-RoPE keys: cos/sin table f32 [positions, rot / 2, 2]. */
-  rope?: { table: View; rotaryDim: number; mode: 'half' | 'interleaved' };
-  hkv: number;
-  /** Key positions held (rows = tk · b). */
-  tk: number;
-  scale: number;
-  causal: boolean;
+/**
+ * Which decoder the kernel may use on head slices of `n` values (KVS.fast): 4-bit codes through
+ * the table's byte planes, 8-bit codes whose table is the integers (q8_0's int8(i), uniform i) by
+ * conversion. Both need whole 8-value chunks and, for group params, a slice made of
+ * whole groups or lying inside one. 0: a value at a time.
+ */
+function findFastPath(s: PackedStreamViews, n: number, rt: WasmRuntime): FastPath {
+  const L = s.layout;
+  const none = { fast: 0 };
+  if (n % 8 !== 0 || (L.params === 'group' && !((n % L.G === 0 && L.G % 8 === 0) || L.G % n === 0))) return none;
+  if (L.bits === 4) return { fast: 4 };
+  if (L.bits !== 8) return none;
+  const lut = new Float32Array(rt.memory.bytes().buffer, addr(rt, s.main) + L.oLut, 256);
+  if (lut.every((v, i) => v === ((i << 24) >> 24))) return { fast: 8 };
+  if (lut.every((v, i) => v === i)) return { fast: 9 };
+  return none;
 }
 
 export function runKVAttentionWasm(rt: WasmRuntime, a: KVAttentionArgs): void {
@@ -60,7 +53,7 @@ export function runKVAttentionWasm(rt: WasmRuntime, a: KVAttentionArgs): void {
   const G = HQ / a.hkv;
   const rows = B * a.hkv * TQ;
   const threads = threadsFor(rt, rows * a.tk * (D + DV) * 8, rows);
-  const stride = Math.ceil(((G * a.tk + D + DV + 2 * G) * 4) / 64) * 64;
+  const stride = Math.ceil(((G * ((a.tk + 3) & ~3) + NB * (D + DV) + 2 * G) * 4) / 64) * 64;
   const scratch = rt.scratch('kvattn.scores', Math.max(64, stride * threads));
   const prm = rt.scratch('kvattn.params', KVA.BYTES);
   const P = new Int32Array(rt.memory.bytes().buffer, prm, KVA.BYTES / 4);
@@ -76,8 +69,10 @@ export function runKVAttentionWasm(rt: WasmRuntime, a: KVAttentionArgs): void {
   put(KVA.rope, a.rope ? addr(rt, a.rope.table) : 0);
   put(KVA.rot, a.rope?.rotaryDim ?? 0);
   put(KVA.ropeMode, a.rope?.mode === 'interleaved' ? 1 : 0);
-  for (const [base, s] of [[KVA.k, a.k], [KVA.v, a.v]] as const) {
+  for (const [base, s, n] of [[KVA.k, a.k, D], [KVA.v, a.v, DV]] as const) {
     const L = s.layout;
+    const fp = fastPath(s, n, rt);
+    put(base + KVS.fast, fp.fast);
     put(base + KVS.main, addr(rt, s.main)); put(base + KVS.out, addr(rt, s.out));
     put(base + KVS.bits, L.bits); put(base + KVS.R, L.R); put(base + KVS.rowBytes, L.rowBytes);
     put(base + KVS.params, L.params === 'channel' ? 0 : 1); put(base + KVS.G, L.G); put(base + KVS.grpBytes, L.grpBytes);

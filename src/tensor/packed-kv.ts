@@ -1,0 +1,60 @@
+// The packed KV-cache stream as backends see it: where a stream keeps its codes, group params,
+// row pointers, positions, lookup table and per-channel ranges (byte offsets in its main buffer),
+// and the arguments of attention over two such streams. Beside the backend contract (backend.ts)
+// because it is the same kind of agreement: the quantized cache (src/models/kvquant) writes the
+// bytes, and a backend with a packed-cache kernel (wasm, webgpu) reads them with `runKVAttention`.
+// The bit layout and the decode rule are codec.ts's (src/models/kvquant/codec.ts).
+// Not an op of the closed set in backend.ts: the cache calls it directly where a backend has it.
+import type { View } from './backend.js';
+
+export interface StreamLayout {
+  bits: number;
+  /** Values per row (kv_head · d_head). */
+  R: number;
+  rowBytes: number;
+  params: 'channel' | 'group';
+  /** Values per group ('group'). */
+  G: number;
+  /** Bytes of one group's params: 2 (f16 scale) or 4 (f16 scale, f16 offset); 0 for 'channel'. */
+  grpBytes: number;
+  /** Rows the buffers hold. */
+  cap: number;
+  oGrp: number;
+  oRowptr: number;
+  oPos: number;
+  oLut: number;
+  oChan: number;
+  bytes: number;
+  /** Outlier entries the outlier buffer holds. */
+  outCap: number;
+  oVal: number;
+  outBytes: number;
+  /** Whether rows have sparse entries (else no rowptr is stored). */
+  sparse: boolean;
+}
+
+export interface PackedStreamViews {
+  layout: StreamLayout;
+  main: View; // u8 [layout.bytes]
+  out: View; // u8 [layout.outBytes]
+}
+
+export interface KVAttentionArgs {
+  q: View; // f32 [b, hq, tq, d], last axis contiguous
+  y: View; // f32 [b, hq, tq, dv], contiguous
+  mask?: View; // u8 [b, tk], contiguous
+  k: PackedStreamViews;
+  v: PackedStreamViews;
+  /** Pre-RoPE keys: cos and sin table f32 [positions, 2, rot / 2]. */
+  rope?: { table: View; rotaryDim: number; mode: 'half' | 'interleaved' };
+  hkv: number;
+  /** Key positions held (rows = tk · b). */
+  tk: number;
+  scale: number;
+  causal: boolean;
+}
+
+/** A backend that attends over packed streams where they lie. */
+export interface PackedKVKernel {
+  runKVAttention(args: KVAttentionArgs): void;
+}
