@@ -32,6 +32,11 @@ export interface LinearSparsity {
   rows?: Tensor;
   /** Products of at most this many rows (decode) use `rows`; larger ones the dense weight. */
   maxKernelRows: number;
+  /**
+   * The threshold of each input as f32 [in]: the decode product then thresholds inside the kernel
+   * (`sparseMatmul(x, rows, thresholds)`) instead of calling `sparsify`; the same values.
+   */
+  thresholds?: Tensor;
 }
 
 /** x [..., in] · W -> [..., out] (+ bias). */
@@ -51,10 +56,18 @@ export function project(x: Tensor, l: Linear): Tensor {
 }
 
 function projectSparse(x: Tensor, l: Linear, s: LinearSparsity): Tensor {
+  const rows = x.size / x.shape.at(-1)!;
+  const kernel = !!s.rows && rows <= s.maxKernelRows;
+  if (kernel && s.thresholds) {
+    const y = sparseMatmul(x, s.rows!, s.thresholds); // [..., out]
+    if (!l.bias) return y;
+    const z = add(y, l.bias);
+    y.dispose();
+    return z;
+  }
   const xs = s.sparsify(x); // [..., in]
   try {
-    const rows = x.size / x.shape.at(-1)!;
-    const y = s.rows && rows <= s.maxKernelRows ? sparseMatmul(xs, s.rows) : matmulWeight(xs, l.weight, l.layout);
+    const y = kernel ? sparseMatmul(xs, s.rows!) : matmulWeight(xs, l.weight, l.layout);
     if (!l.bias) return y;
     const z = add(y, l.bias);
     y.dispose();
