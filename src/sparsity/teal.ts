@@ -9,6 +9,7 @@
 // the cache stores them as computed).
 // Not for: installing the plan (apply.ts).
 import { tensor } from '../ops/creation.js';
+import { sparseMatmul } from '../ops/sparse.js';
 import { thresholdSparsify } from './rules.js';
 import type { Linear, LinearSparsity } from '../models/layers/linear.js';
 import type { CausalLM, SparsityParts } from '../models/model.js';
@@ -110,4 +111,45 @@ export function thresholdRow(lin: Linear, t: number, model: CausalLM): Tensor {
 /** Input sparsity of one projection at threshold `t` (rows: its [in, out] weight for the decode products, or none). */
 export function inputSparsity(t: number, maxKernelRows: number, rows: Tensor | undefined, thresholds: Tensor | undefined): LinearSparsity {
   return { sparsify: (x) => thresholdSparsify(x, t), maxKernelRows, rows, thresholds };
+}
+
+/**
+ * One decode product for projections that read the same input under the same thresholds (q, k
+ * and v; a gated MLP's gate and up): their [in, out] weights side by side, [in, Σ out], so a kept
+ * input reads one long row (12 KiB for q, k, v of width 1,024; 32 KiB for gate and up of 4,096)
+ * instead of one short row per matrix, in one kernel call. The first member called with an input
+ * runs the product; each member takes its columns (a view); after the last one the full output is
+ * released (its views keep the memory). A member called again, or with another input, recomputes.
+ */
+export class SharedInputProduct {
+  private x?: Tensor;
+  private y?: Tensor; // [..., Σ out]
+  private waiting = new Set<number>();
+  private readonly offsets: number[] = [];
+
+  /** `rows` [in, Σ out] and `thresholds` [in] are owned by the caller. */
+  constructor(private readonly rows: Tensor, private readonly thresholds: Tensor, private readonly widths: readonly number[]) {
+    let o = 0;
+    for (const w of widths) { this.offsets.push(o); o += w; }
+  }
+
+  /** Member i's output for input x [..., in]: [..., out_i], owned by the caller. */
+  take(i: number, x: Tensor): Tensor {
+    if (this.x !== x || !this.waiting.has(i)) {
+      this.release();
+      this.y = sparseMatmul(x, this.rows, this.thresholds);
+      this.x = x;
+      this.widths.forEach((_, j) => this.waiting.add(j));
+    }
+    this.waiting.delete(i);
+    const out = this.y!.narrow(-1, this.offsets[i]!, this.widths[i]!);
+    if (this.waiting.size === 0) this.release();
+    return out;
+  }
+
+  release(): void {
+    this.y?.dispose();
+    this.y = this.x = undefined;
+    this.waiting.clear();
+  }
 }

@@ -37,6 +37,11 @@ export interface LinearSparsity {
    * (`sparseMatmul(x, rows, thresholds)`) instead of calling `sparsify`; the same values.
    */
   thresholds?: Tensor;
+  /**
+   * With `thresholds`: the decode product computed together with other projections of the same
+   * input (src/sparsity/teal.ts `SharedInputProduct`), in place of `sparseMatmul(x, rows, thresholds)`.
+   */
+  shared?: (x: Tensor) => Tensor;
 }
 
 /** x [..., in] · W -> [..., out] (+ bias). */
@@ -57,9 +62,9 @@ export function project(x: Tensor, l: Linear): Tensor {
 
 function projectSparse(x: Tensor, l: Linear, s: LinearSparsity): Tensor {
   const rows = x.size / x.shape.at(-1)!;
-  const kernel = !!s.rows && rows <= s.maxKernelRows;
+  const kernel = (!!s.rows || !!s.shared) && rows <= s.maxKernelRows;
   if (kernel && s.thresholds) {
-    const y = sparseMatmul(x, s.rows!, s.thresholds); // [..., out]
+    const y = s.shared ? s.shared(x) : sparseMatmul(x, s.rows!, s.thresholds); // [..., out]
     if (!l.bias) return y;
     const z = add(y, l.bias);
     y.dispose();
@@ -67,7 +72,7 @@ function projectSparse(x: Tensor, l: Linear, s: LinearSparsity): Tensor {
   }
   const xs = s.sparsify(x); // [..., in]
   try {
-    const y = kernel ? sparseMatmul(xs, s.rows!) : matmulWeight(xs, l.weight, l.layout);
+    const y = kernel && s.rows ? sparseMatmul(xs, s.rows) : matmulWeight(xs, l.weight, l.layout);
     if (!l.bias) return y;
     const z = add(y, l.bias);
     y.dispose();

@@ -40,9 +40,9 @@ const ld = (f) => `(i32.load offset=${P[f]} ${g('p')})`;
 const hsum = (v) => `(f32.add (f32.add (f32x4.extract_lane 0 ${v}) (f32x4.extract_lane 1 ${v})) (f32.add (f32x4.extract_lane 2 ${v}) (f32x4.extract_lane 3 ${v})))`;
 const locals = (names, type) => names.map((n) => `(local $${n} ${type})`).join(' ');
 /** Rows read at once (streams) by sp_rows and by sp_masked, and vectors per stream per loop step. */
-export const ROW_STREAMS = Number(process.env.SP_S ?? 8);
+export const ROW_STREAMS = 8;
 export const MASKED_STREAMS = 4;
-const ROW_UNROLL = Number(process.env.SP_U ?? 4);
+const ROW_UNROLL = 4;
 const UNROLL = 4;
 
 /**
