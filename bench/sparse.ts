@@ -11,7 +11,10 @@
 //      heads, vocabulary 512), dense kernels vs the sparse ones (`sparseMatmul`, with TEAL's
 //      thresholds fused in, / `maskedMatmul`), plus the sparse mode with dense products ("zeroed
 //      only") to show what the thresholding itself costs. Every projection is stored [in, out]
-//      for every mode (what the sparse products read; the dense kernel reads it as fast).
+//      for every mode (what the sparse products read; the dense kernel reads it as fast). Beside
+//      wall time, the process's CPU time per step: on a machine shared with other work it is not
+//      inflated by time slicing (with 1 thread it is the decode's own time; with more it includes
+//      the pool's workers, spinning between calls included).
 //   3. The down projection alone, from memory: the dense product against sparseMatmul reading all
 //      rows, a contiguous half, and 75%, 70%, half, a quarter and a tenth of the rows at random
 //      (the 75% and 70% through the fused thresholds).
@@ -54,7 +57,7 @@ const threadsOpt = opt('threads', '');
 const backend = threadsOpt ? await createWasmBackend({ threads: Number(threadsOpt) }) : await initBackend('wasm');
 
 interface QualityRow { method: string; sparsity: number; kl: number; top1: number; ppl: number; ref_ppl: number; calibration_sparsity: number }
-interface SpeedRow { model: string; mode: string; spec: string | null; ms_per_token: number; p10_ms: number; speedup: number | null; paired_speedup: number | null }
+interface SpeedRow { model: string; mode: string; spec: string | null; ms_per_token: number; p10_ms: number; speedup: number | null; paired_speedup: number | null; cpu_ms_per_token: number; cpu_paired_speedup: number | null }
 const quality: QualityRow[] = [];
 const speed: SpeedRow[] = [];
 const chosen: Record<string, number> = {};
@@ -93,6 +96,7 @@ function timeModes(name: string, model: CausalLM, calibration: number[], specs: 
   for (const s of specs) modes.push({ mode: 'sparse kernels', spec: s, kernels: true }, { mode: 'zeroed only', spec: s, kernels: false });
   const plans = new Map(specs.map((s) => [formatSpec(s), planSparsity(model, s, calibration)]));
   const times = modes.map(() => [] as number[]);
+  const cpu = modes.map(() => [] as number[]); // process CPU time: what a loaded machine's time slicing does not inflate
   const V = model.dims.vocabSize;
   const with_ = <T>(i: number, fn: () => T): T => {
     const m = modes[i]!;
@@ -120,9 +124,12 @@ function timeModes(name: string, model: CausalLM, calibration: number[], specs: 
       let dense = 0;
       modes.forEach((_, i) => with_(i, () => {
         const t = tensor([next], [1, 1], 'i32', { backend });
+        const c0 = process.cpuUsage();
         const t0 = performance.now();
         const id = pick(model.forward(t, { cache: caches[i], logits: 'last' }));
-        if (r > 0) times[i]!.push(performance.now() - t0); // run 0 warms up
+        const dt = performance.now() - t0;
+        const dc = process.cpuUsage(c0);
+        if (r > 0) { times[i]!.push(dt); cpu[i]!.push((dc.user + dc.system) / 1000); } // run 0 warms up
         if (i === 0) dense = id;
         t.dispose();
       }));
@@ -137,7 +144,9 @@ function timeModes(name: string, model: CausalLM, calibration: number[], specs: 
     const ms = median(times[i]!);
     // each step's dense time over this mode's time in the same step: the load is common to both
     const paired = m.spec ? median(times[i]!.map((t, k) => times[0]![k]! / t)) : null;
+    const cpuPaired = m.spec ? median(cpu[i]!.map((t, k) => cpu[0]![k]! / t)) : null;
     speed.push({
+      cpu_ms_per_token: r2(median(cpu[i]!)), cpu_paired_speedup: cpuPaired === null ? null : r2(cpuPaired),
       model: name, mode: m.mode, spec: m.spec ? formatSpec(m.spec) : null, ms_per_token: r2(ms), p10_ms: r2(p10(times[i]!)),
       speedup: m.spec ? r2(dense / ms) : null, paired_speedup: paired === null ? null : r2(paired),
     });
@@ -251,10 +260,10 @@ if (json) {
   log('|---|---:|---:|---:|---:|---:|');
   for (const q of quality) log(`| ${q.method} | ${q.sparsity} | ${q.calibration_sparsity.toFixed(3)} | ${q.kl.toFixed(4)} | ${(100 * q.top1).toFixed(1)}% | ${q.ppl.toFixed(3)} (${q.ref_ppl.toFixed(3)}) |`);
   log(`\nlargest sparsity with KL ≤ ${KL_BUDGET}: ${Object.entries(chosen).map(([m, v]) => `${m} ${v}`).join(', ') || 'none'}`);
-  log('\n| model | mode | sparsity | decode ms/token (median) | 10th percentile ms | speedup (medians) | speedup (median of per-step pairs) |');
-  log('|---|---|---|---:|---:|---:|---:|');
+  log('\n| model | mode | sparsity | decode ms/token (median) | 10th percentile ms | speedup (medians) | speedup (median of per-step pairs) | CPU ms/token | CPU speedup (per-step pairs) |');
+  log('|---|---|---|---:|---:|---:|---:|---:|---:|');
   const x = (v: number | null) => (v === null ? '' : `${v.toFixed(2)}x`);
-  for (const s of speed) log(`| ${s.model} | ${s.mode} | ${s.spec ?? ''} | ${s.ms_per_token.toFixed(2)} | ${s.p10_ms.toFixed(2)} | ${x(s.speedup)} | ${x(s.paired_speedup)} |`);
+  for (const s of speed) log(`| ${s.model} | ${s.mode} | ${s.spec ?? ''} | ${s.ms_per_token.toFixed(2)} | ${s.p10_ms.toFixed(2)} | ${x(s.speedup)} | ${x(s.paired_speedup)} | ${s.cpu_ms_per_token.toFixed(2)} | ${x(s.cpu_paired_speedup)} |`);
   log('\n| down projection 4096 x 1024 [in, out], from memory | rows read | ms | speed vs dense |');
   log('|---|---:|---:|---:|');
   for (const o of opRows) log(`| ${o.case} | ${(100 * o.active).toFixed(0)}% | ${o.ms.toFixed(3)} | ${o.vs_dense.toFixed(2)}x |`);

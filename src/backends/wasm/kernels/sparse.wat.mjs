@@ -15,8 +15,10 @@
 // The S rows read together are list entries i, q+i, 2q+i, ... (q = count / S): S forward streams
 // through separate parts of w. A listed row is a short run (4 KiB for 1,024 outputs) that starts
 // at a gap the prefetchers did not foresee, so what limits the product is how many of those starts
-// are in flight at once: 8 streams keep a skip of 30% of the rows at ~0.75 of the dense time where
-// 4 streams took as long as the dense product (bench/RESULTS.md, "Activation sparsity").
+// are in flight at once: for rows of 4 KiB, 8 streams keep a skip of 30% of the rows at ~0.75-0.9
+// of the dense time where 4 streams took as long as the dense product. Rows of 8 KiB and more
+// (sp_rows_long: q, k, v or gate and up side by side) skip at nearly their share with 4 streams,
+// which cost fewer adds per vector (bench/RESULTS.md, "Activation sparsity").
 // Each export is `(params, task, nTasks)`; parameter block P below (byte addresses, i32 fields);
 // `list` is scratch of `listStride` bytes per task, `part` of (nTasks - 1)·M·N floats; `t` points at
 // the thresholds, `tStep` is 4 (one per row of w) or 0 (one value, e.g. a zero: no threshold). N
@@ -25,11 +27,10 @@
 // -0) adds nothing, NaN counts as non-zero and is never below a threshold.
 
 export const name = 'sparse';
-export const exportNames = ['sp_rows', 'sp_rows_sum', 'sp_masked'];
+export const exportNames = ['sp_rows', 'sp_rows_long', 'sp_rows_sum', 'sp_masked'];
 
 /** Parameter block, i32 fields at these byte offsets. */
 export const P = { M: 0, N: 4, K: 8, x: 12, w: 16, y: 20, mask: 24, list: 28, listStride: 32, part: 36, nParts: 40, t: 44, tStep: 48 };
-export const constants = { P };
 
 const g = (n) => `(local.get $${n})`;
 const set = (n, v) => `(local.set $${n} ${v})`;
@@ -39,11 +40,18 @@ const mul = (a, b) => `(i32.mul ${a} ${b})`;
 const ld = (f) => `(i32.load offset=${P[f]} ${g('p')})`;
 const hsum = (v) => `(f32.add (f32.add (f32x4.extract_lane 0 ${v}) (f32x4.extract_lane 1 ${v})) (f32.add (f32x4.extract_lane 2 ${v}) (f32x4.extract_lane 3 ${v})))`;
 const locals = (names, type) => names.map((n) => `(local $${n} ${type})`).join(' ');
-/** Rows read at once (streams) by sp_rows and by sp_masked, and vectors per stream per loop step. */
+/**
+ * Rows read at once (streams) and vectors per stream per loop step: sp_rows (short rows: below
+ * LONG_ROW_BYTES), sp_rows_long (long rows: fewer streams do, and cost less to add up) and sp_masked.
+ */
 export const ROW_STREAMS = 8;
+export const LONG_ROW_STREAMS = 4;
+export const LONG_ROW_BYTES = 8192;
 export const MASKED_STREAMS = 4;
 const ROW_UNROLL = 4;
+const LONG_ROW_UNROLL = 8;
 const UNROLL = 4;
+export const constants = { P, LONG_ROW_BYTES };
 
 /**
  * `(loop over o in [from, to) step 16·U, then step 16)` running `body(offsetBytes)` for U vectors and
@@ -64,10 +72,9 @@ function cols(label, from, to, body, U = UNROLL) {
           (br $${label}_t)))`;
 }
 
-function spRows(madd) {
+function spRows(madd, fname, STREAMS, ROW_UNROLL) {
   // Rows of w are split over tasks; task 0 writes y, task t > 0 its partial (summed by sp_rows_sum).
   // S streams: the listed rows i, q+i, 2q+i, ... (q = cnt/S) move forward through w together.
-  const STREAMS = ROW_STREAMS;
   const R = [...Array(STREAMS).keys()];
   const group = R.map((j) => `${set(`e`, add(g('list'), `(i32.shl ${add(g('i'), mul(g('q'), i32(j)))} ${i32(3)})`))} ${set(`p${j}`, `(i32.load ${g('e')})`)} ${set(`a${j}`, `(f32x4.splat (f32.load offset=4 ${g('e')}))`)}`).join('\n        ');
   // S rows into the output row, U vectors per step; the row pointers and the output pointer move
@@ -92,7 +99,7 @@ function spRows(madd) {
   const one = (off) => `(v128.store offset=${off} ${add(g('yr'), g('o'))} ${madd(g('a0'), `(v128.load offset=${off} ${add(g('p0'), g('o'))})`, `(v128.load offset=${off} ${add(g('yr'), g('o'))})`)})`;
   const zero = (off) => `(v128.store offset=${off} ${add(g('yr'), g('o'))} (v128.const i32x4 0 0 0 0))`;
   return `
-  (func $sp_rows (param $p i32) (param $task i32) (param $nTasks i32)
+  (func $${fname} (param $p i32) (param $task i32) (param $nTasks i32)
     ${locals(['M', 'N', 'K', 'x', 'w', 'y', 'list', 'k0', 'k1', 'rb', 'm', 'k', 'cnt', 'q', 'xr', 'yr', 'i', 'e', 'o', 't', 'tStep', 'yo', 'yu', 'ye', ...R.map((j) => `p${j}`)], 'i32')}
     ${locals(R.map((j) => `a${j}`), 'v128')} (local $a f32)
     ${set('t', ld('t'))} ${set('tStep', ld('tStep'))}
@@ -138,8 +145,11 @@ function spRows(madd) {
         ${set('i', add(g('i'), i32(1)))}
         (br $ones)))
       ${set('m', add(g('m'), i32(1)))}
-      (br $rows))))
+      (br $rows))))`;
+}
 
+function spRowsSum() {
+  return `
   ;; y += the partials of tasks 1 .. nParts, columns of y [M·N] split over tasks
   (func $sp_rows_sum (param $p i32) (param $task i32) (param $nTasks i32)
     ${locals(['n4', 'o', 'end', 'y', 'part', 'stride', 't', 'np'], 'i32')} (local $v v128)
@@ -225,7 +235,8 @@ function spMasked(madd) {
 /** @param {{relaxed: boolean}} variant */
 export function generate({ relaxed }) {
   const madd = (a, b, c) => (relaxed ? `(f32x4.relaxed_madd ${a} ${b} ${c})` : `(f32x4.add (f32x4.mul ${a} ${b}) ${c})`);
-  const out = ['(module', '  (import "env" "memory" (memory 1 65536 shared))', spRows(madd), spMasked(madd)];
+  const out = ['(module', '  (import "env" "memory" (memory 1 65536 shared))', spRows(madd, 'sp_rows', ROW_STREAMS, ROW_UNROLL),
+    spRows(madd, 'sp_rows_long', LONG_ROW_STREAMS, LONG_ROW_UNROLL), spRowsSum(), spMasked(madd)];
   for (const e of exportNames) out.push(`  (export "${e}" (func $${e}))`);
   out.push(')');
   return out.join('\n');

@@ -9,6 +9,7 @@ import type { NativeKernel, WasmRuntime } from '../runtime.js';
 import { addr, inside, isContiguous } from './rows.js';
 
 const P = KERNEL_CONSTANTS.sparse.P;
+const LONG_ROW_BYTES = KERNEL_CONSTANTS.sparse.LONG_ROW_BYTES;
 /** Below this many weights a product runs on the calling thread only. */
 const MIN_THREADED_WEIGHTS = 1 << 15;
 
@@ -23,7 +24,7 @@ function params(rt: WasmRuntime, fields: Partial<Record<keyof typeof P, number>>
 }
 
 export const sparseMatmulKernel: NativeKernel<Extract<OpDesc, { op: 'sparseMatmul' }>> = {
-  wasmKernels: ['sp_rows', 'sp_rows_sum'],
+  wasmKernels: ['sp_rows', 'sp_rows_long', 'sp_rows_sum'],
   handles(op, [x, w, t], [y]) {
     if (!f32Matrix(x) || !f32Matrix(w) || !f32Matrix(y)) return false;
     const [M, K] = x.shape as [number, number];
@@ -48,7 +49,7 @@ export const sparseMatmulKernel: NativeKernel<Extract<OpDesc, { op: 'sparseMatmu
       new Float32Array(rt.memory.bytes().buffer, thr, 1)[0] = 0;
     }
     const p = params(rt, { M, N, K, x: addr(rt, x!), w: addr(rt, w!), y: addr(rt, y!), list, listStride, part, nParts: threads - 1, t: thr, tStep: op.thresholded ? 4 : 0 });
-    rt.pool.run('sp_rows', [p], threads);
+    rt.pool.run(N * 4 >= LONG_ROW_BYTES ? 'sp_rows_long' : 'sp_rows', [p], threads);
     if (threads > 1) rt.pool.run('sp_rows_sum', [p], M * N * threads < MIN_THREADED_WEIGHTS ? 1 : Math.min(rt.threads, (M * N) / 4));
   },
 };
