@@ -5,7 +5,8 @@
 //                thresholds t [K], |x[m, k]| >= t[k] (the threshold fused into the product, so no
 //                thresholded copy of x is made). It then adds the listed rows into its output
 //                ROW_STREAMS at a time (task 0 into y, task t into partial t).
-//   sp_rows_sum  y += the partials of tasks 1..nParts.
+//   sp_rows_sum  y += the partials of tasks 1..nParts (called by the last task of sp_rows to finish:
+//                the runtime zeroes the `sync` counter, each task adds 1 when done).
 //                A linear layer stored [in, out]: the down projection after a sparse activation, or
 //                a projection whose input is thresholded (TEAL, CHESS+'s attention inputs).
 //   sp_masked    y [M, N] = mask ≠ 0 ? x · w[n]ᵀ : 0 with w [N, K]. Rows of w are split over tasks;
@@ -30,7 +31,7 @@ export const name = 'sparse';
 export const exportNames = ['sp_rows', 'sp_rows_long', 'sp_rows_sum', 'sp_masked'];
 
 /** Parameter block, i32 fields at these byte offsets. */
-export const P = { M: 0, N: 4, K: 8, x: 12, w: 16, y: 20, mask: 24, list: 28, listStride: 32, part: 36, nParts: 40, t: 44, tStep: 48 };
+export const P = { M: 0, N: 4, K: 8, x: 12, w: 16, y: 20, mask: 24, list: 28, listStride: 32, part: 36, nParts: 40, t: 44, tStep: 48, sync: 52 };
 
 const g = (n) => `(local.get $${n})`;
 const set = (n, v) => `(local.set $${n} ${v})`;
@@ -145,7 +146,11 @@ function spRows(madd, fname, STREAMS, ROW_UNROLL) {
         ${set('i', add(g('i'), i32(1)))}
         (br $ones)))
       ${set('m', add(g('m'), i32(1)))}
-      (br $rows))))`;
+      (br $rows)))
+    ;; the last task to finish adds the partials into y (one pool call per product, not two)
+    (if (i32.eqz ${ld('nParts')}) (then (return)))
+    (if (i32.ne (i32.atomic.rmw.add offset=${P.sync} ${g('p')} ${i32(1)}) (i32.sub ${g('nTasks')} ${i32(1)})) (then (return)))
+    (call $sp_rows_sum ${g('p')} ${i32(0)} ${i32(1)}))`;
 }
 
 function spRowsSum() {

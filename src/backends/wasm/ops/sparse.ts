@@ -24,7 +24,7 @@ function params(rt: WasmRuntime, fields: Partial<Record<keyof typeof P, number>>
 }
 
 export const sparseMatmulKernel: NativeKernel<Extract<OpDesc, { op: 'sparseMatmul' }>> = {
-  wasmKernels: ['sp_rows', 'sp_rows_long', 'sp_rows_sum'],
+  wasmKernels: ['sp_rows', 'sp_rows_long'],
   handles(op, [x, w, t], [y]) {
     if (!f32Matrix(x) || !f32Matrix(w) || !f32Matrix(y)) return false;
     const [M, K] = x.shape as [number, number];
@@ -48,9 +48,9 @@ export const sparseMatmulKernel: NativeKernel<Extract<OpDesc, { op: 'sparseMatmu
       thr = rt.scratch('sparse.zero', 16);
       new Float32Array(rt.memory.bytes().buffer, thr, 1)[0] = 0;
     }
-    const p = params(rt, { M, N, K, x: addr(rt, x!), w: addr(rt, w!), y: addr(rt, y!), list, listStride, part, nParts: threads - 1, t: thr, tStep: op.thresholded ? 4 : 0 });
+    // the last task to finish sums the partials (sync counts the finished tasks)
+    const p = params(rt, { M, N, K, x: addr(rt, x!), w: addr(rt, w!), y: addr(rt, y!), list, listStride, part, nParts: threads - 1, t: thr, tStep: op.thresholded ? 4 : 0, sync: 0 });
     rt.pool.run(N * 4 >= LONG_ROW_BYTES ? 'sp_rows_long' : 'sp_rows', [p], threads);
-    if (threads > 1) rt.pool.run('sp_rows_sum', [p], M * N * threads < MIN_THREADED_WEIGHTS ? 1 : Math.min(rt.threads, (M * N) / 4));
   },
 };
 
