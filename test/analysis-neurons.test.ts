@@ -5,41 +5,27 @@
 import { describe, expect, it } from 'vitest';
 import * as al from '../src/index.js';
 import { ARCHITECTURES } from '../src/models/registry.js';
-import { WeightMap } from '../src/models/weights.js';
-import { Rng } from '../src/ops/creation.js';
 import { MemoryStore } from '../src/io/memory-store.js';
 import { ActivationStore } from '../src/store/reader.js';
 import { harvest } from '../src/store/writer.js';
 import { topActivatingExamples } from '../src/analysis/neurons.js';
 import type { Tokenizer } from '../src/tokenizer/tokenizer.js';
+import { PlantedWeights, plantedLlamaConfig } from './helpers/planted-weights.js';
 
-const CONFIG = { model_type: 'llama', vocab_size: 260, max_position_embeddings: 64, hidden_size: 32, num_attention_heads: 4, num_key_value_heads: 2, num_hidden_layers: 2, intermediate_size: 40, rope_theta: 10000 };
+const CONFIG = plantedLlamaConfig(260);
 const Q = 81;
 const Z = 90;
 
-class Weights extends WeightMap {
-  private made = new Map<string, al.Tensor>();
-  private seed = 1;
-  constructor(private backend: al.Backend) { super(new Map(), 'planted'); }
-  override has(name: string): boolean { return this.made.has(name); }
-  override get(name: string, shape?: readonly number[]): al.Tensor {
-    const have = this.made.get(name);
-    if (have) return have;
-    const rng = new Rng(this.seed++);
-    const isNorm = /norm/.test(name);
-    const data = Float32Array.from({ length: shape!.reduce((a, b) => a * b, 1) }, () => (isNorm ? 1 : 0) + rng.normal() * (isNorm ? 0.1 : 0.2));
-    if (name === 'model.embed_tokens.weight') {
-      const d = shape![1]!;
-      data[Q * d + 7] = 50; data[Q * d + 3] = 30;
-      data[Z * d + 7] = 40; data[Z * d + 5] = 30;
-    }
-    const t = al.tensor(data, shape!, 'f32', { backend: this.backend });
-    this.made.set(name, t);
-    return t;
-  }
-  override maybe(): al.Tensor | undefined { return undefined; }
-  override dispose(): void { for (const t of this.made.values()) t.dispose(); }
-}
+/** Planted: the embedding rows of 'Q' and 'Z' are large in dimensions 7 and 3 (Q), 7 and 5 (Z). */
+const weights = (backend: al.Backend) => new PlantedWeights(backend, {
+  normStd: 0.1,
+  plant: (name, data, shape) => {
+    if (name !== 'model.embed_tokens.weight') return;
+    const d = shape[1]!;
+    data[Q * d + 7] = 50; data[Q * d + 3] = 30;
+    data[Z * d + 7] = 40; data[Z * d + 5] = 30;
+  },
+});
 
 function byteTokenizer(): Tokenizer {
   return {
@@ -55,7 +41,7 @@ function byteTokenizer(): Tokenizer {
 describe('neuron top-activating examples', () => {
   it('finds every planted token, largest first, with context windows; facets split Q from Z', async () => {
     const backend = await al.initBackend('js');
-    const model = new ARCHITECTURES.llama!(CONFIG, new Weights(backend), backend);
+    const model = new ARCHITECTURES.llama!(CONFIG, weights(backend), backend);
     const text = Array.from({ length: 12 }, (_, i) => `line ${i} has ${i % 2 ? 'Z' : 'Q'} in it and more words here\n\n`).join('');
     const store = new MemoryStore();
     const tokenizer = byteTokenizer();

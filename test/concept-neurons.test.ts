@@ -9,35 +9,21 @@
 import { describe, expect, it } from 'vitest';
 import * as al from '../src/index.js';
 import { ARCHITECTURES } from '../src/models/registry.js';
-import { WeightMap } from '../src/models/weights.js';
 import { Rng } from '../src/ops/creation.js';
 import { Sae } from '../src/sae/sae.js';
 import { conceptNeurons, conceptShift, labelMassAndLoss } from '../src/probes/concept-neurons.js';
 import { differenceSpectrum, selectivity, topSingular, UnitMoments } from '../src/probes/unit-stats.js';
+import { PlantedWeights, plantedLlamaConfig } from './helpers/planted-weights.js';
 
-const CONFIG = { model_type: 'llama', vocab_size: 160, max_position_embeddings: 64, hidden_size: 32, num_attention_heads: 4, num_key_value_heads: 2, num_hidden_layers: 2, intermediate_size: 40, rope_theta: 10000 };
+const CONFIG = plantedLlamaConfig(160);
 const TARGET = Array.from({ length: 20 }, (_, i) => 100 + i);
 const SOURCE = Array.from({ length: 20 }, (_, i) => 20 + i);
 
-class Weights extends WeightMap {
-  private made = new Map<string, al.Tensor>();
-  private seed = 1;
-  constructor(private backend: al.Backend) { super(new Map(), 'planted'); }
-  override has(name: string): boolean { return this.made.has(name); }
-  override get(name: string, shape?: readonly number[]): al.Tensor {
-    const have = this.made.get(name);
-    if (have) return have;
-    const rng = new Rng(this.seed++);
-    const isNorm = /norm/.test(name);
-    const data = Float32Array.from({ length: shape!.reduce((a, b) => a * b, 1) }, () => (isNorm ? 1 : 0) + rng.normal() * (isNorm ? 0.05 : 0.2));
-    if (name === 'model.embed_tokens.weight') for (const t of TARGET) data[t * shape![1]! + 7] = 5;
-    const t = al.tensor(data, shape!, 'f32', { backend: this.backend });
-    this.made.set(name, t);
-    return t;
-  }
-  override maybe(): al.Tensor | undefined { return undefined; }
-  override dispose(): void { for (const t of this.made.values()) t.dispose(); }
-}
+/** Planted: the target tokens' embedding rows are large in dimension 7. */
+const weights = (backend: al.Backend) => new PlantedWeights(backend, {
+  normStd: 0.05,
+  plant: (name, data, shape) => { if (name === 'model.embed_tokens.weight') for (const t of TARGET) data[t * shape[1]! + 7] = 5; },
+});
 
 function contexts(tokens: number[], n: number, len: number, seed: number): number[][] {
   const r = new Rng(seed);
@@ -90,7 +76,7 @@ describe('unit statistics', () => {
 describe('concept neurons on a planted model', () => {
   it('finds the planted unit, its lift, the label tokens, and a shift that beats random units', async () => {
     const backend = await al.initBackend('js');
-    const model = new ARCHITECTURES.llama!(CONFIG, new Weights(backend), backend);
+    const model = new ARCHITECTURES.llama!(CONFIG, weights(backend), backend);
     const target = contexts(TARGET, 16, 12, 1);
     const source = contexts(SOURCE, 16, 12, 2);
     const r = conceptNeurons(model, target, source, { hooks: ['hook_embed', 'blocks.0.hook_resid_post'], candidates: 4, top: 2, liftContexts: 4 });
@@ -131,7 +117,7 @@ describe('concept neurons on a planted model', () => {
 
   it('names what is wrong with bad input', async () => {
     const backend = await al.initBackend('js');
-    const model = new ARCHITECTURES.llama!(CONFIG, new Weights(backend), backend);
+    const model = new ARCHITECTURES.llama!(CONFIG, weights(backend), backend);
     const t = contexts(TARGET, 4, 8, 1);
     expect(() => conceptNeurons(model, t, contexts(SOURCE, 4, 8, 2), { hooks: ['blocks.9.hook_resid_post'] })).toThrow(/no hook 'blocks.9.hook_resid_post'/);
     expect(() => conceptNeurons(model, t, contexts(SOURCE, 4, 6, 2), { hooks: ['hook_embed'] })).toThrow(/same length/);

@@ -1,6 +1,8 @@
 // Delta inference: threshold 0 reproduces the dense decode, larger thresholds skip more of the
 // projections' work and lose more (KL), the sparse-kernel path gives the same numbers as the dense
-// product of the sparse change, and the state restarts with each prompt.
+// product of the sparse change, the state restarts with each prompt, and a batched decode (one
+// change mask per row) equals the dense batched decode at threshold 0 and each sequence decoded
+// alone above it, operations saved included.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as al from '../src/index.js';
 import { createWasmBackend, type WasmBackend } from '../src/backends/wasm/backend.js';
@@ -65,6 +67,56 @@ describe('delta inference', () => {
     expect(err).toBeLessThan(1e-4);
     expect(rep).toBe(0);
     expect(() => applyDelta(model, -1)).toThrow(/threshold must be >= 0/);
+    model.dispose();
+  }, 60_000);
+
+  it('batched decode: one change mask per row; θ = 0 is the dense batched decode, θ > 0 equals each sequence alone (logits and operations saved)', () => {
+    const model = randomModel(cfg, wasm, { seed: 3, std: 0.2 });
+    const prompts = [prompt, [3, 8, 2, 44, 19, 7, 30, 11], [50, 41, 6, 6, 13, 28, 9, 2]];
+    const steps = [[4, 17, 33], [25, 25, 1], [8, 59, 12], [40, 3, 21]]; // the token of each row at each step
+    // logits of every step, row by row; with θ, delta inference on
+    const run = (rows: number[], theta: number | null, kernels = true): { logits: number[][]; saved: number; done: number; macs: number } => {
+      const d = theta === null ? undefined : applyDelta(model, theta, { kernels });
+      const cache = new KVCache();
+      const logits: number[][] = rows.map(() => []);
+      try {
+        const feed = (ids: number[][]) => {
+          const x = al.tensor(ids.flat(), [ids.length, ids[0]!.length], 'i32', { backend: wasm });
+          const y = model.forward(x, { cache, logits: 'last' }); // [batch, 1, vocab]
+          const v = y.dataSync();
+          const V = v.length / rows.length;
+          rows.forEach((_, i) => logits[i]!.push(...v.subarray(i * V, (i + 1) * V)));
+          x.dispose();
+          y.dispose();
+        };
+        feed(rows.map((r) => prompts[r]!));
+        for (const st of steps) feed(rows.map((r) => [st[r]!]));
+      } finally {
+        cache.dispose();
+        d?.remove();
+      }
+      return { logits, saved: d ? 1 - d.counts.done / d.counts.macs : 0, done: d?.counts.done ?? 0, macs: d?.counts.macs ?? 0 };
+    };
+    const diff = (a: number[][], b: number[][]) => Math.max(...a.map((r, i) => Math.max(...r.map((v, j) => Math.abs(v - b[i]![j]!)))));
+    const dense = run([0, 1, 2], null);
+    const exact = run([0, 1, 2], 0);
+    const e0 = diff(exact.logits, dense.logits);
+    const batched = run([0, 1, 2], 0.1);
+    const alone = [0, 1, 2].map((r) => run([r], 0.1));
+    const e1 = diff(batched.logits, alone.map((a) => a.logits[0]!));
+    const doneAlone = alone.reduce((n, a) => n + a.done, 0);
+    const macsAlone = alone.reduce((n, a) => n + a.macs, 0);
+    const zeroed = run([0, 1, 2], 0.1, false);
+    console.log(`batched delta (3 rows, 4 steps): θ=0 vs dense max logit diff ${e0.toExponential(2)}, ${(100 * exact.saved).toFixed(1)}% skipped; θ=0.1 vs each row alone ${e1.toExponential(2)}, ${(100 * batched.saved).toFixed(1)}% skipped (alone: ${(100 * (1 - doneAlone / macsAlone)).toFixed(1)}%); kernels vs dense products ${diff(batched.logits, zeroed.logits).toExponential(2)}`);
+    expect(e0).toBeLessThan(1e-4);
+    expect(exact.saved).toBe(0);
+    expect(e1).toBeLessThan(1e-4);
+    // the same masks up to rounding: products of 3 rows and of 1 row may round differently, which
+    // can move a change that sits at θ across it
+    expect(batched.macs).toBe(macsAlone);
+    expect(Math.abs(batched.done - doneAlone) / macsAlone).toBeLessThan(1e-3);
+    expect(batched.saved).toBeGreaterThan(0.05);
+    expect(diff(batched.logits, zeroed.logits)).toBeLessThan(1e-4);
     model.dispose();
   }, 60_000);
 });

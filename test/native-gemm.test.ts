@@ -18,16 +18,7 @@ import { TINY } from './helpers/tiny-configs.js';
 import { grad, variable } from '../src/autograd/index.js';
 import { mul } from '../src/ops/elementwise.js';
 import { sum } from '../src/ops/reduce.js';
-
-function rand(n: number, seed: number): Float32Array {
-  const out = new Float32Array(n);
-  let s = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s / 2 ** 32 - 0.5;
-  }
-  return out;
-}
+import { maxAbsDiffFinite, rand } from './helpers/numeric.js';
 
 /** Wraps a native GEMM to count the products it was given. */
 function counting(inner: NativeGemm): NativeGemm & { calls: number } {
@@ -40,17 +31,6 @@ function counting(inner: NativeGemm): NativeGemm & { calls: number } {
     dispose: () => inner.dispose(),
   };
   return c;
-}
-
-/** Max |x - y| over the finite entries; a non-finite entry must be the same in both (masked scores are -inf). */
-function maxAbsDiff(x: ArrayLike<number>, y: ArrayLike<number>): number {
-  expect(x.length).toBe(y.length);
-  let m = 0;
-  for (let i = 0; i < x.length; i++) {
-    if (Number.isFinite(x[i]!) && Number.isFinite(y[i]!)) m = Math.max(m, Math.abs(x[i]! - y[i]!));
-    else if (!Object.is(x[i], y[i])) return Infinity;
-  }
-  return m;
 }
 
 const load = loadNativeGemm(2);
@@ -94,7 +74,7 @@ describe.skipIf(!available)('native GEMM (onnxruntime-node)', () => {
       expect(gemm.calls).toBe(before + 1);
       const want = run(js);
       expect(got.shape).toEqual(want.shape);
-      const err = maxAbsDiff(got.data, want.data);
+      const err = maxAbsDiffFinite(got.data, want.data);
       console.log(`native gemm ${c.name}: max |native - js| = ${err.toExponential(2)}`);
       expect(err).toBeLessThan(1e-4);
     });
@@ -116,18 +96,18 @@ describe.skipIf(!available)('native GEMM (onnxruntime-node)', () => {
     };
     const product = () => { const y = matmul(x, w); const d = y.dataSync() as Float32Array; y.dispose(); return d; };
     const packedBefore = gemm.packedCount();
-    expect(maxAbsDiff(product(), reference(W))).toBeLessThan(1e-4); // first use: B passed per call
+    expect(maxAbsDiffFinite(product(), reference(W))).toBeLessThan(1e-4); // first use: B passed per call
     expect(gemm.packedCount()).toBe(packedBefore);
-    expect(maxAbsDiff(product(), reference(W))).toBeLessThan(1e-4); // second: packed
+    expect(maxAbsDiffFinite(product(), reference(W))).toBeLessThan(1e-4); // second: packed
     expect(gemm.packedCount()).toBe(packedBefore + 1);
-    expect(maxAbsDiff(product(), reference(W))).toBeLessThan(1e-4);
+    expect(maxAbsDiffFinite(product(), reference(W))).toBeLessThan(1e-4);
     // an in-place write (an optimizer step does this) must not leave the stale packed copy in use
     const W2 = rand(K * N, 13);
     be.write((w.storageKey as { buffer: BackendBuffer }).buffer, 0, new Uint8Array(W2.buffer));
-    const err = maxAbsDiff(product(), reference(W2));
+    const err = maxAbsDiffFinite(product(), reference(W2));
     console.log(`native gemm after the weight was rewritten: max |native - js| = ${err.toExponential(2)}`);
     expect(err).toBeLessThan(1e-4);
-    expect(maxAbsDiff(product(), reference(W2))).toBeLessThan(1e-4);
+    expect(maxAbsDiffFinite(product(), reference(W2))).toBeLessThan(1e-4);
     w.dispose();
     expect(gemm.packedCount()).toBe(packedBefore); // freed weight: its packed copy is dropped
     x.dispose();
@@ -162,7 +142,7 @@ describe.skipIf(!available)('native GEMM (onnxruntime-node)', () => {
       const w = wasm.get(name)!;
       let scale = 1;
       for (const e of w) if (Number.isFinite(e)) scale = Math.max(scale, Math.abs(e));
-      const err = maxAbsDiff(v, w) / scale;
+      const err = maxAbsDiffFinite(v, w) / scale;
       if (err > worst.err) worst = { name, err };
     }
     console.log(`hooks native vs wasm: ${native.size} activations, worst relative max diff ${worst.err.toExponential(2)} at ${worst.name}`);
@@ -194,7 +174,7 @@ describe.skipIf(!available)('native GEMM (onnxruntime-node)', () => {
     got.forEach((g, i) => {
       let scale = 1;
       for (const e of want[i]!) scale = Math.max(scale, Math.abs(e));
-      const err = maxAbsDiff(g, want[i]!) / scale;
+      const err = maxAbsDiffFinite(g, want[i]!) / scale;
       console.log(`native gemm gradient ${['x', 'w1', 'w2'][i]}: relative max diff ${err.toExponential(2)}`);
       expect(err).toBeLessThan(1e-5);
     });
@@ -243,7 +223,7 @@ describe('without a native GEMM', () => {
         x.dispose(); w.dispose(); y.dispose();
         return d;
       };
-      const err = maxAbsDiff(prod(a), prod(js));
+      const err = maxAbsDiffFinite(prod(a), prod(js));
       console.log(`fallback wasm vs js: max diff ${err.toExponential(2)}`);
       expect(err).toBeLessThan(1e-4);
       a.dispose(); b.dispose();

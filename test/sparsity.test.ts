@@ -14,6 +14,7 @@ import { applySparsity } from '../src/sparsity/apply.js';
 import { thresholdSparsify, topkSparsify } from '../src/sparsity/rules.js';
 import { parseSparsity } from '../src/sparsity/spec.js';
 import { TINY } from './helpers/tiny-configs.js';
+import { valueAndGrad } from '../src/autograd/index.js';
 
 let js: al.Backend;
 let wasm: WasmBackend;
@@ -80,6 +81,47 @@ describe('sparse products', () => {
       expect(e1).toBeLessThan(1e-3);
       expect(e2).toBeLessThan(1e-3);
     }
+  });
+
+  it('thresholds fused into sparseMatmul: wasm (3 threads) equals the js reference and the product of the thresholded input', () => {
+    for (const [M, K, N] of [[1, 4096, 256], [1, 300, 2052], [2, 1000, 12], [1, 64, 8], [3, 7, 6]] as const) {
+      const xd = randomData(M * K, 8);
+      const wd = randomData(K * N, 9);
+      const td = Float32Array.from(randomData(K, 10), Math.abs); // |normal|: about half of x is below
+      const on = (b: al.Backend) => ({ x: al.tensor(xd, [M, K], 'f32', { backend: b }), w: al.tensor(wd, [K, N], 'f32', { backend: b }), t: al.tensor(td, [K], 'f32', { backend: b }) });
+      const r = on(js);
+      const g = on(wasm);
+      const ref = sparseMatmul(r.x, r.w, r.t).dataSync();
+      const xs = Float32Array.from(xd, (v, i) => (Math.abs(v) < td[i % K]! ? 0 : v));
+      const zeroed = al.matmul(al.tensor(xs, [M, K], 'f32', { backend: js }), r.w).dataSync();
+      const e1 = maxAbsDiff(sparseMatmul(g.x, g.w, g.t).dataSync(), ref);
+      const e2 = maxAbsDiff(ref, zeroed);
+      console.log(`thresholded sparseMatmul [${M},${K},${N}], ${(100 * xs.filter((v) => v === 0).length / xs.length).toFixed(0)}% skipped: wasm vs js ${e1.toExponential(2)}, js vs matmul of the thresholded x ${e2.toExponential(2)}`);
+      expect(e1).toBeLessThan(1e-3);
+      expect(e2).toBeLessThan(1e-5);
+    }
+  });
+
+  it('a thresholded input skips its row (no NaN from an infinite weight), NaN is never skipped, and the gradient is that of the thresholded product', () => {
+    for (const b of [js, wasm]) {
+      const x = al.tensor([0.1, 2, -0.3, -3], [1, 4], 'f32', { backend: b });
+      const t = al.tensor([0.5, 0.5, 0.5, 0.5], [4], 'f32', { backend: b });
+      const w = al.tensor([Infinity, Infinity, 1, 3, -Infinity, 1, 1, 1], [4, 2], 'f32', { backend: b });
+      expect(Array.from(sparseMatmul(x, w, t).dataSync())).toEqual([-1, 3]);
+      const xn = al.tensor([NaN, 0, 0, 0], [1, 4], 'f32', { backend: b });
+      expect(Array.from(sparseMatmul(xn, w, t).dataSync()).every(Number.isNaN)).toBe(true);
+    }
+    const xd = randomData(2 * 6, 11);
+    const x = al.tensor(xd, [2, 6], 'f32', { backend: js });
+    const w = al.tensor(randomData(6 * 3, 12), [6, 3], 'f32', { backend: js });
+    const t = al.tensor(new Float32Array(6).fill(0.7), [6], 'f32', { backend: js });
+    const keep = al.tensor(Float32Array.from(xd, (v) => (Math.abs(v) < 0.7 ? 0 : 1)), [2, 6], 'f32', { backend: js });
+    const fused = valueAndGrad((a, b) => al.sum(al.square(sparseMatmul(a, b, t)).reshape([-1])))(x, w);
+    const plain = valueAndGrad((a, b) => al.sum(al.square(al.matmul(al.mul(a, keep), b)).reshape([-1])))(x, w);
+    const eg = Math.max(...fused.grads.map((g, i) => maxAbsDiff(g.dataSync(), plain.grads[i]!.dataSync())));
+    console.log(`thresholded sparseMatmul gradients vs matmul of the masked input: max diff ${eg.toExponential(2)}`);
+    expect(eg).toBeLessThan(1e-4);
+    expect(Math.abs(fused.value.item() - plain.value.item())).toBeLessThan(1e-4);
   });
 
   it('a zero activation skips its weight row: an infinite weight there does not turn into NaN', () => {
@@ -161,6 +203,54 @@ describe('calibrated sparsity on a model', () => {
     ids.dispose();
     dense.dispose();
     model.dispose();
+  }, 60_000);
+
+  it('teal: each projection input reaches the target sparsity on calibration; its decode (fused thresholds, shared q/k/v and gate/up products) equals dense products on the thresholded inputs', () => {
+    for (const [arch, c] of [['llama', cfg], ['gpt2', { ...TINY.gpt2!, n_embd: 64, n_head: 4, n_layer: 2 }]] as const) {
+      const live = al.liveTensors().tensors;
+      const model = randomModel(c, wasm, { seed: 6, std: 0.2 });
+      const plan = planSparsity(model, parseSparsity('teal:0.4'), calib);
+      for (const l of plan.layers) {
+        expect(Math.abs(l.calibrationSparsity! - 0.4)).toBeLessThan(0.02);
+        expect(Object.keys(l.inputThresholds!).length).toBe(arch === 'llama' ? 7 : 4);
+      }
+      const decode = (kernels: boolean): number[] => {
+        const ap = applySparsity(model, plan, { kernels });
+        const cache = new KVCache();
+        try {
+          const p = al.tensor([1, 2, 3, 4, 5], [1, 5], 'i32', { backend: wasm });
+          model.forward(p, { cache, logits: 'last' }).dispose();
+          p.dispose();
+          const out: number[] = [];
+          for (const id of [6, 7, 8]) {
+            const t = al.tensor([id], [1, 1], 'i32', { backend: wasm });
+            const y = model.forward(t, { cache, logits: 'last' });
+            out.push(...y.dataSync());
+            y.dispose();
+            t.dispose();
+          }
+          return out;
+        } finally {
+          cache.dispose();
+          ap.remove();
+        }
+      };
+      const a = decode(true);
+      const b = decode(false);
+      const err = maxAbsDiff(a, b);
+      const ids = al.tensor([1, 2, 3, 4, 5, 6, 7, 8], [1, 8], 'i32', { backend: wasm });
+      const V = model.dims.vocabSize;
+      const full = model.forward(ids);
+      const dense = Array.from(full.dataSync()).slice(-3 * V);
+      full.dispose();
+      const moved = maxAbsDiff(dense.slice(-V), a.slice(-V));
+      console.log(`teal:0.4 ${arch}: 3 decode steps, fused kernels vs dense products on thresholded inputs, max logit diff ${err.toExponential(2)}; vs the dense model ${moved.toExponential(2)}`);
+      expect(err).toBeLessThan(1e-4);
+      expect(moved).toBeGreaterThan(1e-4);
+      ids.dispose();
+      model.dispose();
+      expect(al.liveTensors().tensors).toBe(live);
+    }
   }, 60_000);
 
   it('refuses a threshold that would zero a whole layer, naming the layer and the largest activation', () => {

@@ -5,16 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { View } from '../src/tensor/backend.js';
 import { createWasmBackend, type WasmBackend } from '../src/backends/wasm/backend.js';
 import { WasmMemory, PAGE_BYTES } from '../src/backends/wasm/memory.js';
-
-function rand(n: number, seed: number): Float32Array {
-  const out = new Float32Array(n);
-  let s = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s / 2 ** 32 - 0.5;
-  }
-  return out;
-}
+import { rand } from './helpers/numeric.js';
 
 function upload(be: WasmBackend, data: Float32Array) {
   const buf = be.alloc(data.byteLength);

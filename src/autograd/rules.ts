@@ -302,12 +302,17 @@ export const RULES: { [K in OpName]?: Rule<K> } = {
   },
   // The activation-sparsity products are x · w (skipping zero rows changes no value) and a masked
   // x · wᵀ; the mask is piecewise constant and gets no gradient.
+  // With thresholds, x is first masked to the entries the product reads (|x| >= t, or NaN).
   sparseMatmul: {
-    save: () => ({ inputs: [0, 1] }),
-    backward: (_op, c, [g]) => [
-      g && c.needs(0) ? matmul(g, c.input(1), { transB: true }) : null,
-      g && c.needs(1) ? matmul(c.input(0), g, { transA: true }) : null,
-    ],
+    save: (op) => ({ inputs: op.thresholded ? [0, 1, 2] : [0, 1] }),
+    backward: (op, c, [g]) => {
+      if (!g) return op.thresholded ? [null, null, null] : [null, null];
+      if (!op.thresholded) return [c.needs(0) ? matmul(g, c.input(1), { transB: true }) : null, c.needs(1) ? matmul(c.input(0), g, { transA: true }) : null];
+      const below = E.lt(E.abs(c.input(0)), c.input(2)); // [M, K]
+      const gx = c.needs(0) ? E.where(below, 0, matmul(g, c.input(1), { transB: true })) : null;
+      const gw = c.needs(1) ? matmul(E.where(below, 0, c.input(0)), g, { transA: true }) : null;
+      return [gx, gw, null];
+    },
   },
   maskedMatmul: {
     save: () => ({ inputs: [0, 1, 2] }),

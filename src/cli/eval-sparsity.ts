@@ -52,12 +52,13 @@ export function sparsityForEval(a: SparsityArgs, m: LoadedModel, ids: number[]):
   const layers = plan.layers.map((l) => ({
     layer: l.layer, calibration_sparsity: l.calibrationSparsity, threshold: l.threshold,
     ...(l.qThreshold !== undefined ? { q_threshold: l.qThreshold } : {}), ...(l.oThreshold !== undefined ? { o_threshold: l.oThreshold } : {}),
+    ...(l.inputThresholds ? { input_thresholds: l.inputThresholds } : {}),
   }));
   const mean = plan.layers.every((l) => l.calibrationSparsity !== null)
     ? plan.layers.reduce((s, l) => s + l.calibrationSparsity!, 0) / plan.layers.length : null;
   return {
     applied, skip,
     json: { spec: formatSpec(spec), calibration_tokens: plan.calibrationTokens, calibration_source: a.calibration ?? (calib.length ? 'the start of --data (not scored)' : null), mean_sparsity: mean, layers },
-    text: `sparsity ${formatSpec(spec)} on ${plan.layers.length} MLP blocks${mean !== null ? `, ${(100 * mean).toFixed(1)}% of activations zeroed on ${plan.calibrationTokens} calibration tokens` : ''}`,
+    text: `sparsity ${formatSpec(spec)} on ${plan.layers.length} ${spec.method === 'teal' ? 'blocks (every projection input)' : 'MLP blocks'}${mean !== null ? `, ${(100 * mean).toFixed(1)}% of activations zeroed on ${plan.calibrationTokens} calibration tokens` : ''}`,
   };
 }

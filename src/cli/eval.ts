@@ -94,7 +94,7 @@ export function register(program: Command): void {
     .requiredOption('--data <file>', 'a UTF-8 text file')
     .option('--ctx <n>', 'tokens per chunk (default: min(model context, 512)); the second half of each chunk is scored', int(2))
     .option('--chunks <n>', 'at most this many chunks', int(1))
-    .option('--sparsity <spec>', 'activation sparsity: topk:F|topk:K|threshold:T|cats:F|chess:F|chess+:F (docs/sparsity.md); compared with the dense model')
+    .option('--sparsity <spec>', 'activation sparsity: topk:F|topk:K|threshold:T|cats:F|chess:F|chess+:F|teal:F (docs/sparsity.md); compared with the dense model')
     .option('--calibration <file>', 'calibration text for --sparsity (default: the start of --data, then not scored)')
     .option('--calibration-tokens <n>', 'calibration tokens for --sparsity (default 512)', int(1))
     .option('--json', 'print one JSON object'))

@@ -340,6 +340,10 @@ function* sparseVariants(): Generator<Variant> {
     yield { op: 'sparseMatmul', label: `sparseMatmul f32 ${tag} M=${M} K=${K} N=${N}`, inputs: [f([M, K]), f([K, N])], budget: 1e-9, run: ([x, w]) => [ops.sparseMatmul(ops.relu(x!), w!)] };
     yield { op: 'maskedMatmul', label: `maskedMatmul f32 ${tag} M=${M} K=${N} N=${K}`, inputs: [f([M, N]), f([K, N]), f([M, K])], budget: 1e-9, run: ([x, w, g]) => [ops.maskedMatmul(x!, w!, ops.relu(g!))] };
   }
+  // thresholds fused into the product: |x| below its row's threshold (|normal|, so about half) skips the row
+  for (const [M, K, N, tag] of [[1, 1024, 256, 'decode threaded'], [1, 200, 2052, 'long rows'], [3, 40, 12, 'few rows'], [2, 9, 10, 'odd sizes']] as const) {
+    yield { op: 'sparseMatmul', label: `sparseMatmul f32 thresholded ${tag} M=${M} K=${K} N=${N}`, inputs: [f([M, K]), f([K, N]), f([K])], budget: 1e-9, run: ([x, w, t]) => [ops.sparseMatmul(x!, w!, ops.abs(t!))] };
+  }
   yield { op: 'sparseMatmul', label: 'sparseMatmul f32 all zero', inputs: [f([1, 64]), f([64, 32])], budget: 0, run: ([x, w]) => [ops.sparseMatmul(ops.mul(x!, 0), w!)] };
   yield { op: 'maskedMatmul', label: 'maskedMatmul f32 all masked', inputs: [f([1, 64]), f([32, 64]), f([1, 32])], budget: 0, run: ([x, w, g]) => [ops.maskedMatmul(x!, w!, ops.mul(g!, 0))] };
 }

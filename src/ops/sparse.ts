@@ -8,7 +8,7 @@ import { DTypeError, ShapeError } from '../tensor/errors.js';
 import { dispatch } from '../tensor/engine.js';
 import { fmtShape, numel } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { ne, where } from './elementwise.js';
+import { abs, lt, ne, where } from './elementwise.js';
 import { matmul } from './linalg.js';
 
 /** Whether `b` runs the sparse products natively (else they fall back to dense ones). */
@@ -32,20 +32,42 @@ function f32Weight(w: Tensor, what: string): Tensor {
   return w.isContiguous ? w.share() : w.contiguous();
 }
 
-/** x [..., K] · w [K, N] -> [..., N]; rows of w whose activation is 0 are not read. */
-export function sparseMatmul(x: Tensor, w: Tensor): Tensor {
+/**
+ * x [..., K] · w [K, N] -> [..., N]; rows of w whose activation is 0 are not read. With
+ * `thresholds` f32 [K], also the rows whose |activation| is below its channel's threshold: the
+ * product of the thresholded input (`where(|x| >= t, x, 0)`) without making it.
+ */
+export function sparseMatmul(x: Tensor, w: Tensor, thresholds?: Tensor): Tensor {
   const [K, N] = w.shape as [number, number];
+  if (thresholds && (thresholds.dtype !== 'f32' || thresholds.rank !== 1 || thresholds.shape[0] !== K)) {
+    throw new ShapeError(`sparseMatmul: thresholds must be f32 [${K}] (one per row of w), got ${thresholds.dtype}${fmtShape(thresholds.shape)}`);
+  }
   const wc = f32Weight(w, 'sparseMatmul');
   const xr = asRows(x, K, 'sparseMatmul');
+  const tc = thresholds && (thresholds.isContiguous ? thresholds.share() : thresholds.contiguous());
   try {
     const lead = x.shape.slice(0, -1);
-    const y = hasSparseKernels(x.backend) ? dispatch({ op: 'sparseMatmul' }, [xr, wc], [{ shape: [xr.shape[0]!, N], dtype: 'f32' }])[0]! : matmul(xr, wc);
+    let y: Tensor;
+    if (hasSparseKernels(x.backend)) {
+      y = dispatch({ op: 'sparseMatmul', ...(tc ? { thresholded: true } : {}) }, tc ? [xr, wc, tc] : [xr, wc], [{ shape: [xr.shape[0]!, N], dtype: 'f32' }])[0]!;
+    } else if (tc) {
+      const mag = abs(xr);
+      const below = lt(mag, tc);
+      mag.dispose();
+      const xs = where(below, 0, xr);
+      below.dispose();
+      y = matmul(xs, wc);
+      xs.dispose();
+    } else {
+      y = matmul(xr, wc);
+    }
     const r = y.reshape([...lead, N]);
     y.dispose();
     return r;
   } finally {
     xr.dispose();
     wc.dispose();
+    tc?.dispose();
   }
 }
 

@@ -1,22 +1,26 @@
 // Installs a sparsity plan on a model as a runtime mode: every MLP the plan names sparsifies its
 // activation (src/models/layers/mlp.ts), chess+ also thresholds the inputs of the query and
-// output projections (src/models/layers/linear.ts). With kernels on (the default), decode-sized
-// calls (at most `maxKernelRows` rows) run the sparse products: the up projection only where the
-// activation is non-zero, the down projection over the rows of the non-zero activations. For that
-// the down (and q/o) weights are also kept as f32 [in, out] copies (a layer stored [out, in] is
-// transposed once here; memory: one more copy of those matrices while the mode is on). Quantized
-// weights keep the dense products on the zeroed activations.
+// output projections, teal the input of every projection (src/models/layers/linear.ts). With
+// kernels on (the default), decode-sized calls (at most `maxKernelRows` rows) run the sparse
+// products: the up projection only where the activation is non-zero, the down projection over
+// the rows of the non-zero activations, a thresholded input through `sparseMatmul` with the
+// thresholds fused in. For that the weights the products read are also kept as f32 [in, out]
+// copies (a layer stored [out, in] is transposed once here; memory: one more copy of those
+// matrices while the mode is on; none for a layer already stored [in, out]). Quantized weights
+// keep the dense products on the zeroed activations.
 // `remove()` restores the dense model and frees the copies.
 import { tensor } from '../ops/creation.js';
+import { concat } from '../ops/layout.js';
 import { keep } from '../tensor/engine.js';
 import { QuantizedTensor } from '../tensor/quantized.js';
 import type { Tensor } from '../tensor/tensor.js';
-import type { Linear, LinearSparsity } from '../models/layers/linear.js';
+import type { Linear } from '../models/layers/linear.js';
 import type { MlpSparsity } from '../models/layers/mlp.js';
 import type { CausalLM } from '../models/model.js';
 import { thresholdSparsify, topkSparsify } from './rules.js';
 import { topkKeep } from './spec.js';
 import type { SparsityPlan } from './calibrate.js';
+import { blockLinears, inputSparsity, SharedInputProduct, thresholdRow } from './teal.js';
 
 export interface ApplyOptions {
   /** Run the sparse products at decode sizes (default true); false keeps dense products on the zeroed activations. */
@@ -54,6 +58,45 @@ export function applySparsity(model: CausalLM, plan: SparsityPlan, o: ApplyOptio
   try {
     for (const lp of plan.layers) {
       const parts = model.sparsityParts(lp.layer);
+      if (lp.inputThresholds) {
+        // teal: every projection's input, the thresholds fused into the decode products; projections
+        // of one input under one threshold (q, k, v; gate and up) share one product
+        const linears = blockLinears(parts);
+        const thresholdOf = (role: string): number => {
+          const t = lp.inputThresholds![role];
+          if (t === undefined) throw new Error(`applySparsity: the plan has no threshold for blocks.${lp.layer} ${role}`);
+          return t;
+        };
+        const grouped = new Set<string>();
+        if (kernels) {
+          for (const roles of [linears.filter(([r]) => r.startsWith('attn.in.')).map(([r]) => r), ['mlp.in', 'mlp.up']]) {
+            const members = linears.filter(([r]) => roles.includes(r));
+            if (members.length < 2 || new Set(members.map(([r]) => thresholdOf(r))).size !== 1) continue;
+            const rows = members.map(([, lin]) => rowsOf(lin));
+            if (rows.some((r) => !r)) { for (const r of rows) r?.dispose(); continue; }
+            const fused = own(keep(concat(rows as Tensor[], 1))); // [in, Σ out]
+            for (const r of rows) r!.dispose();
+            const thresholds = own(keep(thresholdRow(members[0]![1], thresholdOf(members[0]![0]), model)));
+            const product = new SharedInputProduct(fused, thresholds, rows.map((r) => r!.shape[1]!));
+            members.forEach(([role, lin], i) => {
+              if (lin.sparse) throw new Error(`applySparsity: block ${lp.layer} already has sparsity applied; remove it first`);
+              lin.sparse = { ...inputSparsity(thresholdOf(role), maxKernelRows, undefined, thresholds), shared: (x) => product.take(i, x) };
+              grouped.add(role);
+              undo.push(() => { delete lin.sparse; });
+            });
+            undo.push(() => product.release());
+          }
+        }
+        for (const [role, lin] of linears) {
+          if (grouped.has(role)) continue;
+          const t = thresholdOf(role);
+          if (lin.sparse) throw new Error(`applySparsity: block ${lp.layer} already has sparsity applied; remove it first`);
+          const rows = kernels ? own(rowsOf(lin)) : undefined;
+          lin.sparse = inputSparsity(t, maxKernelRows, rows, rows ? own(keep(thresholdRow(lin, t, model))) : undefined);
+          undo.push(() => { delete lin.sparse; });
+        }
+        continue;
+      }
       const mlp = parts.mlp;
       if (!mlp) throw new Error(`applySparsity: block ${lp.layer} has no dense MLP`);
       if (mlp.sparse) throw new Error(`applySparsity: block ${lp.layer} already has sparsity applied; remove it first`);
@@ -73,8 +116,8 @@ export function applySparsity(model: CausalLM, plan: SparsityPlan, o: ApplyOptio
       undo.push(() => { delete mlp.sparse; });
       for (const [lin, t] of [[parts.q, lp.qThreshold], [parts.o, lp.oThreshold]] as const) {
         if (!lin || t === undefined) continue;
-        const ls: LinearSparsity = { sparsify: (x) => thresholdSparsify(x, t), maxKernelRows, rows: kernels ? own(rowsOf(lin)) : undefined };
-        lin.sparse = ls;
+        const rows = kernels ? own(rowsOf(lin)) : undefined;
+        lin.sparse = inputSparsity(t, maxKernelRows, rows, rows ? own(keep(thresholdRow(lin, t, model))) : undefined);
         undo.push(() => { delete lin.sparse; });
       }
     }

@@ -9,6 +9,7 @@
 //   chess+   chess, plus one threshold per layer for the query projection's input (the normalized
 //            residual) and one for the output projection's input (hook_z), each the F-quantile of
 //            its |x| (keys and values stay dense: CHESS's selective sparsification).
+//   teal     every projection's input at its own F-quantile of |x| (teal.ts)
 //   threshold T  checked against the calibration tokens: a T that zeroes every activation of a
 //            layer is refused.
 // The quantile is the k-th smallest value with k = floor(n · F), as torch.kthvalue in CHESS.
@@ -19,6 +20,7 @@ import { blockHook } from '../models/hook-point.js';
 import type { CausalLM } from '../models/model.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { formatSpec, needsCalibration, type SparsitySpec } from './spec.js';
+import { blockLinears, calibrateTeal } from './teal.js';
 
 /** Fewest calibration tokens a calibrated method accepts (per-channel quantiles need a sample per channel). */
 export const MIN_CALIBRATION_TOKENS = 64;
@@ -32,6 +34,8 @@ export interface LayerPlan {
   /** chess+: thresholds on the query projection's input and the output projection's input. */
   qThreshold?: number;
   oThreshold?: number;
+  /** teal: the threshold on each projection's input, by role (teal.ts `blockLinears`). */
+  inputThresholds?: Record<string, number>;
   /** Share of MLP activations zeroed on the calibration tokens (null for top-k, which is exact by construction). */
   calibrationSparsity: number | null;
 }
@@ -74,7 +78,10 @@ export function quantile(v: Float32Array, q: number): number {
 /** The layers whose MLP (and, for chess+, attention) the method reaches; throws when there are none. */
 export function sparseLayers(model: CausalLM, spec: SparsitySpec): number[] {
   const layers: number[] = [];
-  for (let l = 0; l < model.dims.nLayers; l++) if (model.sparsityParts(l).mlp) layers.push(l);
+  for (let l = 0; l < model.dims.nLayers; l++) {
+    const p = model.sparsityParts(l);
+    if (p.mlp || (spec.method === 'teal' && blockLinears(p).length)) layers.push(l);
+  }
   if (!layers.length) {
     throw new Error(`${formatSpec(spec)}: ${model.dims.arch} has no dense MLP blocks that activation sparsity can reach (attention-only or mixture-of-experts blocks)`);
   }
@@ -139,6 +146,13 @@ export function planSparsity(model: CausalLM, spec: SparsitySpec, calibration: r
     throw new Error(`${name}: give calibration tokens, so a threshold that would zero a whole layer can be caught`);
   }
   const ctx = Math.min(o.ctx ?? 256, model.dims.nCtx);
+  if (spec.method === 'teal') {
+    const teal = calibrateTeal(model, calibration, layers, spec.value, ctx);
+    return {
+      spec, calibrationTokens: calibration.length,
+      layers: layers.map((layer) => ({ layer, inputThresholds: teal.get(layer)!.inputThresholds, calibrationSparsity: teal.get(layer)!.calibrationSparsity })),
+    };
+  }
   const attention = spec.method === 'chess+';
   const stats = sample(model, calibration, layers, attention, ctx);
   const F = spec.value;

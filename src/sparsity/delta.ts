@@ -5,10 +5,13 @@
 // x̂ ← x where Δ was propagated. The skipped columns of W are the operations saved; the error the
 // skipped changes leave is measured as KL to the dense model (`deltaSweep`).
 // Layers covered: every projection of the attention input (q, k, v or fused qkv), the attention
-// output, and the MLP's three projections. Batch 1 decode: a call of several rows (the prompt)
-// runs dense and (re)starts the state from its last row. With `kernels` the products read only
-// the propagated rows (`sparseMatmul`, over [in, out] copies of the weights); without, a dense
-// product of the sparse Δ gives the same values, and the savings are counted, not timed.
+// output, and the MLP's three projections. Batched decode: x̂ and y hold one row per sequence
+// ([batch, in], [batch, out]) and each row has its own change mask (a sequence propagates only its
+// own large changes; the sparse kernel lists the kept inputs row by row). A call of more than one
+// position per sequence (a prompt), or of another batch size, runs dense and (re)starts the state
+// from each sequence's last position. With `kernels` the products read only the propagated rows of
+// the weight (`sparseMatmul`, over [in, out] copies of the weights); without, a dense product of
+// the sparse Δ gives the same values, and the savings are counted, not timed.
 import { tensor } from '../ops/creation.js';
 import { abs, add, ge, sub, where } from '../ops/elementwise.js';
 import { logSoftmax } from '../ops/nn.js';
@@ -29,8 +32,8 @@ export interface DeltaCounts {
 }
 
 class LinearDelta {
-  private xhat?: Tensor; // [1, in]
-  private y?: Tensor; // [1, out]
+  private xhat?: Tensor; // [batch, in]
+  private y?: Tensor; // [batch, out]
 
   constructor(private readonly threshold: number, private readonly rows: Tensor | undefined, private readonly counts: DeltaCounts) {}
 
@@ -39,29 +42,33 @@ class LinearDelta {
     const dout = outFeatures(l);
     const M = x.size / din;
     const lead = x.shape.slice(0, -1);
-    if (M !== 1 || !this.xhat || !this.y) {
-      // the prompt (or the first step): dense, and the state restarts from the last row
+    // x [batch, pos, in] (or [rows, in]): one position per sequence at a decode step
+    const pos = x.rank >= 3 ? x.shape.at(-2)! : 1;
+    const B = M / pos;
+    if (pos !== 1 || !this.xhat || !this.y || this.xhat.shape[0] !== B) {
+      // a prompt (or the first step, or another batch): dense, and the state restarts from each
+      // sequence's last position
       const y = tidy(() => {
         const z = matmulWeight(x, l.weight, l.layout);
         return l.bias ? add(z, l.bias) : z;
       }); // [..., out]
       this.reset();
-      this.xhat = keep(x.reshape([M, din]).narrow(0, M - 1, 1).contiguous());
-      this.y = keep(y.reshape([M, dout]).narrow(0, M - 1, 1).contiguous());
+      this.xhat = keep(x.reshape([B, pos, din]).narrow(1, pos - 1, 1).reshape([B, din]).contiguous());
+      this.y = keep(y.reshape([B, pos, dout]).narrow(1, pos - 1, 1).reshape([B, dout]).contiguous());
       return y;
     }
-    const x2 = x.reshape([1, din]);
+    const x2 = x.reshape([B, din]);
     const { xNew, yNew, kept } = tidy(() => {
-      const d = sub(x2, this.xhat!); // [1, in]
-      const mask = ge(abs(d), this.threshold);
+      const d = sub(x2, this.xhat!); // [batch, in]
+      const mask = ge(abs(d), this.threshold); // each row its own change mask
       const dz = where(mask, d, 0);
-      const dy = this.rows ? sparseMatmul(dz, this.rows) : matmulWeight(dz, l.weight, l.layout); // [1, out]
-      return { xNew: where(mask, x2, this.xhat!), yNew: add(this.y!, dy), kept: sum(mask.cast('f32')) };
+      const dy = this.rows ? sparseMatmul(dz, this.rows) : matmulWeight(dz, l.weight, l.layout); // [batch, out]
+      return { xNew: where(mask, x2, this.xhat!), yNew: add(this.y!, dy), kept: sum(mask.cast('f32').reshape([-1])) };
     });
     x2.dispose();
     const n = kept.item();
     kept.dispose();
-    this.counts.macs += din * dout;
+    this.counts.macs += B * din * dout;
     this.counts.done += n * dout;
     this.reset();
     this.xhat = keep(xNew);

@@ -6,9 +6,11 @@
 //   chess:F       CHESS's channel-wise thresholds for the FFN, calibrated for sparsity F
 //   chess+:F      chess plus CHESS's selective attention sparsification (the query and output
 //                 projections' inputs thresholded per layer; keys and values stay dense)
+//   teal:F        TEAL: the input of every projection thresholded at its calibrated F-quantile
+//                 (uniform allocation), the thresholds fused into the decode products (teal.ts)
 // Not for: applying them (apply.ts) or calibration (calibrate.ts).
 
-export type SparsityMethod = 'topk' | 'threshold' | 'cats' | 'chess' | 'chess+';
+export type SparsityMethod = 'topk' | 'threshold' | 'cats' | 'chess' | 'chess+' | 'teal';
 
 export interface SparsitySpec {
   method: SparsityMethod;
@@ -16,11 +18,11 @@ export interface SparsitySpec {
   value: number;
 }
 
-const METHODS: readonly SparsityMethod[] = ['topk', 'threshold', 'cats', 'chess', 'chess+'];
+const METHODS: readonly SparsityMethod[] = ['topk', 'threshold', 'cats', 'chess', 'chess+', 'teal'];
 
 /** Methods whose thresholds come from calibration tokens. */
 export function needsCalibration(s: SparsitySpec): boolean {
-  return s.method === 'cats' || s.method === 'chess' || s.method === 'chess+';
+  return s.method === 'cats' || s.method === 'chess' || s.method === 'chess+' || s.method === 'teal';
 }
 
 /** Parses `method:value`; throws naming what is wrong. */

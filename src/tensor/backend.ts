@@ -118,9 +118,11 @@ export type OpDesc =
   /**
    * Activation sparsity, input side. in: x f32 [M, K], w f32 [K, N] (a linear layer stored [in, out]);
    * out: y f32 [M, N] = x · w, where row k of w is read only for the rows m with x[m, k] ≠ 0 (a zero
-   * activation skips its weight row, so 0 · Inf in w gives 0 here, not NaN).
+   * activation skips its weight row, so 0 · Inf in w gives 0 here, not NaN). An optional third input,
+   * thresholds t f32 [K] (`thresholded` set), also skips x[m, k] with |x[m, k]| < t[k]: thresholding
+   * fused into the product (a NaN activation is never skipped).
    */
-  | { op: 'sparseMatmul' }
+  | { op: 'sparseMatmul'; thresholded?: boolean }
   /**
    * Activation sparsity, output side. in: x f32 [M, K], w f32 [N, K] (a linear layer stored [out, in]),
    * mask f32 [M, N]; out: y f32 [M, N] = x · w[n]ᵀ where mask[m, n] ≠ 0, else 0 (row n of w is read

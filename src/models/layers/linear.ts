@@ -33,6 +33,16 @@ export interface LinearSparsity {
   rows?: Tensor;
   /** Products of at most this many rows (decode) use `rows`; larger ones the dense weight. */
   maxKernelRows: number;
+  /**
+   * The threshold of each input as f32 [in]: the decode product then thresholds inside the kernel
+   * (`sparseMatmul(x, rows, thresholds)`) instead of calling `sparsify`; the same values.
+   */
+  thresholds?: Tensor;
+  /**
+   * With `thresholds`: the decode product computed together with other projections of the same
+   * input (src/sparsity/teal.ts `SharedInputProduct`), in place of `sparseMatmul(x, rows, thresholds)`.
+   */
+  shared?: (x: Tensor) => Tensor;
 }
 
 /** x [..., in] · W -> [..., out] (+ bias). */
@@ -67,10 +77,18 @@ function projectPlain(x: Tensor, l: Linear): Tensor {
 }
 
 function projectSparse(x: Tensor, l: Linear, s: LinearSparsity): Tensor {
+  const rows = x.size / x.shape.at(-1)!;
+  const kernel = (!!s.rows || !!s.shared) && rows <= s.maxKernelRows;
+  if (kernel && s.thresholds) {
+    const y = s.shared ? s.shared(x) : sparseMatmul(x, s.rows!, s.thresholds); // [..., out]
+    if (!l.bias) return y;
+    const z = add(y, l.bias);
+    y.dispose();
+    return z;
+  }
   const xs = s.sparsify(x); // [..., in]
   try {
-    const rows = x.size / x.shape.at(-1)!;
-    const y = s.rows && rows <= s.maxKernelRows ? sparseMatmul(xs, s.rows) : matmulWeight(xs, l.weight, l.layout);
+    const y = kernel && s.rows ? sparseMatmul(xs, s.rows) : matmulWeight(xs, l.weight, l.layout);
     if (!l.bias) return y;
     const z = add(y, l.bias);
     y.dispose();
