@@ -30,10 +30,14 @@
 // actlab's int8 (per-channel: i8 blocks, the row's f32 scale after them) and int4 groups
 // (symmetric like q4_0 over 32-value units, asymmetric with an offset in the min term) run the
 // same scheme (src/quant/group.ts has their layouts).
+// The code-book formats (NF4, NF4 with double-quantised scales, FP4 E2M1, LLM-FP4's E1M2/E2M1/
+// E3M0) run iq4_nl's scheme with their own 16-level tables; FP8 (E4M3, E5M2) has its own kernel
+// over the f32 activation (fp8Kernel). Every actlab format stays packed on wasm.
 // Not for: other formats (the runtime falls back to the reference kernel).
 
 export const name = 'qmatmul';
-export const TYPES = ['q8_0', 'q4_0', 'q4_k', 'q6_k', 'q4_1', 'q5_0', 'q5_1', 'q5_k', 'iq4_nl', 'int8', 'int4_g32', 'int4_g64', 'int4_g128', 'int4a_g32', 'int4a_g64', 'int4a_g128'];
+export const TYPES = ['q8_0', 'q4_0', 'q4_k', 'q6_k', 'q4_1', 'q5_0', 'q5_1', 'q5_k', 'iq4_nl', 'int8', 'int4_g32', 'int4_g64', 'int4_g128', 'int4a_g32', 'int4a_g64', 'int4a_g128',
+  'nf4', 'nf4_dq', 'fp4', 'llmfp4_e1m2', 'llmfp4_e2m1', 'llmfp4_e3m0', 'fp8_e4m3', 'fp8_e5m2'];
 export const exportNames = ['qm_quant_x', ...TYPES.map((t) => `qm_${t}`)];
 
 /** Parameter block, i32 fields at these byte offsets (pointers are byte addresses). */
@@ -55,9 +59,38 @@ const FORMAT = {
   // actlab's formats (src/quant/group.ts): int8 rows of 32-byte blocks of i8 then an f32 scale
   // per row (rowTail); int4 groups [f16 d, (f16 offset,) nibbles of 32 values per unit as q4_0]
   int8: { values: 32, bytes: 32, units: 1, rowTail: true },
+  // code-book formats (src/quant/nf4.ts, fp.ts, llm-fp4-formats.ts): 4-bit codes packed as q4_0's
+  // nibbles, looked up in a 16-entry table (lut) of the levels times `mul` (integers: FP4 and the
+  // LLM-FP4 splits exactly; NF4 rounded to multiples of 2^-14), the scale divided by it. nf4 [f32
+  // d, 2 units]; nf4_dq [u8 scale code, 2 units] and the row's f32 low end and step after its
+  // blocks; fp4 [f16 d, 1 unit]; llmfp4_* [1 unit], the row's f32 scale after its blocks; fp8_*
+  // [32 codes], the row's f32 scale after them (their own kernel: fp8Kernel).
+  nf4: { values: 64, bytes: 36, units: 2, lut: 'nf4' },
+  nf4_dq: { values: 64, bytes: 33, units: 2, lut: 'nf4', dq: true },
+  fp4: { values: 32, bytes: 18, units: 1, lut: 'e2m1' },
+  llmfp4_e1m2: { values: 32, bytes: 16, units: 1, rowTail: true, lut: 'e1m2' },
+  llmfp4_e2m1: { values: 32, bytes: 16, units: 1, rowTail: true, lut: 'e2m1' },
+  llmfp4_e3m0: { values: 32, bytes: 16, units: 1, rowTail: true, lut: 'e3m0' },
+  fp8_e4m3: { values: 32, bytes: 32, units: 1, rowTail: true, fp8: { mant: 3, bias: 7 } },
+  fp8_e5m2: { values: 32, bytes: 32, units: 1, rowTail: true, fp8: { mant: 2, bias: 15 } },
   ...Object.fromEntries([32, 64, 128].flatMap((gs) => [[`int4_g${gs}`, { values: gs, bytes: 2 + gs / 2, units: gs / 32 }], [`int4a_g${gs}`, { values: gs, bytes: 4 + gs / 2, units: gs / 32 }]])),
 };
 const INT4 = /^int4(a?)_g\d+$/;
+/** Sign-magnitude 4-bit minifloat levels (codes 8..15 the negatives of 0..7), times `mul`. */
+const minifloat = (pos, mul) => ({ levels: [...pos, ...pos.map((v) => -v)].map((v) => v * mul), mul });
+/** QLoRA's NF4 levels (src/quant/codebook.ts NF4_VALUES, as bitsandbytes ships them). */
+const NF4_VALUES = [-1.0, -0.6961928009986877, -0.5250730514526367, -0.39491748809814453, -0.28444138169288635,
+  -0.18477343022823334, -0.09105003625154495, 0.0, 0.07958029955625534, 0.16093020141124725,
+  0.24611230194568634, 0.33791524171829224, 0.44070982933044434, 0.5626170039176941,
+  0.7229568362236023, 1.0];
+const LUTS = {
+  // E2M1 ±{0, .5, 1, 1.5, 2, 3, 4, 6}, E1M2 ±{0, .25, ..., 1.75}, E3M0 ±{0, 1, 2, ..., 64} (bias 1)
+  e2m1: minifloat([0, 0.5, 1, 1.5, 2, 3, 4, 6], 2),
+  e1m2: minifloat([0, 0.25, 0.5, 0.75, 1, 1.25, 1.5, 1.75], 4),
+  e3m0: minifloat([0, 1, 2, 4, 8, 16, 32, 64], 1),
+  // i16 levels: within 2^-15 of each NF4 value (the activation's 8-bit rounding is ~2^-8)
+  nf4: { levels: NF4_VALUES.map((v) => Math.round(v * 16384)), mul: 16384 },
+};
 
 /** Formats whose weight values are 0..31 as stored (their offsets go to the min term): the relaxed i8·i7 dot applies. */
 const RDOT = new Set(['q4_0', 'q4_k', 'q6_k', 'q4_1', 'q5_0', 'q5_1', 'q5_k', ...[32, 64, 128].flatMap((gs) => [`int4_g${gs}`, `int4a_g${gs}`])]);
@@ -196,6 +229,32 @@ function decodeUnit(type, j, rdot) {
     }
     return L.map((x) => '        ' + x).join('\n');
   }
+  if (FORMAT[type].lut) {
+    const F = FORMAT[type];
+    const { levels, mul } = LUTS[F.lut];
+    const inv = `(f32.const ${1 / mul})`;
+    // scale of the unit (row-scaled formats apply theirs after the row)
+    if (type === 'fp4') L.push(set('ws', `(f32.mul ${f16(g('wp'))} ${inv})`));
+    else if (type === 'nf4') L.push(set('ws', `(f32.mul (f32.load ${g('wp')}) ${inv})`));
+    else if (F.dq) L.push(set('ws', `(f32.mul (f32.add ${g('qlo')} (f32.mul ${g('qst')} (f32.convert_i32_u (i32.load8_u ${g('wp')})))) ${inv})`));
+    else L.push(set('ws', '(f32.const 1)'));
+    const at = (type === 'fp4' ? 2 : type === 'nf4' ? 4 : F.dq ? 1 : 0) + 16 * j;
+    L.push(set('t', `(v128.load offset=${at} ${g('wp')})`));
+    const nib = [`(v128.and ${g('t')} ${b16(15)})`, `(i8x16.shr_u ${g('t')} ${i32(4)})`];
+    if (levels.every((v) => v >= -128 && v <= 127)) {
+      for (const h of [0, 1]) L.push(set('t2', `(i8x16.swizzle ${bytes16(levels)} ${nib[h]})`), ext(`w${2 * h}`, `w${2 * h + 1}`, g('t2'), 's'));
+    } else {
+      // i16 levels: low and high bytes looked up apart, then interleaved into 16-bit lanes
+      const lo = bytes16(levels.map((v) => v & 0xff));
+      const hi = bytes16(levels.map((v) => (v >> 8) & 0xff));
+      const zip = (k) => Array.from({ length: 8 }, (_, i) => `${8 * k + i} ${16 + 8 * k + i}`).join(' ');
+      for (const h of [0, 1]) {
+        L.push(set('t2', `(i8x16.swizzle ${lo} ${nib[h]})`), set('t3', `(i8x16.swizzle ${hi} ${nib[h]})`));
+        L.push(set(`w${2 * h}`, `(i8x16.shuffle ${zip(0)} ${g('t2')} ${g('t3')})`), set(`w${2 * h + 1}`, `(i8x16.shuffle ${zip(1)} ${g('t2')} ${g('t3')})`));
+      }
+    }
+    return L.map((x) => '        ' + x).join('\n');
+  }
   if (type === 'iq4_nl') {
     L.push(set('ws', f16(g('wp'))));
     L.push(set('t', `(v128.load offset=2 ${g('wp')})`));
@@ -330,7 +389,7 @@ function rowKernel(type, mt, madd, relaxed) {
   const rows = [...Array(mt).keys()];
   const locals = [
     ...rows.flatMap((r) => [`(local $xb${r} i32)`, `(local $xpb${r} i32)`, `(local $xr${r} i32)`, `(local $dr${r} i32)`, `(local $sr${r} i32)`, `(local $acc${r} v128)`, `(local $mn${r} f32)`, `(local $sv${r}_0 v128)`, `(local $sv${r}_1 v128)`, `(local $mv${r} v128)`]),
-    '(local $kv v128) (local $ks0 v128) (local $ks1 v128) (local $km0 v128) (local $km1 v128)',
+    '(local $kv v128) (local $ks0 v128) (local $ks1 v128) (local $km0 v128) (local $km1 v128) (local $qlo f32) (local $qst f32)',
     '(local $w0 v128) (local $w1 v128) (local $w2 v128) (local $w3 v128) (local $t v128) (local $t2 v128) (local $t3 v128) (local $isum v128)',
     '(local $ws f32) (local $wm f32) (local $dd f32) (local $dmin f32) (local $rs f32) (local $xo i32) (local $do i32) (local $i i32)',
   ];
@@ -349,13 +408,18 @@ function rowKernel(type, mt, madd, relaxed) {
   if (type === 'q6_k') perBlock.push(`        ${set('dd', f16(`(i32.add ${g('wp')} ${i32(208)})`))}`);
   for (let j = 0; j < F.units; j++) perBlock.push(decodeUnit(type, j, rdot), unitDots(type, j, mt, madd, rdot));
   // rowTail: $wp ends on the row's f32 scale
-  const scaled = (v) => (F.rowTail ? `(f32.mul ${v} (f32.load ${g('wp')}))` : v);
+  const tailMul = F.lut ? 1 / LUTS[F.lut].mul : 1;
+  const rowScale = tailMul === 1 ? `(f32.load ${g('wp')})` : `(f32.mul (f32.load ${g('wp')}) (f32.const ${tailMul}))`;
+  const scaled = (v) => (F.rowTail ? `(f32.mul ${v} ${rowScale})` : v);
+  // nf4_dq: the row's scale low end and step, after its blocks
+  const dqInit = F.dq ? `${set('qlo', `(f32.load (i32.add ${g('wp')} ${mul(g('nb'), i32(F.bytes))}))`)} ${set('qst', `(f32.load offset=4 (i32.add ${g('wp')} ${mul(g('nb'), i32(F.bytes))}))`)}` : '';
   const mins = (r) => (KMIN.has(type) ? hsum(g(`mv${r}`)) : g(`mn${r}`));
   const stores = rows.map((r) => `    (f32.store ${add(g('y'), mul(g('ldy'), i32(r)))} ${scaled(`(f32.sub ${hsum(g(`acc${r}`))} ${mins(r)})`)})`);
   return `
   (func $qm_${type}_r${mt} (param $wp i32) (param $nb i32) (param $x i32) (param $xrs i32) (param $d i32) (param $drs i32) (param $s i32) (param $tab i32) (param $y i32) (param $ldy i32) (param $x8 i32) (param $xp i32)
     ${locals.join(' ')}
     ${init.join('\n    ')}
+    ${dqInit}
     (block $done (loop $blocks
       (br_if $done (i32.ge_u ${g('i')} ${g('nb')}))
 ${perBlock.join('\n')}
@@ -484,11 +548,56 @@ ${pairBlock}      ${set('m', i32(0))}
       (br $rows))))`;
 }
 
+/**
+ * FP8 rows (E4M3, E5M2) against the f32 activation as it is: each code's sign and exponent/mantissa
+ * bits are placed in an f32's (sign at bit 31, the rest below the f32 exponent's top) and the
+ * result scaled by 2^(127 − bias), which also turns the format's subnormals into the right values;
+ * the row's f32 scale multiplies the sum. No FP8 code that is Inf or NaN occurs in actlab's files
+ * (the encoder clips to the largest finite value); such a code would read as a large finite value.
+ */
+function fp8Kernel(type, madd) {
+  const { mant, bias } = FORMAT[type].fp8;
+  const ld = (f) => `(i32.load offset=${P[f]} ${g('p')})`;
+  const c32 = (v) => `(f32x4.mul (v128.or (i32x4.shl (v128.and ${v} (i32x4.splat ${i32(0x80)})) ${i32(24)})
+            (i32x4.shl (v128.and ${v} (i32x4.splat ${i32(0x7f)})) ${i32(23 - mant)})) (f32x4.splat (f32.const 0x1p${127 - bias})))`;
+  const quarter = (q) => `(i32x4.extend_${q & 1 ? 'high' : 'low'}_i16x8_u (i16x8.extend_${q & 2 ? 'high' : 'low'}_i8x16_u ${g('t')}))`;
+  const dots = [0, 1, 2, 3].map((q) => set(`acc${q & 1}`, madd(c32(quarter(q)), `(v128.load offset=${16 * q} (i32.add ${g('xa')} (i32.shl ${g('i')} ${i32(2)})))`, g(`acc${q & 1}`)))).join('\n          ');
+  return `
+  (func $qm_${type} (param $p i32) (param $task i32) (param $nTasks i32)
+    (local $M i32) (local $N i32) (local $K i32) (local $n i32) (local $end i32) (local $m i32) (local $wp i32) (local $x i32) (local $xa i32)
+    (local $y i32) (local $w i32) (local $rb i32) (local $r0 i32) (local $r1 i32) (local $i i32) (local $acc0 v128) (local $acc1 v128) (local $t v128)
+    ${set('r0', ld('rowBeg'))} ${set('r1', ld('rowEnd'))} ${set('M', ld('M'))} ${set('N', ld('N'))} ${set('K', ld('K'))}
+    ${set('x', ld('x'))} ${set('y', ld('y'))} ${set('w', ld('w'))} ${set('rb', ld('rowBytes'))}
+    ${set('n', add(g('r0'), `(i32.div_u (i32.mul (i32.sub ${g('r1')} ${g('r0')}) ${g('task')}) ${g('nTasks')})`))}
+    ${set('end', add(g('r0'), `(i32.div_u (i32.mul (i32.sub ${g('r1')} ${g('r0')}) (i32.add ${g('task')} ${i32(1)})) ${g('nTasks')})`))}
+    (block $rows_done (loop $rows
+      (br_if $rows_done (i32.ge_u ${g('n')} ${g('end')}))
+      ${set('wp', add(g('w'), mul(`(i32.sub ${g('n')} ${g('r0')})`, g('rb'))))}
+      ${set('m', i32(0))}
+      (block $ms_done (loop $ms
+        (br_if $ms_done (i32.ge_u ${g('m')} ${g('M')}))
+        ${set('xa', add(g('x'), `(i32.shl ${mul(g('m'), g('K'))} ${i32(2)})`))}
+        ${set('acc0', `(v128.const i32x4 0 0 0 0)`)} ${set('acc1', `(v128.const i32x4 0 0 0 0)`)} ${set('i', i32(0))}
+        (block $k_done (loop $k
+          (br_if $k_done (i32.ge_u ${g('i')} ${g('K')}))
+          ${set('t', `(v128.load ${add(g('wp'), g('i'))})`)}
+          ${dots}
+          ${set('i', add(g('i'), i32(16)))}
+          (br $k)))
+        (f32.store (i32.add ${g('y')} (i32.shl (i32.add ${mul(g('m'), g('N'))} ${g('n')}) ${i32(2)}))
+          (f32.mul ${hsum(`(f32x4.add ${g('acc0')} ${g('acc1')})`)} (f32.load ${add(g('wp'), g('K'))})))
+        ${set('m', add(g('m'), i32(1)))}
+        (br $ms)))
+      ${set('n', add(g('n'), i32(1)))}
+      (br $rows))))`;
+}
+
 /** @param {{relaxed: boolean}} variant */
 export function generate({ relaxed }) {
   const madd = (a, b, c) => (relaxed ? `(f32x4.relaxed_madd ${a} ${b} ${c})` : `(f32x4.add (f32x4.mul ${a} ${b}) ${c})`);
   const out = ['(module', '  (import "env" "memory" (memory 1 65536 shared))', quantX()];
   for (const t of TYPES) {
+    if (FORMAT[t].fp8) { out.push(fp8Kernel(t, madd)); continue; }
     // the two-row decode kernel pays off where the unpacked unit is small (the i8 relaxed dot on
     // nibbles); with 16-bit operands its two rows' vectors no longer fit the registers
     const pair = relaxed && RDOT.has(t);
