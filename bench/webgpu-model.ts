@@ -18,15 +18,15 @@ import type { CausalLM } from '../src/models/model.js';
 import type { Backend } from '../src/tensor/backend.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const CONFIGS: Record<string, Record<string, unknown>> = {
+export const CONFIGS: Record<string, Record<string, unknown>> = {
   'gpt2-small': { model_type: 'gpt2', n_embd: 768, n_head: 12, n_layer: 12, n_positions: 1024, vocab_size: 50257 },
   'gpt2-tiny': { model_type: 'gpt2', n_embd: 64, n_head: 4, n_layer: 2, n_positions: 1024, vocab_size: 1000 },
   'gpt2-medium': { model_type: 'gpt2', n_embd: 1024, n_head: 16, n_layer: 24, n_positions: 1024, vocab_size: 50257 },
 };
 
-interface Row { bench: 'model'; model: string; impl: string; metric: string; T: number; value: number; ms?: number; note?: string }
+export interface Row { bench: 'model'; model: string; impl: string; metric: string; T: number; value: number; ms?: number; note?: string }
 
-function ids(T: number, vocab: number, seed = 1): number[] {
+export function ids(T: number, vocab: number, seed = 1): number[] {
   let x = seed;
   return Array.from({ length: T }, () => (x = (x * 1103515245 + 12345) % 2147483648) % vocab);
 }
@@ -38,7 +38,7 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
  * host side (encoding ~220-440 dispatches per forward) only after several forwards; with 2
  * warm-up calls gpt2-small at T=128 was timed at 28-33 ms instead of its steady 9-10 ms.
  */
-async function timeAsync(fn: () => Promise<void>, runs: number, warm = 2): Promise<number> {
+export async function timeAsync(fn: () => Promise<void>, runs: number, warm = 2): Promise<number> {
   const w0 = performance.now();
   for (let i = 0; i < 50 && (i < warm || performance.now() - w0 < 1500); i++) await fn();
   const ts: number[] = [];
@@ -50,7 +50,7 @@ async function timeAsync(fn: () => Promise<void>, runs: number, warm = 2): Promi
   return median(ts);
 }
 
-async function benchModel(label: string, model: CausalLM, be: Backend, quick: boolean, emit: (r: Row) => void): Promise<void> {
+export async function benchModel(label: string, model: CausalLM, be: Backend, quick: boolean, emit: (r: Row) => void): Promise<void> {
   const V = model.dims.vocabSize;
   const impl = 'actlab-webgpu';
   for (const T of [128, 512]) {

@@ -13,6 +13,8 @@ export interface ModelArgs {
   tokenizer?: string;
   backend?: string;
   offline?: boolean;
+  /** Weights and activations (commands with --dtype); f32 when absent. */
+  dtype?: 'f32' | 'f16' | 'bf16';
 }
 
 /** A prompt, as text or as token ids (parsed by options.intList, or a comma-separated string). */
@@ -38,7 +40,7 @@ export async function pickBackend(name: string = DEFAULT_BACKEND): Promise<Backe
 export async function loadForCli(a: ModelArgs): Promise<LoadedModel> {
   const bars = process.stderr.isTTY ? createProgressBars() : null;
   try {
-    return await loadModel(a.model, { backend: await pickBackend(a.backend), tokenizerPath: a.tokenizer, offline: a.offline, onProgress: bars?.onProgress });
+    return await loadModel(a.model, { backend: await pickBackend(a.backend), tokenizerPath: a.tokenizer, offline: a.offline, onProgress: bars?.onProgress, dtype: a.dtype });
   } finally {
     bars?.stop();
   }

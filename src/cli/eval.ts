@@ -4,11 +4,11 @@
 // src/models/evaluate.ts), plus tokens/s. Both models read the text through the evaluated
 // model's tokenizer.
 import { readFileSync } from 'node:fs';
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { evaluateLM } from '../models/evaluate.js';
 import { disposeBackends } from '../tensor/engine.js';
 import { inputIds, loadForCli, weightMemory, type ModelArgs } from './common.js';
-import { action, int, modelOptions } from './options.js';
+import { action, int, MODEL_DTYPES, modelOptions } from './options.js';
 import { applyQuantEval, quantEvalOptions, type QuantEvalArgs } from './eval-quant.js';
 import { sparsityForEval, type SparsityArgs } from './eval-sparsity.js';
 import { checkKVCacheArg, kvCacheOptions, kvCacheSpec, kvMemoryText, type KVCacheArgs } from './kv-cache.js';
@@ -16,6 +16,7 @@ import { parseSparsity } from '../sparsity/spec.js';
 
 export interface EvalArgs extends ModelArgs, QuantEvalArgs, KVCacheArgs, SparsityArgs {
   ref?: string;
+  refDtype?: 'f32' | 'f16' | 'bf16';
   data: string;
   ctx?: number;
   chunks?: number;
@@ -32,8 +33,9 @@ export async function evalCommand(a: EvalArgs): Promise<number> {
   }
   if (a.sparsity) parseSparsity(a.sparsity); // a bad spec fails before any model is read
   const m = await loadForCli(a);
-  // with --sparsity the dense checkpoint is the reference unless --ref names one
-  const ref = a.ref || a.sparsity ? await loadForCli({ ...a, model: a.ref ?? a.model }) : undefined;
+  // with --sparsity the dense checkpoint is the reference unless --ref names one; the reference
+  // runs in f32 unless --ref-dtype says otherwise (so `--dtype f16 --ref SAME` is f16's KL to f32)
+  const ref = a.ref || a.sparsity ? await loadForCli({ ...a, model: a.ref ?? a.model, dtype: a.refDtype ?? 'f32' }) : undefined;
   let sp: ReturnType<typeof sparsityForEval> | undefined;
   try {
     // With --chunks, tokenize only as much text as the chunks need (a tokenizer in JavaScript
@@ -61,7 +63,7 @@ export async function evalCommand(a: EvalArgs): Promise<number> {
     if (!a.json) process.stderr.write('\n');
     const mem = weightMemory(m);
     const out = {
-      model: m.source, ref: ref?.source, data: a.data, tokens: ids.length, ctx: r.ctx, chunks: r.chunks, scored: r.scored,
+      model: m.source, dtype: a.dtype ?? 'f32', ref: ref?.source, ...(ref ? { ref_dtype: a.refDtype ?? 'f32' } : {}), data: a.data, tokens: ids.length, ctx: r.ctx, chunks: r.chunks, scored: r.scored,
       perplexity: r.perplexity, nll: r.nll, ...(r.kl !== undefined ? { kl_divergence: r.kl, top1_agreement: r.top1, ref_perplexity: r.refPerplexity } : {}),
       tokens_per_second: r.tokensPerSecond, memory: mem.json, ...(quant ? { quantization: quant.summary } : {}), ...(sp ? { sparsity: sp.json } : {}),
       ...(r.kvMemory ? { kv_cache: { type: a.kvCache, bytes_per_token: r.kvMemory.bytesPerToken, ratio_to_f32: r.kvMemory.bytesPerToken / r.kvMemory.f32BytesPerToken, fixed_bytes: r.kvMemory.fixedBytes, exact_share: r.kvMemory.sparseShare } } : {}),
@@ -86,8 +88,9 @@ export async function evalCommand(a: EvalArgs): Promise<number> {
 }
 
 export function register(program: Command): void {
-  kvCacheOptions(quantEvalOptions(modelOptions(program.command('eval').description('Perplexity on a text file; with --ref, mean KL divergence and top-1 agreement to a reference model (as llama-perplexity --kl-divergence)')))
+  kvCacheOptions(quantEvalOptions(modelOptions(program.command('eval').description('Perplexity on a text file; with --ref, mean KL divergence and top-1 agreement to a reference model (as llama-perplexity --kl-divergence)'), { dtype: true }))
     .option('--ref <M>', 'the reference model (e.g. the F32 or F16 original)')
+    .addOption(new Option('--ref-dtype <d>', 'the reference model\'s weights and activations').choices(MODEL_DTYPES).default('f32'))
     .requiredOption('--data <file>', 'a UTF-8 text file')
     .option('--ctx <n>', 'tokens per chunk (default: min(model context, 512)); the second half of each chunk is scored', int(2))
     .option('--chunks <n>', 'at most this many chunks', int(1))

@@ -19,7 +19,7 @@ export interface GenerateArgs extends ModelArgs, PromptArgs, KVCacheArgs {
 }
 
 export function register(program: Command): void {
-  const c = modelOptions(program.command('generate').description('Generate text (streamed; --json prints {"ids","text"})'));
+  const c = modelOptions(program.command('generate').description('Generate text (streamed; --json prints {"ids","text"})'), { dtype: true });
   promptOptions(c)
     .requiredOption('--max-new-tokens <n>', 'tokens to generate', int(0))
     .option('--temperature <t>', '0 is greedy', num({ min: 0 }), 0)

@@ -5,7 +5,7 @@ import { loadForCli, weightMemory, type ModelArgs } from './common.js';
 import { action, modelOptions } from './options.js';
 
 export function register(program: Command): void {
-  modelOptions(program.command('hooks').description('List the hook points of a model with their shapes'))
+  modelOptions(program.command('hooks').description('List the hook points of a model with their shapes'), { dtype: true })
     .option('--json', 'print one JSON object')
     .action(action(hooksCommand));
 }

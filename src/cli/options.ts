@@ -67,15 +67,24 @@ export function backendOption(): Option {
   return new Option('--backend <name>', 'auto (wasm, else js), wasm, js or webgpu').choices(BACKENDS).default(DEFAULT_BACKEND);
 }
 
-/** --model (required unless `optional`), --tokenizer, --backend, --offline. */
-export function modelOptions(c: Command, o: { optional?: string } = {}): Command {
+/** The floating-point dtypes a model can run in (weights and activations; every kernel accumulates in f32). */
+export const MODEL_DTYPES = ['f32', 'f16', 'bf16'] as const;
+
+export function dtypeOption(): Option {
+  return new Option('--dtype <d>', 'weights and activations in f32, f16 or bf16 (products and norms accumulate in f32)').choices(MODEL_DTYPES).default('f32');
+}
+
+/** --model (required unless `optional`), --tokenizer, --backend, --offline; `dtype`: also --dtype. */
+export function modelOptions(c: Command, o: { optional?: string; dtype?: boolean } = {}): Command {
   const model = 'a local HF folder, a llama2.c .bin, a GGUF file or a hub id';
   if (o.optional !== undefined) c.option('--model <M>', `${model}${o.optional ? ` (${o.optional})` : ''}`);
   else c.requiredOption('--model <M>', model);
-  return c
+  c
     .option('--tokenizer <file>', 'a tokenizer for the model: llama2.c tokenizer.bin, tokenizer.json, a GGUF file or a folder holding one')
     .addOption(backendOption())
     .option('--offline', 'use only the local cache for hub ids');
+  if (o.dtype) c.addOption(dtypeOption());
+  return c;
 }
 
 /** --prompt TEXT or --ids 1,2,3 (not both). */

@@ -18,7 +18,7 @@ export interface RunArgs extends ModelArgs, PromptArgs {
 }
 
 export function register(program: Command): void {
-  promptOptions(modelOptions(program.command('run').description('One forward pass; save logits and the matched hook points to safetensors')))
+  promptOptions(modelOptions(program.command('run').description('One forward pass; save logits and the matched hook points to safetensors'), { dtype: true }))
     .requiredOption('--hooks <patterns>', "comma-separated globs, e.g. 'blocks.*.hook_resid_pre,blocks.*.attn.hook_pattern'")
     .requiredOption('--save <file>', 'output .safetensors')
     .option('--json', 'print a JSON summary')

@@ -156,6 +156,16 @@ function* matmulVariants(): Generator<Variant> {
       }
     }
   }
+  // f16 products the tensor-core kernel takes (K, N multiples of 8, M > 8), B n-fast and B k-fast
+  // (a torch.nn.Linear weight), with partial tiles in M, N and K
+  for (const tb of [false, true]) {
+    const [M, K, N] = [72, 264, 136];
+    yield {
+      op: 'matmul', label: `matmul f16 ${M}x${K}x${N}${tb ? ' Bᵀ' : ''} (tensor-core shape)`,
+      inputs: [f([M, K], 'f16'), f(tb ? [N, K] : [K, N], 'f16')],
+      budget: budgetFor('f16', 1e-9), run: ([a, b]) => [ops.matmul(a!, b!, { transB: tb })],
+    };
+  }
   // few-row products (the GEMV kernels): threaded split over K (K >= 2, with an empty last range
   // at K = 3), split over columns (K = 1; partials larger than the scratch), rows of A 1..4
   const gemv: [number, number, number][] = [[1, 300, 129], [2, 3, 6000], [3, 37, 300], [4, 257, 33], [1, 1, 40000], [1, 2, 140000], [4, 1027, 19]];

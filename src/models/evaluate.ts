@@ -113,3 +113,35 @@ export function evaluateLM(model: CausalLM, ids: readonly number[], o: EvalOptio
   }
   return out;
 }
+
+/**
+ * Mean KL(ref ‖ model) in nats and top-1 agreement over the rows of two logit arrays
+ * ([rows, vocab] each, raw logits: each row is log-softmaxed here in f64), e.g. an f16 model's
+ * logits against its f32 original's on the same tokens.
+ */
+export function compareLogits(ref: ArrayLike<number>, logits: ArrayLike<number>, vocab: number): { kl: number; top1: number; rows: number } {
+  if (ref.length !== logits.length || ref.length % vocab !== 0) throw new RangeError(`compareLogits: ${ref.length} and ${logits.length} values are not both [rows, ${vocab}]`);
+  const rows = ref.length / vocab;
+  const lse = (x: ArrayLike<number>, o: number) => {
+    let m = -Infinity;
+    for (let v = 0; v < vocab; v++) m = Math.max(m, x[o + v]!);
+    let s = 0;
+    for (let v = 0; v < vocab; v++) s += Math.exp(x[o + v]! - m);
+    return m + Math.log(s);
+  };
+  let kl = 0, agree = 0;
+  for (let r = 0; r < rows; r++) {
+    const o = r * vocab;
+    const lr = lse(ref, o), lm = lse(logits, o);
+    let s = 0, am = o, ar = o;
+    for (let v = o; v < o + vocab; v++) {
+      const p = ref[v]! - lr;
+      s += Math.exp(p) * (p - (logits[v]! - lm));
+      if (logits[v]! > logits[am]!) am = v;
+      if (ref[v]! > ref[ar]!) ar = v;
+    }
+    kl += s;
+    if (am === ar) agree++;
+  }
+  return { kl: kl / rows, top1: agree / rows, rows };
+}

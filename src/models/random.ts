@@ -1,6 +1,8 @@
 // Random-weight models of any architecture, for tests and benchmarks: the architecture asks for
-// each weight by name and shape, and gets a seeded random tensor (norm weights near 1).
+// each weight by name and shape, and gets a seeded random tensor (norm weights near 1), in f32 or
+// rounded to f16/bf16 (the same values as the f32 model's, rounded).
 import type { Backend } from '../tensor/backend.js';
+import type { DType } from '../tensor/dtype.js';
 import { randn } from '../ops/creation.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { fmtShape } from '../tensor/shape.js';
@@ -11,7 +13,7 @@ import { WeightMap } from './weights.js';
 class RandomWeights extends WeightMap {
   private made = new Map<string, Tensor>();
   private seed: number;
-  constructor(private readonly backend: Backend, seed: number, private readonly std: number, private readonly present: RegExp) {
+  constructor(private readonly backend: Backend, seed: number, private readonly std: number, private readonly present: RegExp, private readonly dtype: DType) {
     super(new Map(), 'random weights');
     this.seed = seed;
   }
@@ -27,7 +29,12 @@ class RandomWeights extends WeightMap {
     if (!shape) throw new Error(`random weights: '${name}' was asked for without a shape`);
     const isNorm = /norm|ln_|layernorm/.test(name) && name.endsWith('weight');
     const isBias = name.endsWith('.bias');
-    const t = randn(shape, { seed: this.seed++, std: isNorm ? 0.1 : isBias ? 0.02 : this.std, mean: isNorm ? 1 : 0, backend: this.backend });
+    let t = randn(shape, { seed: this.seed++, std: isNorm ? 0.1 : isBias ? 0.02 : this.std, mean: isNorm ? 1 : 0, backend: this.backend });
+    if (this.dtype !== 'f32') {
+      const r = t.cast(this.dtype);
+      t.dispose();
+      t = r;
+    }
     this.made.set(name, t);
     return t;
   }
@@ -46,10 +53,11 @@ class RandomWeights extends WeightMap {
 /**
  * A model of `config`'s architecture with random weights (std `std`, seeded). Weights the
  * architecture treats as optional exist when their name matches `present` (default: biases,
- * the untied heads and the classic MoE layout).
+ * the untied heads and the classic MoE layout). `dtype`: the weights' dtype (f32 default; f16 or
+ * bf16 round the f32 model's values, so the model's activations run in that dtype too).
  */
-export function randomModel(config: Record<string, unknown>, backend: Backend, o: { seed?: number; std?: number; present?: RegExp } = {}): CausalLM {
+export function randomModel(config: Record<string, unknown>, backend: Backend, o: { seed?: number; std?: number; present?: RegExp; dtype?: DType } = {}): CausalLM {
   const arch = architectureOf(config);
-  const w = new RandomWeights(backend, o.seed ?? 0, o.std ?? 0.2, o.present ?? /\.bias$|^lm_head|^embed_out|block_sparse_moe|shared_expert/);
+  const w = new RandomWeights(backend, o.seed ?? 0, o.std ?? 0.2, o.present ?? /\.bias$|^lm_head|^embed_out|block_sparse_moe|shared_expert/, o.dtype ?? 'f32');
   return new ARCHITECTURES[arch]!({ ...config, model_type: arch }, w, backend);
 }

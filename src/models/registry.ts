@@ -65,7 +65,12 @@ export async function buildModel(config: Record<string, unknown>, weights: Weigh
     for (let i = 0; i < names.length; i++) {
       const n = names[i]!;
       const info = weights.info(n);
-      const q = keep && weights.loadQuantized && isQuantType(info.storedAs.toLowerCase()) ? await weights.loadQuantized(n, backend) : null;
+      const quantized = isQuantType(info.storedAs.toLowerCase());
+      if (quantized && o.dtype && o.dtype !== 'f32') {
+        // block-quantized products take and give f32 activations (the wasm and WebGPU kernels quantize them to 8 bits per block themselves)
+        throw new ConfigError(`dtype ${o.dtype}: '${n}' is stored as ${info.storedAs}; models with block-quantized weights run with f32 activations (use dtype f32)`);
+      }
+      const q = keep && weights.loadQuantized && quantized ? await weights.loadQuantized(n, backend) : null;
       if (q) {
         map.set(n, { q: q.weight, transposed: q.transposed });
       } else {

@@ -6,7 +6,9 @@
 // are zero-filled on staging and masked on the store; each result fragment goes through
 // workgroup memory to be rounded to the output dtype.
 // Used when the adapter offers the feature (subgroup size 32), both operands are f16, A is
-// row-major (k fast) and B has n fast, and strides/offsets/K/N are multiples of 8 halves; on by
+// row-major (k fast), B has n fast or k fast (B given transposed, as torch.nn.Linear stores its
+// weight: its tile is staged n-major and read as a column-major right matrix), and
+// strides/offsets/K/N are multiples of 8 halves; on by
 // default, ACTLAB_WEBGPU_SGMAT=0 (or `enableSubgroupMatmul(false)`) turns it off.
 import type { OpDesc } from '../../../tensor/backend.js';
 import type { DType } from '../../../tensor/dtype.js';
@@ -52,11 +54,12 @@ function pickTile(p: MatmulPlan, batches: number): SgTile {
 /**
  * Workgroup-memory layout of the staged tiles. Each subgroup reads its fragments from its own
  * block, At[g] (its 16*FM rows of A, k fast, rows padded to SA halves) and Bt[h] (BK rows of its
- * 16*FN columns of B, padded to SB), so every subgroupMatrixLoad takes a constant offset into the
+ * 16*FN columns of B, padded to SB; with `kFastB`, its 16*FN columns as rows, k fast, padded to
+ * SA like A), so every subgroupMatrixLoad takes a constant offset into the
  * block: Tint's robustness pass then proves the load in bounds instead of wrapping each one in a
  * branch (H200, robustness on: 4096³ 125 -> 168 TFLOP/s, 2048x768x3072 80 -> 101).
  */
-function layout(t: SgTile) {
+function layout(t: SgTile, kFastB: boolean) {
   const BK = t.BK ?? 32;
   const NT = 32 * t.SGM * t.SGN;
   const RA = 16 * t.FM; // rows of A per block
@@ -64,17 +67,18 @@ function layout(t: SgTile) {
   const SA = BK + 8; // padding: 8 rows of 16 bytes a fragment row apart fall in distinct banks
   const SB = CB + 8;
   const APR = BK / 8; // 16-byte chunks per row of the A tile
-  const BPR = (16 * t.SGN * t.FN) / 8; // per row of the B tile
+  // per row of the B tile (k rows of n; with kFastB, n rows of k, as A)
+  const BPR = kFastB ? APR : (16 * t.SGN * t.FN) / 8;
   const LA = (t.SGM * RA * APR) / NT;
-  const LB = (BK * BPR) / NT;
-  const ABLK = RA * SA, BBLK = BK * SB;
+  const LB = kFastB ? (t.SGN * CB * APR) / NT : (BK * BPR) / NT;
+  const ABLK = RA * SA, BBLK = kFastB ? CB * SA : BK * SB;
   const smem = 2 * (t.SGM * ABLK + t.SGN * BBLK) + 4 * 256 * t.SGM * t.SGN;
   return { BK, NT, RA, CB, SA, SB, APR, BPR, LA, LB, ABLK, BBLK, smem };
 }
 
-function code(t: SgTile, ydt: DType, al: Aligned): string {
+function code(t: SgTile, ydt: DType, al: Aligned, kFastB: boolean): string {
   const { SGM, SGN, FM, FN } = t;
-  const { BK, NT, RA, CB, SA, SB, APR, BPR, LA, LB, ABLK, BBLK } = layout(t);
+  const { BK, NT, RA, CB, SA, SB, APR, BPR, LA, LB, ABLK, BBLK } = layout(t, kFastB);
   if (!Number.isInteger(LA) || !Number.isInteger(LB)) throw new Error(`subgroup tile ${JSON.stringify(t)}: loads do not divide among ${NT} threads`);
   const ar = (l: number) => `ar + ${(l * NT) / APR}u`;
   const bk = (l: number) => `bk + ${(l * NT) / BPR}u`;
@@ -83,19 +87,26 @@ function code(t: SgTile, ydt: DType, al: Aligned): string {
     return c ? `select(vec4<u32>(0u), ${v}, ${c})` : v;
   };
   const ldA = (l: number) => masked(`a[(abase + (m0 + ${ar(l)}) * sam + k0 + ak) >> 3u]`, al.m ? '' : `m0 + ${ar(l)} < M`, al.k ? '' : 'k0 + ak < K');
-  const ldB = (l: number) => masked(`b[(bbase + (k0 + ${bk(l)}) * sbk + n0 + bn) >> 3u]`, al.k ? '' : `k0 + ${bk(l)} < K`, al.n ? '' : 'n0 + bn < N');
+  // kFastB: thread li loads 8 halves along k of B's column n0 + bk(l) (bk = li / BPR, bn = (li % BPR) * 8 is the k offset)
+  const ldB = (l: number) => kFastB
+    ? masked(`b[(bbase + (n0 + ${bk(l)}) * sbn + k0 + bn) >> 3u]`, al.n ? '' : `n0 + ${bk(l)} < N`, al.k ? '' : 'k0 + bn < K')
+    : masked(`b[(bbase + (k0 + ${bk(l)}) * sbk + n0 + bn) >> 3u]`, al.k ? '' : `k0 + ${bk(l)} < K`, al.n ? '' : 'n0 + bn < N');
   const loads = (ind: string) => [...Array.from({ length: LA }, (_, l) => `${ind}ra${l} = ${ldA(l)};`), ...Array.from({ length: LB }, (_, l) => `${ind}rb${l} = ${ldB(l)};`)].join('\n');
   // 8 f16 stores per 16-byte chunk (subgroupMatrixLoad wants an array<f16>; the compiler merges them)
   const st = (blk: string, idx: string, v: string) => lines(4, (c) => `      { let h = bitcast<vec2<f16>>(${v}[${c}]); ${blk}[${idx} + ${2 * c}u] = h.x; ${blk}[${idx} + ${2 * c + 1}u] = h.y; }`);
   const stores = () => [
     ...Array.from({ length: LA }, (_, l) => `    { let r = ${ar(l)};\n${st(`At[r / ${RA}u]`, `(r % ${RA}u) * ${SA}u + ak`, `ra${l}`)}\n    }`),
-    ...Array.from({ length: LB }, (_, l) => `    {\n${st(`Bt[bn / ${CB}u]`, `(${bk(l)}) * ${SB}u + bn % ${CB}u`, `rb${l}`)}\n    }`),
+    ...Array.from({ length: LB }, (_, l) => kFastB
+      ? `    { let r = ${bk(l)};\n${st(`Bt[r / ${CB}u]`, `(r % ${CB}u) * ${SA}u + bn`, `rb${l}`)}\n    }`
+      : `    {\n${st(`Bt[bn / ${CB}u]`, `(${bk(l)}) * ${SB}u + bn % ${CB}u`, `rb${l}`)}\n    }`),
   ].join('\n');
   const frags: [number, number][] = [];
   for (let i = 0; i < FM; i++) for (let j = 0; j < FN; j++) frags.push([i, j]);
   const kstep = (ks: number) => `    {
 ${lines(FM, (i) => `      let a${i} = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&At[sgm], ${16 * i * SA + ks}u, ${SA}u);`)}
-${lines(FN, (j) => `      let b${j} = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, row_major>(&Bt[sgn], ${ks * SB + 16 * j}u, ${SB}u);`)}
+${lines(FN, (j) => kFastB
+    ? `      let b${j} = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, col_major>(&Bt[sgn], ${16 * j * SA + ks}u, ${SA}u);`
+    : `      let b${j} = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, row_major>(&Bt[sgn], ${ks * SB + 16 * j}u, ${SB}u);`)}
 ${frags.map(([i, j]) => `      c${i}_${j} = subgroupMatrixMultiplyAccumulate(a${i}, b${j}, c${i}_${j});`).join('\n')}
     }`;
   const loop = `  for (var t = 0u; t < ntiles; t++) {
@@ -151,15 +162,16 @@ export function trySubgroupMatmul(
   ctx: OpContext<Op<'matmul'>>, p: MatmulPlan, adt: DType, bdt: DType, ab: GPUBuffer, bb: GPUBuffer, y: Dense,
 ): boolean {
   if (!enabled || !ctx.features.subgroupMatrix || adt !== 'f16' || bdt !== 'f16') return false;
-  if (p.M <= 8 || p.sak !== 1 || p.sbn !== 1) return false;
+  if (p.M <= 8 || p.sak !== 1 || (p.sbn !== 1 && p.sbk !== 1)) return false;
+  const kFastB = p.sbn !== 1;
   const m8 = (...xs: number[]) => xs.every((x) => x % 8 === 0);
-  if (!m8(p.K, p.N, p.sam, p.sbk, p.aoff, p.boff, ...p.abs, ...p.bbs) || y.offset % 2 !== 0) return false;
+  if (!m8(p.K, p.N, p.sam, kFastB ? p.sbn : p.sbk, p.aoff, p.boff, ...p.abs, ...p.bbs) || y.offset % 2 !== 0) return false;
   const batches = p.bshape[0] * p.bshape[1] * p.bshape[2];
   const t = pickTile(p, batches);
-  const L = layout(t);
+  const L = layout(t, kFastB);
   if (L.smem > ctx.rt.device.limits.maxComputeWorkgroupStorageSize) return false;
   const al = alignedAxes(p, 16 * t.SGM * t.FM, 16 * t.SGN * t.FN, L.BK);
-  const k = ctx.kernel(`mm sgmat ${t.SGM}x${t.SGN}x${t.FM}x${t.FN}x${L.BK} f16>${y.dtype}${alignedKey(al)}`, () => code(t, y.dtype, al));
+  const k = ctx.kernel(`mm sgmat ${t.SGM}x${t.SGN}x${t.FM}x${t.FN}x${L.BK}${kFastB ? ' Bt' : ''} f16>${y.dtype}${alignedKey(al)}`, () => code(t, y.dtype, al, kFastB));
   ctx.run(k, [ab, bb, y.gpu], planParams(p, y.offset), [Math.ceil(p.N / (16 * t.SGN * t.FN)), Math.ceil(p.M / (16 * t.SGM * t.FM)), batches]);
   return true;
 }
