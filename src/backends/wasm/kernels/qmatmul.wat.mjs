@@ -354,7 +354,8 @@ function rdotSum(type, x8, xp, w) {
     const half = (k) => `(i32x4.dot_i16x8_s (i16x8.sub ${rd(k)} ${xp(k)}) ${g(`${w}${k + 2}`)})`;
     return `(i32x4.add ${half(0)} ${half(1)})`;
   }
-  return `(i32x4.add (i32x4.extadd_pairwise_i16x8_s ${rd(0)}) (i32x4.extadd_pairwise_i16x8_s ${rd(1)}))`;
+  // the two halves' pair sums added in i16 first (values ≤ 31: 4·31·127 < 32768), one widening
+  return `(i32x4.extadd_pairwise_i16x8_s (i16x8.add ${rd(0)} ${rd(1)}))`;
 }
 
 /** The dot products of the unpacked unit j with `mt` activation rows, accumulated. */
