@@ -5,14 +5,16 @@
 // activation row in integer dot products (i32x4.dot_i16x8_s over 16-bit copies of both), scaled by
 // the two block scales in f32. Exports, each `(params, task, nTasks)`, parameter block P below:
 //   qm_quant_x     blocks of x split over tasks -> xq (i16 [M, K]), xq8 (i8 [M, K]), xd, xs
-//                  (f32 [M, K/32]), xp (i16 [M, K/2]: 32 · each pair's sum)
+//                  (f32 [M, K/32]), xp (i16 [M, K/2]: 32 · each pair's sum), xm (i16 [M, K/4]:
+//                  8 · the sum of values 2i, 2i+1, 16+2i, 17+2i of each 32)
 //   qm_<type>      rows rowBeg..rowEnd of W (W points at row rowBeg: a panel of a larger weight,
 //                  y's rows stay N long) split over tasks; per row, x rows in groups of MT (the weight unit is
 //                  unpacked once per group: decode is GEMV with MT = 1, prefill is a blocked GEMM)
 // f16 scales are read through a 65536-entry f32 table (P.tab) that the runtime fills once.
 // The relaxed-SIMD build runs q4_0 and q4_k on i16x8.relaxed_dot_i8x16_i7x16_s instead: an i8
 // copy of the activation (xq8) against the raw nibbles (0..15, inside the instruction's 7-bit
-// operand, so every implementation gives the exact sum), q4_0's −8 folded into the min term.
+// operand, so every implementation gives the exact sum); q4_0's (and int4's) −8 comes off the
+// i16 sums through x's 8·(sums of four values) (xm, written by qm_quant_x).
 // Q6_K's 6-bit values (0..63) take the same dot; its −32 comes off the i16 pair sums through
 // x's 32·(x₀ + x₁) (xp, written by qm_quant_x), then each 16-value scale multiplies in i32.
 // Q4_K/Q5_K unpack a block's 8 scales and mins once into f32 vectors (kScales): the scale of
@@ -41,7 +43,7 @@ export const TYPES = ['q8_0', 'q4_0', 'q4_k', 'q6_k', 'q4_1', 'q5_0', 'q5_1', 'q
 export const exportNames = ['qm_quant_x', ...TYPES.map((t) => `qm_${t}`)];
 
 /** Parameter block, i32 fields at these byte offsets (pointers are byte addresses). */
-export const P = { M: 0, N: 4, K: 8, x: 12, xq: 16, xd: 20, xs: 24, w: 28, y: 32, tab: 36, rowBytes: 40, xq8: 44, rowBeg: 48, rowEnd: 52, xp: 56 };
+export const P = { M: 0, N: 4, K: 8, x: 12, xq: 16, xd: 20, xs: 24, w: 28, y: 32, tab: 36, rowBytes: 40, xq8: 44, rowBeg: 48, rowEnd: 52, xp: 56, xm: 60 };
 /** Activation rows per weight-unit decode in the GEMM path. */
 export const MT = 4;
 export const constants = { P, MT, TYPES };
@@ -95,7 +97,9 @@ const LUTS = {
 /** Formats whose weight values are 0..31 as stored (their offsets go to the min term): the relaxed i8·i7 dot applies. */
 const RDOT = new Set(['q4_0', 'q4_k', 'q6_k', 'q4_1', 'q5_0', 'q5_1', 'q5_k', ...[32, 64, 128].flatMap((gs) => [`int4_g${gs}`, `int4a_g${gs}`])]);
 /** Formats with a per-unit min term (value = s·q + m): x's block sums are needed. */
-const hasMin = (type, rdot) => ['q4_k', 'q4_1', 'q5_1', 'q5_k'].includes(type) || /^int4a_/.test(type) || (rdot && (type === 'q4_0' || type === 'q5_0' || INT4.test(type)));
+const hasMin = (type, rdot) => ['q4_k', 'q4_1', 'q5_1', 'q5_k'].includes(type) || /^int4a_/.test(type) || (rdot && type === 'q5_0');
+/** Relaxed-dot formats whose −8 comes off the i16 sums through x's 8·(sums of four), xm. */
+const off8 = (type, rdot) => rdot && (type === 'q4_0' || /^int4_g/.test(type));
 /** Formats with a super-block scale pair (d, dmin) read once per block. */
 const KMIN = new Set(['q4_k', 'q5_k']);
 /** IQ4_NL's 16 levels (ggml-common.h kvalues_iq4nl), as a swizzle table. */
@@ -154,7 +158,7 @@ function quantX() {
   (func $qm_quant_x (param $p i32) (param $task i32) (param $nTasks i32)
     (local $b i32) (local $end i32) (local $n i32) (local $x i32) (local $q i32) (local $d i32) (local $s i32) (local $q8 i32)
     ${Array.from({ length: 8 }, (_, i) => `(local $v${i} v128)`).join(' ')} (local $m v128) (local $ids v128)
-    (local $q0 v128) (local $q1 v128) (local $q2 v128) (local $q3 v128) (local $am f32) (local $dd f32) (local $sum v128) (local $xp i32)
+    (local $q0 v128) (local $q1 v128) (local $q2 v128) (local $q3 v128) (local $am f32) (local $dd f32) (local $sum v128) (local $xp i32) (local $xm i32)
     (local.set $n (i32.div_u (i32.mul (i32.load offset=${P.M} ${g('p')}) (i32.load offset=${P.K} ${g('p')})) ${i32(32)}))
     (local.set $b (i32.div_u (i32.mul ${g('n')} ${g('task')}) ${g('nTasks')}))
     (local.set $end (i32.div_u (i32.mul ${g('n')} (i32.add ${g('task')} ${i32(1)})) ${g('nTasks')}))
@@ -164,6 +168,7 @@ function quantX() {
     (local.set $s (i32.add (i32.load offset=${P.xs} ${g('p')}) (i32.shl ${g('b')} ${i32(2)})))
     (local.set $q8 (i32.add (i32.load offset=${P.xq8} ${g('p')}) (i32.shl ${g('b')} ${i32(5)})))
     (local.set $xp (i32.add (i32.load offset=${P.xp} ${g('p')}) (i32.shl ${g('b')} ${i32(5)})))
+    (local.set $xm (i32.add (i32.load offset=${P.xm} ${g('p')}) (i32.shl ${g('b')} ${i32(4)})))
     (block $done (loop $blocks
       (br_if $done (i32.ge_u ${g('b')} ${g('end')}))
       ${loads}
@@ -181,6 +186,7 @@ function quantX() {
       (v128.store offset=16 ${g('q8')} ${g('v1')})
       (v128.store ${g('xp')} (i16x8.shl (i16x8.extadd_pairwise_i8x16_s ${g('v0')}) ${i32(5)}))
       (v128.store offset=16 ${g('xp')} (i16x8.shl (i16x8.extadd_pairwise_i8x16_s ${g('v1')}) ${i32(5)}))
+      (v128.store ${g('xm')} (i16x8.shl (i16x8.add (i16x8.extadd_pairwise_i8x16_s ${g('v0')}) (i16x8.extadd_pairwise_i8x16_s ${g('v1')})) ${i32(3)}))
       (f32.store ${g('d')} ${g('dd')})
       (f32.store ${g('s')} (f32.mul ${g('dd')} (f32.convert_i32_s (i32.add (i32.add (i32x4.extract_lane 0 ${g('sum')}) (i32x4.extract_lane 1 ${g('sum')}))
                                                                   (i32.add (i32x4.extract_lane 2 ${g('sum')}) (i32x4.extract_lane 3 ${g('sum')}))))))
@@ -188,6 +194,7 @@ function quantX() {
       (local.set $q (i32.add ${g('q')} ${i32(64)}))
       (local.set $q8 (i32.add ${g('q8')} ${i32(32)}))
       (local.set $xp (i32.add ${g('xp')} ${i32(32)}))
+      (local.set $xm (i32.add ${g('xm')} ${i32(16)}))
       (local.set $d (i32.add ${g('d')} ${i32(4)}))
       (local.set $s (i32.add ${g('s')} ${i32(4)}))
       (local.set $b (i32.add ${g('b')} ${i32(1)}))
@@ -201,8 +208,8 @@ function quantX() {
 function decodeUnit(type, j, rdot) {
   const L = [];
   if (rdot && type === 'q4_0') {
-    // nibbles as they are (0..15, the 7-bit operand of the relaxed dot); the -8 goes to the min term
-    L.push(set('ws', f16(g('wp'))), set('wm', `(f32.mul ${g('ws')} (f32.const 8))`));
+    // nibbles as they are (0..15, the 7-bit operand of the relaxed dot); the −8 comes off the sums (off8)
+    L.push(set('ws', f16(g('wp'))));
     L.push(set('t', `(v128.load offset=2 ${g('wp')})`), set('w0', `(v128.and ${g('t')} ${b16(15)})`), set('w1', `(i8x16.shr_u ${g('t')} ${i32(4)})`));
     return L.map((x) => '        ' + x).join('\n');
   }
@@ -269,7 +276,6 @@ function decodeUnit(type, j, rdot) {
     const off = (asym ? 4 : 2) + 16 * j;
     L.push(set('ws', f16(g('wp'))));
     if (asym) L.push(set('wm', `(f32.neg ${f16(`(i32.add ${g('wp')} ${i32(2)})`)})`));
-    else if (rdot) L.push(set('wm', `(f32.mul ${g('ws')} (f32.const 8))`));
     L.push(set('t', `(v128.load offset=${off} ${g('wp')})`));
     if (rdot) {
       L.push(set('w0', `(v128.and ${g('t')} ${b16(15)})`), set('w1', `(i8x16.shr_u ${g('t')} ${i32(4)})`));
@@ -348,14 +354,15 @@ function decodeUnit(type, j, rdot) {
  * halves of the activation's i8 copy and its 32·(pair sums), `w` the unit's locals' prefix.
  * Q6_K: (pairs of x·q) − 32·(x₀ + x₁) = pairs of x·(q − 32), times each half's scale (w2, w3).
  */
-function rdotSum(type, x8, xp, w) {
+function rdotSum(type, x8, xp, w, xm) {
   const rd = (k) => `(i16x8.relaxed_dot_i8x16_i7x16_s ${x8(k)} ${g(`${w}${k}`)})`;
   if (type === 'q6_k') {
     const half = (k) => `(i32x4.dot_i16x8_s (i16x8.sub ${rd(k)} ${xp(k)}) ${g(`${w}${k + 2}`)})`;
     return `(i32x4.add ${half(0)} ${half(1)})`;
   }
   // the two halves' pair sums added in i16 first (values ≤ 31: 4·31·127 < 32768), one widening
-  return `(i32x4.extadd_pairwise_i16x8_s (i16x8.add ${rd(0)} ${rd(1)}))`;
+  const sum = `(i16x8.add ${rd(0)} ${rd(1)})`;
+  return `(i32x4.extadd_pairwise_i16x8_s ${xm ? `(i16x8.sub ${sum} ${xm})` : sum})`;
 }
 
 /** The dot products of the unpacked unit j with `mt` activation rows, accumulated. */
@@ -369,7 +376,8 @@ function unitDots(type, j, mt, madd, rdot) {
       const xp = (k) => `(v128.load offset=${32 * j + 16 * k} ${add(g(`xpb${r}`), half)})`;
       // (pairs of u7·i8 products stay within i16: 2·127·128 < 32768). Not the fused
       // i32x4.relaxed_dot_i8x16_i7x16_add_s: V8 11.3 (Node 20) returns twice the dot and drops the addend.
-      L.push(set('isum', rdotSum(type, x8, xp, 'w')));
+      const xm = off8(type, rdot) ? `(v128.load offset=${16 * j} ${add(g(`xmb${r}`), `(i32.shr_u ${g('xo')} ${i32(2)})`)})` : null;
+      L.push(set('isum', rdotSum(type, x8, xp, 'w', xm)));
     } else {
       const xa = add(g(`xr${r}`), g('xo'));
       const dot = (k) => `(i32x4.dot_i16x8_s ${g(`w${k}`)} (v128.load offset=${64 * j + 16 * k} ${xa}))`;
@@ -389,12 +397,12 @@ function rowKernel(type, mt, madd, relaxed) {
   const rdot = relaxed && RDOT.has(type);
   const rows = [...Array(mt).keys()];
   const locals = [
-    ...rows.flatMap((r) => [`(local $xb${r} i32)`, `(local $xpb${r} i32)`, `(local $xr${r} i32)`, `(local $dr${r} i32)`, `(local $sr${r} i32)`, `(local $acc${r} v128)`, `(local $mn${r} f32)`, `(local $sv${r}_0 v128)`, `(local $sv${r}_1 v128)`, `(local $mv${r} v128)`]),
+    ...rows.flatMap((r) => [`(local $xb${r} i32)`, `(local $xpb${r} i32)`, `(local $xmb${r} i32)`, `(local $xr${r} i32)`, `(local $dr${r} i32)`, `(local $sr${r} i32)`, `(local $acc${r} v128)`, `(local $mn${r} f32)`, `(local $sv${r}_0 v128)`, `(local $sv${r}_1 v128)`, `(local $mv${r} v128)`]),
     '(local $kv v128) (local $ks0 v128) (local $ks1 v128) (local $km0 v128) (local $km1 v128) (local $qlo f32) (local $qst f32)',
     '(local $w0 v128) (local $w1 v128) (local $w2 v128) (local $w3 v128) (local $t v128) (local $t2 v128) (local $t3 v128) (local $isum v128)',
     '(local $ws f32) (local $wm f32) (local $dd f32) (local $dmin f32) (local $rs f32) (local $xo i32) (local $do i32) (local $i i32)',
   ];
-  const init = rows.map((r) => `${set(`xb${r}`, add(g('x8'), mul(`(i32.shr_u ${g('xrs')} ${i32(1)})`, i32(r))))} ${set(`xpb${r}`, add(g('xp'), mul(`(i32.shr_u ${g('xrs')} ${i32(1)})`, i32(r))))} ${set(`xr${r}`, add(g('x'), mul(g('xrs'), i32(r))))} ${set(`dr${r}`, add(g('d'), mul(g('drs'), i32(r))))} ${set(`sr${r}`, add(g('s'), mul(g('drs'), i32(r))))}`);
+  const init = rows.map((r) => `${set(`xb${r}`, add(g('x8'), mul(`(i32.shr_u ${g('xrs')} ${i32(1)})`, i32(r))))} ${set(`xpb${r}`, add(g('xp'), mul(`(i32.shr_u ${g('xrs')} ${i32(1)})`, i32(r))))} ${set(`xmb${r}`, add(g('xm'), mul(`(i32.shr_u ${g('xrs')} ${i32(2)})`, i32(r))))} ${set(`xr${r}`, add(g('x'), mul(g('xrs'), i32(r))))} ${set(`dr${r}`, add(g('d'), mul(g('drs'), i32(r))))} ${set(`sr${r}`, add(g('s'), mul(g('drs'), i32(r))))}`);
   const perBlock = [];
   if (KMIN.has(type)) {
     perBlock.push(`        ${set('dd', f16(g('wp')))} ${set('dmin', f16(`(i32.add ${g('wp')} ${i32(2)})`))}`, kScales());
@@ -417,7 +425,7 @@ function rowKernel(type, mt, madd, relaxed) {
   const mins = (r) => (KMIN.has(type) ? hsum(g(`mv${r}`)) : g(`mn${r}`));
   const stores = rows.map((r) => `    (f32.store ${add(g('y'), mul(g('ldy'), i32(r)))} ${scaled(`(f32.sub ${hsum(g(`acc${r}`))} ${mins(r)})`)})`);
   return `
-  (func $qm_${type}_r${mt} (param $wp i32) (param $nb i32) (param $x i32) (param $xrs i32) (param $d i32) (param $drs i32) (param $s i32) (param $tab i32) (param $y i32) (param $ldy i32) (param $x8 i32) (param $xp i32)
+  (func $qm_${type}_r${mt} (param $wp i32) (param $nb i32) (param $x i32) (param $xrs i32) (param $d i32) (param $drs i32) (param $s i32) (param $tab i32) (param $y i32) (param $ldy i32) (param $x8 i32) (param $xp i32) (param $xm i32)
     ${locals.join(' ')}
     ${init.join('\n    ')}
     ${dqInit}
@@ -463,6 +471,7 @@ function pairKernel(type, madd, relaxed) {
     const L = [];
     if (rdot) {
       for (const k of [0, 1]) L.push(set(`xv${k}`, `(v128.load offset=${32 * j + 16 * k} ${add(g('x8'), `(i32.shr_u ${g('xo')} ${i32(1)})`)})`));
+      if (off8(type, rdot)) L.push(set('xv2', `(v128.load offset=${16 * j} ${add(g('xm'), `(i32.shr_u ${g('xo')} ${i32(2)})`)})`));
       if (type === 'q6_k') for (const k of [0, 1]) L.push(set(`xv${k + 2}`, `(v128.load offset=${32 * j + 16 * k} ${add(g('xp'), `(i32.shr_u ${g('xo')} ${i32(1)})`)})`));
     } else {
       for (const k of [0, 1, 2, 3]) L.push(set(`xv${k}`, `(v128.load offset=${64 * j + 16 * k} ${add(g('x'), g('xo'))})`));
@@ -471,7 +480,7 @@ function pairKernel(type, madd, relaxed) {
     if (mins) L.push(set('xs', `(f32.load offset=${4 * j} ${add(g('s'), g('do'))})`));
     for (const [w, acc, sc, mn, msc, R] of [['w', 'accA', 'ws', 'mnA', 'wm', 'A'], ['v', 'accB', 'vs', 'mnB', 'vm', 'B']]) {
       if (rdot) {
-        L.push(set('isum', rdotSum(type, (k) => g(`xv${k}`), (k) => g(`xv${k + 2}`), w)));
+        L.push(set('isum', rdotSum(type, (k) => g(`xv${k}`), (k) => g(`xv${k + 2}`), w, off8(type, rdot) ? g('xv2') : null)));
       } else {
         const dot = (k) => `(i32x4.dot_i16x8_s ${g(`${w}${k}`)} ${g(`xv${k}`)})`;
         L.push(set('isum', `(i32x4.add (i32x4.add ${dot(0)} ${dot(1)}) (i32x4.add ${dot(2)} ${dot(3)}))`));
@@ -484,7 +493,7 @@ function pairKernel(type, madd, relaxed) {
   }
   const v = (n, t) => n.map((x) => `(local $${x} ${t})`).join(' ');
   return `
-  (func $qm_${type}_p2 (param $wp i32) (param $wq i32) (param $nb i32) (param $x i32) (param $d i32) (param $s i32) (param $tab i32) (param $y i32) (param $x8 i32) (param $xp i32)
+  (func $qm_${type}_p2 (param $wp i32) (param $wq i32) (param $nb i32) (param $x i32) (param $d i32) (param $s i32) (param $tab i32) (param $y i32) (param $x8 i32) (param $xp i32) (param $xm i32)
     ${v(['w0', 'w1', 'w2', 'w3', 'v0', 'v1', 'v2', 'v3', 'xv0', 'xv1', 'xv2', 'xv3', 't', 't2', 't3', 'isum', 'accA', 'accB'], 'v128')}
     ${v(['kv', 'ks0', 'ks1', 'km0', 'km1', 'lv', 'ls0', 'ls1', 'lm0', 'lm1', 'svA0', 'svA1', 'svB0', 'svB1', 'mvA', 'mvB'], 'v128')}
     ${v(['ws', 'wm', 'vs', 'vm', 'dd', 'dmin', 'ed', 'emin', 'dx', 'xs', 'mnA', 'mnB'], 'f32')} ${v(['xo', 'do', 'i'], 'i32')}
@@ -505,7 +514,7 @@ function entry(type, pair) {
   const call = (mt) => `(call $qm_${type}_r${mt} ${g('wp')} ${g('nb')} (i32.add ${g('xq')} (i32.mul ${g('m')} ${g('xrs')})) ${g('xrs')}
               (i32.add ${g('xd')} (i32.mul ${g('m')} ${g('drs')})) ${g('drs')} (i32.add ${g('xs')} (i32.mul ${g('m')} ${g('drs')})) ${g('tab')}
               (i32.add ${g('y')} (i32.shl (i32.add (i32.mul ${g('m')} ${g('N')}) ${g('n')}) ${i32(2)})) (i32.shl ${g('N')} ${i32(2)})
-              (i32.add ${g('xq8')} (i32.mul ${g('m')} ${g('K')})) (i32.add ${g('xp')} (i32.mul ${g('m')} ${g('K')})))`;
+              (i32.add ${g('xq8')} (i32.mul ${g('m')} ${g('K')})) (i32.add ${g('xp')} (i32.mul ${g('m')} ${g('K')})) (i32.add ${g('xm')} (i32.mul ${g('m')} (i32.shr_u ${g('K')} ${i32(1)}))))`;
   const pairBlock = !pair ? '' : `      (if (i32.and (i32.lt_u ${g('M')} ${i32(MT)}) (i32.lt_u (i32.add ${g('n')} ${i32(1)}) ${g('end')})) (then
         ${set('m', i32(0))}
         (block $pairs_done (loop $pairs
@@ -513,7 +522,7 @@ function entry(type, pair) {
           (call $qm_${type}_p2 ${g('wp')} (i32.add ${g('wp')} ${g('rb')}) ${g('nb')} (i32.add ${g('xq')} (i32.mul ${g('m')} ${g('xrs')}))
             (i32.add ${g('xd')} (i32.mul ${g('m')} ${g('drs')})) (i32.add ${g('xs')} (i32.mul ${g('m')} ${g('drs')})) ${g('tab')}
             (i32.add ${g('y')} (i32.shl (i32.add (i32.mul ${g('m')} ${g('N')}) ${g('n')}) ${i32(2)})) (i32.add ${g('xq8')} (i32.mul ${g('m')} ${g('K')}))
-            (i32.add ${g('xp')} (i32.mul ${g('m')} ${g('K')})))
+            (i32.add ${g('xp')} (i32.mul ${g('m')} ${g('K')})) (i32.add ${g('xm')} (i32.mul ${g('m')} (i32.shr_u ${g('K')} ${i32(1)}))))
           ${set('m', add(g('m'), i32(1)))}
           (br $pairs)))
         ${set('n', add(g('n'), i32(2)))}
@@ -523,10 +532,10 @@ function entry(type, pair) {
   (func $qm_${type} (param $p i32) (param $task i32) (param $nTasks i32)
     (local $M i32) (local $N i32) (local $K i32) (local $n i32) (local $end i32) (local $m i32) (local $nb i32) (local $wp i32)
     (local $xq i32) (local $xq8 i32) (local $xd i32) (local $xs i32) (local $y i32) (local $tab i32) (local $xrs i32) (local $drs i32) (local $w i32) (local $rb i32)
-    (local $r0 i32) (local $r1 i32) (local $xp i32)
+    (local $r0 i32) (local $r1 i32) (local $xp i32) (local $xm i32)
     ${set('r0', ld('rowBeg'))} ${set('r1', ld('rowEnd'))}
     ${set('M', ld('M'))} ${set('N', ld('N'))} ${set('K', ld('K'))}
-    ${set('xq', ld('xq'))} ${set('xq8', ld('xq8'))} ${set('xd', ld('xd'))} ${set('xs', ld('xs'))} ${set('y', ld('y'))} ${set('tab', ld('tab'))} ${set('w', ld('w'))} ${set('rb', ld('rowBytes'))} ${set('xp', ld('xp'))}
+    ${set('xq', ld('xq'))} ${set('xq8', ld('xq8'))} ${set('xd', ld('xd'))} ${set('xs', ld('xs'))} ${set('y', ld('y'))} ${set('tab', ld('tab'))} ${set('w', ld('w'))} ${set('rb', ld('rowBytes'))} ${set('xp', ld('xp'))} ${set('xm', ld('xm'))}
     ${set('nb', `(i32.div_u ${g('K')} ${i32(F.values)})`)}
     ${set('xrs', `(i32.shl ${g('K')} ${i32(1)})`)} ${set('drs', `(i32.shl (i32.shr_u ${g('K')} ${i32(5)}) ${i32(2)})`)}
     ${set('n', add(g('r0'), `(i32.div_u (i32.mul (i32.sub ${g('r1')} ${g('r0')}) ${g('task')}) ${g('nTasks')})`))}
