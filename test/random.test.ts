@@ -4,7 +4,8 @@
 import { describe, expect, it } from 'vitest';
 import '../src/backends/index.js';
 import { initBackend } from '../src/tensor/engine.js';
-import { dropout, randomUniform } from '../src/ops/random.js';
+import { dropout, randomNormal, randomUniform } from '../src/ops/random.js';
+import { randomModel } from '../src/models/random.js';
 import { tensor } from '../src/ops/creation.js';
 import { sum } from '../src/ops/reduce.js';
 import { grad } from '../src/autograd/tape.js';
@@ -99,5 +100,31 @@ describe('fused AdamW op', () => {
     }
     console.log(`fused vs composed AdamW after 4 steps: worst difference ${worst.toExponential(2)}`);
     expect(worst).toBeLessThan(1e-5);
+  });
+});
+
+describe('randomNormal', () => {
+  it('randomNormal: the same normal numbers on js and wasm, with the moments of N(mean, std²); random models drawn that way run', async () => {
+    const js = await initBackend('js');
+    const wasm = await initBackend('wasm');
+    const x = randomNormal([400, 500], 7, { mean: 0.5, std: 2, backend: js }).dataSync() as Float32Array;
+    const y = randomNormal([400, 500], 7, { mean: 0.5, std: 2, backend: wasm }).dataSync() as Float32Array;
+    let diff = 0, m = 0, m2 = 0, m4 = 0;
+    for (let i = 0; i < x.length; i++) { diff = Math.max(diff, Math.abs(x[i]! - y[i]!)); m += x[i]!; }
+    m /= x.length;
+    for (const v of x) { m2 += (v - m) ** 2; m4 += (v - m) ** 4; }
+    m2 /= x.length; m4 /= x.length;
+    const kurtosis = m4 / (m2 * m2);
+    console.log(`randomNormal: js vs wasm max |diff| ${diff.toExponential(2)}; mean ${m.toFixed(4)} (0.5), variance ${m2.toFixed(4)} (4), kurtosis ${kurtosis.toFixed(3)} (3)`);
+    expect(diff).toBeLessThan(1e-5); // log/cos kernels may round differently in the last bits
+    expect(Math.abs(m - 0.5)).toBeLessThan(0.02); // 2e5 draws: sd of the mean 0.0045
+    expect(Math.abs(m2 - 4)).toBeLessThan(0.1);
+    expect(Math.abs(kurtosis - 3)).toBeLessThan(0.1); // a uniform draw would give 1.8
+    expect(() => randomNormal([2], -1)).toThrow(/seed must be an integer in \[0, 2\^31\)/);
+    const model = randomModel({ model_type: 'gpt2', n_embd: 16, n_head: 2, n_layer: 1, n_positions: 16, vocab_size: 20 }, wasm, { draw: 'backend' });
+    const logits = model.forward(tensor([[1, 2, 3]], undefined, 'i32', { backend: wasm })).dataSync();
+    expect(logits.length).toBe(60);
+    expect(Array.from(logits).every(Number.isFinite)).toBe(true);
+    model.dispose();
   });
 });

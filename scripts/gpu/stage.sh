@@ -1,8 +1,8 @@
 #!/bin/bash
-# Stages what a GPU-machine run needs into one folder that another checkout of the project can
-# carry (the machine receives another checkout of the project, so a working tree's build and
-# scripts travel as a carried, git-ignored folder): .gpu/ (node, loaders, node_modules, data),
-# the build (dist/src, dist/bench), the Python peers and scripts/gpu. Usage: bash scripts/gpu/stage.sh DEST
+# Stages what a GPU-machine run needs into one folder that travels with a command to a machine
+# that has a GPU but no Node.js or npm registry: .gpu/ (node, Vulkan loaders, node_modules, data),
+# the build (dist/src, dist/bench), the Python peers and scripts/gpu.
+# Usage: bash scripts/gpu/stage.sh DEST
 set -euo pipefail
 dest=${1:?usage: stage.sh DEST}
 rm -rf "$dest" && mkdir -p "$dest"

@@ -97,7 +97,8 @@ export function randn(shape: readonly number[], opts: { seed?: number; std?: num
   const rng = new Rng(opts.seed ?? 0);
   const std = opts.std ?? 1;
   const mean = opts.mean ?? 0;
-  const v = Float32Array.from({ length: numel(shape) }, () => mean + std * rng.normal());
+  const v = new Float32Array(numel(shape)); // a plain loop: Float32Array.from(arrayLike, fn) is ~2x slower
+  for (let i = 0; i < v.length; i++) v[i] = mean + std * rng.normal();
   return Tensor.from(v, shape, opts.dtype ?? 'f32', opts.backend ?? getBackend());
 }
 
@@ -105,6 +106,7 @@ export function rand(shape: readonly number[], opts: { seed?: number; low?: numb
   const rng = new Rng(opts.seed ?? 0);
   const lo = opts.low ?? 0;
   const hi = opts.high ?? 1;
-  const v = Float32Array.from({ length: numel(shape) }, () => lo + (hi - lo) * rng.uniform());
+  const v = new Float32Array(numel(shape));
+  for (let i = 0; i < v.length; i++) v[i] = lo + (hi - lo) * rng.uniform();
   return Tensor.from(v, shape, opts.dtype ?? 'f32', opts.backend ?? getBackend());
 }

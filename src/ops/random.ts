@@ -3,7 +3,7 @@
 import { dispatchInto, getBackend, tidy } from '../tensor/engine.js';
 import { assertShape, numel } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
-import { ge, mul, where } from './elementwise.js';
+import { add, cos, ge, log, mul, sqrt, sub, where } from './elementwise.js';
 import type { Placement } from './creation.js';
 
 /** f32 numbers uniform in [0, 1), element i a pure function of (seed, i); computed on the backend. */
@@ -12,6 +12,21 @@ export function randomUniform(shape: readonly number[], seed: number, at: Placem
   const t = Tensor.empty(assertShape(shape, 'randomUniform'), 'f32', at.backend ?? getBackend(), 'random');
   if (numel(shape) > 0) dispatchInto({ op: 'random', seed }, [], [t]);
   return t;
+}
+
+/**
+ * f32 normal numbers (mean + std · Box-Muller of two `randomUniform` draws, seeds 2·seed and
+ * 2·seed + 1), computed on the backend: random weights for large models without drawing them in
+ * JavaScript and uploading them. Not the same numbers as `randn` (which draws on the host).
+ */
+export function randomNormal(shape: readonly number[], seed: number, o: { mean?: number; std?: number } & Placement = {}): Tensor {
+  if (!Number.isInteger(seed) || seed < 0 || seed >= 0x80000000) throw new RangeError(`randomNormal: seed must be an integer in [0, 2^31), got ${seed}`);
+  const at = { backend: o.backend ?? getBackend() };
+  return tidy(() => {
+    const r = sqrt(mul(log(sub(1, randomUniform(shape, 2 * seed, at))), -2)); // 1 - u lies in (0, 1]
+    const z = mul(r, cos(mul(randomUniform(shape, 2 * seed + 1, at), 2 * Math.PI)));
+    return add(mul(z, o.std ?? 1), o.mean ?? 0);
+  });
 }
 
 /**
