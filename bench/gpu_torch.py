@@ -2,8 +2,10 @@
 # the same GEMM shapes (f32 with TF32 off, f16) and GPT-2-small/medium-shaped prefill and greedy
 # decode in eager mode, f32, random weights; `f16`: bench/webgpu-f16.ts's GPT-2-small and
 # TinyLlama-1.1B shapes in f32 and f16 (prefill, decode, and the f16 model's mean KL to its f32
-# original with top-1 agreement). Prints one JSON object per line.
-# Usage: python3 bench/gpu_torch.py gemm|model|f16 [--quick] [--models gpt2-small,llama-1b]
+# original with top-1 agreement); `load DIR`: the weight upload of bench/webgpu-load.ts
+# (DIR/model.safetensors read with safetensors' load_file, then .to('cuda') of every tensor).
+# Prints one JSON object per line.
+# Usage: python3 bench/gpu_torch.py gemm|model|f16 [--quick] [--models gpt2-small,llama-1b] | load DIR
 import json
 import sys
 import time
@@ -136,5 +138,45 @@ def f16():
         torch.cuda.empty_cache()
 
 
+def load():
+    path = sys.argv[2] + '/model.safetensors'
+    try:
+        from safetensors.torch import load_file
+    except ImportError:  # a plain reader (numpy) where the safetensors package is missing
+        import struct
+        import numpy as np
+
+        def load_file(p):
+            with open(p, 'rb') as f:
+                n = struct.unpack('<Q', f.read(8))[0]
+                header = json.loads(f.read(n))
+                data = f.read()
+            header.pop('__metadata__', None)
+            return {k: torch.from_numpy(np.frombuffer(data, np.float32, int(np.prod(e['shape'])), e['data_offsets'][0]).reshape(e['shape']).copy())
+                    for k, e in header.items()}
+    dev = 'cuda' if torch.cuda.is_available() else 'cpu'
+    read, move, total = [], [], []
+    for _ in range(3):
+        if dev == 'cuda':
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        sd = load_file(path)
+        t1 = time.perf_counter()
+        on = {k: v.to(dev) for k, v in sd.items()}
+        if dev == 'cuda':
+            torch.cuda.synchronize()
+        t2 = time.perf_counter()
+        read.append(t1 - t0)
+        move.append(t2 - t1)
+        total.append(t2 - t0)
+        del sd, on
+        if dev == 'cuda':
+            torch.cuda.empty_cache()
+    med = lambda xs: sorted(xs)[len(xs) // 2]
+    print(json.dumps({'bench': 'model', 'model': 'gpt2-small', 'impl': f'pytorch {torch.__version__} load_file + .to({dev!r})',
+                      'metric': 'load_s', 'T': 0, 'value': med(total), 'ms': med(total) * 1e3,
+                      'note': f'read {med(read):.2f} s + .to({dev!r}) {med(move):.2f} s'}), flush=True)
+
+
 if __name__ == '__main__':
-    {'gemm': gemm, 'model': model, 'f16': f16}[sys.argv[1]]()
+    {'gemm': gemm, 'model': model, 'f16': f16, 'load': load}[sys.argv[1]]()

@@ -21,6 +21,10 @@ import { ActivationStore } from '../src/store/reader.js';
 import { harvest } from '../src/store/writer.js';
 import type { Tokenizer } from '../src/tokenizer/tokenizer.js';
 import { Tensor } from '../src/tensor/tensor.js';
+import { tidy } from '../src/tensor/engine.js';
+import { ne, square, sub } from '../src/ops/elementwise.js';
+import { cast } from '../src/ops/layout.js';
+import { sum } from '../src/ops/reduce.js';
 import type { SaeDataSource } from '../src/sae/data.js';
 import { geometricMedian, initSae, scalingFactor } from '../src/sae/init.js';
 import { trainSae } from '../src/sae/train.js';
@@ -29,8 +33,10 @@ import type { Sae } from '../src/sae/sae.js';
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), ...(import.meta.url.includes('/dist/') ? ['..', '..'] : ['..']));
 
 export interface CompareOptions {
-  store: string;
+  /** An activation store and its hook, or `rows` (planted data: written once to a file PyTorch reads). */
+  store?: string;
   hook: string;
+  rows?: { data: Float32Array; d: number; name: string };
   arch: 'topk' | 'standard';
   k?: number;
   coefficient?: number;
@@ -47,6 +53,8 @@ export interface CompareOptions {
   backend: Backend;
   /** Skip the PyTorch run. */
   noTorch?: boolean;
+  /** Where PyTorch trains (default cpu). */
+  torchDevice?: 'cpu' | 'cuda';
   threads?: number;
 }
 
@@ -64,7 +72,7 @@ export async function storeRows(store: ActivationStore, hook: string, backend: B
   const d = store.rowShape(hook)[0]!;
   const parts: Float32Array[] = [];
   for await (const t of store.batches({ hook, batchSize: 8192, dtype: 'f32', backend })) {
-    parts.push(t.dataSync() as Float32Array);
+    parts.push((await t.data()) as Float32Array);
     t.dispose();
   }
   const rows = new Float32Array(parts.reduce((s, p) => s + p.length, 0));
@@ -86,22 +94,28 @@ function orderSource(rows: Float32Array, d: number, order: Int32Array, B: number
   };
 }
 
-/** FVU and L0 of `sae` on rows (its scaling already folded in). */
-export function fvuL0(sae: Sae, rows: Float32Array, d: number, backend: Backend): { fvu: number; l0: number } {
+/**
+ * FVU and L0 of `sae` on rows (its scaling already folded in). The products run on the backend and
+ * only per-row sums come back ([rows] squared errors and active counts, added up here in f64).
+ */
+export async function fvuL0(sae: Sae, rows: Float32Array, d: number, backend: Backend): Promise<{ fvu: number; l0: number }> {
   const n = rows.length / d;
   const x = Tensor.from(rows, [n, d], 'f32', backend);
-  const acts = sae.encode(x);
-  const rec = sae.forward(x);
-  const a = acts.dataSync() as Float32Array;
-  const r = rec.dataSync() as Float32Array;
-  x.dispose(); acts.dispose(); rec.dispose();
+  const [errRows, nzRows] = tidy(() => {
+    const acts = sae.encode(x);
+    const rec = sae.forward(x);
+    return [sum(square(sub(rec, x)), 1), sum(cast(ne(acts, 0), 'f32'), 1)];
+  });
+  const e = (await errRows.data()) as Float32Array;
+  const z = (await nzRows.data()) as Float32Array;
+  x.dispose(); errRows.dispose(); nzRows.dispose(); sae.dispose();
   const mean = new Float64Array(d);
   for (let i = 0; i < rows.length; i++) mean[i % d] += rows[i]! / n;
-  let err = 0;
   let v = 0;
-  for (let i = 0; i < rows.length; i++) { err += (rows[i]! - r[i]!) ** 2; v += (rows[i]! - mean[i % d]!) ** 2; }
+  for (let i = 0; i < rows.length; i++) v += (rows[i]! - mean[i % d]!) ** 2;
+  let err = 0;
   let nz = 0;
-  for (const q of a) if (q !== 0) nz++;
+  for (let r = 0; r < n; r++) { err += e[r]!; nz += z[r]!; }
   return { fvu: err / v, l0: nz / n };
 }
 
@@ -110,11 +124,13 @@ export function findTorch(): string | null {
 }
 
 export async function compareWithTorch(o: CompareOptions): Promise<CompareRow[]> {
-  const store = await ActivationStore.open(o.store);
-  const { rows, n, d } = await storeRows(store, o.hook, o.backend);
+  const { rows, n, d } = o.rows ? { rows: o.rows.data, n: o.rows.data.length / o.rows.d, d: o.rows.d }
+    : await storeRows(await ActivationStore.open(o.store ?? ''), o.hook, o.backend);
   const B = o.batchSize;
   const steps = Math.ceil(o.tokens / B);
   const evalRows = Math.min(8192, Math.floor(n / 10));
+  // tokens/s counts the steps after these (kernel compilation, CUDA start-up), on both sides.
+  const warm = Math.min(5, Math.floor(steps / 4));
   const trainRows = n - evalRows;
   const order = new Int32Array(steps * B);
   const rng = new Rng(o.seed ?? 0);
@@ -139,6 +155,7 @@ export async function compareWithTorch(o: CompareOptions): Promise<CompareRow[]>
     hook: o.hook, architecture: o.arch, k: o.k ?? null, coefficient: o.coefficient ?? 5, coefficient_warmup: o.coefficientWarmup ?? 0,
     batch_size: B, steps, lr: o.lr, lr_warmup: o.lrWarmup ?? 0, lr_decay: o.lrDecay ?? 0, adam_beta1: 0.9, adam_beta2: 0.999,
     dead_window: o.deadWindow ?? 1000, aux_coefficient: 1, scaling_factor: scale, eval_start: trainRows, eval_rows: evalRows,
+    warm_steps: warm,
   };
   mkdirSync(o.workDir, { recursive: true });
   const seedFile = join(o.workDir, `seed-${o.arch}.safetensors`);
@@ -149,23 +166,35 @@ export async function compareWithTorch(o: CompareOptions): Promise<CompareRow[]>
   const { prefix } = encodeSafetensorsHeader(seedFile, tensors, { config: JSON.stringify(settings) });
   const fs = (await getPlatform()).store;
   await writeAtomic(fs, seedFile, async (sink) => { await sink.write(prefix); for (const t of tensors) await sink.write(t.data); });
+  let rowsFile: string | null = null;
+  if (o.rows && !o.noTorch) {
+    rowsFile = join(o.workDir, `rows-${o.rows.name}.safetensors`);
+    const t = { name: 'rows', dtype: 'f32' as const, shape: [n, d], data: new Uint8Array(rows.buffer, rows.byteOffset, rows.byteLength) };
+    const h = encodeSafetensorsHeader(rowsFile, [t]).prefix;
+    await writeAtomic(fs, rowsFile, async (sink) => { await sink.write(h); await sink.write(t.data); });
+  }
 
   const t0 = performance.now();
+  let tWarm = t0;
   const r = await trainSae(orderSource(rows, d, order, B), {
+    onStep: (st) => { if (st.step === warm) tWarm = performance.now(); },
     architecture: o.arch, dSae: o.dSae, k: o.k, coefficient: settings.coefficient, coefficientWarmupSteps: settings.coefficient_warmup,
     tokens: steps * B, batchSize: B, lr: o.lr, lrWarmupSteps: settings.lr_warmup, lrDecaySteps: settings.lr_decay,
     deadFeatureWindow: settings.dead_window, init, skipInit: true, scalingFactor: scale, backend: o.backend,
   });
-  const seconds = (performance.now() - t0) / 1000;
-  const m = fvuL0(r.sae, rows.subarray(trainRows * d), d, o.backend);
-  const out: CompareRow[] = [{ impl: `actlab-${o.backend.name}`, tokens: steps * B, seconds, tokens_per_s: (steps * B) / seconds, ...m }];
+  const t1 = performance.now();
+  const seconds = (t1 - t0) / 1000;
+  const m = await fvuL0(r.sae, rows.subarray(trainRows * d), d, o.backend);
+  const out: CompareRow[] = [{ impl: `actlab-${o.backend.name}`, tokens: steps * B, seconds, tokens_per_s: ((steps - warm) * B) / ((t1 - tWarm) / 1000), ...m }];
   const py = o.noTorch ? null : findTorch();
   if (py) {
     const threads = o.threads ?? cpus().length;
     const env = { ...process.env, OMP_WAIT_POLICY: 'passive', OMP_NUM_THREADS: String(threads) };
-    const txt = execFileSync(py, [join(ROOT, 'bench', 'sae_torch.py'), '--store', o.store, '--seed-file', seedFile, '--threads', String(threads)], { env, encoding: 'utf8', maxBuffer: 1 << 24 });
+    const source = rowsFile ? ['--rows', rowsFile] : ['--store', o.store ?? ''];
+    const dev = o.torchDevice ?? 'cpu';
+    const txt = execFileSync(py, [join(ROOT, 'bench', 'sae_torch.py'), ...source, '--seed-file', seedFile, '--threads', String(threads), '--device', dev], { env, encoding: 'utf8', maxBuffer: 1 << 24 });
     const j = JSON.parse(txt.trim().split('\n').pop()!);
-    out.push({ impl: `pytorch ${j.torch} cpu (${j.threads} threads)`, tokens: j.tokens, seconds: j.seconds, tokens_per_s: j.tokens_per_s, fvu: j.fvu, l0: j.l0 });
+    out.push({ impl: dev === 'cuda' ? `pytorch ${j.torch} cuda (${j.device})` : `pytorch ${j.torch} cpu (${j.threads} threads)`, tokens: j.tokens, seconds: j.seconds, tokens_per_s: j.tokens_per_s, fvu: j.fvu, l0: j.l0 });
   }
   return out;
 }

@@ -10,9 +10,14 @@ min(dead / k_aux, 1), dead = not fired for more than `dead_window` steps); decod
 unit norm with the gradient along each row removed before the update; gradient clipping at norm 1;
 Adam; linear lr warmup / decay; linearly warmed-up L1 coefficient. Inputs are multiplied by the
 seed file's scaling factor. After training, FVU and L0 on the seed file's evaluation rows.
+The activations come from a store (--store) or from one safetensors file holding `rows` [n, d]
+(--rows, planted data). --device cuda trains on the GPU (the rows, order and weights moved there
+first; the clock read after torch.cuda.synchronize()).
 
-Prints one JSON line: {"impl","torch","threads","tokens","seconds","tokens_per_s","fvu","l0","mse"}.
-Usage: python3 bench/sae_torch.py --store DIR --seed-file FILE [--threads N]
+tokens_per_s counts the steps after the first `warm_steps` of the seed file's settings (CUDA and
+kernel start-up excluded, as on the actlab side); seconds is the whole run.
+Prints one JSON line: {"impl","torch","device","threads","tokens","seconds","tokens_per_s","fvu","l0","mse"}.
+Usage: python3 bench/sae_torch.py (--store DIR | --rows FILE) --seed-file FILE [--threads N] [--device cpu|cuda]
 """
 import argparse
 import json
@@ -65,26 +70,41 @@ def lr_at(step, steps, lr, warmup, decay):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--store", required=True)
+    ap.add_argument("--store")
+    ap.add_argument("--rows")
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--seed-file", required=True)
     ap.add_argument("--threads", type=int, default=0)
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if (args.store is None) == (args.rows is None):
+        raise SystemExit("give one of --store DIR or --rows FILE")
+    dev = torch.device(args.device)
+    cuda = dev.type == "cuda"
+    if cuda and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: torch sees no CUDA device")
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    torch.backends.cuda.matmul.allow_tf32 = False  # f32 products, as actlab's
     seed, meta = read_safetensors(args.seed_file)
     cfg = json.loads(meta["config"])
-    rows = torch.from_numpy(store_rows(args.store, cfg["hook"]).copy())
-    order = torch.from_numpy(seed["order"].astype(np.int64))
+    if args.store:
+        rows = torch.from_numpy(store_rows(args.store, cfg["hook"]).copy()).to(dev)
+    else:
+        rows = torch.from_numpy(read_safetensors(args.rows)[0]["rows"].astype(np.float32).copy()).to(dev)
+    order = torch.from_numpy(seed["order"].astype(np.int64)).to(dev)
     scale = float(cfg["scaling_factor"])
     B, steps, arch = cfg["batch_size"], cfg["steps"], cfg["architecture"]
-    W_enc = torch.nn.Parameter(torch.from_numpy(seed["W_enc"].copy()))
-    b_enc = torch.nn.Parameter(torch.from_numpy(seed["b_enc"].copy()))
-    W_dec = torch.nn.Parameter(torch.from_numpy(seed["W_dec"].copy()))
-    b_dec = torch.nn.Parameter(torch.from_numpy(seed["b_dec"].copy()))
+    W_enc = torch.nn.Parameter(torch.from_numpy(seed["W_enc"].copy()).to(dev))
+    b_enc = torch.nn.Parameter(torch.from_numpy(seed["b_enc"].copy()).to(dev))
+    W_dec = torch.nn.Parameter(torch.from_numpy(seed["W_dec"].copy()).to(dev))
+    b_dec = torch.nn.Parameter(torch.from_numpy(seed["b_dec"].copy()).to(dev))
     params = [W_enc, b_enc, W_dec, b_dec]
     d_in, d_sae = W_enc.shape
     opt = torch.optim.Adam(params, lr=cfg["lr"], betas=(cfg["adam_beta1"], cfg["adam_beta2"]), eps=1e-8)
-    since_fired = torch.zeros(d_sae)
+    since_fired = torch.zeros(d_sae, device=dev)
+    neg_inf = torch.tensor(-float("inf"), device=dev)
+    warm = int(cfg.get("warm_steps", 0))
 
     def encode(x):
         pre = (x - b_dec) @ W_enc + b_enc
@@ -93,8 +113,13 @@ def main():
             return torch.zeros_like(pre).scatter(-1, idx, vals.relu()), pre
         return pre.relu(), pre
 
+    sync()
     t0 = time.perf_counter()
+    t_warm = t0
     for step in range(steps):
+        if step == warm:
+            sync()
+            t_warm = time.perf_counter()
         x = rows[order[step * B:(step + 1) * B]] * scale
         dead = since_fired > cfg["dead_window"]
         acts, pre = encode(x)
@@ -110,7 +135,7 @@ def main():
             k_aux = d_in // 2
             sc = min(num_dead / k_aux, 1.0)
             k_aux = min(k_aux, num_dead)
-            masked = torch.where(dead[None], pre, torch.tensor(-float("inf")))
+            masked = torch.where(dead[None], pre, neg_inf)
             top = masked.topk(k_aux, dim=-1)
             aux_acts = torch.zeros_like(pre).scatter(-1, top.indices, top.values)
             loss = loss + cfg["aux_coefficient"] * sc * ((aux_acts @ W_dec + b_dec) - residual).pow(2).sum(-1).mean()
@@ -129,7 +154,9 @@ def main():
         opt.step()
         with torch.no_grad():
             W_dec /= W_dec.norm(dim=1, keepdim=True)
-    seconds = time.perf_counter() - t0
+    sync()
+    t1 = time.perf_counter()
+    seconds = t1 - t0
 
     with torch.no_grad():
         ev = rows[cfg["eval_start"]:cfg["eval_start"] + cfg["eval_rows"]] * scale
@@ -139,7 +166,8 @@ def main():
         var = (ev - ev.mean(0)).pow(2).sum()
         res = {
             "impl": "pytorch", "torch": torch.__version__, "threads": torch.get_num_threads(),
-            "tokens": steps * B, "seconds": seconds, "tokens_per_s": steps * B / seconds,
+            "device": torch.cuda.get_device_name(dev) if cuda else "cpu",
+            "tokens": steps * B, "seconds": seconds, "tokens_per_s": (steps - warm) * B / (t1 - t_warm),
             "fvu": float(err / var), "l0": float((acts != 0).float().sum(-1).mean()), "mse": float(err / ev.shape[0]),
         }
     print(json.dumps(res))

@@ -3,7 +3,9 @@
 // full logits (T=128, 512; timed to the end of the GPU work), greedy decode ms/token from a
 // 128-token prompt (argmax on the device, 4 bytes read back per step, as PyTorch's .item()), and
 // cache_all_ratio for the small model (runWithCache of the usual hook points / plain forward).
-// Usage: npm run bench:model -- --backend webgpu [--json] [--quick] [--no-peers] [--models small,medium]
+// Also the weight upload of a GPT-2-small checkpoint from disk (bench/webgpu-load.ts; --no-load skips
+// it, --load-only runs nothing else).
+// Usage: npm run bench:model -- --backend webgpu [--json] [--quick] [--no-peers] [--models small,medium] [--no-load | --load-only]
 import { spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,6 +18,7 @@ import { KVCache } from '../src/models/layers/kv-cache.js';
 import { runWithCache } from '../src/hooks/run.js';
 import type { CausalLM } from '../src/models/model.js';
 import type { Backend } from '../src/tensor/backend.js';
+import { benchLoad } from './webgpu-load.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const CONFIGS: Record<string, Record<string, unknown>> = {
@@ -103,7 +106,8 @@ export async function main(args: string[]): Promise<void> {
   const emit = (r: Row) => { rows.push(r); if (json) console.log(JSON.stringify(r)); };
   const be = await initBackend('webgpu');
   if (!json) console.log(`models on webgpu: ${JSON.stringify(be.info?.())}`);
-  for (const label of models) {
+  if (!args.includes('--no-load')) await benchLoad(be, root, emit, { peers: !args.includes('--no-peers') });
+  for (const label of args.includes('--load-only') ? [] : models) {
     const t0 = performance.now();
     const model = randomModel(CONFIGS[label]!, be, { seed: 0, std: 0.02 });
     await be.flush();
@@ -113,7 +117,7 @@ export async function main(args: string[]): Promise<void> {
     await be.flush();
   }
   disposeBackends();
-  if (!args.includes('--no-peers')) {
+  if (!args.includes('--no-peers') && !args.includes('--load-only')) {
     const py = spawnSync('python3', [join(root, 'bench', 'gpu_torch.py'), 'model', ...(quick ? ['--quick'] : [])], { encoding: 'utf8', maxBuffer: 1 << 24 });
     if (py.status === 0) for (const line of py.stdout.trim().split('\n')) emit(JSON.parse(line));
     else console.error(`PyTorch peer skipped: ${(py.stderr || py.error?.message || '').trim().split('\n').pop()}`);
@@ -121,12 +125,13 @@ export async function main(args: string[]): Promise<void> {
   if (json) return;
   console.log('\n| model | metric | T | actlab-webgpu | PyTorch CUDA eager | ratio (≥ 1 is faster) |');
   console.log('|---|---|---|---:|---:|---:|');
-  for (const r of rows.filter((x) => x.impl === 'actlab-webgpu')) {
+  for (const r of rows.filter((x) => x.impl === 'actlab-webgpu' && x.metric !== 'load_s')) {
     const pt = rows.find((x) => x.impl.startsWith('pytorch') && x.model === r.model && x.metric === r.metric && x.T === r.T);
     const fmt = (v: number) => (r.metric === 'prefill_tok_s' ? v.toFixed(0) : v.toFixed(r.metric === 'cache_all_ratio' ? 3 : 2));
     const ratio = !pt ? '-' : r.metric === 'decode_ms_per_token' ? (pt.value / r.value).toFixed(2) + '×' : r.metric === 'prefill_tok_s' ? (r.value / pt.value).toFixed(2) + '×' : '-';
     console.log(`| ${r.model} | ${r.metric} | ${r.T} | ${fmt(r.value)} | ${pt ? fmt(pt.value) : '-'} | ${ratio} |`);
   }
+  for (const r of rows.filter((x) => x.metric === 'load_s')) console.log(`weight upload, ${r.model}: ${r.impl} ${r.value.toFixed(2)} s (${r.note})`);
   const pt = rows.find((r) => r.impl.startsWith('pytorch'));
   console.log(`(prefill in tokens/s with full logits, decode in ms/token; PyTorch: ${pt?.impl ?? 'not run'})`);
 }

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startLabServer, type LabServer } from '../src/cli/lab-server.js';
+import { capture } from './helpers/capture.js';
 import { organismDir } from '../src/cli/lab-server.js';
 import { labModel } from '../src/lab/model.js';
 import { runView } from '../src/lab/views.js';
@@ -55,6 +56,8 @@ describe('lab server', () => {
     console.log(`missing token: ${missing.status} ${JSON.stringify(await missing.json())}`);
     const wrong = await api('models', undefined, 'x'.repeat(48));
     expect(wrong.status).toBe(403);
+    // A page left open from an earlier run: the message says what to do.
+    expect(((await wrong.json()) as { error: string }).error).toMatch(/wrong token.*open the URL it printed/);
     expect((await api('models')).status).toBe(200);
   });
 
@@ -193,4 +196,30 @@ describe('lab server', () => {
     expect(after.cancelled).toBe(before.cancelled + 1);
     expect(lab.pending()).toBe(0);
   }, 120_000);
+
+  it('refuses to start on a port in use, or with a model that does not load, and says which option is wrong', async () => {
+    // The port the shared server holds: a second server there fails with advice, not EADDRINUSE alone.
+    const busy = await startLabServer({ port: lab.port, staticDir: page }).then((l) => l.close().then(() => null), (e: Error) => e.message);
+    console.log(`port in use: ${busy}`);
+    expect(busy).toMatch(new RegExp(`--port ${lab.port}: 127\\.0\\.0\\.1:${lab.port} is already in use.*--port 0`));
+    // A --model that is not a model: the error names it and the server stops listening (else the
+    // command would print the error and then hang, serving nothing).
+    const bad = join(models, 'notes.bin');
+    writeFileSync(bad, 'not a model');
+    const free = await startLabServer({ port: 0, staticDir: page });
+    const port = free.port;
+    await free.close();
+    const failed = await startLabServer({ port, staticDir: page, dirs: [models], model: bad }).then((l) => l.close().then(() => null), (e: Error) => e.message);
+    console.log(`bad model: ${failed}`);
+    expect(failed).toMatch(/notes\.bin/);
+    const again = await startLabServer({ port, staticDir: page });
+    expect(again.port).toBe(port);
+    await again.close();
+  }, 60_000);
+
+  it('actlab lab --help says how to open the page, with examples', async () => {
+    const r = await capture(['lab', '--help']);
+    expect(r.code).toBe(0);
+    for (const want of [/--model <M>/, /--dir <folder\.\.\.>/, /--port <n>.*0 picks a free one/, /token, new at every run/, /Examples:\n\s+actlab lab /, /docs\/lab\.md/]) expect(r.out).toMatch(want);
+  });
 });

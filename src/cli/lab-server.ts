@@ -295,7 +295,7 @@ export async function startLabServer(o: LabServerOptions = {}): Promise<LabServe
     }
     const given = url.searchParams.get('token');
     if (!given) { req.resume(); sendJson(res, 401, { error: 'missing token: every API call needs ?token= (printed by `actlab lab`)' }); return; }
-    if (!tokenOk(given, token)) { req.resume(); sendJson(res, 403, { error: 'wrong token' }); return; }
+    if (!tokenOk(given, token)) { req.resume(); sendJson(res, 403, { error: 'wrong token: each run of `actlab lab` has its own; open the URL it printed' }); return; }
     api(req, res, url, ac.signal).catch((e: unknown) => {
       if (e instanceof LabCancelledError || ac.signal.aborted) {
         stats.cancelled++;
@@ -311,15 +311,28 @@ export async function startLabServer(o: LabServerOptions = {}): Promise<LabServe
   });
   server.headersTimeout = 30_000;
   server.requestTimeout = 0;
+  const wanted = o.port ?? 7860;
   await new Promise<void>((ok, fail) => {
-    server.once('error', fail);
-    server.listen(o.port ?? 7860, host, () => { server.off('error', fail); ok(); });
+    server.once('error', (e: NodeJS.ErrnoException) => fail(
+      e.code === 'EADDRINUSE' ? new Error(`--port ${wanted}: ${host}:${wanted} is already in use (another \`actlab lab\`?); pass another --port, or --port 0 for a free one`)
+        : e.code === 'EADDRNOTAVAIL' ? new Error(`--host ${host}: not an address of this machine`)
+          : e.code === 'EACCES' ? new Error(`--port ${wanted}: not allowed to listen there (ports below 1024 need privileges)`)
+            : e));
+    server.listen(wanted, host, () => { server.removeAllListeners('error'); ok(); });
   });
   const port = (server.address() as { port: number }).port;
   const shownHost = host.includes(':') ? `[${host}]` : host;
   if (o.model !== undefined) {
     const isOrganism = (LAB_ORGANISMS as readonly string[]).includes(o.model);
-    await queue.run(new AbortController().signal, () => load(isOrganism ? { organism: o.model } : { path: o.model }));
+    try {
+      await queue.run(new AbortController().signal, () => load(isOrganism ? { organism: o.model } : { path: o.model }));
+    } catch (e) {
+      // Stop listening, so that the command ends with the error instead of serving nothing.
+      server.closeAllConnections();
+      await new Promise<void>((ok) => server.close(() => ok()));
+      const msg = (e as Error).message ?? String(e);
+      throw new Error(msg.includes(o.model) ? msg : `--model ${o.model}: ${msg}`);
+    }
   }
   return {
     url: `http://${shownHost}:${port}/?token=${token}`,

@@ -23,6 +23,16 @@ export function register(program: Command): void {
     .option('--port <n>', 'port (0 picks a free one)', int(0, 65535), 7860)
     .option('--host <addr>', 'address to bind; anything but 127.0.0.1 / localhost exposes the lab to the network', '127.0.0.1')
     .addOption(backendOption())
+    .addHelpText('after', `
+Open the printed URL (http://127.0.0.1:PORT/?token=...): the token, new at every run, lets the
+page use the server. Ctrl-C stops the lab. The page runs in current Chromium and Firefox.
+
+Examples:
+  actlab lab                                   the organisms only
+  actlab lab --model path/to/stories260K.bin   a model on your disk, loaded at start
+  actlab lab --dir ~/models --port 0           any model under ~/models, on a free port
+
+More: docs/lab.md (the views, the server's routes and limits).`)
     .action(action(labCommand));
 }
 

@@ -83,6 +83,32 @@ export class Rng {
     const v = this.uniform();
     return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
   }
+  /**
+   * Fills `out` with mean + std * normal(), the same values as that many `normal()` calls, with
+   * the generator's state held in locals (about 10x faster than a call per value: random model
+   * weights of GPT-2 size are 124M values).
+   */
+  fillNormal(out: Float32Array, mean = 0, std = 1): Float32Array {
+    const st = this.s;
+    let s0 = st[0]!, s1 = st[1]!, s2 = st[2]!, s3 = st[3]!;
+    const twoPi = 2 * Math.PI;
+    for (let i = 0; i < out.length; i++) {
+      // Two xoshiro128** outputs (nextU32 inlined), then Box-Muller as in normal().
+      let x = Math.imul(s1, 5);
+      let r = Math.imul(((x << 7) | (x >>> 25)), 9) >>> 0;
+      let t = s1 << 9;
+      s2 ^= s0; s3 ^= s1; s1 ^= s2; s0 ^= s3; s2 ^= t; s3 = (s3 << 11) | (s3 >>> 21);
+      const u = 1 - (r >>> 0) / 4294967296;
+      x = Math.imul(s1, 5);
+      r = Math.imul(((x << 7) | (x >>> 25)), 9) >>> 0;
+      t = s1 << 9;
+      s2 ^= s0; s3 ^= s1; s1 ^= s2; s0 ^= s3; s2 ^= t; s3 = (s3 << 11) | (s3 >>> 21);
+      const v = r / 4294967296;
+      out[i] = mean + std * (Math.sqrt(-2 * Math.log(u)) * Math.cos(twoPi * v));
+    }
+    st[0] = s0; st[1] = s1; st[2] = s2; st[3] = s3;
+    return out;
+  }
   /** Uniform integer in [0, n). */
   int(n: number): number {
     return Math.floor(this.uniform() * n);
@@ -97,8 +123,7 @@ export function randn(shape: readonly number[], opts: { seed?: number; std?: num
   const rng = new Rng(opts.seed ?? 0);
   const std = opts.std ?? 1;
   const mean = opts.mean ?? 0;
-  const v = new Float32Array(numel(shape)); // a plain loop: Float32Array.from(arrayLike, fn) is ~2x slower
-  for (let i = 0; i < v.length; i++) v[i] = mean + std * rng.normal();
+  const v = rng.fillNormal(new Float32Array(numel(shape)), mean, std);
   return Tensor.from(v, shape, opts.dtype ?? 'f32', opts.backend ?? getBackend());
 }
 

@@ -5,7 +5,7 @@ import { inductionReads } from '../analysis/induction.js';
 import { readAsync, readSync, type Reads } from '../tensor/read.js';
 import type { CausalLM } from '../models/model.js';
 import { train, type StepInfo } from '../train/trainer.js';
-import { evaluate, evaluateReads, initToy } from './common.js';
+import { evaluateAsync, evaluateReads, initToy } from './common.js';
 import { ablateHead, inContextLossDropReads, inductionConfig, inductionData, inductionTrainingData, INDUCTION } from './induction.js';
 import { fourierReads, modularAdditionConfig, modularAdditionData, P } from './modular-addition.js';
 
@@ -46,10 +46,12 @@ export async function trainOrganism(name: OrganismName, o: OrganismTrainOptions)
     await train(model, tr, {
       steps: o.steps ?? r.steps, batchSize: tr.length, lr: r.lr, weightDecay: r.weightDecay, betas: r.betas, warmupSteps: r.warmupSteps,
       minLr: r.lr, lossPositions: [2], seed, outDir: o.outDir, checkpointEvery: 500, resume: o.resume, config,
-      onStep: (s) => {
+      onStep: async (s) => {
         o.onStep?.(s);
         if (o.evalEvery && s.step % o.evalEvery === 0) {
-          o.onEval?.({ step: s.step, train_loss: s.loss, train_accuracy: evaluate(model, tr, [2]).accuracy, ...prefix('test', evaluate(model, test, [2])) });
+          // Read asynchronously, so that evaluation runs on every backend (WebGPU included).
+          const trainAcc = (await evaluateAsync(model, tr, [2])).accuracy;
+          o.onEval?.({ step: s.step, train_loss: s.loss, train_accuracy: trainAcc, ...prefix('test', await evaluateAsync(model, test, [2])) });
         }
       },
     });
@@ -64,9 +66,9 @@ export async function trainOrganism(name: OrganismName, o: OrganismTrainOptions)
   const run = () => train(model, data, {
     steps: o.steps ?? r.steps, batchSize: r.batchSize, lr: r.lr, weightDecay: r.weightDecay, betas: r.betas, warmupSteps: r.warmupSteps,
     minLr: r.lr / 10, seed, outDir: o.outDir, checkpointEvery: 400, resume: o.resume, config,
-    onStep: (s) => {
+    onStep: async (s) => {
       o.onStep?.(s);
-      if (o.evalEvery && (s.step % o.evalEvery === 0 || s.step === 1)) o.onEval?.({ step: s.step, train_loss: s.loss, ...inductionEval(model, held) });
+      if (o.evalEvery && (s.step % o.evalEvery === 0 || s.step === 1)) o.onEval?.({ step: s.step, train_loss: s.loss, ...await readAsync(inductionEvalReads(model, held)) });
     },
   });
   if (clamps.length) await model.withHooks(clamps, run); else await run();

@@ -14,6 +14,7 @@ import { ShapeError } from '../tensor/errors.js';
 import { fmtShape } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
 import { topkAct } from './activation.js';
+import { topkActsDevice } from './step-device.js';
 import { isTranscoder, weightShapes, type SaeConfig } from './config.js';
 
 export interface SaeForwardOptions {
@@ -142,6 +143,7 @@ export class Sae {
     let acts: Tensor;
     switch (this.cfg.architecture) {
       case 'topk': {
+        if (!be.synchronous) { acts = topkActsDevice(pre.reshape([-1, this.dSae]), this.cfg.k!).acts.reshape(pre.shape); break; }
         const host = pre.dataSync() as Float32Array;
         const rows = host.length / this.dSae;
         acts = Tensor.from(topkAct(host, rows, this.dSae, this.cfg.k!).acts, pre.shape, 'f32', be);

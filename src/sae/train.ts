@@ -17,6 +17,7 @@ import { geometricMedian, initSae, meanOf, scalingFactor } from './init.js';
 import { Sae } from './sae.js';
 import { saveTrainCheckpoint, latestTrainCheckpoint, loadTrainCheckpoint, type TrainState } from './checkpoint.js';
 import { saeStep } from './step.js';
+import { DEVICE_SAE_ARCHITECTURES, DeviceSaeTrainer } from './step-device.js';
 
 export interface SaeTrainOptions {
   architecture: SaeArchitecture;
@@ -66,6 +67,11 @@ export interface SaeTrainOptions {
   resume?: boolean;
   metadata?: Record<string, unknown>;
   backend?: Backend;
+  /**
+   * Keep weights, optimizer state and counters on the backend for the whole run (step-device.ts),
+   * reading back a few numbers per step. Default: on backends that cannot read synchronously (WebGPU).
+   */
+  resident?: boolean;
   store?: FileStore;
   onStep?: (s: SaeStepInfo) => void;
 }
@@ -134,6 +140,10 @@ export async function trainSae(data: SaeDataSource, o: SaeTrainOptions): Promise
   if ((arch === 'topk' || arch === 'batchtopk') && !(o.k && o.k > 0)) throw new Error(`SAE training: --k is required for ${arch}`);
   if ((arch === 'topk') && o.k! > o.dSae) throw new Error(`SAE training: k ${o.k} exceeds d_sae ${o.dSae}`);
   const transcoder = arch === 'transcoder' || arch === 'skip_transcoder' || arch === 'jumprelu_transcoder';
+  const resident = o.resident ?? !backend.synchronous;
+  if (resident && (!(DEVICE_SAE_ARCHITECTURES as readonly string[]).includes(arch) || o.ghostGrads)) {
+    throw new Error(`SAE training on the ${backend.name} backend runs ${DEVICE_SAE_ARCHITECTURES.join(' and ')} SAEs without ghost grads; train ${arch}${o.ghostGrads ? ' with ghost grads' : ''} on wasm or js`);
+  }
   const cfg: SaeConfig = o.init?.cfg ?? {
     architecture: arch,
     d_in: data.dIn,
@@ -230,8 +240,10 @@ export async function trainSae(data: SaeDataSource, o: SaeTrainOptions): Promise
   const b2 = o.adamBeta2 ?? 0.999;
   const clip = o.clipGradNorm ?? 1;
   let last: SaeStepInfo | null = null;
+  const dev = resident ? new DeviceSaeTrainer(sae, backend, adamM, adamV, sinceFired, fireTotal, window) : null;
   const save = async (done: number) => {
     if (!o.checkpointDir || !store) return;
+    if (dev) await dev.download(adamM, adamV, sinceFired, fireTotal);
     const tensors = new Map<string, Float32Array>();
     for (const nm of names) {
       tensors.set(nm, paramOf(nm));
@@ -244,57 +256,78 @@ export async function trainSae(data: SaeDataSource, o: SaeTrainOptions): Promise
     lastCheckpoint = await saveTrainCheckpoint(store, o.checkpointDir, cfg, state, tensors);
   };
 
-  for (; step < steps; step++) {
-    const batch = await next();
-    scaleBatch(batch);
-    const coefficient = saeCoefficient(step, o.coefficient ?? (arch === 'jumprelu' ? 1 : 5), o.coefficientWarmupSteps ?? 0);
-    const dead = new Uint8Array(n);
-    let numDead = 0;
-    for (let i = 0; i < n; i++) if (sinceFired[i]! > window) { dead[i] = 1; numDead++; }
-    const out = saeStep(sae, { x: batch.x, target: batch.target, rows: batch.rows, dead: numDead ? dead : undefined },
-      { coefficient, auxCoefficient: o.auxCoefficient, ghostGrads: o.ghostGrads, bandwidth: o.bandwidth, logThreshold: logTheta ?? undefined }, backend);
-    if (!Number.isFinite(out.loss)) throw new SaeDivergedError(step, lastCheckpoint, `loss is ${out.loss} (mse ${out.mse}, sparsity ${out.sparsity}, aux ${out.aux})`);
-    for (let i = 0; i < n; i++) {
-      sinceFired[i] = out.fireCounts[i]! > 0 ? 0 : sinceFired[i]! + 1;
-      fireTotal[i] += out.fireCounts[i]!;
-    }
-    if (arch === 'batchtopk' && out.minPositive !== undefined && Number.isFinite(out.minPositive)) {
-      topkThreshold = 0.99 * topkThreshold + 0.01 * out.minPositive;
-    }
-    const g = out.grads;
-    if (normalizeDecoder) removeParallel(g.get('W_dec')!, sae.param('W_dec'), n, dOut);
-    let sq = 0;
-    for (const nm of names) for (const v of g.get(nm)!) sq += v * v;
-    const gnorm = Math.sqrt(sq);
-    if (!Number.isFinite(gnorm)) throw new SaeDivergedError(step, lastCheckpoint, `gradient norm is ${gnorm}`);
-    const gs = clip > 0 && gnorm > clip ? clip / (gnorm + 1e-6) : 1;
-    const lr = saeLr(step, steps, lr0, o.lrWarmupSteps ?? 0, o.lrDecaySteps ?? 0);
-    const t = step + 1;
-    const bc1 = 1 - b1 ** t;
-    const bc2 = 1 - b2 ** t;
-    for (const nm of names) {
-      const p = paramOf(nm);
-      const gr = g.get(nm)!;
-      const m = adamM.get(nm)!;
-      const v = adamV.get(nm)!;
-      for (let i = 0; i < p.length; i++) {
-        const gi = gr[i]! * gs;
-        m[i] = b1 * m[i]! + (1 - b1) * gi;
-        v[i] = b2 * v[i]! + (1 - b2) * gi * gi;
-        p[i] -= (lr * (m[i]! / bc1)) / (Math.sqrt(v[i]! / bc2) + 1e-8);
+  try {
+    for (; step < steps; step++) {
+      const batch = await next();
+      scaleBatch(batch);
+      const coefficient = saeCoefficient(step, o.coefficient ?? (arch === 'jumprelu' ? 1 : 5), o.coefficientWarmupSteps ?? 0);
+      if (dev) {
+        const lr = saeLr(step, steps, lr0, o.lrWarmupSteps ?? 0, o.lrDecaySteps ?? 0);
+        const numDead = dev.deadCount;
+        const out = await dev.step(batch.x, batch.rows, {
+          coefficient, auxCoefficient: o.auxCoefficient ?? 1, lr, t: step + 1, beta1: b1, beta2: b2, clip, window, normalizeDecoder,
+        });
+        if (!Number.isFinite(out.loss)) throw new SaeDivergedError(step, lastCheckpoint, `loss is ${out.loss} (mse ${out.mse}, sparsity ${out.sparsity}, aux ${out.aux})`);
+        if (!Number.isFinite(out.gnorm)) throw new SaeDivergedError(step, lastCheckpoint, `gradient norm is ${out.gnorm}`);
+        last = {
+          step: step + 1, steps, tokens: (step + 1) * B, loss: out.loss, mse: out.mse, sparsity: out.sparsity, aux: out.aux,
+          l0: out.l0, fvu: out.fvu, dead: numDead, lr, coefficient,
+        };
+        o.onStep?.(last);
+        if (o.checkpointDir && (step + 1) % every === 0 && step + 1 < steps) await save(step + 1);
+        continue;
       }
+      const dead = new Uint8Array(n);
+      let numDead = 0;
+      for (let i = 0; i < n; i++) if (sinceFired[i]! > window) { dead[i] = 1; numDead++; }
+      const out = saeStep(sae, { x: batch.x, target: batch.target, rows: batch.rows, dead: numDead ? dead : undefined },
+        { coefficient, auxCoefficient: o.auxCoefficient, ghostGrads: o.ghostGrads, bandwidth: o.bandwidth, logThreshold: logTheta ?? undefined }, backend);
+      if (!Number.isFinite(out.loss)) throw new SaeDivergedError(step, lastCheckpoint, `loss is ${out.loss} (mse ${out.mse}, sparsity ${out.sparsity}, aux ${out.aux})`);
+      for (let i = 0; i < n; i++) {
+        sinceFired[i] = out.fireCounts[i]! > 0 ? 0 : sinceFired[i]! + 1;
+        fireTotal[i] += out.fireCounts[i]!;
+      }
+      if (arch === 'batchtopk' && out.minPositive !== undefined && Number.isFinite(out.minPositive)) {
+        topkThreshold = 0.99 * topkThreshold + 0.01 * out.minPositive;
+      }
+      const g = out.grads;
+      if (normalizeDecoder) removeParallel(g.get('W_dec')!, sae.param('W_dec'), n, dOut);
+      let sq = 0;
+      for (const nm of names) for (const v of g.get(nm)!) sq += v * v;
+      const gnorm = Math.sqrt(sq);
+      if (!Number.isFinite(gnorm)) throw new SaeDivergedError(step, lastCheckpoint, `gradient norm is ${gnorm}`);
+      const gs = clip > 0 && gnorm > clip ? clip / (gnorm + 1e-6) : 1;
+      const lr = saeLr(step, steps, lr0, o.lrWarmupSteps ?? 0, o.lrDecaySteps ?? 0);
+      const t = step + 1;
+      const bc1 = 1 - b1 ** t;
+      const bc2 = 1 - b2 ** t;
+      for (const nm of names) {
+        const p = paramOf(nm);
+        const gr = g.get(nm)!;
+        const m = adamM.get(nm)!;
+        const v = adamV.get(nm)!;
+        for (let i = 0; i < p.length; i++) {
+          const gi = gr[i]! * gs;
+          m[i] = b1 * m[i]! + (1 - b1) * gi;
+          v[i] = b2 * v[i]! + (1 - b2) * gi * gi;
+          p[i] -= (lr * (m[i]! / bc1)) / (Math.sqrt(v[i]! / bc2) + 1e-8);
+        }
+      }
+      if (normalizeDecoder) unitRows(sae.param('W_dec'), n, dOut);
+      if (logTheta) sae.param('threshold').set(logTheta.map(Math.exp));
+      sae.changed();
+      last = {
+        step: step + 1, steps, tokens: (step + 1) * B, loss: out.loss, mse: out.mse, sparsity: out.sparsity, aux: out.aux,
+        l0: out.l0, fvu: out.fvu, dead: numDead, lr, coefficient,
+      };
+      o.onStep?.(last);
+      if (o.checkpointDir && (step + 1) % every === 0 && step + 1 < steps) await save(step + 1);
     }
-    if (normalizeDecoder) unitRows(sae.param('W_dec'), n, dOut);
-    if (logTheta) sae.param('threshold').set(logTheta.map(Math.exp));
-    sae.changed();
-    last = {
-      step: step + 1, steps, tokens: (step + 1) * B, loss: out.loss, mse: out.mse, sparsity: out.sparsity, aux: out.aux,
-      l0: out.l0, fvu: out.fvu, dead: numDead, lr, coefficient,
-    };
-    o.onStep?.(last);
-    if (o.checkpointDir && (step + 1) % every === 0 && step + 1 < steps) await save(step + 1);
+    if (o.checkpointDir) await save(step);
+    else if (dev) await dev.download(adamM, adamV, sinceFired, fireTotal);
+  } finally {
+    dev?.dispose();
   }
-  if (o.checkpointDir) await save(step);
 
   // Inference form: BatchTopK becomes a JumpReLU with its running threshold; the scaling folds into the weights.
   let final = sae;

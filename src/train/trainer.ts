@@ -7,8 +7,7 @@
 // Not for: distributed or mixed-precision training.
 import { clearTape, grad, noGrad, tapeMark } from '../autograd/tape.js';
 import { Rng, tensor } from '../ops/creation.js';
-import { add, mul, square } from '../ops/elementwise.js';
-import { sum } from '../ops/reduce.js';
+import { add, mul } from '../ops/elementwise.js';
 import { getPlatform } from '../io/platform.js';
 import { writeBytesAtomic, type FileStore, type WriteSink } from '../io/file-store.js';
 import { keep, tidy } from '../tensor/engine.js';
@@ -55,8 +54,8 @@ export interface TrainOptions {
   checkpointFiles?: readonly { name: string; bytes: Uint8Array }[];
   /** Model config written to config.json (default: the model's own). */
   config?: Record<string, unknown>;
-  /** Called after each update. */
-  onStep?: (s: StepInfo) => void;
+  /** Called after each update; a returned promise is awaited before the next (an evaluation that reads asynchronously, as on WebGPU). */
+  onStep?: (s: StepInfo) => void | Promise<void>;
   /** Told what a resumed run changes (a schedule for another step count), in a sentence. */
   onNotice?: (message: string) => void;
   /** Only these input positions count in the loss (e.g. [T - 1]: predict the last token only); default all. */
@@ -197,9 +196,11 @@ export async function train(model: CausalLM, data: readonly ArrayLike<number>[],
     await saveCheckpoint(store, dir, params, config, opt, state, o.checkpointFiles);
     lastCkpt = dir;
   };
-  const stop = (detail: string, grads: Map<string, number> | null): never => {
-    // Name the first parameter holding non-finite values, else the first with a non-finite gradient.
-    const bad = list.find(([, p]) => !Number.isFinite(noGrad(() => tidy(() => sum(square(p.reshape([-1])), 0).item()))))?.[0]
+  const stop = async (detail: string, grads: Map<string, number> | null): Promise<never> => {
+    // Name the first parameter holding non-finite values, else the first with a non-finite gradient
+    // (read asynchronously: WebGPU has no synchronous read).
+    const norms = await noGrad(() => gradNormsAsync(new Map(list)));
+    const bad = list.find(([n]) => !Number.isFinite(norms.get(n)!))?.[0]
       ?? (grads ? [...grads].find(([, v]) => !Number.isFinite(v))?.[0] : undefined) ?? list[0]![0];
     const what = grads?.has(bad) && !Number.isFinite(grads.get(bad)!) ? `${detail}; its gradient norm is ${grads.get(bad)}` : detail;
     throw new TrainingStoppedError(step + 1, opt.groupOf(bad), bad, lastCkpt, what);
@@ -210,6 +211,7 @@ export async function train(model: CausalLM, data: readonly ArrayLike<number>[],
       const t0 = performance.now();
       const lr = schedule(step);
       const acc = new Map<string, Tensor>();
+      let info: StepInfo | undefined;
       let lossSum = 0;
       try {
         for (let a = 0; a < accum; a++) {
@@ -244,9 +246,9 @@ export async function train(model: CausalLM, data: readonly ArrayLike<number>[],
         }
         loss = lossSum / accum;
         const norms = await gradNormsAsync(acc);
-        if (!Number.isFinite(loss)) stop(`the loss is ${loss}`, norms);
+        if (!Number.isFinite(loss)) await stop(`the loss is ${loss}`, norms);
         const badGrad = [...norms].find(([, v]) => !Number.isFinite(v));
-        if (badGrad) stop(`the gradient of '${badGrad[0]}' is not finite (norm ${badGrad[1]})`, norms);
+        if (badGrad) await stop(`the gradient of '${badGrad[0]}' is not finite (norm ${badGrad[1]})`, norms);
         const norm = globalNorm(norms.values());
         opt.update(acc, lr, clipFactor(norm, o.clip ?? 0));
         step++;
@@ -254,10 +256,12 @@ export async function train(model: CausalLM, data: readonly ArrayLike<number>[],
         const line = { step, loss, lr, grad_norm: norm, tokens: o.batchSize * T * accum, ms: Math.round(ms * 10) / 10 };
         lastLine = line;
         if (log) await log.write(new TextEncoder().encode(JSON.stringify(line) + '\n'));
-        o.onStep?.({ step, steps: o.steps, loss, lr, gradNorm: norm, tokens: line.tokens, ms });
+        info = { step, steps: o.steps, loss, lr, gradNorm: norm, tokens: line.tokens, ms };
       } finally {
         for (const g of acc.values()) g.dispose();
       }
+      // After the gradients are freed: an evaluation here has the memory to itself.
+      if (info) await o.onStep?.(info);
       if (o.checkpointEvery && step % o.checkpointEvery === 0 && step < end) await save();
     }
     const updates = step - (resumedFrom ?? 0);

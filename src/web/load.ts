@@ -36,9 +36,13 @@ export async function loadFiles(files: NamedBlob[], backend: string, name: strin
   if (!main) throw new Error(`no model among ${files.map((f) => base(f.name)).join(', ')}: give an HF folder's files (config.json, model.safetensors, tokenizer.json), a .gguf, or a llama2.c .bin (with tokenizer.bin)`);
   const m = await loadModel(new BlobSource(main.blob, base(main.name)), { backend, onTensor: progress });
   const vocab = m.model.dims.vocabSize;
-  const tokBin = by.get('tokenizer.bin');
+  // tokenizer.bin, else another tok*.bin picked with the model (llama2.c's stories260K comes with
+  // tok512.bin), as the lab server finds the tokenizer beside a model.
+  const tokName = by.has('tokenizer.bin') ? 'tokenizer.bin'
+    : [...by.keys()].filter((n) => /^tok.*\.bin$/.test(n) && n !== base(main.name)).sort()[0];
+  const tokBin = tokName === undefined ? undefined : by.get(tokName);
   const tokJson = by.get('tokenizer.json');
-  if (!m.tokenizer && tokBin) m.tokenizer = new Llama2cTokenizer(parseLlama2cTokenizer(new Uint8Array(await tokBin.arrayBuffer()), vocab, 'tokenizer.bin'));
+  if (!m.tokenizer && tokBin) m.tokenizer = new Llama2cTokenizer(parseLlama2cTokenizer(new Uint8Array(await tokBin.arrayBuffer()), vocab, tokName!));
   else if (!m.tokenizer && tokJson) m.tokenizer = new HfTokenizer({ tokenizer: JSON.parse(await tokJson.text()), config: m.config, generationConfig: m.generationConfig }, 'tokenizer.json');
   return labModel(m, name);
 }

@@ -1,23 +1,24 @@
 // Shared by the lab page tests: builds the page (src/web) into a temporary folder, starts the lab
-// server on it, opens Debian's Chromium through playwright-core, and offers the steps the tests
-// take on the real page (load, run a view, read its numbers, save a screenshot).
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+// server on it, opens a browser on it (Debian's Chromium through playwright-core, or Debian's
+// Firefox ESR through puppeteer-core: test/helpers/lab-tab.ts), and offers the steps the tests take
+// on the real page (load, run a view, read its numbers, save a screenshot).
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { BrowserContext, Page } from 'playwright-core';
 import { startLabServer, type LabServer, type LabServerOptions } from '../../src/cli/lab-server.js';
+import { launchBrowser, type LabBrowserName, type LabTab } from './lab-tab.js';
 
-export const CHROMIUM = process.env.ACTLAB_CHROMIUM ?? '/usr/bin/chromium';
-export const haveChromium = existsSync(CHROMIUM);
+export { BROWSER_LABEL, LAB_BROWSERS, missingBrowser, type LabBrowserName, type LabTab } from './lab-tab.js';
 
-/** Where the screenshots go: $ACTLAB_LAB_SCREENSHOTS, else a folder under the system's temp. */
+/** Where the screenshots go: $ACTLAB_LAB_SCREENSHOTS, else a folder under the system's temp. Firefox's carry a "firefox-" prefix. */
 export const SHOTS = process.env.ACTLAB_LAB_SCREENSHOTS ?? join(tmpdir(), 'actlab-lab-screenshots');
-
-const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
 export interface LabPage {
   lab: LabServer;
-  page: Page;
+  page: LabTab;
+  /** Another tab of the same browser. */
+  newTab(): Promise<LabTab>;
+  /** What the first tab reported as errors. */
   logs: string[];
   close(): Promise<void>;
 }
@@ -29,27 +30,24 @@ export async function buildPage(): Promise<string> {
   return out;
 }
 
-export async function openLab(o: LabServerOptions): Promise<LabPage> {
+export async function openLab(o: LabServerOptions, browserName: LabBrowserName = 'chromium'): Promise<LabPage> {
   const lab = await startLabServer({ port: 0, ...o });
-  const profile = mkdtempSync(join(tmpdir(), 'actlab-chromium-'));
-  const { chromium } = await import('playwright-core');
-  let ctx: BrowserContext;
+  const profile = mkdtempSync(join(tmpdir(), `actlab-${browserName}-`));
+  let browser;
   try {
-    ctx = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: FLAGS, viewport: { width: 1280, height: 900 } });
+    browser = await launchBrowser(browserName, profile);
   } catch (e) {
     await lab.close();
     throw e;
   }
-  const page = ctx.pages()[0] ?? await ctx.newPage();
-  const logs: string[] = [];
-  page.on('console', (m) => { if (m.type() === 'error') logs.push(m.text()); });
-  page.on('pageerror', (e) => logs.push(String(e)));
+  const page = await browser.newTab();
   await page.goto(lab.url);
   mkdirSync(SHOTS, { recursive: true });
   return {
-    lab, page, logs,
+    lab, page, logs: page.errors,
+    newTab: () => browser.newTab(),
     close: async () => {
-      await ctx.close();
+      await browser.close();
       await lab.close();
       rmSync(profile, { recursive: true, force: true });
     },
@@ -57,25 +55,26 @@ export async function openLab(o: LabServerOptions): Promise<LabPage> {
 }
 
 /** Waits until no job is running, and fails with the page's error if one is shown. */
-export async function idle(page: Page, timeout = 120_000): Promise<void> {
-  await page.waitForFunction(() => !document.querySelector('[data-testid="busy"]'), undefined, { timeout, polling: 100 });
-  const err = await page.locator('[data-testid="error"]').textContent({ timeout: 50 }).catch(() => null);
+export async function idle(page: LabTab, timeout = 120_000): Promise<void> {
+  await page.waitFor(() => !document.querySelector('[data-testid="busy"]'), timeout);
+  const err = await page.textNow('[data-testid="error"]');
   if (err) throw new Error(`the page shows an error: ${err}`);
 }
 
-export async function click(page: Page, testid: string): Promise<void> {
+export async function click(page: LabTab, testid: string): Promise<void> {
   await page.click(`[data-testid="${testid}"]`);
-  await page.waitForTimeout(50);
+  await new Promise((ok) => setTimeout(ok, 50));
   await idle(page);
 }
 
-export async function shot(page: Page, name: string): Promise<void> {
-  await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+/** Saves a screenshot of the whole page as NAME.png (Chromium) or firefox-NAME.png. */
+export async function shot(page: LabTab, name: string): Promise<void> {
+  await page.screenshot(join(SHOTS, `${page.browser === 'chromium' ? '' : `${page.browser}-`}${name}.png`));
 }
 
 /** The enlarged attention head's pattern as the page holds it: [query][key] (causal part). */
-export async function patternOnPage(page: Page): Promise<number[][]> {
-  return page.$$eval('[data-testid="pattern-table"] td', (tds) => {
+export async function patternOnPage(page: LabTab): Promise<number[][]> {
+  return page.evalAll('[data-testid="pattern-table"] td', (tds) => {
     const rows: number[][] = [];
     for (const td of tds) {
       const q = Number(td.getAttribute('data-q'));

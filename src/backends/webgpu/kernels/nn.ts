@@ -1,5 +1,5 @@
 // Row kernels of neural nets: softmax / log-softmax (causal, masked), layernorm, rmsnorm (one
-// workgroup per row, f32 accumulation), rotary embeddings, gather and scatterAdd.
+// workgroup per long row, several short rows per workgroup, f32 accumulation), rotary embeddings, gather and scatterAdd.
 import type { OpDesc } from '../../../tensor/backend.js';
 import { BUILTINS, Params, WG_INDEX, numel, type OpContext } from './context.js';
 import { MATH, PRELUDE, cdiv, inBinding, isFloatDType, loaders, outBinding, storers } from '../wgsl.js';
@@ -7,11 +7,31 @@ import { MATH, PRELUDE, cdiv, inBinding, isFloatDType, loaders, outBinding, stor
 type Op<K extends OpDesc['op']> = Extract<OpDesc, { op: K }>;
 const WG = 256;
 
-/** Workgroup tree reduction of one f32 per thread in `buf`; leaves the result in buf[0]. */
-const treeSum = (buf: string, op = '+') => `
+/**
+ * Threads that share one row: the whole workgroup for rows of WG elements or more; for shorter rows
+ * a power of two with about 8 elements each, so that one workgroup holds WG / lanes rows. A short
+ * row in a whole workgroup leaves most threads idle at every barrier, which on a software driver
+ * (SwiftShader) costs as much as working. Rows of WG or more keep the one-row-per-workgroup order.
+ */
+function rowLanes(n: number): number {
+  if (n >= WG) return WG;
+  let l = 1;
+  while (l * 8 < n) l *= 2;
+  return l;
+}
+
+/** The row layout inside a workgroup of `lanes`-thread rows: `lane`, `row` (global), `live`, `seg` (the row's first slot in shared arrays). */
+const rowsOf = (lanes: number, rowsParam: string) => `
+  let lane = li % ${lanes}u;
+  let seg = li - lane;
+  let row = wg * ${WG / lanes}u + li / ${lanes}u;
+  let live = row < ${rowsParam};`;
+
+/** Tree reduction of one f32 per thread in `buf` within each row's `lanes` slots; leaves the result in buf[seg]. */
+const treeSum = (buf: string, lanes: number, op = '+') => `
   workgroupBarrier();
-  for (var w = ${WG / 2}u; w > 0u; w = w >> 1u) {
-    if (li < w) { ${op === '+' ? `${buf}[li] = ${buf}[li] + ${buf}[li + w];` : `${buf}[li] = ${op}(${buf}[li], ${buf}[li + w]);`} }
+  for (var w = ${lanes >> 1}u; w > 0u; w = w >> 1u) {
+    if (lane < w) { ${op === '+' ? `${buf}[li] = ${buf}[li] + ${buf}[li + w];` : `${buf}[li] = ${op}(${buf}[li], ${buf}[li + w]);`} }
     workgroupBarrier();
   }`;
 
@@ -27,7 +47,8 @@ export function softmax(ctx: OpContext<Op<'softmax'>>): void {
   const xd = ctx.dense(0);
   const md = masked ? ctx.dense(1) : null;
   const yd = ctx.denseOut(0);
-  const kern = ctx.kernel(`softmax ${xd.dtype}>${yd.dtype} ${log ? 'log' : ''} ${causal ? 'causal' : ''} ${masked ? 'masked' : ''}`, () => `${PRELUDE}${MATH}
+  const L = rowLanes(k);
+  const kern = ctx.kernel(`softmax ${xd.dtype}>${yd.dtype} ${log ? 'log' : ''} ${causal ? 'causal' : ''} ${masked ? 'masked' : ''} l${L}`, () => `${PRELUDE}${MATH}
 @group(0) @binding(0) var<storage, read> P: array<u32>;
 ${inBinding(1, 'x')}
 ${outBinding(2, 'y', yd.dtype)}
@@ -45,29 +66,29 @@ fn keep(row: u32, j: u32) -> bool {
 @compute @workgroup_size(${WG})
 fn main(${BUILTINS}) {
   ${WG_INDEX}
-  let row = wg;
-  if (row >= P[2]) { return; }
-  let k = P[0];
-  let xb = P[3] + row * k;
-  let yb = P[4] + row * k;
+  ${rowsOf(L, 'P[2]')}
+  // Rows past the end take no elements but still meet every barrier.
+  let k = select(0u, P[0], live);
+  let xb = P[3] + row * P[0];
+  let yb = P[4] + row * P[0];
   var mx = -inf_f32(); var n = 0.0;
-  for (var j = li; j < k; j += ${WG}u) { if (keep(row, j)) { mx = max_nan(mx, ldf_x(xb + j)); n = n + 1.0; } }
+  for (var j = lane; j < k; j += ${L}u) { if (keep(row, j)) { mx = max_nan(mx, ldf_x(xb + j)); n = n + 1.0; } }
   red[li] = mx; cnt[li] = n;
   workgroupBarrier();
-  for (var w = ${WG / 2}u; w > 0u; w = w >> 1u) {
-    if (li < w) { red[li] = max_nan(red[li], red[li + w]); cnt[li] = cnt[li] + cnt[li + w]; }
+  for (var w = ${L >> 1}u; w > 0u; w = w >> 1u) {
+    if (lane < w) { red[li] = max_nan(red[li], red[li + w]); cnt[li] = cnt[li] + cnt[li + w]; }
     workgroupBarrier();
   }
-  let m = red[0];
-  let any = cnt[0] > 0.0;
+  let m = red[seg];
+  let any = cnt[seg] > 0.0;
   workgroupBarrier();
   var s = 0.0;
-  for (var j = li; j < k; j += ${WG}u) { if (keep(row, j)) { s = s + exp_safe(ldf_x(xb + j) - m); } }
+  for (var j = lane; j < k; j += ${L}u) { if (keep(row, j)) { s = s + exp_safe(ldf_x(xb + j) - m); } }
   red[li] = s;
-  ${treeSum('red')}
-  let total = red[0];
+  ${treeSum('red', L)}
+  let total = red[seg];
   let ls = log_safe(total);
-  for (var j = li; j < k; j += ${WG}u) {
+  for (var j = lane; j < k; j += ${L}u) {
     var v = ${log ? '-inf_f32()' : '0.0'};
     if (any && keep(row, j)) {
       let d = ldf_x(xb + j) - m;
@@ -78,7 +99,7 @@ fn main(${BUILTINS}) {
 }`);
   const bufs = [xd.gpu, yd.gpu];
   if (md) bufs.push(md.gpu);
-  ctx.run(kern, bufs, new Params().u32(k, q, rows, xd.offset, yd.offset, md?.offset ?? 0), [rows]);
+  ctx.run(kern, bufs, new Params().u32(k, q, rows, xd.offset, yd.offset, md?.offset ?? 0), [cdiv(rows, WG / L)]);
 }
 
 export function layernorm(ctx: OpContext<Op<'layernorm'>>): void {
@@ -102,7 +123,8 @@ function norm(ctx: OpContext, kind: 'layer' | 'rms', eps: number, offset: number
   const wd = hasW ? ctx.dense(1) : null;
   const bd = hasB ? ctx.dense(hasW ? 2 : 1) : null;
   const yd = ctx.denseOut(0);
-  const key = `norm ${kind} ${xd.dtype}>${yd.dtype} w${wd?.dtype ?? '-'} b${bd?.dtype ?? '-'}`;
+  const L = rowLanes(d);
+  const key = `norm ${kind} ${xd.dtype}>${yd.dtype} w${wd?.dtype ?? '-'} b${bd?.dtype ?? '-'} l${L}`;
   const kern = ctx.kernel(key, () => {
     let bi = 3;
     const wb = wd ? bi++ : 0;
@@ -124,30 +146,30 @@ var<workgroup> red: array<f32, ${WG}>;
 @compute @workgroup_size(${WG})
 fn main(${BUILTINS}) {
   ${WG_INDEX}
-  let row = wg;
-  if (row >= P[1]) { return; }
-  let d = P[0];
-  let xb = P[2] + row * d;
-  let yb = P[3] + row * d;
+  ${rowsOf(L, 'P[1]')}
+  // Rows past the end take no elements but still meet every barrier.
+  let d = select(0u, P[0], live);
+  let xb = P[2] + row * P[0];
+  let yb = P[3] + row * P[0];
   let eps = bitcast<f32>(P[4]);
   ${kind === 'layer' ? `
   var s = 0.0;
-  for (var j = li; j < d; j += ${WG}u) { s = s + ldf_x(xb + j); }
+  for (var j = lane; j < d; j += ${L}u) { s = s + ldf_x(xb + j); }
   red[li] = s;
-  ${treeSum('red')}
-  let mean = red[0] / f32(d);
+  ${treeSum('red', L)}
+  let mean = red[seg] / f32(d);
   workgroupBarrier();
   var q = 0.0;
-  for (var j = li; j < d; j += ${WG}u) { let c = ldf_x(xb + j) - mean; q = q + c * c; }
+  for (var j = lane; j < d; j += ${L}u) { let c = ldf_x(xb + j) - mean; q = q + c * c; }
   red[li] = q;
-  ${treeSum('red')}
-  let inv = 1.0 / sqrt_safe(red[0] / f32(d) + eps);` : `
+  ${treeSum('red', L)}
+  let inv = 1.0 / sqrt_safe(red[seg] / f32(d) + eps);` : `
   var q = 0.0;
-  for (var j = li; j < d; j += ${WG}u) { let c = ldf_x(xb + j); q = q + c * c; }
+  for (var j = lane; j < d; j += ${L}u) { let c = ldf_x(xb + j); q = q + c * c; }
   red[li] = q;
-  ${treeSum('red')}
-  let inv = 1.0 / sqrt_safe(red[0] / f32(d) + eps);`}
-  for (var j = li; j < d; j += ${WG}u) {
+  ${treeSum('red', L)}
+  let inv = 1.0 / sqrt_safe(red[seg] / f32(d) + eps);`}
+  for (var j = lane; j < d; j += ${L}u) {
     ${scale}
     stf_y(yb + j, v);
   }
@@ -157,7 +179,7 @@ fn main(${BUILTINS}) {
   if (wd) bufs.push(wd.gpu);
   if (bd) bufs.push(bd.gpu);
   const p = new Params().u32(d, rows, xd.offset, yd.offset).f32(eps).u32(wd?.offset ?? 0, bd?.offset ?? 0, 0).f32(offset);
-  ctx.run(kern, bufs, p, [rows]);
+  ctx.run(kern, bufs, p, [cdiv(rows, WG / L)]);
 }
 
 export function rope(ctx: OpContext<Op<'rope'>>): void {

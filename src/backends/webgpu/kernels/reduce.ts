@@ -1,6 +1,7 @@
 // Reductions along one axis: reduce (sum/mean/max/min/argmax/argmin), cumsum, topk, with the
 // reference's NaN policy (max/min propagate NaN; arg* and topk rank NaN highest, first wins).
-// Rows along the last axis reduce in one workgroup each; other axes one thread per output.
+// Rows along the last axis of WG elements or more reduce in one workgroup each; shorter rows and
+// other axes one thread per output.
 import type { OpDesc } from '../../../tensor/backend.js';
 import { BUILTINS, Params, WG_INDEX, splitAt, numel, type OpContext } from './context.js';
 import { PRELUDE, cdiv, inBinding, isFloatDType, loaders, outBinding, storers } from '../wgsl.js';
@@ -26,7 +27,10 @@ export function reduce(ctx: OpContext<Op<'reduce'>>): void {
   const xd = ctx.dense(0);
   const yd = ctx.denseOut(0);
   const intPath = !isFloatDType(xd.dtype);
-  const rowWise = inner === 1 && n >= 32 && !intPath;
+  // A workgroup per row pays off for long rows; a row shorter than the workgroup leaves most of
+  // its threads idle at every barrier (on a software driver such as SwiftShader as costly as
+  // working), so short rows take one thread each.
+  const rowWise = inner === 1 && n >= WG && !intPath;
   const key = `reduce ${fn} ${xd.dtype}>${yd.dtype} ${rowWise ? 'row' : 'seq'}`;
   const k = ctx.kernel(key, () => {
     const T = intPath ? 'i32' : 'f32';
@@ -182,5 +186,115 @@ fn main(${BUILTINS}) {
   }
 }`);
   if (xd.dtype !== vd.dtype) ctx.fail('values must have the input dtype');
+  if (n >= SELECT_MIN_N && k <= SELECT_MAX_K) {
+    topkSelect(ctx, rows, n, k, xd, vd, id);
+    return;
+  }
   ctx.run(kern, [xd.gpu, vd.gpu, id.gpu], new Params().u32(rows, n, k, xd.offset, vd.offset, id.offset), [cdiv(rows * n, WG)]);
+}
+
+/** Rows at least this long take the radix-select kernel (the rank kernel reads O(n·k) per row element). */
+const SELECT_MIN_N = 512;
+/** Largest k the radix-select kernel ranks in workgroup memory. */
+const SELECT_MAX_K = 1024;
+
+/**
+ * Top-k of long rows, one workgroup per row: a radix select over order-preserving u32 keys (NaN
+ * highest, -0 = +0; four passes of an 8-bit histogram) finds the k-th largest key K and how many
+ * entries equal to K to take; a pass in index order collects the entries above K and the first of
+ * those equal to K (ties keep the lower index); each collected entry's rank among them gives its
+ * output slot. The same result as the rank kernel, in O(n) reads per row instead of O(n·k).
+ */
+function topkSelect(
+  ctx: OpContext<Op<'topk'>>, rows: number, n: number, k: number,
+  xd: ReturnType<OpContext['dense']>, vd: ReturnType<OpContext['denseOut']>, id: ReturnType<OpContext['denseOut']>,
+): void {
+  const kern = ctx.kernel(`topk-select ${xd.dtype}>${vd.dtype}`, () => `${PRELUDE}
+@group(0) @binding(0) var<storage, read> P: array<u32>;
+${inBinding(1, 'x')}
+${outBinding(2, 'v', vd.dtype)}
+${outBinding(3, 'ix', 'i32')}
+${loaders('x', xd.dtype)}
+${storers('v', vd.dtype)}
+${storers('ix', 'i32')}
+var<workgroup> hist: array<atomic<u32>, 256>;
+var<workgroup> scan: array<u32, ${WG}>;
+var<workgroup> state: array<u32, 4>; // prefix, mask, still to take at the k-th key, equal keys seen
+var<workgroup> count: atomic<u32>;
+var<workgroup> candKey: array<u32, ${SELECT_MAX_K}>;
+var<workgroup> candIdx: array<u32, ${SELECT_MAX_K}>;
+fn key_of(v: f32) -> u32 {
+  if (is_nan(v)) { return 0xffffffffu; }
+  let b = select(bitcast<u32>(v), 0u, v == 0.0);
+  return select(b | 0x80000000u, ~b, (b & 0x80000000u) != 0u);
+}
+@compute @workgroup_size(${WG})
+fn main(${BUILTINS}) {
+  ${WG_INDEX}
+  let r = wg;
+  let n = P[1]; let k = P[2];
+  if (r >= P[0]) { return; }
+  let base = P[3] + r * n;
+  if (li == 0u) { state[0] = 0u; state[1] = 0u; state[2] = k; state[3] = 0u; atomicStore(&count, 0u); }
+  for (var round = 0u; round < 4u; round++) {
+    let shift = 24u - 8u * round;
+    atomicStore(&hist[li], 0u);
+    workgroupBarrier();
+    let prefix = state[0]; let mask = state[1];
+    for (var i = li; i < n; i += ${WG}u) {
+      let kk = key_of(ldf_x(base + i));
+      if ((kk & mask) == prefix) { atomicAdd(&hist[(kk >> shift) & 255u], 1u); }
+    }
+    workgroupBarrier();
+    if (li == 0u) {
+      var want = state[2];
+      var b = 256u;
+      loop {
+        b--;
+        let h = atomicLoad(&hist[b]);
+        if (h >= want || b == 0u) { break; }
+        want -= h;
+      }
+      state[0] = prefix | (b << shift); state[1] = mask | (255u << shift); state[2] = want;
+    }
+    workgroupBarrier();
+  }
+  let K = state[0]; let take = state[2];
+  // Index order: every entry above K, and the first \`take\` entries equal to K.
+  for (var c = 0u; c < n; c += ${WG}u) {
+    let i = c + li;
+    var kk = 0u;
+    if (i < n) { kk = key_of(ldf_x(base + i)); }
+    let eq = select(0u, 1u, i < n && kk == K);
+    scan[li] = eq;
+    workgroupBarrier();
+    for (var off = 1u; off < ${WG}u; off <<= 1u) {
+      var part = 0u;
+      if (li >= off) { part = scan[li - off]; }
+      workgroupBarrier();
+      scan[li] += part;
+      workgroupBarrier();
+    }
+    let seen = state[3];
+    let before = seen + scan[li] - eq;
+    if (i < n && (kk > K || (eq == 1u && before < take))) {
+      let slot = atomicAdd(&count, 1u);
+      candKey[slot] = kk; candIdx[slot] = i;
+    }
+    workgroupBarrier();
+    if (li == ${WG - 1}u) { state[3] = seen + scan[li]; }
+    workgroupBarrier();
+  }
+  for (var j = li; j < k; j += ${WG}u) {
+    let kj = candKey[j]; let ij = candIdx[j];
+    var rank = 0u;
+    for (var t = 0u; t < k; t++) {
+      let kt = candKey[t];
+      if (kt > kj || (kt == kj && candIdx[t] < ij)) { rank++; }
+    }
+    stb_v(P[4] + r * k + rank, ldb_x(base + ij));
+    sti_ix(P[5] + r * k + rank, i32(ij));
+  }
+}`);
+  ctx.run(kern, [xd.gpu, vd.gpu, id.gpu], new Params().u32(rows, n, k, xd.offset, vd.offset, id.offset), [rows]);
 }
