@@ -188,6 +188,57 @@ describe('weight formats', () => {
     }
   });
 
+  it('wasm kernels of the code-book formats keep the weight packed: NF4/FP4/LLM-FP4 as the q8-activation scheme, FP8 as dequantize-then-f32', async () => {
+    // NF4, FP4 and LLM-FP4: x rounded to 8 bits per 32 values, the 16 levels from a table (NF4's
+    // to within 2^-15, FP4's exactly), integer dots; FP8: each code to f32, x as it is.
+    const { KERNEL_CONSTANTS } = await import('../src/backends/wasm/generated/kernels.js');
+    const types = ['nf4', 'nf4_dq', 'fp4', 'llmfp4_e1m2', 'llmfp4_e2m1', 'llmfp4_e3m0', 'fp8_e4m3', 'fp8_e5m2'] as const;
+    expect(types.filter((t) => !(KERNEL_CONSTANTS.qmatmul.TYPES as readonly string[]).includes(t))).toEqual([]);
+    for (const relaxed of [true, false]) {
+      const wasm = await createWasmBackend({ threads: 2, relaxed });
+      try {
+        const r = new Rng(13);
+        for (const t of types) {
+          for (const [M, N, K] of [[1, 7, 128], [6, 9, 256], [1, 33, 384]]) {
+            const x = Float32Array.from({ length: M * K }, () => r.normal());
+            const raw = quantizeWeights(t, normal(N * K, M + N + K), N, K);
+            const wf = dequantizeWeights(t, raw, N, K);
+            const got = qmatmul(al.tensor(x, [M, K], 'f32', { backend: wasm }), QuantizedTensor.fromBytes(raw, t, [N, K], wasm)).dataSync();
+            const exact = new Float64Array(M * N);
+            const scheme = new Float64Array(M * N);
+            for (let m = 0; m < M; m++) {
+              for (let b = 0; b < K / 32; b++) {
+                let amax = 0;
+                for (let k = 0; k < 32; k++) amax = Math.max(amax, Math.abs(x[m * K + b * 32 + k]!));
+                const d = Math.fround(amax / 127);
+                const id = amax > 0 ? Math.fround(127 / amax) : 0;
+                for (let k = 0; k < 32; k++) {
+                  const xv = x[m * K + b * 32 + k]!;
+                  const v = Math.fround(xv * id);
+                  let q = Math.round(v);
+                  if (Math.abs(v % 1) === 0.5) q = 2 * Math.round(v / 2);
+                  for (let n = 0; n < N; n++) {
+                    exact[m * N + n]! += xv * wf[n * K + b * 32 + k]!;
+                    scheme[m * N + n]! += d * q * wf[n * K + b * 32 + k]!;
+                  }
+                }
+              }
+            }
+            const want = t.startsWith('fp8') ? exact : scheme;
+            let e = 0;
+            let mx = 1e-30;
+            for (let i = 0; i < want.length; i++) { e = Math.max(e, Math.abs(want[i]! - got[i]!)); mx = Math.max(mx, Math.abs(want[i]!)); }
+            const budget = t.startsWith('nf4') ? 2e-4 : 2e-5;
+            if (K === 384) console.log(`wasm${relaxed ? ' (relaxed)' : ''} qmatmul ${t} [${M}, ${N}, ${K}] vs ${t.startsWith('fp8') ? 'dequantize-then-f32' : 'the q8-activation scheme'}: max rel err ${(e / mx).toExponential(2)}`);
+            expect({ t, M, N, K, relaxed, err: e / mx < budget }).toEqual({ t, M, N, K, relaxed, err: true });
+          }
+        }
+      } finally {
+        wasm.dispose();
+      }
+    }
+  }, 120_000);
+
   it("wasm int8/int4 kernels compute their scheme: x rounded to 8 bits per 32 values, integer dots, the format's scales", async () => {
     for (const relaxed of [true, false]) {
       const wasm = await createWasmBackend({ threads: 2, relaxed });

@@ -1,5 +1,5 @@
 // Runtime glue of the quantized matrix product (kernels/qmatmul.wat.mjs): rounds x to 8 bits per
-// 32 values into scratch (qm_quant_x), then runs the format's kernel with the rows of W split over
+// 32 values into scratch (qm_quant_x: i16 and i8 copies, scales, sums, 32·pair sums, 8·sums of four), then runs the format's kernel with the rows of W split over
 // the pool's threads. The f16 -> f32 table the kernels read scales through is built once per
 // backend. Weights in the memory are read where they lie: nothing of W is copied or expanded; a
 // weight kept in host memory (backend.ts, heapWeightBytes) is copied in panels of rows of up to
@@ -56,6 +56,8 @@ export const qmatmulKernel: NativeKernel<Op> = {
     const tab = f16Table(rt);
     const xq = rt.scratch('qmatmul.xq', M * K * 2);
     const xq8 = rt.scratch('qmatmul.xq8', M * K);
+    const xp = rt.scratch('qmatmul.xp', M * K);
+    const xm = rt.scratch('qmatmul.xm', (M * K) / 2);
     const xd = rt.scratch('qmatmul.xd', nBlocks * 4);
     const xs = rt.scratch('qmatmul.xs', nBlocks * 4);
     const panel = host ? rt.scratch('qmatmul.panel', panelRows * rowBytes) : 0;
@@ -67,6 +69,8 @@ export const qmatmulKernel: NativeKernel<Op> = {
     p[P.x / 4] = addr(rt, x);
     p[P.xq / 4] = xq;
     p[P.xq8 / 4] = xq8;
+    p[P.xp / 4] = xp;
+    p[P.xm / 4] = xm;
     p[P.xd / 4] = xd;
     p[P.xs / 4] = xs;
     p[P.y / 4] = addr(rt, y);
