@@ -2,7 +2,6 @@
 // mean KL to the same model in f32 and the top-1 agreement, for every architecture, on the js
 // reference, wasm and (where an adapter exists) WebGPU; the CLI's --dtype on eval (KL to f32 with
 // --ref) and its refusal of block-quantized weights.
-import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,6 +15,7 @@ import type { Backend } from '../src/tensor/backend.js';
 import type { DType } from '../src/tensor/dtype.js';
 import { TINY } from './helpers/tiny-configs.js';
 import { openWebGpu } from './webgpu-helpers.js';
+import { capture } from './helpers/capture.js';
 
 const ARCHS = ['gpt2', 'llama', 'qwen2', 'gpt_neox', 'gemma', 'mixtral', 'actlab_toy (MLP, LayerNorm)'];
 const IDS = [[3, 17, 5, 40, 2, 9, 33, 11, 7, 58, 21, 4]];
@@ -82,20 +82,19 @@ describe('f16 models on webgpu', async () => {
 describe('actlab --dtype', () => {
   // actlab's character-level Shakespeare model (GPT-2 layout, f16 safetensors)
   const MODEL = new URL('../models/shakespeare-char', import.meta.url).pathname;
-  const BIN = new URL('../bin/actlab.mjs', import.meta.url).pathname;
   const dir = mkdtempSync(join(tmpdir(), 'actlab-f16-'));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
-  const cli = (...args: string[]) => spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8' });
+  const cli = (...args: string[]) => capture(args);
 
-  it('eval --dtype f16 --ref SAME reports the KL of f16 to f32 and half the weight memory', () => {
+  it('eval --dtype f16 --ref SAME reports the KL of f16 to f32 and half the weight memory', async () => {
     const data = join(dir, 'data.txt');
     writeFileSync(data, 'First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n\nFirst Citizen:\nYou are all resolved rather to die than to famish?\n');
-    const run = (dtype: string) => {
-      const r = cli('eval', '--model', MODEL, '--dtype', dtype, '--ref', MODEL, '--data', data, '--ctx', '64', '--chunks', '2', '--json');
-      expect(r.status, r.stderr).toBe(0);
-      return JSON.parse(r.stdout.trim().split('\n').pop()!);
+    const run = async (dtype: string) => {
+      const r = await cli('eval', '--model', MODEL, '--dtype', dtype, '--ref', MODEL, '--data', data, '--ctx', '64', '--chunks', '2', '--json');
+      expect(r.code, r.err).toBe(0);
+      return JSON.parse(r.out.trim().split('\n').pop()!);
     };
-    const f32 = run('f32'), f16 = run('f16');
+    const f32 = await run('f32'), f16 = await run('f16');
     console.log(`shakespeare-char: f16 KL to f32 ${f16.kl_divergence.toExponential(2)} nats, top-1 ${f16.top1_agreement}, perplexity ${f16.perplexity.toFixed(4)} vs ${f32.perplexity.toFixed(4)}; weights ${f16.memory.resident_bytes} vs ${f32.memory.resident_bytes} B`);
     expect(f16).toMatchObject({ dtype: 'f16', ref_dtype: 'f32' });
     expect(f32.kl_divergence).toBe(0);
@@ -104,12 +103,13 @@ describe('actlab --dtype', () => {
     expect(f16.memory.resident_bytes).toBe(f32.memory.resident_bytes / 2);
   }, 120_000);
 
-  it('refuses --dtype f16 on block-quantized weights, naming the tensor and its type', () => {
+  it('refuses --dtype f16 on block-quantized weights, naming the tensor and its type', async () => {
     const gguf = join(dir, 'q8.gguf');
-    execFileSync(process.execPath, [BIN, 'quantize', '--model', MODEL, '--type', 'q8_0', '--out', gguf], { stdio: 'pipe' });
-    const r = cli('hooks', '--model', gguf, '--dtype', 'f16');
-    expect(r.status).not.toBe(0);
-    expect(r.stderr).toMatch(/dtype f16: '[^']+' is stored as Q8_0; models with block-quantized weights run with f32 activations/);
-    expect(cli('hooks', '--model', MODEL, '--dtype', 'f8').stderr).toMatch(/--dtype.*f8.*(f32|choices)/s);
+    const q = await cli('quantize', '--model', MODEL, '--type', 'q8_0', '--out', gguf);
+    expect(q.code, q.err).toBe(0);
+    const r = await cli('hooks', '--model', gguf, '--dtype', 'f16');
+    expect(r.code).not.toBe(0);
+    expect(r.err).toMatch(/dtype f16: '[^']+' is stored as Q8_0; models with block-quantized weights run with f32 activations/);
+    expect((await cli('hooks', '--model', MODEL, '--dtype', 'f8')).err).toMatch(/--dtype.*f8.*(f32|choices)/s);
   }, 120_000);
 });
