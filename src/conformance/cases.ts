@@ -31,6 +31,12 @@ export interface Variant {
   /** Maximum normalised mean squared error per output; 0 means exact. */
   budget: number;
   run(xs: Tensor[]): Tensor[];
+  /**
+   * false: grad mode skips finite differences (the gradient is still compared with the
+   * reference's): an input element feeds many outputs through a kink (relu after a sum), so a
+   * step of the size finite differences need crosses it on some outputs and not others.
+   */
+  finiteDifferences?: false;
 }
 
 const FLOATS: DType[] = ['f32', 'f16', 'bf16'];
@@ -189,6 +195,7 @@ function* matmulVariants(): Generator<Variant> {
       op: 'linear', label: `linear f32 ${M}x${K}x${N}${tb ? ' Wᵀ' : ''} ${act ?? 'no activation'}`,
       inputs: [f([M, K]), f(tb ? [N, K] : [K, N]), f([N])], budget: 1e-9,
       run: ([x, w, b]) => [ops.fusedLinear(x!, w!, b!, { transB: tb, act: act ?? undefined, force: true })],
+      ...(act === 'relu' ? { finiteDifferences: false as const } : {}),
     };
   }
   // few-row products in a batch (whole entries per thread, or columns of each entry)
