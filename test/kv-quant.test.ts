@@ -291,7 +291,7 @@ describe('packed attention kernel across layouts', () => {
     return { ...spec, calibration: { bits: r.bits, keys: r.keys, preRope: r.preRope, nuq: r.nuq, outliers: r.outliers, tokens: 1000, layers: [{ keys, values: { tau: r.outliers > 0 ? 2.2 : undefined, lut: r.nuq ? lut(n, 11) : undefined } }] } };
   }
 
-  const cases: { name: string; spec: KVCacheSpec; hq: number; hkv: number; d: number; tk: number; tq: number; batch: number; rot: number; mode: 'half' | 'interleaved' }[] = [
+  const cases: { name: string; spec: KVCacheSpec; hq: number; hkv: number; d: number; tk: number; tq: number; batch: number; rot: number; mode: 'half' | 'interleaved'; split?: number }[] = [
     { name: 'q4_0, heads of 8 inside a 32-value group, 3 key blocks', spec: { type: 'q4_0' }, hq: 8, hkv: 4, d: 8, tk: 150, tq: 1, batch: 1, rot: 8, mode: 'half' },
     { name: 'q8_0, heads of 64 = two whole groups', spec: { type: 'q8_0' }, hq: 4, hkv: 2, d: 64, tk: 70, tq: 2, batch: 1, rot: 64, mode: 'half' },
     { name: 'q4_0, heads of 32 = one whole group, batch of 2', spec: { type: 'q4_0' }, hq: 2, hkv: 2, d: 32, tk: 65, tq: 1, batch: 2, rot: 32, mode: 'interleaved' },
@@ -300,6 +300,7 @@ describe('packed attention kernel across layouts', () => {
     { name: 'kvquant-4, heads of 8, left-padded batch of 2', spec: { type: 'kvquant', bits: 4 }, hq: 8, hkv: 4, d: 8, tk: 90, tq: 1, batch: 2, rot: 8, mode: 'half' },
     { name: 'kvquant-8 uniform (an integer ramp), per-token keys', spec: { type: 'kvquant', bits: 8, nuq: false, keys: 'per-token' }, hq: 2, hkv: 2, d: 16, tk: 66, tq: 3, batch: 1, rot: 16, mode: 'half' },
     { name: 'kvquant-8 nuq (a value at a time)', spec: { type: 'kvquant', bits: 8 }, hq: 2, hkv: 1, d: 16, tk: 20, tq: 1, batch: 1, rot: 16, mode: 'half' },
+    { name: 'kvquant-4, 4 heads of 32 (segment index per head), stored a prompt then a step at a time', spec: { type: 'kvquant', bits: 4 }, hq: 8, hkv: 4, d: 32, tk: 100, tq: 1, batch: 1, rot: 32, mode: 'half', split: 40 },
     { name: 'kvquant-3, heads of 16 (a value at a time)', spec: { type: 'kvquant', bits: 3 }, hq: 4, hkv: 2, d: 16, tk: 75, tq: 1, batch: 1, rot: 6, mode: 'half' },
   ];
 
@@ -312,8 +313,20 @@ describe('packed attention kernel across layouts', () => {
     // outliers: every 13th key value is large
     const k = al.tensor(randomRow(c.batch * R * c.tk, 21, 13), [c.batch, c.hkv, c.tk, c.d], 'f32', { backend: wasm });
     const v = al.tensor(randomRow(c.batch * R * c.tk, 22, 17), [c.batch, c.hkv, c.tk, c.d], 'f32', { backend: wasm });
-    cache.store(0, k, v, positions, c.batch > 1 ? mask : undefined);
-    cache.commit();
+    if (c.split) {
+      // a prompt of `split` positions, then one position per store: the streams grow (rows and
+      // exact entries) and each step appends its rows, row pointers and segment index
+      for (let t0 = 0; t0 < c.tk; t0 = t0 ? t0 + 1 : c.split) {
+        const n = t0 ? 1 : c.split;
+        const kt = k.narrow(2, t0, n).contiguous(), vt = v.narrow(2, t0, n).contiguous();
+        cache.store(0, kt, vt, positions.subarray(t0, t0 + n));
+        cache.commit();
+        kt.dispose(); vt.dispose();
+      }
+    } else {
+      cache.store(0, k, v, positions, c.batch > 1 ? mask : undefined);
+      cache.commit();
+    }
     const q = al.randn([c.batch, c.hq, c.tq, c.d], { seed: 23, backend: wasm });
     const inv = al.tensor(Array.from({ length: c.rot / 2 }, (_, i) => 1 / 10000 ** ((2 * i) / c.rot)), [c.rot / 2], 'f32', { backend: wasm });
     const keyMask = c.batch > 1 ? al.tensor(mask, [c.batch, c.tk], 'u8', { backend: wasm }) : undefined;

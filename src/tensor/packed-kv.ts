@@ -31,6 +31,14 @@ export interface StreamLayout {
   outBytes: number;
   /** Whether rows have sparse entries (else no rowptr is stored). */
   sparse: boolean;
+  /**
+   * Segments of a row in the sparse index (1: none): the row's R values split into `segs` slices of
+   * R / segs (a kv head's each), and u16 [cap · segs] at oSeg holds, per (row, segment), the
+   * segment's first exact entry counted from the row's first (rowptr[row]). A kernel reading one
+   * head slice finds its entries without scanning the row's others.
+   */
+  segs: number;
+  oSeg: number;
 }
 
 export interface PackedStreamViews {

@@ -51,7 +51,7 @@ export interface CacheRope {
 }
 
 export interface KVMemory {
-  /** Bytes the packed streams use per token, all layers: codes, group params, row pointers, positions, sparse entries. */
+  /** Bytes the packed streams use per token, all layers: codes, group params, row pointers, segment index, positions, sparse entries. */
   bytesPerToken: number;
   /** The same for an f32 cache. */
   f32BytesPerToken: number;
@@ -125,9 +125,9 @@ export class KVCacheQuant extends KVCache {
     return { k, v: perToken(cal?.values) };
   }
 
-  private newStream(enc: RowEncoder, capRows: number, outCap: number, positions: boolean): QStream {
+  private newStream(enc: RowEncoder, capRows: number, outCap: number, positions: boolean, segs: number): QStream {
     const sparse = this.spec.sink || Number.isFinite(enc.tau) || !!enc.lo;
-    const layout = streamLayout(enc.bits, enc.R, enc.params, enc.G, enc.grpBytes, capRows, outCap, positions, sparse);
+    const layout = streamLayout(enc.bits, enc.R, enc.params, enc.G, enc.grpBytes, capRows, outCap, positions, sparse, segs);
     const main = keep(Tensor.empty([layout.bytes], 'u8', this.backend, 'kvCacheQuant'));
     const out = keep(Tensor.empty([Math.max(4, layout.outBytes)], 'u8', this.backend, 'kvCacheQuant'));
     const head = new Uint8Array(layout.bytes - layout.oRowptr);
@@ -145,13 +145,14 @@ export class KVCacheQuant extends KVCache {
 
   /** Moves a stream into buffers of `capRows` rows / `outCap` entries, keeping its first `rows` rows. */
   private grow(s: QStream, rows: number, capRows: number, outCap: number): QStream {
-    const n = this.newStream(s.enc, capRows, outCap, s.positions);
+    const n = this.newStream(s.enc, capRows, outCap, s.positions, s.layout.segs);
     const o = s.layout, L = n.layout, b = this.backend;
     const read = (t: Tensor, at: number, len: number) => b.readSync(t.view().buffer, at, len);
     const copy = (from: number, to: number, len: number) => { if (len > 0) b.write(n.main.view().buffer, to, read(s.main, from, len)); };
     copy(0, 0, rows * o.rowBytes);
     copy(o.oGrp, L.oGrp, rows * (o.R / o.G) * o.grpBytes * (o.params === 'group' ? 1 : 0));
     if (o.sparse) copy(o.oRowptr, L.oRowptr, (rows + 1) * 4);
+    if (o.segs > 1) copy(o.oSeg, L.oSeg, rows * o.segs * 2);
     if (s.positions) copy(o.oPos, L.oPos, rows * 4);
     if (s.nOut > 0) {
       b.write(n.out.view().buffer, 0, read(s.out, 0, 2 * s.nOut));
@@ -180,8 +181,12 @@ export class KVCacheQuant extends KVCache {
     if (!l) {
       const e = this.encoders(layer, R);
       const cap = Math.max(16, past + T) * B;
+      // The kernel reads a kv head's slice of each row; where slices are long (heads of 32 values
+      // and more) a segment index per head finds the slice's exact entries without scanning the
+      // row's others. Short slices scan the row's few entries (and save the index's 2 bytes a head).
+      const segs = d >= 32 ? hkv : 1;
       // positions are kept only where RoPE will be applied on read (pre-RoPE keys of a rotary model)
-      l = { k: this.newStream(e.k, cap, 64, this.preRope && positions !== undefined), v: this.newStream(e.v, cap, 64, false), batch: B, hkv, d, dv };
+      l = { k: this.newStream(e.k, cap, 64, this.preRope && positions !== undefined, segs), v: this.newStream(e.v, cap, 64, false, segs), batch: B, hkv, d, dv };
       this.qlayers[layer] = l;
     }
     if (l.batch !== B || l.hkv !== hkv || l.d !== d) throw new Error(`KV cache ${this.label}: layer ${layer} holds [${l.batch}, ${l.hkv}, *, ${l.d}], got ${k.shape.join('x')}`);
@@ -216,6 +221,8 @@ export class KVCacheQuant extends KVCache {
       const nGroups = L.params === 'group' ? L.R / L.G : 0;
       const grp = new Uint8Array(n * nGroups * L.grpBytes);
       const rowptr = new Int32Array(n);
+      const segs = L.segs, S = L.R / segs;
+      const seg = new Uint16Array(segs > 1 ? n * segs : 0);
       const pos = new Int32Array(n);
       const idx = new Uint16Array(nNew), val = new Float32Array(nNew);
       let e = 0;
@@ -223,6 +230,14 @@ export class KVCacheQuant extends KVCache {
         codes.set(r.codes, i * L.rowBytes);
         grp.set(r.grp, i * nGroups * L.grpBytes);
         for (let j = 0; j < r.outIdx.length; j++, e++) { idx[e] = r.outIdx[j]!; val[e] = r.outVal[j]!; }
+        if (segs > 1) {
+          // entries are in channel order: a segment starts at the first entry at or past its first channel
+          let j = 0;
+          for (let g = 0; g < segs; g++) {
+            while (j < r.outIdx.length && r.outIdx[j]! < g * S) j++;
+            seg[i * segs + g] = j;
+          }
+        }
         rowptr[i] = s.nOut + e;
         const t = Math.floor(i / B), b = i % B;
         pos[i] = positions ? positions[b * T + t]! : past + t;
@@ -233,6 +248,7 @@ export class KVCacheQuant extends KVCache {
       w.write(buf, r0 * L.rowBytes, codes);
       if (grp.length) w.write(buf, L.oGrp + r0 * nGroups * L.grpBytes, grp);
       if (L.sparse) w.write(buf, L.oRowptr + 4 * (r0 + 1), bytes(rowptr));
+      if (segs > 1) w.write(buf, L.oSeg + 2 * segs * r0, bytes(seg));
       if (s.positions) w.write(buf, L.oPos + 4 * r0, bytes(pos));
       if (nNew) {
         w.write(ob, 2 * s.nOut, bytes(idx));
@@ -348,7 +364,7 @@ export class KVCacheQuant extends KVCache {
       for (const s of [l.k, l.v]) {
         const L = s.layout;
         const nGroups = L.params === 'group' ? L.R / L.G : 0;
-        bytes += rows * (L.rowBytes + nGroups * L.grpBytes + (L.sparse ? 4 : 0) + (s.positions ? 4 : 0)) + 6 * s.nOut;
+        bytes += rows * (L.rowBytes + nGroups * L.grpBytes + (L.sparse ? 4 : 0) + (L.segs > 1 ? 2 * L.segs : 0) + (s.positions ? 4 : 0)) + 6 * s.nOut;
         fixed += 4 * (1 << L.bits) + (L.params === 'channel' ? 8 * L.R : 0);
         f32 += rows * L.R * 4;
         sparse += s.nOut;

@@ -15,7 +15,7 @@
 // entries in increasing channel order (kernels binary-search them); they replace the dense value
 // on decode. Streams that keep nothing exact (q8_0, q4_0) store no rowptr.
 // Main buffer of a stream, byte offsets in StreamLayout: codes [cap · rowBytes] (+4 bytes so a
-// kernel may read a 32-bit word at any code), group params, rowptr, positions i32 [cap] (pre-RoPE
+// kernel may read a 32-bit word at any code), group params, rowptr, segment index, positions i32 [cap] (pre-RoPE
 // keys only: the position RoPE is applied with on read), lut f32 [2^bits], channel scale and offset.
 // Outlier buffer: channel u16 [outCap], then value f32 [outCap] at oVal.
 // Not for: choosing the scheme (spec.ts) or calibration (calibrate.ts).
@@ -27,17 +27,20 @@ export type { StreamLayout };
 
 const align4 = (n: number): number => (n + 3) & ~3;
 
-export function streamLayout(bits: number, R: number, params: 'channel' | 'group', G: number, grpBytes: number, cap: number, outCap: number, positions = false, sparse = true): StreamLayout {
+export function streamLayout(bits: number, R: number, params: 'channel' | 'group', G: number, grpBytes: number, cap: number, outCap: number, positions = false, sparse = true, segs = 1): StreamLayout {
   const rowBytes = Math.ceil((R * bits) / 8);
   const nGroups = params === 'group' ? R / G : 0;
+  if (!(Number.isInteger(segs) && segs >= 1 && R % segs === 0)) throw new RangeError(`streamLayout: ${segs} segments do not split rows of ${R} values`);
+  if (!sparse) segs = 1;
   const oGrp = align4(cap * rowBytes + 4);
   const oRowptr = align4(oGrp + cap * nGroups * grpBytes);
-  const oPos = oRowptr + (sparse ? (cap + 1) * 4 : 0);
+  const oSeg = oRowptr + (sparse ? (cap + 1) * 4 : 0);
+  const oPos = align4(oSeg + (segs > 1 ? cap * segs * 2 : 0));
   const oLut = oPos + (positions ? cap * 4 : 0);
   const oChan = oLut + (1 << bits) * 4;
   const bytes = oChan + (params === 'channel' ? 8 * R : 0);
   const oVal = align4(outCap * 2);
-  return { bits, R, rowBytes, params, G, grpBytes: params === 'group' ? grpBytes : 0, cap, oGrp, oRowptr, oPos, oLut, oChan, bytes, outCap, oVal, outBytes: oVal + outCap * 4, sparse };
+  return { bits, R, rowBytes, params, G, grpBytes: params === 'group' ? grpBytes : 0, cap, oGrp, oRowptr, oPos, oLut, oChan, bytes, outCap, oVal, outBytes: oVal + outCap * 4, sparse, segs, oSeg };
 }
 
 /** How one stream turns a row of f32 into codes (fixed for the cache's life). */

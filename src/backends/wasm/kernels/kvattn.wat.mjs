@@ -22,7 +22,9 @@ export const KVS = {
   main: 0, out: 4, bits: 8, R: 12, rowBytes: 16, params: 20, G: 24, grpBytes: 28,
   oGrp: 32, oRowptr: 36, oPos: 40, oLut: 44, oChan: 48, oVal: 52, sparse: 56,
   /** 0: a value at a time; 4: 4-bit codes through the table's byte planes; 8: 8-bit lut[i] = int8(i); 9: 8-bit lut[i] = i. */
-  fast: 60, BYTES: 96,
+  fast: 60,
+  /** Segments per row of the sparse index and its u16 [rows · segs] table (codec.ts). */
+  segs: 64, oSeg: 68, BYTES: 96,
 };
 /** Parameter block (i32 fields at byte offsets); q strides in elements; y contiguous [b, hq, tq, dv]. */
 export const KVA = {
@@ -242,6 +244,10 @@ const rowLoop = (bits, pk) => `
         ;; the first past the slice
         (if ${g('sparse')} (then
           ${set('e', `(i32.load ${g('rp')})`)} ${set('e1', `(i32.load offset=4 ${g('rp')})`)}
+          ;; with a segment index the slice's segments bound the run (no scan of the row's others)
+          (if ${g('segs')} (then
+            (if ${g('s1b')} (then ${set('e1', `(i32.add ${g('e')} (i32.load16_u (i32.add ${g('sp')} ${g('s1b')})))`)}))
+            ${set('e', `(i32.add ${g('e')} (i32.load16_u (i32.add ${g('sp')} ${g('s0b')})))`)}))
           ${set('len', `(i32.sub ${g('e1')} ${g('e')})`)}
           ;; a short run: count the entries before the slice (independent loads, no chain of them)
           (if (i32.le_u ${g('len')} ${i32(32)}) (then
@@ -266,7 +272,7 @@ const rowLoop = (bits, pk) => `
             (f32.store (i32.add (i32.sub ${g('o')} (i32.shl ${g('n')} ${i32(2)})) (i32.shl ${g('k')} ${i32(2)})) (f32.load (i32.add ${g('oval')} (i32.shl ${g('e')} ${i32(2)}))))
             ${inc('e', 1)}
             (br $el)))))
-        ${inc('codes', g('codesStep'))} ${inc('gRow', g('gStep'))} ${inc('rp', g('rpStep'))}
+        ${inc('codes', g('codesStep'))} ${inc('gRow', g('gStep'))} ${inc('rp', g('rpStep'))} ${inc('sp', g('spStep'))}
         ${inc('r', 1)}
         (br $rl${bits}${pk})))`;
 const perParams = (bits) => `
@@ -283,6 +289,7 @@ const DEC_ROWS = `
     (local $fast i32) (local $main i32) (local $r i32) (local $codes i32) (local $codesStep i32) (local $c i32) (local $cEnd i32) (local $o i32)
     (local $params i32) (local $gb i32) (local $G i32) (local $ng i32) (local $span i32) (local $ga i32) (local $gRow i32) (local $gStep i32)
     (local $chs i32) (local $cho i32) (local $sparse i32) (local $rp i32) (local $rpStep i32) (local $ov i32) (local $oval i32) (local $e i32) (local $e1 i32) (local $k i32) (local $len i32) (local $lt i32)
+    (local $segs i32) (local $sp i32) (local $spStep i32) (local $s0b i32) (local $s1b i32)
     (local $cv v128) (local $mlo v128) (local $p0 v128) (local $p1 v128) (local $p2 v128) (local $p3 v128) (local $z0 v128) (local $z1 v128) (local $z2 v128) (local $z3 v128)
     (local $l0 v128) (local $l1 v128) (local $l2 v128) (local $l3 v128) (local $scv v128) (local $ofv v128) (local $a v128) (local $b v128)
     ${set('fast', `(i32.load offset=${KVS.fast} ${g('s')})`)}
@@ -308,6 +315,18 @@ const DEC_ROWS = `
     ${set('sparse', `(i32.load offset=${KVS.sparse} ${g('s')})`)}
     ${set('rp', `(i32.add (i32.add ${g('main')} (i32.load offset=${KVS.oRowptr} ${g('s')})) (i32.shl ${g('row0')} ${i32(2)}))`)}
     ${set('rpStep', `(i32.shl ${g('rstep')} ${i32(2)})`)}
+    ;; segment index (segs > 1): the u16 entries of segment c0 / S (the run's start) and of the
+    ;; segment after the slice's last (its end; 0 when the slice reaches the row's end)
+    ${set('segs', `(i32.load offset=${KVS.segs} ${g('s')})`)}
+    (if (i32.gt_u ${g('segs')} ${i32(1)})
+      (then
+        ${set('k', `(i32.div_u (i32.load offset=${KVS.R} ${g('s')}) ${g('segs')})`)}
+        ${set('sp', `(i32.add (i32.add ${g('main')} (i32.load offset=${KVS.oSeg} ${g('s')})) (i32.shl (i32.mul ${g('row0')} ${g('segs')}) ${i32(1)}))`)}
+        ${set('spStep', `(i32.shl (i32.mul ${g('rstep')} ${g('segs')}) ${i32(1)})`)}
+        ${set('s0b', `(i32.shl (i32.div_u ${g('c0')} ${g('k')}) ${i32(1)})`)}
+        ${set('s1b', `(i32.div_u (i32.sub (i32.add ${g('c0')} (i32.add ${g('n')} ${g('k')})) ${i32(1)}) ${g('k')})`)}
+        ${set('s1b', `(select (i32.shl ${g('s1b')} ${i32(1)}) ${i32(0)} (i32.lt_u ${g('s1b')} ${g('segs')}))`)})
+      (else ${set('segs', i32(0))}))
     ${set('ov', `(i32.load offset=${KVS.out} ${g('s')})`)}
     ${set('oval', `(i32.add ${g('ov')} (i32.load offset=${KVS.oVal} ${g('s')}))`)}
     ${set('o', g('out'))}

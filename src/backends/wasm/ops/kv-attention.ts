@@ -79,6 +79,7 @@ export function runKVAttentionWasm(rt: WasmRuntime, a: KVAttentionArgs): void {
     put(base + KVS.oGrp, L.oGrp); put(base + KVS.oRowptr, L.oRowptr); put(base + KVS.oPos, L.oPos);
     put(base + KVS.oLut, L.oLut); put(base + KVS.oChan, L.oChan); put(base + KVS.oVal, L.oVal);
     put(base + KVS.sparse, L.sparse ? 1 : 0);
+    put(base + KVS.segs, L.sparse ? L.segs : 1); put(base + KVS.oSeg, L.oSeg);
   }
   rt.pool.run('kv_attn_rows', [prm], threads);
 }
