@@ -4,7 +4,8 @@
 //      projections) and TEAL (the input of every projection) on stories260K, calibrated on 512
 //      tokens the model sampled itself, KL(dense ‖ sparse), top-1 agreement and perplexity on
 //      1,024 other sampled tokens, per target sparsity; the largest sparsity with KL ≤ 0.05 is kept
-//      per method.
+//      per method; then TEAL's greedy per-site allocation (src/sparsity/teal-allocate.ts) searched
+//      on the calibration tokens for 25–33% of the weights skipped and scored the same way.
 //   2. Speed: decode ms/token (16-token prompt into a KV cache per mode, then greedy steps with
 //      the modes interleaved step by step; median of all steps) on stories260K and on a random
 //      Llama-shaped model whose weight reads dominate (d_model 1024, d_ff 4096, 4 layers, 16
@@ -41,6 +42,7 @@ import type { CausalLM } from '../src/models/model.js';
 import { planSparsity } from '../src/sparsity/calibrate.js';
 import { applySparsity } from '../src/sparsity/apply.js';
 import { formatSpec, type SparsitySpec } from '../src/sparsity/spec.js';
+import { allocateTeal } from '../src/sparsity/teal-allocate.js';
 
 const args = process.argv.slice(2);
 const flag = (n: string) => args.includes(`--${n}`);
@@ -61,6 +63,8 @@ interface SpeedRow { model: string; mode: string; spec: string | null; ms_per_to
 const quality: QualityRow[] = [];
 const speed: SpeedRow[] = [];
 const chosen: Record<string, number> = {};
+/** The greedy TEAL allocation with the largest share of skipped weights within the KL budget. */
+let greedy: SparsitySpec | undefined;
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -180,6 +184,19 @@ if (existsSync(join(stories, 'stories260K.bin'))) {
       }
     }
   }
+  // TEAL's greedy allocation: a sparsity per input site, searched on the calibration tokens for
+  // each share of skipped weights, then scored on the evaluation tokens like the uniform sweep
+  for (const al of allocateTeal(a.model, storiesCalib, flag('quick') ? [0.25, 0.3] : [0.25, 0.27, 0.3, 0.33], { ctx: 512 })) {
+    const plan = planSparsity(a.model, al.spec, storiesCalib, { ctx: 512 });
+    const ap = applySparsity(a.model, plan, { kernels: false });
+    try {
+      const r = evaluateLM(a.model, evalIds, { ctx: 512, ref: ref.model });
+      quality.push({ method: `teal greedy ${formatSpec(al.spec).replace(/^teal:[\d.]+ /, '')}`, sparsity: al.target, kl: r.kl!, top1: r.top1!, ppl: r.perplexity, ref_ppl: r.refPerplexity!, calibration_sparsity: al.skipped });
+      if (r.kl! <= KL_BUDGET && al.target > (greedy?.value ?? 0)) greedy = al.spec;
+    } finally {
+      ap.remove();
+    }
+  }
   ref.model.dispose();
   storiesModel = a.model;
 } else {
@@ -192,6 +209,7 @@ if (existsSync(join(stories, 'stories260K.bin'))) {
 // ---- 2. decode speed ----
 const specs: SparsitySpec[] = Object.entries(chosen).map(([m, v]) => ({ method: m as SparsitySpec['method'], value: v }));
 if (!specs.some((s) => s.method === 'chess' && s.value === 0.5)) specs.push({ method: 'chess', value: 0.5 });
+if (greedy) specs.push(greedy);
 if (storiesModel) {
   timeModes('stories260K', storiesModel, storiesCalib, specs);
   storiesModel.dispose();
@@ -253,13 +271,13 @@ const opRows: OpRow[] = [];
 
 const info = { date: new Date().toISOString(), cpu: cpus()[0]?.model ?? 'unknown', cpus: cpus().length, threads: backend.info?.().threads, node: process.version, steps, runs };
 if (json) {
-  console.log(JSON.stringify({ info, kl_budget: KL_BUDGET, chosen, quality, speed, down_projection: opRows }));
+  console.log(JSON.stringify({ info, kl_budget: KL_BUDGET, chosen, greedy: greedy ? formatSpec(greedy) : null, quality, speed, down_projection: opRows }));
 } else {
   log(`wasm, ${info.threads} threads, ${info.cpu}, ${info.date}`);
   log('\n| method | target sparsity | calibration sparsity | KL (nats) | top-1 | ppl (dense) |');
   log('|---|---:|---:|---:|---:|---:|');
   for (const q of quality) log(`| ${q.method} | ${q.sparsity} | ${q.calibration_sparsity.toFixed(3)} | ${q.kl.toFixed(4)} | ${(100 * q.top1).toFixed(1)}% | ${q.ppl.toFixed(3)} (${q.ref_ppl.toFixed(3)}) |`);
-  log(`\nlargest sparsity with KL ≤ ${KL_BUDGET}: ${Object.entries(chosen).map(([m, v]) => `${m} ${v}`).join(', ') || 'none'}`);
+  log(`\nlargest sparsity with KL ≤ ${KL_BUDGET}: ${Object.entries(chosen).map(([m, v]) => `${m} ${v}`).join(', ') || 'none'}${greedy ? `; teal greedy ${formatSpec(greedy)}` : ''}`);
   log('\n| model | mode | sparsity | decode ms/token (median) | 10th percentile ms | speedup (medians) | speedup (median of per-step pairs) | CPU ms/token | CPU speedup (per-step pairs) |');
   log('|---|---|---|---:|---:|---:|---:|---:|---:|');
   const x = (v: number | null) => (v === null ? '' : `${v.toFixed(2)}x`);

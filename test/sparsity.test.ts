@@ -12,7 +12,9 @@ import { KVCache } from '../src/models/layers/kv-cache.js';
 import { planSparsity, quantile, MIN_CALIBRATION_TOKENS } from '../src/sparsity/calibrate.js';
 import { applySparsity } from '../src/sparsity/apply.js';
 import { thresholdSparsify, topkSparsify } from '../src/sparsity/rules.js';
-import { parseSparsity } from '../src/sparsity/spec.js';
+import { formatSpec, parseSparsity } from '../src/sparsity/spec.js';
+import { allocateTeal } from '../src/sparsity/teal-allocate.js';
+import { tealSite } from '../src/sparsity/teal.js';
 import { TINY } from './helpers/tiny-configs.js';
 import { valueAndGrad } from '../src/autograd/index.js';
 
@@ -252,6 +254,34 @@ describe('calibrated sparsity on a model', () => {
       expect(al.liveTensors().tensors).toBe(live);
     }
   }, 60_000);
+
+  it('teal greedy allocation: per-site sparsities reach each target share of skipped weights, the KL path grows, the thresholds follow each site', () => {
+    const live = al.liveTensors().tensors;
+    const model = randomModel(cfg, wasm, { seed: 6, std: 0.2 });
+    const found = allocateTeal(model, calib, [0.2, 0.35], { ctx: 48, step: 0.1 });
+    expect(found.map((f) => f.target)).toEqual([0.2, 0.35]);
+    for (const f of found) {
+      console.log(`teal greedy on the calibration tokens: ${formatSpec(f.spec)}, ${(100 * f.skipped).toFixed(1)}% of weights skipped, KL ${f.kl.toExponential(3)}`);
+      expect(f.skipped).toBeGreaterThanOrEqual(f.target - 1e-9);
+      // the plan of the found spec skips what the search measured, each site at its own quantile
+      const plan = planSparsity(model, f.spec, calib, { ctx: 48 });
+      const s = f.spec.sites!;
+      expect(Object.values(s).some((x) => x !== s['mlp.in'])).toBe(true);
+      for (const l of plan.layers) {
+        const t = l.inputThresholds!;
+        expect(t['attn.in.0']).toBe(t['attn.in.1']);
+        expect(t['mlp.in']).toBe(t['mlp.up']);
+        for (const [role, th] of Object.entries(t)) if (!s[tealSite(role)]) expect(th).toBe(0); // a site left at 0 skips nothing
+      }
+    }
+    expect(found[1]!.kl).toBeGreaterThan(found[0]!.kl);
+    expect(found[0]!.kl).toBeGreaterThan(0);
+    expect(() => allocateTeal(model, calib, [1.2])).toThrow(/targets are shares of skipped weights in \(0, 1\)/);
+    expect(() => planSparsity(model, { method: 'teal', value: 0.3, sites: { 'mlp.gate': 0.2 } as never }, calib)).toThrow(/unknown TEAL site 'mlp.gate'/);
+    expect(() => planSparsity(model, { method: 'chess', value: 0.3, sites: { 'mlp.in': 0.2 } }, calib)).toThrow(/per-site sparsities are TEAL's/);
+    model.dispose();
+    expect(al.liveTensors().tensors).toBe(live);
+  }, 120_000);
 
   it('refuses a threshold that would zero a whole layer, naming the layer and the largest activation', () => {
     const model = randomModel(cfg, js, { seed: 3, std: 0.2 });

@@ -19,7 +19,7 @@ import { tensor } from '../ops/creation.js';
 import { blockHook } from '../models/hook-point.js';
 import type { CausalLM } from '../models/model.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { formatSpec, needsCalibration, type SparsitySpec } from './spec.js';
+import { checkSpec, formatSpec, needsCalibration, type SparsitySpec } from './spec.js';
 import { blockLinears, calibrateTeal } from './teal.js';
 
 /** Fewest calibration tokens a calibrated method accepts (per-channel quantiles need a sample per channel). */
@@ -136,8 +136,9 @@ function sample(model: CausalLM, ids: readonly number[], layers: number[], atten
  * when the calibration is too short or a threshold would zero a whole layer.
  */
 export function planSparsity(model: CausalLM, spec: SparsitySpec, calibration: readonly number[] = [], o: { ctx?: number } = {}): SparsityPlan {
-  const layers = sparseLayers(model, spec);
   const name = formatSpec(spec);
+  checkSpec(spec, name);
+  const layers = sparseLayers(model, spec);
   if (spec.method === 'topk') return { spec, layers: layers.map((layer) => ({ layer, calibrationSparsity: null })), calibrationTokens: 0 };
   if (needsCalibration(spec) && calibration.length < MIN_CALIBRATION_TOKENS) {
     throw new Error(`${name}: calibration needs at least ${MIN_CALIBRATION_TOKENS} tokens to estimate its thresholds, got ${calibration.length} (give a longer calibration text)`);
@@ -147,7 +148,7 @@ export function planSparsity(model: CausalLM, spec: SparsitySpec, calibration: r
   }
   const ctx = Math.min(o.ctx ?? 256, model.dims.nCtx);
   if (spec.method === 'teal') {
-    const teal = calibrateTeal(model, calibration, layers, spec.value, ctx);
+    const teal = calibrateTeal(model, calibration, layers, (site) => (spec.sites ? spec.sites[site] ?? 0 : spec.value), ctx);
     return {
       spec, calibrationTokens: calibration.length,
       layers: layers.map((layer) => ({ layer, inputThresholds: teal.get(layer)!.inputThresholds, calibrationSparsity: teal.get(layer)!.calibrationSparsity })),

@@ -12,10 +12,20 @@
 
 export type SparsityMethod = 'topk' | 'threshold' | 'cats' | 'chess' | 'chess+' | 'teal';
 
+/** TEAL's input sites of a block: q/k/v's input, the output projection's, gate/up's (or a plain MLP's in), down's. */
+export type TealSite = 'attn.in' | 'attn.out' | 'mlp.in' | 'mlp.out';
+export const TEAL_SITES: readonly TealSite[] = ['attn.in', 'attn.out', 'mlp.in', 'mlp.out'];
+
 export interface SparsitySpec {
   method: SparsityMethod;
   /** topk: share zeroed (< 1) or count kept (>= 1); threshold: the threshold; cats/chess: target sparsity. */
   value: number;
+  /**
+   * teal: a sparsity per input site (the same in every block), as TEAL's greedy allocation
+   * (teal-allocate.ts) finds them; `value` is then the share of weights skipped they aim at.
+   * Absent: every site at `value` (uniform allocation).
+   */
+  sites?: Partial<Record<TealSite, number>>;
 }
 
 const METHODS: readonly SparsityMethod[] = ['topk', 'threshold', 'cats', 'chess', 'chess+', 'teal'];
@@ -50,10 +60,18 @@ export function checkSpec(s: SparsitySpec, where = 'sparsity'): void {
     default:
       if (!(v > 0 && v < 1)) throw new RangeError(`${where}: ${s.method} takes a target sparsity in (0, 1), got ${v}`);
   }
+  if (s.sites) {
+    if (s.method !== 'teal') throw new RangeError(`${where}: per-site sparsities are TEAL's (teal), not ${s.method}'s`);
+    for (const [site, x] of Object.entries(s.sites)) {
+      if (!TEAL_SITES.includes(site as TealSite)) throw new RangeError(`${where}: unknown TEAL site '${site}' (have ${TEAL_SITES.join(', ')})`);
+      if (!(x! >= 0 && x! < 1)) throw new RangeError(`${where}: TEAL site ${site} takes a sparsity in [0, 1), got ${x}`);
+    }
+  }
 }
 
 export function formatSpec(s: SparsitySpec): string {
-  return `${s.method}:${s.value}`;
+  const sites = s.sites ? ` (${TEAL_SITES.filter((k) => s.sites![k] !== undefined).map((k) => `${k} ${s.sites![k]}`).join(', ')})` : '';
+  return `${s.method}:${s.value}${sites}`;
 }
 
 /** How many of `d` entries top-k keeps. */

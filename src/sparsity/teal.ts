@@ -14,6 +14,7 @@ import { thresholdSparsify } from './rules.js';
 import type { Linear, LinearSparsity } from '../models/layers/linear.js';
 import type { CausalLM, SparsityParts } from '../models/model.js';
 import type { Tensor } from '../tensor/tensor.js';
+import type { TealSite } from './spec.js';
 
 /** A block's projections by role, in a fixed order: attn.in.N (q, k, v or qkv), attn.out, mlp.in, mlp.up, mlp.out. */
 export function blockLinears(parts: SparsityParts): [string, Linear][] {
@@ -28,18 +29,23 @@ export function blockLinears(parts: SparsityParts): [string, Linear][] {
   return out;
 }
 
-/** The F-quantile as in calibrate.ts, on samples appended as they come. */
-function kth(parts: Float32Array[], q: number): { t: number; below: number } {
-  const n = parts.reduce((s, p) => s + p.length, 0);
-  const all = new Float32Array(n);
-  let o = 0;
-  for (const p of parts) { all.set(p, o); o += p.length; }
-  all.sort();
+/** The input site a role reads (projections of one site read the same input). */
+export function tealSite(role: string): TealSite {
+  if (role.startsWith('attn.in.')) return 'attn.in';
+  if (role === 'mlp.up') return 'mlp.in';
+  return role as TealSite;
+}
+
+/** The q-quantile as in calibrate.ts of sorted |x| (threshold 0 for q = 0: nothing below it), and the share below it. */
+export function kth(all: Float32Array, q: number): { t: number; below: number } {
+  const n = all.length;
+  if (q <= 0) return { t: 0, below: 0 };
   const k = Math.max(1, Math.min(n, Math.floor(n * q)));
   const t = all[k - 1]!;
-  let below = 0;
-  while (below < n && all[below]! < t) below++;
-  return { t, below: below / n };
+  // the first index at or above t (binary search: the array is sorted)
+  let lo = 0, hi = k - 1;
+  while (lo < hi) { const m = (lo + hi) >> 1; if (all[m]! < t) lo = m + 1; else hi = m; }
+  return { t, below: lo / n };
 }
 
 export interface TealLayer {
@@ -51,10 +57,34 @@ export interface TealLayer {
 
 /**
  * Records |x| at the input of every projection of `layers` over `ids` (chunks of `ctx`) and returns
- * each one's F-quantile. Recording rides on the projections' input-sparsity slot, so it sees
- * exactly what the product multiplies, in every architecture.
+ * each one's quantile at its site's sparsity (`F`: one for all, or per site). Recording rides on
+ * the projections' input-sparsity slot, so it sees exactly what the product multiplies, in every
+ * architecture.
  */
-export function calibrateTeal(model: CausalLM, ids: readonly number[], layers: readonly number[], F: number, ctx: number): Map<number, TealLayer> {
+export function calibrateTeal(model: CausalLM, ids: readonly number[], layers: readonly number[], F: number | ((site: TealSite) => number), ctx: number): Map<number, TealLayer> {
+  return tealThresholds(model, recordTealInputs(model, ids, layers, ctx), layers, typeof F === 'number' ? () => F : F);
+}
+
+/** Thresholds and calibration sparsity from recorded inputs (`recordTealInputs`), each site at `share(site)`. */
+export function tealThresholds(model: CausalLM, samples: Map<Linear, Float32Array>, layers: readonly number[], share: (site: TealSite) => number): Map<number, TealLayer> {
+  const out = new Map<number, TealLayer>();
+  for (const l of layers) {
+    const inputThresholds: Record<string, number> = {};
+    let weighted = 0, weights = 0;
+    for (const [role, lin] of blockLinears(model.sparsityParts(l))) {
+      const { t, below } = kth(samples.get(lin)!, share(tealSite(role)));
+      inputThresholds[role] = t;
+      const size = lin.weight.shape.reduce((a, b) => a * b, 1);
+      weighted += below * size;
+      weights += size;
+    }
+    out.set(l, { inputThresholds, calibrationSparsity: weights ? weighted / weights : 0 });
+  }
+  return out;
+}
+
+/** |x| at the input of every projection of `layers` over `ids` (chunks of `ctx`), sorted, per projection. */
+export function recordTealInputs(model: CausalLM, ids: readonly number[], layers: readonly number[], ctx: number): Map<Linear, Float32Array> {
   const samples = new Map<Linear, Float32Array[]>();
   const installed: Linear[] = [];
   try {
@@ -86,20 +116,14 @@ export function calibrateTeal(model: CausalLM, ids: readonly number[], layers: r
   } finally {
     for (const lin of installed) delete lin.sparse;
   }
-  const out = new Map<number, TealLayer>();
-  for (const l of layers) {
-    const inputThresholds: Record<string, number> = {};
-    let weighted = 0, weights = 0;
-    for (const [role, lin] of blockLinears(model.sparsityParts(l))) {
-      const { t, below } = kth(samples.get(lin)!, F);
-      inputThresholds[role] = t;
-      const size = lin.weight.shape.reduce((a, b) => a * b, 1);
-      weighted += below * size;
-      weights += size;
-    }
-    out.set(l, { inputThresholds, calibrationSparsity: weights ? weighted / weights : 0 });
+  const sorted = new Map<Linear, Float32Array>();
+  for (const [lin, parts] of samples) {
+    const all = new Float32Array(parts.reduce((s, p) => s + p.length, 0));
+    let o = 0;
+    for (const p of parts) { all.set(p, o); o += p.length; }
+    sorted.set(lin, all.sort());
   }
-  return out;
+  return sorted;
 }
 
 /** The thresholds as the fused product takes them: f32 [in] filled with `t` (the caller owns it). */
