@@ -39,6 +39,14 @@ export interface StreamLayout {
    */
   segs: number;
   oSeg: number;
+  /**
+   * Code slices of a row (1: row-major codes): with `slices` > 1 the codes are stored a kv head at
+   * a time, slice h of every row contiguous (sliceBytes each, cap rows per slice), so a kernel
+   * reading one head streams through memory instead of striding over the other heads' codes.
+   * Code c of row r then lies at bit c · bits from byte (h · (cap − 1) + r) · sliceBytes, h = c / (R / slices).
+   */
+  slices: number;
+  sliceBytes: number;
 }
 
 export interface PackedStreamViews {

@@ -125,9 +125,9 @@ export class KVCacheQuant extends KVCache {
     return { k, v: perToken(cal?.values) };
   }
 
-  private newStream(enc: RowEncoder, capRows: number, outCap: number, positions: boolean, segs: number): QStream {
+  private newStream(enc: RowEncoder, capRows: number, outCap: number, positions: boolean, segs: number, slices: number): QStream {
     const sparse = this.spec.sink || Number.isFinite(enc.tau) || !!enc.lo;
-    const layout = streamLayout(enc.bits, enc.R, enc.params, enc.G, enc.grpBytes, capRows, outCap, positions, sparse, segs);
+    const layout = streamLayout(enc.bits, enc.R, enc.params, enc.G, enc.grpBytes, capRows, outCap, positions, sparse, segs, slices);
     const main = keep(Tensor.empty([layout.bytes], 'u8', this.backend, 'kvCacheQuant'));
     const out = keep(Tensor.empty([Math.max(4, layout.outBytes)], 'u8', this.backend, 'kvCacheQuant'));
     const head = new Uint8Array(layout.bytes - layout.oRowptr);
@@ -145,11 +145,11 @@ export class KVCacheQuant extends KVCache {
 
   /** Moves a stream into buffers of `capRows` rows / `outCap` entries, keeping its first `rows` rows. */
   private grow(s: QStream, rows: number, capRows: number, outCap: number): QStream {
-    const n = this.newStream(s.enc, capRows, outCap, s.positions, s.layout.segs);
+    const n = this.newStream(s.enc, capRows, outCap, s.positions, s.layout.segs, s.layout.slices);
     const o = s.layout, L = n.layout, b = this.backend;
     const read = (t: Tensor, at: number, len: number) => b.readSync(t.view().buffer, at, len);
     const copy = (from: number, to: number, len: number) => { if (len > 0) b.write(n.main.view().buffer, to, read(s.main, from, len)); };
-    copy(0, 0, rows * o.rowBytes);
+    for (let h = 0; h < o.slices; h++) copy(h * o.cap * o.sliceBytes, h * L.cap * L.sliceBytes, rows * o.sliceBytes);
     copy(o.oGrp, L.oGrp, rows * (o.R / o.G) * o.grpBytes * (o.params === 'group' ? 1 : 0));
     if (o.sparse) copy(o.oRowptr, L.oRowptr, (rows + 1) * 4);
     if (o.segs > 1) copy(o.oSeg, L.oSeg, rows * o.segs * 2);
@@ -185,8 +185,11 @@ export class KVCacheQuant extends KVCache {
       // and more) a segment index per head finds the slice's exact entries without scanning the
       // row's others. Short slices scan the row's few entries (and save the index's 2 bytes a head).
       const segs = d >= 32 ? hkv : 1;
+      // Codes a kv head at a time (each head's rows contiguous: the kernel streams through them)
+      // where a head's codes are whole bytes.
+      const slices = (d * e.k.bits) % 8 === 0 ? hkv : 1;
       // positions are kept only where RoPE will be applied on read (pre-RoPE keys of a rotary model)
-      l = { k: this.newStream(e.k, cap, 64, this.preRope && positions !== undefined, segs), v: this.newStream(e.v, cap, 64, false, segs), batch: B, hkv, d, dv };
+      l = { k: this.newStream(e.k, cap, 64, this.preRope && positions !== undefined, segs, slices), v: this.newStream(e.v, cap, 64, false, segs, slices), batch: B, hkv, d, dv };
       this.qlayers[layer] = l;
     }
     if (l.batch !== B || l.hkv !== hkv || l.d !== d) throw new Error(`KV cache ${this.label}: layer ${layer} holds [${l.batch}, ${l.hkv}, *, ${l.d}], got ${k.shape.join('x')}`);
@@ -227,7 +230,8 @@ export class KVCacheQuant extends KVCache {
       const idx = new Uint16Array(nNew), val = new Float32Array(nNew);
       let e = 0;
       rows.forEach((r, i) => {
-        codes.set(r.codes, i * L.rowBytes);
+        // slice-major: slice h of the n new rows together (StreamLayout.slices)
+        for (let h = 0; h < L.slices; h++) codes.set(r.codes.subarray(h * L.sliceBytes, (h + 1) * L.sliceBytes), (h * n + i) * L.sliceBytes);
         grp.set(r.grp, i * nGroups * L.grpBytes);
         for (let j = 0; j < r.outIdx.length; j++, e++) { idx[e] = r.outIdx[j]!; val[e] = r.outVal[j]!; }
         if (segs > 1) {
@@ -245,7 +249,7 @@ export class KVCacheQuant extends KVCache {
       });
       const buf = s.main.view().buffer, ob = s.out.view().buffer, w = this.backend;
       const bytes = (a: ArrayBufferView) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
-      w.write(buf, r0 * L.rowBytes, codes);
+      for (let h = 0; h < L.slices; h++) w.write(buf, (h * L.cap + r0) * L.sliceBytes, codes.subarray(h * n * L.sliceBytes, (h + 1) * n * L.sliceBytes));
       if (grp.length) w.write(buf, L.oGrp + r0 * nGroups * L.grpBytes, grp);
       if (L.sparse) w.write(buf, L.oRowptr + 4 * (r0 + 1), bytes(rowptr));
       if (segs > 1) w.write(buf, L.oSeg + 2 * segs * r0, bytes(seg));

@@ -14,7 +14,8 @@
 // a sparse list in CSR form: rowptr i32 [rows + 1] into (channel u16, value f32) entries, a row's
 // entries in increasing channel order (kernels binary-search them); they replace the dense value
 // on decode. Streams that keep nothing exact (q8_0, q4_0) store no rowptr.
-// Main buffer of a stream, byte offsets in StreamLayout: codes [cap · rowBytes] (+4 bytes so a
+// Main buffer of a stream, byte offsets in StreamLayout: codes [cap · rowBytes] (row-major, or a kv
+// head slice at a time: StreamLayout.slices, codeBase) (+4 bytes so a
 // kernel may read a 32-bit word at any code), group params, rowptr, segment index, positions i32 [cap] (pre-RoPE
 // keys only: the position RoPE is applied with on read), lut f32 [2^bits], channel scale and offset.
 // Outlier buffer: channel u16 [outCap], then value f32 [outCap] at oVal.
@@ -27,8 +28,10 @@ export type { StreamLayout };
 
 const align4 = (n: number): number => (n + 3) & ~3;
 
-export function streamLayout(bits: number, R: number, params: 'channel' | 'group', G: number, grpBytes: number, cap: number, outCap: number, positions = false, sparse = true, segs = 1): StreamLayout {
+export function streamLayout(bits: number, R: number, params: 'channel' | 'group', G: number, grpBytes: number, cap: number, outCap: number, positions = false, sparse = true, segs = 1, slices = 1): StreamLayout {
   const rowBytes = Math.ceil((R * bits) / 8);
+  if (!(Number.isInteger(slices) && slices >= 1 && R % slices === 0 && ((R / slices) * bits) % 8 === 0)) throw new RangeError(`streamLayout: ${slices} code slices do not split rows of ${R} ${bits}-bit codes into whole bytes`);
+  const sliceBytes = slices > 1 ? ((R / slices) * bits) / 8 : rowBytes;
   const nGroups = params === 'group' ? R / G : 0;
   if (!(Number.isInteger(segs) && segs >= 1 && R % segs === 0)) throw new RangeError(`streamLayout: ${segs} segments do not split rows of ${R} values`);
   if (!sparse) segs = 1;
@@ -40,7 +43,13 @@ export function streamLayout(bits: number, R: number, params: 'channel' | 'group
   const oChan = oLut + (1 << bits) * 4;
   const bytes = oChan + (params === 'channel' ? 8 * R : 0);
   const oVal = align4(outCap * 2);
-  return { bits, R, rowBytes, params, G, grpBytes: params === 'group' ? grpBytes : 0, cap, oGrp, oRowptr, oPos, oLut, oChan, bytes, outCap, oVal, outBytes: oVal + outCap * 4, sparse, segs, oSeg };
+  return { bits, R, rowBytes, params, G, grpBytes: params === 'group' ? grpBytes : 0, cap, oGrp, oRowptr, oPos, oLut, oChan, bytes, outCap, oVal, outBytes: oVal + outCap * 4, sparse, segs, oSeg, slices, sliceBytes };
+}
+
+/** Byte offset in the main buffer from which code c of `row` lies at bit c · bits (StreamLayout.slices). */
+export function codeBase(L: StreamLayout, row: number, c: number): number {
+  const h = L.slices > 1 ? Math.floor(c / (L.R / L.slices)) : 0;
+  return (h * (L.cap - 1) + row) * L.sliceBytes;
 }
 
 /** How one stream turns a row of f32 into codes (fixed for the cache's life). */
@@ -197,9 +206,8 @@ export interface StreamBytes {
 export function decodeRow(L: StreamLayout, s: StreamBytes, row: number, c0: number, n: number, y: Float32Array, yAt = 0): void {
   const dv = new DataView(s.main.buffer, s.main.byteOffset, s.main.byteLength);
   const ov = new DataView(s.out.buffer, s.out.byteOffset, s.out.byteLength);
-  const at = row * L.rowBytes;
   for (let c = c0; c < c0 + n; c++) {
-    const l = dv.getFloat32(L.oLut + 4 * getCode(s.main, at, c, L.bits), true);
+    const l = dv.getFloat32(L.oLut + 4 * getCode(s.main, codeBase(L, row, c), c, L.bits), true);
     let v: number;
     if (L.params === 'channel') {
       v = Math.fround(Math.fround(l * dv.getFloat32(L.oChan + 4 * c, true)) + dv.getFloat32(L.oChan + 4 * (L.R + c), true));

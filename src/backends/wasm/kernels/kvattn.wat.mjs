@@ -24,7 +24,9 @@ export const KVS = {
   /** 0: a value at a time; 4: 4-bit codes through the table's byte planes; 8: 8-bit lut[i] = int8(i); 9: 8-bit lut[i] = i. */
   fast: 60,
   /** Segments per row of the sparse index and its u16 [rows · segs] table (codec.ts). */
-  segs: 64, oSeg: 68, BYTES: 96,
+  segs: 64, oSeg: 68,
+  /** Codes a kv head slice at a time: bytes between slices h and h + 1 of a row ((cap − 1) · rowBytes), and the slice width. rowBytes is then one slice's. */
+  hstep: 72, S: 76, BYTES: 96,
 };
 /** Parameter block (i32 fields at byte offsets); q strides in elements; y contiguous [b, hq, tq, dv]. */
 export const KVA = {
@@ -51,7 +53,7 @@ const DECODE = `
     ${set('main', `(i32.load offset=${KVS.main} ${g('s')})`)}
     ${set('bits', `(i32.load offset=${KVS.bits} ${g('s')})`)}
     ${set('msk', `(i32.sub (i32.shl ${i32(1)} ${g('bits')}) ${i32(1)})`)}
-    ${set('codes', `(i32.add ${g('main')} (i32.mul ${g('row')} (i32.load offset=${KVS.rowBytes} ${g('s')})))`)}
+    ${set('codes', `(i32.add (i32.add ${g('main')} (i32.mul ${g('row')} (i32.load offset=${KVS.rowBytes} ${g('s')}))) (i32.mul (i32.div_u ${g('c0')} (i32.load offset=${KVS.S} ${g('s')})) (i32.load offset=${KVS.hstep} ${g('s')})))`)}
     ${set('lut', `(i32.add ${g('main')} (i32.load offset=${KVS.oLut} ${g('s')}))`)}
     ${set('c', g('c0'))} ${set('end', `(i32.add ${g('c0')} ${g('n')})`)} ${set('o', g('out'))}
     (block $dense
@@ -302,7 +304,7 @@ const DEC_ROWS = `
       (return)))
     ${set('main', `(i32.load offset=${KVS.main} ${g('s')})`)}
     ${set('codesStep', `(i32.mul ${g('rstep')} (i32.load offset=${KVS.rowBytes} ${g('s')}))`)}
-    ${set('codes', `(i32.add (i32.add ${g('main')} (i32.mul ${g('row0')} (i32.load offset=${KVS.rowBytes} ${g('s')}))) (i32.shr_u (i32.mul ${g('c0')} (i32.load offset=${KVS.bits} ${g('s')})) ${i32(3)}))`)}
+    ${set('codes', `(i32.add (i32.add (i32.add ${g('main')} (i32.mul ${g('row0')} (i32.load offset=${KVS.rowBytes} ${g('s')}))) (i32.mul (i32.div_u ${g('c0')} (i32.load offset=${KVS.S} ${g('s')})) (i32.load offset=${KVS.hstep} ${g('s')}))) (i32.shr_u (i32.mul ${g('c0')} (i32.load offset=${KVS.bits} ${g('s')})) ${i32(3)}))`)}
     ${set('params', `(i32.load offset=${KVS.params} ${g('s')})`)}
     ${set('gb', `(i32.load offset=${KVS.grpBytes} ${g('s')})`)}
     ${set('G', `(i32.load offset=${KVS.G} ${g('s')})`)}

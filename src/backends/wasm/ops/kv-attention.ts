@@ -74,7 +74,10 @@ export function runKVAttentionWasm(rt: WasmRuntime, a: KVAttentionArgs): void {
     const fp = fastPath(s, n, rt);
     put(base + KVS.fast, fp.fast);
     put(base + KVS.main, addr(rt, s.main)); put(base + KVS.out, addr(rt, s.out));
-    put(base + KVS.bits, L.bits); put(base + KVS.R, L.R); put(base + KVS.rowBytes, L.rowBytes);
+    // codes a kv head at a time: the kernel reads slices [c0, c0 + n) inside one head's slice
+    if (L.slices > 1 && L.R / L.slices !== n) throw new Error(`kv attention: the stream's codes are stored in slices of ${L.R / L.slices} values, the heads are ${n} wide`);
+    put(base + KVS.bits, L.bits); put(base + KVS.R, L.R); put(base + KVS.rowBytes, L.sliceBytes);
+    put(base + KVS.hstep, (L.cap - 1) * L.sliceBytes); put(base + KVS.S, L.R / L.slices);
     put(base + KVS.params, L.params === 'channel' ? 0 : 1); put(base + KVS.G, L.G); put(base + KVS.grpBytes, L.grpBytes);
     put(base + KVS.oGrp, L.oGrp); put(base + KVS.oRowptr, L.oRowptr); put(base + KVS.oPos, L.oPos);
     put(base + KVS.oLut, L.oLut); put(base + KVS.oChan, L.oChan); put(base + KVS.oVal, L.oVal);
