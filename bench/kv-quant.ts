@@ -11,7 +11,8 @@
 // on held-out [BOS] r r sequences), and for the peer a llama-shaped GGUF with 32-wide heads
 // (random weights, stories260K's tokenizer; llama.cpp's quantized caches need head sizes that are
 // a multiple of 32, stories260K's are 8) evaluated on tinyshakespeare.
-// Usage: npm run bench:kv [-- --json] [--threads 2] [--quick] [--only stories260K|induction|speed|peer]
+// Then the attention kernel alone on a cold cache (the f32 attention op against each packed cache).
+// Usage: npm run bench:kv [-- --json] [--threads 2] [--quick] [--only stories260K|induction|speed|kernel|peer]
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -26,7 +27,11 @@ import { tensorWeights } from '../src/formats/weight-source.js';
 import { NodeFileSource } from '../src/io/node/file-source.js';
 import { NodeFileStore } from '../src/io/node/file-store.js';
 import { collectKV, fitKV, type KVStats } from '../src/kvquant/calibrate.js';
-import { resolveKVSpec, kvSpecLabel, type KVCacheSpec } from '../src/models/kvquant/spec.js';
+import { resolveKVSpec, kvSpecLabel, type KVCacheSpec, type KVCalibration } from '../src/models/kvquant/spec.js';
+import { KVCacheQuant } from '../src/models/kvquant/cache.js';
+import { Rng, tensor } from '../src/ops/creation.js';
+import { attention } from '../src/ops/nn.js';
+import { tidy } from '../src/tensor/engine.js';
 import { evaluateLM } from '../src/models/evaluate.js';
 import { generate } from '../src/models/generate.js';
 import { loadModel } from '../src/models/load.js';
@@ -194,6 +199,73 @@ if (!only || only === 'speed') {
 }
 stories?.dispose();
 
+// ---- the attention kernel alone, cold cache -----------------------------------------------------
+// One layer's attention of one query over 512 cached positions of 16 heads of 64 (random normal
+// keys and values; calibration: per-channel ranges at ±2.57σ, so about 1% of the values fall
+// outside, the same for the values' τ, a uniform 16-level codebook), each call after 64 MiB of
+// other memory has been written, as in decode, where a layer's weights pass through the caches
+// between two attention calls. The f32 cache's attention op against the packed kernel; median
+// process CPU time of 9 rounds of 20 interleaved calls each.
+interface KernelRow { cache: string; cpu_ms: number; ratio: number; bytes_per_token: number }
+const kernelRows: KernelRow[] = [];
+if (!only || only === 'kernel') {
+  const hkv = 16, d = 64, tk = 512, R = hkv * d;
+  const rng = new Rng(1);
+  const k = tensor(Float32Array.from({ length: R * tk }, () => rng.normal()), [1, hkv, tk, d], 'f32', { backend });
+  const v = tensor(Float32Array.from({ length: R * tk }, () => rng.normal()), [1, hkv, tk, d], 'f32', { backend });
+  const q = tensor(Float32Array.from({ length: R }, () => rng.normal()), [1, hkv, 1, d], 'f32', { backend });
+  const inv = tensor(Array.from({ length: d / 2 }, (_, i) => 1 / 10000 ** ((2 * i) / d)), [d / 2], 'f32', { backend });
+  const lut = Array.from({ length: 16 }, (_, i) => -1 + (2 * i) / 15);
+  const cal = (nuq: boolean, share: number): KVCalibration => ({
+    bits: 4, keys: 'per-channel', preRope: true, nuq, outliers: share, tokens: 1000,
+    layers: [{ keys: { lo: new Array(R).fill(-2.57), hi: new Array(R).fill(2.57), lut: nuq ? lut : undefined }, values: { tau: share ? 2.57 : undefined, lut: nuq ? lut : undefined } }],
+  });
+  const kinds: [string, KVCacheSpec | undefined][] = [
+    ['f32', undefined], ['q8_0', { type: 'q8_0' }], ['q4_0', { type: 'q4_0' }],
+    ['kvquant-4', { type: 'kvquant', bits: 4, calibration: cal(true, 0.01) }],
+    ['kvquant-4 (uniform, no outliers, no sink)', { type: 'kvquant', bits: 4, nuq: false, outliers: 0, sink: false, calibration: cal(false, 0) }],
+  ];
+  const caches = new Map<string, KVCacheQuant>();
+  for (const [name, spec] of kinds) {
+    if (!spec) continue;
+    const c = new KVCacheQuant(spec, backend);
+    c.store(0, k, v, Int32Array.from({ length: tk }, (_, i) => i));
+    c.commit();
+    caches.set(name, c);
+  }
+  const other = new Float32Array(16 << 20);
+  const cpuMs = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1000; };
+  const times = new Map<string, number[]>();
+  const o = { scale: 1 / Math.sqrt(d), rope: { invFreq: inv, rotaryDim: d, mode: 'half' as const } };
+  for (let r = 0; r < (quick ? 3 : 9); r++) {
+    for (const [name] of kinds) {
+      let t = 0;
+      for (let i = 0; i < 20; i++) {
+        other.fill(i);
+        const t0 = cpuMs();
+        const c = caches.get(name);
+        if (c) c.attend(0, q, o).dispose();
+        else tidy(() => attention(q, k, v, { causal: true, scale: o.scale }).out).dispose();
+        t += cpuMs() - t0;
+      }
+      times.set(name, [...(times.get(name) ?? []), t / 20]);
+    }
+  }
+  const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
+  const f32 = med(times.get('f32')!);
+  log(`\nattention kernel alone, cold cache: 1 query, 512 positions, 16 heads of 64, ${threads} threads (median CPU ms per call)`);
+  log('| cache | CPU ms/call | × f32 | bytes/token |');
+  log('|---|---|---|---|');
+  for (const [name] of kinds) {
+    const m = med(times.get(name)!);
+    const bpt = caches.get(name)?.memory().bytesPerToken ?? 2 * R * 4;
+    kernelRows.push({ cache: name, cpu_ms: round(m, 4), ratio: round(f32 / m, 3), bytes_per_token: round(bpt, 1) });
+    log(`| ${name} | ${m.toFixed(4)} | ${(f32 / m).toFixed(3)} | ${bpt.toFixed(1)} |`);
+  }
+  for (const c of caches.values()) c.dispose();
+  for (const t of [k, v, q, inv]) t.dispose();
+}
+
 // ---- the peer: llama.cpp's quantized caches on one GGUF ---------------------------------------
 interface PeerRow { cache: string; impl: string; kl: number | null; top1: number | null; note?: string }
 const peerRows: PeerRow[] = [];
@@ -300,5 +372,5 @@ if (haveLlama && (!only || only === 'speed')) {
 }
 
 const cpu = (() => { try { return execFileSync('sh', ['-c', "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"], { encoding: 'utf8' }).trim(); } catch { return 'unknown'; } })();
-if (json) console.log(JSON.stringify({ date: new Date().toISOString(), cpu, threads, eval: evalRows, speed: speedRows, peer_speed: peerSpeed, peer: peerRows }));
+if (json) console.log(JSON.stringify({ date: new Date().toISOString(), cpu, threads, eval: evalRows, speed: speedRows, kernel: kernelRows, peer_speed: peerSpeed, peer: peerRows }));
 backend.dispose();
