@@ -21,6 +21,7 @@ import { KVCache } from '../src/models/layers/kv-cache.js';
 import { runWithCache } from '../src/hooks/run.js';
 import { reduce } from '../src/ops/reduce.js';
 import type { CausalLM } from '../src/models/model.js';
+import { reportTorchBlas } from './torch-blas.js';
 
 const args = process.argv.slice(2);
 const flag = (n: string) => args.includes(`--${n}`);
@@ -129,9 +130,10 @@ function benchPeers(): void {
     console.error('PyTorch skipped: no python3 with torch (apt-get install python3-torch)');
   } else {
     const env = { ...process.env, OMP_WAIT_POLICY: 'passive', OMP_NUM_THREADS: String(cpus().length) };
+    const blas = reportTorchBlas(py);
     const { stdout: out, rssMb } = measured(py, [join(anchors, 'gpt2_torch.py'), '--runs', String(runs)], env);
     const j = JSON.parse(out.trim().split('\n').pop()!);
-    const impl = `pytorch ${j.torch} (passive)`;
+    const impl = `pytorch ${j.torch} (passive${blas ? `; ${blas}` : ''})`;
     if (rssMb) rows.push({ impl, metric: 'peak_rss_mb', T: null, value: rssMb });
     for (const T of [128, 512]) if (j[`prefill_T${T}_tok_s`]) rows.push({ impl, metric: 'prefill_tok_s', T, value: j[`prefill_T${T}_tok_s`], note: `${j[`prefill_T${T}_ms`]} ms` });
     rows.push({ impl, metric: 'decode_ms_per_token', T: 128, value: j.decode_ms_per_tok });
