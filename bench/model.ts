@@ -190,7 +190,13 @@ if (flag('child')) {
   const backend = await initBackend(backendName);
   const model = randomModel(GPT2_SMALL, backend, { seed: 0, std: 0.02 });
   benchActlab(model, `actlab-${backendName}`);
-  console.error(`actlab child: ${JSON.stringify(backend.info?.() ?? {})}`);
+  const info = backend.info?.() ?? {};
+  console.error(`actlab child: ${JSON.stringify(info)}`);
+  // the native GEMM's share of the resident memory: its packed weights and host staging
+  if (typeof info.nativeGemmPackedMB === 'number') {
+    rows.push({ impl: '', metric: 'native_gemm_held_mb', T: null, value: info.nativeGemmPackedMB + Number(info.nativeGemmStagingMB ?? 0), note: `${info.nativeGemmPackedMB} MB packed weights + ${info.nativeGemmStagingMB} MB staging; ${info.nativeGemmNote ?? ''}` });
+  }
+  rows.push({ impl: '', metric: 'wasm_memory_mb', T: null, value: round(Number(info.memoryBytes ?? 0) / 2 ** 20, 0) });
   model.dispose();
   disposeBackends();
   for (const r of rows) console.log(JSON.stringify(r));

@@ -79,6 +79,8 @@ export interface NativeGemm {
   forget(key: object): void;
   /** How many weights it holds packed (for tests and `info()`). */
   packedCount(): number;
+  /** Host memory it holds: packed weights (as the library counts them, where it can say) and staging, in bytes. */
+  heldBytes?(): { packed: number; staging: number; note?: string };
   dispose(): void;
 }
 

@@ -253,7 +253,16 @@ export class WasmBackend implements Backend {
       hostWeightBytes: this.hostWeights,
       nativeOps: this.nativeOps().join(','),
       nativeGemm: this.native.gemm ? this.native.gemm.name : `off (${this.native.reason})`,
+      ...this.nativeHeld(),
     };
+  }
+
+  /** The native GEMM's host memory (packed weights, staging), in MB, where it says. */
+  private nativeHeld(): Record<string, string | number> {
+    const held = this.native.gemm?.heldBytes?.();
+    if (!held) return {};
+    const mb = (n: number) => Math.round(n / 2 ** 20);
+    return { nativeGemmPackedMB: mb(held.packed), nativeGemmStagingMB: mb(held.staging), ...(held.note ? { nativeGemmNote: held.note } : {}) };
   }
 
   dispose(): void {

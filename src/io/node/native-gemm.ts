@@ -74,6 +74,8 @@ interface Packed {
   biasVersion: number;
   /** Products seen with this version; packed from the second one. */
   uses: number;
+  /** Bytes of B and bias copied into the session (its packed copy is about as large). */
+  bytes: number;
   session: OrtSession | null;
 }
 
@@ -174,6 +176,18 @@ class OrtGemm implements NativeGemm {
     return n;
   }
 
+  heldBytes(): { packed: number; staging: number; note: string } {
+    let packed = 0;
+    let sessions = 0;
+    for (const m of this.packed.values()) for (const p of m.values()) if (p.session) { packed += p.bytes; sessions++; }
+    let staging = 0;
+    for (const a of this.stages.values()) staging += a.byteLength;
+    for (const a of this.masks.values()) staging += a.byteLength;
+    // measured with onnxruntime-node 1.30: a one-node session holds its packed B (the weight's size
+    // plus MLAS's padding) and ~3 MB of its own (graph, kernels, allocator) whatever the options
+    return { packed, staging, note: `${sessions} packed + ${this.dynamic.size} other sessions, each with ~3 MB of ORT's own besides the packed weight` };
+  }
+
   dispose(): void {
     if (this.disposed) return;
     for (const key of [...this.packed.keys()]) this.forget(key);
@@ -208,7 +222,7 @@ class OrtGemm implements NativeGemm {
     const same = p && p.version === w.version && p.biasKey === (bias?.key ?? null) && p.biasVersion === (bias?.version ?? 0);
     if (!same) {
       p?.session?.dispose();
-      byLayout.set(layout, { version: w.version, biasKey: bias?.key ?? null, biasVersion: bias?.version ?? 0, uses: 1, session: null });
+      byLayout.set(layout, { version: w.version, biasKey: bias?.key ?? null, biasVersion: bias?.version ?? 0, uses: 1, session: null, bytes: (call.K * call.N + (bias ? call.N : 0)) * 4 });
       return { session: null, fresh: !p };
     }
     if (!p.session && ++p.uses >= 2) {
