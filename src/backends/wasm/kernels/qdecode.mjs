@@ -1,0 +1,77 @@
+// Decode kernels of the quantized matrix product (one activation row against one weight row),
+// for formats whose general kernel in qmatmul.wat.mjs spends most of its work on scales rather than
+// on the dot products (not a kernel module itself: qmatmul.wat.mjs pastes these functions in).
+// The activation is the one qm_quant_x writes: i8 values (x8), an f32 scale per 32 values (d) and
+// the i16 sum of each 16 values (xg).
+//
+// Q6_K, per super-block of 256 (ggml-common.h: ql [128], qh [64], 16 i8 scales, f16 d):
+// - the 6-bit values are rebuilt per 16 with one 16-bit shift and one mask for the two high bits
+//   (bits that cross into the neighbouring byte fall outside the mask), and meet x in the relaxed
+//   i8 x i7 dot (values 0..63 as stored);
+// - each 16-value scale multiplies its pair sums in i32 (i32x4.dot_i16x8_s against the scale
+//   splat from the block's scales, sign-extended once per block);
+// - the −32 of every value comes off once per block: scales · x's 16-value sums (two
+//   i32x4.dot_i16x8_s give the eight units' corrections);
+// - the four units of a half block are reduced to one i32x4 (one lane per unit) by two rounds of
+//   interleaves, so that x's four unit scales multiply as one f32x4: one conversion and one fused
+//   multiply-add per 128 values instead of one per unit.
+// Bounds: a pair sum is at most 2·63·127 < 2^15; a unit's sum at most 4·2·16002·128 < 2^31.
+
+const g = (n) => `(local.get $${n})`;
+const set = (n, v) => `(local.set $${n} ${v})`;
+const i32 = (n) => `(i32.const ${n})`;
+const b16 = (c) => `(v128.const i8x16 ${Array(16).fill(c).join(' ')})`;
+/** i8x16.shuffle byte indices taking i32 lanes `lanes` (0-3 of a, 4-7 of b). */
+const lanes32 = (lanes) => lanes.flatMap((l) => [0, 1, 2, 3].map((b) => 4 * l + b)).join(' ');
+/** i16 lane `l` of `v` in every lane. */
+const splat16 = (v, l) => `(i8x16.shuffle ${Array(8).fill(`${2 * l} ${2 * l + 1}`).join(' ')} ${v} ${v})`;
+
+/**
+ * `$qm_q6_k_d1 (wp nb x8 d tab y xg)`: y[0] = row at $wp (nb blocks) · the activation row.
+ * $x8 i8 [K], $d f32 [K/32], $xg i16 [K/16]; $tab the f16 -> f32 table.
+ */
+export function q6kDecode(madd) {
+  const L = [];
+  L.push(set('dv', `(f32x4.splat (f32.load (i32.add ${g('tab')} (i32.shl (i32.load16_u offset=208 ${g('wp')}) ${i32(2)}))))`));
+  L.push(set('sv', `(v128.load offset=192 ${g('wp')})`));
+  L.push(set('s0', `(i16x8.extend_low_i8x16_s ${g('sv')})`), set('s1', `(i16x8.extend_high_i8x16_s ${g('sv')})`));
+  for (let h = 0; h < 2; h++) {
+    const s = g(`s${h}`);
+    for (let t = 0; t < 4; t++) {
+      const j = 4 * h + t;
+      const parts = [];
+      for (let k = 0; k < 2; k++) {
+        const ql = `(v128.load offset=${64 * h + 32 * (t & 1) + 16 * k} ${g('wp')})`;
+        const qh = `(v128.load offset=${128 + 32 * h + 16 * k} ${g('wp')})`;
+        const nib = t < 2 ? `(v128.and ${ql} ${b16(15)})` : `(v128.and (i16x8.shr_u ${ql} ${i32(4)}) ${b16(15)})`;
+        const sh = 4 - 2 * t;
+        const hi = `(v128.and ${sh > 0 ? `(i16x8.shl ${qh} ${i32(sh)})` : sh < 0 ? `(i16x8.shr_u ${qh} ${i32(-sh)})` : qh} ${b16(0x30)})`;
+        const x8 = `(v128.load offset=${32 * j + 16 * k} ${g('x8')})`;
+        parts.push(`(i32x4.dot_i16x8_s (i16x8.relaxed_dot_i8x16_i7x16_s ${x8} (v128.or ${nib} ${hi})) ${splat16(s, 2 * t + k)})`);
+      }
+      L.push(set(`u${t}`, `(i32x4.add ${parts[0]} ${parts[1]})`));
+    }
+    // [u0..u3 lane sums]: interleave pairs, add, then the 64-bit halves, add
+    L.push(set('t0', `(i32x4.add (i8x16.shuffle ${lanes32([0, 4, 1, 5])} ${g('u0')} ${g('u1')}) (i8x16.shuffle ${lanes32([2, 6, 3, 7])} ${g('u0')} ${g('u1')}))`));
+    L.push(set('t1', `(i32x4.add (i8x16.shuffle ${lanes32([0, 4, 1, 5])} ${g('u2')} ${g('u3')}) (i8x16.shuffle ${lanes32([2, 6, 3, 7])} ${g('u2')} ${g('u3')}))`));
+    const sums = `(i32x4.add (i8x16.shuffle ${lanes32([0, 1, 4, 5])} ${g('t0')} ${g('t1')}) (i8x16.shuffle ${lanes32([2, 3, 6, 7])} ${g('t0')} ${g('t1')}))`;
+    // −32 · Σ scale · (sum of 16 x) per unit: lane i pairs the scales and sums of unit 4h + i
+    const corr = `(i32x4.shl (i32x4.dot_i16x8_s ${s} (v128.load offset=${16 * h} ${g('xg')})) ${i32(5)})`;
+    const scale = `(f32x4.mul ${g('dv')} (v128.load offset=${16 * h} ${g('d')}))`;
+    L.push(set('acc', madd(`(f32x4.convert_i32x4_s (i32x4.sub ${sums} ${corr}))`, scale, g('acc'))));
+  }
+  const v = (names) => names.map((n) => `(local $${n} v128)`).join(' ');
+  return `
+  (func $qm_q6_k_d1 (param $wp i32) (param $nb i32) (param $x8 i32) (param $d i32) (param $tab i32) (param $y i32) (param $xg i32)
+    ${v(['acc', 'dv', 'sv', 's0', 's1', 'u0', 'u1', 'u2', 'u3', 't0', 't1'])} (local $i i32)
+    (block $done (loop $blocks
+      (br_if $done (i32.ge_u ${g('i')} ${g('nb')}))
+${L.map((x) => '        ' + x).join('\n')}
+      ${set('wp', `(i32.add ${g('wp')} ${i32(210)})`)} ${set('x8', `(i32.add ${g('x8')} ${i32(256)})`)} ${set('d', `(i32.add ${g('d')} ${i32(32)})`)} ${set('xg', `(i32.add ${g('xg')} ${i32(32)})`)}
+      ${set('i', `(i32.add ${g('i')} ${i32(1)})`)}
+      (br $blocks)))
+    (f32.store ${g('y')} (f32.add (f32.add (f32x4.extract_lane 0 ${g('acc')}) (f32x4.extract_lane 1 ${g('acc')})) (f32.add (f32x4.extract_lane 2 ${g('acc')}) (f32x4.extract_lane 3 ${g('acc')})))))`;
+}
+
+/** Formats with a decode kernel here (relaxed-SIMD builds only: they use the i8 x i7 dot). */
+export const DECODE = { q6_k: q6kDecode };
