@@ -37,19 +37,21 @@ export function q6kDecode(madd) {
   L.push(set('s0', `(i16x8.extend_low_i8x16_s ${g('sv')})`), set('s1', `(i16x8.extend_high_i8x16_s ${g('sv')})`));
   for (let h = 0; h < 2; h++) {
     const s = g(`s${h}`);
-    for (let t = 0; t < 4; t++) {
-      const j = 4 * h + t;
-      const parts = [];
-      for (let k = 0; k < 2; k++) {
-        const ql = `(v128.load offset=${64 * h + 32 * (t & 1) + 16 * k} ${g('wp')})`;
-        const qh = `(v128.load offset=${128 + 32 * h + 16 * k} ${g('wp')})`;
+    // per 16-byte half k: ql of units 4h, 4h + 1 (their high nibbles: 4h + 2, 4h + 3) and their qh
+    for (let k = 0; k < 2; k++) {
+      L.push(set('qa', `(v128.load offset=${64 * h + 16 * k} ${g('wp')})`), set('qb', `(v128.load offset=${64 * h + 32 + 16 * k} ${g('wp')})`));
+      L.push(set('qh', `(v128.load offset=${128 + 32 * h + 16 * k} ${g('wp')})`));
+      for (let t = 0; t < 4; t++) {
+        const j = 4 * h + t;
+        const ql = g(t & 1 ? 'qb' : 'qa');
         const nib = t < 2 ? `(v128.and ${ql} ${b16(15)})` : `(v128.and (i16x8.shr_u ${ql} ${i32(4)}) ${b16(15)})`;
         const sh = 4 - 2 * t;
+        const qh = g('qh');
         const hi = `(v128.and ${sh > 0 ? `(i16x8.shl ${qh} ${i32(sh)})` : sh < 0 ? `(i16x8.shr_u ${qh} ${i32(-sh)})` : qh} ${b16(0x30)})`;
         const x8 = `(v128.load offset=${32 * j + 16 * k} ${g('x8')})`;
-        parts.push(`(i32x4.dot_i16x8_s (i16x8.relaxed_dot_i8x16_i7x16_s ${x8} (v128.or ${nib} ${hi})) ${splat16(s, 2 * t + k)})`);
+        const dot = `(i32x4.dot_i16x8_s (i16x8.relaxed_dot_i8x16_i7x16_s ${x8} (v128.or ${nib} ${hi})) ${splat16(s, 2 * t + k)})`;
+        L.push(set(`u${t}`, k ? `(i32x4.add ${g(`u${t}`)} ${dot})` : dot));
       }
-      L.push(set(`u${t}`, `(i32x4.add ${parts[0]} ${parts[1]})`));
     }
     // [u0..u3 lane sums]: interleave pairs, add, then the 64-bit halves, add
     L.push(set('t0', `(i32x4.add (i8x16.shuffle ${lanes32([0, 4, 1, 5])} ${g('u0')} ${g('u1')}) (i8x16.shuffle ${lanes32([2, 6, 3, 7])} ${g('u0')} ${g('u1')}))`));
@@ -63,7 +65,7 @@ export function q6kDecode(madd) {
   const v = (names) => names.map((n) => `(local $${n} v128)`).join(' ');
   return `
   (func $qm_q6_k_d1 (param $wp i32) (param $nb i32) (param $x8 i32) (param $d i32) (param $tab i32) (param $y i32) (param $xg i32)
-    ${v(['acc', 'dv', 'sv', 's0', 's1', 'u0', 'u1', 'u2', 'u3', 't0', 't1'])} (local $i i32)
+    ${v(['acc', 'dv', 'sv', 's0', 's1', 'u0', 'u1', 'u2', 'u3', 't0', 't1', 'qa', 'qb', 'qh'])} (local $i i32)
     (block $done (loop $blocks
       (br_if $done (i32.ge_u ${g('i')} ${g('nb')}))
 ${L.map((x) => '        ' + x).join('\n')}
