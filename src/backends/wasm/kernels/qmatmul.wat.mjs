@@ -36,9 +36,11 @@
 // The code-book formats (NF4, NF4 with double-quantised scales, FP4 E2M1, LLM-FP4's E1M2/E2M1/
 // E3M0) run iq4_nl's scheme with their own 16-level tables; FP8 (E4M3, E5M2) has its own kernel
 // over the f32 activation (fp8Kernel). Every actlab format stays packed on wasm.
+// Decode (fewer than MT activation rows) of Q6_K and Q4_K in the relaxed build runs the kernels of
+// qdecode.mjs: integer sums per unit with the scales applied in i32, one f32 multiply-add per four units.
 // Not for: other formats (the runtime falls back to the reference kernel).
 
-import { DECODE } from './qdecode.mjs';
+import { DECODE, kScaleBytes } from './qdecode.mjs';
 
 export const name = 'qmatmul';
 export const TYPES = ['q8_0', 'q4_0', 'q4_k', 'q6_k', 'q4_1', 'q5_0', 'q5_1', 'q5_k', 'iq4_nl', 'int8', 'int4_g32', 'int4_g64', 'int4_g128', 'int4a_g32', 'int4a_g64', 'int4a_g128',
@@ -131,15 +133,7 @@ const hsum = (v) => `(f32.add (f32.add (f32x4.extract_lane 0 ${v}) (f32x4.extrac
  * masks on three u32 words), as f32x4 d·sc (units 0-3 in $ks0, 4-7 in $ks1) and dmin·m ($km0, $km1).
  */
 function kScales() {
-  const u = (o) => `(i32.load offset=${o} ${g('wp')})`;
-  const m6 = i32(0x3f3f3f3f);
-  const m4 = i32(0x0f0f0f0f);
-  const m2 = i32(0x03030303);
-  const hi2 = (w) => `(i32.shl (i32.and (i32.shr_u ${w} ${i32(6)}) ${m2}) ${i32(4)})`;
-  const bytes = `(i32x4.replace_lane 3 (i32x4.replace_lane 2 (i32x4.replace_lane 1 (i32x4.splat (i32.and ${u(4)} ${m6}))
-          (i32.or (i32.and ${u(12)} ${m4}) ${hi2(u(4))}))
-          (i32.and ${u(8)} ${m6}))
-          (i32.or (i32.and (i32.shr_u ${u(12)} ${i32(4)}) ${m4}) ${hi2(u(8))}))`;
+  const bytes = kScaleBytes(g('wp'));
   const f = (v, half) => `(f32x4.convert_i32x4_u (i32x4.extend_${half}_i16x8_u ${v}))`;
   return [
     set('kv', bytes),
@@ -555,7 +549,8 @@ function entry(type, pair, decode) {
         (block $dec_done (loop $dec
           (br_if $dec_done (i32.ge_u ${g('m')} ${g('M')}))
           (call $qm_${type}_d1 ${g('wp')} ${g('nb')} (i32.add ${g('xq8')} (i32.mul ${g('m')} ${g('K')})) (i32.add ${g('xd')} (i32.mul ${g('m')} ${g('drs')})) ${g('tab')}
-            (i32.add ${g('y')} (i32.shl (i32.add (i32.mul ${g('m')} ${g('N')}) ${g('n')}) ${i32(2)})) (i32.add ${g('xg')} (i32.mul ${g('m')} (i32.shr_u ${g('K')} ${i32(3)}))))
+            (i32.add ${g('y')} (i32.shl (i32.add (i32.mul ${g('m')} ${g('N')}) ${g('n')}) ${i32(2)}))
+            ${decode.last === 'xg' ? `(i32.add ${g('xg')} (i32.mul ${g('m')} (i32.shr_u ${g('K')} ${i32(3)})))` : `(i32.add ${g('xs')} (i32.mul ${g('m')} ${g('drs')}))`})
           ${set('m', add(g('m'), i32(1)))}
           (br $dec)))
         ${set('n', add(g('n'), i32(1)))}
@@ -647,8 +642,8 @@ export function generate({ relaxed }) {
     const pair = relaxed && RDOT.has(t) && !decode;
     out.push(rowKernel(t, MT, madd, relaxed), rowKernel(t, 1, madd, relaxed));
     if (pair) out.push(pairKernel(t, madd, relaxed));
-    if (decode) out.push(decode(madd));
-    out.push(entry(t, pair, !!decode));
+    if (decode) out.push(decode.fn(madd));
+    out.push(entry(t, pair, decode));
   }
   for (const e of exportNames) out.push(`  (export "${e}" (func $${e}))`);
   out.push(')');
