@@ -26,6 +26,18 @@ const lanes32 = (lanes) => lanes.flatMap((l) => [0, 1, 2, 3].map((b) => 4 * l + 
 /** i16 lane `l` of `v` in every lane. */
 const splat16 = (v, l) => `(i8x16.shuffle ${Array(8).fill(`${2 * l} ${2 * l + 1}`).join(' ')} ${v} ${v})`;
 
+/** After reduce4Pre: the lane sums of locals $u0..$u3 as one i32x4 (lane i: Σ lanes of $ui). */
+function reduce4() {
+  return `(i32x4.add (i8x16.shuffle ${lanes32([0, 1, 4, 5])} ${g('t0')} ${g('t1')}) (i8x16.shuffle ${lanes32([2, 3, 6, 7])} ${g('t0')} ${g('t1')}))`;
+}
+/** First round of the four-vector reduction: $t0 = pairs of $u0, $u1 interleaved and added; $t1 of $u2, $u3. */
+function reduce4Pre() {
+  return [
+    set('t0', `(i32x4.add (i8x16.shuffle ${lanes32([0, 4, 1, 5])} ${g('u0')} ${g('u1')}) (i8x16.shuffle ${lanes32([2, 6, 3, 7])} ${g('u0')} ${g('u1')}))`),
+    set('t1', `(i32x4.add (i8x16.shuffle ${lanes32([0, 4, 1, 5])} ${g('u2')} ${g('u3')}) (i8x16.shuffle ${lanes32([2, 6, 3, 7])} ${g('u2')} ${g('u3')}))`),
+  ];
+}
+
 /**
  * `$qm_q6_k_d1 (wp nb x8 d tab y xg)`: y[0] = row at $wp (nb blocks) · the activation row.
  * $x8 i8 [K], $d f32 [K/32], $xg i16 [K/16]; $tab the f16 -> f32 table.
@@ -53,10 +65,8 @@ export function q6kDecode(madd) {
         L.push(set(`u${t}`, k ? `(i32x4.add ${g(`u${t}`)} ${dot})` : dot));
       }
     }
-    // [u0..u3 lane sums]: interleave pairs, add, then the 64-bit halves, add
-    L.push(set('t0', `(i32x4.add (i8x16.shuffle ${lanes32([0, 4, 1, 5])} ${g('u0')} ${g('u1')}) (i8x16.shuffle ${lanes32([2, 6, 3, 7])} ${g('u0')} ${g('u1')}))`));
-    L.push(set('t1', `(i32x4.add (i8x16.shuffle ${lanes32([0, 4, 1, 5])} ${g('u2')} ${g('u3')}) (i8x16.shuffle ${lanes32([2, 6, 3, 7])} ${g('u2')} ${g('u3')}))`));
-    const sums = `(i32x4.add (i8x16.shuffle ${lanes32([0, 1, 4, 5])} ${g('t0')} ${g('t1')}) (i8x16.shuffle ${lanes32([2, 3, 6, 7])} ${g('t0')} ${g('t1')}))`;
+    L.push(...reduce4Pre());
+    const sums = reduce4();
     // −32 · Σ scale · (sum of 16 x) per unit: lane i pairs the scales and sums of unit 4h + i
     const corr = `(i32x4.shl (i32x4.dot_i16x8_s ${s} (v128.load offset=${16 * h} ${g('xg')})) ${i32(5)})`;
     const scale = `(f32x4.mul ${g('dv')} (v128.load offset=${16 * h} ${g('d')}))`;
@@ -89,17 +99,6 @@ export function kScaleBytes(wp) {
           (i32.or (i32.and ${u(12)} ${m4}) ${hi2(u(4))}))
           (i32.and ${u(8)} ${m6}))
           (i32.or (i32.and (i32.shr_u ${u(12)} ${i32(4)}) ${m4}) ${hi2(u(8))}))`;
-}
-
-/** [u0..u3] i32x4 locals -> one i32x4 of their lane sums (two rounds of interleave and add). */
-function reduce4() {
-  return `(i32x4.add (i8x16.shuffle ${lanes32([0, 1, 4, 5])} ${g('t0')} ${g('t1')}) (i8x16.shuffle ${lanes32([2, 3, 6, 7])} ${g('t0')} ${g('t1')}))`;
-}
-function reduce4Pre() {
-  return [
-    set('t0', `(i32x4.add (i8x16.shuffle ${lanes32([0, 4, 1, 5])} ${g('u0')} ${g('u1')}) (i8x16.shuffle ${lanes32([2, 6, 3, 7])} ${g('u0')} ${g('u1')}))`),
-    set('t1', `(i32x4.add (i8x16.shuffle ${lanes32([0, 4, 1, 5])} ${g('u2')} ${g('u3')}) (i8x16.shuffle ${lanes32([2, 6, 3, 7])} ${g('u2')} ${g('u3')}))`),
-  ];
 }
 
 /**
