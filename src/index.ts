@@ -77,8 +77,9 @@ export { coactivationBricks, brickAblation, brickTokens, hookRows, firing, coact
 export { UnitMoments, selectivity, labelTokens, differenceSpectrum, type UnitSelectivity, type LabelTokens, type DifferenceSpectrum } from './probes/unit-stats.js';
 
 // Activation sparsity as a runtime mode (top-k, thresholds, CHESS), delta inference, fault injection.
-export { parseSparsity, formatSpec, type SparsitySpec, type SparsityMethod } from './sparsity/spec.js';
+export { parseSparsity, formatSpec, type SparsitySpec, type SparsityMethod, type TealSite } from './sparsity/spec.js';
 export { planSparsity, type SparsityPlan, type LayerPlan } from './sparsity/calibrate.js';
+export { allocateTeal, type TealAllocation } from './sparsity/teal-allocate.js';
 export { applySparsity, type AppliedSparsity, type ApplyOptions } from './sparsity/apply.js';
 export { topkSparsify, thresholdSparsify, topkHook, thresholdHook } from './sparsity/rules.js';
 export { applyDelta, deltaSweep, type AppliedDelta, type DeltaRow } from './sparsity/delta.js';
