@@ -104,12 +104,15 @@ export function kScaleBytes(wp) {
 /**
  * `$qm_q4_k_d1 (wp nb x8 d tab y xs)`: Q4_K (f16 d, f16 dmin, 12 bytes of scales and mins, 128
  * bytes of nibbles: unit 2p the low nibbles of bytes 32p..32p+31, 2p + 1 the high ones) against
- * the activation row. Per unit: the relaxed dot of the nibbles (0..15) with x, the two halves'
+ * the activation row; with `q5`, `$qm_q5_k_d1` over Q5_K (32 bytes of fifth bits before the
+ * nibbles: bit j of byte l the fifth bit of value l of unit j, moved to bit 4 by one 16-bit shift
+ * and a mask; values 0..31, pair sums of both halves at most 4·31·127 in i16). Per unit: the relaxed dot of the nibbles (0..15) with x, the two halves'
  * pair sums added in i16 (at most 4·15·127), times the unit's 6-bit scale in i32 (dot against its
  * splat); four units reduced to one i32x4 and scaled by d · x's four unit scales at once. The
  * minimums: dmin · m of the 8 units (f32) against x's unit sums ($xs: d_x · Σq per 32), per block.
  */
-export function q4kDecode(madd) {
+export function q4kDecode(madd, q5 = false) {
+  const qs = q5 ? 48 : 16;
   const L = [];
   const f16 = (o) => `(f32.load (i32.add ${g('tab')} (i32.shl (i32.load16_u offset=${o} ${g('wp')}) ${i32(2)})))`;
   L.push(set('dv', `(f32x4.splat ${f16(0)})`), set('mv', `(f32x4.splat ${f16(2)})`));
@@ -120,11 +123,16 @@ export function q4kDecode(madd) {
   for (let h = 0; h < 2; h++) {
     for (let pp = 0; pp < 2; pp++) {
       const p = 2 * h + pp;
-      L.push(set('qa', `(v128.load offset=${16 + 32 * p} ${g('wp')})`), set('qb', `(v128.load offset=${32 + 32 * p} ${g('wp')})`));
+      L.push(set('qa', `(v128.load offset=${qs + 32 * p} ${g('wp')})`), set('qb', `(v128.load offset=${qs + 16 + 32 * p} ${g('wp')})`));
       for (const hiNib of [0, 1]) {
         const j = 2 * p + hiNib;
-        const nib = (q) => (hiNib ? `(v128.and (i16x8.shr_u ${g(q)} ${i32(4)}) ${b16(15)})` : `(v128.and ${g(q)} ${b16(15)})`);
-        const rd = (k, q) => `(i16x8.relaxed_dot_i8x16_i7x16_s (v128.load offset=${32 * j + 16 * k} ${g('x8')}) ${nib(q)})`;
+        const nib4 = (q) => (hiNib ? `(v128.and (i16x8.shr_u ${g(q)} ${i32(4)}) ${b16(15)})` : `(v128.and ${g(q)} ${b16(15)})`);
+        const fifth = (k) => {
+          const qh = `(v128.load offset=${16 + 16 * k} ${g('wp')})`;
+          return `(v128.and ${j < 4 ? `(i16x8.shl ${qh} ${i32(4 - j)})` : j > 4 ? `(i16x8.shr_u ${qh} ${i32(j - 4)})` : qh} ${b16(16)})`;
+        };
+        const nib = (q, k) => (q5 ? `(v128.or ${nib4(q)} ${fifth(k)})` : nib4(q));
+        const rd = (k, q) => `(i16x8.relaxed_dot_i8x16_i7x16_s (v128.load offset=${32 * j + 16 * k} ${g('x8')}) ${nib(q, k)})`;
         L.push(set(`u${j & 3}`, `(i32x4.dot_i16x8_s (i16x8.add ${rd(0, 'qa')} ${rd(1, 'qb')}) ${splat16(g('sc'), j)})`));
       }
     }
@@ -134,12 +142,12 @@ export function q4kDecode(madd) {
   const v = (names) => names.map((n) => `(local $${n} v128)`).join(' ');
   const hsum = (x) => `(f32.add (f32.add (f32x4.extract_lane 0 ${x}) (f32x4.extract_lane 1 ${x})) (f32.add (f32x4.extract_lane 2 ${x}) (f32x4.extract_lane 3 ${x})))`;
   return `
-  (func $qm_q4_k_d1 (param $wp i32) (param $nb i32) (param $x8 i32) (param $d i32) (param $tab i32) (param $y i32) (param $xs i32)
+  (func $qm_${q5 ? 'q5_k' : 'q4_k'}_d1 (param $wp i32) (param $nb i32) (param $x8 i32) (param $d i32) (param $tab i32) (param $y i32) (param $xs i32)
     ${v(['acc', 'macc', 'dv', 'mv', 'kv', 'sc', 'u0', 'u1', 'u2', 'u3', 't0', 't1', 'qa', 'qb'])} (local $i i32)
     (block $done (loop $blocks
       (br_if $done (i32.ge_u ${g('i')} ${g('nb')}))
 ${L.map((x) => '        ' + x).join('\n')}
-      ${set('wp', `(i32.add ${g('wp')} ${i32(144)})`)} ${set('x8', `(i32.add ${g('x8')} ${i32(256)})`)} ${set('d', `(i32.add ${g('d')} ${i32(32)})`)} ${set('xs', `(i32.add ${g('xs')} ${i32(32)})`)}
+      ${set('wp', `(i32.add ${g('wp')} ${i32(q5 ? 176 : 144)})`)} ${set('x8', `(i32.add ${g('x8')} ${i32(256)})`)} ${set('d', `(i32.add ${g('d')} ${i32(32)})`)} ${set('xs', `(i32.add ${g('xs')} ${i32(32)})`)}
       ${set('i', `(i32.add ${g('i')} ${i32(1)})`)}
       (br $blocks)))
     (f32.store ${g('y')} (f32.sub ${hsum(g('acc'))} ${hsum(g('macc'))})))`;
@@ -147,6 +155,10 @@ ${L.map((x) => '        ' + x).join('\n')}
 
 /**
  * Formats with a decode kernel here (relaxed-SIMD builds only: they use the i8 x i7 dot), and
- * the x-side array each takes last: q6_k x's 16-value sums (xg), q4_k x's unit sums (xs).
+ * the x-side array each takes last: q6_k x's 16-value sums (xg), q4_k and q5_k x's unit sums (xs).
  */
-export const DECODE = { q6_k: { fn: q6kDecode, last: 'xg' }, q4_k: { fn: q4kDecode, last: 'xs' } };
+export const DECODE = {
+  q6_k: { fn: q6kDecode, last: 'xg' },
+  q4_k: { fn: q4kDecode, last: 'xs' },
+  q5_k: { fn: (madd) => q4kDecode(madd, true), last: 'xs' },
+};

@@ -36,7 +36,7 @@
 // The code-book formats (NF4, NF4 with double-quantised scales, FP4 E2M1, LLM-FP4's E1M2/E2M1/
 // E3M0) run iq4_nl's scheme with their own 16-level tables; FP8 (E4M3, E5M2) has its own kernel
 // over the f32 activation (fp8Kernel). Every actlab format stays packed on wasm.
-// Decode (fewer than MT activation rows) of Q6_K and Q4_K in the relaxed build runs the kernels of
+// Decode (fewer than MT activation rows) of Q6_K, Q4_K and Q5_K in the relaxed build runs the kernels of
 // qdecode.mjs: integer sums per unit with the scales applied in i32, one f32 multiply-add per four units.
 // Not for: other formats (the runtime falls back to the reference kernel).
 
