@@ -84,7 +84,7 @@ export class KVCacheQuant extends KVCache {
     this.label = kvSpecLabel(spec);
     if (!backend.synchronous && !(deviceOf(backend) && this.spec.type !== 'kvquant')) {
       const has = deviceOf(backend) ? ` for ${this.label} (it has one for q8_0 and q4_0)` : '';
-      throw new Error(`KV cache ${this.label}: the ${backend.name} backend has no packed KV-cache kernel${has}; every type runs on wasm (js runs the reference); use --backend wasm or an f32 cache`);
+      throw new Error(`KV cache ${this.label}: the ${backend.name} backend has no packed KV-cache kernel${has} (every type runs on wasm, and js runs the reference): use --backend wasm or an f32 cache`);
     }
     const c = this.spec.calibration;
     if (needsCalibration(this.spec)) {
