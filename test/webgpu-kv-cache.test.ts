@@ -13,6 +13,7 @@ import type { KVCacheSpec } from '../src/models/kvquant/spec.js';
 import { generate, generateAsync } from '../src/models/generate.js';
 import { TINY } from './helpers/tiny-configs.js';
 import { openWebGpu } from './webgpu-helpers.js';
+import { KV_TUNING } from '../src/backends/webgpu/kernels/kv-cache.js';
 
 const { backend, reason } = await openWebGpu();
 if (!backend) console.log(`webgpu KV-cache tests skipped: ${reason}`);
@@ -95,6 +96,13 @@ describe.skipIf(!backend)('the q8_0 / q4_0 KV cache on webgpu', () => {
     const err = maxDiff(got, ref) / maxAbs(ref);
     console.log(`${c.name}: webgpu kernel vs js reference on the device's bytes over ${c.tk} keys, max relative error ${err.toExponential(2)}`);
     expect(err).toBeLessThan(1e-5);
+    // the same in chunks of 3 query rows
+    const saved = KV_TUNING.scoreBytes;
+    KV_TUNING.scoreBytes = 3 * 4 * c.tk;
+    const y3 = cg.attend(0, qg, { scale: 1 / Math.sqrt(c.d), keyMask, keyMaskHost: c.batch > 1 ? mask : undefined });
+    KV_TUNING.scoreBytes = saved;
+    expect(maxDiff((await y3.data()) as Float32Array, got)).toBe(0);
+    y3.dispose();
     const dq = cg.dequantized(0);
     const dk = (await dq.k.data()) as Float32Array;
     expect(maxDiff(dk, dequantizeStream(ks, c.batch, c.hkv, c.tk, c.d))).toBe(0);

@@ -4,8 +4,9 @@
 //   kvAppend      new rows [b, kv_head, t, d] f32 -> codes and f16 scales, one thread per word of
 //                 scales (two 32-value groups), ggml's q8_0 / q4_0 rounding (quantize_row_*_ref)
 //   kvAttention   q [b, hq, tq, d] over every visible key: one workgroup per query row; scores of
-//                 the keys decoded from their codes (a thread per key), softmax over the workgroup,
-//                 then each output channel summed over the values decoded where they lie
+//                 the keys decoded from their codes (a thread per key, kept in a temporary: query
+//                 rows go in chunks whose scores fit 256 MiB), softmax over the workgroup, then
+//                 each output channel summed over the values decoded where they lie
 //   kvDequantize  the held keys or values as f32 [b, kv_head, tk, d] (hooks on scores / patterns)
 // Not for: per-channel streams, sparse entries or pre-RoPE keys (the cache keeps those on wasm/js).
 import type { KVAttentionArgs, PackedStreamViews, StreamLayout } from '../../../tensor/packed-kv.js';
@@ -16,6 +17,8 @@ import { PRELUDE, cdiv, outBinding, storers } from '../wgsl.js';
 /** Largest head size of the attention kernel (q is staged in workgroup memory). */
 export const KV_MAX_D = 512;
 const WG = 64;
+/** Bytes of scores one dispatch may hold (tests lower it to exercise the chunking). */
+export const KV_TUNING = { scoreBytes: 2 ** 28 };
 
 /** Why the GPU kernels cannot read a stream ('' when they can). */
 export function kvStreamUnsupported(L: StreamLayout): string {
@@ -135,7 +138,9 @@ export function kvAttention(ctx: OpContext, a: KVAttentionArgs): void {
   if (a.q.strides[3] !== 1 || a.q.strides.some((x) => x < 0)) ctx.fail('q must have a contiguous last axis and no negative strides');
   const rows = B * HQ * TQ;
   if (rows === 0) return;
-  const S = ctx.temp(Math.max(4, rows * a.tk * 4)).gpu;
+  // query rows in chunks whose scores (f32 [chunk, tk]) fit a binding of at most 256 MiB
+  const chunk = Math.max(1, Math.min(rows, Math.floor(Math.min(ctx.rt.maxBinding, KV_TUNING.scoreBytes) / (4 * Math.max(1, a.tk)))));
+  const S = ctx.temp(Math.max(4, chunk * a.tk * 4)).gpu;
   const mask = a.mask;
   const k = ctx.kernel('kv attention', () => `${PRELUDE}
 @group(0) @binding(0) var<storage, read> P: array<u32>;
@@ -167,8 +172,8 @@ fn main(${BUILTINS}) {
   let B = P[0]; let HQ = P[1]; let TQ = P[2]; let D = P[3]; let DV = P[4]; let hkv = P[5]; let tk = P[6];
   let scale = bitcast<f32>(P[7]); let causal = P[8] != 0u; let hasMask = P[9] != 0u;
   // one workgroup per query row (b, h, i); a folded grid may hold more
-  if (wg >= B * HQ * TQ) { return; }
-  let qr = wg;
+  if (P[32] + wg >= min(B * HQ * TQ, P[32] + P[33])) { return; }
+  let qr = P[32] + wg;
   let i = qr % TQ; let h = (qr / TQ) % HQ; let b = qr / (TQ * HQ);
   let kh = h / (HQ / hkv);
   let qo = P[10] + b * P[29] + h * P[30] + i * P[31];
@@ -176,7 +181,7 @@ fn main(${BUILTINS}) {
   workgroupBarrier();
   var nv = tk;
   if (causal) { nv = u32(clamp(i32(i + tk) - i32(TQ) + 1, 0, i32(tk))); }
-  let sb = qr * tk;
+  let sb = wg * tk;
   var m = -inf_f32();
   for (var j = li; j < nv; j += ${WG}u) {
     var s = -inf_f32();
@@ -210,10 +215,12 @@ fn main(${BUILTINS}) {
     stf_y(P[11] + qr * DV + e, select(acc / zs, 0.0, zs == 0.0));
   }
 }`);
-  const params = new Params().u32(B, HQ, TQ, D, DV, a.hkv, a.tk).f32(a.scale).u32(a.causal ? 1 : 0, mask ? 1 : 0, a.q.offset, a.y.offset, mask?.offset ?? 0)
-    .u32(...streamWords(a.k), ...streamWords(a.v), a.q.strides[0]!, a.q.strides[1]!, a.q.strides[2]!);
   const maskBuf = mask ? ctx.buffer(mask) : ctx.temp(4).gpu;
-  ctx.run(k, [ctx.buffer(a.q), ctx.buffer(a.k.main), ctx.buffer(a.v.main), maskBuf, S, ctx.buffer(a.y)], params, [rows]);
+  for (let r0 = 0; r0 < rows; r0 += chunk) {
+    const params = new Params().u32(B, HQ, TQ, D, DV, a.hkv, a.tk).f32(a.scale).u32(a.causal ? 1 : 0, mask ? 1 : 0, a.q.offset, a.y.offset, mask?.offset ?? 0)
+      .u32(...streamWords(a.k), ...streamWords(a.v), a.q.strides[0]!, a.q.strides[1]!, a.q.strides[2]!, r0, chunk);
+    ctx.run(k, [ctx.buffer(a.q), ctx.buffer(a.k.main), ctx.buffer(a.v.main), maskBuf, S, ctx.buffer(a.y)], params, [Math.min(chunk, rows - r0)]);
+  }
 }
 
 /** y f32 [b, kv_head, tk, d] (contiguous) = the stream's rows decoded. */
