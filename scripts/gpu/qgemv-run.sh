@@ -13,7 +13,7 @@ for step in "$@"; do
       --variants "${QGEMV_VARIANTS:-f32,a8,a8:r1,a8:r4,a8:t16,a8:nov4,a8:nosg}" 2>&1 | tee "$OUT/qgemv.txt" ;;
     conf) timeout 150 node scripts/gpu/conformance.mjs qmatmul,dequantize 2>&1 | tee "$OUT/conf.txt" ;;
     kv) timeout 200 node dist/bench/webgpu-kv.js 2>&1 | tee "$OUT/kv.txt" ;;
-    sae) timeout 200 node dist/bench/sae.js --backend webgpu --device cuda --planted --d-in 768 --d-sae 24576 --tokens 204800 --k 32 --l1 1 2>&1 | tee "$OUT/sae.txt" ;;
+    sae) [ -f extra.tar.xz ] && tar xJf extra.tar.xz; timeout 200 node dist/bench/sae.js --backend webgpu --device cuda --planted --d-in 768 --d-sae 24576 --tokens 204800 --k 32 --l1 1 2>&1 | tee "$OUT/sae.txt" ;;
   esac
   echo "== $step took $(( $(date +%s) - t0 )) s" | tee -a "$OUT/gpu.txt"
 done
