@@ -5,7 +5,11 @@
 // no product finds its weight in the L2 cache; each timing is a median of 5 rounds of `reps`
 // products queued back to back (the host's queueing time is printed beside: when it nears the
 // total, the host, not the GPU, sets the pace).
-// Usage: npm run build && node dist/bench/webgpu-qgemv.js [--json] [--no-peers] [--n 65536] [--k 16384] [--types q4_0,q4_k,q8_0,q6_k]
+// Kernel variants of the types with an 8-bit-activation GEMV (q4_0, q4_k, q8_0) are compared in the
+// same run with --variants: `f32` (x as it is, one conversion and multiply-add per weight) or
+// `a8` with options `:tN` lanes per row, `:rN` rows per lane, `:nov4` (no 16-byte loads),
+// `:nosg` (lane sums without subgroups), e.g. --variants f32,a8,a8:r1,a8:r4,a8:t16.
+// Usage: npm run build && node dist/bench/webgpu-qgemv.js [--json] [--no-peers] [--n 65536] [--k 16384] [--types q4_0,q4_k,q8_0,q6_k] [--variants f32,a8]
 import { spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,6 +20,7 @@ import { matmul } from '../src/ops/linalg.js';
 import { f32ToF16Bits } from '../src/tensor/dtype.js';
 import { QUANT_BLOCK, QuantizedTensor } from '../src/tensor/quantized.js';
 import { Tensor } from '../src/tensor/tensor.js';
+import { A8_GEMV_TYPES, QGEMV_TUNING } from '../src/backends/webgpu/kernels/quant-gemv.js';
 import type { Backend, QuantType } from '../src/tensor/backend.js';
 
 const args = process.argv.slice(2);
@@ -69,12 +74,28 @@ async function timeReps(be: Backend, step: (i: number) => Tensor, reps: number):
   return { ms: med(total), hostMs: med(host) };
 }
 
+/** Sets QGEMV_TUNING from a variant name (see the header); returns its label. */
+function applyVariant(v: string): string {
+  const [path, ...opts] = v.split(':');
+  const t = { path: path === 'f32' ? 'f32' as const : 'a8' as const, lanes: 32, rows: 2, vec4: true, subgroups: true };
+  for (const o of opts) {
+    if (/^t\d+$/.test(o)) t.lanes = Number(o.slice(1));
+    else if (/^r\d+$/.test(o)) t.rows = Number(o.slice(1));
+    else if (o === 'nov4') t.vec4 = false;
+    else if (o === 'nosg') t.subgroups = false;
+    else throw new Error(`unknown variant option '${o}' in '${v}'`);
+  }
+  Object.assign(QGEMV_TUNING, t);
+  return t.path === 'f32' ? 'f32 x' : `a8 t${t.lanes} r${t.rows}${t.vec4 ? '' : ' nov4'}${t.subgroups ? '' : ' nosg'}`;
+}
+
 async function main(): Promise<void> {
   const json = flag('json');
   const N = Number(opt('n', '65536'));
   const K = Number(opt('k', '16384'));
   const types = opt('types', 'q4_0,q4_k,q8_0,q6_k').split(',') as QuantType[];
   const reps = Number(opt('reps', '40'));
+  const variants = opt('variants', 'a8').split(',');
   const be = await createWebGpuBackend();
   if (!(be instanceof WebGpuBackend)) throw new Error('webgpu backend unavailable');
   const rows: Row[] = [];
@@ -86,9 +107,13 @@ async function main(): Promise<void> {
     const rowBytes = (K / values) * bytes;
     const pat = blockPattern(type, rowBytes);
     const ws = [0, 1].map(() => new QuantizedTensor(filled(be, N, rowBytes, pat), type, [N, K]));
-    const t = await timeReps(be, (i) => qmatmul(x, ws[i & 1]!), reps);
-    const b = N * rowBytes + K * 4 + N * 4;
-    emit({ impl: 'actlab-webgpu', what: `${type} gemv`, bytes: b, ms: t.ms, gbs: b / t.ms / 1e6, hostMs: t.hostMs });
+    for (const v of A8_GEMV_TYPES.has(type) ? variants : ['f32']) {
+      const label = applyVariant(v);
+      const t = await timeReps(be, (i) => qmatmul(x, ws[i & 1]!), reps);
+      const b = N * rowBytes + K * 4 + N * 4;
+      emit({ impl: 'actlab-webgpu', what: `${type} gemv (${label})`, bytes: b, ms: t.ms, gbs: b / t.ms / 1e6, hostMs: t.hostMs });
+    }
+    applyVariant('a8');
     for (const w of ws) w.dispose();
   }
   {

@@ -16,6 +16,8 @@ import { openWebGpu } from './webgpu-helpers.js';
 import { qmatmul } from '../src/ops/quant.js';
 import { QuantizedTensor } from '../src/tensor/quantized.js';
 import { setMatmulSplitK } from '../src/backends/webgpu/kernels/matmul.js';
+import { A8_GEMV_TYPES } from '../src/backends/webgpu/kernels/quant-gemv.js';
+import type { QuantType } from '../src/tensor/backend.js';
 
 const { backend, reason, driver } = await openWebGpu();
 if (!backend) console.log(`webgpu tests skipped: ${reason}`);
@@ -37,8 +39,12 @@ describe.skipIf(!backend)('webgpu backend', () => {
     for (const r of bad) console.log(`${r.status} ${r.label}: nmse ${r.nmse} > ${r.budget} ${r.detail ?? ''}`);
     expect(results.length).toBeGreaterThan(ops ? 0 : 400);
     expect(bad.map((r) => `${r.label} (${r.status}, nmse ${r.nmse})`)).toEqual([]);
-    // the WebGPU block kernels multiply x as it is, in f32: far inside the budget set for 8-bit activations
-    const q = results.filter((r) => r.op === 'qmatmul' && !noKernel(r));
+    // the decode GEMV of q4_0 / q4_k / q8_0 rounds x to 8 bits per 32 values (the conformance budget,
+    // checked above); every other WebGPU block kernel multiplies x as it is, in f32: far inside it
+    const a8 = (label: string) => { const m = /^qmatmul (\S+) .* M=(\d+) /.exec(label); return !!m && A8_GEMV_TYPES.has(m[1] as QuantType) && Number(m[2]) <= 8; };
+    const qa = results.filter((r) => r.op === 'qmatmul' && a8(r.label));
+    if (qa.length) console.log(`webgpu qmatmul, 8-bit activations: ${qa.length} cases, worst NMSE ${Math.max(...qa.map((r) => r.nmse)).toExponential(2)}`);
+    const q = results.filter((r) => r.op === 'qmatmul' && !noKernel(r) && !a8(r.label));
     if (q.length) console.log(`webgpu qmatmul: ${q.length} cases, worst NMSE ${Math.max(...q.map((r) => r.nmse)).toExponential(2)} (budget for f32 accumulation 1e-10)`);
     expect(q.filter((r) => !(r.nmse <= 1e-10)).map((r) => `${r.label}: ${r.nmse}`)).toEqual([]);
   }, 1_800_000);

@@ -74,3 +74,16 @@ export interface KVAttentionArgs {
 export interface PackedKVKernel {
   runKVAttention(args: KVAttentionArgs): void;
 }
+
+/**
+ * A backend whose packed-cache kernels also write the rows and decode streams on the device (no
+ * host reads: webgpu), for q8_0 / q4_0 streams (group parameters, nothing kept exact).
+ */
+export interface PackedKVDevice extends PackedKVKernel {
+  /** Why this backend cannot hold a stream of this layout on the device ('' when it can). */
+  kvStreamUnsupported(layout: StreamLayout): string;
+  /** Rows [row0, row0 + b·t) of `stream` from x f32 [b, kv_head, t, d] (contiguous), rounded as ggml's `kind`. */
+  runKVAppend(x: View, stream: PackedStreamViews, kind: 'q8_0' | 'q4_0', row0: number): void;
+  /** y f32 [b, kv_head, tk, d] (contiguous) = the first tk · b rows of `stream` decoded. */
+  runKVDequantize(stream: PackedStreamViews, y: View): void;
+}

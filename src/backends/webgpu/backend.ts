@@ -17,6 +17,8 @@ import { linear, matmul } from './kernels/matmul.js';
 import { gather, layernorm, rmsnorm, rope, scatterAdd, softmax } from './kernels/nn.js';
 import { attention, ATTENTION_MAX_D } from './kernels/attention.js';
 import { WEBGPU_QUANT_TYPES, dequantize, qmatmul } from './kernels/quant.js';
+import { kvAppend, kvAttention, kvDequantize, kvStreamUnsupported } from './kernels/kv-cache.js';
+import type { KVAttentionArgs, PackedKVDevice, PackedStreamViews, StreamLayout } from '../../tensor/packed-kv.js';
 
 export { WebGpuUnavailableError } from './device.js';
 export { WebGpuError } from './runtime.js';
@@ -34,7 +36,7 @@ export interface WebGpuBackendOptions extends DeviceOptions {
   poolLimitBytes?: number;
 }
 
-export class WebGpuBackend implements Backend {
+export class WebGpuBackend implements Backend, PackedKVDevice {
   readonly name = 'webgpu';
   readonly synchronous = false;
   /** Product, bias and activation in one dispatch (or two, split along K): fewer dispatches per layer. */
@@ -113,6 +115,38 @@ export class WebGpuBackend implements Backend {
       const ins = inputs.map((v) => (outBufs.has(v.buffer) ? ctx.copyToTemp(v) : v));
       ctx.setInputs(ins);
       KERNELS[op.op]!(ctx as unknown as OpContext<never>);
+    } finally {
+      ctx.finish();
+    }
+    for (const v of outputs) (v.buffer as GpuBuffer).shadow = null;
+  }
+
+  // ---- the packed KV cache (kernels/kv-cache.ts): called by the cache, not ops of OpDesc ----
+
+  kvStreamUnsupported(layout: StreamLayout): string {
+    return kvStreamUnsupported(layout);
+  }
+
+  runKVAttention(a: KVAttentionArgs): void {
+    const ins = [a.q, a.k.main, a.v.main, ...(a.mask ? [a.mask] : [])];
+    this.custom('kvAttention', ins, [a.y], (ctx) => kvAttention(ctx, a));
+  }
+
+  runKVAppend(x: View, stream: PackedStreamViews, kind: 'q8_0' | 'q4_0', row0: number): void {
+    this.custom('kvAppend', [x], [stream.main], (ctx) => kvAppend(ctx, x, stream, kind, row0));
+  }
+
+  runKVDequantize(stream: PackedStreamViews, y: View): void {
+    this.custom('kvDequantize', [stream.main], [y], (ctx) => kvDequantize(ctx, stream, y));
+  }
+
+  /** Runs a kernel outside the op set with an op's context (temporaries, pipeline cache, errors). */
+  private custom(name: string, inputs: readonly View[], outputs: readonly View[], fn: (ctx: OpContext) => void): void {
+    this.alive(name);
+    for (const v of [...inputs, ...outputs]) this.own(v.buffer, name);
+    const ctx = this.context({ op: name } as unknown as OpDesc, inputs, outputs);
+    try {
+      fn(ctx);
     } finally {
       ctx.finish();
     }

@@ -5,14 +5,16 @@
 // Pre-RoPE keys: the cache stores keys before the rotary embedding with their positions, and RoPE
 // is applied on read. Hooks that read scores or patterns get the dequantized cache (`dequantized`)
 // and the explicit attention path; their numbers are the same as the kernel's to f32 rounding.
-// Backends that cannot read buffers synchronously (webgpu) have no packed path: constructing the
-// cache there throws, naming the backends that have it.
+// On backends that cannot read buffers synchronously (webgpu) the q8_0 and q4_0 caches stay on the
+// device: new rows are rounded by a kernel (runKVAppend), attention and the dequantized views read
+// the codes there; kvquant's streams (calibrated, sparse, pre-RoPE) are refused there, naming the
+// backends that have them.
 // Not for: calibration (calibrate.ts) or the bit layout (codec.ts).
 import type { Backend } from '../../tensor/backend.js';
 import { Tensor } from '../../tensor/tensor.js';
 import { keep } from '../../tensor/engine.js';
 import { KVCache } from '../layers/kv-cache.js';
-import type { PackedKVKernel } from '../../tensor/packed-kv.js';
+import type { PackedKVDevice, PackedKVKernel } from '../../tensor/packed-kv.js';
 import { encodeRow, fixedLut, streamLayout, type RowEncoder, type StreamLayout } from './codec.js';
 import { kvAttentionReference, dequantizeStream, type HostRope, type HostStream } from './reference.js';
 import { kvSpecLabel, needsCalibration, resolveKVSpec, type KVCacheSpec, type ResolvedKVSpec } from './spec.js';
@@ -22,6 +24,11 @@ type KVAttentionBackend = Backend & PackedKVKernel;
 
 function kernelOf(b: Backend): KVAttentionBackend | undefined {
   return typeof (b as Partial<KVAttentionBackend>).runKVAttention === 'function' ? (b as KVAttentionBackend) : undefined;
+}
+
+/** A backend that writes and reads packed rows on the device (webgpu). */
+function deviceOf(b: Backend): (Backend & PackedKVDevice) | undefined {
+  return typeof (b as Partial<PackedKVDevice>).runKVAppend === 'function' ? (b as Backend & PackedKVDevice) : undefined;
 }
 
 interface QStream {
@@ -75,8 +82,9 @@ export class KVCacheQuant extends KVCache {
     super();
     this.spec = resolveKVSpec(spec);
     this.label = kvSpecLabel(spec);
-    if (!backend.synchronous) {
-      throw new Error(`KV cache ${this.label}: the ${backend.name} backend has no packed KV-cache kernel (it exists for wasm, and js runs the reference); use --backend wasm or an f32 cache`);
+    if (!backend.synchronous && !(deviceOf(backend) && this.spec.type !== 'kvquant')) {
+      const has = deviceOf(backend) ? ` for ${this.label} (it has one for q8_0 and q4_0)` : '';
+      throw new Error(`KV cache ${this.label}: the ${backend.name} backend has no packed KV-cache kernel${has} (every type runs on wasm, and js runs the reference): use --backend wasm or an f32 cache`);
     }
     const c = this.spec.calibration;
     if (needsCalibration(this.spec)) {
@@ -89,6 +97,11 @@ export class KVCacheQuant extends KVCache {
   /** Whether keys are stored before RoPE (and rotated on read). */
   get preRope(): boolean {
     return this.spec.type === 'kvquant' && this.spec.preRope;
+  }
+
+  /** The backend when it holds the cache on the device (webgpu). */
+  private get device(): (Backend & PackedKVDevice) | undefined {
+    return this.backend.synchronous ? undefined : deviceOf(this.backend);
   }
 
   /** Whether `wasm` runs the packed kernel here (else the js reference reads the bytes). */
@@ -147,6 +160,19 @@ export class KVCacheQuant extends KVCache {
   private grow(s: QStream, rows: number, capRows: number, outCap: number): QStream {
     const n = this.newStream(s.enc, capRows, outCap, s.positions, s.layout.segs, s.layout.slices);
     const o = s.layout, L = n.layout, b = this.backend;
+    if (this.device) {
+      // codes and group scales copied on the device, as 32-bit words (both regions start at multiples of 4)
+      const words = (t: Tensor, at: number, len: number) => ({ buffer: t.view().buffer, dtype: 'i32' as const, shape: [len], strides: [1], offset: at / 4 });
+      const copy = (from: number, to: number, len: number) => {
+        const w = Math.ceil(len / 4);
+        if (w > 0) b.exec({ op: 'copy' }, [words(s.main, from, w)], [words(n.main, to, w)]);
+      };
+      copy(0, 0, rows * o.rowBytes);
+      copy(o.oGrp, L.oGrp, rows * (o.R / o.G) * o.grpBytes);
+      s.main.dispose();
+      s.out.dispose();
+      return n;
+    }
     const read = (t: Tensor, at: number, len: number) => b.readSync(t.view().buffer, at, len);
     const copy = (from: number, to: number, len: number) => { if (len > 0) b.write(n.main.view().buffer, to, read(s.main, from, len)); };
     for (let h = 0; h < o.slices; h++) copy(h * o.cap * o.sliceBytes, h * L.cap * L.sliceBytes, rows * o.sliceBytes);
@@ -193,6 +219,23 @@ export class KVCacheQuant extends KVCache {
       this.qlayers[layer] = l;
     }
     if (l.batch !== B || l.hkv !== hkv || l.d !== d) throw new Error(`KV cache ${this.label}: layer ${layer} holds [${l.batch}, ${l.hkv}, *, ${l.d}], got ${k.shape.join('x')}`);
+    const dev = this.device;
+    if (dev) {
+      // rounded on the device: no host read of k or v
+      const kind = this.spec.type as 'q8_0' | 'q4_0';
+      for (const [which, x] of [['k', k], ['v', v]] as const) {
+        let s = l[which];
+        if (needRows > s.layout.cap) s = l[which] = this.grow(s, past * B, Math.max(needRows, 2 * s.layout.cap), s.layout.outCap);
+        const xc = x.isContiguous ? x : x.contiguous();
+        try {
+          dev.runKVAppend(xc.view(), { layout: s.layout, main: s.main.view(), out: s.out.view() }, kind, past * B);
+        } finally {
+          if (xc !== x) xc.dispose();
+        }
+      }
+      this.qpending = T;
+      return;
+    }
     const kx = k.dataSync() as Float32Array, vx = v.dataSync() as Float32Array;
     const total = past + T;
     const isSink = (b: number, t: number): boolean => {
@@ -338,6 +381,15 @@ export class KVCacheQuant extends KVCache {
     const l = this.qlayers[layer];
     if (!l) throw new Error(`KV cache ${this.label}: nothing stored at layer ${layer}`);
     const tk = this.length + this.qpending;
+    const dev = this.device;
+    if (dev) {
+      const out = (s: QStream, d: number) => {
+        const y = Tensor.empty([l.batch, l.hkv, tk, d], 'f32', this.backend, 'kvCacheQuant');
+        dev.runKVDequantize({ layout: s.layout, main: s.main.view(), out: s.out.view() }, y.view());
+        return y;
+      };
+      return { k: out(l.k, l.d), v: out(l.v, l.dv) };
+    }
     const r = this.preRope && rope ? this.ropeTable(rope, this.maxPos) : undefined;
     const k = dequantizeStream(this.host(l.k), l.batch, l.hkv, tk, l.d, r);
     const v = dequantizeStream(this.host(l.v), l.batch, l.hkv, tk, l.dv);

@@ -2,7 +2,9 @@
 // where they lie, from a storage buffer of u32 words (decoders: quant-wgsl.ts):
 //   dequantize  one thread per 8 values, bit for bit the reference's values
 //   qmatmul     y [M, N] = x [M, K] · Wᵀ, f32 accumulation, x used as it is (not rounded to 8 bits):
-//     gemv  M <= 8 (decode): T lanes per group of weight rows (4 rows when M = 1, else 2), each
+//     gemv  M <= 8 (decode): q4_0, q4_k and q8_0 with x rounded to 8 bits per 32 values and
+//           integer dot products (quant-gemv.ts; where the adapter has packed_4x8_integer_dot_product);
+//           the other types on x as it is: T lanes per group of weight rows (4 rows when M = 1, else 2), each
 //           lane takes every T-th 32-value unit of them, decodes it once for all M rows of x
 //           (scale and min applied once per unit), lanes summed in workgroup memory; the weight
 //           streams through once.
@@ -13,6 +15,7 @@ import type { OpDesc, QuantType } from '../../../tensor/backend.js';
 import { BUILTINS, Params, WG_INDEX, numel, type Dense, type OpContext } from './context.js';
 import { PRELUDE, cdiv, lines, outBinding, storers } from '../wgsl.js';
 import { WGSL_BLOCK, quantDecoders } from './quant-wgsl.js';
+import { A8_GEMV_TYPES, QGEMV_TUNING, gemvA8, hasPackedDot } from './quant-gemv.js';
 
 type Op<K extends OpDesc['op']> = Extract<OpDesc, { op: K }>;
 
@@ -87,7 +90,8 @@ export function qmatmul(ctx: OpContext<Op<'qmatmul'>>): void {
   const wd = rawBlocks(ctx, 1);
   let xd = ctx.dense(0);
   if (xd.offset % 4) xd = ctx.denseCopy(x);
-  if (M <= GEMV_MAX_M) gemv(ctx, type, M, N, K, rowBytes, xd, wd, yd);
+  if (M <= GEMV_MAX_M && A8_GEMV_TYPES.has(type) && QGEMV_TUNING.path === 'a8' && hasPackedDot(ctx)) gemvA8(ctx, type, M, N, K, rowBytes, xd, wd, yd);
+  else if (M <= GEMV_MAX_M) gemv(ctx, type, M, N, K, rowBytes, xd, wd, yd);
   else gemm(ctx, type, M, N, K, rowBytes, xd, wd, yd);
 }
 
