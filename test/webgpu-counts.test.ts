@@ -24,8 +24,9 @@ const delta = (a: Stats, b: Stats) => Object.fromEntries(Object.keys(a).map((k) 
 
 describe.skipIf(!backend)('webgpu host-side counts', () => {
   const be = backend as WebGpuBackend;
-  const model: CausalLM = randomModel(CFG, be, { seed: 3, std: 0.05 });
-  afterAll(() => { model.dispose(); be.dispose(); });
+  // Made only where an adapter exists: the suite's body is collected even when it is skipped.
+  const model = (backend ? randomModel(CFG, be, { seed: 3, std: 0.05 }) : null) as CausalLM;
+  afterAll(() => { model?.dispose(); be?.dispose(); });
 
   /** Greedy steps after a 20-token prompt; the stats of the last `steps` (the cache holds 32 from the first step). */
   async function decode(steps: number): Promise<Stats> {
