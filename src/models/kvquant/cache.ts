@@ -211,9 +211,9 @@ export class KVCacheQuant extends KVCache {
       // and more) a segment index per head finds the slice's exact entries without scanning the
       // row's others. Short slices scan the row's few entries (and save the index's 2 bytes a head).
       const segs = d >= 32 ? hkv : 1;
-      // Codes a kv head at a time (each head's rows contiguous: the kernel streams through them)
-      // where a head's codes are whole bytes.
-      const slices = (d * e.k.bits) % 8 === 0 ? hkv : 1;
+      // Codes a kv head at a time (each head's rows contiguous: the wasm kernel streams through them)
+      // where a head's codes are whole bytes; row-major on the device (its kernels read rows).
+      const slices = !this.device && (d * e.k.bits) % 8 === 0 ? hkv : 1;
       // positions are kept only where RoPE will be applied on read (pre-RoPE keys of a rotary model)
       l = { k: this.newStream(e.k, cap, 64, this.preRope && positions !== undefined, segs, slices), v: this.newStream(e.v, cap, 64, false, segs, slices), batch: B, hkv, d, dv };
       this.qlayers[layer] = l;
