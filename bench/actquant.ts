@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import '../src/backends/index.js';
 import { createWasmBackend } from '../src/backends/wasm/backend.js';
 import { convertToGguf } from '../src/formats/gguf-convert.js';
-import type { WeightSource } from '../src/formats/weight-source.js';
+import { tensorWeights } from '../src/formats/weight-source.js';
 import { NodeFileStore } from '../src/io/node/file-store.js';
 import { KVCache } from '../src/models/layers/kv-cache.js';
 import { loadModel } from '../src/models/load.js';
@@ -48,11 +48,7 @@ async function makeModels(): Promise<[string, string][]> {
   const backend = await createWasmBackend({ threads });
   const model = randomModel(CONFIG, backend, { seed: 0, std: 0.02 });
   const params = new Map([...model.parameters()].filter(([n]) => !n.startsWith('lm_head')).map(([n, t]) => [n.startsWith('transformer.') ? n : `transformer.${n}`, t]));
-  const source: WeightSource = {
-    names: () => [...params.keys()], has: (n) => params.has(n),
-    info: (n) => ({ dtype: 'f32', storedAs: 'F32', shape: [...params.get(n)!.shape], bytes: params.get(n)!.size * 4 }),
-    load: async (n) => params.get(n)!.share(), totalBytes: () => [...params.values()].reduce((s, t) => s + t.size * 4, 0), close: async () => {},
-  };
+  const source = tensorWeights(params);
   const store = new NodeFileStore();
   for (const [type, path] of out.slice(0, 3)) {
     if (!existsSync(path)) await convertToGguf(store, path, source, CONFIG, backend, { type: type === 'f32' ? 'F32' : type as 'Q8_0' | 'Q4_0', metadata: { 'general.name': 'gpt2-small-shaped (random)' } });

@@ -13,15 +13,16 @@
 // a multiple of 32, stories260K's are 8) evaluated on tinyshakespeare.
 // Usage: npm run bench:kv [-- --json] [--threads 2] [--quick] [--only stories260K|induction|speed|peer]
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import '../src/backends/index.js';
 import { createWasmBackend } from '../src/backends/wasm/backend.js';
 import { convertToGguf } from '../src/formats/gguf-convert.js';
 import { GgufFile } from '../src/formats/gguf.js';
-import { i32s, u32, type GgufWriteValue } from '../src/formats/gguf-write.js';
-import type { WeightSource } from '../src/formats/weight-source.js';
+import { tokenizerMetadata } from '../src/formats/gguf-write.js';
+import { peerLibDir } from './llama-peer.js';
+import { tensorWeights } from '../src/formats/weight-source.js';
 import { NodeFileSource } from '../src/io/node/file-source.js';
 import { NodeFileStore } from '../src/io/node/file-store.js';
 import { collectKV, fitKV, type KVStats } from '../src/kvquant/calibrate.js';
@@ -198,32 +199,6 @@ interface PeerRow { cache: string; impl: string; kl: number | null; top1: number
 const peerRows: PeerRow[] = [];
 const haveLlama = existsSync(join(peers, 'llama-perplexity'));
 
-/** The peers' shared libraries with their version links restored (a copy may hold them as small text files naming the target). */
-function peerLibs(): string {
-  const dir = join(cacheDir, 'llama-lib');
-  mkdirSync(dir, { recursive: true });
-  for (const f of readdirSync(peers).filter((x) => x.includes('.so'))) {
-    let target = join(peers, f);
-    while (statSync(target).size < 256) target = join(peers, readFileSync(target, 'utf8').trim());
-    const link = join(dir, f);
-    if (existsSync(link)) unlinkSync(link);
-    symlinkSync(target, link);
-  }
-  return dir;
-}
-
-function tokenizerMetadata(meta: Record<string, unknown>): Record<string, GgufWriteValue> {
-  const out: Record<string, GgufWriteValue> = {};
-  for (const [k, v] of Object.entries(meta)) {
-    if (!k.startsWith('tokenizer.')) continue;
-    if (Array.isArray(v)) out[k] = typeof v[0] === 'string' ? (v as string[]) : i32s((v as unknown[]).map(Number));
-    else if (typeof v === 'number') out[k] = u32(v);
-    else if (typeof v === 'bigint') out[k] = u32(Number(v));
-    else if (typeof v === 'string' || typeof v === 'boolean') out[k] = v;
-  }
-  return out;
-}
-
 const PEER_CFG = {
   model_type: 'llama', hidden_size: 256, num_attention_heads: 8, num_key_value_heads: 4, num_hidden_layers: 4, intermediate_size: 512,
   vocab_size: 512, max_position_embeddings: 512, rope_theta: 10000, rms_norm_eps: 1e-5, tie_word_embeddings: false,
@@ -238,21 +213,14 @@ async function peerGguf(cfg: Record<string, unknown> = PEER_CFG, name = 'llama-d
   await vocab.close();
   const model = randomModel(cfg, backend, { seed: 0, std });
   const params = new Map([...model.parameters()]);
-  const source: WeightSource = {
-    names: () => [...params.keys()],
-    has: (n) => params.has(n),
-    info: (n) => ({ dtype: 'f32', storedAs: 'F32', shape: [...params.get(n)!.shape], bytes: params.get(n)!.size * 4 }),
-    load: async (n) => params.get(n)!.share(),
-    totalBytes: () => [...params.values()].reduce((s, t) => s + t.size * 4, 0),
-    close: async () => {},
-  };
+  const source = tensorWeights(params);
   await convertToGguf(new NodeFileStore(), path, source, cfg, backend, { type: 'F32', metadata: { 'general.name': `${name} (random)`, ...tok } });
   model.dispose();
   return path;
 }
 
 if (haveLlama && (!only || only === 'peer')) {
-  const env = { ...process.env, LD_LIBRARY_PATH: peerLibs() };
+  const env = { ...process.env, LD_LIBRARY_PATH: peerLibDir(peers, join(cacheDir, 'llama-lib')) };
   const ppl = (a: string[]) => spawnSync(join(peers, 'llama-perplexity'), a, { env, encoding: 'utf8', maxBuffer: 1 << 26 });
   // stories260K itself: llama.cpp refuses quantized caches for heads of 8
   const gguf260 = join(shared, 'data', 'stories260K-gguf', 'stories260K.gguf');
@@ -309,7 +277,7 @@ if (haveLlama && (!only || only === 'peer')) {
 interface PeerSpeedRow { cache: string; ms_per_token: number | null; ratio_to_f16: number | null; note?: string }
 const peerSpeed: PeerSpeedRow[] = [];
 if (haveLlama && (!only || only === 'speed')) {
-  const env = { ...process.env, LD_LIBRARY_PATH: peerLibs() };
+  const env = { ...process.env, LD_LIBRARY_PATH: peerLibDir(peers, join(cacheDir, 'llama-lib')) };
   const file = await peerGguf(LLAMA_1024, 'llama-d1024', 0.03);
   const ms = new Map<string, number | null>();
   for (const type of ['f16', 'q8_0', 'q4_0']) {

@@ -7,15 +7,16 @@
 // position, as llama-bench's pp128) and decode ms/token (64 greedy steps from one token, as tg64).
 // Usage: npm run bench:quant [-- --json] [--threads 2] [--runs 3] [--quick] [--only gpt2s|stories260K]
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, unlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import '../src/backends/index.js';
 import { createWasmBackend } from '../src/backends/wasm/backend.js';
 import { convertToGguf } from '../src/formats/gguf-convert.js';
 import { GgufFile } from '../src/formats/gguf.js';
-import { GGUF_VALUE, i32s, u32, type GgufWriteValue } from '../src/formats/gguf-write.js';
-import type { WeightSource } from '../src/formats/weight-source.js';
+import { GGUF_VALUE, tokenizerMetadata } from '../src/formats/gguf-write.js';
+import { peerLibDir } from './llama-peer.js';
+import { tensorWeights } from '../src/formats/weight-source.js';
 import { NodeFileSource } from '../src/io/node/file-source.js';
 import { NodeFileStore } from '../src/io/node/file-store.js';
 import { KVCache } from '../src/models/layers/kv-cache.js';
@@ -41,40 +42,12 @@ mkdirSync(cache, { recursive: true });
 
 const GPT2_SMALL = { model_type: 'gpt2', n_embd: 768, n_head: 12, n_layer: 12, n_positions: 1024, vocab_size: 50257, n_inner: 3072 };
 
-/** The peers' shared libraries with their version links restored (a copy may hold them as small text files naming the target). */
-function peerLibs(): string {
-  const dir = join(cache, 'llama-lib');
-  mkdirSync(dir, { recursive: true });
-  for (const f of readdirSync(peers).filter((x) => x.includes('.so'))) {
-    const src = join(peers, f);
-    let target = src;
-    while (statSync(target).size < 256) target = join(peers, readFileSync(target, 'utf8').trim());
-    const link = join(dir, f);
-    if (existsSync(link)) unlinkSync(link);
-    symlinkSync(target, link);
-  }
-  return dir;
-}
-
 const haveLlama = existsSync(join(peers, 'llama-bench'));
-const env = haveLlama ? { ...process.env, LD_LIBRARY_PATH: peerLibs() } : process.env;
+const env = haveLlama ? { ...process.env, LD_LIBRARY_PATH: peerLibDir(peers, join(cache, 'llama-lib')) } : process.env;
 
 function llamaQuantize(src: string, dst: string, type: string, extra: string[] = []): void {
   if (existsSync(dst)) return;
   execFileSync(join(peers, 'llama-quantize'), [...extra, src, dst, type, String(threads)], { env, stdio: 'ignore' });
-}
-
-/** GGUF metadata values of another file's tokenizer, typed for the writer. */
-function tokenizerMetadata(meta: Record<string, unknown>): Record<string, GgufWriteValue> {
-  const out: Record<string, GgufWriteValue> = {};
-  for (const [k, v] of Object.entries(meta)) {
-    if (!k.startsWith('tokenizer.')) continue;
-    if (Array.isArray(v)) out[k] = typeof v[0] === 'string' ? (v as string[]) : i32s((v as unknown[]).map(Number));
-    else if (typeof v === 'number') out[k] = u32(v);
-    else if (typeof v === 'bigint') out[k] = u32(Number(v));
-    else if (typeof v === 'string' || typeof v === 'boolean') out[k] = v;
-  }
-  return out;
 }
 
 /** The GPT-2-small-shaped F32 GGUF (random weights N(0, 0.02), GPT-2's tokenizer), made once. */
@@ -89,14 +62,7 @@ async function gpt2SmallF32(): Promise<string> {
   // HF names (transformers' GPT2LMHeadModel keeps the blocks under `transformer.`); the unembedding
   // is tied to wte, as in GPT-2, so no lm_head.
   const params = new Map([...model.parameters()].filter(([n]) => !n.startsWith('lm_head')).map(([n, t]) => [n.startsWith('transformer.') ? n : `transformer.${n}`, t]));
-  const source: WeightSource = {
-    names: () => [...params.keys()],
-    has: (n) => params.has(n),
-    info: (n) => ({ dtype: 'f32', storedAs: 'F32', shape: [...params.get(n)!.shape], bytes: params.get(n)!.size * 4 }),
-    load: async (n) => params.get(n)!.share(),
-    totalBytes: () => [...params.values()].reduce((s, t) => s + t.size * 4, 0),
-    close: async () => {},
-  };
+  const source = tensorWeights(params);
   await convertToGguf(new NodeFileStore(), path, source, { ...GPT2_SMALL, layer_norm_epsilon: 1e-5 }, backend, {
     type: 'F32', metadata: { 'general.name': 'gpt2-small-shaped (random)', ...tok, 'tokenizer.ggml.model': { type: GGUF_VALUE.STRING, value: 'gpt2' } },
   });

@@ -12,64 +12,22 @@ Usage: python3 bench/shakespeare_char_torch.py [--device cuda] [--runs 20] [--wa
 """
 import argparse
 import json
-import math
 import statistics
 import time
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
+from gpt_torch import GPT
+
 V, T, D, L, H, B, P = 65, 256, 384, 6, 6, 64, 0.2
-
-
-class Block(nn.Module):
-    def __init__(self, sdpa):
-        super().__init__()
-        self.sdpa = sdpa
-        self.ln_1 = nn.LayerNorm(D)
-        self.c_attn = nn.Linear(D, 3 * D)
-        self.c_proj = nn.Linear(D, D)
-        self.ln_2 = nn.LayerNorm(D)
-        self.c_fc = nn.Linear(D, 4 * D)
-        self.mlp_proj = nn.Linear(4 * D, D)
-        self.register_buffer("mask", torch.ones(T, T, dtype=torch.bool).triu(1), persistent=False)
-
-    def forward(self, x):
-        b, t, c = x.shape
-        q, k, v = self.c_attn(self.ln_1(x)).split(c, dim=2)
-        q, k, v = (z.view(b, t, H, c // H).transpose(1, 2) for z in (q, k, v))
-        if self.sdpa:
-            y = F.scaled_dot_product_attention(q, k, v, dropout_p=P if self.training else 0.0, is_causal=True)
-        else:
-            att = (q @ k.transpose(-2, -1)) / math.sqrt(c // H)
-            att = att.masked_fill(self.mask[:t, :t], float("-inf")).softmax(-1)
-            y = F.dropout(att, P, self.training) @ v
-        y = y.transpose(1, 2).reshape(b, t, c)
-        x = x + F.dropout(self.c_proj(y), P, self.training)
-        return x + F.dropout(self.mlp_proj(F.gelu(self.c_fc(self.ln_2(x)), approximate="tanh")), P, self.training)
-
-
-class GPT(nn.Module):
-    def __init__(self, sdpa):
-        super().__init__()
-        self.wte = nn.Embedding(V, D)
-        self.wpe = nn.Embedding(T, D)
-        self.blocks = nn.ModuleList([Block(sdpa) for _ in range(L)])
-        self.ln_f = nn.LayerNorm(D)
-
-    def forward(self, idx):
-        x = F.dropout(self.wte(idx) + self.wpe(torch.arange(idx.shape[1], device=idx.device)), P, self.training)
-        for blk in self.blocks:
-            x = blk(x)
-        return self.ln_f(x) @ self.wte.weight.T
 
 
 def time_mode(mode, device, runs, warmup):
     torch.backends.cuda.matmul.allow_tf32 = mode.startswith("bf16")
     torch.backends.cudnn.allow_tf32 = mode.startswith("bf16")
     torch.manual_seed(0)
-    model = GPT(sdpa=mode.endswith("sdpa")).to(device).train()
+    model = GPT(V=V, n_ctx=T, d=D, L=L, h=H, p=P, sdpa=mode.endswith("sdpa")).to(device).train()
     decay = [p for p in model.parameters() if p.dim() >= 2]
     rest = [p for p in model.parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": rest, "weight_decay": 0.0}], lr=1e-3, betas=(0.9, 0.99))

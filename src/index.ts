@@ -20,7 +20,7 @@ export {
 
 // Checkpoints, formats, tokenizers, the hub, platform adapters.
 export { openCheckpoint, checkMemory, MemoryBudgetError, type Checkpoint, type CheckpointFormat, type OpenCheckpointOptions } from './models/checkpoint.js';
-export { estimateLoadBytes, type WeightSource, type WeightInfo, type LoadOptions } from './formats/weight-source.js';
+export { estimateLoadBytes, tensorWeights, type WeightSource, type WeightInfo, type LoadOptions } from './formats/weight-source.js';
 export { SafetensorsFile, SafetensorsError, writeSafetensors } from './formats/safetensors.js';
 export { GgufFile } from './formats/gguf.js';
 export { GgufWeights } from './formats/gguf-weights.js';

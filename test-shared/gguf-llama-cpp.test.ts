@@ -6,7 +6,7 @@
 // LLAMA_CPP_SRC=<llama.cpp checkout> (its include/ and ggml/include/, as scripts/llamacpp/build.sh);
 // skipped otherwise.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -19,6 +19,7 @@ import type { WeightSource } from '../src/formats/weight-source.js';
 import { NodeFileSource } from '../src/io/node/file-source.js';
 import { NodeFileStore } from '../src/io/node/file-store.js';
 import { randomModel } from '../src/models/random.js';
+import { peerLibDir } from '../bench/llama-peer.js';
 
 const PEERS = new URL('../../shared/peers/llama.cpp/', import.meta.url).pathname;
 const STORIES = new URL('../../shared/data/stories260K-gguf/stories260K.gguf', import.meta.url).pathname;
@@ -41,21 +42,11 @@ let js: al.Backend;
 let source: WeightSource;
 let tokenizer: Record<string, GgufWriteValue>;
 
-/** The peers' libraries with their version links restored (a copy may hold each link as a small file naming its target). */
-function peerLibs(dir: string): void {
-  mkdirSync(dir, { recursive: true });
-  for (const f of readdirSync(PEERS).filter((x) => x.includes('.so'))) {
-    let t = join(PEERS, f);
-    while (statSync(t).size < 256) t = join(PEERS, readFileSync(t, 'utf8').trim());
-    symlinkSync(t, join(dir, f));
-  }
-}
-
 describe.skipIf(!have)('actlab GGUF files in llama.cpp', () => {
   beforeAll(async () => {
     tmp = mkdtempSync(join(tmpdir(), 'actlab-llcpp-'));
     libs = join(tmp, 'lib');
-    peerLibs(libs);
+    peerLibDir(PEERS, libs);
     llcpp = join(tmp, 'llcpp_logits');
     execFileSync('g++', ['-O2', join(PEERS, 'llcpp_logits.cpp'), `-I${join(SRC, 'include')}`, `-I${join(SRC, 'ggml', 'include')}`,
       `-L${libs}`, `-Wl,-rpath-link,${libs}`, '-lllama', '-lggml', '-lggml-base', '-o', llcpp], { stdio: 'pipe' });

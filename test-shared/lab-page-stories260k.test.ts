@@ -5,16 +5,15 @@
 // generate() under the intervention does, and the tab gives the server's numbers. The neurons view
 // reads an activation store and an SAE from the server's folders: its top contexts and the SAE
 // features' activations and logit effects equal topActivatingExamples' and featureViews'.
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import '../src/backends/index.js';
 import { runWithCache } from '../src/hooks/run.js';
 import { withInterventions } from '../src/interventions/apply.js';
 import { steeringIntervention, steeringVectors } from '../src/interventions/steering-vectors.js';
 import { labModel } from '../src/lab/model.js';
-import { runView, type LabModel } from '../src/lab/views.js';
+import { runView } from '../src/lab/views.js';
 import { generate } from '../src/models/generate.js';
 import { loadModel } from '../src/models/load.js';
 import { tensor } from '../src/ops/creation.js';
@@ -24,7 +23,7 @@ import { initSae } from '../src/sae/init.js';
 import { saveSaeLens } from '../src/sae/saelens.js';
 import { ActivationStore } from '../src/store/reader.js';
 import { harvest } from '../src/store/writer.js';
-import { BROWSER_LABEL, buildPage, click, idle, LAB_BROWSERS, missingBrowser, openLab, patternOnPage, shot, SHOTS, type LabBrowserName, type LabPage } from '../test/helpers/lab-page.js';
+import { BROWSER_LABEL, click, idle, LAB_BROWSERS, labSession, missingBrowser, patternOnPage, shot, type LabBrowserName, type LabTab } from '../test/helpers/lab-page.js';
 
 const DIR = new URL('../../shared/data/stories260K/', import.meta.url).pathname;
 const haveModel = existsSync(`${DIR}stories260K.bin`);
@@ -39,26 +38,9 @@ function storiesCases(browser: LabBrowserName): void {
   if (missing && haveModel) console.log(`stories260K lab page test skipped in ${BROWSER_LABEL[browser]}: ${missing}`);
 
   describe.skipIf(!haveModel || missing !== null)(`lab page with stories260K (${BROWSER_LABEL[browser]})`, () => {
-    let pageDir = '';
-    let lp: LabPage;
-    let ref: LabModel;
-    let work = '';
+    const session = labSession(browser, [DIR], async () => labModel(await loadModel(`${DIR}stories260K.bin`, { backend: 'js', tokenizerPath: `${DIR}tok512.bin` }), 'stories260K'));
 
-    beforeAll(async () => {
-      pageDir = await buildPage();
-      work = mkdtempSync(join(tmpdir(), 'actlab-lab-store-'));
-      lp = await openLab({ staticDir: pageDir, dirs: [DIR, work] }, browser);
-      ref = labModel(await loadModel(`${DIR}stories260K.bin`, { backend: 'js', tokenizerPath: `${DIR}tok512.bin` }), 'stories260K');
-      console.log(`screenshots: ${SHOTS}`);
-    }, 180_000);
-    afterAll(async () => {
-      await lp?.close();
-      ref?.model.dispose();
-      if (pageDir) rmSync(pageDir, { recursive: true, force: true });
-      if (work) rmSync(work, { recursive: true, force: true });
-    });
-
-    async function numbers(page: LabPage['page']): Promise<{ loss: string | null; pattern: number[][]; change: string | null; chips: string[] }> {
+    async function numbers(page: LabTab): Promise<{ loss: string | null; pattern: number[][]; change: string | null; chips: string[] }> {
       await click(page, 'tab-tokens');
       await click(page, 'run-tokens');
       const loss = await page.attr('[data-testid="mean-loss"]', 'data-value');
@@ -74,7 +56,7 @@ function storiesCases(browser: LabBrowserName): void {
     }
 
     it('runs on the server and in the tab with the same numbers, equal to the library', async () => {
-      const { page } = lp;
+      const { page } = session.lp;
       await page.select('[data-testid="server-model"]', `${DIR}stories260K.bin`);
       await click(page, 'load-server-model');
       expect(await page.text('[data-testid="model-info"]')).toMatch(/stories260K.*5 layers × 8 heads.*server/);
@@ -83,9 +65,9 @@ function storiesCases(browser: LabBrowserName): void {
       await click(page, 'tab-tokens');
       await shot(page, 'stories-tokens');
 
-      const ids = ref.tokenizer.encode(PROMPT);
-      const x = tensor(ids, [1, ids.length], 'i32', { backend: ref.model.backend });
-      const { logits, cache } = runWithCache(ref.model, x, { names: ['blocks.3.attn.hook_pattern'] });
+      const ids = session.ref.tokenizer.encode(PROMPT);
+      const x = tensor(ids, [1, ids.length], 'i32', { backend: session.ref.model.backend });
+      const { logits, cache } = runWithCache(session.ref.model, x, { names: ['blocks.3.attn.hook_pattern'] });
       const pat = cache.get('blocks.3.attn.hook_pattern').dataSync() as Float32Array; // [1, head, q, k]
       logits.dispose(); cache.dispose(); x.dispose();
       const T = ids.length;
@@ -103,11 +85,11 @@ function storiesCases(browser: LabBrowserName): void {
       const inTab = await numbers(page);
       console.log(`stories260K in-tab vs served: mean loss ${inTab.loss} vs ${served.loss}; ablation L3H1 ${inTab.change} vs ${served.change}`);
       expect(inTab).toEqual(served);
-      expect(lp.logs).toEqual([]);
+      expect(session.lp.logs).toEqual([]);
     }, 300_000);
 
     it('steering alters the streamed story as the library does', async () => {
-      const { page } = lp;
+      const { page } = session.lp;
       await page.select('[data-testid="mode"]', 'server');
       await page.select('[data-testid="server-model"]', `${DIR}stories260K.bin`);
       await click(page, 'load-server-model');
@@ -128,19 +110,19 @@ function storiesCases(browser: LabBrowserName): void {
       expect(steered).not.toBe(base);
       const pos = (await page.value('[data-testid="steer-pos"]')).split('\n');
       const neg = (await page.value('[data-testid="steer-neg"]')).split('\n');
-      const sv = steeringVectors(ref.model, ref.tokenizer, { pairs: pos.map((p, i) => ({ positive: p, negative: neg[i]! })), positives: [], negatives: [] }, { layers: [layer], method: 'mean_diff' });
-      const ids = ref.tokenizer.encode(PROMPT);
+      const sv = steeringVectors(session.ref.model, session.ref.tokenizer, { pairs: pos.map((p, i) => ({ positive: p, negative: neg[i]! })), positives: [], negatives: [] }, { layers: [layer], method: 'mean_diff' });
+      const ids = session.ref.tokenizer.encode(PROMPT);
       const lib = (s: number) => {
-        const r = withInterventions(ref.model, [steeringIntervention(sv, layer, s)], () => generate(ref.model, [ids], { maxNewTokens: n, eosTokenIds: ref.tokenizer.eosIds as number[] }));
+        const r = withInterventions(session.ref.model, [steeringIntervention(sv, layer, s)], () => generate(session.ref.model, [ids], { maxNewTokens: n, eosTokenIds: session.ref.tokenizer.eosIds as number[] }));
         return r.newIds[0]!;
       };
-      const tokensOf = (list: number[]) => list.map((i) => ref.tokenizer.idToToken(i)!.replace(/\u2581|Ġ/g, ' ').replace(/\n|Ċ/g, '\\n')).join('');
+      const tokensOf = (list: number[]) => list.map((i) => session.ref.tokenizer.idToToken(i)!.replace(/\u2581|Ġ/g, ' ').replace(/\n|Ċ/g, '\\n')).join('');
       expect(steered).toBe(tokensOf(lib(strength)));
       expect(base).toBe(tokensOf(lib(0)));
     }, 300_000);
 
     it('lists a neuron\'s top-activating contexts from a pasted corpus, as the library does', async () => {
-      const { page } = lp;
+      const { page } = session.lp;
       await page.select('[data-testid="mode"]', 'server');
       await page.select('[data-testid="server-model"]', `${DIR}stories260K.bin`);
       await click(page, 'load-server-model');
@@ -152,7 +134,7 @@ function storiesCases(browser: LabBrowserName): void {
       await shot(page, 'stories-neurons');
       const values = await page.evalAll('[data-testid="neurons-examples"] tbody tr', (rows) => rows.map((r) => Number(r.getAttribute('data-value'))));
       const corpus = await page.value('[data-testid="neurons-corpus"]');
-      const lib = await runView(ref, 'neurons', { site: 'mlp', layer: 2, neuron: 17, context: 16, corpus, prompt: PROMPT, k: 10 });
+      const lib = await runView(session.ref, 'neurons', { site: 'mlp', layer: 2, neuron: 17, context: 16, corpus, prompt: PROMPT, k: 10 });
       const want = (lib.examples as { value: number }[]).map((e) => e.value);
       console.log(`neurons L2 #17: page top ${values.slice(0, 3).join(', ')}; library ${want.slice(0, 3).join(', ')}`);
       expect(values.length).toBe(10);
@@ -161,14 +143,14 @@ function storiesCases(browser: LabBrowserName): void {
     }, 300_000);
 
     it('reads an activation store and an SAE from the server\'s folders: neurons and features as the library gives them', async () => {
-      const { page } = lp;
+      const { page } = session.lp;
       // A store of 24 contexts of 32 tokens at layer 2 (made by the library, as `actlab cache` makes one) and an SAE on its residual stream.
       const story = 'Once upon a time, there was a little girl named Lily. She loved to play outside in the sun. One day, she saw a big red ball in the park.\nTom and his dog went to the shop. The dog was happy and wagged its tail. Tom bought a cake for his mom.\n';
-      const corpus = join(work, 'corpus.txt');
+      const corpus = join(session.work, 'corpus.txt');
       (await import('node:fs')).writeFileSync(corpus, story.repeat(20));
-      const storeDir = join(work, 'store');
-      await harvest({ model: ref.model, tokenizer: ref.tokenizer, corpus, hooks: ['blocks.2.mlp.hook_post', 'blocks.2.hook_resid_post'], outDir: storeDir, context: 32, maxTokens: 24 * 32 });
-      const saeDir = join(work, 'sae');
+      const storeDir = join(session.work, 'store');
+      await harvest({ model: session.ref.model, tokenizer: session.ref.tokenizer, corpus, hooks: ['blocks.2.mlp.hook_post', 'blocks.2.hook_resid_post'], outDir: storeDir, context: 32, maxTokens: 24 * 32 });
+      const saeDir = join(session.work, 'sae');
       const sae = initSae({ architecture: 'standard', d_in: 64, d_sae: 128, apply_b_dec_to_input: true, normalize_activations: 'none', dtype: 'float32', metadata: { hook_name: 'blocks.2.hook_resid_post' } }, { seed: 7 });
       await saveSaeLens(sae, saeDir);
       const store = await ActivationStore.open(storeDir);
@@ -184,7 +166,7 @@ function storiesCases(browser: LabBrowserName): void {
       await page.fill('[data-testid="neurons-unit"]', '17');
       await click(page, 'run-neurons');
       const values = await page.evalAll('[data-testid="neurons-examples"] tbody tr', (rows) => rows.map((r) => Number(r.getAttribute('data-value'))));
-      const lib = await topActivatingExamples(store, { hook: 'blocks.2.mlp.hook_post', neuron: 17, k: 10, tokenizer: ref.tokenizer, backend: ref.model.backend });
+      const lib = await topActivatingExamples(store, { hook: 'blocks.2.mlp.hook_post', neuron: 17, k: 10, tokenizer: session.ref.tokenizer, backend: session.ref.model.backend });
       console.log(`store neuron L2 #17: page ${values.slice(0, 3).join(', ')}; library ${lib.examples.slice(0, 3).map((e) => e.value).join(', ')}`);
       expect(values).toEqual(lib.examples.map((e) => e.value));
 
@@ -193,7 +175,7 @@ function storiesCases(browser: LabBrowserName): void {
       await page.fill('[data-testid="features-list"]', '3,40');
       await click(page, 'run-features');
       await shot(page, 'stories-features');
-      const want = await featureViews(sae, store, { features: [3, 40], examples: 8, model: ref.model, tokenizer: ref.tokenizer });
+      const want = await featureViews(sae, store, { features: [3, 40], examples: 8, model: session.ref.model, tokenizer: session.ref.tokenizer });
       for (const f of want.features) {
         const acts = await page.evalAll(`[data-testid="feature-${f.feature}-examples"] tbody tr`, (rows) => rows.map((r) => Number(r.getAttribute('data-value'))));
         const logits = await page.evalAll(`[data-testid="feature-${f.feature}-promoted"] tr`, (rows) => rows.map((r) => [Number(r.getAttribute('data-token')), Number(r.getAttribute('data-logit'))]));

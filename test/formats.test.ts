@@ -13,7 +13,7 @@ import { NodeFileStore } from '../src/io/node/file-store.js';
 import { NodeFileSource } from '../src/io/node/file-source.js';
 import { SafetensorsFile, writeSafetensors } from '../src/formats/safetensors.js';
 import { dequantizeQ4K, dequantizeQ6K, quantizeQ4_0, quantizeQ8_0 } from '../src/formats/gguf-quants.js';
-import { writeGguf, encodeGgml, f32, u32 } from '../src/formats/gguf-write.js';
+import { writeGguf, encodeGgml, f32, tokenizerMetadata, u32 } from '../src/formats/gguf-write.js';
 import { GgufFile } from '../src/formats/gguf.js';
 import { GgufWeights } from '../src/formats/gguf-weights.js';
 import { ggufToHfName, hfToGgufName } from '../src/formats/gguf-hf.js';
@@ -30,7 +30,7 @@ beforeAll(async () => {
   backend = await al.setDefaultBackend('js');
   tmp = await mkdtemp(join(tmpdir(), 'actlab-fmt-'));
 });
-afterAll(async () => { await rm(tmp, { recursive: true, force: true }); });
+afterAll(async () => { await rm(tmp, { recursive: true, force: true }); al.disposeBackends(); });
 
 /** Deterministic pseudo-random numbers in [0, 1). */
 function rng(seed: number): () => number {
@@ -304,6 +304,39 @@ describe('GGUF', () => {
     expect(Array.from((await g.load('model.layers.0.mlp.down_proj.weight', backend)).dataSync())).toEqual(Array.from(dequantizeQ6K(q6k, 256)));
     const up = await g.load('model.layers.0.mlp.up_proj.weight', backend, { dtype: 'f16' });
     expect(up).toMatchObject({ dtype: 'f16', shape: [1, 32] });
+  });
+
+  it('a model in memory is a WeightSource: rebuilt on another backend it gives the same logits, written to GGUF it loads back', async () => {
+    const cfg = { model_type: 'llama', hidden_size: 32, num_attention_heads: 4, num_key_value_heads: 2, num_hidden_layers: 1, intermediate_size: 40, vocab_size: 48, max_position_embeddings: 32 };
+    const model = al.randomModel(cfg, backend, { seed: 5, std: 0.1 });
+    const params = new Map(model.parameters());
+    const src = al.tensorWeights(params);
+    expect(src.info('model.norm.weight')).toMatchObject({ dtype: 'f32', storedAs: 'F32', shape: [32], bytes: 128 });
+    expect(() => src.info('model.nope')).toThrow(/in-memory tensors: no tensor named 'model\.nope'/);
+    const half = await src.load('model.norm.weight', backend, { dtype: 'f16' });
+    expect(half.dtype).toBe('f16');
+    half.dispose();
+    const wasm = await al.initBackend('wasm');
+    const copy = await al.buildModel(cfg, src, wasm);
+    const ids = [3, 17, 5, 40, 9];
+    const logits = (m: al.CausalLM) => { const x = al.tensor(ids, [1, ids.length], 'i32', { backend: m.backend }); const y = m.forward(x); const d = Float32Array.from(y.dataSync()); x.dispose(); y.dispose(); return d; };
+    const want = logits(model);
+    const moved = maxDiff(logits(copy), want);
+    console.log(`in-memory weights rebuilt on wasm: max |logit difference| ${moved.toExponential(2)}`);
+    expect(moved).toBeLessThan(1e-4);
+    // The same source written to GGUF (Q8_0) with another file's tokenizer, and read back.
+    const store = new MemoryStore();
+    const tokenizer = { 'tokenizer.ggml.model': 'llama', 'tokenizer.ggml.tokens': Array.from({ length: 48 }, (_, i) => `t${i}`), 'tokenizer.ggml.bos_token_id': 1n };
+    await al.convertToGguf(store, 'm.gguf', src, cfg, backend, { type: 'Q8_0', metadata: { ...tokenizerMetadata(tokenizer) } });
+    const file = await GgufFile.open(await store.openRead('m.gguf'));
+    expect(file.metadata['tokenizer.ggml.tokens']).toEqual(tokenizer['tokenizer.ggml.tokens']);
+    expect(Number(file.metadata['tokenizer.ggml.bos_token_id'])).toBe(1);
+    const back = await al.buildModel(cfg, new GgufWeights(file), backend);
+    const q8 = maxDiff(logits(back), want);
+    console.log(`written as Q8_0 GGUF and read back: max |logit difference| ${q8.toExponential(2)}`);
+    expect(q8).toBeGreaterThan(0);
+    expect(q8).toBeLessThan(0.05);
+    for (const m of [model, copy, back]) m.dispose();
   });
 
   it('refuses a file that is not GGUF, naming it', async () => {

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as al from '../src/index.js';
 import { createWasmBackend } from '../src/backends/wasm/backend.js';
 import { convertToGguf } from '../src/formats/gguf-convert.js';
-import type { WeightSource } from '../src/formats/weight-source.js';
+import { tensorWeights } from '../src/formats/weight-source.js';
 import { NodeFileStore } from '../src/io/node/file-store.js';
 import { randomModel } from '../src/models/random.js';
 import { QuantizedTensor } from '../src/tensor/quantized.js';
@@ -33,14 +33,7 @@ beforeAll(async () => {
   const js = await al.initBackend('js');
   const model = randomModel(CONFIG, js, { seed: 3, std: 0.05 });
   const params = new Map(model.parameters());
-  const source: WeightSource = {
-    names: () => [...params.keys()],
-    has: (n) => params.has(n),
-    info: (n) => ({ dtype: 'f32', storedAs: 'F32', shape: [...params.get(n)!.shape], bytes: params.get(n)!.size * 4 }),
-    load: async (n) => params.get(n)!.share(),
-    totalBytes: () => [...params.values()].reduce((s, t) => s + t.size * 4, 0),
-    close: async () => {},
-  };
+  const source = tensorWeights(params);
   await convertToGguf(new NodeFileStore(), path, source, CONFIG, js, { type: 'Q8_0', metadata: { 'general.name': 'random llama' } });
   model.dispose();
 }, 120_000);

@@ -7,11 +7,10 @@
 // the numbers topActivatingExamples and featureViews give; and the same views run in the tab (the
 // worker) give the same numbers as on the server.
 // Each browser's cases skip, saying so, where it is absent (apt-get install chromium firefox-esr).
-import { createReadStream, existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { createReadStream, existsSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { extname, join, resolve } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import '../src/backends/index.js';
 import { collect } from '../src/analysis/acts.js';
 import { argmax } from '../src/analysis/stats.js';
@@ -21,7 +20,7 @@ import { withInterventions } from '../src/interventions/apply.js';
 import { steeringIntervention, steeringVectors } from '../src/interventions/steering-vectors.js';
 import { labModel } from '../src/lab/model.js';
 import { IdTokenizer } from '../src/lab/id-tokenizer.js';
-import { runView, type LabModel } from '../src/lab/views.js';
+import { runView } from '../src/lab/views.js';
 import { generate } from '../src/models/generate.js';
 import { loadModel } from '../src/models/load.js';
 import { Rng, tensor } from '../src/ops/creation.js';
@@ -31,7 +30,7 @@ import { initSae } from '../src/sae/init.js';
 import { saveSaeLens } from '../src/sae/saelens.js';
 import { ActivationStore } from '../src/store/reader.js';
 import { harvest } from '../src/store/writer.js';
-import { BROWSER_LABEL, buildPage, click, idle, LAB_BROWSERS, missingBrowser, openLab, patternOnPage, shot, SHOTS, type LabBrowserName, type LabPage } from './helpers/lab-page.js';
+import { BROWSER_LABEL, click, idle, LAB_BROWSERS, labSession, missingBrowser, patternOnPage, shot, type LabBrowserName } from './helpers/lab-page.js';
 
 const PROMPT = '1 5 9 12 30 7 41 5 9 12 30 7';
 const IDS = PROMPT.split(' ').map(Number);
@@ -43,32 +42,14 @@ function labPageCases(browser: LabBrowserName): void {
   if (missing) console.log(`lab page tests skipped in ${BROWSER_LABEL[browser]}: ${missing}`);
 
   describe.skipIf(missing !== null)(`lab page (${BROWSER_LABEL[browser]})`, () => {
-    let pageDir = '';
-    let lp: LabPage;
-    let ref: LabModel;
-
-    let work = '';
-
-    beforeAll(async () => {
-      pageDir = await buildPage();
-      work = mkdtempSync(join(tmpdir(), 'actlab-lab-work-'));
-      lp = await openLab({ staticDir: pageDir, dirs: [work] }, browser);
-      ref = labModel(await loadModel(organismDir('induction'), { backend: 'js' }), 'induction');
-      console.log(`screenshots: ${SHOTS}`);
-    }, 180_000);
-    afterAll(async () => {
-      await lp?.close();
-      ref?.model.dispose();
-      if (pageDir) rmSync(pageDir, { recursive: true, force: true });
-      if (work) rmSync(work, { recursive: true, force: true });
-    });
+    const session = labSession(browser, [], async () => labModel(await loadModel(organismDir('induction'), { backend: 'js' }), 'induction'));
 
     async function setPrompt(p: string): Promise<void> {
-      await lp.page.fill('[data-testid="prompt"]', p);
+      await session.lp.page.fill('[data-testid="prompt"]', p);
     }
 
     it('runs every view on the server and matches the library', async () => {
-      const { page } = lp;
+      const { page } = session.lp;
       await click(page, 'load-organism');
       expect(await page.text('[data-testid="model-info"]')).toMatch(/induction.*2 layers × 4 heads.*server/);
       await setPrompt(PROMPT);
@@ -76,7 +57,7 @@ function labPageCases(browser: LabBrowserName): void {
       await click(page, 'run-tokens');
       await shot(page, 'tokens');
       const chips = await page.evalAll('[data-testid="token-chips"] .chip', (s) => s.map((x) => Number(x.getAttribute('data-loss') || NaN)));
-      const logits = collect(ref.model, IDS, []).logits!;
+      const logits = collect(session.ref.model, IDS, []).logits!;
       const V = logits.shape[2]!;
       // Loss of the token after position 5, from the library's logits.
       const row = Array.from(logits.data.subarray(5 * V, 6 * V));
@@ -91,8 +72,8 @@ function labPageCases(browser: LabBrowserName): void {
       await shot(page, 'attention-grid');
       await click(page, 'head-1-2');
       const onPage = await patternOnPage(page);
-      const x = tensor(IDS, [1, IDS.length], 'i32', { backend: ref.model.backend });
-      const { logits: lg, cache } = runWithCache(ref.model, x, { names: ['blocks.1.attn.hook_pattern'] });
+      const x = tensor(IDS, [1, IDS.length], 'i32', { backend: session.ref.model.backend });
+      const { logits: lg, cache } = runWithCache(session.ref.model, x, { names: ['blocks.1.attn.hook_pattern'] });
       const pat = cache.get('blocks.1.attn.hook_pattern').dataSync() as Float32Array; // [1, head, q, k]
       lg.dispose(); cache.dispose(); x.dispose();
       const T = IDS.length;
@@ -107,9 +88,9 @@ function labPageCases(browser: LabBrowserName): void {
       // Ablation: a click zeroes the head; the page shows the library's logit change.
       await click(page, 'ablate-head');
       const shown = Number(await page.attr('[data-testid="head-ablation-result"]', 'data-change'));
-      const last = () => { const a = collect(ref.model, IDS, []).logits!; return a.data.slice((T - 1) * V, T * V); };
+      const last = () => { const a = collect(session.ref.model, IDS, []).logits!; return a.data.slice((T - 1) * V, T * V); };
       const before = last();
-      const after = withInterventions(ref.model, [{ hook: 'blocks.1.attn.hook_z', op: 'zero', unit: { heads: [2] } }], last);
+      const after = withInterventions(session.ref.model, [{ hook: 'blocks.1.attn.hook_z', op: 'zero', unit: { heads: [2] } }], last);
       const target = argmax(before);
       console.log(`ablate L1H2: page logit change ${shown}, library ${after[target]! - before[target]!}`);
       expect(shown).toBe(after[target]! - before[target]!);
@@ -141,19 +122,19 @@ function labPageCases(browser: LabBrowserName): void {
     }, 300_000);
 
     it('reads an activation store and an SAE from the server\'s folders, with the library\'s numbers', async () => {
-      const { page } = lp;
+      const { page } = session.lp;
       // A store of the organism's residual stream over repeated random sequences, and an SAE on it.
       const r = new Rng(3);
       const lines = Array.from({ length: 40 }, () => { const seq = Array.from({ length: 8 }, () => 2 + r.int(60)); return [...seq, ...seq].join(' '); });
-      const corpus = join(work, 'ids.txt');
+      const corpus = join(session.work, 'ids.txt');
       writeFileSync(corpus, `${lines.join('\n')}\n`);
-      const storeDir = join(work, 'store');
+      const storeDir = join(session.work, 'store');
       // The organism has no tokenizer: its corpus is lines of ids, and the store's tokenizer identity
       // (the ids of a probe sentence) is recorded as empty.
       class IdsOnly extends IdTokenizer { override encode(t: string): number[] { return /^[\d\s,#]*$/.test(t) ? super.encode(t) : []; } }
-      await harvest({ model: ref.model, tokenizer: new IdsOnly(64), corpus, corpusOptions: { split: 'line' }, hooks: ['blocks.1.hook_resid_post'], outDir: storeDir, context: 16, bos: false });
+      await harvest({ model: session.ref.model, tokenizer: new IdsOnly(64), corpus, corpusOptions: { split: 'line' }, hooks: ['blocks.1.hook_resid_post'], outDir: storeDir, context: 16, bos: false });
       const sae = initSae({ architecture: 'standard', d_in: 64, d_sae: 96, apply_b_dec_to_input: true, normalize_activations: 'none', dtype: 'float32', metadata: { hook_name: 'blocks.1.hook_resid_post' } }, { seed: 5 });
-      const saeDir = join(work, 'sae');
+      const saeDir = join(session.work, 'sae');
       await saveSaeLens(sae, saeDir);
       const store = await ActivationStore.open(storeDir);
 
@@ -166,7 +147,7 @@ function labPageCases(browser: LabBrowserName): void {
       await click(page, 'run-neurons');
       await shot(page, 'neurons-store');
       const values = await page.evalAll('[data-testid="neurons-examples"] tbody tr', (rows) => rows.map((x) => Number(x.getAttribute('data-value'))));
-      const lib = await topActivatingExamples(store, { hook: 'blocks.1.hook_resid_post', neuron: 5, k: 10, tokenizer: ref.tokenizer, backend: ref.model.backend });
+      const lib = await topActivatingExamples(store, { hook: 'blocks.1.hook_resid_post', neuron: 5, k: 10, tokenizer: session.ref.tokenizer, backend: session.ref.model.backend });
       console.log(`store: resid L1 dim 5 top ${values.slice(0, 3).join(', ')} (library ${lib.examples.slice(0, 3).map((e) => e.value).join(', ')})`);
       expect(values.length).toBe(10);
       expect(values).toEqual(lib.examples.map((e) => e.value));
@@ -176,7 +157,7 @@ function labPageCases(browser: LabBrowserName): void {
       await page.fill('[data-testid="features-list"]', '');
       await click(page, 'run-features');
       await shot(page, 'sae-features');
-      const want = await featureViews(sae, store, { top: 4, examples: 8, model: ref.model, tokenizer: ref.tokenizer });
+      const want = await featureViews(sae, store, { top: 4, examples: 8, model: session.ref.model, tokenizer: session.ref.tokenizer });
       const shown = await page.evalAll('[data-testid^="feature-"][data-testid$="-examples"]', (ts) => ts.map((t) => Number(t.getAttribute('data-testid')!.split('-')[1])));
       expect(shown).toEqual(want.features.map((f) => f.feature));
       for (const f of want.features) {
@@ -190,7 +171,7 @@ function labPageCases(browser: LabBrowserName): void {
     }, 300_000);
 
     it('steering changes the streamed continuation exactly as the library does', async () => {
-      const { page } = lp;
+      const { page } = session.lp;
       await click(page, 'tab-steer');
       const layer = 1;
       const n = 12;
@@ -216,15 +197,15 @@ function labPageCases(browser: LabBrowserName): void {
       // The library: the vector from the same sets, the same intervention, generate().
       const pos = (await page.value('[data-testid="steer-pos"]')).split('\n');
       const neg = (await page.value('[data-testid="steer-neg"]')).split('\n');
-      const sv = steeringVectors(ref.model, ref.tokenizer, { pairs: pos.map((p, i) => ({ positive: p, negative: neg[i]! })), positives: [], negatives: [] }, { layers: [layer], method: 'mean_diff' });
-      const lib = (strength: number) => withInterventions(ref.model, [steeringIntervention(sv, layer, strength)], () => generate(ref.model, [IDS], { maxNewTokens: n, eosTokenIds: [] }))
+      const sv = steeringVectors(session.ref.model, session.ref.tokenizer, { pairs: pos.map((p, i) => ({ positive: p, negative: neg[i]! })), positives: [], negatives: [] }, { layers: [layer], method: 'mean_diff' });
+      const lib = (strength: number) => withInterventions(session.ref.model, [steeringIntervention(sv, layer, strength)], () => generate(session.ref.model, [IDS], { maxNewTokens: n, eosTokenIds: [] }))
         .newIds[0]!.map((i) => `#${i}`).join(' ');
       expect(strong.steered).toBe(lib(8));
       expect(strong.base).toBe(lib(0));
     }, 300_000);
 
     it('cancels long work from the page', async () => {
-      const { page } = lp;
+      const { page } = session.lp;
       await page.fill('[data-testid="steer-max"]', '200');
       await setPrompt('1 5 9');
       await page.click('[data-testid="run-steer"]');
@@ -239,7 +220,7 @@ function labPageCases(browser: LabBrowserName): void {
     }, 120_000);
 
     it('gives the same numbers in the tab (worker) as on the server', async () => {
-      const { page } = lp;
+      const { page } = session.lp;
       const served = await numbers();
       await page.select('[data-testid="mode"]', 'tab');
       await click(page, 'load-organism');
@@ -249,7 +230,7 @@ function labPageCases(browser: LabBrowserName): void {
       console.log(`in-tab vs served: mean loss ${inTab.loss} vs ${served.loss}; ablation ${inTab.change} vs ${served.change}`);
       expect(inTab).toEqual(served);
       await shot(page, 'attention-in-tab');
-      expect(lp.logs).toEqual([]);
+      expect(session.lp.logs).toEqual([]);
 
       async function numbers(): Promise<{ loss: string | null; pattern: number[][]; change: string | null }> {
         await click(page, 'tab-tokens');
@@ -267,7 +248,7 @@ function labPageCases(browser: LabBrowserName): void {
     }, 300_000);
 
     it('runs on the wasm backend in the tab, close to the reference', async () => {
-      const { page } = lp;
+      const { page } = session.lp;
       await page.select('[data-testid="mode"]', 'tab');
       await page.select('[data-testid="backend"]', 'wasm');
       await click(page, 'load-organism');
@@ -276,9 +257,9 @@ function labPageCases(browser: LabBrowserName): void {
       await click(page, 'tab-tokens');
       await click(page, 'run-tokens');
       const wasm = Number(await page.attr('[data-testid="mean-loss"]', 'data-value'));
-      const js = (await runView(ref, 'tokens', { prompt: PROMPT })).mean_loss as number;
+      const js = (await runView(session.ref, 'tokens', { prompt: PROMPT })).mean_loss as number;
       // The lab server on wasm (as `actlab lab` picks by default) gives the tab's wasm numbers.
-      const served = await startLabServer({ port: 0, staticDir: pageDir, backend: 'wasm', model: 'induction' });
+      const served = await startLabServer({ port: 0, staticDir: session.pageDir, backend: 'wasm', model: 'induction' });
       let onServer: number;
       try {
         const r = await fetch(`http://127.0.0.1:${served.port}/api/view/tokens?token=${served.token}`, { method: 'POST', body: JSON.stringify({ prompt: PROMPT }) });
@@ -298,14 +279,14 @@ function labPageCases(browser: LabBrowserName): void {
       const organisms = resolve(organismDir('induction'), '..');
       const server = createServer((req, res) => {
         const path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
-        const file = path.startsWith('/models/') ? join(organisms, path.slice('/models/'.length)) : join(pageDir, path === '/' ? 'index.html' : path);
+        const file = path.startsWith('/models/') ? join(organisms, path.slice('/models/'.length)) : join(session.pageDir, path === '/' ? 'index.html' : path);
         if (!existsSync(file) || !statSync(file).isFile()) { res.writeHead(404).end('not found'); return; }
         res.writeHead(200, { 'Content-Type': types[extname(file)] ?? 'application/octet-stream' });
         createReadStream(file).pipe(res);
       });
       await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
       const port = (server.address() as { port: number }).port;
-      const page = await lp.newTab();
+      const page = await session.lp.newTab();
       try {
         await page.goto(`http://127.0.0.1:${port}/`);
         expect(await page.text('header')).toMatch(/Runs in this tab/);
@@ -326,7 +307,7 @@ function labPageCases(browser: LabBrowserName): void {
         await click(page, 'load-url');
         await page.fill('[data-testid="prompt"]', PROMPT);
         const fromUrl = await mean();
-        const here = (await runView(ref, 'tokens', { prompt: PROMPT })).mean_loss;
+        const here = (await runView(session.ref, 'tokens', { prompt: PROMPT })).mean_loss;
         console.log(`static host: mean loss organism ${fromOrganism}, files ${fromFiles}, URL ${fromUrl}; in Node ${here}`);
         expect(Number(fromOrganism)).toBe(here);
         expect(fromOrganism).not.toBeNull();

@@ -13,6 +13,7 @@ import { layoutBlock } from '../src/quant/group.js';
 import { quantizeLlmFp4 } from '../src/quant/llm-fp4.js';
 import { f16BitsToF32, f32ToF16Bits } from '../src/tensor/dtype.js';
 import { QUANT_BLOCK, QuantizedTensor } from '../src/tensor/quantized.js';
+import { q8ActivationMatmul } from './helpers/numeric.js';
 
 let js: al.Backend;
 beforeAll(async () => { js = await al.initBackend('js'); });
@@ -204,26 +205,7 @@ describe('weight formats', () => {
             const raw = quantizeWeights(t, normal(N * K, M + N + K), N, K);
             const wf = dequantizeWeights(t, raw, N, K);
             const got = qmatmul(al.tensor(x, [M, K], 'f32', { backend: wasm }), QuantizedTensor.fromBytes(raw, t, [N, K], wasm)).dataSync();
-            const exact = new Float64Array(M * N);
-            const scheme = new Float64Array(M * N);
-            for (let m = 0; m < M; m++) {
-              for (let b = 0; b < K / 32; b++) {
-                let amax = 0;
-                for (let k = 0; k < 32; k++) amax = Math.max(amax, Math.abs(x[m * K + b * 32 + k]!));
-                const d = Math.fround(amax / 127);
-                const id = amax > 0 ? Math.fround(127 / amax) : 0;
-                for (let k = 0; k < 32; k++) {
-                  const xv = x[m * K + b * 32 + k]!;
-                  const v = Math.fround(xv * id);
-                  let q = Math.round(v);
-                  if (Math.abs(v % 1) === 0.5) q = 2 * Math.round(v / 2);
-                  for (let n = 0; n < N; n++) {
-                    exact[m * N + n]! += xv * wf[n * K + b * 32 + k]!;
-                    scheme[m * N + n]! += d * q * wf[n * K + b * 32 + k]!;
-                  }
-                }
-              }
-            }
+            const { exact, scheme } = q8ActivationMatmul(x, wf, M, N, K);
             const want = t.startsWith('fp8') ? exact : scheme;
             let e = 0;
             let mx = 1e-30;
@@ -250,21 +232,7 @@ describe('weight formats', () => {
             const raw = quantizeWeights(t, normal(N * K, M + N + K), N, K);
             const wf = dequantizeWeights(t, raw, N, K);
             const got = qmatmul(al.tensor(x, [M, K], 'f32', { backend: wasm }), QuantizedTensor.fromBytes(raw, t, [N, K], wasm)).dataSync();
-            const want = new Float64Array(M * N);
-            for (let m = 0; m < M; m++) {
-              for (let b = 0; b < K / 32; b++) {
-                let amax = 0;
-                for (let k = 0; k < 32; k++) amax = Math.max(amax, Math.abs(x[m * K + b * 32 + k]!));
-                const d = Math.fround(amax / 127);
-                const id = amax > 0 ? Math.fround(127 / amax) : 0;
-                for (let k = 0; k < 32; k++) {
-                  const v = Math.fround(x[m * K + b * 32 + k]! * id);
-                  let q = Math.round(v);
-                  if (Math.abs(v % 1) === 0.5) q = 2 * Math.round(v / 2);
-                  for (let n = 0; n < N; n++) want[m * N + n]! += d * q * wf[n * K + b * 32 + k]!;
-                }
-              }
-            }
+            const want = q8ActivationMatmul(x, wf, M, N, K).scheme;
             let e = 0;
             let mx = 1e-30;
             for (let i = 0; i < want.length; i++) { e = Math.max(e, Math.abs(want[i]! - got[i]!)); mx = Math.max(mx, Math.abs(want[i]!)); }

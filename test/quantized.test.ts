@@ -18,6 +18,7 @@ import { NodeFileStore } from '../src/io/node/file-store.js';
 import { dequantize, qembedding, qmatmul } from '../src/ops/quant.js';
 import { QUANT_BLOCK, QUANT_TYPES, QuantizedTensor } from '../src/tensor/quantized.js';
 import { Rng } from '../src/ops/creation.js';
+import { q8ActivationMatmul } from './helpers/numeric.js';
 
 const ROOT = new URL('../fixtures/hf/', import.meta.url).pathname;
 let tmp: string;
@@ -91,21 +92,7 @@ describe('QuantizedTensor', () => {
           const xt = al.tensor(x, [M, K], 'f32', { backend: wasm });
           const got = qmatmul(xt, wq).dataSync();
           const wf = dequantize(QuantizedTensor.fromBytes(raw, type, [N, K], js).raw, type, [N, K]).dataSync();
-          const want = new Float64Array(M * N);
-          for (let m = 0; m < M; m++) {
-            for (let b = 0; b < K / 32; b++) {
-              let amax = 0;
-              for (let k = 0; k < 32; k++) amax = Math.max(amax, Math.abs(x[m * K + b * 32 + k]!));
-              const d = Math.fround(amax / 127);
-              const id = amax > 0 ? Math.fround(127 / amax) : 0;
-              for (let k = 0; k < 32; k++) {
-                const v = Math.fround(x[m * K + b * 32 + k]! * id);
-                let q = Math.round(v);
-                if (Math.abs(v % 1) === 0.5) q = 2 * Math.round(v / 2); // ties to even, as f32x4.nearest
-                for (let n = 0; n < N; n++) want[m * N + n]! += d * q * wf[n * K + b * 32 + k]!;
-              }
-            }
-          }
+          const want = q8ActivationMatmul(x, wf, M, N, K).scheme;
           const err = maxRel(want, got);
           console.log(`wasm${wasm.features.relaxed ? ' (relaxed SIMD)' : ''} qmatmul ${type} [${M}, ${N}, ${K}] vs emulated q8-activation scheme: max rel err ${err.toExponential(2)}`);
           expect(err).toBeLessThan(2e-5);

@@ -169,3 +169,16 @@ export async function writeGguf(
     }
   });
 }
+
+/** Another GGUF file's `tokenizer.*` metadata (as read by @huggingface/gguf), typed for the writer: give a written model that file's tokenizer. */
+export function tokenizerMetadata(meta: Record<string, unknown>): Record<string, GgufWriteValue> {
+  const out: Record<string, GgufWriteValue> = {};
+  for (const [k, v] of Object.entries(meta)) {
+    if (!k.startsWith('tokenizer.')) continue;
+    if (Array.isArray(v)) out[k] = typeof v[0] === 'string' ? (v as string[]) : i32s((v as unknown[]).map(Number));
+    else if (typeof v === 'number') out[k] = u32(v);
+    else if (typeof v === 'bigint') out[k] = u32(Number(v));
+    else if (typeof v === 'string' || typeof v === 'boolean') out[k] = v;
+  }
+  return out;
+}

@@ -71,3 +71,29 @@ export function missingTensor(source: string, name: string, names: readonly stri
   const close = names.filter((n) => n.includes(name.split('.').pop() ?? name)).slice(0, 5);
   throw new Error(`${source}: no tensor named '${name}' (${names.length} tensors${close.length ? `; similar: ${close.join(', ')}` : ''})`);
 }
+
+/**
+ * Tensors held in memory (a model's `parameters()`, by HF name) as a WeightSource, so that the
+ * writers that take a checkpoint (`convertToGguf`, the quantizers) take a model made or trained
+ * in actlab too. `load` gives another handle on the tensor (or a copy, on another backend or in
+ * another dtype); the caller keeps owning `params`, which must outlive the source.
+ */
+export function tensorWeights(params: ReadonlyMap<string, Tensor>, source = 'in-memory tensors'): WeightSource {
+  const get = (n: string): Tensor => params.get(n) ?? missingTensor(source, n, [...params.keys()]);
+  return {
+    names: () => [...params.keys()],
+    has: (n) => params.has(n),
+    info: (n) => {
+      const t = get(n);
+      return { dtype: t.dtype, storedAs: t.dtype.toUpperCase(), shape: [...t.shape], bytes: byteSize(t.dtype, t.size) };
+    },
+    load: async (n, backend, opts = {}) => {
+      const t = get(n);
+      const want = opts.dtype ?? t.dtype;
+      if (t.backend === backend) return want === t.dtype ? t.share() : t.cast(want);
+      return bytesToTensor(await t.bytes(), t.shape, t.dtype, backend, want);
+    },
+    totalBytes: () => [...params.values()].reduce((s, t) => s + byteSize(t.dtype, t.size), 0),
+    close: async () => {},
+  };
+}

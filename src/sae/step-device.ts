@@ -15,6 +15,7 @@ import { mean, reduce, sum, topk } from '../ops/reduce.js';
 import { keep, tidy } from '../tensor/engine.js';
 import { Tensor } from '../tensor/tensor.js';
 import type { Sae } from './sae.js';
+import type { SaeLossTerms } from './step.js';
 
 /** The architectures whose training step runs on an asynchronous backend. */
 export const DEVICE_SAE_ARCHITECTURES = ['topk', 'standard'] as const;
@@ -49,13 +50,7 @@ export interface DeviceStepSettings {
   normalizeDecoder: boolean;
 }
 
-export interface DeviceStepStats {
-  loss: number;
-  mse: number;
-  sparsity: number;
-  aux: number;
-  l0: number;
-  fvu: number;
+export interface DeviceStepStats extends SaeLossTerms {
   gnorm: number;
   /** Dead features for the next step (not fired for more than `window` steps). */
   deadNext: number;

@@ -37,7 +37,8 @@ export interface StepInput {
   dead?: Uint8Array;
 }
 
-export interface StepOutput {
+/** The loss terms and sparsity figures of one training step (the host step, the device step and the trainer's progress all report them). */
+export interface SaeLossTerms {
   loss: number;
   mse: number;
   /** L1 ('standard') or L0 ('jumprelu') loss term, coefficient included. */
@@ -48,6 +49,9 @@ export interface StepOutput {
   l0: number;
   /** Fraction of variance unexplained of this batch: Σ‖out − target‖² / Σ‖target − mean‖². */
   fvu: number;
+}
+
+export interface StepOutput extends SaeLossTerms {
   /** Gradients by training-parameter name (jumprelu: 'log_threshold' instead of 'threshold'). */
   grads: Map<string, Float32Array>;
   /** Rows in which each feature fired [d_sae]. */

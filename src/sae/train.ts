@@ -16,7 +16,7 @@ import type { SaeDataSource } from './data.js';
 import { geometricMedian, initSae, meanOf, scalingFactor } from './init.js';
 import { Sae } from './sae.js';
 import { saveTrainCheckpoint, latestTrainCheckpoint, loadTrainCheckpoint, type TrainState } from './checkpoint.js';
-import { saeStep } from './step.js';
+import { saeStep, type SaeLossTerms } from './step.js';
 import { DEVICE_SAE_ARCHITECTURES, DeviceSaeTrainer } from './step-device.js';
 
 export interface SaeTrainOptions {
@@ -76,16 +76,10 @@ export interface SaeTrainOptions {
   onStep?: (s: SaeStepInfo) => void;
 }
 
-export interface SaeStepInfo {
+export interface SaeStepInfo extends SaeLossTerms {
   step: number;
   steps: number;
   tokens: number;
-  loss: number;
-  mse: number;
-  sparsity: number;
-  aux: number;
-  l0: number;
-  fvu: number;
   dead: number;
   lr: number;
   coefficient: number;

@@ -5,7 +5,9 @@
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterAll, beforeAll } from 'vitest';
 import { startLabServer, type LabServer, type LabServerOptions } from '../../src/cli/lab-server.js';
+import type { LabModel } from '../../src/lab/views.js';
 import { launchBrowser, type LabBrowserName, type LabTab } from './lab-tab.js';
 
 export { BROWSER_LABEL, LAB_BROWSERS, missingBrowser, type LabBrowserName, type LabTab } from './lab-tab.js';
@@ -52,6 +54,38 @@ export async function openLab(o: LabServerOptions, browserName: LabBrowserName =
       rmSync(profile, { recursive: true, force: true });
     },
   };
+}
+
+/** What a suite of lab page cases shares: the open page, the library's model to compare with, a scratch folder. */
+export interface LabSession {
+  lp: LabPage;
+  ref: LabModel;
+  /** A temporary folder the server may read (removed after the suite). */
+  work: string;
+  /** The built page (served by the lab server; removed after the suite). */
+  pageDir: string;
+}
+
+/**
+ * Registers the suite's set-up and tear-down: builds the page, makes a scratch folder, starts the
+ * server on `dirs` plus that folder and opens `browser` on it, and loads the reference model with
+ * `loadRef`. The returned object is filled in `beforeAll`; read it inside the cases.
+ */
+export function labSession(browser: LabBrowserName, dirs: string[], loadRef: () => Promise<LabModel>): LabSession {
+  const s = {} as LabSession;
+  beforeAll(async () => {
+    s.pageDir = await buildPage();
+    s.work = mkdtempSync(join(tmpdir(), 'actlab-lab-work-'));
+    s.lp = await openLab({ staticDir: s.pageDir, dirs: [...dirs, s.work] }, browser);
+    s.ref = await loadRef();
+    console.log(`screenshots: ${SHOTS}`);
+  }, 180_000);
+  afterAll(async () => {
+    await s.lp?.close();
+    s.ref?.model.dispose();
+    for (const d of [s.pageDir, s.work]) if (d) rmSync(d, { recursive: true, force: true });
+  });
+  return s;
 }
 
 /** Waits until no job is running, and fails with the page's error if one is shown. */
