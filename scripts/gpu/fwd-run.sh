@@ -4,7 +4,7 @@
 # runWithCache and of a GPT-2-medium prefill (webgpu-tune), the model benchmark beside PyTorch,
 # the f16 model benchmark beside PyTorch f16 (needs extra.tar.xz: node_modules/@huggingface) and
 # the f32 tile and K-split sweep on products of few output tiles (webgpu-tune f32few).
-# Usage: cd PACKED && bash scripts/gpu/fwd-run.sh [counts] [counts1] [profile] [ops] [model] [model-quick] [f16] [few] [checks]
+# Usage: cd PACKED && bash scripts/gpu/fwd-run.sh [counts] [counts1] [profile] [ops] [ops-medium] [model] [model-quick] [f16] [few] [checks]
 # (checks: ACTLAB_OPS=op,op limits the conformance matrix)
 # Results go to $OUT/*.txt.
 source unpack.sh
@@ -23,6 +23,11 @@ for step in "$@"; do
     ops)
       for m in small:128:cache medium:512; do
         ACTLAB_TUNE_PREFILL=$m timeout 150 node dist/bench/webgpu-tune.js prefill 2>&1 | tee -a "$OUT/ops.txt" | tail -14
+      done ;;
+    ops-medium) # GPT-2-medium T=512 only, as built and with ACTLAB_WEBGPU_SPLITK=few
+      for s in 1 few; do
+        echo "ACTLAB_WEBGPU_SPLITK=$s" | tee -a "$OUT/ops.txt"
+        ACTLAB_WEBGPU_SPLITK=$s ACTLAB_TUNE_PREFILL=medium:512 timeout 150 node dist/bench/webgpu-tune.js prefill 2>&1 | tee -a "$OUT/ops.txt" | tail -14
       done ;;
     f16)
       [ -f extra.tar.xz ] && tar xJf extra.tar.xz

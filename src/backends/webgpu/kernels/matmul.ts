@@ -78,9 +78,11 @@ fn main(${BUILTINS}) { ${WG_INDEX} let i = wg * 256u + li; if (i < P[0]) { stb_y
   }
 }
 
-let splitK: number | 'auto' = envVar('ACTLAB_WEBGPU_SPLITK') === 'auto' ? 'auto' : Number(envVar('ACTLAB_WEBGPU_SPLITK') ?? 1) || 1;
-/** K-split of single f32 products: S ranges, 'auto' (the heuristic below), or 1 (off, the default; ACTLAB_WEBGPU_SPLITK sets it too). */
-export function setMatmulSplitK(s: number | 'auto'): void {
+type SplitK = number | 'auto' | 'few';
+const splitEnv = envVar('ACTLAB_WEBGPU_SPLITK');
+let splitK: SplitK = splitEnv === 'auto' || splitEnv === 'few' ? splitEnv : Number(splitEnv ?? 1) || 1;
+/** K-split of single f32 products: S ranges, 'auto' / 'few' (the heuristics below), or 1 (off, the default; ACTLAB_WEBGPU_SPLITK sets it too). */
+export function setMatmulSplitK(s: SplitK): void {
   splitK = s;
 }
 
@@ -91,6 +93,13 @@ export function setMatmulSplitK(s: number | 'auto'): void {
  */
 function splitKOf(p: MatmulPlan): number {
   const fits = (S: number) => p.K % (16 * S) === 0;
+  if (splitK === 'few') {
+    // 'few': counted in 64x64 tiles, up to 4 ranges of at least 512 while all ranges' tiles fit in four waves
+    const t64 = Math.ceil(p.M / 64) * Math.ceil(p.N / 64);
+    if (p.M < 64 || t64 >= 264 || p.K < 2048) return 1;
+    for (const S of [4, 2]) if (p.K / S >= 512 && fits(S) && t64 * S <= 528) return S;
+    return 1;
+  }
   if (splitK !== 'auto') return splitK > 1 && fits(splitK) ? splitK : 1;
   const tiles = Math.ceil(p.M / 128) * Math.ceil(p.N / 128);
   if (p.M < 64 || tiles >= 66 || p.K < 2048) return 1;
