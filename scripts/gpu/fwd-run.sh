@@ -4,8 +4,8 @@
 # runWithCache and of a GPT-2-medium prefill (webgpu-tune), the model benchmark beside PyTorch,
 # the f16 model benchmark beside PyTorch f16 (needs extra.tar.xz: node_modules/@huggingface) and
 # the f32 tile and K-split sweep on products of few output tiles (webgpu-tune f32few).
-# Usage: cd PACKED && bash scripts/gpu/fwd-run.sh [counts] [counts1] [profile] [ops] [ops-medium] [model] [model-quick] [f16] [few] [checks]
-# (checks: ACTLAB_OPS=op,op limits the conformance matrix)
+# Usage: cd PACKED && bash scripts/gpu/fwd-run.sh [counts] [counts1] [profile] [ops] [ops-medium] [model] [model-quick] [medium] [f16] [few] [conf] [checks]
+# (checks, conf: ACTLAB_OPS=op,op limits the conformance matrix; ACTLAB_TUNE_SHAPES the few sweep)
 # Results go to $OUT/*.txt.
 source unpack.sh
 export ACTLAB_WEBGPU_FALLBACK=
@@ -33,6 +33,11 @@ for step in "$@"; do
       [ -f extra.tar.xz ] && tar xJf extra.tar.xz
       PYTHONUNBUFFERED=1 timeout 300 node dist/bench/webgpu-f16.js 2>&1 | tee "$OUT/f16.txt" ;;
     few) timeout 150 node dist/bench/webgpu-tune.js f32few /tmp 2>&1 | tee "$OUT/few.txt" ;;
+    medium) # GPT-2-medium only (quick, no upload), as built and with ACTLAB_WEBGPU_SPLITK=few; PyTorch once
+      timeout 150 node dist/bench/webgpu-model.js --quick --models medium --no-load --no-peers 2>&1 | tee "$OUT/medium.txt" | tail -8
+      echo "ACTLAB_WEBGPU_SPLITK=few" | tee -a "$OUT/medium.txt"
+      ACTLAB_WEBGPU_SPLITK=few timeout 200 node dist/bench/webgpu-model.js --quick --models medium --no-load 2>&1 | tee -a "$OUT/medium.txt" | tail -12 ;;
+    conf) timeout 150 node scripts/gpu/conformance.mjs "${ACTLAB_OPS:-}" 2>&1 | tee "$OUT/conformance.txt" | tail -8 ;;
     model) timeout 330 node dist/bench/webgpu-model.js 2>&1 | tee "$OUT/model.txt" | tail -20 ;;
     model-quick) timeout 240 node dist/bench/webgpu-model.js --quick 2>&1 | tee "$OUT/model.txt" | tail -20 ;;
     checks)
