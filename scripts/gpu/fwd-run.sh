@@ -37,7 +37,7 @@ for step in "$@"; do
       timeout 150 node dist/bench/webgpu-model.js --quick --models medium --no-load --no-peers 2>&1 | tee "$OUT/medium.txt" | tail -8
       echo "ACTLAB_WEBGPU_SPLITK=few" | tee -a "$OUT/medium.txt"
       ACTLAB_WEBGPU_SPLITK=few timeout 200 node dist/bench/webgpu-model.js --quick --models medium --no-load 2>&1 | tee -a "$OUT/medium.txt" | tail -12 ;;
-    conf) timeout 150 node scripts/gpu/conformance.mjs "${ACTLAB_OPS:-}" 2>&1 | tee "$OUT/conformance.txt" | tail -8 ;;
+    conf) ACTLAB_WEBGPU_SPLITK=${ACTLAB_CONF_SPLITK:-} timeout 150 node scripts/gpu/conformance.mjs "${ACTLAB_OPS:-}" 2>&1 | tee "$OUT/conformance.txt" | tail -8 ;;
     model) timeout 330 node dist/bench/webgpu-model.js 2>&1 | tee "$OUT/model.txt" | tail -20 ;;
     model-quick) timeout 240 node dist/bench/webgpu-model.js --quick 2>&1 | tee "$OUT/model.txt" | tail -20 ;;
     checks)
