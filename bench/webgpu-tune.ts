@@ -18,7 +18,7 @@ import type { View } from '../src/tensor/backend.js';
 import { createWebGpuBackend, WebGpuBackend } from '../src/backends/webgpu/backend.js';
 import { enableF32Vec4, setF32Tile, type F32Tile } from '../src/backends/webgpu/kernels/matmul-f32.js';
 import { enableSubgroupMatmul, setSubgroupTile, type SgTile } from '../src/backends/webgpu/kernels/matmul-f16.js';
-import { setMatmulSplitK } from '../src/backends/webgpu/kernels/matmul.js';
+import { DEFAULT_SPLITK, setMatmulSplitK } from '../src/backends/webgpu/kernels/matmul.js';
 import { enableFlashAttention, setFlashTile, type FlashTile } from '../src/backends/webgpu/kernels/attention-flash.js';
 import { f16BitsToF32, f32ToF16Bits } from '../src/tensor/dtype.js';
 
@@ -430,7 +430,7 @@ if (modes.some((m) => ['check', 'sgcheck', 'gemm', 'f32', 'f16', 'f32wg', 'f32bi
       setMatmulSplitK(S);
       say(`f32 ${M}x${K}x${N} split ${S} ${name(t)}: ${await time(be, 'f32', M, K, N)}`);
     }
-    setMatmulSplitK(1);
+    setMatmulSplitK(DEFAULT_SPLITK);
     setF32(null);
   }
   if (modes.includes('base')) { // the default kernels only, at the target shapes

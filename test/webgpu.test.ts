@@ -15,7 +15,7 @@ import * as F from '../src/ops/index.js';
 import { openWebGpu } from './webgpu-helpers.js';
 import { qmatmul } from '../src/ops/quant.js';
 import { QuantizedTensor } from '../src/tensor/quantized.js';
-import { setMatmulSplitK } from '../src/backends/webgpu/kernels/matmul.js';
+import { DEFAULT_SPLITK, setMatmulSplitK } from '../src/backends/webgpu/kernels/matmul.js';
 
 const { backend, reason, driver } = await openWebGpu();
 if (!backend) console.log(`webgpu tests skipped: ${reason}`);
@@ -68,7 +68,7 @@ describe.skipIf(!backend)('webgpu backend', () => {
     // the long-K cases once more under the 'few' split (64x64 tiles counted, 4 k-ranges)
     const runs = [...cases.map((c) => ['auto', c] as const), ...cases.slice(-3).map((c) => ['few', c] as const)];
     for (const [mode, [M, K, N, transB, transA = false]] of runs) {
-      setMatmulSplitK(mode); // off by default
+      setMatmulSplitK(mode);
       const a = Array.from({ length: M * K }, (_, i) => Math.sin(i * 0.37));
       const b = Array.from({ length: K * N }, (_, i) => Math.cos(i * 0.11));
       const mm = (be: Backend) => F.matmul(Tensor.from(a, transA ? [K, M] : [M, K], 'f32', be), Tensor.from(b, transB ? [N, K] : [K, N], 'f32', be), { transA, transB });
@@ -78,7 +78,7 @@ describe.skipIf(!backend)('webgpu backend', () => {
       for (let i = 0; i < yr.length; i++) { num += (yr[i]! - yg[i]!) ** 2; den += yr[i]! ** 2; }
       expect(num / den, `${M}x${K}x${N}${transA ? ' Aᵀ' : ''}${transB ? ' Bᵀ' : ''} split ${mode}`).toBeLessThan(1e-10);
     }
-    setMatmulSplitK(1);
+    setMatmulSplitK(DEFAULT_SPLITK);
   }, 900_000);
 
   it('few-row products on 16-byte loads (f32 and f16 weights, both layouts, split K or not) match the reference', async () => {

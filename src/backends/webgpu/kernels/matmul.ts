@@ -6,9 +6,9 @@
 //   gemv       M <= 8 otherwise: each workgroup streams a strip of B once for all rows of A.
 //   sgmat      f16 x f16 on tensor cores through subgroup matrices (matmul-f16.ts) when offered.
 // Weights shared by every batch (stride 0) fold the batch into M (matmul-plan.ts). A product with
-// few output tiles and a long K can be split along K (off by default: on the H200 the split
-// GPT-2-medium down-projection at T=512 measured 8% slower than one pass): the k-ranges become a
-// batch of partial products, which a second pass adds.
+// few output tiles and a long K is split along K ('few': counted in 64x64 tiles, up to 4 ranges;
+// on the H200 GPT-2-medium's down-projection at T=512 ran 37% faster): the k-ranges become a
+// batch of partial products, which a second pass adds (with the bias and activation).
 import type { OpDesc, View } from '../../../tensor/backend.js';
 import { BUILTINS, Params, WG_INDEX, type OpContext } from './context.js';
 import { PRELUDE, cdiv, inBinding, lines, loaders, outBinding, storers } from '../wgsl.js';
@@ -80,8 +80,14 @@ fn main(${BUILTINS}) { ${WG_INDEX} let i = wg * 256u + li; if (i < P[0]) { stb_y
 
 type SplitK = number | 'auto' | 'few';
 const splitEnv = envVar('ACTLAB_WEBGPU_SPLITK');
-let splitK: SplitK = splitEnv === 'auto' || splitEnv === 'few' ? splitEnv : Number(splitEnv ?? 1) || 1;
-/** K-split of single f32 products: S ranges, 'auto' / 'few' (the heuristics below), or 1 (off, the default; ACTLAB_WEBGPU_SPLITK sets it too). */
+/**
+ * The default: 'few'. On the H200 it took GPT-2-medium's MLP down-projection at T=512
+ * (512x4096x1024) from 26.8 to 36.6 TFLOP/s and the model's prefill from 28316 to 30497 tok/s
+ * (bench/RESULTS.md, eighth pass).
+ */
+export const DEFAULT_SPLITK = 'few';
+let splitK: SplitK = splitEnv === 'auto' || splitEnv === 'few' ? splitEnv : splitEnv ? Number(splitEnv) || 1 : DEFAULT_SPLITK;
+/** K-split of single f32 products: S ranges, 'auto' / 'few' (the heuristics below; 'few' is the default), or 1 (off); ACTLAB_WEBGPU_SPLITK sets it too. */
 export function setMatmulSplitK(s: SplitK): void {
   splitK = s;
 }
