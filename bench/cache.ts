@@ -18,6 +18,7 @@ import { loadTokenizer } from '../src/tokenizer/load.js';
 import { matchHookPatterns } from '../src/hooks/patterns.js';
 import { harvest } from '../src/store/writer.js';
 import { ActivationStore } from '../src/store/reader.js';
+import { reportTorchBlas } from './torch-blas.js';
 
 const args = process.argv.slice(2);
 const flag = (n: string) => args.includes(`--${n}`);
@@ -102,6 +103,7 @@ async function main(): Promise<void> {
   const tokFile = join(work, 'tokens.i32');
   const py = python();
   if (!py) console.error('PyTorch skipped: no python3 with torch and numpy (apt-get install python3-torch)');
+  const blas = py ? reportTorchBlas(py) : null;
   const results: Result[][] = [];
   try {
     for (let r = 0; r < rounds; r++) {
@@ -121,7 +123,7 @@ async function main(): Promise<void> {
         rmSync(out, { recursive: true, force: true });
         if (c.status !== 0) throw new Error(`cache_torch.py failed:\n${c.stderr}`);
         const j = JSON.parse(c.stdout.trim().split('\n').pop()!) as { tok_s: number; torch: string };
-        got.push({ impl: `pytorch ${j.torch} TransformerLens-style loop`, tok_s: j.tok_s, peak_rss_mb: c.rssMb });
+        got.push({ impl: `pytorch ${j.torch} TransformerLens-style loop`, tok_s: j.tok_s, peak_rss_mb: c.rssMb, note: blas ? `BLAS: ${blas}` : undefined });
       }
       results.push(got);
       if (!flag('json')) console.error(`round ${r + 1}/${rounds}: ${got.map((g) => `${g.impl} ${g.tok_s} tok/s`).join(', ')}`);

@@ -21,6 +21,7 @@ import { KVCache } from '../src/models/layers/kv-cache.js';
 import { runWithCache } from '../src/hooks/run.js';
 import { reduce } from '../src/ops/reduce.js';
 import type { CausalLM } from '../src/models/model.js';
+import { reportTorchBlas } from './torch-blas.js';
 
 const args = process.argv.slice(2);
 const flag = (n: string) => args.includes(`--${n}`);
@@ -129,9 +130,10 @@ function benchPeers(): void {
     console.error('PyTorch skipped: no python3 with torch (apt-get install python3-torch)');
   } else {
     const env = { ...process.env, OMP_WAIT_POLICY: 'passive', OMP_NUM_THREADS: String(cpus().length) };
+    const blas = reportTorchBlas(py);
     const { stdout: out, rssMb } = measured(py, [join(anchors, 'gpt2_torch.py'), '--runs', String(runs)], env);
     const j = JSON.parse(out.trim().split('\n').pop()!);
-    const impl = `pytorch ${j.torch} (passive)`;
+    const impl = `pytorch ${j.torch} (passive${blas ? `; ${blas}` : ''})`;
     if (rssMb) rows.push({ impl, metric: 'peak_rss_mb', T: null, value: rssMb });
     for (const T of [128, 512]) if (j[`prefill_T${T}_tok_s`]) rows.push({ impl, metric: 'prefill_tok_s', T, value: j[`prefill_T${T}_tok_s`], note: `${j[`prefill_T${T}_ms`]} ms` });
     rows.push({ impl, metric: 'decode_ms_per_token', T: 128, value: j.decode_ms_per_tok });
@@ -188,7 +190,13 @@ if (flag('child')) {
   const backend = await initBackend(backendName);
   const model = randomModel(GPT2_SMALL, backend, { seed: 0, std: 0.02 });
   benchActlab(model, `actlab-${backendName}`);
-  console.error(`actlab child: ${JSON.stringify(backend.info?.() ?? {})}`);
+  const info = backend.info?.() ?? {};
+  console.error(`actlab child: ${JSON.stringify(info)}`);
+  // the native GEMM's share of the resident memory: its packed weights and host staging
+  if (typeof info.nativeGemmPackedMB === 'number') {
+    rows.push({ impl: '', metric: 'native_gemm_held_mb', T: null, value: info.nativeGemmPackedMB + Number(info.nativeGemmStagingMB ?? 0), note: `${info.nativeGemmPackedMB} MB packed weights + ${info.nativeGemmStagingMB} MB staging; ${info.nativeGemmNote ?? ''}` });
+  }
+  rows.push({ impl: '', metric: 'wasm_memory_mb', T: null, value: round(Number(info.memoryBytes ?? 0) / 2 ** 20, 0) });
   model.dispose();
   disposeBackends();
   for (const r of rows) console.log(JSON.stringify(r));

@@ -5,9 +5,13 @@
 // stories260K (../shared/data). Types: F32, Q8_0, Q4_0 and, where rows hold 256-value blocks,
 // Q4_K_M, all made by llama-quantize. Metrics: prefill tokens/s (T = 128, logits of the last
 // position, as llama-bench's pp128) and decode ms/token (64 greedy steps from one token, as tg64).
-// Usage: npm run bench:quant [-- --json] [--threads 2] [--runs 3] [--quick] [--only gpt2s|stories260K]
+// With --cpu, decode is also measured in CPU time per token for both (actlab: the process's CPU
+// time over the decode runs; llama.cpp: its child process's CPU time between a 16- and a (16 +
+// steps)-token tg run): on a machine shared with other work, with --threads 1, that is each
+// implementation's own work per token, which the wall clock no longer shows.
+// Usage: npm run bench:quant [-- --json] [--threads 2] [--runs 3] [--quick] [--cpu] [--only gpt2s|stories260K]
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import '../src/backends/index.js';
@@ -34,6 +38,7 @@ const runs = Number(opt('runs', flag('quick') ? '2' : '3'));
 const steps = flag('quick') ? 16 : 64;
 const T = 128;
 const json = flag('json');
+const cpu = flag('cpu');
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const shared = join(root, '..', 'shared');
 const peers = join(shared, 'peers', 'llama.cpp');
@@ -71,7 +76,7 @@ async function gpt2SmallF32(): Promise<string> {
   return path;
 }
 
-interface Row { model: string; type: string; impl: string; prefill_tok_s: number; decode_ms_per_token: number; resident_mib?: number; file_mib: number }
+interface Row { model: string; type: string; impl: string; prefill_tok_s: number; decode_ms_per_token: number; decode_cpu_ms_per_token?: number; resident_mib?: number; file_mib: number }
 const rows: Row[] = [];
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const round = (x: number, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
@@ -82,7 +87,10 @@ function ids(n: number, vocab: number, seed: number): number[] {
   return Array.from({ length: n }, () => (x = (x * 1103515245 + 12345) % 2147483648) % vocab);
 }
 
-function benchActlab(model: CausalLM): { prefill: number; decode: number } {
+/** CPU ms of this process (all its threads). */
+const cpuMs = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1e3; };
+
+function benchActlab(model: CausalLM): { prefill: number; decode: number; decodeCpu: number } {
   const b = model.backend;
   const V = model.dims.vocabSize;
   const x = tensor(ids(T, V, 3), [1, T], 'i32', { backend: b });
@@ -101,9 +109,11 @@ function benchActlab(model: CausalLM): { prefill: number; decode: number } {
     return id;
   };
   const dec: number[] = [];
+  let decCpu = 0;
   for (let r = 0; r < runs + 1; r++) {
     const kv = new KVCache();
     let next = 1;
+    const c0 = cpuMs();
     const t0 = performance.now();
     for (let s = 0; s < steps; s++) {
       const t = tensor([next], [1, 1], 'i32', { backend: b });
@@ -111,19 +121,39 @@ function benchActlab(model: CausalLM): { prefill: number; decode: number } {
       t.dispose();
     }
     if (r > 0) dec.push((performance.now() - t0) / steps);
+    if (r > 0) decCpu += cpuMs() - c0;
     kv.dispose();
   }
-  return { prefill: T / (median(pre) / 1000), decode: median(dec) };
+  return { prefill: T / (median(pre) / 1000), decode: median(dec), decodeCpu: decCpu / (runs * steps) };
 }
 
-function benchLlama(file: string): { prefill: number; decode: number } | null {
+/** CPU ms used by this process's finished children (Linux: /proc/self/stat cutime + cstime, in clock ticks of 10 ms). */
+function childCpuMs(): number {
+  const stat = readFileSync('/proc/self/stat', 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[13]) + Number(f[14])) * 10;
+}
+
+/** llama.cpp's decode CPU ms/token: the CPU time of a (16 + steps)-token tg run minus a 16-token one. */
+function llamaDecodeCpu(file: string): number | undefined {
+  const cost = (n: number): number | undefined => {
+    const c0 = childCpuMs();
+    const r = spawnSync(join(peers, 'llama-bench'), ['-m', file, '-t', String(threads), '-p', '0', '-n', String(n), '-r', String(runs), '-o', 'json'], { env, encoding: 'utf8', maxBuffer: 1 << 24 });
+    return r.status === 0 ? childCpuMs() - c0 : undefined;
+  };
+  const a = cost(16);
+  const b = cost(16 + steps);
+  return a === undefined || b === undefined ? undefined : (b - a) / (steps * runs);
+}
+
+function benchLlama(file: string): { prefill: number; decode: number; decodeCpu?: number } | null {
   if (!haveLlama) return null;
   const r = spawnSync(join(peers, 'llama-bench'), ['-m', file, '-t', String(threads), '-p', String(T), '-n', String(steps), '-r', String(runs), '-o', 'json'], { env, encoding: 'utf8', maxBuffer: 1 << 24 });
   if (r.status !== 0) { console.error(`llama-bench failed on ${file}: ${r.stderr.split('\n').slice(-3).join(' ')}`); return null; }
   const out = JSON.parse(r.stdout) as { n_prompt: number; n_gen: number; avg_ts: number }[];
   const pp = out.find((e) => e.n_prompt === T && e.n_gen === 0)!;
   const tg = out.find((e) => e.n_gen === steps && e.n_prompt === 0)!;
-  return { prefill: pp.avg_ts, decode: 1000 / tg.avg_ts };
+  return { prefill: pp.avg_ts, decode: 1000 / tg.avg_ts, decodeCpu: cpu ? llamaDecodeCpu(file) : undefined };
 }
 
 const backend = await createWasmBackend({ threads });
@@ -148,9 +178,9 @@ for (const [name, f32File, types, extra] of models) {
     const mem = m.model.weightMemory();
     const a = benchActlab(m.model);
     m.model.dispose();
-    rows.push({ model: name, type, impl: `actlab-wasm ${threads}t`, prefill_tok_s: round(a.prefill, 1), decode_ms_per_token: round(a.decode), resident_mib: mib(mem.bytes), file_mib: fileMib });
+    rows.push({ model: name, type, impl: `actlab-wasm ${threads}t`, prefill_tok_s: round(a.prefill, 1), decode_ms_per_token: round(a.decode), ...(cpu ? { decode_cpu_ms_per_token: round(a.decodeCpu) } : {}), resident_mib: mib(mem.bytes), file_mib: fileMib });
     const l = benchLlama(file);
-    if (l) rows.push({ model: name, type, impl: `llama.cpp ${threads}t`, prefill_tok_s: round(l.prefill, 1), decode_ms_per_token: round(l.decode), file_mib: fileMib });
+    if (l) rows.push({ model: name, type, impl: `llama.cpp ${threads}t`, prefill_tok_s: round(l.prefill, 1), decode_ms_per_token: round(l.decode), ...(l.decodeCpu !== undefined ? { decode_cpu_ms_per_token: round(l.decodeCpu) } : {}), file_mib: fileMib });
   }
 }
 backend.dispose();
@@ -160,12 +190,13 @@ if (json) {
   for (const r of rows) console.log(JSON.stringify({ bench: 'quant', ...r }));
 } else {
   console.log(`quantized GGUF, batch 1, ${threads} threads, median of ${runs} runs; prefill T=${T} (last-position logits), decode ${steps} steps from one token`);
-  console.log('| model | type | impl | prefill tok/s | decode ms/token | resident MiB | file MiB |\n|---|---|---|---|---|---|---|');
-  for (const r of rows) console.log(`| ${r.model} | ${r.type} | ${r.impl} | ${r.prefill_tok_s} | ${r.decode_ms_per_token} | ${r.resident_mib ?? ''} | ${r.file_mib} |`);
-  console.log('\n| model | type | decode time vs actlab F32 | decode speed vs llama.cpp | prefill speed vs llama.cpp |\n|---|---|---|---|---|');
+  console.log(`| model | type | impl | prefill tok/s | decode ms/token |${cpu ? ' decode CPU ms/token |' : ''} resident MiB | file MiB |\n|---|---|---|---|---|${cpu ? '---|' : ''}---|---|`);
+  for (const r of rows) console.log(`| ${r.model} | ${r.type} | ${r.impl} | ${r.prefill_tok_s} | ${r.decode_ms_per_token} |${cpu ? ` ${r.decode_cpu_ms_per_token ?? ''} |` : ''} ${r.resident_mib ?? ''} | ${r.file_mib} |`);
+  console.log(`\n| model | type | decode time vs actlab F32 | decode speed vs llama.cpp | prefill speed vs llama.cpp |${cpu ? ' decode CPU vs actlab F32 | decode CPU vs llama.cpp (speed) |' : ''}\n|---|---|---|---|---|${cpu ? '---|---|' : ''}`);
   for (const r of rows.filter((x) => x.impl.startsWith('actlab'))) {
     const f32 = find(r.model, 'F32', 'actlab')!;
     const l = find(r.model, r.type, 'llama.cpp');
-    console.log(`| ${r.model} | ${r.type} | ${round(r.decode_ms_per_token / f32.decode_ms_per_token)}x | ${l ? `${round(l.decode_ms_per_token / r.decode_ms_per_token)}x` : ''} | ${l ? `${round(r.prefill_tok_s / l.prefill_tok_s)}x` : ''} |`);
+    const cpuCols = !cpu ? '' : ` ${round(r.decode_cpu_ms_per_token! / f32.decode_cpu_ms_per_token!)}x | ${l?.decode_cpu_ms_per_token ? `${round(l.decode_cpu_ms_per_token / r.decode_cpu_ms_per_token!)}x` : ''} |`;
+    console.log(`| ${r.model} | ${r.type} | ${round(r.decode_ms_per_token / f32.decode_ms_per_token)}x | ${l ? `${round(l.decode_ms_per_token / r.decode_ms_per_token)}x` : ''} | ${l ? `${round(r.prefill_tok_s / l.prefill_tok_s)}x` : ''} |${cpuCols}`);
   }
 }

@@ -1,18 +1,20 @@
-// The wasm backend's native GEMM (ONNX Runtime's MLAS through onnxruntime-node): products against
-// the js reference backend with the error printed, weights packed once and re-packed when written,
-// hooks firing with the same values as on the wasm kernels, and the fallback when it is absent.
+// The wasm backend's native GEMM (ONNX Runtime's MLAS through onnxruntime-node): products, linear
+// layers (bias and activation in the call) and prefill attention against the js reference backend
+// with the error printed, weights packed once and re-packed when written, hooks firing with the
+// same values as on the wasm kernels, and the fallback when it is absent.
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import '../src/backends/index.js';
 import { createJsBackend } from '../src/backends/js/backend.js';
 import { createWasmBackend, type WasmBackend } from '../src/backends/wasm/backend.js';
-import type { GemmCall, NativeGemm } from '../src/backends/wasm/native-gemm.js';
+import type { AttentionCall, GemmCall, NativeGemm } from '../src/backends/wasm/native-gemm.js';
 import { loadNativeGemm } from '../src/io/node/native-gemm.js';
 import { setPlatform, getPlatform } from '../src/io/platform.js';
 import { tensor } from '../src/ops/creation.js';
-import { matmul } from '../src/ops/linalg.js';
+import { fusedLinear, matmul } from '../src/ops/linalg.js';
+import { attention } from '../src/ops/nn.js';
 import { randomModel } from '../src/models/random.js';
 import { runWithCache } from '../src/hooks/run.js';
-import type { Backend, BackendBuffer } from '../src/tensor/backend.js';
+import type { Backend, BackendBuffer, UnaryFn } from '../src/tensor/backend.js';
 import type { Tensor } from '../src/tensor/tensor.js';
 import { TINY } from './helpers/tiny-configs.js';
 import { grad, variable } from '../src/autograd/index.js';
@@ -21,11 +23,14 @@ import { sum } from '../src/ops/reduce.js';
 import { maxAbsDiffFinite, rand } from './helpers/numeric.js';
 
 /** Wraps a native GEMM to count the products it was given. */
-function counting(inner: NativeGemm): NativeGemm & { calls: number } {
+function counting(inner: NativeGemm): NativeGemm & { calls: number; attentions: number } {
   const c = {
     calls: 0,
+    attentions: 0,
     name: inner.name,
+    activations: inner.activations,
     gemm(call: GemmCall) { c.calls++; inner.gemm(call); },
+    attention(call: AttentionCall) { c.attentions++; inner.attention!(call); },
     forget: (k: Parameters<NativeGemm['forget']>[0]) => inner.forget(k),
     packedCount: () => inner.packedCount(),
     dispose: () => inner.dispose(),
@@ -38,13 +43,13 @@ const available = load.gemm !== null;
 if (!available) console.log(`native GEMM tests skipped: ${(load as { reason: string }).reason}`);
 
 describe.skipIf(!available)('native GEMM (onnxruntime-node)', () => {
-  let gemm: NativeGemm & { calls: number };
+  let gemm: NativeGemm & { calls: number; attentions: number };
   let be: WasmBackend;
   let js: Backend;
   beforeAll(async () => {
     gemm = counting(load.gemm!);
     // every product native, however small, so that small shapes exercise it
-    be = await createWasmBackend({ threads: 2, nativeGemm: gemm, nativeGemmPolicy: { minRows: 1, minMacs: 0 } });
+    be = await createWasmBackend({ threads: 2, nativeGemm: gemm, nativeGemmPolicy: { minRows: 1, minMacs: 0, minAttentionRows: 1 } });
     js = createJsBackend();
   });
   afterAll(() => { be.dispose(); });
@@ -79,6 +84,82 @@ describe.skipIf(!available)('native GEMM (onnxruntime-node)', () => {
       expect(err).toBeLessThan(1e-4);
     });
   }
+
+  const acts: (UnaryFn | undefined)[] = [undefined, 'gelu_tanh', 'gelu_erf', 'relu', 'silu', 'sigmoid', 'tanh', 'exp'];
+  for (const act of acts) {
+    it(`linear layer x·Wᵀ + b, activation ${act ?? 'none'}: matches the js reference${act === 'exp' ? ' (exp applied by the backend)' : ''}`, () => {
+      const [M, K, N] = [33, 80, 56];
+      const X = rand(M * K, 31);
+      const W = rand(N * K, 32);
+      const Bs = rand(N, 33);
+      const run = (backend: Backend) => {
+        const x = tensor(X, [M, K], 'f32', { backend });
+        const w = tensor(W, [N, K], 'f32', { backend });
+        const b = tensor(Bs, [N], 'f32', { backend });
+        const outs: Float32Array[] = [];
+        for (let i = 0; i < 3; i++) { // first product per call, then packed with the bias
+          const y = fusedLinear(x, w, b, { transB: true, act, force: true });
+          outs.push(y.dataSync() as Float32Array);
+          y.dispose();
+        }
+        x.dispose(); w.dispose(); b.dispose();
+        return outs;
+      };
+      const before = gemm.calls;
+      const got = run(be);
+      expect(gemm.calls).toBe(before + 3);
+      const want = run(js)[0]!;
+      for (const g of got) {
+        const err = maxAbsDiffFinite(g, want);
+        expect(err).toBeLessThan(1e-4);
+      }
+      console.log(`native linear, activation ${act ?? 'none'}: max |native - js| = ${maxAbsDiffFinite(got[2]!, want).toExponential(2)}`);
+    });
+  }
+
+  for (const c of [{ causal: true, probs: false, tq: 40, tk: 40 }, { causal: true, probs: true, tq: 24, tk: 40 }, { causal: false, probs: true, tq: 40, tk: 40 }]) {
+    it(`attention of [batch, pos, head, d] projections, causal ${c.causal}, probs ${c.probs}, ${c.tq}x${c.tk}: matches the js reference`, () => {
+      const [B, H, D] = [2, 3, 16];
+      const Q = rand(B * c.tq * H * D, 41);
+      const K = rand(B * c.tk * H * D, 42);
+      const V = rand(B * c.tk * H * D, 43);
+      const run = (backend: Backend) => {
+        const q = tensor(Q, [B, c.tq, H, D], 'f32', { backend });
+        const k = tensor(K, [B, c.tk, H, D], 'f32', { backend });
+        const v = tensor(V, [B, c.tk, H, D], 'f32', { backend });
+        const r = attention(q.permute([0, 2, 1, 3]), k.permute([0, 2, 1, 3]), v.permute([0, 2, 1, 3]), { causal: c.causal, scale: 0.3, returnProbs: c.probs });
+        const out = { y: r.out.dataSync() as Float32Array, p: r.probs?.dataSync() as Float32Array | undefined };
+        for (const t of [q, k, v, r.out, ...(r.probs ? [r.probs] : [])]) t.dispose();
+        return out;
+      };
+      const before = gemm.attentions;
+      const got = run(be);
+      expect(gemm.attentions).toBe(before + 1);
+      const want = run(js);
+      const err = maxAbsDiffFinite(got.y, want.y);
+      const errP = c.probs ? maxAbsDiffFinite(got.p!, want.p!) : 0;
+      console.log(`native attention (causal ${c.causal}, ${c.tq}x${c.tk}): max |native - js| = ${err.toExponential(2)} (probs ${errP.toExponential(2)})`);
+      expect(err).toBeLessThan(1e-5);
+      expect(errP).toBeLessThan(1e-5);
+    });
+  }
+
+  it('a product whose C exceeds the staging runs in blocks of rows, and matches the js reference', { timeout: 120_000 }, () => {
+    const [M, K, N] = [300, 8, 30000]; // C: 9M elements, over the 8M staged per run
+    const X = rand(M * K, 51);
+    const W = rand(K * N, 52);
+    const run = (backend: Backend) => {
+      const x = tensor(X, [M, K], 'f32', { backend });
+      const w = tensor(W, [K, N], 'f32', { backend });
+      const y = matmul(x, w);
+      const d = y.dataSync() as Float32Array;
+      x.dispose(); w.dispose(); y.dispose();
+      return d;
+    };
+    const err = maxAbsDiffFinite(run(be), run(js));
+    console.log(`native gemm in row blocks (${M}x${K}x${N}): max |native - js| = ${err.toExponential(2)}`);
+    expect(err).toBeLessThan(1e-4);
+  });
 
   it('packs a weight on its second product and re-packs after the weight is written', () => {
     const [M, K, N] = [24, 64, 40];
@@ -115,7 +196,8 @@ describe.skipIf(!available)('native GEMM (onnxruntime-node)', () => {
 
   it('hooks fire with the same values as on the wasm kernels', { timeout: 120_000 }, async () => {
     const plain = await createWasmBackend({ threads: 2, nativeGemm: false });
-    // d_model 512: products long enough in K that MLAS blocks them (its sums round differently)
+    // d_model 512: products long enough in K that MLAS blocks them (its sums round differently);
+    // linear layers, activations and attention on the native path
     const config = { ...TINY.gpt2!, n_embd: 512, n_head: 8, vocab_size: 97 };
     const ids = Array.from({ length: 40 }, (_, i) => (i * 7 + 3) % 97);
     const cacheOf = (backend: Backend) => {

@@ -12,10 +12,23 @@ export interface GemmWeight {
   readonly layout: string;
 }
 
+/** Activations a native GEMM may apply to its output, in the engine's names (UnaryFn). */
+export type GemmActivation = 'relu' | 'gelu_tanh' | 'gelu_erf' | 'silu' | 'sigmoid' | 'tanh';
+
+/** The bias of a linear layer, added to every row of C before the activation. */
+export interface GemmBias {
+  /** [N], a tight view of the backend's memory. */
+  readonly data: Float32Array;
+  /** The buffer it lies in and that buffer's version (as GemmWeight's): unchanged means the same values. */
+  readonly key: object;
+  readonly version: number;
+}
+
 /**
- * One row-major f32 product C = op(A)·op(B), with op(A) [M, K] and op(B) [K, N]. `a`, `b`, `c` are
- * tight views of the backend's memory: A stored [M, K] (or [K, M] when transA), B stored [K, N]
- * (or [N, K] when transB), C [M, N], written by the call.
+ * One row-major f32 product C = act(op(A)·op(B) + bias), with op(A) [M, K] and op(B) [K, N]. `a`,
+ * `b`, `c` are tight views of the backend's memory: A stored [M, K] (or [K, M] when transA), B
+ * stored [K, N] (or [N, K] when transB), C [M, N], written by the call. `bias` and `act` are
+ * optional (a plain product without them); `act` only from the GEMM's `activations`.
  */
 export interface GemmCall {
   readonly M: number;
@@ -27,17 +40,47 @@ export interface GemmCall {
   readonly transB: boolean;
   readonly c: Float32Array;
   readonly weight?: GemmWeight;
+  readonly bias?: GemmBias;
+  readonly act?: GemmActivation;
+}
+
+/**
+ * Scaled dot-product attention of one layer with every query head beside its own key/value head,
+ * in the layout the projections write: q [B, TQ, H, D], k [B, TK, H, D], v [B, TK, H, DV], tight
+ * views of the backend's memory; y [B, H, TQ, DV] and, when given, probs [B, H, TQ, TK] written by
+ * the call. Causal: query i sees keys j <= i + TK - TQ.
+ */
+export interface AttentionCall {
+  readonly B: number;
+  readonly H: number;
+  readonly TQ: number;
+  readonly TK: number;
+  readonly D: number;
+  readonly DV: number;
+  readonly q: Float32Array;
+  readonly k: Float32Array;
+  readonly v: Float32Array;
+  readonly scale: number;
+  readonly causal: boolean;
+  readonly y: Float32Array;
+  readonly probs?: Float32Array;
 }
 
 export interface NativeGemm {
   /** What runs the products, e.g. 'onnxruntime-node 1.30.0 (MLAS)'. */
   readonly name: string;
+  /** The activations it can apply to a product's output (the backend applies any other itself). */
+  readonly activations: ReadonlySet<GemmActivation>;
   /** Computes one product synchronously; may keep B packed across calls while `weight` is unchanged. */
   gemm(call: GemmCall): void;
+  /** Runs an attention's two batched products (and its softmax) natively, where the library can. */
+  attention?(call: AttentionCall): void;
   /** Drops whatever is kept for products whose B lies in `key` (it was freed). */
   forget(key: object): void;
   /** How many weights it holds packed (for tests and `info()`). */
   packedCount(): number;
+  /** Host memory it holds: packed weights (as the library counts them, where it can say) and staging, in bytes. */
+  heldBytes?(): { packed: number; staging: number; note?: string };
   dispose(): void;
 }
 

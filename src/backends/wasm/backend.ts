@@ -10,6 +10,8 @@
 // every other op on it runs the reference kernel on its host bytes.
 // Large f32 matrix products go to a native GEMM when the platform has one (native-gemm.ts: ONNX
 // Runtime's MLAS in Node); without it, or in a browser, they run on the wasm kernel, said once.
+// With it the backend prefers the fused 'linear' op (product, bias and activation in one native
+// call); a linear op it does not take natively runs as matmul, add and unary on its kernels.
 import type { Backend, BackendBuffer, OpDesc, OpName, View } from '../../tensor/backend.js';
 import { checkByteRange, ownBuffer, settled } from '../../tensor/backend.js';
 import { hasReferenceKernel, runReference } from '../js/kernels.js';
@@ -22,7 +24,7 @@ import type { NativeKernel, WasmRuntime } from './runtime.js';
 import { canBlock, hardwareThreads } from './workers.js';
 import { runKVAttentionWasm } from './ops/kv-attention.js';
 import type { KVAttentionArgs } from '../../tensor/packed-kv.js';
-import { DEFAULT_NATIVE_GEMM_POLICY, tryNativeMatmul, type NativeGemm, type NativeGemmPolicy } from './native-gemm.js';
+import { DEFAULT_NATIVE_GEMM_POLICY, tryNativeAttention, tryNativeLinear, tryNativeMatmul, type GemmActivation, type NativeGemm, type NativeGemmPolicy } from './native-gemm.js';
 import { envVar } from '../../io/env.js';
 
 export interface WasmBuffer extends BackendBuffer {
@@ -110,6 +112,11 @@ export class WasmBackend implements Backend {
     };
   }
 
+  /** Linear layers as one op while a native GEMM runs them (bias and activation in the same call). */
+  get prefersFusedLinear(): boolean {
+    return this.native.gemm !== null;
+  }
+
   alloc(byteLength: number): WasmBuffer {
     this.alive('alloc');
     const ptr = this.memory.alloc(byteLength);
@@ -174,10 +181,34 @@ export class WasmBackend implements Backend {
     this.alive(`exec '${op.op}'`);
     for (const o of outputs) this.touch(o.buffer);
     const { gemm } = this.native;
-    if (gemm && op.op === 'matmul' && tryNativeMatmul(this.runtime, gemm, this.native.policy, (b) => this.versions.get(b) ?? 0, op, inputs, outputs)) return;
+    if (gemm) {
+      const { policy } = this.native;
+      const versionOf = (b: BackendBuffer) => this.versions.get(b) ?? 0;
+      if (op.op === 'matmul' && tryNativeMatmul(this.runtime, gemm, policy, versionOf, op, inputs, outputs)) return;
+      if (op.op === 'attention' && tryNativeAttention(this.runtime, gemm, policy, op, inputs, outputs)) return;
+      if (op.op === 'linear') {
+        const act = !!op.act && gemm.activations.has(op.act as GemmActivation);
+        if (tryNativeLinear(this.runtime, gemm, policy, versionOf, op, inputs, outputs, act)) {
+          if (op.act && !act) this.exec({ op: 'unary', fn: op.act }, outputs, outputs);
+          return;
+        }
+        return this.linearUnfused(op, inputs, outputs);
+      }
+    }
     const native = NATIVE_KERNELS[op.op] as NativeKernel | undefined;
     if (native && this.nativeReaches(op, inputs, outputs) && native.handles(op, inputs, outputs)) native.run(this.runtime, op, inputs, outputs);
     else this.runtime.runReference(op, inputs, outputs);
+  }
+
+  /** y = act(x · w + bias) as matmul, add and unary, each in place on y (a product too small for the native GEMM). */
+  private linearUnfused(op: Extract<OpDesc, { op: 'linear' }>, inputs: readonly View[], outputs: readonly View[]): void {
+    const [x, w, bias] = inputs as [View, View, View];
+    const y = outputs[0]!;
+    if (x.shape.length !== 2 || y.shape.length !== 2 || bias.shape.length !== 1) return this.runtime.runReference(op, inputs, outputs);
+    this.exec({ op: 'matmul', transA: false, transB: op.transB }, [x, w], [y]);
+    const rows: View = { ...bias, shape: y.shape, strides: [0, bias.strides[0]!] }; // bias broadcast over the rows
+    this.exec({ op: 'binary', fn: 'add' }, [y, rows], [y]);
+    if (op.act) this.exec({ op: 'unary', fn: op.act }, [y], [y]);
   }
 
   /** Native kernels address the memory only; a host weight is streamed in by qmatmul (its input 1), read by the reference elsewhere. */
@@ -222,7 +253,16 @@ export class WasmBackend implements Backend {
       hostWeightBytes: this.hostWeights,
       nativeOps: this.nativeOps().join(','),
       nativeGemm: this.native.gemm ? this.native.gemm.name : `off (${this.native.reason})`,
+      ...this.nativeHeld(),
     };
+  }
+
+  /** The native GEMM's host memory (packed weights, staging), in MB, where it says. */
+  private nativeHeld(): Record<string, string | number> {
+    const held = this.native.gemm?.heldBytes?.();
+    if (!held) return {};
+    const mb = (n: number) => Math.round(n / 2 ** 20);
+    return { nativeGemmPackedMB: mb(held.packed), nativeGemmStagingMB: mb(held.staging), ...(held.note ? { nativeGemmNote: held.note } : {}) };
   }
 
   dispose(): void {

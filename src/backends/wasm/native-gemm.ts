@@ -3,15 +3,19 @@
 // The core sees only the `NativeGemm` capability below; the platform adapter supplies it where it
 // exists (Node with onnxruntime-node: src/io/node/native-gemm.ts) and the browser never loads it.
 // This file decides which products go native (by size and layout) and flattens them to one 2-D
-// product; every other op, and every product it declines, runs on the wasm kernels as before.
+// product: matmuls, linear layers (product, bias and activation in one op) and the prefill
+// attention of a layer whose q, k, v lie as the projections wrote them; every other op, and
+// everything it declines, runs on the wasm kernels as before.
 // Not for: the wasm GEMM itself (matmul.ts), or loading the host library.
 import type { BackendBuffer, OpDesc, View } from '../../tensor/backend.js';
 import type { WasmRuntime } from './runtime.js';
-import type { NativeGemm } from '../../io/native-gemm.js';
+import type { GemmActivation, NativeGemm } from '../../io/native-gemm.js';
 
-export type { GemmCall, GemmWeight, NativeGemm, NativeGemmLoad } from '../../io/native-gemm.js';
+export type { AttentionCall, GemmActivation, GemmCall, GemmWeight, NativeGemm, NativeGemmLoad } from '../../io/native-gemm.js';
 
 type MatmulOp = Extract<OpDesc, { op: 'matmul' }>;
+type LinearOp = Extract<OpDesc, { op: 'linear' }>;
+type AttentionOp = Extract<OpDesc, { op: 'attention' }>;
 
 /** When a product is large enough to go native. */
 export interface NativeGemmPolicy {
@@ -19,6 +23,8 @@ export interface NativeGemmPolicy {
   minRows: number;
   /** Fewest multiply-adds. */
   minMacs: number;
+  /** Fewest query rows of an attention run natively (shorter ones, decode above all, stay on wasm). */
+  minAttentionRows: number;
 }
 
 /**
@@ -26,7 +32,7 @@ export interface NativeGemmPolicy {
  * MLAS at one row, and below ~2M multiply-adds the copies through host memory cost more than
  * the kernel gains.
  */
-export const DEFAULT_NATIVE_GEMM_POLICY: NativeGemmPolicy = { minRows: 16, minMacs: 1 << 21 };
+export const DEFAULT_NATIVE_GEMM_POLICY: NativeGemmPolicy = { minRows: 16, minMacs: 1 << 21, minAttentionRows: 64 };
 
 /** A product flattened to 2-D, with element offsets into the memory's f32 view. */
 interface Plan {
@@ -64,6 +70,74 @@ export function tryNativeMatmul(
     weight: { key: b.buffer, version: versionOf(b.buffer), layout: `${b.offset}:${b.strides.join(',')}:${b.shape.join(',')}:${plan.transB}` },
   });
   return true;
+}
+
+/**
+ * A linear layer (x [M, K] · w + bias, then the activation) natively: returns true when done.
+ * `act` false: the caller applies the activation itself (the library has no node for it).
+ */
+export function tryNativeLinear(
+  rt: WasmRuntime, gemm: NativeGemm, policy: NativeGemmPolicy, versionOf: (b: BackendBuffer) => number,
+  op: LinearOp, inputs: readonly View[], outputs: readonly View[], act: boolean,
+): boolean {
+  if (inputs.length !== 3 || outputs.length !== 1) return false;
+  const [x, w, bias] = inputs as [View, View, View];
+  const y = outputs[0]!;
+  if (x.dtype !== 'f32' || w.dtype !== 'f32' || bias.dtype !== 'f32' || y.dtype !== 'f32') return false;
+  const plan = planGemm({ op: 'matmul', transA: false, transB: op.transB }, x, w, y, rt, policy);
+  const N = plan?.N;
+  if (!plan || bias.shape.length !== 1 || bias.shape[0] !== N || (N > 1 && bias.strides[0] !== 1)) return false;
+  inside(bias, 'bias');
+  const f32 = new Float32Array(rt.memory.bytes().buffer);
+  const { M, K } = plan;
+  const b0 = rt.ptrOf(bias.buffer) / 4 + bias.offset;
+  gemm.gemm({
+    M, N, K, transA: false, transB: plan.transB,
+    a: f32.subarray(plan.a, plan.a + M * K),
+    b: f32.subarray(plan.b, plan.b + K * N),
+    c: f32.subarray(plan.c, plan.c + M * N),
+    weight: { key: w.buffer, version: versionOf(w.buffer), layout: `${w.offset}:${w.strides.join(',')}:${w.shape.join(',')}:${plan.transB}` },
+    bias: { data: f32.subarray(b0, b0 + N), key: bias.buffer, version: versionOf(bias.buffer) },
+    act: act && op.act ? (op.act as GemmActivation) : undefined,
+  });
+  return true;
+}
+
+/**
+ * A prefill attention natively (both products and the softmax): returns true when done. Taken
+ * when every query head has its own key/value head, no key mask, at least minAttentionRows
+ * queries, and q, k, v are the [batch, head, pos, d] views of tight [batch, pos, head, d] data
+ * (what splitting the projections gives); a KV-cache slice, grouped heads or decode stay on wasm.
+ */
+export function tryNativeAttention(
+  rt: WasmRuntime, gemm: NativeGemm, policy: NativeGemmPolicy, op: AttentionOp, inputs: readonly View[], outputs: readonly View[],
+): boolean {
+  if (!gemm.attention || op.masked || inputs.length !== 3 || outputs.length !== (op.returnProbs ? 2 : 1)) return false;
+  const [q, k, v] = inputs as [View, View, View];
+  const [y, p] = outputs as [View, View | undefined];
+  if (![q, k, v, y, ...(p ? [p] : [])].every((t) => t.dtype === 'f32' && t.shape.length === 4)) return false;
+  const [B, H, TQ, D] = q.shape as [number, number, number, number];
+  const [Bk, Hk, TK, Dk] = k.shape as [number, number, number, number];
+  const DV = v.shape[3]!;
+  if (Bk !== B || Hk !== H || Dk !== D || v.shape[0] !== B || v.shape[1] !== H || v.shape[2] !== TK) return false;
+  if (TQ < policy.minAttentionRows || B * H * TQ * TK * (D + DV) < policy.minMacs || (op.causal && TK < TQ)) return false;
+  if (!headsSplit(q) || !headsSplit(k) || !headsSplit(v) || !tight(y) || (p && !tight(p))) return false;
+  for (const [t, what] of [[q, 'q'], [k, 'k'], [v, 'v'], [y, 'y'], ...(p ? [[p, 'probs'] as const] : [])] as const) inside(t, what);
+  const f32 = new Float32Array(rt.memory.bytes().buffer);
+  const at = (t: View, n: number) => { const o = rt.ptrOf(t.buffer) / 4 + t.offset; return f32.subarray(o, o + n); };
+  gemm.attention({
+    B, H, TQ, TK, D, DV, scale: op.scale, causal: op.causal,
+    q: at(q, B * TQ * H * D), k: at(k, B * TK * H * D), v: at(v, B * TK * H * DV),
+    y: at(y, B * H * TQ * DV), probs: p ? at(p, B * H * TQ * TK) : undefined,
+  });
+  return true;
+}
+
+/** A [b, h, t, d] view of tight [b, t, h, d] data (size-1 dims' strides ignored). */
+function headsSplit(v: View): boolean {
+  const [B, H, T, D] = v.shape as [number, number, number, number];
+  const want = [T * H * D, D, H * D, 1];
+  return [B, H, T, D].every((n, i) => n === 1 || v.strides[i] === want[i]);
 }
 
 function planGemm(op: MatmulOp, a: View, b: View, y: View, rt: WasmRuntime, policy: NativeGemmPolicy): Plan | null {

@@ -1,6 +1,8 @@
 // The wasm backend's native GEMM in Node: ONNX Runtime's MLAS kernels (AVX2 / AVX-512) through
-// onnxruntime-node, one tiny Gemm session per weight (B an initializer, so ORT packs it once)
-// and one per shape for products whose B changes (training, SAE steps: B an input, packed per call).
+// onnxruntime-node, one tiny Gemm session per weight (B and the layer's bias initializers, so ORT
+// packs B once) and one per shape for products whose B changes (training, SAE steps: B an input,
+// packed per call); an activation after the product runs in a small session of its own, and a
+// prefill's attention (both batched products and the softmax) in another.
 // A weight is packed on its second product with unchanged values (a buffer written in between gets
 // a new version), so a training step that changes every weight never pays for packing.
 // Why the synchronous binding: actlab's wasm backend is synchronous, and onnxruntime-node's public
@@ -8,12 +10,13 @@
 // is pinned to an exact version, and a missing binding is reported as "no native GEMM".
 // Why the copies: the binding takes only ArrayBuffer-backed arrays, and the wasm memory is a
 // SharedArrayBuffer, so A goes in and C comes out through host staging arrays (O(M·K + M·N)
-// against the product's O(M·N·K)).
+// against the product's O(M·N·K)); a product with a large C runs in blocks of rows, so that the
+// staging stays under MAX_STAGE_ELEMS (the logits at T=512 would need 103 MB) and warm in cache.
 // Not for: the browser, or any op other than f32 matrix products (src/backends/wasm/native-gemm.ts).
 import { createRequire } from 'node:module';
 import type * as Protobuf from 'protobufjs';
-import type { GemmCall, NativeGemm, NativeGemmLoad } from '../native-gemm.js';
-import { GemmModelWriter } from './onnx-gemm.js';
+import type { AttentionCall, GemmActivation, GemmCall, NativeGemm, NativeGemmLoad } from '../native-gemm.js';
+import { GemmModelWriter, ONNX_ACTIVATIONS } from './onnx-gemm.js';
 
 /** The part of onnxruntime-node's binding used here (dist/binding.d.ts of 1.30.0). */
 interface OrtSession {
@@ -29,6 +32,8 @@ type TensorCtor = new (type: 'float32', data: Float32Array, dims: readonly numbe
 
 /** Sessions kept for products whose B changes between calls, by shape (least recently used dropped). */
 const MAX_DYNAMIC_SESSIONS = 32;
+/** Elements of C staged per run (32 MB): larger products run in blocks of rows. */
+const MAX_STAGE_ELEMS = 8 << 20;
 
 /** Loads onnxruntime-node and protobufjs; without either, says why. */
 export function loadNativeGemm(threads: number): NativeGemmLoad {
@@ -64,8 +69,13 @@ export function loadNativeGemm(threads: number): NativeGemmLoad {
 
 interface Packed {
   version: number;
+  /** The bias buffer and its version baked into the session (null: none). */
+  biasKey: object | null;
+  biasVersion: number;
   /** Products seen with this version; packed from the second one. */
   uses: number;
+  /** Bytes of B and bias copied into the session (its packed copy is about as large). */
+  bytes: number;
   session: OrtSession | null;
 }
 
@@ -73,9 +83,11 @@ class OrtGemm implements NativeGemm {
   readonly name: string;
   private readonly packed = new Map<object, Map<string, Packed>>();
   private readonly dynamic = new Map<string, OrtSession>();
-  private stageA: Float32Array<ArrayBuffer> = new Float32Array(0);
-  private stageB: Float32Array<ArrayBuffer> = new Float32Array(0);
-  private stageC: Float32Array<ArrayBuffer> = new Float32Array(0);
+  /** Host staging arrays by role (A, B, bias, C, ...), grown as needed. */
+  private readonly stages = new Map<string, Float32Array<ArrayBuffer>>();
+  /** Causal masks (0 / -inf) by `${TQ}x${TK}`. */
+  private readonly masks = new Map<string, Float32Array<ArrayBuffer>>();
+  readonly activations: ReadonlySet<GemmActivation> = ONNX_ACTIVATIONS;
   private disposed = false;
 
   constructor(
@@ -91,24 +103,64 @@ class OrtGemm implements NativeGemm {
   gemm(call: GemmCall): void {
     if (this.disposed) throw new Error('native gemm: used after dispose');
     const { M, N, K } = call;
-    const session = call.weight ? this.packedSession(call) : null;
-    this.stageA = fit(this.stageA, M * K);
-    this.stageC = fit(this.stageC, M * N);
-    const a = this.stageA.subarray(0, M * K);
-    const c = this.stageC.subarray(0, M * N);
-    a.set(call.a);
-    const feeds: Record<string, unknown> = { A: new this.Tensor('float32', a, call.transA ? [K, M] : [M, K]) };
-    const bDims = call.transB ? [N, K] : [K, N];
-    let run = session;
+    const packed = call.weight ? this.packedSession(call) : { session: null, fresh: false };
+    let run = packed.session;
+    const feeds: Record<string, unknown> = {};
     if (!run) {
-      this.stageB = fit(this.stageB, K * N);
-      const b = this.stageB.subarray(0, K * N);
+      // B per call. A weight seen for the first time is copied to a temporary (it is packed on its
+      // next product, and a staging array as large as the unembedding would stay for nothing);
+      // a B that changes between calls (training) reuses the staging array.
+      const b = packed.fresh ? new Float32Array(K * N) : this.stage('B', K * N);
       b.set(call.b);
-      feeds.B = new this.Tensor('float32', b, bDims);
-      run = this.dynamicSession(K, N, call.transA, call.transB);
+      feeds.B = new this.Tensor('float32', b, call.transB ? [N, K] : [K, N]);
+      if (call.bias) {
+        const bias = this.stage('bias', N);
+        bias.set(call.bias.data);
+        feeds.bias = new this.Tensor('float32', bias, [N]);
+      }
+      run = this.dynamicSession(K, N, call.transA, call.transB, !!call.bias);
     }
-    run.run(feeds, { C: new this.Tensor('float32', c, [M, N]) }, {});
-    call.c.set(c);
+    const act = call.act ? this.activationSession(call.act) : null;
+    // blocks of rows (A stored [K, M] when transA: one block)
+    const blocks = call.transA ? 1 : Math.ceil((M * N) / MAX_STAGE_ELEMS);
+    const rows = Math.ceil(M / Math.max(1, blocks));
+    for (let r0 = 0; r0 < M; r0 += rows) {
+      const m = Math.min(rows, M - r0);
+      const a = this.stage('A', m * K);
+      a.set(call.transA ? call.a : call.a.subarray(r0 * K, (r0 + m) * K));
+      feeds.A = new this.Tensor('float32', a, call.transA ? [K, M] : [m, K]);
+      const c = this.stage('C', m * N);
+      run.run(feeds, { C: new this.Tensor('float32', c, [m, N]) }, {});
+      if (act) {
+        const y = this.stage('act', m * N);
+        act.run({ X: new this.Tensor('float32', c, [m, N]) }, { Y: new this.Tensor('float32', y, [m, N]) }, {});
+        call.c.set(y, r0 * N);
+      } else {
+        call.c.set(c, r0 * N);
+      }
+    }
+  }
+
+  attention(call: AttentionCall): void {
+    if (this.disposed) throw new Error('native gemm: used after dispose');
+    const { B, H, TQ, TK, D, DV } = call;
+    const put = (role: string, src: Float32Array, dims: number[]) => {
+      const t = this.stage(role, src.length);
+      t.set(src);
+      return new this.Tensor('float32', t, dims);
+    };
+    const feeds = {
+      Q: put('Q', call.q, [B, TQ, H, D]), K: put('K', call.k, [B, TK, H, D]), V: put('V', call.v, [B, TK, H, DV]),
+      SCALE: new this.Tensor('float32', new Float32Array([call.scale]), []),
+      MASK: new this.Tensor('float32', this.mask(TQ, TK, call.causal), [TQ, TK]),
+    };
+    const y = this.stage('Y', B * H * TQ * DV);
+    const fetches: Record<string, unknown> = { Y: new this.Tensor('float32', y, [B, H, TQ, DV]) };
+    const p = call.probs ? this.stage('P', B * H * TQ * TK) : null;
+    if (p) fetches.P = new this.Tensor('float32', p, [B, H, TQ, TK]);
+    this.attentionSession(!!p).run(feeds, fetches, {});
+    call.y.set(y);
+    if (p) call.probs!.set(p);
   }
 
   forget(key: object): void {
@@ -124,12 +176,25 @@ class OrtGemm implements NativeGemm {
     return n;
   }
 
+  heldBytes(): { packed: number; staging: number; note: string } {
+    let packed = 0;
+    let sessions = 0;
+    for (const m of this.packed.values()) for (const p of m.values()) if (p.session) { packed += p.bytes; sessions++; }
+    let staging = 0;
+    for (const a of this.stages.values()) staging += a.byteLength;
+    for (const a of this.masks.values()) staging += a.byteLength;
+    // measured with onnxruntime-node 1.30: a one-node session holds its packed B (the weight's size
+    // plus MLAS's padding) and ~3 MB of its own (graph, kernels, allocator) whatever the options
+    return { packed, staging, note: `${sessions} packed + ${this.dynamic.size} other sessions, each with ~3 MB of ORT's own besides the packed weight` };
+  }
+
   dispose(): void {
     if (this.disposed) return;
     for (const key of [...this.packed.keys()]) this.forget(key);
     for (const s of this.dynamic.values()) s.dispose();
     this.dynamic.clear();
-    this.stageA = this.stageB = this.stageC = new Float32Array(0);
+    this.stages.clear();
+    this.masks.clear();
     this.disposed = true;
   }
 
@@ -143,30 +208,73 @@ class OrtGemm implements NativeGemm {
     if (want.some((w, i) => c[i] !== w)) throw new Error(`self-test gave [${[...c].join(', ')}], expected [${want.join(', ')}]`);
   }
 
-  /** The packed session for this weight, or null while it is on its first product (or changed). */
-  private packedSession(call: GemmCall): OrtSession | null {
+  /**
+   * The packed session for this weight (and bias), or null while it is on its first product (or
+   * changed); `fresh` when this key and layout were never seen before.
+   */
+  private packedSession(call: GemmCall): { session: OrtSession | null; fresh: boolean } {
     const w = call.weight!;
+    const bias = call.bias;
     let byLayout = this.packed.get(w.key);
     if (!byLayout) this.packed.set(w.key, (byLayout = new Map()));
-    const p = byLayout.get(w.layout);
-    if (!p || p.version !== w.version) {
+    const layout = bias ? `${w.layout}+bias` : w.layout;
+    const p = byLayout.get(layout);
+    const same = p && p.version === w.version && p.biasKey === (bias?.key ?? null) && p.biasVersion === (bias?.version ?? 0);
+    if (!same) {
       p?.session?.dispose();
-      byLayout.set(w.layout, { version: w.version, uses: 1, session: null });
-      return null;
+      byLayout.set(layout, { version: w.version, biasKey: bias?.key ?? null, biasVersion: bias?.version ?? 0, uses: 1, session: null, bytes: (call.K * call.N + (bias ? call.N : 0)) * 4 });
+      return { session: null, fresh: !p };
     }
     if (!p.session && ++p.uses >= 2) {
-      p.session = this.createSession(this.writer.encode({ K: call.K, N: call.N, transA: call.transA, transB: call.transB, weight: call.b }));
+      const model = this.writer.encode({ K: call.K, N: call.N, transA: call.transA, transB: call.transB, weight: call.b, bias: bias?.data });
+      p.session = this.createSession(model);
     }
-    return p.session;
+    return { session: p.session, fresh: false };
   }
 
-  private dynamicSession(K: number, N: number, transA: boolean, transB: boolean): OrtSession {
-    const key = `${K}x${N}:${transA}:${transB}`;
+  /** A grow-only host array for one role, cut to `n` elements. */
+  private stage(role: string, n: number): Float32Array<ArrayBuffer> {
+    let arr = this.stages.get(role);
+    if (!arr || arr.length < n) {
+      arr = new Float32Array(Math.max(n, Math.ceil((arr?.length ?? 0) * 1.5)));
+      this.stages.set(role, arr);
+    }
+    return arr.subarray(0, n);
+  }
+
+  /** [TQ, TK]: 0 where query i sees key j (causal: j <= i + TK - TQ), -inf elsewhere. */
+  private mask(TQ: number, TK: number, causal: boolean): Float32Array<ArrayBuffer> {
+    const key = `${TQ}x${TK}:${causal}`;
+    let m = this.masks.get(key);
+    if (!m) {
+      m = new Float32Array(TQ * TK);
+      if (causal) for (let i = 0; i < TQ; i++) m.fill(-Infinity, i * TK + Math.max(0, i + TK - TQ + 1), (i + 1) * TK);
+      if (this.masks.size >= 8) this.masks.clear();
+      this.masks.set(key, m);
+    }
+    return m;
+  }
+
+  private activationSession(act: GemmActivation): OrtSession {
+    return this.cached(`act:${act}`, () => this.writer.encodeActivation(act));
+  }
+
+  private attentionSession(probs: boolean): OrtSession {
+    // intermediates (scores, probabilities) live in ORT's arena, reused from call to call
+    return this.cached(`attention:${probs}`, () => this.writer.encodeAttention({ probs }), true);
+  }
+
+  private dynamicSession(K: number, N: number, transA: boolean, transB: boolean, bias: boolean): OrtSession {
+    return this.cached(`${K}x${N}:${transA}:${transB}:${bias}`, () => this.writer.encode({ K, N, transA, transB, bias: bias ? 'input' : undefined }));
+  }
+
+  /** A session kept by key (least recently used dropped past MAX_DYNAMIC_SESSIONS). */
+  private cached(key: string, model: () => Uint8Array, arena = false): OrtSession {
     let s = this.dynamic.get(key);
     if (s) {
       this.dynamic.delete(key); // re-insert: most recently used last
     } else {
-      s = this.createSession(this.writer.encode({ K, N, transA, transB }));
+      s = this.createSession(model(), arena);
       if (this.dynamic.size >= MAX_DYNAMIC_SESSIONS) {
         const [oldKey, old] = this.dynamic.entries().next().value as [string, OrtSession];
         old.dispose();
@@ -177,25 +285,22 @@ class OrtGemm implements NativeGemm {
     return s;
   }
 
-  private createSession(model: Uint8Array): OrtSession {
+  private createSession(model: Uint8Array, arena = false): OrtSession {
     const s = new this.Session();
     s.loadModel(model.buffer as ArrayBuffer, model.byteOffset, model.byteLength, {
       intraOpNumThreads: this.threads,
       interOpNumThreads: 1,
       executionMode: 'sequential',
       graphOptimizationLevel: 'basic',
-      // the output is preallocated (staging) and inputs are host arrays: ORT's arena would only hold memory
-      enableCpuMemArena: false,
+      // a product's output is preallocated (staging) and its inputs are host arrays: ORT's arena
+      // would only hold memory; attention's intermediates reuse it
+      enableCpuMemArena: arena,
+      enableMemPattern: arena,
       // idle ORT threads must not spin while the wasm threads run the other ops
       extra: { session: { intra_op: { allow_spinning: '0' } } },
     });
     return s;
   }
-}
-
-/** `arr` if it holds `n` elements, else a larger one (grown by half again, to limit reallocation). */
-function fit(arr: Float32Array<ArrayBuffer>, n: number): Float32Array<ArrayBuffer> {
-  return arr.length >= n ? arr : new Float32Array(Math.max(n, Math.ceil(arr.length * 1.5)));
 }
 
 function firstLine(e: unknown): string {

@@ -1,15 +1,24 @@
-// One-node ONNX models for ONNX Runtime's Gemm (C = op(A)·op(B)), encoded with protobufjs from the
-// few messages of onnx.proto they need (field numbers as in onnx/onnx.proto, IR version 8,
-// opset 17). With B as an initializer ORT packs it once when the session is created (MLAS
-// prepacking); with B as an input it is packed per call. M (the rows) is a symbolic dimension, so
-// one session serves every sequence length.
-// Not for: anything but this one node (actlab does not run ONNX graphs).
+// Small ONNX models for ONNX Runtime's MLAS kernels, encoded with protobufjs from the few messages
+// of onnx.proto they need (field numbers as in onnx/onnx.proto, IR version 8, opset 17):
+// - a linear layer: Gemm (C = op(A)·op(B) + bias). With B an initializer ORT packs it once when the
+//   session is created (MLAS prepacking); with B an input it is packed per call.
+// - an activation alone (FastGelu, Gelu, Relu, ...) over a [M, N] input, run after the Gemm.
+// - causal attention of one layer: softmax(scale · Q Kᵀ + mask) V over [batch, pos, head, d_head]
+//   inputs, the batched products on MLAS.
+// M and the sequence lengths are symbolic dimensions, so one session serves every length.
+// A weight's bytes are written once, straight into the model bytes (protobufjs would copy a
+// large initializer several times while encoding, which briefly took ~3× the weight's memory).
+// Not for: anything but these graphs (actlab does not run ONNX models).
 import type * as Protobuf from 'protobufjs';
+import type { GemmActivation } from '../native-gemm.js';
 
 const FLOAT = 1; // TensorProto.DataType.FLOAT
+const ATTR_FLOAT = 1; // AttributeProto.AttributeType.FLOAT
 const ATTR_INT = 2; // AttributeProto.AttributeType.INT
+const ATTR_INTS = 7; // AttributeProto.AttributeType.INTS
+const MS = 'com.microsoft'; // ONNX Runtime's contrib ops (FastGelu, Gelu, QuickGelu)
 
-/** The subset of onnx.proto a Gemm model uses, as protobufjs JSON. */
+/** The subset of onnx.proto these models use, as protobufjs JSON. */
 const ONNX_SUBSET = {
   nested: {
     onnx: {
@@ -27,8 +36,12 @@ const ONNX_SUBSET = {
         NodeProto: { fields: {
           input: { rule: 'repeated', type: 'string', id: 1 }, output: { rule: 'repeated', type: 'string', id: 2 },
           name: { type: 'string', id: 3 }, opType: { type: 'string', id: 4 }, attribute: { rule: 'repeated', type: 'AttributeProto', id: 5 },
+          domain: { type: 'string', id: 7 },
         } },
-        AttributeProto: { fields: { name: { type: 'string', id: 1 }, i: { type: 'int64', id: 3 }, type: { type: 'int32', id: 20 } } },
+        AttributeProto: { fields: {
+          name: { type: 'string', id: 1 }, f: { type: 'float', id: 2 }, i: { type: 'int64', id: 3 },
+          ints: { rule: 'repeated', type: 'int64', id: 8 }, type: { type: 'int32', id: 20 },
+        } },
         TensorProto: { fields: {
           dims: { rule: 'repeated', type: 'int64', id: 1 }, dataType: { type: 'int32', id: 2 },
           name: { type: 'string', id: 8 }, rawData: { type: 'bytes', id: 9 },
@@ -50,37 +63,141 @@ export interface GemmModelSpec {
   transB: boolean;
   /** B stored as the graph wants it ([K, N], or [N, K] when transB): an initializer. Absent: B is an input. */
   weight?: Float32Array;
+  /** [N] added to every row: an initializer (a Float32Array) or an input named 'bias' ('input'). Absent: none. */
+  bias?: Float32Array | 'input';
 }
 
-/** Encodes Gemm models; `protobuf` is the protobufjs module (loaded by the caller, as it is optional). */
+/** The ONNX node(s) of each activation, as actlab's reference kernels compute it. */
+const ACTIVATIONS: Record<GemmActivation, { opType: string; domain?: string; attribute?: object[] }> = {
+  relu: { opType: 'Relu' },
+  sigmoid: { opType: 'Sigmoid' },
+  tanh: { opType: 'Tanh' },
+  gelu_tanh: { opType: 'FastGelu', domain: MS }, // 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))
+  gelu_erf: { opType: 'Gelu', domain: MS }, // 0.5·x·(1 + erf(x/√2))
+  silu: { opType: 'QuickGelu', domain: MS, attribute: [{ name: 'alpha', f: 1, type: ATTR_FLOAT }] }, // x·sigmoid(1·x)
+};
+
+export const ONNX_ACTIVATIONS: ReadonlySet<GemmActivation> = new Set(Object.keys(ACTIVATIONS) as GemmActivation[]);
+
+/** Encodes the models; `protobuf` is the protobufjs module (loaded by the caller, as it is optional). */
 export class GemmModelWriter {
   private readonly model: Protobuf.Type;
+  private readonly graph: Protobuf.Type;
+  private readonly tensor: Protobuf.Type;
 
   constructor(protobuf: typeof Protobuf) {
-    this.model = protobuf.Root.fromJSON(ONNX_SUBSET).lookupType('onnx.ModelProto');
+    const root = protobuf.Root.fromJSON(ONNX_SUBSET);
+    this.model = root.lookupType('onnx.ModelProto');
+    this.graph = root.lookupType('onnx.GraphProto');
+    this.tensor = root.lookupType('onnx.TensorProto');
   }
 
-  /** The model bytes: inputs A (and B), output C [M, N]; B's data is copied into the bytes. */
+  /** Gemm: inputs A (and B, bias when they are not initializers), output C [M, N]; B's data is copied into the bytes. */
   encode(s: GemmModelSpec): Uint8Array {
     const { K, N } = s;
     const bDims = s.transB ? [N, K] : [K, N];
-    const initializer = s.weight
-      ? [{ name: 'B', dims: bDims, dataType: FLOAT, rawData: new Uint8Array(s.weight.buffer, s.weight.byteOffset, s.weight.byteLength) }]
-      : [];
     if (s.weight && s.weight.length !== K * N) throw new Error(`onnx gemm: weight has ${s.weight.length} elements, expected ${K}x${N}`);
+    if (s.bias instanceof Float32Array && s.bias.length !== N) throw new Error(`onnx gemm: bias has ${s.bias.length} elements, expected ${N}`);
+    const big: [string, number[], Float32Array][] = [];
+    if (s.weight) big.push(['B', bDims, s.weight]);
+    if (s.bias instanceof Float32Array) big.push(['bias', [N], s.bias]);
     const graph = {
       name: 'actlab_gemm',
       node: [{
-        input: ['A', 'B'], output: ['C'], name: 'gemm', opType: 'Gemm',
+        input: ['A', 'B', ...(s.bias ? ['bias'] : [])], output: ['C'], name: 'gemm', opType: 'Gemm',
         attribute: [{ name: 'transA', i: s.transA ? 1 : 0, type: ATTR_INT }, { name: 'transB', i: s.transB ? 1 : 0, type: ATTR_INT }],
       }],
-      initializer,
-      input: [valueInfo('A', s.transA ? [K, 'M'] : ['M', K]), ...(s.weight ? [] : [valueInfo('B', bDims)])],
+      input: [
+        valueInfo('A', s.transA ? [K, 'M'] : ['M', K]),
+        ...(s.weight ? [] : [valueInfo('B', bDims)]),
+        ...(s.bias === 'input' ? [valueInfo('bias', [N])] : []),
+      ],
       output: [valueInfo('C', ['M', N])],
     };
-    const msg = this.model.fromObject({ irVersion: 8, producerName: 'actlab', opsetImport: [{ domain: '', version: 17 }], graph });
-    return this.model.encode(msg).finish();
+    return this.assemble(graph, big, false);
   }
+
+  /** One activation: input X [M, N] -> output Y [M, N]. */
+  encodeActivation(act: GemmActivation): Uint8Array {
+    const a = ACTIVATIONS[act];
+    if (!a) throw new Error(`onnx gemm: no ONNX node for the activation '${act}'`);
+    const graph = {
+      name: `actlab_${act}`,
+      node: [{ input: ['X'], output: ['Y'], name: act, opType: a.opType, domain: a.domain ?? '', attribute: a.attribute ?? [] }],
+      input: [valueInfo('X', ['M', 'N'])],
+      output: [valueInfo('Y', ['M', 'N'])],
+    };
+    return this.assemble(graph, [], !!a.domain);
+  }
+
+  /**
+   * Scaled dot-product attention of one layer, every head at once: inputs Q [b, tq, h, d],
+   * K [b, tk, h, d], V [b, tk, h, dv] (the layout the projections write), SCALE [] and MASK
+   * [tq, tk] (0 where a query sees a key, -inf elsewhere); outputs Y [b, h, tq, dv] and, with `probs`, P
+   * [b, h, tq, tk]. Both products run as batched MatMuls on MLAS.
+   */
+  encodeAttention(o: { probs: boolean }): Uint8Array {
+    const perm = (name: string, input: string, output: string, p: number[]) =>
+      ({ input: [input], output: [output], name, opType: 'Transpose', attribute: [{ name: 'perm', ints: p, type: ATTR_INTS }] });
+    const graph = {
+      name: 'actlab_attention',
+      node: [
+        perm('qt', 'Q', 'Qh', [0, 2, 1, 3]), // [b, h, tq, d]
+        perm('kt', 'K', 'Kt', [0, 2, 3, 1]), // [b, h, d, tk]
+        perm('vt', 'V', 'Vh', [0, 2, 1, 3]), // [b, h, tk, dv]
+        { input: ['Qh', 'Kt'], output: ['S0'], name: 'qk', opType: 'MatMul' },
+        { input: ['S0', 'SCALE'], output: ['S1'], name: 'scale', opType: 'Mul' },
+        { input: ['S1', 'MASK'], output: ['S'], name: 'mask', opType: 'Add' },
+        { input: ['S'], output: ['P'], name: 'softmax', opType: 'Softmax', attribute: [{ name: 'axis', i: -1, type: ATTR_INT }] },
+        { input: ['P', 'Vh'], output: ['Y'], name: 'pv', opType: 'MatMul' },
+      ],
+      input: [valueInfo('Q', ['b', 'tq', 'h', 'd']), valueInfo('K', ['b', 'tk', 'h', 'd']), valueInfo('V', ['b', 'tk', 'h', 'dv']), valueInfo('SCALE', []), valueInfo('MASK', ['tq', 'tk'])],
+      output: [valueInfo('Y', ['b', 'h', 'tq', 'dv']), ...(o.probs ? [valueInfo('P', ['b', 'h', 'tq', 'tk'])] : [])],
+    };
+    return this.assemble(graph, [], false);
+  }
+
+  /**
+   * ModelProto bytes of `graph` plus `initializers`, each initializer's data copied once into the
+   * result: protobuf fields may come in any order, so the initializers are appended to the
+   * encoded graph as raw field 5 entries, and the graph to the encoded model as field 7.
+   */
+  private assemble(graph: object, initializers: [string, number[], Float32Array][], contrib: boolean): Uint8Array {
+    const head = this.graph.encode(this.graph.fromObject(graph)).finish();
+    const tensors = initializers.map(([name, dims, data]) => {
+      const meta = this.tensor.encode(this.tensor.fromObject({ name, dims, dataType: FLOAT })).finish();
+      const rawTag = fieldHeader(9, data.byteLength);
+      return { meta, rawTag, data, length: meta.length + rawTag.length + data.byteLength };
+    });
+    const graphLength = head.length + tensors.reduce((n, t) => n + fieldHeader(5, t.length).length + t.length, 0);
+    const opsetImport = [{ domain: '', version: 17 }, ...(contrib ? [{ domain: MS, version: 1 }] : [])];
+    const model = this.model.encode(this.model.fromObject({ irVersion: 8, producerName: 'actlab', opsetImport })).finish();
+    const graphTag = fieldHeader(7, graphLength);
+    const out = new Uint8Array(model.length + graphTag.length + graphLength);
+    let at = 0;
+    const put = (bytes: Uint8Array) => { out.set(bytes, at); at += bytes.length; };
+    put(model);
+    put(graphTag);
+    put(head);
+    for (const t of tensors) {
+      put(fieldHeader(5, t.length));
+      put(t.meta);
+      put(t.rawTag);
+      put(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
+    }
+    if (at !== out.length) throw new Error(`onnx gemm: encoded ${at} of ${out.length} bytes`);
+    return out;
+  }
+}
+
+/** The key (field number, wire type 2: length-delimited) and length of a protobuf field. */
+function fieldHeader(field: number, length: number): Uint8Array {
+  const bytes = [(field << 3) | 2];
+  for (let n = length; ; n = Math.floor(n / 128)) {
+    if (n < 128) { bytes.push(n); break; }
+    bytes.push((n % 128) | 128);
+  }
+  return new Uint8Array(bytes);
 }
 
 function valueInfo(name: string, dims: (number | string)[]) {

@@ -6,7 +6,8 @@
 // the two block scales in f32. Exports, each `(params, task, nTasks)`, parameter block P below:
 //   qm_quant_x     blocks of x split over tasks -> xq (i16 [M, K]), xq8 (i8 [M, K]), xd, xs
 //                  (f32 [M, K/32]), xp (i16 [M, K/2]: 32 · each pair's sum), xm (i16 [M, K/4]:
-//                  8 · the sum of values 2i, 2i+1, 16+2i, 17+2i of each 32)
+//                  8 · the sum of values 2i, 2i+1, 16+2i, 17+2i of each 32), xg (i16 [M, K/16]: the
+//                  sum of each 16 values)
 //   qm_<type>      rows rowBeg..rowEnd of W (W points at row rowBeg: a panel of a larger weight,
 //                  y's rows stay N long) split over tasks; per row, x rows in groups of MT (the weight unit is
 //                  unpacked once per group: decode is GEMV with MT = 1, prefill is a blocked GEMM)
@@ -35,7 +36,11 @@
 // The code-book formats (NF4, NF4 with double-quantised scales, FP4 E2M1, LLM-FP4's E1M2/E2M1/
 // E3M0) run iq4_nl's scheme with their own 16-level tables; FP8 (E4M3, E5M2) has its own kernel
 // over the f32 activation (fp8Kernel). Every actlab format stays packed on wasm.
+// Decode (fewer than MT activation rows) of Q6_K, Q4_K and Q5_K in the relaxed build runs the kernels of
+// qdecode.mjs: integer sums per unit with the scales applied in i32, one f32 multiply-add per four units.
 // Not for: other formats (the runtime falls back to the reference kernel).
+
+import { DECODE, kScaleBytes } from './qdecode.mjs';
 
 export const name = 'qmatmul';
 export const TYPES = ['q8_0', 'q4_0', 'q4_k', 'q6_k', 'q4_1', 'q5_0', 'q5_1', 'q5_k', 'iq4_nl', 'int8', 'int4_g32', 'int4_g64', 'int4_g128', 'int4a_g32', 'int4a_g64', 'int4a_g128',
@@ -43,10 +48,12 @@ export const TYPES = ['q8_0', 'q4_0', 'q4_k', 'q6_k', 'q4_1', 'q5_0', 'q5_1', 'q
 export const exportNames = ['qm_quant_x', ...TYPES.map((t) => `qm_${t}`)];
 
 /** Parameter block, i32 fields at these byte offsets (pointers are byte addresses). */
-export const P = { M: 0, N: 4, K: 8, x: 12, xq: 16, xd: 20, xs: 24, w: 28, y: 32, tab: 36, rowBytes: 40, xq8: 44, rowBeg: 48, rowEnd: 52, xp: 56, xm: 60 };
+export const P = { M: 0, N: 4, K: 8, x: 12, xq: 16, xd: 20, xs: 24, w: 28, y: 32, tab: 36, rowBytes: 40, xq8: 44, rowBeg: 48, rowEnd: 52, xp: 56, xm: 60, xg: 64 };
 /** Activation rows per weight-unit decode in the GEMM path. */
 export const MT = 4;
-export const constants = { P, MT, TYPES };
+/** Bytes of the parameter block. */
+export const P_BYTES = 128;
+export const constants = { P, P_BYTES, MT, TYPES };
 
 const FORMAT = {
   q8_0: { values: 32, bytes: 34, units: 1 },
@@ -126,15 +133,7 @@ const hsum = (v) => `(f32.add (f32.add (f32x4.extract_lane 0 ${v}) (f32x4.extrac
  * masks on three u32 words), as f32x4 d·sc (units 0-3 in $ks0, 4-7 in $ks1) and dmin·m ($km0, $km1).
  */
 function kScales() {
-  const u = (o) => `(i32.load offset=${o} ${g('wp')})`;
-  const m6 = i32(0x3f3f3f3f);
-  const m4 = i32(0x0f0f0f0f);
-  const m2 = i32(0x03030303);
-  const hi2 = (w) => `(i32.shl (i32.and (i32.shr_u ${w} ${i32(6)}) ${m2}) ${i32(4)})`;
-  const bytes = `(i32x4.replace_lane 3 (i32x4.replace_lane 2 (i32x4.replace_lane 1 (i32x4.splat (i32.and ${u(4)} ${m6}))
-          (i32.or (i32.and ${u(12)} ${m4}) ${hi2(u(4))}))
-          (i32.and ${u(8)} ${m6}))
-          (i32.or (i32.and (i32.shr_u ${u(12)} ${i32(4)}) ${m4}) ${hi2(u(8))}))`;
+  const bytes = kScaleBytes(g('wp'));
   const f = (v, half) => `(f32x4.convert_i32x4_u (i32x4.extend_${half}_i16x8_u ${v}))`;
   return [
     set('kv', bytes),
@@ -148,6 +147,12 @@ function kScales() {
 /** Lane `l` of f32x4 `v` in every lane. */
 const bcast = (v, l) => `(i8x16.shuffle ${Array.from({ length: 4 }, () => [0, 1, 2, 3].map((b) => 4 * l + b).join(' ')).join(' ')} ${v} ${v})`;
 
+/** The sum of the 16 i8 lanes of local `v`, as an i32. */
+const sum16 = (v) => {
+  const s = `(i32x4.extadd_pairwise_i16x8_s (i16x8.extadd_pairwise_i8x16_s ${g(v)}))`;
+  return `(i32.add (i32.add (i32x4.extract_lane 0 ${s}) (i32x4.extract_lane 1 ${s})) (i32.add (i32x4.extract_lane 2 ${s}) (i32x4.extract_lane 3 ${s})))`;
+};
+
 /** Activation quantisation: 32 f32 -> 32 i16 in [-127, 127], d and d·Σq. */
 function quantX() {
   const loads = Array.from({ length: 8 }, (_, i) => set(`v${i}`, `(v128.load offset=${16 * i} ${g('x')})`)).join('\n      ');
@@ -158,7 +163,7 @@ function quantX() {
   (func $qm_quant_x (param $p i32) (param $task i32) (param $nTasks i32)
     (local $b i32) (local $end i32) (local $n i32) (local $x i32) (local $q i32) (local $d i32) (local $s i32) (local $q8 i32)
     ${Array.from({ length: 8 }, (_, i) => `(local $v${i} v128)`).join(' ')} (local $m v128) (local $ids v128)
-    (local $q0 v128) (local $q1 v128) (local $q2 v128) (local $q3 v128) (local $am f32) (local $dd f32) (local $sum v128) (local $xp i32) (local $xm i32)
+    (local $q0 v128) (local $q1 v128) (local $q2 v128) (local $q3 v128) (local $am f32) (local $dd f32) (local $sum v128) (local $xp i32) (local $xm i32) (local $xg i32)
     (local.set $n (i32.div_u (i32.mul (i32.load offset=${P.M} ${g('p')}) (i32.load offset=${P.K} ${g('p')})) ${i32(32)}))
     (local.set $b (i32.div_u (i32.mul ${g('n')} ${g('task')}) ${g('nTasks')}))
     (local.set $end (i32.div_u (i32.mul ${g('n')} (i32.add ${g('task')} ${i32(1)})) ${g('nTasks')}))
@@ -169,6 +174,7 @@ function quantX() {
     (local.set $q8 (i32.add (i32.load offset=${P.xq8} ${g('p')}) (i32.shl ${g('b')} ${i32(5)})))
     (local.set $xp (i32.add (i32.load offset=${P.xp} ${g('p')}) (i32.shl ${g('b')} ${i32(5)})))
     (local.set $xm (i32.add (i32.load offset=${P.xm} ${g('p')}) (i32.shl ${g('b')} ${i32(4)})))
+    (local.set $xg (i32.add (i32.load offset=${P.xg} ${g('p')}) (i32.shl ${g('b')} ${i32(2)})))
     (block $done (loop $blocks
       (br_if $done (i32.ge_u ${g('b')} ${g('end')}))
       ${loads}
@@ -187,6 +193,8 @@ function quantX() {
       (v128.store ${g('xp')} (i16x8.shl (i16x8.extadd_pairwise_i8x16_s ${g('v0')}) ${i32(5)}))
       (v128.store offset=16 ${g('xp')} (i16x8.shl (i16x8.extadd_pairwise_i8x16_s ${g('v1')}) ${i32(5)}))
       (v128.store ${g('xm')} (i16x8.shl (i16x8.add (i16x8.extadd_pairwise_i8x16_s ${g('v0')}) (i16x8.extadd_pairwise_i8x16_s ${g('v1')})) ${i32(3)}))
+      (i32.store16 ${g('xg')} ${sum16('v0')})
+      (i32.store16 offset=2 ${g('xg')} ${sum16('v1')})
       (f32.store ${g('d')} ${g('dd')})
       (f32.store ${g('s')} (f32.mul ${g('dd')} (f32.convert_i32_s (i32.add (i32.add (i32x4.extract_lane 0 ${g('sum')}) (i32x4.extract_lane 1 ${g('sum')}))
                                                                   (i32.add (i32x4.extract_lane 2 ${g('sum')}) (i32x4.extract_lane 3 ${g('sum')}))))))
@@ -195,6 +203,7 @@ function quantX() {
       (local.set $q8 (i32.add ${g('q8')} ${i32(32)}))
       (local.set $xp (i32.add ${g('xp')} ${i32(32)}))
       (local.set $xm (i32.add ${g('xm')} ${i32(16)}))
+      (local.set $xg (i32.add ${g('xg')} ${i32(4)}))
       (local.set $d (i32.add ${g('d')} ${i32(4)}))
       (local.set $s (i32.add ${g('s')} ${i32(4)}))
       (local.set $b (i32.add ${g('b')} ${i32(1)}))
@@ -329,7 +338,10 @@ function decodeUnit(type, j, rdot) {
     const qlBase = 64 * h + (t & 1 ? 32 : 0);
     const qhBase = 128 + 32 * h;
     const nib = (v) => (t < 2 ? `(v128.and ${v} ${b16(15)})` : `(i8x16.shr_u ${v} ${i32(4)})`);
-    const hi = (v) => `(i8x16.shl (v128.and (i8x16.shr_u ${v} ${i32(2 * t)}) ${b16(3)}) ${i32(4)})`;
+    // bits 2t, 2t + 1 of each qh byte moved to bits 4, 5 by one 16-bit shift (bits that cross
+    // into the neighbouring byte land outside 0x30 and are masked off)
+    const sh = 4 - 2 * t;
+    const hi = (v) => `(v128.and ${sh > 0 ? `(i16x8.shl ${v} ${i32(sh)})` : sh < 0 ? `(i16x8.shr_u ${v} ${i32(-sh)})` : v} ${b16(0x30)})`;
     const val = (k) => `(i8x16.sub (v128.or ${nib(`(v128.load offset=${qlBase + 16 * k} ${g('wp')})`)} ${hi(`(v128.load offset=${qhBase + 16 * k} ${g('wp')})`)}) ${b16(32)})`;
     const scale = (k) => `(i16x8.splat (i32.load8_s offset=${192 + 8 * h + 2 * t + k} ${g('wp')}))`;
     L.push(set('ws', g('dd')));
@@ -507,8 +519,12 @@ ${perBlock.join('\n')}
     (f32.store offset=4 ${g('y')} (f32.sub ${hsum(g('accB'))} ${kmin ? hsum(g('mvB')) : g('mnB')})))`;
 }
 
-/** Entry: this task's rows of W, each against every activation row (MT at a time, then singly; with `pair`, fewer than MT rows take two weight rows at a time). */
-function entry(type, pair) {
+/**
+ * Entry: this task's rows of W, each against every activation row (MT at a time, then singly; with
+ * `pair`, fewer than MT rows take two weight rows at a time; with `decode`, fewer than MT rows take
+ * the format's decode kernel from qdecode.mjs).
+ */
+function entry(type, pair, decode) {
   const F = FORMAT[type];
   const ld = (f) => `(i32.load offset=${P[f]} ${g('p')})`;
   const call = (mt) => `(call $qm_${type}_r${mt} ${g('wp')} ${g('nb')} (i32.add ${g('xq')} (i32.mul ${g('m')} ${g('xrs')})) ${g('xrs')}
@@ -528,14 +544,26 @@ function entry(type, pair) {
         ${set('n', add(g('n'), i32(2)))}
         (br $rows)))
 `;
+  const decodeBlock = !decode ? '' : `      (if (i32.lt_u ${g('M')} ${i32(MT)}) (then
+        ${set('m', i32(0))}
+        (block $dec_done (loop $dec
+          (br_if $dec_done (i32.ge_u ${g('m')} ${g('M')}))
+          (call $qm_${type}_d1 ${g('wp')} ${g('nb')} (i32.add ${g('xq8')} (i32.mul ${g('m')} ${g('K')})) (i32.add ${g('xd')} (i32.mul ${g('m')} ${g('drs')})) ${g('tab')}
+            (i32.add ${g('y')} (i32.shl (i32.add (i32.mul ${g('m')} ${g('N')}) ${g('n')}) ${i32(2)}))
+            ${decode.last === 'xg' ? `(i32.add ${g('xg')} (i32.mul ${g('m')} (i32.shr_u ${g('K')} ${i32(3)})))` : `(i32.add ${g('xs')} (i32.mul ${g('m')} ${g('drs')}))`})
+          ${set('m', add(g('m'), i32(1)))}
+          (br $dec)))
+        ${set('n', add(g('n'), i32(1)))}
+        (br $rows)))
+`;
   return `
   (func $qm_${type} (param $p i32) (param $task i32) (param $nTasks i32)
     (local $M i32) (local $N i32) (local $K i32) (local $n i32) (local $end i32) (local $m i32) (local $nb i32) (local $wp i32)
     (local $xq i32) (local $xq8 i32) (local $xd i32) (local $xs i32) (local $y i32) (local $tab i32) (local $xrs i32) (local $drs i32) (local $w i32) (local $rb i32)
-    (local $r0 i32) (local $r1 i32) (local $xp i32) (local $xm i32)
+    (local $r0 i32) (local $r1 i32) (local $xp i32) (local $xm i32) (local $xg i32)
     ${set('r0', ld('rowBeg'))} ${set('r1', ld('rowEnd'))}
     ${set('M', ld('M'))} ${set('N', ld('N'))} ${set('K', ld('K'))}
-    ${set('xq', ld('xq'))} ${set('xq8', ld('xq8'))} ${set('xd', ld('xd'))} ${set('xs', ld('xs'))} ${set('y', ld('y'))} ${set('tab', ld('tab'))} ${set('w', ld('w'))} ${set('rb', ld('rowBytes'))} ${set('xp', ld('xp'))} ${set('xm', ld('xm'))}
+    ${set('xq', ld('xq'))} ${set('xq8', ld('xq8'))} ${set('xd', ld('xd'))} ${set('xs', ld('xs'))} ${set('y', ld('y'))} ${set('tab', ld('tab'))} ${set('w', ld('w'))} ${set('rb', ld('rowBytes'))} ${set('xp', ld('xp'))} ${set('xm', ld('xm'))} ${set('xg', ld('xg'))}
     ${set('nb', `(i32.div_u ${g('K')} ${i32(F.values)})`)}
     ${set('xrs', `(i32.shl ${g('K')} ${i32(1)})`)} ${set('drs', `(i32.shl (i32.shr_u ${g('K')} ${i32(5)}) ${i32(2)})`)}
     ${set('n', add(g('r0'), `(i32.div_u (i32.mul (i32.sub ${g('r1')} ${g('r0')}) ${g('task')}) ${g('nTasks')})`))}
@@ -543,7 +571,7 @@ function entry(type, pair) {
     (block $rows_done (loop $rows
       (br_if $rows_done (i32.ge_u ${g('n')} ${g('end')}))
       ${set('wp', add(g('w'), mul(`(i32.sub ${g('n')} ${g('r0')})`, g('rb'))))}
-${pairBlock}      ${set('m', i32(0))}
+${pairBlock}${decodeBlock}      ${set('m', i32(0))}
       (block $tiles_done (loop $tiles
         (br_if $tiles_done (i32.gt_u (i32.add ${g('m')} ${i32(MT)}) ${g('M')}))
         ${call(MT)}
@@ -610,10 +638,12 @@ export function generate({ relaxed }) {
     if (FORMAT[t].fp8) { out.push(fp8Kernel(t, madd)); continue; }
     // the two-row decode kernel pays off where the unpacked unit is small (the i8 relaxed dot on
     // nibbles); with 16-bit operands its two rows' vectors no longer fit the registers
-    const pair = relaxed && RDOT.has(t);
+    const decode = relaxed ? DECODE[t] : undefined;
+    const pair = relaxed && RDOT.has(t) && !decode;
     out.push(rowKernel(t, MT, madd, relaxed), rowKernel(t, 1, madd, relaxed));
     if (pair) out.push(pairKernel(t, madd, relaxed));
-    out.push(entry(t, pair));
+    if (decode) out.push(decode.fn(madd));
+    out.push(entry(t, pair, decode));
   }
   for (const e of exportNames) out.push(`  (export "${e}" (func $${e}))`);
   out.push(')');

@@ -1,5 +1,5 @@
 // Runtime glue of the quantized matrix product (kernels/qmatmul.wat.mjs): rounds x to 8 bits per
-// 32 values into scratch (qm_quant_x: i16 and i8 copies, scales, sums, 32·pair sums, 8·sums of four), then runs the format's kernel with the rows of W split over
+// 32 values into scratch (qm_quant_x: i16 and i8 copies, scales, sums, 32·pair sums, 8·sums of four, sums of 16), then runs the format's kernel with the rows of W split over
 // the pool's threads. The f16 -> f32 table the kernels read scales through is built once per
 // backend. Weights in the memory are read where they lie: nothing of W is copied or expanded; a
 // weight kept in host memory (backend.ts, heapWeightBytes) is copied in panels of rows of up to
@@ -58,11 +58,12 @@ export const qmatmulKernel: NativeKernel<Op> = {
     const xq8 = rt.scratch('qmatmul.xq8', M * K);
     const xp = rt.scratch('qmatmul.xp', M * K);
     const xm = rt.scratch('qmatmul.xm', (M * K) / 2);
+    const xg = rt.scratch('qmatmul.xg', (M * K) / 8);
     const xd = rt.scratch('qmatmul.xd', nBlocks * 4);
     const xs = rt.scratch('qmatmul.xs', nBlocks * 4);
     const panel = host ? rt.scratch('qmatmul.panel', panelRows * rowBytes) : 0;
-    const params = rt.scratch('qmatmul.params', 64);
-    const p = new Int32Array(rt.memory.bytes().buffer, params, 16);
+    const params = rt.scratch('qmatmul.params', KERNEL_CONSTANTS.qmatmul.P_BYTES);
+    const p = new Int32Array(rt.memory.bytes().buffer, params, KERNEL_CONSTANTS.qmatmul.P_BYTES / 4);
     p[P.M / 4] = M;
     p[P.N / 4] = N;
     p[P.K / 4] = K;
@@ -71,6 +72,7 @@ export const qmatmulKernel: NativeKernel<Op> = {
     p[P.xq8 / 4] = xq8;
     p[P.xp / 4] = xp;
     p[P.xm / 4] = xm;
+    p[P.xg / 4] = xg;
     p[P.xd / 4] = xd;
     p[P.xs / 4] = xs;
     p[P.y / 4] = addr(rt, y);
