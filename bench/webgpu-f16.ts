@@ -33,7 +33,19 @@ export async function main(args: string[]): Promise<void> {
   const mi = args.indexOf('--models');
   const models = mi >= 0 ? args[mi + 1]!.split(',') : ['gpt2-small', 'llama-1b'];
   const rows: Row[] = [];
-  const emit = (r: Row) => { rows.push(r); if (json) console.log(JSON.stringify(r)); };
+  // Each row is printed as it comes (JSON lines with --json, else a short line on stderr), so a
+  // run cut short still shows what it measured.
+  const emit = (r: Row) => {
+    rows.push(r);
+    if (json) console.log(JSON.stringify(r));
+    else console.error(`  ${r.impl.split(' (')[0]} ${r.model} ${r.metric} T=${r.T}: ${r.value.toPrecision(4)}${r.note ? ` (${r.note})` : ''}`);
+  };
+  // The peer first: its process has ended (and freed the GPU) before actlab opens the device.
+  if (!args.includes('--no-peers')) {
+    const py = spawnSync('python3', [join(root, 'bench', 'gpu_torch.py'), 'f16', '--models', models.join(','), ...(quick ? ['--quick'] : [])], { encoding: 'utf8', maxBuffer: 1 << 24 });
+    if (py.status === 0) for (const line of py.stdout.trim().split('\n')) emit(JSON.parse(line));
+    else console.error(`PyTorch peer skipped: ${(py.stderr || py.error?.message || '').trim().split('\n').pop()}`);
+  }
   const be = await initBackend('webgpu');
   if (!json) console.log(`f16 models on webgpu: ${JSON.stringify(be.info?.())}`);
   for (const name of models) {
@@ -67,11 +79,6 @@ export async function main(args: string[]): Promise<void> {
     emit({ bench: 'model', model: `${name} f16`, impl: 'actlab-webgpu', metric: 'kl_to_f32', T: 128, value: c.kl, note: `top-1 ${(100 * c.top1).toFixed(1)}%` });
   }
   disposeBackends();
-  if (!args.includes('--no-peers')) {
-    const py = spawnSync('python3', [join(root, 'bench', 'gpu_torch.py'), 'f16', '--models', models.join(','), ...(quick ? ['--quick'] : [])], { encoding: 'utf8', maxBuffer: 1 << 24 });
-    if (py.status === 0) for (const line of py.stdout.trim().split('\n')) emit(JSON.parse(line));
-    else console.error(`PyTorch peer skipped: ${(py.stderr || py.error?.message || '').trim().split('\n').pop()}`);
-  }
   if (json) return;
   console.log('\n| model | metric | T | actlab-webgpu | PyTorch CUDA eager | ratio (≥ 1: actlab faster) |');
   console.log('|---|---|---|---:|---:|---:|');

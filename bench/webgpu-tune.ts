@@ -10,13 +10,15 @@
 // `f32` / `f16` time only the f32 / f16 target shapes; `sgcheck` checks only the f16 tiles;
 // `f32wg` checks and times the thread grids of F32WG; `f32big` times 8x8 against 8x16 per thread
 // on aligned shapes of 256 to 1024 tiles; `f32pre` times the tiles on GPT-2 prefill projections;
+// `f32few` times smaller tiles and K-splits on products of few output tiles (ACTLAB_TUNE_SHAPES=MxKxN,...);
 // `base` times only the default kernels.
-// Usage: node dist/bench/webgpu-tune.js check,gemm,f32,f16,f32wg,f32big,f32pre,base,prefill,decode,attn [outdir]
+// Usage: node dist/bench/webgpu-tune.js check,gemm,f32,f16,f32wg,f32big,f32pre,f32few,base,prefill,decode,attn [outdir]
 import { writeFileSync } from 'node:fs';
 import type { View } from '../src/tensor/backend.js';
 import { createWebGpuBackend, WebGpuBackend } from '../src/backends/webgpu/backend.js';
 import { enableF32Vec4, setF32Tile, type F32Tile } from '../src/backends/webgpu/kernels/matmul-f32.js';
 import { enableSubgroupMatmul, setSubgroupTile, type SgTile } from '../src/backends/webgpu/kernels/matmul-f16.js';
+import { DEFAULT_SPLITK, setMatmulSplitK } from '../src/backends/webgpu/kernels/matmul.js';
 import { enableFlashAttention, setFlashTile, type FlashTile } from '../src/backends/webgpu/kernels/attention-flash.js';
 import { f16BitsToF32, f32ToF16Bits } from '../src/tensor/dtype.js';
 
@@ -395,7 +397,7 @@ async function attn(): Promise<void> {
 
 const modes = (process.argv[2] ?? 'check').split(',');
 const out = process.argv[3] ?? '/tmp';
-if (modes.some((m) => ['check', 'sgcheck', 'gemm', 'f32', 'f16', 'f32wg', 'f32big', 'f32pre', 'base'].includes(m))) {
+if (modes.some((m) => ['check', 'sgcheck', 'gemm', 'f32', 'f16', 'f32wg', 'f32big', 'f32pre', 'f32few', 'base'].includes(m))) {
   const be = (await createWebGpuBackend()) as WebGpuBackend;
   say(`${process.env.ACTLAB_DAWN_TOGGLES ?? ''} ${JSON.stringify(be.info())}`);
   if (modes.includes('check')) await checks(be);
@@ -416,6 +418,19 @@ if (modes.some((m) => ['check', 'sgcheck', 'gemm', 'f32', 'f16', 'f32wg', 'f32bi
     for (const [M, K, N, tB] of [[512, 768, 2304, false], [512, 768, 768, false], [512, 768, 3072, false], [512, 3072, 768, false], [512, 1024, 3072, false], [512, 1024, 1024, false], [512, 1024, 4096, false], [512, 4096, 1024, false], [512, 768, 50257, true]] as const) {
       for (const t of T) { setF32(t); say(`f32 ${M}x${K}x${N}${tB ? ' tB' : ''} ${name(t)}: ${await time(be, 'f32', M, K, N, tB)}`); }
     }
+    setF32(null);
+  }
+  if (modes.includes('f32few')) { // products of few output tiles (GPT-2-medium at T=512): smaller tiles and K-splits
+    const T: F32Variant[] = [null, { TM: 4, TN: 4, BK: 16, DB: false, UN: true, TX: 8, TY: 16 }, { TM: 4, TN: 4, BK: 16, DB: false, UN: true, TX: 8, TY: 8 },
+      { TM: 4, TN: 8, BK: 16, DB: false, UN: true, TX: 8, TY: 8 }, { TM: 4, TN: 4, BK: 16, DB: false, UN: true, NP: true, TX: 8, TY: 16 }];
+    const shapes = (process.env.ACTLAB_TUNE_SHAPES ?? '512x4096x1024,512x1024x1024,512x1024x3072,512x1024x4096').split(',').map((x) => x.split('x').map(Number) as [number, number, number]);
+    for (const [M, K, N] of shapes) for (const S of [1, 2, 4]) for (const t of T) {
+      if (S > 1 && K < 2048 && t !== null) continue;
+      setF32(t);
+      setMatmulSplitK(S);
+      say(`f32 ${M}x${K}x${N} split ${S} ${name(t)}: ${await time(be, 'f32', M, K, N)}`);
+    }
+    setMatmulSplitK(DEFAULT_SPLITK);
     setF32(null);
   }
   if (modes.includes('base')) { // the default kernels only, at the target shapes

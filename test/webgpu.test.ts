@@ -15,7 +15,7 @@ import * as F from '../src/ops/index.js';
 import { openWebGpu } from './webgpu-helpers.js';
 import { qmatmul } from '../src/ops/quant.js';
 import { QuantizedTensor } from '../src/tensor/quantized.js';
-import { setMatmulSplitK } from '../src/backends/webgpu/kernels/matmul.js';
+import { DEFAULT_SPLITK, setMatmulSplitK } from '../src/backends/webgpu/kernels/matmul.js';
 import { A8_GEMV_TYPES } from '../src/backends/webgpu/kernels/quant-gemv.js';
 import type { QuantType } from '../src/tensor/backend.js';
 
@@ -63,7 +63,7 @@ describe.skipIf(!backend)('webgpu backend', () => {
     // 2000x40x2500: 8x8 with bounds tests on every axis; 512x32x4096 and 512x64x768: the
     // 128-thread grids of 128x64 and 64x64 tiles; 1024x40x1920: 64x64 tiles with bounds tests;
     // Aᵀ (A stored [K, M]) on the aligned paths; 128x4096x256, 96x2048x192 Bᵀ, 64x3072x128 Aᵀ: few
-    // tiles and a long K, split into 8 / 4 / 4 k-ranges added by a second pass
+    // tiles and a long K, split into 8 / 4 / 4 k-ranges added by a second pass (and into 4 each by 'few')
     const cases: [number, number, number, boolean, boolean?][] = [
       [1024, 40, 1920, false], [2560, 32, 3840, false], [2560, 32, 3840, true], [520, 24, 15401, true], [2048, 48, 2432, false],
       [2000, 40, 2500, true], [512, 32, 4096, false], [512, 64, 768, true],
@@ -71,8 +71,10 @@ describe.skipIf(!backend)('webgpu backend', () => {
       [3, 700, 300, false], [1, 512, 200, true], [5, 1000, 64, true],
       [128, 4096, 256, false], [96, 2048, 192, true], [64, 3072, 128, false, true],
     ];
-    setMatmulSplitK('auto'); // off by default
-    for (const [M, K, N, transB, transA = false] of cases) {
+    // the long-K cases once more under the 'few' split (64x64 tiles counted, 4 k-ranges)
+    const runs = [...cases.map((c) => ['auto', c] as const), ...cases.slice(-3).map((c) => ['few', c] as const)];
+    for (const [mode, [M, K, N, transB, transA = false]] of runs) {
+      setMatmulSplitK(mode);
       const a = Array.from({ length: M * K }, (_, i) => Math.sin(i * 0.37));
       const b = Array.from({ length: K * N }, (_, i) => Math.cos(i * 0.11));
       const mm = (be: Backend) => F.matmul(Tensor.from(a, transA ? [K, M] : [M, K], 'f32', be), Tensor.from(b, transB ? [N, K] : [K, N], 'f32', be), { transA, transB });
@@ -80,9 +82,9 @@ describe.skipIf(!backend)('webgpu backend', () => {
       const yg = await mm(gpu).data();
       let num = 0; let den = 0;
       for (let i = 0; i < yr.length; i++) { num += (yr[i]! - yg[i]!) ** 2; den += yr[i]! ** 2; }
-      expect(num / den, `${M}x${K}x${N}${transA ? ' Aᵀ' : ''}${transB ? ' Bᵀ' : ''}`).toBeLessThan(1e-10);
+      expect(num / den, `${M}x${K}x${N}${transA ? ' Aᵀ' : ''}${transB ? ' Bᵀ' : ''} split ${mode}`).toBeLessThan(1e-10);
     }
-    setMatmulSplitK(1);
+    setMatmulSplitK(DEFAULT_SPLITK);
   }, 900_000);
 
   it('few-row products on 16-byte loads (f32 and f16 weights, both layouts, split K or not) match the reference', async () => {

@@ -1,9 +1,11 @@
 #!/bin/bash
 # The forward-speed run on the GPU machine, from a folder made by pack.sh: host-side counts per
 # decode step and per runWithCache (webgpu-counts), a CPU profile of decode, GPU time per op of a
-# runWithCache and of a GPT-2-medium prefill (webgpu-tune), and the model benchmark beside PyTorch.
-# Usage: cd PACKED && bash scripts/gpu/fwd-run.sh [counts] [counts1] [profile] [ops] [model] [model-quick] [checks]
-# (checks: ACTLAB_OPS=op,op limits the conformance matrix)
+# runWithCache and of a GPT-2-medium prefill (webgpu-tune), the model benchmark beside PyTorch,
+# the f16 model benchmark beside PyTorch f16 (needs extra.tar.xz: node_modules/@huggingface) and
+# the f32 tile and K-split sweep on products of few output tiles (webgpu-tune f32few).
+# Usage: cd PACKED && bash scripts/gpu/fwd-run.sh [counts] [counts1] [profile] [ops] [ops-medium] [model] [model-quick] [medium] [f16] [few] [conf] [checks]
+# (checks, conf: ACTLAB_OPS=op,op limits the conformance matrix; ACTLAB_TUNE_SHAPES the few sweep)
 # Results go to $OUT/*.txt.
 source unpack.sh
 export ACTLAB_WEBGPU_FALLBACK=
@@ -22,6 +24,20 @@ for step in "$@"; do
       for m in small:128:cache medium:512; do
         ACTLAB_TUNE_PREFILL=$m timeout 150 node dist/bench/webgpu-tune.js prefill 2>&1 | tee -a "$OUT/ops.txt" | tail -14
       done ;;
+    ops-medium) # GPT-2-medium T=512 only, as built and with ACTLAB_WEBGPU_SPLITK=few
+      for s in 1 few; do
+        echo "ACTLAB_WEBGPU_SPLITK=$s" | tee -a "$OUT/ops.txt"
+        ACTLAB_WEBGPU_SPLITK=$s ACTLAB_TUNE_PREFILL=medium:512 timeout 150 node dist/bench/webgpu-tune.js prefill 2>&1 | tee -a "$OUT/ops.txt" | tail -14
+      done ;;
+    f16)
+      [ -f extra.tar.xz ] && tar xJf extra.tar.xz
+      PYTHONUNBUFFERED=1 timeout 300 node dist/bench/webgpu-f16.js 2>&1 | tee "$OUT/f16.txt" ;;
+    few) timeout 150 node dist/bench/webgpu-tune.js f32few /tmp 2>&1 | tee "$OUT/few.txt" ;;
+    medium) # GPT-2-medium only (quick, no upload), as built and with ACTLAB_WEBGPU_SPLITK=few; PyTorch once
+      timeout 150 node dist/bench/webgpu-model.js --quick --models medium --no-load --no-peers 2>&1 | tee "$OUT/medium.txt" | tail -8
+      echo "ACTLAB_WEBGPU_SPLITK=few" | tee -a "$OUT/medium.txt"
+      ACTLAB_WEBGPU_SPLITK=few timeout 200 node dist/bench/webgpu-model.js --quick --models medium --no-load 2>&1 | tee -a "$OUT/medium.txt" | tail -12 ;;
+    conf) ACTLAB_WEBGPU_SPLITK=${ACTLAB_CONF_SPLITK:-} timeout 150 node scripts/gpu/conformance.mjs "${ACTLAB_OPS:-}" 2>&1 | tee "$OUT/conformance.txt" | tail -8 ;;
     model) timeout 330 node dist/bench/webgpu-model.js 2>&1 | tee "$OUT/model.txt" | tail -20 ;;
     model-quick) timeout 240 node dist/bench/webgpu-model.js --quick 2>&1 | tee "$OUT/model.txt" | tail -20 ;;
     checks)

@@ -6,9 +6,9 @@
 //   gemv       M <= 8 otherwise: each workgroup streams a strip of B once for all rows of A.
 //   sgmat      f16 x f16 on tensor cores through subgroup matrices (matmul-f16.ts) when offered.
 // Weights shared by every batch (stride 0) fold the batch into M (matmul-plan.ts). A product with
-// few output tiles and a long K can be split along K (off by default: on the H200 the split
-// GPT-2-medium down-projection at T=512 measured 8% slower than one pass): the k-ranges become a
-// batch of partial products, which a second pass adds.
+// few output tiles and a long K is split along K ('few': counted in 64x64 tiles, up to 4 ranges;
+// on the H200 GPT-2-medium's down-projection at T=512 ran 37% faster): the k-ranges become a
+// batch of partial products, which a second pass adds (with the bias and activation).
 import type { OpDesc, View } from '../../../tensor/backend.js';
 import { BUILTINS, Params, WG_INDEX, type OpContext } from './context.js';
 import { PRELUDE, cdiv, inBinding, lines, loaders, outBinding, storers } from '../wgsl.js';
@@ -78,9 +78,17 @@ fn main(${BUILTINS}) { ${WG_INDEX} let i = wg * 256u + li; if (i < P[0]) { stb_y
   }
 }
 
-let splitK: number | 'auto' = envVar('ACTLAB_WEBGPU_SPLITK') === 'auto' ? 'auto' : Number(envVar('ACTLAB_WEBGPU_SPLITK') ?? 1) || 1;
-/** K-split of single f32 products: S ranges, 'auto' (the heuristic below), or 1 (off, the default; ACTLAB_WEBGPU_SPLITK sets it too). */
-export function setMatmulSplitK(s: number | 'auto'): void {
+type SplitK = number | 'auto' | 'few';
+const splitEnv = envVar('ACTLAB_WEBGPU_SPLITK');
+/**
+ * The default: 'few'. On the H200 it took GPT-2-medium's MLP down-projection at T=512
+ * (512x4096x1024) from 26.8 to 36.6 TFLOP/s and the model's prefill from 28316 to 30497 tok/s
+ * (bench/RESULTS.md, eighth pass).
+ */
+export const DEFAULT_SPLITK = 'few';
+let splitK: SplitK = splitEnv === 'auto' || splitEnv === 'few' ? splitEnv : splitEnv ? Number(splitEnv) || 1 : DEFAULT_SPLITK;
+/** K-split of single f32 products: S ranges, 'auto' / 'few' (the heuristics below; 'few' is the default), or 1 (off); ACTLAB_WEBGPU_SPLITK sets it too. */
+export function setMatmulSplitK(s: SplitK): void {
   splitK = s;
 }
 
@@ -91,6 +99,13 @@ export function setMatmulSplitK(s: number | 'auto'): void {
  */
 function splitKOf(p: MatmulPlan): number {
   const fits = (S: number) => p.K % (16 * S) === 0;
+  if (splitK === 'few') {
+    // 'few': counted in 64x64 tiles, up to 4 ranges of at least 512 while all ranges' tiles fit in four waves
+    const t64 = Math.ceil(p.M / 64) * Math.ceil(p.N / 64);
+    if (p.M < 64 || t64 >= 264 || p.K < 2048) return 1;
+    for (const S of [4, 2]) if (p.K / S >= 512 && fits(S) && t64 * S <= 528) return S;
+    return 1;
+  }
   if (splitK !== 'auto') return splitK > 1 && fits(splitK) ? splitK : 1;
   const tiles = Math.ceil(p.M / 128) * Math.ceil(p.N / 128);
   if (p.M < 64 || tiles >= 66 || p.K < 2048) return 1;
