@@ -121,7 +121,11 @@ describe.skipIf(!backend)('webgpu backend', () => {
       const yg = await run(gpu).data();
       let num = 0; let den = 0;
       for (let i = 0; i < yr.length; i++) { num += (yr[i]! - yg[i]!) ** 2; den += yr[i]! ** 2; }
-      expect(num / den, type).toBeLessThan(1e-10);
+      // two rows of x: q4_0 and q4_k take the decode GEMV that rounds x to 8 bits per 32 values
+      // (where the adapter has packed dot products), whose budget is the conformance matrix's 3e-4
+      const budget = A8_GEMV_TYPES.has(type) ? 3e-4 : 1e-10;
+      console.log(`${type} at unaligned offsets: NMSE ${(num / den).toExponential(2)} (budget ${budget})`);
+      expect(num / den, type).toBeLessThan(budget);
     }
   }, 300_000);
 
