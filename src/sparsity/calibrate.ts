@@ -15,12 +15,11 @@
 // The quantile is the k-th smallest value with k = floor(n · F), as torch.kthvalue in CHESS.
 // Not for: installing the plan on a model (apply.ts).
 import { unary } from '../ops/elementwise.js';
-import { tensor } from '../ops/creation.js';
 import { blockHook } from '../models/hook-point.js';
 import type { CausalLM } from '../models/model.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { checkSpec, formatSpec, needsCalibration, type SparsitySpec } from './spec.js';
-import { blockLinears, calibrateTeal } from './teal.js';
+import { blockLinears, calibrateTeal, forwardChunks } from './teal.js';
 
 /** Fewest calibration tokens a calibrated method accepts (per-channel quantiles need a sample per channel). */
 export const MIN_CALIBRATION_TOKENS = 64;
@@ -117,17 +116,7 @@ function sample(model: CausalLM, ids: readonly number[], layers: number[], atten
       if (parts.o) hooks.push([blockHook(l, 'attn.hook_z'), (t) => { s.oIn.push(absOf(t)); }]);
     }
   }
-  model.withHooks(hooks, () => {
-    for (let i = 0; i < ids.length; i += ctx) {
-      const chunk = ids.slice(i, i + ctx);
-      const x = tensor([...chunk], [1, chunk.length], 'i32', { backend: model.backend });
-      try {
-        model.forward(x, { logits: 'last' }).dispose();
-      } finally {
-        x.dispose();
-      }
-    }
-  });
+  model.withHooks(hooks, () => forwardChunks(model, ids, ctx));
   return stats;
 }
 

@@ -104,15 +104,7 @@ export function recordTealInputs(model: CausalLM, ids: readonly number[], layers
         installed.push(lin);
       }
     }
-    for (let i = 0; i < ids.length; i += ctx) {
-      const chunk = ids.slice(i, i + ctx);
-      const x = tensor([...chunk], [1, chunk.length], 'i32', { backend: model.backend });
-      try {
-        model.forward(x, { logits: 'last' }).dispose();
-      } finally {
-        x.dispose();
-      }
-    }
+    forwardChunks(model, ids, ctx);
   } finally {
     for (const lin of installed) delete lin.sparse;
   }
@@ -175,5 +167,18 @@ export class SharedInputProduct {
     this.y?.dispose();
     this.y = this.x = undefined;
     this.waiting.clear();
+  }
+}
+
+/** Calibration passes: `ids` through the model in chunks of `ctx` tokens (last position's logits only; hooks do the work). */
+export function forwardChunks(model: CausalLM, ids: readonly number[], ctx: number): void {
+  for (let i = 0; i < ids.length; i += ctx) {
+    const chunk = ids.slice(i, i + ctx);
+    const x = tensor([...chunk], [1, chunk.length], 'i32', { backend: model.backend });
+    try {
+      model.forward(x, { logits: 'last' }).dispose();
+    } finally {
+      x.dispose();
+    }
   }
 }
