@@ -36,6 +36,8 @@ export interface WasmBuffer extends BackendBuffer {
   /** Counted against heapWeightBytes. */
   readonly heapWeight?: boolean;
   freed: boolean;
+  /** Bumped when the buffer is written, so that a native GEMM knows when a packed weight went stale. */
+  version: number;
 }
 
 /** Default cap on weight bytes inside the memory: half of a wasm32 memory, the rest left to activations, caches and scratch. */
@@ -81,8 +83,6 @@ export class WasmBackend implements Backend {
   private hostWeights = 0;
   private readonly scratchAreas = new Map<string, { ptr: number; size: number }>();
   private disposed = false;
-  /** Bumped when a buffer is written, so that a native GEMM knows when a packed weight went stale. */
-  private readonly versions = new WeakMap<BackendBuffer, number>();
   /** What native kernels see; also used by tests and benchmarks. */
   readonly runtime: WasmRuntime;
 
@@ -122,7 +122,7 @@ export class WasmBackend implements Backend {
     const ptr = this.memory.alloc(byteLength);
     if (this.poison) this.memory.bytes().fill(0xff, ptr, ptr + byteLength);
     this.live += byteLength;
-    return { backend: 'wasm', byteLength, ptr, freed: false };
+    return { backend: 'wasm', byteLength, ptr, freed: false, version: 0 };
   }
 
   /** A weight's memory: inside the wasm memory while under heapWeightBytes, else in host memory. */
@@ -141,7 +141,7 @@ export class WasmBackend implements Backend {
     }
     this.live += byteLength;
     this.hostWeights += byteLength;
-    return { backend: 'wasm', byteLength, ptr: -1, host, freed: false };
+    return { backend: 'wasm', byteLength, ptr: -1, host, freed: false, version: 0 };
   }
 
   free(buffer: BackendBuffer): void {
@@ -183,7 +183,7 @@ export class WasmBackend implements Backend {
     const { gemm } = this.native;
     if (gemm) {
       const { policy } = this.native;
-      const versionOf = (b: BackendBuffer) => this.versions.get(b) ?? 0;
+      const versionOf = (b: BackendBuffer) => (b as WasmBuffer).version;
       if (op.op === 'matmul' && tryNativeMatmul(this.runtime, gemm, policy, versionOf, op, inputs, outputs)) return;
       if (op.op === 'attention' && tryNativeAttention(this.runtime, gemm, policy, op, inputs, outputs)) return;
       if (op.op === 'linear') {
@@ -274,7 +274,7 @@ export class WasmBackend implements Backend {
   }
 
   private touch(buffer: BackendBuffer): void {
-    this.versions.set(buffer, (this.versions.get(buffer) ?? 0) + 1);
+    (buffer as WasmBuffer).version++; // a field, not a WeakMap: this runs for every output of every op
   }
 
   private bytesOf(buffer: BackendBuffer, what: string): Uint8Array {
