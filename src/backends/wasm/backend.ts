@@ -211,11 +211,11 @@ export class WasmBackend implements Backend {
     if (op.act) this.exec({ op: 'unary', fn: op.act }, [y], [y]);
   }
 
-  /** Native kernels address the memory only; a host weight is streamed in by qmatmul (its input 1), read by the reference elsewhere. */
+  /** Native kernels address the memory only; a host weight is streamed in by qmatmul and qlinear (their input 1), read by the reference elsewhere. */
   private nativeReaches(op: OpDesc, inputs: readonly View[], outputs: readonly View[]): boolean {
     const host = (v: View) => !!(v.buffer as WasmBuffer).host;
     if (!inputs.some(host) && !outputs.some(host)) return true;
-    return op.op === 'qmatmul' && !host(inputs[0]!) && !outputs.some(host);
+    return (op.op === 'qmatmul' || op.op === 'qlinear') && !host(inputs[0]!) && !host(inputs[2] ?? inputs[0]!) && !outputs.some(host);
   }
 
   /** Whether `exec` would run this op natively (else on the reference kernels). */

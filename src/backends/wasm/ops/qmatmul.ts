@@ -10,8 +10,10 @@ import { QUANT_BLOCK, quantRowBytes } from '../../../tensor/quantized.js';
 import { KERNEL_CONSTANTS } from '../generated/kernels.js';
 import type { NativeKernel, WasmRuntime } from '../runtime.js';
 import { addr, inside, isContiguous, numel } from './rows.js';
+import { binaryKernel, unaryKernel } from './elementwise.js';
 
 type Op = Extract<OpDesc, { op: 'qmatmul' }>;
+type LinearOp = Extract<OpDesc, { op: 'qlinear' }>;
 
 const P = KERNEL_CONSTANTS.qmatmul.P;
 const NATIVE = new Set<string>(KERNEL_CONSTANTS.qmatmul.TYPES);
@@ -97,5 +99,27 @@ export const qmatmulKernel: NativeKernel<Op> = {
       p[P.rowEnd / 4] = n1;
       rt.pool.run(`qm_${op.type}`, [params], threads(n1 - n0));
     }
+  },
+};
+
+/**
+ * qlinear: the product above, then the bias and the activation in place on y with the elementwise
+ * kernels (the same arithmetic as separate qmatmul, add and unary ops), without a dispatch, an
+ * output tensor or a row plan of the engine's for each.
+ */
+export const qlinearKernel: NativeKernel<LinearOp> = {
+  wasmKernels: ['qm_*', 'ew_binary_add', 'ew_unary_*'],
+  handles(op, [x, w, bias], [y]) {
+    if (!x || !w || !bias || !y || bias.dtype !== 'f32' || bias.shape.length !== 1 || bias.shape[0] !== y.shape[1] || !inside(bias)) return false;
+    if (!qmatmulKernel.handles({ op: 'qmatmul', type: op.type }, [x, w], [y])) return false;
+    return !op.act || unaryKernel.handles({ op: 'unary', fn: op.act }, [y], [y]);
+  },
+  run(rt, op, inputs, outputs) {
+    const [x, w, bias] = inputs as [View, View, View];
+    const y = outputs[0]!;
+    qmatmulKernel.run(rt, { op: 'qmatmul', type: op.type }, [x, w], [y]);
+    const rows: View = { ...bias, shape: y.shape, strides: [0, bias.strides[0]!] }; // bias broadcast over the rows
+    binaryKernel.run(rt, { op: 'binary', fn: 'add' }, [y, rows], [y]);
+    if (op.act) unaryKernel.run(rt, { op: 'unary', fn: op.act }, [y], [y]);
   },
 };
