@@ -12,6 +12,7 @@ import { convertToGguf } from '../src/formats/gguf-convert.js';
 import { NodeFileSource } from '../src/io/node/file-source.js';
 import { NodeFileStore } from '../src/io/node/file-store.js';
 import { KVCache } from '../src/models/layers/kv-cache.js';
+import { assign } from '../src/ops/layout.js';
 import * as al from '../src/index.js';
 import { createWasmBackend, type WasmBackend } from '../src/backends/wasm/backend.js';
 import { quantizeQ4_0, quantizeQ8_0 } from '../src/formats/gguf-quants.js';
@@ -96,6 +97,57 @@ describe('qlinear', () => {
     expect(() => qlinear(x, w, short, 'gelu_tanh')).toThrow(/qlinear: bias must be f32 \[64\]/);
     for (const t of [x, x2, b, y, fused, xg, viaTape, short]) t.dispose();
     w.dispose();
+  }, 60_000);
+});
+
+describe('qmatmul on wasm rounds x to 8 bits once per unchanged x', () => {
+  it('reuses the rounding for products of the same x, and redoes it after x is written in place or another x came between', () => {
+    const be = backends[1]!;
+    const [N, K] = [48, 256];
+    const ws = [11, 12].map((seed) => QuantizedTensor.fromBytes(quantizeQ8_0(normal(N * K, seed, 0.05)), 'q8_0', [N, K], be));
+    const wj = [11, 12].map((seed) => QuantizedTensor.fromBytes(quantizeQ8_0(normal(N * K, seed, 0.05)), 'q8_0', [N, K], js));
+    const on = (data: Float32Array, b: al.Backend) => al.tensor(data, [1, K], 'f32', { backend: b });
+    const calls: string[] = [];
+    const run0 = be.pool.run.bind(be.pool);
+    be.pool.run = (k: string, a: readonly number[], n?: number) => { calls.push(k); run0(k, a, n); };
+    try {
+      const xa = normal(K, 13);
+      const xb = normal(K, 14);
+      const x = on(xa, be);
+      const other = on(xb, be);
+      const products = (t: al.Tensor) => ws.map((w) => qmatmul(t, w));
+      const check = (ys: al.Tensor[], data: Float32Array) => {
+        const xr = on(data, js);
+        ys.forEach((y, i) => {
+          const r = qmatmul(xr, wj[i]!); // the reference: no rounding of x at all
+          let e = 0;
+          let n = 0;
+          const a = y.dataSync();
+          const b = r.dataSync();
+          for (let j = 0; j < N; j++) { e += (a[j]! - b[j]!) ** 2; n += b[j]! ** 2; }
+          expect(e / n).toBeLessThan(3e-4);
+          r.dispose();
+          y.dispose();
+        });
+        xr.dispose();
+      };
+      calls.length = 0;
+      check(products(x), xa); // two products of x: one rounding
+      expect(calls.filter((k) => k === 'qm_quant_x')).toHaveLength(1);
+      calls.length = 0;
+      check(products(other), xb); // another x: rounded again
+      check(products(x), xa); // x again after another came between: rounded again
+      expect(calls.filter((k) => k === 'qm_quant_x')).toHaveLength(2);
+      calls.length = 0;
+      assign(x, other); // x written in place: same buffer, new contents
+      check(products(x), xb);
+      expect(calls.filter((k) => k === 'qm_quant_x')).toHaveLength(1);
+      x.dispose();
+      other.dispose();
+    } finally {
+      be.pool.run = run0;
+      for (const w of [...ws, ...wj]) w.dispose();
+    }
   }, 60_000);
 });
 

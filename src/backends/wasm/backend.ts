@@ -227,6 +227,7 @@ export class WasmBackend implements Backend {
   /** Attention over a packed KV cache where its codes lie (src/models/kvquant/cache.ts; not a contract op). */
   runKVAttention(args: KVAttentionArgs): void {
     this.alive('kv attention');
+    this.touch(args.y.buffer);
     runKVAttentionWasm(this.runtime, args);
   }
 

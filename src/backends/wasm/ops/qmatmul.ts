@@ -1,5 +1,5 @@
 // Runtime glue of the quantized matrix product (kernels/qmatmul.wat.mjs): rounds x to 8 bits per
-// 32 values into scratch (qm_quant_x: i16 and i8 copies, scales, sums, 32·pair sums, 8·sums of four, sums of 16), then runs the format's kernel with the rows of W split over
+// 32 values into scratch (once for consecutive products of the same unchanged x) (qm_quant_x: i16 and i8 copies, scales, sums, 32·pair sums, 8·sums of four, sums of 16), then runs the format's kernel with the rows of W split over
 // the pool's threads. The f16 -> f32 table the kernels read scales through is built once per
 // backend. Weights in the memory are read where they lie: nothing of W is copied or expanded; a
 // weight kept in host memory (backend.ts, heapWeightBytes) is copied in panels of rows of up to
@@ -9,6 +9,7 @@ import { f16BitsToF32 } from '../../../tensor/dtype.js';
 import { QUANT_BLOCK, quantRowBytes } from '../../../tensor/quantized.js';
 import { KERNEL_CONSTANTS } from '../generated/kernels.js';
 import type { NativeKernel, WasmRuntime } from '../runtime.js';
+import type { WasmBuffer } from '../backend.js';
 import { addr, inside, isContiguous, numel } from './rows.js';
 import { binaryKernel, unaryKernel } from './elementwise.js';
 
@@ -21,6 +22,8 @@ const NATIVE = new Set<string>(KERNEL_CONSTANTS.qmatmul.TYPES);
 const MIN_THREADED_BYTES = 1 << 14;
 
 const tables = new WeakMap<object, number>();
+/** Per memory: what the qmatmul scratch holds, x rounded to 8 bits (x's buffer, its version, offset, M, K and the scratch addresses). */
+const quantized = new WeakMap<object, readonly unknown[]>();
 
 /** Address of the 65536-entry f16 -> f32 table in this runtime's memory (built on first use). */
 export function f16Table(rt: WasmRuntime): number {
@@ -80,7 +83,16 @@ export const qmatmulKernel: NativeKernel<Op> = {
     p[P.y / 4] = addr(rt, y);
     p[P.tab / 4] = tab;
     p[P.rowBytes / 4] = rowBytes;
-    rt.pool.run('qm_quant_x', [params], Math.max(1, Math.min(rt.threads, Math.floor(nBlocks / 64))));
+    // x rounded to 8 bits once for every product that reads it (q, k and v; gate and up): the
+    // scratch still holds it when the same unchanged x and the same scratch areas come again
+    const key = [x.buffer, (x.buffer as WasmBuffer).version, x.offset, M, K, xq, xq8, xp, xm, xg, xd, xs] as const;
+    const last = quantized.get(rt.memory);
+    if (!last || key.some((k, i) => k !== last[i])) {
+      rt.pool.run('qm_quant_x', [params], Math.max(1, Math.min(rt.threads, Math.floor(nBlocks / 64))));
+      // an output written over x (same buffer) leaves the scratch stale at the same version
+      if (y.buffer !== x.buffer) quantized.set(rt.memory, key);
+      else quantized.delete(rt.memory);
+    }
     const threads = (rows: number) => (rows * rowBytes < MIN_THREADED_BYTES ? 1 : Math.min(rt.threads, rows));
     if (!host) {
       p[P.w / 4] = addr(rt, w);
