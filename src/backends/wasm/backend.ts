@@ -174,7 +174,10 @@ export class WasmBackend implements Backend {
   }
 
   supportsOp(op: OpDesc, inputs: readonly View[], outputs: readonly View[]): boolean {
-    return hasReferenceKernel(op) && [...inputs, ...outputs].every((v) => v.buffer.backend === 'wasm');
+    if (!hasReferenceKernel(op)) return false;
+    for (const v of inputs) if (v.buffer.backend !== 'wasm') return false;
+    for (const v of outputs) if (v.buffer.backend !== 'wasm') return false;
+    return true;
   }
 
   exec(op: OpDesc, inputs: readonly View[], outputs: readonly View[]): void {
