@@ -1,8 +1,8 @@
 // Runtime glue of the quantized matrix product (kernels/qmatmul.wat.mjs): rounds x to 8 bits per
 // 32 values into scratch (qm_quant_x: i16 and i8 copies, scales, sums, 32·pair sums, 8·sums of
 // four, sums of 16; once for consecutive products of the same unchanged x), then runs the format's
-// kernel with the rows of W split over the pool's threads; `qlinear` adds the bias and activation. The f16 -> f32 table the kernels read scales through is built once per
-// backend. Weights in the memory are read where they lie: nothing of W is copied or expanded; a
+// kernel with the rows of W split over the pool's threads; `qlinear` adds the bias and activation.
+// The f16 -> f32 table the kernels read scales through is built once per backend. Weights in the memory are read where they lie: nothing of W is copied or expanded; a
 // weight kept in host memory (backend.ts, heapWeightBytes) is copied in panels of rows of up to
 // weightPanelBytes (8 MiB) into one scratch area, each panel multiplied before the next is copied.
 import type { OpDesc, View } from '../../../tensor/backend.js';
