@@ -2,9 +2,10 @@
 // 32 values into scratch (qm_quant_x: i16 and i8 copies, scales, sums, 32·pair sums, 8·sums of
 // four, sums of 16; once for consecutive products of the same unchanged x), then runs the format's
 // kernel with the rows of W split over the pool's threads; `qlinear` adds the bias and activation.
-// The f16 -> f32 table the kernels read scales through is built once per backend. Weights in the memory are read where they lie: nothing of W is copied or expanded; a
-// weight kept in host memory (backend.ts, heapWeightBytes) is copied in panels of rows of up to
-// weightPanelBytes (8 MiB) into one scratch area, each panel multiplied before the next is copied.
+// The f16 -> f32 table the kernels read scales through is built once per backend. Weights in the
+// memory are read where they lie: nothing of W is copied or expanded; a weight kept in host memory
+// (backend.ts, heapWeightBytes) is copied in panels of rows of up to weightPanelBytes (8 MiB) into
+// one scratch area, each panel multiplied before the next is copied.
 import type { OpDesc, View } from '../../../tensor/backend.js';
 import { f16BitsToF32 } from '../../../tensor/dtype.js';
 import { QUANT_BLOCK, quantRowBytes } from '../../../tensor/quantized.js';
