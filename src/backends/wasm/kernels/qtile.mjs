@@ -1,13 +1,14 @@
 // Prefill (M >= 4) kernels of the quantized matrix product: a blocked GEMM over the activation laid
 // out in tiles of 4 rows (not a kernel module itself: qmatmul.wat.mjs pastes these functions in and
-// qm_quant_x writes the tiles). Per weight row, 4·RG activation rows (RG = 2 for the i8 formats,
-// 1 for Q8_0's 16-bit activation) go through the row's blocks in one pass: each 32-value unit of
+// qm_quant_x writes the tiles). Per weight row, 4·RG activation rows go through the row's blocks in one pass: each 32-value unit of
 // the weight is unpacked once and meets every row of the tile in integer dot products; the four
 // rows' i32 sums are reduced into one i32x4 (lane r = row r, two rounds of interleaves as in
 // qdecode.mjs), so that the scales, the offsets and the f32 accumulation cost one vector operation
-// per unit for four rows instead of one per row. Loop order: tile of rows outer, this task's
-// weight rows inner, so the tile (RG · K · 1.5 bytes) stays in L1 and the weight streams once per
-// tile from L2.
+// per unit for four rows instead of one per row. RG = 2 only for Q4_0: the other formats' scale
+// and offset vectors no longer leave room in the 16 SIMD registers for a second group's
+// (measured: Q4_K and Q6_K slower with 8 rows than with 4, bench/qgemm.ts). Loop order: tile of
+// rows outer, this task's weight rows inner, so the tile (RG · K · 1.5 bytes, Q8_0 3.5) stays in
+// L1 and the weight streams once per tile from L2.
 //
 // Tile layout (XT, per group of 4 rows, per 32-value unit u, UNIT_BYTES = 192):
 //   [0, 128)   the 4 rows' i8 values (row r at 32r)
@@ -169,7 +170,7 @@ export function tileEntry(type, P, values, relaxed, madd) {
     return `
   (func $qm_${type}_gemm (param $p i32) (param $task i32) (param $nTasks i32) (call $qm_${type} ${g('p')} ${g('task')} ${g('nTasks')}))`;
   }
-  const rg = type === 'q8_0' ? 1 : 2;
+  const rg = type === 'q4_0' ? 2 : 1;
   const ld = (f) => `(i32.load offset=${P[f]} ${g('p')})`;
   const tile = (k, m) => `(call $qm_${type}_t${k} ${g('wp')} ${g('nb')} (i32.add ${g('xt')} (i32.mul ${g('gs')} (i32.shr_u ${m} ${i32(2)})))
             (i32.add ${g('xt16')} (i32.mul ${g('gs16')} (i32.shr_u ${m} ${i32(2)}))) ${g('tab')}
