@@ -1,7 +1,8 @@
 // Benchmark: the quantized GEMM of prefill (M activation rows, default 128, against a weight kept
 // in its blocks) on the wasm backend, per format, beside actlab's f32 wasm GEMM and ONNX Runtime's
 // MLAS f32 GEMM of the same shape in the same run, and, where onnxruntime-node loads, the same
-// quantized product on MLAS (MatMulNBits, int8 activations: src/io/node/onnx-qgemm.ts). Shapes
+// quantized product on MLAS (MatMulNBits, int8 activations: src/io/node/onnx-qgemm.ts) for the
+// formats it takes (Q4_0, Q8_0); the wasm backend routes those there from policy.minQuantRows rows. Shapes
 // are GPT-2 small's prefill products (qkv 2304x768, mlp up 3072x768, mlp down 768x3072).
 // Each variant runs in turn (A B C A B C ...) so that a busy machine slows them alike; prints the
 // median ms per product, GFLOP/s (2·M·N·K over the median) and the process's CPU ms per product.
@@ -58,8 +59,10 @@ function measure(variants: Variant[]): void {
 const median = (a: number[]) => { const s = [...a].sort((x, y) => x - y); return s[s.length >> 1]!; };
 
 const wasm = await createWasmBackend({ threads, nativeGemm: false });
-const native = await createWasmBackend({ threads });
-const hasNative = native.info().nativeGemm !== undefined && !String(native.info().nativeGemm).startsWith('off');
+// every quantized product of the formats MLAS takes goes native here, whatever M (the default policy sends M >= 4)
+const native = await createWasmBackend({ threads, nativeGemmPolicy: { minQuantRows: 1 } });
+const hasNative = !String(native.info().nativeGemm).startsWith('off');
+const nativeTypes = String(native.info().nativeQuantTypes ?? '').split(',');
 const rng = new Rng(1);
 interface Row { shape: string; N: number; K: number; M: number; variant: string; ms: number; gflops: number; cpu_ms: number; vs_f32_wasm: number }
 const rows: Row[] = [];
@@ -80,7 +83,7 @@ for (const [name, N, K] of SHAPES.filter(([n]) => !only.length || only.includes(
       const wq = view(be, 'u8', [N * quantRowBytes(type, K)], encode(type, w));
       const op: OpDesc = { op: 'qmatmul', type };
       // the native backend's qmatmul goes to MLAS only for the formats it takes; the rest would repeat the wasm row
-      if (isNat && !be.isNativeQuantized?.(op, [x, wq], [y])) { be.free(wq.buffer); continue; }
+      if (isNat && !nativeTypes.includes(type)) { be.free(wq.buffer); continue; }
       variants.push({ name: `${type} ${label}`, run: () => be.exec(op, [x, wq], [y]), wall: [], cpu: [] });
       frees.push(() => be.free(wq.buffer));
     }

@@ -24,7 +24,7 @@ import type { NativeKernel, WasmRuntime } from './runtime.js';
 import { canBlock, hardwareThreads } from './workers.js';
 import { runKVAttentionWasm } from './ops/kv-attention.js';
 import type { KVAttentionArgs } from '../../tensor/packed-kv.js';
-import { DEFAULT_NATIVE_GEMM_POLICY, tryNativeAttention, tryNativeLinear, tryNativeMatmul, type GemmActivation, type NativeGemm, type NativeGemmPolicy } from './native-gemm.js';
+import { DEFAULT_NATIVE_GEMM_POLICY, tryNativeAttention, tryNativeLinear, tryNativeMatmul, tryNativeQmatmul, type GemmActivation, type NativeGemm, type NativeGemmPolicy } from './native-gemm.js';
 import { envVar } from '../../io/env.js';
 
 export interface WasmBuffer extends BackendBuffer {
@@ -186,6 +186,7 @@ export class WasmBackend implements Backend {
       const versionOf = (b: BackendBuffer) => this.versions.get(b) ?? 0;
       if (op.op === 'matmul' && tryNativeMatmul(this.runtime, gemm, policy, versionOf, op, inputs, outputs)) return;
       if (op.op === 'attention' && tryNativeAttention(this.runtime, gemm, policy, op, inputs, outputs)) return;
+      if (op.op === 'qmatmul' && this.nativeReaches(op, inputs, outputs) && tryNativeQmatmul(this.runtime, gemm, policy, versionOf, op, inputs, outputs)) return;
       if (op.op === 'linear') {
         const act = !!op.act && gemm.activations.has(op.act as GemmActivation);
         if (tryNativeLinear(this.runtime, gemm, policy, versionOf, op, inputs, outputs, act)) {
@@ -253,6 +254,7 @@ export class WasmBackend implements Backend {
       hostWeightBytes: this.hostWeights,
       nativeOps: this.nativeOps().join(','),
       nativeGemm: this.native.gemm ? this.native.gemm.name : `off (${this.native.reason})`,
+      ...(this.native.gemm?.qgemmTypes?.size ? { nativeQuantTypes: [...this.native.gemm.qgemmTypes].join(',') } : {}),
       ...this.nativeHeld(),
     };
   }
