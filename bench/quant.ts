@@ -76,7 +76,7 @@ async function gpt2SmallF32(): Promise<string> {
   return path;
 }
 
-interface Row { model: string; type: string; impl: string; prefill_tok_s: number; decode_ms_per_token: number; decode_cpu_ms_per_token?: number; resident_mib?: number; file_mib: number }
+interface Row { model: string; type: string; impl: string; prefill_tok_s: number; decode_ms_per_token: number; decode_cpu_ms_per_token?: number; resident_mib?: number; native_packed_mib?: number; file_mib: number }
 const rows: Row[] = [];
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const round = (x: number, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
@@ -157,6 +157,7 @@ function benchLlama(file: string): { prefill: number; decode: number; decodeCpu?
 }
 
 const backend = await createWasmBackend({ threads });
+const nativeName = String(backend.info().nativeGemm);
 const models: [string, () => Promise<string>, string[], string[]][] = [
   ['gpt2s', gpt2SmallF32, ['Q8_0', 'Q4_0', 'Q4_K_M'], []],
   // stories260K's MLP rows are 172 wide: no 32-block fits, llama.cpp keeps ffn_down F16 (as actlab's
@@ -177,8 +178,10 @@ for (const [name, f32File, types, extra] of models) {
     const m = await loadModel(file, { backend, memoryBudget: 0 });
     const mem = m.model.weightMemory();
     const a = benchActlab(m.model);
+    // what the native GEMM holds for this model (ORT's packed copies of its weights), beside the wasm copy
+    const nativeMib = Number(backend.info().nativeGemmPackedMB ?? 0);
     m.model.dispose();
-    rows.push({ model: name, type, impl: `actlab-wasm ${threads}t`, prefill_tok_s: round(a.prefill, 1), decode_ms_per_token: round(a.decode), ...(cpu ? { decode_cpu_ms_per_token: round(a.decodeCpu) } : {}), resident_mib: mib(mem.bytes), file_mib: fileMib });
+    rows.push({ model: name, type, impl: `actlab-wasm ${threads}t`, prefill_tok_s: round(a.prefill, 1), decode_ms_per_token: round(a.decode), ...(cpu ? { decode_cpu_ms_per_token: round(a.decodeCpu) } : {}), resident_mib: mib(mem.bytes), native_packed_mib: nativeMib, file_mib: fileMib });
     const l = benchLlama(file);
     if (l) rows.push({ model: name, type, impl: `llama.cpp ${threads}t`, prefill_tok_s: round(l.prefill, 1), decode_ms_per_token: round(l.decode), ...(l.decodeCpu !== undefined ? { decode_cpu_ms_per_token: round(l.decodeCpu) } : {}), file_mib: fileMib });
   }
@@ -190,8 +193,9 @@ if (json) {
   for (const r of rows) console.log(JSON.stringify({ bench: 'quant', ...r }));
 } else {
   console.log(`quantized GGUF, batch 1, ${threads} threads, median of ${runs} runs; prefill T=${T} (last-position logits), decode ${steps} steps from one token`);
-  console.log(`| model | type | impl | prefill tok/s | decode ms/token |${cpu ? ' decode CPU ms/token |' : ''} resident MiB | file MiB |\n|---|---|---|---|---|${cpu ? '---|' : ''}---|---|`);
-  for (const r of rows) console.log(`| ${r.model} | ${r.type} | ${r.impl} | ${r.prefill_tok_s} | ${r.decode_ms_per_token} |${cpu ? ` ${r.decode_cpu_ms_per_token ?? ''} |` : ''} ${r.resident_mib ?? ''} | ${r.file_mib} |`);
+  console.log(`native GEMM: ${nativeName}; native MiB: the weights' packed copies the native GEMM holds besides the wasm copy (resident MiB)`);
+  console.log(`| model | type | impl | prefill tok/s | decode ms/token |${cpu ? ' decode CPU ms/token |' : ''} resident MiB | native MiB | file MiB |\n|---|---|---|---|---|${cpu ? '---|' : ''}---|---|---|`);
+  for (const r of rows) console.log(`| ${r.model} | ${r.type} | ${r.impl} | ${r.prefill_tok_s} | ${r.decode_ms_per_token} |${cpu ? ` ${r.decode_cpu_ms_per_token ?? ''} |` : ''} ${r.resident_mib ?? ''} | ${r.native_packed_mib ?? ''} | ${r.file_mib} |`);
   console.log(`\n| model | type | decode time vs actlab F32 | decode speed vs llama.cpp | prefill speed vs llama.cpp |${cpu ? ' decode CPU vs actlab F32 | decode CPU vs llama.cpp (speed) |' : ''}\n|---|---|---|---|---|${cpu ? '---|---|' : ''}`);
   for (const r of rows.filter((x) => x.impl.startsWith('actlab'))) {
     const f32 = find(r.model, 'F32', 'actlab')!;
