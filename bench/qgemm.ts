@@ -59,8 +59,9 @@ function measure(variants: Variant[]): void {
 const median = (a: number[]) => { const s = [...a].sort((x, y) => x - y); return s[s.length >> 1]!; };
 
 const wasm = await createWasmBackend({ threads, nativeGemm: false });
-// every quantized product of the formats MLAS takes goes native here, whatever M (the default policy sends M >= 4)
-const native = await createWasmBackend({ threads, nativeGemmPolicy: { minQuantRows: 1 } });
+// every quantized product of the formats MLAS takes goes native here, whatever its size (the default
+// policy sends those of at least 4 rows and 2M multiply-adds)
+const native = await createWasmBackend({ threads, nativeGemmPolicy: { minQuantRows: 1, minMacs: 0 } });
 const hasNative = !String(native.info().nativeGemm).startsWith('off');
 const nativeTypes = String(native.info().nativeQuantTypes ?? '').split(',');
 const rng = new Rng(1);

@@ -60,7 +60,8 @@ describe.skipIf(!available)('quantized products on MLAS (onnxruntime-node MatMul
     const inner = load.gemm!;
     // counts the quantized products it is given
     gemm = Object.assign(Object.create(inner) as NativeGemm, { qgemm: (c: QGemmCall) => { calls++; inner.qgemm!(c); } });
-    be = await createWasmBackend({ threads: 2, nativeGemm: gemm });
+    // small products native too (the default policy keeps those under 2M multiply-adds on wasm)
+    be = await createWasmBackend({ threads: 2, nativeGemm: gemm, nativeGemmPolicy: { minMacs: 0 } });
     js = createJsBackend();
   });
   afterAll(() => { be.dispose(); });

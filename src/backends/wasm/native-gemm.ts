@@ -26,7 +26,7 @@ export interface NativeGemmPolicy {
   minMacs: number;
   /** Fewest query rows of an attention run natively (shorter ones, decode above all, stay on wasm). */
   minAttentionRows: number;
-  /** Fewest activation rows of a product with a quantized weight run natively (qmatmul). */
+  /** Fewest activation rows of a product with a quantized weight run natively (qmatmul; minMacs applies too). */
   minQuantRows: number;
 }
 
@@ -151,7 +151,7 @@ export function tryNativeQmatmul(
   if (x.dtype !== 'f32' || y.dtype !== 'f32' || w.dtype !== 'u8' || x.shape.length !== 2 || y.shape.length !== 2 || w.shape.length !== 1) return false;
   const [M, K] = x.shape as [number, number];
   const N = y.shape[1]!;
-  if (M < policy.minQuantRows || y.shape[0] !== M || !tight(x) || !tight(y) || (w.shape[0]! > 1 && w.strides[0] !== 1)) return false;
+  if (M < policy.minQuantRows || M * N * K < policy.minMacs || y.shape[0] !== M || !tight(x) || !tight(y) || (w.shape[0]! > 1 && w.strides[0] !== 1)) return false;
   inside(x, 'x');
   inside(y, 'y');
   const bytes = w.shape[0]!;
