@@ -302,6 +302,10 @@ describe('packed attention kernel across layouts', () => {
     { name: 'kvquant-8 uniform (an integer ramp), per-token keys', spec: { type: 'kvquant', bits: 8, nuq: false, keys: 'per-token' }, hq: 2, hkv: 2, d: 16, tk: 66, tq: 3, batch: 1, rot: 16, mode: 'half' },
     { name: 'kvquant-8 nuq (a value at a time)', spec: { type: 'kvquant', bits: 8 }, hq: 2, hkv: 1, d: 16, tk: 20, tq: 1, batch: 1, rot: 16, mode: 'half' },
     { name: 'kvquant-4, 4 heads of 32 (segment index per head), stored a prompt then a step at a time', spec: { type: 'kvquant', bits: 4 }, hq: 8, hkv: 4, d: 32, tk: 100, tq: 1, batch: 1, rot: 32, mode: 'half', split: 40 },
+    { name: 'kvquant-4, heads of 8, one sequence (rows back to back: one run of codes, exact entries a block at a time)', spec: { type: 'kvquant', bits: 4 }, hq: 8, hkv: 4, d: 8, tk: 151, tq: 1, batch: 1, rot: 8, mode: 'half' },
+    { name: 'q8_0, heads of 8, one sequence (a run of 8-bit codes, odd last block)', spec: { type: 'q8_0' }, hq: 4, hkv: 4, d: 8, tk: 97, tq: 2, batch: 1, rot: 8, mode: 'half' },
+    { name: 'kvquant-8 uniform, heads of 8, per-token keys (a run of an integer ramp)', spec: { type: 'kvquant', bits: 8, nuq: false, keys: 'per-token' }, hq: 4, hkv: 4, d: 8, tk: 45, tq: 1, batch: 1, rot: 8, mode: 'interleaved' },
+    { name: 'kvquant-4, heads of 16, one sequence (exact entries a block at a time)', spec: { type: 'kvquant', bits: 4 }, hq: 4, hkv: 2, d: 16, tk: 130, tq: 1, batch: 1, rot: 16, mode: 'half' },
     { name: 'kvquant-3, heads of 16 (a value at a time)', spec: { type: 'kvquant', bits: 3 }, hq: 4, hkv: 2, d: 16, tk: 75, tq: 1, batch: 1, rot: 6, mode: 'half' },
   ];
 
