@@ -23,7 +23,8 @@ import { ThreadPool, type KernelModule } from './pool.js';
 import type { NativeKernel, WasmRuntime } from './runtime.js';
 import { canBlock, hardwareThreads } from './workers.js';
 import { runKVAttentionWasm } from './ops/kv-attention.js';
-import type { KVAttentionArgs } from '../../tensor/packed-kv.js';
+import { runKVEncodeWasm } from './ops/kv-encode.js';
+import type { KVAttentionArgs, KVEncodeArgs } from '../../tensor/packed-kv.js';
 import { DEFAULT_NATIVE_GEMM_POLICY, tryNativeAttention, tryNativeLinear, tryNativeMatmul, tryNativeQmatmul, type GemmActivation, type NativeGemm, type NativeGemmPolicy } from './native-gemm.js';
 import { envVar } from '../../io/env.js';
 
@@ -242,6 +243,12 @@ export class WasmBackend implements Backend {
     this.alive('kv attention');
     this.touch(args.y.buffer);
     runKVAttentionWasm(this.runtime, args);
+  }
+
+  /** A packed KV-cache stream's new rows quantized where the stream lies (src/models/kvquant/cache.ts; not a contract op). */
+  runKVEncode(args: KVEncodeArgs): { rows: number; nOut: number } {
+    this.alive('kv encode');
+    return runKVEncodeWasm(this.runtime, args);
   }
 
   /** Ops that have a native wasm kernel (for some dtypes / layouts). */
