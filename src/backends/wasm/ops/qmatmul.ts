@@ -20,6 +20,8 @@ type LinearOp = Extract<OpDesc, { op: 'qlinear' }>;
 
 const P = KERNEL_CONSTANTS.qmatmul.P;
 const NATIVE = new Set<string>(KERNEL_CONSTANTS.qmatmul.TYPES);
+/** Formats with a blocked GEMM over tiles of 4 activation rows (kernels/qtile.mjs), taken from M = 4 rows. */
+const TILED = new Set<string>(KERNEL_CONSTANTS.qmatmul.TILE_TYPES);
 /** Below this many weight bytes a product runs on the calling thread only. */
 const MIN_THREADED_BYTES = 1 << 14;
 
@@ -68,6 +70,12 @@ export const qmatmulKernel: NativeKernel<Op> = {
     const xg = rt.scratch('qmatmul.xg', (M * K) / 8);
     const xd = rt.scratch('qmatmul.xd', nBlocks * 4);
     const xs = rt.scratch('qmatmul.xs', nBlocks * 4);
+    // prefill: the activation also in tiles of 4 rows for the blocked GEMM (kernels/qtile.mjs)
+    const tiled = M >= 4 && TILED.has(op.type);
+    const units = tiled ? ((M >> 2) * K) / 32 : 0;
+    const xt = tiled ? rt.scratch('qmatmul.xt', units * KERNEL_CONSTANTS.qmatmul.UNIT_BYTES) : 0;
+    const xt16 = tiled && op.type === 'q8_0' ? rt.scratch('qmatmul.xt16', units * KERNEL_CONSTANTS.qmatmul.UNIT16_BYTES) : 0;
+    const kernel = tiled ? `qm_${op.type}_gemm` : `qm_${op.type}`;
     const panel = host ? rt.scratch('qmatmul.panel', panelRows * rowBytes) : 0;
     const params = rt.scratch('qmatmul.params', KERNEL_CONSTANTS.qmatmul.P_BYTES);
     const p = new Int32Array(rt.memory.bytes().buffer, params, KERNEL_CONSTANTS.qmatmul.P_BYTES / 4);
@@ -85,9 +93,12 @@ export const qmatmulKernel: NativeKernel<Op> = {
     p[P.y / 4] = addr(rt, y);
     p[P.tab / 4] = tab;
     p[P.rowBytes / 4] = rowBytes;
+    p[P.xt / 4] = xt;
+    p[P.xt16 / 4] = xt16;
+    p[P.tiled / 4] = tiled ? 1 : 0;
     // x rounded to 8 bits once for every product that reads it (q, k and v; gate and up): the
-    // scratch still holds it when the same unchanged x and the same scratch areas come again
-    const key = [x.buffer, (x.buffer as WasmBuffer).version, x.offset, M, K, xq, xq8, xp, xm, xg, xd, xs] as const;
+    // scratch still holds it when the same unchanged x and the same scratch areas (and layout) come again
+    const key = [x.buffer, (x.buffer as WasmBuffer).version, x.offset, M, K, xq, xq8, xp, xm, xg, xd, xs, xt, xt16, tiled] as const;
     const last = quantized.get(rt.memory);
     if (!last || key.some((k, i) => k !== last[i])) {
       rt.pool.run('qm_quant_x', [params], Math.max(1, Math.min(rt.threads, Math.floor(nBlocks / 64))));
@@ -100,7 +111,7 @@ export const qmatmulKernel: NativeKernel<Op> = {
       p[P.w / 4] = addr(rt, w);
       p[P.rowBeg / 4] = 0;
       p[P.rowEnd / 4] = N;
-      rt.pool.run(`qm_${op.type}`, [params], threads(N));
+      rt.pool.run(kernel, [params], threads(N));
       return;
     }
     // a weight in host memory: copied into the memory one panel of rows at a time
@@ -111,7 +122,7 @@ export const qmatmulKernel: NativeKernel<Op> = {
       p[P.w / 4] = panel;
       p[P.rowBeg / 4] = n0;
       p[P.rowEnd / 4] = n1;
-      rt.pool.run(`qm_${op.type}`, [params], threads(n1 - n0));
+      rt.pool.run(kernel, [params], threads(n1 - n0));
     }
   },
 };
