@@ -23,7 +23,8 @@ import { ThreadPool, type KernelModule } from './pool.js';
 import type { NativeKernel, WasmRuntime } from './runtime.js';
 import { canBlock, hardwareThreads } from './workers.js';
 import { runKVAttentionWasm } from './ops/kv-attention.js';
-import type { KVAttentionArgs } from '../../tensor/packed-kv.js';
+import { runKVEncodeWasm } from './ops/kv-encode.js';
+import type { KVAttentionArgs, KVEncodeArgs } from '../../tensor/packed-kv.js';
 import { DEFAULT_NATIVE_GEMM_POLICY, tryNativeAttention, tryNativeLinear, tryNativeMatmul, tryNativeQmatmul, type GemmActivation, type NativeGemm, type NativeGemmPolicy } from './native-gemm.js';
 import { envVar } from '../../io/env.js';
 
@@ -190,6 +191,15 @@ export class WasmBackend implements Backend {
       if (op.op === 'matmul' && tryNativeMatmul(this.runtime, gemm, policy, versionOf, op, inputs, outputs)) return;
       if (op.op === 'attention' && tryNativeAttention(this.runtime, gemm, policy, op, inputs, outputs)) return;
       if (op.op === 'qmatmul' && this.nativeReaches(op, inputs, outputs) && tryNativeQmatmul(this.runtime, gemm, policy, versionOf, op, inputs, outputs)) return;
+      if (op.op === 'qlinear' && this.nativeReaches(op, inputs, outputs) &&
+        tryNativeQmatmul(this.runtime, gemm, policy, versionOf, { op: 'qmatmul', type: op.type }, inputs.slice(0, 2), outputs)) {
+        // the product on MLAS; its bias and activation on the wasm kernels, in place
+        const y = outputs[0]!;
+        const bias = inputs[2]!;
+        this.exec({ op: 'binary', fn: 'add' }, [y, { ...bias, shape: y.shape, strides: [0, bias.strides[0]!] }], [y]);
+        if (op.act) this.exec({ op: 'unary', fn: op.act }, [y], [y]);
+        return;
+      }
       if (op.op === 'linear') {
         const act = !!op.act && gemm.activations.has(op.act as GemmActivation);
         if (tryNativeLinear(this.runtime, gemm, policy, versionOf, op, inputs, outputs, act)) {
@@ -233,6 +243,12 @@ export class WasmBackend implements Backend {
     this.alive('kv attention');
     this.touch(args.y.buffer);
     runKVAttentionWasm(this.runtime, args);
+  }
+
+  /** A packed KV-cache stream's new rows quantized where the stream lies (src/models/kvquant/cache.ts; not a contract op). */
+  runKVEncode(args: KVEncodeArgs): { rows: number; nOut: number } {
+    this.alive('kv encode');
+    return runKVEncodeWasm(this.runtime, args);
   }
 
   /** Ops that have a native wasm kernel (for some dtypes / layouts). */

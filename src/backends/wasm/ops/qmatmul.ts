@@ -97,9 +97,8 @@ export const qmatmulKernel: NativeKernel<Op> = {
     p[P.xt16 / 4] = xt16;
     p[P.tiled / 4] = tiled ? 1 : 0;
     // x rounded to 8 bits once for every product that reads it (q, k and v; gate and up): the
-    // scratch still holds it when the same unchanged x and the same scratch areas come again
-    // (with the tiles the blocked GEMM reads: xt, xt16 are 0 when they were not written)
-    const key = [x.buffer, (x.buffer as WasmBuffer).version, x.offset, M, K, xq, xq8, xp, xm, xg, xd, xs, xt, xt16] as const;
+    // scratch still holds it when the same unchanged x and the same scratch areas (and layout) come again
+    const key = [x.buffer, (x.buffer as WasmBuffer).version, x.offset, M, K, xq, xq8, xp, xm, xg, xd, xs, xt, xt16, tiled] as const;
     const last = quantized.get(rt.memory);
     if (!last || key.some((k, i) => k !== last[i])) {
       rt.pool.run('qm_quant_x', [params], Math.max(1, Math.min(rt.threads, Math.floor(nBlocks / 64))));
