@@ -145,7 +145,6 @@ describe.skipIf(!backend)('the q8_0 / q4_0 KV cache on webgpu', () => {
     console.log('greedy q8_0 cache: webgpu', a.newIds[0]!.join(','), '| wasm', b.newIds[0]!.join(','));
     expect(a.newIds[0]).toEqual(b.newIds[0]);
     expect(al.liveTensors().tensors).toBe(before);
-    expect(() => new KVCacheQuant({ type: 'kvquant', bits: 4 }, gpu)).toThrow(/webgpu backend has no packed KV-cache kernel for kvquant-4 .*q8_0 and q4_0/);
     mg.dispose(); mw.dispose();
   }, 180_000);
 });
