@@ -14,6 +14,8 @@ import { calibrateKV } from '../src/kvquant/calibrate.js';
 import { generate, generateAsync } from '../src/models/generate.js';
 import { TINY } from './helpers/tiny-configs.js';
 import { openWebGpu } from './webgpu-helpers.js';
+import { KVQ_TUNING } from '../src/backends/webgpu/kernels/kv-quant.js';
+import { KV_TUNING } from '../src/backends/webgpu/kernels/kv-cache.js';
 
 const { backend, reason } = await openWebGpu();
 if (!backend) console.log(`webgpu KVQuant tests skipped: ${reason}`);
@@ -118,6 +120,15 @@ describe.skipIf(!backend)('KVQuant caches on webgpu', () => {
     const err = compare(a, b, Infinity).max / maxAbs(b);
     console.log(`${c.name}: webgpu attention vs js reference over ${c.tk} keys, max relative error ${err.toExponential(2)}`);
     expect(err).toBeLessThan(2e-3);
+    // keys split in runs of 16 over workgroups, query rows in chunks of about 3
+    const saved = [KVQ_TUNING.split, KV_TUNING.scoreBytes];
+    KVQ_TUNING.split = 16; KV_TUNING.scoreBytes = 3 * 4 * c.tk;
+    const y3 = cg.attend(0, qg, { ...o, keyMask: maskG, rope: rope(ig) });
+    [KVQ_TUNING.split, KV_TUNING.scoreBytes] = saved as [number, number];
+    const e3 = compare((await y3.data()) as Float32Array, a, Infinity).max / maxAbs(a);
+    console.log(`${c.name}: keys split in runs of 16, rows in chunks, against runs of 64: max relative difference ${e3.toExponential(2)}`);
+    expect(e3).toBeLessThan(1e-5);
+    y3.dispose();
     const m = cg.memory(), mj = cj.memory();
     console.log(`${c.name}: ${m.bytesPerToken} bytes per token on the device (js's CSR layout ${mj.bytesPerToken.toFixed(1)}; f32 cache ${m.f32BytesPerToken}, ${(m.bytesPerToken / m.f32BytesPerToken).toFixed(3)}x)`);
     // heads of 32 hold 4 slots of 5 bytes a block (heads of 64 and 128: 6 and 8, ≤ 0.26x at 4 bits)

@@ -316,7 +316,15 @@ ${channel ? `      let ch = (P[0] + P[5]) / 4u;
   ctx.run(k, [ctx.buffer(x), ctx.buffer(s.main), ctx.buffer(s.out)], params, [rows]);
 }
 
-/** Attention over two KVQuant streams (KVAttentionArgs; keys rotated when `rope`). */
+/** Keys one workgroup of the attention kernel scores (a query row's keys split over workgroups). */
+export const KVQ_TUNING = { split: 64 };
+
+/**
+ * Attention over two KVQuant streams (KVAttentionArgs; keys rotated when `rope`). Flash-decoding:
+ * a query row's keys are split in runs of KVQ_TUNING.split over workgroups, each writing its
+ * max, sum and partial output; a second kernel combines them. Decode (one query row per head)
+ * thus spreads over tk / split workgroups per head instead of one.
+ */
 export function kvqAttention(ctx: OpContext, a: KVAttentionArgs): void {
   const [B, HQ, TQ, D] = a.q.shape as [number, number, number, number];
   const DV = a.y.shape[3]!;
@@ -332,8 +340,13 @@ export function kvqAttention(ctx: OpContext, a: KVAttentionArgs): void {
   if (a.rope && (a.rope.rotaryDim > D || a.rope.rotaryDim % 2)) ctx.fail(`rotary size ${a.rope.rotaryDim} for heads of ${D}`);
   const rows = B * HQ * TQ;
   if (rows === 0) return;
-  const chunk = Math.max(1, Math.min(rows, Math.floor(Math.min(ctx.rt.maxBinding, KV_TUNING.scoreBytes) / (4 * Math.max(1, a.tk)))));
+  const split = Math.max(1, KVQ_TUNING.split);
+  const nsplit = Math.max(1, Math.ceil(a.tk / split));
+  // query rows in chunks whose scores (f32 [chunk, tk]) and partial outputs fit a binding
+  const perRow = Math.max(4 * a.tk, 4 * nsplit * (DV + 2));
+  const chunk = Math.max(1, Math.min(rows, Math.floor(Math.min(ctx.rt.maxBinding, KV_TUNING.scoreBytes) / perRow)));
   const S = ctx.temp(Math.max(4, chunk * a.tk * 4)).gpu;
+  const PART = ctx.temp(chunk * nsplit * (DV + 2) * 4).gpu;
   const k = ctx.kernel('kvq attention', () => `${PRELUDE}
 @group(0) @binding(0) var<storage, read> P: array<u32>;
 @group(0) @binding(1) var<storage, read> Q: array<f32>;
@@ -344,12 +357,10 @@ export function kvqAttention(ctx: OpContext, a: KVAttentionArgs): void {
 @group(0) @binding(6) var<storage, read> MASK: array<u32>;
 @group(0) @binding(7) var<storage, read> ROPE: array<f32>;
 @group(0) @binding(8) var<storage, read_write> S: array<f32>;
-${outBinding(9, 'y', 'f32')}
-${storers('y', 'f32')}
+@group(0) @binding(9) var<storage, read_write> PART: array<f32>;
 ${SLOT_OF}
 ${reader('KM')}
 ${reader('VM')}
-${ROTATED}
 var<workgroup> qs: array<f32, ${KV_MAX_D}>;
 var<workgroup> red: array<f32, ${WG}>;
 fn reduce(v: f32, li: u32, isMax: bool) -> f32 {
@@ -363,13 +374,30 @@ fn reduce(v: f32, li: u32, isMax: bool) -> f32 {
   workgroupBarrier();
   return r;
 }
+/** q · (key of row, rotated at its stored position), the kv head's slice from c0. */
+fn score_rot(row: u32, b: u32, c0: u32, D: u32) -> f32 {
+  let rot = P[60]; let half = rot / 2u; let il = P[61] == 1u;
+  let pos = bitcast<u32>(KM[(P[16] + P[22]) / 4u + row]);
+  let tb = P[62] + pos * 2u * half;
+  var t = 0.0;
+  for (var k = 0u; k < half; k++) {
+    let ia = select(k, 2u * k, il); let ib = select(k + half, 2u * k + 1u, il);
+    let xa = val_KM(16u, row, b, c0 + ia); let xb = val_KM(16u, row, b, c0 + ib);
+    let co = ROPE[tb + k]; let si = ROPE[tb + half + k];
+    t = t + qs[ia] * (xa * co - xb * si) + qs[ib] * (xb * co + xa * si);
+  }
+  for (var c = rot; c < D; c++) { t = t + qs[c] * val_KM(16u, row, b, c0 + c); }
+  return t;
+}
 @compute @workgroup_size(${WG})
 fn main(${BUILTINS}) {
   ${WG_INDEX}
   let B = P[0]; let HQ = P[1]; let TQ = P[2]; let D = P[3]; let DV = P[4]; let hkv = P[5]; let tk = P[6];
   let scale = bitcast<f32>(P[7]); let causal = P[8] != 0u; let hasMask = P[9] != 0u;
-  if (P[56] + wg >= min(B * HQ * TQ, P[56] + P[57])) { return; }
-  let qr = P[56] + wg;
+  let nsplit = P[58]; let L = P[59];
+  let local = wg / nsplit; let sp = wg % nsplit;
+  if (P[56] + local >= min(B * HQ * TQ, P[56] + P[57])) { return; }
+  let qr = P[56] + local;
   let i = qr % TQ; let h = (qr / TQ) % HQ; let b = qr / (TQ * HQ);
   let kh = h / (HQ / hkv);
   let qo = P[10] + b * P[13] + h * P[14] + i * P[15];
@@ -377,16 +405,16 @@ fn main(${BUILTINS}) {
   workgroupBarrier();
   var nv = tk;
   if (causal) { nv = u32(clamp(i32(i + tk) - i32(TQ) + 1, 0, i32(tk))); }
-  let sb = wg * tk;
-  let rotated = P[60] != 0u;
+  let j0 = sp * L; let j1 = min(nv, j0 + L);
+  let sb = local * tk;
   var m = -inf_f32();
-  for (var j = li; j < nv; j += ${WG}u) {
+  for (var j = j0 + li; j < j1; j += ${WG}u) {
     var s = -inf_f32();
     let mo = P[12] + b * tk + j;
     if (!hasMask || ((MASK[mo >> 2u] >> ((mo & 3u) * 8u)) & 0xffu) != 0u) {
       let row = j * B + b;
       var t = 0.0;
-      if (rotated) { for (var c = 0u; c < D; c++) { t = t + qs[c] * key_rot(16u, 60u, row, b, kh * D, c); } }
+      if (P[60] != 0u) { t = score_rot(row, b, kh * D, D); }
       else { for (var c = 0u; c < D; c++) { t = t + qs[c] * val_KM(16u, row, b, kh * D + c); } }
       s = t * scale;
       m = max(m, s);
@@ -395,7 +423,7 @@ fn main(${BUILTINS}) {
   }
   let mx = reduce(m, li, true);
   var z = 0.0;
-  for (var j = li; j < nv; j += ${WG}u) {
+  for (var j = j0 + li; j < j1; j += ${WG}u) {
     let s = S[sb + j];
     let p = select(exp(s - mx), 0.0, is_inf(s));
     S[sb + j] = p;
@@ -406,10 +434,11 @@ fn main(${BUILTINS}) {
   workgroupBarrier();
   let sinkRow = sinkrow_VM(36u, b);
   let dblk = P[36u + 13u];
+  let po = (local * nsplit + sp) * (DV + 2u);
   for (var e = li; e < DV; e += ${WG}u) {
     var acc = 0.0;
     let c = kh * DV + e;
-    for (var j = 0u; j < nv; j++) {
+    for (var j = j0; j < j1; j++) {
       let p = S[sb + j];
       if (p != 0.0) {
         let row = j * B + b;
@@ -425,17 +454,48 @@ fn main(${BUILTINS}) {
         acc = acc + p * v;
       }
     }
-    stf_y(P[11] + qr * DV + e, select(acc / zs, 0.0, zs == 0.0));
+    PART[po + e] = acc;
   }
+  if (li == 0u) { PART[po + DV] = mx; PART[po + DV + 1u] = zs; }
+}`);
+  // partial outputs combined: a thread per (row, channel)
+  const kc = ctx.kernel('kvq attention combine', () => `${PRELUDE}
+@group(0) @binding(0) var<storage, read> P: array<u32>;
+@group(0) @binding(1) var<storage, read> PART: array<f32>;
+${outBinding(2, 'y', 'f32')}
+${storers('y', 'f32')}
+@compute @workgroup_size(256)
+fn main(${BUILTINS}) {
+  ${WG_INDEX}
+  let DV = P[0]; let nsplit = P[1]; let n = P[2];
+  let x = wg * 256u + li;
+  if (x >= n * DV) { return; }
+  let local = x / DV; let e = x % DV;
+  let base = local * nsplit * (DV + 2u);
+  var M = -inf_f32();
+  for (var s = 0u; s < nsplit; s++) { M = max(M, PART[base + s * (DV + 2u) + DV]); }
+  var z = 0.0; var acc = 0.0;
+  for (var s = 0u; s < nsplit; s++) {
+    let o = base + s * (DV + 2u);
+    let ms = PART[o + DV];
+    if (!is_inf(ms)) {
+      let w = exp(ms - M);
+      z = z + w * PART[o + DV + 1u];
+      acc = acc + w * PART[o + e];
+    }
+  }
+  stf_y(P[3] + (P[4] + local) * DV + e, select(acc / z, 0.0, z == 0.0));
 }`);
   const maskBuf = a.mask ? ctx.buffer(a.mask) : ctx.temp(4).gpu;
   const ropeBuf = a.rope ? ctx.buffer(a.rope.table) : ctx.temp(4).gpu;
   for (let r0 = 0; r0 < rows; r0 += chunk) {
+    const n = Math.min(chunk, rows - r0);
     const params = new Params().u32(B, HQ, TQ, D, DV, a.hkv, a.tk).f32(a.scale).u32(a.causal ? 1 : 0, a.mask ? 1 : 0, a.q.offset, a.y.offset, a.mask?.offset ?? 0)
       .u32(a.q.strides[0]!, a.q.strides[1]!, a.q.strides[2]!)
-      .u32(...streamWords(a.k), ...streamWords(a.v), r0, chunk, 0, 0)
+      .u32(...streamWords(a.k), ...streamWords(a.v), r0, chunk, nsplit, split)
       .u32(a.rope ? a.rope.rotaryDim : 0, a.rope?.mode === 'interleaved' ? 1 : 0, a.rope?.table.offset ?? 0);
-    ctx.run(k, [ctx.buffer(a.q), ctx.buffer(a.k.main), ctx.buffer(a.k.out), ctx.buffer(a.v.main), ctx.buffer(a.v.out), maskBuf, ropeBuf, S, ctx.buffer(a.y)], params, [Math.min(chunk, rows - r0)]);
+    ctx.run(k, [ctx.buffer(a.q), ctx.buffer(a.k.main), ctx.buffer(a.k.out), ctx.buffer(a.v.main), ctx.buffer(a.v.out), maskBuf, ropeBuf, S, PART], params, [n * nsplit]);
+    ctx.run(kc, [PART, ctx.buffer(a.y)], new Params().u32(DV, nsplit, n, a.y.offset, r0), [cdiv(n * DV, 256)]);
   }
 }
 
