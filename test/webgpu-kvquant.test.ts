@@ -14,7 +14,6 @@ import { calibrateKV } from '../src/kvquant/calibrate.js';
 import { generate, generateAsync } from '../src/models/generate.js';
 import { TINY } from './helpers/tiny-configs.js';
 import { openWebGpu } from './webgpu-helpers.js';
-import { KVQ_TUNING } from '../src/backends/webgpu/kernels/kv-quant.js';
 import { KV_TUNING } from '../src/backends/webgpu/kernels/kv-cache.js';
 
 const { backend, reason } = await openWebGpu();
@@ -121,10 +120,10 @@ describe.skipIf(!backend)('KVQuant caches on webgpu', () => {
     console.log(`${c.name}: webgpu attention vs js reference over ${c.tk} keys, max relative error ${err.toExponential(2)}`);
     expect(err).toBeLessThan(2e-3);
     // keys split in runs of 16 over workgroups, query rows in chunks of about 3
-    const saved = [KVQ_TUNING.split, KV_TUNING.scoreBytes];
-    KVQ_TUNING.split = 16; KV_TUNING.scoreBytes = 3 * 4 * c.tk;
+    const saved = { ...KV_TUNING };
+    Object.assign(KV_TUNING, { split: 16, scoreBytes: 3 * 4 * c.tk });
     const y3 = cg.attend(0, qg, { ...o, keyMask: maskG, rope: rope(ig) });
-    [KVQ_TUNING.split, KV_TUNING.scoreBytes] = saved as [number, number];
+    Object.assign(KV_TUNING, saved);
     const e3 = compare((await y3.data()) as Float32Array, a, Infinity).max / maxAbs(a);
     console.log(`${c.name}: keys split in runs of 16, rows in chunks, against runs of 64: max relative difference ${e3.toExponential(2)}`);
     expect(e3).toBeLessThan(1e-5);

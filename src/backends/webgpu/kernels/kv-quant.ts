@@ -21,7 +21,7 @@ import type { KVAttentionArgs, KVQuantSide, PackedStreamViews, StreamLayout } fr
 import type { View } from '../../../tensor/backend.js';
 import { BUILTINS, Params, WG_INDEX, numel, type OpContext } from './context.js';
 import { PRELUDE, cdiv, outBinding, storers } from '../wgsl.js';
-import { KV_MAX_D, KV_TUNING } from './kv-cache.js';
+import { KV_MAX_D, KV_TUNING, kvCombine } from './kv-cache.js';
 
 const WG = 64;
 const AWG = 256;
@@ -316,12 +316,9 @@ ${channel ? `      let ch = (P[0] + P[5]) / 4u;
   ctx.run(k, [ctx.buffer(x), ctx.buffer(s.main), ctx.buffer(s.out)], params, [rows]);
 }
 
-/** Keys one workgroup of the attention kernel scores (a query row's keys split over workgroups). */
-export const KVQ_TUNING = { split: 64 };
-
 /**
  * Attention over two KVQuant streams (KVAttentionArgs; keys rotated when `rope`). Flash-decoding:
- * a query row's keys are split in runs of KVQ_TUNING.split over workgroups, each writing its
+ * a query row's keys are split in runs of KV_TUNING.split over workgroups, each writing its
  * max, sum and partial output; a second kernel combines them. Decode (one query row per head)
  * thus spreads over tk / split workgroups per head instead of one.
  */
@@ -340,7 +337,7 @@ export function kvqAttention(ctx: OpContext, a: KVAttentionArgs): void {
   if (a.rope && (a.rope.rotaryDim > D || a.rope.rotaryDim % 2)) ctx.fail(`rotary size ${a.rope.rotaryDim} for heads of ${D}`);
   const rows = B * HQ * TQ;
   if (rows === 0) return;
-  const split = Math.max(1, KVQ_TUNING.split);
+  const split = Math.max(1, KV_TUNING.split);
   const nsplit = Math.max(1, Math.ceil(a.tk / split));
   // query rows in chunks whose scores (f32 [chunk, tk]) and partial outputs fit a binding
   const perRow = Math.max(4 * a.tk, 4 * nsplit * (DV + 2));
@@ -458,34 +455,6 @@ fn main(${BUILTINS}) {
   }
   if (li == 0u) { PART[po + DV] = mx; PART[po + DV + 1u] = zs; }
 }`);
-  // partial outputs combined: a thread per (row, channel)
-  const kc = ctx.kernel('kvq attention combine', () => `${PRELUDE}
-@group(0) @binding(0) var<storage, read> P: array<u32>;
-@group(0) @binding(1) var<storage, read> PART: array<f32>;
-${outBinding(2, 'y', 'f32')}
-${storers('y', 'f32')}
-@compute @workgroup_size(256)
-fn main(${BUILTINS}) {
-  ${WG_INDEX}
-  let DV = P[0]; let nsplit = P[1]; let n = P[2];
-  let x = wg * 256u + li;
-  if (x >= n * DV) { return; }
-  let local = x / DV; let e = x % DV;
-  let base = local * nsplit * (DV + 2u);
-  var M = -inf_f32();
-  for (var s = 0u; s < nsplit; s++) { M = max(M, PART[base + s * (DV + 2u) + DV]); }
-  var z = 0.0; var acc = 0.0;
-  for (var s = 0u; s < nsplit; s++) {
-    let o = base + s * (DV + 2u);
-    let ms = PART[o + DV];
-    if (!is_inf(ms)) {
-      let w = exp(ms - M);
-      z = z + w * PART[o + DV + 1u];
-      acc = acc + w * PART[o + e];
-    }
-  }
-  stf_y(P[3] + (P[4] + local) * DV + e, select(acc / z, 0.0, z == 0.0));
-}`);
   const maskBuf = a.mask ? ctx.buffer(a.mask) : ctx.temp(4).gpu;
   const ropeBuf = a.rope ? ctx.buffer(a.rope.table) : ctx.temp(4).gpu;
   for (let r0 = 0; r0 < rows; r0 += chunk) {
@@ -495,7 +464,7 @@ fn main(${BUILTINS}) {
       .u32(...streamWords(a.k), ...streamWords(a.v), r0, chunk, nsplit, split)
       .u32(a.rope ? a.rope.rotaryDim : 0, a.rope?.mode === 'interleaved' ? 1 : 0, a.rope?.table.offset ?? 0);
     ctx.run(k, [ctx.buffer(a.q), ctx.buffer(a.k.main), ctx.buffer(a.k.out), ctx.buffer(a.v.main), ctx.buffer(a.v.out), maskBuf, ropeBuf, S, PART], params, [n * nsplit]);
-    ctx.run(kc, [PART, ctx.buffer(a.y)], new Params().u32(DV, nsplit, n, a.y.offset, r0), [cdiv(n * DV, 256)]);
+    kvCombine(ctx, PART, a.y, DV, nsplit, n, r0);
   }
 }
 
