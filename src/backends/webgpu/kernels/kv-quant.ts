@@ -371,19 +371,33 @@ fn reduce(v: f32, li: u32, isMax: bool) -> f32 {
   workgroupBarrier();
   return r;
 }
-/** q · (key of row, rotated at its stored position), the kv head's slice from c0. */
-fn score_rot(row: u32, b: u32, c0: u32, D: u32) -> f32 {
-  let rot = P[60]; let half = rot / 2u; let il = P[61] == 1u;
-  let pos = bitcast<u32>(KM[(P[16] + P[22]) / 4u + row]);
-  let tb = P[62] + pos * 2u * half;
-  var t = 0.0;
-  for (var k = 0u; k < half; k++) {
-    let ia = select(k, 2u * k, il); let ib = select(k + half, 2u * k + 1u, il);
-    let xa = val_KM(16u, row, b, c0 + ia); let xb = val_KM(16u, row, b, c0 + ib);
-    let co = ROPE[tb + k]; let si = ROPE[tb + half + k];
-    t = t + qs[ia] * (xa * co - xb * si) + qs[ib] * (xb * co + xa * si);
+/** Key channel c0 + cin of row: its sink row, exact slot or dense value (the block's words read once per key). */
+fn kval(row: u32, b: u32, c0: u32, cin: u32, sink: bool, blk: u32, ch: vec2<u32>) -> f32 {
+  if (sink) { return sink_KM(16u, b, c0 + cin); }
+  if (ch.x != 0u) {
+    let s = slot_of(ch, cin);
+    if (s != 99u) { return bitcast<f32>(KM_O[blk + s]); }
   }
-  for (var c = rot; c < D; c++) { t = t + qs[c] * val_KM(16u, row, b, c0 + c); }
+  return dense_KM(16u, row, c0 + cin);
+}
+/** q · (key of row, rotated at its stored position when P[60] > 0), the kv head's slice from c0 (one block). */
+fn score(row: u32, b: u32, c0: u32, D: u32, kh: u32) -> f32 {
+  let sink = sinkrow_KM(16u, b) == row;
+  let blk = blk_KM(16u, row, kh);
+  let ch = chans_KM(16u, blk);
+  let rot = P[60]; let half = rot / 2u; let il = P[61] == 1u;
+  var t = 0.0;
+  if (rot > 0u) {
+    let pos = bitcast<u32>(KM[(P[16] + P[22]) / 4u + row]);
+    let tb = P[62] + pos * 2u * half;
+    for (var k = 0u; k < half; k++) {
+      let ia = select(k, 2u * k, il); let ib = select(k + half, 2u * k + 1u, il);
+      let xa = kval(row, b, c0, ia, sink, blk, ch); let xb = kval(row, b, c0, ib, sink, blk, ch);
+      let co = ROPE[tb + k]; let si = ROPE[tb + half + k];
+      t = t + qs[ia] * (xa * co - xb * si) + qs[ib] * (xb * co + xa * si);
+    }
+  }
+  for (var c = rot; c < D; c++) { t = t + qs[c] * kval(row, b, c0, c, sink, blk, ch); }
   return t;
 }
 @compute @workgroup_size(${WG})
@@ -410,10 +424,7 @@ fn main(${BUILTINS}) {
     let mo = P[12] + b * tk + j;
     if (!hasMask || ((MASK[mo >> 2u] >> ((mo & 3u) * 8u)) & 0xffu) != 0u) {
       let row = j * B + b;
-      var t = 0.0;
-      if (P[60] != 0u) { t = score_rot(row, b, kh * D, D); }
-      else { for (var c = 0u; c < D; c++) { t = t + qs[c] * val_KM(16u, row, b, kh * D + c); } }
-      s = t * scale;
+      s = score(row, b, kh * D, D, kh) * scale;
       m = max(m, s);
     }
     S[sb + j] = s;
