@@ -9,7 +9,7 @@
 //                 a temporary: query rows go in chunks whose scores fit 256 MiB), softmax over the
 //                 run, then each output channel summed over the values decoded where they lie
 //   kvDequantize  the held keys or values as f32 [b, kv_head, tk, d] (hooks on scores / patterns)
-// Not for: per-channel streams, sparse entries or pre-RoPE keys (the cache keeps those on wasm/js).
+// Not for: KVQuant's streams (per-channel, exact values, pre-RoPE keys: kv-quant.ts).
 import type { KVAttentionArgs, PackedStreamViews, StreamLayout } from '../../../tensor/packed-kv.js';
 import type { View } from '../../../tensor/backend.js';
 import { BUILTINS, Params, WG_INDEX, numel, type OpContext } from './context.js';

@@ -13,8 +13,9 @@
 //   kvqAppend      new rows [b, kv_head, t, d] f32 -> codes, per-token scale and offset, side table,
 //                  sink rows; one workgroup per row (the row's median by a radix select for the
 //                  per-token outlier rule |x − median| > tau)
-//   kvqAttention   q [b, hq, tq, d] over every visible key, one workgroup per query row (as the
-//                  q8_0 / q4_0 kernel), keys rotated at their stored positions
+//   kvqAttention   q [b, hq, tq, d] over every visible key, a workgroup per query row and run of
+//                  keys (as the q8_0 / q4_0 kernel, and its combine kernel), keys rotated at their
+//                  stored positions
 //   kvqDequantize  the held keys (rotated) or values as f32 [b, kv_head, tk, d] (hooks)
 // Not for: q8_0 / q4_0 streams (kv-cache.ts) or the host layout (codec.ts).
 import type { KVAttentionArgs, KVQuantSide, PackedStreamViews, StreamLayout } from '../../../tensor/packed-kv.js';
