@@ -1,6 +1,6 @@
 // WebGPU kernels on the packed KV cache (layout and decode rule: src/models/kvquant/codec.ts), for
-// streams with per-group parameters and nothing kept exact (q8_0, q4_0; kvquant's per-token
-// streams without outliers or sink): the cache never leaves the GPU.
+// streams with per-group parameters and nothing kept exact (q8_0, q4_0): the cache never leaves
+// the GPU. The split attention's combine kernel is shared with kv-quant.ts.
 //   kvAppend      new rows [b, kv_head, t, d] f32 -> codes and f16 scales, one thread per word of
 //                 scales (two 32-value groups), ggml's q8_0 / q4_0 rounding (quantize_row_*_ref)
 //   kvAttention   q [b, hq, tq, d] over every visible key: a workgroup per query row and run of 64
