@@ -94,7 +94,7 @@ export interface KVMemory {
   fixedBytes: number;
   /** Positions held (tokens × sequences). */
   tokens: number;
-  /** Exact (sparse) entries over all values held. */
+  /** Exact (sparse) entries over all values held (streams on the device: their slots, used or not). */
   sparseShare: number;
 }
 
