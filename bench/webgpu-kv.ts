@@ -1,17 +1,23 @@
-// Decode with the packed KV cache on WebGPU (q8_0, q4_0 held on the device: src/backends/webgpu/
-// kernels/kv-cache.ts) beside the f32 cache in the same run: greedy decode from a prompt to each
-// context, runs interleaved (f32, q8_0, q4_0, repeated), each step timed from one token to the
+// Decode with the packed KV cache on WebGPU (q8_0, q4_0 and KVQuant's kvquant-4 / kvquant-2 held on
+// the device: src/backends/webgpu/kernels/kv-cache.ts, kv-quant.ts) beside the f32 cache in the same
+// run: greedy decode from a prompt to each context, runs interleaved (f32, q8_0, q4_0, kvquant-4,
+// kvquant-2, repeated), each step timed from one token to the
 // next (the step's GPU work and the read of its token); median and 10th percentile per cache,
 // bytes per token of the cache, and host reads per step (one: the sampled token; the cache is
 // never read back). Model: a llama shape whose cache weighs (d_model 1024, 16 heads of 64, 4
-// layers, random weights), as bench/kv-quant.ts measures it on wasm.
-// Usage: npm run build && node dist/bench/webgpu-kv.js [--json] [--contexts 512,2048] [--steps 31] [--runs 3] [--small]
+// layers, random weights), as bench/kv-quant.ts measures it on wasm. KVQuant's types are calibrated
+// on the model on the GPU (256 other tokens); their check: the last position's logits of a prompt
+// on webgpu against the same model and cache on wasm.
+// Usage: npm run build && node dist/bench/webgpu-kv.js [--json] [--contexts 512,2048] [--steps 31] [--runs 3] [--small] [--no-kvquant]
 import '../src/backends/index.js';
 import { createWebGpuBackend, WebGpuBackend } from '../src/backends/webgpu/backend.js';
 import { generateAsync } from '../src/models/generate.js';
 import { KVCacheQuant } from '../src/models/kvquant/cache.js';
 import type { KVCacheSpec } from '../src/models/kvquant/spec.js';
 import { randomModel } from '../src/models/random.js';
+import { initBackend } from '../src/tensor/engine.js';
+import { calibrateKVAsync } from '../src/kvquant/calibrate.js';
+import { resolveKVSpec } from '../src/models/kvquant/spec.js';
 import { Tensor } from '../src/tensor/tensor.js';
 import { kvAttentionReference, type HostStream } from '../src/models/kvquant/reference.js';
 import type { StreamLayout } from '../src/models/kvquant/codec.js';
@@ -35,7 +41,15 @@ const be = await createWebGpuBackend();
 if (!(be instanceof WebGpuBackend)) throw new Error('webgpu backend unavailable');
 const model = randomModel(CFG, be, { seed: 0, std: 0.03 });
 const ids = (n: number) => Array.from({ length: n }, (_, i) => 3 + ((i * 7919 + 104729) % 509));
-const kinds: [string, KVCacheSpec | undefined][] = [['f32', undefined], ['q8_0', { type: 'q8_0' }], ['q4_0', { type: 'q4_0' }]];
+const kvq = async (bits: number): Promise<KVCacheSpec> => {
+  const s: KVCacheSpec = { type: 'kvquant', bits };
+  const calIds = Array.from({ length: 256 }, (_, i) => 3 + ((i * 4099 + 77) % 509));
+  return { ...s, calibration: await calibrateKVAsync(model, calIds, resolveKVSpec(s), { ctx: 128 }) };
+};
+const kinds: [string, KVCacheSpec | undefined][] = [
+  ['f32', undefined], ['q8_0', { type: 'q8_0' }], ['q4_0', { type: 'q4_0' }],
+  ...(flag('no-kvquant') ? [] : [['kvquant-4', await kvq(4)], ['kvquant-2', await kvq(2)]] as [string, KVCacheSpec][]),
+];
 const at = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.floor(q * (xs.length - 1))]!;
 if (!json) console.log(`packed KV cache on webgpu: ${JSON.stringify(be.info())}; llama d${CFG.hidden_size}, ${CFG.num_attention_heads} heads of ${CFG.hidden_size / CFG.num_attention_heads}, ${CFG.num_hidden_layers} layers`);
 
@@ -63,7 +77,32 @@ async function check(spec: KVCacheSpec, n: number): Promise<number> {
   c.dispose();
   return e / m;
 }
+/** The last position's logits of an n-token prompt, cache `spec`, on webgpu against wasm (the same weights). */
+const wasm = await initBackend('wasm');
+const modelW = randomModel(CFG, wasm, { seed: 0, std: 0.03 });
+async function checkModel(spec: KVCacheSpec, n: number): Promise<number> {
+  const last = async (m: typeof model, b: typeof wasm) => {
+    const c = new KVCacheQuant(spec, b);
+    const x = Tensor.from(ids(n), [1, n], 'i32', b);
+    const y = m.forward(x, { cache: c });
+    const v = y.narrow(1, n - 1, 1);
+    const out = Float32Array.from((await v.data()) as Float32Array);
+    for (const t of [x, y, v]) t.dispose();
+    c.dispose();
+    return out;
+  };
+  const [g, w] = [await last(model, be), await last(modelW, wasm)];
+  let e = 0, m = 0;
+  for (let i = 0; i < w.length; i++) { e = Math.max(e, Math.abs(g[i]! - w[i]!)); m = Math.max(m, Math.abs(w[i]!)); }
+  return e / m;
+}
 for (const [kind, spec] of kinds.slice(1)) {
+  if (spec!.type === 'kvquant') {
+    const err = await checkModel(spec!, contexts[0]!);
+    if (json) console.log(JSON.stringify({ bench: 'webgpu-kv-check', cache: kind, context: contexts[0], logits_max_rel_err_vs_wasm: err }));
+    else console.log(`${kind}: logits of a ${contexts[0]}-token prompt on webgpu vs the same cache on wasm, max relative error ${err.toExponential(2)}`);
+    continue;
+  }
   const err = await check(spec!, contexts[0]!);
   if (json) console.log(JSON.stringify({ bench: 'webgpu-kv-check', cache: kind, context: contexts[0], max_rel_err: err }));
   else console.log(`${kind}: attention kernel vs js reference on the same packed bytes (${contexts[0]} keys), max relative error ${err.toExponential(2)}`);
@@ -108,4 +147,5 @@ for (const ctx of contexts) {
   }
 }
 model.dispose();
+modelW.dispose();
 be.dispose();

@@ -101,11 +101,12 @@ describe.skipIf(!backend)('the q8_0 / q4_0 KV cache on webgpu', () => {
     console.log(`${c.name}: webgpu kernel vs js reference on the device's bytes over ${c.tk} keys, max relative error ${err.toExponential(2)}`);
     expect(err).toBeLessThan(1e-5);
     // the same in chunks of 3 query rows
-    const saved = KV_TUNING.scoreBytes;
-    KV_TUNING.scoreBytes = 3 * 4 * c.tk;
+    // (and keys split in runs of 16 over workgroups: the sums in another order)
+    const saved = { ...KV_TUNING };
+    Object.assign(KV_TUNING, { split: 16, scoreBytes: 3 * 4 * c.tk });
     const y3 = cg.attend(0, qg, { scale: 1 / Math.sqrt(c.d), keyMask, keyMaskHost: c.batch > 1 ? mask : undefined });
-    KV_TUNING.scoreBytes = saved;
-    expect(maxDiff((await y3.data()) as Float32Array, got)).toBe(0);
+    Object.assign(KV_TUNING, saved);
+    expect(maxDiff((await y3.data()) as Float32Array, got) / maxAbs(got)).toBeLessThan(1e-5);
     y3.dispose();
     const dq = cg.dequantized(0);
     const dk = (await dq.k.data()) as Float32Array;
@@ -145,7 +146,6 @@ describe.skipIf(!backend)('the q8_0 / q4_0 KV cache on webgpu', () => {
     console.log('greedy q8_0 cache: webgpu', a.newIds[0]!.join(','), '| wasm', b.newIds[0]!.join(','));
     expect(a.newIds[0]).toEqual(b.newIds[0]);
     expect(al.liveTensors().tensors).toBe(before);
-    expect(() => new KVCacheQuant({ type: 'kvquant', bits: 4 }, gpu)).toThrow(/webgpu backend has no packed KV-cache kernel for kvquant-4 .*q8_0 and q4_0/);
     mg.dispose(); mw.dispose();
   }, 180_000);
 });

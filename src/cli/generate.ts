@@ -5,7 +5,7 @@ import { generateAsync } from '../models/generate.js';
 import { disposeBackends } from '../tensor/engine.js';
 import { checkContext, inputIds, loadForCli, type ModelArgs, type PromptArgs } from './common.js';
 import { action, int, modelOptions, num, promptOptions } from './options.js';
-import { checkKVCacheArg, kvCacheOptions, kvCacheSpec, type KVCacheArgs } from './kv-cache.js';
+import { checkKVCacheArg, kvCacheOptions, kvCacheSpecAsync, type KVCacheArgs } from './kv-cache.js';
 
 export interface GenerateArgs extends ModelArgs, PromptArgs, KVCacheArgs {
   maxNewTokens: number;
@@ -50,7 +50,7 @@ export async function generateCommand(a: GenerateArgs): Promise<number> {
       eosTokenIds: eos === undefined || eos === null ? undefined : ([] as number[]).concat(eos as number | number[]),
       stopStrings: a.stop,
       tokenizer: m.tokenizer,
-      kvCache: kvCacheSpec(a, m),
+      kvCache: await kvCacheSpecAsync(a, m),
       onToken: a.json ? undefined : (t) => { if (t.text) process.stdout.write(t.text); else if (!m.tokenizer) process.stdout.write(`${t.id} `); },
     });
     if (a.json) console.log(JSON.stringify({ ids: r.ids[0], text: r.text?.[0] ?? null }));

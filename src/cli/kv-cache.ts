@@ -3,7 +3,7 @@
 // calibration: per-channel key ranges, outlier thresholds, the Fisher-weighted nuq codebooks).
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { calibrateKV, minCalibrationTokens } from '../kvquant/calibrate.js';
+import { calibrateKV, calibrateKVAsync, minCalibrationTokens } from '../kvquant/calibrate.js';
 import type { KVMemory } from '../models/kvquant/cache.js';
 import { needsCalibration, parseKVCacheType, resolveKVSpec, KV_CACHE_TYPES, type KVCacheSpec } from '../models/kvquant/spec.js';
 import type { LoadedModel } from '../models/load.js';
@@ -33,10 +33,22 @@ export function checkKVCacheArg(a: KVCacheArgs): void {
  * --kv-calib-data, else on `fallback` (token ids the caller set aside), printing what it does.
  */
 export function kvCacheSpec(a: KVCacheArgs, m: LoadedModel, fallback?: () => number[], log: (s: string) => void = (s) => process.stderr.write(s + '\n')): KVCacheSpec | undefined {
+  const c = calibrationIds(a, m, fallback, log);
+  return c && (c.ids ? { ...c.spec, calibration: calibrateKV(m.model, c.ids, resolveKVSpec(c.spec)) } : c.spec);
+}
+
+/** kvCacheSpec for models on a backend that reads its buffers asynchronously (webgpu). */
+export async function kvCacheSpecAsync(a: KVCacheArgs, m: LoadedModel, fallback?: () => number[], log: (s: string) => void = (s) => process.stderr.write(s + '\n')): Promise<KVCacheSpec | undefined> {
+  const c = calibrationIds(a, m, fallback, log);
+  return c && (c.ids ? { ...c.spec, calibration: await calibrateKVAsync(m.model, c.ids, resolveKVSpec(c.spec)) } : c.spec);
+}
+
+/** The parsed --kv-cache and, where it needs a calibration, the token ids to calibrate on. */
+function calibrationIds(a: KVCacheArgs, m: LoadedModel, fallback: (() => number[]) | undefined, log: (s: string) => void): { spec: KVCacheSpec; ids?: number[] } | undefined {
   if (a.kvCache === undefined || a.kvCache === 'f32') return undefined;
   const spec = parseKVCacheType(a.kvCache);
   const r = resolveKVSpec(spec, '--kv-cache');
-  if (!needsCalibration(r)) return spec;
+  if (!needsCalibration(r)) return { spec };
   const want = a.kvCalibTokens ?? 2048;
   let ids: number[];
   if (a.kvCalibData !== undefined) {
@@ -54,7 +66,7 @@ export function kvCacheSpec(a: KVCacheArgs, m: LoadedModel, fallback?: () => num
     throw new RangeError(`--kv-cache ${a.kvCache}: ${ids.length} calibration tokens are too few; it needs at least ${need} (give --kv-calib-data, --kv-calib-tokens or fewer --chunks)`);
   }
   log(`kv cache ${a.kvCache}: calibrating on ${ids.length} tokens (keys, values and their Fisher information)`);
-  return { ...spec, calibration: calibrateKV(m.model, ids, r) };
+  return { spec, ids };
 }
 
 export function kvMemoryText(type: string, k: KVMemory): string {

@@ -11,8 +11,9 @@
 //     at each value (the paper's sensitivity-weighted k-means, 50 Lloyd iterations).
 // Not for: the online quantization (cache.ts, codec.ts).
 import { tensor } from '../ops/creation.js';
+import type { Tensor } from '../tensor/tensor.js';
 import type { CausalLM } from '../models/model.js';
-import { gradAt } from '../hooks/grad.js';
+import { gradAtDevice } from '../hooks/grad.js';
 import { crossEntropy } from '../train/loss.js';
 import type { KVCalibration, KVStreamCalibration, ResolvedKVSpec } from '../models/kvquant/spec.js';
 
@@ -45,6 +46,18 @@ export function minCalibrationTokens(outliers: number): number {
  * tokens (default min(model context, 256)). Holds 6 · layers · tokens · R floats.
  */
 export function collectKV(model: CausalLM, ids: readonly number[], o: { ctx?: number } = {}): KVStats {
+  const g = collectSteps(model, ids, o);
+  for (let s = g.next(); ; s = g.next(s.value.dataSync() as Float32Array)) if (s.done) return s.value;
+}
+
+/** collectKV on a backend that reads its buffers asynchronously (webgpu). */
+export async function collectKVAsync(model: CausalLM, ids: readonly number[], o: { ctx?: number } = {}): Promise<KVStats> {
+  const g = collectSteps(model, ids, o);
+  for (let s = g.next(); ; s = g.next((await s.value.data()) as Float32Array)) if (s.done) return s.value;
+}
+
+/** collectKV's work; yields each tensor to read and takes its values (sync or async reads). */
+function* collectSteps(model: CausalLM, ids: readonly number[], o: { ctx?: number }): Generator<Tensor, KVStats, Float32Array> {
   const ctx = o.ctx ?? Math.min(model.dims.nCtx, 256);
   const L = model.dims.nLayers;
   const names = (i: number) => [`blocks.${i}.attn.hook_k`, `blocks.${i}.attn.hook_rot_k`, `blocks.${i}.attn.hook_v`];
@@ -60,11 +73,13 @@ export function collectKV(model: CausalLM, ids: readonly number[], o: { ctx?: nu
     const input = tensor(seq, [1, seq.length], 'i32', { backend: model.backend });
     const targets = tensor(seq.slice(1), [1, seq.length - 1], 'i32', { backend: model.backend });
     try {
-      const r = gradAt(model, input, (logits) => crossEntropy(logits.narrow(1, 0, seq.length - 1), targets), want, { activations: true });
+      // the loss stays on the device (no read: backends that read asynchronously run it too)
+      const r = gradAtDevice(model, input, (logits) => crossEntropy(logits.narrow(1, 0, seq.length - 1), targets), want, { activations: true });
+      r.metric.dispose();
       for (const n of want) {
         const a = r.activations!.get(n)!, g = r.grads.get(n);
-        const x = a.dataSync() as Float32Array;
-        const gx = g ? (g.dataSync() as Float32Array) : new Float32Array(x.length);
+        const x = yield a;
+        const gx = g ? yield g : new Float32Array(x.length);
         R = a.shape[2]! * a.shape[3]!;
         let e = acc.get(n);
         if (!e) acc.set(n, e = { x: new Float32Array(tokens * R), f: new Float32Array(tokens * R), at: 0 });
@@ -217,4 +232,13 @@ export function calibrateKV(model: CausalLM, ids: readonly number[], spec: Resol
     throw new RangeError(`calibration: ${ids.length} tokens are too few for kvquant with ${+(100 * spec.outliers).toFixed(2)}% outliers: need at least ${need}`);
   }
   return fitKV(collectKV(model, ids, o), spec);
+}
+
+/** calibrateKV on a backend that reads its buffers asynchronously (webgpu). */
+export async function calibrateKVAsync(model: CausalLM, ids: readonly number[], spec: ResolvedKVSpec, o: { ctx?: number } = {}): Promise<KVCalibration> {
+  const need = minCalibrationTokens(spec.outliers);
+  if (ids.length < need) {
+    throw new RangeError(`calibration: ${ids.length} tokens are too few for kvquant with ${+(100 * spec.outliers).toFixed(2)}% outliers: need at least ${need}`);
+  }
+  return fitKV(await collectKVAsync(model, ids, o), spec);
 }

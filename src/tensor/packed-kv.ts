@@ -52,7 +52,38 @@ export interface StreamLayout {
 export interface PackedStreamViews {
   layout: StreamLayout;
   main: View; // u8 [layout.bytes]
-  out: View; // u8 [layout.outBytes]
+  out: View; // u8 [layout.outBytes], or [side.bytes] where the stream has a device side table
+  /** A KVQuant stream held on the device: its exact values in a side table (no CSR list). */
+  side?: KVQuantSide;
+}
+
+/**
+ * Where a KVQuant stream held on the device keeps what the host codec keeps in its CSR list (byte
+ * offsets in the `out` buffer): per-channel outlier ranges, each sequence's sink row (f32) and the
+ * row index it replaces, and per block (a kv head's slice of a row) K exact slots: K f32 values,
+ * then K channel bytes (channel within the block + 1; 0 = empty) in ceil(K / 4) words.
+ * The rule that fills them: src/backends/webgpu/kernels/kv-quant.ts.
+ */
+export interface KVQuantSide {
+  /** Exact slots per block (0: no outliers kept). */
+  K: number;
+  /** Values per block (d_head). */
+  block: number;
+  hkv: number;
+  /** Sequences (the sink table holds one row each). */
+  batch: number;
+  /** Codebook lookups (nearest entry) rather than uniform levels. */
+  nuq: boolean;
+  /** Per-channel outlier ranges lo f32 [R], hi f32 [R] at oLoHi (keys with outliers). */
+  hasLoHi: boolean;
+  oLoHi: number;
+  /** u32 [batch]: the row each sequence's sink replaces (0xffffffff: none yet). */
+  oSinkRow: number;
+  /** f32 [batch, R]. */
+  oSink: number;
+  /** u32 [cap · hkv · (K + ceil(K / 4))]. */
+  oSlots: number;
+  bytes: number;
 }
 
 export interface KVAttentionArgs {
@@ -110,13 +141,26 @@ export interface PackedKVEncoder {
 
 /**
  * A backend whose packed-cache kernels also write the rows and decode streams on the device (no
- * host reads: webgpu), for q8_0 / q4_0 streams (group parameters, nothing kept exact).
+ * host reads: webgpu), for q8_0 / q4_0 streams (group parameters, nothing kept exact) and KVQuant
+ * streams with a device side table.
  */
 export interface PackedKVDevice extends PackedKVKernel {
   /** Why this backend cannot hold a stream of this layout on the device ('' when it can). */
   kvStreamUnsupported(layout: StreamLayout): string;
   /** Rows [row0, row0 + b·t) of `stream` from x f32 [b, kv_head, t, d] (contiguous), rounded as ggml's `kind`. */
   runKVAppend(x: View, stream: PackedStreamViews, kind: 'q8_0' | 'q4_0', row0: number): void;
-  /** y f32 [b, kv_head, tk, d] (contiguous) = the first tk · b rows of `stream` decoded. */
-  runKVDequantize(stream: PackedStreamViews, y: View): void;
+  /**
+   * y f32 [b, kv_head, tk, d] (contiguous) = the first tk · b rows of `stream` decoded (keys rotated
+   * at their stored positions when `rope`: KVQuant's pre-RoPE keys).
+   */
+  runKVDequantize(stream: PackedStreamViews, y: View, rope?: KVAttentionArgs['rope']): void;
+  /** Why this backend cannot hold a KVQuant stream with this side table ('' when it can). */
+  kvqStreamUnsupported(layout: StreamLayout, side: KVQuantSide): string;
+  /**
+   * Rows [row0, row0 + b·t) of a KVQuant stream (with `side`) from x f32 [b, kv_head, t, d]
+   * (contiguous): codes, row scales, exact slots (`tau`: the per-token outlier threshold), the sink
+   * rows (sinkT[b]: the step t holding sequence b's first token, −1: none) and the rotary positions
+   * (batch-major [b · t], where the stream keeps them).
+   */
+  runKVQAppend(x: View, stream: PackedStreamViews, row0: number, o: { tau: number; positions?: Int32Array; sinkT?: Int32Array }): void;
 }

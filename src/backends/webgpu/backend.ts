@@ -18,7 +18,8 @@ import { gather, layernorm, rmsnorm, rope, scatterAdd, softmax } from './kernels
 import { attention, ATTENTION_MAX_D } from './kernels/attention.js';
 import { WEBGPU_QUANT_TYPES, dequantize, qmatmul } from './kernels/quant.js';
 import { kvAppend, kvAttention, kvDequantize, kvStreamUnsupported } from './kernels/kv-cache.js';
-import type { KVAttentionArgs, PackedKVDevice, PackedStreamViews, StreamLayout } from '../../tensor/packed-kv.js';
+import type { KVAttentionArgs, KVQuantSide, PackedKVDevice, PackedStreamViews, StreamLayout } from '../../tensor/packed-kv.js';
+import { kvqAppend, kvqAttention, kvqDequantize, kvqStreamUnsupported } from './kernels/kv-quant.js';
 
 export { WebGpuUnavailableError } from './device.js';
 export { WebGpuError } from './runtime.js';
@@ -127,17 +128,26 @@ export class WebGpuBackend implements Backend, PackedKVDevice {
     return kvStreamUnsupported(layout);
   }
 
+  kvqStreamUnsupported(layout: StreamLayout, side: KVQuantSide): string {
+    return kvqStreamUnsupported(layout, side);
+  }
+
   runKVAttention(a: KVAttentionArgs): void {
-    const ins = [a.q, a.k.main, a.v.main, ...(a.mask ? [a.mask] : [])];
-    this.custom('kvAttention', ins, [a.y], (ctx) => kvAttention(ctx, a));
+    const ins = [a.q, a.k.main, a.v.main, ...(a.k.side ? [a.k.out, a.v.out] : []), ...(a.mask ? [a.mask] : []), ...(a.rope ? [a.rope.table] : [])];
+    this.custom('kvAttention', ins, [a.y], (ctx) => (a.k.side ? kvqAttention(ctx, a) : kvAttention(ctx, a)));
+  }
+
+  runKVQAppend(x: View, stream: PackedStreamViews, row0: number, o: { tau: number; positions?: Int32Array; sinkT?: Int32Array }): void {
+    this.custom('kvqAppend', [x], [stream.main, stream.out], (ctx) => kvqAppend(ctx, x, stream, row0, o));
   }
 
   runKVAppend(x: View, stream: PackedStreamViews, kind: 'q8_0' | 'q4_0', row0: number): void {
     this.custom('kvAppend', [x], [stream.main], (ctx) => kvAppend(ctx, x, stream, kind, row0));
   }
 
-  runKVDequantize(stream: PackedStreamViews, y: View): void {
-    this.custom('kvDequantize', [stream.main], [y], (ctx) => kvDequantize(ctx, stream, y));
+  runKVDequantize(stream: PackedStreamViews, y: View, rope?: KVAttentionArgs['rope']): void {
+    const ins = [stream.main, ...(stream.side ? [stream.out] : []), ...(rope ? [rope.table] : [])];
+    this.custom('kvDequantize', ins, [y], (ctx) => (stream.side ? kvqDequantize(ctx, stream, y, rope) : kvDequantize(ctx, stream, y)));
   }
 
   /** Runs a kernel outside the op set with an op's context (temporaries, pipeline cache, errors). */

@@ -5,16 +5,17 @@
 // Pre-RoPE keys: the cache stores keys before the rotary embedding with their positions, and RoPE
 // is applied on read. Hooks that read scores or patterns get the dequantized cache (`dequantized`)
 // and the explicit attention path; their numbers are the same as the kernel's to f32 rounding.
-// On backends that cannot read buffers synchronously (webgpu) the q8_0 and q4_0 caches stay on the
-// device: new rows are rounded by a kernel (runKVAppend), attention and the dequantized views read
-// the codes there; kvquant's streams (calibrated, sparse, pre-RoPE) are refused there, naming the
-// backends that have them.
+// On backends that cannot read buffers synchronously (webgpu) every cache stays on the device: new
+// rows are rounded by a kernel (runKVAppend for q8_0 / q4_0, runKVQAppend for kvquant), attention
+// and the dequantized views read the codes there. kvquant's exact values live there in a side table
+// of K slots per block instead of the CSR list (KVQuantSide in src/tensor/packed-kv.ts: identical
+// when a block holds K outliers or fewer, the K farthest out otherwise).
 // Not for: calibration (calibrate.ts) or the bit layout (codec.ts).
 import type { Backend } from '../../tensor/backend.js';
 import { Tensor } from '../../tensor/tensor.js';
 import { keep } from '../../tensor/engine.js';
 import { KVCache } from '../layers/kv-cache.js';
-import type { PackedKVDevice, PackedKVEncoder, PackedKVKernel } from '../../tensor/packed-kv.js';
+import type { KVQuantSide, PackedKVDevice, PackedKVEncoder, PackedKVKernel, PackedStreamViews } from '../../tensor/packed-kv.js';
 import { encodeRow, fixedLut, streamLayout, type RowEncoder, type StreamLayout } from './codec.js';
 import { kvAttentionReference, dequantizeStream, type HostRope, type HostStream } from './reference.js';
 import { kvSpecLabel, needsCalibration, resolveKVSpec, type KVCacheSpec, type ResolvedKVSpec } from './spec.js';
@@ -44,8 +45,28 @@ interface QStream {
   nOut: number;
   /** Holds each row's rotary position (pre-RoPE keys). */
   positions: boolean;
+  /** kvquant on the device: the exact values' side table in `out` (no CSR list). */
+  side?: KVQuantSide;
   /** Per-channel outlier bounds f32 [2 · R] (lo, then hi) for a backend's encoder; made on first use. */
   bounds?: Tensor;
+}
+
+/**
+ * Exact slots per block of d values on the device: eight times the expected outliers, 4..8
+ * (outliers gather in a few tokens: blocks of a model's keys with 3 of 16 values out of range
+ * are common where 1% are on average).
+ */
+export function deviceSlots(share: number, d: number): number {
+  return share > 0 ? Math.min(8, Math.max(4, Math.ceil(8 * share * d))) : 0;
+}
+
+/** The side table of a device KVQuant stream (offsets in its `out` buffer). */
+function sideLayout(R: number, hkv: number, batch: number, K: number, hasLoHi: boolean, nuq: boolean, cap: number): KVQuantSide {
+  const oSinkRow = hasLoHi ? 8 * R : 0;
+  const oSink = oSinkRow + 4 * batch;
+  const oSlots = oSink + 4 * batch * R;
+  const W = K + Math.ceil(K / 4);
+  return { K, block: R / hkv, hkv, batch, nuq, hasLoHi, oLoHi: 0, oSinkRow, oSink, oSlots, bytes: Math.max(4, oSlots + cap * hkv * W * 4) };
 }
 
 interface QLayer {
@@ -73,7 +94,7 @@ export interface KVMemory {
   fixedBytes: number;
   /** Positions held (tokens × sequences). */
   tokens: number;
-  /** Exact (sparse) entries over all values held. */
+  /** Exact (sparse) entries over all values held (streams on the device: their slots, used or not). */
   sparseShare: number;
 }
 
@@ -89,9 +110,8 @@ export class KVCacheQuant extends KVCache {
     super();
     this.spec = resolveKVSpec(spec);
     this.label = kvSpecLabel(spec);
-    if (!backend.synchronous && !(deviceOf(backend) && this.spec.type !== 'kvquant')) {
-      const has = deviceOf(backend) ? ` for ${this.label} (it has one for q8_0 and q4_0)` : '';
-      throw new Error(`KV cache ${this.label}: the ${backend.name} backend has no packed KV-cache kernel${has} (every type runs on wasm, and js runs the reference): use --backend wasm or an f32 cache`);
+    if (!backend.synchronous && !deviceOf(backend)) {
+      throw new Error(`KV cache ${this.label}: the ${backend.name} backend has no packed KV-cache kernel (every type runs on wasm and webgpu, and js runs the reference): use --backend wasm or an f32 cache`);
     }
     const c = this.spec.calibration;
     if (needsCalibration(this.spec)) {
@@ -145,11 +165,26 @@ export class KVCacheQuant extends KVCache {
     return { k, v: perToken(cal?.values) };
   }
 
-  private newStream(enc: RowEncoder, capRows: number, outCap: number, positions: boolean, segs: number, slices: number): QStream {
-    const sparse = this.spec.sink || Number.isFinite(enc.tau) || !!enc.lo;
+  private newStream(enc: RowEncoder, capRows: number, outCap: number, positions: boolean, segs: number, slices: number, dev?: { hkv: number; batch: number }): QStream {
+    // kvquant on the device: exact values in a side table (sideLayout), no CSR list
+    const onDevice = dev && this.spec.type === 'kvquant';
+    const sparse = !onDevice && (this.spec.sink || Number.isFinite(enc.tau) || !!enc.lo);
     const layout = streamLayout(enc.bits, enc.R, enc.params, enc.G, enc.grpBytes, capRows, outCap, positions, sparse, segs, slices);
+    const side = onDevice ? sideLayout(enc.R, dev.hkv, dev.batch, deviceSlots(this.spec.outliers, enc.R / dev.hkv), !!enc.lo, enc.kind === 'nuq', capRows) : undefined;
+    if (side) {
+      const why = deviceOf(this.backend)!.kvqStreamUnsupported(layout, side);
+      if (why) throw new Error(`KV cache ${this.label}: the ${this.backend.name} backend cannot hold a stream with ${why} (every type runs on wasm): use --backend wasm`);
+    }
     const main = keep(Tensor.empty([layout.bytes], 'u8', this.backend, 'kvCacheQuant'));
-    const out = keep(Tensor.empty([Math.max(4, layout.outBytes)], 'u8', this.backend, 'kvCacheQuant'));
+    const out = keep(Tensor.empty([side ? side.bytes : Math.max(4, layout.outBytes)], 'u8', this.backend, 'kvCacheQuant'));
+    if (side) {
+      // outlier ranges, no sink row yet (0xffffffff), an empty sink table
+      const pre = new Uint8Array(side.oSlots);
+      const pv = new DataView(pre.buffer);
+      if (side.hasLoHi) for (let c = 0; c < enc.R; c++) { pv.setFloat32(4 * c, enc.lo![c]!, true); pv.setFloat32(4 * (enc.R + c), enc.hi![c]!, true); }
+      for (let b = 0; b < side.batch; b++) pv.setUint32(side.oSinkRow + 4 * b, 0xffffffff, true);
+      this.backend.write(out.view().buffer, 0, pre);
+    }
     const head = new Uint8Array(layout.bytes - layout.oRowptr);
     const dv = new DataView(head.buffer);
     new Uint8Array(head.buffer, layout.oLut - layout.oRowptr, enc.lut.length * 4).set(new Uint8Array(enc.lut.buffer, enc.lut.byteOffset, enc.lut.length * 4));
@@ -160,23 +195,34 @@ export class KVCacheQuant extends KVCache {
       }
     }
     this.backend.write(main.view().buffer, layout.oRowptr, head);
-    return { enc, layout, main, out, nOut: 0, positions };
+    return { enc, layout, main, out, nOut: 0, positions, ...(side ? { side } : {}) };
+  }
+
+  private views(s: QStream): PackedStreamViews {
+    return { layout: s.layout, main: s.main.view(), out: s.out.view(), ...(s.side ? { side: s.side } : {}) };
   }
 
   /** Moves a stream into buffers of `capRows` rows / `outCap` entries, keeping its first `rows` rows. */
   private grow(s: QStream, rows: number, capRows: number, outCap: number): QStream {
-    const n = this.newStream(s.enc, capRows, outCap, s.positions, s.layout.segs, s.layout.slices);
+    const n = this.newStream(s.enc, capRows, outCap, s.positions, s.layout.segs, s.layout.slices, s.side && { hkv: s.side.hkv, batch: s.side.batch });
     n.bounds = s.bounds;
     const o = s.layout, L = n.layout, b = this.backend;
     if (this.device) {
-      // codes and group scales copied on the device, as 32-bit words (both regions start at multiples of 4)
+      // codes, group scales, positions and the side table copied on the device, as 32-bit words
+      // (every region starts at a multiple of 4)
       const words = (t: Tensor, at: number, len: number) => ({ buffer: t.view().buffer, dtype: 'i32' as const, shape: [len], strides: [1], offset: at / 4 });
-      const copy = (from: number, to: number, len: number) => {
+      const copy = (from: number, to: number, len: number, src = s.main, dst = n.main) => {
         const w = Math.ceil(len / 4);
-        if (w > 0) b.exec({ op: 'copy' }, [words(s.main, from, w)], [words(n.main, to, w)]);
+        if (w > 0) b.exec({ op: 'copy' }, [words(src, from, w)], [words(dst, to, w)]);
       };
       copy(0, 0, rows * o.rowBytes);
-      copy(o.oGrp, L.oGrp, rows * (o.R / o.G) * o.grpBytes);
+      copy(o.oGrp, L.oGrp, rows * (o.params === 'group' ? (o.R / o.G) * o.grpBytes : 0));
+      if (s.positions) copy(o.oPos, L.oPos, rows * 4);
+      if (s.side && n.side) {
+        const W = s.side.K + Math.ceil(s.side.K / 4);
+        copy(0, 0, s.side.oSlots, s.out, n.out);
+        copy(s.side.oSlots, n.side.oSlots, rows * s.side.hkv * W * 4, s.out, n.out);
+      }
       s.main.dispose();
       s.out.dispose();
       return n;
@@ -223,11 +269,40 @@ export class KVCacheQuant extends KVCache {
       // where a head's codes are whole bytes; row-major on the device (its kernels read rows).
       const slices = !this.device && (d * e.k.bits) % 8 === 0 ? hkv : 1;
       // positions are kept only where RoPE will be applied on read (pre-RoPE keys of a rotary model)
-      l = { k: this.newStream(e.k, cap, 64, this.preRope && positions !== undefined, segs, slices), v: this.newStream(e.v, cap, 64, false, segs, slices), batch: B, hkv, d, dv };
+      const dev = this.device ? { hkv, batch: B } : undefined;
+      l = { k: this.newStream(e.k, cap, 64, this.preRope && positions !== undefined, segs, slices, dev), v: this.newStream(e.v, cap, 64, false, segs, slices, dev), batch: B, hkv, d, dv };
       this.qlayers[layer] = l;
     }
     if (l.batch !== B || l.hkv !== hkv || l.d !== d) throw new Error(`KV cache ${this.label}: layer ${layer} holds [${l.batch}, ${l.hkv}, *, ${l.d}], got ${k.shape.join('x')}`);
+    const total = past + T;
+    const isSink = (b: number, t: number): boolean => {
+      if (!this.spec.sink) return false;
+      const col = past + t;
+      if (!keyMask) return col === 0;
+      if (!keyMask[b * total + col]) return false;
+      for (let j = 0; j < col; j++) if (keyMask[b * total + j]) return false;
+      return true;
+    };
     const dev = this.device;
+    if (dev && this.spec.type === 'kvquant') {
+      // encoded on the device: no host read of k or v (the host sends the step's positions and sink rows)
+      const sinkT = new Int32Array(B).fill(-1);
+      for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) if (sinkT[b]! < 0 && isSink(b, t)) sinkT[b] = t;
+      const pos = Int32Array.from({ length: B * T }, (_, i) => (positions ? positions[i]! : past + (i % T)));
+      for (const p of pos) this.maxPos = Math.max(this.maxPos, p);
+      for (const [which, x] of [['k', k], ['v', v]] as const) {
+        let s = l[which];
+        if (needRows > s.layout.cap) s = l[which] = this.grow(s, past * B, Math.max(needRows, 2 * s.layout.cap), s.layout.outCap);
+        const xc = x.isContiguous ? x : x.contiguous();
+        try {
+          dev.runKVQAppend(xc.view(), this.views(s), past * B, { tau: s.enc.tau, positions: s.positions ? pos : undefined, sinkT });
+        } finally {
+          if (xc !== x) xc.dispose();
+        }
+      }
+      this.qpending = T;
+      return;
+    }
     if (dev) {
       // rounded on the device: no host read of k or v
       const kind = this.spec.type as 'q8_0' | 'q4_0';
@@ -244,7 +319,6 @@ export class KVCacheQuant extends KVCache {
       this.qpending = T;
       return;
     }
-    const total = past + T;
     const enc = encoderOf(this.backend);
     if (enc) {
       this.storeEncoded(enc, l, k, v, past, positions, this.sinkRows(B, T, past, keyMask));
@@ -252,14 +326,6 @@ export class KVCacheQuant extends KVCache {
       return;
     }
     const kx = k.dataSync() as Float32Array, vx = v.dataSync() as Float32Array;
-    const isSink = (b: number, t: number): boolean => {
-      if (!this.spec.sink) return false;
-      const col = past + t;
-      if (!keyMask) return col === 0;
-      if (!keyMask[b * total + col]) return false;
-      for (let j = 0; j < col; j++) if (keyMask[b * total + j]) return false;
-      return true;
-    };
     for (const [which, x] of [['k', kx], ['v', vx]] as const) {
       let s = l[which];
       const rows: ReturnType<typeof encodeRow>[] = [];
@@ -417,8 +483,8 @@ export class KVCacheQuant extends KVCache {
         try {
           kb.runKVAttention({
             q: qc.view(), y: y.view(), mask: mask?.view(),
-            k: { layout: l.k.layout, main: l.k.main.view(), out: l.k.out.view() },
-            v: { layout: l.v.layout, main: l.v.main.view(), out: l.v.out.view() },
+            k: this.views(l.k),
+            v: this.views(l.v),
             rope: rope ? { table: this.ropeDevice!.view(), rotaryDim: rope.rotaryDim, mode: rope.mode } : undefined,
             hkv: l.hkv, tk, scale: o.scale, causal: true,
           });
@@ -445,12 +511,14 @@ export class KVCacheQuant extends KVCache {
     const tk = this.length + this.qpending;
     const dev = this.device;
     if (dev) {
-      const out = (s: QStream, d: number) => {
+      const r = this.preRope && rope && l.k.positions ? this.ropeTable(rope, this.maxPos) : undefined;
+      if (r && !this.ropeDevice) this.ropeDevice = keep(Tensor.from(r.table, [r.table.length], 'f32', this.backend));
+      const out = (s: QStream, d: number, rot?: HostRope) => {
         const y = Tensor.empty([l.batch, l.hkv, tk, d], 'f32', this.backend, 'kvCacheQuant');
-        dev.runKVDequantize({ layout: s.layout, main: s.main.view(), out: s.out.view() }, y.view());
+        dev.runKVDequantize(this.views(s), y.view(), rot && { table: this.ropeDevice!.view(), rotaryDim: rot.rotaryDim, mode: rot.mode });
         return y;
       };
-      return { k: out(l.k, l.d), v: out(l.v, l.dv) };
+      return { k: out(l.k, l.d, r), v: out(l.v, l.dv) };
     }
     const r = this.preRope && rope ? this.ropeTable(rope, this.maxPos) : undefined;
     const k = dequantizeStream(this.host(l.k), l.batch, l.hkv, tk, l.d, r);
@@ -484,6 +552,13 @@ export class KVCacheQuant extends KVCache {
         const nGroups = L.params === 'group' ? L.R / L.G : 0;
         bytes += rows * (L.rowBytes + nGroups * L.grpBytes + (L.sparse ? 4 : 0) + (L.segs > 1 ? 2 * L.segs : 0) + (s.positions ? 4 : 0)) + 6 * s.nOut;
         fixed += 4 * (1 << L.bits) + (L.params === 'channel' ? 8 * L.R : 0);
+        if (s.side) {
+          // the device's side table: K slots per block whether used or not; ranges and sink rows fixed
+          const W = s.side.K + Math.ceil(s.side.K / 4);
+          bytes += rows * s.side.hkv * W * 4;
+          fixed += s.side.oSlots;
+          sparse += rows * s.side.hkv * s.side.K;
+        }
         f32 += rows * L.R * 4;
         sparse += s.nOut;
         values += rows * L.R;

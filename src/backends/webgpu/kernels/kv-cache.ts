@@ -1,14 +1,15 @@
 // WebGPU kernels on the packed KV cache (layout and decode rule: src/models/kvquant/codec.ts), for
-// streams with per-group parameters and nothing kept exact (q8_0, q4_0; kvquant's per-token
-// streams without outliers or sink): the cache never leaves the GPU.
+// streams with per-group parameters and nothing kept exact (q8_0, q4_0): the cache never leaves
+// the GPU. The split attention's combine kernel is shared with kv-quant.ts.
 //   kvAppend      new rows [b, kv_head, t, d] f32 -> codes and f16 scales, one thread per word of
 //                 scales (two 32-value groups), ggml's q8_0 / q4_0 rounding (quantize_row_*_ref)
-//   kvAttention   q [b, hq, tq, d] over every visible key: one workgroup per query row; scores of
-//                 the keys decoded from their codes (a thread per key, kept in a temporary: query
-//                 rows go in chunks whose scores fit 256 MiB), softmax over the workgroup, then
-//                 each output channel summed over the values decoded where they lie
+//   kvAttention   q [b, hq, tq, d] over every visible key: a workgroup per query row and run of 64
+//                 keys (flash-decoding; a combine kernel joins the runs' max, sum and partial
+//                 outputs); scores of the keys decoded from their codes (a thread per key, kept in
+//                 a temporary: query rows go in chunks whose scores fit 256 MiB), softmax over the
+//                 run, then each output channel summed over the values decoded where they lie
 //   kvDequantize  the held keys or values as f32 [b, kv_head, tk, d] (hooks on scores / patterns)
-// Not for: per-channel streams, sparse entries or pre-RoPE keys (the cache keeps those on wasm/js).
+// Not for: KVQuant's streams (per-channel, exact values, pre-RoPE keys: kv-quant.ts).
 import type { KVAttentionArgs, PackedStreamViews, StreamLayout } from '../../../tensor/packed-kv.js';
 import type { View } from '../../../tensor/backend.js';
 import { BUILTINS, Params, WG_INDEX, numel, type OpContext } from './context.js';
@@ -17,8 +18,43 @@ import { PRELUDE, cdiv, outBinding, storers } from '../wgsl.js';
 /** Largest head size of the attention kernel (q is staged in workgroup memory). */
 export const KV_MAX_D = 512;
 const WG = 64;
-/** Bytes of scores one dispatch may hold (tests lower it to exercise the chunking). */
-export const KV_TUNING = { scoreBytes: 2 ** 28 };
+/**
+ * Bytes of scores one dispatch may hold, and keys one workgroup scores (a query row's keys split
+ * over workgroups: flash-decoding); tests lower them to exercise the chunking and the split.
+ */
+export const KV_TUNING = { scoreBytes: 2 ** 28, split: 64 };
+
+/** The combine step of the split attention: y rows [r0, r0 + n) from PART f32 [n, nsplit, DV + 2] (partial output, max, sum). */
+export function kvCombine(ctx: OpContext, part: GPUBuffer, y: View, DV: number, nsplit: number, n: number, r0: number): void {
+  const kc = ctx.kernel('kv attention combine', () => `${PRELUDE}
+@group(0) @binding(0) var<storage, read> P: array<u32>;
+@group(0) @binding(1) var<storage, read> PART: array<f32>;
+${outBinding(2, 'y', 'f32')}
+${storers('y', 'f32')}
+@compute @workgroup_size(256)
+fn main(${BUILTINS}) {
+  ${WG_INDEX}
+  let DV = P[0]; let nsplit = P[1]; let n = P[2];
+  let x = wg * 256u + li;
+  if (x >= n * DV) { return; }
+  let local = x / DV; let e = x % DV;
+  let base = local * nsplit * (DV + 2u);
+  var M = -inf_f32();
+  for (var s = 0u; s < nsplit; s++) { M = max(M, PART[base + s * (DV + 2u) + DV]); }
+  var z = 0.0; var acc = 0.0;
+  for (var s = 0u; s < nsplit; s++) {
+    let o = base + s * (DV + 2u);
+    let ms = PART[o + DV];
+    if (!is_inf(ms)) {
+      let w = exp(ms - M);
+      z = z + w * PART[o + DV + 1u];
+      acc = acc + w * PART[o + e];
+    }
+  }
+  stf_y(P[3] + (P[4] + local) * DV + e, select(acc / z, 0.0, z == 0.0));
+}`);
+  ctx.run(kc, [part, ctx.buffer(y)], new Params().u32(DV, nsplit, n, y.offset, r0), [cdiv(n * DV, 256)]);
+}
 
 /** Why the GPU kernels cannot read a stream ('' when they can). */
 export function kvStreamUnsupported(L: StreamLayout): string {
@@ -138,9 +174,13 @@ export function kvAttention(ctx: OpContext, a: KVAttentionArgs): void {
   if (a.q.strides[3] !== 1 || a.q.strides.some((x) => x < 0)) ctx.fail('q must have a contiguous last axis and no negative strides');
   const rows = B * HQ * TQ;
   if (rows === 0) return;
-  // query rows in chunks whose scores (f32 [chunk, tk]) fit a binding of at most 256 MiB
-  const chunk = Math.max(1, Math.min(rows, Math.floor(Math.min(ctx.rt.maxBinding, KV_TUNING.scoreBytes) / (4 * Math.max(1, a.tk)))));
+  const split = Math.max(1, KV_TUNING.split);
+  const nsplit = Math.max(1, Math.ceil(a.tk / split));
+  // query rows in chunks whose scores (f32 [chunk, tk]) and partial outputs fit a binding of at most 256 MiB
+  const perRow = Math.max(4 * a.tk, 4 * nsplit * (DV + 2));
+  const chunk = Math.max(1, Math.min(rows, Math.floor(Math.min(ctx.rt.maxBinding, KV_TUNING.scoreBytes) / perRow)));
   const S = ctx.temp(Math.max(4, chunk * a.tk * 4)).gpu;
+  const PART = ctx.temp(chunk * nsplit * (DV + 2) * 4).gpu;
   const mask = a.mask;
   const k = ctx.kernel('kv attention', () => `${PRELUDE}
 @group(0) @binding(0) var<storage, read> P: array<u32>;
@@ -149,8 +189,7 @@ export function kvAttention(ctx: OpContext, a: KVAttentionArgs): void {
 @group(0) @binding(3) var<storage, read> VM: array<u32>;
 @group(0) @binding(4) var<storage, read> MASK: array<u32>;
 @group(0) @binding(5) var<storage, read_write> S: array<f32>;
-${outBinding(6, 'y', 'f32')}
-${storers('y', 'f32')}
+@group(0) @binding(6) var<storage, read_write> PART: array<f32>;
 ${decoder('KM')}
 ${decoder('VM')}
 var<workgroup> qs: array<f32, ${KV_MAX_D}>;
@@ -171,9 +210,11 @@ fn main(${BUILTINS}) {
   ${WG_INDEX}
   let B = P[0]; let HQ = P[1]; let TQ = P[2]; let D = P[3]; let DV = P[4]; let hkv = P[5]; let tk = P[6];
   let scale = bitcast<f32>(P[7]); let causal = P[8] != 0u; let hasMask = P[9] != 0u;
-  // one workgroup per query row (b, h, i); a folded grid may hold more
-  if (P[32] + wg >= min(B * HQ * TQ, P[32] + P[33])) { return; }
-  let qr = P[32] + wg;
+  // a workgroup per query row (b, h, i) and run of L keys; a folded grid may hold more
+  let nsplit = P[34]; let L = P[35];
+  let local = wg / nsplit; let sp = wg % nsplit;
+  if (P[32] + local >= min(B * HQ * TQ, P[32] + P[33])) { return; }
+  let qr = P[32] + local;
   let i = qr % TQ; let h = (qr / TQ) % HQ; let b = qr / (TQ * HQ);
   let kh = h / (HQ / hkv);
   let qo = P[10] + b * P[29] + h * P[30] + i * P[31];
@@ -181,9 +222,10 @@ fn main(${BUILTINS}) {
   workgroupBarrier();
   var nv = tk;
   if (causal) { nv = u32(clamp(i32(i + tk) - i32(TQ) + 1, 0, i32(tk))); }
-  let sb = wg * tk;
+  let j0 = sp * L; let j1 = min(nv, j0 + L);
+  let sb = local * tk;
   var m = -inf_f32();
-  for (var j = li; j < nv; j += ${WG}u) {
+  for (var j = j0 + li; j < j1; j += ${WG}u) {
     var s = -inf_f32();
     let mo = P[12] + b * tk + j;
     if (!hasMask || ((MASK[mo >> 2u] >> ((mo & 3u) * 8u)) & 0xffu) != 0u) {
@@ -197,7 +239,7 @@ fn main(${BUILTINS}) {
   }
   let mx = reduce(m, li, true);
   var z = 0.0;
-  for (var j = li; j < nv; j += ${WG}u) {
+  for (var j = j0 + li; j < j1; j += ${WG}u) {
     let s = S[sb + j];
     let p = select(exp(s - mx), 0.0, is_inf(s));
     S[sb + j] = p;
@@ -206,20 +248,24 @@ fn main(${BUILTINS}) {
   let zs = reduce(z, li, false);
   storageBarrier();
   workgroupBarrier();
+  let po = (local * nsplit + sp) * (DV + 2u);
   for (var e = li; e < DV; e += ${WG}u) {
     var acc = 0.0;
-    for (var j = 0u; j < nv; j++) {
+    for (var j = j0; j < j1; j++) {
       let p = S[sb + j];
       if (p != 0.0) { acc = acc + p * val_VM(21u, j * B + b, kh * DV + e); }
     }
-    stf_y(P[11] + qr * DV + e, select(acc / zs, 0.0, zs == 0.0));
+    PART[po + e] = acc;
   }
+  if (li == 0u) { PART[po + DV] = mx; PART[po + DV + 1u] = zs; }
 }`);
   const maskBuf = mask ? ctx.buffer(mask) : ctx.temp(4).gpu;
   for (let r0 = 0; r0 < rows; r0 += chunk) {
+    const n = Math.min(chunk, rows - r0);
     const params = new Params().u32(B, HQ, TQ, D, DV, a.hkv, a.tk).f32(a.scale).u32(a.causal ? 1 : 0, mask ? 1 : 0, a.q.offset, a.y.offset, mask?.offset ?? 0)
-      .u32(...streamWords(a.k), ...streamWords(a.v), a.q.strides[0]!, a.q.strides[1]!, a.q.strides[2]!, r0, chunk);
-    ctx.run(k, [ctx.buffer(a.q), ctx.buffer(a.k.main), ctx.buffer(a.v.main), maskBuf, S, ctx.buffer(a.y)], params, [Math.min(chunk, rows - r0)]);
+      .u32(...streamWords(a.k), ...streamWords(a.v), a.q.strides[0]!, a.q.strides[1]!, a.q.strides[2]!, r0, chunk, nsplit, split);
+    ctx.run(k, [ctx.buffer(a.q), ctx.buffer(a.k.main), ctx.buffer(a.v.main), maskBuf, S, PART], params, [n * nsplit]);
+    kvCombine(ctx, PART, a.y, DV, nsplit, n, r0);
   }
 }
 
