@@ -12,7 +12,7 @@
 // Runtime's MLAS in Node); without it, or in a browser, they run on the wasm kernel, said once.
 // With it the backend prefers the fused 'linear' op (product, bias and activation in one native
 // call); a linear op it does not take natively runs as matmul, add and unary on its kernels.
-import type { Backend, BackendBuffer, OpDesc, OpName, View } from '../../tensor/backend.js';
+import type { Backend, BackendBuffer, FusedBlockDesc, OpDesc, OpName, View } from '../../tensor/backend.js';
 import { checkByteRange, ownBuffer, settled } from '../../tensor/backend.js';
 import { hasReferenceKernel, runReference } from '../js/kernels.js';
 import { detectFeatures, base64ToBytes, isNode, type WasmFeatures } from './features.js';
@@ -24,7 +24,7 @@ import type { NativeKernel, WasmRuntime } from './runtime.js';
 import { canBlock, hardwareThreads } from './workers.js';
 import { runKVAttentionWasm } from './ops/kv-attention.js';
 import type { KVAttentionArgs } from '../../tensor/packed-kv.js';
-import { DEFAULT_NATIVE_GEMM_POLICY, tryNativeAttention, tryNativeLinear, tryNativeMatmul, type GemmActivation, type NativeGemm, type NativeGemmPolicy } from './native-gemm.js';
+import { DEFAULT_NATIVE_GEMM_POLICY, tryNativeAttention, tryNativeBlock, tryNativeLinear, tryNativeMatmul, type GemmActivation, type NativeGemm, type NativeGemmPolicy } from './native-gemm.js';
 import { envVar } from '../../io/env.js';
 
 export interface WasmBuffer extends BackendBuffer {
@@ -115,6 +115,17 @@ export class WasmBackend implements Backend {
   /** Linear layers as one op while a native GEMM runs them (bias and activation in the same call). */
   get prefersFusedLinear(): boolean {
     return this.native.gemm !== null;
+  }
+
+  /** A whole block on the native GEMM's runtime (Backend.fusedBlock); false where it has none or declines. */
+  fusedBlock(desc: FusedBlockDesc, inputs: readonly View[], output: View): boolean {
+    this.alive('fusedBlock');
+    const { gemm } = this.native;
+    if (!gemm?.block) return false;
+    const versionOf = (b: BackendBuffer) => this.versions.get(b) ?? 0;
+    if (!tryNativeBlock(this.runtime, gemm, this.native.policy, versionOf, desc, inputs, output)) return false;
+    this.touch(output.buffer);
+    return true;
   }
 
   alloc(byteLength: number): WasmBuffer {

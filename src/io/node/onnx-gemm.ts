@@ -13,10 +13,11 @@ import type * as Protobuf from 'protobufjs';
 import type { GemmActivation } from '../native-gemm.js';
 
 const FLOAT = 1; // TensorProto.DataType.FLOAT
-const ATTR_FLOAT = 1; // AttributeProto.AttributeType.FLOAT
-const ATTR_INT = 2; // AttributeProto.AttributeType.INT
-const ATTR_INTS = 7; // AttributeProto.AttributeType.INTS
-const MS = 'com.microsoft'; // ONNX Runtime's contrib ops (FastGelu, Gelu, QuickGelu)
+export const INT64 = 7; // TensorProto.DataType.INT64
+export const ATTR_FLOAT = 1; // AttributeProto.AttributeType.FLOAT
+export const ATTR_INT = 2; // AttributeProto.AttributeType.INT
+export const ATTR_INTS = 7; // AttributeProto.AttributeType.INTS
+export const MS = 'com.microsoft'; // ONNX Runtime's contrib ops (FastGelu, Gelu, QuickGelu)
 
 /** The subset of onnx.proto these models use, as protobufjs JSON. */
 const ONNX_SUBSET = {
@@ -68,7 +69,7 @@ export interface GemmModelSpec {
 }
 
 /** The ONNX node(s) of each activation, as actlab's reference kernels compute it. */
-const ACTIVATIONS: Record<GemmActivation, { opType: string; domain?: string; attribute?: object[] }> = {
+export const ACTIVATIONS: Record<GemmActivation, { opType: string; domain?: string; attribute?: object[] }> = {
   relu: { opType: 'Relu' },
   sigmoid: { opType: 'Sigmoid' },
   tanh: { opType: 'Tanh' },
@@ -162,7 +163,7 @@ export class GemmModelWriter {
    * result: protobuf fields may come in any order, so the initializers are appended to the
    * encoded graph as raw field 5 entries, and the graph to the encoded model as field 7.
    */
-  private assemble(graph: object, initializers: [string, number[], Float32Array][], contrib: boolean): Uint8Array {
+  assemble(graph: object, initializers: [string, number[], Float32Array][], contrib: boolean): Uint8Array {
     const head = this.graph.encode(this.graph.fromObject(graph)).finish();
     const tensors = initializers.map(([name, dims, data]) => {
       const meta = this.tensor.encode(this.tensor.fromObject({ name, dims, dataType: FLOAT })).finish();
@@ -200,9 +201,9 @@ function fieldHeader(field: number, length: number): Uint8Array {
   return new Uint8Array(bytes);
 }
 
-function valueInfo(name: string, dims: (number | string)[]) {
+export function valueInfo(name: string, dims: (number | string)[], elemType = FLOAT) {
   return {
     name,
-    type: { tensorType: { elemType: FLOAT, shape: { dim: dims.map((d) => (typeof d === 'string' ? { dimParam: d } : { dimValue: d })) } } },
+    type: { tensorType: { elemType, shape: { dim: dims.map((d) => (typeof d === 'string' ? { dimParam: d } : { dimValue: d })) } } },
   };
 }
