@@ -25,6 +25,8 @@ export interface NativeGemmPolicy {
   minMacs: number;
   /** Fewest query rows of an attention run natively (shorter ones, decode above all, stay on wasm). */
   minAttentionRows: number;
+  /** Whole blocks in one native call where no hook sees inside them (Backend.fusedBlock); at least minAttentionRows positions. */
+  blocks: boolean;
 }
 
 /**
@@ -32,7 +34,7 @@ export interface NativeGemmPolicy {
  * MLAS at one row, and below ~2M multiply-adds the copies through host memory cost more than
  * the kernel gains.
  */
-export const DEFAULT_NATIVE_GEMM_POLICY: NativeGemmPolicy = { minRows: 16, minMacs: 1 << 21, minAttentionRows: 64 };
+export const DEFAULT_NATIVE_GEMM_POLICY: NativeGemmPolicy = { minRows: 16, minMacs: 1 << 21, minAttentionRows: 64, blocks: true };
 
 /** A product flattened to 2-D, with element offsets into the memory's f32 view. */
 interface Plan {
@@ -197,7 +199,7 @@ export function tryNativeBlock(
   rt: WasmRuntime, gemm: NativeGemm, policy: NativeGemmPolicy, versionOf: (b: BackendBuffer) => number,
   desc: FusedBlockDesc, inputs: readonly View[], y: View,
 ): boolean {
-  if (!gemm.block || !gemm.activations.has(desc.act as GemmActivation) || inputs.length !== 13) return false;
+  if (!policy.blocks || !gemm.block || !gemm.activations.has(desc.act as GemmActivation) || inputs.length !== 13) return false;
   const [x, ...params] = inputs as [View, ...View[]];
   if (x.shape.length !== 3 || !shapesMatch(x.shape, y.shape)) return false;
   const [batch, pos, d] = x.shape as [number, number, number];

@@ -300,8 +300,10 @@ class OrtGemm implements NativeGemm {
         dModel: call.dModel, dMlp: call.dMlp, eps1: call.eps1, eps2: call.eps2, scale: call.scale, act: call.act,
         transB: call.transB, params: call.params.map((p) => p.data),
       });
-      // the block's intermediates (qkv, scores, the MLP's hidden layer) reuse ORT's arena
-      b.session = this.createSession(model, true, 'all');
+      // no arena: each session's arena would keep its own intermediates (qkv, scores, the MLP's
+      // hidden layer: ~70 MB per block at 8 x 128 rows), where malloc reuses one heap for all
+      // blocks (measured: 650 MB less peak RSS over 12 blocks, the same CPU time)
+      b.session = this.createSession(model, false, 'all');
     }
     return b.session;
   }
