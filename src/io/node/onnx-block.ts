@@ -8,7 +8,7 @@
 // d_head), ROWS [2] = (M, d) (inputs rather than initializers: the writer's initializers are f32).
 // Output: Y [M, d_model]. Not for: anything but that wiring (rotary, grouped heads, gated MLPs and
 // RMSNorm blocks run op by op).
-import { ACTIVATIONS, ATTR_FLOAT, ATTR_INT, ATTR_INTS, INT64, valueInfo, type GemmModelWriter } from './onnx-gemm.js';
+import { ACTIVATIONS, ATTR_FLOAT, ATTR_INT, ATTR_INTS, FLOAT, INT64, valueInfo, type GemmModelWriter, type Initializer } from './onnx-gemm.js';
 import type { GemmActivation } from '../native-gemm.js';
 
 export interface BlockModelSpec {
@@ -35,10 +35,10 @@ export function encodeBlock(writer: GemmModelWriter, s: BlockModelSpec): Uint8Ar
   const w = (n: number) => { const [i, o] = products[n]!; return s.transB[n] ? [o, i] : [i, o]; };
   const dims = [[d], [d], w(0), [3 * d], w(1), [d], [d], [d], w(2), [f], w(3), [d]];
   if (s.params.length !== NAMES.length) throw new Error(`onnx block: ${s.params.length} parameters, expected ${NAMES.length}`);
-  const inits: [string, number[], Float32Array][] = NAMES.map((name, n) => {
+  const inits: Initializer[] = NAMES.map((name, n) => {
     const want = dims[n]!.reduce((a, b) => a * b, 1);
     if (s.params[n]!.length !== want) throw new Error(`onnx block: ${name} has ${s.params[n]!.length} elements, expected [${dims[n]!.join(', ')}]`);
-    return [name, dims[n]!, s.params[n]!];
+    return [name, dims[n]!, s.params[n]!, FLOAT];
   });
   const a = ACTIVATIONS[s.act];
   if (!a) throw new Error(`onnx block: no ONNX node for the activation '${s.act}'`);
@@ -86,5 +86,5 @@ export function encodeBlock(writer: GemmModelWriter, s: BlockModelSpec): Uint8Ar
     output: [valueInfo('Y', ['M', d])],
   };
   // SCALE as a one-element initializer (broadcast by Mul)
-  return writer.assemble(graph, [...inits, ['SCALE', [], new Float32Array([s.scale])]], true);
+  return writer.assemble(graph, [...inits, ['SCALE', [], new Float32Array([s.scale]), FLOAT]], true);
 }
