@@ -118,16 +118,24 @@ export class WasmBackend implements Backend {
     return this.native.gemm !== null;
   }
 
-  /** A whole block on the native GEMM's runtime (Backend.fusedBlock); false where it has none or declines. */
-  fusedBlock(desc: FusedBlockDesc, inputs: readonly View[], output: View): boolean {
+  /**
+   * A whole block on the native GEMM's runtime (Backend.fusedBlock): present only while the native
+   * GEMM runs blocks and the policy allows them, so models ask nothing (no hook-point listing) otherwise.
+   */
+  get fusedBlock(): ((desc: FusedBlockDesc, inputs: readonly View[], output: View) => boolean) | undefined {
+    const n = this.native;
+    if (!n.gemm?.block || !n.policy.blocks) return undefined;
+    return this.runBlock;
+  }
+
+  private readonly runBlock = (desc: FusedBlockDesc, inputs: readonly View[], output: View): boolean => {
     this.alive('fusedBlock');
-    const { gemm } = this.native;
-    if (!gemm?.block) return false;
+    const { gemm, policy } = this.native as { gemm: NativeGemm; policy: NativeGemmPolicy };
     const versionOf = (b: BackendBuffer) => (b as WasmBuffer).version;
-    if (!tryNativeBlock(this.runtime, gemm, this.native.policy, versionOf, desc, inputs, output)) return false;
+    if (!tryNativeBlock(this.runtime, gemm, policy, versionOf, desc, inputs, output)) return false;
     this.touch(output.buffer);
     return true;
-  }
+  };
 
   alloc(byteLength: number): WasmBuffer {
     this.alive('alloc');
