@@ -12,7 +12,8 @@ import { quantizeQ4_0, quantizeQ8_0 } from '../src/formats/gguf-quants.js';
 import { loadNativeGemm } from '../src/io/node/native-gemm.js';
 import { ggmlToNBits } from '../src/io/node/onnx-qgemm.js';
 import { tensor } from '../src/ops/creation.js';
-import { dequantize, qmatmul } from '../src/ops/quant.js';
+import { add, unary } from '../src/ops/elementwise.js';
+import { dequantize, qlinear, qmatmul } from '../src/ops/quant.js';
 import type { Backend, BackendBuffer, QuantType } from '../src/tensor/backend.js';
 import { QuantizedTensor } from '../src/tensor/quantized.js';
 import { q8ActivationMatmul, rand } from './helpers/numeric.js';
@@ -90,6 +91,25 @@ describe.skipIf(!available)('quantized products on MLAS (onnxruntime-node MatMul
       wq.dispose();
     });
   }
+
+  it('qlinear (product, bias and activation in one op) takes the native product and equals qmatmul, add and GELU', () => {
+    const [N, K, M] = [48, 128, 9];
+    const raw = quantizeQ4_0(rand(N * K, 31));
+    const wq = QuantizedTensor.fromBytes(raw, 'q4_0', [N, K], be);
+    const x = tensor(rand(M * K, 32), [M, K], 'f32', { backend: be });
+    const bias = tensor(rand(N, 33), [N], 'f32', { backend: be });
+    const before = calls;
+    const fused = qlinear(x, wq, bias, 'gelu_tanh').dataSync();
+    expect(calls).toBe(before + 1);
+    const y = qmatmul(x, wq);
+    const z = add(y, bias);
+    const want = unary('gelu_tanh', z).dataSync();
+    let worst = 0;
+    for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(fused[i]! - want[i]!));
+    console.log(`qlinear q4_0 [${M}, ${N}, ${K}] gelu on MLAS vs qmatmul + add + gelu: max |diff| ${worst}`);
+    expect(worst).toBe(0);
+    for (const t of [wq, x, bias, y, z]) t.dispose();
+  });
 
   it('packs a weight once, again after it is written, and forgets it when freed', () => {
     const [N, K, M] = [16, 64, 8];
