@@ -3,9 +3,10 @@
 // attention, layer norms, adds, copies), the time inside the native GEMM, and what is left for
 // JavaScript dispatch — beside ONNX Runtime's own profile of the whole graph (per node type, from
 // its profiler) in the same process, when the exported graph of bench:model is there
-// (bench/.cache/gpt2s.onnx). CPU time is the process's (every thread), so it stays meaningful on a
+// (bench/.cache/gpt2s.onnx). A block that runs as one native call (no hook inside it) counts as
+// one op kind. CPU time is the process's (every thread), so it stays meaningful on a
 // loaded machine, where wall time is not.
-// Usage: node dist/bench/prefill-profile.js [--T 128] [--batch 1] [--threads 2] [--runs 5] [--no-native] [--no-unembed]
+// Usage: node dist/bench/prefill-profile.js [--T 128] [--batch 1] [--threads 2] [--runs 5] [--no-native] [--no-blocks] [--no-unembed]
 import { createRequire } from 'node:module';
 import { existsSync, readdirSync, readFileSync, rmSync, mkdtempSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -15,7 +16,7 @@ import '../src/backends/index.js';
 import { createWasmBackend } from '../src/backends/wasm/backend.js';
 import { tensor } from '../src/ops/creation.js';
 import { randomModel } from '../src/models/random.js';
-import type { OpDesc, View } from '../src/tensor/backend.js';
+import type { FusedBlockDesc, OpDesc, View } from '../src/tensor/backend.js';
 
 const args = process.argv.slice(2);
 const opt = (n: string, d: string) => { const i = args.indexOf(`--${n}`); return i >= 0 ? args[i + 1]! : d; };
@@ -36,7 +37,8 @@ function opKey(op: OpDesc, inputs: readonly View[]): string {
   return op.op + fn;
 }
 
-const backend = await createWasmBackend({ threads, ...(args.includes('--no-native') ? { nativeGemm: false as const } : {}) });
+// --no-blocks: every block op by op (the native GEMM still takes the products and attention)
+const backend = await createWasmBackend({ threads, ...(args.includes('--no-native') ? { nativeGemm: false as const } : {}), nativeGemmPolicy: { blocks: !args.includes('--no-blocks') } });
 const model = randomModel(GPT2_SMALL, backend, { seed: 0, std: 0.02 });
 const ids = Array.from({ length: batch * T }, (_, i) => (i * 7919) % GPT2_SMALL.vocab_size);
 const x = tensor(ids, [batch, T], 'i32', { backend });
@@ -68,6 +70,21 @@ if (gemm) {
   gemm.gemm = wrap(gemm.gemm.bind(gemm));
   if (gemm.attention) gemm.attention = wrap(gemm.attention.bind(gemm));
 }
+// whole blocks in one native call (Backend.fusedBlock) are not ops: counted here as one kind
+const fusedBlock = backend.fusedBlock;
+if (fusedBlock) Object.defineProperty(backend, 'fusedBlock', { value: (desc: FusedBlockDesc, inputs: readonly View[], output: View) => {
+  if (!recording) return fusedBlock(desc, inputs, output);
+  const c0 = process.cpuUsage(); const t0 = performance.now();
+  const done = fusedBlock(desc, inputs, output);
+  const w = performance.now() - t0; const c = cpuMs(process.cpuUsage(c0));
+  if (done) {
+    inGemm = { wall: inGemm.wall + w, cpu: inGemm.cpu + c };
+    const s = stats.get('whole block (one native call)') ?? { n: 0, wall: 0, cpu: 0 };
+    s.n++; s.wall += w; s.cpu += c;
+    stats.set('whole block (one native call)', s);
+  }
+  return done;
+} });
 for (let i = 0; i < 3; i++) forward().dispose(); // weights packed from the second product
 recording = true;
 const c0 = process.cpuUsage();

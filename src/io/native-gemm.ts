@@ -92,6 +92,12 @@ export interface NativeGemm {
   gemm(call: GemmCall): void;
   /** Runs an attention's two batched products (and its softmax) natively, where the library can. */
   attention?(call: AttentionCall): void;
+  /**
+   * Runs a whole transformer block natively (see BlockCall) and returns true, or returns false
+   * without writing: its weights are seen for the first time with these values (they are packed on
+   * the next call, as a GEMM's B is).
+   */
+  block?(call: BlockCall): boolean;
   /** Block formats whose products it runs without expanding the weight (absent: none). */
   readonly qgemmTypes?: ReadonlySet<string>;
   /** A product with a quantized weight, packed once per weight (only for `qgemmTypes`). */
@@ -107,4 +113,31 @@ export interface NativeGemm {
 
 /** What the platform gives: the capability, or why there is none. */
 export type NativeGemmLoad = { gemm: NativeGemm } | { gemm: null; reason: string };
+
+
+/**
+ * A pre-LN transformer block (GPT-2's wiring) as one native call:
+ *   mid = x + attn(LN1(x)) · Wo + bo;   y = mid + act(LN2(mid) · Wfc + bfc) · Wproj + bproj
+ * with causal multi-head attention (every query head with its own key/value head, no mask beyond
+ * causality) over q, k, v split from LN1(x) · Wqkv + bqkv ([.., 3 · d_model]: q, then k, then v).
+ * `x` and `y` are [batch · pos, d_model], tight views of the backend's memory; `params` are, in
+ * order: ln1 weight, ln1 bias, Wqkv, bqkv, Wo, bo, ln2 weight, ln2 bias, Wfc, bfc, Wproj, bproj,
+ * each a tight view with its buffer and version (a weight stored [out, in] when its `transB` is set).
+ */
+export interface BlockCall {
+  readonly batch: number;
+  readonly pos: number;
+  readonly dModel: number;
+  readonly nHeads: number;
+  readonly dMlp: number;
+  readonly eps1: number;
+  readonly eps2: number;
+  readonly scale: number;
+  readonly act: GemmActivation;
+  /** transB of the qkv, attention output, MLP input and MLP output products. */
+  readonly transB: readonly [boolean, boolean, boolean, boolean];
+  readonly x: Float32Array;
+  readonly y: Float32Array;
+  readonly params: readonly GemmBias[];
+}
 

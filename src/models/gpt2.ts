@@ -79,6 +79,7 @@ export class Gpt2 extends CausalLM {
         return attend(q!, k!, v!, { hooks: c.hooks, prefix: blockHook(i, 'attn'), layer: i, cache: c.cache, keyMask: c.keyMask, keyMaskHost: c.keyMaskHost, scale, output: bl.out });
       },
       mlp: (xn) => runMlp(xn, bl.mlp, c.hooks, blockHook(i, 'mlp')),
+      fused: { ln1: bl.ln1, ln2: bl.ln2, qkv: bl.qkv, out: bl.out, mlp: bl.mlp, nHeads: h, scale: 1 / Math.sqrt(dh) / (this.scaleByLayer ? i + 1 : 1) },
     });
   }
 

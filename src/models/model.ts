@@ -3,7 +3,7 @@
 // cache, start/stop layers, and the hook points. One file per architecture fills in the parts.
 import { tensor } from '../ops/creation.js';
 import { noGrad } from '../autograd/tape.js';
-import { HookRecorder, Hooks, NO_HOOKS, type HookFilter, type HookFn } from './hook-point.js';
+import { HookRecorder, Hooks, NO_HOOKS, hookLayer, type HookFilter, type HookFn } from './hook-point.js';
 import { tidy } from '../tensor/engine.js';
 import { ShapeError } from '../tensor/errors.js';
 import { fmtShape } from '../tensor/shape.js';
@@ -68,6 +68,8 @@ export interface ForwardContext {
   keyMask?: Tensor; // u8 [batch, past + pos]
   keyMaskHost?: Uint8Array;
   cache?: KVCache;
+  /** The hook points inside block `layer` (from hookPoints), for parts that fuse what no hook sees. */
+  blockHookNames?: (layer: number) => readonly string[];
 }
 
 export interface HookPointInfo {
@@ -111,6 +113,20 @@ export abstract class CausalLM {
       this.recordedHookPoints = rec.points.map((p) => ({ name: p.name, shape: [...p.shape!] }));
     }
     return this.recordedHookPoints.map((h) => ({ name: h.name, shape: [...h.shape] }));
+  }
+  private hookNamesByLayer?: Map<number, string[]>;
+
+  /** The names of the hook points inside block `layer` (hookPoints, by block). */
+  blockHookNames(layer: number): readonly string[] {
+    if (!this.hookNamesByLayer) {
+      const m = new Map<number, string[]>();
+      for (const { name } of this.hookPoints()) {
+        const l = hookLayer(name);
+        if (l !== null) m.set(l, [...(m.get(l) ?? []), name]);
+      }
+      this.hookNamesByLayer = m;
+    }
+    return this.hookNamesByLayer.get(layer) ?? [];
   }
   /** Frees the weights. */
   abstract dispose(): void;
@@ -252,7 +268,7 @@ export abstract class CausalLM {
       }
     }
     return {
-      hooks, backend: this.backend, batch, pos, past, cache: o.cache,
+      hooks, backend: this.backend, batch, pos, past, cache: o.cache, blockHookNames: (l) => this.blockHookNames(l),
       positions: tensor(positionsHost, [batch, pos], 'i32', { backend: this.backend }),
       positionsHost,
       keyMask: maskHost ? tensor(maskHost, [batch, total], 'u8', { backend: this.backend }) : undefined,

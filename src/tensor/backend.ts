@@ -176,9 +176,33 @@ export interface Backend {
   info?(): Record<string, string | number | boolean>;
   /** True when its 'linear' op (product, bias, activation in one) beats matmul + add + unary. */
   readonly prefersFusedLinear?: boolean;
+  /**
+   * A whole pre-LN transformer block in one call, where the backend has a runtime for it (wasm
+   * with a native GEMM): inputs x [batch, pos, d_model] then the block's parameters in the order
+   * of `FusedBlockDesc`; writes y [batch, pos, d_model] and returns true, or returns false having
+   * written nothing (the caller then runs the block op by op). Not an op: it has no reference
+   * kernel, no gradient and no hook inside; src/models/layers/fused-block.ts says when it may run.
+   */
+  fusedBlock?(desc: FusedBlockDesc, inputs: readonly View[], output: View): boolean;
   /** Op names that run on the backend's own kernels (the rest fall back to the reference code). */
   nativeOps?(): readonly OpName[];
   dispose(): void;
+}
+
+/**
+ * A GPT-2-style block: mid = x + MHA(LN1(x)) (q, k, v split from one biased product, causal, every
+ * query head with its own key/value head), y = mid + MLP(LN2(mid)) (biased products around `act`).
+ * Parameters, in order: ln1 weight, ln1 bias, Wqkv, bqkv, Wo, bo, ln2 weight, ln2 bias, Wfc,
+ * bfc, Wproj, bproj; a weight is stored [out, in] when its `transB` entry is set, else [in, out].
+ */
+export interface FusedBlockDesc {
+  readonly nHeads: number;
+  readonly eps1: number;
+  readonly eps2: number;
+  readonly scale: number;
+  readonly act: UnaryFn;
+  /** transB of the qkv, attention output, MLP input and MLP output products. */
+  readonly transB: readonly [boolean, boolean, boolean, boolean];
 }
 
 export class UnsupportedOpError extends Error {

@@ -12,7 +12,7 @@
 // Runtime's MLAS in Node); without it, or in a browser, they run on the wasm kernel, said once.
 // With it the backend prefers the fused 'linear' op (product, bias and activation in one native
 // call); a linear op it does not take natively runs as matmul, add and unary on its kernels.
-import type { Backend, BackendBuffer, OpDesc, OpName, View } from '../../tensor/backend.js';
+import type { Backend, BackendBuffer, FusedBlockDesc, OpDesc, OpName, View } from '../../tensor/backend.js';
 import { checkByteRange, ownBuffer, settled } from '../../tensor/backend.js';
 import { hasReferenceKernel, runReference } from '../js/kernels.js';
 import { detectFeatures, base64ToBytes, isNode, type WasmFeatures } from './features.js';
@@ -25,7 +25,7 @@ import { canBlock, hardwareThreads } from './workers.js';
 import { runKVAttentionWasm } from './ops/kv-attention.js';
 import { runKVEncodeWasm } from './ops/kv-encode.js';
 import type { KVAttentionArgs, KVEncodeArgs } from '../../tensor/packed-kv.js';
-import { DEFAULT_NATIVE_GEMM_POLICY, tryNativeAttention, tryNativeLinear, tryNativeMatmul, tryNativeQmatmul, type GemmActivation, type NativeGemm, type NativeGemmPolicy } from './native-gemm.js';
+import { DEFAULT_NATIVE_GEMM_POLICY, tryNativeAttention, tryNativeBlock, tryNativeLinear, tryNativeMatmul, tryNativeQmatmul, type GemmActivation, type NativeGemm, type NativeGemmPolicy } from './native-gemm.js';
 import { envVar } from '../../io/env.js';
 
 export interface WasmBuffer extends BackendBuffer {
@@ -117,6 +117,25 @@ export class WasmBackend implements Backend {
   get prefersFusedLinear(): boolean {
     return this.native.gemm !== null;
   }
+
+  /**
+   * A whole block on the native GEMM's runtime (Backend.fusedBlock): present only while the native
+   * GEMM runs blocks and the policy allows them, so models ask nothing (no hook-point listing) otherwise.
+   */
+  get fusedBlock(): ((desc: FusedBlockDesc, inputs: readonly View[], output: View) => boolean) | undefined {
+    const n = this.native;
+    if (!n.gemm?.block || !n.policy.blocks) return undefined;
+    return this.runBlock;
+  }
+
+  private readonly runBlock = (desc: FusedBlockDesc, inputs: readonly View[], output: View): boolean => {
+    this.alive('fusedBlock');
+    const { gemm, policy } = this.native as { gemm: NativeGemm; policy: NativeGemmPolicy };
+    const versionOf = (b: BackendBuffer) => (b as WasmBuffer).version;
+    if (!tryNativeBlock(this.runtime, gemm, policy, versionOf, desc, inputs, output)) return false;
+    this.touch(output.buffer);
+    return true;
+  };
 
   alloc(byteLength: number): WasmBuffer {
     this.alive('alloc');

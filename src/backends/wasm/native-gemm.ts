@@ -7,11 +7,11 @@
 // attention of a layer whose q, k, v lie as the projections wrote them; every other op, and
 // everything it declines, runs on the wasm kernels as before.
 // Not for: the wasm GEMM itself (matmul.ts), or loading the host library.
-import type { BackendBuffer, OpDesc, View } from '../../tensor/backend.js';
+import type { BackendBuffer, FusedBlockDesc, OpDesc, View } from '../../tensor/backend.js';
 import type { WasmRuntime } from './runtime.js';
 import type { GemmActivation, NativeGemm } from '../../io/native-gemm.js';
 
-export type { AttentionCall, GemmActivation, GemmCall, GemmWeight, NativeGemm, NativeGemmLoad } from '../../io/native-gemm.js';
+export type { AttentionCall, BlockCall, GemmActivation, GemmCall, GemmWeight, NativeGemm, NativeGemmLoad } from '../../io/native-gemm.js';
 
 type MatmulOp = Extract<OpDesc, { op: 'matmul' }>;
 type LinearOp = Extract<OpDesc, { op: 'linear' }>;
@@ -26,6 +26,8 @@ export interface NativeGemmPolicy {
   minMacs: number;
   /** Fewest query rows of an attention run natively (shorter ones, decode above all, stay on wasm). */
   minAttentionRows: number;
+  /** Whole blocks in one native call where no hook sees inside them (Backend.fusedBlock); at least minAttentionRows positions. */
+  blocks: boolean;
   /** Fewest activation rows of a product with a quantized weight run natively (qmatmul; minMacs applies too). */
   minQuantRows: number;
 }
@@ -35,7 +37,7 @@ export interface NativeGemmPolicy {
  * MLAS at one row, and below ~2M multiply-adds the copies through host memory cost more than
  * the kernel gains.
  */
-export const DEFAULT_NATIVE_GEMM_POLICY: NativeGemmPolicy = { minRows: 16, minMacs: 1 << 21, minAttentionRows: 64, minQuantRows: 4 };
+export const DEFAULT_NATIVE_GEMM_POLICY: NativeGemmPolicy = { minRows: 16, minMacs: 1 << 21, minAttentionRows: 64, minQuantRows: 4, blocks: true };
 
 /** A product flattened to 2-D, with element offsets into the memory's f32 view. */
 interface Plan {
@@ -225,4 +227,37 @@ function inside(v: View, what: string): void {
   if (v.offset < 0 || (hi + 1) * 4 > v.buffer.byteLength) {
     throw new Error(`native matmul: ${what} f32[${v.shape.join(',')}] reaches element ${hi}, outside its ${v.buffer.byteLength}-byte buffer`);
   }
+}
+
+/**
+ * A whole block natively (`Backend.fusedBlock`): returns true when done. Taken when the library
+ * runs blocks, the activation is one of its own, there are at least minAttentionRows positions,
+ * and every view is tight f32 in the wasm memory (a weight kept in host memory declines).
+ */
+export function tryNativeBlock(
+  rt: WasmRuntime, gemm: NativeGemm, policy: NativeGemmPolicy, versionOf: (b: BackendBuffer) => number,
+  desc: FusedBlockDesc, inputs: readonly View[], y: View,
+): boolean {
+  if (!policy.blocks || !gemm.block || !gemm.activations.has(desc.act as GemmActivation) || inputs.length !== 13) return false;
+  const [x, ...params] = inputs as [View, ...View[]];
+  if (x.shape.length !== 3 || !shapesMatch(x.shape, y.shape)) return false;
+  const [batch, pos, d] = x.shape as [number, number, number];
+  const dMlp = params[9]!.shape[0]!;
+  if (pos < policy.minAttentionRows || d % desc.nHeads !== 0) return false;
+  if (![x, y, ...params].every((v) => v.dtype === 'f32' && tight(v) && rt.hostBytes(v.buffer) === null)) return false;
+  const sizes = [d, d, 3 * d * d, 3 * d, d * d, d, d, d, d * dMlp, dMlp, dMlp * d, d];
+  if (params.some((p, i) => p.shape.reduce((a, b) => a * b, 1) !== sizes[i])) return false;
+  for (const v of [x, y, ...params]) inside(v, 'block');
+  const f32 = new Float32Array(rt.memory.bytes().buffer);
+  const at = (v: View, n: number) => { const o = rt.ptrOf(v.buffer) / 4 + v.offset; return f32.subarray(o, o + n); };
+  return gemm.block({
+    batch, pos, dModel: d, nHeads: desc.nHeads, dMlp, eps1: desc.eps1, eps2: desc.eps2, scale: desc.scale,
+    act: desc.act as GemmActivation, transB: desc.transB,
+    x: at(x, batch * pos * d), y: at(y, batch * pos * d),
+    params: params.map((p, i) => ({ data: at(p, sizes[i]!), key: p.buffer, version: versionOf(p.buffer) })),
+  });
+}
+
+function shapesMatch(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((n, i) => n === b[i]);
 }

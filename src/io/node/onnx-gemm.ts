@@ -15,12 +15,13 @@
 import type * as Protobuf from 'protobufjs';
 import type { GemmActivation } from '../native-gemm.js';
 
-const FLOAT = 1; // TensorProto.DataType.FLOAT
+export const FLOAT = 1; // TensorProto.DataType.FLOAT
 const UINT8 = 2; // TensorProto.DataType.UINT8
-const ATTR_FLOAT = 1; // AttributeProto.AttributeType.FLOAT
-const ATTR_INT = 2; // AttributeProto.AttributeType.INT
-const ATTR_INTS = 7; // AttributeProto.AttributeType.INTS
-const MS = 'com.microsoft'; // ONNX Runtime's contrib ops (FastGelu, Gelu, QuickGelu)
+export const INT64 = 7; // TensorProto.DataType.INT64
+export const ATTR_FLOAT = 1; // AttributeProto.AttributeType.FLOAT
+export const ATTR_INT = 2; // AttributeProto.AttributeType.INT
+export const ATTR_INTS = 7; // AttributeProto.AttributeType.INTS
+export const MS = 'com.microsoft'; // ONNX Runtime's contrib ops (FastGelu, Gelu, QuickGelu)
 
 /** The subset of onnx.proto these models use, as protobufjs JSON. */
 const ONNX_SUBSET = {
@@ -72,7 +73,7 @@ export interface GemmModelSpec {
 }
 
 /** The ONNX node(s) of each activation, as actlab's reference kernels compute it. */
-const ACTIVATIONS: Record<GemmActivation, { opType: string; domain?: string; attribute?: object[] }> = {
+export const ACTIVATIONS: Record<GemmActivation, { opType: string; domain?: string; attribute?: object[] }> = {
   relu: { opType: 'Relu' },
   sigmoid: { opType: 'Sigmoid' },
   tanh: { opType: 'Tanh' },
@@ -84,7 +85,7 @@ const ACTIVATIONS: Record<GemmActivation, { opType: string; domain?: string; att
 export const ONNX_ACTIVATIONS: ReadonlySet<GemmActivation> = new Set(Object.keys(ACTIVATIONS) as GemmActivation[]);
 
 /** An initializer: name, dims, data, TensorProto data type. */
-type Initializer = [string, number[], Float32Array | Uint8Array, number];
+export type Initializer = [string, number[], Float32Array | Uint8Array, number];
 
 /** Encodes the models; `protobuf` is the protobufjs module (loaded by the caller, as it is optional). */
 export class GemmModelWriter {
@@ -192,7 +193,7 @@ export class GemmModelWriter {
    * result: protobuf fields may come in any order, so the initializers are appended to the
    * encoded graph as raw field 5 entries, and the graph to the encoded model as field 7.
    */
-  private assemble(graph: object, initializers: Initializer[], contrib: boolean): Uint8Array {
+  assemble(graph: object, initializers: Initializer[], contrib: boolean): Uint8Array {
     const head = this.graph.encode(this.graph.fromObject(graph)).finish();
     const tensors = initializers.map(([name, dims, data, dataType]) => {
       const meta = this.tensor.encode(this.tensor.fromObject({ name, dims, dataType })).finish();
@@ -230,9 +231,9 @@ function fieldHeader(field: number, length: number): Uint8Array {
   return new Uint8Array(bytes);
 }
 
-function valueInfo(name: string, dims: (number | string)[]) {
+export function valueInfo(name: string, dims: (number | string)[], elemType = FLOAT) {
   return {
     name,
-    type: { tensorType: { elemType: FLOAT, shape: { dim: dims.map((d) => (typeof d === 'string' ? { dimParam: d } : { dimValue: d })) } } },
+    type: { tensorType: { elemType, shape: { dim: dims.map((d) => (typeof d === 'string' ? { dimParam: d } : { dimValue: d })) } } },
   };
 }

@@ -11,6 +11,7 @@ import type { Tensor } from '../../tensor/tensor.js';
 import type { ForwardContext } from '../model.js';
 import { applyNorm, type Norm } from './norm.js';
 import { blockHook, SHAPE } from '../hook-point.js';
+import { tryFusedBlock, type FusedBlockParts } from './fused-block.js';
 
 export interface BlockParts {
   ln1: Norm;
@@ -19,12 +20,16 @@ export interface BlockParts {
   attn: (x: Tensor) => Tensor;
   /** normalized input -> MLP (or MoE) output */
   mlp: (x: Tensor) => Tensor;
+  /** The same block as parts a backend may run in one call while no hook sees inside (fused-block.ts). */
+  fused?: FusedBlockParts;
 }
 
 /** x + attn(ln1(x)), then + mlp(ln2(·)): GPT-2, Llama, Mistral, Qwen2, Gemma, Mixtral, Qwen2-MoE. */
 export function sequentialBlock(i: number, x: Tensor, c: ForwardContext, p: BlockParts): Tensor {
   const h = c.hooks;
   x = h.at(blockHook(i, 'hook_resid_pre'), x, SHAPE.resid); // [batch, pos, d_model]
+  const fused = p.fused && tryFusedBlock(i, x, c, p.fused); // [batch, pos, d_model]
+  if (fused) return h.at(blockHook(i, 'hook_resid_post'), fused, SHAPE.resid);
   const attnIn = h.at(blockHook(i, 'hook_attn_in'), x, SHAPE.resid); // [batch, pos, d_model]
   const attnOut = h.at(blockHook(i, 'hook_attn_out'), p.attn(applyNorm(attnIn, p.ln1, h, blockHook(i, 'ln1'))), SHAPE.resid); // [batch, pos, d_model]
   const mid = h.at(blockHook(i, 'hook_resid_mid'), add(x, attnOut), SHAPE.resid); // [batch, pos, d_model]
