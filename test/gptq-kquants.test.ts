@@ -204,13 +204,12 @@ describe('K-quant writers', () => {
     expect(e5).toBeLessThan(0.6 * e4);
   });
 
-  it("Q4_K_M's tensor types: Q6_K for a tied output and ffn_down where use_more_bits says, Q5_K for attn_qkv", () => {
+  it("Q4_K_M's tensor types: Q6_K for a tied output, and for attn_qkv and ffn_down where use_more_bits says (llama-quantize's choice)", () => {
     const names = ['token_embd.weight', 'position_embd.weight'];
     for (let i = 0; i < 4; i++) names.push(`blk.${i}.attn_qkv.weight`, `blk.${i}.attn_output.weight`, `blk.${i}.ffn_up.weight`, `blk.${i}.ffn_down.weight`);
     const t = q4KmTypes(names);
     expect(t('token_embd.weight')).toBe('Q6_K');
-    expect(t('blk.0.attn_qkv.weight')).toBe('Q5_K');
-    expect([0, 1, 2, 3].map((i) => t(`blk.${i}.ffn_down.weight`) ?? 'Q4_K')).toEqual(['Q4_K', 'Q4_K', 'Q6_K', 'Q6_K']);
+    for (const k of ['attn_qkv', 'ffn_down']) expect([0, 1, 2, 3].map((i) => t(`blk.${i}.${k}.weight`) ?? 'Q4_K')).toEqual(['Q4_K', 'Q4_K', 'Q6_K', 'Q6_K']);
     expect(t('blk.1.ffn_up.weight')).toBeUndefined();
     expect(q4KmTypes([...names, 'output.weight'])('token_embd.weight')).toBeUndefined();
   });

@@ -53,10 +53,11 @@ function useMoreBits(i: number, n: number): boolean {
 }
 
 /**
- * The tensor types of llama.cpp's Q4_K_M (llama-quant.cpp, llama_tensor_get_type) for the
- * tensors of one file, given all their GGUF names: Q6_K for the output matrix (the token
- * embedding when it is tied), Q6_K for attn_v and ffn_down in the layers use_more_bits picks,
- * Q5_K for a fused attn_qkv, Q4_K for the other matrices.
+ * The tensor types of llama.cpp's Q4_K_M (llama-quant.cpp's type rules, as llama-quantize at
+ * commit 3f545be applies them) for the tensors of one file, given all their GGUF names: Q6_K for
+ * the output matrix (the token embedding when it is tied), Q6_K for attn_v (or a fused attn_qkv)
+ * and ffn_down in the layers use_more_bits picks, Q4_K for the other matrices. (Older llama.cpp
+ * gave a fused attn_qkv Q5_K throughout.)
  */
 export function q4KmTypes(ggufNames: readonly string[]): (name: string) => GgmlTypeName | undefined {
   const hasOutput = ggufNames.includes('output.weight');
@@ -64,8 +65,7 @@ export function q4KmTypes(ggufNames: readonly string[]): (name: string) => GgmlT
   return (name) => {
     if (name === 'output.weight' || (!hasOutput && name === 'token_embd.weight')) return 'Q6_K';
     const layer = Number(/^blk\.(\d+)\./.exec(name)?.[1] ?? -1);
-    if (/attn_v\.weight$/.test(name) || /ffn_down\.weight$/.test(name)) return layer >= 0 && useMoreBits(layer, nLayer) ? 'Q6_K' : 'Q4_K';
-    if (/attn_qkv\.weight$/.test(name)) return 'Q5_K';
+    if (/(attn_v|attn_qkv|ffn_down)\.weight$/.test(name)) return layer >= 0 && useMoreBits(layer, nLayer) ? 'Q6_K' : 'Q4_K';
     return undefined;
   };
 }
