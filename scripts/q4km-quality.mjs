@@ -9,7 +9,7 @@
 // Usage: node scripts/q4km-quality.mjs [--model models/shakespeare-char-256] [--chunks 400]
 //   [--calib-tokens 8192] [--json] [--keep DIR: keep the GGUF files there]
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -111,8 +111,8 @@ const variants = [
 ];
 // llama.cpp's own KL: the F32 file's logits saved once, each file compared with them
 const klBase = join(work, 'f32.kld');
-const baseLog = llamaLog('llama-perplexity', '-m', f32, '-f', valPath, '-c', '128', '--chunks', chunks, '-t', '2', '-b', '128', '--kl-divergence-base', klBase);
-if (!/Final estimate/.test(baseLog)) throw new Error(`llama-perplexity did not run the F32 file:\n${baseLog.slice(-2000)}`);
+const baseLog = llamaLog('llama-perplexity', '-m', f32, '-f', valPath, '-c', '128', '--chunks', chunks, '-t', '1', '-b', '128', '--kl-divergence-base', klBase);
+if (!existsSync(klBase) || !statSync(klBase).size) throw new Error(`llama-perplexity did not save the F32 file's logits:\n${baseLog.slice(-2000)}`);
 const rows = [];
 let peerTypes;
 for (const [i, v] of variants.entries()) {
@@ -124,7 +124,7 @@ for (const [i, v] of variants.entries()) {
   if (v.name === 'llama.cpp Q4_K_M') peerTypes = b.types;
   const sameTypes = peerTypes && v.name.includes('Q4_K_M') ? Object.entries(peerTypes).every(([n, t]) => b.types[n] === t) : null;
   const e = actlab('eval', '--model', out, '--ref', f32, '--data', valPath, '--ctx', '128', '--chunks', chunks, '--backend', 'wasm');
-  const perplexityArgs = ['-m', out, '-f', valPath, '-c', '128', '--chunks', chunks, '-t', '2', '-b', '128', '--kl-divergence-base', klBase, '--kl-divergence'];
+  const perplexityArgs = ['-m', out, '-f', valPath, '-c', '128', '--chunks', chunks, '-t', '1', '-b', '128', '--kl-divergence-base', klBase, '--kl-divergence'];
   let lp = llamaLog('llama-perplexity', ...perplexityArgs);
   if (!/Mean\s+KLD:/.test(lp)) lp = llamaLog('llama-perplexity', ...perplexityArgs); // once more: a busy machine has killed it
   const ppl = /Mean PPL\(Q\)\s*:\s*([\d.]+)/.exec(lp)?.[1];
