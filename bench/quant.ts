@@ -5,7 +5,9 @@
 // stories260K (../shared/data). Types: F32, Q8_0, Q4_0 and, where rows hold 256-value blocks,
 // Q4_K_M, all made by llama-quantize. Metrics: prefill tokens/s (T = 128, logits of the last
 // position, as llama-bench's pp128) and decode ms/token (64 greedy steps from one token, as tg64).
-// With --cpu, decode is also measured in CPU time per token for both (actlab: the process's CPU
+// With --cpu, prefill is also measured in CPU ms per T-token forward (actlab: the process's CPU time
+// over the runs; llama.cpp: its child process's CPU time of a (1 + runs)-repetition pp run minus a
+// 1-repetition one), and decode in CPU time per token for both (actlab: the process's CPU
 // time over the decode runs; llama.cpp: its child process's CPU time between a 16- and a (16 +
 // steps)-token tg run): on a machine shared with other work, with --threads 1, that is each
 // implementation's own work per token, which the wall clock no longer shows.
@@ -76,7 +78,7 @@ async function gpt2SmallF32(): Promise<string> {
   return path;
 }
 
-interface Row { model: string; type: string; impl: string; prefill_tok_s: number; decode_ms_per_token: number; decode_cpu_ms_per_token?: number; resident_mib?: number; file_mib: number }
+interface Row { model: string; type: string; impl: string; prefill_tok_s: number; prefill_cpu_ms?: number; decode_ms_per_token: number; decode_cpu_ms_per_token?: number; resident_mib?: number; native_packed_mib?: number; file_mib: number }
 const rows: Row[] = [];
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const round = (x: number, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
@@ -90,15 +92,18 @@ function ids(n: number, vocab: number, seed: number): number[] {
 /** CPU ms of this process (all its threads). */
 const cpuMs = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1e3; };
 
-function benchActlab(model: CausalLM): { prefill: number; decode: number; decodeCpu: number } {
+function benchActlab(model: CausalLM): { prefill: number; prefillCpu: number; decode: number; decodeCpu: number } {
   const b = model.backend;
   const V = model.dims.vocabSize;
   const x = tensor(ids(T, V, 3), [1, T], 'i32', { backend: b });
   const pre: number[] = [];
+  let preCpu = 0;
   for (let r = 0; r < runs + 1; r++) {
+    const c0 = cpuMs();
     const t0 = performance.now();
     model.forward(x, { logits: 'last' }).dispose();
     if (r > 0) pre.push(performance.now() - t0);
+    if (r > 0) preCpu += cpuMs() - c0;
   }
   x.dispose();
   const pick = (logits: ReturnType<CausalLM['forward']>): number => {
@@ -124,7 +129,7 @@ function benchActlab(model: CausalLM): { prefill: number; decode: number; decode
     if (r > 0) decCpu += cpuMs() - c0;
     kv.dispose();
   }
-  return { prefill: T / (median(pre) / 1000), decode: median(dec), decodeCpu: decCpu / (runs * steps) };
+  return { prefill: T / (median(pre) / 1000), prefillCpu: preCpu / runs, decode: median(dec), decodeCpu: decCpu / (runs * steps) };
 }
 
 /** CPU ms used by this process's finished children (Linux: /proc/self/stat cutime + cstime, in clock ticks of 10 ms). */
@@ -146,17 +151,30 @@ function llamaDecodeCpu(file: string): number | undefined {
   return a === undefined || b === undefined ? undefined : (b - a) / (steps * runs);
 }
 
-function benchLlama(file: string): { prefill: number; decode: number; decodeCpu?: number } | null {
+/** llama.cpp's CPU ms per T-token prefill: a pp run with runs + 1 repetitions minus one with 1 (same load and warm-up). */
+function llamaPrefillCpu(file: string): number | undefined {
+  const cost = (reps: number): number | undefined => {
+    const c0 = childCpuMs();
+    const r = spawnSync(join(peers, 'llama-bench'), ['-m', file, '-t', String(threads), '-p', String(T), '-n', '0', '-r', String(reps), '-o', 'json'], { env, encoding: 'utf8', maxBuffer: 1 << 24 });
+    return r.status === 0 ? childCpuMs() - c0 : undefined;
+  };
+  const a = cost(1);
+  const b = cost(1 + runs);
+  return a === undefined || b === undefined ? undefined : (b - a) / runs;
+}
+
+function benchLlama(file: string): { prefill: number; prefillCpu?: number; decode: number; decodeCpu?: number } | null {
   if (!haveLlama) return null;
   const r = spawnSync(join(peers, 'llama-bench'), ['-m', file, '-t', String(threads), '-p', String(T), '-n', String(steps), '-r', String(runs), '-o', 'json'], { env, encoding: 'utf8', maxBuffer: 1 << 24 });
   if (r.status !== 0) { console.error(`llama-bench failed on ${file}: ${r.stderr.split('\n').slice(-3).join(' ')}`); return null; }
   const out = JSON.parse(r.stdout) as { n_prompt: number; n_gen: number; avg_ts: number }[];
   const pp = out.find((e) => e.n_prompt === T && e.n_gen === 0)!;
   const tg = out.find((e) => e.n_gen === steps && e.n_prompt === 0)!;
-  return { prefill: pp.avg_ts, decode: 1000 / tg.avg_ts, decodeCpu: cpu ? llamaDecodeCpu(file) : undefined };
+  return { prefill: pp.avg_ts, prefillCpu: cpu ? llamaPrefillCpu(file) : undefined, decode: 1000 / tg.avg_ts, decodeCpu: cpu ? llamaDecodeCpu(file) : undefined };
 }
 
 const backend = await createWasmBackend({ threads });
+const nativeName = String(backend.info().nativeGemm);
 const models: [string, () => Promise<string>, string[], string[]][] = [
   ['gpt2s', gpt2SmallF32, ['Q8_0', 'Q4_0', 'Q4_K_M'], []],
   // stories260K's MLP rows are 172 wide: no 32-block fits, llama.cpp keeps ffn_down F16 (as actlab's
@@ -177,10 +195,12 @@ for (const [name, f32File, types, extra] of models) {
     const m = await loadModel(file, { backend, memoryBudget: 0 });
     const mem = m.model.weightMemory();
     const a = benchActlab(m.model);
+    // what the native GEMM holds for this model (ORT's packed copies of its weights), beside the wasm copy
+    const nativeMib = Number(backend.info().nativeGemmPackedMB ?? 0);
     m.model.dispose();
-    rows.push({ model: name, type, impl: `actlab-wasm ${threads}t`, prefill_tok_s: round(a.prefill, 1), decode_ms_per_token: round(a.decode), ...(cpu ? { decode_cpu_ms_per_token: round(a.decodeCpu) } : {}), resident_mib: mib(mem.bytes), file_mib: fileMib });
+    rows.push({ model: name, type, impl: `actlab-wasm ${threads}t`, prefill_tok_s: round(a.prefill, 1), ...(cpu ? { prefill_cpu_ms: round(a.prefillCpu, 1) } : {}), decode_ms_per_token: round(a.decode), ...(cpu ? { decode_cpu_ms_per_token: round(a.decodeCpu) } : {}), resident_mib: mib(mem.bytes), native_packed_mib: nativeMib, file_mib: fileMib });
     const l = benchLlama(file);
-    if (l) rows.push({ model: name, type, impl: `llama.cpp ${threads}t`, prefill_tok_s: round(l.prefill, 1), decode_ms_per_token: round(l.decode), ...(l.decodeCpu !== undefined ? { decode_cpu_ms_per_token: round(l.decodeCpu) } : {}), file_mib: fileMib });
+    if (l) rows.push({ model: name, type, impl: `llama.cpp ${threads}t`, prefill_tok_s: round(l.prefill, 1), ...(l.prefillCpu !== undefined ? { prefill_cpu_ms: round(l.prefillCpu, 1) } : {}), decode_ms_per_token: round(l.decode), ...(l.decodeCpu !== undefined ? { decode_cpu_ms_per_token: round(l.decodeCpu) } : {}), file_mib: fileMib });
   }
 }
 backend.dispose();
@@ -190,13 +210,14 @@ if (json) {
   for (const r of rows) console.log(JSON.stringify({ bench: 'quant', ...r }));
 } else {
   console.log(`quantized GGUF, batch 1, ${threads} threads, median of ${runs} runs; prefill T=${T} (last-position logits), decode ${steps} steps from one token`);
-  console.log(`| model | type | impl | prefill tok/s | decode ms/token |${cpu ? ' decode CPU ms/token |' : ''} resident MiB | file MiB |\n|---|---|---|---|---|${cpu ? '---|' : ''}---|---|`);
-  for (const r of rows) console.log(`| ${r.model} | ${r.type} | ${r.impl} | ${r.prefill_tok_s} | ${r.decode_ms_per_token} |${cpu ? ` ${r.decode_cpu_ms_per_token ?? ''} |` : ''} ${r.resident_mib ?? ''} | ${r.file_mib} |`);
-  console.log(`\n| model | type | decode time vs actlab F32 | decode speed vs llama.cpp | prefill speed vs llama.cpp |${cpu ? ' decode CPU vs actlab F32 | decode CPU vs llama.cpp (speed) |' : ''}\n|---|---|---|---|---|${cpu ? '---|---|' : ''}`);
+  console.log(`native GEMM: ${nativeName}; native MiB: the weights' packed copies the native GEMM holds besides the wasm copy (resident MiB)`);
+  console.log(`| model | type | impl | prefill tok/s |${cpu ? ` prefill CPU ms (T=${T}) |` : ''} decode ms/token |${cpu ? ' decode CPU ms/token |' : ''} resident MiB | native MiB | file MiB |\n|---|---|---|---|${cpu ? '---|' : ''}---|${cpu ? '---|' : ''}---|---|---|`);
+  for (const r of rows) console.log(`| ${r.model} | ${r.type} | ${r.impl} | ${r.prefill_tok_s} |${cpu ? ` ${r.prefill_cpu_ms ?? ''} |` : ''} ${r.decode_ms_per_token} |${cpu ? ` ${r.decode_cpu_ms_per_token ?? ''} |` : ''} ${r.resident_mib ?? ''} | ${r.native_packed_mib ?? ''} | ${r.file_mib} |`);
+  console.log(`\n| model | type | decode time vs actlab F32 | decode speed vs llama.cpp | prefill speed vs llama.cpp |${cpu ? ' prefill CPU vs llama.cpp (speed) | decode CPU vs actlab F32 | decode CPU vs llama.cpp (speed) |' : ''}\n|---|---|---|---|---|${cpu ? '---|---|---|' : ''}`);
   for (const r of rows.filter((x) => x.impl.startsWith('actlab'))) {
     const f32 = find(r.model, 'F32', 'actlab')!;
     const l = find(r.model, r.type, 'llama.cpp');
-    const cpuCols = !cpu ? '' : ` ${round(r.decode_cpu_ms_per_token! / f32.decode_cpu_ms_per_token!)}x | ${l?.decode_cpu_ms_per_token ? `${round(l.decode_cpu_ms_per_token / r.decode_cpu_ms_per_token!)}x` : ''} |`;
+    const cpuCols = !cpu ? '' : ` ${l?.prefill_cpu_ms ? `${round(l.prefill_cpu_ms / r.prefill_cpu_ms!)}x` : ''} | ${round(r.decode_cpu_ms_per_token! / f32.decode_cpu_ms_per_token!)}x | ${l?.decode_cpu_ms_per_token ? `${round(l.decode_cpu_ms_per_token / r.decode_cpu_ms_per_token!)}x` : ''} |`;
     console.log(`| ${r.model} | ${r.type} | ${round(r.decode_ms_per_token / f32.decode_ms_per_token)}x | ${l ? `${round(l.decode_ms_per_token / r.decode_ms_per_token)}x` : ''} | ${l ? `${round(r.prefill_tok_s / l.prefill_tok_s)}x` : ''} |${cpuCols}`);
   }
 }

@@ -278,7 +278,8 @@ describe('packed attention kernel across layouts', () => {
   // a value at a time), slices inside one group and made of whole groups, several key blocks,
   // both RoPE modes with a partial rotary width, a left-padded batch with its key mask.
   let wasm: al.Backend;
-  beforeAll(async () => { wasm = await initBackend('wasm'); });
+  let js: al.Backend;
+  beforeAll(async () => { wasm = await initBackend('wasm'); js = await initBackend('js'); });
 
   const lut = (n: number, seed: number) => Array.from(randomRow(n, seed)).sort((a, b) => a - b);
   function calibration(spec: KVCacheSpec, R: number): KVCacheSpec {
@@ -301,6 +302,10 @@ describe('packed attention kernel across layouts', () => {
     { name: 'kvquant-8 uniform (an integer ramp), per-token keys', spec: { type: 'kvquant', bits: 8, nuq: false, keys: 'per-token' }, hq: 2, hkv: 2, d: 16, tk: 66, tq: 3, batch: 1, rot: 16, mode: 'half' },
     { name: 'kvquant-8 nuq (a value at a time)', spec: { type: 'kvquant', bits: 8 }, hq: 2, hkv: 1, d: 16, tk: 20, tq: 1, batch: 1, rot: 16, mode: 'half' },
     { name: 'kvquant-4, 4 heads of 32 (segment index per head), stored a prompt then a step at a time', spec: { type: 'kvquant', bits: 4 }, hq: 8, hkv: 4, d: 32, tk: 100, tq: 1, batch: 1, rot: 32, mode: 'half', split: 40 },
+    { name: 'kvquant-4, heads of 8, one sequence (rows back to back: one run of codes, exact entries a block at a time)', spec: { type: 'kvquant', bits: 4 }, hq: 8, hkv: 4, d: 8, tk: 151, tq: 1, batch: 1, rot: 8, mode: 'half' },
+    { name: 'q8_0, heads of 8, one sequence (a run of 8-bit codes, odd last block)', spec: { type: 'q8_0' }, hq: 4, hkv: 4, d: 8, tk: 97, tq: 2, batch: 1, rot: 8, mode: 'half' },
+    { name: 'kvquant-8 uniform, heads of 8, per-token keys (a run of an integer ramp)', spec: { type: 'kvquant', bits: 8, nuq: false, keys: 'per-token' }, hq: 4, hkv: 4, d: 8, tk: 45, tq: 1, batch: 1, rot: 8, mode: 'interleaved' },
+    { name: 'kvquant-4, heads of 16, one sequence (exact entries a block at a time)', spec: { type: 'kvquant', bits: 4 }, hq: 4, hkv: 2, d: 16, tk: 130, tq: 1, batch: 1, rot: 16, mode: 'half' },
     { name: 'kvquant-3, heads of 16 (a value at a time)', spec: { type: 'kvquant', bits: 3 }, hq: 4, hkv: 2, d: 16, tk: 75, tq: 1, batch: 1, rot: 6, mode: 'half' },
   ];
 
@@ -313,20 +318,38 @@ describe('packed attention kernel across layouts', () => {
     // outliers: every 13th key value is large
     const k = al.tensor(randomRow(c.batch * R * c.tk, 21, 13), [c.batch, c.hkv, c.tk, c.d], 'f32', { backend: wasm });
     const v = al.tensor(randomRow(c.batch * R * c.tk, 22, 17), [c.batch, c.hkv, c.tk, c.d], 'f32', { backend: wasm });
-    if (c.split) {
-      // a prompt of `split` positions, then one position per store: the streams grow (rows and
-      // exact entries) and each step appends its rows, row pointers and segment index
-      for (let t0 = 0; t0 < c.tk; t0 = t0 ? t0 + 1 : c.split) {
-        const n = t0 ? 1 : c.split;
-        const kt = k.narrow(2, t0, n).contiguous(), vt = v.narrow(2, t0, n).contiguous();
-        cache.store(0, kt, vt, positions.subarray(t0, t0 + n));
-        cache.commit();
-        kt.dispose(); vt.dispose();
+    // the same rows encoded by the wasm kernel (cache) and by codec.ts's encodeRow on js (ref)
+    const ref = new KVCacheQuant(calibration(c.spec, R), js);
+    const kj = al.tensor(k.dataSync(), k.shape, 'f32', { backend: js }), vj = al.tensor(v.dataSync(), v.shape, 'f32', { backend: js });
+    const fill = (cc: KVCacheQuant, kk: al.Tensor, vv: al.Tensor) => {
+      if (c.split) {
+        // a prompt of `split` positions, then one position per store: the streams grow (rows and
+        // exact entries) and each step appends its rows, row pointers and segment index
+        for (let t0 = 0; t0 < c.tk; t0 = t0 ? t0 + 1 : c.split) {
+          const n = t0 ? 1 : c.split;
+          const kt = kk.narrow(2, t0, n).contiguous(), vt = vv.narrow(2, t0, n).contiguous();
+          cc.store(0, kt, vt, positions.subarray(t0, t0 + n));
+          cc.commit();
+          kt.dispose(); vt.dispose();
+        }
+      } else {
+        // keys as a strided view (the layer hands the cache [b, t, kv_head, d] permuted)
+        const kp = kk.permute([0, 2, 1, 3]).contiguous(), kv = kp.permute([0, 2, 1, 3]);
+        cc.store(0, kv, vv, positions, c.batch > 1 ? mask : undefined);
+        cc.commit();
+        kp.dispose();
       }
-    } else {
-      cache.store(0, k, v, positions, c.batch > 1 ? mask : undefined);
-      cache.commit();
-    }
+    };
+    fill(cache, k, v);
+    fill(ref, kj, vj);
+    const rope0 = { invFreq: al.tensor(Array.from({ length: c.rot / 2 }, (_, i) => 1 / 10000 ** ((2 * i) / c.rot)), [c.rot / 2], 'f32', { backend: js }), rotaryDim: c.rot, mode: c.mode };
+    const [dw, dj] = [cache.dequantized(0, rope0), ref.dequantized(0, rope0)];
+    const encErr = Math.max(maxDiff(dw.k.dataSync(), dj.k.dataSync()), maxDiff(dw.v.dataSync(), dj.v.dataSync()));
+    console.log(`${c.name}: wasm encoder vs encodeRow, max difference of the decoded cache ${encErr}, ${cache.memory().bytesPerToken} vs ${ref.memory().bytesPerToken} bytes/token`);
+    expect(encErr).toBe(0);
+    expect(cache.memory()).toEqual(ref.memory());
+    for (const t of [dw.k, dw.v, dj.k, dj.v, kj, vj, rope0.invFreq]) t.dispose();
+    ref.dispose();
     const q = al.randn([c.batch, c.hq, c.tq, c.d], { seed: 23, backend: wasm });
     const inv = al.tensor(Array.from({ length: c.rot / 2 }, (_, i) => 1 / 10000 ** ((2 * i) / c.rot)), [c.rot / 2], 'f32', { backend: wasm });
     const keyMask = c.batch > 1 ? al.tensor(mask, [c.batch, c.tk], 'u8', { backend: wasm }) : undefined;

@@ -82,7 +82,8 @@ describe('QuantizedTensor', () => {
       const r = new Rng(11);
       for (const type of QUANT_TYPES.filter((t) => QUANT_BLOCK[t].ggml)) { // actlab's formats: test/quant-formats.test.ts
         const { values: bv, bytes: bb } = QUANT_BLOCK[type];
-        for (const [M, N, K] of [[1, 7, bv], [6, 9, 2 * bv], [1, 33, 3 * bv]]) {
+        // M ≥ 4: the blocked GEMM (tiles of 8 and 4 rows, then single rows) where the format has it
+        for (const [M, N, K] of [[1, 7, bv], [6, 9, 2 * bv], [1, 33, 3 * bv], [13, 9, 2 * bv], [8, 5, 3 * bv]]) {
           const raw = Uint8Array.from({ length: N * (K / bv) * bb }, () => r.int(256));
           // small finite f16 scales where each format keeps them
           const f16At = { q8_0: [0], q4_0: [0], q4_k: [0, 2], q6_k: [208], q4_1: [0, 2], q5_0: [0], q5_1: [0, 2], q5_k: [0, 2], iq4_nl: [0] }[type];

@@ -255,6 +255,49 @@ describe('calibrated sparsity on a model', () => {
     }
   }, 60_000);
 
+  it('suspend and resume switch a mode off and on without rebuilding it; remove frees what it made', () => {
+    const live = al.liveTensors().tensors;
+    const model = randomModel(cfg, wasm, { seed: 6, std: 0.2 });
+    const plan = planSparsity(model, parseSparsity('teal:0.4'), calib);
+    const step = (): number[] => {
+      const cache = new KVCache();
+      try {
+        const p = al.tensor([1, 2, 3, 4, 5], [1, 5], 'i32', { backend: wasm });
+        model.forward(p, { cache, logits: 'last' }).dispose();
+        p.dispose();
+        const t = al.tensor([6], [1, 1], 'i32', { backend: wasm });
+        const y = model.forward(t, { cache, logits: 'last' });
+        t.dispose();
+        const out = Array.from(y.dataSync());
+        y.dispose();
+        return out;
+      } finally {
+        cache.dispose();
+      }
+    };
+    const dense = step();
+    const ap = applySparsity(model, plan);
+    const held = al.liveTensors().tensors;
+    const sparse = step();
+    ap.suspend();
+    const off = step();
+    // another mode on the same projections while this one is suspended: resuming is refused
+    const other = applySparsity(model, plan, { kernels: false });
+    expect(() => ap.resume()).toThrow(/another sparsity mode/);
+    other.remove();
+    ap.resume();
+    ap.resume();
+    const on = step();
+    console.log(`suspend/resume: suspended vs dense ${maxAbsDiff(off, dense).toExponential(2)}, resumed vs first sparse ${maxAbsDiff(on, sparse).toExponential(2)}, sparse vs dense ${maxAbsDiff(sparse, dense).toExponential(2)}`);
+    expect(maxAbsDiff(off, dense)).toBe(0);
+    expect(maxAbsDiff(on, sparse)).toBe(0);
+    expect(maxAbsDiff(sparse, dense)).toBeGreaterThan(1e-4);
+    expect(al.liveTensors().tensors).toBe(held);
+    ap.remove();
+    model.dispose();
+    expect(al.liveTensors().tensors).toBe(live);
+  }, 60_000);
+
   it('teal greedy allocation: per-site sparsities reach each target share of skipped weights, the KL path grows, the thresholds follow each site', () => {
     const live = al.liveTensors().tensors;
     const model = randomModel(cfg, wasm, { seed: 6, std: 0.2 });

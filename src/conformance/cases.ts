@@ -337,6 +337,14 @@ function* quantVariants(): Generator<Variant> {
         run: ([x, r]) => [ops.qmatmul(x!, new QuantizedTensor(r!.share(), type, [N, K]))],
       };
     }
+    // the product with a linear layer's bias and activation in the same op (decode and a few rows)
+    for (const [M, N, K, act] of [[1, 37, 3 * bv, 'gelu_tanh'], [3, 19, 2 * bv, null]] as const) {
+      yield {
+        op: 'qlinear', label: `qlinear ${type} M=${M} N=${N} K=${K} ${act ?? 'no activation'}`,
+        inputs: [f([M, K]), f([N * quantRowBytes(type, K)], 'u8', { fill: type, cols: K }), f([N])], budget: QMATMUL_BUDGET,
+        run: ([x, r, b]) => [ops.qlinear(x!, new QuantizedTensor(r!.share(), type, [N, K]), b!, act ?? undefined)],
+      };
+    }
   }
 }
 

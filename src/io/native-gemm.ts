@@ -66,6 +66,23 @@ export interface AttentionCall {
   readonly probs?: Float32Array;
 }
 
+/**
+ * y [M, N] = x [M, K] · Wᵀ with W [N, K] in a GGML block format the library takes (`qgemmTypes`),
+ * as the library computes it (activations rounded to 8 bits per block, as ggml does). `x`, `y`:
+ * tight views of the backend's memory; `raw`: W's blocks, row after row (read when the weight is
+ * packed: on its first product, and again when its buffer's version changes).
+ */
+export interface QGemmCall {
+  readonly type: string;
+  readonly M: number;
+  readonly N: number;
+  readonly K: number;
+  readonly x: Float32Array;
+  readonly y: Float32Array;
+  readonly raw: () => Uint8Array;
+  readonly weight: GemmWeight;
+}
+
 export interface NativeGemm {
   /** What runs the products, e.g. 'onnxruntime-node 1.30.0 (MLAS)'. */
   readonly name: string;
@@ -75,6 +92,10 @@ export interface NativeGemm {
   gemm(call: GemmCall): void;
   /** Runs an attention's two batched products (and its softmax) natively, where the library can. */
   attention?(call: AttentionCall): void;
+  /** Block formats whose products it runs without expanding the weight (absent: none). */
+  readonly qgemmTypes?: ReadonlySet<string>;
+  /** A product with a quantized weight, packed once per weight (only for `qgemmTypes`). */
+  qgemm?(call: QGemmCall): void;
   /** Drops whatever is kept for products whose B lies in `key` (it was freed). */
   forget(key: object): void;
   /** How many weights it holds packed (for tests and `info()`). */

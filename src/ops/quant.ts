@@ -1,7 +1,7 @@
 // Ops on GGML block-quantized data: `dequantize` (raw blocks -> f32), `qmatmul` (x · Wᵀ with W
-// kept in its blocks), `qembedding` (rows of a quantized table, dequantized) and `qdequantize`
+// kept in its blocks), `qlinear` (qmatmul with bias and activation), `qembedding` (rows of a quantized table, dequantized) and `qdequantize`
 // (a whole QuantizedTensor to f32). Block sizes: src/tensor/quantized.ts.
-import type { QuantType } from '../tensor/backend.js';
+import type { QuantType, UnaryFn } from '../tensor/backend.js';
 import { DTypeError, ShapeError } from '../tensor/errors.js';
 import { dispatch } from '../tensor/engine.js';
 import { QUANT_BLOCK, QUANT_TYPES, QuantizedTensor } from '../tensor/quantized.js';
@@ -9,6 +9,7 @@ import { fmtShape, numel } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { gather } from './nn.js';
 import { matmul } from './linalg.js';
+import { add, unary } from './elementwise.js';
 
 export { QUANT_BLOCK };
 
@@ -65,6 +66,44 @@ export function qmatmul(x: Tensor, w: QuantizedTensor): Tensor {
       }
     }
     const y = dispatch(op, [xc, w.raw], [{ shape: [M, N], dtype: 'f32' }])[0]!;
+    const r = y.reshape([...lead, N]);
+    y.dispose();
+    return r;
+  } finally {
+    if (xc !== x2) xc.dispose();
+    x2.dispose();
+  }
+}
+
+/**
+ * act(x [..., K] · Wᵀ + bias) with W a quantized [N, K] matrix and bias f32 [N] -> f32 [..., N]: one
+ * 'qlinear' op where the backend has it and no gradient is asked for (the tape knows qmatmul, add
+ * and unary), else those three ops. The same values either way on the wasm backend.
+ */
+export function qlinear(x: Tensor, w: QuantizedTensor, bias: Tensor, act?: UnaryFn): Tensor {
+  const [N, K] = w.shape;
+  if (bias.dtype !== 'f32' || bias.rank !== 1 || bias.shape[0] !== N) {
+    throw new ShapeError(`qlinear: bias must be f32 [${N}] for the weight ${w.type}[${N}, ${K}], got ${bias.dtype}${fmtShape(bias.shape)}`);
+  }
+  const unfused = () => {
+    const y = qmatmul(x, w);
+    const z = add(y, bias);
+    y.dispose();
+    if (!act) return z;
+    const a = unary(act, z);
+    z.dispose();
+    return a;
+  };
+  if (x.requiresGrad || bias.requiresGrad || x.dtype !== 'f32' || x.rank < 1 || x.shape.at(-1) !== K || x.backend !== bias.backend) return unfused();
+  const lead = x.shape.slice(0, -1);
+  const M = numel(lead);
+  const op = { op: 'qlinear', type: w.type, act: act ?? null } as const;
+  const x2 = x.reshape([M, K]);
+  const xc = x2.isContiguous ? x2 : x2.contiguous();
+  try {
+    const probe = [xc.view(), w.raw.view(), bias.view()];
+    if (!x.backend.supportsOp(op, probe, [{ ...probe[0]!, shape: [M, N], strides: [N, 1] }])) return unfused();
+    const y = dispatch(op, [xc, w.raw, bias], [{ shape: [M, N], dtype: 'f32' }])[0]!;
     const r = y.reshape([...lead, N]);
     y.dispose();
     return r;

@@ -15,7 +15,7 @@ import { keep } from '../tensor/engine.js';
 import { QuantizedTensor } from '../tensor/quantized.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { Linear } from '../models/layers/linear.js';
-import type { MlpSparsity } from '../models/layers/mlp.js';
+import type { Mlp, MlpSparsity } from '../models/layers/mlp.js';
 import type { CausalLM } from '../models/model.js';
 import { thresholdSparsify, topkSparsify } from './rules.js';
 import { topkKeep } from './spec.js';
@@ -33,9 +33,18 @@ export interface AppliedSparsity {
   readonly plan: SparsityPlan;
   /** Bytes of the [in, out] weight copies the sparse products read. */
   readonly extraBytes: number;
+  /**
+   * Restores the dense model but keeps what the mode made (weight copies, thresholds), so that
+   * `resume()` puts the mode back without rebuilding it: switching modes step by step copies nothing.
+   */
+  suspend(): void;
+  resume(): void;
   /** Restores the dense model and frees what the mode made. */
   remove(): void;
 }
+
+/** What a mode installs itself on: a projection's input sparsity or an MLP's activation sparsity. */
+type Sparsified = Linear | Mlp;
 
 /** The weight as a contiguous f32 [in, out] tensor the caller owns, or undefined when it is quantized. */
 export function rowsOf(l: Linear): Tensor | undefined {
@@ -54,6 +63,13 @@ export function applySparsity(model: CausalLM, plan: SparsityPlan, o: ApplyOptio
   const owned: Tensor[] = [];
   const undo: (() => void)[] = [];
   const own = <T extends Tensor | undefined>(t: T): T => { if (t) owned.push(t); return t; };
+  // every projection or MLP the mode takes over, with what it installed there (suspend / resume)
+  const installed: [Sparsified, unknown][] = [];
+  const install = <T extends Sparsified>(target: T, value: NonNullable<T['sparse']>) => {
+    target.sparse = value;
+    installed.push([target, value]);
+  };
+  let suspended = false;
   const spec = plan.spec;
   try {
     for (const lp of plan.layers) {
@@ -80,9 +96,8 @@ export function applySparsity(model: CausalLM, plan: SparsityPlan, o: ApplyOptio
             const product = new SharedInputProduct(fused, thresholds, rows.map((r) => r!.shape[1]!));
             members.forEach(([role, lin], i) => {
               if (lin.sparse) throw new Error(`applySparsity: block ${lp.layer} already has sparsity applied; remove it first`);
-              lin.sparse = { ...inputSparsity(thresholdOf(role), maxKernelRows, undefined, thresholds), shared: (x) => product.take(i, x) };
+              install(lin, { ...inputSparsity(thresholdOf(role), maxKernelRows, undefined, thresholds), shared: (x) => product.take(i, x) });
               grouped.add(role);
-              undo.push(() => { delete lin.sparse; });
             });
             undo.push(() => product.release());
           }
@@ -92,8 +107,7 @@ export function applySparsity(model: CausalLM, plan: SparsityPlan, o: ApplyOptio
           const t = thresholdOf(role);
           if (lin.sparse) throw new Error(`applySparsity: block ${lp.layer} already has sparsity applied; remove it first`);
           const rows = kernels ? own(rowsOf(lin)) : undefined;
-          lin.sparse = inputSparsity(t, maxKernelRows, rows, rows ? own(keep(thresholdRow(lin, t, model))) : undefined);
-          undo.push(() => { delete lin.sparse; });
+          install(lin, inputSparsity(t, maxKernelRows, rows, rows ? own(keep(thresholdRow(lin, t, model))) : undefined));
         }
         continue;
       }
@@ -112,28 +126,42 @@ export function applySparsity(model: CausalLM, plan: SparsityPlan, o: ApplyOptio
         sparsify = (a) => thresholdSparsify(a, t);
       }
       const ms: MlpSparsity = { sparsify, maxKernelRows, downRows: kernels ? own(rowsOf(mlp.out)) : undefined };
-      mlp.sparse = ms;
-      undo.push(() => { delete mlp.sparse; });
+      install(mlp, ms);
       for (const [lin, t] of [[parts.q, lp.qThreshold], [parts.o, lp.oThreshold]] as const) {
         if (!lin || t === undefined) continue;
         const rows = kernels ? own(rowsOf(lin)) : undefined;
-        lin.sparse = inputSparsity(t, maxKernelRows, rows, rows ? own(keep(thresholdRow(lin, t, model))) : undefined);
-        undo.push(() => { delete lin.sparse; });
+        install(lin, inputSparsity(t, maxKernelRows, rows, rows ? own(keep(thresholdRow(lin, t, model))) : undefined));
       }
     }
   } catch (e) {
+    for (const [target] of installed) delete target.sparse;
     for (const u of undo) u();
     for (const t of owned) t.dispose();
     throw e;
   }
   let removed = false;
+  const suspend = () => {
+    if (removed || suspended) return;
+    suspended = true;
+    for (const [target, value] of installed) if (target.sparse === value) delete target.sparse;
+    for (const u of undo) u();
+  };
   return {
     plan,
     extraBytes: owned.reduce((n, t) => n + t.size * 4, 0),
+    suspend,
+    resume() {
+      if (removed) throw new Error('applySparsity: resume() after remove()');
+      if (!suspended) return;
+      const busy = installed.find(([target]) => target.sparse !== undefined);
+      if (busy) throw new Error('applySparsity: resume(): a projection of the plan has another sparsity mode on; suspend or remove it first');
+      for (const [target, value] of installed) (target as { sparse?: unknown }).sparse = value;
+      suspended = false;
+    },
     remove() {
       if (removed) return;
+      suspend();
       removed = true;
-      for (const u of undo) u();
       for (const t of owned) t.dispose();
     },
   };

@@ -116,6 +116,12 @@ export type OpDesc =
    */
   | { op: 'qmatmul'; type: QuantType }
   /**
+   * qmatmul with a linear layer's epilogue. in: x, w as qmatmul, bias f32 [N]; out: y f32 [M, N] =
+   * act(x · dequantize(w)ᵀ + bias), act a UnaryFn or none. Decode runs one op per projection
+   * instead of three; backends without it get qmatmul, add and unary (ops/quant.ts `qlinear`).
+   */
+  | { op: 'qlinear'; type: QuantType; act: UnaryFn | null }
+  /**
    * Activation sparsity, input side. in: x f32 [M, K], w f32 [K, N] (a linear layer stored [in, out]);
    * out: y f32 [M, N] = x · w, where row k of w is read only for the rows m with x[m, k] ≠ 0 (a zero
    * activation skips its weight row, so 0 · Inf in w gives 0 here, not NaN). An optional third input,
@@ -140,7 +146,7 @@ export type OpName = OpDesc['op'];
 export const OP_NAMES: readonly OpName[] = [
   'copy', 'fill', 'random', 'unary', 'binary', 'where', 'reduce', 'cumsum', 'topk', 'matmul', 'linear', 'softmax',
   'layernorm', 'rmsnorm', 'rope', 'gather', 'scatterAdd', 'attention', 'dequantize', 'qmatmul', 'adamw',
-  'sparseMatmul', 'maskedMatmul',
+  'sparseMatmul', 'maskedMatmul', 'qlinear',
 ];
 
 export interface Backend {

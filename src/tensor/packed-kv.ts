@@ -75,6 +75,39 @@ export interface PackedKVKernel {
   runKVAttention(args: KVAttentionArgs): void;
 }
 
+/** A stream's new rows for the encoder (the rule is codec.ts's encodeRow, byte for byte). */
+export interface KVEncodeArgs {
+  x: View; // f32 [b, kv_head, t, d], last axis contiguous
+  stream: PackedStreamViews;
+  kind: 'q8_0' | 'q4_0' | 'uniform' | 'nuq';
+  /** Group outliers: |x − median(group)| > tau kept exact (Infinity: none). */
+  tau: number;
+  /** Channel outliers: f32 [2 · R], lo then hi of each channel; values outside are kept exact. */
+  bounds?: View;
+  /** The first new row's index in the stream (rows held before: past · b). */
+  row0: number;
+  /** Positions held before (a new row at step t of the call has position past + t unless `positions` says otherwise). */
+  past: number;
+  /** Exact entries the stream holds before the call. */
+  nOut: number;
+  /** Whether the stream keeps each row's rotary position; `positions` (batch-major [b · t]) gives them. */
+  holdsPositions: boolean;
+  positions?: Int32Array;
+  /** u8 [t · b] (new row i = t · b + s): 1 where the row is a sink, kept exact. */
+  sink?: Uint8Array;
+  /** The first new row to encode (default 0). */
+  from?: number;
+}
+
+/** A backend that encodes a stream's new rows where the stream lies (the wasm backend). */
+export interface PackedKVEncoder {
+  /**
+   * Encodes new rows from `from` until all are written or the outlier buffer lacks room for a whole
+   * row of exact entries; returns the first row not written and the exact entries then held.
+   */
+  runKVEncode(args: KVEncodeArgs): { rows: number; nOut: number };
+}
+
 /**
  * A backend whose packed-cache kernels also write the rows and decode streams on the device (no
  * host reads: webgpu), for q8_0 / q4_0 streams (group parameters, nothing kept exact).

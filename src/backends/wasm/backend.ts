@@ -23,8 +23,9 @@ import { ThreadPool, type KernelModule } from './pool.js';
 import type { NativeKernel, WasmRuntime } from './runtime.js';
 import { canBlock, hardwareThreads } from './workers.js';
 import { runKVAttentionWasm } from './ops/kv-attention.js';
-import type { KVAttentionArgs } from '../../tensor/packed-kv.js';
-import { DEFAULT_NATIVE_GEMM_POLICY, tryNativeAttention, tryNativeLinear, tryNativeMatmul, type GemmActivation, type NativeGemm, type NativeGemmPolicy } from './native-gemm.js';
+import { runKVEncodeWasm } from './ops/kv-encode.js';
+import type { KVAttentionArgs, KVEncodeArgs } from '../../tensor/packed-kv.js';
+import { DEFAULT_NATIVE_GEMM_POLICY, tryNativeAttention, tryNativeLinear, tryNativeMatmul, tryNativeQmatmul, type GemmActivation, type NativeGemm, type NativeGemmPolicy } from './native-gemm.js';
 import { envVar } from '../../io/env.js';
 
 export interface WasmBuffer extends BackendBuffer {
@@ -36,6 +37,8 @@ export interface WasmBuffer extends BackendBuffer {
   /** Counted against heapWeightBytes. */
   readonly heapWeight?: boolean;
   freed: boolean;
+  /** Bumped when the buffer is written, so that a native GEMM knows when a packed weight went stale. */
+  version: number;
 }
 
 /** Default cap on weight bytes inside the memory: half of a wasm32 memory, the rest left to activations, caches and scratch. */
@@ -81,8 +84,6 @@ export class WasmBackend implements Backend {
   private hostWeights = 0;
   private readonly scratchAreas = new Map<string, { ptr: number; size: number }>();
   private disposed = false;
-  /** Bumped when a buffer is written, so that a native GEMM knows when a packed weight went stale. */
-  private readonly versions = new WeakMap<BackendBuffer, number>();
   /** What native kernels see; also used by tests and benchmarks. */
   readonly runtime: WasmRuntime;
 
@@ -122,7 +123,7 @@ export class WasmBackend implements Backend {
     const ptr = this.memory.alloc(byteLength);
     if (this.poison) this.memory.bytes().fill(0xff, ptr, ptr + byteLength);
     this.live += byteLength;
-    return { backend: 'wasm', byteLength, ptr, freed: false };
+    return { backend: 'wasm', byteLength, ptr, freed: false, version: 0 };
   }
 
   /** A weight's memory: inside the wasm memory while under heapWeightBytes, else in host memory. */
@@ -141,7 +142,7 @@ export class WasmBackend implements Backend {
     }
     this.live += byteLength;
     this.hostWeights += byteLength;
-    return { backend: 'wasm', byteLength, ptr: -1, host, freed: false };
+    return { backend: 'wasm', byteLength, ptr: -1, host, freed: false, version: 0 };
   }
 
   free(buffer: BackendBuffer): void {
@@ -174,7 +175,10 @@ export class WasmBackend implements Backend {
   }
 
   supportsOp(op: OpDesc, inputs: readonly View[], outputs: readonly View[]): boolean {
-    return hasReferenceKernel(op) && [...inputs, ...outputs].every((v) => v.buffer.backend === 'wasm');
+    if (!hasReferenceKernel(op)) return false;
+    for (const v of inputs) if (v.buffer.backend !== 'wasm') return false;
+    for (const v of outputs) if (v.buffer.backend !== 'wasm') return false;
+    return true;
   }
 
   exec(op: OpDesc, inputs: readonly View[], outputs: readonly View[]): void {
@@ -183,9 +187,19 @@ export class WasmBackend implements Backend {
     const { gemm } = this.native;
     if (gemm) {
       const { policy } = this.native;
-      const versionOf = (b: BackendBuffer) => this.versions.get(b) ?? 0;
+      const versionOf = (b: BackendBuffer) => (b as WasmBuffer).version;
       if (op.op === 'matmul' && tryNativeMatmul(this.runtime, gemm, policy, versionOf, op, inputs, outputs)) return;
       if (op.op === 'attention' && tryNativeAttention(this.runtime, gemm, policy, op, inputs, outputs)) return;
+      if (op.op === 'qmatmul' && this.nativeReaches(op, inputs, outputs) && tryNativeQmatmul(this.runtime, gemm, policy, versionOf, op, inputs, outputs)) return;
+      if (op.op === 'qlinear' && this.nativeReaches(op, inputs, outputs) &&
+        tryNativeQmatmul(this.runtime, gemm, policy, versionOf, { op: 'qmatmul', type: op.type }, inputs.slice(0, 2), outputs)) {
+        // the product on MLAS; its bias and activation on the wasm kernels, in place
+        const y = outputs[0]!;
+        const bias = inputs[2]!;
+        this.exec({ op: 'binary', fn: 'add' }, [y, { ...bias, shape: y.shape, strides: [0, bias.strides[0]!] }], [y]);
+        if (op.act) this.exec({ op: 'unary', fn: op.act }, [y], [y]);
+        return;
+      }
       if (op.op === 'linear') {
         const act = !!op.act && gemm.activations.has(op.act as GemmActivation);
         if (tryNativeLinear(this.runtime, gemm, policy, versionOf, op, inputs, outputs, act)) {
@@ -211,11 +225,11 @@ export class WasmBackend implements Backend {
     if (op.act) this.exec({ op: 'unary', fn: op.act }, [y], [y]);
   }
 
-  /** Native kernels address the memory only; a host weight is streamed in by qmatmul (its input 1), read by the reference elsewhere. */
+  /** Native kernels address the memory only; a host weight is streamed in by qmatmul and qlinear (their input 1), read by the reference elsewhere. */
   private nativeReaches(op: OpDesc, inputs: readonly View[], outputs: readonly View[]): boolean {
     const host = (v: View) => !!(v.buffer as WasmBuffer).host;
     if (!inputs.some(host) && !outputs.some(host)) return true;
-    return op.op === 'qmatmul' && !host(inputs[0]!) && !outputs.some(host);
+    return (op.op === 'qmatmul' || op.op === 'qlinear') && !host(inputs[0]!) && !host(inputs[2] ?? inputs[0]!) && !outputs.some(host);
   }
 
   /** Whether `exec` would run this op natively (else on the reference kernels). */
@@ -227,7 +241,14 @@ export class WasmBackend implements Backend {
   /** Attention over a packed KV cache where its codes lie (src/models/kvquant/cache.ts; not a contract op). */
   runKVAttention(args: KVAttentionArgs): void {
     this.alive('kv attention');
+    this.touch(args.y.buffer);
     runKVAttentionWasm(this.runtime, args);
+  }
+
+  /** A packed KV-cache stream's new rows quantized where the stream lies (src/models/kvquant/cache.ts; not a contract op). */
+  runKVEncode(args: KVEncodeArgs): { rows: number; nOut: number } {
+    this.alive('kv encode');
+    return runKVEncodeWasm(this.runtime, args);
   }
 
   /** Ops that have a native wasm kernel (for some dtypes / layouts). */
@@ -253,6 +274,7 @@ export class WasmBackend implements Backend {
       hostWeightBytes: this.hostWeights,
       nativeOps: this.nativeOps().join(','),
       nativeGemm: this.native.gemm ? this.native.gemm.name : `off (${this.native.reason})`,
+      ...(this.native.gemm?.qgemmTypes?.size ? { nativeQuantTypes: [...this.native.gemm.qgemmTypes].join(',') } : {}),
       ...this.nativeHeld(),
     };
   }
@@ -274,7 +296,7 @@ export class WasmBackend implements Backend {
   }
 
   private touch(buffer: BackendBuffer): void {
-    this.versions.set(buffer, (this.versions.get(buffer) ?? 0) + 1);
+    (buffer as WasmBuffer).version++; // a field, not a WeakMap: this runs for every output of every op
   }
 
   private bytesOf(buffer: BackendBuffer, what: string): Uint8Array {

@@ -101,9 +101,12 @@ export class WasmMemory {
     return this.memory.buffer.byteLength;
   }
 
-  /** A view of the whole memory, refreshed after growth. */
+  /**
+   * A view of the whole memory, refreshed after growth. The memory grows only here (`ensure`), so
+   * the view made then stays whole: reading `memory.buffer` of a shared memory costs a few µs in
+   * V8 (a new SharedArrayBuffer object each time), and kernels ask for this view in every op.
+   */
   bytes(): Uint8Array {
-    if (this.u8.byteLength !== this.memory.buffer.byteLength) this.u8 = new Uint8Array(this.memory.buffer);
     return this.u8;
   }
 

@@ -16,6 +16,7 @@ export type { AttentionCall, GemmActivation, GemmCall, GemmWeight, NativeGemm, N
 type MatmulOp = Extract<OpDesc, { op: 'matmul' }>;
 type LinearOp = Extract<OpDesc, { op: 'linear' }>;
 type AttentionOp = Extract<OpDesc, { op: 'attention' }>;
+type QmatmulOp = Extract<OpDesc, { op: 'qmatmul' }>;
 
 /** When a product is large enough to go native. */
 export interface NativeGemmPolicy {
@@ -25,6 +26,8 @@ export interface NativeGemmPolicy {
   minMacs: number;
   /** Fewest query rows of an attention run natively (shorter ones, decode above all, stay on wasm). */
   minAttentionRows: number;
+  /** Fewest activation rows of a product with a quantized weight run natively (qmatmul; minMacs applies too). */
+  minQuantRows: number;
 }
 
 /**
@@ -32,7 +35,7 @@ export interface NativeGemmPolicy {
  * MLAS at one row, and below ~2M multiply-adds the copies through host memory cost more than
  * the kernel gains.
  */
-export const DEFAULT_NATIVE_GEMM_POLICY: NativeGemmPolicy = { minRows: 16, minMacs: 1 << 21, minAttentionRows: 64 };
+export const DEFAULT_NATIVE_GEMM_POLICY: NativeGemmPolicy = { minRows: 16, minMacs: 1 << 21, minAttentionRows: 64, minQuantRows: 4 };
 
 /** A product flattened to 2-D, with element offsets into the memory's f32 view. */
 interface Plan {
@@ -129,6 +132,42 @@ export function tryNativeAttention(
     B, H, TQ, TK, D, DV, scale: op.scale, causal: op.causal,
     q: at(q, B * TQ * H * D), k: at(k, B * TK * H * D), v: at(v, B * TK * H * DV),
     y: at(y, B * H * TQ * DV), probs: p ? at(p, B * H * TQ * TK) : undefined,
+  });
+  return true;
+}
+
+/**
+ * A product with a quantized weight natively (the library's MatMulNBits for the formats it takes
+ * exactly): returns true when done. x [M, K] and y [M, N] tight in the memory; the weight's blocks
+ * are read (from the memory, or from host memory for a weight kept there) only when it is packed.
+ */
+export function tryNativeQmatmul(
+  rt: WasmRuntime, gemm: NativeGemm, policy: NativeGemmPolicy, versionOf: (b: BackendBuffer) => number,
+  op: QmatmulOp, inputs: readonly View[], outputs: readonly View[],
+): boolean {
+  if (!gemm.qgemm || !gemm.qgemmTypes?.has(op.type) || inputs.length !== 2 || outputs.length !== 1) return false;
+  const [x, w] = inputs as [View, View];
+  const y = outputs[0]!;
+  if (x.dtype !== 'f32' || y.dtype !== 'f32' || w.dtype !== 'u8' || x.shape.length !== 2 || y.shape.length !== 2 || w.shape.length !== 1) return false;
+  const [M, K] = x.shape as [number, number];
+  const N = y.shape[1]!;
+  if (M < policy.minQuantRows || M * N * K < policy.minMacs || y.shape[0] !== M || !tight(x) || !tight(y) || (w.shape[0]! > 1 && w.strides[0] !== 1)) return false;
+  inside(x, 'x');
+  inside(y, 'y');
+  const bytes = w.shape[0]!;
+  if (w.offset < 0 || w.offset + bytes > w.buffer.byteLength) throw new Error(`native qmatmul: weight ${op.type}[${N}, ${K}] (${bytes} bytes at ${w.offset}) outside its ${w.buffer.byteLength}-byte buffer`);
+  const f32 = new Float32Array(rt.memory.bytes().buffer);
+  const x0 = rt.ptrOf(x.buffer) / 4 + x.offset;
+  const y0 = rt.ptrOf(y.buffer) / 4 + y.offset;
+  gemm.qgemm({
+    type: op.type, M, N, K,
+    x: f32.subarray(x0, x0 + M * K),
+    y: f32.subarray(y0, y0 + M * N),
+    raw: () => {
+      const host = rt.hostBytes(w.buffer);
+      return host ? host.subarray(w.offset, w.offset + bytes) : rt.memory.bytes().subarray(rt.ptrOf(w.buffer) + w.offset, rt.ptrOf(w.buffer) + w.offset + bytes);
+    },
+    weight: { key: w.buffer, version: versionOf(w.buffer), layout: `${w.offset}:${N}x${K}` },
   });
   return true;
 }

@@ -247,7 +247,7 @@ export class ThreadPool {
     const fn = this.fns[id]!;
     if (n === 1 && !this.fault) {
       try {
-        fn(...args, 0, 1);
+        callTask(fn, args, 0, 1);
       } catch (e) {
         throw new Error(`wasm pool: kernel '${kernel}' failed on the calling thread: ${errText(e)}`, { cause: e });
       }
@@ -279,7 +279,7 @@ export class ThreadPool {
     const failures: string[] = [];
     const runHere = (task: number) => {
       try {
-        fn(...args, task, n);
+        callTask(fn, args, task, n);
       } catch (e) {
         failures.push(`calling thread (task ${task}): ${errText(e)}`);
       }
@@ -367,6 +367,22 @@ export class ThreadPool {
 
   private status(): Int32Array {
     return (this.statusView ??= new Int32Array(this.mem.memory.buffer, this.statusPtr, Math.max(1, this.workers.length) * STATUS_INTS));
+  }
+}
+
+/**
+ * `fn(...args, task, nTasks)` without the spread for the usual argument counts: small ops run on
+ * the calling thread one after another in decode, where a spread call's array costs as much as the op.
+ */
+function callTask(fn: (...args: number[]) => void, a: readonly number[], task: number, nTasks: number): void {
+  switch (a.length) {
+    case 1: return fn(a[0]!, task, nTasks);
+    case 2: return fn(a[0]!, a[1]!, task, nTasks);
+    case 3: return fn(a[0]!, a[1]!, a[2]!, task, nTasks);
+    case 4: return fn(a[0]!, a[1]!, a[2]!, a[3]!, task, nTasks);
+    case 5: return fn(a[0]!, a[1]!, a[2]!, a[3]!, a[4]!, task, nTasks);
+    case 6: return fn(a[0]!, a[1]!, a[2]!, a[3]!, a[4]!, a[5]!, task, nTasks);
+    default: return fn(...a, task, nTasks);
   }
 }
 

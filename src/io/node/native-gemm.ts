@@ -12,11 +12,15 @@
 // SharedArrayBuffer, so A goes in and C comes out through host staging arrays (O(M·K + M·N)
 // against the product's O(M·N·K)); a product with a large C runs in blocks of rows, so that the
 // staging stays under MAX_STAGE_ELEMS (the logits at T=512 would need 103 MB) and warm in cache.
-// Not for: the browser, or any op other than f32 matrix products (src/backends/wasm/native-gemm.ts).
+// Products with a Q4_0 or Q8_0 weight run MatMulNBits (src/io/node/onnx-qgemm.ts) in a session per
+// weight, packed on the first product (a quantized weight is not trained), the activation rounded
+// to 8 bits per block by MLAS (accuracy_level 4), as ggml does.
+// Not for: the browser, or any op other than matrix products (src/backends/wasm/native-gemm.ts).
 import { createRequire } from 'node:module';
 import type * as Protobuf from 'protobufjs';
-import type { AttentionCall, GemmActivation, GemmCall, NativeGemm, NativeGemmLoad } from '../native-gemm.js';
+import type { AttentionCall, GemmActivation, GemmCall, NativeGemm, NativeGemmLoad, QGemmCall } from '../native-gemm.js';
 import { GemmModelWriter, ONNX_ACTIVATIONS } from './onnx-gemm.js';
+import { NBITS_TYPES, ggmlToNBits } from './onnx-qgemm.js';
 
 /** The part of onnxruntime-node's binding used here (dist/binding.d.ts of 1.30.0). */
 interface OrtSession {
@@ -88,6 +92,7 @@ class OrtGemm implements NativeGemm {
   /** Causal masks (0 / -inf) by `${TQ}x${TK}`. */
   private readonly masks = new Map<string, Float32Array<ArrayBuffer>>();
   readonly activations: ReadonlySet<GemmActivation> = ONNX_ACTIVATIONS;
+  readonly qgemmTypes: ReadonlySet<string> = NBITS_TYPES;
   private disposed = false;
 
   constructor(
@@ -138,6 +143,21 @@ class OrtGemm implements NativeGemm {
       } else {
         call.c.set(c, r0 * N);
       }
+    }
+  }
+
+  qgemm(call: QGemmCall): void {
+    if (this.disposed) throw new Error('native gemm: used after dispose');
+    const { M, N, K } = call;
+    const session = this.quantSession(call);
+    const rows = Math.max(1, Math.floor(MAX_STAGE_ELEMS / N));
+    for (let r0 = 0; r0 < M; r0 += rows) {
+      const m = Math.min(rows, M - r0);
+      const a = this.stage('A', m * K);
+      a.set(call.x.subarray(r0 * K, (r0 + m) * K));
+      const c = this.stage('C', m * N);
+      session.run({ A: new this.Tensor('float32', a, [m, K]) }, { C: new this.Tensor('float32', c, [m, N]) }, {});
+      call.y.set(c, r0 * N);
     }
   }
 
@@ -230,6 +250,21 @@ class OrtGemm implements NativeGemm {
       p.session = this.createSession(model);
     }
     return { session: p.session, fresh: false };
+  }
+
+  /** The MatMulNBits session of this quantized weight, made (its blocks repacked) when missing or written since. */
+  private quantSession(call: QGemmCall): OrtSession {
+    const w = call.weight;
+    let byLayout = this.packed.get(w.key);
+    if (!byLayout) this.packed.set(w.key, (byLayout = new Map()));
+    const layout = `${call.type}:${w.layout}`;
+    const p = byLayout.get(layout);
+    if (p?.session && p.version === w.version) return p.session;
+    p?.session?.dispose();
+    const nb = ggmlToNBits(call.type, call.raw(), call.N, call.K);
+    const session = this.createSession(this.writer.encodeNBits({ K: call.K, N: call.N, bits: nb.bits, block: 32, accuracyLevel: 4, codes: nb.codes, scales: nb.scales }));
+    byLayout.set(layout, { version: w.version, biasKey: null, biasVersion: 0, uses: 1, bytes: nb.codes.byteLength + nb.scales.byteLength, session });
+    return session;
   }
 
   /** A grow-only host array for one role, cut to `n` elements. */

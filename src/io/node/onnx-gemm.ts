@@ -3,6 +3,9 @@
 // - a linear layer: Gemm (C = op(A)·op(B) + bias). With B an initializer ORT packs it once when the
 //   session is created (MLAS prepacking); with B an input it is packed per call.
 // - an activation alone (FastGelu, Gelu, Relu, ...) over a [M, N] input, run after the Gemm.
+// - a product with a block-quantized weight: MatMulNBits (com.microsoft; B [N, K/32, 32·bits/8]
+//   codes packed low nibble first, f32 scales [N, K/32], the default zero point 2^(bits−1);
+//   accuracy_level 4: MLAS rounds A to 8 bits per block and multiplies in integers).
 // - causal attention of one layer: softmax(scale · Q Kᵀ + mask) V over [batch, pos, head, d_head]
 //   inputs, the batched products on MLAS.
 // M and the sequence lengths are symbolic dimensions, so one session serves every length.
@@ -13,6 +16,7 @@ import type * as Protobuf from 'protobufjs';
 import type { GemmActivation } from '../native-gemm.js';
 
 const FLOAT = 1; // TensorProto.DataType.FLOAT
+const UINT8 = 2; // TensorProto.DataType.UINT8
 const ATTR_FLOAT = 1; // AttributeProto.AttributeType.FLOAT
 const ATTR_INT = 2; // AttributeProto.AttributeType.INT
 const ATTR_INTS = 7; // AttributeProto.AttributeType.INTS
@@ -79,6 +83,9 @@ const ACTIVATIONS: Record<GemmActivation, { opType: string; domain?: string; att
 
 export const ONNX_ACTIVATIONS: ReadonlySet<GemmActivation> = new Set(Object.keys(ACTIVATIONS) as GemmActivation[]);
 
+/** An initializer: name, dims, data, TensorProto data type. */
+type Initializer = [string, number[], Float32Array | Uint8Array, number];
+
 /** Encodes the models; `protobuf` is the protobufjs module (loaded by the caller, as it is optional). */
 export class GemmModelWriter {
   private readonly model: Protobuf.Type;
@@ -98,9 +105,9 @@ export class GemmModelWriter {
     const bDims = s.transB ? [N, K] : [K, N];
     if (s.weight && s.weight.length !== K * N) throw new Error(`onnx gemm: weight has ${s.weight.length} elements, expected ${K}x${N}`);
     if (s.bias instanceof Float32Array && s.bias.length !== N) throw new Error(`onnx gemm: bias has ${s.bias.length} elements, expected ${N}`);
-    const big: [string, number[], Float32Array][] = [];
-    if (s.weight) big.push(['B', bDims, s.weight]);
-    if (s.bias instanceof Float32Array) big.push(['bias', [N], s.bias]);
+    const big: Initializer[] = [];
+    if (s.weight) big.push(['B', bDims, s.weight, FLOAT]);
+    if (s.bias instanceof Float32Array) big.push(['bias', [N], s.bias, FLOAT]);
     const graph = {
       name: 'actlab_gemm',
       node: [{
@@ -115,6 +122,29 @@ export class GemmModelWriter {
       output: [valueInfo('C', ['M', N])],
     };
     return this.assemble(graph, big, false);
+  }
+
+  /**
+   * MatMulNBits: input A [M, K], output C [M, N] = A · dequant(B)ᵀ with `codes` [N, K/block,
+   * block·bits/8] and `scales` [N, K/block] initializers (value = (code − 2^(bits−1)) · scale).
+   */
+  encodeNBits(s: { K: number; N: number; bits: 4 | 8; block: number; accuracyLevel: number; codes: Uint8Array; scales: Float32Array }): Uint8Array {
+    const { K, N, bits, block } = s;
+    const nb = K / block;
+    if (!Number.isInteger(nb) || s.codes.length !== (N * K * bits) / 8 || s.scales.length !== N * nb) {
+      throw new Error(`onnx gemm: MatMulNBits codes ${s.codes.length} / scales ${s.scales.length} do not fit [${N}, ${K}] at ${bits} bits in blocks of ${block}`);
+    }
+    const int = (name: string, i: number) => ({ name, i, type: ATTR_INT });
+    const graph = {
+      name: 'actlab_nbits',
+      node: [{
+        input: ['A', 'B', 'scales'], output: ['C'], name: 'nbits', opType: 'MatMulNBits', domain: MS,
+        attribute: [int('K', K), int('N', N), int('bits', bits), int('block_size', block), int('accuracy_level', s.accuracyLevel)],
+      }],
+      input: [valueInfo('A', ['M', K])],
+      output: [valueInfo('C', ['M', N])],
+    };
+    return this.assemble(graph, [['B', [N, nb, (block * bits) / 8], s.codes, UINT8], ['scales', [N, nb], s.scales, FLOAT]], true);
   }
 
   /** One activation: input X [M, N] -> output Y [M, N]. */
@@ -162,10 +192,10 @@ export class GemmModelWriter {
    * result: protobuf fields may come in any order, so the initializers are appended to the
    * encoded graph as raw field 5 entries, and the graph to the encoded model as field 7.
    */
-  private assemble(graph: object, initializers: [string, number[], Float32Array][], contrib: boolean): Uint8Array {
+  private assemble(graph: object, initializers: Initializer[], contrib: boolean): Uint8Array {
     const head = this.graph.encode(this.graph.fromObject(graph)).finish();
-    const tensors = initializers.map(([name, dims, data]) => {
-      const meta = this.tensor.encode(this.tensor.fromObject({ name, dims, dataType: FLOAT })).finish();
+    const tensors = initializers.map(([name, dims, data, dataType]) => {
+      const meta = this.tensor.encode(this.tensor.fromObject({ name, dims, dataType })).finish();
       const rawTag = fieldHeader(9, data.byteLength);
       return { meta, rawTag, data, length: meta.length + rawTag.length + data.byteLength };
     });

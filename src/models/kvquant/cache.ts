@@ -14,7 +14,7 @@ import type { Backend } from '../../tensor/backend.js';
 import { Tensor } from '../../tensor/tensor.js';
 import { keep } from '../../tensor/engine.js';
 import { KVCache } from '../layers/kv-cache.js';
-import type { PackedKVDevice, PackedKVKernel } from '../../tensor/packed-kv.js';
+import type { PackedKVDevice, PackedKVEncoder, PackedKVKernel } from '../../tensor/packed-kv.js';
 import { encodeRow, fixedLut, streamLayout, type RowEncoder, type StreamLayout } from './codec.js';
 import { kvAttentionReference, dequantizeStream, type HostRope, type HostStream } from './reference.js';
 import { kvSpecLabel, needsCalibration, resolveKVSpec, type KVCacheSpec, type ResolvedKVSpec } from './spec.js';
@@ -24,6 +24,11 @@ type KVAttentionBackend = Backend & PackedKVKernel;
 
 function kernelOf(b: Backend): KVAttentionBackend | undefined {
   return typeof (b as Partial<KVAttentionBackend>).runKVAttention === 'function' ? (b as KVAttentionBackend) : undefined;
+}
+
+/** A backend that encodes new rows where the stream lies (the wasm backend). */
+function encoderOf(b: Backend): (Backend & PackedKVEncoder) | undefined {
+  return typeof (b as Partial<PackedKVEncoder>).runKVEncode === 'function' ? (b as Backend & PackedKVEncoder) : undefined;
 }
 
 /** A backend that writes and reads packed rows on the device (webgpu). */
@@ -39,6 +44,8 @@ interface QStream {
   nOut: number;
   /** Holds each row's rotary position (pre-RoPE keys). */
   positions: boolean;
+  /** Per-channel outlier bounds f32 [2 · R] (lo, then hi) for a backend's encoder; made on first use. */
+  bounds?: Tensor;
 }
 
 interface QLayer {
@@ -159,6 +166,7 @@ export class KVCacheQuant extends KVCache {
   /** Moves a stream into buffers of `capRows` rows / `outCap` entries, keeping its first `rows` rows. */
   private grow(s: QStream, rows: number, capRows: number, outCap: number): QStream {
     const n = this.newStream(s.enc, capRows, outCap, s.positions, s.layout.segs, s.layout.slices);
+    n.bounds = s.bounds;
     const o = s.layout, L = n.layout, b = this.backend;
     if (this.device) {
       // codes and group scales copied on the device, as 32-bit words (both regions start at multiples of 4)
@@ -236,8 +244,14 @@ export class KVCacheQuant extends KVCache {
       this.qpending = T;
       return;
     }
-    const kx = k.dataSync() as Float32Array, vx = v.dataSync() as Float32Array;
     const total = past + T;
+    const enc = encoderOf(this.backend);
+    if (enc) {
+      this.storeEncoded(enc, l, k, v, past, positions, this.sinkRows(B, T, past, keyMask));
+      this.qpending = T;
+      return;
+    }
+    const kx = k.dataSync() as Float32Array, vx = v.dataSync() as Float32Array;
     const isSink = (b: number, t: number): boolean => {
       if (!this.spec.sink) return false;
       const col = past + t;
@@ -304,6 +318,54 @@ export class KVCacheQuant extends KVCache {
       s.nOut += nNew;
     }
     this.qpending = T;
+  }
+
+  /** u8 [t · b]: 1 where new row t · b + s is its sequence's first real token (kept exact); undefined when none is. */
+  private sinkRows(B: number, T: number, past: number, keyMask?: Uint8Array): Uint8Array | undefined {
+    if (!this.spec.sink || (!keyMask && past > 0)) return undefined;
+    const total = past + T;
+    let out: Uint8Array | undefined;
+    for (let b = 0; b < B; b++) {
+      // the first real column of sequence b, if it is among the new ones
+      let col = 0;
+      if (keyMask) while (col < total && !keyMask[b * total + col]) col++;
+      if (col >= past && col < total) (out ??= new Uint8Array(T * B))[(col - past) * B + b] = 1;
+    }
+    return out;
+  }
+
+  /** Encodes the new rows of both streams with the backend's encoder, growing the buffers as it asks. */
+  private storeEncoded(enc: PackedKVEncoder, l: QLayer, k: Tensor, v: Tensor, past: number, positions: Int32Array | undefined, sink: Uint8Array | undefined): void {
+    const B = l.batch, T = k.shape[2]!, n = B * T, needRows = (past + T) * B;
+    for (const [which, x] of [['k', k], ['v', v]] as const) {
+      let s = l[which];
+      if (needRows > s.layout.cap) s = l[which] = this.grow(s, past * B, Math.max(needRows, 2 * s.layout.cap), s.layout.outCap);
+      const e = s.enc;
+      if (e.lo && !s.bounds) {
+        const b = new Float32Array(2 * e.R);
+        b.set(e.lo);
+        b.set(e.hi!, e.R);
+        s.bounds = keep(Tensor.from(b, [2 * e.R], 'f32', this.backend));
+      }
+      const xc = x.view().strides[3] === 1 ? x : x.contiguous();
+      try {
+        for (let from = 0; ;) {
+          const r = enc.runKVEncode({
+            x: xc.view(), stream: { layout: s.layout, main: s.main.view(), out: s.out.view() }, kind: e.kind, tau: e.tau, bounds: s.bounds?.view(),
+            row0: past * B, past, nOut: s.nOut, holdsPositions: s.positions, positions, sink, from,
+          });
+          s.nOut = r.nOut;
+          if (r.rows >= n) break;
+          // the outlier buffer lacks room for a row of exact entries: grow it, keep the rows written
+          from = r.rows;
+          s = l[which] = this.grow(s, past * B + from, s.layout.cap, Math.max(2 * s.layout.outCap, s.nOut + e.R));
+        }
+      } finally {
+        if (xc !== x) xc.dispose();
+      }
+    }
+    if (positions) for (let i = 0; i < positions.length; i++) this.maxPos = Math.max(this.maxPos, positions[i]!);
+    else this.maxPos = Math.max(this.maxPos, past + T - 1);
   }
 
   private host(s: QStream): HostStream {
@@ -432,7 +494,7 @@ export class KVCacheQuant extends KVCache {
   }
 
   override dispose(): void {
-    for (const l of this.qlayers) if (l) for (const s of [l.k, l.v]) { s.main.dispose(); s.out.dispose(); }
+    for (const l of this.qlayers) if (l) for (const s of [l.k, l.v]) { s.main.dispose(); s.out.dispose(); s.bounds?.dispose(); }
     this.qlayers = [];
     this.ropeDevice?.dispose();
     this.ropeDevice = undefined;

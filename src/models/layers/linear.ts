@@ -9,7 +9,7 @@ import { add, unary } from '../../ops/elementwise.js';
 import { fusedLinear, matmul } from '../../ops/linalg.js';
 import type { UnaryFn } from '../../tensor/backend.js';
 import { gather } from '../../ops/nn.js';
-import { qdequantize, qembedding, qmatmul } from '../../ops/quant.js';
+import { qdequantize, qembedding, qlinear, qmatmul } from '../../ops/quant.js';
 import { sparseMatmul } from '../../ops/sparse.js';
 import { QuantizedTensor } from '../../tensor/quantized.js';
 import type { Tensor } from '../../tensor/tensor.js';
@@ -58,6 +58,9 @@ export function project(x: Tensor, l: Linear, act?: UnaryFn): Tensor {
   if (!l.delta && !l.sparse && l.bias && !(l.weight instanceof QuantizedTensor) && x.backend.prefersFusedLinear) {
     return fusedLinear(x, l.weight, l.bias, { transB: l.layout === 'out_in', act });
   }
+  // quantized weights: product, bias and activation as one op (decode's products are small, so
+  // the two ops saved per projection are a large part of their cost)
+  if (!l.delta && !l.sparse && l.bias && l.weight instanceof QuantizedTensor) return qlinear(x, l.weight, l.bias, act);
   const y = projectPlain(x, l);
   if (!act) return y;
   const a = unary(act, y);

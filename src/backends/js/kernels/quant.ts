@@ -1,4 +1,4 @@
-// Reference kernels of GGML block formats: `dequantize` and `qmatmul`, the specification that the
+// Reference kernels of GGML block formats: `dequantize`, `qmatmul` and `qlinear` (qmatmul + bias + activation), the specification that the
 // fast kernels are tested against.
 //   q8_0: 34 bytes = f16 d, 32 x int8 q;            value = d * q
 //   q4_0: 18 bytes = f16 d, 16 bytes of nibbles;     element j = low nibble of byte j,
@@ -15,6 +15,7 @@ import { dequantizeGgml, type GgmlTypeName } from '../../../formats/gguf-quants.
 import { dequantizeWeights, isActlabQuantType } from '../../../quant/formats.js';
 import { numel } from '../access.js';
 import type { KernelContext } from './context.js';
+import { unaryFn } from './elementwise.js';
 
 type Op<K extends OpDesc['op']> = Extract<OpDesc, { op: K }>;
 
@@ -49,6 +50,26 @@ export function dequantize(ctx: KernelContext<Op<'dequantize'>>): void {
 
 export function qmatmul(ctx: KernelContext<Op<'qmatmul'>>): void {
   ctx.expectArity(2, 1);
+  ctx.write(0, product(ctx));
+}
+
+/** y = act(x · dequantize(w)ᵀ + bias): the product in float64, then the bias, then the activation, rounded once. */
+export function qlinear(ctx: KernelContext<Op<'qlinear'>>): void {
+  ctx.expectArity(3, 1);
+  const Y = product(ctx);
+  const N = ctx.output(0).shape[1]!;
+  ctx.expectShape(ctx.input(2), [N], 'bias');
+  const bias = ctx.read(2);
+  const f = ctx.op.act ? unaryFn(ctx.op.act) : null;
+  for (let i = 0; i < Y.length; i++) {
+    const s = Y[i]! + bias[i % N]!;
+    Y[i] = f ? f(s) : s;
+  }
+  ctx.write(0, Y);
+}
+
+/** x [M, K] (input 0) · dequantize(w)ᵀ (input 1, [N, K]) in float64, checked against output 0 [M, N]. */
+function product(ctx: KernelContext<Op<'qmatmul'> | Op<'qlinear'>>): Float64Array {
   const { type } = ctx.op;
   const block = QUANT_BLOCK[type];
   if (!block) ctx.fail(`unknown quant type '${type}'`);
@@ -72,5 +93,5 @@ export function qmatmul(ctx: KernelContext<Op<'qmatmul'>>): void {
       Y[m * N + n] = s;
     }
   }
-  ctx.write(0, Y);
+  return Y;
 }

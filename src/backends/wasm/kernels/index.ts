@@ -6,7 +6,7 @@ import type { OpDesc, OpName } from '../../../tensor/backend.js';
 import { matmulKernel } from '../matmul.js';
 import { attentionKernel } from '../ops/attention.js';
 import { copyKernel, dequantizeKernel, gatherKernel } from '../ops/copy.js';
-import { qmatmulKernel } from '../ops/qmatmul.js';
+import { qlinearKernel, qmatmulKernel } from '../ops/qmatmul.js';
 import { binaryKernel, fillKernel, unaryKernel, whereKernel } from '../ops/elementwise.js';
 import { layernormKernel, rmsnormKernel, ropeKernel, softmaxKernel } from '../ops/norm.js';
 import { reduceAnyAxisKernel, scatterAddKernel } from '../ops/scatter.js';
@@ -32,6 +32,7 @@ export const NATIVE_KERNELS: NativeKernels = {
   attention: attentionKernel,
   dequantize: dequantizeKernel,
   qmatmul: qmatmulKernel,
+  qlinear: qlinearKernel,
   sparseMatmul: sparseMatmulKernel,
   maskedMatmul: maskedMatmulKernel,
 };

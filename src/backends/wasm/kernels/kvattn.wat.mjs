@@ -244,7 +244,7 @@ const rowLoop = (bits, pk) => `
         ;; exact sparse entries of this row inside [c0, c0 + n): a row's entries are in channel
         ;; order, so a count (or, in long runs, a binary search) finds the first, and the run ends at
         ;; the first past the slice
-        (if ${g('sparse')} (then
+        (if (i32.and ${g('sparse')} (i32.eqz ${g('blk')})) (then
           ${set('e', `(i32.load ${g('rp')})`)} ${set('e1', `(i32.load offset=4 ${g('rp')})`)}
           ;; with a segment index the slice's segments bound the run (no scan of the row's others)
           (if ${g('segs')} (then
@@ -282,6 +282,68 @@ const perParams = (bits) => `
       (then ${rowLoop(bits, 'ch')})
       (else (if (i32.eq ${g('gb')} ${i32(4)}) (then ${rowLoop(bits, 'g4')}) (else ${rowLoop(bits, 'g2')}))))`;
 
+/** Scale (and offset) of two rows of 8 values in lanes l0, l1 (row A) and l2, l3 (row B). */
+function apply2(pk, rows) {
+  const out = [];
+  for (let u = 0; u < 2 * rows; u++) {
+    const l = g(`l${u}`), half = u & 1, row = u >> 1 ? 'B' : 'A';
+    if (pk === 'ch') out.push(set(`l${u}`, `(f32x4.add (f32x4.mul ${l} ${g(`cs${half}`)}) ${g(`co${half}`)})`));
+    else if (pk === 'g2') out.push(set(`l${u}`, `(f32x4.mul ${l} ${g(`sc${row}`)})`));
+    else out.push(set(`l${u}`, `(f32x4.add (f32x4.mul ${l} ${g(`sc${row}`)}) ${g(`of${row}`)})`));
+  }
+  return out.join(' ');
+}
+const groupParams = (pk, row, at) => pk === 'ch' ? '' : `
+          ${set(`sc${row}`, `(f32x4.splat (f32.load (i32.add ${g('tab')} (i32.shl (i32.load16_u ${at}) ${i32(2)}))))`)}
+          ${pk === 'g4' ? set(`of${row}`, `(f32x4.splat (f32.load (i32.add ${g('tab')} (i32.shl (i32.load16_u offset=2 ${at}) ${i32(2)}))))`) : ''}`;
+/**
+ * Heads of 8 values whose rows lie back to back (codes a head slice at a time, one sequence): the
+ * block's codes are one run, decoded two rows (16 values) per pass, with no per-row work but the
+ * rows' group scale (and offset).
+ */
+const run8 = (bits, pk) => {
+  const dec = (w) => (bits === 4 ? lut4(w) : lut8(w, bits === 8 ? 's' : 'u'));
+  const stepCodes = bits === 4 ? 4 : 8; // bytes of one row's 8 codes
+  return `
+      (block $qd${bits}${pk} (loop $ql${bits}${pk}
+        (br_if $qd${bits}${pk} (i32.gt_u (i32.add ${g('r')} ${i32(2)}) ${g('nr')}))
+        ${dec(16)}
+        ${groupParams(pk, 'A', g('gRow'))} ${groupParams(pk, 'B', `(i32.add ${g('gRow')} ${g('gStep')})`)}
+        ${apply2(pk, 2)}
+        (v128.store ${g('o')} ${g('l0')}) (v128.store offset=16 ${g('o')} ${g('l1')}) (v128.store offset=32 ${g('o')} ${g('l2')}) (v128.store offset=48 ${g('o')} ${g('l3')})
+        ${inc('o', 64)} ${inc('codes', 2 * stepCodes)} ${inc('gRow', `(i32.shl ${g('gStep')} ${i32(1)})`)} ${inc('r', 2)}
+        (br $ql${bits}${pk})))
+      (if (i32.lt_u ${g('r')} ${g('nr')}) (then
+        ${dec(8)}
+        ${groupParams(pk, 'A', g('gRow'))}
+        ${apply2(pk, 1)}
+        (v128.store ${g('o')} ${g('l0')}) (v128.store offset=16 ${g('o')} ${g('l1')})))`;
+};
+const runParams = (bits) => `
+        (if (i32.eqz ${g('params')})
+          (then ${run8(bits, 'ch')})
+          (else (if (i32.eq ${g('gb')} ${i32(4)}) (then ${run8(bits, 'g4')}) (else ${run8(bits, 'g2')}))))`;
+
+// Exact entries of rows row0 .. row0 + nr − 1 (one sequence: consecutive rows) inside [c0, c0 + n),
+// written over out [nr, n]: the block's entries are one run from rowptr[row0] to rowptr[row0 + nr];
+// each one in the slice finds its row by a cursor that only moves forward.
+const SPARSE_BLOCK = `
+  (func $sparse_block (param $rp i32) (param $nr i32) (param $ov i32) (param $oval i32) (param $c0 i32) (param $n i32) (param $out i32)
+    (local $e i32) (local $e1 i32) (local $k i32) (local $r i32)
+    ${set('e', `(i32.load ${g('rp')})`)} ${set('e1', `(i32.load (i32.add ${g('rp')} (i32.shl ${g('nr')} ${i32(2)})))`)}
+    (block $ed (loop $el
+      (br_if $ed (i32.ge_u ${g('e')} ${g('e1')}))
+      ${set('k', `(i32.sub (i32.load16_u (i32.add ${g('ov')} (i32.shl ${g('e')} ${i32(1)}))) ${g('c0')})`)}
+      (if (i32.lt_u ${g('k')} ${g('n')}) (then
+        (block $rd (loop $rl
+          (br_if $rd (i32.gt_u (i32.load offset=4 (i32.add ${g('rp')} (i32.shl ${g('r')} ${i32(2)}))) ${g('e')}))
+          ${inc('r', 1)}
+          (br $rl)))
+        (f32.store (i32.add ${g('out')} (i32.shl (i32.add (i32.mul ${g('r')} ${g('n')}) ${g('k')}) ${i32(2)}))
+          (f32.load (i32.add ${g('oval')} (i32.shl ${g('e')} ${i32(2)}))))))
+      ${inc('e', 1)}
+      (br $el))))`;
+
 // Values [c0, c0 + n) of rows row0, row0 + rstep, ... (nr rows) of the stream at `s` into f32
 // out [nr, n]. The fast paths need n (and so c0 = kv_head · n) a multiple of 8 and, for group
 // params, n a multiple of the group or the group a multiple of n (the glue sets KVS.fast only
@@ -291,7 +353,8 @@ const DEC_ROWS = `
     (local $fast i32) (local $main i32) (local $r i32) (local $codes i32) (local $codesStep i32) (local $c i32) (local $cEnd i32) (local $o i32)
     (local $params i32) (local $gb i32) (local $G i32) (local $ng i32) (local $span i32) (local $ga i32) (local $gRow i32) (local $gStep i32)
     (local $chs i32) (local $cho i32) (local $sparse i32) (local $rp i32) (local $rpStep i32) (local $ov i32) (local $oval i32) (local $e i32) (local $e1 i32) (local $k i32) (local $len i32) (local $lt i32)
-    (local $segs i32) (local $sp i32) (local $spStep i32) (local $s0b i32) (local $s1b i32)
+    (local $segs i32) (local $sp i32) (local $spStep i32) (local $s0b i32) (local $s1b i32) (local $blk i32)
+    (local $cs0 v128) (local $cs1 v128) (local $co0 v128) (local $co1 v128) (local $scA v128) (local $scB v128) (local $ofA v128) (local $ofB v128)
     (local $cv v128) (local $mlo v128) (local $p0 v128) (local $p1 v128) (local $p2 v128) (local $p3 v128) (local $z0 v128) (local $z1 v128) (local $z2 v128) (local $z3 v128)
     (local $l0 v128) (local $l1 v128) (local $l2 v128) (local $l3 v128) (local $scv v128) (local $ofv v128) (local $a v128) (local $b v128)
     ${set('fast', `(i32.load offset=${KVS.fast} ${g('s')})`)}
@@ -332,6 +395,8 @@ const DEC_ROWS = `
     ${set('ov', `(i32.load offset=${KVS.out} ${g('s')})`)}
     ${set('oval', `(i32.add ${g('ov')} (i32.load offset=${KVS.oVal} ${g('s')}))`)}
     ${set('o', g('out'))}
+    ;; one sequence without a segment index: the block's exact entries in one pass after the decode
+    ${set('blk', `(i32.and ${g('sparse')} (i32.and (i32.eq ${g('rstep')} ${i32(1)}) (i32.eqz ${g('segs')})))`)}
     (if (i32.eq ${g('fast')} ${i32(4)})
       (then
         ;; the 16-entry table as four byte planes
@@ -344,9 +409,21 @@ const DEC_ROWS = `
         ${set('b', `(i8x16.shuffle 2 6 10 14 18 22 26 30 3 7 11 15 19 23 27 31 (v128.load offset=32 ${g('k')}) (v128.load offset=48 ${g('k')}))`)}
         ${set('p2', `(i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 ${g('a')} ${g('b')})`)}
         ${set('p3', `(i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 ${g('a')} ${g('b')})`)}
-        ${set('mlo', '(v128.const i32x4 0x0f0f0f0f 0x0f0f0f0f 0x0f0f0f0f 0x0f0f0f0f)')}
-        ${perParams(4)})
-      (else (if (i32.eq ${g('fast')} ${i32(8)}) (then ${perParams(8)}) (else ${perParams(9)})))))`;
+        ${set('mlo', '(v128.const i32x4 0x0f0f0f0f 0x0f0f0f0f 0x0f0f0f0f 0x0f0f0f0f)')}))
+    ;; heads of 8 whose rows lie back to back (a head slice per row, one sequence): one run of codes
+    (if (i32.and (i32.eq ${g('n')} ${i32(8)}) (i32.and (i32.eq ${g('rstep')} ${i32(1)}) (i32.eq (i32.load offset=${KVS.S} ${g('s')}) ${i32(8)})))
+      (then
+        (if (i32.eqz ${g('params')}) (then
+          ${set('cs0', `(v128.load ${g('chs')})`)} ${set('cs1', `(v128.load offset=16 ${g('chs')})`)}
+          ${set('co0', `(v128.load ${g('cho')})`)} ${set('co1', `(v128.load offset=16 ${g('cho')})`)}))
+        ${set('c', i32(0))}
+        (if (i32.eq ${g('fast')} ${i32(4)}) (then ${runParams(4)})
+          (else (if (i32.eq ${g('fast')} ${i32(8)}) (then ${runParams(8)}) (else ${runParams(9)}))))
+        (if ${g('blk')} (then (call $sparse_block ${g('rp')} ${g('nr')} ${g('ov')} ${g('oval')} ${g('c0')} ${g('n')} ${g('out')})))
+        (return)))
+    (if (i32.eq ${g('fast')} ${i32(4)}) (then ${perParams(4)})
+      (else (if (i32.eq ${g('fast')} ${i32(8)}) (then ${perParams(8)}) (else ${perParams(9)}))))
+    (if ${g('blk')} (then (call $sparse_block (i32.add (i32.add ${g('main')} (i32.load offset=${KVS.oRowptr} ${g('s')})) (i32.shl ${g('row0')} ${i32(2)})) ${g('nr')} ${g('ov')} ${g('oval')} ${g('c0')} ${g('n')} ${g('out')}))))`;
 
 // RoPE of nb decoded keys buf [nb, D] at their stored positions (i32 at `pos`, `pstep` bytes
 // apart), four pairs at a time where the rotary width allows (the same f32 products and sums as
@@ -620,7 +697,7 @@ function attnRows() {
 
 /** @param {{relaxed: boolean}} _variant  (identical builds) */
 export function generate(_variant) {
-  const out = ['(module', '  (import "env" "memory" (memory 1 65536 shared))', expFn, DECODE, ROTATE, DEC_ROWS, ROPE_ROWS, HADD4, SCORES, PV, attnRows()];
+  const out = ['(module', '  (import "env" "memory" (memory 1 65536 shared))', expFn, DECODE, ROTATE, SPARSE_BLOCK, DEC_ROWS, ROPE_ROWS, HADD4, SCORES, PV, attnRows()];
   for (const e of exportNames) out.push(`  (export "${e}" (func $${e}))`);
   out.push(')');
   return out.join('\n');

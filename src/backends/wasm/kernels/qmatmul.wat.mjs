@@ -41,19 +41,20 @@
 // Not for: other formats (the runtime falls back to the reference kernel).
 
 import { DECODE, kScaleBytes } from './qdecode.mjs';
+import { TILE_TYPES, UNIT16_BYTES, UNIT_BYTES, tileEntry } from './qtile.mjs';
 
 export const name = 'qmatmul';
 export const TYPES = ['q8_0', 'q4_0', 'q4_k', 'q6_k', 'q4_1', 'q5_0', 'q5_1', 'q5_k', 'iq4_nl', 'int8', 'int4_g32', 'int4_g64', 'int4_g128', 'int4a_g32', 'int4a_g64', 'int4a_g128',
   'nf4', 'nf4_dq', 'fp4', 'llmfp4_e1m2', 'llmfp4_e2m1', 'llmfp4_e3m0', 'fp8_e4m3', 'fp8_e5m2'];
-export const exportNames = ['qm_quant_x', ...TYPES.map((t) => `qm_${t}`)];
+export const exportNames = ['qm_quant_x', ...TYPES.map((t) => `qm_${t}`), ...TILE_TYPES.map((t) => `qm_${t}_gemm`)];
 
 /** Parameter block, i32 fields at these byte offsets (pointers are byte addresses). */
-export const P = { M: 0, N: 4, K: 8, x: 12, xq: 16, xd: 20, xs: 24, w: 28, y: 32, tab: 36, rowBytes: 40, xq8: 44, rowBeg: 48, rowEnd: 52, xp: 56, xm: 60, xg: 64 };
+export const P = { M: 0, N: 4, K: 8, x: 12, xq: 16, xd: 20, xs: 24, w: 28, y: 32, tab: 36, rowBytes: 40, xq8: 44, rowBeg: 48, rowEnd: 52, xp: 56, xm: 60, xg: 64, xt: 68, xt16: 72, tiled: 76 };
 /** Activation rows per weight-unit decode in the GEMM path. */
 export const MT = 4;
 /** Bytes of the parameter block. */
 export const P_BYTES = 128;
-export const constants = { P, P_BYTES, MT, TYPES };
+export const constants = { P, P_BYTES, MT, TYPES, TILE_TYPES, UNIT_BYTES, UNIT16_BYTES };
 
 const FORMAT = {
   q8_0: { values: 32, bytes: 34, units: 1 },
@@ -153,6 +154,28 @@ const sum16 = (v) => {
   return `(i32.add (i32.add (i32x4.extract_lane 0 ${s}) (i32x4.extract_lane 1 ${s})) (i32.add (i32x4.extract_lane 2 ${s}) (i32x4.extract_lane 3 ${s})))`;
 };
 
+/**
+ * With P.tiled, a block of one of the first M & ~3 rows is also written into its group's tile
+ * (qtile.mjs: XT's i8 values, d, Σq, d·Σq, half sums; XT16's i16 values where P.xt16 is not 0).
+ */
+function tileStores() {
+  const at = (o) => `(i32.add ${g('tp')} (i32.add (i32.shl (i32.and ${g('row')} ${i32(3)}) ${i32(2)}) ${i32(o)}))`;
+  const unit = `(i32.add (i32.mul (i32.shr_u ${g('row')} ${i32(2)}) ${g('nbRow')}) (i32.sub ${g('b')} (i32.mul ${g('row')} ${g('nbRow')})))`;
+  return `(local.set $row (i32.div_u ${g('b')} ${g('nbRow')}))
+      (if (i32.lt_u ${g('row')} ${g('M4')}) (then
+        (local.set $tp (i32.add ${g('xt')} (i32.mul ${unit} ${i32(UNIT_BYTES)})))
+        (v128.store (i32.add ${g('tp')} (i32.shl (i32.and ${g('row')} ${i32(3)}) ${i32(5)})) ${g('v0')})
+        (v128.store offset=16 (i32.add ${g('tp')} (i32.shl (i32.and ${g('row')} ${i32(3)}) ${i32(5)})) ${g('v1')})
+        (f32.store ${at(128)} ${g('dd')})
+        (i32.store ${at(144)} ${g('sq')})
+        (f32.store ${at(160)} (f32.mul ${g('dd')} (f32.convert_i32_s ${g('sq')})))
+        (i32.store16 ${at(176)} ${sum16('v0')})
+        (i32.store16 ${at(178)} ${sum16('v1')})
+        (if ${g('xt16')} (then
+          (local.set $tp (i32.add (i32.add ${g('xt16')} (i32.mul ${unit} ${i32(UNIT16_BYTES)})) (i32.shl (i32.and ${g('row')} ${i32(3)}) ${i32(6)})))
+          ${[0, 1, 2, 3].map((k) => `(v128.store offset=${16 * k} ${g('tp')} ${g(`q${k}`)})`).join(' ')}))))`;
+}
+
 /** Activation quantisation: 32 f32 -> 32 i16 in [-127, 127], d and d·Σq. */
 function quantX() {
   const loads = Array.from({ length: 8 }, (_, i) => set(`v${i}`, `(v128.load offset=${16 * i} ${g('x')})`)).join('\n      ');
@@ -164,6 +187,7 @@ function quantX() {
     (local $b i32) (local $end i32) (local $n i32) (local $x i32) (local $q i32) (local $d i32) (local $s i32) (local $q8 i32)
     ${Array.from({ length: 8 }, (_, i) => `(local $v${i} v128)`).join(' ')} (local $m v128) (local $ids v128)
     (local $q0 v128) (local $q1 v128) (local $q2 v128) (local $q3 v128) (local $am f32) (local $dd f32) (local $sum v128) (local $xp i32) (local $xm i32) (local $xg i32)
+    (local $sq i32) (local $nbRow i32) (local $M4 i32) (local $row i32) (local $tp i32) (local $xt i32) (local $xt16 i32)
     (local.set $n (i32.div_u (i32.mul (i32.load offset=${P.M} ${g('p')}) (i32.load offset=${P.K} ${g('p')})) ${i32(32)}))
     (local.set $b (i32.div_u (i32.mul ${g('n')} ${g('task')}) ${g('nTasks')}))
     (local.set $end (i32.div_u (i32.mul ${g('n')} (i32.add ${g('task')} ${i32(1)})) ${g('nTasks')}))
@@ -175,6 +199,9 @@ function quantX() {
     (local.set $xp (i32.add (i32.load offset=${P.xp} ${g('p')}) (i32.shl ${g('b')} ${i32(5)})))
     (local.set $xm (i32.add (i32.load offset=${P.xm} ${g('p')}) (i32.shl ${g('b')} ${i32(4)})))
     (local.set $xg (i32.add (i32.load offset=${P.xg} ${g('p')}) (i32.shl ${g('b')} ${i32(2)})))
+    (local.set $nbRow (i32.shr_u (i32.load offset=${P.K} ${g('p')}) ${i32(5)}))
+    (local.set $M4 (select (i32.and (i32.load offset=${P.M} ${g('p')}) ${i32(-4)}) ${i32(0)} (i32.load offset=${P.tiled} ${g('p')})))
+    (local.set $xt (i32.load offset=${P.xt} ${g('p')})) (local.set $xt16 (i32.load offset=${P.xt16} ${g('p')}))
     (block $done (loop $blocks
       (br_if $done (i32.ge_u ${g('b')} ${g('end')}))
       ${loads}
@@ -196,8 +223,10 @@ function quantX() {
       (i32.store16 ${g('xg')} ${sum16('v0')})
       (i32.store16 offset=2 ${g('xg')} ${sum16('v1')})
       (f32.store ${g('d')} ${g('dd')})
-      (f32.store ${g('s')} (f32.mul ${g('dd')} (f32.convert_i32_s (i32.add (i32.add (i32x4.extract_lane 0 ${g('sum')}) (i32x4.extract_lane 1 ${g('sum')}))
-                                                                  (i32.add (i32x4.extract_lane 2 ${g('sum')}) (i32x4.extract_lane 3 ${g('sum')}))))))
+      (local.set $sq (i32.add (i32.add (i32x4.extract_lane 0 ${g('sum')}) (i32x4.extract_lane 1 ${g('sum')}))
+                              (i32.add (i32x4.extract_lane 2 ${g('sum')}) (i32x4.extract_lane 3 ${g('sum')}))))
+      (f32.store ${g('s')} (f32.mul ${g('dd')} (f32.convert_i32_s ${g('sq')})))
+      ${tileStores()}
       (local.set $x (i32.add ${g('x')} ${i32(128)}))
       (local.set $q (i32.add ${g('q')} ${i32(64)}))
       (local.set $q8 (i32.add ${g('q8')} ${i32(32)}))
@@ -644,6 +673,7 @@ export function generate({ relaxed }) {
     if (pair) out.push(pairKernel(t, madd, relaxed));
     if (decode) out.push(decode.fn(madd));
     out.push(entry(t, pair, decode));
+    if (TILE_TYPES.includes(t)) out.push(tileEntry(t, P, FORMAT[t].values, relaxed, madd));
   }
   for (const e of exportNames) out.push(`  (export "${e}" (func $${e}))`);
   out.push(')');

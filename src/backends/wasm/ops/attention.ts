@@ -170,20 +170,23 @@ function runFused(rt: WasmRuntime, op: AttentionOp, q: View, k: View, v: View, y
   const scratch = rt.scratch('attn.scores', Math.max(64, stride * threads));
   const prm = rt.scratch('attn.params', A.BYTES);
   const P = new Int32Array(rt.memory.bytes().buffer, prm, A.BYTES / 4);
-  const put = (field: keyof typeof A, x: number) => { P[A[field] / 4] = x; };
-  put('B', B); put('HQ', HQ); put('G', HQ / HKV); put('TQ', TQ); put('TK', TK); put('D', D); put('DV', DV);
-  const views: [View, 'q' | 'k' | 'v' | 'y'][] = [[q, 'q'], [k, 'k'], [v, 'v'], [y, 'y']];
-  for (const [t, n] of views) {
-    put(n, addr(rt, t));
-    put(`${n}sb`, t.strides[0]!); put(`${n}sh`, t.strides[1]!); put(`${n}st`, t.strides[2]!);
-  }
-  put('probs', p ? addr(rt, p) : 0);
-  put('mask', mask ? addr(rt, mask) : 0);
-  put('causal', op.causal ? 1 : 0);
-  put('scaleBits', f32Bits(op.scale));
-  put('scratch', scratch);
-  put('scratchStride', stride);
+  // field offsets read from the constants directly (no per-call key strings: this runs every layer of every decode step)
+  P[A.B / 4] = B; P[A.HQ / 4] = HQ; P[A.G / 4] = HQ / HKV; P[A.TQ / 4] = TQ; P[A.TK / 4] = TK; P[A.D / 4] = D; P[A.DV / 4] = DV;
+  const operand = (t: View, at: number, sb: number, sh: number, st: number) => {
+    P[at / 4] = addr(rt, t);
+    P[sb / 4] = t.strides[0]!; P[sh / 4] = t.strides[1]!; P[st / 4] = t.strides[2]!;
+  };
+  operand(q, A.q, A.qsb, A.qsh, A.qst);
+  operand(k, A.k, A.ksb, A.ksh, A.kst);
+  operand(v, A.v, A.vsb, A.vsh, A.vst);
+  operand(y, A.y, A.ysb, A.ysh, A.yst);
+  P[A.probs / 4] = p ? addr(rt, p) : 0;
+  P[A.mask / 4] = mask ? addr(rt, mask) : 0;
+  P[A.causal / 4] = op.causal ? 1 : 0;
+  P[A.scaleBits / 4] = f32Bits(op.scale);
+  P[A.scratch / 4] = scratch;
+  P[A.scratchStride / 4] = stride;
   // large caches are cold in decode (the weights streamed since evicted them): touch them first
-  put('touch', B * HKV * TK * (D + DV) * 4 >= TOUCH_MIN_BYTES ? 1 : 0);
+  P[A.touch / 4] = B * HKV * TK * (D + DV) * 4 >= TOUCH_MIN_BYTES ? 1 : 0;
   rt.pool.run('nm_attn_rows', [prm], threads);
 }

@@ -79,7 +79,10 @@ export function planRows(rt: WasmRuntime, shape: readonly number[], views: reado
   const sizes = views.map(elemBytes);
   // merged dims, outermost first: [size, stride per operand]
   const dims: { n: number; s: number[] }[] = [];
-  for (let d = shape.length - 1; d >= 0; d--) {
+  // every operand contiguous (the usual case in decode: one row, no merging to do)
+  const flat = views.every(isContiguous);
+  if (flat && shape.length > 0) dims.push({ n: numel(shape), s: views.map(() => 1) });
+  else for (let d = shape.length - 1; d >= 0; d--) {
     const n = shape[d]!;
     if (n === 1) continue;
     const s = views.map((v) => v.strides[d]!);
