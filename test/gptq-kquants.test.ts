@@ -214,3 +214,81 @@ describe('K-quant writers', () => {
     expect(q4KmTypes([...names, 'output.weight'])('token_embd.weight')).toBeUndefined();
   });
 });
+
+describe('actlab quantize --type q4_k_m --method', () => {
+  // A passage in the model's 65-character vocabulary (calibration and evaluation text).
+  const PASSAGE = `First Citizen:
+Before we proceed any further, hear me speak.
+
+All:
+Speak, speak.
+
+First Citizen:
+You are all resolved rather to die than to famish?
+
+All:
+Resolved. resolved.
+
+First Citizen:
+First, you know Caius Marcius is chief enemy to the people.
+
+All:
+We know't, we know't.
+
+First Citizen:
+Let us kill him, and we'll have corn at our own price.
+Is't a verdict?
+`;
+
+  it('writes every K-quant matrix of shakespeare-char-256 from calibration, with the types of Q4_K_M, and the file runs', async () => {
+    const { mkdtemp, rm, writeFile } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { quantizeCommand } = await import('../src/cli/quantize.js');
+    const al = await import('../src/index.js');
+    const dir = await mkdtemp(join(tmpdir(), 'actlab-q4km-'));
+    try {
+      const calib = join(dir, 'calib.txt');
+      await writeFile(calib, PASSAGE.repeat(2));
+      const model = new URL('../models/shakespeare-char-256', import.meta.url).pathname;
+      const out = join(dir, 'q4km.gguf');
+      const logs: string[] = [];
+      const log = console.log;
+      console.log = (s: string) => logs.push(s);
+      try {
+        await quantizeCommand({ model, type: 'q4_k_m', method: 'imatrix', calib, calibTokens: 512, out, json: true });
+      } finally {
+        console.log = log;
+      }
+      const summary = JSON.parse(logs.at(-1)!);
+      console.log(JSON.stringify(summary));
+      expect(summary.tensors).toEqual({ F32: 35, Q6_K: 5, Q4_K: 12 });
+      expect(summary.calibrated).toBe(17);
+      await expect(quantizeCommand({ model, type: 'q4_k_m', method: 'gptq', out })).rejects.toThrow(/--method gptq needs calibration text/);
+      await expect(quantizeCommand({ model, type: 'q4_k_m', method: 'awq', calib, out })).rejects.toThrow(/--method: 'awq' is not rtn, imatrix or gptq/);
+      const q = await al.loadModel(out, { backend: 'js' });
+      const f = await al.loadModel(model, { backend: 'js' });
+      const ids = f.tokenizer!.encode(PASSAGE).slice(0, 96);
+      const input = al.tensor(ids, [1, ids.length], 'i32', { backend: f.model.backend });
+      const logits = [q.model.forward(input), f.model.forward(input)]; // [1, pos, vocab]
+      const [lq, lf] = (await Promise.all(logits.map((l) => l.data()))) as Float32Array[] as [Float32Array, Float32Array];
+      for (const l of logits) l.dispose();
+      const V = lf.length / ids.length;
+      let kl = 0;
+      for (let t = 0; t < ids.length; t++) {
+        const lse = (l: Float32Array) => { let m = -Infinity; for (let i = 0; i < V; i++) m = Math.max(m, l[t * V + i]!); let s = 0; for (let i = 0; i < V; i++) s += Math.exp(l[t * V + i]! - m); return m + Math.log(s); };
+        const a = lse(lf), b = lse(lq);
+        for (let i = 0; i < V; i++) { const p = Math.exp(lf[t * V + i]! - a); kl += p * ((lf[t * V + i]! - a) - (lq[t * V + i]! - b)); }
+      }
+      kl /= ids.length;
+      console.log(`q4_k_m imatrix vs f16 model: mean KL ${kl.toExponential(3)} over ${ids.length} positions`);
+      expect(kl).toBeGreaterThan(0);
+      expect(kl).toBeLessThan(0.02);
+      input.dispose();
+      q.model.dispose();
+      f.model.dispose();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 240_000);
+});
