@@ -2,8 +2,9 @@
 // optimal-brain-quantization update (explicit inverse of the remaining Hessian at every column),
 // GPTQ on Q4_K/Q5_K/Q6_K grids against round-to-nearest (its layer-output error is no larger, it
 // equals the importance-weighted rounding when the Hessian is diagonal, it keeps weights already
-// on the grid), the written blocks against their GGML decode, the Q5_K reference quantiser, and
-// the Q4_K_M tensor types.
+// on the grid), the written blocks against their GGML decode, the Q5_K reference quantiser, the
+// Q4_K_M tensor types, and `actlab quantize --type q4_k_m --method imatrix` on
+// models/shakespeare-char-256 (every K-quant matrix calibrated, the file loads, KL to f16 small).
 import { describe, expect, it } from 'vitest';
 import { dequantizeGgml } from '../src/formats/gguf-quants.js';
 import { quantizeQ4K, quantizeQ5K, quantizeQ6K } from '../src/formats/gguf-kquants.js';
