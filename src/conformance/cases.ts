@@ -343,6 +343,10 @@ function* quantVariants(): Generator<Variant> {
         op: 'qlinear', label: `qlinear ${type} M=${M} N=${N} K=${K} ${act ?? 'no activation'}`,
         inputs: [f([M, K]), f([N * quantRowBytes(type, K)], 'u8', { fill: type, cols: K }), f([N])], budget: QMATMUL_BUDGET,
         run: ([x, r, b]) => [ops.qlinear(x!, new QuantizedTensor(r!.share(), type, [N, K]), b!, act ?? undefined)],
+        // the gradient is qmatmul's, add's and the activation's (each checked by finite differences
+        // in its own cases); through a K = 512 f32 product the differences are rounding-bound at
+        // about the 1% tolerance (q6_k: 1.05%), so here only the backends' gradients are compared
+        finiteDifferences: false,
       };
     }
   }
