@@ -7,11 +7,13 @@
 // validates. Dropout is applied where nanoGPT applies it, through hooks: the embedding sum
 // (blocks.0.hook_resid_pre), the attention pattern, and each attention and MLP output.
 // The run is split into chunks of `--eval-every` steps, each resumed from the previous
-// checkpoint; after each chunk the validation loss over all non-overlapping 256-character
+// checkpoint; after each chunk the validation loss over all non-overlapping context-length
 // windows of the validation text is logged (nanoGPT samples 200 random batches instead).
 // Usage: node dist/bench/shakespeare-char.js --data DIR(with input.txt) --out DIR [--backend webgpu]
 //   [--steps 5000] [--until N] [--budget-s S] [--eval-every 250] [--dropout 0.2] [--seed 1337]
 //   [--time-steps N: only time N steps (no checkpoints) and print ms/step] [--batch 64] [--val-batches N] (smaller: smoke tests)
+//   [--layers 6] [--heads 6] [--d-model 384] [--d-ff 4·d_model] [--context 256] [--lr 1e-3] [--min-lr 1e-4] [--warmup 100]
+//   (other sizes of the same recipe: models/shakespeare-char-256 is --layers 4 --heads 4 --d-model 256 --context 128)
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import '../src/backends/index.js';
@@ -46,10 +48,14 @@ const timeSteps = Number(opt('time-steps', '0'));
 const attnPath = opt('attn', 'explicit');
 const B = Number(opt('batch', '64'));
 const valBatches = Number(opt('val-batches', 'Infinity'));
-const T = 256;
-const L = 6;
-const H = 6;
-const D = 384;
+const T = Number(opt('context', '256'));
+const L = Number(opt('layers', '6'));
+const H = Number(opt('heads', '6'));
+const D = Number(opt('d-model', '384'));
+const F = Number(opt('d-ff', String(4 * D)));
+const lr = Number(opt('lr', '1e-3'));
+const minLr = Number(opt('min-lr', '1e-4'));
+const warmup = Number(opt('warmup', '100'));
 
 // nanoGPT's data/shakespeare_char/prepare.py: sorted characters, 90/10 split.
 const text = readFileSync(join(dataDir, 'input.txt'), 'utf8');
@@ -75,7 +81,7 @@ function windows(src: Uint8Array): ArrayLike<number>[] {
 
 const config = {
   model_type: 'gpt2', architectures: ['GPT2LMHeadModel'], vocab_size: chars.length, n_positions: T, n_ctx: T, n_embd: D, n_layer: L, n_head: H,
-  activation_function: 'gelu_new', layer_norm_epsilon: 1e-5, tie_word_embeddings: true,
+  activation_function: 'gelu_new', layer_norm_epsilon: 1e-5, tie_word_embeddings: true, ...(F !== 4 * D ? { n_inner: F } : {}),
 };
 
 /** nanoGPT's initialisation: N(0, 0.02) weights and embeddings, N(0, 0.02/sqrt(2L)) output projections, zero biases, unit LayerNorm weights. */
@@ -99,8 +105,8 @@ function initModel(backend: Backend): CausalLM {
     conv(`h.${i}.attn.c_attn`, D, 3 * D, 0.02);
     conv(`h.${i}.attn.c_proj`, D, D, projStd);
     ln(`h.${i}.ln_2`);
-    conv(`h.${i}.mlp.c_fc`, D, 4 * D, 0.02);
-    conv(`h.${i}.mlp.c_proj`, 4 * D, D, projStd);
+    conv(`h.${i}.mlp.c_fc`, D, F, 0.02);
+    conv(`h.${i}.mlp.c_proj`, F, D, projStd);
   }
   ln('ln_f');
   return new Gpt2(config, new WeightMap(m, 'shakespeare-char (fresh)'), backend);
@@ -144,7 +150,7 @@ const nParams = [...model.parameters().values()].reduce((a, t) => a + t.size, 0)
 console.log(`model: ${nParams} parameters (${(nParams / 1e6).toFixed(2)}M), backend ${backendName}`);
 const data = windows(trainIds);
 const common = {
-  steps, batchSize: B, lr: 1e-3, minLr: 1e-4, warmupSteps: 100, optimizer: 'adamw' as const, betas: [0.9, 0.99] as [number, number],
+  steps, batchSize: B, lr, minLr, warmupSteps: warmup, optimizer: 'adamw' as const, betas: [0.9, 0.99] as [number, number],
   weightDecay: 0.1, clip: 1.0, seed, config,
 };
 const hooks = pDrop > 0 ? dropoutHooks(pDrop) : [];

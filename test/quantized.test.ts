@@ -193,7 +193,7 @@ describe('actlab quantize', () => {
     m.model.dispose();
     r = await capture(['quantize', '--model', src, '--type', 'q7_1', '--out', join(tmp, 'x.gguf')]);
     expect(r.code).toBe(1);
-    expect(r.err).toMatch(/--type: unknown type 'q7_1' \(actlab writes q8_0, q4_0, q4_k, q6_k/);
+    expect(r.err).toMatch(/--type: unknown type 'q7_1' \(actlab writes q8_0, q4_0, q4_k, q5_k, q6_k/);
     r = await capture(['quantize', '--model', src, '--type', 'q4_k', '--on-indivisible', 'error', '--out', join(tmp, 'y.gguf')]);
     expect(r.code).toBe(1);
     expect(r.err).toMatch(/tensor '[a-z_.0-9]+' \[\d+, 64\]: rows of 64 values are not a whole number of Q4_K blocks of 256/);

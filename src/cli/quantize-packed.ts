@@ -50,7 +50,7 @@ export interface PackedQuantizeArgs {
 }
 
 /** Calibration token ids from --calib (the first `max` tokens of the text). */
-async function calibIds(a: PackedQuantizeArgs, need: number, what: string): Promise<{ ids: number[]; loaded: Awaited<ReturnType<typeof loadModel>> }> {
+export async function calibIds(a: PackedQuantizeArgs, need: number, what: string): Promise<{ ids: number[]; loaded: Awaited<ReturnType<typeof loadModel>> }> {
   if (!a.calib) throw new Error(`${what} needs calibration text: pass --calib FILE (at least ${need} tokens)`);
   let text: string;
   try {

@@ -32,6 +32,17 @@ export interface ConvertOptions {
   onEncoded?: (ggufName: string, type: GgmlTypeName) => void;
   /** Extra metadata (tokenizer.ggml.*, general.name, ...). */
   metadata?: Record<string, GgufWriteValue>;
+  /** Writes a tensor's bytes itself (a calibrated quantiser), or undefined for the reference encoding of its type. */
+  encode?: (t: EncodeRequest) => Uint8Array | undefined;
+}
+
+/** A tensor about to be encoded: its GGUF name, HF sources, GGUF shape ([rows, cols]: cols are the inputs), type and values. */
+export interface EncodeRequest {
+  name: string;
+  sources: readonly string[];
+  shape: readonly number[];
+  type: GgmlTypeName;
+  values: Float32Array;
 }
 
 /** The type llama.cpp's converter gives a tensor of `shape` named `name` when asked for `want`. */
@@ -59,7 +70,7 @@ export async function convertToGguf(
     }
     let data: Uint8Array;
     try {
-      data = encodeGgml(values, type);
+      data = opts.encode?.({ name: t.gguf, sources: t.sources, shape, type, values }) ?? encodeGgml(values, type);
     } catch (e) {
       throw new Error(`GGUF conversion: tensor '${t.gguf}' (from ${t.sources.join(', ')}): ${(e as Error).message}`);
     }

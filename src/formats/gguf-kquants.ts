@@ -1,7 +1,7 @@
-// The reference quantisers of GGML's K-quants, as ggml-quants.c's quantize_row_q4_K_ref and
-// quantize_row_q6_K_ref compute them (no importance matrix): Q4_K fits each 32-value sub-block
-// with a scale and a min by a weighted least-squares search (make_qkx2_quants: weights
-// rms(x) + |x|, 20 trial steps), then stores both on 6 bits against an f16 super-block scale;
+// The reference quantisers of GGML's K-quants, as ggml-quants.c's quantize_row_q4_K_ref,
+// quantize_row_q5_K_ref and quantize_row_q6_K_ref compute them (no importance matrix): Q4_K and
+// Q5_K fit each 32-value sub-block with a scale and a min by a weighted least-squares search
+// (make_qkx2_quants: weights rms(x) + |x|), then store both on 6 bits against f16 super-block scales;
 // Q6_K fits each 16 values with a signed scale (make_qx_quants, weights x²) stored on 8 bits.
 // Arithmetic is rounded to f32 where ggml's is, so files agree with llama-quantize's up to ties.
 // The block layouts are those gguf-quants.ts decodes.
@@ -127,9 +127,59 @@ function check(x: ArrayLike<number>, type: string): Float32Array {
 
 /** quantize_row_q4_K_ref: 144-byte super-blocks [f16 d, f16 dmin, 12 bytes of 6-bit scales/mins, 128 bytes of nibbles]. */
 export function quantizeQ4K(values: ArrayLike<number>): Uint8Array {
-  const x = check(values, 'Q4_K');
+  return quantizeK45(check(values, 'Q4_K'), 4);
+}
+
+/** quantize_row_q5_K_ref: 176-byte super-blocks [f16 d, f16 dmin, 12 bytes of 6-bit scales/mins, 32 bytes of fifth bits, 128 bytes of nibbles]. */
+export function quantizeQ5K(values: ArrayLike<number>): Uint8Array {
+  return quantizeK45(check(values, 'Q5_K'), 5);
+}
+
+/** Packs the 6-bit scale and min of sub-block j into Q4_K/Q5_K's 12 scale bytes (ggml's layout, the inverse of get_scale_min_k4). */
+export function packScaleMinK4(sc: Uint8Array, j: number, ls: number, lm: number): void {
+  if (j < 4) {
+    sc[j] = ls;
+    sc[j + 4] = lm;
+  } else {
+    sc[j + 4] = (ls & 0xf) | ((lm & 0xf) << 4);
+    sc[j - 4]! |= (ls >> 4) << 6;
+    sc[j]! |= (lm >> 4) << 6;
+  }
+}
+
+/** get_scale_min_k4: the 6-bit scale and min of sub-block j from the 12 scale bytes. */
+export function scaleMinK4(sc: Uint8Array, j: number): [number, number] {
+  return j < 4 ? [sc[j]! & 63, sc[j + 4]! & 63] : [(sc[j + 4]! & 0xf) | ((sc[j - 4]! >> 6) << 4), (sc[j + 4]! >> 4) | ((sc[j]! >> 6) << 4)];
+}
+
+/** Writes 256 levels (0..15 or 0..31) into the quant bytes of a Q4_K (bits 4) or Q5_K (bits 5) super-block at `o`. */
+export function packLevelsK45(out: Uint8Array, o: number, L: ArrayLike<number>, bits: 4 | 5): void {
+  if (bits === 4) {
+    for (let j = 0, q = o + 16; j < QK_K; j += 64, q += 32) {
+      for (let l = 0; l < 32; l++) out[q + l] = L[j + l]! | (L[j + l + 32]! << 4);
+    }
+    return;
+  }
+  const qh = o + 16;
+  out.fill(0, qh, qh + 32);
+  for (let n = 0, ql = o + 48, m1 = 1, m2 = 2; n < QK_K; n += 64, ql += 32, m1 <<= 2, m2 <<= 2) {
+    for (let j = 0; j < 32; j++) {
+      let l1 = L[n + j]!;
+      if (l1 > 15) { l1 -= 16; out[qh + j]! |= m1; }
+      let l2 = L[n + j + 32]!;
+      if (l2 > 15) { l2 -= 16; out[qh + j]! |= m2; }
+      out[ql + j] = l1 | (l2 << 4);
+    }
+  }
+}
+
+function quantizeK45(x: Float32Array, bits: 4 | 5): Uint8Array {
+  const nmax = bits === 4 ? 15 : 31;
+  const bytes = bits === 4 ? 144 : 176;
+  // make_qkx2_quants' search: Q4_K tries 21 steps from -1 by 0.1, Q5_K 16 steps from -0.5 by 0.1
+  const [rmin, rdelta, nstep] = bits === 4 ? [-1, 0.1, 20] : [-0.5, 0.1, 15];
   const nb = x.length / QK_K;
-  const out = new Uint8Array(nb * 144);
+  const out = new Uint8Array(nb * bytes);
   const L = new Uint8Array(QK_K);
   const aux = new Uint8Array(32);
   const w = new Float32Array(32);
@@ -137,7 +187,7 @@ export function quantizeQ4K(values: ArrayLike<number>): Uint8Array {
   const mins = new Float32Array(8);
   for (let i = 0; i < nb; i++) {
     const xo = i * QK_K;
-    const o = i * 144;
+    const o = i * bytes;
     let maxScale = 0;
     let maxMin = 0;
     for (let j = 0; j < 8; j++) {
@@ -145,7 +195,7 @@ export function quantizeQ4K(values: ArrayLike<number>): Uint8Array {
       for (let l = 0; l < 32; l++) sumX2 = fr(sumX2 + fr(x[xo + 32 * j + l]! * x[xo + 32 * j + l]!));
       const av = fr(Math.sqrt(fr(sumX2 / 32)));
       for (let l = 0; l < 32; l++) w[l] = fr(av + Math.abs(x[xo + 32 * j + l]!));
-      [scales[j], mins[j]] = makeQkx2(x, xo + 32 * j, 32, 15, w, L, 32 * j, aux, -1, 0.1, 20);
+      [scales[j], mins[j]] = makeQkx2(x, xo + 32 * j, 32, nmax, w, L, 32 * j, aux, rmin, rdelta, nstep);
       if (scales[j]! > maxScale) maxScale = scales[j]!;
       if (mins[j]! > maxMin) maxMin = mins[j]!;
     }
@@ -153,31 +203,20 @@ export function quantizeQ4K(values: ArrayLike<number>): Uint8Array {
     const invMin = maxMin > 0 ? fr(63 / maxMin) : 0;
     const sc = out.subarray(o + 4, o + 16);
     for (let j = 0; j < 8; j++) {
-      const ls = Math.min(63, nearestInt(fr(invScale * scales[j]!)));
-      const lm = Math.min(63, nearestInt(fr(invMin * mins[j]!)));
-      if (j < 4) {
-        sc[j] = ls;
-        sc[j + 4] = lm;
-      } else {
-        sc[j + 4] = (ls & 0xf) | ((lm & 0xf) << 4);
-        sc[j - 4]! |= (ls >> 4) << 6;
-        sc[j]! |= (lm >> 4) << 6;
-      }
+      packScaleMinK4(sc, j, Math.min(63, nearestInt(fr(invScale * scales[j]!))), Math.min(63, nearestInt(fr(invMin * mins[j]!))));
     }
     const dh = f16(fr(maxScale / 63));
     const mh = f16(fr(maxMin / 63));
     out[o] = dh & 0xff; out[o + 1] = dh >> 8;
     out[o + 2] = mh & 0xff; out[o + 3] = mh >> 8;
     for (let j = 0; j < 8; j++) {
-      const [s, m] = j < 4 ? [sc[j]! & 63, sc[j + 4]! & 63] : [(sc[j + 4]! & 0xf) | ((sc[j - 4]! >> 6) << 4), (sc[j + 4]! >> 4) | ((sc[j]! >> 6) << 4)];
+      const [s, m] = scaleMinK4(sc, j);
       const d = fr(f16v(dh) * s);
       if (!d) continue;
       const dm = fr(f16v(mh) * m);
-      for (let ii = 0; ii < 32; ii++) L[32 * j + ii] = Math.max(0, Math.min(15, nearestInt(fr(fr(x[xo + 32 * j + ii]! + dm) / d))));
+      for (let ii = 0; ii < 32; ii++) L[32 * j + ii] = Math.max(0, Math.min(nmax, nearestInt(fr(fr(x[xo + 32 * j + ii]! + dm) / d))));
     }
-    for (let j = 0, q = o + 16; j < QK_K; j += 64, q += 32) {
-      for (let l = 0; l < 32; l++) out[q + l] = L[j + l]! | (L[j + l + 32]! << 4);
-    }
+    packLevelsK45(out, o, L, bits);
   }
   return out;
 }
@@ -209,14 +248,19 @@ export function quantizeQ6K(values: ArrayLike<number>): Uint8Array {
       if (!d) continue;
       for (let ii = 0; ii < 16; ii++) L[16 * j + ii] = Math.max(-32, Math.min(31, nearestInt(fr(x[xo + 16 * j + ii]! / d)))) + 32;
     }
-    for (let j = 0, ql = o, qh = o + 128; j < QK_K; j += 128, ql += 64, qh += 32) {
-      for (let l = 0; l < 32; l++) {
-        const q1 = L[j + l]!, q2 = L[j + l + 32]!, q3 = L[j + l + 64]!, q4 = L[j + l + 96]!;
-        out[ql + l] = (q1 & 0xf) | ((q3 & 0xf) << 4);
-        out[ql + l + 32] = (q2 & 0xf) | ((q4 & 0xf) << 4);
-        out[qh + l] = (q1 >> 4) | ((q2 >> 4) << 2) | ((q3 >> 4) << 4) | ((q4 >> 4) << 6);
-      }
-    }
+    packLevelsQ6K(out, o, L);
   }
   return out;
+}
+
+/** Writes 256 levels (0..63) into the quant bytes (ql, qh) of a Q6_K super-block at `o`. */
+export function packLevelsQ6K(out: Uint8Array, o: number, L: ArrayLike<number>): void {
+  for (let j = 0, ql = o, qh = o + 128; j < QK_K; j += 128, ql += 64, qh += 32) {
+    for (let l = 0; l < 32; l++) {
+      const q1 = L[j + l]!, q2 = L[j + l + 32]!, q3 = L[j + l + 64]!, q4 = L[j + l + 96]!;
+      out[ql + l] = (q1 & 0xf) | ((q3 & 0xf) << 4);
+      out[ql + l + 32] = (q2 & 0xf) | ((q4 & 0xf) << 4);
+      out[qh + l] = (q1 >> 4) | ((q2 >> 4) << 2) | ((q3 >> 4) << 4) | ((q4 >> 4) << 6);
+    }
+  }
 }

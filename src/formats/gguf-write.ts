@@ -5,7 +5,7 @@
 import { writeAtomic, type FileStore } from '../io/file-store.js';
 import { f32ToBf16Bits, f32ToF16Bits } from '../tensor/dtype.js';
 import { GGML_TYPE, ggmlBytes, quantizeQ4_0, quantizeQ8_0, type GgmlTypeName } from './gguf-quants.js';
-import { quantizeQ4K, quantizeQ6K } from './gguf-kquants.js';
+import { quantizeQ4K, quantizeQ5K, quantizeQ6K } from './gguf-kquants.js';
 
 /** GGUF metadata value types (gguf.h `enum gguf_type`). */
 export const GGUF_VALUE = {
@@ -37,7 +37,7 @@ export interface GgufWriteTensor {
 
 const ALIGN = 32;
 
-/** f32 values -> the bytes of `type` (F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K). */
+/** f32 values -> the bytes of `type` (F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K). */
 export function encodeGgml(values: Float32Array, type: GgmlTypeName): Uint8Array {
   if (type !== 'F32' && type !== 'F16' && type !== 'BF16') {
     const bad = values.findIndex((v) => !Number.isFinite(v));
@@ -50,8 +50,9 @@ export function encodeGgml(values: Float32Array, type: GgmlTypeName): Uint8Array
     case 'Q8_0': return quantizeQ8_0(values);
     case 'Q4_0': return quantizeQ4_0(values);
     case 'Q4_K': return quantizeQ4K(values);
+    case 'Q5_K': return quantizeQ5K(values);
     case 'Q6_K': return quantizeQ6K(values);
-    default: throw new Error(`gguf writer: cannot encode ${type} (it writes F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K)`);
+    default: throw new Error(`gguf writer: cannot encode ${type} (it writes F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K)`);
   }
 }
 
