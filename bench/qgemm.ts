@@ -6,7 +6,10 @@
 // are GPT-2 small's prefill products (qkv 2304x768, mlp up 3072x768, mlp down 768x3072).
 // Each variant runs in turn (A B C A B C ...) so that a busy machine slows them alike; prints the
 // median ms per product, GFLOP/s (2·M·N·K over the median) and the process's CPU ms per product.
-// Usage: npm run build && node dist/bench/qgemm.js [--threads 2] [--m 128] [--types q4_0,q8_0] [--shapes qkv] [--runs 15] [--json]
+// At M = 1 (decode) each timed run repeats the product `--reps` times (default 20 there), so that
+// the CPU clock's granularity does not swamp a 0.1 ms product; `--shapes attn-out,unembed` adds
+// decode's other shapes (Q6_K on MLAS is 8-bit codes in blocks of 16: src/io/node/onnx-qgemm.ts).
+// Usage: npm run build && node dist/bench/qgemm.js [--threads 2] [--m 128] [--types q4_0,q8_0] [--shapes qkv] [--runs 15] [--reps 1] [--json]
 import type { OpDesc, QuantType, View } from '../src/tensor/backend.js';
 import { createWasmBackend, type WasmBackend } from '../src/backends/wasm/backend.js';
 import { quantizeQ4_0, quantizeQ8_0 } from '../src/formats/gguf-quants.js';
@@ -19,9 +22,12 @@ const opt = (n: string, d: string) => { const i = args.indexOf(`--${n}`); return
 const threads = Number(opt('threads', '2'));
 const runs = Number(opt('runs', '15'));
 const M = Number(opt('m', '128'));
+const reps = Number(opt('reps', M === 1 ? '20' : '1'));
 const json = args.includes('--json');
 const TYPES = opt('types', 'q8_0,q4_0,q4_k,q6_k').split(',') as QuantType[];
-const SHAPES: [string, number, number][] = [['qkv', 2304, 768], ['mlp up', 3072, 768], ['mlp down', 768, 3072]];
+const SHAPES: [string, number, number][] = [['qkv', 2304, 768], ['mlp up', 3072, 768], ['mlp down', 768, 3072], ['attn out', 768, 768], ['unembed', 50257, 768]];
+/** Shapes run unless --shapes names others (attn out and unembed only when named). */
+const DEFAULT_SHAPES = ['qkv', 'mlp-up', 'mlp-down'];
 
 function view(be: WasmBackend, dtype: View['dtype'], shape: number[], bytes: Uint8Array): View {
   const buf = be.alloc(bytes.byteLength);
@@ -49,10 +55,10 @@ function measure(variants: Variant[]): void {
     for (const v of variants) {
       const c0 = process.cpuUsage();
       const t0 = performance.now();
-      v.run();
-      v.wall.push(performance.now() - t0);
+      for (let r = 0; r < reps; r++) v.run();
+      v.wall.push((performance.now() - t0) / reps);
       const c = process.cpuUsage(c0);
-      v.cpu.push((c.user + c.system) / 1e3);
+      v.cpu.push((c.user + c.system) / 1e3 / reps);
     }
   }
 }
@@ -68,7 +74,7 @@ const rng = new Rng(1);
 interface Row { shape: string; N: number; K: number; M: number; variant: string; ms: number; gflops: number; cpu_ms: number; vs_f32_wasm: number }
 const rows: Row[] = [];
 const only = opt('shapes', '').split(',').filter(Boolean);
-for (const [name, N, K] of SHAPES.filter(([n]) => !only.length || only.includes(n.replace(' ', '-')))) {
+for (const [name, N, K] of SHAPES.filter(([n]) => (only.length ? only : DEFAULT_SHAPES).includes(n.replace(' ', '-')))) {
   const w = Float32Array.from({ length: N * K }, () => rng.normal() * 0.02);
   const xb = new Uint8Array(Float32Array.from({ length: M * K }, () => rng.normal()).buffer);
   const variants: Variant[] = [];
@@ -103,7 +109,7 @@ native.dispose();
 
 if (json) for (const r of rows) console.log(JSON.stringify({ bench: 'qgemm', threads, ...r }));
 else {
-  console.log(`quantized GEMM (M = ${M}) on wasm, ${threads} threads, relaxed SIMD ${wasm.features.relaxed}, ${hasNative ? native.info().nativeGemm : 'no MLAS'}, median of ${runs} interleaved runs`);
+  console.log(`quantized GEMM (M = ${M}) on wasm, ${threads} threads, relaxed SIMD ${wasm.features.relaxed}, ${hasNative ? native.info().nativeGemm : 'no MLAS'}, median of ${runs} interleaved runs${reps > 1 ? ` of ${reps} products` : ''}`);
   console.log('| shape | N x K | variant | ms | GFLOP/s | CPU ms | speed vs f32 wasm |\n|---|---|---|---:|---:|---:|---:|');
   for (const r of rows) console.log(`| ${r.shape} | ${r.N}x${r.K} | ${r.variant} | ${r.ms.toFixed(2)} | ${r.gflops.toFixed(1)} | ${r.cpu_ms.toFixed(2)} | ${r.vs_f32_wasm.toFixed(2)}x |`);
 }

@@ -1,13 +1,15 @@
-// Quantized products on ONNX Runtime's MLAS (MatMulNBits through onnxruntime-node): Q4_0 and Q8_0
-// weights repacked exactly (checked by dequantizing the repacked codes), products against the js
-// reference (dequantize then f32) within qmatmul's budget with the error printed, packed once per
-// weight and again when the weight is written, and decode-sized products left on wasm.
+// Quantized products on ONNX Runtime's MLAS (MatMulNBits through onnxruntime-node): Q4_0, Q8_0 and
+// Q6_K weights repacked exactly (checked by dequantizing the repacked codes), products against the
+// js reference (dequantize then f32) within qmatmul's budget with the error printed, one-row
+// (decode) products native from the policy's size on, qlinear's bias and activation in the native
+// call, packed once per weight and again when the weight is written.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import '../src/backends/index.js';
 import { createJsBackend } from '../src/backends/js/backend.js';
 import { createWasmBackend, type WasmBackend } from '../src/backends/wasm/backend.js';
 import type { NativeGemm, QGemmCall } from '../src/backends/wasm/native-gemm.js';
 import { QMATMUL_BUDGET } from '../src/conformance/cases.js';
+import { quantizeQ6K } from '../src/formats/gguf-kquants.js';
 import { quantizeQ4_0, quantizeQ8_0 } from '../src/formats/gguf-quants.js';
 import { loadNativeGemm } from '../src/io/node/native-gemm.js';
 import { ggmlToNBits } from '../src/io/node/onnx-qgemm.js';
@@ -30,23 +32,29 @@ function nmse(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return e / s;
 }
 
-const encode = (type: QuantType, w: Float32Array) => (type === 'q4_0' ? quantizeQ4_0(w) : quantizeQ8_0(w));
+const encode = (type: QuantType, w: Float32Array) => (type === 'q4_0' ? quantizeQ4_0(w) : type === 'q6_k' ? quantizeQ6K(w) : quantizeQ8_0(w));
 
 describe('MatMulNBits repacking', () => {
-  it('maps Q4_0 and Q8_0 blocks onto codes and scales that dequantize to the same values', () => {
+  it('maps Q4_0, Q8_0 and Q6_K blocks onto codes and scales that dequantize to the same values', () => {
     const js = createJsBackend();
-    const [N, K] = [5, 96];
-    for (const type of ['q4_0', 'q8_0'] as const) {
-      const raw = encode(type, rand(N * K, 7));
+    for (const type of ['q4_0', 'q8_0', 'q6_k'] as const) {
+      const [N, K] = type === 'q6_k' ? [5, 512] : [5, 96];
+      // Q6_K: values of both signs and scales of both signs (each sub-block of 16 its own range)
+      const raw = encode(type, rand(N * K, 7).map((v, i) => v * (1 + ((i >> 4) % 7)) * ((i >> 4) % 3 === 0 ? -1 : 1)));
       const want = dequantize(QuantizedTensor.fromBytes(raw, type, [N, K], js).raw, type, [N, K]).dataSync();
-      const { bits, codes, scales } = ggmlToNBits(type, raw, N, K);
+      const { bits, block, codes, scales } = ggmlToNBits(type, raw, N, K);
+      expect(block).toBe(type === 'q6_k' ? 16 : 32);
       const got = new Float32Array(N * K);
       for (let e = 0; e < N * K; e++) {
         const code = bits === 4 ? (codes[e >> 1]! >> (4 * (e & 1))) & 15 : codes[e]!;
-        got[e] = (code - (bits === 4 ? 8 : 128)) * scales[Math.floor(e / 32)]!;
+        got[e] = Math.fround((code - (bits === 4 ? 8 : 128)) * scales[Math.floor(e / block)]!);
       }
+      let worst = 0;
+      for (let e = 0; e < N * K; e++) worst = Math.max(worst, Math.abs(got[e]! - want[e]!));
+      console.log(`${type} as MatMulNBits (${bits} bits, blocks of ${block}): max |dequantized - ggml's values| ${worst}`);
       expect(Array.from(got)).toEqual(Array.from(want));
     }
+    expect(() => ggmlToNBits('q6_k', new Uint8Array(210), 1, 128)).toThrow(/K = 128 is not a multiple of the block size 256/);
     expect(() => ggmlToNBits('q4_k', new Uint8Array(144), 1, 256)).toThrow(/no exact mapping for q4_k/);
     expect(() => ggmlToNBits('q4_0', new Uint8Array(17), 1, 32)).toThrow(/q4_0 \[1, 32\] needs 18 bytes, got 17/);
   });
@@ -62,13 +70,13 @@ describe.skipIf(!available)('quantized products on MLAS (onnxruntime-node MatMul
     // counts the quantized products it is given
     gemm = Object.assign(Object.create(inner) as NativeGemm, { qgemm: (c: QGemmCall) => { calls++; inner.qgemm!(c); } });
     // small products native too (the default policy keeps those under 2M multiply-adds on wasm)
-    be = await createWasmBackend({ threads: 2, nativeGemm: gemm, nativeGemmPolicy: { minMacs: 0 } });
+    be = await createWasmBackend({ threads: 2, nativeGemm: gemm, nativeGemmPolicy: { minQuantMacs: 0 } });
     js = createJsBackend();
   });
   afterAll(() => { be.dispose(); });
 
-  for (const type of ['q4_0', 'q8_0'] as const) {
-    it(`${type}: prefill-sized products run natively within qmatmul's budget of the js reference; decode stays on wasm`, () => {
+  for (const type of ['q4_0', 'q8_0', 'q6_k'] as const) {
+    it(`${type}: prefill and decode products run natively within qmatmul's budget of the js reference`, () => {
       const [N, K] = [72, 256];
       const raw = encode(type, rand(N * K, 11));
       const wq = QuantizedTensor.fromBytes(raw, type, [N, K], be);
@@ -79,11 +87,11 @@ describe.skipIf(!available)('quantized products on MLAS (onnxruntime-node MatMul
         const x = tensor(X, [M, K], 'f32', { backend: be });
         const y = qmatmul(x, wq);
         const got = y.dataSync();
-        expect(calls).toBe(before + (M >= 4 ? 1 : 0));
+        expect(calls).toBe(before + 1);
         const ref = qmatmul(tensor(X, [M, K], 'f32', { backend: js }), QuantizedTensor.fromBytes(raw, type, [N, K], js)).dataSync();
         const { scheme } = q8ActivationMatmul(X, wf, M, N, K);
         const err = nmse(got, ref);
-        console.log(`${M >= 4 ? 'MLAS MatMulNBits' : 'wasm'} ${type} [${M}, ${N}, ${K}]: NMSE vs dequantize-then-f32 ${err.toExponential(2)} (budget ${QMATMUL_BUDGET}), vs ggml's 8-bit activation scheme ${nmse(got, scheme).toExponential(2)}`);
+        console.log(`MLAS MatMulNBits ${type} [${M}, ${N}, ${K}]: NMSE vs dequantize-then-f32 ${err.toExponential(2)} (budget ${QMATMUL_BUDGET}), vs ggml's 8-bit activation scheme ${nmse(got, scheme).toExponential(2)}`);
         expect(err).toBeLessThan(QMATMUL_BUDGET);
         x.dispose();
         y.dispose();
@@ -92,23 +100,45 @@ describe.skipIf(!available)('quantized products on MLAS (onnxruntime-node MatMul
     });
   }
 
-  it('qlinear (product, bias and activation in one op) takes the native product and equals qmatmul, add and GELU', () => {
-    const [N, K, M] = [48, 128, 9];
-    const raw = quantizeQ4_0(rand(N * K, 31));
-    const wq = QuantizedTensor.fromBytes(raw, 'q4_0', [N, K], be);
-    const x = tensor(rand(M * K, 32), [M, K], 'f32', { backend: be });
-    const bias = tensor(rand(N, 33), [N], 'f32', { backend: be });
-    const before = calls;
-    const fused = qlinear(x, wq, bias, 'gelu_tanh').dataSync();
-    expect(calls).toBe(before + 1);
-    const y = qmatmul(x, wq);
-    const z = add(y, bias);
-    const want = unary('gelu_tanh', z).dataSync();
-    let worst = 0;
-    for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(fused[i]! - want[i]!));
-    console.log(`qlinear q4_0 [${M}, ${N}, ${K}] gelu on MLAS vs qmatmul + add + gelu: max |diff| ${worst}`);
-    expect(worst).toBe(0);
-    for (const t of [wq, x, bias, y, z]) t.dispose();
+  for (const [type, M, act] of [['q4_0', 9, 'gelu_tanh'], ['q8_0', 1, 'gelu_tanh'], ['q6_k', 1, undefined]] as const) {
+    it(`qlinear ${type} at M = ${M} (product, bias${act ? ' and GELU' : ''} in one native call) equals qmatmul, add${act ? ' and GELU' : ''}`, () => {
+      const [N, K] = [48, 256];
+      const raw = encode(type, rand(N * K, 31));
+      const wq = QuantizedTensor.fromBytes(raw, type, [N, K], be);
+      const x = tensor(rand(M * K, 32), [M, K], 'f32', { backend: be });
+      const bias = tensor(rand(N, 33), [N], 'f32', { backend: be });
+      const before = calls;
+      const fused = qlinear(x, wq, bias, act).dataSync();
+      expect(calls).toBe(before + 1);
+      const y = qmatmul(x, wq);
+      const z = add(y, bias);
+      const w = act ? unary(act, z) : z;
+      const want = w.dataSync();
+      let worst = 0;
+      let scale = 0;
+      for (let i = 0; i < want.length; i++) { worst = Math.max(worst, Math.abs(fused[i]! - want[i]!)); scale = Math.max(scale, Math.abs(want[i]!)); }
+      console.log(`qlinear ${type} [${M}, ${N}, ${K}]${act ? ' gelu' : ''} in one MLAS call vs qmatmul + add${act ? ' + gelu' : ''}: max |diff| ${worst.toExponential(2)} (max |y| ${scale.toFixed(2)})`);
+      // the same product; the bias added (and FastGelu's tanh taken) in ORT: f32 rounding apart
+      expect(worst).toBeLessThan(1e-5 * Math.max(1, scale));
+      for (const t of new Set([wq, x, bias, y, z, w])) t.dispose();
+    });
+  }
+
+  it('the default policy sends one-row products from 1M multiply-adds to MLAS and leaves smaller ones on wasm', async () => {
+    const def = await createWasmBackend({ threads: 2, nativeGemm: gemm });
+    try {
+      for (const [N, K, native] of [[1024, 1024, true], [512, 1024, false]] as const) {
+        const wq = QuantizedTensor.fromBytes(quantizeQ8_0(rand(N * K, 41)), 'q8_0', [N, K], def);
+        const x = tensor(rand(K, 42), [1, K], 'f32', { backend: def });
+        const before = calls;
+        const y = qmatmul(x, wq);
+        y.dataSync();
+        expect(calls).toBe(before + (native ? 1 : 0));
+        for (const t of [wq, x, y]) t.dispose();
+      }
+    } finally {
+      def.dispose();
+    }
   });
 
   it('packs a weight once, again after it is written, and forgets it when freed', () => {

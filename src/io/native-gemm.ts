@@ -67,7 +67,7 @@ export interface AttentionCall {
 }
 
 /**
- * y [M, N] = x [M, K] · Wᵀ with W [N, K] in a GGML block format the library takes (`qgemmTypes`),
+ * y [M, N] = act(x [M, K] · Wᵀ + bias) with W [N, K] in a GGML block format the library takes (`qgemmTypes`),
  * as the library computes it (activations rounded to 8 bits per block, as ggml does). `x`, `y`:
  * tight views of the backend's memory; `raw`: W's blocks, row after row (read when the weight is
  * packed: on its first product, and again when its buffer's version changes).
@@ -81,6 +81,10 @@ export interface QGemmCall {
   readonly y: Float32Array;
   readonly raw: () => Uint8Array;
   readonly weight: GemmWeight;
+  /** Added to every row of y (a linear layer's bias), before `act`. */
+  readonly bias?: GemmBias;
+  /** Applied to y last (only from the GEMM's `activations`). */
+  readonly act?: GemmActivation;
 }
 
 export interface NativeGemm {

@@ -210,14 +210,13 @@ export class WasmBackend implements Backend {
       if (op.op === 'matmul' && tryNativeMatmul(this.runtime, gemm, policy, versionOf, op, inputs, outputs)) return;
       if (op.op === 'attention' && tryNativeAttention(this.runtime, gemm, policy, op, inputs, outputs)) return;
       if (op.op === 'qmatmul' && this.nativeReaches(op, inputs, outputs) && tryNativeQmatmul(this.runtime, gemm, policy, versionOf, op, inputs, outputs)) return;
-      if (op.op === 'qlinear' && this.nativeReaches(op, inputs, outputs) &&
-        tryNativeQmatmul(this.runtime, gemm, policy, versionOf, { op: 'qmatmul', type: op.type }, inputs.slice(0, 2), outputs)) {
-        // the product on MLAS; its bias and activation on the wasm kernels, in place
-        const y = outputs[0]!;
-        const bias = inputs[2]!;
-        this.exec({ op: 'binary', fn: 'add' }, [y, { ...bias, shape: y.shape, strides: [0, bias.strides[0]!] }], [y]);
-        if (op.act) this.exec({ op: 'unary', fn: op.act }, [y], [y]);
-        return;
+      if (op.op === 'qlinear' && this.nativeReaches(op, inputs, outputs)) {
+        // product and bias on MLAS, the activation too where the library has it (else on wasm, in place)
+        const act = !!op.act && gemm.activations.has(op.act as GemmActivation);
+        if (tryNativeQmatmul(this.runtime, gemm, policy, versionOf, op, inputs, outputs, act)) {
+          if (op.act && !act) this.exec({ op: 'unary', fn: op.act }, outputs, outputs);
+          return;
+        }
       }
       if (op.op === 'linear') {
         const act = !!op.act && gemm.activations.has(op.act as GemmActivation);

@@ -17,6 +17,7 @@ type MatmulOp = Extract<OpDesc, { op: 'matmul' }>;
 type LinearOp = Extract<OpDesc, { op: 'linear' }>;
 type AttentionOp = Extract<OpDesc, { op: 'attention' }>;
 type QmatmulOp = Extract<OpDesc, { op: 'qmatmul' }>;
+type QlinearOp = Extract<OpDesc, { op: 'qlinear' }>;
 
 /** When a product is large enough to go native. */
 export interface NativeGemmPolicy {
@@ -28,16 +29,23 @@ export interface NativeGemmPolicy {
   minAttentionRows: number;
   /** Whole blocks in one native call where no hook sees inside them (Backend.fusedBlock); at least minAttentionRows positions. */
   blocks: boolean;
-  /** Fewest activation rows of a product with a quantized weight run natively (qmatmul; minMacs applies too). */
+  /** Fewest activation rows of a product with a quantized weight run natively (qmatmul, qlinear). */
   minQuantRows: number;
+  /** Fewest multiply-adds of a product with a quantized weight run natively (instead of minMacs). */
+  minQuantMacs: number;
 }
 
 /**
- * Defaults measured on a 2-core Zen 5 (bench/gemm.ts, docs/native-cpu.md): the wasm GEMV beats
+ * Defaults measured on a 2-core Zen 5 (bench/gemm.ts, docs/native-cpu.md): the wasm f32 GEMV beats
  * MLAS at one row, and below ~2M multiply-adds the copies through host memory cost more than
- * the kernel gains.
+ * the kernel gains. Quantized products (bench/qgemm.ts --m 1, Zen 4, CPU time, interleaved): from
+ * GPT-2's qkv (2304×768, 1.8M multiply-adds) up MatMulNBits beat the wasm GEMV at one row in
+ * Q8_0, Q4_0 and Q6_K (2–5× at 2304×768 to 50257×768); at 768×768 (0.6M) they were level, so
+ * those stay on wasm.
  */
-export const DEFAULT_NATIVE_GEMM_POLICY: NativeGemmPolicy = { minRows: 16, minMacs: 1 << 21, minAttentionRows: 64, minQuantRows: 4, blocks: true };
+export const DEFAULT_NATIVE_GEMM_POLICY: NativeGemmPolicy = {
+  minRows: 16, minMacs: 1 << 21, minAttentionRows: 64, minQuantRows: 1, minQuantMacs: 1 << 20, blocks: true,
+};
 
 /** A product flattened to 2-D, with element offsets into the memory's f32 view. */
 interface Plan {
@@ -142,20 +150,25 @@ export function tryNativeAttention(
  * A product with a quantized weight natively (the library's MatMulNBits for the formats it takes
  * exactly): returns true when done. x [M, K] and y [M, N] tight in the memory; the weight's blocks
  * are read (from the memory, or from host memory for a weight kept there) only when it is packed.
+ * qlinear: its bias (tight [N] in the memory) goes into the same call, and its activation too when
+ * `act` (the library has it); otherwise the caller applies the activation.
  */
 export function tryNativeQmatmul(
   rt: WasmRuntime, gemm: NativeGemm, policy: NativeGemmPolicy, versionOf: (b: BackendBuffer) => number,
-  op: QmatmulOp, inputs: readonly View[], outputs: readonly View[],
+  op: QmatmulOp | QlinearOp, inputs: readonly View[], outputs: readonly View[], act = false,
 ): boolean {
-  if (!gemm.qgemm || !gemm.qgemmTypes?.has(op.type) || inputs.length !== 2 || outputs.length !== 1) return false;
-  const [x, w] = inputs as [View, View];
+  const linear = op.op === 'qlinear';
+  if (!gemm.qgemm || !gemm.qgemmTypes?.has(op.type) || inputs.length !== (linear ? 3 : 2) || outputs.length !== 1) return false;
+  const [x, w, bias] = inputs as [View, View, View | undefined];
   const y = outputs[0]!;
   if (x.dtype !== 'f32' || y.dtype !== 'f32' || w.dtype !== 'u8' || x.shape.length !== 2 || y.shape.length !== 2 || w.shape.length !== 1) return false;
   const [M, K] = x.shape as [number, number];
   const N = y.shape[1]!;
-  if (M < policy.minQuantRows || M * N * K < policy.minMacs || y.shape[0] !== M || !tight(x) || !tight(y) || (w.shape[0]! > 1 && w.strides[0] !== 1)) return false;
+  if (M < policy.minQuantRows || M * N * K < policy.minQuantMacs || y.shape[0] !== M || !tight(x) || !tight(y) || (w.shape[0]! > 1 && w.strides[0] !== 1)) return false;
+  if (bias && (bias.dtype !== 'f32' || bias.shape.length !== 1 || bias.shape[0] !== N || (N > 1 && bias.strides[0] !== 1) || rt.hostBytes(bias.buffer))) return false;
   inside(x, 'x');
   inside(y, 'y');
+  if (bias) inside(bias, 'bias');
   const bytes = w.shape[0]!;
   if (w.offset < 0 || w.offset + bytes > w.buffer.byteLength) throw new Error(`native qmatmul: weight ${op.type}[${N}, ${K}] (${bytes} bytes at ${w.offset}) outside its ${w.buffer.byteLength}-byte buffer`);
   const f32 = new Float32Array(rt.memory.bytes().buffer);
@@ -170,6 +183,8 @@ export function tryNativeQmatmul(
       return host ? host.subarray(w.offset, w.offset + bytes) : rt.memory.bytes().subarray(rt.ptrOf(w.buffer) + w.offset, rt.ptrOf(w.buffer) + w.offset + bytes);
     },
     weight: { key: w.buffer, version: versionOf(w.buffer), layout: `${w.offset}:${N}x${K}` },
+    ...(bias ? { bias: { data: f32.subarray(rt.ptrOf(bias.buffer) / 4 + bias.offset, rt.ptrOf(bias.buffer) / 4 + bias.offset + N), key: bias.buffer, version: versionOf(bias.buffer) } } : {}),
+    ...(linear && act && op.act ? { act: op.act as GemmActivation } : {}),
   });
   return true;
 }

@@ -328,18 +328,29 @@ class OrtGemm implements NativeGemm {
     return b.session;
   }
 
-  /** The MatMulNBits session of this quantized weight, made (its blocks repacked) when missing or written since. */
+  /**
+   * The MatMulNBits session of this quantized weight (with this bias and activation, for a linear
+   * layer), made (its blocks repacked) when missing or when the weight or bias was written since.
+   */
   private quantSession(call: QGemmCall): OrtSession {
     const w = call.weight;
+    const bias = call.bias;
     let byLayout = this.packed.get(w.key);
     if (!byLayout) this.packed.set(w.key, (byLayout = new Map()));
-    const layout = `${call.type}:${w.layout}`;
+    const layout = `${call.type}:${w.layout}${bias ? '+bias' : ''}${call.act ? `+${call.act}` : ''}`;
     const p = byLayout.get(layout);
-    if (p?.session && p.version === w.version) return p.session;
+    if (p?.session && p.version === w.version && p.biasKey === (bias?.key ?? null) && p.biasVersion === (bias?.version ?? 0)) return p.session;
     p?.session?.dispose();
     const nb = ggmlToNBits(call.type, call.raw(), call.N, call.K);
-    const session = this.createSession(this.writer.encodeNBits({ K: call.K, N: call.N, bits: nb.bits, block: 32, accuracyLevel: 4, codes: nb.codes, scales: nb.scales }));
-    byLayout.set(layout, { version: w.version, biasKey: null, biasVersion: 0, uses: 1, bytes: nb.codes.byteLength + nb.scales.byteLength, session });
+    const model = this.writer.encodeNBits({
+      K: call.K, N: call.N, bits: nb.bits, block: nb.block, accuracyLevel: 4, codes: nb.codes, scales: nb.scales,
+      bias: bias ? Float32Array.from(bias.data) : undefined, act: call.act,
+    });
+    const session = this.createSession(model);
+    byLayout.set(layout, {
+      version: w.version, biasKey: bias?.key ?? null, biasVersion: bias?.version ?? 0, uses: 1,
+      bytes: nb.codes.byteLength + nb.scales.byteLength + (bias ? call.N * 4 : 0), session,
+    });
     return session;
   }
 

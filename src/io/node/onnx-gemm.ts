@@ -3,9 +3,10 @@
 // - a linear layer: Gemm (C = op(A)·op(B) + bias). With B an initializer ORT packs it once when the
 //   session is created (MLAS prepacking); with B an input it is packed per call.
 // - an activation alone (FastGelu, Gelu, Relu, ...) over a [M, N] input, run after the Gemm.
-// - a product with a block-quantized weight: MatMulNBits (com.microsoft; B [N, K/32, 32·bits/8]
-//   codes packed low nibble first, f32 scales [N, K/32], the default zero point 2^(bits−1);
-//   accuracy_level 4: MLAS rounds A to 8 bits per block and multiplies in integers).
+// - a product with a block-quantized weight: MatMulNBits (com.microsoft; B [N, K/block,
+//   block·bits/8] codes packed low nibble first, f32 scales [N, K/block], the default zero point
+//   2^(bits−1); accuracy_level 4: MLAS rounds A to 8 bits per block and multiplies in integers),
+//   with a linear layer's bias in the node and its activation as a second node.
 // - causal attention of one layer: softmax(scale · Q Kᵀ + mask) V over [batch, pos, head, d_head]
 //   inputs, the batched products on MLAS.
 // M and the sequence lengths are symbolic dimensions, so one session serves every length.
@@ -126,26 +127,39 @@ export class GemmModelWriter {
   }
 
   /**
-   * MatMulNBits: input A [M, K], output C [M, N] = A · dequant(B)ᵀ with `codes` [N, K/block,
-   * block·bits/8] and `scales` [N, K/block] initializers (value = (code − 2^(bits−1)) · scale).
+   * MatMulNBits: input A [M, K], output C [M, N] = act(A · dequant(B)ᵀ + bias) with `codes` [N,
+   * K/block, block·bits/8] and `scales` [N, K/block] initializers (value = (code − 2^(bits−1)) ·
+   * scale); the bias [N] (MatMulNBits' own input 5) and the activation node are optional.
    */
-  encodeNBits(s: { K: number; N: number; bits: 4 | 8; block: number; accuracyLevel: number; codes: Uint8Array; scales: Float32Array }): Uint8Array {
+  encodeNBits(s: {
+    K: number; N: number; bits: 4 | 8; block: number; accuracyLevel: number; codes: Uint8Array; scales: Float32Array;
+    bias?: Float32Array; act?: GemmActivation;
+  }): Uint8Array {
     const { K, N, bits, block } = s;
     const nb = K / block;
     if (!Number.isInteger(nb) || s.codes.length !== (N * K * bits) / 8 || s.scales.length !== N * nb) {
       throw new Error(`onnx gemm: MatMulNBits codes ${s.codes.length} / scales ${s.scales.length} do not fit [${N}, ${K}] at ${bits} bits in blocks of ${block}`);
     }
+    if (s.bias && s.bias.length !== N) throw new Error(`onnx gemm: MatMulNBits bias has ${s.bias.length} elements, expected ${N}`);
+    const a = s.act ? ACTIVATIONS[s.act] : undefined;
+    if (s.act && !a) throw new Error(`onnx gemm: no ONNX node for the activation '${s.act}'`);
     const int = (name: string, i: number) => ({ name, i, type: ATTR_INT });
     const graph = {
       name: 'actlab_nbits',
-      node: [{
-        input: ['A', 'B', 'scales'], output: ['C'], name: 'nbits', opType: 'MatMulNBits', domain: MS,
-        attribute: [int('K', K), int('N', N), int('bits', bits), int('block_size', block), int('accuracy_level', s.accuracyLevel)],
-      }],
+      node: [
+        {
+          // inputs A, B, scales, zero_points, g_idx, bias: the absent optional ones named ''
+          input: ['A', 'B', 'scales', ...(s.bias ? ['', '', 'bias'] : [])], output: [a ? 'P' : 'C'], name: 'nbits', opType: 'MatMulNBits', domain: MS,
+          attribute: [int('K', K), int('N', N), int('bits', bits), int('block_size', block), int('accuracy_level', s.accuracyLevel)],
+        },
+        ...(a ? [{ input: ['P'], output: ['C'], name: 'act', opType: a.opType, domain: a.domain ?? '', attribute: a.attribute ?? [] }] : []),
+      ],
       input: [valueInfo('A', ['M', K])],
       output: [valueInfo('C', ['M', N])],
     };
-    return this.assemble(graph, [['B', [N, nb, (block * bits) / 8], s.codes, UINT8], ['scales', [N, nb], s.scales, FLOAT]], true);
+    const inits: Initializer[] = [['B', [N, nb, (block * bits) / 8], s.codes, UINT8], ['scales', [N, nb], s.scales, FLOAT]];
+    if (s.bias) inits.push(['bias', [N], s.bias, FLOAT]);
+    return this.assemble(graph, inits, true);
   }
 
   /** One activation: input X [M, N] -> output Y [M, N]. */

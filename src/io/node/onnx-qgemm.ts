@@ -1,28 +1,35 @@
 // GGML blocks repacked for ONNX Runtime's MatMulNBits (com.microsoft), which runs quantized
 // products on MLAS's int8 kernels (AVX2 / AVX-512 VNNI): Q4_0 is MatMulNBits at 4 bits in blocks of
-// 32 with the default zero point 8, Q8_0 at 8 bits with the default zero point 128, both exactly
-// (the f16 block scale becomes an f32 scale, each code is moved, none is rounded).
+// 32 with the default zero point 8, Q8_0 at 8 bits with the default zero point 128, Q6_K at 8 bits
+// in blocks of 16 (its sub-blocks) with codes q + 96 (so that code − 128 = q − 32) and the scale
+// d·sc (an f16 times an int8: exact in f32), all exactly (each scale is an f32 equal to ggml's,
+// each code is moved, none is rounded).
 // Layouts: Q4_0 [f16 d, 16 bytes: element j the low nibble of byte j, element j + 16 the high
-// one]; Q8_0 [f16 d, 32 × i8]; MatMulNBits codes run along K, two 4-bit codes per byte, the even
-// element in the low nibble.
-// Not for: formats whose minimums or sub-block scales MatMulNBits cannot hold exactly (Q4_1,
-// Q4_K, Q6_K, ...): they stay on the wasm kernels.
+// one]; Q8_0 [f16 d, 32 × i8]; Q6_K [128 bytes ql, 64 bytes qh, 16 × i8 sc, f16 d] per 256 values
+// (ggml-quants.c dequantize_row_q6_K); MatMulNBits codes run along K, two 4-bit codes per byte,
+// the even element in the low nibble.
+// Not for: formats with minimums (Q4_1, Q4_K, Q5_K: MatMulNBits' zero points are per block codes,
+// and a float zero point takes MLAS off its int8 path) or non-uniform levels (IQ4_NL, actlab's
+// own): they stay on the wasm kernels.
 import { f16BitsToF32 } from '../../tensor/dtype.js';
 
 /** The GGML formats that map exactly onto MatMulNBits. */
-export const NBITS_TYPES: ReadonlySet<string> = new Set(['q4_0', 'q8_0']);
+export const NBITS_TYPES: ReadonlySet<string> = new Set(['q4_0', 'q8_0', 'q6_k']);
 
 export interface NBitsWeight {
   bits: 4 | 8;
-  /** [N, K/32, 32·bits/8] */
+  /** Values per scale (MatMulNBits' block_size). */
+  block: 16 | 32;
+  /** [N, K/block, block·bits/8] */
   codes: Uint8Array;
-  /** [N, K/32] */
+  /** [N, K/block] */
   scales: Float32Array;
 }
 
 /** W [N, K] in `type`'s blocks (row after row) as MatMulNBits' codes and scales. */
 export function ggmlToNBits(type: string, raw: Uint8Array, N: number, K: number): NBitsWeight {
   if (!NBITS_TYPES.has(type)) throw new Error(`MatMulNBits: no exact mapping for ${type} (only ${[...NBITS_TYPES].join(', ')})`);
+  if (type === 'q6_k') return q6kToNBits(raw, N, K);
   if (K % 32 !== 0) throw new Error(`MatMulNBits: K = ${K} is not a multiple of the block size 32 (${type} [${N}, ${K}])`);
   const blocks = (N * K) / 32;
   const q4 = type === 'q4_0';
@@ -43,5 +50,37 @@ export function ggmlToNBits(type: string, raw: Uint8Array, N: number, K: number)
       for (let i = 0; i < 32; i++) codes[c + i] = raw[o + 2 + i]! ^ 0x80; // i8 q -> u8 q + 128
     }
   }
-  return { bits: q4 ? 4 : 8, codes, scales };
+  return { bits: q4 ? 4 : 8, block: 32, codes, scales };
+}
+
+/** Q6_K super-blocks (256 values, 16 sub-blocks of 16) as 8-bit codes in blocks of 16. */
+function q6kToNBits(raw: Uint8Array, N: number, K: number): NBitsWeight {
+  if (K % 256 !== 0) throw new Error(`MatMulNBits: K = ${K} is not a multiple of the block size 256 (q6_k [${N}, ${K}])`);
+  const blocks = (N * K) / 256;
+  if (raw.length !== blocks * 210) throw new Error(`MatMulNBits: q6_k [${N}, ${K}] needs ${blocks * 210} bytes, got ${raw.length}`);
+  const codes = new Uint8Array(N * K);
+  const scales = new Float32Array((N * K) / 16);
+  const sc = new Int8Array(raw.buffer, raw.byteOffset, raw.byteLength);
+  for (let b = 0; b < blocks; b++) {
+    const o = b * 210;
+    const d = f16BitsToF32(raw[o + 208]! | (raw[o + 209]! << 8));
+    for (let j = 0; j < 16; j++) scales[b * 16 + j] = Math.fround(d * sc[o + 192 + j]!);
+    const c = b * 256;
+    // two halves of 128 values: ql 64 bytes, qh 32 bytes each; value l + 32·i takes nibble and bit pair i
+    for (let h = 0; h < 2; h++) {
+      const ql = o + 64 * h;
+      const qh = o + 128 + 32 * h;
+      const y = c + 128 * h;
+      for (let l = 0; l < 32; l++) {
+        const hi = raw[qh + l]!;
+        const lo = raw[ql + l]!;
+        const lo2 = raw[ql + l + 32]!;
+        codes[y + l] = ((lo & 15) | ((hi & 3) << 4)) + 96;
+        codes[y + l + 32] = ((lo2 & 15) | (((hi >> 2) & 3) << 4)) + 96;
+        codes[y + l + 64] = ((lo >> 4) | (((hi >> 4) & 3) << 4)) + 96;
+        codes[y + l + 96] = ((lo2 >> 4) | (((hi >> 6) & 3) << 4)) + 96;
+      }
+    }
+  }
+  return { bits: 8, block: 16, codes, scales };
 }
