@@ -1,5 +1,6 @@
 // Quantized products on ONNX Runtime's MLAS (MatMulNBits through onnxruntime-node): Q4_0, Q8_0 and
-// Q6_K weights repacked exactly (checked by dequantizing the repacked codes), products against the
+// Q6_K weights repacked exactly, Q4_K and Q5_K with per-block offsets up to the offsets' f32
+// rounding (checked by dequantizing the repacked codes), products against the
 // js reference (dequantize then f32) within qmatmul's budget with the error printed, one-row
 // (decode) products native from the policy's size on, qlinear's bias and activation in the native
 // call, packed once per weight and again when the weight is written.
@@ -9,7 +10,7 @@ import { createJsBackend } from '../src/backends/js/backend.js';
 import { createWasmBackend, type WasmBackend } from '../src/backends/wasm/backend.js';
 import type { NativeGemm, QGemmCall } from '../src/backends/wasm/native-gemm.js';
 import { QMATMUL_BUDGET } from '../src/conformance/cases.js';
-import { quantizeQ6K } from '../src/formats/gguf-kquants.js';
+import { quantizeQ4K, quantizeQ5K, quantizeQ6K } from '../src/formats/gguf-kquants.js';
 import { quantizeQ4_0, quantizeQ8_0 } from '../src/formats/gguf-quants.js';
 import { loadNativeGemm } from '../src/io/node/native-gemm.js';
 import { ggmlToNBits } from '../src/io/node/onnx-qgemm.js';
@@ -32,30 +33,40 @@ function nmse(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return e / s;
 }
 
-const encode = (type: QuantType, w: Float32Array) => (type === 'q4_0' ? quantizeQ4_0(w) : type === 'q6_k' ? quantizeQ6K(w) : quantizeQ8_0(w));
+const ENCODERS: Partial<Record<QuantType, (w: Float32Array) => Uint8Array>> = {
+  q4_0: quantizeQ4_0, q8_0: quantizeQ8_0, q6_k: quantizeQ6K, q4_k: quantizeQ4K, q5_k: quantizeQ5K,
+};
+const encode = (type: QuantType, w: Float32Array) => ENCODERS[type]!(w);
 
 describe('MatMulNBits repacking', () => {
-  it('maps Q4_0, Q8_0 and Q6_K blocks onto codes and scales that dequantize to the same values', () => {
+  it('maps Q4_0, Q8_0, Q6_K (and Q4_K, Q5_K with offsets) onto codes and scales that dequantize to the same values', () => {
     const js = createJsBackend();
-    for (const type of ['q4_0', 'q8_0', 'q6_k'] as const) {
-      const [N, K] = type === 'q6_k' ? [5, 512] : [5, 96];
+    for (const type of ['q4_0', 'q8_0', 'q6_k', 'q4_k', 'q5_k'] as const) {
+      const kq = type.endsWith('_k');
+      const [N, K] = kq ? [5, 512] : [5, 96];
       // Q6_K: values of both signs and scales of both signs (each sub-block of 16 its own range)
       const raw = encode(type, rand(N * K, 7).map((v, i) => v * (1 + ((i >> 4) % 7)) * ((i >> 4) % 3 === 0 ? -1 : 1)));
       const want = dequantize(QuantizedTensor.fromBytes(raw, type, [N, K], js).raw, type, [N, K]).dataSync();
-      const { bits, block, codes, scales } = ggmlToNBits(type, raw, N, K);
+      const { bits, block, codes, scales, offsets } = ggmlToNBits(type, raw, N, K);
       expect(block).toBe(type === 'q6_k' ? 16 : 32);
+      expect(!!offsets).toBe(type === 'q4_k' || type === 'q5_k');
       const got = new Float32Array(N * K);
       for (let e = 0; e < N * K; e++) {
         const code = bits === 4 ? (codes[e >> 1]! >> (4 * (e & 1))) & 15 : codes[e]!;
-        got[e] = Math.fround((code - (bits === 4 ? 8 : 128)) * scales[Math.floor(e / block)]!);
+        const v = (code - (bits === 4 ? 8 : 128)) * scales[Math.floor(e / block)]!;
+        // in f64: MatMulNBits multiplies the codes by the scale, the offset is added to the block's sum
+        got[e] = offsets ? v + offsets[(((e % K) / block) | 0) * N + Math.floor(e / K)]! : v;
       }
       let worst = 0;
-      for (let e = 0; e < N * K; e++) worst = Math.max(worst, Math.abs(got[e]! - want[e]!));
-      console.log(`${type} as MatMulNBits (${bits} bits, blocks of ${block}): max |dequantized - ggml's values| ${worst}`);
-      expect(Array.from(got)).toEqual(Array.from(want));
+      let size = 0;
+      for (let e = 0; e < N * K; e++) { worst = Math.max(worst, Math.abs(got[e]! - want[e]!)); size = Math.max(size, Math.abs(want[e]!)); }
+      console.log(`${type} as MatMulNBits (${bits} bits, blocks of ${block}${offsets ? ', block offsets' : ''}): max |dequantized - ggml's values| ${worst.toExponential(2)} (max |w| ${size.toFixed(2)})`);
+      // exact, but for the offsets' rounding to f32 (half an ulp of the offset)
+      if (offsets) expect(worst).toBeLessThanOrEqual(size * 2 ** -24);
+      else expect(Array.from(got)).toEqual(Array.from(want));
     }
     expect(() => ggmlToNBits('q6_k', new Uint8Array(210), 1, 128)).toThrow(/K = 128 is not a multiple of the block size 256/);
-    expect(() => ggmlToNBits('q4_k', new Uint8Array(144), 1, 256)).toThrow(/no exact mapping for q4_k/);
+    expect(() => ggmlToNBits('q4_1', new Uint8Array(20), 1, 32)).toThrow(/no exact mapping for q4_1/);
     expect(() => ggmlToNBits('q4_0', new Uint8Array(17), 1, 32)).toThrow(/q4_0 \[1, 32\] needs 18 bytes, got 17/);
   });
 });
@@ -75,7 +86,7 @@ describe.skipIf(!available)('quantized products on MLAS (onnxruntime-node MatMul
   });
   afterAll(() => { be.dispose(); });
 
-  for (const type of ['q4_0', 'q8_0', 'q6_k'] as const) {
+  for (const type of ['q4_0', 'q8_0', 'q6_k', 'q4_k', 'q5_k'] as const) {
     it(`${type}: prefill and decode products run natively within qmatmul's budget of the js reference`, () => {
       const [N, K] = [72, 256];
       const raw = encode(type, rand(N * K, 11));
@@ -100,7 +111,7 @@ describe.skipIf(!available)('quantized products on MLAS (onnxruntime-node MatMul
     });
   }
 
-  for (const [type, M, act] of [['q4_0', 9, 'gelu_tanh'], ['q8_0', 1, 'gelu_tanh'], ['q6_k', 1, undefined]] as const) {
+  for (const [type, M, act] of [['q4_0', 9, 'gelu_tanh'], ['q8_0', 1, 'gelu_tanh'], ['q6_k', 1, undefined], ['q4_k', 1, 'gelu_tanh'], ['q5_k', 5, undefined]] as const) {
     it(`qlinear ${type} at M = ${M} (product, bias${act ? ' and GELU' : ''} in one native call) equals qmatmul, add${act ? ' and GELU' : ''}`, () => {
       const [N, K] = [48, 256];
       const raw = encode(type, rand(N * K, 31));

@@ -343,13 +343,13 @@ class OrtGemm implements NativeGemm {
     p?.session?.dispose();
     const nb = ggmlToNBits(call.type, call.raw(), call.N, call.K);
     const model = this.writer.encodeNBits({
-      K: call.K, N: call.N, bits: nb.bits, block: nb.block, accuracyLevel: 4, codes: nb.codes, scales: nb.scales,
+      K: call.K, N: call.N, bits: nb.bits, block: nb.block, accuracyLevel: 4, codes: nb.codes, scales: nb.scales, offsets: nb.offsets,
       bias: bias ? Float32Array.from(bias.data) : undefined, act: call.act,
     });
     const session = this.createSession(model);
     byLayout.set(layout, {
       version: w.version, biasKey: bias?.key ?? null, biasVersion: bias?.version ?? 0, uses: 1,
-      bytes: nb.codes.byteLength + nb.scales.byteLength + (bias ? call.N * 4 : 0), session,
+      bytes: nb.codes.byteLength + nb.scales.byteLength + (nb.offsets?.byteLength ?? 0) + (bias ? call.N * 4 : 0), session,
     });
     return session;
   }

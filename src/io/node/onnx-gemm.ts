@@ -134,12 +134,16 @@ export class GemmModelWriter {
   encodeNBits(s: {
     K: number; N: number; bits: 4 | 8; block: number; accuracyLevel: number; codes: Uint8Array; scales: Float32Array;
     bias?: Float32Array; act?: GemmActivation;
+    /** [K/block, N]: y += (Σ of x over each block) · offsets, before the activation (K-quants' minimums). */
+    offsets?: Float32Array;
   }): Uint8Array {
     const { K, N, bits, block } = s;
     const nb = K / block;
     if (!Number.isInteger(nb) || s.codes.length !== (N * K * bits) / 8 || s.scales.length !== N * nb) {
       throw new Error(`onnx gemm: MatMulNBits codes ${s.codes.length} / scales ${s.scales.length} do not fit [${N}, ${K}] at ${bits} bits in blocks of ${block}`);
     }
+    const off = s.offsets;
+    if (off && off.length !== nb * N) throw new Error(`onnx gemm: MatMulNBits offsets have ${off.length} elements, expected [${nb}, ${N}]`);
     if (s.bias && s.bias.length !== N) throw new Error(`onnx gemm: MatMulNBits bias has ${s.bias.length} elements, expected ${N}`);
     const a = s.act ? ACTIVATIONS[s.act] : undefined;
     if (s.act && !a) throw new Error(`onnx gemm: no ONNX node for the activation '${s.act}'`);
@@ -149,9 +153,15 @@ export class GemmModelWriter {
       node: [
         {
           // inputs A, B, scales, zero_points, g_idx, bias: the absent optional ones named ''
-          input: ['A', 'B', 'scales', ...(s.bias ? ['', '', 'bias'] : [])], output: [a ? 'P' : 'C'], name: 'nbits', opType: 'MatMulNBits', domain: MS,
+          input: ['A', 'B', 'scales', ...(s.bias ? ['', '', 'bias'] : [])], output: [off ? 'Q' : a ? 'P' : 'C'], name: 'nbits', opType: 'MatMulNBits', domain: MS,
           attribute: [int('K', K), int('N', N), int('bits', bits), int('block_size', block), int('accuracy_level', s.accuracyLevel)],
         },
+        ...(off ? [
+          { input: ['A', 'BLOCKS'], output: ['A3'], name: 'blocks', opType: 'Reshape' }, // [M, K/block, block]
+          { input: ['A3', 'AXIS2'], output: ['SUMS'], name: 'sums', opType: 'ReduceSum', attribute: [int('keepdims', 0)] }, // [M, K/block]
+          { input: ['SUMS', 'offsets'], output: ['OFF'], name: 'offset', opType: 'MatMul' }, // [M, N]
+          { input: ['Q', 'OFF'], output: [a ? 'P' : 'C'], name: 'add_offset', opType: 'Add' },
+        ] : []),
         ...(a ? [{ input: ['P'], output: ['C'], name: 'act', opType: a.opType, domain: a.domain ?? '', attribute: a.attribute ?? [] }] : []),
       ],
       input: [valueInfo('A', ['M', K])],
@@ -159,6 +169,10 @@ export class GemmModelWriter {
     };
     const inits: Initializer[] = [['B', [N, nb, (block * bits) / 8], s.codes, UINT8], ['scales', [N, nb], s.scales, FLOAT]];
     if (s.bias) inits.push(['bias', [N], s.bias, FLOAT]);
+    if (off) {
+      const i64 = (v: number[]) => new Uint8Array(BigInt64Array.from(v.map(BigInt)).buffer);
+      inits.push(['offsets', [nb, N], off, FLOAT], ['BLOCKS', [3], i64([0, nb, block]), INT64], ['AXIS2', [1], i64([2]), INT64]);
+    }
     return this.assemble(graph, inits, true);
   }
 
