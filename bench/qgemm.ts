@@ -13,7 +13,7 @@
 import type { OpDesc, QuantType, View } from '../src/tensor/backend.js';
 import { createWasmBackend, type WasmBackend } from '../src/backends/wasm/backend.js';
 import { quantizeQ4_0, quantizeQ8_0 } from '../src/formats/gguf-quants.js';
-import { quantizeQ4K, quantizeQ6K } from '../src/formats/gguf-kquants.js';
+import { quantizeQ4K, quantizeQ5K, quantizeQ6K } from '../src/formats/gguf-kquants.js';
 import { quantRowBytes } from '../src/tensor/quantized.js';
 import { Rng } from '../src/ops/creation.js';
 
@@ -41,6 +41,7 @@ function encode(type: QuantType, w: Float32Array): Uint8Array {
     case 'q8_0': return quantizeQ8_0(w);
     case 'q4_0': return quantizeQ4_0(w);
     case 'q4_k': return quantizeQ4K(w);
+    case 'q5_k': return quantizeQ5K(w);
     case 'q6_k': return quantizeQ6K(w);
     default: throw new Error(`qgemm bench: no quantizer for ${type} here`);
   }
