@@ -4,6 +4,10 @@
 // js reference (dequantize then f32) within qmatmul's budget with the error printed, one-row
 // (decode) products native from the policy's size on, qlinear's bias and activation in the native
 // call, packed once per weight and again when the weight is written.
+import { readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import '../src/backends/index.js';
 import { createJsBackend } from '../src/backends/js/backend.js';
@@ -12,7 +16,13 @@ import type { NativeGemm, QGemmCall } from '../src/backends/wasm/native-gemm.js'
 import { QMATMUL_BUDGET } from '../src/conformance/cases.js';
 import { quantizeQ4K, quantizeQ5K, quantizeQ6K } from '../src/formats/gguf-kquants.js';
 import { quantizeQ4_0, quantizeQ8_0 } from '../src/formats/gguf-quants.js';
+import { convertToGguf } from '../src/formats/gguf-convert.js';
+import { SafetensorsFile } from '../src/formats/safetensors.js';
+import { NodeFileSource } from '../src/io/node/file-source.js';
+import { NodeFileStore } from '../src/io/node/file-store.js';
 import { loadNativeGemm } from '../src/io/node/native-gemm.js';
+import { KVCache } from '../src/models/layers/kv-cache.js';
+import { loadModel } from '../src/models/load.js';
 import { ggmlToNBits } from '../src/io/node/onnx-qgemm.js';
 import { tensor } from '../src/ops/creation.js';
 import { add, unary } from '../src/ops/elementwise.js';
@@ -173,4 +183,57 @@ describe.skipIf(!available)('quantized products on MLAS (onnxruntime-node MatMul
     expect(gemm.packedCount()).toBe(packed0);
     x.dispose();
   });
+});
+
+describe.skipIf(!available)('decode with its one-row products on MLAS', () => {
+  const ROOT = new URL('../fixtures/hf/gpt2/', import.meta.url).pathname;
+  let tmp: string;
+  beforeAll(async () => { tmp = await mkdtemp(join(tmpdir(), 'actlab-qdecode-')); });
+  afterAll(async () => { await rm(tmp, { recursive: true, force: true }); });
+
+  for (const type of ['Q8_0', 'Q4_0'] as const) {
+    it(`GPT-2 ${type} GGUF: greedy decode with a KV cache gives the wasm GEMV's logits within the scheme's rounding`, async () => {
+      const st = await SafetensorsFile.open(await NodeFileSource.open(`${ROOT}model.safetensors`));
+      const path = join(tmp, `gpt2-${type}.gguf`);
+      const config = JSON.parse(readFileSync(`${ROOT}config.json`, 'utf8')) as Record<string, unknown>;
+      await convertToGguf(new NodeFileStore(), path, st, config, createJsBackend(), { type, metadata: { 'general.name': 'gpt2' } });
+      await st.close();
+      let nativeCalls = 0;
+      const inner = loadNativeGemm(2).gemm!;
+      const counted = Object.assign(Object.create(inner) as NativeGemm, { qgemm: (c: QGemmCall) => { nativeCalls++; inner.qgemm!(c); } });
+      // every quantized product native (the fixture's are far below the default 1M multiply-adds), against none
+      const native = await createWasmBackend({ threads: 2, nativeGemm: counted, nativeGemmPolicy: { minQuantMacs: 0 } });
+      const plain = await createWasmBackend({ threads: 2, nativeGemm: false });
+      try {
+        const [a, b] = [(await loadModel(path, { backend: native })).model, (await loadModel(path, { backend: plain })).model];
+        const [ka, kb] = [new KVCache(), new KVCache()];
+        let next = 5;
+        let worst = 0;
+        for (let step = 0; step < 6; step++) {
+          const step1 = (m: typeof a, k: KVCache, be: WasmBackend) => {
+            const t = tensor([next], [1, 1], 'i32', { backend: be });
+            const l = m.forward(t, { cache: k, logits: 'last' });
+            const v = l.dataSync();
+            t.dispose();
+            l.dispose();
+            return v;
+          };
+          const la = step1(a, ka, native);
+          const lb = step1(b, kb, plain);
+          let d = 0;
+          let m = 0;
+          for (let i = 0; i < lb.length; i++) { d = Math.max(d, Math.abs(la[i]! - lb[i]!)); m = Math.max(m, Math.abs(lb[i]!)); }
+          worst = Math.max(worst, d / m);
+          next = lb.indexOf(Math.max(...lb));
+        }
+        console.log(`GPT-2 fixture ${type}, 6 decode steps: ${nativeCalls} MatMulNBits calls; logits max |diff| / max |logit| vs the wasm GEMV ${worst.toExponential(2)}`);
+        expect(nativeCalls).toBeGreaterThanOrEqual(6 * 4 * 3); // 4 products per block, 3 blocks, each step
+        expect(worst).toBeLessThan(1e-4);
+        for (const [m, k] of [[a, ka], [b, kb]] as const) { k.dispose(); m.dispose(); }
+      } finally {
+        native.dispose();
+        plain.dispose();
+      }
+    }, 120_000);
+  }
 });
