@@ -39,8 +39,8 @@ export interface NativeGemmPolicy {
  * Defaults measured on a 2-core Zen 5 (bench/gemm.ts, docs/native-cpu.md): the wasm f32 GEMV beats
  * MLAS at one row, and below ~2M multiply-adds the copies through host memory cost more than
  * the kernel gains. Quantized products (bench/qgemm.ts --m 1, Zen 4, CPU time, interleaved): from
- * GPT-2's qkv (2304×768, 1.8M multiply-adds) up MatMulNBits beat the wasm GEMV at one row in
- * Q8_0, Q4_0 and Q6_K (2–5× at 2304×768 to 50257×768); at 768×768 (0.6M) they were level, so
+ * GPT-2's qkv (2304×768, 1.8M multiply-adds) up MatMulNBits took 1.2–8× less CPU than the wasm
+ * GEMV at one row in every type it takes; at 768×768 (0.6M) the order changed from run to run, so
  * those stay on wasm.
  */
 export const DEFAULT_NATIVE_GEMM_POLICY: NativeGemmPolicy = {
