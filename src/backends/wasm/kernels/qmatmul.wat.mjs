@@ -8,6 +8,8 @@
 //                  (f32 [M, K/32]), xp (i16 [M, K/2]: 32 · each pair's sum), xm (i16 [M, K/4]:
 //                  8 · the sum of values 2i, 2i+1, 16+2i, 17+2i of each 32), xg (i16 [M, K/16]: the
 //                  sum of each 16 values)
+//   qm_quant_xk    256-value blocks of x split over tasks -> xk8 (i8 [M, K]), xkd (f32 [M, K/256]),
+//                  xkg (i16 [M, K/16]: sums of 16), xk32 (i16 [M, K/32]: sums of 32); K-quant decode
 //   qm_<type>      rows rowBeg..rowEnd of W (W points at row rowBeg: a panel of a larger weight,
 //                  y's rows stay N long) split over tasks; per row, x rows in groups of MT (the weight unit is
 //                  unpacked once per group: decode is GEMV with MT = 1, prefill is a blocked GEMM)
@@ -37,19 +39,20 @@
 // E3M0) run iq4_nl's scheme with their own 16-level tables; FP8 (E4M3, E5M2) has its own kernel
 // over the f32 activation (fp8Kernel). Every actlab format stays packed on wasm.
 // Decode (fewer than MT activation rows) of Q6_K, Q4_K and Q5_K in the relaxed build runs the kernels of
-// qdecode.mjs: integer sums per unit with the scales applied in i32, one f32 multiply-add per four units.
+// qdecode.mjs on x rounded per 256 values as llama.cpp's Q8_K (qm_quant_xk: xk8, xkd, xkg, xk32):
+// one exact integer sum per super-block and weight row, two weight rows per pass.
 // Not for: other formats (the runtime falls back to the reference kernel).
 
-import { DECODE, kScaleBytes } from './qdecode.mjs';
+import { DECODE, kScaleBytes, quantXK } from './qdecode.mjs';
 import { TILE_TYPES, UNIT16_BYTES, UNIT_BYTES, tileEntry } from './qtile.mjs';
 
 export const name = 'qmatmul';
 export const TYPES = ['q8_0', 'q4_0', 'q4_k', 'q6_k', 'q4_1', 'q5_0', 'q5_1', 'q5_k', 'iq4_nl', 'int8', 'int4_g32', 'int4_g64', 'int4_g128', 'int4a_g32', 'int4a_g64', 'int4a_g128',
   'nf4', 'nf4_dq', 'fp4', 'llmfp4_e1m2', 'llmfp4_e2m1', 'llmfp4_e3m0', 'fp8_e4m3', 'fp8_e5m2'];
-export const exportNames = ['qm_quant_x', ...TYPES.map((t) => `qm_${t}`), ...TILE_TYPES.map((t) => `qm_${t}_gemm`)];
+export const exportNames = ['qm_quant_x', 'qm_quant_xk', ...TYPES.map((t) => `qm_${t}`), ...TILE_TYPES.map((t) => `qm_${t}_gemm`)];
 
 /** Parameter block, i32 fields at these byte offsets (pointers are byte addresses). */
-export const P = { M: 0, N: 4, K: 8, x: 12, xq: 16, xd: 20, xs: 24, w: 28, y: 32, tab: 36, rowBytes: 40, xq8: 44, rowBeg: 48, rowEnd: 52, xp: 56, xm: 60, xg: 64, xt: 68, xt16: 72, tiled: 76 };
+export const P = { M: 0, N: 4, K: 8, x: 12, xq: 16, xd: 20, xs: 24, w: 28, y: 32, tab: 36, rowBytes: 40, xq8: 44, rowBeg: 48, rowEnd: 52, xp: 56, xm: 60, xg: 64, xt: 68, xt16: 72, tiled: 76, xk8: 80, xkd: 84, xkg: 88, xk32: 92 };
 /** Activation rows per weight-unit decode in the GEMM path. */
 export const MT = 4;
 /** Bytes of the parameter block. */
@@ -573,26 +576,30 @@ function entry(type, pair, decode) {
         ${set('n', add(g('n'), i32(2)))}
         (br $rows)))
 `;
+  // decode on the Q8_K activation (qm_quant_xk): two weight rows per pass, the last odd one alone
+  const dcall = (R) => `(call $qm_${type}_k${R} ${g('wp')} (i32.add ${g('wp')} ${g('rb')}) ${g('nb')} (i32.add ${g('xk8')} (i32.mul ${g('m')} ${g('K')}))
+              (i32.add ${g('xkd')} (i32.shl (i32.mul ${g('m')} ${g('nb')}) ${i32(2)})) (i32.add ${g('xks')} (i32.mul ${g('m')} (i32.shr_u ${g('K')} ${i32(decode.sums === 'xkg' ? 3 : 4)}))) ${g('tab')}
+              (i32.add ${g('y')} (i32.shl (i32.add (i32.mul ${g('m')} ${g('N')}) ${g('n')}) ${i32(2)})))`;
   const decodeBlock = !decode ? '' : `      (if (i32.lt_u ${g('M')} ${i32(MT)}) (then
+        ${set('R', `(select ${i32(2)} ${i32(1)} (i32.lt_u (i32.add ${g('n')} ${i32(1)}) ${g('end')}))`)}
         ${set('m', i32(0))}
         (block $dec_done (loop $dec
           (br_if $dec_done (i32.ge_u ${g('m')} ${g('M')}))
-          (call $qm_${type}_d1 ${g('wp')} ${g('nb')} (i32.add ${g('xq8')} (i32.mul ${g('m')} ${g('K')})) (i32.add ${g('xd')} (i32.mul ${g('m')} ${g('drs')})) ${g('tab')}
-            (i32.add ${g('y')} (i32.shl (i32.add (i32.mul ${g('m')} ${g('N')}) ${g('n')}) ${i32(2)}))
-            ${decode.last === 'xg' ? `(i32.add ${g('xg')} (i32.mul ${g('m')} (i32.shr_u ${g('K')} ${i32(3)})))` : `(i32.add ${g('xs')} (i32.mul ${g('m')} ${g('drs')}))`})
+          (if (i32.eq ${g('R')} ${i32(2)}) (then ${dcall(2)}) (else ${dcall(1)}))
           ${set('m', add(g('m'), i32(1)))}
           (br $dec)))
-        ${set('n', add(g('n'), i32(1)))}
+        ${set('n', add(g('n'), g('R')))}
         (br $rows)))
 `;
   return `
   (func $qm_${type} (param $p i32) (param $task i32) (param $nTasks i32)
     (local $M i32) (local $N i32) (local $K i32) (local $n i32) (local $end i32) (local $m i32) (local $nb i32) (local $wp i32)
     (local $xq i32) (local $xq8 i32) (local $xd i32) (local $xs i32) (local $y i32) (local $tab i32) (local $xrs i32) (local $drs i32) (local $w i32) (local $rb i32)
-    (local $r0 i32) (local $r1 i32) (local $xp i32) (local $xm i32) (local $xg i32)
+    (local $r0 i32) (local $r1 i32) (local $xp i32) (local $xm i32) (local $xg i32) (local $xk8 i32) (local $xkd i32) (local $xks i32) (local $R i32)
     ${set('r0', ld('rowBeg'))} ${set('r1', ld('rowEnd'))}
     ${set('M', ld('M'))} ${set('N', ld('N'))} ${set('K', ld('K'))}
     ${set('xq', ld('xq'))} ${set('xq8', ld('xq8'))} ${set('xd', ld('xd'))} ${set('xs', ld('xs'))} ${set('y', ld('y'))} ${set('tab', ld('tab'))} ${set('w', ld('w'))} ${set('rb', ld('rowBytes'))} ${set('xp', ld('xp'))} ${set('xm', ld('xm'))} ${set('xg', ld('xg'))}
+    ${set('xk8', ld('xk8'))} ${set('xkd', ld('xkd'))} ${set('xks', decode ? ld(decode.sums) : i32(0))}
     ${set('nb', `(i32.div_u ${g('K')} ${i32(F.values)})`)}
     ${set('xrs', `(i32.shl ${g('K')} ${i32(1)})`)} ${set('drs', `(i32.shl (i32.shr_u ${g('K')} ${i32(5)}) ${i32(2)})`)}
     ${set('n', add(g('r0'), `(i32.div_u (i32.mul (i32.sub ${g('r1')} ${g('r0')}) ${g('task')}) ${g('nTasks')})`))}
@@ -662,7 +669,7 @@ function fp8Kernel(type, madd) {
 /** @param {{relaxed: boolean}} variant */
 export function generate({ relaxed }) {
   const madd = (a, b, c) => (relaxed ? `(f32x4.relaxed_madd ${a} ${b} ${c})` : `(f32x4.add (f32x4.mul ${a} ${b}) ${c})`);
-  const out = ['(module', '  (import "env" "memory" (memory 1 65536 shared))', quantX()];
+  const out = ['(module', '  (import "env" "memory" (memory 1 65536 shared))', quantX(), quantXK(P)];
   for (const t of TYPES) {
     if (FORMAT[t].fp8) { out.push(fp8Kernel(t, madd)); continue; }
     // the two-row decode kernel pays off where the unpacked unit is small (the i8 relaxed dot on
@@ -671,7 +678,7 @@ export function generate({ relaxed }) {
     const pair = relaxed && RDOT.has(t) && !decode;
     out.push(rowKernel(t, MT, madd, relaxed), rowKernel(t, 1, madd, relaxed));
     if (pair) out.push(pairKernel(t, madd, relaxed));
-    if (decode) out.push(decode.fn(madd));
+    if (decode) out.push(decode.fn(madd, 1), decode.fn(madd, 2));
     out.push(entry(t, pair, decode));
     if (TILE_TYPES.includes(t)) out.push(tileEntry(t, P, FORMAT[t].values, relaxed, madd));
   }

@@ -22,12 +22,16 @@ const P = KERNEL_CONSTANTS.qmatmul.P;
 const NATIVE = new Set<string>(KERNEL_CONSTANTS.qmatmul.TYPES);
 /** Formats with a blocked GEMM over tiles of 4 activation rows (kernels/qtile.mjs), taken from M = 4 rows. */
 const TILED = new Set<string>(KERNEL_CONSTANTS.qmatmul.TILE_TYPES);
+/** K-quant formats whose decode (M < MT) runs on the activation rounded per 256 values (kernels/qdecode.mjs). */
+const Q8K = new Set(['q4_k', 'q5_k', 'q6_k']);
 /** Below this many weight bytes a product runs on the calling thread only. */
 const MIN_THREADED_BYTES = 1 << 14;
 
 const tables = new WeakMap<object, number>();
 /** Per memory: what the qmatmul scratch holds, x rounded to 8 bits (x's buffer, its version, offset, M, K and the scratch addresses). */
 const quantized = new WeakMap<object, readonly unknown[]>();
+/** Per memory: the same for x rounded per 256 values (qm_quant_xk). */
+const quantizedK = new WeakMap<object, readonly unknown[]>();
 
 /** Address of the 65536-entry f16 -> f32 table in this runtime's memory (built on first use). */
 export function f16Table(rt: WasmRuntime): number {
@@ -75,6 +79,12 @@ export const qmatmulKernel: NativeKernel<Op> = {
     const units = tiled ? ((M >> 2) * K) / 32 : 0;
     const xt = tiled ? rt.scratch('qmatmul.xt', units * KERNEL_CONSTANTS.qmatmul.UNIT_BYTES) : 0;
     const xt16 = tiled && op.type === 'q8_0' ? rt.scratch('qmatmul.xt16', units * KERNEL_CONSTANTS.qmatmul.UNIT16_BYTES) : 0;
+    // decode of a K-quant: x also rounded per 256 values (Q8_K: i8, f32 scale, sums of 16 and 32)
+    const q8k = !tiled && M < KERNEL_CONSTANTS.qmatmul.MT && Q8K.has(op.type);
+    const xk8 = q8k ? rt.scratch('qmatmul.xk8', M * K) : 0;
+    const xkd = q8k ? rt.scratch('qmatmul.xkd', (M * K) / 64) : 0;
+    const xkg = q8k ? rt.scratch('qmatmul.xkg', (M * K) / 8) : 0;
+    const xk32 = q8k ? rt.scratch('qmatmul.xk32', (M * K) / 16) : 0;
     const kernel = tiled ? `qm_${op.type}_gemm` : `qm_${op.type}`;
     const panel = host ? rt.scratch('qmatmul.panel', panelRows * rowBytes) : 0;
     const params = rt.scratch('qmatmul.params', KERNEL_CONSTANTS.qmatmul.P_BYTES);
@@ -96,6 +106,10 @@ export const qmatmulKernel: NativeKernel<Op> = {
     p[P.xt / 4] = xt;
     p[P.xt16 / 4] = xt16;
     p[P.tiled / 4] = tiled ? 1 : 0;
+    p[P.xk8 / 4] = xk8;
+    p[P.xkd / 4] = xkd;
+    p[P.xkg / 4] = xkg;
+    p[P.xk32 / 4] = xk32;
     // x rounded to 8 bits once for every product that reads it (q, k and v; gate and up): the
     // scratch still holds it when the same unchanged x and the same scratch areas (and layout) come again
     const key = [x.buffer, (x.buffer as WasmBuffer).version, x.offset, M, K, xq, xq8, xp, xm, xg, xd, xs, xt, xt16, tiled] as const;
@@ -105,6 +119,15 @@ export const qmatmulKernel: NativeKernel<Op> = {
       // an output written over x (same buffer) leaves the scratch stale at the same version
       if (y.buffer !== x.buffer) quantized.set(rt.memory, key);
       else quantized.delete(rt.memory);
+    }
+    if (q8k) {
+      const keyK = [x.buffer, (x.buffer as WasmBuffer).version, x.offset, M, K, xk8, xkd, xkg, xk32] as const;
+      const lastK = quantizedK.get(rt.memory);
+      if (!lastK || keyK.some((k, i) => k !== lastK[i])) {
+        rt.pool.run('qm_quant_xk', [params], Math.max(1, Math.min(rt.threads, Math.floor((M * K) / 4096))));
+        if (y.buffer !== x.buffer) quantizedK.set(rt.memory, keyK);
+        else quantizedK.delete(rt.memory);
+      }
     }
     const threads = (rows: number) => (rows * rowBytes < MIN_THREADED_BYTES ? 1 : Math.min(rt.threads, rows));
     if (!host) {
