@@ -24,6 +24,14 @@ const b16 = (c) => `(v128.const i8x16 ${Array(16).fill(c).join(' ')})`;
 const splat16 = (v, l) => `(i8x16.shuffle ${Array(8).fill(`${2 * l} ${2 * l + 1}`).join(' ')} ${v} ${v})`;
 const hsum = (x) => `(f32.add (f32.add (f32x4.extract_lane 0 ${x}) (f32x4.extract_lane 1 ${x})) (f32.add (f32x4.extract_lane 2 ${x}) (f32x4.extract_lane 3 ${x})))`;
 const f16 = (addr) => `(f32.load (i32.add ${g('tab')} (i32.shl (i32.load16_u ${addr}) ${i32(2)})))`;
+/**
+ * A branch never taken ($nb, the count of blocks, is never negative; each fence compares it with a
+ * different constant, so that V8 can neither prove it nor merge two fences): V8 schedules a basic
+ * block's loads at its top, so that a long block keeps more vectors alive than x64 has registers
+ * and spills; loads after this branch stay after it, next to their use.
+ */
+let fences = 0;
+const fence = () => `(br_if $fence (i32.eq ${g('nb')} ${i32(-1 - fences++)}))`;
 const vlocals = (names) => names.map((n) => `(local $${n} v128)`).join(' ');
 
 /**
@@ -96,6 +104,7 @@ export function q6kDecode(madd, R) {
   H.push(set('o', `(i32.shl ${g('h')} ${i32(6)})`), set('xh', add(g('x8'), `(i32.shl ${g('h')} ${i32(7)})`)));
   for (let k = 0; k < 2; k++) {
     for (const r of rows) {
+      H.push(fence());
       const base = add(W(r), g('o'));
       H.push(set('qa', `(v128.load offset=${16 * k} ${base})`), set('qb', `(v128.load offset=${32 + 16 * k} ${base})`));
       H.push(set('qh', `(v128.load offset=${128 + 16 * k} (i32.add ${W(r)} (i32.shr_u ${g('o')} ${i32(1)})))`));
@@ -119,8 +128,8 @@ export function q6kDecode(madd, R) {
     (block $done (loop $blocks
       (br_if $done (i32.ge_u ${g('b')} ${g('nb')}))
 ${L.map((x) => '      ' + x).join('\n')}
-      (loop $halves
-${H.map((x) => '        ' + x).join('\n')}
+      (loop $halves (block $fence
+${H.map((x) => '        ' + x).join('\n')})
         (br_if $halves (i32.lt_u ${g('h')} ${i32(2)})))
       ${tail.join(' ')}
       ${set('wp', add(g('wp'), i32(210)))} ${R > 1 ? set('wq', add(g('wq'), i32(210))) : ''} ${set('x8', add(g('x8'), i32(256)))} ${set('xd', add(g('xd'), i32(4)))} ${set('xg', add(g('xg'), i32(32)))}
@@ -174,6 +183,7 @@ export function q4kDecode(madd, R, q5 = false) {
     H.push(set('sc', `(select ${g(`t${r}`)} ${g(`s${r}`)} ${g('h')})`));
     if (q5) for (const k of [0, 1]) H.push(set(`f${k}`, `(i16x8.shr_u (v128.load offset=${16 + 16 * k} ${W(r)}) (i32.shl ${g('h')} ${i32(2)}))`));
     for (let pp = 0; pp < 2; pp++) {
+      H.push(fence());
       const base = add(W(r), g('o'));
       H.push(set('qa', `(v128.load offset=${qs + 32 * pp} ${base})`), set('qb', `(v128.load offset=${qs + 16 + 32 * pp} ${base})`));
       for (const hiNib of [0, 1]) {
@@ -195,8 +205,8 @@ export function q4kDecode(madd, R, q5 = false) {
     (block $done (loop $blocks
       (br_if $done (i32.ge_u ${g('b')} ${g('nb')}))
 ${L.map((x) => '      ' + x).join('\n')}
-      (loop $halves
-${H.map((x) => '        ' + x).join('\n')}
+      (loop $halves (block $fence
+${H.map((x) => '        ' + x).join('\n')})
         (br_if $halves (i32.lt_u ${g('h')} ${i32(2)})))
       ${tail.join(' ')}
       ${set('wp', add(g('wp'), i32(bytes)))} ${R > 1 ? set('wq', add(g('wq'), i32(bytes))) : ''} ${set('x8', add(g('x8'), i32(256)))} ${set('xd', add(g('xd'), i32(4)))} ${set('x32', add(g('x32'), i32(16)))}
