@@ -56,7 +56,7 @@ const reduce = () => [
 function decode(type, j) {
   const L = [];
   const nibLo = (v) => `(v128.and ${v} ${b16(15)})`;
-  const nibHi = (v) => `(i8x16.shr_u ${v} ${i32(4)})`;
+  const nibHi = (v) => `(v128.and (i16x8.shr_u ${v} ${i32(4)}) ${b16(15)})`;
   if (type === 'q8_0') {
     L.push(set('t0', `(v128.load offset=2 ${g('wp')})`), set('w0', `(i16x8.extend_low_i8x16_s ${g('t0')})`), set('w1', `(i16x8.extend_high_i8x16_s ${g('t0')})`));
     L.push(set('t0', `(v128.load offset=18 ${g('wp')})`), set('w2', `(i16x8.extend_low_i8x16_s ${g('t0')})`), set('w3', `(i16x8.extend_high_i8x16_s ${g('t0')})`));
