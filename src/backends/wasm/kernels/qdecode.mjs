@@ -15,6 +15,8 @@
 // Bounds: Q6_K's pair sums ≤ 2·63·127 < 2^15, times an i8 scale summed over a block ≤ 2^26;
 // Q4_K/Q5_K's two halves of a unit added in i16 ≤ 4·31·127 < 2^15.
 
+import { KTILE_BYTES } from './qktile.mjs';
+
 const g = (n) => `(local.get $${n})`;
 const set = (n, v) => `(local.set $${n} ${v})`;
 const i32 = (n) => `(i32.const ${n})`;
@@ -47,7 +49,8 @@ export function quantXK(P) {
   return `
   (func $qm_quant_xk (param $p i32) (param $task i32) (param $nTasks i32)
     (local $n i32) (local $b i32) (local $end i32) (local $x i32) (local $xp i32) (local $q8 i32) (local $xg i32) (local $x32 i32) (local $j i32) (local $prev i32) (local $cur i32)
-    (local $m v128) (local $ids v128) (local $v v128) (local $s v128) (local $am f32)
+    (local $m v128) (local $ids v128) (local $v v128) (local $s v128) (local $am f32) (local $nbRow i32) (local $row i32) (local $tp i32) (local $tq i32) (local $tg i32)
+    ${set('nbRow', `(i32.shr_u ${ld('K')} ${i32(8)})`)}
     ${set('n', `(i32.div_u (i32.mul ${ld('M')} ${ld('K')}) ${i32(256)})`)}
     ${set('b', `(i32.div_u (i32.mul ${g('n')} ${g('task')}) ${g('nTasks')})`)}
     ${set('end', `(i32.div_u (i32.mul ${g('n')} (i32.add ${g('task')} ${i32(1)})) ${g('nTasks')})`)}
@@ -65,6 +68,14 @@ export function quantXK(P) {
         (br_if $amax (i32.lt_u ${g('j')} ${i32(16)})))
       ${set('am', `(f32.max (f32.max (f32x4.extract_lane 0 ${g('m')}) (f32x4.extract_lane 1 ${g('m')})) (f32.max (f32x4.extract_lane 2 ${g('m')}) (f32x4.extract_lane 3 ${g('m')})))`)}
       (f32.store (i32.add ${ld('xkd')} (i32.shl ${g('b')} ${i32(2)})) (f32.div ${g('am')} (f32.const 127)))
+      ;; with P.xkt, a block of one of the first M & ~3 rows also goes into its tile (qktile.mjs): $tp the tile, $tq row r's values
+      ${set('row', `(i32.div_u ${g('b')} ${g('nbRow')})`)} ${set('tp', i32(0))}
+      (if (i32.and (i32.ne ${ld('xkt')} ${i32(0)}) (i32.lt_u ${g('row')} (i32.and ${ld('M')} ${i32(-4)}))) (then
+        ${set('tp', `(i32.add ${ld('xkt')} (i32.mul (i32.add (i32.mul (i32.shr_u ${g('row')} ${i32(2)}) ${g('nbRow')}) (i32.sub ${g('b')} (i32.mul ${g('row')} ${g('nbRow')}))) ${i32(KTILE_BYTES)}))`)}
+        ${set('tq', `(i32.add ${g('tp')} (i32.shl (i32.and ${g('row')} ${i32(3)}) ${i32(8)}))`)}
+        (f32.store offset=1024 (i32.add ${g('tp')} (i32.shl (i32.and ${g('row')} ${i32(3)}) ${i32(2)})) (f32.div ${g('am')} (f32.const 127)))
+        ${set('tg', `(i32.add ${g('tp')} (i32.shl (i32.and ${g('row')} ${i32(3)}) ${i32(5)}))`)}
+        ${set('tp', `(i32.add ${g('tp')} (i32.shl (i32.and ${g('row')} ${i32(3)}) ${i32(4)}))`)}))
       ${set('ids', `(f32x4.splat (select (f32.div (f32.const 127) ${g('am')}) (f32.const 0) (f32.gt ${g('am')} (f32.const 0))))`)}
       ${set('xp', g('x'))} ${set('j', i32(0))}
       (loop $quant
@@ -72,7 +83,12 @@ export function quantXK(P) {
         (v128.store ${g('q8')} ${g('v')})
         ${set('s', s16)} ${set('cur', sum16)}
         (i32.store16 ${g('xg')} ${g('cur')})
-        (if (i32.and ${g('j')} ${i32(1)}) (then (i32.store16 ${g('x32')} (i32.add ${g('prev')} ${g('cur')})) ${set('x32', add(g('x32'), i32(2)))}))
+        (if ${g('tp')} (then
+          (v128.store (i32.add ${g('tq')} (i32.shl ${g('j')} ${i32(4)})) ${g('v')})
+          (i32.store16 offset=1040 (i32.add ${g('tg')} (i32.shl ${g('j')} ${i32(1)})) ${g('cur')})))
+        (if (i32.and ${g('j')} ${i32(1)}) (then
+          (i32.store16 ${g('x32')} (i32.add ${g('prev')} ${g('cur')})) ${set('x32', add(g('x32'), i32(2)))}
+          (if ${g('tp')} (then (i32.store16 offset=1168 (i32.add ${g('tp')} (i32.sub ${g('j')} ${i32(1)})) (i32.add ${g('prev')} ${g('cur')}))))))
         ${set('prev', g('cur'))}
         ${set('xp', add(g('xp'), i32(64)))} ${set('q8', add(g('q8'), i32(16)))} ${set('xg', add(g('xg'), i32(2)))} ${set('j', add(g('j'), i32(1)))}
         (br_if $quant (i32.lt_u ${g('j')} ${i32(16)})))

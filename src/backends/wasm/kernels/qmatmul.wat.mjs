@@ -45,6 +45,7 @@
 
 import { DECODE, kScaleBytes, quantXK } from './qdecode.mjs';
 import { TILE_TYPES, UNIT16_BYTES, UNIT_BYTES, tileEntry } from './qtile.mjs';
+import { KTILE_BYTES, KTILE_TYPES, ktileEntry } from './qktile.mjs';
 
 export const name = 'qmatmul';
 export const TYPES = ['q8_0', 'q4_0', 'q4_k', 'q6_k', 'q4_1', 'q5_0', 'q5_1', 'q5_k', 'iq4_nl', 'int8', 'int4_g32', 'int4_g64', 'int4_g128', 'int4a_g32', 'int4a_g64', 'int4a_g128',
@@ -52,12 +53,12 @@ export const TYPES = ['q8_0', 'q4_0', 'q4_k', 'q6_k', 'q4_1', 'q5_0', 'q5_1', 'q
 export const exportNames = ['qm_quant_x', 'qm_quant_xk', ...TYPES.map((t) => `qm_${t}`), ...TILE_TYPES.map((t) => `qm_${t}_gemm`)];
 
 /** Parameter block, i32 fields at these byte offsets (pointers are byte addresses). */
-export const P = { M: 0, N: 4, K: 8, x: 12, xq: 16, xd: 20, xs: 24, w: 28, y: 32, tab: 36, rowBytes: 40, xq8: 44, rowBeg: 48, rowEnd: 52, xp: 56, xm: 60, xg: 64, xt: 68, xt16: 72, tiled: 76, xk8: 80, xkd: 84, xkg: 88, xk32: 92 };
+export const P = { M: 0, N: 4, K: 8, x: 12, xq: 16, xd: 20, xs: 24, w: 28, y: 32, tab: 36, rowBytes: 40, xq8: 44, rowBeg: 48, rowEnd: 52, xp: 56, xm: 60, xg: 64, xt: 68, xt16: 72, tiled: 76, xk8: 80, xkd: 84, xkg: 88, xk32: 92, xkt: 96 };
 /** Activation rows per weight-unit decode in the GEMM path. */
 export const MT = 4;
 /** Bytes of the parameter block. */
 export const P_BYTES = 128;
-export const constants = { P, P_BYTES, MT, TYPES, TILE_TYPES, UNIT_BYTES, UNIT16_BYTES };
+export const constants = { P, P_BYTES, MT, TYPES, TILE_TYPES, UNIT_BYTES, UNIT16_BYTES, KTILE_TYPES, KTILE_BYTES };
 
 const FORMAT = {
   q8_0: { values: 32, bytes: 34, units: 1 },
@@ -690,7 +691,8 @@ export function generate({ relaxed }) {
     if (pair) out.push(pairKernel(t, madd, relaxed));
     if (decode) out.push(decode.fn(madd, 1), decode.fn(madd, 2));
     out.push(entry(t, pair, decode));
-    if (TILE_TYPES.includes(t)) out.push(tileEntry(t, P, FORMAT[t].values, relaxed, madd));
+    if (relaxed && KTILE_TYPES.includes(t)) out.push(ktileEntry(t, P, DECODE[t].sums, madd));
+    else if (TILE_TYPES.includes(t)) out.push(tileEntry(t, P, FORMAT[t].values, relaxed, madd));
   }
   for (const e of exportNames) out.push(`  (export "${e}" (func $${e}))`);
   out.push(')');

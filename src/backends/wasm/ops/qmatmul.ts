@@ -22,7 +22,7 @@ const P = KERNEL_CONSTANTS.qmatmul.P;
 const NATIVE = new Set<string>(KERNEL_CONSTANTS.qmatmul.TYPES);
 /** Formats with a blocked GEMM over tiles of 4 activation rows (kernels/qtile.mjs), taken from M = 4 rows. */
 const TILED = new Set<string>(KERNEL_CONSTANTS.qmatmul.TILE_TYPES);
-/** K-quant formats whose decode (M < MT) runs on the activation rounded per 256 values (kernels/qdecode.mjs). */
+/** K-quant formats whose relaxed-SIMD kernels run on the activation rounded per 256 values (kernels/qdecode.mjs, qktile.mjs). */
 const Q8K = new Set(['q4_k', 'q5_k', 'q6_k']);
 /** Below this many weight bytes a product runs on the calling thread only. */
 const MIN_THREADED_BYTES = 1 << 14;
@@ -79,12 +79,14 @@ export const qmatmulKernel: NativeKernel<Op> = {
     const units = tiled ? ((M >> 2) * K) / 32 : 0;
     const xt = tiled ? rt.scratch('qmatmul.xt', units * KERNEL_CONSTANTS.qmatmul.UNIT_BYTES) : 0;
     const xt16 = tiled && op.type === 'q8_0' ? rt.scratch('qmatmul.xt16', units * KERNEL_CONSTANTS.qmatmul.UNIT16_BYTES) : 0;
-    // decode of a K-quant: x also rounded per 256 values (Q8_K: i8, f32 scale, sums of 16 and 32)
-    const q8k = !tiled && M < KERNEL_CONSTANTS.qmatmul.MT && Q8K.has(op.type);
+    // a K-quant: x also rounded per 256 values (Q8_K: i8, f32 scale, sums of 16 and 32; with
+    // tiled, also in tiles of 4 rows for the blocked GEMM of kernels/qktile.mjs)
+    const q8k = Q8K.has(op.type);
     const xk8 = q8k ? rt.scratch('qmatmul.xk8', M * K) : 0;
     const xkd = q8k ? rt.scratch('qmatmul.xkd', (M * K) / 64) : 0;
     const xkg = q8k ? rt.scratch('qmatmul.xkg', (M * K) / 8) : 0;
     const xk32 = q8k ? rt.scratch('qmatmul.xk32', (M * K) / 16) : 0;
+    const xkt = q8k && tiled ? rt.scratch('qmatmul.xkt', (M >> 2) * (K / 256) * KERNEL_CONSTANTS.qmatmul.KTILE_BYTES) : 0;
     const kernel = tiled ? `qm_${op.type}_gemm` : `qm_${op.type}`;
     const panel = host ? rt.scratch('qmatmul.panel', panelRows * rowBytes) : 0;
     const params = rt.scratch('qmatmul.params', KERNEL_CONSTANTS.qmatmul.P_BYTES);
@@ -110,6 +112,7 @@ export const qmatmulKernel: NativeKernel<Op> = {
     p[P.xkd / 4] = xkd;
     p[P.xkg / 4] = xkg;
     p[P.xk32 / 4] = xk32;
+    p[P.xkt / 4] = xkt;
     // x rounded to 8 bits once for every product that reads it (q, k and v; gate and up): the
     // scratch still holds it when the same unchanged x and the same scratch areas (and layout) come again
     const key = [x.buffer, (x.buffer as WasmBuffer).version, x.offset, M, K, xq, xq8, xp, xm, xg, xd, xs, xt, xt16, tiled] as const;
@@ -121,7 +124,7 @@ export const qmatmulKernel: NativeKernel<Op> = {
       else quantized.delete(rt.memory);
     }
     if (q8k) {
-      const keyK = [x.buffer, (x.buffer as WasmBuffer).version, x.offset, M, K, xk8, xkd, xkg, xk32] as const;
+      const keyK = [x.buffer, (x.buffer as WasmBuffer).version, x.offset, M, K, xk8, xkd, xkg, xk32, xkt] as const;
       const lastK = quantizedK.get(rt.memory);
       if (!lastK || keyK.some((k, i) => k !== lastK[i])) {
         rt.pool.run('qm_quant_xk', [params], Math.max(1, Math.min(rt.threads, Math.floor((M * K) / 4096))));
