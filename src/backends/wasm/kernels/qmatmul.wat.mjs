@@ -6,8 +6,7 @@
 // the two block scales in f32. Exports, each `(params, task, nTasks)`, parameter block P below:
 //   qm_quant_x     blocks of x split over tasks -> xq (i16 [M, K]), xq8 (i8 [M, K]), xd, xs
 //                  (f32 [M, K/32]), xp (i16 [M, K/2]: 32 · each pair's sum), xm (i16 [M, K/4]:
-//                  8 · the sum of values 2i, 2i+1, 16+2i, 17+2i of each 32), xg (i16 [M, K/16]: the
-//                  sum of each 16 values)
+//                  8 · the sum of values 2i, 2i+1, 16+2i, 17+2i of each 32)
 //   qm_quant_xk    256-value blocks of x split over tasks -> xk8 (i8 [M, K]), xkd (f32 [M, K/256]),
 //                  xkg (i16 [M, K/16]: sums of 16), xk32 (i16 [M, K/32]: sums of 32); K-quant decode
 //   qm_<type>      rows rowBeg..rowEnd of W (W points at row rowBeg: a panel of a larger weight,
@@ -53,7 +52,7 @@ export const TYPES = ['q8_0', 'q4_0', 'q4_k', 'q6_k', 'q4_1', 'q5_0', 'q5_1', 'q
 export const exportNames = ['qm_quant_x', 'qm_quant_xk', ...TYPES.map((t) => `qm_${t}`), ...TILE_TYPES.map((t) => `qm_${t}_gemm`)];
 
 /** Parameter block, i32 fields at these byte offsets (pointers are byte addresses). */
-export const P = { M: 0, N: 4, K: 8, x: 12, xq: 16, xd: 20, xs: 24, w: 28, y: 32, tab: 36, rowBytes: 40, xq8: 44, rowBeg: 48, rowEnd: 52, xp: 56, xm: 60, xg: 64, xt: 68, xt16: 72, tiled: 76, xk8: 80, xkd: 84, xkg: 88, xk32: 92, xkt: 96 };
+export const P = { M: 0, N: 4, K: 8, x: 12, xq: 16, xd: 20, xs: 24, w: 28, y: 32, tab: 36, rowBytes: 40, xq8: 44, rowBeg: 48, rowEnd: 52, xp: 56, xm: 60, xt: 68, xt16: 72, tiled: 76, xk8: 80, xkd: 84, xkg: 88, xk32: 92, xkt: 96 };
 /** Activation rows per weight-unit decode in the GEMM path. */
 export const MT = 4;
 /** Bytes of the parameter block. */
@@ -190,7 +189,7 @@ function quantX() {
   (func $qm_quant_x (param $p i32) (param $task i32) (param $nTasks i32)
     (local $b i32) (local $end i32) (local $n i32) (local $x i32) (local $q i32) (local $d i32) (local $s i32) (local $q8 i32)
     ${Array.from({ length: 8 }, (_, i) => `(local $v${i} v128)`).join(' ')} (local $m v128) (local $ids v128)
-    (local $q0 v128) (local $q1 v128) (local $q2 v128) (local $q3 v128) (local $am f32) (local $dd f32) (local $sum v128) (local $xp i32) (local $xm i32) (local $xg i32)
+    (local $q0 v128) (local $q1 v128) (local $q2 v128) (local $q3 v128) (local $am f32) (local $dd f32) (local $sum v128) (local $xp i32) (local $xm i32)
     (local $sq i32) (local $nbRow i32) (local $M4 i32) (local $row i32) (local $tp i32) (local $xt i32) (local $xt16 i32)
     (local.set $n (i32.div_u (i32.mul (i32.load offset=${P.M} ${g('p')}) (i32.load offset=${P.K} ${g('p')})) ${i32(32)}))
     (local.set $b (i32.div_u (i32.mul ${g('n')} ${g('task')}) ${g('nTasks')}))
@@ -202,7 +201,6 @@ function quantX() {
     (local.set $q8 (i32.add (i32.load offset=${P.xq8} ${g('p')}) (i32.shl ${g('b')} ${i32(5)})))
     (local.set $xp (i32.add (i32.load offset=${P.xp} ${g('p')}) (i32.shl ${g('b')} ${i32(5)})))
     (local.set $xm (i32.add (i32.load offset=${P.xm} ${g('p')}) (i32.shl ${g('b')} ${i32(4)})))
-    (local.set $xg (i32.add (i32.load offset=${P.xg} ${g('p')}) (i32.shl ${g('b')} ${i32(2)})))
     (local.set $nbRow (i32.shr_u (i32.load offset=${P.K} ${g('p')}) ${i32(5)}))
     (local.set $M4 (select (i32.and (i32.load offset=${P.M} ${g('p')}) ${i32(-4)}) ${i32(0)} (i32.load offset=${P.tiled} ${g('p')})))
     (local.set $xt (i32.load offset=${P.xt} ${g('p')})) (local.set $xt16 (i32.load offset=${P.xt16} ${g('p')}))
@@ -224,8 +222,6 @@ function quantX() {
       (v128.store ${g('xp')} (i16x8.shl (i16x8.extadd_pairwise_i8x16_s ${g('v0')}) ${i32(5)}))
       (v128.store offset=16 ${g('xp')} (i16x8.shl (i16x8.extadd_pairwise_i8x16_s ${g('v1')}) ${i32(5)}))
       (v128.store ${g('xm')} (i16x8.shl (i16x8.add (i16x8.extadd_pairwise_i8x16_s ${g('v0')}) (i16x8.extadd_pairwise_i8x16_s ${g('v1')})) ${i32(3)}))
-      (i32.store16 ${g('xg')} ${sum16('v0')})
-      (i32.store16 offset=2 ${g('xg')} ${sum16('v1')})
       (f32.store ${g('d')} ${g('dd')})
       (local.set $sq (i32.add (i32.add (i32x4.extract_lane 0 ${g('sum')}) (i32x4.extract_lane 1 ${g('sum')}))
                               (i32.add (i32x4.extract_lane 2 ${g('sum')}) (i32x4.extract_lane 3 ${g('sum')}))))
@@ -236,7 +232,6 @@ function quantX() {
       (local.set $q8 (i32.add ${g('q8')} ${i32(32)}))
       (local.set $xp (i32.add ${g('xp')} ${i32(32)}))
       (local.set $xm (i32.add ${g('xm')} ${i32(16)}))
-      (local.set $xg (i32.add ${g('xg')} ${i32(4)}))
       (local.set $d (i32.add ${g('d')} ${i32(4)}))
       (local.set $s (i32.add ${g('s')} ${i32(4)}))
       (local.set $b (i32.add ${g('b')} ${i32(1)}))
@@ -606,10 +601,10 @@ function entry(type, pair, decode) {
   (func $qm_${type} (param $p i32) (param $task i32) (param $nTasks i32)
     (local $M i32) (local $N i32) (local $K i32) (local $n i32) (local $end i32) (local $m i32) (local $nb i32) (local $wp i32)
     (local $xq i32) (local $xq8 i32) (local $xd i32) (local $xs i32) (local $y i32) (local $tab i32) (local $xrs i32) (local $drs i32) (local $w i32) (local $rb i32)
-    (local $r0 i32) (local $r1 i32) (local $xp i32) (local $xm i32) (local $xg i32) (local $xk8 i32) (local $xkd i32) (local $xks i32) (local $R i32)
+    (local $r0 i32) (local $r1 i32) (local $xp i32) (local $xm i32) (local $xk8 i32) (local $xkd i32) (local $xks i32) (local $R i32)
     ${set('r0', ld('rowBeg'))} ${set('r1', ld('rowEnd'))}
     ${set('M', ld('M'))} ${set('N', ld('N'))} ${set('K', ld('K'))}
-    ${set('xq', ld('xq'))} ${set('xq8', ld('xq8'))} ${set('xd', ld('xd'))} ${set('xs', ld('xs'))} ${set('y', ld('y'))} ${set('tab', ld('tab'))} ${set('w', ld('w'))} ${set('rb', ld('rowBytes'))} ${set('xp', ld('xp'))} ${set('xm', ld('xm'))} ${set('xg', ld('xg'))}
+    ${set('xq', ld('xq'))} ${set('xq8', ld('xq8'))} ${set('xd', ld('xd'))} ${set('xs', ld('xs'))} ${set('y', ld('y'))} ${set('tab', ld('tab'))} ${set('w', ld('w'))} ${set('rb', ld('rowBytes'))} ${set('xp', ld('xp'))} ${set('xm', ld('xm'))}
     ${set('xk8', ld('xk8'))} ${set('xkd', ld('xkd'))} ${set('xks', decode ? ld(decode.sums) : i32(0))}
     ${set('nb', `(i32.div_u ${g('K')} ${i32(F.values)})`)}
     ${set('xrs', `(i32.shl ${g('K')} ${i32(1)})`)} ${set('drs', `(i32.shl (i32.shr_u ${g('K')} ${i32(5)}) ${i32(2)})`)}

@@ -1,6 +1,7 @@
 // Runtime glue of the quantized matrix product (kernels/qmatmul.wat.mjs): rounds x to 8 bits per
 // 32 values into scratch (qm_quant_x: i16 and i8 copies, scales, sums, 32·pair sums, 8·sums of
-// four, sums of 16; once for consecutive products of the same unchanged x), then runs the format's
+// four; for the K-quants also per 256 values, qm_quant_xk; once for consecutive products of the
+// same unchanged x), then runs the format's
 // kernel with the rows of W split over the pool's threads; `qlinear` adds the bias and activation.
 // The f16 -> f32 table the kernels read scales through is built once per backend. Weights in the
 // memory are read where they lie: nothing of W is copied or expanded; a weight kept in host memory
@@ -71,7 +72,6 @@ export const qmatmulKernel: NativeKernel<Op> = {
     const xq8 = rt.scratch('qmatmul.xq8', M * K);
     const xp = rt.scratch('qmatmul.xp', M * K);
     const xm = rt.scratch('qmatmul.xm', (M * K) / 2);
-    const xg = rt.scratch('qmatmul.xg', (M * K) / 8);
     const xd = rt.scratch('qmatmul.xd', nBlocks * 4);
     const xs = rt.scratch('qmatmul.xs', nBlocks * 4);
     // prefill: the activation also in tiles of 4 rows for the blocked GEMM (kernels/qtile.mjs)
@@ -99,7 +99,6 @@ export const qmatmulKernel: NativeKernel<Op> = {
     p[P.xq8 / 4] = xq8;
     p[P.xp / 4] = xp;
     p[P.xm / 4] = xm;
-    p[P.xg / 4] = xg;
     p[P.xd / 4] = xd;
     p[P.xs / 4] = xs;
     p[P.y / 4] = addr(rt, y);
@@ -115,7 +114,7 @@ export const qmatmulKernel: NativeKernel<Op> = {
     p[P.xkt / 4] = xkt;
     // x rounded to 8 bits once for every product that reads it (q, k and v; gate and up): the
     // scratch still holds it when the same unchanged x and the same scratch areas (and layout) come again
-    const key = [x.buffer, (x.buffer as WasmBuffer).version, x.offset, M, K, xq, xq8, xp, xm, xg, xd, xs, xt, xt16, tiled] as const;
+    const key = [x.buffer, (x.buffer as WasmBuffer).version, x.offset, M, K, xq, xq8, xp, xm, xd, xs, xt, xt16, tiled] as const;
     const last = quantized.get(rt.memory);
     if (!last || key.some((k, i) => k !== last[i])) {
       rt.pool.run('qm_quant_x', [params], Math.max(1, Math.min(rt.threads, Math.floor(nBlocks / 64))));
