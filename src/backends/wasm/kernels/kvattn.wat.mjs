@@ -246,6 +246,28 @@ const rowLoop = (bits, pk) => `
         ;; the first past the slice
         (if (i32.and ${g('sparse')} (i32.eqz ${g('blk')})) (then
           ${set('e', `(i32.load ${g('rp')})`)} ${set('e1', `(i32.load offset=4 ${g('rp')})`)}
+          (if ${g('segx')} (then
+            ;; the slice is one segment: its entries are exactly [rowptr + seg[h], the next segment's
+            ;; start). A slice holds 0, 1 or 2 of them nearly always: those two are written without a
+            ;; branch on the count (a store to the dummy slot where there is none; index 0 is read
+            ;; then, always inside the buffer), a loop takes the rare rest
+            (if ${g('s1b')} (then ${set('e1', `(i32.add ${g('e')} (i32.load16_u (i32.add ${g('sp')} ${g('s1b')})))`)}))
+            ${set('e', `(i32.add ${g('e')} (i32.load16_u (i32.add ${g('sp')} ${g('s0b')})))`)}
+            ${set('len', `(i32.sub ${g('e1')} ${g('e')})`)}
+            ${set('lt', `(i32.sub ${g('o')} (i32.shl ${g('n')} ${i32(2)}))`)}
+            ${[0, 1].map((u) => `
+            ${set('k', `(select ${u ? `(i32.add ${g('e')} ${i32(u)})` : g('e')} ${i32(0)} (i32.gt_u ${g('len')} ${i32(u)}))`)}
+            (f32.store (select (i32.add ${g('lt')} (i32.shl (i32.sub (i32.load16_u (i32.add ${g('ov')} (i32.shl ${g('k')} ${i32(1)}))) ${g('c0')}) ${i32(2)})) ${g('dm')} (i32.gt_u ${g('len')} ${i32(u)}))
+              (f32.load (i32.add ${g('oval')} (i32.shl ${g('k')} ${i32(2)}))))`).join('')}
+            (if (i32.gt_u ${g('len')} ${i32(2)}) (then
+              ${inc('e', 2)}
+              (block $xd (loop $xl
+                (br_if $xd (i32.ge_u ${g('e')} ${g('e1')}))
+                (f32.store (i32.add ${g('lt')} (i32.shl (i32.sub (i32.load16_u (i32.add ${g('ov')} (i32.shl ${g('e')} ${i32(1)}))) ${g('c0')}) ${i32(2)})) (f32.load (i32.add ${g('oval')} (i32.shl ${g('e')} ${i32(2)}))))
+                ${inc('e', 1)}
+                (br $xl)))))
+)
+          (else
           ;; with a segment index the slice's segments bound the run (no scan of the row's others)
           (if ${g('segs')} (then
             (if ${g('s1b')} (then ${set('e1', `(i32.add ${g('e')} (i32.load16_u (i32.add ${g('sp')} ${g('s1b')})))`)}))
@@ -273,7 +295,7 @@ const rowLoop = (bits, pk) => `
             (br_if $ed (i32.ge_u ${g('k')} ${g('n')}))
             (f32.store (i32.add (i32.sub ${g('o')} (i32.shl ${g('n')} ${i32(2)})) (i32.shl ${g('k')} ${i32(2)})) (f32.load (i32.add ${g('oval')} (i32.shl ${g('e')} ${i32(2)}))))
             ${inc('e', 1)}
-            (br $el)))))
+            (br $el)))))))
         ${inc('codes', g('codesStep'))} ${inc('gRow', g('gStep'))} ${inc('rp', g('rpStep'))} ${inc('sp', g('spStep'))}
         ${inc('r', 1)}
         (br $rl${bits}${pk})))`;
@@ -349,11 +371,11 @@ const SPARSE_BLOCK = `
 // params, n a multiple of the group or the group a multiple of n (the glue sets KVS.fast only
 // then); everything else goes through $dec a row at a time.
 const DEC_ROWS = `
-  (func $dec_rows (param $s i32) (param $row0 i32) (param $rstep i32) (param $nr i32) (param $c0 i32) (param $n i32) (param $out i32) (param $tab i32)
+  (func $dec_rows (param $s i32) (param $row0 i32) (param $rstep i32) (param $nr i32) (param $c0 i32) (param $n i32) (param $out i32) (param $tab i32) (param $dm i32)
     (local $fast i32) (local $main i32) (local $r i32) (local $codes i32) (local $codesStep i32) (local $c i32) (local $cEnd i32) (local $o i32)
     (local $params i32) (local $gb i32) (local $G i32) (local $ng i32) (local $span i32) (local $ga i32) (local $gRow i32) (local $gStep i32)
     (local $chs i32) (local $cho i32) (local $sparse i32) (local $rp i32) (local $rpStep i32) (local $ov i32) (local $oval i32) (local $e i32) (local $e1 i32) (local $k i32) (local $len i32) (local $lt i32)
-    (local $segs i32) (local $sp i32) (local $spStep i32) (local $s0b i32) (local $s1b i32) (local $blk i32)
+    (local $segs i32) (local $sp i32) (local $spStep i32) (local $s0b i32) (local $s1b i32) (local $blk i32) (local $segx i32)
     (local $cs0 v128) (local $cs1 v128) (local $co0 v128) (local $co1 v128) (local $scA v128) (local $scB v128) (local $ofA v128) (local $ofB v128)
     (local $cv v128) (local $mlo v128) (local $p0 v128) (local $p1 v128) (local $p2 v128) (local $p3 v128) (local $z0 v128) (local $z1 v128) (local $z2 v128) (local $z3 v128)
     (local $l0 v128) (local $l1 v128) (local $l2 v128) (local $l3 v128) (local $scv v128) (local $ofv v128) (local $a v128) (local $b v128)
@@ -390,7 +412,9 @@ const DEC_ROWS = `
         ${set('spStep', `(i32.shl (i32.mul ${g('rstep')} ${g('segs')}) ${i32(1)})`)}
         ${set('s0b', `(i32.shl (i32.div_u ${g('c0')} ${g('k')}) ${i32(1)})`)}
         ${set('s1b', `(i32.div_u (i32.sub (i32.add ${g('c0')} (i32.add ${g('n')} ${g('k')})) ${i32(1)}) ${g('k')})`)}
-        ${set('s1b', `(select (i32.shl ${g('s1b')} ${i32(1)}) ${i32(0)} (i32.lt_u ${g('s1b')} ${g('segs')}))`)})
+        ${set('s1b', `(select (i32.shl ${g('s1b')} ${i32(1)}) ${i32(0)} (i32.lt_u ${g('s1b')} ${g('segs')}))`)}
+        ;; the slice is exactly one segment (heads as wide as the segments): no search inside it
+        ${set('segx', `(i32.and (i32.eq ${g('k')} ${g('n')}) (i32.eqz (i32.rem_u ${g('c0')} ${g('k')})))`)})
       (else ${set('segs', i32(0))}))
     ${set('ov', `(i32.load offset=${KVS.out} ${g('s')})`)}
     ${set('oval', `(i32.add ${g('ov')} (i32.load offset=${KVS.oVal} ${g('s')}))`)}
@@ -594,7 +618,7 @@ function attnRows() {
   (func $kv_attn_rows (param $prm i32) (param $task i32) (param $nTasks i32)
     (local $r i32) (local $end i32) (local $nRows i32) (local $i i32) (local $b i32) (local $bk i32) (local $G i32) (local $gg i32)
     (local $B i32) (local $TQ i32) (local $TK i32) (local $TKp i32) (local $D i32) (local $DV i32) (local $HQ i32) (local $HKV i32) (local $kvh i32)
-    (local $s i32) (local $sg i32) (local $kb i32) (local $vb i32) (local $mx i32) (local $sm i32) (local $m i32) (local $nv i32)
+    (local $s i32) (local $sg i32) (local $dm i32) (local $kb i32) (local $vb i32) (local $mx i32) (local $sm i32) (local $m i32) (local $nv i32)
     (local $j i32) (local $j0 i32) (local $nb i32) (local $ks i32) (local $vs i32) (local $tab i32) (local $rope i32) (local $ya i32) (local $c i32)
     (local $t f32) (local $scv v128) (local $acc v128) (local $mv v128) (local $sv v128)
     ${set('B', f('B'))} ${set('TQ', f('TQ'))} ${set('TK', f('TK'))} ${set('D', f('D'))} ${set('DV', f('DV'))} ${set('HQ', f('HQ'))} ${set('G', f('G'))}
@@ -603,12 +627,13 @@ function attnRows() {
     ${set('ks', `(i32.add ${g('prm')} ${i32(KVA.k)})`)} ${set('vs', `(i32.add ${g('prm')} ${i32(KVA.v)})`)}
     ${set('tab', f('tab'))} ${set('rope', f('rope'))}
     ${set('scv', `(f32x4.splat (f32.reinterpret_i32 ${f('scaleBits')}))`)}
-    ;; this task's scratch: scores [G, TKp], NB decoded keys [NB, D] and values [NB, DV], max [G], sum [G]
+    ;; this task's scratch: scores [G, TKp], NB decoded keys [NB, D] and values [NB, DV], max [G], sum [G], a dummy f32 slot
     ${set('s', `(i32.add ${f('scratch')} (i32.mul ${g('task')} ${f('scratchStride')}))`)}
     ${set('kb', F('s', `(i32.mul ${g('G')} ${g('TKp')})`))}
     ${set('vb', F('kb', `(i32.mul ${i32(NB)} ${g('D')})`))}
     ${set('mx', F('vb', `(i32.mul ${i32(NB)} ${g('DV')})`))}
     ${set('sm', F('mx', g('G')))}
+    ${set('dm', F('sm', g('G')))}
     ;; a task row is (batch, kv head, query position): each key and value is decoded once for the G query heads that read it
     ${set('nRows', `(i32.mul (i32.mul ${g('B')} ${g('HKV')}) ${g('TQ')})`)}
     ${set('r', `(i32.div_u (i32.mul ${g('nRows')} ${g('task')}) ${g('nTasks')})`)}
@@ -630,7 +655,7 @@ function attnRows() {
         (br_if $kd (i32.ge_u ${g('j0')} ${g('nv')}))
         ${set('nb', `(i32.sub ${g('nv')} ${g('j0')})`)}
         (if (i32.gt_u ${g('nb')} ${i32(NB)}) (then ${set('nb', i32(NB))}))
-        (call $dec_rows ${g('ks')} (i32.add (i32.mul ${g('j0')} ${g('B')}) ${g('b')}) ${g('B')} ${g('nb')} (i32.mul ${g('kvh')} ${g('D')}) ${g('D')} ${g('kb')} ${g('tab')})
+        (call $dec_rows ${g('ks')} (i32.add (i32.mul ${g('j0')} ${g('B')}) ${g('b')}) ${g('B')} ${g('nb')} (i32.mul ${g('kvh')} ${g('D')}) ${g('D')} ${g('kb')} ${g('tab')} ${g('dm')})
         (if ${g('rope')} (then
           (call $rope_rows ${g('kb')} ${g('D')} ${g('nb')}
             (i32.add (i32.add (i32.load offset=${KVS.main} ${g('ks')}) (i32.load offset=${KVS.oPos} ${g('ks')})) (i32.shl (i32.add (i32.mul ${g('j0')} ${g('B')}) ${g('b')}) ${i32(2)}))
@@ -671,7 +696,7 @@ function attnRows() {
         (br_if $vd (i32.ge_u ${g('j0')} ${g('nv')}))
         ${set('nb', `(i32.sub ${g('nv')} ${g('j0')})`)}
         (if (i32.gt_u ${g('nb')} ${i32(NB)}) (then ${set('nb', i32(NB))}))
-        (call $dec_rows ${g('vs')} (i32.add (i32.mul ${g('j0')} ${g('B')}) ${g('b')}) ${g('B')} ${g('nb')} (i32.mul ${g('kvh')} ${g('DV')}) ${g('DV')} ${g('vb')} ${g('tab')})
+        (call $dec_rows ${g('vs')} (i32.add (i32.mul ${g('j0')} ${g('B')}) ${g('b')}) ${g('B')} ${g('nb')} (i32.mul ${g('kvh')} ${g('DV')}) ${g('DV')} ${g('vb')} ${g('tab')} ${g('dm')})
         ${forG(`(call $pv ${yAt(g('gg'))} ${g('vb')} ${g('DV')} ${g('nb')} ${F('s', `(i32.add (i32.mul ${g('gg')} ${g('TKp')}) ${g('j0')})`)})`)}
         ${inc('j0', NB)}
         (br $vl)))
