@@ -557,6 +557,76 @@ const SCORES = `
       (br $sl)))
     (f32.max ${g('mt')} (f32.max (f32.max (f32x4.extract_lane 0 ${g('mx')}) (f32x4.extract_lane 1 ${g('mx')})) (f32.max (f32x4.extract_lane 2 ${g('mx')}) (f32x4.extract_lane 3 ${g('mx')})))))`;
 
+// $scores with RoPE (half mode) applied as the keys are read: for one query head per kv head the
+// separate rotation pass stored each key and read it back once more; here each pair chunk is
+// rotated in registers (the same products as $rot: xa·cos − xb·sin, xb·cos + xa·sin) and dotted
+// at once. Pairs (i, i + half) for i < half = rot / 2 (half a multiple of 4), channels from rot on
+// unrotated; four keys at a time, positions i32 at `pos`, `pstep` bytes apart.
+const SCORES_ROPE = `
+  (func $scores_rope (param $qa i32) (param $kb i32) (param $D i32) (param $nb i32) (param $out i32) (param $sc v128) (param $m i32)
+    (param $pos i32) (param $pstep i32) (param $tab i32) (param $rot i32) (result f32)
+    (local $j i32) (local $c i32) (local $d4 i32) (local $kr i32) (local $kst i32) (local $half i32) (local $hb i32) (local $cb i32)
+    (local $c0 i32) (local $c1 i32) (local $c2 i32) (local $c3 i32)
+    (local $qa4 v128) (local $qb4 v128) (local $xa v128) (local $xb v128) (local $co v128) (local $si v128)
+    (local $a0 v128) (local $b0 v128) (local $b1 v128) (local $b2 v128) (local $b3 v128) (local $t f32) (local $mx v128) (local $mt f32)
+    ${set('d4', `(i32.and ${g('D')} ${i32(-4)})`)} ${set('kst', `(i32.shl ${g('D')} ${i32(2)})`)}
+    ${set('half', `(i32.shr_u ${g('rot')} ${i32(1)})`)} ${set('hb', `(i32.shl ${g('half')} ${i32(2)})`)} ${set('cb', `(i32.shl ${g('hb')} ${i32(1)})`)}
+    ${set('mx', f4('-inf'))} ${set('mt', '(f32.const -inf)')} ${set('kr', g('kb'))}
+    (block $s4d (loop $s4l
+      (br_if $s4d (i32.gt_u (i32.add ${g('j')} ${i32(4)}) ${g('nb')}))
+      ${[0, 1, 2, 3].map((u) => `${set(`b${u}`, f4(0))} ${set(`c${u}`, `(i32.add ${g('tab')} (i32.mul (i32.load ${u ? `(i32.add ${g('pos')} (i32.mul ${g('pstep')} ${i32(u)}))` : g('pos')}) ${g('cb')}))`)}`).join(' ')}
+      ${set('c', i32(0))}
+      (block $r4d (loop $r4l
+        (br_if $r4d (i32.ge_u ${g('c')} ${g('half')}))
+        ${set('qa4', `(v128.load ${F('qa', g('c'))})`)} ${set('qb4', `(v128.load (i32.add ${F('qa', g('c'))} ${g('hb')}))`)}
+        ${[0, 1, 2, 3].map((u) => {
+          const kr = u === 0 ? F('kr', g('c')) : `(i32.add ${F('kr', g('c'))} (i32.mul ${g('kst')} ${i32(u)}))`;
+          return `${set('xa', `(v128.load ${kr})`)} ${set('xb', `(v128.load (i32.add ${kr} ${g('hb')}))`)}
+        ${set('co', `(v128.load ${F(`c${u}`, g('c'))})`)} ${set('si', `(v128.load (i32.add ${F(`c${u}`, g('c'))} ${g('hb')}))`)}
+        ${set(`b${u}`, `(f32x4.add ${g(`b${u}`)} (f32x4.add (f32x4.mul ${g('qa4')} (f32x4.sub (f32x4.mul ${g('xa')} ${g('co')}) (f32x4.mul ${g('xb')} ${g('si')}))) (f32x4.mul ${g('qb4')} (f32x4.add (f32x4.mul ${g('xb')} ${g('co')}) (f32x4.mul ${g('xa')} ${g('si')})))))`)}`;
+        }).join('\n        ')}
+        ${inc('c', 4)}
+        (br $r4l)))
+      ${set('c', g('rot'))}
+      (block $e4d (loop $e4l
+        (br_if $e4d (i32.ge_u ${g('c')} ${g('d4')}))
+        ${set('a0', `(v128.load ${F('qa', g('c'))})`)}
+        ${[0, 1, 2, 3].map((u) => set(`b${u}`, `(f32x4.add ${g(`b${u}`)} (f32x4.mul ${g('a0')} (v128.load ${u === 0 ? F('kr', g('c')) : `(i32.add ${F('kr', g('c'))} (i32.mul ${g('kst')} ${i32(u)}))`})))`)).join('\n        ')}
+        ${inc('c', 4)}
+        (br $e4l)))
+      ${set('a0', `(f32x4.mul (call $hadd4 ${g('b0')} ${g('b1')} ${g('b2')} ${g('b3')}) ${g('sc')})`)}
+      (if ${g('m')} (then
+        ${set('a0', `(v128.bitselect ${g('a0')} ${f4('-inf')} (i32x4.extend_low_i16x8_s (i16x8.extend_low_i8x16_s (i8x16.ne (v128.load32_zero (i32.add ${g('m')} ${g('j')})) (v128.const i32x4 0 0 0 0)))))`)}))
+      (v128.store ${F('out', g('j'))} ${g('a0')})
+      ${set('mx', `(f32x4.max ${g('mx')} ${g('a0')})`)}
+      ${inc('kr', `(i32.shl ${g('kst')} ${i32(2)})`)} ${inc('pos', `(i32.shl ${g('pstep')} ${i32(2)})`)} ${inc('j', 4)}
+      (br $s4l)))
+    ;; the last keys one at a time
+    (block $sd (loop $sl
+      (br_if $sd (i32.ge_u ${g('j')} ${g('nb')}))
+      ${set('b0', f4(0))} ${set('c0', `(i32.add ${g('tab')} (i32.mul (i32.load ${g('pos')}) ${g('cb')}))`)} ${set('c', i32(0))}
+      (block $r1d (loop $r1l
+        (br_if $r1d (i32.ge_u ${g('c')} ${g('half')}))
+        ${set('xa', `(v128.load ${F('kr', g('c'))})`)} ${set('xb', `(v128.load (i32.add ${F('kr', g('c'))} ${g('hb')}))`)}
+        ${set('co', `(v128.load ${F('c0', g('c'))})`)} ${set('si', `(v128.load (i32.add ${F('c0', g('c'))} ${g('hb')}))`)}
+        ${set('b0', `(f32x4.add ${g('b0')} (f32x4.add (f32x4.mul (v128.load ${F('qa', g('c'))}) (f32x4.sub (f32x4.mul ${g('xa')} ${g('co')}) (f32x4.mul ${g('xb')} ${g('si')}))) (f32x4.mul (v128.load (i32.add ${F('qa', g('c'))} ${g('hb')})) (f32x4.add (f32x4.mul ${g('xb')} ${g('co')}) (f32x4.mul ${g('xa')} ${g('si')})))))`)}
+        ${inc('c', 4)}
+        (br $r1l)))
+      ${set('c', g('rot'))}
+      (block $d4d (loop $d4l
+        (br_if $d4d (i32.ge_u ${g('c')} ${g('d4')}))
+        ${set('b0', `(f32x4.add ${g('b0')} (f32x4.mul (v128.load ${F('qa', g('c'))}) (v128.load ${F('kr', g('c'))})))`)}
+        ${inc('c', 4)}
+        (br $d4l)))
+      ${set('t', `(f32.add (f32.add (f32x4.extract_lane 0 ${g('b0')}) (f32x4.extract_lane 1 ${g('b0')})) (f32.add (f32x4.extract_lane 2 ${g('b0')}) (f32x4.extract_lane 3 ${g('b0')})))`)}
+      ${set('t', `(f32.mul ${g('t')} (f32x4.extract_lane 0 ${g('sc')}))`)}
+      (if ${g('m')} (then (if (i32.eqz (i32.load8_u (i32.add ${g('m')} ${g('j')}))) (then ${set('t', '(f32.const -inf)')}))))
+      (f32.store ${F('out', g('j'))} ${g('t')})
+      ${set('mt', `(f32.max ${g('mt')} ${g('t')})`)}
+      ${inc('kr', g('kst'))} ${inc('pos', g('pstep'))} ${inc('j', 1)}
+      (br $sl)))
+    (f32.max ${g('mt')} (f32.max (f32.max (f32x4.extract_lane 0 ${g('mx')}) (f32x4.extract_lane 1 ${g('mx')})) (f32.max (f32x4.extract_lane 2 ${g('mx')}) (f32x4.extract_lane 3 ${g('mx')})))))`;
+
 // y [DV] += Σ_j w_j v_j over nb decoded values vb [nb, DV] with weights w [nb]; keys of weight 0
 // are skipped (as the reference), four at a time while none of the four is 0.
 const PV = `
@@ -618,7 +688,7 @@ function attnRows() {
   (func $kv_attn_rows (param $prm i32) (param $task i32) (param $nTasks i32)
     (local $r i32) (local $end i32) (local $nRows i32) (local $i i32) (local $b i32) (local $bk i32) (local $G i32) (local $gg i32)
     (local $B i32) (local $TQ i32) (local $TK i32) (local $TKp i32) (local $D i32) (local $DV i32) (local $HQ i32) (local $HKV i32) (local $kvh i32)
-    (local $s i32) (local $sg i32) (local $dm i32) (local $kb i32) (local $vb i32) (local $mx i32) (local $sm i32) (local $m i32) (local $nv i32)
+    (local $s i32) (local $sg i32) (local $dm i32) (local $pa i32) (local $fr i32) (local $kb i32) (local $vb i32) (local $mx i32) (local $sm i32) (local $m i32) (local $nv i32)
     (local $j i32) (local $j0 i32) (local $nb i32) (local $ks i32) (local $vs i32) (local $tab i32) (local $rope i32) (local $ya i32) (local $c i32)
     (local $t f32) (local $scv v128) (local $acc v128) (local $mv v128) (local $sv v128)
     ${set('B', f('B'))} ${set('TQ', f('TQ'))} ${set('TK', f('TK'))} ${set('D', f('D'))} ${set('DV', f('DV'))} ${set('HQ', f('HQ'))} ${set('G', f('G'))}
@@ -626,6 +696,8 @@ function attnRows() {
     ${set('HKV', `(i32.div_u ${g('HQ')} ${g('G')})`)}
     ${set('ks', `(i32.add ${g('prm')} ${i32(KVA.k)})`)} ${set('vs', `(i32.add ${g('prm')} ${i32(KVA.v)})`)}
     ${set('tab', f('tab'))} ${set('rope', f('rope'))}
+    ;; RoPE inside the scores where one query head reads each kv head (half mode, whole 4-pair chunks)
+    ${set('fr', `(i32.and (i32.and (i32.ne ${g('rope')} ${i32(0)}) (i32.eq ${g('G')} ${i32(1)})) (i32.and (i32.eqz ${f('ropeMode')}) (i32.eqz (i32.or (i32.and ${f('rot')} ${i32(7)}) (i32.and ${g('D')} ${i32(3)})))))`)}
     ${set('scv', `(f32x4.splat (f32.reinterpret_i32 ${f('scaleBits')}))`)}
     ;; this task's scratch: scores [G, TKp], NB decoded keys [NB, D] and values [NB, DV], max [G], sum [G], a dummy f32 slot
     ${set('s', `(i32.add ${f('scratch')} (i32.mul ${g('task')} ${f('scratchStride')}))`)}
@@ -656,10 +728,16 @@ function attnRows() {
         ${set('nb', `(i32.sub ${g('nv')} ${g('j0')})`)}
         (if (i32.gt_u ${g('nb')} ${i32(NB)}) (then ${set('nb', i32(NB))}))
         (call $dec_rows ${g('ks')} (i32.add (i32.mul ${g('j0')} ${g('B')}) ${g('b')}) ${g('B')} ${g('nb')} (i32.mul ${g('kvh')} ${g('D')}) ${g('D')} ${g('kb')} ${g('tab')} ${g('dm')})
+        ${set('pa', `(i32.add (i32.add (i32.load offset=${KVS.main} ${g('ks')}) (i32.load offset=${KVS.oPos} ${g('ks')})) (i32.shl (i32.add (i32.mul ${g('j0')} ${g('B')}) ${g('b')}) ${i32(2)}))`)}
+        (if ${g('fr')} (then
+          ;; one query head per kv head: rotated as the scores read them
+          (f32.store ${g('mx')} (f32.max (f32.load ${g('mx')})
+            (call $scores_rope ${qAt(i32(0))} ${g('kb')} ${g('D')} ${g('nb')} ${F('s', g('j0'))} ${g('scv')}
+              (select (i32.add ${g('m')} ${g('j0')}) ${i32(0)} ${g('m')}) ${g('pa')} (i32.shl ${g('B')} ${i32(2)}) ${g('rope')} ${f('rot')})))
+          ${inc('j0', NB)}
+          (br $kl)))
         (if ${g('rope')} (then
-          (call $rope_rows ${g('kb')} ${g('D')} ${g('nb')}
-            (i32.add (i32.add (i32.load offset=${KVS.main} ${g('ks')}) (i32.load offset=${KVS.oPos} ${g('ks')})) (i32.shl (i32.add (i32.mul ${g('j0')} ${g('B')}) ${g('b')}) ${i32(2)}))
-            (i32.shl ${g('B')} ${i32(2)}) ${g('rope')} ${f('rot')} ${f('ropeMode')})))
+          (call $rope_rows ${g('kb')} ${g('D')} ${g('nb')} ${g('pa')} (i32.shl ${g('B')} ${i32(2)}) ${g('rope')} ${f('rot')} ${f('ropeMode')})))
         ${forG(`
         (f32.store ${F('mx', g('gg'))} (f32.max (f32.load ${F('mx', g('gg'))})
           (call $scores ${qAt(g('gg'))} ${g('kb')} ${g('D')} ${g('nb')} ${F('s', `(i32.add (i32.mul ${g('gg')} ${g('TKp')}) ${g('j0')})`)} ${g('scv')}
@@ -722,7 +800,7 @@ function attnRows() {
 
 /** @param {{relaxed: boolean}} _variant  (identical builds) */
 export function generate(_variant) {
-  const out = ['(module', '  (import "env" "memory" (memory 1 65536 shared))', expFn, DECODE, ROTATE, SPARSE_BLOCK, DEC_ROWS, ROPE_ROWS, HADD4, SCORES, PV, attnRows()];
+  const out = ['(module', '  (import "env" "memory" (memory 1 65536 shared))', expFn, DECODE, ROTATE, SPARSE_BLOCK, DEC_ROWS, ROPE_ROWS, HADD4, SCORES, SCORES_ROPE, PV, attnRows()];
   for (const e of exportNames) out.push(`  (export "${e}" (func $${e}))`);
   out.push(')');
   return out.join('\n');
