@@ -456,6 +456,18 @@ const ROPE_ROWS = `
   (func $rope_rows (param $buf i32) (param $D i32) (param $nb i32) (param $pos i32) (param $pstep i32) (param $tab i32) (param $rot i32) (param $mode i32)
     (local $half i32) (local $j i32) (local $i i32) (local $a i32) (local $cs i32) (local $hb i32) (local $xa v128) (local $xb v128) (local $co v128) (local $si v128) (local $x v128)
     ${set('half', `(i32.shr_u ${g('rot')} ${i32(1)})`)} ${set('hb', `(i32.shl ${g('half')} ${i32(2)})`)}
+    (if (i32.and (i32.eqz ${g('mode')}) (i32.eq ${g('half')} ${i32(4)})) (then
+      ;; four pairs a key (heads of 8): no inner loop
+      (block $jd (loop $jl
+        (br_if $jd (i32.ge_u ${g('j')} ${g('nb')}))
+        ${set('cs', `(i32.add ${g('tab')} (i32.shl (i32.load ${g('pos')}) ${i32(5)}))`)}
+        ${set('co', `(v128.load ${g('cs')})`)} ${set('si', `(v128.load offset=16 ${g('cs')})`)}
+        ${set('xa', `(v128.load ${g('buf')})`)} ${set('xb', `(v128.load offset=16 ${g('buf')})`)}
+        (v128.store ${g('buf')} (f32x4.sub (f32x4.mul ${g('xa')} ${g('co')}) (f32x4.mul ${g('xb')} ${g('si')})))
+        (v128.store offset=16 ${g('buf')} (f32x4.add (f32x4.mul ${g('xb')} ${g('co')}) (f32x4.mul ${g('xa')} ${g('si')})))
+        ${inc('buf', `(i32.shl ${g('D')} ${i32(2)})`)} ${inc('pos', g('pstep'))} ${inc('j', 1)}
+        (br $jl)))
+      (return)))
     (if (i32.and (i32.eqz ${g('mode')}) (i32.eqz (i32.and ${g('half')} ${i32(3)}))) (then
       (block $jd (loop $jl
         (br_if $jd (i32.ge_u ${g('j')} ${g('nb')}))
