@@ -5,7 +5,8 @@
 //     scale + offset, per channel or per group with f16 params through a 65536-entry table; 4-bit
 //     codes through byte shuffles of the table, 8-bit integer ramps by conversion, other widths a
 //     value at a time), their exact sparse entries written over them, RoPE applied at each key's
-//     stored position when the cache holds pre-RoPE keys (cos and sin table [position, 2, rot/2]);
+//     stored position when the cache holds pre-RoPE keys (cos and sin table [position, 2, rot/2];
+//     with one query head per kv head in half mode, inside the scores: $scores_rope);
 //   the G query heads that share the kv head dot the block (four keys at a time, as the f32 kernel);
 // then the masked softmax numerators of scale · scores (causal prefix with offset tk − tq, u8 key
 // mask), and y = Σ e_j v_j / Σ e_j over keys with e_j ≠ 0, each value block decoded the same way
