@@ -14,6 +14,7 @@ import { Params, numel, type Dense, type OpContext } from './kernels/context.js'
 import { adamw, binary, copy, fill, random, isRowMajor, rowMajor, spliceBytes, unary, where } from './kernels/elementwise.js';
 import { cumsum, reduce, topk } from './kernels/reduce.js';
 import { linear, matmul } from './kernels/matmul.js';
+import { envVar } from '../../io/env.js';
 import { addNorm, gather, layernorm, rmsnorm, rope, scatterAdd, softmax } from './kernels/nn.js';
 import { attention, ATTENTION_MAX_D } from './kernels/attention.js';
 import { WEBGPU_QUANT_TYPES, dequantize, qmatmul } from './kernels/quant.js';
@@ -42,8 +43,8 @@ export class WebGpuBackend implements Backend, PackedKVDevice {
   readonly synchronous = false;
   /** Product, bias and activation in one dispatch (or two, split along K): fewer dispatches per layer. */
   readonly prefersFusedLinear = true;
-  /** A residual add and the next norm in one dispatch: decode runs two fewer per block. */
-  readonly prefersFusedAddNorm = true;
+  /** A residual add and the next norm in one dispatch: two fewer per block (ACTLAB_WEBGPU_ADDNORM=off: add, then the norm). */
+  prefersFusedAddNorm = envVar('ACTLAB_WEBGPU_ADDNORM') !== 'off';
   readonly rt: GpuRuntime;
   private readonly kernels = new Map<string, Kernel>();
   private readonly shadowLimit: number;
