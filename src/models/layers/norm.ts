@@ -64,7 +64,14 @@ export function addThenNorm(a: Tensor, b: Tensor, n: Norm, hooks: Hooks, prefix:
  * still its sum and the norm is the same, else computed here (an unused `ahead.y` is disposed).
  */
 export function normOf(x: Tensor, n: Norm, hooks: Hooks, prefix: string, ahead: SumAndNorm | undefined): Tensor {
-  if (ahead?.y && ahead.sum === x && ahead.norm === n) return hooks.at(`${prefix}.hook_normalized`, ahead.y, SHAPE.resid); // [batch, pos, d_model]
+  if (ahead?.y && ahead.norm === n && sameView(x, ahead.sum)) return hooks.at(`${prefix}.hook_normalized`, ahead.y, SHAPE.resid); // [batch, pos, d_model]
   ahead?.y?.dispose();
   return applyNorm(x, n, hooks, prefix);
+}
+
+/** x is `sum` or another handle on the same elements (a hook point's own handle: layers/block.ts). */
+function sameView(x: Tensor, sum: Tensor): boolean {
+  if (x === sum) return true;
+  if (x.isDisposed || sum.isDisposed || x.storageKey !== sum.storageKey || x.offset !== sum.offset) return false;
+  return x.shape.every((d, i) => d === sum.shape[i]) && x.strides.every((d, i) => d === sum.strides[i]) && x.rank === sum.rank;
 }
