@@ -2,8 +2,8 @@
 # The decode-fusion run on the GPU machine, from a folder made by pack.sh: the adapter's features,
 # conformance of the changed kernels (addNorm, the norms, linear layers and products; the GEMV
 # cases again with ACTLAB_WEBGPU_GEMV_SPLIT=off), the decode variants interleaved in one process
-# (bench/webgpu-decode), host-side counts per step (webgpu-counts), GPU time per op of a
-# GPT-2-medium prefill at T=512 (webgpu-tune), and the model benchmark beside PyTorch.
+# (bench/webgpu-decode), the model benchmark beside PyTorch, host-side counts per step
+# (webgpu-counts) and GPU time per op of a GPT-2-medium prefill at T=512 (webgpu-tune).
 # Usage: cd PACKED && bash scripts/gpu/decode-run.sh   (results in $OUT/*.txt)
 source unpack.sh
 export ACTLAB_WEBGPU_FALLBACK=
@@ -14,6 +14,6 @@ step() { local name=$1; shift; local t0; t0=$(date +%s); "$@"; echo "== $name to
 step conformance bash -c 'timeout 150 node scripts/gpu/conformance.mjs addNorm,layernorm,rmsnorm,linear,matmul 2>&1 | tee "$OUT/conformance.txt" | tail -8'
 step conformance-unsplit bash -c 'ACTLAB_WEBGPU_GEMV_SPLIT=off timeout 120 node scripts/gpu/conformance.mjs linear,matmul 2>&1 | tee "$OUT/conformance-unsplit.txt" | tail -5'
 step decode bash -c 'timeout 240 node dist/bench/webgpu-decode.js --model small --steps 32 --rounds 5 2>&1 | tee "$OUT/decode.txt"'
+step model bash -c 'timeout 300 node dist/bench/webgpu-model.js --quick --no-load 2>&1 | tee "$OUT/model.txt" | tail -20'
 step counts bash -c 'timeout 120 node dist/bench/webgpu-counts.js --model small --steps 64 --T 128 2>&1 | tee "$OUT/counts.txt"'
 step ops bash -c 'ACTLAB_TUNE_PREFILL=medium:512 timeout 150 node dist/bench/webgpu-tune.js prefill 2>&1 | tee "$OUT/ops.txt" | tail -16'
-step model bash -c 'timeout 300 node dist/bench/webgpu-model.js --quick --no-load 2>&1 | tee "$OUT/model.txt" | tail -20'
