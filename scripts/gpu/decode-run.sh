@@ -4,8 +4,10 @@
 # cases again with ACTLAB_WEBGPU_GEMV_SPLIT=off), the decode variants interleaved in one process
 # (bench/webgpu-decode), the model benchmark beside PyTorch, host-side counts per step
 # (webgpu-counts) and GPU time per op of a GPT-2-medium prefill at T=512 (webgpu-tune).
+# The benchmarks import @huggingface packages: PACKED/extra.tar.xz (node_modules/@huggingface).
 # Usage: cd PACKED && bash scripts/gpu/decode-run.sh   (results in $OUT/*.txt)
 source unpack.sh
+[ -f extra.tar.xz ] && tar xJf extra.tar.xz
 export ACTLAB_WEBGPU_FALLBACK=
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | tee "$OUT/gpu.txt"
 uptime | tee -a "$OUT/gpu.txt"
