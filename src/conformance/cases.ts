@@ -226,6 +226,21 @@ function* nnVariants(): Generator<Variant> {
       yield { op: 'layernorm', label: `layerNorm ${dtype} d=${d} w+b`, inputs: [f([5, d], dtype), f([d], dtype), f([d], dtype)], budget: budgetFor(dtype), run: ([x, w, b]) => [ops.layerNorm(x!, w, b)] };
       yield { op: 'rmsnorm', label: `rmsNorm ${dtype} d=${d} w`, inputs: [f([5, d], dtype), f([d], dtype)], budget: budgetFor(dtype), run: ([x, w]) => [ops.rmsNorm(x!, w, { eps: 1e-5 })] };
     }
+    // a residual add and the norm of its result as one op (outputs: the sum, then the norm)
+    for (const d of [7, 768, 1024]) {
+      yield {
+        op: 'addNorm', label: `addNorm layer ${dtype} d=${d} w+b`, inputs: [f([3, d], dtype), f([3, d], dtype), f([d], dtype), f([d], dtype)], budget: budgetFor(dtype),
+        run: ([a, b, w, bias]) => { const r = ops.addNorm(a!, b!, { kind: 'layer', weight: w, bias, force: true }); return [r.sum, r.y]; },
+      };
+    }
+    yield {
+      op: 'addNorm', label: `addNorm rms ${dtype} [2,3,40] 1+w`, inputs: [f([2, 3, 40], dtype), f([2, 3, 40], dtype), f([40], dtype)], budget: budgetFor(dtype),
+      run: ([a, b, w]) => { const r = ops.addNorm(a!, b!, { kind: 'rms', weight: w, offset: 1, eps: 1e-5, force: true }); return [r.sum, r.y]; },
+    };
+    yield {
+      op: 'addNorm', label: `addNorm layer ${dtype} no params, T`, inputs: [f([6, 9], dtype, { layout: 'T' }), f([6, 9], dtype)], budget: budgetFor(dtype),
+      run: ([a, b]) => { const r = ops.addNorm(a!, b!, { kind: 'layer', force: true }); return [r.sum, r.y]; },
+    };
     yield { op: 'layernorm', label: `layerNorm ${dtype} no params, T`, inputs: [f([6, 9], dtype, { layout: 'T' })], budget: budgetFor(dtype), run: ([x]) => [ops.layerNorm(x!)] };
     yield { op: 'rmsnorm', label: `rmsNorm ${dtype} 1+w, no weight`, inputs: [f([3, 2, 40], dtype), f([40], dtype)], budget: budgetFor(dtype), run: ([x, w]) => [ops.rmsNorm(x!, w, { offset: 1 }), ops.rmsNorm(x!)] };
   }

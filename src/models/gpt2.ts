@@ -11,7 +11,7 @@ import { attend } from './layers/attention.js';
 import { sequentialBlock } from './layers/block.js';
 import { embedRows, project, unembedWith, type Linear } from './layers/linear.js';
 import { activation, runMlp, type Mlp } from './layers/mlp.js';
-import { applyNorm, type Norm } from './layers/norm.js';
+import { addThenNorm, normOf, type Norm } from './layers/norm.js';
 import { CausalLM, type ForwardContext, type ModelDims, type SparsityParts } from './model.js';
 import type { WeightMap } from './weights.js';
 import { blockHook, SHAPE } from './hook-point.js';
@@ -63,7 +63,11 @@ export class Gpt2 extends CausalLM {
     if (maxPos >= this.dims.nCtx) throw new RangeError(`gpt2: position ${maxPos} exceeds the ${this.dims.nCtx} learned positions`);
     const tok = c.hooks.at('hook_embed', embedRows(this.wte, ids), SHAPE.resid); // [batch, pos, d_model]
     const pos = c.hooks.at('hook_pos_embed', gather(this.wpe, c.positions), SHAPE.resid); // [batch, pos, d_model]
-    return add(tok, pos);
+    const first = this.blocks[0];
+    if (!first) return add(tok, pos);
+    // the first block's ln1 computed with the add where the backend fuses the two
+    c.normAhead = addThenNorm(tok, pos, first.ln1, c.hooks, blockHook(0, 'ln1'));
+    return c.normAhead.sum;
   }
 
   protected block(i: number, x: Tensor, c: ForwardContext): Tensor {
@@ -79,12 +83,15 @@ export class Gpt2 extends CausalLM {
         return attend(q!, k!, v!, { hooks: c.hooks, prefix: blockHook(i, 'attn'), layer: i, cache: c.cache, keyMask: c.keyMask, keyMaskHost: c.keyMaskHost, scale, output: bl.out });
       },
       mlp: (xn) => runMlp(xn, bl.mlp, c.hooks, blockHook(i, 'mlp')),
+      nextNorm: i + 1 < this.blocks.length ? { norm: this.blocks[i + 1]!.ln1, prefix: blockHook(i + 1, 'ln1') } : { norm: this.lnF, prefix: 'ln_final' },
       fused: { ln1: bl.ln1, ln2: bl.ln2, qkv: bl.qkv, out: bl.out, mlp: bl.mlp, nHeads: h, scale: 1 / Math.sqrt(dh) / (this.scaleByLayer ? i + 1 : 1) },
     });
   }
 
   protected unembed(x: Tensor, c: ForwardContext): Tensor {
-    const xn = applyNorm(x, this.lnF, c.hooks, 'ln_final');
+    const ahead = c.normAhead;
+    c.normAhead = undefined;
+    const xn = normOf(x, this.lnF, c.hooks, 'ln_final', ahead);
     return unembedWith(xn, this.lmHead); // [batch, pos, d_vocab]
   }
 

@@ -5,6 +5,7 @@ import { tensor } from '../ops/creation.js';
 import { noGrad } from '../autograd/tape.js';
 import { HookRecorder, Hooks, NO_HOOKS, hookLayer, type HookFilter, type HookFn } from './hook-point.js';
 import { tidy } from '../tensor/engine.js';
+import type { SumAndNorm } from './layers/norm.js';
 import { ShapeError } from '../tensor/errors.js';
 import { fmtShape } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -70,6 +71,8 @@ export interface ForwardContext {
   cache?: KVCache;
   /** The hook points inside block `layer` (from hookPoints), for parts that fuse what no hook sees. */
   blockHookNames?: (layer: number) => readonly string[];
+  /** A residual sum with the next norm computed with it (layers/norm.ts `addThenNorm`), until that norm takes it. */
+  normAhead?: SumAndNorm;
 }
 
 export interface HookPointInfo {

@@ -5,6 +5,7 @@ import { DTypeError, ShapeError } from '../tensor/errors.js';
 import { dispatch } from '../tensor/engine.js';
 import { fmtShape, normAxis, shapesEqual } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
+import { add } from './elementwise.js';
 
 function needFloat(t: Tensor, where: string, what: string): void {
   if (!isFloat(t.dtype)) throw new DTypeError(`${where}: ${what} must be a float tensor, got ${t.dtype}${fmtShape(t.shape)}`);
@@ -70,6 +71,44 @@ export function rmsNorm(x: Tensor, weight?: Tensor, opts: { eps?: number; offset
   checkParam(weight, x.shape.at(-1) ?? 0, x, 'rmsNorm', 'weight');
   const op = { op: 'rmsnorm', eps: opts.eps ?? 1e-6, offset: opts.offset ?? 0, hasWeight: !!weight } as const;
   return dispatch(op, weight ? [x, weight] : [x], [{ shape: x.shape, dtype: x.dtype }])[0]!;
+}
+
+export interface AddNormOptions {
+  kind: 'layer' | 'rms';
+  weight?: Tensor;
+  /** LayerNorm only. */
+  bias?: Tensor;
+  eps?: number;
+  /** RMSNorm's weight offset (Gemma: 1). */
+  offset?: number;
+  /** The fused op on any backend (the conformance matrix), while no gradient is asked for. */
+  force?: boolean;
+}
+
+/**
+ * s = a + b and y = layerNorm(s) or rmsNorm(s): one 'addNorm' op where the backend prefers it
+ * (`prefersFusedAddNorm`) and no gradient is asked for, else add and the norm.
+ */
+export function addNorm(a: Tensor, b: Tensor, o: AddNormOptions): { sum: Tensor; y: Tensor } {
+  const where = 'addNorm';
+  needFloat(a, where, 'a');
+  const d = a.shape.at(-1) ?? 0;
+  checkParam(o.weight, d, a, where, 'weight');
+  checkParam(o.bias, d, a, where, 'bias');
+  if (o.kind === 'rms' && o.bias) throw new ShapeError('addNorm: an rms norm takes no bias');
+  const eps = o.eps ?? (o.kind === 'layer' ? 1e-5 : 1e-6);
+  const offset = o.offset ?? 0;
+  const params = [o.weight, o.bias].filter((t): t is Tensor => !!t);
+  const fuse = (o.force === true || a.backend.prefersFusedAddNorm === true) && a.rank >= 1 && b.dtype === a.dtype
+    && shapesEqual(a.shape, b.shape) && ![a, b, ...params].some((t) => t.requiresGrad); // the tape knows add and the norms
+  if (!fuse) {
+    const sum = add(a, b);
+    const y = o.kind === 'layer' ? layerNorm(sum, o.weight, o.bias, eps) : rmsNorm(sum, o.weight, { eps, offset });
+    return { sum, y };
+  }
+  const op = { op: 'addNorm', kind: o.kind, eps, offset, hasWeight: !!o.weight, hasBias: !!o.bias } as const;
+  const [sum, y] = dispatch(op, [a, b, ...params], [{ shape: a.shape, dtype: a.dtype }, { shape: a.shape, dtype: a.dtype }]);
+  return { sum: sum!, y: y! };
 }
 
 /** Inverse frequencies theta^(-2i/rotaryDim) for i < rotaryDim/2 (plain RoPE, before any scaling). */

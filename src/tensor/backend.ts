@@ -89,6 +89,14 @@ export type OpDesc =
   /** in: x [..., d], optional weight [d]; out: y = x / rms(x) * (offset + weight). */
   | { op: 'rmsnorm'; eps: number; offset: number; hasWeight: boolean }
   /**
+   * A residual add and the norm of its result in one op. in: a [..., d], b (a's shape), optional
+   * weight [d], optional bias [d] (layer only); out: s = a + b (a's dtype), y = norm(s) as
+   * 'layernorm' (kind 'layer') or 'rmsnorm' (kind 'rms', with `offset`) computes it from s as
+   * stored. Backends that fuse it say so with `prefersFusedAddNorm`; elsewhere models use add and
+   * the norm.
+   */
+  | { op: 'addNorm'; kind: 'layer' | 'rms'; eps: number; offset: number; hasWeight: boolean; hasBias: boolean }
+  /**
    * in: x [b, t, h, d], positions i32 [b, t], invFreq f32 [rotaryDim / 2]; out: y [b, t, h, d].
    * Rotates the first `rotaryDim` channels; 'half' pairs (i, i + rotaryDim/2), 'interleaved' pairs (2i, 2i+1).
    */
@@ -146,7 +154,7 @@ export type OpName = OpDesc['op'];
 export const OP_NAMES: readonly OpName[] = [
   'copy', 'fill', 'random', 'unary', 'binary', 'where', 'reduce', 'cumsum', 'topk', 'matmul', 'linear', 'softmax',
   'layernorm', 'rmsnorm', 'rope', 'gather', 'scatterAdd', 'attention', 'dequantize', 'qmatmul', 'adamw',
-  'sparseMatmul', 'maskedMatmul', 'qlinear',
+  'sparseMatmul', 'maskedMatmul', 'qlinear', 'addNorm',
 ];
 
 export interface Backend {
@@ -176,6 +184,8 @@ export interface Backend {
   info?(): Record<string, string | number | boolean>;
   /** True when its 'linear' op (product, bias, activation in one) beats matmul + add + unary. */
   readonly prefersFusedLinear?: boolean;
+  /** True when its 'addNorm' op (residual add and norm in one) beats add then the norm. */
+  readonly prefersFusedAddNorm?: boolean;
   /**
    * A whole pre-LN transformer block in one call, where the backend has a runtime for it (wasm
    * with a native GEMM): inputs x [batch, pos, d_model] then the block's parameters in the order

@@ -14,7 +14,8 @@ import { Params, numel, type Dense, type OpContext } from './kernels/context.js'
 import { adamw, binary, copy, fill, random, isRowMajor, rowMajor, spliceBytes, unary, where } from './kernels/elementwise.js';
 import { cumsum, reduce, topk } from './kernels/reduce.js';
 import { linear, matmul } from './kernels/matmul.js';
-import { gather, layernorm, rmsnorm, rope, scatterAdd, softmax } from './kernels/nn.js';
+import { envVar } from '../../io/env.js';
+import { addNorm, gather, layernorm, rmsnorm, rope, scatterAdd, softmax } from './kernels/nn.js';
 import { attention, ATTENTION_MAX_D } from './kernels/attention.js';
 import { WEBGPU_QUANT_TYPES, dequantize, qmatmul } from './kernels/quant.js';
 import { kvAppend, kvAttention, kvDequantize, kvStreamUnsupported } from './kernels/kv-cache.js';
@@ -27,7 +28,7 @@ export { WebGpuError } from './runtime.js';
 type KernelFn = (ctx: OpContext<never>) => void;
 const KERNELS: Partial<Record<OpName, KernelFn>> = {
   copy, fill, random, unary, binary, where, reduce, cumsum, topk, matmul, linear, softmax,
-  layernorm, rmsnorm, rope, gather, scatterAdd, attention, dequantize, qmatmul, adamw,
+  layernorm, rmsnorm, rope, gather, scatterAdd, attention, dequantize, qmatmul, adamw, addNorm,
 } as Partial<Record<OpName, KernelFn>>;
 
 export interface WebGpuBackendOptions extends DeviceOptions {
@@ -42,6 +43,8 @@ export class WebGpuBackend implements Backend, PackedKVDevice {
   readonly synchronous = false;
   /** Product, bias and activation in one dispatch (or two, split along K): fewer dispatches per layer. */
   readonly prefersFusedLinear = true;
+  /** A residual add and the next norm in one dispatch: two fewer per block (ACTLAB_WEBGPU_ADDNORM=off: add, then the norm). */
+  prefersFusedAddNorm = envVar('ACTLAB_WEBGPU_ADDNORM') !== 'off';
   readonly rt: GpuRuntime;
   private readonly kernels = new Map<string, Kernel>();
   private readonly shadowLimit: number;

@@ -1,42 +1,49 @@
-// The key/value cache of generation: per layer, keys and values [batch, kv_head, capacity, d_head]
-// in preallocated buffers that grow by doubling, so a step writes only its new positions.
+// The key/value cache of generation: per layer, keys and values side by side in one preallocated
+// buffer [2, batch, kv_head, capacity, d_head] (keys at 0, values at 1) that grows by doubling,
+// so a step writes only its new positions. When k and v are two views of one buffer with equal
+// layouts (GPT-2's fused qkv product), both are written by one copy.
 import { keep, tidy } from '../../tensor/engine.js';
 import { Tensor } from '../../tensor/tensor.js';
 import { assign } from '../../ops/layout.js';
-
-interface LayerKV {
-  k: Tensor; // [batch, kv_head, capacity, d_head]
-  v: Tensor; // [batch, kv_head, capacity, d_head_v]
-}
+import { shapesEqual } from '../../tensor/shape.js';
 
 export class KVCache {
-  private layers: (LayerKV | undefined)[] = [];
+  /** Per layer: [2, batch, kv_head, capacity, d_head]. */
+  private layers: (Tensor | undefined)[] = [];
   /** Positions held by every layer (updated by `commit` after a step has passed all layers). */
   length = 0;
   private pending = 0;
 
   /** Appends k, v [batch, kv_head, t, d] at `layer`; returns views of all positions cached so far. */
   append(layer: number, k: Tensor, v: Tensor): { k: Tensor; v: Tensor } {
+    if (!shapesEqual(k.shape, v.shape) || k.dtype !== v.dtype || k.backend !== v.backend) {
+      throw new Error(`KV cache: keys ${k.dtype}[${k.shape}] and values ${v.dtype}[${v.shape}] must have one shape, dtype and backend`);
+    }
     const t = k.shape[2]!;
     const need = this.length + t;
     const old = this.layers[layer];
-    if (!old || old.k.shape[2]! < need) {
-      const cap = Math.max(need, 2 * (old?.k.shape[2] ?? 0), 16);
-      const grow = (src: Tensor, prev?: Tensor) => {
-        const next = keep(Tensor.empty([src.shape[0]!, src.shape[1]!, cap, src.shape[3]!], src.dtype, src.backend, 'kvCache'));
-        if (prev && this.length > 0) tidy(() => assign(next.narrow(2, 0, this.length), prev.narrow(2, 0, this.length)));
-        prev?.dispose();
-        return next;
-      };
-      this.layers[layer] = { k: grow(k, old?.k), v: grow(v, old?.v) };
+    if (!old || old.shape[3]! < need) {
+      const cap = Math.max(need, 2 * (old?.shape[3] ?? 0), 16);
+      const next = keep(Tensor.empty([2, k.shape[0]!, k.shape[1]!, cap, k.shape[3]!], k.dtype, k.backend, 'kvCache'));
+      if (old && this.length > 0) tidy(() => assign(next.narrow(3, 0, this.length), old.narrow(3, 0, this.length)));
+      old?.dispose();
+      this.layers[layer] = next;
     }
     const kv = this.layers[layer]!;
     tidy(() => {
-      assign(kv.k.narrow(2, this.length, t), k);
-      assign(kv.v.narrow(2, this.length, t), v);
+      const dst = kv.narrow(3, this.length, t); // [2, batch, kv_head, t, d_head]
+      const both = pairView(k, v);
+      if (both) assign(dst, both);
+      else {
+        assign(dst.narrow(0, 0, 1).squeeze(0), k);
+        assign(dst.narrow(0, 1, 1).squeeze(0), v);
+      }
     });
     this.pending = t;
-    return { k: kv.k.narrow(2, 0, need), v: kv.v.narrow(2, 0, need) };
+    return tidy(() => {
+      const all = kv.narrow(3, 0, need);
+      return { k: all.narrow(0, 0, 1).squeeze(0), v: all.narrow(0, 1, 1).squeeze(0) };
+    });
   }
 
   /** Called once a forward step has passed every layer: its positions count from now on. */
@@ -46,8 +53,14 @@ export class KVCache {
   }
 
   dispose(): void {
-    for (const l of this.layers) if (l) { l.k.dispose(); l.v.dispose(); }
+    for (const l of this.layers) l?.dispose();
     this.layers = [];
     this.length = 0;
   }
+}
+
+/** k and v as one view [2, ...shape] when both lie in one buffer with equal strides (no gradient asked for). */
+function pairView(k: Tensor, v: Tensor): Tensor | undefined {
+  if (k.storageKey !== v.storageKey || v.offset <= k.offset || k.requiresGrad || v.requiresGrad || !k.strides.every((s, i) => s === v.strides[i])) return undefined;
+  return k.asStrided([2, ...k.shape], [v.offset - k.offset, ...k.strides], k.offset);
 }

@@ -24,6 +24,11 @@ export class KernelContext<O extends OpDesc = OpDesc> {
     writeView(this.bytesOf(this.output(j).buffer), this.output(j), values);
   }
 
+  /** Output `j` as written so far, dense f64 (values as stored: rounded to its dtype). */
+  readOutput(j: number): Float64Array {
+    return readView(this.bytesOf(this.output(j).buffer), this.output(j));
+  }
+
   input(i: number): View {
     const v = this.inputs[i];
     if (!v) this.fail(`missing input ${i}`);

@@ -117,6 +117,47 @@ export function rmsnorm(ctx: KernelContext<Op<'rmsnorm'>>): void {
   ctx.write(0, data);
 }
 
+/** s = a + b, stored in s's dtype; y = the norm of s as stored (the 'layernorm' / 'rmsnorm' formulas). */
+export function addNorm(ctx: KernelContext<Op<'addNorm'>>): void {
+  const { kind, eps, offset, hasWeight, hasBias } = ctx.op;
+  if (kind !== 'layer' && kind !== 'rms') ctx.fail(`unknown kind '${kind}'`);
+  if (kind === 'rms' && hasBias) ctx.fail('rms norms have no bias');
+  ctx.expectArity(2 + Number(hasWeight) + Number(hasBias), 2);
+  const a = ctx.input(0);
+  if (a.shape.length === 0) ctx.fail('a needs rank >= 1');
+  ctx.expectShape(ctx.input(1), a.shape, 'b');
+  ctx.expectShape(ctx.output(0), a.shape, 'output s');
+  ctx.expectShape(ctx.output(1), a.shape, 'output y');
+  const d = a.shape[a.shape.length - 1]!;
+  const w = hasWeight ? ctx.read(2) : null;
+  const bias = hasBias ? ctx.read(2 + Number(hasWeight)) : null;
+  if ((w && w.length !== d) || (bias && bias.length !== d)) ctx.fail(`weight and bias must have ${d} elements`);
+  const sum = ctx.read(0);
+  const bv = ctx.read(1);
+  for (let i = 0; i < sum.length; i++) sum[i] = sum[i]! + bv[i]!;
+  ctx.write(0, sum);
+  const data = ctx.readOutput(0);
+  const rows = d === 0 ? 0 : data.length / d;
+  for (let r = 0; r < rows; r++) {
+    const s = r * d;
+    let mean = 0;
+    if (kind === 'layer') {
+      for (let j = 0; j < d; j++) mean += data[s + j]!;
+      mean /= d;
+    }
+    let q = 0;
+    for (let j = 0; j < d; j++) q += (data[s + j]! - mean) ** 2;
+    const inv = 1 / Math.sqrt(q / d + eps);
+    for (let j = 0; j < d; j++) {
+      let y = (data[s + j]! - mean) * inv;
+      if (w) y *= kind === 'rms' ? offset + w[j]! : w[j]!;
+      if (bias) y += bias[j]!;
+      data[s + j] = y;
+    }
+  }
+  ctx.write(1, data);
+}
+
 export function rope(ctx: KernelContext<Op<'rope'>>): void {
   ctx.expectArity(3, 1);
   const { mode, rotaryDim: r } = ctx.op;

@@ -10,6 +10,7 @@
 import type { DType } from '../../../tensor/dtype.js';
 import { BUILTINS, Params, WG_INDEX, type OpContext } from './context.js';
 import type { Kernel } from '../runtime.js';
+import { envVar } from '../../../io/env.js';
 import { MATH, PRELUDE, cdiv, inBinding, lines, loaders, outBinding, storers } from '../wgsl.js';
 import { PLAN_HEAD, applyEpilogue, epiCode, epiKey, planParams, type Epilogue, type MatmulPlan } from './matmul-plan.js';
 
@@ -17,6 +18,16 @@ import { PLAN_HEAD, applyEpilogue, epiCode, epiKey, planParams, type Epilogue, t
 const chunkOf = (d: string) => (d === 'f32' ? 4 : d === 'f16' ? 8 : 0);
 
 let on = true;
+/**
+ * 'auto' splits K where the columns alone leave the GPU short of workgroups (two dispatches per
+ * product: the partial sums, then their sum with the epilogue); 'off' never splits and narrows
+ * the bN kernel's column strips instead (one dispatch per linear layer: fewer dispatches for a
+ * decode step whose time goes to the host). ACTLAB_WEBGPU_GEMV_SPLIT sets it too.
+ */
+let gemvSplit: 'auto' | 'off' = envVar('ACTLAB_WEBGPU_GEMV_SPLIT') === 'off' ? 'off' : 'auto';
+export function setGemvSplit(s: 'auto' | 'off'): void {
+  gemvSplit = s;
+}
 /** Turns the vec4 GEMV off (the scalar one runs instead), for comparisons. */
 export function enableVecGemv(v: boolean): void {
   on = v;
@@ -48,7 +59,12 @@ function decode(d: string, q: string, out: string): string {
 /** Where the output of (m, column n) goes: y itself, or the split's partial sums (f32). */
 const OUT = (split: boolean) => (split ? '((wid.z * nwg.y + wid.y) * M + m) * N + n' : 'ybase + m * N + n');
 
-function bKCode(M: number, T: number, adt: string, bdt: string, ydt: string, split: boolean): string {
+/** WGSL of y's value v at column n: with the linear layer's epilogue (unsplit products) or as it is. */
+const EPI = (epi: Epilogue | null, v: string, n: string) => (epi ? `epi(${v}, ${n})` : v);
+/** The epilogue's bias binding (4, after y) and its offset (word 20, after the k-range length). */
+const epiDecl = (epi: Epilogue | null) => (epi ? `${MATH}\n${epiCode(epi, 4, 20)}` : '');
+
+function bKCode(M: number, T: number, adt: string, bdt: string, ydt: string, split: boolean, epi: Epilogue | null = null): string {
   const V = chunkOf(bdt);
   // A's chunk of V elements at element e, as vec4<f32> a0 (and a1 when V = 8)
   const loadA = (e: string) => adt === 'f16'
@@ -62,6 +78,7 @@ function bKCode(M: number, T: number, adt: string, bdt: string, ydt: string, spl
 @group(0) @binding(2) var<storage, read> b: array<vec4<u32>>;
 ${outBinding(3, 'y', (split ? 'f32' : ydt) as DType)}
 ${storers('y', (split ? 'f32' : ydt) as DType)}
+${epiDecl(epi)}
 var<workgroup> red: array<f32, ${M * 256}>;
 @compute @workgroup_size(256)
 fn main(${BUILTINS}) {
@@ -88,12 +105,12 @@ ${lines(M, (m) => `      red[${m * 256}u + li] = red[${m * 256}u + li] + red[${m
     workgroupBarrier();
   }
   if (t == 0u && n < N) {
-    for (var m = 0u; m < M; m++) { stf_y(${OUT(split)}, red[m * 256u + li]); }
+    for (var m = 0u; m < M; m++) { stf_y(${OUT(split)}, ${EPI(epi, 'red[m * 256u + li]', 'n')}); }
   }
 }`;
 }
 
-function bNCode(M: number, CH: number, adt: string, bdt: string, ydt: string, split: boolean): string {
+function bNCode(M: number, CH: number, adt: string, bdt: string, ydt: string, split: boolean, epi: Epilogue | null = null): string {
   const V = chunkOf(bdt);
   const KS = 256 / CH;
   const G = V / 4; // vec4 accumulators per row of A
@@ -104,6 +121,7 @@ ${inBinding(1, 'a')}
 ${outBinding(3, 'y', (split ? 'f32' : ydt) as DType)}
 ${loaders('a', adt as DType)}
 ${storers('y', (split ? 'f32' : ydt) as DType)}
+${epiDecl(epi)}
 var<workgroup> red: array<vec4<f32>, ${256 * G}>;
 @compute @workgroup_size(256)
 fn main(${BUILTINS}) {
@@ -131,7 +149,7 @@ ${lines(G, (g) => `        red[li * ${G}u + ${g}u] = red[li * ${G}u + ${g}u] + r
     }
     if (s == 0u && n0 < N) {
       let m = ${m}u;
-${lines(V, (e) => `      { let n = n0 + ${e}u; stf_y(${OUT(split)}, red[li * ${G}u + ${e >> 2}u][${e & 3}]); }`)}
+${lines(V, (e) => `      { let n = n0 + ${e}u; stf_y(${OUT(split)}, ${EPI(epi, `red[li * ${G}u + ${e >> 2}u][${e & 3}]`, 'n')}); }`)}
     }
     workgroupBarrier();
   }`)}
@@ -148,16 +166,22 @@ export function vecGemv(
   const chunks = cdiv(p.K, V); // per row of B (bK)
   // bK: lanes per row, from 32 (8 rows per workgroup) up to 256 for short and few rows
   const T = bK ? Math.min(256, Math.max(32, 2 ** Math.ceil(Math.log2(Math.max(1, chunks / 16))))) : 0;
-  const CH = bK ? 0 : Math.min(32, 2 ** Math.ceil(Math.log2(cdiv(p.N, V))));
+  let CH = bK ? 0 : Math.min(32, 2 ** Math.ceil(Math.log2(cdiv(p.N, V))));
+  // unsplit: narrower column strips (down to 4 chunks) until about one workgroup per SM (132)
+  if (!bK && gemvSplit === 'off') while (CH > 4 && cdiv(p.N, CH * V) * batches < 132) CH >>= 1;
   const wgs = (bK ? cdiv(p.N, 256 / T) : cdiv(p.N, CH * V)) * batches;
   // split K until about 4 workgroups per SM of a large GPU (132 SMs), each k-range >= 4 steps
   const step = bK ? T * V : 256 / CH;
-  const S = wgs >= 256 ? 1 : Math.max(1, Math.min(cdiv(528, wgs), Math.floor(p.K / (4 * step)), 64));
+  const S = wgs >= 256 || gemvSplit === 'off' ? 1 : Math.max(1, Math.min(cdiv(528, wgs), Math.floor(p.K / (4 * step)), 64));
   const chunk = bK ? cdiv(cdiv(p.K, S), V) * V : cdiv(p.K, S);
   const split = S > 1;
-  const key = `mm gemv4 ${bK ? `bK${T}` : `bN${CH}`} m${p.M} ${adt}x${bdt}>${split ? 'f32 split' : ydt}`;
-  const k = ctx.kernel(key, () => (bK ? bKCode(p.M, T, adt, bdt, ydt, split) : bNCode(p.M, CH, adt, bdt, ydt, split)));
-  runSplitK(ctx, k, p, planParams(p, yoff).u32(chunk), bK ? cdiv(p.N, 256 / T) : cdiv(p.N, CH * V), S, batches, [ab, bb], ydt, yb, yoff, epi);
+  // unsplit: the bias and activation are applied as the kernel stores (one dispatch per linear layer)
+  const inKernel = split ? null : epi;
+  const key = `mm gemv4 ${bK ? `bK${T}` : `bN${CH}`} m${p.M} ${adt}x${bdt}>${split ? 'f32 split' : ydt}${epiKey(inKernel)}`;
+  const k = ctx.kernel(key, () => (bK ? bKCode(p.M, T, adt, bdt, ydt, split, inKernel) : bNCode(p.M, CH, adt, bdt, ydt, split, inKernel)));
+  const params = planParams(p, yoff).u32(chunk);
+  if (inKernel) params.u32(inKernel.boff);
+  runSplitK(ctx, k, p, params, bK ? cdiv(p.N, 256 / T) : cdiv(p.N, CH * V), S, batches, [ab, bb], ydt, yb, yoff, epi, !!inKernel);
 }
 
 /**
@@ -166,13 +190,13 @@ export function vecGemv(
  */
 export function runSplitK(
   ctx: OpContext, k: Kernel, p: MatmulPlan, params: Params, cols: number, S: number, batches: number,
-  inputs: [GPUBuffer, GPUBuffer], ydt: string, yb: GPUBuffer, yoff: number, epi: Epilogue | null = null,
+  inputs: [GPUBuffer, GPUBuffer], ydt: string, yb: GPUBuffer, yoff: number, epi: Epilogue | null = null, epiInKernel = false,
 ): void {
   // the kernels index columns by wid.x alone (wid.y is the k-split), so x cannot be folded
   if (cols > ctx.rt.device.limits.maxComputeWorkgroupsPerDimension) ctx.fail(`N = ${p.N} needs ${cols} workgroups along x, over the device's limit`);
   if (S === 1) {
-    ctx.run(k, [...inputs, yb], params, [cols, 1, batches]);
-    if (epi) applyEpilogue(ctx, yb, yoff, batches * p.M * p.N, p.N, epi);
+    ctx.run(k, epi && epiInKernel ? [...inputs, yb, epi.bias] : [...inputs, yb], params, [cols, 1, batches]);
+    if (epi && !epiInKernel) applyEpilogue(ctx, yb, yoff, batches * p.M * p.N, p.N, epi);
     return;
   }
   const part = ctx.temp(batches * S * p.M * p.N * 4);

@@ -112,36 +112,56 @@ export function rmsnorm(ctx: OpContext<Op<'rmsnorm'>>): void {
   norm(ctx, 'rms', eps, offset, hasWeight, false);
 }
 
-function norm(ctx: OpContext, kind: 'layer' | 'rms', eps: number, offset: number, hasW: boolean, hasB: boolean): void {
+/** s = a + b and y = norm(s) in one pass over each row (the norm reads s back as stored). */
+export function addNorm(ctx: OpContext<Op<'addNorm'>>): void {
+  const { kind, eps, offset, hasWeight, hasBias } = ctx.op;
+  if (kind !== 'layer' && kind !== 'rms') ctx.fail(`unknown kind '${kind}'`);
+  if (ctx.inputs.length !== 2 + Number(hasWeight) + Number(hasBias) || ctx.outputs.length !== 2) ctx.fail('addNorm takes a, b, the flagged parameters and two outputs');
+  norm(ctx, kind, eps, offset, hasWeight, hasBias, true);
+}
+
+function norm(ctx: OpContext, kind: 'layer' | 'rms', eps: number, offset: number, hasW: boolean, hasB: boolean, residual = false): void {
   const x = ctx.inputs[0]!;
   if (x.shape.length === 0) ctx.fail('x needs rank >= 1');
   const d = x.shape[x.shape.length - 1]!;
   const rows = d === 0 ? 0 : numel(x.shape) / d;
   if (rows === 0) return;
-  for (let i = 1; i < ctx.inputs.length; i++) if (numel(ctx.inputs[i]!.shape) !== d) ctx.fail(`parameter ${i - 1} must have ${d} elements`);
+  const p0 = residual ? 2 : 1; // the first parameter's input
+  if (residual && numel(ctx.inputs[1]!.shape) !== numel(x.shape)) ctx.fail('b must have the shape of a');
+  for (let i = p0; i < ctx.inputs.length; i++) if (numel(ctx.inputs[i]!.shape) !== d) ctx.fail(`parameter ${i - p0} must have ${d} elements`);
   const xd = ctx.dense(0);
-  const wd = hasW ? ctx.dense(1) : null;
-  const bd = hasB ? ctx.dense(hasW ? 2 : 1) : null;
-  const yd = ctx.denseOut(0);
+  const rd = residual ? ctx.dense(1) : null;
+  const wd = hasW ? ctx.dense(p0) : null;
+  const bd = hasB ? ctx.dense(p0 + (hasW ? 1 : 0)) : null;
+  // residual: output 0 is the sum, output 1 the norm
+  const sd = residual ? ctx.denseOut(0) : null;
+  const yd = ctx.denseOut(residual ? 1 : 0);
   const L = rowLanes(d);
-  const key = `norm ${kind} ${xd.dtype}>${yd.dtype} w${wd?.dtype ?? '-'} b${bd?.dtype ?? '-'} l${L}`;
+  const key = `norm ${kind} ${xd.dtype}>${yd.dtype} w${wd?.dtype ?? '-'} b${bd?.dtype ?? '-'} l${L}${rd ? ` +${rd.dtype}>${sd!.dtype}` : ''}`;
   const kern = ctx.kernel(key, () => {
     let bi = 3;
     const wb = wd ? bi++ : 0;
     const bb = bd ? bi++ : 0;
+    const rb = rd ? bi++ : 0;
+    const sb = rd ? bi++ : 0;
+    // with a residual the row is read back from s (as stored: rounded to s's dtype)
+    const src = rd ? 'sum' : 'x';
+    const xb = rd ? 'sb' : 'xb';
     const scale = kind === 'layer'
-      ? `var v = (ldf_x(xb + j) - mean) * inv; ${wd ? 'v = v * ldf_w(P[5] + j);' : ''} ${bd ? 'v = v + ldf_bias(P[6] + j);' : ''}`
-      : `var v = ldf_x(xb + j) * inv; ${wd ? 'v = v * (bitcast<f32>(P[8]) + ldf_w(P[5] + j));' : ''}`;
+      ? `var v = (ldf_${src}(${xb} + j) - mean) * inv; ${wd ? 'v = v * ldf_w(P[5] + j);' : ''} ${bd ? 'v = v + ldf_bias(P[6] + j);' : ''}`
+      : `var v = ldf_${src}(${xb} + j) * inv; ${wd ? 'v = v * (bitcast<f32>(P[8]) + ldf_w(P[5] + j));' : ''}`;
     return `${PRELUDE}${MATH}
 @group(0) @binding(0) var<storage, read> P: array<u32>;
 ${inBinding(1, 'x')}
 ${outBinding(2, 'y', yd.dtype)}
 ${wd ? inBinding(wb, 'w') : ''}
 ${bd ? inBinding(bb, 'bias') : ''}
+${rd ? `${inBinding(rb, 'r')}\n${outBinding(sb, 'sum', sd!.dtype)}` : ''}
 ${loaders('x', xd.dtype)}
 ${storers('y', yd.dtype)}
 ${wd ? loaders('w', wd.dtype) : ''}
 ${bd ? loaders('bias', bd.dtype) : ''}
+${rd ? `${loaders('r', rd.dtype)}\n${loaders('sum', sd!.dtype, sd!.dtype !== 'f32')}\n${storers('sum', sd!.dtype)}` : ''}
 var<workgroup> red: array<f32, ${WG}>;
 @compute @workgroup_size(${WG})
 fn main(${BUILTINS}) {
@@ -152,20 +172,24 @@ fn main(${BUILTINS}) {
   let xb = P[2] + row * P[0];
   let yb = P[3] + row * P[0];
   let eps = bitcast<f32>(P[4]);
+  ${rd ? `let sb = P[10] + row * P[0];
+  let rrb = P[9] + row * P[0];
+  // each lane reads back only the elements it stored
+  for (var j = lane; j < d; j += ${L}u) { stf_sum(sb + j, ldf_x(xb + j) + ldf_r(rrb + j)); }` : ''}
   ${kind === 'layer' ? `
   var s = 0.0;
-  for (var j = lane; j < d; j += ${L}u) { s = s + ldf_x(xb + j); }
+  for (var j = lane; j < d; j += ${L}u) { s = s + ldf_${src}(${xb} + j); }
   red[li] = s;
   ${treeSum('red', L)}
   let mean = red[seg] / f32(d);
   workgroupBarrier();
   var q = 0.0;
-  for (var j = lane; j < d; j += ${L}u) { let c = ldf_x(xb + j) - mean; q = q + c * c; }
+  for (var j = lane; j < d; j += ${L}u) { let c = ldf_${src}(${xb} + j) - mean; q = q + c * c; }
   red[li] = q;
   ${treeSum('red', L)}
   let inv = 1.0 / sqrt_safe(red[seg] / f32(d) + eps);` : `
   var q = 0.0;
-  for (var j = lane; j < d; j += ${L}u) { let c = ldf_x(xb + j); q = q + c * c; }
+  for (var j = lane; j < d; j += ${L}u) { let c = ldf_${src}(${xb} + j); q = q + c * c; }
   red[li] = q;
   ${treeSum('red', L)}
   let inv = 1.0 / sqrt_safe(red[seg] / f32(d) + eps);`}
@@ -178,7 +202,9 @@ fn main(${BUILTINS}) {
   const bufs = [xd.gpu, yd.gpu];
   if (wd) bufs.push(wd.gpu);
   if (bd) bufs.push(bd.gpu);
-  const p = new Params().u32(d, rows, xd.offset, yd.offset).f32(eps).u32(wd?.offset ?? 0, bd?.offset ?? 0, 0).f32(offset);
+  if (rd) bufs.push(rd.gpu, sd!.gpu);
+  const p = new Params().u32(d, rows, xd.offset, yd.offset).f32(eps).u32(wd?.offset ?? 0, bd?.offset ?? 0, 0).f32(offset)
+    .u32(rd?.offset ?? 0, sd?.offset ?? 0);
   ctx.run(kern, bufs, p, [cdiv(rows, WG / L)]);
 }
 
