@@ -141,7 +141,7 @@ export class WasmBackend implements Backend {
   get fusedBlocks(): ((desc: FusedChainDesc, inputs: readonly View[], outputs: readonly View[]) => boolean) | undefined {
     const n = this.native;
     if (!n.gemm?.chain || !n.policy.blocks) return undefined;
-    return this.runChain;
+    return this.runChain; // one block per call unless policy.chains (read per call)
   }
 
   private readonly runChain = (desc: FusedChainDesc, inputs: readonly View[], outputs: readonly View[]): boolean => {

@@ -28,6 +28,8 @@ export interface NativeGemmPolicy {
   minAttentionRows: number;
   /** Whole blocks in one native call where no hook sees inside them (Backend.fusedBlock); at least minAttentionRows positions. */
   blocks: boolean;
+  /** Consecutive such blocks in one native call (Backend.fusedBlocks); false: one call per block. */
+  chains: boolean;
   /** Fewest activation rows of a product with a quantized weight run natively (qmatmul; minMacs applies too). */
   minQuantRows: number;
 }
@@ -37,7 +39,7 @@ export interface NativeGemmPolicy {
  * MLAS at one row, and below ~2M multiply-adds the copies through host memory cost more than
  * the kernel gains.
  */
-export const DEFAULT_NATIVE_GEMM_POLICY: NativeGemmPolicy = { minRows: 16, minMacs: 1 << 21, minAttentionRows: 64, minQuantRows: 4, blocks: true };
+export const DEFAULT_NATIVE_GEMM_POLICY: NativeGemmPolicy = { minRows: 16, minMacs: 1 << 21, minAttentionRows: 64, minQuantRows: 4, blocks: true, chains: true };
 
 /** A product flattened to 2-D, with element offsets into the memory's f32 view. */
 interface Plan {
@@ -276,6 +278,20 @@ export function tryNativeChain(
   }));
   const ys = outputs.map((y) => at(y, M * d));
   if (run === null) return gemm.block!({ batch, pos, dModel: d, ...blocks[0]!, x: at(x, M * d), y: ys[0]! });
+  if (n > 1 && !policy.chains && gemm.block) {
+    // one call per block (the residual between them through host arrays); every block is offered
+    // even after one declines, so that all are packed by the next forward
+    const between = [new Float32Array(M * d), new Float32Array(M * d)];
+    let done = true;
+    let from = at(x, M * d);
+    blocks.forEach((b, i) => {
+      const tap = desc.taps.indexOf(i);
+      const to = tap >= 0 ? ys[tap]! : between[i % 2]!;
+      done = gemm.block!({ batch, pos, dModel: d, ...b, x: from, y: to }) && done;
+      from = to;
+    });
+    return done;
+  }
   return run({ batch, pos, dModel: d, blocks, x: at(x, M * d), outputs: desc.taps.map((block, i) => ({ block, y: ys[i]! })) });
 }
 
