@@ -46,33 +46,19 @@ export function qmatmul(x: Tensor, w: QuantizedTensor): Tensor {
   if (x.rank < 1 || x.shape.at(-1) !== K) {
     throw new ShapeError(`qmatmul: x ${fmtShape(x.shape)} does not end in the weight's ${K} input features (${w.type}[${N}, ${K}])`);
   }
-  const lead = x.shape.slice(0, -1);
-  const M = numel(lead);
   const op = { op: 'qmatmul', type: w.type } as const;
-  const x2 = x.reshape([M, K]);
-  const xc = x2.isContiguous ? x2 : x2.contiguous();
-  try {
-    const b = x.backend;
+  return overRows(x, K, N, (xc, M) => {
     const probe = [xc.view(), w.raw.view()];
-    if (!b.supportsOp(op, probe, [{ ...probe[0]!, shape: [M, N], strides: [N, 1] }])) {
+    if (!x.backend.supportsOp(op, probe, [{ ...probe[0]!, shape: [M, N], strides: [N, 1] }])) {
       const wf = qdequantize(w);
       try {
-        const y = matmul(xc, wf, { transB: true });
-        const r = y.reshape([...lead, N]);
-        y.dispose();
-        return r;
+        return matmul(xc, wf, { transB: true });
       } finally {
         wf.dispose();
       }
     }
-    const y = dispatch(op, [xc, w.raw], [{ shape: [M, N], dtype: 'f32' }])[0]!;
-    const r = y.reshape([...lead, N]);
-    y.dispose();
-    return r;
-  } finally {
-    if (xc !== x2) xc.dispose();
-    x2.dispose();
-  }
+    return dispatch(op, [xc, w.raw], [{ shape: [M, N], dtype: 'f32' }])[0]!;
+  });
 }
 
 /**
@@ -95,18 +81,30 @@ export function qlinear(x: Tensor, w: QuantizedTensor, bias: Tensor, act?: Unary
     return a;
   };
   if (x.requiresGrad || bias.requiresGrad || x.dtype !== 'f32' || x.rank < 1 || x.shape.at(-1) !== K || x.backend !== bias.backend) return unfused();
+  const op = { op: 'qlinear', type: w.type, act: act ?? null } as const;
+  const probe = (xc: Tensor, M: number) => {
+    const views = [xc.view(), w.raw.view(), bias.view()];
+    return x.backend.supportsOp(op, views, [{ ...views[0]!, shape: [M, N], strides: [N, 1] }]);
+  };
+  const fused = overRows(x, K, N, (xc, M) => (probe(xc, M) ? dispatch(op, [xc, w.raw, bias], [{ shape: [M, N], dtype: 'f32' }])[0]! : null));
+  return fused ?? unfused();
+}
+
+/**
+ * x [..., K] as contiguous rows [M, K] for `f`, whose [M, N] result (owned by this function) comes
+ * back as [..., N]; null from `f` passes through. Temporaries are freed here.
+ */
+function overRows<R extends Tensor | null>(x: Tensor, K: number, N: number, f: (xc: Tensor, M: number) => R): R {
   const lead = x.shape.slice(0, -1);
   const M = numel(lead);
-  const op = { op: 'qlinear', type: w.type, act: act ?? null } as const;
   const x2 = x.reshape([M, K]);
   const xc = x2.isContiguous ? x2 : x2.contiguous();
   try {
-    const probe = [xc.view(), w.raw.view(), bias.view()];
-    if (!x.backend.supportsOp(op, probe, [{ ...probe[0]!, shape: [M, N], strides: [N, 1] }])) return unfused();
-    const y = dispatch(op, [xc, w.raw, bias], [{ shape: [M, N], dtype: 'f32' }])[0]!;
+    const y = f(xc, M);
+    if (!y) return y;
     const r = y.reshape([...lead, N]);
     y.dispose();
-    return r;
+    return r as R;
   } finally {
     if (xc !== x2) xc.dispose();
     x2.dispose();
