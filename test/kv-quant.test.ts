@@ -306,6 +306,8 @@ describe('packed attention kernel across layouts', () => {
     { name: 'q8_0, heads of 8, one sequence (a run of 8-bit codes, odd last block)', spec: { type: 'q8_0' }, hq: 4, hkv: 4, d: 8, tk: 97, tq: 2, batch: 1, rot: 8, mode: 'half' },
     { name: 'kvquant-8 uniform, heads of 8, per-token keys (a run of an integer ramp)', spec: { type: 'kvquant', bits: 8, nuq: false, keys: 'per-token' }, hq: 4, hkv: 4, d: 8, tk: 45, tq: 1, batch: 1, rot: 8, mode: 'interleaved' },
     { name: 'kvquant-4, heads of 16, one sequence (exact entries a block at a time)', spec: { type: 'kvquant', bits: 4 }, hq: 4, hkv: 2, d: 16, tk: 130, tq: 1, batch: 1, rot: 16, mode: 'half' },
+    { name: 'kvquant-4, heads of 64, one query head per kv head (RoPE inside the scores), 2 query rows, 3 key blocks', spec: { type: 'kvquant', bits: 4 }, hq: 3, hkv: 3, d: 64, tk: 150, tq: 2, batch: 1, rot: 64, mode: 'half' },
+    { name: 'kvquant-4, heads of 32, one query head per kv head, partial RoPE inside the scores, left-padded batch of 2', spec: { type: 'kvquant', bits: 4 }, hq: 2, hkv: 2, d: 32, tk: 71, tq: 1, batch: 2, rot: 24, mode: 'half' },
     { name: 'kvquant-3, heads of 16 (a value at a time)', spec: { type: 'kvquant', bits: 3 }, hq: 4, hkv: 2, d: 16, tk: 75, tq: 1, batch: 1, rot: 6, mode: 'half' },
   ];
 

@@ -27,25 +27,26 @@ export function maxAbsDiffFinite(x: ArrayLike<number>, y: ArrayLike<number>): nu
 
 /**
  * What the wasm quantized kernels compute for x [M, K] · wᵀ (w [N, K], dequantized): x rounded to
- * 8 bits per 32 values (scale amax/127 in f32, ties to even as f32x4.nearest), integer dots, then
- * the scales. `exact` gets the plain f64 product beside it (formats whose kernel keeps x in f32).
+ * 8 bits per `block` values (32; 256 for the K-quants' decode, as llama.cpp's Q8_K; scale amax/127
+ * in f32, ties to even as f32x4.nearest), integer dots, then the scales. `exact` gets the plain f64
+ * product beside it (formats whose kernel keeps x in f32).
  */
-export function q8ActivationMatmul(x: Float32Array, w: ArrayLike<number>, M: number, N: number, K: number): { scheme: Float64Array; exact: Float64Array } {
+export function q8ActivationMatmul(x: Float32Array, w: ArrayLike<number>, M: number, N: number, K: number, block = 32): { scheme: Float64Array; exact: Float64Array } {
   const scheme = new Float64Array(M * N);
   const exact = new Float64Array(M * N);
   for (let m = 0; m < M; m++) {
-    for (let b = 0; b < K / 32; b++) {
+    for (let b = 0; b < K / block; b++) {
       let amax = 0;
-      for (let k = 0; k < 32; k++) amax = Math.max(amax, Math.abs(x[m * K + b * 32 + k]!));
+      for (let k = 0; k < block; k++) amax = Math.max(amax, Math.abs(x[m * K + b * block + k]!));
       const d = Math.fround(amax / 127);
       const id = amax > 0 ? Math.fround(127 / amax) : 0;
-      for (let k = 0; k < 32; k++) {
-        const xv = x[m * K + b * 32 + k]!;
+      for (let k = 0; k < block; k++) {
+        const xv = x[m * K + b * block + k]!;
         const v = Math.fround(xv * id);
         let q = Math.round(v);
         if (Math.abs(v % 1) === 0.5) q = 2 * Math.round(v / 2); // ties to even
         for (let n = 0; n < N; n++) {
-          const wv = w[n * K + b * 32 + k]!;
+          const wv = w[n * K + b * block + k]!;
           scheme[m * N + n]! += d * q * wv;
           exact[m * N + n]! += xv * wv;
         }

@@ -5,7 +5,8 @@
 //     scale + offset, per channel or per group with f16 params through a 65536-entry table; 4-bit
 //     codes through byte shuffles of the table, 8-bit integer ramps by conversion, other widths a
 //     value at a time), their exact sparse entries written over them, RoPE applied at each key's
-//     stored position when the cache holds pre-RoPE keys (cos and sin table [position, 2, rot/2]);
+//     stored position when the cache holds pre-RoPE keys (cos and sin table [position, 2, rot/2];
+//     with one query head per kv head in half mode, inside the scores: $scores_rope);
 //   the G query heads that share the kv head dot the block (four keys at a time, as the f32 kernel);
 // then the masked softmax numerators of scale · scores (causal prefix with offset tk − tq, u8 key
 // mask), and y = Σ e_j v_j / Σ e_j over keys with e_j ≠ 0, each value block decoded the same way
@@ -246,6 +247,28 @@ const rowLoop = (bits, pk) => `
         ;; the first past the slice
         (if (i32.and ${g('sparse')} (i32.eqz ${g('blk')})) (then
           ${set('e', `(i32.load ${g('rp')})`)} ${set('e1', `(i32.load offset=4 ${g('rp')})`)}
+          (if ${g('segx')} (then
+            ;; the slice is one segment: its entries are exactly [rowptr + seg[h], the next segment's
+            ;; start). A slice holds 0, 1 or 2 of them nearly always: those two are written without a
+            ;; branch on the count (a store to the dummy slot where there is none; index 0 is read
+            ;; then, always inside the buffer), a loop takes the rare rest
+            (if ${g('s1b')} (then ${set('e1', `(i32.add ${g('e')} (i32.load16_u (i32.add ${g('sp')} ${g('s1b')})))`)}))
+            ${set('e', `(i32.add ${g('e')} (i32.load16_u (i32.add ${g('sp')} ${g('s0b')})))`)}
+            ${set('len', `(i32.sub ${g('e1')} ${g('e')})`)}
+            ${set('lt', `(i32.sub ${g('o')} (i32.shl ${g('n')} ${i32(2)}))`)}
+            ${[0, 1].map((u) => `
+            ${set('k', `(select ${u ? `(i32.add ${g('e')} ${i32(u)})` : g('e')} ${i32(0)} (i32.gt_u ${g('len')} ${i32(u)}))`)}
+            (f32.store (select (i32.add ${g('lt')} (i32.shl (i32.sub (i32.load16_u (i32.add ${g('ov')} (i32.shl ${g('k')} ${i32(1)}))) ${g('c0')}) ${i32(2)})) ${g('dm')} (i32.gt_u ${g('len')} ${i32(u)}))
+              (f32.load (i32.add ${g('oval')} (i32.shl ${g('k')} ${i32(2)}))))`).join('')}
+            (if (i32.gt_u ${g('len')} ${i32(2)}) (then
+              ${inc('e', 2)}
+              (block $xd (loop $xl
+                (br_if $xd (i32.ge_u ${g('e')} ${g('e1')}))
+                (f32.store (i32.add ${g('lt')} (i32.shl (i32.sub (i32.load16_u (i32.add ${g('ov')} (i32.shl ${g('e')} ${i32(1)}))) ${g('c0')}) ${i32(2)})) (f32.load (i32.add ${g('oval')} (i32.shl ${g('e')} ${i32(2)}))))
+                ${inc('e', 1)}
+                (br $xl)))))
+)
+          (else
           ;; with a segment index the slice's segments bound the run (no scan of the row's others)
           (if ${g('segs')} (then
             (if ${g('s1b')} (then ${set('e1', `(i32.add ${g('e')} (i32.load16_u (i32.add ${g('sp')} ${g('s1b')})))`)}))
@@ -273,7 +296,7 @@ const rowLoop = (bits, pk) => `
             (br_if $ed (i32.ge_u ${g('k')} ${g('n')}))
             (f32.store (i32.add (i32.sub ${g('o')} (i32.shl ${g('n')} ${i32(2)})) (i32.shl ${g('k')} ${i32(2)})) (f32.load (i32.add ${g('oval')} (i32.shl ${g('e')} ${i32(2)}))))
             ${inc('e', 1)}
-            (br $el)))))
+            (br $el)))))))
         ${inc('codes', g('codesStep'))} ${inc('gRow', g('gStep'))} ${inc('rp', g('rpStep'))} ${inc('sp', g('spStep'))}
         ${inc('r', 1)}
         (br $rl${bits}${pk})))`;
@@ -349,11 +372,11 @@ const SPARSE_BLOCK = `
 // params, n a multiple of the group or the group a multiple of n (the glue sets KVS.fast only
 // then); everything else goes through $dec a row at a time.
 const DEC_ROWS = `
-  (func $dec_rows (param $s i32) (param $row0 i32) (param $rstep i32) (param $nr i32) (param $c0 i32) (param $n i32) (param $out i32) (param $tab i32)
+  (func $dec_rows (param $s i32) (param $row0 i32) (param $rstep i32) (param $nr i32) (param $c0 i32) (param $n i32) (param $out i32) (param $tab i32) (param $dm i32)
     (local $fast i32) (local $main i32) (local $r i32) (local $codes i32) (local $codesStep i32) (local $c i32) (local $cEnd i32) (local $o i32)
     (local $params i32) (local $gb i32) (local $G i32) (local $ng i32) (local $span i32) (local $ga i32) (local $gRow i32) (local $gStep i32)
     (local $chs i32) (local $cho i32) (local $sparse i32) (local $rp i32) (local $rpStep i32) (local $ov i32) (local $oval i32) (local $e i32) (local $e1 i32) (local $k i32) (local $len i32) (local $lt i32)
-    (local $segs i32) (local $sp i32) (local $spStep i32) (local $s0b i32) (local $s1b i32) (local $blk i32)
+    (local $segs i32) (local $sp i32) (local $spStep i32) (local $s0b i32) (local $s1b i32) (local $blk i32) (local $segx i32)
     (local $cs0 v128) (local $cs1 v128) (local $co0 v128) (local $co1 v128) (local $scA v128) (local $scB v128) (local $ofA v128) (local $ofB v128)
     (local $cv v128) (local $mlo v128) (local $p0 v128) (local $p1 v128) (local $p2 v128) (local $p3 v128) (local $z0 v128) (local $z1 v128) (local $z2 v128) (local $z3 v128)
     (local $l0 v128) (local $l1 v128) (local $l2 v128) (local $l3 v128) (local $scv v128) (local $ofv v128) (local $a v128) (local $b v128)
@@ -390,7 +413,9 @@ const DEC_ROWS = `
         ${set('spStep', `(i32.shl (i32.mul ${g('rstep')} ${g('segs')}) ${i32(1)})`)}
         ${set('s0b', `(i32.shl (i32.div_u ${g('c0')} ${g('k')}) ${i32(1)})`)}
         ${set('s1b', `(i32.div_u (i32.sub (i32.add ${g('c0')} (i32.add ${g('n')} ${g('k')})) ${i32(1)}) ${g('k')})`)}
-        ${set('s1b', `(select (i32.shl ${g('s1b')} ${i32(1)}) ${i32(0)} (i32.lt_u ${g('s1b')} ${g('segs')}))`)})
+        ${set('s1b', `(select (i32.shl ${g('s1b')} ${i32(1)}) ${i32(0)} (i32.lt_u ${g('s1b')} ${g('segs')}))`)}
+        ;; the slice is exactly one segment (heads as wide as the segments): no search inside it
+        ${set('segx', `(i32.and (i32.eq ${g('k')} ${g('n')}) (i32.eqz (i32.rem_u ${g('c0')} ${g('k')})))`)})
       (else ${set('segs', i32(0))}))
     ${set('ov', `(i32.load offset=${KVS.out} ${g('s')})`)}
     ${set('oval', `(i32.add ${g('ov')} (i32.load offset=${KVS.oVal} ${g('s')}))`)}
@@ -432,6 +457,18 @@ const ROPE_ROWS = `
   (func $rope_rows (param $buf i32) (param $D i32) (param $nb i32) (param $pos i32) (param $pstep i32) (param $tab i32) (param $rot i32) (param $mode i32)
     (local $half i32) (local $j i32) (local $i i32) (local $a i32) (local $cs i32) (local $hb i32) (local $xa v128) (local $xb v128) (local $co v128) (local $si v128) (local $x v128)
     ${set('half', `(i32.shr_u ${g('rot')} ${i32(1)})`)} ${set('hb', `(i32.shl ${g('half')} ${i32(2)})`)}
+    (if (i32.and (i32.eqz ${g('mode')}) (i32.eq ${g('half')} ${i32(4)})) (then
+      ;; four pairs a key (heads of 8): no inner loop
+      (block $jd (loop $jl
+        (br_if $jd (i32.ge_u ${g('j')} ${g('nb')}))
+        ${set('cs', `(i32.add ${g('tab')} (i32.shl (i32.load ${g('pos')}) ${i32(5)}))`)}
+        ${set('co', `(v128.load ${g('cs')})`)} ${set('si', `(v128.load offset=16 ${g('cs')})`)}
+        ${set('xa', `(v128.load ${g('buf')})`)} ${set('xb', `(v128.load offset=16 ${g('buf')})`)}
+        (v128.store ${g('buf')} (f32x4.sub (f32x4.mul ${g('xa')} ${g('co')}) (f32x4.mul ${g('xb')} ${g('si')})))
+        (v128.store offset=16 ${g('buf')} (f32x4.add (f32x4.mul ${g('xb')} ${g('co')}) (f32x4.mul ${g('xa')} ${g('si')})))
+        ${inc('buf', `(i32.shl ${g('D')} ${i32(2)})`)} ${inc('pos', g('pstep'))} ${inc('j', 1)}
+        (br $jl)))
+      (return)))
     (if (i32.and (i32.eqz ${g('mode')}) (i32.eqz (i32.and ${g('half')} ${i32(3)}))) (then
       (block $jd (loop $jl
         (br_if $jd (i32.ge_u ${g('j')} ${g('nb')}))
@@ -533,6 +570,76 @@ const SCORES = `
       (br $sl)))
     (f32.max ${g('mt')} (f32.max (f32.max (f32x4.extract_lane 0 ${g('mx')}) (f32x4.extract_lane 1 ${g('mx')})) (f32.max (f32x4.extract_lane 2 ${g('mx')}) (f32x4.extract_lane 3 ${g('mx')})))))`;
 
+// $scores with RoPE (half mode) applied as the keys are read: for one query head per kv head the
+// separate rotation pass stored each key and read it back once more; here each pair chunk is
+// rotated in registers (the same products as $rot: xa·cos − xb·sin, xb·cos + xa·sin) and dotted
+// at once. Pairs (i, i + half) for i < half = rot / 2 (half a multiple of 4), channels from rot on
+// unrotated; four keys at a time, positions i32 at `pos`, `pstep` bytes apart.
+const SCORES_ROPE = `
+  (func $scores_rope (param $qa i32) (param $kb i32) (param $D i32) (param $nb i32) (param $out i32) (param $sc v128) (param $m i32)
+    (param $pos i32) (param $pstep i32) (param $tab i32) (param $rot i32) (result f32)
+    (local $j i32) (local $c i32) (local $d4 i32) (local $kr i32) (local $kst i32) (local $half i32) (local $hb i32) (local $cb i32)
+    (local $c0 i32) (local $c1 i32) (local $c2 i32) (local $c3 i32)
+    (local $qa4 v128) (local $qb4 v128) (local $xa v128) (local $xb v128) (local $co v128) (local $si v128)
+    (local $a0 v128) (local $b0 v128) (local $b1 v128) (local $b2 v128) (local $b3 v128) (local $t f32) (local $mx v128) (local $mt f32)
+    ${set('d4', `(i32.and ${g('D')} ${i32(-4)})`)} ${set('kst', `(i32.shl ${g('D')} ${i32(2)})`)}
+    ${set('half', `(i32.shr_u ${g('rot')} ${i32(1)})`)} ${set('hb', `(i32.shl ${g('half')} ${i32(2)})`)} ${set('cb', `(i32.shl ${g('hb')} ${i32(1)})`)}
+    ${set('mx', f4('-inf'))} ${set('mt', '(f32.const -inf)')} ${set('kr', g('kb'))}
+    (block $s4d (loop $s4l
+      (br_if $s4d (i32.gt_u (i32.add ${g('j')} ${i32(4)}) ${g('nb')}))
+      ${[0, 1, 2, 3].map((u) => `${set(`b${u}`, f4(0))} ${set(`c${u}`, `(i32.add ${g('tab')} (i32.mul (i32.load ${u ? `(i32.add ${g('pos')} (i32.mul ${g('pstep')} ${i32(u)}))` : g('pos')}) ${g('cb')}))`)}`).join(' ')}
+      ${set('c', i32(0))}
+      (block $r4d (loop $r4l
+        (br_if $r4d (i32.ge_u ${g('c')} ${g('half')}))
+        ${set('qa4', `(v128.load ${F('qa', g('c'))})`)} ${set('qb4', `(v128.load (i32.add ${F('qa', g('c'))} ${g('hb')}))`)}
+        ${[0, 1, 2, 3].map((u) => {
+          const kr = u === 0 ? F('kr', g('c')) : `(i32.add ${F('kr', g('c'))} (i32.mul ${g('kst')} ${i32(u)}))`;
+          return `${set('xa', `(v128.load ${kr})`)} ${set('xb', `(v128.load (i32.add ${kr} ${g('hb')}))`)}
+        ${set('co', `(v128.load ${F(`c${u}`, g('c'))})`)} ${set('si', `(v128.load (i32.add ${F(`c${u}`, g('c'))} ${g('hb')}))`)}
+        ${set(`b${u}`, `(f32x4.add ${g(`b${u}`)} (f32x4.add (f32x4.mul ${g('qa4')} (f32x4.sub (f32x4.mul ${g('xa')} ${g('co')}) (f32x4.mul ${g('xb')} ${g('si')}))) (f32x4.mul ${g('qb4')} (f32x4.add (f32x4.mul ${g('xb')} ${g('co')}) (f32x4.mul ${g('xa')} ${g('si')})))))`)}`;
+        }).join('\n        ')}
+        ${inc('c', 4)}
+        (br $r4l)))
+      ${set('c', g('rot'))}
+      (block $e4d (loop $e4l
+        (br_if $e4d (i32.ge_u ${g('c')} ${g('d4')}))
+        ${set('a0', `(v128.load ${F('qa', g('c'))})`)}
+        ${[0, 1, 2, 3].map((u) => set(`b${u}`, `(f32x4.add ${g(`b${u}`)} (f32x4.mul ${g('a0')} (v128.load ${u === 0 ? F('kr', g('c')) : `(i32.add ${F('kr', g('c'))} (i32.mul ${g('kst')} ${i32(u)}))`})))`)).join('\n        ')}
+        ${inc('c', 4)}
+        (br $e4l)))
+      ${set('a0', `(f32x4.mul (call $hadd4 ${g('b0')} ${g('b1')} ${g('b2')} ${g('b3')}) ${g('sc')})`)}
+      (if ${g('m')} (then
+        ${set('a0', `(v128.bitselect ${g('a0')} ${f4('-inf')} (i32x4.extend_low_i16x8_s (i16x8.extend_low_i8x16_s (i8x16.ne (v128.load32_zero (i32.add ${g('m')} ${g('j')})) (v128.const i32x4 0 0 0 0)))))`)}))
+      (v128.store ${F('out', g('j'))} ${g('a0')})
+      ${set('mx', `(f32x4.max ${g('mx')} ${g('a0')})`)}
+      ${inc('kr', `(i32.shl ${g('kst')} ${i32(2)})`)} ${inc('pos', `(i32.shl ${g('pstep')} ${i32(2)})`)} ${inc('j', 4)}
+      (br $s4l)))
+    ;; the last keys one at a time
+    (block $sd (loop $sl
+      (br_if $sd (i32.ge_u ${g('j')} ${g('nb')}))
+      ${set('b0', f4(0))} ${set('c0', `(i32.add ${g('tab')} (i32.mul (i32.load ${g('pos')}) ${g('cb')}))`)} ${set('c', i32(0))}
+      (block $r1d (loop $r1l
+        (br_if $r1d (i32.ge_u ${g('c')} ${g('half')}))
+        ${set('xa', `(v128.load ${F('kr', g('c'))})`)} ${set('xb', `(v128.load (i32.add ${F('kr', g('c'))} ${g('hb')}))`)}
+        ${set('co', `(v128.load ${F('c0', g('c'))})`)} ${set('si', `(v128.load (i32.add ${F('c0', g('c'))} ${g('hb')}))`)}
+        ${set('b0', `(f32x4.add ${g('b0')} (f32x4.add (f32x4.mul (v128.load ${F('qa', g('c'))}) (f32x4.sub (f32x4.mul ${g('xa')} ${g('co')}) (f32x4.mul ${g('xb')} ${g('si')}))) (f32x4.mul (v128.load (i32.add ${F('qa', g('c'))} ${g('hb')})) (f32x4.add (f32x4.mul ${g('xb')} ${g('co')}) (f32x4.mul ${g('xa')} ${g('si')})))))`)}
+        ${inc('c', 4)}
+        (br $r1l)))
+      ${set('c', g('rot'))}
+      (block $d4d (loop $d4l
+        (br_if $d4d (i32.ge_u ${g('c')} ${g('d4')}))
+        ${set('b0', `(f32x4.add ${g('b0')} (f32x4.mul (v128.load ${F('qa', g('c'))}) (v128.load ${F('kr', g('c'))})))`)}
+        ${inc('c', 4)}
+        (br $d4l)))
+      ${set('t', `(f32.add (f32.add (f32x4.extract_lane 0 ${g('b0')}) (f32x4.extract_lane 1 ${g('b0')})) (f32.add (f32x4.extract_lane 2 ${g('b0')}) (f32x4.extract_lane 3 ${g('b0')})))`)}
+      ${set('t', `(f32.mul ${g('t')} (f32x4.extract_lane 0 ${g('sc')}))`)}
+      (if ${g('m')} (then (if (i32.eqz (i32.load8_u (i32.add ${g('m')} ${g('j')}))) (then ${set('t', '(f32.const -inf)')}))))
+      (f32.store ${F('out', g('j'))} ${g('t')})
+      ${set('mt', `(f32.max ${g('mt')} ${g('t')})`)}
+      ${inc('kr', g('kst'))} ${inc('pos', g('pstep'))} ${inc('j', 1)}
+      (br $sl)))
+    (f32.max ${g('mt')} (f32.max (f32.max (f32x4.extract_lane 0 ${g('mx')}) (f32x4.extract_lane 1 ${g('mx')})) (f32.max (f32x4.extract_lane 2 ${g('mx')}) (f32x4.extract_lane 3 ${g('mx')})))))`;
+
 // y [DV] += Σ_j w_j v_j over nb decoded values vb [nb, DV] with weights w [nb]; keys of weight 0
 // are skipped (as the reference), four at a time while none of the four is 0.
 const PV = `
@@ -594,7 +701,7 @@ function attnRows() {
   (func $kv_attn_rows (param $prm i32) (param $task i32) (param $nTasks i32)
     (local $r i32) (local $end i32) (local $nRows i32) (local $i i32) (local $b i32) (local $bk i32) (local $G i32) (local $gg i32)
     (local $B i32) (local $TQ i32) (local $TK i32) (local $TKp i32) (local $D i32) (local $DV i32) (local $HQ i32) (local $HKV i32) (local $kvh i32)
-    (local $s i32) (local $sg i32) (local $kb i32) (local $vb i32) (local $mx i32) (local $sm i32) (local $m i32) (local $nv i32)
+    (local $s i32) (local $sg i32) (local $dm i32) (local $pa i32) (local $fr i32) (local $kb i32) (local $vb i32) (local $mx i32) (local $sm i32) (local $m i32) (local $nv i32)
     (local $j i32) (local $j0 i32) (local $nb i32) (local $ks i32) (local $vs i32) (local $tab i32) (local $rope i32) (local $ya i32) (local $c i32)
     (local $t f32) (local $scv v128) (local $acc v128) (local $mv v128) (local $sv v128)
     ${set('B', f('B'))} ${set('TQ', f('TQ'))} ${set('TK', f('TK'))} ${set('D', f('D'))} ${set('DV', f('DV'))} ${set('HQ', f('HQ'))} ${set('G', f('G'))}
@@ -602,13 +709,16 @@ function attnRows() {
     ${set('HKV', `(i32.div_u ${g('HQ')} ${g('G')})`)}
     ${set('ks', `(i32.add ${g('prm')} ${i32(KVA.k)})`)} ${set('vs', `(i32.add ${g('prm')} ${i32(KVA.v)})`)}
     ${set('tab', f('tab'))} ${set('rope', f('rope'))}
+    ;; RoPE inside the scores where one query head reads each kv head (half mode, whole 4-pair chunks)
+    ${set('fr', `(i32.and (i32.and (i32.ne ${g('rope')} ${i32(0)}) (i32.eq ${g('G')} ${i32(1)})) (i32.and (i32.eqz ${f('ropeMode')}) (i32.eqz (i32.or (i32.and ${f('rot')} ${i32(7)}) (i32.and ${g('D')} ${i32(3)})))))`)}
     ${set('scv', `(f32x4.splat (f32.reinterpret_i32 ${f('scaleBits')}))`)}
-    ;; this task's scratch: scores [G, TKp], NB decoded keys [NB, D] and values [NB, DV], max [G], sum [G]
+    ;; this task's scratch: scores [G, TKp], NB decoded keys [NB, D] and values [NB, DV], max [G], sum [G], a dummy f32 slot
     ${set('s', `(i32.add ${f('scratch')} (i32.mul ${g('task')} ${f('scratchStride')}))`)}
     ${set('kb', F('s', `(i32.mul ${g('G')} ${g('TKp')})`))}
     ${set('vb', F('kb', `(i32.mul ${i32(NB)} ${g('D')})`))}
     ${set('mx', F('vb', `(i32.mul ${i32(NB)} ${g('DV')})`))}
     ${set('sm', F('mx', g('G')))}
+    ${set('dm', F('sm', g('G')))}
     ;; a task row is (batch, kv head, query position): each key and value is decoded once for the G query heads that read it
     ${set('nRows', `(i32.mul (i32.mul ${g('B')} ${g('HKV')}) ${g('TQ')})`)}
     ${set('r', `(i32.div_u (i32.mul ${g('nRows')} ${g('task')}) ${g('nTasks')})`)}
@@ -630,11 +740,17 @@ function attnRows() {
         (br_if $kd (i32.ge_u ${g('j0')} ${g('nv')}))
         ${set('nb', `(i32.sub ${g('nv')} ${g('j0')})`)}
         (if (i32.gt_u ${g('nb')} ${i32(NB)}) (then ${set('nb', i32(NB))}))
-        (call $dec_rows ${g('ks')} (i32.add (i32.mul ${g('j0')} ${g('B')}) ${g('b')}) ${g('B')} ${g('nb')} (i32.mul ${g('kvh')} ${g('D')}) ${g('D')} ${g('kb')} ${g('tab')})
+        (call $dec_rows ${g('ks')} (i32.add (i32.mul ${g('j0')} ${g('B')}) ${g('b')}) ${g('B')} ${g('nb')} (i32.mul ${g('kvh')} ${g('D')}) ${g('D')} ${g('kb')} ${g('tab')} ${g('dm')})
+        ${set('pa', `(i32.add (i32.add (i32.load offset=${KVS.main} ${g('ks')}) (i32.load offset=${KVS.oPos} ${g('ks')})) (i32.shl (i32.add (i32.mul ${g('j0')} ${g('B')}) ${g('b')}) ${i32(2)}))`)}
+        (if ${g('fr')} (then
+          ;; one query head per kv head: rotated as the scores read them
+          (f32.store ${g('mx')} (f32.max (f32.load ${g('mx')})
+            (call $scores_rope ${qAt(i32(0))} ${g('kb')} ${g('D')} ${g('nb')} ${F('s', g('j0'))} ${g('scv')}
+              (select (i32.add ${g('m')} ${g('j0')}) ${i32(0)} ${g('m')}) ${g('pa')} (i32.shl ${g('B')} ${i32(2)}) ${g('rope')} ${f('rot')})))
+          ${inc('j0', NB)}
+          (br $kl)))
         (if ${g('rope')} (then
-          (call $rope_rows ${g('kb')} ${g('D')} ${g('nb')}
-            (i32.add (i32.add (i32.load offset=${KVS.main} ${g('ks')}) (i32.load offset=${KVS.oPos} ${g('ks')})) (i32.shl (i32.add (i32.mul ${g('j0')} ${g('B')}) ${g('b')}) ${i32(2)}))
-            (i32.shl ${g('B')} ${i32(2)}) ${g('rope')} ${f('rot')} ${f('ropeMode')})))
+          (call $rope_rows ${g('kb')} ${g('D')} ${g('nb')} ${g('pa')} (i32.shl ${g('B')} ${i32(2)}) ${g('rope')} ${f('rot')} ${f('ropeMode')})))
         ${forG(`
         (f32.store ${F('mx', g('gg'))} (f32.max (f32.load ${F('mx', g('gg'))})
           (call $scores ${qAt(g('gg'))} ${g('kb')} ${g('D')} ${g('nb')} ${F('s', `(i32.add (i32.mul ${g('gg')} ${g('TKp')}) ${g('j0')})`)} ${g('scv')}
@@ -671,7 +787,7 @@ function attnRows() {
         (br_if $vd (i32.ge_u ${g('j0')} ${g('nv')}))
         ${set('nb', `(i32.sub ${g('nv')} ${g('j0')})`)}
         (if (i32.gt_u ${g('nb')} ${i32(NB)}) (then ${set('nb', i32(NB))}))
-        (call $dec_rows ${g('vs')} (i32.add (i32.mul ${g('j0')} ${g('B')}) ${g('b')}) ${g('B')} ${g('nb')} (i32.mul ${g('kvh')} ${g('DV')}) ${g('DV')} ${g('vb')} ${g('tab')})
+        (call $dec_rows ${g('vs')} (i32.add (i32.mul ${g('j0')} ${g('B')}) ${g('b')}) ${g('B')} ${g('nb')} (i32.mul ${g('kvh')} ${g('DV')}) ${g('DV')} ${g('vb')} ${g('tab')} ${g('dm')})
         ${forG(`(call $pv ${yAt(g('gg'))} ${g('vb')} ${g('DV')} ${g('nb')} ${F('s', `(i32.add (i32.mul ${g('gg')} ${g('TKp')}) ${g('j0')})`)})`)}
         ${inc('j0', NB)}
         (br $vl)))
@@ -697,7 +813,7 @@ function attnRows() {
 
 /** @param {{relaxed: boolean}} _variant  (identical builds) */
 export function generate(_variant) {
-  const out = ['(module', '  (import "env" "memory" (memory 1 65536 shared))', expFn, DECODE, ROTATE, SPARSE_BLOCK, DEC_ROWS, ROPE_ROWS, HADD4, SCORES, PV, attnRows()];
+  const out = ['(module', '  (import "env" "memory" (memory 1 65536 shared))', expFn, DECODE, ROTATE, SPARSE_BLOCK, DEC_ROWS, ROPE_ROWS, HADD4, SCORES, SCORES_ROPE, PV, attnRows()];
   for (const e of exportNames) out.push(`  (export "${e}" (func $${e}))`);
   out.push(')');
   return out.join('\n');

@@ -6,8 +6,9 @@
 // the two block scales in f32. Exports, each `(params, task, nTasks)`, parameter block P below:
 //   qm_quant_x     blocks of x split over tasks -> xq (i16 [M, K]), xq8 (i8 [M, K]), xd, xs
 //                  (f32 [M, K/32]), xp (i16 [M, K/2]: 32 · each pair's sum), xm (i16 [M, K/4]:
-//                  8 · the sum of values 2i, 2i+1, 16+2i, 17+2i of each 32), xg (i16 [M, K/16]: the
-//                  sum of each 16 values)
+//                  8 · the sum of values 2i, 2i+1, 16+2i, 17+2i of each 32)
+//   qm_quant_xk    256-value blocks of x split over tasks -> xk8 (i8 [M, K]), xkd (f32 [M, K/256]),
+//                  xkg (i16 [M, K/16]: sums of 16), xk32 (i16 [M, K/32]: sums of 32); K-quant decode
 //   qm_<type>      rows rowBeg..rowEnd of W (W points at row rowBeg: a panel of a larger weight,
 //                  y's rows stay N long) split over tasks; per row, x rows in groups of MT (the weight unit is
 //                  unpacked once per group: decode is GEMV with MT = 1, prefill is a blocked GEMM)
@@ -37,24 +38,26 @@
 // E3M0) run iq4_nl's scheme with their own 16-level tables; FP8 (E4M3, E5M2) has its own kernel
 // over the f32 activation (fp8Kernel). Every actlab format stays packed on wasm.
 // Decode (fewer than MT activation rows) of Q6_K, Q4_K and Q5_K in the relaxed build runs the kernels of
-// qdecode.mjs: integer sums per unit with the scales applied in i32, one f32 multiply-add per four units.
+// qdecode.mjs on x rounded per 256 values as llama.cpp's Q8_K (qm_quant_xk: xk8, xkd, xkg, xk32):
+// one exact integer sum per super-block and weight row, two weight rows per pass.
 // Not for: other formats (the runtime falls back to the reference kernel).
 
-import { DECODE, kScaleBytes } from './qdecode.mjs';
+import { DECODE, kScaleBytes, quantXK } from './qdecode.mjs';
 import { TILE_TYPES, UNIT16_BYTES, UNIT_BYTES, tileEntry } from './qtile.mjs';
+import { KTILE_BYTES, KTILE_TYPES, ktileEntry } from './qktile.mjs';
 
 export const name = 'qmatmul';
 export const TYPES = ['q8_0', 'q4_0', 'q4_k', 'q6_k', 'q4_1', 'q5_0', 'q5_1', 'q5_k', 'iq4_nl', 'int8', 'int4_g32', 'int4_g64', 'int4_g128', 'int4a_g32', 'int4a_g64', 'int4a_g128',
   'nf4', 'nf4_dq', 'fp4', 'llmfp4_e1m2', 'llmfp4_e2m1', 'llmfp4_e3m0', 'fp8_e4m3', 'fp8_e5m2'];
-export const exportNames = ['qm_quant_x', ...TYPES.map((t) => `qm_${t}`), ...TILE_TYPES.map((t) => `qm_${t}_gemm`)];
+export const exportNames = ['qm_quant_x', 'qm_quant_xk', ...TYPES.map((t) => `qm_${t}`), ...TILE_TYPES.map((t) => `qm_${t}_gemm`)];
 
 /** Parameter block, i32 fields at these byte offsets (pointers are byte addresses). */
-export const P = { M: 0, N: 4, K: 8, x: 12, xq: 16, xd: 20, xs: 24, w: 28, y: 32, tab: 36, rowBytes: 40, xq8: 44, rowBeg: 48, rowEnd: 52, xp: 56, xm: 60, xg: 64, xt: 68, xt16: 72, tiled: 76 };
+export const P = { M: 0, N: 4, K: 8, x: 12, xq: 16, xd: 20, xs: 24, w: 28, y: 32, tab: 36, rowBytes: 40, xq8: 44, rowBeg: 48, rowEnd: 52, xp: 56, xm: 60, xt: 68, xt16: 72, tiled: 76, xk8: 80, xkd: 84, xkg: 88, xk32: 92, xkt: 96 };
 /** Activation rows per weight-unit decode in the GEMM path. */
 export const MT = 4;
 /** Bytes of the parameter block. */
 export const P_BYTES = 128;
-export const constants = { P, P_BYTES, MT, TYPES, TILE_TYPES, UNIT_BYTES, UNIT16_BYTES };
+export const constants = { P, P_BYTES, MT, TYPES, TILE_TYPES, UNIT_BYTES, UNIT16_BYTES, KTILE_TYPES, KTILE_BYTES };
 
 const FORMAT = {
   q8_0: { values: 32, bytes: 34, units: 1 },
@@ -186,7 +189,7 @@ function quantX() {
   (func $qm_quant_x (param $p i32) (param $task i32) (param $nTasks i32)
     (local $b i32) (local $end i32) (local $n i32) (local $x i32) (local $q i32) (local $d i32) (local $s i32) (local $q8 i32)
     ${Array.from({ length: 8 }, (_, i) => `(local $v${i} v128)`).join(' ')} (local $m v128) (local $ids v128)
-    (local $q0 v128) (local $q1 v128) (local $q2 v128) (local $q3 v128) (local $am f32) (local $dd f32) (local $sum v128) (local $xp i32) (local $xm i32) (local $xg i32)
+    (local $q0 v128) (local $q1 v128) (local $q2 v128) (local $q3 v128) (local $am f32) (local $dd f32) (local $sum v128) (local $xp i32) (local $xm i32)
     (local $sq i32) (local $nbRow i32) (local $M4 i32) (local $row i32) (local $tp i32) (local $xt i32) (local $xt16 i32)
     (local.set $n (i32.div_u (i32.mul (i32.load offset=${P.M} ${g('p')}) (i32.load offset=${P.K} ${g('p')})) ${i32(32)}))
     (local.set $b (i32.div_u (i32.mul ${g('n')} ${g('task')}) ${g('nTasks')}))
@@ -198,7 +201,6 @@ function quantX() {
     (local.set $q8 (i32.add (i32.load offset=${P.xq8} ${g('p')}) (i32.shl ${g('b')} ${i32(5)})))
     (local.set $xp (i32.add (i32.load offset=${P.xp} ${g('p')}) (i32.shl ${g('b')} ${i32(5)})))
     (local.set $xm (i32.add (i32.load offset=${P.xm} ${g('p')}) (i32.shl ${g('b')} ${i32(4)})))
-    (local.set $xg (i32.add (i32.load offset=${P.xg} ${g('p')}) (i32.shl ${g('b')} ${i32(2)})))
     (local.set $nbRow (i32.shr_u (i32.load offset=${P.K} ${g('p')}) ${i32(5)}))
     (local.set $M4 (select (i32.and (i32.load offset=${P.M} ${g('p')}) ${i32(-4)}) ${i32(0)} (i32.load offset=${P.tiled} ${g('p')})))
     (local.set $xt (i32.load offset=${P.xt} ${g('p')})) (local.set $xt16 (i32.load offset=${P.xt16} ${g('p')}))
@@ -220,8 +222,6 @@ function quantX() {
       (v128.store ${g('xp')} (i16x8.shl (i16x8.extadd_pairwise_i8x16_s ${g('v0')}) ${i32(5)}))
       (v128.store offset=16 ${g('xp')} (i16x8.shl (i16x8.extadd_pairwise_i8x16_s ${g('v1')}) ${i32(5)}))
       (v128.store ${g('xm')} (i16x8.shl (i16x8.add (i16x8.extadd_pairwise_i8x16_s ${g('v0')}) (i16x8.extadd_pairwise_i8x16_s ${g('v1')})) ${i32(3)}))
-      (i32.store16 ${g('xg')} ${sum16('v0')})
-      (i32.store16 offset=2 ${g('xg')} ${sum16('v1')})
       (f32.store ${g('d')} ${g('dd')})
       (local.set $sq (i32.add (i32.add (i32x4.extract_lane 0 ${g('sum')}) (i32x4.extract_lane 1 ${g('sum')}))
                               (i32.add (i32x4.extract_lane 2 ${g('sum')}) (i32x4.extract_lane 3 ${g('sum')}))))
@@ -232,7 +232,6 @@ function quantX() {
       (local.set $q8 (i32.add ${g('q8')} ${i32(32)}))
       (local.set $xp (i32.add ${g('xp')} ${i32(32)}))
       (local.set $xm (i32.add ${g('xm')} ${i32(16)}))
-      (local.set $xg (i32.add ${g('xg')} ${i32(4)}))
       (local.set $d (i32.add ${g('d')} ${i32(4)}))
       (local.set $s (i32.add ${g('s')} ${i32(4)}))
       (local.set $b (i32.add ${g('b')} ${i32(1)}))
@@ -248,7 +247,7 @@ function decodeUnit(type, j, rdot) {
   if (rdot && type === 'q4_0') {
     // nibbles as they are (0..15, the 7-bit operand of the relaxed dot); the −8 comes off the sums (off8)
     L.push(set('ws', f16(g('wp'))));
-    L.push(set('t', `(v128.load offset=2 ${g('wp')})`), set('w0', `(v128.and ${g('t')} ${b16(15)})`), set('w1', `(i8x16.shr_u ${g('t')} ${i32(4)})`));
+    L.push(set('t', `(v128.load offset=2 ${g('wp')})`), set('w0', `(v128.and ${g('t')} ${b16(15)})`), set('w1', `(v128.and (i16x8.shr_u ${g('t')} ${i32(4)}) ${b16(15)})`));
     return L.map((x) => '        ' + x).join('\n');
   }
   const ext = (dst0, dst1, v, sign) => `${set(dst0, `(i16x8.extend_low_i8x16_${sign} ${v})`)} ${set(dst1, `(i16x8.extend_high_i8x16_${sign} ${v})`)}`;
@@ -262,7 +261,7 @@ function decodeUnit(type, j, rdot) {
     const qh = add(g('wp'), i32(type === 'q5_0' ? 2 : 4));
     L.push(set('t', `(v128.load offset=${qs} ${g('wp')})`));
     L.push(set('t2', q5 ? `(v128.or (v128.and ${g('t')} ${b16(15)}) ${q5High(qh, 0)})` : `(v128.and ${g('t')} ${b16(15)})`));
-    L.push(set('t3', q5 ? `(v128.or (i8x16.shr_u ${g('t')} ${i32(4)}) ${q5High(qh, 1)})` : `(i8x16.shr_u ${g('t')} ${i32(4)})`));
+    L.push(set('t3', q5 ? `(v128.or (v128.and (i16x8.shr_u ${g('t')} ${i32(4)}) ${b16(15)}) ${q5High(qh, 1)})` : `(v128.and (i16x8.shr_u ${g('t')} ${i32(4)}) ${b16(15)})`));
     if (rdot) {
       L.push(set('w0', g('t2')), set('w1', g('t3')));
     } else if (type === 'q5_0') {
@@ -285,7 +284,7 @@ function decodeUnit(type, j, rdot) {
     else L.push(set('ws', '(f32.const 1)'));
     const at = (type === 'fp4' ? 2 : type === 'nf4' ? 4 : F.dq ? 1 : 0) + 16 * j;
     L.push(set('t', `(v128.load offset=${at} ${g('wp')})`));
-    const nib = [`(v128.and ${g('t')} ${b16(15)})`, `(i8x16.shr_u ${g('t')} ${i32(4)})`];
+    const nib = [`(v128.and ${g('t')} ${b16(15)})`, `(v128.and (i16x8.shr_u ${g('t')} ${i32(4)}) ${b16(15)})`];
     if (levels.every((v) => v >= -128 && v <= 127)) {
       for (const h of [0, 1]) L.push(set('t2', `(i8x16.swizzle ${bytes16(levels)} ${nib[h]})`), ext(`w${2 * h}`, `w${2 * h + 1}`, g('t2'), 's'));
     } else {
@@ -304,7 +303,7 @@ function decodeUnit(type, j, rdot) {
     L.push(set('ws', f16(g('wp'))));
     L.push(set('t', `(v128.load offset=2 ${g('wp')})`));
     L.push(set('t2', `(i8x16.swizzle ${bytes16(IQ4_NL)} (v128.and ${g('t')} ${b16(15)}))`), ext('w0', 'w1', g('t2'), 's'));
-    L.push(set('t2', `(i8x16.swizzle ${bytes16(IQ4_NL)} (i8x16.shr_u ${g('t')} ${i32(4)}))`), ext('w2', 'w3', g('t2'), 's'));
+    L.push(set('t2', `(i8x16.swizzle ${bytes16(IQ4_NL)} (v128.and (i16x8.shr_u ${g('t')} ${i32(4)}) ${b16(15)}))`), ext('w2', 'w3', g('t2'), 's'));
     return L.map((x) => '        ' + x).join('\n');
   }
   const i4 = type.match(INT4);
@@ -316,13 +315,13 @@ function decodeUnit(type, j, rdot) {
     if (asym) L.push(set('wm', `(f32.neg ${f16(`(i32.add ${g('wp')} ${i32(2)})`)})`));
     L.push(set('t', `(v128.load offset=${off} ${g('wp')})`));
     if (rdot) {
-      L.push(set('w0', `(v128.and ${g('t')} ${b16(15)})`), set('w1', `(i8x16.shr_u ${g('t')} ${i32(4)})`));
+      L.push(set('w0', `(v128.and ${g('t')} ${b16(15)})`), set('w1', `(v128.and (i16x8.shr_u ${g('t')} ${i32(4)}) ${b16(15)})`));
     } else if (asym) {
       L.push(set('t2', `(v128.and ${g('t')} ${b16(15)})`), ext('w0', 'w1', g('t2'), 'u'));
-      L.push(set('t2', `(i8x16.shr_u ${g('t')} ${i32(4)})`), ext('w2', 'w3', g('t2'), 'u'));
+      L.push(set('t2', `(v128.and (i16x8.shr_u ${g('t')} ${i32(4)}) ${b16(15)})`), ext('w2', 'w3', g('t2'), 'u'));
     } else {
       L.push(set('t2', `(i8x16.sub (v128.and ${g('t')} ${b16(15)}) ${b16(8)})`), ext('w0', 'w1', g('t2'), 's'));
-      L.push(set('t2', `(i8x16.sub (i8x16.shr_u ${g('t')} ${i32(4)}) ${b16(8)})`), ext('w2', 'w3', g('t2'), 's'));
+      L.push(set('t2', `(i8x16.sub (v128.and (i16x8.shr_u ${g('t')} ${i32(4)}) ${b16(15)}) ${b16(8)})`), ext('w2', 'w3', g('t2'), 's'));
     }
     return L.map((x) => '        ' + x).join('\n');
   }
@@ -339,7 +338,7 @@ function decodeUnit(type, j, rdot) {
     L.push(set('ws', f16(g('wp'))));
     L.push(set('t', `(v128.load offset=2 ${g('wp')})`));
     L.push(set('t2', `(i8x16.sub (v128.and ${g('t')} ${b16(15)}) ${b16(8)})`), ext('w0', 'w1', g('t2'), 's'));
-    L.push(set('t2', `(i8x16.sub (i8x16.shr_u ${g('t')} ${i32(4)}) ${b16(8)})`), ext('w2', 'w3', g('t2'), 's'));
+    L.push(set('t2', `(i8x16.sub (v128.and (i16x8.shr_u ${g('t')} ${i32(4)}) ${b16(15)}) ${b16(8)})`), ext('w2', 'w3', g('t2'), 's'));
   } else if (type === 'q4_k' || type === 'q5_k') {
     // 6-bit scale and min of sub-block j (ggml's get_scale_min_k4)
     const s = (i) => `(i32.load8_u offset=${4 + i} ${g('wp')})`;
@@ -350,10 +349,10 @@ function decodeUnit(type, j, rdot) {
     void sc, void mn;
     const p = j >> 1;
     const qs = type === 'q5_k' ? 48 : 16;
-    const nib = (v) => (j & 1 ? `(i8x16.shr_u ${v} ${i32(4)})` : `(v128.and ${v} ${b16(15)})`);
+    const nib = (v) => (j & 1 ? `(v128.and (i16x8.shr_u ${v} ${i32(4)}) ${b16(15)})` : `(v128.and ${v} ${b16(15)})`);
     // q5_k: bit j of each of the 32 qh bytes, moved to bit 4
-    const high = (k) => (j <= 4 ? `(v128.and (i8x16.shl (v128.load offset=${16 + 16 * k} ${g('wp')}) ${i32(4 - j)}) ${b16(16)})`
-      : `(v128.and (i8x16.shr_u (v128.load offset=${16 + 16 * k} ${g('wp')}) ${i32(j - 4)}) ${b16(16)})`);
+    const high = (k) => (j <= 4 ? `(v128.and (i16x8.shl (v128.load offset=${16 + 16 * k} ${g('wp')}) ${i32(4 - j)}) ${b16(16)})`
+      : `(v128.and (i16x8.shr_u (v128.load offset=${16 + 16 * k} ${g('wp')}) ${i32(j - 4)}) ${b16(16)})`);
     const val = (k) => (type === 'q5_k' ? `(v128.or ${nib(`(v128.load offset=${qs + 32 * p + 16 * k} ${g('wp')})`)} ${high(k)})` : nib(`(v128.load offset=${qs + 32 * p + 16 * k} ${g('wp')})`));
     if (rdot) {
       L.push(set('w0', val(0)), set('w1', val(1)));
@@ -366,7 +365,7 @@ function decodeUnit(type, j, rdot) {
     const t = j & 3;
     const qlBase = 64 * h + (t & 1 ? 32 : 0);
     const qhBase = 128 + 32 * h;
-    const nib = (v) => (t < 2 ? `(v128.and ${v} ${b16(15)})` : `(i8x16.shr_u ${v} ${i32(4)})`);
+    const nib = (v) => (t < 2 ? `(v128.and ${v} ${b16(15)})` : `(v128.and (i16x8.shr_u ${v} ${i32(4)}) ${b16(15)})`);
     // bits 2t, 2t + 1 of each qh byte moved to bits 4, 5 by one 16-bit shift (bits that cross
     // into the neighbouring byte land outside 0x30 and are masked off)
     const sh = 4 - 2 * t;
@@ -479,6 +478,8 @@ ${perBlock.join('\n')}
 ${stores.join('\n')})`;
 }
 
+/** Blocks per iteration of the two-row decode loop for one-unit formats (Q4_0 ...): 2 cut V8's x64 code per weight by a quarter; 4 spills. */
+const PAIR_UNROLL = 2;
 /**
  * Decode (fewer than MT activation rows): two weight rows against one activation row, so that the
  * activation's loads and scale are shared and the two rows' chains run side by side.
@@ -533,15 +534,23 @@ function pairKernel(type, madd, relaxed) {
     perBlock.push(L.map((x) => '        ' + x).join('\n'));
   }
   const v = (n, t) => n.map((x) => `(local $${x} ${t})`).join(' ');
+  const advance = `${set('wp', add(g('wp'), i32(F.bytes)))} ${set('wq', add(g('wq'), i32(F.bytes)))} ${set('xo', add(g('xo'), i32(64 * F.units)))} ${set('do', add(g('do'), i32(4 * F.units)))}`;
+  // one-unit formats: U blocks per loop iteration (fewer loop overheads per block), the rest singly
+  const U = F.units === 1 ? PAIR_UNROLL : 1;
   return `
   (func $qm_${type}_p2 (param $wp i32) (param $wq i32) (param $nb i32) (param $x i32) (param $d i32) (param $s i32) (param $tab i32) (param $y i32) (param $x8 i32) (param $xp i32) (param $xm i32)
     ${v(['w0', 'w1', 'w2', 'w3', 'v0', 'v1', 'v2', 'v3', 'xv0', 'xv1', 'xv2', 'xv3', 't', 't2', 't3', 'isum', 'accA', 'accB'], 'v128')}
     ${v(['kv', 'ks0', 'ks1', 'km0', 'km1', 'lv', 'ls0', 'ls1', 'lm0', 'lm1', 'svA0', 'svA1', 'svB0', 'svB1', 'mvA', 'mvB'], 'v128')}
     ${v(['ws', 'wm', 'vs', 'vm', 'dd', 'dmin', 'ed', 'emin', 'dx', 'xs', 'mnA', 'mnB'], 'f32')} ${v(['xo', 'do', 'i'], 'i32')}
+    ${U > 1 ? `(block $done${U} (loop $blocks${U}
+      (br_if $done${U} (i32.gt_u (i32.add ${g('i')} ${i32(U)}) ${g('nb')}))
+${Array(U).fill(`${perBlock.join('\n')}\n      ${advance}`).join('\n')}
+      ${set('i', add(g('i'), i32(U)))}
+      (br $blocks${U})))` : ''}
     (block $done (loop $blocks
       (br_if $done (i32.ge_u ${g('i')} ${g('nb')}))
 ${perBlock.join('\n')}
-      ${set('wp', add(g('wp'), i32(F.bytes)))} ${set('wq', add(g('wq'), i32(F.bytes)))} ${set('xo', add(g('xo'), i32(64 * F.units)))} ${set('do', add(g('do'), i32(4 * F.units)))}
+      ${advance}
       ${set('i', add(g('i'), i32(1)))}
       (br $blocks)))
     (f32.store ${g('y')} (f32.sub ${hsum(g('accA'))} ${kmin ? hsum(g('mvA')) : g('mnA')}))
@@ -573,26 +582,30 @@ function entry(type, pair, decode) {
         ${set('n', add(g('n'), i32(2)))}
         (br $rows)))
 `;
+  // decode on the Q8_K activation (qm_quant_xk): two weight rows per pass, the last odd one alone
+  const dcall = (R) => `(call $qm_${type}_k${R} ${g('wp')} (i32.add ${g('wp')} ${g('rb')}) ${g('nb')} (i32.add ${g('xk8')} (i32.mul ${g('m')} ${g('K')}))
+              (i32.add ${g('xkd')} (i32.shl (i32.mul ${g('m')} ${g('nb')}) ${i32(2)})) (i32.add ${g('xks')} (i32.mul ${g('m')} (i32.shr_u ${g('K')} ${i32(decode.sums === 'xkg' ? 3 : 4)}))) ${g('tab')}
+              (i32.add ${g('y')} (i32.shl (i32.add (i32.mul ${g('m')} ${g('N')}) ${g('n')}) ${i32(2)})))`;
   const decodeBlock = !decode ? '' : `      (if (i32.lt_u ${g('M')} ${i32(MT)}) (then
+        ${set('R', `(select ${i32(2)} ${i32(1)} (i32.lt_u (i32.add ${g('n')} ${i32(1)}) ${g('end')}))`)}
         ${set('m', i32(0))}
         (block $dec_done (loop $dec
           (br_if $dec_done (i32.ge_u ${g('m')} ${g('M')}))
-          (call $qm_${type}_d1 ${g('wp')} ${g('nb')} (i32.add ${g('xq8')} (i32.mul ${g('m')} ${g('K')})) (i32.add ${g('xd')} (i32.mul ${g('m')} ${g('drs')})) ${g('tab')}
-            (i32.add ${g('y')} (i32.shl (i32.add (i32.mul ${g('m')} ${g('N')}) ${g('n')}) ${i32(2)}))
-            ${decode.last === 'xg' ? `(i32.add ${g('xg')} (i32.mul ${g('m')} (i32.shr_u ${g('K')} ${i32(3)})))` : `(i32.add ${g('xs')} (i32.mul ${g('m')} ${g('drs')}))`})
+          (if (i32.eq ${g('R')} ${i32(2)}) (then ${dcall(2)}) (else ${dcall(1)}))
           ${set('m', add(g('m'), i32(1)))}
           (br $dec)))
-        ${set('n', add(g('n'), i32(1)))}
+        ${set('n', add(g('n'), g('R')))}
         (br $rows)))
 `;
   return `
   (func $qm_${type} (param $p i32) (param $task i32) (param $nTasks i32)
     (local $M i32) (local $N i32) (local $K i32) (local $n i32) (local $end i32) (local $m i32) (local $nb i32) (local $wp i32)
     (local $xq i32) (local $xq8 i32) (local $xd i32) (local $xs i32) (local $y i32) (local $tab i32) (local $xrs i32) (local $drs i32) (local $w i32) (local $rb i32)
-    (local $r0 i32) (local $r1 i32) (local $xp i32) (local $xm i32) (local $xg i32)
+    (local $r0 i32) (local $r1 i32) (local $xp i32) (local $xm i32) (local $xk8 i32) (local $xkd i32) (local $xks i32) (local $R i32)
     ${set('r0', ld('rowBeg'))} ${set('r1', ld('rowEnd'))}
     ${set('M', ld('M'))} ${set('N', ld('N'))} ${set('K', ld('K'))}
-    ${set('xq', ld('xq'))} ${set('xq8', ld('xq8'))} ${set('xd', ld('xd'))} ${set('xs', ld('xs'))} ${set('y', ld('y'))} ${set('tab', ld('tab'))} ${set('w', ld('w'))} ${set('rb', ld('rowBytes'))} ${set('xp', ld('xp'))} ${set('xm', ld('xm'))} ${set('xg', ld('xg'))}
+    ${set('xq', ld('xq'))} ${set('xq8', ld('xq8'))} ${set('xd', ld('xd'))} ${set('xs', ld('xs'))} ${set('y', ld('y'))} ${set('tab', ld('tab'))} ${set('w', ld('w'))} ${set('rb', ld('rowBytes'))} ${set('xp', ld('xp'))} ${set('xm', ld('xm'))}
+    ${set('xk8', ld('xk8'))} ${set('xkd', ld('xkd'))} ${set('xks', decode ? ld(decode.sums) : i32(0))}
     ${set('nb', `(i32.div_u ${g('K')} ${i32(F.values)})`)}
     ${set('xrs', `(i32.shl ${g('K')} ${i32(1)})`)} ${set('drs', `(i32.shl (i32.shr_u ${g('K')} ${i32(5)}) ${i32(2)})`)}
     ${set('n', add(g('r0'), `(i32.div_u (i32.mul (i32.sub ${g('r1')} ${g('r0')}) ${g('task')}) ${g('nTasks')})`))}
@@ -662,7 +675,7 @@ function fp8Kernel(type, madd) {
 /** @param {{relaxed: boolean}} variant */
 export function generate({ relaxed }) {
   const madd = (a, b, c) => (relaxed ? `(f32x4.relaxed_madd ${a} ${b} ${c})` : `(f32x4.add (f32x4.mul ${a} ${b}) ${c})`);
-  const out = ['(module', '  (import "env" "memory" (memory 1 65536 shared))', quantX()];
+  const out = ['(module', '  (import "env" "memory" (memory 1 65536 shared))', quantX(), quantXK(P)];
   for (const t of TYPES) {
     if (FORMAT[t].fp8) { out.push(fp8Kernel(t, madd)); continue; }
     // the two-row decode kernel pays off where the unpacked unit is small (the i8 relaxed dot on
@@ -671,9 +684,10 @@ export function generate({ relaxed }) {
     const pair = relaxed && RDOT.has(t) && !decode;
     out.push(rowKernel(t, MT, madd, relaxed), rowKernel(t, 1, madd, relaxed));
     if (pair) out.push(pairKernel(t, madd, relaxed));
-    if (decode) out.push(decode.fn(madd));
+    if (decode) out.push(decode.fn(madd, 1), decode.fn(madd, 2));
     out.push(entry(t, pair, decode));
-    if (TILE_TYPES.includes(t)) out.push(tileEntry(t, P, FORMAT[t].values, relaxed, madd));
+    if (relaxed && KTILE_TYPES.includes(t)) out.push(ktileEntry(t, P, DECODE[t].sums, madd));
+    else if (TILE_TYPES.includes(t)) out.push(tileEntry(t, P, FORMAT[t].values, relaxed, madd));
   }
   for (const e of exportNames) out.push(`  (export "${e}" (func $${e}))`);
   out.push(')');

@@ -1,48 +1,40 @@
-// Prefill (M >= 4) kernels of the quantized matrix product: a blocked GEMM over the activation laid
-// out in tiles of 4 rows (not a kernel module itself: qmatmul.wat.mjs pastes these functions in and
-// qm_quant_x writes the tiles). Per weight row, 4·RG activation rows go through the row's blocks in one pass: each 32-value unit of
-// the weight is unpacked once and meets every row of the tile in integer dot products; the four
-// rows' i32 sums are reduced into one i32x4 (lane r = row r, two rounds of interleaves as in
-// qdecode.mjs), so that the scales, the offsets and the f32 accumulation cost one vector operation
-// per unit for four rows instead of one per row. RG = 2 only for Q4_0: the other formats' scale
-// and offset vectors no longer leave room in the 16 SIMD registers for a second group's
-// (measured: Q4_K and Q6_K slower with 8 rows than with 4, bench/qgemm.ts). Loop order: tile of
-// rows outer, this task's weight rows inner, so the tile (RG · K · 1.5 bytes, Q8_0 3.5) stays in
-// L1 and the weight streams once per tile from L2.
+// Prefill (M >= 4) kernels of the quantized matrix product for Q8_0 and Q4_0: a blocked GEMM over
+// the activation laid out in tiles of 4 rows (not a kernel module itself: qmatmul.wat.mjs pastes
+// these functions in and qm_quant_x writes the tiles; the K-quants' GEMM is qktile.mjs, on tiles
+// with one scale per 256 values). Per weight row, 4·RG activation rows go through the row's blocks
+// in one pass: each 32-value unit of the weight is unpacked once and meets every row of the tile in
+// integer dot products; the four rows' i32 sums are reduced into one i32x4 (lane r = row r, two
+// rounds of interleaves), so that the scales, the offsets and the f32 accumulation cost one vector
+// operation per unit for four rows instead of one per row. RG = 2 for Q4_0 (Q8_0's i16 values
+// leave no registers for a second group). Loop order: tile of rows outer, this task's weight rows
+// inner, so the tile (RG · K · 1.5 bytes, Q8_0 3.5) stays in L1 and the weight streams once per
+// tile from L2.
 //
 // Tile layout (XT, per group of 4 rows, per 32-value unit u, UNIT_BYTES = 192):
 //   [0, 128)   the 4 rows' i8 values (row r at 32r)
 //   [128, 144) f32 scale d_x of each row
 //   [144, 160) i32 Σq of each row's unit
-//   [160, 176) f32 d_x · Σq of each row (the minimums of Q4_K/Q5_K meet it)
+//   [160, 176) f32 d_x · Σq of each row
 //   [176, 192) i16 pairs: the sums of the unit's two 16-value halves, per row
 // XT16 (Q8_0 only, UNIT16_BYTES = 256): the 4 rows' values as i16 (row r at 64r).
-// Formats (layouts in qmatmul.wat.mjs): Q8_0 on i32x4.dot_i16x8_s; Q4_0, Q4_K, Q5_K, Q6_K on the
-// relaxed i8 x i7 dot with the weight values as stored (0..15, 0..31, 0..63), their offsets taken
-// off after the reduction (Q4_0: 8·Σq; Q6_K: 32 · the 16-value scales · the half sums) and the
-// K-quants' 6-bit and Q6_K's 8-bit scales applied in i32 (i32x4.dot_i16x8_s against the scale's
-// splat), so one f32 multiply-add per unit and tile remains.
-// Bounds: Q6_K's pair sums ≤ 2·63·127 < 2^15; Q5_K's two halves added in i16 ≤ 4·31·127 < 2^15.
-
-import { kScaleBytes } from './qdecode.mjs';
+// Formats (layouts in qmatmul.wat.mjs): Q8_0 on i32x4.dot_i16x8_s; Q4_0 on the relaxed i8 x i7
+// dot with the nibbles as stored (0..15), its −8 taken off after the reduction (8·Σq), so one f32
+// multiply-add per unit and tile remains. In the plain-SIMD build Q4_0 and the K-quants run their
+// row kernels.
 
 export const UNIT_BYTES = 192;
 export const UNIT16_BYTES = 256;
-/** Formats with a tiled kernel (in the plain-SIMD build Q4_0, Q4_K, Q5_K, Q6_K run their row kernels). */
+/** Formats with a `_gemm` entry (Q4_K, Q5_K, Q6_K's tiled kernels are in qktile.mjs). */
 export const TILE_TYPES = ['q8_0', 'q4_0', 'q4_k', 'q5_k', 'q6_k'];
 /** Formats whose tiled kernel needs the relaxed i8 dot. */
 const RELAXED_ONLY = new Set(['q4_0', 'q4_k', 'q5_k', 'q6_k']);
-const BLOCK = { q8_0: { bytes: 34, units: 1 }, q4_0: { bytes: 18, units: 1 }, q4_k: { bytes: 144, units: 8 }, q5_k: { bytes: 176, units: 8 }, q6_k: { bytes: 210, units: 8 } };
+const BLOCK = { q8_0: { bytes: 34, units: 1 }, q4_0: { bytes: 18, units: 1 } };
 
 const g = (n) => `(local.get $${n})`;
 const set = (n, v) => `(local.set $${n} ${v})`;
 const i32 = (n) => `(i32.const ${n})`;
 const b16 = (c) => `(v128.const i8x16 ${Array(16).fill(c).join(' ')})`;
 const lanes32 = (lanes) => lanes.flatMap((l) => [0, 1, 2, 3].map((b) => 4 * l + b)).join(' ');
-/** i16 lane `l` of `v` in every lane. */
-const splat16 = (v, l) => `(i8x16.shuffle ${Array(8).fill(`${2 * l} ${2 * l + 1}`).join(' ')} ${v} ${v})`;
-/** i32 lane `l` of `v` in every lane. */
-const splat32 = (v, l) => `(i8x16.shuffle ${Array(4).fill([0, 1, 2, 3].map((b) => 4 * l + b).join(' ')).join(' ')} ${v} ${v})`;
 const f16 = (addr) => `(f32.load (i32.add ${g('tab')} (i32.shl (i32.load16_u ${addr}) ${i32(2)})))`;
 
 /** Lane r of the result: the sum of the four i32 lanes of $u<r>. */
@@ -52,42 +44,16 @@ const reduce = () => [
   set('s', `(i32x4.add (i8x16.shuffle ${lanes32([0, 1, 4, 5])} ${g('t0')} ${g('t1')}) (i8x16.shuffle ${lanes32([2, 3, 6, 7])} ${g('t0')} ${g('t1')}))`),
 ];
 
-/** Unit j's weight values into $w0, $w1 (i8 16 each, as stored) or $w0..$w3 (Q8_0, i16), and its integer scales. */
+/** Unit j's weight values into $w0, $w1 (i8 16 each, as stored) or $w0..$w3 (Q8_0, i16). */
 function decode(type, j) {
   const L = [];
   const nibLo = (v) => `(v128.and ${v} ${b16(15)})`;
-  const nibHi = (v) => `(i8x16.shr_u ${v} ${i32(4)})`;
+  const nibHi = (v) => `(v128.and (i16x8.shr_u ${v} ${i32(4)}) ${b16(15)})`;
   if (type === 'q8_0') {
     L.push(set('t0', `(v128.load offset=2 ${g('wp')})`), set('w0', `(i16x8.extend_low_i8x16_s ${g('t0')})`), set('w1', `(i16x8.extend_high_i8x16_s ${g('t0')})`));
     L.push(set('t0', `(v128.load offset=18 ${g('wp')})`), set('w2', `(i16x8.extend_low_i8x16_s ${g('t0')})`), set('w3', `(i16x8.extend_high_i8x16_s ${g('t0')})`));
   } else if (type === 'q4_0') {
     L.push(set('t0', `(v128.load offset=2 ${g('wp')})`), set('w0', nibLo(g('t0'))), set('w1', nibHi(g('t0'))));
-  } else if (type === 'q4_k' || type === 'q5_k') {
-    const qs = type === 'q5_k' ? 48 : 16;
-    const p = j >> 1;
-    const nib = j & 1 ? nibHi : nibLo;
-    // q5_k: bit j of each of the 32 qh bytes, moved to bit 4
-    const fifth = (k) => {
-      const qh = `(v128.load offset=${16 + 16 * k} ${g('wp')})`;
-      return `(v128.and ${j < 4 ? `(i16x8.shl ${qh} ${i32(4 - j)})` : j > 4 ? `(i16x8.shr_u ${qh} ${i32(j - 4)})` : qh} ${b16(16)})`;
-    };
-    for (const k of [0, 1]) {
-      const v = nib(`(v128.load offset=${qs + 32 * p + 16 * k} ${g('wp')})`);
-      L.push(set(`w${k}`, type === 'q5_k' ? `(v128.or ${v} ${fifth(k)})` : v));
-    }
-    L.push(set('sc', splat16(g('ksc'), j)));
-  } else if (type === 'q6_k') {
-    const h = j >> 2;
-    const t = j & 3;
-    const qlBase = 64 * h + (t & 1 ? 32 : 0);
-    const qhBase = 128 + 32 * h;
-    const nib = t < 2 ? nibLo : (v) => `(v128.and (i16x8.shr_u ${v} ${i32(4)}) ${b16(15)})`;
-    const sh = 4 - 2 * t;
-    const hi = (v) => `(v128.and ${sh > 0 ? `(i16x8.shl ${v} ${i32(sh)})` : sh < 0 ? `(i16x8.shr_u ${v} ${i32(-sh)})` : v} ${b16(0x30)})`;
-    for (const k of [0, 1]) L.push(set(`w${k}`, `(v128.or ${nib(`(v128.load offset=${qlBase + 16 * k} ${g('wp')})`)} ${hi(`(v128.load offset=${qhBase + 16 * k} ${g('wp')})`)})`));
-    // the unit's two 16-value scales (2j, 2j + 1), each splat, and as one i32 pair for the offsets
-    const s = g(h ? 's1' : 's0');
-    L.push(set('sa', splat16(s, 2 * t)), set('sb', splat16(s, 2 * t + 1)), set('sp', splat32(s, t)));
   }
   return L;
 }
@@ -100,9 +66,7 @@ function rowDot(type, j, gi, r) {
     const dot = (k) => `(i32x4.dot_i16x8_s ${g(`w${k}`)} (v128.load offset=${256 * j + 64 * r + 16 * k} ${g(`z${gi}`)}))`;
     return `(i32x4.add (i32x4.add ${dot(0)} ${dot(1)}) (i32x4.add ${dot(2)} ${dot(3)}))`;
   }
-  if (type === 'q4_0') return `(i32x4.extadd_pairwise_i16x8_s (i16x8.add ${rd(0)} ${rd(1)}))`;
-  if (type === 'q6_k') return `(i32x4.add (i32x4.dot_i16x8_s ${rd(0)} ${g('sa')}) (i32x4.dot_i16x8_s ${rd(1)} ${g('sb')}))`;
-  return `(i32x4.dot_i16x8_s (i16x8.add ${rd(0)} ${rd(1)}) ${g('sc')})`; // q4_k, q5_k
+  return `(i32x4.extadd_pairwise_i16x8_s (i16x8.add ${rd(0)} ${rd(1)}))`; // q4_0
 }
 
 /**
@@ -113,20 +77,7 @@ function rowDot(type, j, gi, r) {
 function tileKernel(type, rg, madd) {
   const F = BLOCK[type];
   const groups = [...Array(rg).keys()];
-  const L = [];
-  if (type === 'q4_k' || type === 'q5_k') {
-    L.push(set('dv', `(f32x4.splat ${f16(g('wp'))})`));
-    L.push(set('kv', kScaleBytes(g('wp'))), set('ksc', `(i16x8.extend_low_i8x16_u ${g('kv')})`));
-    // −dmin · m of units 0-3 and 4-7
-    const mins = (half) => `(f32x4.mul (f32x4.convert_i32x4_u (i32x4.extend_${half}_i16x8_u (i16x8.extend_high_i8x16_u ${g('kv')}))) ${g('nm')})`;
-    L.push(set('nm', `(f32x4.neg (f32x4.splat ${f16(`(i32.add ${g('wp')} ${i32(2)})`)}))`));
-    L.push(set('km0', mins('low')), set('km1', mins('high')));
-  } else if (type === 'q6_k') {
-    L.push(set('dv', `(f32x4.splat ${f16(`(i32.add ${g('wp')} ${i32(208)})`)})`));
-    L.push(set('t0', `(v128.load offset=192 ${g('wp')})`), set('s0', `(i16x8.extend_low_i8x16_s ${g('t0')})`), set('s1', `(i16x8.extend_high_i8x16_s ${g('t0')})`));
-  } else {
-    L.push(set('dv', `(f32x4.splat ${f16(g('wp'))})`));
-  }
+  const L = [set('dv', `(f32x4.splat ${f16(g('wp'))})`)];
   for (let j = 0; j < F.units; j++) {
     L.push(...decode(type, j));
     for (const gi of groups) {
@@ -134,9 +85,7 @@ function tileKernel(type, rg, madd) {
       L.push(...reduce());
       const meta = (o) => `(v128.load offset=${192 * j + o} ${g(`x${gi}`)})`;
       if (type === 'q4_0') L.push(set('s', `(i32x4.sub ${g('s')} (i32x4.shl ${meta(144)} ${i32(3)}))`));
-      if (type === 'q6_k') L.push(set('s', `(i32x4.sub ${g('s')} (i32x4.shl (i32x4.dot_i16x8_s ${meta(176)} ${g('sp')}) ${i32(5)}))`));
       L.push(set(`acc${gi}`, madd(`(f32x4.convert_i32x4_s ${g('s')})`, `(f32x4.mul ${g('dv')} ${meta(128)})`, g(`acc${gi}`))));
-      if (type === 'q4_k' || type === 'q5_k') L.push(set(`acc${gi}`, madd(splat32(g(`km${j >> 2}`), j & 3), meta(160), g(`acc${gi}`))));
     }
   }
   const stores = groups.flatMap((gi) => [0, 1, 2, 3].map((r) =>
@@ -146,7 +95,7 @@ function tileKernel(type, rg, madd) {
     set(`x${gi}`, `(i32.add ${g(`x${gi}`)} ${i32(192 * F.units)})`), set(`z${gi}`, `(i32.add ${g(`z${gi}`)} ${i32(256 * F.units)})`)])];
   return `
   (func $qm_${type}_t${rg} (param $wp i32) (param $nb i32) (param $x i32) (param $z i32) (param $tab i32) (param $y i32) (param $ldy i32) (param $gs i32) (param $gs16 i32)
-    ${v(['w0', 'w1', 'w2', 'w3', 'u0', 'u1', 'u2', 'u3', 't0', 't1', 's', 'dv', 'kv', 'ksc', 'km0', 'km1', 'nm', 'sc', 's0', 's1', 'sa', 'sb', 'sp', ...groups.map((gi) => `acc${gi}`)])}
+    ${v(['w0', 'w1', 'w2', 'w3', 'u0', 'u1', 'u2', 'u3', 't0', 't1', 's', 'dv', ...groups.map((gi) => `acc${gi}`)])}
     ${groups.map((gi) => `(local $x${gi} i32) (local $z${gi} i32)`).join(' ')} (local $i i32)
     ${groups.map((gi) => `${set(`x${gi}`, `(i32.add ${g('x')} (i32.mul ${g('gs')} ${i32(gi)}))`)} ${set(`z${gi}`, `(i32.add ${g('z')} (i32.mul ${g('gs16')} ${i32(gi)}))`)}`).join(' ')}
     (block $done (loop $blocks

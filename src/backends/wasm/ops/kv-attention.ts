@@ -53,7 +53,7 @@ export function runKVAttentionWasm(rt: WasmRuntime, a: KVAttentionArgs): void {
   const G = HQ / a.hkv;
   const rows = B * a.hkv * TQ;
   const threads = threadsFor(rt, rows * a.tk * (D + DV) * 8, rows);
-  const stride = Math.ceil(((G * ((a.tk + 3) & ~3) + NB * (D + DV) + 2 * G) * 4) / 64) * 64;
+  const stride = Math.ceil(((G * ((a.tk + 3) & ~3) + NB * (D + DV) + 2 * G + 1) * 4) / 64) * 64;
   const scratch = rt.scratch('kvattn.scores', Math.max(64, stride * threads));
   const prm = rt.scratch('kvattn.params', KVA.BYTES);
   const P = new Int32Array(rt.memory.bytes().buffer, prm, KVA.BYTES / 4);

@@ -1,6 +1,7 @@
 // Runtime glue of the quantized matrix product (kernels/qmatmul.wat.mjs): rounds x to 8 bits per
 // 32 values into scratch (qm_quant_x: i16 and i8 copies, scales, sums, 32·pair sums, 8·sums of
-// four, sums of 16; once for consecutive products of the same unchanged x), then runs the format's
+// four; for the K-quants also per 256 values, qm_quant_xk; once for consecutive products of the
+// same unchanged x), then runs the format's
 // kernel with the rows of W split over the pool's threads; `qlinear` adds the bias and activation.
 // The f16 -> f32 table the kernels read scales through is built once per backend. Weights in the
 // memory are read where they lie: nothing of W is copied or expanded; a weight kept in host memory
@@ -22,12 +23,16 @@ const P = KERNEL_CONSTANTS.qmatmul.P;
 const NATIVE = new Set<string>(KERNEL_CONSTANTS.qmatmul.TYPES);
 /** Formats with a blocked GEMM over tiles of 4 activation rows (kernels/qtile.mjs), taken from M = 4 rows. */
 const TILED = new Set<string>(KERNEL_CONSTANTS.qmatmul.TILE_TYPES);
+/** K-quant formats whose relaxed-SIMD kernels run on the activation rounded per 256 values (kernels/qdecode.mjs, qktile.mjs). */
+const Q8K = new Set(['q4_k', 'q5_k', 'q6_k']);
 /** Below this many weight bytes a product runs on the calling thread only. */
 const MIN_THREADED_BYTES = 1 << 14;
 
 const tables = new WeakMap<object, number>();
 /** Per memory: what the qmatmul scratch holds, x rounded to 8 bits (x's buffer, its version, offset, M, K and the scratch addresses). */
 const quantized = new WeakMap<object, readonly unknown[]>();
+/** Per memory: the same for x rounded per 256 values (qm_quant_xk). */
+const quantizedK = new WeakMap<object, readonly unknown[]>();
 
 /** Address of the 65536-entry f16 -> f32 table in this runtime's memory (built on first use). */
 export function f16Table(rt: WasmRuntime): number {
@@ -67,7 +72,6 @@ export const qmatmulKernel: NativeKernel<Op> = {
     const xq8 = rt.scratch('qmatmul.xq8', M * K);
     const xp = rt.scratch('qmatmul.xp', M * K);
     const xm = rt.scratch('qmatmul.xm', (M * K) / 2);
-    const xg = rt.scratch('qmatmul.xg', (M * K) / 8);
     const xd = rt.scratch('qmatmul.xd', nBlocks * 4);
     const xs = rt.scratch('qmatmul.xs', nBlocks * 4);
     // prefill: the activation also in tiles of 4 rows for the blocked GEMM (kernels/qtile.mjs)
@@ -75,6 +79,14 @@ export const qmatmulKernel: NativeKernel<Op> = {
     const units = tiled ? ((M >> 2) * K) / 32 : 0;
     const xt = tiled ? rt.scratch('qmatmul.xt', units * KERNEL_CONSTANTS.qmatmul.UNIT_BYTES) : 0;
     const xt16 = tiled && op.type === 'q8_0' ? rt.scratch('qmatmul.xt16', units * KERNEL_CONSTANTS.qmatmul.UNIT16_BYTES) : 0;
+    // a K-quant: x also rounded per 256 values (Q8_K: i8, f32 scale, sums of 16 and 32; with
+    // tiled, also in tiles of 4 rows for the blocked GEMM of kernels/qktile.mjs)
+    const q8k = Q8K.has(op.type);
+    const xk8 = q8k ? rt.scratch('qmatmul.xk8', M * K) : 0;
+    const xkd = q8k ? rt.scratch('qmatmul.xkd', (M * K) / 64) : 0;
+    const xkg = q8k ? rt.scratch('qmatmul.xkg', (M * K) / 8) : 0;
+    const xk32 = q8k ? rt.scratch('qmatmul.xk32', (M * K) / 16) : 0;
+    const xkt = q8k && tiled ? rt.scratch('qmatmul.xkt', (M >> 2) * (K / 256) * KERNEL_CONSTANTS.qmatmul.KTILE_BYTES) : 0;
     const kernel = tiled ? `qm_${op.type}_gemm` : `qm_${op.type}`;
     const panel = host ? rt.scratch('qmatmul.panel', panelRows * rowBytes) : 0;
     const params = rt.scratch('qmatmul.params', KERNEL_CONSTANTS.qmatmul.P_BYTES);
@@ -87,7 +99,6 @@ export const qmatmulKernel: NativeKernel<Op> = {
     p[P.xq8 / 4] = xq8;
     p[P.xp / 4] = xp;
     p[P.xm / 4] = xm;
-    p[P.xg / 4] = xg;
     p[P.xd / 4] = xd;
     p[P.xs / 4] = xs;
     p[P.y / 4] = addr(rt, y);
@@ -96,15 +107,29 @@ export const qmatmulKernel: NativeKernel<Op> = {
     p[P.xt / 4] = xt;
     p[P.xt16 / 4] = xt16;
     p[P.tiled / 4] = tiled ? 1 : 0;
+    p[P.xk8 / 4] = xk8;
+    p[P.xkd / 4] = xkd;
+    p[P.xkg / 4] = xkg;
+    p[P.xk32 / 4] = xk32;
+    p[P.xkt / 4] = xkt;
     // x rounded to 8 bits once for every product that reads it (q, k and v; gate and up): the
     // scratch still holds it when the same unchanged x and the same scratch areas (and layout) come again
-    const key = [x.buffer, (x.buffer as WasmBuffer).version, x.offset, M, K, xq, xq8, xp, xm, xg, xd, xs, xt, xt16, tiled] as const;
+    const key = [x.buffer, (x.buffer as WasmBuffer).version, x.offset, M, K, xq, xq8, xp, xm, xd, xs, xt, xt16, tiled] as const;
     const last = quantized.get(rt.memory);
     if (!last || key.some((k, i) => k !== last[i])) {
       rt.pool.run('qm_quant_x', [params], Math.max(1, Math.min(rt.threads, Math.floor(nBlocks / 64))));
       // an output written over x (same buffer) leaves the scratch stale at the same version
       if (y.buffer !== x.buffer) quantized.set(rt.memory, key);
       else quantized.delete(rt.memory);
+    }
+    if (q8k) {
+      const keyK = [x.buffer, (x.buffer as WasmBuffer).version, x.offset, M, K, xk8, xkd, xkg, xk32, xkt] as const;
+      const lastK = quantizedK.get(rt.memory);
+      if (!lastK || keyK.some((k, i) => k !== lastK[i])) {
+        rt.pool.run('qm_quant_xk', [params], Math.max(1, Math.min(rt.threads, Math.floor((M * K) / 4096))));
+        if (y.buffer !== x.buffer) quantizedK.set(rt.memory, keyK);
+        else quantizedK.delete(rt.memory);
+      }
     }
     const threads = (rows: number) => (rows * rowBytes < MIN_THREADED_BYTES ? 1 : Math.min(rt.threads, rows));
     if (!host) {

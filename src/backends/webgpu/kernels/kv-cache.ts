@@ -1,6 +1,6 @@
 // WebGPU kernels on the packed KV cache (layout and decode rule: src/models/kvquant/codec.ts), for
 // streams with per-group parameters and nothing kept exact (q8_0, q4_0): the cache never leaves
-// the GPU. The split attention's combine kernel is shared with kv-quant.ts.
+// the GPU. The attention kernel is the flash-decoding skeleton of kv-flash.ts with this type's decoder.
 //   kvAppend      new rows [b, kv_head, t, d] f32 -> codes and f16 scales, one thread per word of
 //                 scales (two 32-value groups), ggml's q8_0 / q4_0 rounding (quantize_row_*_ref)
 //   kvAttention   q [b, hq, tq, d] over every visible key: a workgroup per query row and run of 64
@@ -14,47 +14,10 @@ import type { KVAttentionArgs, PackedStreamViews, StreamLayout } from '../../../
 import type { View } from '../../../tensor/backend.js';
 import { BUILTINS, Params, WG_INDEX, numel, type OpContext } from './context.js';
 import { PRELUDE, cdiv, outBinding, storers } from '../wgsl.js';
+import { KV_MAX_D, flashDecodeShader, runFlashDecode } from './kv-flash.js';
 
-/** Largest head size of the attention kernel (q is staged in workgroup memory). */
-export const KV_MAX_D = 512;
+export { KV_MAX_D, KV_TUNING, kvCombine } from './kv-flash.js';
 const WG = 64;
-/**
- * Bytes of scores one dispatch may hold, and keys one workgroup scores (a query row's keys split
- * over workgroups: flash-decoding); tests lower them to exercise the chunking and the split.
- */
-export const KV_TUNING = { scoreBytes: 2 ** 28, split: 64 };
-
-/** The combine step of the split attention: y rows [r0, r0 + n) from PART f32 [n, nsplit, DV + 2] (partial output, max, sum). */
-export function kvCombine(ctx: OpContext, part: GPUBuffer, y: View, DV: number, nsplit: number, n: number, r0: number): void {
-  const kc = ctx.kernel('kv attention combine', () => `${PRELUDE}
-@group(0) @binding(0) var<storage, read> P: array<u32>;
-@group(0) @binding(1) var<storage, read> PART: array<f32>;
-${outBinding(2, 'y', 'f32')}
-${storers('y', 'f32')}
-@compute @workgroup_size(256)
-fn main(${BUILTINS}) {
-  ${WG_INDEX}
-  let DV = P[0]; let nsplit = P[1]; let n = P[2];
-  let x = wg * 256u + li;
-  if (x >= n * DV) { return; }
-  let local = x / DV; let e = x % DV;
-  let base = local * nsplit * (DV + 2u);
-  var M = -inf_f32();
-  for (var s = 0u; s < nsplit; s++) { M = max(M, PART[base + s * (DV + 2u) + DV]); }
-  var z = 0.0; var acc = 0.0;
-  for (var s = 0u; s < nsplit; s++) {
-    let o = base + s * (DV + 2u);
-    let ms = PART[o + DV];
-    if (!is_inf(ms)) {
-      let w = exp(ms - M);
-      z = z + w * PART[o + DV + 1u];
-      acc = acc + w * PART[o + e];
-    }
-  }
-  stf_y(P[3] + (P[4] + local) * DV + e, select(acc / z, 0.0, z == 0.0));
-}`);
-  ctx.run(kc, [part, ctx.buffer(y)], new Params().u32(DV, nsplit, n, y.offset, r0), [cdiv(n * DV, 256)]);
-}
 
 /** Why the GPU kernels cannot read a stream ('' when they can). */
 export function kvStreamUnsupported(L: StreamLayout): string {
@@ -172,101 +135,23 @@ export function kvAttention(ctx: OpContext, a: KVAttentionArgs): void {
   if (D > KV_MAX_D) ctx.fail(`head size ${D} > ${KV_MAX_D}`);
   if (HQ % a.hkv) ctx.fail(`${HQ} query heads over ${a.hkv} kv heads`);
   if (a.q.strides[3] !== 1 || a.q.strides.some((x) => x < 0)) ctx.fail('q must have a contiguous last axis and no negative strides');
-  const rows = B * HQ * TQ;
-  if (rows === 0) return;
-  const split = Math.max(1, KV_TUNING.split);
-  const nsplit = Math.max(1, Math.ceil(a.tk / split));
-  // query rows in chunks whose scores (f32 [chunk, tk]) and partial outputs fit a binding of at most 256 MiB
-  const perRow = Math.max(4 * a.tk, 4 * nsplit * (DV + 2));
-  const chunk = Math.max(1, Math.min(rows, Math.floor(Math.min(ctx.rt.maxBinding, KV_TUNING.scoreBytes) / perRow)));
-  const S = ctx.temp(Math.max(4, chunk * a.tk * 4)).gpu;
-  const PART = ctx.temp(chunk * nsplit * (DV + 2) * 4).gpu;
-  const mask = a.mask;
-  const k = ctx.kernel('kv attention', () => `${PRELUDE}
-@group(0) @binding(0) var<storage, read> P: array<u32>;
-@group(0) @binding(1) var<storage, read> Q: array<f32>;
-@group(0) @binding(2) var<storage, read> KM: array<u32>;
-@group(0) @binding(3) var<storage, read> VM: array<u32>;
-@group(0) @binding(4) var<storage, read> MASK: array<u32>;
-@group(0) @binding(5) var<storage, read_write> S: array<f32>;
-@group(0) @binding(6) var<storage, read_write> PART: array<f32>;
-${decoder('KM')}
+  const k = ctx.kernel('kv attention', () => flashDecodeShader({
+    bindings: ['KM: array<u32>', 'VM: array<u32>'],
+    helpers: `${decoder('KM')}
 ${decoder('VM')}
-var<workgroup> qs: array<f32, ${KV_MAX_D}>;
-var<workgroup> red: array<f32, ${WG}>;
-fn reduce(v: f32, li: u32, isMax: bool) -> f32 {
-  red[li] = v;
-  workgroupBarrier();
-  for (var s = ${WG / 2}u; s > 0u; s = s >> 1u) {
-    if (li < s) { red[li] = select(red[li] + red[li + s], max(red[li], red[li + s]), isMax); }
-    workgroupBarrier();
-  }
-  let r = red[0];
-  workgroupBarrier();
-  return r;
+fn score(row: u32, b: u32, kh: u32, D: u32) -> f32 {
+  var t = 0.0;
+  for (var c = 0u; c < D; c++) { t = t + qs[c] * val_KM(13u, row, kh * D + c); }
+  return t;
 }
-@compute @workgroup_size(${WG})
-fn main(${BUILTINS}) {
-  ${WG_INDEX}
-  let B = P[0]; let HQ = P[1]; let TQ = P[2]; let D = P[3]; let DV = P[4]; let hkv = P[5]; let tk = P[6];
-  let scale = bitcast<f32>(P[7]); let causal = P[8] != 0u; let hasMask = P[9] != 0u;
-  // a workgroup per query row (b, h, i) and run of L keys; a folded grid may hold more
-  let nsplit = P[34]; let L = P[35];
-  let local = wg / nsplit; let sp = wg % nsplit;
-  if (P[32] + local >= min(B * HQ * TQ, P[32] + P[33])) { return; }
-  let qr = P[32] + local;
-  let i = qr % TQ; let h = (qr / TQ) % HQ; let b = qr / (TQ * HQ);
-  let kh = h / (HQ / hkv);
-  let qo = P[10] + b * P[29] + h * P[30] + i * P[31];
-  for (var c = li; c < D; c += ${WG}u) { qs[c] = Q[qo + c]; }
-  workgroupBarrier();
-  var nv = tk;
-  if (causal) { nv = u32(clamp(i32(i + tk) - i32(TQ) + 1, 0, i32(tk))); }
-  let j0 = sp * L; let j1 = min(nv, j0 + L);
-  let sb = local * tk;
-  var m = -inf_f32();
-  for (var j = j0 + li; j < j1; j += ${WG}u) {
-    var s = -inf_f32();
-    let mo = P[12] + b * tk + j;
-    if (!hasMask || ((MASK[mo >> 2u] >> ((mo & 3u) * 8u)) & 0xffu) != 0u) {
-      let row = j * B + b;
-      var t = 0.0;
-      for (var c = 0u; c < D; c++) { t = t + qs[c] * val_KM(13u, row, kh * D + c); }
-      s = t * scale;
-      m = max(m, s);
-    }
-    S[sb + j] = s;
-  }
-  let mx = reduce(m, li, true);
-  var z = 0.0;
-  for (var j = j0 + li; j < j1; j += ${WG}u) {
-    let s = S[sb + j];
-    let p = select(exp(s - mx), 0.0, is_inf(s));
-    S[sb + j] = p;
-    z = z + p;
-  }
-  let zs = reduce(z, li, false);
-  storageBarrier();
-  workgroupBarrier();
-  let po = (local * nsplit + sp) * (DV + 2u);
-  for (var e = li; e < DV; e += ${WG}u) {
-    var acc = 0.0;
-    for (var j = j0; j < j1; j++) {
-      let p = S[sb + j];
-      if (p != 0.0) { acc = acc + p * val_VM(21u, j * B + b, kh * DV + e); }
-    }
-    PART[po + e] = acc;
-  }
-  if (li == 0u) { PART[po + DV] = mx; PART[po + DV + 1u] = zs; }
-}`);
+fn value(row: u32, b: u32, c: u32) -> f32 { return val_VM(21u, row, c); }`,
+    at: { qStrides: 29, rows: 32, split: 34 },
+  }));
+  const mask = a.mask;
   const maskBuf = mask ? ctx.buffer(mask) : ctx.temp(4).gpu;
-  for (let r0 = 0; r0 < rows; r0 += chunk) {
-    const n = Math.min(chunk, rows - r0);
-    const params = new Params().u32(B, HQ, TQ, D, DV, a.hkv, a.tk).f32(a.scale).u32(a.causal ? 1 : 0, mask ? 1 : 0, a.q.offset, a.y.offset, mask?.offset ?? 0)
-      .u32(...streamWords(a.k), ...streamWords(a.v), a.q.strides[0]!, a.q.strides[1]!, a.q.strides[2]!, r0, chunk, nsplit, split);
-    ctx.run(k, [ctx.buffer(a.q), ctx.buffer(a.k.main), ctx.buffer(a.v.main), maskBuf, S, PART], params, [n * nsplit]);
-    kvCombine(ctx, PART, a.y, DV, nsplit, n, r0);
-  }
+  runFlashDecode(ctx, a, k, (S, PART) => [ctx.buffer(a.q), ctx.buffer(a.k.main), ctx.buffer(a.v.main), maskBuf, S, PART], (r0, chunk, nsplit, split) =>
+    new Params().u32(B, HQ, TQ, D, DV, a.hkv, a.tk).f32(a.scale).u32(a.causal ? 1 : 0, mask ? 1 : 0, a.q.offset, a.y.offset, mask?.offset ?? 0)
+      .u32(...streamWords(a.k), ...streamWords(a.v), a.q.strides[0]!, a.q.strides[1]!, a.q.strides[2]!, r0, chunk, nsplit, split));
 }
 
 /** y f32 [b, kv_head, tk, d] (contiguous) = the stream's rows decoded. */

@@ -13,16 +13,16 @@
 //   kvqAppend      new rows [b, kv_head, t, d] f32 -> codes, per-token scale and offset, side table,
 //                  sink rows; one workgroup per row (the row's median by a radix select for the
 //                  per-token outlier rule |x − median| > tau)
-//   kvqAttention   q [b, hq, tq, d] over every visible key, a workgroup per query row and run of
-//                  keys (as the q8_0 / q4_0 kernel, and its combine kernel), keys rotated at their
-//                  stored positions
+//   kvqAttention   q [b, hq, tq, d] over every visible key: kv-flash.ts's skeleton (a workgroup
+//                  per query row and run of keys, then the combine kernel) with this file's key
+//                  score (rotated at the stored positions) and value fetch
 //   kvqDequantize  the held keys (rotated) or values as f32 [b, kv_head, tk, d] (hooks)
 // Not for: q8_0 / q4_0 streams (kv-cache.ts) or the host layout (codec.ts).
 import type { KVAttentionArgs, KVQuantSide, PackedStreamViews, StreamLayout } from '../../../tensor/packed-kv.js';
 import type { View } from '../../../tensor/backend.js';
 import { BUILTINS, Params, WG_INDEX, numel, type OpContext } from './context.js';
 import { PRELUDE, cdiv, outBinding, storers } from '../wgsl.js';
-import { KV_MAX_D, KV_TUNING, kvCombine } from './kv-cache.js';
+import { KV_MAX_D, flashDecodeShader, runFlashDecode } from './kv-flash.js';
 
 const WG = 64;
 const AWG = 256;
@@ -336,42 +336,11 @@ export function kvqAttention(ctx: OpContext, a: KVAttentionArgs): void {
   if (HQ % a.hkv) ctx.fail(`${HQ} query heads over ${a.hkv} kv heads`);
   if (a.q.strides[3] !== 1 || a.q.strides.some((x) => x < 0)) ctx.fail('q must have a contiguous last axis and no negative strides');
   if (a.rope && (a.rope.rotaryDim > D || a.rope.rotaryDim % 2)) ctx.fail(`rotary size ${a.rope.rotaryDim} for heads of ${D}`);
-  const rows = B * HQ * TQ;
-  if (rows === 0) return;
-  const split = Math.max(1, KV_TUNING.split);
-  const nsplit = Math.max(1, Math.ceil(a.tk / split));
-  // query rows in chunks whose scores (f32 [chunk, tk]) and partial outputs fit a binding
-  const perRow = Math.max(4 * a.tk, 4 * nsplit * (DV + 2));
-  const chunk = Math.max(1, Math.min(rows, Math.floor(Math.min(ctx.rt.maxBinding, KV_TUNING.scoreBytes) / perRow)));
-  const S = ctx.temp(Math.max(4, chunk * a.tk * 4)).gpu;
-  const PART = ctx.temp(chunk * nsplit * (DV + 2) * 4).gpu;
-  const k = ctx.kernel('kvq attention', () => `${PRELUDE}
-@group(0) @binding(0) var<storage, read> P: array<u32>;
-@group(0) @binding(1) var<storage, read> Q: array<f32>;
-@group(0) @binding(2) var<storage, read> KM: array<u32>;
-@group(0) @binding(3) var<storage, read> KM_O: array<u32>;
-@group(0) @binding(4) var<storage, read> VM: array<u32>;
-@group(0) @binding(5) var<storage, read> VM_O: array<u32>;
-@group(0) @binding(6) var<storage, read> MASK: array<u32>;
-@group(0) @binding(7) var<storage, read> ROPE: array<f32>;
-@group(0) @binding(8) var<storage, read_write> S: array<f32>;
-@group(0) @binding(9) var<storage, read_write> PART: array<f32>;
-${SLOT_OF}
+  const k = ctx.kernel('kvq attention', () => flashDecodeShader({
+    bindings: ['KM: array<u32>', 'KM_O: array<u32>', 'VM: array<u32>', 'VM_O: array<u32>', 'ROPE: array<f32>'],
+    helpers: `${SLOT_OF}
 ${reader('KM')}
 ${reader('VM')}
-var<workgroup> qs: array<f32, ${KV_MAX_D}>;
-var<workgroup> red: array<f32, ${WG}>;
-fn reduce(v: f32, li: u32, isMax: bool) -> f32 {
-  red[li] = v;
-  workgroupBarrier();
-  for (var s = ${WG / 2}u; s > 0u; s = s >> 1u) {
-    if (li < s) { red[li] = select(red[li] + red[li + s], max(red[li], red[li + s]), isMax); }
-    workgroupBarrier();
-  }
-  let r = red[0];
-  workgroupBarrier();
-  return r;
-}
 /** Key channel c0 + cin of row: its sink row, exact slot or dense value (the block's words read once per key). */
 fn kval(row: u32, b: u32, c0: u32, cin: u32, sink: bool, blk: u32, ch: vec2<u32>) -> f32 {
   if (sink) { return sink_KM(16u, b, c0 + cin); }
@@ -381,8 +350,9 @@ fn kval(row: u32, b: u32, c0: u32, cin: u32, sink: bool, blk: u32, ch: vec2<u32>
   }
   return dense_KM(16u, row, c0 + cin);
 }
-/** q · (key of row, rotated at its stored position when P[60] > 0), the kv head's slice from c0 (one block). */
-fn score(row: u32, b: u32, c0: u32, D: u32, kh: u32) -> f32 {
+/** q · (key of row, rotated at its stored position when P[60] > 0), kv head kh's slice (one block). */
+fn score(row: u32, b: u32, kh: u32, D: u32) -> f32 {
+  let c0 = kh * D;
   let sink = sinkrow_KM(16u, b) == row;
   let blk = blk_KM(16u, row, kh);
   let ch = chans_KM(16u, blk);
@@ -401,83 +371,29 @@ fn score(row: u32, b: u32, c0: u32, D: u32, kh: u32) -> f32 {
   for (var c = rot; c < D; c++) { t = t + qs[c] * kval(row, b, c0, c, sink, blk, ch); }
   return t;
 }
-@compute @workgroup_size(${WG})
-fn main(${BUILTINS}) {
-  ${WG_INDEX}
-  let B = P[0]; let HQ = P[1]; let TQ = P[2]; let D = P[3]; let DV = P[4]; let hkv = P[5]; let tk = P[6];
-  let scale = bitcast<f32>(P[7]); let causal = P[8] != 0u; let hasMask = P[9] != 0u;
-  let nsplit = P[58]; let L = P[59];
-  let local = wg / nsplit; let sp = wg % nsplit;
-  if (P[56] + local >= min(B * HQ * TQ, P[56] + P[57])) { return; }
-  let qr = P[56] + local;
-  let i = qr % TQ; let h = (qr / TQ) % HQ; let b = qr / (TQ * HQ);
-  let kh = h / (HQ / hkv);
-  let qo = P[10] + b * P[13] + h * P[14] + i * P[15];
-  for (var c = li; c < D; c += ${WG}u) { qs[c] = Q[qo + c]; }
-  workgroupBarrier();
-  var nv = tk;
-  if (causal) { nv = u32(clamp(i32(i + tk) - i32(TQ) + 1, 0, i32(tk))); }
-  let j0 = sp * L; let j1 = min(nv, j0 + L);
-  let sb = local * tk;
-  var m = -inf_f32();
-  for (var j = j0 + li; j < j1; j += ${WG}u) {
-    var s = -inf_f32();
-    let mo = P[12] + b * tk + j;
-    if (!hasMask || ((MASK[mo >> 2u] >> ((mo & 3u) * 8u)) & 0xffu) != 0u) {
-      let row = j * B + b;
-      s = score(row, b, kh * D, D, kh) * scale;
-      m = max(m, s);
-    }
-    S[sb + j] = s;
-  }
-  let mx = reduce(m, li, true);
-  var z = 0.0;
-  for (var j = j0 + li; j < j1; j += ${WG}u) {
-    let s = S[sb + j];
-    let p = select(exp(s - mx), 0.0, is_inf(s));
-    S[sb + j] = p;
-    z = z + p;
-  }
-  let zs = reduce(z, li, false);
-  storageBarrier();
-  workgroupBarrier();
-  let sinkRow = sinkrow_VM(36u, b);
-  let dblk = P[36u + 13u];
-  let po = (local * nsplit + sp) * (DV + 2u);
-  for (var e = li; e < DV; e += ${WG}u) {
-    var acc = 0.0;
-    let c = kh * DV + e;
-    for (var j = j0; j < j1; j++) {
-      let p = S[sb + j];
-      if (p != 0.0) {
-        let row = j * B + b;
-        var v: f32;
-        if (row == sinkRow) { v = sink_VM(36u, b, c); }
-        else {
-          let blk = blk_VM(36u, row, c / dblk);
-          let ch = chans_VM(36u, blk);
-          var s = 99u;
-          if (ch.x != 0u) { s = slot_of(ch, c % dblk); }
-          if (s != 99u) { v = bitcast<f32>(VM_O[blk + s]); } else { v = dense_VM(36u, row, c); }
-        }
-        acc = acc + p * v;
-      }
-    }
-    PART[po + e] = acc;
-  }
-  if (li == 0u) { PART[po + DV] = mx; PART[po + DV + 1u] = zs; }
-}`);
+/** The sequence's sink row and the value blocks' width (set once per workgroup). */
+var<private> sinkRow: u32;
+var<private> dblk: u32;
+/** Value channel c of row: the sink row, an exact slot or the dense value. */
+fn value(row: u32, b: u32, c: u32) -> f32 {
+  if (row == sinkRow) { return sink_VM(36u, b, c); }
+  let blk = blk_VM(36u, row, c / dblk);
+  let ch = chans_VM(36u, blk);
+  var s = 99u;
+  if (ch.x != 0u) { s = slot_of(ch, c % dblk); }
+  if (s != 99u) { return bitcast<f32>(VM_O[blk + s]); }
+  return dense_VM(36u, row, c);
+}`,
+    valuePrelude: 'sinkRow = sinkrow_VM(36u, b); dblk = P[36u + 13u];',
+    at: { qStrides: 13, rows: 56, split: 58 },
+  }));
   const maskBuf = a.mask ? ctx.buffer(a.mask) : ctx.temp(4).gpu;
   const ropeBuf = a.rope ? ctx.buffer(a.rope.table) : ctx.temp(4).gpu;
-  for (let r0 = 0; r0 < rows; r0 += chunk) {
-    const n = Math.min(chunk, rows - r0);
-    const params = new Params().u32(B, HQ, TQ, D, DV, a.hkv, a.tk).f32(a.scale).u32(a.causal ? 1 : 0, a.mask ? 1 : 0, a.q.offset, a.y.offset, a.mask?.offset ?? 0)
+  runFlashDecode(ctx, a, k, (S, PART) => [ctx.buffer(a.q), ctx.buffer(a.k.main), ctx.buffer(a.k.out), ctx.buffer(a.v.main), ctx.buffer(a.v.out), ropeBuf, maskBuf, S, PART], (r0, chunk, nsplit, split) =>
+    new Params().u32(B, HQ, TQ, D, DV, a.hkv, a.tk).f32(a.scale).u32(a.causal ? 1 : 0, a.mask ? 1 : 0, a.q.offset, a.y.offset, a.mask?.offset ?? 0)
       .u32(a.q.strides[0]!, a.q.strides[1]!, a.q.strides[2]!)
       .u32(...streamWords(a.k), ...streamWords(a.v), r0, chunk, nsplit, split)
-      .u32(a.rope ? a.rope.rotaryDim : 0, a.rope?.mode === 'interleaved' ? 1 : 0, a.rope?.table.offset ?? 0);
-    ctx.run(k, [ctx.buffer(a.q), ctx.buffer(a.k.main), ctx.buffer(a.k.out), ctx.buffer(a.v.main), ctx.buffer(a.v.out), maskBuf, ropeBuf, S, PART], params, [n * nsplit]);
-    kvCombine(ctx, PART, a.y, DV, nsplit, n, r0);
-  }
+      .u32(a.rope ? a.rope.rotaryDim : 0, a.rope?.mode === 'interleaved' ? 1 : 0, a.rope?.table.offset ?? 0));
 }
 
 /** y f32 [b, kv_head, tk, d] (contiguous) = the stream's rows decoded (rotated at their positions when `rope`). */
