@@ -4,7 +4,7 @@
 // JavaScript dispatch — beside ONNX Runtime's own profile of the whole graph (per node type, from
 // its profiler) in the same process, when the exported graph of bench:model is there
 // (bench/.cache/gpt2s.onnx). A block that runs as one native call (no hook inside it) counts as
-// one op kind. CPU time is the process's (every thread), so it stays meaningful on a
+// one op kind, as do consecutive blocks in one call. CPU time is the process's (every thread), so it stays meaningful on a
 // loaded machine, where wall time is not.
 // Usage: node dist/bench/prefill-profile.js [--T 128] [--batch 1] [--threads 2] [--runs 5] [--no-native] [--no-blocks] [--no-unembed]
 import { createRequire } from 'node:module';
@@ -16,7 +16,7 @@ import '../src/backends/index.js';
 import { createWasmBackend } from '../src/backends/wasm/backend.js';
 import { tensor } from '../src/ops/creation.js';
 import { randomModel } from '../src/models/random.js';
-import type { FusedBlockDesc, OpDesc, View } from '../src/tensor/backend.js';
+import type { FusedChainDesc, OpDesc, View } from '../src/tensor/backend.js';
 
 const args = process.argv.slice(2);
 const opt = (n: string, d: string) => { const i = args.indexOf(`--${n}`); return i >= 0 ? args[i + 1]! : d; };
@@ -70,21 +70,25 @@ if (gemm) {
   gemm.gemm = wrap(gemm.gemm.bind(gemm));
   if (gemm.attention) gemm.attention = wrap(gemm.attention.bind(gemm));
 }
-// whole blocks in one native call (Backend.fusedBlock) are not ops: counted here as one kind
-const fusedBlock = backend.fusedBlock;
-if (fusedBlock) Object.defineProperty(backend, 'fusedBlock', { value: (desc: FusedBlockDesc, inputs: readonly View[], output: View) => {
-  if (!recording) return fusedBlock(desc, inputs, output);
-  const c0 = process.cpuUsage(); const t0 = performance.now();
-  const done = fusedBlock(desc, inputs, output);
-  const w = performance.now() - t0; const c = cpuMs(process.cpuUsage(c0));
-  if (done) {
-    inGemm = { wall: inGemm.wall + w, cpu: inGemm.cpu + c };
-    const s = stats.get('whole block (one native call)') ?? { n: 0, wall: 0, cpu: 0 };
-    s.n++; s.wall += w; s.cpu += c;
-    stats.set('whole block (one native call)', s);
-  }
-  return done;
-} });
+// whole blocks in one native call (Backend.fusedBlock, or a run of them: Backend.fusedBlocks) are
+// not ops: counted here as one kind per call
+const countBlocks = <F extends (...a: never[]) => boolean>(f: F | undefined, key: (...a: Parameters<F>) => string, name: string) => {
+  if (f) Object.defineProperty(backend, name, { value: (...a: Parameters<F>) => {
+    if (!recording) return f(...a);
+    const c0 = process.cpuUsage(); const t0 = performance.now();
+    const done = f(...a);
+    const w = performance.now() - t0; const c = cpuMs(process.cpuUsage(c0));
+    if (done) {
+      inGemm = { wall: inGemm.wall + w, cpu: inGemm.cpu + c };
+      const s = stats.get(key(...a)) ?? { n: 0, wall: 0, cpu: 0 };
+      s.n++; s.wall += w; s.cpu += c;
+      stats.set(key(...a), s);
+    }
+    return done;
+  } });
+};
+countBlocks(backend.fusedBlock, () => 'whole block (one native call)', 'fusedBlock');
+countBlocks(backend.fusedBlocks, (desc: FusedChainDesc) => `${desc.blocks.length} whole blocks (one native call)`, 'fusedBlocks');
 for (let i = 0; i < 3; i++) forward().dispose(); // weights packed from the second product
 recording = true;
 const c0 = process.cpuUsage();

@@ -140,6 +140,21 @@ describe('runWithHooks and scoped hooks', () => {
     expect(() => al.runWithHooks(model, ids(seq), { hooks: [['blocks.0.hook_resid_pre', (t) => t.cast('f16')]] })).toThrow(/dtype f16/);
   });
 
+  it('read-only hooks: editsAt tells them from hooks that may replace; a read-only one that replaces is an error', () => {
+    const read = () => {};
+    const h = new al.Hooks().add(/hook_resid_post$/, read, { readOnly: true }).add('blocks.1.hook_resid_pre', (t) => t);
+    expect(h.wants('blocks.0.hook_resid_post')).toBe(true);
+    expect(h.editsAt('blocks.0.hook_resid_post')).toBe(false);
+    expect(h.editsAt('blocks.1.hook_resid_pre')).toBe(true);
+    expect(h.editsAt('blocks.0.hook_resid_pre')).toBe(false);
+    expect(new al.Hooks().addBackward('blocks.0.hook_resid_pre', () => {}).editsAt('blocks.0.hook_resid_pre')).toBe(true); // the tape
+    expect(al.Hooks.merge(h, new al.Hooks()).editsAt('blocks.0.hook_resid_post')).toBe(false);
+    h.remove(read);
+    expect(h.wants('blocks.0.hook_resid_post')).toBe(false);
+    const liar = new al.Hooks().add('blocks.0.hook_resid_post', (t) => al.mul(t, 2), { readOnly: true });
+    expect(() => model.forward(ids(seq), { hooks: liar })).toThrow(/hook at 'blocks.0.hook_resid_post' was added as read-only but returned a replacement/);
+  });
+
   it('withHooks applies to every call inside and is removed after, also after a throw', () => {
     const plain = model.forward(ids(seq)).dataSync();
     const ablate: [string, al.HookFn] = ['blocks.1.hook_attn_out', (t) => al.mul(t, 0)];

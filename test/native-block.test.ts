@@ -1,19 +1,21 @@
-// Whole GPT-2 blocks as one native call (Backend.fusedBlock: an ONNX Runtime session per block)
-// against the js reference backend, with the error printed: a plain forward, a cache of the
-// residual stream (which may fuse), hooks inside a block (which must not: they fire, with the
-// reference's values, and a replacement changes the output as it does op by op), and the
-// block's packed weights dropped when the model is freed.
+// Whole GPT-2 blocks as one native call (Backend.fusedBlocks / fusedBlock: an ONNX Runtime
+// session per run of consecutive blocks) against the js reference backend, with the error
+// printed: a plain forward (every block in one call), a cache of the residual stream (one call,
+// every residual read out), hooks inside a block (which must not fuse: they fire, with the
+// reference's values, and a replacement changes the output as it does op by op), hooks that
+// replace a residual between blocks (the run ends there, and the replacement takes effect), and
+// the packed weights dropped when the model is freed.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import '../src/backends/index.js';
 import { createJsBackend } from '../src/backends/js/backend.js';
 import { createWasmBackend, type WasmBackend } from '../src/backends/wasm/backend.js';
-import type { BlockCall, NativeGemm } from '../src/backends/wasm/native-gemm.js';
+import type { BlockCall, ChainCall, NativeGemm } from '../src/backends/wasm/native-gemm.js';
 import { loadNativeGemm } from '../src/io/node/native-gemm.js';
 import { tensor } from '../src/ops/creation.js';
 import { mul } from '../src/ops/elementwise.js';
 import { randomModel } from '../src/models/random.js';
 import { runWithCache } from '../src/hooks/run.js';
-import type { HookFn } from '../src/models/hook-point.js';
+import { Hooks, type HookFn } from '../src/models/hook-point.js';
 import type { Backend } from '../src/tensor/backend.js';
 import { maxAbsDiffFinite } from './helpers/numeric.js';
 
@@ -47,23 +49,28 @@ function run(backend: Backend, o: { names?: RegExp; hooks?: [string, HookFn][]; 
 describe.skipIf(!available)('whole blocks on the native GEMM', () => {
   let be: WasmBackend;
   let js: Backend;
-  const fused: BlockCall[] = [];
+  /** Each native call that ran blocks: how many, and which of them were read out. */
+  const calls: { n: number; taps: number[] }[] = [];
+  /** Blocks run natively since `calls` was emptied. */
+  const blocksRun = () => calls.reduce((s, c) => s + c.n, 0);
   beforeAll(async () => {
     const inner = load.gemm!;
     const gemm: NativeGemm = Object.assign(Object.create(inner) as NativeGemm, {
-      block: (c: BlockCall) => { const done = inner.block!(c); if (done) fused.push(c); return done; },
+      block: (c: BlockCall) => { const done = inner.block!(c); if (done) calls.push({ n: 1, taps: [0] }); return done; },
+      chain: (c: ChainCall) => { const done = inner.chain!(c); if (done) calls.push({ n: c.blocks.length, taps: c.outputs.map((o) => o.block) }); return done; },
     });
     be = await createWasmBackend({ threads: 2, nativeGemm: gemm, nativeGemmPolicy: { minRows: 1, minMacs: 0, minAttentionRows: 16 } });
     js = createJsBackend();
   });
   afterAll(() => { be.dispose(); });
 
-  it('a plain forward runs every block in one call from the second forward on, and matches the js reference', { timeout: 60_000 }, () => {
-    fused.length = 0;
+  it('a plain forward runs all blocks in one call from the second forward on, and matches the js reference', { timeout: 60_000 }, () => {
+    calls.length = 0;
     const got = run(be, { times: 1 });
-    expect(fused.length).toBe(0); // first sight of the weights: op by op, packed on the next
+    expect(blocksRun()).toBe(0); // first sight of the weights: op by op, packed on the next
     const again = run(be);
-    expect(fused.length).toBe(2 * CONFIG.n_layer);
+    expect(blocksRun()).toBe(2 * CONFIG.n_layer);
+    expect(calls).toEqual([{ n: 3, taps: [2] }, { n: 3, taps: [2] }]); // one call per forward, only the last residual out
     const ref = run(js, { times: 1 });
     const err = maxAbsDiffFinite(again.logits, ref.logits);
     console.log(`fused blocks: logits max |native - js| = ${err.toExponential(2)} (op by op: ${maxAbsDiffFinite(got.logits, ref.logits).toExponential(2)})`);
@@ -71,10 +78,11 @@ describe.skipIf(!available)('whole blocks on the native GEMM', () => {
   });
 
   it('a cache of the residual stream fuses and keeps the reference values', { timeout: 60_000 }, () => {
-    fused.length = 0;
+    calls.length = 0;
     const names = /hook_resid_(pre|post)$/;
     const got = run(be, { names });
-    expect(fused.length).toBe(2 * CONFIG.n_layer);
+    expect(blocksRun()).toBe(2 * CONFIG.n_layer);
+    expect(calls.at(-1)).toEqual({ n: 3, taps: [0, 1, 2] }); // read-only hooks between blocks: one call, every residual out
     const ref = run(js, { names, times: 1 });
     expect([...got.cache.keys()]).toEqual([...ref.cache.keys()]);
     expect(got.cache.size).toBe(2 * CONFIG.n_layer);
@@ -85,23 +93,66 @@ describe.skipIf(!available)('whole blocks on the native GEMM', () => {
   });
 
   it('hooks inside a block fire with the reference values; only the other blocks fuse', { timeout: 60_000 }, () => {
-    fused.length = 0;
+    calls.length = 0;
     const names = /^blocks\.0\.mlp\.hook_post$|^blocks\.2\.attn\.hook_pattern$|^blocks\.1\.ln2\.hook_scale$/;
     const got = run(be, { names });
-    expect(fused.length).toBe(0); // every block has a listener inside
+    expect(blocksRun()).toBe(0); // every block has a listener inside
     const ref = run(js, { names, times: 1 });
     expect([...got.cache.keys()].sort()).toEqual(['blocks.0.mlp.hook_post', 'blocks.1.ln2.hook_scale', 'blocks.2.attn.hook_pattern']);
     let worst = maxAbsDiffFinite(got.logits, ref.logits);
     for (const [n, v] of got.cache) worst = Math.max(worst, maxAbsDiffFinite(v, ref.cache.get(n)!));
     console.log(`hooks inside blocks: max |native - js| = ${worst.toExponential(2)}`);
     expect(worst).toBeLessThan(1e-4);
-    fused.length = 0;
+    calls.length = 0;
     run(be, { names: /^blocks\.1\.attn\.hook_z$/ });
-    expect(fused.length).toBe(2 * (CONFIG.n_layer - 1)); // blocks 0 and 2 fuse, twice (the first forward packs)
+    expect(blocksRun()).toBe(2 * (CONFIG.n_layer - 1)); // blocks 0 and 2 fuse, twice (the first forward packs)
+    expect(calls.slice(-2)).toEqual([{ n: 1, taps: [0] }, { n: 1, taps: [0] }]);
+  });
+
+  it('a hook that replaces a residual between blocks ends the fused run there and takes effect', { timeout: 60_000 }, () => {
+    const cases: [string, string, { n: number; taps: number[] }[]][] = [
+      // (every residual is cached, so every block's output is read out)
+      // replaced after block 0: blocks 0 | 1-2, the edit applied to the run's output
+      ['blocks.0.hook_resid_post', 'resid_post 0', [{ n: 1, taps: [0] }, { n: 2, taps: [0, 1] }]],
+      // replaced before block 1: block 0, then block 1 alone after its hook (fusedBlock), then block 2
+      ['blocks.1.hook_resid_pre', 'resid_pre 1', [{ n: 1, taps: [0] }, { n: 1, taps: [0] }, { n: 1, taps: [0] }]],
+      // the last block's output may be replaced: nothing in the run comes after it
+      ['blocks.2.hook_resid_post', 'resid_post 2', [{ n: 3, taps: [0, 1, 2] }]],
+    ];
+    const plain = run(js, { times: 1 });
+    for (const [site, what, want] of cases) {
+      const edit: [string, HookFn][] = [[site, (t) => mul(t, t)]];
+      calls.length = 0;
+      const got = run(be, { hooks: edit, names: /hook_resid_(pre|post)$/ });
+      expect(calls.slice(-want.length)).toEqual(want);
+      const ref = run(js, { hooks: edit, names: /hook_resid_(pre|post)$/, times: 1 });
+      let worst = maxAbsDiffFinite(got.logits, ref.logits);
+      for (const [n, v] of got.cache) worst = Math.max(worst, maxAbsDiffFinite(v, ref.cache.get(n)!));
+      const moved = maxAbsDiffFinite(ref.logits, plain.logits);
+      console.log(`${what} squared: max |native - js| = ${worst.toExponential(2)} over the logits and ${got.cache.size} residuals; the edit moved the logits by ${moved.toExponential(2)}`);
+      expect(got.cache.size).toBe(2 * CONFIG.n_layer);
+      expect(worst).toBeLessThan(1e-4);
+      expect(moved).toBeGreaterThan(1e-3);
+    }
+  });
+
+  it('read-only hooks between fused blocks see each residual once, in op-by-op order', { timeout: 60_000 }, () => {
+    const model = randomModel(CONFIG, be, { seed: 9, std: 0.08 });
+    const x = tensor(IDS, [1, T], 'i32', { backend: be });
+    const seen: string[] = [];
+    const hooks = new Hooks().add(/hook_resid_(pre|post)$/, (_t, h) => { seen.push(h.name); }, { readOnly: true });
+    for (let i = 0; i < 2; i++) { seen.length = 0; calls.length = 0; model.forward(x, { hooks }).dispose(); }
+    expect(calls).toEqual([{ n: 3, taps: [0, 1, 2] }]);
+    expect(seen).toEqual([0, 1, 2].flatMap((l) => [`blocks.${l}.hook_resid_pre`, `blocks.${l}.hook_resid_post`]));
+    // a read-only hook may not replace: it would change what the fused blocks already computed
+    const liar = new Hooks().add('blocks.0.hook_resid_post', (t) => mul(t, 2), { readOnly: true });
+    expect(() => model.forward(x, { hooks: liar })).toThrow(/read-only but returned a replacement/);
+    x.dispose();
+    model.dispose();
   });
 
   it('a hook that replaces an activation inside a block changes the output as op by op', { timeout: 60_000 }, () => {
-    fused.length = 0;
+    calls.length = 0;
     const ablate: [string, HookFn][] = [['blocks.1.hook_mlp_out', (t) => mul(t, 0)]];
     const got = run(be, { hooks: ablate });
     const ref = run(js, { hooks: ablate, times: 1 });
@@ -110,7 +161,7 @@ describe.skipIf(!available)('whole blocks on the native GEMM', () => {
     console.log(`MLP of block 1 ablated: max |native - js| = ${err.toExponential(2)}; the ablation moved the logits by ${maxAbsDiffFinite(ref.logits, plain.logits).toExponential(2)}`);
     expect(err).toBeLessThan(1e-4);
     expect(maxAbsDiffFinite(ref.logits, plain.logits)).toBeGreaterThan(1e-3);
-    expect(fused.length).toBe(2 * (CONFIG.n_layer - 1));
+    expect(blocksRun()).toBe(2 * (CONFIG.n_layer - 1));
   });
 
   it('freeing the model drops the blocks\' sessions', { timeout: 60_000 }, () => {

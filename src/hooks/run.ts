@@ -47,7 +47,7 @@ export function runWithCache(model: CausalLM, input: Tensor, o: RunWithCacheOpti
     else kept = tidy(() => selectPositions(t, axis, pos));
     entries.get(h.name)?.dispose();
     entries.set(h.name, keep(kept));
-  });
+  }, { readOnly: true });
   try {
     const logits = model.forward(input, { ...o, hooks });
     return { logits, cache: new ActivationCache(entries, model) };

@@ -102,6 +102,11 @@ export interface NativeGemm {
    * the next call, as a GEMM's B is).
    */
   block?(call: BlockCall): boolean;
+  /**
+   * Runs consecutive blocks natively in one call (see ChainCall) and returns true, or returns
+   * false without writing, as `block`.
+   */
+  chain?(call: ChainCall): boolean;
   /** Block formats whose products it runs without expanding the weight (absent: none). */
   readonly qgemmTypes?: ReadonlySet<string>;
   /** A product with a quantized weight, packed once per weight (only for `qgemmTypes`). */
@@ -145,3 +150,21 @@ export interface BlockCall {
   readonly params: readonly GemmBias[];
 }
 
+
+/** One block of a ChainCall: BlockCall's fields that are not the input and output. */
+export type ChainBlock = Omit<BlockCall, 'batch' | 'pos' | 'dModel' | 'x' | 'y'>;
+
+/**
+ * Consecutive blocks as one native call (each as BlockCall describes): `x` [batch · pos, d_model]
+ * goes into the first; `outputs` lists the blocks whose output is written out ([batch · pos,
+ * d_model] each, tight views of the backend's memory), by index into `blocks`, ascending, the last
+ * block always among them.
+ */
+export interface ChainCall {
+  readonly batch: number;
+  readonly pos: number;
+  readonly dModel: number;
+  readonly blocks: readonly ChainBlock[];
+  readonly x: Float32Array;
+  readonly outputs: readonly { readonly block: number; readonly y: Float32Array }[];
+}

@@ -9,6 +9,7 @@ import type { Tensor } from '../tensor/tensor.js';
 import { needInt, num, pick } from './config.js';
 import { attend } from './layers/attention.js';
 import { sequentialBlock } from './layers/block.js';
+import type { FusedBlockParts } from './layers/fused-block.js';
 import { embedRows, project, unembedWith, type Linear } from './layers/linear.js';
 import { activation, runMlp, type Mlp } from './layers/mlp.js';
 import { addThenNorm, normOf, type Norm } from './layers/norm.js';
@@ -84,8 +85,14 @@ export class Gpt2 extends CausalLM {
       },
       mlp: (xn) => runMlp(xn, bl.mlp, c.hooks, blockHook(i, 'mlp')),
       nextNorm: i + 1 < this.blocks.length ? { norm: this.blocks[i + 1]!.ln1, prefix: blockHook(i + 1, 'ln1') } : { norm: this.lnF, prefix: 'ln_final' },
-      fused: { ln1: bl.ln1, ln2: bl.ln2, qkv: bl.qkv, out: bl.out, mlp: bl.mlp, nHeads: h, scale: 1 / Math.sqrt(dh) / (this.scaleByLayer ? i + 1 : 1) },
+      fused: this.fusedBlockParts(i),
     });
+  }
+
+  protected override fusedBlockParts(i: number): FusedBlockParts {
+    const bl = this.blocks[i]!;
+    const { nHeads: h, dHead: dh } = this.dims;
+    return { ln1: bl.ln1, ln2: bl.ln2, qkv: bl.qkv, out: bl.out, mlp: bl.mlp, nHeads: h, scale: 1 / Math.sqrt(dh) / (this.scaleByLayer ? i + 1 : 1) };
   }
 
   protected unembed(x: Tensor, c: ForwardContext): Tensor {

@@ -61,6 +61,14 @@ export function hookLayer(name: string): number | null {
 export type HookFn = (activation: Tensor, hook: HookPoint) => Tensor | void;
 export type HookFilter = string | RegExp | ((name: string) => boolean);
 /**
+ * `readOnly`: the hook only reads (it never returns a replacement; one that does throws), so a
+ * backend may compute past its hook point before calling it (several blocks in one native call,
+ * src/models/layers/fused-block.ts) and the hook still sees the same tensor.
+ */
+export interface HookOptions {
+  readonly readOnly?: boolean;
+}
+/**
  * A backward hook reads the gradient flowing back through an activation (it must not dispose it;
  * `keep(g.share())` keeps it) or returns a replacement of the same shape and dtype.
  */
@@ -74,8 +82,10 @@ function matcher(f: HookFilter): (name: string) => boolean {
 
 /** The hooks of one forward call. */
 export class Hooks {
-  private readonly entries: { match: (name: string) => boolean; fn: HookFn }[] = [];
+  private readonly entries: { match: (name: string) => boolean; fn: HookFn; readOnly: boolean }[] = [];
   private readonly memo = new Map<string, HookFn[]>();
+  private readonly editMemo = new Map<string, boolean>();
+  private readonly readOnlyFns = new Set<HookFn>();
   private readonly layers = new Map<string, number | null>();
   private readonly backwardEntries: { match: (name: string) => boolean; fn: BackwardHookFn }[] = [];
   /** Index of the first query position in this call (0 for a prompt; the cache length while generating). */
@@ -87,9 +97,11 @@ export class Hooks {
     for (const [f, fn] of list) this.add(f, fn);
   }
 
-  add(filter: HookFilter, fn: HookFn): this {
-    this.entries.push({ match: matcher(filter), fn });
+  add(filter: HookFilter, fn: HookFn, o: HookOptions = {}): this {
+    this.entries.push({ match: matcher(filter), fn, readOnly: !!o.readOnly });
+    if (o.readOnly) this.readOnlyFns.add(fn);
     this.memo.clear();
+    this.editMemo.clear();
     return this;
   }
 
@@ -110,6 +122,7 @@ export class Hooks {
     if (b.empty) return a;
     const h = new Hooks();
     h.entries.push(...a.entries, ...b.entries);
+    for (const e of h.entries) if (e.readOnly) h.readOnlyFns.add(e.fn);
     h.backwardEntries.push(...a.backwardEntries, ...b.backwardEntries);
     return h;
   }
@@ -120,7 +133,9 @@ export class Hooks {
     if (i >= 0) this.entries.splice(i, 1);
     const j = this.backwardEntries.findIndex((e) => e.fn === fn);
     if (j >= 0) this.backwardEntries.splice(j, 1);
+    if (!this.entries.some((e) => e.fn === fn)) this.readOnlyFns.delete(fn as HookFn);
     this.memo.clear();
+    this.editMemo.clear();
   }
 
   get empty(): boolean {
@@ -153,6 +168,20 @@ export class Hooks {
   }
 
   /**
+   * Whether a hook at `name` may change what the model continues with: a forward hook not added
+   * as read-only, or any backward hook (it puts the activation on the tape). False where nothing
+   * listens or only read-only hooks do.
+   */
+  editsAt(name: string): boolean {
+    let e = this.editMemo.get(name);
+    if (e === undefined) {
+      e = this.entries.some((x) => !x.readOnly && x.match(name)) || this.backwardEntries.some((x) => x.match(name));
+      this.editMemo.set(name, e);
+    }
+    return e;
+  }
+
+  /**
    * Passes `t` through the hooks at `name`; returns the tensor the model continues with. When a
    * hook replaces it, the original is disposed (the caller gave it to the hook point).
    */
@@ -163,6 +192,7 @@ export class Hooks {
     for (const fn of fns) {
       const r = fn(cur, this.point(name));
       if (r && r !== cur) {
+        if (this.readOnlyFns.has(fn)) throw new Error(`hook at '${name}' was added as read-only but returned a replacement`);
         if (!shapesEqual(r.shape, cur.shape)) {
           throw new ShapeError(`hook at '${name}' returned ${r.dtype}${fmtShape(r.shape)}; the activation is ${cur.dtype}${fmtShape(cur.shape)} and a replacement must keep its shape`);
         }

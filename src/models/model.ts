@@ -14,6 +14,7 @@ import type { KVCache } from './layers/kv-cache.js';
 import { WeightMap } from './weights.js';
 import type { Linear } from './layers/linear.js';
 import type { Mlp } from './layers/mlp.js';
+import { tryFusedChain, type FusedBlockParts } from './layers/fused-block.js';
 
 /** The parts of a block that activation sparsity reaches (src/sparsity). */
 export interface SparsityParts {
@@ -73,6 +74,8 @@ export interface ForwardContext {
   blockHookNames?: (layer: number) => readonly string[];
   /** A residual sum with the next norm computed with it (layers/norm.ts `addThenNorm`), until that norm takes it. */
   normAhead?: SumAndNorm;
+  /** Blocks before this index run op by op: the backend declined to run them fused in this forward. */
+  opByOpBefore?: number;
 }
 
 export interface HookPointInfo {
@@ -92,6 +95,13 @@ export abstract class CausalLM {
   protected abstract unembed(x: Tensor, c: ForwardContext): Tensor;
   /** Called before the blocks, once per forward (e.g. rotary tables for this length). */
   protected prepare(_c: ForwardContext): void {}
+  /**
+   * Block `layer` as parts a backend may run whole, with its neighbours, while no hook sees
+   * inside (src/models/layers/fused-block.ts); undefined (the default): op by op only.
+   */
+  protected fusedBlockParts(_layer: number): FusedBlockParts | undefined {
+    return undefined;
+  }
   /** The hook points, recorded once (see hookPoints). */
   private recordedHookPoints?: HookPointInfo[];
 
@@ -241,7 +251,16 @@ export abstract class CausalLM {
       }
       this.prepare(c);
       let x = start === 0 ? this.embed(input, c) : input.share();
-      for (let l = start; l < stop; l++) if (!this.skippedLayers.has(l)) x = this.block(l, x, c);
+      for (let l = start; l < stop;) {
+        if (this.skippedLayers.has(l)) { l++; continue; }
+        // consecutive blocks no hook sees inside, in one backend call where it can
+        const run = tryFusedChain(l, stop, this.skippedLayers, x, c, (i) => this.fusedBlockParts(i));
+        if (run && 'x' in run) { x = run.x; l = run.next; continue; }
+        // declined (e.g. the weights' first use: packed on the next): those blocks op by op
+        if (run) c.opByOpBefore = run.declined;
+        x = this.block(l, x, c);
+        l++;
+      }
       if (stop < this.dims.nLayers) return x;
       o.cache?.commit();
       if (o.logits === 'last' && pos > 1) x = x.narrow(1, pos - 1, 1);

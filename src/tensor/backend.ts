@@ -194,6 +194,13 @@ export interface Backend {
    * kernel, no gradient and no hook inside; src/models/layers/fused-block.ts says when it may run.
    */
   fusedBlock?(desc: FusedBlockDesc, inputs: readonly View[], output: View): boolean;
+  /**
+   * Consecutive pre-LN blocks in one call: inputs x [batch, pos, d_model], then each block's
+   * parameters in the order of `FusedBlockDesc`; outputs, in order, the residual after each block
+   * listed in `desc.taps` [batch, pos, d_model]. Returns false having written nothing when it
+   * declines (the caller then runs the blocks one by one). Not an op, as fusedBlock.
+   */
+  fusedBlocks?(desc: FusedChainDesc, inputs: readonly View[], outputs: readonly View[]): boolean;
   /** Op names that run on the backend's own kernels (the rest fall back to the reference code). */
   nativeOps?(): readonly OpName[];
   dispose(): void;
@@ -213,6 +220,13 @@ export interface FusedBlockDesc {
   readonly act: UnaryFn;
   /** transB of the qkv, attention output, MLP input and MLP output products. */
   readonly transB: readonly [boolean, boolean, boolean, boolean];
+}
+
+/** Consecutive `FusedBlockDesc` blocks, of which the outputs listed in `taps` are read out. */
+export interface FusedChainDesc {
+  readonly blocks: readonly FusedBlockDesc[];
+  /** Indices into `blocks`, ascending, whose output is written out; the last block's always is. */
+  readonly taps: readonly number[];
 }
 
 export class UnsupportedOpError extends Error {

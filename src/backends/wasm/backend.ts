@@ -12,7 +12,7 @@
 // Runtime's MLAS in Node); without it, or in a browser, they run on the wasm kernel, said once.
 // With it the backend prefers the fused 'linear' op (product, bias and activation in one native
 // call); a linear op it does not take natively runs as matmul, add and unary on its kernels.
-import type { Backend, BackendBuffer, FusedBlockDesc, OpDesc, OpName, View } from '../../tensor/backend.js';
+import type { Backend, BackendBuffer, FusedBlockDesc, FusedChainDesc, OpDesc, OpName, View } from '../../tensor/backend.js';
 import { checkByteRange, ownBuffer, settled } from '../../tensor/backend.js';
 import { hasReferenceKernel, runReference } from '../js/kernels.js';
 import { detectFeatures, base64ToBytes, isNode, type WasmFeatures } from './features.js';
@@ -25,7 +25,7 @@ import { canBlock, hardwareThreads } from './workers.js';
 import { runKVAttentionWasm } from './ops/kv-attention.js';
 import { runKVEncodeWasm } from './ops/kv-encode.js';
 import type { KVAttentionArgs, KVEncodeArgs } from '../../tensor/packed-kv.js';
-import { DEFAULT_NATIVE_GEMM_POLICY, tryNativeAttention, tryNativeBlock, tryNativeLinear, tryNativeMatmul, tryNativeQmatmul, type GemmActivation, type NativeGemm, type NativeGemmPolicy } from './native-gemm.js';
+import { DEFAULT_NATIVE_GEMM_POLICY, tryNativeAttention, tryNativeBlock, tryNativeChain, tryNativeLinear, tryNativeMatmul, tryNativeQmatmul, type GemmActivation, type NativeGemm, type NativeGemmPolicy } from './native-gemm.js';
 import { envVar } from '../../io/env.js';
 
 export interface WasmBuffer extends BackendBuffer {
@@ -134,6 +134,22 @@ export class WasmBackend implements Backend {
     const versionOf = (b: BackendBuffer) => (b as WasmBuffer).version;
     if (!tryNativeBlock(this.runtime, gemm, policy, versionOf, desc, inputs, output)) return false;
     this.touch(output.buffer);
+    return true;
+  };
+
+  /** Consecutive whole blocks in one native call (Backend.fusedBlocks), under the same conditions as fusedBlock. */
+  get fusedBlocks(): ((desc: FusedChainDesc, inputs: readonly View[], outputs: readonly View[]) => boolean) | undefined {
+    const n = this.native;
+    if (!n.gemm?.chain || !n.policy.blocks) return undefined;
+    return this.runChain; // one block per call unless policy.chains (read per call)
+  }
+
+  private readonly runChain = (desc: FusedChainDesc, inputs: readonly View[], outputs: readonly View[]): boolean => {
+    this.alive('fusedBlocks');
+    const { gemm, policy } = this.native as { gemm: NativeGemm; policy: NativeGemmPolicy };
+    const versionOf = (b: BackendBuffer) => (b as WasmBuffer).version;
+    if (!tryNativeChain(this.runtime, gemm, policy, versionOf, desc, inputs, outputs)) return false;
+    for (const y of outputs) this.touch(y.buffer);
     return true;
   };
 

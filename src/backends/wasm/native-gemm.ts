@@ -7,11 +7,11 @@
 // attention of a layer whose q, k, v lie as the projections wrote them; every other op, and
 // everything it declines, runs on the wasm kernels as before.
 // Not for: the wasm GEMM itself (matmul.ts), or loading the host library.
-import type { BackendBuffer, FusedBlockDesc, OpDesc, View } from '../../tensor/backend.js';
+import type { BackendBuffer, FusedBlockDesc, FusedChainDesc, OpDesc, View } from '../../tensor/backend.js';
 import type { WasmRuntime } from './runtime.js';
 import type { GemmActivation, NativeGemm } from '../../io/native-gemm.js';
 
-export type { AttentionCall, BlockCall, GemmActivation, GemmCall, GemmWeight, NativeGemm, NativeGemmLoad } from '../../io/native-gemm.js';
+export type { AttentionCall, BlockCall, ChainBlock, ChainCall, GemmActivation, GemmCall, GemmWeight, NativeGemm, NativeGemmLoad } from '../../io/native-gemm.js';
 
 type MatmulOp = Extract<OpDesc, { op: 'matmul' }>;
 type LinearOp = Extract<OpDesc, { op: 'linear' }>;
@@ -29,6 +29,8 @@ export interface NativeGemmPolicy {
   minAttentionRows: number;
   /** Whole blocks in one native call where no hook sees inside them (Backend.fusedBlock); at least minAttentionRows positions. */
   blocks: boolean;
+  /** Consecutive such blocks in one native call (Backend.fusedBlocks); false: one call per block. */
+  chains: boolean;
   /** Fewest activation rows of a product with a quantized weight run natively (qmatmul, qlinear). */
   minQuantRows: number;
   /** Fewest multiply-adds of a product with a quantized weight run natively (instead of minMacs). */
@@ -44,7 +46,7 @@ export interface NativeGemmPolicy {
  * those stay on wasm.
  */
 export const DEFAULT_NATIVE_GEMM_POLICY: NativeGemmPolicy = {
-  minRows: 16, minMacs: 1 << 21, minAttentionRows: 64, minQuantRows: 1, minQuantMacs: 1 << 20, blocks: true,
+  minRows: 16, minMacs: 1 << 21, minAttentionRows: 64, minQuantRows: 1, minQuantMacs: 1 << 20, blocks: true, chains: true,
 };
 
 /** A product flattened to 2-D, with element offsets into the memory's f32 view. */
@@ -253,24 +255,59 @@ export function tryNativeBlock(
   rt: WasmRuntime, gemm: NativeGemm, policy: NativeGemmPolicy, versionOf: (b: BackendBuffer) => number,
   desc: FusedBlockDesc, inputs: readonly View[], y: View,
 ): boolean {
-  if (!policy.blocks || !gemm.block || !gemm.activations.has(desc.act as GemmActivation) || inputs.length !== 13) return false;
-  const [x, ...params] = inputs as [View, ...View[]];
-  if (x.shape.length !== 3 || !shapesMatch(x.shape, y.shape)) return false;
+  return tryNativeChain(rt, gemm, policy, versionOf, { blocks: [desc], taps: [0] }, inputs, [y]);
+}
+
+/**
+ * Consecutive whole blocks natively in one call (`Backend.fusedBlocks`): returns true when done.
+ * Taken as tryNativeBlock, for every block; the outputs are the residuals after the blocks in
+ * `desc.taps` (the last one included).
+ */
+export function tryNativeChain(
+  rt: WasmRuntime, gemm: NativeGemm, policy: NativeGemmPolicy, versionOf: (b: BackendBuffer) => number,
+  desc: FusedChainDesc, inputs: readonly View[], outputs: readonly View[],
+): boolean {
+  const n = desc.blocks.length;
+  const run = gemm.chain ? gemm.chain.bind(gemm) : n === 1 && gemm.block ? null : undefined;
+  if (!policy.blocks || run === undefined || n === 0 || inputs.length !== 1 + 12 * n || outputs.length !== desc.taps.length) return false;
+  if (desc.taps[desc.taps.length - 1] !== n - 1 || desc.taps.some((t, i) => t < 0 || (i > 0 && t <= desc.taps[i - 1]!))) {
+    throw new Error(`fusedBlocks: taps [${desc.taps.join(', ')}] must ascend and end at the last of ${n} blocks`);
+  }
+  if (desc.blocks.some((b) => !gemm.activations.has(b.act as GemmActivation))) return false;
+  const x = inputs[0]!;
+  if (x.shape.length !== 3 || outputs.some((y) => !shapesMatch(x.shape, y.shape))) return false;
   const [batch, pos, d] = x.shape as [number, number, number];
-  const dMlp = params[9]!.shape[0]!;
-  if (pos < policy.minAttentionRows || d % desc.nHeads !== 0) return false;
-  if (![x, y, ...params].every((v) => v.dtype === 'f32' && tight(v) && rt.hostBytes(v.buffer) === null)) return false;
-  const sizes = [d, d, 3 * d * d, 3 * d, d * d, d, d, d, d * dMlp, dMlp, dMlp * d, d];
-  if (params.some((p, i) => p.shape.reduce((a, b) => a * b, 1) !== sizes[i])) return false;
-  for (const v of [x, y, ...params]) inside(v, 'block');
+  if (pos < policy.minAttentionRows || desc.blocks.some((b) => d % b.nHeads !== 0)) return false;
+  if (![...inputs, ...outputs].every((v) => v.dtype === 'f32' && tight(v) && rt.hostBytes(v.buffer) === null)) return false;
+  const blockParams = desc.blocks.map((_, i) => inputs.slice(1 + 12 * i, 13 + 12 * i));
+  const dMlps = blockParams.map((p) => p[9]!.shape[0]!);
+  const sizes = (f: number) => [d, d, 3 * d * d, 3 * d, d * d, d, d, d, d * f, f, f * d, d];
+  if (blockParams.some((ps, i) => ps.some((p, j) => p.shape.reduce((a, b) => a * b, 1) !== sizes(dMlps[i]!)[j]))) return false;
+  for (const v of [...inputs, ...outputs]) inside(v, 'block');
   const f32 = new Float32Array(rt.memory.bytes().buffer);
-  const at = (v: View, n: number) => { const o = rt.ptrOf(v.buffer) / 4 + v.offset; return f32.subarray(o, o + n); };
-  return gemm.block({
-    batch, pos, dModel: d, nHeads: desc.nHeads, dMlp, eps1: desc.eps1, eps2: desc.eps2, scale: desc.scale,
-    act: desc.act as GemmActivation, transB: desc.transB,
-    x: at(x, batch * pos * d), y: at(y, batch * pos * d),
-    params: params.map((p, i) => ({ data: at(p, sizes[i]!), key: p.buffer, version: versionOf(p.buffer) })),
-  });
+  const at = (v: View, len: number) => { const o = rt.ptrOf(v.buffer) / 4 + v.offset; return f32.subarray(o, o + len); };
+  const M = batch * pos;
+  const blocks = desc.blocks.map((b, i) => ({
+    nHeads: b.nHeads, dMlp: dMlps[i]!, eps1: b.eps1, eps2: b.eps2, scale: b.scale, act: b.act as GemmActivation, transB: b.transB,
+    params: blockParams[i]!.map((p, j) => ({ data: at(p, sizes(dMlps[i]!)[j]!), key: p.buffer, version: versionOf(p.buffer) })),
+  }));
+  const ys = outputs.map((y) => at(y, M * d));
+  if (run === null) return gemm.block!({ batch, pos, dModel: d, ...blocks[0]!, x: at(x, M * d), y: ys[0]! });
+  if (n > 1 && !policy.chains && gemm.block) {
+    // one call per block (the residual between them through host arrays); every block is offered
+    // even after one declines, so that all are packed by the next forward
+    const between = [new Float32Array(M * d), new Float32Array(M * d)];
+    let done = true;
+    let from = at(x, M * d);
+    blocks.forEach((b, i) => {
+      const tap = desc.taps.indexOf(i);
+      const to = tap >= 0 ? ys[tap]! : between[i % 2]!;
+      done = gemm.block!({ batch, pos, dModel: d, ...b, x: from, y: to }) && done;
+      from = to;
+    });
+    return done;
+  }
+  return run({ batch, pos, dModel: d, blocks, x: at(x, M * d), outputs: desc.taps.map((block, i) => ({ block, y: ys[i]! })) });
 }
 
 function shapesMatch(a: readonly number[], b: readonly number[]): boolean {

@@ -2,7 +2,8 @@
 // onnxruntime-node, one tiny Gemm session per weight (B and the layer's bias initializers, so ORT
 // packs B once) and one per shape for products whose B changes (training, SAE steps: B an input,
 // packed per call); an activation after the product runs in a small session of its own, and a
-// prefill's attention (both batched products and the softmax) in another.
+// prefill's attention (both batched products and the softmax) in another; consecutive whole
+// blocks no hook sees inside run as one session (onnx-block.ts), made on their second call.
 // A weight is packed on its second product with unchanged values (a buffer written in between gets
 // a new version), so a training step that changes every weight never pays for packing.
 // Why the synchronous binding: actlab's wasm backend is synchronous, and onnxruntime-node's public
@@ -18,8 +19,8 @@
 // Not for: the browser, or any op other than matrix products (src/backends/wasm/native-gemm.ts).
 import { createRequire } from 'node:module';
 import type * as Protobuf from 'protobufjs';
-import type { AttentionCall, BlockCall, GemmActivation, GemmCall, NativeGemm, NativeGemmLoad, QGemmCall } from '../native-gemm.js';
-import { encodeBlock } from './onnx-block.js';
+import type { AttentionCall, BlockCall, ChainCall, GemmActivation, GemmCall, NativeGemm, NativeGemmLoad, QGemmCall } from '../native-gemm.js';
+import { encodeChain } from './onnx-block.js';
 import { GemmModelWriter, ONNX_ACTIVATIONS } from './onnx-gemm.js';
 import { NBITS_TYPES, ggmlToNBits } from './onnx-qgemm.js';
 
@@ -87,8 +88,8 @@ interface Packed {
   session: OrtSession | null;
 }
 
-/** A whole block's session and the parameters (buffers, versions) baked into it. */
-interface PackedBlock {
+/** The session of consecutive whole blocks and the parameters (buffers, versions) baked into it. */
+interface PackedChain {
   keys: object[];
   versions: number[];
   uses: number;
@@ -99,8 +100,11 @@ interface PackedBlock {
 class OrtGemm implements NativeGemm {
   readonly name: string;
   private readonly packed = new Map<object, Map<string, Packed>>();
-  /** Whole-block sessions, by the buffer of the block's qkv weight. */
-  private readonly blocks = new Map<object, PackedBlock>();
+  /**
+   * Sessions of consecutive whole blocks (one block: a chain of one), by the buffer of the first
+   * block's qkv weight, then by the number of blocks.
+   */
+  private readonly chains = new Map<object, Map<number, PackedChain>>();
   /** The int64 shape inputs of a block (SPLIT, HEADS, ROWS), by `${batch}x${pos}`. */
   private readonly blockShapes = new Map<string, Record<string, unknown>>();
   private readonly dynamic = new Map<string, OrtSession>();
@@ -201,14 +205,24 @@ class OrtGemm implements NativeGemm {
   }
 
   block(call: BlockCall): boolean {
+    const { batch, pos, dModel, x, y } = call;
+    return this.chain({ batch, pos, dModel, x, blocks: [call], outputs: [{ block: 0, y }] });
+  }
+
+  chain(call: ChainCall): boolean {
     if (this.disposed) throw new Error('native gemm: used after dispose');
-    const { batch, pos, dModel: d, nHeads } = call;
+    const { batch, pos, dModel: d } = call;
+    const nHeads = call.blocks[0]?.nHeads ?? 0;
+    // one HEADS input serves every block
+    if (!nHeads || call.blocks.some((b) => b.nHeads !== nHeads)) return false;
+    const last = call.outputs[call.outputs.length - 1];
+    if (!last || last.block !== call.blocks.length - 1) throw new Error(`native gemm: a chain of ${call.blocks.length} blocks must write out its last block's output`);
     const M = batch * pos;
-    const session = this.blockSession(call);
+    const session = this.chainSession(call);
     if (!session) return false;
     const x = this.stage('X', M * d);
     x.set(call.x);
-    const shapeKey = `${batch}x${pos}`;
+    const shapeKey = `${batch}x${pos}:${nHeads}`;
     let shapes = this.blockShapes.get(shapeKey);
     if (!shapes) {
       const i64 = (v: number[]) => new this.Tensor('int64', BigInt64Array.from(v.map(BigInt)), [v.length]);
@@ -216,18 +230,19 @@ class OrtGemm implements NativeGemm {
       if (this.blockShapes.size >= 8) this.blockShapes.clear();
       this.blockShapes.set(shapeKey, shapes);
     }
-    const y = this.stage('Y', M * d);
-    session.run(
-      { X: new this.Tensor('float32', x, [M, d]), MASK: new this.Tensor('float32', this.mask(pos, pos, true), [pos, pos]), ...shapes },
-      { Y: new this.Tensor('float32', y, [M, d]) }, {},
-    );
-    call.y.set(y);
+    // one staging array per output read out (the residual after each listened-to block)
+    const ys = call.outputs.map((o) => this.stage(`Y${o.block}`, M * d));
+    const fetches: Record<string, unknown> = {};
+    call.outputs.forEach((o, i) => { fetches[`Y${o.block}`] = new this.Tensor('float32', ys[i]!, [M, d]); });
+    session.run({ X: new this.Tensor('float32', x, [M, d]), MASK: new this.Tensor('float32', this.mask(pos, pos, true), [pos, pos]), ...shapes }, fetches, {});
+    call.outputs.forEach((o, i) => o.y.set(ys[i]!));
     return true;
   }
 
   forget(key: object): void {
-    for (const [k, b] of this.blocks) {
-      if (b.keys.includes(key)) { b.session?.dispose(); this.blocks.delete(k); }
+    for (const [first, byLength] of this.chains) {
+      for (const [n, c] of byLength) if (c.keys.includes(key)) { c.session?.dispose(); byLength.delete(n); }
+      if (!byLength.size) this.chains.delete(first);
     }
     const byLayout = this.packed.get(key);
     if (!byLayout) return;
@@ -245,7 +260,7 @@ class OrtGemm implements NativeGemm {
     let packed = 0;
     let sessions = 0;
     for (const m of this.packed.values()) for (const p of m.values()) if (p.session) { packed += p.bytes; sessions++; }
-    for (const b of this.blocks.values()) if (b.session) { packed += b.bytes; sessions++; }
+    for (const m of this.chains.values()) for (const c of m.values()) if (c.session) { packed += c.bytes; sessions++; }
     let staging = 0;
     for (const a of this.stages.values()) staging += a.byteLength;
     for (const a of this.masks.values()) staging += a.byteLength;
@@ -257,8 +272,8 @@ class OrtGemm implements NativeGemm {
   dispose(): void {
     if (this.disposed) return;
     for (const key of [...this.packed.keys()]) this.forget(key);
-    for (const b of this.blocks.values()) b.session?.dispose();
-    this.blocks.clear();
+    for (const m of this.chains.values()) for (const c of m.values()) c.session?.dispose();
+    this.chains.clear();
     for (const s of this.dynamic.values()) s.dispose();
     this.dynamic.clear();
     this.stages.clear();
@@ -301,31 +316,37 @@ class OrtGemm implements NativeGemm {
   }
 
   /**
-   * The block's session, or null while its parameters are on their first call with these values
-   * (made on the second, as a weight is packed on its second product).
+   * The session of these consecutive blocks, or null while their parameters are on their first
+   * call with these values (made on the second, as a weight is packed on its second product).
+   * Every block's output is a graph output, so any set of them can be read out of one session.
    */
-  private blockSession(call: BlockCall): OrtSession | null {
-    const keys = call.params.map((p) => p.key);
-    const versions = call.params.map((p) => p.version);
-    const b = this.blocks.get(keys[2]!);
-    const same = b && b.keys.every((k, i) => k === keys[i]) && b.versions.every((v, i) => v === versions[i]);
+  private chainSession(call: ChainCall): OrtSession | null {
+    const keys = call.blocks.flatMap((b) => b.params.map((p) => p.key));
+    const versions = call.blocks.flatMap((b) => b.params.map((p) => p.version));
+    const first = call.blocks[0]!.params[2]!.key;
+    let byLength = this.chains.get(first);
+    if (!byLength) this.chains.set(first, (byLength = new Map()));
+    const n = call.blocks.length;
+    const c = byLength.get(n);
+    const same = c && c.keys.length === keys.length && c.keys.every((k, i) => k === keys[i]) && c.versions.every((v, i) => v === versions[i]);
     if (!same) {
-      b?.session?.dispose();
-      const bytes = call.params.reduce((n, p) => n + p.data.byteLength, 0);
-      this.blocks.set(keys[2]!, { keys, versions, uses: 1, bytes, session: null });
+      c?.session?.dispose();
+      const bytes = call.blocks.reduce((s, b) => s + b.params.reduce((t, p) => t + p.data.byteLength, 0), 0);
+      byLength.set(n, { keys, versions, uses: 1, bytes, session: null });
       return null;
     }
-    if (!b.session && ++b.uses >= 2) {
-      const model = encodeBlock(this.writer, {
-        dModel: call.dModel, dMlp: call.dMlp, eps1: call.eps1, eps2: call.eps2, scale: call.scale, act: call.act,
-        transB: call.transB, params: call.params.map((p) => p.data),
+    if (!c.session && ++c.uses >= 2) {
+      const model = encodeChain(this.writer, {
+        dModel: call.dModel,
+        blocks: call.blocks.map((b) => ({ dMlp: b.dMlp, eps1: b.eps1, eps2: b.eps2, scale: b.scale, act: b.act, transB: b.transB, params: b.params.map((p) => p.data) })),
+        outputs: call.blocks.map((_, i) => i),
       });
       // no arena: each session's arena would keep its own intermediates (qkv, scores, the MLP's
       // hidden layer: ~70 MB per block at 8 x 128 rows), where malloc reuses one heap for all
       // blocks (measured: 650 MB less peak RSS over 12 blocks, the same CPU time)
-      b.session = this.createSession(model, false, 'all');
+      c.session = this.createSession(model, false, 'all');
     }
-    return b.session;
+    return c.session;
   }
 
   /**

@@ -1,18 +1,22 @@
-// The ONNX model of one pre-LN transformer block (GPT-2's wiring), for ONNX Runtime to run as one
-// call when nothing observes the block's inside (src/models/layers/fused-block.ts decides that):
+// The ONNX model of consecutive pre-LN transformer blocks (GPT-2's wiring), for ONNX Runtime to run
+// as one call when nothing observes the blocks' inside (src/models/layers/fused-block.ts decides
+// that); each block is
 //   h = LN1(x); q, k, v = split(h · Wqkv + bqkv); z = softmax(scale · q kᵀ + causal) v
 //   mid = x + z · Wo + bo;  y = mid + act(LN2(mid) · Wfc + bfc) · Wproj + bproj
-// Weights and biases are initializers (ORT packs the four weights once, when the session is made).
+// and feeds the next. Weights and biases are initializers (ORT packs the weights once, when the
+// session is made), named per block (`b3_w_qkv`).
 // Inputs: X [M, d_model] (M = batch · pos, symbolic), MASK [pos, pos] (0 / -inf), and the int64
 // shapes the split and reshapes need: SPLIT [3] = (d, d, d), HEADS [4] = (batch, pos, heads,
 // d_head), ROWS [2] = (M, d) (inputs rather than initializers: the writer's initializers are f32).
-// Output: Y [M, d_model]. Not for: anything but that wiring (rotary, grouped heads, gated MLPs and
-// RMSNorm blocks run op by op).
+// Outputs: Y{i} [M, d_model], the output of each block i listed (the last always): the residual
+// stream between blocks, for read-only hooks there. ORT runs every node whatever is fetched, and
+// these tensors are computed anyway, so a listed output costs only its copy out.
+// Not for: anything but that wiring (rotary, grouped heads, gated MLPs and RMSNorm blocks run op
+// by op).
 import { ACTIVATIONS, ATTR_FLOAT, ATTR_INT, ATTR_INTS, FLOAT, INT64, valueInfo, type GemmModelWriter, type Initializer } from './onnx-gemm.js';
 import type { GemmActivation } from '../native-gemm.js';
 
 export interface BlockModelSpec {
-  dModel: number;
   dMlp: number;
   eps1: number;
   eps2: number;
@@ -26,9 +30,41 @@ export interface BlockModelSpec {
 
 const NAMES = ['ln1_w', 'ln1_b', 'w_qkv', 'b_qkv', 'w_o', 'b_o', 'ln2_w', 'ln2_b', 'w_fc', 'b_fc', 'w_proj', 'b_proj'] as const;
 
-/** The block's ModelProto bytes; each parameter's data is copied once into them. */
-export function encodeBlock(writer: GemmModelWriter, s: BlockModelSpec): Uint8Array {
-  const d = s.dModel;
+export interface ChainModelSpec {
+  dModel: number;
+  blocks: readonly BlockModelSpec[];
+  /** Indices of the blocks whose output is a graph output (ascending; the last one included). */
+  outputs: readonly number[];
+}
+
+/** The chain's ModelProto bytes; each parameter's data is copied once into them. */
+export function encodeChain(writer: GemmModelWriter, c: ChainModelSpec): Uint8Array {
+  const n = c.blocks.length;
+  if (n === 0) throw new Error('onnx block chain: no blocks');
+  if (!c.outputs.includes(n - 1) || c.outputs.some((o, i) => o < 0 || o >= n || (i > 0 && o <= c.outputs[i - 1]!))) {
+    throw new Error(`onnx block chain: outputs [${c.outputs.join(', ')}] must ascend within [0, ${n}) and include the last block`);
+  }
+  const nodes: object[] = [];
+  const inits: Initializer[] = [];
+  c.blocks.forEach((s, i) => {
+    const part = blockGraph(`b${i}_`, c.dModel, s, i === 0 ? 'X' : `Y${i - 1}`, `Y${i}`);
+    nodes.push(...part.nodes);
+    inits.push(...part.inits);
+  });
+  const graph = {
+    name: 'actlab_blocks',
+    node: nodes,
+    input: [
+    valueInfo('X', ['M', c.dModel]), valueInfo('MASK', ['t', 't']),
+    valueInfo('SPLIT', [3], INT64), valueInfo('HEADS', [4], INT64), valueInfo('ROWS', [2], INT64),
+    ],
+    output: c.outputs.map((i) => valueInfo(`Y${i}`, ['M', c.dModel])),
+  };
+  return writer.assemble(graph, inits, true);
+}
+
+/** One block's nodes and initializers, every name prefixed with `p`, from `x` to `y`. */
+function blockGraph(p: string, d: number, s: BlockModelSpec, x: string, y: string): { nodes: object[]; inits: Initializer[] } {
   const f = s.dMlp;
   // [in, out] of each product; the stored layout is [out, in] when transB
   const products: [number, number][] = [[d, 3 * d], [d, d], [d, f], [f, d]];
@@ -38,53 +74,46 @@ export function encodeBlock(writer: GemmModelWriter, s: BlockModelSpec): Uint8Ar
   const inits: Initializer[] = NAMES.map((name, n) => {
     const want = dims[n]!.reduce((a, b) => a * b, 1);
     if (s.params[n]!.length !== want) throw new Error(`onnx block: ${name} has ${s.params[n]!.length} elements, expected [${dims[n]!.join(', ')}]`);
-    return [name, dims[n]!, s.params[n]!, FLOAT];
+    return [p + name, dims[n]!, s.params[n]!, FLOAT];
   });
   const a = ACTIVATIONS[s.act];
   if (!a) throw new Error(`onnx block: no ONNX node for the activation '${s.act}'`);
-  const ln = (name: string, x: string, w: string, b: string, y: string, eps: number) => ({
-    input: [x, w, b], output: [y], name, opType: 'LayerNormalization',
+  const ln = (name: string, from: string, w: string, b: string, to: string, eps: number) => ({
+    input: [from, w, b], output: [to], name, opType: 'LayerNormalization',
     attribute: [{ name: 'axis', i: -1, type: ATTR_INT }, { name: 'epsilon', f: eps, type: ATTR_FLOAT }],
   });
-  const gemm = (name: string, x: string, w: string, b: string, y: string, transB: boolean) => ({
-    input: [x, w, b], output: [y], name, opType: 'Gemm', attribute: [{ name: 'transB', i: transB ? 1 : 0, type: ATTR_INT }],
+  const gemm = (name: string, from: string, w: string, b: string, to: string, transB: boolean) => ({
+    input: [from, w, b], output: [to], name, opType: 'Gemm', attribute: [{ name: 'transB', i: transB ? 1 : 0, type: ATTR_INT }],
   });
-  const perm = (name: string, x: string, y: string, p: number[]) =>
-    ({ input: [x], output: [y], name, opType: 'Transpose', attribute: [{ name: 'perm', ints: p, type: ATTR_INTS }] });
+  const perm = (name: string, from: string, to: string, order: number[]) =>
+    ({ input: [from], output: [to], name, opType: 'Transpose', attribute: [{ name: 'perm', ints: order, type: ATTR_INTS }] });
   const node = (name: string, opType: string, input: string[], output: string[], attribute: object[] = []) => ({ input, output, name, opType, attribute });
-  const graph = {
-    name: 'actlab_block',
-    node: [
-      ln('ln1', 'X', 'ln1_w', 'ln1_b', 'H1', s.eps1), // [M, d]
-      gemm('qkv', 'H1', 'w_qkv', 'b_qkv', 'QKV', s.transB[0]), // [M, 3d]
-      node('split', 'Split', ['QKV', 'SPLIT'], ['Qf', 'Kf', 'Vf'], [{ name: 'axis', i: 1, type: ATTR_INT }]),
-      node('q4', 'Reshape', ['Qf', 'HEADS'], ['Q']), // [b, t, h, dh]
-      node('k4', 'Reshape', ['Kf', 'HEADS'], ['K']),
-      node('v4', 'Reshape', ['Vf', 'HEADS'], ['V']),
-      perm('qt', 'Q', 'Qh', [0, 2, 1, 3]), // [b, h, t, dh]
-      perm('kt', 'K', 'Kt', [0, 2, 3, 1]), // [b, h, dh, t]
-      perm('vt', 'V', 'Vh', [0, 2, 1, 3]), // [b, h, t, dh]
-      node('qk', 'MatMul', ['Qh', 'Kt'], ['S0']), // [b, h, t, t]
-      node('scale', 'Mul', ['S0', 'SCALE'], ['S1']),
-      node('mask', 'Add', ['S1', 'MASK'], ['S']),
-      node('softmax', 'Softmax', ['S'], ['P'], [{ name: 'axis', i: -1, type: ATTR_INT }]),
-      node('pv', 'MatMul', ['P', 'Vh'], ['Zh']), // [b, h, t, dh]
-      perm('zt', 'Zh', 'Z4', [0, 2, 1, 3]), // [b, t, h, dh]
-      node('z2', 'Reshape', ['Z4', 'ROWS'], ['Z']), // [M, d]
-      gemm('o', 'Z', 'w_o', 'b_o', 'AO', s.transB[1]), // [M, d]
-      node('resid_mid', 'Add', ['X', 'AO'], ['MID']),
-      ln('ln2', 'MID', 'ln2_w', 'ln2_b', 'H2', s.eps2),
-      gemm('fc', 'H2', 'w_fc', 'b_fc', 'PRE', s.transB[2]), // [M, d_mlp]
-      { input: ['PRE'], output: ['POST'], name: 'act', opType: a.opType, domain: a.domain ?? '', attribute: a.attribute ?? [] },
-      gemm('proj', 'POST', 'w_proj', 'b_proj', 'MO', s.transB[3]), // [M, d]
-      node('resid_post', 'Add', ['MID', 'MO'], ['Y']),
-    ],
-    input: [
-      valueInfo('X', ['M', d]), valueInfo('MASK', ['t', 't']),
-      valueInfo('SPLIT', [3], INT64), valueInfo('HEADS', [4], INT64), valueInfo('ROWS', [2], INT64),
-    ],
-    output: [valueInfo('Y', ['M', d])],
-  };
-  // SCALE as a one-element initializer (broadcast by Mul)
-  return writer.assemble(graph, [...inits, ['SCALE', [], new Float32Array([s.scale]), FLOAT]], true);
+  const q = (name: string) => p + name;
+  const nodes = [
+    ln(q('ln1'), x, q('ln1_w'), q('ln1_b'), q('H1'), s.eps1), // [M, d]
+    gemm(q('qkv'), q('H1'), q('w_qkv'), q('b_qkv'), q('QKV'), s.transB[0]), // [M, 3d]
+    node(q('split'), 'Split', [q('QKV'), 'SPLIT'], [q('Qf'), q('Kf'), q('Vf')], [{ name: 'axis', i: 1, type: ATTR_INT }]),
+    node(q('q4'), 'Reshape', [q('Qf'), 'HEADS'], [q('Q')]), // [b, t, h, dh]
+    node(q('k4'), 'Reshape', [q('Kf'), 'HEADS'], [q('K')]),
+    node(q('v4'), 'Reshape', [q('Vf'), 'HEADS'], [q('V')]),
+    perm(q('qt'), q('Q'), q('Qh'), [0, 2, 1, 3]), // [b, h, t, dh]
+    perm(q('kt'), q('K'), q('Kt'), [0, 2, 3, 1]), // [b, h, dh, t]
+    perm(q('vt'), q('V'), q('Vh'), [0, 2, 1, 3]), // [b, h, t, dh]
+    node(q('qk'), 'MatMul', [q('Qh'), q('Kt')], [q('S0')]), // [b, h, t, t]
+    node(q('scale'), 'Mul', [q('S0'), q('SCALE')], [q('S1')]),
+    node(q('mask'), 'Add', [q('S1'), 'MASK'], [q('S')]),
+    node(q('softmax'), 'Softmax', [q('S')], [q('P')], [{ name: 'axis', i: -1, type: ATTR_INT }]),
+    node(q('pv'), 'MatMul', [q('P'), q('Vh')], [q('Zh')]), // [b, h, t, dh]
+    perm(q('zt'), q('Zh'), q('Z4'), [0, 2, 1, 3]), // [b, t, h, dh]
+    node(q('z2'), 'Reshape', [q('Z4'), 'ROWS'], [q('Z')]), // [M, d]
+    gemm(q('o'), q('Z'), q('w_o'), q('b_o'), q('AO'), s.transB[1]), // [M, d]
+    node(q('resid_mid'), 'Add', [x, q('AO')], [q('MID')]),
+    ln(q('ln2'), q('MID'), q('ln2_w'), q('ln2_b'), q('H2'), s.eps2),
+    gemm(q('fc'), q('H2'), q('w_fc'), q('b_fc'), q('PRE'), s.transB[2]), // [M, d_mlp]
+    { input: [q('PRE')], output: [q('POST')], name: q('act'), opType: a.opType, domain: a.domain ?? '', attribute: a.attribute ?? [] },
+    gemm(q('proj'), q('POST'), q('w_proj'), q('b_proj'), q('MO'), s.transB[3]), // [M, d]
+    node(q('resid_post'), 'Add', [q('MID'), q('MO')], [y]),
+  ];
+  // the scale as a one-element initializer (broadcast by Mul)
+  return { nodes, inits: [...inits, [q('SCALE'), [], new Float32Array([s.scale]), FLOAT]] };
 }
