@@ -14,6 +14,7 @@ import { KVCache } from '../src/models/layers/kv-cache.js';
 import { loadModel } from '../src/models/load.js';
 import { tensor } from '../src/ops/creation.js';
 import { reduce } from '../src/ops/reduce.js';
+import { greedyTokenSync } from '../src/models/generate.js';
 import { quantRowBytes } from '../src/tensor/quantized.js';
 
 const args = process.argv.slice(2);
@@ -69,18 +70,11 @@ be.exec = (op: OpDesc, inputs: readonly View[], outputs: readonly View[]) => {
 };
 
 const b = model.backend;
-const pick = (logits: ReturnType<typeof model.forward>): number => {
-  const am = reduce('argmax', logits.reshape([-1]), 0);
-  logits.dispose();
-  const id = am.dataSync()[0]!;
-  am.dispose();
-  return id;
-};
 const kv = new KVCache();
 let next = 1;
 const step = () => {
   const t = tensor([next], [1, 1], 'i32', { backend: b });
-  next = pick(model.forward(t, { cache: kv, logits: 'last' }));
+  next = greedyTokenSync(model.forward(t, { cache: kv, logits: 'last' }));
   t.dispose();
 };
 for (let s = 0; s < 8; s++) step(); // warm-up: scratch areas, JIT

@@ -19,7 +19,7 @@ import { disposeBackends, initBackend } from '../src/tensor/engine.js';
 import { randomModel } from '../src/models/random.js';
 import { KVCache } from '../src/models/layers/kv-cache.js';
 import { runWithCache } from '../src/hooks/run.js';
-import { reduce } from '../src/ops/reduce.js';
+import { greedyTokenSync } from '../src/models/generate.js';
 import type { CausalLM } from '../src/models/model.js';
 import { reportTorchBlas } from './torch-blas.js';
 
@@ -74,23 +74,16 @@ function benchActlab(model: CausalLM, impl: string): void {
   // The next token by argmax on the backend, 4 bytes read back (PyTorch's loop: argmax, .item()).
   const prompt = ids(128, V, 7);
   const steps = flag('quick') ? 16 : 64;
-  const pick = (logits: ReturnType<CausalLM['forward']>): number => {
-    const am = reduce('argmax', logits.reshape([-1]), 0);
-    logits.dispose();
-    const id = am.dataSync()[0]!;
-    am.dispose();
-    return id;
-  };
   const perToken: number[] = [];
   for (let r = 0; r < warmup + (flag('quick') ? 3 : 5); r++) {
     const cache = new KVCache();
     const p = tensor(prompt, [1, 128], 'i32', { backend: b });
-    let next = pick(model.forward(p, { cache, logits: 'last' }));
+    let next = greedyTokenSync(model.forward(p, { cache, logits: 'last' }));
     p.dispose();
     const t0 = performance.now();
     for (let s = 0; s < steps; s++) {
       const t = tensor([next], [1, 1], 'i32', { backend: b });
-      next = pick(model.forward(t, { cache, logits: 'last' }));
+      next = greedyTokenSync(model.forward(t, { cache, logits: 'last' }));
       t.dispose();
     }
     if (r >= warmup) perToken.push((performance.now() - t0) / steps);

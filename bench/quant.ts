@@ -30,7 +30,7 @@ import { loadModel } from '../src/models/load.js';
 import type { CausalLM } from '../src/models/model.js';
 import { randomModel } from '../src/models/random.js';
 import { tensor } from '../src/ops/creation.js';
-import { reduce } from '../src/ops/reduce.js';
+import { greedyTokenSync } from '../src/models/generate.js';
 
 const args = process.argv.slice(2);
 const flag = (n: string) => args.includes(`--${n}`);
@@ -106,13 +106,6 @@ function benchActlab(model: CausalLM): { prefill: number; prefillCpu: number; de
     if (r > 0) preCpu += cpuMs() - c0;
   }
   x.dispose();
-  const pick = (logits: ReturnType<CausalLM['forward']>): number => {
-    const am = reduce('argmax', logits.reshape([-1]), 0);
-    logits.dispose();
-    const id = am.dataSync()[0]!;
-    am.dispose();
-    return id;
-  };
   const dec: number[] = [];
   let decCpu = 0;
   for (let r = 0; r < runs + 1; r++) {
@@ -122,7 +115,7 @@ function benchActlab(model: CausalLM): { prefill: number; prefillCpu: number; de
     const t0 = performance.now();
     for (let s = 0; s < steps; s++) {
       const t = tensor([next], [1, 1], 'i32', { backend: b });
-      next = pick(model.forward(t, { cache: kv, logits: 'last' }));
+      next = greedyTokenSync(model.forward(t, { cache: kv, logits: 'last' }));
       t.dispose();
     }
     if (r > 0) dec.push((performance.now() - t0) / steps);

@@ -35,7 +35,7 @@ import { blockLinears } from '../src/sparsity/teal.js';
 import { Tensor } from '../src/tensor/tensor.js';
 import { randomModel } from '../src/models/random.js';
 import { loadModel } from '../src/models/load.js';
-import { generate } from '../src/models/generate.js';
+import { generate, greedyTokenSync } from '../src/models/generate.js';
 import { evaluateLM } from '../src/models/evaluate.js';
 import { KVCache } from '../src/models/layers/kv-cache.js';
 import type { CausalLM } from '../src/models/model.js';
@@ -114,20 +114,13 @@ function timeModes(name: string, model: CausalLM, calibration: number[], specs: 
     ap?.resume();
     try { return fn(); } finally { ap?.suspend(); }
   };
-  const pick = (logits: Tensor): number => {
-    const am = reduce('argmax', logits.reshape([-1]), 0);
-    logits.dispose();
-    const id = am.dataSync()[0]!;
-    am.dispose();
-    return id;
-  };
   for (let r = 0; r < runs + 1; r++) {
     const caches = modes.map(() => new KVCache());
     const prompt = Array.from({ length: 16 }, (_, i) => (i * 37 + 11 + r) % V);
     let next = 0;
     modes.forEach((_, i) => with_(i, () => {
       const p = tensor(prompt, [1, prompt.length], 'i32', { backend });
-      const id = pick(model.forward(p, { cache: caches[i], logits: 'last' }));
+      const id = greedyTokenSync(model.forward(p, { cache: caches[i], logits: 'last' }));
       if (i === 0) next = id;
       p.dispose();
     }));
@@ -137,7 +130,7 @@ function timeModes(name: string, model: CausalLM, calibration: number[], specs: 
         const t = tensor([next], [1, 1], 'i32', { backend });
         const c0 = process.cpuUsage();
         const t0 = performance.now();
-        const id = pick(model.forward(t, { cache: caches[i], logits: 'last' }));
+        const id = greedyTokenSync(model.forward(t, { cache: caches[i], logits: 'last' }));
         const dt = performance.now() - t0;
         const dc = process.cpuUsage(c0);
         if (r > 0) { times[i]!.push(dt); cpu[i]!.push((dc.user + dc.system) / 1000); } // run 0 warms up

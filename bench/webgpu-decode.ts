@@ -10,7 +10,7 @@
 import { fileURLToPath } from 'node:url';
 import '../src/backends/index.js';
 import { tensor } from '../src/ops/creation.js';
-import { reduce } from '../src/ops/reduce.js';
+import { greedyToken } from '../src/models/generate.js';
 import { disposeBackends, initBackend } from '../src/tensor/engine.js';
 import { randomModel } from '../src/models/random.js';
 import { KVCache } from '../src/models/layers/kv-cache.js';
@@ -31,18 +31,9 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 /** One timed run of `steps` greedy steps: wall ms/token, CPU ms/token, dispatches and submits per token. */
 async function run(model: CausalLM, be: WebGpuBackend, steps: number): Promise<{ ms: number; cpu: number; dispatches: number; submits: number }> {
   const V = model.dims.vocabSize;
-  const next = async (logits: ReturnType<CausalLM['forward']>) => {
-    const flat = logits.reshape([-1]);
-    const am = reduce('argmax', flat, 0);
-    flat.dispose();
-    logits.dispose();
-    const id = (await am.data())[0]!;
-    am.dispose();
-    return id;
-  };
   const cache = new KVCache();
   const p = tensor(ids(128, V, 7), [1, 128], 'i32', { backend: be });
-  let id = await next(model.forward(p, { cache, logits: 'last' }));
+  let id = await greedyToken(model.forward(p, { cache, logits: 'last' }));
   p.dispose();
   const d0 = be.rt.stats.dispatches;
   const s0 = be.rt.stats.submits;
@@ -52,7 +43,7 @@ async function run(model: CausalLM, be: WebGpuBackend, steps: number): Promise<{
     const t = tensor([id], [1, 1], 'i32', { backend: be });
     const lg = model.forward(t, { cache, logits: 'last' });
     t.dispose();
-    id = await next(lg);
+    id = await greedyToken(lg);
   }
   const ms = (performance.now() - t0) / steps;
   const c = process.cpuUsage(c0);

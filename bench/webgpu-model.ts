@@ -12,7 +12,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import '../src/backends/index.js';
 import { tensor } from '../src/ops/creation.js';
-import { reduce } from '../src/ops/reduce.js';
+import { greedyToken } from '../src/models/generate.js';
 import { disposeBackends, initBackend } from '../src/tensor/engine.js';
 import { randomModel } from '../src/models/random.js';
 import { KVCache } from '../src/models/layers/kv-cache.js';
@@ -64,28 +64,19 @@ export async function benchModel(label: string, model: CausalLM, be: Backend, qu
     emit({ bench: 'model', model: label, impl, metric: 'prefill_tok_s', T, value: T / (ms / 1e3), ms });
   }
   const steps = quick ? 16 : 64;
-  const next = async (logits: ReturnType<CausalLM['forward']>) => {
-    const flat = logits.reshape([-1]); // a view: it holds the logits' buffer too
-    const am = reduce('argmax', flat, 0);
-    flat.dispose();
-    logits.dispose();
-    const id = (await am.data())[0]!;
-    am.dispose();
-    return id;
-  };
   const decode = async () => {
     const per: number[] = [];
     for (let r = 0; r < 4; r++) {
       const cache = new KVCache();
       const p = tensor(ids(128, V, 7), [1, 128], 'i32', { backend: be });
-      let id = await next(model.forward(p, { cache, logits: 'last' }));
+      let id = await greedyToken(model.forward(p, { cache, logits: 'last' }));
       p.dispose();
       const t0 = performance.now();
       for (let s = 0; s < steps; s++) {
         const t = tensor([id], [1, 1], 'i32', { backend: be });
         const lg = model.forward(t, { cache, logits: 'last' });
         t.dispose();
-        id = await next(lg);
+        id = await greedyToken(lg);
       }
       if (r > 0) per.push((performance.now() - t0) / steps);
       cache.dispose();

@@ -47,7 +47,7 @@ export { KVCache } from './models/layers/kv-cache.js';
 export { KVCacheQuant, type KVMemory } from './models/kvquant/cache.js';
 export { calibrateKV, collectKV, fitKV, minCalibrationTokens, type KVCalibration, type KVStats } from './kvquant/calibrate.js';
 export { parseKVCacheType, resolveKVSpec, kvSpecLabel, KV_CACHE_TYPES, type KVCacheSpec } from './models/kvquant/spec.js';
-export { generate, generateAsync, type GenerateOptions, type GenerateResult } from './models/generate.js';
+export { generate, generateAsync, greedyToken, greedyTokenSync, type GenerateOptions, type GenerateResult } from './models/generate.js';
 export { Hooks, HookRecorder, blockHook, hookLayer, SHAPE, type HookFn, type HookFilter, type HookPoint, type HookShape, type BackwardHookFn, type HookOptions } from './models/hook-point.js';
 export { gradAt, type GradAtResult } from './hooks/grad.js';
 

@@ -154,6 +154,24 @@ describe('generateAsync', () => {
   });
 });
 
+describe('greedyToken', () => {
+  it('is the argmax of the last logits, and frees them', async () => {
+    const js = await al.initBackend('js');
+    const model = randomModel(TINY.gpt2!, js, { seed: 4 });
+    const prompt = [3, 1, 4, 1, 5];
+    const want = al.generate(model, [prompt], { maxNewTokens: 1 }).ids[0]!.at(-1);
+    const before = js.memoryInUse();
+    const logits = model.forward(al.tensor(prompt, [1, prompt.length], 'i32', { backend: js }), { logits: 'last' });
+    const grown = js.memoryInUse() - before;
+    expect(al.greedyTokenSync(logits)).toBe(want);
+    expect(logits.isDisposed).toBe(true);
+    expect(js.memoryInUse() - before).toBeLessThan(grown);
+    const again = model.forward(al.tensor(prompt, [1, prompt.length], 'i32', { backend: js }), { logits: 'last' });
+    expect(await al.greedyToken(again)).toBe(want);
+    model.dispose();
+  });
+});
+
 describe('batched generation', () => {
   it.each(['gpt2', 'llama', 'gpt_neox'])('%s: a left-padded batch generates what each prompt generates alone', async (name) => {
     const js = await al.initBackend('js');

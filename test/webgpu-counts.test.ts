@@ -8,7 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import '../src/backends/index.js';
 import type { WebGpuBackend } from '../src/backends/webgpu/backend.js';
 import { tensor } from '../src/ops/creation.js';
-import { reduce } from '../src/ops/reduce.js';
+import { greedyToken } from '../src/models/generate.js';
 import { randomModel } from '../src/models/random.js';
 import { KVCache } from '../src/models/layers/kv-cache.js';
 import { runWithCache } from '../src/hooks/run.js';
@@ -31,17 +31,8 @@ describe.skipIf(!backend)('webgpu host-side counts', () => {
   /** Greedy steps after a 20-token prompt; the stats of the last `steps` (the cache holds 32 from the first step). */
   async function decode(steps: number): Promise<Stats> {
     const cache = new KVCache();
-    const next = async (logits: ReturnType<CausalLM['forward']>) => {
-      const flat = logits.reshape([-1]);
-      const am = reduce('argmax', flat, 0);
-      flat.dispose();
-      logits.dispose();
-      const id = (await am.data())[0]!;
-      am.dispose();
-      return id;
-    };
     const p = tensor(Array.from({ length: 20 }, (_, i) => (i * 37) % 500), [1, 20], 'i32', { backend: be });
-    let id = await next(model.forward(p, { cache, logits: 'last' }));
+    let id = await greedyToken(model.forward(p, { cache, logits: 'last' }));
     p.dispose();
     let s0 = { ...be.rt.stats };
     for (let s = 0; s < 3 + steps; s++) {
@@ -49,7 +40,7 @@ describe.skipIf(!backend)('webgpu host-side counts', () => {
       const t = tensor([id], [1, 1], 'i32', { backend: be });
       const lg = model.forward(t, { cache, logits: 'last' });
       t.dispose();
-      id = await next(lg);
+      id = await greedyToken(lg);
     }
     const d = delta(s0, be.rt.stats);
     cache.dispose();

@@ -194,3 +194,34 @@ export async function generateAsync(model: CausalLM, prompts: readonly (readonly
     g.cache.dispose();
   }
 }
+
+/**
+ * Greedy decoding's next token for one sequence: the index of the largest of `logits` (one row,
+ * e.g. [1, 1, vocab]), computed on the backend so that only 4 bytes are read back. Takes
+ * ownership of `logits`. `greedyTokenSync` for backends that read synchronously (js, wasm).
+ */
+export async function greedyToken(logits: Tensor): Promise<number> {
+  const am = argmaxOfRow(logits);
+  try {
+    return (await am.data())[0]!;
+  } finally {
+    am.dispose();
+  }
+}
+
+export function greedyTokenSync(logits: Tensor): number {
+  const am = argmaxOfRow(logits);
+  try {
+    return am.dataSync()[0]!;
+  } finally {
+    am.dispose();
+  }
+}
+
+function argmaxOfRow(logits: Tensor): Tensor {
+  const flat = logits.reshape([-1]); // a view: it holds the logits' buffer too
+  const am = reduce('argmax', flat, 0); // [] i32
+  flat.dispose();
+  logits.dispose();
+  return am;
+}
