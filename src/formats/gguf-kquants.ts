@@ -6,6 +6,7 @@
 // Arithmetic is rounded to f32 where ggml's is, so files agree with llama-quantize's up to ties.
 // The block layouts are those gguf-quants.ts decodes.
 import { f16BitsToF32, f32ToF16Bits } from '../tensor/dtype.js';
+import { scaleMinK4 } from '../tensor/quantized.js';
 
 const QK_K = 256;
 const fr = Math.fround;
@@ -147,10 +148,7 @@ export function packScaleMinK4(sc: Uint8Array, j: number, ls: number, lm: number
   }
 }
 
-/** get_scale_min_k4: the 6-bit scale and min of sub-block j from the 12 scale bytes. */
-export function scaleMinK4(sc: Uint8Array, j: number): [number, number] {
-  return j < 4 ? [sc[j]! & 63, sc[j + 4]! & 63] : [(sc[j + 4]! & 0xf) | ((sc[j - 4]! >> 6) << 4), (sc[j + 4]! >> 4) | ((sc[j]! >> 6) << 4)];
-}
+export { scaleMinK4 };
 
 /** Writes 256 levels (0..15 or 0..31) into the quant bytes of a Q4_K (bits 4) or Q5_K (bits 5) super-block at `o`. */
 export function packLevelsK45(out: Uint8Array, o: number, L: ArrayLike<number>, bits: 4 | 5): void {

@@ -65,6 +65,14 @@ export function quantRowBytes(type: QuantType, cols: number, what = 'tensor'): n
   return (cols / b.values) * b.bytes + b.tail;
 }
 
+/**
+ * ggml's get_scale_min_k4: the 6-bit scale and min of sub-block j (0..7) from the 12 packed scale
+ * bytes of a Q4_K / Q5_K super-block (read by the GGUF writers and the native repacking alike).
+ */
+export function scaleMinK4(sc: Uint8Array, j: number): [number, number] {
+  return j < 4 ? [sc[j]! & 63, sc[j + 4]! & 63] : [(sc[j + 4]! & 0xf) | ((sc[j - 4]! >> 6) << 4), (sc[j + 4]! >> 4) | ((sc[j]! >> 6) << 4)];
+}
+
 export class QuantizedTensor {
   /** Bytes of one row. */
   readonly rowBytes: number;

@@ -17,7 +17,7 @@
 // int8 path: it dequantizes and runs an f32 GEMM).
 // Not for: Q4_1, Q5_0, Q5_1 (not kept for native products), non-uniform levels (IQ4_NL, actlab's
 // own): they stay on the wasm kernels.
-import { scaleMinK4 } from '../../formats/gguf-kquants.js';
+import { scaleMinK4 } from '../../tensor/quantized.js';
 import { f16BitsToF32 } from '../../tensor/dtype.js';
 
 /** The GGML formats that map exactly onto MatMulNBits. */
