@@ -153,6 +153,19 @@ describe('runWithHooks and scoped hooks', () => {
     expect(h.wants('blocks.0.hook_resid_post')).toBe(false);
     const liar = new al.Hooks().add('blocks.0.hook_resid_post', (t) => al.mul(t, 2), { readOnly: true });
     expect(() => model.forward(ids(seq), { hooks: liar })).toThrow(/hook at 'blocks.0.hook_resid_post' was added as read-only but returned a replacement/);
+    // one function added twice, read-only at one site and editable at another: each entry keeps its own kind
+    const double = (t: al.Tensor) => al.mul(t, 2);
+    const both = new al.Hooks().add('blocks.0.hook_resid_post', double, { readOnly: true }).add('blocks.1.hook_resid_pre', double);
+    expect(both.editsAt('blocks.1.hook_resid_pre')).toBe(true);
+    expect(both.editsAt('blocks.0.hook_resid_post')).toBe(false);
+    const edited = new al.Hooks().add('blocks.1.hook_resid_pre', double);
+    const asEdit = model.forward(ids(seq), { hooks: edited }).dataSync();
+    const plain = model.forward(ids(seq)).dataSync();
+    expect(maxDiff(asEdit, plain)).toBeGreaterThan(1e-4);
+    const twice = new al.Hooks().add('blocks.0.hook_resid_pre', double, { readOnly: true }).add('blocks.1.hook_resid_pre', double);
+    expect(() => model.forward(ids(seq), { hooks: twice })).toThrow(/hook at 'blocks.0.hook_resid_pre' was added as read-only/);
+    const editFirst = new al.Hooks().add('blocks.1.hook_resid_pre', double).add('blocks.1.hook_resid_post', double, { readOnly: true });
+    expect(() => model.forward(ids(seq), { hooks: editFirst })).toThrow(/hook at 'blocks.1.hook_resid_post' was added as read-only/);
   });
 
   it('withHooks applies to every call inside and is removed after, also after a throw', () => {

@@ -74,6 +74,13 @@ export interface HookOptions {
  */
 export type BackwardHookFn = (grad: Tensor, hook: HookPoint) => Tensor | void;
 
+/** One forward hook as added: a hook added read-only and the same function added editable are two entries. */
+interface HookEntry {
+  match: (name: string) => boolean;
+  fn: HookFn;
+  readOnly: boolean;
+}
+
 function matcher(f: HookFilter): (name: string) => boolean {
   if (typeof f === 'string') return (n) => n === f;
   if (f instanceof RegExp) return (n) => f.test(n);
@@ -82,10 +89,9 @@ function matcher(f: HookFilter): (name: string) => boolean {
 
 /** The hooks of one forward call. */
 export class Hooks {
-  private readonly entries: { match: (name: string) => boolean; fn: HookFn; readOnly: boolean }[] = [];
-  private readonly memo = new Map<string, HookFn[]>();
+  private readonly entries: HookEntry[] = [];
+  private readonly memo = new Map<string, HookEntry[]>();
   private readonly editMemo = new Map<string, boolean>();
-  private readonly readOnlyFns = new Set<HookFn>();
   private readonly layers = new Map<string, number | null>();
   private readonly backwardEntries: { match: (name: string) => boolean; fn: BackwardHookFn }[] = [];
   /** Index of the first query position in this call (0 for a prompt; the cache length while generating). */
@@ -99,7 +105,6 @@ export class Hooks {
 
   add(filter: HookFilter, fn: HookFn, o: HookOptions = {}): this {
     this.entries.push({ match: matcher(filter), fn, readOnly: !!o.readOnly });
-    if (o.readOnly) this.readOnlyFns.add(fn);
     this.memo.clear();
     this.editMemo.clear();
     return this;
@@ -122,7 +127,6 @@ export class Hooks {
     if (b.empty) return a;
     const h = new Hooks();
     h.entries.push(...a.entries, ...b.entries);
-    for (const e of h.entries) if (e.readOnly) h.readOnlyFns.add(e.fn);
     h.backwardEntries.push(...a.backwardEntries, ...b.backwardEntries);
     return h;
   }
@@ -133,7 +137,6 @@ export class Hooks {
     if (i >= 0) this.entries.splice(i, 1);
     const j = this.backwardEntries.findIndex((e) => e.fn === fn);
     if (j >= 0) this.backwardEntries.splice(j, 1);
-    if (!this.entries.some((e) => e.fn === fn)) this.readOnlyFns.delete(fn as HookFn);
     this.memo.clear();
     this.editMemo.clear();
   }
@@ -153,10 +156,11 @@ export class Hooks {
     return { name, position: this.position, tokenPositions: this.tokenPositions, layer };
   }
 
-  private fns(name: string): HookFn[] {
+  /** The entries whose filter matches `name`, in the order they were added. */
+  private matching(name: string): HookEntry[] {
     let f = this.memo.get(name);
     if (!f) {
-      f = this.entries.filter((e) => e.match(name)).map((e) => e.fn);
+      f = this.entries.filter((e) => e.match(name));
       this.memo.set(name, f);
     }
     return f;
@@ -164,7 +168,7 @@ export class Hooks {
 
   /** Whether any hook listens at `name` (models use this to skip optional work). */
   wants(name: string): boolean {
-    return (this.entries.length > 0 && this.fns(name).length > 0) || this.backwardEntries.some((e) => e.match(name));
+    return (this.entries.length > 0 && this.matching(name).length > 0) || this.backwardEntries.some((e) => e.match(name));
   }
 
   /**
@@ -187,12 +191,12 @@ export class Hooks {
    */
   at(name: string, t: Tensor, _shape?: HookShape): Tensor {
     if (this.empty) return t;
-    const fns = this.entries.length ? this.fns(name) : [];
+    const entries = this.entries.length ? this.matching(name) : [];
     let cur = t;
-    for (const fn of fns) {
-      const r = fn(cur, this.point(name));
+    for (const e of entries) {
+      const r = e.fn(cur, this.point(name));
       if (r && r !== cur) {
-        if (this.readOnlyFns.has(fn)) throw new Error(`hook at '${name}' was added as read-only but returned a replacement`);
+        if (e.readOnly) throw new Error(`hook at '${name}' was added as read-only but returned a replacement`);
         if (!shapesEqual(r.shape, cur.shape)) {
           throw new ShapeError(`hook at '${name}' returned ${r.dtype}${fmtShape(r.shape)}; the activation is ${cur.dtype}${fmtShape(cur.shape)} and a replacement must keep its shape`);
         }
