@@ -153,22 +153,7 @@ export function q6kDecode(madd, R, relaxed) {
       }
     }
   }
-  H.push(set('h', add(g('h'), i32(1))));
-  const tail = rows.map((r) => set(`a${r}`, madd(`(f32x4.convert_i32x4_s ${g(`i${r}`)})`, g(`d${r}`), g(`a${r}`))));
-  return `
-  (func $qm_q6_k_k${R} (param $wp i32) (param $wq i32) (param $nb i32) (param $x8 i32) (param $xd i32) (param $xg i32) (param $tab i32) (param $y i32)
-    ${vlocals(['qa', 'qb', 'qh', ...DOT_LOCALS, ...rows.flatMap((r) => [`a${r}`, `d${r}`, `i${r}`, `s${r}`])])} (local $b i32) (local $h i32) (local $o i32) (local $xh i32)
-    (block $done (loop $blocks
-      (br_if $done (i32.ge_u ${g('b')} ${g('nb')}))
-${L.map((x) => '      ' + x).join('\n')}
-      (loop $halves (block $fence
-${H.map((x) => '        ' + x).join('\n')})
-        (br_if $halves (i32.lt_u ${g('h')} ${i32(2)})))
-      ${tail.join(' ')}
-      ${set('wp', add(g('wp'), i32(210)))} ${R > 1 ? set('wq', add(g('wq'), i32(210))) : ''} ${set('x8', add(g('x8'), i32(256)))} ${set('xd', add(g('xd'), i32(4)))} ${set('xg', add(g('xg'), i32(32)))}
-      ${set('b', add(g('b'), i32(1)))}
-      (br $blocks)))
-    ${rows.map((r) => `(f32.store offset=${4 * r} ${g('y')} ${hsum(g(`a${r}`))})`).join(' ')})`;
+  return decodeFunc({ name: 'q6_k', R, madd, bytes: 210, sums: 'xg', sumsBytes: 32, vectors: ['qa', 'qb', 'qh'], perRow: ['s'], L, H });
 }
 
 /**
@@ -229,20 +214,33 @@ export function q4kDecode(madd, R, relaxed, q5 = false) {
       }
     }
   }
-  H.push(set('h', add(g('h'), i32(1))));
+  return decodeFunc({
+    name: q5 ? 'q5_k' : 'q4_k', R, madd, bytes: q5 ? 176 : 144, sums: 'x32', sumsBytes: 16,
+    vectors: ['qa', 'qb', 'kv', 'sc', 'f0', 'f1'], perRow: ['s', 't'], L, H,
+  });
+}
+
+/**
+ * The function `$qm_<name>_k<R>` around a decode kernel's per-block code `L` and per-half code `H`
+ * (the loop over two halves of 128 values, fenced): per row r, the f32 accumulator $a<r>, the
+ * block's f32 scale $d<r> and its i32 sum $i<r> (set by L and H) with `perRow` vectors besides;
+ * `sums` the x-side sums parameter ($xg or $x32, `sumsBytes` per block), `bytes` per weight block.
+ */
+function decodeFunc({ name, R, madd, bytes, sums, sumsBytes, vectors, perRow, L, H }) {
+  const rows = [...Array(R).keys()];
   const tail = rows.map((r) => set(`a${r}`, madd(`(f32x4.convert_i32x4_s ${g(`i${r}`)})`, g(`d${r}`), g(`a${r}`))));
-  const bytes = q5 ? 176 : 144;
   return `
-  (func $qm_${q5 ? 'q5_k' : 'q4_k'}_k${R} (param $wp i32) (param $wq i32) (param $nb i32) (param $x8 i32) (param $xd i32) (param $x32 i32) (param $tab i32) (param $y i32)
-    ${vlocals(['qa', 'qb', 'kv', 'sc', 'f0', 'f1', ...DOT_LOCALS, ...rows.flatMap((r) => [`a${r}`, `d${r}`, `i${r}`, `s${r}`, `t${r}`])])} (local $b i32) (local $h i32) (local $o i32) (local $xh i32)
+  (func $qm_${name}_k${R} (param $wp i32) (param $wq i32) (param $nb i32) (param $x8 i32) (param $xd i32) (param $${sums} i32) (param $tab i32) (param $y i32)
+    ${vlocals([...vectors, ...DOT_LOCALS, ...rows.flatMap((r) => ['a', 'd', 'i', ...perRow].map((v) => `${v}${r}`))])} (local $b i32) (local $h i32) (local $o i32) (local $xh i32)
     (block $done (loop $blocks
       (br_if $done (i32.ge_u ${g('b')} ${g('nb')}))
 ${L.map((x) => '      ' + x).join('\n')}
       (loop $halves (block $fence
-${H.map((x) => '        ' + x).join('\n')})
+${H.map((x) => '        ' + x).join('\n')}
+        ${set('h', add(g('h'), i32(1)))})
         (br_if $halves (i32.lt_u ${g('h')} ${i32(2)})))
       ${tail.join(' ')}
-      ${set('wp', add(g('wp'), i32(bytes)))} ${R > 1 ? set('wq', add(g('wq'), i32(bytes))) : ''} ${set('x8', add(g('x8'), i32(256)))} ${set('xd', add(g('xd'), i32(4)))} ${set('x32', add(g('x32'), i32(16)))}
+      ${set('wp', add(g('wp'), i32(bytes)))} ${R > 1 ? set('wq', add(g('wq'), i32(bytes))) : ''} ${set('x8', add(g('x8'), i32(256)))} ${set('xd', add(g('xd'), i32(4)))} ${set(sums, add(g(sums), i32(sumsBytes)))}
       ${set('b', add(g('b'), i32(1)))}
       (br $blocks)))
     ${rows.map((r) => `(f32.store offset=${4 * r} ${g('y')} ${hsum(g(`a${r}`))})`).join(' ')})`;
