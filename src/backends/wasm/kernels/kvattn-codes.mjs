@@ -13,10 +13,13 @@ const zipLo = '0 16 1 17 2 18 3 19 4 20 5 21 6 22 7 23';
 const zipHi = '8 24 9 25 10 26 11 27 12 28 13 29 14 30 15 31';
 const pairLo = '0 1 16 17 2 3 18 19 4 5 20 21 6 7 22 23';
 const pairHi = '8 9 24 25 10 11 26 27 12 13 28 29 14 15 30 31';
-/** 8 or 16 codes from `codes` + c → f32 lanes l0..l(w/4 − 1). */
-export function lut4(w) {
+/**
+ * 8 or 16 codes from `codes` + c → f32 lanes l0..l(w/4 − 1). The byte indices are nibbles (< 16),
+ * so relaxed SIMD's swizzle (one byte shuffle, no out-of-range fix-up) gives the same bytes.
+ */
+export function lut4(w, relaxed) {
   const load = w === 16 ? `(v128.load64_zero (i32.add ${g('codes')} (i32.shr_u ${g('c')} ${i32(1)})))` : `(v128.load32_zero (i32.add ${g('codes')} (i32.shr_u ${g('c')} ${i32(1)})))`;
-  const sw = (p) => `(i8x16.swizzle ${g(p)} ${g('cv')})`;
+  const sw = (p) => `(i8x16.${relaxed ? 'relaxed_swizzle' : 'swizzle'} ${g(p)} ${g('cv')})`;
   let out = `
           ${set('cv', load)}
           ${set('cv', `(i8x16.shuffle ${zipLo} (v128.and ${g('cv')} ${g('mlo')}) (i8x16.shr_u ${g('cv')} ${i32(4)}))`)}
@@ -57,10 +60,10 @@ function apply(pk, w) {
   return out.join(' ');
 }
 /** w values at a time over [c, cEnd) of one row: codes -> lanes -> scaled -> out. */
-export const chunkLoop = (bits, pk, w) => `
+export const chunkLoop = (bits, pk, w, relaxed) => `
           (block $d${bits}${pk}${w} (loop $l${bits}${pk}${w}
             (br_if $d${bits}${pk}${w} (i32.gt_u (i32.add ${g('c')} ${i32(w)}) ${g('cEnd')}))
-            ${bits === 4 ? lut4(w) : lut8(w, bits === 8 ? 's' : 'u')}
+            ${bits === 4 ? lut4(w, relaxed) : lut8(w, bits === 8 ? 's' : 'u')}
             ${apply(pk, w)}
             ${Array.from({ length: w / 4 }, (_, u) => `(v128.store ${u ? `offset=${16 * u} ` : ''}${g('o')} ${g(`l${u}`)})`).join(' ')}
             ${inc('o', 4 * w)} ${inc('c', w)}
@@ -85,8 +88,8 @@ const groupParams = (pk, row, at) => pk === 'ch' ? '' : `
  * block's codes are one run, decoded two rows (16 values) per pass, with no per-row work but the
  * rows' group scale (and offset).
  */
-const run8 = (bits, pk) => {
-  const dec = (w) => (bits === 4 ? lut4(w) : lut8(w, bits === 8 ? 's' : 'u'));
+const run8 = (bits, pk, relaxed) => {
+  const dec = (w) => (bits === 4 ? lut4(w, relaxed) : lut8(w, bits === 8 ? 's' : 'u'));
   const stepCodes = bits === 4 ? 4 : 8; // bytes of one row's 8 codes
   return `
       (block $qd${bits}${pk} (loop $ql${bits}${pk}
@@ -103,7 +106,7 @@ const run8 = (bits, pk) => {
         ${apply2(pk, 1)}
         (v128.store ${g('o')} ${g('l0')}) (v128.store offset=16 ${g('o')} ${g('l1')})))`;
 };
-export const runParams = (bits) => `
+export const runParams = (bits, relaxed) => `
         (if (i32.eqz ${g('params')})
-          (then ${run8(bits, 'ch')})
-          (else (if (i32.eq ${g('gb')} ${i32(4)}) (then ${run8(bits, 'g4')}) (else ${run8(bits, 'g2')}))))`;
+          (then ${run8(bits, 'ch', relaxed)})
+          (else (if (i32.eq ${g('gb')} ${i32(4)}) (then ${run8(bits, 'g4', relaxed)}) (else ${run8(bits, 'g2', relaxed)}))))`;

@@ -12,7 +12,7 @@ import { g, i32, inc, set } from './wat-text.mjs';
  * The rows of one (bits, params) kind: each row's slice is whole spans of `span` values (a group,
  * or the slice inside one group; per channel the whole slice) with one scale (and offset) each.
  */
-const rowLoop = (bits, pk) => `
+const rowLoop = (bits, pk, relaxed) => `
       (block $rd${bits}${pk} (loop $rl${bits}${pk}
         (br_if $rd${bits}${pk} (i32.ge_u ${g('r')} ${g('nr')}))
         ${set('c', i32(0))} ${set('ga', g('gRow'))}
@@ -21,24 +21,24 @@ const rowLoop = (bits, pk) => `
           ${set('cEnd', `(i32.add ${g('c')} ${g('span')})`)}
           ${pk === 'ch' ? '' : set('scv', `(f32x4.splat (f32.load (i32.add ${g('tab')} (i32.shl (i32.load16_u ${g('ga')}) ${i32(2)}))))`)}
           ${pk === 'g4' ? set('ofv', `(f32x4.splat (f32.load (i32.add ${g('tab')} (i32.shl (i32.load16_u offset=2 ${g('ga')}) ${i32(2)}))))`) : ''}
-          ${chunkLoop(bits, pk, 16)}
-          ${chunkLoop(bits, pk, 8)}
+          ${chunkLoop(bits, pk, 16, relaxed)}
+          ${chunkLoop(bits, pk, 8, relaxed)}
           ${inc('ga', g('gb'))}
           (br $sl${bits}${pk})))
         ${EXACT_ROW}
         ${inc('codes', g('codesStep'))} ${inc('gRow', g('gStep'))} ${inc('rp', g('rpStep'))} ${inc('sp', g('spStep'))}
         ${inc('r', 1)}
         (br $rl${bits}${pk})))`;
-const perParams = (bits) => `
+const perParams = (bits, relaxed) => `
     (if (i32.eqz ${g('params')})
-      (then ${rowLoop(bits, 'ch')})
-      (else (if (i32.eq ${g('gb')} ${i32(4)}) (then ${rowLoop(bits, 'g4')}) (else ${rowLoop(bits, 'g2')}))))`;
+      (then ${rowLoop(bits, 'ch', relaxed)})
+      (else (if (i32.eq ${g('gb')} ${i32(4)}) (then ${rowLoop(bits, 'g4', relaxed)}) (else ${rowLoop(bits, 'g2', relaxed)}))))`;
 
 // Values [c0, c0 + n) of rows row0, row0 + rstep, ... (nr rows) of the stream at `s` into f32
 // out [nr, n]. The fast paths need n (and so c0 = kv_head · n) a multiple of 8 and, for group
 // params, n a multiple of the group or the group a multiple of n (the glue sets KVS.fast only
-// then); everything else goes through $dec a row at a time.
-export const DEC_ROWS = `
+// then); everything else goes through $dec a row at a time. `relaxed`: the relaxed-SIMD build.
+export const decRows = (relaxed) => `
   (func $dec_rows (param $s i32) (param $row0 i32) (param $rstep i32) (param $nr i32) (param $c0 i32) (param $n i32) (param $out i32) (param $tab i32) (param $dm i32)
     (local $fast i32) (local $main i32) (local $r i32) (local $codes i32) (local $codesStep i32) (local $c i32) (local $cEnd i32) (local $o i32)
     (local $params i32) (local $gb i32) (local $G i32) (local $ng i32) (local $span i32) (local $ga i32) (local $gRow i32) (local $gStep i32)
@@ -109,10 +109,10 @@ export const DEC_ROWS = `
           ${set('cs0', `(v128.load ${g('chs')})`)} ${set('cs1', `(v128.load offset=16 ${g('chs')})`)}
           ${set('co0', `(v128.load ${g('cho')})`)} ${set('co1', `(v128.load offset=16 ${g('cho')})`)}))
         ${set('c', i32(0))}
-        (if (i32.eq ${g('fast')} ${i32(4)}) (then ${runParams(4)})
-          (else (if (i32.eq ${g('fast')} ${i32(8)}) (then ${runParams(8)}) (else ${runParams(9)}))))
+        (if (i32.eq ${g('fast')} ${i32(4)}) (then ${runParams(4, relaxed)})
+          (else (if (i32.eq ${g('fast')} ${i32(8)}) (then ${runParams(8, relaxed)}) (else ${runParams(9, relaxed)}))))
         (if ${g('blk')} (then (call $sparse_block ${g('rp')} ${g('nr')} ${g('ov')} ${g('oval')} ${g('c0')} ${g('n')} ${g('out')})))
         (return)))
-    (if (i32.eq ${g('fast')} ${i32(4)}) (then ${perParams(4)})
-      (else (if (i32.eq ${g('fast')} ${i32(8)}) (then ${perParams(8)}) (else ${perParams(9)}))))
+    (if (i32.eq ${g('fast')} ${i32(4)}) (then ${perParams(4, relaxed)})
+      (else (if (i32.eq ${g('fast')} ${i32(8)}) (then ${perParams(8, relaxed)}) (else ${perParams(9, relaxed)}))))
     (if ${g('blk')} (then (call $sparse_block (i32.add (i32.add ${g('main')} (i32.load offset=${KVS.oRowptr} ${g('s')})) (i32.shl ${g('row0')} ${i32(2)})) ${g('nr')} ${g('ov')} ${g('oval')} ${g('c0')} ${g('n')} ${g('out')}))))`;

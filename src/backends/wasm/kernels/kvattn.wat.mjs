@@ -21,7 +21,7 @@ import { DECODE } from './kvattn-decode.mjs';
 import { HADD4, PV, SCORES, SCORES_ROPE, hsum } from './kvattn-dots.mjs';
 import { SPARSE_BLOCK } from './kvattn-exact.mjs';
 import { ROPE_ROWS, ROTATE } from './kvattn-rope.mjs';
-import { DEC_ROWS } from './kvattn-rows.mjs';
+import { decRows } from './kvattn-rows.mjs';
 import { expFn, f4 } from './simd-math.mjs';
 import { F, g, i32, inc, set } from './wat-text.mjs';
 
@@ -155,9 +155,9 @@ function attnRows() {
       (br $rows_l))))`;
 }
 
-/** @param {{relaxed: boolean}} _variant  (identical builds) */
-export function generate(_variant) {
-  const out = ['(module', '  (import "env" "memory" (memory 1 65536 shared))', expFn, DECODE, ROTATE, SPARSE_BLOCK, DEC_ROWS, ROPE_ROWS, HADD4, SCORES, SCORES_ROPE, PV, attnRows()];
+/** @param {{relaxed: boolean}} variant  relaxed: byte shuffles of the 4-bit decode without the out-of-range fix-up (the same results) */
+export function generate(variant) {
+  const out = ['(module', '  (import "env" "memory" (memory 1 65536 shared))', expFn, DECODE, ROTATE, SPARSE_BLOCK, decRows(variant.relaxed), ROPE_ROWS, HADD4, SCORES, SCORES_ROPE, PV, attnRows()];
   for (const e of exportNames) out.push(`  (export "${e}" (func $${e}))`);
   out.push(')');
   return out.join('\n');
