@@ -7,7 +7,9 @@
 //                 them, in f64 as JavaScript does): an f16 scale per block
 //   uniform / nuq per group of G ('group' params): the group's median (when a threshold τ is set),
 //                 values with |x − median| > τ kept exact, min-max of the others -> f16 scale and
-//                 offset, codes by rounding (uniform) or the nearest codebook entry (nuq)
+//                 offset, codes by rounding (uniform) or the nearest codebook entry (nuq: a sorted
+//                 16-entry codebook by a branch-free count of its midpoints below the value, any
+//                 other by codec.ts's binary search; the same codes)
 //   uniform / nuq per channel ('channel' params): the calibrated scale and offset of each channel
 //                 from the stream, values outside the calibrated [lo, hi] kept exact
 // A sink row keeps every value exact (its codes are written all the same). Then the row's codes
@@ -39,6 +41,8 @@ export const KVE = {
   tau: 152, hasTau: 160,
   /** Written back: the first row not encoded, the entries held after the call. */
   rowsDone: 164, nOutDone: 168,
+  /** f64 [16] work: a 16-entry table's midpoints (codec.ts nearest's comparisons), then +∞. */
+  mids: 172,
   BYTES: 176,
 };
 export const constants = { KVE };
@@ -105,6 +109,15 @@ const NEAREST = `
       (br $l)))
     (local.get $lo))`;
 
+// $nearest for a sorted 16-entry table without branches: the count of the 15 midpoints (f64, as
+// $nearest computes them, at m; m[15] = +∞) below x, which is where the binary search stops
+// (midpoints of a sorted table do not decrease; NaN is below none: 0, as there)
+const NEAREST16 = `
+  (func $nearest16 (param $m i32) (param $x f64) (result i32) (local $xv v128) (local $acc v128)
+    (local.set $xv (f64x2.splat (local.get $x)))
+    ${Array.from({ length: 8 }, (_, k) => `(local.set $acc (i64x2.sub (local.get $acc) (f64x2.gt (local.get $xv) (v128.load offset=${16 * k} (local.get $m)))))`).join('\n    ')}
+    (i32.wrap_i64 (i64.add (i64x2.extract_lane 0 (local.get $acc)) (i64x2.extract_lane 1 (local.get $acc)))))`;
+
 // the k-th smallest of f32 a[0, end) (Hoare's selection in place, as codec.ts select)
 const SELECT = `
   (func $select (param $a i32) (param $k i32) (param $end i32) (result f32)
@@ -140,7 +153,7 @@ const KERNEL = `
     (local $i i32) (local $n i32) (local $row i32) (local $t i32) (local $b i32) (local $h i32) (local $c i32) (local $j i32) (local $g i32) (local $c0 i32)
     (local $e i32) (local $eRow i32) (local $src i32) (local $dst i32) (local $ga i32) (local $nG i32) (local $q i32) (local $m i32) (local $hasTau i32)
     (local $S i32) (local $sb i32) (local $slices i32) (local $base i32) (local $bit i32) (local $sh i32) (local $segs i32) (local $Sg i32) (local $bnd i32)
-    (local $v f64) (local $med f64) (local $mn f64) (local $mx f64) (local $sc f64) (local $of f64) (local $d f64) (local $id f64) (local $tt f64) (local $tau f64) (local $amax f64) (local $vmax f64)
+    (local $v f64) (local $med f64) (local $mn f64) (local $mx f64) (local $sc f64) (local $of f64) (local $d f64) (local $id f64) (local $tt f64) (local $tau f64) (local $amax f64) (local $vmax f64) (local $mids i32)
     (local.set $B ${p('B')}) (local.set $T ${p('T')}) (local.set $D ${p('D')}) (local.set $HKV ${p('HKV')})
     (local.set $R ${p('R')}) (local.set $G ${p('G')}) (local.set $bits ${p('bits')}) (local.set $kind ${p('kind')})
     (local.set $top (i32.sub (i32.shl (i32.const 1) (local.get $bits)) (i32.const 1)))
@@ -157,6 +170,22 @@ const KERNEL = `
     (local.set $segs ${p('segs')}) (local.set $Sg (i32.div_u (local.get $R) (local.get $segs)))
     (local.set $bnd ${p('bounds')})
     (local.set $i ${p('i0')}) (local.set $n ${p('n')}) (local.set $e ${p('nOut')})
+    ;; a sorted 16-entry codebook: its midpoints once, codes by $nearest16 (mids stays 0 otherwise)
+    (if (i32.and (i32.eq (local.get $kind) (i32.const 3)) (i32.eq (local.get $nLut) (i32.const 16))) (then
+      (local.set $mids ${p('mids')})
+      (local.set $j (i32.const 0))
+      (block $md (loop $ml
+        (br_if $md (i32.ge_u (local.get $j) (i32.const 15)))
+        (f64.store (i32.add (local.get $mids) (i32.shl (local.get $j) (i32.const 3)))
+          (f64.div (f64.add (f64.promote_f32 (f32.load (i32.add (local.get $lut) (i32.shl (local.get $j) (i32.const 2)))))
+                            (f64.promote_f32 (f32.load offset=4 (i32.add (local.get $lut) (i32.shl (local.get $j) (i32.const 2)))))) (f64.const 2)))
+        ;; not sorted (or NaN): the binary search
+        (if (i32.and (i32.ne (local.get $j) (i32.const 0))
+              (i32.eqz (f64.le (f64.load (i32.add (local.get $mids) (i32.shl (i32.sub (local.get $j) (i32.const 1)) (i32.const 3)))) (f64.load (i32.add (local.get $mids) (i32.shl (local.get $j) (i32.const 3)))))))
+          (then (local.set $mids (i32.const 0)) (br $md)))
+        (local.set $j (i32.add (local.get $j) (i32.const 1)))
+        (br $ml)))
+      (if (local.get $mids) (then (f64.store offset=120 (local.get $mids) (f64.const inf))))))
     (block $rows_d (loop $rows_l
       (br_if $rows_d (i32.ge_u (local.get $i) (local.get $n)))
       ;; room for a whole row of exact entries, else back to the caller to grow the buffer
@@ -237,7 +266,7 @@ const KERNEL = `
               (if (f64.eq (f64.sub (local.get $tt) (local.get $tt)) (f64.const 0)) (then
                 (if (i32.eq (local.get $kind) (i32.const 2))
                   (then (local.set $q (i32.trunc_sat_f64_s (f64.min (f64.convert_i32_s (local.get $top)) (f64.max (f64.const 0) (call $round (local.get $tt)))))))
-                  (else (local.set $q (call $nearest (local.get $lut) (local.get $nLut) (local.get $tt)))))))
+                  (else (local.set $q (if (result i32) (local.get $mids) (then (call $nearest16 (local.get $mids) (local.get $tt))) (else (call $nearest (local.get $lut) (local.get $nLut) (local.get $tt)))))))))
               (i32.store8 (i32.add (local.get $qb) (local.get $c)) (local.get $q))
               (local.set $c (i32.add (local.get $c) (i32.const 1)))
               (br $cl))))
@@ -297,7 +326,7 @@ const KERNEL = `
                   (f64.const 0) (f64.ne (local.get $sc) (f64.const 0))))
                 (if (i32.eq (local.get $kind) (i32.const 2))
                   (then (local.set $q (i32.trunc_sat_f64_s (f64.min (f64.convert_i32_s (local.get $top)) (f64.max (f64.const 0) (call $round (local.get $tt)))))))
-                  (else (local.set $q (call $nearest (local.get $lut) (local.get $nLut) (local.get $tt)))))
+                  (else (local.set $q (if (result i32) (local.get $mids) (then (call $nearest16 (local.get $mids) (local.get $tt))) (else (call $nearest (local.get $lut) (local.get $nLut) (local.get $tt)))))))
                 (i32.store8 (i32.add (local.get $qb) (i32.add (local.get $c0) (local.get $j))) (local.get $q))
                 (local.set $j (i32.add (local.get $j) (i32.const 1)))
                 (br $ul)))
@@ -373,7 +402,7 @@ const KERNEL = `
 
 /** @param {{relaxed: boolean}} _variant  (identical builds) */
 export function generate(_variant) {
-  const out = ['(module', '  (import "env" "memory" (memory 1 65536 shared))', F16BITS, ROUND, NEAREST, SELECT, KERNEL];
+  const out = ['(module', '  (import "env" "memory" (memory 1 65536 shared))', F16BITS, ROUND, NEAREST, NEAREST16, SELECT, KERNEL];
   for (const e of exportNames) out.push(`  (export "${e}" (func $${e}))`);
   out.push(')');
   return out.join('\n');
