@@ -7,7 +7,9 @@
 //                 them, in f64 as JavaScript does): an f16 scale per block
 //   uniform / nuq per group of G ('group' params): the group's median (when a threshold τ is set),
 //                 values with |x − median| > τ kept exact, min-max of the others -> f16 scale and
-//                 offset, codes by rounding (uniform) or the nearest codebook entry (nuq)
+//                 offset, codes by rounding (uniform) or the nearest codebook entry (nuq: a sorted
+//                 16-entry codebook by a branch-free count of its midpoints below the value, any
+//                 other by codec.ts's binary search; the same codes)
 //   uniform / nuq per channel ('channel' params): the calibrated scale and offset of each channel
 //                 from the stream, values outside the calibrated [lo, hi] kept exact
 // A sink row keeps every value exact (its codes are written all the same). Then the row's codes
@@ -16,6 +18,8 @@
 // order; a row starts only while the buffer has room for R more, else the call returns early and
 // the caller grows the buffer and calls again from the row it reached.
 //   kv_encode(params, task, nTasks)   parameter block KVE below; one task
+import { F16BITS, NEAREST, NEAREST16, ROUND, SELECT } from './kvenc-rules.mjs';
+
 export const name = 'kvenc';
 export const exportNames = ['kv_encode'];
 
@@ -39,99 +43,13 @@ export const KVE = {
   tau: 152, hasTau: 160,
   /** Written back: the first row not encoded, the entries held after the call. */
   rowsDone: 164, nOutDone: 168,
+  /** f64 [16] work: a 16-entry table's midpoints (codec.ts nearest's comparisons), then +∞. */
+  mids: 172,
   BYTES: 176,
 };
 export const constants = { KVE };
 
 const p = (f) => `(i32.load offset=${KVE[f]} (local.get $prm))`;
-
-// f32ToF16Bits (src/tensor/dtype.ts) of a number: rounded to f32 first, then to half with ties to even
-const F16BITS = `
-  (func $f16bits (param $x f64) (result i32)
-    (local $b i32) (local $sign i32) (local $exp i32) (local $mant i32) (local $e i32) (local $m i32) (local $rest i32) (local $shift i32) (local $half i32)
-    (local.set $b (i32.reinterpret_f32 (f32.demote_f64 (local.get $x))))
-    (local.set $sign (i32.and (i32.shr_u (local.get $b) (i32.const 16)) (i32.const 0x8000)))
-    (local.set $exp (i32.and (i32.shr_u (local.get $b) (i32.const 23)) (i32.const 0xff)))
-    (local.set $mant (i32.and (local.get $b) (i32.const 0x7fffff)))
-    (if (i32.eq (local.get $exp) (i32.const 0xff)) (then
-      (return (i32.or (i32.or (local.get $sign) (i32.const 0x7c00))
-        (select (i32.or (i32.const 0x200) (i32.shr_u (local.get $mant) (i32.const 13))) (i32.const 0) (local.get $mant))))))
-    (local.set $e (i32.sub (local.get $exp) (i32.const 112)))
-    (if (i32.ge_s (local.get $e) (i32.const 0x1f)) (then (return (i32.or (local.get $sign) (i32.const 0x7c00)))))
-    (if (i32.le_s (local.get $e) (i32.const 0)) (then
-      (if (i32.lt_s (local.get $e) (i32.const -10)) (then (return (local.get $sign))))
-      (local.set $mant (i32.or (local.get $mant) (i32.const 0x800000)))
-      (local.set $shift (i32.sub (i32.const 14) (local.get $e)))
-      (local.set $half (i32.shl (i32.const 1) (i32.sub (local.get $shift) (i32.const 1))))
-      (local.set $m (i32.shr_u (local.get $mant) (local.get $shift)))
-      (local.set $rest (i32.and (local.get $mant) (i32.sub (i32.shl (i32.const 1) (local.get $shift)) (i32.const 1))))
-      (if (i32.or (i32.gt_u (local.get $rest) (local.get $half))
-                  (i32.and (i32.eq (local.get $rest) (local.get $half)) (i32.and (local.get $m) (i32.const 1))))
-        (then (local.set $m (i32.add (local.get $m) (i32.const 1)))))
-      (return (i32.or (local.get $sign) (local.get $m)))))
-    (local.set $m (i32.shr_u (local.get $mant) (i32.const 13)))
-    (local.set $rest (i32.and (local.get $mant) (i32.const 0x1fff)))
-    (if (i32.or (i32.gt_u (local.get $rest) (i32.const 0x1000))
-                (i32.and (i32.eq (local.get $rest) (i32.const 0x1000)) (i32.and (local.get $m) (i32.const 1))))
-      (then
-        (local.set $m (i32.add (local.get $m) (i32.const 1)))
-        (if (i32.eq (local.get $m) (i32.const 0x400)) (then
-          (local.set $m (i32.const 0))
-          (local.set $e (i32.add (local.get $e) (i32.const 1)))
-          (if (i32.ge_s (local.get $e) (i32.const 0x1f)) (then (return (i32.or (local.get $sign) (i32.const 0x7c00)))))))))
-    (i32.or (i32.or (local.get $sign) (i32.shl (local.get $e) (i32.const 10))) (local.get $m)))`;
-
-// Math.round (halves toward +∞) and C's roundf (halves away from zero, as gguf-quants.ts's roundf)
-const ROUND = `
-  (func $round (param $x f64) (result f64) (local $r f64)
-    (local.set $r (f64.floor (local.get $x)))
-    (select (f64.add (local.get $r) (f64.const 1)) (local.get $r) (f64.ge (f64.sub (local.get $x) (local.get $r)) (f64.const 0.5))))
-  (func $roundf (param $x f64) (result f64)
-    (f64.mul
-      (select (f64.const 1) (select (f64.const -1) (f64.const 0) (f64.lt (local.get $x) (f64.const 0))) (f64.gt (local.get $x) (f64.const 0)))
-      (f64.floor (f64.add (f64.abs (local.get $x)) (f64.const 0.5)))))`;
-
-// index of the entry of the sorted f32 table [n] nearest to x, ties to the lower (codec.ts nearest)
-const NEAREST = `
-  (func $nearest (param $lut i32) (param $n i32) (param $x f64) (result i32) (local $lo i32) (local $hi i32) (local $mid i32) (local $a i32)
-    (local.set $hi (i32.sub (local.get $n) (i32.const 1)))
-    (block $d (loop $l
-      (br_if $d (i32.ge_s (local.get $lo) (local.get $hi)))
-      (local.set $mid (i32.shr_u (i32.add (local.get $lo) (local.get $hi)) (i32.const 1)))
-      (local.set $a (i32.add (local.get $lut) (i32.shl (local.get $mid) (i32.const 2))))
-      (if (f64.gt (local.get $x) (f64.div (f64.add (f64.promote_f32 (f32.load (local.get $a))) (f64.promote_f32 (f32.load offset=4 (local.get $a)))) (f64.const 2)))
-        (then (local.set $lo (i32.add (local.get $mid) (i32.const 1))))
-        (else (local.set $hi (local.get $mid))))
-      (br $l)))
-    (local.get $lo))`;
-
-// the k-th smallest of f32 a[0, end) (Hoare's selection in place, as codec.ts select)
-const SELECT = `
-  (func $select (param $a i32) (param $k i32) (param $end i32) (result f32)
-    (local $lo i32) (local $hi i32) (local $i i32) (local $j i32) (local $pv f32) (local $t f32)
-    (local.set $hi (i32.sub (local.get $end) (i32.const 1)))
-    (block $done (loop $outer
-      (br_if $done (i32.ge_s (local.get $lo) (local.get $hi)))
-      (local.set $pv (f32.load (i32.add (local.get $a) (i32.shl (i32.shr_s (i32.add (local.get $lo) (local.get $hi)) (i32.const 1)) (i32.const 2)))))
-      (local.set $i (local.get $lo)) (local.set $j (local.get $hi))
-      (block $pd (loop $pl
-        (br_if $pd (i32.gt_s (local.get $i) (local.get $j)))
-        (block $id (loop $il
-          (br_if $id (i32.eqz (f32.lt (f32.load (i32.add (local.get $a) (i32.shl (local.get $i) (i32.const 2)))) (local.get $pv))))
-          (local.set $i (i32.add (local.get $i) (i32.const 1))) (br $il)))
-        (block $jd (loop $jl
-          (br_if $jd (i32.eqz (f32.gt (f32.load (i32.add (local.get $a) (i32.shl (local.get $j) (i32.const 2)))) (local.get $pv))))
-          (local.set $j (i32.sub (local.get $j) (i32.const 1))) (br $jl)))
-        (if (i32.le_s (local.get $i) (local.get $j)) (then
-          (local.set $t (f32.load (i32.add (local.get $a) (i32.shl (local.get $i) (i32.const 2)))))
-          (f32.store (i32.add (local.get $a) (i32.shl (local.get $i) (i32.const 2))) (f32.load (i32.add (local.get $a) (i32.shl (local.get $j) (i32.const 2)))))
-          (f32.store (i32.add (local.get $a) (i32.shl (local.get $j) (i32.const 2))) (local.get $t))
-          (local.set $i (i32.add (local.get $i) (i32.const 1))) (local.set $j (i32.sub (local.get $j) (i32.const 1)))))
-        (br $pl)))
-      (if (i32.le_s (local.get $k) (local.get $j)) (then (local.set $hi (local.get $j)))
-        (else (if (i32.ge_s (local.get $k) (local.get $i)) (then (local.set $lo (local.get $i))) (else (br $done)))))
-      (br $outer)))
-    (f32.load (i32.add (local.get $a) (i32.shl (local.get $k) (i32.const 2)))))`;
 
 const KERNEL = `
   (func $kv_encode (param $prm i32) (param $task i32) (param $nTasks i32)
@@ -140,7 +58,7 @@ const KERNEL = `
     (local $i i32) (local $n i32) (local $row i32) (local $t i32) (local $b i32) (local $h i32) (local $c i32) (local $j i32) (local $g i32) (local $c0 i32)
     (local $e i32) (local $eRow i32) (local $src i32) (local $dst i32) (local $ga i32) (local $nG i32) (local $q i32) (local $m i32) (local $hasTau i32)
     (local $S i32) (local $sb i32) (local $slices i32) (local $base i32) (local $bit i32) (local $sh i32) (local $segs i32) (local $Sg i32) (local $bnd i32)
-    (local $v f64) (local $med f64) (local $mn f64) (local $mx f64) (local $sc f64) (local $of f64) (local $d f64) (local $id f64) (local $tt f64) (local $tau f64) (local $amax f64) (local $vmax f64)
+    (local $v f64) (local $med f64) (local $mn f64) (local $mx f64) (local $sc f64) (local $of f64) (local $d f64) (local $id f64) (local $tt f64) (local $tau f64) (local $amax f64) (local $vmax f64) (local $mids i32)
     (local.set $B ${p('B')}) (local.set $T ${p('T')}) (local.set $D ${p('D')}) (local.set $HKV ${p('HKV')})
     (local.set $R ${p('R')}) (local.set $G ${p('G')}) (local.set $bits ${p('bits')}) (local.set $kind ${p('kind')})
     (local.set $top (i32.sub (i32.shl (i32.const 1) (local.get $bits)) (i32.const 1)))
@@ -157,6 +75,22 @@ const KERNEL = `
     (local.set $segs ${p('segs')}) (local.set $Sg (i32.div_u (local.get $R) (local.get $segs)))
     (local.set $bnd ${p('bounds')})
     (local.set $i ${p('i0')}) (local.set $n ${p('n')}) (local.set $e ${p('nOut')})
+    ;; a sorted 16-entry codebook: its midpoints once, codes by $nearest16 (mids stays 0 otherwise)
+    (if (i32.and (i32.eq (local.get $kind) (i32.const 3)) (i32.eq (local.get $nLut) (i32.const 16))) (then
+      (local.set $mids ${p('mids')})
+      (local.set $j (i32.const 0))
+      (block $md (loop $ml
+        (br_if $md (i32.ge_u (local.get $j) (i32.const 15)))
+        (f64.store (i32.add (local.get $mids) (i32.shl (local.get $j) (i32.const 3)))
+          (f64.div (f64.add (f64.promote_f32 (f32.load (i32.add (local.get $lut) (i32.shl (local.get $j) (i32.const 2)))))
+                            (f64.promote_f32 (f32.load offset=4 (i32.add (local.get $lut) (i32.shl (local.get $j) (i32.const 2)))))) (f64.const 2)))
+        ;; not sorted (or NaN): the binary search
+        (if (i32.and (i32.ne (local.get $j) (i32.const 0))
+              (i32.eqz (f64.le (f64.load (i32.add (local.get $mids) (i32.shl (i32.sub (local.get $j) (i32.const 1)) (i32.const 3)))) (f64.load (i32.add (local.get $mids) (i32.shl (local.get $j) (i32.const 3)))))))
+          (then (local.set $mids (i32.const 0)) (br $md)))
+        (local.set $j (i32.add (local.get $j) (i32.const 1)))
+        (br $ml)))
+      (if (local.get $mids) (then (f64.store offset=120 (local.get $mids) (f64.const inf))))))
     (block $rows_d (loop $rows_l
       (br_if $rows_d (i32.ge_u (local.get $i) (local.get $n)))
       ;; room for a whole row of exact entries, else back to the caller to grow the buffer
@@ -237,7 +171,7 @@ const KERNEL = `
               (if (f64.eq (f64.sub (local.get $tt) (local.get $tt)) (f64.const 0)) (then
                 (if (i32.eq (local.get $kind) (i32.const 2))
                   (then (local.set $q (i32.trunc_sat_f64_s (f64.min (f64.convert_i32_s (local.get $top)) (f64.max (f64.const 0) (call $round (local.get $tt)))))))
-                  (else (local.set $q (call $nearest (local.get $lut) (local.get $nLut) (local.get $tt)))))))
+                  (else (local.set $q (if (result i32) (local.get $mids) (then (call $nearest16 (local.get $mids) (local.get $tt))) (else (call $nearest (local.get $lut) (local.get $nLut) (local.get $tt)))))))))
               (i32.store8 (i32.add (local.get $qb) (local.get $c)) (local.get $q))
               (local.set $c (i32.add (local.get $c) (i32.const 1)))
               (br $cl))))
@@ -297,7 +231,7 @@ const KERNEL = `
                   (f64.const 0) (f64.ne (local.get $sc) (f64.const 0))))
                 (if (i32.eq (local.get $kind) (i32.const 2))
                   (then (local.set $q (i32.trunc_sat_f64_s (f64.min (f64.convert_i32_s (local.get $top)) (f64.max (f64.const 0) (call $round (local.get $tt)))))))
-                  (else (local.set $q (call $nearest (local.get $lut) (local.get $nLut) (local.get $tt)))))
+                  (else (local.set $q (if (result i32) (local.get $mids) (then (call $nearest16 (local.get $mids) (local.get $tt))) (else (call $nearest (local.get $lut) (local.get $nLut) (local.get $tt)))))))
                 (i32.store8 (i32.add (local.get $qb) (i32.add (local.get $c0) (local.get $j))) (local.get $q))
                 (local.set $j (i32.add (local.get $j) (i32.const 1)))
                 (br $ul)))
@@ -373,7 +307,7 @@ const KERNEL = `
 
 /** @param {{relaxed: boolean}} _variant  (identical builds) */
 export function generate(_variant) {
-  const out = ['(module', '  (import "env" "memory" (memory 1 65536 shared))', F16BITS, ROUND, NEAREST, SELECT, KERNEL];
+  const out = ['(module', '  (import "env" "memory" (memory 1 65536 shared))', F16BITS, ROUND, NEAREST, NEAREST16, SELECT, KERNEL];
   for (const e of exportNames) out.push(`  (export "${e}" (func $${e}))`);
   out.push(')');
   return out.join('\n');

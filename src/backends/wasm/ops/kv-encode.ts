@@ -54,7 +54,7 @@ export function runKVEncodeWasm(rt: WasmRuntime, a: KVEncodeArgs): { rows: numbe
   put(KVE.bounds, a.bounds ? addr(rt, a.bounds) : 0);
   put(KVE.row0, a.row0); put(KVE.i0, rows0); put(KVE.n, n); put(KVE.nOut, a.nOut); put(KVE.outCap, L.sparse ? L.outCap : 0);
   put(KVE.pos, posAt); put(KVE.sink, a.sink ? sinkAt : 0);
-  put(KVE.tab, tab); put(KVE.scratch, scratch);
+  put(KVE.tab, tab); put(KVE.scratch, scratch); put(KVE.mids, rt.scratch('kvenc.mids', 128));
   new DataView(mem, prm + KVE.tau, 8).setFloat64(0, Number.isFinite(a.tau) ? a.tau : 0, true);
   put(KVE.hasTau, Number.isFinite(a.tau) ? 1 : 0);
   rt.pool.run('kv_encode', [prm], 1);
