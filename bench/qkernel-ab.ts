@@ -4,8 +4,9 @@
 // ...) on 1 thread, CPU time per call, median and minimum. It measures the kernels alone (no
 // dispatch, no thread pool) where the backend's benches (qgemv.ts, qgemm.ts) cannot hold two builds
 // at once. Checks that both give the same products as the exact f64 product within the 8-bit
-// activation's error (printed).
-// Usage: npm run build && node dist/bench/qkernel-ab.js --a ../other-checkout [--b .] [--types q4_k,q6_k] [--m 1] [--n 2304] [--k 768] [--runs 15] [--reps 10]
+// activation's error (printed). With --plain, both checkouts' plain-SIMD builds (what a browser
+// without relaxed SIMD runs) instead of their relaxed-SIMD builds.
+// Usage: npm run build && node dist/bench/qkernel-ab.js --a ../other-checkout [--b .] [--types q4_k,q6_k] [--m 1] [--n 2304] [--k 768] [--runs 15] [--reps 10] [--plain]
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { loadavg } from 'node:os';
@@ -22,6 +23,7 @@ const types = opt('types', 'q8_0,q4_0,q4_k,q6_k').split(',');
 const [M, N, K] = [Number(opt('m', '1')), Number(opt('n', '2304')), Number(opt('k', '768'))];
 const runs = Number(opt('runs', '15'));
 const reps = Number(opt('reps', '10'));
+const relaxed = !args.includes('--plain');
 setFlagsFromString('--experimental-wasm-relaxed-simd'); // Node 20: relaxed SIMD behind a flag (as features.ts)
 
 type Exports = Record<string, (p: number, task: number, nTasks: number) => void>;
@@ -31,7 +33,7 @@ const FEATURES = { simd: true, threads: true, relaxed_simd: true };
 const memory = new WebAssembly.Memory({ initial: 4096, maximum: 65536, shared: true });
 async function build(dir: string): Promise<{ gen: Gen; E: Exports }> {
   const gen = (await import(pathToFileURL(`${dir}/src/backends/wasm/kernels/qmatmul.wat.mjs`).href)) as Gen;
-  const mod = wabt.parseWat('qmatmul.wat', gen.generate({ relaxed: true }), FEATURES);
+  const mod = wabt.parseWat('qmatmul.wat', gen.generate({ relaxed }), FEATURES);
   mod.resolveNames();
   (mod as unknown as { validate(f: object): void }).validate(FEATURES);
   const bin = new Uint8Array(mod.toBinary({}).buffer);
@@ -87,7 +89,7 @@ function prepare(b: { gen: Gen; E: Exports }, type: string): () => void {
 
 const median = (a: number[]) => [...a].sort((p, q) => p - q)[a.length >> 1]!;
 const load0 = loadavg()[0]!;
-console.log(`quantized kernels A/B, M = ${M}, N = ${N}, K = ${K}, 1 thread, CPU µs per call (median and min of ${runs} interleaved rounds of ${reps} calls)`);
+console.log(`quantized kernels A/B (${relaxed ? 'relaxed-SIMD' : 'plain-SIMD'} builds), M = ${M}, N = ${N}, K = ${K}, 1 thread, CPU µs per call (median and min of ${runs} interleaved rounds of ${reps} calls)`);
 console.log(`A: ${dirs.A}\nB: ${dirs.B}`);
 console.log('| type | A µs | A min | B µs | B min | B / A | A max rel err | B max rel err |\n|---|---:|---:|---:|---:|---:|---:|---:|');
 for (const type of types) {

@@ -5,6 +5,7 @@
 //   attribution patching: (a_corrupt − a_clean) · ∂metric/∂a, evaluated at the clean run
 // over residual positions (blocks.{l}.hook_resid_pre × pos), attention heads (attn.hook_z per
 // head, all positions) and MLP neurons (mlp.hook_post per neuron, all positions).
+import { pearson } from '../analysis/stats.js';
 import { gradAtDevice } from '../hooks/grad.js';
 import { readAsync, readSync, type Reads } from '../tensor/read.js';
 import { blockHook, Hooks, type HookFilter, type HookFn } from '../models/hook-point.js';
@@ -198,10 +199,5 @@ export function correlation(a: PatchingResult, b: PatchingResult): number {
     const y = b.effects[i]![j]!;
     if (Number.isFinite(x) && Number.isFinite(y)) { xs.push(x); ys.push(y); }
   }));
-  const n = xs.length;
-  const mx = xs.reduce((s, x) => s + x, 0) / n;
-  const my = ys.reduce((s, y) => s + y, 0) / n;
-  let sxy = 0; let sxx = 0; let syy = 0;
-  for (let i = 0; i < n; i++) { sxy += (xs[i]! - mx) * (ys[i]! - my); sxx += (xs[i]! - mx) ** 2; syy += (ys[i]! - my) ** 2; }
-  return sxy / Math.sqrt(sxx * syy);
+  return pearson(xs, ys);
 }

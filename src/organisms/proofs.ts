@@ -7,6 +7,7 @@
 //    embedding destroys held-out accuracy; removing every other frequency leaves it intact.
 import { noGrad } from '../autograd/tape.js';
 import { inductionScores } from '../analysis/induction.js';
+import { pearson } from '../analysis/stats.js';
 import { runWithCache } from '../hooks/run.js';
 import type { HookFn } from '../models/hook-point.js';
 import { Rng, tensor } from '../ops/creation.js';
@@ -128,15 +129,6 @@ export function inductionProof(model: CausalLM, o: { sequences?: number; seed?: 
       }),
     },
   };
-}
-
-export function pearson(xs: readonly number[], ys: readonly number[]): number {
-  const n = xs.length;
-  const mx = xs.reduce((s, x) => s + x, 0) / n;
-  const my = ys.reduce((s, y) => s + y, 0) / n;
-  let sxy = 0; let sxx = 0; let syy = 0;
-  for (let i = 0; i < n; i++) { sxy += (xs[i]! - mx) * (ys[i]! - my); sxx += (xs[i]! - mx) ** 2; syy += (ys[i]! - my) ** 2; }
-  return sxy / Math.sqrt(sxx * syy);
 }
 
 /**

@@ -6,7 +6,10 @@
 // sums of 32), so that a whole super-block of a weight row is one exact integer sum and costs
 // one f32 multiply-add:
 // - the weight values as stored (0..15, 0..31, 0..63) meet x in the relaxed i8 x i7 dot (exact:
-//   inside the instruction's 7-bit operand), 16 pair sums per instruction;
+//   inside the instruction's 7-bit operand), 16 pair sums per instruction; the plain-SIMD build
+//   (browsers without relaxed SIMD) takes two i8 x i8 -> i16 extending multiplies and an add
+//   instead (`i8dot`): its i16 lanes pair other values (j with j + 8), and every use multiplies all
+//   lanes by one scale and sums them, so the result is the same integer;
 // - each sub-block's scale multiplies its pair sums in i32 (i32x4.dot_i16x8_s against the scale's
 //   splat) into one i32x4 per row and block; Q6_K's −32 and the Q4_K/Q5_K minimums come off
 //   through x's sums of 16 (32) values, one dot per block;
@@ -35,6 +38,20 @@ const f16 = (addr) => `(f32.load (i32.add ${g('tab')} (i32.shl (i32.load16_u ${a
 let fences = 0;
 const fence = () => `(br_if $fence (i32.eq ${g('nb')} ${i32(-1 - fences++)}))`;
 const vlocals = (names) => names.map((n) => `(local $${n} v128)`).join(' ');
+
+/**
+ * Sums of products of x's i8 values `a` with weight values `b` (0..63) in eight i16 lanes, each
+ * lane the sum of two products: the relaxed i8 x i7 dot (lanes pair values 2j, 2j + 1) or, without
+ * relaxed SIMD, the low and high halves' i16 products added (lanes pair j, j + 8; the function
+ * needs the v128 locals `$da` and `$db`, see DOT_LOCALS). Callers only ever scale all eight lanes
+ * alike and sum them, where both give the same integer.
+ */
+export function i8dot(a, b, relaxed) {
+  if (relaxed) return `(i16x8.relaxed_dot_i8x16_i7x16_s ${a} ${b})`;
+  return `(i16x8.add (i16x8.extmul_low_i8x16_s (local.tee $da ${a}) (local.tee $db ${b})) (i16x8.extmul_high_i8x16_s (local.get $da) (local.get $db)))`;
+}
+/** The locals `i8dot` needs in a function that uses it. */
+export const DOT_LOCALS = ['da', 'db'];
 
 /**
  * `$qm_quant_xk (p task nTasks)`: the activation rows (P.x, M x K, K a multiple of 256) rounded
@@ -104,7 +121,7 @@ export function quantXK(P) {
  * ql bytes 64h + 32(t & 1) + 16k (low nibbles for t < 2, high ones after) and bits 2t, 2t + 1 of
  * qh bytes 128 + 32h + 16k, with the scale 8h + 2t + k.
  */
-export function q6kDecode(madd, R) {
+export function q6kDecode(madd, R, relaxed) {
   const rows = [...Array(R).keys()];
   const W = (r) => g(r ? 'wq' : 'wp');
   const L = [];
@@ -132,26 +149,11 @@ export function q6kDecode(madd, R) {
         // bits 2t, 2t + 1 of each qh byte to bits 4, 5 by one 16-bit shift (bits crossing bytes fall outside 0x30)
         const hi = `(v128.and ${sh > 0 ? `(i16x8.shl ${qh} ${i32(sh)})` : sh < 0 ? `(i16x8.shr_u ${qh} ${i32(-sh)})` : qh} ${b16(0x30)})`;
         const x8 = `(v128.load offset=${32 * t + 16 * k} ${g('xh')})`;
-        H.push(set(`i${r}`, `(i32x4.add ${g(`i${r}`)} (i32x4.dot_i16x8_s (i16x8.relaxed_dot_i8x16_i7x16_s ${x8} (v128.or ${nib} ${hi})) ${splat16(g(`s${r}`), 2 * t + k)}))`));
+        H.push(set(`i${r}`, `(i32x4.add ${g(`i${r}`)} (i32x4.dot_i16x8_s ${i8dot(x8, `(v128.or ${nib} ${hi})`, relaxed)} ${splat16(g(`s${r}`), 2 * t + k)}))`));
       }
     }
   }
-  H.push(set('h', add(g('h'), i32(1))));
-  const tail = rows.map((r) => set(`a${r}`, madd(`(f32x4.convert_i32x4_s ${g(`i${r}`)})`, g(`d${r}`), g(`a${r}`))));
-  return `
-  (func $qm_q6_k_k${R} (param $wp i32) (param $wq i32) (param $nb i32) (param $x8 i32) (param $xd i32) (param $xg i32) (param $tab i32) (param $y i32)
-    ${vlocals(['qa', 'qb', 'qh', ...rows.flatMap((r) => [`a${r}`, `d${r}`, `i${r}`, `s${r}`])])} (local $b i32) (local $h i32) (local $o i32) (local $xh i32)
-    (block $done (loop $blocks
-      (br_if $done (i32.ge_u ${g('b')} ${g('nb')}))
-${L.map((x) => '      ' + x).join('\n')}
-      (loop $halves (block $fence
-${H.map((x) => '        ' + x).join('\n')})
-        (br_if $halves (i32.lt_u ${g('h')} ${i32(2)})))
-      ${tail.join(' ')}
-      ${set('wp', add(g('wp'), i32(210)))} ${R > 1 ? set('wq', add(g('wq'), i32(210))) : ''} ${set('x8', add(g('x8'), i32(256)))} ${set('xd', add(g('xd'), i32(4)))} ${set('xg', add(g('xg'), i32(32)))}
-      ${set('b', add(g('b'), i32(1)))}
-      (br $blocks)))
-    ${rows.map((r) => `(f32.store offset=${4 * r} ${g('y')} ${hsum(g(`a${r}`))})`).join(' ')})`;
+  return decodeFunc({ name: 'q6_k', R, madd, bytes: 210, sums: 'xg', sumsBytes: 32, vectors: ['qa', 'qb', 'qh'], perRow: ['s'], L, H });
 }
 
 /**
@@ -178,7 +180,7 @@ export function kScaleBytes(wp) {
  * bit of value l of unit j). Per half h: units 4h..4h+3; a unit's two 16-value pair sums added in
  * i16, times its 6-bit scale in i32; the mins: dmin·d_x · Σ m · (x's sums of 32), one dot per block.
  */
-export function q4kDecode(madd, R, q5 = false) {
+export function q4kDecode(madd, R, relaxed, q5 = false) {
   const qs = q5 ? 48 : 16;
   const rows = [...Array(R).keys()];
   const W = (r) => g(r ? 'wq' : 'wp');
@@ -207,36 +209,49 @@ export function q4kDecode(madd, R, q5 = false) {
         const nib4 = (q) => (hiNib ? `(v128.and (i16x8.shr_u ${g(q)} ${i32(4)}) ${b16(15)})` : `(v128.and ${g(q)} ${b16(15)})`);
         // q5: bit 4h + u of each qh byte (already shifted by 4h) to bit 4
         const nib = (q, k) => (q5 ? `(v128.or ${nib4(q)} (v128.and (i16x8.shl ${g(`f${k}`)} ${i32(4 - u)}) ${b16(16)}))` : nib4(q));
-        const rd = (k, q) => `(i16x8.relaxed_dot_i8x16_i7x16_s (v128.load offset=${32 * u + 16 * k} ${g('xh')}) ${nib(q, k)})`;
+        const rd = (k, q) => i8dot(`(v128.load offset=${32 * u + 16 * k} ${g('xh')})`, nib(q, k), relaxed);
         H.push(set(`i${r}`, `(i32x4.add ${g(`i${r}`)} (i32x4.dot_i16x8_s (i16x8.add ${rd(0, 'qa')} ${rd(1, 'qb')}) ${splat16(g('sc'), u)}))`));
       }
     }
   }
-  H.push(set('h', add(g('h'), i32(1))));
+  return decodeFunc({
+    name: q5 ? 'q5_k' : 'q4_k', R, madd, bytes: q5 ? 176 : 144, sums: 'x32', sumsBytes: 16,
+    vectors: ['qa', 'qb', 'kv', 'sc', 'f0', 'f1'], perRow: ['s', 't'], L, H,
+  });
+}
+
+/**
+ * The function `$qm_<name>_k<R>` around a decode kernel's per-block code `L` and per-half code `H`
+ * (the loop over two halves of 128 values, fenced): per row r, the f32 accumulator $a<r>, the
+ * block's f32 scale $d<r> and its i32 sum $i<r> (set by L and H) with `perRow` vectors besides;
+ * `sums` the x-side sums parameter ($xg or $x32, `sumsBytes` per block), `bytes` per weight block.
+ */
+function decodeFunc({ name, R, madd, bytes, sums, sumsBytes, vectors, perRow, L, H }) {
+  const rows = [...Array(R).keys()];
   const tail = rows.map((r) => set(`a${r}`, madd(`(f32x4.convert_i32x4_s ${g(`i${r}`)})`, g(`d${r}`), g(`a${r}`))));
-  const bytes = q5 ? 176 : 144;
   return `
-  (func $qm_${q5 ? 'q5_k' : 'q4_k'}_k${R} (param $wp i32) (param $wq i32) (param $nb i32) (param $x8 i32) (param $xd i32) (param $x32 i32) (param $tab i32) (param $y i32)
-    ${vlocals(['qa', 'qb', 'kv', 'sc', 'f0', 'f1', ...rows.flatMap((r) => [`a${r}`, `d${r}`, `i${r}`, `s${r}`, `t${r}`])])} (local $b i32) (local $h i32) (local $o i32) (local $xh i32)
+  (func $qm_${name}_k${R} (param $wp i32) (param $wq i32) (param $nb i32) (param $x8 i32) (param $xd i32) (param $${sums} i32) (param $tab i32) (param $y i32)
+    ${vlocals([...vectors, ...DOT_LOCALS, ...rows.flatMap((r) => ['a', 'd', 'i', ...perRow].map((v) => `${v}${r}`))])} (local $b i32) (local $h i32) (local $o i32) (local $xh i32)
     (block $done (loop $blocks
       (br_if $done (i32.ge_u ${g('b')} ${g('nb')}))
 ${L.map((x) => '      ' + x).join('\n')}
       (loop $halves (block $fence
-${H.map((x) => '        ' + x).join('\n')})
+${H.map((x) => '        ' + x).join('\n')}
+        ${set('h', add(g('h'), i32(1)))})
         (br_if $halves (i32.lt_u ${g('h')} ${i32(2)})))
       ${tail.join(' ')}
-      ${set('wp', add(g('wp'), i32(bytes)))} ${R > 1 ? set('wq', add(g('wq'), i32(bytes))) : ''} ${set('x8', add(g('x8'), i32(256)))} ${set('xd', add(g('xd'), i32(4)))} ${set('x32', add(g('x32'), i32(16)))}
+      ${set('wp', add(g('wp'), i32(bytes)))} ${R > 1 ? set('wq', add(g('wq'), i32(bytes))) : ''} ${set('x8', add(g('x8'), i32(256)))} ${set('xd', add(g('xd'), i32(4)))} ${set(sums, add(g(sums), i32(sumsBytes)))}
       ${set('b', add(g('b'), i32(1)))}
       (br $blocks)))
     ${rows.map((r) => `(f32.store offset=${4 * r} ${g('y')} ${hsum(g(`a${r}`))})`).join(' ')})`;
 }
 
 /**
- * Formats with a Q8_K decode kernel here (relaxed-SIMD builds only: they use the i8 x i7 dot),
- * each `fn(madd, R)` for R = 1, 2 weight rows per pass, and the x-side sums it takes (xkg, xk32).
+ * Formats with a Q8_K decode kernel here (both builds: `i8dot` picks the instruction), each
+ * `fn(madd, R, relaxed)` for R = 1, 2 weight rows per pass, and the x-side sums it takes (xkg, xk32).
  */
 export const DECODE = {
   q6_k: { fn: q6kDecode, sums: 'xkg' },
-  q4_k: { fn: (madd, R) => q4kDecode(madd, R), sums: 'xk32' },
-  q5_k: { fn: (madd, R) => q4kDecode(madd, R, true), sums: 'xk32' },
+  q4_k: { fn: (madd, R, relaxed) => q4kDecode(madd, R, relaxed), sums: 'xk32' },
+  q5_k: { fn: (madd, R, relaxed) => q4kDecode(madd, R, relaxed, true), sums: 'xk32' },
 };

@@ -2,7 +2,7 @@
 // the activation rounded as llama.cpp's Q8_K: one f32 scale per 256 values, laid out in tiles of 4
 // rows (not a kernel module itself: qmatmul.wat.mjs pastes these functions in and qm_quant_xk
 // writes the tiles). Per weight row, each super-block is unpacked once per tile and meets the
-// tile's 4 rows in relaxed i8 x i7 dots; the sub-block scales multiply in i32, so that a row's whole
+// tile's 4 rows in relaxed i8 x i7 dots (without relaxed SIMD, qdecode.mjs's `i8dot` substitute); the sub-block scales multiply in i32, so that a row's whole
 // super-block is one exact integer sum: the 4 rows' sums are reduced into one i32x4 (lane r = row
 // r) once per block, not once per 32 values as with a scale per 32 (qtile.mjs), and one f32
 // multiply-add applies d_w · d_x to the four rows. Rows past the last full tile take the two-row
@@ -17,10 +17,10 @@
 // Bounds as qdecode.mjs: Q6_K's pair sums ≤ 2·63·127 < 2^15; Q4_K/Q5_K's two halves of a unit
 // added in i16 ≤ 4·31·127 < 2^15; a block's i32 sum per row < 2^27.
 
-import { kScaleBytes } from './qdecode.mjs';
+import { DOT_LOCALS, i8dot, kScaleBytes } from './qdecode.mjs';
 
 export const KTILE_BYTES = 1232;
-/** Formats with a Q8_K tiled kernel here (relaxed-SIMD builds). */
+/** Formats with a Q8_K tiled kernel here (both builds). */
 export const KTILE_TYPES = ['q4_k', 'q5_k', 'q6_k'];
 
 const g = (n) => `(local.get $${n})`;
@@ -44,7 +44,7 @@ let fences = 0;
 const fence = () => `(br_if $fence (i32.eq ${g('nb')} ${i32(-1 - fences++)}))`;
 
 /** `$qm_<type>_kt (wp nb xt tab y ldy)`: the weight row at $wp against the 4 rows of the tile at $xt; y[r] at $y + r·ldy. */
-function ktileKernel(type, madd) {
+function ktileKernel(type, madd, relaxed) {
   const q6 = type === 'q6_k';
   const q5 = type === 'q5_k';
   const bytes = { q4_k: 144, q5_k: 176, q6_k: 210 }[type];
@@ -71,7 +71,7 @@ function ktileKernel(type, madd) {
         const sh = 4 - 2 * t;
         const hi = `(v128.and ${sh > 0 ? `(i16x8.shl ${g('qh')} ${i32(sh)})` : sh < 0 ? `(i16x8.shr_u ${g('qh')} ${i32(-sh)})` : g('qh')} ${b16(0x30)})`;
         H.push(set('w0', `(v128.or ${nib} ${hi})`), set('sp', splat16(g('sc'), 2 * t + k)));
-        for (const r of rows) H.push(set(`u${r}`, `(i32x4.add ${g(`u${r}`)} (i32x4.dot_i16x8_s (i16x8.relaxed_dot_i8x16_i7x16_s ${xr(r, 32 * t + 16 * k)} ${g('w0')}) ${g('sp')}))`));
+        for (const r of rows) H.push(set(`u${r}`, `(i32x4.add ${g(`u${r}`)} (i32x4.dot_i16x8_s ${i8dot(xr(r, 32 * t + 16 * k), g('w0'), relaxed)} ${g('sp')}))`));
       }
     }
   } else {
@@ -96,7 +96,7 @@ function ktileKernel(type, madd) {
         const nib4 = (q) => (hiNib ? `(v128.and (i16x8.shr_u ${g(q)} ${i32(4)}) ${b16(15)})` : `(v128.and ${g(q)} ${b16(15)})`);
         const nib = (q, k) => (q5 ? `(v128.or ${nib4(q)} (v128.and (i16x8.shl ${g(`f${k}`)} ${i32(4 - u)}) ${b16(16)}))` : nib4(q));
         H.push(set('w0', nib('qa', 0)), set('w1', nib('qb', 1)), set('sp', splat16(g('sc'), u)));
-        const rd = (r, k) => `(i16x8.relaxed_dot_i8x16_i7x16_s ${xr(r, 32 * u + 16 * k)} ${g(`w${k}`)})`;
+        const rd = (r, k) => i8dot(xr(r, 32 * u + 16 * k), g(`w${k}`), relaxed);
         for (const r of rows) H.push(set(`u${r}`, `(i32x4.add ${g(`u${r}`)} (i32x4.dot_i16x8_s (i16x8.add ${rd(r, 0)} ${rd(r, 1)}) ${g('sp')}))`));
       }
     }
@@ -105,7 +105,7 @@ function ktileKernel(type, madd) {
   const tail = [...reduce4((r) => g(`u${r}`)), set('acc', madd(`(f32x4.convert_i32x4_s ${g('t0')})`, g('dv'), g('acc')))];
   return `
   (func $qm_${type}_kt (param $wp i32) (param $nb i32) (param $xt i32) (param $tab i32) (param $y i32) (param $ldy i32)
-    ${vlocals(['acc', 'dv', 'kv', 's0', 's1', 'sc', 'sp', 'qa', 'qb', 'qh', 'w0', 'w1', 'f0', 'f1', 't0', 't1', 'u0', 'u1', 'u2', 'u3'])}
+    ${vlocals(['acc', 'dv', 'kv', 's0', 's1', 'sc', 'sp', 'qa', 'qb', 'qh', 'w0', 'w1', 'f0', 'f1', 't0', 't1', 'u0', 'u1', 'u2', 'u3', ...DOT_LOCALS])}
     (local $b i32) (local $h i32) (local $o i32) (local $qp i32) (local $xh i32)
     (block $done (loop $blocks
       (br_if $done (i32.ge_u ${g('b')} ${g('nb')}))
@@ -122,17 +122,17 @@ ${tail.map((x) => '      ' + x).join('\n')}
 }
 
 /**
- * `$qm_<type>_gemm (params task nTasks)` of a K-quant in the relaxed build: this task's rows of W
+ * `$qm_<type>_gemm (params task nTasks)` of a K-quant: this task's rows of W
  * against the activation's full Q8_K tiles, then the rows past the last tile through the decode
  * kernels `$qm_<type>_k2`/`_k1` (qdecode.mjs; `sums` the x-side sums they take, xkg or xk32).
  */
-export function ktileEntry(type, P, sums, madd) {
+export function ktileEntry(type, P, sums, madd, relaxed) {
   const ld = (f) => `(i32.load offset=${P[f]} ${g('p')})`;
   const yAt = (m) => `(i32.add ${g('y')} (i32.shl (i32.add (i32.mul ${m} ${g('N')}) ${g('n')}) ${i32(2)}))`;
   const dcall = (R) => `(call $qm_${type}_k${R} ${g('wp')} (i32.add ${g('wp')} ${g('rb')}) ${g('nb')} (i32.add ${g('xk8')} (i32.mul ${g('m')} ${g('K')}))
               (i32.add ${g('xkd')} (i32.shl (i32.mul ${g('m')} ${g('nb')}) ${i32(2)})) (i32.add ${g('xks')} (i32.mul ${g('m')} (i32.shr_u ${g('K')} ${i32(sums === 'xkg' ? 3 : 4)}))) ${g('tab')} ${yAt(g('m'))})`;
   const wpAt = set('wp', `(i32.add ${g('w')} (i32.mul (i32.sub ${g('n')} ${g('r0')}) ${g('rb')}))`);
-  return `${ktileKernel(type, madd)}
+  return `${ktileKernel(type, madd, relaxed)}
   (func $qm_${type}_gemm (param $p i32) (param $task i32) (param $nTasks i32)
     (local $M i32) (local $N i32) (local $K i32) (local $M4 i32) (local $n i32) (local $n0 i32) (local $end i32) (local $m i32) (local $nb i32) (local $wp i32)
     (local $w i32) (local $rb i32) (local $r0 i32) (local $r1 i32) (local $xkt i32) (local $gs i32) (local $tab i32) (local $y i32) (local $ldy i32)

@@ -37,9 +37,10 @@
 // The code-book formats (NF4, NF4 with double-quantised scales, FP4 E2M1, LLM-FP4's E1M2/E2M1/
 // E3M0) run iq4_nl's scheme with their own 16-level tables; FP8 (E4M3, E5M2) has its own kernel
 // over the f32 activation (fp8Kernel). Every actlab format stays packed on wasm.
-// Decode (fewer than MT activation rows) of Q6_K, Q4_K and Q5_K in the relaxed build runs the kernels of
-// qdecode.mjs on x rounded per 256 values as llama.cpp's Q8_K (qm_quant_xk: xk8, xkd, xkg, xk32):
-// one exact integer sum per super-block and weight row, two weight rows per pass.
+// Q6_K, Q4_K and Q5_K, in both builds, run on x rounded per 256 values as llama.cpp's Q8_K
+// (qm_quant_xk: xk8, xkd, xkg, xk32): decode (fewer than MT activation rows) on the kernels of
+// qdecode.mjs, two weight rows per pass, prefill on the blocked GEMM of qktile.mjs; one exact
+// integer sum per super-block and weight row.
 // Not for: other formats (the runtime falls back to the reference kernel).
 
 import { DECODE, kScaleBytes, quantXK } from './qdecode.mjs';
@@ -680,13 +681,13 @@ export function generate({ relaxed }) {
     if (FORMAT[t].fp8) { out.push(fp8Kernel(t, madd)); continue; }
     // the two-row decode kernel pays off where the unpacked unit is small (the i8 relaxed dot on
     // nibbles); with 16-bit operands its two rows' vectors no longer fit the registers
-    const decode = relaxed ? DECODE[t] : undefined;
+    const decode = DECODE[t];
     const pair = relaxed && RDOT.has(t) && !decode;
     out.push(rowKernel(t, MT, madd, relaxed), rowKernel(t, 1, madd, relaxed));
     if (pair) out.push(pairKernel(t, madd, relaxed));
-    if (decode) out.push(decode.fn(madd, 1), decode.fn(madd, 2));
+    if (decode) out.push(decode.fn(madd, 1, relaxed), decode.fn(madd, 2, relaxed));
     out.push(entry(t, pair, decode));
-    if (relaxed && KTILE_TYPES.includes(t)) out.push(ktileEntry(t, P, DECODE[t].sums, madd));
+    if (KTILE_TYPES.includes(t)) out.push(ktileEntry(t, P, DECODE[t].sums, madd, relaxed));
     else if (TILE_TYPES.includes(t)) out.push(tileEntry(t, P, FORMAT[t].values, relaxed, madd));
   }
   for (const e of exportNames) out.push(`  (export "${e}" (func $${e}))`);

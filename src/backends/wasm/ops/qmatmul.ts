@@ -23,7 +23,7 @@ const P = KERNEL_CONSTANTS.qmatmul.P;
 const NATIVE = new Set<string>(KERNEL_CONSTANTS.qmatmul.TYPES);
 /** Formats with a blocked GEMM over tiles of 4 activation rows (kernels/qtile.mjs), taken from M = 4 rows. */
 const TILED = new Set<string>(KERNEL_CONSTANTS.qmatmul.TILE_TYPES);
-/** K-quant formats whose relaxed-SIMD kernels run on the activation rounded per 256 values (kernels/qdecode.mjs, qktile.mjs). */
+/** K-quant formats whose kernels run on the activation rounded per 256 values (kernels/qdecode.mjs, qktile.mjs), with or without relaxed SIMD. */
 const Q8K = new Set(['q4_k', 'q5_k', 'q6_k']);
 /** Below this many weight bytes a product runs on the calling thread only. */
 const MIN_THREADED_BYTES = 1 << 14;
