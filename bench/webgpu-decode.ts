@@ -6,20 +6,18 @@
 // variant: median ms/token over the rounds, host CPU ms/token (process.cpuUsage), dispatches and
 // submits per token (counted). Greedy steps after a 128-token prompt, argmax on the device, 4
 // bytes read per step (as bench/webgpu-model.ts). PyTorch's decode: bench/webgpu-model.ts's peer.
-// Usage: node dist/bench/webgpu-decode.js [--model small|medium|tiny] [--steps 32] [--rounds 5] [--json]
+// --batches 96,32 crosses the variants with dispatches per submit (ACTLAB_WEBGPU_BATCH's setting).
+// Usage: node dist/bench/webgpu-decode.js [--model small|medium|tiny] [--steps 32] [--rounds 5] [--batches N,M] [--json]
 import { fileURLToPath } from 'node:url';
 import '../src/backends/index.js';
-import { tensor } from '../src/ops/creation.js';
-import { greedyToken } from '../src/models/generate.js';
 import { disposeBackends, initBackend } from '../src/tensor/engine.js';
 import { randomModel } from '../src/models/random.js';
-import { KVCache } from '../src/models/layers/kv-cache.js';
 import type { CausalLM } from '../src/models/model.js';
 import type { WebGpuBackend } from '../src/backends/webgpu/backend.js';
 import { setGemvSplit } from '../src/backends/webgpu/kernels/matmul-gemv.js';
-import { CONFIGS, ids } from './webgpu-model.js';
+import { CONFIGS, timeDecode } from './webgpu-model.js';
 
-interface Variant { name: string; addNorm: boolean; split: 'auto' | 'off' }
+interface Variant { name: string; addNorm: boolean; split: 'auto' | 'off'; batch?: number }
 const VARIANTS: Variant[] = [
   { name: 'separate add and norm', addNorm: false, split: 'auto' },
   { name: 'addNorm', addNorm: true, split: 'auto' },
@@ -30,25 +28,8 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 
 /** One timed run of `steps` greedy steps: wall ms/token, CPU ms/token, dispatches and submits per token. */
 async function run(model: CausalLM, be: WebGpuBackend, steps: number): Promise<{ ms: number; cpu: number; dispatches: number; submits: number }> {
-  const V = model.dims.vocabSize;
-  const cache = new KVCache();
-  const p = tensor(ids(128, V, 7), [1, 128], 'i32', { backend: be });
-  let id = await greedyToken(model.forward(p, { cache, logits: 'last' }));
-  p.dispose();
-  const d0 = be.rt.stats.dispatches;
-  const s0 = be.rt.stats.submits;
-  const c0 = process.cpuUsage();
-  const t0 = performance.now();
-  for (let s = 0; s < steps; s++) {
-    const t = tensor([id], [1, 1], 'i32', { backend: be });
-    const lg = model.forward(t, { cache, logits: 'last' });
-    t.dispose();
-    id = await greedyToken(lg);
-  }
-  const ms = (performance.now() - t0) / steps;
-  const c = process.cpuUsage(c0);
-  cache.dispose();
-  return { ms, cpu: (c.user + c.system) / 1e3 / steps, dispatches: (be.rt.stats.dispatches - d0) / steps, submits: (be.rt.stats.submits - s0) / steps };
+  const { ms, cpu, counted: [dispatches, submits] } = await timeDecode(model, be, steps, () => [be.rt.stats.dispatches, be.rt.stats.submits]);
+  return { ms, cpu, dispatches: dispatches!, submits: submits! };
 }
 
 export async function main(args: string[]): Promise<void> {
@@ -60,14 +41,17 @@ export async function main(args: string[]): Promise<void> {
   if (be.name !== 'webgpu') throw new Error('webgpu-decode: no WebGPU adapter');
   const model = randomModel(CONFIGS[label]!, be, { seed: 0, std: 0.02 });
   await be.flush();
+  const batch0 = be.rt.batchDispatches;
+  const batches = arg('--batches', '').split(',').filter(Boolean).map(Number);
+  const variants = batches.length ? VARIANTS.flatMap((v) => batches.map((b) => ({ ...v, name: `${v.name}, ${b} dispatches per submit`, batch: b }))) : VARIANTS;
   const hooks: [RegExp, () => void][] = [[/^blocks\.\d+\.hook_resid_post$/, () => {}]];
   type R = Awaited<ReturnType<typeof run>>;
   const res = new Map<string, R[]>();
-  const setVariant = (v: Variant) => { be.prefersFusedAddNorm = v.addNorm; setGemvSplit(v.split); };
+  const setVariant = (v: Variant) => { be.prefersFusedAddNorm = v.addNorm; setGemvSplit(v.split); be.rt.batchDispatches = v.batch ?? batch0; };
   // warm-up: V8 optimizes the host side only after several steps of each path
-  for (const v of VARIANTS) { setVariant(v); await run(model, be, steps); await model.withHooks(hooks, () => run(model, be, steps)); }
+  for (const v of variants) { setVariant(v); await run(model, be, steps); await model.withHooks(hooks, () => run(model, be, steps)); }
   for (let r = 0; r < rounds; r++) {
-    for (const v of VARIANTS) {
+    for (const v of variants) {
       setVariant(v);
       for (const hooked of [false, true]) {
         const key = `${v.name}${hooked ? ', hooked' : ''}`;

@@ -54,6 +54,32 @@ export async function timeAsync(fn: () => Promise<void>, runs: number, warm = 2)
   return median(ts);
 }
 
+/**
+ * Greedy decode of `steps` tokens after a 128-token prompt (argmax on the device, 4 bytes read per
+ * step), timed from the first step: wall and host CPU ms per token (process.cpuUsage: Dawn's
+ * threads included), and per token how much each of the counters `count` returns grew.
+ */
+export async function timeDecode(model: CausalLM, be: Backend, steps: number, count: () => number[] = () => []): Promise<{ ms: number; cpu: number; counted: number[] }> {
+  const cache = new KVCache();
+  const p = tensor(ids(128, model.dims.vocabSize, 7), [1, 128], 'i32', { backend: be });
+  let id = await greedyToken(model.forward(p, { cache, logits: 'last' }));
+  p.dispose();
+  const n0 = count();
+  const c0 = process.cpuUsage();
+  const t0 = performance.now();
+  for (let s = 0; s < steps; s++) {
+    const t = tensor([id], [1, 1], 'i32', { backend: be });
+    const lg = model.forward(t, { cache, logits: 'last' });
+    t.dispose();
+    id = await greedyToken(lg);
+  }
+  const ms = (performance.now() - t0) / steps;
+  const c = process.cpuUsage(c0);
+  const counted = count().map((n, i) => (n - n0[i]!) / steps);
+  cache.dispose();
+  return { ms, cpu: (c.user + c.system) / 1e3 / steps, counted };
+}
+
 export async function benchModel(label: string, model: CausalLM, be: Backend, quick: boolean, emit: (r: Row) => void): Promise<void> {
   const V = model.dims.vocabSize;
   const impl = 'actlab-webgpu';
@@ -67,19 +93,8 @@ export async function benchModel(label: string, model: CausalLM, be: Backend, qu
   const decode = async () => {
     const per: number[] = [];
     for (let r = 0; r < 4; r++) {
-      const cache = new KVCache();
-      const p = tensor(ids(128, V, 7), [1, 128], 'i32', { backend: be });
-      let id = await greedyToken(model.forward(p, { cache, logits: 'last' }));
-      p.dispose();
-      const t0 = performance.now();
-      for (let s = 0; s < steps; s++) {
-        const t = tensor([id], [1, 1], 'i32', { backend: be });
-        const lg = model.forward(t, { cache, logits: 'last' });
-        t.dispose();
-        id = await greedyToken(lg);
-      }
-      if (r > 0) per.push((performance.now() - t0) / steps);
-      cache.dispose();
+      const { ms } = await timeDecode(model, be, steps);
+      if (r > 0) per.push(ms);
     }
     return median(per);
   };

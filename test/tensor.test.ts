@@ -30,6 +30,24 @@ describe('views share memory and never copy', () => {
     r1.dispose(); r2.dispose(); t.dispose();
   });
 
+  it('reshape splits and merges runs of dims contiguous with each other in place (a slice of a fused qkv into heads)', () => {
+    const qkv = al.tensor(Array.from({ length: 2 * 3 * 12 }, (_, i) => i), [2, 3, 12]);
+    const before = qkv.backend.memoryInUse();
+    const k = qkv.slice([0, 0, 4], [2, 3, 8]); // [2, 3, 4], strides [36, 12, 1]
+    const heads = k.reshape([2, 3, 2, 2]);
+    expect(heads.strides).toEqual([36, 12, 2, 1]);
+    const rows = k.reshape([6, 4]);
+    expect(rows.strides).toEqual([12, 1]);
+    expect(qkv.backend.memoryInUse()).toBe(before);
+    expect(Array.from(heads.dataSync())).toEqual(Array.from(k.contiguous().dataSync()));
+    expect(rows.toArray()[4]).toEqual([52, 53, 54, 55]);
+    // across the gap: a copy
+    const flat = k.reshape([2, 12]);
+    expect(qkv.backend.memoryInUse()).toBeGreaterThan(before);
+    expect(flat.toArray()[1]!.slice(0, 5)).toEqual([40, 41, 42, 43, 52]);
+    for (const t of [flat, rows, heads, k, qkv]) t.dispose();
+  });
+
   it('frees the buffer when the last view is disposed', () => {
     const b = al.getBackend('js');
     const start = b.memoryInUse();

@@ -6,31 +6,15 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as al from '../src/index.js';
 import { initBackend } from '../src/tensor/engine.js';
-import { randomModel } from '../src/models/random.js';
 import { KVCacheQuant } from '../src/models/kvquant/cache.js';
 import { codeBase, getCode } from '../src/models/kvquant/codec.js';
 import { dequantizeStream, kvAttentionReference, type HostStream } from '../src/models/kvquant/reference.js';
 import type { KVCacheSpec } from '../src/models/kvquant/spec.js';
-import { generate, generateAsync } from '../src/models/generate.js';
-import { TINY } from './helpers/tiny-configs.js';
-import { openWebGpu } from './webgpu-helpers.js';
+import { kvGreedy, kvLogitErrors, kvTestModels, maxAbs, maxDiffNaN, openWebGpu, randomRow } from './webgpu-helpers.js';
 import { KV_TUNING } from '../src/backends/webgpu/kernels/kv-cache.js';
 
 const { backend, reason } = await openWebGpu();
 if (!backend) console.log(`webgpu KV-cache tests skipped: ${reason}`);
-
-const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
-  return m;
-};
-const maxAbs = (a: ArrayLike<number>) => { let m = 0; for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]!)); return m; };
-
-function randomRow(n: number, seed: number, outlierEvery = 0): Float32Array {
-  let s = seed;
-  const rnd = () => { s = (s * 1103515245 + 12345) >>> 0; return s / 2 ** 32; };
-  return Float32Array.from({ length: n }, (_, i) => (rnd() * 2 - 1) * (outlierEvery && i % outlierEvery === 3 ? 40 : 1));
-}
 
 interface Stream { layout: HostStream['layout']; main: al.Tensor; out: al.Tensor }
 /** A layer's streams (the cache's own, for reading their bytes back). */
@@ -97,7 +81,7 @@ describe.skipIf(!backend)('the q8_0 / q4_0 KV cache on webgpu', () => {
     const got = (await y.data()) as Float32Array;
     const [ks, vs] = [await hostStream(streams(cg, 0).k), await hostStream(streams(cg, 0).v)];
     const ref = kvAttentionReference(q, [c.batch, c.hq, c.tq, c.d], ks, vs, { hkv: c.hkv, tk: c.tk, dv: c.d, scale: 1 / Math.sqrt(c.d), causal: true, mask: c.batch > 1 ? mask : undefined });
-    const err = maxDiff(got, ref) / maxAbs(ref);
+    const err = maxDiffNaN(got, ref) / maxAbs(ref);
     console.log(`${c.name}: webgpu kernel vs js reference on the device's bytes over ${c.tk} keys, max relative error ${err.toExponential(2)}`);
     expect(err).toBeLessThan(1e-5);
     // the same in chunks of 3 query rows
@@ -106,11 +90,11 @@ describe.skipIf(!backend)('the q8_0 / q4_0 KV cache on webgpu', () => {
     Object.assign(KV_TUNING, { split: 16, scoreBytes: 3 * 4 * c.tk });
     const y3 = cg.attend(0, qg, { scale: 1 / Math.sqrt(c.d), keyMask, keyMaskHost: c.batch > 1 ? mask : undefined });
     Object.assign(KV_TUNING, saved);
-    expect(maxDiff((await y3.data()) as Float32Array, got) / maxAbs(got)).toBeLessThan(1e-5);
+    expect(maxDiffNaN((await y3.data()) as Float32Array, got) / maxAbs(got)).toBeLessThan(1e-5);
     y3.dispose();
     const dq = cg.dequantized(0);
     const dk = (await dq.k.data()) as Float32Array;
-    expect(maxDiff(dk, dequantizeStream(ks, c.batch, c.hkv, c.tk, c.d))).toBe(0);
+    expect(maxDiffNaN(dk, dequantizeStream(ks, c.batch, c.hkv, c.tk, c.d))).toBe(0);
     const m = cg.memory();
     console.log(`${c.name}: ${m.bytesPerToken} bytes per token (f32 cache ${m.f32BytesPerToken}, ${(m.bytesPerToken / m.f32BytesPerToken).toFixed(3)}x)`);
     expect(m.bytesPerToken / m.f32BytesPerToken).toBeLessThan(c.type === 'q4_0' ? 0.16 : 0.28);
@@ -119,33 +103,17 @@ describe.skipIf(!backend)('the q8_0 / q4_0 KV cache on webgpu', () => {
   }, 120_000);
 
   it('a model on webgpu with the cache: logits as on wasm, the pattern hook path, greedy generation', async () => {
-    const cfg = { ...TINY.llama!, hidden_size: 64, num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 128 };
-    const mg = randomModel(cfg, gpu, { seed: 3 }), mw = randomModel(cfg, wasm, { seed: 3 });
-    const seq = [1, 5, 9, 22, 31, 5, 9, 22, 40, 41, 3, 7, 12, 5, 9, 22, 31, 50, 2, 8, 17, 33, 5, 9];
+    const m = kvTestModels(gpu, wasm);
     for (const spec of [{ type: 'q4_0' }, { type: 'q8_0' }] as KVCacheSpec[]) {
-      const run = async (m: typeof mg, be: al.Backend, hooks?: al.Hooks) => {
-        const cache = new KVCacheQuant(spec, be);
-        const x = al.tensor(seq, [1, seq.length], 'i32', { backend: be });
-        const y = m.forward(x, { cache, hooks });
-        const out = (await y.data()) as Float32Array;
-        for (const t of [x, y]) t.dispose();
-        cache.dispose();
-        return out;
-      };
-      const hooks = new al.Hooks();
-      hooks.add(/hook_pattern$/, (t) => t);
-      const [g, w, gp] = [await run(mg, gpu), await run(mw, wasm), await run(mg, gpu, hooks)];
-      const e1 = maxDiff(g, w) / maxAbs(w), e2 = maxDiff(g, gp) / maxAbs(gp);
+      const { vsWasm: e1, vsHookPath: e2 } = await kvLogitErrors(m, spec);
       console.log(`${spec.type}: webgpu vs wasm logits, max relative error ${e1.toExponential(2)}; kernel vs the pattern-hook path on webgpu ${e2.toExponential(2)}`);
       expect(e1).toBeLessThan(1e-3);
       expect(e2).toBeLessThan(1e-4);
     }
-    const before = al.liveTensors().tensors;
-    const a = await generateAsync(mg, [seq.slice(0, 6)], { maxNewTokens: 6, kvCache: { type: 'q8_0' } });
-    const b = generate(mw, [seq.slice(0, 6)], { maxNewTokens: 6, kvCache: { type: 'q8_0' } });
-    console.log('greedy q8_0 cache: webgpu', a.newIds[0]!.join(','), '| wasm', b.newIds[0]!.join(','));
-    expect(a.newIds[0]).toEqual(b.newIds[0]);
-    expect(al.liveTensors().tensors).toBe(before);
-    mg.dispose(); mw.dispose();
+    const g = await kvGreedy(m, { type: 'q8_0' });
+    console.log('greedy q8_0 cache: webgpu', g.gpu.join(','), '| wasm', g.wasm.join(','));
+    expect(g.gpu).toEqual(g.wasm);
+    expect(g.leaked).toBe(0);
+    m.mg.dispose(); m.mw.dispose();
   }, 180_000);
 });

@@ -7,19 +7,15 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as al from '../src/index.js';
 import { initBackend } from '../src/tensor/engine.js';
-import { randomModel } from '../src/models/random.js';
 import { KVCacheQuant } from '../src/models/kvquant/cache.js';
 import { resolveKVSpec, type KVCalibration, type KVCacheSpec } from '../src/models/kvquant/spec.js';
 import { calibrateKV } from '../src/kvquant/calibrate.js';
-import { generate, generateAsync } from '../src/models/generate.js';
-import { TINY } from './helpers/tiny-configs.js';
-import { openWebGpu } from './webgpu-helpers.js';
+import { kvGreedy, kvLogitErrors, kvTestModels, maxAbs, openWebGpu, randomRow } from './webgpu-helpers.js';
 import { KV_TUNING } from '../src/backends/webgpu/kernels/kv-cache.js';
 
 const { backend, reason } = await openWebGpu();
 if (!backend) console.log(`webgpu KVQuant tests skipped: ${reason}`);
 
-const maxAbs = (a: ArrayLike<number>) => { let m = 0; for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]!)); return m; };
 /** Max difference, and how many values differ by more than `tol` (a code rounded the other way). */
 function compare(a: ArrayLike<number>, b: ArrayLike<number>, tol: number): { max: number; off: number } {
   let max = 0, off = 0;
@@ -29,13 +25,6 @@ function compare(a: ArrayLike<number>, b: ArrayLike<number>, tol: number): { max
     max = Math.max(max, Number.isNaN(d) ? Infinity : d);
   }
   return { max, off };
-}
-
-/** Uniform in (−1, 1), every `outlierEvery`-th value (from 3) times 40. */
-function randomRow(n: number, seed: number, outlierEvery = 0): Float32Array {
-  let s = seed;
-  const rnd = () => { s = (s * 1103515245 + 12345) >>> 0; return s / 2 ** 32; };
-  return Float32Array.from({ length: n }, (_, i) => (rnd() * 2 - 1) * (outlierEvery && i % outlierEvery === 3 ? 40 : 1));
 }
 
 /** A calibration of R channels: key ranges ±1.2, value τ 1.5 (only the ×40 values are outliers), a codebook. */
@@ -159,9 +148,8 @@ describe.skipIf(!backend)('KVQuant caches on webgpu', () => {
   }, 60_000);
 
   it('a llama model on webgpu with kvquant-4: logits as on wasm, the pattern-hook path, greedy generation', async () => {
-    const cfg = { ...TINY.llama!, hidden_size: 64, num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 128 };
-    const mg = randomModel(cfg, gpu, { seed: 3 }), mw = randomModel(cfg, wasm, { seed: 3 });
-    const seq = [1, 5, 9, 22, 31, 5, 9, 22, 40, 41, 3, 7, 12, 5, 9, 22, 31, 50, 2, 8, 17, 33, 5, 9];
+    const m = kvTestModels(gpu, wasm);
+    const { mw } = m;
     // calibrated on the model itself (1% of the values fall outside the ranges). The ranges and τ
     // are quantiles of the same tokens' keys (layer 0's pre-RoPE keys depend on the token alone),
     // so values lie exactly on them and the last bit of a backend's product decides whether they
@@ -174,28 +162,14 @@ describe.skipIf(!backend)('KVQuant caches on webgpu', () => {
       l.values.tau! *= 1.001;
     }
     const spec: KVCacheSpec = { type: 'kvquant', bits: 4, calibration: cal };
-    const run = async (m: typeof mg, be: al.Backend, hooks?: al.Hooks) => {
-      const cache = new KVCacheQuant(spec, be);
-      const x = al.tensor(seq, [1, seq.length], 'i32', { backend: be });
-      const y = m.forward(x, { cache, hooks });
-      const out = (await y.data()) as Float32Array;
-      for (const t of [x, y]) t.dispose();
-      cache.dispose();
-      return out;
-    };
-    const hooks = new al.Hooks();
-    hooks.add(/hook_pattern$/, (t) => t);
-    const [g, w, gp] = [await run(mg, gpu), await run(mw, wasm), await run(mg, gpu, hooks)];
-    const e1 = compare(g, w, Infinity).max / maxAbs(w), e2 = compare(g, gp, Infinity).max / maxAbs(gp);
+    const { vsWasm: e1, vsHookPath: e2 } = await kvLogitErrors(m, spec);
     console.log(`kvquant-4: webgpu vs wasm logits, max relative error ${e1.toExponential(2)}; kernel vs the pattern-hook path on webgpu ${e2.toExponential(2)}`);
     expect(e1).toBeLessThan(2e-3);
     expect(e2).toBeLessThan(1e-4);
-    const before = al.liveTensors().tensors;
-    const a = await generateAsync(mg, [seq.slice(0, 6)], { maxNewTokens: 6, kvCache: spec });
-    const b = generate(mw, [seq.slice(0, 6)], { maxNewTokens: 6, kvCache: spec });
-    console.log('greedy kvquant-4 cache: webgpu', a.newIds[0]!.join(','), '| wasm', b.newIds[0]!.join(','));
-    expect(a.newIds[0]).toEqual(b.newIds[0]);
-    expect(al.liveTensors().tensors).toBe(before);
-    mg.dispose(); mw.dispose();
+    const g = await kvGreedy(m, spec);
+    console.log('greedy kvquant-4 cache: webgpu', g.gpu.join(','), '| wasm', g.wasm.join(','));
+    expect(g.gpu).toEqual(g.wasm);
+    expect(g.leaked).toBe(0);
+    m.mg.dispose(); mw.dispose();
   }, 180_000);
 });

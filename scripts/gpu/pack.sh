@@ -4,6 +4,9 @@
 # the `webgpu` package (Dawn for linux-x64; nothing else is loaded by the WebGPU benchmarks), the
 # Vulkan/EGL loader .debs, the build's JavaScript (no maps, no .d.ts), the Python peers and
 # scripts/gpu; about 27 MB in all. On the GPU machine: `source DEST/unpack.sh` from DEST.
+# Where the checkout and the pack together exceed what one transfer carries, send node.xz first
+# and copy it out of the checkout there (cp node.xz /tmp/): a later transfer replaces the carried
+# folder; then carry the rest and `cp /tmp/node.xz .` before `source unpack.sh`.
 # Usage (project root, after the build): bash scripts/gpu/pack.sh DEST [DEBDIR]
 set -euo pipefail
 dest=${1:?usage: pack.sh DEST [DEBDIR]}

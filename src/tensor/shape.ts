@@ -29,6 +29,35 @@ export function isContiguous(shape: Shape, strides: readonly number[]): boolean 
   return true;
 }
 
+/**
+ * Strides that show memory of `shape`/`strides` as `to` (same element count) without a copy, or
+ * null when no view can (dims merged across a gap in memory). Runs of dims that are contiguous with
+ * each other may be split and merged freely, as PyTorch's view: a slice [b, t, d] of a fused
+ * [b, t, 3d] product reshapes to heads [b, t, h, d/h] in place.
+ */
+export function viewStrides(shape: Shape, strides: readonly number[], to: Shape): number[] | null {
+  const out = new Array<number>(to.length);
+  if (shape.length === 0 || numel(shape) === 0) return contiguousStrides(to);
+  let v = to.length - 1;
+  let base = strides[shape.length - 1]!;
+  let n = 1;
+  let m = 1;
+  for (let d = shape.length - 1; d >= 0; d--) {
+    n *= shape[d]!;
+    // a run of dims ends where the next outer dim is not laid out right after this run
+    if (d === 0 || (shape[d - 1] !== 1 && strides[d - 1] !== n * base)) {
+      while (v >= 0 && (m < n || to[v] === 1)) {
+        out[v] = m * base;
+        m *= to[v]!;
+        v--;
+      }
+      if (m !== n) return null;
+      if (d > 0) { base = strides[d - 1]!; n = 1; m = 1; }
+    }
+  }
+  return v === -1 ? out : null;
+}
+
 export function fmtShape(shape: Shape): string {
   return `[${shape.join(', ')}]`;
 }

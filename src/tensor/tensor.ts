@@ -9,7 +9,7 @@ import {
 } from './dtype.js';
 import {
   assertShape, broadcastShapes, broadcastStrides, contiguousStrides, fmtShape, isContiguous, normAxis, numel,
-  type Shape,
+  viewStrides, type Shape,
 } from './shape.js';
 import { dispatch, getBackend, track } from './engine.js';
 import { describeLive, noteAlloc, noteFree, noteTensor } from './live.js';
@@ -199,6 +199,8 @@ export class Tensor {
     if (isContiguous(this.shape, this.strides)) {
       return recorded(this, this.derive(out, contiguousStrides(out), this.offset), () => ({ kind: 'reshape', from: this.shape }));
     }
+    const strides = isPacked(this.dtype) ? null : viewStrides(this.shape, this.strides, out);
+    if (strides) return recorded(this, this.derive(out, strides, this.offset), () => ({ kind: 'reshape', from: this.shape }));
     // Not expressible as a view: materialise, then view the copy (the result owns it).
     const c = this.contiguous();
     const r = c.reshape(out);

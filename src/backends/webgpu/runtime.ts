@@ -44,8 +44,13 @@ export class WebGpuError extends Error {
 }
 
 const ARENA_BYTES = 1 << 20;
-/** Dispatches per submit by default: the GPU starts on the first ones while the rest are encoded. */
-const BATCH_DISPATCHES = 96;
+/**
+ * Dispatches per submit by default: the GPU starts on the first ones while the rest are encoded.
+ * Decode is bound by host encoding (~150 dispatches a step): smaller batches let the GPU finish
+ * all but the last few while the host still encodes (GPT-2 small on the H200: 3.08 ms/token at 32,
+ * 3.70 at 96; bench/RESULTS.md).
+ */
+const BATCH_DISPATCHES = 32;
 /** Largest staging buffer kept for the next read. */
 const STAGING_KEEP_BYTES = 1 << 20;
 /** Bind groups kept for reuse (all are dropped when a buffer is destroyed). */

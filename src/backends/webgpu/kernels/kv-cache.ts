@@ -14,7 +14,7 @@ import type { KVAttentionArgs, PackedStreamViews, StreamLayout } from '../../../
 import type { View } from '../../../tensor/backend.js';
 import { BUILTINS, Params, WG_INDEX, numel, type OpContext } from './context.js';
 import { PRELUDE, cdiv, outBinding, storers } from '../wgsl.js';
-import { KV_MAX_D, flashDecodeShader, runFlashDecode } from './kv-flash.js';
+import { KV_MAX_D, flashDecodeShader, packedCodeReader, runFlashDecode } from './kv-flash.js';
 
 export { KV_MAX_D, KV_TUNING, kvCombine } from './kv-flash.js';
 const WG = 64;
@@ -35,15 +35,10 @@ function streamWords(s: PackedStreamViews): number[] {
 
 /** WGSL decoding value c of row `row` of stream binding NAME, parameters at P[at..at + 8). */
 function decoder(name: string): string {
-  return /* wgsl */ `
+  return /* wgsl */ `${packedCodeReader(name)}
 fn val_${name}(at: u32, row: u32, c: u32) -> f32 {
-  let base = P[at]; let bits = P[at + 1u];
-  let bit = c * bits;
-  let o = base + row * P[at + 2u] + (bit >> 3u);
-  let sh = (o & 3u) * 8u;
-  let lo = ${name}[o >> 2u]; let hi = ${name}[(o >> 2u) + 1u];
-  let w = select((lo >> sh) | (hi << (32u - sh)), lo, sh == 0u);
-  let code = (w >> (bit & 7u)) & ((1u << bits) - 1u);
+  let base = P[at];
+  let code = code_${name}(base + row * P[at + 2u], P[at + 1u], c);
   let l = bitcast<f32>(${name}[(base + P[at + 7u]) / 4u + code]);
   let g = base + P[at + 6u] + (row * P[at + 3u] + c / P[at + 4u]) * P[at + 5u];
   let gw = ${name}[g >> 2u] >> ((g & 2u) * 8u);

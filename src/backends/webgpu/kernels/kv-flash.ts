@@ -35,6 +35,23 @@ export interface FlashDecodeSource {
   at: { qStrides: number; rows: number; split: number };
 }
 
+/**
+ * WGSL unpacking codes from the packed rows of storage binding NAME (u32 words):
+ * `code_NAME(o0, bits, c)` is the `bits`-wide code c of the row starting at byte o0 (codes are
+ * packed little-endian, low bits first, and may straddle a word). Both packed caches' decoders use it.
+ */
+export function packedCodeReader(name: string): string {
+  return /* wgsl */ `
+fn code_${name}(o0: u32, bits: u32, c: u32) -> u32 {
+  let bit = c * bits;
+  let o = o0 + (bit >> 3u);
+  let sh = (o & 3u) * 8u;
+  let lo = ${name}[o >> 2u]; let hi = ${name}[(o >> 2u) + 1u];
+  let w = select((lo >> sh) | (hi << (32u - sh)), lo, sh == 0u);
+  return (w >> (bit & 7u)) & ((1u << bits) - 1u);
+}`;
+}
+
 /** WGSL of a flash-decoding attention kernel. */
 export function flashDecodeShader(o: FlashDecodeSource): string {
   const binds = ['P: array<u32>', 'Q: array<f32>', ...o.bindings, 'MASK: array<u32>'];

@@ -22,7 +22,7 @@ import type { KVAttentionArgs, KVQuantSide, PackedStreamViews, StreamLayout } fr
 import type { View } from '../../../tensor/backend.js';
 import { BUILTINS, Params, WG_INDEX, numel, type OpContext } from './context.js';
 import { PRELUDE, cdiv, outBinding, storers } from '../wgsl.js';
-import { KV_MAX_D, flashDecodeShader, runFlashDecode } from './kv-flash.js';
+import { KV_MAX_D, flashDecodeShader, packedCodeReader, runFlashDecode } from './kv-flash.js';
 
 const WG = 64;
 const AWG = 256;
@@ -67,15 +67,10 @@ fn slot_of(ch: vec2<u32>, cin: u32) -> u32 {
 /** WGSL reading stream NAME (main binding NAME, side table binding NAME_O), parameters at P[at..]. */
 function reader(name: string): string {
   const o = `${name}_O`;
-  return /* wgsl */ `
+  return /* wgsl */ `${packedCodeReader(name)}
 fn dense_${name}(at: u32, row: u32, c: u32) -> f32 {
-  let base = P[at]; let bits = P[at + 1u];
-  let bit = c * bits;
-  let o = base + row * P[at + 2u] + (bit >> 3u);
-  let sh = (o & 3u) * 8u;
-  let lo = ${name}[o >> 2u]; let hi = ${name}[(o >> 2u) + 1u];
-  let w = select((lo >> sh) | (hi << (32u - sh)), lo, sh == 0u);
-  let code = (w >> (bit & 7u)) & ((1u << bits) - 1u);
+  let base = P[at];
+  let code = code_${name}(base + row * P[at + 2u], P[at + 1u], c);
   let l = bitcast<f32>(${name}[(base + P[at + 4u]) / 4u + code]);
   if (P[at + 7u] == 1u) {
     let ch = (base + P[at + 5u]) / 4u;
