@@ -20,7 +20,8 @@
 import { createRequire } from 'node:module';
 import type * as Protobuf from 'protobufjs';
 import type { AttentionCall, BlockCall, ChainCall, GemmActivation, GemmCall, NativeGemm, NativeGemmLoad, QGemmCall } from '../native-gemm.js';
-import { encodeChain } from './onnx-block.js';
+import { blockValueDims, blockValueOutput, encodeChain } from './onnx-block.js';
+import { fusedBlockValueShape } from '../../tensor/backend.js';
 import { GemmModelWriter, ONNX_ACTIVATIONS } from './onnx-gemm.js';
 import { NBITS_TYPES, ggmlToNBits } from './onnx-qgemm.js';
 
@@ -234,8 +235,19 @@ class OrtGemm implements NativeGemm {
     const ys = call.outputs.map((o) => this.stage(`Y${o.block}`, M * d));
     const fetches: Record<string, unknown> = {};
     call.outputs.forEach((o, i) => { fetches[`Y${o.block}`] = new this.Tensor('float32', ys[i]!, [M, d]); });
+    // the values inside the blocks asked for, through one staging array cut in turn
+    const reads = call.reads ?? [];
+    const inner = this.stage('reads', reads.reduce((n, r) => n + r.y.length, 0));
+    let at = 0;
+    const rs = reads.map((r) => {
+      const t = inner.subarray(at, (at += r.y.length));
+      const shape = fusedBlockValueShape(r.value, batch, pos, nHeads, d, call.blocks[r.block]!.dMlp);
+      fetches[blockValueOutput(r.block, r.value)] = new this.Tensor('float32', t, blockValueDims(r.value, shape));
+      return t;
+    });
     session.run({ X: new this.Tensor('float32', x, [M, d]), MASK: new this.Tensor('float32', this.mask(pos, pos, true), [pos, pos]), ...shapes }, fetches, {});
     call.outputs.forEach((o, i) => o.y.set(ys[i]!));
+    reads.forEach((r, i) => r.y.set(rs[i]!));
     return true;
   }
 
@@ -340,6 +352,7 @@ class OrtGemm implements NativeGemm {
         dModel: call.dModel,
         blocks: call.blocks.map((b) => ({ dMlp: b.dMlp, eps1: b.eps1, eps2: b.eps2, scale: b.scale, act: b.act, transB: b.transB, params: b.params.map((p) => p.data) })),
         outputs: call.blocks.map((_, i) => i),
+        inner: true,
       });
       // no arena: each session's arena would keep its own intermediates (qkv, scores, the MLP's
       // hidden layer: ~70 MB per block at 8 x 128 rows), where malloc reuses one heap for all
