@@ -20,8 +20,7 @@
 import { createRequire } from 'node:module';
 import type * as Protobuf from 'protobufjs';
 import type { AttentionCall, BlockCall, ChainCall, GemmActivation, GemmCall, NativeGemm, NativeGemmLoad, QGemmCall } from '../native-gemm.js';
-import { blockValueDims, blockValueOutput, encodeChain } from './onnx-block.js';
-import { fusedBlockValueShape } from '../../tensor/backend.js';
+import { blockValueOutput, encodeChain } from './onnx-block.js';
 import { GemmModelWriter, ONNX_ACTIVATIONS } from './onnx-gemm.js';
 import { NBITS_TYPES, ggmlToNBits } from './onnx-qgemm.js';
 
@@ -235,19 +234,20 @@ class OrtGemm implements NativeGemm {
     const ys = call.outputs.map((o) => this.stage(`Y${o.block}`, M * d));
     const fetches: Record<string, unknown> = {};
     call.outputs.forEach((o, i) => { fetches[`Y${o.block}`] = new this.Tensor('float32', ys[i]!, [M, d]); });
-    // the values inside the blocks asked for, through one staging array cut in turn
+    // the values inside the blocks asked for, in arrays ORT allocates: a staging array given for
+    // each took ~20% more CPU time over a cache of every value (bench/blocks.ts, interleaved)
     const reads = call.reads ?? [];
-    const inner = this.stage('reads', reads.reduce((n, r) => n + r.y.length, 0));
-    let at = 0;
-    const rs = reads.map((r) => {
-      const t = inner.subarray(at, (at += r.y.length));
-      const shape = fusedBlockValueShape(r.value, batch, pos, nHeads, d, call.blocks[r.block]!.dMlp);
-      fetches[blockValueOutput(r.block, r.value)] = new this.Tensor('float32', t, blockValueDims(r.value, shape));
-      return t;
-    });
-    session.run({ X: new this.Tensor('float32', x, [M, d]), MASK: new this.Tensor('float32', this.mask(pos, pos, true), [pos, pos]), ...shapes }, fetches, {});
+    for (const r of reads) fetches[blockValueOutput(r.block, r.value)] = null;
+    const got = session.run({ X: new this.Tensor('float32', x, [M, d]), MASK: new this.Tensor('float32', this.mask(pos, pos, true), [pos, pos]), ...shapes }, fetches, {});
     call.outputs.forEach((o, i) => o.y.set(ys[i]!));
-    reads.forEach((r, i) => r.y.set(rs[i]!));
+    for (const r of reads) {
+      const name = blockValueOutput(r.block, r.value);
+      const data = (got[name] as { data?: unknown } | undefined)?.data;
+      if (!(data instanceof Float32Array) || data.length !== r.y.length) {
+        throw new Error(`native gemm: chain output ${name} came back as ${data instanceof Float32Array ? `${data.length} floats` : typeof data}, expected ${r.y.length} floats`);
+      }
+      r.y.set(data);
+    }
     return true;
   }
 

@@ -55,11 +55,6 @@ const BLOCK_VALUES: Record<FusedBlockValue, { name: string; dims: (d: number, f:
   mlp_out: { name: 'MO', dims: (d) => ['M', d] },
 };
 
-/** The dims of `value`'s graph output, given its shape (fusedBlockValueShape): rows of [M, n] flattened. */
-export function blockValueDims(value: FusedBlockValue, shape: readonly number[]): number[] {
-  return BLOCK_VALUES[value].dims(0, 0).length === 2 ? [shape[0]! * shape[1]!, shape[2]!] : [...shape];
-}
-
 /** The graph output holding `value` of block `block` (a chain encoded with `inner`). */
 export function blockValueOutput(block: number, value: FusedBlockValue): string {
   return `b${block}_${BLOCK_VALUES[value].name}`;
