@@ -3,7 +3,8 @@
 // packs B once) and one per shape for products whose B changes (training, SAE steps: B an input,
 // packed per call); an activation after the product runs in a small session of its own, and a
 // prefill's attention (both batched products and the softmax) in another; consecutive whole
-// blocks no hook sees inside run as one session (onnx-block.ts), made on their second call.
+// blocks no hook can change inside run as one session (onnx-block.ts), made on their second
+// call, from which the values inside them that read-only hooks want are fetched by name.
 // A weight is packed on its second product with unchanged values (a buffer written in between gets
 // a new version), so a training step that changes every weight never pays for packing.
 // Why the synchronous binding: actlab's wasm backend is synchronous, and onnxruntime-node's public
@@ -330,7 +331,8 @@ class OrtGemm implements NativeGemm {
   /**
    * The session of these consecutive blocks, or null while their parameters are on their first
    * call with these values (made on the second, as a weight is packed on its second product).
-   * Every block's output is a graph output, so any set of them can be read out of one session.
+   * Every block's output, and every value inside it that read-only hooks may want, is a graph
+   * output, so any set of them can be read out of one session.
    */
   private chainSession(call: ChainCall): OrtSession | null {
     const keys = call.blocks.flatMap((b) => b.params.map((p) => p.key));

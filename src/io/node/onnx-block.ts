@@ -1,5 +1,5 @@
 // The ONNX model of consecutive pre-LN transformer blocks (GPT-2's wiring), for ONNX Runtime to run
-// as one call when nothing observes the blocks' inside (src/models/layers/fused-block.ts decides
+// as one call when no hook can change the blocks' inside (src/models/layers/fused-block.ts decides
 // that); each block is
 //   h = LN1(x); q, k, v = split(h · Wqkv + bqkv); z = softmax(scale · q kᵀ + causal) v
 //   mid = x + z · Wo + bo;  y = mid + act(LN2(mid) · Wfc + bfc) · Wproj + bproj
