@@ -197,7 +197,8 @@ export interface Backend {
   /**
    * Consecutive pre-LN blocks in one call: inputs x [batch, pos, d_model], then each block's
    * parameters in the order of `FusedBlockDesc`; outputs, in order, the residual after each block
-   * listed in `desc.taps` [batch, pos, d_model]. Returns false having written nothing when it
+   * listed in `desc.taps` [batch, pos, d_model], then the values inside the blocks listed in
+   * `desc.reads` (for read-only hooks there). Returns false having written nothing when it
    * declines (the caller then runs the blocks one by one). Not an op, as fusedBlock.
    */
   fusedBlocks?(desc: FusedChainDesc, inputs: readonly View[], outputs: readonly View[]): boolean;

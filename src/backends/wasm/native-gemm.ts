@@ -27,7 +27,7 @@ export interface NativeGemmPolicy {
   minMacs: number;
   /** Fewest query rows of an attention run natively (shorter ones, decode above all, stay on wasm). */
   minAttentionRows: number;
-  /** Whole blocks in one native call where no hook sees inside them (Backend.fusedBlock); at least minAttentionRows positions. */
+  /** Whole blocks in one native call where no hook can change anything inside them (Backend.fusedBlock); at least minAttentionRows positions. */
   blocks: boolean;
   /** Consecutive such blocks in one native call (Backend.fusedBlocks); false: one call per block. */
   chains: boolean;
