@@ -335,8 +335,8 @@ class OrtGemm implements NativeGemm {
    * Every block's output is a graph output, so any set of them can be read out of one session.
    * A call that reads values inside the blocks gets a second session where those are graph
    * outputs too, with its own packed copy of the weights: ORT keeps every graph output of a run
-   * until its end, fetched or not, so in the plain session they took 380 MB more peak RSS and
-   * ~20% more CPU time over GPT-2 small's 12 blocks at 8 × 128 rows.
+   * until its end, fetched or not, so in the plain session they raised the peak RSS of GPT-2
+   * small's 12 blocks at 8 × 128 rows from ~1410 to ~2090 MB (bench/RESULTS.md).
    */
   private chainSession(call: ChainCall): OrtSession | null {
     const keys = call.blocks.flatMap((b) => b.params.map((p) => p.key));
