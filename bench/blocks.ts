@@ -5,8 +5,12 @@
 // running the exported whole graph (bench/.cache/gpt2s.onnx, made by bench:model) in the same
 // process. Each round runs every mode once, in turn, so that load from other work hits all
 // alike; the table gives medians of wall and CPU time (the process's, every thread) per forward.
+// Two more rows: a runWithCache of every hook point cache_all_ratio caches (bench/cache-all-names.ts)
+// with the blocks in one call (the inner values written out by it) and op by op; the ratio of the
+// first to the plain forward in one call is printed under the table.
 // `--cache`: a runWithCache of every hook_resid_post instead (stopping after the last block, as
-// `actlab cache` does), batch × T tokens; the whole-graph peer is then left out.
+// `actlab cache` does), batch × T tokens; the whole-graph peer and the cache-every-hook rows are
+// then left out.
 // Usage: node dist/bench/blocks.js [--T 128] [--batch 1] [--rounds 9] [--threads 2] [--cache]
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
@@ -18,6 +22,7 @@ import { createWasmBackend } from '../src/backends/wasm/backend.js';
 import { tensor } from '../src/ops/creation.js';
 import { randomModel } from '../src/models/random.js';
 import { runWithCache } from '../src/hooks/run.js';
+import { CACHE_ALL_NAMES } from './cache-all-names.js';
 
 const args = process.argv.slice(2);
 const opt = (n: string, d: string) => { const i = args.indexOf(`--${n}`); return i >= 0 ? args[i + 1]! : d; };
@@ -48,11 +53,18 @@ const forward = () => {
 };
 
 type Mode = { name: string; run: () => void | Promise<unknown> };
+const cacheAll = () => { const r = runWithCache(model, x, { names: CACHE_ALL_NAMES }); r.logits.dispose(); r.cache.dispose(); };
 const modes: Mode[] = [
   { name: 'actlab, blocks in one call', run: () => { policy.blocks = true; policy.chains = true; forward(); } },
   { name: 'actlab, one call per block', run: () => { policy.blocks = true; policy.chains = false; forward(); } },
   { name: 'actlab, blocks op by op', run: () => { policy.blocks = false; forward(); } },
 ];
+if (!cache) {
+  modes.push(
+    { name: 'actlab, cache every hook, blocks in one call', run: () => { policy.blocks = true; policy.chains = true; cacheAll(); } },
+    { name: 'actlab, cache every hook, blocks op by op', run: () => { policy.blocks = false; cacheAll(); } },
+  );
+}
 if (!cache && existsSync(onnx) && batch === 1) {
   const require = createRequire(import.meta.url);
   const ort = require('onnxruntime-node') as typeof import('onnxruntime-node');
@@ -96,6 +108,11 @@ modes.forEach((m, i) => {
   const w = median(times[i]!.wall);
   console.log(`| ${m.name} | ${w.toFixed(1)} | ${median(times[i]!.cpu).toFixed(1)} | ${((batch * T) / (w / 1000)).toFixed(1)} |`);
 });
+if (!cache) {
+  const cpu = (name: string) => median(times[modes.findIndex((m) => m.name === name)]!.cpu);
+  const plain = cpu('actlab, blocks in one call');
+  console.log(`cache every hook / plain forward, CPU time: ${(cpu('actlab, cache every hook, blocks in one call') / plain).toFixed(3)} fused, ${(cpu('actlab, cache every hook, blocks op by op') / plain).toFixed(3)} op by op`);
+}
 x.dispose();
 model.dispose();
 backend.dispose();

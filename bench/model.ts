@@ -18,6 +18,7 @@ import { tensor } from '../src/ops/creation.js';
 import { disposeBackends, initBackend } from '../src/tensor/engine.js';
 import { randomModel } from '../src/models/random.js';
 import { KVCache } from '../src/models/layers/kv-cache.js';
+import { CACHE_ALL_NAMES } from './cache-all-names.js';
 import { runWithCache } from '../src/hooks/run.js';
 import { greedyTokenSync } from '../src/models/generate.js';
 import type { CausalLM } from '../src/models/model.js';
@@ -92,7 +93,7 @@ function benchActlab(model: CausalLM, impl: string): void {
   rows.push({ impl, metric: 'decode_ms_per_token', T: 128, value: round(median(perToken), 2) });
   // cache_all_ratio at T=128, timed back to back with the plain forward.
   const x = tensor(ids(128, V, 3), [1, 128], 'i32', { backend: b });
-  const names = new RegExp(String.raw`^blocks\.\d+\.(hook_resid_(pre|mid|post)|attn\.hook_(q|k|v|pattern|z)|hook_attn_out|mlp\.hook_(pre|post)|hook_mlp_out)$`);
+  const names = CACHE_ALL_NAMES;
   const plain = time(() => model.forward(x).dispose());
   const cached = time(() => { const r = runWithCache(model, x, { names }); r.logits.dispose(); r.cache.dispose(); });
   x.dispose();

@@ -50,14 +50,19 @@ describe.skipIf(!available)('whole blocks on the native GEMM', () => {
   let be: WasmBackend;
   let js: Backend;
   /** Each native call that ran blocks: how many, and which of them were read out. */
-  const calls: { n: number; taps: number[] }[] = [];
+  const calls: { n: number; taps: number[]; reads?: string[] }[] = [];
   /** Blocks run natively since `calls` was emptied. */
   const blocksRun = () => calls.reduce((s, c) => s + c.n, 0);
   beforeAll(async () => {
     const inner = load.gemm!;
     const gemm: NativeGemm = Object.assign(Object.create(inner) as NativeGemm, {
       block: (c: BlockCall) => { const done = inner.block!(c); if (done) calls.push({ n: 1, taps: [0] }); return done; },
-      chain: (c: ChainCall) => { const done = inner.chain!(c); if (done) calls.push({ n: c.blocks.length, taps: c.outputs.map((o) => o.block) }); return done; },
+      chain: (c: ChainCall) => {
+        const done = inner.chain!(c);
+        const reads = c.reads?.length ? { reads: c.reads.map((r) => `${r.block}.${r.value}`) } : {};
+        if (done) calls.push({ n: c.blocks.length, taps: c.outputs.map((o) => o.block), ...reads });
+        return done;
+      },
     });
     be = await createWasmBackend({ threads: 2, nativeGemm: gemm, nativeGemmPolicy: { minRows: 1, minMacs: 0, minAttentionRows: 16 } });
     js = createJsBackend();
@@ -92,11 +97,15 @@ describe.skipIf(!available)('whole blocks on the native GEMM', () => {
     expect(worst).toBeLessThan(1e-4);
   });
 
-  it('hooks inside a block fire with the reference values; only the other blocks fuse', { timeout: 60_000 }, () => {
+  it('hooks inside a block fire with the reference values; a block with one at a norm runs op by op', { timeout: 60_000 }, () => {
     calls.length = 0;
     const names = /^blocks\.0\.mlp\.hook_post$|^blocks\.2\.attn\.hook_pattern$|^blocks\.1\.ln2\.hook_scale$/;
     const got = run(be, { names });
-    expect(blocksRun()).toBe(0); // every block has a listener inside
+    // read-only hooks at values the call writes out (blocks 0 and 2) fuse; hook_scale (block 1) does not
+    expect(calls).toEqual([
+      { n: 1, taps: [0], reads: ['0.mlp_post'] }, { n: 1, taps: [0], reads: ['0.pattern'] },
+      { n: 1, taps: [0], reads: ['0.mlp_post'] }, { n: 1, taps: [0], reads: ['0.pattern'] },
+    ]);
     const ref = run(js, { names, times: 1 });
     expect([...got.cache.keys()].sort()).toEqual(['blocks.0.mlp.hook_post', 'blocks.1.ln2.hook_scale', 'blocks.2.attn.hook_pattern']);
     let worst = maxAbsDiffFinite(got.logits, ref.logits);
@@ -104,7 +113,7 @@ describe.skipIf(!available)('whole blocks on the native GEMM', () => {
     console.log(`hooks inside blocks: max |native - js| = ${worst.toExponential(2)}`);
     expect(worst).toBeLessThan(1e-4);
     calls.length = 0;
-    run(be, { names: /^blocks\.1\.attn\.hook_z$/ });
+    run(be, { names: /^blocks\.1\.attn\.hook_result$/ });
     expect(blocksRun()).toBe(2 * (CONFIG.n_layer - 1)); // blocks 0 and 2 fuse, twice (the first forward packs)
     expect(calls.slice(-2)).toEqual([{ n: 1, taps: [0] }, { n: 1, taps: [0] }]);
   });
@@ -151,6 +160,95 @@ describe.skipIf(!available)('whole blocks on the native GEMM', () => {
     model.dispose();
   });
 
+  /** Every hook point inside a GPT-2 block the fused call can feed (fused-block.ts SITES). */
+  const SITES = /^blocks\.\d+\.(hook_resid_(pre|mid|post)|hook_(attn|mlp)_(in|out)|attn\.hook_(q|k|v|attn_scores|pattern|z)|mlp\.hook_(pre|post))$/;
+
+  /** Forwards with `hooks` three times on `be`, blocks fused or op by op; the names, shapes and values the hooks saw in the last. */
+  function seen(model: ReturnType<typeof randomModel>, hooks: (o: { name: string; shape: number[]; data: Float32Array }) => void, fused: boolean) {
+    const policy = be.native.policy;
+    const x = tensor(IDS, [1, T], 'i32', { backend: be });
+    const out: { name: string; shape: number[]; data: Float32Array }[] = [];
+    policy.blocks = fused;
+    try {
+      for (let i = 0; i < 3; i++) {
+        out.length = 0;
+        const h = new Hooks().add(SITES, (t, p) => { const o = { name: p.name, shape: [...t.shape], data: t.dataSync() as Float32Array }; out.push(o); hooks(o); }, { readOnly: true });
+        model.forward(x, { hooks: h }).dispose();
+      }
+    } finally {
+      policy.blocks = true;
+      x.dispose();
+    }
+    return out;
+  }
+
+  it('read-only hooks at every point inside the blocks: one call, the op-by-op names, order, shapes and values', { timeout: 60_000 }, () => {
+    const model = randomModel(CONFIG, be, { seed: 9, std: 0.08 });
+    calls.length = 0;
+    const fused = seen(model, () => {}, true);
+    const reads = ['qkv', 'scores', 'pattern', 'z', 'attn_out', 'resid_mid', 'mlp_pre', 'mlp_post', 'mlp_out'];
+    expect(calls.slice(-1)).toEqual([{ n: 3, taps: [0, 1, 2], reads: [0, 1, 2].flatMap((b) => reads.map((r) => `${b}.${r}`)) }]);
+    calls.length = 0;
+    const ops = seen(model, () => {}, false);
+    expect(calls).toEqual([]);
+    model.dispose();
+    expect(fused.map((o) => o.name)).toEqual(ops.map((o) => o.name));
+    expect(fused.length).toBe(15 * CONFIG.n_layer);
+    let worst = 0;
+    fused.forEach((o, i) => {
+      expect(o.shape, o.name).toEqual(ops[i]!.shape);
+      worst = Math.max(worst, maxAbsDiffFinite(o.data, ops[i]!.data));
+    });
+    console.log(`read-only hooks at ${fused.length} points inside fused blocks: max |fused - op by op| = ${worst.toExponential(2)}`);
+    expect(worst).toBeLessThan(1e-4);
+    // the causal mask: -inf scores and zero probabilities above the diagonal, as op by op
+    const scores = fused.find((o) => o.name === 'blocks.1.attn.hook_attn_scores')!.data;
+    const pattern = fused.find((o) => o.name === 'blocks.1.attn.hook_pattern')!.data;
+    expect(scores[1]).toBe(-Infinity);
+    expect(pattern[1]).toBe(0);
+  });
+
+  it('runWithCache of every point inside the blocks fuses and keeps the js reference values', { timeout: 60_000 }, () => {
+    calls.length = 0;
+    const got = run(be, { names: SITES });
+    expect(blocksRun()).toBe(2 * CONFIG.n_layer);
+    expect(calls.at(-1)!.n).toBe(3);
+    const ref = run(js, { names: SITES, times: 1 });
+    expect([...got.cache.keys()]).toEqual([...ref.cache.keys()]);
+    let worst = maxAbsDiffFinite(got.logits, ref.logits);
+    for (const [n, v] of got.cache) worst = Math.max(worst, maxAbsDiffFinite(v, ref.cache.get(n)!));
+    console.log(`runWithCache of ${got.cache.size} points, blocks fused: max |native - js| = ${worst.toExponential(2)} over them and the logits`);
+    expect(got.cache.size).toBe(15 * CONFIG.n_layer);
+    expect(worst).toBeLessThan(1e-4);
+  });
+
+  it('an editing hook inside a block keeps that block op by op beside a cache of everything', { timeout: 60_000 }, () => {
+    calls.length = 0;
+    const edit: [string, HookFn][] = [['blocks.1.attn.hook_z', (t) => mul(t, 0.5)]];
+    const got = run(be, { names: SITES, hooks: edit });
+    expect(calls.slice(-2).map((c) => c.n)).toEqual([1, 1]); // blocks 0 and 2; block 1 op by op
+    const ref = run(js, { names: SITES, hooks: edit, times: 1 });
+    let worst = maxAbsDiffFinite(got.logits, ref.logits);
+    for (const [n, v] of got.cache) worst = Math.max(worst, maxAbsDiffFinite(v, ref.cache.get(n)!));
+    const moved = maxAbsDiffFinite(ref.logits, run(js, { times: 1 }).logits);
+    console.log(`hook_z of block 1 halved under a cache of everything: max |native - js| = ${worst.toExponential(2)}; the edit moved the logits by ${moved.toExponential(2)}`);
+    expect(worst).toBeLessThan(1e-4);
+    expect(moved).toBeGreaterThan(1e-3);
+  });
+
+  it('a read-only hook inside a fused block that returns a replacement throws', { timeout: 60_000 }, () => {
+    const model = randomModel(CONFIG, be, { seed: 9, std: 0.08 });
+    const x = tensor(IDS, [1, T], 'i32', { backend: be });
+    const reader = new Hooks().add('blocks.1.attn.hook_pattern', () => {}, { readOnly: true });
+    for (let i = 0; i < 2; i++) model.forward(x, { hooks: reader }).dispose(); // packed (the model with the values inside as outputs)
+    calls.length = 0;
+    const liar = new Hooks().add('blocks.1.attn.hook_pattern', (t) => mul(t, 2), { readOnly: true });
+    expect(() => model.forward(x, { hooks: liar })).toThrow(/hook at 'blocks\.1\.attn\.hook_pattern' was added as read-only but returned a replacement/);
+    expect(calls).toEqual([{ n: 3, taps: [2], reads: ['1.pattern'] }]); // it ran fused
+    x.dispose();
+    model.dispose();
+  });
+
   it('a hook that replaces an activation inside a block changes the output as op by op', { timeout: 60_000 }, () => {
     calls.length = 0;
     const ablate: [string, HookFn][] = [['blocks.1.hook_mlp_out', (t) => mul(t, 0)]];
@@ -164,13 +262,18 @@ describe.skipIf(!available)('whole blocks on the native GEMM', () => {
     expect(blocksRun()).toBe(2 * (CONFIG.n_layer - 1));
   });
 
-  it('freeing the model drops the blocks\' sessions', { timeout: 60_000 }, () => {
+  it('freeing the model drops the blocks\' sessions, with and without the values inside as outputs', { timeout: 60_000 }, () => {
     const held = () => load.gemm!.heldBytes!().packed;
     const before = held();
     const model = randomModel(CONFIG, be, { seed: 3, std: 0.08 });
     const x = tensor(IDS, [1, T], 'i32', { backend: be });
     for (let i = 0; i < 2; i++) model.forward(x).dispose();
-    expect(held()).toBeGreaterThan(before);
+    const plain = held();
+    expect(plain).toBeGreaterThan(before);
+    // reading values inside the blocks: a second model of the same blocks, with its own packed copy
+    const reader = new Hooks().add(/mlp\.hook_post$/, () => {}, { readOnly: true });
+    for (let i = 0; i < 2; i++) model.forward(x, { hooks: reader }).dispose();
+    expect(held() - before).toBeGreaterThanOrEqual(2 * (plain - before)); // (and the per-layer packs of the op-by-op forward that listed the hook points)
     model.dispose();
     x.dispose();
     expect(held()).toBe(before);

@@ -1,6 +1,7 @@
 // The native GEMM capability a platform may offer the wasm backend (Node: onnxruntime-node's MLAS,
 // src/io/node/native-gemm.ts; the browser has none). Only the contract lives here; which products
 // go native is decided in src/backends/wasm/native-gemm.ts.
+import type { FusedBlockValue } from '../tensor/backend.js';
 
 /** B of a product, when it is read from a buffer the backend tracks (a weight, usually). */
 export interface GemmWeight {
@@ -167,4 +168,6 @@ export interface ChainCall {
   readonly blocks: readonly ChainBlock[];
   readonly x: Float32Array;
   readonly outputs: readonly { readonly block: number; readonly y: Float32Array }[];
+  /** Values inside the blocks also written out (tight, as `fusedBlockValueShape` gives); none when absent. */
+  readonly reads?: readonly { readonly block: number; readonly value: FusedBlockValue; readonly y: Float32Array }[];
 }

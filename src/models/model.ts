@@ -96,8 +96,8 @@ export abstract class CausalLM {
   /** Called before the blocks, once per forward (e.g. rotary tables for this length). */
   protected prepare(_c: ForwardContext): void {}
   /**
-   * Block `layer` as parts a backend may run whole, with its neighbours, while no hook sees
-   * inside (src/models/layers/fused-block.ts); undefined (the default): op by op only.
+   * Block `layer` as parts a backend may run whole, with its neighbours, while no hook can
+   * change anything inside (src/models/layers/fused-block.ts); undefined (the default): op by op only.
    */
   protected fusedBlockParts(_layer: number): FusedBlockParts | undefined {
     return undefined;
@@ -253,7 +253,7 @@ export abstract class CausalLM {
       let x = start === 0 ? this.embed(input, c) : input.share();
       for (let l = start; l < stop;) {
         if (this.skippedLayers.has(l)) { l++; continue; }
-        // consecutive blocks no hook sees inside, in one backend call where it can
+        // consecutive blocks no hook can change inside (read-only hooks fire after), in one backend call where it can
         const run = tryFusedChain(l, stop, this.skippedLayers, x, c, (i) => this.fusedBlockParts(i));
         if (run && 'x' in run) { x = run.x; l = run.next; continue; }
         // declined (e.g. the weights' first use: packed on the next): those blocks op by op

@@ -197,7 +197,8 @@ export interface Backend {
   /**
    * Consecutive pre-LN blocks in one call: inputs x [batch, pos, d_model], then each block's
    * parameters in the order of `FusedBlockDesc`; outputs, in order, the residual after each block
-   * listed in `desc.taps` [batch, pos, d_model]. Returns false having written nothing when it
+   * listed in `desc.taps` [batch, pos, d_model], then the values inside the blocks listed in
+   * `desc.reads` (for read-only hooks there). Returns false having written nothing when it
    * declines (the caller then runs the blocks one by one). Not an op, as fusedBlock.
    */
   fusedBlocks?(desc: FusedChainDesc, inputs: readonly View[], outputs: readonly View[]): boolean;
@@ -227,6 +228,34 @@ export interface FusedChainDesc {
   readonly blocks: readonly FusedBlockDesc[];
   /** Indices into `blocks`, ascending, whose output is written out; the last block's always is. */
   readonly taps: readonly number[];
+  /** Values inside the blocks also written out, after the taps' outputs, in this order (none: absent or empty). */
+  readonly reads?: readonly FusedBlockRead[];
+}
+
+/**
+ * A value inside a fused block that the call can write out (for read-only hooks there), each
+ * tight in the shape `fusedBlockValueShape` gives: qkv [batch, pos, 3 · d_model] (q, then k, then
+ * v, each [.., head, d_head] split off it), z [batch, pos, head, d_head];
+ * scores (scaled, -inf where causality hides a key) and pattern [batch, head, query_pos, key_pos];
+ * attn_out, resid_mid and mlp_out [batch, pos, d_model]; mlp_pre and mlp_post [batch, pos, d_mlp].
+ */
+export type FusedBlockValue = 'qkv' | 'scores' | 'pattern' | 'z' | 'attn_out' | 'resid_mid' | 'mlp_pre' | 'mlp_post' | 'mlp_out';
+
+/** One value written out of a fused chain: `value` of block `block` (an index into `FusedChainDesc.blocks`). */
+export interface FusedBlockRead {
+  readonly block: number;
+  readonly value: FusedBlockValue;
+}
+
+/** The shape of a fused block's value (see FusedBlockValue) for x [batch, pos, d_model]. */
+export function fusedBlockValueShape(value: FusedBlockValue, batch: number, pos: number, nHeads: number, dModel: number, dMlp: number): number[] {
+  switch (value) {
+    case 'qkv': return [batch, pos, 3 * dModel];
+    case 'z': return [batch, pos, nHeads, dModel / nHeads];
+    case 'scores': case 'pattern': return [batch, nHeads, pos, pos];
+    case 'mlp_pre': case 'mlp_post': return [batch, pos, dMlp];
+    default: return [batch, pos, dModel];
+  }
 }
 
 export class UnsupportedOpError extends Error {

@@ -7,7 +7,7 @@
 // attention of a layer whose q, k, v lie as the projections wrote them; every other op, and
 // everything it declines, runs on the wasm kernels as before.
 // Not for: the wasm GEMM itself (matmul.ts), or loading the host library.
-import type { BackendBuffer, FusedBlockDesc, FusedChainDesc, OpDesc, View } from '../../tensor/backend.js';
+import { fusedBlockValueShape, type BackendBuffer, type FusedBlockDesc, type FusedChainDesc, type OpDesc, type View } from '../../tensor/backend.js';
 import type { WasmRuntime } from './runtime.js';
 import type { GemmActivation, NativeGemm } from '../../io/native-gemm.js';
 
@@ -27,7 +27,7 @@ export interface NativeGemmPolicy {
   minMacs: number;
   /** Fewest query rows of an attention run natively (shorter ones, decode above all, stay on wasm). */
   minAttentionRows: number;
-  /** Whole blocks in one native call where no hook sees inside them (Backend.fusedBlock); at least minAttentionRows positions. */
+  /** Whole blocks in one native call where no hook can change anything inside them (Backend.fusedBlock); at least minAttentionRows positions. */
   blocks: boolean;
   /** Consecutive such blocks in one native call (Backend.fusedBlocks); false: one call per block. */
   chains: boolean;
@@ -261,26 +261,35 @@ export function tryNativeBlock(
 /**
  * Consecutive whole blocks natively in one call (`Backend.fusedBlocks`): returns true when done.
  * Taken as tryNativeBlock, for every block; the outputs are the residuals after the blocks in
- * `desc.taps` (the last one included).
+ * `desc.taps` (the last one included), then the values inside them in `desc.reads` (only where
+ * the library runs chains, in one call).
  */
 export function tryNativeChain(
   rt: WasmRuntime, gemm: NativeGemm, policy: NativeGemmPolicy, versionOf: (b: BackendBuffer) => number,
   desc: FusedChainDesc, inputs: readonly View[], outputs: readonly View[],
 ): boolean {
   const n = desc.blocks.length;
-  const run = gemm.chain ? gemm.chain.bind(gemm) : n === 1 && gemm.block ? null : undefined;
-  if (!policy.blocks || run === undefined || n === 0 || inputs.length !== 1 + 12 * n || outputs.length !== desc.taps.length) return false;
+  const reads = desc.reads ?? [];
+  const run = gemm.chain ? gemm.chain.bind(gemm) : n === 1 && gemm.block && !reads.length ? null : undefined;
+  if (!policy.blocks || run === undefined || n === 0 || inputs.length !== 1 + 12 * n || outputs.length !== desc.taps.length + reads.length) return false;
+  // values inside the blocks come out of one chain call only
+  if (reads.length && (run === null || (n > 1 && !policy.chains))) return false;
   if (desc.taps[desc.taps.length - 1] !== n - 1 || desc.taps.some((t, i) => t < 0 || (i > 0 && t <= desc.taps[i - 1]!))) {
     throw new Error(`fusedBlocks: taps [${desc.taps.join(', ')}] must ascend and end at the last of ${n} blocks`);
   }
   if (desc.blocks.some((b) => !gemm.activations.has(b.act as GemmActivation))) return false;
   const x = inputs[0]!;
-  if (x.shape.length !== 3 || outputs.some((y) => !shapesMatch(x.shape, y.shape))) return false;
+  const taps = outputs.slice(0, desc.taps.length);
+  if (x.shape.length !== 3 || taps.some((y) => !shapesMatch(x.shape, y.shape))) return false;
   const [batch, pos, d] = x.shape as [number, number, number];
   if (pos < policy.minAttentionRows || desc.blocks.some((b) => d % b.nHeads !== 0)) return false;
   if (![...inputs, ...outputs].every((v) => v.dtype === 'f32' && tight(v) && rt.hostBytes(v.buffer) === null)) return false;
   const blockParams = desc.blocks.map((_, i) => inputs.slice(1 + 12 * i, 13 + 12 * i));
   const dMlps = blockParams.map((p) => p[9]!.shape[0]!);
+  const readShape = (i: number) => { const r = reads[i]!; return fusedBlockValueShape(r.value, batch, pos, desc.blocks[r.block]!.nHeads, d, dMlps[r.block]!); };
+  if (reads.some((r, i) => r.block < 0 || r.block >= n || !shapesMatch(readShape(i), outputs[taps.length + i]!.shape))) {
+    throw new Error(`fusedBlocks: reads [${reads.map((r, i) => `${r.block}.${r.value} f32[${outputs[taps.length + i]?.shape.join(',')}]`).join(', ')}] do not match ${n} blocks on x f32[${x.shape.join(',')}]`);
+  }
   const sizes = (f: number) => [d, d, 3 * d * d, 3 * d, d * d, d, d, d, d * f, f, f * d, d];
   if (blockParams.some((ps, i) => ps.some((p, j) => p.shape.reduce((a, b) => a * b, 1) !== sizes(dMlps[i]!)[j]))) return false;
   for (const v of [...inputs, ...outputs]) inside(v, 'block');
@@ -291,7 +300,7 @@ export function tryNativeChain(
     nHeads: b.nHeads, dMlp: dMlps[i]!, eps1: b.eps1, eps2: b.eps2, scale: b.scale, act: b.act as GemmActivation, transB: b.transB,
     params: blockParams[i]!.map((p, j) => ({ data: at(p, sizes(dMlps[i]!)[j]!), key: p.buffer, version: versionOf(p.buffer) })),
   }));
-  const ys = outputs.map((y) => at(y, M * d));
+  const ys = taps.map((y) => at(y, M * d));
   if (run === null) return gemm.block!({ batch, pos, dModel: d, ...blocks[0]!, x: at(x, M * d), y: ys[0]! });
   if (n > 1 && !policy.chains && gemm.block) {
     // one call per block (the residual between them through host arrays); every block is offered
@@ -307,7 +316,8 @@ export function tryNativeChain(
     });
     return done;
   }
-  return run({ batch, pos, dModel: d, blocks, x: at(x, M * d), outputs: desc.taps.map((block, i) => ({ block, y: ys[i]! })) });
+  const read = reads.map((r, i) => ({ ...r, y: at(outputs[taps.length + i]!, readShape(i).reduce((a, b) => a * b, 1)) }));
+  return run({ batch, pos, dModel: d, blocks, x: at(x, M * d), outputs: desc.taps.map((block, i) => ({ block, y: ys[i]! })), ...(read.length ? { reads: read } : {}) });
 }
 
 function shapesMatch(a: readonly number[], b: readonly number[]): boolean {

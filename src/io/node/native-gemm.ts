@@ -3,7 +3,8 @@
 // packs B once) and one per shape for products whose B changes (training, SAE steps: B an input,
 // packed per call); an activation after the product runs in a small session of its own, and a
 // prefill's attention (both batched products and the softmax) in another; consecutive whole
-// blocks no hook sees inside run as one session (onnx-block.ts), made on their second call.
+// blocks no hook can change inside run as one session (onnx-block.ts), made on their second
+// call, from which the values inside them that read-only hooks want are fetched by name.
 // A weight is packed on its second product with unchanged values (a buffer written in between gets
 // a new version), so a training step that changes every weight never pays for packing.
 // Why the synchronous binding: actlab's wasm backend is synchronous, and onnxruntime-node's public
@@ -20,7 +21,7 @@
 import { createRequire } from 'node:module';
 import type * as Protobuf from 'protobufjs';
 import type { AttentionCall, BlockCall, ChainCall, GemmActivation, GemmCall, NativeGemm, NativeGemmLoad, QGemmCall } from '../native-gemm.js';
-import { encodeChain } from './onnx-block.js';
+import { blockValueOutput, encodeChain } from './onnx-block.js';
 import { GemmModelWriter, ONNX_ACTIVATIONS } from './onnx-gemm.js';
 import { NBITS_TYPES, ggmlToNBits } from './onnx-qgemm.js';
 
@@ -102,9 +103,10 @@ class OrtGemm implements NativeGemm {
   private readonly packed = new Map<object, Map<string, Packed>>();
   /**
    * Sessions of consecutive whole blocks (one block: a chain of one), by the buffer of the first
-   * block's qkv weight, then by the number of blocks.
+   * block's qkv weight, then by the number of blocks and whether the values inside are outputs
+   * (`12`, `12:inner`).
    */
-  private readonly chains = new Map<object, Map<number, PackedChain>>();
+  private readonly chains = new Map<object, Map<string, PackedChain>>();
   /** The int64 shape inputs of a block (SPLIT, HEADS, ROWS), by `${batch}x${pos}`. */
   private readonly blockShapes = new Map<string, Record<string, unknown>>();
   private readonly dynamic = new Map<string, OrtSession>();
@@ -234,8 +236,20 @@ class OrtGemm implements NativeGemm {
     const ys = call.outputs.map((o) => this.stage(`Y${o.block}`, M * d));
     const fetches: Record<string, unknown> = {};
     call.outputs.forEach((o, i) => { fetches[`Y${o.block}`] = new this.Tensor('float32', ys[i]!, [M, d]); });
-    session.run({ X: new this.Tensor('float32', x, [M, d]), MASK: new this.Tensor('float32', this.mask(pos, pos, true), [pos, pos]), ...shapes }, fetches, {});
+    // the values inside the blocks asked for, in arrays ORT allocates: a staging array given for
+    // each took ~20% more CPU time over a cache of every value (bench/blocks.ts, interleaved)
+    const reads = call.reads ?? [];
+    for (const r of reads) fetches[blockValueOutput(r.block, r.value)] = null;
+    const got = session.run({ X: new this.Tensor('float32', x, [M, d]), MASK: new this.Tensor('float32', this.mask(pos, pos, true), [pos, pos]), ...shapes }, fetches, {});
     call.outputs.forEach((o, i) => o.y.set(ys[i]!));
+    for (const r of reads) {
+      const name = blockValueOutput(r.block, r.value);
+      const data = (got[name] as { data?: unknown } | undefined)?.data;
+      if (!(data instanceof Float32Array) || data.length !== r.y.length) {
+        throw new Error(`native gemm: chain output ${name} came back as ${data instanceof Float32Array ? `${data.length} floats` : typeof data}, expected ${r.y.length} floats`);
+      }
+      r.y.set(data);
+    }
     return true;
   }
 
@@ -319,6 +333,10 @@ class OrtGemm implements NativeGemm {
    * The session of these consecutive blocks, or null while their parameters are on their first
    * call with these values (made on the second, as a weight is packed on its second product).
    * Every block's output is a graph output, so any set of them can be read out of one session.
+   * A call that reads values inside the blocks gets a second session where those are graph
+   * outputs too, with its own packed copy of the weights: ORT keeps every graph output of a run
+   * until its end, fetched or not, so in the plain session they raised the peak RSS of GPT-2
+   * small's 12 blocks at 8 × 128 rows from ~1410 to ~2090 MB (bench/RESULTS.md).
    */
   private chainSession(call: ChainCall): OrtSession | null {
     const keys = call.blocks.flatMap((b) => b.params.map((p) => p.key));
@@ -326,7 +344,8 @@ class OrtGemm implements NativeGemm {
     const first = call.blocks[0]!.params[2]!.key;
     let byLength = this.chains.get(first);
     if (!byLength) this.chains.set(first, (byLength = new Map()));
-    const n = call.blocks.length;
+    const inner = !!call.reads?.length;
+    const n = `${call.blocks.length}${inner ? ':inner' : ''}`;
     const c = byLength.get(n);
     const same = c && c.keys.length === keys.length && c.keys.every((k, i) => k === keys[i]) && c.versions.every((v, i) => v === versions[i]);
     if (!same) {
@@ -340,6 +359,7 @@ class OrtGemm implements NativeGemm {
         dModel: call.dModel,
         blocks: call.blocks.map((b) => ({ dMlp: b.dMlp, eps1: b.eps1, eps2: b.eps2, scale: b.scale, act: b.act, transB: b.transB, params: b.params.map((p) => p.data) })),
         outputs: call.blocks.map((_, i) => i),
+        inner,
       });
       // no arena: each session's arena would keep its own intermediates (qkv, scores, the MLP's
       // hidden layer: ~70 MB per block at 8 x 128 rows), where malloc reuses one heap for all

@@ -1,5 +1,5 @@
 // The ONNX model of consecutive pre-LN transformer blocks (GPT-2's wiring), for ONNX Runtime to run
-// as one call when nothing observes the blocks' inside (src/models/layers/fused-block.ts decides
+// as one call when no hook can change the blocks' inside (src/models/layers/fused-block.ts decides
 // that); each block is
 //   h = LN1(x); q, k, v = split(h · Wqkv + bqkv); z = softmax(scale · q kᵀ + causal) v
 //   mid = x + z · Wo + bo;  y = mid + act(LN2(mid) · Wfc + bfc) · Wproj + bproj
@@ -9,12 +9,15 @@
 // shapes the split and reshapes need: SPLIT [3] = (d, d, d), HEADS [4] = (batch, pos, heads,
 // d_head), ROWS [2] = (M, d) (inputs rather than initializers: the writer's initializers are f32).
 // Outputs: Y{i} [M, d_model], the output of each block i listed (the last always): the residual
-// stream between blocks, for read-only hooks there. ORT runs every node whatever is fetched, and
-// these tensors are computed anyway, so a listed output costs only its copy out.
+// stream between blocks, for read-only hooks there; with `inner`, also every block's values that
+// read-only hooks inside it may want (BLOCK_VALUES, named by `blockValueOutput`). ORT runs every
+// node whatever is fetched, and these tensors are computed anyway, so a fetched output costs only
+// its copy out.
 // Not for: anything but that wiring (rotary, grouped heads, gated MLPs and RMSNorm blocks run op
 // by op).
 import { ACTIVATIONS, ATTR_FLOAT, ATTR_INT, ATTR_INTS, FLOAT, INT64, valueInfo, type GemmModelWriter, type Initializer } from './onnx-gemm.js';
 import type { GemmActivation } from '../native-gemm.js';
+import type { FusedBlockValue } from '../../tensor/backend.js';
 
 export interface BlockModelSpec {
   dMlp: number;
@@ -35,6 +38,26 @@ export interface ChainModelSpec {
   blocks: readonly BlockModelSpec[];
   /** Indices of the blocks whose output is a graph output (ascending; the last one included). */
   outputs: readonly number[];
+  /** Every block's BLOCK_VALUES are graph outputs too. */
+  inner?: boolean;
+}
+
+/** Each value a block can write out: its tensor in blockGraph and its dims (symbolic where they vary). */
+const BLOCK_VALUES: Record<FusedBlockValue, { name: string; dims: (d: number, f: number) => (number | string)[] }> = {
+  qkv: { name: 'QKV', dims: (d) => ['M', 3 * d] },
+  scores: { name: 'S', dims: () => ['b', 'h', 't', 't'] },
+  pattern: { name: 'P', dims: () => ['b', 'h', 't', 't'] },
+  z: { name: 'Z4', dims: () => ['b', 't', 'h', 'dh'] },
+  attn_out: { name: 'AO', dims: (d) => ['M', d] },
+  resid_mid: { name: 'MID', dims: (d) => ['M', d] },
+  mlp_pre: { name: 'PRE', dims: (_d, f) => ['M', f] },
+  mlp_post: { name: 'POST', dims: (_d, f) => ['M', f] },
+  mlp_out: { name: 'MO', dims: (d) => ['M', d] },
+};
+
+/** The graph output holding `value` of block `block` (a chain encoded with `inner`). */
+export function blockValueOutput(block: number, value: FusedBlockValue): string {
+  return `b${block}_${BLOCK_VALUES[value].name}`;
 }
 
 /** The chain's ModelProto bytes; each parameter's data is copied once into them. */
@@ -58,7 +81,11 @@ export function encodeChain(writer: GemmModelWriter, c: ChainModelSpec): Uint8Ar
     valueInfo('X', ['M', c.dModel]), valueInfo('MASK', ['t', 't']),
     valueInfo('SPLIT', [3], INT64), valueInfo('HEADS', [4], INT64), valueInfo('ROWS', [2], INT64),
     ],
-    output: c.outputs.map((i) => valueInfo(`Y${i}`, ['M', c.dModel])),
+    output: [
+      ...c.outputs.map((i) => valueInfo(`Y${i}`, ['M', c.dModel])),
+      ...(c.inner ? c.blocks.flatMap((s, i) => (Object.keys(BLOCK_VALUES) as FusedBlockValue[])
+        .map((v) => valueInfo(blockValueOutput(i, v), BLOCK_VALUES[v].dims(c.dModel, s.dMlp)))) : []),
+    ],
   };
   return writer.assemble(graph, inits, true);
 }

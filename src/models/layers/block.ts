@@ -21,7 +21,7 @@ export interface BlockParts {
   attn: (x: Tensor) => Tensor;
   /** normalized input -> MLP (or MoE) output */
   mlp: (x: Tensor) => Tensor;
-  /** The same block as parts a backend may run in one call while no hook sees inside (fused-block.ts). */
+  /** The same block as parts a backend may run in one call while no hook can change anything inside (fused-block.ts). */
   fused?: FusedBlockParts;
   /**
    * The norm that reads this block's output (the next block's ln1, or the final norm) and its
