@@ -121,14 +121,14 @@ function blockPlan(layer: number, c: ForwardContext, p: FusedBlockParts): { desc
 }
 
 /** No hook can see inside block `layer`. */
-function quietInside(layer: number, c: ForwardContext): boolean {
+export function quietInside(layer: number, c: ForwardContext): boolean {
   const h = c.hooks;
   if (h.empty) return true;
   if (h.recording || !c.blockHookNames) return false;
   return c.blockHookNames(layer).every((n) => n.endsWith('.hook_resid_pre') || n.endsWith('.hook_resid_post') || !h.wants(n));
 }
 
-function plainNorm(n: Norm): boolean {
+export function plainNorm(n: Norm): boolean {
   return n.kind === 'layernorm' && !!n.weight && !!n.bias && !n.offset;
 }
 
