@@ -3,7 +3,8 @@
 // packs B once) and one per shape for products whose B changes (training, SAE steps: B an input,
 // packed per call); an activation after the product runs in a small session of its own, and a
 // prefill's attention (both batched products and the softmax) in another; consecutive whole
-// blocks no hook sees inside run as one session (onnx-block.ts), made on their second call.
+// blocks no hook sees inside run as one session (onnx-block.ts), made on their second call, and a
+// step over a KV cache of such blocks as one session too (native-decode.ts, onnx-decode.ts).
 // A weight is packed on its second product with unchanged values (a buffer written in between gets
 // a new version), so a training step that changes every weight never pays for packing.
 // Why the synchronous binding: actlab's wasm backend is synchronous, and onnxruntime-node's public
