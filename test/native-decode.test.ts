@@ -4,7 +4,8 @@
 // positions over an empty cache, then one position per step) for f32 weights and GGUF files made
 // from them (Q8_0, Q4_0, Q4_K with Q6_K): token ids equal, logits and cache contents within the
 // budget; read-only hooks at hook_resid_post see the same tensors; a hook that edits inside a block
-// runs that block op by op (and the rest fused) with the op-by-op result; a padded batch declines.
+// runs that block op by op (and the rest fused) with the op-by-op result; a batch of two under a mask
+// of ones fuses; a quantized cache and a padded batch decline.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,6 +21,7 @@ import { tensorWeights } from '../src/formats/weight-source.js';
 import { NodeFileStore } from '../src/io/node/file-store.js';
 import { loadNativeGemm } from '../src/io/node/native-gemm.js';
 import { KVCache } from '../src/models/layers/kv-cache.js';
+import { KVCacheQuant } from '../src/models/kvquant/cache.js';
 import { loadModel } from '../src/models/load.js';
 import type { CausalLM } from '../src/models/model.js';
 import { Hooks, type HookFn } from '../src/models/hook-point.js';
@@ -188,6 +190,36 @@ describe.skipIf(!available)('decode steps as one native call', () => {
     expect(relErr(got.logits, plainRun.logits)).toBeGreaterThan(1e-2); // the edit took effect
     a.dispose();
     b.dispose();
+  });
+
+  it('a batch of two under a mask of ones fuses and gives the op-by-op logits; a quantized cache declines', { timeout: 60_000 }, () => {
+    const step = (be: WasmBackend, kv: KVCache) => {
+      const m = randomModel(CONFIG, be, { seed: 4, std: 0.05 });
+      const out: Float32Array[] = [];
+      let input = [[3, 41, 7], [88, 19, 5]];
+      for (let s = 0; s < 4; s++) {
+        const t = tensor(input.flat(), [2, input[0]!.length], 'i32', { backend: be });
+        const mask = [Array<number>(kv.length + input[0]!.length).fill(1), Array<number>(kv.length + input[0]!.length).fill(1)];
+        const l = m.forward(t, { cache: kv, attentionMask: mask, logits: 'last' });
+        out.push(Float32Array.from(l.dataSync() as Float32Array));
+        t.dispose();
+        l.dispose();
+        input = [[(s * 13 + 1) % CONFIG.vocab_size], [(s * 29 + 2) % CONFIG.vocab_size]];
+      }
+      m.dispose();
+      kv.dispose();
+      return out;
+    };
+    calls.length = 0;
+    const got = step(fused, new KVCache());
+    expect(calls).toEqual([{ n: 3, past: 0, pos: 3 }, { n: 3, past: 3, pos: 1 }, { n: 3, past: 4, pos: 1 }, { n: 3, past: 5, pos: 1 }]);
+    const want = step(plain, new KVCache());
+    const err = relErr(got, want);
+    console.log(`batch of two: logits max |fused - op by op| / max = ${err.toExponential(2)}`);
+    expect(err).toBeLessThan(1e-4);
+    calls.length = 0;
+    step(fused, new KVCacheQuant({ type: 'q8_0' }, fused));
+    expect(calls.length).toBe(0);
   });
 
   it('a padded batch (a mask with zeros) declines: op by op, as before', { timeout: 60_000 }, () => {
