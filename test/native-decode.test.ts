@@ -2,7 +2,8 @@
 // the KV cache the model's own) against the same model stepped op by op (the policy's decode off),
 // with the error printed: greedy generation over a cache filled by a prompt (a first call of several
 // positions over an empty cache, then one position per step) for f32 weights and GGUF files made
-// from them (Q8_0, Q4_0, Q4_K with Q6_K): token ids equal, logits and cache contents within the
+// from them (Q8_0, Q4_0, Q4_K with Q6_K), both fed the op-by-op path's tokens: token ids equal
+// wherever the choice is clear by more than the difference, logits and cache contents within the
 // budget; read-only hooks at hook_resid_post see the same tensors; a hook that edits inside a block
 // runs that block op by op (and the rest fused) with the op-by-op result; a batch of two under a mask
 // of ones fuses; a quantized cache and a padded batch decline.
@@ -36,12 +37,15 @@ if (!available) console.log(`native decode tests skipped: ${(load as { reason: s
 // d_model a multiple of 256, so that the K-quants' super-blocks fit
 const CONFIG = { model_type: 'gpt2', n_embd: 256, n_head: 4, n_layer: 3, n_positions: 64, n_inner: 512, vocab_size: 97, layer_norm_epsilon: 1e-5 };
 const PROMPT = [3, 41, 7, 88, 19];
-const STEPS = 8;
+const STEPS = 14; // past 16 positions: the cache and its mirror grow
 
 interface Trace { ids: number[]; logits: Float32Array[]; cache: Float32Array[]; resid: Float32Array[] }
 
-/** Greedy decoding over a KV cache: the prompt in one call, then STEPS single positions. */
-function generate(model: CausalLM, hooks?: Hooks): Trace {
+/**
+ * Greedy decoding over a KV cache: the prompt in one call, then STEPS single positions, each the
+ * previous step's best token, or `forced`'s (so that two paths compared see the same inputs).
+ */
+function generate(model: CausalLM, hooks?: Hooks, forced?: readonly number[]): Trace {
   const be = model.backend;
   const kv = new KVCache();
   const out: Trace = { ids: [], logits: [], cache: [], resid: [] };
@@ -56,7 +60,7 @@ function generate(model: CausalLM, hooks?: Hooks): Trace {
     let best = 0;
     for (let i = 1; i < v.length; i++) if (v[i]! > v[best]!) best = i;
     out.ids.push(best);
-    input = [best];
+    input = [forced?.[s] ?? best];
   }
   // every layer's cached keys and values [2, 1, heads, length, d_head]
   for (let l = 0; l < CONFIG.n_layer; l++) {
@@ -67,6 +71,16 @@ function generate(model: CausalLM, hooks?: Hooks): Trace {
   }
   kv.dispose();
   return out;
+}
+
+/** The best logit's lead over the second. */
+function margin(l: Float32Array): number {
+  const [a, b] = [...l].sort((x, y) => y - x);
+  return a! - b!;
+}
+
+function maxAbs(l: Float32Array): number {
+  return l.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
 }
 
 /** max |a − b| over max |b|, over every pair of arrays. */
@@ -130,20 +144,21 @@ describe.skipIf(!available)('decode steps as one native call', () => {
   for (const [name, type, typeFor, budget] of cases) {
     it(`${name}: greedy generation gives the op-by-op tokens, logits and KV cache`, { timeout: 120_000 }, async () => {
       const [a, b, ref] = await pair(type, typeFor);
-      calls.length = 0;
-      const got = generate(a);
       const want = generate(b);
+      calls.length = 0;
+      const got = generate(a, undefined, want.ids);
       const eLogits = relErr(got.logits, want.logits);
       const eCache = relErr(got.cache, want.cache);
       console.log(`${name}: ${calls.length} native decode calls; logits max |fused - op by op| / max |logit| = ${eLogits.toExponential(2)}, KV cache ${eCache.toExponential(2)} (budget ${budget})`);
       // the prompt over an empty cache, then every step: all blocks in one call each
       expect(calls).toEqual([{ n: 3, past: 0, pos: PROMPT.length }, ...Array.from({ length: STEPS }, (_, s) => ({ n: 3, past: PROMPT.length + s, pos: 1 }))]);
-      expect(got.ids).toEqual(want.ids);
+      // the same token wherever the op-by-op choice is clear by more than twice the difference
+      want.ids.forEach((id, s) => { if (margin(want.logits[s]!) > 2 * eLogits * maxAbs(want.logits[s]!)) expect(got.ids[s]).toBe(id); });
       expect(eLogits).toBeLessThan(budget);
       expect(eCache).toBeLessThan(budget);
       if (ref) {
         // both against the js reference: the fused step is no further from it than twice the op-by-op one
-        const exact = generate(ref);
+        const exact = generate(ref, undefined, want.ids);
         const [eFused, eOps] = [relErr(got.logits, exact.logits), relErr(want.logits, exact.logits)];
         console.log(`${name}: logits vs the js reference (f32 activations): fused ${eFused.toExponential(2)}, op by op ${eOps.toExponential(2)}`);
         expect(eFused).toBeLessThan(2 * eOps + 1e-4);

@@ -1,13 +1,14 @@
 // Decode steps on ONNX Runtime (the NativeGemm's `decode`, src/io/native-decode.ts): one session per
 // run of consecutive blocks (onnx-decode.ts), weights packed when it is made, and per block a host
-// mirror of its KV cache in the graph's layout [pos, batch, heads, d_head] for keys and for values.
+// mirror of its KV cache in the graph's layout: keys transposed [batch, heads, d_head, C], values
+// [batch, heads, C, d_head], C the mirror's capacity (grown by doubling, one for all blocks).
 // Why a mirror: ORT's node binding takes only ArrayBuffer-backed arrays and the wasm memory is a
-// SharedArrayBuffer, so the cache cannot be handed over as it lies; the mirror's first P rows are
-// a tight view (no copy per step), the step's new rows are fetched straight into the mirror's next
-// rows and copied into the caller's cache (the cache stays the caller's object). A mirror is
-// trusted only while its cache buffer is the one it last wrote, at the version it left it, holding
-// the same number of positions; otherwise it is filled again from the cache (a new cache, growth,
-// a step that ran op by op).
+// SharedArrayBuffer, so the cache cannot be handed over as it lies; the whole mirror goes in as it
+// is (no copy of the past per step: the capacity past the cached positions is masked), the step's
+// new keys and values come out and are written into the mirror and into the caller's cache (the
+// cache stays the caller's object). A mirror is trusted only while its cache buffer is the one it
+// last wrote, at the version it left it, holding the same number of positions; otherwise it is
+// filled again from the cache (a new cache, growth, a step that ran op by op).
 // Not for: deciding when a step may run natively (src/models/layers/fused-decode.ts), the views
 // (src/backends/wasm/native-decode.ts).
 import type { DecodeCall } from '../native-decode.js';
@@ -32,9 +33,13 @@ interface Mirror {
   version: number;
   /** Positions held. */
   n: number;
-  /** Elements per position (batch · heads · d_head). */
-  row: number;
+  /** Positions it has room for, and the geometry (batch · heads, d_head) it was laid out for. */
+  cap: number;
+  bh: number;
+  dh: number;
+  /** [batch, heads, d_head, cap] */
   k: Float32Array<ArrayBuffer>;
+  /** [batch, heads, cap, d_head] */
   v: Float32Array<ArrayBuffer>;
 }
 
@@ -50,9 +55,10 @@ export class DecodeSessions {
   /** By the buffer of the first block's qkv weight, then by the number of blocks. */
   private readonly entries = new Map<object, Map<number, Entry>>();
   private readonly shapes = new Map<string, Record<string, unknown>>();
-  private stageX = new Float32Array(0);
-  private readonly stageY = new Map<number, Float32Array<ArrayBuffer>>();
-  private zeros = new Float32Array(0);
+  /** Host staging arrays by role (X, Y{i}, NK{i}, NV{i}), grown as needed. */
+  private readonly stages = new Map<string, Float32Array<ArrayBuffer>>();
+  private maskKey = '';
+  private lastMask = new Float32Array(0);
 
   constructor(private readonly rt: DecodeRuntime) {}
 
@@ -64,41 +70,52 @@ export class DecodeSessions {
     if (!last || last.block !== call.blocks.length - 1) throw new Error(`native decode: a run of ${call.blocks.length} blocks must write out its last block's output`);
     const dh = d / H;
     const M = B * T;
+    const BH = B * H;
     const e = this.entry(call);
-    const row = B * H * dh;
-    const feeds: Record<string, unknown> = { ...this.shapeInputs(B, T, H, d), MASK: this.rt.tensor('float32', this.mask(T, P), [T, P + T]) };
+    // one capacity for every block's mirror (one mask serves them all)
+    let C = Math.max(16, ...e.mirrors.map((m) => (m.bh === BH && m.dh === dh ? m.cap : 0)));
+    if (C < P + T) C = Math.max(P + T, 2 * C);
+    const i64 = (v: number[]) => this.rt.tensor('int64', BigInt64Array.from(v.map(BigInt)), [v.length]);
+    const feeds: Record<string, unknown> = {
+      ...this.shapeInputs(B, T, H, d), PARTS: i64([C, T]), MASK: this.rt.tensor('float32', this.mask(T, P, C), [T, C + T]),
+    };
     const fetches: Record<string, unknown> = {};
-    call.blocks.forEach((b, i) => {
-      const m = this.sync(e.mirrors[i]!, b.cache, B, H, dh, P, T);
-      const dims = (n: number) => [n, B, H, dh];
-      feeds[`PK${i}`] = this.rt.tensor('float32', m.k.subarray(0, P * row), dims(P));
-      feeds[`PV${i}`] = this.rt.tensor('float32', m.v.subarray(0, P * row), dims(P));
-      fetches[`NK${i}`] = this.rt.tensor('float32', m.k.subarray(P * row, (P + T) * row), dims(T));
-      fetches[`NV${i}`] = this.rt.tensor('float32', m.v.subarray(P * row, (P + T) * row), dims(T));
+    const fresh = call.blocks.map((b, i) => {
+      const m = this.sync(e.mirrors[i]!, b.cache, BH, dh, P, C);
+      feeds[`PK${i}`] = this.rt.tensor('float32', m.k, [B, H, dh, C]);
+      feeds[`PV${i}`] = this.rt.tensor('float32', m.v, [B, H, C, dh]);
+      const nk = this.stage(`NK${i}`, BH * dh * T);
+      const nv = this.stage(`NV${i}`, BH * T * dh);
+      fetches[`NK${i}`] = this.rt.tensor('float32', nk, [B, H, dh, T]);
+      fetches[`NV${i}`] = this.rt.tensor('float32', nv, [B, H, T, dh]);
+      return { m, nk, nv };
     });
-    if (this.stageX.length < M * d) this.stageX = new Float32Array(M * d);
-    const x = this.stageX.subarray(0, M * d);
+    const x = this.stage('X', M * d);
     x.set(call.x);
     feeds.X = this.rt.tensor('float32', x, [M, d]);
     const ys = call.outputs.map((o) => {
-      let s = this.stageY.get(o.block);
-      if (!s || s.length < M * d) this.stageY.set(o.block, (s = new Float32Array(M * d)));
-      const y = s.subarray(0, M * d);
+      const y = this.stage(`Y${o.block}`, M * d);
       fetches[`Y${o.block}`] = this.rt.tensor('float32', y, [M, d]);
       return y;
     });
     e.session.run(feeds, fetches, {});
     call.outputs.forEach((o, i) => o.y.set(ys[i]!));
-    // the new rows into the caller's cache [2, batch, heads, cap, d_head]
+    // the new rows into the mirror and into the caller's cache [2, batch, heads, cap, d_head]
     call.blocks.forEach((b, i) => {
-      const m = e.mirrors[i]!;
+      const { m, nk, nv } = fresh[i]!;
       const { data, cap } = b.cache;
-      for (let t = 0; t < T; t++) {
-        for (let bh = 0; bh < B * H; bh++) {
-          const from = (P + t) * row + bh * dh;
-          const to = (bh * cap + P + t) * dh;
-          data.set(m.k.subarray(from, from + dh), to);
-          data.set(m.v.subarray(from, from + dh), to + B * H * cap * dh);
+      const values = BH * cap * dh;
+      for (let bh = 0; bh < BH; bh++) {
+        for (let t = 0; t < T; t++) {
+          const row = (bh * cap + P + t) * dh;
+          for (let j = 0; j < dh; j++) {
+            const kj = nk[(bh * dh + j) * T + t]!;
+            m.k[(bh * dh + j) * C + P + t] = kj;
+            data[row + j] = kj;
+          }
+          const vr = nv.subarray((bh * T + t) * dh, (bh * T + t + 1) * dh);
+          m.v.set(vr, (bh * C + P + t) * dh);
+          data.set(vr, values + row);
         }
       }
       m.key = b.cache.key;
@@ -134,6 +151,7 @@ export class DecodeSessions {
     for (const m of this.entries.values()) for (const e of m.values()) e.session.dispose();
     this.entries.clear();
     this.shapes.clear();
+    this.stages.clear();
   }
 
   /** The session of these blocks with these parameter values, made (weights packed) when missing or stale. */
@@ -168,38 +186,45 @@ export class DecodeSessions {
       };
     });
     const session = this.rt.createSession(encodeDecode(this.rt.writer, { dModel: call.dModel, blocks }));
-    const mirrors = call.blocks.map((): Mirror => ({ key: null, version: -1, n: 0, row: 0, k: new Float32Array(0), v: new Float32Array(0) }));
+    const mirrors = call.blocks.map((): Mirror => ({ key: null, version: -1, n: 0, cap: 0, bh: 0, dh: 0, k: new Float32Array(0), v: new Float32Array(0) }));
     const e: Entry = { keys, versions, bytes, session, mirrors };
     byLength.set(n, e);
     return e;
   }
 
-  /** The mirror holding the cache's first P positions, with room for T more (filled from the cache when it is not the cache's copy). */
-  private sync(m: Mirror, cache: DecodeCall['blocks'][number]['cache'], B: number, H: number, dh: number, P: number, T: number): Mirror {
-    const row = B * H * dh;
-    const fresh = m.key === cache.key && m.version === cache.version && m.n === P && m.row === row;
-    if (m.k.length < (P + T) * row || m.row !== row) {
-      const cap = Math.max(P + T, 2 * (m.row === row ? m.k.length / row : 0), 16);
-      const k = new Float32Array(cap * row);
-      const v = new Float32Array(cap * row);
-      if (fresh) { k.set(m.k.subarray(0, P * row)); v.set(m.v.subarray(0, P * row)); }
-      m.k = k;
-      m.v = v;
-      m.row = row;
+  /** The mirror at capacity C holding the cache's first P positions (filled from the cache when it is not the cache's copy). */
+  private sync(m: Mirror, cache: DecodeCall['blocks'][number]['cache'], BH: number, dh: number, P: number, C: number): Mirror {
+    const fresh = m.key === cache.key && m.version === cache.version && m.n === P && m.bh === BH && m.dh === dh;
+    if (m.cap !== C || m.bh !== BH || m.dh !== dh) {
+      const k = new Float32Array(BH * dh * C);
+      const v = new Float32Array(BH * C * dh);
+      if (fresh) {
+        for (let r = 0; r < BH * dh; r++) k.set(m.k.subarray(r * m.cap, r * m.cap + P), r * C);
+        for (let bh = 0; bh < BH; bh++) v.set(m.v.subarray(bh * m.cap * dh, (bh * m.cap + P) * dh), bh * C * dh);
+      }
+      Object.assign(m, { k, v, cap: C, bh: BH, dh });
     }
     if (fresh) return m;
     const { data, cap } = cache;
-    for (let t = 0; t < P; t++) {
-      for (let bh = 0; bh < B * H; bh++) {
-        const from = (bh * cap + t) * dh;
-        m.k.set(data.subarray(from, from + dh), t * row + bh * dh);
-        m.v.set(data.subarray(from + B * H * cap * dh, from + B * H * cap * dh + dh), t * row + bh * dh);
+    const values = BH * cap * dh;
+    for (let bh = 0; bh < BH; bh++) {
+      for (let t = 0; t < P; t++) {
+        const row = (bh * cap + t) * dh;
+        for (let j = 0; j < dh; j++) m.k[(bh * dh + j) * C + t] = data[row + j]!;
+        m.v.set(data.subarray(values + row, values + row + dh), (bh * C + t) * dh);
       }
     }
     m.key = cache.key;
     m.version = cache.version;
     m.n = P;
     return m;
+  }
+
+  /** A grow-only host array for one role, cut to `n` elements. */
+  private stage(role: string, n: number): Float32Array<ArrayBuffer> {
+    let a = this.stages.get(role);
+    if (!a || a.length < n) this.stages.set(role, (a = new Float32Array(Math.max(n, Math.ceil((a?.length ?? 0) * 1.5)))));
+    return a.subarray(0, n);
   }
 
   private shapeInputs(B: number, T: number, H: number, d: number): Record<string, unknown> {
@@ -214,14 +239,17 @@ export class DecodeSessions {
     return s;
   }
 
-  /** [T, P + T]: 0 where new position i sees key j (j <= P + i), -inf elsewhere; one step (T = 1) sees all. */
-  private mask(T: number, P: number): Float32Array {
-    if (T === 1) {
-      if (this.zeros.length < P + 1) this.zeros = new Float32Array(2 * (P + 1));
-      return this.zeros.subarray(0, P + 1);
+  /** [T, C + T]: 0 where new position i sees a key (the P cached ones, and new ones up to i), -inf elsewhere. */
+  private mask(T: number, P: number, C: number): Float32Array {
+    const key = `${T}:${P}:${C}`;
+    if (this.maskKey === key) return this.lastMask;
+    const m = new Float32Array(T * (C + T));
+    for (let i = 0; i < T; i++) {
+      m.fill(-Infinity, i * (C + T) + P, i * (C + T) + C);
+      m.fill(-Infinity, i * (C + T) + C + i + 1, (i + 1) * (C + T));
     }
-    const m = new Float32Array(T * (P + T));
-    for (let i = 0; i < T; i++) m.fill(-Infinity, i * (P + T) + P + i + 1, (i + 1) * (P + T));
+    this.maskKey = key;
+    this.lastMask = m;
     return m;
   }
 }

@@ -2,12 +2,14 @@
 // over T new positions that attend to P cached ones, for ONNX Runtime to run as one call. Each
 // block's products are f32 Gemms or, for a GGML-quantized weight, MatMulNBits (onnx-qgemm.ts's
 // mapping, with the K-quants' per-block offsets), weights and biases as initializers.
-// Inputs: X [M, d] (M = batch · T), MASK [T, P + T] (0 / -inf: causal over the new positions),
-// HEADS [4] = (batch, T, heads, d_head), ROWS [2] = (M, d), SPLIT [3] = (d, d, d), and per block i
-// the cached keys and values PK{i}, PV{i} [P, batch, heads, d_head] (positions outermost, so that
-// the first P rows of a growing host array are a tight view: no copy of the past per step).
-// Outputs: per block i the new keys and values NK{i}, NV{i} [T, batch, heads, d_head] (for the
-// caller's cache), and Y{i} for the blocks listed (the residual after block i, [M, d]).
+// Inputs: X [M, d] (M = batch · T), MASK [T, C + T] (0 / -inf: the P cached positions of C seen,
+// the rest of the capacity not, causal over the new positions), HEADS [4] = (batch, T, heads,
+// d_head), ROWS [2] = (M, d), SPLIT [3] = (d, d, d), PARTS [2] = (C, T), and per block i its cache
+// at a capacity of C positions: keys transposed PK{i} [batch, heads, d_head, C] and values PV{i}
+// [batch, heads, C, d_head] (whole host arrays: no copy of the past per step; the scores of the
+// capacity past P are masked). The new positions are scored apart and their scores concatenated.
+// Outputs: per block i the new keys NK{i} [batch, heads, d_head, T] and values NV{i} [batch, heads,
+// T, d_head] (for the caller's cache), and Y{i} (the residual after block i, [M, d]).
 // Not for: steps without a cache (onnx-block.ts), other wirings (rotary, grouped heads, gated MLPs).
 import { ACTIVATIONS, ATTR_FLOAT, ATTR_INT, ATTR_INTS, FLOAT, INT64, MS, valueInfo, type GemmModelWriter, type Initializer } from './onnx-gemm.js';
 import type { GemmActivation } from '../native-gemm.js';
@@ -43,7 +45,6 @@ export function encodeDecode(writer: GemmModelWriter, s: DecodeModelSpec): Uint8
   if (n === 0) throw new Error('onnx decode: no blocks');
   const nodes: object[] = [];
   const inits: Initializer[] = [];
-  const cacheDims = ['P', 'b', 'h', 'dh'];
   s.blocks.forEach((b, i) => {
     const part = blockGraph(`b${i}_`, s.dModel, b, i === 0 ? 'X' : `Y${i - 1}`, `Y${i}`, i);
     nodes.push(...part.nodes);
@@ -54,11 +55,11 @@ export function encodeDecode(writer: GemmModelWriter, s: DecodeModelSpec): Uint8
     node: nodes,
     input: [
       valueInfo('X', ['M', s.dModel]), valueInfo('MASK', ['T', 'PT']),
-      valueInfo('SPLIT', [3], INT64), valueInfo('HEADS', [4], INT64), valueInfo('ROWS', [2], INT64),
-      ...s.blocks.flatMap((_, i) => [valueInfo(`PK${i}`, cacheDims), valueInfo(`PV${i}`, cacheDims)]),
+      valueInfo('SPLIT', [3], INT64), valueInfo('HEADS', [4], INT64), valueInfo('ROWS', [2], INT64), valueInfo('PARTS', [2], INT64),
+      ...s.blocks.flatMap((_, i) => [valueInfo(`PK${i}`, ['b', 'h', 'dh', 'C']), valueInfo(`PV${i}`, ['b', 'h', 'C', 'dh'])]),
     ],
     output: [
-      ...s.blocks.flatMap((_, i) => [valueInfo(`NK${i}`, ['T', 'b', 'h', 'dh']), valueInfo(`NV${i}`, ['T', 'b', 'h', 'dh'])]),
+      ...s.blocks.flatMap((_, i) => [valueInfo(`NK${i}`, ['b', 'h', 'dh', 'T']), valueInfo(`NV${i}`, ['b', 'h', 'T', 'dh'])]),
       ...s.blocks.map((_, i) => valueInfo(`Y${i}`, ['M', s.dModel])),
     ],
   };
@@ -92,18 +93,19 @@ function blockGraph(p: string, d: number, s: DecodeBlockSpec, x: string, y: stri
     node(q('q4'), 'Reshape', [q('Qf'), 'HEADS'], [q('Q')]), // [b, T, h, dh]
     node(q('k4'), 'Reshape', [q('Kf'), 'HEADS'], [q('K')]),
     node(q('v4'), 'Reshape', [q('Vf'), 'HEADS'], [q('V')]),
-    perm(q('kn'), q('K'), `NK${i}`, [1, 0, 2, 3]), // [T, b, h, dh]
-    perm(q('vn'), q('V'), `NV${i}`, [1, 0, 2, 3]),
-    node(q('kall'), 'Concat', [`PK${i}`, `NK${i}`], [q('KA')], [int('axis', 0)]), // [P + T, b, h, dh]
-    node(q('vall'), 'Concat', [`PV${i}`, `NV${i}`], [q('VA')], [int('axis', 0)]),
     perm(q('qt'), q('Q'), q('Qh'), [0, 2, 1, 3]), // [b, h, T, dh]
-    perm(q('kt'), q('KA'), q('Kt'), [1, 2, 3, 0]), // [b, h, dh, P + T]
-    perm(q('vt'), q('VA'), q('Vh'), [1, 2, 0, 3]), // [b, h, P + T, dh]
-    node(q('qk'), 'MatMul', [q('Qh'), q('Kt')], [q('S0')]), // [b, h, T, P + T]
+    perm(q('kn'), q('K'), `NK${i}`, [0, 2, 3, 1]), // [b, h, dh, T]
+    perm(q('vn'), q('V'), `NV${i}`, [0, 2, 1, 3]), // [b, h, T, dh]
+    node(q('qk_past'), 'MatMul', [q('Qh'), `PK${i}`], [q('SP')]), // [b, h, T, C]
+    node(q('qk_new'), 'MatMul', [q('Qh'), `NK${i}`], [q('SN')]), // [b, h, T, T]
+    node(q('scores'), 'Concat', [q('SP'), q('SN')], [q('S0')], [int('axis', 3)]), // [b, h, T, C + T]
     node(q('scale'), 'Mul', [q('S0'), q('SCALE')], [q('S1')]),
     node(q('mask'), 'Add', [q('S1'), 'MASK'], [q('S')]),
     node(q('softmax'), 'Softmax', [q('S')], [q('Pr')], [int('axis', -1)]),
-    node(q('pv'), 'MatMul', [q('Pr'), q('Vh')], [q('Zh')]), // [b, h, T, dh]
+    node(q('parts'), 'Split', [q('Pr'), 'PARTS'], [q('PP'), q('PN')], [int('axis', 3)]), // [b, h, T, C], [b, h, T, T]
+    node(q('pv_past'), 'MatMul', [q('PP'), `PV${i}`], [q('ZP')]), // [b, h, T, dh]
+    node(q('pv_new'), 'MatMul', [q('PN'), `NV${i}`], [q('ZN')]),
+    node(q('pv'), 'Add', [q('ZP'), q('ZN')], [q('Zh')]),
     perm(q('zt'), q('Zh'), q('Z4'), [0, 2, 1, 3]), // [b, T, h, dh]
     node(q('z2'), 'Reshape', [q('Z4'), 'ROWS'], [q('Z')]), // [M, d]
     ...prod(1, 'o', q('Z'), q('AO')), // [M, d]
