@@ -12,7 +12,8 @@
 // steps)-token tg run): on a machine shared with other work, with --threads 1, that is each
 // implementation's own work per token, which the wall clock no longer shows.
 // Where a native GEMM runs decode steps as one call (src/models/layers/fused-decode.ts), decode is
-// also measured with each step's blocks op by op (`decode (op by op)`), the same model in the same run.
+// also measured with each step's blocks op by op (`decode (op by op)`), the same model, its runs
+// interleaved with the fused ones.
 // Usage: npm run bench:quant [-- --json] [--threads 2] [--runs 3] [--quick] [--cpu] [--only gpt2s|stories260K]
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
@@ -113,50 +114,38 @@ function benchActlab(model: CausalLM): { prefill: number; prefillCpu: number; de
     if (r > 0) preCpu += cpuMs() - c0;
   }
   x.dispose();
-  const dec: number[] = [];
-  let decCpu = 0;
-  for (let r = 0; r < runs + 1; r++) {
-    const kv = new KVCache();
-    let next = 1;
-    const c0 = cpuMs();
-    const t0 = performance.now();
-    for (let s = 0; s < steps; s++) {
-      const t = tensor([next], [1, 1], 'i32', { backend: b });
-      next = greedyTokenSync(model.forward(t, { cache: kv, logits: 'last' }));
-      t.dispose();
-    }
-    if (r > 0) dec.push((performance.now() - t0) / steps);
-    if (r > 0) decCpu += cpuMs() - c0;
-    kv.dispose();
-  }
-  const decodeOps = backend.native.gemm ? decodeMs(model, false) : undefined;
-  return { prefill: T / (median(pre) / 1000), prefillCpu: preCpu / runs, decode: median(dec), decodeCpu: decCpu / (runs * steps), decodeOps };
-}
-
-/** Median decode ms/token and mean CPU ms/token with native decode steps on or off (the policy restored after). */
-function decodeMs(model: CausalLM, native: boolean): { ms: number; cpu: number } {
-  setNativeDecode(native);
-  const dec: number[] = [];
-  let cpuSum = 0;
+  // decode with each step's blocks in one native call, and (where the native GEMM runs them)
+  // op by op, the runs interleaved so that a change in the machine's load reaches both alike
+  const ab = backend.native.gemm ? [true, false] : [true];
+  const dec = new Map(ab.map((on) => [on, { ms: [] as number[], cpu: 0 }]));
   try {
     for (let r = 0; r < runs + 1; r++) {
-      const kv = new KVCache();
-      let next = 1;
-      const c0 = cpuMs();
-      const t0 = performance.now();
-      for (let s = 0; s < steps; s++) {
-        const t = tensor([next], [1, 1], 'i32', { backend: model.backend });
-        next = greedyTokenSync(model.forward(t, { cache: kv, logits: 'last' }));
-        t.dispose();
+      for (const on of ab) {
+        setNativeDecode(on);
+        const kv = new KVCache();
+        let next = 1;
+        const c0 = cpuMs();
+        const t0 = performance.now();
+        for (let s = 0; s < steps; s++) {
+          const t = tensor([next], [1, 1], 'i32', { backend: b });
+          next = greedyTokenSync(model.forward(t, { cache: kv, logits: 'last' }));
+          t.dispose();
+        }
+        const d = dec.get(on)!;
+        if (r > 0) d.ms.push((performance.now() - t0) / steps);
+        if (r > 0) d.cpu += cpuMs() - c0;
+        kv.dispose();
       }
-      if (r > 0) dec.push((performance.now() - t0) / steps);
-      if (r > 0) cpuSum += cpuMs() - c0;
-      kv.dispose();
     }
   } finally {
     setNativeDecode(true);
   }
-  return { ms: median(dec), cpu: cpuSum / (runs * steps) };
+  const fused = dec.get(true)!;
+  const ops = dec.get(false);
+  return {
+    prefill: T / (median(pre) / 1000), prefillCpu: preCpu / runs, decode: median(fused.ms), decodeCpu: fused.cpu / (runs * steps),
+    decodeOps: ops && { ms: median(ops.ms), cpu: ops.cpu / (runs * steps) },
+  };
 }
 
 /** CPU ms used by this process's finished children (Linux: /proc/self/stat cutime + cstime, in clock ticks of 10 ms). */

@@ -1,7 +1,7 @@
 // Decode steps on ONNX Runtime (the NativeGemm's `decode`, src/io/native-decode.ts): one session per
 // run of consecutive blocks (onnx-decode.ts), weights packed when it is made, and per block a host
 // mirror of its KV cache in the graph's layout: keys transposed [batch, heads, d_head, C], values
-// [batch, heads, C, d_head], C the mirror's capacity (grown by doubling, one for all blocks).
+// [batch, heads, C, d_head], C the mirror's capacity (grown by 64 positions, one for all blocks).
 // Why a mirror: ORT's node binding takes only ArrayBuffer-backed arrays and the wasm memory is a
 // SharedArrayBuffer, so the cache cannot be handed over as it lies; the whole mirror goes in as it
 // is (no copy of the past per step: the capacity past the cached positions is masked), the step's
@@ -73,8 +73,10 @@ export class DecodeSessions {
     const BH = B * H;
     const e = this.entry(call);
     // one capacity for every block's mirror (one mask serves them all)
+    // (grown 64 positions past the next multiple of 64: the masked capacity is read every step, so
+    // it is kept short, and a mirror is laid out anew at most once per 64 steps)
     let C = Math.max(16, ...e.mirrors.map((m) => (m.bh === BH && m.dh === dh ? m.cap : 0)));
-    if (C < P + T) C = Math.max(P + T, 2 * C);
+    if (C < P + T) C = Math.ceil((P + T) / 64) * 64 + 64;
     const i64 = (v: number[]) => this.rt.tensor('int64', BigInt64Array.from(v.map(BigInt)), [v.length]);
     const feeds: Record<string, unknown> = {
       ...this.shapeInputs(B, T, H, d), PARTS: i64([C, T]), MASK: this.rt.tensor('float32', this.mask(T, P, C), [T, C + T]),
