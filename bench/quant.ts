@@ -11,6 +11,9 @@
 // time over the decode runs; llama.cpp: its child process's CPU time between a 16- and a (16 +
 // steps)-token tg run): on a machine shared with other work, with --threads 1, that is each
 // implementation's own work per token, which the wall clock no longer shows.
+// Where a native GEMM runs decode steps as one call (src/models/layers/fused-decode.ts), decode is
+// also measured with each step's blocks op by op (`decode (op by op)`), the same model, its runs
+// interleaved with the fused ones.
 // Usage: npm run bench:quant [-- --json] [--threads 2] [--runs 3] [--quick] [--cpu] [--only gpt2s|stories260K]
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
@@ -78,7 +81,7 @@ async function gpt2SmallF32(): Promise<string> {
   return path;
 }
 
-interface Row { model: string; type: string; impl: string; prefill_tok_s: number; prefill_cpu_ms?: number; decode_ms_per_token: number; decode_cpu_ms_per_token?: number; resident_mib?: number; native_packed_mib?: number; file_mib: number }
+interface Row { model: string; type: string; impl: string; prefill_tok_s: number; prefill_cpu_ms?: number; decode_ms_per_token: number; decode_op_by_op_ms_per_token?: number; decode_cpu_ms_per_token?: number; decode_op_by_op_cpu_ms_per_token?: number; resident_mib?: number; native_packed_mib?: number; file_mib: number }
 const rows: Row[] = [];
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const round = (x: number, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
@@ -92,7 +95,12 @@ function ids(n: number, vocab: number, seed: number): number[] {
 /** CPU ms of this process (all its threads). */
 const cpuMs = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1e3; };
 
-function benchActlab(model: CausalLM): { prefill: number; prefillCpu: number; decode: number; decodeCpu: number } {
+/** Decode steps each as one native call (the policy's default), or op by op: the same model, the same run. */
+function setNativeDecode(on: boolean): void {
+  if (backend.native.gemm) backend.native.policy.decode = on;
+}
+
+function benchActlab(model: CausalLM): { prefill: number; prefillCpu: number; decode: number; decodeCpu: number; decodeOps?: { ms: number; cpu: number } } {
   const b = model.backend;
   const V = model.dims.vocabSize;
   const x = tensor(ids(T, V, 3), [1, T], 'i32', { backend: b });
@@ -106,23 +114,38 @@ function benchActlab(model: CausalLM): { prefill: number; prefillCpu: number; de
     if (r > 0) preCpu += cpuMs() - c0;
   }
   x.dispose();
-  const dec: number[] = [];
-  let decCpu = 0;
-  for (let r = 0; r < runs + 1; r++) {
-    const kv = new KVCache();
-    let next = 1;
-    const c0 = cpuMs();
-    const t0 = performance.now();
-    for (let s = 0; s < steps; s++) {
-      const t = tensor([next], [1, 1], 'i32', { backend: b });
-      next = greedyTokenSync(model.forward(t, { cache: kv, logits: 'last' }));
-      t.dispose();
+  // decode with each step's blocks in one native call, and (where the native GEMM runs them)
+  // op by op, the runs interleaved so that a change in the machine's load reaches both alike
+  const ab = backend.native.gemm ? [true, false] : [true];
+  const dec = new Map(ab.map((on) => [on, { ms: [] as number[], cpu: 0 }]));
+  try {
+    for (let r = 0; r < runs + 1; r++) {
+      for (const on of ab) {
+        setNativeDecode(on);
+        const kv = new KVCache();
+        let next = 1;
+        const c0 = cpuMs();
+        const t0 = performance.now();
+        for (let s = 0; s < steps; s++) {
+          const t = tensor([next], [1, 1], 'i32', { backend: b });
+          next = greedyTokenSync(model.forward(t, { cache: kv, logits: 'last' }));
+          t.dispose();
+        }
+        const d = dec.get(on)!;
+        if (r > 0) d.ms.push((performance.now() - t0) / steps);
+        if (r > 0) d.cpu += cpuMs() - c0;
+        kv.dispose();
+      }
     }
-    if (r > 0) dec.push((performance.now() - t0) / steps);
-    if (r > 0) decCpu += cpuMs() - c0;
-    kv.dispose();
+  } finally {
+    setNativeDecode(true);
   }
-  return { prefill: T / (median(pre) / 1000), prefillCpu: preCpu / runs, decode: median(dec), decodeCpu: decCpu / (runs * steps) };
+  const fused = dec.get(true)!;
+  const ops = dec.get(false);
+  return {
+    prefill: T / (median(pre) / 1000), prefillCpu: preCpu / runs, decode: median(fused.ms), decodeCpu: fused.cpu / (runs * steps),
+    decodeOps: ops && { ms: median(ops.ms), cpu: ops.cpu / (runs * steps) },
+  };
 }
 
 /** CPU ms used by this process's finished children (Linux: /proc/self/stat cutime + cstime, in clock ticks of 10 ms). */
@@ -191,7 +214,7 @@ for (const [name, f32File, types, extra] of models) {
     // what the native GEMM holds for this model (ORT's packed copies of its weights), beside the wasm copy
     const nativeMib = Number(backend.info().nativeGemmPackedMB ?? 0);
     m.model.dispose();
-    rows.push({ model: name, type, impl: `actlab-wasm ${threads}t`, prefill_tok_s: round(a.prefill, 1), ...(cpu ? { prefill_cpu_ms: round(a.prefillCpu, 1) } : {}), decode_ms_per_token: round(a.decode), ...(cpu ? { decode_cpu_ms_per_token: round(a.decodeCpu) } : {}), resident_mib: mib(mem.bytes), native_packed_mib: nativeMib, file_mib: fileMib });
+    rows.push({ model: name, type, impl: `actlab-wasm ${threads}t`, prefill_tok_s: round(a.prefill, 1), ...(cpu ? { prefill_cpu_ms: round(a.prefillCpu, 1) } : {}), decode_ms_per_token: round(a.decode), ...(a.decodeOps ? { decode_op_by_op_ms_per_token: round(a.decodeOps.ms) } : {}), ...(cpu ? { decode_cpu_ms_per_token: round(a.decodeCpu) } : {}), ...(cpu && a.decodeOps ? { decode_op_by_op_cpu_ms_per_token: round(a.decodeOps.cpu) } : {}), resident_mib: mib(mem.bytes), native_packed_mib: nativeMib, file_mib: fileMib });
     const l = benchLlama(file);
     if (l) rows.push({ model: name, type, impl: `llama.cpp ${threads}t`, prefill_tok_s: round(l.prefill, 1), ...(l.prefillCpu !== undefined ? { prefill_cpu_ms: round(l.prefillCpu, 1) } : {}), decode_ms_per_token: round(l.decode), ...(l.decodeCpu !== undefined ? { decode_cpu_ms_per_token: round(l.decodeCpu) } : {}), file_mib: fileMib });
   }
@@ -204,8 +227,9 @@ if (json) {
 } else {
   console.log(`quantized GGUF, batch 1, ${threads} threads, median of ${runs} runs; prefill T=${T} (last-position logits), decode ${steps} steps from one token`);
   console.log(`native GEMM: ${nativeName}; native MiB: the weights' packed copies the native GEMM holds besides the wasm copy (resident MiB)`);
-  console.log(`| model | type | impl | prefill tok/s |${cpu ? ` prefill CPU ms (T=${T}) |` : ''} decode ms/token |${cpu ? ' decode CPU ms/token |' : ''} resident MiB | native MiB | file MiB |\n|---|---|---|---|${cpu ? '---|' : ''}---|${cpu ? '---|' : ''}---|---|---|`);
-  for (const r of rows) console.log(`| ${r.model} | ${r.type} | ${r.impl} | ${r.prefill_tok_s} |${cpu ? ` ${r.prefill_cpu_ms ?? ''} |` : ''} ${r.decode_ms_per_token} |${cpu ? ` ${r.decode_cpu_ms_per_token ?? ''} |` : ''} ${r.resident_mib ?? ''} | ${r.native_packed_mib ?? ''} | ${r.file_mib} |`);
+  console.log('decode (op by op): the same model with each step\'s blocks run op by op, measured in the same run');
+  console.log(`| model | type | impl | prefill tok/s |${cpu ? ` prefill CPU ms (T=${T}) |` : ''} decode ms/token | decode (op by op) |${cpu ? ' decode CPU ms/token | decode CPU (op by op) |' : ''} resident MiB | native MiB | file MiB |\n|---|---|---|---|${cpu ? '---|' : ''}---|---|${cpu ? '---|---|' : ''}---|---|---|`);
+  for (const r of rows) console.log(`| ${r.model} | ${r.type} | ${r.impl} | ${r.prefill_tok_s} |${cpu ? ` ${r.prefill_cpu_ms ?? ''} |` : ''} ${r.decode_ms_per_token} | ${r.decode_op_by_op_ms_per_token ?? ''} |${cpu ? ` ${r.decode_cpu_ms_per_token ?? ''} | ${r.decode_op_by_op_cpu_ms_per_token ?? ''} |` : ''} ${r.resident_mib ?? ''} | ${r.native_packed_mib ?? ''} | ${r.file_mib} |`);
   console.log(`\n| model | type | decode time vs actlab F32 | decode speed vs llama.cpp | prefill speed vs llama.cpp |${cpu ? ' prefill CPU vs llama.cpp (speed) | decode CPU vs actlab F32 | decode CPU vs llama.cpp (speed) |' : ''}\n|---|---|---|---|---|${cpu ? '---|---|---|' : ''}`);
   for (const r of rows.filter((x) => x.impl.startsWith('actlab'))) {
     const f32 = find(r.model, 'F32', 'actlab')!;

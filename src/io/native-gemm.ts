@@ -2,6 +2,7 @@
 // src/io/node/native-gemm.ts; the browser has none). Only the contract lives here; which products
 // go native is decided in src/backends/wasm/native-gemm.ts.
 import type { FusedBlockValue } from '../tensor/backend.js';
+import type { DecodeCall } from './native-decode.js';
 
 /** B of a product, when it is read from a buffer the backend tracks (a weight, usually). */
 export interface GemmWeight {
@@ -108,6 +109,11 @@ export interface NativeGemm {
    * false without writing, as `block`.
    */
   chain?(call: ChainCall): boolean;
+  /**
+   * Runs a decode step of consecutive blocks with their KV caches natively (see DecodeCall,
+   * native-decode.ts) and returns true, or returns false without writing.
+   */
+  decode?(call: DecodeCall): boolean;
   /** Block formats whose products it runs without expanding the weight (absent: none). */
   readonly qgemmTypes?: ReadonlySet<string>;
   /** A product with a quantized weight, packed once per weight (only for `qgemmTypes`). */

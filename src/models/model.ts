@@ -15,6 +15,7 @@ import { WeightMap } from './weights.js';
 import type { Linear } from './layers/linear.js';
 import type { Mlp } from './layers/mlp.js';
 import { tryFusedChain, type FusedBlockParts } from './layers/fused-block.js';
+import { tryFusedDecode } from './layers/fused-decode.js';
 
 /** The parts of a block that activation sparsity reaches (src/sparsity). */
 export interface SparsityParts {
@@ -254,7 +255,7 @@ export abstract class CausalLM {
       for (let l = start; l < stop;) {
         if (this.skippedLayers.has(l)) { l++; continue; }
         // consecutive blocks no hook can change inside (read-only hooks fire after), in one backend call where it can
-        const run = tryFusedChain(l, stop, this.skippedLayers, x, c, (i) => this.fusedBlockParts(i));
+        const run = tryFusedDecode(l, stop, this.skippedLayers, x, c, (i) => this.fusedBlockParts(i)) ?? tryFusedChain(l, stop, this.skippedLayers, x, c, (i) => this.fusedBlockParts(i));
         if (run && 'x' in run) { x = run.x; l = run.next; continue; }
         // declined (e.g. the weights' first use: packed on the next): those blocks op by op
         if (run) c.opByOpBefore = run.declined;

@@ -202,6 +202,14 @@ export interface Backend {
    * declines (the caller then runs the blocks one by one). Not an op, as fusedBlock.
    */
   fusedBlocks?(desc: FusedChainDesc, inputs: readonly View[], outputs: readonly View[]): boolean;
+  /**
+   * A step of consecutive pre-LN blocks with their KV caches in one call: inputs x [batch, pos,
+   * d_model], each block's parameters (FusedBlockDesc's order; a quantized weight as its u8 blocks,
+   * its format in `desc.quant`), then each block's cache [2, batch, heads, cap, d_head]; reads the
+   * cache's first `desc.past` positions and writes the new ones after them; outputs as fusedBlocks.
+   * Returns false having written nothing when it declines. Not an op, as fusedBlock.
+   */
+  fusedDecode?(desc: FusedDecodeDesc, inputs: readonly View[], outputs: readonly View[]): boolean;
   /** Op names that run on the backend's own kernels (the rest fall back to the reference code). */
   nativeOps?(): readonly OpName[];
   dispose(): void;
@@ -256,6 +264,14 @@ export function fusedBlockValueShape(value: FusedBlockValue, batch: number, pos:
     case 'mlp_pre': case 'mlp_post': return [batch, pos, dMlp];
     default: return [batch, pos, dModel];
   }
+}
+
+/** A FusedChainDesc over cached positions (Backend.fusedDecode). */
+export interface FusedDecodeDesc extends FusedChainDesc {
+  /** Positions already in the caches. */
+  readonly past: number;
+  /** Per block, the GGML format of the qkv, attention output, MLP input and MLP output weights (null: f32). */
+  readonly quant: readonly (readonly (string | null)[])[];
 }
 
 export class UnsupportedOpError extends Error {

@@ -12,7 +12,8 @@
 // Runtime's MLAS in Node); without it, or in a browser, they run on the wasm kernel, said once.
 // With it the backend prefers the fused 'linear' op (product, bias and activation in one native
 // call); a linear op it does not take natively runs as matmul, add and unary on its kernels.
-import type { Backend, BackendBuffer, FusedBlockDesc, FusedChainDesc, OpDesc, OpName, View } from '../../tensor/backend.js';
+import type { Backend, BackendBuffer, FusedBlockDesc, FusedChainDesc, FusedDecodeDesc, OpDesc, OpName, View } from '../../tensor/backend.js';
+import { tryNativeDecode } from './native-decode.js';
 import { checkByteRange, ownBuffer, settled } from '../../tensor/backend.js';
 import { hasReferenceKernel, runReference } from '../js/kernels.js';
 import { detectFeatures, base64ToBytes, isNode, type WasmFeatures } from './features.js';
@@ -150,6 +151,22 @@ export class WasmBackend implements Backend {
     const versionOf = (b: BackendBuffer) => (b as WasmBuffer).version;
     if (!tryNativeChain(this.runtime, gemm, policy, versionOf, desc, inputs, outputs)) return false;
     for (const y of outputs) this.touch(y.buffer);
+    return true;
+  };
+
+  /** A step of consecutive blocks over their KV caches in one native call (Backend.fusedDecode): present while the native GEMM runs them and the policy allows. */
+  get fusedDecode(): ((desc: FusedDecodeDesc, inputs: readonly View[], outputs: readonly View[]) => boolean) | undefined {
+    const n = this.native;
+    return n.gemm?.decode && n.policy.decode ? this.runDecode : undefined;
+  }
+
+  private readonly runDecode = (desc: FusedDecodeDesc, inputs: readonly View[], outputs: readonly View[]): boolean => {
+    this.alive('fusedDecode');
+    const { gemm, policy } = this.native as { gemm: NativeGemm; policy: NativeGemmPolicy };
+    if (!tryNativeDecode(this.runtime, gemm, policy, (b) => (b as WasmBuffer).version, desc, inputs, outputs)) return false;
+    // outputs, then each cache once (the library expects its cache at version + 1)
+    for (const y of outputs) this.touch(y.buffer);
+    for (const c of inputs.slice(1 + 12 * desc.blocks.length)) this.touch(c.buffer);
     return true;
   };
 
@@ -389,6 +406,7 @@ let toldNoNative = false;
 
 async function nativeGemmFor(opts: WasmBackendOptions, threads: number): Promise<WasmNativeGemm> {
   const policy = { ...DEFAULT_NATIVE_GEMM_POLICY, ...opts.nativeGemmPolicy };
+  if (envVar('ACTLAB_NATIVE_DECODE') === '0') policy.decode = false; // decode steps op by op (A/B measurements)
   if (opts.nativeGemm === false) return { gemm: null, reason: 'turned off by the nativeGemm option' };
   if (opts.nativeGemm) return { gemm: opts.nativeGemm, policy };
   if (envVar('ACTLAB_NATIVE_GEMM') === '0') return { gemm: null, reason: 'turned off by ACTLAB_NATIVE_GEMM=0' };

@@ -31,6 +31,8 @@ export interface NativeGemmPolicy {
   blocks: boolean;
   /** Consecutive such blocks in one native call (Backend.fusedBlocks); false: one call per block. */
   chains: boolean;
+  /** Steps over a KV cache of consecutive blocks no hook sees inside in one native call (Backend.fusedDecode, native-decode.ts). */
+  decode: boolean;
   /** Fewest activation rows of a product with a quantized weight run natively (qmatmul, qlinear). */
   minQuantRows: number;
   /** Fewest multiply-adds of a product with a quantized weight run natively (instead of minMacs). */
@@ -46,7 +48,7 @@ export interface NativeGemmPolicy {
  * those stay on wasm.
  */
 export const DEFAULT_NATIVE_GEMM_POLICY: NativeGemmPolicy = {
-  minRows: 16, minMacs: 1 << 21, minAttentionRows: 64, minQuantRows: 1, minQuantMacs: 1 << 20, blocks: true, chains: true,
+  minRows: 16, minMacs: 1 << 21, minAttentionRows: 64, minQuantRows: 1, minQuantMacs: 1 << 20, blocks: true, chains: true, decode: true,
 };
 
 /** A product flattened to 2-D, with element offsets into the memory's f32 view. */
@@ -222,7 +224,7 @@ function planGemm(op: MatmulOp, a: View, b: View, y: View, rt: WasmRuntime, poli
 }
 
 /** Row-major contiguous, ignoring the strides of size-1 dims. */
-function tight(v: View): boolean {
+export function tight(v: View): boolean {
   let want = 1;
   for (let d = v.shape.length - 1; d >= 0; d--) {
     if (v.shape[d]! !== 1 && v.strides[d] !== want) return false;
@@ -238,7 +240,7 @@ function tight2d(v: View, r: number): boolean {
 }
 
 /** Throws unless the view's elements lie inside its buffer (the native library does not check). */
-function inside(v: View, what: string): void {
+export function inside(v: View, what: string): void {
   let hi = v.offset;
   for (let d = 0; d < v.shape.length; d++) hi += (v.shape[d]! - 1) * Math.max(0, v.strides[d]!);
   if (v.offset < 0 || (hi + 1) * 4 > v.buffer.byteLength) {

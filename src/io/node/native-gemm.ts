@@ -4,7 +4,8 @@
 // packed per call); an activation after the product runs in a small session of its own, and a
 // prefill's attention (both batched products and the softmax) in another; consecutive whole
 // blocks no hook can change inside run as one session (onnx-block.ts), made on their second
-// call, from which the values inside them that read-only hooks want are fetched by name.
+// call, from which the values inside them that read-only hooks want are fetched by name; a step
+// over a KV cache of blocks no hook sees inside is one session too (native-decode.ts, onnx-decode.ts).
 // A weight is packed on its second product with unchanged values (a buffer written in between gets
 // a new version), so a training step that changes every weight never pays for packing.
 // Why the synchronous binding: actlab's wasm backend is synchronous, and onnxruntime-node's public
@@ -24,6 +25,8 @@ import type { AttentionCall, BlockCall, ChainCall, GemmActivation, GemmCall, Nat
 import { blockValueOutput, encodeChain } from './onnx-block.js';
 import { GemmModelWriter, ONNX_ACTIVATIONS } from './onnx-gemm.js';
 import { NBITS_TYPES, ggmlToNBits } from './onnx-qgemm.js';
+import { DecodeSessions } from './native-decode.js';
+import type { DecodeCall } from '../native-decode.js';
 
 /** The part of onnxruntime-node's binding used here (dist/binding.d.ts of 1.30.0). */
 interface OrtSession {
@@ -117,6 +120,8 @@ class OrtGemm implements NativeGemm {
   readonly activations: ReadonlySet<GemmActivation> = ONNX_ACTIVATIONS;
   readonly qgemmTypes: ReadonlySet<string> = NBITS_TYPES;
   private disposed = false;
+  /** Decode steps of runs of blocks with their KV caches (native-decode.ts). */
+  private readonly decodes: DecodeSessions;
 
   constructor(
     private readonly Session: new () => OrtSession,
@@ -126,6 +131,11 @@ class OrtGemm implements NativeGemm {
     version: string,
   ) {
     this.name = `onnxruntime-node ${version} (MLAS), ${threads} thread${threads === 1 ? '' : 's'}`;
+    this.decodes = new DecodeSessions({
+      writer,
+      tensor: (type: 'float32' | 'int64', data: Float32Array | BigInt64Array, dims: readonly number[]) => new Tensor(type as 'float32', data as Float32Array, dims),
+      createSession: (model) => this.createSession(model, true, 'all'),
+    });
   }
 
   gemm(call: GemmCall): void {
@@ -253,7 +263,13 @@ class OrtGemm implements NativeGemm {
     return true;
   }
 
+  decode(call: DecodeCall): boolean {
+    if (this.disposed) throw new Error('native gemm: used after dispose');
+    return this.decodes.run(call);
+  }
+
   forget(key: object): void {
+    this.decodes.forget(key);
     for (const [first, byLength] of this.chains) {
       for (const [n, c] of byLength) if (c.keys.includes(key)) { c.session?.dispose(); byLength.delete(n); }
       if (!byLength.size) this.chains.delete(first);
@@ -275,9 +291,13 @@ class OrtGemm implements NativeGemm {
     let sessions = 0;
     for (const m of this.packed.values()) for (const p of m.values()) if (p.session) { packed += p.bytes; sessions++; }
     for (const m of this.chains.values()) for (const c of m.values()) if (c.session) { packed += c.bytes; sessions++; }
+    const dec = this.decodes.heldBytes();
+    packed += dec.packed;
+    sessions += dec.sessions;
     let staging = 0;
     for (const a of this.stages.values()) staging += a.byteLength;
     for (const a of this.masks.values()) staging += a.byteLength;
+    staging += dec.mirrors;
     // measured with onnxruntime-node 1.30: a one-node session holds its packed B (the weight's size
     // plus MLAS's padding) and ~3 MB of its own (graph, kernels, allocator) whatever the options
     return { packed, staging, note: `${sessions} packed + ${this.dynamic.size} other sessions, each with ~3 MB of ORT's own besides the packed weight` };
@@ -288,6 +308,7 @@ class OrtGemm implements NativeGemm {
     for (const key of [...this.packed.keys()]) this.forget(key);
     for (const m of this.chains.values()) for (const c of m.values()) c.session?.dispose();
     this.chains.clear();
+    this.decodes.dispose();
     for (const s of this.dynamic.values()) s.dispose();
     this.dynamic.clear();
     this.stages.clear();

@@ -180,6 +180,11 @@ function blockPlan(layer: number, c: ForwardContext, p: FusedBlockParts): BlockP
   return { desc, params, heard };
 }
 
+/** No hook can see inside block `layer` (its residuals between blocks aside). */
+export function quietInside(layer: number, c: ForwardContext): boolean {
+  return heardInside(layer, c)?.every((s) => s === 'hook_resid_pre' || s === 'hook_resid_post') ?? false;
+}
+
 /**
  * The hook points of block `layer` that hooks listen to (names after `blocks.{layer}.`, in firing
  * order), or undefined when one of them is not a SITE or may edit there (the residuals between
@@ -200,7 +205,7 @@ function heardInside(layer: number, c: ForwardContext): string[] | undefined {
   return heard;
 }
 
-function plainNorm(n: Norm): boolean {
+export function plainNorm(n: Norm): boolean {
   return n.kind === 'layernorm' && !!n.weight && !!n.bias && !n.offset;
 }
 

@@ -21,15 +21,7 @@ export class KVCache {
     }
     const t = k.shape[2]!;
     const need = this.length + t;
-    const old = this.layers[layer];
-    if (!old || old.shape[3]! < need) {
-      const cap = Math.max(need, 2 * (old?.shape[3] ?? 0), 16);
-      const next = keep(Tensor.empty([2, k.shape[0]!, k.shape[1]!, cap, k.shape[3]!], k.dtype, k.backend, 'kvCache'));
-      if (old && this.length > 0) tidy(() => assign(next.narrow(3, 0, this.length), old.narrow(3, 0, this.length)));
-      old?.dispose();
-      this.layers[layer] = next;
-    }
-    const kv = this.layers[layer]!;
+    const kv = this.reserve(layer, k.shape, k.dtype, k.backend);
     tidy(() => {
       const dst = kv.narrow(3, this.length, t); // [2, batch, kv_head, t, d_head]
       const both = pairView(k, v);
@@ -44,6 +36,29 @@ export class KVCache {
       const all = kv.narrow(3, 0, need);
       return { k: all.narrow(0, 0, 1).squeeze(0), v: all.narrow(0, 1, 1).squeeze(0) };
     });
+  }
+
+  /**
+   * Layer `layer`'s whole buffer [2, batch, kv_head, capacity, d_head], grown (by doubling, the
+   * cached positions kept) to hold `shape[2]` positions after those cached (shape: the new keys'
+   * [batch, kv_head, t, d_head]). For a step that writes the new positions itself, then calls `wrote`.
+   */
+  reserve(layer: number, shape: readonly number[], dtype: Tensor['dtype'], backend: Tensor['backend']): Tensor {
+    const need = this.length + shape[2]!;
+    const old = this.layers[layer];
+    if (!old || old.shape[3]! < need) {
+      const cap = Math.max(need, 2 * (old?.shape[3] ?? 0), 16);
+      const next = keep(Tensor.empty([2, shape[0]!, shape[1]!, cap, shape[3]!], dtype, backend, 'kvCache'));
+      if (old && this.length > 0) tidy(() => assign(next.narrow(3, 0, this.length), old.narrow(3, 0, this.length)));
+      old?.dispose();
+      this.layers[layer] = next;
+    }
+    return this.layers[layer]!;
+  }
+
+  /** `t` new positions were written after the cached ones (into `reserve`'s buffers): counted at `commit`. */
+  wrote(t: number): void {
+    this.pending = t;
   }
 
   /** Called once a forward step has passed every layer: its positions count from now on. */
