@@ -4,7 +4,7 @@
 // forward step may go this way is decided in src/models/layers/fused-decode.ts, the views in
 // src/backends/wasm/native-decode.ts.
 // Not for: runs of blocks without a cache (ChainCall in native-gemm.ts).
-import type { GemmActivation, GemmBias } from './native-gemm.js';
+import type { BlockWiring, GemmBias } from './native-gemm.js';
 
 /** A parameter of a decode block: f32 values, or a product's weight in GGML blocks (row after row, [out, in]). */
 export interface DecodeParam extends GemmBias {
@@ -15,15 +15,7 @@ export interface DecodeParam extends GemmBias {
 }
 
 /** One block of a DecodeCall: the wiring of BlockCall (native-gemm.ts), weights f32 or quantized. */
-export interface DecodeBlock {
-  readonly nHeads: number;
-  readonly dMlp: number;
-  readonly eps1: number;
-  readonly eps2: number;
-  readonly scale: number;
-  readonly act: GemmActivation;
-  /** transB of the qkv, attention output, MLP input and MLP output products (f32 weights; a quantized one is [out, in]). */
-  readonly transB: readonly [boolean, boolean, boolean, boolean];
+export interface DecodeBlock extends BlockWiring {
   /** ln1 w, ln1 b, Wqkv, bqkv, Wo, bo, ln2 w, ln2 b, Wfc, bfc, Wproj, bproj. */
   readonly params: readonly DecodeParam[];
   /**

@@ -131,6 +131,18 @@ export interface NativeGemm {
 export type NativeGemmLoad = { gemm: NativeGemm } | { gemm: null; reason: string };
 
 
+/** A GPT-2-style block's shape and settings, as BlockCall and DecodeBlock (native-decode.ts) take them. */
+export interface BlockWiring {
+  readonly nHeads: number;
+  readonly dMlp: number;
+  readonly eps1: number;
+  readonly eps2: number;
+  readonly scale: number;
+  readonly act: GemmActivation;
+  /** transB of the qkv, attention output, MLP input and MLP output products (a quantized weight is [out, in]). */
+  readonly transB: readonly [boolean, boolean, boolean, boolean];
+}
+
 /**
  * A pre-LN transformer block (GPT-2's wiring) as one native call:
  *   mid = x + attn(LN1(x)) · Wo + bo;   y = mid + act(LN2(mid) · Wfc + bfc) · Wproj + bproj
@@ -140,18 +152,10 @@ export type NativeGemmLoad = { gemm: NativeGemm } | { gemm: null; reason: string
  * order: ln1 weight, ln1 bias, Wqkv, bqkv, Wo, bo, ln2 weight, ln2 bias, Wfc, bfc, Wproj, bproj,
  * each a tight view with its buffer and version (a weight stored [out, in] when its `transB` is set).
  */
-export interface BlockCall {
+export interface BlockCall extends BlockWiring {
   readonly batch: number;
   readonly pos: number;
   readonly dModel: number;
-  readonly nHeads: number;
-  readonly dMlp: number;
-  readonly eps1: number;
-  readonly eps2: number;
-  readonly scale: number;
-  readonly act: GemmActivation;
-  /** transB of the qkv, attention output, MLP input and MLP output products. */
-  readonly transB: readonly [boolean, boolean, boolean, boolean];
   readonly x: Float32Array;
   readonly y: Float32Array;
   readonly params: readonly GemmBias[];
