@@ -20,7 +20,6 @@ import { KVA, KVS, NB } from './kvattn-layout.mjs';
 import { DECODE } from './kvattn-decode.mjs';
 import { HADD4, PV, SCORES, SCORES_ROPE, hsum } from './kvattn-dots.mjs';
 import { SPARSE_BLOCK } from './kvattn-exact.mjs';
-import { foldApplies, scoresCodes } from './kvattn-fold.mjs';
 import { ROPE_ROWS, ROTATE } from './kvattn-rope.mjs';
 import { decRows } from './kvattn-rows.mjs';
 import { expFn, f4 } from './simd-math.mjs';
@@ -47,7 +46,7 @@ function attnRows() {
     (local $r i32) (local $end i32) (local $nRows i32) (local $i i32) (local $b i32) (local $bk i32) (local $G i32) (local $gg i32)
     (local $B i32) (local $TQ i32) (local $TK i32) (local $TKp i32) (local $D i32) (local $DV i32) (local $HQ i32) (local $HKV i32) (local $kvh i32)
     (local $s i32) (local $sg i32) (local $dm i32) (local $pa i32) (local $fr i32) (local $kb i32) (local $vb i32) (local $mx i32) (local $sm i32) (local $m i32) (local $nv i32)
-    (local $j i32) (local $j0 i32) (local $nb i32) (local $fc i32) (local $ks i32) (local $vs i32) (local $tab i32) (local $rope i32) (local $ya i32) (local $c i32)
+    (local $j i32) (local $j0 i32) (local $nb i32) (local $ks i32) (local $vs i32) (local $tab i32) (local $rope i32) (local $ya i32) (local $c i32)
     (local $t f32) (local $scv v128) (local $acc v128) (local $mv v128) (local $sv v128)
     ${set('B', f('B'))} ${set('TQ', f('TQ'))} ${set('TK', f('TK'))} ${set('D', f('D'))} ${set('DV', f('DV'))} ${set('HQ', f('HQ'))} ${set('G', f('G'))}
     ${set('TKp', `(i32.and (i32.add ${g('TK')} ${i32(3)}) ${i32(-4)})`)}
@@ -56,8 +55,6 @@ function attnRows() {
     ${set('tab', f('tab'))} ${set('rope', f('rope'))}
     ;; RoPE inside the scores where one query head reads each kv head (half mode, whole 4-pair chunks)
     ${set('fr', `(i32.and (i32.and (i32.ne ${g('rope')} ${i32(0)}) (i32.eq ${g('G')} ${i32(1)})) (i32.and (i32.eqz ${f('ropeMode')}) (i32.eqz (i32.or (i32.and ${f('rot')} ${i32(7)}) (i32.and ${g('D')} ${i32(3)})))))`)}
-    ;; and, for 4-bit per-channel keys rotated over the whole head, scores straight from the codes
-    ${set('fc', `(i32.and ${g('fr')} ${foldApplies(g('ks'), g('D'), f('rot'))})`)}
     ${set('scv', `(f32x4.splat (f32.reinterpret_i32 ${f('scaleBits')}))`)}
     ;; this task's scratch: scores [G, TKp], NB decoded keys [NB, D] and values [NB, DV], max [G], sum [G], a dummy f32 slot
     ${set('s', `(i32.add ${f('scratch')} (i32.mul ${g('task')} ${f('scratchStride')}))`)}
@@ -83,11 +80,6 @@ function attnRows() {
       ${forG(`(f32.store ${F('mx', g('gg'))} (f32.const -inf))`)}
       ;; scores (scaled), NB keys at a time: decode the block, rotate it, dot it with the G queries
       ${set('j0', i32(0))}
-      (if ${g('fc')} (then
-        ;; the whole row at once: nothing is decoded (the key block buffer holds the folded query)
-        (f32.store ${g('mx')} (call $scores_codes ${g('ks')} ${g('b')} ${g('B')} ${g('nv')} (i32.mul ${g('kvh')} ${g('D')}) ${g('D')} ${qAt(i32(0))} ${g('s')} ${g('scv')} ${g('m')}
-          (i32.add (i32.add (i32.load offset=${KVS.main} ${g('ks')}) (i32.load offset=${KVS.oPos} ${g('ks')})) (i32.shl ${g('b')} ${i32(2)})) (i32.shl ${g('B')} ${i32(2)}) ${g('rope')} ${g('kb')}))
-        ${set('j0', g('nv'))}))
       (block $kd (loop $kl
         (br_if $kd (i32.ge_u ${g('j0')} ${g('nv')}))
         ${set('nb', `(i32.sub ${g('nv')} ${g('j0')})`)}
@@ -165,7 +157,7 @@ function attnRows() {
 
 /** @param {{relaxed: boolean}} variant  relaxed: byte shuffles of the 4-bit decode without the out-of-range fix-up (the same results) */
 export function generate(variant) {
-  const out = ['(module', '  (import "env" "memory" (memory 1 65536 shared))', expFn, DECODE, ROTATE, SPARSE_BLOCK, decRows(variant.relaxed), scoresCodes(variant.relaxed), ROPE_ROWS, HADD4, SCORES, SCORES_ROPE, PV, attnRows()];
+  const out = ['(module', '  (import "env" "memory" (memory 1 65536 shared))', expFn, DECODE, ROTATE, SPARSE_BLOCK, decRows(variant.relaxed), ROPE_ROWS, HADD4, SCORES, SCORES_ROPE, PV, attnRows()];
   for (const e of exportNames) out.push(`  (export "${e}" (func $${e}))`);
   out.push(')');
   return out.join('\n');
