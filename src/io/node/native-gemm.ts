@@ -367,7 +367,8 @@ class OrtGemm implements NativeGemm {
    * to ~2090 MB (bench/RESULTS.md). The blocks' weights are packed once, though: making the
    * session with values drops the plain one of the same blocks, and a plain call whose values
    * would take at most SHARED_VALUES_BYTES runs on the session with values (fetching only the
-   * residuals: the same CPU time at 1 × 128 rows); a larger plain call gets a plain session again.
+   * residuals; ORT allocating every value made its call ~3% slower at 1 × 128 rows); a larger
+   * plain call gets a plain session again.
    */
   private chainSession(call: ChainCall): OrtSession | null {
     const keys = call.blocks.flatMap((b) => b.params.map((p) => p.key));
