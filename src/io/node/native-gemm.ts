@@ -252,9 +252,9 @@ class OrtGemm implements NativeGemm {
     const ys = call.outputs.map((o) => this.stage(`Y${o.block}`, M * d));
     const fetches: Record<string, unknown> = {};
     call.outputs.forEach((o, i) => { fetches[`Y${o.block}`] = new this.Tensor('float32', ys[i]!, [M, d]); });
-    // the values inside the blocks asked for, in arrays ORT allocates (the binding returns a new
-    // array holding a copy of every fetched output, a preallocated one included: a staging array
-    // per value saved nothing over a cache of every value, bench/RESULTS.md)
+    // the values inside the blocks asked for, in arrays ORT allocates (the binding returns every
+    // fetched output in a new array, a preallocated one as a copy: a staging array per value
+    // saved nothing over a cache of every value, bench/RESULTS.md)
     const reads = call.reads ?? [];
     for (const r of reads) fetches[blockValueOutput(r.block, r.value)] = null;
     const got = session.run({ X: new this.Tensor('float32', x, [M, d]), MASK: new this.Tensor('float32', this.mask(pos, pos, true), [pos, pos]), ...shapes }, fetches, {});
