@@ -4,7 +4,10 @@
 // block op by op (`ops`: blocks off; the products, attention still native), beside ONNX Runtime
 // running the exported whole graph (bench/.cache/gpt2s.onnx, made by bench:model) in the same
 // process. Each round runs every mode once, in turn, so that load from other work hits all
-// alike; the table gives medians of wall and CPU time (the process's, every thread) per forward.
+// alike; the table gives medians of wall and CPU time (the process's, every thread) and of the
+// minor page faults per forward (memory the C heap handed back and took again: onnxruntime-node
+// returns each fetched output in a new array, 25.7 MB for the logits at T=128, and whether that
+// lands on fresh pages depends on the heap's state, which the modes before it leave).
 // Two more rows: a runWithCache of every hook point cache_all_ratio caches (bench/cache-all-names.ts)
 // with the blocks in one call (the inner values written out by it) and op by op; the ratio of the
 // first to the plain forward in one call is printed under the table.
@@ -81,12 +84,14 @@ if (!cache && existsSync(onnx) && batch === 1) {
   console.error(`ONNX Runtime peer left out: ${batch !== 1 ? 'the exported graph takes batch 1' : `${onnx} not found (npm run bench:model exports it)`}`);
 }
 
-const times = modes.map(() => ({ wall: [] as number[], cpu: [] as number[] }));
+const times = modes.map(() => ({ wall: [] as number[], cpu: [] as number[], faults: [] as number[] }));
+const faults = () => process.resourceUsage().minorPageFault;
 const timeOne = async (m: Mode) => {
+  const f0 = faults();
   const c0 = process.cpuUsage();
   const t0 = performance.now();
   await m.run();
-  return { wall: performance.now() - t0, cpu: cpuMs(process.cpuUsage(c0)) };
+  return { wall: performance.now() - t0, cpu: cpuMs(process.cpuUsage(c0)), faults: faults() - f0 };
 };
 for (const m of modes) for (let i = 0; i < 3; i++) await timeOne(m); // weights packed from the second forward
 const load0 = loadavg()[0]!;
@@ -95,6 +100,7 @@ for (let r = 0; r < rounds; r++) {
     const t = await timeOne(modes[i]!);
     times[i]!.wall.push(t.wall);
     times[i]!.cpu.push(t.cpu);
+    times[i]!.faults.push(t.faults);
   }
 }
 policy.blocks = true;
@@ -103,10 +109,10 @@ const what = cache ? `runWithCache of ${names.length} × hook_resid_post (stop a
 console.log(`GPT-2 small shape, ${what}, ${batch} × T=${T}, ${threads} threads, median of ${rounds} interleaved rounds; load average ${load0.toFixed(1)} -> ${loadavg()[0]!.toFixed(1)}`);
 const info = backend.info();
 console.log(`native GEMM: ${native.gemm.name}; held packed by it after all modes: ${info.nativeGemmPackedMB} MB (${info.nativeGemmNote})`);
-console.log('| mode | wall ms | CPU ms | tok/s (wall) |\n|---|---:|---:|---:|');
+console.log('| mode | wall ms | CPU ms | tok/s (wall) | page faults |\n|---|---:|---:|---:|---:|');
 modes.forEach((m, i) => {
   const w = median(times[i]!.wall);
-  console.log(`| ${m.name} | ${w.toFixed(1)} | ${median(times[i]!.cpu).toFixed(1)} | ${((batch * T) / (w / 1000)).toFixed(1)} |`);
+  console.log(`| ${m.name} | ${w.toFixed(1)} | ${median(times[i]!.cpu).toFixed(1)} | ${((batch * T) / (w / 1000)).toFixed(1)} | ${median(times[i]!.faults)} |`);
 });
 if (!cache) {
   const cpu = (name: string) => median(times[modes.findIndex((m) => m.name === name)]!.cpu);

@@ -47,6 +47,12 @@ interface TensorCtor {
 const MAX_DYNAMIC_SESSIONS = 32;
 /** Elements of C staged per run (32 MB): larger products run in blocks of rows. */
 const MAX_STAGE_ELEMS = 8 << 20;
+/**
+ * Bytes of the values inside a chain (all of them, held by ORT until the run ends) up to which a
+ * plain call runs on the chain's session with values rather than on a plain session of its own
+ * (GPT-2 small, 12 blocks: 90 MB at 1 × 128 rows, 585 MB at 1 × 512).
+ */
+const SHARED_VALUES_BYTES = 128 << 20;
 
 /** Loads onnxruntime-node and protobufjs; without either, says why. */
 export function loadNativeGemm(threads: number): NativeGemmLoad {
@@ -246,8 +252,9 @@ class OrtGemm implements NativeGemm {
     const ys = call.outputs.map((o) => this.stage(`Y${o.block}`, M * d));
     const fetches: Record<string, unknown> = {};
     call.outputs.forEach((o, i) => { fetches[`Y${o.block}`] = new this.Tensor('float32', ys[i]!, [M, d]); });
-    // the values inside the blocks asked for, in arrays ORT allocates: a staging array given for
-    // each took ~20% more CPU time over a cache of every value (bench/blocks.ts, interleaved)
+    // the values inside the blocks asked for, in arrays ORT allocates (the binding returns every
+    // fetched output in a new array, a preallocated one as a copy: a staging array per value
+    // saved nothing over a cache of every value, bench/RESULTS.md)
     const reads = call.reads ?? [];
     for (const r of reads) fetches[blockValueOutput(r.block, r.value)] = null;
     const got = session.run({ X: new this.Tensor('float32', x, [M, d]), MASK: new this.Tensor('float32', this.mask(pos, pos, true), [pos, pos]), ...shapes }, fetches, {});
@@ -355,9 +362,13 @@ class OrtGemm implements NativeGemm {
    * call with these values (made on the second, as a weight is packed on its second product).
    * Every block's output is a graph output, so any set of them can be read out of one session.
    * A call that reads values inside the blocks gets a second session where those are graph
-   * outputs too, with its own packed copy of the weights: ORT keeps every graph output of a run
-   * until its end, fetched or not, so in the plain session they raised the peak RSS of GPT-2
-   * small's 12 blocks at 8 × 128 rows from ~1410 to ~2090 MB (bench/RESULTS.md).
+   * outputs too: ORT keeps every graph output of a run until its end, fetched or not, so in the
+   * plain session they raised the peak RSS of GPT-2 small's 12 blocks at 8 × 128 rows from ~1410
+   * to ~2090 MB (bench/RESULTS.md). The blocks' weights are packed once, though: making the
+   * session with values drops the plain one of the same blocks, and a plain call whose values
+   * would take at most SHARED_VALUES_BYTES runs on the session with values (fetching only the
+   * residuals; ORT allocating every value made its call ~3% slower at 1 × 128 rows); a larger
+   * plain call gets a plain session again.
    */
   private chainSession(call: ChainCall): OrtSession | null {
     const keys = call.blocks.flatMap((b) => b.params.map((p) => p.key));
@@ -366,10 +377,17 @@ class OrtGemm implements NativeGemm {
     let byLength = this.chains.get(first);
     if (!byLength) this.chains.set(first, (byLength = new Map()));
     const inner = !!call.reads?.length;
-    const n = `${call.blocks.length}${inner ? ':inner' : ''}`;
+    const plainKey = `${call.blocks.length}`;
+    const innerKey = `${plainKey}:inner`;
+    const current = (c: PackedChain | undefined): boolean =>
+      !!c && c.keys.length === keys.length && c.keys.every((k, i) => k === keys[i]) && c.versions.every((v, i) => v === versions[i]);
+    if (!inner) {
+      const shared = byLength.get(innerKey);
+      if (shared?.session && current(shared) && chainValueBytes(call) <= SHARED_VALUES_BYTES) return shared.session;
+    }
+    const n = inner ? innerKey : plainKey;
     const c = byLength.get(n);
-    const same = c && c.keys.length === keys.length && c.keys.every((k, i) => k === keys[i]) && c.versions.every((v, i) => v === versions[i]);
-    if (!same) {
+    if (!c || !current(c)) {
       c?.session?.dispose();
       const bytes = call.blocks.reduce((s, b) => s + b.params.reduce((t, p) => t + p.data.byteLength, 0), 0);
       byLength.set(n, { keys, versions, uses: 1, bytes, session: null });
@@ -386,6 +404,14 @@ class OrtGemm implements NativeGemm {
       // hidden layer: ~70 MB per block at 8 x 128 rows), where malloc reuses one heap for all
       // blocks (measured: 650 MB less peak RSS over 12 blocks, the same CPU time)
       c.session = this.createSession(model, false, 'all');
+      if (inner) {
+        // one packed copy of these blocks: small plain calls run on this session from now on
+        const plain = byLength.get(plainKey);
+        if (current(plain)) {
+          plain!.session?.dispose();
+          byLength.delete(plainKey);
+        }
+      }
     }
     return c.session;
   }
@@ -485,6 +511,15 @@ class OrtGemm implements NativeGemm {
     });
     return s;
   }
+}
+
+/** Bytes of every value inside the blocks of `call` (BLOCK_VALUES of onnx-block.ts) for one run. */
+function chainValueBytes(call: ChainCall): number {
+  const { batch, pos, dModel: d } = call;
+  const M = batch * pos;
+  // qkv (3d), z, attn_out, resid_mid, mlp_out (d each), the MLP's pre and post activation (f
+  // each) per row; scores and pattern (heads × pos × pos each) per sequence
+  return 4 * call.blocks.reduce((s, b) => s + M * (7 * d + 2 * b.dMlp) + 2 * batch * b.nHeads * pos * pos, 0);
 }
 
 function firstLine(e: unknown): string {
