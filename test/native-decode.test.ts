@@ -100,12 +100,12 @@ describe.skipIf(!available)('decode steps as one native call', () => {
   let fused: WasmBackend;
   let plain: WasmBackend;
   let tmp: string;
-  /** Each native decode call: blocks, past positions, new positions. */
-  const calls: { n: number; past: number; pos: number }[] = [];
+  /** Each native decode call: blocks, past positions, new positions, and whether the final norm and unembedding were in it. */
+  const calls: { n: number; past: number; pos: number; head: boolean }[] = [];
   beforeAll(async () => {
     const inner = load.gemm!;
     const gemm: NativeGemm = Object.assign(Object.create(inner) as NativeGemm, {
-      decode: (c: DecodeCall) => { const done = inner.decode!(c); if (done) calls.push({ n: c.blocks.length, past: c.past, pos: c.pos }); return done; },
+      decode: (c: DecodeCall) => { const done = inner.decode!(c); if (done) calls.push({ n: c.blocks.length, past: c.past, pos: c.pos, head: !!c.head }); return done; },
     });
     // every quantized product on MatMulNBits on both sides, so that both round activations alike
     fused = await createWasmBackend({ threads: 2, nativeGemm: gemm, nativeGemmPolicy: { minQuantMacs: 0 } });
@@ -150,8 +150,9 @@ describe.skipIf(!available)('decode steps as one native call', () => {
       const eLogits = relErr(got.logits, want.logits);
       const eCache = relErr(got.cache, want.cache);
       console.log(`${name}: ${calls.length} native decode calls; logits max |fused - op by op| / max |logit| = ${eLogits.toExponential(2)}, KV cache ${eCache.toExponential(2)} (budget ${budget})`);
-      // the prompt over an empty cache, then every step: all blocks in one call each
-      expect(calls).toEqual([{ n: 3, past: 0, pos: PROMPT.length }, ...Array.from({ length: STEPS }, (_, s) => ({ n: 3, past: PROMPT.length + s, pos: 1 }))]);
+      // the prompt over an empty cache (its last position's logits apart), then every step: all
+      // blocks, the final norm and the unembedding in one call each
+      expect(calls).toEqual([{ n: 3, past: 0, pos: PROMPT.length, head: false }, ...Array.from({ length: STEPS }, (_, s) => ({ n: 3, past: PROMPT.length + s, pos: 1, head: true }))]);
       // the same token wherever the op-by-op choice is clear by more than twice the difference
       want.ids.forEach((id, s) => { if (margin(want.logits[s]!) > 2 * eLogits * maxAbs(want.logits[s]!)) expect(got.ids[s]).toBe(id); });
       expect(eLogits).toBeLessThan(budget);
@@ -184,6 +185,30 @@ describe.skipIf(!available)('decode steps as one native call', () => {
     expect(got.ids).toEqual(want.ids);
     expect(calls.length).toBe(STEPS + 1);
     expect(calls.every((c) => c.n === 3)).toBe(true);
+    a.dispose();
+    b.dispose();
+  });
+
+  it('a hook at ln_final or an editing one at the last hook_resid_post keeps the head apart, with the op-by-op result', { timeout: 120_000 }, async () => {
+    const [a, b] = await pair('Q8_0');
+    const seen: Float32Array[] = [];
+    const cases: [string, () => Hooks][] = [
+      ['ln_final.hook_normalized (read-only)', () => new Hooks().add('ln_final.hook_normalized', (t) => { seen.push(Float32Array.from(t.dataSync() as Float32Array)); }, { readOnly: true })],
+      ['blocks.2.hook_resid_post (editing)', () => new Hooks().add('blocks.2.hook_resid_post', (t) => mul(t, scalar(0.5, 'f32', { backend: t.backend })))],
+    ];
+    for (const [name, hooks] of cases) {
+      calls.length = 0;
+      seen.length = 0;
+      const got = generate(a, hooks());
+      expect(calls.length).toBe(STEPS + 1);
+      expect(calls.some((c) => c.head)).toBe(false);
+      const n = seen.length;
+      const want = generate(b, hooks());
+      const err = relErr(got.logits, want.logits);
+      console.log(`${name}: head apart in all ${calls.length} calls; logits max |fused - op by op| / max = ${err.toExponential(2)}`);
+      expect(err).toBeLessThan(5e-2);
+      if (name.startsWith('ln_final')) expect(n).toBe(STEPS + 1);
+    }
     a.dispose();
     b.dispose();
   });
@@ -227,7 +252,7 @@ describe.skipIf(!available)('decode steps as one native call', () => {
     };
     calls.length = 0;
     const got = step(fused, new KVCache());
-    expect(calls).toEqual([{ n: 3, past: 0, pos: 3 }, { n: 3, past: 3, pos: 1 }, { n: 3, past: 4, pos: 1 }, { n: 3, past: 5, pos: 1 }]);
+    expect(calls).toEqual([{ n: 3, past: 0, pos: 3, head: false }, { n: 3, past: 3, pos: 1, head: true }, { n: 3, past: 4, pos: 1, head: true }, { n: 3, past: 5, pos: 1, head: true }]);
     const want = step(plain, new KVCache());
     const err = relErr(got, want);
     console.log(`batch of two: logits max |fused - op by op| / max = ${err.toExponential(2)}`);

@@ -11,8 +11,8 @@
 // filled again from the cache (a new cache, growth, a step that ran op by op).
 // Not for: deciding when a step may run natively (src/models/layers/fused-decode.ts), the views
 // (src/backends/wasm/native-decode.ts).
-import type { DecodeCall } from '../native-decode.js';
-import { encodeDecode, type DecodeBlockSpec, type DecodeProduct } from './onnx-decode.js';
+import type { DecodeCall, DecodeParam } from '../native-decode.js';
+import { encodeDecode, type DecodeBlockSpec, type DecodeHeadSpec, type DecodeProduct } from './onnx-decode.js';
 import type { GemmModelWriter } from './onnx-gemm.js';
 import { ggmlToNBits } from './onnx-qgemm.js';
 
@@ -52,8 +52,8 @@ interface Entry {
 }
 
 export class DecodeSessions {
-  /** By the buffer of the first block's qkv weight, then by the number of blocks. */
-  private readonly entries = new Map<object, Map<number, Entry>>();
+  /** By the buffer of the first block's qkv weight, then by the number of blocks and whether the head is in. */
+  private readonly entries = new Map<object, Map<string, Entry>>();
   private readonly shapes = new Map<string, Record<string, unknown>>();
   /** Host staging arrays by role (X, Y{i}, NK{i}, NV{i}), grown as needed. */
   private readonly stages = new Map<string, Float32Array<ArrayBuffer>>();
@@ -100,8 +100,12 @@ export class DecodeSessions {
       fetches[`Y${o.block}`] = this.rt.tensor('float32', y, [M, d]);
       return y;
     });
+    const V = call.head?.vocab ?? 0;
+    const logits = call.head && this.stage('LOGITS', M * V);
+    if (logits) fetches.LOGITS = this.rt.tensor('float32', logits, [M, V]);
     e.session.run(feeds, fetches, {});
     call.outputs.forEach((o, i) => o.y.set(ys[i]!));
+    if (logits) call.head!.logits.set(logits);
     // the new rows into the mirror and into the caller's cache [2, batch, heads, cap, d_head]
     call.blocks.forEach((b, i) => {
       const { m, nk, nv } = fresh[i]!;
@@ -158,12 +162,13 @@ export class DecodeSessions {
 
   /** The session of these blocks with these parameter values, made (weights packed) when missing or stale. */
   private entry(call: DecodeCall): Entry {
-    const keys = call.blocks.flatMap((b) => b.params.map((p) => p.key));
-    const versions = call.blocks.flatMap((b) => b.params.map((p) => p.version));
+    const all = [...call.blocks.flatMap((b) => b.params), ...(call.head?.params ?? [])];
+    const keys = all.map((p) => p.key);
+    const versions = all.map((p) => p.version);
     const first = call.blocks[0]!.params[2]!.key;
     let byLength = this.entries.get(first);
     if (!byLength) this.entries.set(first, (byLength = new Map()));
-    const n = call.blocks.length;
+    const n = `${call.blocks.length}${call.head ? '+head' : ''}`;
     const old = byLength.get(n);
     if (old && old.keys.length === keys.length && old.keys.every((k, i) => k === keys[i]) && old.versions.every((v, i) => v === versions[i])) return old;
     old?.session.dispose();
@@ -187,7 +192,24 @@ export class DecodeSessions {
         norms: [f32(0), f32(1), f32(6), f32(7)], products: [product(0), product(1), product(2), product(3)],
       };
     });
-    const session = this.rt.createSession(encodeDecode(this.rt.writer, { dModel: call.dModel, blocks }));
+    let head: DecodeHeadSpec | undefined;
+    if (call.head) {
+      const [w, b, table] = call.head.params;
+      const f32 = (p: DecodeParam, what: string) => { if (p.type) throw new Error(`native decode: the final norm's ${what} is ${p.type}, expected f32`); return p.data; };
+      const V = call.head.vocab;
+      const d = call.dModel;
+      let product: DecodeProduct;
+      if (table.type) {
+        const nbits = ggmlToNBits(table.type, table.raw!, V, d);
+        bytes += nbits.codes.byteLength + nbits.scales.byteLength + (nbits.offsets?.byteLength ?? 0);
+        product = { nbits };
+      } else {
+        bytes += table.data.byteLength;
+        product = { w: table.data, transB: call.head.transB };
+      }
+      head = { eps: call.head.eps, vocab: V, norm: [f32(w, 'weight'), f32(b, 'bias')], product };
+    }
+    const session = this.rt.createSession(encodeDecode(this.rt.writer, { dModel: call.dModel, blocks, head }));
     const mirrors = call.blocks.map((): Mirror => ({ key: null, version: -1, n: 0, cap: 0, bh: 0, dh: 0, k: new Float32Array(0), v: new Float32Array(0) }));
     const e: Entry = { keys, versions, bytes, session, mirrors };
     byLength.set(n, e);
