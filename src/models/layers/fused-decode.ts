@@ -7,9 +7,9 @@
 //   sequence sees every cached position (no padding: an attention mask of ones is no mask);
 // - the parts are the plain kind, each product's weight f32 or GGML blocks (the backend says
 //   which formats it takes, and declines the others).
-// When the run ends the model's blocks, the caller offers the head (final LayerNorm, unembedding)
-// and no hook listens at ln_final nor edits the last hook_resid_post, the logits come out of the
-// same call; where the backend declines the head, the blocks are asked again without it.
+// When the run ends the model's blocks, the caller offers the head (final LayerNorm, a quantized
+// unembedding) and no hook listens at ln_final nor edits the last hook_resid_post, the logits come
+// out of the same call; where the backend declines the head, the blocks are asked again without it.
 // Otherwise, or when the backend declines, the caller runs the blocks op by op, as before.
 // Not for: steps without a cache (fused-block.ts), the backend's side (src/backends/wasm/native-decode.ts).
 import type { FusedBlockDesc, FusedDecodeDesc } from '../../tensor/backend.js';
@@ -88,9 +88,13 @@ export function tryFusedDecode(
   return { x: y, next: start + n, logits };
 }
 
-/** The head's description and parameters (norm weight, bias, the unembedding's weight or blocks), or undefined: unembed apart. */
+/**
+ * The head's description and parameters (norm weight, bias, the unembedding's blocks), or
+ * undefined: unembed apart. Only a quantized unembedding goes in: an f32 one measured the same
+ * speed either way (the wasm GEMV runs it apart) and would cost the call another f32 copy of it.
+ */
 function headPlan(p: FusedHeadParts | undefined, d: number): { desc: NonNullable<FusedDecodeDesc['head']>; params: Tensor[] } | undefined {
-  if (!p || !plainNorm(p.norm)) return undefined;
+  if (!p || !plainNorm(p.norm) || !(p.table instanceof QuantizedTensor)) return undefined;
   const { table } = p;
   const q = table instanceof QuantizedTensor;
   const w = q ? table.raw : table;
