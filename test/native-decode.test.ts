@@ -4,7 +4,8 @@
 // positions over an empty cache, then one position per step) for f32 weights and GGUF files made
 // from them (Q8_0, Q4_0, Q4_K with Q6_K), both fed the op-by-op path's tokens: token ids equal
 // wherever the choice is clear by more than the difference, logits and cache contents within the
-// budget; read-only hooks at hook_resid_post see the same tensors; a hook that edits inside a block
+// budget (the final norm and a quantized unembedding in the same call, but for a hook at ln_final or
+// an editing one at the last hook_resid_post); read-only hooks at hook_resid_post see the same tensors; a hook that edits inside a block
 // runs that block op by op (and the rest fused) with the op-by-op result; a batch of two under a mask
 // of ones fuses; a quantized cache and a padded batch decline.
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -100,12 +101,12 @@ describe.skipIf(!available)('decode steps as one native call', () => {
   let fused: WasmBackend;
   let plain: WasmBackend;
   let tmp: string;
-  /** Each native decode call: blocks, past positions, new positions. */
-  const calls: { n: number; past: number; pos: number }[] = [];
+  /** Each native decode call: blocks, past positions, new positions, and whether the final norm and unembedding were in it. */
+  const calls: { n: number; past: number; pos: number; head: boolean }[] = [];
   beforeAll(async () => {
     const inner = load.gemm!;
     const gemm: NativeGemm = Object.assign(Object.create(inner) as NativeGemm, {
-      decode: (c: DecodeCall) => { const done = inner.decode!(c); if (done) calls.push({ n: c.blocks.length, past: c.past, pos: c.pos }); return done; },
+      decode: (c: DecodeCall) => { const done = inner.decode!(c); if (done) calls.push({ n: c.blocks.length, past: c.past, pos: c.pos, head: !!c.head }); return done; },
     });
     // every quantized product on MatMulNBits on both sides, so that both round activations alike
     fused = await createWasmBackend({ threads: 2, nativeGemm: gemm, nativeGemmPolicy: { minQuantMacs: 0 } });
@@ -150,8 +151,9 @@ describe.skipIf(!available)('decode steps as one native call', () => {
       const eLogits = relErr(got.logits, want.logits);
       const eCache = relErr(got.cache, want.cache);
       console.log(`${name}: ${calls.length} native decode calls; logits max |fused - op by op| / max |logit| = ${eLogits.toExponential(2)}, KV cache ${eCache.toExponential(2)} (budget ${budget})`);
-      // the prompt over an empty cache, then every step: all blocks in one call each
-      expect(calls).toEqual([{ n: 3, past: 0, pos: PROMPT.length }, ...Array.from({ length: STEPS }, (_, s) => ({ n: 3, past: PROMPT.length + s, pos: 1 }))]);
+      // the prompt over an empty cache (its last position's logits apart), then every step: all
+      // blocks in one call each, with the final norm and the unembedding where that is quantized
+      expect(calls).toEqual([{ n: 3, past: 0, pos: PROMPT.length, head: false }, ...Array.from({ length: STEPS }, (_, s) => ({ n: 3, past: PROMPT.length + s, pos: 1, head: !!type }))]);
       // the same token wherever the op-by-op choice is clear by more than twice the difference
       want.ids.forEach((id, s) => { if (margin(want.logits[s]!) > 2 * eLogits * maxAbs(want.logits[s]!)) expect(got.ids[s]).toBe(id); });
       expect(eLogits).toBeLessThan(budget);
@@ -184,6 +186,57 @@ describe.skipIf(!available)('decode steps as one native call', () => {
     expect(got.ids).toEqual(want.ids);
     expect(calls.length).toBe(STEPS + 1);
     expect(calls.every((c) => c.n === 3)).toBe(true);
+    a.dispose();
+    b.dispose();
+  });
+
+  it('a hook at ln_final or an editing one at the last hook_resid_post keeps the head apart, with the op-by-op result', { timeout: 120_000 }, async () => {
+    const [a, b] = await pair('Q8_0');
+    const seen: Float32Array[] = [];
+    const cases: [string, () => Hooks][] = [
+      ['ln_final.hook_normalized (read-only)', () => new Hooks().add('ln_final.hook_normalized', (t) => { seen.push(Float32Array.from(t.dataSync() as Float32Array)); }, { readOnly: true })],
+      ['blocks.2.hook_resid_post (editing)', () => new Hooks().add('blocks.2.hook_resid_post', (t) => mul(t, scalar(0.5, 'f32', { backend: t.backend })))],
+    ];
+    for (const [name, hooks] of cases) {
+      calls.length = 0;
+      seen.length = 0;
+      const got = generate(a, hooks());
+      expect(calls.length).toBe(STEPS + 1);
+      expect(calls.some((c) => c.head)).toBe(false);
+      const n = seen.length;
+      const want = generate(b, hooks());
+      const err = relErr(got.logits, want.logits);
+      console.log(`${name}: head apart in all ${calls.length} calls; logits max |fused - op by op| / max = ${err.toExponential(2)}`);
+      expect(err).toBeLessThan(5e-2);
+      if (name.startsWith('ln_final')) expect(n).toBe(STEPS + 1);
+    }
+    a.dispose();
+    b.dispose();
+  });
+
+  it('a batch of two runs the quantized head in the call and gives the op-by-op logits', { timeout: 120_000 }, async () => {
+    const [a, b] = await pair('Q8_0');
+    const run = (m: CausalLM) => {
+      const kv = new KVCache();
+      const out: Float32Array[] = [];
+      let input = [[3, 41, 7], [88, 19, 5]];
+      for (let s = 0; s < 4; s++) {
+        const t = tensor(input.flat(), [2, input[0]!.length], 'i32', { backend: m.backend });
+        const l = m.forward(t, { cache: kv, logits: 'last' });
+        out.push(Float32Array.from(l.dataSync() as Float32Array));
+        t.dispose();
+        l.dispose();
+        input = [[(s * 13 + 1) % CONFIG.vocab_size], [(s * 29 + 2) % CONFIG.vocab_size]];
+      }
+      kv.dispose();
+      return out;
+    };
+    calls.length = 0;
+    const got = run(a);
+    expect(calls).toEqual([{ n: 3, past: 0, pos: 3, head: false }, { n: 3, past: 3, pos: 1, head: true }, { n: 3, past: 4, pos: 1, head: true }, { n: 3, past: 5, pos: 1, head: true }]);
+    const err = relErr(got, run(b));
+    console.log(`batch of two, Q8_0 head in the call: logits max |fused - op by op| / max = ${err.toExponential(2)}`);
+    expect(err).toBeLessThan(5e-2);
     a.dispose();
     b.dispose();
   });
@@ -227,7 +280,7 @@ describe.skipIf(!available)('decode steps as one native call', () => {
     };
     calls.length = 0;
     const got = step(fused, new KVCache());
-    expect(calls).toEqual([{ n: 3, past: 0, pos: 3 }, { n: 3, past: 3, pos: 1 }, { n: 3, past: 4, pos: 1 }, { n: 3, past: 5, pos: 1 }]);
+    expect(calls).toEqual([{ n: 3, past: 0, pos: 3, head: false }, { n: 3, past: 3, pos: 1, head: false }, { n: 3, past: 4, pos: 1, head: false }, { n: 3, past: 5, pos: 1, head: false }]);
     const want = step(plain, new KVCache());
     const err = relErr(got, want);
     console.log(`batch of two: logits max |fused - op by op| / max = ${err.toExponential(2)}`);

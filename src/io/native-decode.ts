@@ -27,6 +27,17 @@ export interface DecodeBlock extends BlockWiring {
   readonly cache: { readonly data: Float32Array; readonly cap: number; readonly key: object; readonly version: number };
 }
 
+/** The final LayerNorm and the unembedding after the last block, in the same call. */
+export interface DecodeHead {
+  readonly eps: number;
+  readonly vocab: number;
+  /** norm weight, norm bias (f32), the unembedding's weight: f32 [vocab, d_model] (transB) or [d_model, vocab], or GGML blocks [vocab, d_model]. */
+  readonly params: readonly [DecodeParam, DecodeParam, DecodeParam];
+  readonly transB: boolean;
+  /** [batch · pos, vocab], a tight view of the backend's memory. */
+  readonly logits: Float32Array;
+}
+
 /**
  * T = `pos` new positions of `batch` sequences through consecutive blocks, each attending to its
  * `past` cached positions and causally to the new ones: `x` [batch · pos, d_model] into the first
@@ -41,4 +52,6 @@ export interface DecodeCall {
   readonly blocks: readonly DecodeBlock[];
   readonly x: Float32Array;
   readonly outputs: readonly { readonly block: number; readonly y: Float32Array }[];
+  /** Present: the logits of the last block's output too. */
+  readonly head?: DecodeHead;
 }

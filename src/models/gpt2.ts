@@ -10,6 +10,7 @@ import { needInt, num, pick } from './config.js';
 import { attend } from './layers/attention.js';
 import { sequentialBlock } from './layers/block.js';
 import type { FusedBlockParts } from './layers/fused-block.js';
+import type { FusedHeadParts } from './layers/fused-decode.js';
 import { embedRows, project, unembedWith, type Linear } from './layers/linear.js';
 import { activation, runMlp, type Mlp } from './layers/mlp.js';
 import { addThenNorm, normOf, type Norm } from './layers/norm.js';
@@ -93,6 +94,10 @@ export class Gpt2 extends CausalLM {
     const bl = this.blocks[i]!;
     const { nHeads: h, dHead: dh } = this.dims;
     return { ln1: bl.ln1, ln2: bl.ln2, qkv: bl.qkv, out: bl.out, mlp: bl.mlp, nHeads: h, scale: 1 / Math.sqrt(dh) / (this.scaleByLayer ? i + 1 : 1) };
+  }
+
+  protected override fusedHeadParts(): FusedHeadParts {
+    return { norm: this.lnF, table: this.lmHead };
   }
 
   protected unembed(x: Tensor, c: ForwardContext): Tensor {

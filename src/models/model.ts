@@ -15,7 +15,7 @@ import { WeightMap } from './weights.js';
 import type { Linear } from './layers/linear.js';
 import type { Mlp } from './layers/mlp.js';
 import { tryFusedChain, type FusedBlockParts } from './layers/fused-block.js';
-import { tryFusedDecode } from './layers/fused-decode.js';
+import { tryFusedDecode, type FusedHeadParts } from './layers/fused-decode.js';
 
 /** The parts of a block that activation sparsity reaches (src/sparsity). */
 export interface SparsityParts {
@@ -101,6 +101,13 @@ export abstract class CausalLM {
    * change anything inside (src/models/layers/fused-block.ts); undefined (the default): op by op only.
    */
   protected fusedBlockParts(_layer: number): FusedBlockParts | undefined {
+    return undefined;
+  }
+  /**
+   * The final norm and the unembedding (weight [vocab, d_model]) when `unembed` is exactly those
+   * two, for a decode step to run them in its call; undefined (the default): `unembed` runs them.
+   */
+  protected fusedHeadParts(): FusedHeadParts | undefined {
     return undefined;
   }
   /** The hook points, recorded once (see hookPoints). */
@@ -252,11 +259,14 @@ export abstract class CausalLM {
       }
       this.prepare(c);
       let x = start === 0 ? this.embed(input, c) : input.share();
+      // a decode step that runs the last blocks natively may run the final norm and unembedding in the same call
+      const head = stop === this.dims.nLayers && (pos === 1 || o.logits !== 'last') ? () => this.fusedHeadParts() : undefined;
+      let logits: Tensor | undefined;
       for (let l = start; l < stop;) {
         if (this.skippedLayers.has(l)) { l++; continue; }
         // consecutive blocks no hook can change inside (read-only hooks fire after), in one backend call where it can
-        const run = tryFusedDecode(l, stop, this.skippedLayers, x, c, (i) => this.fusedBlockParts(i)) ?? tryFusedChain(l, stop, this.skippedLayers, x, c, (i) => this.fusedBlockParts(i));
-        if (run && 'x' in run) { x = run.x; l = run.next; continue; }
+        const run = tryFusedDecode(l, stop, this.skippedLayers, x, c, (i) => this.fusedBlockParts(i), head) ?? tryFusedChain(l, stop, this.skippedLayers, x, c, (i) => this.fusedBlockParts(i));
+        if (run && 'x' in run) { x = run.x; l = run.next; logits = (run as { logits?: Tensor }).logits; continue; }
         // declined (e.g. the weights' first use: packed on the next): those blocks op by op
         if (run) c.opByOpBefore = run.declined;
         x = this.block(l, x, c);
@@ -264,6 +274,7 @@ export abstract class CausalLM {
       }
       if (stop < this.dims.nLayers) return x;
       o.cache?.commit();
+      if (logits) return logits; // [batch, pos, d_vocab]
       if (o.logits === 'last' && pos > 1) x = x.narrow(1, pos - 1, 1);
       return this.unembed(x, c);
     });

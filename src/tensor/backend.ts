@@ -266,12 +266,19 @@ export function fusedBlockValueShape(value: FusedBlockValue, batch: number, pos:
   }
 }
 
-/** A FusedChainDesc over cached positions (Backend.fusedDecode). */
+/**
+ * A FusedChainDesc over cached positions (Backend.fusedDecode). Inputs: x, each block's 12
+ * parameters, each block's cache [2, batch, heads, cap, d_head]; with a head also the final norm's
+ * weight and bias and the unembedding's weight. Outputs: the taps' residuals; with a head also the
+ * logits [batch, pos, vocab].
+ */
 export interface FusedDecodeDesc extends FusedChainDesc {
   /** Positions already in the caches. */
   readonly past: number;
   /** Per block, the GGML format of the qkv, attention output, MLP input and MLP output weights (null: f32). */
   readonly quant: readonly (readonly (string | null)[])[];
+  /** The final LayerNorm and the unembedding after the last block (weight [vocab, d_model] when transB, else [d_model, vocab]; quant: its GGML format, rows of d_model). */
+  readonly head?: { readonly eps: number; readonly vocab: number; readonly transB: boolean; readonly quant: string | null };
 }
 
 export class UnsupportedOpError extends Error {

@@ -163,10 +163,11 @@ export class WasmBackend implements Backend {
   private readonly runDecode = (desc: FusedDecodeDesc, inputs: readonly View[], outputs: readonly View[]): boolean => {
     this.alive('fusedDecode');
     const { gemm, policy } = this.native as { gemm: NativeGemm; policy: NativeGemmPolicy };
+    this.pool.park(); // the wasm workers' spinning would take a core from ORT's threads
     if (!tryNativeDecode(this.runtime, gemm, policy, (b) => (b as WasmBuffer).version, desc, inputs, outputs)) return false;
     // outputs, then each cache once (the library expects its cache at version + 1)
     for (const y of outputs) this.touch(y.buffer);
-    for (const c of inputs.slice(1 + 12 * desc.blocks.length)) this.touch(c.buffer);
+    for (const c of inputs.slice(1 + 12 * desc.blocks.length, 1 + 13 * desc.blocks.length)) this.touch(c.buffer);
     return true;
   };
 
@@ -242,7 +243,7 @@ export class WasmBackend implements Backend {
       const versionOf = (b: BackendBuffer) => (b as WasmBuffer).version;
       if (op.op === 'matmul' && tryNativeMatmul(this.runtime, gemm, policy, versionOf, op, inputs, outputs)) return;
       if (op.op === 'attention' && tryNativeAttention(this.runtime, gemm, policy, op, inputs, outputs)) return;
-      if (op.op === 'qmatmul' && this.nativeReaches(op, inputs, outputs) && tryNativeQmatmul(this.runtime, gemm, policy, versionOf, op, inputs, outputs)) return;
+      if (op.op === 'qmatmul' && this.nativeReaches(op, inputs, outputs) && (this.pool.park(), tryNativeQmatmul(this.runtime, gemm, policy, versionOf, op, inputs, outputs))) return;
       if (op.op === 'qlinear' && this.nativeReaches(op, inputs, outputs)) {
         // product and bias on MLAS, the activation too where the library has it (else on wasm, in place)
         const act = !!op.act && gemm.activations.has(op.act as GemmActivation);

@@ -17,22 +17,31 @@ export function tryNativeDecode(
   desc: FusedDecodeDesc, inputs: readonly View[], outputs: readonly View[],
 ): boolean {
   const n = desc.blocks.length;
-  if (!gemm.decode || !policy.decode || n === 0 || desc.quant.length !== n || inputs.length !== 1 + 13 * n || outputs.length !== desc.taps.length) return false;
+  const hd = desc.head;
+  if (!gemm.decode || !policy.decode || n === 0 || desc.quant.length !== n || inputs.length !== 1 + 13 * n + (hd ? 3 : 0) || outputs.length !== desc.taps.length + (hd ? 1 : 0)) return false;
+  if (hd && (!policy.decodeHead || (hd.quant && !gemm.qgemmTypes?.has(hd.quant)))) return false;
   if (desc.taps[desc.taps.length - 1] !== n - 1 || desc.taps.some((t, i) => t < 0 || (i > 0 && t <= desc.taps[i - 1]!))) {
     throw new Error(`fusedDecode: taps [${desc.taps.join(', ')}] must ascend and end at the last of ${n} blocks`);
   }
   if (desc.blocks.some((b) => !gemm.activations.has(b.act as GemmActivation))) return false;
   if (desc.quant.some((q) => q.some((t) => t !== null && !gemm.qgemmTypes?.has(t)))) return false;
   const x = inputs[0]!;
-  if (x.shape.length !== 3 || x.dtype !== 'f32' || outputs.some((y) => y.shape.length !== 3 || y.shape.some((s, i) => s !== x.shape[i]))) return false;
+  const ys = outputs.slice(0, desc.taps.length);
+  if (x.shape.length !== 3 || x.dtype !== 'f32' || ys.some((y) => y.shape.length !== 3 || y.shape.some((s, i) => s !== x.shape[i]))) return false;
   const [batch, pos, d] = x.shape as [number, number, number];
   const H = desc.blocks[0]!.nHeads;
   if (desc.blocks.some((b) => b.nHeads !== H) || d % H !== 0) return false;
   const dh = d / H;
   const params = desc.blocks.map((_, i) => inputs.slice(1 + 12 * i, 13 + 12 * i));
-  const caches = inputs.slice(1 + 12 * n);
+  const caches = inputs.slice(1 + 12 * n, 1 + 13 * n);
+  const [lnW, lnB, table] = inputs.slice(1 + 13 * n);
+  const logits = hd ? outputs[outputs.length - 1]! : undefined;
+  const V = hd?.vocab ?? 0;
+  if (hd && (lnW!.shape.join() !== `${d}` || lnB!.shape.join() !== `${d}` || logits!.shape.join() !== `${batch},${pos},${V}` ||
+    (!hd.quant && table!.shape.join() !== (hd.transB ? `${V},${d}` : `${d},${V}`)))) return false;
   const weightAt = [2, 4, 8, 10];
-  const f32Views = [x, ...outputs, ...caches, ...params.flatMap((ps, i) => ps.filter((_, j) => !(weightAt.includes(j) && desc.quant[i]![weightAt.indexOf(j)])))];
+  const f32Views = [x, ...outputs, ...caches, ...params.flatMap((ps, i) => ps.filter((_, j) => !(weightAt.includes(j) && desc.quant[i]![weightAt.indexOf(j)]))),
+    ...(hd ? [lnW!, lnB!, ...(hd.quant ? [] : [table!])] : [])];
   if (!f32Views.every((v) => v.dtype === 'f32' && tight(v) && rt.hostBytes(v.buffer) === null)) return false;
   const dMlps = params.map((p) => p[9]!.shape[0]!);
   const sizes = (f: number) => [d, d, 3 * d * d, 3 * d, d * d, d, d, d, d * f, f, f * d, d];
@@ -46,16 +55,20 @@ export function tryNativeDecode(
   const f32 = new Float32Array(rt.memory.bytes().buffer);
   const at = (v: View, len: number) => { const o = rt.ptrOf(v.buffer) / 4 + v.offset; return f32.subarray(o, o + len); };
   const M = batch * pos;
+  /** A quantized weight's blocks, in the wasm memory or in host memory. */
+  const blocksOf = (p: View, type: string, what: string): DecodeParam => {
+    if (p.dtype !== 'u8' || p.shape.length !== 1 || (p.shape[0]! > 1 && p.strides[0] !== 1)) throw new Error(`fusedDecode: ${what} (${type}) must be tight u8 blocks, got ${p.dtype}[${p.shape.join(',')}]`);
+    const bytes = p.shape[0]!;
+    const host = rt.hostBytes(p.buffer);
+    const raw = host ? host.subarray(p.offset, p.offset + bytes) : rt.memory.bytes().subarray(rt.ptrOf(p.buffer) + p.offset, rt.ptrOf(p.buffer) + p.offset + bytes);
+    return { data: new Float32Array(0), type, raw, key: p.buffer, version: versionOf(p.buffer) };
+  };
+  const f32Param = (p: View, len: number): DecodeParam => ({ data: at(p, len), key: p.buffer, version: versionOf(p.buffer) });
   const blocks = desc.blocks.map((b, i) => {
     const f = dMlps[i]!;
     const ps: DecodeParam[] = params[i]!.map((p, j) => {
       const type = weightAt.includes(j) ? desc.quant[i]![weightAt.indexOf(j)] : null;
-      if (!type) return { data: at(p, sizes(f)[j]!), key: p.buffer, version: versionOf(p.buffer) };
-      if (p.dtype !== 'u8' || p.shape.length !== 1 || (p.shape[0]! > 1 && p.strides[0] !== 1)) throw new Error(`fusedDecode: block ${i} weight ${j} (${type}) must be tight u8 blocks, got ${p.dtype}[${p.shape.join(',')}]`);
-      const bytes = p.shape[0]!;
-      const host = rt.hostBytes(p.buffer);
-      const raw = host ? host.subarray(p.offset, p.offset + bytes) : rt.memory.bytes().subarray(rt.ptrOf(p.buffer) + p.offset, rt.ptrOf(p.buffer) + p.offset + bytes);
-      return { data: new Float32Array(0), type, raw, key: p.buffer, version: versionOf(p.buffer) };
+      return type ? blocksOf(p, type, `block ${i} weight ${j}`) : f32Param(p, sizes(f)[j]!);
     });
     const cv = caches[i]!;
     const cap = cv.shape[3]!;
@@ -67,5 +80,9 @@ export function tryNativeDecode(
   return gemm.decode({
     batch, pos, past: desc.past, dModel: d, blocks, x: at(x, M * d),
     outputs: desc.taps.map((block, i) => ({ block, y: at(outputs[i]!, M * d) })),
+    head: hd && {
+      eps: hd.eps, vocab: V, transB: hd.transB, logits: at(logits!, M * V),
+      params: [f32Param(lnW!, d), f32Param(lnB!, d), hd.quant ? blocksOf(table!, hd.quant, 'the unembedding') : f32Param(table!, V * d)],
+    },
   });
 }

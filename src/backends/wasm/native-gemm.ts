@@ -33,6 +33,8 @@ export interface NativeGemmPolicy {
   chains: boolean;
   /** Steps over a KV cache of consecutive blocks no hook sees inside in one native call (Backend.fusedDecode, native-decode.ts). */
   decode: boolean;
+  /** In such a step ending the model's blocks, the final norm and the unembedding in the same call (FusedDecodeDesc.head). */
+  decodeHead: boolean;
   /** Fewest activation rows of a product with a quantized weight run natively (qmatmul, qlinear). */
   minQuantRows: number;
   /** Fewest multiply-adds of a product with a quantized weight run natively (instead of minMacs). */
@@ -48,7 +50,7 @@ export interface NativeGemmPolicy {
  * those stay on wasm.
  */
 export const DEFAULT_NATIVE_GEMM_POLICY: NativeGemmPolicy = {
-  minRows: 16, minMacs: 1 << 21, minAttentionRows: 64, minQuantRows: 1, minQuantMacs: 1 << 20, blocks: true, chains: true, decode: true,
+  minRows: 16, minMacs: 1 << 21, minAttentionRows: 64, minQuantRows: 1, minQuantMacs: 1 << 20, blocks: true, chains: true, decode: true, decodeHead: true,
 };
 
 /** A product flattened to 2-D, with element offsets into the memory's f32 view. */

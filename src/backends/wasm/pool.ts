@@ -25,6 +25,8 @@ const NTASKS = 34;
 const NARGS = 35;
 const FAULT_WORKER = 36;
 const FAULT_KIND = 37;
+/** A generation at which idle workers stop spinning and sleep at once (ThreadPool.park). */
+const PARK = 38;
 const ARGS = 40;
 const MAX_ARGS = 24;
 /** claim[t] = generation of the last job whose task t some thread took (CAS from older values) */
@@ -117,7 +119,8 @@ function workerMain(env: WorkerEnv): void {
       const until = performance.now() + d.spinMs;
       for (let i = 1; gen === seen; i++) {
         gen = Atomics.load(ctrl, 0);
-        if ((i & 1023) === 0 && performance.now() > until) break;
+        // (38: PARK, the generation at which the caller asked idle workers to sleep)
+        if ((i & 1023) === 0 && (performance.now() > until || Atomics.load(ctrl, 38) === seen)) break;
       }
       if (gen === seen) {
         Atomics.wait(ctrl, 0, seen);
@@ -301,6 +304,16 @@ export class ThreadPool {
       }
     }
     if (failures.length) throw new Error(`wasm pool: kernel '${kernel}' failed on ${failures.join('; ')}`);
+  }
+
+  /**
+   * Idle workers stop spinning and sleep until the next job: for the caller to hand the cores to
+   * other threads (a native library's) before the spin time after the last job runs out.
+   */
+  park(): void {
+    if (this.disposed || !this.workers.length) return;
+    const ctrl = this.ctrl();
+    Atomics.store(ctrl, PARK, Atomics.load(ctrl, GEN));
   }
 
   /** Test hook: on the next multi-threaded run, worker `worker` throws ('throw') or exits ('exit'). */

@@ -11,8 +11,8 @@
 // filled again from the cache (a new cache, growth, a step that ran op by op).
 // Not for: deciding when a step may run natively (src/models/layers/fused-decode.ts), the views
 // (src/backends/wasm/native-decode.ts).
-import type { DecodeCall } from '../native-decode.js';
-import { encodeDecode, type DecodeBlockSpec, type DecodeProduct } from './onnx-decode.js';
+import type { DecodeCall, DecodeParam } from '../native-decode.js';
+import { encodeDecode, type DecodeBlockSpec, type DecodeHeadSpec, type DecodeProduct } from './onnx-decode.js';
 import type { GemmModelWriter } from './onnx-gemm.js';
 import { ggmlToNBits } from './onnx-qgemm.js';
 
@@ -52,11 +52,16 @@ interface Entry {
 }
 
 export class DecodeSessions {
-  /** By the buffer of the first block's qkv weight, then by the number of blocks. */
-  private readonly entries = new Map<object, Map<number, Entry>>();
+  /** By the buffer of the first block's qkv weight, then by the number of blocks and whether the head is in. */
+  private readonly entries = new Map<object, Map<string, Entry>>();
   private readonly shapes = new Map<string, Record<string, unknown>>();
   /** Host staging arrays by role (X, Y{i}, NK{i}, NV{i}), grown as needed. */
   private readonly stages = new Map<string, Float32Array<ArrayBuffer>>();
+  private readonly stageViews = new Map<string, Float32Array<ArrayBuffer>>();
+  /** ORT tensors kept by role while their array and dims stay (wrap). */
+  private readonly wrapped = new Map<string, { data: Float32Array<ArrayBuffer>; key: string; tensor: unknown }>();
+  private partsKey = '';
+  private partsTensor: unknown;
   private maskKey = '';
   private lastMask = new Float32Array(0);
 
@@ -77,31 +82,34 @@ export class DecodeSessions {
     // it is kept short, and a mirror is laid out anew at most once per 64 steps)
     let C = Math.max(16, ...e.mirrors.map((m) => (m.bh === BH && m.dh === dh ? m.cap : 0)));
     if (C < P + T) C = Math.ceil((P + T) / 64) * 64 + 64;
-    const i64 = (v: number[]) => this.rt.tensor('int64', BigInt64Array.from(v.map(BigInt)), [v.length]);
     const feeds: Record<string, unknown> = {
-      ...this.shapeInputs(B, T, H, d), PARTS: i64([C, T]), MASK: this.rt.tensor('float32', this.mask(T, P, C), [T, C + T]),
+      ...this.shapeInputs(B, T, H, d), PARTS: this.parts(C, T), MASK: this.wrap('MASK', this.mask(T, P, C), [T, C + T]),
     };
     const fetches: Record<string, unknown> = {};
     const fresh = call.blocks.map((b, i) => {
       const m = this.sync(e.mirrors[i]!, b.cache, BH, dh, P, C);
-      feeds[`PK${i}`] = this.rt.tensor('float32', m.k, [B, H, dh, C]);
-      feeds[`PV${i}`] = this.rt.tensor('float32', m.v, [B, H, C, dh]);
+      feeds[`PK${i}`] = this.wrap(`PK${i}`, m.k, [B, H, dh, C]);
+      feeds[`PV${i}`] = this.wrap(`PV${i}`, m.v, [B, H, C, dh]);
       const nk = this.stage(`NK${i}`, BH * dh * T);
       const nv = this.stage(`NV${i}`, BH * T * dh);
-      fetches[`NK${i}`] = this.rt.tensor('float32', nk, [B, H, dh, T]);
-      fetches[`NV${i}`] = this.rt.tensor('float32', nv, [B, H, T, dh]);
+      fetches[`NK${i}`] = this.wrap(`NK${i}`, nk, [B, H, dh, T]);
+      fetches[`NV${i}`] = this.wrap(`NV${i}`, nv, [B, H, T, dh]);
       return { m, nk, nv };
     });
     const x = this.stage('X', M * d);
     x.set(call.x);
-    feeds.X = this.rt.tensor('float32', x, [M, d]);
+    feeds.X = this.wrap('X', x, [M, d]);
     const ys = call.outputs.map((o) => {
       const y = this.stage(`Y${o.block}`, M * d);
-      fetches[`Y${o.block}`] = this.rt.tensor('float32', y, [M, d]);
+      fetches[`Y${o.block}`] = this.wrap(`Y${o.block}`, y, [M, d]);
       return y;
     });
+    const V = call.head?.vocab ?? 0;
+    const logits = call.head && this.stage('LOGITS', M * V);
+    if (logits) fetches.LOGITS = this.wrap('LOGITS', logits, [M, V]);
     e.session.run(feeds, fetches, {});
     call.outputs.forEach((o, i) => o.y.set(ys[i]!));
+    if (logits) call.head!.logits.set(logits);
     // the new rows into the mirror and into the caller's cache [2, batch, heads, cap, d_head]
     call.blocks.forEach((b, i) => {
       const { m, nk, nv } = fresh[i]!;
@@ -110,10 +118,17 @@ export class DecodeSessions {
       for (let bh = 0; bh < BH; bh++) {
         for (let t = 0; t < T; t++) {
           const row = (bh * cap + P + t) * dh;
-          for (let j = 0; j < dh; j++) {
-            const kj = nk[(bh * dh + j) * T + t]!;
-            m.k[(bh * dh + j) * C + P + t] = kj;
-            data[row + j] = kj;
+          if (T === 1) {
+            // one new position: its keys of this head lie together in NK
+            const kr = nk.subarray(bh * dh, (bh + 1) * dh);
+            for (let j = 0, o = bh * dh * C + P; j < dh; j++, o += C) m.k[o] = kr[j]!;
+            data.set(kr, row);
+          } else {
+            for (let j = 0; j < dh; j++) {
+              const kj = nk[(bh * dh + j) * T + t]!;
+              m.k[(bh * dh + j) * C + P + t] = kj;
+              data[row + j] = kj;
+            }
           }
           const vr = nv.subarray((bh * T + t) * dh, (bh * T + t + 1) * dh);
           m.v.set(vr, (bh * C + P + t) * dh);
@@ -154,16 +169,19 @@ export class DecodeSessions {
     this.entries.clear();
     this.shapes.clear();
     this.stages.clear();
+    this.stageViews.clear();
+    this.wrapped.clear();
   }
 
   /** The session of these blocks with these parameter values, made (weights packed) when missing or stale. */
   private entry(call: DecodeCall): Entry {
-    const keys = call.blocks.flatMap((b) => b.params.map((p) => p.key));
-    const versions = call.blocks.flatMap((b) => b.params.map((p) => p.version));
+    const all = [...call.blocks.flatMap((b) => b.params), ...(call.head?.params ?? [])];
+    const keys = all.map((p) => p.key);
+    const versions = all.map((p) => p.version);
     const first = call.blocks[0]!.params[2]!.key;
     let byLength = this.entries.get(first);
     if (!byLength) this.entries.set(first, (byLength = new Map()));
-    const n = call.blocks.length;
+    const n = `${call.blocks.length}${call.head ? '+head' : ''}`;
     const old = byLength.get(n);
     if (old && old.keys.length === keys.length && old.keys.every((k, i) => k === keys[i]) && old.versions.every((v, i) => v === versions[i])) return old;
     old?.session.dispose();
@@ -187,7 +205,24 @@ export class DecodeSessions {
         norms: [f32(0), f32(1), f32(6), f32(7)], products: [product(0), product(1), product(2), product(3)],
       };
     });
-    const session = this.rt.createSession(encodeDecode(this.rt.writer, { dModel: call.dModel, blocks }));
+    let head: DecodeHeadSpec | undefined;
+    if (call.head) {
+      const [w, b, table] = call.head.params;
+      const f32 = (p: DecodeParam, what: string) => { if (p.type) throw new Error(`native decode: the final norm's ${what} is ${p.type}, expected f32`); return p.data; };
+      const V = call.head.vocab;
+      const d = call.dModel;
+      let product: DecodeProduct;
+      if (table.type) {
+        const nbits = ggmlToNBits(table.type, table.raw!, V, d);
+        bytes += nbits.codes.byteLength + nbits.scales.byteLength + (nbits.offsets?.byteLength ?? 0);
+        product = { nbits };
+      } else {
+        bytes += table.data.byteLength;
+        product = { w: table.data, transB: call.head.transB };
+      }
+      head = { eps: call.head.eps, vocab: V, norm: [f32(w, 'weight'), f32(b, 'bias')], product };
+    }
+    const session = this.rt.createSession(encodeDecode(this.rt.writer, { dModel: call.dModel, blocks, head }));
     const mirrors = call.blocks.map((): Mirror => ({ key: null, version: -1, n: 0, cap: 0, bh: 0, dh: 0, k: new Float32Array(0), v: new Float32Array(0) }));
     const e: Entry = { keys, versions, bytes, session, mirrors };
     byLength.set(n, e);
@@ -222,11 +257,32 @@ export class DecodeSessions {
     return m;
   }
 
-  /** A grow-only host array for one role, cut to `n` elements. */
+  /** A grow-only host array for one role, cut to `n` elements (the same view while `n` is). */
   private stage(role: string, n: number): Float32Array<ArrayBuffer> {
     let a = this.stages.get(role);
     if (!a || a.length < n) this.stages.set(role, (a = new Float32Array(Math.max(n, Math.ceil((a?.length ?? 0) * 1.5)))));
-    return a.subarray(0, n);
+    let v = this.stageViews.get(role);
+    if (v?.buffer !== a.buffer || v.length !== n) this.stageViews.set(role, (v = a.subarray(0, n)));
+    return v;
+  }
+
+  /** ORT's tensor over `data` for one role, made again only when the array or its dims change. */
+  private wrap(role: string, data: Float32Array<ArrayBuffer>, dims: number[]): unknown {
+    const key = dims.join(',');
+    const w = this.wrapped.get(role);
+    if (w && w.data === data && w.key === key) return w.tensor;
+    const tensor = this.rt.tensor('float32', data, dims);
+    this.wrapped.set(role, { data, key, tensor });
+    return tensor;
+  }
+
+  private parts(C: number, T: number): unknown {
+    const key = `${C}:${T}`;
+    if (this.partsKey !== key) {
+      this.partsKey = key;
+      this.partsTensor = this.rt.tensor('int64', BigInt64Array.from([BigInt(C), BigInt(T)]), [2]);
+    }
+    return this.partsTensor;
   }
 
   private shapeInputs(B: number, T: number, H: number, d: number): Record<string, unknown> {
@@ -241,11 +297,11 @@ export class DecodeSessions {
     return s;
   }
 
-  /** [T, C + T]: 0 where new position i sees a key (the P cached ones, and new ones up to i), -inf elsewhere. */
-  private mask(T: number, P: number, C: number): Float32Array {
+  /** [T, C + T]: 0 where new position i sees a key (the P cached ones, and new ones up to i), -inf elsewhere (one array per T and C, refilled). */
+  private mask(T: number, P: number, C: number): Float32Array<ArrayBuffer> {
     const key = `${T}:${P}:${C}`;
     if (this.maskKey === key) return this.lastMask;
-    const m = new Float32Array(T * (C + T));
+    const m = this.lastMask.length === T * (C + T) ? this.lastMask.fill(0) : new Float32Array(T * (C + T));
     for (let i = 0; i < T; i++) {
       m.fill(-Infinity, i * (C + T) + P, i * (C + T) + C);
       m.fill(-Infinity, i * (C + T) + C + i + 1, (i + 1) * (C + T));

@@ -140,7 +140,11 @@ class OrtGemm implements NativeGemm {
     this.decodes = new DecodeSessions({
       writer,
       tensor: (type: 'float32' | 'int64', data: Float32Array | BigInt64Array, dims: readonly number[]) => new Tensor(type as 'float32', data as Float32Array, dims),
-      createSession: (model) => this.createSession(model, true, 'all'),
+      // ACTLAB_NATIVE_DECODE_SPIN=1: a decode step's ORT threads spin between its parallel sections
+      // (and stop when the call returns). Off by default: on a shared 2-core machine (load ~3) steps
+      // took 1.45–2× longer with it (bench/RESULTS.md); on an idle one the wake-ups it saves are
+      // most of what a second thread loses.
+      createSession: (model) => this.createSession(model, true, 'all', process.env.ACTLAB_NATIVE_DECODE_SPIN === '1'),
     });
   }
 
@@ -495,7 +499,7 @@ class OrtGemm implements NativeGemm {
     return s;
   }
 
-  private createSession(model: Uint8Array, arena = false, level: 'basic' | 'all' = 'basic'): OrtSession {
+  private createSession(model: Uint8Array, arena = false, level: 'basic' | 'all' = 'basic', spin = false): OrtSession {
     const s = new this.Session();
     s.loadModel(model.buffer as ArrayBuffer, model.byteOffset, model.byteLength, {
       intraOpNumThreads: this.threads,
@@ -506,8 +510,9 @@ class OrtGemm implements NativeGemm {
       // would only hold memory; attention's intermediates reuse it
       enableCpuMemArena: arena,
       enableMemPattern: arena,
-      // idle ORT threads must not spin while the wasm threads run the other ops
-      extra: { session: { intra_op: { allow_spinning: '0' } } },
+      // idle ORT threads must not spin while the wasm threads run the other ops (with `spin`, they
+      // spin inside a call and stop at its end)
+      extra: { session: spin ? { intra_op: { allow_spinning: '1' }, force_spinning_stop: '1' } : { intra_op: { allow_spinning: '0' } } },
     });
     return s;
   }

@@ -9,7 +9,8 @@
 // [batch, heads, C, d_head] (whole host arrays: no copy of the past per step; the scores of the
 // capacity past P are masked). The new positions are scored apart and their scores concatenated.
 // Outputs: per block i the new keys NK{i} [batch, heads, d_head, T] and values NV{i} [batch, heads,
-// T, d_head] (for the caller's cache), and Y{i} (the residual after block i, [M, d]).
+// T, d_head] (for the caller's cache), and Y{i} (the residual after block i, [M, d]). With a head
+// (the final LayerNorm and the unembedding after the last block) also LOGITS [M, vocab].
 // Not for: steps without a cache (onnx-block.ts), other wirings (rotary, grouped heads, gated MLPs).
 import { ACTIVATIONS, ATTR_FLOAT, ATTR_INT, ATTR_INTS, FLOAT, INT64, MS, valueInfo, type GemmModelWriter, type Initializer } from './onnx-gemm.js';
 import type { GemmActivation } from '../native-gemm.js';
@@ -17,10 +18,10 @@ import type { NBitsWeight } from './onnx-qgemm.js';
 
 const UINT8 = 2; // TensorProto.DataType.UINT8
 
-/** A biased product x · W + b: an f32 weight in its stored layout, or MatMulNBits codes. */
+/** A product x · W (+ b): an f32 weight in its stored layout, or MatMulNBits codes; no bias: none. */
 export type DecodeProduct =
-  | { readonly w: Float32Array; readonly transB: boolean; readonly bias: Float32Array }
-  | { readonly nbits: NBitsWeight; readonly bias: Float32Array };
+  | { readonly w: Float32Array; readonly transB: boolean; readonly bias?: Float32Array }
+  | { readonly nbits: NBitsWeight; readonly bias?: Float32Array };
 
 export interface DecodeBlockSpec {
   dMlp: number;
@@ -34,9 +35,19 @@ export interface DecodeBlockSpec {
   products: readonly [DecodeProduct, DecodeProduct, DecodeProduct, DecodeProduct];
 }
 
+/** The final LayerNorm and the unembedding [d_model → vocab] after the last block. */
+export interface DecodeHeadSpec {
+  eps: number;
+  vocab: number;
+  /** weight, bias */
+  norm: readonly [Float32Array, Float32Array];
+  product: DecodeProduct;
+}
+
 export interface DecodeModelSpec {
   dModel: number;
   blocks: readonly DecodeBlockSpec[];
+  head?: DecodeHeadSpec;
 }
 
 /** The step's ModelProto bytes; every block's output is a graph output (any set may be fetched). */
@@ -50,6 +61,15 @@ export function encodeDecode(writer: GemmModelWriter, s: DecodeModelSpec): Uint8
     nodes.push(...part.nodes);
     inits.push(...part.inits);
   });
+  const h = s.head;
+  if (h) {
+    if (h.norm.some((a) => a.length !== s.dModel)) throw new Error(`onnx decode: the final norm has ${h.norm[0].length} / ${h.norm[1].length} elements, expected ${s.dModel}`);
+    inits.push(['lnf_w', [s.dModel], h.norm[0], FLOAT], ['lnf_b', [s.dModel], h.norm[1], FLOAT]);
+    nodes.push(
+      node('lnf', 'LayerNormalization', [`Y${n - 1}`, 'lnf_w', 'lnf_b'], ['HF'], [int('axis', -1), { name: 'epsilon', f: h.eps, type: ATTR_FLOAT }]), // [M, d]
+      ...product('unembed', 'HF', 'LOGITS', s.dModel, h.vocab, h.product, inits), // [M, vocab]
+    );
+  }
   const graph = {
     name: 'actlab_decode',
     node: nodes,
@@ -61,6 +81,7 @@ export function encodeDecode(writer: GemmModelWriter, s: DecodeModelSpec): Uint8
     output: [
       ...s.blocks.flatMap((_, i) => [valueInfo(`NK${i}`, ['b', 'h', 'dh', 'T']), valueInfo(`NV${i}`, ['b', 'h', 'T', 'dh'])]),
       ...s.blocks.map((_, i) => valueInfo(`Y${i}`, ['M', s.dModel])),
+      ...(h ? [valueInfo('LOGITS', ['M', h.vocab])] : []),
     ],
   };
   return writer.assemble(graph, inits, true);
@@ -121,12 +142,13 @@ function blockGraph(p: string, d: number, s: DecodeBlockSpec, x: string, y: stri
 
 /** The nodes of `to` = `from` [M, K] · W + b (W [K, N] as the product says), its initializers pushed to `inits`. */
 function product(name: string, from: string, to: string, K: number, N: number, pr: DecodeProduct, inits: Initializer[]): object[] {
-  if (pr.bias.length !== N) throw new Error(`onnx decode: ${name} bias has ${pr.bias.length} elements, expected ${N}`);
-  inits.push([`${name}_b`, [N], pr.bias, FLOAT]);
+  if (pr.bias && pr.bias.length !== N) throw new Error(`onnx decode: ${name} bias has ${pr.bias.length} elements, expected ${N}`);
+  const bias = pr.bias ? `${name}_b` : '';
+  if (pr.bias) inits.push([bias, [N], pr.bias, FLOAT]);
   if ('w' in pr) {
     if (pr.w.length !== K * N) throw new Error(`onnx decode: ${name} weight has ${pr.w.length} elements, expected ${K}x${N}`);
     inits.push([`${name}_w`, pr.transB ? [N, K] : [K, N], pr.w, FLOAT]);
-    return [node(name, 'Gemm', [from, `${name}_w`, `${name}_b`], [to], [int('transB', pr.transB ? 1 : 0)])];
+    return [node(name, 'Gemm', [from, `${name}_w`, ...(bias ? [bias] : [])], [to], [int('transB', pr.transB ? 1 : 0)])];
   }
   const { bits, block, codes, scales, offsets } = pr.nbits;
   const nb = K / block;
@@ -134,7 +156,7 @@ function product(name: string, from: string, to: string, K: number, N: number, p
     throw new Error(`onnx decode: ${name} MatMulNBits codes ${codes.length} / scales ${scales.length} do not fit [${N}, ${K}] at ${bits} bits in blocks of ${block}`);
   }
   inits.push([`${name}_q`, [N, nb, (block * bits) / 8], codes, UINT8], [`${name}_s`, [N, nb], scales, FLOAT]);
-  const nbits = node(name, 'MatMulNBits', [from, `${name}_q`, `${name}_s`, '', '', `${name}_b`], [offsets ? `${name}_Q` : to],
+  const nbits = node(name, 'MatMulNBits', [from, `${name}_q`, `${name}_s`, ...(bias ? ['', '', bias] : [])], [offsets ? `${name}_Q` : to],
     [int('K', K), int('N', N), int('bits', bits), int('block_size', block), int('accuracy_level', 4)], MS);
   if (!offsets) return [nbits];
   // y += (Σ of x over each block) · offsets: the K-quants' minimums (onnx-qgemm.ts)

@@ -7,6 +7,9 @@
 //   sequence sees every cached position (no padding: an attention mask of ones is no mask);
 // - the parts are the plain kind, each product's weight f32 or GGML blocks (the backend says
 //   which formats it takes, and declines the others).
+// When the run ends the model's blocks, the caller offers the head (final LayerNorm, a quantized
+// unembedding) and no hook listens at ln_final nor edits the last hook_resid_post, the logits come
+// out of the same call; where the backend declines the head, the blocks are asked again without it.
 // Otherwise, or when the backend declines, the caller runs the blocks op by op, as before.
 // Not for: steps without a cache (fused-block.ts), the backend's side (src/backends/wasm/native-decode.ts).
 import type { FusedBlockDesc, FusedDecodeDesc } from '../../tensor/backend.js';
@@ -17,16 +20,24 @@ import { blockHook, SHAPE } from '../hook-point.js';
 import { KVCache } from './kv-cache.js';
 import { plainNorm, quietInside, type FusedBlockParts } from './fused-block.js';
 import type { Linear } from './linear.js';
+import type { Norm } from './norm.js';
+
+/** The final norm and the unembedding, weight [vocab, d_model] (CausalLM.fusedHeadParts). */
+export interface FusedHeadParts {
+  norm: Norm;
+  table: Tensor | QuantizedTensor;
+}
 
 /**
  * Blocks `start`, `start + 1`, ... (before `stop`, none in `skipped`) as one step over the cache:
- * returns the residual after the last one (after its hook_resid_post) and the next block's index;
- * `declined` with the index after them (run them op by op); or undefined: not this way.
+ * returns the residual after the last one (after its hook_resid_post) and the next block's index,
+ * with the logits [batch, pos, vocab] when `head` (offered only when `stop` is the model's end) was
+ * run too; `declined` with the index after them (run them op by op); or undefined: not this way.
  */
 export function tryFusedDecode(
   start: number, stop: number, skipped: ReadonlySet<number>, x: Tensor, c: ForwardContext,
-  partsOf: (layer: number) => FusedBlockParts | undefined,
-): { x: Tensor; next: number } | { declined: number } | undefined {
+  partsOf: (layer: number) => FusedBlockParts | undefined, head?: () => FusedHeadParts | undefined,
+): { x: Tensor; next: number; logits?: Tensor } | { declined: number } | undefined {
   const b = x.backend;
   const h = c.hooks;
   const cache = c.cache;
@@ -50,7 +61,17 @@ export function tryFusedDecode(
   const desc: FusedDecodeDesc = { blocks: plans.map((p) => p.desc), taps, past: c.past, quant: plans.map((p) => p.quant) };
   const outs = taps.map(() => Tensor.empty(x.shape, 'f32', b, 'fusedDecode')); // [batch, pos, d_model] each
   const where = `blocks.${start}-${start + n - 1} (fused decode)`;
-  if (!b.fusedDecode(desc, [x, ...plans.flatMap((p) => p.params), ...caches].map((t) => t.view(where)), outs.map((t) => t.view(where)))) {
+  const inputs = [x, ...plans.flatMap((p) => p.params), ...caches];
+  const hp = start + n === stop && !h.editsAt(blockHook(stop - 1, 'hook_resid_post')) && !h.wants('ln_final.hook_scale') && !h.wants('ln_final.hook_normalized') ? headPlan(head?.(), d) : undefined;
+  let logits: Tensor | undefined;
+  if (hp) {
+    logits = Tensor.empty([batch, pos, hp.desc.vocab], 'f32', b, 'fusedDecode'); // [batch, pos, vocab]
+    if (!b.fusedDecode({ ...desc, head: hp.desc }, [...inputs, ...hp.params].map((t) => t.view(where)), [...outs, logits].map((t) => t.view(where)))) {
+      logits.dispose();
+      logits = undefined;
+    }
+  }
+  if (!logits && !b.fusedDecode(desc, inputs.map((t) => t.view(where)), outs.map((t) => t.view(where)))) {
     for (const t of outs) t.dispose();
     return { declined: start + n };
   }
@@ -64,7 +85,22 @@ export function tryFusedDecode(
     const out = after.get(i);
     if (out) y = h.at(blockHook(start + i, 'hook_resid_post'), out, SHAPE.resid); // [batch, pos, d_model]
   }
-  return { x: y, next: start + n };
+  return { x: y, next: start + n, logits };
+}
+
+/**
+ * The head's description and parameters (norm weight, bias, the unembedding's blocks), or
+ * undefined: unembed apart. Only a quantized unembedding goes in: an f32 one measured the same
+ * speed either way (the wasm GEMV runs it apart) and would cost the call another f32 copy of it.
+ */
+function headPlan(p: FusedHeadParts | undefined, d: number): { desc: NonNullable<FusedDecodeDesc['head']>; params: Tensor[] } | undefined {
+  if (!p || !plainNorm(p.norm) || !(p.table instanceof QuantizedTensor)) return undefined;
+  const { table } = p;
+  const q = table instanceof QuantizedTensor;
+  const w = q ? table.raw : table;
+  const params = [p.norm.weight!, p.norm.bias!, w];
+  if (params.some((t) => t.requiresGrad) || p.norm.weight!.dtype !== 'f32' || p.norm.bias!.dtype !== 'f32' || w.dtype !== (q ? 'u8' : 'f32') || table.shape.length !== 2 || table.shape[1] !== d) return undefined;
+  return { desc: { eps: p.norm.eps, vocab: table.shape[0]!, transB: true, quant: q ? table.type : null }, params };
 }
 
 /** A plain f32 KVCache (not a subclass: a quantized cache keeps its own layout). */
