@@ -23,21 +23,48 @@ export const FLASH_MIN_TQ = 8;
 let tile: FlashTile | null = null;
 let enabled = envVar('ACTLAB_WEBGPU_FLASH') !== '0';
 
-/**
- * WGSL loop that stages `rows` rows of a strided operand into workgroup memory as vec4 (n values
- * a row, zero-padded to n4 vec4; rows past the end read as zeros): g is the row's index in the
- * operand, `at` its first element, `col` the element stride.
- */
-function stageRows(o: { dst: string; stride: string; rows: string; n4: string; n: string; row: string; ok: string; at: string; col: string; ld: string }): string {
-  return `  for (var e = li; e < ${o.rows} * ${o.n4}; e += NT) {
-    let r = e / ${o.n4}; let c = (e % ${o.n4}) * 4u; ${o.row}
-    var x = vec4<f32>(0.0);
-    if (${o.ok}) {
+/** How a strided operand is staged: `unit` when its rows are runs of unit stride whose length is a multiple of 4 (four independent loads a vec4, no per-element test). */
+interface Stage { dst: string; stride: string; rows: number; n4: number; n: string; row: string; ok: string; at: string; col: string; ld: string; unit: boolean }
+
+/** WGSL: the vec4 of row r, columns c..c+3 of the operand into `x` (zeros past the row's end). */
+function loadVec(o: Stage): string {
+  if (o.unit) return `if (${o.ok}) { let at = ${o.at} + i32(c); x = vec4<f32>(${o.ld}(u32(at)), ${o.ld}(u32(at + 1)), ${o.ld}(u32(at + 2)), ${o.ld}(u32(at + 3))); }`;
+  return `if (${o.ok}) {
       let at = ${o.at};
       for (var u = 0u; u < 4u; u++) { if (c + u < ${o.n}) { x[u] = ${o.ld}(u32(at + i32(c + u) * ${o.col})); } }
-    }
-    ${o.dst}[r * ${o.stride} + e % ${o.n4}] = x;
+    }`;
+}
+
+/**
+ * WGSL that stages `rows` rows of a strided operand into workgroup memory as vec4 (n values a
+ * row, zero-padded to n4 vec4; rows past the end read as zeros): g is the row's index in the
+ * operand, `at` its first element, `col` the element stride.
+ */
+function stageRows(o: Stage, NT: number): string {
+  return `  for (var e = li; e < ${o.rows * o.n4}u; e += ${NT}u) {
+    let r = e / ${o.n4}u; let c = (e % ${o.n4}u) * 4u; ${o.row}
+    var x = vec4<f32>(0.0);
+    ${loadVec(o)}
+    ${o.dst}[r * ${o.stride} + e % ${o.n4}u] = x;
   }`;
+}
+
+/**
+ * The same in two halves, for a tile staged while the previous one is in use: `load` fills
+ * registers <reg>0.. (each thread's share, all loads independent), `store` writes them out.
+ */
+function stageRegs(o: Stage, NT: number, reg: string): { decl: string; load: string; store: string } {
+  const L = Math.ceil((o.rows * o.n4) / NT);
+  const exact = (o.rows * o.n4) % NT === 0;
+  const each = (f: (l: number) => string) => Array.from({ length: L }, (_, l) => f(l)).join('\n');
+  return {
+    decl: each((l) => `  var ${reg}${l} = vec4<f32>(0.0);`),
+    load: each((l) => `    { let e = li + ${l * NT}u; let r = e / ${o.n4}u; let c = (e % ${o.n4}u) * 4u; ${o.row}
+      var x = vec4<f32>(0.0);
+      ${exact ? '' : `if (e < ${o.rows * o.n4}u) `}{ ${loadVec(o)} }
+      ${reg}${l} = x; }`),
+    store: each((l) => `    { let e = li + ${l * NT}u; ${exact ? '' : `if (e < ${o.rows * o.n4}u) `}{ ${o.dst}[(e / ${o.n4}u) * ${o.stride} + e % ${o.n4}u] = ${reg}${l}; } }`),
+  };
 }
 
 /** For tuning: a fixed tile (null: the default pick). */
@@ -76,7 +103,7 @@ export function flashAttention(ctx: OpContext, q: View, k: View, v: View, md: De
   const NC = Math.ceil(DV4 / 8);
   const QS = vec4Stride(D4);
   const nqb = Math.ceil(TQ / BQ);
-  const key = `flash ${q.dtype}${k.dtype}${v.dtype}>${yd.dtype} d${D}v${DV} ${BQ}/${RPT}/${BK} ${causal ? 'c' : ''}${md ? 'm' : ''}${pd ? `p${pd.dtype}` : ''}`;
+  const key = `flash ${q.dtype}${k.dtype}${v.dtype}>${yd.dtype} d${D}v${DV} ${BQ}/${RPT}/${BK} ${causal ? 'c' : ''}${md ? 'm' : ''}${pd ? `p${pd.dtype}` : ''} u${Number(q.strides[3] === 1 && D % 4 === 0)}${Number(k.strides[3] === 1 && D % 4 === 0)}${Number(v.strides[3] === 1 && DV % 4 === 0)}`;
   // the scores of key tile k0 for this thread's rows, scaled and masked (-inf where hidden), into s
   const scores = `    var s: array<array<f32, ${JN}>, ${RPT}>;
     for (var ii = 0u; ii < ${RPT}u; ii++) { for (var jj = 0u; jj < ${JN}u; jj++) { s[ii][jj] = 0.0; } }
@@ -100,7 +127,16 @@ export function flashAttention(ctx: OpContext, q: View, k: View, v: View, md: De
         s[ii][jj] = select(-inf_f32(), s[ii][jj] * scale, kept);
       }
     }`;
-  const stageK = `${stageRows({ dst: 'Ks', stride: 'QS', rows: 'BK', n4: 'D4', n: 'D', row: 'let g = k0 + i32(r);', ok: 'g < i32(TK)', at: 'kb + g * sp(16)', col: 'sp(17)', ld: 'ldf_k' })}`;
+  const unitQ = q.strides[3] === 1 && D % 4 === 0;
+  const unitK = k.strides[3] === 1 && D % 4 === 0;
+  const unitV = v.strides[3] === 1 && DV % 4 === 0;
+  // key / value rows of the tile starting at key `at`
+  const kStage = (at: string): Stage => ({ dst: 'Ks', stride: 'QS', rows: BK, n4: D4, n: 'D', row: `let g = ${at} + i32(r);`, ok: 'g < i32(TK)', at: 'kb + g * sp(16)', col: 'sp(17)', ld: 'ldf_k', unit: unitK });
+  const vStage = (at: string): Stage => ({ dst: 'Vs', stride: 'DV4', rows: BK, n4: DV4, n: 'DV', row: `let g = ${at} + i32(r);`, ok: 'g < i32(TK)', at: 'vb + g * sp(21)', col: 'sp(22)', ld: 'ldf_v', unit: unitV });
+  const stageK = stageRows(kStage('k0'), NT);
+  // the next tile's keys and values are loaded into registers while this one is in use
+  const kr = stageRegs(kStage('kn'), NT, 'rk');
+  const vr = stageRegs(vStage('kn'), NT, 'rv');
   const kern = ctx.kernel(key, () => `${PRELUDE}${MATH}
 @group(0) @binding(0) var<storage, read> P: array<u32>;
 ${inBinding(1, 'q')}
@@ -138,7 +174,7 @@ fn main(${BUILTINS}) {
   let qb = sp(13) + i32(b) * sp(9) + i32(h) * sp(10);
   let kb = sp(18) + i32(b) * sp(14) + i32(kvh) * sp(15);
   let vb = sp(23) + i32(b) * sp(19) + i32(kvh) * sp(20);
-${stageRows({ dst: 'Qs', stride: 'QS', rows: 'BQ', n4: 'D4', n: 'D', row: 'let g = q0 + r;', ok: 'g < TQ', at: 'qb + i32(g) * sp(11)', col: 'sp(12)', ld: 'ldf_q' })}
+${stageRows({ dst: 'Qs', stride: 'QS', rows: BQ, n4: D4, n: 'D', row: 'let g = q0 + r;', ok: 'g < TQ', at: 'qb + i32(g) * sp(11)', col: 'sp(12)', ld: 'ldf_q', unit: unitQ }, NT)}
   let qlast = i32(min(q0 + BQ, TQ)) - 1;
   let kend = ${causal ? 'min(qlast + i32(TK) - i32(TQ), i32(TK) - 1)' : 'i32(TK) - 1'};
   var m: array<f32, ${RPT}>;
@@ -146,11 +182,23 @@ ${stageRows({ dst: 'Qs', stride: 'QS', rows: 'BQ', n4: 'D4', n: 'D', row: 'let g
   var acc: array<vec4<f32>, ${RPT * NC}>;
   for (var ii = 0u; ii < ${RPT}u; ii++) { m[ii] = -inf_f32(); l[ii] = 0.0; }
   for (var a = 0u; a < ${RPT * NC}u; a++) { acc[a] = vec4<f32>(0.0); }
+${kr.decl}
+${vr.decl}
+  if (kend >= 0) {
+    let kn = 0;
+${kr.load}
+${vr.load}
+  }
   for (var k0 = 0; k0 <= kend; k0 += i32(BK)) {
     workgroupBarrier();
-${stageK}
-${stageRows({ dst: 'Vs', stride: 'DV4', rows: 'BK', n4: 'DV4', n: 'DV', row: 'let g = k0 + i32(r);', ok: 'g < i32(TK)', at: 'vb + g * sp(21)', col: 'sp(22)', ld: 'ldf_v' })}
+${kr.store}
+${vr.store}
     workgroupBarrier();
+    if (k0 + i32(BK) <= kend) {
+      let kn = k0 + i32(BK);
+${kr.load}
+${vr.load}
+    }
 ${scores}
     for (var ii = 0u; ii < ${RPT}u; ii++) {
       var pm = -inf_f32();
