@@ -11,7 +11,7 @@
 // the last visible key). Not for: decode (few query rows: attention.ts).
 import type { View } from '../../../tensor/backend.js';
 import { BUILTINS, Params, WG_INDEX, type Dense, type OpContext } from './context.js';
-import { MATH, PRELUDE, inBinding, loaders, outBinding, storers } from '../wgsl.js';
+import { MATH, PRELUDE, cdiv, inBinding, loaders, outBinding, storers } from '../wgsl.js';
 import { envVar } from '../../../io/env.js';
 
 /** Query rows per workgroup, rows per thread, keys per tile. */
@@ -67,6 +67,53 @@ function stageRegs(o: Stage, NT: number, reg: string): { decl: string; load: str
   };
 }
 
+let splitKeys = envVar('ACTLAB_WEBGPU_FLASH_SPLIT') !== '0';
+/** For comparisons: whether long key ranges are split over workgroups (ACTLAB_WEBGPU_FLASH_SPLIT=0 turns it off). */
+export function enableFlashKeySplit(on: boolean): void { splitKeys = on; }
+
+/**
+ * Runs of keys per query block: where there are fewer query blocks than about two per SM of a large
+ * GPU (132 SMs) and the keys span more than 4 tiles, split them into up to 8 runs of at least 4
+ * tiles, so that the longest causal block no longer walks every key in one workgroup (H200, GPT-2
+ * medium at T=512: 128 query blocks, 16 key tiles each for the last).
+ */
+function keyRuns(blocks: number, TK: number, BK: number): number {
+  if (!splitKeys || blocks >= 264) return 1;
+  const tiles = Math.ceil(TK / BK);
+  return Math.max(1, Math.min(8, Math.floor(tiles / 4), Math.ceil(528 / blocks)));
+}
+
+/**
+ * y = the partials of the key runs merged: per query row, each run's unnormalized output weighted
+ * by exp(its max - the overall max), over the sum of its weighted sums (rows that saw no key: 0).
+ */
+function mergeRuns(ctx: OpContext, part: GPUBuffer, NKC: number, rows: number, TQ: number, DV: number, yd: Dense): void {
+  const k = ctx.kernel(`flash merge ${yd.dtype}`, () => `${PRELUDE}${MATH}
+@group(0) @binding(0) var<storage, read> P: array<u32>;
+@group(0) @binding(1) var<storage, read> part: array<f32>;
+${outBinding(2, 'y', yd.dtype)}
+${storers('y', yd.dtype)}
+@compute @workgroup_size(256)
+fn main(${BUILTINS}) {
+  ${WG_INDEX}
+  let NKC = P[0]; let TQ = P[1]; let DV = P[2]; let ML = P[4];
+  let e = wg * 256u + li;
+  if (e >= P[3] * DV) { return; }
+  let row = e / DV; let d = e % DV;
+  let bh = row / TQ; let i = row % TQ;
+  var mx = -inf_f32();
+  for (var c = 0u; c < NKC; c++) { mx = max(mx, part[ML + ((bh * NKC + c) * TQ + i) * 2u]); }
+  var l = 0.0; var o = 0.0;
+  for (var c = 0u; c < NKC; c++) {
+    let pr = (bh * NKC + c) * TQ + i;
+    let mc = part[ML + pr * 2u];
+    if (mc != -inf_f32()) { let w = exp_safe(mc - mx); l = l + part[ML + pr * 2u + 1u] * w; o = o + part[pr * DV + d] * w; }
+  }
+  stf_y(P[5] + e, select(0.0, o / l, l > 0.0));
+}`);
+  ctx.run(k, [part, yd.gpu], new Params().u32(NKC, TQ, DV, rows, rows * NKC * DV, yd.offset), [cdiv(rows * DV, 256)]);
+}
+
 /** For tuning: a fixed tile (null: the default pick). */
 export function setFlashTile(t: FlashTile | null): void { tile = t; }
 export function enableFlashAttention(on: boolean): void { enabled = on; }
@@ -103,7 +150,10 @@ export function flashAttention(ctx: OpContext, q: View, k: View, v: View, md: De
   const NC = Math.ceil(DV4 / 8);
   const QS = vec4Stride(D4);
   const nqb = Math.ceil(TQ / BQ);
-  const key = `flash ${q.dtype}${k.dtype}${v.dtype}>${yd.dtype} d${D}v${DV} ${BQ}/${RPT}/${BK} ${causal ? 'c' : ''}${md ? 'm' : ''}${pd ? `p${pd.dtype}` : ''} u${Number(q.strides[3] === 1 && D % 4 === 0)}${Number(k.strides[3] === 1 && D % 4 === 0)}${Number(v.strides[3] === 1 && DV % 4 === 0)}`;
+  // keys in runs of KC over workgroups where the query blocks alone would leave the GPU idle
+  const NKC = pd ? 1 : keyRuns(B * HQ * nqb, TK, BK);
+  const KC = Math.ceil(Math.ceil(TK / NKC) / BK) * BK;
+  const key = `flash ${q.dtype}${k.dtype}${v.dtype}>${yd.dtype} d${D}v${DV} ${BQ}/${RPT}/${BK} ${causal ? 'c' : ''}${md ? 'm' : ''}${pd ? `p${pd.dtype}` : ''} u${Number(q.strides[3] === 1 && D % 4 === 0)}${Number(k.strides[3] === 1 && D % 4 === 0)}${Number(v.strides[3] === 1 && DV % 4 === 0)}${NKC > 1 ? ` split${NKC}` : ''}`;
   // the scores of key tile k0 for this thread's rows, scaled and masked (-inf where hidden), into s
   const scores = `    var s: array<array<f32, ${JN}>, ${RPT}>;
     for (var ii = 0u; ii < ${RPT}u; ii++) { for (var jj = 0u; jj < ${JN}u; jj++) { s[ii][jj] = 0.0; } }
@@ -142,14 +192,14 @@ export function flashAttention(ctx: OpContext, q: View, k: View, v: View, md: De
 ${inBinding(1, 'q')}
 ${inBinding(2, 'k')}
 ${inBinding(3, 'v')}
-${outBinding(4, 'y', yd.dtype)}
+${NKC > 1 ? '@group(0) @binding(4) var<storage, read_write> part: array<f32>;' : outBinding(4, 'y', yd.dtype)}
 ${md ? inBinding(5, 'mask') : ''}
 ${pd ? outBinding(md ? 6 : 5, 'pr', pd.dtype) : ''}
 ${pd ? storers('pr', pd.dtype) : ''}
 ${loaders('q', q.dtype)}
 ${loaders('k', k.dtype)}
 ${loaders('v', v.dtype)}
-${storers('y', yd.dtype)}
+${NKC > 1 ? '' : storers('y', yd.dtype)}
 ${md ? loaders('mask', 'u8') : ''}
 const D = ${D}u; const DV = ${DV}u; const D4 = ${D4}u; const DV4 = ${DV4}u; const QS = ${QS}u;
 const BQ = ${BQ}u; const BK = ${BK}u; const RQ = ${RQ}u; const NT = ${NT}u;
@@ -166,9 +216,11 @@ fn main(${BUILTINS}) {
   let HQ = P[1]; let TQ = P[2]; let TK = P[5]; let group = P[7];
   let scale = bitcast<f32>(P[8]);
   let nqb = (TQ + BQ - 1u) / BQ;
-  if (wg >= P[0] * HQ * nqb) { return; }
-  let bh = wg / nqb;
-  let q0 = (nqb - 1u - wg % nqb) * BQ; // the longest causal blocks first
+  if (wg >= P[0] * HQ * nqb * ${NKC}u) { return; }
+  let kc = wg % ${NKC}u; // this workgroup's run of keys
+  let bq = wg / ${NKC}u;
+  let bh = bq / nqb;
+  let q0 = (nqb - 1u - bq % nqb) * BQ; // the longest causal blocks first
   let h = bh % HQ; let b = bh / HQ; let kvh = h / group;
   let tx = li % 8u; let ty = li / 8u;
   let qb = sp(13) + i32(b) * sp(9) + i32(h) * sp(10);
@@ -177,6 +229,8 @@ fn main(${BUILTINS}) {
 ${stageRows({ dst: 'Qs', stride: 'QS', rows: BQ, n4: D4, n: 'D', row: 'let g = q0 + r;', ok: 'g < TQ', at: 'qb + i32(g) * sp(11)', col: 'sp(12)', ld: 'ldf_q', unit: unitQ }, NT)}
   let qlast = i32(min(q0 + BQ, TQ)) - 1;
   let kend = ${causal ? 'min(qlast + i32(TK) - i32(TQ), i32(TK) - 1)' : 'i32(TK) - 1'};
+  let kbeg = i32(kc * P[28]);
+  let kstop = min(kend, kbeg + i32(P[28]) - 1);
   var m: array<f32, ${RPT}>;
   var l: array<f32, ${RPT}>;
   var acc: array<vec4<f32>, ${RPT * NC}>;
@@ -184,17 +238,17 @@ ${stageRows({ dst: 'Qs', stride: 'QS', rows: BQ, n4: D4, n: 'D', row: 'let g = q
   for (var a = 0u; a < ${RPT * NC}u; a++) { acc[a] = vec4<f32>(0.0); }
 ${kr.decl}
 ${vr.decl}
-  if (kend >= 0) {
-    let kn = 0;
+  if (kbeg <= kstop) {
+    let kn = kbeg;
 ${kr.load}
 ${vr.load}
   }
-  for (var k0 = 0; k0 <= kend; k0 += i32(BK)) {
+  for (var k0 = kbeg; k0 <= kstop; k0 += i32(BK)) {
     workgroupBarrier();
 ${kr.store}
 ${vr.store}
     workgroupBarrier();
-    if (k0 + i32(BK) <= kend) {
+    if (k0 + i32(BK) <= kstop) {
       let kn = k0 + i32(BK);
 ${kr.load}
 ${vr.load}
@@ -250,7 +304,16 @@ ${scores}
   for (var ii = 0u; ii < ${RPT}u; ii++) {
     let r = ty + RQ * ii; let i = q0 + r;
     if (i >= TQ) { continue; }
-    let lt = lts[ii];
+    let lt = lts[ii];${NKC > 1 ? `
+    // unnormalized partial: rows [(bh * NKC + kc) * TQ + i] of DV values, then (max, sum) pairs after all of them
+    let pr = (bh * ${NKC}u + kc) * TQ + i;
+    if (tx == 0u) { part[P[27] + pr * 2u] = m[ii]; part[P[27] + pr * 2u + 1u] = lt; }
+    for (var cc = 0u; cc < ${NC}u; cc++) {
+      let c = (tx + 8u * cc) * 4u;
+      if (c >= DV) { continue; }
+      for (var u = 0u; u < 4u; u++) { if (c + u < DV) { part[pr * DV + c + u] = acc[ii * ${NC}u + cc][u]; } }
+    }
+  }` : `
     let yb = P[24] + (bh * TQ + i) * DV;
     for (var cc = 0u; cc < ${NC}u; cc++) {
       let c = (tx + 8u * cc) * 4u;
@@ -258,7 +321,7 @@ ${scores}
       let o = select(vec4<f32>(0.0), acc[ii * ${NC}u + cc] / lt, lt > 0.0);
       for (var u = 0u; u < 4u; u++) { if (c + u < DV) { stf_y(yb + c + u, o[u]); } }
     }
-  }${pd ? `
+  }`}${pd ? `
   // the probabilities: the scores again, with each row's final max and sum
   for (var k0 = 0; k0 <= kend; k0 += i32(BK)) {
     workgroupBarrier();
@@ -290,8 +353,12 @@ ${scores}
     .u32(B, HQ, TQ, D, HKV, TK, DV, HQ / HKV).f32(scale)
     .i32(...q.strides, q.offset, ...k.strides, k.offset, ...v.strides, v.offset)
     .u32(yd.offset, md?.offset ?? 0, pd?.offset ?? 0);
-  const bufs = [ctx.buffer(q), ctx.buffer(k), ctx.buffer(v), yd.gpu];
+  const rows = B * HQ * TQ;
+  const part = NKC > 1 ? ctx.temp(rows * NKC * (DV + 2) * 4) : null;
+  p.u32(rows * NKC * DV, KC); // where the (max, sum) pairs of the partials start; keys per run
+  const bufs = [ctx.buffer(q), ctx.buffer(k), ctx.buffer(v), part ? part.gpu : yd.gpu];
   if (md) bufs.push(md.gpu);
   if (pd) bufs.push(pd.gpu);
-  ctx.run(kern, bufs, p, [B * HQ * nqb]);
+  ctx.run(kern, bufs, p, [B * HQ * nqb * NKC]);
+  if (part) mergeRuns(ctx, part.gpu, NKC, rows, TQ, DV, yd);
 }
