@@ -67,20 +67,22 @@ function stageRegs(o: Stage, NT: number, reg: string): { decl: string; load: str
   };
 }
 
-let splitKeys = envVar('ACTLAB_WEBGPU_FLASH_SPLIT') !== '0';
-/** For comparisons: whether long key ranges are split over workgroups (ACTLAB_WEBGPU_FLASH_SPLIT=0 turns it off). */
-export function enableFlashKeySplit(on: boolean): void { splitKeys = on; }
+const splitEnv = envVar('ACTLAB_WEBGPU_FLASH_SPLIT');
+/** Fewest key tiles per run of a split (0: no split); ACTLAB_WEBGPU_FLASH_SPLIT sets it too. */
+let runTiles = splitEnv === undefined || splitEnv === '' ? 4 : Math.max(0, Number(splitEnv) || 0);
+/** For comparisons: the fewest key tiles per run when long key ranges are split over workgroups (0: never split). */
+export function setFlashKeySplit(tiles: number): void { runTiles = tiles; }
 
 /**
  * Runs of keys per query block: where there are fewer query blocks than about two per SM of a large
- * GPU (132 SMs) and the keys span more than 4 tiles, split them into up to 8 runs of at least 4
- * tiles, so that the longest causal block no longer walks every key in one workgroup (H200, GPT-2
- * medium at T=512: 128 query blocks, 16 key tiles each for the last).
+ * GPU (132 SMs) and the keys span at least two runs of `runTiles` tiles, split them into up to 8
+ * runs, so that the longest causal block no longer walks every key in one workgroup (H200, GPT-2
+ * medium at T=512: 128 query blocks, 16 key tiles for the last; attention 0.119 -> 0.102 ms).
  */
 function keyRuns(blocks: number, TK: number, BK: number): number {
-  if (!splitKeys || blocks >= 264) return 1;
+  if (runTiles <= 0 || blocks >= 264) return 1;
   const tiles = Math.ceil(TK / BK);
-  return Math.max(1, Math.min(8, Math.floor(tiles / 4), Math.ceil(528 / blocks)));
+  return Math.max(1, Math.min(8, Math.floor(tiles / runTiles)));
 }
 
 /**
