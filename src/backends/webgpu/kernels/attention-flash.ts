@@ -8,7 +8,9 @@
 // kernel in attention.ts (grouped-query heads, causal offset tk - tq, u8 key mask, fully masked
 // rows give zeros). When the probabilities are asked for (a pattern hook), a second walk over the
 // key tiles recomputes the scores with each row's final max and sum and writes them (zeros past
-// the last visible key). Not for: decode (few query rows: attention.ts).
+// the last visible key). Where query blocks are few and keys long, the keys are split in runs over
+// workgroups (each writes an unnormalized partial and its max and sum) and a second pass merges
+// them (mergeRuns). Not for: decode (few query rows: attention.ts).
 import type { View } from '../../../tensor/backend.js';
 import { BUILTINS, Params, WG_INDEX, type Dense, type OpContext } from './context.js';
 import { MATH, PRELUDE, cdiv, inBinding, loaders, outBinding, storers } from '../wgsl.js';
