@@ -1,8 +1,9 @@
 // GPT-2 decode on WebGPU with the decode fusions on and off, interleaved in one process: each
 // round runs every variant once (A B C A B C ...), so a host whose speed drifts slows all alike.
 // Variants: 'separate' (residual add, then the norm: two dispatches), 'addNorm' (one op; the
-// default), 'addNorm, unsplit GEMV' (every linear layer one dispatch, bias and activation in the
-// GEMV). Each is timed plain and with a read-only hook at every block's hook_resid_post; per
+// default; the GEMV split by weight size), 'addNorm, K-split GEMV' (K split wherever workgroups
+// are few: the default before), 'addNorm, unsplit GEMV' (every linear layer one dispatch, bias and
+// activation in the GEMV). Each is timed plain and with a read-only hook at every block's hook_resid_post; per
 // variant: median ms/token over the rounds, host CPU ms/token (process.cpuUsage), dispatches and
 // submits per token (counted). Greedy steps after a 128-token prompt, argmax on the device, 4
 // bytes read per step (as bench/webgpu-model.ts). PyTorch's decode: bench/webgpu-model.ts's peer.
@@ -14,13 +15,14 @@ import { disposeBackends, initBackend } from '../src/tensor/engine.js';
 import { randomModel } from '../src/models/random.js';
 import type { CausalLM } from '../src/models/model.js';
 import type { WebGpuBackend } from '../src/backends/webgpu/backend.js';
-import { setGemvSplit } from '../src/backends/webgpu/kernels/matmul-gemv.js';
+import { setGemvSplit, type GemvSplit } from '../src/backends/webgpu/kernels/matmul-gemv.js';
 import { CONFIGS, timeDecode } from './webgpu-model.js';
 
-interface Variant { name: string; addNorm: boolean; split: 'auto' | 'off'; batch?: number }
+interface Variant { name: string; addNorm: boolean; split: GemvSplit; batch?: number }
 const VARIANTS: Variant[] = [
-  { name: 'separate add and norm', addNorm: false, split: 'auto' },
-  { name: 'addNorm', addNorm: true, split: 'auto' },
+  { name: 'separate add and norm', addNorm: false, split: 'shape' },
+  { name: 'addNorm', addNorm: true, split: 'shape' },
+  { name: 'addNorm, K-split GEMV', addNorm: true, split: 'auto' },
   { name: 'addNorm, unsplit GEMV', addNorm: true, split: 'off' },
 ];
 

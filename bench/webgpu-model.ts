@@ -19,7 +19,6 @@ import { KVCache } from '../src/models/layers/kv-cache.js';
 import { runWithCache } from '../src/hooks/run.js';
 import type { CausalLM } from '../src/models/model.js';
 import type { Backend } from '../src/tensor/backend.js';
-import { benchLoad } from './webgpu-load.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const CONFIGS: Record<string, Record<string, unknown>> = {
@@ -123,7 +122,8 @@ export async function main(args: string[]): Promise<void> {
   const emit = (r: Row) => { rows.push(r); if (json) console.log(JSON.stringify(r)); };
   const be = await initBackend('webgpu');
   if (!json) console.log(`models on webgpu: ${JSON.stringify(be.info?.())}`);
-  if (!args.includes('--no-load')) await benchLoad(be, root, emit, { peers: !args.includes('--no-peers') });
+  // imported only here: the checkpoint reader pulls in the GGUF package, which packed GPU runs lack
+  if (!args.includes('--no-load')) await (await import('./webgpu-load.js')).benchLoad(be, root, emit, { peers: !args.includes('--no-peers') });
   for (const label of args.includes('--load-only') ? [] : models) {
     const t0 = performance.now();
     const model = randomModel(CONFIGS[label]!, be, { seed: 0, std: 0.02 });

@@ -16,6 +16,7 @@ import { openWebGpu } from './webgpu-helpers.js';
 import { qmatmul } from '../src/ops/quant.js';
 import { QuantizedTensor } from '../src/tensor/quantized.js';
 import { DEFAULT_SPLITK, setMatmulSplitK } from '../src/backends/webgpu/kernels/matmul.js';
+import { setGemvSplit } from '../src/backends/webgpu/kernels/matmul-gemv.js';
 import { A8_GEMV_TYPES } from '../src/backends/webgpu/kernels/quant-gemv.js';
 import type { QuantType } from '../src/tensor/backend.js';
 
@@ -88,9 +89,11 @@ describe.skipIf(!backend)('webgpu backend', () => {
   }, 900_000);
 
   it('few-row products on 16-byte loads (f32 and f16 weights, both layouts, split K or not) match the reference', async () => {
-    // [M, K, N, transB]: K split over many workgroups (few columns) and not (many columns)
+    // [M, K, N, transB]: K split over many workgroups (few columns) and not (many columns), under
+    // each GEMV split setting (the default keeps these weights unsplit; 'auto' splits the first)
     const cases: [number, number, number, boolean][] = [[1, 4096, 64, false], [4, 512, 2048, false], [1, 4096, 24, true], [3, 256, 2304, true], [8, 1024, 96, true]];
-    for (const dt of ['f32', 'f16'] as const) for (const [M, K, N, transB] of cases) {
+    for (const mode of ['shape', 'auto', 'off'] as const) for (const dt of ['f32', 'f16'] as const) for (const [M, K, N, transB] of cases) {
+      setGemvSplit(mode);
       const a = Array.from({ length: M * K }, (_, i) => Math.sin(i * 0.37));
       const b = Array.from({ length: K * N }, (_, i) => Math.cos(i * 0.11));
       const yr = F.matmul(Tensor.from(a, [M, K], dt, ref), Tensor.from(b, transB ? [N, K] : [K, N], dt, ref), { transB }).dataSync();
@@ -98,8 +101,9 @@ describe.skipIf(!backend)('webgpu backend', () => {
       let num = 0; let den = 0;
       for (let i = 0; i < yr.length; i++) { num += (yr[i]! - yg[i]!) ** 2; den += yr[i]! ** 2; }
       // f16 outputs: both sides round the f32 sum to f16 (NMSE of f16 rounding is ~1e-8)
-      expect(num / den, `${dt} ${M}x${K}x${N}${transB ? ' Bᵀ' : ''}`).toBeLessThan(dt === 'f32' ? 1e-10 : 1e-6);
+      expect(num / den, `${dt} ${M}x${K}x${N}${transB ? ' Bᵀ' : ''} GEMV split ${mode}`).toBeLessThan(dt === 'f32' ? 1e-10 : 1e-6);
     }
+    setGemvSplit('shape');
   }, 600_000);
 
   it('quantized blocks at byte offsets that are not word-aligned (views into a larger buffer) give the reference product', async () => {

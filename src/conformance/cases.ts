@@ -302,6 +302,9 @@ function* nnVariants(): Generator<Variant> {
     ['causal tq=45 > tk=20 d=16', [1, 2, 45, 16], [1, 2, 20, 16], 16, true, false, ['f32']],
     ['causal d=128 t=70', [1, 2, 70, 128], [1, 2, 70, 128], 128, true, false, ['f32']],
     ['causal t=9 d=3 gqa 3:1', [1, 3, 9, 3], [1, 1, 9, 3], 3, true, true, ['f32']],
+    // keys long enough to be split in runs over workgroups (then merged)
+    ['causal t=300 d=64, key runs', [1, 2, 300, 64], [1, 2, 300, 64], 64, true, false, FLOATS],
+    ['gqa masked tq=40 < tk=300 d=32 dv=20, key runs', [1, 4, 40, 32], [1, 2, 300, 32], 20, false, true, ['f32']],
   ];
   for (const [name, qs, ks, dv, causal, masked, dtypes] of prefill) {
     for (const dtype of dtypes) {

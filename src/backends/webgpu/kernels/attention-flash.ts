@@ -8,10 +8,12 @@
 // kernel in attention.ts (grouped-query heads, causal offset tk - tq, u8 key mask, fully masked
 // rows give zeros). When the probabilities are asked for (a pattern hook), a second walk over the
 // key tiles recomputes the scores with each row's final max and sum and writes them (zeros past
-// the last visible key). Not for: decode (few query rows: attention.ts).
+// the last visible key). Where query blocks are few and keys long, the keys are split in runs over
+// workgroups (each writes an unnormalized partial and its max and sum) and a second pass merges
+// them (mergeRuns). Not for: decode (few query rows: attention.ts).
 import type { View } from '../../../tensor/backend.js';
 import { BUILTINS, Params, WG_INDEX, type Dense, type OpContext } from './context.js';
-import { MATH, PRELUDE, inBinding, loaders, outBinding, storers } from '../wgsl.js';
+import { MATH, PRELUDE, cdiv, inBinding, loaders, outBinding, storers } from '../wgsl.js';
 import { envVar } from '../../../io/env.js';
 
 /** Query rows per workgroup, rows per thread, keys per tile. */
@@ -23,21 +25,97 @@ export const FLASH_MIN_TQ = 8;
 let tile: FlashTile | null = null;
 let enabled = envVar('ACTLAB_WEBGPU_FLASH') !== '0';
 
-/**
- * WGSL loop that stages `rows` rows of a strided operand into workgroup memory as vec4 (n values
- * a row, zero-padded to n4 vec4; rows past the end read as zeros): g is the row's index in the
- * operand, `at` its first element, `col` the element stride.
- */
-function stageRows(o: { dst: string; stride: string; rows: string; n4: string; n: string; row: string; ok: string; at: string; col: string; ld: string }): string {
-  return `  for (var e = li; e < ${o.rows} * ${o.n4}; e += NT) {
-    let r = e / ${o.n4}; let c = (e % ${o.n4}) * 4u; ${o.row}
-    var x = vec4<f32>(0.0);
-    if (${o.ok}) {
+/** How a strided operand is staged: `unit` when its rows are runs of unit stride whose length is a multiple of 4 (four independent loads a vec4, no per-element test). */
+interface Stage { dst: string; stride: string; rows: number; n4: number; n: string; row: string; ok: string; at: string; col: string; ld: string; unit: boolean }
+
+/** WGSL: the vec4 of row r, columns c..c+3 of the operand into `x` (zeros past the row's end). */
+function loadVec(o: Stage): string {
+  if (o.unit) return `if (${o.ok}) { let at = ${o.at} + i32(c); x = vec4<f32>(${o.ld}(u32(at)), ${o.ld}(u32(at + 1)), ${o.ld}(u32(at + 2)), ${o.ld}(u32(at + 3))); }`;
+  return `if (${o.ok}) {
       let at = ${o.at};
       for (var u = 0u; u < 4u; u++) { if (c + u < ${o.n}) { x[u] = ${o.ld}(u32(at + i32(c + u) * ${o.col})); } }
-    }
-    ${o.dst}[r * ${o.stride} + e % ${o.n4}] = x;
+    }`;
+}
+
+/**
+ * WGSL that stages `rows` rows of a strided operand into workgroup memory as vec4 (n values a
+ * row, zero-padded to n4 vec4; rows past the end read as zeros): g is the row's index in the
+ * operand, `at` its first element, `col` the element stride.
+ */
+function stageRows(o: Stage, NT: number): string {
+  return `  for (var e = li; e < ${o.rows * o.n4}u; e += ${NT}u) {
+    let r = e / ${o.n4}u; let c = (e % ${o.n4}u) * 4u; ${o.row}
+    var x = vec4<f32>(0.0);
+    ${loadVec(o)}
+    ${o.dst}[r * ${o.stride} + e % ${o.n4}u] = x;
   }`;
+}
+
+/**
+ * The same in two halves, for a tile staged while the previous one is in use: `load` fills
+ * registers <reg>0.. (each thread's share, all loads independent), `store` writes them out.
+ */
+function stageRegs(o: Stage, NT: number, reg: string): { decl: string; load: string; store: string } {
+  const L = Math.ceil((o.rows * o.n4) / NT);
+  const exact = (o.rows * o.n4) % NT === 0;
+  const each = (f: (l: number) => string) => Array.from({ length: L }, (_, l) => f(l)).join('\n');
+  return {
+    decl: each((l) => `  var ${reg}${l} = vec4<f32>(0.0);`),
+    load: each((l) => `    { let e = li + ${l * NT}u; let r = e / ${o.n4}u; let c = (e % ${o.n4}u) * 4u; ${o.row}
+      var x = vec4<f32>(0.0);
+      ${exact ? '' : `if (e < ${o.rows * o.n4}u) `}{ ${loadVec(o)} }
+      ${reg}${l} = x; }`),
+    store: each((l) => `    { let e = li + ${l * NT}u; ${exact ? '' : `if (e < ${o.rows * o.n4}u) `}{ ${o.dst}[(e / ${o.n4}u) * ${o.stride} + e % ${o.n4}u] = ${reg}${l}; } }`),
+  };
+}
+
+const splitEnv = envVar('ACTLAB_WEBGPU_FLASH_SPLIT');
+/** Fewest key tiles per run of a split (0: no split); ACTLAB_WEBGPU_FLASH_SPLIT sets it too. */
+let runTiles = splitEnv === undefined || splitEnv === '' ? 4 : Math.max(0, Number(splitEnv) || 0);
+/** For comparisons: the fewest key tiles per run when long key ranges are split over workgroups (0: never split). */
+export function setFlashKeySplit(tiles: number): void { runTiles = tiles; }
+
+/**
+ * Runs of keys per query block: where there are fewer query blocks than about two per SM of a large
+ * GPU (132 SMs) and the keys span at least two runs of `runTiles` tiles, split them into up to 8
+ * runs, so that the longest causal block no longer walks every key in one workgroup (H200, GPT-2
+ * medium at T=512: 128 query blocks, 16 key tiles for the last; attention 0.119 -> 0.102 ms).
+ */
+function keyRuns(blocks: number, TK: number, BK: number): number {
+  if (runTiles <= 0 || blocks >= 264) return 1;
+  const tiles = Math.ceil(TK / BK);
+  return Math.max(1, Math.min(8, Math.floor(tiles / runTiles)));
+}
+
+/**
+ * y = the partials of the key runs merged: per query row, each run's unnormalized output weighted
+ * by exp(its max - the overall max), over the sum of its weighted sums (rows that saw no key: 0).
+ */
+function mergeRuns(ctx: OpContext, part: GPUBuffer, NKC: number, rows: number, TQ: number, DV: number, yd: Dense): void {
+  const k = ctx.kernel(`flash merge ${yd.dtype}`, () => `${PRELUDE}${MATH}
+@group(0) @binding(0) var<storage, read> P: array<u32>;
+@group(0) @binding(1) var<storage, read> part: array<f32>;
+${outBinding(2, 'y', yd.dtype)}
+${storers('y', yd.dtype)}
+@compute @workgroup_size(256)
+fn main(${BUILTINS}) {
+  ${WG_INDEX}
+  let NKC = P[0]; let TQ = P[1]; let DV = P[2]; let ML = P[4];
+  let e = wg * 256u + li;
+  if (e >= P[3] * DV) { return; }
+  let row = e / DV; let d = e % DV;
+  let bh = row / TQ; let i = row % TQ;
+  var mx = -inf_f32();
+  for (var c = 0u; c < NKC; c++) { mx = max(mx, part[ML + ((bh * NKC + c) * TQ + i) * 2u]); }
+  var l = 0.0; var o = 0.0;
+  for (var c = 0u; c < NKC; c++) {
+    let pr = (bh * NKC + c) * TQ + i;
+    let mc = part[ML + pr * 2u];
+    if (mc != -inf_f32()) { let w = exp_safe(mc - mx); l = l + part[ML + pr * 2u + 1u] * w; o = o + part[pr * DV + d] * w; }
+  }
+  stf_y(P[5] + e, select(0.0, o / l, l > 0.0));
+}`);
+  ctx.run(k, [part, yd.gpu], new Params().u32(NKC, TQ, DV, rows, rows * NKC * DV, yd.offset), [cdiv(rows * DV, 256)]);
 }
 
 /** For tuning: a fixed tile (null: the default pick). */
@@ -76,7 +154,10 @@ export function flashAttention(ctx: OpContext, q: View, k: View, v: View, md: De
   const NC = Math.ceil(DV4 / 8);
   const QS = vec4Stride(D4);
   const nqb = Math.ceil(TQ / BQ);
-  const key = `flash ${q.dtype}${k.dtype}${v.dtype}>${yd.dtype} d${D}v${DV} ${BQ}/${RPT}/${BK} ${causal ? 'c' : ''}${md ? 'm' : ''}${pd ? `p${pd.dtype}` : ''}`;
+  // keys in runs of KC over workgroups where the query blocks alone would leave the GPU idle
+  const NKC = pd ? 1 : keyRuns(B * HQ * nqb, TK, BK);
+  const KC = Math.ceil(Math.ceil(TK / NKC) / BK) * BK;
+  const key = `flash ${q.dtype}${k.dtype}${v.dtype}>${yd.dtype} d${D}v${DV} ${BQ}/${RPT}/${BK} ${causal ? 'c' : ''}${md ? 'm' : ''}${pd ? `p${pd.dtype}` : ''} u${Number(q.strides[3] === 1 && D % 4 === 0)}${Number(k.strides[3] === 1 && D % 4 === 0)}${Number(v.strides[3] === 1 && DV % 4 === 0)}${NKC > 1 ? ` split${NKC}` : ''}`;
   // the scores of key tile k0 for this thread's rows, scaled and masked (-inf where hidden), into s
   const scores = `    var s: array<array<f32, ${JN}>, ${RPT}>;
     for (var ii = 0u; ii < ${RPT}u; ii++) { for (var jj = 0u; jj < ${JN}u; jj++) { s[ii][jj] = 0.0; } }
@@ -100,20 +181,29 @@ export function flashAttention(ctx: OpContext, q: View, k: View, v: View, md: De
         s[ii][jj] = select(-inf_f32(), s[ii][jj] * scale, kept);
       }
     }`;
-  const stageK = `${stageRows({ dst: 'Ks', stride: 'QS', rows: 'BK', n4: 'D4', n: 'D', row: 'let g = k0 + i32(r);', ok: 'g < i32(TK)', at: 'kb + g * sp(16)', col: 'sp(17)', ld: 'ldf_k' })}`;
+  const unitQ = q.strides[3] === 1 && D % 4 === 0;
+  const unitK = k.strides[3] === 1 && D % 4 === 0;
+  const unitV = v.strides[3] === 1 && DV % 4 === 0;
+  // key / value rows of the tile starting at key `at`
+  const kStage = (at: string): Stage => ({ dst: 'Ks', stride: 'QS', rows: BK, n4: D4, n: 'D', row: `let g = ${at} + i32(r);`, ok: 'g < i32(TK)', at: 'kb + g * sp(16)', col: 'sp(17)', ld: 'ldf_k', unit: unitK });
+  const vStage = (at: string): Stage => ({ dst: 'Vs', stride: 'DV4', rows: BK, n4: DV4, n: 'DV', row: `let g = ${at} + i32(r);`, ok: 'g < i32(TK)', at: 'vb + g * sp(21)', col: 'sp(22)', ld: 'ldf_v', unit: unitV });
+  const stageK = stageRows(kStage('k0'), NT);
+  // the next tile's keys and values are loaded into registers while this one is in use
+  const kr = stageRegs(kStage('kn'), NT, 'rk');
+  const vr = stageRegs(vStage('kn'), NT, 'rv');
   const kern = ctx.kernel(key, () => `${PRELUDE}${MATH}
 @group(0) @binding(0) var<storage, read> P: array<u32>;
 ${inBinding(1, 'q')}
 ${inBinding(2, 'k')}
 ${inBinding(3, 'v')}
-${outBinding(4, 'y', yd.dtype)}
+${NKC > 1 ? '@group(0) @binding(4) var<storage, read_write> part: array<f32>;' : outBinding(4, 'y', yd.dtype)}
 ${md ? inBinding(5, 'mask') : ''}
 ${pd ? outBinding(md ? 6 : 5, 'pr', pd.dtype) : ''}
 ${pd ? storers('pr', pd.dtype) : ''}
 ${loaders('q', q.dtype)}
 ${loaders('k', k.dtype)}
 ${loaders('v', v.dtype)}
-${storers('y', yd.dtype)}
+${NKC > 1 ? '' : storers('y', yd.dtype)}
 ${md ? loaders('mask', 'u8') : ''}
 const D = ${D}u; const DV = ${DV}u; const D4 = ${D4}u; const DV4 = ${DV4}u; const QS = ${QS}u;
 const BQ = ${BQ}u; const BK = ${BK}u; const RQ = ${RQ}u; const NT = ${NT}u;
@@ -130,27 +220,43 @@ fn main(${BUILTINS}) {
   let HQ = P[1]; let TQ = P[2]; let TK = P[5]; let group = P[7];
   let scale = bitcast<f32>(P[8]);
   let nqb = (TQ + BQ - 1u) / BQ;
-  if (wg >= P[0] * HQ * nqb) { return; }
-  let bh = wg / nqb;
-  let q0 = (nqb - 1u - wg % nqb) * BQ; // the longest causal blocks first
+  if (wg >= P[0] * HQ * nqb * ${NKC}u) { return; }
+  let kc = wg % ${NKC}u; // this workgroup's run of keys
+  let bq = wg / ${NKC}u;
+  let bh = bq / nqb;
+  let q0 = (nqb - 1u - bq % nqb) * BQ; // the longest causal blocks first
   let h = bh % HQ; let b = bh / HQ; let kvh = h / group;
   let tx = li % 8u; let ty = li / 8u;
   let qb = sp(13) + i32(b) * sp(9) + i32(h) * sp(10);
   let kb = sp(18) + i32(b) * sp(14) + i32(kvh) * sp(15);
   let vb = sp(23) + i32(b) * sp(19) + i32(kvh) * sp(20);
-${stageRows({ dst: 'Qs', stride: 'QS', rows: 'BQ', n4: 'D4', n: 'D', row: 'let g = q0 + r;', ok: 'g < TQ', at: 'qb + i32(g) * sp(11)', col: 'sp(12)', ld: 'ldf_q' })}
+${stageRows({ dst: 'Qs', stride: 'QS', rows: BQ, n4: D4, n: 'D', row: 'let g = q0 + r;', ok: 'g < TQ', at: 'qb + i32(g) * sp(11)', col: 'sp(12)', ld: 'ldf_q', unit: unitQ }, NT)}
   let qlast = i32(min(q0 + BQ, TQ)) - 1;
   let kend = ${causal ? 'min(qlast + i32(TK) - i32(TQ), i32(TK) - 1)' : 'i32(TK) - 1'};
+  let kbeg = i32(kc * P[28]);
+  let kstop = min(kend, kbeg + i32(P[28]) - 1);
   var m: array<f32, ${RPT}>;
   var l: array<f32, ${RPT}>;
   var acc: array<vec4<f32>, ${RPT * NC}>;
   for (var ii = 0u; ii < ${RPT}u; ii++) { m[ii] = -inf_f32(); l[ii] = 0.0; }
   for (var a = 0u; a < ${RPT * NC}u; a++) { acc[a] = vec4<f32>(0.0); }
-  for (var k0 = 0; k0 <= kend; k0 += i32(BK)) {
+${kr.decl}
+${vr.decl}
+  if (kbeg <= kstop) {
+    let kn = kbeg;
+${kr.load}
+${vr.load}
+  }
+  for (var k0 = kbeg; k0 <= kstop; k0 += i32(BK)) {
     workgroupBarrier();
-${stageK}
-${stageRows({ dst: 'Vs', stride: 'DV4', rows: 'BK', n4: 'DV4', n: 'DV', row: 'let g = k0 + i32(r);', ok: 'g < i32(TK)', at: 'vb + g * sp(21)', col: 'sp(22)', ld: 'ldf_v' })}
+${kr.store}
+${vr.store}
     workgroupBarrier();
+    if (k0 + i32(BK) <= kstop) {
+      let kn = k0 + i32(BK);
+${kr.load}
+${vr.load}
+    }
 ${scores}
     for (var ii = 0u; ii < ${RPT}u; ii++) {
       var pm = -inf_f32();
@@ -202,7 +308,16 @@ ${scores}
   for (var ii = 0u; ii < ${RPT}u; ii++) {
     let r = ty + RQ * ii; let i = q0 + r;
     if (i >= TQ) { continue; }
-    let lt = lts[ii];
+    let lt = lts[ii];${NKC > 1 ? `
+    // unnormalized partial: rows [(bh * NKC + kc) * TQ + i] of DV values, then (max, sum) pairs after all of them
+    let pr = (bh * ${NKC}u + kc) * TQ + i;
+    if (tx == 0u) { part[P[27] + pr * 2u] = m[ii]; part[P[27] + pr * 2u + 1u] = lt; }
+    for (var cc = 0u; cc < ${NC}u; cc++) {
+      let c = (tx + 8u * cc) * 4u;
+      if (c >= DV) { continue; }
+      for (var u = 0u; u < 4u; u++) { if (c + u < DV) { part[pr * DV + c + u] = acc[ii * ${NC}u + cc][u]; } }
+    }
+  }` : `
     let yb = P[24] + (bh * TQ + i) * DV;
     for (var cc = 0u; cc < ${NC}u; cc++) {
       let c = (tx + 8u * cc) * 4u;
@@ -210,7 +325,7 @@ ${scores}
       let o = select(vec4<f32>(0.0), acc[ii * ${NC}u + cc] / lt, lt > 0.0);
       for (var u = 0u; u < 4u; u++) { if (c + u < DV) { stf_y(yb + c + u, o[u]); } }
     }
-  }${pd ? `
+  }`}${pd ? `
   // the probabilities: the scores again, with each row's final max and sum
   for (var k0 = 0; k0 <= kend; k0 += i32(BK)) {
     workgroupBarrier();
@@ -242,8 +357,12 @@ ${scores}
     .u32(B, HQ, TQ, D, HKV, TK, DV, HQ / HKV).f32(scale)
     .i32(...q.strides, q.offset, ...k.strides, k.offset, ...v.strides, v.offset)
     .u32(yd.offset, md?.offset ?? 0, pd?.offset ?? 0);
-  const bufs = [ctx.buffer(q), ctx.buffer(k), ctx.buffer(v), yd.gpu];
+  const rows = B * HQ * TQ;
+  const part = NKC > 1 ? ctx.temp(rows * NKC * (DV + 2) * 4) : null;
+  p.u32(rows * NKC * DV, KC); // where the (max, sum) pairs of the partials start; keys per run
+  const bufs = [ctx.buffer(q), ctx.buffer(k), ctx.buffer(v), part ? part.gpu : yd.gpu];
   if (md) bufs.push(md.gpu);
   if (pd) bufs.push(pd.gpu);
-  ctx.run(kern, bufs, p, [B * HQ * nqb]);
+  ctx.run(kern, bufs, p, [B * HQ * nqb * NKC]);
+  if (part) mergeRuns(ctx, part.gpu, NKC, rows, TQ, DV, yd);
 }

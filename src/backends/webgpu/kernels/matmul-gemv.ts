@@ -4,8 +4,8 @@
 //       T lanes along each row, A read in matching 16-byte chunks; lanes summed in workgroup memory.
 //   bN  B's n axis is the fast one (weights as [K, N], GPT-2's Conv1D): each lane owns one chunk
 //       of columns, 256/CH lanes along k; k-slices summed in workgroup memory.
-// Where the columns alone leave the GPU short of workgroups, K is split over grid.y: partial sums
-// go to a temporary and `splitSum` adds them. Used when the dtypes and alignment fit (see
+// Where the columns alone leave the GPU short of workgroups and the weights are large, K is split
+// over grid.y: partial sums go to a temporary and `splitSum` adds them. Used when the dtypes and alignment fit (see
 // `vecGemvFits`); the scalar `gemv` of matmul.ts takes the rest.
 import type { DType } from '../../../tensor/dtype.js';
 import { BUILTINS, Params, WG_INDEX, type OpContext } from './context.js';
@@ -19,15 +19,28 @@ const chunkOf = (d: string) => (d === 'f32' ? 4 : d === 'f16' ? 8 : 0);
 
 let on = true;
 /**
- * 'auto' splits K where the columns alone leave the GPU short of workgroups (two dispatches per
- * product: the partial sums, then their sum with the epilogue); 'off' never splits and narrows
- * the bN kernel's column strips instead (one dispatch per linear layer: fewer dispatches for a
- * decode step whose time goes to the host). ACTLAB_WEBGPU_GEMV_SPLIT sets it too.
+ * 'shape' (the default): products of at most GEMV_UNSPLIT_MAX weights in one dispatch, larger ones
+ * as 'auto'. 'auto' splits K where the columns alone leave the GPU short of workgroups (two
+ * dispatches per product: the partial sums, then their sum with the epilogue); 'off' never splits
+ * and narrows the bN kernel's column strips instead (one dispatch per linear layer: fewer
+ * dispatches for a decode step whose time goes to the host). ACTLAB_WEBGPU_GEMV_SPLIT sets it too.
  */
-let gemvSplit: 'auto' | 'off' = envVar('ACTLAB_WEBGPU_GEMV_SPLIT') === 'off' ? 'off' : 'auto';
-export function setGemvSplit(s: 'auto' | 'off'): void {
+export type GemvSplit = 'shape' | 'auto' | 'off';
+const splitEnv = envVar('ACTLAB_WEBGPU_GEMV_SPLIT');
+let gemvSplit: GemvSplit = splitEnv === 'off' || splitEnv === 'auto' ? splitEnv : 'shape';
+export function setGemvSplit(s: GemvSplit): void {
   gemvSplit = s;
 }
+/**
+ * Weights (K x N x batches) up to which 'shape' keeps a product unsplit: GPT-2 small's and medium's
+ * linear layers (up to 1024 x 4096). On the H200 the unsplit GPT-2-small decode step was as fast
+ * or faster in every interleaved run (2.92 against 3.13 ms/token, hooked 3.04 against 3.10; on a
+ * slower host 3.48 against 4.15 hooked) and medium's was level (5.50 / 5.57); larger weights
+ * (llama shapes) stream faster split (bench/RESULTS.md).
+ */
+export const GEMV_UNSPLIT_MAX = 1 << 22;
+const unsplit = (p: MatmulPlan, batches: number) => gemvSplit === 'off' || (gemvSplit === 'shape' && p.K * p.N * batches <= GEMV_UNSPLIT_MAX);
+
 /** Turns the vec4 GEMV off (the scalar one runs instead), for comparisons. */
 export function enableVecGemv(v: boolean): void {
   on = v;
@@ -168,11 +181,12 @@ export function vecGemv(
   const T = bK ? Math.min(256, Math.max(32, 2 ** Math.ceil(Math.log2(Math.max(1, chunks / 16))))) : 0;
   let CH = bK ? 0 : Math.min(32, 2 ** Math.ceil(Math.log2(cdiv(p.N, V))));
   // unsplit: narrower column strips (down to 4 chunks) until about one workgroup per SM (132)
-  if (!bK && gemvSplit === 'off') while (CH > 4 && cdiv(p.N, CH * V) * batches < 132) CH >>= 1;
+  const one = unsplit(p, batches);
+  if (!bK && one) while (CH > 4 && cdiv(p.N, CH * V) * batches < 132) CH >>= 1;
   const wgs = (bK ? cdiv(p.N, 256 / T) : cdiv(p.N, CH * V)) * batches;
   // split K until about 4 workgroups per SM of a large GPU (132 SMs), each k-range >= 4 steps
   const step = bK ? T * V : 256 / CH;
-  const S = wgs >= 256 || gemvSplit === 'off' ? 1 : Math.max(1, Math.min(cdiv(528, wgs), Math.floor(p.K / (4 * step)), 64));
+  const S = wgs >= 256 || one ? 1 : Math.max(1, Math.min(cdiv(528, wgs), Math.floor(p.K / (4 * step)), 64));
   const chunk = bK ? cdiv(cdiv(p.K, S), V) * V : cdiv(p.K, S);
   const split = S > 1;
   // unsplit: the bias and activation are applied as the kernel stores (one dispatch per linear layer)
