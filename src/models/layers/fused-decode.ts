@@ -96,11 +96,9 @@ export function tryFusedDecode(
 function headPlan(p: FusedHeadParts | undefined, d: number): { desc: NonNullable<FusedDecodeDesc['head']>; params: Tensor[] } | undefined {
   if (!p || !plainNorm(p.norm) || !(p.table instanceof QuantizedTensor)) return undefined;
   const { table } = p;
-  const q = table instanceof QuantizedTensor;
-  const w = q ? table.raw : table;
-  const params = [p.norm.weight!, p.norm.bias!, w];
-  if (params.some((t) => t.requiresGrad) || p.norm.weight!.dtype !== 'f32' || p.norm.bias!.dtype !== 'f32' || w.dtype !== (q ? 'u8' : 'f32') || table.shape.length !== 2 || table.shape[1] !== d) return undefined;
-  return { desc: { eps: p.norm.eps, vocab: table.shape[0]!, transB: true, quant: q ? table.type : null }, params };
+  const params = [p.norm.weight!, p.norm.bias!, table.raw];
+  if (params.some((t) => t.requiresGrad) || p.norm.weight!.dtype !== 'f32' || p.norm.bias!.dtype !== 'f32' || table.raw.dtype !== 'u8' || table.shape.length !== 2 || table.shape[1] !== d) return undefined;
+  return { desc: { eps: p.norm.eps, vocab: table.shape[0]!, transB: true, quant: table.type }, params };
 }
 
 /** A plain f32 KVCache (not a subclass: a quantized cache keeps its own layout). */
