@@ -31,9 +31,8 @@ export interface DecodeBlock extends BlockWiring {
 export interface DecodeHead {
   readonly eps: number;
   readonly vocab: number;
-  /** norm weight, norm bias (f32), the unembedding's weight: f32 [vocab, d_model] (transB) or [d_model, vocab], or GGML blocks [vocab, d_model]. */
+  /** norm weight, norm bias (f32), the unembedding's GGML blocks [vocab, d_model]. */
   readonly params: readonly [DecodeParam, DecodeParam, DecodeParam];
-  readonly transB: boolean;
   /** [batch · pos, vocab], a tight view of the backend's memory. */
   readonly logits: Float32Array;
 }

@@ -277,8 +277,8 @@ export interface FusedDecodeDesc extends FusedChainDesc {
   readonly past: number;
   /** Per block, the GGML format of the qkv, attention output, MLP input and MLP output weights (null: f32). */
   readonly quant: readonly (readonly (string | null)[])[];
-  /** The final LayerNorm and the unembedding after the last block (weight [vocab, d_model] when transB, else [d_model, vocab]; quant: its GGML format, rows of d_model). */
-  readonly head?: { readonly eps: number; readonly vocab: number; readonly transB: boolean; readonly quant: string | null };
+  /** The final LayerNorm and a quantized unembedding after the last block (weight [vocab, d_model] in GGML format `quant`). */
+  readonly head?: { readonly eps: number; readonly vocab: number; readonly quant: string };
 }
 
 export class UnsupportedOpError extends Error {

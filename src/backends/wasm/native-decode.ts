@@ -19,7 +19,7 @@ export function tryNativeDecode(
   const n = desc.blocks.length;
   const hd = desc.head;
   if (!gemm.decode || !policy.decode || n === 0 || desc.quant.length !== n || inputs.length !== 1 + 13 * n + (hd ? 3 : 0) || outputs.length !== desc.taps.length + (hd ? 1 : 0)) return false;
-  if (hd && (!policy.decodeHead || (hd.quant && !gemm.qgemmTypes?.has(hd.quant)))) return false;
+  if (hd && (!policy.decodeHead || !gemm.qgemmTypes?.has(hd.quant))) return false;
   if (desc.taps[desc.taps.length - 1] !== n - 1 || desc.taps.some((t, i) => t < 0 || (i > 0 && t <= desc.taps[i - 1]!))) {
     throw new Error(`fusedDecode: taps [${desc.taps.join(', ')}] must ascend and end at the last of ${n} blocks`);
   }
@@ -37,11 +37,10 @@ export function tryNativeDecode(
   const [lnW, lnB, table] = inputs.slice(1 + 13 * n);
   const logits = hd ? outputs[outputs.length - 1]! : undefined;
   const V = hd?.vocab ?? 0;
-  if (hd && (lnW!.shape.join() !== `${d}` || lnB!.shape.join() !== `${d}` || logits!.shape.join() !== `${batch},${pos},${V}` ||
-    (!hd.quant && table!.shape.join() !== (hd.transB ? `${V},${d}` : `${d},${V}`)))) return false;
+  if (hd && (lnW!.shape.join() !== `${d}` || lnB!.shape.join() !== `${d}` || logits!.shape.join() !== `${batch},${pos},${V}`)) return false;
   const weightAt = [2, 4, 8, 10];
   const f32Views = [x, ...outputs, ...caches, ...params.flatMap((ps, i) => ps.filter((_, j) => !(weightAt.includes(j) && desc.quant[i]![weightAt.indexOf(j)]))),
-    ...(hd ? [lnW!, lnB!, ...(hd.quant ? [] : [table!])] : [])];
+    ...(hd ? [lnW!, lnB!] : [])];
   if (!f32Views.every((v) => v.dtype === 'f32' && tight(v) && rt.hostBytes(v.buffer) === null)) return false;
   const dMlps = params.map((p) => p[9]!.shape[0]!);
   const sizes = (f: number) => [d, d, 3 * d * d, 3 * d, d * d, d, d, d, d * f, f, f * d, d];
@@ -81,8 +80,8 @@ export function tryNativeDecode(
     batch, pos, past: desc.past, dModel: d, blocks, x: at(x, M * d),
     outputs: desc.taps.map((block, i) => ({ block, y: at(outputs[i]!, M * d) })),
     head: hd && {
-      eps: hd.eps, vocab: V, transB: hd.transB, logits: at(logits!, M * V),
-      params: [f32Param(lnW!, d), f32Param(lnB!, d), hd.quant ? blocksOf(table!, hd.quant, 'the unembedding') : f32Param(table!, V * d)],
+      eps: hd.eps, vocab: V, logits: at(logits!, M * V),
+      params: [f32Param(lnW!, d), f32Param(lnB!, d), blocksOf(table!, hd.quant, 'the unembedding')],
     },
   });
 }

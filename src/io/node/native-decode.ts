@@ -211,15 +211,10 @@ export class DecodeSessions {
       const f32 = (p: DecodeParam, what: string) => { if (p.type) throw new Error(`native decode: the final norm's ${what} is ${p.type}, expected f32`); return p.data; };
       const V = call.head.vocab;
       const d = call.dModel;
-      let product: DecodeProduct;
-      if (table.type) {
-        const nbits = ggmlToNBits(table.type, table.raw!, V, d);
-        bytes += nbits.codes.byteLength + nbits.scales.byteLength + (nbits.offsets?.byteLength ?? 0);
-        product = { nbits };
-      } else {
-        bytes += table.data.byteLength;
-        product = { w: table.data, transB: call.head.transB };
-      }
+      if (!table.type) throw new Error('native decode: the unembedding in the call must be quantized (GGML blocks)');
+      const nbits = ggmlToNBits(table.type, table.raw!, V, d);
+      bytes += nbits.codes.byteLength + nbits.scales.byteLength + (nbits.offsets?.byteLength ?? 0);
+      const product: DecodeProduct = { nbits };
       head = { eps: call.head.eps, vocab: V, norm: [f32(w, 'weight'), f32(b, 'bias')], product };
     }
     const session = this.rt.createSession(encodeDecode(this.rt.writer, { dModel: call.dModel, blocks, head }));

@@ -22,7 +22,8 @@
 import { createRequire } from 'node:module';
 import type * as Protobuf from 'protobufjs';
 import type { AttentionCall, BlockCall, ChainCall, GemmActivation, GemmCall, NativeGemm, NativeGemmLoad, QGemmCall } from '../native-gemm.js';
-import { blockValueOutput, encodeChain } from './onnx-block.js';
+import { BLOCK_VALUE_NAMES, blockValueOutput, encodeChain } from './onnx-block.js';
+import { fusedBlockValueShape } from '../../tensor/backend.js';
 import { GemmModelWriter, ONNX_ACTIVATIONS } from './onnx-gemm.js';
 import { NBITS_TYPES, ggmlToNBits } from './onnx-qgemm.js';
 import { DecodeSessions } from './native-decode.js';
@@ -518,13 +519,10 @@ class OrtGemm implements NativeGemm {
   }
 }
 
-/** Bytes of every value inside the blocks of `call` (BLOCK_VALUES of onnx-block.ts) for one run. */
+/** Bytes of every value inside the blocks of `call` (BLOCK_VALUE_NAMES) for one run. */
 function chainValueBytes(call: ChainCall): number {
   const { batch, pos, dModel: d } = call;
-  const M = batch * pos;
-  // qkv (3d), z, attn_out, resid_mid, mlp_out (d each), the MLP's pre and post activation (f
-  // each) per row; scores and pattern (heads × pos × pos each) per sequence
-  return 4 * call.blocks.reduce((s, b) => s + M * (7 * d + 2 * b.dMlp) + 2 * batch * b.nHeads * pos * pos, 0);
+  return 4 * call.blocks.reduce((s, b) => s + BLOCK_VALUE_NAMES.reduce((t, v) => t + fusedBlockValueShape(v, batch, pos, b.nHeads, d, b.dMlp).reduce((a, n) => a * n, 1), 0), 0);
 }
 
 function firstLine(e: unknown): string {

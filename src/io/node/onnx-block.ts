@@ -55,6 +55,9 @@ const BLOCK_VALUES: Record<FusedBlockValue, { name: string; dims: (d: number, f:
   mlp_out: { name: 'MO', dims: (d) => ['M', d] },
 };
 
+/** Every value a chain encoded with `inner` writes out of each block. */
+export const BLOCK_VALUE_NAMES = Object.keys(BLOCK_VALUES) as readonly FusedBlockValue[];
+
 /** The graph output holding `value` of block `block` (a chain encoded with `inner`). */
 export function blockValueOutput(block: number, value: FusedBlockValue): string {
   return `b${block}_${BLOCK_VALUES[value].name}`;
@@ -83,8 +86,7 @@ export function encodeChain(writer: GemmModelWriter, c: ChainModelSpec): Uint8Ar
     ],
     output: [
       ...c.outputs.map((i) => valueInfo(`Y${i}`, ['M', c.dModel])),
-      ...(c.inner ? c.blocks.flatMap((s, i) => (Object.keys(BLOCK_VALUES) as FusedBlockValue[])
-        .map((v) => valueInfo(blockValueOutput(i, v), BLOCK_VALUES[v].dims(c.dModel, s.dMlp)))) : []),
+      ...(c.inner ? c.blocks.flatMap((s, i) => BLOCK_VALUE_NAMES.map((v) => valueInfo(blockValueOutput(i, v), BLOCK_VALUES[v].dims(c.dModel, s.dMlp)))) : []),
     ],
   };
   return writer.assemble(graph, inits, true);

@@ -98,7 +98,7 @@ function headPlan(p: FusedHeadParts | undefined, d: number): { desc: NonNullable
   const { table } = p;
   const params = [p.norm.weight!, p.norm.bias!, table.raw];
   if (params.some((t) => t.requiresGrad) || p.norm.weight!.dtype !== 'f32' || p.norm.bias!.dtype !== 'f32' || table.raw.dtype !== 'u8' || table.shape.length !== 2 || table.shape[1] !== d) return undefined;
-  return { desc: { eps: p.norm.eps, vocab: table.shape[0]!, transB: true, quant: table.type }, params };
+  return { desc: { eps: p.norm.eps, vocab: table.shape[0]!, quant: table.type }, params };
 }
 
 /** A plain f32 KVCache (not a subclass: a quantized cache keeps its own layout). */
