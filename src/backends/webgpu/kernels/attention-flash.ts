@@ -154,10 +154,13 @@ export function flashAttention(ctx: OpContext, q: View, k: View, v: View, md: De
   const NC = Math.ceil(DV4 / 8);
   const QS = vec4Stride(D4);
   const nqb = Math.ceil(TQ / BQ);
+  const unitQ = q.strides[3] === 1 && D % 4 === 0;
+  const unitK = k.strides[3] === 1 && D % 4 === 0;
+  const unitV = v.strides[3] === 1 && DV % 4 === 0;
   // keys in runs of KC over workgroups where the query blocks alone would leave the GPU idle
   const NKC = pd ? 1 : keyRuns(B * HQ * nqb, TK, BK);
   const KC = Math.ceil(Math.ceil(TK / NKC) / BK) * BK;
-  const key = `flash ${q.dtype}${k.dtype}${v.dtype}>${yd.dtype} d${D}v${DV} ${BQ}/${RPT}/${BK} ${causal ? 'c' : ''}${md ? 'm' : ''}${pd ? `p${pd.dtype}` : ''} u${Number(q.strides[3] === 1 && D % 4 === 0)}${Number(k.strides[3] === 1 && D % 4 === 0)}${Number(v.strides[3] === 1 && DV % 4 === 0)}${NKC > 1 ? ` split${NKC}` : ''}`;
+  const key = `flash ${q.dtype}${k.dtype}${v.dtype}>${yd.dtype} d${D}v${DV} ${BQ}/${RPT}/${BK} ${causal ? 'c' : ''}${md ? 'm' : ''}${pd ? `p${pd.dtype}` : ''} u${Number(unitQ)}${Number(unitK)}${Number(unitV)}${NKC > 1 ? ` split${NKC}` : ''}`;
   // the scores of key tile k0 for this thread's rows, scaled and masked (-inf where hidden), into s
   const scores = `    var s: array<array<f32, ${JN}>, ${RPT}>;
     for (var ii = 0u; ii < ${RPT}u; ii++) { for (var jj = 0u; jj < ${JN}u; jj++) { s[ii][jj] = 0.0; } }
@@ -181,9 +184,6 @@ export function flashAttention(ctx: OpContext, q: View, k: View, v: View, md: De
         s[ii][jj] = select(-inf_f32(), s[ii][jj] * scale, kept);
       }
     }`;
-  const unitQ = q.strides[3] === 1 && D % 4 === 0;
-  const unitK = k.strides[3] === 1 && D % 4 === 0;
-  const unitV = v.strides[3] === 1 && DV % 4 === 0;
   // key / value rows of the tile starting at key `at`
   const kStage = (at: string): Stage => ({ dst: 'Ks', stride: 'QS', rows: BK, n4: D4, n: 'D', row: `let g = ${at} + i32(r);`, ok: 'g < i32(TK)', at: 'kb + g * sp(16)', col: 'sp(17)', ld: 'ldf_k', unit: unitK });
   const vStage = (at: string): Stage => ({ dst: 'Vs', stride: 'DV4', rows: BK, n4: DV4, n: 'DV', row: `let g = ${at} + i32(r);`, ok: 'g < i32(TK)', at: 'vb + g * sp(21)', col: 'sp(22)', ld: 'ldf_v', unit: unitV });
