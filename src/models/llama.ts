@@ -69,7 +69,7 @@ export abstract class RotaryDecoder extends CausalLM {
   protected slidingWindow?: number;
 
   protected override prepare(c: ForwardContext): void {
-    this.ropeNow = this.rope.inputs(c.positions, c.past + c.pos);
+    this.ropeNow = this.rope.inputs(c.positions, c.past + c.pos, c.positionsHost);
   }
 
   protected embed(ids: Tensor, c: ForwardContext): Tensor {

@@ -61,7 +61,7 @@ export class GptNeox extends CausalLM {
   }
 
   protected override prepare(c: ForwardContext): void {
-    this.ropeNow = this.rope.inputs(c.positions, c.past + c.pos);
+    this.ropeNow = this.rope.inputs(c.positions, c.past + c.pos, c.positionsHost);
   }
 
   protected embed(ids: Tensor, c: ForwardContext): Tensor {

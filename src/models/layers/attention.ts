@@ -22,6 +22,8 @@ import { project, weightInOut, type Linear } from './linear.js';
 
 export interface RopeInputs {
   positions: Tensor; // i32 [batch, pos]
+  /** The same positions on the host, where the caller has them (a packed cache stores them with pre-RoPE keys). */
+  positionsHost?: Int32Array;
   invFreq: Tensor; // f32 [rotary_dim / 2]
   rotaryDim: number;
   mode: 'half' | 'interleaved';
@@ -73,7 +75,7 @@ export function attend(q: Tensor, k: Tensor, v: Tensor, c: AttendContext): Tenso
     const r = c.rope;
     const cacheRope = r && { invFreq: r.invFreq, rotaryDim: r.rotaryDim, mode: r.mode };
     const pre = quant.preRope && !!r;
-    quant.store(c.layer, (pre ? kPre : k).permute([0, 2, 1, 3]), vh, r ? (r.positions.dataSync() as Int32Array) : undefined, c.keyMaskHost);
+    quant.store(c.layer, (pre ? kPre : k).permute([0, 2, 1, 3]), vh, r ? (r.positionsHost ?? (r.positions.dataSync() as Int32Array)) : undefined, c.keyMaskHost);
     const tkNow = quant.length + tq;
     const explicit = hooks.wants(`${p}.hook_attn_scores`) || hooks.wants(`${p}.hook_pattern`) || (c.slidingWindow !== undefined && tkNow > c.slidingWindow);
     if (!explicit) {

@@ -117,8 +117,8 @@ export class RopeTable {
   private current?: { key: string; invFreq: Tensor; factor: number };
   constructor(readonly config: RopeConfig, private readonly backend: Backend) {}
 
-  /** The rope inputs for a call covering `len` positions at `positions` [batch, pos]. */
-  inputs(positions: Tensor, len: number): RopeInputs {
+  /** The rope inputs for a call covering `len` positions at `positions` [batch, pos] (its host copy: `positionsHost`). */
+  inputs(positions: Tensor, len: number, positionsHost?: Int32Array): RopeInputs {
     const r = this.config;
     const key = r.type === 'dynamic' && len > r.maxPositions ? `dynamic:${len}` : 'static';
     if (this.current?.key !== key) {
@@ -126,7 +126,7 @@ export class RopeTable {
       const { invFreq, attentionFactor } = ropeFrequencies(r, len);
       this.current = { key, invFreq: keep(tensor(invFreq, [invFreq.length], 'f32', { backend: this.backend })), factor: attentionFactor };
     }
-    return { positions, invFreq: this.current.invFreq, rotaryDim: r.rotaryDim, mode: r.mode, attentionFactor: this.current.factor };
+    return { positions, positionsHost, invFreq: this.current.invFreq, rotaryDim: r.rotaryDim, mode: r.mode, attentionFactor: this.current.factor };
   }
 
   dispose(): void {
