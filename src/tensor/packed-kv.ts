@@ -145,6 +145,8 @@ export interface KVEncodeArgs {
   sink?: Uint8Array;
   /** The first new row to encode (default 0). */
   from?: number;
+  /** The stream's head lists hold entries of rows from row0 + from on (rows written again): dropped first. */
+  trimHeads?: boolean;
 }
 
 /** A backend that encodes a stream's new rows where the stream lies (the wasm backend). */

@@ -50,7 +50,7 @@ interface QStream {
   /** Per-channel outlier bounds f32 [2 · R] (lo, then hi) for a backend's encoder; made on first use. */
   bounds?: Tensor;
   /** The exact entries again a kv head at a time, for the wasm kernel (HeadEntries; one sequence). */
-  heads?: { t: Tensor; cap: number; at: number; segs: number };
+  heads?: { t: Tensor; cap: number; at: number; segs: number; rows: number };
 }
 
 /**
@@ -218,14 +218,14 @@ export class KVCacheQuant extends KVCache {
     const b = this.backend, buf = t.view().buffer;
     if (!from) {
       b.write(buf, 0, new Uint8Array(4 * segs));
-      return { t, cap, at, segs };
+      return { t, cap, at, segs, rows: 0 };
     }
     const counts = b.readSync(from.t.view().buffer, 0, 4 * segs);
     b.write(buf, 0, counts);
     const n = new Int32Array(counts.buffer, counts.byteOffset, segs);
     for (let h = 0; h < segs; h++) if (n[h]! > 0) b.write(buf, at + h * cap * 8, b.readSync(from.t.view().buffer, from.at + h * from.cap * 8, n[h]! * 8));
     from.t.dispose();
-    return { t, cap, at, segs };
+    return { t, cap, at, segs, rows: from.rows };
   }
 
   /** Whether some head's list lacks room for a whole head of entries. */
@@ -456,8 +456,10 @@ export class KVCacheQuant extends KVCache {
           const r = enc.runKVEncode({
             x: xc.view(), stream: this.views(s), kind: e.kind, tau: e.tau, bounds: s.bounds?.view(),
             row0: past * B, past, nOut: s.nOut, holdsPositions: s.positions, positions, sink, from,
+            trimHeads: !!s.heads && s.heads.rows > past * B + from,
           });
           s.nOut = r.nOut;
+          if (s.heads) s.heads.rows = past * B + r.rows;
           if (r.rows >= n) break;
           // the outlier buffer (or a head's list) lacks room for a row's exact entries: grow it, keep the rows written
           from = r.rows;

@@ -1,7 +1,7 @@
 // The scalar rules of codec.ts that the packed KV-cache encoder (kvenc.wat.mjs) follows, as WAT
 // functions pasted into its module: f32ToF16Bits, Math.round and C's roundf, the nearest codebook
-// entry (binary search, and the branch-free count for a sorted 16-entry codebook), and Hoare's
-// selection. Not for: the encoder's row loop.
+// entry (binary search, and the branch-free count for a sorted 16-entry codebook), and a selection
+// of the k-th smallest. Not for: the encoder's row loop.
 
 // f32ToF16Bits (src/tensor/dtype.ts) of a number: rounded to f32 first, then to half with ties to even
 export const F16BITS = `
@@ -72,30 +72,37 @@ export const NEAREST16 = `
     ${Array.from({ length: 8 }, (_, k) => `(local.set $acc (i64x2.sub (local.get $acc) (f64x2.gt (local.get $xv) (v128.load offset=${16 * k} (local.get $m)))))`).join('\n    ')}
     (i32.wrap_i64 (i64.add (i64x2.extract_lane 0 (local.get $acc)) (i64x2.extract_lane 1 (local.get $acc)))))`;
 
-// the k-th smallest of f32 a[0, end) (Hoare's selection in place, as codec.ts select)
+// the k-th smallest of f32 a[0, n) (the value codec.ts select finds, for finite values) by
+// three-way partitions without branches on the data: every value is stored at the low end of a
+// scratch [n] and at its high end, and only the matching end's count moves (values below the pivot
+// gather at the low end, above it at the high end); then the side holding k is partitioned again,
+// into the other scratch (b and c [n] each, in turn; a is only read), until k falls among the
+// values equal to the pivot.
 export const SELECT = `
-  (func $select (param $a i32) (param $k i32) (param $end i32) (result f32)
-    (local $lo i32) (local $hi i32) (local $i i32) (local $j i32) (local $pv f32) (local $t f32)
-    (local.set $hi (i32.sub (local.get $end) (i32.const 1)))
-    (block $done (loop $outer
-      (br_if $done (i32.ge_s (local.get $lo) (local.get $hi)))
-      (local.set $pv (f32.load (i32.add (local.get $a) (i32.shl (i32.shr_s (i32.add (local.get $lo) (local.get $hi)) (i32.const 1)) (i32.const 2)))))
-      (local.set $i (local.get $lo)) (local.set $j (local.get $hi))
+  (func $select (param $a i32) (param $b i32) (param $c i32) (param $n i32) (param $k i32) (result f32)
+    (local $p f32) (local $x f32) (local $i i32) (local $l i32) (local $g i32) (local $t i32) (local $src i32)
+    (local.set $src (local.get $a))
+    (loop $outer
+      (local.set $p (f32.load (i32.add (local.get $a) (i32.shl (i32.shr_u (local.get $n) (i32.const 1)) (i32.const 2)))))
+      (local.set $l (i32.const 0)) (local.set $g (local.get $n)) (local.set $i (i32.const 0))
       (block $pd (loop $pl
-        (br_if $pd (i32.gt_s (local.get $i) (local.get $j)))
-        (block $id (loop $il
-          (br_if $id (i32.eqz (f32.lt (f32.load (i32.add (local.get $a) (i32.shl (local.get $i) (i32.const 2)))) (local.get $pv))))
-          (local.set $i (i32.add (local.get $i) (i32.const 1))) (br $il)))
-        (block $jd (loop $jl
-          (br_if $jd (i32.eqz (f32.gt (f32.load (i32.add (local.get $a) (i32.shl (local.get $j) (i32.const 2)))) (local.get $pv))))
-          (local.set $j (i32.sub (local.get $j) (i32.const 1))) (br $jl)))
-        (if (i32.le_s (local.get $i) (local.get $j)) (then
-          (local.set $t (f32.load (i32.add (local.get $a) (i32.shl (local.get $i) (i32.const 2)))))
-          (f32.store (i32.add (local.get $a) (i32.shl (local.get $i) (i32.const 2))) (f32.load (i32.add (local.get $a) (i32.shl (local.get $j) (i32.const 2)))))
-          (f32.store (i32.add (local.get $a) (i32.shl (local.get $j) (i32.const 2))) (local.get $t))
-          (local.set $i (i32.add (local.get $i) (i32.const 1))) (local.set $j (i32.sub (local.get $j) (i32.const 1)))))
+        (br_if $pd (i32.ge_u (local.get $i) (local.get $n)))
+        (local.set $x (f32.load (i32.add (local.get $a) (i32.shl (local.get $i) (i32.const 2)))))
+        (f32.store (i32.add (local.get $b) (i32.shl (local.get $l) (i32.const 2))) (local.get $x))
+        (f32.store (i32.add (local.get $b) (i32.shl (i32.sub (local.get $g) (i32.const 1)) (i32.const 2))) (local.get $x))
+        (local.set $l (i32.add (local.get $l) (f32.lt (local.get $x) (local.get $p))))
+        (local.set $g (i32.sub (local.get $g) (f32.gt (local.get $x) (local.get $p))))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
         (br $pl)))
-      (if (i32.le_s (local.get $k) (local.get $j)) (then (local.set $hi (local.get $j)))
-        (else (if (i32.ge_s (local.get $k) (local.get $i)) (then (local.set $lo (local.get $i))) (else (br $done)))))
-      (br $outer)))
-    (f32.load (i32.add (local.get $a) (i32.shl (local.get $k) (i32.const 2)))))`;
+      ;; k below the pivot: the low end next; above it: the high end (k counted from there)
+      ;; (the next pass writes where this one read, or into c after the first)
+      (local.set $t (select (local.get $c) (local.get $a) (i32.eq (local.get $a) (local.get $src))))
+      (if (i32.lt_u (local.get $k) (local.get $l)) (then
+        (local.set $a (local.get $b)) (local.set $b (local.get $t))
+        (local.set $n (local.get $l))
+        (br $outer)))
+      (if (i32.ge_u (local.get $k) (local.get $g)) (then
+        (local.set $a (i32.add (local.get $b) (i32.shl (local.get $g) (i32.const 2)))) (local.set $b (local.get $t))
+        (local.set $k (i32.sub (local.get $k) (local.get $g))) (local.set $n (i32.sub (local.get $n) (local.get $g)))
+        (br $outer))))
+    (local.get $p))`;

@@ -40,7 +40,7 @@ export const KVE = {
   /** u8 [n]: 1 where the new row is a sink (all exact), or 0 for none. */
   sink: 140,
   tab: 144,
-  /** f32 [R] row, f32 [G] median work, u8 [R] codes. */
+  /** f32 [R] row, f32 [2G] median work, u8 [R] codes. */
   scratch: 148,
   tau: 152, hasTau: 160,
   /** Written back: the first row not encoded, the entries held after the call. */
@@ -49,6 +49,8 @@ export const KVE = {
   mids: 172,
   /** The stream's entries a kv head at a time (HeadEntries in src/tensor/packed-kv.ts): its address or 0, each head's room, head 0's byte offset. */
   hx: 176, hcap: 180, hat: 184,
+  /** 1: the head lists hold rows from row0 + i0 on (a step written again): drop those entries first. */
+  htrim: 188,
   BYTES: 192,
 };
 export const constants = { KVE };
@@ -73,7 +75,7 @@ const KERNEL = `
     (local.set $tab ${p('tab')})
     (local.set $buf ${p('scratch')})
     (local.set $mbuf (i32.add (local.get $buf) (i32.shl (local.get $R) (i32.const 2))))
-    (local.set $qb (i32.add (local.get $mbuf) (i32.shl (local.get $G) (i32.const 2))))
+    (local.set $qb (i32.add (local.get $mbuf) (i32.shl (local.get $G) (i32.const 3))))
     (local.set $nG (select (i32.div_u (local.get $R) (local.get $G)) (i32.const 0) ${p('params')}))
     (local.set $hasTau ${p('hasTau')}) (local.set $tau (f64.load offset=${KVE.tau} (local.get $prm)))
     (local.set $slices ${p('slices')}) (local.set $sb ${p('sliceBytes')}) (local.set $S (i32.div_u (local.get $R) (local.get $slices)))
@@ -98,7 +100,7 @@ const KERNEL = `
         (br $ml)))
       (if (local.get $mids) (then (f64.store offset=120 (local.get $mids) (f64.const inf))))))
     ;; head lists: entries of rows from this call's first on dropped (rows written again after a step that did not finish)
-    (if (local.get $hx) (then
+    (if (i32.and (i32.ne (local.get $hx) (i32.const 0)) (i32.ne ${p('htrim')} (i32.const 0))) (then
       (local.set $g (i32.const 0))
       (block $htd (loop $htl
         (br_if $htd (i32.ge_u (local.get $g) (local.get $segs)))
@@ -213,17 +215,19 @@ const KERNEL = `
               (local.set $c0 (i32.mul (local.get $g) (local.get $G)))
               (local.set $med (f64.const 0))
               (if (local.get $hasTau) (then
-                (memory.copy (local.get $mbuf) (i32.add (local.get $buf) (i32.shl (local.get $c0) (i32.const 2))) (i32.shl (local.get $G) (i32.const 2)))
                 (local.set $m (i32.shr_u (local.get $G) (i32.const 1)))
-                (local.set $med (f64.promote_f32 (call $select (local.get $mbuf) (local.get $m) (local.get $G))))
+                (local.set $med (f64.promote_f32 (call $select (i32.add (local.get $buf) (i32.shl (local.get $c0) (i32.const 2))) (local.get $mbuf) (i32.add (local.get $mbuf) (i32.shl (local.get $G) (i32.const 2))) (local.get $G) (local.get $m))))
                 (if (i32.eqz (i32.and (local.get $G) (i32.const 1))) (then
-                  ;; the (m − 1)-th smallest: the largest of a[0, m) after the selection
-                  (local.set $mx (f64.const -inf)) (local.set $j (i32.const 0))
+                  ;; the (m − 1)-th smallest: the median itself when at most m − 1 values lie below it, else the largest of those
+                  (local.set $mx (f64.const -inf)) (local.set $q (i32.const 0)) (local.set $j (i32.const 0))
                   (block $xd (loop $xl
-                    (br_if $xd (i32.ge_u (local.get $j) (local.get $m)))
-                    (local.set $mx (f64.max (local.get $mx) (f64.promote_f32 (f32.load (i32.add (local.get $mbuf) (i32.shl (local.get $j) (i32.const 2)))))))
+                    (br_if $xd (i32.ge_u (local.get $j) (local.get $G)))
+                    (local.set $v (f64.promote_f32 (f32.load (i32.add (local.get $buf) (i32.shl (i32.add (local.get $c0) (local.get $j)) (i32.const 2))))))
+                    (local.set $q (i32.add (local.get $q) (f64.lt (local.get $v) (local.get $med))))
+                    (local.set $mx (select (f64.max (local.get $mx) (local.get $v)) (local.get $mx) (f64.lt (local.get $v) (local.get $med))))
                     (local.set $j (i32.add (local.get $j) (i32.const 1)))
                     (br $xl)))
+                  (if (i32.lt_u (local.get $q) (local.get $m)) (then (local.set $mx (local.get $med))))
                   (local.set $med (f64.div (f64.add (local.get $mx) (local.get $med)) (f64.const 2)))))))
               (local.set $mn (f64.const inf)) (local.set $mx (f64.const -inf)) (local.set $j (i32.const 0))
               (block $kd (loop $kl

@@ -28,7 +28,7 @@ export function runKVEncodeWasm(rt: WasmRuntime, a: KVEncodeArgs): { rows: numbe
   const rows0 = a.from ?? 0;
   if (a.row0 + n > L.cap) throw new Error(`kv encode: rows up to ${a.row0 + n} exceed the stream's ${L.cap}`);
   const G = L.params === 'group' ? L.G : 1;
-  const work = (4 * L.R + 4 * G + L.R + 15) & ~15;
+  const work = (4 * L.R + 8 * G + L.R + 15) & ~15;
   const tab = f16Table(rt);
   const prm = rt.scratch('kvenc.params', KVE.BYTES);
   const scratch = rt.scratch('kvenc.work', work + 4 * n + n + 16);
@@ -56,7 +56,7 @@ export function runKVEncodeWasm(rt: WasmRuntime, a: KVEncodeArgs): { rows: numbe
   put(KVE.bounds, a.bounds ? addr(rt, a.bounds) : 0);
   put(KVE.row0, a.row0); put(KVE.i0, rows0); put(KVE.n, n); put(KVE.nOut, a.nOut); put(KVE.outCap, L.sparse ? L.outCap : 0);
   put(KVE.pos, posAt); put(KVE.sink, a.sink ? sinkAt : 0);
-  put(KVE.hx, hs ? addr(rt, hs.view) : 0); put(KVE.hcap, hs?.cap ?? 0); put(KVE.hat, hs?.at ?? 0);
+  put(KVE.hx, hs ? addr(rt, hs.view) : 0); put(KVE.hcap, hs?.cap ?? 0); put(KVE.hat, hs?.at ?? 0); put(KVE.htrim, a.trimHeads ? 1 : 0);
   put(KVE.tab, tab); put(KVE.scratch, scratch); put(KVE.mids, rt.scratch('kvenc.mids', 128));
   new DataView(mem, prm + KVE.tau, 8).setFloat64(0, Number.isFinite(a.tau) ? a.tau : 0, true);
   put(KVE.hasTau, Number.isFinite(a.tau) ? 1 : 0);
