@@ -2,8 +2,7 @@
 // written over the decoded f32 values of their row. Entries live in the stream's outlier buffer
 // (channel u16 at `ov`, value f32 at `oval`), a row's entries in channel order from rowptr[row]
 // (layout: src/models/kvquant/codec.ts). Here: the WAT to read and write one entry, the per-row
-// fragment of $dec_rows (kvattn-rows.mjs), $sparse_block (a one-sequence block in one pass) and
-// $head_block (a block's entries of one head from the stream's per-head lists, HeadEntries).
+// fragment of $dec_rows (kvattn-rows.mjs) and $sparse_block (a one-sequence block in one pass).
 // Not for: the dense decode.
 import { g, i32, inc, set } from './wat-text.mjs';
 
@@ -92,28 +91,4 @@ export const SPARSE_BLOCK = `
           (br $rl)))
         ${putExact(g('out'), `(i32.add (i32.mul ${g('r')} ${g('n')}) ${g('k')})`, g('e'))}))
       ${inc('e', 1)}
-      (br $el))))`;
-
-// Entries of rows row0 .. row0 + nr − 1 of one head's list (HeadEntries: cnt entries at `list`, each
-// row · 256 + channel within the head, then the f32 value; in row order) written over out [nr, n]:
-// the first at or past row0 by a binary search, then the run while it lies in the block's rows.
-export const HEAD_BLOCK = `
-  (func $head_block (param $list i32) (param $cnt i32) (param $row0 i32) (param $nr i32) (param $n i32) (param $out i32)
-    (local $lo i32) (local $hi i32) (local $mid i32) (local $key i32) (local $lt i32) (local $w i32) (local $r i32) (local $a i32)
-    ${set('key', `(i32.shl ${g('row0')} ${i32(8)})`)} ${set('hi', g('cnt'))}
-    (block $bd (loop $bl
-      (br_if $bd (i32.ge_u ${g('lo')} ${g('hi')}))
-      ${set('mid', `(i32.shr_u (i32.add ${g('lo')} ${g('hi')}) ${i32(1)})`)}
-      ${set('lt', `(i32.lt_u (i32.load (i32.add ${g('list')} (i32.shl ${g('mid')} ${i32(3)}))) ${g('key')})`)}
-      ${set('lo', `(select (i32.add ${g('mid')} ${i32(1)}) ${g('lo')} ${g('lt')})`)}
-      ${set('hi', `(select ${g('hi')} ${g('mid')} ${g('lt')})`)}
-      (br $bl)))
-    ${set('a', `(i32.add ${g('list')} (i32.shl ${g('lo')} ${i32(3)}))`)}
-    (block $ed (loop $el
-      (br_if $ed (i32.ge_u ${g('lo')} ${g('cnt')}))
-      ${set('w', `(i32.load ${g('a')})`)}
-      ${set('r', `(i32.sub (i32.shr_u ${g('w')} ${i32(8)}) ${g('row0')})`)}
-      (br_if $ed (i32.ge_u ${g('r')} ${g('nr')}))
-      (f32.store (i32.add ${g('out')} (i32.shl (i32.add (i32.mul ${g('r')} ${g('n')}) (i32.and ${g('w')} ${i32(255)})) ${i32(2)})) (f32.load offset=4 ${g('a')}))
-      ${inc('a', 8)} ${inc('lo', 1)}
       (br $el))))`;

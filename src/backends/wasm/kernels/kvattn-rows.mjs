@@ -1,8 +1,7 @@
 // The packed KV-cache attention module's many-row decoder ($dec_rows): a block of rows' head
 // slices of one stream decoded into f32, with the fast paths of the common layouts (4-bit codes
 // through the table's byte planes, 8-bit integer ramps; per channel or per group params; heads of
-// 8 as one run of codes) and the exact entries written over it (a row's at a time, or a block's of
-// one head from the per-head lists where the stream keeps them). Other layouts go through
+// 8 as one run of codes) and each row's exact entries written over it. Other layouts go through
 // $dec (kvattn-decode.mjs) a row at a time.
 import { KVS } from './kvattn-layout.mjs';
 import { chunkLoop, runParams } from './kvattn-codes.mjs';
@@ -45,7 +44,6 @@ export const decRows = (relaxed) => `
     (local $params i32) (local $gb i32) (local $G i32) (local $ng i32) (local $span i32) (local $ga i32) (local $gRow i32) (local $gStep i32)
     (local $chs i32) (local $cho i32) (local $sparse i32) (local $rp i32) (local $rpStep i32) (local $ov i32) (local $oval i32) (local $e i32) (local $e1 i32) (local $k i32) (local $len i32) (local $lt i32)
     (local $segs i32) (local $sp i32) (local $spStep i32) (local $s0b i32) (local $s1b i32) (local $blk i32) (local $segx i32)
-    (local $hl i32) (local $hxh i32) (local $hcnt i32)
     (local $cs0 v128) (local $cs1 v128) (local $co0 v128) (local $co1 v128) (local $scA v128) (local $scB v128) (local $ofA v128) (local $ofB v128)
     (local $cv v128) (local $mlo v128) (local $p0 v128) (local $p1 v128) (local $p2 v128) (local $p3 v128) (local $z0 v128) (local $z1 v128) (local $z2 v128) (local $z3 v128)
     (local $l0 v128) (local $l1 v128) (local $l2 v128) (local $l3 v128) (local $scv v128) (local $ofv v128) (local $a v128) (local $b v128)
@@ -91,14 +89,6 @@ export const decRows = (relaxed) => `
     ${set('o', g('out'))}
     ;; one sequence without a segment index: the block's exact entries in one pass after the decode
     ${set('blk', `(i32.and ${g('sparse')} (i32.and (i32.eq ${g('rstep')} ${i32(1)}) (i32.eqz ${g('segs')})))`)}
-    ;; per-head lists (one sequence, the slice one segment, k its width): the block's entries of this
-    ;; head in one pass after the decode, none looked up row by row
-    ${set('hl', `(i32.and (i32.ne (i32.load offset=${KVS.hx} ${g('s')}) ${i32(0)}) (i32.and (i32.eq ${g('rstep')} ${i32(1)}) ${g('segx')}))`)}
-    (if ${g('hl')} (then
-      ${set('hxh', `(i32.load offset=${KVS.hx} ${g('s')})`)}
-      ${set('hcnt', `(i32.load (i32.add ${g('hxh')} (i32.shl (i32.div_u ${g('c0')} ${g('k')}) ${i32(2)})))`)}
-      ${set('hxh', `(i32.add (i32.add ${g('hxh')} (i32.load offset=${KVS.hat} ${g('s')})) (i32.shl (i32.mul (i32.div_u ${g('c0')} ${g('k')}) (i32.load offset=${KVS.hcap} ${g('s')})) ${i32(3)}))`)}
-      ${set('sparse', i32(0))}))
     (if (i32.eq ${g('fast')} ${i32(4)})
       (then
         ;; the 16-entry table as four byte planes
@@ -125,5 +115,4 @@ export const decRows = (relaxed) => `
         (return)))
     (if (i32.eq ${g('fast')} ${i32(4)}) (then ${perParams(4, relaxed)})
       (else (if (i32.eq ${g('fast')} ${i32(8)}) (then ${perParams(8, relaxed)}) (else ${perParams(9, relaxed)}))))
-    (if ${g('blk')} (then (call $sparse_block (i32.add (i32.add ${g('main')} (i32.load offset=${KVS.oRowptr} ${g('s')})) (i32.shl ${g('row0')} ${i32(2)})) ${g('nr')} ${g('ov')} ${g('oval')} ${g('c0')} ${g('n')} ${g('out')})))
-    (if ${g('hl')} (then (call $head_block ${g('hxh')} ${g('hcnt')} ${g('row0')} ${g('nr')} ${g('n')} ${g('out')}))))`;
+    (if ${g('blk')} (then (call $sparse_block (i32.add (i32.add ${g('main')} (i32.load offset=${KVS.oRowptr} ${g('s')})) (i32.shl ${g('row0')} ${i32(2)})) ${g('nr')} ${g('ov')} ${g('oval')} ${g('c0')} ${g('n')} ${g('out')}))))`;

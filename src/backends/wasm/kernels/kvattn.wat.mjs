@@ -19,7 +19,7 @@
 import { KVA, KVS, NB } from './kvattn-layout.mjs';
 import { DECODE } from './kvattn-decode.mjs';
 import { HADD4, PV, SCORES, SCORES_ROPE, hsum } from './kvattn-dots.mjs';
-import { HEAD_BLOCK, SPARSE_BLOCK } from './kvattn-exact.mjs';
+import { SPARSE_BLOCK } from './kvattn-exact.mjs';
 import { ROPE_ROWS, ROTATE } from './kvattn-rope.mjs';
 import { decRows } from './kvattn-rows.mjs';
 import { expFn, f4 } from './simd-math.mjs';
@@ -157,7 +157,7 @@ function attnRows() {
 
 /** @param {{relaxed: boolean}} variant  relaxed: byte shuffles of the 4-bit decode without the out-of-range fix-up (the same results) */
 export function generate(variant) {
-  const out = ['(module', '  (import "env" "memory" (memory 1 65536 shared))', expFn, DECODE, ROTATE, SPARSE_BLOCK, HEAD_BLOCK, decRows(variant.relaxed), ROPE_ROWS, HADD4, SCORES, SCORES_ROPE, PV, attnRows()];
+  const out = ['(module', '  (import "env" "memory" (memory 1 65536 shared))', expFn, DECODE, ROTATE, SPARSE_BLOCK, decRows(variant.relaxed), ROPE_ROWS, HADD4, SCORES, SCORES_ROPE, PV, attnRows()];
   for (const e of exportNames) out.push(`  (export "${e}" (func $${e}))`);
   out.push(')');
   return out.join('\n');

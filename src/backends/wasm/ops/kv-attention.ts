@@ -47,8 +47,7 @@ export function runKVAttentionWasm(rt: WasmRuntime, a: KVAttentionArgs): void {
   const [B, HQ, TQ, D] = a.q.shape as [number, number, number, number];
   const DV = a.y.shape[3]!;
   if (a.q.strides[3] !== 1 || !isContiguous(a.y) || (a.mask && !isContiguous(a.mask))) throw new Error('kv attention: q needs a contiguous last axis, y and the mask contiguous');
-  const heads = [a.k.heads, a.v.heads].flatMap((h) => (h ? [h.view] : []));
-  for (const v of [a.q, a.y, a.k.main, a.k.out, a.v.main, a.v.out, ...heads, ...(a.mask ? [a.mask] : []), ...(a.rope ? [a.rope.table] : [])]) {
+  for (const v of [a.q, a.y, a.k.main, a.k.out, a.v.main, a.v.out, ...(a.mask ? [a.mask] : []), ...(a.rope ? [a.rope.table] : [])]) {
     if (!inside(v)) throw new Error('kv attention: a view reaches outside its buffer');
   }
   const G = HQ / a.hkv;
@@ -84,9 +83,6 @@ export function runKVAttentionWasm(rt: WasmRuntime, a: KVAttentionArgs): void {
     put(base + KVS.oLut, L.oLut); put(base + KVS.oChan, L.oChan); put(base + KVS.oVal, L.oVal);
     put(base + KVS.sparse, L.sparse ? 1 : 0);
     put(base + KVS.segs, L.sparse ? L.segs : 1); put(base + KVS.oSeg, L.oSeg);
-    // one sequence with per-head lists: a block's entries of a head in one pass
-    const hs = B === 1 && L.sparse && L.segs > 1 ? s.heads : undefined;
-    put(base + KVS.hx, hs ? addr(rt, hs.view) : 0); put(base + KVS.hcap, hs?.cap ?? 0); put(base + KVS.hat, hs?.at ?? 0);
   }
   rt.pool.run('kv_attn_rows', [prm], threads);
 }
