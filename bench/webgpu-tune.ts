@@ -11,8 +11,12 @@
 // `f32wg` checks and times the thread grids of F32WG; `f32big` times 8x8 against 8x16 per thread
 // on aligned shapes of 256 to 1024 tiles; `f32pre` times the tiles on GPT-2 prefill projections;
 // `f32few` times smaller tiles and K-splits on products of few output tiles (ACTLAB_TUNE_SHAPES=MxKxN,...);
-// `base` times only the default kernels.
-// Usage: node dist/bench/webgpu-tune.js check,gemm,f32,f16,f32wg,f32big,f32pre,f32few,base,prefill,decode,attn [outdir]
+// `f32med` times tiles x K-splits on GPT-2-medium's products at T=512 (ACTLAB_TUNE_SHAPES, a
+// trailing t: B transposed); `base` times only the default kernels. Where the adapter has
+// timestamp queries, `prefill` also gives the GPU time of whole forwards per kernel, and the GEMM
+// and attention timings the GPU time beside the wall time (ACTLAB_DAWN_TOGGLES=-timestamp_quantization
+// for full resolution).
+// Usage: node dist/bench/webgpu-tune.js check,gemm,f32,f16,f32wg,f32big,f32pre,f32few,f32med,base,prefill,decode,attn [outdir]
 import { writeFileSync } from 'node:fs';
 import type { View } from '../src/tensor/backend.js';
 import { createWebGpuBackend, WebGpuBackend } from '../src/backends/webgpu/backend.js';

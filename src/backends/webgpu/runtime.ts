@@ -7,7 +7,8 @@
 // allocations (decode steps, forwards over one shape) gets the same buffers every time and finds
 // its bind groups cached. Staging buffers for reads are pooled too.
 // Errors (validation, out of memory, a lost device) are collected per batch and thrown at the
-// next call with the backend and sizes named.
+// next call with the backend and sizes named. For profiles, startTiming .. stopTiming runs each
+// dispatch in a compute pass of its own between two GPU timestamps.
 // Not for: op semantics (kernels/*), the Backend contract (src/tensor/backend.ts).
 import type { BackendBuffer } from '../../tensor/backend.js';
 import type { GpuHandle } from './device.js';

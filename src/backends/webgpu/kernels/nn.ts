@@ -2,7 +2,7 @@
 // workgroup per long row, several short rows per workgroup, f32 accumulation), rotary embeddings, gather and scatterAdd.
 import type { OpDesc } from '../../../tensor/backend.js';
 import { BUILTINS, Params, WG_INDEX, numel, type OpContext } from './context.js';
-import { MATH, PRELUDE, cdiv, inBinding, isFloatDType, lines, loaders, outBinding, storers } from '../wgsl.js';
+import { MATH, PRELUDE, cdiv, inBinding, isFloatDType, loaders, outBinding, storers } from '../wgsl.js';
 
 type Op<K extends OpDesc['op']> = Extract<OpDesc, { op: K }>;
 const WG = 256;
@@ -137,10 +137,7 @@ function norm(ctx: OpContext, kind: 'layer' | 'rms', eps: number, offset: number
   const sd = residual ? ctx.denseOut(0) : null;
   const yd = ctx.denseOut(residual ? 1 : 0);
   const L = rowLanes(d);
-  // rows of whole workgroups up to REG_ROW elements (and an f32 sum) stay in registers, E a thread:
-  // one read of the row instead of three (the same sums in the same order)
-  const E = L === WG && d <= REG_ROW && (!sd || sd.dtype === 'f32') ? Math.ceil(d / WG) : 0;
-  const key = `norm ${kind} ${xd.dtype}>${yd.dtype} w${wd?.dtype ?? '-'} b${bd?.dtype ?? '-'} l${L}${rd ? ` +${rd.dtype}>${sd!.dtype}` : ''}${E ? ` r${E}` : ''}`;
+  const key = `norm ${kind} ${xd.dtype}>${yd.dtype} w${wd?.dtype ?? '-'} b${bd?.dtype ?? '-'} l${L}${rd ? ` +${rd.dtype}>${sd!.dtype}` : ''}`;
   const kern = ctx.kernel(key, () => {
     let bi = 3;
     const wb = wd ? bi++ : 0;
@@ -153,7 +150,29 @@ function norm(ctx: OpContext, kind: 'layer' | 'rms', eps: number, offset: number
     const scale = kind === 'layer'
       ? `var v = (ldf_${src}(${xb} + j) - mean) * inv; ${wd ? 'v = v * ldf_w(P[5] + j);' : ''} ${bd ? 'v = v + ldf_bias(P[6] + j);' : ''}`
       : `var v = ldf_${src}(${xb} + j) * inv; ${wd ? 'v = v * (bitcast<f32>(P[8]) + ldf_w(P[5] + j));' : ''}`;
-    const body = E ? regBody(kind, E, !!rd, !!wd, !!bd) : `${rd ? `let sb = P[10] + row * P[0];
+    return `${PRELUDE}${MATH}
+@group(0) @binding(0) var<storage, read> P: array<u32>;
+${inBinding(1, 'x')}
+${outBinding(2, 'y', yd.dtype)}
+${wd ? inBinding(wb, 'w') : ''}
+${bd ? inBinding(bb, 'bias') : ''}
+${rd ? `${inBinding(rb, 'r')}\n${outBinding(sb, 'sum', sd!.dtype)}` : ''}
+${loaders('x', xd.dtype)}
+${storers('y', yd.dtype)}
+${wd ? loaders('w', wd.dtype) : ''}
+${bd ? loaders('bias', bd.dtype) : ''}
+${rd ? `${loaders('r', rd.dtype)}\n${loaders('sum', sd!.dtype, sd!.dtype !== 'f32')}\n${storers('sum', sd!.dtype)}` : ''}
+var<workgroup> red: array<f32, ${WG}>;
+@compute @workgroup_size(${WG})
+fn main(${BUILTINS}) {
+  ${WG_INDEX}
+  ${rowsOf(L, 'P[1]')}
+  // Rows past the end take no elements but still meet every barrier.
+  let d = select(0u, P[0], live);
+  let xb = P[2] + row * P[0];
+  let yb = P[3] + row * P[0];
+  let eps = bitcast<f32>(P[4]);
+  ${rd ? `let sb = P[10] + row * P[0];
   let rrb = P[9] + row * P[0];
   // each lane reads back only the elements it stored
   for (var j = lane; j < d; j += ${L}u) { stf_sum(sb + j, ldf_x(xb + j) + ldf_r(rrb + j)); }` : ''}
@@ -177,30 +196,7 @@ function norm(ctx: OpContext, kind: 'layer' | 'rms', eps: number, offset: number
   for (var j = lane; j < d; j += ${L}u) {
     ${scale}
     stf_y(yb + j, v);
-  }`;
-    return `${PRELUDE}${MATH}
-@group(0) @binding(0) var<storage, read> P: array<u32>;
-${inBinding(1, 'x')}
-${outBinding(2, 'y', yd.dtype)}
-${wd ? inBinding(wb, 'w') : ''}
-${bd ? inBinding(bb, 'bias') : ''}
-${rd ? `${inBinding(rb, 'r')}\n${outBinding(sb, 'sum', sd!.dtype)}` : ''}
-${loaders('x', xd.dtype)}
-${storers('y', yd.dtype)}
-${wd ? loaders('w', wd.dtype) : ''}
-${bd ? loaders('bias', bd.dtype) : ''}
-${rd ? `${loaders('r', rd.dtype)}\n${loaders('sum', sd!.dtype, sd!.dtype !== 'f32')}\n${storers('sum', sd!.dtype)}` : ''}
-var<workgroup> red: array<f32, ${WG}>;
-@compute @workgroup_size(${WG})
-fn main(${BUILTINS}) {
-  ${WG_INDEX}
-  ${rowsOf(L, 'P[1]')}
-  // Rows past the end take no elements but still meet every barrier.
-  let d = select(0u, P[0], live);
-  let xb = P[2] + row * P[0];
-  let yb = P[3] + row * P[0];
-  let eps = bitcast<f32>(P[4]);
-  ${body}
+  }
 }`;
   });
   const bufs = [xd.gpu, yd.gpu];
@@ -210,35 +206,6 @@ fn main(${BUILTINS}) {
   const p = new Params().u32(d, rows, xd.offset, yd.offset).f32(eps).u32(wd?.offset ?? 0, bd?.offset ?? 0, 0).f32(offset)
     .u32(rd?.offset ?? 0, sd?.offset ?? 0);
   ctx.run(kern, bufs, p, [cdiv(rows, WG / L)]);
-}
-
-/** Longest row kept in registers by the norms (E = d / WG values a thread). */
-const REG_ROW = 8 * WG;
-
-/**
- * WGSL of a norm over one row per workgroup with the row in registers: x<e> is element
- * lane + e·WG (zero past the end), summed with the residual (and stored) first; then the mean and
- * variance (layer) or mean square (rms) reduced as in the strided loops, and the scaled row stored.
- */
-function regBody(kind: 'layer' | 'rms', E: number, residual: boolean, hasW: boolean, hasB: boolean): string {
-  const at = (e: number) => `lane + ${e * WG}u`;
-  const ok = (e: number) => (e === 0 ? 'lane < d' : `${at(e)} < d`);
-  const sumOf = (f: (e: number) => string) => Array.from({ length: E }, (_, e) => `select(0.0, ${f(e)}, ${ok(e)})`).join(' + ');
-  const scale = (e: number) => kind === 'layer'
-    ? `var v = (x${e} - mean) * inv;${hasW ? ` v = v * ldf_w(P[5] + ${at(e)});` : ''}${hasB ? ` v = v + ldf_bias(P[6] + ${at(e)});` : ''}`
-    : `var v = x${e} * inv;${hasW ? ` v = v * (bitcast<f32>(P[8]) + ldf_w(P[5] + ${at(e)}));` : ''}`;
-  return `${residual ? `let sb = P[10] + row * P[0];
-  let rrb = P[9] + row * P[0];` : ''}
-${lines(E, (e) => `  var x${e} = 0.0;
-  if (${ok(e)}) { x${e} = ldf_x(xb + ${at(e)})${residual ? ` + ldf_r(rrb + ${at(e)}); stf_sum(sb + ${at(e)}, x${e})` : ''}; }`)}
-  ${kind === 'layer' ? `red[li] = ${sumOf((e) => `x${e}`)};
-  ${treeSum('red', WG)}
-  let mean = red[seg] / f32(d);
-  workgroupBarrier();
-  red[li] = ${sumOf((e) => `(x${e} - mean) * (x${e} - mean)`)};` : `red[li] = ${sumOf((e) => `x${e} * x${e}`)};`}
-  ${treeSum('red', WG)}
-  let inv = 1.0 / sqrt_safe(red[seg] / f32(d) + eps);
-${lines(E, (e) => `  if (${ok(e)}) { ${scale(e)} stf_y(yb + ${at(e)}, v); }`)}`;
 }
 
 export function rope(ctx: OpContext<Op<'rope'>>): void {
