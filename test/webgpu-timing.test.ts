@@ -1,7 +1,7 @@
 // GPU timestamps per dispatch on WebGPU (GpuRuntime.startTiming / stopTiming, used by the
 // webgpu-tune profiles): every dispatch between the two calls comes back once, in order, named by
-// its kernel, with a non-negative time; results are the same as untimed; nothing is recorded after
-// stopTiming, and stopTiming without startTiming is an error. Skips with the reason where there is
+// its kernel, with a non-negative time; results are the same as untimed; dispatches past `max` run
+// untimed; stopTiming without startTiming is an error. Skips with the reason where there is
 // no adapter or it offers no timestamp queries.
 import { describe, expect, it } from 'vitest';
 import * as al from '../src/index.js';
@@ -38,5 +38,16 @@ describe.skipIf(!!why)('webgpu GPU timing', () => {
     await be!.flush();
     await expect(be!.rt.stopTiming()).rejects.toThrow(/without startTiming/);
     for (const x of [a, b, plain, timed, sum]) x.dispose();
+  });
+
+  it('times at most `max` dispatches; the ones past it run untimed', async () => {
+    const a = al.tensor([1, 2, 3, 4], [4], 'f32', { backend: be! });
+    be!.rt.startTiming(1);
+    const m = al.add(a, a);
+    const y = al.add(m, a);
+    const t = await be!.rt.stopTiming();
+    expect(t.length).toBe(1);
+    expect(Array.from(await y.data())).toEqual([3, 6, 9, 12]);
+    for (const x of [a, m, y]) x.dispose();
   });
 });

@@ -381,6 +381,7 @@ export class GpuRuntime {
   startTiming(max = 2048): void { // 4096 queries: the most a query set holds
     if (!this.handle.features.timestamps) throw new WebGpuError('webgpu backend: this device offers no timestamp-query: no GPU profile');
     this.submit('timing');
+    this.timing?.set.destroy();
     this.timing = { set: this.device.createQuerySet({ type: 'timestamp', count: 2 * max }), names: [], max };
   }
 
@@ -393,6 +394,7 @@ export class GpuRuntime {
     if (n === 0) { t.set.destroy(); return []; }
     const resolved = this.device.createBuffer({ size: n * 8, usage: 0x200 | USAGE.COPY_SRC }); // QUERY_RESOLVE
     const host = this.device.createBuffer({ size: n * 8, usage: USAGE.MAP_READ | USAGE.COPY_DST });
+    this.endPass(); // dispatches past `max` may have left one open
     this.enc().resolveQuerySet(t.set, 0, n, resolved, 0);
     this.enc().copyBufferToBuffer(resolved, 0, host, 0, n * 8);
     await this.flush();
