@@ -11,15 +11,19 @@
 // `f32wg` checks and times the thread grids of F32WG; `f32big` times 8x8 against 8x16 per thread
 // on aligned shapes of 256 to 1024 tiles; `f32pre` times the tiles on GPT-2 prefill projections;
 // `f32few` times smaller tiles and K-splits on products of few output tiles (ACTLAB_TUNE_SHAPES=MxKxN,...);
-// `base` times only the default kernels.
-// Usage: node dist/bench/webgpu-tune.js check,gemm,f32,f16,f32wg,f32big,f32pre,f32few,base,prefill,decode,attn [outdir]
+// `f32med` times tiles x K-splits on GPT-2-medium's products at T=512 (ACTLAB_TUNE_SHAPES, a
+// trailing t: B transposed); `base` times only the default kernels. Where the adapter has
+// timestamp queries, `prefill` also gives the GPU time of whole forwards per kernel, and the GEMM
+// and attention timings the GPU time beside the wall time (ACTLAB_DAWN_TOGGLES=-timestamp_quantization
+// for full resolution).
+// Usage: node dist/bench/webgpu-tune.js check,gemm,f32,f16,f32wg,f32big,f32pre,f32few,f32med,base,prefill,decode,attn [outdir]
 import { writeFileSync } from 'node:fs';
 import type { View } from '../src/tensor/backend.js';
 import { createWebGpuBackend, WebGpuBackend } from '../src/backends/webgpu/backend.js';
 import { enableF32Vec4, setF32Tile, type F32Tile } from '../src/backends/webgpu/kernels/matmul-f32.js';
 import { enableSubgroupMatmul, setSubgroupTile, type SgTile } from '../src/backends/webgpu/kernels/matmul-f16.js';
 import { DEFAULT_SPLITK, setMatmulSplitK } from '../src/backends/webgpu/kernels/matmul.js';
-import { enableFlashAttention, setFlashTile, type FlashTile } from '../src/backends/webgpu/kernels/attention-flash.js';
+import { enableFlashAttention, setFlashKeySplit, setFlashTile, type FlashTile } from '../src/backends/webgpu/kernels/attention-flash.js';
 import { f16BitsToF32, f32ToF16Bits } from '../src/tensor/dtype.js';
 
 type F32Variant = F32Tile | 'scalar' | null;
@@ -156,7 +160,7 @@ async function checks(be: WebGpuBackend, f16Only = false): Promise<void> {
   say(`checks done: ${bad} bad`);
 }
 
-async function time(be: WebGpuBackend, dtype: 'f32' | 'f16', M: number, K: number, N: number, tB = false): Promise<string> {
+async function time(be: WebGpuBackend, dtype: 'f32' | 'f16', M: number, K: number, N: number, tB = false, rounds = 5): Promise<string> {
   const c = setup(be, dtype, M, K, N, false, tB);
   try {
     c.run();
@@ -164,15 +168,27 @@ async function time(be: WebGpuBackend, dtype: 'f32' | 'f16', M: number, K: numbe
     const flops = 2 * M * N * K;
     const reps = Math.max(20, Math.min(2000, Math.floor(8e12 / flops)));
     const ts: number[] = [];
-    for (let r = 0; r < 5; r++) {
+    for (let r = 0; r < rounds; r++) {
       const t0 = performance.now();
       for (let i = 0; i < reps; i++) c.run();
       await be.flush();
       ts.push((performance.now() - t0) / reps);
     }
     const tf = ts.map((t) => flops / (t / 1e3) / 1e12).sort((a, b) => b - a);
+    // GPU time from timestamps around each dispatch (split products: both passes), median of 3 batches of 20
+    let gpu = '';
+    if (be.handle.features.timestamps) {
+      const per: number[] = [];
+      for (let r = 0; r < 3; r++) {
+        be.rt.startTiming();
+        for (let i = 0; i < 20; i++) c.run();
+        per.push((await be.rt.stopTiming()).reduce((s, d) => s + d.ms, 0) / 20);
+      }
+      const ms = per.sort((a, b) => a - b)[1]!;
+      gpu = `; GPU ${(flops / (ms / 1e3) / 1e12).toFixed(1)} TFLOP/s, ${(ms * 1e3).toFixed(1)} us`;
+    }
     const err = await c.err(32);
-    return `${tf[0]!.toFixed(1)} TFLOP/s (rounds ${tf.map((x) => x.toFixed(0)).join(' ')}; err ${err.toExponential(0)})`;
+    return `${tf[0]!.toFixed(1)} TFLOP/s (rounds ${tf.map((x) => x.toFixed(0)).join(' ')}${gpu}; err ${err.toExponential(0)})`;
   } catch (e) {
     return `ERR ${(e as Error).message.split('\n').slice(0, 4).join(' | ')}`;
   } finally {
@@ -303,22 +319,28 @@ async function prefill(): Promise<void> {
   const model = randomModel(cfg, be, { seed: 0, std: 0.02 });
   await be.flush();
   const x = tensor(Array.from({ length: T }, (_, i) => (i * 7919) % 50257), [1, T], 'i32', { backend: be });
-  // ms of each of n forwards, one after the other
+  // ms of each of n forwards, one after the other (in brackets: the host's encoding, before the wait),
+  // and what the last one made: bind groups, buffers, submits
   const forwards = async (n: number) => {
     const ts: string[] = [];
+    let s0 = { ...be.rt.stats };
     for (let i = 0; i < n; i++) {
+      s0 = { ...be.rt.stats };
       const t0 = performance.now();
       once();
+      const h = performance.now() - t0;
       await be.flush();
-      ts.push((performance.now() - t0).toFixed(1));
+      ts.push(`${(performance.now() - t0).toFixed(1)} (${h.toFixed(1)})`);
     }
-    return ts.join(' ');
+    const st = be.rt.stats;
+    return `${ts.join(' ')}; last: ${st.bindGroups - s0.bindGroups} bind groups, ${st.buffersCreated - s0.buffersCreated} buffers made, ${st.submits - s0.submits} submits`;
   };
   say(`prefill ${label}, first 10 forwards: ${await forwards(10)} ms`);
   for (const reuse of [true, false, true]) {
     be.rt.reuseBindGroups = reuse;
     say(`prefill ${label} (bind groups ${reuse ? 'reused' : 'made per dispatch'}): ${await forwards(4)} ms`);
   }
+  if (be.handle.features.timestamps) await gpuTimes(be, once, 3);
   // record one forward; its buffers are freed only after the replay
   const rec: Parameters<WebGpuBackend['exec']>[] = [];
   const exec = be.exec.bind(be);
@@ -354,9 +376,34 @@ async function prefill(): Promise<void> {
   disposeBackends();
 }
 
-const FLASH: (FlashTile | 'row' | null)[] = ['row', null, { BQ: 32, RPT: 4, BK: 32 }, { BQ: 64, RPT: 4, BK: 32 }, { BQ: 64, RPT: 2, BK: 32 }, { BQ: 16, RPT: 2, BK: 32 }, { BQ: 32, RPT: 2, BK: 16 }];
+/**
+ * GPU time of whole forwards from timestamps around each dispatch (each in a pass of its own):
+ * the best of `n` forwards' sum, and per kernel its calls and milliseconds in the best forward.
+ */
+async function gpuTimes(be: WebGpuBackend, once: () => void, n: number): Promise<void> {
+  let best: { name: string; ms: number }[] = [];
+  let bestMs = Infinity;
+  for (let i = 0; i < n; i++) {
+    be.rt.startTiming();
+    once();
+    const t = await be.rt.stopTiming();
+    const ms = t.reduce((s, d) => s + d.ms, 0);
+    if (ms < bestMs) { bestMs = ms; best = t; }
+  }
+  say(`prefill GPU time (timestamps per dispatch, best of ${n}): ${bestMs.toFixed(2)} ms over ${best.length} dispatches`);
+  const by = new Map<string, { ms: number; n: number }>();
+  for (const d of best) { const e = by.get(d.name) ?? { ms: 0, n: 0 }; by.set(d.name, { ms: e.ms + d.ms, n: e.n + 1 }); }
+  for (const [k, v] of [...by].sort((a, b) => b[1].ms - a[1].ms).slice(0, 20)) say(`  gpu ${v.ms.toFixed(3).padStart(8)} ms  x${v.n}  ${(v.ms / v.n * 1e3).toFixed(1)} us each  ${k}`);
+  // a layer and a half from the middle of the forward, in order (kernels of one name told apart by place)
+  const mid = Math.floor(best.length / 2);
+  for (const [i, d] of best.slice(mid, mid + 16).entries()) say(`  gpu #${mid + i} ${(d.ms * 1e3).toFixed(1).padStart(7)} us  ${d.name}`);
+}
 
-/** Causal self-attention [1, H, T, 64] per kernel variant: best of 5 rounds of 40, and the max difference to the row kernel. */
+const FLASH: (FlashTile | 'row' | null)[] = ['row', null, { BQ: 32, RPT: 4, BK: 32 }, { BQ: 64, RPT: 4, BK: 32 }, { BQ: 32, RPT: 2, BK: 32 }, { BQ: 32, RPT: 2, BK: 16 }];
+/** Variants timed by `attn`: a tile (or the row kernel) with the fewest key tiles per run of a split (0: no split). */
+const ATTN: { t: FlashTile | 'row' | null; split: number }[] = [...FLASH.map((t) => ({ t, split: 4 })), ...[0, 2, 8].map((split) => ({ t: null, split }))];
+
+/** Causal self-attention [1, H, T, 64] per kernel variant: wall time (best of 5 rounds of 40), GPU time, and the max difference to the row kernel. */
 async function attn(): Promise<void> {
   await import('../src/backends/index.js');
   const { initBackend, disposeBackends } = await import('../src/tensor/engine.js');
@@ -368,9 +415,10 @@ async function attn(): Promise<void> {
     const mk = (s: number) => Tensor.from(Array.from({ length: n }, (_, i) => Math.sin(i * s) * 2), [1, H, T, 64], 'f32', be);
     const [q, k, v] = [mk(0.37), mk(0.11), mk(0.07)];
     let ref: Float32Array | null = null;
-    for (const t of FLASH) {
+    for (const { t, split } of [...ATTN, ...[...ATTN].reverse()]) {
       enableFlashAttention(t !== 'row');
       setFlashTile(t === 'row' ? null : t);
+      setFlashKeySplit(split);
       const y = F.attention(q, k, v, { causal: true }).out;
       const yv = (await y.data()) as Float32Array;
       y.dispose();
@@ -385,19 +433,27 @@ async function attn(): Promise<void> {
         ts.push((performance.now() - t0) / 40);
       }
       const ms = Math.min(...ts);
+      let gpu = '';
+      if (be.handle.features.timestamps) {
+        be.rt.startTiming();
+        for (let i = 0; i < 20; i++) F.attention(q, k, v, { causal: true }).out.dispose();
+        const g = (await be.rt.stopTiming()).reduce((s, d) => s + d.ms, 0) / 20;
+        gpu = `, GPU ${(g * 1e3).toFixed(1)} us`;
+      }
       const flops = 4 * H * T * T * 64 / 2;
-      say(`attn [1,${H},${T},64] causal ${name(t)}: ${ms.toFixed(3)} ms (${(flops / ms / 1e9).toFixed(2)} TFLOP/s), max diff to row kernel ${err.toExponential(1)}`);
+      say(`attn [1,${H},${T},64] causal ${name(t)} split ${split}: ${ms.toFixed(3)} ms (${(flops / ms / 1e9).toFixed(2)} TFLOP/s)${gpu}, max diff to row kernel ${err.toExponential(1)}`);
     }
     for (const x of [q, k, v]) x.dispose();
   }
   enableFlashAttention(true);
   setFlashTile(null);
+  setFlashKeySplit(4);
   disposeBackends();
 }
 
 const modes = (process.argv[2] ?? 'check').split(',');
 const out = process.argv[3] ?? '/tmp';
-if (modes.some((m) => ['check', 'sgcheck', 'gemm', 'f32', 'f16', 'f32wg', 'f32big', 'f32pre', 'f32few', 'base'].includes(m))) {
+if (modes.some((m) => ['check', 'sgcheck', 'gemm', 'f32', 'f16', 'f32wg', 'f32big', 'f32pre', 'f32few', 'f32med', 'base'].includes(m))) {
   const be = (await createWebGpuBackend()) as WebGpuBackend;
   say(`${process.env.ACTLAB_DAWN_TOGGLES ?? ''} ${JSON.stringify(be.info())}`);
   if (modes.includes('check')) await checks(be);
@@ -429,6 +485,23 @@ if (modes.some((m) => ['check', 'sgcheck', 'gemm', 'f32', 'f16', 'f32wg', 'f32bi
       setF32(t);
       setMatmulSplitK(S);
       say(`f32 ${M}x${K}x${N} split ${S} ${name(t)}: ${await time(be, 'f32', M, K, N)}`);
+    }
+    setMatmulSplitK(DEFAULT_SPLITK);
+    setF32(null);
+  }
+  if (modes.includes('f32med')) { // GPT-2-medium at T=512: tiles x K-splits per product, two passes (the second in reverse order)
+    const w = (t: Omit<F32Tile, 'DB' | 'UN' | 'TX' | 'TY'> & Partial<F32Tile>): F32Tile => ({ DB: false, UN: true, TX: 8, TY: 16, ...t });
+    const T: F32Variant[] = [null, { TM: 8, TN: 8, BK: 16, DB: false, UN: true }, w({ TM: 8, TN: 16, BK: 16 }), w({ TM: 8, TN: 8, BK: 16 }), w({ TM: 4, TN: 8, BK: 16 }),
+      w({ TM: 8, TN: 16, BK: 32 }), w({ TM: 8, TN: 8, BK: 32 }), w({ TM: 4, TN: 8, BK: 32 }), w({ TM: 8, TN: 8, BK: 16, DB: true }), w({ TM: 4, TN: 8, BK: 16, DB: true }),
+      w({ TM: 16, TN: 8, BK: 16, TX: 16, TY: 8 })];
+    const shapes = (process.env.ACTLAB_TUNE_SHAPES ?? '512x1024x3072,512x1024x1024,512x1024x4096,512x4096x1024,512x1024x50257t').split(',');
+    const runs: [string, number, F32Variant][] = [];
+    for (const sh of shapes) for (const S of sh.endsWith('t') ? [1] : [1, 2, 4]) for (const t of T) runs.push([sh, S, t]);
+    for (const [pass, list] of [[1, runs], [2, [...runs].reverse()]] as const) for (const [sh, S, t] of list) {
+      const [M, K, N] = sh.replace('t', '').split('x').map(Number) as [number, number, number];
+      setF32(t);
+      setMatmulSplitK(S);
+      say(`f32med pass ${pass} ${M}x${K}x${N}${sh.endsWith('t') ? ' tB' : ''} split ${S} ${name(t)}: ${await time(be, 'f32', M, K, N, sh.endsWith('t'), 1)}`);
     }
     setMatmulSplitK(DEFAULT_SPLITK);
     setF32(null);

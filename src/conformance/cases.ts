@@ -223,12 +223,12 @@ function* nnVariants(): Generator<Variant> {
   yield { op: 'softmax', label: 'softmax f32 large row 5000', inputs: [f([2, 5000], 'f32', { fill: 'uniform', lo: -30, hi: 30 })], budget: 1e-9, run: ([x]) => [ops.softmax(x!)] };
   yield { op: 'softmax', label: 'softmax f32 NaN/Inf', inputs: [f([4, 16], 'f32', { special: true })], budget: 1e-9, run: ([x]) => [ops.softmax(x!)] };
   for (const dtype of FLOATS) {
-    for (const d of [1, 7, 64, 768]) {
+    for (const d of [1, 7, 64, 768, 1000]) {
       yield { op: 'layernorm', label: `layerNorm ${dtype} d=${d} w+b`, inputs: [f([5, d], dtype), f([d], dtype), f([d], dtype)], budget: budgetFor(dtype), run: ([x, w, b]) => [ops.layerNorm(x!, w, b)] };
       yield { op: 'rmsnorm', label: `rmsNorm ${dtype} d=${d} w`, inputs: [f([5, d], dtype), f([d], dtype)], budget: budgetFor(dtype), run: ([x, w]) => [ops.rmsNorm(x!, w, { eps: 1e-5 })] };
     }
     // a residual add and the norm of its result as one op (outputs: the sum, then the norm)
-    for (const d of [7, 768, 1024]) {
+    for (const d of [7, 768, 1000, 1024]) {
       yield {
         op: 'addNorm', label: `addNorm layer ${dtype} d=${d} w+b`, inputs: [f([3, d], dtype), f([3, d], dtype), f([d], dtype), f([d], dtype)], budget: budgetFor(dtype),
         run: ([a, b, w, bias]) => { const r = ops.addNorm(a!, b!, { kind: 'layer', weight: w, bias, force: true }); return [r.sum, r.y]; },

@@ -40,10 +40,14 @@ const isNode = () => typeof (globalThis as { process?: { versions?: { node?: str
 /** Dawn toggles that the H200 needs for f16 and tensor cores; harmless elsewhere. */
 const NODE_TOGGLES = ['allow_unsafe_apis', 'vulkan_enable_f16_on_nvidia'];
 
-/** More Dawn toggles to enable from ACTLAB_DAWN_TOGGLES (comma-separated), for experiments. */
-function envToggles(): string[] {
+/**
+ * More Dawn toggles from ACTLAB_DAWN_TOGGLES (comma-separated), for experiments: each is enabled,
+ * or disabled when it starts with '-' (`-timestamp_quantization`: GPU timestamps at full resolution).
+ */
+function envToggles(): { on: string[]; off: string[] } {
   const v = envVar('ACTLAB_DAWN_TOGGLES');
-  return v ? v.split(',').map((t) => t.trim()).filter(Boolean) : [];
+  const all = v ? v.split(',').map((t) => t.trim()).filter(Boolean) : [];
+  return { on: all.filter((t) => !t.startsWith('-')), off: all.filter((t) => t.startsWith('-')).map((t) => t.slice(1)) };
 }
 
 async function nodeGpu(flags: string[]): Promise<GPU> {
@@ -62,7 +66,9 @@ export async function openDevice(o: DeviceOptions = {}): Promise<GpuHandle> {
   let gpu: GPU | undefined = nav?.gpu;
   if (!gpu) {
     if (!isNode()) throw new WebGpuUnavailableError('this browser offers no navigator.gpu (WebGPU is off or unsupported)');
-    gpu = await nodeGpu([`enable-dawn-features=${[...NODE_TOGGLES, ...envToggles()].join(',')}`, ...(o.dawnFlags ?? [])]);
+    const t = envToggles();
+    const off = t.off.length ? [`disable-dawn-features=${t.off.join(',')}`] : [];
+    gpu = await nodeGpu([`enable-dawn-features=${[...NODE_TOGGLES, ...t.on].join(',')}`, ...off, ...(o.dawnFlags ?? [])]);
   }
   const adapter = await gpu.requestAdapter({ powerPreference: o.powerPreference ?? 'high-performance' });
   if (!adapter) {

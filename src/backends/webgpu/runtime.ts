@@ -7,7 +7,8 @@
 // allocations (decode steps, forwards over one shape) gets the same buffers every time and finds
 // its bind groups cached. Staging buffers for reads are pooled too.
 // Errors (validation, out of memory, a lost device) are collected per batch and thrown at the
-// next call with the backend and sizes named.
+// next call with the backend and sizes named. For profiles, startTiming .. stopTiming runs each
+// dispatch in a compute pass of its own between two GPU timestamps.
 // Not for: op semantics (kernels/*), the Backend contract (src/tensor/backend.ts).
 import type { BackendBuffer } from '../../tensor/backend.js';
 import type { GpuHandle } from './device.js';
@@ -98,6 +99,8 @@ export class GpuRuntime {
   private readonly bufferIds = new WeakMap<GPUBuffer, number>();
   private nextId = 1;
   live = 0;
+  /** GPU timestamps around each dispatch while a profile is taken (startTiming .. stopTiming). */
+  private timing: { set: GPUQuerySet; names: string[]; max: number } | null = null;
   /** Counters for reports and benchmarks. */
   readonly stats = { dispatches: 0, submits: 0, reads: 0, readBytes: 0, writes: 0, writeBytes: 0, pipelines: 0, bindGroups: 0, buffersCreated: 0 };
 
@@ -322,10 +325,18 @@ export class GpuRuntime {
     this.arenaUsed = Math.ceil((off + bytes) / this.align) * this.align;
     this.openScopes();
     const group = this.bindGroup(k, buffers, bytes);
+    const t = this.timing && this.timing.names.length < this.timing.max ? this.timing : null;
+    if (t) { // a pass of its own, timestamps at its start and end
+      this.endPass();
+      const i = 2 * t.names.length;
+      this.pass = this.enc().beginComputePass({ timestampWrites: { querySet: t.set, beginningOfPassWriteIndex: i, endOfPassWriteIndex: i + 1 } });
+      t.names.push(k.name);
+    }
     if (!this.pass) this.pass = this.enc().beginComputePass();
     this.pass.setPipeline(k.pipeline);
     this.pass.setBindGroup(0, group, [off]);
     this.pass.dispatchWorkgroups(x, y, z);
+    if (t) this.endPass();
     this.stats.dispatches++;
     if (++this.dispatches >= this.batchDispatches) this.submit('batch');
   }
@@ -364,6 +375,35 @@ export class GpuRuntime {
     if (this.toDestroy.length) this.bindCache.clear();
     for (const b of this.toDestroy) b.destroy();
     this.toDestroy = [];
+  }
+
+  /** Starts a profile: up to `max` following dispatches each run in a pass of their own between two GPU timestamps. */
+  startTiming(max = 2048): void { // 4096 queries: the most a query set holds
+    if (!this.handle.features.timestamps) throw new WebGpuError('webgpu backend: this device offers no timestamp-query: no GPU profile');
+    this.submit('timing');
+    this.timing?.set.destroy();
+    this.timing = { set: this.device.createQuerySet({ type: 'timestamp', count: 2 * max }), names: [], max };
+  }
+
+  /** Ends the profile: each timed dispatch's kernel name and GPU milliseconds, in order. */
+  async stopTiming(): Promise<{ name: string; ms: number }[]> {
+    const t = this.timing;
+    if (!t) throw new WebGpuError('webgpu backend: stopTiming without startTiming');
+    this.timing = null;
+    const n = 2 * t.names.length;
+    if (n === 0) { t.set.destroy(); return []; }
+    const resolved = this.device.createBuffer({ size: n * 8, usage: 0x200 | USAGE.COPY_SRC }); // QUERY_RESOLVE
+    const host = this.device.createBuffer({ size: n * 8, usage: USAGE.MAP_READ | USAGE.COPY_DST });
+    this.endPass(); // dispatches past `max` may have left one open
+    this.enc().resolveQuerySet(t.set, 0, n, resolved, 0);
+    this.enc().copyBufferToBuffer(resolved, 0, host, 0, n * 8);
+    await this.flush();
+    await host.mapAsync(1); // GPUMapMode.READ
+    const ts = new BigUint64Array(host.getMappedRange().slice(0));
+    host.unmap();
+    for (const b of [resolved, host]) b.destroy();
+    t.set.destroy();
+    return t.names.map((name, i) => ({ name, ms: Number(ts[2 * i + 1]! - ts[2 * i]!) / 1e6 }));
   }
 
   private async settle(): Promise<void> {
