@@ -109,7 +109,7 @@ describe.skipIf(!available)('decode steps as one native call', () => {
       decode: (c: DecodeCall) => { const done = inner.decode!(c); if (done) calls.push({ n: c.blocks.length, past: c.past, pos: c.pos, head: !!c.head }); return done; },
     });
     // every quantized product on MatMulNBits on both sides, so that both round activations alike
-    fused = await createWasmBackend({ threads: 2, nativeGemm: gemm, nativeGemmPolicy: { minQuantMacs: 0 } });
+    fused = await createWasmBackend({ threads: 2, nativeGemm: gemm, nativeGemmPolicy: { minQuantMacs: 0, decodeF32: true } });
     plain = await createWasmBackend({ threads: 2, nativeGemm: loadNativeGemm(2).gemm!, nativeGemmPolicy: { minQuantMacs: 0, decode: false } });
     tmp = await mkdtemp(join(tmpdir(), 'actlab-native-decode-'));
   });
@@ -170,6 +170,28 @@ describe.skipIf(!available)('decode steps as one native call', () => {
       b.dispose();
     });
   }
+
+  it('by default, steps of fewer than minRows rows over f32 weights run op by op; a prompt of more is one call', { timeout: 120_000 }, async () => {
+    const [a, b] = await pair();
+    const want = generate(b);
+    const pol = fused.native.policy;
+    const minRows = pol.minRows;
+    pol.decodeF32 = false;
+    pol.minRows = PROMPT.length; // the prompt's rows count as a product large enough, a step's one row not
+    calls.length = 0;
+    try {
+      const got = generate(a, undefined, want.ids);
+      expect(calls).toEqual([{ n: 3, past: 0, pos: PROMPT.length, head: false }]);
+      const e = relErr(got.logits, want.logits);
+      console.log(`f32, steps op by op: logits max |difference| / max |logit| = ${e.toExponential(2)}`);
+      expect(e).toBeLessThan(1e-4);
+    } finally {
+      pol.decodeF32 = true;
+      pol.minRows = minRows;
+      a.dispose();
+      b.dispose();
+    }
+  });
 
   it('read-only hooks at hook_resid_post see the op-by-op residuals; the run is still one call', { timeout: 120_000 }, async () => {
     const [a, b] = await pair();

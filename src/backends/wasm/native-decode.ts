@@ -29,6 +29,7 @@ export function tryNativeDecode(
   const ys = outputs.slice(0, desc.taps.length);
   if (x.shape.length !== 3 || x.dtype !== 'f32' || ys.some((y) => y.shape.length !== 3 || y.shape.some((s, i) => s !== x.shape[i]))) return false;
   const [batch, pos, d] = x.shape as [number, number, number];
+  if (batch * pos < policy.minRows && !policy.decodeF32 && !hd && desc.quant.every((q) => q.every((t) => t === null))) return false;
   const H = desc.blocks[0]!.nHeads;
   if (desc.blocks.some((b) => b.nHeads !== H) || d % H !== 0) return false;
   const dh = d / H;

@@ -35,6 +35,12 @@ export interface NativeGemmPolicy {
   decode: boolean;
   /** In such a step ending the model's blocks, the final norm and the unembedding in the same call (FusedDecodeDesc.head). */
   decodeHead: boolean;
+  /**
+   * Such steps of fewer than minRows rows whose blocks' weights are all f32 in one native call too;
+   * off, they run op by op on wasm's f32 GEMV (faster at one row on an idle machine), while a
+   * prompt filling the cache (minRows rows or more) and steps over quantized weights still go native.
+   */
+  decodeF32: boolean;
   /** Fewest activation rows of a product with a quantized weight run natively (qmatmul, qlinear). */
   minQuantRows: number;
   /** Fewest multiply-adds of a product with a quantized weight run natively (instead of minMacs). */
@@ -47,10 +53,12 @@ export interface NativeGemmPolicy {
  * the kernel gains. Quantized products (bench/qgemm.ts --m 1, Zen 4, CPU time, interleaved): from
  * GPT-2's qkv (2304×768, 1.8M multiply-adds) up MatMulNBits took 1.2–8× less CPU than the wasm
  * GEMV at one row in every type it takes; at 768×768 (0.6M) the order changed from run to run, so
- * those stay on wasm.
+ * those stay on wasm. Decode steps over f32 weights (bench/decode-ab.ts, a GPT-2-small-shaped F32
+ * GGUF, 2 threads, interleaved): op by op took 0.83× the one call's time on a quiet machine (1.19×
+ * under a load of 5), so decodeF32 is off.
  */
 export const DEFAULT_NATIVE_GEMM_POLICY: NativeGemmPolicy = {
-  minRows: 16, minMacs: 1 << 21, minAttentionRows: 64, minQuantRows: 1, minQuantMacs: 1 << 20, blocks: true, chains: true, decode: true, decodeHead: true,
+  minRows: 16, minMacs: 1 << 21, minAttentionRows: 64, minQuantRows: 1, minQuantMacs: 1 << 20, blocks: true, chains: true, decode: true, decodeHead: true, decodeF32: false,
 };
 
 /** A product flattened to 2-D, with element offsets into the memory's f32 view. */
