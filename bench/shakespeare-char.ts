@@ -11,7 +11,7 @@
 // windows of the validation text is logged (nanoGPT samples 200 random batches instead).
 // Usage: node dist/bench/shakespeare-char.js --data DIR(with input.txt) --out DIR [--backend webgpu]
 //   [--steps 5000] [--until N] [--budget-s S] [--eval-every 250] [--dropout 0.2] [--seed 1337]
-//   [--time-steps N: only time N steps (no checkpoints) and print ms/step] [--batch 64] [--val-batches N] (smaller: smoke tests)
+//   [--time-steps N: only time N steps (no checkpoints) and print ms/step, and WebGPU's dispatches etc. per step] [--batch 64] [--val-batches N] (smaller: smoke tests)
 //   [--layers 6] [--heads 6] [--d-model 384] [--d-ff 4·d_model] [--context 256] [--lr 1e-3] [--min-lr 1e-4] [--warmup 100]
 //   (other sizes of the same recipe: models/shakespeare-char-256 is --layers 4 --heads 4 --d-model 256 --context 128)
 import { readFileSync } from 'node:fs';
@@ -22,6 +22,7 @@ import { randn, tensor, zeros } from '../src/ops/creation.js';
 import { dropout } from '../src/ops/random.js';
 import { disposeBackends, initBackend, tidy } from '../src/tensor/engine.js';
 import type { Backend } from '../src/tensor/backend.js';
+import type { WebGpuBackend } from '../src/backends/webgpu/backend.js';
 import type { Tensor } from '../src/tensor/tensor.js';
 import { Gpt2 } from '../src/models/gpt2.js';
 import { WeightMap } from '../src/models/weights.js';
@@ -157,9 +158,17 @@ const hooks = pDrop > 0 ? dropoutHooks(pDrop) : [];
 
 if (timeSteps > 0) {
   const ms: number[] = [];
-  await model.withHooks(hooks, () => train(model, data, { ...common, steps: timeSteps, onStep: (s) => { ms.push(s.ms); console.log(`step ${s.step} loss ${s.loss.toFixed(4)} ${s.ms.toFixed(1)} ms`); } }));
-  const tail = ms.slice(Math.min(5, ms.length - 1)).sort((a, b) => a - b);
-  console.log(JSON.stringify({ bench: 'shakespeare-char-step', impl: `actlab-${backendName}`, dropout: pDrop, attn: attnPath, batch: B, T, step_ms: Math.round(tail[Math.floor(tail.length / 2)]! * 10) / 10 }));
+  // WebGPU's counters (dispatches, submits, bind groups, buffers created, reads, writes) per step, after the first 5 steps.
+  const stats = (backend as Partial<WebGpuBackend>).rt?.stats;
+  const warm = Math.min(5, timeSteps - 1);
+  let from = stats ? { ...stats } : undefined;
+  await model.withHooks(hooks, () => train(model, data, {
+    ...common, steps: timeSteps,
+    onStep: (s) => { ms.push(s.ms); if (s.step === warm && stats) from = { ...stats }; console.log(`step ${s.step} loss ${s.loss.toFixed(4)} ${s.ms.toFixed(1)} ms`); },
+  }));
+  const tail = ms.slice(warm).sort((a, b) => a - b);
+  const perStep = stats && from ? Object.fromEntries(Object.entries(stats).map(([k, v]) => [k, Math.round((v - from![k as keyof typeof stats]) / tail.length)])) : undefined;
+  console.log(JSON.stringify({ bench: 'shakespeare-char-step', impl: `actlab-${backendName}`, dropout: pDrop, attn: attnPath, batch: B, T, step_ms: Math.round(tail[Math.floor(tail.length / 2)]! * 10) / 10, ...(perStep ? { per_step: perStep } : {}) }));
 } else {
   if (!outDir) throw new Error('--out DIR is required for a training run');
   const store = (await getPlatform()).store;

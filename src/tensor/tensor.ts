@@ -381,14 +381,18 @@ function resolveReshape(shape: readonly number[], size: number, from: readonly n
   return out;
 }
 
-/** Numbers -> little-endian bytes of `dtype`, converting as a cast does. */
+/**
+ * Numbers -> little-endian bytes of `dtype`, converting as a cast does. A typed array of the
+ * dtype's own kind (token ids in an Int32Array, a mask in a Uint8Array) holds only valid values
+ * and is copied as it is.
+ */
 export function encode(values: ArrayLike<number>, dtype: DType): Uint8Array {
   const n = values.length;
   switch (dtype) {
     case 'f32': return new Uint8Array(Float32Array.from(values).buffer);
-    case 'i32': return new Uint8Array(Int32Array.from(values, (x) => toIntDType(x, 'i32')).buffer);
-    case 'i8': return new Uint8Array(Int8Array.from(values, (x) => toIntDType(x, 'i8')).buffer);
-    case 'u8': return Uint8Array.from(values, (x) => toIntDType(x, 'u8'));
+    case 'i32': return new Uint8Array((values instanceof Int32Array ? values.slice() : Int32Array.from(values, (x) => toIntDType(x, 'i32'))).buffer);
+    case 'i8': return new Uint8Array((values instanceof Int8Array ? values.slice() : Int8Array.from(values, (x) => toIntDType(x, 'i8'))).buffer);
+    case 'u8': return values instanceof Uint8Array ? values.slice() : Uint8Array.from(values, (x) => toIntDType(x, 'u8'));
     case 'f16': return new Uint8Array(Uint16Array.from(values, (x) => f32ToF16Bits(x)).buffer);
     case 'bf16': return new Uint8Array(Uint16Array.from(values, (x) => f32ToBf16Bits(x)).buffer);
     case 'i4': case 'u4': {

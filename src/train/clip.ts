@@ -2,8 +2,9 @@
 // trainer also uses to find non-finite gradients.
 import { mul, square } from '../ops/elementwise.js';
 import { sum } from '../ops/reduce.js';
-import { concat } from '../ops/layout.js';
-import { tidy } from '../tensor/engine.js';
+import { zeros } from '../ops/creation.js';
+import { noGrad } from '../autograd/tape.js';
+import { dispatchInto, tidy } from '../tensor/engine.js';
 import type { Tensor } from '../tensor/tensor.js';
 
 /** ‖g‖₂ of each tensor, in float64 on the host (NaN/Inf when a gradient holds them). */
@@ -17,14 +18,17 @@ export function gradNorms(grads: ReadonlyMap<string, Tensor>): Map<string, numbe
 
 /**
  * `gradNorms` reading the device asynchronously, so it runs on every backend (WebGPU included); the
- * same numbers. The squared norms are gathered into one tensor and read at once (one round trip to
- * the device instead of one per parameter).
+ * same numbers. Each squared norm is summed straight into its entry of one tensor, which is read
+ * once (one round trip to the device instead of one per parameter, no copies).
  */
 export async function gradNormsAsync(grads: ReadonlyMap<string, Tensor>): Promise<Map<string, number>> {
   const out = new Map<string, number>();
   const names = [...grads.keys()].filter((n) => grads.get(n)!.size > 0);
   if (names.length) {
-    const sq = tidy(() => concat(names.map((n) => sum(square(grads.get(n)!.reshape([-1])), 0, { keepDims: true })), 0)); // [n]
+    const sq = noGrad(() => zeros([names.length], grads.get(names[0]!)!.dtype, { backend: grads.get(names[0]!)!.backend })); // [n]
+    noGrad(() => names.forEach((n, i) => tidy(() => {
+      dispatchInto({ op: 'reduce', fn: 'sum', axis: 0 }, [square(grads.get(n)!.reshape([-1]))], [sq.narrow(0, i, 1)]);
+    })));
     try {
       const v = await sq.data();
       names.forEach((n, i) => out.set(n, Math.sqrt(v[i] as number)));

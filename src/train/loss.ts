@@ -1,7 +1,7 @@
 // Losses for training language models.
-import { tensor } from '../ops/creation.js';
-import { mul } from '../ops/elementwise.js';
-import { gather, logSoftmax } from '../ops/nn.js';
+import { arange, tensor } from '../ops/creation.js';
+import { eq, mul, where } from '../ops/elementwise.js';
+import { logSoftmax } from '../ops/nn.js';
 import { sum } from '../ops/reduce.js';
 import { ShapeError } from '../tensor/errors.js';
 import { fmtShape } from '../tensor/shape.js';
@@ -14,8 +14,9 @@ export interface CrossEntropyOptions {
 
 /**
  * Mean negative log-likelihood of `targets` i32 [b, t] under `logits` [b, t, V] (PyTorch's
- * cross_entropy with mean reduction): log-softmax, then the target entries picked by a gather on
- * the flattened [b·t·V] log-probabilities, so the backward is one scatter-add.
+ * cross_entropy with mean reduction): log-softmax, then each row's target entry selected by a
+ * one-hot mask (class index == target) and summed over the row, so forward and backward are
+ * elementwise passes and row sums over [b·t, V] (no scatter: every gradient entry is written once).
  */
 export function crossEntropy(logits: Tensor, targets: Tensor, o: CrossEntropyOptions = {}): Tensor {
   const V = logits.shape.at(-1)!;
@@ -25,20 +26,21 @@ export function crossEntropy(logits: Tensor, targets: Tensor, o: CrossEntropyOpt
   }
   const ignore = o.ignoreIndex ?? -100;
   const host = targets.dataSync() as Int32Array;
-  const ids = new Int32Array(n);
+  const cls = new Int32Array(n).fill(-1);
   const w = new Float32Array(n);
   let count = 0;
   for (let i = 0; i < n; i++) {
     const t = host[i]!;
     if (t === ignore) continue;
     if (t < 0 || t >= V) throw new RangeError(`crossEntropy: target ${t} at ${i} is out of range for ${V} classes`);
-    ids[i] = i * V + t;
+    cls[i] = t;
     w[i] = 1;
     count++;
   }
   const b = logits.backend;
-  const logp = logSoftmax(logits).reshape([n * V]);
-  const picked = gather(logp, tensor(ids, [n], 'i32', { backend: b })); // [n]
+  const logp = logSoftmax(logits).reshape([n, V]);
+  const hit = eq(arange(0, V, 1, 'i32', { backend: b }).reshape([1, V]), tensor(cls, [n, 1], 'i32', { backend: b })); // u8 [n, V]
+  const picked = sum(where(hit, logp, 0), -1); // [n]
   const weights = tensor(w.map((x) => (count ? -x / count : 0)), [n], logits.dtype, { backend: b });
   return sum(mul(picked, weights), 0);
 }

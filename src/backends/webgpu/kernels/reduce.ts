@@ -1,9 +1,11 @@
 // Reductions along one axis: reduce (sum/mean/max/min/argmax/argmin), cumsum, topk, with the
 // reference's NaN policy (max/min propagate NaN; arg* and topk rank NaN highest, first wins).
 // Rows along the last axis of WG elements or more reduce in one workgroup each; shorter rows and
-// other axes one thread per output.
+// other axes one thread per output. Sums and means with few outputs over a long axis (a bias
+// gradient: [b·t, n] -> [n]; the norm of a whole tensor) split the axis over many workgroups and
+// add the partial sums in a second pass, so the GPU is not left to a few threads.
 import type { OpDesc } from '../../../tensor/backend.js';
-import { BUILTINS, Params, WG_INDEX, splitAt, numel, type OpContext } from './context.js';
+import { BUILTINS, Params, WG_INDEX, splitAt, numel, type Dense, type OpContext } from './context.js';
 import { PRELUDE, cdiv, inBinding, isFloatDType, loaders, outBinding, storers } from '../wgsl.js';
 
 type Op<K extends OpDesc['op']> = Extract<OpDesc, { op: K }>;
@@ -27,6 +29,11 @@ export function reduce(ctx: OpContext<Op<'reduce'>>): void {
   const xd = ctx.dense(0);
   const yd = ctx.denseOut(0);
   const intPath = !isFloatDType(xd.dtype);
+  const splits = !intPath && (fn === 'sum' || fn === 'mean') ? splitCount(outer, n, inner) : 1;
+  if (splits > 1) {
+    reduceSplit(ctx, xd, yd, outer, n, inner, splits);
+    return;
+  }
   // A workgroup per row pays off for long rows; a row shorter than the workgroup leaves most of
   // its threads idle at every barrier (on a software driver such as SwiftShader as costly as
   // working), so short rows take one thread each.
@@ -110,6 +117,78 @@ fn main(${BUILTINS}) {
   });
   const p = new Params().u32(outer, n, inner, xd.offset, yd.offset);
   ctx.run(k, [xd.gpu, yd.gpu], p, [rowWise ? outer : cdiv(outer * inner, WG)]);
+}
+
+/** Rows of the axis one workgroup of the split reduction adds: per column (inner > 1), or per row (inner = 1). */
+const SPLIT_ROWS_COLS = 128;
+const SPLIT_ROWS_ROW = 4096;
+/** Columns per workgroup of the split reduction when inner > 1 (its WG / SPLIT_COLS lanes each take every lane-th row). */
+const SPLIT_COLS = 64;
+
+/**
+ * Parts the reduced axis is split into (1: not split). Split where the plain kernels would keep
+ * few threads busy: fewer than 16k outputs over an axis long enough to give each part its share.
+ */
+function splitCount(outer: number, n: number, inner: number): number {
+  if (inner === 1) return outer < 128 && n >= 2 * SPLIT_ROWS_ROW ? Math.min(256, Math.ceil(n / SPLIT_ROWS_ROW)) : 1;
+  return outer * inner < 16384 && n >= 2 * SPLIT_ROWS_COLS ? Math.min(1024, Math.ceil(n / SPLIT_ROWS_COLS)) : 1;
+}
+
+/** Sum or mean of [outer, n, inner] over n in two passes: partial sums of `splits` parts of n into a temporary, then their sum. */
+function reduceSplit(ctx: OpContext<Op<'reduce'>>, xd: Dense, yd: Dense, outer: number, n: number, inner: number, splits: number): void {
+  const cols = inner === 1 ? 1 : SPLIT_COLS;
+  const lanes = WG / cols;
+  const chunk = Math.ceil(n / splits);
+  const tiles = Math.ceil(inner / cols);
+  const part = ctx.temp(outer * splits * inner * 4); // f32 [outer, splits, inner]
+  const k1 = ctx.kernel(`reduce split ${xd.dtype} c${cols}`, () => `${PRELUDE}
+@group(0) @binding(0) var<storage, read> P: array<u32>;
+${inBinding(1, 'x')}
+${outBinding(2, 'part', 'f32')}
+${loaders('x', xd.dtype)}
+${storers('part', 'f32')}
+var<workgroup> sv: array<f32, ${WG}>;
+@compute @workgroup_size(${WG})
+fn main(${BUILTINS}) {
+  ${WG_INDEX}
+  // P: outer, n, inner, xoff, splits, chunk, tiles
+  let n = P[1]; let inner = P[2]; let splits = P[4]; let tiles = P[6];
+  let valid = wg < P[0] * splits * tiles;
+  let tile = wg % tiles; let s = (wg / tiles) % splits; let o = wg / (tiles * splits);
+  let col = tile * ${cols}u + li % ${cols}u; let lane = li / ${cols}u;
+  let j1 = min(s * P[5] + P[5], n);
+  var acc = 0.0;
+  if (valid && col < inner) {
+    for (var j = s * P[5] + lane; j < j1; j += ${lanes}u) { acc = acc + ldf_x(P[3] + (o * n + j) * inner + col); }
+  }
+  sv[li] = acc;
+  workgroupBarrier();
+  for (var w = ${lanes / 2}u; w > 0u; w = w >> 1u) {
+    if (lane < w) { sv[li] = sv[li] + sv[li + w * ${cols}u]; }
+    workgroupBarrier();
+  }
+  if (valid && lane == 0u && col < inner) { stf_part((o * splits + s) * inner + col, sv[li]); }
+}`);
+  ctx.run(k1, [xd.gpu, part.gpu], new Params().u32(outer, n, inner, xd.offset, splits, chunk, tiles), [outer * splits * tiles]);
+  const k2 = ctx.kernel(`reduce split sum f32>${yd.dtype}`, () => `${PRELUDE}
+@group(0) @binding(0) var<storage, read> P: array<u32>;
+${inBinding(1, 'part')}
+${outBinding(2, 'y', yd.dtype)}
+${loaders('part', 'f32')}
+${storers('y', yd.dtype)}
+@compute @workgroup_size(${WG})
+fn main(${BUILTINS}) {
+  ${WG_INDEX}
+  // P: outer, splits, inner, yoff, divisor (f32)
+  let t = wg * ${WG}u + li;
+  let splits = P[1]; let inner = P[2];
+  if (t >= P[0] * inner) { return; }
+  let o = t / inner; let i = t % inner;
+  var s = 0.0;
+  for (var k = 0u; k < splits; k++) { s = s + ldf_part((o * splits + k) * inner + i); }
+  stf_y(P[3] + t, s / bitcast<f32>(P[4]));
+}`);
+  ctx.run(k2, [part.gpu, yd.gpu], new Params().u32(outer, splits, inner, yd.offset).f32(ctx.op.fn === 'mean' ? n : 1), [cdiv(outer * inner, WG)]);
 }
 
 export function cumsum(ctx: OpContext<Op<'cumsum'>>): void {
