@@ -68,25 +68,30 @@ function unaryGrad(fn: UnaryFn, c: BackCtx, g: Tensor): Tensor {
       const s = E.sigmoid(x());
       return E.mul(g, E.mul(s, E.add(E.mul(x(), E.sub(1, s)), 1)));
     }
-    case 'gelu_tanh': {
-      // y = x/2 (1 + tanh u), u = c (x + 0.044715 x³)
-      const x2 = E.square(x());
-      const t = E.tanh(E.mul(E.mul(x(), E.add(E.mul(x2, 0.044715), 1)), SQRT_2_PI));
-      const a = E.mul(E.add(t, 1), 0.5);
-      const b = E.mul(E.mul(E.mul(x(), E.sub(1, E.square(t))), 0.5 * SQRT_2_PI), E.add(E.mul(x2, 3 * 0.044715), 1));
-      return E.mul(g, E.add(a, b));
-    }
-    case 'gelu_erf': {
-      // y = x Φ(x); dy = Φ(x) + x φ(x), with Φ = y / x (no erf op; exact to f32 rounding away from 0).
-      const phiCdf = E.where(E.ne(x(), 0), E.div(y(), x()), 0.5);
-      const pdf = E.mul(E.exp(E.mul(E.square(x()), -0.5)), INV_SQRT_2PI);
-      return E.mul(g, E.add(phiCdf, E.mul(x(), pdf)));
-    }
+    case 'gelu_tanh': case 'gelu_erf':
+      return E.hasNativeOp(g, 'geluBackward') ? E.geluBackward(fn, x(), g) : geluGradComposed(fn, c, g);
     case 'square': return E.mul(g, E.mul(x(), 2));
     case 'recip': return E.mul(g, E.neg(E.square(y())));
     case 'sin': return E.mul(g, E.cos(x()));
     case 'cos': return E.mul(g, E.neg(E.sin(x())));
   }
+}
+
+/** gelu'(x) · g in elementwise ops, for backends without the fused `geluBackward`. */
+export function geluGradComposed(fn: 'gelu_tanh' | 'gelu_erf', c: Pick<BackCtx, 'input' | 'output'>, g: Tensor): Tensor {
+  const x = () => c.input(0);
+  if (fn === 'gelu_tanh') {
+    // y = x/2 (1 + tanh u), u = c (x + 0.044715 x³)
+    const x2 = E.square(x());
+    const t = E.tanh(E.mul(E.mul(x(), E.add(E.mul(x2, 0.044715), 1)), SQRT_2_PI));
+    const a = E.mul(E.add(t, 1), 0.5);
+    const b = E.mul(E.mul(E.mul(x(), E.sub(1, E.square(t))), 0.5 * SQRT_2_PI), E.add(E.mul(x2, 3 * 0.044715), 1));
+    return E.mul(g, E.add(a, b));
+  }
+  // y = x Φ(x); dy = Φ(x) + x φ(x), with Φ = y / x (no erf op; exact to f32 rounding away from 0).
+  const phiCdf = E.where(E.ne(x(), 0), E.div(c.output(0), x()), 0.5);
+  const pdf = E.mul(E.exp(E.mul(E.square(x()), -0.5)), INV_SQRT_2PI);
+  return E.mul(g, E.add(phiCdf, E.mul(x(), pdf)));
 }
 
 // ---- binary (inputs already broadcast to the output shape) ----

@@ -59,6 +59,18 @@ function* unaryVariants(): Generator<Variant> {
   yield { op: 'unary', label: 'neg i32', inputs: [f([17], 'i32', { fill: 'ids', hi: 100 })], budget: 0, run: ([x]) => [ops.neg(x!)] };
 }
 
+function* geluBackwardVariants(): Generator<Variant> {
+  for (const fn of ['gelu_tanh', 'gelu_erf'] as const) {
+    for (const dtype of FLOATS) {
+      for (const [shape, layout] of [[[7, 33], undefined], [[0, 5], undefined], [[5, 9], 'T'], [[1000], undefined]] as const) {
+        const x = f([...shape], dtype, { layout, fill: 'uniform', lo: -6, hi: 6 });
+        yield { op: 'geluBackward', label: `geluBackward ${fn} ${dtype} [${shape}]${layout ? ' ' + layout : ''}`, inputs: [x, f([...shape], dtype)], budget: budgetFor(dtype, 1e-10), run: ([a, dy]) => [ops.geluBackward(fn, a!, dy!)] };
+      }
+    }
+    yield { op: 'geluBackward', label: `geluBackward ${fn} f32 NaN/Inf`, inputs: [f([64], 'f32', { special: true }), f([64], 'f32')], budget: 1e-10, run: ([a, dy]) => [ops.geluBackward(fn, a!, dy!)] };
+  }
+}
+
 function* binaryVariants(): Generator<Variant> {
   const fns = ['add', 'sub', 'mul', 'div', 'pow', 'maximum', 'minimum', 'eq', 'ne', 'lt', 'le', 'gt', 'ge'] as const;
   const shapes: [number[], number[], string][] = [
@@ -411,7 +423,7 @@ function* sparseVariants(): Generator<Variant> {
 /** Every variant of every op. */
 export function allVariants(): Variant[] {
   return [
-    ...copyVariants(), ...fillVariants(), ...randomVariants(), ...adamwVariants(), ...unaryVariants(), ...binaryVariants(), ...whereVariants(),
+    ...copyVariants(), ...fillVariants(), ...randomVariants(), ...adamwVariants(), ...unaryVariants(), ...geluBackwardVariants(), ...binaryVariants(), ...whereVariants(),
     ...reduceVariants(), ...matmulVariants(), ...nnVariants(), ...quantVariants(), ...sparseVariants(),
   ];
 }

@@ -37,8 +37,11 @@ export interface GradCaseResult {
 const FD_TOL: Record<string, number> = { default: 1e-2, attention: 2e-2, layernorm: 2e-2, rmsnorm: 2e-2, softmax: 2e-2 };
 const SAMPLES = 12;
 
-/** Ops with no gradient: fill and random make values from no input; adamw is an optimizer step, outside autograd. */
-export const NO_GRADIENT: ReadonlySet<string> = new Set(['fill', 'random', 'adamw']);
+/**
+ * Ops with no gradient: fill and random make values from no input; adamw is an optimizer step,
+ * outside autograd; geluBackward is a gradient rule's own op (no second derivatives).
+ */
+export const NO_GRADIENT: ReadonlySet<string> = new Set(['fill', 'random', 'adamw', 'geluBackward']);
 
 /** Variants whose gradient is checked: f32 inputs only, no NaN/Inf inputs, ops that have a gradient. */
 export function gradVariants(opts: ConformanceOptions = {}): Variant[] {

@@ -17,6 +17,19 @@ export function unary(fn: UnaryFn, x: Tensor): Tensor {
   return dispatch({ op: 'unary', fn }, [x], [{ shape: x.shape, dtype: x.dtype }])[0]!;
 }
 
+/** gelu'(x) · dy in one op (`geluBackward`); x and dy of one float dtype and shape. */
+export function geluBackward(fn: 'gelu_tanh' | 'gelu_erf', x: Tensor, dy: Tensor): Tensor {
+  if (!isFloat(x.dtype) || dy.dtype !== x.dtype || fmtShape(dy.shape) !== fmtShape(x.shape)) {
+    throw new DTypeError(`geluBackward: x is ${x.dtype}${fmtShape(x.shape)}, dy is ${dy.dtype}${fmtShape(dy.shape)}; both must be one float dtype and shape`);
+  }
+  return dispatch({ op: 'geluBackward', fn }, [x, dy], [{ shape: x.shape, dtype: x.dtype }])[0]!;
+}
+
+/** Whether `t`'s backend runs `op` on its own kernels (not the reference's). */
+export function hasNativeOp(t: Tensor, op: 'geluBackward'): boolean {
+  return t.backend.nativeOps?.().includes(op) ?? false;
+}
+
 export const neg = (x: Tensor) => unary('neg', x);
 export const exp = (x: Tensor) => unary('exp', x);
 export const log = (x: Tensor) => unary('log', x);

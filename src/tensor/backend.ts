@@ -148,13 +148,19 @@ export type OpDesc =
    * out: p', m', v' (f32, same shape). With g̃ = g·gradScale: m' = β1·m + (1-β1)·g̃,
    * v' = β2·v + (1-β2)·g̃², p' = p·(1 - lr·weightDecay) - lr/(1-β1^step) · m' / (√v' / √(1-β2^step) + eps).
    */
-  | { op: 'adamw'; lr: number; beta1: number; beta2: number; eps: number; weightDecay: number; step: number; gradScale: number };
+  | { op: 'adamw'; lr: number; beta1: number; beta2: number; eps: number; weightDecay: number; step: number; gradScale: number }
+  /**
+   * The gradient of a gelu, fused. in: x, dy (one float dtype and shape); out: dx = gelu'(x) · dy
+   * (same dtype and shape), gelu' the derivative of unary `fn` (1 at +Inf, 0 at -Inf). Autograd
+   * uses it where a backend runs it natively (one pass instead of about fifteen elementwise ops).
+   */
+  | { op: 'geluBackward'; fn: 'gelu_tanh' | 'gelu_erf' };
 
 export type OpName = OpDesc['op'];
 export const OP_NAMES: readonly OpName[] = [
   'copy', 'fill', 'random', 'unary', 'binary', 'where', 'reduce', 'cumsum', 'topk', 'matmul', 'linear', 'softmax',
   'layernorm', 'rmsnorm', 'rope', 'gather', 'scatterAdd', 'attention', 'dequantize', 'qmatmul', 'adamw',
-  'sparseMatmul', 'maskedMatmul', 'qlinear', 'addNorm',
+  'sparseMatmul', 'maskedMatmul', 'qlinear', 'addNorm', 'geluBackward',
 ];
 
 export interface Backend {

@@ -1,6 +1,7 @@
-// Reference elementwise ops: copy (cast), fill, unary, binary, where; and erf/erfc to full
+// Reference elementwise ops: copy (cast), fill, unary, binary, where, adamw, geluBackward; and erf/erfc to full
 // double precision for gelu_erf. Inputs arrive already broadcast (stride 0 where repeated).
 import type { BinaryFn, OpDesc, UnaryFn } from '../../../tensor/backend.js';
+import { isFloat } from '../../../tensor/dtype.js';
 import { numel } from '../access.js';
 import { randomUniformAt } from '../../../tensor/random-hash.js';
 import type { KernelContext } from './context.js';
@@ -162,6 +163,31 @@ export function adamw(ctx: KernelContext<Op<'adamw'>>): void {
   ctx.write(0, p);
   ctx.write(1, m);
   ctx.write(2, v);
+}
+
+/** gelu'(x): exact in f64 (1 - tanh² and 1 + tanh from e^{-2|u|}, no cancellation); 1 at +Inf, 0 at -Inf. */
+function geluDerivative(fn: Op<'geluBackward'>['fn']): (x: number) => number {
+  const tail = (x: number) => (x > 0 ? 1 : x < 0 ? 0 : NaN);
+  if (fn === 'gelu_erf') return (x) => (Number.isFinite(x) ? 0.5 * erfc(-x * SQRT_HALF) + x * Math.exp(-0.5 * x * x) * ONE_OVER_SQRT_PI * SQRT_HALF : tail(x));
+  return (x) => {
+    if (!Number.isFinite(x)) return tail(x);
+    // gelu = x/2 (1 + tanh u), u = c (x + 0.044715 x³): gelu' = (1 + tanh u)/2 + x/2 (1 - tanh² u) c (1 + 3·0.044715 x²)
+    const u = SQRT_2_OVER_PI * (x + 0.044715 * x * x * x);
+    const s = Math.exp(-2 * Math.abs(u));
+    const onePlusT = u >= 0 ? 2 / (1 + s) : (2 * s) / (1 + s);
+    const sech2 = (4 * s) / ((1 + s) * (1 + s));
+    return 0.5 * onePlusT + 0.5 * x * sech2 * SQRT_2_OVER_PI * (1 + 3 * 0.044715 * x * x);
+  };
+}
+
+export function geluBackward(ctx: KernelContext<Op<'geluBackward'>>): void {
+  ctx.expectArity(2, 1);
+  expectSameShapes(ctx);
+  for (const v of [...ctx.inputs, ...ctx.outputs]) if (!isFloat(v.dtype)) ctx.fail(`geluBackward works on float tensors, got ${v.dtype}`);
+  const d = geluDerivative(ctx.op.fn);
+  const x = ctx.read(0), dy = ctx.read(1);
+  for (let i = 0; i < x.length; i++) x[i] = d(x[i]!) * dy[i]!;
+  ctx.write(0, x);
 }
 
 export function unary(ctx: KernelContext<Op<'unary'>>): void {

@@ -1,4 +1,5 @@
-// Elementwise kernels on strided views of any dtype: copy (and cast), fill, unary, binary, where.
+// Elementwise kernels on strided views of any dtype: copy (and cast), fill, unary, binary, where,
+// and the fused one-pass ops random, adamw and geluBackward.
 // One thread per output element; each operand's element offset comes from the output index,
 // the (collapsed) shape and that operand's strides, so broadcasts (stride 0), transposes and
 // slices need no copy. Integer dtypes compute in i32, floats in f32.
@@ -160,6 +161,30 @@ export function adamw(ctx: OpContext<Op<'adamw'>>): void {
     { name: 'p', view: p }, { name: 'g', view: g }, { name: 'm', view: m }, { name: 'v', view: v },
     { name: 'po', view: po, out: true }, { name: 'mo', view: mo, out: true }, { name: 'vo', view: vo, out: true },
   ], body, prm);
+}
+
+/**
+ * dx = gelu'(x) · dy in one pass (the reference's formulas: 1 - tanh² and 1 + tanh from e^{-2|u|});
+ * past |x| = 1e18 (where x² would overflow) the derivative is its limit, 1 or 0.
+ */
+export function geluBackward(ctx: OpContext<Op<'geluBackward'>>): void {
+  const [x, dy] = ctx.inputs;
+  const [dx] = ctx.outputs;
+  if (!x || !dy || !dx || ctx.inputs.length !== 2 || ctx.outputs.length !== 1) ctx.fail('geluBackward takes x, dy and gives dx');
+  for (const v of [x, dy, dx]) {
+    if (!isFloatDType(v.dtype)) ctx.fail(`geluBackward works on float tensors, got ${v.dtype}`);
+    if (v.shape.join() !== x.shape.join()) ctx.fail('geluBackward operands must share one shape');
+  }
+  const d = ctx.op.fn === 'gelu_erf'
+    ? `let d = 0.5 * erfc_acc(-x * 0.7071067811865476) + x * exp(-0.5 * x * x) * 0.3989422804014327;`
+    : `let u = 0.7978845608028654 * (x + 0.044715 * x * x * x);
+  let s = exp(-2.0 * abs(u));
+  let one_plus_t = select(2.0 * s, 2.0, u >= 0.0) / (1.0 + s);
+  let d = 0.5 * one_plus_t + 0.5 * x * (4.0 * s / ((1.0 + s) * (1.0 + s))) * 0.7978845608028654 * (1.0 + 0.134145 * x * x);`;
+  const body = `let x = ldf_x(e_x);
+  ${d}
+  stf_dx(e_dx, select(d, select(0.0, 1.0, x > 0.0), abs(x) > 1e18) * ldf_dy(e_dy));`;
+  elementwise(ctx, `geluBackward ${ctx.op.fn}`, [{ name: 'x', view: x }, { name: 'dy', view: dy }, { name: 'dx', view: dx, out: true }], body);
 }
 
 export function unaryExpr(fn: UnaryFn): string {
