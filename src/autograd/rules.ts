@@ -2,7 +2,7 @@
 // frontend ops so they run on every backend. A rule says which inputs/outputs its backward reads
 // (only those are kept on the tape) and maps output gradients to input gradients (null: none).
 // Rules run with recording off; every tensor they make and do not return is disposed by the tape.
-import type { OpDesc, OpName, UnaryFn } from '../tensor/backend.js';
+import { runsNatively, type OpDesc, type OpName, type UnaryFn } from '../tensor/backend.js';
 import { isFloat, type DType } from '../tensor/dtype.js';
 import { numel } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -69,7 +69,7 @@ function unaryGrad(fn: UnaryFn, c: BackCtx, g: Tensor): Tensor {
       return E.mul(g, E.mul(s, E.add(E.mul(x(), E.sub(1, s)), 1)));
     }
     case 'gelu_tanh': case 'gelu_erf':
-      return E.hasNativeOp(g, 'geluBackward') ? E.geluBackward(fn, x(), g) : geluGradComposed(fn, c, g);
+      return runsNatively(g.backend, 'geluBackward') ? E.geluBackward(fn, x(), g) : geluGradComposed(fn, c, g);
     case 'square': return E.mul(g, E.mul(x(), 2));
     case 'recip': return E.mul(g, E.neg(E.square(y())));
     case 'sin': return E.mul(g, E.cos(x()));

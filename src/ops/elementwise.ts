@@ -25,11 +25,6 @@ export function geluBackward(fn: 'gelu_tanh' | 'gelu_erf', x: Tensor, dy: Tensor
   return dispatch({ op: 'geluBackward', fn }, [x, dy], [{ shape: x.shape, dtype: x.dtype }])[0]!;
 }
 
-/** Whether `t`'s backend runs `op` on its own kernels (not the reference's). */
-export function hasNativeOp(t: Tensor, op: 'geluBackward'): boolean {
-  return t.backend.nativeOps?.().includes(op) ?? false;
-}
-
 export const neg = (x: Tensor) => unary('neg', x);
 export const exp = (x: Tensor) => unary('exp', x);
 export const log = (x: Tensor) => unary('log', x);

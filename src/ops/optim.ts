@@ -28,7 +28,3 @@ export function adamwStep(p: Tensor, g: Tensor, m: Tensor, v: Tensor, o: AdamWSt
   return [a!, b!, c!];
 }
 
-/** Whether `t`'s backend runs the fused `adamw` op on its own kernels. */
-export function hasNativeAdamW(t: Tensor): boolean {
-  return t.backend.nativeOps?.().includes('adamw') ?? false;
-}

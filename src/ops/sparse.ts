@@ -3,7 +3,7 @@
 // [out, in], computed only where a mask is non-zero). What activation sparsity saves at decode
 // time is the weight reads these skip. A backend without the ops gets the dense product (and a
 // zeroing `where` for the mask): the same values for finite weights.
-import type { Backend } from '../tensor/backend.js';
+import { runsNatively, type Backend } from '../tensor/backend.js';
 import { DTypeError, ShapeError } from '../tensor/errors.js';
 import { dispatch } from '../tensor/engine.js';
 import { fmtShape, numel } from '../tensor/shape.js';
@@ -13,8 +13,7 @@ import { matmul } from './linalg.js';
 
 /** Whether `b` runs the sparse products natively (else they fall back to dense ones). */
 export function hasSparseKernels(b: Backend): boolean {
-  const native = b.nativeOps?.() ?? [];
-  return native.includes('sparseMatmul') && native.includes('maskedMatmul');
+  return runsNatively(b, 'sparseMatmul', 'maskedMatmul');
 }
 
 function asRows(x: Tensor, K: number, what: string): Tensor {

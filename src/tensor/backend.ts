@@ -343,3 +343,9 @@ export function settled<T>(f: () => T): Promise<T> {
     return Promise.reject(e);
   }
 }
+
+/** Whether backend `b` runs every op in `ops` on its own kernels (nativeOps), not the reference's. */
+export function runsNatively(b: Backend, ...ops: OpName[]): boolean {
+  const native = b.nativeOps?.() ?? [];
+  return ops.every((op) => native.includes(op));
+}

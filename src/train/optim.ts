@@ -7,7 +7,8 @@ import { noGrad } from '../autograd/tape.js';
 import { zeros } from '../ops/creation.js';
 import { add, div, mul, sqrt, square, sub } from '../ops/elementwise.js';
 import { assign } from '../ops/layout.js';
-import { adamwStep, hasNativeAdamW } from '../ops/optim.js';
+import { adamwStep } from '../ops/optim.js';
+import { runsNatively } from '../tensor/backend.js';
 import { keep, tidy } from '../tensor/engine.js';
 import type { Tensor } from '../tensor/tensor.js';
 
@@ -171,7 +172,7 @@ export class AdamW extends Optimizer {
     name: string, p: Tensor, g: Tensor, lr: number, wd: number, slot: (key: string) => Tensor,
     put: (key: string, t: Tensor) => void, gradScale: number,
   ): Tensor | null {
-    if (!this.fuse || !hasNativeAdamW(p)) return null;
+    if (!this.fuse || !runsNatively(p.backend, 'adamw')) return null;
     const m = slot(`exp_avg.${name}`);
     const v = slot(`exp_avg_sq.${name}`);
     const [np, nm, nv] = adamwStep(p, g, m, v, { lr, beta1: this.beta1, beta2: this.beta2, eps: this.eps, weightDecay: wd, step: this.step, gradScale });
