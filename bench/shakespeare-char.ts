@@ -11,7 +11,9 @@
 // windows of the validation text is logged (nanoGPT samples 200 random batches instead).
 // Usage: node dist/bench/shakespeare-char.js --data DIR(with input.txt) --out DIR [--backend webgpu]
 //   [--steps 5000] [--until N] [--budget-s S] [--eval-every 250] [--dropout 0.2] [--seed 1337]
-//   [--time-steps N: only time N steps (no checkpoints) and print ms/step, and WebGPU's dispatches etc. per step] [--batch 64] [--val-batches N] (smaller: smoke tests)
+//   [--time-steps N: only time N steps (no checkpoints) and print ms/step, and WebGPU's dispatches etc. per step]
+//   [--profile: with --time-steps on WebGPU, the GPU time of one step by kernel, from timestamps around each dispatch]
+//   [--batch 64] [--val-batches N] (smaller: smoke tests)
 //   [--layers 6] [--heads 6] [--d-model 384] [--d-ff 4·d_model] [--context 256] [--lr 1e-3] [--min-lr 1e-4] [--warmup 100]
 //   (other sizes of the same recipe: models/shakespeare-char-256 is --layers 4 --heads 4 --d-model 256 --context 128)
 import { readFileSync } from 'node:fs';
@@ -44,6 +46,7 @@ const evalEvery = Number(opt('eval-every', '250'));
 const pDrop = Number(opt('dropout', '0.2'));
 const seed = Number(opt('seed', '1337'));
 const timeSteps = Number(opt('time-steps', '0'));
+const profile = args.includes('--profile');
 // 'explicit': scores, softmax, dropout and P·V as separate ops (batched GEMMs); 'probs': the fused
 // attention op returning its probabilities (its row kernel), P·V redone on the dropped-out pattern.
 const attnPath = opt('attn', 'explicit');
@@ -144,7 +147,19 @@ async function evalLoss(model: CausalLM, src: Uint8Array, maxBatches = Infinity)
   return total / count;
 }
 
+/** One step's GPU time by kernel: total, calls and share, the 30 largest. */
+function printProfile(t: { name: string; ms: number }[]): void {
+  const total = t.reduce((a, d) => a + d.ms, 0);
+  console.log(`profile: one step's GPU time ${total.toFixed(2)} ms over ${t.length} dispatches`);
+  const by = new Map<string, { ms: number; n: number }>();
+  for (const d of t) { const e = by.get(d.name) ?? { ms: 0, n: 0 }; by.set(d.name, { ms: e.ms + d.ms, n: e.n + 1 }); }
+  for (const [k, v] of [...by].sort((a, b) => b[1].ms - a[1].ms).slice(0, 30)) {
+    console.log(`  ${v.ms.toFixed(3).padStart(8)} ms ${(100 * v.ms / total).toFixed(1).padStart(5)}%  x${String(v.n).padEnd(4)} ${(v.ms / v.n * 1e3).toFixed(1).padStart(8)} us each  ${k}`);
+  }
+}
+
 const backendName = opt('backend', 'webgpu');
+if (profile && (timeSteps < 3 || backendName !== 'webgpu')) throw new Error('--profile needs --time-steps 3 or more on the webgpu backend');
 const backend = await initBackend(backendName);
 const model = initModel(backend);
 const nParams = [...model.parameters().values()].reduce((a, t) => a + t.size, 0);
@@ -164,7 +179,14 @@ if (timeSteps > 0) {
   let from = stats ? { ...stats } : undefined;
   await model.withHooks(hooks, () => train(model, data, {
     ...common, steps: timeSteps,
-    onStep: (s) => { ms.push(s.ms); if (s.step === warm && stats) from = { ...stats }; console.log(`step ${s.step} loss ${s.loss.toFixed(4)} ${s.ms.toFixed(1)} ms`); },
+    onStep: async (s) => {
+      ms.push(s.ms);
+      if (s.step === warm && stats) from = { ...stats };
+      console.log(`step ${s.step} loss ${s.loss.toFixed(4)} ${s.ms.toFixed(1)} ms`);
+      // The profile covers step warm + 1 (each dispatch in a pass of its own, so that step runs slower); its time is left out of the median.
+      if (profile && s.step === warm) (backend as WebGpuBackend).rt.startTiming();
+      if (profile && s.step === warm + 1) { ms.pop(); printProfile(await (backend as WebGpuBackend).rt.stopTiming()); }
+    },
   }));
   const tail = ms.slice(warm).sort((a, b) => a - b);
   const perStep = stats && from ? Object.fromEntries(Object.entries(stats).map(([k, v]) => [k, Math.round((v - from![k as keyof typeof stats]) / tail.length)])) : undefined;
