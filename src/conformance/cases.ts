@@ -275,6 +275,20 @@ function* nnVariants(): Generator<Variant> {
   for (const dtype of FLOATS) {
     yield { op: 'scatterAdd', label: `scatterAdd ${dtype} duplicates`, inputs: [f([6, 5], dtype), f([9], 'i32', { fill: 'ids', hi: 6 }), f([9, 5], dtype)], budget: budgetFor(dtype), run: ([t, i, s]) => [ops.scatterAdd(t!, i!, s!)] };
   }
+  // many ids into few rows (embedding gradients): the ids in chunks, partial sums added in a second pass
+  const scatter: [string, number[], number, number, DType, 'slice'?][] = [
+    ['tokens [65,384] <- 16384', [65, 384], 16384, 65, 'f32'],
+    ['positions [256,384] <- 16384', [256, 384], 16384, 256, 'f32'],
+    ['odd [33,70] <- 4099', [33, 70], 4099, 33, 'f32'],
+    ['repeated ids [40,64] <- 3000 of 3 rows', [40, 64], 3000, 3, 'f32'],
+    ['f16 [65,96] <- 2048', [65, 96], 2048, 65, 'f16'],
+    ['bf16 [9,3,5] <- 1500', [9, 3, 5], 1500, 9, 'bf16'],
+    ['sliced src [20,48] <- 777', [20, 48], 777, 20, 'f32', 'slice'],
+  ];
+  for (const [what, shape, m, hi, dtype, layout] of scatter) {
+    const src = f([m, ...shape.slice(1)], dtype, { layout });
+    yield { op: 'scatterAdd', label: `scatterAdd ${what}`, inputs: [f(shape, dtype), f([m], 'i32', { fill: 'ids', hi }), src], budget: budgetFor(dtype), run: ([t, i, s]) => [ops.scatterAdd(t!, i!, s!)] };
+  }
   const attn: [string, number[], number[], boolean, boolean][] = [
     ['mha causal', [2, 4, 7, 16], [2, 4, 7, 16], true, false],
     ['gqa causal', [1, 8, 5, 8], [1, 2, 5, 8], true, false],

@@ -3,6 +3,7 @@
 import type { OpDesc } from '../../../tensor/backend.js';
 import { BUILTINS, Params, WG_INDEX, numel, type OpContext } from './context.js';
 import { MATH, PRELUDE, cdiv, inBinding, isFloatDType, loaders, outBinding, storers } from '../wgsl.js';
+import { scatterAddChunked, scatterChunks } from './scatter.js';
 
 type Op<K extends OpDesc['op']> = Extract<OpDesc, { op: K }>;
 const WG = 256;
@@ -304,6 +305,8 @@ export function scatterAdd(ctx: OpContext<Op<'scatterAdd'>>): void {
   const sd = ctx.dense(2);
   const yd = ctx.denseOut(0);
   const intPath = !isFloatDType(yd.dtype);
+  const chunks = intPath ? 1 : scatterChunks(target.shape[0]!, rowLen, m);
+  if (chunks >= 2) return scatterAddChunked(ctx, td, id, sd, yd, target.shape[0]!, rowLen, m, chunks);
   const kern = ctx.kernel(`scatterAdd ${td.dtype} ${sd.dtype}>${yd.dtype}`, () => `${PRELUDE}
 @group(0) @binding(0) var<storage, read> P: array<u32>;
 ${inBinding(1, 't')}
