@@ -234,6 +234,23 @@ function* nnVariants(): Generator<Variant> {
   }
   yield { op: 'softmax', label: 'softmax f32 large row 5000', inputs: [f([2, 5000], 'f32', { fill: 'uniform', lo: -30, hi: 30 })], budget: 1e-9, run: ([x]) => [ops.softmax(x!)] };
   yield { op: 'softmax', label: 'softmax f32 NaN/Inf', inputs: [f([4, 16], 'f32', { special: true })], budget: 1e-9, run: ([x]) => [ops.softmax(x!)] };
+  // row lengths around the register kernel's bounds (128..1024); masks broadcast over batch and
+  // heads (read in place), one with four leading dims left and one transposed (copied dense)
+  for (const k of [127, 128, 256, 512, 513, 1024, 1025]) {
+    for (const log of [false, true]) {
+      const sm = log ? ops.logSoftmax : ops.softmax;
+      const name = log ? 'logSoftmax' : 'softmax';
+      yield { op: 'softmax', label: `${name} f32 [3,5,${k}]`, inputs: [f([3, 5, k])], budget: 1e-9, run: ([x]) => [sm(x!)] };
+      yield { op: 'softmax', label: `${name} f32 causal, mask [1,1,8,${k}] over [2,3,8,${k}]`, inputs: [f([2, 3, 8, k]), f([1, 1, 8, k], 'u8', { fill: 'mask' })], budget: 1e-9, run: ([x, m]) => [sm(x!, { mask: m!, causal: true })] };
+    }
+    yield { op: 'softmax', label: `softmax f32 padding mask [2,1,1,${k}]`, inputs: [f([2, 3, 4, k]), f([2, 1, 1, k], 'u8', { fill: 'mask' })], budget: 1e-9, run: ([x, m]) => [ops.softmax(x!, { mask: m! })] };
+  }
+  yield { op: 'softmax', label: 'softmax f32 attention pattern causal, mask [1,1,256,256]', inputs: [f([1, 2, 256, 256]), f([1, 1, 256, 256], 'u8', { fill: 'mask' })], budget: 1e-9, run: ([x, m]) => [ops.softmax(x!, { mask: m!, causal: true })] };
+  yield { op: 'softmax', label: 'softmax f16 causal [2,3,8,256]', inputs: [f([2, 3, 8, 256], 'f16')], budget: budgetFor('f16'), run: ([x]) => [ops.softmax(x!, { causal: true })] };
+  yield { op: 'softmax', label: 'softmax f32 mask [2,1,4,300] (three leading dims)', inputs: [f([2, 3, 4, 300]), f([2, 1, 4, 300], 'u8', { fill: 'mask' })], budget: 1e-9, run: ([x, m]) => [ops.softmax(x!, { mask: m! })] };
+  yield { op: 'softmax', label: 'softmax f32 mask [2,1,2,1,200] (four leading dims)', inputs: [f([2, 3, 2, 3, 200]), f([2, 1, 2, 1, 200], 'u8', { fill: 'mask' })], budget: 1e-9, run: ([x, m]) => [ops.softmax(x!, { mask: m! })] };
+  yield { op: 'softmax', label: 'softmax f32 transposed mask [1,1,8,300]', inputs: [f([2, 8, 300]), f([1, 8, 300], 'u8', { fill: 'mask', layout: 'T' })], budget: 1e-9, run: ([x, m]) => [ops.softmax(x!, { mask: m! })] };
+  yield { op: 'softmax', label: 'softmax f32 NaN/Inf [4,300]', inputs: [f([4, 300], 'f32', { special: true })], budget: 1e-9, run: ([x]) => [ops.softmax(x!)] };
   for (const dtype of FLOATS) {
     for (const d of [1, 7, 64, 768, 1000]) {
       yield { op: 'layernorm', label: `layerNorm ${dtype} d=${d} w+b`, inputs: [f([5, d], dtype), f([d], dtype), f([d], dtype)], budget: budgetFor(dtype), run: ([x, w, b]) => [ops.layerNorm(x!, w, b)] };

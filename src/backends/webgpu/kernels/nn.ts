@@ -1,6 +1,6 @@
 // Row kernels of neural nets: softmax / log-softmax (causal, masked), layernorm, rmsnorm (one
 // workgroup per long row, several short rows per workgroup, f32 accumulation), rotary embeddings, gather and scatterAdd.
-import type { OpDesc } from '../../../tensor/backend.js';
+import type { OpDesc, View } from '../../../tensor/backend.js';
 import { BUILTINS, Params, WG_INDEX, numel, type OpContext } from './context.js';
 import { MATH, PRELUDE, cdiv, inBinding, isFloatDType, loaders, outBinding, storers } from '../wgsl.js';
 import { scatterAddChunked, scatterChunks } from './scatter.js';
@@ -36,6 +36,35 @@ const treeSum = (buf: string, lanes: number, op = '+') => `
     workgroupBarrier();
   }`;
 
+/**
+ * Lanes per row of the register kernel (rows of REG_MIN..REG_MAX elements): each lane holds its
+ * at most 16 elements in registers, so x and the mask are read once and exp is taken once.
+ */
+const REG_MIN = 128;
+const REG_MAX = 1024;
+const regLanes = (k: number) => (k <= 512 ? 32 : 64);
+
+/**
+ * A mask view's element offset for a row, read in place (no dense copy of a broadcast mask):
+ * its leading dims merged where they can be (a [q, k] mask broadcast over batch and heads is
+ * [b·h, q] with strides [0, k]), at most three; null when more remain or the keys are not contiguous.
+ */
+function maskRows(v: View): { sizes: number[]; strides: number[] } | null {
+  const r = v.shape.length;
+  if (v.strides[r - 1] !== 1 && v.shape[r - 1]! > 1) return null;
+  const sizes: number[] = [];
+  const strides: number[] = [];
+  for (let d = 0; d < r - 1; d++) {
+    const n = v.shape[d]!, st = v.strides[d]!;
+    if (n === 1) continue;
+    const last = sizes.length - 1;
+    if (last >= 0 && strides[last] === st * n) { sizes[last]! *= n; strides[last] = st; } else { sizes.push(n); strides.push(st); }
+  }
+  if (sizes.length > 3) return null;
+  while (sizes.length < 3) { sizes.unshift(1); strides.unshift(0); }
+  return { sizes, strides };
+}
+
 export function softmax(ctx: OpContext<Op<'softmax'>>): void {
   const { log, causal, masked } = ctx.op;
   const x = ctx.inputs[0]!;
@@ -46,10 +75,17 @@ export function softmax(ctx: OpContext<Op<'softmax'>>): void {
   const rows = k === 0 ? 0 : numel(x.shape) / k;
   if (rows === 0) return;
   const xd = ctx.dense(0);
-  const md = masked ? ctx.dense(1) : null;
+  const mv = masked ? ctx.inputs[1]! : null;
+  if (mv && mv.shape.join() !== x.shape.join()) ctx.fail('the mask must be broadcast to the shape of x');
+  const inPlace = mv ? maskRows(mv) : null;
+  const md = mv && !inPlace ? ctx.dense(1) : null;
+  // the mask's rows: [sizes, strides] of three leading dims, and its offset (a dense copy: rows of k)
+  const mrows = inPlace ?? { sizes: [1, 1, rows], strides: [0, 0, k] };
   const yd = ctx.denseOut(0);
-  const L = rowLanes(k);
-  const kern = ctx.kernel(`softmax ${xd.dtype}>${yd.dtype} ${log ? 'log' : ''} ${causal ? 'causal' : ''} ${masked ? 'masked' : ''} l${L}`, () => `${PRELUDE}${MATH}
+  const reg = k >= REG_MIN && k <= REG_MAX;
+  const L = reg ? regLanes(k) : rowLanes(k);
+  const E = reg ? Math.ceil(k / L) : 0;
+  const head = `${PRELUDE}${MATH}
 @group(0) @binding(0) var<storage, read> P: array<u32>;
 ${inBinding(1, 'x')}
 ${outBinding(2, 'y', yd.dtype)}
@@ -59,11 +95,58 @@ ${storers('y', yd.dtype)}
 ${masked ? loaders('m', 'u8') : ''}
 var<workgroup> red: array<f32, ${WG}>;
 var<workgroup> cnt: array<f32, ${WG}>;
+// P: k, q, rows, xoff, yoff, moff, mask sizes (3), mask strides (3)
+fn mask_row(row: u32) -> u32 {
+  let i2 = row % P[8]; let i1 = (row / P[8]) % P[7]; let i0 = row / (P[8] * P[7]);
+  return P[5] + i0 * P[9] + i1 * P[10] + i2 * P[11];
+}
 fn keep(row: u32, j: u32) -> bool {
   ${causal ? 'if (i32(j) > i32(row % P[1]) + i32(P[0]) - i32(P[1])) { return false; }' : ''}
-  ${masked ? 'if (ldb_m(P[5] + row * P[0] + j) == 0u) { return false; }' : ''}
+  ${masked ? 'if (ldb_m(mask_row(row) + j) == 0u) { return false; }' : ''}
   return true;
-}
+}`;
+  const key = `softmax ${xd.dtype}>${yd.dtype} ${log ? 'log' : ''} ${causal ? 'causal' : ''} ${masked ? 'masked' : ''} ${reg ? `reg${L}x${E}` : `l${L}`}`;
+  const kern = ctx.kernel(key, () => reg ? `${head}
+var<workgroup> sm: array<f32, ${WG}>;
+@compute @workgroup_size(${WG})
+fn main(${BUILTINS}) {
+  ${WG_INDEX}
+  ${rowsOf(L, 'P[2]')}
+  // Rows past the end take no elements but still meet every barrier.
+  let k = select(0u, P[0], live);
+  let xb = P[3] + row * P[0];
+  let yb = P[4] + row * P[0];
+  // element lane + i·${L} of the row in v[i]; bit i of kept: not hidden
+  var v: array<f32, ${E}>;
+  var kept = 0u;
+  var mx = -inf_f32(); var n = 0.0;
+  for (var i = 0u; i < ${E}u; i++) {
+    let j = lane + i * ${L}u;
+    v[i] = 0.0;
+    if (j < k && keep(row, j)) { v[i] = ldf_x(xb + j); kept |= 1u << i; mx = max_nan(mx, v[i]); n = n + 1.0; }
+  }
+  red[li] = mx; cnt[li] = n;
+  workgroupBarrier();
+  var m = -inf_f32(); var c = 0.0;
+  for (var t = 0u; t < ${L}u; t++) { m = max_nan(m, red[seg + t]); c = c + cnt[seg + t]; }
+  var s = 0.0;
+  for (var i = 0u; i < ${E}u; i++) {
+    if ((kept & (1u << i)) != 0u) { let e = exp_safe(v[i] - m); s = s + e; ${log ? '' : 'v[i] = e;'} }
+  }
+  sm[li] = s;
+  workgroupBarrier();
+  var total = 0.0;
+  for (var t = 0u; t < ${L}u; t++) { total = total + sm[seg + t]; }
+  let ls = log_safe(total);
+  for (var i = 0u; i < ${E}u; i++) {
+    let j = lane + i * ${L}u;
+    if (j < k) {
+      var o = ${log ? '-inf_f32()' : '0.0'};
+      if (c > 0.0 && (kept & (1u << i)) != 0u) { o = ${log ? 'v[i] - m - ls' : 'v[i] / total'}; }
+      stf_y(yb + j, o);
+    }
+  }
+}` : `${head}
 @compute @workgroup_size(${WG})
 fn main(${BUILTINS}) {
   ${WG_INDEX}
@@ -100,7 +183,9 @@ fn main(${BUILTINS}) {
 }`);
   const bufs = [xd.gpu, yd.gpu];
   if (md) bufs.push(md.gpu);
-  ctx.run(kern, bufs, new Params().u32(k, q, rows, xd.offset, yd.offset, md?.offset ?? 0), [cdiv(rows, WG / L)]);
+  else if (mv) bufs.push(ctx.buffer(mv));
+  const moff = md?.offset ?? mv?.offset ?? 0;
+  ctx.run(kern, bufs, new Params().u32(k, q, rows, xd.offset, yd.offset, moff, ...mrows.sizes, ...mrows.strides), [cdiv(rows, WG / L)]);
 }
 
 export function layernorm(ctx: OpContext<Op<'layernorm'>>): void {
