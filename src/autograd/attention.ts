@@ -3,12 +3,11 @@
 // adjacent), so no kv head is repeated in memory.
 //   S = scale q kᵀ, P = softmax(S, masks), O = P v
 //   dP = dO vᵀ (+ d probs), dS = P ⊙ (dP - rowsum(dP ⊙ P)), dq = scale dS k, dk = scale dSᵀ q, dv = Pᵀ dO
-import type { OpDesc } from '../tensor/backend.js';
+import { runsNatively, type OpDesc } from '../tensor/backend.js';
 import * as E from '../ops/elementwise.js';
 import { matmul } from '../ops/linalg.js';
-import { softmax } from '../ops/nn.js';
-import { sum } from '../ops/reduce.js';
-import type { BackCtx, Grad } from './rules.js';
+import { softmax, softmaxBackward } from '../ops/nn.js';
+import { softmaxGradComposed, type BackCtx, type Grad } from './rules.js';
 
 export function attentionBackward(op: Extract<OpDesc, { op: 'attention' }>, c: BackCtx, g: Grad[]): Grad[] {
   const gOut = g[0] ?? null;
@@ -33,7 +32,7 @@ export function attentionBackward(op: Extract<OpDesc, { op: 'attention' }>, c: B
   const gO3 = gOut ? gOut.reshape([b, hkv, grp * tq, dv]) : null;
   let dP = gO3 ? matmul(gO3, v, { transB: true }).reshape([b, hq, tq, tk]) : null;
   if (gProbs) dP = dP ? E.add(dP, gProbs) : gProbs;
-  const dS = E.mul(E.mul(P, E.sub(dP!, sum(E.mul(dP!, P), -1, { keepDims: true }))), op.scale);
+  const dS = E.mul(runsNatively(P.backend, 'softmaxBackward') ? softmaxBackward(P, dP!) : softmaxGradComposed(P, dP!), op.scale);
   const dS3 = dS.reshape([b, hkv, grp * tq, tk]);
   const out: Grad[] = [
     c.needs(0) ? matmul(dS3, k).reshape([b, hq, tq, d]) : null,

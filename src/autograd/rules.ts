@@ -9,7 +9,7 @@ import type { Tensor } from '../tensor/tensor.js';
 import { arange, zeros } from '../ops/creation.js';
 import * as E from '../ops/elementwise.js';
 import { matmul } from '../ops/linalg.js';
-import { gather, rope, scatterAdd } from '../ops/nn.js';
+import { gather, rope, scatterAdd, softmaxBackward } from '../ops/nn.js';
 import { dequantize } from '../ops/quant.js';
 import { cumsum, mean, sum } from '../ops/reduce.js';
 import { attentionBackward } from './attention.js';
@@ -92,6 +92,11 @@ export function geluGradComposed(fn: 'gelu_tanh' | 'gelu_erf', c: Pick<BackCtx, 
   const phiCdf = E.where(E.ne(x(), 0), E.div(c.output(0), x()), 0.5);
   const pdf = E.mul(E.exp(E.mul(E.square(x()), -0.5)), INV_SQRT_2PI);
   return E.mul(g, E.add(phiCdf, E.mul(x(), pdf)));
+}
+
+/** y ⊙ (g − Σ_row y ⊙ g) in elementwise ops and a row sum, for backends without the fused `softmaxBackward`. */
+export function softmaxGradComposed(y: Tensor, g: Tensor): Tensor {
+  return E.mul(y, E.sub(g, sum(E.mul(g, y), -1, { keepDims: true })));
 }
 
 // ---- binary (inputs already broadcast to the output shape) ----
@@ -239,7 +244,7 @@ export const RULES: { [K in OpName]?: Rule<K> } = {
     backward: (op, c, [g]) => {
       if (!g) return [null, null];
       const y = c.output(0);
-      if (!op.log) return [E.mul(y, E.sub(g, sum(E.mul(g, y), -1, { keepDims: true }))), null];
+      if (!op.log) return [runsNatively(g.backend, 'softmaxBackward') ? softmaxBackward(y, g) : softmaxGradComposed(y, g), null];
       if (!op.causal && !op.masked) return [E.sub(g, E.mul(E.exp(y), sum(g, -1, { keepDims: true }))), null];
       // Hidden entries (-Inf) take no gradient and give none.
       const vis = E.gt(y, -Infinity);

@@ -292,10 +292,11 @@ function* nnVariants(): Generator<Variant> {
   for (const dtype of FLOATS) {
     yield { op: 'scatterAdd', label: `scatterAdd ${dtype} duplicates`, inputs: [f([6, 5], dtype), f([9], 'i32', { fill: 'ids', hi: 6 }), f([9, 5], dtype)], budget: budgetFor(dtype), run: ([t, i, s]) => [ops.scatterAdd(t!, i!, s!)] };
   }
-  // many ids into few rows (embedding gradients): the ids in chunks, partial sums added in a second pass
+  // many ids into few rows (embedding gradients: 16384 ids into 65 or 256 rows, here of 64 rather
+  // than 384 columns to keep the gradient matrix quick): ids in chunks, partials added in a second pass
   const scatter: [string, number[], number, number, DType, 'slice'?][] = [
-    ['tokens [65,384] <- 16384', [65, 384], 16384, 65, 'f32'],
-    ['positions [256,384] <- 16384', [256, 384], 16384, 256, 'f32'],
+    ['tokens [65,64] <- 16384', [65, 64], 16384, 65, 'f32'],
+    ['positions [256,64] <- 16384', [256, 64], 16384, 256, 'f32'],
     ['odd [33,70] <- 4099', [33, 70], 4099, 33, 'f32'],
     ['repeated ids [40,64] <- 3000 of 3 rows', [40, 64], 3000, 3, 'f32'],
     ['f16 [65,96] <- 2048', [65, 96], 2048, 65, 'f16'],
@@ -451,10 +452,27 @@ function* sparseVariants(): Generator<Variant> {
   yield { op: 'maskedMatmul', label: 'maskedMatmul f32 all masked', inputs: [f([1, 64]), f([32, 64]), f([1, 32])], budget: 0, run: ([x, w, g]) => [ops.maskedMatmul(x!, w!, ops.mul(g!, 0))] };
 }
 
+/** Softmax's gradient: short rows, rows around the register kernel's bounds (128..1024), long rows, NaN/Inf. */
+function* softmaxBackwardVariants(): Generator<Variant> {
+  const run = ([y, dy]: Tensor[]) => [ops.softmaxBackward(y!, dy!)];
+  for (const dtype of FLOATS) {
+    for (const [shape, layout] of [[[7, 33], undefined], [[0, 5], undefined], [[5, 9], 'T'], [[4, 256], undefined]] as const) {
+      const y = f([...shape], dtype, { layout, fill: 'uniform', lo: 0, hi: 0.2 });
+      yield { op: 'softmaxBackward', label: `softmaxBackward ${dtype} [${shape}]${layout ? ' ' + layout : ''}`, inputs: [y, f([...shape], dtype)], budget: budgetFor(dtype), run };
+    }
+  }
+  for (const k of [127, 128, 512, 513, 1024, 1025, 3000]) {
+    yield { op: 'softmaxBackward', label: `softmaxBackward f32 [3,5,${k}]`, inputs: [f([3, 5, k], 'f32', { fill: 'uniform', lo: 0, hi: 2 / k }), f([3, 5, k])], budget: 1e-9, run };
+  }
+  yield { op: 'softmaxBackward', label: 'softmaxBackward f32 NaN/Inf in y [4,64]', inputs: [f([4, 64], 'f32', { special: true }), f([4, 64])], budget: 1e-10, run };
+  yield { op: 'softmaxBackward', label: 'softmaxBackward f32 NaN/Inf in dy [4,256]', inputs: [f([4, 256], 'f32', { fill: 'uniform', lo: 0, hi: 0.01 }), f([4, 256], 'f32', { special: true })], budget: 1e-10, run };
+}
+
 /** Every variant of every op. */
 export function allVariants(): Variant[] {
   return [
     ...copyVariants(), ...fillVariants(), ...randomVariants(), ...adamwVariants(), ...unaryVariants(), ...geluBackwardVariants(), ...binaryVariants(), ...whereVariants(),
     ...reduceVariants(), ...matmulVariants(), ...nnVariants(), ...quantVariants(), ...sparseVariants(),
+    ...softmaxBackwardVariants(),
   ];
 }

@@ -49,6 +49,15 @@ function softmaxImpl(x: Tensor, log: boolean, o: SoftmaxOptions): Tensor {
 export const softmax = (x: Tensor, o: SoftmaxOptions = {}) => softmaxImpl(x, false, o);
 export const logSoftmax = (x: Tensor, o: SoftmaxOptions = {}) => softmaxImpl(x, true, o);
 
+/** y ⊙ (dy − Σ y ⊙ dy) over the last axis in one op (`softmaxBackward`): the gradient of y = softmax(x) from y and dy, of one float dtype and shape. */
+export function softmaxBackward(y: Tensor, dy: Tensor): Tensor {
+  if (!isFloat(y.dtype) || dy.dtype !== y.dtype || !shapesEqual(dy.shape, y.shape)) {
+    throw new DTypeError(`softmaxBackward: y is ${y.dtype}${fmtShape(y.shape)}, dy is ${dy.dtype}${fmtShape(dy.shape)}; both must be one float dtype and shape`);
+  }
+  if (y.rank === 0) throw new ShapeError('softmaxBackward: y must have rank >= 1 (rows are the last axis), got a scalar');
+  return dispatch({ op: 'softmaxBackward' }, [y, dy], [{ shape: y.shape, dtype: y.dtype }])[0]!;
+}
+
 function checkParam(p: Tensor | undefined, d: number, x: Tensor, where: string, name: string): void {
   if (p && (p.rank !== 1 || p.shape[0] !== d || p.dtype !== x.dtype)) {
     throw new ShapeError(`${where}: ${name} must be ${x.dtype}[${d}] to match x ${x.dtype}${fmtShape(x.shape)}, got ${p.dtype}${fmtShape(p.shape)}`);

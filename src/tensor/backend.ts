@@ -154,13 +154,20 @@ export type OpDesc =
    * (same dtype and shape), gelu' the derivative of unary `fn` (1 at +Inf, 0 at -Inf). Autograd
    * uses it where a backend runs it natively (one pass instead of about fifteen elementwise ops).
    */
-  | { op: 'geluBackward'; fn: 'gelu_tanh' | 'gelu_erf' };
+  | { op: 'geluBackward'; fn: 'gelu_tanh' | 'gelu_erf' }
+  /**
+   * The gradient of a softmax over the last axis, from its output. in: y, dy (one float dtype and
+   * shape); out: dx = y ⊙ (dy − Σ_row y ⊙ dy) (same dtype and shape). Autograd uses it where a
+   * backend runs it natively (one pass over each row instead of four over the whole tensor).
+   */
+  | { op: 'softmaxBackward' };
 
 export type OpName = OpDesc['op'];
 export const OP_NAMES: readonly OpName[] = [
   'copy', 'fill', 'random', 'unary', 'binary', 'where', 'reduce', 'cumsum', 'topk', 'matmul', 'linear', 'softmax',
   'layernorm', 'rmsnorm', 'rope', 'gather', 'scatterAdd', 'attention', 'dequantize', 'qmatmul', 'adamw',
   'sparseMatmul', 'maskedMatmul', 'qlinear', 'addNorm', 'geluBackward',
+  'softmaxBackward',
 ];
 
 export interface Backend {

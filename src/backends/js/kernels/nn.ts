@@ -1,6 +1,7 @@
-// Reference neural-net ops: masked/causal softmax, layernorm, rmsnorm, rotary embeddings,
+// Reference neural-net ops: masked/causal softmax and its gradient, layernorm, rmsnorm, rotary embeddings,
 // gather and scatterAdd. Rows are the last axis unless said otherwise.
 import type { OpDesc } from '../../../tensor/backend.js';
+import { isFloat } from '../../../tensor/dtype.js';
 import { numel } from '../access.js';
 import type { KernelContext } from './context.js';
 
@@ -55,6 +56,27 @@ export function softmax(ctx: KernelContext<Op<'softmax'>>): void {
     softmaxRow(data, start, k, (j) => j <= limit && (!mask || mask[start + j] !== 0), log);
   }
   ctx.write(0, data);
+}
+
+/** dx = y ⊙ (dy − Σ_row y ⊙ dy): a softmax's gradient from its output y, rows the last axis (f64 sums). */
+export function softmaxBackward(ctx: KernelContext<Op<'softmaxBackward'>>): void {
+  ctx.expectArity(2, 1);
+  const y = ctx.input(0);
+  if (y.shape.length === 0) ctx.fail('y needs rank >= 1');
+  ctx.expectShape(ctx.input(1), y.shape, 'dy');
+  ctx.expectShape(ctx.output(0), y.shape, 'output');
+  for (const v of [...ctx.inputs, ...ctx.outputs]) if (!isFloat(v.dtype)) ctx.fail(`softmaxBackward works on float tensors, got ${v.dtype}`);
+  const k = y.shape[y.shape.length - 1]!;
+  const yv = ctx.read(0);
+  const g = ctx.read(1);
+  const rows = k === 0 ? 0 : yv.length / k;
+  for (let r = 0; r < rows; r++) {
+    const start = r * k;
+    let s = 0;
+    for (let j = start; j < start + k; j++) s += yv[j]! * g[j]!;
+    for (let j = start; j < start + k; j++) g[j] = yv[j]! * (g[j]! - s);
+  }
+  ctx.write(0, g);
 }
 
 /** Reads the optional [d] parameter vectors that follow x, in the order given by the flags. */

@@ -188,6 +188,71 @@ fn main(${BUILTINS}) {
   ctx.run(kern, bufs, new Params().u32(k, q, rows, xd.offset, yd.offset, moff, ...mrows.sizes, ...mrows.strides), [cdiv(rows, WG / L)]);
 }
 
+/**
+ * dx = y ⊙ (dy − Σ_row y ⊙ dy) (softmax's gradient from its output) in one pass over each row, laid
+ * out as softmax's: rows of REG_MIN..REG_MAX in registers (y and dy read once), others read twice.
+ */
+export function softmaxBackward(ctx: OpContext<Op<'softmaxBackward'>>): void {
+  const [y, dy] = ctx.inputs;
+  const [dx] = ctx.outputs;
+  if (!y || !dy || !dx || ctx.inputs.length !== 2 || ctx.outputs.length !== 1) ctx.fail('softmaxBackward takes y, dy and gives dx');
+  if (y.shape.length === 0) ctx.fail('y needs rank >= 1');
+  for (const v of [y, dy, dx]) {
+    if (!isFloatDType(v.dtype)) ctx.fail(`softmaxBackward works on float tensors, got ${v.dtype}`);
+    if (v.shape.join() !== y.shape.join()) ctx.fail('softmaxBackward operands must share one shape');
+  }
+  const k = y.shape[y.shape.length - 1]!;
+  const rows = k === 0 ? 0 : numel(y.shape) / k;
+  if (rows === 0) return;
+  const yd = ctx.dense(0);
+  const gd = ctx.dense(1);
+  const od = ctx.denseOut(0);
+  const reg = k >= REG_MIN && k <= REG_MAX;
+  const L = reg ? regLanes(k) : rowLanes(k);
+  const E = reg ? Math.ceil(k / L) : 0;
+  const kern = ctx.kernel(`softmaxBackward ${yd.dtype},${gd.dtype}>${od.dtype} ${reg ? `reg${L}x${E}` : `l${L}`}`, () => `${PRELUDE}
+@group(0) @binding(0) var<storage, read> P: array<u32>;
+${inBinding(1, 'y')}
+${inBinding(2, 'dy')}
+${outBinding(3, 'dx', od.dtype)}
+${loaders('y', yd.dtype)}
+${loaders('dy', gd.dtype)}
+${storers('dx', od.dtype)}
+var<workgroup> red: array<f32, ${WG}>;
+@compute @workgroup_size(${WG})
+fn main(${BUILTINS}) {
+  ${WG_INDEX}
+  // P: k, rows, yoff, dyoff, dxoff
+  ${rowsOf(L, 'P[1]')}
+  // Rows past the end take no elements but still meet every barrier.
+  let k = select(0u, P[0], live);
+  let yb = P[2] + row * P[0];
+  let gb = P[3] + row * P[0];
+  let ob = P[4] + row * P[0];
+  var s = 0.0;
+  ${reg ? `var a: array<f32, ${E}>;
+  var b: array<f32, ${E}>;
+  for (var i = 0u; i < ${E}u; i++) {
+    let j = lane + i * ${L}u;
+    a[i] = 0.0; b[i] = 0.0;
+    if (j < k) { a[i] = ldf_y(yb + j); b[i] = ldf_dy(gb + j); s = s + a[i] * b[i]; }
+  }
+  red[li] = s;
+  workgroupBarrier();
+  var t = 0.0;
+  for (var l = 0u; l < ${L}u; l++) { t = t + red[seg + l]; }
+  for (var i = 0u; i < ${E}u; i++) {
+    let j = lane + i * ${L}u;
+    if (j < k) { stf_dx(ob + j, a[i] * (b[i] - t)); }
+  }` : `for (var j = lane; j < k; j += ${L}u) { s = s + ldf_y(yb + j) * ldf_dy(gb + j); }
+  red[li] = s;
+  ${treeSum('red', L)}
+  let t = red[seg];
+  for (var j = lane; j < k; j += ${L}u) { stf_dx(ob + j, ldf_y(yb + j) * (ldf_dy(gb + j) - t)); }`}
+}`);
+  ctx.run(kern, [yd.gpu, gd.gpu, od.gpu], new Params().u32(k, rows, yd.offset, gd.offset, od.offset), [cdiv(rows, WG / L)]);
+}
+
 export function layernorm(ctx: OpContext<Op<'layernorm'>>): void {
   const { eps, hasWeight, hasBias } = ctx.op;
   norm(ctx, 'layer', eps, 0, hasWeight, hasBias);
