@@ -43,6 +43,8 @@ const treeSum = (buf: string, lanes: number, op = '+') => `
 const REG_MIN = 128;
 const REG_MAX = 1024;
 const regLanes = (k: number) => (k <= 512 ? 32 : 64);
+/** `body` once for each i < n, i a constant (so the register arrays are indexed by constants only). */
+const unrolled = (n: number, body: string) => Array.from({ length: n }, (_, i) => `{ const i = ${i}u;\n${body}\n  }`).join(' ');
 
 /**
  * A mask view's element offset for a row, read in place (no dense copy of a broadcast mask):
@@ -120,32 +122,26 @@ fn main(${BUILTINS}) {
   var v: array<f32, ${E}>;
   var kept = 0u;
   var mx = -inf_f32(); var n = 0.0;
-  for (var i = 0u; i < ${E}u; i++) {
-    let j = lane + i * ${L}u;
+  ${unrolled(E, `    let j = lane + i * ${L}u;
     v[i] = 0.0;
-    if (j < k && keep(row, j)) { v[i] = ldf_x(xb + j); kept |= 1u << i; mx = max_nan(mx, v[i]); n = n + 1.0; }
-  }
+    if (j < k && keep(row, j)) { v[i] = ldf_x(xb + j); kept |= 1u << i; mx = max_nan(mx, v[i]); n = n + 1.0; }`)}
   red[li] = mx; cnt[li] = n;
   workgroupBarrier();
   var m = -inf_f32(); var c = 0.0;
   for (var t = 0u; t < ${L}u; t++) { m = max_nan(m, red[seg + t]); c = c + cnt[seg + t]; }
   var s = 0.0;
-  for (var i = 0u; i < ${E}u; i++) {
-    if ((kept & (1u << i)) != 0u) { let e = exp_safe(v[i] - m); s = s + e; ${log ? '' : 'v[i] = e;'} }
-  }
+  ${unrolled(E, `    if ((kept & (1u << i)) != 0u) { let e = exp_safe(v[i] - m); s = s + e; ${log ? '' : 'v[i] = e;'} }`)}
   sm[li] = s;
   workgroupBarrier();
   var total = 0.0;
   for (var t = 0u; t < ${L}u; t++) { total = total + sm[seg + t]; }
   let ls = log_safe(total);
-  for (var i = 0u; i < ${E}u; i++) {
-    let j = lane + i * ${L}u;
+  ${unrolled(E, `    let j = lane + i * ${L}u;
     if (j < k) {
       var o = ${log ? '-inf_f32()' : '0.0'};
       if (c > 0.0 && (kept & (1u << i)) != 0u) { o = ${log ? 'v[i] - m - ls' : 'v[i] / total'}; }
       stf_y(yb + j, o);
-    }
-  }
+    }`)}
 }` : `${head}
 @compute @workgroup_size(${WG})
 fn main(${BUILTINS}) {
@@ -232,19 +228,15 @@ fn main(${BUILTINS}) {
   var s = 0.0;
   ${reg ? `var a: array<f32, ${E}>;
   var b: array<f32, ${E}>;
-  for (var i = 0u; i < ${E}u; i++) {
-    let j = lane + i * ${L}u;
+  ${unrolled(E, `    let j = lane + i * ${L}u;
     a[i] = 0.0; b[i] = 0.0;
-    if (j < k) { a[i] = ldf_y(yb + j); b[i] = ldf_dy(gb + j); s = s + a[i] * b[i]; }
-  }
+    if (j < k) { a[i] = ldf_y(yb + j); b[i] = ldf_dy(gb + j); s = s + a[i] * b[i]; }`)}
   red[li] = s;
   workgroupBarrier();
   var t = 0.0;
   for (var l = 0u; l < ${L}u; l++) { t = t + red[seg + l]; }
-  for (var i = 0u; i < ${E}u; i++) {
-    let j = lane + i * ${L}u;
-    if (j < k) { stf_dx(ob + j, a[i] * (b[i] - t)); }
-  }` : `for (var j = lane; j < k; j += ${L}u) { s = s + ldf_y(yb + j) * ldf_dy(gb + j); }
+  ${unrolled(E, `    let j = lane + i * ${L}u;
+    if (j < k) { stf_dx(ob + j, a[i] * (b[i] - t)); }`)}` : `for (var j = lane; j < k; j += ${L}u) { s = s + ldf_y(yb + j) * ldf_dy(gb + j); }
   red[li] = s;
   ${treeSum('red', L)}
   let t = red[seg];
