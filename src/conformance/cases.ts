@@ -245,6 +245,9 @@ function* nnVariants(): Generator<Variant> {
     }
     yield { op: 'softmax', label: `softmax f32 padding mask [2,1,1,${k}]`, inputs: [f([2, 3, 4, k]), f([2, 1, 1, k], 'u8', { fill: 'mask' })], budget: 1e-9, run: ([x, m]) => [ops.softmax(x!, { mask: m! })] };
   }
+  for (const sm of [ops.softmax, ops.logSoftmax]) {
+    yield { op: 'softmax', label: `${sm === ops.softmax ? 'softmax' : 'logSoftmax'} f32 causal, more queries than keys [2,260,200] (hidden rows)`, inputs: [f([2, 260, 200])], budget: 1e-9, run: ([x]) => [sm(x!, { causal: true })] };
+  }
   yield { op: 'softmax', label: 'softmax f32 attention pattern causal, mask [1,1,256,256]', inputs: [f([1, 2, 256, 256]), f([1, 1, 256, 256], 'u8', { fill: 'mask' })], budget: 1e-9, run: ([x, m]) => [ops.softmax(x!, { mask: m!, causal: true })] };
   yield { op: 'softmax', label: 'softmax f16 causal [2,3,8,256]', inputs: [f([2, 3, 8, 256], 'f16')], budget: budgetFor('f16'), run: ([x]) => [ops.softmax(x!, { causal: true })] };
   yield { op: 'softmax', label: 'softmax f32 mask [2,1,4,300] (three leading dims)', inputs: [f([2, 3, 4, 300]), f([2, 1, 4, 300], 'u8', { fill: 'mask' })], budget: 1e-9, run: ([x, m]) => [ops.softmax(x!, { mask: m! })] };
