@@ -102,9 +102,10 @@ fn mask_row(row: u32) -> u32 {
   let i2 = row % P[8]; let i1 = (row / P[8]) % P[7]; let i0 = row / (P[8] * P[7]);
   return P[5] + i0 * P[9] + i1 * P[10] + i2 * P[11];
 }
-fn keep(row: u32, j: u32) -> bool {
+// mb: the row's first mask element (mask_row(row), taken once per row)
+fn keep(row: u32, mb: u32, j: u32) -> bool {
   ${causal ? 'if (i32(j) > i32(row % P[1]) + i32(P[0]) - i32(P[1])) { return false; }' : ''}
-  ${masked ? 'if (ldb_m(mask_row(row) + j) == 0u) { return false; }' : ''}
+  ${masked ? 'if (ldb_m(mb + j) == 0u) { return false; }' : ''}
   return true;
 }`;
   const key = `softmax ${xd.dtype}>${yd.dtype} ${log ? 'log' : ''} ${causal ? 'causal' : ''} ${masked ? 'masked' : ''} ${reg ? `reg${L}x${E}` : `l${L}`}`;
@@ -118,13 +119,14 @@ fn main(${BUILTINS}) {
   let k = select(0u, P[0], live);
   let xb = P[3] + row * P[0];
   let yb = P[4] + row * P[0];
+  let mb = ${masked ? 'mask_row(row)' : '0u'};
   // element lane + i·${L} of the row in v[i]; bit i of kept: not hidden
   var v: array<f32, ${E}>;
   var kept = 0u;
   var mx = -inf_f32(); var n = 0.0;
   ${unrolled(E, `    let j = lane + i * ${L}u;
     v[i] = 0.0;
-    if (j < k && keep(row, j)) { v[i] = ldf_x(xb + j); kept |= 1u << i; mx = max_nan(mx, v[i]); n = n + 1.0; }`)}
+    if (j < k && keep(row, mb, j)) { v[i] = ldf_x(xb + j); kept |= 1u << i; mx = max_nan(mx, v[i]); n = n + 1.0; }`)}
   red[li] = mx; cnt[li] = n;
   workgroupBarrier();
   var m = -inf_f32(); var c = 0.0;
@@ -151,8 +153,9 @@ fn main(${BUILTINS}) {
   let k = select(0u, P[0], live);
   let xb = P[3] + row * P[0];
   let yb = P[4] + row * P[0];
+  let mb = ${masked ? 'mask_row(row)' : '0u'};
   var mx = -inf_f32(); var n = 0.0;
-  for (var j = lane; j < k; j += ${L}u) { if (keep(row, j)) { mx = max_nan(mx, ldf_x(xb + j)); n = n + 1.0; } }
+  for (var j = lane; j < k; j += ${L}u) { if (keep(row, mb, j)) { mx = max_nan(mx, ldf_x(xb + j)); n = n + 1.0; } }
   red[li] = mx; cnt[li] = n;
   workgroupBarrier();
   for (var w = ${L >> 1}u; w > 0u; w = w >> 1u) {
@@ -163,14 +166,14 @@ fn main(${BUILTINS}) {
   let any = cnt[seg] > 0.0;
   workgroupBarrier();
   var s = 0.0;
-  for (var j = lane; j < k; j += ${L}u) { if (keep(row, j)) { s = s + exp_safe(ldf_x(xb + j) - m); } }
+  for (var j = lane; j < k; j += ${L}u) { if (keep(row, mb, j)) { s = s + exp_safe(ldf_x(xb + j) - m); } }
   red[li] = s;
   ${treeSum('red', L)}
   let total = red[seg];
   let ls = log_safe(total);
   for (var j = lane; j < k; j += ${L}u) {
     var v = ${log ? '-inf_f32()' : '0.0'};
-    if (any && keep(row, j)) {
+    if (any && keep(row, mb, j)) {
       let d = ldf_x(xb + j) - m;
       v = ${log ? 'd - ls' : 'exp_safe(d) / total'};
     }
