@@ -154,13 +154,21 @@ export type OpDesc =
    * (same dtype and shape), gelu' the derivative of unary `fn` (1 at +Inf, 0 at -Inf). Autograd
    * uses it where a backend runs it natively (one pass instead of about fifteen elementwise ops).
    */
-  | { op: 'geluBackward'; fn: 'gelu_tanh' | 'gelu_erf' };
+  | { op: 'geluBackward'; fn: 'gelu_tanh' | 'gelu_erf' }
+  /**
+   * The gradient of a 'layernorm', fused. in: x [..., d], weight [d] when `hasWeight`, dy (x's
+   * shape); out: dx (x's shape) = rstd · (ĝ - mean(ĝ) - x̂ · mean(ĝ · x̂)) with ĝ = dy · weight,
+   * x̂ = (x - mean(x)) · rstd, rstd = 1 / √(var(x) + eps), the row statistics recomputed from x;
+   * with a weight also dy · x̂ (x's shape), whose column sums are the weight's gradient. Autograd
+   * uses it where a backend runs it natively (one pass instead of about fifteen).
+   */
+  | { op: 'layernormBackward'; eps: number; hasWeight: boolean };
 
 export type OpName = OpDesc['op'];
 export const OP_NAMES: readonly OpName[] = [
   'copy', 'fill', 'random', 'unary', 'binary', 'where', 'reduce', 'cumsum', 'topk', 'matmul', 'linear', 'softmax',
   'layernorm', 'rmsnorm', 'rope', 'gather', 'scatterAdd', 'attention', 'dequantize', 'qmatmul', 'adamw',
-  'sparseMatmul', 'maskedMatmul', 'qlinear', 'addNorm', 'geluBackward',
+  'sparseMatmul', 'maskedMatmul', 'qlinear', 'addNorm', 'geluBackward', 'layernormBackward',
 ];
 
 export interface Backend {

@@ -16,6 +16,7 @@ import { cumsum, reduce, topk } from './kernels/reduce.js';
 import { linear, matmul } from './kernels/matmul.js';
 import { envVar } from '../../io/env.js';
 import { addNorm, gather, layernorm, rmsnorm, rope, scatterAdd, softmax } from './kernels/nn.js';
+import { layernormBackward } from './kernels/norm-backward.js';
 import { attention, ATTENTION_MAX_D } from './kernels/attention.js';
 import { WEBGPU_QUANT_TYPES, dequantize, qmatmul } from './kernels/quant.js';
 import { kvAppend, kvAttention, kvDequantize, kvStreamUnsupported } from './kernels/kv-cache.js';
@@ -29,6 +30,7 @@ type KernelFn = (ctx: OpContext<never>) => void;
 const KERNELS: Partial<Record<OpName, KernelFn>> = {
   copy, fill, random, unary, binary, where, reduce, cumsum, topk, matmul, linear, softmax,
   layernorm, rmsnorm, rope, gather, scatterAdd, attention, dequantize, qmatmul, adamw, addNorm, geluBackward,
+  layernormBackward,
 } as Partial<Record<OpName, KernelFn>>;
 
 export interface WebGpuBackendOptions extends DeviceOptions {
