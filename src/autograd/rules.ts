@@ -11,6 +11,7 @@ import * as E from '../ops/elementwise.js';
 import { matmul } from '../ops/linalg.js';
 import { gather, layerNormBackward, rope, scatterAdd } from '../ops/nn.js';
 import { dequantize } from '../ops/quant.js';
+import { dropout } from '../ops/random.js';
 import { cumsum, mean, sum } from '../ops/reduce.js';
 import { attentionBackward } from './attention.js';
 
@@ -335,6 +336,11 @@ export const RULES: { [K in OpName]?: Rule<K> } = {
       gm.dispose();
       return out;
     },
+  },
+  // Dropout is linear in x: dy goes through the same mask and scale (the same op and seed).
+  dropout: {
+    save: () => none,
+    backward: (op, _c, [g]) => [g ? dropout(g, op.p, op.seed) : null],
   },
   // fill has no inputs; dequantize has no gradient (the tape names it when one is asked for).
 };

@@ -145,7 +145,17 @@ function* randomVariants(): Generator<Variant> {
   // Exact: every backend computes the same integer hash; a strided view numbers its elements row-major.
   yield { op: 'random', label: 'random f32 [7, 300]', inputs: [f([1], 'f32')], budget: 0, run: ([x]) => [ops.randomUniform([7, 300], 12345, { backend: x!.backend })] };
   yield { op: 'random', label: 'random f32 [3, 5, 4] seed 2^32-1', inputs: [f([1], 'f32')], budget: 0, run: ([x]) => [ops.randomUniform([3, 5, 4], 0xffffffff, { backend: x!.backend })] };
-  yield { op: 'random', label: 'dropout p=0.3 f32 [9, 33]', inputs: [f([9, 33])], budget: 0, run: ([x]) => [ops.dropout(x!, 0.3, 7)] };
+}
+
+function* dropoutVariants(): Generator<Variant> {
+  // Exact: the `random` op's numbers compared with p, one product (the fused op where a backend runs it, else composed).
+  for (const dtype of FLOATS) {
+    for (const [shape, layout] of [[[9, 33], undefined], [[0, 5], undefined], [[5, 9], 'T'], [[3, 7, 300], undefined]] as const) {
+      yield { op: 'dropout', label: `dropout p=0.3 ${dtype} [${shape}]${layout ? ' ' + layout : ''}`, inputs: [f([...shape], dtype, { layout })], budget: 0, run: ([x]) => [ops.dropout(x!, 0.3, 7)] };
+    }
+  }
+  yield { op: 'dropout', label: 'dropout p=0.9 f32 [64, 17] seed 2^32-1', inputs: [f([64, 17])], budget: 0, run: ([x]) => [ops.dropout(x!, 0.9, 0xffffffff)] };
+  yield { op: 'dropout', label: 'dropout p=0.2 f32 NaN/Inf', inputs: [f([64], 'f32', { special: true })], budget: 0, run: ([x]) => [ops.dropout(x!, 0.2, 11)] };
 }
 
 function* adamwVariants(): Generator<Variant> {
@@ -441,7 +451,7 @@ function* sparseVariants(): Generator<Variant> {
 /** Every variant of every op. */
 export function allVariants(): Variant[] {
   return [
-    ...copyVariants(), ...fillVariants(), ...randomVariants(), ...adamwVariants(), ...unaryVariants(), ...geluBackwardVariants(), ...layernormBackwardVariants(), ...binaryVariants(), ...whereVariants(),
+    ...copyVariants(), ...fillVariants(), ...randomVariants(), ...dropoutVariants(), ...adamwVariants(), ...unaryVariants(), ...geluBackwardVariants(), ...layernormBackwardVariants(), ...binaryVariants(), ...whereVariants(),
     ...reduceVariants(), ...matmulVariants(), ...nnVariants(), ...quantVariants(), ...sparseVariants(),
   ];
 }

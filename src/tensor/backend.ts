@@ -162,13 +162,20 @@ export type OpDesc =
    * with a weight also dy · x̂ (x's shape), whose column sums are the weight's gradient. Autograd
    * uses it where a backend runs it natively (one pass instead of about fifteen).
    */
-  | { op: 'layernormBackward'; eps: number; hasWeight: boolean };
+  | { op: 'layernormBackward'; eps: number; hasWeight: boolean }
+  /**
+   * Inverted dropout in one pass. in: x (float); out: y (x's shape and dtype), y[i] = x[i] · s where
+   * randomUniformAt(seed, i) >= p (p rounded to f32), else 0; s = 1 / (1 - p) rounded to x's dtype,
+   * i the row-major index: the elements and values of `random` compared with p, then a product and
+   * a `where`. Its gradient is the same op on dy.
+   */
+  | { op: 'dropout'; p: number; seed: number };
 
 export type OpName = OpDesc['op'];
 export const OP_NAMES: readonly OpName[] = [
   'copy', 'fill', 'random', 'unary', 'binary', 'where', 'reduce', 'cumsum', 'topk', 'matmul', 'linear', 'softmax',
   'layernorm', 'rmsnorm', 'rope', 'gather', 'scatterAdd', 'attention', 'dequantize', 'qmatmul', 'adamw',
-  'sparseMatmul', 'maskedMatmul', 'qlinear', 'addNorm', 'geluBackward', 'layernormBackward',
+  'sparseMatmul', 'maskedMatmul', 'qlinear', 'addNorm', 'geluBackward', 'layernormBackward', 'dropout',
 ];
 
 export interface Backend {
