@@ -9,8 +9,9 @@ import type { Tensor } from '../tensor/tensor.js';
 import { arange, zeros } from '../ops/creation.js';
 import * as E from '../ops/elementwise.js';
 import { matmul } from '../ops/linalg.js';
-import { gather, rope, scatterAdd, softmaxBackward } from '../ops/nn.js';
+import { gather, layerNormBackward, rope, scatterAdd, softmaxBackward } from '../ops/nn.js';
 import { dequantize } from '../ops/quant.js';
+import { dropout } from '../ops/random.js';
 import { cumsum, mean, sum } from '../ops/reduce.js';
 import { attentionBackward } from './attention.js';
 
@@ -256,6 +257,13 @@ export const RULES: { [K in OpName]?: Rule<K> } = {
     save: (op) => ({ inputs: op.hasWeight ? [0, 1] : [0] }),
     backward: (op, c, [g]) => {
       if (!g) return [null, null, null];
+      if (runsNatively(g.backend, 'layernormBackward') && g.dtype === c.inDType(0)) {
+        const { dx, dyXhat } = layerNormBackward(c.input(0), g, { weight: op.hasWeight ? c.input(1) : undefined, eps: op.eps });
+        const out: Grad[] = [c.needs(0) ? dx : null];
+        if (op.hasWeight) out.push(c.needs(1) ? sumRows(dyXhat!) : null);
+        if (op.hasBias) out.push(c.needs(out.length) ? sumRows(g) : null);
+        return out;
+      }
       const { gx, xhat } = normGrad(c, g, 'layernorm', op.eps, op.hasWeight, 0);
       const out: Grad[] = [c.needs(0) ? gx : null];
       if (op.hasWeight) out.push(c.needs(1) ? sumRows(E.mul(g, xhat)) : null);
@@ -333,6 +341,11 @@ export const RULES: { [K in OpName]?: Rule<K> } = {
       gm.dispose();
       return out;
     },
+  },
+  // Dropout is linear in x: dy goes through the same mask and scale (the same op and seed).
+  dropout: {
+    save: () => none,
+    backward: (op, _c, [g]) => [g ? dropout(g, op.p, op.seed) : null],
   },
   // fill has no inputs; dequantize has no gradient (the tape names it when one is asked for).
 };

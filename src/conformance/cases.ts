@@ -71,6 +71,24 @@ function* geluBackwardVariants(): Generator<Variant> {
   }
 }
 
+function* layernormBackwardVariants(): Generator<Variant> {
+  // Rows shorter and longer than a workgroup, row counts that leave a workgroup part empty.
+  const run = (eps: number) => ([x, w, dy]: Tensor[]) => { const r = ops.layerNormBackward(x!, dy!, { weight: w, eps }); return [r.dx, r.dyXhat!]; };
+  for (const dtype of FLOATS) {
+    for (const [rows, d] of [[5, 1], [9, 7], [33, 64], [3, 255], [2, 256], [7, 384], [3, 1000]] as const) {
+      yield { op: 'layernormBackward', label: `layerNormBackward ${dtype} [${rows},${d}] w`, inputs: [f([rows, d], dtype), f([d], dtype), f([rows, d], dtype)], budget: budgetFor(dtype), run: run(1e-5) };
+    }
+    yield {
+      op: 'layernormBackward', label: `layerNormBackward ${dtype} [2,3,40] no weight, T`, inputs: [f([2, 3, 40], dtype, { layout: 'T' }), f([2, 3, 40], dtype)], budget: budgetFor(dtype),
+      run: ([x, dy]) => [ops.layerNormBackward(x!, dy!).dx],
+    };
+  }
+  yield { op: 'layernormBackward', label: 'layerNormBackward f32 [0,5] w', inputs: [f([0, 5]), f([5]), f([0, 5])], budget: 0, run: run(1e-5) };
+  yield { op: 'layernormBackward', label: 'layerNormBackward f32 eps 0.1 w', inputs: [f([4, 24], 'f32', { fill: 'uniform', lo: -0.2, hi: 0.2 }), f([24]), f([4, 24])], budget: 1e-9, run: run(0.1) };
+  yield { op: 'layernormBackward', label: 'layerNormBackward f32 NaN/Inf in x', inputs: [f([8, 64], 'f32', { special: true }), f([64]), f([8, 64])], budget: 1e-9, run: run(1e-5) };
+  yield { op: 'layernormBackward', label: 'layerNormBackward f32 NaN/Inf in dy', inputs: [f([8, 64]), f([64]), f([8, 64], 'f32', { special: true })], budget: 1e-9, run: run(1e-5) };
+}
+
 function* binaryVariants(): Generator<Variant> {
   const fns = ['add', 'sub', 'mul', 'div', 'pow', 'maximum', 'minimum', 'eq', 'ne', 'lt', 'le', 'gt', 'ge'] as const;
   const shapes: [number[], number[], string][] = [
@@ -127,7 +145,17 @@ function* randomVariants(): Generator<Variant> {
   // Exact: every backend computes the same integer hash; a strided view numbers its elements row-major.
   yield { op: 'random', label: 'random f32 [7, 300]', inputs: [f([1], 'f32')], budget: 0, run: ([x]) => [ops.randomUniform([7, 300], 12345, { backend: x!.backend })] };
   yield { op: 'random', label: 'random f32 [3, 5, 4] seed 2^32-1', inputs: [f([1], 'f32')], budget: 0, run: ([x]) => [ops.randomUniform([3, 5, 4], 0xffffffff, { backend: x!.backend })] };
-  yield { op: 'random', label: 'dropout p=0.3 f32 [9, 33]', inputs: [f([9, 33])], budget: 0, run: ([x]) => [ops.dropout(x!, 0.3, 7)] };
+}
+
+function* dropoutVariants(): Generator<Variant> {
+  // Exact: the `random` op's numbers compared with p, one product (the fused op where a backend runs it, else composed).
+  for (const dtype of FLOATS) {
+    for (const [shape, layout] of [[[9, 33], undefined], [[0, 5], undefined], [[5, 9], 'T'], [[3, 7, 300], undefined]] as const) {
+      yield { op: 'dropout', label: `dropout p=0.3 ${dtype} [${shape}]${layout ? ' ' + layout : ''}`, inputs: [f([...shape], dtype, { layout })], budget: 0, run: ([x]) => [ops.dropout(x!, 0.3, 7)] };
+    }
+  }
+  yield { op: 'dropout', label: 'dropout p=0.9 f32 [64, 17] seed 2^32-1', inputs: [f([64, 17])], budget: 0, run: ([x]) => [ops.dropout(x!, 0.9, 0xffffffff)] };
+  yield { op: 'dropout', label: 'dropout p=0.2 f32 NaN/Inf', inputs: [f([64], 'f32', { special: true })], budget: 0, run: ([x]) => [ops.dropout(x!, 0.2, 11)] };
 }
 
 function* adamwVariants(): Generator<Variant> {
@@ -474,7 +502,7 @@ function* softmaxBackwardVariants(): Generator<Variant> {
 /** Every variant of every op. */
 export function allVariants(): Variant[] {
   return [
-    ...copyVariants(), ...fillVariants(), ...randomVariants(), ...adamwVariants(), ...unaryVariants(), ...geluBackwardVariants(), ...binaryVariants(), ...whereVariants(),
+    ...copyVariants(), ...fillVariants(), ...randomVariants(), ...dropoutVariants(), ...adamwVariants(), ...unaryVariants(), ...geluBackwardVariants(), ...layernormBackwardVariants(), ...binaryVariants(), ...whereVariants(),
     ...reduceVariants(), ...matmulVariants(), ...nnVariants(), ...quantVariants(), ...sparseVariants(),
     ...softmaxBackwardVariants(),
   ];

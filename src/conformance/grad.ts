@@ -39,9 +39,10 @@ const SAMPLES = 12;
 
 /**
  * Ops with no gradient: fill and random make values from no input; adamw is an optimizer step,
- * outside autograd; geluBackward and softmaxBackward are gradient rules' own ops (no second derivatives).
+ * outside autograd; geluBackward, layernormBackward and softmaxBackward are gradient rules' own
+ * ops (no second derivatives).
  */
-export const NO_GRADIENT: ReadonlySet<string> = new Set(['fill', 'random', 'adamw', 'geluBackward', 'softmaxBackward']);
+export const NO_GRADIENT: ReadonlySet<string> = new Set(['fill', 'random', 'adamw', 'geluBackward', 'layernormBackward', 'softmaxBackward']);
 
 /** Variants whose gradient is checked: f32 inputs only, no NaN/Inf inputs, ops that have a gradient. */
 export function gradVariants(opts: ConformanceOptions = {}): Variant[] {

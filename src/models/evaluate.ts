@@ -48,11 +48,16 @@ export interface EvalResult {
 
 const now = (): number => (typeof performance !== 'undefined' ? performance.now() : Date.now());
 
-/** Log-probabilities [pos, vocab] of one chunk (a host copy). */
+/**
+ * Log-probabilities [pos, vocab] of one chunk (a host copy), always taken in f32: an f16 model's
+ * logits are widened first, so that f16 rounding of the log-probabilities (up to 2^-7 near -5)
+ * does not swamp a KL of 1e-6 (and make it negative).
+ */
 function logProbs(model: CausalLM, ids: number[], cache?: KVCacheQuant): Float32Array {
   return tidy(() => {
     const x = tensor(ids, [1, ids.length], 'i32', { backend: model.backend });
-    return logSoftmax(model.forward(x, cache ? { cache } : {})).dataSync() as Float32Array;
+    const logits = model.forward(x, cache ? { cache } : {});
+    return logSoftmax(logits.dtype === 'f32' ? logits : logits.cast('f32')).dataSync() as Float32Array;
   });
 }
 

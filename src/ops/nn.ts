@@ -74,6 +74,25 @@ export function layerNorm(x: Tensor, weight?: Tensor, bias?: Tensor, eps = 1e-5)
   return dispatch({ op: 'layernorm', eps, hasWeight: !!weight, hasBias: !!bias }, inputs, [{ shape: x.shape, dtype: x.dtype }])[0]!;
 }
 
+/**
+ * The layer norm's gradient in one op (`layernormBackward`): dx for dy = ∂L/∂y of
+ * y = layerNorm(x, weight, ·, eps) [..., d], and with a weight also dy · x̂ [..., d] (its column
+ * sums are the weight's gradient; dy's are the bias's). The row statistics are recomputed from x.
+ */
+export function layerNormBackward(x: Tensor, dy: Tensor, o: { weight?: Tensor; eps?: number } = {}): { dx: Tensor; dyXhat?: Tensor } {
+  const where = 'layerNormBackward';
+  needFloat(x, where, 'x');
+  if (dy.dtype !== x.dtype || !shapesEqual(dy.shape, x.shape)) {
+    throw new ShapeError(`${where}: dy must be ${x.dtype}${fmtShape(x.shape)} as x, got ${dy.dtype}${fmtShape(dy.shape)}`);
+  }
+  if (x.rank < 1) throw new ShapeError(`${where}: x needs rank >= 1, got ${fmtShape(x.shape)}`);
+  checkParam(o.weight, x.shape.at(-1)!, x, where, 'weight');
+  const op = { op: 'layernormBackward', eps: o.eps ?? 1e-5, hasWeight: !!o.weight } as const;
+  const out = { shape: x.shape, dtype: x.dtype };
+  const [dx, dyXhat] = dispatch(op, o.weight ? [x, o.weight, dy] : [x, dy], o.weight ? [out, out] : [out]);
+  return { dx: dx!, dyXhat };
+}
+
 /** RMSNorm over the last dim: x / sqrt(mean(x²) + eps) · (offset + weight); offset 1 for Gemma. */
 export function rmsNorm(x: Tensor, weight?: Tensor, opts: { eps?: number; offset?: number } = {}): Tensor {
   needFloat(x, 'rmsNorm', 'x');

@@ -1,6 +1,8 @@
 // Random numbers drawn on the tensor's own backend (the `random` op: a counter-based hash, the
 // same numbers on every backend, no transfer from the host) and dropout built on them.
-import { dispatchInto, getBackend, tidy } from '../tensor/engine.js';
+import { runsNatively } from '../tensor/backend.js';
+import { isFloat } from '../tensor/dtype.js';
+import { dispatch, dispatchInto, getBackend, tidy } from '../tensor/engine.js';
 import { assertShape, numel } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
 import { add, cos, ge, log, mul, sqrt, sub, where } from './elementwise.js';
@@ -33,9 +35,13 @@ export function randomNormal(shape: readonly number[], seed: number, o: { mean?:
  * Inverted dropout (PyTorch's F.dropout in training): each element is zeroed with probability `p`
  * and the rest scaled by 1 / (1 - p); the mask comes from `randomUniform(x.shape, seed)`, so the
  * same seed drops the same elements. Differentiable in x (the gradient passes through the mask).
+ * One `dropout` op where the backend runs it natively (the same elements and values), else the
+ * draw, a comparison, a product and a `where`.
  */
 export function dropout(x: Tensor, p: number, seed: number): Tensor {
   if (!(p >= 0 && p < 1)) throw new RangeError(`dropout: p must lie in [0, 1), got ${p}`);
+  if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw new RangeError(`dropout: seed must be an integer in [0, 2^32), got ${seed}`);
   if (p === 0) return x.share();
+  if (isFloat(x.dtype) && runsNatively(x.backend, 'dropout')) return dispatch({ op: 'dropout', p, seed }, [x], [{ shape: x.shape, dtype: x.dtype }])[0]!;
   return tidy(() => where(ge(randomUniform(x.shape, seed, { backend: x.backend }), p), mul(x, 1 / (1 - p)), 0));
 }

@@ -92,6 +92,13 @@ export function bf16BitsToF32(h: number): number {
   return f32[0]!;
 }
 
+/** `x` rounded to float dtype `d`, as a tensor of that dtype stores it. */
+export function roundToFloat(x: number, d: 'f32' | 'f16' | 'bf16'): number {
+  if (d === 'f16') return f16BitsToF32(f32ToF16Bits(x));
+  if (d === 'bf16') return bf16BitsToF32(f32ToBf16Bits(x));
+  return Math.fround(x);
+}
+
 /** Saturating conversion of a real number to an integer dtype, truncating toward zero; NaN -> 0 (as a cast does). */
 export function toIntDType(x: number, d: 'i32' | 'i8' | 'u8' | 'i4' | 'u4'): number {
   if (Number.isNaN(x)) return 0;

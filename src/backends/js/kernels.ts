@@ -5,8 +5,9 @@
 import type { BackendBuffer, OpDesc, OpName, View } from '../../tensor/backend.js';
 import { attention } from './kernels/attention.js';
 import { KernelContext } from './kernels/context.js';
-import { adamw, binary, copy, fill, geluBackward, random, unary, where } from './kernels/elementwise.js';
+import { adamw, binary, copy, dropout, fill, geluBackward, random, unary, where } from './kernels/elementwise.js';
 import { linear, matmul } from './kernels/linalg.js';
+import { layernormBackward } from './kernels/norm-backward.js';
 import { addNorm, gather, layernorm, rmsnorm, rope, scatterAdd, softmax, softmaxBackward } from './kernels/nn.js';
 import { dequantize, qlinear, qmatmul } from './kernels/quant.js';
 import { cumsum, reduce, topk } from './kernels/reduce.js';
@@ -17,7 +18,7 @@ type Kernel<K extends OpName> = (ctx: KernelContext<Extract<OpDesc, { op: K }>>)
 const KERNELS: { [K in OpName]: Kernel<K> } = {
   copy, fill, random, unary, binary, where, reduce, cumsum, topk, matmul, linear, softmax,
   layernorm, rmsnorm, rope, gather, scatterAdd, attention, dequantize, qmatmul, adamw,
-  sparseMatmul, maskedMatmul, qlinear, addNorm, geluBackward,
+  sparseMatmul, maskedMatmul, qlinear, addNorm, geluBackward, layernormBackward, dropout,
   softmaxBackward,
 };
 

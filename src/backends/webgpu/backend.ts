@@ -11,11 +11,12 @@ import { byteSize } from '../../tensor/dtype.js';
 import { openDevice, WebGpuUnavailableError, type DeviceOptions, type GpuHandle } from './device.js';
 import { GpuRuntime, type GpuBuffer, type Grid, type Kernel } from './runtime.js';
 import { Params, numel, type Dense, type OpContext } from './kernels/context.js';
-import { adamw, binary, copy, fill, geluBackward, random, isRowMajor, rowMajor, spliceBytes, unary, where } from './kernels/elementwise.js';
+import { adamw, binary, copy, dropout, fill, geluBackward, random, isRowMajor, rowMajor, spliceBytes, unary, where } from './kernels/elementwise.js';
 import { cumsum, reduce, topk } from './kernels/reduce.js';
 import { linear, matmul } from './kernels/matmul.js';
 import { envVar } from '../../io/env.js';
 import { addNorm, gather, layernorm, rmsnorm, rope, scatterAdd, softmax, softmaxBackward } from './kernels/nn.js';
+import { layernormBackward } from './kernels/norm-backward.js';
 import { attention, ATTENTION_MAX_D } from './kernels/attention.js';
 import { WEBGPU_QUANT_TYPES, dequantize, qmatmul } from './kernels/quant.js';
 import { kvAppend, kvAttention, kvDequantize, kvStreamUnsupported } from './kernels/kv-cache.js';
@@ -29,7 +30,7 @@ type KernelFn = (ctx: OpContext<never>) => void;
 const KERNELS: Partial<Record<OpName, KernelFn>> = {
   copy, fill, random, unary, binary, where, reduce, cumsum, topk, matmul, linear, softmax,
   layernorm, rmsnorm, rope, gather, scatterAdd, attention, dequantize, qmatmul, adamw, addNorm, geluBackward,
-  softmaxBackward,
+  layernormBackward, dropout, softmaxBackward,
 } as Partial<Record<OpName, KernelFn>>;
 
 export interface WebGpuBackendOptions extends DeviceOptions {

@@ -1,7 +1,7 @@
-// Reference elementwise ops: copy (cast), fill, unary, binary, where, adamw, geluBackward; and erf/erfc to full
+// Reference elementwise ops: copy (cast), fill, random, dropout, unary, binary, where, adamw, geluBackward; and erf/erfc to full
 // double precision for gelu_erf. Inputs arrive already broadcast (stride 0 where repeated).
 import type { BinaryFn, OpDesc, UnaryFn } from '../../../tensor/backend.js';
-import { isFloat } from '../../../tensor/dtype.js';
+import { isFloat, roundToFloat } from '../../../tensor/dtype.js';
 import { numel } from '../access.js';
 import { randomUniformAt } from '../../../tensor/random-hash.js';
 import type { KernelContext } from './context.js';
@@ -144,6 +144,20 @@ export function random(ctx: KernelContext<Op<'random'>>): void {
   const out = new Float64Array(numel(y.shape));
   for (let i = 0; i < out.length; i++) out[i] = randomUniformAt(ctx.op.seed, i);
   ctx.write(0, out);
+}
+
+export function dropout(ctx: KernelContext<Op<'dropout'>>): void {
+  ctx.expectArity(1, 1);
+  expectSameShapes(ctx);
+  const { p, seed } = ctx.op;
+  const x = ctx.input(0);
+  if (!isFloat(x.dtype) || ctx.output(0).dtype !== x.dtype) ctx.fail(`dropout works on one float dtype, got ${x.dtype} -> ${ctx.output(0).dtype}`);
+  if (!(p >= 0 && p < 1)) ctx.fail(`p must lie in [0, 1), got ${p}`);
+  const keepAt = Math.fround(p);
+  const scale = roundToFloat(1 / (1 - p), x.dtype as 'f32' | 'f16' | 'bf16');
+  const y = ctx.read(0);
+  for (let i = 0; i < y.length; i++) y[i] = randomUniformAt(seed, i) >= keepAt ? y[i]! * scale : 0;
+  ctx.write(0, y);
 }
 
 export function adamw(ctx: KernelContext<Op<'adamw'>>): void {

@@ -1,12 +1,12 @@
 // Elementwise kernels on strided views of any dtype: copy (and cast), fill, unary, binary, where,
-// and the fused one-pass ops random, adamw and geluBackward.
+// and the fused one-pass ops random, dropout, adamw and geluBackward.
 // One thread per output element; each operand's element offset comes from the output index,
 // the (collapsed) shape and that operand's strides, so broadcasts (stride 0), transposes and
 // slices need no copy. Integer dtypes compute in i32, floats in f32.
 import { contiguousStrides } from '../../../tensor/shape.js';
 import { viewIsContiguous } from '../../../tensor/backend.js';
 import type { BinaryFn, OpDesc, UnaryFn, View } from '../../../tensor/backend.js';
-import { f32ToBf16Bits, f32ToF16Bits, toIntDType, type DType } from '../../../tensor/dtype.js';
+import { f32ToBf16Bits, f32ToF16Bits, roundToFloat, toIntDType, type DType } from '../../../tensor/dtype.js';
 import { BUILTINS, Params, WG_INDEX, numel, type OpContext } from './context.js';
 import { randomKey, WGSL_RANDOM } from '../../../tensor/random-hash.js';
 import { MATH, PRELUDE, cdiv, inBinding, isFloatDType, loaders, outBinding, storers } from '../wgsl.js';
@@ -136,6 +136,23 @@ export function random(ctx: OpContext<Op<'random'>>): void {
   if (y.dtype !== 'f32') ctx.fail(`random writes f32, got ${y.dtype}`);
   const p = new Params().u32(randomKey(ctx.op.seed));
   elementwise(ctx, 'random', [{ name: 'y', view: y, out: true }], 'stf_y(e_y, rand_uniform(i, P[0]));', p, WGSL_RANDOM);
+}
+
+/**
+ * Inverted dropout in one pass: element i kept where `rand_uniform(i, key)` >= p (the `random` op's
+ * number, p as an f32) and scaled by 1/(1-p) rounded to x's dtype (the reference's values), else 0.
+ */
+export function dropout(ctx: OpContext<Op<'dropout'>>): void {
+  const [x] = ctx.inputs;
+  const [y] = ctx.outputs;
+  if (!x || !y || ctx.inputs.length !== 1 || ctx.outputs.length !== 1) ctx.fail('dropout takes x and gives y');
+  if (!isFloatDType(x.dtype) || y.dtype !== x.dtype) ctx.fail(`dropout works on one float dtype, got ${x.dtype} -> ${y.dtype}`);
+  if (x.shape.join() !== y.shape.join()) ctx.fail('dropout: x and y must share one shape');
+  const { p, seed } = ctx.op;
+  if (!(p >= 0 && p < 1)) ctx.fail(`p must lie in [0, 1), got ${p}`);
+  const prm = new Params().u32(randomKey(seed)).f32(p, roundToFloat(1 / (1 - p), x.dtype as 'f32' | 'f16' | 'bf16'));
+  const body = 'stf_y(e_y, select(0.0, ldf_x(e_x) * bitcast<f32>(P[2]), rand_uniform(i, P[0]) >= bitcast<f32>(P[1])));';
+  elementwise(ctx, 'dropout', [{ name: 'x', view: x }, { name: 'y', view: y, out: true }], body, prm, WGSL_RANDOM);
 }
 
 /** A fused AdamW update: four f32 inputs (p, g, m, v), three f32 outputs (p', m', v'), one pass. */

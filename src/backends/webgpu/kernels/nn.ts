@@ -6,7 +6,7 @@ import { MATH, PRELUDE, cdiv, inBinding, isFloatDType, loaders, outBinding, stor
 import { scatterAddChunked, scatterChunks } from './scatter.js';
 
 type Op<K extends OpDesc['op']> = Extract<OpDesc, { op: K }>;
-const WG = 256;
+export const WG = 256;
 
 /**
  * Threads that share one row: the whole workgroup for rows of WG elements or more; for shorter rows
@@ -14,7 +14,7 @@ const WG = 256;
  * row in a whole workgroup leaves most threads idle at every barrier, which on a software driver
  * (SwiftShader) costs as much as working. Rows of WG or more keep the one-row-per-workgroup order.
  */
-function rowLanes(n: number): number {
+export function rowLanes(n: number): number {
   if (n >= WG) return WG;
   let l = 1;
   while (l * 8 < n) l *= 2;
@@ -22,14 +22,14 @@ function rowLanes(n: number): number {
 }
 
 /** The row layout inside a workgroup of `lanes`-thread rows: `lane`, `row` (global), `live`, `seg` (the row's first slot in shared arrays). */
-const rowsOf = (lanes: number, rowsParam: string) => `
+export const rowsOf = (lanes: number, rowsParam: string) => `
   let lane = li % ${lanes}u;
   let seg = li - lane;
   let row = wg * ${WG / lanes}u + li / ${lanes}u;
   let live = row < ${rowsParam};`;
 
 /** Tree reduction of one f32 per thread in `buf` within each row's `lanes` slots; leaves the result in buf[seg]. */
-const treeSum = (buf: string, lanes: number, op = '+') => `
+export const treeSum = (buf: string, lanes: number, op = '+') => `
   workgroupBarrier();
   for (var w = ${lanes >> 1}u; w > 0u; w = w >> 1u) {
     if (lane < w) { ${op === '+' ? `${buf}[li] = ${buf}[li] + ${buf}[li + w];` : `${buf}[li] = ${op}(${buf}[li], ${buf}[li + w]);`} }
