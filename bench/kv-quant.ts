@@ -8,11 +8,12 @@
 // --kl-divergence with -ctk/-ctv q8_0 and q4_0 on the same GGUF beside actlab's eval of that file.
 // Models: stories260K (../shared/data; eval text sampled from the model itself at temperature 1,
 // calibration text from another seed), the induction organism (models/organisms/induction; eval
-// on held-out [BOS] r r sequences), and for the peer a llama-shaped GGUF with 32-wide heads
+// on held-out [BOS] r r sequences), shakespeare-char (models/shakespeare-char, trained by actlab;
+// eval on tinyshakespeare's held-out last 10%), and for the peer a llama-shaped GGUF with 32-wide heads
 // (random weights, stories260K's tokenizer; llama.cpp's quantized caches need head sizes that are
 // a multiple of 32, stories260K's are 8) evaluated on tinyshakespeare.
 // Then the attention kernel alone on a cold cache (the f32 attention op against each packed cache).
-// Usage: npm run bench:kv [-- --json] [--threads 2] [--quick] [--only stories260K|induction|speed|kernel|peer]
+// Usage: npm run bench:kv [-- --json] [--threads 2] [--quick] [--only stories260K|induction|shakespeare-char|speed|kernel|peer]
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -127,6 +128,22 @@ if (!only || only === 'induction') {
   const calIds = inductionData(64, RECIPES.induction.dataSeed + 9).flat();
   const stats = collectKV(model, calIds, { ctx: seqLen });
   evalTable('induction organism', model, evalIds, stats, seqLen, n);
+  model.dispose();
+}
+
+// ---- shakespeare-char (trained by actlab) -------------------------------------------------------
+// Heads of 64 and learned positions (no RoPE: no pre-/post-RoPE row). Eval on chunks of the held-out
+// last 10% of tinyshakespeare (nanoGPT's split), calibration on the first 16384 training characters.
+const shakespeareText = join(shared, 'data', 'tinyshakespeare', 'input.txt');
+if ((!only || only === 'shakespeare-char') && existsSync(shakespeareText)) {
+  const { model, tokenizer } = await loadModel(join(root, 'models', 'shakespeare-char'), { backend });
+  const text = readFileSync(shakespeareText, 'utf8');
+  const split = Math.floor(text.length * 0.9);
+  const ctx = 256, chunks = quick ? 4 : 8;
+  const evalIds = tokenizer!.encode(text.slice(split)).slice(0, ctx * chunks);
+  const calIds = tokenizer!.encode(text.slice(0, 16384));
+  const stats = collectKV(model, calIds, { ctx });
+  evalTable('shakespeare-char', model, evalIds, stats, ctx, chunks);
   model.dispose();
 }
 
