@@ -9,6 +9,7 @@ import { geluGradComposed } from '../src/autograd/rules.js';
 import { erfc } from '../src/backends/js/kernels/elementwise.js';
 import { runsNatively } from '../src/tensor/backend.js';
 import { openWebGpu } from './webgpu-helpers.js';
+import { maxRelErr } from './helpers/numeric.js';
 
 const { backend: gpu, reason } = await openWebGpu();
 if (!gpu) console.log(`webgpu geluBackward tests skipped: ${reason}`);
@@ -36,12 +37,6 @@ async function autogradDx(fn: Fn, backend: al.Backend): Promise<Float32Array> {
   return out;
 }
 
-function maxErr(got: ArrayLike<number>, want: number[]): number {
-  let m = 0;
-  for (let i = 0; i < want.length; i++) m = Math.max(m, Math.abs(got[i]! - want[i]!) / Math.max(1, Math.abs(want[i]!)));
-  return m;
-}
-
 describe('geluBackward', () => {
   it('js (fused) and wasm (composed rule) match central differences', async () => {
     const js = await al.initBackend('js');
@@ -50,8 +45,8 @@ describe('geluBackward', () => {
     expect(runsNatively(al.tensor([0], [1], 'f32', { backend: wasm }).backend, 'geluBackward')).toBe(false);
     for (const fn of ['gelu_tanh', 'gelu_erf'] as const) {
       const want = numeric(fn);
-      const fused = maxErr(await autogradDx(fn, js), want);
-      const composed = maxErr(await autogradDx(fn, wasm), want);
+      const fused = maxRelErr(await autogradDx(fn, js), want);
+      const composed = maxRelErr(await autogradDx(fn, wasm), want);
       console.log(`${fn}: largest error against central differences, js fused ${fused.toExponential(2)}, wasm composed ${composed.toExponential(2)}`);
       expect(fused).toBeLessThan(1e-6);
       expect(composed).toBeLessThan(1e-5);
@@ -67,7 +62,7 @@ describe('geluBackward', () => {
         const ctx = { input: () => x, output: () => al.unary(fn, x) };
         return [al.geluBackward(fn, x, dy).dataSync() as Float32Array, geluGradComposed(fn, ctx, dy).dataSync() as Float32Array];
       });
-      const err = maxErr(composed, Array.from(fused));
+      const err = maxRelErr(composed, Array.from(fused));
       console.log(`${fn}: composed rule against the fused op on js, largest error ${err.toExponential(2)}`);
       expect(err).toBeLessThan(1e-5);
     }
@@ -75,7 +70,7 @@ describe('geluBackward', () => {
 
   it.skipIf(!gpu)('webgpu (fused) matches central differences', async () => {
     for (const fn of ['gelu_tanh', 'gelu_erf'] as const) {
-      const err = maxErr(await autogradDx(fn, gpu!), numeric(fn));
+      const err = maxRelErr(await autogradDx(fn, gpu!), numeric(fn));
       console.log(`${fn}: webgpu fused against central differences, largest error ${err.toExponential(2)}`);
       expect(err).toBeLessThan(1e-5);
     }

@@ -7,6 +7,7 @@ import * as al from '../src/index.js';
 import { grad, variable } from '../src/autograd/index.js';
 import { runsNatively } from '../src/tensor/backend.js';
 import { openWebGpu } from './webgpu-helpers.js';
+import { maxRelErr } from './helpers/numeric.js';
 
 const { backend: gpu, reason } = await openWebGpu();
 if (!gpu) console.log(`webgpu layernormBackward tests skipped: ${reason}`);
@@ -84,18 +85,12 @@ async function autograd(p: Problem, backend: al.Backend): Promise<Float32Array[]
 }
 
 /** Largest |got - want| over max(1, |want|). */
-function maxErr(got: ArrayLike<number>, want: number[]): number {
-  let m = 0;
-  for (let i = 0; i < want.length; i++) m = Math.max(m, Math.abs(got[i]! - want[i]!) / Math.max(1, Math.abs(want[i]!)));
-  return m;
-}
-
 async function check(name: string, backend: al.Backend, tol: number): Promise<void> {
   for (const shape of SHAPES) {
     const p = problem(shape);
     const want = numeric(p);
     const [dx, dw, db] = await autograd(p, backend);
-    const errs = [maxErr(dx!, want.dx), maxErr(dw!, want.dw), maxErr(db!, want.db)];
+    const errs = [maxRelErr(dx!, want.dx), maxRelErr(dw!, want.dw), maxRelErr(db!, want.db)];
     console.log(`${name} [${shape}]: largest error against central differences, dx ${errs[0]!.toExponential(2)}, dweight ${errs[1]!.toExponential(2)}, dbias ${errs[2]!.toExponential(2)}`);
     for (const e of errs) expect(e).toBeLessThan(tol);
   }

@@ -9,6 +9,7 @@ import { grad, variable } from '../src/autograd/index.js';
 import { softmaxGradComposed } from '../src/autograd/rules.js';
 import { runsNatively } from '../src/tensor/backend.js';
 import { openWebGpu } from './webgpu-helpers.js';
+import { maxRelErr } from './helpers/numeric.js';
 
 const { backend: gpu, reason } = await openWebGpu();
 if (!gpu) console.log(`webgpu softmaxBackward tests skipped: ${reason}`);
@@ -77,12 +78,6 @@ async function autogradDx(c: Case, backend: al.Backend): Promise<Float32Array> {
   return out;
 }
 
-function maxErr(got: ArrayLike<number>, want: number[]): number {
-  let m = 0;
-  for (let i = 0; i < want.length; i++) m = Math.max(m, Math.abs(got[i]! - want[i]!) / Math.max(1, Math.abs(want[i]!)));
-  return m;
-}
-
 describe('softmaxBackward', () => {
   it('js (fused) and wasm (composed rule) match central differences', async () => {
     const js = await al.initBackend('js');
@@ -91,8 +86,8 @@ describe('softmaxBackward', () => {
     expect(runsNatively(wasm, 'softmaxBackward')).toBe(false);
     for (const c of CASES) {
       const want = numeric(c);
-      const fused = maxErr(await autogradDx(c, js), want);
-      const composed = maxErr(await autogradDx(c, wasm), want);
+      const fused = maxRelErr(await autogradDx(c, js), want);
+      const composed = maxRelErr(await autogradDx(c, wasm), want);
       console.log(`${c.name}: largest error against central differences, js fused ${fused.toExponential(2)}, wasm composed ${composed.toExponential(2)}`);
       expect(fused).toBeLessThan(1e-6);
       expect(composed).toBeLessThan(1e-6);
@@ -108,7 +103,7 @@ describe('softmaxBackward', () => {
         const dy = al.tensor(ws, c.shape, 'f32', { backend: js });
         return [al.softmaxBackward(y, dy).dataSync() as Float32Array, softmaxGradComposed(y, dy).dataSync() as Float32Array];
       });
-      const err = maxErr(composed, Array.from(fused));
+      const err = maxRelErr(composed, Array.from(fused));
       console.log(`${c.name}: composed rule against the fused op on js, largest error ${err.toExponential(2)}`);
       expect(err).toBeLessThan(1e-6);
     }
@@ -124,7 +119,7 @@ describe('softmaxBackward', () => {
   it.skipIf(!gpu)('webgpu (fused) matches central differences', async () => {
     expect(runsNatively(gpu!, 'softmaxBackward')).toBe(true);
     for (const c of CASES) {
-      const err = maxErr(await autogradDx(c, gpu!), numeric(c));
+      const err = maxRelErr(await autogradDx(c, gpu!), numeric(c));
       console.log(`${c.name}: webgpu fused against central differences, largest error ${err.toExponential(2)}`);
       expect(err).toBeLessThan(1e-6);
     }

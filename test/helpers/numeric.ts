@@ -1,5 +1,5 @@
 // Numeric helpers shared by the kernel tests: seeded uniform data without a dependency on the
-// engine's own generator, the max absolute difference the tests print and bound, and the
+// engine's own generator, the max absolute (and gradient-relative) difference the tests print and bound, and the
 // q8-activation product the quantized wasm kernels compute.
 import { expect } from 'vitest';
 
@@ -22,6 +22,13 @@ export function maxAbsDiffFinite(x: ArrayLike<number>, y: ArrayLike<number>): nu
     if (Number.isFinite(x[i]!) && Number.isFinite(y[i]!)) m = Math.max(m, Math.abs(x[i]! - y[i]!));
     else if (!Object.is(x[i], y[i])) return Infinity;
   }
+  return m;
+}
+
+/** Max |got - want| / max(1, |want|): the error of a gradient against central differences. */
+export function maxRelErr(got: ArrayLike<number>, want: ArrayLike<number>): number {
+  let m = 0;
+  for (let i = 0; i < want.length; i++) m = Math.max(m, Math.abs(got[i]! - want[i]!) / Math.max(1, Math.abs(want[i]!)));
   return m;
 }
 

@@ -11,7 +11,7 @@ import { PRELUDE, cdiv, inBinding, loaders, outBinding, storers } from '../wgsl.
 
 type Op<K extends OpDesc['op']> = Extract<OpDesc, { op: K }>;
 const WG = 256;
-/** Ids per chunk (at most: fewer when the partials' cap leaves fewer chunks). */
+/** Ids per chunk at most (a workgroup holds its chunk's ids in workgroup memory). */
 const CHUNK = 256;
 /** Columns per workgroup of the first pass (one thread each). */
 const COLS = 64;
@@ -20,9 +20,13 @@ const ROWS = 32;
 /** The largest temporary of chunk partials, bytes. */
 const MAX_PARTIALS = 32 << 20;
 
-/** Chunks the ids are cut into (below 2: the one-pass kernel). */
+/**
+ * Chunks the ids are cut into: one per CHUNK ids, where their partials fit in MAX_PARTIALS; else 1
+ * (the one-pass kernel), since fewer chunks would hold more ids than a workgroup keeps.
+ */
 export function scatterChunks(rows: number, rowLen: number, m: number): number {
-  return Math.min(Math.ceil(m / CHUNK), Math.floor(MAX_PARTIALS / (rows * rowLen * 4)));
+  const chunks = Math.ceil(m / CHUNK);
+  return chunks * rows * rowLen * 4 <= MAX_PARTIALS ? chunks : 1;
 }
 
 /** y = target + the rows of src added at ids, for float targets, in `chunks` chunks of ids (see the header). */
