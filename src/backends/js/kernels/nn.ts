@@ -90,6 +90,16 @@ function readParams(ctx: KernelContext, flags: boolean[], d: number): (Float64Ar
   });
 }
 
+/** The layer norm's statistics of the row data[s .. s + d), in f64: its mean and 1 / √(variance + eps). */
+export function layerNormStats(data: ArrayLike<number>, s: number, d: number, eps: number): [number, number] {
+  let mean = 0;
+  for (let j = 0; j < d; j++) mean += data[s + j]!;
+  mean /= d;
+  let variance = 0;
+  for (let j = 0; j < d; j++) variance += (data[s + j]! - mean) ** 2;
+  return [mean, 1 / Math.sqrt(variance / d + eps)];
+}
+
 export function layernorm(ctx: KernelContext<Op<'layernorm'>>): void {
   const { eps, hasWeight, hasBias } = ctx.op;
   ctx.expectArity(1 + Number(hasWeight) + Number(hasBias), 1);
@@ -102,13 +112,7 @@ export function layernorm(ctx: KernelContext<Op<'layernorm'>>): void {
   const rows = d === 0 ? 0 : data.length / d;
   for (let r = 0; r < rows; r++) {
     const s = r * d;
-    let mean = 0;
-    for (let j = 0; j < d; j++) mean += data[s + j]!;
-    mean /= d;
-    let variance = 0;
-    for (let j = 0; j < d; j++) variance += (data[s + j]! - mean) ** 2;
-    variance /= d;
-    const inv = 1 / Math.sqrt(variance + eps);
+    const [mean, inv] = layerNormStats(data, s, d, eps);
     for (let j = 0; j < d; j++) {
       let y = (data[s + j]! - mean) * inv;
       if (w) y *= w[j]!;

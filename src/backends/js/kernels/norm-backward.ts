@@ -4,6 +4,7 @@ import type { OpDesc } from '../../../tensor/backend.js';
 import { isFloat } from '../../../tensor/dtype.js';
 import { numel } from '../access.js';
 import type { KernelContext } from './context.js';
+import { layerNormStats } from './nn.js';
 
 type Op<K extends OpDesc['op']> = Extract<OpDesc, { op: K }>;
 
@@ -26,12 +27,7 @@ export function layernormBackward(ctx: KernelContext<Op<'layernormBackward'>>): 
   const rows = d === 0 ? 0 : xs.length / d;
   for (let r = 0; r < rows; r++) {
     const s = r * d;
-    let mean = 0;
-    for (let j = 0; j < d; j++) mean += xs[s + j]!;
-    mean /= d;
-    let variance = 0;
-    for (let j = 0; j < d; j++) variance += (xs[s + j]! - mean) ** 2;
-    const rstd = 1 / Math.sqrt(variance / d + eps);
+    const [mean, rstd] = layerNormStats(xs, s, d, eps);
     // ĝ = dy · w; the row means of ĝ and of ĝ · x̂
     let mg = 0;
     let mgx = 0;
