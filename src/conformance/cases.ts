@@ -283,12 +283,13 @@ function* nnVariants(): Generator<Variant> {
   yield { op: 'softmax', label: 'softmax f32 transposed mask [1,1,8,300]', inputs: [f([2, 8, 300]), f([1, 8, 300], 'u8', { fill: 'mask', layout: 'T' })], budget: 1e-9, run: ([x, m]) => [ops.softmax(x!, { mask: m! })] };
   yield { op: 'softmax', label: 'softmax f32 NaN/Inf [4,300]', inputs: [f([4, 300], 'f32', { special: true })], budget: 1e-9, run: ([x]) => [ops.softmax(x!)] };
   for (const dtype of FLOATS) {
-    for (const d of [1, 7, 64, 768, 1000]) {
+    // d=5000: more than 16 elements a lane (the subgroup kernel reads the row again at each pass)
+    for (const d of [1, 7, 64, 768, 1000, 5000]) {
       yield { op: 'layernorm', label: `layerNorm ${dtype} d=${d} w+b`, inputs: [f([5, d], dtype), f([d], dtype), f([d], dtype)], budget: budgetFor(dtype), run: ([x, w, b]) => [ops.layerNorm(x!, w, b)] };
       yield { op: 'rmsnorm', label: `rmsNorm ${dtype} d=${d} w`, inputs: [f([5, d], dtype), f([d], dtype)], budget: budgetFor(dtype), run: ([x, w]) => [ops.rmsNorm(x!, w, { eps: 1e-5 })] };
     }
     // a residual add and the norm of its result as one op (outputs: the sum, then the norm)
-    for (const d of [7, 768, 1000, 1024]) {
+    for (const d of [7, 768, 1000, 1024, 4096, 5000]) {
       yield {
         op: 'addNorm', label: `addNorm layer ${dtype} d=${d} w+b`, inputs: [f([3, d], dtype), f([3, d], dtype), f([d], dtype), f([d], dtype)], budget: budgetFor(dtype),
         run: ([a, b, w, bias]) => { const r = ops.addNorm(a!, b!, { kind: 'layer', weight: w, bias, force: true }); return [r.sum, r.y]; },
@@ -301,6 +302,12 @@ function* nnVariants(): Generator<Variant> {
     yield {
       op: 'addNorm', label: `addNorm layer ${dtype} no params, T`, inputs: [f([6, 9], dtype, { layout: 'T' }), f([6, 9], dtype)], budget: budgetFor(dtype),
       run: ([a, b]) => { const r = ops.addNorm(a!, b!, { kind: 'layer', force: true }); return [r.sum, r.y]; },
+    };
+    // short rows, 8 lanes each, 32 rows a workgroup: the last workgroup part full
+    yield { op: 'layernorm', label: `layerNorm ${dtype} [70,33] w+b`, inputs: [f([70, 33], dtype), f([33], dtype), f([33], dtype)], budget: budgetFor(dtype), run: ([x, w, b]) => [ops.layerNorm(x!, w, b)] };
+    yield {
+      op: 'addNorm', label: `addNorm rms ${dtype} [70,200] w`, inputs: [f([70, 200], dtype), f([70, 200], dtype), f([200], dtype)], budget: budgetFor(dtype),
+      run: ([a, b, w]) => { const r = ops.addNorm(a!, b!, { kind: 'rms', weight: w, eps: 1e-5, force: true }); return [r.sum, r.y]; },
     };
     yield { op: 'layernorm', label: `layerNorm ${dtype} no params, T`, inputs: [f([6, 9], dtype, { layout: 'T' })], budget: budgetFor(dtype), run: ([x]) => [ops.layerNorm(x!)] };
     yield { op: 'rmsnorm', label: `rmsNorm ${dtype} 1+w, no weight`, inputs: [f([3, 2, 40], dtype), f([40], dtype)], budget: budgetFor(dtype), run: ([x, w]) => [ops.rmsNorm(x!, w, { offset: 1 }), ops.rmsNorm(x!)] };

@@ -4,6 +4,7 @@ import type { OpDesc, View } from '../../../tensor/backend.js';
 import { BUILTINS, Params, WG_INDEX, numel, type OpContext } from './context.js';
 import { MATH, PRELUDE, cdiv, inBinding, isFloatDType, loaders, outBinding, storers } from '../wgsl.js';
 import { scatterAddChunked, scatterChunks } from './scatter.js';
+import { SG_ENABLE, SG_REG_MAX, normSubgroups, sgNormMain, subgroupMinSize, type SgNorm } from './norm-subgroup.js';
 
 type Op<K extends OpDesc['op']> = Extract<OpDesc, { op: K }>;
 export const WG = 256;
@@ -283,7 +284,12 @@ function norm(ctx: OpContext, kind: 'layer' | 'rms', eps: number, offset: number
   const sd = residual ? ctx.denseOut(0) : null;
   const yd = ctx.denseOut(residual ? 1 : 0);
   const L = rowLanes(d);
-  const key = `norm ${kind} ${xd.dtype}>${yd.dtype} w${wd?.dtype ?? '-'} b${bd?.dtype ?? '-'} l${L}${rd ? ` +${rd.dtype}>${sd!.dtype}` : ''}`;
+  // subgroup sums (norm-subgroup.ts) where the adapter has them, else the tree kernel below
+  const E = Math.ceil(d / L);
+  const sg: SgNorm | null = normSubgroups(ctx)
+    ? { kind, L, E: E <= SG_REG_MAX ? E : 0, minSg: subgroupMinSize(ctx), residual: !!rd, reload: !!sd && sd.dtype !== 'f32', hasW: !!wd, hasB: !!bd }
+    : null;
+  const key = `norm ${kind} ${xd.dtype}>${yd.dtype} w${wd?.dtype ?? '-'} b${bd?.dtype ?? '-'} l${L}${rd ? ` +${rd.dtype}>${sd!.dtype}` : ''}${sg ? ` sg${sg.E}/${sg.minSg}` : ''}`;
   const kern = ctx.kernel(key, () => {
     let bi = 3;
     const wb = wd ? bi++ : 0;
@@ -296,7 +302,7 @@ function norm(ctx: OpContext, kind: 'layer' | 'rms', eps: number, offset: number
     const scale = kind === 'layer'
       ? `var v = (ldf_${src}(${xb} + j) - mean) * inv; ${wd ? 'v = v * ldf_w(P[5] + j);' : ''} ${bd ? 'v = v + ldf_bias(P[6] + j);' : ''}`
       : `var v = ldf_${src}(${xb} + j) * inv; ${wd ? 'v = v * (bitcast<f32>(P[8]) + ldf_w(P[5] + j));' : ''}`;
-    return `${PRELUDE}${MATH}
+    return `${sg ? SG_ENABLE : ''}${PRELUDE}${MATH}
 @group(0) @binding(0) var<storage, read> P: array<u32>;
 ${inBinding(1, 'x')}
 ${outBinding(2, 'y', yd.dtype)}
@@ -308,7 +314,7 @@ ${storers('y', yd.dtype)}
 ${wd ? loaders('w', wd.dtype) : ''}
 ${bd ? loaders('bias', bd.dtype) : ''}
 ${rd ? `${loaders('r', rd.dtype)}\n${loaders('sum', sd!.dtype, sd!.dtype !== 'f32')}\n${storers('sum', sd!.dtype)}` : ''}
-var<workgroup> red: array<f32, ${WG}>;
+${sg ? sgNormMain(sg, WG, BUILTINS, WG_INDEX) : `var<workgroup> red: array<f32, ${WG}>;
 @compute @workgroup_size(${WG})
 fn main(${BUILTINS}) {
   ${WG_INDEX}
@@ -343,7 +349,7 @@ fn main(${BUILTINS}) {
     ${scale}
     stf_y(yb + j, v);
   }
-}`;
+}`}`;
   });
   const bufs = [xd.gpu, yd.gpu];
   if (wd) bufs.push(wd.gpu);
