@@ -16,7 +16,7 @@ import { openWebGpu } from './webgpu-helpers.js';
 import { qmatmul } from '../src/ops/quant.js';
 import { QuantizedTensor } from '../src/tensor/quantized.js';
 import { DEFAULT_SPLITK, setMatmulSplitK } from '../src/backends/webgpu/kernels/matmul.js';
-import { setGemvSplit } from '../src/backends/webgpu/kernels/matmul-gemv.js';
+import { setGemvSplit, setSplitSumVec4 } from '../src/backends/webgpu/kernels/matmul-gemv.js';
 import { A8_GEMV_TYPES } from '../src/backends/webgpu/kernels/quant-gemv.js';
 import type { QuantType } from '../src/tensor/backend.js';
 
@@ -87,6 +87,26 @@ describe.skipIf(!backend)('webgpu backend', () => {
     }
     setMatmulSplitK(DEFAULT_SPLITK);
   }, 900_000);
+
+  it('a linear layer split into k-ranges: their sum with bias and gelu, four outputs a thread or one, matches the reference', async () => {
+    // 128x4096x256 under 'few': 4 k-ranges, added by the second pass with the epilogue
+    const [M, K, N] = [128, 4096, 256];
+    const a = Array.from({ length: M * K }, (_, i) => Math.sin(i * 0.37));
+    const w = Array.from({ length: K * N }, (_, i) => Math.cos(i * 0.11) * 0.05);
+    const bias = Array.from({ length: N }, (_, i) => Math.sin(i * 0.7));
+    const lin = (be: Backend) => F.fusedLinear(Tensor.from(a, [M, K], 'f32', be), Tensor.from(w, [K, N], 'f32', be), Tensor.from(bias, [N], 'f32', be), { act: 'gelu_tanh', force: true });
+    const yr = lin(ref).dataSync();
+    setMatmulSplitK('few');
+    for (const v4 of [true, false]) {
+      setSplitSumVec4(v4);
+      const yg = await lin(gpu).data();
+      let num = 0; let den = 0;
+      for (let i = 0; i < yr.length; i++) { num += (yr[i]! - yg[i]!) ** 2; den += yr[i]! ** 2; }
+      expect(num / den, `split linear, ${v4 ? 'four' : 'one'} a thread`).toBeLessThan(1e-10);
+    }
+    setSplitSumVec4(true);
+    setMatmulSplitK(DEFAULT_SPLITK);
+  }, 300_000);
 
   it('few-row products on 16-byte loads (f32 and f16 weights, both layouts, split K or not) match the reference', async () => {
     // [M, K, N, transB]: K split over many workgroups (few columns) and not (many columns), under
