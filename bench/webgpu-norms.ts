@@ -5,7 +5,8 @@
 // (GPT-2-medium's MLP down-projection at T=512: 512x4096x1024 in 4 ranges), four outputs a thread
 // beside one. Each row: GPU µs per call (median over --reps of the mean of --calls calls), the
 // bytes the call must move over that time, and the largest absolute difference of the new
-// kernel's output from the old one's and from the js reference.
+// kernel's output from the old one's and from the js reference. Then the subgroup kernel's
+// layouts side by side (lanes a row: 256 .. 32), to choose NORM_SG_TUNING.lanes.
 // Usage: node dist/bench/webgpu-norms.js [--reps 15] [--calls 20]
 // (ACTLAB_DAWN_TOGGLES=-timestamp_quantization: timestamps at full resolution)
 import '../src/backends/index.js';
@@ -16,7 +17,7 @@ import { disposeBackends, initBackend } from '../src/tensor/engine.js';
 import type { Backend } from '../src/tensor/backend.js';
 import type { Tensor } from '../src/tensor/tensor.js';
 import type { WebGpuBackend } from '../src/backends/webgpu/backend.js';
-import { setNormSubgroups } from '../src/backends/webgpu/kernels/norm-subgroup.js';
+import { NORM_SG_TUNING, setNormSubgroups } from '../src/backends/webgpu/kernels/norm-subgroup.js';
 import { setSplitSumVec4 } from '../src/backends/webgpu/kernels/matmul-gemv.js';
 import { DEFAULT_SPLITK, setMatmulSplitK } from '../src/backends/webgpu/kernels/matmul.js';
 
@@ -93,6 +94,41 @@ for (const [rows, d] of shapes) {
     console.log(`| ${c.name} | [${rows},${d}] | ${old!.toFixed(2)} | ${neu!.toFixed(2)} | ${(old! / neu!).toFixed(2)}x | ${(c.bytes(rows, d) / neu! / 1e3).toFixed(0)} | ${dOld.toExponential(1)} | ${dRef.toExponential(1)} |`);
   }
   for (const t of [...Object.values(tg), ...Object.values(tj)]) t.dispose();
+}
+
+// the subgroup kernel's layout: lanes a row (32: one 32-wide subgroup a row, no workgroup memory)
+if (gpu.rt.handle.features.subgroups) {
+  const lanes = [256, 128, 64, 32];
+  const keep = { ...NORM_SG_TUNING };
+  console.log(`\nSubgroup kernel by lanes a row (at most 32 elements a lane in registers): GPU µs per call; max |y - tree| over the layouts`);
+  console.log(`| op | shape | ${lanes.join(' | ')} | max diff |`);
+  console.log(`|---|---|${lanes.map(() => '---:|').join('')}---:|`);
+  for (const [rows, d] of shapes) {
+    const tg = {
+      x: tensor(values(rows * d, 1), [rows, d], 'f32', { backend: gpu }),
+      r: tensor(values(rows * d, 2), [rows, d], 'f32', { backend: gpu }),
+      w: tensor(values(d, 3), [d], 'f32', { backend: gpu }),
+      b: tensor(values(d, 4), [d], 'f32', { backend: gpu }),
+    };
+    for (const c of [cases[0]!, cases[2]!]) {
+      const layout = (l: number) => () => { setNormSubgroups(true); NORM_SG_TUNING.lanes = l; NORM_SG_TUNING.regMax = 32; };
+      const us = await timeAB(lanes.map(layout), () => c.run(gpu, tg));
+      setNormSubgroups(false);
+      const yo = c.run(gpu, tg);
+      let diff = 0;
+      for (const l of lanes) {
+        layout(l)();
+        const y = c.run(gpu, tg);
+        diff = Math.max(diff, await maxDiff(y, yo));
+        for (const t of y) t.dispose();
+      }
+      for (const t of yo) t.dispose();
+      console.log(`| ${c.name} | [${rows},${d}] | ${us.map((u) => u.toFixed(2)).join(' | ')} | ${diff.toExponential(1)} |`);
+    }
+    for (const t of Object.values(tg)) t.dispose();
+  }
+  Object.assign(NORM_SG_TUNING, keep);
+  setNormSubgroups(true);
 }
 
 // the down-projection: 4 k-ranges ('few'), then their sum with the bias (timed alone: the `sum` dispatches)

@@ -4,7 +4,7 @@ import type { OpDesc, View } from '../../../tensor/backend.js';
 import { BUILTINS, Params, WG_INDEX, numel, type OpContext } from './context.js';
 import { MATH, PRELUDE, cdiv, inBinding, isFloatDType, loaders, outBinding, storers } from '../wgsl.js';
 import { scatterAddChunked, scatterChunks } from './scatter.js';
-import { SG_ENABLE, SG_REG_MAX, normSubgroups, sgNormMain, subgroupMinSize, type SgNorm } from './norm-subgroup.js';
+import { NORM_SG_TUNING, SG_ENABLE, normSubgroups, sgNormMain, subgroupMinSize, type SgNorm } from './norm-subgroup.js';
 
 type Op<K extends OpDesc['op']> = Extract<OpDesc, { op: K }>;
 export const WG = 256;
@@ -283,11 +283,12 @@ function norm(ctx: OpContext, kind: 'layer' | 'rms', eps: number, offset: number
   // residual: output 0 is the sum, output 1 the norm
   const sd = residual ? ctx.denseOut(0) : null;
   const yd = ctx.denseOut(residual ? 1 : 0);
-  const L = rowLanes(d);
   // subgroup sums (norm-subgroup.ts) where the adapter has them, else the tree kernel below
+  const sgOn = normSubgroups(ctx);
+  const L = sgOn ? Math.min(rowLanes(d), NORM_SG_TUNING.lanes) : rowLanes(d);
   const E = Math.ceil(d / L);
-  const sg: SgNorm | null = normSubgroups(ctx)
-    ? { kind, L, E: E <= SG_REG_MAX ? E : 0, minSg: subgroupMinSize(ctx), residual: !!rd, reload: !!sd && sd.dtype !== 'f32', hasW: !!wd, hasB: !!bd }
+  const sg: SgNorm | null = sgOn
+    ? { kind, L, E: E <= NORM_SG_TUNING.regMax ? E : 0, minSg: subgroupMinSize(ctx), residual: !!rd, reload: !!sd && sd.dtype !== 'f32', hasW: !!wd, hasB: !!bd }
     : null;
   const key = `norm ${kind} ${xd.dtype}>${yd.dtype} w${wd?.dtype ?? '-'} b${bd?.dtype ?? '-'} l${L}${rd ? ` +${rd.dtype}>${sd!.dtype}` : ''}${sg ? ` sg${sg.E}/${sg.minSg}` : ''}`;
   const kern = ctx.kernel(key, () => {

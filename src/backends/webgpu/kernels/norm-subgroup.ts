@@ -28,8 +28,12 @@ export function subgroupMinSize(ctx: OpContext): number {
   return n && n >= 1 ? n : 4;
 }
 
-/** Elements a lane keeps in registers, at most. */
-export const SG_REG_MAX = 16;
+/**
+ * Choices of the subgroup kernel, for benchmarks that compare them in one run: `lanes` a row at
+ * most (fewer for short rows, as `rowLanes` gives; 32 on a GPU of 32-wide subgroups: one subgroup
+ * a row, no workgroup memory), `regMax` elements a lane kept in registers at most.
+ */
+export const NORM_SG_TUNING = { lanes: 256, regMax: 16 };
 
 /** WGSL header of a kernel that uses subgroups (before everything else in the module). */
 export const SG_ENABLE = 'enable subgroups;\ndiagnostic(off, subgroup_uniformity);\n';
