@@ -6,7 +6,7 @@
 // beside one. Each row: GPU µs per call (median over --reps of the mean of --calls calls), the
 // bytes the call must move over that time, and the largest absolute difference of the new
 // kernel's output from the old one's and from the js reference. Then the subgroup kernel's
-// layouts side by side (lanes a row: 256 .. 32), to choose NORM_SG_TUNING.lanes.
+// layouts side by side (lanes a row 256 .. 32, threads a workgroup), to choose NORM_SG_TUNING.
 // Usage: node dist/bench/webgpu-norms.js [--reps 15] [--calls 20]
 // (ACTLAB_DAWN_TOGGLES=-timestamp_quantization: timestamps at full resolution)
 import '../src/backends/index.js';
@@ -98,11 +98,12 @@ for (const [rows, d] of shapes) {
 
 // the subgroup kernel's layout: lanes a row (32: one 32-wide subgroup a row, no workgroup memory)
 if (gpu.rt.handle.features.subgroups) {
-  const lanes = [256, 128, 64, 32];
+  // [lanes a row, threads a workgroup]
+  const layouts: [number, number][] = [[256, 256], [128, 128], [128, 256], [64, 64], [64, 256], [32, 32], [32, 64], [32, 256]];
   const keep = { ...NORM_SG_TUNING };
-  console.log(`\nSubgroup kernel by lanes a row (at most 32 elements a lane in registers): GPU µs per call; max |y - tree| over the layouts`);
-  console.log(`| op | shape | ${lanes.join(' | ')} | max diff |`);
-  console.log(`|---|---|${lanes.map(() => '---:|').join('')}---:|`);
+  console.log(`\nSubgroup kernel by layout (lanes a row / threads a workgroup; at most 32 elements a lane in registers): GPU µs per call; max |y - tree| over the layouts`);
+  console.log(`| op | shape | ${layouts.map(([l, w]) => `${l}/${w}`).join(' | ')} | max diff |`);
+  console.log(`|---|---|${layouts.map(() => '---:|').join('')}---:|`);
   for (const [rows, d] of shapes) {
     const tg = {
       x: tensor(values(rows * d, 1), [rows, d], 'f32', { backend: gpu }),
@@ -111,12 +112,12 @@ if (gpu.rt.handle.features.subgroups) {
       b: tensor(values(d, 4), [d], 'f32', { backend: gpu }),
     };
     for (const c of [cases[0]!, cases[2]!]) {
-      const layout = (l: number) => () => { setNormSubgroups(true); NORM_SG_TUNING.lanes = l; NORM_SG_TUNING.regMax = 32; };
-      const us = await timeAB(lanes.map(layout), () => c.run(gpu, tg));
+      const layout = ([lanes, wg]: [number, number]) => () => { setNormSubgroups(true); Object.assign(NORM_SG_TUNING, { lanes, wg, regMax: 32 }); };
+      const us = await timeAB(layouts.map(layout), () => c.run(gpu, tg));
       setNormSubgroups(false);
       const yo = c.run(gpu, tg);
       let diff = 0;
-      for (const l of lanes) {
+      for (const l of layouts) {
         layout(l)();
         const y = c.run(gpu, tg);
         diff = Math.max(diff, await maxDiff(y, yo));

@@ -19,14 +19,15 @@ describe.skipIf(!backend)('webgpu row norms', () => {
   it('every layout of the subgroup kernel, and the tree kernel, match the reference', async () => {
     const ref = createJsBackend();
     const keep = { ...NORM_SG_TUNING };
-    const layouts: [string, boolean, number, number][] = [
-      ['2 lanes a row, registers', true, 2, 32], ['32 lanes a row, registers', true, 32, 32],
-      ['64 lanes a row, read again past 8 a lane', true, 64, 8], ['tree kernel', false, 256, 16],
+    // [name, subgroups, lanes a row, threads a workgroup, elements a lane in registers]
+    const layouts: [string, boolean, number, number, number][] = [
+      ['2 lanes a row, 64 threads', true, 2, 64, 32], ['32 lanes a row, 32 threads', true, 32, 32, 32],
+      ['64 lanes a row, 128 threads, read again past 8 a lane', true, 64, 128, 8], ['tree kernel', false, 256, 256, 16],
     ];
     const bad: string[] = [];
-    for (const [name, sg, lanes, regMax] of layouts) {
+    for (const [name, sg, lanes, wg, regMax] of layouts) {
       setNormSubgroups(sg);
-      Object.assign(NORM_SG_TUNING, { lanes, regMax });
+      Object.assign(NORM_SG_TUNING, { lanes, wg, regMax });
       const r = await runConformance(ref, backend!, { ops: ['layernorm', 'rmsnorm', 'addNorm'] });
       const worst = Math.max(...r.filter((x) => x.label.includes('f32')).map((x) => x.nmse));
       console.log(`${name}: ${r.length} cases, worst f32 NMSE ${worst.toExponential(2)}`);

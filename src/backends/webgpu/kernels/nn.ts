@@ -286,11 +286,13 @@ function norm(ctx: OpContext, kind: 'layer' | 'rms', eps: number, offset: number
   // subgroup sums (norm-subgroup.ts) where the adapter has them, else the tree kernel below
   const sgOn = normSubgroups(ctx);
   const L = sgOn ? Math.min(rowLanes(d), NORM_SG_TUNING.lanes) : rowLanes(d);
+  // threads a workgroup: the subgroup kernel's choice (at least one row), else WG
+  const wgSize = sgOn ? Math.max(L, NORM_SG_TUNING.wg) : WG;
   const E = Math.ceil(d / L);
   const sg: SgNorm | null = sgOn
     ? { kind, L, E: E <= NORM_SG_TUNING.regMax ? E : 0, minSg: subgroupMinSize(ctx), residual: !!rd, reload: !!sd && sd.dtype !== 'f32', hasW: !!wd, hasB: !!bd }
     : null;
-  const key = `norm ${kind} ${xd.dtype}>${yd.dtype} w${wd?.dtype ?? '-'} b${bd?.dtype ?? '-'} l${L}${rd ? ` +${rd.dtype}>${sd!.dtype}` : ''}${sg ? ` sg${sg.E}/${sg.minSg}` : ''}`;
+  const key = `norm ${kind} ${xd.dtype}>${yd.dtype} w${wd?.dtype ?? '-'} b${bd?.dtype ?? '-'} l${L}${rd ? ` +${rd.dtype}>${sd!.dtype}` : ''}${sg ? ` sg${sg.E}/${sg.minSg} w${wgSize}` : ''}`;
   const kern = ctx.kernel(key, () => {
     let bi = 3;
     const wb = wd ? bi++ : 0;
@@ -315,7 +317,7 @@ ${storers('y', yd.dtype)}
 ${wd ? loaders('w', wd.dtype) : ''}
 ${bd ? loaders('bias', bd.dtype) : ''}
 ${rd ? `${loaders('r', rd.dtype)}\n${loaders('sum', sd!.dtype, sd!.dtype !== 'f32')}\n${storers('sum', sd!.dtype)}` : ''}
-${sg ? sgNormMain(sg, WG, BUILTINS, WG_INDEX) : `var<workgroup> red: array<f32, ${WG}>;
+${sg ? sgNormMain(sg, wgSize, BUILTINS, WG_INDEX) : `var<workgroup> red: array<f32, ${WG}>;
 @compute @workgroup_size(${WG})
 fn main(${BUILTINS}) {
   ${WG_INDEX}
@@ -358,7 +360,7 @@ fn main(${BUILTINS}) {
   if (rd) bufs.push(rd.gpu, sd!.gpu);
   const p = new Params().u32(d, rows, xd.offset, yd.offset).f32(eps).u32(wd?.offset ?? 0, bd?.offset ?? 0, 0).f32(offset)
     .u32(rd?.offset ?? 0, sd?.offset ?? 0);
-  ctx.run(kern, bufs, p, [cdiv(rows, WG / L)]);
+  ctx.run(kern, bufs, p, [cdiv(rows, wgSize / L)]);
 }
 
 export function rope(ctx: OpContext<Op<'rope'>>): void {

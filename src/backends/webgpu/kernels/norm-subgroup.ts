@@ -1,13 +1,14 @@
 // The row sums of layer norm, RMS norm and the residual add + norm through subgroup shuffles, where
 // the adapter has subgroups: the lanes of a row are summed by butterflies within each subgroup, then
 // (rows wider than the smallest subgroup) the subgroups' sums meet in workgroup memory behind one
-// barrier. The tree kernel of nn.ts spent log2(lanes) barriers on each sum (16 for a layer norm of
-// rows of 1024); this one spends one per sum, none for rows of at most the smallest subgroup.
-// Rows of at most 16 elements a lane are kept in registers (x read once, mean then centered
+// barrier. The tree kernel of nn.ts spends log2(lanes) + 1 barriers on each sum (and one between
+// the two of a layer norm); this one one per sum, none for rows of at most the smallest subgroup.
+// Rows of at most `regMax` (16) elements a lane are kept in registers (x read once, mean then centered
 // variance from them, as the tree kernel computes them: same f32 numerics, other summation order).
-// Layout: as nn.ts's `rowLanes` (L lanes a row, WG / L rows a workgroup). The butterfly assumes, as
-// quant-gemv.ts does, that a subgroup is sgs consecutive local invocations starting at a multiple
-// of sgs (how Vulkan drivers group a one-dimensional workgroup); any power-of-two size works.
+// Layout: L lanes a row (nn.ts's `rowLanes`, capped by NORM_SG_TUNING.lanes), WG / L rows a
+// workgroup. The butterfly assumes, as quant-gemv.ts does, that a subgroup is sgs consecutive
+// local invocations starting at a multiple of sgs (how Vulkan drivers group a one-dimensional
+// workgroup); any power-of-two size works.
 // Not for: the bindings and dispatch (nn.ts `norm`), the backward (norm-backward.ts).
 import { envVar } from '../../../io/env.js';
 import type { OpContext } from './context.js';
@@ -31,9 +32,10 @@ export function subgroupMinSize(ctx: OpContext): number {
 /**
  * Choices of the subgroup kernel, for benchmarks that compare them in one run: `lanes` a row at
  * most (fewer for short rows, as `rowLanes` gives; 32 on a GPU of 32-wide subgroups: one subgroup
- * a row, no workgroup memory), `regMax` elements a lane kept in registers at most.
+ * a row, no workgroup memory), `wg` threads a workgroup (a power of two; at least one row's
+ * lanes), `regMax` elements a lane kept in registers at most.
  */
-export const NORM_SG_TUNING = { lanes: 256, regMax: 16 };
+export const NORM_SG_TUNING = { lanes: 256, wg: 256, regMax: 16 };
 
 /** WGSL header of a kernel that uses subgroups (before everything else in the module). */
 export const SG_ENABLE = 'enable subgroups;\ndiagnostic(off, subgroup_uniformity);\n';
