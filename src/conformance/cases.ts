@@ -129,6 +129,13 @@ function* copyVariants(): Generator<Variant> {
     yield { op: 'copy', label: `contiguous ${dtype} transposed`, inputs: [f([9, 13], dtype, { layout: 'T', fill: 'ids', hi: 100 })], budget: 0, run: ([x]) => [x!.contiguous()] };
     yield { op: 'copy', label: `contiguous ${dtype} sliced`, inputs: [f([5, 11], dtype, { layout: 'slice', fill: 'ids', hi: 100 })], budget: 0, run: ([x]) => [x!.contiguous()] };
   }
+  // 32-bit copies four at a time where the last dim allows (a head transpose, a slice at 4k, a broadcast); not at an offset of 2
+  for (const dtype of ['f32', 'i32'] as DType[]) {
+    yield { op: 'copy', label: `contiguous ${dtype} heads [2,3,8,12] -> [2,8,3,12]`, inputs: [f([2, 3, 8, 12], dtype, { fill: 'ids', hi: 100 })], budget: 0, run: ([x]) => [x!.permute([0, 2, 1, 3]).contiguous()] };
+  }
+  yield { op: 'copy', label: 'contiguous f32 [6,16] columns 4..12', inputs: [f([6, 16])], budget: 0, run: ([x]) => [x!.slice([0, 4], [6, 12]).contiguous()] };
+  yield { op: 'copy', label: 'contiguous f32 [6,16] columns 2..10', inputs: [f([6, 16])], budget: 0, run: ([x]) => [x!.slice([0, 2], [6, 10]).contiguous()] };
+  yield { op: 'copy', label: 'broadcast copy f32 [1,3,8] -> [5,3,8]', inputs: [f([1, 3, 8])], budget: 0, run: ([x]) => [x!.broadcastTo([5, 3, 8]).contiguous()] };
   yield { op: 'copy', label: 'concat f32 axis 1', inputs: [f([3, 4]), f([3, 0]), f([3, 7], 'f32', { layout: 'slice' })], budget: 0, run: (xs) => [ops.concat(xs, 1)] };
   yield { op: 'copy', label: 'pad f16', inputs: [f([3, 5], 'f16')], budget: 0, run: ([x]) => [ops.pad(x!, [[1, 2], [0, 3]], -1.5)] };
   yield { op: 'copy', label: 'split+contiguous f32', inputs: [f([10, 6])], budget: 0, run: ([x]) => ops.split(x!, [3, 0, 7], 0).map((p) => p.contiguous()) };

@@ -1,15 +1,17 @@
 // Elementwise kernels on strided views of any dtype: copy (and cast), fill, unary, binary, where,
 // and the fused one-pass ops random, dropout, adamw and geluBackward.
-// One thread per output element; each operand's element offset comes from the output index,
-// the (collapsed) shape and that operand's strides, so broadcasts (stride 0), transposes and
-// slices need no copy. Integer dtypes compute in i32, floats in f32.
+// One thread per output element (a copy of 32-bit views: four, where the layout allows); each
+// operand's element offset comes from the output index, the (collapsed) shape and that operand's
+// strides, so broadcasts (stride 0), transposes and slices need no copy. Integer dtypes compute
+// in i32, floats in f32.
 import { contiguousStrides } from '../../../tensor/shape.js';
 import { viewIsContiguous } from '../../../tensor/backend.js';
 import type { BinaryFn, OpDesc, UnaryFn, View } from '../../../tensor/backend.js';
 import { f32ToBf16Bits, f32ToF16Bits, roundToFloat, toIntDType, type DType } from '../../../tensor/dtype.js';
 import { BUILTINS, Params, WG_INDEX, numel, type OpContext } from './context.js';
 import { randomKey, WGSL_RANDOM } from '../../../tensor/random-hash.js';
-import { MATH, PRELUDE, cdiv, inBinding, isFloatDType, loaders, outBinding, storers } from '../wgsl.js';
+import { MATH, PRELUDE, bitsOf, cdiv, inBinding, isFloatDType, loaders, outBinding, storers } from '../wgsl.js';
+import { envVar } from '../../../io/env.js';
 
 type Op<K extends OpDesc['op']> = Extract<OpDesc, { op: K }>;
 
@@ -96,10 +98,60 @@ export function copy(ctx: OpContext<Op<'copy'>>): void {
     if (!isRowMajor(x)) ctx.fail('a reshaping copy needs a contiguous input');
     xv = { ...x, shape: y.shape, strides: rowMajor(y.shape) };
   }
+  if (x.dtype === y.dtype && copyVec4(ctx, xv, y)) return;
   const body = x.dtype === y.dtype ? 'stb_y(e_y, ldb_x(e_x));'
     : isInt(x.dtype) && isInt(y.dtype) ? 'sti_y(e_y, ldi_x(e_x));'
       : 'stf_y(e_y, ldf_x(e_x));';
   elementwise(ctx, `copy`, [{ name: 'x', view: xv }, { name: 'y', view: y, out: true }], body);
+}
+
+let vec4Copy = envVar('ACTLAB_WEBGPU_COPY_V4') !== '0';
+/** Turns the 16-byte copy of 32-bit views on or off (one element a thread instead); ACTLAB_WEBGPU_COPY_V4=0 starts it off. */
+export function setCopyVec4(on: boolean): void {
+  vec4Copy = on;
+}
+
+/**
+ * A copy of 32-bit elements four at a time (16-byte loads and stores, a quarter of the index
+ * arithmetic: a head transpose [b, h, t, d] -> [b, t, h, d] is bound by it), where the collapsed
+ * views' last dim is contiguous in both, a multiple of 4, and every offset and stride is too.
+ * False (nothing run) where they are not.
+ */
+function copyVec4(ctx: OpContext, x: View, y: View): boolean {
+  if (!vec4Copy || bitsOf(x.dtype) !== 32) return false;
+  const c = collapse(y.shape, [x.strides, y.strides]);
+  const R = c.shape.length;
+  const n = numel(y.shape);
+  if (R === 0 || n === 0) return false;
+  const [xs, ys] = c.strides as [number[], number[]];
+  if (xs[R - 1] !== 1 || ys[R - 1] !== 1 || c.shape[R - 1]! % 4 !== 0 || x.offset % 4 !== 0 || y.offset % 4 !== 0) return false;
+  if (xs.some((v, d) => d < R - 1 && v % 4 !== 0) || ys.some((v, d) => d < R - 1 && v % 4 !== 0)) return false;
+  // in units of 4 elements
+  const shape4 = c.shape.map((v, d) => (d === R - 1 ? v / 4 : v));
+  const st4 = (st: number[]) => st.map((v, d) => (d === R - 1 ? 1 : v / 4));
+  const p = new Params().u32(n / 4, ...shape4).i32(x.offset / 4, ...st4(xs)).i32(y.offset / 4, ...st4(ys));
+  const k = ctx.kernel(`ew copy4 R${R}`, () => {
+    const idx: string[] = ['var rem = i;'];
+    for (let d = R - 1; d > 0; d--) idx.push(`let c${d} = i32(rem % P[${1 + d}]); rem = rem / P[${1 + d}];`);
+    idx.push('let c0 = i32(rem);');
+    const at = (k: number) => {
+      const b = 1 + R + k * (R + 1);
+      return `u32(${[`bitcast<i32>(P[${b}])`, ...Array.from({ length: R }, (_, d) => `c${d} * bitcast<i32>(P[${b + 1 + d}])`)].join(' + ')})`;
+    };
+    return `@group(0) @binding(0) var<storage, read> P: array<u32>;
+@group(0) @binding(1) var<storage, read> x: array<vec4<u32>>;
+@group(0) @binding(2) var<storage, read_write> y: array<vec4<u32>>;
+@compute @workgroup_size(${WG})
+fn main(${BUILTINS}) {
+  ${WG_INDEX}
+  let i = wg * ${WG}u + li;
+  if (i >= P[0]) { return; }
+  ${idx.join('\n  ')}
+  y[${at(1)}] = x[${at(0)}];
+}`;
+  });
+  ctx.run(k, [ctx.buffer(x), ctx.buffer(y)], p, [cdiv(n / 4, WG)]);
+  return true;
 }
 
 /** Row-major strides of `shape`. */
