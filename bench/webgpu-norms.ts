@@ -1,14 +1,15 @@
 // The row-norm kernels of a transformer forward on WebGPU, timed alone on the GPU (timestamps
 // around each dispatch): layer norm, RMS norm and the residual add + layer norm (addNorm) with
 // row sums through subgroups (norm-subgroup.ts) beside the workgroup-memory tree kernels they
-// replace, in the same run, interleaved; and the sum of a split linear layer's k-ranges with bias
-// (GPT-2-medium's MLP down-projection at T=512: 512x4096x1024 in 4 ranges), four outputs a thread
-// beside one. Each row: GPU µs per call (median over --reps of the mean of --calls calls), the
-// bytes the call must move over that time, and the largest absolute difference of the new
-// kernel's output from the old one's and from the js reference. Then the subgroup kernel's
-// layouts side by side (lanes a row 256 .. 32, threads a workgroup), to choose NORM_SG_TUNING.
-// Usage: node dist/bench/webgpu-norms.js [--reps 15] [--calls 20]
-// (ACTLAB_DAWN_TOGGLES=-timestamp_quantization: timestamps at full resolution)
+// replace, in the same run, interleaved; then the sum of a split linear layer's k-ranges with
+// bias (GPT-2-medium's MLP down-projection at T=512: 512x4096x1024 in 4 ranges) and the attention
+// output's head transpose (a copy), four elements a thread beside one. Each row: GPU µs per call
+// (median over --reps of the mean of --calls calls), the bytes the call must move over that time,
+// and the largest absolute difference of the new kernel's output from the old one's and from the
+// js reference. Last, the subgroup kernel's layouts side by side (lanes a row 256 .. 32, threads
+// a workgroup), to choose NORM_SG_TUNING.
+// Usage: ACTLAB_DAWN_TOGGLES=-timestamp_quantization node dist/bench/webgpu-norms.js [--reps 15] [--calls 20] [--shapes 512x1024,128x768]
+// (the toggle: timestamps at full resolution, else rounded to tens of µs)
 import '../src/backends/index.js';
 import { tensor } from '../src/ops/creation.js';
 import { fusedLinear } from '../src/ops/linalg.js';
@@ -19,6 +20,7 @@ import type { Tensor } from '../src/tensor/tensor.js';
 import type { WebGpuBackend } from '../src/backends/webgpu/backend.js';
 import { NORM_SG_TUNING, setNormSubgroups } from '../src/backends/webgpu/kernels/norm-subgroup.js';
 import { setSplitSumVec4 } from '../src/backends/webgpu/kernels/matmul-gemv.js';
+import { setCopyVec4 } from '../src/backends/webgpu/kernels/elementwise.js';
 import { DEFAULT_SPLITK, setMatmulSplitK } from '../src/backends/webgpu/kernels/matmul.js';
 
 const args = process.argv.slice(2);
@@ -65,7 +67,8 @@ const cases: NormCase[] = [
   { name: 'rmsNorm w', bytes: (r, d) => 8 * r * d, run: (_, t) => [rmsNorm(t.x!, t.w, { eps: 1e-5 })] },
   { name: 'addNorm layer w+b', bytes: (r, d) => 16 * r * d, run: (_, t) => { const o = addNorm(t.x!, t.r!, { kind: 'layer', weight: t.w, bias: t.b, force: true }); return [o.sum, o.y]; } },
 ];
-const shapes: [number, number][] = [[512, 1024], [128, 768], [2048, 1024], [512, 4096]];
+const shapeArg = args.includes('--shapes') ? args[args.indexOf('--shapes') + 1]! : '512x1024,128x768,2048x1024,512x4096';
+const shapes = shapeArg.split(',').map((v) => v.split('x').map(Number) as [number, number]);
 
 const info = gpu.rt.handle.adapterInfo;
 console.log(`WebGPU row norms, ${info.description || info.device || info.vendor}: GPU µs per call, median of ${reps} reps of ${calls} calls, old and new interleaved`);
@@ -96,6 +99,41 @@ for (const [rows, d] of shapes) {
   for (const t of [...Object.values(tg), ...Object.values(tj)]) t.dispose();
 }
 
+// the down-projection: 4 k-ranges ('few'), then their sum with the bias (timed alone: the `sum` dispatches)
+{
+  const [M, K, N] = [512, 4096, 1024];
+  const mk = (be: Backend) => [
+    tensor(values(M * K, 5), [M, K], 'f32', { backend: be }),
+    tensor(values(K * N, 6).map((v) => v * 0.02), [K, N], 'f32', { backend: be }),
+    tensor(values(N, 7), [N], 'f32', { backend: be }),
+  ] as const;
+  const [x, w, b] = mk(gpu);
+  setMatmulSplitK('few');
+  const run = () => [fusedLinear(x, w, b, { force: true })];
+  const [one, four] = await timeAB([() => setSplitSumVec4(false), () => setSplitSumVec4(true)], run, /gemv sum/);
+  setSplitSumVec4(false);
+  const yo = run();
+  setSplitSumVec4(true);
+  const yn = run();
+  const d = await maxDiff(yn, yo);
+  for (const t of [...yo, ...yn, x, w, b]) t.dispose();
+  setMatmulSplitK(DEFAULT_SPLITK);
+  const bytes = 4 * M * N * 4 + M * N * 4;
+  console.log(`| k-range sum + bias (${M}x${K}x${N}, 4 ranges) | [${M},${N}] | ${one!.toFixed(2)} (one a thread) | ${four!.toFixed(2)} (four a thread) | ${(one! / four!).toFixed(2)}x | ${(bytes / four! / 1e3).toFixed(0)} | ${d.toExponential(1)} | |`);
+}
+// the attention output's head transpose (GPT-2-medium at T=512): [1,16,512,64] -> [1,512,16,64]
+{
+  const z = tensor(values(16 * 512 * 64, 8), [1, 16, 512, 64], 'f32', { backend: gpu });
+  const run = () => [z.permute([0, 2, 1, 3]).contiguous()];
+  const [one, four] = await timeAB([() => setCopyVec4(false), () => setCopyVec4(true)], run);
+  setCopyVec4(false);
+  const yo = run();
+  setCopyVec4(true);
+  const yn = run();
+  const d = await maxDiff(yn, yo);
+  for (const t of [...yo, ...yn, z]) t.dispose();
+  console.log(`| head transpose copy | [1,16,512,64] | ${one!.toFixed(2)} (one a thread) | ${four!.toFixed(2)} (four a thread) | ${(one! / four!).toFixed(2)}x | ${(2 * 16 * 512 * 64 * 4 / four! / 1e3).toFixed(0)} | ${d.toExponential(1)} | |`);
+}
 // the subgroup kernel's layout: lanes a row (32: one 32-wide subgroup a row, no workgroup memory)
 if (gpu.rt.handle.features.subgroups) {
   // [lanes a row, threads a workgroup]
@@ -132,26 +170,4 @@ if (gpu.rt.handle.features.subgroups) {
   setNormSubgroups(true);
 }
 
-// the down-projection: 4 k-ranges ('few'), then their sum with the bias (timed alone: the `sum` dispatches)
-{
-  const [M, K, N] = [512, 4096, 1024];
-  const mk = (be: Backend) => [
-    tensor(values(M * K, 5), [M, K], 'f32', { backend: be }),
-    tensor(values(K * N, 6).map((v) => v * 0.02), [K, N], 'f32', { backend: be }),
-    tensor(values(N, 7), [N], 'f32', { backend: be }),
-  ] as const;
-  const [x, w, b] = mk(gpu);
-  setMatmulSplitK('few');
-  const run = () => [fusedLinear(x, w, b, { force: true })];
-  const [one, four] = await timeAB([() => setSplitSumVec4(false), () => setSplitSumVec4(true)], run, /gemv sum/);
-  setSplitSumVec4(false);
-  const yo = run();
-  setSplitSumVec4(true);
-  const yn = run();
-  const d = await maxDiff(yn, yo);
-  for (const t of [...yo, ...yn, x, w, b]) t.dispose();
-  setMatmulSplitK(DEFAULT_SPLITK);
-  const bytes = 4 * M * N * 4 + M * N * 4;
-  console.log(`| k-range sum + bias (${M}x${K}x${N}, 4 ranges) | [${M},${N}] | ${one!.toFixed(2)} (one a thread) | ${four!.toFixed(2)} (four a thread) | ${(one! / four!).toFixed(2)}x | ${(bytes / four! / 1e3).toFixed(0)} | ${d.toExponential(1)} | |`);
-}
 disposeBackends();
