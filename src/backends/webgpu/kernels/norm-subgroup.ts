@@ -32,8 +32,8 @@ export function subgroupMinSize(ctx: OpContext): number {
 /**
  * Choices of the subgroup kernel, for benchmarks that compare them in one run: `lanes` a row at
  * most (fewer for short rows, as `rowLanes` gives; 32 on a GPU of 32-wide subgroups: one subgroup
- * a row, no workgroup memory), `wg` threads a workgroup (a power of two; at least one row's
- * lanes), `regMax` elements a lane kept in registers at most.
+ * a row, no workgroup memory), `wg` threads a workgroup (a power of two, at least the subgroup
+ * size; at least one row's lanes), `regMax` elements a lane kept in registers at most.
  */
 export const NORM_SG_TUNING = { lanes: 256, wg: 256, regMax: 16 };
 
