@@ -42,7 +42,9 @@ function pick(ctx: OpContext, D4: number, DV4: number): Layout | null {
   const f = ctx.features;
   const sg = FLASH2_TUNING.reduce === 'auto' && f.subgroups && f.subgroupMinSize >= 8;
   const max = ctx.rt.device.limits.maxComputeWorkgroupStorageSize;
-  for (const BK of FLASH2_TUNING.BK ? [FLASH2_TUNING.BK] : [64, 32, 16]) {
+  // 64 keys a tile only with the subgroup reduction (the 48 KiB of a large GPU hold no reduction
+  // array beside it; SwiftShader's compiler also runs out of memory on it)
+  for (const BK of FLASH2_TUNING.BK ? [FLASH2_TUNING.BK] : sg ? [64, 32, 16] : [32, 16]) {
     const l = layout(D4, DV4, BK, sg);
     if (l.bytes <= max) return l;
   }
