@@ -84,8 +84,7 @@ describe.skipIf(!probe)('prefill attention on webgpu', () => {
     const variants: [string, () => void][] = [
       ['flash2', () => { setFlashVersion(2); }],
       ['flash2 wg', () => { setFlashVersion(2); FLASH2_TUNING.reduce = 'wg'; }],
-      ['flash2 wg bk16', () => { setFlashVersion(2); FLASH2_TUNING.reduce = 'wg'; FLASH2_TUNING.BK = 16; }],
-      ['flash2 no key runs', () => { setFlashVersion(2); FLASH2_TUNING.runTiles = 0; }],
+            ['flash2 no key runs', () => { setFlashVersion(2); FLASH2_TUNING.runTiles = 0; }],
       ['flash1', () => { setFlashVersion(1); }],
     ];
     try {

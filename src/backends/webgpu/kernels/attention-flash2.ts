@@ -43,8 +43,9 @@ function pick(ctx: OpContext, D4: number, DV4: number): Layout | null {
   const sg = FLASH2_TUNING.reduce === 'auto' && f.subgroups && f.subgroupMinSize >= 8;
   const max = ctx.rt.device.limits.maxComputeWorkgroupStorageSize;
   // 64 keys a tile only with the subgroup reduction (the 48 KiB of a large GPU hold no reduction
-  // array beside it; SwiftShader's compiler also runs out of memory on it)
-  for (const BK of FLASH2_TUNING.BK ? [FLASH2_TUNING.BK] : sg ? [64, 32, 16] : [32, 16]) {
+  // array beside it); without subgroups 16 (SwiftShader's compiler runs out of memory on 32 and 64
+  // with a key mask or odd head sizes)
+  for (const BK of FLASH2_TUNING.BK ? [FLASH2_TUNING.BK] : sg ? [64, 32, 16] : [16]) {
     const l = layout(D4, DV4, BK, sg);
     if (l.bytes <= max) return l;
   }
@@ -183,8 +184,7 @@ ${RJ((i, j) => `    s${i}_${j} = s${i}_${j} * scale;`)}
     if (!full) {
 ${lines(R, (i) => `      let lim${i} = ${causal ? `i32(q0 + r0 + ${i}u) + off` : 'i32(TK) - 1'};`)}
 ${lines(JN, (j) => `      let j${j} = k0 + i32(tx + ${8 * j}u);
-      var kept${j} = j${j} < i32(TK);
-      ${md ? `if (kept${j}) { kept${j} = ldb_mask(P[25] + b * TK + u32(j${j})) != 0u; }` : ''}`)}
+      let kept${j} = (j${j} < i32(TK))${md ? ` & (ldb_mask(P[25] + b * TK + u32(min(j${j}, i32(TK) - 1))) != 0u)` : ''};`)}
 ${RJ((i, j) => `      s${i}_${j} = select(-inf_f32(), s${i}_${j}, kept${j} && j${j} <= lim${i});`)}
     }
 ${lines(R, (i) => `    var c${i} = max(${lines(JN, (j) => `s${i}_${j}`, ', ').replace(/^(.*)$/, (a) => (JN > 2 ? nestMax(a) : a))});`)}
