@@ -10,7 +10,8 @@ import { softmax, softmaxBackward } from '../ops/nn.js';
 import { softmaxGradComposed, type BackCtx, type Grad } from './rules.js';
 
 export function attentionBackward(op: Extract<OpDesc, { op: 'attention' }>, c: BackCtx, g: Grad[]): Grad[] {
-  const gOut = g[0] ?? null;
+  // a token-major output's gradient [b, tq, hq, dv] is brought to head order first
+  const gOut = g[0] && op.tokenMajor ? g[0].permute([0, 2, 1, 3]).contiguous() : g[0] ?? null;
   const gProbs = g[1] ?? null;
   const n = op.masked ? 4 : 3;
   const none = new Array<Grad>(n).fill(null);

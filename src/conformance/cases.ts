@@ -416,6 +416,21 @@ function* nnVariants(): Generator<Variant> {
     op: 'attention', label: 'attention f32 prefill, permuted views, no probs', inputs: [f([2, 37, 4, 16]), f([2, 37, 2, 16]), f([2, 37, 2, 16])], budget: 1e-9,
     run: ([q, k, v]) => [ops.attention(q!.transpose(1, 2), k!.transpose(1, 2), v!.transpose(1, 2), { causal: true }).out],
   };
+  // token-major output [b, tq, hq, dv]: the prefill kernels (GPT-2 head size, masked gqa, odd sizes) and the row kernel (decode)
+  const tokenMajor: [string, number[], number[], number, boolean, boolean][] = [
+    ['prefill causal t=130 d=64', [1, 4, 130, 64], [1, 4, 130, 64], 64, true, false],
+    ['prefill gqa masked tq=40 < tk=97 d=80', [2, 8, 40, 80], [2, 2, 97, 80], 80, true, true],
+    ['prefill non-causal d=5 dv=12', [1, 2, 50, 5], [1, 2, 19, 5], 12, false, true],
+    ['decode gqa', [2, 6, 1, 16], [2, 3, 11, 16], 16, true, false],
+  ];
+  for (const [name, qs, ks, dv, causal, masked] of tokenMajor) {
+    const inputs = [f(qs), f(ks), f([...ks.slice(0, 3), dv])];
+    if (masked) inputs.push(f([ks[0]!, ks[2]!], 'u8', { fill: 'mask' }));
+    yield {
+      op: 'attention', label: `attention f32 ${name}, token-major`, inputs, budget: 1e-9,
+      run: ([q, k, v, m]) => [ops.attention(q!, k!, v!, { causal, keyMask: m, tokenMajor: true }).out],
+    };
+  }
 }
 
 /**

@@ -192,6 +192,8 @@ export interface AttentionOptions {
   keyMask?: Tensor;
   /** Also return the probabilities [b, hq, tq, tk] (costs memory; only when asked). */
   returnProbs?: boolean;
+  /** Output in token order [b, tq, hq, dv] (position before head) instead of [b, hq, tq, dv]. */
+  tokenMajor?: boolean;
 }
 
 /** Scaled dot-product attention over q [b, hq, tq, d], k [b, hkv, tk, d], v [b, hkv, tk, dv]. */
@@ -213,8 +215,8 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, o: AttentionOptions =
     }
     inputs.push(o.keyMask);
   }
-  const op = { op: 'attention', scale: o.scale ?? 1 / Math.sqrt(d), causal: !!o.causal, masked: !!o.keyMask, returnProbs: !!o.returnProbs } as const;
-  const outs = [{ shape: [b, hq, tq, dv], dtype: q.dtype }];
+  const op = { op: 'attention', scale: o.scale ?? 1 / Math.sqrt(d), causal: !!o.causal, masked: !!o.keyMask, returnProbs: !!o.returnProbs, ...(o.tokenMajor ? { tokenMajor: true } : {}) } as const;
+  const outs = [{ shape: o.tokenMajor ? [b, tq, hq, dv] : [b, hq, tq, dv], dtype: q.dtype }];
   if (o.returnProbs) outs.push({ shape: [b, hq, tq, tk], dtype: q.dtype });
   const [out, probs] = dispatch(op, inputs, outs);
   return probs ? { out: out!, probs } : { out: out! };

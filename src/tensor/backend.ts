@@ -110,7 +110,8 @@ export type OpDesc =
    * out: y [b, hq, tq, dv], and probs [b, hq, tq, tk] when `returnProbs`. hq is a multiple of hkv
    * (grouped-query: head h reads kv head floor(h / (hq / hkv))). `causal` as in softmax.
    */
-  | { op: 'attention'; scale: number; causal: boolean; masked: boolean; returnProbs: boolean }
+  /** tokenMajor: y is [b, tq, hq, dv] (position before head) instead of [b, hq, tq, dv]. */
+  | { op: 'attention'; scale: number; causal: boolean; masked: boolean; returnProbs: boolean; tokenMajor?: boolean }
   /**
    * in: raw u8 [rows * rowBytes] (GGML blocks, or actlab's rows: blocks then a per-row tail);
    * out: f32 [rows, cols] (or any shape whose last dim is cols).

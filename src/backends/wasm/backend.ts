@@ -236,6 +236,13 @@ export class WasmBackend implements Backend {
 
   exec(op: OpDesc, inputs: readonly View[], outputs: readonly View[]): void {
     this.alive(`exec '${op.op}'`);
+    if (op.op === 'attention' && op.tokenMajor) {
+      // y [b, tq, hq, dv] seen as the head-major [b, hq, tq, dv] view the kernels write through its strides
+      const y = outputs[0]!;
+      const [s0, s1, s2, s3] = y.strides as [number, number, number, number];
+      const yh: View = { ...y, shape: [y.shape[0]!, y.shape[2]!, y.shape[1]!, y.shape[3]!], strides: [s0, s2, s1, s3] };
+      return this.exec({ ...op, tokenMajor: false }, inputs, [yh, ...outputs.slice(1)]);
+    }
     for (const o of outputs) this.touch(o.buffer);
     const { gemm } = this.native;
     if (gemm) {

@@ -30,6 +30,8 @@ export interface GpuHandle {
     f16: boolean;
     subgroups: boolean;
     subgroupMatrix: boolean;
+    /** The adapter's smallest subgroup size (0: unknown). */
+    subgroupMinSize: number;
     timestamps: boolean;
   };
   adapterInfo: { vendor: string; architecture: string; device: string; description: string };
@@ -105,7 +107,7 @@ export async function openDevice(o: DeviceOptions = {}): Promise<GpuHandle> {
   const info = adapter.info ?? ({} as GPUAdapterInfo);
   return {
     gpu, adapter, device,
-    features: { f16, subgroups, subgroupMatrix, timestamps },
+    features: { f16, subgroups, subgroupMatrix, timestamps, subgroupMinSize: subgroups ? Number((info as { subgroupMinSize?: number }).subgroupMinSize ?? 0) : 0 },
     adapterInfo: {
       vendor: info.vendor ?? '', architecture: info.architecture ?? '', device: info.device ?? '', description: info.description ?? '',
     },

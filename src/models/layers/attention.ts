@@ -109,7 +109,8 @@ export function attend(q: Tensor, k: Tensor, v: Tensor, c: AttendContext): Tenso
     const pattern = hooks.at(`${p}.hook_pattern`, r.probs!, SHAPE.pattern); // [batch, head, query_pos, key_pos]
     out = pattern === r.probs ? r.out : applyPattern(pattern);
   } else {
-    out = attention(qh, kh, vh, { causal: true, scale: c.scale, keyMask: c.keyMask }).out;
+    // token-major output [batch, pos, head, d_head]: z below is a free view of it
+    out = attention(qh, kh, vh, { causal: true, scale: c.scale, keyMask: c.keyMask, tokenMajor: true }).out.permute([0, 2, 1, 3]);
   }
   const z = hooks.at(`${p}.hook_z`, out.permute([0, 2, 1, 3]), SHAPE.head); // [batch, pos, head, d_head]
   const dv = z.shape[3]!;

@@ -1,5 +1,6 @@
 // Reference scaled dot-product attention with grouped-query heads, causal offset and key mask:
-// y = softmax(q k^T * scale) v, per (batch, head). Fully masked query rows give zeros.
+// y = softmax(q k^T * scale) v, per (batch, head). Fully masked query rows give zeros. y is
+// [b, hq, tq, dv], or [b, tq, hq, dv] when the op asks for token-major output.
 import type { OpDesc } from '../../../tensor/backend.js';
 import type { KernelContext } from './context.js';
 import { softmaxRow } from './nn.js';
@@ -7,7 +8,7 @@ import { softmaxRow } from './nn.js';
 type Op<K extends OpDesc['op']> = Extract<OpDesc, { op: K }>;
 
 export function attention(ctx: KernelContext<Op<'attention'>>): void {
-  const { scale, causal, masked, returnProbs } = ctx.op;
+  const { scale, causal, masked, returnProbs, tokenMajor } = ctx.op;
   ctx.expectArity(masked ? 4 : 3, returnProbs ? 2 : 1);
   const [q, k, v] = [ctx.input(0), ctx.input(1), ctx.input(2)];
   if (q.shape.length !== 4 || k.shape.length !== 4 || v.shape.length !== 4) ctx.fail('q, k, v must be 4-d');
@@ -18,7 +19,7 @@ export function attention(ctx: KernelContext<Op<'attention'>>): void {
   ctx.expectShape(v, [B, HKV, TK, DV], 'v');
   if (HKV === 0 || HQ % HKV !== 0) ctx.fail(`hq=${HQ} must be a multiple of hkv=${HKV}`);
   if (masked) ctx.expectShape(ctx.input(3), [B, TK], 'keyMask');
-  ctx.expectShape(ctx.output(0), [B, HQ, TQ, DV], 'y');
+  ctx.expectShape(ctx.output(0), tokenMajor ? [B, TQ, HQ, DV] : [B, HQ, TQ, DV], 'y');
   if (returnProbs) ctx.expectShape(ctx.output(1), [B, HQ, TQ, TK], 'probs');
 
   const Q = ctx.read(0);
@@ -42,7 +43,7 @@ export function attention(ctx: KernelContext<Op<'attention'>>): void {
         }
         const limit = causal ? i + (TK - TQ) : Infinity;
         softmaxRow(P, row, TK, (j) => j <= limit && (!mask || mask[b * TK + j] !== 0), false);
-        const yAt = ((b * HQ + h) * TQ + i) * DV;
+        const yAt = (tokenMajor ? (b * TQ + i) * HQ + h : (b * HQ + h) * TQ + i) * DV;
         for (let j = 0; j < TK; j++) {
           const p = P[row + j]!;
           if (p === 0) continue;

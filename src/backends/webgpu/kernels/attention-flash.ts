@@ -13,8 +13,9 @@
 // them (mergeRuns). Not for: decode (few query rows: attention.ts).
 import type { View } from '../../../tensor/backend.js';
 import { BUILTINS, Params, WG_INDEX, type Dense, type OpContext } from './context.js';
-import { MATH, PRELUDE, cdiv, inBinding, loaders, outBinding, storers } from '../wgsl.js';
+import { MATH, PRELUDE, inBinding, loaders, outBinding, storers } from '../wgsl.js';
 import { envVar } from '../../../io/env.js';
+import { mergeRuns, yStrides } from './attention-flash2.js';
 
 /** Query rows per workgroup, rows per thread, keys per tile. */
 export interface FlashTile { BQ: number; RPT: number; BK: number }
@@ -26,10 +27,10 @@ let tile: FlashTile | null = null;
 let enabled = envVar('ACTLAB_WEBGPU_FLASH') !== '0';
 
 /** How a strided operand is staged: `unit` when its rows are runs of unit stride whose length is a multiple of 4 (four independent loads a vec4, no per-element test). */
-interface Stage { dst: string; stride: string; rows: number; n4: number; n: string; row: string; ok: string; at: string; col: string; ld: string; unit: boolean }
+export interface Stage { dst: string; stride: string; rows: number; n4: number; n: string; row: string; ok: string; at: string; col: string; ld: string; unit: boolean }
 
 /** WGSL: the vec4 of row r, columns c..c+3 of the operand into `x` (zeros past the row's end). */
-function loadVec(o: Stage): string {
+export function loadVec(o: Stage): string {
   if (o.unit) return `if (${o.ok}) { let at = ${o.at} + i32(c); x = vec4<f32>(${o.ld}(u32(at)), ${o.ld}(u32(at + 1)), ${o.ld}(u32(at + 2)), ${o.ld}(u32(at + 3))); }`;
   return `if (${o.ok}) {
       let at = ${o.at};
@@ -42,7 +43,7 @@ function loadVec(o: Stage): string {
  * row, zero-padded to n4 vec4; rows past the end read as zeros): g is the row's index in the
  * operand, `at` its first element, `col` the element stride.
  */
-function stageRows(o: Stage, NT: number): string {
+export function stageRows(o: Stage, NT: number): string {
   return `  for (var e = li; e < ${o.rows * o.n4}u; e += ${NT}u) {
     let r = e / ${o.n4}u; let c = (e % ${o.n4}u) * 4u; ${o.row}
     var x = vec4<f32>(0.0);
@@ -81,41 +82,10 @@ export function setFlashKeySplit(tiles: number): void { runTiles = tiles; }
  * runs, so that the longest causal block no longer walks every key in one workgroup (H200, GPT-2
  * medium at T=512: 128 query blocks, 16 key tiles for the last; attention 0.119 -> 0.102 ms).
  */
-function keyRuns(blocks: number, TK: number, BK: number): number {
+export function keyRuns(blocks: number, TK: number, BK: number): number {
   if (runTiles <= 0 || blocks >= 264) return 1;
   const tiles = Math.ceil(TK / BK);
   return Math.max(1, Math.min(8, Math.floor(tiles / runTiles)));
-}
-
-/**
- * y = the partials of the key runs merged: per query row, each run's unnormalized output weighted
- * by exp(its max - the overall max), over the sum of its weighted sums (rows that saw no key: 0).
- */
-function mergeRuns(ctx: OpContext, part: GPUBuffer, NKC: number, rows: number, TQ: number, DV: number, yd: Dense): void {
-  const k = ctx.kernel(`flash merge ${yd.dtype}`, () => `${PRELUDE}${MATH}
-@group(0) @binding(0) var<storage, read> P: array<u32>;
-@group(0) @binding(1) var<storage, read> part: array<f32>;
-${outBinding(2, 'y', yd.dtype)}
-${storers('y', yd.dtype)}
-@compute @workgroup_size(256)
-fn main(${BUILTINS}) {
-  ${WG_INDEX}
-  let NKC = P[0]; let TQ = P[1]; let DV = P[2]; let ML = P[4];
-  let e = wg * 256u + li;
-  if (e >= P[3] * DV) { return; }
-  let row = e / DV; let d = e % DV;
-  let bh = row / TQ; let i = row % TQ;
-  var mx = -inf_f32();
-  for (var c = 0u; c < NKC; c++) { mx = max(mx, part[ML + ((bh * NKC + c) * TQ + i) * 2u]); }
-  var l = 0.0; var o = 0.0;
-  for (var c = 0u; c < NKC; c++) {
-    let pr = (bh * NKC + c) * TQ + i;
-    let mc = part[ML + pr * 2u];
-    if (mc != -inf_f32()) { let w = exp_safe(mc - mx); l = l + part[ML + pr * 2u + 1u] * w; o = o + part[pr * DV + d] * w; }
-  }
-  stf_y(P[5] + e, select(0.0, o / l, l > 0.0));
-}`);
-  ctx.run(k, [part, yd.gpu], new Params().u32(NKC, TQ, DV, rows, rows * NKC * DV, yd.offset), [cdiv(rows * DV, 256)]);
 }
 
 /** For tuning: a fixed tile (null: the default pick). */
@@ -140,7 +110,7 @@ function pick(D4: number, DV4: number, maxBytes: number): FlashTile {
 }
 
 /** y = softmax(q kᵀ · scale) v with the query rows in blocks; `md` is the dense u8 key mask, `pd` the probabilities (when asked for). */
-export function flashAttention(ctx: OpContext, q: View, k: View, v: View, md: Dense | null, yd: Dense, scale: number, causal: boolean, pd: Dense | null = null): void {
+export function flashAttention(ctx: OpContext, q: View, k: View, v: View, md: Dense | null, yd: Dense, scale: number, causal: boolean, pd: Dense | null = null, tokenMajor = false): void {
   const [B, HQ, TQ, D] = q.shape as [number, number, number, number];
   const [, HKV, TK] = k.shape as [number, number, number, number];
   const DV = v.shape[3]!;
@@ -318,7 +288,7 @@ ${scores}
       for (var u = 0u; u < 4u; u++) { if (c + u < DV) { part[pr * DV + c + u] = acc[ii * ${NC}u + cc][u]; } }
     }
   }` : `
-    let yb = P[24] + (bh * TQ + i) * DV;
+    let yb = P[24] + (bh / HQ) * P[29] + h * P[30] + i * P[31];
     for (var cc = 0u; cc < ${NC}u; cc++) {
       let c = (tx + 8u * cc) * 4u;
       if (c >= DV) { continue; }
@@ -359,10 +329,11 @@ ${scores}
     .u32(yd.offset, md?.offset ?? 0, pd?.offset ?? 0);
   const rows = B * HQ * TQ;
   const part = NKC > 1 ? ctx.temp(rows * NKC * (DV + 2) * 4) : null;
-  p.u32(rows * NKC * DV, KC); // where the (max, sum) pairs of the partials start; keys per run
+  const ys = yStrides(B, HQ, TQ, DV, tokenMajor);
+  p.u32(rows * NKC * DV, KC, ...ys); // where the (max, sum) pairs of the partials start; keys per run; y strides (b, h, t)
   const bufs = [ctx.buffer(q), ctx.buffer(k), ctx.buffer(v), part ? part.gpu : yd.gpu];
   if (md) bufs.push(md.gpu);
   if (pd) bufs.push(pd.gpu);
   ctx.run(kern, bufs, p, [B * HQ * nqb * NKC]);
-  if (part) mergeRuns(ctx, part.gpu, NKC, rows, TQ, DV, yd);
+  if (part) mergeRuns(ctx, part.gpu, NKC, B, HQ, TQ, DV, yd, ys);
 }

@@ -9,13 +9,20 @@ import type { OpDesc, View } from '../../../tensor/backend.js';
 import { BUILTINS, Params, WG_INDEX, type OpContext } from './context.js';
 import { MATH, PRELUDE, inBinding, loaders, outBinding, storers } from '../wgsl.js';
 import { flashAttention, flashEligible } from './attention-flash.js';
+import { flash2Fits, flashAttention2, yStrides } from './attention-flash2.js';
+import { envVar } from '../../../io/env.js';
 
 type Op<K extends OpDesc['op']> = Extract<OpDesc, { op: K }>;
 const CH = 64;
 export const ATTENTION_MAX_D = 512;
 
+let flashVersion = envVar('ACTLAB_WEBGPU_FLASH_V') === '1' ? 1 : 2;
+/** For comparisons: which prefill kernel serves (1: attention-flash.ts, 2: attention-flash2.ts where it fits); ACTLAB_WEBGPU_FLASH_V=1 sets 1. */
+export function setFlashVersion(v: 1 | 2): void { flashVersion = v; }
+
 export function attention(ctx: OpContext<Op<'attention'>>): void {
   const { scale, causal, masked, returnProbs } = ctx.op;
+  const tokenMajor = !!ctx.op.tokenMajor;
   const [q, k, v] = ctx.inputs as [View, View, View];
   if (q.shape.length !== 4 || k.shape.length !== 4 || v.shape.length !== 4) ctx.fail('q, k, v must be 4-d');
   const [B, HQ, TQ, D] = q.shape as [number, number, number, number];
@@ -28,7 +35,10 @@ export function attention(ctx: OpContext<Op<'attention'>>): void {
   const md = masked ? ctx.dense(3) : null;
   const yd = ctx.denseOut(0);
   const pd = returnProbs ? ctx.denseOut(1) : null;
-  if (flashEligible(TQ, D, DV)) return flashAttention(ctx, q, k, v, md, yd, scale, causal, pd);
+  if (flashEligible(TQ, D, DV)) {
+    if (flashVersion === 2 && !pd && flash2Fits(ctx, q, k, v, D, DV)) return flashAttention2(ctx, q, k, v, md, yd, scale, causal, tokenMajor);
+    return flashAttention(ctx, q, k, v, md, yd, scale, causal, pd, tokenMajor);
+  }
   const slots = Math.max(1, Math.ceil(DV / CH));
   const key = `attention ${q.dtype}${k.dtype}${v.dtype}>${yd.dtype} s${slots} ${causal ? 'c' : ''}${masked ? 'm' : ''}${returnProbs ? 'p' : ''}`;
   const kern = ctx.kernel(key, () => {
@@ -110,7 +120,7 @@ fn main(${BUILTINS}) {
     m = nm;
     workgroupBarrier();
   }
-  let yb = P[24] + wg * DV;
+  let yb = P[24] + b * P[27] + h * P[28] + i * P[29];
   for (var s = 0u; s < ${slots}u; s++) {
     let d = li + s * ${CH}u;
     if (d < DV) { stf_y(yb + d, select(0.0, acc[s] / l, l > 0.0)); }
@@ -134,7 +144,7 @@ fn main(${BUILTINS}) {
   const p = new Params()
     .u32(B, HQ, TQ, D, HKV, TK, DV, HQ / HKV).f32(scale)
     .i32(...q.strides, q.offset, ...k.strides, k.offset, ...v.strides, v.offset)
-    .u32(yd.offset, md?.offset ?? 0, pd?.offset ?? 0);
+    .u32(yd.offset, md?.offset ?? 0, pd?.offset ?? 0, ...yStrides(B, HQ, TQ, DV, tokenMajor));
   const bufs = [ctx.buffer(q), ctx.buffer(k), ctx.buffer(v), yd.gpu];
   if (md) bufs.push(md.gpu);
   if (pd) bufs.push(pd.gpu);

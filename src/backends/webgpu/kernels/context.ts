@@ -48,7 +48,7 @@ export interface OpContext<O extends OpDesc = OpDesc> {
   readonly inputs: readonly View[];
   readonly outputs: readonly View[];
   readonly rt: GpuRuntime;
-  readonly features: { f16: boolean; subgroups: boolean; subgroupMatrix: boolean };
+  readonly features: { f16: boolean; subgroups: boolean; subgroupMatrix: boolean; subgroupMinSize: number };
   /** The GPU buffer of a view (any layout). */
   buffer(v: View): GPUBuffer;
   /** Input i as a contiguous row-major array (copied on the GPU when it is not one). */
