@@ -117,8 +117,11 @@ describe.skipIf(!available)('native GEMM (onnxruntime-node)', () => {
     });
   }
 
-  for (const c of [{ causal: true, probs: false, tq: 40, tk: 40 }, { causal: true, probs: true, tq: 24, tk: 40 }, { causal: false, probs: true, tq: 40, tk: 40 }]) {
-    it(`attention of [batch, pos, head, d] projections, causal ${c.causal}, probs ${c.probs}, ${c.tq}x${c.tk}: matches the js reference`, () => {
+  for (const c of [
+    { causal: true, probs: false, tq: 40, tk: 40, tokenMajor: false }, { causal: true, probs: true, tq: 24, tk: 40, tokenMajor: false },
+    { causal: false, probs: true, tq: 40, tk: 40, tokenMajor: false }, { causal: true, probs: false, tq: 40, tk: 40, tokenMajor: true },
+  ]) {
+    it(`attention of [batch, pos, head, d] projections, causal ${c.causal}, probs ${c.probs}, ${c.tq}x${c.tk}${c.tokenMajor ? ', token-major output' : ''}: matches the js reference`, () => {
       const [B, H, D] = [2, 3, 16];
       const Q = rand(B * c.tq * H * D, 41);
       const K = rand(B * c.tk * H * D, 42);
@@ -127,7 +130,8 @@ describe.skipIf(!available)('native GEMM (onnxruntime-node)', () => {
         const q = tensor(Q, [B, c.tq, H, D], 'f32', { backend });
         const k = tensor(K, [B, c.tk, H, D], 'f32', { backend });
         const v = tensor(V, [B, c.tk, H, D], 'f32', { backend });
-        const r = attention(q.permute([0, 2, 1, 3]), k.permute([0, 2, 1, 3]), v.permute([0, 2, 1, 3]), { causal: c.causal, scale: 0.3, returnProbs: c.probs });
+        const r = attention(q.permute([0, 2, 1, 3]), k.permute([0, 2, 1, 3]), v.permute([0, 2, 1, 3]), { causal: c.causal, scale: 0.3, returnProbs: c.probs, tokenMajor: c.tokenMajor });
+        if (c.tokenMajor) expect(r.out.shape).toEqual([B, c.tq, H, D]);
         const out = { y: r.out.dataSync() as Float32Array, p: r.probs?.dataSync() as Float32Array | undefined };
         for (const t of [q, k, v, r.out, ...(r.probs ? [r.probs] : [])]) t.dispose();
         return out;

@@ -49,7 +49,7 @@ export interface GemmCall {
 /**
  * Scaled dot-product attention of one layer with every query head beside its own key/value head,
  * in the layout the projections write: q [B, TQ, H, D], k [B, TK, H, D], v [B, TK, H, DV], tight
- * views of the backend's memory; y [B, H, TQ, DV] and, when given, probs [B, H, TQ, TK] written by
+ * views of the backend's memory; y [B, H, TQ, DV] (or [B, TQ, H, DV] when tokenMajor) and, when given, probs [B, H, TQ, TK] written by
  * the call. Causal: query i sees keys j <= i + TK - TQ.
  */
 export interface AttentionCall {
@@ -64,7 +64,9 @@ export interface AttentionCall {
   readonly v: Float32Array;
   readonly scale: number;
   readonly causal: boolean;
+  /** [B, H, TQ, DV], or [B, TQ, H, DV] when `tokenMajor` */
   readonly y: Float32Array;
+  readonly tokenMajor?: boolean;
   readonly probs?: Float32Array;
 }
 

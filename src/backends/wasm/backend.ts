@@ -237,6 +237,8 @@ export class WasmBackend implements Backend {
   exec(op: OpDesc, inputs: readonly View[], outputs: readonly View[]): void {
     this.alive(`exec '${op.op}'`);
     if (op.op === 'attention' && op.tokenMajor) {
+      for (const o of outputs) this.touch(o.buffer);
+      if (this.native.gemm && tryNativeAttention(this.runtime, this.native.gemm, this.native.policy, op, inputs, outputs)) return;
       // y [b, tq, hq, dv] seen as the head-major [b, hq, tq, dv] view the kernels write through its strides
       const y = outputs[0]!;
       const [s0, s1, s2, s3] = y.strides as [number, number, number, number];

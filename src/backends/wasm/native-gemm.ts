@@ -134,7 +134,8 @@ export function tryNativeLinear(
  * A prefill attention natively (both products and the softmax): returns true when done. Taken
  * when every query head has its own key/value head, no key mask, at least minAttentionRows
  * queries, and q, k, v are the [batch, head, pos, d] views of tight [batch, pos, head, d] data
- * (what splitting the projections gives); a KV-cache slice, grouped heads or decode stay on wasm.
+ * (what splitting the projections gives); y tight, in head or token order as the op asks; a
+ * KV-cache slice, grouped heads or decode stay on wasm.
  */
 export function tryNativeAttention(
   rt: WasmRuntime, gemm: NativeGemm, policy: NativeGemmPolicy, op: AttentionOp, inputs: readonly View[], outputs: readonly View[],
@@ -155,7 +156,7 @@ export function tryNativeAttention(
   gemm.attention({
     B, H, TQ, TK, D, DV, scale: op.scale, causal: op.causal,
     q: at(q, B * TQ * H * D), k: at(k, B * TK * H * D), v: at(v, B * TK * H * DV),
-    y: at(y, B * H * TQ * DV), probs: p ? at(p, B * H * TQ * TK) : undefined,
+    y: at(y, B * H * TQ * DV), tokenMajor: op.tokenMajor, probs: p ? at(p, B * H * TQ * TK) : undefined,
   });
   return true;
 }

@@ -223,7 +223,14 @@ class OrtGemm implements NativeGemm {
     const p = call.probs ? this.stage('P', B * H * TQ * TK) : null;
     if (p) fetches.P = new this.Tensor('float32', p, [B, H, TQ, TK]);
     this.attentionSession(!!p).run(feeds, fetches, {});
-    call.y.set(y);
+    if (!call.tokenMajor) call.y.set(y);
+    else {
+      // rows of DV from head order [B, H, TQ] to token order [B, TQ, H]
+      for (let b = 0; b < B; b++) for (let h = 0; h < H; h++) for (let i = 0; i < TQ; i++) {
+        const from = ((b * H + h) * TQ + i) * DV;
+        call.y.set(y.subarray(from, from + DV), ((b * TQ + i) * H + h) * DV);
+      }
+    }
     if (p) call.probs!.set(p);
   }
 
