@@ -229,12 +229,23 @@ async function runGradVariant(v: Variant, ref: Backend, test: Backend | null, se
 /** Runs the grad matrix: finite differences on `ref`, and `test` (when given) against `ref`. */
 export async function runGradConformance(ref: Backend, test: Backend | null, opts: ConformanceOptions = {}): Promise<GradCaseResult[]> {
   const out: GradCaseResult[] = [];
-  let i = 0;
+  // a case's inputs depend on its op and its place among that op's cases only: cases added to one
+  // op leave every other op's draws as they were
+  const nth = new Map<string, number>();
   for (const v of gradVariants(opts)) {
-    const r = await runGradVariant(v, ref, test, (opts.seed ?? 1) * 7919 + i++);
+    const k = nth.get(v.op) ?? 0;
+    nth.set(v.op, k + 1);
+    const r = await runGradVariant(v, ref, test, (opts.seed ?? 1) * 7919 + opSeed(v.op) + k);
     if (r) out.push(r);
   }
   return out;
+}
+
+/** A fixed number per op name (FNV-1a), spacing the ops' seeds apart. */
+function opSeed(op: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < op.length; i++) h = Math.imul(h ^ op.charCodeAt(i), 0x01000193) >>> 0;
+  return (h % 100_000) * 1000;
 }
 
 /** One line per op: cases, failures, worst finite-difference error, worst NMSE against the reference. */

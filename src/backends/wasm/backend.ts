@@ -28,6 +28,7 @@ import { runKVEncodeWasm } from './ops/kv-encode.js';
 import type { KVAttentionArgs, KVEncodeArgs } from '../../tensor/packed-kv.js';
 import { DEFAULT_NATIVE_GEMM_POLICY, tryNativeAttention, tryNativeBlock, tryNativeChain, tryNativeLinear, tryNativeMatmul, tryNativeQmatmul, type GemmActivation, type NativeGemm, type NativeGemmPolicy } from './native-gemm.js';
 import { envVar } from '../../io/env.js';
+import { byteSize } from '../../tensor/dtype.js';
 
 export interface WasmBuffer extends BackendBuffer {
   readonly backend: 'wasm';
@@ -239,11 +240,20 @@ export class WasmBackend implements Backend {
     if (op.op === 'attention' && op.tokenMajor) {
       for (const o of outputs) this.touch(o.buffer);
       if (this.native.gemm && tryNativeAttention(this.runtime, this.native.gemm, this.native.policy, op, inputs, outputs)) return;
-      // y [b, tq, hq, dv] seen as the head-major [b, hq, tq, dv] view the kernels write through its strides
+      // head-major [b, hq, tq, dv] into a temporary, then copied into y [b, tq, hq, dv] (the same
+      // numbers as head-major output: the GEMM path's blocking differs for a strided y)
       const y = outputs[0]!;
-      const [s0, s1, s2, s3] = y.strides as [number, number, number, number];
-      const yh: View = { ...y, shape: [y.shape[0]!, y.shape[2]!, y.shape[1]!, y.shape[3]!], strides: [s0, s2, s1, s3] };
-      return this.exec({ ...op, tokenMajor: false }, inputs, [yh, ...outputs.slice(1)]);
+      const [B, TQ, HQ, DV] = y.shape as [number, number, number, number];
+      const tmp = this.runtime.temp(Math.max(4, byteSize(y.dtype, B * HQ * TQ * DV)));
+      try {
+        const yh: View = { buffer: tmp, dtype: y.dtype, shape: [B, HQ, TQ, DV], strides: [HQ * TQ * DV, TQ * DV, DV, 1], offset: 0 };
+        this.exec({ ...op, tokenMajor: false }, inputs, [yh, ...outputs.slice(1)]);
+        const yt: View = { ...yh, shape: [B, TQ, HQ, DV], strides: [HQ * TQ * DV, DV, TQ * DV, 1] };
+        this.exec({ op: 'copy' }, [yt], [y]);
+      } finally {
+        this.runtime.release(tmp);
+      }
+      return;
     }
     for (const o of outputs) this.touch(o.buffer);
     const { gemm } = this.native;

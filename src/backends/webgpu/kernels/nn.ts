@@ -283,8 +283,10 @@ function norm(ctx: OpContext, kind: 'layer' | 'rms', eps: number, offset: number
   // residual: output 0 is the sum, output 1 the norm
   const sd = residual ? ctx.denseOut(0) : null;
   const yd = ctx.denseOut(residual ? 1 : 0);
-  // subgroup sums (norm-subgroup.ts) where the adapter has them, else the tree kernel below
-  const sgOn = normSubgroups(ctx);
+  // subgroup sums (norm-subgroup.ts) where the adapter has them and the rows are many (prefill,
+  // training), else the tree kernel below: decode keeps the tree's summation order, whose rounding
+  // the 8-bit activations of the quantized GEMV follow as the wasm backend's do
+  const sgOn = normSubgroups(ctx) && rows >= NORM_SG_TUNING.minRows;
   const L = sgOn ? Math.min(rowLanes(d), NORM_SG_TUNING.lanes) : rowLanes(d);
   // threads a workgroup: the subgroup kernel's choice (at least one row), else WG
   const wgSize = sgOn ? Math.max(L, NORM_SG_TUNING.wg) : WG;

@@ -33,9 +33,10 @@ export function subgroupMinSize(ctx: OpContext): number {
  * Choices of the subgroup kernel, for benchmarks that compare them in one run: `lanes` a row at
  * most (fewer for short rows, as `rowLanes` gives; 32 on a GPU of 32-wide subgroups: one subgroup
  * a row, no workgroup memory), `wg` threads a workgroup (a power of two, at least the subgroup
- * size; at least one row's lanes), `regMax` elements a lane kept in registers at most.
+ * size; at least one row's lanes), `regMax` elements a lane kept in registers at most, `minRows`
+ * the fewest rows that take the subgroup kernel (fewer, as in decode: the tree kernel's order).
  */
-export const NORM_SG_TUNING = { lanes: 256, wg: 256, regMax: 16 };
+export const NORM_SG_TUNING = { lanes: 256, wg: 256, regMax: 16, minRows: 16 };
 
 /** WGSL header of a kernel that uses subgroups (before everything else in the module). */
 export const SG_ENABLE = 'enable subgroups;\ndiagnostic(off, subgroup_uniformity);\n';
