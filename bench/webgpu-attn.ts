@@ -1,6 +1,6 @@
 // Prefill attention kernels on WebGPU side by side: the register-blocked kernel (attention-flash2.ts,
 // "v2") in its tuning variants (query rows and threads a workgroup, keys a tile, register prefetch
-// of the next K/V tile, key runs) against the older tiled kernel (attention-flash.ts, "v1"), causal
+// of the next K/V tile, query rows in registers, key runs) against the older tiled kernel (attention-flash.ts, "v1"), causal
 // f32 self-attention [1, H, T, 64] at GPT-2 shapes, token-major output as the forward writes it.
 // GPU time per call from timestamps around each dispatch, the merge of key runs included: REPS
 // rounds, each calling every variant once (order rotated each round), every call followed by a
@@ -26,6 +26,10 @@ const VARIANTS: Variant[] = [
 // query rows x threads (rows a thread = 8 * bq / nt), keys a tile, prefetch, key runs (1: none)
 for (const [bq, nt] of [[64, 128], [32, 64], [32, 128], [16, 32], [16, 64]] as const) {
   for (const bk of [64, 32]) for (const pf of [1, 0]) for (const runs of [1, 2, 4]) VARIANTS.push(v2(`bq=${bq},nt=${nt},bk=${bk},prefetch=${pf},runs=${runs}`));
+}
+// each thread's query rows in registers (1 or 2 rows a thread)
+for (const [bq, nt] of [[32, 128], [16, 64]] as const) {
+  for (const bk of [64, 32]) for (const pf of [1, 0]) for (const runs of [1, 2, 4]) VARIANTS.push(v2(`bq=${bq},nt=${nt},bk=${bk},prefetch=${pf},qreg=1,runs=${runs}`));
 }
 
 const shapes = (process.argv[2] || '16:512,12:512,16:2048').split(',').map((s) => s.split(':').map(Number) as [number, number]);

@@ -3,7 +3,7 @@
 // masks with fully masked rows, head sizes 64, 80, 128 and odd, query counts off the tile, strided
 // views, key runs split over workgroups, the row max through subgroups and through workgroup
 // memory, and the tuning variants (16/32 query rows a workgroup, 1/2 rows a thread, no prefetch,
-// forced key runs). And the token-major output [b, tq, hq, dv] equals the head-major output permuted on js,
+// query rows in registers, forced key runs). And the token-major output [b, tq, hq, dv] equals the head-major output permuted on js,
 // wasm and WebGPU. Skips with the reason where there is no adapter (see webgpu-helpers.ts).
 import { describe, expect, it } from 'vitest';
 import * as al from '../src/index.js';
@@ -89,7 +89,7 @@ describe.skipIf(!probe)('prefill attention on webgpu', () => {
       // the tuning variants: fewer query rows a workgroup, fewer rows a thread, no prefetch, forced key runs
       ['flash2 bq32 nt64 no prefetch, 3 key runs', () => { setFlashVersion(2); Object.assign(FLASH2_TUNING, { BQ: 32, NT: 64, prefetch: false, runs: 3 }); }],
       ['flash2 bq32 nt128 (2 rows a thread)', () => { setFlashVersion(2); Object.assign(FLASH2_TUNING, { BQ: 32, NT: 128 }); }],
-      ['flash2 bq16 nt128 (1 row a thread) 2 key runs', () => { setFlashVersion(2); Object.assign(FLASH2_TUNING, { BQ: 16, NT: 128, runs: 2 }); }],
+      ['flash2 bq16 nt128 (1 row a thread) q in registers 2 key runs', () => { setFlashVersion(2); Object.assign(FLASH2_TUNING, { BQ: 16, NT: 128, qreg: true, runs: 2 }); }],
       ['flash1', () => { setFlashVersion(1); }],
     ];
     try {

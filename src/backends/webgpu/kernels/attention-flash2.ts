@@ -3,7 +3,8 @@
 // keys]), by default 128 threads and 64 rows (FLASH2_TUNING: 16 to 64 rows, 1, 2 or 4 rows a
 // thread); blocks are dispatched longest causal range first over all heads. The query block sits in
 // workgroup memory; key and value tiles of BK rows are staged in workgroup memory, the next tile
-// loaded into registers while the current one is in use (or, without prefetch, after a barrier).
+// loaded into registers while the current one is in use (or, without prefetch, after a barrier);
+// optionally each thread's query rows are read once into registers (qreg).
 // Thread (ty, tx) = (li / 8, li % 8) owns query rows R·ty .. R·ty+R-1 (R = 4 by default): it
 // computes their scores against keys tx + 8·jj (R x BK/8, vec4
 // reads, keys swizzled or padded so the 8 lanes hit distinct banks) and their output columns
@@ -24,12 +25,13 @@ import { loadVec, stageRows, type Stage } from './attention-flash.js';
  * The kernel's shape. reduce: the row max through workgroup memory ('wg') or picked ('auto'); BQ:
  * query rows per workgroup (16, 32 or 64); NT: threads per workgroup (8 per 1, 2 or 4 rows: 2·BQ,
  * 4·BQ or 8·BQ, at most 256); BK: keys per tile (0: picked); prefetch: the next K/V tile loaded into
- * registers while the current one is in use (else loaded after a barrier); runs: key runs per query
+ * registers while the current one is in use (else loaded after a barrier); qreg: each thread's query
+ * rows held in registers for the scores (where rows a thread x D/4 <= 32); runs: key runs per query
  * block (0: picked from runTiles, the fewest key tiles per run; runTiles 0: never split).
  * ACTLAB_WEBGPU_FLASH2_TUNE sets any of them, e.g. "bq=32,nt=64,bk=64,prefetch=0,runs=2".
  */
 export const FLASH2_TUNING = {
-  reduce: 'auto' as 'auto' | 'wg', BQ: 64, NT: 128, BK: 0, prefetch: true, runs: 0,
+  reduce: 'auto' as 'auto' | 'wg', BQ: 64, NT: 128, BK: 0, prefetch: true, qreg: false, runs: 0,
   runTiles: Number(envVar('ACTLAB_WEBGPU_FLASH2_SPLIT') ?? 4),
 };
 export type Flash2Tuning = typeof FLASH2_TUNING;
@@ -44,11 +46,11 @@ export function parseFlash2Tuning(spec: string, where = 'ACTLAB_WEBGPU_FLASH2_TU
     const n = Number(v);
     const bad = () => new Error(`${where}: bad value '${v}' for '${k}' in '${spec}'`);
     if (k === 'reduce') { if (v !== 'auto' && v !== 'wg') throw bad(); out.reduce = v; }
-    else if (k === 'prefetch') { if (v !== '0' && v !== '1') throw bad(); out.prefetch = v === '1'; }
+    else if (k === 'prefetch' || k === 'qreg') { if (v !== '0' && v !== '1') throw bad(); out[k] = v === '1'; }
     else if (k === 'bq' || k === 'nt' || k === 'bk' || k === 'runs' || k === 'split') {
       if (!Number.isInteger(n) || n < 0) throw bad();
       if (k === 'bq') out.BQ = n; else if (k === 'nt') out.NT = n; else if (k === 'bk') out.BK = n; else if (k === 'runs') out.runs = n; else out.runTiles = n;
-    } else throw new Error(`${where}: unknown key '${k}' in '${spec}' (bq, nt, bk, prefetch, runs, split, reduce)`);
+    } else throw new Error(`${where}: unknown key '${k}' in '${spec}' (bq, nt, bk, prefetch, qreg, runs, split, reduce)`);
   }
   return out;
 }
@@ -134,6 +136,7 @@ export function flashAttention2(ctx: OpContext, q: View, k: View, v: View, md: D
   const { BK, KS, swz, KPN, sg } = L;
   const { BQ, NT, R } = shape();
   const pre = FLASH2_TUNING.prefetch;
+  const qreg = FLASH2_TUNING.qreg && R * D4 <= 32; // else too many registers: Q stays in workgroup memory
   const JN = BK / 8;
   const NC = Math.ceil(DV4 / 8);
   const BK4 = BK / 4;
@@ -143,7 +146,7 @@ export function flashAttention2(ctx: OpContext, q: View, k: View, v: View, md: D
   const unitQ = q.strides[3] === 1 && D % 4 === 0;
   const unitK = k.strides[3] === 1 && D % 4 === 0;
   const unitV = v.strides[3] === 1 && DV % 4 === 0;
-  const key = `flash2 d${D}v${DV} bk${BK} ${sg ? 'sg' : 'wg'} ${causal ? 'c' : ''}${md ? 'm' : ''} u${Number(unitQ)}${Number(unitK)}${Number(unitV)}${NKC > 1 ? ` split${NKC}` : ''}${BQ !== 64 || NT !== 128 ? ` q${BQ}t${NT}` : ''}${pre ? '' : ' nopf'}`;
+  const key = `flash2 d${D}v${DV} bk${BK} ${sg ? 'sg' : 'wg'} ${causal ? 'c' : ''}${md ? 'm' : ''} u${Number(unitQ)}${Number(unitK)}${Number(unitV)}${NKC > 1 ? ` split${NKC}` : ''}${BQ !== 64 || NT !== 128 ? ` q${BQ}t${NT}` : ''}${pre ? '' : ' nopf'}${qreg ? ' qreg' : ''}`;
   const kIdx = (r: string, c: string) => (swz ? `${r} * ${KS}u + ((${c}) ^ (${r} & 7u))` : `${r} * ${KS}u + ${c}`);
   const kr = regs({ dst: 'KP', stride: '', rows: BK, n4: D4, n: 'D', row: 'let g = kn + i32(r);', ok: 'g < i32(TK)', at: 'kb + g * sp(16)', col: 'sp(17)', ld: 'ldf_k', unit: unitK }, 'rk', kIdx, NT);
   const vr = regs({ dst: 'Vs', stride: '', rows: BK, n4: DV4, n: 'DV', row: 'let g = kn + i32(r);', ok: 'g < i32(TK)', at: 'vb + g * sp(21)', col: 'sp(22)', ld: 'ldf_v', unit: unitV }, 'rv', (r, c) => `${r} * ${DV4}u + ${c}`, NT);
@@ -197,6 +200,8 @@ ${stageRows({ dst: 'Qs', stride: 'D4', rows: BQ, n4: D4, n: 'D', row: 'let g = q
   let kbeg = i32(kc * P[28]);
   let kstop = min(kend, kbeg + i32(P[28]) - 1);
   let r0 = ty * ${R}u; // this thread's first row in the block
+${qreg ? `  workgroupBarrier(); // the query rows of this thread in registers
+${lines(R, (i) => lines(D4, (c) => `  let qr${i}_${c} = Qs[(r0 + ${i}u) * D4 + ${c}u];`))}` : ''}
 ${lines(R, (i) => `  var m${i} = -inf_f32(); var l${i} = 0.0;`)}
 ${RC((i, c) => `  var o${i}_${c} = vec4<f32>(0.0);`)}
 ${kr.decl}
@@ -222,11 +227,14 @@ ${vr.load}
     }` : ''}
     // scores: rows r0 + i against keys k0 + tx + 8 jj
 ${RJ((i, j) => `    var s${i}_${j} = 0.0;`)}
-    for (var c = 0u; c < D4; c++) {
+${qreg ? lines(D4, (c) => `    {
+${lines(JN, (j) => `      let k${j} = KP[${kIdx(`(tx + ${8 * j}u)`, `${c}u`).replace(/\(\(tx \+ (\d+)u\) & 7u\)/, 'tx')}];`)}
+${RJ((i, j) => `      s${i}_${j} = fma(qr${i}_${c}.w, k${j}.w, fma(qr${i}_${c}.z, k${j}.z, fma(qr${i}_${c}.y, k${j}.y, fma(qr${i}_${c}.x, k${j}.x, s${i}_${j}))));`)}
+    }`) : `    for (var c = 0u; c < D4; c++) {
 ${lines(R, (i) => `      let q${i} = Qs[(r0 + ${i}u) * D4 + c];`)}
 ${lines(JN, (j) => `      let k${j} = KP[${kIdx(`(tx + ${8 * j}u)`, 'c').replace(/\(\(tx \+ (\d+)u\) & 7u\)/, 'tx')}];`)}
 ${RJ((i, j) => `      s${i}_${j} = fma(q${i}.w, k${j}.w, fma(q${i}.z, k${j}.z, fma(q${i}.y, k${j}.y, fma(q${i}.x, k${j}.x, s${i}_${j}))));`)}
-    }
+    }`}
 ${RJ((i, j) => `    s${i}_${j} = s${i}_${j} * scale;`)}
     // every score visible: no tests (the first row of the block sees the whole tile, no mask)
     let full = ${md ? 'false' : `k0 + i32(BK) <= i32(TK)${causal ? ' && k0 + i32(BK) - 1 <= i32(q0) + off' : ''}`};
