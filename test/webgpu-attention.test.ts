@@ -2,11 +2,12 @@
 // attention-flash.ts) against the js reference: causal and not, tq != tk, grouped-query heads, key
 // masks with fully masked rows, head sizes 64, 80, 128 and odd, query counts off the tile, strided
 // views, key runs split over workgroups, the row max through subgroups and through workgroup
-// memory. And the token-major output [b, tq, hq, dv] equals the head-major output permuted on js,
+// memory, and the tuning variants (16/32 query rows a workgroup, 1/2 rows a thread, no prefetch,
+// query rows in registers, forced key runs). And the token-major output [b, tq, hq, dv] equals the head-major output permuted on js,
 // wasm and WebGPU. Skips with the reason where there is no adapter (see webgpu-helpers.ts).
 import { describe, expect, it } from 'vitest';
 import * as al from '../src/index.js';
-import { FLASH2_TUNING } from '../src/backends/webgpu/kernels/attention-flash2.js';
+import { FLASH2_DEFAULTS, FLASH2_TUNING } from '../src/backends/webgpu/kernels/attention-flash2.js';
 import { setFlashVersion } from '../src/backends/webgpu/kernels/attention.js';
 import type { Tensor } from '../src/tensor/tensor.js';
 import { openWebGpu } from './webgpu-helpers.js';
@@ -84,7 +85,11 @@ describe.skipIf(!probe)('prefill attention on webgpu', () => {
     const variants: [string, () => void][] = [
       ['flash2', () => { setFlashVersion(2); }],
       ['flash2 wg', () => { setFlashVersion(2); FLASH2_TUNING.reduce = 'wg'; }],
-            ['flash2 no key runs', () => { setFlashVersion(2); FLASH2_TUNING.runTiles = 0; }],
+      ['flash2 no key runs', () => { setFlashVersion(2); FLASH2_TUNING.runTiles = 0; }],
+      // the tuning variants: fewer query rows a workgroup, fewer rows a thread, no prefetch, forced key runs
+      ['flash2 bq32 nt64 no prefetch, 3 key runs', () => { setFlashVersion(2); Object.assign(FLASH2_TUNING, { BQ: 32, NT: 64, prefetch: false, runs: 3 }); }],
+      ['flash2 bq32 nt128 (2 rows a thread)', () => { setFlashVersion(2); Object.assign(FLASH2_TUNING, { BQ: 32, NT: 128 }); }],
+      ['flash2 bq16 nt128 (1 row a thread) q in registers 2 key runs', () => { setFlashVersion(2); Object.assign(FLASH2_TUNING, { BQ: 16, NT: 128, qreg: true, runs: 2 }); }],
       ['flash1', () => { setFlashVersion(1); }],
     ];
     try {
@@ -106,13 +111,13 @@ describe.skipIf(!probe)('prefill attention on webgpu', () => {
             // the kernel that ran: flash2 wherever its tile fits the adapter's workgroup memory (d <= 64 here)
             expect(kernels().some((n) => n.startsWith(`flash2 d${c.d}v${c.dv} `))).toBe(true);
           }
-          FLASH2_TUNING.reduce = 'auto'; FLASH2_TUNING.BK = 0; FLASH2_TUNING.runTiles = 4;
+          Object.assign(FLASH2_TUNING, FLASH2_DEFAULTS);
         }
         ref.dispose(); refT.dispose();
       }
     } finally {
       setFlashVersion(2);
-      FLASH2_TUNING.reduce = 'auto'; FLASH2_TUNING.BK = 0; FLASH2_TUNING.runTiles = 4;
+      Object.assign(FLASH2_TUNING, FLASH2_DEFAULTS);
       console.log(`kernels: ${kernels().filter((n) => n.startsWith('flash')).join('; ')}`);
     }
   }, 1_200_000);

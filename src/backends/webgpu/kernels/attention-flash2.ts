@@ -1,11 +1,14 @@
 // Prefill attention, flash-attention-2 style, register-blocked like a GEMM (f32 q/k/v, no
-// probabilities). One workgroup of 128 threads per (block of 64 query rows, batch·head[, run of
-// keys]); blocks are dispatched longest causal range first over all heads. The query block sits in
+// probabilities). One workgroup of NT threads per (block of BQ query rows, batch·head[, run of
+// keys]), by default 128 threads and 64 rows (FLASH2_TUNING: 16 to 64 rows, 1, 2 or 4 rows a
+// thread); blocks are dispatched longest causal range first over all heads. The query block sits in
 // workgroup memory; key and value tiles of BK rows are staged in workgroup memory, the next tile
-// loaded into registers while the current one is in use. Thread (ty, tx) = (li / 8, li % 8) owns
-// query rows 4·ty .. 4·ty+3: it computes their scores against keys tx + 8·jj (4 x BK/8, vec4
+// loaded into registers while the current one is in use (or, without prefetch, after a barrier);
+// optionally each thread's query rows are read once into registers (qreg).
+// Thread (ty, tx) = (li / 8, li % 8) owns query rows R·ty .. R·ty+R-1 (R = 4 by default): it
+// computes their scores against keys tx + 8·jj (R x BK/8, vec4
 // reads, keys swizzled or padded so the 8 lanes hit distinct banks) and their output columns
-// 4·(tx + 8·cc) .. +3 (4 x DV/8: P as vec4 of 4 keys, V as vec4 of 4 columns). The row max over the
+// 4·(tx + 8·cc) .. +3 (R x DV/8: P as vec4 of 4 keys, V as vec4 of 4 columns). The row max over the
 // 8 lanes of a row goes through subgroup shuffles where every subgroup holds at least 8 lanes, else
 // through workgroup memory; the row sum stays per lane until the end. P reuses the key tile's
 // memory. Only tiles that cross the causal diagonal, the end of the keys or a key mask test each
@@ -18,18 +21,57 @@ import { MATH, PRELUDE, cdiv, inBinding, loaders, outBinding, storers } from '..
 import { envVar } from '../../../io/env.js';
 import { loadVec, stageRows, type Stage } from './attention-flash.js';
 
-const BQ = 64;
-const NT = 128;
-const R = 4; // query rows per thread
+/**
+ * The kernel's shape. reduce: the row max through workgroup memory ('wg') or picked ('auto'); BQ:
+ * query rows per workgroup (16, 32 or 64); NT: threads per workgroup (8 per 1, 2 or 4 rows: 2·BQ,
+ * 4·BQ or 8·BQ, at most 256); BK: keys per tile (0: picked); prefetch: the next K/V tile loaded into
+ * registers while the current one is in use (else loaded after a barrier); qreg: each thread's query
+ * rows held in registers for the scores (where rows a thread x D/4 <= 32); runs: key runs per query
+ * block (0: picked from runTiles, the fewest key tiles per run; runTiles 0: never split).
+ * ACTLAB_WEBGPU_FLASH2_TUNE sets any of them, e.g. "bq=32,nt=64,bk=64,prefetch=0,runs=2".
+ */
+export const FLASH2_TUNING = {
+  reduce: 'auto' as 'auto' | 'wg', BQ: 64, NT: 128, BK: 0, prefetch: true, qreg: false, runs: 0,
+  runTiles: Number(envVar('ACTLAB_WEBGPU_FLASH2_SPLIT') ?? 4),
+};
+export type Flash2Tuning = typeof FLASH2_TUNING;
+/** The defaults above, to restore after comparisons. */
+export const FLASH2_DEFAULTS: Readonly<Flash2Tuning> = { ...FLASH2_TUNING };
 
-/** For comparisons: force the reduction through workgroup memory ('wg') or pick ('auto'); BK 0: pick. */
-export const FLASH2_TUNING = { reduce: 'auto' as 'auto' | 'wg', BK: 0, runTiles: Number(envVar('ACTLAB_WEBGPU_FLASH2_SPLIT') ?? 4) };
+/** Parses "bq=32,nt=64,bk=64,prefetch=0,runs=2,split=4,reduce=wg" into tuning fields (unknown key or bad value: error). */
+export function parseFlash2Tuning(spec: string, where = 'ACTLAB_WEBGPU_FLASH2_TUNE'): Partial<Flash2Tuning> {
+  const out: Partial<Flash2Tuning> = {};
+  for (const part of spec.split(',').map((x) => x.trim()).filter(Boolean)) {
+    const [k, v = ''] = part.split('=').map((x) => x.trim().toLowerCase()) as [string, string?];
+    const n = Number(v);
+    const bad = () => new Error(`${where}: bad value '${v}' for '${k}' in '${spec}'`);
+    if (k === 'reduce') { if (v !== 'auto' && v !== 'wg') throw bad(); out.reduce = v; }
+    else if (k === 'prefetch' || k === 'qreg') { if (v !== '0' && v !== '1') throw bad(); out[k] = v === '1'; }
+    else if (k === 'bq' || k === 'nt' || k === 'bk' || k === 'runs' || k === 'split') {
+      if (!Number.isInteger(n) || n < 0) throw bad();
+      if (k === 'bq') out.BQ = n; else if (k === 'nt') out.NT = n; else if (k === 'bk') out.BK = n; else if (k === 'runs') out.runs = n; else out.runTiles = n;
+    } else throw new Error(`${where}: unknown key '${k}' in '${spec}' (bq, nt, bk, prefetch, qreg, runs, split, reduce)`);
+  }
+  return out;
+}
+const tuneEnv = envVar('ACTLAB_WEBGPU_FLASH2_TUNE');
+if (tuneEnv) Object.assign(FLASH2_TUNING, parseFlash2Tuning(tuneEnv));
+
+/** Workgroup shape from the tuning: rows BQ, threads NT, rows per thread R (8 lanes a row). */
+function shape(): { BQ: number; NT: number; R: number } {
+  const { BQ, NT } = FLASH2_TUNING;
+  const R = (BQ * 8) / NT;
+  if (![16, 32, 64].includes(BQ) || ![1, 2, 4].includes(R) || NT > 256) {
+    throw new Error(`flash2 tuning: BQ ${BQ} with NT ${NT} threads (BQ 16, 32 or 64; NT = 2, 4 or 8 x BQ, at most 256)`);
+  }
+  return { BQ, NT, R };
+}
 
 const lines = (n: number, f: (i: number) => string, sep = '\n') => Array.from({ length: n }, (_, i) => f(i)).join(sep);
 
 interface Layout { BK: number; KS: number; swz: boolean; KPN: number; sg: boolean; bytes: number }
 
-function layout(D4: number, DV4: number, BK: number, sg: boolean): Layout {
+function layout(D4: number, DV4: number, BK: number, sg: boolean, BQ: number): Layout {
   const swz = D4 % 8 === 0;
   const KS = swz || D4 % 2 === 1 ? D4 : D4 + 1;
   const KPN = Math.max(BK * KS, (BQ * BK) / 4);
@@ -42,11 +84,12 @@ function pick(ctx: OpContext, D4: number, DV4: number): Layout | null {
   const f = ctx.features;
   const sg = FLASH2_TUNING.reduce === 'auto' && f.subgroups && f.subgroupMinSize >= 8;
   const max = ctx.rt.device.limits.maxComputeWorkgroupStorageSize;
+  const { BQ } = shape();
   // 64 keys a tile only with the subgroup reduction (the 48 KiB of a large GPU hold no reduction
   // array beside it); without subgroups 16 (SwiftShader's compiler runs out of memory on 32 and 64
   // with a key mask or odd head sizes)
   for (const BK of FLASH2_TUNING.BK ? [FLASH2_TUNING.BK] : sg ? [64, 32, 16] : [16]) {
-    const l = layout(D4, DV4, BK, sg);
+    const l = layout(D4, DV4, BK, sg, BQ);
     if (l.bytes <= max) return l;
   }
   return null;
@@ -60,13 +103,15 @@ export function flash2Fits(ctx: OpContext, q: View, k: View, v: View, D: number,
 
 /** Runs of keys per query block: split where the blocks alone would leave a large GPU (132 SMs) short of work. */
 function keyRuns(blocks: number, TK: number, BK: number): number {
+  const tiles = Math.ceil(TK / BK);
+  if (FLASH2_TUNING.runs > 0) return Math.max(1, Math.min(8, FLASH2_TUNING.runs, tiles));
   const rt = FLASH2_TUNING.runTiles;
   if (!(rt > 0) || blocks >= 264) return 1;
   return Math.max(1, Math.min(8, Math.floor(Math.ceil(TK / BK) / rt)));
 }
 
 /** The tile's prefetch: each thread's share of the rows in registers (load), then into workgroup memory (store). */
-function regs(o: Stage, reg: string, idx: (r: string, c: string) => string) {
+function regs(o: Stage, reg: string, idx: (r: string, c: string) => string, NT: number) {
   const L = Math.ceil((o.rows * o.n4) / NT);
   const exact = (o.rows * o.n4) % NT === 0;
   return {
@@ -89,6 +134,9 @@ export function flashAttention2(ctx: OpContext, q: View, k: View, v: View, md: D
   const L = pick(ctx, D4, DV4);
   if (!L) ctx.fail(`flash2: no tile fits head sizes ${D}/${DV}`);
   const { BK, KS, swz, KPN, sg } = L;
+  const { BQ, NT, R } = shape();
+  const pre = FLASH2_TUNING.prefetch;
+  const qreg = FLASH2_TUNING.qreg && R * D4 <= 32; // else too many registers: Q stays in workgroup memory
   const JN = BK / 8;
   const NC = Math.ceil(DV4 / 8);
   const BK4 = BK / 4;
@@ -98,10 +146,10 @@ export function flashAttention2(ctx: OpContext, q: View, k: View, v: View, md: D
   const unitQ = q.strides[3] === 1 && D % 4 === 0;
   const unitK = k.strides[3] === 1 && D % 4 === 0;
   const unitV = v.strides[3] === 1 && DV % 4 === 0;
-  const key = `flash2 d${D}v${DV} bk${BK} ${sg ? 'sg' : 'wg'} ${causal ? 'c' : ''}${md ? 'm' : ''} u${Number(unitQ)}${Number(unitK)}${Number(unitV)}${NKC > 1 ? ` split${NKC}` : ''}`;
+  const key = `flash2 d${D}v${DV} bk${BK} ${sg ? 'sg' : 'wg'} ${causal ? 'c' : ''}${md ? 'm' : ''} u${Number(unitQ)}${Number(unitK)}${Number(unitV)}${NKC > 1 ? ` split${NKC}` : ''}${BQ !== 64 || NT !== 128 ? ` q${BQ}t${NT}` : ''}${pre ? '' : ' nopf'}${qreg ? ' qreg' : ''}`;
   const kIdx = (r: string, c: string) => (swz ? `${r} * ${KS}u + ((${c}) ^ (${r} & 7u))` : `${r} * ${KS}u + ${c}`);
-  const kr = regs({ dst: 'KP', stride: '', rows: BK, n4: D4, n: 'D', row: 'let g = kn + i32(r);', ok: 'g < i32(TK)', at: 'kb + g * sp(16)', col: 'sp(17)', ld: 'ldf_k', unit: unitK }, 'rk', kIdx);
-  const vr = regs({ dst: 'Vs', stride: '', rows: BK, n4: DV4, n: 'DV', row: 'let g = kn + i32(r);', ok: 'g < i32(TK)', at: 'vb + g * sp(21)', col: 'sp(22)', ld: 'ldf_v', unit: unitV }, 'rv', (r, c) => `${r} * ${DV4}u + ${c}`);
+  const kr = regs({ dst: 'KP', stride: '', rows: BK, n4: D4, n: 'D', row: 'let g = kn + i32(r);', ok: 'g < i32(TK)', at: 'kb + g * sp(16)', col: 'sp(17)', ld: 'ldf_k', unit: unitK }, 'rk', kIdx, NT);
+  const vr = regs({ dst: 'Vs', stride: '', rows: BK, n4: DV4, n: 'DV', row: 'let g = kn + i32(r);', ok: 'g < i32(TK)', at: 'vb + g * sp(21)', col: 'sp(22)', ld: 'ldf_v', unit: unitV }, 'rv', (r, c) => `${r} * ${DV4}u + ${c}`, NT);
   const RJ = (f: (i: number, j: number) => string, sep = '\n') => lines(R, (i) => lines(JN, (j) => f(i, j), sep), sep);
   const RC = (f: (i: number, c: number) => string, sep = '\n') => lines(R, (i) => lines(NC, (c) => f(i, c), sep), sep);
   const colOk = (c: number) => 8 * c + 8 <= DV4; // every lane's column c is inside the row
@@ -152,32 +200,41 @@ ${stageRows({ dst: 'Qs', stride: 'D4', rows: BQ, n4: D4, n: 'D', row: 'let g = q
   let kbeg = i32(kc * P[28]);
   let kstop = min(kend, kbeg + i32(P[28]) - 1);
   let r0 = ty * ${R}u; // this thread's first row in the block
+${qreg ? `  workgroupBarrier(); // the query rows of this thread in registers
+${lines(R, (i) => lines(D4, (c) => `  let qr${i}_${c} = Qs[(r0 + ${i}u) * D4 + ${c}u];`))}` : ''}
 ${lines(R, (i) => `  var m${i} = -inf_f32(); var l${i} = 0.0;`)}
 ${RC((i, c) => `  var o${i}_${c} = vec4<f32>(0.0);`)}
 ${kr.decl}
 ${vr.decl}
-  if (kbeg <= kstop) {
+${pre ? `  if (kbeg <= kstop) {
     let kn = kbeg;
 ${kr.load}
 ${vr.load}
-  }
+  }` : ''}
   for (var k0 = kbeg; k0 <= kstop; k0 += i32(BK)) {
     workgroupBarrier();
+${pre ? '' : `    { let kn = k0;
+${kr.load}
+${vr.load}
+    }`}
 ${kr.store}
 ${vr.store}
     workgroupBarrier();
-    if (k0 + i32(BK) <= kstop) {
+${pre ? `    if (k0 + i32(BK) <= kstop) {
       let kn = k0 + i32(BK);
 ${kr.load}
 ${vr.load}
-    }
+    }` : ''}
     // scores: rows r0 + i against keys k0 + tx + 8 jj
 ${RJ((i, j) => `    var s${i}_${j} = 0.0;`)}
-    for (var c = 0u; c < D4; c++) {
+${qreg ? lines(D4, (c) => `    {
+${lines(JN, (j) => `      let k${j} = KP[${kIdx(`(tx + ${8 * j}u)`, `${c}u`).replace(/\(\(tx \+ (\d+)u\) & 7u\)/, 'tx')}];`)}
+${RJ((i, j) => `      s${i}_${j} = fma(qr${i}_${c}.w, k${j}.w, fma(qr${i}_${c}.z, k${j}.z, fma(qr${i}_${c}.y, k${j}.y, fma(qr${i}_${c}.x, k${j}.x, s${i}_${j}))));`)}
+    }`) : `    for (var c = 0u; c < D4; c++) {
 ${lines(R, (i) => `      let q${i} = Qs[(r0 + ${i}u) * D4 + c];`)}
 ${lines(JN, (j) => `      let k${j} = KP[${kIdx(`(tx + ${8 * j}u)`, 'c').replace(/\(\(tx \+ (\d+)u\) & 7u\)/, 'tx')}];`)}
 ${RJ((i, j) => `      s${i}_${j} = fma(q${i}.w, k${j}.w, fma(q${i}.z, k${j}.z, fma(q${i}.y, k${j}.y, fma(q${i}.x, k${j}.x, s${i}_${j}))));`)}
-    }
+    }`}
 ${RJ((i, j) => `    s${i}_${j} = s${i}_${j} * scale;`)}
     // every score visible: no tests (the first row of the block sees the whole tile, no mask)
     let full = ${md ? 'false' : `k0 + i32(BK) <= i32(TK)${causal ? ' && k0 + i32(BK) - 1 <= i32(q0) + off' : ''}`};
