@@ -267,9 +267,11 @@ function labPageCases(browser: LabBrowserName): void {
       } finally {
         await served.close();
       }
-      console.log(`wasm in the tab: mean loss ${wasm}, wasm on the server ${onServer}, js ${js} (|wasm − js| ${Math.abs(wasm - js).toExponential(2)})`);
+      console.log(`wasm in the tab: mean loss ${wasm}, wasm on the server ${onServer}, js ${js} (|wasm − js| ${Math.abs(wasm - js).toExponential(2)}, |tab − server| ${Math.abs(wasm - onServer).toExponential(2)})`);
       expect(Math.abs(wasm - js)).toBeLessThan(1e-4);
-      expect(wasm).toBe(onServer);
+      // the same kernels as the server's; bit for bit only where the browser's wasm runs the same
+      // build and thread split as Node's (Firefox 140 ESR's tab differs by 2e-7)
+      expect(Math.abs(wasm - onServer)).toBeLessThan(1e-6);
       await page.select('[data-testid="backend"]', 'js');
     }, 120_000);
 
