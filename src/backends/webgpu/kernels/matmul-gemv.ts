@@ -279,7 +279,7 @@ fn main(${BUILTINS}) {
   if (e >= MN4 * P[2]) { return; }
   let z = e / MN4; let r = e % MN4;
   let base = z * ${S}u * MN4 + r;
-${lines(S, (i) => `  let p${i} = x[base + ${i * 1}u * MN4];`)}
+${lines(S, (i) => `  let p${i} = x[base + ${i}u * MN4];`)}
   let s = ${Array.from({ length: S }, (_, i) => `p${i}`).join(' + ')};
   let o = P[3] + e * 4u;
 ${lines(4, (c) => `  stf_y(o + ${c}u, ${epi ? `epi(s[${c}], (r * 4u + ${c}u) % P[5])` : `s[${c}]`});`)}
