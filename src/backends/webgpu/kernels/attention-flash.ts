@@ -82,11 +82,16 @@ export function setFlashKeySplit(tiles: number): void { runTiles = tiles; }
  * runs, so that the longest causal block no longer walks every key in one workgroup (H200, GPT-2
  * medium at T=512: 128 query blocks, 16 key tiles for the last; attention 0.119 -> 0.102 ms).
  */
-export function keyRuns(blocks: number, TK: number, BK: number): number {
-  if (runTiles <= 0 || blocks >= 264) return 1;
+export function keyRuns(blocks: number, TK: number, BK: number, tilesPerRun = runTiles): number {
+  if (!(tilesPerRun > 0) || blocks >= 264) return 1;
   const tiles = Math.ceil(TK / BK);
-  return Math.max(1, Math.min(8, Math.floor(tiles / runTiles)));
+  return Math.max(1, Math.min(8, Math.floor(tiles / tilesPerRun)));
 }
+
+/** WGSL: the first element of head h's query rows and of its key/value head kvh's rows (b, h, kvh in scope; the attention params' strides). */
+export const HEAD_BASES = `let qb = sp(13) + i32(b) * sp(9) + i32(h) * sp(10);
+  let kb = sp(18) + i32(b) * sp(14) + i32(kvh) * sp(15);
+  let vb = sp(23) + i32(b) * sp(19) + i32(kvh) * sp(20);`;
 
 /** For tuning: a fixed tile (null: the default pick). */
 export function setFlashTile(t: FlashTile | null): void { tile = t; }
@@ -197,9 +202,7 @@ fn main(${BUILTINS}) {
   let q0 = (nqb - 1u - bq % nqb) * BQ; // the longest causal blocks first
   let h = bh % HQ; let b = bh / HQ; let kvh = h / group;
   let tx = li % 8u; let ty = li / 8u;
-  let qb = sp(13) + i32(b) * sp(9) + i32(h) * sp(10);
-  let kb = sp(18) + i32(b) * sp(14) + i32(kvh) * sp(15);
-  let vb = sp(23) + i32(b) * sp(19) + i32(kvh) * sp(20);
+  ${HEAD_BASES}
 ${stageRows({ dst: 'Qs', stride: 'QS', rows: BQ, n4: D4, n: 'D', row: 'let g = q0 + r;', ok: 'g < TQ', at: 'qb + i32(g) * sp(11)', col: 'sp(12)', ld: 'ldf_q', unit: unitQ }, NT)}
   let qlast = i32(min(q0 + BQ, TQ)) - 1;
   let kend = ${causal ? 'min(qlast + i32(TK) - i32(TQ), i32(TK) - 1)' : 'i32(TK) - 1'};

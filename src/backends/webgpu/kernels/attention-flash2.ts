@@ -19,7 +19,7 @@ import type { View } from '../../../tensor/backend.js';
 import { BUILTINS, Params, WG_INDEX, type Dense, type OpContext } from './context.js';
 import { MATH, PRELUDE, cdiv, inBinding, loaders, outBinding, storers } from '../wgsl.js';
 import { envVar } from '../../../io/env.js';
-import { loadVec, stageRows, type Stage } from './attention-flash.js';
+import { HEAD_BASES, keyRuns, loadVec, stageRows, type Stage } from './attention-flash.js';
 
 /**
  * The kernel's shape. reduce: the row max through workgroup memory ('wg') or picked ('auto'); BQ:
@@ -102,12 +102,9 @@ export function flash2Fits(ctx: OpContext, q: View, k: View, v: View, D: number,
 }
 
 /** Runs of keys per query block: split where the blocks alone would leave a large GPU (132 SMs) short of work. */
-function keyRuns(blocks: number, TK: number, BK: number): number {
-  const tiles = Math.ceil(TK / BK);
-  if (FLASH2_TUNING.runs > 0) return Math.max(1, Math.min(8, FLASH2_TUNING.runs, tiles));
-  const rt = FLASH2_TUNING.runTiles;
-  if (!(rt > 0) || blocks >= 264) return 1;
-  return Math.max(1, Math.min(8, Math.floor(Math.ceil(TK / BK) / rt)));
+function runsOf(blocks: number, TK: number, BK: number): number {
+  if (FLASH2_TUNING.runs > 0) return Math.max(1, Math.min(8, FLASH2_TUNING.runs, Math.ceil(TK / BK)));
+  return keyRuns(blocks, TK, BK, FLASH2_TUNING.runTiles); // the older kernel's rule, this kernel's tiles a run
 }
 
 /** The tile's prefetch: each thread's share of the rows in registers (load), then into workgroup memory (store). */
@@ -141,7 +138,7 @@ export function flashAttention2(ctx: OpContext, q: View, k: View, v: View, md: D
   const NC = Math.ceil(DV4 / 8);
   const BK4 = BK / 4;
   const nqb = Math.ceil(TQ / BQ);
-  const NKC = keyRuns(B * HQ * nqb, TK, BK);
+  const NKC = runsOf(B * HQ * nqb, TK, BK);
   const KC = Math.ceil(Math.ceil(TK / NKC) / BK) * BK;
   const unitQ = q.strides[3] === 1 && D % 4 === 0;
   const unitK = k.strides[3] === 1 && D % 4 === 0;
@@ -190,9 +187,7 @@ fn main(${BUILTINS}) {
   let q0 = (nqb - 1u - rest / BH) * BQ; // the longest causal blocks first, over all heads
   let h = bh % HQ; let b = bh / HQ; let kvh = h / group;
   let tx = li % 8u; let ty = li / 8u;
-  let qb = sp(13) + i32(b) * sp(9) + i32(h) * sp(10);
-  let kb = sp(18) + i32(b) * sp(14) + i32(kvh) * sp(15);
-  let vb = sp(23) + i32(b) * sp(19) + i32(kvh) * sp(20);
+  ${HEAD_BASES}
 ${stageRows({ dst: 'Qs', stride: 'D4', rows: BQ, n4: D4, n: 'D', row: 'let g = q0 + r;', ok: 'g < TQ', at: 'qb + i32(g) * sp(11)', col: 'sp(12)', ld: 'ldf_q', unit: unitQ }, NT)}
   let qlast = i32(min(q0 + BQ, TQ)) - 1;
   let off = i32(TK) - i32(TQ);
