@@ -12,7 +12,7 @@
 // on aligned shapes of 256 to 1024 tiles; `f32pre` times the tiles on GPT-2 prefill projections;
 // `f32few` times smaller tiles and K-splits on products of few output tiles (ACTLAB_TUNE_SHAPES=MxKxN,...);
 // `f32med` times tiles x K-splits on GPT-2-medium's products at T=512 (ACTLAB_TUNE_SHAPES, a
-// trailing t: B transposed); `base` times only the default kernels. Where the adapter has
+// trailing t: B transposed; ACTLAB_TUNE_SPLITS=1,2,4 the K-splits of the others); `base` times only the default kernels. Where the adapter has
 // timestamp queries, `prefill` also gives the GPU time of whole forwards per kernel, and the GEMM
 // and attention timings the GPU time beside the wall time (ACTLAB_DAWN_TOGGLES=-timestamp_quantization
 // for full resolution).
@@ -496,7 +496,8 @@ if (modes.some((m) => ['check', 'sgcheck', 'gemm', 'f32', 'f16', 'f32wg', 'f32bi
       w({ TM: 16, TN: 8, BK: 16, TX: 16, TY: 8 })];
     const shapes = (process.env.ACTLAB_TUNE_SHAPES ?? '512x1024x3072,512x1024x1024,512x1024x4096,512x4096x1024,512x1024x50257t').split(',');
     const runs: [string, number, F32Variant][] = [];
-    for (const sh of shapes) for (const S of sh.endsWith('t') ? [1] : [1, 2, 4]) for (const t of T) runs.push([sh, S, t]);
+    const splits = (process.env.ACTLAB_TUNE_SPLITS ?? '1,2,4').split(',').map(Number);
+    for (const sh of shapes) for (const S of sh.endsWith('t') ? [1] : splits) for (const t of T) runs.push([sh, S, t]);
     for (const [pass, list] of [[1, runs], [2, [...runs].reverse()]] as const) for (const [sh, S, t] of list) {
       const [M, K, N] = sh.replace('t', '').split('x').map(Number) as [number, number, number];
       setF32(t);

@@ -16,6 +16,7 @@ import { openWebGpu } from './webgpu-helpers.js';
 import { qmatmul } from '../src/ops/quant.js';
 import { QuantizedTensor } from '../src/tensor/quantized.js';
 import { DEFAULT_SPLITK, setMatmulSplitK } from '../src/backends/webgpu/kernels/matmul.js';
+import { setF32PadN } from '../src/backends/webgpu/kernels/matmul-f32.js';
 import { setGemvSplit, setSplitSumVec4 } from '../src/backends/webgpu/kernels/matmul-gemv.js';
 import { A8_GEMV_TYPES } from '../src/backends/webgpu/kernels/quant-gemv.js';
 import type { QuantType } from '../src/tensor/backend.js';
@@ -87,6 +88,28 @@ describe.skipIf(!backend)('webgpu backend', () => {
     }
     setMatmulSplitK(DEFAULT_SPLITK);
   }, 900_000);
+
+  it('an LM head (Bᵀ, N not a multiple of the tile nor of 4) in every padding mode matches the reference', async () => {
+    // 'copy': the product on N rounded up to the tile into a temporary, B's last row repeated
+    // past N, the first N columns copied out; 'direct': the same loads, stores element by element;
+    // 'off': bounds tests on every load and store. 520x24x15401: 8x16 per thread; 300x40x1234: 8x8.
+    for (const [M, K, N] of [[520, 24, 15401], [300, 40, 1234]] as const) {
+      const a = Array.from({ length: M * K }, (_, i) => Math.sin(i * 0.37));
+      const b = Array.from({ length: K * N }, (_, i) => Math.cos(i * 0.11));
+      const mm = (be: Backend) => F.matmul(Tensor.from(a, [M, K], 'f32', be), Tensor.from(b, [N, K], 'f32', be), { transB: true });
+      const yr = mm(ref).dataSync();
+      for (const mode of ['copy', 'direct', 'off'] as const) {
+        setF32PadN(mode);
+        const yg = await mm(gpu).data();
+        let num = 0; let den = 0;
+        for (let i = 0; i < yr.length; i++) { num += (yr[i]! - yg[i]!) ** 2; den += yr[i]! ** 2; }
+        console.log(`LM head ${M}x${K}x${N} pad ${mode}: NMSE ${(num / den).toExponential(1)}`);
+        expect(yg.length).toBe(M * N);
+        expect(num / den, `${M}x${K}x${N} pad ${mode}`).toBeLessThan(1e-10);
+      }
+    }
+    setF32PadN('copy');
+  }, 300_000);
 
   it('a linear layer split into k-ranges: their sum with bias and gelu, four outputs a thread or one, matches the reference', async () => {
     // 128x4096x256 under 'few': 4 k-ranges, added by the second pass with the epilogue

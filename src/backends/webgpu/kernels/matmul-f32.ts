@@ -6,10 +6,13 @@
 // carry no bounds test (H200: 4096³ 37.8 -> 40.6 TFLOP/s, 2048x768x3072 33.8 -> 39.0).
 // Used when each operand's fast axis has unit stride and every other stride, offset and the
 // fast dims are multiples of 4 (else the scalar tiled kernel in matmul.ts); outputs whose N or
-// offset is not are stored element by element (the LM head: N = vocabulary size).
+// offset is not are stored element by element, or, for a k-fast B (the LM head: N = vocabulary
+// size, B the embedding), computed on N rounded up to the tile and copied out (setF32PadN).
 import type { OpContext } from './context.js';
 import { PLAN_HEAD, alignedAxes, alignedKey, epiCode, epiKey, planParams, type Aligned, type Epilogue, type MatmulPlan } from './matmul-plan.js';
-import { MATH, PRELUDE, lines } from '../wgsl.js';
+import { MATH, PRELUDE, cdiv, lines } from '../wgsl.js';
+import { BUILTINS, Params, WG_INDEX } from './context.js';
+import { envVar } from '../../../io/env.js';
 
 /**
  * TM x TN outputs per thread, k-steps of BK; DB: two staging buffers; UN: unrolled k-step;
@@ -69,7 +72,11 @@ function grid(t: F32Tile) {
   return { TX, TY, NT: TX * TY, BM: TY * t.TM, BN: TX * t.TN };
 }
 
-function code(t: F32Tile, aKFast: boolean, bKFast: boolean, vecOut: boolean, al: Aligned, epi: Epilogue | null): string {
+/**
+ * `clampB`: B's rows (k-fast B) past its last, P[19], are read as that last row, so loads along n
+ * need no bounds test; the columns they make are past N and are not kept (see tiledF32).
+ */
+function code(t: F32Tile, aKFast: boolean, bKFast: boolean, vecOut: boolean, al: Aligned, epi: Epilogue | null, clampB = false): string {
   const { TM, TN, BK } = t;
   const DB = t.DB ?? true;
   const UN = t.UN ?? false;
@@ -97,13 +104,13 @@ function code(t: F32Tile, aKFast: boolean, bKFast: boolean, vecOut: boolean, al:
   const mb = map(bKFast, BN, LB, 'b');
   // global vec4 index of (row, k) of an operand
   const ga = (r: string, k: string) => aKFast ? `(abase + (m0 + ${r}) * sam + k0 + ${k}) >> 2u` : `(abase + (k0 + ${k}) * sak + m0 + ${r}) >> 2u`;
-  const gb = (r: string, k: string) => bKFast ? `(bbase + (n0 + ${r}) * sbn + k0 + ${k}) >> 2u` : `(bbase + (k0 + ${k}) * sbk + n0 + ${r}) >> 2u`;
+  const gb = (r: string, k: string) => bKFast ? `(bbase + ${clampB ? `min(n0 + ${r}, P[19] - 1u)` : `(n0 + ${r})`} * sbn + k0 + ${k}) >> 2u` : `(bbase + (k0 + ${k}) * sbk + n0 + ${r}) >> 2u`;
   // bounds tests only along the axes the tile does not divide (none: plain loads)
   const loadCond = (r: string, k: string, R: string, rOk: boolean) => [rOk ? '' : `${r} < ${R}`, al.k ? '' : `k0 + ${k} < K`].filter(Boolean).join(' && ');
   // a clamped index keeps the load inside the buffer when the element is masked
   const load = (arr: string, idx: string, cond: string) => cond === '' ? `${arr}[${idx}]` : `select(vec4<f32>(0.0), ${arr}[select(0u, ${idx}, ${cond})], ${cond})`;
   const ldA = (l: number) => load('a', ga(ma.r(l), ma.k(l)), loadCond(ma.r(l), ma.k(l), 'rm', al.m));
-  const ldB = (l: number) => load('b', gb(mb.r(l), mb.k(l)), loadCond(mb.r(l), mb.k(l), 'rn', al.n));
+  const ldB = (l: number) => load('b', gb(mb.r(l), mb.k(l)), loadCond(mb.r(l), mb.k(l), 'rn', al.n || clampB));
   const store = (kFast: boolean, S: number, arr: string, off: string, r: string, k: string, v: string) => kFast
     ? lines(4, (c) => `      ${arr}[${off} + ((${k} + ${c}u) * ${S}u + ${r}) / 4u][(${r}) % 4u] = ${v}[${c}];`)
       .replace(/\[\(([^\]]*)\) % 4u\]/g, '[($1) & 3u]')
@@ -201,9 +208,53 @@ export function tiledF32(ctx: OpContext, p: MatmulPlan, ab: GPUBuffer, bb: GPUBu
   const vecOut = p.N % 4 === 0 && yoff % 4 === 0;
   const { TX, TY, BM, BN } = grid(t);
   const al = alignedAxes(p, BM, BN, t.BK);
-  const key = `mm f32v4 ${t.TM}x${t.TN}x${t.BK}${t.DB === false ? ' sb' : ''}${t.UN ? ' un' : ''}${t.NP && t.DB === false ? ' np' : ''} ${TX}x${TY} ${aKFast ? 'aK' : 'aM'} ${bKFast ? 'bK' : 'bN'}${vecOut ? '' : ' y1'}${alignedKey(al)}${epiKey(epi)}`;
-  const k = ctx.kernel(key, () => code(t, aKFast, bKFast, vecOut, al, epi));
+  const pad = padMode !== 'off' && bKFast && !epi && batches === 1 && (!al.n || !vecOut) && p.N >= 4 * BN
+    && p.M * Math.ceil(p.N / BN) * BN * 4 <= ctx.rt.maxBinding;
+  if (pad && padMode === 'copy') return paddedF32(ctx, p, t, ab, bb, yb, yoff, aKFast, al);
+  const clampB = pad; // 'direct': clamped loads, the stores as they were
+  const key = `mm f32v4 ${t.TM}x${t.TN}x${t.BK}${t.DB === false ? ' sb' : ''}${t.UN ? ' un' : ''}${t.NP && t.DB === false ? ' np' : ''} ${TX}x${TY} ${aKFast ? 'aK' : 'aM'} ${bKFast ? 'bK' : 'bN'}${vecOut ? '' : ' y1'}${alignedKey(al)}${epiKey(epi)}${clampB ? ' clampB' : ''}`;
+  const k = ctx.kernel(key, () => code(t, aKFast, bKFast, vecOut, al, epi, clampB));
   const params = planParams(p, yoff);
   if (epi) params.u32(epi.boff);
+  if (clampB) params.u32(p.N);
   ctx.run(k, epi ? [ab, bb, yb, epi.bias] : [ab, bb, yb], params, [Math.ceil(p.N / BN), Math.ceil(p.M / BM), batches]);
+}
+
+type PadMode = 'copy' | 'direct' | 'off';
+const padEnv = envVar('ACTLAB_WEBGPU_PADN');
+let padMode: PadMode = padEnv === 'direct' || padEnv === 'off' ? padEnv : 'copy';
+/**
+ * Products with k-fast B (a tied LM head: B = the embedding [vocab, d]) whose N the tile does not
+ * divide or that cannot be stored as vec4 (N % 4 != 0): 'copy' (the default) runs the kernel on N
+ * rounded up to the tile into a temporary, B's rows past N clamped to its last, and copies the
+ * first N columns out; 'direct' clamps the loads the same way and stores into y element by
+ * element; 'off' tests bounds on every load and store. ACTLAB_WEBGPU_PADN sets it too.
+ */
+export function setF32PadN(m: PadMode): void {
+  padMode = m;
+}
+
+/** The 'copy' mode of setF32PadN: y[m, n] = temporary[m, n] for n < N of a [M, N rounded up to BN] product. */
+function paddedF32(ctx: OpContext, p: MatmulPlan, t: F32Tile, ab: GPUBuffer, bb: GPUBuffer, yb: GPUBuffer, yoff: number, aKFast: boolean, al: Aligned): void {
+  const { TX, TY, BM, BN } = grid(t);
+  const Np = Math.ceil(p.N / BN) * BN;
+  const tmp = ctx.temp(p.M * Np * 4);
+  const pp: MatmulPlan = { ...p, N: Np };
+  const key = `mm f32v4 ${t.TM}x${t.TN}x${t.BK}${t.DB === false ? ' sb' : ''}${t.UN ? ' un' : ''}${t.NP && t.DB === false ? ' np' : ''} ${TX}x${TY} ${aKFast ? 'aK' : 'aM'} bK${alignedKey({ ...al, n: true })} clampB`;
+  const k = ctx.kernel(key, () => code(t, aKFast, true, true, { ...al, n: true }, null, true));
+  ctx.run(k, [ab, bb, tmp.gpu], planParams(pp, 0).u32(p.N), [Np / BN, Math.ceil(p.M / BM), 1]);
+  const c = ctx.kernel('mm f32 unpad', () => `${PRELUDE}
+@group(0) @binding(0) var<storage, read> P: array<u32>;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+@compute @workgroup_size(256)
+fn main(${BUILTINS}) {
+  ${WG_INDEX}
+  // P: M * N, N, the temporary's row, y's offset
+  let e = wg * 256u + li;
+  if (e >= P[0]) { return; }
+  y[P[3] + e] = x[(e / P[1]) * P[2] + e % P[1]];
+}`);
+  const n = p.M * p.N;
+  ctx.run(c, [tmp.gpu, yb], new Params().u32(n, p.N, Np, yoff), [cdiv(n, 256)]);
 }
