@@ -10,7 +10,8 @@ import { OP_NAMES, SyncReadUnsupportedError, describeView, opParams } from '../.
 import { byteSize } from '../../tensor/dtype.js';
 import { openDevice, WebGpuUnavailableError, type DeviceOptions, type GpuHandle } from './device.js';
 import { GpuRuntime, type GpuBuffer, type Grid, type Kernel } from './runtime.js';
-import { Params, numel, type Dense, type OpContext } from './kernels/context.js';
+import { Params, numel, type Dense, type DeferredSum, type OpContext } from './kernels/context.js';
+import { splitSum } from './kernels/matmul-gemv.js';
 import { adamw, binary, copy, dropout, fill, geluBackward, random, isRowMajor, rowMajor, spliceBytes, unary, where } from './kernels/elementwise.js';
 import { cumsum, reduce, topk } from './kernels/reduce.js';
 import { linear, matmul } from './kernels/matmul.js';
@@ -47,8 +48,16 @@ export class WebGpuBackend implements Backend, PackedKVDevice {
   readonly prefersFusedLinear = true;
   /** A residual add and the next norm in one dispatch: two fewer per block (ACTLAB_WEBGPU_ADDNORM=off: add, then the norm). */
   prefersFusedAddNorm = envVar('ACTLAB_WEBGPU_ADDNORM') !== 'off';
+  /**
+   * A split product's sum waits for the output's next use (kernels/context.ts DeferredSum): an
+   * addNorm reading it adds the partials itself, anything else makes the sum first
+   * (ACTLAB_WEBGPU_DEFER_SUM=off: the sum right after the product).
+   */
+  deferSums = envVar('ACTLAB_WEBGPU_DEFER_SUM') !== 'off';
   readonly rt: GpuRuntime;
   private readonly kernels = new Map<string, Kernel>();
+  /** The deferred sums, by output buffer. */
+  private readonly deferred = new Map<GpuBuffer, DeferredSum>();
   private readonly shadowLimit: number;
   private disposed = false;
 
@@ -64,13 +73,18 @@ export class WebGpuBackend implements Backend, PackedKVDevice {
 
   free(buffer: BackendBuffer): void {
     if (this.disposed) return;
-    this.rt.free(this.own(buffer, 'free'));
+    const b = this.own(buffer, 'free');
+    const d = this.deferred.get(b);
+    if (d) { this.deferred.delete(b); this.rt.free(d.part); }
+    this.settle(b, true);
+    this.rt.free(b);
   }
 
   write(buffer: BackendBuffer, byteOffset: number, bytes: Uint8Array): void {
     this.alive('write');
     const b = this.own(buffer, 'write');
     this.checkRange(b, byteOffset, bytes.byteLength, 'write');
+    this.settle(b, true);
     this.rt.write(b, byteOffset, bytes, (dst, off, data) => {
       const ctx = this.context({ op: 'copy' }, [], []);
       spliceBytes(ctx, dst.gpu, off, data);
@@ -85,6 +99,7 @@ export class WebGpuBackend implements Backend, PackedKVDevice {
       this.alive('read');
       const b = this.own(buffer, 'read');
       this.checkRange(b, byteOffset, byteLength, 'read');
+      this.settle(b, false);
       return this.rt.read(b, byteOffset, byteLength);
     } catch (e) {
       return Promise.reject(e);
@@ -114,9 +129,10 @@ export class WebGpuBackend implements Backend, PackedKVDevice {
   exec(op: OpDesc, inputs: readonly View[], outputs: readonly View[]): void {
     this.alive(`exec '${op.op}'`);
     for (const v of [...inputs, ...outputs]) this.own(v.buffer, `exec '${op.op}'`);
+    const fused = this.settleFor(op, inputs, outputs);
     // A buffer may not be read and written by one dispatch: copy aliased inputs first.
     const outBufs = new Set(outputs.map((v) => v.buffer));
-    const ctx = this.context(op, inputs, outputs);
+    const ctx = this.context(op, inputs, outputs, fused);
     try {
       const ins = inputs.map((v) => (outBufs.has(v.buffer) ? ctx.copyToTemp(v) : v));
       ctx.setInputs(ins);
@@ -159,6 +175,7 @@ export class WebGpuBackend implements Backend, PackedKVDevice {
   private custom(name: string, inputs: readonly View[], outputs: readonly View[], fn: (ctx: OpContext) => void): void {
     this.alive(name);
     for (const v of [...inputs, ...outputs]) this.own(v.buffer, name);
+    this.settleFor({ op: name } as unknown as OpDesc, inputs, outputs);
     const ctx = this.context({ op: name } as unknown as OpDesc, inputs, outputs);
     try {
       fn(ctx);
@@ -214,8 +231,53 @@ export class WebGpuBackend implements Backend, PackedKVDevice {
     checkByteRange('webgpu', b, byteOffset, byteLength, what);
   }
 
-  private context(op: OpDesc, inputs: readonly View[], outputs: readonly View[]): ExecContext {
-    return new ExecContext(this, op, inputs, outputs, this.kernels);
+  private context(op: OpDesc, inputs: readonly View[], outputs: readonly View[], fused: DeferredSum | null = null): ExecContext {
+    return new ExecContext(this, op, inputs, outputs, this.kernels, fused);
+  }
+
+  // ---- deferred sums of split products (kernels/context.ts DeferredSum) ----
+
+  /** Takes a split product's partials; its sum is made at the output's next use. */
+  addDeferred(d: DeferredSum): void {
+    this.settle(d.y, true);
+    this.deferred.set(d.y, d);
+  }
+
+  /**
+   * Before an op: makes the deferred sums its inputs read or its outputs overwrite (outputs that are
+   * a deferred sum's bias too), except b of an addNorm that can add the partials itself (returned).
+   */
+  private settleFor(op: OpDesc, inputs: readonly View[], outputs: readonly View[]): DeferredSum | null {
+    if (!this.deferred.size) return null;
+    let fused = op.op === 'addNorm' && inputs[1] ? this.fusable(inputs[1]) : null;
+    inputs.forEach((v, i) => { if (!(fused && i === 1)) this.settle(v.buffer, false); });
+    for (const v of outputs) this.settle(v.buffer, true);
+    if (fused && !this.deferred.has(fused.y)) fused = null; // made above: another view of it was used
+    return fused;
+  }
+
+  private fusable(v: View): DeferredSum | null {
+    const d = this.deferred.get(v.buffer as GpuBuffer);
+    return d && v.dtype === 'f32' && isRowMajor(v) && v.offset === d.yoff && numel(v.shape) === d.MN ? d : null;
+  }
+
+  /** Makes now the deferred sum held in `b` and, with `asBias`, those that add `b` as their bias. */
+  private settle(b: BackendBuffer, asBias: boolean): void {
+    if (!this.deferred.size) return;
+    const d = this.deferred.get(b as GpuBuffer);
+    if (d) this.makeSum(d);
+    if (asBias) for (const e of [...this.deferred.values()]) if (e.bias === b) this.makeSum(e);
+  }
+
+  private makeSum(d: DeferredSum): void {
+    this.deferred.delete(d.y);
+    const ctx = this.context({ op: 'linear' } as OpDesc, [], []);
+    try {
+      splitSum(ctx, d.part.gpu, d.S, d.MN, 1, 'f32', d.y.gpu, d.yoff, d.bias ? { bias: d.bias.gpu, boff: d.boff, act: null, N: d.N } : null);
+    } finally {
+      ctx.finish();
+      this.rt.free(d.part);
+    }
   }
 }
 
@@ -231,8 +293,23 @@ class ExecContext implements OpContext {
     inputs: readonly View[],
     readonly outputs: readonly View[],
     private readonly cache: Map<string, Kernel>,
+    private readonly fused: DeferredSum | null = null,
   ) {
     this.inputs = inputs;
+  }
+
+  canDefer(): boolean {
+    const y = this.outputs[0];
+    return this.be.deferSums && !!y && y.dtype === 'f32' && isRowMajor(y);
+  }
+
+  defer(s: Omit<DeferredSum, 'y' | 'yoff'>): void {
+    const y = this.outputs[0]!;
+    this.be.addDeferred({ ...s, y: y.buffer as GpuBuffer, yoff: y.offset });
+  }
+
+  deferredInput(i: number): DeferredSum | null {
+    return i === 1 ? this.fused : null;
   }
 
   get rt(): GpuRuntime {

@@ -43,6 +43,25 @@ export interface Dense {
   shape: readonly number[];
 }
 
+/**
+ * The k-range partials of a split product whose sum is made only when its output is next used
+ * (WebGpuBackend's deferred sums): y[e] = epi(part[e] + part[MN + e] + ... , e % N), bias optional.
+ * An addNorm whose b is that output adds the partials itself (one dispatch fewer).
+ */
+export interface DeferredSum {
+  /** S k-ranges of MN partial sums each, from element 0; owned by the deferral. */
+  part: GpuBuffer;
+  S: number;
+  MN: number;
+  N: number;
+  /** Where the sum goes: the output's buffer and element offset. */
+  y: GpuBuffer;
+  yoff: number;
+  /** The bias (f32, at element boff) added to each sum, no activation. */
+  bias: GpuBuffer | null;
+  boff: number;
+}
+
 export interface OpContext<O extends OpDesc = OpDesc> {
   readonly op: O;
   readonly inputs: readonly View[];
@@ -66,6 +85,15 @@ export interface OpContext<O extends OpDesc = OpDesc> {
   kernel(key: string, make: () => string): Kernel;
   run(k: Kernel, buffers: readonly GPUBuffer[], params: Params, grid: Grid): void;
   fail(detail: string): never;
+  /**
+   * Hands output 0's split sum to the backend to make when the output is next used (see
+   * DeferredSum); absent where the backend does not defer. Call only when `canDefer()` said yes.
+   */
+  defer?(s: Omit<DeferredSum, 'y' | 'yoff'>): void;
+  /** Whether output 0 (contiguous, f32) may take a deferred sum. */
+  canDefer?(): boolean;
+  /** The deferred sum that input i stands for, where this op may add its partials itself. */
+  deferredInput?(i: number): DeferredSum | null;
 }
 
 /** The linear workgroup index of a 1-d grid folded into (x, y). */

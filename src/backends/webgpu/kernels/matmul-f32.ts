@@ -11,7 +11,7 @@
 import type { OpContext } from './context.js';
 import { PLAN_HEAD, alignedAxes, alignedKey, epiCode, epiKey, planParams, type Aligned, type Epilogue, type MatmulPlan } from './matmul-plan.js';
 import { MATH, PRELUDE, cdiv, lines } from '../wgsl.js';
-import { BUILTINS, Params, WG_INDEX } from './context.js';
+import { Params } from './context.js';
 import { envVar } from '../../../io/env.js';
 
 /**
@@ -209,7 +209,7 @@ export function tiledF32(ctx: OpContext, p: MatmulPlan, ab: GPUBuffer, bb: GPUBu
   const { TX, TY, BM, BN } = grid(t);
   const al = alignedAxes(p, BM, BN, t.BK);
   const pad = padMode !== 'off' && bKFast && !epi && batches === 1 && (!al.n || !vecOut) && p.N >= 4 * BN
-    && p.M * Math.ceil(p.N / BN) * BN * 4 <= ctx.rt.maxBinding;
+    && p.M <= 65535 && p.M * Math.ceil(p.N / BN) * BN * 4 <= ctx.rt.maxBinding;
   if (pad && padMode === 'copy') return paddedF32(ctx, p, t, ab, bb, yb, yoff, aKFast, al);
   const clampB = pad; // 'direct': clamped loads, the stores as they were
   const key = `mm f32v4 ${t.TM}x${t.TN}x${t.BK}${t.DB === false ? ' sb' : ''}${t.UN ? ' un' : ''}${t.NP && t.DB === false ? ' np' : ''} ${TX}x${TY} ${aKFast ? 'aK' : 'aM'} ${bKFast ? 'bK' : 'bN'}${vecOut ? '' : ' y1'}${alignedKey(al)}${epiKey(epi)}${clampB ? ' clampB' : ''}`;
@@ -243,18 +243,23 @@ function paddedF32(ctx: OpContext, p: MatmulPlan, t: F32Tile, ab: GPUBuffer, bb:
   const key = `mm f32v4 ${t.TM}x${t.TN}x${t.BK}${t.DB === false ? ' sb' : ''}${t.UN ? ' un' : ''}${t.NP && t.DB === false ? ' np' : ''} ${TX}x${TY} ${aKFast ? 'aK' : 'aM'} bK${alignedKey({ ...al, n: true })} clampB`;
   const k = ctx.kernel(key, () => code(t, aKFast, true, true, { ...al, n: true }, null, true));
   ctx.run(k, [ab, bb, tmp.gpu], planParams(pp, 0).u32(p.N), [Np / BN, Math.ceil(p.M / BM), 1]);
-  const c = ctx.kernel('mm f32 unpad', () => `${PRELUDE}
-@group(0) @binding(0) var<storage, read> P: array<u32>;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
+  // a workgroup per 1024 columns of a row (grid.y: the row), four a thread: vec4 reads of the
+  // temporary's aligned rows, element stores into y's rows of N
+  const c = ctx.kernel('mm f32 unpad', () => `@group(0) @binding(0) var<storage, read> P: array<u32>;
+@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
 @compute @workgroup_size(256)
-fn main(${BUILTINS}) {
-  ${WG_INDEX}
-  // P: M * N, N, the temporary's row, y's offset
-  let e = wg * 256u + li;
-  if (e >= P[0]) { return; }
-  y[P[3] + e] = x[(e / P[1]) * P[2] + e % P[1]];
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  // P: N, the temporary's row (a multiple of 4), y's offset
+  let N = P[0];
+  let n = (wid.x * 256u + li) * 4u;
+  if (n >= N) { return; }
+  let v = x[(wid.y * P[1] + n) / 4u];
+  let o = P[2] + wid.y * N + n;
+  y[o] = v.x;
+  if (n + 1u < N) { y[o + 1u] = v.y; }
+  if (n + 2u < N) { y[o + 2u] = v.z; }
+  if (n + 3u < N) { y[o + 3u] = v.w; }
 }`);
-  const n = p.M * p.N;
-  ctx.run(c, [tmp.gpu, yb], new Params().u32(n, p.N, Np, yoff), [cdiv(n, 256)]);
+  ctx.run(c, [tmp.gpu, yb], new Params().u32(p.N, Np, yoff), [cdiv(p.N, 1024), p.M]);
 }

@@ -16,6 +16,7 @@ import { trySubgroupMatmul } from './matmul-f16.js';
 import { f32Vec4Fits, tiledF32 } from './matmul-f32.js';
 import { runSplitK, splitSum, vecGemv, vecGemvFits } from './matmul-gemv.js';
 import { envVar } from '../../../io/env.js';
+import type { GpuBuffer } from '../runtime.js';
 import { PLAN_HEAD_I32 as PLAN_HEAD, applyEpilogue, planMatmul, planParams, type Epilogue, type MatmulPlan } from './matmul-plan.js';
 
 type Op<K extends OpDesc['op']> = Extract<OpDesc, { op: K }>;
@@ -62,15 +63,21 @@ fn main(${BUILTINS}) { ${WG_INDEX} let i = wg * 256u + li; if (i < P[0]) { stb_y
   if (plan.M <= 8 && vecGemvFits(plan, a.dtype, b.dtype)) vecGemv(ctx, plan, a.dtype, b.dtype, ab, bb, yd.dtype, yd.gpu, yd.offset, batches, epi);
   else if (plan.M <= 8) gemv(ctx, plan, a.dtype, b.dtype, ab, bb, yd.dtype, yd.gpu, yd.offset, batches, epi);
   else if (f32Vec4Fits(plan, a.dtype, b.dtype, yd.dtype)) {
-    const S = batches === 1 ? splitKOf(plan) : 1;
+    const S = batches === 1 ? splitKOf(plan, !!ctx.canDefer?.() && !epi?.act) : 1;
     if (S === 1) tiledF32(ctx, plan, ab, bb, yd.gpu, yd.offset, batches, epi);
     else {
       // k-range i of the split is batch i: A and B step by a chunk of K, partial products at i·M·N
       const chunk = plan.K / S;
-      const part = ctx.temp(S * plan.M * plan.N * 4);
+      const MN = plan.M * plan.N;
+      // the sum waits for the output's next use (an addNorm adds the partials itself) where the
+      // backend allows it: no activation, the bias a buffer of its own (not a temporary)
+      const bias = epi ? ctx.inputs[2]!.buffer as GpuBuffer : null;
+      const defer = !!ctx.canDefer?.() && !epi?.act && (!bias || bias.gpu === epi!.bias);
+      const part = defer ? ctx.rt.alloc(S * MN * 4) : ctx.temp(S * MN * 4);
       const split: MatmulPlan = { ...plan, K: chunk, bshape: [S, 1, 1], abs: [chunk * plan.sak, 0, 0], bbs: [chunk * plan.sbk, 0, 0] };
       tiledF32(ctx, split, ab, bb, part.gpu, 0, S);
-      splitSum(ctx, part.gpu, S, plan.M * plan.N, 1, yd.dtype, yd.gpu, yd.offset, epi ? { ...epi, N: plan.N } : null);
+      if (defer) ctx.defer!({ part, S, MN, N: plan.N, bias, boff: epi?.boff ?? 0 });
+      else splitSum(ctx, part.gpu, S, MN, 1, yd.dtype, yd.gpu, yd.offset, epi ? { ...epi, N: plan.N } : null);
     }
   } else {
     tiled(ctx, plan, a.dtype, b.dtype, ab, bb, yd.dtype, yd.gpu, yd.offset, batches);
@@ -86,6 +93,16 @@ const splitEnv = envVar('ACTLAB_WEBGPU_SPLITK');
  * (bench/RESULTS.md, eighth pass).
  */
 export const DEFAULT_SPLITK = 'few';
+const FEW_MIN_K = 2048;
+/**
+ * With the sum deferred: GPT-2-medium's attention output at T=512 (512x1024x1024) in 2 ranges took
+ * 45.7 us against 53 (H200; prefill GPU time 13.85 -> 13.70 ms, bench/RESULTS.md).
+ */
+let FEW_MIN_K_DEFERRED = Number(envVar('ACTLAB_WEBGPU_FEW_MINK_DEFERRED') ?? '') || 1024;
+/** The shortest K that 'few' splits when the sum may be deferred (benchmarks). */
+export function setFewMinKDeferred(k: number): void {
+  FEW_MIN_K_DEFERRED = k;
+}
 let splitK: SplitK = splitEnv === 'auto' || splitEnv === 'few' ? splitEnv : splitEnv ? Number(splitEnv) || 1 : DEFAULT_SPLITK;
 /** K-split of single f32 products: S ranges, 'auto' / 'few' (the heuristics below; 'few' is the default), or 1 (off); ACTLAB_WEBGPU_SPLITK sets it too. */
 export function setMatmulSplitK(s: SplitK): void {
@@ -97,12 +114,14 @@ export function setMatmulSplitK(s: SplitK): void {
  * than half of a large GPU's 132 SMs and K is long, up to 8 ranges of at least 512 (each a
  * multiple of 16), keeping the tiles of all ranges within two waves.
  */
-function splitKOf(p: MatmulPlan): number {
+function splitKOf(p: MatmulPlan, deferrable: boolean): number {
   const fits = (S: number) => p.K % (16 * S) === 0;
   if (splitK === 'few') {
-    // 'few': counted in 64x64 tiles, up to 4 ranges of at least 512 while all ranges' tiles fit in four waves
+    // 'few': counted in 64x64 tiles, up to 4 ranges of at least 512 while all ranges' tiles fit in
+    // four waves; K from FEW_MIN_K on, or from FEW_MIN_K_DEFERRED where the sum may wait for an
+    // addNorm to add it (no dispatch of its own)
     const t64 = Math.ceil(p.M / 64) * Math.ceil(p.N / 64);
-    if (p.M < 64 || t64 >= 264 || p.K < 2048) return 1;
+    if (p.M < 64 || t64 >= 264 || p.K < (deferrable ? FEW_MIN_K_DEFERRED : FEW_MIN_K)) return 1;
     for (const S of [4, 2]) if (p.K / S >= 512 && fits(S) && t64 * S <= 528) return S;
     return 1;
   }

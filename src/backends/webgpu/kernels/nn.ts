@@ -1,7 +1,7 @@
 // Row kernels of neural nets: softmax / log-softmax (causal, masked), layernorm, rmsnorm (one
 // workgroup per long row, several short rows per workgroup, f32 accumulation), rotary embeddings, gather and scatterAdd.
 import type { OpDesc, View } from '../../../tensor/backend.js';
-import { BUILTINS, Params, WG_INDEX, numel, type OpContext } from './context.js';
+import { BUILTINS, Params, WG_INDEX, numel, type DeferredSum, type OpContext } from './context.js';
 import { MATH, PRELUDE, cdiv, inBinding, isFloatDType, loaders, outBinding, storers } from '../wgsl.js';
 import { scatterAddChunked, scatterChunks } from './scatter.js';
 import { NORM_SG_TUNING, SG_ENABLE, normSubgroups, sgNormMain, subgroupMinSize, type SgNorm } from './norm-subgroup.js';
@@ -277,7 +277,9 @@ function norm(ctx: OpContext, kind: 'layer' | 'rms', eps: number, offset: number
   if (residual && numel(ctx.inputs[1]!.shape) !== numel(x.shape)) ctx.fail('b must have the shape of a');
   for (let i = p0; i < ctx.inputs.length; i++) if (numel(ctx.inputs[i]!.shape) !== d) ctx.fail(`parameter ${i - p0} must have ${d} elements`);
   const xd = ctx.dense(0);
-  const rd = residual ? ctx.dense(1) : null;
+  // b a split product's partials whose sum was deferred (context.ts DeferredSum): added here
+  const ds = residual ? ctx.deferredInput?.(1) ?? null : null;
+  const rd = residual ? (ds ? { gpu: ds.part.gpu, offset: 0, dtype: 'f32' as const, shape: ctx.inputs[1]!.shape } : ctx.dense(1)) : null;
   const wd = hasW ? ctx.dense(p0) : null;
   const bd = hasB ? ctx.dense(p0 + (hasW ? 1 : 0)) : null;
   // residual: output 0 is the sum, output 1 the norm
@@ -294,13 +296,14 @@ function norm(ctx: OpContext, kind: 'layer' | 'rms', eps: number, offset: number
   const sg: SgNorm | null = sgOn
     ? { kind, L, E: E <= NORM_SG_TUNING.regMax ? E : 0, minSg: subgroupMinSize(ctx), residual: !!rd, reload: !!sd && sd.dtype !== 'f32', hasW: !!wd, hasB: !!bd }
     : null;
-  const key = `norm ${kind} ${xd.dtype}>${yd.dtype} w${wd?.dtype ?? '-'} b${bd?.dtype ?? '-'} l${L}${rd ? ` +${rd.dtype}>${sd!.dtype}` : ''}${sg ? ` sg${sg.E}/${sg.minSg} w${wgSize}` : ''}`;
+  const key = `norm ${kind} ${xd.dtype}>${yd.dtype} w${wd?.dtype ?? '-'} b${bd?.dtype ?? '-'} l${L}${rd ? ` +${rd.dtype}>${sd!.dtype}` : ''}${sg ? ` sg${sg.E}/${sg.minSg} w${wgSize}` : ''}${ds ? ` dsum${ds.S}${ds.bias ? 'b' : ''}` : ''}`;
   const kern = ctx.kernel(key, () => {
     let bi = 3;
     const wb = wd ? bi++ : 0;
     const bb = bd ? bi++ : 0;
     const rb = rd ? bi++ : 0;
     const sb = rd ? bi++ : 0;
+    const db = ds?.bias ? bi++ : 0;
     // with a residual the row is read back from s (as stored: rounded to s's dtype)
     const src = rd ? 'sum' : 'x';
     const xb = rd ? 'sb' : 'xb';
@@ -313,12 +316,12 @@ ${inBinding(1, 'x')}
 ${outBinding(2, 'y', yd.dtype)}
 ${wd ? inBinding(wb, 'w') : ''}
 ${bd ? inBinding(bb, 'bias') : ''}
-${rd ? `${inBinding(rb, 'r')}\n${outBinding(sb, 'sum', sd!.dtype)}` : ''}
+${rd ? `${ds ? deferredLoader(ds, rb, db) : inBinding(rb, 'r')}\n${outBinding(sb, 'sum', sd!.dtype)}` : ''}
 ${loaders('x', xd.dtype)}
 ${storers('y', yd.dtype)}
 ${wd ? loaders('w', wd.dtype) : ''}
 ${bd ? loaders('bias', bd.dtype) : ''}
-${rd ? `${loaders('r', rd.dtype)}\n${loaders('sum', sd!.dtype, sd!.dtype !== 'f32')}\n${storers('sum', sd!.dtype)}` : ''}
+${rd ? `${ds ? '' : loaders('r', rd.dtype)}\n${loaders('sum', sd!.dtype, sd!.dtype !== 'f32')}\n${storers('sum', sd!.dtype)}` : ''}
 ${sg ? sgNormMain(sg, wgSize, BUILTINS, WG_INDEX) : `var<workgroup> red: array<f32, ${WG}>;
 @compute @workgroup_size(${WG})
 fn main(${BUILTINS}) {
@@ -360,9 +363,23 @@ fn main(${BUILTINS}) {
   if (wd) bufs.push(wd.gpu);
   if (bd) bufs.push(bd.gpu);
   if (rd) bufs.push(rd.gpu, sd!.gpu);
+  if (ds?.bias) bufs.push(ds.bias.gpu);
   const p = new Params().u32(d, rows, xd.offset, yd.offset).f32(eps).u32(wd?.offset ?? 0, bd?.offset ?? 0, 0).f32(offset)
     .u32(rd?.offset ?? 0, sd?.offset ?? 0);
+  if (ds) p.u32(ds.MN, ds.boff, ds.N);
   ctx.run(kern, bufs, p, [cdiv(rows, wgSize / L)]);
+}
+
+/**
+ * WGSL of b's loader when b is a deferred split sum: the S partials added in the order splitSum
+ * adds them, then the bias (P[11] = MN, P[12] the bias offset, P[13] = N), so the value is the
+ * one the sum would have stored.
+ */
+function deferredLoader(ds: DeferredSum, rb: number, db: number): string {
+  const terms = Array.from({ length: ds.S }, (_, i) => `r[${i === 0 ? 'e' : `${i}u * P[11] + e`}]`).join(' + ');
+  return `@group(0) @binding(${rb}) var<storage, read> r: array<f32>;
+${ds.bias ? `@group(0) @binding(${db}) var<storage, read> rbias: array<f32>;` : ''}
+fn ldf_r(e: u32) -> f32 { let s = ${terms}; return ${ds.bias ? 's + rbias[P[12] + e % P[13]]' : 's'}; }`;
 }
 
 export function rope(ctx: OpContext<Op<'rope'>>): void {
