@@ -6,12 +6,11 @@
 // carry no bounds test (H200: 4096³ 37.8 -> 40.6 TFLOP/s, 2048x768x3072 33.8 -> 39.0).
 // Used when each operand's fast axis has unit stride and every other stride, offset and the
 // fast dims are multiples of 4 (else the scalar tiled kernel in matmul.ts); outputs whose N or
-// offset is not are stored element by element, or, for a k-fast B (the LM head: N = vocabulary
-// size, B the embedding), computed on N rounded up to the tile and copied out (setF32PadN).
+// offset is not are stored element by element (the LM head: N = vocabulary size, whose loads of
+// B's rows are clamped instead of tested: setF32PadN).
 import type { OpContext } from './context.js';
 import { PLAN_HEAD, alignedAxes, alignedKey, epiCode, epiKey, planParams, type Aligned, type Epilogue, type MatmulPlan } from './matmul-plan.js';
-import { MATH, PRELUDE, cdiv, lines } from '../wgsl.js';
-import { Params } from './context.js';
+import { MATH, PRELUDE, lines } from '../wgsl.js';
 import { envVar } from '../../../io/env.js';
 
 /**
@@ -208,10 +207,8 @@ export function tiledF32(ctx: OpContext, p: MatmulPlan, ab: GPUBuffer, bb: GPUBu
   const vecOut = p.N % 4 === 0 && yoff % 4 === 0;
   const { TX, TY, BM, BN } = grid(t);
   const al = alignedAxes(p, BM, BN, t.BK);
-  const pad = padMode !== 'off' && bKFast && !epi && batches === 1 && (!al.n || !vecOut) && p.N >= 4 * BN
-    && p.M <= 65535 && p.M * Math.ceil(p.N / BN) * BN * 4 <= ctx.rt.maxBinding;
-  if (pad && padMode === 'copy') return paddedF32(ctx, p, t, ab, bb, yb, yoff, aKFast, al);
-  const clampB = pad; // 'direct': clamped loads, the stores as they were
+  // loads along n without bounds tests: a k-fast B's rows past N clamped to its last (setF32PadN)
+  const clampB = padMode === 'clamp' && bKFast && !epi && !al.n && p.N >= 4 * BN;
   const key = `mm f32v4 ${t.TM}x${t.TN}x${t.BK}${t.DB === false ? ' sb' : ''}${t.UN ? ' un' : ''}${t.NP && t.DB === false ? ' np' : ''} ${TX}x${TY} ${aKFast ? 'aK' : 'aM'} ${bKFast ? 'bK' : 'bN'}${vecOut ? '' : ' y1'}${alignedKey(al)}${epiKey(epi)}${clampB ? ' clampB' : ''}`;
   const k = ctx.kernel(key, () => code(t, aKFast, bKFast, vecOut, al, epi, clampB));
   const params = planParams(p, yoff);
@@ -220,46 +217,14 @@ export function tiledF32(ctx: OpContext, p: MatmulPlan, ab: GPUBuffer, bb: GPUBu
   ctx.run(k, epi ? [ab, bb, yb, epi.bias] : [ab, bb, yb], params, [Math.ceil(p.N / BN), Math.ceil(p.M / BM), batches]);
 }
 
-type PadMode = 'copy' | 'direct' | 'off';
-const padEnv = envVar('ACTLAB_WEBGPU_PADN');
-let padMode: PadMode = padEnv === 'direct' || padEnv === 'off' ? padEnv : 'copy';
+type PadMode = 'clamp' | 'off';
+let padMode: PadMode = envVar('ACTLAB_WEBGPU_PADN') === 'off' ? 'off' : 'clamp';
 /**
  * Products with k-fast B (a tied LM head: B = the embedding [vocab, d]) whose N the tile does not
- * divide or that cannot be stored as vec4 (N % 4 != 0): 'copy' (the default) runs the kernel on N
- * rounded up to the tile into a temporary, B's rows past N clamped to its last, and copies the
- * first N columns out; 'direct' clamps the loads the same way and stores into y element by
- * element; 'off' tests bounds on every load and store. ACTLAB_WEBGPU_PADN sets it too.
+ * divide: 'clamp' (the default) reads B's rows past N as its last row, so no load tests bounds
+ * (the columns they make are past N and not stored; H200, GPT-2-medium's LM head at T=512: 1470
+ * -> 1262 us); 'off' tests bounds on every load. ACTLAB_WEBGPU_PADN=off sets it too.
  */
 export function setF32PadN(m: PadMode): void {
   padMode = m;
-}
-
-/** The 'copy' mode of setF32PadN: y[m, n] = temporary[m, n] for n < N of a [M, N rounded up to BN] product. */
-function paddedF32(ctx: OpContext, p: MatmulPlan, t: F32Tile, ab: GPUBuffer, bb: GPUBuffer, yb: GPUBuffer, yoff: number, aKFast: boolean, al: Aligned): void {
-  const { TX, TY, BM, BN } = grid(t);
-  const Np = Math.ceil(p.N / BN) * BN;
-  const tmp = ctx.temp(p.M * Np * 4);
-  const pp: MatmulPlan = { ...p, N: Np };
-  const key = `mm f32v4 ${t.TM}x${t.TN}x${t.BK}${t.DB === false ? ' sb' : ''}${t.UN ? ' un' : ''}${t.NP && t.DB === false ? ' np' : ''} ${TX}x${TY} ${aKFast ? 'aK' : 'aM'} bK${alignedKey({ ...al, n: true })} clampB`;
-  const k = ctx.kernel(key, () => code(t, aKFast, true, true, { ...al, n: true }, null, true));
-  ctx.run(k, [ab, bb, tmp.gpu], planParams(pp, 0).u32(p.N), [Np / BN, Math.ceil(p.M / BM), 1]);
-  // a workgroup per 1024 columns of a row (grid.y: the row), four a thread: vec4 reads of the
-  // temporary's aligned rows, element stores into y's rows of N
-  const c = ctx.kernel('mm f32 unpad', () => `@group(0) @binding(0) var<storage, read> P: array<u32>;
-@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;
-@compute @workgroup_size(256)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-  // P: N, the temporary's row (a multiple of 4), y's offset
-  let N = P[0];
-  let n = (wid.x * 256u + li) * 4u;
-  if (n >= N) { return; }
-  let v = x[(wid.y * P[1] + n) / 4u];
-  let o = P[2] + wid.y * N + n;
-  y[o] = v.x;
-  if (n + 1u < N) { y[o + 1u] = v.y; }
-  if (n + 2u < N) { y[o + 2u] = v.z; }
-  if (n + 3u < N) { y[o + 3u] = v.w; }
-}`);
-  ctx.run(c, [tmp.gpu, yb], new Params().u32(p.N, Np, yoff), [cdiv(p.N, 1024), p.M]);
 }
