@@ -237,9 +237,8 @@ export class WebGpuBackend implements Backend, PackedKVDevice {
 
   // ---- deferred sums of split products (kernels/context.ts DeferredSum) ----
 
-  /** Takes a split product's partials; its sum is made at the output's next use. */
+  /** Takes a split product's partials (its exec already made what its output held); the sum is made at the output's next use. */
   addDeferred(d: DeferredSum): void {
-    this.settle(d.y, true);
     this.deferred.set(d.y, d);
   }
 

@@ -82,8 +82,8 @@ export function setFlashKeySplit(tiles: number): void { runTiles = tiles; }
  * runs, so that the longest causal block no longer walks every key in one workgroup (H200, GPT-2
  * medium at T=512: 128 query blocks, 16 key tiles for the last; attention 0.119 -> 0.102 ms).
  */
-export function keyRuns(blocks: number, TK: number, BK: number, tilesPerRun = runTiles): number {
-  if (!(tilesPerRun > 0) || blocks >= 264) return 1;
+export function keyRuns(blocks: number, TK: number, BK: number, tilesPerRun = runTiles, enoughBlocks = 264): number {
+  if (!(tilesPerRun > 0) || blocks >= enoughBlocks) return 1;
   const tiles = Math.ceil(TK / BK);
   return Math.max(1, Math.min(8, Math.floor(tiles / tilesPerRun)));
 }

@@ -1,6 +1,6 @@
 // Prefill attention, flash-attention-2 style, register-blocked like a GEMM (f32 q/k/v, no
 // probabilities). One workgroup of NT threads per (block of BQ query rows, batch·head[, run of
-// keys]), by default 128 threads and 64 rows (FLASH2_TUNING: 16 to 64 rows, 1, 2 or 4 rows a
+// keys]), by default 128 threads and 32 rows (FLASH2_TUNING: 16 to 64 rows, 1, 2 or 4 rows a
 // thread); blocks are dispatched longest causal range first over all heads. The query block sits in
 // workgroup memory; key and value tiles of BK rows are staged in workgroup memory, the next tile
 // loaded into registers while the current one is in use (or, without prefetch, after a barrier);
@@ -12,8 +12,8 @@
 // 8 lanes of a row goes through subgroup shuffles where every subgroup holds at least 8 lanes, else
 // through workgroup memory; the row sum stays per lane until the end. P reuses the key tile's
 // memory. Only tiles that cross the causal diagonal, the end of the keys or a key mask test each
-// score. Where query blocks are few and keys long, the keys are split in runs over workgroups and
-// merged by a second pass. Output rows are written through strides: head-major [B, HQ, TQ, DV] or
+// score. Where query blocks are few (under 128) and keys long, the keys are split in runs over
+// workgroups and merged by a second pass. Output rows are written through strides: head-major [B, HQ, TQ, DV] or
 // token-major [B, TQ, HQ, DV]. Same semantics as the row kernel (attention.ts).
 import type { View } from '../../../tensor/backend.js';
 import { BUILTINS, Params, WG_INDEX, type Dense, type OpContext } from './context.js';
@@ -31,7 +31,7 @@ import { HEAD_BASES, keyRuns, loadVec, stageRows, type Stage } from './attention
  * ACTLAB_WEBGPU_FLASH2_TUNE sets any of them, e.g. "bq=32,nt=64,bk=64,prefetch=0,runs=2".
  */
 export const FLASH2_TUNING = {
-  reduce: 'auto' as 'auto' | 'wg', BQ: 64, NT: 128, BK: 0, prefetch: true, qreg: false, runs: 0,
+  reduce: 'auto' as 'auto' | 'wg', BQ: 32, NT: 128, BK: 0, prefetch: true, qreg: false, runs: 0,
   runTiles: Number(envVar('ACTLAB_WEBGPU_FLASH2_SPLIT') ?? 4),
 };
 export type Flash2Tuning = typeof FLASH2_TUNING;
@@ -104,7 +104,10 @@ export function flash2Fits(ctx: OpContext, q: View, k: View, v: View, D: number,
 /** Runs of keys per query block: split where the blocks alone would leave a large GPU (132 SMs) short of work. */
 function runsOf(blocks: number, TK: number, BK: number): number {
   if (FLASH2_TUNING.runs > 0) return Math.max(1, Math.min(8, FLASH2_TUNING.runs, Math.ceil(TK / BK)));
-  return keyRuns(blocks, TK, BK, FLASH2_TUNING.runTiles); // the older kernel's rule, this kernel's tiles a run
+  // the older kernel's rule, this kernel's tiles a run, no split from 128 blocks on: on the H200,
+  // 32 rows a block unsplit against 64 rows in 2 runs and the merge, GPU µs a layer (bench/RESULTS.md):
+  // [1,16,512,64] 70.8 vs 81.9, [1,12,512,64] 62.6 vs 62.0, [1,16,128,64] 26.5 vs 36.5 (64 rows unsplit)
+  return keyRuns(blocks, TK, BK, FLASH2_TUNING.runTiles, 128);
 }
 
 /** The tile's prefetch: each thread's share of the rows in registers (load), then into workgroup memory (store). */

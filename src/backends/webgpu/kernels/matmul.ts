@@ -118,8 +118,8 @@ function splitKOf(p: MatmulPlan, deferrable: boolean): number {
   const fits = (S: number) => p.K % (16 * S) === 0;
   if (splitK === 'few') {
     // 'few': counted in 64x64 tiles, up to 4 ranges of at least 512 while all ranges' tiles fit in
-    // four waves; K from FEW_MIN_K on, or from FEW_MIN_K_DEFERRED where the sum may wait for an
-    // addNorm to add it (no dispatch of its own)
+    // four waves; K from FEW_MIN_K on, or from FEW_MIN_K_DEFERRED where the sum may wait for its
+    // reader (an addNorm adds it with no dispatch of its own; any other reader pays the sum's pass)
     const t64 = Math.ceil(p.M / 64) * Math.ceil(p.N / 64);
     if (p.M < 64 || t64 >= 264 || p.K < (deferrable ? FEW_MIN_K_DEFERRED : FEW_MIN_K)) return 1;
     for (const S of [4, 2]) if (p.K / S >= 512 && fits(S) && t64 * S <= 528) return S;
