@@ -1,0 +1,226 @@
+// Pre-RoPE 4-bit keys with per-channel scale and offset, sixteen keys a vector (lanes = keys), for
+// the packed KV-cache attention module (kvattn.wat.mjs). Where one query head reads each kv head:
+//   $planes   once per kv head: each channel's own 16-entry table T_c[k] = lut[k] · scale_c +
+//             offset_c (the reference's f32 product and sum, so the same values) as four byte planes;
+//   $cs_t     once per sequence: the cos and sin table transposed to [rot][TKp] at the keys' rows
+//             (positions of consecutive keys side by side);
+//   $dec_keys_t  a block's codes transposed sixteen keys at a time (a 16×16 byte transpose), each
+//             channel's codes looked up in its own table: keys decoded to kbT [D][NB] (channel-major)
+//             with no per-value multiply or add, then the block's exact entries written over them;
+//   $scores_t the scores four keys a vector: per pair (i, i + half), q_a·(x_a·cos − x_b·sin) +
+//             q_b·(x_b·cos + x_a·sin), the rotation's products as the reference's.
+// Not for: other layouts (kvattn-rows.mjs decodes them, kvattn-dots.mjs dots them).
+import { KVS } from './kvattn-layout.mjs';
+import { exactChan, exactVal } from './kvattn-exact.mjs';
+import { f4 } from './simd-math.mjs';
+import { g, i32, inc, set } from './wat-text.mjs';
+
+/** Byte-shuffle patterns interleaving units of u bytes: lo of the two sources' first halves, hi of their second. */
+const lo = (u) => { const p = []; for (let e = 0; e < 8 / u; e++) { for (let k = 0; k < u; k++) p.push(e * u + k); for (let k = 0; k < u; k++) p.push(16 + e * u + k); } return p; };
+const hi = (u) => lo(u).map((x) => x + 8);
+const shuf = (p, a, b) => `(i8x16.shuffle ${p.join(' ')} ${a} ${b})`;
+/** Output vector i of the 16×16 byte transpose holds byte bitrev4(i) of the sixteen rows, rows in order. */
+const bitrev4 = (i) => ((i & 1) << 3) | ((i & 2) << 1) | ((i & 4) >> 1) | ((i & 8) >> 3);
+
+// planes of channel c: bytes k of T_c[0..15] for k = 0..3, 64 bytes a channel at P + c · 64
+export const PLANES = `
+  (func $planes (param $s i32) (param $c0 i32) (param $n i32) (param $P i32)
+    (local $main i32) (local $chs i32) (local $cho i32) (local $c i32) (local $sv v128) (local $ov v128)
+    (local $L0 v128) (local $L1 v128) (local $L2 v128) (local $L3 v128) (local $T0 v128) (local $T1 v128) (local $T2 v128) (local $T3 v128) (local $a v128) (local $b v128)
+    ${set('main', `(i32.load offset=${KVS.main} ${g('s')})`)}
+    ${set('chs', `(i32.add (i32.add ${g('main')} (i32.load offset=${KVS.oChan} ${g('s')})) (i32.shl ${g('c0')} ${i32(2)}))`)}
+    ${set('cho', `(i32.add ${g('chs')} (i32.shl (i32.load offset=${KVS.R} ${g('s')}) ${i32(2)}))`)}
+    ${set('c', `(i32.add ${g('main')} (i32.load offset=${KVS.oLut} ${g('s')}))`)}
+    ${set('L0', `(v128.load ${g('c')})`)} ${set('L1', `(v128.load offset=16 ${g('c')})`)} ${set('L2', `(v128.load offset=32 ${g('c')})`)} ${set('L3', `(v128.load offset=48 ${g('c')})`)}
+    ${set('c', i32(0))}
+    (block $d (loop $l
+      (br_if $d (i32.ge_u ${g('c')} ${g('n')}))
+      ${set('sv', `(v128.load32_splat (i32.add ${g('chs')} (i32.shl ${g('c')} ${i32(2)})))`)}
+      ${set('ov', `(v128.load32_splat (i32.add ${g('cho')} (i32.shl ${g('c')} ${i32(2)})))`)}
+      ${[0, 1, 2, 3].map((m) => set(`T${m}`, `(f32x4.add (f32x4.mul ${g(`L${m}`)} ${g('sv')}) ${g('ov')})`)).join(' ')}
+      ${set('a', `(i8x16.shuffle 0 4 8 12 16 20 24 28 1 5 9 13 17 21 25 29 ${g('T0')} ${g('T1')})`)}
+      ${set('b', `(i8x16.shuffle 0 4 8 12 16 20 24 28 1 5 9 13 17 21 25 29 ${g('T2')} ${g('T3')})`)}
+      (v128.store ${g('P')} (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 ${g('a')} ${g('b')}))
+      (v128.store offset=16 ${g('P')} (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 ${g('a')} ${g('b')}))
+      ${set('a', `(i8x16.shuffle 2 6 10 14 18 22 26 30 3 7 11 15 19 23 27 31 ${g('T0')} ${g('T1')})`)}
+      ${set('b', `(i8x16.shuffle 2 6 10 14 18 22 26 30 3 7 11 15 19 23 27 31 ${g('T2')} ${g('T3')})`)}
+      (v128.store offset=32 ${g('P')} (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 ${g('a')} ${g('b')}))
+      (v128.store offset=48 ${g('P')} (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 ${g('a')} ${g('b')}))
+      ${inc('P', 64)} ${inc('c', 1)}
+      (br $l))))`;
+
+// cos and sin of the keys' positions (i32 at pos, pstep bytes apart, tk of them) from the table
+// [position, 2, half] into out [rot][TKp] (cos rows, then sin rows); four keys by four pairs a 4×4
+// transpose. Positions past tk repeat the last one. half a multiple of 4.
+export const CS_T = `
+  (func $cs_t (param $pos i32) (param $pstep i32) (param $tk i32) (param $tab i32) (param $rot i32) (param $TKp i32) (param $out i32)
+    (local $j i32) (local $i i32) (local $half i32) (local $hb i32) (local $cb i32) (local $rs i32) (local $o i32)
+    (local $a0 i32) (local $a1 i32) (local $a2 i32) (local $a3 i32) (local $k i32)
+    (local $r0 v128) (local $r1 v128) (local $r2 v128) (local $r3 v128) (local $t0 v128) (local $t1 v128) (local $t2 v128) (local $t3 v128)
+    ${set('half', `(i32.shr_u ${g('rot')} ${i32(1)})`)} ${set('hb', `(i32.shl ${g('half')} ${i32(2)})`)} ${set('cb', `(i32.shl ${g('hb')} ${i32(1)})`)}
+    ${set('rs', `(i32.shl ${g('TKp')} ${i32(2)})`)}
+    (block $jd (loop $jl
+      (br_if $jd (i32.ge_u ${g('j')} ${g('tk')}))
+      ${[0, 1, 2, 3].map((u) => `${set('k', `(i32.add ${g('j')} ${i32(u)})`)} ${set(`a${u}`, `(i32.add ${g('tab')} (i32.mul (i32.load (i32.add ${g('pos')} (i32.mul (select ${g('k')} (i32.sub ${g('tk')} ${i32(1)}) (i32.lt_u ${g('k')} ${g('tk')})) ${g('pstep')}))) ${g('cb')}))`)}`).join('\n      ')}
+      ${set('i', i32(0))} ${set('o', `(i32.add ${g('out')} (i32.shl ${g('j')} ${i32(2)}))`)}
+      (block $id (loop $il
+        (br_if $id (i32.ge_u ${g('i')} ${g('rot')}))
+        ;; i < half: cos entries i..i+3; half <= i: sin entries (the table's sin row follows its cos row)
+        ${[0, 1, 2, 3].map((u) => set(`r${u}`, `(v128.load (i32.add ${g(`a${u}`)} (i32.shl ${g('i')} ${i32(2)})))`)).join(' ')}
+        ${set('t0', shuf(lo(4), g('r0'), g('r1')))} ${set('t1', shuf(hi(4), g('r0'), g('r1')))}
+        ${set('t2', shuf(lo(4), g('r2'), g('r3')))} ${set('t3', shuf(hi(4), g('r2'), g('r3')))}
+        (v128.store ${g('o')} ${shuf(lo(8), g('t0'), g('t2'))})
+        (v128.store (i32.add ${g('o')} ${g('rs')}) ${shuf(hi(8), g('t0'), g('t2'))})
+        (v128.store (i32.add ${g('o')} (i32.shl ${g('rs')} ${i32(1)})) ${shuf(lo(8), g('t1'), g('t3'))})
+        (v128.store (i32.add ${g('o')} (i32.mul ${g('rs')} ${i32(3)})) ${shuf(hi(8), g('t1'), g('t3'))})
+        ${inc('o', `(i32.shl ${g('rs')} ${i32(2)})`)} ${inc('i', 4)}
+        (br $il)))
+      ${inc('j', 4)}
+      (br $jl))))`;
+
+/** The sixteen rows' 16 code bytes at `half` · 16 of their slice → sixteen index pairs, looked up and stored. */
+function transposeHalf() {
+  const V = Array.from({ length: 16 }, (_, k) => `(v128.load (i32.add ${g(`ra${k}`)} ${g('hoff')}))`);
+  let cur = V.map((_, k) => `v${k}`);
+  const out = [];
+  out.push(...V.map((v, k) => set(`v${k}`, v)));
+  for (const [dist, u] of [[1, 1], [2, 2], [4, 4], [8, 8]]) {
+    const names = [];
+    const stage = [];
+    for (let i = 0; i < 16; i++) {
+      if (i & dist) continue;
+      const A = `w${i}`, B = `w${i + dist}`;
+      stage.push(set(A, shuf(lo(u), g(cur[i]), g(cur[i + dist]))), set(B, shuf(hi(u), g(cur[i]), g(cur[i + dist]))));
+      names[i] = A; names[i + dist] = B;
+    }
+    out.push(...stage);
+    // copy back so the next stage reads v*
+    out.push(...names.map((n, i) => set(`v${i}`, g(n))));
+    cur = names.map((_, i) => `v${i}`);
+  }
+  // v_i holds byte bitrev4(i) of the rows: channels 2b (low nibble) and 2b + 1 (high nibble)
+  for (let i = 0; i < 16; i++) {
+    const b = bitrev4(i);
+    for (const [hiN, idx] of [[0, `(v128.and ${g(`v${i}`)} ${g('mlo')})`], [1, `(v128.and (i16x8.shr_u ${g(`v${i}`)} ${i32(4)}) ${g('mlo')})`]]) {
+      const ch = 2 * b + hiN; // within this half: + half · 32
+      out.push(`${set('cv', idx)}
+        ${set('pp', `(i32.add ${g('P')} (i32.shl (i32.add ${g('chb')} ${i32(ch)}) ${i32(6)}))`)}
+        ${set('a', `(i8x16.relaxed_swizzle (v128.load ${g('pp')}) ${g('cv')})`)} ${set('b', `(i8x16.relaxed_swizzle (v128.load offset=16 ${g('pp')}) ${g('cv')})`)}
+        ${set('z0', shuf(lo(1), g('a'), g('b')))} ${set('z2', shuf(hi(1), g('a'), g('b')))}
+        ${set('a', `(i8x16.relaxed_swizzle (v128.load offset=32 ${g('pp')}) ${g('cv')})`)} ${set('b', `(i8x16.relaxed_swizzle (v128.load offset=48 ${g('pp')}) ${g('cv')})`)}
+        ${set('z1', shuf(lo(1), g('a'), g('b')))} ${set('z3', shuf(hi(1), g('a'), g('b')))}
+        ${set('oo', `(i32.add ${g('ob')} (i32.shl (i32.add ${g('chb')} ${i32(ch)}) ${i32(8)}))`)}
+        (v128.store ${g('oo')} ${shuf(lo(2), g('z0'), g('z1'))}) (v128.store offset=16 ${g('oo')} ${shuf(hi(2), g('z0'), g('z1'))})
+        (v128.store offset=32 ${g('oo')} ${shuf(lo(2), g('z2'), g('z3'))}) (v128.store offset=48 ${g('oo')} ${shuf(hi(2), g('z2'), g('z3'))})`);
+    }
+  }
+  return out.join('\n        ');
+}
+
+// Keys [c0, c0 + n) of rows row0, row0 + rstep, ... (nb rows) into out [n][64] (channel-major, 64
+// keys a channel row), 4-bit per-channel codes, n a multiple of 32, planes at P ($planes). Rows past
+// nb repeat the last (their columns are not read). Then each row's exact entries (the slice one
+// segment of the index, or no index) written over its column.
+export const DEC_KEYS_T = (relaxed) => `
+  (func $dec_keys_t (param $s i32) (param $row0 i32) (param $rstep i32) (param $nb i32) (param $c0 i32) (param $n i32) (param $out i32) (param $P i32)
+    (local $main i32) (local $codes i32) (local $codesStep i32) (local $r i32) (local $hoff i32) (local $chb i32) (local $ob i32) (local $pp i32) (local $oo i32)
+    ${Array.from({ length: 16 }, (_, k) => `(local $ra${k} i32)`).join(' ')}
+    ${Array.from({ length: 16 }, (_, k) => `(local $v${k} v128) (local $w${k} v128)`).join(' ')}
+    (local $cv v128) (local $mlo v128) (local $a v128) (local $b v128) (local $z0 v128) (local $z1 v128) (local $z2 v128) (local $z3 v128)
+    (local $e i32) (local $e1 i32) (local $rp i32) (local $sp i32) (local $segs i32) (local $k i32) (local $s0b i32) (local $s1b i32) (local $ov i32) (local $oval i32) (local $row i32)
+    ${set('main', `(i32.load offset=${KVS.main} ${g('s')})`)}
+    ${set('codesStep', `(i32.mul ${g('rstep')} (i32.load offset=${KVS.rowBytes} ${g('s')}))`)}
+    ${set('codes', `(i32.add (i32.add (i32.add ${g('main')} (i32.mul ${g('row0')} (i32.load offset=${KVS.rowBytes} ${g('s')}))) (i32.mul (i32.div_u ${g('c0')} (i32.load offset=${KVS.S} ${g('s')})) (i32.load offset=${KVS.hstep} ${g('s')}))) (i32.shr_u ${g('c0')} ${i32(1)}))`)}
+    ${set('mlo', '(v128.const i32x4 0x0f0f0f0f 0x0f0f0f0f 0x0f0f0f0f 0x0f0f0f0f)')}
+    (block $gd (loop $gl
+      (br_if $gd (i32.ge_u ${g('r')} ${g('nb')}))
+      ${Array.from({ length: 16 }, (_, k) => set(`ra${k}`, `(i32.add ${g('codes')} (i32.mul (select (i32.add ${g('r')} ${i32(k)}) (i32.sub ${g('nb')} ${i32(1)}) (i32.lt_u (i32.add ${g('r')} ${i32(k)}) ${g('nb')})) ${g('codesStep')}))`)).join('\n      ')}
+      ${set('ob', `(i32.add ${g('out')} (i32.shl ${g('r')} ${i32(2)}))`)}
+      ${set('hoff', i32(0))} ${set('chb', i32(0))}
+      (block $hd (loop $hl
+        (br_if $hd (i32.ge_u ${g('chb')} ${g('n')}))
+        ${transposeHalf().replaceAll('relaxed_swizzle', relaxed ? 'relaxed_swizzle' : 'swizzle')}
+        ${inc('hoff', 16)} ${inc('chb', 32)}
+        (br $hl)))
+      ${inc('r', 16)}
+      (br $gl)))
+    (if (i32.eqz (i32.load offset=${KVS.sparse} ${g('s')})) (then (return)))
+    ;; exact entries: the slice is one segment of the index (or the row has no index: its entries, those inside the slice)
+    ${set('segs', `(i32.load offset=${KVS.segs} ${g('s')})`)}
+    ${set('ov', `(i32.load offset=${KVS.out} ${g('s')})`)}
+    ${set('oval', `(i32.add ${g('ov')} (i32.load offset=${KVS.oVal} ${g('s')}))`)}
+    (if (i32.gt_u ${g('segs')} ${i32(1)}) (then
+      ${set('k', `(i32.div_u (i32.load offset=${KVS.R} ${g('s')}) ${g('segs')})`)}
+      ${set('s0b', `(i32.shl (i32.div_u ${g('c0')} ${g('k')}) ${i32(1)})`)}
+      ${set('s1b', `(i32.div_u (i32.add ${g('c0')} ${g('n')}) ${g('k')})`)}
+      ${set('s1b', `(select (i32.shl ${g('s1b')} ${i32(1)}) ${i32(0)} (i32.lt_u ${g('s1b')} ${g('segs')}))`)}))
+    ${set('r', i32(0))}
+    (block $rd (loop $rl
+      (br_if $rd (i32.ge_u ${g('r')} ${g('nb')}))
+      ${set('row', `(i32.add ${g('row0')} (i32.mul ${g('r')} ${g('rstep')}))`)}
+      ${set('rp', `(i32.add (i32.add ${g('main')} (i32.load offset=${KVS.oRowptr} ${g('s')})) (i32.shl ${g('row')} ${i32(2)}))`)}
+      ${set('e', `(i32.load ${g('rp')})`)} ${set('e1', `(i32.load offset=4 ${g('rp')})`)}
+      (if (i32.gt_u ${g('segs')} ${i32(1)}) (then
+        ${set('sp', `(i32.add (i32.add ${g('main')} (i32.load offset=${KVS.oSeg} ${g('s')})) (i32.shl (i32.mul ${g('row')} ${g('segs')}) ${i32(1)}))`)}
+        (if ${g('s1b')} (then ${set('e1', `(i32.add ${g('e')} (i32.load16_u (i32.add ${g('sp')} ${g('s1b')})))`)}))
+        ${set('e', `(i32.add ${g('e')} (i32.load16_u (i32.add ${g('sp')} ${g('s0b')})))`)}))
+      (block $ed (loop $el
+        (br_if $ed (i32.ge_u ${g('e')} ${g('e1')}))
+        ${set('k', `(i32.sub ${exactChan(g('e'))} ${g('c0')})`)}
+        (if (i32.lt_u ${g('k')} ${g('n')}) (then
+          (f32.store (i32.add ${g('out')} (i32.shl (i32.add (i32.shl ${g('k')} ${i32(6)}) ${g('r')}) ${i32(2)})) ${exactVal(g('e'))})))
+        ${inc('e', 1)}
+        (br $el)))
+      ${inc('r', 1)}
+      (br $rl))))`;
+
+// Scaled scores of nb keys decoded channel-major at kb [D][64] against the query at qa, RoPE (half
+// mode, pairs (i, i + half) for i < half = rot / 2) from cs [rot][TKp] at the block's first key;
+// channels from rot on unrotated. −inf where the u8 mask m (when not 0) is 0; into out [nb]; returns
+// the block's maximum.
+export const SCORES_T = `
+  (func $scores_t (param $qa i32) (param $kb i32) (param $D i32) (param $nb i32) (param $out i32) (param $sc v128) (param $m i32) (param $cs i32) (param $TKp i32) (param $rot i32) (result f32)
+    (local $j i32) (local $i i32) (local $half i32) (local $ka i32) (local $kh i32) (local $ca i32) (local $rs i32) (local $hs i32) (local $n4 i32)
+    (local $acc v128) (local $xa v128) (local $xb v128) (local $co v128) (local $si v128) (local $qa4 v128) (local $qb4 v128) (local $mx v128) (local $mt f32) (local $t f32)
+    ${set('half', `(i32.shr_u ${g('rot')} ${i32(1)})`)} ${set('rs', `(i32.shl ${g('TKp')} ${i32(2)})`)}
+    ${set('hs', `(i32.mul ${g('half')} ${g('rs')})`)}
+    ${set('mx', f4('-inf'))} ${set('mt', '(f32.const -inf)')}
+    ${set('n4', `(i32.and (i32.add ${g('nb')} ${i32(3)}) ${i32(-4)})`)}
+    (block $jd (loop $jl
+      (br_if $jd (i32.ge_u ${g('j')} ${g('n4')}))
+      ${set('acc', f4(0))}
+      ${set('ka', `(i32.add ${g('kb')} (i32.shl ${g('j')} ${i32(2)}))`)} ${set('kh', `(i32.add ${g('ka')} (i32.shl ${g('half')} ${i32(8)}))`)}
+      ${set('ca', `(i32.add ${g('cs')} (i32.shl ${g('j')} ${i32(2)}))`)}
+      ${set('i', i32(0))}
+      (block $id (loop $il
+        (br_if $id (i32.ge_u ${g('i')} ${g('half')}))
+        ${set('qa4', `(v128.load32_splat (i32.add ${g('qa')} (i32.shl ${g('i')} ${i32(2)})))`)}
+        ${set('qb4', `(v128.load32_splat (i32.add ${g('qa')} (i32.shl (i32.add ${g('i')} ${g('half')}) ${i32(2)})))`)}
+        ${set('xa', `(v128.load ${g('ka')})`)} ${set('xb', `(v128.load ${g('kh')})`)}
+        ${set('co', `(v128.load ${g('ca')})`)} ${set('si', `(v128.load (i32.add ${g('ca')} ${g('hs')}))`)}
+        ${set('acc', `(f32x4.add ${g('acc')} (f32x4.add (f32x4.mul ${g('qa4')} (f32x4.sub (f32x4.mul ${g('xa')} ${g('co')}) (f32x4.mul ${g('xb')} ${g('si')}))) (f32x4.mul ${g('qb4')} (f32x4.add (f32x4.mul ${g('xb')} ${g('co')}) (f32x4.mul ${g('xa')} ${g('si')})))))`)}
+        ${inc('ka', 256)} ${inc('kh', 256)} ${inc('ca', g('rs'))} ${inc('i', 1)}
+        (br $il)))
+      ${set('i', g('rot'))} ${set('ka', `(i32.add ${g('kb')} (i32.add (i32.shl ${g('j')} ${i32(2)}) (i32.shl ${g('rot')} ${i32(8)})))`)}
+      (block $ud (loop $ul
+        (br_if $ud (i32.ge_u ${g('i')} ${g('D')}))
+        ${set('acc', `(f32x4.add ${g('acc')} (f32x4.mul (v128.load32_splat (i32.add ${g('qa')} (i32.shl ${g('i')} ${i32(2)}))) (v128.load ${g('ka')})))`)}
+        ${inc('ka', 256)} ${inc('i', 1)}
+        (br $ul)))
+      ${set('acc', `(f32x4.mul ${g('acc')} ${g('sc')})`)}
+      (if (i32.le_u (i32.add ${g('j')} ${i32(4)}) ${g('nb')})
+        (then
+          (if ${g('m')} (then
+            ${set('acc', `(v128.bitselect ${g('acc')} ${f4('-inf')} (i32x4.extend_low_i16x8_s (i16x8.extend_low_i8x16_s (i8x16.ne (v128.load32_zero (i32.add ${g('m')} ${g('j')})) (v128.const i32x4 0 0 0 0)))))`)}))
+          (v128.store (i32.add ${g('out')} (i32.shl ${g('j')} ${i32(2)})) ${g('acc')})
+          ${set('mx', `(f32x4.max ${g('mx')} ${g('acc')})`)})
+        (else
+          ;; the last one to three keys
+          ${[0, 1, 2].map((u) => `(if (i32.lt_u (i32.add ${g('j')} ${i32(u)}) ${g('nb')}) (then
+            ${set('t', `(f32x4.extract_lane ${u} ${g('acc')})`)}
+            (if ${g('m')} (then (if (i32.eqz (i32.load8_u (i32.add ${g('m')} (i32.add ${g('j')} ${i32(u)})))) (then ${set('t', '(f32.const -inf)')}))))
+            (f32.store (i32.add ${g('out')} (i32.shl (i32.add ${g('j')} ${i32(u)}) ${i32(2)})) ${g('t')})
+            ${set('mt', `(f32.max ${g('mt')} ${g('t')})`)}))`).join('\n          ')}))
+      ${inc('j', 4)}
+      (br $jl)))
+    (f32.max ${g('mt')} (f32.max (f32.max (f32x4.extract_lane 0 ${g('mx')}) (f32x4.extract_lane 1 ${g('mx')})) (f32.max (f32x4.extract_lane 2 ${g('mx')}) (f32x4.extract_lane 3 ${g('mx')})))))`;
