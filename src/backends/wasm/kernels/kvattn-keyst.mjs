@@ -122,12 +122,12 @@ function transposeHalf() {
 // nb repeat the last (their columns are not read). Then each row's exact entries (the slice one
 // segment of the index, or no index) written over its column.
 export const DEC_KEYS_T = (relaxed) => `
-  (func $dec_keys_t (param $s i32) (param $row0 i32) (param $rstep i32) (param $nb i32) (param $c0 i32) (param $n i32) (param $out i32) (param $P i32)
+  (func $dec_keys_t (param $s i32) (param $row0 i32) (param $rstep i32) (param $nb i32) (param $c0 i32) (param $n i32) (param $out i32) (param $P i32) (param $dm i32)
     (local $main i32) (local $codes i32) (local $codesStep i32) (local $r i32) (local $hoff i32) (local $chb i32) (local $ob i32) (local $pp i32) (local $oo i32)
     ${Array.from({ length: 16 }, (_, k) => `(local $ra${k} i32)`).join(' ')}
     ${Array.from({ length: 16 }, (_, k) => `(local $v${k} v128) (local $w${k} v128)`).join(' ')}
     (local $cv v128) (local $mlo v128) (local $a v128) (local $b v128) (local $z0 v128) (local $z1 v128) (local $z2 v128) (local $z3 v128)
-    (local $e i32) (local $e1 i32) (local $rp i32) (local $sp i32) (local $segs i32) (local $k i32) (local $s0b i32) (local $s1b i32) (local $ov i32) (local $oval i32) (local $row i32)
+    (local $e i32) (local $e1 i32) (local $rp i32) (local $sp i32) (local $segs i32) (local $k i32) (local $s0b i32) (local $s1b i32) (local $ov i32) (local $oval i32) (local $row i32) (local $len i32) (local $ch i32) (local $cx i32)
     ${set('main', `(i32.load offset=${KVS.main} ${g('s')})`)}
     ${set('codesStep', `(i32.mul ${g('rstep')} (i32.load offset=${KVS.rowBytes} ${g('s')}))`)}
     ${set('codes', `(i32.add (i32.add (i32.add ${g('main')} (i32.mul ${g('row0')} (i32.load offset=${KVS.rowBytes} ${g('s')}))) (i32.mul (i32.div_u ${g('c0')} (i32.load offset=${KVS.S} ${g('s')})) (i32.load offset=${KVS.hstep} ${g('s')}))) (i32.shr_u ${g('c0')} ${i32(1)}))`)}
@@ -142,9 +142,17 @@ export const DEC_KEYS_T = (relaxed) => `
         ${transposeHalf().replaceAll('relaxed_swizzle', relaxed ? 'relaxed_swizzle' : 'swizzle')}
         ${inc('hoff', 16)} ${inc('chb', 32)}
         (br $hl)))
+      ;; the group's exact entries now: the next group's decode lies between these stores and the scores' loads
+      (if (i32.load offset=${KVS.sparse} ${g('s')}) (then
+        (call $keys_exact ${g('s')} ${g('row0')} ${g('rstep')} ${g('r')} (select (i32.add ${g('r')} ${i32(16)}) ${g('nb')} (i32.lt_u (i32.add ${g('r')} ${i32(16)}) ${g('nb')})) ${g('c0')} ${g('n')} ${g('out')} ${g('dm')})))
       ${inc('r', 16)}
-      (br $gl)))
-    (if (i32.eqz (i32.load offset=${KVS.sparse} ${g('s')})) (then (return)))
+      (br $gl))))`;
+
+// Exact entries of block rows [r, r1) (rows row0 + r · rstep) written over their columns of out [n][64]
+export const KEYS_EXACT = `
+  (func $keys_exact (param $s i32) (param $row0 i32) (param $rstep i32) (param $r i32) (param $r1 i32) (param $c0 i32) (param $n i32) (param $out i32) (param $dm i32)
+    (local $main i32) (local $e i32) (local $e1 i32) (local $rp i32) (local $sp i32) (local $segs i32) (local $k i32) (local $s0b i32) (local $s1b i32) (local $ov i32) (local $oval i32) (local $row i32) (local $len i32) (local $ch i32) (local $cx i32)
+    ${set('main', `(i32.load offset=${KVS.main} ${g('s')})`)}
     ;; exact entries: the slice is one segment of the index (or the row has no index: its entries, those inside the slice)
     ${set('segs', `(i32.load offset=${KVS.segs} ${g('s')})`)}
     ${set('ov', `(i32.load offset=${KVS.out} ${g('s')})`)}
@@ -154,18 +162,29 @@ export const DEC_KEYS_T = (relaxed) => `
       ${set('s0b', `(i32.shl (i32.div_u ${g('c0')} ${g('k')}) ${i32(1)})`)}
       ${set('s1b', `(i32.div_u (i32.add ${g('c0')} ${g('n')}) ${g('k')})`)}
       ${set('s1b', `(select (i32.shl ${g('s1b')} ${i32(1)}) ${i32(0)} (i32.lt_u ${g('s1b')} ${g('segs')}))`)}))
-    ${set('r', i32(0))}
+    ;; row pointers and segment entries of row0, stepped by rstep rows (no parameter read inside the loop)
+    ${set('rp', `(i32.add (i32.add ${g('main')} (i32.load offset=${KVS.oRowptr} ${g('s')})) (i32.shl (i32.add ${g('row0')} (i32.mul ${g('r')} ${g('rstep')})) ${i32(2)}))`)}
+    ${set('row', `(i32.shl ${g('rstep')} ${i32(2)})`)}
+    ${set('sp', `(i32.add (i32.add ${g('main')} (i32.load offset=${KVS.oSeg} ${g('s')})) (i32.shl (i32.mul (i32.add ${g('row0')} (i32.mul ${g('r')} ${g('rstep')})) ${g('segs')}) ${i32(1)}))`)}
+    ${set('ch', `(i32.shl (i32.mul ${g('rstep')} ${g('segs')}) ${i32(1)})`)}
     (block $rd (loop $rl
-      (br_if $rd (i32.ge_u ${g('r')} ${g('nb')}))
-      ${set('row', `(i32.add ${g('row0')} (i32.mul ${g('r')} ${g('rstep')}))`)}
-      ${set('rp', `(i32.add (i32.add ${g('main')} (i32.load offset=${KVS.oRowptr} ${g('s')})) (i32.shl ${g('row')} ${i32(2)}))`)}
+      (br_if $rd (i32.ge_u ${g('r')} ${g('r1')}))
       ${set('e', `(i32.load ${g('rp')})`)} ${set('e1', `(i32.load offset=4 ${g('rp')})`)}
       (if (i32.gt_u ${g('segs')} ${i32(1)}) (then
-        ${set('sp', `(i32.add (i32.add ${g('main')} (i32.load offset=${KVS.oSeg} ${g('s')})) (i32.shl (i32.mul ${g('row')} ${g('segs')}) ${i32(1)}))`)}
         (if ${g('s1b')} (then ${set('e1', `(i32.add ${g('e')} (i32.load16_u (i32.add ${g('sp')} ${g('s1b')})))`)}))
         ${set('e', `(i32.add ${g('e')} (i32.load16_u (i32.add ${g('sp')} ${g('s0b')})))`)}))
+      ${inc('rp', g('row'))} ${inc('sp', g('ch'))}
+      ;; the first two entries without a branch on the count (a store to the dummy slot dm where
+      ;; there is none; entry 0 read then, always inside the buffer), a loop for the rare rest
+      ${set('len', `(i32.sub ${g('e1')} ${g('e')})`)}
+      ${[0, 1].map((u) => `
+      ${set('k', `(select ${u ? `(i32.add ${g('e')} ${i32(u)})` : g('e')} ${i32(0)} (i32.gt_u ${g('len')} ${i32(u)}))`)}
+      ${set('cx', `(i32.sub ${exactChan(g('k'))} ${g('c0')})`)}
+      (f32.store (select (i32.add ${g('out')} (i32.shl (i32.add (i32.shl ${g('cx')} ${i32(6)}) ${g('r')}) ${i32(2)})) ${g('dm')} (i32.and (i32.gt_u ${g('len')} ${i32(u)}) (i32.lt_u ${g('cx')} ${g('n')})))
+        ${exactVal(g('k'))})`).join('')}
+      ${inc('e', 2)}
       (block $ed (loop $el
-        (br_if $ed (i32.ge_u ${g('e')} ${g('e1')}))
+        (br_if $ed (i32.ge_s ${g('e')} ${g('e1')}))
         ${set('k', `(i32.sub ${exactChan(g('e'))} ${g('c0')})`)}
         (if (i32.lt_u ${g('k')} ${g('n')}) (then
           (f32.store (i32.add ${g('out')} (i32.shl (i32.add (i32.shl ${g('k')} ${i32(6)}) ${g('r')}) ${i32(2)})) ${exactVal(g('e'))})))
@@ -174,21 +193,21 @@ export const DEC_KEYS_T = (relaxed) => `
       ${inc('r', 1)}
       (br $rl))))`;
 
-// Scaled scores of nb keys decoded channel-major at kb [D][64] against the query at qa, RoPE (half
+// Scaled scores of nb keys (eight a pass) decoded channel-major at kb [D][64] against the query at qa, RoPE (half
 // mode, pairs (i, i + half) for i < half = rot / 2) from cs [rot][TKp] at the block's first key;
 // channels from rot on unrotated. −inf where the u8 mask m (when not 0) is 0; into out [nb]; returns
 // the block's maximum.
 export const SCORES_T = `
   (func $scores_t (param $qa i32) (param $kb i32) (param $D i32) (param $nb i32) (param $out i32) (param $sc v128) (param $m i32) (param $cs i32) (param $TKp i32) (param $rot i32) (result f32)
-    (local $j i32) (local $i i32) (local $half i32) (local $ka i32) (local $kh i32) (local $ca i32) (local $rs i32) (local $hs i32) (local $n4 i32)
-    (local $acc v128) (local $xa v128) (local $xb v128) (local $co v128) (local $si v128) (local $qa4 v128) (local $qb4 v128) (local $mx v128) (local $mt f32) (local $t f32)
+    (local $j i32) (local $i i32) (local $half i32) (local $ka i32) (local $kh i32) (local $ca i32) (local $rs i32) (local $hs i32) (local $n8 i32) (local $jj i32)
+    (local $acc v128) (local $ac1 v128) (local $xa v128) (local $xb v128) (local $co v128) (local $si v128) (local $qa4 v128) (local $qb4 v128) (local $mx v128) (local $mt f32) (local $t f32)
     ${set('half', `(i32.shr_u ${g('rot')} ${i32(1)})`)} ${set('rs', `(i32.shl ${g('TKp')} ${i32(2)})`)}
     ${set('hs', `(i32.mul ${g('half')} ${g('rs')})`)}
     ${set('mx', f4('-inf'))} ${set('mt', '(f32.const -inf)')}
-    ${set('n4', `(i32.and (i32.add ${g('nb')} ${i32(3)}) ${i32(-4)})`)}
+    ${set('n8', `(i32.and (i32.add ${g('nb')} ${i32(7)}) ${i32(-8)})`)}
     (block $jd (loop $jl
-      (br_if $jd (i32.ge_u ${g('j')} ${g('n4')}))
-      ${set('acc', f4(0))}
+      (br_if $jd (i32.ge_u ${g('j')} ${g('n8')}))
+      ${set('acc', f4(0))} ${set('ac1', f4(0))}
       ${set('ka', `(i32.add ${g('kb')} (i32.shl ${g('j')} ${i32(2)}))`)} ${set('kh', `(i32.add ${g('ka')} (i32.shl ${g('half')} ${i32(8)}))`)}
       ${set('ca', `(i32.add ${g('cs')} (i32.shl ${g('j')} ${i32(2)}))`)}
       ${set('i', i32(0))}
@@ -196,31 +215,33 @@ export const SCORES_T = `
         (br_if $id (i32.ge_u ${g('i')} ${g('half')}))
         ${set('qa4', `(v128.load32_splat (i32.add ${g('qa')} (i32.shl ${g('i')} ${i32(2)})))`)}
         ${set('qb4', `(v128.load32_splat (i32.add ${g('qa')} (i32.shl (i32.add ${g('i')} ${g('half')}) ${i32(2)})))`)}
-        ${set('xa', `(v128.load ${g('ka')})`)} ${set('xb', `(v128.load ${g('kh')})`)}
-        ${set('co', `(v128.load ${g('ca')})`)} ${set('si', `(v128.load (i32.add ${g('ca')} ${g('hs')}))`)}
-        ${set('acc', `(f32x4.add ${g('acc')} (f32x4.add (f32x4.mul ${g('qa4')} (f32x4.sub (f32x4.mul ${g('xa')} ${g('co')}) (f32x4.mul ${g('xb')} ${g('si')}))) (f32x4.mul ${g('qb4')} (f32x4.add (f32x4.mul ${g('xb')} ${g('co')}) (f32x4.mul ${g('xa')} ${g('si')})))))`)}
+        ${[['acc', ''], ['ac1', 'offset=16 ']].map(([A, o]) => `${set('xa', `(v128.load ${o}${g('ka')})`)} ${set('xb', `(v128.load ${o}${g('kh')})`)}
+        ${set('co', `(v128.load ${o}${g('ca')})`)} ${set('si', `(v128.load ${o}(i32.add ${g('ca')} ${g('hs')}))`)}
+        ${set(A, `(f32x4.add ${g(A)} (f32x4.add (f32x4.mul ${g('qa4')} (f32x4.sub (f32x4.mul ${g('xa')} ${g('co')}) (f32x4.mul ${g('xb')} ${g('si')}))) (f32x4.mul ${g('qb4')} (f32x4.add (f32x4.mul ${g('xb')} ${g('co')}) (f32x4.mul ${g('xa')} ${g('si')})))))`)}`).join('\n        ')}
         ${inc('ka', 256)} ${inc('kh', 256)} ${inc('ca', g('rs'))} ${inc('i', 1)}
         (br $il)))
       ${set('i', g('rot'))} ${set('ka', `(i32.add ${g('kb')} (i32.add (i32.shl ${g('j')} ${i32(2)}) (i32.shl ${g('rot')} ${i32(8)})))`)}
       (block $ud (loop $ul
         (br_if $ud (i32.ge_u ${g('i')} ${g('D')}))
-        ${set('acc', `(f32x4.add ${g('acc')} (f32x4.mul (v128.load32_splat (i32.add ${g('qa')} (i32.shl ${g('i')} ${i32(2)}))) (v128.load ${g('ka')})))`)}
+        ${set('qa4', `(v128.load32_splat (i32.add ${g('qa')} (i32.shl ${g('i')} ${i32(2)})))`)}
+        ${set('acc', `(f32x4.add ${g('acc')} (f32x4.mul ${g('qa4')} (v128.load ${g('ka')})))`)}
+        ${set('ac1', `(f32x4.add ${g('ac1')} (f32x4.mul ${g('qa4')} (v128.load offset=16 ${g('ka')})))`)}
         ${inc('ka', 256)} ${inc('i', 1)}
         (br $ul)))
-      ${set('acc', `(f32x4.mul ${g('acc')} ${g('sc')})`)}
-      (if (i32.le_u (i32.add ${g('j')} ${i32(4)}) ${g('nb')})
+      ${[['acc', 0], ['ac1', 4]].map(([A, d]) => `${set('jj', `(i32.add ${g('j')} ${i32(d)})`)} ${set('acc', `(f32x4.mul ${g(A)} ${g('sc')})`)}
+      (if (i32.le_u (i32.add ${g('jj')} ${i32(4)}) ${g('nb')})
         (then
           (if ${g('m')} (then
-            ${set('acc', `(v128.bitselect ${g('acc')} ${f4('-inf')} (i32x4.extend_low_i16x8_s (i16x8.extend_low_i8x16_s (i8x16.ne (v128.load32_zero (i32.add ${g('m')} ${g('j')})) (v128.const i32x4 0 0 0 0)))))`)}))
-          (v128.store (i32.add ${g('out')} (i32.shl ${g('j')} ${i32(2)})) ${g('acc')})
+            ${set('acc', `(v128.bitselect ${g('acc')} ${f4('-inf')} (i32x4.extend_low_i16x8_s (i16x8.extend_low_i8x16_s (i8x16.ne (v128.load32_zero (i32.add ${g('m')} ${g('jj')})) (v128.const i32x4 0 0 0 0)))))`)}))
+          (v128.store (i32.add ${g('out')} (i32.shl ${g('jj')} ${i32(2)})) ${g('acc')})
           ${set('mx', `(f32x4.max ${g('mx')} ${g('acc')})`)})
         (else
-          ;; the last one to three keys
-          ${[0, 1, 2].map((u) => `(if (i32.lt_u (i32.add ${g('j')} ${i32(u)}) ${g('nb')}) (then
+          ;; the last zero to three keys
+          ${[0, 1, 2].map((u) => `(if (i32.lt_u (i32.add ${g('jj')} ${i32(u)}) ${g('nb')}) (then
             ${set('t', `(f32x4.extract_lane ${u} ${g('acc')})`)}
-            (if ${g('m')} (then (if (i32.eqz (i32.load8_u (i32.add ${g('m')} (i32.add ${g('j')} ${i32(u)})))) (then ${set('t', '(f32.const -inf)')}))))
-            (f32.store (i32.add ${g('out')} (i32.shl (i32.add ${g('j')} ${i32(u)}) ${i32(2)})) ${g('t')})
-            ${set('mt', `(f32.max ${g('mt')} ${g('t')})`)}))`).join('\n          ')}))
-      ${inc('j', 4)}
+            (if ${g('m')} (then (if (i32.eqz (i32.load8_u (i32.add ${g('m')} (i32.add ${g('jj')} ${i32(u)})))) (then ${set('t', '(f32.const -inf)')}))))
+            (f32.store (i32.add ${g('out')} (i32.shl (i32.add ${g('jj')} ${i32(u)}) ${i32(2)})) ${g('t')})
+            ${set('mt', `(f32.max ${g('mt')} ${g('t')})`)}))`).join('\n          ')}))`).join('\n      ')}
+      ${inc('j', 8)}
       (br $jl)))
     (f32.max ${g('mt')} (f32.max (f32.max (f32x4.extract_lane 0 ${g('mx')}) (f32x4.extract_lane 1 ${g('mx')})) (f32.max (f32x4.extract_lane 2 ${g('mx')}) (f32x4.extract_lane 3 ${g('mx')})))))`;
