@@ -50,8 +50,9 @@ export const PLANES = `
       (br $l))))`;
 
 // cos and sin of the keys' positions (i32 at pos, pstep bytes apart, tk of them) from the table
-// [position, 2, half] into out [rot][TKp] (cos rows, then sin rows); four keys by four pairs a 4×4
-// transpose. Positions past tk repeat the last one. half a multiple of 4.
+// [position, 2, half] into out [tk / 64 blocks][rot][64] (a block's cos rows, then its sin rows;
+// TKp = 64); four keys by four pairs a 4×4 transpose. Positions past tk repeat the last one. half a
+// multiple of 4.
 export const CS_T = `
   (func $cs_t (param $pos i32) (param $pstep i32) (param $tk i32) (param $tab i32) (param $rot i32) (param $TKp i32) (param $out i32)
     (local $j i32) (local $i i32) (local $half i32) (local $hb i32) (local $cb i32) (local $rs i32) (local $o i32)
@@ -62,7 +63,7 @@ export const CS_T = `
     (block $jd (loop $jl
       (br_if $jd (i32.ge_u ${g('j')} ${g('tk')}))
       ${[0, 1, 2, 3].map((u) => `${set('k', `(i32.add ${g('j')} ${i32(u)})`)} ${set(`a${u}`, `(i32.add ${g('tab')} (i32.mul (i32.load (i32.add ${g('pos')} (i32.mul (select ${g('k')} (i32.sub ${g('tk')} ${i32(1)}) (i32.lt_u ${g('k')} ${g('tk')})) ${g('pstep')}))) ${g('cb')}))`)}`).join('\n      ')}
-      ${set('i', i32(0))} ${set('o', `(i32.add ${g('out')} (i32.shl ${g('j')} ${i32(2)}))`)}
+      ${set('i', i32(0))} ${set('o', `(i32.add ${g('out')} (i32.add (i32.mul (i32.shr_u ${g('j')} ${i32(6)}) (i32.shl ${g('rot')} ${i32(8)})) (i32.shl (i32.and ${g('j')} ${i32(63)}) ${i32(2)})))`)}
       (block $id (loop $il
         (br_if $id (i32.ge_u ${g('i')} ${g('rot')}))
         ;; i < half: cos entries i..i+3; half <= i: sin entries (the table's sin row follows its cos row)

@@ -92,7 +92,7 @@ function attnRows() {
         (if (i32.ne ${g('kvh')} ${g('lk')}) (then (call $planes ${g('ks')} (i32.mul ${g('kvh')} ${g('D')}) ${g('D')} ${g('pl')}) ${set('lk', g('kvh'))}))
         (if (i32.ne ${g('b')} ${g('lb')}) (then
           (call $cs_t (i32.add (i32.add (i32.load offset=${KVS.main} ${g('ks')}) (i32.load offset=${KVS.oPos} ${g('ks')})) (i32.shl ${g('b')} ${i32(2)})) (i32.shl ${g('B')} ${i32(2)})
-            ${g('TK')} ${g('rope')} ${f('rot')} ${g('TKp')} ${g('cst')})
+            ${g('TK')} ${g('rope')} ${f('rot')} ${i32(64)} ${g('cst')})
           ${set('lb', g('b'))}))))
       ;; scores (scaled), NB keys at a time: decode the block, rotate it, dot it with the G queries
       ${set('j0', i32(0))}
@@ -104,7 +104,7 @@ function attnRows() {
           (call $dec_keys_t ${g('ks')} (i32.add (i32.mul ${g('j0')} ${g('B')}) ${g('b')}) ${g('B')} ${g('nb')} (i32.mul ${g('kvh')} ${g('D')}) ${g('D')} ${g('kb')} ${g('pl')} ${g('dm')})
           (f32.store ${g('mx')} (f32.max (f32.load ${g('mx')})
             (call $scores_t ${qAt(i32(0))} ${g('kb')} ${g('D')} ${g('nb')} ${F('s', g('j0'))} ${g('scv')}
-              (select (i32.add ${g('m')} ${g('j0')}) ${i32(0)} ${g('m')}) ${F('cst', g('j0'))} ${g('TKp')} ${f('rot')})))
+              (select (i32.add ${g('m')} ${g('j0')}) ${i32(0)} ${g('m')}) ${F('cst', `(i32.mul ${g('j0')} ${f('rot')})`)} ${i32(64)} ${f('rot')})))
           ${inc('j0', NB)}
           (br $kl)))
         (call $dec_rows ${g('ks')} (i32.add (i32.mul ${g('j0')} ${g('B')}) ${g('b')}) ${g('B')} ${g('nb')} (i32.mul ${g('kvh')} ${g('D')}) ${g('D')} ${g('kb')} ${g('tab')} ${g('dm')})
