@@ -101,7 +101,7 @@ function attnRows() {
         ${set('nb', `(i32.sub ${g('nv')} ${g('j0')})`)}
         (if (i32.gt_u ${g('nb')} ${i32(NB)}) (then ${set('nb', i32(NB))}))
         (if ${g('ft')} (then
-          (call $dec_keys_t ${g('ks')} (i32.add (i32.mul ${g('j0')} ${g('B')}) ${g('b')}) ${g('B')} ${g('nb')} (i32.mul ${g('kvh')} ${g('D')}) ${g('D')} ${g('kb')} ${g('pl')} ${g('dm')})
+          (call $dec_keys_t ${g('ks')} (i32.add (i32.mul ${g('j0')} ${g('B')}) ${g('b')}) ${g('B')} ${g('nb')} (i32.mul ${g('kvh')} ${g('D')}) ${g('D')} ${g('kb')} ${g('pl')} ${g('dm')} ${g('vb')})
           (f32.store ${g('mx')} (f32.max (f32.load ${g('mx')})
             (call $scores_t ${qAt(i32(0))} ${g('kb')} ${g('D')} ${g('nb')} ${F('s', g('j0'))} ${g('scv')}
               (select (i32.add ${g('m')} ${g('j0')}) ${i32(0)} ${g('m')}) ${F('cst', `(i32.mul ${g('j0')} ${f('rot')})`)} ${i32(64)} ${f('rot')})))
