@@ -145,13 +145,15 @@ export const DEC_KEYS_T = (relaxed) => `
         (br $hl)))
       ;; the group's exact entries now: the next group's decode lies between these stores and the scores' loads
       (if (i32.load offset=${KVS.sparse} ${g('s')}) (then
-        (call $keys_exact ${g('s')} ${g('row0')} ${g('rstep')} ${g('r')} (select (i32.add ${g('r')} ${i32(16)}) ${g('nb')} (i32.lt_u (i32.add ${g('r')} ${i32(16)}) ${g('nb')})) ${g('c0')} ${g('n')} ${g('out')} ${g('dm')} ${g('ex')})))
+        (call $keys_exact ${g('s')} ${g('row0')} ${g('rstep')} ${g('r')} (select (i32.add ${g('r')} ${i32(16)}) ${g('nb')} (i32.lt_u (i32.add ${g('r')} ${i32(16)}) ${g('nb')})) ${g('c0')} ${g('n')} ${g('out')} ${g('dm')} ${g('ex')} ${i32(64)} ${i32(1)})))
       ${inc('r', 16)}
       (br $gl))))`;
 
-// Exact entries of block rows [r, r1) (rows row0 + r · rstep) written over their columns of out [n][64]
+// Exact entries of block rows [r, r1) (rows row0 + r · rstep) inside [c0, c0 + n) written over out:
+// value (row r, channel k) at out + (k · cs + r · rs) · 4 (channel-major [n][64]: cs 64, rs 1; row-major
+// [nr][n]: cs 1, rs n). The slice is one segment of the index. ex: 12 bytes a row of scratch.
 export const KEYS_EXACT = `
-  (func $keys_exact (param $s i32) (param $row0 i32) (param $rstep i32) (param $r i32) (param $r1 i32) (param $c0 i32) (param $n i32) (param $out i32) (param $dm i32) (param $ex i32)
+  (func $keys_exact (param $s i32) (param $row0 i32) (param $rstep i32) (param $r i32) (param $r1 i32) (param $c0 i32) (param $n i32) (param $out i32) (param $dm i32) (param $ex i32) (param $cs i32) (param $rs i32)
     (local $r0 i32) (local $x i32) (local $main i32) (local $e i32) (local $e1 i32) (local $rp i32) (local $sp i32) (local $segs i32) (local $k i32) (local $s0b i32) (local $s1b i32) (local $ov i32) (local $oval i32) (local $row i32) (local $len i32) (local $ch i32) (local $cx i32)
     ${set('main', `(i32.load offset=${KVS.main} ${g('s')})`)}
     ;; exact entries: the slice is one segment of the index (or the row has no index: its entries, those inside the slice)
@@ -168,7 +170,7 @@ export const KEYS_EXACT = `
     ${set('row', `(i32.shl ${g('rstep')} ${i32(2)})`)}
     ${set('sp', `(i32.add (i32.add ${g('main')} (i32.load offset=${KVS.oSeg} ${g('s')})) (i32.shl (i32.mul (i32.add ${g('row0')} (i32.mul ${g('r')} ${g('rstep')})) ${g('segs')}) ${i32(1)}))`)}
     ${set('ch', `(i32.shl (i32.mul ${g('rstep')} ${g('segs')}) ${i32(1)})`)}
-    ${set('r0', g('r'))} ${set('x', g('ex'))}
+    ${set('x', g('ex'))}
     (block $rd (loop $rl
       (br_if $rd (i32.ge_u ${g('r')} ${g('r1')}))
       ${set('e', `(i32.load ${g('rp')})`)} ${set('e1', `(i32.load offset=4 ${g('rp')})`)}
@@ -176,31 +178,30 @@ export const KEYS_EXACT = `
         (if ${g('s1b')} (then ${set('e1', `(i32.add ${g('e')} (i32.load16_u (i32.add ${g('sp')} ${g('s1b')})))`)}))
         ${set('e', `(i32.add ${g('e')} (i32.load16_u (i32.add ${g('sp')} ${g('s0b')})))`)}))
       ${inc('rp', g('row'))} ${inc('sp', g('ch'))}
-      ;; first pass: each row's run (first entry, count) into ex, loads only
-      (i32.store ${g('x')} ${g('e')}) (i32.store offset=4 ${g('x')} (i32.sub ${g('e1')} ${g('e')}))
-      ${inc('x', 8)} ${inc('r', 1)}
+      ;; first pass, loads only: the rows that hold entries (row, first entry, count) listed in ex
+      (i32.store ${g('x')} ${g('r')}) (i32.store offset=4 ${g('x')} ${g('e')}) (i32.store offset=8 ${g('x')} (i32.sub ${g('e1')} ${g('e')}))
+      ${inc('x', `(select ${i32(12)} ${i32(0)} (i32.lt_u ${g('e')} ${g('e1')}))`)} ${inc('r', 1)}
       (br $rl)))
     ;; second pass: the stores
-    ${set('r', g('r0'))} ${set('x', g('ex'))}
+    ${set('r0', g('x'))} ${set('x', g('ex'))}
     (block $wd (loop $wl
-      (br_if $wd (i32.ge_u ${g('r')} ${g('r1')}))
-      ${set('e', `(i32.load ${g('x')})`)} ${set('len', `(i32.load offset=4 ${g('x')})`)} ${set('e1', `(i32.add ${g('e')} ${g('len')})`)} ${inc('x', 8)}
+      (br_if $wd (i32.ge_u ${g('x')} ${g('r0')}))
+      ${set('r', `(i32.load ${g('x')})`)} ${set('e', `(i32.load offset=4 ${g('x')})`)} ${set('len', `(i32.load offset=8 ${g('x')})`)} ${set('e1', `(i32.add ${g('e')} ${g('len')})`)} ${inc('x', 12)}
       ;; the first two entries without a branch on the count (a store to the dummy slot dm where
       ;; there is none; entry 0 read then, always inside the buffer), a loop for the rare rest
       ${[0, 1].map((u) => `
       ${set('k', `(select ${u ? `(i32.add ${g('e')} ${i32(u)})` : g('e')} ${i32(0)} (i32.gt_u ${g('len')} ${i32(u)}))`)}
       ${set('cx', `(i32.sub ${exactChan(g('k'))} ${g('c0')})`)}
-      (f32.store (select (i32.add ${g('out')} (i32.shl (i32.add (i32.shl ${g('cx')} ${i32(6)}) ${g('r')}) ${i32(2)})) ${g('dm')} (i32.and (i32.gt_u ${g('len')} ${i32(u)}) (i32.lt_u ${g('cx')} ${g('n')})))
+      (f32.store (select (i32.add ${g('out')} (i32.shl (i32.add (i32.mul ${g('cx')} ${g('cs')}) (i32.mul ${g('r')} ${g('rs')})) ${i32(2)})) ${g('dm')} (i32.and (i32.gt_u ${g('len')} ${i32(u)}) (i32.lt_u ${g('cx')} ${g('n')})))
         ${exactVal(g('k'))})`).join('')}
       ${inc('e', 2)}
       (block $ed (loop $el
         (br_if $ed (i32.ge_s ${g('e')} ${g('e1')}))
         ${set('k', `(i32.sub ${exactChan(g('e'))} ${g('c0')})`)}
         (if (i32.lt_u ${g('k')} ${g('n')}) (then
-          (f32.store (i32.add ${g('out')} (i32.shl (i32.add (i32.shl ${g('k')} ${i32(6)}) ${g('r')}) ${i32(2)})) ${exactVal(g('e'))})))
+          (f32.store (i32.add ${g('out')} (i32.shl (i32.add (i32.mul ${g('k')} ${g('cs')}) (i32.mul ${g('r')} ${g('rs')})) ${i32(2)})) ${exactVal(g('e'))})))
         ${inc('e', 1)}
         (br $el)))
-      ${inc('r', 1)}
       (br $wl))))`;
 
 // Scaled scores of nb keys (eight a pass) decoded channel-major at kb [D][64] against the query at qa, RoPE (half

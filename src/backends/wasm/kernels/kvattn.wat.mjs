@@ -48,7 +48,7 @@ function attnRows() {
     (local $B i32) (local $TQ i32) (local $TK i32) (local $TKp i32) (local $D i32) (local $DV i32) (local $HQ i32) (local $HKV i32) (local $kvh i32)
     (local $s i32) (local $sg i32) (local $dm i32) (local $pa i32) (local $fr i32) (local $kb i32) (local $vb i32) (local $mx i32) (local $sm i32) (local $m i32) (local $nv i32)
     (local $j i32) (local $j0 i32) (local $nb i32) (local $ks i32) (local $vs i32) (local $tab i32) (local $rope i32) (local $ya i32) (local $c i32)
-    (local $ft i32) (local $lk i32) (local $lb i32) (local $pl i32) (local $cst i32)
+    (local $ft i32) (local $lk i32) (local $lb i32) (local $pl i32) (local $cst i32) (local $ex i32)
     (local $t f32) (local $scv v128) (local $acc v128) (local $mv v128) (local $sv v128)
     ${set('B', f('B'))} ${set('TQ', f('TQ'))} ${set('TK', f('TK'))} ${set('D', f('D'))} ${set('DV', f('DV'))} ${set('HQ', f('HQ'))} ${set('G', f('G'))}
     ${set('TKp', `(i32.and (i32.add ${g('TK')} ${i32(3)}) ${i32(-4)})`)}
@@ -71,7 +71,9 @@ function attnRows() {
     ${set('sm', F('mx', g('G')))}
     ${set('dm', F('sm', g('G')))}
     ;; the sixteen-keys path's channel planes [D, 64 bytes] and transposed cos and sin [rot, TKp]
-    ${set('pl', `(i32.and (i32.add ${g('dm')} ${i32(19)}) ${i32(-16)})`)}
+    ;; the sixteen-keys path's rows that hold exact entries (12 bytes a row), channel planes
+    ${set('ex', `(i32.and (i32.add ${g('dm')} ${i32(19)}) ${i32(-16)})`)}
+    ${set('pl', `(i32.add ${g('ex')} ${i32(12 * NB)})`)}
     ${set('cst', `(i32.add ${g('pl')} (i32.shl ${g('D')} ${i32(6)}))`)}
     ;; a task row is (batch, kv head, query position): each key and value is decoded once for the G query heads that read it
     ${set('nRows', `(i32.mul (i32.mul ${g('B')} ${g('HKV')}) ${g('TQ')})`)}
@@ -101,7 +103,7 @@ function attnRows() {
         ${set('nb', `(i32.sub ${g('nv')} ${g('j0')})`)}
         (if (i32.gt_u ${g('nb')} ${i32(NB)}) (then ${set('nb', i32(NB))}))
         (if ${g('ft')} (then
-          (call $dec_keys_t ${g('ks')} (i32.add (i32.mul ${g('j0')} ${g('B')}) ${g('b')}) ${g('B')} ${g('nb')} (i32.mul ${g('kvh')} ${g('D')}) ${g('D')} ${g('kb')} ${g('pl')} ${g('dm')} ${g('vb')})
+          (call $dec_keys_t ${g('ks')} (i32.add (i32.mul ${g('j0')} ${g('B')}) ${g('b')}) ${g('B')} ${g('nb')} (i32.mul ${g('kvh')} ${g('D')}) ${g('D')} ${g('kb')} ${g('pl')} ${g('dm')} ${g('ex')})
           (f32.store ${g('mx')} (f32.max (f32.load ${g('mx')})
             (call $scores_t ${qAt(i32(0))} ${g('kb')} ${g('D')} ${g('nb')} ${F('s', g('j0'))} ${g('scv')}
               (select (i32.add ${g('m')} ${g('j0')}) ${i32(0)} ${g('m')}) ${F('cst', `(i32.mul ${g('j0')} ${f('rot')})`)} ${i32(64)} ${f('rot')})))
