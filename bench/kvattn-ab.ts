@@ -8,7 +8,11 @@
 // each other, then per cache the median and minimum CPU ms per call and B / A.
 // Shape: 1 query, 512 positions, 16 heads of 64 (the llama d1024 decode step's attention), as
 // bench/kv-quant.ts --only kernel.
-// Usage: npm run build && node dist/bench/kvattn-ab.js --a ../other-checkout [--b .] [--rounds 15] [--calls 20] [--hot] [--plain]
+// With --step: whole decode steps instead (bench/kv-quant.ts --only speed's llama d1024, random
+// weights, context 448..480), the f32 cache and the kvquant-4 cache with A's kernel and with B's
+// swapped into the pool between runs, runs interleaved (f32, A, B, ...): median process CPU ms per
+// step and each against the f32 cache.
+// Usage: npm run build && node dist/bench/kvattn-ab.js --a ../other-checkout [--b .] [--rounds 15] [--calls 20] [--hot] [--plain] [--step [--runs 6]]
 import { resolve } from 'node:path';
 import { loadavg } from 'node:os';
 import { existsSync } from 'node:fs';
@@ -17,7 +21,10 @@ import '../src/backends/index.js';
 import { createWasmBackend } from '../src/backends/wasm/backend.js';
 import type { WasmRuntime } from '../src/backends/wasm/runtime.js';
 import { KVCacheQuant } from '../src/models/kvquant/cache.js';
-import type { KVCacheSpec, KVCalibration } from '../src/models/kvquant/spec.js';
+import { resolveKVSpec, type KVCacheSpec, type KVCalibration } from '../src/models/kvquant/spec.js';
+import { collectKV, fitKV } from '../src/kvquant/calibrate.js';
+import { generate } from '../src/models/generate.js';
+import { randomModel } from '../src/models/random.js';
 import { Rng, tensor } from '../src/ops/creation.js';
 import { attention } from '../src/ops/nn.js';
 import { tidy } from '../src/tensor/engine.js';
@@ -52,6 +59,42 @@ async function build(dir: string): Promise<Kernel> {
   return inst.exports.kv_attn_rows as Kernel;
 }
 const kernels = { A: await build(dirs.A), B: await build(dirs.B) };
+const pool = rt.pool as unknown as { run(k: string, a: readonly number[], n?: number): void; fns: Kernel[]; ids: Map<string, number> };
+const cpuMs = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1000; };
+const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
+const min = (xs: number[]) => Math.min(...xs);
+
+if (args.includes('--step')) {
+  const runs = Number(opt('runs', '6'));
+  const model = randomModel({
+    model_type: 'llama', hidden_size: 1024, num_attention_heads: 16, num_key_value_heads: 16, num_hidden_layers: 4, intermediate_size: 2816,
+    vocab_size: 512, max_position_embeddings: 1024, rope_theta: 10000, rms_norm_eps: 1e-5, tie_word_embeddings: false,
+  }, backend, { seed: 0, std: 0.03 });
+  const ids = (n: number, seed: number) => Array.from({ length: n }, (_, i) => 3 + ((i * 7919 + seed * 104729) % 509));
+  const stats = collectKV(model, ids(1024, 2), { ctx: 256 });
+  const base: KVCacheSpec = { type: 'kvquant', bits: 4 };
+  const spec: KVCacheSpec = { ...base, calibration: fitKV(stats, resolveKVSpec(base)) };
+  const id = pool.ids.get('kv_attn_rows')!;
+  const variants: [string, KVCacheSpec | undefined, Kernel | undefined][] = [['f32', undefined, undefined], ['kvquant-4, A', spec, kernels.A], ['kvquant-4, B', spec, kernels.B]];
+  const cpu = new Map<string, number[]>();
+  console.log(`decode steps, llama d1024 (16 heads of 64, 4 layers, random weights), context 448..480, 1 thread, ${runs} interleaved runs of 31 steps; load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+  for (let r = 0; r < runs; r++) {
+    const order = r % 2 ? [variants[0]!, variants[2]!, variants[1]!] : variants;
+    for (const [name, s, k] of order) {
+      if (k) pool.fns[id] = k;
+      const t: number[] = [];
+      generate(model, [ids(448, 1)], { maxNewTokens: 32, eosTokenIds: [], kvCache: s, onToken: () => { t.push(cpuMs()); } });
+      cpu.set(name, [...(cpu.get(name) ?? []), ...t.slice(1).map((x, i) => x - t[i]!)]);
+    }
+  }
+  const f = med(cpu.get('f32')!);
+  console.log('| cache | median CPU ms/step | min | f32 / this |');
+  console.log('|---|---|---|---|');
+  for (const [name] of variants) console.log(`| ${name} | ${med(cpu.get(name)!).toFixed(3)} | ${min(cpu.get(name)!).toFixed(3)} | ${(f / med(cpu.get(name)!)).toFixed(3)} |`);
+  console.log(`B / A median: ${(med(cpu.get('kvquant-4, B')!) / med(cpu.get('kvquant-4, A')!)).toFixed(3)}; load average after: ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+  model.dispose();
+  process.exit(0);
+}
 
 // the caches of bench/kv-quant.ts --only kernel
 const hkv = 16, d = 64, tk = 512, R = hkv * d;
@@ -73,7 +116,6 @@ const kinds: [string, KVCacheSpec][] = [
 const o = { scale: 1 / Math.sqrt(d), rope: { invFreq: inv, rotaryDim: d, mode: 'half' as const } };
 
 // each cache's parameter block as the glue fills it, kept; y and the scratch per build
-const pool = rt.pool as unknown as { run(k: string, a: readonly number[], n?: number): void };
 const run0 = pool.run.bind(pool);
 let seen = 0;
 pool.run = (name, a, n) => { if (name === 'kv_attn_rows') seen = a[0]!; run0(name, a, n); };
@@ -119,7 +161,6 @@ for (const c of cases) {
 }
 
 const other = new Float32Array(16 << 20);
-const cpuMs = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1000; };
 const times = new Map<string, number[]>();
 const push = (key: string, t: number) => times.set(key, [...(times.get(key) ?? []), t]);
 const f32Call = () => tidy(() => attention(q, k, v, { causal: true, scale: o.scale }).out).dispose();
@@ -146,8 +187,6 @@ for (let r = 0; r < rounds; r++) {
   }
   push('f32', t / calls);
 }
-const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
-const min = (xs: number[]) => Math.min(...xs);
 const f32 = times.get('f32')!;
 console.log(`\n| cache | A median (min) CPU ms | B median (min) | B / A median (min) | f32 op / A | f32 op / B |`);
 console.log('|---|---|---|---|---|---|');

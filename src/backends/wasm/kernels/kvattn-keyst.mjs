@@ -1,15 +1,18 @@
 // Pre-RoPE 4-bit keys with per-channel scale and offset, sixteen keys a vector (lanes = keys), for
-// the packed KV-cache attention module (kvattn.wat.mjs). Where one query head reads each kv head:
-//   $planes   once per kv head: each channel's own 16-entry table T_c[k] = lut[k] · scale_c +
-//             offset_c (the reference's f32 product and sum, so the same values) as four byte planes;
-//   $cs_t     once per sequence: the cos and sin table transposed to [rot][TKp] at the keys' rows
-//             (positions of consecutive keys side by side);
-//   $dec_keys_t  a block's codes transposed sixteen keys at a time (a 16×16 byte transpose), each
-//             channel's codes looked up in its own table: keys decoded to kbT [D][NB] (channel-major)
-//             with no per-value multiply or add, then the block's exact entries written over them;
-//   $scores_t the scores four keys a vector: per pair (i, i + half), q_a·(x_a·cos − x_b·sin) +
-//             q_b·(x_b·cos + x_a·sin), the rotation's products as the reference's.
-// Not for: other layouts (kvattn-rows.mjs decodes them, kvattn-dots.mjs dots them).
+// the packed KV-cache attention module (kvattn.wat.mjs), where one query head reads each kv head:
+//   $planes     once per kv head and call: each channel's own 16-entry table T_c[k] = lut[k] ·
+//               scale_c + offset_c (the reference's f32 product and sum, so the same values) as four
+//               byte planes, so a key decodes by lookups alone, with no multiply or add;
+//   $cs_t       once per sequence and call: cos and sin at the keys' positions, block-major
+//               [block of 64 keys][rot][64] (consecutive keys side by side, a block's rows together);
+//   $dec_keys_t a block's codes transposed sixteen keys at a time (a 16×16 byte transpose), each
+//               channel's sixteen codes looked up in its own planes: kbT [D][64] (channel-major),
+//               then the exact entries written over it ($keys_exact: the rows that hold any listed
+//               first, loads only, then the stores);
+//   $scores_t   the scores eight keys a pass: per pair (i, i + half) q_a·(x_a·cos − x_b·sin) +
+//               q_b·(x_b·cos + x_a·sin), the rotation's products as the reference's.
+// Not for: other layouts (kvattn-rows.mjs decodes them, kvattn-dots.mjs dots them). The values
+// keep that path (their scale and offset per row cost a splat there, not a load per value).
 import { KVS } from './kvattn-layout.mjs';
 import { exactChan, exactVal } from './kvattn-exact.mjs';
 import { f4 } from './simd-math.mjs';
@@ -79,8 +82,13 @@ export const CS_T = `
       ${inc('j', 4)}
       (br $jl))))`;
 
-/** The sixteen rows' 16 code bytes at `half` · 16 of their slice → sixteen index pairs, looked up and stored. */
-function transposeHalf() {
+/**
+ * Sixteen rows' 16 code bytes at hoff in their slice (channels chb .. chb + 31) → transposed (16
+ * vectors, one byte of every row each) → 32 nibble index vectors, each looked up in its channel's
+ * planes and stored as the channel's row of kbT. The indices are nibbles: relaxed swizzle gives the
+ * same bytes as swizzle.
+ */
+function transposeHalf(relaxed) {
   const V = Array.from({ length: 16 }, (_, k) => `(v128.load (i32.add ${g(`ra${k}`)} ${g('hoff')}))`);
   let cur = V.map((_, k) => `v${k}`);
   const out = [];
@@ -104,11 +112,12 @@ function transposeHalf() {
     const b = bitrev4(i);
     for (const [hiN, idx] of [[0, `(v128.and ${g(`v${i}`)} ${g('mlo')})`], [1, `(v128.and (i16x8.shr_u ${g(`v${i}`)} ${i32(4)}) ${g('mlo')})`]]) {
       const ch = 2 * b + hiN; // within this half: + half · 32
+      const sw = (at) => `(i8x16.${relaxed ? 'relaxed_swizzle' : 'swizzle'} (v128.load ${at}${g('pp')}) ${g('cv')})`;
       out.push(`${set('cv', idx)}
         ${set('pp', `(i32.add ${g('P')} (i32.shl (i32.add ${g('chb')} ${i32(ch)}) ${i32(6)}))`)}
-        ${set('a', `(i8x16.relaxed_swizzle (v128.load ${g('pp')}) ${g('cv')})`)} ${set('b', `(i8x16.relaxed_swizzle (v128.load offset=16 ${g('pp')}) ${g('cv')})`)}
+        ${set('a', sw(''))} ${set('b', sw('offset=16 '))}
         ${set('z0', shuf(lo(1), g('a'), g('b')))} ${set('z2', shuf(hi(1), g('a'), g('b')))}
-        ${set('a', `(i8x16.relaxed_swizzle (v128.load offset=32 ${g('pp')}) ${g('cv')})`)} ${set('b', `(i8x16.relaxed_swizzle (v128.load offset=48 ${g('pp')}) ${g('cv')})`)}
+        ${set('a', sw('offset=32 '))} ${set('b', sw('offset=48 '))}
         ${set('z1', shuf(lo(1), g('a'), g('b')))} ${set('z3', shuf(hi(1), g('a'), g('b')))}
         ${set('oo', `(i32.add ${g('ob')} (i32.shl (i32.add ${g('chb')} ${i32(ch)}) ${i32(8)}))`)}
         (v128.store ${g('oo')} ${shuf(lo(2), g('z0'), g('z1'))}) (v128.store offset=16 ${g('oo')} ${shuf(hi(2), g('z0'), g('z1'))})
@@ -118,10 +127,11 @@ function transposeHalf() {
   return out.join('\n        ');
 }
 
-// Keys [c0, c0 + n) of rows row0, row0 + rstep, ... (nb rows) into out [n][64] (channel-major, 64
-// keys a channel row), 4-bit per-channel codes, n a multiple of 32, planes at P ($planes). Rows past
-// nb repeat the last (their columns are not read). Then each row's exact entries (the slice one
-// segment of the index, or no index) written over its column.
+// Keys [c0, c0 + n) of rows row0, row0 + rstep, ... (nb ≤ 64 rows) into out [n][64] (channel-major,
+// 64 keys a channel row), 4-bit per-channel codes, n a multiple of 32, planes at P ($planes). Rows
+// past nb repeat the last (their columns are not read). Each sixteen rows' exact entries (the slice
+// one segment of the index) written over their columns after their lookups; dm a dummy f32 slot,
+// ex 12 bytes a row of scratch.
 export const DEC_KEYS_T = (relaxed) => `
   (func $dec_keys_t (param $s i32) (param $row0 i32) (param $rstep i32) (param $nb i32) (param $c0 i32) (param $n i32) (param $out i32) (param $P i32) (param $dm i32) (param $ex i32)
     (local $main i32) (local $codes i32) (local $codesStep i32) (local $r i32) (local $hoff i32) (local $chb i32) (local $ob i32) (local $pp i32) (local $oo i32)
@@ -140,7 +150,7 @@ export const DEC_KEYS_T = (relaxed) => `
       ${set('hoff', i32(0))} ${set('chb', i32(0))}
       (block $hd (loop $hl
         (br_if $hd (i32.ge_u ${g('chb')} ${g('n')}))
-        ${transposeHalf().replaceAll('relaxed_swizzle', relaxed ? 'relaxed_swizzle' : 'swizzle')}
+        ${transposeHalf(relaxed)}
         ${inc('hoff', 16)} ${inc('chb', 32)}
         (br $hl)))
       ;; the group's exact entries now: the next group's decode lies between these stores and the scores' loads

@@ -8,6 +8,9 @@
 //     stored position when the cache holds pre-RoPE keys (cos and sin table [position, 2, rot/2];
 //     with one query head per kv head in half mode, inside the scores: $scores_rope);
 //   the G query heads that share the kv head dot the block (four keys at a time, as the f32 kernel);
+//   or, with one query head per kv head and 4-bit pre-RoPE keys with per-channel scale and offset
+//     (KVQuant's keys), sixteen keys a vector: each channel's codes looked up in its own table, the
+//     scores rotated with cos and sin transposed once a call (kvattn-keyst.mjs);
 // then the masked softmax numerators of scale · scores (causal prefix with offset tk − tq, u8 key
 // mask), and y = Σ e_j v_j / Σ e_j over keys with e_j ≠ 0, each value block decoded the same way
 // once for the G heads. Decoded values equal the reference's (codec.ts decodeRow) exactly: the same
@@ -15,7 +18,8 @@
 //   kv_attn_rows(params, task, nTasks)   parameter block KVA below, streams at KVA.k / KVA.v (KVS)
 // The module's parts: kvattn-layout.mjs (parameter blocks), kvattn-rows.mjs (the many-row decoder
 // with kvattn-codes.mjs and kvattn-exact.mjs), kvattn-decode.mjs (a row a value at a time),
-// kvattn-rope.mjs, kvattn-dots.mjs (scores and the weighted sum); this file: the task loop.
+// kvattn-rope.mjs, kvattn-dots.mjs (scores and the weighted sum), kvattn-keyst.mjs (keys sixteen a
+// vector); this file: the task loop.
 import { KVA, KVS, NB } from './kvattn-layout.mjs';
 import { DECODE } from './kvattn-decode.mjs';
 import { HADD4, PV, SCORES, SCORES_ROPE, hsum } from './kvattn-dots.mjs';
@@ -70,8 +74,8 @@ function attnRows() {
     ${set('mx', F('vb', `(i32.mul ${i32(NB)} ${g('DV')})`))}
     ${set('sm', F('mx', g('G')))}
     ${set('dm', F('sm', g('G')))}
-    ;; the sixteen-keys path's channel planes [D, 64 bytes] and transposed cos and sin [rot, TKp]
-    ;; the sixteen-keys path's rows that hold exact entries (12 bytes a row), channel planes
+    ;; the sixteen-keys path's rows that hold exact entries [NB, 12 bytes], channel planes [D, 64
+    ;; bytes], cos and sin [TK / 64 blocks, rot, 64]
     ${set('ex', `(i32.and (i32.add ${g('dm')} ${i32(19)}) ${i32(-16)})`)}
     ${set('pl', `(i32.add ${g('ex')} ${i32(12 * NB)})`)}
     ${set('cst', `(i32.add ${g('pl')} (i32.shl ${g('D')} ${i32(6)}))`)}
