@@ -83,12 +83,11 @@ export const CS_T = `
       (br $jl))))`;
 
 /**
- * Sixteen rows' 16 code bytes at hoff in their slice (channels chb .. chb + 31) → transposed (16
- * vectors, one byte of every row each) → 32 nibble index vectors, each looked up in its channel's
- * planes and stored as the channel's row of kbT. The indices are nibbles: relaxed swizzle gives the
- * same bytes as swizzle.
+ * Sixteen rows' 16 code bytes at hoff in their slice (channels chb .. chb + 31) transposed (16
+ * vectors, one byte of every row each), then for each of the 32 channels its nibble index vector
+ * (cv) handed to `body(ch)`, ch the channel within these 32.
  */
-function transposeHalf(relaxed) {
+export function transposeHalf(body) {
   const V = Array.from({ length: 16 }, (_, k) => `(v128.load (i32.add ${g(`ra${k}`)} ${g('hoff')}))`);
   let cur = V.map((_, k) => `v${k}`);
   const out = [];
@@ -111,21 +110,31 @@ function transposeHalf(relaxed) {
   for (let i = 0; i < 16; i++) {
     const b = bitrev4(i);
     for (const [hiN, idx] of [[0, `(v128.and ${g(`v${i}`)} ${g('mlo')})`], [1, `(v128.and (i16x8.shr_u ${g(`v${i}`)} ${i32(4)}) ${g('mlo')})`]]) {
-      const ch = 2 * b + hiN; // within this half: + half · 32
-      const sw = (at) => `(i8x16.${relaxed ? 'relaxed_swizzle' : 'swizzle'} (v128.load ${at}${g('pp')}) ${g('cv')})`;
       out.push(`${set('cv', idx)}
-        ${set('pp', `(i32.add ${g('P')} (i32.shl (i32.add ${g('chb')} ${i32(ch)}) ${i32(6)}))`)}
-        ${set('a', sw(''))} ${set('b', sw('offset=16 '))}
-        ${set('z0', shuf(lo(1), g('a'), g('b')))} ${set('z2', shuf(hi(1), g('a'), g('b')))}
-        ${set('a', sw('offset=32 '))} ${set('b', sw('offset=48 '))}
-        ${set('z1', shuf(lo(1), g('a'), g('b')))} ${set('z3', shuf(hi(1), g('a'), g('b')))}
-        ${set('oo', `(i32.add ${g('ob')} (i32.shl (i32.add ${g('chb')} ${i32(ch)}) ${i32(8)}))`)}
-        (v128.store ${g('oo')} ${shuf(lo(2), g('z0'), g('z1'))}) (v128.store offset=16 ${g('oo')} ${shuf(hi(2), g('z0'), g('z1'))})
-        (v128.store offset=32 ${g('oo')} ${shuf(lo(2), g('z2'), g('z3'))}) (v128.store offset=48 ${g('oo')} ${shuf(hi(2), g('z2'), g('z3'))})`);
+        ${body(2 * b + hiN)}`);
     }
   }
   return out.join('\n        ');
 }
+
+/**
+ * cv's sixteen codes looked up in the planes at P0..P3 (WAT operands): f32 of the sixteen rows in
+ * l0..l3 (rows 0–3, 4–7, 8–11, 12–15). The indices are nibbles: relaxed swizzle gives the same bytes.
+ */
+export const lookup16 = (relaxed, P) => {
+  const sw = (k) => `(i8x16.${relaxed ? 'relaxed_swizzle' : 'swizzle'} ${P[k]} ${g('cv')})`;
+  return `${set('a', sw(0))} ${set('b', sw(1))}
+        ${set('z0', shuf(lo(1), g('a'), g('b')))} ${set('z2', shuf(hi(1), g('a'), g('b')))}
+        ${set('a', sw(2))} ${set('b', sw(3))}
+        ${set('z1', shuf(lo(1), g('a'), g('b')))} ${set('z3', shuf(hi(1), g('a'), g('b')))}
+        ${set('l0', shuf(lo(2), g('z0'), g('z1')))} ${set('l1', shuf(hi(2), g('z0'), g('z1')))} ${set('l2', shuf(lo(2), g('z2'), g('z3')))} ${set('l3', shuf(hi(2), g('z2'), g('z3')))}`;
+};
+
+/** A key channel: looked up in its own planes, stored as its row of kbT. */
+const keyChannel = (relaxed) => (ch) => `${set('pp', `(i32.add ${g('P')} (i32.shl (i32.add ${g('chb')} ${i32(ch)}) ${i32(6)}))`)}
+        ${lookup16(relaxed, [`(v128.load ${g('pp')})`, `(v128.load offset=16 ${g('pp')})`, `(v128.load offset=32 ${g('pp')})`, `(v128.load offset=48 ${g('pp')})`])}
+        ${set('oo', `(i32.add ${g('ob')} (i32.shl (i32.add ${g('chb')} ${i32(ch)}) ${i32(8)}))`)}
+        (v128.store ${g('oo')} ${g('l0')}) (v128.store offset=16 ${g('oo')} ${g('l1')}) (v128.store offset=32 ${g('oo')} ${g('l2')}) (v128.store offset=48 ${g('oo')} ${g('l3')})`;
 
 // Keys [c0, c0 + n) of rows row0, row0 + rstep, ... (nb ≤ 64 rows) into out [n][64] (channel-major,
 // 64 keys a channel row), 4-bit per-channel codes, n a multiple of 32, planes at P ($planes). Rows
@@ -138,6 +147,7 @@ export const DEC_KEYS_T = (relaxed) => `
     ${Array.from({ length: 16 }, (_, k) => `(local $ra${k} i32)`).join(' ')}
     ${Array.from({ length: 16 }, (_, k) => `(local $v${k} v128) (local $w${k} v128)`).join(' ')}
     (local $cv v128) (local $mlo v128) (local $a v128) (local $b v128) (local $z0 v128) (local $z1 v128) (local $z2 v128) (local $z3 v128)
+    (local $l0 v128) (local $l1 v128) (local $l2 v128) (local $l3 v128)
     (local $e i32) (local $e1 i32) (local $rp i32) (local $sp i32) (local $segs i32) (local $k i32) (local $s0b i32) (local $s1b i32) (local $ov i32) (local $oval i32) (local $row i32) (local $len i32) (local $ch i32) (local $cx i32)
     ${set('main', `(i32.load offset=${KVS.main} ${g('s')})`)}
     ${set('codesStep', `(i32.mul ${g('rstep')} (i32.load offset=${KVS.rowBytes} ${g('s')}))`)}
@@ -150,7 +160,7 @@ export const DEC_KEYS_T = (relaxed) => `
       ${set('hoff', i32(0))} ${set('chb', i32(0))}
       (block $hd (loop $hl
         (br_if $hd (i32.ge_u ${g('chb')} ${g('n')}))
-        ${transposeHalf(relaxed)}
+        ${transposeHalf(keyChannel(relaxed))}
         ${inc('hoff', 16)} ${inc('chb', 32)}
         (br $hl)))
       ;; the group's exact entries now: the next group's decode lies between these stores and the scores' loads

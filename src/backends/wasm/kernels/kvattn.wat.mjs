@@ -27,6 +27,7 @@ import { SPARSE_BLOCK } from './kvattn-exact.mjs';
 import { ROPE_ROWS, ROTATE } from './kvattn-rope.mjs';
 import { decRows } from './kvattn-rows.mjs';
 import { CS_T, DEC_KEYS_T, KEYS_EXACT, PLANES, SCORES_T } from './kvattn-keyst.mjs';
+import { PV_T } from './kvattn-valst.mjs';
 import { expFn, f4 } from './simd-math.mjs';
 import { F, g, i32, inc, set } from './wat-text.mjs';
 
@@ -52,7 +53,7 @@ function attnRows() {
     (local $B i32) (local $TQ i32) (local $TK i32) (local $TKp i32) (local $D i32) (local $DV i32) (local $HQ i32) (local $HKV i32) (local $kvh i32)
     (local $s i32) (local $sg i32) (local $dm i32) (local $pa i32) (local $fr i32) (local $kb i32) (local $vb i32) (local $mx i32) (local $sm i32) (local $m i32) (local $nv i32)
     (local $j i32) (local $j0 i32) (local $nb i32) (local $ks i32) (local $vs i32) (local $tab i32) (local $rope i32) (local $ya i32) (local $c i32)
-    (local $ft i32) (local $lk i32) (local $lb i32) (local $pl i32) (local $cst i32) (local $ex i32)
+    (local $ft i32) (local $fv i32) (local $lk i32) (local $lb i32) (local $pl i32) (local $cst i32) (local $ex i32)
     (local $t f32) (local $scv v128) (local $acc v128) (local $mv v128) (local $sv v128)
     ${set('B', f('B'))} ${set('TQ', f('TQ'))} ${set('TK', f('TK'))} ${set('D', f('D'))} ${set('DV', f('DV'))} ${set('HQ', f('HQ'))} ${set('G', f('G'))}
     ${set('TKp', `(i32.and (i32.add ${g('TK')} ${i32(3)}) ${i32(-4)})`)}
@@ -65,6 +66,11 @@ function attnRows() {
     ${set('ft', `(i32.and ${g('fr')} (i32.and (i32.and (i32.eq (i32.load offset=${KVS.fast} ${g('ks')}) ${i32(4)}) (i32.eqz (i32.load offset=${KVS.params} ${g('ks')})))
       (i32.and (i32.eqz (i32.and ${g('D')} ${i32(31)})) (i32.or (i32.eqz (i32.load offset=${KVS.sparse} ${g('ks')}))
         (i32.and (i32.gt_u (i32.load offset=${KVS.segs} ${g('ks')}) ${i32(1)}) (i32.eq (i32.div_u (i32.load offset=${KVS.R} ${g('ks')}) (i32.load offset=${KVS.segs} ${g('ks')})) ${g('D')}))))))`)}
+    ;; one query head per kv head, 4-bit values with a scale and offset per row whose head slice is one segment of the index (or have none): sixteen rows a vector (kvattn-valst.mjs)
+    ${set('fv', `(i32.and (i32.and (i32.eq ${g('G')} ${i32(1)}) (i32.and (i32.eq (i32.load offset=${KVS.fast} ${g('vs')}) ${i32(4)}) (i32.eq (i32.load offset=${KVS.grpBytes} ${g('vs')}) ${i32(4)})))
+      (i32.and (i32.and (i32.eqz (i32.and ${g('DV')} ${i32(31)})) (i32.and (i32.ne (i32.load offset=${KVS.params} ${g('vs')}) ${i32(0)}) (i32.eqz (i32.rem_u (i32.load offset=${KVS.G} ${g('vs')}) ${g('DV')}))))
+        (i32.or (i32.eqz (i32.load offset=${KVS.sparse} ${g('vs')}))
+          (i32.and (i32.gt_u (i32.load offset=${KVS.segs} ${g('vs')}) ${i32(1)}) (i32.eq (i32.div_u (i32.load offset=${KVS.R} ${g('vs')}) (i32.load offset=${KVS.segs} ${g('vs')})) ${g('DV')})))))`)}
     ${set('lk', i32(-1))} ${set('lb', i32(-1))}
     ${set('scv', `(f32x4.splat (f32.reinterpret_i32 ${f('scaleBits')}))`)}
     ;; this task's scratch: scores [G, TKp], NB decoded keys [NB, D] and values [NB, DV], max [G], sum [G], a dummy f32 slot
@@ -160,6 +166,10 @@ function attnRows() {
         (br_if $vd (i32.ge_u ${g('j0')} ${g('nv')}))
         ${set('nb', `(i32.sub ${g('nv')} ${g('j0')})`)}
         (if (i32.gt_u ${g('nb')} ${i32(NB)}) (then ${set('nb', i32(NB))}))
+        (if ${g('fv')} (then
+          (call $pv_t ${g('vs')} (i32.add (i32.mul ${g('j0')} ${g('B')}) ${g('b')}) ${g('B')} ${g('nb')} (i32.mul ${g('kvh')} ${g('DV')}) ${g('DV')} ${yAt(i32(0))} ${F('s', g('j0'))} ${g('tab')} ${g('vb')} ${g('ex')})
+          ${inc('j0', NB)}
+          (br $vl)))
         (call $dec_rows ${g('vs')} (i32.add (i32.mul ${g('j0')} ${g('B')}) ${g('b')}) ${g('B')} ${g('nb')} (i32.mul ${g('kvh')} ${g('DV')}) ${g('DV')} ${g('vb')} ${g('tab')} ${g('dm')})
         ${forG(`(call $pv ${yAt(g('gg'))} ${g('vb')} ${g('DV')} ${g('nb')} ${F('s', `(i32.add (i32.mul ${g('gg')} ${g('TKp')}) ${g('j0')})`)})`)}
         ${inc('j0', NB)}
@@ -186,7 +196,7 @@ function attnRows() {
 
 /** @param {{relaxed: boolean}} variant  relaxed: byte shuffles of the 4-bit decode without the out-of-range fix-up (the same results) */
 export function generate(variant) {
-  const out = ['(module', '  (import "env" "memory" (memory 1 65536 shared))', expFn, DECODE, ROTATE, SPARSE_BLOCK, decRows(variant.relaxed), ROPE_ROWS, PLANES, CS_T, KEYS_EXACT, DEC_KEYS_T(variant.relaxed), SCORES_T, HADD4, SCORES, SCORES_ROPE, PV, attnRows()];
+  const out = ['(module', '  (import "env" "memory" (memory 1 65536 shared))', expFn, DECODE, ROTATE, SPARSE_BLOCK, decRows(variant.relaxed), ROPE_ROWS, PLANES, CS_T, KEYS_EXACT, DEC_KEYS_T(variant.relaxed), SCORES_T, PV_T(variant.relaxed), HADD4, SCORES, SCORES_ROPE, PV, attnRows()];
   for (const e of exportNames) out.push(`  (export "${e}" (func $${e}))`);
   out.push(')');
   return out.join('\n');
