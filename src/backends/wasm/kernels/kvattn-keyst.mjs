@@ -169,12 +169,33 @@ export const DEC_KEYS_T = (relaxed) => `
       ${inc('r', 16)}
       (br $gl))))`;
 
+/**
+ * First pass of the exact entries, four rows a vector where rows are consecutive (rstep 1) and the
+ * slice's segment has a next one (seg[h] and seg[h + 1] one i32): each row's run start (rowptr +
+ * seg[h]) and count, and the rows that hold any appended to the list at x as (row, start, third),
+ * third the count or the end. Rows from r while r + 4 ≤ end; locals rp, sp stepped (by 4 and 4 ·
+ * spS bytes); the scalar loop after it takes the rest.
+ */
+export const listRows4 = (end, third, spS) => `(if (i32.and (i32.eq ${g('rstep')} ${i32(1)}) (i32.ne ${g('s1b')} ${i32(0)})) (then
+      (block $qd (loop $ql
+        (br_if $qd (i32.gt_u (i32.add ${g('r')} ${i32(4)}) ${end}))
+        ${set('qw', `(i32x4.replace_lane 3 (i32x4.replace_lane 2 (i32x4.replace_lane 1 (i32x4.splat (i32.load (i32.add ${g('sp')} ${g('s0b')})))
+          (i32.load (i32.add (i32.add ${g('sp')} ${g(spS)}) ${g('s0b')}))) (i32.load (i32.add (i32.add ${g('sp')} (i32.shl ${g(spS)} ${i32(1)})) ${g('s0b')})))
+          (i32.load (i32.add (i32.add ${g('sp')} (i32.mul ${g(spS)} ${i32(3)})) ${g('s0b')})))`)}
+        ${set('qn', `(i32x4.sub (i32x4.shr_u ${g('qw')} ${i32(16)}) (v128.and ${g('qw')} (v128.const i32x4 0xffff 0xffff 0xffff 0xffff)))`)}
+        ${set('qe', `(i32x4.add (v128.load ${g('rp')}) (v128.and ${g('qw')} (v128.const i32x4 0xffff 0xffff 0xffff 0xffff)))`)}
+        ${third === 'e1' ? set('qw', `(i32x4.add ${g('qe')} ${g('qn')})`) : set('qw', g('qn'))}
+        ${[0, 1, 2, 3].map((u) => `(i32.store ${g('x')} (i32.add ${g('r')} ${i32(u)})) (i32.store offset=4 ${g('x')} (i32x4.extract_lane ${u} ${g('qe')})) (i32.store offset=8 ${g('x')} (i32x4.extract_lane ${u} ${g('qw')}))
+        ${inc('x', `(select ${i32(12)} ${i32(0)} (i32.gt_s (i32x4.extract_lane ${u} ${g('qn')}) ${i32(0)}))`)}`).join('\n        ')}
+        ${inc('rp', i32(16))} ${inc('sp', `(i32.shl ${g(spS)} ${i32(2)})`)} ${inc('r', 4)}
+        (br $ql)))))`;
+
 // Exact entries of block rows [r, r1) (rows row0 + r · rstep) inside [c0, c0 + n) written over out:
 // value (row r, channel k) at out + (k · cs + r · rs) · 4 (channel-major [n][64]: cs 64, rs 1; row-major
 // [nr][n]: cs 1, rs n). The slice is one segment of the index. ex: 12 bytes a row of scratch.
 export const KEYS_EXACT = `
   (func $keys_exact (param $s i32) (param $row0 i32) (param $rstep i32) (param $r i32) (param $r1 i32) (param $c0 i32) (param $n i32) (param $out i32) (param $dm i32) (param $ex i32) (param $cs i32) (param $rs i32)
-    (local $r0 i32) (local $x i32) (local $main i32) (local $e i32) (local $e1 i32) (local $rp i32) (local $sp i32) (local $segs i32) (local $k i32) (local $s0b i32) (local $s1b i32) (local $ov i32) (local $oval i32) (local $row i32) (local $len i32) (local $ch i32) (local $cx i32)
+    (local $qw v128) (local $qn v128) (local $qe v128) (local $r0 i32) (local $x i32) (local $main i32) (local $e i32) (local $e1 i32) (local $rp i32) (local $sp i32) (local $segs i32) (local $k i32) (local $s0b i32) (local $s1b i32) (local $ov i32) (local $oval i32) (local $row i32) (local $len i32) (local $ch i32) (local $cx i32)
     ${set('main', `(i32.load offset=${KVS.main} ${g('s')})`)}
     ;; exact entries: the slice is one segment of the index (or the row has no index: its entries, those inside the slice)
     ${set('segs', `(i32.load offset=${KVS.segs} ${g('s')})`)}
@@ -191,6 +212,7 @@ export const KEYS_EXACT = `
     ${set('sp', `(i32.add (i32.add ${g('main')} (i32.load offset=${KVS.oSeg} ${g('s')})) (i32.shl (i32.mul (i32.add ${g('row0')} (i32.mul ${g('r')} ${g('rstep')})) ${g('segs')}) ${i32(1)}))`)}
     ${set('ch', `(i32.shl (i32.mul ${g('rstep')} ${g('segs')}) ${i32(1)})`)}
     ${set('x', g('ex'))}
+    ${listRows4(g('r1'), 'len', 'ch')}
     (block $rd (loop $rl
       (br_if $rd (i32.ge_u ${g('r')} ${g('r1')}))
       ${set('e', `(i32.load ${g('rp')})`)} ${set('e1', `(i32.load offset=4 ${g('rp')})`)}

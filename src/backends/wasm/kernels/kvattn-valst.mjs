@@ -10,7 +10,7 @@
 // Not for: other layouts ($dec_rows and $pv).
 import { KVS } from './kvattn-layout.mjs';
 import { exactChan, exactVal } from './kvattn-exact.mjs';
-import { lookup16, transposeHalf } from './kvattn-keyst.mjs';
+import { listRows4, lookup16, transposeHalf } from './kvattn-keyst.mjs';
 import { g, i32, inc, set } from './wat-text.mjs';
 
 /** f32 at the f16 table entry of the u16 at `at`. */
@@ -43,7 +43,7 @@ export const PV_T = (relaxed) => `
     (local $l0 v128) (local $l1 v128) (local $l2 v128) (local $l3 v128) (local $p0 v128) (local $p1 v128) (local $p2 v128) (local $p3 v128)
     (local $W0 v128) (local $W1 v128) (local $W2 v128) (local $W3 v128) (local $cs v128)
     (local $C f32) (local $pj f32) (local $sc f32) (local $of f32) (local $xv f32)
-    (local $e i32) (local $e1 i32) (local $rp i32) (local $sp i32) (local $segs i32) (local $s0b i32) (local $s1b i32) (local $ov i32) (local $oval i32) (local $ch i32) (local $rpS i32) (local $spS i32) (local $len i32) (local $ok i32) (local $ad i32)
+    (local $e i32) (local $e1 i32) (local $rp i32) (local $sp i32) (local $segs i32) (local $s0b i32) (local $s1b i32) (local $ov i32) (local $oval i32) (local $ch i32) (local $rpS i32) (local $spS i32) (local $len i32) (local $ok i32) (local $ad i32) (local $qw v128) (local $qn v128) (local $qe v128)
     ${set('main', `(i32.load offset=${KVS.main} ${g('s')})`)}
     ${set('codesStep', `(i32.mul ${g('rstep')} (i32.load offset=${KVS.rowBytes} ${g('s')}))`)}
     ${set('codes', `(i32.add (i32.add (i32.add ${g('main')} (i32.mul ${g('row0')} (i32.load offset=${KVS.rowBytes} ${g('s')}))) (i32.mul (i32.div_u ${g('c0')} (i32.load offset=${KVS.S} ${g('s')})) (i32.load offset=${KVS.hstep} ${g('s')}))) (i32.shr_u ${g('c0')} ${i32(1)}))`)}
@@ -113,6 +113,7 @@ export const PV_T = (relaxed) => `
     ${set('sp', `(i32.add (i32.add ${g('main')} (i32.load offset=${KVS.oSeg} ${g('s')})) (i32.shl (i32.mul ${g('row0')} ${g('segs')}) ${i32(1)}))`)}
     ${set('spS', `(i32.shl (i32.mul ${g('rstep')} ${g('segs')}) ${i32(1)})`)}
     ${set('r', i32(0))} ${set('x', g('ex'))}
+    ${listRows4(g('nb'), 'e1', 'spS')}
     (block $rd (loop $rl
       (br_if $rd (i32.ge_u ${g('r')} ${g('nb')}))
       ${set('e', `(i32.load ${g('rp')})`)}
