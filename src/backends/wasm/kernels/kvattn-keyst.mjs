@@ -11,8 +11,8 @@
 //               first, loads only, then the stores);
 //   $scores_t   the scores eight keys a pass: per pair (i, i + half) q_a·(x_a·cos − x_b·sin) +
 //               q_b·(x_b·cos + x_a·sin), the rotation's products as the reference's.
-// Not for: other layouts (kvattn-rows.mjs decodes them, kvattn-dots.mjs dots them). The values
-// keep that path (their scale and offset per row cost a splat there, not a load per value).
+// Not for: other layouts (kvattn-rows.mjs decodes them, kvattn-dots.mjs dots them) or the values
+// (kvattn-valst.mjs).
 import { KVS } from './kvattn-layout.mjs';
 import { exactChan, exactVal } from './kvattn-exact.mjs';
 import { f4 } from './simd-math.mjs';
