@@ -276,7 +276,8 @@ describe('packed attention kernel across layouts', () => {
   // Random keys and values stored through the cache, then the wasm kernel against the js reference
   // on the same bytes: head sizes that take each decoder (4-bit byte planes, 8-bit integer ramps,
   // a value at a time), slices inside one group and made of whole groups, several key blocks,
-  // both RoPE modes with a partial rotary width, a left-padded batch with its key mask.
+  // both RoPE modes with a partial rotary width, a left-padded batch with its key mask, and one
+  // query head per kv head (4-bit keys and values sixteen rows a vector: kvattn-keyst.mjs, kvattn-valst.mjs).
   let wasm: al.Backend;
   let js: al.Backend;
   beforeAll(async () => { wasm = await initBackend('wasm'); js = await initBackend('js'); });
@@ -309,6 +310,9 @@ describe('packed attention kernel across layouts', () => {
     { name: 'kvquant-4, heads of 64, one query head per kv head (RoPE inside the scores), 2 query rows, 3 key blocks', spec: { type: 'kvquant', bits: 4 }, hq: 3, hkv: 3, d: 64, tk: 150, tq: 2, batch: 1, rot: 64, mode: 'half' },
     { name: 'kvquant-4, heads of 32, one query head per kv head, partial RoPE inside the scores, left-padded batch of 2', spec: { type: 'kvquant', bits: 4 }, hq: 2, hkv: 2, d: 32, tk: 71, tq: 1, batch: 2, rot: 24, mode: 'half' },
     { name: 'kvquant-3, heads of 16 (a value at a time)', spec: { type: 'kvquant', bits: 3 }, hq: 4, hkv: 2, d: 16, tk: 75, tq: 1, batch: 1, rot: 6, mode: 'half' },
+    // one query head per kv head, 4-bit per-channel keys and per-token values: both streams sixteen rows a vector
+    { name: 'kvquant-4 uniform, no outliers or sink, heads of 64, one query head per kv head (no exact entries), 3 query rows', spec: { type: 'kvquant', bits: 4, nuq: false, outliers: 0, sink: false }, hq: 2, hkv: 2, d: 64, tk: 83, tq: 3, batch: 1, rot: 64, mode: 'half' },
+    { name: 'kvquant-4, heads of 64, one query head per kv head, stored a prompt then a step at a time', spec: { type: 'kvquant', bits: 4 }, hq: 3, hkv: 3, d: 64, tk: 90, tq: 1, batch: 1, rot: 64, mode: 'half', split: 37 },
   ];
 
   it.each(cases)('$name', (c) => {

@@ -15,14 +15,16 @@ const pairLo = '0 1 16 17 2 3 18 19 4 5 20 21 6 7 22 23';
 const pairHi = '8 9 24 25 10 11 26 27 12 13 28 29 14 15 30 31';
 /**
  * 8 or 16 codes from `codes` + c → f32 lanes l0..l(w/4 − 1). The byte indices are nibbles (< 16),
- * so relaxed SIMD's swizzle (one byte shuffle, no out-of-range fix-up) gives the same bytes.
+ * so relaxed SIMD's swizzle (one byte shuffle, no out-of-range fix-up) gives the same bytes. High
+ * nibbles by a 16-bit shift and the nibble mask (x64 has no byte shift: i8x16.shr_u costs a shift,
+ * a mask made afresh and an and).
  */
 export function lut4(w, relaxed) {
   const load = w === 16 ? `(v128.load64_zero (i32.add ${g('codes')} (i32.shr_u ${g('c')} ${i32(1)})))` : `(v128.load32_zero (i32.add ${g('codes')} (i32.shr_u ${g('c')} ${i32(1)})))`;
   const sw = (p) => `(i8x16.${relaxed ? 'relaxed_swizzle' : 'swizzle'} ${g(p)} ${g('cv')})`;
   let out = `
           ${set('cv', load)}
-          ${set('cv', `(i8x16.shuffle ${zipLo} (v128.and ${g('cv')} ${g('mlo')}) (i8x16.shr_u ${g('cv')} ${i32(4)}))`)}
+          ${set('cv', `(i8x16.shuffle ${zipLo} (v128.and ${g('cv')} ${g('mlo')}) (v128.and (i16x8.shr_u ${g('cv')} ${i32(4)}) ${g('mlo')}))`)}
           ${set('a', sw('p0'))} ${set('b', sw('p1'))} ${set('z0', `(i8x16.shuffle ${zipLo} ${g('a')} ${g('b')})`)}`;
   if (w === 16) out += ` ${set('z2', `(i8x16.shuffle ${zipHi} ${g('a')} ${g('b')})`)}`;
   out += `

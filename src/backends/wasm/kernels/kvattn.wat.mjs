@@ -8,6 +8,9 @@
 //     stored position when the cache holds pre-RoPE keys (cos and sin table [position, 2, rot/2];
 //     with one query head per kv head in half mode, inside the scores: $scores_rope);
 //   the G query heads that share the kv head dot the block (four keys at a time, as the f32 kernel);
+//   or, with one query head per kv head and 4-bit pre-RoPE keys with per-channel scale and offset
+//     (KVQuant's keys), sixteen keys a vector: each channel's codes looked up in its own table, the
+//     scores rotated with cos and sin transposed once a call (kvattn-keyst.mjs);
 // then the masked softmax numerators of scale · scores (causal prefix with offset tk − tq, u8 key
 // mask), and y = Σ e_j v_j / Σ e_j over keys with e_j ≠ 0, each value block decoded the same way
 // once for the G heads. Decoded values equal the reference's (codec.ts decodeRow) exactly: the same
@@ -15,13 +18,16 @@
 //   kv_attn_rows(params, task, nTasks)   parameter block KVA below, streams at KVA.k / KVA.v (KVS)
 // The module's parts: kvattn-layout.mjs (parameter blocks), kvattn-rows.mjs (the many-row decoder
 // with kvattn-codes.mjs and kvattn-exact.mjs), kvattn-decode.mjs (a row a value at a time),
-// kvattn-rope.mjs, kvattn-dots.mjs (scores and the weighted sum); this file: the task loop.
+// kvattn-rope.mjs, kvattn-dots.mjs (scores and the weighted sum), kvattn-keyst.mjs (keys sixteen a
+// vector); this file: the task loop.
 import { KVA, KVS, NB } from './kvattn-layout.mjs';
 import { DECODE } from './kvattn-decode.mjs';
 import { HADD4, PV, SCORES, SCORES_ROPE, hsum } from './kvattn-dots.mjs';
 import { SPARSE_BLOCK } from './kvattn-exact.mjs';
 import { ROPE_ROWS, ROTATE } from './kvattn-rope.mjs';
 import { decRows } from './kvattn-rows.mjs';
+import { CS_T, DEC_KEYS_T, KEYS_EXACT, PLANES, SCORES_T } from './kvattn-keyst.mjs';
+import { PV_T } from './kvattn-valst.mjs';
 import { expFn, f4 } from './simd-math.mjs';
 import { F, g, i32, inc, set } from './wat-text.mjs';
 
@@ -47,6 +53,7 @@ function attnRows() {
     (local $B i32) (local $TQ i32) (local $TK i32) (local $TKp i32) (local $D i32) (local $DV i32) (local $HQ i32) (local $HKV i32) (local $kvh i32)
     (local $s i32) (local $sg i32) (local $dm i32) (local $pa i32) (local $fr i32) (local $kb i32) (local $vb i32) (local $mx i32) (local $sm i32) (local $m i32) (local $nv i32)
     (local $j i32) (local $j0 i32) (local $nb i32) (local $ks i32) (local $vs i32) (local $tab i32) (local $rope i32) (local $ya i32) (local $c i32)
+    (local $ft i32) (local $fv i32) (local $lk i32) (local $lb i32) (local $pl i32) (local $cst i32) (local $ex i32)
     (local $t f32) (local $scv v128) (local $acc v128) (local $mv v128) (local $sv v128)
     ${set('B', f('B'))} ${set('TQ', f('TQ'))} ${set('TK', f('TK'))} ${set('D', f('D'))} ${set('DV', f('DV'))} ${set('HQ', f('HQ'))} ${set('G', f('G'))}
     ${set('TKp', `(i32.and (i32.add ${g('TK')} ${i32(3)}) ${i32(-4)})`)}
@@ -55,6 +62,16 @@ function attnRows() {
     ${set('tab', f('tab'))} ${set('rope', f('rope'))}
     ;; RoPE inside the scores where one query head reads each kv head (half mode, whole 4-pair chunks)
     ${set('fr', `(i32.and (i32.and (i32.ne ${g('rope')} ${i32(0)}) (i32.eq ${g('G')} ${i32(1)})) (i32.and (i32.eqz ${f('ropeMode')}) (i32.eqz (i32.or (i32.and ${f('rot')} ${i32(7)}) (i32.and ${g('D')} ${i32(3)})))))`)}
+    ;; and there, 4-bit per-channel keys whose head slice is one segment of the index (or have none): sixteen keys a vector (kvattn-keyst.mjs)
+    ${set('ft', `(i32.and ${g('fr')} (i32.and (i32.and (i32.eq (i32.load offset=${KVS.fast} ${g('ks')}) ${i32(4)}) (i32.eqz (i32.load offset=${KVS.params} ${g('ks')})))
+      (i32.and (i32.eqz (i32.and ${g('D')} ${i32(31)})) (i32.or (i32.eqz (i32.load offset=${KVS.sparse} ${g('ks')}))
+        (i32.and (i32.gt_u (i32.load offset=${KVS.segs} ${g('ks')}) ${i32(1)}) (i32.eq (i32.div_u (i32.load offset=${KVS.R} ${g('ks')}) (i32.load offset=${KVS.segs} ${g('ks')})) ${g('D')}))))))`)}
+    ;; one query head per kv head, 4-bit values with a scale and offset per row whose head slice is one segment of the index (or have none): sixteen rows a vector (kvattn-valst.mjs)
+    ${set('fv', `(i32.and (i32.and (i32.eq ${g('G')} ${i32(1)}) (i32.and (i32.eq (i32.load offset=${KVS.fast} ${g('vs')}) ${i32(4)}) (i32.eq (i32.load offset=${KVS.grpBytes} ${g('vs')}) ${i32(4)})))
+      (i32.and (i32.and (i32.eqz (i32.and ${g('DV')} ${i32(31)})) (i32.and (i32.ne (i32.load offset=${KVS.params} ${g('vs')}) ${i32(0)}) (i32.eqz (i32.rem_u (i32.load offset=${KVS.G} ${g('vs')}) ${g('DV')}))))
+        (i32.or (i32.eqz (i32.load offset=${KVS.sparse} ${g('vs')}))
+          (i32.and (i32.gt_u (i32.load offset=${KVS.segs} ${g('vs')}) ${i32(1)}) (i32.eq (i32.div_u (i32.load offset=${KVS.R} ${g('vs')}) (i32.load offset=${KVS.segs} ${g('vs')})) ${g('DV')})))))`)}
+    ${set('lk', i32(-1))} ${set('lb', i32(-1))}
     ${set('scv', `(f32x4.splat (f32.reinterpret_i32 ${f('scaleBits')}))`)}
     ;; this task's scratch: scores [G, TKp], NB decoded keys [NB, D] and values [NB, DV], max [G], sum [G], a dummy f32 slot
     ${set('s', `(i32.add ${f('scratch')} (i32.mul ${g('task')} ${f('scratchStride')}))`)}
@@ -63,6 +80,11 @@ function attnRows() {
     ${set('mx', F('vb', `(i32.mul ${i32(NB)} ${g('DV')})`))}
     ${set('sm', F('mx', g('G')))}
     ${set('dm', F('sm', g('G')))}
+    ;; the sixteen-keys path's rows that hold exact entries [NB, 12 bytes], channel planes [D, 64
+    ;; bytes], cos and sin [TK / 64 blocks, rot, 64]
+    ${set('ex', `(i32.and (i32.add ${g('dm')} ${i32(19)}) ${i32(-16)})`)}
+    ${set('pl', `(i32.add ${g('ex')} ${i32(12 * NB)})`)}
+    ${set('cst', `(i32.add ${g('pl')} (i32.shl ${g('D')} ${i32(6)}))`)}
     ;; a task row is (batch, kv head, query position): each key and value is decoded once for the G query heads that read it
     ${set('nRows', `(i32.mul (i32.mul ${g('B')} ${g('HKV')}) ${g('TQ')})`)}
     ${set('r', `(i32.div_u (i32.mul ${g('nRows')} ${g('task')}) ${g('nTasks')})`)}
@@ -78,12 +100,25 @@ function attnRows() {
         (if (i32.gt_s ${g('nv')} ${g('TK')}) (then ${set('nv', g('TK'))}))))
       ${set('m', `(select (i32.add ${f('mask')} (i32.mul ${g('b')} ${g('TK')})) ${i32(0)} (i32.ne ${f('mask')} ${i32(0)}))`)}
       ${forG(`(f32.store ${F('mx', g('gg'))} (f32.const -inf))`)}
+      (if ${g('ft')} (then
+        (if (i32.ne ${g('kvh')} ${g('lk')}) (then (call $planes ${g('ks')} (i32.mul ${g('kvh')} ${g('D')}) ${g('D')} ${g('pl')}) ${set('lk', g('kvh'))}))
+        (if (i32.ne ${g('b')} ${g('lb')}) (then
+          (call $cs_t (i32.add (i32.add (i32.load offset=${KVS.main} ${g('ks')}) (i32.load offset=${KVS.oPos} ${g('ks')})) (i32.shl ${g('b')} ${i32(2)})) (i32.shl ${g('B')} ${i32(2)})
+            ${g('TK')} ${g('rope')} ${f('rot')} ${i32(64)} ${g('cst')})
+          ${set('lb', g('b'))}))))
       ;; scores (scaled), NB keys at a time: decode the block, rotate it, dot it with the G queries
       ${set('j0', i32(0))}
       (block $kd (loop $kl
         (br_if $kd (i32.ge_u ${g('j0')} ${g('nv')}))
         ${set('nb', `(i32.sub ${g('nv')} ${g('j0')})`)}
         (if (i32.gt_u ${g('nb')} ${i32(NB)}) (then ${set('nb', i32(NB))}))
+        (if ${g('ft')} (then
+          (call $dec_keys_t ${g('ks')} (i32.add (i32.mul ${g('j0')} ${g('B')}) ${g('b')}) ${g('B')} ${g('nb')} (i32.mul ${g('kvh')} ${g('D')}) ${g('D')} ${g('kb')} ${g('pl')} ${g('dm')} ${g('ex')})
+          (f32.store ${g('mx')} (f32.max (f32.load ${g('mx')})
+            (call $scores_t ${qAt(i32(0))} ${g('kb')} ${g('D')} ${g('nb')} ${F('s', g('j0'))} ${g('scv')}
+              (select (i32.add ${g('m')} ${g('j0')}) ${i32(0)} ${g('m')}) ${F('cst', `(i32.mul ${g('j0')} ${f('rot')})`)} ${i32(64)} ${f('rot')})))
+          ${inc('j0', NB)}
+          (br $kl)))
         (call $dec_rows ${g('ks')} (i32.add (i32.mul ${g('j0')} ${g('B')}) ${g('b')}) ${g('B')} ${g('nb')} (i32.mul ${g('kvh')} ${g('D')}) ${g('D')} ${g('kb')} ${g('tab')} ${g('dm')})
         ${set('pa', `(i32.add (i32.add (i32.load offset=${KVS.main} ${g('ks')}) (i32.load offset=${KVS.oPos} ${g('ks')})) (i32.shl (i32.add (i32.mul ${g('j0')} ${g('B')}) ${g('b')}) ${i32(2)}))`)}
         (if ${g('fr')} (then
@@ -131,6 +166,10 @@ function attnRows() {
         (br_if $vd (i32.ge_u ${g('j0')} ${g('nv')}))
         ${set('nb', `(i32.sub ${g('nv')} ${g('j0')})`)}
         (if (i32.gt_u ${g('nb')} ${i32(NB)}) (then ${set('nb', i32(NB))}))
+        (if ${g('fv')} (then
+          (call $pv_t ${g('vs')} (i32.add (i32.mul ${g('j0')} ${g('B')}) ${g('b')}) ${g('B')} ${g('nb')} (i32.mul ${g('kvh')} ${g('DV')}) ${g('DV')} ${yAt(i32(0))} ${F('s', g('j0'))} ${g('tab')} ${g('vb')} ${g('ex')})
+          ${inc('j0', NB)}
+          (br $vl)))
         (call $dec_rows ${g('vs')} (i32.add (i32.mul ${g('j0')} ${g('B')}) ${g('b')}) ${g('B')} ${g('nb')} (i32.mul ${g('kvh')} ${g('DV')}) ${g('DV')} ${g('vb')} ${g('tab')} ${g('dm')})
         ${forG(`(call $pv ${yAt(g('gg'))} ${g('vb')} ${g('DV')} ${g('nb')} ${F('s', `(i32.add (i32.mul ${g('gg')} ${g('TKp')}) ${g('j0')})`)})`)}
         ${inc('j0', NB)}
@@ -157,7 +196,7 @@ function attnRows() {
 
 /** @param {{relaxed: boolean}} variant  relaxed: byte shuffles of the 4-bit decode without the out-of-range fix-up (the same results) */
 export function generate(variant) {
-  const out = ['(module', '  (import "env" "memory" (memory 1 65536 shared))', expFn, DECODE, ROTATE, SPARSE_BLOCK, decRows(variant.relaxed), ROPE_ROWS, HADD4, SCORES, SCORES_ROPE, PV, attnRows()];
+  const out = ['(module', '  (import "env" "memory" (memory 1 65536 shared))', expFn, DECODE, ROTATE, SPARSE_BLOCK, decRows(variant.relaxed), ROPE_ROWS, PLANES, CS_T, KEYS_EXACT, DEC_KEYS_T(variant.relaxed), SCORES_T, PV_T(variant.relaxed), HADD4, SCORES, SCORES_ROPE, PV, attnRows()];
   for (const e of exportNames) out.push(`  (export "${e}" (func $${e}))`);
   out.push(')');
   return out.join('\n');
