@@ -12,7 +12,8 @@
 // on aligned shapes of 256 to 1024 tiles; `f32pre` times the tiles on GPT-2 prefill projections;
 // `f32few` times smaller tiles and K-splits on products of few output tiles (ACTLAB_TUNE_SHAPES=MxKxN,...);
 // `f32med` times tiles x K-splits on GPT-2-medium's products at T=512 (ACTLAB_TUNE_SHAPES, a
-// trailing t: B transposed; ACTLAB_TUNE_SPLITS=1,2,4 the K-splits of the others); `base` times only the default kernels. Where the adapter has
+// trailing t: B transposed; ACTLAB_TUNE_SPLITS=1,2,4 the K-splits of the others;
+// ACTLAB_TUNE_TILES a JSON list of more tiles, ACTLAB_TUNE_ONLY_EXTRA=1 only those and the default); `base` times only the default kernels. Where the adapter has
 // timestamp queries, `prefill` also gives the GPU time of whole forwards per kernel, and the GEMM
 // and attention timings the GPU time beside the wall time (ACTLAB_DAWN_TOGGLES=-timestamp_quantization
 // for full resolution).
@@ -494,6 +495,11 @@ if (modes.some((m) => ['check', 'sgcheck', 'gemm', 'f32', 'f16', 'f32wg', 'f32bi
     const T: F32Variant[] = [null, { TM: 8, TN: 8, BK: 16, DB: false, UN: true }, w({ TM: 8, TN: 16, BK: 16 }), w({ TM: 8, TN: 8, BK: 16 }), w({ TM: 4, TN: 8, BK: 16 }),
       w({ TM: 8, TN: 16, BK: 32 }), w({ TM: 8, TN: 8, BK: 32 }), w({ TM: 4, TN: 8, BK: 32 }), w({ TM: 8, TN: 8, BK: 16, DB: true }), w({ TM: 4, TN: 8, BK: 16, DB: true }),
       w({ TM: 16, TN: 8, BK: 16, TX: 16, TY: 8 })];
+    // ACTLAB_TUNE_TILES='[{"TM":4,"TN":16,"BK":16}]': more tiles (w()'s defaults fill the rest);
+    // ACTLAB_TUNE_ONLY_EXTRA=1: those beside the default only
+    const extra = process.env.ACTLAB_TUNE_TILES ? (JSON.parse(process.env.ACTLAB_TUNE_TILES) as F32Tile[]).map((t) => w(t)) : [];
+    if (process.env.ACTLAB_TUNE_ONLY_EXTRA) T.splice(1);
+    T.push(...extra);
     const shapes = (process.env.ACTLAB_TUNE_SHAPES ?? '512x1024x3072,512x1024x1024,512x1024x4096,512x4096x1024,512x1024x50257t').split(',');
     const runs: [string, number, F32Variant][] = [];
     const splits = (process.env.ACTLAB_TUNE_SPLITS ?? '1,2,4').split(',').map(Number);

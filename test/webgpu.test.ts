@@ -62,8 +62,8 @@ describe.skipIf(!backend)('webgpu backend', () => {
   it('large matmuls (128x128 tiles with and without bounds tests, split-K GEMV and GEMM, both weight layouts) match the reference', async () => {
     // 2560x32x3840: 600 aligned tiles (8x16 per thread); 520x24x15401 Bᵀ: the same kernel with
     // bounds tests and scalar stores (an LM head); 2048x48x2432: aligned 8x8 per thread;
-    // 2000x40x2500: 8x8 with bounds tests on every axis; 512x32x4096 and 512x64x768: the
-    // 128-thread grids of 128x64 and 64x64 tiles; 1024x40x1920: 64x64 tiles with bounds tests;
+    // 2000x40x2500: 8x8 with bounds tests on every axis; 512x32x4096: 8x8 per thread on 64 threads
+    // (64x64 tiles); 512x64x768: the 128-thread grid of 64x64 tiles; 1024x40x1920: 64x64 tiles with bounds tests;
     // Aᵀ (A stored [K, M]) on the aligned paths; 128x4096x256, 96x2048x192 Bᵀ, 64x3072x128 Aᵀ: few
     // tiles and a long K, split into 8 / 4 / 4 k-ranges added by a second pass (and into 4 each by 'few')
     const cases: [number, number, number, boolean, boolean?][] = [
