@@ -2,6 +2,8 @@
 // The WebGPU backend: buffers live on the GPU and every op of OpDesc runs as a WGSL kernel
 // (kernels/*). Asynchronous: `exec` queues work and returns; `read` waits for it; `readSync`
 // works only for buffers last written from JavaScript (token ids, masks), whose host copy is kept.
+// A product split along K may leave its sum to its output's next use (kernels/context.ts
+// DeferredSum): an addNorm reading it adds the partials itself; any other use makes the sum first.
 // Works in Node (the `webgpu` package, Dawn) and in browsers (navigator.gpu).
 // Not for: kernel code (kernels/), device discovery (device.ts), batching (runtime.ts).
 import type { Backend, BackendBuffer, OpDesc, OpName, View } from '../../tensor/backend.js';
