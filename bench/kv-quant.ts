@@ -24,13 +24,13 @@ import { convertToGguf } from '../src/formats/gguf-convert.js';
 import { GgufFile } from '../src/formats/gguf.js';
 import { tokenizerMetadata } from '../src/formats/gguf-write.js';
 import { peerLibDir } from './llama-peer.js';
+import { KERNEL_SHAPE, kernelCases } from './kv-kernel-cases.js';
 import { tensorWeights } from '../src/formats/weight-source.js';
 import { NodeFileSource } from '../src/io/node/file-source.js';
 import { NodeFileStore } from '../src/io/node/file-store.js';
 import { collectKV, fitKV, type KVStats } from '../src/kvquant/calibrate.js';
-import { resolveKVSpec, kvSpecLabel, type KVCacheSpec, type KVCalibration } from '../src/models/kvquant/spec.js';
+import { resolveKVSpec, kvSpecLabel, type KVCacheSpec } from '../src/models/kvquant/spec.js';
 import { KVCacheQuant } from '../src/models/kvquant/cache.js';
-import { Rng, tensor } from '../src/ops/creation.js';
 import { attention } from '../src/ops/nn.js';
 import { tidy } from '../src/tensor/engine.js';
 import { evaluateLM } from '../src/models/evaluate.js';
@@ -226,21 +226,13 @@ stories?.dispose();
 interface KernelRow { cache: string; cpu_ms: number; ratio: number; bytes_per_token: number }
 const kernelRows: KernelRow[] = [];
 if (!only || only === 'kernel') {
-  const hkv = 16, d = 64, tk = 512, R = hkv * d;
-  const rng = new Rng(1);
-  const k = tensor(Float32Array.from({ length: R * tk }, () => rng.normal()), [1, hkv, tk, d], 'f32', { backend });
-  const v = tensor(Float32Array.from({ length: R * tk }, () => rng.normal()), [1, hkv, tk, d], 'f32', { backend });
-  const q = tensor(Float32Array.from({ length: R }, () => rng.normal()), [1, hkv, 1, d], 'f32', { backend });
-  const inv = tensor(Array.from({ length: d / 2 }, (_, i) => 1 / 10000 ** ((2 * i) / d)), [d / 2], 'f32', { backend });
-  const lut = Array.from({ length: 16 }, (_, i) => -1 + (2 * i) / 15);
-  const cal = (nuq: boolean, share: number): KVCalibration => ({
-    bits: 4, keys: 'per-channel', preRope: true, nuq, outliers: share, tokens: 1000,
-    layers: [{ keys: { lo: new Array(R).fill(-2.57), hi: new Array(R).fill(2.57), lut: nuq ? lut : undefined }, values: { tau: share ? 2.57 : undefined, lut: nuq ? lut : undefined } }],
-  });
+  const { hkv, d, tk } = KERNEL_SHAPE;
+  const R = hkv * d;
+  const { k, v, q, inv, specs, attend: o } = kernelCases(backend);
   const kinds: [string, KVCacheSpec | undefined][] = [
-    ['f32', undefined], ['q8_0', { type: 'q8_0' }], ['q4_0', { type: 'q4_0' }],
-    ['kvquant-4', { type: 'kvquant', bits: 4, calibration: cal(true, 0.01) }],
-    ['kvquant-4 (uniform, no outliers, no sink)', { type: 'kvquant', bits: 4, nuq: false, outliers: 0, sink: false, calibration: cal(false, 0) }],
+    ['f32', undefined], ['q8_0', specs.q8_0], ['q4_0', specs.q4_0],
+    ['kvquant-4', specs.kvquant4],
+    ['kvquant-4 (uniform, no outliers, no sink)', specs.uniform4],
   ];
   const caches = new Map<string, KVCacheQuant>();
   for (const [name, spec] of kinds) {
@@ -253,7 +245,6 @@ if (!only || only === 'kernel') {
   const other = new Float32Array(16 << 20);
   const cpuMs = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1000; };
   const times = new Map<string, number[]>();
-  const o = { scale: 1 / Math.sqrt(d), rope: { invFreq: inv, rotaryDim: d, mode: 'half' as const } };
   for (let r = 0; r < (quick ? 3 : 9); r++) {
     for (const [name] of kinds) {
       let t = 0;

@@ -21,13 +21,13 @@ import '../src/backends/index.js';
 import { createWasmBackend } from '../src/backends/wasm/backend.js';
 import type { WasmRuntime } from '../src/backends/wasm/runtime.js';
 import { KVCacheQuant } from '../src/models/kvquant/cache.js';
-import { resolveKVSpec, type KVCacheSpec, type KVCalibration } from '../src/models/kvquant/spec.js';
+import { resolveKVSpec, type KVCacheSpec } from '../src/models/kvquant/spec.js';
 import { collectKV, fitKV } from '../src/kvquant/calibrate.js';
 import { generate } from '../src/models/generate.js';
 import { randomModel } from '../src/models/random.js';
-import { Rng, tensor } from '../src/ops/creation.js';
 import { attention } from '../src/ops/nn.js';
 import { tidy } from '../src/tensor/engine.js';
+import { KERNEL_SHAPE, kernelCases } from './kv-kernel-cases.js';
 
 const args = process.argv.slice(2);
 const opt = (n: string, d: string) => { const i = args.indexOf(`--${n}`); return i >= 0 ? args[i + 1]! : d; };
@@ -97,23 +97,14 @@ if (args.includes('--step')) {
 }
 
 // the caches of bench/kv-quant.ts --only kernel
-const hkv = 16, d = 64, tk = 512, R = hkv * d;
-const rng = new Rng(1);
-const k = tensor(Float32Array.from({ length: R * tk }, () => rng.normal()), [1, hkv, tk, d], 'f32', { backend });
-const v = tensor(Float32Array.from({ length: R * tk }, () => rng.normal()), [1, hkv, tk, d], 'f32', { backend });
-const q = tensor(Float32Array.from({ length: R }, () => rng.normal()), [1, hkv, 1, d], 'f32', { backend });
-const inv = tensor(Array.from({ length: d / 2 }, (_, i) => 1 / 10000 ** ((2 * i) / d)), [d / 2], 'f32', { backend });
-const lut = Array.from({ length: 16 }, (_, i) => -1 + (2 * i) / 15);
-const cal = (nuq: boolean, share: number): KVCalibration => ({
-  bits: 4, keys: 'per-channel', preRope: true, nuq, outliers: share, tokens: 1000,
-  layers: [{ keys: { lo: new Array(R).fill(-2.57), hi: new Array(R).fill(2.57), lut: nuq ? lut : undefined }, values: { tau: share ? 2.57 : undefined, lut: nuq ? lut : undefined } }],
-});
+const { hkv, d, tk } = KERNEL_SHAPE;
+const R = hkv * d;
+const { k, v, q, inv, specs, attend: o } = kernelCases(backend);
 const kinds: [string, KVCacheSpec][] = [
-  ['kvquant-4', { type: 'kvquant', bits: 4, calibration: cal(true, 0.01) }],
-  ['uniform 4-bit, no outliers or sink', { type: 'kvquant', bits: 4, nuq: false, outliers: 0, sink: false, calibration: cal(false, 0) }],
-  ['q4_0', { type: 'q4_0' }],
+  ['kvquant-4', specs.kvquant4],
+  ['uniform 4-bit, no outliers or sink', specs.uniform4],
+  ['q4_0', specs.q4_0],
 ];
-const o = { scale: 1 / Math.sqrt(d), rope: { invFreq: inv, rotaryDim: d, mode: 'half' as const } };
 
 // each cache's parameter block as the glue fills it, kept; y and the scratch per build
 const run0 = pool.run.bind(pool);

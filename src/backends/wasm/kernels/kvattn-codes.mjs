@@ -14,6 +14,20 @@ const zipHi = '8 24 9 25 10 26 11 27 12 28 13 29 14 30 15 31';
 const pairLo = '0 1 16 17 2 3 18 19 4 5 20 21 6 7 22 23';
 const pairHi = '8 9 24 25 10 11 26 27 12 13 28 29 14 15 30 31';
 /**
+ * The 16-entry f32 table at `ptr` (a WAT expression) as four byte planes p0..p3 (plane k holds byte
+ * k of the sixteen entries, for byte shuffles), through the v128 locals a and b.
+ */
+export const lutPlanes = (ptr) => `
+        ${set('a', `(i8x16.shuffle 0 4 8 12 16 20 24 28 1 5 9 13 17 21 25 29 (v128.load ${ptr}) (v128.load offset=16 ${ptr}))`)}
+        ${set('b', `(i8x16.shuffle 0 4 8 12 16 20 24 28 1 5 9 13 17 21 25 29 (v128.load offset=32 ${ptr}) (v128.load offset=48 ${ptr}))`)}
+        ${set('p0', `(i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 ${g('a')} ${g('b')})`)}
+        ${set('p1', `(i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 ${g('a')} ${g('b')})`)}
+        ${set('a', `(i8x16.shuffle 2 6 10 14 18 22 26 30 3 7 11 15 19 23 27 31 (v128.load ${ptr}) (v128.load offset=16 ${ptr}))`)}
+        ${set('b', `(i8x16.shuffle 2 6 10 14 18 22 26 30 3 7 11 15 19 23 27 31 (v128.load offset=32 ${ptr}) (v128.load offset=48 ${ptr}))`)}
+        ${set('p2', `(i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 ${g('a')} ${g('b')})`)}
+        ${set('p3', `(i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 ${g('a')} ${g('b')})`)}`;
+
+/**
  * 8 or 16 codes from `codes` + c → f32 lanes l0..l(w/4 − 1). The byte indices are nibbles (< 16),
  * so relaxed SIMD's swizzle (one byte shuffle, no out-of-range fix-up) gives the same bytes. High
  * nibbles by a 16-bit shift and the nibble mask (x64 has no byte shift: i8x16.shr_u costs a shift,

@@ -4,7 +4,7 @@
 // 8 as one run of codes) and each row's exact entries written over it. Other layouts go through
 // $dec (kvattn-decode.mjs) a row at a time.
 import { KVS } from './kvattn-layout.mjs';
-import { chunkLoop, runParams } from './kvattn-codes.mjs';
+import { chunkLoop, lutPlanes, runParams } from './kvattn-codes.mjs';
 import { EXACT_ROW } from './kvattn-exact.mjs';
 import { g, i32, inc, set } from './wat-text.mjs';
 
@@ -93,14 +93,7 @@ export const decRows = (relaxed) => `
       (then
         ;; the 16-entry table as four byte planes
         ${set('k', `(i32.add ${g('main')} (i32.load offset=${KVS.oLut} ${g('s')}))`)}
-        ${set('a', `(i8x16.shuffle 0 4 8 12 16 20 24 28 1 5 9 13 17 21 25 29 (v128.load ${g('k')}) (v128.load offset=16 ${g('k')}))`)}
-        ${set('b', `(i8x16.shuffle 0 4 8 12 16 20 24 28 1 5 9 13 17 21 25 29 (v128.load offset=32 ${g('k')}) (v128.load offset=48 ${g('k')}))`)}
-        ${set('p0', `(i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 ${g('a')} ${g('b')})`)}
-        ${set('p1', `(i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 ${g('a')} ${g('b')})`)}
-        ${set('a', `(i8x16.shuffle 2 6 10 14 18 22 26 30 3 7 11 15 19 23 27 31 (v128.load ${g('k')}) (v128.load offset=16 ${g('k')}))`)}
-        ${set('b', `(i8x16.shuffle 2 6 10 14 18 22 26 30 3 7 11 15 19 23 27 31 (v128.load offset=32 ${g('k')}) (v128.load offset=48 ${g('k')}))`)}
-        ${set('p2', `(i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 ${g('a')} ${g('b')})`)}
-        ${set('p3', `(i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 ${g('a')} ${g('b')})`)}
+        ${lutPlanes(g('k'))}
         ${set('mlo', '(v128.const i32x4 0x0f0f0f0f 0x0f0f0f0f 0x0f0f0f0f 0x0f0f0f0f)')}))
     ;; heads of 8 whose rows lie back to back (a head slice per row, one sequence): one run of codes
     (if (i32.and (i32.eq ${g('n')} ${i32(8)}) (i32.and (i32.eq ${g('rstep')} ${i32(1)}) (i32.eq (i32.load offset=${KVS.S} ${g('s')}) ${i32(8)})))

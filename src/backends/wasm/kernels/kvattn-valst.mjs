@@ -9,6 +9,7 @@
 // as the reference decodes it. Not the reference's order of sums (y within f32 rounding of it).
 // Not for: other layouts ($dec_rows and $pv).
 import { KVS } from './kvattn-layout.mjs';
+import { lutPlanes } from './kvattn-codes.mjs';
 import { exactChan, exactVal } from './kvattn-exact.mjs';
 import { listRows4, lookup16, transposeHalf } from './kvattn-keyst.mjs';
 import { g, i32, inc, set } from './wat-text.mjs';
@@ -68,14 +69,7 @@ export const PV_T = (relaxed) => `
     (memory.fill ${g('acc')} ${i32(0)} (i32.shl ${g('n')} ${i32(4)}))
     ;; the 16-entry table as four byte planes
     ${set('lut', `(i32.add ${g('main')} (i32.load offset=${KVS.oLut} ${g('s')}))`)}
-    ${set('a', `(i8x16.shuffle 0 4 8 12 16 20 24 28 1 5 9 13 17 21 25 29 (v128.load ${g('lut')}) (v128.load offset=16 ${g('lut')}))`)}
-    ${set('b', `(i8x16.shuffle 0 4 8 12 16 20 24 28 1 5 9 13 17 21 25 29 (v128.load offset=32 ${g('lut')}) (v128.load offset=48 ${g('lut')}))`)}
-    ${set('p0', `(i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 ${g('a')} ${g('b')})`)}
-    ${set('p1', `(i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 ${g('a')} ${g('b')})`)}
-    ${set('a', `(i8x16.shuffle 2 6 10 14 18 22 26 30 3 7 11 15 19 23 27 31 (v128.load ${g('lut')}) (v128.load offset=16 ${g('lut')}))`)}
-    ${set('b', `(i8x16.shuffle 2 6 10 14 18 22 26 30 3 7 11 15 19 23 27 31 (v128.load offset=32 ${g('lut')}) (v128.load offset=48 ${g('lut')}))`)}
-    ${set('p2', `(i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 ${g('a')} ${g('b')})`)}
-    ${set('p3', `(i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 ${g('a')} ${g('b')})`)}
+    ${lutPlanes(g('lut'))}
     ${set('mlo', '(v128.const i32x4 0x0f0f0f0f 0x0f0f0f0f 0x0f0f0f0f 0x0f0f0f0f)')}
     ${set('r', i32(0))}
     (block $gd (loop $gl
