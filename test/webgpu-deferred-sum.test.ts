@@ -2,7 +2,8 @@
 // DeferredSum): an addNorm reading the output adds the partials itself; every other use (a read,
 // another op, a view of it, the bias freed or overwritten first, the output overwritten) makes the
 // sum first. Each case against the js reference; the partials' memory comes back when the output
-// is freed. A tiny GPT-2 with every product split gives the js logits with the deferral on and off.
+// is freed; at most two sums wait at once. A tiny GPT-2 with every product split gives the js
+// logits with the deferral on and off.
 // Skips with the reason where there is no adapter (see webgpu-helpers.ts for SwiftShader).
 import { afterAll, describe, expect, it } from 'vitest';
 import '../src/backends/index.js';
@@ -71,7 +72,10 @@ describe.skipIf(!gpu)('webgpu deferred split sums', () => {
       const d0 = be!.rt.stats.dispatches;
       const { sum, y: norm } = F.addNorm(t.r, y, { kind: 'layer', weight: t.lw, bias: t.lb, force: true });
       expect(be!.rt.stats.dispatches - d0, 'dispatches of the addNorm (no sum before it)').toBe(1);
+      expect(be!.deferredSums(), 'sums still waiting after the addNorm stored y').toBe(0);
+      const d1 = be!.rt.stats.dispatches;
       const e = [nmse(await sum.data(), want.sum), nmse(await norm.data(), want.norm), nmse(await y.data(), want.y)];
+      expect(be!.rt.stats.dispatches - d1, 'dispatches to read y afterwards').toBe(0);
       console.log(`deferred sum into addNorm: NMSE sum ${e[0]!.toExponential(1)}, norm ${e[1]!.toExponential(1)}, y ${e[2]!.toExponential(1)}`);
       for (const v of e) expect(v).toBeLessThan(1e-12);
       sum.dispose(); norm.dispose();
@@ -138,6 +142,16 @@ describe.skipIf(!gpu)('webgpu deferred split sums', () => {
     await each('y freed unread', async () => { /* freed by each(): the partials go with it */ });
   });
 
+  it('at most two sums wait at once: four products left unread make the oldest two; all four read right', async () => {
+    await each('four', async (t, y) => {
+      const more = [1, 2, 3].map(() => F.fusedLinear(t.x, t.w, t.bias, { force: true }));
+      expect(be!.deferredSums()).toBe(2);
+      for (const z of [y, ...more]) expect(nmse(await z.data(), want.y)).toBeLessThan(1e-12);
+      expect(be!.deferredSums()).toBe(0);
+      for (const z of more) z.dispose();
+    });
+  });
+
   it('a tiny GPT-2 with every product split gives the reference logits with the deferral on and off', async () => {
     const cfg = { ...TINY.gpt2, n_embd: 64, n_head: 4 };
     const mr = randomModel(cfg, ref, { seed: 3, std: 0.05 });
@@ -145,15 +159,21 @@ describe.skipIf(!gpu)('webgpu deferred split sums', () => {
     const ids = Array.from({ length: 24 }, (_, i) => (i * 7) % cfg.vocab_size);
     const lr = mr.forward(al.tensor(ids, [1, 24], 'i32', { backend: ref })).dataSync();
     setMatmulSplitK(2);
+    // the split sums waiting at once, after each op of the forward
+    let most = 0;
+    const exec = be!.exec.bind(be!);
+    be!.exec = (...a: Parameters<WebGpuBackend['exec']>) => { exec(...a); most = Math.max(most, be!.deferredSums()); };
     for (const on of [true, false]) {
       be!.deferSums = on;
       const lg = mg.forward(al.tensor(ids, [1, 24], 'i32', { backend: be! }));
+      if (on) expect(most, 'split sums waiting at once').toBeLessThanOrEqual(2);
       const e = nmse(await lg.data(), lr);
       console.log(`tiny GPT-2, products split in 2, deferral ${on ? 'on' : 'off'}: logits NMSE ${e.toExponential(1)}`);
       expect(e).toBeLessThan(1e-10);
       lg.dispose();
     }
     be!.deferSums = true;
+    be!.exec = exec;
     setMatmulSplitK(DEFAULT_SPLITK);
   });
 });

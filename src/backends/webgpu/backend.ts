@@ -3,7 +3,8 @@
 // (kernels/*). Asynchronous: `exec` queues work and returns; `read` waits for it; `readSync`
 // works only for buffers last written from JavaScript (token ids, masks), whose host copy is kept.
 // A product split along K may leave its sum to its output's next use (kernels/context.ts
-// DeferredSum): an addNorm reading it adds the partials itself; any other use makes the sum first.
+// DeferredSum): an addNorm reading it adds the partials itself (and stores the sum as it goes);
+// any other use makes the sum first.
 // Works in Node (the `webgpu` package, Dawn) and in browsers (navigator.gpu).
 // Not for: kernel code (kernels/), device discovery (device.ts), batching (runtime.ts).
 import type { Backend, BackendBuffer, OpDesc, OpName, View } from '../../tensor/backend.js';
@@ -30,6 +31,8 @@ export { WebGpuUnavailableError } from './device.js';
 export { WebGpuError } from './runtime.js';
 
 type KernelFn = (ctx: OpContext<never>) => void;
+/** Deferred split sums waiting at once (WebGpuBackend.addDeferred). */
+const MAX_DEFERRED = 2;
 const KERNELS: Partial<Record<OpName, KernelFn>> = {
   copy, fill, random, unary, binary, where, reduce, cumsum, topk, matmul, linear, softmax,
   layernorm, rmsnorm, rope, gather, scatterAdd, attention, dequantize, qmatmul, adamw, addNorm, geluBackward,
@@ -52,8 +55,8 @@ export class WebGpuBackend implements Backend, PackedKVDevice {
   prefersFusedAddNorm = envVar('ACTLAB_WEBGPU_ADDNORM') !== 'off';
   /**
    * A split product's sum waits for the output's next use (kernels/context.ts DeferredSum): an
-   * addNorm reading it adds the partials itself, anything else makes the sum first
-   * (ACTLAB_WEBGPU_DEFER_SUM=off: the sum right after the product).
+   * addNorm reading it adds the partials itself and stores the sum on the way, anything else
+   * makes the sum first (ACTLAB_WEBGPU_DEFER_SUM=off: the sum right after the product).
    */
   deferSums = envVar('ACTLAB_WEBGPU_DEFER_SUM') !== 'off';
   readonly rt: GpuRuntime;
@@ -139,6 +142,8 @@ export class WebGpuBackend implements Backend, PackedKVDevice {
       const ins = inputs.map((v) => (outBufs.has(v.buffer) ? ctx.copyToTemp(v) : v));
       ctx.setInputs(ins);
       KERNELS[op.op]!(ctx as unknown as OpContext<never>);
+      // the addNorm stored the sum into its b as it added the partials: nothing waits any more
+      if (fused) { this.deferred.delete(fused.y); this.rt.free(fused.part); }
     } finally {
       ctx.finish();
     }
@@ -239,9 +244,19 @@ export class WebGpuBackend implements Backend, PackedKVDevice {
 
   // ---- deferred sums of split products (kernels/context.ts DeferredSum) ----
 
-  /** Takes a split product's partials (its exec already made what its output held); the sum is made at the output's next use. */
+  /**
+   * Takes a split product's partials (its exec already made what its output held); the sum is made
+   * at the output's next use. At most MAX_DEFERRED wait at once, the oldest made first: outputs
+   * nothing reads, kept alive until a forward ends, would otherwise hold their partials.
+   */
   addDeferred(d: DeferredSum): void {
     this.deferred.set(d.y, d);
+    while (this.deferred.size > MAX_DEFERRED) this.makeSum(this.deferred.values().next().value!);
+  }
+
+  /** How many split sums wait for their output's next use (tests, diagnostics). */
+  deferredSums(): number {
+    return this.deferred.size;
   }
 
   /**

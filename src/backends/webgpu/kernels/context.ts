@@ -46,7 +46,8 @@ export interface Dense {
 /**
  * The k-range partials of a split product whose sum is made only when its output is next used
  * (WebGpuBackend's deferred sums): y[e] = epi(part[e] + part[MN + e] + ... , e % N), bias optional.
- * An addNorm whose b is that output adds the partials itself (one dispatch fewer).
+ * An addNorm whose b is that output adds the partials itself and stores the sum into b as it
+ * goes (one dispatch fewer).
  */
 export interface DeferredSum {
   /** S k-ranges of MN partial sums each, from element 0; owned by the deferral. */

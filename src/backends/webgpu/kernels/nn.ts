@@ -304,6 +304,7 @@ function norm(ctx: OpContext, kind: 'layer' | 'rms', eps: number, offset: number
     const rb = rd ? bi++ : 0;
     const sb = rd ? bi++ : 0;
     const db = ds?.bias ? bi++ : 0;
+    const yb = ds ? bi++ : 0;
     // with a residual the row is read back from s (as stored: rounded to s's dtype)
     const src = rd ? 'sum' : 'x';
     const xb = rd ? 'sb' : 'xb';
@@ -316,7 +317,7 @@ ${inBinding(1, 'x')}
 ${outBinding(2, 'y', yd.dtype)}
 ${wd ? inBinding(wb, 'w') : ''}
 ${bd ? inBinding(bb, 'bias') : ''}
-${rd ? `${ds ? deferredLoader(ds, rb, db) : inBinding(rb, 'r')}\n${outBinding(sb, 'sum', sd!.dtype)}` : ''}
+${rd ? `${ds ? deferredLoader(ds, rb, db, yb) : inBinding(rb, 'r')}\n${outBinding(sb, 'sum', sd!.dtype)}` : ''}
 ${loaders('x', xd.dtype)}
 ${storers('y', yd.dtype)}
 ${wd ? loaders('w', wd.dtype) : ''}
@@ -364,22 +365,25 @@ fn main(${BUILTINS}) {
   if (bd) bufs.push(bd.gpu);
   if (rd) bufs.push(rd.gpu, sd!.gpu);
   if (ds?.bias) bufs.push(ds.bias.gpu);
+  if (ds) bufs.push(ds.y.gpu);
   const p = new Params().u32(d, rows, xd.offset, yd.offset).f32(eps).u32(wd?.offset ?? 0, bd?.offset ?? 0, 0).f32(offset)
     .u32(rd?.offset ?? 0, sd?.offset ?? 0);
-  if (ds) p.u32(ds.MN, ds.boff, ds.N);
+  if (ds) p.u32(ds.MN, ds.boff, ds.N, ds.yoff);
   ctx.run(kern, bufs, p, [cdiv(rows, wgSize / L)]);
 }
 
 /**
  * WGSL of b's loader when b is a deferred split sum: the S partials added in the order splitSum
  * adds them, then the bias (P[11] = MN, P[12] the bias offset, P[13] = N), so the value is the
- * one the sum would have stored.
+ * one the sum would have stored; the loader also stores it into b's own buffer (at P[14]), so b
+ * holds its sum after this dispatch (each element is loaded once, by one lane).
  */
-function deferredLoader(ds: DeferredSum, rb: number, db: number): string {
+function deferredLoader(ds: DeferredSum, rb: number, db: number, yb: number): string {
   const terms = Array.from({ length: ds.S }, (_, i) => `r[${i === 0 ? 'e' : `${i}u * P[11] + e`}]`).join(' + ');
   return `@group(0) @binding(${rb}) var<storage, read> r: array<f32>;
 ${ds.bias ? `@group(0) @binding(${db}) var<storage, read> rbias: array<f32>;` : ''}
-fn ldf_r(e: u32) -> f32 { let s = ${terms}; return ${ds.bias ? 's + rbias[P[12] + e % P[13]]' : 's'}; }`;
+@group(0) @binding(${yb}) var<storage, read_write> ry: array<f32>;
+fn ldf_r(e: u32) -> f32 { let s = ${terms}; let v = ${ds.bias ? 's + rbias[P[12] + e % P[13]]' : 's'}; ry[P[14] + e] = v; return v; }`;
 }
 
 export function rope(ctx: OpContext<Op<'rope'>>): void {
