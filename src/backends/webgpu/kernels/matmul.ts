@@ -63,16 +63,16 @@ fn main(${BUILTINS}) { ${WG_INDEX} let i = wg * 256u + li; if (i < P[0]) { stb_y
   if (plan.M <= 8 && vecGemvFits(plan, a.dtype, b.dtype)) vecGemv(ctx, plan, a.dtype, b.dtype, ab, bb, yd.dtype, yd.gpu, yd.offset, batches, epi);
   else if (plan.M <= 8) gemv(ctx, plan, a.dtype, b.dtype, ab, bb, yd.dtype, yd.gpu, yd.offset, batches, epi);
   else if (f32Vec4Fits(plan, a.dtype, b.dtype, yd.dtype)) {
-    const S = batches === 1 ? splitKOf(plan, !!ctx.canDefer?.() && !epi?.act) : 1;
+    // the sum may wait for the output's next use (an addNorm adds the partials itself) where the
+    // backend allows it: no activation, the bias a buffer of its own (not a temporary)
+    const bias = epi ? ctx.inputs[2]!.buffer as GpuBuffer : null;
+    const defer = !!ctx.canDefer?.() && !epi?.act && (!bias || bias.gpu === epi!.bias);
+    const S = batches === 1 ? splitKOf(plan, defer) : 1;
     if (S === 1) tiledF32(ctx, plan, ab, bb, yd.gpu, yd.offset, batches, epi);
     else {
       // k-range i of the split is batch i: A and B step by a chunk of K, partial products at i·M·N
       const chunk = plan.K / S;
       const MN = plan.M * plan.N;
-      // the sum waits for the output's next use (an addNorm adds the partials itself) where the
-      // backend allows it: no activation, the bias a buffer of its own (not a temporary)
-      const bias = epi ? ctx.inputs[2]!.buffer as GpuBuffer : null;
-      const defer = !!ctx.canDefer?.() && !epi?.act && (!bias || bias.gpu === epi!.bias);
       const part = defer ? ctx.rt.alloc(S * MN * 4) : ctx.temp(S * MN * 4);
       const split: MatmulPlan = { ...plan, K: chunk, bshape: [S, 1, 1], abs: [chunk * plan.sak, 0, 0], bbs: [chunk * plan.sbk, 0, 0] };
       tiledF32(ctx, split, ab, bb, part.gpu, 0, S);
