@@ -110,6 +110,62 @@ describe.skipIf(!backend)('webgpu backend', () => {
     setF32PadN('clamp');
   }, 300_000);
 
+  it('gelu_tanh across its range, alone and as a product epilogue, matches the reference', async () => {
+    // 4096 values from -1e13 to 1e13, dense in [-12, 12] where the function bends and its tail
+    // for x < 0 is small. Against x·σ(2u) in double: the reference's 0.5·x·(1 + tanh u) loses
+    // all digits once 1 + tanh u falls below 1e-16 (x < -6), so the tail is compared with the
+    // exact value and the reference is checked to agree where it keeps its digits. Relative
+    // error where the value is above 1e-30, else absolute.
+    const n = 4096;
+    const xs = Array.from({ length: n }, (_, i) => {
+      const t = i / (n - 1) * 2 - 1; // -1 .. 1
+      return Math.abs(t) < 0.9 ? t / 0.9 * 12 : Math.sign(t) * 12 * 10 ** ((Math.abs(t) - 0.9) / 0.1 * 11.9);
+    });
+    const specials = [Infinity, -Infinity, NaN, 0, -0, 1e-30, -1e-30, 3e38, -3e38];
+    // relative error over what f32 allows: e^{-2u} carries u's rounding times |2u| (the exponent's
+    // conditioning), so the allowance is 2e-6 + 3e-7·|2u| (x = -9.5: 2.8e-5)
+    const worst = (x: ArrayLike<number>, y: ArrayLike<number>, r: ArrayLike<number>) => {
+      let rel = 0; let abs = 0; let at = 0;
+      for (let i = 0; i < r.length; i++) {
+        const d = Math.abs(y[i]! - r[i]!);
+        const t = Math.abs(1.5957691216057308 * (x[i]! + 0.044715 * x[i]! ** 3));
+        const e = d / Math.abs(r[i]!) / (2e-6 + 3e-7 * t);
+        if (Math.abs(r[i]!) > 1e-30) { if (e > rel) { rel = e; at = x[i]!; } } else abs = Math.max(abs, d);
+      }
+      return { rel, abs, at };
+    };
+    const all = [...xs, ...specials];
+    const exact = (x: number) => {
+      const u = Math.sqrt(2 / Math.PI) * (x + 0.044715 * x * x * x);
+      return x === -Infinity ? 0 : x === Infinity ? x : x / (1 + Math.exp(-2 * u));
+    };
+    const x32 = Float32Array.from(all);
+    const ye = Float32Array.from(x32, exact);
+    const yr = F.unary('gelu_tanh', Tensor.from(all, [all.length], 'f32', ref)).dataSync();
+    const yg = await F.unary('gelu_tanh', Tensor.from(all, [all.length], 'f32', gpu)).data();
+    const head = [...x32.subarray(0, n)].map((x, i) => (x > -5 ? i : -1)).filter((i) => i >= 0);
+    const er = worst(head.map((i) => x32[i]!), head.map((i) => yr[i]!), head.map((i) => ye[i]!));
+    expect(er.rel, 'the reference against x·σ(2u) for x > -5 (share of the allowance)').toBeLessThan(0.5);
+    const e = worst(x32, yg.subarray(0, n), ye.subarray(0, n));
+    console.log(`gelu_tanh elementwise: worst relative error ${e.rel.toFixed(3)} of the allowance (x = ${e.at.toPrecision(4)}), absolute below 1e-30 ${e.abs.toExponential(1)}`);
+    expect(e.rel).toBeLessThan(1);
+    expect(e.abs).toBeLessThan(1e-30);
+    for (let i = n; i < all.length; i++) {
+      const [g, r] = [yg[i]!, yr[i]!];
+      expect(Number.isNaN(g), `gelu_tanh(${all[i]}) NaN`).toBe(Number.isNaN(r));
+      if (!Number.isNaN(r)) expect(g === r || Math.abs(g - r) <= 1e-6 * Math.abs(r), `gelu_tanh(${all[i]}) = ${g}, reference ${r}`).toBe(true);
+    }
+    // the same values as act(I · W + 0) of a 64x64x64 linear layer (the tiled product's epilogue)
+    const eye = Array.from({ length: 64 * 64 }, (_, i) => (i % 65 === 0 ? 1 : 0));
+    const zero = new Array<number>(64).fill(0);
+    const lin = (be: Backend) => F.fusedLinear(Tensor.from(eye, [64, 64], 'f32', be), Tensor.from(xs, [64, 64], 'f32', be), Tensor.from(zero, [64], 'f32', be), { act: 'gelu_tanh', force: true });
+    const lg = await lin(gpu).data();
+    const el = worst(x32.subarray(0, n), lg, ye.subarray(0, n));
+    console.log(`gelu_tanh epilogue: worst relative error ${el.rel.toFixed(3)} of the allowance (x = ${el.at.toPrecision(4)}), absolute below 1e-30 ${el.abs.toExponential(1)}`);
+    expect(el.rel).toBeLessThan(1);
+    expect(el.abs).toBeLessThan(1e-30);
+  }, 300_000);
+
   it('a linear layer split into k-ranges: their sum with bias and gelu, four outputs a thread or one, matches the reference', async () => {
     // 128x4096x256 under 'few': 4 k-ranges, added by the second pass with the epilogue
     const [M, K, N] = [128, 4096, 256];

@@ -213,6 +213,16 @@ fn tanh_acc(x: f32) -> f32 {
   return select(t, -t, x < 0.0);
 }
 
+/**
+ * gelu with the tanh approximation, 0.5·x·(1 + tanh u) with u = √(2/π)·(x + 0.044715·x³), written
+ * x / (1 + e^{-2u}): past e^{88} the value is below |x|·1e-38 and is 0; x = +inf gives x.
+ */
+fn gelu_tanh_acc(x: f32) -> f32 {
+  let t = -1.5957691216057308 * (x + 0.044715 * x * x * x);
+  let y = x / (1.0 + exp(min(t, 88.0)));
+  return select(select(y, 0.0, t > 88.0), x, is_inf(x) && x > 0.0);
+}
+
 fn sigmoid_acc(x: f32) -> f32 {
   if (x >= 0.0) { return 1.0 / (1.0 + exp_safe(-x)); }
   let e = exp_safe(x);

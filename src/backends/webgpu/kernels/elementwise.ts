@@ -256,6 +256,14 @@ export function geluBackward(ctx: OpContext<Op<'geluBackward'>>): void {
   elementwise(ctx, `geluBackward ${ctx.op.fn}`, [{ name: 'x', view: x }, { name: 'dy', view: dy }, { name: 'dx', view: dx, out: true }], body);
 }
 
+/**
+ * How gelu_tanh is written: 'sigmoid' (the default) as x·σ(2u) = x / (1 + e^{-2u}), the same
+ * function as 0.5·x·(1 + tanh u) with one exp, one division and no branch, and without the
+ * cancellation of 1 + tanh u for x < 0 (MATH's gelu_tanh_acc); 'tanh' the older tanh_acc form
+ * (ACTLAB_WEBGPU_GELU=tanh), kept for comparisons. Read once: kernels are cached by op name.
+ */
+const geluTanhForm: 'sigmoid' | 'tanh' = envVar('ACTLAB_WEBGPU_GELU') === 'tanh' ? 'tanh' : 'sigmoid';
+
 export function unaryExpr(fn: UnaryFn): string {
   switch (fn) {
     case 'neg': return '-x';
@@ -269,7 +277,9 @@ export function unaryExpr(fn: UnaryFn): string {
     case 'relu': return 'select(select(0.0, x, x > 0.0), x, is_nan(x))';
     case 'sigmoid': return 'sigmoid_acc(x)';
     case 'silu': return 'select(x * sigmoid_acc(x), 0.0, is_inf(x) && x < 0.0)';
-    case 'gelu_tanh': return 'select(select(0.5 * x * (1.0 + tanh_acc(0.7978845608028654 * (x + 0.044715 * x * x * x))), x, is_inf(x) && x > 0.0), 0.0, is_inf(x) && x < 0.0)';
+    case 'gelu_tanh': return geluTanhForm === 'tanh'
+      ? 'select(select(0.5 * x * (1.0 + tanh_acc(0.7978845608028654 * (x + 0.044715 * x * x * x))), x, is_inf(x) && x > 0.0), 0.0, is_inf(x) && x < 0.0)'
+      : 'gelu_tanh_acc(x)';
     case 'gelu_erf': return 'select(0.5 * x * erfc_acc(-x * 0.7071067811865476), 0.0, is_inf(x) && x < 0.0)';
     case 'square': return 'x * x';
     case 'recip': return '1.0 / x';
