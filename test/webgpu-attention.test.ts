@@ -7,7 +7,7 @@
 // wasm and WebGPU. Skips with the reason where there is no adapter (see webgpu-helpers.ts).
 import { describe, expect, it } from 'vitest';
 import * as al from '../src/index.js';
-import { FLASH2_DEFAULTS, FLASH2_TUNING } from '../src/backends/webgpu/kernels/attention-flash2.js';
+import { FLASH2_DEFAULTS, FLASH2_TUNING, flash2TileFits } from '../src/backends/webgpu/kernels/attention-flash2.js';
 import { setFlashVersion } from '../src/backends/webgpu/kernels/attention.js';
 import type { Tensor } from '../src/tensor/tensor.js';
 import { openWebGpu } from './webgpu-helpers.js';
@@ -80,7 +80,8 @@ describe.skipIf(!probe)('prefill attention on webgpu', () => {
     const gpu = await al.initBackend('webgpu');
     const f = (gpu as unknown as { handle: { features: { subgroups: boolean; subgroupMinSize: number } } }).handle.features;
     const kernels = () => [...(gpu as unknown as { rt: { pipelines: Map<string, { name: string }> } }).rt.pipelines.values()].map((k) => k.name);
-    console.log(`workgroup memory ${(gpu as unknown as { rt: { device: GPUDevice } }).rt.device.limits.maxComputeWorkgroupStorageSize} bytes`);
+    const wgBytes = (gpu as unknown as { rt: { device: GPUDevice } }).rt.device.limits.maxComputeWorkgroupStorageSize;
+    console.log(`workgroup memory ${wgBytes} bytes`);
     console.log(`adapter subgroups ${f.subgroups}, smallest subgroup ${f.subgroupMinSize}`);
     const variants: [string, () => void][] = [
       ['flash2', () => { setFlashVersion(2); }],
@@ -107,8 +108,8 @@ describe.skipIf(!probe)('prefill attention on webgpu', () => {
             expect(err).toBeLessThan(1e-5 * Math.max(1, scale));
             y.dispose();
           }
-          if (name.startsWith('flash2') && c.d <= 64) {
-            // the kernel that ran: flash2 wherever its tile fits the adapter's workgroup memory (d <= 64 here)
+          if (name.startsWith('flash2') && flash2TileFits(f, wgBytes, c.d, c.dv)) {
+            // the kernel that ran: flash2 wherever its tile fits the device's workgroup memory
             expect(kernels().some((n) => n.startsWith(`flash2 d${c.d}v${c.dv} `))).toBe(true);
           }
           Object.assign(FLASH2_TUNING, FLASH2_DEFAULTS);

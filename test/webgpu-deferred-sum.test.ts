@@ -12,6 +12,7 @@ import * as F from '../src/ops/index.js';
 import { Tensor } from '../src/tensor/tensor.js';
 import { createJsBackend } from '../src/backends/js/backend.js';
 import { DEFAULT_SPLITK, setMatmulSplitK } from '../src/backends/webgpu/kernels/matmul.js';
+import { addNormDeferredBuffers } from '../src/backends/webgpu/kernels/nn.js';
 import type { WebGpuBackend } from '../src/backends/webgpu/backend.js';
 import type { Backend } from '../src/tensor/backend.js';
 import { randomModel } from '../src/models/random.js';
@@ -71,7 +72,10 @@ describe.skipIf(!gpu)('webgpu deferred split sums', () => {
     await each('addNorm', async (t, y) => {
       const d0 = be!.rt.stats.dispatches;
       const { sum, y: norm } = F.addNorm(t.r, y, { kind: 'layer', weight: t.lw, bias: t.lb, force: true });
-      expect(be!.rt.stats.dispatches - d0, 'dispatches of the addNorm (no sum before it)').toBe(1);
+      // where the device binds fewer storage buffers than the fused norm needs (WebGPU's default
+      // 8), the sum is made first: two dispatches
+      const fits = addNormDeferredBuffers(2, true) <= be!.handle.device.limits.maxStorageBuffersPerShaderStage;
+      expect(be!.rt.stats.dispatches - d0, `dispatches of the addNorm (${fits ? 'no sum before it' : 'the sum, then the norm'})`).toBe(fits ? 1 : 2);
       expect(be!.deferredSums(), 'sums still waiting after the addNorm stored y').toBe(0);
       const d1 = be!.rt.stats.dispatches;
       const e = [nmse(await sum.data(), want.sum), nmse(await norm.data(), want.norm), nmse(await y.data(), want.y)];

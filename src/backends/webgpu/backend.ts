@@ -19,13 +19,13 @@ import { adamw, binary, copy, dropout, fill, geluBackward, random, isRowMajor, r
 import { cumsum, reduce, topk } from './kernels/reduce.js';
 import { linear, matmul } from './kernels/matmul.js';
 import { envVar } from '../../io/env.js';
-import { addNorm, gather, layernorm, rmsnorm, rope, scatterAdd, softmax, softmaxBackward } from './kernels/nn.js';
+import { addNorm, addNormDeferredBuffers, gather, layernorm, rmsnorm, rope, scatterAdd, softmax, softmaxBackward } from './kernels/nn.js';
 import { layernormBackward } from './kernels/norm-backward.js';
 import { attention, ATTENTION_MAX_D } from './kernels/attention.js';
 import { WEBGPU_QUANT_TYPES, dequantize, qmatmul } from './kernels/quant.js';
 import { kvAppend, kvAttention, kvDequantize, kvStreamUnsupported } from './kernels/kv-cache.js';
 import type { KVAttentionArgs, KVQuantSide, PackedKVDevice, PackedStreamViews, StreamLayout } from '../../tensor/packed-kv.js';
-import { kvqAppend, kvqAttention, kvqDequantize, kvqStreamUnsupported } from './kernels/kv-quant.js';
+import { KVQ_ATTENTION_BUFFERS, kvqAppend, kvqAttention, kvqDequantize, kvqStreamUnsupported } from './kernels/kv-quant.js';
 
 export { WebGpuUnavailableError } from './device.js';
 export { WebGpuError } from './runtime.js';
@@ -161,9 +161,38 @@ export class WebGpuBackend implements Backend, PackedKVDevice {
   }
 
   runKVAttention(a: KVAttentionArgs): void {
+    if (a.k.side && KVQ_ATTENTION_BUFFERS > this.handle.device.limits.maxStorageBuffersPerShaderStage) { this.kvqAttentionDequantized(a); return; }
     const ins = [a.q, a.k.main, a.v.main, ...(a.k.side ? [a.k.out, a.v.out] : []), ...(a.mask ? [a.mask] : []), ...(a.rope ? [a.rope.table] : [])];
     this.custom('kvAttention', ins, [a.y], (ctx) => (a.k.side ? kvqAttention(ctx, a) : kvAttention(ctx, a)));
   }
+
+  /**
+   * Attention over KVQuant streams on a device that cannot bind the packed kernel's buffers: keys
+   * (rotated) and values dequantized into temporaries, then the attention op; said once.
+   */
+  private kvqAttentionDequantized(a: KVAttentionArgs): void {
+    if (!this.kvqNoted) {
+      this.kvqNoted = true;
+      console.warn(`actlab: this WebGPU device binds ${this.handle.device.limits.maxStorageBuffersPerShaderStage} storage buffers a kernel, the packed KV-cache attention needs ${KVQ_ATTENTION_BUFFERS}: keys and values are dequantized for each attention instead (same results, more memory traffic)`);
+    }
+    const B = a.q.shape[0]!;
+    const f32 = (d: number): View => {
+      const shape = [B, a.hkv, a.tk, d];
+      return { buffer: this.alloc(4 * Math.max(1, B * a.hkv * a.tk * d)), dtype: 'f32', shape, strides: [a.hkv * a.tk * d, a.tk * d, d, 1], offset: 0 };
+    };
+    const k = f32(a.q.shape[3]!);
+    const v = f32(a.y.shape[3]!);
+    try {
+      this.runKVDequantize(a.k, k, a.rope);
+      this.runKVDequantize(a.v, v);
+      this.exec({ op: 'attention', scale: a.scale, causal: a.causal, masked: !!a.mask, returnProbs: false }, [a.q, k, v, ...(a.mask ? [a.mask] : [])], [a.y]);
+    } finally {
+      this.free(k.buffer);
+      this.free(v.buffer);
+    }
+  }
+
+  private kvqNoted = false;
 
   runKVQAppend(x: View, stream: PackedStreamViews, row0: number, o: { tau: number; positions?: Int32Array; sinkT?: Int32Array }): void {
     this.custom('kvqAppend', [x], [stream.main, stream.out], (ctx) => kvqAppend(ctx, x, stream, row0, o));
@@ -266,6 +295,8 @@ export class WebGpuBackend implements Backend, PackedKVDevice {
   private settleFor(op: OpDesc, inputs: readonly View[], outputs: readonly View[]): DeferredSum | null {
     if (!this.deferred.size) return null;
     let fused = op.op === 'addNorm' && inputs[1] ? this.fusable(inputs[1]) : null;
+    // the norm adds the partials itself only where the device lets it bind them all
+    if (fused && addNormDeferredBuffers(inputs.length - 2, !!fused.bias) > this.handle.device.limits.maxStorageBuffersPerShaderStage) fused = null;
     inputs.forEach((v, i) => { if (!(fused && i === 1)) this.settle(v.buffer, false); });
     for (const v of outputs) this.settle(v.buffer, true);
     if (fused && !this.deferred.has(fused.y)) fused = null; // made above: another view of it was used

@@ -20,7 +20,25 @@ export interface DeviceOptions {
   f16?: boolean;
   /** Extra Dawn toggles for Node (`create()` flags). */
   dawnFlags?: string[];
+  /**
+   * Caps on the limits asked for, which are otherwise the adapter's largest: 'default' for
+   * WebGPU's defaults (what a browser grants a page that asks for nothing more), or some of them
+   * by name. ACTLAB_WEBGPU_LIMITS=default sets 'default' where no caps are given.
+   */
+  limits?: 'default' | Partial<Record<LimitName, number>>;
 }
+
+/** The limits the kernels depend on, with WebGPU's default (guaranteed) values. */
+export const WEBGPU_DEFAULT_LIMITS = {
+  maxBufferSize: 268435456,
+  maxStorageBufferBindingSize: 134217728,
+  maxComputeWorkgroupStorageSize: 16384,
+  maxComputeInvocationsPerWorkgroup: 256,
+  maxComputeWorkgroupSizeX: 256,
+  maxStorageBuffersPerShaderStage: 8,
+  maxComputeWorkgroupsPerDimension: 65535,
+} as const;
+export type LimitName = keyof typeof WEBGPU_DEFAULT_LIMITS;
 
 export interface GpuHandle {
   gpu: GPU;
@@ -89,15 +107,16 @@ export async function openDevice(o: DeviceOptions = {}): Promise<GpuHandle> {
   const timestamps = has('timestamp-query');
   if (timestamps) want.push('timestamp-query');
   const L = adapter.limits;
-  const requiredLimits: Record<string, number> = {
-    maxBufferSize: L.maxBufferSize,
-    maxStorageBufferBindingSize: L.maxStorageBufferBindingSize,
-    maxComputeWorkgroupStorageSize: L.maxComputeWorkgroupStorageSize,
-    maxComputeInvocationsPerWorkgroup: L.maxComputeInvocationsPerWorkgroup,
-    maxComputeWorkgroupSizeX: L.maxComputeWorkgroupSizeX,
-    maxStorageBuffersPerShaderStage: L.maxStorageBuffersPerShaderStage,
-    maxComputeWorkgroupsPerDimension: L.maxComputeWorkgroupsPerDimension,
-  };
+  const capsOpt = o.limits ?? (envVar('ACTLAB_WEBGPU_LIMITS') === 'default' ? 'default' : undefined);
+  const caps: Partial<Record<LimitName, number>> = capsOpt === 'default' ? WEBGPU_DEFAULT_LIMITS : capsOpt ?? {};
+  const requiredLimits: Record<string, number> = {};
+  for (const name of Object.keys(WEBGPU_DEFAULT_LIMITS) as LimitName[]) {
+    const cap = caps[name];
+    if (cap !== undefined && (!Number.isInteger(cap) || cap < WEBGPU_DEFAULT_LIMITS[name])) {
+      throw new Error(`webgpu backend: limits.${name} = ${cap} is below WebGPU's guaranteed ${WEBGPU_DEFAULT_LIMITS[name]}`);
+    }
+    requiredLimits[name] = Math.min(L[name], cap ?? Infinity);
+  }
   let device: GPUDevice;
   try {
     device = await adapter.requestDevice({ requiredFeatures: want as GPUFeatureName[], requiredLimits });

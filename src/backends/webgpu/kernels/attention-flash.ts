@@ -103,8 +103,17 @@ export function flashEligible(TQ: number, D: number, DV: number): boolean {
 
 const vec4Stride = (n4: number) => (n4 % 2 === 1 ? n4 : n4 + 1); // odd: 8 lanes hit 8 bank groups
 
+const tileBytes = (t: FlashTile, D4: number, DV4: number) => 16 * (t.BQ * vec4Stride(D4) + t.BK * vec4Stride(D4) + t.BK * DV4) + 4 * (t.BQ * t.BK + t.BQ * 8);
+
+/** Whether the smallest tile for heads of D and DV fits `maxBytes` of workgroup memory (else the row kernel serves). */
+export function flashFits(D: number, DV: number, maxBytes: number): boolean {
+  const D4 = Math.ceil(D / 4);
+  const DV4 = Math.ceil(DV / 4);
+  return tileBytes(pick(D4, DV4, maxBytes), D4, DV4) <= maxBytes;
+}
+
 function pick(D4: number, DV4: number, maxBytes: number): FlashTile {
-  const bytes = (t: FlashTile) => 16 * (t.BQ * vec4Stride(D4) + t.BK * vec4Stride(D4) + t.BK * DV4) + 4 * (t.BQ * t.BK + t.BQ * 8);
+  const bytes = (t: FlashTile) => tileBytes(t, D4, DV4);
   // H200, [1, 16, 512, 64] causal: 64/2/32 0.116 ms, 32/2/16 0.140, 64/4/32 0.146, 32/2/32 0.185,
   // 16/2/32 0.223, 32/4/32 0.273 (the row kernel 0.886); where memory is short, keys first to 16
   const t = { ...(tile ?? { BQ: 64, RPT: 2, BK: 32 }) };

@@ -81,9 +81,15 @@ function layout(D4: number, DV4: number, BK: number, sg: boolean, BQ: number): L
 
 /** The layout for these head sizes, or null when none fits the workgroup memory (then the older kernel serves). */
 function pick(ctx: OpContext, D4: number, DV4: number): Layout | null {
-  const f = ctx.features;
+  return pickLayout(ctx.features, ctx.rt.device.limits.maxComputeWorkgroupStorageSize, D4, DV4);
+}
+
+/** Whether the kernel's tile for heads of D and DV fits a device with these features and workgroup memory (tests). */
+export const flash2TileFits = (f: { subgroups: boolean; subgroupMinSize: number }, maxWorkgroupBytes: number, D: number, DV: number) =>
+  pickLayout(f, maxWorkgroupBytes, Math.ceil(D / 4), Math.ceil(DV / 4)) !== null;
+
+function pickLayout(f: { subgroups: boolean; subgroupMinSize: number }, max: number, D4: number, DV4: number): Layout | null {
   const sg = FLASH2_TUNING.reduce === 'auto' && f.subgroups && f.subgroupMinSize >= 8;
-  const max = ctx.rt.device.limits.maxComputeWorkgroupStorageSize;
   const { BQ } = shape();
   // 64 keys a tile only with the subgroup reduction (the 48 KiB of a large GPU hold no reduction
   // array beside it); without subgroups 16 (SwiftShader's compiler runs out of memory on 32 and 64

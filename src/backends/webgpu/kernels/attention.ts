@@ -8,7 +8,7 @@
 import type { OpDesc, View } from '../../../tensor/backend.js';
 import { BUILTINS, Params, WG_INDEX, type OpContext } from './context.js';
 import { MATH, PRELUDE, inBinding, loaders, outBinding, storers } from '../wgsl.js';
-import { flashAttention, flashEligible } from './attention-flash.js';
+import { flashAttention, flashEligible, flashFits } from './attention-flash.js';
 import { flash2Fits, flashAttention2, yStrides } from './attention-flash2.js';
 import { envVar } from '../../../io/env.js';
 
@@ -37,7 +37,8 @@ export function attention(ctx: OpContext<Op<'attention'>>): void {
   const pd = returnProbs ? ctx.denseOut(1) : null;
   if (flashEligible(TQ, D, DV)) {
     if (flashVersion === 2 && !pd && flash2Fits(ctx, q, k, v, D, DV)) return flashAttention2(ctx, q, k, v, md, yd, scale, causal, tokenMajor);
-    return flashAttention(ctx, q, k, v, md, yd, scale, causal, pd, tokenMajor);
+    // the row kernel below where no tile fits the device's workgroup memory (WebGPU's default 16 KiB, heads of 128)
+    if (flashFits(D, DV, ctx.rt.device.limits.maxComputeWorkgroupStorageSize)) return flashAttention(ctx, q, k, v, md, yd, scale, causal, pd, tokenMajor);
   }
   const slots = Math.max(1, Math.ceil(DV / CH));
   const key = `attention ${q.dtype}${k.dtype}${v.dtype}>${yd.dtype} s${slots} ${causal ? 'c' : ''}${masked ? 'm' : ''}${returnProbs ? 'p' : ''}`;

@@ -52,6 +52,9 @@ fn code_${name}(o0: u32, bits: u32, c: u32) -> u32 {
 }`;
 }
 
+/** Storage buffers a flash-decoding kernel binds: P, Q, its streams' `bindings`, MASK, S and PART. */
+export const flashDecodeBuffers = (bindings: number) => bindings + 5;
+
 /** WGSL of a flash-decoding attention kernel. */
 export function flashDecodeShader(o: FlashDecodeSource): string {
   const binds = ['P: array<u32>', 'Q: array<f32>', ...o.bindings, 'MASK: array<u32>'];

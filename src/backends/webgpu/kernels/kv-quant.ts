@@ -22,7 +22,7 @@ import type { KVAttentionArgs, KVQuantSide, PackedStreamViews, StreamLayout } fr
 import type { View } from '../../../tensor/backend.js';
 import { BUILTINS, Params, WG_INDEX, numel, type OpContext } from './context.js';
 import { PRELUDE, cdiv, outBinding, storers } from '../wgsl.js';
-import { KV_MAX_D, flashDecodeShader, packedCodeReader, runFlashDecode } from './kv-flash.js';
+import { KV_MAX_D, flashDecodeBuffers, flashDecodeShader, packedCodeReader, runFlashDecode } from './kv-flash.js';
 
 const WG = 64;
 const AWG = 256;
@@ -312,6 +312,10 @@ ${channel ? `      let ch = (P[0] + P[5]) / 4u;
   ctx.run(k, [ctx.buffer(x), ctx.buffer(s.main), ctx.buffer(s.out)], params, [rows]);
 }
 
+const KVQ_ATTENTION_BINDINGS = ['KM: array<u32>', 'KM_O: array<u32>', 'VM: array<u32>', 'VM_O: array<u32>', 'ROPE: array<f32>'];
+/** Storage buffers the attention kernel over KVQuant streams binds (10: more than WebGPU's default 8). */
+export const KVQ_ATTENTION_BUFFERS = flashDecodeBuffers(KVQ_ATTENTION_BINDINGS.length);
+
 /**
  * Attention over two KVQuant streams (KVAttentionArgs; keys rotated when `rope`). Flash-decoding:
  * a query row's keys are split in runs of KV_TUNING.split over workgroups, each writing its
@@ -332,7 +336,7 @@ export function kvqAttention(ctx: OpContext, a: KVAttentionArgs): void {
   if (a.q.strides[3] !== 1 || a.q.strides.some((x) => x < 0)) ctx.fail('q must have a contiguous last axis and no negative strides');
   if (a.rope && (a.rope.rotaryDim > D || a.rope.rotaryDim % 2)) ctx.fail(`rotary size ${a.rope.rotaryDim} for heads of ${D}`);
   const k = ctx.kernel('kvq attention', () => flashDecodeShader({
-    bindings: ['KM: array<u32>', 'KM_O: array<u32>', 'VM: array<u32>', 'VM_O: array<u32>', 'ROPE: array<f32>'],
+    bindings: KVQ_ATTENTION_BINDINGS,
     helpers: `${SLOT_OF}
 ${reader('KM')}
 ${reader('VM')}

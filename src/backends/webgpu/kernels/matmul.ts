@@ -207,7 +207,8 @@ function tiled(
   ydt: string, yb: GPUBuffer, yoff: number, batches: number,
 ): void {
   const tiles128 = cdiv(p.M, 128) * cdiv(p.N, 128) * batches;
-  const T = tiles128 >= 120 ? 8 : 4; // outputs per thread per dim
+  // outputs per thread per dim; 8 stages 16.5 KiB, over WebGPU's default 16 KiB of workgroup memory
+  const T = tiles128 >= 120 && 2 * 16 * (128 + 4) * 4 <= ctx.rt.device.limits.maxComputeWorkgroupStorageSize ? 8 : 4;
   const BM = 16 * T;
   const aKFast = p.sak === 1;
   const bNFast = p.sbn === 1;

@@ -260,6 +260,12 @@ export function rmsnorm(ctx: OpContext<Op<'rmsnorm'>>): void {
 }
 
 /** s = a + b and y = norm(s) in one pass over each row (the norm reads s back as stored). */
+/**
+ * Storage buffers the addNorm kernel binds when its b is a deferred split sum: P, a, y, the
+ * parameters, the partials, the sum, the product's bias (when it has one) and b's own buffer.
+ */
+export const addNormDeferredBuffers = (params: number, bias: boolean) => 6 + params + (bias ? 1 : 0);
+
 export function addNorm(ctx: OpContext<Op<'addNorm'>>): void {
   const { kind, eps, offset, hasWeight, hasBias } = ctx.op;
   if (kind !== 'layer' && kind !== 'rms') ctx.fail(`unknown kind '${kind}'`);

@@ -158,16 +158,19 @@ ${lines(M * RR, (q) => `    if (n0 + ${q % RR}u < N) { stf_y(P[5] + ${Math.floor
 }
 
 function gemm(ctx: OpContext, type: QuantType, M: number, N: number, K: number, rowBytes: number, xd: Dense, wd: Dense, yd: Dense): void {
-  const k = ctx.kernel(`qmatmul gemm ${type}`, () => `${PRELUDE}
+  // rows of the staged tiles padded by 4 against bank conflicts where the device's workgroup
+  // memory holds them (17 KiB), else unpadded (16 KiB: WebGPU's default limit)
+  const S = 2 * 32 * 68 * 4 <= ctx.rt.device.limits.maxComputeWorkgroupStorageSize ? 68 : 64;
+  const k = ctx.kernel(`qmatmul gemm ${type} s${S}`, () => `${PRELUDE}
 @group(0) @binding(0) var<storage, read> P: array<u32>;
 @group(0) @binding(1) var<storage, read> X: array<vec4<f32>>;
 ${W_BINDING(2)}
 ${outBinding(3, 'y', 'f32')}
 ${quantDecoders(type)}
 ${storers('y', 'f32')}
-// [k][m] and [k][n] tiles of 32 x 64, rows padded by 4 (bank conflicts of the transposed stores)
-var<workgroup> Xs: array<f32, ${32 * 68}>;
-var<workgroup> Ws: array<f32, ${32 * 68}>;
+// [k][m] and [k][n] tiles of 32 x 64, rows of S
+var<workgroup> Xs: array<f32, ${32 * S}>;
+var<workgroup> Ws: array<f32, ${32 * S}>;
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
   let M = P[0]; let N = P[1]; let K = P[2]; let rowBytes = P[3];
@@ -184,13 +187,13 @@ ${lines(4, (i) => `  var c${i} = vec4<f32>(0.0);`)}
     if (wn < N) { wv = deq8(rb, u, lp); }
     workgroupBarrier();
     for (var i = 0u; i < 4u; i++) {
-      Xs[(lp * 8u + i) * 68u + lr] = xa[i]; Xs[(lp * 8u + 4u + i) * 68u + lr] = xb[i];
-      Ws[(lp * 8u + i) * 68u + lr] = wv[0][i]; Ws[(lp * 8u + 4u + i) * 68u + lr] = wv[1][i];
+      Xs[(lp * 8u + i) * ${S}u + lr] = xa[i]; Xs[(lp * 8u + 4u + i) * ${S}u + lr] = xb[i];
+      Ws[(lp * 8u + i) * ${S}u + lr] = wv[0][i]; Ws[(lp * 8u + 4u + i) * ${S}u + lr] = wv[1][i];
     }
     workgroupBarrier();
     for (var kk = 0u; kk < 32u; kk++) {
-      let a = vec4<f32>(Xs[kk * 68u + ty * 4u], Xs[kk * 68u + ty * 4u + 1u], Xs[kk * 68u + ty * 4u + 2u], Xs[kk * 68u + ty * 4u + 3u]);
-      let b = vec4<f32>(Ws[kk * 68u + tx * 4u], Ws[kk * 68u + tx * 4u + 1u], Ws[kk * 68u + tx * 4u + 2u], Ws[kk * 68u + tx * 4u + 3u]);
+      let a = vec4<f32>(Xs[kk * ${S}u + ty * 4u], Xs[kk * ${S}u + ty * 4u + 1u], Xs[kk * ${S}u + ty * 4u + 2u], Xs[kk * ${S}u + ty * 4u + 3u]);
+      let b = vec4<f32>(Ws[kk * ${S}u + tx * 4u], Ws[kk * ${S}u + tx * 4u + 1u], Ws[kk * ${S}u + tx * 4u + 2u], Ws[kk * ${S}u + tx * 4u + 3u]);
 ${lines(4, (i) => `      c${i} = fma(vec4<f32>(a[${i}]), b, c${i});`)}
     }
   }
