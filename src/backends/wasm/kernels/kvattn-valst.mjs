@@ -28,7 +28,9 @@ const correct = (addr, e) => `${set('ad', addr)}
 /** A value channel: its sixteen rows' table values times their weights, into the channel's four lanes at acc. */
 const valueChannel = (relaxed) => (ch) => `${lookup16(relaxed, [g('p0'), g('p1'), g('p2'), g('p3')])}
         ${set('oo', `(i32.add ${g('acc')} (i32.shl (i32.add ${g('chb')} ${i32(ch)}) ${i32(4)}))`)}
-        (v128.store ${g('oo')} (f32x4.add (v128.load ${g('oo')}) (f32x4.add (f32x4.add (f32x4.mul ${g('W0')} ${g('l0')}) (f32x4.mul ${g('W1')} ${g('l1')})) (f32x4.add (f32x4.mul ${g('W2')} ${g('l2')}) (f32x4.mul ${g('W3')} ${g('l3')})))))`;
+        (v128.store ${g('oo')} ${relaxed
+    ? `(f32x4.relaxed_madd ${g('W3')} ${g('l3')} (f32x4.relaxed_madd ${g('W2')} ${g('l2')} (f32x4.relaxed_madd ${g('W1')} ${g('l1')} (f32x4.relaxed_madd ${g('W0')} ${g('l0')} (v128.load ${g('oo')})))))`
+    : `(f32x4.add (v128.load ${g('oo')}) (f32x4.add (f32x4.add (f32x4.mul ${g('W0')} ${g('l0')}) (f32x4.mul ${g('W1')} ${g('l1')})) (f32x4.add (f32x4.mul ${g('W2')} ${g('l2')}) (f32x4.mul ${g('W3')} ${g('l3')}))))`})`;
 
 // y [n] at ya += Σ_r w[r] · v_r over rows row0 + r · rstep (r < nb ≤ 64), values [c0, c0 + n) of the
 // stream at s: 4-bit codes, a group of n values or more per row with f16 scale and offset, n a
