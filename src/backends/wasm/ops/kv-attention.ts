@@ -56,7 +56,15 @@ export function runKVAttentionWasm(rt: WasmRuntime, a: KVAttentionArgs): void {
   // scores, decoded blocks, max and sum, a dummy slot; the sixteen-keys path's rows with exact
   // entries, channel planes and cos/sin rows
   const tkp = (a.tk + 3) & ~3;
-  const stride = Math.ceil(((G * tkp + NB * (D + DV) + 2 * G + 1 + 4 + 3 * NB + 16 * D + (a.rope?.rotaryDim ?? 0) * ((a.tk + 63) & ~63) + 8) * 4) / 64) * 64;
+  // and each sparse stream's exact entries sorted into lists per (sequence, kv head): two i32 per
+  // list, 8 bytes an entry of the rows read (kvattn-bucket.mjs)
+  let lists = 0;
+  for (const s of [a.k, a.v]) {
+    if (!s.layout.sparse) continue;
+    const rp = new Int32Array(rt.memory.bytes().buffer, addr(rt, s.main) + s.layout.oRowptr, a.tk * B + 1);
+    lists += (2 * B * a.hkv + 1) * 4 + 8 * (rp[a.tk * B]! - rp[0]!) + 32;
+  }
+  const stride = Math.ceil(((G * tkp + NB * (D + DV) + 2 * G + 1 + 4 + 3 * NB + 16 * D + (a.rope?.rotaryDim ?? 0) * ((a.tk + 63) & ~63) + 8) * 4 + lists) / 64) * 64;
   const scratch = rt.scratch('kvattn.scores', Math.max(64, stride * threads));
   const prm = rt.scratch('kvattn.params', KVA.BYTES);
   const P = new Int32Array(rt.memory.bytes().buffer, prm, KVA.BYTES / 4);
