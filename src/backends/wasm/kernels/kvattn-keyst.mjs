@@ -164,7 +164,7 @@ export const DEC_KEYS_T = (relaxed) => `
         ${inc('hoff', 16)} ${inc('chb', 32)}
         (br $hl)))
       ;; the group's exact entries now: the next group's decode lies between these stores and the scores' loads
-      (if (i32.const 0) (then
+      (if (i32.and (i32.ne (i32.load offset=${KVS.sparse} ${g('s')}) ${i32(0)}) (i32.eqz (i32.load offset=${KVS.hx} ${g('s')}))) (then
         (call $keys_exact ${g('s')} ${g('row0')} ${g('rstep')} ${g('r')} (select (i32.add ${g('r')} ${i32(16)}) ${g('nb')} (i32.lt_u (i32.add ${g('r')} ${i32(16)}) ${g('nb')})) ${g('c0')} ${g('n')} ${g('out')} ${g('dm')} ${g('ex')} ${i32(64)} ${i32(1)})))
       ${inc('r', 16)}
       (br $gl))))`;

@@ -95,7 +95,7 @@ export const PV_T = (relaxed) => `
         (f32x4.add (call $hadd4 (v128.load ${g('oo')}) (v128.load offset=16 ${g('oo')}) (v128.load offset=32 ${g('oo')}) (v128.load offset=48 ${g('oo')})) ${g('cs')})))
       ${inc('c', 4)}
       (br $yl)))
-    (return)
+    (if (i32.or (i32.eqz (i32.load offset=${KVS.sparse} ${g('s')})) (i32.ne (i32.load offset=${KVS.hx} ${g('s')}) ${i32(0)})) (then (return)))
     ;; exact entries, y[ch] += p_j · (x − v_j): the rows that hold any listed first (loads only), then their entries
     ${set('segs', `(i32.load offset=${KVS.segs} ${g('s')})`)}
     ${set('ov', `(i32.load offset=${KVS.out} ${g('s')})`)}

@@ -28,7 +28,7 @@ import { ROPE_ROWS, ROTATE } from './kvattn-rope.mjs';
 import { decRows } from './kvattn-rows.mjs';
 import { CS_T, DEC_KEYS_T, KEYS_EXACT, PLANES, SCORES_T } from './kvattn-keyst.mjs';
 import { PV_T } from './kvattn-valst.mjs';
-import { BUCKET, KX_APPLY, VX_APPLY, listBase } from './kvattn-bucket.mjs';
+import { KX_APPLY, VX_APPLY } from './kvattn-lists.mjs';
 import { expFn, f4 } from './simd-math.mjs';
 import { F, g, i32, inc, set } from './wat-text.mjs';
 
@@ -55,7 +55,7 @@ function attnRows() {
     (local $s i32) (local $sg i32) (local $dm i32) (local $pa i32) (local $fr i32) (local $kb i32) (local $vb i32) (local $mx i32) (local $sm i32) (local $m i32) (local $nv i32)
     (local $j i32) (local $j0 i32) (local $nb i32) (local $ks i32) (local $vs i32) (local $tab i32) (local $rope i32) (local $ya i32) (local $c i32)
     (local $ft i32) (local $fv i32) (local $lk i32) (local $lb i32) (local $pl i32) (local $cst i32) (local $ex i32)
-    (local $kx i32) (local $vx i32) (local $kst i32) (local $vst i32) (local $nbk i32) (local $kc i32) (local $ke i32) (local $vc i32) (local $ve i32)
+    (local $kx i32) (local $vx i32) (local $kc i32) (local $ke i32) (local $vc i32) (local $ve i32)
     (local $t f32) (local $scv v128) (local $acc v128) (local $mv v128) (local $sv v128)
     ${set('B', f('B'))} ${set('TQ', f('TQ'))} ${set('TK', f('TK'))} ${set('D', f('D'))} ${set('DV', f('DV'))} ${set('HQ', f('HQ'))} ${set('G', f('G'))}
     ${set('TKp', `(i32.and (i32.add ${g('TK')} ${i32(3)}) ${i32(-4)})`)}
@@ -91,19 +91,9 @@ function attnRows() {
     ${set('nRows', `(i32.mul (i32.mul ${g('B')} ${g('HKV')}) ${g('TQ')})`)}
     ${set('r', `(i32.div_u (i32.mul ${g('nRows')} ${g('task')}) ${g('nTasks')})`)}
     ${set('end', `(i32.div_u (i32.mul ${g('nRows')} (i32.add ${g('task')} ${i32(1)})) ${g('nTasks')})`)}
-    ;; the sixteen-a-vector paths' exact entries: one list per (sequence, kv head) of this task, sorted
-    ;; once a call (kvattn-bucket.mjs), after the cos/sin rows: keys' at kst, values' at vst
-    ${set('kx', `(i32.and ${g('ft')} (i32.ne (i32.load offset=${KVS.sparse} ${g('ks')}) ${i32(0)}))`)}
-    ${set('vx', `(i32.and ${g('fv')} (i32.ne (i32.load offset=${KVS.sparse} ${g('vs')}) ${i32(0)}))`)}
-    ${set('nbk', `(i32.mul ${g('B')} ${g('HKV')})`)}
-    ${set('kst', `(i32.and (i32.add (i32.add ${g('cst')} (i32.shl (i32.mul ${f('rot')} (i32.and (i32.add ${g('TK')} ${i32(63)}) ${i32(-64)})) ${i32(2)})) ${i32(15)}) ${i32(-16)})`)}
-    ${set('vst', g('kst'))}
-    (if ${g('kx')} (then
-      ${set('c', `(i32.add (i32.load offset=${KVS.main} ${g('ks')}) (i32.load offset=${KVS.oRowptr} ${g('ks')}))`)}
-      ${set('vst', `(i32.and (i32.add (i32.add ${listBase(g('kst'), g('nbk'))} (i32.shl (i32.sub (i32.load (i32.add ${g('c')} (i32.shl (i32.mul ${g('TK')} ${g('B')}) ${i32(2)}))) (i32.load ${g('c')})) ${i32(3)})) ${i32(15)}) ${i32(-16)})`)}))
-    (if (i32.lt_u ${g('r')} ${g('end')}) (then
-      (if ${g('kx')} (then (call $bucket ${g('ks')} (i32.mul ${g('TK')} ${g('B')}) ${g('B')} ${g('HKV')} ${g('D')} (i32.div_u ${g('r')} ${g('TQ')}) (i32.div_u (i32.sub ${g('end')} ${i32(1)}) ${g('TQ')}) ${g('kst')})))
-      (if ${g('vx')} (then (call $bucket ${g('vs')} (i32.mul ${g('TK')} ${g('B')}) ${g('B')} ${g('HKV')} ${g('DV')} (i32.div_u ${g('r')} ${g('TQ')}) (i32.div_u (i32.sub ${g('end')} ${i32(1)}) ${g('TQ')}) ${g('vst')})))))
+    ;; the sixteen-a-vector paths' exact entries from the streams' per-head lists where they keep them (kvattn-lists.mjs)
+    ${set('kx', `(i32.and ${g('ft')} (i32.ne (i32.load offset=${KVS.hx} ${g('ks')}) ${i32(0)}))`)}
+    ${set('vx', `(i32.and ${g('fv')} (i32.ne (i32.load offset=${KVS.hx} ${g('vs')}) ${i32(0)}))`)}
     (block $rows_d (loop $rows_l
       (br_if $rows_d (i32.ge_u ${g('r')} ${g('end')}))
       ${set('i', `(i32.rem_u ${g('r')} ${g('TQ')})`)} ${set('bk', `(i32.div_u ${g('r')} ${g('TQ')})`)}
@@ -116,11 +106,11 @@ function attnRows() {
       ${set('m', `(select (i32.add ${f('mask')} (i32.mul ${g('b')} ${g('TK')})) ${i32(0)} (i32.ne ${f('mask')} ${i32(0)}))`)}
       ${forG(`(f32.store ${F('mx', g('gg'))} (f32.const -inf))`)}
       (if ${g('kx')} (then
-        ${set('kc', `(i32.add ${listBase(g('kst'), g('nbk'))} (i32.shl (i32.load (i32.add ${g('kst')} (i32.shl ${g('bk')} ${i32(2)}))) ${i32(3)}))`)}
-        ${set('ke', `(i32.add ${listBase(g('kst'), g('nbk'))} (i32.shl (i32.load (i32.add ${g('kst')} (i32.shl (i32.add (i32.add ${g('nbk')} ${i32(1)}) ${g('bk')}) ${i32(2)}))) ${i32(3)}))`)}))
+        ${set('kc', `(i32.add (i32.add (i32.load offset=${KVS.hx} ${g('ks')}) (i32.load offset=${KVS.hat} ${g('ks')})) (i32.shl (i32.mul ${g('kvh')} (i32.load offset=${KVS.hcap} ${g('ks')})) ${i32(3)}))`)}
+        ${set('ke', `(i32.add ${g('kc')} (i32.shl (i32.load (i32.add (i32.load offset=${KVS.hx} ${g('ks')}) (i32.shl ${g('kvh')} ${i32(2)}))) ${i32(3)}))`)}))
       (if ${g('vx')} (then
-        ${set('vc', `(i32.add ${listBase(g('vst'), g('nbk'))} (i32.shl (i32.load (i32.add ${g('vst')} (i32.shl ${g('bk')} ${i32(2)}))) ${i32(3)}))`)}
-        ${set('ve', `(i32.add ${listBase(g('vst'), g('nbk'))} (i32.shl (i32.load (i32.add ${g('vst')} (i32.shl (i32.add (i32.add ${g('nbk')} ${i32(1)}) ${g('bk')}) ${i32(2)}))) ${i32(3)}))`)}))
+        ${set('vc', `(i32.add (i32.add (i32.load offset=${KVS.hx} ${g('vs')}) (i32.load offset=${KVS.hat} ${g('vs')})) (i32.shl (i32.mul ${g('kvh')} (i32.load offset=${KVS.hcap} ${g('vs')})) ${i32(3)}))`)}
+        ${set('ve', `(i32.add ${g('vc')} (i32.shl (i32.load (i32.add (i32.load offset=${KVS.hx} ${g('vs')}) (i32.shl ${g('kvh')} ${i32(2)}))) ${i32(3)}))`)}))
       (if ${g('ft')} (then
         (if (i32.ne ${g('kvh')} ${g('lk')}) (then (call $planes ${g('ks')} (i32.mul ${g('kvh')} ${g('D')}) ${g('D')} ${g('pl')}) ${set('lk', g('kvh'))}))
         (if (i32.ne ${g('b')} ${g('lb')}) (then
@@ -196,7 +186,7 @@ function attnRows() {
         ${forG(`(call $pv ${yAt(g('gg'))} ${g('vb')} ${g('DV')} ${g('nb')} ${F('s', `(i32.add (i32.mul ${g('gg')} ${g('TKp')}) ${g('j0')})`)})`)}
         ${inc('j0', NB)}
         (br $vl)))
-      (if ${g('vx')} (then (call $vx_apply ${g('vs')} ${g('vc')} ${g('ve')} ${g('nv')} ${g('b')} ${g('B')} (i32.mul ${g('kvh')} ${g('DV')}) ${yAt(i32(0))} ${g('s')} ${g('tab')})))
+      (if ${g('vx')} (then (call $vx_apply ${g('vs')} ${g('vc')} ${g('ve')} ${g('nv')} (i32.mul ${g('kvh')} ${g('DV')}) ${yAt(i32(0))} ${g('s')} ${g('tab')})))
       ;; / sum (a row that sees nothing stays 0)
       ${forG(`
         ${set('t', `(f32.load ${F('sm', g('gg'))})`)}
@@ -219,7 +209,7 @@ function attnRows() {
 
 /** @param {{relaxed: boolean}} variant  relaxed: byte shuffles of the 4-bit decode without the out-of-range fix-up (the same results) */
 export function generate(variant) {
-  const out = ['(module', '  (import "env" "memory" (memory 1 65536 shared))', expFn, DECODE, ROTATE, SPARSE_BLOCK, decRows(variant.relaxed), ROPE_ROWS, PLANES, CS_T, KEYS_EXACT, DEC_KEYS_T(variant.relaxed), SCORES_T(variant.relaxed), PV_T(variant.relaxed), BUCKET, KX_APPLY, VX_APPLY, HADD4, SCORES, SCORES_ROPE, PV, attnRows()];
+  const out = ['(module', '  (import "env" "memory" (memory 1 65536 shared))', expFn, DECODE, ROTATE, SPARSE_BLOCK, decRows(variant.relaxed), ROPE_ROWS, PLANES, CS_T, KEYS_EXACT, DEC_KEYS_T(variant.relaxed), SCORES_T(variant.relaxed), PV_T(variant.relaxed), KX_APPLY, VX_APPLY, HADD4, SCORES, SCORES_ROPE, PV, attnRows()];
   for (const e of exportNames) out.push(`  (export "${e}" (func $${e}))`);
   out.push(')');
   return out.join('\n');
