@@ -62,9 +62,12 @@ export interface PackedStreamViews {
 /**
  * A stream's exact entries a kv head at a time, beside its CSR list (wasm, one sequence, heads of
  * 32 to 256 values: one segment of the index a head): i32 counts [segs] at 0, then from `at` head h's
- * entries at at + h · cap · 8 in row order, each (row · 256 + channel within the head) u32 and the
- * value f32. The encoder appends a row's entries to their heads; the attention kernel writes a
- * block's entries of one head over the decoded block in one pass (no per-row search).
+ * entries at at + h · cap · 8 in row order, each (row · 256 + channel within the head) u32 and an
+ * f32: the exact value where the stream's scale and offset are per channel (keys), the exact value
+ * less the dense value its code decodes to where they are per group (values: lut[code] · scale +
+ * offset, f32 as codec.ts decodes it). The encoder appends a row's entries to their heads; the
+ * attention kernel writes a key block's entries of one head over the decoded keys in one pass and
+ * adds p_t · (x − v_t) to the values' weighted sum (no per-row search).
  */
 export interface HeadEntries {
   view: View; // u8 [at + segs · cap · 8]

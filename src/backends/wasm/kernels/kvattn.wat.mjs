@@ -186,7 +186,7 @@ function attnRows() {
         ${forG(`(call $pv ${yAt(g('gg'))} ${g('vb')} ${g('DV')} ${g('nb')} ${F('s', `(i32.add (i32.mul ${g('gg')} ${g('TKp')}) ${g('j0')})`)})`)}
         ${inc('j0', NB)}
         (br $vl)))
-      (if ${g('vx')} (then (call $vx_apply ${g('vs')} ${g('vc')} ${g('ve')} ${g('nv')} (i32.mul ${g('kvh')} ${g('DV')}) ${yAt(i32(0))} ${g('s')} ${g('tab')})))
+      (if ${g('vx')} (then (call $vx_apply ${g('vc')} ${g('ve')} ${g('nv')} ${yAt(i32(0))} ${g('s')})))
       ;; / sum (a row that sees nothing stays 0)
       ${forG(`
         ${set('t', `(f32.load ${F('sm', g('gg'))})`)}

@@ -331,7 +331,9 @@ const KERNEL = `
             (i32.store16 (i32.add (local.get $dst) (i32.shl (local.get $g) (i32.const 1))) (local.get $j))
             (local.set $g (i32.add (local.get $g) (i32.const 1)))
             (br $zl)))))))
-      ;; the row's entries appended to their heads' lists: (row · 256 + channel within the head, value)
+      ;; the row's entries appended to their heads' lists: (row · 256 + channel within the head, value);
+      ;; with group scales the value less the dense value its code decodes to (lut[code] · scale +
+      ;; offset in f32, as the reference decodes it): what the attention kernel adds
       (if (local.get $hx) (then
         (local.set $j (local.get $eRow))
         (block $had (loop $hal
@@ -343,6 +345,12 @@ const KERNEL = `
           (local.set $base (i32.add (i32.add (local.get $hx) (local.get $hat)) (i32.shl (i32.add (i32.mul (local.get $g) (local.get $hcap)) (local.get $q)) (i32.const 3))))
           (i32.store (local.get $base) (i32.or (i32.shl (local.get $row) (i32.const 8)) (i32.sub (local.get $c) (i32.mul (local.get $g) (local.get $Sg)))))
           (f32.store offset=4 (local.get $base) (f32.load (i32.add (local.get $oval) (i32.shl (local.get $j) (i32.const 2)))))
+          (if ${p('params')} (then
+            (local.set $ga (i32.add (i32.add (local.get $main) ${p('oGrp')}) (i32.shl (i32.add (i32.mul (local.get $row) (local.get $nG)) (i32.div_u (local.get $c) (local.get $G))) (i32.const 2))))
+            (f32.store offset=4 (local.get $base) (f32.sub (f32.load offset=4 (local.get $base))
+              (f32.add (f32.mul (f32.load (i32.add (local.get $lut) (i32.shl (i32.load8_u (i32.add (local.get $qb) (local.get $c))) (i32.const 2))))
+                  (f32.load (i32.add (local.get $tab) (i32.shl (i32.load16_u (local.get $ga)) (i32.const 2)))))
+                (f32.load (i32.add (local.get $tab) (i32.shl (i32.load16_u offset=2 (local.get $ga)) (i32.const 2)))))))))
           (i32.store (local.get $dst) (i32.add (local.get $q) (i32.const 1)))
           (local.set $j (i32.add (local.get $j) (i32.const 1)))
           (br $hal)))))
