@@ -305,7 +305,7 @@ export class KVCacheQuant extends KVCache {
       // positions are kept only where RoPE will be applied on read (pre-RoPE keys of a rotary model)
       const dev = this.device ? { hkv, batch: B } : undefined;
       l = { k: this.newStream(e.k, cap, 64, this.preRope && positions !== undefined, segs, slices, dev), v: this.newStream(e.v, cap, 64, false, segs, slices, dev), batch: B, hkv, d, dv };
-      if (B === 1 && segs > 1 && d <= 256 && kernelOf(this.backend) && encoderOf(this.backend) && !this.device) {
+      if (B === 1 && segs > 1 && Math.max(d, dv) <= 256 && kernelOf(this.backend) && encoderOf(this.backend) && !this.device) {
         for (const s of [l.k, l.v]) if (s.layout.sparse) s.heads = this.headLists(segs, 4 * d);
       }
       this.qlayers[layer] = l;
