@@ -22,6 +22,17 @@ import { g, i32, inc, set } from './wat-text.mjs';
 const lo = (u) => { const p = []; for (let e = 0; e < 8 / u; e++) { for (let k = 0; k < u; k++) p.push(e * u + k); for (let k = 0; k < u; k++) p.push(16 + e * u + k); } return p; };
 const hi = (u) => lo(u).map((x) => x + 8);
 const shuf = (p, a, b) => `(i8x16.shuffle ${p.join(' ')} ${a} ${b})`;
+/**
+ * The sixteen rows' code addresses ra0..ra15 (rows r .. r + 15 at codes + row · codesStep): one add
+ * apart in a whole group, rows past nb repeating the last in the block's last.
+ */
+export const rowAddrs = `(if (i32.le_u (i32.add ${g('r')} ${i32(16)}) ${g('nb')})
+        (then
+          ${set('ra0', `(i32.add ${g('codes')} (i32.mul ${g('r')} ${g('codesStep')}))`)}
+          ${Array.from({ length: 15 }, (_, k) => set(`ra${k + 1}`, `(i32.add ${g(`ra${k}`)} ${g('codesStep')})`)).join(' ')})
+        (else
+          ${Array.from({ length: 16 }, (_, k) => set(`ra${k}`, `(i32.add ${g('codes')} (i32.mul (select (i32.add ${g('r')} ${i32(k)}) (i32.sub ${g('nb')} ${i32(1)}) (i32.lt_u (i32.add ${g('r')} ${i32(k)}) ${g('nb')})) ${g('codesStep')}))`)).join('\n          ')}))`;
+
 /** Output vector i of the 16×16 byte transpose holds byte bitrev4(i) of the sixteen rows, rows in order. */
 const bitrev4 = (i) => ((i & 1) << 3) | ((i & 2) << 1) | ((i & 4) >> 1) | ((i & 8) >> 3);
 
@@ -155,7 +166,7 @@ export const DEC_KEYS_T = (relaxed) => `
     ${set('mlo', '(v128.const i32x4 0x0f0f0f0f 0x0f0f0f0f 0x0f0f0f0f 0x0f0f0f0f)')}
     (block $gd (loop $gl
       (br_if $gd (i32.ge_u ${g('r')} ${g('nb')}))
-      ${Array.from({ length: 16 }, (_, k) => set(`ra${k}`, `(i32.add ${g('codes')} (i32.mul (select (i32.add ${g('r')} ${i32(k)}) (i32.sub ${g('nb')} ${i32(1)}) (i32.lt_u (i32.add ${g('r')} ${i32(k)}) ${g('nb')})) ${g('codesStep')}))`)).join('\n      ')}
+      ${rowAddrs}
       ${set('ob', `(i32.add ${g('out')} (i32.shl ${g('r')} ${i32(2)}))`)}
       ${set('hoff', i32(0))} ${set('chb', i32(0))}
       (block $hd (loop $hl

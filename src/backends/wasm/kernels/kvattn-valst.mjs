@@ -11,7 +11,7 @@
 import { KVS } from './kvattn-layout.mjs';
 import { lutPlanes } from './kvattn-codes.mjs';
 import { exactChan, exactVal } from './kvattn-exact.mjs';
-import { listRows4, lookup16, transposeHalf } from './kvattn-keyst.mjs';
+import { listRows4, lookup16, rowAddrs, transposeHalf } from './kvattn-keyst.mjs';
 import { g, i32, inc, set } from './wat-text.mjs';
 
 /** f32 at the f16 table entry of the u16 at `at`. */
@@ -76,7 +76,7 @@ export const PV_T = (relaxed) => `
     ${set('r', i32(0))}
     (block $gd (loop $gl
       (br_if $gd (i32.ge_u ${g('r')} ${g('nb')}))
-      ${Array.from({ length: 16 }, (_, k) => set(`ra${k}`, `(i32.add ${g('codes')} (i32.mul (select (i32.add ${g('r')} ${i32(k)}) (i32.sub ${g('nb')} ${i32(1)}) (i32.lt_u (i32.add ${g('r')} ${i32(k)}) ${g('nb')})) ${g('codesStep')}))`)).join('\n      ')}
+      ${rowAddrs}
       ${[0, 1, 2, 3].map((u) => set(`W${u}`, `(v128.load offset=${16 * u} (i32.add ${g('ws')} (i32.shl ${g('r')} ${i32(2)})))`)).join(' ')}
       ${set('hoff', i32(0))} ${set('chb', i32(0))}
       (block $hd (loop $hl
