@@ -7,10 +7,13 @@
 //               [block of 64 keys][rot][64] (consecutive keys side by side, a block's rows together);
 //   $dec_keys_t a block's codes transposed sixteen keys at a time (a 16×16 byte transpose), each
 //               channel's sixteen codes looked up in its own planes: kbT [D][64] (channel-major),
-//               then the exact entries written over it ($keys_exact: the rows that hold any listed
-//               first, loads only, then the stores);
+//               then the exact entries written over it: from the stream's per-head list where it
+//               keeps one (kvattn-lists.mjs, called by the task loop), else $keys_exact (the rows
+//               that hold any listed first from the CSR index, loads only, then the stores);
 //   $scores_t   the scores eight keys a pass: per pair (i, i + half) q_a·(x_a·cos − x_b·sin) +
-//               q_b·(x_b·cos + x_a·sin), the rotation's products as the reference's.
+//               q_b·(x_b·cos + x_a·sin), the rotation's products as the reference's (the relaxed
+//               build fuses them: x_a·cos − x_b·sin and x_b·cos + x_a·sin a multiply and a fused
+//               multiply-add each, the q_a and q_b terms fused into accumulators of their own).
 // Not for: other layouts (kvattn-rows.mjs decodes them, kvattn-dots.mjs dots them) or the values
 // (kvattn-valst.mjs).
 import { KVS } from './kvattn-layout.mjs';

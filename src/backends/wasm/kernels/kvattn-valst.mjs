@@ -5,8 +5,10 @@
 // a block's codes transposed sixteen rows at a time (kvattn-keyst.mjs's byte transpose), each
 // channel's sixteen codes looked up in the table's byte planes (held in registers: one table for
 // every channel) and met by the rows' weights p_j s_j, summed per channel across the block in four
-// lanes, then y_ch += the lanes' sum and Σ p_j o_j; each exact entry as p_j · (x − v_j), v_j decoded
-// as the reference decodes it. Not the reference's order of sums (y within f32 rounding of it).
+// lanes (fused multiply-adds in the relaxed build), then y_ch += the lanes' sum and Σ p_j o_j; each
+// exact entry as p_j · (x − v_j), v_j decoded as the reference decodes it (here from the CSR index;
+// from the stream's per-head list, x − v_j as stored, where it keeps one: kvattn-lists.mjs). Not the
+// reference's order of sums (y within f32 rounding of it).
 // Not for: other layouts ($dec_rows and $pv).
 import { KVS } from './kvattn-layout.mjs';
 import { lutPlanes } from './kvattn-codes.mjs';

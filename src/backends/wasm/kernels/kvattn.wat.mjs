@@ -19,7 +19,8 @@
 // The module's parts: kvattn-layout.mjs (parameter blocks), kvattn-rows.mjs (the many-row decoder
 // with kvattn-codes.mjs and kvattn-exact.mjs), kvattn-decode.mjs (a row a value at a time),
 // kvattn-rope.mjs, kvattn-dots.mjs (scores and the weighted sum), kvattn-keyst.mjs (keys sixteen a
-// vector); this file: the task loop.
+// vector), kvattn-valst.mjs (values sixteen rows a vector), kvattn-lists.mjs (their exact entries from
+// the streams' per-head lists, one sequence); this file: the task loop.
 import { KVA, KVS, NB } from './kvattn-layout.mjs';
 import { DECODE } from './kvattn-decode.mjs';
 import { HADD4, PV, SCORES, SCORES_ROPE, hsum } from './kvattn-dots.mjs';
@@ -207,7 +208,7 @@ function attnRows() {
       (br $rows_l))))`;
 }
 
-/** @param {{relaxed: boolean}} variant  relaxed: byte shuffles of the 4-bit decode without the out-of-range fix-up (the same results) */
+/** @param {{relaxed: boolean}} variant  relaxed: byte shuffles of the 4-bit decode without the out-of-range fix-up (the same results); the sixteen-a-vector paths' multiply-adds fused (results within rounding) */
 export function generate(variant) {
   const out = ['(module', '  (import "env" "memory" (memory 1 65536 shared))', expFn, DECODE, ROTATE, SPARSE_BLOCK, decRows(variant.relaxed), ROPE_ROWS, PLANES, CS_T, KEYS_EXACT, DEC_KEYS_T(variant.relaxed), SCORES_T(variant.relaxed), PV_T(variant.relaxed), KX_APPLY, VX_APPLY, HADD4, SCORES, SCORES_ROPE, PV, attnRows()];
   for (const e of exportNames) out.push(`  (export "${e}" (func $${e}))`);
