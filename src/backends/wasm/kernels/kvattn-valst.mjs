@@ -36,10 +36,12 @@ const valueChannel = (relaxed) => (ch) => `${lookup16(relaxed, [g('p0'), g('p1')
 
 // y [n] at ya += Σ_r w[r] · v_r over rows row0 + r · rstep (r < nb ≤ 64), values [c0, c0 + n) of the
 // stream at s: 4-bit codes, a group of n values or more per row with f16 scale and offset, n a
-// multiple of 32, the slice one segment of the index (or no index). ws: 64 + 4 · n f32 of scratch
-// (the rows' weights, then each channel's four lanes); ex: 12 bytes a row.
+// multiple of 32, the slice one segment of the index (or no index). ws: 65 + 4 · n f32 of scratch
+// (the rows' weights, then each channel's four lanes, then Σ p_j o_j), kept from block to block of
+// one row of the task: fl bit 0, the first block (lanes and sum zeroed first), bit 1, the last (y +=
+// the lanes' sums and Σ p_j o_j after it); ex: 12 bytes a row.
 export const PV_T = (relaxed) => `
-  (func $pv_t (param $s i32) (param $row0 i32) (param $rstep i32) (param $nb i32) (param $c0 i32) (param $n i32) (param $ya i32) (param $w i32) (param $tab i32) (param $ws i32) (param $ex i32)
+  (func $pv_t (param $s i32) (param $row0 i32) (param $rstep i32) (param $nb i32) (param $c0 i32) (param $n i32) (param $ya i32) (param $w i32) (param $tab i32) (param $ws i32) (param $ex i32) (param $fl i32)
     (local $main i32) (local $codes i32) (local $codesStep i32) (local $gRow i32) (local $gStep i32) (local $r i32) (local $k i32) (local $acc i32)
     (local $hoff i32) (local $chb i32) (local $oo i32) (local $lut i32) (local $x i32) (local $xe i32) (local $c i32)
     ${Array.from({ length: 16 }, (_, k) => `(local $ra${k} i32)`).join(' ')}
@@ -68,9 +70,12 @@ export const PV_T = (relaxed) => `
       ${inc('r', 1)}
       (br $pl)))
     ${set('gRow', `(i32.sub ${g('gRow')} (i32.mul ${g('gStep')} ${g('nb')}))`)}
-    ;; each channel's four lanes, zeroed
+    ;; each channel's four lanes and Σ p_j o_j, zeroed at the first block
     ${set('acc', `(i32.add ${g('ws')} ${i32(256)})`)}
-    (memory.fill ${g('acc')} ${i32(0)} (i32.shl ${g('n')} ${i32(4)}))
+    ${set('oo', `(i32.add ${g('acc')} (i32.shl ${g('n')} ${i32(4)}))`)}
+    (if (i32.and ${g('fl')} ${i32(1)}) (then (memory.fill ${g('acc')} ${i32(0)} (i32.add (i32.shl ${g('n')} ${i32(4)}) ${i32(4)}))))
+    ${set('C', `(f32.add (f32.load ${g('oo')}) ${g('C')})`)}
+    (f32.store ${g('oo')} ${g('C')})
     ;; the 16-entry table as four byte planes
     ${set('lut', `(i32.add ${g('main')} (i32.load offset=${KVS.oLut} ${g('s')}))`)}
     ${lutPlanes(g('lut'))}
@@ -88,8 +93,9 @@ export const PV_T = (relaxed) => `
         (br $hl)))
       ${inc('r', 16)}
       (br $gl)))
-    ;; y += the lanes' sums + Σ p_j o_j
+    ;; at the last block, y += the lanes' sums + Σ p_j o_j
     ${set('cs', `(f32x4.splat ${g('C')})`)} ${set('c', i32(0))}
+    (if (i32.eqz (i32.and ${g('fl')} ${i32(2)})) (then ${set('c', g('n'))}))
     (block $yd (loop $yl
       (br_if $yd (i32.ge_u ${g('c')} ${g('n')}))
       ${set('oo', `(i32.add ${g('acc')} (i32.shl ${g('c')} ${i32(4)}))`)}

@@ -180,7 +180,8 @@ function attnRows() {
         ${set('nb', `(i32.sub ${g('nv')} ${g('j0')})`)}
         (if (i32.gt_u ${g('nb')} ${i32(NB)}) (then ${set('nb', i32(NB))}))
         (if ${g('fv')} (then
-          (call $pv_t ${g('vs')} (i32.add (i32.mul ${g('j0')} ${g('B')}) ${g('b')}) ${g('B')} ${g('nb')} (i32.mul ${g('kvh')} ${g('DV')}) ${g('DV')} ${yAt(i32(0))} ${F('s', g('j0'))} ${g('tab')} ${g('vb')} ${g('ex')})
+          (call $pv_t ${g('vs')} (i32.add (i32.mul ${g('j0')} ${g('B')}) ${g('b')}) ${g('B')} ${g('nb')} (i32.mul ${g('kvh')} ${g('DV')}) ${g('DV')} ${yAt(i32(0))} ${F('s', g('j0'))} ${g('tab')} ${g('vb')} ${g('ex')}
+            (i32.or (i32.eqz ${g('j0')}) (i32.shl (i32.ge_u (i32.add ${g('j0')} ${i32(NB)}) ${g('nv')}) ${i32(1)})))
           ${inc('j0', NB)}
           (br $vl)))
         (call $dec_rows ${g('vs')} (i32.add (i32.mul ${g('j0')} ${g('B')}) ${g('b')}) ${g('B')} ${g('nb')} (i32.mul ${g('kvh')} ${g('DV')}) ${g('DV')} ${g('vb')} ${g('tab')} ${g('dm')})
