@@ -14,6 +14,8 @@ import { KVS } from './kvattn-layout.mjs';
 import { lutPlanes } from './kvattn-codes.mjs';
 import { exactChan, exactVal } from './kvattn-exact.mjs';
 import { listRows4, lookup16, rowAddrs, transposeHalf } from './kvattn-keyst.mjs';
+import { hsum } from './kvattn-dots.mjs';
+import { f4 } from './simd-math.mjs';
 import { g, i32, inc, set } from './wat-text.mjs';
 
 /** f32 at the f16 table entry of the u16 at `at`. */
@@ -41,7 +43,7 @@ const valueChannel = (relaxed) => (ch) => `${lookup16(relaxed, [g('p0'), g('p1')
 // one row of the task: fl bit 0, the first block (lanes and sum zeroed first), bit 1, the last (y +=
 // the lanes' sums and Σ p_j o_j after it); ex: 12 bytes a row.
 export const PV_T = (relaxed) => `
-  (func $pv_t (param $s i32) (param $row0 i32) (param $rstep i32) (param $nb i32) (param $c0 i32) (param $n i32) (param $ya i32) (param $w i32) (param $tab i32) (param $ws i32) (param $ex i32) (param $fl i32)
+  (func $pv_t (param $s i32) (param $row0 i32) (param $rstep i32) (param $nb i32) (param $c0 i32) (param $n i32) (param $ya i32) (param $w i32) (param $tab i32) (param $ws i32) (param $ex i32) (param $fl i32) (param $sS i32) (param $sO i32)
     (local $main i32) (local $codes i32) (local $codesStep i32) (local $gRow i32) (local $gStep i32) (local $r i32) (local $k i32) (local $acc i32)
     (local $hoff i32) (local $chb i32) (local $oo i32) (local $lut i32) (local $x i32) (local $xe i32) (local $c i32)
     ${Array.from({ length: 16 }, (_, k) => `(local $ra${k} i32)`).join(' ')}
@@ -57,7 +59,19 @@ export const PV_T = (relaxed) => `
     ${set('k', `(i32.div_u (i32.load offset=${KVS.R} ${g('s')}) (i32.load offset=${KVS.G} ${g('s')}))`)}
     ${set('gStep', `(i32.shl (i32.mul ${g('rstep')} ${g('k')}) ${i32(2)})`)}
     ${set('gRow', `(i32.add (i32.add ${g('main')} (i32.load offset=${KVS.oGrp} ${g('s')})) (i32.shl (i32.add (i32.mul ${g('row0')} ${g('k')}) (i32.div_u ${g('c0')} (i32.load offset=${KVS.G} ${g('s')}))) ${i32(2)}))`)}
-    ;; the rows' weights p_j s_j (0 past nb: those rows repeat the last one's codes), and Σ p_j o_j
+    ;; the rows' weights p_j s_j (0 past nb: those rows repeat the last one's codes), and Σ p_j o_j:
+    ;; four rows a vector where the rows' scales and offsets are at hand in f32 (sS, sO: [row],
+    ;; rows one apart), then a row at a time
+    ${set('cs', f4(0))}
+    (if ${g('sS')} (then
+      ${set('sS', `(i32.add ${g('sS')} (i32.shl ${g('row0')} ${i32(2)}))`)} ${set('sO', `(i32.add ${g('sO')} (i32.shl ${g('row0')} ${i32(2)}))`)}
+      (block $p4d (loop $p4l
+        (br_if $p4d (i32.gt_u (i32.add ${g('r')} ${i32(4)}) ${g('nb')}))
+        ${set('W2', `(v128.load (i32.add ${g('w')} (i32.shl ${g('r')} ${i32(2)})))`)}
+        (v128.store (i32.add ${g('ws')} (i32.shl ${g('r')} ${i32(2)})) (f32x4.mul ${g('W2')} (v128.load (i32.add ${g('sS')} (i32.shl ${g('r')} ${i32(2)})))))
+        ${set('cs', `(f32x4.add ${g('cs')} (f32x4.mul ${g('W2')} (v128.load (i32.add ${g('sO')} (i32.shl ${g('r')} ${i32(2)})))))`)}
+        ${inc('gRow', `(i32.shl ${g('gStep')} ${i32(2)})`)} ${inc('r', 4)}
+        (br $p4l)))))
     (block $pd (loop $pl
       (br_if $pd (i32.ge_u ${g('r')} ${i32(64)}))
       (if (i32.lt_u ${g('r')} ${g('nb')})
@@ -70,6 +84,7 @@ export const PV_T = (relaxed) => `
       ${inc('r', 1)}
       (br $pl)))
     ${set('gRow', `(i32.sub ${g('gRow')} (i32.mul ${g('gStep')} ${g('nb')}))`)}
+    ${set('C', `(f32.add ${hsum('cs')} ${g('C')})`)}
     ;; each channel's four lanes and Σ p_j o_j, zeroed at the first block
     ${set('acc', `(i32.add ${g('ws')} ${i32(256)})`)}
     ${set('oo', `(i32.add ${g('acc')} (i32.shl ${g('n')} ${i32(4)}))`)}

@@ -56,7 +56,7 @@ function attnRows() {
     (local $s i32) (local $sg i32) (local $dm i32) (local $pa i32) (local $fr i32) (local $kb i32) (local $vb i32) (local $mx i32) (local $sm i32) (local $m i32) (local $nv i32)
     (local $j i32) (local $j0 i32) (local $nb i32) (local $ks i32) (local $vs i32) (local $tab i32) (local $rope i32) (local $ya i32) (local $c i32)
     (local $ft i32) (local $fv i32) (local $lk i32) (local $lb i32) (local $pl i32) (local $cst i32) (local $ex i32)
-    (local $kx i32) (local $vx i32) (local $kc i32) (local $ke i32) (local $vc i32) (local $ve i32)
+    (local $sS i32) (local $sO i32) (local $kx i32) (local $vx i32) (local $kc i32) (local $ke i32) (local $vc i32) (local $ve i32)
     (local $t f32) (local $scv v128) (local $acc v128) (local $mv v128) (local $sv v128)
     ${set('B', f('B'))} ${set('TQ', f('TQ'))} ${set('TK', f('TK'))} ${set('D', f('D'))} ${set('DV', f('DV'))} ${set('HQ', f('HQ'))} ${set('G', f('G'))}
     ${set('TKp', `(i32.and (i32.add ${g('TK')} ${i32(3)}) ${i32(-4)})`)}
@@ -92,6 +92,19 @@ function attnRows() {
     ${set('nRows', `(i32.mul (i32.mul ${g('B')} ${g('HKV')}) ${g('TQ')})`)}
     ${set('r', `(i32.div_u (i32.mul ${g('nRows')} ${g('task')}) ${g('nTasks')})`)}
     ${set('end', `(i32.div_u (i32.mul ${g('nRows')} (i32.add ${g('task')} ${i32(1)})) ${g('nTasks')})`)}
+    ;; the sixteen-a-vector values of one sequence with one group a row (the same scale and offset for
+    ;; every head): the rows' f16 scales and offsets in f32 once a call, sS [TK] and sO [TK] after the
+    ;; cos/sin rows
+    (if (i32.and (i32.and ${g('fv')} (i32.eq ${g('B')} ${i32(1)})) (i32.eq (i32.load offset=${KVS.G} ${g('vs')}) (i32.load offset=${KVS.R} ${g('vs')}))) (then
+      ${set('sS', `(i32.and (i32.add (i32.add ${g('cst')} (i32.shl (i32.mul ${f('rot')} (i32.and (i32.add ${g('TK')} ${i32(63)}) ${i32(-64)})) ${i32(2)})) ${i32(15)}) ${i32(-16)})`)}
+      ${set('sO', `(i32.add ${g('sS')} (i32.shl (i32.and (i32.add ${g('TK')} ${i32(3)}) ${i32(-4)}) ${i32(2)}))`)}
+      ${set('c', `(i32.add (i32.load offset=${KVS.main} ${g('vs')}) (i32.load offset=${KVS.oGrp} ${g('vs')}))`)} ${set('j', i32(0))}
+      (block $fd (loop $fl
+        (br_if $fd (i32.ge_u ${g('j')} ${g('TK')}))
+        (f32.store ${F('sS', g('j'))} (f32.load (i32.add ${g('tab')} (i32.shl (i32.load16_u ${g('c')}) ${i32(2)}))))
+        (f32.store ${F('sO', g('j'))} (f32.load (i32.add ${g('tab')} (i32.shl (i32.load16_u offset=2 ${g('c')}) ${i32(2)}))))
+        ${inc('c', 4)} ${inc('j', 1)}
+        (br $fl)))))
     ;; the sixteen-a-vector paths' exact entries from the streams' per-head lists where they keep them (kvattn-lists.mjs)
     ${set('kx', `(i32.and ${g('ft')} (i32.ne (i32.load offset=${KVS.hx} ${g('ks')}) ${i32(0)}))`)}
     ${set('vx', `(i32.and ${g('fv')} (i32.ne (i32.load offset=${KVS.hx} ${g('vs')}) ${i32(0)}))`)}
@@ -181,7 +194,7 @@ function attnRows() {
         (if (i32.gt_u ${g('nb')} ${i32(NB)}) (then ${set('nb', i32(NB))}))
         (if ${g('fv')} (then
           (call $pv_t ${g('vs')} (i32.add (i32.mul ${g('j0')} ${g('B')}) ${g('b')}) ${g('B')} ${g('nb')} (i32.mul ${g('kvh')} ${g('DV')}) ${g('DV')} ${yAt(i32(0))} ${F('s', g('j0'))} ${g('tab')} ${g('vb')} ${g('ex')}
-            (i32.or (i32.eqz ${g('j0')}) (i32.shl (i32.ge_u (i32.add ${g('j0')} ${i32(NB)}) ${g('nv')}) ${i32(1)})))
+            (i32.or (i32.eqz ${g('j0')}) (i32.shl (i32.ge_u (i32.add ${g('j0')} ${i32(NB)}) ${g('nv')}) ${i32(1)})) ${g('sS')} ${g('sO')})
           ${inc('j0', NB)}
           (br $vl)))
         (call $dec_rows ${g('vs')} (i32.add (i32.mul ${g('j0')} ${g('B')}) ${g('b')}) ${g('B')} ${g('nb')} (i32.mul ${g('kvh')} ${g('DV')}) ${g('DV')} ${g('vb')} ${g('tab')} ${g('dm')})

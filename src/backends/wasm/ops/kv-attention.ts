@@ -55,9 +55,9 @@ export function runKVAttentionWasm(rt: WasmRuntime, a: KVAttentionArgs): void {
   const rows = B * a.hkv * TQ;
   const threads = threadsFor(rt, rows * a.tk * (D + DV) * 8, rows);
   // scores, decoded blocks, max and sum, a dummy slot; the sixteen-keys path's rows with exact
-  // entries, channel planes and cos/sin rows
+  // entries, channel planes and cos/sin rows; the sixteen-rows values' scales and offsets in f32
   const tkp = (a.tk + 3) & ~3;
-  const stride = Math.ceil(((G * tkp + NB * (D + DV) + 2 * G + 1 + 4 + 3 * NB + 16 * D + (a.rope?.rotaryDim ?? 0) * ((a.tk + 63) & ~63) + 8) * 4) / 64) * 64;
+  const stride = Math.ceil(((G * tkp + NB * (D + DV) + 2 * G + 1 + 4 + 3 * NB + 16 * D + (a.rope?.rotaryDim ?? 0) * ((a.tk + 63) & ~63) + 8 + 2 * tkp + 4) * 4) / 64) * 64;
   const scratch = rt.scratch('kvattn.scores', Math.max(64, stride * threads));
   const prm = rt.scratch('kvattn.params', KVA.BYTES);
   const P = new Int32Array(rt.memory.bytes().buffer, prm, KVA.BYTES / 4);
