@@ -351,9 +351,13 @@ describe('packed attention kernel across layouts', () => {
     const rope0 = { invFreq: al.tensor(Array.from({ length: c.rot / 2 }, (_, i) => 1 / 10000 ** ((2 * i) / c.rot)), [c.rot / 2], 'f32', { backend: js }), rotaryDim: c.rot, mode: c.mode };
     const [dw, dj] = [cache.dequantized(0, rope0), ref.dequantized(0, rope0)];
     const encErr = Math.max(maxDiff(dw.k.dataSync(), dj.k.dataSync()), maxDiff(dw.v.dataSync(), dj.v.dataSync()));
-    console.log(`${c.name}: wasm encoder vs encodeRow, max difference of the decoded cache ${encErr}, ${cache.memory().bytesPerToken} vs ${ref.memory().bytesPerToken} bytes/token`);
+    // the wasm cache also keeps its exact entries a kv head at a time (one sequence, heads of 32 and more) for the kernel
+    const mw = cache.memory(), mr = ref.memory(), hl = mw.headLists;
+    console.log(`${c.name}: wasm encoder vs encodeRow, max difference of the decoded cache ${encErr}, ${mw.bytesPerToken} (per-head lists ${hl.bytesPerToken}) vs ${mr.bytesPerToken} bytes/token`);
     expect(encErr).toBe(0);
-    expect(cache.memory()).toEqual(ref.memory());
+    expect(hl.bytesPerToken > 0).toBe(c.batch === 1 && c.d >= 32 && mr.sparseShare > 0);
+    expect(mw.bytesPerToken - hl.bytesPerToken).toBeCloseTo(mr.bytesPerToken, 9);
+    expect({ ...mw, bytesPerToken: mr.bytesPerToken, fixedBytes: mw.fixedBytes - hl.fixedBytes, headLists: mr.headLists }).toEqual(mr);
     for (const t of [dw.k, dw.v, dj.k, dj.v, kj, vj, rope0.invFreq]) t.dispose();
     ref.dispose();
     const q = al.randn([c.batch, c.hq, c.tq, c.d], { seed: 23, backend: wasm });

@@ -55,6 +55,26 @@ export interface PackedStreamViews {
   out: View; // u8 [layout.outBytes], or [side.bytes] where the stream has a device side table
   /** A KVQuant stream held on the device: its exact values in a side table (no CSR list). */
   side?: KVQuantSide;
+  /** The exact entries again, a kv head at a time (wasm, one sequence): see HeadEntries. */
+  heads?: HeadEntries;
+}
+
+/**
+ * A stream's exact entries a kv head at a time, beside its CSR list (wasm, one sequence, heads of
+ * 32 to 256 values: one segment of the index a head): i32 counts [segs] at 0, then from `at` head h's
+ * entries at at + h · cap · 8 in row order, each (row · 256 + channel within the head) u32 and an
+ * f32: the exact value where the stream's scale and offset are per channel (keys), the exact value
+ * less the dense value its code decodes to where they are per group (values: lut[code] · scale +
+ * offset, f32 as codec.ts decodes it). The encoder appends a row's entries to their heads; the
+ * attention kernel writes a key block's entries of one head over the decoded keys in one pass and
+ * adds p_t · (x − v_t) to the values' weighted sum (no per-row search).
+ */
+export interface HeadEntries {
+  view: View; // u8 [at + segs · cap · 8]
+  /** Entries each head has room for. */
+  cap: number;
+  /** Byte offset of head 0's entries. */
+  at: number;
 }
 
 /**
@@ -128,6 +148,8 @@ export interface KVEncodeArgs {
   sink?: Uint8Array;
   /** The first new row to encode (default 0). */
   from?: number;
+  /** The stream's head lists hold entries of rows from row0 + from on (rows written again): dropped first. */
+  trimHeads?: boolean;
 }
 
 /** A backend that encodes a stream's new rows where the stream lies (the wasm backend). */

@@ -49,6 +49,8 @@ interface QStream {
   side?: KVQuantSide;
   /** Per-channel outlier bounds f32 [2 · R] (lo, then hi) for a backend's encoder; made on first use. */
   bounds?: Tensor;
+  /** The exact entries again a kv head at a time, for the wasm kernel (HeadEntries; one sequence). */
+  heads?: { t: Tensor; cap: number; at: number; segs: number; rows: number };
 }
 
 /**
@@ -96,6 +98,8 @@ export interface KVMemory {
   tokens: number;
   /** Exact (sparse) entries over all values held (streams on the device: their slots, used or not). */
   sparseShare: number;
+  /** Of bytesPerToken and fixedBytes: the wasm kernel's per-head lists of the exact entries (HeadEntries; 0 where none are kept). */
+  headLists: { bytesPerToken: number; fixedBytes: number };
 }
 
 export class KVCacheQuant extends KVCache {
@@ -199,13 +203,43 @@ export class KVCacheQuant extends KVCache {
   }
 
   private views(s: QStream): PackedStreamViews {
-    return { layout: s.layout, main: s.main.view(), out: s.out.view(), ...(s.side ? { side: s.side } : {}) };
+    const heads = s.heads && { view: s.heads.t.view(), cap: s.heads.cap, at: s.heads.at };
+    return { layout: s.layout, main: s.main.view(), out: s.out.view(), ...(s.side ? { side: s.side } : {}), ...(heads ? { heads } : {}) };
+  }
+
+  /**
+   * Per-head lists of the exact entries (HeadEntries) with room for `cap` each, the counts and the
+   * entries of `from` kept: made where the wasm kernel reads a one-sequence stream whose segment
+   * index has a segment a head (heads of 32 to 256 values).
+   */
+  private headLists(segs: number, cap: number, from?: QStream['heads']): QStream['heads'] {
+    const at = (4 * segs + 15) & ~15;
+    const t = keep(Tensor.empty([at + segs * cap * 8], 'u8', this.backend, 'kvCacheQuant'));
+    const b = this.backend, buf = t.view().buffer;
+    if (!from) {
+      b.write(buf, 0, new Uint8Array(4 * segs));
+      return { t, cap, at, segs, rows: 0 };
+    }
+    const counts = b.readSync(from.t.view().buffer, 0, 4 * segs);
+    b.write(buf, 0, counts);
+    const n = new Int32Array(counts.buffer, counts.byteOffset, segs);
+    for (let h = 0; h < segs; h++) if (n[h]! > 0) b.write(buf, at + h * cap * 8, b.readSync(from.t.view().buffer, from.at + h * from.cap * 8, n[h]! * 8));
+    from.t.dispose();
+    return { t, cap, at, segs, rows: from.rows };
+  }
+
+  /** Whether some head's list lacks room for a whole head of entries. */
+  private headsFull(h: NonNullable<QStream['heads']>, perHead: number): boolean {
+    const c = this.backend.readSync(h.t.view().buffer, 0, 4 * h.segs);
+    const n = new Int32Array(c.buffer, c.byteOffset, h.segs);
+    return n.some((x) => x + perHead > h.cap);
   }
 
   /** Moves a stream into buffers of `capRows` rows / `outCap` entries, keeping its first `rows` rows. */
   private grow(s: QStream, rows: number, capRows: number, outCap: number): QStream {
     const n = this.newStream(s.enc, capRows, outCap, s.positions, s.layout.segs, s.layout.slices, s.side && { hkv: s.side.hkv, batch: s.side.batch });
     n.bounds = s.bounds;
+    n.heads = s.heads;
     const o = s.layout, L = n.layout, b = this.backend;
     if (this.device) {
       // codes, group scales, positions and the side table copied on the device, as 32-bit words
@@ -271,6 +305,9 @@ export class KVCacheQuant extends KVCache {
       // positions are kept only where RoPE will be applied on read (pre-RoPE keys of a rotary model)
       const dev = this.device ? { hkv, batch: B } : undefined;
       l = { k: this.newStream(e.k, cap, 64, this.preRope && positions !== undefined, segs, slices, dev), v: this.newStream(e.v, cap, 64, false, segs, slices, dev), batch: B, hkv, d, dv };
+      if (B === 1 && segs > 1 && Math.max(d, dv) <= 256 && kernelOf(this.backend) && encoderOf(this.backend) && !this.device) {
+        for (const s of [l.k, l.v]) if (s.layout.sparse) s.heads = this.headLists(segs, 4 * d);
+      }
       this.qlayers[layer] = l;
     }
     if (l.batch !== B || l.hkv !== hkv || l.d !== d) throw new Error(`KV cache ${this.label}: layer ${layer} holds [${l.batch}, ${l.hkv}, *, ${l.d}], got ${k.shape.join('x')}`);
@@ -417,14 +454,18 @@ export class KVCacheQuant extends KVCache {
       try {
         for (let from = 0; ;) {
           const r = enc.runKVEncode({
-            x: xc.view(), stream: { layout: s.layout, main: s.main.view(), out: s.out.view() }, kind: e.kind, tau: e.tau, bounds: s.bounds?.view(),
+            x: xc.view(), stream: this.views(s), kind: e.kind, tau: e.tau, bounds: s.bounds?.view(),
             row0: past * B, past, nOut: s.nOut, holdsPositions: s.positions, positions, sink, from,
+            trimHeads: !!s.heads && s.heads.rows > past * B + from,
           });
           s.nOut = r.nOut;
+          if (s.heads) s.heads.rows = past * B + r.rows;
           if (r.rows >= n) break;
-          // the outlier buffer lacks room for a row of exact entries: grow it, keep the rows written
+          // the outlier buffer (or a head's list) lacks room for a row's exact entries: grow it, keep the rows written
           from = r.rows;
-          s = l[which] = this.grow(s, past * B + from, s.layout.cap, Math.max(2 * s.layout.outCap, s.nOut + e.R));
+          if (s.nOut + e.R > s.layout.outCap) s = l[which] = this.grow(s, past * B + from, s.layout.cap, Math.max(2 * s.layout.outCap, s.nOut + e.R));
+          const h = s.heads;
+          if (h && this.headsFull(h, e.R / h.segs)) s.heads = this.headLists(h.segs, 2 * h.cap, h);
         }
       } finally {
         if (xc !== x) xc.dispose();
@@ -543,7 +584,7 @@ export class KVCacheQuant extends KVCache {
 
   /** Bytes held per token, against an f32 cache of the same positions. */
   memory(): KVMemory {
-    let bytes = 0, f32 = 0, fixed = 0, sparse = 0, values = 0;
+    let bytes = 0, f32 = 0, fixed = 0, sparse = 0, values = 0, listBytes = 0, listFixed = 0;
     for (const l of this.qlayers) {
       if (!l) continue;
       const rows = this.length * l.batch;
@@ -551,6 +592,8 @@ export class KVCacheQuant extends KVCache {
         const L = s.layout;
         const nGroups = L.params === 'group' ? L.R / L.G : 0;
         bytes += rows * (L.rowBytes + nGroups * L.grpBytes + (L.sparse ? 4 : 0) + (L.segs > 1 ? 2 * L.segs : 0) + (s.positions ? 4 : 0)) + 6 * s.nOut;
+        // the per-head lists: each entry once more (8 bytes), their counts fixed
+        if (s.heads) { listBytes += 8 * s.nOut; listFixed += s.heads.at; }
         fixed += 4 * (1 << L.bits) + (L.params === 'channel' ? 8 * L.R : 0);
         if (s.side) {
           // the device's side table: K slots per block whether used or not; ranges and sink rows fixed
@@ -565,11 +608,14 @@ export class KVCacheQuant extends KVCache {
       }
     }
     const tokens = this.length * (this.qlayers.find(Boolean)?.batch ?? 1);
-    return { bytesPerToken: tokens ? bytes / tokens : 0, f32BytesPerToken: tokens ? f32 / tokens : 0, fixedBytes: fixed, tokens, sparseShare: values ? sparse / values : 0 };
+    return {
+      bytesPerToken: tokens ? (bytes + listBytes) / tokens : 0, f32BytesPerToken: tokens ? f32 / tokens : 0, fixedBytes: fixed + listFixed, tokens, sparseShare: values ? sparse / values : 0,
+      headLists: { bytesPerToken: tokens ? listBytes / tokens : 0, fixedBytes: listFixed },
+    };
   }
 
   override dispose(): void {
-    for (const l of this.qlayers) if (l) for (const s of [l.k, l.v]) { s.main.dispose(); s.out.dispose(); s.bounds?.dispose(); }
+    for (const l of this.qlayers) if (l) for (const s of [l.k, l.v]) { s.main.dispose(); s.out.dispose(); s.bounds?.dispose(); s.heads?.t.dispose(); }
     this.qlayers = [];
     this.ropeDevice?.dispose();
     this.ropeDevice = undefined;

@@ -7,10 +7,13 @@
 //               [block of 64 keys][rot][64] (consecutive keys side by side, a block's rows together);
 //   $dec_keys_t a block's codes transposed sixteen keys at a time (a 16×16 byte transpose), each
 //               channel's sixteen codes looked up in its own planes: kbT [D][64] (channel-major),
-//               then the exact entries written over it ($keys_exact: the rows that hold any listed
-//               first, loads only, then the stores);
+//               then the exact entries written over it: from the stream's per-head list where it
+//               keeps one (kvattn-lists.mjs, called by the task loop), else $keys_exact (the rows
+//               that hold any listed first from the CSR index, loads only, then the stores);
 //   $scores_t   the scores eight keys a pass: per pair (i, i + half) q_a·(x_a·cos − x_b·sin) +
-//               q_b·(x_b·cos + x_a·sin), the rotation's products as the reference's.
+//               q_b·(x_b·cos + x_a·sin), the rotation's products as the reference's (the relaxed
+//               build fuses them: x_a·cos − x_b·sin and x_b·cos + x_a·sin a multiply and a fused
+//               multiply-add each, the q_a and q_b terms fused into accumulators of their own).
 // Not for: other layouts (kvattn-rows.mjs decodes them, kvattn-dots.mjs dots them) or the values
 // (kvattn-valst.mjs).
 import { KVS } from './kvattn-layout.mjs';
@@ -22,6 +25,17 @@ import { g, i32, inc, set } from './wat-text.mjs';
 const lo = (u) => { const p = []; for (let e = 0; e < 8 / u; e++) { for (let k = 0; k < u; k++) p.push(e * u + k); for (let k = 0; k < u; k++) p.push(16 + e * u + k); } return p; };
 const hi = (u) => lo(u).map((x) => x + 8);
 const shuf = (p, a, b) => `(i8x16.shuffle ${p.join(' ')} ${a} ${b})`;
+/**
+ * The sixteen rows' code addresses ra0..ra15 (rows r .. r + 15 at codes + row · codesStep): one add
+ * apart in a whole group, rows past nb repeating the last in the block's last.
+ */
+export const rowAddrs = `(if (i32.le_u (i32.add ${g('r')} ${i32(16)}) ${g('nb')})
+        (then
+          ${set('ra0', `(i32.add ${g('codes')} (i32.mul ${g('r')} ${g('codesStep')}))`)}
+          ${Array.from({ length: 15 }, (_, k) => set(`ra${k + 1}`, `(i32.add ${g(`ra${k}`)} ${g('codesStep')})`)).join(' ')})
+        (else
+          ${Array.from({ length: 16 }, (_, k) => set(`ra${k}`, `(i32.add ${g('codes')} (i32.mul (select (i32.add ${g('r')} ${i32(k)}) (i32.sub ${g('nb')} ${i32(1)}) (i32.lt_u (i32.add ${g('r')} ${i32(k)}) ${g('nb')})) ${g('codesStep')}))`)).join('\n          ')}))`;
+
 /** Output vector i of the 16×16 byte transpose holds byte bitrev4(i) of the sixteen rows, rows in order. */
 const bitrev4 = (i) => ((i & 1) << 3) | ((i & 2) << 1) | ((i & 4) >> 1) | ((i & 8) >> 3);
 
@@ -155,7 +169,7 @@ export const DEC_KEYS_T = (relaxed) => `
     ${set('mlo', '(v128.const i32x4 0x0f0f0f0f 0x0f0f0f0f 0x0f0f0f0f 0x0f0f0f0f)')}
     (block $gd (loop $gl
       (br_if $gd (i32.ge_u ${g('r')} ${g('nb')}))
-      ${Array.from({ length: 16 }, (_, k) => set(`ra${k}`, `(i32.add ${g('codes')} (i32.mul (select (i32.add ${g('r')} ${i32(k)}) (i32.sub ${g('nb')} ${i32(1)}) (i32.lt_u (i32.add ${g('r')} ${i32(k)}) ${g('nb')})) ${g('codesStep')}))`)).join('\n      ')}
+      ${rowAddrs}
       ${set('ob', `(i32.add ${g('out')} (i32.shl ${g('r')} ${i32(2)}))`)}
       ${set('hoff', i32(0))} ${set('chb', i32(0))}
       (block $hd (loop $hl
@@ -164,7 +178,7 @@ export const DEC_KEYS_T = (relaxed) => `
         ${inc('hoff', 16)} ${inc('chb', 32)}
         (br $hl)))
       ;; the group's exact entries now: the next group's decode lies between these stores and the scores' loads
-      (if (i32.load offset=${KVS.sparse} ${g('s')}) (then
+      (if (i32.and (i32.ne (i32.load offset=${KVS.sparse} ${g('s')}) ${i32(0)}) (i32.eqz (i32.load offset=${KVS.hx} ${g('s')}))) (then
         (call $keys_exact ${g('s')} ${g('row0')} ${g('rstep')} ${g('r')} (select (i32.add ${g('r')} ${i32(16)}) ${g('nb')} (i32.lt_u (i32.add ${g('r')} ${i32(16)}) ${g('nb')})) ${g('c0')} ${g('n')} ${g('out')} ${g('dm')} ${g('ex')} ${i32(64)} ${i32(1)})))
       ${inc('r', 16)}
       (br $gl))))`;
@@ -250,17 +264,17 @@ export const KEYS_EXACT = `
 // mode, pairs (i, i + half) for i < half = rot / 2) from cs [rot][TKp] at the block's first key;
 // channels from rot on unrotated. −inf where the u8 mask m (when not 0) is 0; into out [nb]; returns
 // the block's maximum.
-export const SCORES_T = `
+export const SCORES_T = (relaxed) => `
   (func $scores_t (param $qa i32) (param $kb i32) (param $D i32) (param $nb i32) (param $out i32) (param $sc v128) (param $m i32) (param $cs i32) (param $TKp i32) (param $rot i32) (result f32)
     (local $j i32) (local $i i32) (local $half i32) (local $ka i32) (local $kh i32) (local $ca i32) (local $rs i32) (local $hs i32) (local $n8 i32) (local $jj i32)
-    (local $acc v128) (local $ac1 v128) (local $xa v128) (local $xb v128) (local $co v128) (local $si v128) (local $qa4 v128) (local $qb4 v128) (local $mx v128) (local $mt f32) (local $t f32)
+    (local $acc v128) (local $ac1 v128) (local $ad0 v128) (local $ad1 v128) (local $t1 v128) (local $t2 v128) (local $xa v128) (local $xb v128) (local $co v128) (local $si v128) (local $qa4 v128) (local $qb4 v128) (local $mx v128) (local $mt f32) (local $t f32)
     ${set('half', `(i32.shr_u ${g('rot')} ${i32(1)})`)} ${set('rs', `(i32.shl ${g('TKp')} ${i32(2)})`)}
     ${set('hs', `(i32.mul ${g('half')} ${g('rs')})`)}
     ${set('mx', f4('-inf'))} ${set('mt', '(f32.const -inf)')}
     ${set('n8', `(i32.and (i32.add ${g('nb')} ${i32(7)}) ${i32(-8)})`)}
     (block $jd (loop $jl
       (br_if $jd (i32.ge_u ${g('j')} ${g('n8')}))
-      ${set('acc', f4(0))} ${set('ac1', f4(0))}
+      ${set('acc', f4(0))} ${set('ac1', f4(0))} ${set('ad0', f4(0))} ${set('ad1', f4(0))}
       ${set('ka', `(i32.add ${g('kb')} (i32.shl ${g('j')} ${i32(2)}))`)} ${set('kh', `(i32.add ${g('ka')} (i32.shl ${g('half')} ${i32(8)}))`)}
       ${set('ca', `(i32.add ${g('cs')} (i32.shl ${g('j')} ${i32(2)}))`)}
       ${set('i', i32(0))}
@@ -268,11 +282,16 @@ export const SCORES_T = `
         (br_if $id (i32.ge_u ${g('i')} ${g('half')}))
         ${set('qa4', `(v128.load32_splat (i32.add ${g('qa')} (i32.shl ${g('i')} ${i32(2)})))`)}
         ${set('qb4', `(v128.load32_splat (i32.add ${g('qa')} (i32.shl (i32.add ${g('i')} ${g('half')}) ${i32(2)})))`)}
-        ${[['acc', ''], ['ac1', 'offset=16 ']].map(([A, o]) => `${set('xa', `(v128.load ${o}${g('ka')})`)} ${set('xb', `(v128.load ${o}${g('kh')})`)}
+        ${[['acc', 'ad0', ''], ['ac1', 'ad1', 'offset=16 ']].map(([A, A2, o]) => `${set('xa', `(v128.load ${o}${g('ka')})`)} ${set('xb', `(v128.load ${o}${g('kh')})`)}
         ${set('co', `(v128.load ${o}${g('ca')})`)} ${set('si', `(v128.load ${o}(i32.add ${g('ca')} ${g('hs')}))`)}
-        ${set(A, `(f32x4.add ${g(A)} (f32x4.add (f32x4.mul ${g('qa4')} (f32x4.sub (f32x4.mul ${g('xa')} ${g('co')}) (f32x4.mul ${g('xb')} ${g('si')}))) (f32x4.mul ${g('qb4')} (f32x4.add (f32x4.mul ${g('xb')} ${g('co')}) (f32x4.mul ${g('xa')} ${g('si')})))))`)}`).join('\n        ')}
+        ${relaxed
+    // fused: the rotation's two sums each a multiply and a fused multiply-add, the a and b terms into accumulators of their own
+    ? `${set('t1', `(f32x4.relaxed_nmadd ${g('xb')} ${g('si')} (f32x4.mul ${g('xa')} ${g('co')}))`)} ${set('t2', `(f32x4.relaxed_madd ${g('xa')} ${g('si')} (f32x4.mul ${g('xb')} ${g('co')}))`)}
+        ${set(A, `(f32x4.relaxed_madd ${g('qa4')} ${g('t1')} ${g(A)})`)} ${set(A2, `(f32x4.relaxed_madd ${g('qb4')} ${g('t2')} ${g(A2)})`)}`
+    : set(A, `(f32x4.add ${g(A)} (f32x4.add (f32x4.mul ${g('qa4')} (f32x4.sub (f32x4.mul ${g('xa')} ${g('co')}) (f32x4.mul ${g('xb')} ${g('si')}))) (f32x4.mul ${g('qb4')} (f32x4.add (f32x4.mul ${g('xb')} ${g('co')}) (f32x4.mul ${g('xa')} ${g('si')})))))`)}`).join('\n        ')}
         ${inc('ka', 256)} ${inc('kh', 256)} ${inc('ca', g('rs'))} ${inc('i', 1)}
         (br $il)))
+      ${set('acc', `(f32x4.add ${g('acc')} ${g('ad0')})`)} ${set('ac1', `(f32x4.add ${g('ac1')} ${g('ad1')})`)}
       ${set('i', g('rot'))} ${set('ka', `(i32.add ${g('kb')} (i32.add (i32.shl ${g('j')} ${i32(2)}) (i32.shl ${g('rot')} ${i32(8)})))`)}
       (block $ud (loop $ul
         (br_if $ud (i32.ge_u ${g('i')} ${g('D')}))

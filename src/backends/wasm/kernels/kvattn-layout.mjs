@@ -11,7 +11,9 @@ export const KVS = {
   /** Segments per row of the sparse index and its u16 [rows · segs] table (codec.ts). */
   segs: 64, oSeg: 68,
   /** Codes a kv head slice at a time: bytes between slices h and h + 1 of a row ((cap − 1) · rowBytes), and the slice width. rowBytes is then one slice's. */
-  hstep: 72, S: 76, BYTES: 96,
+  hstep: 72, S: 76,
+  /** The exact entries a kv head at a time (HeadEntries in src/tensor/packed-kv.ts): address or 0, each head's room, head 0's byte offset. */
+  hx: 80, hcap: 84, hat: 88, BYTES: 96,
 };
 /** Parameter block (i32 fields at byte offsets); q strides in elements; y contiguous [b, hq, tq, dv]. */
 export const KVA = {

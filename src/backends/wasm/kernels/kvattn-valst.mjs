@@ -5,13 +5,17 @@
 // a block's codes transposed sixteen rows at a time (kvattn-keyst.mjs's byte transpose), each
 // channel's sixteen codes looked up in the table's byte planes (held in registers: one table for
 // every channel) and met by the rows' weights p_j s_j, summed per channel across the block in four
-// lanes, then y_ch += the lanes' sum and Σ p_j o_j; each exact entry as p_j · (x − v_j), v_j decoded
-// as the reference decodes it. Not the reference's order of sums (y within f32 rounding of it).
+// lanes (fused multiply-adds in the relaxed build), then y_ch += the lanes' sum and Σ p_j o_j; each
+// exact entry as p_j · (x − v_j), v_j decoded as the reference decodes it (here from the CSR index;
+// from the stream's per-head list, x − v_j as stored, where it keeps one: kvattn-lists.mjs). Not the
+// reference's order of sums (y within f32 rounding of it).
 // Not for: other layouts ($dec_rows and $pv).
 import { KVS } from './kvattn-layout.mjs';
 import { lutPlanes } from './kvattn-codes.mjs';
 import { exactChan, exactVal } from './kvattn-exact.mjs';
-import { listRows4, lookup16, transposeHalf } from './kvattn-keyst.mjs';
+import { listRows4, lookup16, rowAddrs, transposeHalf } from './kvattn-keyst.mjs';
+import { hsum } from './kvattn-dots.mjs';
+import { f4 } from './simd-math.mjs';
 import { g, i32, inc, set } from './wat-text.mjs';
 
 /** f32 at the f16 table entry of the u16 at `at`. */
@@ -28,14 +32,18 @@ const correct = (addr, e) => `${set('ad', addr)}
 /** A value channel: its sixteen rows' table values times their weights, into the channel's four lanes at acc. */
 const valueChannel = (relaxed) => (ch) => `${lookup16(relaxed, [g('p0'), g('p1'), g('p2'), g('p3')])}
         ${set('oo', `(i32.add ${g('acc')} (i32.shl (i32.add ${g('chb')} ${i32(ch)}) ${i32(4)}))`)}
-        (v128.store ${g('oo')} (f32x4.add (v128.load ${g('oo')}) (f32x4.add (f32x4.add (f32x4.mul ${g('W0')} ${g('l0')}) (f32x4.mul ${g('W1')} ${g('l1')})) (f32x4.add (f32x4.mul ${g('W2')} ${g('l2')}) (f32x4.mul ${g('W3')} ${g('l3')})))))`;
+        (v128.store ${g('oo')} ${relaxed
+    ? `(f32x4.relaxed_madd ${g('W3')} ${g('l3')} (f32x4.relaxed_madd ${g('W2')} ${g('l2')} (f32x4.relaxed_madd ${g('W1')} ${g('l1')} (f32x4.relaxed_madd ${g('W0')} ${g('l0')} (v128.load ${g('oo')})))))`
+    : `(f32x4.add (v128.load ${g('oo')}) (f32x4.add (f32x4.add (f32x4.mul ${g('W0')} ${g('l0')}) (f32x4.mul ${g('W1')} ${g('l1')})) (f32x4.add (f32x4.mul ${g('W2')} ${g('l2')}) (f32x4.mul ${g('W3')} ${g('l3')}))))`})`;
 
 // y [n] at ya += Σ_r w[r] · v_r over rows row0 + r · rstep (r < nb ≤ 64), values [c0, c0 + n) of the
 // stream at s: 4-bit codes, a group of n values or more per row with f16 scale and offset, n a
-// multiple of 32, the slice one segment of the index (or no index). ws: 64 + 4 · n f32 of scratch
-// (the rows' weights, then each channel's four lanes); ex: 12 bytes a row.
+// multiple of 32, the slice one segment of the index (or no index). ws: 65 + 4 · n f32 of scratch
+// (the rows' weights, then each channel's four lanes, then Σ p_j o_j), kept from block to block of
+// one row of the task: fl bit 0, the first block (lanes and sum zeroed first), bit 1, the last (y +=
+// the lanes' sums and Σ p_j o_j after it); ex: 12 bytes a row.
 export const PV_T = (relaxed) => `
-  (func $pv_t (param $s i32) (param $row0 i32) (param $rstep i32) (param $nb i32) (param $c0 i32) (param $n i32) (param $ya i32) (param $w i32) (param $tab i32) (param $ws i32) (param $ex i32)
+  (func $pv_t (param $s i32) (param $row0 i32) (param $rstep i32) (param $nb i32) (param $c0 i32) (param $n i32) (param $ya i32) (param $w i32) (param $tab i32) (param $ws i32) (param $ex i32) (param $fl i32) (param $sS i32) (param $sO i32)
     (local $main i32) (local $codes i32) (local $codesStep i32) (local $gRow i32) (local $gStep i32) (local $r i32) (local $k i32) (local $acc i32)
     (local $hoff i32) (local $chb i32) (local $oo i32) (local $lut i32) (local $x i32) (local $xe i32) (local $c i32)
     ${Array.from({ length: 16 }, (_, k) => `(local $ra${k} i32)`).join(' ')}
@@ -51,7 +59,19 @@ export const PV_T = (relaxed) => `
     ${set('k', `(i32.div_u (i32.load offset=${KVS.R} ${g('s')}) (i32.load offset=${KVS.G} ${g('s')}))`)}
     ${set('gStep', `(i32.shl (i32.mul ${g('rstep')} ${g('k')}) ${i32(2)})`)}
     ${set('gRow', `(i32.add (i32.add ${g('main')} (i32.load offset=${KVS.oGrp} ${g('s')})) (i32.shl (i32.add (i32.mul ${g('row0')} ${g('k')}) (i32.div_u ${g('c0')} (i32.load offset=${KVS.G} ${g('s')}))) ${i32(2)}))`)}
-    ;; the rows' weights p_j s_j (0 past nb: those rows repeat the last one's codes), and Σ p_j o_j
+    ;; the rows' weights p_j s_j (0 past nb: those rows repeat the last one's codes), and Σ p_j o_j:
+    ;; four rows a vector where the rows' scales and offsets are at hand in f32 (sS, sO: [row],
+    ;; rows one apart), then a row at a time
+    ${set('cs', f4(0))}
+    (if ${g('sS')} (then
+      ${set('sS', `(i32.add ${g('sS')} (i32.shl ${g('row0')} ${i32(2)}))`)} ${set('sO', `(i32.add ${g('sO')} (i32.shl ${g('row0')} ${i32(2)}))`)}
+      (block $p4d (loop $p4l
+        (br_if $p4d (i32.gt_u (i32.add ${g('r')} ${i32(4)}) ${g('nb')}))
+        ${set('W2', `(v128.load (i32.add ${g('w')} (i32.shl ${g('r')} ${i32(2)})))`)}
+        (v128.store (i32.add ${g('ws')} (i32.shl ${g('r')} ${i32(2)})) (f32x4.mul ${g('W2')} (v128.load (i32.add ${g('sS')} (i32.shl ${g('r')} ${i32(2)})))))
+        ${set('cs', `(f32x4.add ${g('cs')} (f32x4.mul ${g('W2')} (v128.load (i32.add ${g('sO')} (i32.shl ${g('r')} ${i32(2)})))))`)}
+        ${inc('gRow', `(i32.shl ${g('gStep')} ${i32(2)})`)} ${inc('r', 4)}
+        (br $p4l)))))
     (block $pd (loop $pl
       (br_if $pd (i32.ge_u ${g('r')} ${i32(64)}))
       (if (i32.lt_u ${g('r')} ${g('nb')})
@@ -64,9 +84,13 @@ export const PV_T = (relaxed) => `
       ${inc('r', 1)}
       (br $pl)))
     ${set('gRow', `(i32.sub ${g('gRow')} (i32.mul ${g('gStep')} ${g('nb')}))`)}
-    ;; each channel's four lanes, zeroed
+    ${set('C', `(f32.add ${hsum('cs')} ${g('C')})`)}
+    ;; each channel's four lanes and Σ p_j o_j, zeroed at the first block
     ${set('acc', `(i32.add ${g('ws')} ${i32(256)})`)}
-    (memory.fill ${g('acc')} ${i32(0)} (i32.shl ${g('n')} ${i32(4)}))
+    ${set('oo', `(i32.add ${g('acc')} (i32.shl ${g('n')} ${i32(4)}))`)}
+    (if (i32.and ${g('fl')} ${i32(1)}) (then (memory.fill ${g('acc')} ${i32(0)} (i32.add (i32.shl ${g('n')} ${i32(4)}) ${i32(4)}))))
+    ${set('C', `(f32.add (f32.load ${g('oo')}) ${g('C')})`)}
+    (f32.store ${g('oo')} ${g('C')})
     ;; the 16-entry table as four byte planes
     ${set('lut', `(i32.add ${g('main')} (i32.load offset=${KVS.oLut} ${g('s')}))`)}
     ${lutPlanes(g('lut'))}
@@ -74,7 +98,7 @@ export const PV_T = (relaxed) => `
     ${set('r', i32(0))}
     (block $gd (loop $gl
       (br_if $gd (i32.ge_u ${g('r')} ${g('nb')}))
-      ${Array.from({ length: 16 }, (_, k) => set(`ra${k}`, `(i32.add ${g('codes')} (i32.mul (select (i32.add ${g('r')} ${i32(k)}) (i32.sub ${g('nb')} ${i32(1)}) (i32.lt_u (i32.add ${g('r')} ${i32(k)}) ${g('nb')})) ${g('codesStep')}))`)).join('\n      ')}
+      ${rowAddrs}
       ${[0, 1, 2, 3].map((u) => set(`W${u}`, `(v128.load offset=${16 * u} (i32.add ${g('ws')} (i32.shl ${g('r')} ${i32(2)})))`)).join(' ')}
       ${set('hoff', i32(0))} ${set('chb', i32(0))}
       (block $hd (loop $hl
@@ -84,8 +108,9 @@ export const PV_T = (relaxed) => `
         (br $hl)))
       ${inc('r', 16)}
       (br $gl)))
-    ;; y += the lanes' sums + Σ p_j o_j
+    ;; at the last block, y += the lanes' sums + Σ p_j o_j
     ${set('cs', `(f32x4.splat ${g('C')})`)} ${set('c', i32(0))}
+    (if (i32.eqz (i32.and ${g('fl')} ${i32(2)})) (then ${set('c', g('n'))}))
     (block $yd (loop $yl
       (br_if $yd (i32.ge_u ${g('c')} ${g('n')}))
       ${set('oo', `(i32.add ${g('acc')} (i32.shl ${g('c')} ${i32(4)}))`)}
@@ -93,7 +118,7 @@ export const PV_T = (relaxed) => `
         (f32x4.add (call $hadd4 (v128.load ${g('oo')}) (v128.load offset=16 ${g('oo')}) (v128.load offset=32 ${g('oo')}) (v128.load offset=48 ${g('oo')})) ${g('cs')})))
       ${inc('c', 4)}
       (br $yl)))
-    (if (i32.eqz (i32.load offset=${KVS.sparse} ${g('s')})) (then (return)))
+    (if (i32.or (i32.eqz (i32.load offset=${KVS.sparse} ${g('s')})) (i32.ne (i32.load offset=${KVS.hx} ${g('s')}) ${i32(0)})) (then (return)))
     ;; exact entries, y[ch] += p_j · (x − v_j): the rows that hold any listed first (loads only), then their entries
     ${set('segs', `(i32.load offset=${KVS.segs} ${g('s')})`)}
     ${set('ov', `(i32.load offset=${KVS.out} ${g('s')})`)}

@@ -19,7 +19,8 @@
 // The module's parts: kvattn-layout.mjs (parameter blocks), kvattn-rows.mjs (the many-row decoder
 // with kvattn-codes.mjs and kvattn-exact.mjs), kvattn-decode.mjs (a row a value at a time),
 // kvattn-rope.mjs, kvattn-dots.mjs (scores and the weighted sum), kvattn-keyst.mjs (keys sixteen a
-// vector); this file: the task loop.
+// vector), kvattn-valst.mjs (values sixteen rows a vector), kvattn-lists.mjs (their exact entries from
+// the streams' per-head lists, one sequence); this file: the task loop.
 import { KVA, KVS, NB } from './kvattn-layout.mjs';
 import { DECODE } from './kvattn-decode.mjs';
 import { HADD4, PV, SCORES, SCORES_ROPE, hsum } from './kvattn-dots.mjs';
@@ -28,6 +29,7 @@ import { ROPE_ROWS, ROTATE } from './kvattn-rope.mjs';
 import { decRows } from './kvattn-rows.mjs';
 import { CS_T, DEC_KEYS_T, KEYS_EXACT, PLANES, SCORES_T } from './kvattn-keyst.mjs';
 import { PV_T } from './kvattn-valst.mjs';
+import { KX_APPLY, VX_APPLY } from './kvattn-lists.mjs';
 import { expFn, f4 } from './simd-math.mjs';
 import { F, g, i32, inc, set } from './wat-text.mjs';
 
@@ -54,6 +56,7 @@ function attnRows() {
     (local $s i32) (local $sg i32) (local $dm i32) (local $pa i32) (local $fr i32) (local $kb i32) (local $vb i32) (local $mx i32) (local $sm i32) (local $m i32) (local $nv i32)
     (local $j i32) (local $j0 i32) (local $nb i32) (local $ks i32) (local $vs i32) (local $tab i32) (local $rope i32) (local $ya i32) (local $c i32)
     (local $ft i32) (local $fv i32) (local $lk i32) (local $lb i32) (local $pl i32) (local $cst i32) (local $ex i32)
+    (local $sS i32) (local $sO i32) (local $kx i32) (local $vx i32) (local $kc i32) (local $ke i32) (local $vc i32) (local $ve i32)
     (local $t f32) (local $scv v128) (local $acc v128) (local $mv v128) (local $sv v128)
     ${set('B', f('B'))} ${set('TQ', f('TQ'))} ${set('TK', f('TK'))} ${set('D', f('D'))} ${set('DV', f('DV'))} ${set('HQ', f('HQ'))} ${set('G', f('G'))}
     ${set('TKp', `(i32.and (i32.add ${g('TK')} ${i32(3)}) ${i32(-4)})`)}
@@ -89,6 +92,22 @@ function attnRows() {
     ${set('nRows', `(i32.mul (i32.mul ${g('B')} ${g('HKV')}) ${g('TQ')})`)}
     ${set('r', `(i32.div_u (i32.mul ${g('nRows')} ${g('task')}) ${g('nTasks')})`)}
     ${set('end', `(i32.div_u (i32.mul ${g('nRows')} (i32.add ${g('task')} ${i32(1)})) ${g('nTasks')})`)}
+    ;; the sixteen-a-vector values of one sequence with one group a row (the same scale and offset for
+    ;; every head): the rows' f16 scales and offsets in f32 once a call, sS [TK] and sO [TK] after the
+    ;; cos/sin rows
+    (if (i32.and (i32.and ${g('fv')} (i32.eq ${g('B')} ${i32(1)})) (i32.eq (i32.load offset=${KVS.G} ${g('vs')}) (i32.load offset=${KVS.R} ${g('vs')}))) (then
+      ${set('sS', `(i32.and (i32.add (i32.add ${g('cst')} (i32.shl (i32.mul ${f('rot')} (i32.and (i32.add ${g('TK')} ${i32(63)}) ${i32(-64)})) ${i32(2)})) ${i32(15)}) ${i32(-16)})`)}
+      ${set('sO', `(i32.add ${g('sS')} (i32.shl (i32.and (i32.add ${g('TK')} ${i32(3)}) ${i32(-4)}) ${i32(2)}))`)}
+      ${set('c', `(i32.add (i32.load offset=${KVS.main} ${g('vs')}) (i32.load offset=${KVS.oGrp} ${g('vs')}))`)} ${set('j', i32(0))}
+      (block $fd (loop $fl
+        (br_if $fd (i32.ge_u ${g('j')} ${g('TK')}))
+        (f32.store ${F('sS', g('j'))} (f32.load (i32.add ${g('tab')} (i32.shl (i32.load16_u ${g('c')}) ${i32(2)}))))
+        (f32.store ${F('sO', g('j'))} (f32.load (i32.add ${g('tab')} (i32.shl (i32.load16_u offset=2 ${g('c')}) ${i32(2)}))))
+        ${inc('c', 4)} ${inc('j', 1)}
+        (br $fl)))))
+    ;; the sixteen-a-vector paths' exact entries from the streams' per-head lists where they keep them (kvattn-lists.mjs)
+    ${set('kx', `(i32.and ${g('ft')} (i32.ne (i32.load offset=${KVS.hx} ${g('ks')}) ${i32(0)}))`)}
+    ${set('vx', `(i32.and ${g('fv')} (i32.ne (i32.load offset=${KVS.hx} ${g('vs')}) ${i32(0)}))`)}
     (block $rows_d (loop $rows_l
       (br_if $rows_d (i32.ge_u ${g('r')} ${g('end')}))
       ${set('i', `(i32.rem_u ${g('r')} ${g('TQ')})`)} ${set('bk', `(i32.div_u ${g('r')} ${g('TQ')})`)}
@@ -100,6 +119,12 @@ function attnRows() {
         (if (i32.gt_s ${g('nv')} ${g('TK')}) (then ${set('nv', g('TK'))}))))
       ${set('m', `(select (i32.add ${f('mask')} (i32.mul ${g('b')} ${g('TK')})) ${i32(0)} (i32.ne ${f('mask')} ${i32(0)}))`)}
       ${forG(`(f32.store ${F('mx', g('gg'))} (f32.const -inf))`)}
+      (if ${g('kx')} (then
+        ${set('kc', `(i32.add (i32.add (i32.load offset=${KVS.hx} ${g('ks')}) (i32.load offset=${KVS.hat} ${g('ks')})) (i32.shl (i32.mul ${g('kvh')} (i32.load offset=${KVS.hcap} ${g('ks')})) ${i32(3)}))`)}
+        ${set('ke', `(i32.add ${g('kc')} (i32.shl (i32.load (i32.add (i32.load offset=${KVS.hx} ${g('ks')}) (i32.shl ${g('kvh')} ${i32(2)}))) ${i32(3)}))`)}))
+      (if ${g('vx')} (then
+        ${set('vc', `(i32.add (i32.add (i32.load offset=${KVS.hx} ${g('vs')}) (i32.load offset=${KVS.hat} ${g('vs')})) (i32.shl (i32.mul ${g('kvh')} (i32.load offset=${KVS.hcap} ${g('vs')})) ${i32(3)}))`)}
+        ${set('ve', `(i32.add ${g('vc')} (i32.shl (i32.load (i32.add (i32.load offset=${KVS.hx} ${g('vs')}) (i32.shl ${g('kvh')} ${i32(2)}))) ${i32(3)}))`)}))
       (if ${g('ft')} (then
         (if (i32.ne ${g('kvh')} ${g('lk')}) (then (call $planes ${g('ks')} (i32.mul ${g('kvh')} ${g('D')}) ${g('D')} ${g('pl')}) ${set('lk', g('kvh'))}))
         (if (i32.ne ${g('b')} ${g('lb')}) (then
@@ -114,6 +139,7 @@ function attnRows() {
         (if (i32.gt_u ${g('nb')} ${i32(NB)}) (then ${set('nb', i32(NB))}))
         (if ${g('ft')} (then
           (call $dec_keys_t ${g('ks')} (i32.add (i32.mul ${g('j0')} ${g('B')}) ${g('b')}) ${g('B')} ${g('nb')} (i32.mul ${g('kvh')} ${g('D')}) ${g('D')} ${g('kb')} ${g('pl')} ${g('dm')} ${g('ex')})
+          (if ${g('kx')} (then ${set('kc', `(call $kx_apply ${g('kc')} ${g('ke')} ${g('j0')} (i32.add ${g('j0')} ${g('nb')}) ${g('kb')})`)}))
           (f32.store ${g('mx')} (f32.max (f32.load ${g('mx')})
             (call $scores_t ${qAt(i32(0))} ${g('kb')} ${g('D')} ${g('nb')} ${F('s', g('j0'))} ${g('scv')}
               (select (i32.add ${g('m')} ${g('j0')}) ${i32(0)} ${g('m')}) ${F('cst', `(i32.mul ${g('j0')} ${f('rot')})`)} ${i32(64)} ${f('rot')})))
@@ -167,13 +193,15 @@ function attnRows() {
         ${set('nb', `(i32.sub ${g('nv')} ${g('j0')})`)}
         (if (i32.gt_u ${g('nb')} ${i32(NB)}) (then ${set('nb', i32(NB))}))
         (if ${g('fv')} (then
-          (call $pv_t ${g('vs')} (i32.add (i32.mul ${g('j0')} ${g('B')}) ${g('b')}) ${g('B')} ${g('nb')} (i32.mul ${g('kvh')} ${g('DV')}) ${g('DV')} ${yAt(i32(0))} ${F('s', g('j0'))} ${g('tab')} ${g('vb')} ${g('ex')})
+          (call $pv_t ${g('vs')} (i32.add (i32.mul ${g('j0')} ${g('B')}) ${g('b')}) ${g('B')} ${g('nb')} (i32.mul ${g('kvh')} ${g('DV')}) ${g('DV')} ${yAt(i32(0))} ${F('s', g('j0'))} ${g('tab')} ${g('vb')} ${g('ex')}
+            (i32.or (i32.eqz ${g('j0')}) (i32.shl (i32.ge_u (i32.add ${g('j0')} ${i32(NB)}) ${g('nv')}) ${i32(1)})) ${g('sS')} ${g('sO')})
           ${inc('j0', NB)}
           (br $vl)))
         (call $dec_rows ${g('vs')} (i32.add (i32.mul ${g('j0')} ${g('B')}) ${g('b')}) ${g('B')} ${g('nb')} (i32.mul ${g('kvh')} ${g('DV')}) ${g('DV')} ${g('vb')} ${g('tab')} ${g('dm')})
         ${forG(`(call $pv ${yAt(g('gg'))} ${g('vb')} ${g('DV')} ${g('nb')} ${F('s', `(i32.add (i32.mul ${g('gg')} ${g('TKp')}) ${g('j0')})`)})`)}
         ${inc('j0', NB)}
         (br $vl)))
+      (if ${g('vx')} (then (call $vx_apply ${g('vc')} ${g('ve')} ${g('nv')} ${yAt(i32(0))} ${g('s')})))
       ;; / sum (a row that sees nothing stays 0)
       ${forG(`
         ${set('t', `(f32.load ${F('sm', g('gg'))})`)}
@@ -194,9 +222,9 @@ function attnRows() {
       (br $rows_l))))`;
 }
 
-/** @param {{relaxed: boolean}} variant  relaxed: byte shuffles of the 4-bit decode without the out-of-range fix-up (the same results) */
+/** @param {{relaxed: boolean}} variant  relaxed: byte shuffles of the 4-bit decode without the out-of-range fix-up (the same results); the sixteen-a-vector paths' multiply-adds fused (results within rounding) */
 export function generate(variant) {
-  const out = ['(module', '  (import "env" "memory" (memory 1 65536 shared))', expFn, DECODE, ROTATE, SPARSE_BLOCK, decRows(variant.relaxed), ROPE_ROWS, PLANES, CS_T, KEYS_EXACT, DEC_KEYS_T(variant.relaxed), SCORES_T, PV_T(variant.relaxed), HADD4, SCORES, SCORES_ROPE, PV, attnRows()];
+  const out = ['(module', '  (import "env" "memory" (memory 1 65536 shared))', expFn, DECODE, ROTATE, SPARSE_BLOCK, decRows(variant.relaxed), ROPE_ROWS, PLANES, CS_T, KEYS_EXACT, DEC_KEYS_T(variant.relaxed), SCORES_T(variant.relaxed), PV_T(variant.relaxed), KX_APPLY, VX_APPLY, HADD4, SCORES, SCORES_ROPE, PV, attnRows()];
   for (const e of exportNames) out.push(`  (export "${e}" (func $${e}))`);
   out.push(')');
   return out.join('\n');

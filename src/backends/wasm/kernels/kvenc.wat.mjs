@@ -15,8 +15,10 @@
 // A sink row keeps every value exact (its codes are written all the same). Then the row's codes
 // are packed (a kv head slice at a time where the stream stores slices), and its row pointer,
 // segment index and rotary position written. Exact entries go to the outlier buffer in channel
-// order; a row starts only while the buffer has room for R more, else the call returns early and
-// the caller grows the buffer and calls again from the row it reached.
+// order, and, where the stream keeps them a kv head at a time too (HeadEntries), appended to their
+// heads' lists; a row starts only while the buffer has room for R more (and every head's list for a
+// head's worth), else the call returns early and the caller grows it and calls again from the row
+// it reached.
 //   kv_encode(params, task, nTasks)   parameter block KVE below; one task
 import { F16BITS, NEAREST, NEAREST16, ROUND, SELECT } from './kvenc-rules.mjs';
 
@@ -45,7 +47,11 @@ export const KVE = {
   rowsDone: 164, nOutDone: 168,
   /** f64 [16] work: a 16-entry table's midpoints (codec.ts nearest's comparisons), then +∞. */
   mids: 172,
-  BYTES: 176,
+  /** The stream's entries a kv head at a time (HeadEntries in src/tensor/packed-kv.ts): its address or 0, each head's room, head 0's byte offset. */
+  hx: 176, hcap: 180, hat: 184,
+  /** 1: the head lists hold rows from row0 + i0 on (a step written again): drop those entries first. */
+  htrim: 188,
+  BYTES: 192,
 };
 export const constants = { KVE };
 
@@ -59,6 +65,7 @@ const KERNEL = `
     (local $e i32) (local $eRow i32) (local $src i32) (local $dst i32) (local $ga i32) (local $nG i32) (local $q i32) (local $m i32) (local $hasTau i32)
     (local $S i32) (local $sb i32) (local $slices i32) (local $base i32) (local $bit i32) (local $sh i32) (local $segs i32) (local $Sg i32) (local $bnd i32)
     (local $v f64) (local $med f64) (local $mn f64) (local $mx f64) (local $sc f64) (local $of f64) (local $d f64) (local $id f64) (local $tt f64) (local $tau f64) (local $amax f64) (local $vmax f64) (local $mids i32)
+    (local $hx i32) (local $hcap i32) (local $hat i32)
     (local.set $B ${p('B')}) (local.set $T ${p('T')}) (local.set $D ${p('D')}) (local.set $HKV ${p('HKV')})
     (local.set $R ${p('R')}) (local.set $G ${p('G')}) (local.set $bits ${p('bits')}) (local.set $kind ${p('kind')})
     (local.set $top (i32.sub (i32.shl (i32.const 1) (local.get $bits)) (i32.const 1)))
@@ -75,6 +82,7 @@ const KERNEL = `
     (local.set $segs ${p('segs')}) (local.set $Sg (i32.div_u (local.get $R) (local.get $segs)))
     (local.set $bnd ${p('bounds')})
     (local.set $i ${p('i0')}) (local.set $n ${p('n')}) (local.set $e ${p('nOut')})
+    (local.set $hx ${p('hx')}) (local.set $hcap ${p('hcap')}) (local.set $hat ${p('hat')})
     ;; a sorted 16-entry codebook: its midpoints once, codes by $nearest16 (mids stays 0 otherwise)
     (if (i32.and (i32.eq (local.get $kind) (i32.const 3)) (i32.eq (local.get $nLut) (i32.const 16))) (then
       (local.set $mids ${p('mids')})
@@ -91,10 +99,34 @@ const KERNEL = `
         (local.set $j (i32.add (local.get $j) (i32.const 1)))
         (br $ml)))
       (if (local.get $mids) (then (f64.store offset=120 (local.get $mids) (f64.const inf))))))
+    ;; head lists: entries of rows from this call's first on dropped (rows written again after a step that did not finish)
+    (if (i32.and (i32.ne (local.get $hx) (i32.const 0)) (i32.ne ${p('htrim')} (i32.const 0))) (then
+      (local.set $g (i32.const 0))
+      (block $htd (loop $htl
+        (br_if $htd (i32.ge_u (local.get $g) (local.get $segs)))
+        (local.set $dst (i32.add (local.get $hx) (i32.shl (local.get $g) (i32.const 2))))
+        (local.set $q (i32.load (local.get $dst)))
+        (block $hpd (loop $hpl
+          (br_if $hpd (i32.eqz (local.get $q)))
+          (br_if $hpd (i32.lt_u (i32.shr_u (i32.load (i32.add (i32.add (local.get $hx) (local.get $hat)) (i32.shl (i32.add (i32.mul (local.get $g) (local.get $hcap)) (i32.sub (local.get $q) (i32.const 1))) (i32.const 3)))) (i32.const 8))
+            (i32.add ${p('row0')} (local.get $i))))
+          (local.set $q (i32.sub (local.get $q) (i32.const 1)))
+          (br $hpl)))
+        (i32.store (local.get $dst) (local.get $q))
+        (local.set $g (i32.add (local.get $g) (i32.const 1)))
+        (br $htl)))))
     (block $rows_d (loop $rows_l
       (br_if $rows_d (i32.ge_u (local.get $i) (local.get $n)))
       ;; room for a whole row of exact entries, else back to the caller to grow the buffer
       (br_if $rows_d (i32.and (i32.ne ${p('sparse')} (i32.const 0)) (i32.lt_s (i32.sub ${p('outCap')} (local.get $e)) (local.get $R))))
+      ;; and, with head entries, room in every head for a whole slice of them
+      (if (local.get $hx) (then
+        (local.set $g (i32.const 0))
+        (block $hrd (loop $hrl
+          (br_if $hrd (i32.ge_u (local.get $g) (local.get $segs)))
+          (br_if $rows_d (i32.gt_s (i32.add (i32.load (i32.add (local.get $hx) (i32.shl (local.get $g) (i32.const 2)))) (local.get $Sg)) (local.get $hcap)))
+          (local.set $g (i32.add (local.get $g) (i32.const 1)))
+          (br $hrl)))))
       (local.set $t (i32.div_u (local.get $i) (local.get $B))) (local.set $b (i32.rem_u (local.get $i) (local.get $B)))
       (local.set $row (i32.add ${p('row0')} (local.get $i)))
       ;; gather the row: head h's d values from x[b, h, t, :]
@@ -299,6 +331,29 @@ const KERNEL = `
             (i32.store16 (i32.add (local.get $dst) (i32.shl (local.get $g) (i32.const 1))) (local.get $j))
             (local.set $g (i32.add (local.get $g) (i32.const 1)))
             (br $zl)))))))
+      ;; the row's entries appended to their heads' lists: (row · 256 + channel within the head, value);
+      ;; with group scales the value less the dense value its code decodes to (lut[code] · scale +
+      ;; offset in f32, as the reference decodes it): what the attention kernel adds
+      (if (local.get $hx) (then
+        (local.set $j (local.get $eRow))
+        (block $had (loop $hal
+          (br_if $had (i32.ge_u (local.get $j) (local.get $e)))
+          (local.set $c (i32.load16_u (i32.add (local.get $out) (i32.shl (local.get $j) (i32.const 1)))))
+          (local.set $g (i32.div_u (local.get $c) (local.get $Sg)))
+          (local.set $dst (i32.add (local.get $hx) (i32.shl (local.get $g) (i32.const 2))))
+          (local.set $q (i32.load (local.get $dst)))
+          (local.set $base (i32.add (i32.add (local.get $hx) (local.get $hat)) (i32.shl (i32.add (i32.mul (local.get $g) (local.get $hcap)) (local.get $q)) (i32.const 3))))
+          (i32.store (local.get $base) (i32.or (i32.shl (local.get $row) (i32.const 8)) (i32.sub (local.get $c) (i32.mul (local.get $g) (local.get $Sg)))))
+          (f32.store offset=4 (local.get $base) (f32.load (i32.add (local.get $oval) (i32.shl (local.get $j) (i32.const 2)))))
+          (if ${p('params')} (then
+            (local.set $ga (i32.add (i32.add (local.get $main) ${p('oGrp')}) (i32.shl (i32.add (i32.mul (local.get $row) (local.get $nG)) (i32.div_u (local.get $c) (local.get $G))) (i32.const 2))))
+            (f32.store offset=4 (local.get $base) (f32.sub (f32.load offset=4 (local.get $base))
+              (f32.add (f32.mul (f32.load (i32.add (local.get $lut) (i32.shl (i32.load8_u (i32.add (local.get $qb) (local.get $c))) (i32.const 2))))
+                  (f32.load (i32.add (local.get $tab) (i32.shl (i32.load16_u (local.get $ga)) (i32.const 2)))))
+                (f32.load (i32.add (local.get $tab) (i32.shl (i32.load16_u offset=2 (local.get $ga)) (i32.const 2)))))))))
+          (i32.store (local.get $dst) (i32.add (local.get $q) (i32.const 1)))
+          (local.set $j (i32.add (local.get $j) (i32.const 1)))
+          (br $hal)))))
       (if ${p('oPos')} (then
         (i32.store (i32.add (i32.add (local.get $main) ${p('oPos')}) (i32.shl (local.get $row) (i32.const 2)))
           (i32.load (i32.add ${p('pos')} (i32.shl (local.get $i) (i32.const 2)))))))

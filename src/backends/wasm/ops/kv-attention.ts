@@ -47,16 +47,17 @@ export function runKVAttentionWasm(rt: WasmRuntime, a: KVAttentionArgs): void {
   const [B, HQ, TQ, D] = a.q.shape as [number, number, number, number];
   const DV = a.y.shape[3]!;
   if (a.q.strides[3] !== 1 || !isContiguous(a.y) || (a.mask && !isContiguous(a.mask))) throw new Error('kv attention: q needs a contiguous last axis, y and the mask contiguous');
-  for (const v of [a.q, a.y, a.k.main, a.k.out, a.v.main, a.v.out, ...(a.mask ? [a.mask] : []), ...(a.rope ? [a.rope.table] : [])]) {
+  const heads = [a.k.heads, a.v.heads].flatMap((h) => (h ? [h.view] : []));
+  for (const v of [a.q, a.y, a.k.main, a.k.out, a.v.main, a.v.out, ...heads, ...(a.mask ? [a.mask] : []), ...(a.rope ? [a.rope.table] : [])]) {
     if (!inside(v)) throw new Error('kv attention: a view reaches outside its buffer');
   }
   const G = HQ / a.hkv;
   const rows = B * a.hkv * TQ;
   const threads = threadsFor(rt, rows * a.tk * (D + DV) * 8, rows);
   // scores, decoded blocks, max and sum, a dummy slot; the sixteen-keys path's rows with exact
-  // entries, channel planes and cos/sin rows
+  // entries, channel planes and cos/sin rows; the sixteen-rows values' scales and offsets in f32
   const tkp = (a.tk + 3) & ~3;
-  const stride = Math.ceil(((G * tkp + NB * (D + DV) + 2 * G + 1 + 4 + 3 * NB + 16 * D + (a.rope?.rotaryDim ?? 0) * ((a.tk + 63) & ~63) + 8) * 4) / 64) * 64;
+  const stride = Math.ceil(((G * tkp + NB * (D + DV) + 2 * G + 1 + 4 + 3 * NB + 16 * D + (a.rope?.rotaryDim ?? 0) * ((a.tk + 63) & ~63) + 8 + 2 * tkp + 4) * 4) / 64) * 64;
   const scratch = rt.scratch('kvattn.scores', Math.max(64, stride * threads));
   const prm = rt.scratch('kvattn.params', KVA.BYTES);
   const P = new Int32Array(rt.memory.bytes().buffer, prm, KVA.BYTES / 4);
@@ -86,6 +87,9 @@ export function runKVAttentionWasm(rt: WasmRuntime, a: KVAttentionArgs): void {
     put(base + KVS.oLut, L.oLut); put(base + KVS.oChan, L.oChan); put(base + KVS.oVal, L.oVal);
     put(base + KVS.sparse, L.sparse ? 1 : 0);
     put(base + KVS.segs, L.sparse ? L.segs : 1); put(base + KVS.oSeg, L.oSeg);
+    // one sequence with per-head lists (HeadEntries): the sixteen-a-vector paths read a head's entries from its list
+    const hs = B === 1 && L.sparse && L.segs > 1 ? s.heads : undefined;
+    put(base + KVS.hx, hs ? addr(rt, hs.view) : 0); put(base + KVS.hcap, hs?.cap ?? 0); put(base + KVS.hat, hs?.at ?? 0);
   }
   rt.pool.run('kv_attn_rows', [prm], threads);
 }

@@ -19,7 +19,9 @@ export function runKVEncodeWasm(rt: WasmRuntime, a: KVEncodeArgs): { rows: numbe
   if (HKV * D !== L.R) throw new Error(`kv encode: rows of ${HKV} heads × ${D} values do not fill the stream's rows of ${L.R}`);
   if (a.kind === 'q8_0' || a.kind === 'q4_0' ? L.params !== 'group' || L.G !== 32 : false) throw new Error(`kv encode: ${a.kind} needs groups of 32`);
   if (a.bounds && a.bounds.shape[0] !== 2 * L.R) throw new Error(`kv encode: bounds must be f32 [${2 * L.R}]`);
-  for (const v of [a.x, a.stream.main, a.stream.out, ...(a.bounds ? [a.bounds] : [])]) {
+  const hs = a.stream.heads;
+  if (hs && !(L.sparse && L.segs > 1 && L.R / L.segs <= 256)) throw new Error('kv encode: head entries need a segment index with heads of at most 256 values');
+  for (const v of [a.x, a.stream.main, a.stream.out, ...(a.bounds ? [a.bounds] : []), ...(hs ? [hs.view] : [])]) {
     if (!inside(v)) throw new Error('kv encode: a view reaches outside its buffer');
   }
   const n = B * T;
@@ -54,6 +56,7 @@ export function runKVEncodeWasm(rt: WasmRuntime, a: KVEncodeArgs): { rows: numbe
   put(KVE.bounds, a.bounds ? addr(rt, a.bounds) : 0);
   put(KVE.row0, a.row0); put(KVE.i0, rows0); put(KVE.n, n); put(KVE.nOut, a.nOut); put(KVE.outCap, L.sparse ? L.outCap : 0);
   put(KVE.pos, posAt); put(KVE.sink, a.sink ? sinkAt : 0);
+  put(KVE.hx, hs ? addr(rt, hs.view) : 0); put(KVE.hcap, hs?.cap ?? 0); put(KVE.hat, hs?.at ?? 0); put(KVE.htrim, a.trimHeads ? 1 : 0);
   put(KVE.tab, tab); put(KVE.scratch, scratch); put(KVE.mids, rt.scratch('kvenc.mids', 128));
   new DataView(mem, prm + KVE.tau, 8).setFloat64(0, Number.isFinite(a.tau) ? a.tau : 0, true);
   put(KVE.hasTau, Number.isFinite(a.tau) ? 1 : 0);
