@@ -275,6 +275,63 @@ function labPageCases(browser: LabBrowserName): void {
       await page.select('[data-testid="backend"]', 'js');
     }, 120_000);
 
+    // Chromium's WebGPU on its SwiftShader adapter (test/helpers/lab-tab.ts starts it so); Firefox
+    // ESR offers no WebGPU headless
+    it.skipIf(browser !== 'chromium')('runs every view on the webgpu backend in the tab, with the library\'s loss, attention and ablation', async () => {
+      const { page } = session.lp;
+      await page.select('[data-testid="mode"]', 'tab');
+      await page.select('[data-testid="backend"]', 'webgpu');
+      await click(page, 'load-organism');
+      expect(await page.text('[data-testid="model-info"]')).toMatch(/tab on webgpu/);
+      await page.fill('[data-testid="prompt"]', PROMPT);
+      await click(page, 'tab-tokens');
+      await click(page, 'run-tokens');
+      const gpu = Number(await page.attr('[data-testid="mean-loss"]', 'data-value'));
+      const js = (await runView(session.ref, 'tokens', { prompt: PROMPT })).mean_loss as number;
+      console.log(`webgpu in the tab: mean loss ${gpu}, js ${js} (|webgpu − js| ${Math.abs(gpu - js).toExponential(2)})`);
+      expect(Math.abs(gpu - js)).toBeLessThan(1e-4);
+      await click(page, 'tab-attention');
+      await click(page, 'run-attention');
+      await click(page, 'head-1-2');
+      const pattern = await patternOnPage(page);
+      const x = tensor(IDS, [1, IDS.length], 'i32', { backend: session.ref.model.backend });
+      const { logits: lg, cache } = runWithCache(session.ref.model, x, { names: ['blocks.1.attn.hook_pattern'] });
+      const want = cache.get('blocks.1.attn.hook_pattern').dataSync() as Float32Array; // [1, head, q, k]
+      lg.dispose(); cache.dispose(); x.dispose();
+      const T = IDS.length;
+      let err = 0;
+      for (let q = 0; q < T; q++) for (let k = 0; k <= q; k++) err = Math.max(err, Math.abs(pattern[q]![k]! - want[(2 * T + q) * T + k]!));
+      console.log(`webgpu in the tab: L1H2 pattern, max difference to the library ${err.toExponential(2)}`);
+      expect(pattern.length).toBe(T);
+      expect(err).toBeLessThan(1e-5);
+      // zeroing the head: the logit change the library computes
+      await click(page, 'ablate-head');
+      const shown = Number(await page.attr('[data-testid="head-ablation-result"]', 'data-change'));
+      const V = session.ref.model.dims.vocabSize;
+      const last = () => { const a = collect(session.ref.model, IDS, []).logits!; return a.data.slice((T - 1) * V, T * V); };
+      const before = last();
+      const after = withInterventions(session.ref.model, [{ hook: 'blocks.1.attn.hook_z', op: 'zero', unit: { heads: [2] } }], last);
+      const target = argmax(before);
+      console.log(`webgpu in the tab: ablate L1H2 logit change ${shown}, library ${after[target]! - before[target]!}`);
+      expect(Math.abs(shown - (after[target]! - before[target]!))).toBeLessThan(1e-4);
+      // the other views run on the device without an error (click() fails on one shown)
+      await click(page, 'tab-lens');
+      await click(page, 'run-lens');
+      expect(await page.text('[data-testid="lens-final"]')).toMatch(/^#\d+$/);
+      await click(page, 'tab-activations');
+      await click(page, 'run-activations');
+      expect(await page.count('[data-testid="massive-heatmap"] svg')).toBeGreaterThan(0);
+      await click(page, 'tab-patch');
+      await page.fill('[data-testid="patch-clean"]', PROMPT);
+      await page.fill('[data-testid="patch-corrupt"]', '1 5 9 12 30 7 43 5 9 12 30 7');
+      await page.fill('[data-testid="patch-answer"]', '41');
+      await page.fill('[data-testid="patch-wrong"]', '43');
+      await click(page, 'run-patch');
+      expect(await page.count('[data-testid="patch-heatmap"] svg')).toBeGreaterThan(0);
+      await click(page, 'tab-tokens');
+      await page.select('[data-testid="backend"]', 'js');
+    }, 300_000);
+
     it('works from a plain static host: an organism, picked files or a URL, in the tab', async () => {
       // A bare file server: no token, no API, no cross-origin isolation headers.
       const types: Record<string, string> = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css' };

@@ -14,7 +14,7 @@ export { loadInterventions, saveInterventions, resolveVectors, readSafetensorsVe
 export { resampleIndex } from './operations.js';
 export { parseContrastJsonl, checkContrastSet, encodeText, type ContrastSet, type ContrastItem } from './contrastive.js';
 export {
-  steeringVectors, steeringIntervention, actAdd, collectActivations, firstPrincipalComponent, hookFor, STEERING_METHODS, DEFAULT_STEERING_HOOK,
+  steeringVectors, steeringVectorsAsync, steeringIntervention, actAdd, collectActivations, firstPrincipalComponent, hookFor, STEERING_METHODS, DEFAULT_STEERING_HOOK,
   type SteeringMethod, type SteeringVectors, type SteeringVectorOptions, type LayerSeparation, type ReadPosition,
 } from './steering-vectors.js';
 export {

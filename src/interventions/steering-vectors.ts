@@ -22,6 +22,7 @@
 // 'add' interventions).
 import { runWithCache } from '../hooks/run.js';
 import { tensor } from '../ops/creation.js';
+import { readAsync, readSync, type Reads } from '../tensor/read.js';
 import type { CausalLM } from '../models/model.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { checkContrastSet, encodeText, type ContrastSet, type EncodedText } from './contrastive.js';
@@ -81,6 +82,11 @@ export function hookFor(template: string, layer: number): string {
  * Texts run in left-padded batches, so every text's last token sits at the last position.
  */
 export function collectActivations(model: CausalLM, texts: EncodedText[], hooks: string[], read: ReadPosition, batchSize = 16): Map<string, Float32Array[]> {
+  return readSync(collectActivationsReads(model, texts, hooks, read, batchSize));
+}
+
+/** `collectActivations` as a read step (src/tensor/read.ts): runs on every backend through readAsync. */
+function* collectActivationsReads(model: CausalLM, texts: EncodedText[], hooks: string[], read: ReadPosition, batchSize = 16): Reads<Map<string, Float32Array[]>> {
   const out = new Map<string, Float32Array[]>(hooks.map((h) => [h, []]));
   for (let s = 0; s < texts.length; s += batchSize) {
     const batch = texts.slice(s, s + batchSize);
@@ -96,7 +102,7 @@ export function collectActivations(model: CausalLM, texts: EncodedText[], hooks:
         const t = cache.get(h);
         if (t.rank !== 3) throw new InterventionError(`steering vectors read [batch, pos, d] hook points; '${h}' is ${t.rank}-D`);
         const D = t.shape[2]!;
-        const all = t.dataSync() as Float32Array;
+        const all = (yield t) as Float32Array;
         batch.forEach((tx, b) => {
           const off = P - tx.ids.length;
           const row = (j: number) => all.subarray((b * P + off + j) * D, (b * P + off + j + 1) * D);
@@ -209,6 +215,15 @@ function cohenD(a: number[], b: number[]): number {
 
 /** Steering vectors for each layer from a contrastive set, with the layer sweep. */
 export function steeringVectors(model: CausalLM, tok: Tokenizer, set: ContrastSet, o: SteeringVectorOptions = {}): SteeringVectors {
+  return readSync(steeringVectorsReads(model, tok, set, o));
+}
+
+/** `steeringVectors` on any backend (WebGPU included): the activations are read asynchronously. */
+export function steeringVectorsAsync(model: CausalLM, tok: Tokenizer, set: ContrastSet, o: SteeringVectorOptions = {}): Promise<SteeringVectors> {
+  return readAsync(steeringVectorsReads(model, tok, set, o));
+}
+
+function* steeringVectorsReads(model: CausalLM, tok: Tokenizer, set: ContrastSet, o: SteeringVectorOptions): Reads<SteeringVectors> {
   checkContrastSet(set);
   const L = model.dims.nLayers;
   const layers = o.layers ?? [...Array(L).keys()];
@@ -224,7 +239,7 @@ export function steeringVectors(model: CausalLM, tok: Tokenizer, set: ContrastSe
   if (!paired && set.pairs.length > 0 && method !== 'mean_diff') throw new InterventionError(`${method} needs every item paired; this set mixes pairs and unpaired texts`);
   const posTexts = [...set.pairs.map((p) => encodeText(tok, p.positive, p.prompt)), ...set.positives.map((t) => encodeText(tok, t))];
   const negTexts = [...set.pairs.map((p) => encodeText(tok, p.negative, p.prompt)), ...set.negatives.map((t) => encodeText(tok, t))];
-  const acts = collectActivations(model, [...posTexts, ...negTexts], hooks, read, o.batchSize);
+  const acts = yield* collectActivationsReads(model, [...posTexts, ...negTexts], hooks, read, o.batchSize);
   const vectors = new Map<number, Float32Array>();
   const sweep: LayerSeparation[] = [];
   layers.forEach((l, k) => {

@@ -6,7 +6,7 @@
 // Not for: SAE features (features.ts).
 import { topActivatingExamples } from '../analysis/neurons.js';
 import { softmax, topIndices } from '../analysis/stats.js';
-import { collect, tokenLabel } from '../analysis/acts.js';
+import { collectAsync, tokenLabel } from '../analysis/acts.js';
 import { withInterventions } from '../interventions/apply.js';
 import { BytesSource } from '../io/byte-source.js';
 import { MemoryStore } from '../io/memory-store.js';
@@ -37,10 +37,10 @@ export async function neuronsView(m: LabModel, a: Record<string, unknown>, ctx: 
     // The unit's effect on the prompt's last-position logits: zero it and compare.
     const ids = m.tokenizer.encode(a.prompt);
     if (ids.length > 0 && ids.length <= nCtx) {
-      const last = () => { const lg = collect(m.model, ids, []).logits!; const V = lg.shape[2]!; return lg.data.slice((ids.length - 1) * V, ids.length * V); };
+      const last = async () => { const lg = (await collectAsync(m.model, ids, [])).logits!; const V = lg.shape[2]!; return lg.data.slice((ids.length - 1) * V, ids.length * V); };
       const unit = site === 'mlp' ? { neurons: [neuron] } : { dims: [neuron] };
-      const before = last();
-      const after = withInterventions(m.model, [{ hook, op: 'zero', unit }], last);
+      const before = await last();
+      const after = await withInterventions(m.model, [{ hook, op: 'zero', unit }], last);
       const diff = after.map((x, i) => x - before[i]!);
       const pb = softmax(before);
       const row = (id: number) => ({ id, token: tokenLabel(id, m.tokenizer), change: diff[id]!, prob_before: pb[id]! });

@@ -2,22 +2,24 @@
 // out, each made by the library's own analyses (collect, attentionSinks, inductionScores,
 // logitLens, massiveActivations, activationSparsity, layerVoids, steeringVectors,
 // withInterventions, activationPatching, generate, featureViews). The Web Worker of the page and the local
-// server both call these, so the two modes give the same numbers by construction.
+// server both call these, so the two modes give the same numbers by construction. Every read of a
+// device tensor is asynchronous (the analyses' Async forms), so the views run on WebGPU too.
 // Not for: drawing (src/web) or transport (src/web/worker.ts, src/cli/lab-server.ts).
-import { collect, tokenLabel } from '../analysis/acts.js';
-import { inductionScores } from '../analysis/induction.js';
-import { logitLensFromActs, logitLensHookNames } from '../analysis/logit-lens.js';
+import { collectAsync, tokenLabel } from '../analysis/acts.js';
+import { inductionScoresAsync } from '../analysis/induction.js';
+import { logitLensHookNames, logitLensReads } from '../analysis/logit-lens.js';
 import { massiveFromActs } from '../analysis/massive.js';
 import { sinksFromActs, sinkHookNames } from '../analysis/sinks.js';
-import { activationSparsity } from '../analysis/sparsity.js';
+import { sparsityFromActs, sparsityHookNames } from '../analysis/sparsity.js';
 import { l2, softmax, topIndices } from '../analysis/stats.js';
-import { layerVoids } from '../analysis/voids.js';
+import { layerVoidsAsync } from '../analysis/voids.js';
 import { withInterventions } from '../interventions/apply.js';
 import type { Intervention } from '../interventions/intervention.js';
 import { logitDiff } from '../interventions/metrics.js';
-import { activationPatching, attributionPatching, type PatchSite } from '../interventions/patching.js';
-import { steeringIntervention, steeringVectors } from '../interventions/steering-vectors.js';
-import { generate } from '../models/generate.js';
+import { activationPatchingAsync, attributionPatchingAsync, type PatchSite } from '../interventions/patching.js';
+import { steeringIntervention, steeringVectorsAsync } from '../interventions/steering-vectors.js';
+import { generateAsync } from '../models/generate.js';
+import { readAsync } from '../tensor/read.js';
 import type { CausalLM } from '../models/model.js';
 import { tensor } from '../ops/creation.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
@@ -87,10 +89,10 @@ export function infoView(m: LabModel): Record<string, unknown> {
 }
 
 /** Tokens, per-token loss (−log p of the next token) and the next-token distribution at the last position. */
-export function tokensView(m: LabModel, a: Record<string, unknown>): Record<string, unknown> {
+export async function tokensView(m: LabModel, a: Record<string, unknown>): Promise<Record<string, unknown>> {
   const ids = encode(m, str(a.prompt, 'prompt'));
   const k = int(a.k ?? 10, 'k', 1, 50);
-  const acts = collect(m.model, ids, []);
+  const acts = await collectAsync(m.model, ids, []);
   const lg = acts.logits!; // [1, pos, vocab]
   const V = lg.shape[2]!;
   const row = (t: number) => lg.data.subarray(t * V, (t + 1) * V);
@@ -110,7 +112,7 @@ export async function attentionView(m: LabModel, a: Record<string, unknown>, ctx
   if (L * H * T * T > LIMITS.attentionValues) {
     throw new LabRequestError(`prompt: ${T} tokens make ${L} layers × ${H} heads × ${T}² = ${L * H * T * T} attention values; the view sends at most ${LIMITS.attentionValues} (use a shorter prompt)`);
   }
-  const acts = collect(m.model, ids, sinkHookNames(m.model));
+  const acts = await collectAsync(m.model, ids, sinkHookNames(m.model));
   // [layer][head][query][key]
   const patterns = Array.from({ length: L }, (_, l) => {
     const p = acts.get(`blocks.${l}.attn.hook_pattern`).data; // [1, head, query, key]
@@ -119,7 +121,7 @@ export async function attentionView(m: LabModel, a: Record<string, unknown>, ctx
   const sinks = sinksFromActs(acts, L, { tokenizer: m.tokenizer });
   await step(ctx);
   ctx.progress?.(1, 2, 'induction scores');
-  const induction = inductionScores(m.model, { sequences: int(a.sequences ?? 2, 'sequences', 1, 8), seed: 0, copying: false });
+  const induction = await inductionScoresAsync(m.model, { sequences: int(a.sequences ?? 2, 'sequences', 1, 8), seed: 0, copying: false });
   ctx.progress?.(2, 2, 'induction scores');
   return {
     tokens: ids.map((i) => label(m, i)), ids, layers: L, heads: H, patterns,
@@ -129,11 +131,11 @@ export async function attentionView(m: LabModel, a: Record<string, unknown>, ctx
 }
 
 /** Logit lens at one position with the final token's rank at every layer and position, and residual norms. */
-export function lensView(m: LabModel, a: Record<string, unknown>): Record<string, unknown> {
+export async function lensView(m: LabModel, a: Record<string, unknown>): Promise<Record<string, unknown>> {
   const ids = encode(m, str(a.prompt, 'prompt'));
   const position = a.position === undefined ? undefined : int(a.position, 'position', -ids.length, ids.length - 1);
-  const acts = collect(m.model, ids, logitLensHookNames(m.model));
-  const lens = logitLensFromActs(m.model, acts, { position, k: int(a.k ?? 5, 'k', 1, 20), tokenizer: m.tokenizer });
+  const acts = await collectAsync(m.model, ids, logitLensHookNames(m.model));
+  const lens = await readAsync(logitLensReads(m.model, acts, { position, k: int(a.k ?? 5, 'k', 1, 20), tokenizer: m.tokenizer }));
   const names = logitLensHookNames(m.model);
   // ‖resid‖ per [state][pos]: before each block, and after the last.
   const norms = names.map((n) => {
@@ -145,12 +147,12 @@ export function lensView(m: LabModel, a: Record<string, unknown>): Record<string
 }
 
 /** Massive activations (layer × dimension heatmap), MLP sparsity and layer voids on the prompt. */
-export function activationsView(m: LabModel, a: Record<string, unknown>): Record<string, unknown> {
+export async function activationsView(m: LabModel, a: Record<string, unknown>): Promise<Record<string, unknown>> {
   const ids = encode(m, str(a.prompt, 'prompt'));
   const L = m.model.dims.nLayers;
-  const massive = massiveFromActs(collect(m.model, ids, Array.from({ length: L }, (_, l) => `blocks.${l}.hook_resid_post`)), L, { tokenizer: m.tokenizer });
-  const sparsity = m.model.dims.dMlp > 0 ? activationSparsity(m.model, ids) : null;
-  const voids = layerVoids(m.model, ids, { generateTokens: 0, tokenizer: m.tokenizer });
+  const massive = massiveFromActs(await collectAsync(m.model, ids, Array.from({ length: L }, (_, l) => `blocks.${l}.hook_resid_post`)), L, { tokenizer: m.tokenizer });
+  const sparsity = m.model.dims.dMlp > 0 ? sparsityFromActs(await collectAsync(m.model, ids, sparsityHookNames(m.model)), L) : null;
+  const voids = await layerVoidsAsync(m.model, ids, { generateTokens: 0, tokenizer: m.tokenizer });
   return { tokens: ids.map((i) => label(m, i)), massive, sparsity, voids };
 }
 
@@ -181,7 +183,7 @@ export async function steerView(m: LabModel, a: Record<string, unknown>, ctx: La
     : { pairs: [], positives, negatives };
   let sv;
   try {
-    sv = steeringVectors(m.model, m.tokenizer, set, { layers: [layer], method: 'mean_diff' });
+    sv = await steeringVectorsAsync(m.model, m.tokenizer, set, { layers: [layer], method: 'mean_diff' });
   } catch (e) {
     throw new LabRequestError((e as Error).message);
   }
@@ -196,8 +198,8 @@ export async function steerView(m: LabModel, a: Record<string, unknown>, ctx: La
       const seq = sides[side];
       if (seq.length >= m.model.dims.nCtx) { done[side] = true; continue; }
       // One token of the library's generation (the whole sequence re-run, so that a cancel can land between tokens).
-      const run = () => generate(m.model, [seq], { maxNewTokens: 1, temperature: g.temperature, seed: g.seed + s, eosTokenIds: [...eos] });
-      const r = side === 'steered' ? withInterventions(m.model, steer, run) : run();
+      const run = () => generateAsync(m.model, [seq], { maxNewTokens: 1, temperature: g.temperature, seed: g.seed + s, eosTokenIds: [...eos] });
+      const r = await (side === 'steered' ? withInterventions(m.model, steer, run) : run());
       const id = r.newIds[0]![0]!;
       seq.push(id);
       if (eos.has(id)) done[side] = true;
@@ -214,7 +216,7 @@ export async function steerView(m: LabModel, a: Record<string, unknown>, ctx: La
 }
 
 /** Zero one head (hook_z) or one MLP neuron (hook_post) and report the change in the last position's logits. */
-export function ablateView(m: LabModel, a: Record<string, unknown>): Record<string, unknown> {
+export async function ablateView(m: LabModel, a: Record<string, unknown>): Promise<Record<string, unknown>> {
   const ids = encode(m, str(a.prompt, 'prompt'));
   const { nLayers: L, nHeads: H, dMlp } = m.model.dims;
   const site = oneOf(a.site ?? 'heads', 'site', ['heads', 'neurons'] as const);
@@ -224,13 +226,13 @@ export function ablateView(m: LabModel, a: Record<string, unknown>): Record<stri
   const iv: Intervention = site === 'heads'
     ? { hook: `blocks.${layer}.attn.hook_z`, op: 'zero', unit: { heads: [unit] } }
     : { hook: `blocks.${layer}.mlp.hook_post`, op: 'zero', unit: { neurons: [unit] } };
-  const lastRow = () => {
-    const lg = collect(m.model, ids, []).logits!;
+  const lastRow = async () => {
+    const lg = (await collectAsync(m.model, ids, [])).logits!;
     const V = lg.shape[2]!;
     return lg.data.slice((ids.length - 1) * V, ids.length * V);
   };
-  const before = lastRow();
-  const after = withInterventions(m.model, [iv], lastRow);
+  const before = await lastRow();
+  const after = await withInterventions(m.model, [iv], lastRow);
   const target = a.target === undefined ? topIndices(before, 1)[0]! : tokenArg(m, a.target, 'target');
   const pb = softmax(before);
   const pa = softmax(after);
@@ -264,7 +266,7 @@ export async function patchView(m: LabModel, a: Record<string, unknown>, ctx: La
     const layers = method === 'activation' ? [...Array(L).keys()].map((l) => [l]) : [[...Array(L).keys()]];
     for (const [i, ls] of layers.entries()) {
       await step(ctx);
-      const r = (method === 'activation' ? activationPatching : attributionPatching)(m.model, x, y, metric, site, { layers: ls });
+      const r = await (method === 'activation' ? activationPatchingAsync : attributionPatchingAsync)(m.model, x, y, metric, site, { layers: ls });
       rows.push(...r.effects.map((e) => Array.from(e)));
       cols = r.labels.cols;
       cleanMetric = r.cleanMetric;

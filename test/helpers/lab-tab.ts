@@ -65,7 +65,10 @@ export interface LabBrowser {
   close(): Promise<void>;
 }
 
-const CHROMIUM_FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+// WebGPU in the tab on Chromium's own SwiftShader adapter (a CPU implementation: the test
+// machines have no GPU)
+const CHROMIUM_FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync',
+  '--enable-unsafe-webgpu', '--use-webgpu-adapter=swiftshader', '--enable-unsafe-swiftshader'];
 
 /** Starts browser `name` headless, with its profile in `profileDir` (Chromium) or a profile of Puppeteer's own (Firefox). */
 export async function launchBrowser(name: LabBrowserName, profileDir: string): Promise<LabBrowser> {

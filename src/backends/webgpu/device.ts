@@ -16,8 +16,13 @@ export class WebGpuUnavailableError extends Error {
 export interface DeviceOptions {
   /** 'high-performance' by default. */
   powerPreference?: GPUPowerPreference;
-  /** Ask for shader-f16 / subgroup matrices when offered (default true). */
+  /** Ask for shader-f16 / subgroup matrices when offered (default true; ACTLAB_WEBGPU_F16=0 sets false). */
   f16?: boolean;
+  /**
+   * Ask for subgroups when offered (default true; ACTLAB_WEBGPU_SUBGROUPS=0 sets false): false runs
+   * the kernels' paths for browsers without them.
+   */
+  subgroups?: boolean;
   /** Extra Dawn toggles for Node (`create()` flags). */
   dawnFlags?: string[];
   /**
@@ -98,11 +103,11 @@ export async function openDevice(o: DeviceOptions = {}): Promise<GpuHandle> {
   }
   const want: string[] = [];
   const has = (f: string) => adapter.features.has(f as GPUFeatureName);
-  const f16 = (o.f16 ?? true) && has('shader-f16');
+  const f16 = (o.f16 ?? envVar('ACTLAB_WEBGPU_F16') !== '0') && has('shader-f16');
   if (f16) want.push('shader-f16');
-  const subgroups = has('subgroups');
+  const subgroups = (o.subgroups ?? envVar('ACTLAB_WEBGPU_SUBGROUPS') !== '0') && has('subgroups');
   if (subgroups) want.push('subgroups');
-  const subgroupMatrix = f16 && has('chromium-experimental-subgroup-matrix');
+  const subgroupMatrix = f16 && subgroups && has('chromium-experimental-subgroup-matrix');
   if (subgroupMatrix) want.push('chromium-experimental-subgroup-matrix');
   const timestamps = has('timestamp-query');
   if (timestamps) want.push('timestamp-query');
