@@ -65,6 +65,8 @@ export class WebGpuBackend implements Backend, PackedKVDevice {
   private readonly deferred = new Map<GpuBuffer, DeferredSum>();
   private readonly shadowLimit: number;
   private disposed = false;
+  /** Whether the dequantizing path of KVQuant attention has been announced (kvqAttentionDequantized). */
+  private kvqNoted = false;
 
   constructor(readonly handle: GpuHandle, opts: WebGpuBackendOptions = {}) {
     this.rt = new GpuRuntime(handle, { poolLimitBytes: opts.poolLimitBytes });
@@ -191,8 +193,6 @@ export class WebGpuBackend implements Backend, PackedKVDevice {
       this.free(v.buffer);
     }
   }
-
-  private kvqNoted = false;
 
   runKVQAppend(x: View, stream: PackedStreamViews, row0: number, o: { tau: number; positions?: Int32Array; sinkT?: Int32Array }): void {
     this.custom('kvqAppend', [x], [stream.main, stream.out], (ctx) => kvqAppend(ctx, x, stream, row0, o));
