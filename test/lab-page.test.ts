@@ -277,7 +277,7 @@ function labPageCases(browser: LabBrowserName): void {
 
     // Chromium's WebGPU on its SwiftShader adapter (test/helpers/lab-tab.ts starts it so); Firefox
     // ESR offers no WebGPU headless
-    it.skipIf(browser !== 'chromium')('runs every view on the webgpu backend in the tab, with the library\'s loss, attention and ablation', async () => {
+    it.skipIf(browser !== 'chromium')('runs every view on the webgpu backend in the tab, with the library\'s loss, attention, ablation and steered tokens', async () => {
       const { page } = session.lp;
       await page.select('[data-testid="mode"]', 'tab');
       await page.select('[data-testid="backend"]', 'webgpu');
@@ -328,6 +328,26 @@ function labPageCases(browser: LabBrowserName): void {
       await page.fill('[data-testid="patch-wrong"]', '43');
       await click(page, 'run-patch');
       expect(await page.count('[data-testid="patch-heatmap"] svg')).toBeGreaterThan(0);
+      // steering: the vector made on the device, the streams the library's greedy tokens
+      await click(page, 'tab-steer');
+      await page.select('[data-testid="steer-layer"]', '1');
+      await page.fill('[data-testid="steer-max"]', '6');
+      await page.evalOne('[data-testid="steer-strength"]', (el, val) => {
+        (el as HTMLInputElement).value = String(val);
+        el.dispatchEvent(new Event('input', { bubbles: true }));
+      }, 8);
+      await click(page, 'run-steer');
+      await page.waitForSelector('[data-testid="steer-done"]');
+      const steered = (await page.text('[data-testid="stream-steered"]'))!;
+      const pos = (await page.value('[data-testid="steer-pos"]')).split('\n');
+      const neg = (await page.value('[data-testid="steer-neg"]')).split('\n');
+      const sv = steeringVectors(session.ref.model, session.ref.tokenizer, { pairs: pos.map((p, i) => ({ positive: p, negative: neg[i]! })), positives: [], negatives: [] }, { layers: [1], method: 'mean_diff' });
+      const lib = (strength: number) => withInterventions(session.ref.model, [steeringIntervention(sv, 1, strength)], () => generate(session.ref.model, [IDS], { maxNewTokens: 6, eosTokenIds: [] })).newIds[0]!.map((i) => `#${i}`).join(' ');
+      const base = (await page.text('[data-testid="stream-base"]'))!;
+      console.log(`webgpu in the tab: unsteered "${base}", steered "${steered}"; library "${lib(0)}", "${lib(8)}"`);
+      expect(base).toBe(lib(0));
+      expect(steered).toBe(lib(8));
+      expect(steered).not.toBe(base);
       await click(page, 'tab-tokens');
       await page.select('[data-testid="backend"]', 'js');
     }, 300_000);

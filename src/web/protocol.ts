@@ -15,4 +15,5 @@ export type LabEvent =
   | { type: 'result'; value: Record<string, unknown> }
   | { type: 'error'; message: string; status?: number };
 
-export type FromWorker = LabEvent & { id: number };
+/** An event of job `job` (wrapped, not spread: a token event has an `id` of its own, the token's). */
+export type FromWorker = { job: number; event: LabEvent };

@@ -21,7 +21,7 @@ export class TabRunner implements Runner {
   private listeners = new Map<number, (e: LabEvent) => void>();
 
   constructor() {
-    this.worker.onmessage = (e: MessageEvent<FromWorker>) => this.listeners.get(e.data.id)?.(e.data);
+    this.worker.onmessage = (e: MessageEvent<FromWorker>) => this.listeners.get(e.data.job)?.(e.data.event);
   }
 
   private send(msg: Omit<Extract<ToWorker, { kind: 'load' }>, 'id'> | Omit<Extract<ToWorker, { kind: 'view' }>, 'id'>, onEvent?: (e: LabEvent) => void): Job {

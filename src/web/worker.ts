@@ -11,7 +11,7 @@ let current: LabModel | null = null;
 const cancelled = new Set<number>();
 let tail: Promise<unknown> = Promise.resolve();
 
-const post = (id: number, ev: LabEvent) => scope.postMessage({ id, ...ev } as FromWorker);
+const post = (job: number, event: LabEvent) => scope.postMessage({ job, event });
 
 async function job(msg: Exclude<ToWorker, { kind: 'cancel' }>): Promise<void> {
   const signal = { get aborted() { return cancelled.has(msg.id); } };
