@@ -48,6 +48,44 @@ function labPageCases(browser: LabBrowserName): void {
       await session.lp.page.fill('[data-testid="prompt"]', p);
     }
 
+    /** The largest difference between the page's L1H2 pattern (the causal half) and runWithCache's hook_pattern. */
+    /** Loads the organism in the tab on `backend` and returns the tokens view's mean loss there and the library's (js). */
+    async function tabLoss(backend: string): Promise<{ tab: number; js: number }> {
+      const { page } = session.lp;
+      await page.select('[data-testid="mode"]', 'tab');
+      await page.select('[data-testid="backend"]', backend);
+      await click(page, 'load-organism');
+      expect(await page.text('[data-testid="model-info"]')).toMatch(new RegExp(`tab on ${backend}`));
+      await page.fill('[data-testid="prompt"]', PROMPT);
+      await click(page, 'tab-tokens');
+      await click(page, 'run-tokens');
+      const tab = Number(await page.attr('[data-testid="mean-loss"]', 'data-value'));
+      return { tab, js: (await runView(session.ref, 'tokens', { prompt: PROMPT })).mean_loss as number };
+    }
+
+    /** The patching view on the prompt against a corruption of one token: a heatmap is drawn. */
+    async function runPatch(): Promise<void> {
+      const { page } = session.lp;
+      await click(page, 'tab-patch');
+      await page.fill('[data-testid="patch-clean"]', PROMPT);
+      await page.fill('[data-testid="patch-corrupt"]', '1 5 9 12 30 7 43 5 9 12 30 7');
+      await page.fill('[data-testid="patch-answer"]', '41');
+      await page.fill('[data-testid="patch-wrong"]', '43');
+      await click(page, 'run-patch');
+      expect(await page.count('[data-testid="patch-heatmap"] svg')).toBeGreaterThan(0);
+    }
+
+    function patternDiff(onPage: number[][]): number {
+      const x = tensor(IDS, [1, IDS.length], 'i32', { backend: session.ref.model.backend });
+      const { logits: lg, cache } = runWithCache(session.ref.model, x, { names: ['blocks.1.attn.hook_pattern'] });
+      const pat = cache.get('blocks.1.attn.hook_pattern').dataSync() as Float32Array; // [1, head, q, k]
+      lg.dispose(); cache.dispose(); x.dispose();
+      const T = IDS.length;
+      let maxDiff = 0;
+      for (let q = 0; q < T; q++) for (let k = 0; k <= q; k++) maxDiff = Math.max(maxDiff, Math.abs(onPage[q]![k]! - pat[(2 * T + q) * T + k]!));
+      return maxDiff;
+    }
+
     it('runs every view on the server and matches the library', async () => {
       const { page } = session.lp;
       await click(page, 'load-organism');
@@ -72,13 +110,8 @@ function labPageCases(browser: LabBrowserName): void {
       await shot(page, 'attention-grid');
       await click(page, 'head-1-2');
       const onPage = await patternOnPage(page);
-      const x = tensor(IDS, [1, IDS.length], 'i32', { backend: session.ref.model.backend });
-      const { logits: lg, cache } = runWithCache(session.ref.model, x, { names: ['blocks.1.attn.hook_pattern'] });
-      const pat = cache.get('blocks.1.attn.hook_pattern').dataSync() as Float32Array; // [1, head, q, k]
-      lg.dispose(); cache.dispose(); x.dispose();
       const T = IDS.length;
-      let maxDiff = 0;
-      for (let q = 0; q < T; q++) for (let k = 0; k <= q; k++) maxDiff = Math.max(maxDiff, Math.abs(onPage[q]![k]! - pat[(2 * T + q) * T + k]!));
+      const maxDiff = patternDiff(onPage);
       console.log(`attention L1H2: page vs runWithCache max |diff| ${maxDiff}`);
       expect(onPage.length).toBe(T);
       expect(maxDiff).toBe(0);
@@ -111,13 +144,7 @@ function labPageCases(browser: LabBrowserName): void {
       expect(await page.count('[data-testid="massive-heatmap"] svg')).toBeGreaterThan(0);
       await shot(page, 'activations');
 
-      await click(page, 'tab-patch');
-      await page.fill('[data-testid="patch-clean"]', PROMPT);
-      await page.fill('[data-testid="patch-corrupt"]', '1 5 9 12 30 7 43 5 9 12 30 7');
-      await page.fill('[data-testid="patch-answer"]', '41');
-      await page.fill('[data-testid="patch-wrong"]', '43');
-      await click(page, 'run-patch');
-      expect(await page.count('[data-testid="patch-heatmap"] svg')).toBeGreaterThan(0);
+      await runPatch();
       await shot(page, 'patching');
     }, 300_000);
 
@@ -249,15 +276,7 @@ function labPageCases(browser: LabBrowserName): void {
 
     it('runs on the wasm backend in the tab, close to the reference', async () => {
       const { page } = session.lp;
-      await page.select('[data-testid="mode"]', 'tab');
-      await page.select('[data-testid="backend"]', 'wasm');
-      await click(page, 'load-organism');
-      expect(await page.text('[data-testid="model-info"]')).toMatch(/tab on wasm/);
-      await page.fill('[data-testid="prompt"]', PROMPT);
-      await click(page, 'tab-tokens');
-      await click(page, 'run-tokens');
-      const wasm = Number(await page.attr('[data-testid="mean-loss"]', 'data-value'));
-      const js = (await runView(session.ref, 'tokens', { prompt: PROMPT })).mean_loss as number;
+      const { tab: wasm, js } = await tabLoss('wasm');
       // The lab server on wasm (as `actlab lab` picks by default) gives the tab's wasm numbers.
       const served = await startLabServer({ port: 0, staticDir: session.pageDir, backend: 'wasm', model: 'induction' });
       let onServer: number;
@@ -279,28 +298,15 @@ function labPageCases(browser: LabBrowserName): void {
     // ESR offers no WebGPU headless
     it.skipIf(browser !== 'chromium')('runs every view on the webgpu backend in the tab, with the library\'s loss, attention, ablation and steered tokens', async () => {
       const { page } = session.lp;
-      await page.select('[data-testid="mode"]', 'tab');
-      await page.select('[data-testid="backend"]', 'webgpu');
-      await click(page, 'load-organism');
-      expect(await page.text('[data-testid="model-info"]')).toMatch(/tab on webgpu/);
-      await page.fill('[data-testid="prompt"]', PROMPT);
-      await click(page, 'tab-tokens');
-      await click(page, 'run-tokens');
-      const gpu = Number(await page.attr('[data-testid="mean-loss"]', 'data-value'));
-      const js = (await runView(session.ref, 'tokens', { prompt: PROMPT })).mean_loss as number;
+      const { tab: gpu, js } = await tabLoss('webgpu');
       console.log(`webgpu in the tab: mean loss ${gpu}, js ${js} (|webgpu − js| ${Math.abs(gpu - js).toExponential(2)})`);
       expect(Math.abs(gpu - js)).toBeLessThan(1e-4);
       await click(page, 'tab-attention');
       await click(page, 'run-attention');
       await click(page, 'head-1-2');
       const pattern = await patternOnPage(page);
-      const x = tensor(IDS, [1, IDS.length], 'i32', { backend: session.ref.model.backend });
-      const { logits: lg, cache } = runWithCache(session.ref.model, x, { names: ['blocks.1.attn.hook_pattern'] });
-      const want = cache.get('blocks.1.attn.hook_pattern').dataSync() as Float32Array; // [1, head, q, k]
-      lg.dispose(); cache.dispose(); x.dispose();
       const T = IDS.length;
-      let err = 0;
-      for (let q = 0; q < T; q++) for (let k = 0; k <= q; k++) err = Math.max(err, Math.abs(pattern[q]![k]! - want[(2 * T + q) * T + k]!));
+      const err = patternDiff(pattern);
       console.log(`webgpu in the tab: L1H2 pattern, max difference to the library ${err.toExponential(2)}`);
       expect(pattern.length).toBe(T);
       expect(err).toBeLessThan(1e-5);
@@ -321,13 +327,7 @@ function labPageCases(browser: LabBrowserName): void {
       await click(page, 'tab-activations');
       await click(page, 'run-activations');
       expect(await page.count('[data-testid="massive-heatmap"] svg')).toBeGreaterThan(0);
-      await click(page, 'tab-patch');
-      await page.fill('[data-testid="patch-clean"]', PROMPT);
-      await page.fill('[data-testid="patch-corrupt"]', '1 5 9 12 30 7 43 5 9 12 30 7');
-      await page.fill('[data-testid="patch-answer"]', '41');
-      await page.fill('[data-testid="patch-wrong"]', '43');
-      await click(page, 'run-patch');
-      expect(await page.count('[data-testid="patch-heatmap"] svg')).toBeGreaterThan(0);
+      await runPatch();
       // steering: the vector made on the device, the streams the library's greedy tokens
       await click(page, 'tab-steer');
       await page.select('[data-testid="steer-layer"]', '1');
