@@ -72,6 +72,9 @@ function labPageCases(browser: LabBrowserName): void {
       await page.fill('[data-testid="patch-answer"]', '41');
       await page.fill('[data-testid="patch-wrong"]', '43');
       await click(page, 'run-patch');
+      // the job may start after click() has looked for it on a loaded machine: wait for the drawing
+      await page.waitForSelector('[data-testid="patch-heatmap"] svg');
+      await idle(page);
       expect(await page.count('[data-testid="patch-heatmap"] svg')).toBeGreaterThan(0);
     }
 
@@ -323,9 +326,13 @@ function labPageCases(browser: LabBrowserName): void {
       // the other views run on the device without an error (click() fails on one shown)
       await click(page, 'tab-lens');
       await click(page, 'run-lens');
+      await page.waitForSelector('[data-testid="lens-final"]');
+      await idle(page);
       expect(await page.text('[data-testid="lens-final"]')).toMatch(/^#\d+$/);
       await click(page, 'tab-activations');
       await click(page, 'run-activations');
+      await page.waitForSelector('[data-testid="massive-heatmap"] svg');
+      await idle(page);
       expect(await page.count('[data-testid="massive-heatmap"] svg')).toBeGreaterThan(0);
       await runPatch();
       // steering: the vector made on the device, the streams the library's greedy tokens
