@@ -63,6 +63,14 @@ function labPageCases(browser: LabBrowserName): void {
       return { tab, js: (await runView(session.ref, 'tokens', { prompt: PROMPT })).mean_loss as number };
     }
 
+    /** Moves the steering view's strength slider to `v` (an input event, as a drag sends). */
+    async function setSteerStrength(v: number): Promise<void> {
+      await session.lp.page.evalOne('[data-testid="steer-strength"]', (el, val) => {
+        (el as HTMLInputElement).value = String(val);
+        el.dispatchEvent(new Event('input', { bubbles: true }));
+      }, v);
+    }
+
     /** The patching view on the prompt against a corruption of one token: a heatmap is drawn. */
     async function runPatch(): Promise<void> {
       const { page } = session.lp;
@@ -205,14 +213,10 @@ function labPageCases(browser: LabBrowserName): void {
       await click(page, 'tab-steer');
       const layer = 1;
       const n = 12;
-      const setRange = (v: number) => page.evalOne('[data-testid="steer-strength"]', (el, val) => {
-        (el as HTMLInputElement).value = String(val);
-        el.dispatchEvent(new Event('input', { bubbles: true }));
-      }, v);
       await page.select('[data-testid="steer-layer"]', String(layer));
       await page.fill('[data-testid="steer-max"]', String(n));
       const streams = async (strength: number) => {
-        await setRange(strength);
+        await setSteerStrength(strength);
         await click(page, 'run-steer');
         await page.waitForSelector('[data-testid="steer-done"]');
         return { base: (await page.text('[data-testid="stream-base"]'))!, steered: (await page.text('[data-testid="stream-steered"]'))! };
@@ -339,10 +343,7 @@ function labPageCases(browser: LabBrowserName): void {
       await click(page, 'tab-steer');
       await page.select('[data-testid="steer-layer"]', '1');
       await page.fill('[data-testid="steer-max"]', '6');
-      await page.evalOne('[data-testid="steer-strength"]', (el, val) => {
-        (el as HTMLInputElement).value = String(val);
-        el.dispatchEvent(new Event('input', { bubbles: true }));
-      }, 8);
+      await setSteerStrength(8);
       await click(page, 'run-steer');
       await page.waitForSelector('[data-testid="steer-done"]');
       const steered = (await page.text('[data-testid="stream-steered"]'))!;

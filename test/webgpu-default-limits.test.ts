@@ -17,10 +17,8 @@ import { WEBGPU_DEFAULT_LIMITS } from '../src/backends/webgpu/device.js';
 import { DEFAULT_SPLITK, setMatmulSplitK } from '../src/backends/webgpu/kernels/matmul.js';
 import { runConformance } from '../src/conformance/runner.js';
 import { randomModel } from '../src/models/random.js';
-import { calibrateKV } from '../src/kvquant/calibrate.js';
-import { resolveKVSpec, type KVCacheSpec } from '../src/models/kvquant/spec.js';
 import { initBackend } from '../src/tensor/engine.js';
-import { kvGreedy, kvLogitErrors, kvTestModels, openWebGpu } from './webgpu-helpers.js';
+import { kvGreedy, kvLogitErrors, kvTestModels, kvquant4Calibrated, openWebGpu } from './webgpu-helpers.js';
 import { TINY } from './helpers/tiny-configs.js';
 
 const { backend: probe, reason } = await openWebGpu();
@@ -39,10 +37,13 @@ describe.skipIf(!probe)('webgpu on WebGPU\'s default limits', () => {
   beforeAll(async () => { gpu = (await createWebGpuBackend({ limits: 'default' })) as WebGpuBackend; });
   afterAll(() => { setMatmulSplitK(DEFAULT_SPLITK); gpu?.dispose(); });
 
-  it('the device has the default limits, and a cap below them is refused by name', async () => {
+  it('the device has the default limits; a cap below them, and a kernel binding more, are refused by name', async () => {
     const L = gpu.handle.device.limits;
     for (const [name, v] of Object.entries(WEBGPU_DEFAULT_LIMITS)) expect(L[name as keyof GPUSupportedLimits], name).toBe(v);
     await expect(createWebGpuBackend({ limits: { maxStorageBuffersPerShaderStage: 4 } })).rejects.toThrow(/maxStorageBuffersPerShaderStage = 4 is below WebGPU's guaranteed 8/);
+    // a kernel that binds more than the device allows is refused by name when it is made
+    const nine = Array.from({ length: 9 }, (_, i) => `@group(0) @binding(${i}) var<storage, read> b${i}: array<u32>;`).join('\n');
+    expect(() => gpu.rt.kernel('nine buffers', `${nine}\n@compute @workgroup_size(1) fn main() {}`)).toThrow(/kernel 'nine buffers' binds 9 storage buffers; this device allows 8/);
   });
 
   it('the conformance cases of products, attention, q-block products and norms match the reference', async () => {
@@ -87,16 +88,7 @@ describe.skipIf(!probe)('webgpu on WebGPU\'s default limits', () => {
   it('a llama with a kvquant-4 cache: logits and greedy tokens as on wasm', async () => {
     const wasm = await initBackend('wasm');
     const m = kvTestModels(gpu, wasm);
-    // calibrated on the model itself, the ranges widened by 0.1% so that no value lies on a bound
-    // (the last bit of a backend's product would decide whether it is an outlier)
-    const calIds = Array.from({ length: 200 }, (_, i) => 1 + ((i * 37 + 11) % 60));
-    const cal = calibrateKV(m.mw, calIds, resolveKVSpec({ type: 'kvquant', bits: 4 }));
-    for (const l of cal.layers) {
-      const { lo, hi } = l.keys;
-      for (let c = 0; c < lo!.length; c++) { const w = 1e-3 * (hi![c]! - lo![c]!); lo![c]! -= w; hi![c]! += w; }
-      l.values.tau! *= 1.001;
-    }
-    const spec: KVCacheSpec = { type: 'kvquant', bits: 4, calibration: cal };
+    const spec = kvquant4Calibrated(m.mw);
     const { vsWasm, vsHookPath } = await kvLogitErrors(m, spec);
     console.log(`kvquant-4 on 8 storage buffers: webgpu vs wasm logits, max relative error ${vsWasm.toExponential(2)}; vs the pattern-hook path ${vsHookPath.toExponential(2)}`);
     expect(vsWasm).toBeLessThan(2e-3);

@@ -9,7 +9,8 @@ import * as al from '../src/index.js';
 import type { CausalLM } from '../src/models/model.js';
 import { randomModel } from '../src/models/random.js';
 import { KVCacheQuant } from '../src/models/kvquant/cache.js';
-import type { KVCacheSpec } from '../src/models/kvquant/spec.js';
+import { resolveKVSpec, type KVCacheSpec } from '../src/models/kvquant/spec.js';
+import { calibrateKV } from '../src/kvquant/calibrate.js';
 import { generate, generateAsync } from '../src/models/generate.js';
 import { TINY } from './helpers/tiny-configs.js';
 
@@ -63,6 +64,23 @@ export function kvTestModels(gpu: al.Backend, wasm: al.Backend): { mg: CausalLM;
   const cfg = { ...TINY.llama!, hidden_size: 64, num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 128 };
   const seq = [1, 5, 9, 22, 31, 5, 9, 22, 40, 41, 3, 7, 12, 5, 9, 22, 31, 50, 2, 8, 17, 33, 5, 9];
   return { mg: randomModel(cfg, gpu, { seed: 3 }), mw: randomModel(cfg, wasm, { seed: 3 }), seq };
+}
+
+/**
+ * A kvquant-4 cache spec calibrated on the test llama itself (1% of the values fall outside the
+ * ranges). The ranges and τ are quantiles of the same tokens' keys (layer 0's pre-RoPE keys depend
+ * on the token alone), so values lie exactly on them and the last bit of a backend's product would
+ * decide whether they are outliers: widened by 0.1% so that each backend decides the same.
+ */
+export function kvquant4Calibrated(mw: CausalLM): KVCacheSpec {
+  const calIds = Array.from({ length: 200 }, (_, i) => 1 + ((i * 37 + 11) % 60));
+  const cal = calibrateKV(mw, calIds, resolveKVSpec({ type: 'kvquant', bits: 4 }));
+  for (const l of cal.layers) {
+    const { lo, hi } = l.keys;
+    for (let c = 0; c < lo!.length; c++) { const w = 1e-3 * (hi![c]! - lo![c]!); lo![c]! -= w; hi![c]! += w; }
+    l.values.tau! *= 1.001;
+  }
+  return { type: 'kvquant', bits: 4, calibration: cal };
 }
 
 /**

@@ -8,9 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as al from '../src/index.js';
 import { initBackend } from '../src/tensor/engine.js';
 import { KVCacheQuant } from '../src/models/kvquant/cache.js';
-import { resolveKVSpec, type KVCalibration, type KVCacheSpec } from '../src/models/kvquant/spec.js';
-import { calibrateKV } from '../src/kvquant/calibrate.js';
-import { kvGreedy, kvLogitErrors, kvTestModels, maxAbs, openWebGpu, randomRow } from './webgpu-helpers.js';
+import type { KVCalibration, KVCacheSpec } from '../src/models/kvquant/spec.js';
+import { kvGreedy, kvLogitErrors, kvTestModels, kvquant4Calibrated, maxAbs, openWebGpu, randomRow } from './webgpu-helpers.js';
 import { KV_TUNING } from '../src/backends/webgpu/kernels/kv-cache.js';
 
 const { backend, reason } = await openWebGpu();
@@ -150,18 +149,7 @@ describe.skipIf(!backend)('KVQuant caches on webgpu', () => {
   it('a llama model on webgpu with kvquant-4: logits as on wasm, the pattern-hook path, greedy generation', async () => {
     const m = kvTestModels(gpu, wasm);
     const { mw } = m;
-    // calibrated on the model itself (1% of the values fall outside the ranges). The ranges and τ
-    // are quantiles of the same tokens' keys (layer 0's pre-RoPE keys depend on the token alone),
-    // so values lie exactly on them and the last bit of a backend's product decides whether they
-    // are outliers: widened by 0.1% so that each backend decides the same.
-    const calIds = Array.from({ length: 200 }, (_, i) => 1 + ((i * 37 + 11) % 60));
-    const cal = calibrateKV(mw, calIds, resolveKVSpec({ type: 'kvquant', bits: 4 }));
-    for (const l of cal.layers) {
-      const { lo, hi } = l.keys;
-      for (let c = 0; c < lo!.length; c++) { const w = 1e-3 * (hi![c]! - lo![c]!); lo![c]! -= w; hi![c]! += w; }
-      l.values.tau! *= 1.001;
-    }
-    const spec: KVCacheSpec = { type: 'kvquant', bits: 4, calibration: cal };
+    const spec = kvquant4Calibrated(mw);
     const { vsWasm: e1, vsHookPath: e2 } = await kvLogitErrors(m, spec);
     console.log(`kvquant-4: webgpu vs wasm logits, max relative error ${e1.toExponential(2)}; kernel vs the pattern-hook path on webgpu ${e2.toExponential(2)}`);
     expect(e1).toBeLessThan(2e-3);

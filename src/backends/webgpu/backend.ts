@@ -11,6 +11,7 @@ import type { Backend, BackendBuffer, OpDesc, OpName, View } from '../../tensor/
 import { checkByteRange, ownBuffer } from '../../tensor/backend.js';
 import { OP_NAMES, SyncReadUnsupportedError, describeView, opParams } from '../../tensor/backend.js';
 import { byteSize } from '../../tensor/dtype.js';
+import { contiguousStrides } from '../../tensor/shape.js';
 import { openDevice, WebGpuUnavailableError, type DeviceOptions, type GpuHandle } from './device.js';
 import { GpuRuntime, type GpuBuffer, type Grid, type Kernel } from './runtime.js';
 import { Params, numel, type Dense, type DeferredSum, type OpContext } from './kernels/context.js';
@@ -180,7 +181,7 @@ export class WebGpuBackend implements Backend, PackedKVDevice {
     const B = a.q.shape[0]!;
     const f32 = (d: number): View => {
       const shape = [B, a.hkv, a.tk, d];
-      return { buffer: this.alloc(4 * Math.max(1, B * a.hkv * a.tk * d)), dtype: 'f32', shape, strides: [a.hkv * a.tk * d, a.tk * d, d, 1], offset: 0 };
+      return { buffer: this.alloc(4 * Math.max(1, B * a.hkv * a.tk * d)), dtype: 'f32', shape, strides: contiguousStrides(shape), offset: 0 };
     };
     const k = f32(a.q.shape[3]!);
     const v = f32(a.y.shape[3]!);

@@ -279,8 +279,12 @@ export class GpuRuntime {
   kernel(name: string, code: string): Kernel {
     const have = this.pipelines.get(code);
     if (have) return have;
+    const entries = bindingLayout(code);
+    // every binding is a storage buffer: past the device's limit Dawn would fail later, in a batch
+    const max = this.device.limits.maxStorageBuffersPerShaderStage;
+    if (entries.length > max) throw new WebGpuError(`webgpu backend: kernel '${name}' binds ${entries.length} storage buffers; this device allows ${max} a kernel`);
     const module = this.device.createShaderModule({ code, label: name });
-    const layout = this.device.createBindGroupLayout({ entries: bindingLayout(code), label: name });
+    const layout = this.device.createBindGroupLayout({ entries, label: name });
     const pipelineLayout = this.device.createPipelineLayout({ bindGroupLayouts: [layout] });
     const pipeline = this.device.createComputePipeline({ layout: pipelineLayout, compute: { module, entryPoint: 'main' }, label: name });
     const k = { name, pipeline, layout, id: this.nextId++ };
